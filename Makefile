@@ -1,0 +1,54 @@
+# Thin wrapper over Meson/Ninja for the README's two commands.
+#   make run    install what is missing, build, start a demo server on localhost
+#   make test   install what is missing, build (gcc, and clang with ASan+UBSan),
+#               run unit and integration tests in both builds
+#   make fuzz   build the libFuzzer targets and run each for FUZZ_SECONDS
+
+FUZZ_SECONDS ?= 20
+MESON ?= meson
+PYTEST = /usr/bin/python3 -m pytest
+
+.PHONY: all deps build build-asan run test unit integration fuzz bench clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@test -f build/build.ninja || CC=gcc $(MESON) setup build --buildtype=debugoptimized >/dev/null
+	@ninja -C build
+
+build-asan: deps
+	@test -f build-asan/build.ninja || CC=clang $(MESON) setup build-asan \
+		-Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+	@ninja -C build-asan
+
+run: build
+	@sh scripts/run-demo.sh build/tern
+
+unit: build build-asan
+	$(MESON) test -C build --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(MESON) test -C build-asan --print-errorlogs
+
+integration: build build-asan
+	TERN_BIN=$(CURDIR)/build/tern $(PYTEST) -q tests/integration
+	TERN_BIN=$(CURDIR)/build-asan/tern TERN_ASAN=1 \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(PYTEST) -q tests/integration
+
+test: unit integration
+
+fuzz: deps
+	@test -f build-fuzz/build.ninja || CC=clang $(MESON) setup build-fuzz -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+	@ninja -C build-fuzz
+	@sh scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: build
+	@sh bench/smtp/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs the Debian packages Tern needs to build and test, only when
+# something is missing.  Safe to run often: it asks pkg-config and the PATH
+# first and calls apt-get only for what is not there.
+set -e
+
+pkgs=""
+need_cmd() { command -v "$1" >/dev/null 2>&1 || pkgs="$pkgs $2"; }
+need_pc() { pkg-config --exists "$1" 2>/dev/null || pkgs="$pkgs $2"; }
+need_file() { [ -e "$1" ] || pkgs="$pkgs $2"; }
+
+need_cmd pkg-config pkg-config
+need_cmd meson meson
+need_cmd ninja ninja-build
+need_cmd gcc gcc
+need_cmd clang clang
+need_cmd openssl openssl
+need_cmd swaks swaks
+need_pc libevent_core libevent-dev
+need_pc sqlite3 libsqlite3-dev
+need_pc openssl libssl-dev
+need_pc libcrypt libcrypt-dev
+need_file /usr/bin/python3 python3
+/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
+
+if [ -z "$pkgs" ]; then
+	exit 0
+fi
+echo "install-deps: installing:$pkgs"
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "install-deps: need root (or sudo) to install:$pkgs" >&2
+		exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+${SUDO:-} apt-get update -qq
+# shellcheck disable=SC2086
+${SUDO:-} apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

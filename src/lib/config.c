@@ -1,0 +1,319 @@
+/*
+ * config.c - parser and validator for the config file (see config.h).
+ *
+ * The known keys are one table: name, type, where the value lives, default.
+ * Adding a key is adding a row (and a line in docs/config.md).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+enum cfg_type { CFG_STR, CFG_PATH, CFG_UINT, CFG_SIZE, CFG_BOOL, CFG_LISTEN };
+
+struct cfg_key {
+	const char *name;
+	enum cfg_type type;
+	size_t offset;
+	const char *def;
+	bool restart; /* change needs a restart */
+};
+
+#define STR(f) offsetof(struct config, f)
+static const struct cfg_key cfg_keys[] = {
+	{"hostname", CFG_STR, STR(hostname), "localhost", false},
+	{"data_dir", CFG_PATH, STR(data_dir), "data", true},
+	{"user", CFG_STR, STR(user), "", true},
+	{"smtp.listen", CFG_LISTEN, STR(smtp_listen), "0.0.0.0:25", true},
+	{"submission.listen", CFG_LISTEN, STR(submission_listen), "", true},
+	{"submissions.listen", CFG_LISTEN, STR(submissions_listen), "", true},
+	{"imap.listen", CFG_LISTEN, STR(imap_listen), "", true},
+	{"imaps.listen", CFG_LISTEN, STR(imaps_listen), "", true},
+	{"pop3.listen", CFG_LISTEN, STR(pop3_listen), "", true},
+	{"pop3s.listen", CFG_LISTEN, STR(pop3s_listen), "", true},
+	{"tls.cert", CFG_PATH, STR(tls_cert), "", false},
+	{"tls.key", CFG_PATH, STR(tls_key), "", false},
+	{"dns.resolver", CFG_STR, STR(dns_resolver), "", false},
+	{"remote_smtp_port", CFG_UINT, STR(remote_smtp_port), "25", false},
+	{"workers", CFG_UINT, STR(workers), "0", true},
+	{"smtp.max_message_size", CFG_SIZE, STR(smtp_max_message_size), "50M", false},
+	{"smtp.max_recipients", CFG_UINT, STR(smtp_max_recipients), "100", false},
+	{"smtp.max_connections", CFG_UINT, STR(smtp_max_connections), "5000", false},
+	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
+	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
+	{"log.level", CFG_STR, STR(log_level), "info", false},
+	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
+};
+#undef STR
+#define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+
+static char **str_field(struct config *c, const struct cfg_key *k)
+{
+	return (char **)(void *)((char *)c + k->offset);
+}
+
+static uint64_t *u64_field(struct config *c, const struct cfg_key *k)
+{
+	return (uint64_t *)(void *)((char *)c + k->offset);
+}
+
+static bool *bool_field(struct config *c, const struct cfg_key *k)
+{
+	return (bool *)(void *)((char *)c + k->offset);
+}
+
+int config_split_hostport(const char *s, char *hostbuf, size_t hostsz, uint16_t *port)
+{
+	const char *colon;
+	const char *host = s;
+	size_t hostlen;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		host = s + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hostlen = (size_t)(colon - s);
+	}
+	if (hostlen == 0 || hostlen >= hostsz)
+		return -1;
+	uint64_t p;
+	if (strutil_parse_u64(colon + 1, strlen(colon + 1), 65535, &p) < 0 || p == 0)
+		return -1;
+	memcpy(hostbuf, host, hostlen);
+	hostbuf[hostlen] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* Makes a path absolute relative to the config file's folder. */
+static char *resolve_path(const char *dir, const char *v)
+{
+	if (v[0] == '\0' || v[0] == '/')
+		return xstrdup(v);
+	struct buf b = BUF_INIT;
+	if (buf_printf(&b, "%s/%s", dir, v) < 0)
+		return xstrdup(v);
+	return buf_steal(&b, NULL);
+}
+
+static int set_value(struct config *c, const struct cfg_key *k, const char *dir, const char *v,
+		     char *why, size_t whysz)
+{
+	uint64_t n;
+	switch (k->type) {
+	case CFG_STR:
+		free(*str_field(c, k));
+		*str_field(c, k) = xstrdup(v);
+		return 0;
+	case CFG_PATH:
+		free(*str_field(c, k));
+		*str_field(c, k) = resolve_path(dir, v);
+		return 0;
+	case CFG_LISTEN: {
+		char host[256];
+		uint16_t port;
+		if (v[0] != '\0' && config_split_hostport(v, host, sizeof host, &port) < 0) {
+			snprintf(why, whysz, "expected ADDRESS:PORT or nothing, got \"%s\"", v);
+			return -1;
+		}
+		free(*str_field(c, k));
+		*str_field(c, k) = xstrdup(v);
+		return 0;
+	}
+	case CFG_UINT:
+		if (strutil_parse_u64(v, strlen(v), UINT32_MAX, &n) < 0) {
+			snprintf(why, whysz, "expected a whole number, got \"%s\"", v);
+			return -1;
+		}
+		*u64_field(c, k) = n;
+		return 0;
+	case CFG_SIZE:
+		if (strutil_parse_size(v, &n) < 0) {
+			snprintf(why, whysz, "expected a size like 50M, got \"%s\"", v);
+			return -1;
+		}
+		*u64_field(c, k) = n;
+		return 0;
+	case CFG_BOOL:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on"))
+			*bool_field(c, k) = true;
+		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off"))
+			*bool_field(c, k) = false;
+		else {
+			snprintf(why, whysz, "expected yes or no, got \"%s\"", v);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int check_final(struct config *c, char *err, size_t errsz)
+{
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	bool ok = false;
+	for (size_t i = 0; i < 4; i++)
+		if (!strcmp(c->log_level, levels[i]))
+			ok = true;
+	if (!ok) {
+		snprintf(err, errsz, "%s: log.level must be debug, info, warn or error", c->path);
+		return -1;
+	}
+	if (c->remote_smtp_port == 0 || c->remote_smtp_port > 65535) {
+		snprintf(err, errsz, "%s: remote_smtp_port must be 1..65535", c->path);
+		return -1;
+	}
+	if (strlen(c->recipient_delimiter) > 1) {
+		snprintf(err, errsz, "%s: recipient_delimiter must be one character or empty",
+			 c->path);
+		return -1;
+	}
+	if (c->hostname[0] == '\0') {
+		snprintf(err, errsz, "%s: hostname must not be empty", c->path);
+		return -1;
+	}
+	return 0;
+}
+
+struct config *config_load(const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char abs[PATH_MAX];
+	if (realpath(path, abs) == NULL)
+		snprintf(abs, sizeof abs, "%s", path);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", abs);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof dir, "/");
+
+	struct config *c = xcalloc(1, sizeof *c);
+	c->path = xstrdup(abs);
+	char why[256];
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (set_value(c, &cfg_keys[i], dir, cfg_keys[i].def, why, sizeof why) < 0)
+			abort(); /* a bad default is a bug */
+
+	bool seen[N_KEYS] = {false};
+	char line[4096];
+	unsigned lineno = 0;
+	int failed = 0;
+	while (!failed && fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errsz, "%s:%u: line too long", abs, lineno);
+			failed = 1;
+			break;
+		}
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(err, errsz, "%s:%u: expected \"key = value\"", abs, lineno);
+			failed = 1;
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(s);
+		char *val = trim(eq + 1);
+		size_t i;
+		for (i = 0; i < N_KEYS; i++)
+			if (!strcmp(cfg_keys[i].name, key))
+				break;
+		if (i == N_KEYS) {
+			snprintf(err, errsz, "%s:%u: unknown key \"%s\"", abs, lineno, key);
+			failed = 1;
+		} else if (seen[i]) {
+			snprintf(err, errsz, "%s:%u: key \"%s\" given twice", abs, lineno, key);
+			failed = 1;
+		} else if (set_value(c, &cfg_keys[i], dir, val, why, sizeof why) < 0) {
+			snprintf(err, errsz, "%s:%u: %s: %s", abs, lineno, key, why);
+			failed = 1;
+		}
+		if (i < N_KEYS)
+			seen[i] = true;
+	}
+	fclose(f);
+	if (!failed && check_final(c, err, errsz) < 0)
+		failed = 1;
+	if (failed) {
+		config_free(&c);
+		return NULL;
+	}
+	return c;
+}
+
+void config_free(struct config **cfgp)
+{
+	if (cfgp == NULL || *cfgp == NULL)
+		return;
+	struct config *c = *cfgp;
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		if (k->type == CFG_STR || k->type == CFG_PATH || k->type == CFG_LISTEN)
+			free(*str_field(c, k));
+	}
+	free(c->path);
+	free(c);
+	*cfgp = NULL;
+}
+
+const char *config_restart_key_changed(const struct config *a, const struct config *b)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		if (!k->restart)
+			continue;
+		struct config *ma = (struct config *)a, *mb = (struct config *)b;
+		switch (k->type) {
+		case CFG_STR:
+		case CFG_PATH:
+		case CFG_LISTEN:
+			if (strcmp(*str_field(ma, k), *str_field(mb, k)))
+				return k->name;
+			break;
+		case CFG_UINT:
+		case CFG_SIZE:
+			if (*u64_field(ma, k) != *u64_field(mb, k))
+				return k->name;
+			break;
+		case CFG_BOOL:
+			if (*bool_field(ma, k) != *bool_field(mb, k))
+				return k->name;
+			break;
+		}
+	}
+	return NULL;
+}

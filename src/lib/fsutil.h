@@ -1,0 +1,30 @@
+/*
+ * fsutil.h - small file-system helpers with the durability rules of Tern:
+ * data acknowledged to a client is fsync'ed, and so is the folder entry
+ * that names it.
+ * All return 0 or -1 with errno set, unless said otherwise.
+ */
+#ifndef TERN_FSUTIL_H
+#define TERN_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* write() until all n bytes are written (retries EINTR / short writes). */
+int fsutil_write_all(int fd, const void *p, size_t n);
+/* fsync() the folder at path (opens it O_DIRECTORY). */
+int fsutil_fsync_dir(const char *path);
+/* mkdir -p with the given mode; existing folders are fine. */
+int fsutil_mkdir_p(const char *path, mode_t mode);
+/* Writes data to path atomically (tmp file, fsync, rename, fsync folder). */
+int fsutil_write_file_atomic(const char *path, const void *data, size_t n, mode_t mode);
+/* Reads a whole file (at most max bytes) into a new NUL-terminated buffer
+ * the caller frees.  Returns NULL with errno set (EFBIG if over max). */
+char *fsutil_read_file(const char *path, size_t max, size_t *len_out);
+/* Fills out with n random bytes from the kernel (getrandom). */
+int fsutil_random(void *out, size_t n);
+/* Writes a unique id (time + random, 24 lowercase hex/base32 chars + NUL)
+ * into out[25]. */
+void fsutil_unique_id(char out[25]);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * header.h - RFC 5322 header section parsing, bounded.
+ *
+ * Used to read headers of received or stored messages (Message-ID, From,
+ * Date, Subject, ...).  The parser never allocates per field beyond one
+ * array; fields point into the caller's buffer.
+ *
+ * Limits: at most HEADER_MAX_FIELDS fields (more: HEADER_ERR_TOO_MANY),
+ * a field name of at most 76 characters... RFC 5322 2.1.1 allows long
+ * lines; we accept physical lines up to HEADER_MAX_LINE octets.
+ */
+#ifndef TERN_HEADER_H
+#define TERN_HEADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HEADER_MAX_FIELDS 1000
+#define HEADER_MAX_LINE 998 /* RFC 5322 2.1.1, excluding CRLF */
+
+enum header_error {
+	HEADER_OK = 0,
+	HEADER_ERR_SYNTAX,      /* a line that is neither a field nor a continuation */
+	HEADER_ERR_TOO_MANY,    /* more than HEADER_MAX_FIELDS */
+	HEADER_ERR_LINE_TOO_LONG,
+};
+
+struct header_field {
+	const char *name;   /* points into the message; not NUL-terminated */
+	size_t name_len;
+	const char *value;  /* raw value after the colon, folding CRLFs included */
+	size_t value_len;
+};
+
+struct header {
+	struct header_field *fields; /* owned; free with header_free */
+	size_t n_fields;
+	size_t header_len;  /* bytes of the header section, including the empty
+			     * line that ends it (or all bytes if none) */
+	bool has_body_separator;
+};
+
+/* Parses the header section at the start of msg[0..n).  Lines end in CRLF
+ * or LF.  Returns HEADER_OK and fills h (free with header_free) or an error
+ * (h is then empty). */
+enum header_error header_parse(const char *msg, size_t n, struct header *h);
+void header_free(struct header *h);
+
+/* First field named name (case-insensitive), or NULL. */
+const struct header_field *header_find(const struct header *h, const char *name);
+/* Number of fields named name. */
+size_t header_count(const struct header *h, const char *name);
+
+/* Unfolds a raw value into out (size outsz): CRLF/LF followed by WSP
+ * becomes that WSP, leading and trailing blanks are trimmed.  Returns the
+ * length written (truncated to outsz-1, always NUL-terminated). */
+size_t header_unfold(const char *value, size_t n, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * smtp-parse.h - parsing of one SMTP command line (RFC 5321 4.1), pure and
+ * allocation-free so it can be fuzzed and unit-tested byte by byte.
+ *
+ * The caller hands over one line without its CRLF (the bounded line reader
+ * has already enforced the 512-octet limit of RFC 5321 4.5.3.1.4, raised by
+ * extensions).
+ */
+#ifndef TERN_SMTP_PARSE_H
+#define TERN_SMTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+enum smtp_verb {
+	SMTP_VERB_UNKNOWN = 0,
+	SMTP_VERB_HELO,
+	SMTP_VERB_EHLO,
+	SMTP_VERB_MAIL,
+	SMTP_VERB_RCPT,
+	SMTP_VERB_DATA,
+	SMTP_VERB_BDAT,
+	SMTP_VERB_RSET,
+	SMTP_VERB_NOOP,
+	SMTP_VERB_QUIT,
+	SMTP_VERB_HELP,
+	SMTP_VERB_VRFY,
+	SMTP_VERB_EXPN,
+	SMTP_VERB_STARTTLS,
+	SMTP_VERB_AUTH,
+};
+
+enum smtp_parse_error {
+	SMTP_PARSE_OK = 0,
+	SMTP_PARSE_UNKNOWN,     /* 500 5.5.1 unrecognised command */
+	SMTP_PARSE_SYNTAX,      /* 501 5.5.4 / 5.5.2 syntax error in arguments */
+	SMTP_PARSE_BAD_ADDR,    /* 553 5.1.3 (MAIL) / 501 5.1.3 (RCPT) bad address */
+	SMTP_PARSE_BAD_PARAM,   /* 555 5.5.4 unknown or bad MAIL/RCPT parameter */
+	SMTP_PARSE_NEED_UTF8,   /* 553 5.6.7 non-ASCII address without SMTPUTF8 */
+	SMTP_PARSE_TOO_LONG,    /* 501 5.1.3 path too long */
+};
+
+enum smtp_body_type { SMTP_BODY_DEFAULT = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
+
+struct smtp_cmd {
+	enum smtp_verb verb;
+	/* HELO/EHLO domain or address literal; VRFY/HELP/AUTH argument;
+	 * points into the line, not NUL-terminated. */
+	const char *arg;
+	size_t arg_len;
+	/* MAIL FROM / RCPT TO */
+	struct addr addr;
+	bool null_path;            /* MAIL FROM:<> */
+	bool has_size;
+	uint64_t size;             /* SIZE= */
+	enum smtp_body_type body;  /* BODY= */
+	bool smtputf8;             /* SMTPUTF8 parameter */
+	/* BDAT */
+	uint64_t chunk_size;
+	bool last;
+};
+
+/* Parses line[0..n).  utf8_ok: whether non-ASCII addresses are acceptable
+ * without the SMTPUTF8 parameter (never per RFC 6531; the MAIL command's
+ * own SMTPUTF8 parameter is honoured; for RCPT pass the transaction's
+ * state).  Verbs are case-insensitive; "MAIL FROM:" and "RCPT TO:" allow no
+ * space before the path but tolerate one (common client habit).
+ * Returns SMTP_PARSE_OK and fills cmd; cmd->verb is set even on argument
+ * errors so that the caller can pick the right reply. */
+enum smtp_parse_error smtp_parse_command(const char *line, size_t n, bool utf8_ok,
+					 struct smtp_cmd *cmd);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * store.h - the mailbox store: the only code that touches the data folder
+ * and the databases.  SMTP delivery, IMAP, POP3 and the CLI all use this API.
+ *
+ * Layout of the data folder (see docs/architecture.md):
+ *
+ *   DATA/server.db               SQLite (WAL): domains, accounts, aliases,
+ *                                queue metadata
+ *   DATA/spool/                  messages being received (tmp files)
+ *   DATA/queue/                  message files waiting for remote delivery
+ *   DATA/accounts/NN/ID/         one folder per account (NN = ID % 100)
+ *   DATA/accounts/NN/ID/account.db   SQLite (WAL): mailboxes, messages,
+ *                                flags, keywords, modseqs, expunged UIDs
+ *   DATA/accounts/NN/ID/msg/     message files, named by message id, written
+ *                                once and never changed
+ *
+ * A message delivered to several local accounts is one file on disk,
+ * hard-linked into each account's msg/ folder ("stored once").
+ *
+ * Conventions: functions return 0 on success and -1 on failure with a
+ * human-readable reason in err (size errsz, always NUL-terminated), unless
+ * said otherwise.  Strings passed in are copied if kept.  Addresses and
+ * domains are compared case-insensitively and stored lower-cased.
+ *
+ * Concurrency: several processes (workers, the CLI) may use one data folder
+ * at once; SQLite locking with a busy timeout serialises writers.  A
+ * struct store is used by one thread only.
+ */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct store;
+
+/* Opens (creating if needed: folders, server.db schema) the data folder.
+ * Returns a handle the caller frees with store_close, or NULL with err. */
+struct store *store_open(const char *data_dir, char *err, size_t errsz);
+/* Closes the server db and every cached account db.  Accepts NULL. */
+void store_close(struct store **s);
+/* The data folder path given to store_open (owned by the store). */
+const char *store_data_dir(const struct store *s);
+
+/* ---------------------------------------------------------------- domains */
+
+int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
+/* Fails if the domain still has accounts or aliases. */
+int store_domain_remove(struct store *s, const char *domain, char *err, size_t errsz);
+/* 1 if the domain is ours, 0 if not, -1 on error. */
+int store_domain_exists(struct store *s, const char *domain);
+/* Calls cb for each domain in name order.  cb returns 0 to go on. */
+int store_domain_list(struct store *s, int (*cb)(void *ctx, const char *domain), void *ctx,
+		      char *err, size_t errsz);
+
+/* --------------------------------------------------------------- accounts */
+
+struct store_account_info {
+	int64_t id;
+	char address[256];  /* local@domain, lower-cased */
+	char pwhash[256];   /* crypt(3) string, "" if none */
+	int64_t created;    /* unix time */
+};
+
+/* Adds an account whose domain must already exist, and creates its folder,
+ * account.db and the default mailboxes: INBOX, Sent (\Sent), Drafts
+ * (\Drafts), Trash (\Trash), Junk (\Junk), Archive (\Archive).
+ * pwhash is a crypt(3) string (see auth/password.h).  *id_out may be NULL. */
+int store_account_add(struct store *s, const char *address, const char *pwhash, int64_t *id_out,
+		      char *err, size_t errsz);
+/* Removes the account row and deletes its folder. */
+int store_account_remove(struct store *s, const char *address, char *err, size_t errsz);
+int store_account_set_password(struct store *s, const char *address, const char *pwhash,
+			       char *err, size_t errsz);
+/* 1 found (info filled), 0 not found, -1 error. */
+int store_account_get(struct store *s, const char *address, struct store_account_info *info);
+/* Lists accounts, of one domain or all (domain NULL), in address order. */
+int store_account_list(struct store *s, const char *domain,
+		       int (*cb)(void *ctx, const struct store_account_info *a), void *ctx,
+		       char *err, size_t errsz);
+
+/* ---------------------------------------------------------------- aliases */
+
+/* alias is "local@domain", or "@domain" for a catch-all; its domain must be
+ * ours.  target is any address (local or remote).  An alias may have several
+ * targets: one row each. */
+int store_alias_add(struct store *s, const char *alias, const char *target, char *err,
+		    size_t errsz);
+/* Removes one target, or all targets of alias when target is NULL. */
+int store_alias_remove(struct store *s, const char *alias, const char *target, char *err,
+		       size_t errsz);
+int store_alias_list(struct store *s, const char *domain,
+		     int (*cb)(void *ctx, const char *alias, const char *target), void *ctx,
+		     char *err, size_t errsz);
+
+/* ------------------------------------------------------ recipient lookup */
+
+enum store_rcpt_result {
+	STORE_RCPT_OK,        /* deliverable: targets filled */
+	STORE_RCPT_NO_USER,   /* our domain, nobody by that name: 550 5.1.1 */
+	STORE_RCPT_NOT_OURS,  /* not one of our domains: relay denied */
+	STORE_RCPT_LOOP,      /* alias expansion too deep or too wide */
+	STORE_RCPT_ERROR,     /* temporary failure (database): 451 */
+};
+
+#define STORE_MAX_TARGETS 64
+
+struct store_targets {
+	size_t n_local;
+	int64_t local[STORE_MAX_TARGETS];        /* account ids, no duplicates */
+	size_t n_remote;
+	char remote[STORE_MAX_TARGETS][256];     /* remote addresses, lower-case domain */
+};
+
+/* Resolves one envelope recipient (already syntax-checked, no <>) to
+ * accounts and remote addresses.  Order of rules for local@domain:
+ *   1. the domain must be ours (case-insensitive), else NOT_OURS;
+ *   2. an alias local@domain (expanded recursively, up to 10 levels and
+ *      STORE_MAX_TARGETS targets, duplicates dropped);
+ *   3. an account local@domain;
+ *   4. if delim is a non-empty string and local contains it: the same two
+ *      lookups for the part before the first delimiter (plus-addressing);
+ *   5. postmaster (any case): an alias or account postmaster@domain, else
+ *      the catch-all, else the domain's oldest account, else the server's
+ *      oldest account (RFC 5321 4.5.1: postmaster always works);
+ *   6. a catch-all alias @domain;
+ *   7. NO_USER.
+ * Local parts compare case-insensitively. */
+enum store_rcpt_result store_resolve(struct store *s, const char *address, const char *delim,
+				     struct store_targets *out);
+
+/* --------------------------------------------------------------- delivery */
+
+/* Delivers a complete message file (CRLF lines, already fsync'ed, in the
+ * same file system as DATA, e.g. under DATA/spool/) to the INBOX of each
+ * account in ids.  The file is hard-linked into each account (stored once),
+ * each account.db gets its row in one transaction, folders are fsync'ed:
+ * when this returns 0 the message is durable in every INBOX.  The caller
+ * still owns and later unlinks path.  On -1 nothing is visible in any
+ * mailbox that failed (some accounts may have succeeded: *n_done says how
+ * many of ids, in order, got it).  Subscribers are notified. */
+int store_deliver(struct store *s, const char *path, const int64_t *ids, size_t n_ids,
+		  time_t internaldate, size_t *n_done, char *err, size_t errsz);
+
+/* Queues a message file for remote recipients: the file is linked into
+ * DATA/queue/, and one row per recipient goes into server.db with state
+ * "deferred" (the outbound issue delivers them).  sender is the envelope
+ * MAIL FROM ("" for the null sender). */
+int store_queue_add(struct store *s, const char *path, const char *sender,
+		    char (*rcpts)[256], size_t n_rcpts, char *err, size_t errsz);
+
+/* ------------------------------------------------- mailboxes and messages */
+
+/* Special-use bits (RFC 6154). */
+enum {
+	STORE_SU_SENT = 1 << 0,
+	STORE_SU_DRAFTS = 1 << 1,
+	STORE_SU_TRASH = 1 << 2,
+	STORE_SU_JUNK = 1 << 3,
+	STORE_SU_ARCHIVE = 1 << 4,
+	STORE_SU_ALL = 1 << 5,
+	STORE_SU_FLAGGED = 1 << 6,
+};
+
+/* System flags as bits. */
+enum {
+	STORE_F_SEEN = 1 << 0,
+	STORE_F_ANSWERED = 1 << 1,
+	STORE_F_FLAGGED = 1 << 2,
+	STORE_F_DELETED = 1 << 3,
+	STORE_F_DRAFT = 1 << 4,
+};
+
+struct store_mailbox {
+	int64_t id;            /* stable, never reused in an account */
+	char name[512];        /* UTF-8, hierarchy delimiter '/' */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	unsigned special_use;  /* STORE_SU_* */
+	bool subscribed;
+	uint32_t messages;     /* count */
+	uint32_t unseen;       /* count without \Seen */
+	uint32_t recent;       /* always 0: IMAP4rev2 drops \Recent */
+	uint64_t size;         /* sum of message sizes */
+	uint32_t deleted;      /* count with \Deleted */
+};
+
+struct store_message {
+	uint32_t uid;
+	char file_id[25];      /* name of the file in msg/ */
+	uint64_t size;         /* exact bytes of the file */
+	int64_t internaldate;  /* unix time */
+	unsigned flags;        /* STORE_F_* */
+	char keywords[1024];   /* space-separated keywords, "" if none */
+	uint64_t modseq;
+	int64_t thread_id;     /* reserved for threading; 0 until assigned */
+};
+
+struct store_account;  /* an open account.db, cached by the store */
+
+/* Opens an account by address (1: found, 0: no such account, -1: error).
+ * The handle belongs to the store (do not free it); it stays valid until
+ * store_close or store_account_remove of that account. */
+int store_account_open(struct store *s, const char *address, struct store_account **out);
+int store_account_open_id(struct store *s, int64_t id, struct store_account **out);
+int64_t store_account_id(const struct store_account *a);
+
+/* Lists mailboxes in name order, with counts filled. */
+int store_mailbox_list(struct store_account *a,
+		       int (*cb)(void *ctx, const struct store_mailbox *mb), void *ctx, char *err,
+		       size_t errsz);
+/* 1 found (mb filled, with counts), 0 no such mailbox, -1 error.  "INBOX"
+ * matches case-insensitively. */
+int store_mailbox_get(struct store_account *a, const char *name, struct store_mailbox *mb);
+int store_mailbox_create(struct store_account *a, const char *name, unsigned special_use,
+			 char *err, size_t errsz);
+/* Deleting INBOX fails; messages of a deleted mailbox are removed. */
+int store_mailbox_delete(struct store_account *a, const char *name, char *err, size_t errsz);
+/* Renaming INBOX moves its messages to a new mailbox and leaves INBOX
+ * empty (RFC 9051 6.3.6).  Children (name/...) are renamed too. */
+int store_mailbox_rename(struct store_account *a, const char *from, const char *to, char *err,
+			 size_t errsz);
+int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, char *err,
+			    size_t errsz);
+
+/* Appends a message (the file at path, CRLF lines, already fsync'ed) to a
+ * mailbox; sets *uid_out.  Same durability as store_deliver. */
+int store_message_append(struct store_account *a, const char *mailbox, const char *path,
+			 unsigned flags, const char *keywords, time_t internaldate,
+			 uint32_t *uid_out, char *err, size_t errsz);
+/* Lists messages with uid in [uid_lo, uid_hi] in UID order. */
+int store_message_list(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
+		       uint32_t uid_hi, int (*cb)(void *ctx, const struct store_message *m),
+		       void *ctx, char *err, size_t errsz);
+/* Path of a message's file, into out (size outsz).  0 or -1. */
+int store_message_path(struct store_account *a, const char *file_id, char *out, size_t outsz);
+/* Sets flags/keywords of one message: mode 0 replace, 1 add, -1 remove;
+ * bumps its modseq if anything changed.  *modseq_out may be NULL. */
+int store_message_store_flags(struct store_account *a, int64_t mailbox_id, uint32_t uid,
+			      int mode, unsigned flags, const char *keywords,
+			      uint64_t *modseq_out, char *err, size_t errsz);
+/* Copies (or moves, if move) one message to another mailbox; sets the new
+ * uid.  The file is shared, not copied. */
+int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid,
+		       int64_t dest_mailbox_id, bool move, uint32_t *new_uid, char *err,
+		       size_t errsz);
+/* Expunges one message; remembers its uid and modseq (QRESYNC) and removes
+ * the file when no mailbox refers to it any more. */
+int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t uid, char *err,
+			  size_t errsz);
+
+/* ---------------------------------------------------------- notification */
+
+/* Change notifications: whoever changes an account (delivery, flags,
+ * expunge) calls store_notify(); subscribers in this process are called
+ * back at once, and the hook (set by the process that runs the event loops)
+ * forwards the account id to the other processes, which call
+ * store_notify_local() when it arrives. */
+typedef void (*store_notify_cb)(void *ctx, int64_t account_id);
+/* Returns a subscription id (>0) to pass to unsubscribe, or -1. */
+int store_notify_subscribe(struct store *s, int64_t account_id, store_notify_cb cb, void *ctx);
+void store_notify_unsubscribe(struct store *s, int sub_id);
+/* Sets the function that forwards notifications to other processes. */
+void store_notify_set_hook(struct store *s, void (*hook)(void *ctx, int64_t account_id),
+			   void *ctx);
+/* Called by the store itself after every change; calls local subscribers
+ * and the hook. */
+void store_notify(struct store *s, int64_t account_id);
+/* Calls local subscribers only (for notifications from other processes). */
+void store_notify_local(struct store *s, int64_t account_id);
+
+#endif
