@@ -1,0 +1,690 @@
+/*
+ * main.c - process start-up: argument dispatch, and `tern serve`.
+ *
+ * `serve` runs the nginx-like process model of docs/architecture.md:
+ *
+ *   master (keeps root if started as root)
+ *     - binds the listeners, checks the data folder, forks the workers;
+ *     - restarts a worker that dies (a crash costs only its connections);
+ *     - relays change notifications between workers (one socketpair each);
+ *     - SIGHUP: re-reads the config and tells the workers; SIGTERM/SIGINT:
+ *       stops the workers gracefully, then exits.
+ *   worker 1..N (unprivileged)
+ *     - one single-threaded libevent loop serving every listener;
+ *     - dies with the master (PR_SET_PDEATHSIG).
+ *
+ * Every other sub-command is handed to src/cli.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "privdrop.h"
+#include "smtp-session.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define TERN_VERSION "0.1.0"
+#define MAX_WORKERS 64
+#define MAX_LISTENERS 8
+
+enum proto { PROTO_SMTP };
+
+struct listener {
+	const char *key;  /* config key, for messages */
+	enum proto proto;
+	int fd;
+};
+
+struct worker_slot {
+	pid_t pid;
+	int notify_fd;        /* master's end of the socketpair */
+	struct event *notify_ev;
+	time_t started;
+	int quick_deaths;     /* deaths within 2 s of start, in a row */
+};
+
+struct master {
+	struct config *cfg;
+	struct event_base *base;
+	struct listener listeners[MAX_LISTENERS];
+	size_t n_listeners;
+	struct worker_slot workers[MAX_WORKERS];
+	size_t n_workers;
+	bool stopping;
+	struct event *sig_ev[4];
+	struct event *restart_timer;
+	struct event *kill_timer;
+};
+
+static struct master master;
+
+/* ------------------------------------------------------------- listeners */
+
+static int open_listener(const char *key, const char *spec, char *err, size_t errsz)
+{
+	char host[256];
+	uint16_t port;
+	if (config_split_hostport(spec, host, sizeof host, &port) < 0) {
+		snprintf(err, errsz, "%s = %s: expected ADDRESS:PORT", key, spec);
+		return -1;
+	}
+	char portstr[8];
+	snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+	struct addrinfo hints = {0}, *res = NULL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	int gai = getaddrinfo(host, portstr, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, errsz, "%s = %s: %s", key, spec, gai_strerror(gai));
+		return -1;
+	}
+	int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, errsz, "%s = %s: %s", key, spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void open_listeners(struct master *m)
+{
+	struct {
+		const char *key;
+		const char *value;
+		int served;
+	} keys[] = {
+		{"smtp.listen", m->cfg->smtp_listen, 1},
+		{"submission.listen", m->cfg->submission_listen, 0},
+		{"submissions.listen", m->cfg->submissions_listen, 0},
+		{"imap.listen", m->cfg->imap_listen, 0},
+		{"imaps.listen", m->cfg->imaps_listen, 0},
+		{"pop3.listen", m->cfg->pop3_listen, 0},
+		{"pop3s.listen", m->cfg->pop3s_listen, 0},
+	};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (keys[i].value[0] == '\0')
+			continue;
+		if (!keys[i].served) {
+			log_warn("config key=%s value=%s note=\"this protocol is not served by this "
+				 "version; key ignored\"",
+				 keys[i].key, keys[i].value);
+			continue;
+		}
+		char err[512];
+		int fd = open_listener(keys[i].key, keys[i].value, err, sizeof err);
+		if (fd < 0)
+			fatal(1, "%s: %s", m->cfg->path, err);
+		m->listeners[m->n_listeners].key = keys[i].key;
+		m->listeners[m->n_listeners].proto = PROTO_SMTP;
+		m->listeners[m->n_listeners].fd = fd;
+		m->n_listeners++;
+		log_info("listen key=%s address=%s", keys[i].key, keys[i].value);
+	}
+	if (m->n_listeners == 0)
+		fatal(2, "%s: no listener configured (set smtp.listen)", m->cfg->path);
+}
+
+/* ---------------------------------------------------------------- worker */
+
+struct worker {
+	struct event_base *base;
+	struct config *cfg;
+	struct store *store;
+	struct smtp_server *smtp;
+	struct evconnlistener *lev[MAX_LISTENERS];
+	size_t n_lev;
+	int notify_fd;
+	struct event *notify_ev;
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *deadline;
+};
+
+static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			     int salen, void *ctx)
+{
+	struct worker *w = ctx;
+	smtp_server_accept(w->smtp, fd, sa, salen);
+}
+
+static void worker_accept_error_cb(struct evconnlistener *l, void *ctx)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+	log_warn("accept error=\"%s\"", evutil_socket_error_to_string(e));
+}
+
+/* Store hook: tell the master which account changed. */
+static void worker_notify_hook(void *ctx, int64_t account_id)
+{
+	struct worker *w = ctx;
+	/* Datagram-style: one 8-byte id per send; if the master is slow we
+	 * drop the notice rather than block (IDLE clients then see it on
+	 * their next poll). */
+	(void)!send(w->notify_fd, &account_id, sizeof account_id, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void worker_notify_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	int64_t id;
+	for (;;) {
+		ssize_t n = recv(fd, &id, sizeof id, MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof id) {
+			store_notify_local(w->store, id);
+			continue;
+		}
+		if (n == 0) { /* master gone */
+			event_base_loopexit(w->base, NULL);
+		}
+		return;
+	}
+}
+
+static void worker_stopped_cb(void *ctx)
+{
+	struct worker *w = ctx;
+	event_base_loopexit(w->base, NULL);
+}
+
+static void worker_deadline_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	log_warn("shutdown action=force sessions=%zu", smtp_server_sessions(w->smtp));
+	event_base_loopexit(w->base, NULL);
+}
+
+static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	if (w->deadline != NULL)
+		return;
+	for (size_t i = 0; i < w->n_lev; i++)
+		evconnlistener_disable(w->lev[i]);
+	w->deadline = evtimer_new(w->base, worker_deadline_cb, w);
+	struct timeval tv = {10, 0};
+	evtimer_add(w->deadline, &tv);
+	smtp_server_shutdown(w->smtp, worker_stopped_cb, w);
+}
+
+static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	char err[1024];
+	struct config *c = config_load(w->cfg->path, err, sizeof err);
+	if (c == NULL) {
+		log_error("reload result=failed error=\"%s\"", err);
+		return;
+	}
+	smtp_server_set_config(w->smtp, c);
+	config_free(&w->cfg);
+	w->cfg = c;
+	log_set_level(!strcmp(c->log_level, "debug")  ? LOG_DEBUG
+		      : !strcmp(c->log_level, "warn") ? LOG_WARN
+		      : !strcmp(c->log_level, "error") ? LOG_ERROR
+						       : LOG_INFO);
+	log_info("reload result=ok");
+}
+
+static void free_master_events(struct master *m);
+
+static int worker_main(struct master *m, size_t slot, int notify_fd)
+{
+	char name[32];
+	snprintf(name, sizeof name, "worker%zu", slot + 1);
+	log_set_process(name);
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() == 1)
+		_exit(0); /* the master died before we got here */
+
+	/* The master's loop belongs to the master. */
+	event_reinit(m->base);
+	free_master_events(m);
+	event_base_free(m->base);
+	m->base = NULL;
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].notify_fd >= 0)
+			close(m->workers[i].notify_fd);
+
+	char err[1024];
+	if (privdrop_to_user(m->cfg->user, err, sizeof err) < 0) {
+		log_error("worker action=privdrop error=\"%s\"", err);
+		_exit(3);
+	}
+	struct worker w = {0};
+	w.cfg = m->cfg;
+	m->cfg = NULL;
+	w.notify_fd = notify_fd;
+	w.store = store_open(w.cfg->data_dir, err, sizeof err);
+	if (w.store == NULL) {
+		log_error("worker action=store_open error=\"%s\"", err);
+		_exit(3);
+	}
+	store_notify_set_hook(w.store, worker_notify_hook, &w);
+	w.base = event_base_new();
+	if (w.base == NULL)
+		fatal(1, "cannot create event loop");
+	w.smtp = smtp_server_new(w.base, w.store, w.cfg);
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		struct evconnlistener *l = evconnlistener_new(w.base, worker_accept_cb, &w,
+							      LEV_OPT_CLOSE_ON_FREE, 0,
+							      m->listeners[i].fd);
+		if (l == NULL)
+			fatal(1, "cannot listen on %s", m->listeners[i].key);
+		evconnlistener_set_error_cb(l, worker_accept_error_cb);
+		w.lev[w.n_lev++] = l;
+	}
+	w.notify_ev = event_new(w.base, notify_fd, EV_READ | EV_PERSIST, worker_notify_cb, &w);
+	w.sig_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
+	w.sig_int = evsignal_new(w.base, SIGINT, worker_term_cb, &w);
+	w.sig_hup = evsignal_new(w.base, SIGHUP, worker_hup_cb, &w);
+	event_add(w.notify_ev, NULL);
+	event_add(w.sig_term, NULL);
+	event_add(w.sig_int, NULL);
+	event_add(w.sig_hup, NULL);
+	log_info("worker action=start");
+
+	event_base_dispatch(w.base);
+
+	log_info("worker action=stop");
+	smtp_server_free(&w.smtp);
+	for (size_t i = 0; i < w.n_lev; i++)
+		evconnlistener_free(w.lev[i]);
+	event_free(w.notify_ev);
+	event_free(w.sig_term);
+	event_free(w.sig_int);
+	event_free(w.sig_hup);
+	if (w.deadline)
+		event_free(w.deadline);
+	event_base_free(w.base);
+	store_close(&w.store);
+	close(notify_fd);
+	config_free(&w.cfg);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- master */
+
+static void master_notify_cb(evutil_socket_t fd, short what, void *ctx);
+
+static void start_worker(struct master *m, size_t slot)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		fatal(1, "socketpair: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("fork error=\"%s\"", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		exit(worker_main(m, slot, sv[1]));
+	}
+	close(sv[1]);
+	struct worker_slot *ws = &m->workers[slot];
+	ws->pid = pid;
+	ws->notify_fd = sv[0];
+	ws->started = time(NULL);
+	ws->notify_ev = event_new(m->base, sv[0], EV_READ | EV_PERSIST, master_notify_cb, ws);
+	event_add(ws->notify_ev, NULL);
+	log_info("worker slot=%zu pid=%d action=started", slot + 1, (int)pid);
+}
+
+static void close_slot(struct worker_slot *ws)
+{
+	if (ws->notify_ev) {
+		event_free(ws->notify_ev);
+		ws->notify_ev = NULL;
+	}
+	if (ws->notify_fd >= 0) {
+		close(ws->notify_fd);
+		ws->notify_fd = -1;
+	}
+	ws->pid = 0;
+}
+
+/* Relays one worker's change notices to every other worker. */
+static void master_notify_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker_slot *from = ctx;
+	int64_t id;
+	for (;;) {
+		ssize_t n = recv(fd, &id, sizeof id, MSG_DONTWAIT);
+		if (n != (ssize_t)sizeof id) {
+			if (n == 0 && from->notify_ev) /* worker gone; SIGCHLD cleans up */
+				event_del(from->notify_ev);
+			return;
+		}
+		for (size_t i = 0; i < master.n_workers; i++) {
+			struct worker_slot *ws = &master.workers[i];
+			if (ws == from || ws->notify_fd < 0)
+				continue;
+			(void)!send(ws->notify_fd, &id, sizeof id, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
+}
+
+static void restart_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+	if (m->stopping)
+		return;
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].pid == 0)
+			start_worker(m, i);
+}
+
+static bool all_workers_gone(const struct master *m)
+{
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].pid != 0)
+			return false;
+	return true;
+}
+
+static void master_sigchld(struct master *m)
+{
+	int status;
+	pid_t pid;
+	bool need_restart = false;
+	int delay = 0;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < m->n_workers; i++) {
+			struct worker_slot *ws = &m->workers[i];
+			if (ws->pid != pid)
+				continue;
+			if (WIFSIGNALED(status))
+				log_warn("worker slot=%zu pid=%d action=died signal=%d", i + 1, (int)pid,
+					 WTERMSIG(status));
+			else
+				log_info("worker slot=%zu pid=%d action=exited status=%d", i + 1,
+					 (int)pid, WEXITSTATUS(status));
+			if (!m->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 3)
+				fatal(1, "worker could not start (see the error above); stopping");
+			if (time(NULL) - ws->started < 2)
+				ws->quick_deaths++;
+			else
+				ws->quick_deaths = 0;
+			if (ws->quick_deaths > 1)
+				delay = 1; /* crash loop: slow down restarts */
+			close_slot(ws);
+			need_restart = true;
+		}
+	}
+	if (m->stopping) {
+		if (all_workers_gone(m))
+			event_base_loopexit(m->base, NULL);
+		return;
+	}
+	if (need_restart) {
+		struct timeval tv = {delay, 0};
+		evtimer_add(m->restart_timer, &tv);
+	}
+}
+
+static void kill_timer_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].pid > 0)
+			kill(m->workers[i].pid, SIGKILL);
+}
+
+static void master_signal_cb(evutil_socket_t sig, short what, void *ctx)
+{
+	struct master *m = ctx;
+	if (sig == SIGCHLD) {
+		master_sigchld(m);
+		return;
+	}
+	if (sig == SIGHUP) {
+		char err[1024];
+		struct config *c = config_load(m->cfg->path, err, sizeof err);
+		if (c == NULL) {
+			log_error("reload result=failed error=\"%s\" note=\"old config kept\"", err);
+			return;
+		}
+		const char *k = config_restart_key_changed(m->cfg, c);
+		if (k != NULL)
+			log_warn("reload key=%s note=\"changed; takes effect after a restart\"", k);
+		config_free(&c);
+		for (size_t i = 0; i < m->n_workers; i++)
+			if (m->workers[i].pid > 0)
+				kill(m->workers[i].pid, SIGHUP);
+		log_info("reload result=ok");
+		return;
+	}
+	/* SIGTERM / SIGINT */
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	log_info("master action=stopping");
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].pid > 0)
+			kill(m->workers[i].pid, SIGTERM);
+	struct timeval tv = {15, 0};
+	evtimer_add(m->kill_timer, &tv);
+	if (all_workers_gone(m))
+		event_base_loopexit(m->base, NULL);
+}
+
+static void free_master_events(struct master *m)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (m->sig_ev[i]) {
+			event_free(m->sig_ev[i]);
+			m->sig_ev[i] = NULL;
+		}
+	if (m->restart_timer) {
+		event_free(m->restart_timer);
+		m->restart_timer = NULL;
+	}
+	if (m->kill_timer) {
+		event_free(m->kill_timer);
+		m->kill_timer = NULL;
+	}
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].notify_ev) {
+			event_free(m->workers[i].notify_ev);
+			m->workers[i].notify_ev = NULL;
+		}
+}
+
+/* Opens the store once as the worker user, so that a bad data folder is a
+ * clear error at start-up and the schema exists before workers race. */
+static void check_store(struct master *m)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		fatal(1, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		char err[1024];
+		if (privdrop_to_user(m->cfg->user, err, sizeof err) < 0) {
+			fprintf(stderr, "tern: %s: %s\n", m->cfg->path, err);
+			_exit(2);
+		}
+		struct store *s = store_open(m->cfg->data_dir, err, sizeof err);
+		if (s == NULL) {
+			fprintf(stderr, "tern: %s: data_dir: %s\n", m->cfg->path, err);
+			_exit(1);
+		}
+		store_close(&s);
+		_exit(0);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static enum log_level parse_level(const char *s)
+{
+	if (!strcmp(s, "debug"))
+		return LOG_DEBUG;
+	if (!strcmp(s, "warn"))
+		return LOG_WARN;
+	if (!strcmp(s, "error"))
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+static int serve_main(const char *cfg_path, int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: tern -c FILE serve\n\n"
+		       "Runs the server in the foreground, logging to stderr.\n"
+		       "SIGHUP reloads the config; SIGTERM stops gracefully.\n");
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "tern: serve: unexpected argument \"%s\"\n", argv[1]);
+		return 2;
+	}
+	struct master *m = &master;
+	m->cfg = cli_load_config(cfg_path);
+	if (m->cfg == NULL)
+		return 2;
+	log_set_process("master");
+	log_set_level(parse_level(m->cfg->log_level));
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if (geteuid() == 0 && m->cfg->user[0] == '\0')
+		fatal(2, "%s: running as root needs the key \"user\" (an unprivileged account)",
+		      m->cfg->path);
+	check_store(m);
+	open_listeners(m);
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	m->n_workers = m->cfg->workers ? (size_t)m->cfg->workers : (ncpu > 0 ? (size_t)ncpu : 1);
+	if (m->n_workers > MAX_WORKERS)
+		m->n_workers = MAX_WORKERS;
+	for (size_t i = 0; i < MAX_WORKERS; i++)
+		m->workers[i].notify_fd = -1;
+
+	m->base = event_base_new();
+	if (m->base == NULL)
+		fatal(1, "cannot create event loop");
+	int sigs[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	for (size_t i = 0; i < 4; i++) {
+		m->sig_ev[i] = evsignal_new(m->base, sigs[i], master_signal_cb, m);
+		event_add(m->sig_ev[i], NULL);
+	}
+	m->restart_timer = evtimer_new(m->base, restart_cb, m);
+	m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
+	log_info("master action=start version=%s hostname=%s workers=%zu", TERN_VERSION,
+		 m->cfg->hostname, m->n_workers);
+	for (size_t i = 0; i < m->n_workers; i++)
+		start_worker(m, i);
+
+	event_base_dispatch(m->base);
+
+	for (size_t i = 0; i < m->n_workers; i++)
+		close_slot(&m->workers[i]);
+	free_master_events(m);
+	event_base_free(m->base);
+	for (size_t i = 0; i < m->n_listeners; i++)
+		close(m->listeners[i].fd);
+	log_info("master action=stopped");
+	config_free(&m->cfg);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+/* Sub-commands that write the data folder run as the configured user, so
+ * that files they create belong to the same owner as the workers'. */
+static void cli_drop_privileges(const char *cfg_path)
+{
+	if (geteuid() != 0)
+		return;
+	struct config *c = cli_load_config(cfg_path);
+	if (c == NULL)
+		exit(2);
+	char err[512];
+	if (c->user[0] != '\0' && privdrop_to_user(c->user, err, sizeof err) < 0) {
+		fprintf(stderr, "tern: %s: %s\n", c->path, err);
+		config_free(&c);
+		exit(2);
+	}
+	config_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cfg_path = NULL;
+	int i = 1;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "-c")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "tern: -c needs a FILE\n");
+				return 2;
+			}
+			cfg_path = argv[++i];
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("tern %s\n", TERN_VERSION);
+			return 0;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "tern: unknown option \"%s\"\n", argv[i]);
+			cli_usage(stderr);
+			return 2;
+		} else {
+			break;
+		}
+	}
+	if (i >= argc) {
+		cli_usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[i], "serve"))
+		return serve_main(cfg_path, argc - i, argv + i);
+	bool wants_help = false;
+	for (int j = i + 1; j < argc; j++)
+		if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h"))
+			wants_help = true;
+	if (strcmp(argv[i], "init") != 0 && !wants_help)
+		cli_drop_privileges(cfg_path);
+	return cli_run(cfg_path, argc - i, argv + i);
+}

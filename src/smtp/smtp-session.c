@@ -1,0 +1,1011 @@
+/*
+ * smtp-session.c - SMTP receiver sessions on a libevent loop (see
+ * smtp-session.h and docs/smtp.md).  Protocol layer: uses the store (for
+ * recipients and delivery), the mail layer (addresses) and lib.
+ *
+ * Flow of a message: MAIL and RCPT fill a struct smtp_txn; DATA or BDAT
+ * streams the body into DATA/spool/ID (after our Return-Path and Received
+ * lines), checking size and line ends as it goes; at the end of data the
+ * file is fsync'ed, handed to store_deliver (local recipients) and
+ * store_queue_add (remote alias targets), and only then is 250 sent.
+ */
+#include "smtp-session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "config.h"
+#include "fsutil.h"
+#include "linereader.h"
+#include "log.h"
+#include "smtp-parse.h"
+#include "store.h"
+#include "xalloc.h"
+
+/* RFC 5321 4.5.3.1.4: 512 octets for a command line including CRLF; we
+ * allow more after EHLO because extensions add parameters. */
+#define SMTP_LINE_MAX_HELO 510
+#define SMTP_LINE_MAX_EHLO 2046
+/* Longest text line accepted inside DATA (RFC 5321 says 1000; real mail
+ * breaks that, so we are lenient up to this). */
+#define SMTP_DATA_LINE_MAX 65536
+/* RFC 5321 4.5.3.2 server timeouts. */
+#define SMTP_TIMEOUT_CMD 300
+#define SMTP_TIMEOUT_DATA 180
+#define SMTP_SPOOL_BUF 65536
+/* Stop reading a client whose unread replies exceed this (backpressure). */
+#define SMTP_OUTPUT_HIGH 262144
+
+enum smtp_state {
+	SMTP_STATE_CMD,      /* reading commands */
+	SMTP_STATE_DATA,     /* reading DATA lines until <CRLF>.<CRLF> */
+	SMTP_STATE_BDAT,     /* reading the octets of a BDAT chunk */
+	SMTP_STATE_CLOSING,  /* reply sent, waiting for output to drain */
+	SMTP_STATE_DEAD,     /* waiting to be reaped */
+};
+
+struct smtp_rcpt {
+	char addr[ADDR_PATH_MAX + 1];
+};
+
+struct smtp_txn {
+	char id[25];
+	char from[ADDR_PATH_MAX + 1];  /* "" for the null sender */
+	bool smtputf8;
+	uint64_t declared_size;
+	struct smtp_rcpt *rcpts;       /* accepted recipients, as given */
+	size_t n_rcpts;
+	size_t n_refused;
+	/* union of all accepted recipients' targets */
+	int64_t *local;
+	size_t n_local;
+	char (*remote)[256];
+	size_t n_remote;
+	/* body */
+	bool bdat;                     /* BDAT used: DATA is refused */
+	int spool_fd;
+	char spool_path[PATH_MAX];
+	struct buf out;                /* bytes waiting to be written to the spool */
+	uint64_t size;                 /* message bytes received (no trace lines) */
+	bool too_big;
+	bool bad_eol;                  /* bare CR or LF seen */
+	bool line_too_long;
+	bool io_error;
+	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
+	bool pending_cr;               /* BDAT: chunk ended in CR */
+	struct timeval start;
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_session *next, *prev;
+	struct bufferevent *bev;
+	char id[25];
+	char ip[INET6_ADDRSTRLEN];
+	enum smtp_state state;
+	bool greeted;
+	bool esmtp;
+	char helo[256];
+	struct linereader lr;
+	unsigned errors;
+	struct smtp_txn *txn;
+	uint64_t bdat_size;            /* octets of the current chunk */
+	uint64_t bdat_left;            /* octets of the current chunk still to read */
+	bool bdat_last;
+	bool bdat_discard;             /* chunk refused: read and drop it */
+	const char *bdat_reply;        /* reply after a discarded chunk */
+};
+
+struct smtp_server {
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct smtp_session *sessions;
+	size_t n_sessions;
+	struct smtp_session *dead;     /* sessions to reap */
+	struct event *reaper;
+	bool shutting_down;
+	void (*shutdown_cb)(void *ctx);
+	void *shutdown_ctx;
+};
+
+static void session_read_cb(struct bufferevent *bev, void *ctx);
+static void session_write_cb(struct bufferevent *bev, void *ctx);
+static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
+
+/* ------------------------------------------------------------ utilities */
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static const char *hostname(const struct smtp_session *s)
+{
+	return s->srv->cfg->hostname;
+}
+
+static void set_timeout(struct smtp_session *s, int seconds)
+{
+	struct timeval tv = {seconds, 0};
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void session_enter(struct smtp_session *s, enum smtp_state st)
+{
+	s->state = st;
+	switch (st) {
+	case SMTP_STATE_CMD:
+		set_timeout(s, SMTP_TIMEOUT_CMD);
+		break;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+		set_timeout(s, SMTP_TIMEOUT_DATA);
+		break;
+	case SMTP_STATE_CLOSING:
+		/* give a slow reader a little time to take the last reply */
+		set_timeout(s, 10);
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case SMTP_STATE_DEAD:
+		break;
+	}
+}
+
+/* Sends a last reply and closes once it is written. */
+static void close_with(struct smtp_session *s, const char *line)
+{
+	if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD)
+		return;
+	if (line != NULL)
+		reply(s, "%s", line);
+	session_enter(s, SMTP_STATE_CLOSING);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_write_cb(s->bev, s);
+}
+
+/* Counts a client error; after too many the session is closed. */
+static void client_error(struct smtp_session *s)
+{
+	s->errors++;
+	if (s->errors >= s->srv->cfg->smtp_max_errors) {
+		char line[320];
+		snprintf(line, sizeof line, "421 4.7.0 %s Error: too many errors", hostname(s));
+		log_info("smtp session=%s client=%s action=close reason=too_many_errors", s->id, s->ip);
+		close_with(s, line);
+	}
+}
+
+/* ---------------------------------------------------------- transaction */
+
+static void txn_free(struct smtp_txn **tp)
+{
+	struct smtp_txn *t = *tp;
+	if (t == NULL)
+		return;
+	if (t->spool_fd >= 0) {
+		close(t->spool_fd);
+		unlink(t->spool_path);
+	}
+	buf_free(&t->out);
+	free(t->rcpts);
+	free(t->local);
+	free(t->remote);
+	free(t);
+	*tp = NULL;
+}
+
+static struct smtp_txn *txn_new(void)
+{
+	struct smtp_txn *t = xcalloc(1, sizeof *t);
+	t->spool_fd = -1;
+	fsutil_unique_id(t->id);
+	buf_init(&t->out, SMTP_SPOOL_BUF * 2);
+	gettimeofday(&t->start, NULL);
+	return t;
+}
+
+static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg)
+{
+	for (size_t i = 0; i < tg->n_local; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < t->n_local; j++)
+			if (t->local[j] == tg->local[i])
+				dup = true;
+		if (dup)
+			continue;
+		t->local = xreallocarray(t->local, t->n_local + 1, sizeof *t->local);
+		t->local[t->n_local++] = tg->local[i];
+	}
+	for (size_t i = 0; i < tg->n_remote; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < t->n_remote; j++)
+			if (!strcmp(t->remote[j], tg->remote[i]))
+				dup = true;
+		if (dup)
+			continue;
+		t->remote = xreallocarray(t->remote, t->n_remote + 1, sizeof *t->remote);
+		memcpy(t->remote[t->n_remote++], tg->remote[i], 256);
+	}
+}
+
+/* Writes what is buffered for the spool file. */
+static void spool_flush(struct smtp_txn *t)
+{
+	if (t->out.len == 0)
+		return;
+	if (!t->io_error && !t->too_big && !t->bad_eol && !t->line_too_long &&
+	    fsutil_write_all(t->spool_fd, t->out.data, t->out.len) < 0) {
+		log_error("smtp id=%s action=spool_write error=\"%s\"", t->id, strerror(errno));
+		t->io_error = true;
+	}
+	buf_reset(&t->out);
+}
+
+/* Appends message bytes, counting them against the size limit. */
+static void spool_add(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_txn *t = s->txn;
+	t->size += n;
+	if (t->size > s->srv->cfg->smtp_max_message_size)
+		t->too_big = true;
+	if (t->too_big || t->bad_eol || t->line_too_long || t->io_error)
+		return; /* keep reading to the end, but store nothing more */
+	if (t->out.len + n > SMTP_SPOOL_BUF)
+		spool_flush(t);
+	if (n >= SMTP_SPOOL_BUF) {
+		if (!t->io_error && fsutil_write_all(t->spool_fd, p, n) < 0)
+			t->io_error = true;
+		return;
+	}
+	if (buf_append(&t->out, p, n) < 0)
+		t->io_error = true;
+}
+
+/* Characters of a HELO name that may go into a Received: line. */
+static void clean_helo(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; in[i] && o + 1 < outsz; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[o++] = (c > 0x20 && c < 0x7f && c != '(' && c != ')') ? (char)c : '?';
+	}
+	out[o] = '\0';
+}
+
+/* Opens the spool file and writes our trace lines (RFC 5321 4.4). */
+static int txn_start_body(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	const char *data_dir = store_data_dir(s->srv->store);
+	if (snprintf(t->spool_path, sizeof t->spool_path, "%s/spool/%s", data_dir, t->id) >=
+	    (int)sizeof t->spool_path)
+		return -1;
+	t->spool_fd = open(t->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (t->spool_fd < 0) {
+		log_error("smtp id=%s action=spool_open path=%s error=\"%s\"", t->id, t->spool_path,
+			  strerror(errno));
+		return -1;
+	}
+	char helo[256];
+	clean_helo(s->helo, helo, sizeof helo);
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	const char *with = t->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP");
+	struct buf *b = &t->out;
+	int r = buf_printf(b, "Return-Path: <%s>\r\n", t->from);
+	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Tern) with %s id %s", helo, s->ip,
+			hostname(s), with, t->id);
+	if (t->n_rcpts == 1)
+		r |= buf_printf(b, "\r\n\tfor <%s>", t->rcpts[0].addr);
+	r |= buf_printf(b, "; %s\r\n", date);
+	return r < 0 ? -1 : 0;
+}
+
+static void log_txn(struct smtp_session *s, int code)
+{
+	struct smtp_txn *t = s->txn;
+	struct buf rc = BUF_INIT;
+	buf_init(&rc, 8192);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		buf_printf(&rc, "%s<%s>", i ? "," : "", t->rcpts[i].addr);
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	long ms = (now.tv_sec - t->start.tv_sec) * 1000 + (now.tv_usec - t->start.tv_usec) / 1000;
+	char helo[128], from[300], rcpts[1024];
+	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	log_escape(from, sizeof from, t->from, strlen(t->from));
+	log_escape(rcpts, sizeof rcpts, buf_cstr(&rc), rc.len);
+	log_info("smtp id=%s session=%s client=%s helo=%s from=<%s> rcpt=%s local=%zu remote=%zu "
+		 "size=%llu result=%d ms=%ld",
+		 t->id, s->id, s->ip, helo, from, rcpts, t->n_local, t->n_remote,
+		 (unsigned long long)t->size, code, ms);
+	buf_free(&rc);
+}
+
+/* Copies the spool file without its first line (our Return-Path, which
+ * belongs only to final delivery) into a new spool file for the queue. */
+static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
+{
+	size_t len;
+	char *data = fsutil_read_file(t->spool_path, SIZE_MAX, &len);
+	if (data == NULL)
+		return -1;
+	const char *nl = memchr(data, '\n', len);
+	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
+	char qid[25];
+	fsutil_unique_id(qid);
+	snprintf(path, pathsz, "%.*s/%s", (int)(strrchr(t->spool_path, '/') - t->spool_path),
+		 t->spool_path, qid);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int r = -1;
+	if (fd >= 0) {
+		r = fsutil_write_all(fd, data + skip, len - skip);
+		if (r == 0)
+			r = fsync(fd);
+		close(fd);
+		if (r < 0)
+			unlink(path);
+	}
+	free(data);
+	return r;
+}
+
+/* End of data: checks, makes durable, delivers, replies.  Frees the txn. */
+static void txn_finish(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	spool_flush(t);
+	int code;
+	if (t->too_big) {
+		code = 552;
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+	} else if (t->bad_eol) {
+		code = 554;
+		reply(s, "554 5.5.2 Error: bare CR or LF in message (RFC 5321 2.3.8)");
+	} else if (t->line_too_long) {
+		code = 554;
+		reply(s, "554 5.5.2 Error: line too long");
+	} else if (t->io_error || fsync(t->spool_fd) < 0) {
+		code = 451;
+		reply(s, "451 4.3.0 Error: could not store the message, try again later");
+	} else {
+		char err[256] = "";
+		size_t done = 0;
+		int r = 0;
+		if (t->n_local > 0)
+			r = store_deliver(s->srv->store, t->spool_path, t->local, t->n_local,
+					  time(NULL), &done, err, sizeof err);
+		if (r == 0 && t->n_remote > 0) {
+			char qpath[PATH_MAX];
+			r = make_queue_copy(t, qpath, sizeof qpath);
+			if (r == 0) {
+				r = store_queue_add(s->srv->store, qpath, t->from, t->remote,
+						    t->n_remote, err, sizeof err);
+				unlink(qpath);
+			} else {
+				snprintf(err, sizeof err, "queue copy: %s", strerror(errno));
+			}
+		}
+		if (r == 0) {
+			code = 250;
+			reply(s, "250 2.0.0 Ok: queued as %s", t->id);
+		} else {
+			/* Some local mailboxes may already have it; the client
+			 * will retry the whole message (RFC 5321 duplicates are
+			 * preferred to loss). */
+			code = 451;
+			log_error("smtp id=%s action=deliver delivered=%zu of=%zu error=\"%s\"", t->id,
+				  done, t->n_local, err);
+			reply(s, "451 4.3.0 Error: local delivery failed, try again later");
+		}
+	}
+	log_txn(s, code);
+	txn_free(&s->txn); /* closes and unlinks the spool file */
+	session_enter(s, SMTP_STATE_CMD);
+}
+
+/* ------------------------------------------------------------- commands */
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
+{
+	size_t n = c->arg_len < sizeof s->helo - 1 ? c->arg_len : sizeof s->helo - 1;
+	memcpy(s->helo, c->arg, n);
+	s->helo[n] = '\0';
+	txn_free(&s->txn); /* RFC 5321 4.1.4: EHLO resets the transaction */
+	s->greeted = true;
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		linereader_set_max(&s->lr, SMTP_LINE_MAX_HELO);
+		reply(s, "250 %s", hostname(s));
+		return;
+	}
+	linereader_set_max(&s->lr, SMTP_LINE_MAX_EHLO);
+	reply(s, "250-%s", hostname(s));
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)s->srv->cfg->smtp_max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250-CHUNKING");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (!s->greeted) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		client_error(s);
+		return;
+	}
+	if (s->txn != NULL) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		client_error(s);
+		return;
+	}
+	if (c->has_size && c->size > s->srv->cfg->smtp_max_message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	struct smtp_txn *t = txn_new();
+	if (!c->null_path && addr_format(&c->addr, t->from, sizeof t->from) < 0) {
+		txn_free(&t);
+		reply(s, "553 5.1.7 Bad sender address syntax");
+		client_error(s);
+		return;
+	}
+	t->smtputf8 = c->smtputf8;
+	t->declared_size = c->has_size ? c->size : 0;
+	s->txn = t;
+	reply(s, "250 2.1.0 Ok");
+}
+
+/* The domain used for a bare "<postmaster>": the first of our domains. */
+static int first_domain_cb(void *ctx, const char *domain)
+{
+	snprintf(ctx, ADDR_DOMAIN_MAX + 1, "%s", domain);
+	return 1;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	struct smtp_txn *t = s->txn;
+	if (t == NULL) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		client_error(s);
+		return;
+	}
+	if (t->n_rcpts >= s->srv->cfg->smtp_max_recipients) {
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	struct addr a = c->addr;
+	if (a.domain[0] == '\0') {
+		char err[64];
+		a.domain[0] = '\0';
+		store_domain_list(s->srv->store, first_domain_cb, a.domain, err, sizeof err);
+	}
+	char address[ADDR_PATH_MAX + 1];
+	if (addr_format(&a, address, sizeof address) < 0) {
+		reply(s, "501 5.1.3 Bad recipient address syntax");
+		client_error(s);
+		return;
+	}
+	struct store_targets *tg = xmalloc(sizeof *tg);
+	enum store_rcpt_result r =
+		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
+	switch (r) {
+	case STORE_RCPT_OK:
+		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
+		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
+		txn_add_targets(t, tg);
+		reply(s, "250 2.1.5 Ok");
+		break;
+	case STORE_RCPT_NOT_OURS:
+		t->n_refused++;
+		reply(s, "554 5.7.1 <%s>: Relay access denied", address);
+		client_error(s);
+		break;
+	case STORE_RCPT_NO_USER:
+		t->n_refused++;
+		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", address);
+		client_error(s);
+		break;
+	case STORE_RCPT_LOOP:
+		t->n_refused++;
+		reply(s, "550 5.4.6 <%s>: alias expansion loop", address);
+		break;
+	case STORE_RCPT_ERROR:
+		t->n_refused++;
+		reply(s, "451 4.3.0 Error: temporary failure, try again later");
+		break;
+	}
+	free(tg);
+}
+
+/* Common checks of DATA and BDAT; returns the refusal or NULL. */
+static const char *body_refusal(struct smtp_session *s)
+{
+	if (s->txn == NULL)
+		return "503 5.5.1 Error: need MAIL command";
+	if (s->txn->n_rcpts == 0)
+		return s->txn->n_refused ? "554 5.5.1 Error: no valid recipients"
+					 : "503 5.5.1 Error: need RCPT command";
+	return NULL;
+}
+
+static void cmd_data(struct smtp_session *s)
+{
+	const char *no = body_refusal(s);
+	if (no == NULL && s->txn->bdat)
+		no = "503 5.5.1 Error: DATA after BDAT";
+	if (no != NULL) {
+		reply(s, "%s", no);
+		client_error(s);
+		return;
+	}
+	if (txn_start_body(s) < 0) {
+		reply(s, "451 4.3.0 Error: could not store the message, try again later");
+		txn_free(&s->txn);
+		return;
+	}
+	s->txn->prev_line_bare = false;
+	linereader_set_max(&s->lr, SMTP_DATA_LINE_MAX);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter(s, SMTP_STATE_DATA);
+}
+
+static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	s->bdat_size = c->chunk_size;
+	s->bdat_left = c->chunk_size;
+	s->bdat_last = c->last;
+	s->bdat_discard = false;
+	s->bdat_reply = NULL;
+	const char *no = body_refusal(s);
+	if (no == NULL && s->txn->spool_fd >= 0 && !s->txn->bdat)
+		no = "503 5.5.1 Error: BDAT after DATA";
+	if (no == NULL && !s->txn->bdat) {
+		s->txn->bdat = true;
+		if (txn_start_body(s) < 0)
+			no = "451 4.3.0 Error: could not store the message, try again later";
+	}
+	if (no != NULL) {
+		/* RFC 3030 2: the chunk is read and thrown away. */
+		s->bdat_discard = true;
+		s->bdat_reply = no;
+		if (no[0] == '4')
+			txn_free(&s->txn);
+	}
+	session_enter(s, SMTP_STATE_BDAT);
+}
+
+static void run_command(struct smtp_session *s, const char *line, size_t n)
+{
+	struct smtp_cmd c;
+	bool utf8 = s->txn != NULL && s->txn->smtputf8;
+	enum smtp_parse_error e = smtp_parse_command(line, n, utf8, &c);
+	if (e != SMTP_PARSE_OK) {
+		switch (e) {
+		case SMTP_PARSE_UNKNOWN:
+			reply(s, "500 5.5.1 Error: command not recognized");
+			break;
+		case SMTP_PARSE_BAD_ADDR:
+		case SMTP_PARSE_TOO_LONG:
+			if (c.verb == SMTP_VERB_MAIL)
+				reply(s, "553 5.1.7 Bad sender address syntax");
+			else
+				reply(s, "501 5.1.3 Bad recipient address syntax");
+			break;
+		case SMTP_PARSE_BAD_PARAM:
+			reply(s, "555 5.5.4 Unsupported parameter");
+			break;
+		case SMTP_PARSE_NEED_UTF8:
+			reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+			break;
+		default:
+			reply(s, "501 5.5.4 Syntax error in parameters");
+			break;
+		}
+		client_error(s);
+		return;
+	}
+	switch (c.verb) {
+	case SMTP_VERB_HELO:
+		cmd_helo(s, &c, false);
+		break;
+	case SMTP_VERB_EHLO:
+		cmd_helo(s, &c, true);
+		break;
+	case SMTP_VERB_MAIL:
+		cmd_mail(s, &c);
+		break;
+	case SMTP_VERB_RCPT:
+		cmd_rcpt(s, &c);
+		break;
+	case SMTP_VERB_DATA:
+		cmd_data(s);
+		break;
+	case SMTP_VERB_BDAT:
+		cmd_bdat(s, &c);
+		break;
+	case SMTP_VERB_RSET:
+		txn_free(&s->txn);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_QUIT:
+		close_with(s, "221 2.0.0 Bye");
+		break;
+	case SMTP_VERB_HELP:
+		reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY");
+		reply(s, "214 2.0.0 See RFC 5321");
+		break;
+	case SMTP_VERB_VRFY:
+		reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+		break;
+	case SMTP_VERB_EXPN:
+		reply(s, "502 5.5.1 Error: EXPN not supported");
+		break;
+	case SMTP_VERB_STARTTLS:
+	case SMTP_VERB_AUTH:
+	case SMTP_VERB_UNKNOWN:
+		reply(s, "502 5.5.1 Error: command not implemented");
+		client_error(s);
+		break;
+	}
+}
+
+/* ---------------------------------------------------------------- input */
+
+/* One line of DATA (without its line end). */
+static void data_line(struct smtp_session *s, const char *p, size_t n, bool bare_lf)
+{
+	struct smtp_txn *t = s->txn;
+	if (n == 1 && p[0] == '.') {
+		/* Only <CRLF>.<CRLF> ends the data (no SMTP smuggling). */
+		if (!bare_lf && !t->prev_line_bare) {
+			linereader_set_max(&s->lr, s->esmtp ? SMTP_LINE_MAX_EHLO : SMTP_LINE_MAX_HELO);
+			txn_finish(s);
+			return;
+		}
+	}
+	if (bare_lf || memchr(p, '\r', n) != NULL)
+		t->bad_eol = true;
+	t->prev_line_bare = bare_lf;
+	if (n > 0 && p[0] == '.') { /* RFC 5321 4.5.2: remove the stuffed dot */
+		p++;
+		n--;
+	}
+	spool_add(s, p, n);
+	spool_add(s, "\r\n", 2);
+}
+
+/* Checks BDAT data for bare CR or LF, across chunk boundaries. */
+static void bdat_check_eol(struct smtp_txn *t, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (t->pending_cr && p[i] != '\n')
+			t->bad_eol = true;
+		if (p[i] == '\n' && !t->pending_cr)
+			t->bad_eol = true;
+		t->pending_cr = p[i] == '\r';
+	}
+}
+
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	session_enter(s, SMTP_STATE_CMD);
+	if (s->bdat_discard) {
+		reply(s, "%s", s->bdat_reply);
+		client_error(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_size);
+		return;
+	}
+	if (s->txn->pending_cr)
+		s->txn->bad_eol = true;
+	txn_finish(s);
+}
+
+/* Consumes BDAT octets from the input; returns false if more are needed. */
+static bool bdat_read(struct smtp_session *s, struct evbuffer *in)
+{
+	while (s->bdat_left > 0) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return false;
+		size_t take = avail < s->bdat_left ? avail : (size_t)s->bdat_left;
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, (ev_ssize_t)take, NULL, &v, 1) < 1)
+			return false;
+		size_t n = v.iov_len < take ? v.iov_len : take;
+		if (!s->bdat_discard) {
+			bdat_check_eol(s->txn, v.iov_base, n);
+			spool_add(s, v.iov_base, n);
+		}
+		evbuffer_drain(in, n);
+		s->bdat_left -= n;
+	}
+	bdat_chunk_done(s);
+	return true;
+}
+
+static void process_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	while (s->state == SMTP_STATE_CMD || s->state == SMTP_STATE_DATA ||
+	       s->state == SMTP_STATE_BDAT) {
+		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
+			/* The client does not read our replies: stop reading
+			 * until it does (write callback resumes). */
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if (s->state == SMTP_STATE_BDAT) {
+			if (!bdat_read(s, in))
+				return;
+			continue;
+		}
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		size_t used;
+		enum lr_result r = linereader_feed(&s->lr, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (r == LR_NEED_MORE)
+			continue;
+		if (s->state == SMTP_STATE_DATA) {
+			if (r == LR_TOO_LONG) {
+				s->txn->line_too_long = true;
+				s->txn->prev_line_bare = false;
+			} else {
+				data_line(s, s->lr.line.data ? s->lr.line.data : "", s->lr.line.len,
+					  s->lr.bare_lf);
+			}
+			continue;
+		}
+		if (r == LR_TOO_LONG) {
+			reply(s, "500 5.5.2 Error: line too long");
+			client_error(s);
+			continue;
+		}
+		if (s->lr.has_nul) {
+			reply(s, "500 5.5.2 Error: NUL byte in command");
+			client_error(s);
+			continue;
+		}
+		run_command(s, s->lr.line.data ? s->lr.line.data : "", s->lr.line.len);
+	}
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void session_unlink(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	srv->n_sessions--;
+}
+
+static void session_free(struct smtp_session *s)
+{
+	txn_free(&s->txn);
+	linereader_free(&s->lr);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s);
+}
+
+/* Marks a session dead; the reaper frees it after this loop iteration. */
+static void session_kill(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_DEAD)
+		return;
+	if (s->txn != NULL && s->txn->spool_fd >= 0)
+		log_txn(s, 0); /* disconnected in the middle of a message */
+	txn_free(&s->txn);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	s->state = SMTP_STATE_DEAD;
+	session_unlink(s);
+	s->next = s->srv->dead;
+	s->srv->dead = s;
+	event_active(s->srv->reaper, EV_TIMEOUT, 0);
+}
+
+static void reaper_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_server *srv = ctx;
+	while (srv->dead) {
+		struct smtp_session *s = srv->dead;
+		srv->dead = s->next;
+		session_free(s);
+	}
+	if (srv->shutting_down && srv->n_sessions == 0 && srv->shutdown_cb) {
+		void (*cb)(void *) = srv->shutdown_cb;
+		srv->shutdown_cb = NULL;
+		cb(srv->shutdown_ctx);
+	}
+}
+
+static void session_read_cb(struct bufferevent *bev, void *ctx)
+{
+	process_input(ctx);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (s->state == SMTP_STATE_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_kill(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_DEAD && !(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		process_input(s);
+	}
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
+		char line[320];
+		snprintf(line, sizeof line, "421 4.4.2 %s Error: timeout exceeded", hostname(s));
+		log_info("smtp session=%s client=%s action=close reason=timeout", s->id, s->ip);
+		close_with(s, line);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		log_debug("smtp session=%s client=%s action=disconnect", s->id, s->ip);
+	session_kill(s);
+}
+
+static void format_ip(const struct sockaddr *sa, char *out, size_t outsz)
+{
+	if (sa->sa_family == AF_INET)
+		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+				 out, outsz);
+	else if (sa->sa_family == AF_INET6)
+		evutil_inet_ntop(AF_INET6,
+				 &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+				 outsz);
+	else
+		snprintf(out, outsz, "unknown");
+}
+
+void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
+			int salen)
+{
+	struct smtp_session *s = xcalloc(1, sizeof *s);
+	s->srv = srv;
+	fsutil_unique_id(s->id);
+	format_ip(sa, s->ip, sizeof s->ip);
+	linereader_init(&s->lr, SMTP_LINE_MAX_HELO);
+	evutil_make_socket_nonblocking(fd);
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		evutil_closesocket(fd);
+		linereader_free(&s->lr);
+		free(s);
+		return;
+	}
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	/* Bound what libevent buffers for us before we parse it. */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 256 * 1024);
+	log_debug("smtp session=%s client=%s action=connect", s->id, s->ip);
+	if (srv->shutting_down || srv->n_sessions > srv->cfg->smtp_max_connections) {
+		char line[320];
+		snprintf(line, sizeof line, "421 4.3.2 %s Error: too many connections, try later",
+			 srv->cfg->hostname);
+		close_with(s, line);
+		return;
+	}
+	session_enter(s, SMTP_STATE_CMD);
+	reply(s, "220 %s ESMTP Tern", hostname(s));
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+struct smtp_server *smtp_server_new(struct event_base *base, struct store *store,
+				    const struct config *cfg)
+{
+	struct smtp_server *srv = xcalloc(1, sizeof *srv);
+	srv->base = base;
+	srv->store = store;
+	srv->cfg = cfg;
+	srv->reaper = event_new(base, -1, 0, reaper_cb, srv);
+	if (srv->reaper == NULL)
+		fatal(1, "cannot create event");
+	return srv;
+}
+
+void smtp_server_set_config(struct smtp_server *srv, const struct config *cfg)
+{
+	srv->cfg = cfg;
+}
+
+size_t smtp_server_sessions(const struct smtp_server *srv)
+{
+	return srv->n_sessions;
+}
+
+void smtp_server_shutdown(struct smtp_server *srv, void (*cb)(void *ctx), void *ctx)
+{
+	srv->shutting_down = true;
+	srv->shutdown_cb = cb;
+	srv->shutdown_ctx = ctx;
+	char line[320];
+	snprintf(line, sizeof line, "421 4.3.2 %s Service shutting down", srv->cfg->hostname);
+	struct smtp_session *s = srv->sessions;
+	while (s != NULL) {
+		struct smtp_session *next = s->next;
+		if (s->state == SMTP_STATE_CLOSING)
+			set_timeout(s, 2);
+		else
+			close_with(s, line);
+		s = next;
+	}
+	event_active(srv->reaper, EV_TIMEOUT, 0);
+}
+
+void smtp_server_free(struct smtp_server **srvp)
+{
+	struct smtp_server *srv = *srvp;
+	if (srv == NULL)
+		return;
+	while (srv->sessions) {
+		struct smtp_session *s = srv->sessions;
+		session_unlink(s);
+		session_free(s);
+	}
+	while (srv->dead) {
+		struct smtp_session *s = srv->dead;
+		srv->dead = s->next;
+		session_free(s);
+	}
+	event_free(srv->reaper);
+	free(srv);
+	*srvp = NULL;
+}
