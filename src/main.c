@@ -631,24 +631,6 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 
 /* ------------------------------------------------------------------ main */
 
-/* Sub-commands that write the data folder run as the configured user, so
- * that files they create belong to the same owner as the workers'. */
-static void cli_drop_privileges(const char *cfg_path)
-{
-	if (geteuid() != 0)
-		return;
-	struct config *c = cli_load_config(cfg_path);
-	if (c == NULL)
-		exit(2);
-	char err[512];
-	if (c->user[0] != '\0' && privdrop_to_user(c->user, err, sizeof err) < 0) {
-		fprintf(stderr, "tern: %s: %s\n", c->path, err);
-		config_free(&c);
-		exit(2);
-	}
-	config_free(&c);
-}
-
 int main(int argc, char **argv)
 {
 	const char *cfg_path = NULL;
@@ -680,11 +662,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[i], "serve"))
 		return serve_main(cfg_path, argc - i, argv + i);
-	bool wants_help = false;
-	for (int j = i + 1; j < argc; j++)
-		if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h"))
-			wants_help = true;
-	if (strcmp(argv[i], "init") != 0 && !wants_help)
-		cli_drop_privileges(cfg_path);
+	/* Sub-commands that open the store switch to the configured user
+	 * themselves (cli_open_store), so files have one owner. */
 	return cli_run(cfg_path, argc - i, argv + i);
 }

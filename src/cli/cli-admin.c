@@ -1,0 +1,828 @@
+/*
+ * cli-admin.c - `tern domain|user|alias|mail ...`: administration of a data
+ * folder through the store API (src/store), never by touching its files.
+ *
+ * Each command checks its arguments first (exit 2, naming the argument),
+ * then opens the store and checks what must exist or must not (exit 1 with
+ * a plain message), and only then changes anything: check, then act.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "cli-int.h"
+#include "config.h"
+#include "fsutil.h"
+#include "header.h"
+#include "password.h"
+#include "store.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+/* How much of a message file `mail list` reads to find From and Subject. */
+#define MAIL_LIST_HEAD_MAX (64 * 1024)
+/* Longest password accepted on stdin. */
+#define PASSWORD_MAX 1024
+
+/* ------------------------------------------------------------- helpers */
+
+/* Looks up the sub-command (argv[1]) of a command group.  Returns 0 with
+ * *sub set, or an exit code (help printed, or a usage error). */
+static int pick_sub(const struct cli_command *cmd, int argc, char **argv, const char *const *subs,
+		    const char **sub)
+{
+	if (argc < 2)
+		return cli_usage_error(cmd, cmd->name, "missing sub-command");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(cmd->usage, stdout);
+		return CLI_HELP;
+	}
+	for (size_t i = 0; subs[i] != NULL; i++) {
+		if (!strcmp(argv[1], subs[i])) {
+			*sub = subs[i];
+			return 0;
+		}
+	}
+	return cli_usage_error(cmd, cmd->name, "unknown sub-command \"%s\"", argv[1]);
+}
+
+/* Parses the arguments after the sub-command and checks their count. */
+static int parse_sub(const struct cli_command *cmd, const char *what, int argc, char **argv,
+		     const struct cli_option *opts, size_t n_opts, char **pos, int min_pos,
+		     int max_pos, int *n_pos)
+{
+	int rc = cli_parse_args(cmd, what, argc, argv, 2, opts, n_opts, pos, max_pos, n_pos);
+	if (rc == CLI_HELP) {
+		fputs(cmd->usage, stdout);
+		return CLI_HELP;
+	}
+	if (rc != 0)
+		return rc;
+	if (*n_pos < min_pos)
+		return cli_usage_error(cmd, what, "missing argument");
+	return 0;
+}
+
+/* Maps the parse result to the exit code of the command. */
+static int parse_exit(int rc)
+{
+	return rc == CLI_HELP ? CLI_OK : rc;
+}
+
+/* Checks a domain argument; on success copies it lower-cased into out. */
+static int check_domain(const struct cli_command *cmd, const char *what, const char *arg,
+			char *out, size_t outsz)
+{
+	size_t n = strlen(arg);
+	if (!cli_domain_ok(arg) || n >= outsz)
+		return cli_usage_error(cmd, what, "\"%s\" is not a valid domain name", arg);
+	memcpy(out, arg, n + 1);
+	strutil_lower(out, n);
+	return 0;
+}
+
+/* Checks a mailbox argument (local@domain) and writes its canonical form
+ * into out[256].  remote_ok is for alias targets: it allows an address
+ * literal domain (user@[192.0.2.1]) and keeps the local part's case, which
+ * only the remote server may interpret; our own addresses are lower-cased
+ * as the store keeps them. */
+static int check_address(const struct cli_command *cmd, const char *what, const char *arg,
+			 bool remote_ok, char out[256])
+{
+	struct addr a;
+	enum addr_error e = addr_parse_mailbox(arg, strlen(arg), true, &a);
+	int n;
+	if (e == ADDR_ERR_TOO_LONG)
+		return cli_usage_error(cmd, what, "\"%s\" is too long for an address", arg);
+	if (e != ADDR_OK || (a.domain_is_literal && !remote_ok) ||
+	    (n = addr_format(&a, out, 256)) < 0)
+		return cli_usage_error(cmd, what, "\"%s\" is not a valid address (local@domain)",
+				       arg);
+	if (!remote_ok)
+		strutil_lower(out, (size_t)n);
+	return 0;
+}
+
+/* The domain part of a canonical address ("" if none). */
+static const char *domain_of(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+/* 1 if the domain is ours; else prints why and returns 0 (or -1 on a
+ * store error, also printed). */
+static int require_domain(struct store *s, const char *what, const char *domain)
+{
+	int r = store_domain_exists(s, domain);
+	if (r < 0) {
+		cli_fail(what, "%s: cannot look up the domain in the store", domain);
+		return -1;
+	}
+	if (r == 0)
+		cli_fail(what, "domain %s is not one of ours (add it with `tern domain add %s`)",
+			 domain, domain);
+	return r;
+}
+
+/* 1 if the account exists (info filled); else prints why and returns 0 or
+ * -1. */
+static int require_account(struct store *s, const char *what, const char *address,
+			   struct store_account_info *info)
+{
+	int r = store_account_get(s, address, info);
+	if (r < 0)
+		cli_fail(what, "%s: cannot look up the account in the store", address);
+	else if (r == 0)
+		cli_fail(what, "no such user %s", address);
+	return r;
+}
+
+/* Turns terminal echo off, saving the old settings.  Returns true if it
+ * did (and restore_echo must then be called). */
+static bool echo_off(struct termios *saved)
+{
+	if (tcgetattr(STDIN_FILENO, saved) < 0)
+		return false;
+	struct termios t = *saved;
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0;
+}
+
+static void restore_echo(bool was_off, const struct termios *saved)
+{
+	if (was_off)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, saved);
+}
+
+/* Reads one line from stdin into out without its line end.  Returns 0,
+ * or -1 at end of input or if the line is too long. */
+static int read_line(char *out, size_t outsz, bool *too_long)
+{
+	*too_long = false;
+	if (fgets(out, (int)outsz, stdin) == NULL)
+		return -1;
+	size_t n = strlen(out);
+	if (n > 0 && out[n - 1] == '\n') {
+		out[--n] = '\0';
+		if (n > 0 && out[n - 1] == '\r')
+			out[--n] = '\0';
+	} else if (!feof(stdin)) {
+		*too_long = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Gets the new password: --password, else one line from stdin (asked for
+ * twice, without echo, on a terminal).  Returns 0 or an exit code. */
+static int get_password(const struct cli_command *cmd, const char *what, const char *opt,
+			const char *address, char *out, size_t outsz)
+{
+	if (opt != NULL) {
+		size_t n = strlen(opt);
+		if (n == 0)
+			return cli_usage_error(cmd, what, "--password: empty password");
+		if (n >= outsz)
+			return cli_usage_error(cmd, what, "--password: longer than %zu bytes",
+					       outsz - 1);
+		memcpy(out, opt, n + 1);
+		return 0;
+	}
+	bool tty = isatty(STDIN_FILENO) == 1;
+	struct termios saved;
+	bool silent = false;
+	bool too_long;
+	if (tty) {
+		fprintf(stderr, "New password for %s: ", address);
+		silent = echo_off(&saved);
+	}
+	int r = read_line(out, outsz, &too_long);
+	if (tty && r == 0) {
+		char again[PASSWORD_MAX];
+		fputs("\nAgain: ", stderr);
+		bool too_long2;
+		int r2 = read_line(again, sizeof again, &too_long2);
+		if (r2 < 0 || strcmp(out, again) != 0) {
+			restore_echo(silent, &saved);
+			fputc('\n', stderr);
+			explicit_bzero(again, sizeof again);
+			explicit_bzero(out, outsz);
+			return cli_fail(what, "the two passwords differ");
+		}
+		explicit_bzero(again, sizeof again);
+	}
+	if (tty) {
+		restore_echo(silent, &saved);
+		fputc('\n', stderr);
+	}
+	if (r < 0 && too_long)
+		return cli_usage_error(cmd, what, "password on stdin: longer than %zu bytes",
+				       outsz - 2);
+	if (r < 0 || out[0] == '\0')
+		return cli_usage_error(cmd, what,
+				       "empty password (give --password P, or one line on stdin)");
+	return 0;
+}
+
+/* Hashes the password read by get_password and wipes the clear text. */
+static int hash_password(const char *what, char *pw, size_t pwsz, char *hash, size_t hashsz)
+{
+	int r = password_hash(pw, hash, hashsz);
+	explicit_bzero(pw, pwsz);
+	if (r < 0)
+		return cli_fail(what, "cannot hash the password (libcrypt failed)");
+	return 0;
+}
+
+/* Flushes stdout; a failed write (disk full, closed pipe) is a failure. */
+static int finish_output(const char *what, int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return cli_fail(what, "writing to stdout: %s", strerror(errno));
+	return rc;
+}
+
+/* -------------------------------------------------------------- domain */
+
+static int domain_run(const char *cfg_path, int argc, char **argv);
+
+const struct cli_command cli_admin_domain_command = {
+	"domain",
+	"add, list or remove the mail domains this server receives mail for",
+	"usage: tern [-c FILE] domain add DOMAIN\n"
+	"       tern [-c FILE] domain list\n"
+	"       tern [-c FILE] domain remove DOMAIN\n"
+	"\n"
+	"  add      make DOMAIN one of ours (mail for it is delivered here)\n"
+	"  list     print our domains, one a line\n"
+	"  remove   forget DOMAIN; it must have no users or aliases left\n",
+	domain_run,
+};
+
+static int print_domain(void *ctx, const char *domain)
+{
+	(void)ctx;
+	puts(domain);
+	return 0;
+}
+
+static int domain_run(const char *cfg_path, int argc, char **argv)
+{
+	static const char *const subs[] = {"add", "list", "remove", NULL};
+	const struct cli_command *cmd = &cli_admin_domain_command;
+	const char *sub = NULL;
+	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	if (rc != 0)
+		return parse_exit(rc);
+	char what[32];
+	snprintf(what, sizeof what, "domain %s", sub);
+	char *pos[1];
+	int n_pos;
+	bool is_list = !strcmp(sub, "list");
+	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : 1, is_list ? 0 : 1,
+		       &n_pos);
+	if (rc != 0)
+		return parse_exit(rc);
+	char domain[256] = "";
+	if (!is_list && (rc = check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
+		return rc;
+
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	char err[512];
+	if (is_list) {
+		if (store_domain_list(s, print_domain, NULL, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s", err);
+		rc = finish_output(what, rc);
+	} else if (!strcmp(sub, "add")) {
+		int e = store_domain_exists(s, domain);
+		if (e != 0)
+			rc = cli_fail(what, e > 0 ? "domain %s already exists"
+						  : "%s: cannot look up the domain in the store",
+				      domain);
+		else if (store_domain_add(s, domain, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", domain, err);
+		else
+			printf("domain %s added\n", domain);
+	} else {
+		int e = store_domain_exists(s, domain);
+		if (e == 0)
+			rc = cli_fail(what, "no such domain %s", domain);
+		else if (e < 0)
+			rc = cli_fail(what, "%s: cannot look up the domain in the store", domain);
+		else if (store_domain_remove(s, domain, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", domain, err);
+		else
+			printf("domain %s removed\n", domain);
+	}
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- user */
+
+static int user_run(const char *cfg_path, int argc, char **argv);
+
+const struct cli_command cli_admin_user_command = {
+	"user",
+	"add, list or remove users (mail accounts), or set a password",
+	"usage: tern [-c FILE] user add ADDRESS [--password P]\n"
+	"       tern [-c FILE] user list [DOMAIN]\n"
+	"       tern [-c FILE] user remove ADDRESS\n"
+	"       tern [-c FILE] user passwd ADDRESS [--password P]\n"
+	"\n"
+	"  add      create the account ADDRESS (its domain must be ours) with\n"
+	"           the default mailboxes; the password is P, or one line read\n"
+	"           from stdin (asked for twice on a terminal)\n"
+	"  list     print the users, of DOMAIN or of all domains, one a line\n"
+	"  remove   delete the account and all its mail\n"
+	"  passwd   set a new password, from --password or stdin as for add\n",
+	user_run,
+};
+
+static int print_account(void *ctx, const struct store_account_info *a)
+{
+	(void)ctx;
+	puts(a->address);
+	return 0;
+}
+
+static int user_run(const char *cfg_path, int argc, char **argv)
+{
+	static const char *const subs[] = {"add", "list", "remove", "passwd", NULL};
+	const struct cli_command *cmd = &cli_admin_user_command;
+	const char *sub = NULL;
+	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	if (rc != 0)
+		return parse_exit(rc);
+	char what[32];
+	snprintf(what, sizeof what, "user %s", sub);
+	bool is_list = !strcmp(sub, "list");
+	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
+	const char *pw_opt = NULL;
+	const struct cli_option opts[] = {{"--password", &pw_opt}};
+	char *pos[1];
+	int n_pos;
+	rc = parse_sub(cmd, what, argc, argv, opts, takes_pw ? 1 : 0, pos, is_list ? 0 : 1, 1,
+		       &n_pos);
+	if (rc != 0)
+		return parse_exit(rc);
+
+	char address[256] = "";
+	char domain[256] = "";
+	if (is_list) {
+		if (n_pos == 1 && (rc = check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
+			return rc;
+	} else if ((rc = check_address(cmd, what, pos[0], false, address)) != 0) {
+		return rc;
+	}
+
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	char err[512];
+	struct store_account_info info;
+	char pw[PASSWORD_MAX];
+	char hash[256];
+	if (is_list) {
+		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
+			rc = CLI_FAIL;
+		else if (store_account_list(s, domain[0] != '\0' ? domain : NULL, print_account,
+					    NULL, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s", err);
+		rc = finish_output(what, rc);
+	} else if (!strcmp(sub, "add")) {
+		int e;
+		if (require_domain(s, what, domain_of(address)) != 1) {
+			rc = CLI_FAIL;
+		} else if ((e = store_account_get(s, address, &info)) != 0) {
+			rc = cli_fail(what, e > 0 ? "user %s already exists"
+						  : "%s: cannot look up the account in the store",
+				      address);
+		} else if ((rc = get_password(cmd, what, pw_opt, address, pw, sizeof pw)) != 0) {
+			/* message printed */
+		} else if ((rc = hash_password(what, pw, sizeof pw, hash, sizeof hash)) != 0) {
+			/* message printed */
+		} else if (store_account_add(s, address, hash, NULL, err, sizeof err) < 0) {
+			rc = cli_fail(what, "%s: %s", address, err);
+		} else {
+			printf("user %s added\n", address);
+		}
+	} else if (!strcmp(sub, "passwd")) {
+		if (require_account(s, what, address, &info) != 1)
+			rc = CLI_FAIL;
+		else if ((rc = get_password(cmd, what, pw_opt, address, pw, sizeof pw)) != 0) {
+			/* message printed */
+		} else if ((rc = hash_password(what, pw, sizeof pw, hash, sizeof hash)) != 0) {
+			/* message printed */
+		} else if (store_account_set_password(s, address, hash, err, sizeof err) < 0) {
+			rc = cli_fail(what, "%s: %s", address, err);
+		} else {
+			printf("password of %s changed\n", address);
+		}
+	} else {
+		if (require_account(s, what, address, &info) != 1)
+			rc = CLI_FAIL;
+		else if (store_account_remove(s, address, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			printf("user %s removed\n", address);
+	}
+	explicit_bzero(pw, sizeof pw);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* --------------------------------------------------------------- alias */
+
+static int alias_run(const char *cfg_path, int argc, char **argv);
+
+const struct cli_command cli_admin_alias_command = {
+	"alias",
+	"add, list or remove aliases (forwarding addresses, catch-alls)",
+	"usage: tern [-c FILE] alias add ALIAS TARGET...\n"
+	"       tern [-c FILE] alias list [DOMAIN]\n"
+	"       tern [-c FILE] alias remove ALIAS [TARGET]\n"
+	"\n"
+	"  add      mail to ALIAS (local@domain, or @domain to catch every\n"
+	"           address of the domain that has no user) goes to each TARGET,\n"
+	"           local or remote; ALIAS's domain must be ours\n"
+	"  list     print \"ALIAS<tab>TARGET\" lines, of DOMAIN or of all\n"
+	"  remove   remove one TARGET of ALIAS, or all of them\n",
+	alias_run,
+};
+
+static int print_alias(void *ctx, const char *alias, const char *target)
+{
+	(void)ctx;
+	printf("%s\t%s\n", alias, target);
+	return 0;
+}
+
+struct alias_find_ctx {
+	const char *alias;
+	const char *target; /* NULL: any */
+	bool found;
+};
+
+static int find_alias(void *ctx, const char *alias, const char *target)
+{
+	struct alias_find_ctx *c = ctx;
+	/* The store keeps addresses lower-cased except a remote target's local
+	 * part; compare as it does, case-insensitively. */
+	if (!strcasecmp(alias, c->alias) && (c->target == NULL || !strcasecmp(target, c->target)))
+		c->found = true;
+	return 0;
+}
+
+/* Checks an alias argument: local@domain or @domain (catch-all). */
+static int check_alias(const struct cli_command *cmd, const char *what, const char *arg,
+		       char out[256])
+{
+	if (arg[0] == '@') {
+		int rc = check_domain(cmd, what, arg + 1, out + 1, 255);
+		if (rc != 0)
+			return rc;
+		out[0] = '@';
+		return 0;
+	}
+	return check_address(cmd, what, arg, false, out);
+}
+
+static int alias_run(const char *cfg_path, int argc, char **argv)
+{
+	static const char *const subs[] = {"add", "list", "remove", NULL};
+	const struct cli_command *cmd = &cli_admin_alias_command;
+	const char *sub = NULL;
+	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	if (rc != 0)
+		return parse_exit(rc);
+	char what[32];
+	snprintf(what, sizeof what, "alias %s", sub);
+	bool is_list = !strcmp(sub, "list"), is_add = !strcmp(sub, "add");
+	int max_pos = argc > 2 ? argc - 2 : 1;
+	char **pos = xcalloc((size_t)max_pos, sizeof *pos);
+	int n_pos;
+	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : is_add ? 2 : 1,
+		       is_list ? 1 : is_add ? max_pos : 2, &n_pos);
+	if (rc != 0) {
+		free(pos);
+		return parse_exit(rc);
+	}
+
+	char alias[256] = "", domain[256] = "";
+	char(*targets)[256] = xcalloc((size_t)max_pos, sizeof *targets);
+	int n_targets = 0;
+	if (is_list) {
+		if (n_pos == 1)
+			rc = check_domain(cmd, what, pos[0], domain, sizeof domain);
+	} else {
+		rc = check_alias(cmd, what, pos[0], alias);
+		for (int i = 1; rc == 0 && i < n_pos; i++)
+			rc = check_address(cmd, what, pos[i], true, targets[n_targets++]);
+	}
+	free(pos);
+	if (rc != 0) {
+		free(targets);
+		return rc;
+	}
+
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL) {
+		free(targets);
+		return rc;
+	}
+	char err[512];
+	if (is_list) {
+		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
+			rc = CLI_FAIL;
+		else if (store_alias_list(s, domain[0] != '\0' ? domain : NULL, print_alias, NULL,
+					  err, sizeof err) < 0)
+			rc = cli_fail(what, "%s", err);
+		rc = finish_output(what, rc);
+	} else if (require_domain(s, what, domain_of(alias)) != 1) {
+		rc = CLI_FAIL;
+	} else if (is_add) {
+		for (int i = 0; i < n_targets && rc == 0; i++) {
+			if (store_alias_add(s, alias, targets[i], err, sizeof err) < 0)
+				rc = cli_fail(what, "%s -> %s: %s", alias, targets[i], err);
+			else
+				printf("alias %s -> %s added\n", alias, targets[i]);
+		}
+	} else {
+		const char *target = n_targets > 0 ? targets[0] : NULL;
+		struct alias_find_ctx fc = {alias, target, false};
+		if (store_alias_list(s, domain_of(alias), find_alias, &fc, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s", err);
+		else if (!fc.found && target != NULL)
+			rc = cli_fail(what, "alias %s has no target %s", alias, target);
+		else if (!fc.found)
+			rc = cli_fail(what, "no such alias %s", alias);
+		else if (store_alias_remove(s, alias, target, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s%s%s: %s", alias, target ? " -> " : "",
+				      target ? target : "", err);
+		else if (target != NULL)
+			printf("alias %s -> %s removed\n", alias, target);
+		else
+			printf("alias %s removed\n", alias);
+	}
+	free(targets);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- mail */
+
+static int mail_run(const char *cfg_path, int argc, char **argv);
+
+const struct cli_command cli_admin_mail_command = {
+	"mail",
+	"look at stored messages (list a mailbox, print a message)",
+	"usage: tern [-c FILE] mail list USER [MAILBOX]\n"
+	"       tern [-c FILE] mail cat USER MAILBOX UID\n"
+	"\n"
+	"  list     one tab-separated line per message of MAILBOX (default\n"
+	"           INBOX), after a header line:\n"
+	"           UID DATE FROM SUBJECT SIZE FLAGS\n"
+	"           DATE is the arrival time in UTC; FROM and SUBJECT are the\n"
+	"           raw header values (\"-\" if missing), control characters\n"
+	"           shown as '?'; FLAGS \"-\" if none\n"
+	"  cat      write the stored message, byte for byte, to stdout\n",
+	mail_run,
+};
+
+struct mail_list_ctx {
+	struct store_account *acct;
+	const char *what;
+	char *head; /* MAIL_LIST_HEAD_MAX bytes */
+	int rc;
+};
+
+/* Reads up to MAIL_LIST_HEAD_MAX bytes of a file into buf.  Returns the
+ * count, or -1 with errno set. */
+static ssize_t read_head(const char *path, char *buf)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = 0;
+	while (n < MAIL_LIST_HEAD_MAX) {
+		ssize_t r = read(fd, buf + n, MAIL_LIST_HEAD_MAX - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	return (ssize_t)n;
+}
+
+/* Unfolds field name of h into out, or "-" if missing or empty. */
+static void header_value(const struct header *h, const char *name, char *out, size_t outsz)
+{
+	const struct header_field *f = header_find(h, name);
+	size_t n = 0;
+	if (f != NULL)
+		n = header_unfold(f->value, f->value_len, out, outsz);
+	if (n == 0)
+		snprintf(out, outsz, "-");
+}
+
+static int print_message(void *ctx, const struct store_message *m)
+{
+	struct mail_list_ctx *c = ctx;
+	char from[1024] = "-", subject[1024] = "-";
+	char path[4096];
+	ssize_t n = -1;
+	if (store_message_path(c->acct, m->file_id, path, sizeof path) < 0) {
+		c->rc = cli_fail(c->what, "UID %" PRIu32 ": cannot find its message file", m->uid);
+	} else if ((n = read_head(path, c->head)) < 0) {
+		c->rc = cli_fail(c->what, "UID %" PRIu32 ": %s: %s", m->uid, path, strerror(errno));
+	} else {
+		/* A header longer than what we read: parse whole lines only, so a
+		 * cut field does not turn into a syntax error. */
+		size_t len = (size_t)n;
+		if (len == MAIL_LIST_HEAD_MAX) {
+			const char *nl = memrchr(c->head, '\n', len);
+			len = nl != NULL ? (size_t)(nl - c->head) + 1 : 0;
+		}
+		struct header h;
+		if (header_parse(c->head, len, &h) == HEADER_OK) {
+			header_value(&h, "From", from, sizeof from);
+			header_value(&h, "Subject", subject, sizeof subject);
+			header_free(&h);
+		}
+	}
+
+	char date[32] = "-";
+	time_t t = (time_t)m->internaldate;
+	struct tm tm;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	struct buf flags = BUF_INIT;
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sysflags[] = {
+		{STORE_F_SEEN, "\\Seen"},       {STORE_F_ANSWERED, "\\Answered"},
+		{STORE_F_FLAGGED, "\\Flagged"}, {STORE_F_DELETED, "\\Deleted"},
+		{STORE_F_DRAFT, "\\Draft"},
+	};
+	for (size_t i = 0; i < sizeof sysflags / sizeof sysflags[0]; i++)
+		if (m->flags & sysflags[i].bit)
+			buf_printf(&flags, "%s%s", flags.len ? " " : "", sysflags[i].name);
+	if (m->keywords[0] != '\0')
+		buf_printf(&flags, "%s%s", flags.len ? " " : "", m->keywords);
+
+	printf("%" PRIu32 "\t%s\t", m->uid, date);
+	cli_put_sanitized(stdout, from);
+	fputc('\t', stdout);
+	cli_put_sanitized(stdout, subject);
+	printf("\t%" PRIu64 "\t", m->size);
+	cli_put_sanitized(stdout, flags.len ? buf_cstr(&flags) : "-");
+	fputc('\n', stdout);
+	buf_free(&flags);
+	return 0;
+}
+
+struct mail_find_ctx {
+	bool found;
+	struct store_message msg;
+};
+
+static int find_message(void *ctx, const struct store_message *m)
+{
+	struct mail_find_ctx *c = ctx;
+	c->found = true;
+	c->msg = *m;
+	return 0;
+}
+
+/* Copies the file at path to stdout, byte for byte. */
+static int cat_file(const char *what, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_fail(what, "%s: %s", path, strerror(errno));
+	if (fflush(stdout) != 0) {
+		close(fd);
+		return cli_fail(what, "writing to stdout: %s", strerror(errno));
+	}
+	char *chunk = xmalloc(65536);
+	int rc = CLI_OK;
+	for (;;) {
+		ssize_t r = read(fd, chunk, 65536);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = cli_fail(what, "%s: %s", path, strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		if (fsutil_write_all(STDOUT_FILENO, chunk, (size_t)r) < 0) {
+			rc = cli_fail(what, "writing to stdout: %s", strerror(errno));
+			break;
+		}
+	}
+	free(chunk);
+	close(fd);
+	return rc;
+}
+
+static int mail_run(const char *cfg_path, int argc, char **argv)
+{
+	static const char *const subs[] = {"list", "cat", NULL};
+	const struct cli_command *cmd = &cli_admin_mail_command;
+	const char *sub = NULL;
+	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	if (rc != 0)
+		return parse_exit(rc);
+	char what[32];
+	snprintf(what, sizeof what, "mail %s", sub);
+	bool is_list = !strcmp(sub, "list");
+	char *pos[3];
+	int n_pos;
+	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 1 : 3, is_list ? 2 : 3,
+		       &n_pos);
+	if (rc != 0)
+		return parse_exit(rc);
+	char address[256];
+	if ((rc = check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	const char *mailbox = n_pos >= 2 ? pos[1] : "INBOX";
+	if (mailbox[0] == '\0')
+		return cli_usage_error(cmd, what, "empty mailbox name");
+	uint64_t uid = 0;
+	if (!is_list &&
+	    (strutil_parse_u64(pos[2], strlen(pos[2]), UINT32_MAX, &uid) < 0 || uid == 0))
+		return cli_usage_error(cmd, what, "UID \"%s\" is not a number from 1 to %" PRIu32,
+				       pos[2], UINT32_MAX);
+
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	char err[512];
+	struct store_account *acct = NULL;
+	struct store_mailbox mb;
+	int e = store_account_open(s, address, &acct);
+	if (e <= 0) {
+		rc = e == 0 ? cli_fail(what, "no such user %s", address)
+			    : cli_fail(what, "%s: cannot open the account", address);
+	} else if ((e = store_mailbox_get(acct, mailbox, &mb)) <= 0) {
+		rc = e == 0 ? cli_fail(what, "user %s has no mailbox \"%s\"", address, mailbox)
+			    : cli_fail(what, "%s: cannot read mailbox \"%s\"", address, mailbox);
+	} else if (is_list) {
+		struct mail_list_ctx ctx = {acct, what, xmalloc(MAIL_LIST_HEAD_MAX), CLI_OK};
+		puts("UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS");
+		if (store_message_list(acct, mb.id, 1, UINT32_MAX, print_message, &ctx, err,
+				       sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			rc = ctx.rc;
+		free(ctx.head);
+		rc = finish_output(what, rc);
+	} else {
+		struct mail_find_ctx ctx = {false, {0}};
+		char path[4096];
+		if (store_message_list(acct, mb.id, (uint32_t)uid, (uint32_t)uid, find_message, &ctx,
+				       err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else if (!ctx.found)
+			rc = cli_fail(what, "no message with UID %" PRIu64 " in \"%s\" of %s", uid,
+				      mailbox, address);
+		else if (store_message_path(acct, ctx.msg.file_id, path, sizeof path) < 0)
+			rc = cli_fail(what, "UID %" PRIu64 ": cannot find its message file", uid);
+		else
+			rc = cat_file(what, path);
+	}
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}

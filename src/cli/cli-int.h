@@ -1,0 +1,76 @@
+/*
+ * cli-int.h - what the files of src/cli share among themselves (not used
+ * outside src/cli): the command table entries, the argument parser, error
+ * printing and argument checks.
+ */
+#ifndef TERN_CLI_INT_H
+#define TERN_CLI_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct config;
+struct store;
+
+/* Exit codes (design.md). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* One sub-command.  run gets argv[0] = the command name; it returns the
+ * exit code.  usage is printed for --help (stdout) and bad usage (stderr). */
+struct cli_command {
+	const char *name;
+	const char *summary;  /* one line for `tern --help` */
+	const char *usage;    /* full usage text, ends in '\n' */
+	int (*run)(const char *cfg_path, int argc, char **argv);
+};
+
+extern const struct cli_command cli_init_command;
+extern const struct cli_command cli_admin_domain_command;
+extern const struct cli_command cli_admin_user_command;
+extern const struct cli_command cli_admin_alias_command;
+extern const struct cli_command cli_admin_mail_command;
+
+/* An option taking a value ("--hostname H" or "--hostname=H").  *value is
+ * set to the argv string (not copied); it stays NULL if not given. */
+struct cli_option {
+	const char *name;  /* with the dashes: "--hostname" */
+	const char **value;
+};
+
+/* Splits argv[first..argc) into positional arguments (at most max_pos, into
+ * pos) and options.  "--" ends the options.  Returns:
+ *   0 and *n_pos set;
+ *   CLI_HELP when --help or -h was given (the caller prints its usage to
+ *     stdout and exits 0);
+ *   CLI_USAGE after printing an error naming the argument at fault, then
+ *     cmd's usage, to stderr. */
+#define CLI_HELP 100
+int cli_parse_args(const struct cli_command *cmd, const char *what, int argc, char **argv,
+		   int first, const struct cli_option *opts, size_t n_opts, char **pos,
+		   int max_pos, int *n_pos);
+
+/* Prints "tern: WHAT: message" to stderr, then the synopsis of cmd's
+ * usage (its text up to the first blank line), and returns CLI_USAGE. */
+int cli_usage_error(const struct cli_command *cmd, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prints "tern: WHAT: message" to stderr and returns CLI_FAIL. */
+int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Loads the config and opens its data folder for an admin command.  When
+ * running as root with `user` set, first switches to that user for good
+ * (privdrop_to_user) so files the store creates belong to the workers'
+ * user.  Returns the store (close
+ * with store_close; *cfg_out freed with config_free), or NULL after
+ * printing why, with *rc set to the exit code. */
+struct store *cli_open_store(const char *cfg_path, struct config **cfg_out, int *rc);
+
+/* True if s is a plausible DNS name: labels of letters, digits and '-'
+ * (not first or last), 1..63 characters each, 253 in all. */
+bool cli_domain_ok(const char *s);
+
+/* Writes s to f with a tab as a space and every other control character
+ * (and DEL) as '?', so it fits in one field of tab-separated output. */
+void cli_put_sanitized(FILE *f, const char *s);
+
+#endif
