@@ -6,8 +6,14 @@
  * array; fields point into the caller's buffer.
  *
  * Limits: at most HEADER_MAX_FIELDS fields (more: HEADER_ERR_TOO_MANY),
- * a field name of at most 76 characters... RFC 5322 2.1.1 allows long
- * lines; we accept physical lines up to HEADER_MAX_LINE octets.
+ * a field name of at most HEADER_MAX_NAME characters (longer:
+ * HEADER_ERR_SYNTAX), and physical lines of at most HEADER_MAX_LINE octets,
+ * the hard limit of RFC 5322 2.1.1 (longer: HEADER_ERR_LINE_TOO_LONG).
+ *
+ * Field names are 1*ftext (printable US-ASCII except ':'); blanks between
+ * the name and the colon (obsolete syntax, RFC 5322 4.5) are accepted.  A
+ * line that is not a field, a continuation (starting with SP or HTAB) of
+ * one, or the empty line, such as an mbox "From " line, is a syntax error.
  */
 #ifndef TERN_HEADER_H
 #define TERN_HEADER_H
@@ -17,6 +23,7 @@
 
 #define HEADER_MAX_FIELDS 1000
 #define HEADER_MAX_LINE 998 /* RFC 5322 2.1.1, excluding CRLF */
+#define HEADER_MAX_NAME 76
 
 enum header_error {
 	HEADER_OK = 0,
@@ -52,8 +59,9 @@ const struct header_field *header_find(const struct header *h, const char *name)
 size_t header_count(const struct header *h, const char *name);
 
 /* Unfolds a raw value into out (size outsz): CRLF/LF followed by WSP
- * becomes that WSP, leading and trailing blanks are trimmed.  Returns the
- * length written (truncated to outsz-1, always NUL-terminated). */
+ * becomes that WSP (any other CR or LF is dropped too), leading and
+ * trailing blanks are trimmed.  Returns the length written (truncated to
+ * outsz-1, always NUL-terminated; nothing is written if outsz is 0). */
 size_t header_unfold(const char *value, size_t n, char *out, size_t outsz);
 
 #endif

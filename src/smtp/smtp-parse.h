@@ -51,7 +51,9 @@ struct smtp_cmd {
 	 * points into the line, not NUL-terminated. */
 	const char *arg;
 	size_t arg_len;
-	/* MAIL FROM / RCPT TO */
+	/* MAIL FROM / RCPT TO.  "RCPT TO:<postmaster>" (any case, RFC 5321
+	 * 4.1.1.3) gives local "postmaster" and an EMPTY domain: the caller
+	 * must fill in our own domain. */
 	struct addr addr;
 	bool null_path;            /* MAIL FROM:<> */
 	bool has_size;

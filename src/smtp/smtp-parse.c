@@ -1,0 +1,288 @@
+/*
+ * smtp-parse.c - one SMTP command line into a struct smtp_cmd (see
+ * smtp-parse.h).
+ *
+ * SMTP layer, below smtp-session.c: this file only knows the grammar of
+ * RFC 5321 4.1.1 and of the extensions we advertise (SIZE, 8BITMIME,
+ * BINARYMIME/CHUNKING, SMTPUTF8, STARTTLS, AUTH).  Whether a command is
+ * allowed now is the session's business.  Pure and allocation-free so it
+ * can be fuzzed and fed every prefix of a line in the unit tests.
+ */
+#include "smtp-parse.h"
+
+#include <string.h>
+
+#include "strutil.h"
+
+enum arg_kind {
+	ARG_NONE,     /* nothing may follow the verb */
+	ARG_ANY,      /* anything, possibly nothing */
+	ARG_REQUIRED, /* anything, but not nothing */
+	ARG_SPECIAL,  /* parsed by the verb's own function */
+};
+
+static const struct verb_info {
+	const char *name;
+	enum smtp_verb verb;
+	enum arg_kind args;
+} verbs[] = {
+	{"HELO", SMTP_VERB_HELO, ARG_REQUIRED},
+	{"EHLO", SMTP_VERB_EHLO, ARG_REQUIRED},
+	{"MAIL", SMTP_VERB_MAIL, ARG_SPECIAL},
+	{"RCPT", SMTP_VERB_RCPT, ARG_SPECIAL},
+	{"DATA", SMTP_VERB_DATA, ARG_NONE},
+	{"BDAT", SMTP_VERB_BDAT, ARG_SPECIAL},
+	{"RSET", SMTP_VERB_RSET, ARG_NONE},
+	{"NOOP", SMTP_VERB_NOOP, ARG_ANY},
+	{"QUIT", SMTP_VERB_QUIT, ARG_NONE},
+	{"HELP", SMTP_VERB_HELP, ARG_ANY},
+	{"VRFY", SMTP_VERB_VRFY, ARG_ANY},
+	{"EXPN", SMTP_VERB_EXPN, ARG_ANY},
+	{"STARTTLS", SMTP_VERB_STARTTLS, ARG_NONE},
+	{"AUTH", SMTP_VERB_AUTH, ARG_REQUIRED},
+};
+
+static bool is_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
+static bool is_esmtp_keyword(const char *p, size_t n)
+{
+	if (n == 0 || !is_alnum(p[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_alnum(p[i]) && p[i] != '-')
+			return false;
+	return true;
+}
+
+/* esmtp-value = 1*(%d33-60 / %d62-126); no value we accept is non-ASCII */
+static bool is_esmtp_value(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch < 33 || ch > 126 || ch == '=')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parameters after a path: *( SP esmtp-param ).  Blanks between them are
+ * tolerated; the line's trailing blanks were already cut off.  With
+ * mail_params false (RCPT) none is accepted yet.  Nothing is written to
+ * cmd before the whole list is known to be good.
+ */
+static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_params,
+					  struct smtp_cmd *cmd)
+{
+	bool has_size = false, has_body = false, smtputf8 = false;
+	uint64_t size = 0;
+	enum smtp_body_type body = SMTP_BODY_DEFAULT;
+	size_t i = 0;
+
+	while (i < n) {
+		if (p[i] != ' ')
+			return SMTP_PARSE_SYNTAX; /* "<a@b>SIZE=1" */
+		while (i < n && p[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < n && p[i] != ' ')
+			i++;
+		const char *kw = p + start;
+		const char *eq = memchr(kw, '=', i - start);
+		size_t kw_len = eq != NULL ? (size_t)(eq - kw) : i - start;
+		const char *val = eq != NULL ? eq + 1 : NULL;
+		size_t val_len = eq != NULL ? (size_t)(p + i - val) : 0;
+
+		if (!mail_params || !is_esmtp_keyword(kw, kw_len))
+			return SMTP_PARSE_BAD_PARAM;
+		if (val != NULL && !is_esmtp_value(val, val_len))
+			return SMTP_PARSE_BAD_PARAM;
+		if (strutil_eq_ci(kw, kw_len, "SIZE")) {
+			/* RFC 1870: size-value = 1*20DIGIT */
+			if (has_size || val == NULL || strutil_parse_u64(val, val_len, UINT64_MAX, &size) < 0)
+				return SMTP_PARSE_BAD_PARAM;
+			has_size = true;
+		} else if (strutil_eq_ci(kw, kw_len, "BODY")) {
+			if (has_body || val == NULL)
+				return SMTP_PARSE_BAD_PARAM;
+			if (strutil_eq_ci(val, val_len, "7BIT"))
+				body = SMTP_BODY_7BIT;
+			else if (strutil_eq_ci(val, val_len, "8BITMIME"))
+				body = SMTP_BODY_8BITMIME;
+			else if (strutil_eq_ci(val, val_len, "BINARYMIME"))
+				body = SMTP_BODY_BINARYMIME;
+			else
+				return SMTP_PARSE_BAD_PARAM;
+			has_body = true;
+		} else if (strutil_eq_ci(kw, kw_len, "SMTPUTF8")) {
+			if (smtputf8 || val != NULL)
+				return SMTP_PARSE_BAD_PARAM;
+			smtputf8 = true;
+		} else {
+			/* Unknown, or not advertised yet: DSN's RET, ENVID, NOTIFY,
+			 * ORCPT and AUTH's AUTH=. */
+			return SMTP_PARSE_BAD_PARAM;
+		}
+	}
+	cmd->has_size = has_size;
+	cmd->size = size;
+	cmd->body = body;
+	cmd->smtputf8 = smtputf8;
+	return SMTP_PARSE_OK;
+}
+
+/* Whether p[0..n) contains the blank-delimited word w (case-insensitive). */
+static bool has_word(const char *p, size_t n, const char *w)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && p[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < n && p[i] != ' ')
+			i++;
+		if (strutil_eq_ci(p + start, i - start, w))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * "MAIL FROM:" / "RCPT TO:" then the path and its parameters.  rest points
+ * just after the verb.  The path is parsed with UTF-8 allowed so that its
+ * end is found before the parameters say whether UTF-8 was allowed.
+ */
+static enum smtp_parse_error parse_path_cmd(const char *rest, size_t n, bool utf8_ok,
+					    struct smtp_cmd *cmd)
+{
+	bool mail = cmd->verb == SMTP_VERB_MAIL;
+	const char *intro = mail ? " FROM:" : " TO:";
+	size_t intro_len = strlen(intro), used = 0;
+	enum addr_error ae;
+
+	if (!strutil_prefix_ci(rest, n, intro))
+		return SMTP_PARSE_SYNTAX;
+	const char *path = rest + intro_len;
+	size_t plen = n - intro_len;
+	if (plen > 0 && path[0] == ' ') { /* common client habit */
+		path++;
+		plen--;
+	}
+	if (plen == 0 || path[0] != '<')
+		return SMTP_PARSE_SYNTAX;
+
+	if (!mail && strutil_prefix_ci(path, plen, "<postmaster>")) {
+		/* RFC 5321 4.1.1.3: the one forward path without a domain.  The
+		 * caller supplies our domain. */
+		memcpy(cmd->addr.local, "postmaster", sizeof "postmaster");
+		used = strlen("<postmaster>");
+		ae = ADDR_OK;
+	} else {
+		ae = addr_parse_path(path, plen, true, mail, &cmd->addr, &cmd->null_path, &used);
+	}
+	if (ae == ADDR_ERR_UTF8) {
+		/* Invalid UTF-8: its end is unknown, so the parameters cannot be
+		 * parsed; look for the SMTPUTF8 word to pick the better reply. */
+		if (utf8_ok || (mail && has_word(path, plen, "SMTPUTF8")))
+			return SMTP_PARSE_BAD_ADDR;
+		return SMTP_PARSE_NEED_UTF8;
+	}
+	if (ae == ADDR_ERR_TOO_LONG)
+		return SMTP_PARSE_TOO_LONG;
+	if (ae != ADDR_OK)
+		return SMTP_PARSE_BAD_ADDR;
+
+	enum smtp_parse_error pe = parse_params(path + used, plen - used, mail, cmd);
+	if (pe != SMTP_PARSE_OK)
+		return pe;
+	/* Checks the source route too, which has_utf8 does not cover. */
+	bool allowed = utf8_ok || cmd->smtputf8;
+	if (!allowed) {
+		for (size_t i = 0; i < used; i++)
+			if ((unsigned char)path[i] >= 0x80)
+				return SMTP_PARSE_NEED_UTF8;
+	}
+	return SMTP_PARSE_OK;
+}
+
+/* RFC 3030: "BDAT" SP chunk-size [ SP end-marker ], end-marker = "LAST" */
+static enum smtp_parse_error parse_bdat(const char *rest, size_t n, struct smtp_cmd *cmd)
+{
+	size_t i = 0;
+	while (i < n && rest[i] == ' ')
+		i++;
+	size_t start = i;
+	while (i < n && rest[i] != ' ')
+		i++;
+	if (start == 0 || strutil_parse_u64(rest + start, i - start, UINT64_MAX, &cmd->chunk_size) < 0)
+		return SMTP_PARSE_SYNTAX;
+	while (i < n && rest[i] == ' ')
+		i++;
+	if (i == n)
+		return SMTP_PARSE_OK;
+	if (!strutil_eq_ci(rest + i, n - i, "LAST"))
+		return SMTP_PARSE_SYNTAX;
+	cmd->last = true;
+	return SMTP_PARSE_OK;
+}
+
+enum smtp_parse_error smtp_parse_command(const char *line, size_t n, bool utf8_ok,
+					 struct smtp_cmd *cmd)
+{
+	const struct verb_info *vi = NULL;
+	size_t vlen = 0;
+
+	memset(cmd, 0, sizeof *cmd);
+	while (vlen < n && line[vlen] != ' ' && line[vlen] != '\0')
+		vlen++;
+	for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++) {
+		if (strutil_eq_ci(line, vlen, verbs[k].name)) {
+			vi = &verbs[k];
+			break;
+		}
+	}
+	cmd->verb = vi != NULL ? vi->verb : SMTP_VERB_UNKNOWN;
+	/* NUL, and CR or LF that the line reader should have taken off, would
+	 * smuggle bytes past logs or into Received: through an argument. */
+	if (memchr(line, '\0', n) != NULL || memchr(line, '\r', n) != NULL ||
+	    memchr(line, '\n', n) != NULL)
+		return SMTP_PARSE_SYNTAX;
+	if (vi == NULL)
+		return SMTP_PARSE_UNKNOWN;
+
+	/* Trailing blanks are never significant; some clients send them. */
+	size_t end = n;
+	while (end > vlen && (line[end - 1] == ' ' || line[end - 1] == '\t'))
+		end--;
+	const char *rest = line + vlen; /* empty or starts with SP */
+	size_t rest_len = end - vlen;
+
+	switch (vi->args) {
+	case ARG_NONE:
+		return rest_len == 0 ? SMTP_PARSE_OK : SMTP_PARSE_SYNTAX;
+	case ARG_ANY:
+	case ARG_REQUIRED: {
+		size_t i = 0;
+		while (i < rest_len && rest[i] == ' ')
+			i++;
+		if (i < rest_len) {
+			cmd->arg = rest + i;
+			cmd->arg_len = rest_len - i;
+		} else if (vi->args == ARG_REQUIRED) {
+			return SMTP_PARSE_SYNTAX;
+		}
+		return SMTP_PARSE_OK;
+	}
+	case ARG_SPECIAL:
+		break;
+	}
+	if (cmd->verb == SMTP_VERB_BDAT)
+		return parse_bdat(rest, rest_len, cmd);
+	return parse_path_cmd(rest, rest_len, utf8_ok, cmd);
+}
