@@ -39,7 +39,10 @@ integration: build build-asan
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(PYTEST) -q tests/integration
 
+# A short fuzz run is part of the test suite: every parser's target must
+# build and survive a few seconds of input.
 test: unit integration
+	$(MAKE) fuzz FUZZ_SECONDS=5
 
 fuzz: deps
 	@test -f build-fuzz/build.ninja || CC=clang $(MESON) setup build-fuzz -Dfuzz=true \

@@ -23,6 +23,14 @@ need_pc libcrypt libcrypt-dev
 need_file /usr/bin/python3 python3
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 
+# The unprivileged account the workers run as when Tern starts as root
+# (`tern init` picks it up).
+if [ "$(id -u)" = 0 ] && ! getent passwd tern >/dev/null 2>&1; then
+	useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin tern
+	echo "install-deps: created system user tern"
+fi
+
 if [ -z "$pkgs" ]; then
 	exit 0
 fi
