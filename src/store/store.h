@@ -43,6 +43,10 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz);
 void store_close(struct store **s);
 /* The data folder path given to store_open (owned by the store). */
 const char *store_data_dir(const struct store *s);
+/* How many account databases stay open at once (default 64; each holds
+ * three file descriptors).  The least recently used one is closed when
+ * another must open; its handle stays valid and reopens it on use. */
+void store_set_account_cache(struct store *s, size_t max_open);
 
 /* ---------------------------------------------------------------- domains */
 
@@ -127,7 +131,15 @@ struct store_targets {
  *      oldest account (RFC 5321 4.5.1: postmaster always works);
  *   6. a catch-all alias @domain;
  *   7. NO_USER.
- * Local parts compare case-insensitively. */
+ * Local parts compare case-insensitively.  Each character of delim is a
+ * delimiter (as Postfix's recipient_delimiter: "+-" splits at either).
+ * Alias targets in our domains go through rules 2-6 again; a target that
+ * is an alias already being expanded (a cycle, or "a -> a" kept as a
+ * copy) is looked up as an account only.  A local target that resolves to
+ * nobody is dropped (logged); if nothing is left the result is NO_USER, or
+ * LOOP when a cycle was cut.  A bare "postmaster" (no '@', any case)
+ * resolves to the server's oldest account.  out is always cleared first
+ * and filled only for OK. */
 enum store_rcpt_result store_resolve(struct store *s, const char *address, const char *delim,
 				     struct store_targets *out);
 
@@ -143,6 +155,26 @@ enum store_rcpt_result store_resolve(struct store *s, const char *address, const
  * many of ids, in order, got it).  Subscribers are notified. */
 int store_deliver(struct store *s, const char *path, const int64_t *ids, size_t n_ids,
 		  time_t internaldate, size_t *n_done, char *err, size_t errsz);
+
+/* One message for one account, for store_deliver_batch. */
+struct store_delivery {
+	const char *path;      /* message file, as for store_deliver */
+	int64_t account_id;
+	time_t internaldate;
+	int status;            /* out: 0 delivered, -1 not (nothing visible) */
+	uint32_t uid;          /* out: its INBOX uid when delivered */
+};
+
+/* Group commit: delivers several messages (say, from concurrent SMTP
+ * sessions) with one msg/ fsync and one database commit per account
+ * instead of one per message.  Items of the same path share one file
+ * (stored once); within an account, uids follow the order of d.  Each item
+ * with status 0 is as durable as after store_deliver; an item with status
+ * -1 is visible nowhere.  Returns 0 if every item was delivered, else -1
+ * with err describing the first failure.  Subscribers are notified once
+ * per account. */
+int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, char *err,
+			size_t errsz);
 
 /* Queues a message file for remote recipients: the file is linked into
  * DATA/queue/, and one row per recipient goes into server.db with state
@@ -203,10 +235,15 @@ struct store_account;  /* an open account.db, cached by the store */
 
 /* Opens an account by address (1: found, 0: no such account, -1: error).
  * The handle belongs to the store (do not free it); it stays valid until
- * store_close or store_account_remove of that account. */
+ * store_close or store_account_remove of that account (its database may be
+ * closed in between to bound open files, see store_set_account_cache; the
+ * handle reopens it when used). */
 int store_account_open(struct store *s, const char *address, struct store_account **out);
 int store_account_open_id(struct store *s, int64_t id, struct store_account **out);
 int64_t store_account_id(const struct store_account *a);
+/* The account's last modseq and its state counter (bumped by every change,
+ * for JMAP).  Either pointer may be NULL.  0 or -1. */
+int store_account_state(struct store_account *a, uint64_t *modseq, uint64_t *state);
 
 /* Lists mailboxes in name order, with counts filled. */
 int store_mailbox_list(struct store_account *a,
@@ -215,12 +252,18 @@ int store_mailbox_list(struct store_account *a,
 /* 1 found (mb filled, with counts), 0 no such mailbox, -1 error.  "INBOX"
  * matches case-insensitively. */
 int store_mailbox_get(struct store_account *a, const char *name, struct store_mailbox *mb);
+/* Mailbox names: UTF-8, 1..500 bytes, no control characters, no '*' or
+ * '%' (LIST wildcards), no empty level (leading, trailing or double '/').
+ * Create makes missing parents ("a", "a/b" for "a/b/c"); new mailboxes are
+ * not subscribed.  special_use is STORE_SU_* bits. */
 int store_mailbox_create(struct store_account *a, const char *name, unsigned special_use,
 			 char *err, size_t errsz);
 /* Deleting INBOX fails; messages of a deleted mailbox are removed. */
 int store_mailbox_delete(struct store_account *a, const char *name, char *err, size_t errsz);
 /* Renaming INBOX moves its messages to a new mailbox and leaves INBOX
- * empty (RFC 9051 6.3.6).  Children (name/...) are renamed too. */
+ * empty (RFC 9051 6.3.6), its children staying where they are.  Other
+ * mailboxes keep their id and UIDVALIDITY, and their children (name/...)
+ * are renamed too.  Missing parents of the new name are created. */
 int store_mailbox_rename(struct store_account *a, const char *from, const char *to, char *err,
 			 size_t errsz);
 int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, char *err,
@@ -248,7 +291,8 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 		       int64_t dest_mailbox_id, bool move, uint32_t *new_uid, char *err,
 		       size_t errsz);
 /* Expunges one message; remembers its uid and modseq (QRESYNC) and removes
- * the file when no mailbox refers to it any more. */
+ * the file when no mailbox refers to it any more.  -1 if there is no such
+ * message. */
 int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t uid, char *err,
 			  size_t errsz);
 
@@ -260,7 +304,9 @@ int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t 
  * forwards the account id to the other processes, which call
  * store_notify_local() when it arrives. */
 typedef void (*store_notify_cb)(void *ctx, int64_t account_id);
-/* Returns a subscription id (>0) to pass to unsubscribe, or -1. */
+/* Returns a subscription id (>0) to pass to unsubscribe, or -1.
+ * account_id 0 subscribes to every account.  A callback may subscribe and
+ * unsubscribe. */
 int store_notify_subscribe(struct store *s, int64_t account_id, store_notify_cb cb, void *ctx);
 void store_notify_unsubscribe(struct store *s, int sub_id);
 /* Sets the function that forwards notifications to other processes. */

@@ -1,0 +1,250 @@
+/*
+ * store-db.c - the SQLite helpers every store file uses: opening a database
+ * with Tern's durability settings, race-safe schema creation, a per
+ * connection cache of prepared statements and the transaction verbs.
+ *
+ * Durability: WAL with synchronous=FULL fsyncs the WAL at every commit, so
+ * a committed row survives power loss; that is the promise behind "250 OK"
+ * and APPEND's "OK".  Several processes share each file; BEGIN IMMEDIATE
+ * takes the write lock up front (waiting up to the busy timeout), so a
+ * write transaction never fails half-way on a lock upgrade.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store-private.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz)
+{
+	store_err(err, errsz, "database error: %s: %s", what,
+		  db->h ? sqlite3_errmsg(db->h) : "not open");
+}
+
+/* Runs a pragma or other one-off statement and copies the first column of
+ * its first row (if any) into out.
+ *
+ * SQLITE_BUSY is retried here for up to the busy timeout: SQLite does not
+ * call the busy handler everywhere (switching a fresh file to WAL while
+ * another process opens it is one case), and these statements run when
+ * several workers open a new data folder at the same moment. */
+static int exec_one(struct store_db *db, const char *sql, char *out, size_t outsz, char *err,
+		    size_t errsz)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (unsigned attempt = 0;; attempt++) {
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+		if (out && outsz)
+			out[0] = '\0';
+		if (rc == SQLITE_OK) {
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+				if (out && outsz && out[0] == '\0')
+					store_db_column_text(st, 0, out, outsz);
+			}
+		}
+		sqlite3_finalize(st);
+		if (rc == SQLITE_DONE)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long ms = (long long)(now.tv_sec - start.tv_sec) * 1000 +
+			       (now.tv_nsec - start.tv_nsec) / 1000000;
+		if ((rc & 0xff) != SQLITE_BUSY || ms >= BUSY_TIMEOUT_MS) {
+			store_db_error(db, sql, err, errsz);
+			return -1;
+		}
+		/* 1, 2, 4 ... 32 ms between attempts. */
+		struct timespec pause = {0, (1L << (attempt < 5 ? attempt : 5)) * 1000000L};
+		nanosleep(&pause, NULL);
+	}
+}
+
+int store_db_open(struct store_db *db, const char *path, bool create, char *err, size_t errsz)
+{
+	memset(db, 0, sizeof *db);
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+		store_err(err, errsz, "cannot open %s: %s", path,
+			  db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		sqlite3_close(db->h);
+		db->h = NULL;
+		return -1;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	/* First, so that the pragmas below wait for other processes too. */
+	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+	char mode[16];
+	if (exec_one(db, "PRAGMA journal_mode=WAL", mode, sizeof mode, err, errsz) < 0)
+		goto fail;
+	if (strcmp(mode, "wal") != 0) {
+		store_err(err, errsz, "cannot use WAL mode for %s (journal mode %s)", path, mode);
+		goto fail;
+	}
+	if (exec_one(db, "PRAGMA synchronous=FULL", NULL, 0, err, errsz) < 0 ||
+	    exec_one(db, "PRAGMA foreign_keys=ON", NULL, 0, err, errsz) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_db_close(db);
+	return -1;
+}
+
+void store_db_close(struct store_db *db)
+{
+	if (db->h == NULL)
+		return;
+	for (size_t i = 0; i < STORE_DB_STMT_SLOTS; i++) {
+		if (db->stmt[i])
+			sqlite3_finalize(db->stmt[i]);
+	}
+	sqlite3_close(db->h);
+	memset(db, 0, sizeof *db);
+}
+
+int store_db_schema(struct store_db *db, const char *ddl, int version, char *err, size_t errsz)
+{
+	char v[32];
+	/* Fast path without the write lock: the schema is usually there. */
+	if (exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
+		return -1;
+	if (strcmp(v, "0") != 0)
+		goto check;
+	/* Two processes may get here at once: the write lock makes one of them
+	 * create the schema and the other find it done. */
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	if (exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
+		goto fail;
+	if (strcmp(v, "0") == 0) {
+		char *msg = NULL;
+		if (sqlite3_exec(db->h, ddl, NULL, NULL, &msg) != SQLITE_OK) {
+			store_err(err, errsz, "database error: creating schema: %s",
+				  msg ? msg : "unknown");
+			sqlite3_free(msg);
+			goto fail;
+		}
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", version);
+		if (exec_one(db, sql, NULL, 0, err, errsz) < 0 ||
+		    exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
+			goto fail;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		return -1;
+check:;
+	char want[32];
+	snprintf(want, sizeof want, "%d", version);
+	if (strcmp(v, want) != 0) {
+		/* Only version 1 exists so far; a later version adds upgrade
+		 * steps here, and refuses files from the future. */
+		store_err(err, errsz, "database schema version %s, this Tern knows %d", v,
+			  version);
+		return -1;
+	}
+	return 0;
+fail:
+	store_db_rollback(db);
+	return -1;
+}
+
+sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errsz)
+{
+	if (db->h == NULL) {
+		store_err(err, errsz, "database error: not open");
+		return NULL;
+	}
+	uintptr_t key = (uintptr_t)sql;
+	size_t i = (size_t)((key >> 3) * 2654435761u) % STORE_DB_STMT_SLOTS;
+	while (db->sql[i] != NULL && db->sql[i] != sql)
+		i = (i + 1) % STORE_DB_STMT_SLOTS;
+	if (db->sql[i] == sql) {
+		sqlite3_reset(db->stmt[i]);
+		return db->stmt[i];
+	}
+	/* A bug, not a run-time condition: more distinct SQL call sites than
+	 * slots.  Raise STORE_DB_STMT_SLOTS. */
+	assert(db->n_stmt < STORE_DB_STMT_SLOTS * 7 / 8);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+	    SQLITE_OK) {
+		store_db_error(db, "prepare", err, errsz);
+		return NULL;
+	}
+	db->sql[i] = sql;
+	db->stmt[i] = st;
+	db->n_stmt++;
+	return st;
+}
+
+int store_db_run(struct store_db *db, sqlite3_stmt *st, char *err, size_t errsz)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		store_db_error(db, sqlite3_sql(st), err, errsz);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int run_verb(struct store_db *db, const char *sql, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = store_db_stmt(db, sql, err, errsz);
+	if (st == NULL)
+		return -1;
+	return store_db_run(db, st, err, errsz);
+}
+
+int store_db_begin(struct store_db *db, char *err, size_t errsz)
+{
+	return run_verb(db, "BEGIN IMMEDIATE", err, errsz);
+}
+
+int store_db_begin_read(struct store_db *db, char *err, size_t errsz)
+{
+	return run_verb(db, "BEGIN", err, errsz);
+}
+
+int store_db_commit(struct store_db *db, char *err, size_t errsz)
+{
+	if (run_verb(db, "COMMIT", err, errsz) < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+void store_db_rollback(struct store_db *db)
+{
+	if (db->h == NULL || sqlite3_get_autocommit(db->h))
+		return;
+	(void)run_verb(db, "ROLLBACK", NULL, 0);
+}
+
+int store_db_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : -1;
+}
+
+void store_db_column_text(sqlite3_stmt *st, int i, char *out, size_t outsz)
+{
+	if (outsz == 0)
+		return;
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+	if (n >= outsz)
+		n = outsz - 1;
+	if (n)
+		memcpy(out, t, n);
+	out[n] = '\0';
+}

@@ -1,0 +1,191 @@
+/*
+ * store-deliver.c - local delivery: received message files into the INBOX
+ * of recipient accounts.  This is the hot path of SMTP, so it uses the
+ * account handles cached by store-account.c (no open() per message) and
+ * the prepared statements cached per database.
+ *
+ * Per account: link the files into msg/ (stored once: every account shares
+ * the inode), fsync msg/ once, then one transaction inserts the INBOX rows;
+ * only then are they counted as delivered and the account's subscribers
+ * notified.  store_deliver does this for one message; store_deliver_batch
+ * for many at once (group commit: one folder sync and one WAL sync per
+ * account for the whole batch, where one message each costs two).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store-private.h"
+#include "xalloc.h"
+
+/* One item on its way into an account. */
+struct pending {
+	struct store_delivery *d;
+	const char *file_id;
+	uint64_t size;
+	bool created;  /* this delivery made the msg/ entry */
+	bool linked;
+};
+
+/* Delivers items p[0..n), all for account id, with one sync and one
+ * transaction.  Sets each item's status; 0 if all were delivered. */
+static int deliver_account(struct store *s, int64_t id, struct pending *p, size_t n, char *err,
+			   size_t errsz)
+{
+	struct store_account *a;
+	int r = store_account_open_id(s, id, &a);
+	if (r <= 0) {
+		store_err(err, errsz,
+			  r == 0 ? "account %lld does not exist" : "cannot open account %lld",
+			  (long long)id);
+		return -1;
+	}
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	size_t n_linked = 0;
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (store_message_link(a, p[i].d->path, p[i].file_id, &p[i].created, err, errsz) <
+		    0) {
+			ret = -1;  /* this item only */
+			continue;
+		}
+		p[i].linked = true;
+		n_linked++;
+	}
+	if (n_linked == 0)
+		return ret;
+	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (!p[i].linked)
+			continue;
+		struct store_message m;
+		memset(&m, 0, sizeof m);
+		memcpy(m.file_id, p[i].file_id, sizeof m.file_id);
+		m.size = p[i].size;
+		m.internaldate = (int64_t)p[i].d->internaldate;
+		uint64_t modseq;
+		if (store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
+		    store_message_insert(a, db, a->inbox_id, &m, modseq, err, errsz) < 0) {
+			store_db_rollback(db);
+			goto fail;
+		}
+		p[i].d->uid = m.uid;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].linked)
+			p[i].d->status = 0;
+	}
+	store_notify(s, id);
+	return ret;
+fail:
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].created)
+			store_message_unlink(a, p[i].file_id);
+		p[i].created = p[i].linked = false;
+	}
+	return -1;
+}
+
+/* Size of a message file, or -1 with err. */
+static int file_size(const char *path, uint64_t *size, char *err, size_t errsz)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		store_err(err, errsz, "cannot read message file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		store_err(err, errsz, "message file %s is not a regular file", path);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int store_deliver(struct store *s, const char *path, const int64_t *ids, size_t n_ids,
+		  time_t internaldate, size_t *n_done, char *err, size_t errsz)
+{
+	if (n_done)
+		*n_done = 0;
+	uint64_t size;
+	if (file_size(path, &size, err, errsz) < 0)
+		return -1;
+	char file_id[25];
+	store_message_file_id(path, file_id);
+	/* Account by account, in order, stopping at the first failure, so
+	 * that *n_done describes exactly who has the message. */
+	for (size_t i = 0; i < n_ids; i++) {
+		struct store_delivery d = {path, ids[i], internaldate, -1, 0};
+		struct pending p = {&d, file_id, size, false, false};
+		if (deliver_account(s, ids[i], &p, 1, err, errsz) < 0)
+			return -1;
+		if (n_done)
+			*n_done = i + 1;
+	}
+	return 0;
+}
+
+static int by_account(const void *x, const void *y)
+{
+	const struct pending *a = x, *b = y;
+	if (a->d->account_id != b->d->account_id)
+		return a->d->account_id < b->d->account_id ? -1 : 1;
+	/* Keep the caller's order within an account (uids follow it). */
+	return a->d < b->d ? -1 : a->d > b->d;
+}
+
+int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, char *err,
+			size_t errsz)
+{
+	if (n == 0)
+		return 0;
+	struct pending *p = xcalloc(n, sizeof *p);
+	char (*ids)[25] = xcalloc(n, sizeof *ids);
+	size_t n_p = 0;
+	int ret = 0;
+	char e[256];
+	for (size_t i = 0; i < n; i++) {
+		d[i].status = -1;
+		d[i].uid = 0;
+		/* Items of the same file share its id (stored once). */
+		size_t j;
+		for (j = 0; j < i; j++) {
+			if (strcmp(d[j].path, d[i].path) == 0)
+				break;
+		}
+		if (j < i) {
+			memcpy(ids[i], ids[j], sizeof ids[i]);
+		} else {
+			store_message_file_id(d[i].path, ids[i]);
+		}
+		uint64_t size;
+		if (file_size(d[i].path, &size, e, sizeof e) < 0) {
+			if (ret == 0)
+				store_err(err, errsz, "%s", e);
+			ret = -1;
+			continue;
+		}
+		p[n_p++] = (struct pending){&d[i], ids[i], size, false, false};
+	}
+	qsort(p, n_p, sizeof *p, by_account);
+	for (size_t i = 0; i < n_p;) {
+		size_t k = i + 1;
+		while (k < n_p && p[k].d->account_id == p[i].d->account_id)
+			k++;
+		if (deliver_account(s, p[i].d->account_id, p + i, k - i, e, sizeof e) < 0) {
+			if (ret == 0)
+				store_err(err, errsz, "%s", e);
+			ret = -1;
+		}
+		i = k;
+	}
+	free(ids);
+	free(p);
+	return ret;
+}

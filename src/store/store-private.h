@@ -1,0 +1,205 @@
+/*
+ * store-private.h - what the files of src/store share and nobody else sees:
+ * the struct store and struct store_account layouts, the SQLite helpers of
+ * store-db.c, the name checks of store-name.c and the message-file helpers
+ * that delivery and APPEND have in common.
+ *
+ * Lifetimes: struct store owns its server database, one struct
+ * store_account per account opened in this process (kept until
+ * store_close or store_account_remove, so a handle given out never
+ * dangles), and at most max_open open account databases: the least
+ * recently used one is closed when another must open, and reopened the
+ * next time its handle is used.
+ */
+#ifndef TERN_STORE_PRIVATE_H
+#define TERN_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Schema versions (PRAGMA user_version). */
+#define STORE_SERVER_SCHEMA 1
+#define STORE_ACCOUNT_SCHEMA 1
+
+/* Open account databases kept by default (3 file descriptors each). */
+#define STORE_ACCOUNT_CACHE_DEFAULT 64
+
+/* Prepared statements cached per connection, keyed by the address of the
+ * SQL string literal at the call site. */
+#define STORE_DB_STMT_SLOTS 128
+
+/* Bytes a message's keywords may take, as in struct store_message. */
+#define STORE_KEYWORDS_MAX 1024
+
+struct store_db {
+	sqlite3 *h;  /* NULL when closed */
+	const char *sql[STORE_DB_STMT_SLOTS];
+	sqlite3_stmt *stmt[STORE_DB_STMT_SLOTS];
+	size_t n_stmt;
+};
+
+struct store_account {
+	struct store *s;
+	int64_t id;
+	char *dir;            /* DATA/accounts/NN/ID */
+	char *msgdir;         /* DATA/accounts/NN/ID/msg */
+	struct store_db db;   /* db.h NULL while closed */
+	int64_t inbox_id;     /* INBOX is never deleted, so its id is stable */
+	struct store_account *hash_next;
+	struct store_account *lru_prev, *lru_next;  /* only while db is open */
+};
+
+struct store_sub {
+	int id;
+	int64_t account_id;  /* 0: every account */
+	store_notify_cb cb;  /* NULL: unsubscribed, removed when not notifying */
+	void *ctx;
+};
+
+struct store {
+	char *dir;
+	struct store_db db;  /* server.db */
+
+	/* Every account handle opened in this process, by id. */
+	struct store_account **buckets;
+	size_t n_buckets, n_handles;
+	/* Handles whose database is open, most recently used first. */
+	struct store_account *lru_head, *lru_tail;
+	size_t n_open, max_open;
+
+	struct store_sub *subs;
+	size_t n_subs, cap_subs;
+	int next_sub_id;
+	int notify_depth;
+	bool subs_dirty;
+	void (*hook)(void *ctx, int64_t account_id);
+	void *hook_ctx;
+};
+
+/* ------------------------------------------------------------ store.c */
+
+/* Formats a message into err (if err and errsz), always NUL-terminated. */
+void store_err(char *err, size_t errsz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Creates a folder (existing is fine) and fsyncs its parent, so the folder
+ * entry survives a crash.  0 or -1 with errno. */
+int store_mkdir_durable(const char *path);
+/* out = dir "/" name; -1 (and errno ENAMETOOLONG) if it does not fit. */
+int store_path(char *out, size_t outsz, const char *dir, const char *name);
+/* Removes a folder tree (like rm -rf); a missing folder is fine. */
+int store_remove_tree(const char *path);
+
+/* --------------------------------------------------------- store-db.c */
+
+/* Opens path (creating it if create) with the Tern pragmas: WAL,
+ * synchronous=FULL, foreign keys, 10 s busy timeout. */
+int store_db_open(struct store_db *db, const char *path, bool create, char *err, size_t errsz);
+/* Finalizes the cached statements and closes.  Accepts a closed db. */
+void store_db_close(struct store_db *db);
+/* Creates the schema (ddl) if PRAGMA user_version is 0, race-safely inside
+ * BEGIN IMMEDIATE, and sets user_version to version.  Fails if the file
+ * has a newer version. */
+int store_db_schema(struct store_db *db, const char *ddl, int version, char *err, size_t errsz);
+/* The cached statement for sql (a string literal: it is keyed by its
+ * address), reset and ready to bind; NULL with err on failure. */
+sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errsz);
+/* Runs one cached statement that returns no rows of interest, with up to
+ * the bindings already done by the caller.  0 or -1 with err. */
+int store_db_run(struct store_db *db, sqlite3_stmt *st, char *err, size_t errsz);
+/* BEGIN IMMEDIATE (takes the write lock now, waiting up to the busy
+ * timeout), BEGIN (deferred, for consistent reads), COMMIT, ROLLBACK.
+ * A failed commit rolls back. */
+int store_db_begin(struct store_db *db, char *err, size_t errsz);
+int store_db_begin_read(struct store_db *db, char *err, size_t errsz);
+int store_db_commit(struct store_db *db, char *err, size_t errsz);
+void store_db_rollback(struct store_db *db);
+/* Writes "database error: <what>: <sqlite message>" into err. */
+void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz);
+/* Binds a NUL-terminated string (kept by the caller until the statement
+ * is reset). */
+int store_db_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Copies column i into out (size outsz), truncating. */
+void store_db_column_text(sqlite3_stmt *st, int i, char *out, size_t outsz);
+
+/* ------------------------------------------------------- store-name.c */
+
+/* Validates and lower-cases a domain into out[256]. */
+int store_name_domain(const char *in, char out[256], char *err, size_t errsz);
+/* Validates a local part (dot-atom or UTF-8, 1..64 bytes). */
+int store_name_local(const char *p, size_t n, char *err, size_t errsz);
+/* Splits "local@domain" (exactly one '@') into a lower-cased domain and the
+ * local part, lower-cased if lower_local.  local may be empty only if
+ * allow_empty_local ("@domain").  out buffers are 256 bytes. */
+int store_name_address(const char *in, bool lower_local, bool allow_empty_local,
+		       char local[256], char domain[256], char *err, size_t errsz);
+/* Validates a mailbox name and writes it into out[512] with a leading
+ * "INBOX" component (any case) spelled "INBOX". */
+int store_name_mailbox(const char *in, char out[512], char *err, size_t errsz);
+/* Validates and normalises space-separated keywords (duplicates dropped,
+ * case-insensitively) into out[STORE_KEYWORDS_MAX].  NULL means none. */
+int store_name_keywords(const char *in, char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
+/* True if s is a word of the space-separated list (case-insensitive). */
+bool store_name_keyword_in(const char *list, const char *word, size_t wlen);
+/* True if s is a 24-character id as made by fsutil_unique_id. */
+bool store_name_is_file_id(const char *s, size_t n);
+/* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
+bool store_name_utf8(const char *p, size_t n);
+
+/* ---------------------------------------------------- store-account.c */
+
+/* The open database of an account (opening it, and closing the least
+ * recently used other one, if needed); NULL with err.  The pointer is
+ * valid until the next call that may open another account. */
+struct store_db *store_account_db(struct store_account *a, char *err, size_t errsz);
+/* Inside a write transaction: takes the next modseq of the account (and
+ * bumps its state counter). */
+int store_account_next_modseq(struct store_db *db, uint64_t *modseq, char *err, size_t errsz);
+/* Inside a write transaction: takes the next UIDVALIDITY of the account,
+ * max(last + 1, now), so values are unique and increase. */
+int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err,
+				   size_t errsz);
+/* Closes every account database and frees every handle (store_close). */
+void store_account_free_all(struct store *s);
+
+/* ---------------------------------------------------- store-message.c */
+
+/* The file id for a message file at path: its basename if that is a
+ * fsutil_unique_id, else a new id. */
+void store_message_file_id(const char *path, char out[25]);
+/* Hard-links path into the account's msg/ folder as file_id.  An existing
+ * entry for the same inode is fine (*created is then false); another file
+ * of that name is an error.  The caller then syncs the folder with
+ * store_message_sync before any row names the file (one sync may serve
+ * several links). */
+int store_message_link(struct store_account *a, const char *path, const char *file_id,
+		       bool *created, char *err, size_t errsz);
+/* fsyncs the account's msg/ folder. */
+int store_message_sync(struct store_account *a, char *err, size_t errsz);
+/* Inside a write transaction: gives m a new uid in mailbox_id (bumping the
+ * mailbox's uidnext and highestmodseq to modseq) and inserts the row.
+ * m->uid is set; m->modseq is set to modseq. */
+int store_message_insert(struct store_account *a, struct store_db *db, int64_t mailbox_id,
+			 struct store_message *m, uint64_t modseq, char *err, size_t errsz);
+/* Inside a write transaction: deletes the row, remembers its uid in
+ * expunged with modseq, bumps the mailbox's highestmodseq, and tells
+ * whether the file lost its last reference (*unref). */
+int store_message_delete(struct store_account *a, struct store_db *db, int64_t mailbox_id,
+			 uint32_t uid, const char *file_id, uint64_t modseq, bool *unref,
+			 char *err, size_t errsz);
+/* After commit: unlinks a file that no row refers to any more. */
+void store_message_unlink(struct store_account *a, const char *file_id);
+
+/* ---------------------------------------------------- store-mailbox.c */
+
+/* Inside a write transaction: inserts an empty mailbox with a new
+ * UIDVALIDITY and modseq (name already checked, and known not to exist).
+ * *id_out may be NULL. */
+int store_mailbox_insert(struct store_db *db, const char *name, unsigned special_use,
+			 bool subscribed, int64_t *id_out, char *err, size_t errsz);
+
+#endif
