@@ -55,6 +55,7 @@ enum smtp_state {
 	SMTP_STATE_CMD,      /* reading commands */
 	SMTP_STATE_DATA,     /* reading DATA lines until <CRLF>.<CRLF> */
 	SMTP_STATE_BDAT,     /* reading the octets of a BDAT chunk */
+	SMTP_STATE_COMMIT,   /* end of data seen; waiting for the group commit */
 	SMTP_STATE_CLOSING,  /* reply sent, waiting for output to drain */
 	SMTP_STATE_DEAD,     /* waiting to be reaped */
 };
@@ -65,6 +66,9 @@ struct smtp_rcpt {
 
 struct smtp_txn {
 	char id[25];
+	char session_id[25];           /* for the log line, which may be */
+	char client[INET6_ADDRSTRLEN]; /* written after the session is gone */
+	char helo[256];
 	char from[ADDR_PATH_MAX + 1];  /* "" for the null sender */
 	bool smtputf8;
 	uint64_t declared_size;
@@ -111,6 +115,11 @@ struct smtp_session {
 	const char *bdat_reply;        /* reply after a discarded chunk */
 };
 
+struct smtp_pending {
+	struct smtp_session *s;  /* NULL if the client went away meanwhile */
+	struct smtp_txn *t;
+};
+
 struct smtp_server {
 	struct event_base *base;
 	struct store *store;
@@ -119,6 +128,9 @@ struct smtp_server {
 	size_t n_sessions;
 	struct smtp_session *dead;     /* sessions to reap */
 	struct event *reaper;
+	struct smtp_pending *pending;  /* messages waiting for the group commit */
+	size_t n_pending;
+	struct event *commit_ev;
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
@@ -126,6 +138,9 @@ struct smtp_server {
 
 static void session_read_cb(struct bufferevent *bev, void *ctx);
 static void session_write_cb(struct bufferevent *bev, void *ctx);
+static void close_with(struct smtp_session *s, const char *line);
+static void process_input(struct smtp_session *s);
+static void commit_cb(evutil_socket_t fd, short what, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
 
 /* ------------------------------------------------------------ utilities */
@@ -159,6 +174,15 @@ static void session_enter(struct smtp_session *s, enum smtp_state st)
 	s->state = st;
 	switch (st) {
 	case SMTP_STATE_CMD:
+		set_timeout(s, SMTP_TIMEOUT_CMD);
+		if (s->srv->shutting_down) {
+			/* a transaction that was in progress at shutdown is done */
+			char line[320];
+			snprintf(line, sizeof line, "421 4.3.2 %s Service shutting down", hostname(s));
+			close_with(s, line);
+		}
+		break;
+	case SMTP_STATE_COMMIT:
 		set_timeout(s, SMTP_TIMEOUT_CMD);
 		break;
 	case SMTP_STATE_DATA:
@@ -328,9 +352,8 @@ static int txn_start_body(struct smtp_session *s)
 	return r < 0 ? -1 : 0;
 }
 
-static void log_txn(struct smtp_session *s, int code)
+static void log_txn(const struct smtp_txn *t, int code)
 {
-	struct smtp_txn *t = s->txn;
 	struct buf rc = BUF_INIT;
 	buf_init(&rc, 8192);
 	for (size_t i = 0; i < t->n_rcpts; i++)
@@ -339,12 +362,12 @@ static void log_txn(struct smtp_session *s, int code)
 	gettimeofday(&now, NULL);
 	long ms = (now.tv_sec - t->start.tv_sec) * 1000 + (now.tv_usec - t->start.tv_usec) / 1000;
 	char helo[128], from[300], rcpts[1024];
-	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	log_escape(helo, sizeof helo, t->helo, strlen(t->helo));
 	log_escape(from, sizeof from, t->from, strlen(t->from));
 	log_escape(rcpts, sizeof rcpts, buf_cstr(&rc), rc.len);
 	log_info("smtp id=%s session=%s client=%s helo=%s from=<%s> rcpt=%s local=%zu remote=%zu "
 		 "size=%llu result=%d ms=%ld",
-		 t->id, s->id, s->ip, helo, from, rcpts, t->n_local, t->n_remote,
+		 t->id, t->session_id, t->client, helo, from, rcpts, t->n_local, t->n_remote,
 		 (unsigned long long)t->size, code, ms);
 	buf_free(&rc);
 }
@@ -377,58 +400,130 @@ static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
 	return r;
 }
 
-/* End of data: checks, makes durable, delivers, replies.  Frees the txn. */
+/* Ends a transaction whose outcome is known: reply, log, back to
+ * commands.  Frees the txn (closing and unlinking its spool file). */
+static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const char *text)
+{
+	if (s != NULL)
+		reply(s, "%s", text);
+	log_txn(t, code);
+	txn_free(&t);
+	if (s != NULL)
+		session_enter(s, SMTP_STATE_CMD);
+}
+
+/* End of data.  A message that fails a check is refused at once; a good one
+ * joins the worker's commit batch, and the session waits (reading no
+ * commands) until commit_cb has made it durable and replied. */
 static void txn_finish(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
+	s->txn = NULL;
 	spool_flush(t);
-	int code;
-	if (t->too_big) {
-		code = 552;
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (t->bad_eol) {
-		code = 554;
-		reply(s, "554 5.5.2 Error: bare CR or LF in message (RFC 5321 2.3.8)");
-	} else if (t->line_too_long) {
-		code = 554;
-		reply(s, "554 5.5.2 Error: line too long");
-	} else if (t->io_error || fsync(t->spool_fd) < 0) {
-		code = 451;
-		reply(s, "451 4.3.0 Error: could not store the message, try again later");
-	} else {
-		char err[256] = "";
-		size_t done = 0;
-		int r = 0;
-		if (t->n_local > 0)
-			r = store_deliver(s->srv->store, t->spool_path, t->local, t->n_local,
-					  time(NULL), &done, err, sizeof err);
+	if (t->too_big)
+		txn_done(s, t, 552, "552 5.3.4 Message size exceeds fixed maximum message size");
+	else if (t->bad_eol)
+		txn_done(s, t, 554, "554 5.5.2 Error: bare CR or LF in message (RFC 5321 2.3.8)");
+	else if (t->line_too_long)
+		txn_done(s, t, 554, "554 5.5.2 Error: line too long");
+	else if (t->io_error)
+		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+	else {
+		struct smtp_server *srv = s->srv;
+		srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
+		srv->pending[srv->n_pending].s = s;
+		srv->pending[srv->n_pending].t = t;
+		srv->n_pending++;
+		session_enter(s, SMTP_STATE_COMMIT);
+		/* Runs after the other sessions' callbacks of this loop
+		 * iteration, so that messages finishing together share one
+		 * commit (group commit). */
+		event_active(srv->commit_ev, EV_TIMEOUT, 0);
+	}
+}
+
+/* Makes the batch of finished messages durable and answers their clients:
+ * fsync of each spool file, one store_deliver_batch for all local copies
+ * (one folder fsync and one commit per account), queue rows for remote
+ * alias targets; 250 only for a message that is durable everywhere. */
+static void commit_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_server *srv = ctx;
+	struct smtp_pending *batch = srv->pending;
+	size_t n = srv->n_pending;
+	srv->pending = NULL;
+	srv->n_pending = 0;
+	if (n == 0)
+		return;
+
+	bool *ok = xcalloc(n, sizeof *ok);
+	size_t n_items = 0;
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = fsync(batch[i].t->spool_fd) == 0;
+		if (!ok[i])
+			log_error("smtp id=%s action=fsync error=\"%s\"", batch[i].t->id,
+				  strerror(errno));
+		else
+			n_items += batch[i].t->n_local;
+	}
+	struct store_delivery *items = xcalloc(n_items ? n_items : 1, sizeof *items);
+	size_t k = 0;
+	time_t now = time(NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		for (size_t j = 0; j < batch[i].t->n_local; j++) {
+			items[k].path = batch[i].t->spool_path;
+			items[k].account_id = batch[i].t->local[j];
+			items[k].internaldate = now;
+			k++;
+		}
+	}
+	char err[256] = "";
+	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
+		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
+
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct smtp_txn *t = batch[i].t;
+		struct smtp_session *s = batch[i].s;
+		if (!ok[i]) {
+			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+			continue;
+		}
+		size_t delivered = 0;
+		for (size_t j = 0; j < t->n_local; j++, k++)
+			if (items[k].status == 0)
+				delivered++;
+		int r = delivered == t->n_local ? 0 : -1;
 		if (r == 0 && t->n_remote > 0) {
 			char qpath[PATH_MAX];
 			r = make_queue_copy(t, qpath, sizeof qpath);
 			if (r == 0) {
-				r = store_queue_add(s->srv->store, qpath, t->from, t->remote,
-						    t->n_remote, err, sizeof err);
+				r = store_queue_add(srv->store, qpath, t->from, t->remote, t->n_remote,
+						    err, sizeof err);
 				unlink(qpath);
 			} else {
 				snprintf(err, sizeof err, "queue copy: %s", strerror(errno));
 			}
 		}
 		if (r == 0) {
-			code = 250;
-			reply(s, "250 2.0.0 Ok: queued as %s", t->id);
+			char line[80];
+			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
+			txn_done(s, t, 250, line);
 		} else {
-			/* Some local mailboxes may already have it; the client
-			 * will retry the whole message (RFC 5321 duplicates are
-			 * preferred to loss). */
-			code = 451;
+			/* Some mailboxes may already have it; the client retries
+			 * the whole message: a duplicate, never a loss. */
 			log_error("smtp id=%s action=deliver delivered=%zu of=%zu error=\"%s\"", t->id,
-				  done, t->n_local, err);
-			reply(s, "451 4.3.0 Error: local delivery failed, try again later");
+				  delivered, t->n_local, err);
+			txn_done(s, t, 451, "451 4.3.0 Error: local delivery failed, try again later");
 		}
+		if (s != NULL)
+			process_input(s); /* commands pipelined after the data */
 	}
-	log_txn(s, code);
-	txn_free(&s->txn); /* closes and unlinks the spool file */
-	session_enter(s, SMTP_STATE_CMD);
+	free(items);
+	free(ok);
+	free(batch);
 }
 
 /* ------------------------------------------------------------- commands */
@@ -479,6 +574,9 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		client_error(s);
 		return;
 	}
+	memcpy(t->session_id, s->id, sizeof t->session_id);
+	memcpy(t->client, s->ip, sizeof t->client);
+	memcpy(t->helo, s->helo, sizeof t->helo);
 	t->smtputf8 = c->smtputf8;
 	t->declared_size = c->has_size ? c->size : 0;
 	s->txn = t;
@@ -839,7 +937,10 @@ static void session_kill(struct smtp_session *s)
 	if (s->state == SMTP_STATE_DEAD)
 		return;
 	if (s->txn != NULL && s->txn->spool_fd >= 0)
-		log_txn(s, 0); /* disconnected in the middle of a message */
+		log_txn(s->txn, 0); /* disconnected in the middle of a message */
+	for (size_t i = 0; i < s->srv->n_pending; i++)
+		if (s->srv->pending[i].s == s)
+			s->srv->pending[i].s = NULL; /* its message still gets committed */
 	txn_free(&s->txn);
 	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	s->state = SMTP_STATE_DEAD;
@@ -956,7 +1057,8 @@ struct smtp_server *smtp_server_new(struct event_base *base, struct store *store
 	srv->store = store;
 	srv->cfg = cfg;
 	srv->reaper = event_new(base, -1, 0, reaper_cb, srv);
-	if (srv->reaper == NULL)
+	srv->commit_ev = event_new(base, -1, 0, commit_cb, srv);
+	if (srv->reaper == NULL || srv->commit_ev == NULL)
 		fatal(1, "cannot create event");
 	return srv;
 }
@@ -983,8 +1085,10 @@ void smtp_server_shutdown(struct smtp_server *srv, void (*cb)(void *ctx), void *
 		struct smtp_session *next = s->next;
 		if (s->state == SMTP_STATE_CLOSING)
 			set_timeout(s, 2);
-		else
+		else if (s->state == SMTP_STATE_CMD)
 			close_with(s, line);
+		/* in DATA, BDAT or COMMIT: the message finishes first, then
+		 * session_enter(CMD) says 421 */
 		s = next;
 	}
 	event_active(srv->reaper, EV_TIMEOUT, 0);
@@ -1005,6 +1109,10 @@ void smtp_server_free(struct smtp_server **srvp)
 		srv->dead = s->next;
 		session_free(s);
 	}
+	for (size_t i = 0; i < srv->n_pending; i++)
+		txn_free(&srv->pending[i].t);
+	free(srv->pending);
+	event_free(srv->commit_ev);
 	event_free(srv->reaper);
 	free(srv);
 	*srvp = NULL;
