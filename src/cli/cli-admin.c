@@ -30,15 +30,18 @@
 
 /* How much of a message file `mail list` reads to find From and Subject. */
 #define MAIL_LIST_HEAD_MAX (64 * 1024)
+/* Size of the "<command> <sub>" label of messages. */
+#define WHAT_MAX 32
 /* Longest password accepted on stdin. */
 #define PASSWORD_MAX 1024
 
 /* ------------------------------------------------------------- helpers */
 
 /* Looks up the sub-command (argv[1]) of a command group.  Returns 0 with
- * *sub set, or an exit code (help printed, or a usage error). */
+ * *sub set and what = "<command> <sub>" (for messages), or an exit code
+ * (help printed, or a usage error). */
 static int pick_sub(const struct cli_command *cmd, int argc, char **argv, const char *const *subs,
-		    const char **sub)
+		    const char **sub, char what[WHAT_MAX])
 {
 	if (argc < 2)
 		return cli_usage_error(cmd, cmd->name, "missing sub-command");
@@ -49,6 +52,7 @@ static int pick_sub(const struct cli_command *cmd, int argc, char **argv, const 
 	for (size_t i = 0; subs[i] != NULL; i++) {
 		if (!strcmp(argv[1], subs[i])) {
 			*sub = subs[i];
+			snprintf(what, WHAT_MAX, "%s %s", cmd->name, *sub);
 			return 0;
 		}
 	}
@@ -281,11 +285,10 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 	static const char *const subs[] = {"add", "list", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
-	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	char what[WHAT_MAX];
+	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return parse_exit(rc);
-	char what[32];
-	snprintf(what, sizeof what, "domain %s", sub);
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");
@@ -365,11 +368,10 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	static const char *const subs[] = {"add", "list", "remove", "passwd", NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
-	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	char what[WHAT_MAX];
+	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return parse_exit(rc);
-	char what[32];
-	snprintf(what, sizeof what, "user %s", sub);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;
@@ -509,11 +511,10 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	static const char *const subs[] = {"add", "list", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_alias_command;
 	const char *sub = NULL;
-	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	char what[WHAT_MAX];
+	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return parse_exit(rc);
-	char what[32];
-	snprintf(what, sizeof what, "alias %s", sub);
 	bool is_list = !strcmp(sub, "list"), is_add = !strcmp(sub, "add");
 	int max_pos = argc > 2 ? argc - 2 : 1;
 	char **pos = xcalloc((size_t)max_pos, sizeof *pos);
@@ -760,11 +761,10 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 	static const char *const subs[] = {"list", "cat", NULL};
 	const struct cli_command *cmd = &cli_admin_mail_command;
 	const char *sub = NULL;
-	int rc = pick_sub(cmd, argc, argv, subs, &sub);
+	char what[WHAT_MAX];
+	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return parse_exit(rc);
-	char what[32];
-	snprintf(what, sizeof what, "mail %s", sub);
 	bool is_list = !strcmp(sub, "list");
 	char *pos[3];
 	int n_pos;

@@ -460,15 +460,23 @@ fail:
 	return -1;
 }
 
+/* The canonical address (addr, domain) and a checked password hash (NULL
+ * becomes "", no password) for add and set_password. */
+static int account_args(const char *address, const char **pwhash, char addr[256],
+			char domain[256], char *err, size_t errsz)
+{
+	if (canonical_address(address, addr, domain, err, errsz) < 0)
+		return -1;
+	if (*pwhash == NULL)
+		*pwhash = "";
+	return check_pwhash(*pwhash, err, errsz);
+}
+
 int store_account_add(struct store *s, const char *address, const char *pwhash, int64_t *id_out,
 		      char *err, size_t errsz)
 {
 	char addr[256], domain[256];
-	if (canonical_address(address, addr, domain, err, errsz) < 0)
-		return -1;
-	if (pwhash == NULL)
-		pwhash = "";
-	if (check_pwhash(pwhash, err, errsz) < 0)
+	if (account_args(address, &pwhash, addr, domain, err, errsz) < 0)
 		return -1;
 	struct store_db *db = &s->db;
 	int64_t id = 0;
@@ -570,11 +578,7 @@ int store_account_set_password(struct store *s, const char *address, const char 
 			       char *err, size_t errsz)
 {
 	char addr[256], domain[256];
-	if (canonical_address(address, addr, domain, err, errsz) < 0)
-		return -1;
-	if (pwhash == NULL)
-		pwhash = "";
-	if (check_pwhash(pwhash, err, errsz) < 0)
+	if (account_args(address, &pwhash, addr, domain, err, errsz) < 0)
 		return -1;
 	sqlite3_stmt *st = store_db_stmt(&s->db,
 					 "UPDATE accounts SET pwhash = ?2 WHERE address = ?1",
@@ -592,8 +596,9 @@ int store_account_set_password(struct store *s, const char *address, const char 
 	return 0;
 }
 
-static void read_info(sqlite3_stmt *st, struct store_account_info *info)
+static void read_info(sqlite3_stmt *st, void *row)
 {
+	struct store_account_info *info = row;
 	info->id = sqlite3_column_int64(st, 0);
 	store_db_column_text(st, 1, info->address, sizeof info->address);
 	store_db_column_text(st, 2, info->pwhash, sizeof info->pwhash);
@@ -660,14 +665,9 @@ int store_account_list(struct store *s, const char *domain,
 		store_db_bind_text(st, 1, last);
 		store_db_bind_text(st, 2, dom);
 		sqlite3_bind_int(st, 3, LIST_CHUNK);
-		size_t n = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			read_info(st, &rows[n++]);
-		if (rc != SQLITE_DONE)
-			store_db_error(&s->db, "listing accounts", err, errsz);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		size_t n;
+		if (store_db_fetch(&s->db, st, rows, sizeof *rows, LIST_CHUNK, read_info, &n,
+				   "listing accounts", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}

@@ -123,6 +123,14 @@ int store_alias_remove(struct store *s, const char *alias, const char *target, c
 
 #define LIST_CHUNK 64
 
+/* An (alias, target) row into a char[2][256]. */
+static void read_alias(sqlite3_stmt *st, void *row)
+{
+	char (*pair)[256] = row;
+	store_db_column_text(st, 0, pair[0], sizeof pair[0]);
+	store_db_column_text(st, 1, pair[1], sizeof pair[1]);
+}
+
 int store_alias_list(struct store *s, const char *domain,
 		     int (*cb)(void *ctx, const char *alias, const char *target), void *ctx,
 		     char *err, size_t errsz)
@@ -160,17 +168,9 @@ int store_alias_list(struct store *s, const char *domain,
 		store_db_bind_text(st, 2, last_t);
 		store_db_bind_text(st, 3, dom);
 		sqlite3_bind_int(st, 4, LIST_CHUNK);
-		size_t n = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			store_db_column_text(st, 0, rows[n][0], sizeof rows[n][0]);
-			store_db_column_text(st, 1, rows[n][1], sizeof rows[n][1]);
-			n++;
-		}
-		if (rc != SQLITE_DONE)
-			store_db_error(&s->db, "listing aliases", err, errsz);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		size_t n;
+		if (store_db_fetch(&s->db, st, rows, sizeof *rows, LIST_CHUNK, read_alias, &n,
+				   "listing aliases", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}

@@ -197,6 +197,22 @@ int store_db_run(struct store_db *db, sqlite3_stmt *st, char *err, size_t errsz)
 	return 0;
 }
 
+int store_db_fetch(struct store_db *db, sqlite3_stmt *st, void *rows, size_t row_size,
+		   size_t max, void (*read_row)(sqlite3_stmt *st, void *row), size_t *n_out,
+		   const char *what, char *err, size_t errsz)
+{
+	size_t n = 0;
+	int rc = SQLITE_DONE;
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_row(st, (char *)rows + n++ * row_size);
+	/* The message must be taken before the reset. */
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		store_db_error(db, what, err, errsz);
+	sqlite3_reset(st);
+	*n_out = n;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int run_verb(struct store_db *db, const char *sql, char *err, size_t errsz)
 {
 	sqlite3_stmt *st = store_db_stmt(db, sql, err, errsz);

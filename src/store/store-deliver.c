@@ -11,10 +11,8 @@
  * for many at once (group commit: one folder sync and one WAL sync per
  * account for the whole batch, where one message each costs two).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "store-private.h"
 #include "xalloc.h"
@@ -92,29 +90,13 @@ fail:
 	return -1;
 }
 
-/* Size of a message file, or -1 with err. */
-static int file_size(const char *path, uint64_t *size, char *err, size_t errsz)
-{
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		store_err(err, errsz, "cannot read message file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		store_err(err, errsz, "message file %s is not a regular file", path);
-		return -1;
-	}
-	*size = (uint64_t)st.st_size;
-	return 0;
-}
-
 int store_deliver(struct store *s, const char *path, const int64_t *ids, size_t n_ids,
 		  time_t internaldate, size_t *n_done, char *err, size_t errsz)
 {
 	if (n_done)
 		*n_done = 0;
 	uint64_t size;
-	if (file_size(path, &size, err, errsz) < 0)
+	if (store_message_file_size(path, &size, err, errsz) < 0)
 		return -1;
 	char file_id[25];
 	store_message_file_id(path, file_id);
@@ -165,7 +147,7 @@ int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, cha
 			store_message_file_id(d[i].path, ids[i]);
 		}
 		uint64_t size;
-		if (file_size(d[i].path, &size, e, sizeof e) < 0) {
+		if (store_message_file_size(d[i].path, &size, e, sizeof e) < 0) {
 			if (ret == 0)
 				store_err(err, errsz, "%s", e);
 			ret = -1;

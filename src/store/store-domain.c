@@ -99,6 +99,12 @@ int store_domain_exists(struct store *s, const char *domain)
 
 #define LIST_CHUNK 128
 
+/* A domain name row into a char[256]. */
+static void read_name(sqlite3_stmt *st, void *row)
+{
+	store_db_column_text(st, 0, row, 256);
+}
+
 int store_domain_list(struct store *s, int (*cb)(void *ctx, const char *domain), void *ctx,
 		      char *err, size_t errsz)
 {
@@ -117,14 +123,9 @@ int store_domain_list(struct store *s, int (*cb)(void *ctx, const char *domain),
 		}
 		store_db_bind_text(st, 1, last);
 		sqlite3_bind_int(st, 2, LIST_CHUNK);
-		size_t n = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			store_db_column_text(st, 0, names[n++], sizeof names[0]);
-		if (rc != SQLITE_DONE)
-			store_db_error(&s->db, "listing domains", err, errsz);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		size_t n;
+		if (store_db_fetch(&s->db, st, names, sizeof *names, LIST_CHUNK, read_name, &n,
+				   "listing domains", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}

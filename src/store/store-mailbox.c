@@ -25,8 +25,9 @@
 	" (SELECT total(size) FROM messages WHERE mailbox_id = m.id),"                  \
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 8 <> 0)"
 
-static void read_mailbox(sqlite3_stmt *st, struct store_mailbox *mb)
+static void read_mailbox(sqlite3_stmt *st, void *row)
 {
+	struct store_mailbox *mb = row;
 	memset(mb, 0, sizeof *mb);
 	mb->id = sqlite3_column_int64(st, 0);
 	store_db_column_text(st, 1, mb->name, sizeof mb->name);
@@ -132,14 +133,9 @@ int store_mailbox_list(struct store_account *a,
 		}
 		store_db_bind_text(st, 1, last);
 		sqlite3_bind_int(st, 2, LIST_CHUNK);
-		size_t n = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			read_mailbox(st, &rows[n++]);
-		if (rc != SQLITE_DONE)
-			store_db_error(db, "listing mailboxes", err, errsz);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		size_t n;
+		if (store_db_fetch(db, st, rows, sizeof *rows, LIST_CHUNK, read_mailbox, &n,
+				   "listing mailboxes", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}

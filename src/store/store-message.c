@@ -62,9 +62,7 @@ int store_message_link(struct store_account *a, const char *path, const char *fi
 	} else if (errno == EEXIST) {
 		/* Fine if it is this very file (delivered twice, or appended
 		 * from the store itself); never overwrite another one. */
-		struct stat a_st, b_st;
-		if (stat(path, &a_st) < 0 || stat(dst, &b_st) < 0 || a_st.st_dev != b_st.st_dev ||
-		    a_st.st_ino != b_st.st_ino) {
+		if (!store_same_file(path, dst)) {
 			store_err(err, errsz, "message file %s already exists in account %lld",
 				  file_id, (long long)a->id);
 			return -1;
@@ -183,8 +181,7 @@ int store_message_delete(struct store_account *a, struct store_db *db, int64_t m
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Checks that path is a regular file and returns its size. */
-static int message_file_size(const char *path, uint64_t *size, char *err, size_t errsz)
+int store_message_file_size(const char *path, uint64_t *size, char *err, size_t errsz)
 {
 	struct stat st;
 	if (stat(path, &st) < 0) {
@@ -227,7 +224,7 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	memset(&m, 0, sizeof m);
 	if (store_name_mailbox(mailbox, mname, err, errsz) < 0 ||
 	    store_name_keywords(keywords, m.keywords, err, errsz) < 0 ||
-	    message_file_size(path, &m.size, err, errsz) < 0)
+	    store_message_file_size(path, &m.size, err, errsz) < 0)
 		return -1;
 	if (flags & ~(unsigned)FLAGS_KNOWN) {
 		store_err(err, errsz, "unknown flag bits %#x", flags);
@@ -266,6 +263,20 @@ fail_link:
 
 #define LIST_CHUNK 64
 
+/* One row of store_message_list's SELECT. */
+static void read_list_row(sqlite3_stmt *st, void *row)
+{
+	struct store_message *m = row;
+	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	store_db_column_text(st, 1, m->file_id, sizeof m->file_id);
+	m->size = (uint64_t)sqlite3_column_int64(st, 2);
+	m->internaldate = sqlite3_column_int64(st, 3);
+	m->flags = (unsigned)sqlite3_column_int(st, 4);
+	store_db_column_text(st, 5, m->keywords, sizeof m->keywords);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 6);
+	m->thread_id = sqlite3_column_int64(st, 7);
+}
+
 int store_message_list(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
 		       uint32_t uid_hi, int (*cb)(void *ctx, const struct store_message *m),
 		       void *ctx, char *err, size_t errsz)
@@ -293,23 +304,9 @@ int store_message_list(struct store_account *a, int64_t mailbox_id, uint32_t uid
 		sqlite3_bind_int64(st, 2, next);
 		sqlite3_bind_int64(st, 3, uid_hi);
 		sqlite3_bind_int(st, 4, LIST_CHUNK);
-		size_t n = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			struct store_message *m = &rows[n++];
-			m->uid = (uint32_t)sqlite3_column_int64(st, 0);
-			store_db_column_text(st, 1, m->file_id, sizeof m->file_id);
-			m->size = (uint64_t)sqlite3_column_int64(st, 2);
-			m->internaldate = sqlite3_column_int64(st, 3);
-			m->flags = (unsigned)sqlite3_column_int(st, 4);
-			store_db_column_text(st, 5, m->keywords, sizeof m->keywords);
-			m->modseq = (uint64_t)sqlite3_column_int64(st, 6);
-			m->thread_id = sqlite3_column_int64(st, 7);
-		}
-		if (rc != SQLITE_DONE)
-			store_db_error(db, "listing messages", err, errsz);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		size_t n;
+		if (store_db_fetch(db, st, rows, sizeof *rows, LIST_CHUNK, read_list_row, &n,
+				   "listing messages", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}

@@ -91,6 +91,9 @@ void store_err(char *err, size_t errsz, const char *fmt, ...)
 int store_mkdir_durable(const char *path);
 /* out = dir "/" name; -1 (and errno ENAMETOOLONG) if it does not fit. */
 int store_path(char *out, size_t outsz, const char *dir, const char *name);
+/* True if both paths exist and are the same inode (hard links of one
+ * file); false also if either cannot be stat()ed. */
+bool store_same_file(const char *a, const char *b);
 /* Removes a folder tree (like rm -rf); a missing folder is fine. */
 int store_remove_tree(const char *path);
 
@@ -111,6 +114,14 @@ sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, siz
 /* Runs one cached statement that returns no rows of interest, with up to
  * the bindings already done by the caller.  0 or -1 with err. */
 int store_db_run(struct store_db *db, sqlite3_stmt *st, char *err, size_t errsz);
+/* Steps a cached statement (bound by the caller) for at most max rows,
+ * calling read_row for each with the next slot of rows (row_size bytes
+ * apart), then resets it, so the caller may use the database again before
+ * it looks at the rows.  *n_out is the number of rows read.  0, or -1 with
+ * err ("database error: <what>: ..."). */
+int store_db_fetch(struct store_db *db, sqlite3_stmt *st, void *rows, size_t row_size,
+		   size_t max, void (*read_row)(sqlite3_stmt *st, void *row), size_t *n_out,
+		   const char *what, char *err, size_t errsz);
 /* BEGIN IMMEDIATE (takes the write lock now, waiting up to the busy
  * timeout), BEGIN (deferred, for consistent reads), COMMIT, ROLLBACK.
  * A failed commit rolls back. */
@@ -168,6 +179,9 @@ void store_account_free_all(struct store *s);
 
 /* ---------------------------------------------------- store-message.c */
 
+/* Checks that path is a regular file and sets *size to its size; 0, or -1
+ * with err. */
+int store_message_file_size(const char *path, uint64_t *size, char *err, size_t errsz);
 /* The file id for a message file at path: its basename if that is a
  * fsutil_unique_id, else a new id. */
 void store_message_file_id(const char *path, char out[25]);

@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,9 +29,7 @@ static int queue_link(struct store *s, const char *path, const char *file_id, bo
 	if (link(path, dst) == 0) {
 		*created = true;
 	} else if (errno == EEXIST) {
-		struct stat a_st, b_st;
-		if (stat(path, &a_st) < 0 || stat(dst, &b_st) < 0 || a_st.st_dev != b_st.st_dev ||
-		    a_st.st_ino != b_st.st_ino) {
+		if (!store_same_file(path, dst)) {
 			store_err(err, errsz, "queue file %s already exists", file_id);
 			return -1;
 		}
@@ -65,15 +62,9 @@ int store_queue_add(struct store *s, const char *path, const char *sender,
 	}
 	if (sender == NULL)
 		sender = "";
-	struct stat fst;
-	if (stat(path, &fst) < 0) {
-		store_err(err, errsz, "cannot read message file %s: %s", path, strerror(errno));
+	uint64_t size;  /* not needed: this checks that path is a regular file */
+	if (store_message_file_size(path, &size, err, errsz) < 0)
 		return -1;
-	}
-	if (!S_ISREG(fst.st_mode)) {
-		store_err(err, errsz, "message file %s is not a regular file", path);
-		return -1;
-	}
 	char file_id[25];
 	store_message_file_id(path, file_id);
 	bool created;

@@ -126,6 +126,13 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return 0;
 }
 
+bool store_same_file(const char *a, const char *b)
+{
+	struct stat a_st, b_st;
+	return stat(a, &a_st) == 0 && stat(b, &b_st) == 0 && a_st.st_dev == b_st.st_dev &&
+	       a_st.st_ino == b_st.st_ino;
+}
+
 int store_remove_tree(const char *path)
 {
 	if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0) {
