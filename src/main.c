@@ -47,11 +47,53 @@
 #define MAX_WORKERS 64
 #define MAX_LISTENERS 8
 
-enum proto { PROTO_SMTP };
+/* A protocol served by the workers: one server object per worker, made
+ * and driven through these functions (each protocol's *-session.h). */
+struct proto_ops {
+	const char *listen_key;
+	void *(*create)(struct event_base *base, struct store *store, const struct config *cfg);
+	void (*set_config)(void *srv, const struct config *cfg);
+	void (*accept)(void *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+	void (*shutdown)(void *srv, void (*cb)(void *ctx), void *ctx);
+	size_t (*sessions)(void *srv);
+	void (*destroy)(void *srv);
+};
+
+static void *smtp_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return smtp_server_new(b, st, c);
+}
+static void smtp_set_config(void *srv, const struct config *c)
+{
+	smtp_server_set_config(srv, c);
+}
+static void smtp_accept(void *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	smtp_server_accept(srv, fd, sa, salen);
+}
+static void smtp_shutdown(void *srv, void (*cb)(void *), void *ctx)
+{
+	smtp_server_shutdown(srv, cb, ctx);
+}
+static size_t smtp_sessions(void *srv)
+{
+	return smtp_server_sessions(srv);
+}
+static void smtp_destroy(void *srv)
+{
+	struct smtp_server *s = srv;
+	smtp_server_free(&s);
+}
+
+static const struct proto_ops protocols[] = {
+	{"smtp.listen", smtp_create, smtp_set_config, smtp_accept, smtp_shutdown, smtp_sessions,
+	 smtp_destroy},
+};
+#define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 
 struct listener {
 	const char *key;  /* config key, for messages */
-	enum proto proto;
+	size_t proto;     /* index in protocols[] */
 	int fd;
 };
 
@@ -118,20 +160,24 @@ static void open_listeners(struct master *m)
 	struct {
 		const char *key;
 		const char *value;
-		int served;
 	} keys[] = {
-		{"smtp.listen", m->cfg->smtp_listen, 1},
-		{"submission.listen", m->cfg->submission_listen, 0},
-		{"submissions.listen", m->cfg->submissions_listen, 0},
-		{"imap.listen", m->cfg->imap_listen, 0},
-		{"imaps.listen", m->cfg->imaps_listen, 0},
-		{"pop3.listen", m->cfg->pop3_listen, 0},
-		{"pop3s.listen", m->cfg->pop3s_listen, 0},
+		{"smtp.listen", m->cfg->smtp_listen},
+		{"submission.listen", m->cfg->submission_listen},
+		{"submissions.listen", m->cfg->submissions_listen},
+		{"imap.listen", m->cfg->imap_listen},
+		{"imaps.listen", m->cfg->imaps_listen},
+		{"pop3.listen", m->cfg->pop3_listen},
+		{"pop3s.listen", m->cfg->pop3s_listen},
 	};
+	_Static_assert(sizeof keys / sizeof keys[0] <= MAX_LISTENERS, "listener table too small");
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		if (keys[i].value[0] == '\0')
 			continue;
-		if (!keys[i].served) {
+		size_t proto = N_PROTOCOLS;
+		for (size_t p = 0; p < N_PROTOCOLS; p++)
+			if (!strcmp(protocols[p].listen_key, keys[i].key))
+				proto = p;
+		if (proto == N_PROTOCOLS) {
 			log_warn("config key=%s value=%s note=\"this protocol is not served by this "
 				 "version; key ignored\"",
 				 keys[i].key, keys[i].value);
@@ -142,13 +188,14 @@ static void open_listeners(struct master *m)
 		if (fd < 0)
 			fatal(1, "%s: %s", m->cfg->path, err);
 		m->listeners[m->n_listeners].key = keys[i].key;
-		m->listeners[m->n_listeners].proto = PROTO_SMTP;
+		m->listeners[m->n_listeners].proto = proto;
 		m->listeners[m->n_listeners].fd = fd;
 		m->n_listeners++;
 		log_info("listen key=%s address=%s", keys[i].key, keys[i].value);
 	}
 	if (m->n_listeners == 0)
 		fatal(2, "%s: no listener configured (set smtp.listen)", m->cfg->path);
+
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -157,7 +204,12 @@ struct worker {
 	struct event_base *base;
 	struct config *cfg;
 	struct store *store;
-	struct smtp_server *smtp;
+	void *servers[N_PROTOCOLS];     /* one server per protocol */
+	size_t n_stopped;               /* servers done shutting down */
+	struct worker_accept {
+		struct worker *w;
+		size_t proto;
+	} acc[MAX_LISTENERS];
 	struct evconnlistener *lev[MAX_LISTENERS];
 	size_t n_lev;
 	int notify_fd;
@@ -169,8 +221,8 @@ struct worker {
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			     int salen, void *ctx)
 {
-	struct worker *w = ctx;
-	smtp_server_accept(w->smtp, fd, sa, salen);
+	struct worker_accept *a = ctx;
+	protocols[a->proto].accept(a->w->servers[a->proto], fd, sa, salen);
 }
 
 static void worker_accept_error_cb(struct evconnlistener *l, void *ctx)
@@ -209,13 +261,22 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *ctx)
 static void worker_stopped_cb(void *ctx)
 {
 	struct worker *w = ctx;
-	event_base_loopexit(w->base, NULL);
+	if (++w->n_stopped == N_PROTOCOLS)
+		event_base_loopexit(w->base, NULL);
+}
+
+static size_t worker_sessions(struct worker *w)
+{
+	size_t n = 0;
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		n += protocols[p].sessions(w->servers[p]);
+	return n;
 }
 
 static void worker_deadline_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	struct worker *w = ctx;
-	log_warn("shutdown action=force sessions=%zu", smtp_server_sessions(w->smtp));
+	log_warn("shutdown action=force sessions=%zu", worker_sessions(w));
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -229,7 +290,8 @@ static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
 	w->deadline = evtimer_new(w->base, worker_deadline_cb, w);
 	struct timeval tv = {10, 0};
 	evtimer_add(w->deadline, &tv);
-	smtp_server_shutdown(w->smtp, worker_stopped_cb, w);
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		protocols[p].shutdown(w->servers[p], worker_stopped_cb, w);
 }
 
 static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
@@ -241,7 +303,8 @@ static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 		log_error("reload result=failed error=\"%s\"", err);
 		return;
 	}
-	smtp_server_set_config(w->smtp, c);
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		protocols[p].set_config(w->servers[p], c);
 	config_free(&w->cfg);
 	w->cfg = c;
 	log_set_level(!strcmp(c->log_level, "debug")  ? LOG_DEBUG
@@ -289,9 +352,12 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
-	w.smtp = smtp_server_new(w.base, w.store, w.cfg);
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		w.servers[p] = protocols[p].create(w.base, w.store, w.cfg);
 	for (size_t i = 0; i < m->n_listeners; i++) {
-		struct evconnlistener *l = evconnlistener_new(w.base, worker_accept_cb, &w,
+		w.acc[i].w = &w;
+		w.acc[i].proto = m->listeners[i].proto;
+		struct evconnlistener *l = evconnlistener_new(w.base, worker_accept_cb, &w.acc[i],
 							      LEV_OPT_CLOSE_ON_FREE, 0,
 							      m->listeners[i].fd);
 		if (l == NULL)
@@ -312,7 +378,8 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	event_base_dispatch(w.base);
 
 	log_info("worker action=stop");
-	smtp_server_free(&w.smtp);
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		protocols[p].destroy(w.servers[p]);
 	for (size_t i = 0; i < w.n_lev; i++)
 		evconnlistener_free(w.lev[i]);
 	event_free(w.notify_ev);
