@@ -104,9 +104,16 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_par
 		if (val != NULL && !is_esmtp_value(val, val_len))
 			return SMTP_PARSE_BAD_PARAM;
 		if (strutil_eq_ci(kw, kw_len, "SIZE")) {
-			/* RFC 1870: size-value = 1*20DIGIT */
-			if (has_size || val == NULL || strutil_parse_u64(val, val_len, UINT64_MAX, &size) < 0)
+			/* RFC 1870: size-value = 1*20DIGIT.  Twenty digits can
+			 * pass 2^64: such a size is valid syntax and simply too
+			 * big, so it saturates rather than failing the parse. */
+			if (has_size || val == NULL || val_len == 0 || val_len > 20)
 				return SMTP_PARSE_BAD_PARAM;
+			for (size_t d = 0; d < val_len; d++)
+				if (val[d] < '0' || val[d] > '9')
+					return SMTP_PARSE_BAD_PARAM;
+			if (strutil_parse_u64(val, val_len, UINT64_MAX, &size) < 0)
+				size = UINT64_MAX;
 			has_size = true;
 		} else if (strutil_eq_ci(kw, kw_len, "BODY")) {
 			if (has_body || val == NULL)

@@ -563,6 +563,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		client_error(s);
 		return;
 	}
+	if (c->body == SMTP_BODY_BINARYMIME) {
+		/* RFC 3030 BINARYMIME is not advertised */
+		reply(s, "555 5.5.4 Unsupported parameter");
+		client_error(s);
+		return;
+	}
 	if (c->has_size && c->size > s->srv->cfg->smtp_max_message_size) {
 		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;

@@ -1,0 +1,280 @@
+"""Crash safety: "250" means durable, and a crash never shows half a message.
+
+20 client threads deliver in a loop (unique Message-ID and counter in the
+Subject of each message) while the server is hurt:
+  test_kill9_under_load          SIGKILL to the whole process group, restart
+  test_kill9_workers_under_load  SIGKILL to the workers only; the master
+                                 replaces them and the load goes on
+  test_graceful_stop_under_load  SIGTERM, restart
+Afterwards every message that got "250" is in its mailbox exactly once and
+complete, nothing appears twice, nothing refused is stored, and only
+messages whose reply was lost may appear without a 250.
+
+test_worker_restart: kill -9 the worker holding a connection; a new
+connection is served within 2 s by its replacement.
+"""
+
+import os
+import random
+import re
+import signal
+import smtplib
+import threading
+import time
+import uuid
+
+from conftest import (HOSTNAME, SMTPRaw, child_pids, socket_owner, split_stored, timeout,
+                      pid_alive)
+
+ALICE, BOB = "alice@example.test", "bob@example.test"
+SENDER = "load@client.example"
+THREADS = 20
+RUN_SECONDS = 2.0
+SUBJECT_RE = re.compile(r"crash (\w+) t(\d+) n(\d+)$")
+
+
+def crash_msg(run, t, n):
+    mid = "crash-%s-%d-%d@client.example" % (run, t, n)
+    lines = 5 + ((t * 31 + n * 17) % 9) * 60  # 0.2 .. 25 KB
+    body = b"".join(b"line %05d of <%s> .......................\r\n" % (i, mid.encode())
+                    for i in range(lines))
+    msg = (b"From: <" + SENDER.encode() + b">\r\n"
+           b"To: <" + (ALICE if (t + n) % 2 else BOB).encode() + b">\r\n"
+           b"Subject: crash %s t%d n%d\r\n" % (run.encode(), t, n)
+           + b"Message-ID: <" + mid.encode() + b">\r\n\r\n"
+           + body + b"END <" + mid.encode() + b">\r\n")
+    return mid, msg
+
+
+class Load:
+    """THREADS clients delivering in a loop; remembers what each message got."""
+
+    def __init__(self, srv, run):
+        self.srv = srv
+        self.run = run
+        self.stop = threading.Event()     # threads end
+        self.chaos = threading.Event()    # from here on, failures are expected
+        self.lock = threading.Lock()
+        self.accepted = {}    # mid -> rcpt               (got 250)
+        self.refused = {}     # mid -> reply              (got a 4xx/5xx)
+        self.lost = set()     # mids whose reply never came (connection broke)
+        self.attempted = {}   # mid -> (t, n, rcpt)
+        self.errors = []      # failures outside the chaos
+        self.accepted_after_chaos = 0
+        self.threads = [threading.Thread(target=self.client, args=(t,), daemon=True)
+                        for t in range(THREADS)]
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+
+    def join(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join(timeout(15))
+            assert not th.is_alive(), "a client thread hung"
+
+    def client(self, t):
+        n = 0
+        while not self.stop.is_set():
+            conn = None
+            mid = None
+            try:
+                conn = smtplib.SMTP(self.srv.host, self.srv.smtp_port,
+                                    local_hostname="load%d.client.example" % t,
+                                    timeout=timeout(10))
+                conn.ehlo()
+                while not self.stop.is_set():
+                    n += 1
+                    mid, msg = crash_msg(self.run, t, n)
+                    rcpt = ALICE if (t + n) % 2 else BOB
+                    with self.lock:
+                        self.attempted[mid] = (t, n, rcpt)
+                    for step, call in (("MAIL", lambda: conn.mail(SENDER)),
+                                       ("RCPT", lambda: conn.rcpt(rcpt)),
+                                       ("DATA", lambda: conn.data(msg))):
+                        code, resp = call()
+                        if code != 250:
+                            with self.lock:
+                                self.refused[mid] = (step, code, resp)
+                            raise RuntimeError("%s: %d %r" % (step, code, resp))
+                    with self.lock:
+                        self.accepted[mid] = rcpt
+                        if self.chaos.is_set():
+                            self.accepted_after_chaos += 1
+                    mid = None
+            except Exception as e:  # noqa: BLE001 - a kill makes every call fail
+                with self.lock:
+                    if mid is not None and mid not in self.refused:
+                        self.lost.add(mid)
+                    if not self.chaos.is_set():
+                        self.errors.append("thread %d: %r" % (t, e))
+                time.sleep(0.02)
+            finally:
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+
+    def verify(self, srv):
+        """Every 250'd message is there once and complete; nothing else is,
+        except messages whose reply was lost."""
+        assert self.errors == [], "failures before the chaos:\n" + "\n".join(self.errors[:20])
+        assert len(self.accepted) >= 10, "only %d messages accepted" % len(self.accepted)
+        visible = {}  # mid -> list of (user, row)
+        for user in (ALICE, BOB):
+            for row in srv.mail_list(user):
+                m = SUBJECT_RE.search(row["SUBJECT"])
+                assert m, "unexpected message in %s: %r" % (user, row)
+                if m.group(1) != self.run:
+                    continue
+                mid = "crash-%s-%s-%s@client.example" % (self.run, m.group(2), m.group(3))
+                visible.setdefault(mid, []).append((user, row))
+        print("accepted %d, lost %d, refused %d of %d attempted; visible %d" % (
+            len(self.accepted), len(self.lost), len(self.refused), len(self.attempted),
+            len(visible)))
+
+        twice = {mid: v for mid, v in visible.items() if len(v) > 1}
+        assert not twice, "messages stored twice: %r" % list(twice.items())[:5]
+        missing = [mid for mid in self.accepted if mid not in visible]
+        assert not missing, "%d of %d messages that got 250 are gone, e.g. %r" % (
+            len(missing), len(self.accepted), missing[:5])
+        for mid, rcpt in self.accepted.items():
+            assert visible[mid][0][0] == rcpt, (mid, rcpt, visible[mid])
+        refused = [(mid, self.refused[mid]) for mid in visible if mid in self.refused]
+        assert not refused, "refused messages were stored: %r" % refused[:5]
+        # a message without a 250 may be there only if its reply was lost
+        unexpected = [mid for mid in visible if mid not in self.accepted and mid not in self.lost]
+        assert not unexpected, "messages stored that were never in flight: %r" % unexpected[:5]
+
+        # no partial message: every message that could have been cut (those
+        # whose reply was lost, the last few of each thread) and a sample of
+        # the rest, byte for byte
+        last = {}
+        for mid, (t, n, _) in self.attempted.items():
+            last.setdefault(t, []).append((n, mid))
+        check = {m for m in visible if m in self.lost}
+        for items in last.values():
+            check.update(mid for _, mid in sorted(items)[-3:] if mid in visible)
+        rest = sorted(set(visible) - check)
+        check.update(random.sample(rest, min(25, len(rest))))
+        for mid in sorted(check):
+            user, row = visible[mid][0]
+            t, n, _ = self.attempted[mid]
+            stored = srv.mail_cat(user, "INBOX", row["UID"])
+            _, expected = crash_msg(self.run, t, n)
+            received, body = split_stored(stored, SENDER)
+            assert body == expected, "message %s stored partially or changed (%d of %d)" % (
+                mid, len(body), len(expected))
+            assert int(row["SIZE"]) == len(stored), (mid, row["SIZE"], len(stored))
+        for mid, v in visible.items():
+            t, n, _ = self.attempted[mid]
+            _, expected = crash_msg(self.run, t, n)
+            assert int(v[0][1]["SIZE"]) > len(expected), "SIZE too small for %s: %r" % (mid, v)
+
+
+def check_works_and_uids_fresh(srv, run):
+    """The (restarted) server delivers, and new UIDs do not reuse old ones."""
+    old_uids = {int(r["UID"]) for r in srv.mail_list(ALICE)}
+    mid, msg = crash_msg(run, 99, 1)
+    with smtplib.SMTP(srv.host, srv.smtp_port, timeout=timeout(10)) as s:
+        s.ehlo()
+        assert s.mail(SENDER)[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        assert s.data(msg)[0] == 250
+    rows = srv.mail_list(ALICE)
+    new = [r for r in rows if r["SUBJECT"] == "crash %s t99 n1" % run]
+    assert len(new) == 1
+    assert int(new[0]["UID"]) > max(old_uids, default=0), (new, max(old_uids, default=0))
+    assert len({r["UID"] for r in rows}) == len(rows), "duplicate UIDs in INBOX"
+
+
+def test_kill9_under_load(make_server):
+    srv = make_server(conf={"workers": 2})
+    run = uuid.uuid4().hex[:8]
+    load = Load(srv, run)
+    load.start()
+    time.sleep(RUN_SECONDS)
+    load.chaos.set()
+    srv.kill9()  # master and workers, the whole process group
+    load.join()
+    srv.start()
+    load.verify(srv)
+    check_works_and_uids_fresh(srv, run)
+
+
+def test_kill9_workers_under_load(make_server):
+    """Workers die under load; the master replaces them and the load goes on."""
+    srv = make_server(conf={"workers": 2})
+    run = uuid.uuid4().hex[:8]
+    load = Load(srv, run)
+    load.start()
+    time.sleep(RUN_SECONDS / 2)
+    load.chaos.set()
+    srv.allow_worker_deaths = True
+    victims = child_pids(srv.pid)
+    assert victims
+    for pid in victims:  # the queue runner too, if it is a child: all must come back
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(RUN_SECONDS)
+    assert srv.alive(), "the master died with its workers"
+    with load.lock:
+        after = load.accepted_after_chaos
+    load.join()
+    assert after >= 10, "only %d messages accepted after the workers were killed" % after
+    load.verify(srv)
+    check_works_and_uids_fresh(srv, run)
+
+
+def test_graceful_stop_under_load(make_server):
+    """SIGTERM under load: nothing that got 250 is lost, nothing doubled."""
+    srv = make_server(conf={"workers": 2})
+    run = uuid.uuid4().hex[:8]
+    load = Load(srv, run)
+    load.start()
+    time.sleep(RUN_SECONDS / 2)
+    load.chaos.set()
+    srv.stop()
+    load.join()
+    srv.start()
+    load.verify(srv)
+    check_works_and_uids_fresh(srv, run)
+
+
+def test_worker_restart(make_server):
+    srv = make_server(conf={"workers": 1})
+    s = SMTPRaw(srv.host, srv.smtp_port)
+    assert s.banner[0] == 220
+    s.ehlo()
+    kids = child_pids(srv.pid)
+    worker = socket_owner(kids, srv.smtp_port, s.sock.getsockname()[1])
+    assert worker, "no child of the master %d holds our connection (children %r)" % (
+        srv.pid, kids)
+
+    srv.allow_worker_deaths = True
+    os.kill(worker, signal.SIGKILL)
+    assert s.closed_by_server(5), "the killed worker's connection stayed open"
+    s.close()
+
+    t0 = time.monotonic()
+    s2 = SMTPRaw(srv.host, srv.smtp_port, timeout_s=2)
+    elapsed = time.monotonic() - t0
+    assert s2.banner == (220, ["%s ESMTP Tern" % HOSTNAME])
+    assert elapsed < timeout(2), "greeting took %.1f s after a worker died" % elapsed
+    s2.ehlo()
+    assert s2.cmd("MAIL FROM:<%s>" % SENDER) == (250, ["2.1.0 Ok"])
+    assert s2.cmd("RCPT TO:<%s>" % ALICE) == (250, ["2.1.5 Ok"])
+    assert s2.cmd("DATA")[0] == 354
+    mid, msg = crash_msg("restart", 1, 1)
+    s2.send(msg + b".\r\n")
+    code, lines = s2.read_reply()
+    assert code == 250, lines
+    new_worker = socket_owner(child_pids(srv.pid), srv.smtp_port, s2.sock.getsockname()[1])
+    s2.close()
+
+    assert srv.alive(), "the master died with its worker"
+    assert not pid_alive(worker)
+    assert new_worker and new_worker != worker
+    rows = [r for r in srv.mail_list(ALICE) if r["SUBJECT"] == "crash restart t1 n1"]
+    assert len(rows) == 1
