@@ -16,6 +16,7 @@ need_cmd gcc gcc
 need_cmd clang clang
 need_cmd openssl openssl
 need_cmd swaks swaks
+need_cmd fetchmail fetchmail
 need_pc libevent_core libevent-dev
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev

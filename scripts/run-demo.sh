@@ -12,16 +12,21 @@ PASSWORD=demo
 
 if [ ! -f "$DIR/tern.conf" ]; then
 	"$TERN" init "$DIR" --port-base "$BASE" --domain "$DOMAIN" --hostname mail.$DOMAIN
+	# No TLS yet: let the demo log in with a password over loopback.
+	sed -i 's/^allow_plaintext_loopback = no$/allow_plaintext_loopback = yes/' "$DIR/tern.conf"
 	"$TERN" -c "$DIR/tern.conf" user add "$USER_ADDR" --password "$PASSWORD"
 	"$TERN" -c "$DIR/tern.conf" alias add "postmaster@$DOMAIN" "$USER_ADDR"
 fi
 SMTP_PORT=$((BASE + 25))
+POP3_PORT=$((BASE + 110))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
 
   Demo user:   $USER_ADDR   password: $PASSWORD
   SMTP (receiving, no auth):  127.0.0.1 port $SMTP_PORT
+  POP3 (reading):             127.0.0.1 port $POP3_PORT, no TLS, user $USER_ADDR,
+                              password $PASSWORD (plain password, loopback only)
 
   Send a message:
     swaks --server 127.0.0.1:$SMTP_PORT --to $USER_ADDR --from you@elsewhere.test
@@ -29,8 +34,13 @@ cat <<INFO
     $TERN -c $DIR/tern.conf mail list $USER_ADDR
     $TERN -c $DIR/tern.conf mail cat $USER_ADDR INBOX 1
 
-  IMAP, POP3, TLS and submission are not served by this version yet, so a
-  desktop mail client cannot read the mailbox yet; see README.md.
+  Read it with POP3 (any POP3 client, or by hand):
+    python3 -c "import poplib; p = poplib.POP3('127.0.0.1', $POP3_PORT); p.user('$USER_ADDR'); p.pass_('$PASSWORD'); print(p.stat()); p.quit()"
+    fetchmail -p POP3 -P $POP3_PORT -u $USER_ADDR --sslproto '' -k -m 'cat >> demo.mbox' 127.0.0.1
+
+  IMAP, TLS and submission are not served by this version yet; a desktop
+  mail client can download mail over POP3 (set it to "no encryption",
+  port $POP3_PORT); see README.md.
   Press Ctrl-C to stop.
 
 INFO

@@ -38,6 +38,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "pop3-session.h"
 #include "privdrop.h"
 #include "smtp-session.h"
 #include "store.h"
@@ -85,9 +86,37 @@ static void smtp_destroy(void *srv)
 	smtp_server_free(&s);
 }
 
+static void *pop3_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return pop3_server_new(b, st, c);
+}
+static void pop3_set_config(void *srv, const struct config *c)
+{
+	pop3_server_set_config(srv, c);
+}
+static void pop3_accept(void *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	pop3_server_accept(srv, fd, sa, salen);
+}
+static void pop3_shutdown(void *srv, void (*cb)(void *), void *ctx)
+{
+	pop3_server_shutdown(srv, cb, ctx);
+}
+static size_t pop3_sessions(void *srv)
+{
+	return pop3_server_sessions(srv);
+}
+static void pop3_destroy(void *srv)
+{
+	struct pop3_server *s = srv;
+	pop3_server_free(&s);
+}
+
 static const struct proto_ops protocols[] = {
 	{"smtp.listen", smtp_create, smtp_set_config, smtp_accept, smtp_shutdown, smtp_sessions,
 	 smtp_destroy},
+	{"pop3.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
+	 pop3_destroy},
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 

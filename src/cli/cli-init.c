@@ -362,8 +362,8 @@ static const struct {
 	{"submissions.listen", 465, "submission with implicit TLS", "submission"},
 	{"imap.listen", 143, "IMAP (STARTTLS)", "IMAP"},
 	{"imaps.listen", 993, "IMAP with implicit TLS", "IMAP"},
-	{"pop3.listen", 110, "POP3 (STLS)", "POP3"},
-	{"pop3s.listen", 995, "POP3 with implicit TLS", "POP3"},
+	{"pop3.listen", 110, "POP3 mail retrieval (STLS once TLS lands)", NULL},
+	{"pop3s.listen", 995, "POP3 with implicit TLS", "TLS"},
 };
 #define N_LISTENERS (sizeof listeners / sizeof listeners[0])
 
@@ -408,14 +408,18 @@ static int build_config(const struct init_args *a, struct buf *b)
 			a->user[0] ? " " : "", a->user);
 	r |= buf_printf(b, "# Listeners, \"ADDRESS:PORT\" (IPv6: \"[ADDRESS]:PORT\"); empty: off "
 			   "(restart).\n");
+	for (size_t i = 0; i < N_LISTENERS; i++) {
+		char v[80];
+		listen_value(a, listeners[i].port, v, sizeof v);
+		if (listeners[i].lands == NULL)
+			r |= buf_printf(b, "# %s.\n%s = %s\n", listeners[i].what, listeners[i].key, v);
+	}
 	bool noted = false;
 	for (size_t i = 0; i < N_LISTENERS; i++) {
 		char v[80];
 		listen_value(a, listeners[i].port, v, sizeof v);
-		if (listeners[i].lands == NULL) {
-			r |= buf_printf(b, "# %s.\n%s = %s\n", listeners[i].what, listeners[i].key, v);
+		if (listeners[i].lands == NULL)
 			continue;
-		}
 		/* Written, but commented out: the file should say what runs. */
 		if (!noted)
 			r |= buf_printf(b, "# Not served by this version yet: uncomment each once its\n"

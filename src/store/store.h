@@ -296,6 +296,15 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t uid, char *err,
 			  size_t errsz);
 
+/* Takes an exclusive, non-blocking lock on the account (flock on a file in
+ * its folder), held until the returned descriptor is closed; the kernel
+ * releases it when the holding process dies.  Separate calls exclude each
+ * other even within one process (POP3: one session per maildrop).
+ * Returns the descriptor (>= 0, close-on-exec; the caller closes it), or -1
+ * with err and errno EWOULDBLOCK when someone else holds the lock (other
+ * errno values: the lock file could not be opened). */
+int store_account_lock(struct store_account *a, char *err, size_t errsz);
+
 /* ---------------------------------------------------------- notification */
 
 /* Change notifications: whoever changes an account (delivery, flags,

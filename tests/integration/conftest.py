@@ -225,6 +225,14 @@ class TernServer:
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write("\n".join(out) + "\n")
 
+    @property
+    def pop3_port(self):
+        """Port of pop3.listen (read from the config, so it follows
+        _move_ports)."""
+        m = re.fullmatch(r"(.*):(\d+)", self.read_config().get("pop3.listen", ""))
+        assert m, "pop3.listen is not set in %s" % self.conf
+        return int(m.group(2))
+
     def _smtp_port(self):
         listen = self.read_config().get("smtp.listen", "")
         m = re.fullmatch(r"(.*):(\d+)", listen)

@@ -131,6 +131,7 @@ def test_init_creates_files(workdir):
     assert keys["tls.cert"] == "tls/cert.pem"
     assert keys["tls.key"] == "tls/key.pem"
     assert keys["dns.resolver"] == ""
+    assert keys["pop3.listen"] == "127.0.0.1:110"
     if os.geteuid() != 0:
         assert keys["user"] == ""
     else:
@@ -138,7 +139,7 @@ def test_init_creates_files(workdir):
     text = open(os.path.join(d, "tern.conf")).read()
     # Listeners not served yet are present, commented out.
     for key, port in (("submission", 587), ("submissions", 465), ("imap", 143),
-                      ("imaps", 993), ("pop3", 110), ("pop3s", 995)):
+                      ("imaps", 993), ("pop3s", 995)):
         assert f"# {key}.listen = 127.0.0.1:{port}\n" in text
     # Every active key comes with a comment line just above it.
     lines = text.splitlines()
@@ -166,9 +167,10 @@ def test_init_port_base_and_address(workdir):
     assert keys["smtp.listen"] == "127.0.0.2:20025"
     assert keys["remote_smtp_port"] == "20025"
     assert keys["dns.resolver"] == "127.0.0.1:5353"
+    assert keys["pop3.listen"] == "127.0.0.2:20110"
     text = open(conf).read()
     for key, port in (("submission", 20587), ("submissions", 20465), ("imap", 20143),
-                      ("imaps", 20993), ("pop3", 20110), ("pop3s", 20995)):
+                      ("imaps", 20993), ("pop3s", 20995)):
         assert f"# {key}.listen = 127.0.0.2:{port}\n" in text
 
 
