@@ -51,7 +51,7 @@ fuzz: deps
 	@sh scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: build
-	@sh bench/smtp/run.sh
+	@bash bench/smtp/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz
