@@ -535,19 +535,13 @@ def server(make_server, server_config):
 
 # ------------------------------------------------------------- raw SMTP
 
-class SMTPRaw:
-    """A bare SMTP client: send bytes, read replies exactly as sent.
+class RawClient:
+    """A bare line-protocol client over TCP: exact bytes in and out.
+    Subclasses (SMTPRaw, POP3Raw, ...) add the protocol's reply parsing."""
 
-    read_reply() returns (code, lines) where lines are the texts after
-    "NNN-" / "NNN " (so "250 2.1.0 Ok" gives (250, ["2.1.0 Ok"])); the raw
-    lines of the last reply are in .raw.
-    """
-
-    def __init__(self, host, port, timeout_s=10, read_banner=True):
+    def __init__(self, host, port, timeout_s=10):
         self.sock = socket.create_connection((host, port), timeout=timeout(timeout_s))
         self.buf = b""
-        self.raw = []
-        self.banner = self.read_reply() if read_banner else None
 
     def close(self):
         try:
@@ -566,13 +560,32 @@ class SMTPRaw:
             data = data.encode("utf-8")
         self.sock.sendall(data)
 
-    def _read_line(self):
+    def raw_line(self):
+        """One line as bytes, without its CRLF (reads until one arrives)."""
         while b"\r\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("server closed the connection (pending %r)" % self.buf)
             self.buf += chunk
         line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+
+class SMTPRaw(RawClient):
+    """A bare SMTP client: send bytes, read replies exactly as sent.
+
+    read_reply() returns (code, lines) where lines are the texts after
+    "NNN-" / "NNN " (so "250 2.1.0 Ok" gives (250, ["2.1.0 Ok"])); the raw
+    lines of the last reply are in .raw.
+    """
+
+    def __init__(self, host, port, timeout_s=10, read_banner=True):
+        super().__init__(host, port, timeout_s)
+        self.raw = []
+        self.banner = self.read_reply() if read_banner else None
+
+    def _read_line(self):
+        line = self.raw_line()
         assert b"\n" not in line, "bare LF inside a reply line: %r" % line
         return line.decode("utf-8", "surrogateescape")
 

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from conftest import HOST, socket_owner, timeout
+from conftest import HOST, RawClient, socket_owner, timeout
 
 PASSWORD = "secret"
 MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "yes"}
@@ -35,39 +35,16 @@ PLAINTEXT_REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed without TL
 
 # ------------------------------------------------------------ helpers
 
-class POP3Raw:
+class POP3Raw(RawClient):
     """A bare POP3 client: exact bytes in and out."""
 
     def __init__(self, port, host=HOST, timeout_s=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout(timeout_s))
-        self.buf = b""
+        super().__init__(host, port, timeout_s)
         self.greeting = self.line()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.sendall(data)
 
     def line(self):
         """One line from the server, without its CRLF."""
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection (pending %r)" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
+        line = self.raw_line()
         assert b"\n" not in line and b"\r" not in line, "bare CR/LF in a reply: %r" % line
         return line
 
