@@ -1,0 +1,572 @@
+/*
+ * mime-decode.c - content of parts (see mime.h): transfer decodings for
+ * BINARY[] (RFC 3516 / RFC 9051), RFC 2047 encoded words, charset
+ * conversion with iconv, and the decoded text SEARCH looks at.
+ *
+ * Mail layer.  Decoders are lenient, as RFC 2045 asks of robust readers:
+ * base64 ignores characters outside its alphabet (6.8) and restarts after
+ * '=' padding (concatenated encodings exist), quoted-printable keeps an
+ * '=' that starts no valid escape as it is and drops trailing blanks of
+ * lines (6.7 rules 3 and the notes on robustness).
+ */
+#include "mime-private.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "strutil.h"
+
+/* Appends through a small stack buffer so decoders do not call
+ * buf_putc per octet. */
+struct sink {
+	struct buf *out;
+	size_t room; /* octets still allowed */
+	char chunk[4096];
+	size_t n;
+	int err;
+};
+
+static void sink_flush(struct sink *k)
+{
+	if (k->n > 0 && k->err == 0 && buf_append(k->out, k->chunk, k->n) < 0)
+		k->err = -1;
+	k->n = 0;
+}
+
+/* false once the limit is reached */
+static bool sink_put(struct sink *k, char c)
+{
+	if (k->room == 0)
+		return false;
+	k->room--;
+	k->chunk[k->n++] = c;
+	if (k->n == sizeof k->chunk)
+		sink_flush(k);
+	return true;
+}
+
+/* base64 alphabet value of each octet, -1 outside it */
+static const signed char b64_table[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1, -1, 0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10; /* RFC 2045 6.7 (2): lower case, leniently */
+	return -1;
+}
+
+int mime_decode_base64(const char *s, size_t n, size_t max, struct buf *out)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t want = n / 4 * 3 + 3;
+
+	if (want > max)
+		want = max;
+	if (buf_reserve(out, want) < 0)
+		return -1;
+	/* decode straight into the reserved room */
+	char *o = out->data + out->len;
+	size_t got = 0;
+	for (size_t i = 0; i < n && got < want; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int v = b64_table[c];
+		if (v < 0) {
+			if (c == '=') {
+				/* padding ends a unit; what is left is no octet */
+				acc = 0;
+				bits = 0;
+			}
+			continue; /* RFC 2045 6.8: other characters are ignored */
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[got++] = (char)((acc >> bits) & 0xff);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	out->len += got;
+	out->data[out->len] = '\0';
+	return 0;
+}
+
+int mime_decode_qp(const char *s, size_t n, size_t max, struct buf *out)
+{
+	struct sink k = {.out = out, .room = max};
+	size_t i = 0;
+
+	while (i < n && k.room > 0) {
+		const char *nl = memchr(s + i, '\n', n - i);
+		size_t e = nl != NULL ? (size_t)(nl - s) : n;
+		size_t ce = e > i && s[e - 1] == '\r' ? e - 1 : e;
+		size_t t = ce;
+		while (t > i && (s[t - 1] == ' ' || s[t - 1] == '\t'))
+			t--; /* rule 3: trailing blanks were added in transport */
+		bool soft = t > i && s[t - 1] == '=';
+		if (soft)
+			t--;
+		for (size_t j = i; j < t && k.room > 0; j++) {
+			char c = s[j];
+			if (c == '=' && j + 2 < t) {
+				int hi = hex_value((unsigned char)s[j + 1]);
+				int lo = hex_value((unsigned char)s[j + 2]);
+				if (hi >= 0 && lo >= 0) {
+					c = (char)(hi * 16 + lo);
+					j += 2;
+				}
+			}
+			(void)sink_put(&k, c);
+		}
+		if (!soft && nl != NULL) {
+			/* a hard line break, kept as it was written */
+			if (ce < e)
+				(void)sink_put(&k, '\r');
+			(void)sink_put(&k, '\n');
+		}
+		i = nl != NULL ? e + 1 : n;
+	}
+	sink_flush(&k);
+	return k.err;
+}
+
+/* --- charsets ------------------------------------------------------------ */
+
+/* Only plain names reach iconv_open. */
+static bool charset_ok(const char *cs, size_t n)
+{
+	if (n == 0 || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)cs[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':' || c == '+'))
+			return false;
+	}
+	return true;
+}
+
+static bool charset_is_utf8(const char *cs, size_t n)
+{
+	return strutil_eq_ci(cs, n, "utf-8") || strutil_eq_ci(cs, n, "utf8") ||
+	       strutil_eq_ci(cs, n, "us-ascii") || strutil_eq_ci(cs, n, "ascii");
+}
+
+/* Converts in[0..n) from charset cs to UTF-8 and appends at most max
+ * octets.  Invalid input becomes U+FFFD.  Returns 0, 1 if the charset is
+ * unknown (nothing appended), -1 on a full buffer. */
+static int convert_utf8(const char *cs, size_t csl, const char *in, size_t n, size_t max,
+			struct buf *out)
+{
+	char name[48];
+
+	if (charset_is_utf8(cs, csl)) {
+		if (n > max)
+			n = max;
+		return buf_append(out, in, n);
+	}
+	if (!charset_ok(cs, csl))
+		return 1;
+	memcpy(name, cs, csl);
+	name[csl] = '\0';
+	iconv_t cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1)
+		return 1;
+	char chunk[4096];
+	char *ip = (char *)in;
+	size_t il = n;
+	int r = 0;
+	while (il > 0 && max > 0) {
+		char *op = chunk;
+		size_t ol = sizeof chunk;
+		size_t rc = iconv(cd, &ip, &il, &op, &ol);
+		size_t got = sizeof chunk - ol;
+		if (got > max)
+			got = max;
+		if (buf_append(out, chunk, got) < 0) {
+			r = -1;
+			break;
+		}
+		max -= got;
+		if (rc != (size_t)-1 || errno == E2BIG)
+			continue;
+		/* EILSEQ or EINVAL: mark and skip one octet */
+		if (max >= 3 && buf_append(out, "\xef\xbf\xbd", 3) < 0) {
+			r = -1;
+			break;
+		}
+		max = max >= 3 ? max - 3 : 0;
+		ip++;
+		il--;
+	}
+	iconv_close(cd);
+	return r;
+}
+
+/* --- RFC 2047 -------------------------------------------------------------- */
+
+struct eword {
+	size_t cs_off, cs_len; /* charset, "*lang" excluded */
+	char enc;              /* 'B' or 'Q' */
+	size_t text_off, text_len;
+	size_t end; /* after "?=" */
+};
+
+static bool parse_eword(const char *s, size_t n, size_t i, struct eword *w)
+{
+	if (i + 1 >= n || s[i] != '=' || s[i + 1] != '?')
+		return false;
+	size_t k = i + 2, cs = k;
+	while (k < n && s[k] != '?' && s[k] != ' ' && s[k] != '\t' && s[k] != '\r' && s[k] != '\n')
+		k++;
+	if (k == cs || k + 2 >= n || s[k] != '?' || s[k + 2] != '?')
+		return false;
+	char enc = s[k + 1];
+	if (enc == 'b')
+		enc = 'B';
+	else if (enc == 'q')
+		enc = 'Q';
+	if (enc != 'B' && enc != 'Q')
+		return false;
+	const char *star = memchr(s + cs, '*', k - cs);
+	w->cs_off = cs;
+	w->cs_len = star != NULL ? (size_t)(star - (s + cs)) : k - cs;
+	w->enc = enc;
+	k += 3;
+	w->text_off = k;
+	while (k < n && s[k] != '?' && s[k] != ' ' && s[k] != '\t' && s[k] != '\r' && s[k] != '\n')
+		k++;
+	if (k + 1 >= n || s[k] != '?' || s[k + 1] != '=')
+		return false;
+	w->text_len = k - w->text_off;
+	w->end = k + 2;
+	return w->cs_len > 0;
+}
+
+static void decode_eword(const char *s, const struct eword *w, struct buf *raw)
+{
+	const char *t = s + w->text_off;
+	size_t n = w->text_len;
+
+	if (w->enc == 'B') {
+		(void)mime_decode_base64(t, n, SIZE_MAX, raw);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = t[i];
+		if (c == '_') {
+			c = ' ';
+		} else if (c == '=' && i + 2 < n) {
+			int hi = hex_value((unsigned char)t[i + 1]);
+			int lo = hex_value((unsigned char)t[i + 2]);
+			if (hi >= 0 && lo >= 0) {
+				c = (char)(hi * 16 + lo);
+				i += 2;
+			}
+		}
+		(void)buf_putc(raw, c);
+	}
+}
+
+int mime_decode_2047(const char *s, size_t len, struct buf *out)
+{
+	struct buf raw = BUF_INIT; /* decoded octets of a run of words */
+	size_t run_cs_off = 0, run_cs_len = 0;
+	bool in_run = false;
+	int r = 0;
+	size_t i = 0;
+
+	if (s == NULL || out == NULL)
+		return -1;
+	buf_init(&raw, MIME_MAX_HEADER_LINE);
+	while (i < len && r >= 0) {
+		struct eword w;
+		if (parse_eword(s, len, i, &w)) {
+			bool same = in_run && w.cs_len == run_cs_len &&
+				    strncasecmp(s + w.cs_off, s + run_cs_off, w.cs_len) == 0;
+			if (in_run && !same) {
+				r = convert_utf8(s + run_cs_off, run_cs_len, raw.data, raw.len,
+						 SIZE_MAX, out);
+				buf_reset(&raw);
+			}
+			/* a word in a charset iconv does not know stays as it is */
+			char name[48];
+			bool known = charset_is_utf8(s + w.cs_off, w.cs_len);
+			if (!known && charset_ok(s + w.cs_off, w.cs_len)) {
+				memcpy(name, s + w.cs_off, w.cs_len);
+				name[w.cs_len] = '\0';
+				iconv_t cd = iconv_open("UTF-8", name);
+				if (cd != (iconv_t)-1) {
+					known = true;
+					iconv_close(cd);
+				}
+			}
+			if (!known) {
+				in_run = false;
+				if (buf_append(out, s + i, w.end - i) < 0)
+					r = -1;
+				i = w.end;
+				continue;
+			}
+			decode_eword(s, &w, &raw);
+			run_cs_off = w.cs_off;
+			run_cs_len = w.cs_len;
+			in_run = true;
+			i = w.end;
+			/* blanks between two encoded words are dropped (6.2) */
+			size_t k = i;
+			while (k < len &&
+			       (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\n'))
+				k++;
+			struct eword w2;
+			if (k > i && parse_eword(s, len, k, &w2))
+				i = k;
+			continue;
+		}
+		if (in_run) {
+			if (r >= 0)
+				r = convert_utf8(s + run_cs_off, run_cs_len, raw.data, raw.len,
+						 SIZE_MAX, out);
+			buf_reset(&raw);
+			in_run = false;
+		}
+		/* copy plain text up to the next possible encoded word */
+		size_t k = i + 1;
+		while (k < len && s[k] != '=')
+			k++;
+		if (r >= 0 && buf_append(out, s + i, k - i) < 0)
+			r = -1;
+		i = k;
+	}
+	if (in_run && r >= 0)
+		r = convert_utf8(s + run_cs_off, run_cs_len, raw.data, raw.len, SIZE_MAX, out);
+	buf_free(&raw);
+	return r < 0 ? -1 : 0;
+}
+
+/* --- BINARY ---------------------------------------------------------------- */
+
+enum cte { CTE_IDENTITY, CTE_BASE64, CTE_QP, CTE_UNKNOWN };
+
+static enum cte part_cte(const struct mime_tree *t, const struct mime_part *p)
+{
+	struct buf v = BUF_INIT;
+	enum cte e = CTE_IDENTITY;
+
+	if (mime_part_field(t, p, MIME_FLD_CTE, &v)) {
+		const char *s = v.data != NULL ? v.data : "";
+		size_t i = 0;
+		mime_skip_cfws(s, v.len, &i, NULL);
+		size_t off = i;
+		size_t len = mime_read_token(s, v.len, &i);
+		mime_skip_cfws(s, v.len, &i, NULL);
+		/* a broken value is shown as "7bit" by BODYSTRUCTURE: same here */
+		if (len > 0 && i == v.len) {
+			if (strutil_eq_ci(s + off, len, "base64"))
+				e = CTE_BASE64;
+			else if (strutil_eq_ci(s + off, len, "quoted-printable"))
+				e = CTE_QP;
+			else if (!strutil_eq_ci(s + off, len, "7bit") &&
+				 !strutil_eq_ci(s + off, len, "8bit") &&
+				 !strutil_eq_ci(s + off, len, "binary"))
+				e = CTE_UNKNOWN;
+		}
+	}
+	buf_free(&v);
+	return e;
+}
+
+static int decode_part(const struct mime_tree *t, const struct mime_part *p, size_t max,
+		       struct buf *out)
+{
+	const char *b = t->msg + p->body_off;
+	size_t n = p->body_len;
+
+	if (!p->opaque && (p->kind == MIME_KIND_MULTIPART || p->kind == MIME_KIND_MESSAGE))
+		return buf_append(out, b, n < max ? n : max); /* RFC 2046 5: 7bit/8bit/binary */
+	switch (part_cte(t, p)) {
+	case CTE_BASE64:
+		return mime_decode_base64(b, n, max, out);
+	case CTE_QP:
+		return mime_decode_qp(b, n, max, out);
+	case CTE_UNKNOWN:
+		return -2;
+	case CTE_IDENTITY:
+		break;
+	}
+	return buf_append(out, b, n < max ? n : max);
+}
+
+/* RFC 9051 6.4.5 (BINARY): text is sent with CRLF line ends whatever the
+ * stored form; turns every bare LF of out[from..] into CRLF.  0 / -1. */
+static int crlf_text(struct buf *out, size_t from)
+{
+	size_t bare = 0;
+	for (size_t i = from; i < out->len; i++)
+		if (out->data[i] == '\n' && (i == from || out->data[i - 1] != '\r'))
+			bare++;
+	if (bare == 0)
+		return 0;
+	if (buf_reserve(out, bare) < 0)
+		return -1;
+	/* expand in place from the end */
+	size_t src = out->len, dst = out->len + bare;
+	out->len = dst;
+	out->data[dst] = '\0';
+	while (src > from) {
+		char c = out->data[--src];
+		out->data[--dst] = c;
+		if (c == '\n' && (src == from || out->data[src - 1] != '\r'))
+			out->data[--dst] = '\r';
+	}
+	return 0;
+}
+
+int mime_binary(const struct mime_tree *t, const unsigned *path, size_t n, struct buf *out)
+{
+	if (t == NULL || out == NULL || (n > 0 && path == NULL))
+		return -1;
+	if (n == 0)
+		return buf_append(out, t->msg, t->len) < 0 ? -1 : 1;
+	for (size_t i = 0; i < n; i++)
+		if (path[i] == 0)
+			return -1;
+	const struct mime_part *p = mime_part_find(t, path, n);
+	if (p == NULL)
+		return 0;
+	size_t from = out->len;
+	int r = decode_part(t, p, SIZE_MAX, out);
+	if (r == 0 && (p->kind == MIME_KIND_TEXT || p->opaque))
+		r = crlf_text(out, from);
+	return r < 0 ? r : 1;
+}
+
+/* --- SEARCH ---------------------------------------------------------------- */
+
+int mime_search_header(const struct mime_tree *t, const char *name, struct buf *out)
+{
+	struct mime_hdr_iter it;
+	struct mime_hdr_field f;
+	struct buf v = BUF_INIT;
+	int r = 0;
+
+	if (t == NULL || name == NULL || out == NULL)
+		return -1;
+	mime_hdr_iter_init(&it, t->msg, t->root->start, t->root->start + t->root->hdr_len);
+	while (r == 0 && mime_hdr_next(&it, &f)) {
+		const char *nm = t->msg + f.name_off;
+		if (!f.is_field)
+			continue;
+		if (name[0] != '\0' && !strutil_eq_ci(nm, f.name_len, name))
+			continue;
+		if (name[0] == '\0' &&
+		    (buf_append(out, nm, f.name_len) < 0 || buf_puts(out, ": ") < 0)) {
+			r = -1;
+			break;
+		}
+		buf_reset(&v);
+		(void)mime_value_unfold(t->msg + f.value_off, f.value_len, &v);
+		if (mime_decode_2047(v.data != NULL ? v.data : "", v.len, out) < 0 ||
+		    buf_putc(out, '\n') < 0)
+			r = -1;
+	}
+	buf_free(&v);
+	return r;
+}
+
+struct search_ctx {
+	const struct mime_tree *t;
+	size_t room;
+	struct buf *out;
+	struct buf dec, tmp;
+};
+
+static int search_part(struct search_ctx *c, const struct mime_part *p)
+{
+	if (c->room == 0)
+		return 0;
+	if (!p->opaque && (p->kind == MIME_KIND_MULTIPART || p->kind == MIME_KIND_MESSAGE)) {
+		for (const struct mime_part *k = p->children; k != NULL; k = k->next)
+			if (search_part(c, k) < 0)
+				return -1;
+		return 0;
+	}
+	if (p->kind != MIME_KIND_TEXT && !p->opaque)
+		return 0;
+	buf_reset(&c->dec);
+	int r = decode_part(c->t, p, c->room, &c->dec);
+	if (r == -2) {
+		buf_reset(&c->dec); /* unknown encoding: searched as it is */
+		r = buf_append(&c->dec, c->t->msg + p->body_off,
+			       p->body_len < c->room ? p->body_len : c->room);
+	}
+	if (r < 0)
+		return -1;
+	/* the charset parameter, if any */
+	const char *cs = "us-ascii";
+	size_t csl = 8;
+	struct mime_params params = {0};
+	size_t to, tl, so, sl;
+	buf_reset(&c->tmp);
+	if (p->type_valid && !p->opaque && mime_part_field(c->t, p, MIME_FLD_TYPE, &c->tmp) &&
+	    mime_ctype_parse(c->tmp.data != NULL ? c->tmp.data : "", c->tmp.len, &to, &tl, &so, &sl,
+			     &params)) {
+		const struct mime_param *pc = mime_params_find(&params, "charset");
+		if (pc != NULL) {
+			cs = pc->value;
+			csl = pc->value_len;
+		}
+	}
+	size_t before = c->out->len;
+	r = convert_utf8(cs, csl, c->dec.data != NULL ? c->dec.data : "", c->dec.len, c->room,
+			 c->out);
+	if (r == 1) /* unknown charset: as it is */
+		r = buf_append(c->out, c->dec.data != NULL ? c->dec.data : "",
+			       c->dec.len < c->room ? c->dec.len : c->room);
+	mime_params_free(&params);
+	if (r < 0)
+		return -1;
+	size_t used = c->out->len - before;
+	c->room -= used < c->room ? used : c->room;
+	if (c->room > 0) {
+		if (buf_putc(c->out, '\n') < 0)
+			return -1;
+		c->room--;
+	}
+	return 0;
+}
+
+int mime_search_body(const struct mime_tree *t, size_t max_bytes, struct buf *out)
+{
+	struct search_ctx c = {.t = t, .room = max_bytes, .out = out};
+
+	if (t == NULL || out == NULL)
+		return -1;
+	buf_init(&c.dec, 0);
+	buf_init(&c.tmp, MIME_MAX_HEADER_LINE + 1);
+	int r = search_part(&c, t->root);
+	buf_free(&c.dec);
+	buf_free(&c.tmp);
+	return r;
+}
