@@ -1,0 +1,555 @@
+/*
+ * dns.c - MX resolution for outbound delivery (see dns.h), on libunbound.
+ *
+ * Layer src/dns: below src/queue, above src/lib.  libunbound resolves in a
+ * thread of its own (ub_ctx_async(ctx, 1)) and signals finished queries
+ * through a pipe, ub_fd(); an EV_READ event on that descriptor calls
+ * ub_process(), which runs our callbacks on the loop's thread.  So every
+ * callback here runs on the event loop, never inside dns_resolve_mx.
+ *
+ * One dns_resolve_mx is a small tree of queries: MX first, then AAAA and A
+ * for every exchange (or for the domain itself: the implicit MX), all in
+ * flight at once.  A timer bounds the whole tree; whatever has not
+ * answered by then counts as a temporary failure.
+ */
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <unbound.h>
+
+#include "config.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define RR_A 1
+#define RR_MX 15
+#define RR_AAAA 28
+#define RCODE_NXDOMAIN 3
+
+/* One libunbound query of a dns_query. */
+struct dns_sub {
+	struct dns_query *q;
+	int async_id;
+	bool pending;
+	size_t host; /* index into q->res.hosts, for A/AAAA */
+	int type;
+};
+
+struct dns_query {
+	struct dns_resolver *r;
+	struct dns_query *prev, *next; /* the resolver's list */
+	char domain[256];
+	dns_mx_cb cb;
+	void *ctx;
+	struct event *timer;
+	struct dns_mx_result res;
+	/* sub 0 is the MX query; then AAAA and A per host. */
+	struct dns_sub subs[1 + 2 * DNS_MAX_HOSTS];
+	size_t n_subs, n_pending;
+	bool host_temp[DNS_MAX_HOSTS]; /* an address query failed temporarily */
+	/* Addresses as they come, v6 and v4 apart, merged at the end. */
+	struct {
+		size_t n6, n4;
+		struct sockaddr_in6 v6[DNS_MAX_ADDRS];
+		struct sockaddr_in v4[DNS_MAX_ADDRS];
+	} addrs[DNS_MAX_HOSTS];
+};
+
+struct dns_resolver {
+	struct ub_ctx *ub;
+	struct event *ev;
+	unsigned timeout_s;
+	struct dns_query *queries;
+};
+
+/* ------------------------------------------------------------ pure parts */
+
+const char *dns_status_name(enum dns_status s)
+{
+	switch (s) {
+	case DNS_OK:
+		return "ok";
+	case DNS_TEMPFAIL:
+		return "tempfail";
+	case DNS_NXDOMAIN:
+		return "nxdomain";
+	case DNS_NULLMX:
+		return "nullmx";
+	case DNS_NOHOST:
+		return "nohost";
+	}
+	return "unknown";
+}
+
+int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
+{
+	memset(out, 0, sizeof *out);
+	if (n < 3)
+		return -1;
+	out->pref = (unsigned)p[0] << 8 | p[1];
+	size_t i = 2, o = 0;
+	for (;;) {
+		if (i >= n)
+			return -1;
+		unsigned len = p[i++];
+		if (len == 0)
+			break;
+		if (len > 63 || i + len > n)
+			return -1; /* compression pointers do not belong in rdata here */
+		if (o + len + 2 > sizeof out->host)
+			return -1;
+		if (o > 0)
+			out->host[o++] = '.';
+		for (unsigned k = 0; k < len; k++) {
+			unsigned char c = p[i + k];
+			/* Host names are letters, digits, '-' and '_' in practice;
+			 * anything else could not be an SMTP server name. */
+			if (!(isalnum(c) || c == '-' || c == '_'))
+				return -1;
+			out->host[o++] = (char)tolower(c);
+		}
+		i += len;
+	}
+	if (i != n)
+		return -1;
+	out->host[o] = '\0'; /* "" is the root: a Null MX */
+	return 0;
+}
+
+static int mx_cmp(const void *a, const void *b)
+{
+	const struct dns_mx *x = a, *y = b;
+	return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+size_t dns_mx_sort(struct dns_mx *mx, size_t n, uint32_t (*rnd)(uint32_t bound))
+{
+	qsort(mx, n, sizeof *mx, mx_cmp);
+	/* Drop repeated hosts (the sort put the lowest preference first). */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(mx[j].host, mx[i].host))
+				dup = true;
+		if (!dup)
+			mx[k++] = mx[i];
+	}
+	/* Fisher-Yates within each run of equal preference (RFC 5321 5.1:
+	 * spread the load over equal MX). */
+	if (rnd != NULL) {
+		for (size_t lo = 0; lo < k;) {
+			size_t hi = lo + 1;
+			while (hi < k && mx[hi].pref == mx[lo].pref)
+				hi++;
+			for (size_t i = hi - 1; i > lo; i--) {
+				size_t j = lo + rnd((uint32_t)(i - lo + 1));
+				struct dns_mx t = mx[i];
+				mx[i] = mx[j];
+				mx[j] = t;
+			}
+			lo = hi;
+		}
+	}
+	return k;
+}
+
+bool dns_mx_is_null(const struct dns_mx *mx, size_t n)
+{
+	return n == 1 && mx[0].host[0] == '\0';
+}
+
+enum dns_status dns_classify(int failed, int rcode, bool havedata, bool nxdomain)
+{
+	if (failed)
+		return DNS_TEMPFAIL;
+	if (havedata)
+		return DNS_OK;
+	if (nxdomain || rcode == RCODE_NXDOMAIN)
+		return DNS_NXDOMAIN;
+	if (rcode != 0)
+		return DNS_TEMPFAIL; /* SERVFAIL, REFUSED, ... */
+	return DNS_OK;               /* the name exists, without this type */
+}
+
+/* ---------------------------------------------------------------- queries */
+
+static uint32_t rnd_uniform(uint32_t bound)
+{
+	return arc4random_uniform(bound);
+}
+
+static void query_unlink(struct dns_query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->r->queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+}
+
+static void query_free(struct dns_query *q)
+{
+	for (size_t i = 0; i < q->n_subs; i++) {
+		if (q->subs[i].pending)
+			(void)ub_cancel(q->r->ub, q->subs[i].async_id);
+		q->subs[i].pending = false;
+	}
+	if (q->timer)
+		event_free(q->timer);
+	free(q);
+}
+
+static void query_finish(struct dns_query *q, enum dns_status st, const char *why)
+{
+	q->res.status = st;
+	if (why != NULL)
+		snprintf(q->res.why, sizeof q->res.why, "%.255s", why);
+	query_unlink(q);
+	dns_mx_cb cb = q->cb;
+	void *ctx = q->ctx;
+	/* Cancel what is left before the callback, which may start new
+	 * queries or cancel others. */
+	for (size_t i = 0; i < q->n_subs; i++) {
+		if (q->subs[i].pending)
+			(void)ub_cancel(q->r->ub, q->subs[i].async_id);
+		q->subs[i].pending = false;
+	}
+	cb(ctx, &q->res);
+	query_free(q);
+}
+
+/* All address queries answered: merge, drop hosts without addresses. */
+static void query_addrs_done(struct dns_query *q)
+{
+	size_t k = 0;
+	bool temp = false;
+	for (size_t i = 0; i < q->res.n_hosts; i++) {
+		struct dns_host h = q->res.hosts[i];
+		h.n_addrs = 0;
+		for (size_t j = 0; j < q->addrs[i].n6 && h.n_addrs < DNS_MAX_ADDRS; j++) {
+			memcpy(&h.addrs[h.n_addrs], &q->addrs[i].v6[j], sizeof q->addrs[i].v6[j]);
+			h.addr_lens[h.n_addrs++] = sizeof(struct sockaddr_in6);
+		}
+		for (size_t j = 0; j < q->addrs[i].n4 && h.n_addrs < DNS_MAX_ADDRS; j++) {
+			memcpy(&h.addrs[h.n_addrs], &q->addrs[i].v4[j], sizeof q->addrs[i].v4[j]);
+			h.addr_lens[h.n_addrs++] = sizeof(struct sockaddr_in);
+		}
+		if (h.n_addrs == 0) {
+			if (q->host_temp[i])
+				temp = true;
+			continue;
+		}
+		q->res.hosts[k++] = h;
+	}
+	q->res.n_hosts = k;
+	char why[512];
+	if (k > 0) {
+		query_finish(q, DNS_OK, NULL);
+	} else if (temp) {
+		snprintf(why, sizeof why,
+			 "temporary DNS failure looking up the mail servers of %.200s", q->domain);
+		query_finish(q, DNS_TEMPFAIL, why);
+	} else {
+		snprintf(why, sizeof why, "the mail servers of %.200s have no address", q->domain);
+		query_finish(q, DNS_NOHOST, why);
+	}
+}
+
+static void addr_cb(void *arg, int err, struct ub_result *result)
+{
+	struct dns_sub *sub = arg;
+	struct dns_query *q = sub->q;
+	sub->pending = false;
+	q->n_pending--;
+	size_t h = sub->host;
+	if (err != 0 || result == NULL) {
+		q->host_temp[h] = true;
+	} else {
+		enum dns_status st =
+		    dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
+		if (st == DNS_TEMPFAIL)
+			q->host_temp[h] = true;
+		for (size_t i = 0; result->havedata && result->data[i] != NULL; i++) {
+			if (sub->type == RR_AAAA && result->len[i] == 16 &&
+			    q->addrs[h].n6 < DNS_MAX_ADDRS) {
+				struct sockaddr_in6 *a = &q->addrs[h].v6[q->addrs[h].n6++];
+				memset(a, 0, sizeof *a);
+				a->sin6_family = AF_INET6;
+				memcpy(&a->sin6_addr, result->data[i], 16);
+			} else if (sub->type == RR_A && result->len[i] == 4 &&
+				   q->addrs[h].n4 < DNS_MAX_ADDRS) {
+				struct sockaddr_in *a = &q->addrs[h].v4[q->addrs[h].n4++];
+				memset(a, 0, sizeof *a);
+				a->sin_family = AF_INET;
+				memcpy(&a->sin_addr, result->data[i], 4);
+			}
+		}
+	}
+	if (result)
+		ub_resolve_free(result);
+	if (q->n_pending == 0)
+		query_addrs_done(q);
+}
+
+static int start_sub(struct dns_query *q, const char *name, int type, size_t host,
+		     ub_callback_type cb)
+{
+	struct dns_sub *sub = &q->subs[q->n_subs];
+	sub->q = q;
+	sub->host = host;
+	sub->type = type;
+	int rc = ub_resolve_async(q->r->ub, name, type, 1, sub, cb, &sub->async_id);
+	if (rc != 0)
+		return -1;
+	sub->pending = true;
+	q->n_subs++;
+	q->n_pending++;
+	return 0;
+}
+
+static void mx_cb(void *arg, int err, struct ub_result *result)
+{
+	struct dns_sub *sub = arg;
+	struct dns_query *q = sub->q;
+	sub->pending = false;
+	q->n_pending--;
+	char why[512];
+	enum dns_status st =
+	    err != 0 || result == NULL
+		? DNS_TEMPFAIL
+		: dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
+	if (st != DNS_OK) {
+		if (st == DNS_NXDOMAIN)
+			snprintf(why, sizeof why, "the domain %.200s does not exist (NXDOMAIN)",
+				 q->domain);
+		else
+			snprintf(why, sizeof why,
+				 "temporary DNS failure looking up MX of %.200s (%s)", q->domain,
+				 err != 0 ? ub_strerror(err)
+				 : result ? "server failure"
+					  : "no answer");
+		if (result)
+			ub_resolve_free(result);
+		query_finish(q, st, why);
+		return;
+	}
+	struct dns_mx mx[DNS_MAX_HOSTS * 2];
+	size_t n = 0;
+	bool bad = false;
+	for (size_t i = 0; result->havedata && result->data[i] != NULL; i++) {
+		if (n == sizeof mx / sizeof mx[0])
+			break;
+		if (dns_parse_mx_rdata((const unsigned char *)result->data[i],
+				       (size_t)result->len[i], &mx[n]) == 0)
+			n++;
+		else
+			bad = true;
+	}
+	bool had_data = result->havedata != 0;
+	ub_resolve_free(result);
+	if (dns_mx_is_null(mx, n) && !bad) {
+		snprintf(why, sizeof why, "the domain %.200s accepts no mail (Null MX, RFC 7505)",
+			 q->domain);
+		query_finish(q, DNS_NULLMX, why);
+		return;
+	}
+	if (had_data) {
+		/* A "." among other MX records is meaningless: skip it. */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (mx[i].host[0] != '\0')
+				mx[k++] = mx[i];
+		n = dns_mx_sort(mx, k, rnd_uniform);
+		if (n == 0) {
+			snprintf(why, sizeof why, "the MX records of %.200s are unusable",
+				 q->domain);
+			query_finish(q, DNS_NOHOST, why);
+			return;
+		}
+		if (n > DNS_MAX_HOSTS)
+			n = DNS_MAX_HOSTS;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(q->res.hosts[i].name, mx[i].host, sizeof q->res.hosts[i].name);
+			q->res.hosts[i].pref = mx[i].pref;
+		}
+		q->res.n_hosts = n;
+	} else {
+		/* RFC 5321 5.1: no MX, the domain itself is the implicit MX. */
+		snprintf(q->res.hosts[0].name, sizeof q->res.hosts[0].name, "%s", q->domain);
+		q->res.hosts[0].implicit = true;
+		q->res.n_hosts = 1;
+	}
+	for (size_t i = 0; i < q->res.n_hosts; i++) {
+		if (start_sub(q, q->res.hosts[i].name, RR_AAAA, i, addr_cb) < 0 ||
+		    start_sub(q, q->res.hosts[i].name, RR_A, i, addr_cb) < 0) {
+			snprintf(why, sizeof why, "cannot start DNS address lookups");
+			query_finish(q, DNS_TEMPFAIL, why);
+			return;
+		}
+	}
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+	char why[512];
+	snprintf(why, sizeof why, "DNS timeout looking up the mail servers of %.200s", q->domain);
+	if (q->res.n_hosts > 0) {
+		/* Addresses of some hosts may be in: use what arrived. */
+		for (size_t i = 0; i < q->res.n_hosts; i++)
+			q->host_temp[i] = true;
+		for (size_t i = 0; i < q->res.n_hosts; i++)
+			if (q->addrs[i].n4 + q->addrs[i].n6 > 0) {
+				query_addrs_done(q);
+				return;
+			}
+	}
+	query_finish(q, DNS_TEMPFAIL, why);
+}
+
+static void ub_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+	int rc = ub_process(r->ub);
+	if (rc != 0)
+		log_warn("dns action=process error=\"%s\"", ub_strerror(rc));
+}
+
+struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb,
+				 void *ctx, char *err, size_t errsz)
+{
+	size_t len = strlen(domain);
+	if (len == 0 || len > 253) {
+		snprintf(err, errsz, "bad domain name");
+		return NULL;
+	}
+	struct dns_query *q = xcalloc(1, sizeof *q);
+	q->r = r;
+	memcpy(q->domain, domain, len + 1);
+	while (len > 1 && q->domain[len - 1] == '.')
+		q->domain[--len] = '\0';
+	q->cb = cb;
+	q->ctx = ctx;
+	if (start_sub(q, q->domain, RR_MX, 0, mx_cb) < 0) {
+		snprintf(err, errsz, "cannot start a DNS query");
+		free(q);
+		return NULL;
+	}
+	q->timer = evtimer_new(event_get_base(r->ev), timeout_cb, q);
+	if (q->timer == NULL)
+		fatal(1, "out of memory (event)");
+	struct timeval tv = {(time_t)r->timeout_s, 0};
+	evtimer_add(q->timer, &tv);
+	q->next = r->queries;
+	if (r->queries)
+		r->queries->prev = q;
+	r->queries = q;
+	return q;
+}
+
+void dns_query_cancel(struct dns_query **qp)
+{
+	if (qp == NULL || *qp == NULL)
+		return;
+	struct dns_query *q = *qp;
+	query_unlink(q);
+	query_free(q);
+	*qp = NULL;
+}
+
+/* "IP", "IP:PORT", "[V6]:PORT" -> unbound's "IP@PORT". */
+static int forwarder_spec(const char *in, char *out, size_t outsz)
+{
+	char host[256];
+	uint16_t port;
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, in, &a4) == 1 || inet_pton(AF_INET6, in, &a6) == 1) {
+		snprintf(out, outsz, "%s", in);
+		return 0;
+	}
+	if (config_split_hostport(in, host, sizeof host, &port) < 0)
+		return -1;
+	if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
+		return -1;
+	int n = snprintf(out, outsz, "%s@%u", host, (unsigned)port);
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwarder,
+				      unsigned timeout_s, char *err, size_t errsz)
+{
+	struct ub_ctx *ub = ub_ctx_create();
+	if (ub == NULL) {
+		snprintf(err, errsz, "cannot create the DNS resolver");
+		return NULL;
+	}
+	int rc;
+	/* A forwarder or a resolv.conf server on loopback is normal (a local
+	 * cache, or the test DNS server): unbound refuses those by default. */
+	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) != 0)
+		goto ub_fail;
+	if (forwarder != NULL && forwarder[0] != '\0') {
+		char spec[300];
+		if (forwarder_spec(forwarder, spec, sizeof spec) < 0) {
+			snprintf(err, errsz, "dns.resolver \"%s\": expected IP or IP:PORT",
+				 forwarder);
+			ub_ctx_delete(ub);
+			return NULL;
+		}
+		if ((rc = ub_ctx_set_fwd(ub, spec)) != 0)
+			goto ub_fail;
+		/* unbound answers the special-use TLD "test." (RFC 6761) itself
+		 * with NXDOMAIN; with a forwarder given, ask it instead (test
+		 * setups serve their zones under .test). */
+		if ((rc = ub_ctx_set_option(ub, "local-zone:", "test. transparent")) != 0)
+			goto ub_fail;
+	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
+		goto ub_fail;
+	}
+	if ((rc = ub_ctx_async(ub, 1)) != 0)
+		goto ub_fail;
+	struct dns_resolver *r = xcalloc(1, sizeof *r);
+	r->ub = ub;
+	r->timeout_s = timeout_s ? timeout_s : 30;
+	r->ev = event_new(base, ub_fd(ub), EV_READ | EV_PERSIST, ub_ready_cb, r);
+	if (r->ev == NULL || event_add(r->ev, NULL) < 0) {
+		snprintf(err, errsz, "cannot watch the DNS resolver");
+		if (r->ev)
+			event_free(r->ev);
+		ub_ctx_delete(ub);
+		free(r);
+		return NULL;
+	}
+	return r;
+ub_fail:
+	snprintf(err, errsz, "DNS resolver setup: %s", ub_strerror(rc));
+	ub_ctx_delete(ub);
+	return NULL;
+}
+
+void dns_resolver_free(struct dns_resolver **rp)
+{
+	if (rp == NULL || *rp == NULL)
+		return;
+	struct dns_resolver *r = *rp;
+	while (r->queries) {
+		struct dns_query *q = r->queries;
+		query_unlink(q);
+		query_free(q);
+	}
+	event_free(r->ev);
+	ub_ctx_delete(r->ub);
+	free(r);
+	*rp = NULL;
+}

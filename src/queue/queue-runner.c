@@ -1,0 +1,976 @@
+/*
+ * queue-runner.c - outbound delivery (see queue-runner.h, docs/outbound.md).
+ *
+ * Layer src/queue: uses src/store (queue rows, local delivery of DSNs),
+ * src/dns (MX), smtp-client.c, queue-dsn.c.
+ *
+ * Objects:
+ *   job    one message for the recipients of one destination domain: the
+ *          claimed rows, the open message file, one SMTP transaction;
+ *   dest   a destination domain: its waiting jobs, its MX answer, the
+ *          connections open to it (at most queue.max_per_destination);
+ *   conn   one SMTP connection, walking the MX list (every address of
+ *          every host in order) until one greets us, then delivering the
+ *          dest's jobs one after another (connection reuse).
+ *
+ * Durability: recipients are claimed ("sending") in one transaction and
+ * every outcome is written (store_queue_update) as soon as the reply is
+ * in, before the next command goes out, so a kill -9 loses nothing and
+ * repeats nothing the remote acknowledged (it repeats at most the one
+ * transaction whose final reply had not been recorded yet).  On start,
+ * rows left in "sending" become due again (store_queue_recover).
+ */
+#include "queue-runner.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "dns.h"
+#include "fsutil.h"
+#include "log.h"
+#include "queue-dsn.h"
+#include "smtp-client.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define CLAIM_BATCH 256
+#define MAX_IN_FLIGHT 5000 /* recipients claimed at once */
+#define POLL_MAX 60        /* seconds between scans at most */
+#define HEAD_MAX 65536     /* original header copied into DSNs */
+
+struct dest;
+struct conn;
+
+struct job {
+	struct job *next;
+	struct dest *d;
+	struct store_queue_message msg;
+	int fd;
+	bool body_8bit, need_utf8;
+	size_t n;
+	struct store_queue_rcpt *rows;
+	struct smtp_client_rcpt *cr;
+	struct smtp_client_txn txn;
+};
+
+struct dest {
+	struct dest *next;
+	struct queue_runner *r;
+	char domain[256];
+	struct job *head, *tail;
+	size_t n_waiting;
+	size_t n_conns;
+	struct dns_query *q;
+	struct dns_mx_result *mx; /* NULL until resolved */
+	/* The last connection failure, for deferring the jobs when every
+	 * host failed. */
+	char last_err[512];
+	char last_mx[256];
+	char last_ip[64];
+};
+
+struct conn {
+	struct conn *next;
+	struct dest *d;
+	struct smtp_client *c;
+	size_t host, addr;
+	struct job *job;
+	char mx[256];
+	char ip[64];
+};
+
+struct queue_runner {
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct dns_resolver *dns;
+	struct event *scan_ev;
+	int64_t scan_at; /* when scan_ev fires, 0 if not pending */
+	struct dest *dests;
+	struct conn *conns;
+	size_t n_conns;
+	size_t in_flight;
+};
+
+static void dest_pump(struct dest *d);
+static void conn_try(struct conn *k);
+static void dsn_run_all(struct queue_runner *r);
+
+/* ------------------------------------------------------------ helpers */
+
+static unsigned secs(uint64_t v)
+{
+	return v == 0 ? 1 : v > 86400 ? 86400 : (unsigned)v;
+}
+
+static void schedule(struct queue_runner *r, int64_t when)
+{
+	int64_t now = (int64_t)time(NULL);
+	if (when < now)
+		when = now;
+	if (r->scan_at != 0 && r->scan_at <= when)
+		return;
+	r->scan_at = when;
+	struct timeval tv = {(time_t)(when - now), 0};
+	evtimer_add(r->scan_ev, &tv);
+}
+
+void queue_runner_kick(struct queue_runner *r)
+{
+	r->scan_at = (int64_t)time(NULL);
+	struct timeval tv = {0, 0};
+	evtimer_add(r->scan_ev, &tv);
+}
+
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+static bool has_non_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+/* Reads the whole file once: 8-bit bytes anywhere? */
+static bool file_has_8bit(int fd)
+{
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			if ((unsigned char)buf[i] >= 0x80)
+				return true;
+		off += n;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------ outcomes */
+
+enum verdict { V_DELIVERED, V_DEFERRED, V_BOUNCED };
+
+/* Records the outcome of rcpts of a job (all of them when idx is NULL)
+ * and frees the job when every recipient is done. */
+static void job_record(struct job *j, const enum verdict *v, const char *const *status,
+		       const char *const *reply, const char *mx, const char *ip, bool attempt)
+{
+	struct queue_runner *r = j->d->r;
+	const struct config *cfg = r->cfg;
+	int64_t now = (int64_t)time(NULL);
+	struct store_queue_outcome *o = xcalloc(j->n, sizeof *o);
+	bool any_dsn = false;
+	char(*st)[16] = xcalloc(j->n, sizeof *st);
+	for (size_t i = 0; i < j->n; i++) {
+		struct store_queue_rcpt *row = &j->rows[i];
+		enum verdict vi = v[i];
+		snprintf(st[i], sizeof st[i], "%s", status[i]);
+		if (vi == V_DEFERRED && now - j->msg.created >= (int64_t)cfg->queue_lifetime) {
+			vi = V_BOUNCED;
+			snprintf(st[i], sizeof st[i], "4.4.7");
+		}
+		o[i].rcpt_id = row->id;
+		o[i].attempt = attempt;
+		o[i].status = st[i];
+		o[i].reply = reply[i];
+		o[i].mx = mx;
+		o[i].ip = ip;
+		if (vi == V_DELIVERED) {
+			o[i].state = "delivered";
+		} else if (vi == V_BOUNCED) {
+			o[i].state = "bounced";
+			o[i].dsn = j->msg.sender[0] ? STORE_DSN_FAILURE : STORE_DSN_NONE;
+			any_dsn |= o[i].dsn != 0;
+		} else {
+			o[i].state = "deferred";
+			uint64_t delay = secs(cfg->queue_retry_min);
+			uint64_t maxd = cfg->queue_retry_max ? cfg->queue_retry_max : delay;
+			for (int64_t a = 0; a < row->attempts && delay < maxd; a++)
+				delay *= 2;
+			if (delay > maxd)
+				delay = maxd;
+			o[i].next_attempt = now + (int64_t)delay;
+		}
+		char esc[300];
+		log_escape(esc, sizeof esc, reply[i], strlen(reply[i]));
+		log_info("queue id=%lld rcpt=<%s> result=%s mx=%s ip=%s status=%s reply=%s",
+			 (long long)j->msg.id, row->rcpt, o[i].state, mx[0] ? mx : "-",
+			 ip[0] ? ip : "-", st[i][0] ? st[i] : "-", esc);
+	}
+	char err[512];
+	if (store_queue_update(r->store, o, j->n, err, sizeof err) < 0)
+		log_error("queue id=%lld action=update error=\"%s\"", (long long)j->msg.id, err);
+	for (size_t i = 0; i < j->n; i++)
+		if (o[i].next_attempt)
+			schedule(r, o[i].next_attempt);
+	free(o);
+	free(st);
+	if (!any_dsn && store_queue_finish(r->store, j->msg.id, NULL, err, sizeof err) < 0)
+		log_error("queue id=%lld action=finish error=\"%s\"", (long long)j->msg.id, err);
+	if (any_dsn)
+		dsn_run_all(r);
+}
+
+static void job_free(struct job *j)
+{
+	struct queue_runner *r = j->d->r;
+	if (j->fd >= 0)
+		close(j->fd);
+	r->in_flight -= j->n;
+	free(j->rows);
+	free(j->cr);
+	free(j);
+}
+
+/* One outcome for every recipient of the job, then free it. */
+static void job_all(struct job *j, enum verdict v, const char *status, const char *reply,
+		    const char *mx, const char *ip, bool attempt)
+{
+	enum verdict *vs = xcalloc(j->n, sizeof *vs);
+	const char **sts = xcalloc(j->n, sizeof *sts);
+	const char **rs = xcalloc(j->n, sizeof *rs);
+	for (size_t i = 0; i < j->n; i++) {
+		vs[i] = v;
+		sts[i] = status;
+		rs[i] = reply;
+	}
+	job_record(j, vs, sts, rs, mx, ip, attempt);
+	free(vs);
+	free(sts);
+	free(rs);
+	job_free(j);
+}
+
+/* The SMTP transaction of a job ended. */
+static void job_txn_done(struct job *j, struct conn *k)
+{
+	enum verdict *vs = xcalloc(j->n, sizeof *vs);
+	const char **sts = xcalloc(j->n, sizeof *sts);
+	const char **rs = xcalloc(j->n, sizeof *rs);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct smtp_client_rcpt *cr = &j->cr[i];
+		vs[i] = cr->code / 100 == 2   ? V_DELIVERED
+			: cr->code / 100 == 5 ? V_BOUNCED
+					      : V_DEFERRED;
+		sts[i] = cr->status[0]          ? cr->status
+			 : vs[i] == V_DELIVERED ? "2.0.0"
+			 : vs[i] == V_BOUNCED   ? "5.0.0"
+			 : cr->code != 0        ? "4.0.0"
+						: "4.4.2";
+		rs[i] = cr->reply;
+	}
+	job_record(j, vs, sts, rs, k->mx, k->ip, true);
+	free(vs);
+	free(sts);
+	free(rs);
+	job_free(j);
+}
+
+/* ---------------------------------------------------------------- dests */
+
+static struct dest *dest_get(struct queue_runner *r, const char *domain)
+{
+	for (struct dest *d = r->dests; d; d = d->next)
+		if (!strcmp(d->domain, domain))
+			return d;
+	struct dest *d = xcalloc(1, sizeof *d);
+	d->r = r;
+	snprintf(d->domain, sizeof d->domain, "%s", domain);
+	d->next = r->dests;
+	r->dests = d;
+	return d;
+}
+
+/* Frees destinations with nothing left to do.  Only called at the end of
+ * the runner's event handlers, so no caller up the stack holds a dest. */
+static void reap_dests(struct queue_runner *r)
+{
+	for (struct dest **p = &r->dests; *p;) {
+		struct dest *d = *p;
+		if (d->head != NULL || d->n_conns > 0 || d->q != NULL) {
+			p = &d->next;
+			continue;
+		}
+		*p = d->next;
+		free(d->mx);
+		free(d);
+	}
+}
+
+static struct job *dest_take(struct dest *d)
+{
+	struct job *j = d->head;
+	if (j) {
+		d->head = j->next;
+		if (d->head == NULL)
+			d->tail = NULL;
+		j->next = NULL;
+		d->n_waiting--;
+	}
+	return j;
+}
+
+/* Every waiting job of d gets the same outcome (DNS failure, all hosts
+ * unreachable). */
+static void dest_fail_all(struct dest *d, enum verdict v, const char *status, const char *why,
+			  const char *mx, const char *ip, bool attempt)
+{
+	struct job *j;
+	while ((j = dest_take(d)) != NULL)
+		job_all(j, v, status, why, mx, ip, attempt);
+}
+
+static void dns_done(void *ctx, const struct dns_mx_result *res)
+{
+	struct dest *d = ctx;
+	d->q = NULL;
+	log_info("queue domain=%s action=mx result=%s hosts=%zu", d->domain,
+		 dns_status_name(res->status), res->n_hosts);
+	switch (res->status) {
+	case DNS_OK:
+		d->mx = xmalloc(sizeof *d->mx);
+		memcpy(d->mx, res, sizeof *d->mx);
+		dest_pump(d);
+		return;
+	case DNS_NXDOMAIN:
+		dest_fail_all(d, V_BOUNCED, "5.1.2", res->why, "", "", true);
+		break;
+	case DNS_NULLMX:
+		dest_fail_all(d, V_BOUNCED, "5.1.10", res->why, "", "", true);
+		break;
+	case DNS_NOHOST:
+		dest_fail_all(d, V_DEFERRED, "4.4.4", res->why, "", "", true);
+		break;
+	case DNS_TEMPFAIL:
+		dest_fail_all(d, V_DEFERRED, "4.4.3", res->why, "", "", true);
+		break;
+	}
+	reap_dests(d->r);
+}
+
+/* ---------------------------------------------------------------- conns */
+
+static void conn_free(struct conn *k)
+{
+	struct queue_runner *r = k->d->r;
+	for (struct conn **p = &r->conns; *p; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
+	smtp_client_free(&k->c);
+	r->n_conns--;
+	k->d->n_conns--;
+	free(k);
+}
+
+/* Pumps every dest (a connection slot became free). */
+static void pump_all(struct queue_runner *r)
+{
+	struct dest *d = r->dests;
+	while (d) {
+		struct dest *next = d->next;
+		dest_pump(d);
+		d = next;
+	}
+}
+
+/* The connection has nothing more to do: close it, tidy up. */
+static void conn_close(struct conn *k)
+{
+	struct dest *d = k->d;
+	struct queue_runner *r = d->r;
+	conn_free(k);
+	dest_pump(d);
+	pump_all(r);
+}
+
+/* Gives the connection its next job, or closes it. */
+static void conn_next(struct conn *k)
+{
+	struct dest *d = k->d;
+	const struct smtp_caps *caps = smtp_client_caps(k->c);
+	for (;;) {
+		struct job *j = dest_take(d);
+		if (j == NULL) {
+			conn_close(k);
+			return;
+		}
+		if (caps->size && caps->size_max > 0 && j->msg.size > caps->size_max) {
+			char why[512];
+			snprintf(
+			    why, sizeof why,
+			    "message too big for %s: %llu bytes, the server accepts at most %llu",
+			    k->mx, (unsigned long long)j->msg.size,
+			    (unsigned long long)caps->size_max);
+			job_all(j, V_BOUNCED, "5.3.4", why, k->mx, k->ip, true);
+			continue;
+		}
+		if (j->need_utf8 && !caps->smtputf8) {
+			char why[512];
+			snprintf(why, sizeof why,
+				 "an address needs SMTPUTF8, which %s does not support", k->mx);
+			job_all(j, V_BOUNCED, "5.6.7", why, k->mx, k->ip, true);
+			continue;
+		}
+		if (j->body_8bit && !caps->eightbitmime) {
+			char why[512];
+			snprintf(why, sizeof why,
+				 "the message has 8-bit data and %s does not support 8BITMIME",
+				 k->mx);
+			job_all(j, V_BOUNCED, "5.6.3", why, k->mx, k->ip, true);
+			continue;
+		}
+		k->job = j;
+		j->txn.sender = j->msg.sender;
+		j->txn.rcpts = j->cr;
+		j->txn.n_rcpts = j->n;
+		j->txn.body_fd = j->fd;
+		j->txn.size = j->msg.size;
+		j->txn.body_8bit = j->body_8bit;
+		j->txn.smtputf8 = j->need_utf8;
+		for (size_t i = 0; i < j->n; i++)
+			j->cr[i].addr = j->rows[i].rcpt;
+		smtp_client_send(k->c, &j->txn);
+		return;
+	}
+}
+
+static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result res, int code,
+		     const char *why)
+{
+	struct conn *k = ctx;
+	struct queue_runner *r = k->d->r;
+	if (res == SMTP_CLIENT_OK) {
+		log_info("queue domain=%s action=connected mx=%s ip=%s", k->d->domain, k->mx,
+			 k->ip);
+		conn_next(k);
+		reap_dests(r);
+		return;
+	}
+	struct dest *d = k->d;
+	char esc[300];
+	log_escape(esc, sizeof esc, why, strlen(why));
+	log_info("queue domain=%s action=connect mx=%s ip=%s result=failed why=%s", d->domain,
+		 k->mx, k->ip, esc);
+	snprintf(d->last_err, sizeof d->last_err, "%s", why);
+	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
+	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+	smtp_client_free(&k->c);
+	k->addr++;
+	conn_try(k);
+	reap_dests(r);
+}
+
+static void on_txn_done(void *ctx, struct smtp_client *c, struct smtp_client_txn *txn)
+{
+	struct conn *k = ctx;
+	struct queue_runner *r = k->d->r;
+	struct job *j = k->job;
+	k->job = NULL;
+	job_txn_done(j, k);
+	if (smtp_client_alive(k->c))
+		conn_next(k);
+	else
+		conn_close(k);
+	reap_dests(r);
+}
+
+/* Connects to the next address of the MX list, or gives up. */
+static void conn_try(struct conn *k)
+{
+	struct dest *d = k->d;
+	struct queue_runner *r = d->r;
+	const struct dns_mx_result *mx = d->mx;
+	while (k->host < mx->n_hosts && k->addr >= mx->hosts[k->host].n_addrs) {
+		k->host++;
+		k->addr = 0;
+	}
+	if (k->host >= mx->n_hosts) {
+		/* Every address failed.  If another connection to d is alive it
+		 * takes the jobs; else they are deferred with the last error. */
+		if (d->n_conns <= 1) {
+			const char *why =
+			    d->last_err[0] ? d->last_err : "no mail server could be reached";
+			bool timeout = strstr(why, "timeout") != NULL;
+			bool reply = why[0] >= '2' && why[0] <= '5' && why[3] == ' ';
+			/* RFC 5321: a 5xx greeting from every host is still no
+			 * reason to give up on the domain; retry. */
+			dest_fail_all(d, V_DEFERRED,
+				      timeout ? "4.4.2"
+				      : reply ? "4.3.0"
+					      : "4.4.1",
+				      why, d->last_mx, d->last_ip, true);
+		}
+		conn_close(k);
+		return;
+	}
+	const struct dns_host *h = &mx->hosts[k->host];
+	struct sockaddr_storage ss;
+	memcpy(&ss, &h->addrs[k->addr], sizeof ss);
+	uint16_t port = (uint16_t)r->cfg->remote_smtp_port;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)&ss;
+		a6->sin6_port = htons(port);
+		inet_ntop(AF_INET6, &a6->sin6_addr, k->ip, sizeof k->ip);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)(void *)&ss;
+		a4->sin_port = htons(port);
+		inet_ntop(AF_INET, &a4->sin_addr, k->ip, sizeof k->ip);
+	}
+	snprintf(k->mx, sizeof k->mx, "%s", h->name);
+	const struct config *cfg = r->cfg;
+	struct smtp_client_timeouts to = {
+	    secs(cfg->queue_timeout_connect),    secs(cfg->queue_timeout_greeting),
+	    secs(cfg->queue_timeout_command),    secs(cfg->queue_timeout_data_init),
+	    secs(cfg->queue_timeout_data_block), secs(cfg->queue_timeout_data_end),
+	};
+	static const struct smtp_client_cbs cbs = {on_ready, on_txn_done};
+	char err[256];
+	k->c = smtp_client_connect(r->base, (struct sockaddr *)&ss, h->addr_lens[k->addr], h->name,
+				   cfg->hostname, &to, &cbs, k, err, sizeof err);
+	if (k->c == NULL) {
+		snprintf(d->last_err, sizeof d->last_err, "%s", err);
+		k->addr++;
+		conn_try(k); /* bounded: addr grows every time */
+	}
+}
+
+static void dest_pump(struct dest *d)
+{
+	struct queue_runner *r = d->r;
+	if (d->head == NULL)
+		return;
+	if (d->mx == NULL) {
+		if (d->q == NULL) {
+			char err[256];
+			d->q = dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
+			if (d->q == NULL)
+				dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
+		}
+		return;
+	}
+	size_t per_dest = r->cfg->queue_max_per_destination ? r->cfg->queue_max_per_destination : 1;
+	size_t total = r->cfg->queue_max_connections ? r->cfg->queue_max_connections : 1;
+	/* One more connection while jobs wait that no connection will take
+	 * soon; never more than the limits. */
+	while (d->n_waiting > d->n_conns && d->n_conns < per_dest && r->n_conns < total) {
+		struct conn *k = xcalloc(1, sizeof *k);
+		k->d = d;
+		k->next = r->conns;
+		r->conns = k;
+		r->n_conns++;
+		d->n_conns++;
+		conn_try(k);
+		if (d->head == NULL)
+			break;
+	}
+}
+
+/* ----------------------------------------------------------------- DSNs */
+
+struct dsn_ctx {
+	int kind;
+	struct queue_dsn_rcpt *rc;
+	struct store_queue_rcpt *rows;
+	size_t n, cap;
+};
+
+static int dsn_collect(void *ctx, const struct store_queue_rcpt *row)
+{
+	struct dsn_ctx *c = ctx;
+	if (row->dsn != c->kind)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 8;
+		c->rows = xreallocarray(c->rows, c->cap, sizeof *c->rows);
+	}
+	c->rows[c->n++] = *row;
+	return 0;
+}
+
+/* Reads the header section of the queued file (without the empty line). */
+static char *read_header(const char *path, size_t *len)
+{
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = xmalloc(HEAD_MAX + 1);
+	size_t n = 0;
+	ssize_t got;
+	while (n < HEAD_MAX && (got = read(fd, buf + n, HEAD_MAX - n)) > 0)
+		n += (size_t)got;
+	close(fd);
+	buf[n] = '\0';
+	char *end = NULL;
+	for (size_t i = 0; i + 3 < n; i++)
+		if (!memcmp(buf + i, "\r\n\r\n", 4)) {
+			end = buf + i + 2;
+			break;
+		}
+	if (end == NULL) {
+		/* No body separator within the limit: cut at the last line. */
+		char *nl = n ? memrchr(buf, '\n', n) : NULL;
+		end = nl ? nl + 1 : buf;
+	}
+	*len = (size_t)(end - buf);
+	return buf;
+}
+
+/* Writes data to a new spool file; fills path.  0 or -1. */
+static int spool_write(struct queue_runner *r, const char *prefix, size_t prefix_len,
+		       const struct buf *b, char *path, size_t pathsz)
+{
+	char id[25];
+	fsutil_unique_id(id);
+	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(r->store), id) >= (int)pathsz)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = 0;
+	if (prefix_len)
+		rc = fsutil_write_all(fd, prefix, prefix_len);
+	if (rc == 0)
+		rc = fsutil_write_all(fd, b->data, b->len);
+	if (rc == 0)
+		rc = fsync(fd);
+	close(fd);
+	if (rc < 0)
+		unlink(path);
+	return rc;
+}
+
+/* Delivers a built DSN to sender: local accounts get it in their INBOX,
+ * remote addresses through the queue with sender <>.  0 done (or dropped:
+ * nobody to give it to), -1 try again later. */
+static int dsn_deliver(struct queue_runner *r, const char *sender, const struct buf *b)
+{
+	struct store_targets *tg = xcalloc(1, sizeof *tg);
+	enum store_rcpt_result res =
+	    store_resolve(r->store, sender, r->cfg->recipient_delimiter, tg);
+	char path[PATH_MAX], err[256];
+	int ret = 0;
+	if (res == STORE_RCPT_ERROR) {
+		free(tg);
+		return -1;
+	}
+	if (res == STORE_RCPT_NOT_OURS) {
+		tg->n_remote = 1;
+		snprintf(tg->remote[0], sizeof tg->remote[0], "%s", sender);
+	} else if (res != STORE_RCPT_OK) {
+		log_warn(
+		    "queue action=dsn sender=<%s> result=dropped why=\"no such local address\"",
+		    sender);
+		free(tg);
+		return 0;
+	}
+	if (tg->n_local > 0) {
+		static const char rp[] = "Return-Path: <>\r\n";
+		if (spool_write(r, rp, sizeof rp - 1, b, path, sizeof path) < 0) {
+			free(tg);
+			return -1;
+		}
+		if (store_deliver(r->store, path, tg->local, tg->n_local, time(NULL), NULL, err,
+				  sizeof err) < 0) {
+			log_error("queue action=dsn_deliver error=\"%s\"", err);
+			ret = -1;
+		}
+		unlink(path);
+	}
+	if (ret == 0 && tg->n_remote > 0) {
+		if (spool_write(r, NULL, 0, b, path, sizeof path) < 0) {
+			free(tg);
+			return -1;
+		}
+		if (store_queue_add(r->store, path, "", tg->remote, tg->n_remote, err, sizeof err) <
+		    0) {
+			log_error("queue action=dsn_queue error=\"%s\"", err);
+			ret = -1;
+		}
+		unlink(path);
+		queue_runner_kick(r);
+	}
+	free(tg);
+	return ret;
+}
+
+/* Sends the pending DSN of one kind for a message. */
+static int dsn_send(struct queue_runner *r, const struct store_queue_message *m, int kind)
+{
+	struct dsn_ctx c = {kind, NULL, NULL, 0, 0};
+	char err[256];
+	if (store_queue_rcpts(r->store, m->id, dsn_collect, &c, err, sizeof err) < 0) {
+		free(c.rows);
+		return -1;
+	}
+	if (c.n == 0) {
+		free(c.rows);
+		return 0;
+	}
+	int ret = 0;
+	if (m->sender[0] != '\0') {
+		struct queue_dsn_rcpt *rc = xcalloc(c.n, sizeof *rc);
+		for (size_t i = 0; i < c.n; i++) {
+			rc[i].addr = c.rows[i].rcpt;
+			rc[i].status = c.rows[i].status;
+			rc[i].reply = c.rows[i].last_reply;
+			rc[i].remote = c.rows[i].remote;
+			rc[i].last_attempt = (time_t)c.rows[i].updated;
+		}
+		char path[PATH_MAX];
+		size_t hlen = 0;
+		char *head = NULL;
+		if (store_queue_path(r->store, m->file, path, sizeof path) == 0)
+			head = read_header(path, &hlen);
+		char boundary[64], msgid[400], id[25];
+		fsutil_unique_id(id);
+		snprintf(boundary, sizeof boundary, "%s/%s", id,
+			 kind == STORE_DSN_DELAY ? "d" : "f");
+		snprintf(msgid, sizeof msgid, "%s.dsn@%s", id, r->cfg->hostname);
+		struct queue_dsn d = {
+		    .delay = kind == STORE_DSN_DELAY,
+		    .hostname = r->cfg->hostname,
+		    .sender = m->sender,
+		    .boundary = boundary,
+		    .message_id = msgid,
+		    .now = time(NULL),
+		    .arrival = (time_t)m->created,
+		    .retry_until = (time_t)(m->created + (int64_t)r->cfg->queue_lifetime),
+		    .rcpts = rc,
+		    .n_rcpts = c.n,
+		    .orig_header = head ? head : "",
+		    .orig_header_len = hlen,
+		};
+		struct buf b;
+		buf_init(&b, 4 << 20);
+		if (queue_dsn_build(&b, &d) < 0)
+			log_error("queue id=%lld action=dsn error=\"too big\"", (long long)m->id);
+		else
+			ret = dsn_deliver(r, m->sender, &b);
+		if (ret == 0)
+			log_info("queue id=%lld action=dsn kind=%s to=<%s> rcpts=%zu",
+				 (long long)m->id, kind == STORE_DSN_DELAY ? "delay" : "failure",
+				 m->sender, c.n);
+		buf_free(&b);
+		free(head);
+		free(rc);
+	}
+	free(c.rows);
+	if (ret == 0 && store_queue_dsn_done(r->store, m->id, kind, err, sizeof err) < 0) {
+		log_error("queue id=%lld action=dsn_done error=\"%s\"", (long long)m->id, err);
+		ret = -1;
+	}
+	return ret;
+}
+
+static int dsn_one(void *ctx, int64_t id)
+{
+	struct queue_runner *r = ctx;
+	struct store_queue_message m;
+	if (store_queue_message_get(r->store, id, &m) <= 0)
+		return 0;
+	if (dsn_send(r, &m, STORE_DSN_FAILURE) < 0 || dsn_send(r, &m, STORE_DSN_DELAY) < 0)
+		return 0; /* the next scan tries again */
+	char err[256];
+	if (store_queue_finish(r->store, id, NULL, err, sizeof err) < 0)
+		log_error("queue id=%lld action=finish error=\"%s\"", (long long)id, err);
+	return 0;
+}
+
+static void dsn_run_all(struct queue_runner *r)
+{
+	char err[256];
+	if (store_queue_dsn_pending(r->store, dsn_one, r, err, sizeof err) < 0)
+		log_error("queue action=dsn_pending error=\"%s\"", err);
+}
+
+/* ----------------------------------------------------------------- scan */
+
+static int by_message(const void *a, const void *b)
+{
+	const struct store_queue_rcpt *x = a, *y = b;
+	if (x->message_id != y->message_id)
+		return x->message_id < y->message_id ? -1 : 1;
+	int c = strcmp(domain_of(x->rcpt), domain_of(y->rcpt));
+	if (c)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Turns claimed rows (sorted by message, domain) into jobs. */
+static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, size_t n)
+{
+	qsort(rows, n, sizeof *rows, by_message);
+	for (size_t i = 0; i < n;) {
+		size_t k = i + 1;
+		while (k < n && rows[k].message_id == rows[i].message_id &&
+		       !strcmp(domain_of(rows[k].rcpt), domain_of(rows[i].rcpt)))
+			k++;
+		struct job *j = xcalloc(1, sizeof *j);
+		j->fd = -1;
+		j->n = k - i;
+		j->rows = xcalloc(j->n, sizeof *j->rows);
+		memcpy(j->rows, rows + i, j->n * sizeof *j->rows);
+		j->cr = xcalloc(j->n, sizeof *j->cr);
+		r->in_flight += j->n;
+		struct dest *d = dest_get(r, domain_of(rows[i].rcpt));
+		j->d = d;
+		char path[PATH_MAX];
+		int got = store_queue_message_get(r->store, rows[i].message_id, &j->msg);
+		if (got > 0 && store_queue_path(r->store, j->msg.file, path, sizeof path) == 0)
+			j->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (got <= 0 || j->fd < 0) {
+			log_error("queue id=%lld action=open error=\"message file missing\"",
+				  (long long)rows[i].message_id);
+			if (got > 0)
+				job_all(j, V_BOUNCED, "5.3.0",
+					"the message file was lost from the queue", "", "", false);
+			else
+				job_free(j);
+			i = k;
+			continue;
+		}
+		j->body_8bit = file_has_8bit(j->fd);
+		j->need_utf8 = has_non_ascii(j->msg.sender);
+		for (size_t m = 0; m < j->n; m++)
+			j->need_utf8 |= has_non_ascii(j->rows[m].rcpt);
+		if (d->tail)
+			d->tail->next = j;
+		else
+			d->head = j;
+		d->tail = j;
+		d->n_waiting++;
+		i = k;
+	}
+}
+
+static void scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *r = arg;
+	r->scan_at = 0;
+	int64_t now = (int64_t)time(NULL);
+	char err[256];
+	const struct config *cfg = r->cfg;
+	if (cfg->queue_delay_warning > 0) {
+		size_t n = 0;
+		if (store_queue_mark_delayed(r->store, now - (int64_t)cfg->queue_delay_warning, &n,
+					     err, sizeof err) < 0)
+			log_error("queue action=delay_check error=\"%s\"", err);
+	}
+	dsn_run_all(r);
+	struct store_queue_rcpt *rows = xcalloc(CLAIM_BATCH, sizeof *rows);
+	while (r->in_flight < MAX_IN_FLIGHT) {
+		size_t n = 0;
+		if (store_queue_claim(r->store, now, CLAIM_BATCH, rows, &n, err, sizeof err) < 0) {
+			log_error("queue action=claim error=\"%s\"", err);
+			break;
+		}
+		if (n == 0)
+			break;
+		make_jobs(r, rows, n);
+		if (n < CLAIM_BATCH)
+			break;
+	}
+	free(rows);
+	pump_all(r);
+	reap_dests(r);
+	/* Old history (`tern trace`) goes once in a while. */
+	static int64_t last_prune;
+	if (now - last_prune > 3600) {
+		last_prune = now;
+		if (store_queue_prune(r->store, now - (int64_t)cfg->queue_history, NULL, err,
+				      sizeof err) < 0)
+			log_error("queue action=prune error=\"%s\"", err);
+	}
+	int64_t next = now + POLL_MAX;
+	int64_t due;
+	if (store_queue_next_due(r->store, &due) == 1 && due < next)
+		next = due;
+	if (r->in_flight >= MAX_IN_FLIGHT && next < now + 1)
+		next = now + 1;
+	schedule(r, next > now ? next : now + 1);
+}
+
+/* ----------------------------------------------------------------- public */
+
+struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
+				      const struct config *cfg, char *err, size_t errsz)
+{
+	struct dns_resolver *dns =
+	    dns_resolver_new(base, cfg->dns_resolver, secs(cfg->queue_timeout_dns), err, errsz);
+	if (dns == NULL)
+		return NULL;
+	struct queue_runner *r = xcalloc(1, sizeof *r);
+	r->base = base;
+	r->store = store;
+	r->cfg = cfg;
+	r->dns = dns;
+	r->scan_ev = evtimer_new(base, scan_cb, r);
+	if (r->scan_ev == NULL)
+		fatal(1, "out of memory (event)");
+	char e[256];
+	if (store_queue_recover(store, e, sizeof e) < 0)
+		log_error("queue action=recover error=\"%s\"", e);
+	queue_runner_kick(r);
+	return r;
+}
+
+void queue_runner_set_config(struct queue_runner *r, const struct config *cfg)
+{
+	r->cfg = cfg;
+}
+
+size_t queue_runner_connections(const struct queue_runner *r)
+{
+	return r->n_conns;
+}
+
+void queue_runner_free(struct queue_runner **rp)
+{
+	if (rp == NULL || *rp == NULL)
+		return;
+	struct queue_runner *r = *rp;
+	while (r->conns) {
+		struct conn *k = r->conns;
+		struct job *j = k->job;
+		k->job = NULL;
+		if (j)
+			job_free(j);
+		conn_free(k);
+	}
+	while (r->dests) {
+		struct dest *d = r->dests;
+		r->dests = d->next;
+		struct job *j;
+		while ((j = dest_take(d)) != NULL)
+			job_free(j);
+		dns_query_cancel(&d->q);
+		free(d->mx);
+		free(d);
+	}
+	char err[256];
+	if (store_queue_recover(r->store, err, sizeof err) < 0)
+		log_error("queue action=recover error=\"%s\"", err);
+	event_free(r->scan_ev);
+	dns_resolver_free(&r->dns);
+	free(r);
+	*rp = NULL;
+}
