@@ -1,0 +1,768 @@
+/*
+ * imap-mailbox.c - IMAP commands on mailboxes: SELECT/EXAMINE, CREATE,
+ * DELETE, RENAME, (UN)SUBSCRIBE, LIST (RFC 5258 LIST-EXTENDED, RFC 6154
+ * SPECIAL-USE, RFC 5819 LIST-STATUS), LSUB, NAMESPACE (RFC 2342), STATUS
+ * and APPEND (with RFC 4315 APPENDUID).  Protocol layer (imap-private.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "imap-private.h"
+#include "log.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+/* ------------------------------------------------------------ helpers */
+
+struct mb_list {
+	struct store_mailbox *v;
+	size_t n, cap;
+};
+
+static int collect_cb(void *ctx, const struct store_mailbox *mb)
+{
+	struct mb_list *l = ctx;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
+	}
+	l->v[l->n++] = *mb;
+	return 0;
+}
+
+static bool has_child(const struct mb_list *l, const char *name, bool subscribed_only)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < l->n; i++)
+		if (strncmp(l->v[i].name, name, n) == 0 && l->v[i].name[n] == '/' &&
+		    (!subscribed_only || l->v[i].subscribed))
+			return true;
+	return false;
+}
+
+/* 1 exists (mb filled), 0 not (NO [NONEXISTENT] sent), -1 error (sent). */
+static int need_mailbox(struct imap_cmdctx *x, const char *name, struct store_mailbox *mb)
+{
+	int r = store_mailbox_get(x->s->acct, name, mb);
+	if (r == 0)
+		imap_reply(x->s, "%s NO [NONEXISTENT] Mailbox does not exist", x->tag);
+	else if (r < 0)
+		imap_no_store(x, "mailbox_get", "database error");
+	return r;
+}
+
+static const char *su_name(unsigned bit)
+{
+	switch (bit) {
+	case STORE_SU_SENT:
+		return "\\Sent";
+	case STORE_SU_DRAFTS:
+		return "\\Drafts";
+	case STORE_SU_TRASH:
+		return "\\Trash";
+	case STORE_SU_JUNK:
+		return "\\Junk";
+	case STORE_SU_ARCHIVE:
+		return "\\Archive";
+	case STORE_SU_ALL:
+		return "\\All";
+	case STORE_SU_FLAGGED:
+		return "\\Flagged";
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------- SELECT */
+
+void imap_cmd_select(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	bool examine = strutil_eq_ci(x->c->name, x->c->name_len, "EXAMINE");
+	if (x->n != 1) {
+		imap_bad(x, "SELECT needs one mailbox name");
+		return;
+	}
+	char name[512];
+	bool was = s->sel != NULL;
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+		return;
+	/* A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2). */
+	imap_unselect(s);
+	if (was && s->rev2)
+		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
+	struct store_mailbox mb;
+	if (need_mailbox(x, name, &mb) <= 0)
+		return;
+	char err[256];
+	uint32_t *uids;
+	size_t n_uids;
+	if (store_imap_uids(s->acct, mb.id, 1, &uids, &n_uids, err, sizeof err) < 0) {
+		imap_no_store(x, "select", err);
+		return;
+	}
+	struct imap_sel *sel = xcalloc(1, sizeof *sel);
+	imap_view_append(&sel->v, uids, n_uids);
+	free(uids);
+	sel->id = mb.id;
+	sel->name = xstrdup(mb.name);
+	sel->uidvalidity = mb.uidvalidity;
+	sel->readonly = examine;
+	sel->modseq_flags = sel->modseq_exp = mb.highestmodseq;
+	s->sel = sel;
+	s->state = IMAP_STATE_SELECTED;
+	s->notified = false;
+
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
+	if (!s->rev2)
+		buf_puts(&b, "* 0 RECENT\r\n");
+	buf_puts(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
+	if (examine)
+		buf_puts(&b, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+	else
+		buf_puts(&b, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+			     "\\*)] Flags permitted\r\n");
+	uint32_t first;
+	if (!s->rev2 && store_imap_first_unseen(s->acct, mb.id, &first) == 1) {
+		uint32_t seq = imap_seq_of(sel, first);
+		if (seq)
+			buf_printf(&b, "* OK [UNSEEN %lu] First unseen\r\n", (unsigned long)seq);
+	}
+	buf_printf(&b, "* OK [UIDVALIDITY %lu] UIDs valid\r\n", (unsigned long)mb.uidvalidity);
+	buf_printf(&b, "* OK [UIDNEXT %lu] Predicted next UID\r\n", (unsigned long)mb.uidnext);
+	if (s->rev2) {
+		buf_puts(&b, "* LIST () \"/\" ");
+		imap_mailbox_out(s, mb.name, &b);
+		buf_puts(&b, "\r\n");
+	}
+	imap_send(s, b.data, b.len);
+	buf_free(&b);
+	imap_reply(s, "%s OK [%s] %s completed", x->tag, examine ? "READ-ONLY" : "READ-WRITE",
+		   examine ? "EXAMINE" : "SELECT");
+}
+
+/* ------------------------------------------- CREATE DELETE RENAME SUB */
+
+void imap_cmd_create(struct imap_cmdctx *x)
+{
+	if (x->n != 1) {
+		imap_bad(x, "CREATE needs one mailbox name");
+		return;
+	}
+	char name[512];
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+		return;
+	size_t len = strlen(name);
+	if (len > 1 && name[len - 1] == '/')
+		name[len - 1] = '\0'; /* "foo/" declares intent to have children */
+	struct store_mailbox mb;
+	int r = store_mailbox_get(x->s->acct, name, &mb);
+	if (r == 1) {
+		imap_reply(x->s, "%s NO [ALREADYEXISTS] Mailbox already exists", x->tag);
+		return;
+	}
+	char err[256];
+	if (r < 0 || store_mailbox_create(x->s->acct, name, 0, err, sizeof err) < 0) {
+		if (r < 0)
+			snprintf(err, sizeof err, "database error");
+		imap_reply(x->s, "%s NO [CANNOT] %s", x->tag, err);
+		return;
+	}
+	imap_reply(x->s, "%s OK Create completed", x->tag);
+}
+
+void imap_cmd_delete(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 1) {
+		imap_bad(x, "DELETE needs one mailbox name");
+		return;
+	}
+	char name[512];
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+		return;
+	struct store_mailbox mb;
+	if (need_mailbox(x, name, &mb) <= 0)
+		return;
+	if (strcmp(mb.name, "INBOX") == 0) {
+		imap_reply(s, "%s NO [CANNOT] INBOX cannot be deleted", x->tag);
+		return;
+	}
+	char err[256];
+	struct mb_list l = {NULL, 0, 0};
+	if (store_mailbox_list(s->acct, collect_cb, &l, err, sizeof err) < 0) {
+		imap_no_store(x, "delete", err);
+		return;
+	}
+	/* Deleting a parent would leave its children without one, which
+	 * LIST "%" could not show (RFC 9051 6.3.4 allows refusing). */
+	bool children = has_child(&l, mb.name, false);
+	free(l.v);
+	if (children) {
+		imap_reply(s, "%s NO [HASCHILDREN] Mailbox has children, delete them first",
+			   x->tag);
+		return;
+	}
+	if (s->sel && s->sel->id == mb.id)
+		imap_unselect(s);
+	if (store_mailbox_delete(s->acct, mb.name, err, sizeof err) < 0) {
+		imap_reply(s, "%s NO [CANNOT] %s", x->tag, err);
+		return;
+	}
+	imap_reply(s, "%s OK Delete completed", x->tag);
+}
+
+void imap_cmd_rename(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 2) {
+		imap_bad(x, "RENAME needs two mailbox names");
+		return;
+	}
+	char from[512], to[512];
+	if (imap_mailbox_arg(x, &x->a[0], from) < 0 || imap_mailbox_arg(x, &x->a[1], to) < 0)
+		return;
+	struct store_mailbox mb, mb2;
+	if (need_mailbox(x, from, &mb) <= 0)
+		return;
+	int r = store_mailbox_get(s->acct, to, &mb2);
+	if (r == 1) {
+		imap_reply(s, "%s NO [ALREADYEXISTS] Target mailbox already exists", x->tag);
+		return;
+	}
+	char err[256];
+	if (r < 0 || store_mailbox_rename(s->acct, mb.name, to, err, sizeof err) < 0) {
+		if (r < 0)
+			snprintf(err, sizeof err, "database error");
+		imap_reply(s, "%s NO [CANNOT] %s", x->tag, err);
+		return;
+	}
+	if (s->sel && s->sel->id == mb.id && strcmp(mb.name, "INBOX") != 0) {
+		free(s->sel->name);
+		s->sel->name = xstrdup(to);
+	}
+	imap_reply(s, "%s OK Rename completed", x->tag);
+}
+
+void imap_cmd_subscribe(struct imap_cmdctx *x)
+{
+	bool on = strutil_eq_ci(x->c->name, x->c->name_len, "SUBSCRIBE");
+	if (x->n != 1) {
+		imap_bad(x, "One mailbox name expected");
+		return;
+	}
+	char name[512];
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+		return;
+	struct store_mailbox mb;
+	if (need_mailbox(x, name, &mb) <= 0)
+		return;
+	char err[256];
+	if (store_mailbox_subscribe(x->s->acct, mb.name, on, err, sizeof err) < 0) {
+		imap_no_store(x, "subscribe", err);
+		return;
+	}
+	imap_reply(x->s, "%s OK %s completed", x->tag, on ? "Subscribe" : "Unsubscribe");
+}
+
+void imap_cmd_namespace(struct imap_cmdctx *x)
+{
+	if (x->n != 0) {
+		imap_bad(x, "NAMESPACE takes no arguments");
+		return;
+	}
+	imap_reply(x->s, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_reply(x->s, "%s OK Namespace completed", x->tag);
+}
+
+/* ------------------------------------------------------------ STATUS */
+
+enum {
+	ST_MESSAGES = 1 << 0,
+	ST_UIDNEXT = 1 << 1,
+	ST_UIDVALIDITY = 1 << 2,
+	ST_UNSEEN = 1 << 3,
+	ST_DELETED = 1 << 4,
+	ST_SIZE = 1 << 5,
+	ST_RECENT = 1 << 6,
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} status_items[] = {
+    {"MESSAGES", ST_MESSAGES}, {"UIDNEXT", ST_UIDNEXT}, {"UIDVALIDITY", ST_UIDVALIDITY},
+    {"UNSEEN", ST_UNSEEN},     {"DELETED", ST_DELETED}, {"SIZE", ST_SIZE},
+    {"RECENT", ST_RECENT},
+};
+
+/* Parses "(item ...)" at t; sets *items (in the order given: order[]).
+ * Returns tokens used, or 0 on a syntax error. */
+static size_t parse_status_items(const struct imap_tok *t, size_t n, unsigned *items,
+				 unsigned char order[16], size_t *n_order)
+{
+	*items = 0;
+	*n_order = 0;
+	if (n < 2 || t[0].type != IMAP_TOK_LPAREN)
+		return 0;
+	size_t i = 1;
+	for (; i < n && t[i].type != IMAP_TOK_RPAREN; i++) {
+		size_t k;
+		for (k = 0; k < sizeof status_items / sizeof status_items[0]; k++)
+			if (t[i].type == IMAP_TOK_ATOM && imap_tok_eq(&t[i], status_items[k].name))
+				break;
+		if (k == sizeof status_items / sizeof status_items[0] || *n_order >= 16)
+			return 0;
+		if (!(*items & status_items[k].bit))
+			order[(*n_order)++] = (unsigned char)k;
+		*items |= status_items[k].bit;
+	}
+	if (i >= n || *items == 0)
+		return 0;
+	return i + 1;
+}
+
+static void status_line(struct imap_session *s, const struct store_mailbox *mb,
+			const unsigned char *order, size_t n_order, struct buf *b)
+{
+	buf_puts(b, "* STATUS ");
+	imap_mailbox_out(s, mb->name, b);
+	buf_puts(b, " (");
+	for (size_t i = 0; i < n_order; i++) {
+		unsigned bit = status_items[order[i]].bit;
+		unsigned long long v = bit == ST_MESSAGES      ? mb->messages
+				       : bit == ST_UIDNEXT     ? mb->uidnext
+				       : bit == ST_UIDVALIDITY ? mb->uidvalidity
+				       : bit == ST_UNSEEN      ? mb->unseen
+				       : bit == ST_DELETED     ? mb->deleted
+				       : bit == ST_SIZE        ? mb->size
+							       : 0;
+		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
+	}
+	buf_puts(b, ")\r\n");
+}
+
+void imap_cmd_status(struct imap_cmdctx *x)
+{
+	unsigned items;
+	unsigned char order[16];
+	size_t n_order;
+	if (x->n < 3 ||
+	    parse_status_items(x->a + 1, x->n - 1, &items, order, &n_order) != x->n - 1) {
+		imap_bad(x, "STATUS needs a mailbox and a list of items");
+		return;
+	}
+	char name[512];
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+		return;
+	struct store_mailbox mb;
+	if (need_mailbox(x, name, &mb) <= 0)
+		return;
+	struct buf b = BUF_INIT;
+	status_line(x->s, &mb, order, n_order, &b);
+	imap_send(x->s, b.data, b.len);
+	buf_free(&b);
+	imap_reply(x->s, "%s OK Status completed", x->tag);
+}
+
+/* -------------------------------------------------------------- LIST */
+
+/* RFC 9051 6.3.9: "*" matches anything, "%" anything but the delimiter. */
+static bool wild_match(const char *p, const char *name)
+{
+	if (*p == '\0')
+		return *name == '\0';
+	if (*p == '*') {
+		for (const char *n = name;; n++) {
+			if (wild_match(p + 1, n))
+				return true;
+			if (*n == '\0')
+				return false;
+		}
+	}
+	if (*p == '%') {
+		for (const char *n = name;; n++) {
+			if (wild_match(p + 1, n))
+				return true;
+			if (*n == '\0' || *n == '/')
+				return false;
+		}
+	}
+	return *p == *name && wild_match(p + 1, name + 1);
+}
+
+/* "inbox" as a first level is INBOX, in any case. */
+static void canon_inbox(char *p)
+{
+	if (strncasecmp(p, "INBOX", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
+		memcpy(p, "INBOX", 5);
+}
+
+enum {
+	SEL_SUBSCRIBED = 1 << 0,
+	SEL_RECURSIVE = 1 << 1,
+	SEL_SPECIALUSE = 1 << 2,
+	RET_SUBSCRIBED = 1 << 3,
+	RET_CHILDREN = 1 << 4,
+	RET_SPECIALUSE = 1 << 5,
+	RET_STATUS = 1 << 6,
+};
+
+void imap_cmd_list(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	bool lsub = strutil_eq_ci(x->c->name, x->c->name_len, "LSUB");
+	const struct imap_tok *a = x->a;
+	size_t n = x->n, i = 0;
+	unsigned opts = 0, st_items = 0;
+	unsigned char st_order[16];
+	size_t st_n = 0;
+	const char *bad = NULL;
+	/* selection options */
+	if (!lsub && i < n && a[i].type == IMAP_TOK_LPAREN) {
+		for (i++; i < n && a[i].type != IMAP_TOK_RPAREN; i++) {
+			if (imap_tok_eq(&a[i], "SUBSCRIBED"))
+				opts |= SEL_SUBSCRIBED;
+			else if (imap_tok_eq(&a[i], "RECURSIVEMATCH"))
+				opts |= SEL_RECURSIVE;
+			else if (imap_tok_eq(&a[i], "SPECIAL-USE"))
+				opts |= SEL_SPECIALUSE;
+			else if (imap_tok_eq(&a[i], "REMOTE"))
+				;
+			else
+				bad = "Unknown LIST selection option";
+		}
+		i++;
+		if ((opts & SEL_RECURSIVE) && !(opts & (SEL_SUBSCRIBED | SEL_SPECIALUSE)))
+			bad = "RECURSIVEMATCH needs another selection option";
+	}
+	if (bad == NULL && (i >= n || !imap_tok_is_string(&a[i])))
+		bad = "Reference name expected";
+	if (bad) {
+		imap_bad(x, bad);
+		return;
+	}
+	const struct imap_tok *ref = &a[i++];
+	/* patterns: one, or a list (LIST-EXTENDED) */
+	size_t pat_first = i, pat_n = 0;
+	if (i < n && a[i].type == IMAP_TOK_LPAREN && !lsub) {
+		for (i++, pat_first = i; i < n && a[i].type != IMAP_TOK_RPAREN; i++, pat_n++)
+			if (!imap_tok_is_string(&a[i]))
+				bad = "Invalid mailbox pattern";
+		i++;
+		if (pat_n == 0)
+			bad = "Empty pattern list";
+	} else if (i < n && imap_tok_is_string(&a[i])) {
+		pat_n = 1;
+		i++;
+	} else {
+		bad = "Mailbox pattern expected";
+	}
+	if (bad == NULL && i < n) {
+		if (lsub || !imap_tok_eq(&a[i], "RETURN") || i + 1 >= n ||
+		    a[i + 1].type != IMAP_TOK_LPAREN) {
+			bad = "Unexpected arguments";
+		} else {
+			for (i += 2; bad == NULL && i < n && a[i].type != IMAP_TOK_RPAREN; i++) {
+				if (imap_tok_eq(&a[i], "SUBSCRIBED")) {
+					opts |= RET_SUBSCRIBED;
+				} else if (imap_tok_eq(&a[i], "CHILDREN")) {
+					opts |= RET_CHILDREN;
+				} else if (imap_tok_eq(&a[i], "SPECIAL-USE")) {
+					opts |= RET_SPECIALUSE;
+				} else if (imap_tok_eq(&a[i], "STATUS")) {
+					size_t used = parse_status_items(
+					    a + i + 1, n - i - 1, &st_items, st_order, &st_n);
+					if (used == 0)
+						bad = "Invalid STATUS return option";
+					opts |= RET_STATUS;
+					i += used;
+				} else {
+					bad = "Unknown LIST return option";
+				}
+			}
+			if (i + 1 != n)
+				bad = bad ? bad : "Unexpected arguments";
+		}
+	}
+	if (bad) {
+		imap_bad(x, bad);
+		return;
+	}
+	char refname[512];
+	if (ref->len == 0) {
+		refname[0] = '\0';
+	} else if (imap_mailbox_arg(x, ref, refname) < 0) {
+		return;
+	}
+	/* LIST "" "": the hierarchy delimiter */
+	if (pat_n == 1 && a[pat_first].len == 0) {
+		if (lsub)
+			imap_reply(s, "* LSUB (\\Noselect) \"/\" \"\"");
+		else
+			imap_reply(s, "* LIST (\\Noselect) \"/\" \"\"");
+		imap_reply(s, "%s OK %s completed", x->tag, lsub ? "Lsub" : "List");
+		return;
+	}
+	char(*pats)[1024] = xcalloc(pat_n, sizeof *pats);
+	size_t np = 0;
+	for (size_t k = 0; k < pat_n; k++) {
+		const struct imap_tok *t = &a[pat_first + k];
+		if (t->len == 0)
+			continue;
+		char pat[512];
+		if (imap_mailbox_arg(x, t, pat) < 0) {
+			free(pats);
+			return;
+		}
+		snprintf(pats[np], sizeof pats[np], "%s%s", pat[0] == '/' ? "" : refname, pat);
+		canon_inbox(pats[np]);
+		np++;
+	}
+	struct mb_list l = {NULL, 0, 0};
+	char err[256];
+	if (store_mailbox_list(s->acct, collect_cb, &l, err, sizeof err) < 0) {
+		free(pats);
+		free(l.v);
+		imap_no_store(x, "list", err);
+		return;
+	}
+	struct buf b = BUF_INIT;
+	for (size_t k = 0; k < l.n; k++) {
+		const struct store_mailbox *mb = &l.v[k];
+		bool match = false;
+		for (size_t p = 0; p < np && !match; p++)
+			match = wild_match(pats[p], mb->name);
+		if (!match)
+			continue;
+		bool sub_child = false;
+		bool want_sub = lsub || (opts & SEL_SUBSCRIBED);
+		if (want_sub && !mb->subscribed) {
+			if (!(opts & SEL_RECURSIVE) || !(sub_child = has_child(&l, mb->name, true)))
+				continue;
+		} else if (want_sub && (opts & SEL_RECURSIVE)) {
+			sub_child = has_child(&l, mb->name, true);
+		}
+		if ((opts & SEL_SPECIALUSE) && mb->special_use == 0)
+			continue;
+		bool children = has_child(&l, mb->name, false);
+		buf_printf(&b, "* %s (", lsub ? "LSUB" : "LIST");
+		if (!lsub) {
+			buf_puts(&b, children ? "\\HasChildren" : "\\HasNoChildren");
+			if (mb->subscribed && (opts & (RET_SUBSCRIBED | SEL_SUBSCRIBED)))
+				buf_puts(&b, " \\Subscribed");
+			for (unsigned bit = 1; bit <= STORE_SU_FLAGGED; bit <<= 1)
+				if ((mb->special_use & bit) && su_name(bit))
+					buf_printf(&b, " %s", su_name(bit));
+		} else if (!mb->subscribed) {
+			buf_puts(&b, "\\Noselect");
+		}
+		buf_puts(&b, ") \"/\" ");
+		imap_mailbox_out(s, mb->name, &b);
+		if (!lsub && sub_child && (opts & SEL_RECURSIVE))
+			buf_puts(&b, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		buf_puts(&b, "\r\n");
+		if (!lsub && (opts & RET_STATUS))
+			status_line(s, mb, st_order, st_n, &b);
+		if (b.len > 65536) {
+			imap_send(s, b.data, b.len);
+			buf_reset(&b);
+		}
+	}
+	imap_send(s, b.data, b.len);
+	buf_free(&b);
+	free(l.v);
+	free(pats);
+	imap_reply(s, "%s OK %s completed", x->tag, lsub ? "Lsub" : "List");
+}
+
+/* ------------------------------------------------------------ APPEND */
+
+/* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed. */
+static int spool_write(struct imap_session *s, const char *msg, size_t n, char *path, size_t pathsz)
+{
+	char id[25];
+	fsutil_unique_id(id);
+	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(s->srv->store), id) >= (int)pathsz)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	struct buf b;
+	buf_init(&b, 0);
+	int r = 0;
+	size_t start = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r')) {
+			r |= buf_append(&b, msg + start, i - start);
+			r |= buf_append(&b, "\r\n", 2);
+			start = i + 1;
+		}
+		if (b.len >= 65536) {
+			r |= fsutil_write_all(fd, b.data, b.len);
+			buf_reset(&b);
+		}
+	}
+	r |= buf_append(&b, msg + start, n - start);
+	if (r == 0 && fsutil_write_all(fd, b.data, b.len) < 0)
+		r = -1;
+	buf_free(&b);
+	if (r == 0 && fsync(fd) < 0)
+		r = -1;
+	if (close(fd) < 0)
+		r = -1;
+	if (r < 0)
+		unlink(path);
+	return r;
+}
+
+/* One message of an APPEND. */
+struct append_msg {
+	unsigned flags;
+	char kw[1024];
+	time_t date;
+	const struct imap_tok *lit;
+	char path[PATH_MAX];
+	bool spooled;
+};
+
+void imap_cmd_append(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	const struct imap_tok *a = x->a;
+	size_t n = x->n, i = 1;
+	if (n < 2) {
+		imap_bad(x, "APPEND needs a mailbox and a message");
+		return;
+	}
+	/* (flags) "date" literal, once or more (MULTIAPPEND, RFC 3502) */
+	size_t n_lit = 0;
+	for (size_t k = 1; k < n; k++)
+		if (a[k].type == IMAP_TOK_LITERAL)
+			n_lit++;
+	struct append_msg *m = xcalloc(n_lit ? n_lit : 1, sizeof *m);
+	size_t nm = 0;
+	const char *bad = NULL;
+	while (i < n && bad == NULL) {
+		if (nm == n_lit) {
+			bad = "Message literal expected";
+			break;
+		}
+		struct append_msg *p = &m[nm];
+		p->date = time(NULL);
+		if (a[i].type == IMAP_TOK_LPAREN) {
+			size_t used;
+			if (imap_flags_arg(a + i, n - i, &used, &p->flags, p->kw, sizeof p->kw) <
+			    0) {
+				bad = "Invalid flags";
+				break;
+			}
+			i += used;
+		}
+		if (i < n && a[i].type == IMAP_TOK_QUOTED) {
+			if (imap_parse_datetime(a[i].p, a[i].len, &p->date) < 0) {
+				bad = "Invalid date-time";
+				break;
+			}
+			i++;
+		}
+		if (i >= n || a[i].type != IMAP_TOK_LITERAL) {
+			bad = "Message literal expected";
+			break;
+		}
+		p->lit = &a[i++];
+		if (!p->lit->lit8 && memchr(p->lit->p, '\0', p->lit->len))
+			bad = "NUL in message: use a literal8 (~{n})";
+		nm++;
+	}
+	if (bad) {
+		free(m);
+		imap_bad(x, bad);
+		return;
+	}
+	char name[512];
+	if (imap_mailbox_arg(x, &a[0], name) < 0) {
+		free(m);
+		return;
+	}
+	struct store_mailbox mb;
+	int r = store_mailbox_get(s->acct, name, &mb);
+	if (r <= 0) {
+		free(m);
+		if (r == 0)
+			imap_reply(s, "%s NO [TRYCREATE] Mailbox does not exist", x->tag);
+		else
+			imap_no_store(x, "append", "database error");
+		return;
+	}
+	for (size_t k = 0; k < nm; k++)
+		if (m[k].lit->len == 0) {
+			free(m);
+			imap_reply(s, "%s NO Empty messages are not stored", x->tag);
+			return;
+		}
+	struct store_imap_append_msg *sm = xcalloc(nm, sizeof *sm);
+	uint32_t *uids = xcalloc(nm, sizeof *uids);
+	char err[256] = "";
+	r = 0;
+	for (size_t k = 0; k < nm && r == 0; k++) {
+		r = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
+		if (r < 0) {
+			snprintf(err, sizeof err, "spool: %s", strerror(errno));
+			break;
+		}
+		m[k].spooled = true;
+		sm[k].path = m[k].path;
+		sm[k].flags = m[k].flags;
+		sm[k].keywords = m[k].kw;
+		sm[k].internaldate = m[k].date;
+	}
+	uint32_t uv = mb.uidvalidity;
+	if (r == 0)
+		r = store_imap_append(s->acct, mb.name, sm, nm, &uv, uids, err, sizeof err);
+	for (size_t k = 0; k < nm; k++)
+		if (m[k].spooled)
+			unlink(m[k].path);
+	if (r < 0) {
+		if (strstr(err, "keyword"))
+			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);
+		else
+			imap_no_store(x, "append", err);
+	} else {
+		size_t total = 0;
+		for (size_t k = 0; k < nm; k++)
+			total += m[k].lit->len;
+		log_info("imap session=%s user=%s action=append mailbox_id=%lld messages=%zu "
+			 "first_uid=%lu size=%zu",
+			 s->id, s->address, (long long)mb.id, nm, (unsigned long)uids[0], total);
+		if (s->sel && s->sel->id == mb.id)
+			imap_sync(s, true);
+		struct buf b = BUF_INIT;
+		for (size_t k = 0; k < nm;) {
+			size_t j = k;
+			while (j + 1 < nm && uids[j + 1] == uids[j] + 1)
+				j++;
+			if (k)
+				buf_putc(&b, ',');
+			if (j == k)
+				buf_printf(&b, "%lu", (unsigned long)uids[k]);
+			else
+				buf_printf(&b, "%lu:%lu", (unsigned long)uids[k],
+					   (unsigned long)uids[j]);
+			k = j + 1;
+		}
+		imap_reply(s, "%s OK [APPENDUID %lu %s] Append completed", x->tag,
+			   (unsigned long)uv, buf_cstr(&b));
+		buf_free(&b);
+	}
+	free(sm);
+	free(uids);
+	free(m);
+}

@@ -1,0 +1,352 @@
+/*
+ * imap-message.c - IMAP commands that change messages of the selected
+ * mailbox: STORE, COPY, MOVE (RFC 6851), EXPUNGE, UID EXPUNGE and CLOSE,
+ * with the RFC 4315 UIDPLUS response codes.  Each command is one store
+ * transaction (store-imap.c), so it happens entirely or not at all.
+ * Protocol layer (imap-private.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap-private.h"
+#include "log.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+/* The view's uids for an argument set: 0 and *uids, *n; or -1 (replied). */
+static int set_uids(struct imap_cmdctx *x, const struct imap_tok *t, uint32_t **uids, size_t *n)
+{
+	struct imap_seqset set;
+	if (imap_seqset_arg(x, t, &set) < 0)
+		return -1;
+	uint32_t *seqs;
+	*n = imap_set_seqs(x->s->sel, &set, &seqs);
+	imap_seqset_free(&set);
+	*uids = xcalloc(*n ? *n : 1, sizeof **uids);
+	for (size_t i = 0; i < *n; i++)
+		(*uids)[i] = imap_view_uid(&x->s->sel->v, seqs[i]);
+	free(seqs);
+	return 0;
+}
+
+/* Appends uids as a compact set ("1:3,7"); uids ascending. */
+static void uid_list(struct buf *b, const uint32_t *uids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (i)
+			buf_putc(b, ',');
+		if (j == i)
+			buf_printf(b, "%lu", (unsigned long)uids[i]);
+		else
+			buf_printf(b, "%lu:%lu", (unsigned long)uids[i], (unsigned long)uids[j]);
+		i = j + 1;
+	}
+}
+
+/* ------------------------------------------------------------- STORE */
+
+struct store_ctx {
+	struct imap_cmdctx *x;
+	struct buf out;
+};
+
+static int stored_cb(void *ctx, const struct store_message *m)
+{
+	struct store_ctx *c = ctx;
+	uint32_t seq = imap_seq_of(c->x->s->sel, m->uid);
+	if (seq == 0)
+		return 0;
+	buf_printf(&c->out, "* %lu FETCH (", (unsigned long)seq);
+	if (c->x->uid)
+		buf_printf(&c->out, "UID %lu ", (unsigned long)m->uid);
+	buf_puts(&c->out, "FLAGS ");
+	imap_flags_out(&c->out, m->flags, m->keywords);
+	buf_puts(&c->out, ")\r\n");
+	if (c->out.len > 65536) {
+		imap_send(c->x->s, c->out.data, c->out.len);
+		buf_reset(&c->out);
+	}
+	return 0;
+}
+
+void imap_cmd_store(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	const struct imap_tok *a = x->a;
+	if (x->n < 3 || a[1].type != IMAP_TOK_ATOM) {
+		imap_bad(x, "STORE needs a set, an item and flags");
+		return;
+	}
+	const char *item = a[1].p;
+	size_t il = a[1].len;
+	int mode = 0;
+	if (il > 0 && (item[0] == '+' || item[0] == '-')) {
+		mode = item[0] == '+' ? 1 : -1;
+		item++;
+		il--;
+	}
+	bool silent = false;
+	if (strutil_eq_ci(item, il, "FLAGS.SILENT"))
+		silent = true;
+	else if (!strutil_eq_ci(item, il, "FLAGS")) {
+		imap_bad(x, "Unknown STORE item");
+		return;
+	}
+	unsigned flags;
+	char kw[1024];
+	size_t used;
+	if (a[2].type == IMAP_TOK_LPAREN) {
+		if (imap_flags_arg(a + 2, x->n - 2, &used, &flags, kw, sizeof kw) < 0 ||
+		    used != x->n - 2) {
+			imap_bad(x, "Invalid flags");
+			return;
+		}
+	} else {
+		/* RFC 3501 allows a flag list without parentheses */
+		flags = 0;
+		kw[0] = '\0';
+		for (size_t i = 2; i < x->n; i++) {
+			unsigned f;
+			char k[1024];
+			if (imap_flags_arg(&a[i], 1, &used, &f, k, sizeof k) < 0) {
+				imap_bad(x, "Invalid flags");
+				return;
+			}
+			flags |= f;
+			size_t have = strlen(kw), add = strlen(k);
+			if (add > 0 && have + add + 2 < sizeof kw) {
+				if (have)
+					kw[have++] = ' ';
+				memcpy(kw + have, k, add + 1);
+			}
+		}
+	}
+	uint32_t *uids;
+	size_t n;
+	if (set_uids(x, &a[0], &uids, &n) < 0)
+		return;
+	if (s->sel->readonly) {
+		free(uids);
+		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
+		return;
+	}
+	struct store_ctx c = {x, BUF_INIT};
+	char err[256];
+	uint64_t modseq = 0;
+	int r = store_imap_store_flags(s->acct, s->sel->id, uids, n, mode, flags, kw,
+				       silent ? NULL : stored_cb, &c, &modseq, err, sizeof err);
+	free(uids);
+	if (r < 0) {
+		buf_free(&c.out);
+		if (strstr(err, "keyword"))
+			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);
+		else
+			imap_no_store(x, "store", err);
+		return;
+	}
+	imap_own_modseq(s, modseq);
+	if (c.out.len)
+		imap_send(s, c.out.data, c.out.len);
+	buf_free(&c.out);
+	imap_reply(s, "%s OK Store completed", x->tag);
+}
+
+/* -------------------------------------------------------- COPY, MOVE */
+
+void imap_cmd_copy(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	bool move = strutil_eq_ci(x->uid ? x->c->tok[0].p : x->c->name,
+				  x->uid ? x->c->tok[0].len : x->c->name_len, "MOVE");
+	if (x->n != 2) {
+		imap_bad(x, "A message set and a mailbox are expected");
+		return;
+	}
+	char name[512];
+	uint32_t *uids;
+	size_t n;
+	if (set_uids(x, &x->a[0], &uids, &n) < 0)
+		return;
+	if (imap_mailbox_arg(x, &x->a[1], name) < 0) {
+		free(uids);
+		return;
+	}
+	if (move && s->sel->readonly) {
+		free(uids);
+		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
+		return;
+	}
+	struct store_mailbox mb;
+	int r = store_mailbox_get(s->acct, name, &mb);
+	if (r <= 0) {
+		free(uids);
+		if (r == 0)
+			imap_reply(s, "%s NO [TRYCREATE] Mailbox does not exist", x->tag);
+		else
+			imap_no_store(x, "copy", "database error");
+		return;
+	}
+	if (n == 0) {
+		free(uids);
+		imap_reply(s, "%s OK %s completed", x->tag, move ? "Move" : "Copy");
+		return;
+	}
+	uint32_t *nu = xcalloc(n, sizeof *nu);
+	char err[256];
+	uint64_t modseq = 0;
+	if (store_imap_copy(s->acct, s->sel->id, uids, n, mb.id, move, nu, &modseq, err,
+			    sizeof err) < 0) {
+		free(uids);
+		free(nu);
+		imap_no_store(x, move ? "move" : "copy", err);
+		return;
+	}
+	/* only the messages that still existed */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (nu[i]) {
+			uids[k] = uids[i];
+			nu[k] = nu[i];
+			k++;
+		}
+	struct buf code = BUF_INIT;
+	if (k > 0) {
+		buf_printf(&code, "[COPYUID %lu ", (unsigned long)mb.uidvalidity);
+		uid_list(&code, uids, k);
+		buf_putc(&code, ' ');
+		uid_list(&code, nu, k);
+		buf_puts(&code, "] ");
+	}
+	if (move) {
+		imap_own_modseq(s, modseq);
+		if (k > 0)
+			imap_reply(s, "* OK %sMoved", buf_cstr(&code));
+		struct buf b = BUF_INIT;
+		for (size_t i = k; i-- > 0;) {
+			uint32_t seq = imap_seq_of(s->sel, uids[i]);
+			if (seq == 0)
+				continue;
+			imap_view_remove(&s->sel->v, seq);
+			buf_printf(&b, "* %lu EXPUNGE\r\n", (unsigned long)seq);
+		}
+		imap_send(s, b.data, b.len);
+		buf_free(&b);
+	}
+	if (mb.id == s->sel->id)
+		imap_sync(s, x->uid);
+	if (move)
+		imap_reply(s, "%s OK Move completed", x->tag);
+	else
+		imap_reply(s, "%s OK %sCopy completed", x->tag, buf_cstr(&code));
+	buf_free(&code);
+	free(uids);
+	free(nu);
+}
+
+/* ----------------------------------------------------------- EXPUNGE */
+
+struct del_ctx {
+	const struct imap_sel *sel;
+	const struct imap_seqset *set;
+	uint32_t *uids;
+	size_t n, cap;
+};
+
+static int deleted_cb(void *ctx, const struct store_message *m)
+{
+	struct del_ctx *c = ctx;
+	if (!(m->flags & STORE_F_DELETED) || imap_seq_of(c->sel, m->uid) == 0)
+		return 0;
+	if (c->set && !imap_seqset_has(c->set, m->uid))
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->uids = xreallocarray(c->uids, c->cap, sizeof *c->uids);
+	}
+	c->uids[c->n++] = m->uid;
+	return 0;
+}
+
+int imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set, bool silent,
+			 char *err, size_t errsz)
+{
+	struct imap_sel *sel = s->sel;
+	struct del_ctx c = {sel, set, NULL, 0, 0};
+	if (sel->v.n == 0)
+		return 0;
+	if (store_message_list(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
+			       deleted_cb, &c, err, errsz) < 0) {
+		free(c.uids);
+		return -1;
+	}
+	if (c.n == 0)
+		return 0;
+	bool *done = xcalloc(c.n, sizeof *done);
+	uint64_t modseq;
+	if (store_imap_expunge(s->acct, sel->id, c.uids, c.n, done, &modseq, err, errsz) < 0) {
+		free(done);
+		free(c.uids);
+		return -1;
+	}
+	struct buf b = BUF_INIT;
+	for (size_t i = c.n; i-- > 0;) {
+		uint32_t seq = imap_seq_of(sel, c.uids[i]);
+		if (seq == 0)
+			continue;
+		imap_view_remove(&sel->v, seq);
+		if (!silent)
+			buf_printf(&b, "* %lu EXPUNGE\r\n", (unsigned long)seq);
+	}
+	if (b.len)
+		imap_send(s, b.data, b.len);
+	buf_free(&b);
+	log_info("imap session=%s user=%s action=expunge mailbox_id=%lld count=%zu", s->id,
+		 s->address, (long long)sel->id, c.n);
+	free(done);
+	free(c.uids);
+	return 0;
+}
+
+void imap_cmd_expunge(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	struct imap_seqset set = {NULL, 0};
+	if (x->uid ? x->n != 1 : x->n != 0) {
+		imap_bad(x, x->uid ? "UID EXPUNGE needs a UID set" : "EXPUNGE takes no arguments");
+		return;
+	}
+	if (x->uid && imap_seqset_arg(x, &x->a[0], &set) < 0)
+		return;
+	if (s->sel->readonly) {
+		imap_seqset_free(&set);
+		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
+		return;
+	}
+	char err[256];
+	int r = imap_expunge_deleted(s, x->uid ? &set : NULL, false, err, sizeof err);
+	imap_seqset_free(&set);
+	if (r < 0) {
+		imap_no_store(x, "expunge", err);
+		return;
+	}
+	imap_sync(s, true);
+	imap_reply(s, "%s OK Expunge completed", x->tag);
+}
+
+void imap_cmd_close(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 0) {
+		imap_bad(x, "CLOSE takes no arguments");
+		return;
+	}
+	char err[256];
+	if (!s->sel->readonly && imap_expunge_deleted(s, NULL, true, err, sizeof err) < 0)
+		log_error("imap session=%s action=close_expunge error=\"%s\"", s->id, err);
+	imap_unselect(s);
+	imap_reply(s, "%s OK Close completed", x->tag);
+}

@@ -1,0 +1,194 @@
+/*
+ * imap-private.h - what the files of src/imap share: the session and
+ * server structs, reply helpers and the command handlers that live in
+ * their own files (imap-mailbox.c, imap-fetch.c, imap-message.c,
+ * imap-search.c).  Nobody outside src/imap includes this.
+ *
+ * Memory: a session is kept small because tens of thousands may sit in
+ * IDLE.  Everything that only a selected mailbox needs is in struct
+ * imap_sel (allocated at SELECT); the command reader releases its buffers
+ * between commands (imap_reader_shrink); per-command memory is freed when
+ * the command ends.
+ */
+#ifndef TERN_IMAP_PRIVATE_H
+#define TERN_IMAP_PRIVATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "buf.h"
+#include "config.h"
+#include "imap-parse.h"
+#include "imap-session.h"
+#include "imap-view.h"
+#include "store.h"
+
+enum imap_state {
+	IMAP_STATE_NOAUTH,
+	IMAP_STATE_AUTH,
+	IMAP_STATE_SELECTED,
+	IMAP_STATE_LOGOUT,
+};
+
+/* What the session does with input. */
+enum imap_mode {
+	IMAP_MODE_READ,    /* reading commands */
+	IMAP_MODE_SASL,    /* AUTHENTICATE sent "+ ": next line is a response */
+	IMAP_MODE_IDLE,    /* IDLE: waiting for DONE */
+	IMAP_MODE_DELAY,   /* failed login: answer later, read nothing */
+	IMAP_MODE_FETCH,   /* a FETCH is being sent; commands wait */
+	IMAP_MODE_CLOSING, /* last reply sent, waiting for it to drain */
+	IMAP_MODE_DEAD,    /* waiting to be reaped */
+};
+
+/* The selected mailbox as this session sees it. */
+struct imap_sel {
+	int64_t id;
+	char *name; /* UTF-8 */
+	uint32_t uidvalidity;
+	bool readonly;         /* EXAMINE */
+	struct imap_view v;    /* sequence numbers <-> uids */
+	uint64_t modseq_flags; /* flag changes up to here were reported */
+	uint64_t modseq_exp;   /* expunges up to here were reported */
+	uint64_t own[8];       /* modseqs of this session's own STOREs */
+	unsigned n_own;
+	struct imap_seqset saved; /* SEARCHRES "$" (RFC 5182), as UIDs */
+};
+
+struct imap_session {
+	struct imap_server *srv;
+	struct imap_session *next, *prev;
+	struct imap_session *pending_next; /* on srv->pending (notified in IDLE) */
+	struct bufferevent *bev;           /* all socket I/O (STARTTLS may replace it) */
+	char id[25];
+	char ip[INET6_ADDRSTRLEN];
+	bool loopback;
+	bool rev2;     /* ENABLE IMAP4rev2 */
+	bool utf8;     /* ENABLE UTF8=ACCEPT (or rev2) */
+	bool notified; /* the store changed since the last sync */
+	bool pending;  /* on srv->pending */
+	bool uid_cmd;  /* the running command is a UID command */
+	enum imap_state state;
+	enum imap_mode mode;
+	struct imap_reader rd;
+	unsigned errors;
+	unsigned auth_failures;
+	unsigned preauth_cmds;
+	char *tag;                  /* tag of IDLE / AUTHENTICATE / delayed LOGIN */
+	struct event *delay_ev;     /* failed-login delay, made when needed */
+	char *address;              /* after login */
+	struct store_account *acct; /* after login; owned by the store */
+	int sub_id;                 /* store notification subscription, 0 none */
+	struct imap_sel *sel;
+	struct imap_fetch *fetch; /* a FETCH in progress (IMAP_MODE_FETCH) */
+};
+
+struct imap_server {
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct imap_session *sessions;
+	size_t n_sessions;
+	struct imap_session *dead;
+	struct event *reaper;
+	struct imap_session *pending; /* IDLE sessions to wake */
+	struct event *wake_ev;
+	bool shutting_down;
+	void (*shutdown_cb)(void *ctx);
+	void *shutdown_ctx;
+	char dummy_hash[256];
+};
+
+/* A command's handler: c->tok[first..] are its arguments. */
+struct imap_cmdctx {
+	struct imap_session *s;
+	const char *tag;
+	const struct imap_command *c;
+	const struct imap_tok *a; /* arguments */
+	size_t n;                 /* number of arguments */
+	bool uid;                 /* UID form */
+};
+
+/* ------------------------------------------------------ imap-session.c */
+
+void imap_reply(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Raw bytes to the client. */
+void imap_send(struct imap_session *s, const void *p, size_t n);
+/* "tag BAD text" and counts an error. */
+void imap_bad(struct imap_cmdctx *x, const char *text);
+/* "tag NO ..." for a store failure (logged with err). */
+void imap_no_store(struct imap_cmdctx *x, const char *what, const char *err);
+/* The capability list (no leading "CAPABILITY ") for this session. */
+void imap_capabilities(struct imap_session *s, struct buf *out);
+/* Converts a mailbox name from the client (mUTF-7 unless UTF-8 is on) to
+ * UTF-8 into out[512].  0, or -1 after replying "tag BAD/NO". */
+int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512]);
+/* Appends a mailbox name (UTF-8) as the client wants it (mUTF-7 for rev1
+ * clients), as an IMAP string. */
+int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out);
+/* Brings the session's view of the selected mailbox up to date and sends
+ * what changed: EXISTS, FETCH FLAGS and (if allow_expunge) EXPUNGE. */
+void imap_sync(struct imap_session *s, bool allow_expunge);
+/* Leaves the selected state (CLOSE, UNSELECT, SELECT of another). */
+void imap_unselect(struct imap_session *s);
+/* Records a modseq made by this session (not echoed back by imap_sync). */
+void imap_own_modseq(struct imap_session *s, uint64_t modseq);
+/* Sequence number (1-based) of uid in the view, 0 if absent. */
+uint32_t imap_seq_of(const struct imap_sel *sel, uint32_t uid);
+/* Parses a sequence set token for the view into a resolved set of UIDS
+ * (sequence numbers are turned into the UIDs they name).  0, or -1 after
+ * replying BAD. */
+int imap_seqset_arg(struct imap_cmdctx *x, const struct imap_tok *t, struct imap_seqset *uids);
+/* The sequence numbers (ascending) of the view's messages whose uid is in
+ * set (resolved uids); *seqs is a new array (caller frees). */
+size_t imap_set_seqs(const struct imap_sel *sel, const struct imap_seqset *set, uint32_t **seqs);
+/* Copies a resolved set. */
+void imap_seqset_copy(struct imap_seqset *dst, const struct imap_seqset *src);
+/* Appends "(\Seen \Flagged kw ...)" for flags and keywords. */
+void imap_flags_out(struct buf *out, unsigned flags, const char *keywords);
+/* Parses a flag list (or a single flag) into system bits and keywords
+ * (out[STORE_KEYWORDS_MAX-ish], space separated).  0 or -1. */
+int imap_flags_arg(const struct imap_tok *t, size_t n, size_t *used, unsigned *flags, char *kw,
+		   size_t kwsz);
+
+/* A FETCH stops producing output above this much unsent output and goes
+ * on when the client has read it. */
+#define IMAP_FETCH_OUTPUT_HIGH (1024 * 1024)
+
+/* imap-session.c: runs s->fetch (IMAP_MODE_FETCH until it is done). */
+void imap_fetch_start(struct imap_session *s);
+/* imap-fetch.c: sends more of s->fetch; true when it is complete (tagged
+ * reply sent, s->fetch freed).  imap_fetch_free drops it (accepts none). */
+bool imap_fetch_more(struct imap_session *s);
+void imap_fetch_free(struct imap_session *s);
+
+/* ------------------------------------------------ command handlers */
+
+void imap_cmd_select(struct imap_cmdctx *x); /* SELECT, EXAMINE */
+void imap_cmd_create(struct imap_cmdctx *x);
+void imap_cmd_delete(struct imap_cmdctx *x);
+void imap_cmd_rename(struct imap_cmdctx *x);
+void imap_cmd_subscribe(struct imap_cmdctx *x); /* SUBSCRIBE, UNSUBSCRIBE */
+void imap_cmd_list(struct imap_cmdctx *x);      /* LIST, LSUB */
+void imap_cmd_namespace(struct imap_cmdctx *x);
+void imap_cmd_status(struct imap_cmdctx *x);
+void imap_cmd_append(struct imap_cmdctx *x);
+void imap_cmd_fetch(struct imap_cmdctx *x);
+void imap_cmd_store(struct imap_cmdctx *x);
+void imap_cmd_copy(struct imap_cmdctx *x);    /* COPY, MOVE */
+void imap_cmd_expunge(struct imap_cmdctx *x); /* EXPUNGE, UID EXPUNGE */
+void imap_cmd_close(struct imap_cmdctx *x);   /* CLOSE (expunges) */
+void imap_cmd_search(struct imap_cmdctx *x);
+
+/* Expunges the \Deleted messages of the view (in set if not NULL) and
+ * sends EXPUNGE responses unless silent.  0 or -1 (err set). */
+int imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set, bool silent,
+			 char *err, size_t errsz);
+
+#endif

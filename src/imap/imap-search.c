@@ -1,0 +1,780 @@
+/*
+ * imap-search.c - SEARCH and UID SEARCH (RFC 9051 6.4.4) with the RFC
+ * 4731 / RFC 9051 ESEARCH return options MIN, MAX, ALL and COUNT.
+ * Protocol layer (imap-private.h); decoded header and body text come from
+ * src/mail/mime.h.
+ *
+ * The search keys are parsed into a small tree first (bounded depth), so a
+ * syntax error is BAD before any work.  Then every message of the view is
+ * tested; a message's file is read and parsed only when a key needs it
+ * (header, body, text and sent-date keys), and at most once.
+ *
+ * Matching of strings: substring after simple case folding of both sides
+ * (fold_utf8), on text that mime.h has RFC 2047-decoded and converted to
+ * UTF-8.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imap-private.h"
+#include "log.h"
+#include "mime.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+#define SEARCH_MAX_DEPTH 16
+#define SEARCH_MAX_KEYS 1000
+/* Decoded body text looked at per message. */
+#define SEARCH_BODY_MAX (4 * 1024 * 1024)
+
+enum sk_type {
+	SK_ALL,
+	SK_NONE,
+	SK_FLAG,    /* flag bit set (or not, if neg) */
+	SK_KEYWORD, /* keyword present (or not) */
+	SK_HEADER,  /* str = value, name = field */
+	SK_BODY,
+	SK_TEXT,
+	SK_BEFORE, /* internal date, days */
+	SK_ON,
+	SK_SINCE,
+	SK_SENTBEFORE,
+	SK_SENTON,
+	SK_SENTSINCE,
+	SK_LARGER,
+	SK_SMALLER,
+	SK_UIDSET,
+	SK_SEQSET,
+	SK_NOT,
+	SK_OR,
+	SK_AND,
+};
+
+struct skey {
+	enum sk_type type;
+	bool neg; /* for SK_FLAG / SK_KEYWORD */
+	unsigned flag;
+	char *name, *str; /* owned */
+	int64_t num;
+	struct imap_seqset set;
+	struct skey *kids; /* SK_NOT (1), SK_OR (2), SK_AND (n) */
+	size_t n_kids;
+};
+
+static void skey_free(struct skey *k)
+{
+	free(k->name);
+	free(k->str);
+	imap_seqset_free(&k->set);
+	for (size_t i = 0; i < k->n_kids; i++)
+		skey_free(&k->kids[i]);
+	free(k->kids);
+}
+
+struct sparse {
+	struct imap_cmdctx *x;
+	const struct imap_tok *a;
+	size_t n, i;
+	size_t n_keys;
+	const char *bad;
+	bool need_file;
+};
+
+static char *tok_dup(const struct imap_tok *t)
+{
+	return xmemdup0(t->p, t->len);
+}
+
+/* A search string, case-folded once (see fold_utf8). */
+static char *tok_folded(const struct imap_tok *t);
+
+static int parse_key(struct sparse *p, struct skey *k, int depth);
+
+/* Keys up to a ")" (or the end) into an AND node. */
+static int parse_list(struct sparse *p, struct skey *k, int depth, bool paren)
+{
+	memset(k, 0, sizeof k[0]);
+	k->type = SK_AND;
+	size_t cap = 0;
+	while (p->i < p->n && !(paren && p->a[p->i].type == IMAP_TOK_RPAREN)) {
+		if (k->n_kids == cap) {
+			cap = cap ? cap * 2 : 4;
+			k->kids = xreallocarray(k->kids, cap, sizeof *k->kids);
+		}
+		k->n_kids++; /* counted first, so skey_free frees a half-parsed key */
+		if (parse_key(p, &k->kids[k->n_kids - 1], depth + 1) < 0)
+			return -1;
+	}
+	if (paren) {
+		if (p->i >= p->n)
+			return -1;
+		p->i++;
+	}
+	if (k->n_kids == 0) {
+		p->bad = "Empty search key list";
+		return -1;
+	}
+	return 0;
+}
+
+static const struct imap_tok *next_arg(struct sparse *p)
+{
+	if (p->i >= p->n || !imap_tok_is_string(&p->a[p->i]))
+		return NULL;
+	return &p->a[p->i++];
+}
+
+static int parse_key(struct sparse *p, struct skey *k, int depth)
+{
+	memset(k, 0, sizeof *k);
+	if (depth > SEARCH_MAX_DEPTH || ++p->n_keys > SEARCH_MAX_KEYS) {
+		p->bad = "Search too complex";
+		return -1;
+	}
+	if (p->i >= p->n)
+		return -1;
+	const struct imap_tok *t = &p->a[p->i++];
+	if (t->type == IMAP_TOK_LPAREN)
+		return parse_list(p, k, depth, true);
+	if (t->type != IMAP_TOK_ATOM)
+		return -1;
+	static const struct {
+		const char *name;
+		unsigned flag;
+		bool neg;
+	} flags[] = {
+	    {"ANSWERED", STORE_F_ANSWERED, false}, {"DELETED", STORE_F_DELETED, false},
+	    {"DRAFT", STORE_F_DRAFT, false},       {"FLAGGED", STORE_F_FLAGGED, false},
+	    {"SEEN", STORE_F_SEEN, false},         {"UNANSWERED", STORE_F_ANSWERED, true},
+	    {"UNDELETED", STORE_F_DELETED, true},  {"UNDRAFT", STORE_F_DRAFT, true},
+	    {"UNFLAGGED", STORE_F_FLAGGED, true},  {"UNSEEN", STORE_F_SEEN, true},
+	};
+	for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+		if (imap_tok_eq(t, flags[i].name)) {
+			k->type = SK_FLAG;
+			k->flag = flags[i].flag;
+			k->neg = flags[i].neg;
+			return 0;
+		}
+	/* \Recent is never set (RFC 9051 drops it): RECENT and NEW match
+	 * nothing, OLD everything. */
+	if (imap_tok_eq(t, "ALL") || imap_tok_eq(t, "OLD")) {
+		k->type = SK_ALL;
+		return 0;
+	}
+	if (imap_tok_eq(t, "RECENT") || imap_tok_eq(t, "NEW")) {
+		k->type = SK_NONE;
+		return 0;
+	}
+	static const struct {
+		const char *name;
+		const char *field;
+	} hdr[] = {
+	    {"BCC", "Bcc"}, {"CC", "Cc"}, {"FROM", "From"}, {"SUBJECT", "Subject"}, {"TO", "To"},
+	};
+	for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++)
+		if (imap_tok_eq(t, hdr[i].name)) {
+			const struct imap_tok *v = next_arg(p);
+			if (v == NULL)
+				return -1;
+			k->type = SK_HEADER;
+			k->name = xstrdup(hdr[i].field);
+			k->str = tok_folded(v);
+			p->need_file = true;
+			return 0;
+		}
+	if (imap_tok_eq(t, "HEADER")) {
+		const struct imap_tok *f = next_arg(p), *v = f ? next_arg(p) : NULL;
+		if (v == NULL || f->len == 0 || memchr(f->p, ':', f->len) ||
+		    memchr(f->p, 0, f->len))
+			return -1;
+		k->type = SK_HEADER;
+		k->name = tok_dup(f);
+		k->str = tok_folded(v);
+		p->need_file = true;
+		return 0;
+	}
+	if (imap_tok_eq(t, "BODY") || imap_tok_eq(t, "TEXT")) {
+		const struct imap_tok *v = next_arg(p);
+		if (v == NULL)
+			return -1;
+		k->type = imap_tok_eq(t, "BODY") ? SK_BODY : SK_TEXT;
+		k->str = tok_folded(v);
+		p->need_file = true;
+		return 0;
+	}
+	if (imap_tok_eq(t, "KEYWORD") || imap_tok_eq(t, "UNKEYWORD")) {
+		const struct imap_tok *v = next_arg(p);
+		if (v == NULL || v->type != IMAP_TOK_ATOM)
+			return -1;
+		k->type = SK_KEYWORD;
+		k->neg = imap_tok_eq(t, "UNKEYWORD");
+		k->str = tok_dup(v);
+		return 0;
+	}
+	static const struct {
+		const char *name;
+		enum sk_type type;
+	} dates[] = {
+	    {"BEFORE", SK_BEFORE},         {"ON", SK_ON},         {"SINCE", SK_SINCE},
+	    {"SENTBEFORE", SK_SENTBEFORE}, {"SENTON", SK_SENTON}, {"SENTSINCE", SK_SENTSINCE},
+	};
+	for (size_t i = 0; i < sizeof dates / sizeof dates[0]; i++)
+		if (imap_tok_eq(t, dates[i].name)) {
+			const struct imap_tok *v = next_arg(p);
+			if (v == NULL || imap_parse_date(v->p, v->len, &k->num) < 0) {
+				p->bad = "Invalid date";
+				return -1;
+			}
+			k->type = dates[i].type;
+			if (k->type >= SK_SENTBEFORE)
+				p->need_file = true;
+			return 0;
+		}
+	if (imap_tok_eq(t, "LARGER") || imap_tok_eq(t, "SMALLER")) {
+		uint64_t v;
+		if (p->i >= p->n || imap_tok_number(&p->a[p->i], UINT32_MAX, &v) < 0)
+			return -1;
+		p->i++;
+		k->type = imap_tok_eq(t, "LARGER") ? SK_LARGER : SK_SMALLER;
+		k->num = (int64_t)v;
+		return 0;
+	}
+	if (imap_tok_eq(t, "NOT")) {
+		k->type = SK_NOT;
+		k->kids = xcalloc(1, sizeof *k->kids);
+		k->n_kids = 1;
+		return parse_key(p, &k->kids[0], depth + 1);
+	}
+	if (imap_tok_eq(t, "OR")) {
+		k->type = SK_OR;
+		k->kids = xcalloc(2, sizeof *k->kids);
+		k->n_kids = 1;
+		if (parse_key(p, &k->kids[0], depth + 1) < 0)
+			return -1;
+		k->n_kids = 2;
+		return parse_key(p, &k->kids[1], depth + 1);
+	}
+	bool uid = imap_tok_eq(t, "UID");
+	if (uid) {
+		if (p->i >= p->n)
+			return -1;
+		t = &p->a[p->i++];
+	}
+	struct imap_sel *sel = p->x->s->sel;
+	if (t->type == IMAP_TOK_ATOM && t->len == 1 && t->p[0] == '$') {
+		/* RFC 5182: the saved result (UIDs), with or without "UID" */
+		k->type = SK_UIDSET;
+		imap_seqset_copy(&k->set, &sel->saved);
+		return 0;
+	}
+	/* a sequence set (or UID set) */
+	if (t->type != IMAP_TOK_ATOM || imap_parse_seqset(t->p, t->len, &k->set) < 0) {
+		p->bad = uid ? "Invalid UID set" : "Unknown search key";
+		return -1;
+	}
+	k->type = uid ? SK_UIDSET : SK_SEQSET;
+	if (uid) {
+		imap_seqset_resolve(&k->set, imap_view_last(&sel->v));
+	} else {
+		for (size_t i = 0; i < k->set.n; i++)
+			if (k->set.r[i].lo > sel->v.n || k->set.r[i].hi > sel->v.n) {
+				p->bad = "Invalid message sequence number";
+				return -1;
+			}
+		imap_seqset_resolve(&k->set, sel->v.n);
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------- evaluation */
+
+struct smsg {
+	struct imap_session *s;
+	const struct store_message *m;
+	uint32_t seq;
+	char *file;
+	size_t file_len;
+	struct mime_tree *tree;
+	bool tried;
+	struct buf body; /* decoded body text, when loaded */
+	bool body_done;
+};
+
+static struct mime_tree *smsg_tree(struct smsg *d)
+{
+	if (d->tried)
+		return d->tree;
+	d->tried = true;
+	char path[PATH_MAX];
+	if (store_message_path(d->s->acct, d->m->file_id, path, sizeof path) < 0)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t want = (size_t)d->m->size, got = 0;
+	d->file = xmalloc(want + 1);
+	while (got < want) {
+		ssize_t r = read(fd, d->file + got, want - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	d->file_len = got;
+	d->tree = mime_parse(d->file, got);
+	return d->tree;
+}
+
+/* Simple case folding of one code point: ASCII, Latin-1, Latin
+ * Extended-A, Greek and Cyrillic capitals to small letters (a subset of
+ * Unicode's simple case folding, i;unicode-casemap without
+ * normalisation). */
+static uint32_t fold_cp(uint32_t c)
+{
+	if (c < 0x80)
+		return c >= 'A' && c <= 'Z' ? c + 32 : c;
+	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+		return c + 32;
+	if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177))
+		return c | 1;
+	if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
+		return (c & 1) ? c + 1 : c;
+	if (c == 0x178)
+		return 0xFF;
+	if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
+		return c + 32;
+	if (c == 0x3C2)
+		return 0x3C3;
+	if (c >= 0x410 && c <= 0x42F)
+		return c + 32;
+	if (c >= 0x400 && c <= 0x40F)
+		return c + 80;
+	if (c == 0x1E9E)
+		return 0xDF;
+	return c;
+}
+
+/* Appends p[0..n) case-folded to out.  Bytes that are not valid UTF-8 are
+ * copied as they are (they then only match themselves). */
+static void fold_utf8(const char *p, size_t n, struct buf *out)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)p[i];
+		uint32_t cp;
+		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 0;
+		if (len == 0 || i + len > n) {
+			buf_putc(out, (char)c);
+			i++;
+			continue;
+		}
+		if (len == 1) {
+			buf_putc(out, (char)fold_cp(c));
+			i++;
+			continue;
+		}
+		bool ok = true;
+		cp = len == 2 ? (c & 0x1Fu) : (c & 0x0Fu);
+		for (size_t k = 1; k < len; k++) {
+			unsigned char cc = (unsigned char)p[i + k];
+			ok = ok && (cc & 0xC0) == 0x80;
+			cp = (cp << 6) | (cc & 0x3Fu);
+		}
+		uint32_t f = ok ? fold_cp(cp) : cp;
+		if (!ok || f == cp) {
+			buf_append(out, p + i, ok ? len : 1);
+			i += ok ? len : 1;
+			continue;
+		}
+		char u[3];
+		if (f < 0x800) {
+			u[0] = (char)(0xC0 | (f >> 6));
+			u[1] = (char)(0x80 | (f & 0x3F));
+			buf_append(out, u, 2);
+		} else {
+			u[0] = (char)(0xE0 | (f >> 12));
+			u[1] = (char)(0x80 | ((f >> 6) & 0x3F));
+			u[2] = (char)(0x80 | (f & 0x3F));
+			buf_append(out, u, 3);
+		}
+		i += len;
+	}
+}
+
+/* Case-insensitive substring search: needle is already folded. */
+static bool contains(const char *hay, size_t hn, const char *needle)
+{
+	size_t nn = strlen(needle);
+	if (nn == 0)
+		return true;
+	struct buf f = BUF_INIT;
+	fold_utf8(hay, hn, &f);
+	bool r = f.len >= nn && memmem(f.data, f.len, needle, nn) != NULL;
+	buf_free(&f);
+	return r;
+}
+
+static char *tok_folded(const struct imap_tok *t)
+{
+	struct buf b = BUF_INIT;
+	fold_utf8(t->p, t->len, &b);
+	if (memchr(b.data ? b.data : "", '\0', b.len)) /* NUL ends the needle */
+		b.len = strlen(b.data);
+	return buf_steal(&b, NULL);
+}
+
+/* As contains, for a haystack folded already. */
+static bool contains_folded(const struct buf *hay, const char *needle)
+{
+	size_t nn = strlen(needle);
+	return nn == 0 || (hay->len >= nn && memmem(hay->data, hay->len, needle, nn) != NULL);
+}
+
+/* Days since the epoch of an RFC 5322 date ("[Day, ]d Mon yyyy ..."),
+ * in its own zone (RFC 9051: the time and zone are disregarded). */
+static int sent_days(const char *p, size_t n, int64_t *days)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	const char *comma = memchr(p + i, ',', n - i);
+	if (comma)
+		i = (size_t)(comma - p) + 1;
+	while (i < n && p[i] == ' ')
+		i++;
+	char date[16];
+	size_t o = 0;
+	/* day */
+	while (i < n && p[i] >= '0' && p[i] <= '9' && o < 2)
+		date[o++] = p[i++];
+	if (o == 0 || i >= n || p[i] != ' ')
+		return -1;
+	date[o++] = '-';
+	while (i < n && p[i] == ' ')
+		i++;
+	if (n - i < 3)
+		return -1;
+	memcpy(date + o, p + i, 3);
+	o += 3;
+	i += 3;
+	date[o++] = '-';
+	while (i < n && p[i] == ' ')
+		i++;
+	size_t y = i;
+	while (i < n && p[i] >= '0' && p[i] <= '9')
+		i++;
+	if (i - y == 2) { /* obsolete two-digit year (RFC 5322 4.3) */
+		bool old = p[y] >= '5';
+		date[o++] = old ? '1' : '2';
+		date[o++] = old ? '9' : '0';
+	} else if (i - y != 4) {
+		return -1;
+	}
+	memcpy(date + o, p + y, i - y);
+	o += i - y;
+	return imap_parse_date(date, o, days);
+}
+
+static bool eval(const struct skey *k, struct smsg *d)
+{
+	const struct store_message *m = d->m;
+	switch (k->type) {
+	case SK_ALL:
+		return true;
+	case SK_NONE:
+		return false;
+	case SK_FLAG:
+		return ((m->flags & k->flag) != 0) != k->neg;
+	case SK_KEYWORD: {
+		/* keywords are space-separated, compared case-insensitively */
+		size_t wl = strlen(k->str);
+		const char *p = m->keywords;
+		bool found = false;
+		while (*p && !found) {
+			const char *w = p;
+			while (*p && *p != ' ')
+				p++;
+			found = (size_t)(p - w) == wl && strncasecmp(w, k->str, wl) == 0;
+			while (*p == ' ')
+				p++;
+		}
+		return found != k->neg;
+	}
+	case SK_HEADER: {
+		struct mime_tree *t = smsg_tree(d);
+		if (t == NULL)
+			return false;
+		struct buf b = BUF_INIT;
+		mime_search_header(t, k->name, &b);
+		bool r = b.len > 0 && contains(b.data, b.len, k->str);
+		buf_free(&b);
+		return r;
+	}
+	case SK_BODY:
+	case SK_TEXT: {
+		struct mime_tree *t = smsg_tree(d);
+		if (t == NULL)
+			return false;
+		if (k->type == SK_TEXT) {
+			struct buf b = BUF_INIT;
+			mime_search_header(t, "", &b);
+			bool r = contains(b.data ? b.data : "", b.len, k->str);
+			buf_free(&b);
+			if (r)
+				return true;
+		}
+		if (!d->body_done) {
+			struct buf raw = BUF_INIT;
+			buf_init(&d->body, 0);
+			mime_search_body(t, SEARCH_BODY_MAX, &raw);
+			fold_utf8(raw.data ? raw.data : "", raw.len, &d->body);
+			buf_free(&raw);
+			d->body_done = true;
+		}
+		return contains_folded(&d->body, k->str);
+	}
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE: {
+		int64_t days = m->internaldate >= 0 ? m->internaldate / 86400
+						    : (m->internaldate - 86399) / 86400;
+		return k->type == SK_BEFORE ? days < k->num
+		       : k->type == SK_ON   ? days == k->num
+					    : days >= k->num;
+	}
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE: {
+		struct mime_tree *t = smsg_tree(d);
+		if (t == NULL)
+			return false;
+		struct buf b = BUF_INIT;
+		mime_search_header(t, "Date", &b);
+		int64_t days;
+		bool ok = b.len > 0 && sent_days(b.data, b.len, &days) == 0;
+		buf_free(&b);
+		if (!ok)
+			return false;
+		return k->type == SK_SENTBEFORE ? days < k->num
+		       : k->type == SK_SENTON   ? days == k->num
+						: days >= k->num;
+	}
+	case SK_LARGER:
+		return m->size > (uint64_t)k->num;
+	case SK_SMALLER:
+		return m->size < (uint64_t)k->num;
+	case SK_UIDSET:
+		return imap_seqset_has(&k->set, m->uid);
+	case SK_SEQSET:
+		return imap_seqset_has(&k->set, d->seq);
+	case SK_NOT:
+		return !eval(&k->kids[0], d);
+	case SK_OR:
+		return eval(&k->kids[0], d) || eval(&k->kids[1], d);
+	case SK_AND:
+		for (size_t i = 0; i < k->n_kids; i++)
+			if (!eval(&k->kids[i], d))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+struct run_ctx {
+	struct imap_session *s;
+	const struct skey *root;
+	uint32_t *hits;
+	size_t n, cap;
+	bool uid;
+};
+
+static int search_cb(void *ctx, const struct store_message *m)
+{
+	struct run_ctx *c = ctx;
+	uint32_t seq = imap_seq_of(c->s->sel, m->uid);
+	if (seq == 0)
+		return 0;
+	struct smsg d;
+	memset(&d, 0, sizeof d);
+	d.s = c->s;
+	d.m = m;
+	d.seq = seq;
+	bool hit = eval(c->root, &d);
+	mime_tree_free(&d.tree);
+	free(d.file);
+	if (d.body_done)
+		buf_free(&d.body);
+	if (!hit)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
+	}
+	c->hits[c->n++] = c->uid ? m->uid : seq;
+	return 0;
+}
+
+enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
+
+/* RFC 5182: the result saved by RETURN (SAVE), as UIDs; with MIN and/or
+ * MAX only those messages are saved. */
+static void save_result(struct imap_session *s, const uint32_t *hits, size_t n, bool uid,
+			unsigned ret)
+{
+	struct imap_sel *sel = s->sel;
+	imap_seqset_free(&sel->saved);
+	if (n == 0)
+		return;
+	size_t pick[2], np = 0;
+	if (ret & (RET_MIN | RET_MAX)) {
+		if (ret & RET_MIN)
+			pick[np++] = 0;
+		if ((ret & RET_MAX) && !(np == 1 && n == 1))
+			pick[np++] = n - 1;
+	}
+	size_t cnt = np ? np : n;
+	sel->saved.r = xcalloc(cnt, sizeof *sel->saved.r);
+	for (size_t i = 0; i < cnt; i++) {
+		uint32_t v = hits[np ? pick[i] : i];
+		uint32_t u = uid ? v : imap_view_uid(&sel->v, v);
+		struct imap_seqset *sv = &sel->saved;
+		if (sv->n > 0 && sv->r[sv->n - 1].hi + 1 == u) {
+			sv->r[sv->n - 1].hi = u;
+		} else {
+			sv->r[sv->n].lo = sv->r[sv->n].hi = u;
+			sv->n++;
+		}
+	}
+}
+
+/* A SEARCH with SAVE that fails leaves an empty saved result. */
+static void fail_save(struct imap_session *s, unsigned ret)
+{
+	if (ret & RET_SAVE)
+		imap_seqset_free(&s->sel->saved);
+}
+
+void imap_cmd_search(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false};
+	unsigned ret = 0;
+	bool esearch = s->rev2;
+	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "RETURN")) {
+		p.i++;
+		if (p.i >= p.n || p.a[p.i].type != IMAP_TOK_LPAREN) {
+			imap_bad(x, "RETURN needs a list");
+			return;
+		}
+		for (p.i++; p.i < p.n && p.a[p.i].type != IMAP_TOK_RPAREN; p.i++) {
+			if (imap_tok_eq(&p.a[p.i], "MIN"))
+				ret |= RET_MIN;
+			else if (imap_tok_eq(&p.a[p.i], "MAX"))
+				ret |= RET_MAX;
+			else if (imap_tok_eq(&p.a[p.i], "ALL"))
+				ret |= RET_ALL;
+			else if (imap_tok_eq(&p.a[p.i], "COUNT"))
+				ret |= RET_COUNT;
+			else if (imap_tok_eq(&p.a[p.i], "SAVE"))
+				ret |= RET_SAVE;
+			else {
+				imap_bad(x, "Unknown RETURN option");
+				return;
+			}
+		}
+		p.i++;
+		esearch = true;
+	}
+	if (esearch && ret == 0)
+		ret = RET_ALL; /* RETURN () and rev2 SEARCH; RETURN (SAVE) stays SAVE */
+	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "CHARSET")) {
+		p.i++;
+		if (p.i >= p.n || !imap_tok_is_string(&p.a[p.i])) {
+			fail_save(s, ret);
+			imap_bad(x, "CHARSET needs a name");
+			return;
+		}
+		if (!imap_tok_eq(&p.a[p.i], "UTF-8") && !imap_tok_eq(&p.a[p.i], "US-ASCII")) {
+			fail_save(s, ret);
+			imap_reply(s, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+				   x->tag);
+			return;
+		}
+		p.i++;
+	}
+	struct skey root;
+	memset(&root, 0, sizeof root);
+	if (p.i >= p.n || parse_list(&p, &root, 0, false) < 0) {
+		skey_free(&root);
+		fail_save(s, ret);
+		imap_bad(x, p.bad ? p.bad : "Invalid search keys");
+		return;
+	}
+	struct run_ctx c = {s, &root, NULL, 0, 0, x->uid};
+	char err[256];
+	struct imap_sel *sel = s->sel;
+	if (sel->v.n > 0 &&
+	    store_message_list(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
+			       search_cb, &c, err, sizeof err) < 0) {
+		skey_free(&root);
+		free(c.hits);
+		fail_save(s, ret);
+		imap_no_store(x, "search", err);
+		return;
+	}
+	skey_free(&root);
+	if (ret & RET_SAVE) {
+		save_result(s, c.hits, c.n, x->uid, ret);
+		if ((ret & ~(unsigned)RET_SAVE) == 0) {
+			/* SAVE alone: no ESEARCH answer (RFC 5182 2.4) */
+			free(c.hits);
+			imap_reply(s, "%s OK Search completed, result saved", x->tag);
+			return;
+		}
+	}
+	struct buf b = BUF_INIT;
+	if (!esearch) {
+		buf_puts(&b, "* SEARCH");
+		for (size_t i = 0; i < c.n; i++)
+			buf_printf(&b, " %lu", (unsigned long)c.hits[i]);
+	} else {
+		buf_printf(&b, "* ESEARCH (TAG \"%s\")", x->tag);
+		if (x->uid)
+			buf_puts(&b, " UID");
+		if (c.n > 0 && (ret & RET_MIN))
+			buf_printf(&b, " MIN %lu", (unsigned long)c.hits[0]);
+		if (c.n > 0 && (ret & RET_MAX))
+			buf_printf(&b, " MAX %lu", (unsigned long)c.hits[c.n - 1]);
+		if (c.n > 0 && (ret & RET_ALL)) {
+			buf_puts(&b, " ALL ");
+			for (size_t i = 0; i < c.n;) {
+				size_t j = i;
+				while (j + 1 < c.n && c.hits[j + 1] == c.hits[j] + 1)
+					j++;
+				if (i)
+					buf_putc(&b, ',');
+				if (i == j)
+					buf_printf(&b, "%lu", (unsigned long)c.hits[i]);
+				else
+					buf_printf(&b, "%lu:%lu", (unsigned long)c.hits[i],
+						   (unsigned long)c.hits[j]);
+				i = j + 1;
+			}
+		}
+		if (ret & RET_COUNT)
+			buf_printf(&b, " COUNT %zu", c.n);
+	}
+	buf_puts(&b, "\r\n");
+	imap_send(s, b.data, b.len);
+	buf_free(&b);
+	free(c.hits);
+	imap_reply(s, "%s OK Search completed", x->tag);
+}

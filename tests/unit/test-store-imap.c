@@ -1,0 +1,281 @@
+/*
+ * test-store-imap.c - unit tests of the IMAP additions to the store
+ * (src/store/store-imap.c): uid lists, changed/expunged since a modseq,
+ * batched flags, copy/move and expunge, the ENVELOPE/BODYSTRUCTURE cache,
+ * and that an account database made without the cache table gets it.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "log.h"
+#include "store.h"
+#include "test.h"
+
+struct ifx {
+	char dir[64];
+	struct store *s;
+	struct store_account *a;
+	int64_t inbox;
+	char err[256];
+};
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void ifx_open(struct ifx *f)
+{
+	memset(f, 0, sizeof *f);
+	log_set_level(LOG_WARN);
+	snprintf(f->dir, sizeof f->dir, "/tmp/tern-store-imap-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		exit(2);
+	f->s = store_open(f->dir, f->err, sizeof f->err);
+	if (f->s == NULL)
+		exit(2);
+	CHECK_INT(store_domain_add(f->s, "example.test", f->err, sizeof f->err), 0);
+	CHECK_INT(store_account_add(f->s, "u@example.test", "$6$x$y", NULL, f->err, sizeof f->err),
+		  0);
+	CHECK_INT(store_account_open(f->s, "u@example.test", &f->a), 1);
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(f->a, "INBOX", &mb), 1);
+	f->inbox = mb.id;
+}
+
+static void ifx_close(struct ifx *f)
+{
+	store_close(&f->s);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static uint32_t append(struct ifx *f, const char *mbox, const char *body)
+{
+	char id[25], path[PATH_MAX];
+	fsutil_unique_id(id);
+	snprintf(path, sizeof path, "%s/spool/%s", f->dir, id);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(fsutil_write_all(fd, body, strlen(body)), 0);
+	close(fd);
+	uint32_t uid = 0;
+	CHECK_INT(
+	    store_message_append(f->a, mbox, path, 0, NULL, 1000, &uid, f->err, sizeof f->err), 0);
+	unlink(path);
+	return uid;
+}
+
+struct seen {
+	uint32_t uid[16];
+	unsigned flags[16];
+	size_t n;
+};
+
+static int seen_cb(void *ctx, const struct store_message *m)
+{
+	struct seen *s = ctx;
+	if (s->n < 16) {
+		s->uid[s->n] = m->uid;
+		s->flags[s->n] = m->flags;
+		s->n++;
+	}
+	return 0;
+}
+
+TEST(store_imap_uids_and_changes)
+{
+	struct ifx f;
+	ifx_open(&f);
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(append(&f, "INBOX", "Subject: x\r\n\r\nbody\r\n"), i + 1);
+	uint32_t *uids;
+	size_t n;
+	CHECK_INT(store_imap_uids(f.a, f.inbox, 1, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 5);
+	CHECK_INT(uids[4], 5);
+	free(uids);
+	CHECK_INT(store_imap_uids(f.a, f.inbox, 4, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 2);
+	CHECK_INT(uids[0], 4);
+	free(uids);
+
+	uint32_t uv, next;
+	uint64_t hms0, hms1;
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms0), 1);
+	CHECK_INT(next, 6);
+	CHECK_INT(store_imap_mailbox_state(f.a, 99999, &uv, &next, &hms1), 0);
+
+	/* batched flags: one modseq for all that change */
+	uint32_t set[] = {2, 3, 4};
+	struct seen sn = {{0}, {0}, 0};
+	uint64_t ms;
+	CHECK_INT(store_imap_store_flags(f.a, f.inbox, set, 3, 1, STORE_F_SEEN, "$Work", seen_cb,
+					 &sn, &ms, f.err, sizeof f.err),
+		  0);
+	CHECK(ms > hms0);
+	CHECK_INT(sn.n, 3);
+	CHECK_INT(sn.flags[1], STORE_F_SEEN);
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms1), 1);
+	CHECK_INT(hms1, ms);
+	/* nothing changes: no modseq */
+	CHECK_INT(store_imap_store_flags(f.a, f.inbox, set, 3, 1, STORE_F_SEEN, NULL, NULL, NULL,
+					 &ms, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(ms, 0);
+	uint32_t first;
+	CHECK_INT(store_imap_first_unseen(f.a, f.inbox, &first), 1);
+	CHECK_INT(first, 1);
+
+	struct seen ch = {{0}, {0}, 0};
+	CHECK_INT(
+	    store_imap_changed_since(f.a, f.inbox, hms0, 100, seen_cb, &ch, f.err, sizeof f.err),
+	    0);
+	CHECK_INT(ch.n, 3);
+	CHECK_INT(ch.uid[0], 2);
+	ch.n = 0;
+	CHECK_INT(
+	    store_imap_changed_since(f.a, f.inbox, hms0, 3, seen_cb, &ch, f.err, sizeof f.err), 0);
+	CHECK_INT(ch.n, 2);
+
+	/* expunge 1 and 3; 9 does not exist */
+	uint32_t ex[] = {1, 3, 9};
+	bool done[3];
+	CHECK_INT(store_imap_expunge(f.a, f.inbox, ex, 3, done, &ms, f.err, sizeof f.err), 0);
+	CHECK(done[0] && done[1] && !done[2]);
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, hms1, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 2);
+	CHECK_INT(uids[0], 1);
+	CHECK_INT(uids[1], 3);
+	free(uids);
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, ms, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 0);
+	free(uids);
+	ifx_close(&f);
+}
+
+TEST(store_imap_copy_move)
+{
+	struct ifx f;
+	ifx_open(&f);
+	for (int i = 0; i < 3; i++)
+		append(&f, "INBOX", "Subject: y\r\n\r\nb\r\n");
+	struct store_mailbox arch;
+	CHECK_INT(store_mailbox_get(f.a, "Archive", &arch), 1);
+	uint32_t src[] = {1, 2, 7}, nu[3];
+	CHECK_INT(
+	    store_imap_copy(f.a, f.inbox, src, 3, arch.id, false, nu, NULL, f.err, sizeof f.err),
+	    0);
+	CHECK_INT(nu[0], 1);
+	CHECK_INT(nu[1], 2);
+	CHECK_INT(nu[2], 0);
+	uint32_t mv[] = {3};
+	CHECK_INT(
+	    store_imap_copy(f.a, f.inbox, mv, 1, arch.id, true, nu, NULL, f.err, sizeof f.err), 0);
+	CHECK_INT(nu[0], 3);
+	uint32_t *uids;
+	size_t n;
+	CHECK_INT(store_imap_uids(f.a, f.inbox, 1, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 2);
+	free(uids);
+	CHECK_INT(store_imap_uids(f.a, arch.id, 1, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 3);
+	free(uids);
+	ifx_close(&f);
+}
+
+TEST(store_imap_cache)
+{
+	struct ifx f;
+	ifx_open(&f);
+	struct store_imap_cache e = {
+	    "aaaaaaaaaaaaaaaaaaaaaaaa", "(env)", "(body)", "(bs)", 5, 6, 4};
+	struct buf b = BUF_INIT;
+	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_BODY, &b), 0);
+	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
+	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_ENVELOPE, &b), 1);
+	CHECK_STR(buf_cstr(&b), "(env)");
+	buf_reset(&b);
+	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_BODYSTRUCTURE, &b), 1);
+	CHECK_STR(buf_cstr(&b), "(bs)");
+	buf_free(&b);
+	ifx_close(&f);
+}
+
+TEST(store_imap_old_database_gets_cache)
+{
+	struct ifx f;
+	ifx_open(&f);
+	int64_t id = store_account_id(f.a);
+	store_close(&f.s);
+	/* an account.db made before the cache table existed */
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
+		 (long long)id);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "DROP TABLE imap_cache", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	struct store_imap_cache e = {"bbbbbbbbbbbbbbbbbbbbbbbb", "e", "b", "s", 1, 1, 1};
+	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
+	struct buf b = BUF_INIT;
+	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_BODY, &b), 1);
+	CHECK_STR(buf_cstr(&b), "b");
+	buf_free(&b);
+	ifx_close(&f);
+}
+
+TEST(store_imap_append_batch)
+{
+	struct ifx f;
+	ifx_open(&f);
+	char paths[3][PATH_MAX];
+	struct store_imap_append_msg m[3];
+	for (int i = 0; i < 3; i++) {
+		char id[25];
+		fsutil_unique_id(id);
+		snprintf(paths[i], sizeof paths[i], "%s/spool/%s", f.dir, id);
+		int fd = open(paths[i], O_WRONLY | O_CREAT | O_EXCL, 0600);
+		CHECK(fd >= 0);
+		CHECK_INT(fsutil_write_all(fd, "A: b\r\n\r\nc\r\n", 11), 0);
+		close(fd);
+		m[i].path = paths[i];
+		m[i].flags = i == 1 ? STORE_F_SEEN : 0;
+		m[i].keywords = i == 2 ? "$Work" : NULL;
+		m[i].internaldate = 1000 + i;
+	}
+	uint32_t uids[3], uv = 0;
+	CHECK_INT(store_imap_append(f.a, "inbox", m, 3, &uv, uids, f.err, sizeof f.err), 0);
+	CHECK_INT(uids[0], 1);
+	CHECK_INT(uids[2], 3);
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(f.a, "INBOX", &mb), 1);
+	CHECK_INT(uv, mb.uidvalidity);
+	CHECK_INT(mb.messages, 3);
+	CHECK_INT(mb.unseen, 2);
+	/* all or nothing: a bad keyword in the last message stores none */
+	m[2].keywords = "bad\\kw";
+	CHECK_INT(store_imap_append(f.a, "INBOX", m, 3, NULL, uids, f.err, sizeof f.err), -1);
+	CHECK_INT(store_mailbox_get(f.a, "INBOX", &mb), 1);
+	CHECK_INT(mb.messages, 3);
+	m[2].keywords = NULL;
+	CHECK_INT(store_imap_append(f.a, "Nope", m, 3, NULL, uids, f.err, sizeof f.err), -1);
+	CHECK_INT(store_mailbox_get(f.a, "INBOX", &mb), 1);
+	CHECK_INT(mb.messages, 3);
+	for (int i = 0; i < 3; i++)
+		unlink(paths[i]);
+	ifx_close(&f);
+}
