@@ -4,16 +4,23 @@
  * INBOX of an account, the per-account lock), auth (password checks) and
  * lib.
  *
- * A session is AUTHORIZATION (USER/PASS or AUTH PLAIN), then TRANSACTION
- * over a list of INBOX messages taken once at login, then UPDATE at QUIT,
+ * A session is AUTHORIZATION (USER/PASS or SASL AUTH, both through
+ * auth/authglue.h), then TRANSACTION over a list of INBOX messages taken
+ * once at login, then UPDATE at QUIT,
  * when the messages marked by DELE are expunged.  A session that ends any
  * other way deletes nothing.  One session per maildrop: the login takes
  * store_account_lock (flock, so it holds across worker processes and dies
  * with its holder).
  *
- * RETR and TOP stream the message file in chunks, dot-stuffed, as the
+ * RETR and TOP stream the message file in blocks, dot-stuffed, as the
  * client reads them (backpressure through the output buffer), so a large
  * message never sits in memory.  Commands pipelined behind them wait.
+ * A block is read once from the file and handed to libevent by reference
+ * (no copy): the dot-stuffing only splits it where a '.' is doubled or a
+ * CR is added, found with memchr, never byte by byte.
+ *
+ * RETR's \Seen flags are kept in the session and stored in one
+ * transaction when the maildrop is released (QUIT, or any other end).
  */
 #include "pop3-session.h"
 
@@ -36,36 +43,49 @@
 #include "fsutil.h"
 #include "linereader.h"
 #include "log.h"
-#include "password.h"
+#include "authglue.h"
+#include "base64.h"
 #include "pop3-parse.h"
 #include "store.h"
 #include "strutil.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* RFC 2449 section 4: a command is at most 255 octets including CRLF. */
 #define POP3_LINE_MAX 253
-/* SASL responses after "+ " carry base64 and may be longer (512 octets
- * including CRLF). */
-#define POP3_SASL_LINE_MAX 510
+/* SASL responses after "+ " carry base64 and may be longer (RFC 5034 4
+ * lifts the 255-octet limit for them); sasl.h takes at most
+ * SASL_MAX_RESPONSE decoded bytes. */
+#define POP3_SASL_LINE_MAX 4096
 /* RFC 1939 section 3: an autologout timer must be at least 10 minutes. */
 #define POP3_TIMEOUT 600
-/* A failed login is answered after this many seconds. */
-#define POP3_AUTH_FAIL_DELAY 1
 /* Stop reading a client (and stop reading a message file for it) whose
  * unread output exceeds this. */
 #define POP3_OUTPUT_HIGH 262144
 /* Refill the output of a RETR once it drops to this. */
 #define POP3_OUTPUT_LOW 65536
-/* Bytes of a message file read at a time. */
-#define POP3_SEND_CHUNK 65536
+/* Size of a block of message bytes (read from the file, then referenced
+ * by the output buffer).  Below glibc's mmap threshold, so blocks come
+ * from the heap. */
+#define POP3_BLOCK_SIZE 65536
+/* A block with less room than this left is not read into again. */
+#define POP3_BLOCK_MIN_ROOM 4096
+/* Blocks kept for reuse per process once their bytes are sent (so a busy
+ * worker does not malloc and fault in a new block for every message). */
+#define POP3_BLOCKS_KEPT 32
+/* Bytes libevent may write to the socket in one call (its default is
+ * 16 KiB, which costs several loop turns and writes per message). */
+#define POP3_MAX_SINGLE_WRITE (POP3_OUTPUT_HIGH + POP3_BLOCK_SIZE)
 #define POP3_USER_MAX 255
 
 enum pop3_state {
 	POP3_STATE_AUTH,    /* AUTHORIZATION: reading commands */
 	POP3_STATE_SASL,    /* AUTH sent "+ ": the next line is a SASL response */
-	POP3_STATE_DELAY,   /* failed login: waiting to answer, reading nothing */
+	POP3_STATE_DELAY,   /* a login is being checked (password check, failure
+			     * delay of auth/authlimit.h): reading nothing */
 	POP3_STATE_TRANS,   /* TRANSACTION: reading commands */
 	POP3_STATE_SENDING, /* streaming a RETR/TOP answer; commands wait */
+	POP3_STATE_STLS,    /* "+OK Begin TLS negotiation" sent; waiting for it to drain */
 	POP3_STATE_CLOSING, /* last reply sent, waiting for output to drain */
 	POP3_STATE_DEAD,    /* waiting to be reaped */
 };
@@ -73,16 +93,29 @@ enum pop3_state {
 /* One message of the maildrop, as listed at login. */
 struct pop3_msg {
 	uint32_t uid;
-	bool deleted;   /* marked by DELE */
-	unsigned flags; /* STORE_F_* at login (RETR adds \Seen) */
+	bool deleted;      /* marked by DELE */
+	bool seen_pending; /* RETR set \Seen: stored when the maildrop is released */
+	unsigned flags;    /* STORE_F_* at login (RETR adds \Seen) */
 	uint64_t size;
 	char file_id[25];
 };
 
+/* Bytes of a message on their way to the client.  The output buffer holds
+ * references into data (one per chain); the sender holds one more while it
+ * fills the block.  The last one gone puts the block back (block_unref). */
+struct pop3_block {
+	struct pop3_block *next; /* in the list of kept blocks */
+	unsigned refs;
+	size_t used; /* data[0..used) is filled */
+	char data[POP3_BLOCK_SIZE];
+};
+
 /* A RETR or TOP being streamed. */
 struct pop3_send {
-	int fd;   /* the message file; -1 when idle */
-	bool top; /* TOP: stop after lines_left body lines */
+	int fd;                   /* the message file; -1 when idle */
+	struct pop3_block *block; /* being filled (one reference); or NULL */
+	size_t span;              /* block->data[span..) is not yet in the output */
+	bool top;                 /* TOP: stop after lines_left body lines */
 	uint64_t lines_left;
 	bool at_bol;     /* next byte starts a line (dot-stuffing) */
 	bool prev_cr;    /* last byte was CR */
@@ -97,6 +130,8 @@ struct pop3_session {
 	char id[25];
 	char ip[INET6_ADDRSTRLEN];
 	bool loopback;
+	bool tls_on;      /* the connection is TLS (handshake may be pending) */
+	bool tls_pending; /* TLS handshake not finished yet */
 	enum pop3_state state;
 	struct linereader lr;
 	unsigned errors;
@@ -104,7 +139,10 @@ struct pop3_session {
 	char user[POP3_USER_MAX + 1]; /* from USER */
 	bool have_user;
 	bool user_too_long;
-	struct event *delay_ev; /* failed-login delay */
+	struct authglue *auth;      /* the login in progress (AUTH or USER/PASS) */
+	bool auth_final;            /* SCRAM's last "+" sent: waiting for "" */
+	char auth_pending[256];     /* the account, while auth_final */
+	struct sockaddr_storage sa; /* the client, for the brute-force limiter */
 	/* TRANSACTION */
 	char address[256];
 	struct store_account *acct; /* owned by the store */
@@ -113,6 +151,7 @@ struct pop3_session {
 	uint32_t uidvalidity;
 	struct pop3_msg *msgs;
 	size_t n_msgs;
+	size_t n_seen_pending; /* messages with seen_pending */
 	struct pop3_send send;
 };
 
@@ -124,16 +163,18 @@ struct pop3_server {
 	size_t n_sessions;
 	struct pop3_session *dead; /* sessions to reap */
 	struct event *reaper;
+	struct tls *tls;   /* the worker's TLS state; NULL: none */
+	bool implicit_tls; /* TLS from the first byte (pop3s, RFC 8314) */
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
-	char dummy_hash[256];                  /* checked for unknown users (timing) */
-	char scratch[2 * POP3_SEND_CHUNK + 8]; /* dot-stuffed output of a chunk */
-	char chunk[POP3_SEND_CHUNK];           /* a chunk read from a message file */
 };
 
 static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void process_input(struct pop3_session *s);
+static void session_read_cb(struct bufferevent *bev, void *ctx);
+static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
+static void session_kill(struct pop3_session *s);
 
 /* ------------------------------------------------------------ utilities */
 
@@ -159,6 +200,10 @@ static bool reading_commands(const struct pop3_session *s)
 static void session_enter(struct pop3_session *s, enum pop3_state st)
 {
 	s->state = st;
+	if (st == POP3_STATE_STLS) {
+		/* nothing more is read in plaintext (RFC 2595 4) */
+		bufferevent_disable(s->bev, EV_READ);
+	}
 	if (st == POP3_STATE_SENDING) {
 		/* Commands wait anyway; and not reading keeps the idle timeout
 		 * from firing while a slow client is busy taking a big message
@@ -196,9 +241,16 @@ static void client_error(struct pop3_session *s)
 	}
 }
 
+/* USER/PASS and AUTH PLAIN: over TLS, or on loopback when the config
+ * allows it for development. */
 static bool plaintext_ok(const struct pop3_session *s)
 {
-	return s->loopback && s->srv->cfg->allow_plaintext_loopback;
+	return s->tls_on || (s->loopback && s->srv->cfg->allow_plaintext_loopback);
+}
+
+static bool stls_offered(const struct pop3_session *s)
+{
+	return s->state == POP3_STATE_AUTH && !s->tls_on && tls_available(s->srv->tls);
 }
 
 static void set_line_max(struct pop3_session *s, size_t max)
@@ -206,21 +258,107 @@ static void set_line_max(struct pop3_session *s, size_t max)
 	linereader_set_max(&s->lr, max);
 }
 
-/* Releases the maildrop lock (at QUIT after the expunge, or on close). */
+/* Stores \Seen for every message RETR sent in this session, in one
+ * transaction (one WAL sync instead of one per message).  A failure only
+ * costs the flags (logged). */
+static void store_seen(struct pop3_session *s)
+{
+	if (s->n_seen_pending == 0 || s->acct == NULL)
+		return;
+	uint32_t *uids = xreallocarray(NULL, s->n_seen_pending, sizeof *uids);
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_msgs && n < s->n_seen_pending; i++)
+		if (s->msgs[i].seen_pending) {
+			uids[n++] = s->msgs[i].uid;
+			s->msgs[i].seen_pending = false;
+		}
+	s->n_seen_pending = 0;
+	char err[256];
+	if (store_imap_store_flags(s->acct, s->inbox_id, uids, n, 1, STORE_F_SEEN, NULL, NULL, NULL,
+				   NULL, err, sizeof err) < 0)
+		log_warn("pop3 session=%s action=set_seen messages=%zu error=\"%s\"", s->id, n,
+			 err);
+	free(uids);
+}
+
+/* Releases the maildrop (at QUIT after the expunge, or on close): stores
+ * the \Seen flags of RETR, then drops the lock. */
 static void unlock_maildrop(struct pop3_session *s)
 {
 	if (s->lock_fd >= 0) {
+		store_seen(s);
 		close(s->lock_fd);
 		s->lock_fd = -1;
 	}
 }
 
+/* Blocks whose bytes are sent, kept for reuse.  Per process: a worker's
+ * sessions all run on its one event loop thread, and libevent frees
+ * output chains (calling block_unref) on that thread too. */
+static struct pop3_block *blocks_kept;
+static size_t n_blocks_kept;
+
+static struct pop3_block *block_get(void)
+{
+	struct pop3_block *b = blocks_kept;
+	if (b != NULL) {
+		blocks_kept = b->next;
+		n_blocks_kept--;
+	} else {
+		b = xmalloc(sizeof *b);
+	}
+	b->next = NULL;
+	b->refs = 1;
+	b->used = 0;
+	return b;
+}
+
+static void block_put(struct pop3_block *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	if (n_blocks_kept < POP3_BLOCKS_KEPT) {
+		b->next = blocks_kept;
+		blocks_kept = b;
+		n_blocks_kept++;
+	} else {
+		free(b);
+	}
+}
+
+/* evbuffer_add_reference's cleanup: a chain pointing into a block is gone
+ * (sent, or the connection's buffer freed). */
+static void block_unref(const void *data, size_t len, void *extra)
+{
+	(void)data;
+	(void)len;
+	block_put(extra);
+}
+
+/* Hands block bytes [st->span, end) to the output buffer without copying
+ * them; the span then starts at end. */
+static void send_flush(struct pop3_send *st, struct evbuffer *out, size_t end)
+{
+	struct pop3_block *b = st->block;
+	if (end > st->span) {
+		b->refs++;
+		if (evbuffer_add_reference(out, b->data + st->span, end - st->span, block_unref,
+					   b) < 0)
+			fatal(1, "out of memory");
+	}
+	st->span = end;
+}
+
+/* Ends the streaming: closes the file and drops the sender's reference to
+ * its block (chains in the output buffer keep theirs). */
 static void send_stop(struct pop3_session *s)
 {
 	if (s->send.fd >= 0) {
 		close(s->send.fd);
 		s->send.fd = -1;
 	}
+	block_put(s->send.block);
+	s->send.block = NULL;
 }
 
 /* ------------------------------------------------------ authentication */
@@ -308,62 +446,24 @@ static void maildrop_totals(const struct pop3_session *s, size_t *n, uint64_t *o
 		}
 }
 
-static void delay_cb(evutil_socket_t fd, short what, void *ctx)
+/* Back to AUTHORIZATION after an exchange that did not log in. */
+static void auth_end(struct pop3_session *s)
 {
-	struct pop3_session *s = ctx;
-	if (s->state != POP3_STATE_DELAY)
-		return;
-	reply(s, "-ERR [AUTH] Authentication failed");
+	authglue_free(&s->auth);
+	s->auth_final = false;
+	set_line_max(s, POP3_LINE_MAX);
 	session_enter(s, POP3_STATE_AUTH);
 	bufferevent_enable(s->bev, EV_READ);
-	client_error(s);
-	process_input(s);
 }
 
-/* A failed login: answered after a delay, reading nothing meanwhile. */
-static void login_failed(struct pop3_session *s, const char *user, const char *why)
+/* Authenticated as account: open the maildrop and enter TRANSACTION.
+ * Always replies. */
+static void login_ok(struct pop3_session *s, const char *account)
 {
-	char u[128];
-	log_escape(u, sizeof u, user, strlen(user));
-	log_info("pop3 session=%s client=%s action=login user=%s result=failed reason=%s", s->id,
-		 s->ip, u, why);
-	session_enter(s, POP3_STATE_DELAY);
-	bufferevent_disable(s->bev, EV_READ);
-	struct timeval tv = {POP3_AUTH_FAIL_DELAY, 0};
-	evtimer_add(s->delay_ev, &tv);
-}
-
-/* Checks user (NUL-terminated, any case) and password; on success opens
- * the maildrop and enters TRANSACTION.  Always replies (maybe later). */
-static void try_login(struct pop3_session *s, const char *user, const char *pass)
-{
-	struct pop3_server *srv = s->srv;
-	struct store_account_info info;
-	int found = user[0] ? store_account_get(srv->store, user, &info) : 0;
-	if (found < 0) {
-		log_error("pop3 session=%s action=account_get error=database", s->id);
-		reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, try again later");
-		return;
-	}
-	bool ok;
-	if (found == 1 && info.pwhash[0] != '\0') {
-		ok = password_verify(pass, info.pwhash);
-	} else {
-		/* spend the time a real check takes, so a reply's timing does
-		 * not tell whether the user exists */
-		if (srv->dummy_hash[0] == '\0' &&
-		    password_hash("tern-dummy-password", srv->dummy_hash, sizeof srv->dummy_hash) <
-			0)
-			srv->dummy_hash[0] = '\0';
-		if (srv->dummy_hash[0] != '\0')
-			(void)password_verify(pass, srv->dummy_hash);
-		ok = false;
-	}
-	if (!ok) {
-		login_failed(s, user, found == 1 ? "password" : "unknown_user");
-		return;
-	}
-	if (open_maildrop(s, info.address) < 0)
+	char address[256];
+	snprintf(address, sizeof address, "%s", account);
+	auth_end(s);
+	if (open_maildrop(s, address) < 0)
 		return;
 	size_t n;
 	uint64_t octets;
@@ -376,39 +476,138 @@ static void try_login(struct pop3_session *s, const char *user, const char *pass
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", n, (unsigned long long)octets);
 }
 
-/* One decoded SASL PLAIN message. */
-static void auth_plain(struct pop3_session *s, const unsigned char *msg, size_t n)
+/* "+ " and the base64 of data (RFC 5034 4; an empty challenge is "+ "). */
+static void send_challenge(struct pop3_session *s, const unsigned char *data, size_t len)
 {
-	struct pop3_plain p;
-	if (pop3_parse_plain(msg, n, &p) < 0) {
-		login_failed(s, "", "bad_plain_message");
-		return;
-	}
-	char user[256], pass[256];
-	memcpy(user, p.authcid, p.authcid_len);
-	user[p.authcid_len] = '\0';
-	memcpy(pass, p.passwd, p.passwd_len);
-	pass[p.passwd_len] = '\0';
-	/* No proxy logins: an authorization identity must name the user. */
-	if (p.authzid_len > 0 && !strutil_eq_ci(p.authzid, p.authzid_len, user))
-		login_failed(s, user, "authzid");
-	else
-		try_login(s, user, pass);
-	explicit_bzero(pass, sizeof pass);
+	size_t need = base64_encoded_len(len) + 1;
+	char *b64 = xmalloc(need);
+	if (base64_encode(data, len, b64, need) < 0)
+		b64[0] = '\0';
+	reply(s, "+ %s", b64);
+	free(b64);
+	set_line_max(s, POP3_SASL_LINE_MAX);
+	session_enter(s, POP3_STATE_SASL);
+	bufferevent_enable(s->bev, EV_READ);
 }
 
-/* A base64 SASL response (initial or after "+ "). */
-static void auth_response(struct pop3_session *s, const char *p, size_t n)
+/* The SASL exchange's outcomes (always from the event loop). */
+static void auth_cb(void *ctx, const struct authglue_result *r)
 {
-	unsigned char msg[POP3_BASE64_DECODED_MAX(POP3_SASL_LINE_MAX)];
-	size_t len = 0;
-	if (!(n == 1 && p[0] == '=') && pop3_parse_base64(p, n, msg, sizeof msg, &len) < 0) {
-		reply(s, "-ERR Invalid base64 data");
-		client_error(s);
-		return;
+	struct pop3_session *s = ctx;
+	switch (r->status) {
+	case AUTHGLUE_CHALLENGE:
+		send_challenge(s, r->data, r->len);
+		break;
+	case AUTHGLUE_OK:
+		if (r->len > 0) {
+			/* POP3 has no data with +OK (RFC 5034 4): SCRAM's
+			 * server-final goes in a last "+", answered by "". */
+			snprintf(s->auth_pending, sizeof s->auth_pending, "%s", r->account);
+			send_challenge(s, r->data, r->len);
+			authglue_free(&s->auth);
+			s->auth_final = true;
+			break;
+		}
+		login_ok(s, r->account);
+		break;
+	case AUTHGLUE_FAIL:
+		auth_end(s);
+		if (r->error == SASL_ERR_TEMPORARY)
+			reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, try again later");
+		else if (r->error == SASL_ERR_UNAVAILABLE)
+			reply(s, "-ERR [AUTH] This mechanism is not available for the account");
+		else
+			reply(s, "-ERR [AUTH] Authentication failed");
+		if (r->error != SASL_ERR_TEMPORARY)
+			client_error(s);
+		break;
+	case AUTHGLUE_BLOCKED:
+		auth_end(s);
+		reply(s, "-ERR [SYS/TEMP] Too many failed logins, try again later");
+		break;
 	}
-	auth_plain(s, msg, len);
-	explicit_bzero(msg, sizeof msg);
+	process_input(s); /* whatever the client pipelined */
+}
+
+/* May mech be used now?  Plaintext ones (and USER/PASS) need TLS or an
+ * allowed loopback; SCRAM-SHA-256 reveals no password and is always
+ * offered; -PLUS needs TLS (its channel binding). */
+static bool mech_ok(const struct pop3_session *s, enum sasl_mech m)
+{
+	switch (m) {
+	case SASL_MECH_PLAIN:
+	case SASL_MECH_LOGIN:
+		return plaintext_ok(s);
+	case SASL_MECH_SCRAM_SHA_256:
+		return true;
+	case SASL_MECH_SCRAM_SHA_256_PLUS:
+		return s->tls_on && !s->tls_pending;
+	}
+	return false;
+}
+
+/* The mechanisms offered now, space-separated, into out. */
+static void mech_list(const struct pop3_session *s, char *out, size_t outsz)
+{
+	static const enum sasl_mech all[] = {SASL_MECH_PLAIN, SASL_MECH_LOGIN,
+					     SASL_MECH_SCRAM_SHA_256, SASL_MECH_SCRAM_SHA_256_PLUS};
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		if (!mech_ok(s, all[i]))
+			continue;
+		int n = snprintf(out + o, outsz - o, "%s%s", o ? " " : "", sasl_mech_name(all[i]));
+		if (n < 0 || (size_t)n >= outsz - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
+/* Starts an exchange (AUTH, or PASS as PLAIN). */
+static void auth_start(struct pop3_session *s, enum sasl_mech m, const void *ir, size_t len)
+{
+	struct sasl_cbind cb[SASL_MAX_CBIND];
+	unsigned char data[SASL_MAX_CBIND][64];
+	size_t n = 0;
+	if (s->tls_on && !s->tls_pending) {
+		int l = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], 64);
+		if (l > 0) {
+			cb[n] = (struct sasl_cbind){"tls-exporter", data[n], (size_t)l};
+			n++;
+		}
+		l = tls_channel_binding(s->bev, TLS_BINDING_SERVER_END_POINT, data[n], 64);
+		if (l > 0) {
+			cb[n] = (struct sasl_cbind){"tls-server-end-point", data[n], (size_t)l};
+			n++;
+		}
+	}
+	struct authglue_params p = {
+		.base = s->srv->base,
+		.store = s->srv->store,
+		.mech = m,
+		.client = (const struct sockaddr *)&s->sa,
+		.client_ip = s->ip,
+		.proto = "pop3",
+		.session_id = s->id,
+		.cbind = cb,
+		.n_cbind = n,
+		.cb = auth_cb,
+		.cb_ctx = s,
+	};
+	session_enter(s, POP3_STATE_DELAY);
+	bufferevent_disable(s->bev, EV_READ);
+	s->auth = authglue_start(&p, ir, len);
+}
+
+/* Decodes a base64 SASL response ("=" is an empty one) into a new buffer
+ * (*buf, *cap bytes, to be wiped and freed).  Returns the length, or -1. */
+static long decode_response(const char *p, size_t n, unsigned char **buf, size_t *cap)
+{
+	*cap = base64_decoded_max(n) + 1;
+	*buf = xmalloc(*cap);
+	if (n == 1 && p[0] == '=')
+		return 0;
+	return n == 0 ? -1 : base64_decode(p, n, *buf, *cap);
 }
 
 /* ------------------------------------------------------------- commands */
@@ -418,10 +617,15 @@ static void cmd_capa(struct pop3_session *s, const struct pop3_cmd *c)
 	reply(s, "+OK Capability list follows");
 	reply(s, "TOP");
 	reply(s, "UIDL");
-	if (plaintext_ok(s)) {
+	if (stls_offered(s))
+		reply(s, "STLS");
+	/* listed after login too (RFC 5034 3 allows it; clients reading
+	 * CAPA late expect it) */
+	char mechs[128];
+	mech_list(s, mechs, sizeof mechs);
+	if (plaintext_ok(s))
 		reply(s, "USER");
-		reply(s, "SASL PLAIN");
-	}
+	reply(s, "SASL %s", mechs);
 	reply(s, "RESP-CODES");
 	reply(s, "AUTH-RESP-CODE");
 	reply(s, "PIPELINING");
@@ -440,7 +644,7 @@ static void cmd_user(struct pop3_session *s, const struct pop3_cmd *c)
 		client_error(s);
 		return;
 	}
-	/* Too long or with NUL: never a user; PASS fails (with the delay). */
+	/* Too long: never a user; PASS then fails like a wrong password. */
 	s->user_too_long = c->arg_len[0] > POP3_USER_MAX;
 	size_t n = s->user_too_long ? 0 : c->arg_len[0];
 	memcpy(s->user, c->arg[0], n);
@@ -449,6 +653,8 @@ static void cmd_user(struct pop3_session *s, const struct pop3_cmd *c)
 	reply(s, "+OK Send PASS");
 }
 
+/* PASS: checked as SASL PLAIN ("\0user\0password"), so USER/PASS goes
+ * through the same lookup, limiter, delays and logs as AUTH. */
 static void cmd_pass(struct pop3_session *s, const struct pop3_cmd *c)
 {
 	if (!plaintext_ok(s)) {
@@ -462,56 +668,102 @@ static void cmd_pass(struct pop3_session *s, const struct pop3_cmd *c)
 		return;
 	}
 	s->have_user = false;
-	char pass[256];
-	size_t n = c->arg_len[0] < sizeof pass - 1 ? c->arg_len[0] : sizeof pass - 1;
-	memcpy(pass, c->arg[0], n);
-	pass[n] = '\0';
-	if (s->user_too_long || c->arg_len[0] >= sizeof pass)
-		login_failed(s, s->user, "too_long");
+	size_t ulen = s->user_too_long ? POP3_USER_MAX + 1 : strlen(s->user);
+	size_t cap = 2 + ulen + c->arg_len[0];
+	unsigned char *msg = xmalloc(cap);
+	msg[0] = '\0';
+	if (s->user_too_long)
+		memset(msg + 1, 'x', ulen); /* too long for PLAIN: fails as malformed */
 	else
-		try_login(s, s->user, pass);
-	explicit_bzero(pass, sizeof pass);
+		memcpy(msg + 1, s->user, ulen);
+	msg[1 + ulen] = '\0';
+	memcpy(msg + 2 + ulen, c->arg[0], c->arg_len[0]);
+	auth_start(s, SASL_MECH_PLAIN, msg, cap);
+	explicit_bzero(msg, cap);
+	free(msg);
 }
 
 static void cmd_auth(struct pop3_session *s, const struct pop3_cmd *c)
 {
-	if (!plaintext_ok(s)) {
-		reply(s, "%s", plaintext_refused);
-		client_error(s);
-		return;
-	}
 	if (c->n_args == 0) {
 		/* RFC 1734 clients list the mechanisms this way */
+		char mechs[128];
+		mech_list(s, mechs, sizeof mechs);
 		reply(s, "+OK Mechanisms follow");
-		reply(s, "PLAIN");
+		for (char *p = mechs; *p != '\0';) {
+			char *sp = strchr(p, ' ');
+			size_t n = sp ? (size_t)(sp - p) : strlen(p);
+			reply(s, "%.*s", (int)n, p);
+			p += n + (sp != NULL);
+		}
 		reply(s, ".");
 		return;
 	}
-	if (!strutil_eq_ci(c->arg[0], c->arg_len[0], "PLAIN")) {
+	enum sasl_mech m;
+	if (sasl_mech_from_name(c->arg[0], c->arg_len[0], &m) < 0 ||
+	    (m == SASL_MECH_SCRAM_SHA_256_PLUS && !mech_ok(s, m))) {
 		reply(s, "-ERR Unsupported authentication mechanism");
 		client_error(s);
 		return;
 	}
-	if (c->n_args == 2) {
-		auth_response(s, c->arg[1], c->arg_len[1]);
+	if (!mech_ok(s, m)) {
+		reply(s, "%s", plaintext_refused);
+		client_error(s);
 		return;
 	}
-	/* RFC 5034 4: an empty challenge is "+" and one space */
-	reply(s, "+ ");
-	set_line_max(s, POP3_SASL_LINE_MAX);
-	session_enter(s, POP3_STATE_SASL);
+	if (c->n_args == 2) {
+		unsigned char *buf;
+		size_t cap;
+		long len = decode_response(c->arg[1], c->arg_len[1], &buf, &cap);
+		if (len < 0) {
+			free(buf);
+			reply(s, "-ERR Invalid base64 data");
+			client_error(s);
+			return;
+		}
+		auth_start(s, m, buf, (size_t)len);
+		explicit_bzero(buf, cap);
+		free(buf);
+		return;
+	}
+	auth_start(s, m, NULL, 0);
 }
 
 /* The line after "+ ". */
 static void sasl_line(struct pop3_session *s, const char *p, size_t n)
 {
-	set_line_max(s, POP3_LINE_MAX);
-	session_enter(s, POP3_STATE_AUTH);
 	if (n == 1 && p[0] == '*') {
+		auth_end(s);
 		reply(s, "-ERR Authentication cancelled");
 		return;
 	}
-	auth_response(s, p, n);
+	if (s->auth_final) {
+		if (n != 0) {
+			auth_end(s);
+			reply(s, "-ERR [AUTH] Authentication failed: expected an empty response");
+			client_error(s);
+			return;
+		}
+		char account[256];
+		snprintf(account, sizeof account, "%s", s->auth_pending);
+		login_ok(s, account);
+		return;
+	}
+	unsigned char *buf;
+	size_t cap;
+	long len = decode_response(p, n, &buf, &cap);
+	if (len < 0) {
+		free(buf);
+		auth_end(s);
+		reply(s, "-ERR Invalid base64 data");
+		client_error(s);
+		return;
+	}
+	session_enter(s, POP3_STATE_DELAY);
+	bufferevent_disable(s->bev, EV_READ);
+	authglue_step(s->auth, buf, (size_t)len);
+	explicit_bzero(buf, cap);
+	free(buf);
 }
 
 /* The message numbered n (1-based), or NULL after replying -ERR. */
@@ -597,59 +849,94 @@ static void cmd_noop(struct pop3_session *s, const struct pop3_cmd *c)
 	reply(s, "+OK");
 }
 
-/* Dot-stuffs in[0..n) into out (room for 2 * n bytes): a line starting
- * with '.' gets another, a bare LF becomes CRLF.  For TOP, stops after the
- * requested body line and sets *done.  Returns the bytes written; *used
- * says how many of in were taken. */
-static size_t stuff_chunk(struct pop3_send *st, const char *in, size_t n, char *out, size_t *used,
-			  bool *done)
+/* Non-CR bytes in p[0..n) (TOP: a header line with none is the blank line
+ * that ends the header). */
+static size_t count_non_cr(const char *p, size_t n)
 {
-	size_t o = 0;
-	*done = false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = in[i];
-		if (st->at_bol && ch == '.')
-			out[o++] = '.';
-		if (ch == '\n') {
-			if (!st->prev_cr)
-				out[o++] = '\r';
-			out[o++] = '\n';
-			if (!st->in_body) {
-				if (st->line_len == 0) {
-					st->in_body = true; /* the blank line after the header */
-					if (st->top && st->lines_left == 0)
-						*done = true;
-				}
-			} else if (st->top && --st->lines_left == 0) {
-				*done = true;
-			}
-			st->at_bol = true;
-			st->prev_cr = false;
-			st->line_len = 0;
-			if (*done) {
-				*used = i + 1;
-				return o;
-			}
-			continue;
-		}
-		out[o++] = ch;
-		st->at_bol = false;
-		st->prev_cr = ch == '\r';
-		if (ch != '\r')
-			st->line_len++;
-	}
-	*used = n;
-	return o;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += p[i] != '\r';
+	return k;
 }
 
-/* Ends a RETR/TOP answer: CRLF if the file did not end with one, then the
- * terminating ".". */
-static void send_finish(struct pop3_session *s)
+/* Dot-stuffs n new bytes of the block (data[off..off+n), just read; the
+ * pending span [st->span, off) precedes them): a line starting with '.'
+ * gets another (the span is flushed up to and including the '.' and the
+ * next one starts at it again, so it goes out twice), a bare LF gets a CR
+ * before it.  Unchanged bytes stay pending in the span.  For TOP, stops
+ * after the requested body line and sets *done.  Returns how many of the
+ * n bytes were taken. */
+static size_t stuff_block(struct pop3_send *st, struct evbuffer *out, size_t off, size_t n,
+			  bool *done)
+{
+	const char *d = st->block->data;
+	size_t p = off, end = off + n;
+	*done = false;
+	if (n == 0)
+		return 0;
+	if (st->at_bol && d[p] == '.') {
+		send_flush(st, out, p + 1);
+		st->span = p;
+	}
+	while (p < end) {
+		const char *nl = memchr(d + p, '\n', end - p);
+		if (nl == NULL) {
+			if (st->top && !st->in_body)
+				st->line_len += count_non_cr(d + p, end - p);
+			break;
+		}
+		size_t i = (size_t)(nl - d);
+		bool cr = i > off ? d[i - 1] == '\r' : st->prev_cr;
+		if (!cr) {
+			send_flush(st, out, i);
+			if (evbuffer_add_reference(out, "\r", 1, NULL, NULL) < 0)
+				fatal(1, "out of memory");
+		}
+		if (st->top) {
+			if (!st->in_body) {
+				st->line_len += count_non_cr(d + p, i - p);
+				if (st->line_len == 0) {
+					st->in_body = true; /* the blank line after the header */
+					*done = st->lines_left == 0;
+				}
+			} else if (--st->lines_left == 0) {
+				*done = true;
+			}
+			st->line_len = 0;
+		}
+		p = i + 1;
+		if (*done) {
+			st->at_bol = true;
+			st->prev_cr = false;
+			return p - off;
+		}
+		if (p < end && d[p] == '.') {
+			send_flush(st, out, p + 1);
+			st->span = p;
+		}
+	}
+	st->at_bol = d[end - 1] == '\n';
+	st->prev_cr = d[end - 1] == '\r';
+	return n;
+}
+
+/* Ends a RETR/TOP answer whose bytes end at block offset end: CRLF if the
+ * file did not end with one, then the terminating ".", written after them
+ * in the block when there is room, so they leave in the same chain. */
+static void send_finish(struct pop3_session *s, size_t end)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	if (!s->send.at_bol)
-		evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, ".\r\n", 3);
+	struct pop3_send *st = &s->send;
+	const char *term = st->at_bol ? ".\r\n" : "\r\n.\r\n";
+	size_t n = strlen(term);
+	if (end + n <= sizeof st->block->data) {
+		memcpy(st->block->data + end, term, n);
+		st->block->used = end + n;
+		send_flush(st, out, end + n);
+	} else {
+		send_flush(st, out, end);
+		evbuffer_add(out, term, n);
+	}
 	send_stop(s);
 	session_enter(s, POP3_STATE_TRANS);
 	if (s->srv->shutting_down)
@@ -663,10 +950,17 @@ static void send_finish(struct pop3_session *s)
  * closing), false when it waits for the output to drain. */
 static bool send_more(struct pop3_session *s)
 {
-	struct pop3_server *srv = s->srv;
 	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct pop3_send *st = &s->send;
 	while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH) {
-		ssize_t r = read(s->send.fd, srv->chunk, sizeof srv->chunk);
+		struct pop3_block *b = st->block;
+		if (sizeof b->data - b->used < POP3_BLOCK_MIN_ROOM) {
+			send_flush(st, out, b->used);
+			block_put(b);
+			b = st->block = block_get();
+			st->span = 0;
+		}
+		ssize_t r = read(st->fd, b->data + b->used, sizeof b->data - b->used);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -679,18 +973,20 @@ static bool send_more(struct pop3_session *s)
 			return true;
 		}
 		if (r == 0) {
-			send_finish(s);
+			send_finish(s, b->used);
 			return true;
 		}
-		size_t used;
 		bool done;
-		size_t o = stuff_chunk(&s->send, srv->chunk, (size_t)r, srv->scratch, &used, &done);
-		evbuffer_add(out, srv->scratch, o);
+		size_t used = stuff_block(st, out, b->used, (size_t)r, &done);
+		b->used += used;
 		if (done) {
-			send_finish(s);
+			send_finish(s, b->used);
 			return true;
 		}
 	}
+	/* what is pending goes out now; the block is read into further on
+	 * the next call */
+	send_flush(st, out, st->block->used);
 	return false;
 }
 
@@ -722,19 +1018,21 @@ static void start_send(struct pop3_session *s, const struct pop3_cmd *c, bool to
 	s->send.lines_left = top ? c->num[1] : 0;
 	if (!top && !(m->flags & STORE_F_SEEN)) {
 		/* RETR marks the message \Seen for IMAP clients of the same
-		 * mailbox; a failure only costs the flag */
-		char err[256];
-		if (store_message_store_flags(s->acct, s->inbox_id, m->uid, 1, STORE_F_SEEN, NULL,
-					      NULL, err, sizeof err) == 0)
-			m->flags |= STORE_F_SEEN;
-		else
-			log_warn("pop3 session=%s action=set_seen uid=%lu error=\"%s\"", s->id,
-				 (unsigned long)m->uid, err);
+		 * mailbox, stored when the maildrop is released (store_seen) */
+		m->flags |= STORE_F_SEEN;
+		m->seen_pending = true;
+		s->n_seen_pending++;
 	}
+	/* The status line goes first in the block, so a message without a
+	 * line to stuff leaves as one chain: status, bytes, ".". */
+	struct pop3_block *b = s->send.block = block_get();
+	int n;
 	if (top)
-		reply(s, "+OK Top of message follows");
+		n = snprintf(b->data, sizeof b->data, "+OK Top of message follows\r\n");
 	else
-		reply(s, "+OK %llu octets", (unsigned long long)m->size);
+		n = snprintf(b->data, sizeof b->data, "+OK %llu octets\r\n",
+			     (unsigned long long)m->size);
+	b->used = n > 0 ? (size_t)n : 0;
 	session_enter(s, POP3_STATE_SENDING);
 	send_more(s);
 }
@@ -808,6 +1106,60 @@ static void cmd_unsupported(struct pop3_session *s, const struct pop3_cmd *c)
 	reply(s, "-ERR Command not supported");
 }
 
+/* STLS (RFC 2595 4).  Everything the client sent after the command is
+ * dropped (and whatever arrives before the handshake goes to the
+ * handshake, where it fails), so nothing pipelined behind STLS is run.
+ * The switch happens in session_write_cb once the reply is written. */
+static void cmd_stls(struct pop3_session *s, const struct pop3_cmd *c)
+{
+	if (s->tls_on) {
+		reply(s, "-ERR Command not permitted when TLS active");
+		client_error(s);
+		return;
+	}
+	if (!tls_available(s->srv->tls)) {
+		reply(s, "-ERR Command not supported");
+		return;
+	}
+	reply(s, "+OK Begin TLS negotiation");
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t dropped = evbuffer_get_length(in);
+	evbuffer_drain(in, dropped);
+	if (dropped > 0)
+		log_info("pop3 session=%s client=%s action=stls dropped=%zu "
+			 "note=\"input pipelined after STLS discarded\"",
+			 s->id, s->ip, dropped);
+	s->have_user = false;
+	session_enter(s, POP3_STATE_STLS);
+}
+
+/* The STLS reply is written: put TLS on the socket; the session stays in
+ * AUTHORIZATION with nothing remembered from before. */
+static void stls_switch(struct pop3_session *s)
+{
+	struct bufferevent *bev = tls_starttls(s->srv->tls, s->bev);
+	s->bev = bev;
+	if (bev == NULL) {
+		log_error("pop3 session=%s client=%s action=stls error=\"cannot start TLS\"", s->id,
+			  s->ip);
+		session_kill(s);
+		return;
+	}
+	s->tls_on = true;
+	s->tls_pending = true;
+	s->have_user = false;
+	linereader_free(&s->lr);
+	linereader_init(&s->lr, POP3_LINE_MAX);
+	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, 256 * 1024);
+	bufferevent_setwatermark(bev, EV_WRITE, POP3_OUTPUT_LOW, 0);
+	bufferevent_set_max_single_write(bev, POP3_MAX_SINGLE_WRITE);
+	struct timeval tv = {POP3_TIMEOUT, 0};
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	session_enter(s, POP3_STATE_AUTH);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
 enum {
 	CMD_AUTH = 1 << 0,  /* valid in AUTHORIZATION */
 	CMD_TRANS = 1 << 1, /* valid in TRANSACTION */
@@ -832,7 +1184,7 @@ static const struct {
     {POP3_VERB_RSET, cmd_rset, CMD_TRANS},
     {POP3_VERB_NOOP, cmd_noop, CMD_TRANS},
     {POP3_VERB_APOP, cmd_unsupported, CMD_AUTH},
-    {POP3_VERB_STLS, cmd_unsupported, CMD_AUTH},
+    {POP3_VERB_STLS, cmd_stls, CMD_AUTH},
     {POP3_VERB_UTF8, cmd_unsupported, CMD_AUTH},
 };
 
@@ -900,10 +1252,8 @@ static void process_input(struct pop3_session *s)
 			sasl_line(s, s->lr.line.data ? s->lr.line.data : "", s->lr.line.len);
 			continue;
 		}
-		if (sasl) { /* a bad SASL response ends the AUTH command */
-			set_line_max(s, POP3_LINE_MAX);
-			session_enter(s, POP3_STATE_AUTH);
-		}
+		if (sasl) /* a bad SASL response ends the AUTH command */
+			auth_end(s);
 		if (r == LR_TOO_LONG) {
 			reply(s, "-ERR Line too long");
 			client_error(s);
@@ -937,8 +1287,7 @@ static void session_free(struct pop3_session *s)
 {
 	send_stop(s);
 	unlock_maildrop(s);
-	if (s->delay_ev)
-		event_free(s->delay_ev);
+	authglue_free(&s->auth);
 	free(s->msgs);
 	linereader_free(&s->lr);
 	if (s->bev)
@@ -954,8 +1303,9 @@ static void session_kill(struct pop3_session *s)
 		return;
 	send_stop(s);
 	unlock_maildrop(s);
-	event_del(s->delay_ev);
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	authglue_free(&s->auth);
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	s->state = POP3_STATE_DEAD;
 	session_unlink(s);
 	s->next = s->srv->dead;
@@ -987,8 +1337,15 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct pop3_session *s = ctx;
 	if (s->state == POP3_STATE_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			tls_close_notify(bev);
 			session_kill(s);
+		}
+		return;
+	}
+	if (s->state == POP3_STATE_STLS) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			stls_switch(s);
 		return;
 	}
 	if (s->state == POP3_STATE_SENDING) {
@@ -1007,6 +1364,26 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 {
 	struct pop3_session *s = ctx;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is done */
+		struct tls_info ti;
+		s->tls_pending = false;
+		if (tls_get_info(bev, &ti))
+			log_info("pop3 session=%s client=%s action=tls version=%s cipher=%s sni=%s "
+				 "resumed=%s",
+				 s->id, s->ip, ti.version, ti.cipher, ti.sni[0] ? ti.sni : "-",
+				 ti.resumed ? "yes" : "no");
+		return;
+	}
+	if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+		/* nothing can be said to a client whose handshake failed */
+		char err[256];
+		tls_error_string(bev, err, sizeof err);
+		log_info("pop3 session=%s client=%s action=tls result=failed error=\"%s\"", s->id,
+			 s->ip, (what & BEV_EVENT_TIMEOUT) ? "timeout" : err);
+		session_kill(s);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != POP3_STATE_CLOSING) {
 		log_info("pop3 session=%s client=%s action=close reason=timeout", s->id, s->ip);
 		send_stop(s);
@@ -1047,11 +1424,18 @@ void pop3_server_accept(struct pop3_server *srv, evutil_socket_t fd, const struc
 	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
 	linereader_init(&s->lr, POP3_LINE_MAX);
 	evutil_make_socket_nonblocking(fd);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	s->delay_ev = evtimer_new(srv->base, delay_cb, s);
-	if (s->bev == NULL || s->delay_ev == NULL) {
+	if (srv->implicit_tls) {
+		/* tls_accept closes fd if it fails */
+		s->bev = tls_accept(srv->tls, srv->base, fd);
+		s->tls_on = s->tls_pending = true;
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (s->bev == NULL)
 			evutil_closesocket(fd);
+	}
+	if (salen > 0 && (size_t)salen <= sizeof s->sa)
+		memcpy(&s->sa, sa, (size_t)salen);
+	if (s->bev == NULL) {
 		session_free(s);
 		return;
 	}
@@ -1065,6 +1449,7 @@ void pop3_server_accept(struct pop3_server *srv, evutil_socket_t fd, const struc
 	 * RETR before its output runs dry. */
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 256 * 1024);
 	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUTPUT_LOW, 0);
+	bufferevent_set_max_single_write(s->bev, POP3_MAX_SINGLE_WRITE);
 	struct timeval tv = {POP3_TIMEOUT, 0};
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	log_debug("pop3 session=%s client=%s action=connect", s->id, s->ip);
@@ -1090,6 +1475,12 @@ struct pop3_server *pop3_server_new(struct event_base *base, struct store *store
 	return srv;
 }
 
+void pop3_server_set_tls(struct pop3_server *srv, struct tls *tls, bool implicit)
+{
+	srv->tls = tls;
+	srv->implicit_tls = implicit;
+}
+
 void pop3_server_set_config(struct pop3_server *srv, const struct config *cfg)
 {
 	srv->cfg = cfg;
@@ -1112,7 +1503,7 @@ void pop3_server_shutdown(struct pop3_server *srv, void (*cb)(void *ctx), void *
 			struct timeval tv = {2, 0};
 			bufferevent_set_timeouts(s->bev, &tv, &tv);
 		} else if (s->state == POP3_STATE_DELAY) {
-			event_del(s->delay_ev);
+			authglue_free(&s->auth);
 			close_with(s, "-ERR [SYS/TEMP] Server shutting down");
 		} else if (s->state != POP3_STATE_SENDING) {
 			/* nothing is expunged: only QUIT does that */
@@ -1140,7 +1531,6 @@ void pop3_server_free(struct pop3_server **srvp)
 		session_free(s);
 	}
 	event_free(srv->reaper);
-	explicit_bzero(srv->dummy_hash, sizeof srv->dummy_hash);
 	free(srv);
 	*srvp = NULL;
 }

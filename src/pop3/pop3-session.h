@@ -10,16 +10,22 @@
 
 #include <event2/event.h>
 #include <event2/util.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
 struct store;
 struct pop3_server;
+struct tls;
 
 /* cfg and store stay owned by the caller and outlive the server. */
 struct pop3_server *pop3_server_new(struct event_base *base, struct store *store,
 				    const struct config *cfg);
 void pop3_server_set_config(struct pop3_server *srv, const struct config *cfg);
+/* Gives the server the worker's TLS state (owned by the caller, outlives
+ * the server).  STLS is offered while tls_available(tls); implicit: every
+ * session starts with a TLS handshake (pop3s, RFC 8314). */
+void pop3_server_set_tls(struct pop3_server *srv, struct tls *tls, bool implicit);
 /* Takes ownership of an accepted socket and starts a session. */
 void pop3_server_accept(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
 			int salen);

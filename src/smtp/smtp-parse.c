@@ -293,3 +293,149 @@ enum smtp_parse_error smtp_parse_command(const char *line, size_t n, bool utf8_o
 		return parse_bdat(rest, rest_len, cmd);
 	return parse_path_cmd(rest, rest_len, utf8_ok, cmd);
 }
+
+/* ------------------------------------------------ header address lists */
+
+#define ELEM_MAX (ADDR_PATH_MAX + 8)
+
+/* One element of an address list as it is collected: the text outside
+ * comments and blanks (quoted strings and domain literals kept whole) and,
+ * if the element had one, what stood inside <...>. */
+struct elem {
+	char text[ELEM_MAX];
+	size_t text_len;
+	char angle[ELEM_MAX];
+	size_t angle_len;
+	bool has_angle;
+	bool over; /* something did not fit: not an address we accept */
+};
+
+static void elem_put(struct elem *e, bool angle, char c)
+{
+	char *buf = angle ? e->angle : e->text;
+	size_t *len = angle ? &e->angle_len : &e->text_len;
+	if (*len + 1 >= ELEM_MAX) {
+		e->over = true;
+		return;
+	}
+	buf[(*len)++] = c;
+}
+
+/* Ends one element: its address (if any) goes to out[*count]. */
+static int elem_finish(struct elem *e, struct addr *out, size_t max, size_t *count)
+{
+	const char *p = e->has_angle ? e->angle : e->text;
+	size_t n = e->has_angle ? e->angle_len : e->text_len;
+	int r = 0;
+	if (e->over) {
+		r = -1;
+	} else if (n == 0) {
+		r = e->has_angle ? -1 : 0; /* "<>" is no address; ",," is allowed */
+	} else {
+		if (e->has_angle && p[0] == '@') {
+			/* obs-route: "@a,@b:" before the address */
+			const char *colon = memchr(p, ':', n);
+			if (colon == NULL)
+				return -1;
+			n -= (size_t)(colon + 1 - p);
+			p = colon + 1;
+		}
+		if (*count >= max || addr_parse_mailbox(p, n, true, &out[*count]) != ADDR_OK)
+			r = -1;
+		else
+			(*count)++;
+	}
+	memset(e, 0, sizeof *e);
+	return r;
+}
+
+int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t max)
+{
+	struct elem e;
+	memset(&e, 0, sizeof e);
+	size_t count = 0;
+	bool in_angle = false, in_group = false;
+	if (max > SMTP_MAX_HEADER_ADDRS)
+		max = SMTP_MAX_HEADER_ADDRS;
+	size_t i = 0;
+	while (i < n) {
+		char c = v[i];
+		if (c == '(') { /* comment, maybe nested, with quoted-pairs */
+			unsigned depth = 0;
+			for (; i < n; i++) {
+				if (v[i] == '\\')
+					i++;
+				else if (v[i] == '(')
+					depth++;
+				else if (v[i] == ')' && --depth == 0)
+					break;
+			}
+			if (i >= n)
+				return -1;
+			i++;
+			continue;
+		}
+		if (c == '"' || c == '[') { /* quoted string or domain literal */
+			char close = c == '"' ? '"' : ']';
+			elem_put(&e, in_angle, c);
+			for (i++; i < n && v[i] != close; i++) {
+				if (v[i] == '\r' || v[i] == '\n')
+					continue; /* folding */
+				if (v[i] == '\\') {
+					if (i + 1 >= n)
+						return -1;
+					elem_put(&e, in_angle, v[i++]);
+				}
+				elem_put(&e, in_angle, v[i]);
+			}
+			if (i >= n)
+				return -1;
+			elem_put(&e, in_angle, close);
+			i++;
+			continue;
+		}
+		bool blank = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+		if (in_angle) {
+			if (c == '>')
+				in_angle = false;
+			else if (c == '<')
+				return -1;
+			else if (!blank)
+				elem_put(&e, true, c);
+			i++;
+			continue;
+		}
+		switch (c) {
+		case '<':
+			if (e.has_angle)
+				return -1;
+			in_angle = e.has_angle = true;
+			break;
+		case '>':
+			return -1;
+		case ':': /* group: what came before is its display name */
+			if (in_group)
+				return -1;
+			in_group = true;
+			memset(&e, 0, sizeof e);
+			break;
+		case ';':
+			if (!in_group || elem_finish(&e, out, max, &count) < 0)
+				return -1;
+			in_group = false;
+			break;
+		case ',':
+			if (elem_finish(&e, out, max, &count) < 0)
+				return -1;
+			break;
+		default:
+			if (!blank)
+				elem_put(&e, false, c);
+			break;
+		}
+		i++;
+	}
+	if (in_angle || elem_finish(&e, out, max, &count) < 0)
+		return -1;
+	return (int)count;
+}

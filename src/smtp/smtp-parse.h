@@ -75,4 +75,19 @@ struct smtp_cmd {
 enum smtp_parse_error smtp_parse_command(const char *line, size_t n, bool utf8_ok,
 					 struct smtp_cmd *cmd);
 
+/* Most addresses smtp_parse_address_list returns. */
+#define SMTP_MAX_HEADER_ADDRS 32
+
+/* Extracts the addresses of an RFC 5322 address-list or mailbox-list (the
+ * value of a From: field, unfolded or not): display names, comments
+ * (nested), quoted strings, obsolete routes ("<@a,@b:x@y>") and group
+ * syntax ("team: a@x, b@y;") are understood and skipped; each address is
+ * parsed with addr_parse_mailbox (UTF-8 allowed, RFC 6532).  Bounded: a
+ * value of any length is scanned once; at most max (<=
+ * SMTP_MAX_HEADER_ADDRS) addresses are returned.
+ * Returns the number of addresses written to out (0 for an empty list),
+ * or -1 if the value does not parse (unbalanced quote, comment or angle
+ * bracket, an address that is not a valid mailbox, or more than max). */
+int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t max);
+
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,13 +29,18 @@
 #include <event2/bufferevent.h>
 
 #include "addr.h"
+#include "authglue.h"
+#include "base64.h"
 #include "buf.h"
 #include "config.h"
 #include "fsutil.h"
+#include "header.h"
 #include "linereader.h"
 #include "log.h"
 #include "smtp-parse.h"
 #include "store.h"
+#include "strutil.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* RFC 5321 4.5.3.1.4: 512 octets for a command line including CRLF; we
@@ -50,12 +56,22 @@
 #define SMTP_SPOOL_BUF 65536
 /* Stop reading a client whose unread replies exceed this (backpressure). */
 #define SMTP_OUTPUT_HIGH 262144
+/* Longest line of an AUTH exchange (RFC 4954 4 suggests 12288 octets);
+ * sasl.h takes at most SASL_MAX_RESPONSE decoded bytes anyway. */
+#define SMTP_AUTH_LINE_MAX 12288
+/* Submission: how much of a message is read to check its header section
+ * (From:, Message-ID:, Date:); a longer header section is refused. */
+#define SMTP_SUBMIT_HEADER_MAX (1024 * 1024)
 
 enum smtp_state {
 	SMTP_STATE_CMD,      /* reading commands */
 	SMTP_STATE_DATA,     /* reading DATA lines until <CRLF>.<CRLF> */
 	SMTP_STATE_BDAT,     /* reading the octets of a BDAT chunk */
 	SMTP_STATE_COMMIT,   /* end of data seen; waiting for the group commit */
+	SMTP_STATE_STARTTLS, /* "220 Ready to start TLS" sent; waiting for it to drain */
+	SMTP_STATE_AUTH,     /* "334" sent: the next line is a SASL response */
+	SMTP_STATE_AUTH_WAIT, /* the SASL exchange is working (password check,
+			       * failure delay): reading nothing */
 	SMTP_STATE_CLOSING,  /* reply sent, waiting for output to drain */
 	SMTP_STATE_DEAD,     /* waiting to be reaped */
 };
@@ -69,6 +85,7 @@ struct smtp_txn {
 	char session_id[25];           /* for the log line, which may be */
 	char client[INET6_ADDRSTRLEN]; /* written after the session is gone */
 	char helo[256];
+	char tls[16];                  /* TLS version for the log line; "" if none */
 	char from[ADDR_PATH_MAX + 1];  /* "" for the null sender */
 	bool smtputf8;
 	uint64_t declared_size;
@@ -92,6 +109,7 @@ struct smtp_txn {
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
+	size_t trace_len;              /* bytes of our trace lines at the spool's start */
 	struct timeval start;
 };
 
@@ -101,9 +119,13 @@ struct smtp_session {
 	struct bufferevent *bev;
 	char id[25];
 	char ip[INET6_ADDRSTRLEN];
+	struct sockaddr_storage sa;    /* the client, for the brute-force limiter */
+	bool loopback;                 /* client on 127.0.0.0/8 or ::1 */
 	enum smtp_state state;
 	bool greeted;
 	bool esmtp;
+	bool tls_on;                   /* the connection is TLS (handshake may be pending) */
+	bool tls_pending;              /* TLS handshake not finished yet */
 	char helo[256];
 	struct linereader lr;
 	unsigned errors;
@@ -113,6 +135,14 @@ struct smtp_session {
 	bool bdat_last;
 	bool bdat_discard;             /* chunk refused: read and drop it */
 	const char *bdat_reply;        /* reply after a discarded chunk */
+	/* AUTH (RFC 4954), submission listeners only */
+	struct authglue *auth;         /* the exchange in progress */
+	bool auth_final;               /* SCRAM's last 334 sent: waiting for "" */
+	char auth_pending[256];        /* account, while auth_final */
+	int64_t auth_pending_id;
+	bool authed;
+	char account[256];             /* the authenticated account */
+	int64_t account_id;
 };
 
 struct smtp_pending {
@@ -128,6 +158,9 @@ struct smtp_server {
 	size_t n_sessions;
 	struct smtp_session *dead;     /* sessions to reap */
 	struct event *reaper;
+	struct tls *tls;               /* the worker's TLS state; NULL: none */
+	bool implicit_tls;             /* TLS from the first byte (RFC 8314) */
+	bool submission;               /* RFC 6409 rules: AUTH required, senders checked */
 	struct smtp_pending *pending;  /* messages waiting for the group commit */
 	size_t n_pending;
 	struct event *commit_ev;
@@ -142,6 +175,7 @@ static void close_with(struct smtp_session *s, const char *line);
 static void process_input(struct smtp_session *s);
 static void commit_cb(evutil_socket_t fd, short what, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
+static void session_kill(struct smtp_session *s);
 
 /* ------------------------------------------------------------ utilities */
 
@@ -184,6 +218,18 @@ static void session_enter(struct smtp_session *s, enum smtp_state st)
 		break;
 	case SMTP_STATE_COMMIT:
 		set_timeout(s, SMTP_TIMEOUT_CMD);
+		break;
+	case SMTP_STATE_STARTTLS:
+		/* nothing more is read in plaintext (RFC 3207 4.2) */
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case SMTP_STATE_AUTH:
+		set_timeout(s, SMTP_TIMEOUT_CMD);
+		bufferevent_enable(s->bev, EV_READ);
+		break;
+	case SMTP_STATE_AUTH_WAIT:
+		/* the exchange answers later; pipelined input waits */
+		bufferevent_disable(s->bev, EV_READ);
 		break;
 	case SMTP_STATE_DATA:
 	case SMTP_STATE_BDAT:
@@ -341,14 +387,28 @@ static int txn_start_body(struct smtp_session *s)
 	struct tm tm;
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	const char *with = t->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP");
+	/* RFC 3848 / RFC 6531: an S for a session under TLS. */
+	struct tls_info ti;
+	bool tls = tls_get_info(s->bev, &ti);
+	/* RFC 3848: ESMTPA / ESMTPSA (and RFC 6531 UTF8SMTPA ...) once
+	 * the client authenticated. */
+	const char *with = t->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+	const char *with_s = tls && (s->esmtp || t->smtputf8) ? "S" : "";
+	const char *with_a = s->authed ? "A" : "";
 	struct buf *b = &t->out;
 	int r = buf_printf(b, "Return-Path: <%s>\r\n", t->from);
-	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Tern) with %s id %s", helo, s->ip,
-			hostname(s), with, t->id);
+	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Tern) with %s%s%s", helo, s->ip,
+			hostname(s), with, with_s, with_a);
+	if (tls)
+		r |= buf_printf(b, "\r\n\t(using %s with cipher %s)", ti.version, ti.cipher);
+	/* Privacy: the account is named only if the config asks for it. */
+	if (s->authed && s->srv->cfg->submission_received_user)
+		r |= buf_printf(b, "\r\n\t(authenticated as %s)", s->account);
+	r |= buf_printf(b, " id %s", t->id);
 	if (t->n_rcpts == 1)
 		r |= buf_printf(b, "\r\n\tfor <%s>", t->rcpts[0].addr);
 	r |= buf_printf(b, "; %s\r\n", date);
+	t->trace_len = b->len;
 	return r < 0 ? -1 : 0;
 }
 
@@ -366,9 +426,9 @@ static void log_txn(const struct smtp_txn *t, int code)
 	log_escape(from, sizeof from, t->from, strlen(t->from));
 	log_escape(rcpts, sizeof rcpts, buf_cstr(&rc), rc.len);
 	log_info("smtp id=%s session=%s client=%s helo=%s from=<%s> rcpt=%s local=%zu remote=%zu "
-		 "size=%llu result=%d ms=%ld",
+		 "size=%llu tls=%s result=%d ms=%ld",
 		 t->id, t->session_id, t->client, helo, from, rcpts, t->n_local, t->n_remote,
-		 (unsigned long long)t->size, code, ms);
+		 (unsigned long long)t->size, t->tls[0] ? t->tls : "no", code, ms);
 	buf_free(&rc);
 }
 
@@ -400,6 +460,209 @@ static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
 	return r;
 }
 
+/* ----------------------------------------------------------- submission */
+
+/* True if the authenticated account is listed in
+ * submission.domain_senders and address is in the account's domain. */
+static bool domain_sender(const struct smtp_session *s, const char *address)
+{
+	const char *p = s->srv->cfg->submission_domain_senders;
+	bool listed = false;
+	while (*p != '\0') {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		const char *q = p;
+		while (*q != '\0' && *q != ',' && *q != ' ' && *q != '\t')
+			q++;
+		if (q > p && strutil_eq_ci(p, (size_t)(q - p), s->account))
+			listed = true;
+		p = q;
+	}
+	const char *d1 = strrchr(s->account, '@');
+	const char *d2 = strrchr(address, '@');
+	return listed && d1 != NULL && d2 != NULL && strcasecmp(d1, d2) == 0;
+}
+
+/* May the authenticated user send as address (envelope or From:)?  Its
+ * own address, any address that resolves to its account (aliases,
+ * plus-addressing: store_resolve), or any address of its domain for the
+ * accounts in submission.domain_senders.  Returns 1 yes, 0 no, -1 on a
+ * database error. */
+static int sender_allowed(struct smtp_session *s, const char *address)
+{
+	if (strcasecmp(address, s->account) == 0 || domain_sender(s, address))
+		return 1;
+	struct store_targets *tg = xmalloc(sizeof *tg);
+	enum store_rcpt_result r =
+		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
+	int ok = r == STORE_RCPT_ERROR ? -1 : 0;
+	if (r == STORE_RCPT_OK)
+		for (size_t i = 0; i < tg->n_local; i++)
+			if (tg->local[i] == s->account_id)
+				ok = 1;
+	free(tg);
+	return ok;
+}
+
+/* Reads up to n bytes at offset off of fd.  Returns the count or -1. */
+static ssize_t read_at(int fd, char *p, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Writes head[0..n) and then the rest of rfd from offset off into the new
+ * file fd.  Returns 0 or -1. */
+static int copy_rest(int fd, const char *head, size_t n, int rfd, off_t off)
+{
+	if (fsutil_write_all(fd, head, n) < 0)
+		return -1;
+	char chunk[SMTP_SPOOL_BUF];
+	for (;;) {
+		ssize_t r = read_at(rfd, chunk, sizeof chunk, off);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		if (fsutil_write_all(fd, chunk, (size_t)r) < 0)
+			return -1;
+		off += r;
+	}
+}
+
+/* Checks every From: address of a submitted message.  Returns 0, or the
+ * reply code with the reply in why. */
+static int check_from(struct smtp_session *s, const struct header *h, char *why, size_t whysz)
+{
+	struct addr *addrs = xcalloc(SMTP_MAX_HEADER_ADDRS, sizeof *addrs);
+	int code = 0;
+	for (size_t i = 0; i < h->n_fields && code == 0; i++) {
+		const struct header_field *f = &h->fields[i];
+		if (!strutil_eq_ci(f->name, f->name_len, "From"))
+			continue;
+		int n = smtp_parse_address_list(f->value, f->value_len, addrs,
+						SMTP_MAX_HEADER_ADDRS);
+		if (n <= 0) {
+			code = 553;
+			snprintf(why, whysz, "553 5.7.1 From: header not understood");
+			break;
+		}
+		for (int k = 0; k < n && code == 0; k++) {
+			char a[ADDR_PATH_MAX + 1];
+			int ok = addr_format(&addrs[k], a, sizeof a) < 0 ? 0 : sender_allowed(s, a);
+			if (ok < 0) {
+				code = 451;
+				snprintf(why, whysz,
+					 "451 4.3.0 Error: temporary failure, try again later");
+			} else if (ok == 0) {
+				code = 553;
+				snprintf(why, whysz,
+					 "553 5.7.1 From: address <%s> not owned by user %s", a,
+					 s->account);
+			}
+		}
+	}
+	free(addrs);
+	return code;
+}
+
+/* Submission (RFC 6409) at the end of data: the From: addresses must be
+ * the user's (8.1 sender check, as for MAIL FROM), and a Message-ID and a
+ * Date are added when missing (8.2, 8.3), right after our trace lines;
+ * nothing else of the message changes.  Returns 0 (the spool file is
+ * ready), or the reply code with the reply in why. */
+static int submit_check(struct smtp_session *s, struct smtp_txn *t, char *why, size_t whysz)
+{
+	int rfd = open(t->spool_path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0) {
+		snprintf(why, whysz, "451 4.3.0 Error: could not store the message, try again later");
+		return 451;
+	}
+	size_t cap = t->trace_len + SMTP_SUBMIT_HEADER_MAX;
+	char *buf = xmalloc(cap);
+	ssize_t got = read_at(rfd, buf, cap, 0);
+	struct stat st;
+	int code = 0;
+	struct header h = {0};
+	if (got < (ssize_t)t->trace_len || fstat(rfd, &st) < 0) {
+		code = 451;
+		snprintf(why, whysz, "451 4.3.0 Error: could not store the message, try again later");
+		goto out;
+	}
+	const char *msg = buf + t->trace_len;
+	size_t msg_len = (size_t)got - t->trace_len;
+	if (header_parse(msg, msg_len, &h) != HEADER_OK ||
+	    (!h.has_body_separator && (off_t)got < st.st_size)) {
+		code = 554;
+		snprintf(why, whysz, "554 5.6.0 Error: message header section not understood");
+		goto out;
+	}
+	code = check_from(s, &h, why, whysz);
+	if (code != 0) {
+		char esc[200];
+		log_escape(esc, sizeof esc, why, strlen(why));
+		log_info("smtp id=%s session=%s client=%s action=submit user=%s result=refused "
+			 "reply=\"%s\"",
+			 t->id, s->id, s->ip, s->account, esc);
+		goto out;
+	}
+	bool need_id = header_find(&h, "Message-ID") == NULL;
+	bool need_date = header_find(&h, "Date") == NULL;
+	if (!need_id && !need_date)
+		goto out;
+
+	struct buf add = BUF_INIT;
+	buf_init(&add, 1024);
+	int r = 0;
+	if (need_id)
+		r |= buf_printf(&add, "Message-ID: <%s@%s>\r\n", t->id, hostname(s));
+	if (need_date) {
+		char date[64];
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+		r |= buf_printf(&add, "Date: %s\r\n", date);
+	}
+	char tmp[PATH_MAX];
+	int fd = -1;
+	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.sub", t->spool_path) < (int)sizeof tmp)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || fsutil_write_all(fd, buf, t->trace_len) < 0 ||
+	    fsutil_write_all(fd, add.data, add.len) < 0 ||
+	    copy_rest(fd, msg, msg_len, rfd, got) < 0 || rename(tmp, t->spool_path) < 0) {
+		log_error("smtp id=%s action=submit_headers error=\"%s\"", t->id, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		code = 451;
+		snprintf(why, whysz, "451 4.3.0 Error: could not store the message, try again later");
+	} else {
+		close(t->spool_fd);
+		t->spool_fd = fd; /* commit_cb fsyncs this one */
+		log_info("smtp id=%s session=%s action=submit added=%s%s%s", t->id, s->id,
+			 need_id ? "message-id" : "", need_id && need_date ? "," : "",
+			 need_date ? "date" : "");
+	}
+	buf_free(&add);
+out:
+	header_free(&h);
+	free(buf);
+	close(rfd);
+	return code;
+}
+
 /* Ends a transaction whose outcome is known: reply, log, back to
  * commands.  Frees the txn (closing and unlinking its spool file). */
 static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const char *text)
@@ -418,6 +681,8 @@ static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const
 static void txn_finish(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
+	char why[600];
+	int code;
 	s->txn = NULL;
 	spool_flush(t);
 	if (t->too_big)
@@ -428,6 +693,8 @@ static void txn_finish(struct smtp_session *s)
 		txn_done(s, t, 554, "554 5.5.2 Error: line too long");
 	else if (t->io_error)
 		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+	else if (s->srv->submission && (code = submit_check(s, t, why, sizeof why)) != 0)
+		txn_done(s, t, code, why);
 	else {
 		struct smtp_server *srv = s->srv;
 		srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
@@ -528,6 +795,21 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 
 /* ------------------------------------------------------------- commands */
 
+/* May this session authenticate now?  Only on the submission listeners
+ * (port 25 is for other mail servers, which do not log in), and only over
+ * TLS, or from loopback when allow_plaintext_loopback is set
+ * (development).  SCRAM does not reveal the password, but a submission
+ * session without TLS would still expose the mail, so RFC 8314's advice
+ * holds for every mechanism: no TLS, no AUTH. */
+static bool auth_allowed(const struct smtp_session *s)
+{
+	if (!s->srv->submission)
+		return false;
+	if (s->tls_on && !s->tls_pending)
+		return true;
+	return s->loopback && s->srv->cfg->allow_plaintext_loopback;
+}
+
 static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
 {
 	size_t n = c->arg_len < sizeof s->helo - 1 ? c->arg_len : sizeof s->helo - 1;
@@ -548,6 +830,11 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	reply(s, "250-8BITMIME");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
+	if (tls_available(s->srv->tls) && !s->tls_on)
+		reply(s, "250-STARTTLS");
+	if (auth_allowed(s) && !s->authed)
+		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
+		      s->tls_on ? " SCRAM-SHA-256-PLUS" : "");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -569,6 +856,11 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		client_error(s);
 		return;
 	}
+	if (s->srv->submission && !s->authed) {
+		reply(s, "530 5.7.0 Authentication required");
+		client_error(s);
+		return;
+	}
 	if (c->has_size && c->size > s->srv->cfg->smtp_max_message_size) {
 		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
@@ -580,9 +872,33 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		client_error(s);
 		return;
 	}
+	if (s->srv->submission) {
+		/* RFC 6409 8.1: the MSA checks the sender belongs to the user;
+		 * bounces are the server's business, not a client's */
+		int ok = c->null_path ? 0 : sender_allowed(s, t->from);
+		if (ok <= 0) {
+			char esc[300];
+			log_escape(esc, sizeof esc, t->from, strlen(t->from));
+			txn_free(&t);
+			if (ok < 0) {
+				reply(s, "451 4.3.0 Error: temporary failure, try again later");
+				return;
+			}
+			log_info("smtp session=%s client=%s action=mail user=%s from=<%s> "
+				 "result=refused reason=not_owned",
+				 s->id, s->ip, s->account, esc);
+			reply(s, "553 5.7.1 Sender address rejected: not owned by user %s",
+			      s->account);
+			client_error(s);
+			return;
+		}
+	}
 	memcpy(t->session_id, s->id, sizeof t->session_id);
 	memcpy(t->client, s->ip, sizeof t->client);
 	memcpy(t->helo, s->helo, sizeof t->helo);
+	struct tls_info ti;
+	if (tls_get_info(s->bev, &ti))
+		snprintf(t->tls, sizeof t->tls, "%s", ti.version);
 	t->smtputf8 = c->smtputf8;
 	t->declared_size = c->has_size ? c->size : 0;
 	s->txn = t;
@@ -631,6 +947,18 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		reply(s, "250 2.1.5 Ok");
 		break;
 	case STORE_RCPT_NOT_OURS:
+		if (s->srv->submission && s->authed && a.domain[0] != '\0' &&
+		    strlen(address) < sizeof tg->remote[0]) {
+			/* relay: only for an authenticated submission session */
+			memset(tg, 0, sizeof *tg);
+			tg->n_remote = 1;
+			memcpy(tg->remote[0], address, strlen(address) + 1);
+			t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
+			memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
+			txn_add_targets(t, tg);
+			reply(s, "250 2.1.5 Ok");
+			break;
+		}
 		t->n_refused++;
 		reply(s, "554 5.7.1 <%s>: Relay access denied", address);
 		client_error(s);
@@ -709,6 +1037,275 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 	session_enter(s, SMTP_STATE_BDAT);
 }
 
+/* ----------------------------------------------------------------- AUTH */
+
+/* Back to commands after an AUTH exchange, whatever its outcome. */
+static void auth_end(struct smtp_session *s)
+{
+	authglue_free(&s->auth);
+	s->auth_final = false;
+	linereader_set_max(&s->lr, SMTP_LINE_MAX_EHLO);
+	session_enter(s, SMTP_STATE_CMD);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static void auth_succeeded(struct smtp_session *s, const char *account, int64_t id)
+{
+	s->authed = true;
+	snprintf(s->account, sizeof s->account, "%s", account);
+	s->account_id = id;
+	explicit_bzero(s->auth_pending, sizeof s->auth_pending);
+	auth_end(s);
+	reply(s, "235 2.7.0 Authentication successful");
+}
+
+/* "334 " and the base64 of data (RFC 4954 4: nothing else on the line). */
+static void send_challenge(struct smtp_session *s, const unsigned char *data, size_t len)
+{
+	size_t need = base64_encoded_len(len) + 1;
+	char *b64 = xmalloc(need);
+	if (base64_encode(data, len, b64, need) < 0)
+		b64[0] = '\0';
+	reply(s, "334 %s", b64);
+	free(b64);
+	linereader_set_max(&s->lr, SMTP_AUTH_LINE_MAX);
+	session_enter(s, SMTP_STATE_AUTH);
+}
+
+/* The SASL exchange's outcomes (always from the event loop). */
+static void auth_cb(void *ctx, const struct authglue_result *r)
+{
+	struct smtp_session *s = ctx;
+	switch (r->status) {
+	case AUTHGLUE_CHALLENGE:
+		send_challenge(s, r->data, r->len);
+		break;
+	case AUTHGLUE_OK:
+		if (r->len > 0) {
+			/* SMTP has no data with 235 (RFC 4954 4): SCRAM's
+			 * server-final goes in a last 334, answered by "". */
+			snprintf(s->auth_pending, sizeof s->auth_pending, "%s", r->account);
+			s->auth_pending_id = r->account_id;
+			send_challenge(s, r->data, r->len);
+			authglue_free(&s->auth);
+			s->auth_final = true;
+			break;
+		}
+		auth_succeeded(s, r->account, r->account_id);
+		break;
+	case AUTHGLUE_FAIL:
+		auth_end(s);
+		switch (r->error) {
+		case SASL_ERR_MALFORMED:
+			reply(s, "501 5.5.2 Error: malformed authentication data");
+			break;
+		case SASL_ERR_TEMPORARY:
+			reply(s, "454 4.7.0 Temporary authentication failure");
+			break;
+		case SASL_ERR_UNAVAILABLE:
+			/* the account has no SCRAM keys (an imported hash) */
+			reply(s, "432 4.7.12 A password transition is needed");
+			break;
+		default:
+			reply(s, "535 5.7.8 Error: authentication credentials invalid");
+			break;
+		}
+		if (r->error != SASL_ERR_TEMPORARY && r->error != SASL_ERR_UNAVAILABLE)
+			client_error(s);
+		break;
+	case AUTHGLUE_BLOCKED:
+		auth_end(s);
+		reply(s, "454 4.7.0 Too many failed authentications, try again later");
+		break;
+	}
+	process_input(s); /* whatever the client pipelined */
+}
+
+/* One line of the client during AUTH (after a 334). */
+static void auth_line(struct smtp_session *s, const char *p, size_t n)
+{
+	if (n == 1 && p[0] == '*') {
+		auth_end(s);
+		reply(s, "501 5.7.0 Authentication cancelled");
+		return;
+	}
+	if (s->auth_final) {
+		if (n != 0) {
+			auth_end(s);
+			reply(s, "501 5.5.2 Error: expected an empty response");
+			client_error(s);
+			return;
+		}
+		auth_succeeded(s, s->auth_pending, s->auth_pending_id);
+		return;
+	}
+	size_t max = base64_decoded_max(n) + 1;
+	unsigned char *msg = xmalloc(max);
+	long len = base64_decode(p, n, msg, max);
+	if (len < 0) {
+		free(msg);
+		auth_end(s);
+		reply(s, "501 5.5.2 Error: invalid base64 data");
+		client_error(s);
+		return;
+	}
+	session_enter(s, SMTP_STATE_AUTH_WAIT);
+	authglue_step(s->auth, msg, (size_t)len);
+	explicit_bzero(msg, max);
+	free(msg);
+}
+
+/* The channel bindings of a TLS session (tls-exporter needs TLS 1.3 or
+ * extended master secret; tls-server-end-point always works). */
+static size_t channel_bindings(struct smtp_session *s, struct sasl_cbind *cb,
+			       unsigned char (*data)[64])
+{
+	size_t n = 0;
+	if (!s->tls_on || s->tls_pending)
+		return 0;
+	int len = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], 64);
+	if (len > 0) {
+		cb[n] = (struct sasl_cbind){"tls-exporter", data[n], (size_t)len};
+		n++;
+	}
+	len = tls_channel_binding(s->bev, TLS_BINDING_SERVER_END_POINT, data[n], 64);
+	if (len > 0) {
+		cb[n] = (struct sasl_cbind){"tls-server-end-point", data[n], (size_t)len};
+		n++;
+	}
+	return n;
+}
+
+/* AUTH mechanism [initial-response] (RFC 4954, SASL-IR). */
+static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char *no = NULL;
+	if (!s->srv->submission)
+		no = "502 5.5.1 Error: command not implemented"; /* port 25: no logins */
+	else if (!s->greeted || !s->esmtp)
+		no = "503 5.5.1 Error: send EHLO first";
+	else if (s->authed)
+		no = "503 5.5.1 Error: already authenticated";
+	else if (s->txn != NULL)
+		no = "503 5.5.1 Error: AUTH not permitted during a mail transaction";
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	enum sasl_mech m = SASL_MECH_PLAIN;
+	if (no == NULL && sasl_mech_from_name(c->arg, mlen, &m) < 0)
+		no = "504 5.5.4 Error: unrecognized authentication type";
+	if (no == NULL && !auth_allowed(s))
+		no = m == SASL_MECH_PLAIN || m == SASL_MECH_LOGIN
+			 ? "538 5.7.11 Encryption required for requested authentication mechanism"
+			 : "530 5.7.0 Must issue a STARTTLS command first";
+	struct sasl_cbind cb[SASL_MAX_CBIND];
+	unsigned char cbdata[SASL_MAX_CBIND][64];
+	size_t n_cb = no == NULL ? channel_bindings(s, cb, cbdata) : 0;
+	if (no == NULL && m == SASL_MECH_SCRAM_SHA_256_PLUS && n_cb == 0)
+		no = "504 5.5.4 Error: unrecognized authentication type";
+	if (no != NULL) {
+		reply(s, "%s", no);
+		client_error(s);
+		return;
+	}
+	const unsigned char *ir = NULL;
+	unsigned char *irbuf = NULL;
+	size_t irlen = 0, irmax = 0;
+	if (sp != NULL) {
+		const char *q = sp + 1;
+		size_t qn = (size_t)(c->arg + c->arg_len - q);
+		if (qn == 1 && q[0] == '=') { /* an empty initial response */
+			ir = (const unsigned char *)"";
+		} else {
+			irmax = base64_decoded_max(qn) + 1;
+			irbuf = xmalloc(irmax);
+			long l = qn == 0 ? -1 : base64_decode(q, qn, irbuf, irmax);
+			if (l < 0) {
+				free(irbuf);
+				reply(s, "501 5.5.2 Error: invalid base64 data");
+				client_error(s);
+				return;
+			}
+			ir = irbuf;
+			irlen = (size_t)l;
+		}
+	}
+	struct authglue_params p = {
+		.base = s->srv->base,
+		.store = s->srv->store,
+		.mech = m,
+		.client = (const struct sockaddr *)&s->sa,
+		.client_ip = s->ip,
+		.proto = "smtp",
+		.session_id = s->id,
+		.cbind = cb,
+		.n_cbind = n_cb,
+		.cb = auth_cb,
+		.cb_ctx = s,
+	};
+	session_enter(s, SMTP_STATE_AUTH_WAIT);
+	s->auth = authglue_start(&p, ir, irlen);
+	if (irbuf != NULL) {
+		explicit_bzero(irbuf, irmax);
+		free(irbuf);
+	}
+}
+
+/* STARTTLS (RFC 3207).  The reply goes out in plaintext; everything the
+ * client sent after the command is dropped now (and whatever arrives
+ * before the handshake is fed to the handshake, where it fails), so
+ * nothing pipelined behind STARTTLS is ever run (CVE-2011-0411 class).
+ * The switch happens in session_write_cb once the reply is written. */
+static void cmd_starttls(struct smtp_session *s)
+{
+	if (!tls_available(s->srv->tls)) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		client_error(s);
+		return;
+	}
+	if (s->tls_on) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		client_error(s);
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t dropped = evbuffer_get_length(in);
+	evbuffer_drain(in, dropped);
+	if (dropped > 0)
+		log_info("smtp session=%s client=%s action=starttls dropped=%zu "
+			 "note=\"input pipelined after STARTTLS discarded\"",
+			 s->id, s->ip, dropped);
+	session_enter(s, SMTP_STATE_STARTTLS);
+}
+
+/* The STARTTLS reply is written: put TLS on the socket and start over as
+ * after the greeting (RFC 3207 4.2: forget HELO, MAIL and RCPT). */
+static void starttls_switch(struct smtp_session *s)
+{
+	struct bufferevent *bev = tls_starttls(s->srv->tls, s->bev);
+	s->bev = bev;
+	if (bev == NULL) {
+		log_error("smtp session=%s client=%s action=starttls error=\"cannot start TLS\"",
+			  s->id, s->ip);
+		session_kill(s);
+		return;
+	}
+	s->tls_on = true;
+	s->tls_pending = true;
+	s->authed = false; /* RFC 3207 4.2: forget all but the TLS */
+	s->account[0] = '\0';
+	s->greeted = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	txn_free(&s->txn);
+	linereader_free(&s->lr);
+	linereader_init(&s->lr, SMTP_LINE_MAX_HELO);
+	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, 256 * 1024);
+	session_enter(s, SMTP_STATE_CMD);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
 static void run_command(struct smtp_session *s, const char *line, size_t n)
 {
 	struct smtp_cmd c;
@@ -779,7 +1376,11 @@ static void run_command(struct smtp_session *s, const char *line, size_t n)
 		reply(s, "502 5.5.1 Error: EXPN not supported");
 		break;
 	case SMTP_VERB_STARTTLS:
+		cmd_starttls(s);
+		break;
 	case SMTP_VERB_AUTH:
+		cmd_auth(s, &c);
+		break;
 	case SMTP_VERB_UNKNOWN:
 		reply(s, "502 5.5.1 Error: command not implemented");
 		client_error(s);
@@ -869,7 +1470,7 @@ static void process_input(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	while (s->state == SMTP_STATE_CMD || s->state == SMTP_STATE_DATA ||
-	       s->state == SMTP_STATE_BDAT) {
+	       s->state == SMTP_STATE_BDAT || s->state == SMTP_STATE_AUTH) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
 			/* The client does not read our replies: stop reading
 			 * until it does (write callback resumes). */
@@ -896,6 +1497,18 @@ static void process_input(struct smtp_session *s)
 			} else {
 				data_line(s, s->lr.line.data ? s->lr.line.data : "", s->lr.line.len,
 					  s->lr.bare_lf);
+			}
+			continue;
+		}
+		if (s->state == SMTP_STATE_AUTH) {
+			if (r == LR_TOO_LONG || s->lr.has_nul) {
+				auth_end(s);
+				reply(s, r == LR_TOO_LONG
+					     ? "500 5.5.6 Authentication Exchange line is too long"
+					     : "501 5.5.2 Error: invalid base64 data");
+				client_error(s);
+			} else {
+				auth_line(s, s->lr.line.data ? s->lr.line.data : "", s->lr.line.len);
 			}
 			continue;
 		}
@@ -931,6 +1544,7 @@ static void session_unlink(struct smtp_session *s)
 static void session_free(struct smtp_session *s)
 {
 	txn_free(&s->txn);
+	authglue_free(&s->auth);
 	linereader_free(&s->lr);
 	if (s->bev)
 		bufferevent_free(s->bev);
@@ -948,7 +1562,9 @@ static void session_kill(struct smtp_session *s)
 		if (s->srv->pending[i].s == s)
 			s->srv->pending[i].s = NULL; /* its message still gets committed */
 	txn_free(&s->txn);
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	authglue_free(&s->auth);
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	s->state = SMTP_STATE_DEAD;
 	session_unlink(s);
 	s->next = s->srv->dead;
@@ -980,11 +1596,19 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	if (s->state == SMTP_STATE_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			tls_close_notify(bev);
 			session_kill(s);
+		}
 		return;
 	}
-	if (s->state != SMTP_STATE_DEAD && !(bufferevent_get_enabled(bev) & EV_READ)) {
+	if (s->state == SMTP_STATE_STARTTLS) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			starttls_switch(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_DEAD && s->state != SMTP_STATE_AUTH_WAIT &&
+	    !(bufferevent_get_enabled(bev) & EV_READ)) {
 		bufferevent_enable(bev, EV_READ);
 		process_input(s);
 	}
@@ -993,6 +1617,26 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 {
 	struct smtp_session *s = ctx;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is done */
+		struct tls_info ti;
+		s->tls_pending = false;
+		if (tls_get_info(bev, &ti))
+			log_info("smtp session=%s client=%s action=tls version=%s cipher=%s sni=%s "
+				 "resumed=%s",
+				 s->id, s->ip, ti.version, ti.cipher, ti.sni[0] ? ti.sni : "-",
+				 ti.resumed ? "yes" : "no");
+		return;
+	}
+	if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+		/* nothing can be said to a client whose handshake failed */
+		char err[256];
+		tls_error_string(bev, err, sizeof err);
+		log_info("smtp session=%s client=%s action=tls result=failed error=\"%s\"", s->id,
+			 s->ip, (what & BEV_EVENT_TIMEOUT) ? "timeout" : err);
+		session_kill(s);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
 		char line[320];
 		snprintf(line, sizeof line, "421 4.4.2 %s Error: timeout exceeded", hostname(s));
@@ -1005,17 +1649,22 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 	session_kill(s);
 }
 
-static void format_ip(const struct sockaddr *sa, char *out, size_t outsz)
+static void format_ip(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback)
 {
-	if (sa->sa_family == AF_INET)
-		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-				 out, outsz);
-	else if (sa->sa_family == AF_INET6)
-		evutil_inet_ntop(AF_INET6,
-				 &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-				 outsz);
-	else
+	*loopback = false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		evutil_inet_ntop(AF_INET, &in->sin_addr, out, outsz);
+		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, out, outsz);
+		const unsigned char *b = in6->sin6_addr.s6_addr;
+		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+			    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+	} else {
 		snprintf(out, outsz, "unknown");
+	}
 }
 
 void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
@@ -1024,12 +1673,21 @@ void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struc
 	struct smtp_session *s = xcalloc(1, sizeof *s);
 	s->srv = srv;
 	fsutil_unique_id(s->id);
-	format_ip(sa, s->ip, sizeof s->ip);
+	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
+	if (salen > 0 && (size_t)salen <= sizeof s->sa)
+		memcpy(&s->sa, sa, (size_t)salen);
 	linereader_init(&s->lr, SMTP_LINE_MAX_HELO);
 	evutil_make_socket_nonblocking(fd);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (srv->implicit_tls) {
+		/* tls_accept closes fd if it fails */
+		s->bev = tls_accept(srv->tls, srv->base, fd);
+		s->tls_on = s->tls_pending = true;
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL)
+			evutil_closesocket(fd);
+	}
 	if (s->bev == NULL) {
-		evutil_closesocket(fd);
 		linereader_free(&s->lr);
 		free(s);
 		return;
@@ -1069,6 +1727,17 @@ struct smtp_server *smtp_server_new(struct event_base *base, struct store *store
 	return srv;
 }
 
+void smtp_server_set_submission(struct smtp_server *srv, bool on)
+{
+	srv->submission = on;
+}
+
+void smtp_server_set_tls(struct smtp_server *srv, struct tls *tls, bool implicit)
+{
+	srv->tls = tls;
+	srv->implicit_tls = implicit;
+}
+
 void smtp_server_set_config(struct smtp_server *srv, const struct config *cfg)
 {
 	srv->cfg = cfg;
@@ -1089,10 +1758,13 @@ void smtp_server_shutdown(struct smtp_server *srv, void (*cb)(void *ctx), void *
 	struct smtp_session *s = srv->sessions;
 	while (s != NULL) {
 		struct smtp_session *next = s->next;
-		if (s->state == SMTP_STATE_CLOSING)
+		if (s->state == SMTP_STATE_CLOSING) {
 			set_timeout(s, 2);
-		else if (s->state == SMTP_STATE_CMD)
+		} else if (s->state == SMTP_STATE_CMD || s->state == SMTP_STATE_AUTH ||
+			   s->state == SMTP_STATE_AUTH_WAIT) {
+			authglue_free(&s->auth);
 			close_with(s, line);
+		}
 		/* in DATA, BDAT or COMMIT: the message finishes first, then
 		 * session_enter(CMD) says 421 */
 		s = next;

@@ -15,11 +15,13 @@
 
 #include <event2/event.h>
 #include <event2/util.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
 struct store;
 struct smtp_server;
+struct tls;
 
 /* Creates the server state for one worker.  cfg and store stay owned by the
  * caller and must outlive the server (the config may be swapped with
@@ -29,6 +31,15 @@ struct smtp_server *smtp_server_new(struct event_base *base, struct store *store
 /* Points the server at a new config (after SIGHUP); sessions use it from
  * their next command on. */
 void smtp_server_set_config(struct smtp_server *srv, const struct config *cfg);
+/* Makes this a submission server (RFC 6409; submission.listen and
+ * submissions.listen): AUTH offered (over TLS), MAIL refused before it,
+ * senders checked against the account, Message-ID/Date added, remote
+ * recipients relayed.  Without it (smtp.listen) AUTH is not offered. */
+void smtp_server_set_submission(struct smtp_server *srv, bool on);
+/* Gives the server the worker's TLS state (owned by the caller, outlives
+ * the server).  STARTTLS is offered while tls_available(tls); implicit:
+ * every session starts with a TLS handshake (port 465, RFC 8314). */
+void smtp_server_set_tls(struct smtp_server *srv, struct tls *tls, bool implicit);
 /* Takes ownership of an accepted, connected socket and starts a session. */
 void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
 			int salen);

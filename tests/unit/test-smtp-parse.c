@@ -681,3 +681,102 @@ TEST(smtp_parse_utf8_flag_only_widens)
 		CHECK_STR(a.addr.domain, b.addr.domain);
 	}
 }
+
+/* ------------------------------------------ header address lists (From:) */
+
+/* Parses s (copied to an exact-size heap block) and returns the count;
+ * the addresses formatted and joined with ' ' go to out. */
+static int addr_list(const char *s, char *out, size_t outsz)
+{
+	size_t n = strlen(s);
+	char *p = malloc(n > 0 ? n : 1);
+	if (p == NULL)
+		abort();
+	memcpy(p, s, n);
+	struct addr a[SMTP_MAX_HEADER_ADDRS];
+	int r = smtp_parse_address_list(p, n, a, SMTP_MAX_HEADER_ADDRS);
+	free(p);
+	out[0] = '\0';
+	size_t o = 0;
+	for (int i = 0; i < r; i++) {
+		char one[ADDR_PATH_MAX + 1];
+		if (addr_format(&a[i], one, sizeof one) < 0)
+			return -2;
+		int w = snprintf(out + o, outsz - o, "%s%s", i ? " " : "", one);
+		if (w < 0 || (size_t)w >= outsz - o)
+			return -2;
+		o += (size_t)w;
+	}
+	return r;
+}
+
+TEST(smtp_parse_address_list_forms)
+{
+	char out[2048];
+	static const struct {
+		const char *in;
+		int count;
+		const char *want;
+	} ok[] = {
+		{"alice@example.test", 1, "alice@example.test"},
+		{" Alice <alice@Example.TEST>", 1, "alice@example.test"},
+		{"\"Doe, John\" <john@x.example>, bob@y.example", 2, "john@x.example bob@y.example"},
+		{"(comment (nested) \\) ) a@b.example (trailing)", 1, "a@b.example"},
+		{"Team: a@x.example, \"B\" <b@y.example>;, c@z.example", 3,
+		 "a@x.example b@y.example c@z.example"},
+		{"<@relay.example,@other.example:a@b.example>", 1, "a@b.example"},
+		{"\"quoted local\"@b.example", 1, "\"quoted local\"@b.example"},
+		{"a@[192.0.2.1]", 1, "a@[192.0.2.1]"},
+		{"Alice\r\n <alice@example.test>", 1, "alice@example.test"},
+		{"a@x.example,,b@y.example", 2, "a@x.example b@y.example"},
+		{"", 0, ""},
+		{"Group:;", 0, ""},
+		{"=?utf-8?q?J=C3=B6rg?= <j@x.example>", 1, "j@x.example"},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		CHECK_INT(addr_list(ok[i].in, out, sizeof out), ok[i].count);
+		CHECK_STR(out, ok[i].want);
+	}
+	static const char *const bad[] = {
+		"<a@b.example",          /* unclosed angle */
+		"a@b.example>",          /* stray close */
+		"\"unclosed@b.example",  /* unclosed quote */
+		"(unclosed a@b.example", /* unclosed comment */
+		"<>",                    /* no address */
+		"Alice <a@b.example> <c@d.example>",
+		"not an address",
+		"a@b.example, junk",
+		"A: B: a@b.example;", /* nested group */
+		"a@b.example;",       /* ';' outside a group */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_INT(addr_list(bad[i], out, sizeof out), -1);
+}
+
+TEST(smtp_parse_address_list_bounds)
+{
+	/* more than max addresses: refused, not truncated */
+	char big[SMTP_MAX_HEADER_ADDRS * 16 + 64];
+	size_t o = 0;
+	for (int i = 0; i <= SMTP_MAX_HEADER_ADDRS; i++)
+		o += (size_t)snprintf(big + o, sizeof big - o, "%sa%d@b.example", i ? "," : "", i);
+	char out[4096];
+	CHECK_INT(addr_list(big, out, sizeof out), -1);
+	/* an over-long element is refused (and never overflows) */
+	char longest[2000];
+	memset(longest, 'a', sizeof longest - 1);
+	longest[sizeof longest - 1] = '\0';
+	CHECK_INT(addr_list(longest, out, sizeof out), -1);
+	/* every prefix of a valid list parses or fails cleanly */
+	const char *full = "\"Doe, J\" (c) <j@x.example>, Team: a@y.example;";
+	for (size_t n = 0; n <= strlen(full); n++) {
+		char *p = malloc(n > 0 ? n : 1);
+		if (p == NULL)
+			abort();
+		memcpy(p, full, n);
+		struct addr a[SMTP_MAX_HEADER_ADDRS];
+		int r = smtp_parse_address_list(p, n, a, SMTP_MAX_HEADER_ADDRS);
+		CHECK(r >= -1 && r <= 2);
+		free(p);
+	}
+}
