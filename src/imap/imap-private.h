@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -27,7 +28,11 @@
 #include "imap-parse.h"
 #include "imap-session.h"
 #include "imap-view.h"
+#include "sasl.h"
 #include "store.h"
+
+struct authglue;
+struct tls;
 
 enum imap_state {
 	IMAP_STATE_NOAUTH,
@@ -41,7 +46,10 @@ enum imap_mode {
 	IMAP_MODE_READ,    /* reading commands */
 	IMAP_MODE_SASL,    /* AUTHENTICATE sent "+ ": next line is a response */
 	IMAP_MODE_IDLE,    /* IDLE: waiting for DONE */
-	IMAP_MODE_DELAY,   /* failed login: answer later, read nothing */
+	IMAP_MODE_DELAY,   /* an authentication step is running (auth/authglue.h:
+			    * password check, limiter delay): read nothing */
+	IMAP_MODE_TLS,     /* STARTTLS answered: switch to TLS once the OK is
+			    * written; read nothing */
 	IMAP_MODE_FETCH,   /* a FETCH is being sent; commands wait */
 	IMAP_MODE_CLOSING, /* last reply sent, waiting for it to drain */
 	IMAP_MODE_DEAD,    /* waiting to be reaped */
@@ -74,14 +82,25 @@ struct imap_session {
 	bool notified; /* the store changed since the last sync */
 	bool pending;  /* on srv->pending */
 	bool uid_cmd;  /* the running command is a UID command */
+
+	/* TLS and authentication */
+	bool tls_on;                /* the connection is TLS (handshake may be pending) */
+	bool tls_pending;           /* TLS handshake not finished yet */
+	bool auth_final;            /* SCRAM's server-final sent as "+ ": "" ends it */
+	bool auth_login_cmd;        /* the exchange is the LOGIN command (for logs) */
+	enum sasl_mech auth_mech;   /* of the exchange */
+	int64_t auth_account_id;    /* with auth_account */
+	char *auth_account;         /* account authenticated, while auth_final */
+	struct authglue *auth;      /* the AUTHENTICATE / LOGIN exchange in progress */
+	struct sockaddr_storage sa; /* the client, for the brute-force limiter */
+
 	enum imap_state state;
 	enum imap_mode mode;
 	struct imap_reader rd;
 	unsigned errors;
 	unsigned auth_failures;
 	unsigned preauth_cmds;
-	char *tag;                  /* tag of IDLE / AUTHENTICATE / delayed LOGIN */
-	struct event *delay_ev;     /* failed-login delay, made when needed */
+	char *tag;                  /* tag of IDLE / AUTHENTICATE / LOGIN in progress */
 	char *address;              /* after login */
 	struct store_account *acct; /* after login; owned by the store */
 	int sub_id;                 /* store notification subscription, 0 none */
@@ -102,7 +121,8 @@ struct imap_server {
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
-	char dummy_hash[256];
+	struct tls *tls;   /* the worker's TLS state; NULL: none */
+	bool implicit_tls; /* TLS from the first byte (imaps, RFC 8314) */
 };
 
 /* A command's handler: c->tok[first..] are its arguments. */

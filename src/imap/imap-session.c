@@ -3,13 +3,15 @@
  * and docs/imap.md): connection life, input, the command table, the
  * not-authenticated commands, IDLE, and keeping the session's view of the
  * selected mailbox in step with the store.  Protocol layer: uses the store,
- * auth (password checks) and lib.  Mailbox, message, FETCH and SEARCH
+ * auth (SASL exchanges through auth/authglue.h), tls and lib.  Mailbox,
+ * message, FETCH and SEARCH
  * commands are in their own files (imap-private.h).
  *
  * States (RFC 9051 3): not authenticated -> authenticated <-> selected ->
  * logout.  Input goes through struct imap_reader (imap-parse.h): whole
  * commands with their literals, bounded.  All socket I/O goes through
- * s->bev so that STARTTLS can later put a TLS filter in its place.
+ * s->bev, which STARTTLS replaces by a TLS one (tls/tls.h); on imaps it is
+ * TLS from the start.
  *
  * Other sessions' changes: each logged-in session subscribes to its
  * account's store notifications.  The callback only sets a flag (it may
@@ -28,24 +30,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "authglue.h"
+#include "base64.h"
 #include "fsutil.h"
 #include "imap-private.h"
 #include "log.h"
-#include "password.h"
 #include "strutil.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* RFC 9051 5.4: an autologout timer of at least 30 minutes after login. */
 #define IMAP_TIMEOUT_AUTH 1860
 #define IMAP_TIMEOUT_PREAUTH 120
-#define IMAP_AUTH_FAIL_DELAY 1
 #define IMAP_MAX_AUTH_FAILURES 3
 #define IMAP_MAX_PREAUTH_COMMANDS 30
 #define IMAP_OUTPUT_HIGH (1024 * 1024)
 #define IMAP_OUTPUT_LOW (256 * 1024)
-#define IMAP_USER_MAX 255
 
 static void session_write_cb(struct bufferevent *bev, void *ctx);
+static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
 static void process_input(struct imap_session *s);
 
 /* ------------------------------------------------------------ utilities */
@@ -120,22 +123,59 @@ void imap_no_store(struct imap_cmdctx *x, const char *what, const char *err)
 	imap_reply(x->s, "%s NO [SERVERBUG] Internal error, try again later", x->tag);
 }
 
+/* PLAIN, LOGIN and the LOGIN command send the password itself: only over
+ * TLS, or on loopback when the config allows it (allow_plaintext_loopback,
+ * for development). */
 static bool plaintext_ok(const struct imap_session *s)
 {
-	return s->loopback && s->srv->cfg->allow_plaintext_loopback;
+	return s->tls_on || (s->loopback && s->srv->cfg->allow_plaintext_loopback);
+}
+
+/* May mechanism m be used now?  SCRAM-SHA-256 reveals no password and is
+ * always offered; -PLUS needs TLS (its channel binding). */
+static bool mech_ok(const struct imap_session *s, enum sasl_mech m)
+{
+	switch (m) {
+	case SASL_MECH_PLAIN:
+	case SASL_MECH_LOGIN:
+		return plaintext_ok(s);
+	case SASL_MECH_SCRAM_SHA_256:
+		return true;
+	case SASL_MECH_SCRAM_SHA_256_PLUS:
+		return s->tls_on;
+	}
+	return false;
+}
+
+/* IMAP4rev2 requires STARTTLS or implicit TLS (RFC 9051 6.2.1, 7.2.2), so
+ * it is announced (and ENABLE IMAP4rev2 honoured) only with a certificate;
+ * without one the server is an IMAP4rev1 server. */
+static bool rev2_offered(const struct imap_session *s)
+{
+	return tls_available(s->srv->tls);
 }
 
 void imap_capabilities(struct imap_session *s, struct buf *out)
 {
-	buf_puts(out, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT"
+	buf_puts(out, "IMAP4rev1");
+	if (rev2_offered(s))
+		buf_puts(out, " IMAP4rev2");
+	buf_puts(out, " LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT"
 		      " UIDPLUS MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
 		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT");
-	if (s->state == IMAP_STATE_NOAUTH) {
-		if (plaintext_ok(s))
-			buf_puts(out, " AUTH=PLAIN");
-		else
-			buf_puts(out, " LOGINDISABLED");
-	}
+	if (s->state != IMAP_STATE_NOAUTH)
+		return;
+	/* before login: how to get there */
+	if (!s->tls_on && tls_available(s->srv->tls))
+		buf_puts(out, " STARTTLS");
+	if (!plaintext_ok(s))
+		buf_puts(out, " LOGINDISABLED");
+	static const enum sasl_mech mechs[] = {SASL_MECH_PLAIN, SASL_MECH_LOGIN,
+					       SASL_MECH_SCRAM_SHA_256,
+					       SASL_MECH_SCRAM_SHA_256_PLUS};
+	for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++)
+		if (mech_ok(s, mechs[i]))
+			buf_printf(out, " AUTH=%s", sasl_mech_name(mechs[i]));
 }
 
 /* ------------------------------------------------------- mailbox names */
@@ -513,6 +553,15 @@ static void pending_remove(struct imap_session *s)
 
 /* ------------------------------------------------------ authentication */
 
+/*
+ * LOGIN and AUTHENTICATE run one SASL exchange each through
+ * auth/authglue.h (the same code as SMTP AUTH and POP3): the password
+ * check on a thread, the brute-force limiter's growing delay and blocks,
+ * one log line per outcome.  LOGIN is PLAIN with the two strings.  While a
+ * step runs the session is in IMAP_MODE_DELAY and reads nothing; the
+ * outcome comes back through auth_cb from the event loop.
+ */
+
 static void send_tagged_capability_ok(struct imap_session *s, const char *tag, const char *text)
 {
 	struct buf b = BUF_INIT;
@@ -521,125 +570,198 @@ static void send_tagged_capability_ok(struct imap_session *s, const char *tag, c
 	buf_free(&b);
 }
 
-static void delay_cb(evutil_socket_t fd, short what, void *ctx)
+/* Forgets the exchange in progress (if any). */
+static void auth_end(struct imap_session *s)
 {
-	struct imap_session *s = ctx;
-	if (s->mode != IMAP_MODE_DELAY)
-		return;
-	imap_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed", s->tag ? s->tag : "*");
+	authglue_free(&s->auth);
+	s->auth_final = false;
+	free(s->auth_account);
+	s->auth_account = NULL;
+	s->auth_account_id = 0;
+}
+
+/* The exchange is over: back to reading commands.  From the event loop
+ * (auth_cb) run: the commands the client pipelined behind it run now; from
+ * inside process_input (sasl_line) its loop goes on by itself, and calling
+ * it again there would re-enter the reader. */
+static void auth_resume(struct imap_session *s, bool run)
+{
+	auth_end(s);
 	free(s->tag);
 	s->tag = NULL;
+	if (s->mode == IMAP_MODE_CLOSING || s->mode == IMAP_MODE_DEAD)
+		return;
 	session_enter(s, IMAP_MODE_READ);
-	if (s->auth_failures >= IMAP_MAX_AUTH_FAILURES) {
-		close_with(s, "* BYE Too many failed logins");
-		return;
-	}
 	bufferevent_enable(s->bev, EV_READ);
-	process_input(s);
+	if (run)
+		process_input(s);
 }
 
-static void login_failed(struct imap_session *s, const char *tag, const char *user, const char *why)
-{
-	char u[128];
-	log_escape(u, sizeof u, user, strlen(user));
-	log_info("imap session=%s client=%s action=login user=%s result=failed reason=%s", s->id,
-		 s->ip, u, why);
-	s->auth_failures++;
-	free(s->tag);
-	s->tag = xstrdup(tag);
-	if (s->delay_ev == NULL)
-		s->delay_ev = evtimer_new(s->srv->base, delay_cb, s);
-	if (s->delay_ev == NULL) {
-		close_with(s, "* BYE Internal error");
-		return;
-	}
-	session_enter(s, IMAP_MODE_DELAY);
-	bufferevent_disable(s->bev, EV_READ);
-	struct timeval tv = {IMAP_AUTH_FAIL_DELAY, 0};
-	evtimer_add(s->delay_ev, &tv);
-}
-
-static void try_login(struct imap_session *s, const char *tag, const char *user, const char *pass)
+/* Authenticated as address: open the account and enter the
+ * authenticated state. */
+static void login_ok(struct imap_session *s, const char *tag, const char *address, int64_t id)
 {
 	struct imap_server *srv = s->srv;
-	struct store_account_info info;
-	int found = user[0] ? store_account_get(srv->store, user, &info) : 0;
-	if (found < 0) {
-		log_error("imap session=%s action=account_get error=database", s->id);
-		imap_reply(s, "%s NO [UNAVAILABLE] Authentication is unavailable, try later", tag);
-		return;
-	}
-	bool ok;
-	if (found == 1 && info.pwhash[0] != '\0') {
-		ok = password_verify(pass, info.pwhash);
-	} else {
-		/* as long as a real check, so timing does not tell who exists */
-		if (srv->dummy_hash[0] == '\0' &&
-		    password_hash("tern-dummy-password", srv->dummy_hash, sizeof srv->dummy_hash) <
-			0)
-			srv->dummy_hash[0] = '\0';
-		if (srv->dummy_hash[0] != '\0')
-			(void)password_verify(pass, srv->dummy_hash);
-		ok = false;
-	}
-	if (!ok) {
-		login_failed(s, tag, user, found == 1 ? "password" : "unknown_user");
-		return;
-	}
 	struct store_account *a = NULL;
-	if (store_account_open(srv->store, info.address, &a) <= 0) {
-		log_error("imap session=%s action=open_account user=%s", s->id, info.address);
+	if (store_account_open(srv->store, address, &a) <= 0) {
+		log_error("imap session=%s action=open_account user=%s", s->id, address);
 		imap_reply(s, "%s NO [UNAVAILABLE] Cannot open the account, try later", tag);
 		return;
 	}
 	s->acct = a;
-	s->address = xstrdup(info.address);
-	s->sub_id = store_notify_subscribe(srv->store, info.id, notify_cb, s);
+	s->address = xstrdup(address);
+	s->sub_id = store_notify_subscribe(srv->store, id, notify_cb, s);
 	if (s->sub_id < 0)
 		s->sub_id = 0;
 	set_state(s, IMAP_STATE_AUTH);
-	log_info("imap session=%s client=%s action=login user=%s result=ok", s->id, s->ip,
-		 s->address);
+	log_info("imap session=%s client=%s action=login user=%s mech=%s tls=%s result=ok", s->id,
+		 s->ip, s->address, s->auth_login_cmd ? "LOGIN" : sasl_mech_name(s->auth_mech),
+		 s->tls_on ? "yes" : "no");
 	send_tagged_capability_ok(s, tag, "Logged in");
 }
 
-/* SASL PLAIN message: [authzid] NUL authcid NUL passwd (RFC 4616). */
-static void auth_plain(struct imap_session *s, const char *tag, const unsigned char *m, size_t n)
+/* "+ " and the base64 of data (RFC 9051 6.2.2; an empty challenge is
+ * "+ "); the next line is the client's response. */
+static void send_challenge(struct imap_session *s, const unsigned char *data, size_t len)
 {
-	const unsigned char *z1 = memchr(m, 0, n);
-	const unsigned char *z2 = z1 ? memchr(z1 + 1, 0, n - (size_t)(z1 + 1 - m)) : NULL;
-	if (z1 == NULL || z2 == NULL) {
-		login_failed(s, tag, "", "bad_plain_message");
-		return;
-	}
-	size_t zl = (size_t)(z1 - m), ul = (size_t)(z2 - z1 - 1), pl = n - (size_t)(z2 + 1 - m);
-	if (ul == 0 || ul > IMAP_USER_MAX || pl == 0 || pl > 255 || zl > IMAP_USER_MAX) {
-		login_failed(s, tag, "", "bad_plain_message");
-		return;
-	}
-	char user[IMAP_USER_MAX + 1], pass[256];
-	memcpy(user, z1 + 1, ul);
-	user[ul] = '\0';
-	memcpy(pass, z2 + 1, pl);
-	pass[pl] = '\0';
-	if (zl > 0 && !strutil_eq_ci((const char *)m, zl, user))
-		login_failed(s, tag, user, "authzid");
-	else
-		try_login(s, tag, user, pass);
-	explicit_bzero(pass, sizeof pass);
+	size_t need = base64_encoded_len(len) + 1;
+	char *b64 = xmalloc(need);
+	if (base64_encode(data, len, b64, need) < 0)
+		b64[0] = '\0';
+	imap_reply(s, "+ %s", b64);
+	free(b64);
+	session_enter(s, IMAP_MODE_SASL);
+	bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
 }
 
-static void auth_response(struct imap_session *s, const char *tag, const char *p, size_t n)
+/* A failed exchange: the tagged NO (the limiter's delay is already
+ * over).  Response codes: RFC 5530. */
+static void auth_failed(struct imap_session *s, const char *tag, enum sasl_error e)
 {
-	unsigned char m[1024];
-	size_t len = 0;
-	if (!(n == 1 && p[0] == '=') && imap_base64_decode(p, n, m, sizeof m, &len) < 0) {
-		imap_reply(s, "%s BAD Invalid base64 data", tag);
-		client_error(s);
+	switch (e) {
+	case SASL_ERR_TEMPORARY:
+		imap_reply(s, "%s NO [UNAVAILABLE] Authentication is unavailable, try again later",
+			   tag);
 		return;
+	case SASL_ERR_UNAVAILABLE:
+		/* SCRAM for an account without SCRAM keys (an imported
+		 * password hash): setting the password again makes them */
+		imap_reply(s,
+			   "%s NO [CONTACTADMIN] %s is not available for this account, use "
+			   "another mechanism",
+			   tag, sasl_mech_name(s->auth_mech));
+		return;
+	default:
+		break;
 	}
-	auth_plain(s, tag, m, len);
-	explicit_bzero(m, sizeof m);
+	s->auth_failures++;
+	imap_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
+	if (s->auth_failures >= IMAP_MAX_AUTH_FAILURES)
+		close_with(s, "* BYE Too many failed logins");
+}
+
+/* The outcomes of the exchange (always from the event loop, never from
+ * inside authglue_start / authglue_step). */
+static void auth_cb(void *ctx, const struct authglue_result *r)
+{
+	struct imap_session *s = ctx;
+	const char *tag = s->tag ? s->tag : "*";
+	switch (r->status) {
+	case AUTHGLUE_CHALLENGE:
+		send_challenge(s, r->data, r->len);
+		return;
+	case AUTHGLUE_OK:
+		if (r->len > 0) {
+			/* IMAP has no success data in the tagged OK (RFC 9051
+			 * 6.2.2): SCRAM's server-final-message goes in a last
+			 * "+", which the client answers with an empty line
+			 * (RFC 4422 3). */
+			char *account = xstrdup(r->account);
+			int64_t id = r->account_id;
+			size_t flen = r->len;
+			unsigned char *final = xmalloc(flen);
+			memcpy(final, r->data, flen);
+			authglue_free(&s->auth);
+			s->auth_account = account;
+			s->auth_account_id = id;
+			s->auth_final = true;
+			send_challenge(s, final, flen);
+			free(final);
+			return;
+		}
+		char account[256];
+		snprintf(account, sizeof account, "%s", r->account);
+		int64_t id = r->account_id;
+		authglue_free(&s->auth);
+		login_ok(s, tag, account, id);
+		break;
+	case AUTHGLUE_FAIL:
+		auth_failed(s, tag, r->error);
+		break;
+	case AUTHGLUE_BLOCKED:
+		/* authlimit.h: refused without checking anything */
+		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again later", tag);
+		break;
+	}
+	auth_resume(s, true);
+}
+
+/* Starts an exchange for the command tagged tag (AUTHENTICATE, or LOGIN
+ * as PLAIN); ir as for authglue_start. */
+static void auth_start(struct imap_session *s, const char *tag, enum sasl_mech m, bool login_cmd,
+		       const void *ir, size_t len)
+{
+	struct sasl_cbind cb[SASL_MAX_CBIND];
+	unsigned char data[SASL_MAX_CBIND][64];
+	size_t n = 0;
+	if (s->tls_on && !s->tls_pending) {
+		int l = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], sizeof data[n]);
+		if (l > 0) {
+			cb[n] = (struct sasl_cbind){"tls-exporter", data[n], (size_t)l};
+			n++;
+		}
+		l = tls_channel_binding(s->bev, TLS_BINDING_SERVER_END_POINT, data[n],
+					sizeof data[n]);
+		if (l > 0) {
+			cb[n] = (struct sasl_cbind){"tls-server-end-point", data[n], (size_t)l};
+			n++;
+		}
+	}
+	struct authglue_params p = {
+	    .base = s->srv->base,
+	    .store = s->srv->store,
+	    .mech = m,
+	    .client = s->sa.ss_family != 0 ? (const struct sockaddr *)&s->sa : NULL,
+	    .client_ip = s->ip,
+	    .proto = "imap",
+	    .session_id = s->id,
+	    .cbind = cb,
+	    .n_cbind = n,
+	    .cb = auth_cb,
+	    .cb_ctx = s,
+	};
+	auth_end(s);
+	free(s->tag);
+	s->tag = xstrdup(tag);
+	s->auth_mech = m;
+	s->auth_login_cmd = login_cmd;
+	session_enter(s, IMAP_MODE_DELAY);
+	bufferevent_disable(s->bev, EV_READ);
+	s->auth = authglue_start(&p, ir, len);
+	explicit_bzero(data, sizeof data);
+}
+
+/* Decodes a base64 SASL response p[0..n) ("=" is an empty one, RFC 9051
+ * 6.2.2) into a new buffer *out (*cap bytes; the caller wipes and frees
+ * it).  Returns the length, or -1 if it is not base64. */
+static long decode_response(const char *p, size_t n, unsigned char **out, size_t *cap)
+{
+	*cap = base64_decoded_max(n) + 1;
+	*out = xmalloc(*cap);
+	if (n == 0 || (n == 1 && p[0] == '='))
+		return 0;
+	return base64_decode(p, n, *out, *cap);
 }
 
 static const char privacy_required[] = "NO [PRIVACYREQUIRED] Plaintext authentication "
@@ -653,23 +775,24 @@ static void cmd_login(struct imap_cmdctx *x)
 		return;
 	}
 	if (!plaintext_ok(s)) {
+		/* LOGINDISABLED: refused without checking anything */
 		imap_reply(s, "%s %s", x->tag, privacy_required);
 		client_error(s);
 		return;
 	}
-	const struct imap_tok *u = &x->a[0], *p = &x->a[1];
-	if (u->len > IMAP_USER_MAX || p->len > 255 || memchr(u->p, 0, u->len) ||
-	    memchr(p->p, 0, p->len)) {
-		login_failed(s, x->tag, "", "too_long");
-		return;
-	}
-	char user[IMAP_USER_MAX + 1], pass[256];
-	memcpy(user, u->p, u->len);
-	user[u->len] = '\0';
-	memcpy(pass, p->p, p->len);
-	pass[p->len] = '\0';
-	try_login(s, x->tag, user, pass);
-	explicit_bzero(pass, sizeof pass);
+	/* The PLAIN message NUL user NUL password: a NUL inside either
+	 * string makes it malformed there, as it should (and it counts as a
+	 * failure); lengths are bounded by the reader's pre-login limits. */
+	const struct imap_tok *u = &x->a[0], *pw = &x->a[1];
+	size_t len = 2 + u->len + pw->len;
+	unsigned char *m = xmalloc(len);
+	m[0] = '\0';
+	memcpy(m + 1, u->p, u->len);
+	m[1 + u->len] = '\0';
+	memcpy(m + 2 + u->len, pw->p, pw->len);
+	auth_start(s, x->tag, SASL_MECH_PLAIN, true, m, len);
+	explicit_bzero(m, len);
+	free(m);
 }
 
 static void cmd_authenticate(struct imap_cmdctx *x)
@@ -680,39 +803,106 @@ static void cmd_authenticate(struct imap_cmdctx *x)
 		imap_bad(x, "AUTHENTICATE needs a mechanism");
 		return;
 	}
-	if (!strutil_eq_ci(x->a[0].p, x->a[0].len, "PLAIN")) {
+	enum sasl_mech m;
+	if (sasl_mech_from_name(x->a[0].p, x->a[0].len, &m) < 0) {
 		imap_reply(s, "%s NO Unsupported authentication mechanism", x->tag);
 		client_error(s);
 		return;
 	}
-	if (!plaintext_ok(s)) {
-		imap_reply(s, "%s %s", x->tag, privacy_required);
+	if (!mech_ok(s, m)) {
+		if (m == SASL_MECH_SCRAM_SHA_256_PLUS)
+			imap_reply(s, "%s NO [PRIVACYREQUIRED] SCRAM-SHA-256-PLUS needs TLS",
+				   x->tag);
+		else
+			imap_reply(s, "%s %s", x->tag, privacy_required);
 		client_error(s);
 		return;
 	}
-	if (x->n == 2) {
-		auth_response(s, x->tag, x->a[1].p, x->a[1].len);
+	if (x->n == 1) {
+		auth_start(s, x->tag, m, false, NULL, 0);
 		return;
 	}
-	free(s->tag);
-	s->tag = xstrdup(x->tag);
-	session_enter(s, IMAP_MODE_SASL);
-	imap_reply(s, "+ ");
+	/* SASL-IR (RFC 4959) */
+	unsigned char *ir;
+	size_t cap;
+	long len = decode_response(x->a[1].p, x->a[1].len, &ir, &cap);
+	if (len < 0)
+		imap_bad(x, "Invalid base64 data");
+	else
+		auth_start(s, x->tag, m, false, ir, (size_t)len);
+	explicit_bzero(ir, cap);
+	free(ir);
 }
 
-/* The line after "+ " of AUTHENTICATE. */
-static void sasl_line(struct imap_session *s, const char *p, size_t n)
+/* The line after a "+ " of AUTHENTICATE (nul: it held a NUL byte). */
+static void sasl_line(struct imap_session *s, const char *p, size_t n, bool nul)
 {
-	char *tag = s->tag;
-	s->tag = NULL;
-	session_enter(s, IMAP_MODE_READ);
+	const char *tag = s->tag ? s->tag : "*";
 	if (n == 1 && p[0] == '*') {
 		imap_reply(s, "%s BAD Authentication cancelled", tag);
 		client_error(s);
-	} else {
-		auth_response(s, tag, p, n);
+		auth_resume(s, false);
+		return;
 	}
-	free(tag);
+	if (s->auth_final) {
+		/* the answer to SCRAM's server-final-message is empty */
+		if (n != 0 || nul) {
+			imap_reply(s, "%s BAD Expected an empty response", tag);
+			client_error(s);
+		} else {
+			login_ok(s, tag, s->auth_account, s->auth_account_id);
+		}
+		auth_resume(s, false);
+		return;
+	}
+	unsigned char *buf = NULL;
+	size_t cap = 0;
+	long len = nul ? -1 : decode_response(p, n, &buf, &cap);
+	if (len < 0) {
+		free(buf);
+		imap_reply(s, "%s BAD Invalid base64 data", tag);
+		client_error(s);
+		auth_resume(s, false);
+		return;
+	}
+	session_enter(s, IMAP_MODE_DELAY);
+	bufferevent_disable(s->bev, EV_READ);
+	authglue_step(s->auth, buf, (size_t)len);
+	explicit_bzero(buf, cap);
+	free(buf);
+}
+
+/* STARTTLS (RFC 9051 6.2.1, RFC 2595 3.1).  Whatever the client sent
+ * behind the command is thrown away (RFC 9051's second option against
+ * STARTTLS command injection, CERT-555316), and what arrives before the
+ * handshake goes to the handshake, where plaintext fails.  The switch
+ * happens in session_write_cb once the OK is written. */
+static void cmd_starttls(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 0) {
+		imap_bad(x, "STARTTLS takes no arguments");
+		return;
+	}
+	if (s->tls_on) {
+		/* also on the implicit TLS port, as RFC 9051 requires */
+		imap_bad(x, "TLS is already active");
+		return;
+	}
+	if (!tls_available(s->srv->tls)) {
+		imap_reply(s, "%s NO TLS is not configured on this server", x->tag);
+		return;
+	}
+	imap_reply(s, "%s OK Begin TLS negotiation now", x->tag);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t dropped = evbuffer_get_length(in);
+	evbuffer_drain(in, dropped);
+	if (dropped > 0)
+		log_info("imap session=%s client=%s action=starttls dropped=%zu "
+			 "note=\"input pipelined after STARTTLS discarded\"",
+			 s->id, s->ip, dropped);
+	session_enter(s, IMAP_MODE_TLS);
+	bufferevent_disable(s->bev, EV_READ);
 }
 
 /* ---------------------------------------------------- simple commands */
@@ -769,7 +959,7 @@ static void cmd_enable(struct imap_cmdctx *x)
 		}
 	}
 	for (size_t i = 0; i < x->n; i++) {
-		if (imap_tok_eq(&x->a[i], "IMAP4rev2")) {
+		if (imap_tok_eq(&x->a[i], "IMAP4rev2") && rev2_offered(s)) {
 			if (!s->rev2)
 				buf_puts(&b, " IMAP4rev2");
 			s->rev2 = true;
@@ -874,6 +1064,7 @@ static const struct {
     {"ID", cmd_id, C_ANY},
     {"LOGIN", cmd_login, C_NOAUTH},
     {"AUTHENTICATE", cmd_authenticate, C_NOAUTH},
+    {"STARTTLS", cmd_starttls, C_NOAUTH},
     {"ENABLE", cmd_enable, C_LOGGED},
     {"SELECT", imap_cmd_select, C_LOGGED},
     {"EXAMINE", imap_cmd_select, C_LOGGED},
@@ -1042,7 +1233,7 @@ static void process_input(struct imap_session *s)
 		size_t n = s->rd.cmd.len;
 		bool nul = s->rd.has_nul;
 		if (s->mode == IMAP_MODE_SASL) {
-			sasl_line(s, line, nul ? 0 : n);
+			sasl_line(s, line, n, nul);
 		} else if (s->mode == IMAP_MODE_IDLE) {
 			idle_line(s, line, n);
 		} else if (nul) {
@@ -1080,16 +1271,13 @@ static void session_release(struct imap_session *s)
 		store_notify_unsubscribe(s->srv->store, s->sub_id);
 		s->sub_id = 0;
 	}
-	if (s->delay_ev)
-		event_del(s->delay_ev);
+	auth_end(s); /* nothing more comes from an exchange in progress */
 }
 
 static void session_free(struct imap_session *s)
 {
 	session_release(s);
 	imap_fetch_free(s);
-	if (s->delay_ev)
-		event_free(s->delay_ev);
 	if (s->sel) {
 		free(s->sel->name);
 		imap_view_free(&s->sel->v);
@@ -1109,7 +1297,8 @@ static void session_kill(struct imap_session *s)
 	if (s->mode == IMAP_MODE_DEAD)
 		return;
 	session_release(s);
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	if (s->bev != NULL) /* NULL after a failed switch to TLS */
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	s->mode = IMAP_MODE_DEAD;
 	session_unlink(s);
 	s->next = s->srv->dead;
@@ -1137,12 +1326,45 @@ static void session_read_cb(struct bufferevent *bev, void *ctx)
 	process_input(ctx);
 }
 
+/* The STARTTLS reply is written: put TLS on the socket.  The session
+ * stays not authenticated, with nothing kept from before (the reader's
+ * partial input is dropped with it). */
+static void starttls_switch(struct imap_session *s)
+{
+	struct bufferevent *bev = tls_starttls(s->srv->tls, s->bev);
+	s->bev = bev;
+	if (bev == NULL) {
+		log_error("imap session=%s client=%s action=starttls error=\"cannot start TLS\"",
+			  s->id, s->ip);
+		session_kill(s);
+		return;
+	}
+	s->tls_on = true;
+	s->tls_pending = true;
+	imap_reader_free(&s->rd);
+	imap_reader_init(&s->rd, IMAP_PREAUTH_LINE_MAX, IMAP_PREAUTH_LITERAL_MAX);
+	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, 256 * 1024);
+	bufferevent_setwatermark(bev, EV_WRITE, IMAP_OUTPUT_LOW, 0);
+	struct timeval tv = {IMAP_TIMEOUT_PREAUTH, 0};
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	session_enter(s, IMAP_MODE_READ);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
 static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct imap_session *s = ctx;
 	if (s->mode == IMAP_MODE_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			tls_close_notify(bev);
 			session_kill(s);
+		}
+		return;
+	}
+	if (s->mode == IMAP_MODE_TLS) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			starttls_switch(s);
 		return;
 	}
 	if (s->mode == IMAP_MODE_FETCH) {
@@ -1164,6 +1386,26 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 {
 	struct imap_session *s = ctx;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is done */
+		struct tls_info ti;
+		s->tls_pending = false;
+		if (tls_get_info(bev, &ti))
+			log_info("imap session=%s client=%s action=tls version=%s cipher=%s sni=%s "
+				 "resumed=%s",
+				 s->id, s->ip, ti.version, ti.cipher, ti.sni[0] ? ti.sni : "-",
+				 ti.resumed ? "yes" : "no");
+		return;
+	}
+	if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+		/* nothing can be said to a client whose handshake failed */
+		char err[256];
+		tls_error_string(bev, err, sizeof err);
+		log_info("imap session=%s client=%s action=tls result=failed error=\"%s\"", s->id,
+			 s->ip, (what & BEV_EVENT_TIMEOUT) ? "timeout" : err);
+		session_kill(s);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->mode != IMAP_MODE_CLOSING) {
 		log_info("imap session=%s client=%s action=close reason=timeout", s->id, s->ip);
 		close_with(s, "* BYE Autologout; idle for too long");
@@ -1200,10 +1442,20 @@ void imap_server_accept(struct imap_server *srv, evutil_socket_t fd, const struc
 	fsutil_unique_id(s->id);
 	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
 	imap_reader_init(&s->rd, IMAP_PREAUTH_LINE_MAX, IMAP_PREAUTH_LITERAL_MAX);
+	if (salen > 0 && (size_t)salen <= sizeof s->sa)
+		memcpy(&s->sa, sa, (size_t)salen);
 	evutil_make_socket_nonblocking(fd);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (srv->implicit_tls) {
+		/* RFC 8314: TLS from the first byte; tls_accept closes fd if
+		 * it fails.  The greeting below is sent after the handshake. */
+		s->bev = tls_accept(srv->tls, srv->base, fd);
+		s->tls_on = s->tls_pending = true;
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL)
+			evutil_closesocket(fd);
+	}
 	if (s->bev == NULL) {
-		evutil_closesocket(fd);
 		session_free(s);
 		return;
 	}
@@ -1251,6 +1503,12 @@ void imap_server_set_config(struct imap_server *srv, const struct config *cfg)
 	srv->cfg = cfg;
 }
 
+void imap_server_set_tls(struct imap_server *srv, struct tls *tls, bool implicit)
+{
+	srv->tls = tls;
+	srv->implicit_tls = implicit;
+}
+
 size_t imap_server_sessions(const struct imap_server *srv)
 {
 	return srv->n_sessions;
@@ -1268,8 +1526,7 @@ void imap_server_shutdown(struct imap_server *srv, void (*cb)(void *ctx), void *
 			struct timeval tv = {2, 0};
 			bufferevent_set_timeouts(s->bev, &tv, &tv);
 		} else {
-			if (s->delay_ev)
-				event_del(s->delay_ev);
+			auth_end(s);
 			close_with(s, "* BYE Server shutting down");
 		}
 		s = next;
@@ -1294,7 +1551,6 @@ void imap_server_free(struct imap_server **srvp)
 	}
 	event_free(srv->reaper);
 	event_free(srv->wake_ev);
-	explicit_bzero(srv->dummy_hash, sizeof srv->dummy_hash);
 	free(srv);
 	*srvp = NULL;
 }
