@@ -16,11 +16,20 @@ need_cmd gcc gcc
 need_cmd clang clang
 need_cmd openssl openssl
 need_cmd swaks swaks
+# swaks needs these for STARTTLS and implicit TLS (tests/integration/test_submission.py).
+need_file /usr/share/perl5/IO/Socket/SSL.pm libio-socket-ssl-perl
+perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || pkgs="$pkgs libnet-ssleay-perl"
 need_cmd fetchmail fetchmail
+need_cmd mbsync isync
+need_cmd curl curl
 need_pc libevent_core libevent-dev
+need_pc libevent_openssl libevent-dev
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev
+need_pc libunbound libunbound-dev
+# The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
+need_file /usr/sbin/dnsmasq dnsmasq-base
 need_file /usr/bin/python3 python3
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 

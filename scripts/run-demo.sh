@@ -19,6 +19,7 @@ if [ ! -f "$DIR/tern.conf" ]; then
 fi
 SMTP_PORT=$((BASE + 25))
 POP3_PORT=$((BASE + 110))
+IMAP_PORT=$((BASE + 143))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
@@ -27,6 +28,7 @@ cat <<INFO
   SMTP (receiving, no auth):  127.0.0.1 port $SMTP_PORT
   POP3 (reading):             127.0.0.1 port $POP3_PORT, no TLS, user $USER_ADDR,
                               password $PASSWORD (plain password, loopback only)
+  IMAP (reading, folders):    127.0.0.1 port $IMAP_PORT, no TLS, same user and password
 
   Send a message:
     swaks --server 127.0.0.1:$SMTP_PORT --to $USER_ADDR --from you@elsewhere.test
@@ -38,9 +40,13 @@ cat <<INFO
     python3 -c "import poplib; p = poplib.POP3('127.0.0.1', $POP3_PORT); p.user('$USER_ADDR'); p.pass_('$PASSWORD'); print(p.stat()); p.quit()"
     fetchmail -p POP3 -P $POP3_PORT -u $USER_ADDR --sslproto '' -k -m 'cat >> demo.mbox' 127.0.0.1
 
-  IMAP, TLS and submission are not served by this version yet; a desktop
-  mail client can download mail over POP3 (set it to "no encryption",
-  port $POP3_PORT); see README.md.
+  Read it with IMAP:
+    curl --user '$USER_ADDR:$PASSWORD' 'imap://127.0.0.1:$IMAP_PORT/INBOX;UID=1'
+    python3 -c "import imaplib; m = imaplib.IMAP4('127.0.0.1', $IMAP_PORT); m.login('$USER_ADDR', '$PASSWORD'); print(m.select('INBOX')); m.logout()"
+
+  TLS and submission are not served by this version yet; a desktop mail
+  client can read mail over IMAP (port $IMAP_PORT) or POP3 (port $POP3_PORT),
+  set to "no encryption"; see README.md and docs/imap.md.
   Press Ctrl-C to stop.
 
 INFO

@@ -27,6 +27,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,13 +37,17 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "authlimit.h"
 #include "cli.h"
 #include "config.h"
+#include "imap-session.h"
 #include "log.h"
 #include "pop3-session.h"
 #include "privdrop.h"
+#include "queue-runner.h"
 #include "smtp-session.h"
 #include "store.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define TERN_VERSION "0.1.0"
@@ -58,6 +64,11 @@ struct proto_ops {
 	void (*shutdown)(void *srv, void (*cb)(void *ctx), void *ctx);
 	size_t (*sessions)(void *srv);
 	void (*destroy)(void *srv);
+	/* TLS (may be NULL: the protocol has none): hands the server the
+	 * worker's TLS state; implicit_tls: TLS from the first byte (RFC 8314
+	 * listeners such as pop3s), so each such listener is one row. */
+	void (*set_tls)(void *srv, struct tls *tls, bool implicit);
+	bool implicit_tls;
 };
 
 static void *smtp_create(struct event_base *b, struct store *st, const struct config *c)
@@ -86,6 +97,20 @@ static void smtp_destroy(void *srv)
 	smtp_server_free(&s);
 }
 
+static void smtp_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	smtp_server_set_tls(srv, tls, implicit);
+}
+
+/* submission.listen / submissions.listen: the SMTP server in submission
+ * mode (RFC 6409; AUTH, sender checks, relay for the authenticated). */
+static void *submission_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	struct smtp_server *srv = smtp_server_new(b, st, c);
+	smtp_server_set_submission(srv, true);
+	return srv;
+}
+
 static void *pop3_create(struct event_base *b, struct store *st, const struct config *c)
 {
 	return pop3_server_new(b, st, c);
@@ -112,11 +137,57 @@ static void pop3_destroy(void *srv)
 	pop3_server_free(&s);
 }
 
+static void pop3_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	pop3_server_set_tls(srv, tls, implicit);
+}
+
+static void *imap_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return imap_server_new(b, st, c);
+}
+static void imap_set_config(void *srv, const struct config *c)
+{
+	imap_server_set_config(srv, c);
+}
+static void imap_accept(void *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	imap_server_accept(srv, fd, sa, salen);
+}
+static void imap_shutdown(void *srv, void (*cb)(void *), void *ctx)
+{
+	imap_server_shutdown(srv, cb, ctx);
+}
+static size_t imap_sessions(void *srv)
+{
+	return imap_server_sessions(srv);
+}
+static void imap_destroy(void *srv)
+{
+	struct imap_server *s = srv;
+	imap_server_free(&s);
+}
+
+static void imap_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	imap_server_set_tls(srv, tls, implicit);
+}
+
 static const struct proto_ops protocols[] = {
 	{"smtp.listen", smtp_create, smtp_set_config, smtp_accept, smtp_shutdown, smtp_sessions,
-	 smtp_destroy},
+	 smtp_destroy, smtp_set_tls, false},
+	{"submission.listen", submission_create, smtp_set_config, smtp_accept, smtp_shutdown,
+	 smtp_sessions, smtp_destroy, smtp_set_tls, false},
+	{"submissions.listen", submission_create, smtp_set_config, smtp_accept, smtp_shutdown,
+	 smtp_sessions, smtp_destroy, smtp_set_tls, true},
+	{"imap.listen", imap_create, imap_set_config, imap_accept, imap_shutdown, imap_sessions,
+	 imap_destroy, imap_set_tls, false},
+	{"imaps.listen", imap_create, imap_set_config, imap_accept, imap_shutdown, imap_sessions,
+	 imap_destroy, imap_set_tls, true},
 	{"pop3.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
-	 pop3_destroy},
+	 pop3_destroy, pop3_set_tls, false},
+	{"pop3s.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
+	 pop3_destroy, pop3_set_tls, true},
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 
@@ -130,6 +201,7 @@ struct worker_slot {
 	pid_t pid;
 	int notify_fd;        /* master's end of the socketpair */
 	struct event *notify_ev;
+	int tls_fd;           /* master's end of the TLS channel (new certificates) */
 	time_t started;
 	int quick_deaths;     /* deaths within 2 s of start, in a row */
 };
@@ -141,10 +213,13 @@ struct master {
 	size_t n_listeners;
 	struct worker_slot workers[MAX_WORKERS];
 	size_t n_workers;
+	size_t queue_slot;      /* the queue runner's slot: the last one */
 	bool stopping;
 	struct event *sig_ev[4];
 	struct event *restart_timer;
 	struct event *kill_timer;
+	struct tls_bundle *tls; /* certificates and keys, read as root; NULL: no TLS */
+	int child_tls_fd;       /* worker's end of its TLS channel, during fork */
 };
 
 static struct master master;
@@ -206,6 +281,9 @@ static void open_listeners(struct master *m)
 		for (size_t p = 0; p < N_PROTOCOLS; p++)
 			if (!strcmp(protocols[p].listen_key, keys[i].key))
 				proto = p;
+		if (proto < N_PROTOCOLS && protocols[proto].implicit_tls && m->tls == NULL)
+			fatal(2, "%s: %s needs a certificate (tls.cert and tls.key)", m->cfg->path,
+			      keys[i].key);
 		if (proto == N_PROTOCOLS) {
 			log_warn("config key=%s value=%s note=\"this protocol is not served by this "
 				 "version; key ignored\"",
@@ -243,6 +321,9 @@ struct worker {
 	size_t n_lev;
 	int notify_fd;
 	struct event *notify_ev;
+	struct tls *tls;        /* contexts for new TLS connections */
+	int tls_fd;             /* new certificates from the master (SIGHUP) */
+	struct event *tls_ev;
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *deadline;
 };
@@ -251,6 +332,12 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 			     int salen, void *ctx)
 {
 	struct worker_accept *a = ctx;
+	/* Replies are written whole and at once; without this, the last
+	 * partial segment of a long answer (a RETR, a FETCH) waits for the
+	 * client's delayed ACK (Nagle), about 40 ms each. */
+	int one = 1;
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	protocols[a->proto].accept(a->w->servers[a->proto], fd, sa, salen);
 }
 
@@ -284,6 +371,32 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *ctx)
 			event_base_loopexit(w->base, NULL);
 		}
 		return;
+	}
+}
+
+/* New certificates from the master (after SIGHUP): new connections use
+ * them, established ones keep theirs. */
+static void worker_tls_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	for (;;) {
+		char err[1024];
+		struct tls_bundle *b = NULL;
+		int r = tls_bundle_recv(fd, &b, err, sizeof err);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			log_error("tls action=reload result=failed error=\"%s\"", err);
+			event_del(w->tls_ev);
+			return;
+		}
+		if (tls_set_bundle(w->tls, b, err, sizeof err) < 0)
+			log_error("tls action=reload result=failed error=\"%s\" note=\"old "
+				  "certificates kept\"",
+				  err);
+		else
+			log_info("tls action=reload result=ok certificates=%zu", tls_bundle_pairs(b));
+		tls_bundle_free(&b);
 	}
 }
 
@@ -345,6 +458,20 @@ static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 
 static void free_master_events(struct master *m);
 
+/* SIGTERM, SIGINT and SIGHUP stay blocked from just before fork until the
+ * child has installed its handlers, so a signal sent to a worker that is
+ * still starting waits for them instead of killing it with the default
+ * action.  how: SIG_BLOCK or SIG_UNBLOCK; old may be NULL. */
+static void control_signals(int how, sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(how, &set, old);
+}
+
 static int worker_main(struct master *m, size_t slot, int notify_fd)
 {
 	char name[32];
@@ -362,6 +489,9 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	for (size_t i = 0; i < m->n_workers; i++)
 		if (m->workers[i].notify_fd >= 0)
 			close(m->workers[i].notify_fd);
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (m->workers[i].tls_fd >= 0)
+			close(m->workers[i].tls_fd);
 
 	char err[1024];
 	if (privdrop_to_user(m->cfg->user, err, sizeof err) < 0) {
@@ -381,8 +511,20 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
+	/* Contexts from the bundle the master read (as root) before forking;
+	 * then the key bytes are wiped from this process's copy. */
+	w.tls = tls_new();
+	w.tls_fd = m->child_tls_fd;
+	if (m->tls != NULL && tls_set_bundle(w.tls, m->tls, err, sizeof err) < 0) {
+		log_error("worker action=tls error=\"%s\"", err);
+		_exit(3);
+	}
+	tls_bundle_free(&m->tls);
 	for (size_t p = 0; p < N_PROTOCOLS; p++)
 		w.servers[p] = protocols[p].create(w.base, w.store, w.cfg);
+	for (size_t p = 0; p < N_PROTOCOLS; p++)
+		if (protocols[p].set_tls != NULL)
+			protocols[p].set_tls(w.servers[p], w.tls, protocols[p].implicit_tls);
 	for (size_t i = 0; i < m->n_listeners; i++) {
 		w.acc[i].w = &w;
 		w.acc[i].proto = m->listeners[i].proto;
@@ -395,6 +537,8 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		w.lev[w.n_lev++] = l;
 	}
 	w.notify_ev = event_new(w.base, notify_fd, EV_READ | EV_PERSIST, worker_notify_cb, &w);
+	w.tls_ev = event_new(w.base, w.tls_fd, EV_READ | EV_PERSIST, worker_tls_cb, &w);
+	event_add(w.tls_ev, NULL);
 	w.sig_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
 	w.sig_int = evsignal_new(w.base, SIGINT, worker_term_cb, &w);
 	w.sig_hup = evsignal_new(w.base, SIGHUP, worker_hup_cb, &w);
@@ -402,6 +546,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	event_add(w.sig_term, NULL);
 	event_add(w.sig_int, NULL);
 	event_add(w.sig_hup, NULL);
+	control_signals(SIG_UNBLOCK, NULL);
 	log_info("worker action=start");
 
 	event_base_dispatch(w.base);
@@ -412,6 +557,8 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	for (size_t i = 0; i < w.n_lev; i++)
 		evconnlistener_free(w.lev[i]);
 	event_free(w.notify_ev);
+	event_free(w.tls_ev);
+	close(w.tls_fd);
 	event_free(w.sig_term);
 	event_free(w.sig_int);
 	event_free(w.sig_hup);
@@ -420,7 +567,129 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	event_base_free(w.base);
 	store_close(&w.store);
 	close(notify_fd);
+	tls_free(&w.tls);
 	config_free(&w.cfg);
+	return 0;
+}
+
+/* ------------------------------------------------------------ queue runner */
+
+/* The queue runner process (design.md: "the queue runner is its own
+ * process"): unprivileged like a worker, no listeners; it wakes when the
+ * master relays STORE_NOTIFY_QUEUE and on its own timers. */
+struct queue_proc {
+	struct event_base *base;
+	struct config *cfg;
+	struct store *store;
+	struct queue_runner *runner;
+	int notify_fd;
+};
+
+static void queue_notify_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_proc *q = ctx;
+	int64_t id;
+	for (;;) {
+		ssize_t n = recv(fd, &id, sizeof id, MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof id) {
+			if (id == STORE_NOTIFY_QUEUE)
+				queue_runner_kick(q->runner);
+			continue;
+		}
+		if (n == 0)
+			event_base_loopexit(q->base, NULL);
+		return;
+	}
+}
+
+static void queue_store_hook(void *ctx, int64_t account_id)
+{
+	struct queue_proc *q = ctx;
+	(void)!send(q->notify_fd, &account_id, sizeof account_id, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
+{
+	struct queue_proc *q = ctx;
+	if (sig != SIGHUP) {
+		event_base_loopexit(q->base, NULL);
+		return;
+	}
+	char err[1024];
+	struct config *c = config_load(q->cfg->path, err, sizeof err);
+	if (c == NULL) {
+		log_error("reload result=failed error=\"%s\"", err);
+		return;
+	}
+	queue_runner_set_config(q->runner, c);
+	config_free(&q->cfg);
+	q->cfg = c;
+	log_info("reload result=ok");
+}
+
+static int queue_main(struct master *m, int notify_fd)
+{
+	log_set_process("queue");
+	prctl(PR_SET_NAME, "tern-queue", 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() == 1)
+		_exit(0);
+	event_reinit(m->base);
+	free_master_events(m);
+	event_base_free(m->base);
+	m->base = NULL;
+	for (size_t i = 0; i < m->n_workers; i++) {
+		if (m->workers[i].notify_fd >= 0)
+			close(m->workers[i].notify_fd);
+		if (m->workers[i].tls_fd >= 0)
+			close(m->workers[i].tls_fd);
+	}
+	for (size_t i = 0; i < m->n_listeners; i++)
+		close(m->listeners[i].fd);
+	tls_bundle_free(&m->tls);
+	char err[1024];
+	if (privdrop_to_user(m->cfg->user, err, sizeof err) < 0) {
+		log_error("queue action=privdrop error=\"%s\"", err);
+		_exit(3);
+	}
+	struct queue_proc q = {0};
+	q.cfg = m->cfg;
+	m->cfg = NULL;
+	q.notify_fd = notify_fd;
+	q.store = store_open(q.cfg->data_dir, err, sizeof err);
+	if (q.store == NULL) {
+		log_error("queue action=store_open error=\"%s\"", err);
+		_exit(3);
+	}
+	store_notify_set_hook(q.store, queue_store_hook, &q);
+	q.base = event_base_new();
+	if (q.base == NULL)
+		fatal(1, "cannot create event loop");
+	q.runner = queue_runner_new(q.base, q.store, q.cfg, err, sizeof err);
+	if (q.runner == NULL) {
+		log_error("queue action=start error=\"%s\"", err);
+		_exit(3);
+	}
+	struct event *nev = event_new(q.base, notify_fd, EV_READ | EV_PERSIST, queue_notify_cb, &q);
+	struct event *sig[3];
+	int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+	for (size_t i = 0; i < 3; i++) {
+		sig[i] = evsignal_new(q.base, sigs[i], queue_signal_cb, &q);
+		event_add(sig[i], NULL);
+	}
+	event_add(nev, NULL);
+	control_signals(SIG_UNBLOCK, NULL);
+	log_info("queue action=start");
+	event_base_dispatch(q.base);
+	log_info("queue action=stop");
+	queue_runner_free(&q.runner);
+	event_free(nev);
+	for (size_t i = 0; i < 3; i++)
+		event_free(sig[i]);
+	event_base_free(q.base);
+	store_close(&q.store);
+	close(notify_fd);
+	config_free(&q.cfg);
 	return 0;
 }
 
@@ -430,25 +699,36 @@ static void master_notify_cb(evutil_socket_t fd, short what, void *ctx);
 
 static void start_worker(struct master *m, size_t slot)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+	int sv[2], tv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tv) < 0)
 		fatal(1, "socketpair: %s", strerror(errno));
 	fflush(NULL);
+	sigset_t old_mask;
+	control_signals(SIG_BLOCK, &old_mask);
 	pid_t pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	if (pid < 0) {
 		log_error("fork error=\"%s\"", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
+		close(tv[0]);
+		close(tv[1]);
 		return;
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		exit(worker_main(m, slot, sv[1]));
+		close(tv[0]);
+		m->child_tls_fd = tv[1];
+		exit(slot == m->queue_slot ? queue_main(m, sv[1]) : worker_main(m, slot, sv[1]));
 	}
 	close(sv[1]);
+	close(tv[1]);
 	struct worker_slot *ws = &m->workers[slot];
 	ws->pid = pid;
 	ws->notify_fd = sv[0];
+	ws->tls_fd = tv[0];
 	ws->started = time(NULL);
 	ws->notify_ev = event_new(m->base, sv[0], EV_READ | EV_PERSIST, master_notify_cb, ws);
 	event_add(ws->notify_ev, NULL);
@@ -464,6 +744,10 @@ static void close_slot(struct worker_slot *ws)
 	if (ws->notify_fd >= 0) {
 		close(ws->notify_fd);
 		ws->notify_fd = -1;
+	}
+	if (ws->tls_fd >= 0) {
+		close(ws->tls_fd);
+		ws->tls_fd = -1;
 	}
 	ws->pid = 0;
 }
@@ -483,6 +767,9 @@ static void master_notify_cb(evutil_socket_t fd, short what, void *ctx)
 		for (size_t i = 0; i < master.n_workers; i++) {
 			struct worker_slot *ws = &master.workers[i];
 			if (ws == from || ws->notify_fd < 0)
+				continue;
+			/* "Mail was queued" goes to the queue runner only. */
+			if ((id == STORE_NOTIFY_QUEUE) != (i == master.queue_slot))
 				continue;
 			(void)!send(ws->notify_fd, &id, sizeof id, MSG_DONTWAIT | MSG_NOSIGNAL);
 		}
@@ -555,6 +842,34 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *ctx)
 			kill(m->workers[i].pid, SIGKILL);
 }
 
+/* SIGHUP: re-reads every certificate and key (as root) and hands them to
+ * the workers; a file that fails its checks keeps the old ones. */
+static void master_reload_tls(struct master *m, const struct config *c)
+{
+	char err[1024];
+	struct tls_bundle *b = NULL;
+	int r = tls_bundle_load(c, m->tls, &b, err, sizeof err);
+	if (r < 0) {
+		log_error("tls action=reload result=failed error=\"%s\" note=\"old certificates "
+			  "kept\"",
+			  err);
+		return;
+	}
+	if (r == 0) {
+		if (m->tls != NULL)
+			log_warn("tls action=reload note=\"tls.cert is now empty; the old "
+				 "certificates stay until a restart\"");
+		return;
+	}
+	tls_bundle_free(&m->tls);
+	m->tls = b;
+	for (size_t i = 0; i < m->n_workers; i++)
+		if (i != m->queue_slot && m->workers[i].pid > 0 && m->workers[i].tls_fd >= 0 &&
+		    tls_bundle_send(b, m->workers[i].tls_fd, err, sizeof err) < 0)
+			log_error("tls action=reload worker=%zu error=\"%s\"", i + 1, err);
+	log_info("tls action=reload result=ok certificates=%zu", tls_bundle_pairs(b));
+}
+
 static void master_signal_cb(evutil_socket_t sig, short what, void *ctx)
 {
 	struct master *m = ctx;
@@ -572,6 +887,10 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		const char *k = config_restart_key_changed(m->cfg, c);
 		if (k != NULL)
 			log_warn("reload key=%s note=\"changed; takes effect after a restart\"", k);
+		master_reload_tls(m, c);
+		struct authlimit_config alc;
+		authlimit_config_from(c, &alc);
+		authlimit_configure(&alc);
 		config_free(&c);
 		for (size_t i = 0; i < m->n_workers; i++)
 			if (m->workers[i].pid > 0)
@@ -687,6 +1006,9 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	if (geteuid() == 0 && m->cfg->user[0] == '\0')
 		fatal(2, "%s: running as root needs the key \"user\" (an unprivileged account)",
 		      m->cfg->path);
+	char tls_err[1024];
+	if (tls_bundle_load(m->cfg, NULL, &m->tls, tls_err, sizeof tls_err) < 0)
+		fatal(2, "%s: %s", m->cfg->path, tls_err);
 	check_store(m);
 	open_listeners(m);
 
@@ -694,8 +1016,15 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	m->n_workers = m->cfg->workers ? (size_t)m->cfg->workers : (ncpu > 0 ? (size_t)ncpu : 1);
 	if (m->n_workers > MAX_WORKERS)
 		m->n_workers = MAX_WORKERS;
+	/* The queue runner is one more child, in the last slot, started and
+	 * restarted like a worker. */
+	if (m->n_workers > MAX_WORKERS - 1)
+		m->n_workers = MAX_WORKERS - 1;
+	m->queue_slot = m->n_workers++;
 	for (size_t i = 0; i < MAX_WORKERS; i++)
 		m->workers[i].notify_fd = -1;
+	for (size_t i = 0; i < MAX_WORKERS; i++)
+		m->workers[i].tls_fd = -1;
 
 	m->base = event_base_new();
 	if (m->base == NULL)
@@ -709,6 +1038,12 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
 	log_info("master action=start version=%s hostname=%s workers=%zu", TERN_VERSION,
 		 m->cfg->hostname, m->n_workers);
+	/* The brute-force limiter's table is shared memory that the workers
+	 * inherit, so it must exist before the first fork. */
+	struct authlimit_config alc;
+	authlimit_config_from(m->cfg, &alc);
+	if (authlimit_init(&alc, 0) < 0)
+		fatal(1, "cannot create the authentication limiter table: %s", strerror(errno));
 	for (size_t i = 0; i < m->n_workers; i++)
 		start_worker(m, i);
 
@@ -721,6 +1056,7 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	for (size_t i = 0; i < m->n_listeners; i++)
 		close(m->listeners[i].fd);
 	log_info("master action=stopped");
+	tls_bundle_free(&m->tls);
 	config_free(&m->cfg);
 	return 0;
 }

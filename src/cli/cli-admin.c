@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "fsutil.h"
 #include "header.h"
 #include "password.h"
+#include "sasl.h"
 #include "store.h"
 #include "strutil.h"
 #include "xalloc.h"
@@ -238,13 +240,29 @@ static int get_password(const struct cli_command *cmd, const char *what, const c
 	return 0;
 }
 
-/* Hashes the password read by get_password and wipes the clear text. */
-static int hash_password(const char *what, char *pw, size_t pwsz, char *hash, size_t hashsz)
+/* Hashes the password read by get_password, computes its SCRAM-SHA-256
+ * keys (iterations from auth.scram_iterations) into scram[SASL_SCRAM_RECORD_MAX]
+ * ("" for a password that cannot have them, with a note on stderr), and
+ * wipes the clear text. */
+static int hash_password(const char *what, char *pw, size_t pwsz, const struct config *cfg,
+			 char *hash, size_t hashsz, char *scram)
 {
+	scram[0] = '\0';
+	bool scram_ok = sasl_scram_password_ok(pw);
+	int sr = scram_ok ? sasl_scram_make(pw, (unsigned)cfg->auth_scram_iterations, scram,
+					    SASL_SCRAM_RECORD_MAX)
+			  : 0;
 	int r = password_hash(pw, hash, hashsz);
 	explicit_bzero(pw, pwsz);
 	if (r < 0)
 		return cli_fail(what, "cannot hash the password (libcrypt failed)");
+	if (sr < 0)
+		return cli_fail(what, "cannot compute the SCRAM-SHA-256 keys");
+	if (!scram_ok)
+		fprintf(stderr,
+			"tern: %s: note: the password is not printable ASCII, so it gets no "
+			"SCRAM-SHA-256 keys (PLAIN and LOGIN work)\n",
+			what);
 	return 0;
 }
 
@@ -346,15 +364,286 @@ const struct cli_command cli_admin_user_command = {
 	"       tern [-c FILE] user list [DOMAIN]\n"
 	"       tern [-c FILE] user remove ADDRESS\n"
 	"       tern [-c FILE] user passwd ADDRESS [--password P]\n"
+	"       tern [-c FILE] user import-passwd FILE [--update]\n"
 	"\n"
 	"  add      create the account ADDRESS (its domain must be ours) with\n"
 	"           the default mailboxes; the password is P, or one line read\n"
 	"           from stdin (asked for twice on a terminal)\n"
 	"  list     print the users, of DOMAIN or of all domains, one a line\n"
 	"  remove   delete the account and all its mail\n"
-	"  passwd   set a new password, from --password or stdin as for add\n",
+	"  passwd   set a new password, from --password or stdin as for add\n"
+	"  import-passwd\n"
+	"           create the users of a Dovecot passwd-file (lines\n"
+	"           \"user@domain:{SCHEME}hash:...\"; SHA512-CRYPT, BLF-CRYPT and\n"
+	"           {CRYPT} with $y$, $6$, $2b$ or $2y$); users that exist are\n"
+	"           skipped, or get the file's hash with --update.  Nothing is\n"
+	"           changed if any line is wrong.  Imported users have no\n"
+	"           SCRAM-SHA-256 keys until their password is set again\n",
 	user_run,
 };
+
+/* ------------------------------------------------------- import-passwd */
+
+/* Longest line of a passwd-file, and most users one import takes. */
+#define IMPORT_LINE_MAX 4096
+#define IMPORT_MAX_USERS 1000000
+/* Errors printed before the rest are only counted. */
+#define IMPORT_MAX_ERRORS 20
+
+struct import_row {
+	char address[256];
+	char hash[256];
+	unsigned line;
+	int action; /* 0 skip, 1 add, 2 update */
+};
+
+/* A short, printable copy of a field from the file for messages. */
+static const char *printable(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; in[i] != '\0' && o + 4 < outsz; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	if (in[0] != '\0' && o + 4 >= outsz) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+struct import_errors {
+	const char *what;
+	const char *path;
+	unsigned count;
+};
+
+static void import_error(struct import_errors *e, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void import_error(struct import_errors *e, unsigned line, const char *fmt, ...)
+{
+	if (e->count++ >= IMPORT_MAX_ERRORS)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "tern: %s: %s:%u: %s\n", e->what, e->path, line, msg);
+}
+
+static int row_by_address(const void *a, const void *b)
+{
+	const struct import_row *x = a, *y = b;
+	int c = strcmp(x->address, y->address);
+	return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Parses one passwd-file line into row.  Returns 1 for a user, 0 for a
+ * blank or comment line, -1 after reporting an error. */
+static int import_parse_line(char *line, unsigned lineno, struct import_row *row,
+			     struct import_errors *e)
+{
+	char shown[80];
+	char *p = line;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	char *colon = strchr(line, ':');
+	if (colon == NULL) {
+		import_error(e, lineno, "expected \"user:password:...\"");
+		return -1;
+	}
+	*colon = '\0';
+	char *pass = colon + 1;
+	char *end = strchr(pass, ':');
+	if (end != NULL)
+		*end = '\0';
+	struct addr a;
+	int n;
+	if (addr_parse_mailbox(line, strlen(line), true, &a) != ADDR_OK || a.domain_is_literal ||
+	    (n = addr_format(&a, row->address, sizeof row->address)) < 0) {
+		import_error(e, lineno, "\"%s\" is not an address (user@domain)",
+			     printable(line, shown, sizeof shown));
+		return -1;
+	}
+	strutil_lower(row->address, (size_t)n);
+	if (pass[0] == '\0') {
+		import_error(e, lineno, "%s has no password hash", row->address);
+		return -1;
+	}
+	if (password_import(pass, row->hash, sizeof row->hash) < 0) {
+		import_error(e, lineno,
+			     "%s: unsupported or malformed password hash \"%s\" (accepted: "
+			     "{SHA512-CRYPT}, {BLF-CRYPT}, {CRYPT} with $y$, $6$, $2b$ or $2y$)",
+			     row->address, printable(pass, shown, 24));
+		return -1;
+	}
+	row->line = lineno;
+	return 1;
+}
+
+/* Reads every line of f into *rows.  Errors are reported and counted in
+ * e; the caller changes nothing if there are any. */
+static void import_read(FILE *f, struct import_row **rows, size_t *n_rows,
+			struct import_errors *e)
+{
+	char line[IMPORT_LINE_MAX];
+	unsigned lineno = 0;
+	size_t cap = 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		size_t len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		} else if (!feof(f)) {
+			import_error(e, lineno, "line longer than %d bytes", IMPORT_LINE_MAX - 2);
+			int c;
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (memchr(line, '\0', len) != NULL || strlen(line) != len) {
+			import_error(e, lineno, "NUL byte in the line");
+			continue;
+		}
+		struct import_row row;
+		memset(&row, 0, sizeof row);
+		if (import_parse_line(line, lineno, &row, e) != 1)
+			continue;
+		if (*n_rows >= IMPORT_MAX_USERS) {
+			import_error(e, lineno, "more than %d users in one file", IMPORT_MAX_USERS);
+			break;
+		}
+		if (*n_rows == cap) {
+			cap = cap ? cap * 2 : 64;
+			*rows = xreallocarray(*rows, cap, sizeof **rows);
+		}
+		(*rows)[(*n_rows)++] = row;
+	}
+}
+
+static int user_import(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		       int argc, char **argv)
+{
+	/* --update is a flag: take it out before the usual parsing, which
+	 * knows only options with values. */
+	bool update = false;
+	char **args = xcalloc((size_t)argc + 1, sizeof *args);
+	int n_args = 0;
+	bool dashdash = false;
+	for (int i = 0; i < argc; i++) {
+		if (i >= 2 && !dashdash && !strcmp(argv[i], "--update")) {
+			update = true;
+			continue;
+		}
+		if (i >= 2 && !strcmp(argv[i], "--"))
+			dashdash = true;
+		args[n_args++] = argv[i];
+	}
+	char *pos[1];
+	int n_pos;
+	int rc = parse_sub(cmd, what, n_args, args, NULL, 0, pos, 1, 1, &n_pos);
+	free(args);
+	if (rc != 0)
+		return parse_exit(rc);
+	const char *path = pos[0];
+
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return cli_fail(what, "%s: %s", path, strerror(errno));
+	struct import_errors e = {what, path, 0};
+	struct import_row *rows = NULL;
+	size_t n_rows = 0;
+	import_read(f, &rows, &n_rows, &e);
+	bool read_error = ferror(f) != 0;
+	fclose(f);
+	if (read_error) {
+		free(rows);
+		return cli_fail(what, "%s: read error", path);
+	}
+
+	/* The same user twice is a mistake in the file, not a question of
+	 * which line wins. */
+	if (n_rows > 1) {
+		struct import_row *sorted = xreallocarray(NULL, n_rows, sizeof *sorted);
+		memcpy(sorted, rows, n_rows * sizeof *rows);
+		qsort(sorted, n_rows, sizeof *sorted, row_by_address);
+		for (size_t i = 1; i < n_rows; i++)
+			if (!strcmp(sorted[i].address, sorted[i - 1].address))
+				import_error(&e, sorted[i].line, "%s already appears on line %u",
+					     sorted[i].address, sorted[i - 1].line);
+		free(sorted);
+	}
+
+	struct config *cfg = NULL;
+	struct store *s = NULL;
+	if (e.count == 0) {
+		s = cli_open_store(cfg_path, &cfg, &rc);
+		if (s == NULL) {
+			free(rows);
+			return rc;
+		}
+		/* Check everything before changing anything. */
+		for (size_t i = 0; i < n_rows; i++) {
+			struct store_account_info info;
+			const char *dom = domain_of(rows[i].address);
+			int d = store_domain_exists(s, dom);
+			int r = d == 1 ? store_account_get(s, rows[i].address, &info) : 0;
+			if (d < 0 || r < 0)
+				import_error(&e, rows[i].line, "%s: cannot look it up in the store",
+					     rows[i].address);
+			else if (d == 0)
+				import_error(&e, rows[i].line,
+					     "domain %s is not one of ours (add it with `tern domain "
+					     "add %s`)",
+					     dom, dom);
+			else
+				rows[i].action = r == 0 ? 1 : (update ? 2 : 0);
+		}
+	}
+	if (e.count > 0) {
+		if (e.count > IMPORT_MAX_ERRORS)
+			fprintf(stderr, "tern: %s: %s: %u more errors not shown\n", what, path,
+				e.count - IMPORT_MAX_ERRORS);
+		rc = cli_fail(what, "%s: %u error%s, nothing imported", path, e.count,
+			      e.count == 1 ? "" : "s");
+		goto out;
+	}
+
+	unsigned added = 0, updated = 0, skipped = 0;
+	char err[512];
+	rc = CLI_OK;
+	for (size_t i = 0; i < n_rows && rc == CLI_OK; i++) {
+		struct import_row *r = &rows[i];
+		if (r->action == 1) {
+			if (store_account_add(s, r->address, r->hash, NULL, err, sizeof err) < 0)
+				rc = cli_fail(what, "%s:%u: %s: %s", path, r->line, r->address, err);
+			else
+				added++;
+		} else if (r->action == 2) {
+			if (store_account_set_password(s, r->address, r->hash, err, sizeof err) < 0)
+				rc = cli_fail(what, "%s:%u: %s: %s", path, r->line, r->address, err);
+			else
+				updated++;
+		} else {
+			skipped++;
+		}
+	}
+	printf("imported from %s: %u added, %u updated, %u skipped%s\n", path, added, updated,
+	       skipped, skipped > 0 ? " (they exist; --update replaces their hashes)" : "");
+	rc = finish_output(what, rc);
+out:
+	free(rows);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
 
 static int print_account(void *ctx, const struct store_account_info *a)
 {
@@ -365,13 +654,16 @@ static int print_account(void *ctx, const struct store_account_info *a)
 
 static int user_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "remove", "passwd", NULL};
+	static const char *const subs[] = {"add", "list", "remove", "passwd", "import-passwd",
+					   NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
 	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return parse_exit(rc);
+	if (!strcmp(sub, "import-passwd"))
+		return user_import(cmd, what, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;
@@ -400,6 +692,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	struct store_account_info info;
 	char pw[PASSWORD_MAX];
 	char hash[256];
+	char scram[SASL_SCRAM_RECORD_MAX];
 	if (is_list) {
 		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
 			rc = CLI_FAIL;
@@ -417,10 +710,15 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 				      address);
 		} else if ((rc = get_password(cmd, what, pw_opt, address, pw, sizeof pw)) != 0) {
 			/* message printed */
-		} else if ((rc = hash_password(what, pw, sizeof pw, hash, sizeof hash)) != 0) {
+		} else if ((rc = hash_password(what, pw, sizeof pw, cfg, hash, sizeof hash, scram)) !=
+			   0) {
 			/* message printed */
 		} else if (store_account_add(s, address, hash, NULL, err, sizeof err) < 0) {
 			rc = cli_fail(what, "%s: %s", address, err);
+		} else if (scram[0] != '\0' &&
+			   store_account_set_scram(s, address, scram, err, sizeof err) < 0) {
+			rc = cli_fail(what, "%s added, but its SCRAM keys were not stored: %s",
+				      address, err);
 		} else {
 			printf("user %s added\n", address);
 		}
@@ -429,10 +727,16 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 			rc = CLI_FAIL;
 		else if ((rc = get_password(cmd, what, pw_opt, address, pw, sizeof pw)) != 0) {
 			/* message printed */
-		} else if ((rc = hash_password(what, pw, sizeof pw, hash, sizeof hash)) != 0) {
+		} else if ((rc = hash_password(what, pw, sizeof pw, cfg, hash, sizeof hash, scram)) !=
+			   0) {
 			/* message printed */
 		} else if (store_account_set_password(s, address, hash, err, sizeof err) < 0) {
 			rc = cli_fail(what, "%s: %s", address, err);
+		} else if (scram[0] != '\0' &&
+			   store_account_set_scram(s, address, scram, err, sizeof err) < 0) {
+			rc = cli_fail(what, "password of %s changed, but its SCRAM keys were not "
+					    "stored: %s",
+				      address, err);
 		} else {
 			printf("password of %s changed\n", address);
 		}

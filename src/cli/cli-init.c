@@ -358,12 +358,12 @@ static const struct {
 	const char *lands; /* NULL: served today; else what it waits for */
 } listeners[] = {
 	{"smtp.listen", 25, "SMTP from other mail servers (the MX service)", NULL},
-	{"submission.listen", 587, "submission from mail clients (STARTTLS, AUTH)", "submission"},
-	{"submissions.listen", 465, "submission with implicit TLS", "submission"},
-	{"imap.listen", 143, "IMAP (STARTTLS)", "IMAP"},
-	{"imaps.listen", 993, "IMAP with implicit TLS", "IMAP"},
-	{"pop3.listen", 110, "POP3 mail retrieval (STLS once TLS lands)", NULL},
-	{"pop3s.listen", 995, "POP3 with implicit TLS", "TLS"},
+	{"submission.listen", 587, "submission from mail clients (STARTTLS, AUTH)", NULL},
+	{"submissions.listen", 465, "submission with implicit TLS", NULL},
+	{"imap.listen", 143, "IMAP mail access (STARTTLS)", NULL},
+	{"imaps.listen", 993, "IMAP with implicit TLS", NULL},
+	{"pop3.listen", 110, "POP3 mail retrieval (STLS)", NULL},
+	{"pop3s.listen", 995, "POP3 with implicit TLS", NULL},
 };
 #define N_LISTENERS (sizeof listeners / sizeof listeners[0])
 
@@ -433,7 +433,12 @@ static int build_config(const struct init_args *a, struct buf *b)
 			"# replace it with one from a CA for use on the Internet.\n"
 			"tls.cert = tls/cert.pem\n"
 			"# Its private key (PEM), readable by its owner only.\n"
-			"tls.key = tls/key.pem\n\n");
+			"tls.key = tls/key.pem\n"
+			"# More certificates, chosen by the name the client asks for (SNI): a\n"
+			"# folder holding one folder per name (mail.example.org or\n"
+			"# *.example.org), each with cert.pem and key.pem.  Other names get\n"
+			"# tls.cert.\n"
+			"# tls.sni_dir = tls/domains\n\n");
 	r |= buf_printf(b,
 			"# DNS resolver for MX and address lookups, \"IP\" or \"IP:PORT\";\n"
 			"# empty: the system's resolvers (/etc/resolv.conf).\n"

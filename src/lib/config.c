@@ -18,7 +18,7 @@
 #include "strutil.h"
 #include "xalloc.h"
 
-enum cfg_type { CFG_STR, CFG_PATH, CFG_UINT, CFG_SIZE, CFG_BOOL, CFG_LISTEN };
+enum cfg_type { CFG_STR, CFG_PATH, CFG_UINT, CFG_SIZE, CFG_BOOL, CFG_LISTEN, CFG_DURATION };
 
 struct cfg_key {
 	const char *name;
@@ -42,6 +42,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"pop3s.listen", CFG_LISTEN, STR(pop3s_listen), "", true},
 	{"tls.cert", CFG_PATH, STR(tls_cert), "", false},
 	{"tls.key", CFG_PATH, STR(tls_key), "", false},
+	{"tls.sni_dir", CFG_PATH, STR(tls_sni_dir), "", false},
 	{"dns.resolver", CFG_STR, STR(dns_resolver), "", false},
 	{"remote_smtp_port", CFG_UINT, STR(remote_smtp_port), "25", false},
 	{"workers", CFG_UINT, STR(workers), "0", true},
@@ -52,6 +53,28 @@ static const struct cfg_key cfg_keys[] = {
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
+	{"auth.scram_iterations", CFG_UINT, STR(auth_scram_iterations), "4096", false},
+	{"auth.fail_delay_ms", CFG_UINT, STR(auth_fail_delay_ms), "500", false},
+	{"auth.fail_delay_max_ms", CFG_UINT, STR(auth_fail_delay_max_ms), "8000", false},
+	{"auth.block_after", CFG_UINT, STR(auth_block_after), "10", false},
+	{"auth.block_window", CFG_UINT, STR(auth_block_window), "600", false},
+	{"auth.block_time", CFG_UINT, STR(auth_block_time), "900", false},
+	{"submission.domain_senders", CFG_STR, STR(submission_domain_senders), "", false},
+	{"submission.received_user", CFG_BOOL, STR(submission_received_user), "no", false},
+	{"queue.retry_min", CFG_DURATION, STR(queue_retry_min), "5m", false},
+	{"queue.retry_max", CFG_DURATION, STR(queue_retry_max), "4h", false},
+	{"queue.delay_warning", CFG_DURATION, STR(queue_delay_warning), "4h", false},
+	{"queue.lifetime", CFG_DURATION, STR(queue_lifetime), "5d", false},
+	{"queue.history", CFG_DURATION, STR(queue_history), "7d", false},
+	{"queue.max_connections", CFG_UINT, STR(queue_max_connections), "100", false},
+	{"queue.max_per_destination", CFG_UINT, STR(queue_max_per_destination), "5", false},
+	{"queue.timeout.connect", CFG_DURATION, STR(queue_timeout_connect), "30s", false},
+	{"queue.timeout.greeting", CFG_DURATION, STR(queue_timeout_greeting), "5m", false},
+	{"queue.timeout.command", CFG_DURATION, STR(queue_timeout_command), "5m", false},
+	{"queue.timeout.data_init", CFG_DURATION, STR(queue_timeout_data_init), "2m", false},
+	{"queue.timeout.data_block", CFG_DURATION, STR(queue_timeout_data_block), "3m", false},
+	{"queue.timeout.data_end", CFG_DURATION, STR(queue_timeout_data_end), "10m", false},
+	{"queue.timeout.dns", CFG_DURATION, STR(queue_timeout_dns), "30s", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -149,6 +172,14 @@ static int set_value(struct config *c, const struct cfg_key *k, const char *dir,
 		}
 		*u64_field(c, k) = n;
 		return 0;
+	case CFG_DURATION:
+		if (strutil_parse_duration(v, &n) < 0 || n > UINT32_MAX) {
+			snprintf(why, whysz, "expected a duration like 30s, 5m, 4h or 5d, got \"%s\"",
+				 v);
+			return -1;
+		}
+		*u64_field(c, k) = n;
+		return 0;
 	case CFG_BOOL:
 		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on"))
 			*bool_field(c, k) = true;
@@ -195,6 +226,22 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (c->hostname[0] == '\0') {
 		snprintf(err, errsz, "%s: hostname must not be empty", c->path);
+		return -1;
+	}
+	if (c->auth_scram_iterations < 4096 || c->auth_scram_iterations > 10000000) {
+		snprintf(err, errsz, "%s: auth.scram_iterations must be 4096..10000000", c->path);
+		return -1;
+	}
+	if (c->auth_fail_delay_max_ms < c->auth_fail_delay_ms ||
+	    c->auth_fail_delay_max_ms > 60000) {
+		snprintf(err, errsz,
+			 "%s: auth.fail_delay_max_ms must be at least auth.fail_delay_ms and at "
+			 "most 60000",
+			 c->path);
+		return -1;
+	}
+	if (c->auth_block_window == 0) {
+		snprintf(err, errsz, "%s: auth.block_window must be at least 1 (seconds)", c->path);
 		return -1;
 	}
 	return 0;
@@ -306,6 +353,7 @@ const char *config_restart_key_changed(const struct config *a, const struct conf
 			break;
 		case CFG_UINT:
 		case CFG_SIZE:
+		case CFG_DURATION:
 			if (*u64_field(ma, k) != *u64_field(mb, k))
 				return k->name;
 			break;

@@ -29,6 +29,7 @@ struct config {
 	char *pop3s_listen;
 	char *tls_cert;
 	char *tls_key;
+	char *tls_sni_dir;         /* DOMAIN/cert.pem + key.pem per SNI name; "" off */
 	char *dns_resolver;     /* "IP[:PORT]" or "" for the system resolvers */
 	uint64_t remote_smtp_port;
 	uint64_t workers;       /* 0: one per CPU */
@@ -39,6 +40,32 @@ struct config {
 	char *recipient_delimiter;      /* "" disables plus-addressing */
 	char *log_level;                /* debug|info|warn|error */
 	bool allow_plaintext_loopback;
+	/* Authentication (auth/sasl.h, auth/authlimit.h; docs/config.md). */
+	uint64_t auth_scram_iterations;  /* PBKDF2 rounds of new SCRAM keys */
+	uint64_t auth_fail_delay_ms;     /* first delay after a failure */
+	uint64_t auth_fail_delay_max_ms; /* cap of the doubling delay */
+	uint64_t auth_block_after;       /* failures before a block; 0 never */
+	uint64_t auth_block_window;      /* seconds failures are counted */
+	uint64_t auth_block_time;        /* seconds a block lasts */
+	/* Submission (docs/smtp.md "Submission"). */
+	char *submission_domain_senders; /* accounts that may send as any address of
+					 * their domain; comma/space separated */
+	bool submission_received_user;   /* name the user in Received: */
+	/* Outbound queue (docs/outbound.md); durations in seconds. */
+	uint64_t queue_retry_min;
+	uint64_t queue_retry_max;
+	uint64_t queue_delay_warning;   /* 0: no delay notices */
+	uint64_t queue_lifetime;
+	uint64_t queue_history;         /* how long `tern trace` remembers */
+	uint64_t queue_max_connections;
+	uint64_t queue_max_per_destination;
+	uint64_t queue_timeout_connect;
+	uint64_t queue_timeout_greeting;
+	uint64_t queue_timeout_command;
+	uint64_t queue_timeout_data_init;
+	uint64_t queue_timeout_data_block;
+	uint64_t queue_timeout_data_end;
+	uint64_t queue_timeout_dns;
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

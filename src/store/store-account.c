@@ -73,6 +73,9 @@ static const char account_ddl[] =
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);";
 
+/* store-imap.c: creates the IMAP cache table if missing. */
+int store_imap_schema(struct store_db *db, char *err, size_t errsz);
+
 static const struct {
 	const char *name;
 	unsigned special_use;
@@ -301,6 +304,10 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	if (store_db_open(&a->db, path, false, err, errsz) < 0)
 		return NULL;
 	if (store_db_schema(&a->db, account_ddl, STORE_ACCOUNT_SCHEMA, err, errsz) < 0)
+		goto fail;
+	/* IMAP's tables (store-imap.c): CREATE ... IF NOT EXISTS at every open,
+	 * so databases made before they existed get them too. */
+	if (store_imap_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);
@@ -581,12 +588,39 @@ int store_account_set_password(struct store *s, const char *address, const char 
 	if (account_args(address, &pwhash, addr, domain, err, errsz) < 0)
 		return -1;
 	sqlite3_stmt *st = store_db_stmt(&s->db,
-					 "UPDATE accounts SET pwhash = ?2 WHERE address = ?1",
+					 "UPDATE accounts SET pwhash = ?2, scram = '' WHERE address = ?1",
 					 err, errsz);
 	if (st == NULL)
 		return -1;
 	store_db_bind_text(st, 1, addr);
 	store_db_bind_text(st, 2, pwhash);
+	if (store_db_run(&s->db, st, err, errsz) < 0)
+		return -1;
+	if (sqlite3_changes(s->db.h) == 0) {
+		store_err(err, errsz, "account %s does not exist", addr);
+		return -1;
+	}
+	return 0;
+}
+
+int store_account_set_scram(struct store *s, const char *address, const char *scram, char *err,
+			    size_t errsz)
+{
+	char addr[256], domain[256];
+	if (canonical_address(address, addr, domain, err, errsz) < 0)
+		return -1;
+	if (scram == NULL)
+		scram = "";
+	/* Same rules as a password hash: one printable token that fits. */
+	if (check_pwhash(scram, err, errsz) < 0)
+		return -1;
+	sqlite3_stmt *st = store_db_stmt(&s->db,
+					 "UPDATE accounts SET scram = ?2 WHERE address = ?1",
+					 err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, addr);
+	store_db_bind_text(st, 2, scram);
 	if (store_db_run(&s->db, st, err, errsz) < 0)
 		return -1;
 	if (sqlite3_changes(s->db.h) == 0) {
@@ -603,6 +637,7 @@ static void read_info(sqlite3_stmt *st, void *row)
 	store_db_column_text(st, 1, info->address, sizeof info->address);
 	store_db_column_text(st, 2, info->pwhash, sizeof info->pwhash);
 	info->created = sqlite3_column_int64(st, 3);
+	store_db_column_text(st, 4, info->scram, sizeof info->scram);
 }
 
 int store_account_get(struct store *s, const char *address, struct store_account_info *info)
@@ -611,7 +646,7 @@ int store_account_get(struct store *s, const char *address, struct store_account
 	if (canonical_address(address, addr, domain, NULL, 0) < 0)
 		return 0;  /* not a valid address: no such account */
 	sqlite3_stmt *st = store_db_stmt(
-		&s->db, "SELECT id, address, pwhash, created FROM accounts WHERE address = ?1",
+		&s->db, "SELECT id, address, pwhash, created, scram FROM accounts WHERE address = ?1",
 		NULL, 0);
 	if (st == NULL)
 		return -1;
@@ -653,7 +688,7 @@ int store_account_list(struct store *s, const char *domain,
 	for (;;) {
 		sqlite3_stmt *st = store_db_stmt(
 			&s->db,
-			"SELECT a.id, a.address, a.pwhash, a.created FROM accounts a"
+			"SELECT a.id, a.address, a.pwhash, a.created, a.scram FROM accounts a"
 			" WHERE a.address > ?1 AND (?2 = '' OR a.domain_id ="
 			" (SELECT id FROM domains WHERE name = ?2))"
 			" ORDER BY a.address LIMIT ?3",

@@ -36,6 +36,7 @@ static const char server_ddl[] =
 	" address TEXT NOT NULL UNIQUE,"
 	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
 	" pwhash TEXT NOT NULL DEFAULT '',"
+	" scram TEXT NOT NULL DEFAULT '',"  /* SCRAM-SHA-256 keys, see store.h */
 	" created INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS accounts_domain ON accounts(domain_id, created, id);"
 	"CREATE INDEX IF NOT EXISTS accounts_created ON accounts(created, id);"
@@ -164,6 +165,57 @@ static int make_top_folders(const char *dir, char *err, size_t errsz)
 	return 0;
 }
 
+/* 1 if the accounts table has the scram column (added after schema
+ * version 1 shipped), 0 if not, -1 on error. */
+static int has_scram_column(struct store_db *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'scram'",
+			       -1, &st, NULL) != SQLITE_OK) {
+		store_db_error(db, "reading the accounts columns", err, errsz);
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "reading the accounts columns", err, errsz);
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
+/* Upgrades a server.db made before SCRAM keys existed: adds the accounts
+ * column "scram" (empty for every existing account, so SCRAM is
+ * unavailable for them until their password is set again).  Several
+ * processes may open the folder at once: the check is repeated under the
+ * write lock. */
+static int add_scram_column(struct store_db *db, char *err, size_t errsz)
+{
+	int r = has_scram_column(db, err, errsz);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	r = has_scram_column(db, err, errsz);
+	if (r == 0) {
+		char *msg = NULL;
+		if (sqlite3_exec(db->h,
+				 "ALTER TABLE accounts ADD COLUMN scram TEXT NOT NULL DEFAULT ''",
+				 NULL, NULL, &msg) != SQLITE_OK) {
+			store_err(err, errsz, "database error: adding accounts.scram: %s",
+				  msg ? msg : "unknown");
+			sqlite3_free(msg);
+			r = -1;
+		}
+	}
+	if (r < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
+}
+
 struct store *store_open(const char *data_dir, char *err, size_t errsz)
 {
 	if (data_dir == NULL || data_dir[0] == '\0') {
@@ -193,6 +245,10 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz)
 	if (store_db_open(&s->db, path, true, err, errsz) < 0)
 		goto fail;
 	if (store_db_schema(&s->db, server_ddl, STORE_SERVER_SCHEMA, err, errsz) < 0)
+		goto fail;
+	if (add_scram_column(&s->db, err, errsz) < 0)
+		goto fail;
+	if (store_queue_schema(s, err, errsz) < 0)
 		goto fail;
 	return s;
 fail:

@@ -65,6 +65,8 @@ struct store_account_info {
 	int64_t id;
 	char address[256];  /* local@domain, lower-cased */
 	char pwhash[256];   /* crypt(3) string, "" if none */
+	char scram[256];    /* SCRAM-SHA-256 keys (RFC 5803 style text, see
+			     * auth/sasl.h), "" if none (imported hash) */
 	int64_t created;    /* unix time */
 };
 
@@ -76,8 +78,17 @@ int store_account_add(struct store *s, const char *address, const char *pwhash, 
 		      char *err, size_t errsz);
 /* Removes the account row and deletes its folder. */
 int store_account_remove(struct store *s, const char *address, char *err, size_t errsz);
+/* Sets the password hash and clears the SCRAM keys (they belong to the old
+ * password); call store_account_set_scram after it when the new password
+ * has keys. */
 int store_account_set_password(struct store *s, const char *address, const char *pwhash,
 			       char *err, size_t errsz);
+/* Sets the account's SCRAM-SHA-256 record ("" clears it): text
+ * "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>" as
+ * made by sasl_scram_make (printable ASCII, under 256 bytes; the store
+ * checks only that).  0, or -1 with err (e.g. no such account). */
+int store_account_set_scram(struct store *s, const char *address, const char *scram, char *err,
+			    size_t errsz);
 /* 1 found (info filled), 0 not found, -1 error. */
 int store_account_get(struct store *s, const char *address, struct store_account_info *info);
 /* Lists accounts, of one domain or all (domain NULL), in address order. */
@@ -182,6 +193,140 @@ int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, cha
  * MAIL FROM ("" for the null sender). */
 int store_queue_add(struct store *s, const char *path, const char *sender,
 		    char (*rcpts)[256], size_t n_rcpts, char *err, size_t errsz);
+
+/* The queue runner and `tern queue`/`tern trace` (src/queue, src/cli) use
+ * the functions below; the schema is in store-queue.c (docs/outbound.md).
+ *
+ * A recipient row is in one of these states:
+ *   deferred   waiting for next_attempt (new rows start here)
+ *   sending    claimed by the queue runner (store_queue_claim); put back to
+ *              deferred by store_queue_recover when the runner starts
+ *   hold       set aside by `tern queue hold` until released
+ *   delivered, bounced, removed   final: kept for `tern trace` until
+ *              store_queue_prune
+ * A message's file stays in DATA/queue/ while a recipient is not final or
+ * still waits for its DSN (bounce or delay notice); store_queue_finish
+ * then unlinks it.  Every attempt and every change of state is one row of
+ * the delivery log (store_queue_log). */
+
+/* Account id sent through the notification hook when a message was
+ * queued: the master relays it to the queue runner only. */
+#define STORE_NOTIFY_QUEUE ((int64_t)-1)
+
+/* DSN kinds pending for a recipient (struct store_queue_rcpt.dsn). */
+enum { STORE_DSN_NONE = 0, STORE_DSN_FAILURE = 1, STORE_DSN_DELAY = 2 };
+
+struct store_queue_message {
+	int64_t id;             /* the queue id users see */
+	char file[25];          /* file name in DATA/queue/ */
+	char sender[256];       /* "" for the null sender */
+	int64_t created;        /* unix time it was queued */
+	char msgid[256];        /* Message-ID header without <>, "" if none */
+	char received[512];     /* our first Received: line, unfolded */
+	uint64_t size;
+};
+
+struct store_queue_rcpt {
+	int64_t id;
+	int64_t message_id;
+	char rcpt[256];
+	char state[16];
+	int64_t attempts;
+	int64_t next_attempt;
+	int64_t updated;        /* time of the last change */
+	char status[16];        /* enhanced status of the last result, "4.4.1" */
+	char last_reply[512];   /* the remote's last reply, or our reason */
+	char remote[300];       /* "mx.example.net [192.0.2.1]" of the last reply */
+	int dsn;                /* STORE_DSN_* still to send */
+	bool warned;            /* a delay notice was sent */
+};
+
+/* What became of one recipient (store_queue_update). */
+struct store_queue_outcome {
+	int64_t rcpt_id;
+	const char *state;      /* "delivered", "deferred" or "bounced" */
+	int64_t next_attempt;   /* for deferred */
+	bool attempt;           /* counts as a delivery attempt */
+	int dsn;                /* STORE_DSN_* to send now */
+	const char *status;     /* enhanced status code */
+	const char *reply;      /* remote reply or our reason (one line) */
+	const char *mx;         /* host name, "" if no connection */
+	const char *ip;         /* address, "" if none */
+};
+
+/* One row of the delivery log. */
+struct store_queue_event {
+	int64_t time;
+	char rcpt[256];         /* "" for message events */
+	char event[16];         /* queued, attempt, delivered, deferred, bounced,
+				 * dsn, hold, release, retry, removed */
+	char status[16];
+	char mx[256];
+	char ip[64];
+	char reply[512];
+};
+
+/* Creates or upgrades the queue tables (called by store_open). */
+int store_queue_schema(struct store *s, char *err, size_t errsz);
+/* Puts rows left in "sending" (a runner that died) back to deferred, due
+ * now.  Called once when the queue runner starts. */
+int store_queue_recover(struct store *s, char *err, size_t errsz);
+/* Claims up to max deferred recipients due at now (oldest due first):
+ * they become "sending" and are copied to out; *n_out says how many. */
+int store_queue_claim(struct store *s, int64_t now, size_t max, struct store_queue_rcpt *out,
+		      size_t *n_out, char *err, size_t errsz);
+/* Earliest next_attempt of a deferred recipient: 1 (set *when), 0 if
+ * there is none, -1 on error. */
+int store_queue_next_due(struct store *s, int64_t *when);
+/* 1 found (m filled), 0 no such message, -1 error. */
+int store_queue_message_get(struct store *s, int64_t id, struct store_queue_message *m);
+/* Path of a queued message's file. 0 or -1. */
+int store_queue_path(struct store *s, const char *file, char *out, size_t outsz);
+/* Records the outcomes of n recipients in one transaction, with a log row
+ * each.  A row no longer in "sending"/"deferred" (removed or held by the
+ * CLI meanwhile) keeps its state; the attempt is still logged. */
+int store_queue_update(struct store *s, const struct store_queue_outcome *o, size_t n,
+		       char *err, size_t errsz);
+/* Messages with a DSN to send: calls cb for each (message id) until it
+ * returns non-zero. */
+int store_queue_dsn_pending(struct store *s, int (*cb)(void *ctx, int64_t message_id),
+			    void *ctx, char *err, size_t errsz);
+/* Marks the DSN of the given kind sent for every recipient of message
+ * (a delay notice also sets warned), and logs it. */
+int store_queue_dsn_done(struct store *s, int64_t message_id, int kind, char *err,
+			 size_t errsz);
+/* Deferred recipients queued before created_before and not yet warned:
+ * they get dsn = STORE_DSN_DELAY.  *n_out (may be NULL) says how many. */
+int store_queue_mark_delayed(struct store *s, int64_t created_before, size_t *n_out,
+			     char *err, size_t errsz);
+/* Unlinks the message's file if no recipient is active or waits for a DSN.
+ * *finished (may be NULL) tells whether it did. */
+int store_queue_finish(struct store *s, int64_t message_id, bool *finished, char *err,
+		       size_t errsz);
+/* Recipients of one message (message_id > 0), or of every message with an
+ * active recipient (message_id 0: deferred, sending, hold), in id order. */
+int store_queue_rcpts(struct store *s, int64_t message_id,
+		      int (*cb)(void *ctx, const struct store_queue_rcpt *r), void *ctx,
+		      char *err, size_t errsz);
+/* The delivery log of one message, oldest first. */
+int store_queue_log(struct store *s, int64_t message_id,
+		    int (*cb)(void *ctx, const struct store_queue_event *e), void *ctx,
+		    char *err, size_t errsz);
+/* Administrative change of every active recipient of a message:
+ * "retry" (deferred/hold -> deferred, due now), "hold" (deferred -> hold),
+ * "release" (hold -> deferred, due now), "remove" (-> removed; no DSN).
+ * *n_changed (may be NULL) counts the rows changed. */
+int store_queue_admin(struct store *s, int64_t message_id, const char *action,
+		      size_t *n_changed, char *err, size_t errsz);
+/* Message ids matching key for `tern trace`: a queue id (digits), the file
+ * id, the SMTP id in our Received: line, a Message-ID (with or without
+ * <>), or an address (sender or recipient).  Newest first, at most max. */
+int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
+		     size_t *n_out, char *err, size_t errsz);
+/* Forgets finished messages (no active recipient, file gone) older than
+ * before, with their log.  *n_out (may be NULL) counts them. */
+int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
+		      size_t errsz);
 
 /* ------------------------------------------------- mailboxes and messages */
 
@@ -326,5 +471,84 @@ void store_notify_set_hook(struct store *s, void (*hook)(void *ctx, int64_t acco
 void store_notify(struct store *s, int64_t account_id);
 /* Calls local subscribers only (for notifications from other processes). */
 void store_notify_local(struct store *s, int64_t account_id);
+
+/* ------------------------------------------------ IMAP (store-imap.c) */
+/* Added for the IMAP server; same conventions as above. */
+
+struct buf;
+
+/* UIDs of a mailbox's messages with uid >= uid_lo, ascending, into a new
+ * array (*uids, caller frees; NULL when *n is 0). */
+int store_imap_uids(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
+		    uint32_t **uids, size_t *n, char *err, size_t errsz);
+/* UIDs expunged from a mailbox with a modseq above modseq, ascending, as
+ * store_imap_uids. */
+int store_imap_expunged_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,
+			      uint32_t **uids, size_t *n, char *err, size_t errsz);
+/* Calls cb (in UID order) for each message with uid <= uid_max whose
+ * modseq is above modseq.  cb returns 0 to go on; it may use the store. */
+int store_imap_changed_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,
+			     uint32_t uid_max, int (*cb)(void *ctx, const struct store_message *m),
+			     void *ctx, char *err, size_t errsz);
+/* The name of a mailbox by id into name[512]: 1 found, 0 gone, -1 error. */
+int store_imap_mailbox_by_id(struct store_account *a, int64_t mailbox_id, char name[512]);
+
+/* UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ of a mailbox by id (no counts,
+ * so cheap): 1, 0 if the mailbox is gone, -1 error. */
+int store_imap_mailbox_state(struct store_account *a, int64_t mailbox_id, uint32_t *uidvalidity,
+			     uint32_t *uidnext, uint64_t *highestmodseq);
+/* The lowest uid without \Seen: 1 (set), 0 none, -1 error. */
+int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_t *uid);
+
+/* Cached IMAP strings of a message file (by file id, shared by copies). */
+enum { STORE_IMAP_ENVELOPE = 0, STORE_IMAP_BODY = 1, STORE_IMAP_BODYSTRUCTURE = 2 };
+struct store_imap_cache {
+	const char *file_id;
+	const char *envelope, *body, *bodystructure;
+	size_t envelope_len, body_len, bodystructure_len;
+};
+/* Appends the cached string kind (STORE_IMAP_*) to out: 1 found, 0 not
+ * cached, -1 error. */
+int store_imap_cache_get(struct store_account *a, const char *file_id, int kind,
+			 struct buf *out);
+/* Stores n entries in one transaction (not fsync'ed: a cache). */
+int store_imap_cache_put(struct store_account *a, const struct store_imap_cache *e, size_t n,
+			 char *err, size_t errsz);
+
+/* STORE on many messages in one transaction: mode 0 replace, 1 add, -1
+ * remove, as store_message_store_flags.  Messages that no longer exist
+ * are skipped; those that change share one new modseq (*modseq_out, 0 if
+ * nothing changed; may be NULL).  After the commit cb (may be NULL) gets
+ * every message that exists, with its flags after the change. */
+int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
+			   size_t n, int mode, unsigned flags, const char *keywords,
+			   int (*cb)(void *ctx, const struct store_message *m), void *ctx,
+			   uint64_t *modseq_out, char *err, size_t errsz);
+/* COPY (or MOVE, if move) of n messages in one transaction, all or
+ * nothing; new_uids[i] gets the new uid of uids[i] (0 if that message no
+ * longer exists).  The files are shared. */
+int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
+		    size_t n, int64_t dest_mailbox_id, bool move, uint32_t *new_uids,
+		    uint64_t *modseq_out, char *err, size_t errsz);
+/* One message for store_imap_append. */
+struct store_imap_append_msg {
+	const char *path;     /* message file, as for store_message_append */
+	unsigned flags;       /* STORE_F_* */
+	const char *keywords; /* space-separated, or NULL */
+	time_t internaldate;
+};
+/* APPEND (and MULTIAPPEND, RFC 3502) of n messages to one mailbox, all or
+ * nothing: the files are linked, the folder synced once and the rows
+ * committed in one transaction (same durability as store_message_append).
+ * uids[i] gets the uid of msgs[i]; *uidvalidity (may be NULL) the
+ * mailbox's.  The caller still owns (and unlinks) the paths. */
+int store_imap_append(struct store_account *a, const char *mailbox,
+		      const struct store_imap_append_msg *msgs, size_t n, uint32_t *uidvalidity,
+		      uint32_t *uids, char *err, size_t errsz);
+/* Expunges n messages in one transaction; done[i] tells whether uids[i]
+ * was there (and is now gone).  Files that lost their last reference are
+ * unlinked after the commit. */
+int store_imap_expunge(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
+		       size_t n, bool *done, uint64_t *modseq_out, char *err, size_t errsz);
 
 #endif

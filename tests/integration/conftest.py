@@ -15,6 +15,7 @@ Fixtures
 
 Helpers (import them: `from conftest import SMTPRaw, ...`)
     SMTPRaw         raw-socket SMTP client for what smtplib cannot express
+    make_cert       makes a self-signed certificate and key with openssl
     split_stored    splits a stored message into Return-Path, Received, rest
     parse_received  checks and parses Tern's Received: header
 """
@@ -118,6 +119,15 @@ def child_pids(pid):
         except OSError:
             pass
     return sorted(kids)
+
+
+def proc_comm(pid):
+    """The process name (/proc/PID/comm), "" if gone."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def pid_alive(pid):
@@ -231,6 +241,28 @@ class TernServer:
         _move_ports)."""
         m = re.fullmatch(r"(.*):(\d+)", self.read_config().get("pop3.listen", ""))
         assert m, "pop3.listen is not set in %s" % self.conf
+        return int(m.group(2))
+
+    @property
+    def pop3s_port(self):
+        """Port of pop3s.listen (read from the config)."""
+        m = re.fullmatch(r"(.*):(\d+)", self.read_config().get("pop3s.listen", ""))
+        assert m, "pop3s.listen is not set in %s" % self.conf
+        return int(m.group(2))
+
+    @property
+    def imap_port(self):
+        """Port of imap.listen (read from the config, so it follows
+        _move_ports)."""
+        m = re.fullmatch(r"(.*):(\d+)", self.read_config().get("imap.listen", ""))
+        assert m, "imap.listen is not set in %s" % self.conf
+        return int(m.group(2))
+
+    @property
+    def imaps_port(self):
+        """Port of imaps.listen (read from the config)."""
+        m = re.fullmatch(r"(.*):(\d+)", self.read_config().get("imaps.listen", ""))
+        assert m, "imaps.listen is not set in %s" % self.conf
         return int(m.group(2))
 
     def _smtp_port(self):
@@ -366,7 +398,20 @@ class TernServer:
         return self.proc is not None and self.proc.poll() is None
 
     def workers(self):
+        """The worker processes (children of the master other than the
+        queue runner, which names itself "tern-queue")."""
+        return [p for p in self.children() if proc_comm(p) != "tern-queue"]
+
+    def children(self):
+        """Every child of the master: the workers and the queue runner."""
         return child_pids(self.proc.pid) if self.alive() else []
+
+    def queue_runner(self):
+        """pid of the queue runner process, or None."""
+        for p in self.children():
+            if proc_comm(p) == "tern-queue":
+                return p
+        return None
 
     def start(self):
         assert not self.alive(), "server already running"
@@ -672,7 +717,9 @@ def split_stored(stored, sender):
 
 RECEIVED_RE = re.compile(
     r"Received: from (?P<helo>\S+) \(\[(?P<ip>[0-9a-fA-F.:]+)\]\)"
-    r" by (?P<by>\S+) \(Tern\) with (?P<proto>\S+) id (?P<id>[^\s;]+)"
+    r" by (?P<by>\S+) \(Tern\) with (?P<proto>\S+)"
+    r"(?: \(using (?P<tls_version>\S+) with cipher (?P<tls_cipher>[^\s()]+)\))?"
+    r" id (?P<id>[^\s;]+)"
     r"(?: for <(?P<for>[^>]*)>)?; (?P<date>.+)")
 
 
@@ -691,6 +738,27 @@ def parse_received(header):
     assert when.tzinfo is not None, "Received date without zone: %r" % d["date"]
     assert abs(when.timestamp() - time.time()) < 600, "Received date off: %r" % d["date"]
     return d
+
+
+# ---------------------------------------------------------- certificates
+
+def make_cert(folder, cn, names=(), days=30, key="ec"):
+    """Makes folder/cert.pem (self-signed, CN=cn, subjectAltName DNS:cn and
+    names) and folder/key.pem (0600) with the openssl command; key is "ec"
+    (P-256) or "rsa" (2048).  Returns (cert_path, key_path)."""
+    os.makedirs(folder, exist_ok=True)
+    cert = os.path.join(folder, "cert.pem")
+    keyf = os.path.join(folder, "key.pem")
+    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if key == "ec"
+              else ["-newkey", "rsa:2048"])
+    san = ",".join("DNS:" + n for n in (cn,) + tuple(names))
+    r = subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", str(days)] + newkey
+                       + ["-keyout", keyf, "-out", cert, "-subj", "/CN=" + cn,
+                          "-addext", "subjectAltName=" + san],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    os.chmod(keyf, 0o600)
+    return cert, keyf
 
 
 # ------------------------------------------------ reporting hook

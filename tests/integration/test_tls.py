@@ -360,13 +360,14 @@ def test_pop3_capa_stls_and_login_after_tls(srv):
     p = poplib.POP3(HOST, srv.pop3_port, timeout=timeout(10))
     try:
         caps = p.capa()
-        assert "STLS" in caps and "USER" not in caps and "SASL" not in caps
+        assert "STLS" in caps and "USER" not in caps and caps["SASL"] == ["SCRAM-SHA-256"]
         with pytest.raises(poplib.error_proto) as e:
             p.user(ALICE)
         assert str(e.value) == str(PLAINTEXT_REFUSED)
         assert p.stls(context=client_ctx()) == b"+OK Begin TLS negotiation"
         caps = p.capa()
-        assert "STLS" not in caps and "USER" in caps and caps["SASL"] == ["PLAIN"]
+        assert "STLS" not in caps and "USER" in caps
+        assert caps["SASL"] == ["PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"]
         assert p.user(ALICE) == b"+OK Send PASS"
         assert p.pass_(PASSWORD).startswith(b"+OK Logged in")
         n = len(p.list()[1])
@@ -595,14 +596,16 @@ def test_startup_bad_pem_and_bad_sni_folder(make_server):
 
 def test_startup_pop3s_needs_certificate(make_server):
     srv = make_server(start=False)
-    srv.set_config({"tls.cert": "", "tls.key": ""})
+    srv.set_config({"tls.cert": "", "tls.key": "", "submissions.listen": "",
+                    "imaps.listen": ""})
     code, err = serve_fails(srv)
     assert code == 2, err
     assert "pop3s.listen needs a certificate (tls.cert and tls.key)" in err
 
 
 def test_no_certificate_no_starttls(make_server):
-    srv = make_server(conf={"tls.cert": "", "tls.key": "", "pop3s.listen": ""})
+    srv = make_server(conf={"tls.cert": "", "tls.key": "", "pop3s.listen": "",
+                            "submissions.listen": "", "imaps.listen": ""})
     with SMTPRaw(srv.host, srv.smtp_port) as s:
         lines = s.ehlo()
         assert "STARTTLS" not in lines
