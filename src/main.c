@@ -1009,6 +1009,9 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	char tls_err[1024];
 	if (tls_bundle_load(m->cfg, NULL, &m->tls, tls_err, sizeof tls_err) < 0)
 		fatal(2, "%s: %s", m->cfg->path, tls_err);
+	/* Until the handlers below exist, a signal (say a SIGHUP sent as soon
+	 * as the ports answer) waits instead of killing the master. */
+	control_signals(SIG_BLOCK, NULL);
 	check_store(m);
 	open_listeners(m);
 
@@ -1034,6 +1037,7 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 		m->sig_ev[i] = evsignal_new(m->base, sigs[i], master_signal_cb, m);
 		event_add(m->sig_ev[i], NULL);
 	}
+	control_signals(SIG_UNBLOCK, NULL);
 	m->restart_timer = evtimer_new(m->base, restart_cb, m);
 	m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
 	log_info("master action=start version=%s hostname=%s workers=%zu", TERN_VERSION,
