@@ -35,6 +35,7 @@
 #include "fsutil.h"
 #include "imap-private.h"
 #include "log.h"
+#include "netaddr.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -1416,31 +1417,13 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 	session_kill(s);
 }
 
-static void format_ip(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback)
-{
-	*loopback = false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		evutil_inet_ntop(AF_INET, &in->sin_addr, out, outsz);
-		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, out, outsz);
-		const unsigned char *b = in6->sin6_addr.s6_addr;
-		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-			    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
-	} else {
-		snprintf(out, outsz, "unknown");
-	}
-}
-
 void imap_server_accept(struct imap_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
 			int salen)
 {
 	struct imap_session *s = xcalloc(1, sizeof *s);
 	s->srv = srv;
 	fsutil_unique_id(s->id);
-	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
+	netaddr_format(sa, s->ip, sizeof s->ip, &s->loopback);
 	imap_reader_init(&s->rd, IMAP_PREAUTH_LINE_MAX, IMAP_PREAUTH_LITERAL_MAX);
 	if (salen > 0 && (size_t)salen <= sizeof s->sa)
 		memcpy(&s->sa, sa, (size_t)salen);

@@ -43,6 +43,7 @@
 #include "fsutil.h"
 #include "linereader.h"
 #include "log.h"
+#include "netaddr.h"
 #include "authglue.h"
 #include "base64.h"
 #include "pop3-parse.h"
@@ -1395,24 +1396,6 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 	session_kill(s);
 }
 
-static void format_ip(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback)
-{
-	*loopback = false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		evutil_inet_ntop(AF_INET, &in->sin_addr, out, outsz);
-		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, out, outsz);
-		const unsigned char *b = in6->sin6_addr.s6_addr;
-		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-			    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
-	} else {
-		snprintf(out, outsz, "unknown");
-	}
-}
-
 void pop3_server_accept(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
 			int salen)
 {
@@ -1421,7 +1404,7 @@ void pop3_server_accept(struct pop3_server *srv, evutil_socket_t fd, const struc
 	s->lock_fd = -1;
 	s->send.fd = -1;
 	fsutil_unique_id(s->id);
-	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
+	netaddr_format(sa, s->ip, sizeof s->ip, &s->loopback);
 	linereader_init(&s->lr, POP3_LINE_MAX);
 	evutil_make_socket_nonblocking(fd);
 	if (srv->implicit_tls) {

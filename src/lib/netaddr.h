@@ -1,0 +1,16 @@
+/*
+ * netaddr.h - socket addresses as text, for logs and policy.
+ */
+#ifndef TERN_NETADDR_H
+#define TERN_NETADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Writes the address of sa (IPv4 or IPv6, no port) into out (size outsz,
+ * INET6_ADDRSTRLEN is enough), or "unknown" for other families, and sets
+ * *loopback: 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address. */
+void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback);
+
+#endif

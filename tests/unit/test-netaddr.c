@@ -1,0 +1,76 @@
+/*
+ * test-netaddr.c - unit tests for src/lib/netaddr.c: text form and the
+ * loopback rule for IPv4, IPv6 and IPv4-mapped addresses.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "netaddr.h"
+#include "test.h"
+
+static void v4(const char *text, char *out, size_t outsz, bool *lo)
+{
+	struct sockaddr_in in;
+	memset(&in, 0, sizeof in);
+	in.sin_family = AF_INET;
+	CHECK(inet_pton(AF_INET, text, &in.sin_addr) == 1);
+	netaddr_format((const struct sockaddr *)&in, out, outsz, lo);
+}
+
+static void v6(const char *text, char *out, size_t outsz, bool *lo)
+{
+	struct sockaddr_in6 in6;
+	memset(&in6, 0, sizeof in6);
+	in6.sin6_family = AF_INET6;
+	CHECK(inet_pton(AF_INET6, text, &in6.sin6_addr) == 1);
+	netaddr_format((const struct sockaddr *)&in6, out, outsz, lo);
+}
+
+TEST(netaddr_ipv4)
+{
+	char buf[64];
+	bool lo = true;
+	v4("192.0.2.7", buf, sizeof buf, &lo);
+	CHECK_STR(buf, "192.0.2.7");
+	CHECK(!lo);
+	v4("127.0.0.1", buf, sizeof buf, &lo);
+	CHECK_STR(buf, "127.0.0.1");
+	CHECK(lo);
+	v4("127.255.1.2", buf, sizeof buf, &lo);
+	CHECK(lo);
+	v4("128.0.0.1", buf, sizeof buf, &lo);
+	CHECK(!lo);
+}
+
+TEST(netaddr_ipv6_and_mapped)
+{
+	char buf[64];
+	bool lo = true;
+	v6("2001:db8::1", buf, sizeof buf, &lo);
+	CHECK_STR(buf, "2001:db8::1");
+	CHECK(!lo);
+	v6("::1", buf, sizeof buf, &lo);
+	CHECK_STR(buf, "::1");
+	CHECK(lo);
+	v6("::ffff:127.0.0.5", buf, sizeof buf, &lo);
+	CHECK_STR(buf, "::ffff:127.0.0.5");
+	CHECK(lo);
+	v6("::ffff:192.0.2.1", buf, sizeof buf, &lo);
+	CHECK(!lo);
+}
+
+TEST(netaddr_other_family_and_small_buffer)
+{
+	char buf[64];
+	bool lo = true;
+	struct sockaddr sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_family = AF_UNIX;
+	netaddr_format(&sa, buf, sizeof buf, &lo);
+	CHECK_STR(buf, "unknown");
+	CHECK(!lo);
+	char tiny[4];
+	v4("192.0.2.7", tiny, sizeof tiny, &lo);
+	CHECK_STR(tiny, "unk");
+}
