@@ -12,7 +12,7 @@ PASSWORD=demo
 
 if [ ! -f "$DIR/tern.conf" ]; then
 	"$TERN" init "$DIR" --port-base "$BASE" --domain "$DOMAIN" --hostname mail.$DOMAIN
-	# No TLS yet: let the demo log in with a password over loopback.
+	# Demo convenience: password logins without TLS from loopback too.
 	sed -i 's/^allow_plaintext_loopback = no$/allow_plaintext_loopback = yes/' "$DIR/tern.conf"
 	"$TERN" -c "$DIR/tern.conf" user add "$USER_ADDR" --password "$PASSWORD"
 	"$TERN" -c "$DIR/tern.conf" alias add "postmaster@$DOMAIN" "$USER_ADDR"
@@ -20,15 +20,21 @@ fi
 SMTP_PORT=$((BASE + 25))
 POP3_PORT=$((BASE + 110))
 IMAP_PORT=$((BASE + 143))
+IMAPS_PORT=$((BASE + 993))
+POP3S_PORT=$((BASE + 995))
+SUB_PORT=$((BASE + 587))
+SUBS_PORT=$((BASE + 465))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
 
   Demo user:   $USER_ADDR   password: $PASSWORD
   SMTP (receiving, no auth):  127.0.0.1 port $SMTP_PORT
-  POP3 (reading):             127.0.0.1 port $POP3_PORT, no TLS, user $USER_ADDR,
-                              password $PASSWORD (plain password, loopback only)
-  IMAP (reading, folders):    127.0.0.1 port $IMAP_PORT, no TLS, same user and password
+  Submission (sending, AUTH): 127.0.0.1 port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
+  IMAP (reading, folders):    127.0.0.1 port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
+  POP3 (downloading):         127.0.0.1 port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
+  The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
+  client.  On loopback, the demo also accepts passwords without TLS.
 
   Send a message:
     swaks --server 127.0.0.1:$SMTP_PORT --to $USER_ADDR --from you@elsewhere.test
@@ -44,9 +50,10 @@ cat <<INFO
     curl --user '$USER_ADDR:$PASSWORD' 'imap://127.0.0.1:$IMAP_PORT/INBOX;UID=1'
     python3 -c "import imaplib; m = imaplib.IMAP4('127.0.0.1', $IMAP_PORT); m.login('$USER_ADDR', '$PASSWORD'); print(m.select('INBOX')); m.logout()"
 
-  TLS and submission are not served by this version yet; a desktop mail
-  client can read mail over IMAP (port $IMAP_PORT) or POP3 (port $POP3_PORT),
-  set to "no encryption"; see README.md and docs/imap.md.
+  Send as the demo user (submission, STARTTLS, AUTH):
+    swaks --server 127.0.0.1:$SUB_PORT --tls --auth-user $USER_ADDR --auth-password $PASSWORD --from $USER_ADDR --to $USER_ADDR
+  A desktop client (Thunderbird, ...): user name $USER_ADDR, IMAP server
+  127.0.0.1 port $IMAPS_PORT SSL/TLS, SMTP server 127.0.0.1 port $SUBS_PORT SSL/TLS.
   Press Ctrl-C to stop.
 
 INFO
