@@ -75,6 +75,27 @@ static bool is_smtp_reply(const char *reply)
 	       reply[2] >= '0' && reply[2] <= '9' && (reply[3] == ' ' || reply[3] == '\0');
 }
 
+/* Appends xtext (RFC 3461 4) decoded, at most max bytes of it; anything
+ * that is not printable ASCII once decoded becomes '?'.  The SMTP parser
+ * has validated what we queued; this only has to be safe. */
+static int put_xtext(struct buf *b, const char *x, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int r = 0;
+	for (size_t i = 0; x[i] && i < max; i++) {
+		unsigned char c = (unsigned char)x[i];
+		if (c == '+' && x[i + 1] && x[i + 2]) {
+			const char *h = strchr(hex, x[i + 1]), *l = strchr(hex, x[i + 2]);
+			if (h && l && *h && *l) {
+				c = (unsigned char)((h - hex) * 16 + (l - hex));
+				i += 2;
+			}
+		}
+		r |= buf_putc(b, (c < 0x20 || c >= 0x7f) ? '?' : (char)c);
+	}
+	return r;
+}
+
 /* "mx.example.net [192.0.2.1]" -> "mx.example.net". */
 static void remote_host(const char *remote, char *out, size_t outsz)
 {
@@ -100,8 +121,9 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 	r |= put_safe(b, d->sender, 256);
 	r |= buf_puts(b, ">\r\n");
 	r |= buf_printf(b, "Subject: %s\r\n",
-			d->delay ? "Delayed Mail (still being retried)"
-				 : "Undelivered Mail Returned to Sender");
+			d->delay     ? "Delayed Mail (still being retried)"
+			: d->success ? "Successful Mail Delivery Report"
+				     : "Undelivered Mail Returned to Sender");
 	r |= buf_printf(b, "Message-ID: <%s>\r\n", d->message_id);
 	r |= buf_puts(b, "Auto-Submitted: auto-replied\r\n");
 	r |= buf_puts(b, "MIME-Version: 1.0\r\n");
@@ -122,6 +144,9 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 		r |= buf_printf(b, "    %s\r\n\r\n", until);
 		r |= buf_puts(b, "You do not need to send the message again. If it cannot\r\n"
 				 "be delivered by then, you will get another notice.\r\n\r\n");
+	} else if (d->success) {
+		r |= buf_puts(b, "Your message was delivered to the recipients below, as you\r\n"
+				 "asked (a delivery report).\r\n\r\n");
 	} else {
 		r |= buf_puts(
 		    b, "Your message could not be delivered to the recipients below.\r\n"
@@ -132,6 +157,23 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 		r |= buf_puts(b, "<");
 		r |= put_safe(b, q->addr, 256);
 		r |= buf_puts(b, ">\r\n");
+		if (d->success) {
+			if (q->action && !strcmp(q->action, "relayed")) {
+				r |= buf_puts(b, "    Handed over to the mail server ");
+				r |= put_safe(b, q->remote ? q->remote : "", 300);
+				r |= buf_puts(b, ", which answered:\r\n");
+				r |= put_wrapped(b, "        ", q->reply ? q->reply : "");
+				r |= buf_puts(b, "    In plain words:\r\n");
+				r |= put_wrapped(b, "        ",
+						 "The receiving server accepted the message. It "
+						 "does not send delivery reports, so this is the "
+						 "last news about this recipient.");
+			} else {
+				r |= buf_puts(b, "    Delivered to the mailbox.\r\n");
+			}
+			r |= buf_puts(b, "\r\n");
+			continue;
+		}
 		if (q->remote && q->remote[0] && is_smtp_reply(q->reply)) {
 			r |= buf_puts(b, "    The mail server ");
 			r |= put_safe(b, q->remote, 300);
@@ -150,15 +192,37 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 	r |= buf_printf(b, "--%s\r\n", d->boundary);
 	r |= buf_puts(b, "Content-Description: Delivery report\r\n"
 			 "Content-Type: message/delivery-status\r\n\r\n");
+	if (d->envid && d->envid[0]) {
+		r |= buf_puts(b, "Original-Envelope-Id: ");
+		r |= put_xtext(b, d->envid, 100);
+		r |= buf_puts(b, "\r\n");
+	}
 	r |= buf_printf(b, "Reporting-MTA: dns; %s\r\n", d->hostname);
 	r |= buf_printf(b, "Arrival-Date: %s\r\n", arrival);
 	for (size_t i = 0; i < d->n_rcpts; i++) {
 		const struct queue_dsn_rcpt *q = &d->rcpts[i];
-		r |= buf_puts(b, "\r\nFinal-Recipient: rfc822; ");
+		r |= buf_puts(b, "\r\n");
+		if (q->orcpt && q->orcpt[0]) {
+			/* addr-type ";" xtext -> "addr-type; decoded" */
+			size_t tl = strcspn(q->orcpt, ";");
+			r |= buf_puts(b, "Original-Recipient: ");
+			r |= put_safe(b, q->orcpt, tl < 64 ? tl : 64);
+			r |= buf_puts(b, "; ");
+			if (q->orcpt[tl] == ';')
+				r |= put_xtext(b, q->orcpt + tl + 1, 500);
+			r |= buf_puts(b, "\r\n");
+		}
+		r |= buf_puts(b, "Final-Recipient: rfc822; ");
 		r |= put_safe(b, q->addr, 256);
-		r |= buf_printf(b, "\r\nAction: %s\r\n", d->delay ? "delayed" : "failed");
-		const char *st =
-		    q->status && q->status[0] ? q->status : (d->delay ? "4.0.0" : "5.0.0");
+		const char *action = d->delay      ? "delayed"
+				     : !d->success ? "failed"
+				     : q->action   ? q->action
+						   : "delivered";
+		r |= buf_printf(b, "\r\nAction: %s\r\n", action);
+		const char *st = q->status && q->status[0] ? q->status
+				 : d->delay                ? "4.0.0"
+				 : d->success              ? "2.0.0"
+							   : "5.0.0";
 		r |= buf_puts(b, "Status: ");
 		r |= put_safe(b, st, 15);
 		r |= buf_puts(b, "\r\n");
@@ -173,7 +237,7 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 			r |= buf_puts(b, "Diagnostic-Code: smtp; ");
 			r |= put_safe(b, q->reply, 900);
 			r |= buf_puts(b, "\r\n");
-		} else if (q->reply && q->reply[0]) {
+		} else if (q->reply && q->reply[0] && !d->success) {
 			r |= buf_puts(b, "Diagnostic-Code: X-Tern; ");
 			r |= put_safe(b, q->reply, 900);
 			r |= buf_puts(b, "\r\n");
@@ -188,10 +252,28 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 	}
 	r |= buf_puts(b, "\r\n");
 
-	/* 3. The original's header. */
+	/* 3. The original: whole (RET=FULL, failures only: RFC 3461 6.2)
+	 * or its header. */
 	r |= buf_printf(b, "--%s\r\n", d->boundary);
-	r |= buf_puts(b, "Content-Description: Undelivered Message Headers\r\n"
-			 "Content-Type: text/rfc822-headers\r\n\r\n");
+	if (d->orig_full != NULL && !d->delay && !d->success) {
+		bool eight = false;
+		for (size_t i = 0; i < d->orig_full_len && !eight; i++)
+			eight = (unsigned char)d->orig_full[i] >= 0x80;
+		r |= buf_puts(b, "Content-Description: Undelivered Message\r\n"
+				 "Content-Type: message/rfc822\r\n");
+		if (eight)
+			r |= buf_puts(b, "Content-Transfer-Encoding: 8bit\r\n");
+		r |= buf_puts(b, "\r\n");
+		r |= buf_append(b, d->orig_full, d->orig_full_len);
+		if (d->orig_full_len < 2 || memcmp(d->orig_full + d->orig_full_len - 2, "\r\n", 2))
+			r |= buf_puts(b, "\r\n");
+		r |= buf_printf(b, "\r\n--%s--\r\n", d->boundary);
+		return r < 0 ? -1 : 0;
+	}
+	r |= buf_printf(b,
+			"Content-Description: %s\r\n"
+			"Content-Type: text/rfc822-headers\r\n\r\n",
+			d->success ? "Delivered Message Headers" : "Undelivered Message Headers");
 	if (d->orig_header_len > 0) {
 		r |= buf_append(b, d->orig_header, d->orig_header_len);
 		if (d->orig_header_len < 2 ||
@@ -199,5 +281,68 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 			r |= buf_puts(b, "\r\n");
 	}
 	r |= buf_printf(b, "\r\n--%s--\r\n", d->boundary);
+	return r < 0 ? -1 : 0;
+}
+
+/* Appends xtext of s (RFC 3461 4): '+', '=' and anything outside
+ * "!".."~" as "+XX". */
+static int put_as_xtext(struct buf *b, const char *s)
+{
+	int r = 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 33 || c > 126 || c == '+' || c == '=')
+			r |= buf_printf(b, "+%02X", c);
+		else
+			r |= buf_putc(b, (char)c);
+	}
+	return r;
+}
+
+int queue_dsn_mail_params(struct buf *out, int ret, const char *envid)
+{
+	int r = 0;
+	if (ret == 1)
+		r |= buf_puts(out, " RET=FULL");
+	else if (ret == 2)
+		r |= buf_puts(out, " RET=HDRS");
+	if (envid && envid[0]) {
+		/* Exactly as received (RFC 3461 5.2.1 a); it was valid xtext,
+		 * and anything else is re-encoded rather than sent raw. */
+		r |= buf_puts(out, " ENVID=");
+		bool ok = true;
+		for (const char *p = envid; *p; p++)
+			if ((unsigned char)*p < 33 || (unsigned char)*p > 126 || *p == '=')
+				ok = false;
+		r |= ok ? buf_puts(out, envid) : put_as_xtext(out, envid);
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int queue_dsn_rcpt_params(struct buf *out, unsigned notify, const char *orcpt)
+{
+	int r = 0;
+	if (notify & 1) {
+		r |= buf_puts(out, " NOTIFY=NEVER");
+	} else if (notify != 0) {
+		static const char *const names[] = {"SUCCESS", "FAILURE", "DELAY"};
+		const char *sep = " NOTIFY=";
+		for (unsigned k = 0; k < 3; k++)
+			if (notify & (2u << k)) {
+				r |= buf_puts(out, sep);
+				r |= buf_puts(out, names[k]);
+				sep = ",";
+			}
+	}
+	if (orcpt && orcpt[0]) {
+		bool ok = strchr(orcpt, ';') != NULL;
+		for (const char *p = orcpt; *p; p++)
+			if ((unsigned char)*p < 33 || (unsigned char)*p > 126 || *p == '=')
+				ok = false;
+		if (ok) {
+			r |= buf_puts(out, " ORCPT=");
+			r |= buf_puts(out, orcpt);
+		}
+	}
 	return r < 0 ? -1 : 0;
 }

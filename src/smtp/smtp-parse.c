@@ -4,7 +4,7 @@
  *
  * SMTP layer, below smtp-session.c: this file only knows the grammar of
  * RFC 5321 4.1.1 and of the extensions we advertise (SIZE, 8BITMIME,
- * BINARYMIME/CHUNKING, SMTPUTF8, STARTTLS, AUTH).  Whether a command is
+ * BINARYMIME/CHUNKING, SMTPUTF8, STARTTLS, AUTH, DSN).  Whether a command is
  * allowed now is the session's business.  Pure and allocation-free so it
  * can be fuzzed and fed every prefix of a line in the unit tests.
  */
@@ -71,18 +71,133 @@ static bool is_esmtp_value(const char *p, size_t n)
 	return true;
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1; /* RFC 3461: "two upper case hexadecimal digits" */
+}
+
+int smtp_parse_xtext_decode(const char *p, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+	if (outsz == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '+') {
+			if (n - i < 3)
+				return -1;
+			int hi = hex_value(p[i + 1]), lo = hex_value(p[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (unsigned char)(hi * 16 + lo);
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return -1; /* xchar is "!".."~" but "+" and "=" */
+		}
+		/* RFC 3461 4.2, 4.4: printable US-ASCII once decoded. */
+		if (c < 0x20 || c > 0x7e || o + 1 >= outsz)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+/* Copies a valid xtext value of at most max bytes (as sent) to out. */
+static bool take_xtext(const char *val, size_t val_len, size_t max, char *out)
+{
+	char tmp[SMTP_DSN_ORCPT_MAX + 1];
+	if (val_len == 0 || val_len > max ||
+	    smtp_parse_xtext_decode(val, val_len, tmp, sizeof tmp) < 0)
+		return false;
+	memcpy(out, val, val_len);
+	out[val_len] = '\0';
+	return true;
+}
+
+/* atext of RFC 5322 (an atom's characters), for ORCPT's addr-type. */
+static bool is_atext(char ch)
+{
+	return is_alnum(ch) || (ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL);
+}
+
+/* ORCPT value: addr-type ";" xtext, at most SMTP_DSN_ORCPT_MAX bytes. */
+static bool take_orcpt(const char *val, size_t val_len, char *out)
+{
+	const char *semi = memchr(val, ';', val_len);
+	if (semi == NULL || semi == val || val_len > SMTP_DSN_ORCPT_MAX)
+		return false;
+	for (const char *q = val; q < semi; q++)
+		if (!is_atext(*q))
+			return false;
+	size_t type_len = (size_t)(semi - val);
+	if (!take_xtext(semi + 1, val_len - type_len - 1, SMTP_DSN_ORCPT_MAX, out))
+		return false;
+	memcpy(out, val, val_len); /* the whole value, addr-type included */
+	out[val_len] = '\0';
+	return true;
+}
+
+/* NOTIFY value: "NEVER" or a comma list of SUCCESS, FAILURE, DELAY (any
+ * case, RFC 3461 4.1).  0 if invalid. */
+static unsigned parse_notify(const char *val, size_t val_len)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} words[] = {
+	    {"NEVER", SMTP_DSN_NOTIFY_NEVER},
+	    {"SUCCESS", SMTP_DSN_NOTIFY_SUCCESS},
+	    {"FAILURE", SMTP_DSN_NOTIFY_FAILURE},
+	    {"DELAY", SMTP_DSN_NOTIFY_DELAY},
+	};
+	unsigned bits = 0;
+	size_t i = 0, count = 0;
+	for (;;) {
+		size_t start = i;
+		while (i < val_len && val[i] != ',')
+			i++;
+		unsigned bit = 0;
+		for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+			if (strutil_eq_ci(val + start, i - start, words[k].name))
+				bit = words[k].bit;
+		if (bit == 0)
+			return 0; /* unknown or empty element */
+		bits |= bit;
+		count++;
+		if (i == val_len)
+			break;
+		i++; /* the comma */
+	}
+	/* "the NEVER keyword MUST appear by itself" */
+	if ((bits & SMTP_DSN_NOTIFY_NEVER) && count > 1)
+		return 0;
+	return bits;
+}
+
 /*
  * Parameters after a path: *( SP esmtp-param ).  Blanks between them are
- * tolerated; the line's trailing blanks were already cut off.  With
- * mail_params false (RCPT) none is accepted yet.  Nothing is written to
- * cmd before the whole list is known to be good.
+ * tolerated; the line's trailing blanks were already cut off.  MAIL takes
+ * SIZE, BODY, SMTPUTF8, RET and ENVID; RCPT takes NOTIFY and ORCPT.  A
+ * DSN parameter that is repeated or whose value is bad is
+ * SMTP_PARSE_BAD_DSN (501, RFC 3461 5.1); any other problem
+ * SMTP_PARSE_BAD_PARAM.  Nothing is written to cmd before the whole list
+ * is known to be good.
  */
-static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_params,
-					  struct smtp_cmd *cmd)
+static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail, struct smtp_cmd *cmd)
 {
 	bool has_size = false, has_body = false, smtputf8 = false;
 	uint64_t size = 0;
 	enum smtp_body_type body = SMTP_BODY_DEFAULT;
+	enum smtp_dsn_ret ret = SMTP_DSN_RET_NONE;
+	bool has_envid = false, has_orcpt = false;
+	char envid[SMTP_DSN_ENVID_MAX + 1] = "";
+	char orcpt[SMTP_DSN_ORCPT_MAX + 1] = "";
+	unsigned notify = 0;
 	size_t i = 0;
 
 	while (i < n) {
@@ -99,11 +214,35 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_par
 		const char *val = eq != NULL ? eq + 1 : NULL;
 		size_t val_len = eq != NULL ? (size_t)(p + i - val) : 0;
 
-		if (!mail_params || !is_esmtp_keyword(kw, kw_len))
+		if (!is_esmtp_keyword(kw, kw_len))
 			return SMTP_PARSE_BAD_PARAM;
-		if (val != NULL && !is_esmtp_value(val, val_len))
+		bool good_val = val != NULL && is_esmtp_value(val, val_len);
+		if (!mail && strutil_eq_ci(kw, kw_len, "NOTIFY")) {
+			if (notify != 0 || !good_val || (notify = parse_notify(val, val_len)) == 0)
+				return SMTP_PARSE_BAD_DSN;
+		} else if (!mail && strutil_eq_ci(kw, kw_len, "ORCPT")) {
+			if (has_orcpt || !good_val || !take_orcpt(val, val_len, orcpt))
+				return SMTP_PARSE_BAD_DSN;
+			has_orcpt = true;
+		} else if (mail && strutil_eq_ci(kw, kw_len, "RET")) {
+			if (ret != SMTP_DSN_RET_NONE || !good_val)
+				return SMTP_PARSE_BAD_DSN;
+			if (strutil_eq_ci(val, val_len, "FULL"))
+				ret = SMTP_DSN_RET_FULL;
+			else if (strutil_eq_ci(val, val_len, "HDRS"))
+				ret = SMTP_DSN_RET_HDRS;
+			else
+				return SMTP_PARSE_BAD_DSN;
+		} else if (mail && strutil_eq_ci(kw, kw_len, "ENVID")) {
+			if (has_envid || !good_val ||
+			    !take_xtext(val, val_len, SMTP_DSN_ENVID_MAX, envid))
+				return SMTP_PARSE_BAD_DSN;
+			has_envid = true;
+		} else if (!mail) {
 			return SMTP_PARSE_BAD_PARAM;
-		if (strutil_eq_ci(kw, kw_len, "SIZE")) {
+		} else if (val != NULL && !good_val) {
+			return SMTP_PARSE_BAD_PARAM;
+		} else if (strutil_eq_ci(kw, kw_len, "SIZE")) {
 			/* RFC 1870: size-value = 1*20DIGIT.  Twenty digits can
 			 * pass 2^64: such a size is valid syntax and simply too
 			 * big, so it saturates rather than failing the parse. */
@@ -132,8 +271,7 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_par
 				return SMTP_PARSE_BAD_PARAM;
 			smtputf8 = true;
 		} else {
-			/* Unknown, or not advertised yet: DSN's RET, ENVID, NOTIFY,
-			 * ORCPT and AUTH's AUTH=. */
+			/* Unknown, or not advertised: AUTH's AUTH=, MT-PRIORITY, ... */
 			return SMTP_PARSE_BAD_PARAM;
 		}
 	}
@@ -141,6 +279,10 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail_par
 	cmd->size = size;
 	cmd->body = body;
 	cmd->smtputf8 = smtputf8;
+	cmd->ret = ret;
+	cmd->notify = notify;
+	memcpy(cmd->envid, envid, sizeof envid);
+	memcpy(cmd->orcpt, orcpt, sizeof orcpt);
 	return SMTP_PARSE_OK;
 }
 

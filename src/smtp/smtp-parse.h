@@ -41,9 +41,25 @@ enum smtp_parse_error {
 	SMTP_PARSE_BAD_PARAM,   /* 555 5.5.4 unknown or bad MAIL/RCPT parameter */
 	SMTP_PARSE_NEED_UTF8,   /* 553 5.6.7 non-ASCII address without SMTPUTF8 */
 	SMTP_PARSE_TOO_LONG,    /* 501 5.1.3 path too long */
+	SMTP_PARSE_BAD_DSN,     /* 501 5.5.4 bad or repeated DSN parameter (RFC 3461 5.1) */
 };
 
 enum smtp_body_type { SMTP_BODY_DEFAULT = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
+
+/* DSN (RFC 3461).  RET= of MAIL: */
+enum smtp_dsn_ret { SMTP_DSN_RET_NONE = 0, SMTP_DSN_RET_FULL = 1, SMTP_DSN_RET_HDRS = 2 };
+/* NOTIFY= of RCPT, a bit set; 0 when the parameter was not given.  The
+ * values are those of STORE_DSN_NOTIFY_* (store.h). */
+enum {
+	SMTP_DSN_NOTIFY_NEVER = 1,
+	SMTP_DSN_NOTIFY_SUCCESS = 2,
+	SMTP_DSN_NOTIFY_FAILURE = 4,
+	SMTP_DSN_NOTIFY_DELAY = 8,
+};
+/* Longest values accepted (RFC 3461 4.2, 4.4 and 5.4: the esmtp-value as
+ * sent, still xtext-encoded). */
+#define SMTP_DSN_ENVID_MAX 100
+#define SMTP_DSN_ORCPT_MAX 500
 
 struct smtp_cmd {
 	enum smtp_verb verb;
@@ -60,6 +76,13 @@ struct smtp_cmd {
 	uint64_t size;             /* SIZE= */
 	enum smtp_body_type body;  /* BODY= */
 	bool smtputf8;             /* SMTPUTF8 parameter */
+	/* DSN parameters (RFC 3461), kept exactly as sent (xtext, validated:
+	 * the decoded text is printable US-ASCII), "" when absent.  MAIL:
+	 * ret, envid; RCPT: notify, orcpt ("addr-type;xtext"). */
+	enum smtp_dsn_ret ret;
+	char envid[SMTP_DSN_ENVID_MAX + 1];
+	unsigned notify;
+	char orcpt[SMTP_DSN_ORCPT_MAX + 1];
 	/* BDAT */
 	uint64_t chunk_size;
 	bool last;
@@ -74,6 +97,12 @@ struct smtp_cmd {
  * errors so that the caller can pick the right reply. */
 enum smtp_parse_error smtp_parse_command(const char *line, size_t n, bool utf8_ok,
 					 struct smtp_cmd *cmd);
+
+/* Decodes xtext (RFC 3461 4) p[0..n) into out (NUL-terminated, at most
+ * outsz-1 bytes).  Returns the decoded length, or -1 if p is not valid
+ * xtext, decodes to anything but printable US-ASCII (0x20-0x7e), or does
+ * not fit. */
+int smtp_parse_xtext_decode(const char *p, size_t n, char *out, size_t outsz);
 
 /* Most addresses smtp_parse_address_list returns. */
 #define SMTP_MAX_HEADER_ADDRS 32

@@ -238,6 +238,7 @@ def test_ehlo_capabilities_exact(srv):
             "250-8BITMIME",
             "250-SMTPUTF8",
             "250-CHUNKING",
+            "250-DSN",
             "250-STARTTLS",  # tern init makes a certificate (test_tls.py)
             "250 ENHANCEDSTATUSCODES",
         ]

@@ -163,9 +163,9 @@ TEST(dsn_build)
 	struct queue_dsn_rcpt rc[2] = {
 	    {"nobody@b.test", "5.1.1",
 	     "550 5.1.1 <nobody@b.test>: Recipient address rejected: User unknown",
-	     "mx.b.test [192.0.2.3]", 1700000100},
+	     "mx.b.test [192.0.2.3]", 1700000100, NULL, NULL},
 	    {"x@null.test", "5.1.10", "the domain null.test accepts no mail (Null MX, RFC 7505)",
-	     "", 0},
+	     "", 0, NULL, NULL},
 	};
 	static const char head[] = "From: <alice@a.test>\r\nSubject: hi\r\n";
 	struct queue_dsn d = {
@@ -236,5 +236,112 @@ TEST(dsn_build)
 	/* A buffer too small fails cleanly. */
 	buf_init(&b, 100);
 	CHECK_INT(queue_dsn_build(&b, &d), -1);
+	buf_free(&b);
+}
+
+/* RFC 3461: ENVID and ORCPT come back decoded, RET=FULL returns the whole
+ * message (failures only), success reports say delivered or relayed. */
+TEST(dsn_build_dsn_extension)
+{
+	struct queue_dsn_rcpt rc[2] = {
+	    {"bob@b.test", "5.1.1", "550 5.1.1 no such user", "mx.b.test [192.0.2.3]", 1700000100,
+	     "rfc822;x+2By@a.test", NULL},
+	    {"carol@b.test", "5.1.1", "550 5.1.1 no such user", "mx.b.test [192.0.2.3]", 1700000100,
+	     NULL, NULL},
+	};
+	static const char head[] = "From: <alice@a.test>\r\nSubject: hi\r\n";
+	static const char full[] = "From: <alice@a.test>\r\nSubject: hi\r\n\r\nThe body.\r\n";
+	struct queue_dsn d = {
+	    .hostname = "mx.a.test",
+	    .sender = "alice@a.test",
+	    .boundary = "B",
+	    .message_id = "id.dsn@mx.a.test",
+	    .now = 1700000200,
+	    .arrival = 1700000000,
+	    .retry_until = 1700432000,
+	    .rcpts = rc,
+	    .n_rcpts = 2,
+	    .orig_header = head,
+	    .orig_header_len = sizeof head - 1,
+	    .envid = "QQ+2B1+3D2",
+	    .orig_full = full,
+	    .orig_full_len = sizeof full - 1,
+	};
+	struct buf b = BUF_INIT;
+	CHECK_INT(queue_dsn_build(&b, &d), 0);
+	const char *s = buf_cstr(&b);
+	CHECK(strstr(s,
+		     "Content-Type: message/delivery-status\r\n\r\n"
+		     "Original-Envelope-Id: QQ+1=2\r\nReporting-MTA: dns; mx.a.test\r\n") != NULL);
+	CHECK(strstr(s, "\r\n\r\nOriginal-Recipient: rfc822; x+y@a.test\r\n"
+			"Final-Recipient: rfc822; bob@b.test\r\nAction: failed\r\n") != NULL);
+	CHECK(strstr(s, "\r\n\r\nFinal-Recipient: rfc822; carol@b.test\r\nAction: failed\r\n") !=
+	      NULL);
+	CHECK(strstr(s,
+		     "--B\r\nContent-Description: Undelivered Message\r\n"
+		     "Content-Type: message/rfc822\r\n\r\nFrom: <alice@a.test>\r\nSubject: hi\r\n"
+		     "\r\nThe body.\r\n\r\n--B--\r\n") != NULL);
+	CHECK(strstr(s, "text/rfc822-headers") == NULL);
+	buf_free(&b);
+
+	/* A success report: headers only even with RET=FULL; no envid. */
+	d.success = true;
+	d.envid = NULL;
+	rc[0].status = "2.0.0";
+	rc[0].reply = "250 2.0.0 Ok: queued as X";
+	rc[0].action = "relayed";
+	rc[1].status = "2.0.0";
+	rc[1].reply = "delivered to the local mailbox";
+	rc[1].remote = "";
+	rc[1].action = "delivered";
+	CHECK_INT(queue_dsn_build(&b, &d), 0);
+	s = buf_cstr(&b);
+	CHECK(strstr(s, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+	CHECK(strstr(s, "Original-Envelope-Id") == NULL);
+	CHECK(strstr(s, "<bob@b.test>\r\n    Handed over to the mail server mx.b.test "
+			"[192.0.2.3], which answered:\r\n        250 2.0.0 Ok: queued as X\r\n") !=
+	      NULL);
+	CHECK(strstr(s, "<carol@b.test>\r\n    Delivered to the mailbox.\r\n") != NULL);
+	CHECK(strstr(s, "Original-Recipient: rfc822; x+y@a.test\r\n"
+			"Final-Recipient: rfc822; bob@b.test\r\nAction: relayed\r\n"
+			"Status: 2.0.0\r\nRemote-MTA: dns; mx.b.test\r\n"
+			"Diagnostic-Code: smtp; 250 2.0.0 Ok: queued as X\r\n") != NULL);
+	CHECK(strstr(s, "\r\n\r\nFinal-Recipient: rfc822; carol@b.test\r\nAction: delivered\r\n"
+			"Status: 2.0.0\r\nLast-Attempt-Date: ") != NULL);
+	CHECK(strstr(s, "Content-Description: Delivered Message Headers\r\n"
+			"Content-Type: text/rfc822-headers\r\n\r\nFrom: <alice@a.test>\r\n"
+			"Subject: hi\r\n\r\n--B--\r\n") != NULL);
+	CHECK(strstr(s, "The body.") == NULL);
+	buf_free(&b);
+
+	/* A delay notice never carries the body either. */
+	d.success = false;
+	d.delay = true;
+	CHECK_INT(queue_dsn_build(&b, &d), 0);
+	s = buf_cstr(&b);
+	CHECK(strstr(s, "Action: delayed\r\n") != NULL);
+	CHECK(strstr(s, "The body.") == NULL);
+	buf_free(&b);
+}
+
+TEST(dsn_relay_params)
+{
+	struct buf b = BUF_INIT;
+	CHECK_INT(queue_dsn_mail_params(&b, 0, NULL), 0);
+	CHECK_STR(buf_cstr(&b), "");
+	CHECK_INT(queue_dsn_mail_params(&b, 1, "a+2Bb"), 0);
+	CHECK_STR(buf_cstr(&b), " RET=FULL ENVID=a+2Bb");
+	buf_free(&b);
+	CHECK_INT(queue_dsn_mail_params(&b, 2, ""), 0);
+	CHECK_STR(buf_cstr(&b), " RET=HDRS");
+	buf_free(&b);
+	CHECK_INT(queue_dsn_rcpt_params(&b, 1, NULL), 0);
+	CHECK_STR(buf_cstr(&b), " NOTIFY=NEVER");
+	buf_free(&b);
+	CHECK_INT(queue_dsn_rcpt_params(&b, 2 | 4 | 8, "rfc822;u@d"), 0);
+	CHECK_STR(buf_cstr(&b), " NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;u@d");
+	buf_free(&b);
+	CHECK_INT(queue_dsn_rcpt_params(&b, 8, "no-type"), 0);
+	CHECK_STR(buf_cstr(&b), " NOTIFY=DELAY");
 	buf_free(&b);
 }

@@ -306,9 +306,6 @@ TEST(smtp_parse_mail_unknown_params)
 	static const char *const bad[] = {
 		"MAIL FROM:<a@b> X-FOO",
 		"MAIL FROM:<a@b> X-FOO=bar",
-		"MAIL FROM:<a@b> RET=FULL",
-		"MAIL FROM:<a@b> RET=HDRS",
-		"MAIL FROM:<a@b> ENVID=abc123",
 		"MAIL FROM:<a@b> NOTIFY=NEVER",
 		"MAIL FROM:<a@b> ORCPT=rfc822;a@b",
 		"MAIL FROM:<a@b> AUTH=<>",
@@ -415,12 +412,12 @@ TEST(smtp_parse_rcpt_errors)
 	CHECK_INT(parse("RCPT TO:<u@d>NOTIFY=NEVER", &c), SMTP_PARSE_SYNTAX);
 }
 
-TEST(smtp_parse_rcpt_no_params_yet)
+TEST(smtp_parse_rcpt_other_params)
 {
 	static const char *const bad[] = {
-		"RCPT TO:<u@d> NOTIFY=NEVER",
-		"RCPT TO:<u@d> NOTIFY=SUCCESS,FAILURE",
-		"RCPT TO:<u@d> ORCPT=rfc822;u@d",
+		"RCPT TO:<u@d> RET=FULL",
+		"RCPT TO:<u@d> ENVID=x",
+		"RCPT TO:<u@d> NOTIFY=NEVER X-FOO",
 		"RCPT TO:<u@d> SIZE=1",
 		"RCPT TO:<u@d> SMTPUTF8",
 		"RCPT TO:<u@d> X",
@@ -443,6 +440,150 @@ TEST(smtp_parse_rcpt_utf8)
 	CHECK_INT(parse_utf8("RCPT TO:<\xc3@d.example>", &c), SMTP_PARSE_BAD_ADDR);
 	/* SMTPUTF8 is a MAIL parameter only */
 	CHECK_INT(parse("RCPT TO:<\xc3\xbc@d.example> SMTPUTF8", &c), SMTP_PARSE_BAD_PARAM);
+}
+
+/* ---- DSN (RFC 3461) ---- */
+
+TEST(smtp_parse_dsn_mail)
+{
+	struct smtp_cmd c;
+	CHECK_INT(parse("MAIL FROM:<a@b> RET=FULL ENVID=QQ314159", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.ret, SMTP_DSN_RET_FULL);
+	CHECK_STR(c.envid, "QQ314159");
+	CHECK_INT(parse("MAIL FROM:<a@b> ret=hdrs SIZE=5", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.ret, SMTP_DSN_RET_HDRS);
+	CHECK_STR(c.envid, "");
+	CHECK_INT(c.size, 5);
+	/* xtext is kept as sent */
+	CHECK_INT(parse("MAIL FROM:<> Envid=a+2Bb+20c", &c), SMTP_PARSE_OK);
+	CHECK_STR(c.envid, "a+2Bb+20c");
+	CHECK_INT(c.ret, SMTP_DSN_RET_NONE);
+	/* exactly 100 characters is the limit */
+	char line[256];
+	memset(line, 'x', sizeof line);
+	memcpy(line, "MAIL FROM:<a@b> ENVID=", 22);
+	line[22 + 100] = '\0';
+	CHECK_INT(parse(line, &c), SMTP_PARSE_OK);
+	CHECK_INT(strlen(c.envid), 100);
+	line[22 + 100] = 'x';
+	line[22 + 101] = '\0';
+	CHECK_INT(parse(line, &c), SMTP_PARSE_BAD_DSN);
+	CHECK_INT(c.verb, SMTP_VERB_MAIL);
+
+	static const char *const bad[] = {
+		"MAIL FROM:<a@b> RET=FULL RET=FULL",
+		"MAIL FROM:<a@b> RET=HDRS RET=FULL",
+		"MAIL FROM:<a@b> RET=",
+		"MAIL FROM:<a@b> RET",
+		"MAIL FROM:<a@b> RET=ALL",
+		"MAIL FROM:<a@b> RET=FULLY",
+		"MAIL FROM:<a@b> ENVID=",
+		"MAIL FROM:<a@b> ENVID",
+		"MAIL FROM:<a@b> ENVID=a ENVID=a",
+		"MAIL FROM:<a@b> ENVID=a+2",
+		"MAIL FROM:<a@b> ENVID=a+",
+		"MAIL FROM:<a@b> ENVID=a+2b",   /* lower-case hex */
+		"MAIL FROM:<a@b> ENVID=a+GG",
+		"MAIL FROM:<a@b> ENVID=a+0A",   /* decodes to a control */
+		"MAIL FROM:<a@b> ENVID=a+80",   /* decodes to non-ASCII */
+		"MAIL FROM:<a@b> ENVID=a=b",
+		"MAIL FROM:<a@b> ENVID=\xc3\xbc",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum smtp_parse_error e = parse(bad[i], &c);
+		if (e != SMTP_PARSE_BAD_DSN)
+			fprintf(stderr, "  case \"%s\": %d\n", bad[i], (int)e);
+		CHECK_INT(e, SMTP_PARSE_BAD_DSN);
+		CHECK_INT(c.verb, SMTP_VERB_MAIL);
+	}
+}
+
+TEST(smtp_parse_dsn_rcpt)
+{
+	struct smtp_cmd c;
+	CHECK_INT(parse("RCPT TO:<u@d> NOTIFY=NEVER", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.notify, SMTP_DSN_NOTIFY_NEVER);
+	CHECK_STR(c.orcpt, "");
+	CHECK_INT(parse("RCPT TO:<u@d> notify=success,Failure,DELAY ORCPT=rfc822;u+2Bx@d", &c),
+		  SMTP_PARSE_OK);
+	CHECK_INT(c.notify,
+		  SMTP_DSN_NOTIFY_SUCCESS | SMTP_DSN_NOTIFY_FAILURE | SMTP_DSN_NOTIFY_DELAY);
+	CHECK_STR(c.orcpt, "rfc822;u+2Bx@d");
+	CHECK_INT(parse("RCPT TO:<u@d> ORCPT=x-local;(a) NOTIFY=DELAY", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.notify, SMTP_DSN_NOTIFY_DELAY);
+	CHECK_STR(c.orcpt, "x-local;(a)");
+	CHECK_INT(parse("RCPT TO:<postmaster> NOTIFY=FAILURE", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.notify, SMTP_DSN_NOTIFY_FAILURE);
+	CHECK_INT(parse("RCPT TO:<u@d>", &c), SMTP_PARSE_OK);
+	CHECK_INT(c.notify, 0);
+	/* ORCPT of exactly 500 characters is the limit */
+	char line[700];
+	memset(line, 'y', sizeof line);
+	memcpy(line, "RCPT TO:<u@d> ORCPT=rfc822;", 27);
+	line[20 + 500] = '\0';
+	CHECK_INT(parse(line, &c), SMTP_PARSE_OK);
+	CHECK_INT(strlen(c.orcpt), 500);
+	line[20 + 500] = 'y';
+	line[20 + 501] = '\0';
+	CHECK_INT(parse(line, &c), SMTP_PARSE_BAD_DSN);
+
+	static const char *const bad[] = {
+		"RCPT TO:<u@d> NOTIFY=NEVER,SUCCESS",
+		"RCPT TO:<u@d> NOTIFY=DELAY,NEVER",
+		"RCPT TO:<u@d> NOTIFY=",
+		"RCPT TO:<u@d> NOTIFY",
+		"RCPT TO:<u@d> NOTIFY=SUCCESS,",
+		"RCPT TO:<u@d> NOTIFY=,SUCCESS",
+		"RCPT TO:<u@d> NOTIFY=SUCCESS,,DELAY",
+		"RCPT TO:<u@d> NOTIFY=ALWAYS",
+		"RCPT TO:<u@d> NOTIFY=NEVER NOTIFY=NEVER",
+		"RCPT TO:<u@d> NOTIFY=SUCCESS NOTIFY=DELAY",
+		"RCPT TO:<u@d> ORCPT=rfc822;u@d ORCPT=rfc822;u@d",
+		"RCPT TO:<u@d> ORCPT=u@d",
+		"RCPT TO:<u@d> ORCPT=;u@d",
+		"RCPT TO:<u@d> ORCPT=rfc822;",
+		"RCPT TO:<u@d> ORCPT=rfc822;u+4",
+		"RCPT TO:<u@d> ORCPT=rfc822;u+00",
+		"RCPT TO:<u@d> ORCPT=rfc\"822;u@d",
+		"RCPT TO:<u@d> ORCPT",
+		"RCPT TO:<u@d> ORCPT=rfc822;\xc3\xbc@d",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum smtp_parse_error e = parse(bad[i], &c);
+		if (e != SMTP_PARSE_BAD_DSN)
+			fprintf(stderr, "  case \"%s\": %d\n", bad[i], (int)e);
+		CHECK_INT(e, SMTP_PARSE_BAD_DSN);
+		CHECK_INT(c.verb, SMTP_VERB_RCPT);
+	}
+}
+
+TEST(smtp_parse_xtext_decode)
+{
+	char out[16];
+	CHECK_INT(smtp_parse_xtext_decode("a+2Bb+3D", 8, out, sizeof out), 4);
+	CHECK_STR(out, "a+b=");
+	CHECK_INT(smtp_parse_xtext_decode("", 0, out, sizeof out), 0);
+	CHECK_STR(out, "");
+	CHECK_INT(smtp_parse_xtext_decode("+20", 3, out, sizeof out), 1);
+	CHECK_STR(out, " ");
+	CHECK_INT(smtp_parse_xtext_decode("abcd", 4, out, 4), -1); /* does not fit */
+	CHECK_INT(smtp_parse_xtext_decode("abc", 3, out, 4), 3);
+	CHECK_INT(smtp_parse_xtext_decode("a+2", 3, out, sizeof out), -1);
+	CHECK_INT(smtp_parse_xtext_decode("a b", 3, out, sizeof out), -1);
+	CHECK_INT(smtp_parse_xtext_decode("+7F", 3, out, sizeof out), -1);
+	/* reads only n bytes */
+	CHECK_INT(smtp_parse_xtext_decode("ab+2B", 3, out, sizeof out), -1);
+	CHECK_INT(smtp_parse_xtext_decode("ab+2B", 2, out, sizeof out), 2);
+}
+
+TEST(smtp_parse_prefixes_dsn)
+{
+	/* valid cuts: after the path and after RET=FULL (each with its
+	 * blank), after "ENVID=Q" and "ENVID=Q+2B" but not inside "+2B" */
+	static const size_t mail[] = {15, 16, 24, 25, 32, 35, 0};
+	check_prefixes("MAIL FROM:<a@b> RET=FULL ENVID=Q+2BQ", false, mail);
+	static const size_t rcpt[] = {13, 14, 0};
+	check_prefixes("RCPT TO:<u@d> NOTIFY=NEVER", false, rcpt);
 }
 
 /* ---- Commands without arguments ---- */

@@ -1,0 +1,249 @@
+"""The DSN extension (RFC 3461) of Tern's SMTP server and how its requests
+shape the DSNs the queue runner sends (RFC 3464).
+
+Same world as test_outbound.py (its fixtures are reused): dnsmasq on
+loopback, Tern A (a.test) on 127.0.0.2 and Tern B (b.test) on 127.0.0.3.
+Mail enters A over SMTP for an alias whose target is remote
+(x@a.test -> bob@b.test) or for a local account.
+"""
+
+import re
+import time
+import uuid
+
+import pytest
+
+from conftest import SMTPRaw
+from test_outbound import (HOST_A, HOST_B, World, dsn_parts, fields, inbox_with,  # noqa: F401
+                           pytestmark, wait_for, world)
+
+BAD_DSN = (501, ["5.5.4 Syntax error in DSN parameter"])
+UNSUPPORTED = (555, ["5.5.4 Unsupported parameter"])
+
+
+def send(peer, rcpts, subject, mail_params="", sender="alice@a.test", body="Hello there.\r\n"):
+    """One message over SMTP; rcpts is a list of (address, parameters).
+    Returns (message bytes, Message-ID)."""
+    mid = "<%s@a.test>" % uuid.uuid4().hex
+    msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\n%s"
+           % (sender, rcpts[0][0], subject, mid, body)).encode()
+    with SMTPRaw(peer.host, peer.smtp_port) as c:
+        c.ehlo()
+        code, lines = c.cmd(("MAIL FROM:<%s> %s" % (sender, mail_params)).rstrip())
+        assert code == 250, lines
+        for addr, params in rcpts:
+            code, lines = c.cmd(("RCPT TO:<%s> %s" % (addr, params)).rstrip())
+            assert code == 250, lines
+        assert c.cmd("DATA")[0] == 354
+        c.send(msg + b".\r\n")
+        code, lines = c.read_reply()
+        assert code == 250, lines
+        c.cmd("QUIT")
+    return msg, mid
+
+
+def report(peer, user, subject, seconds=15):
+    """The one DSN with subject in user's INBOX: (raw, header fields,
+    [text, delivery-status, original] parts)."""
+    rows = inbox_with(peer, user, subject, seconds=seconds)
+    assert len(rows) == 1, rows
+    raw = peer.mail_cat(user, "INBOX", rows[0]["UID"])
+    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:100]
+    head, parts = dsn_parts(raw)
+    assert len(parts) == 3, parts
+    return raw, dict(fields(head)), parts
+
+
+def status_blocks(part):
+    """message/delivery-status part -> (per-message fields, [per-recipient
+    field lists]) with the fields in order."""
+    assert part.startswith("Content-Description: Delivery report\r\n"
+                           "Content-Type: message/delivery-status\r\n\r\n"), part[:200]
+    blocks = [b for b in part.split("\r\n\r\n")[1:] if b.strip()]
+    return fields(blocks[0]), [fields(b) for b in blocks[1:]]
+
+
+def without_dates(pairs):
+    return [(k, v) for k, v in pairs if not k.endswith("Date")]
+
+
+# ------------------------------------------------------------------ tests
+
+def test_ehlo_lists_dsn(world):
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    with SMTPRaw(a.host, a.smtp_port) as c:
+        code, lines = c.cmd("EHLO client.example")
+        assert code == 250
+        assert lines[0] == "mx.a.test" and re.fullmatch(r"SIZE \d+", lines[2]), lines
+        assert lines[1:2] + lines[3:] == ["PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING",
+                                          "DSN", "STARTTLS", "ENHANCEDSTATUSCODES"], lines
+    with SMTPRaw(a.host, a.port_base + 587) as c:
+        code, lines = c.cmd("EHLO client.example")
+        assert code == 250
+        assert "DSN" in lines and lines.index("DSN") == lines.index("CHUNKING") + 1, lines
+
+
+def test_parameter_errors(world):
+    a = world.peer(HOST_A, "a.test", ["alice@a.test", "carol@a.test"],
+                   conf={"smtp.max_errors": "100"})
+    with SMTPRaw(a.host, a.smtp_port) as c:
+        c.ehlo()
+        m = "MAIL FROM:<alice@a.test> "
+        assert c.cmd(m + "RET=FULL RET=HDRS") == BAD_DSN
+        assert c.cmd(m + "RET=ALL") == BAD_DSN
+        assert c.cmd(m + "ENVID=a ENVID=b") == BAD_DSN
+        assert c.cmd(m + "ENVID=" + "x" * 101) == BAD_DSN
+        assert c.cmd(m + "ENVID=bad+2") == BAD_DSN
+        assert c.cmd(m + "ENVID=ctl+0A") == BAD_DSN
+        assert c.cmd(m + "NOTIFY=NEVER") == UNSUPPORTED
+        assert c.cmd(m + "RET=hdrs ENVID=" + "x" * 100) == (250, ["2.1.0 Ok"])
+        r = "RCPT TO:<carol@a.test> "
+        assert c.cmd(r + "NOTIFY=NEVER,SUCCESS") == BAD_DSN
+        assert c.cmd(r + "NOTIFY=FAILURE,NEVER") == BAD_DSN
+        assert c.cmd(r + "NOTIFY=SOMETIMES") == BAD_DSN
+        assert c.cmd(r + "NOTIFY=SUCCESS,") == BAD_DSN
+        assert c.cmd(r + "NOTIFY=DELAY NOTIFY=DELAY") == BAD_DSN
+        assert c.cmd(r + "ORCPT=carol@a.test") == BAD_DSN
+        assert c.cmd(r + "ORCPT=rfc822;a ORCPT=rfc822;a") == BAD_DSN
+        assert c.cmd(r + "ORCPT=rfc822;" + "y" * 494) == BAD_DSN  # 501 characters
+        assert c.cmd(r + "RET=FULL") == UNSUPPORTED
+        assert c.cmd(r + "NOTIFY=success,Delay ORCPT=rfc822;" + "y" * 493) == \
+            (250, ["2.1.5 Ok"])
+        assert c.cmd("RCPT TO:<alice@a.test> NOTIFY=NEVER ORCPT=rfc822;alice+2B@a.test") == \
+            (250, ["2.1.5 Ok"])
+        assert c.cmd("RSET") == (250, ["2.0.0 Ok"])
+
+
+def test_notify_never_gets_no_bounce(world):
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "y@a.test", "nobody@b.test")
+    a.cli_ok("alias", "add", "z@a.test", "nobody2@b.test")
+    # Same failure twice: NOTIFY=NEVER is silent, the control bounces.
+    send(a, [("y@a.test", "NOTIFY=NEVER")], "never one")
+    send(a, [("z@a.test", "NOTIFY=FAILURE")], "failure one")
+    report(a, "alice@a.test", "Undelivered Mail Returned to Sender")
+    wait_for(lambda: a.queue_rows() == [], 10, "empty queue")
+    out = a.cli_ok("trace", "nobody@b.test").stdout.decode()
+    assert "bounced" in out and "User unknown" in out, out
+    time.sleep(1.5)  # a second DSN would show up now
+    rows = a.find_messages("alice@a.test", "Undelivered Mail")
+    assert len(rows) == 1, rows
+    raw = a.mail_cat("alice@a.test", "INBOX", rows[0]["UID"]).decode()
+    assert "Final-Recipient: rfc822; nobody2@b.test\r\n" in raw
+    assert "nobody@b.test" not in raw
+    assert a.files_under("queue") == []
+
+
+def test_notify_success_relayed_with_envid_and_orcpt(world):
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+    msg, mid = send(a, [("x@a.test", "NOTIFY=SUCCESS ORCPT=rfc822;X+2Bone@a.test")],
+                    "success one", mail_params="RET=FULL ENVID=QQ+2B314+3D")
+    inbox_with(b, "bob@b.test", "success one")
+    raw, hf, (text, status, orig) = report(a, "alice@a.test", "Successful Mail Delivery Report")
+    assert hf["From"] == "Mail Delivery System <MAILER-DAEMON@mx.a.test>"
+    assert hf["To"] == "<alice@a.test>"
+    assert hf["Auto-Submitted"] == "auto-replied"
+    assert "<bob@b.test>\r\n    Handed over to the mail server mx.b.test [%s], " \
+        "which answered:\r\n        250 2.0.0 Ok: queued as " % HOST_B in text, text
+    per_msg, rcpts = status_blocks(status)
+    assert without_dates(per_msg) == [("Original-Envelope-Id", "QQ+314="),
+                                      ("Reporting-MTA", "dns; mx.a.test")]
+    assert len(rcpts) == 1
+    got = without_dates(rcpts[0])
+    assert [k for k, _ in got] == ["Original-Recipient", "Final-Recipient", "Action", "Status",
+                                   "Remote-MTA", "Diagnostic-Code"], got
+    got = dict(got)
+    assert got["Original-Recipient"] == "rfc822; X+one@a.test"
+    assert got["Final-Recipient"] == "rfc822; bob@b.test"
+    assert got["Action"] == "relayed"
+    assert got["Status"] == "2.0.0"
+    assert got["Remote-MTA"] == "dns; mx.b.test"
+    assert re.fullmatch(r"smtp; 250 2\.0\.0 Ok: queued as \S+", got["Diagnostic-Code"]), got
+    # A success report returns the header only, even with RET=FULL.
+    assert orig.startswith("Content-Description: Delivered Message Headers\r\n"
+                           "Content-Type: text/rfc822-headers\r\n\r\nReceived: from ")
+    assert "Message-ID: %s\r\n" % mid in orig
+    assert "Hello there." not in orig
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    assert a.files_under("queue") == []
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert "success notice sent to the sender" in out, out
+
+
+def test_notify_success_local_delivery(world):
+    a = world.peer(HOST_A, "a.test", ["alice@a.test", "carol@a.test", "dave@a.test"])
+    msg, mid = send(a, [("carol@a.test", "NOTIFY=SUCCESS,FAILURE"), ("dave@a.test", "")],
+                    "local success", mail_params="ENVID=local1")
+    inbox_with(a, "carol@a.test", "local success")
+    inbox_with(a, "dave@a.test", "local success")
+    raw, hf, (text, status, orig) = report(a, "alice@a.test", "Successful Mail Delivery Report")
+    assert "<carol@a.test>\r\n    Delivered to the mailbox.\r\n" in text
+    assert "dave@a.test" not in text  # no NOTIFY: no success report (RFC 3461 5.2.3 c)
+    per_msg, rcpts = status_blocks(status)
+    assert without_dates(per_msg) == [("Original-Envelope-Id", "local1"),
+                                      ("Reporting-MTA", "dns; mx.a.test")]
+    assert [without_dates(r) for r in rcpts] == [[("Final-Recipient", "rfc822; carol@a.test"),
+                                                  ("Action", "delivered"),
+                                                  ("Status", "2.0.0")]]
+    assert "Message-ID: %s\r\n" % mid in orig
+    wait_for(lambda: a.files_under("queue") == [], 5, "the queue file to go")
+    # Without a sender there is never a DSN.
+    send(a, [("carol@a.test", "NOTIFY=SUCCESS")], "null sender success", sender="")
+    inbox_with(a, "carol@a.test", "null sender success")
+    time.sleep(1.5)
+    assert len(a.find_messages("alice@a.test", "Successful Mail Delivery Report")) == 1
+    assert a.files_under("queue") == []
+
+
+def test_ret_full_bounce_returns_whole_message(world):
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "y@a.test", "nobody@b.test")
+    body = "Line one of the body.\r\n..leading dot\r\nLast line.\r\n"
+    msg, mid = send(a, [("y@a.test", "NOTIFY=FAILURE ORCPT=rfc822;y@a.test")], "full one",
+                    mail_params="RET=FULL ENVID=env+2Dfull", body=body)
+    raw, hf, (text, status, orig) = report(a, "alice@a.test",
+                                           "Undelivered Mail Returned to Sender")
+    per_msg, rcpts = status_blocks(status)
+    assert without_dates(per_msg) == [("Original-Envelope-Id", "env-full"),
+                                      ("Reporting-MTA", "dns; mx.a.test")]
+    got = without_dates(rcpts[0])
+    assert got[:4] == [("Original-Recipient", "rfc822; y@a.test"),
+                       ("Final-Recipient", "rfc822; nobody@b.test"),
+                       ("Action", "failed"), ("Status", "5.1.1")], got
+    head = "Content-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n"
+    assert orig.startswith(head + "Received: from "), orig[:300]
+    # The whole original as queued: our Received: line, then every byte
+    # the client sent (the SMTP dot-stuffing undone).
+    assert orig.endswith(msg.decode().replace("\r\n..leading", "\r\n.leading") + "\r\n"), \
+        orig[-300:]
+    assert "Last line." in orig
+
+
+def test_delay_notice_only_with_delay(world):
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"],
+                   conf={"queue.delay_warning": "2s", "queue.lifetime": "7s"})
+    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")   # B never runs
+    # Another domain (implicit.test: no MX, A 127.0.0.3, where nobody
+    # listens either): two jobs of one unreachable destination make the
+    # runner spin on reconnects (see the report of helper "dsn").
+    a.cli_ok("alias", "add", "w@a.test", "walt@implicit.test")
+    send(a, [("x@a.test", "NOTIFY=FAILURE")], "no delay wanted")
+    send(a, [("w@a.test", "NOTIFY=DELAY,FAILURE")], "delay wanted")
+    rows = inbox_with(a, "alice@a.test", "Delayed Mail (still being retried)", seconds=10)
+    raw = a.mail_cat("alice@a.test", "INBOX", rows[0]["UID"]).decode()
+    assert "Final-Recipient: rfc822; walt@implicit.test\r\nAction: delayed\r\n" in raw
+    assert "bob@b.test" not in raw
+    rows = inbox_with(a, "alice@a.test", "Undelivered Mail Returned to Sender", n=2,
+                      seconds=20)
+    assert len(a.find_messages("alice@a.test", "Delayed Mail")) == 1
+    finals = set()
+    for r in rows:
+        raw = a.mail_cat("alice@a.test", "INBOX", r["UID"]).decode()
+        finals |= set(re.findall(r"Final-Recipient: rfc822; (\S+)\r\nAction: failed\r\n"
+                                 r"Status: 4\.4\.7\r\n", raw))
+    assert finals == {"bob@b.test", "walt@implicit.test"}
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
