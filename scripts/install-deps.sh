@@ -31,6 +31,9 @@ need_pc libunbound libunbound-dev
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base
 need_file /usr/bin/python3 python3
+# Postfix for the interop tests (tests/integration/test_interop_postfix.py)
+# and the benchmarks; installed unconfigured, the system service stays off.
+need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 
 # The unprivileged account the workers run as when Tern starts as root
@@ -54,6 +57,10 @@ if [ "$(id -u)" != 0 ]; then
 	fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+case " $pkgs " in
+*" postfix "*) echo "postfix postfix/main_mailer_type select No configuration" |
+	${SUDO:-} debconf-set-selections ;;
+esac
 ${SUDO:-} apt-get update -qq
 # shellcheck disable=SC2086
 ${SUDO:-} apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

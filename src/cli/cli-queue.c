@@ -230,6 +230,45 @@ const struct cli_command cli_queue_command = {
 
 /* ----------------------------------------------------------------- trace */
 
+/* The TLS line of an attempt: "TLS 1.3, certificate verified, cipher X",
+ * "TLS 1.2, certificate not verified: REASON, cipher X" or "no TLS
+ * (REASON)".  Nothing for attempts without a connection or recorded
+ * before TLS was. */
+static void trace_tls(const struct store_queue_event *e)
+{
+	if (e->tls_version[0] == '\0')
+		return;
+	fputs("                       ", stdout);
+	if (!strcmp(e->tls_version, "none")) {
+		fputs("no TLS", stdout);
+		if (e->tls_note[0]) {
+			fputs(" (", stdout);
+			cli_put_sanitized(stdout, e->tls_note);
+			putchar(')');
+		}
+		putchar('\n');
+		return;
+	}
+	/* "TLSv1.3" reads "TLS 1.3". */
+	if (!strncmp(e->tls_version, "TLSv", 4)) {
+		fputs("TLS ", stdout);
+		cli_put_sanitized(stdout, e->tls_version + 4);
+	} else {
+		cli_put_sanitized(stdout, e->tls_version);
+	}
+	if (e->tls_verified) {
+		fputs(", certificate verified", stdout);
+	} else {
+		fputs(", certificate not verified: ", stdout);
+		cli_put_sanitized(stdout, e->tls_note[0] ? e->tls_note : "unknown reason");
+	}
+	if (e->tls_cipher[0]) {
+		fputs(", cipher ", stdout);
+		cli_put_sanitized(stdout, e->tls_cipher);
+	}
+	putchar('\n');
+}
+
 static int trace_event(void *ctx, const struct store_queue_event *e)
 {
 	(void)ctx;
@@ -256,6 +295,8 @@ static int trace_event(void *ctx, const struct store_queue_event *e)
 		cli_put_sanitized(stdout, e->reply);
 	}
 	putchar('\n');
+	if (!strcmp(e->event, "attempt"))
+		trace_tls(e);
 	/* Each failed attempt gets its explanation: a retry that later
 	 * worked still says what happened (greylisting, say). */
 	if (!strcmp(e->event, "attempt") && e->reply[0] != '2' && e->reply[0] != '\0')

@@ -75,6 +75,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"queue.timeout.data_block", CFG_DURATION, STR(queue_timeout_data_block), "3m", false},
 	{"queue.timeout.data_end", CFG_DURATION, STR(queue_timeout_data_end), "10m", false},
 	{"queue.timeout.dns", CFG_DURATION, STR(queue_timeout_dns), "30s", false},
+	{"outbound.tls", CFG_STR, STR(outbound_tls), "opportunistic", false},
+	{"outbound.ca_file", CFG_PATH, STR(outbound_ca_file), "", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -238,6 +240,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "%s: auth.fail_delay_max_ms must be at least auth.fail_delay_ms and at "
 			 "most 60000",
 			 c->path);
+		return -1;
+	}
+	if (strcmp(c->outbound_tls, "opportunistic") != 0 && strcmp(c->outbound_tls, "off") != 0) {
+		snprintf(err, errsz, "%s: outbound.tls must be opportunistic or off", c->path);
 		return -1;
 	}
 	if (c->auth_block_window == 0) {

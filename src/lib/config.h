@@ -66,6 +66,9 @@ struct config {
 	uint64_t queue_timeout_data_block;
 	uint64_t queue_timeout_data_end;
 	uint64_t queue_timeout_dns;
+	/* Outbound TLS (docs/outbound.md "TLS"). */
+	char *outbound_tls;     /* "opportunistic" or "off" */
+	char *outbound_ca_file; /* extra trusted CAs (PEM); "" none */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

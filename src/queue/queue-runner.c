@@ -42,12 +42,16 @@
 #include "queue-dsn.h"
 #include "smtp-client.h"
 #include "store.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define CLAIM_BATCH 256
 #define MAX_IN_FLIGHT 5000 /* recipients claimed at once */
 #define POLL_MAX 60        /* seconds between scans at most */
 #define HEAD_MAX 65536     /* original header copied into DSNs */
+/* RET=FULL returns the whole original only up to this size (RFC 3461 6.2
+ * allows the header alone for a bigger one). */
+#define RET_FULL_MAX (10 << 20)
 
 struct dest;
 struct conn;
@@ -62,6 +66,12 @@ struct job {
 	struct store_queue_rcpt *rows;
 	struct smtp_client_rcpt *cr;
 	struct smtp_client_txn txn;
+	/* TLS of the connection that carried the attempt (queue_log);
+	 * tls_version "" until a connection took the job. */
+	char tls_version[16];
+	char tls_cipher[64];
+	bool tls_verified;
+	char tls_note[200];
 };
 
 struct dest {
@@ -78,6 +88,11 @@ struct dest {
 	char last_err[512];
 	char last_mx[256];
 	char last_ip[64];
+	/* A connection went through every address without reaching a
+	 * server: open no new connection to this destination until one
+	 * connects, or the last one gives up and defers the jobs (otherwise
+	 * each failed connection would at once be replaced by a new one). */
+	bool failing;
 };
 
 struct conn {
@@ -88,6 +103,10 @@ struct conn {
 	struct job *job;
 	char mx[256];
 	char ip[64];
+	/* The TLS handshake with this address failed: the next connection
+	 * to it goes without STARTTLS (tls_note says why). */
+	bool no_tls;
+	char tls_note[200];
 };
 
 struct queue_runner {
@@ -95,6 +114,7 @@ struct queue_runner {
 	struct store *store;
 	const struct config *cfg;
 	struct dns_resolver *dns;
+	struct tls_client *tls; /* NULL: outbound.tls = off (or no context) */
 	struct event *scan_ev;
 	int64_t scan_at; /* when scan_ev fires, 0 if not pending */
 	struct dest *dests;
@@ -191,11 +211,24 @@ static void job_record(struct job *j, const enum verdict *v, const char *const *
 		o[i].reply = reply[i];
 		o[i].mx = mx;
 		o[i].ip = ip;
+		o[i].tls_version = j->tls_version;
+		o[i].tls_cipher = j->tls_cipher;
+		o[i].tls_verified = j->tls_verified;
+		o[i].tls_note = j->tls_note;
+		/* RFC 3461 5.2.2: NOTIFY decides; without it, failures only.
+		 * The SMTP client does not relay the DSN parameters yet, so
+		 * every remote counts as one without DSN: SUCCESS gets a
+		 * "relayed" report as soon as the remote accepted. */
+		unsigned nt = row->notify;
 		if (vi == V_DELIVERED) {
 			o[i].state = "delivered";
+			if (j->msg.sender[0] && (nt & STORE_DSN_NOTIFY_SUCCESS))
+				o[i].dsn = STORE_DSN_SUCCESS;
+			any_dsn |= o[i].dsn != 0;
 		} else if (vi == V_BOUNCED) {
 			o[i].state = "bounced";
-			o[i].dsn = j->msg.sender[0] ? STORE_DSN_FAILURE : STORE_DSN_NONE;
+			bool want = nt == 0 || (nt & STORE_DSN_NOTIFY_FAILURE);
+			o[i].dsn = j->msg.sender[0] && want ? STORE_DSN_FAILURE : STORE_DSN_NONE;
 			any_dsn |= o[i].dsn != 0;
 		} else {
 			o[i].state = "deferred";
@@ -401,6 +434,32 @@ static void conn_close(struct conn *k)
 	pump_all(r);
 }
 
+/* Notes on the job what TLS the connection k has (for the attempt's
+ * queue_log row). */
+static void job_note_tls(struct job *j, const struct conn *k)
+{
+	const struct queue_runner *r = k->d->r;
+	const struct smtp_client_tls *t = smtp_client_tls(k->c);
+	j->tls_verified = false;
+	j->tls_cipher[0] = j->tls_note[0] = '\0';
+	if (t->on) {
+		snprintf(j->tls_version, sizeof j->tls_version, "%s", t->version);
+		snprintf(j->tls_cipher, sizeof j->tls_cipher, "%s", t->cipher);
+		j->tls_verified = t->verified;
+		snprintf(j->tls_note, sizeof j->tls_note, "%s", t->why);
+		return;
+	}
+	snprintf(j->tls_version, sizeof j->tls_version, "none");
+	if (r->tls == NULL)
+		snprintf(j->tls_note, sizeof j->tls_note, "outbound TLS is off");
+	else if (k->no_tls)
+		snprintf(j->tls_note, sizeof j->tls_note, "%s", k->tls_note);
+	else if (smtp_client_caps(k->c)->starttls)
+		snprintf(j->tls_note, sizeof j->tls_note, "the server refused STARTTLS");
+	else
+		snprintf(j->tls_note, sizeof j->tls_note, "the server does not offer STARTTLS");
+}
+
 /* Gives the connection its next job, or closes it. */
 static void conn_next(struct conn *k)
 {
@@ -412,6 +471,7 @@ static void conn_next(struct conn *k)
 			conn_close(k);
 			return;
 		}
+		job_note_tls(j, k);
 		if (caps->size && caps->size_max > 0 && j->msg.size > caps->size_max) {
 			char why[512];
 			snprintf(
@@ -458,6 +518,7 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	struct conn *k = ctx;
 	struct queue_runner *r = k->d->r;
 	if (res == SMTP_CLIENT_OK) {
+		k->d->failing = false;
 		log_info("queue domain=%s action=connected mx=%s ip=%s", k->d->domain, k->mx,
 			 k->ip);
 		conn_next(k);
@@ -473,6 +534,16 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
 	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
 	smtp_client_free(&k->c);
+	if (res == SMTP_CLIENT_TLS && !k->no_tls) {
+		/* Opportunistic TLS (RFC 7435): a handshake that fails is
+		 * retried at once with the same address in plaintext. */
+		k->no_tls = true;
+		snprintf(k->tls_note, sizeof k->tls_note, "%s; sent without TLS", why);
+		conn_try(k);
+		reap_dests(r);
+		return;
+	}
+	k->no_tls = false;
 	k->addr++;
 	conn_try(k);
 	reap_dests(r);
@@ -505,6 +576,7 @@ static void conn_try(struct conn *k)
 	if (k->host >= mx->n_hosts) {
 		/* Every address failed.  If another connection to d is alive it
 		 * takes the jobs; else they are deferred with the last error. */
+		d->failing = d->n_conns > 1;
 		if (d->n_conns <= 1) {
 			const char *why =
 			    d->last_err[0] ? d->last_err : "no mail server could be reached";
@@ -547,9 +619,13 @@ static void conn_try(struct conn *k)
 				   cfg->hostname, &to, &cbs, k, err, sizeof err);
 	if (k->c == NULL) {
 		snprintf(d->last_err, sizeof d->last_err, "%s", err);
+		k->no_tls = false;
 		k->addr++;
 		conn_try(k); /* bounded: addr grows every time */
+		return;
 	}
+	if (r->tls != NULL && !k->no_tls)
+		smtp_client_set_tls(k->c, r->tls);
 }
 
 static void dest_pump(struct dest *d)
@@ -566,6 +642,8 @@ static void dest_pump(struct dest *d)
 		}
 		return;
 	}
+	if (d->failing)
+		return;
 	size_t per_dest = r->cfg->queue_max_per_destination ? r->cfg->queue_max_per_destination : 1;
 	size_t total = r->cfg->queue_max_connections ? r->cfg->queue_max_connections : 1;
 	/* One more connection while jobs wait that no connection will take
@@ -603,6 +681,14 @@ static int dsn_collect(void *ctx, const struct store_queue_rcpt *row)
 	}
 	c->rows[c->n++] = *row;
 	return 0;
+}
+
+/* Reads the whole queued file for RET=FULL, or NULL (too big, error). */
+static char *read_full(const char *path, size_t *len)
+{
+	*len = 0;
+	char *data = fsutil_read_file(path, RET_FULL_MAX, len);
+	return data;
 }
 
 /* Reads the header section of the queued file (without the empty line). */
@@ -734,16 +820,27 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 			rc[i].reply = c.rows[i].last_reply;
 			rc[i].remote = c.rows[i].remote;
 			rc[i].last_attempt = (time_t)c.rows[i].updated;
+			rc[i].orcpt = c.rows[i].orcpt;
+			/* success: our own mailbox (no remote) or relayed to
+			 * a server without DSN */
+			rc[i].action = c.rows[i].remote[0] ? "relayed" : "delivered";
 		}
 		char path[PATH_MAX];
 		size_t hlen = 0;
 		char *head = NULL;
-		if (store_queue_path(r->store, m->file, path, sizeof path) == 0)
+		size_t flen = 0;
+		char *full = NULL;
+		if (store_queue_path(r->store, m->file, path, sizeof path) == 0) {
 			head = read_header(path, &hlen);
+			if (kind == STORE_DSN_FAILURE && m->dsn_ret == STORE_DSN_RET_FULL)
+				full = read_full(path, &flen);
+		}
 		char boundary[64], msgid[400], id[25];
 		fsutil_unique_id(id);
 		snprintf(boundary, sizeof boundary, "%s/%s", id,
-			 kind == STORE_DSN_DELAY ? "d" : "f");
+			 kind == STORE_DSN_DELAY     ? "d"
+			 : kind == STORE_DSN_SUCCESS ? "s"
+						     : "f");
 		snprintf(msgid, sizeof msgid, "%s.dsn@%s", id, r->cfg->hostname);
 		struct queue_dsn d = {
 		    .delay = kind == STORE_DSN_DELAY,
@@ -758,18 +855,26 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 		    .n_rcpts = c.n,
 		    .orig_header = head ? head : "",
 		    .orig_header_len = hlen,
+		    .success = kind == STORE_DSN_SUCCESS,
+		    .envid = m->dsn_envid,
+		    .orig_full = full,
+		    .orig_full_len = flen,
 		};
 		struct buf b;
-		buf_init(&b, 4 << 20);
+		buf_init(&b, (4 << 20) + flen);
 		if (queue_dsn_build(&b, &d) < 0)
 			log_error("queue id=%lld action=dsn error=\"too big\"", (long long)m->id);
 		else
 			ret = dsn_deliver(r, m->sender, &b);
 		if (ret == 0)
 			log_info("queue id=%lld action=dsn kind=%s to=<%s> rcpts=%zu",
-				 (long long)m->id, kind == STORE_DSN_DELAY ? "delay" : "failure",
+				 (long long)m->id,
+				 kind == STORE_DSN_DELAY     ? "delay"
+				 : kind == STORE_DSN_SUCCESS ? "success"
+							     : "failure",
 				 m->sender, c.n);
 		buf_free(&b);
+		free(full);
 		free(head);
 		free(rc);
 	}
@@ -787,7 +892,8 @@ static int dsn_one(void *ctx, int64_t id)
 	struct store_queue_message m;
 	if (store_queue_message_get(r->store, id, &m) <= 0)
 		return 0;
-	if (dsn_send(r, &m, STORE_DSN_FAILURE) < 0 || dsn_send(r, &m, STORE_DSN_DELAY) < 0)
+	if (dsn_send(r, &m, STORE_DSN_FAILURE) < 0 || dsn_send(r, &m, STORE_DSN_DELAY) < 0 ||
+	    dsn_send(r, &m, STORE_DSN_SUCCESS) < 0)
 		return 0; /* the next scan tries again */
 	char err[256];
 	if (store_queue_finish(r->store, id, NULL, err, sizeof err) < 0)
@@ -911,6 +1017,19 @@ static void scan_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ----------------------------------------------------------------- public */
 
+/* The client TLS context for cfg (NULL when outbound.tls = off or it
+ * cannot be made: then mail goes in plaintext, which is logged). */
+static struct tls_client *make_tls(const struct config *cfg)
+{
+	if (strcmp(cfg->outbound_tls, "off") == 0)
+		return NULL;
+	char err[512];
+	struct tls_client *tc = tls_client_new(cfg->outbound_ca_file, err, sizeof err);
+	if (tc == NULL)
+		log_error("queue action=tls_init error=\"%s\" note=\"outbound TLS disabled\"", err);
+	return tc;
+}
+
 struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
 				      const struct config *cfg, char *err, size_t errsz)
 {
@@ -923,6 +1042,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	r->store = store;
 	r->cfg = cfg;
 	r->dns = dns;
+	r->tls = make_tls(cfg);
 	r->scan_ev = evtimer_new(base, scan_cb, r);
 	if (r->scan_ev == NULL)
 		fatal(1, "out of memory (event)");
@@ -936,6 +1056,10 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 void queue_runner_set_config(struct queue_runner *r, const struct config *cfg)
 {
 	r->cfg = cfg;
+	/* Connections in flight hold their own reference to the old
+	 * context (OpenSSL reference counts). */
+	tls_client_free(&r->tls);
+	r->tls = make_tls(cfg);
 }
 
 size_t queue_runner_connections(const struct queue_runner *r)
@@ -971,6 +1095,7 @@ void queue_runner_free(struct queue_runner **rp)
 		log_error("queue action=recover error=\"%s\"", err);
 	event_free(r->scan_ev);
 	dns_resolver_free(&r->dns);
+	tls_client_free(&r->tls);
 	free(r);
 	*rp = NULL;
 }

@@ -28,6 +28,7 @@
 
 #include "linereader.h"
 #include "log.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define LINE_MAX_REMOTE 4096 /* longer reply lines: protocol error */
@@ -39,6 +40,8 @@ enum client_state {
 	ST_GREETING,
 	ST_EHLO,
 	ST_HELO,
+	ST_STARTTLS, /* STARTTLS sent, waiting for 220 */
+	ST_TLS,      /* TLS handshake running */
 	ST_READY,
 	ST_MAIL,
 	ST_RCPT,
@@ -50,8 +53,8 @@ enum client_state {
 };
 
 static const char *const state_names[] = {
-    "connecting", "greeting", "ehlo", "helo", "ready", "mail",
-    "rcpt",       "data",     "body", "dot",  "rset",  "dead",
+    "connecting", "greeting", "ehlo", "helo", "starttls", "tls",  "ready",
+    "mail",       "rcpt",     "data", "body", "dot",      "rset", "dead",
 };
 
 struct smtp_client {
@@ -71,6 +74,9 @@ struct smtp_client {
 	int busy;
 	bool free_pending;
 	bool ready_reported;
+	struct tls_client *tc; /* NULL: no STARTTLS */
+	bool tls_started;
+	struct smtp_client_tls tls;
 
 	/* The transaction in progress. */
 	struct smtp_client_txn *txn;
@@ -94,6 +100,7 @@ static void really_free(struct smtp_client *c)
 	if (c->bev)
 		bufferevent_free(c->bev);
 	linereader_free(&c->lr);
+	tls_client_free(&c->tc);
 	free(c->accepted);
 	free(c);
 }
@@ -160,7 +167,7 @@ static void conn_fail(struct smtp_client *c, enum smtp_client_result r, const ch
 	evtimer_del(c->timer);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	if (was <= ST_HELO) {
+	if (was < ST_READY) {
 		if (!c->ready_reported) {
 			c->ready_reported = true;
 			c->cbs.ready(c->ctx, c, r, 0, why);
@@ -334,6 +341,12 @@ static void on_reply(struct smtp_client *c)
 	case ST_EHLO:
 		if (r->code == 250) {
 			smtp_reply_caps(r, &c->caps);
+			if (c->tc != NULL && c->caps.starttls && !c->tls_started) {
+				sendf(c, "STARTTLS\r\n");
+				enter(c, ST_STARTTLS);
+				arm(c, c->to.command);
+				return;
+			}
 			break;
 		}
 		if (r->code >= 500 && r->code != 554) {
@@ -353,6 +366,18 @@ static void on_reply(struct smtp_client *c)
 			return;
 		}
 		memset(&c->caps, 0, sizeof c->caps);
+		break;
+	case ST_STARTTLS:
+		if (r->code == 220) {
+			/* read_cb switches to TLS once this reply is handled. */
+			evtimer_del(c->timer);
+			enter(c, ST_TLS);
+			return;
+		}
+		/* RFC 3207 4: "454 TLS not available" and the like; the EHLO
+		 * capabilities still hold, go on in plaintext. */
+		log_info("smtp-client peer=%s ip=%s action=starttls result=refused reply=\"%s\"",
+			 c->peer, c->ip, one);
 		break;
 	case ST_MAIL:
 		if (r->code / 100 != 2) {
@@ -429,11 +454,68 @@ static void on_reply(struct smtp_client *c)
 		conn_fail(c, SMTP_CLIENT_PROTOCOL, "reply in an unexpected state");
 		return;
 	}
-	/* EHLO or HELO accepted. */
+	/* EHLO or HELO accepted (or STARTTLS refused). */
 	evtimer_del(c->timer);
 	enter(c, ST_READY);
 	c->ready_reported = true;
 	c->cbs.ready(c->ctx, c, SMTP_CLIENT_OK, r->code, one);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void setup_bev(struct smtp_client *c)
+{
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, BODY_CHUNK, 0);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 256 * 1024);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* The server said 220 to STARTTLS: put TLS on the socket.  Called from
+ * the plain bufferevent's read callback once it stopped parsing; whatever
+ * else the server sent in plaintext is dropped (RFC 3207 5), and the line
+ * reader starts empty. */
+static void start_tls(struct smtp_client *c)
+{
+	c->tls_started = true;
+	linereader_free(&c->lr);
+	linereader_init(&c->lr, LINE_MAX_REMOTE);
+	smtp_reply_init(&c->reply);
+	struct bufferevent *plain = c->bev;
+	c->bev = tls_client_start(c->tc, plain, c->peer);
+	if (c->bev == NULL) {
+		char why[512];
+		snprintf(why, sizeof why, "TLS with %s [%s] could not start", c->peer, c->ip);
+		conn_fail(c, SMTP_CLIENT_TLS, why);
+		return;
+	}
+	setup_bev(c);
+	/* The handshake gets the greeting's time: both are the server's
+	 * first words on a fresh channel. */
+	arm(c, c->to.greeting);
+}
+
+/* Handshake done: note what we got, then EHLO again (RFC 3207 4.2: the
+ * capabilities learnt in plaintext are forgotten). */
+static void tls_ready(struct smtp_client *c)
+{
+	struct tls_info info;
+	c->tls.on = true;
+	if (tls_get_info(c->bev, &info)) {
+		snprintf(c->tls.version, sizeof c->tls.version, "%s", info.version);
+		snprintf(c->tls.cipher, sizeof c->tls.cipher, "%s", info.cipher);
+	}
+	c->tls.verified = tls_client_verified(c->bev, c->tls.why, sizeof c->tls.why);
+	log_info("smtp-client peer=%s ip=%s action=starttls version=%s cipher=%s verified=%s%s%s%s",
+		 c->peer, c->ip, c->tls.version, c->tls.cipher, c->tls.verified ? "yes" : "no",
+		 c->tls.verified ? "" : " why=\"", c->tls.verified ? "" : c->tls.why,
+		 c->tls.verified ? "" : "\"");
+	memset(&c->caps, 0, sizeof c->caps);
+	sendf(c, "EHLO %s\r\n", c->helo);
+	enter(c, ST_EHLO);
+	arm(c, c->to.command);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -441,7 +523,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct smtp_client *c = arg;
 	c->busy++;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	while (!c->free_pending && c->state != ST_DEAD && evbuffer_get_length(in) > 0) {
+	while (!c->free_pending && c->state != ST_DEAD && c->state != ST_TLS &&
+	       evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -476,6 +559,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			smtp_reply_init(&c->reply);
 		}
 	}
+	if (!c->free_pending && c->state == ST_TLS && !c->tls_started)
+		start_tls(c);
 	if (--c->busy == 0 && c->free_pending)
 		really_free(c);
 }
@@ -496,13 +581,26 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	c->busy++;
 	if (c->free_pending || c->state == ST_DEAD) {
 		/* nothing */
+	} else if ((what & BEV_EVENT_CONNECTED) && c->state == ST_TLS) {
+		tls_ready(c);
 	} else if (what & BEV_EVENT_CONNECTED) {
 		enter(c, ST_GREETING);
 		arm(c, c->to.greeting);
+	} else if (c->state == ST_TLS && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+		char why[640], detail[160];
+		tls_error_string(c->bev, detail, sizeof detail);
+		snprintf(why, sizeof why, "TLS handshake with %s [%s] failed: %s", c->peer, c->ip,
+			 detail);
+		conn_fail(c, SMTP_CLIENT_TLS, why);
 	} else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-		char why[512];
+		char why[640];
 		int e = EVUTIL_SOCKET_ERROR();
-		if (what & BEV_EVENT_EOF)
+		if (c->tls.on && !(what & BEV_EVENT_EOF)) {
+			char detail[160];
+			tls_error_string(c->bev, detail, sizeof detail);
+			snprintf(why, sizeof why, "connection to %s [%s] lost: %s", c->peer, c->ip,
+				 detail);
+		} else if (what & BEV_EVENT_EOF)
 			snprintf(why, sizeof why, "connection closed by %s [%s] (%s)", c->peer,
 				 c->ip, state_names[c->state]);
 		else if (c->state == ST_CONNECTING)
@@ -523,12 +621,20 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	c->busy++;
 	if (!c->free_pending && c->state != ST_DEAD) {
 		char why[512];
-		if (c->state == ST_CONNECTING && c->bev == NULL)
+		enum smtp_client_result res = SMTP_CLIENT_TIMEOUT;
+		if (c->state == ST_CONNECTING && c->bev == NULL) {
 			snprintf(why, sizeof why, "connection to %s [%s] failed", c->peer, c->ip);
-		else
+		} else if (c->state == ST_TLS) {
+			/* A stuck handshake is a failed one: the caller may go
+			 * on without TLS. */
+			snprintf(why, sizeof why, "TLS handshake with %s [%s] failed: timeout",
+				 c->peer, c->ip);
+			res = SMTP_CLIENT_TLS;
+		} else {
 			snprintf(why, sizeof why, "timeout talking to %s [%s] (waiting in %s)",
 				 c->peer, c->ip, state_names[c->state]);
-		conn_fail(c, SMTP_CLIENT_TIMEOUT, why);
+		}
+		conn_fail(c, res, why);
 	}
 	if (--c->busy == 0 && c->free_pending)
 		really_free(c);
@@ -566,10 +672,7 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
 		really_free(c);
 		return NULL;
 	}
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, BODY_CHUNK, 0);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 256 * 1024);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	setup_bev(c);
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)(void *)addr, (int)addrlen) < 0) {
 		/* Reported through the timer, never from inside this call. */
 		bufferevent_free(c->bev);
@@ -580,6 +683,17 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
 	}
 	arm(c, c->to.connect);
 	return c;
+}
+
+void smtp_client_set_tls(struct smtp_client *c, struct tls_client *tc)
+{
+	tls_client_free(&c->tc);
+	c->tc = tls_client_ref(tc);
+}
+
+const struct smtp_client_tls *smtp_client_tls(const struct smtp_client *c)
+{
+	return &c->tls;
 }
 
 bool smtp_client_alive(const struct smtp_client *c)
@@ -607,9 +721,14 @@ void smtp_client_free(struct smtp_client **cp)
 		return;
 	if (c->state == ST_READY && c->bev != NULL) {
 		/* The output is empty when idle: a direct send cannot reorder. */
-		evutil_socket_t fd = bufferevent_getfd(c->bev);
-		if (fd >= 0)
-			(void)!send(fd, "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (c->tls.on) {
+			tls_send_now(c->bev, "QUIT\r\n", 6);
+			tls_close_notify(c->bev);
+		} else {
+			evutil_socket_t fd = bufferevent_getfd(c->bev);
+			if (fd >= 0)
+				(void)!send(fd, "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
 	}
 	c->free_pending = true;
 	if (c->timer)

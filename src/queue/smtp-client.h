@@ -12,8 +12,14 @@
  *   ... more smtp_client_send on the same connection (reuse) ...
  *   smtp_client_free           -> QUIT (best effort) and close
  *
- * All I/O goes through one bufferevent, so STARTTLS can later replace it
- * with an OpenSSL filter bufferevent without touching the state machine.
+ * STARTTLS (RFC 3207), opportunistic: with smtp_client_set_tls, when the
+ * server's EHLO offers STARTTLS the client upgrades, runs the handshake
+ * (SNI and certificate name = the MX host name) and sends EHLO again; a
+ * certificate that cannot be verified still encrypts and is recorded as
+ * such (smtp_client_tls).  A "454 TLS not available" answer continues in
+ * plaintext.  A failed handshake ends the connection with
+ * SMTP_CLIENT_TLS: the caller may reconnect without TLS.  All I/O goes
+ * through one bufferevent, which the upgrade replaces.
  *
  * Timeouts follow RFC 5321 4.5.3.2 (greeting 5 min, MAIL/RCPT 5 min, DATA
  * 2 min, each body write 3 min, final dot 10 min) and are configurable.
@@ -51,6 +57,16 @@ enum smtp_client_result {
 	SMTP_CLIENT_NETWORK, /* connection refused/reset/closed (why set) */
 	SMTP_CLIENT_TIMEOUT,
 	SMTP_CLIENT_PROTOCOL, /* malformed reply */
+	SMTP_CLIENT_TLS,      /* the TLS handshake after STARTTLS failed */
+};
+
+/* The TLS state of a connection (valid after ready). */
+struct smtp_client_tls {
+	bool on;          /* the session is encrypted */
+	char version[16]; /* "TLSv1.3" */
+	char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
+	bool verified;    /* certificate chains to a trusted CA and names the host */
+	char why[160];    /* when on and not verified: why ("self-signed certificate") */
 };
 
 /* One recipient's outcome in a transaction. */
@@ -97,6 +113,13 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
 					const struct smtp_client_timeouts *to,
 					const struct smtp_client_cbs *cbs, void *ctx, char *err,
 					size_t errsz);
+/* Lets the client use STARTTLS with tc (the client takes its own
+ * reference, tls_client_ref).  Call right after smtp_client_connect, before the loop
+ * runs; NULL (the default) means plaintext only. */
+struct tls_client;
+void smtp_client_set_tls(struct smtp_client *c, struct tls_client *tc);
+/* The connection's TLS state (all zero for plaintext). */
+const struct smtp_client_tls *smtp_client_tls(const struct smtp_client *c);
 /* Starts a transaction on a ready, idle client.  txn and the strings and
  * array it points to must stay valid until txn_done. */
 void smtp_client_send(struct smtp_client *c, struct smtp_client_txn *txn);

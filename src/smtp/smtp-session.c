@@ -37,6 +37,7 @@
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
+#include "netaddr.h"
 #include "smtp-parse.h"
 #include "store.h"
 #include "strutil.h"
@@ -89,6 +90,9 @@ struct smtp_txn {
 	char from[ADDR_PATH_MAX + 1];  /* "" for the null sender */
 	bool smtputf8;
 	uint64_t declared_size;
+	/* DSN (RFC 3461): MAIL's RET and ENVID (xtext as received) */
+	int dsn_ret;
+	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];
 	struct smtp_rcpt *rcpts;       /* accepted recipients, as given */
 	size_t n_rcpts;
 	size_t n_refused;
@@ -97,6 +101,14 @@ struct smtp_txn {
 	size_t n_local;
 	char (*remote)[256];
 	size_t n_remote;
+	/* DSN requests of each remote target, parallel to remote */
+	unsigned *remote_notify;
+	char (*remote_orcpt)[SMTP_DSN_ORCPT_MAX + 1];
+	/* Local recipients that asked for NOTIFY=SUCCESS: once delivered,
+	 * the queue sends their "delivered" DSN (addresses as in RCPT TO). */
+	struct smtp_rcpt *ok_local;
+	char (*ok_local_orcpt)[SMTP_DSN_ORCPT_MAX + 1];
+	size_t n_ok_local;
 	/* body */
 	bool bdat;                     /* BDAT used: DATA is refused */
 	int spool_fd;
@@ -284,6 +296,10 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->rcpts);
 	free(t->local);
 	free(t->remote);
+	free(t->remote_notify);
+	free(t->remote_orcpt);
+	free(t->ok_local);
+	free(t->ok_local_orcpt);
 	free(t);
 	*tp = NULL;
 }
@@ -298,8 +314,27 @@ static struct smtp_txn *txn_new(void)
 	return t;
 }
 
-static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg)
+/* The store keeps NOTIFY as the parser gives it. */
+_Static_assert((int)SMTP_DSN_NOTIFY_NEVER == (int)STORE_DSN_NOTIFY_NEVER &&
+		   (int)SMTP_DSN_NOTIFY_SUCCESS == (int)STORE_DSN_NOTIFY_SUCCESS &&
+		   (int)SMTP_DSN_NOTIFY_FAILURE == (int)STORE_DSN_NOTIFY_FAILURE &&
+		   (int)SMTP_DSN_NOTIFY_DELAY == (int)STORE_DSN_NOTIFY_DELAY &&
+		   (int)SMTP_DSN_RET_FULL == (int)STORE_DSN_RET_FULL &&
+		   (int)SMTP_DSN_RET_HDRS == (int)STORE_DSN_RET_HDRS,
+	       "DSN values of smtp-parse.h and store.h differ");
+
+/* Adds the targets of one accepted recipient, with its DSN requests
+ * (notify, orcpt: "" none).  A recipient that expands to several targets
+ * (an alias) is RFC 3461 5.2.7.3 (c): ORCPT goes to every target, NOTIFY
+ * too but without SUCCESS. */
+static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, unsigned notify,
+			    const char *orcpt)
 {
+	if (tg->n_local + tg->n_remote > 1 && (notify & SMTP_DSN_NOTIFY_SUCCESS)) {
+		notify &= ~(unsigned)SMTP_DSN_NOTIFY_SUCCESS;
+		if (notify == 0)
+			notify = SMTP_DSN_NOTIFY_NEVER;
+	}
 	for (size_t i = 0; i < tg->n_local; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < t->n_local; j++)
@@ -318,8 +353,34 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg)
 		if (dup)
 			continue;
 		t->remote = xreallocarray(t->remote, t->n_remote + 1, sizeof *t->remote);
+		t->remote_notify =
+		    xreallocarray(t->remote_notify, t->n_remote + 1, sizeof *t->remote_notify);
+		t->remote_orcpt =
+		    xreallocarray(t->remote_orcpt, t->n_remote + 1, sizeof *t->remote_orcpt);
+		t->remote_notify[t->n_remote] = notify;
+		snprintf(t->remote_orcpt[t->n_remote], sizeof t->remote_orcpt[0], "%s", orcpt);
 		memcpy(t->remote[t->n_remote++], tg->remote[i], 256);
 	}
+}
+
+/* A local recipient asked for a success DSN (RFC 3461 5.2.3): remember it
+ * for after delivery.  Only for one mailbox reached directly or through a
+ * one-target alias, and never for the null sender. */
+static void txn_want_success(struct smtp_txn *t, const struct store_targets *tg,
+			     const char *address, unsigned notify, const char *orcpt)
+{
+	if (!(notify & SMTP_DSN_NOTIFY_SUCCESS) || t->from[0] == '\0' || tg->n_local != 1 ||
+	    tg->n_remote != 0 || strlen(address) >= 256)
+		return;
+	for (size_t i = 0; i < t->n_ok_local; i++)
+		if (!strcmp(t->ok_local[i].addr, address))
+			return;
+	t->ok_local = xreallocarray(t->ok_local, t->n_ok_local + 1, sizeof *t->ok_local);
+	t->ok_local_orcpt =
+	    xreallocarray(t->ok_local_orcpt, t->n_ok_local + 1, sizeof *t->ok_local_orcpt);
+	snprintf(t->ok_local[t->n_ok_local].addr, sizeof t->ok_local[0].addr, "%s", address);
+	snprintf(t->ok_local_orcpt[t->n_ok_local], sizeof t->ok_local_orcpt[0], "%s", orcpt);
+	t->n_ok_local++;
 }
 
 /* Writes what is buffered for the spool file. */
@@ -763,12 +824,28 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			if (items[k].status == 0)
 				delivered++;
 		int r = delivered == t->n_local ? 0 : -1;
-		if (r == 0 && t->n_remote > 0) {
+		if (r == 0 && t->n_remote + t->n_ok_local > 0) {
+			/* Remote targets, and local recipients whose success
+			 * DSN the queue runner sends. */
 			char qpath[PATH_MAX];
 			r = make_queue_copy(t, qpath, sizeof qpath);
 			if (r == 0) {
-				r = store_queue_add(srv->store, qpath, t->from, t->remote, t->n_remote,
-						    err, sizeof err);
+				size_t nq = t->n_remote + t->n_ok_local;
+				struct store_queue_new_rcpt *q = xcalloc(nq, sizeof *q);
+				for (size_t j = 0; j < t->n_remote; j++) {
+					q[j].addr = t->remote[j];
+					q[j].notify = t->remote_notify[j];
+					q[j].orcpt = t->remote_orcpt[j];
+				}
+				for (size_t j = 0; j < t->n_ok_local; j++) {
+					q[t->n_remote + j].addr = t->ok_local[j].addr;
+					q[t->n_remote + j].notify = SMTP_DSN_NOTIFY_SUCCESS;
+					q[t->n_remote + j].orcpt = t->ok_local_orcpt[j];
+					q[t->n_remote + j].delivered = true;
+				}
+				r = store_queue_add_dsn(srv->store, qpath, t->from, t->dsn_ret,
+							t->dsn_envid, q, nq, err, sizeof err);
+				free(q);
 				unlink(qpath);
 			} else {
 				snprintf(err, sizeof err, "queue copy: %s", strerror(errno));
@@ -830,6 +907,7 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	reply(s, "250-8BITMIME");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
+	reply(s, "250-DSN");
 	if (tls_available(s->srv->tls) && !s->tls_on)
 		reply(s, "250-STARTTLS");
 	if (auth_allowed(s) && !s->authed)
@@ -901,6 +979,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		snprintf(t->tls, sizeof t->tls, "%s", ti.version);
 	t->smtputf8 = c->smtputf8;
 	t->declared_size = c->has_size ? c->size : 0;
+	t->dsn_ret = (int)c->ret;
+	memcpy(t->dsn_envid, c->envid, sizeof t->dsn_envid);
 	s->txn = t;
 	reply(s, "250 2.1.0 Ok");
 }
@@ -943,7 +1023,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	case STORE_RCPT_OK:
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
-		txn_add_targets(t, tg);
+		txn_want_success(t, tg, address, c->notify, c->orcpt);
+		txn_add_targets(t, tg, c->notify, c->orcpt);
 		reply(s, "250 2.1.5 Ok");
 		break;
 	case STORE_RCPT_NOT_OURS:
@@ -955,7 +1036,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 			memcpy(tg->remote[0], address, strlen(address) + 1);
 			t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 			memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
-			txn_add_targets(t, tg);
+			txn_add_targets(t, tg, c->notify, c->orcpt);
 			reply(s, "250 2.1.5 Ok");
 			break;
 		}
@@ -1329,6 +1410,10 @@ static void run_command(struct smtp_session *s, const char *line, size_t n)
 		case SMTP_PARSE_NEED_UTF8:
 			reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 			break;
+		case SMTP_PARSE_BAD_DSN:
+			/* RFC 3461 5.1: 501 for a bad or repeated DSN parameter */
+			reply(s, "501 5.5.4 Syntax error in DSN parameter");
+			break;
 		default:
 			reply(s, "501 5.5.4 Syntax error in parameters");
 			break;
@@ -1649,31 +1734,13 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 	session_kill(s);
 }
 
-static void format_ip(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback)
-{
-	*loopback = false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		evutil_inet_ntop(AF_INET, &in->sin_addr, out, outsz);
-		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, out, outsz);
-		const unsigned char *b = in6->sin6_addr.s6_addr;
-		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-			    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
-	} else {
-		snprintf(out, outsz, "unknown");
-	}
-}
-
 void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
 			int salen)
 {
 	struct smtp_session *s = xcalloc(1, sizeof *s);
 	s->srv = srv;
 	fsutil_unique_id(s->id);
-	format_ip(sa, s->ip, sizeof s->ip, &s->loopback);
+	netaddr_format(sa, s->ip, sizeof s->ip, &s->loopback);
 	if (salen > 0 && (size_t)salen <= sizeof s->sa)
 		memcpy(&s->sa, sa, (size_t)salen);
 	linereader_init(&s->lr, SMTP_LINE_MAX_HELO);

@@ -83,6 +83,24 @@ static int log_event(struct store_db *db, int64_t message_id, const char *rcpt, 
 	return store_db_run(db, st, err, errsz);
 }
 
+/* Inside a transaction, right after the "attempt" row: its TLS facts. */
+static int log_attempt_tls(struct store_db *db, const struct store_queue_outcome *o, char *err,
+			   size_t errsz)
+{
+	sqlite3_stmt *st = store_db_stmt(db,
+					 "UPDATE queue_log SET tls_version = ?1, tls_cipher = ?2,"
+					 " tls_verified = ?3, tls_note = ?4"
+					 " WHERE id = last_insert_rowid()",
+					 err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, o->tls_version);
+	store_db_bind_text(st, 2, o->tls_cipher ? o->tls_cipher : "");
+	sqlite3_bind_int(st, 3, o->tls_verified ? 1 : 0);
+	store_db_bind_text(st, 4, o->tls_note ? o->tls_note : "");
+	return store_db_run(db, st, err, errsz);
+}
+
 /* What `tern trace` wants from the message itself: its Message-ID and our
  * Received: line (client address, HELO, SMTP id), read from the head of
  * the file.  Missing or malformed headers leave the fields empty. */
@@ -131,15 +149,74 @@ static void read_head(const char *path, char msgid[256], char received[512])
 int store_queue_add(struct store *s, const char *path, const char *sender, char (*rcpts)[256],
 		    size_t n_rcpts, char *err, size_t errsz)
 {
+	struct store_queue_new_rcpt *nr = xcalloc(n_rcpts ? n_rcpts : 1, sizeof *nr);
+	for (size_t i = 0; i < n_rcpts; i++) {
+		if (memchr(rcpts[i], '\0', sizeof rcpts[i]) == NULL) {
+			free(nr);
+			store_err(err, errsz, "invalid queue recipient %zu", i);
+			return -1;
+		}
+		nr[i].addr = rcpts[i];
+	}
+	int r =
+	    store_queue_add_dsn(s, path, sender, STORE_DSN_RET_NONE, NULL, nr, n_rcpts, err, errsz);
+	free(nr);
+	return r;
+}
+
+/* Inside a transaction: the DSN parameters of a message and of a
+ * recipient, in their own tables (rows only when there is something). */
+static int add_dsn_env(struct store_db *db, int64_t msg_id, int ret, const char *envid, char *err,
+		       size_t errsz)
+{
+	if (ret == STORE_DSN_RET_NONE && (envid == NULL || envid[0] == '\0'))
+		return 0;
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "INSERT INTO queue_dsn_env (message_id, ret, envid) VALUES (?1, ?2, ?3)", err,
+	    errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, msg_id);
+	sqlite3_bind_int(st, 2, ret);
+	store_db_bind_text(st, 3, envid ? envid : "");
+	return store_db_run(db, st, err, errsz);
+}
+
+static int add_dsn_rcpt(struct store_db *db, int64_t rcpt_id, const struct store_queue_new_rcpt *r,
+			char *err, size_t errsz)
+{
+	if (r->notify == 0 && (r->orcpt == NULL || r->orcpt[0] == '\0'))
+		return 0;
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "INSERT INTO queue_dsn_rcpt (rcpt_id, notify, orcpt) VALUES (?1, ?2, ?3)", err,
+	    errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, rcpt_id);
+	sqlite3_bind_int(st, 2, (int)r->notify);
+	store_db_bind_text(st, 3, r->orcpt ? r->orcpt : "");
+	return store_db_run(db, st, err, errsz);
+}
+
+int store_queue_add_dsn(struct store *s, const char *path, const char *sender, int ret,
+			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
+			char *err, size_t errsz)
+{
 	if (n_rcpts == 0) {
 		store_err(err, errsz, "no recipients to queue");
 		return -1;
 	}
 	for (size_t i = 0; i < n_rcpts; i++) {
-		if (memchr(rcpts[i], '\0', sizeof rcpts[i]) == NULL || rcpts[i][0] == '\0') {
+		const char *a = rcpts[i].addr;
+		if (a == NULL || a[0] == '\0' || strlen(a) >= 256 ||
+		    (rcpts[i].orcpt && strlen(rcpts[i].orcpt) > 500)) {
 			store_err(err, errsz, "invalid queue recipient %zu", i);
 			return -1;
 		}
+	}
+	if (envid && strlen(envid) > 100) {
+		store_err(err, errsz, "invalid envelope id");
+		return -1;
 	}
 	if (sender == NULL)
 		sender = "";
@@ -174,20 +251,33 @@ int store_queue_add(struct store *s, const char *path, const char *sender, char 
 	if (store_db_run(db, st, err, errsz) < 0)
 		goto fail;
 	sqlite3_int64 msg_id = sqlite3_last_insert_rowid(db->h);
+	if (add_dsn_env(db, msg_id, ret, envid, err, errsz) < 0)
+		goto fail;
 	for (size_t i = 0; i < n_rcpts; i++) {
+		/* A recipient delivered locally only waits for its success DSN
+		 * (dsn = STORE_DSN_SUCCESS); the runner never claims it. */
+		bool done = rcpts[i].delivered;
 		st = store_db_stmt(db,
 				   "INSERT INTO queue_rcpts (message_id, rcpt, state, attempts,"
-				   " next_attempt, last_reply, updated)"
-				   " VALUES (?1, ?2, 'deferred', 0, ?3, '', ?3)",
+				   " next_attempt, last_reply, updated, dsn, status)"
+				   " VALUES (?1, ?2, ?4, 0, ?3, ?5, ?3, ?6, ?7)",
 				   err, errsz);
 		if (st == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, msg_id);
-		store_db_bind_text(st, 2, rcpts[i]);
+		store_db_bind_text(st, 2, rcpts[i].addr);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+		store_db_bind_text(st, 4, done ? "delivered" : "deferred");
+		store_db_bind_text(st, 5, done ? "delivered to the local mailbox" : "");
+		sqlite3_bind_int(st, 6, done ? STORE_DSN_SUCCESS : STORE_DSN_NONE);
+		store_db_bind_text(st, 7, done ? "2.0.0" : "");
 		if (store_db_run(db, st, err, errsz) < 0 ||
-		    log_event(db, msg_id, rcpts[i], now, "queued", "", "", "", sender, err, errsz) <
-			0)
+		    add_dsn_rcpt(db, sqlite3_last_insert_rowid(db->h), &rcpts[i], err, errsz) < 0 ||
+		    log_event(db, msg_id, rcpts[i].addr, now, "queued", "", "", "", sender, err,
+			      errsz) < 0)
+			goto fail;
+		if (done && log_event(db, msg_id, rcpts[i].addr, now, "delivered", "2.0.0", "", "",
+				      "delivered to the local mailbox", err, errsz) < 0)
 			goto fail;
 	}
 	if (store_db_commit(db, err, errsz) < 0)
@@ -226,6 +316,19 @@ static const char queue_ddl[] =
     "CREATE INDEX IF NOT EXISTS queue_log_message ON queue_log(message_id, id);"
     "CREATE INDEX IF NOT EXISTS queue_rcpts_rcpt ON queue_rcpts(rcpt);";
 
+/* DSN parameters (RFC 3461) in tables of their own, so that the queue
+ * tables keep their columns: a row only for a message with RET/ENVID and
+ * a recipient with NOTIFY/ORCPT.  They go with their queue rows. */
+static const char dsn_ddl[] =
+    "CREATE TABLE IF NOT EXISTS queue_dsn_env ("
+    " message_id INTEGER PRIMARY KEY REFERENCES queue_messages(id) ON DELETE CASCADE,"
+    " ret INTEGER NOT NULL DEFAULT 0,"
+    " envid TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS queue_dsn_rcpt ("
+    " rcpt_id INTEGER PRIMARY KEY REFERENCES queue_rcpts(id) ON DELETE CASCADE,"
+    " notify INTEGER NOT NULL DEFAULT 0,"
+    " orcpt TEXT NOT NULL DEFAULT '');";
+
 /* Columns added to the tables of store.c (schema 1), with their type. */
 static const struct {
 	const char *table, *column, *decl;
@@ -239,6 +342,10 @@ static const struct {
     {"queue_rcpts", "remote", "TEXT NOT NULL DEFAULT ''"},
     {"queue_rcpts", "dsn", "INTEGER NOT NULL DEFAULT 0"},
     {"queue_rcpts", "warned", "INTEGER NOT NULL DEFAULT 0"},
+    {"queue_log", "tls_version", "TEXT NOT NULL DEFAULT ''"},
+    {"queue_log", "tls_cipher", "TEXT NOT NULL DEFAULT ''"},
+    {"queue_log", "tls_verified", "INTEGER NOT NULL DEFAULT 0"},
+    {"queue_log", "tls_note", "TEXT NOT NULL DEFAULT ''"},
 };
 #define N_QUEUE_COLUMNS (sizeof queue_columns / sizeof queue_columns[0])
 
@@ -274,14 +381,16 @@ int store_queue_schema(struct store *s, char *err, size_t errsz)
 	struct store_db *db = &s->db;
 	/* Fast path without the write lock: usually all is there. */
 	int m = missing_columns(db);
-	if (m == 0 && has_column(db, "queue_log", "reply") == 1)
+	if (m == 0 && has_column(db, "queue_log", "reply") == 1 &&
+	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1)
 		return 0;
 	/* Several processes may open a new or old data folder at once: the
 	 * write lock makes one of them upgrade and the others find it done. */
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
 	char *msg = NULL;
-	if (sqlite3_exec(db->h, queue_ddl, NULL, NULL, &msg) != SQLITE_OK)
+	if (sqlite3_exec(db->h, queue_ddl, NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db->h, dsn_ddl, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
 	for (size_t i = 0; i < N_QUEUE_COLUMNS; i++) {
 		int r = has_column(db, queue_columns[i].table, queue_columns[i].column);
@@ -308,7 +417,9 @@ fail:
 
 #define RCPT_COLUMNS                                                                               \
 	"id, message_id, rcpt, state, attempts, next_attempt, updated, status, last_reply,"        \
-	" remote, dsn, warned"
+	" remote, dsn, warned, coalesce(notify, 0), coalesce(orcpt, '')"
+/* queue_rcpts with its DSN parameters (NULL columns without a row). */
+#define RCPT_FROM " queue_rcpts LEFT JOIN queue_dsn_rcpt ON rcpt_id = queue_rcpts.id"
 
 static void read_rcpt(sqlite3_stmt *st, void *row)
 {
@@ -326,6 +437,8 @@ static void read_rcpt(sqlite3_stmt *st, void *row)
 	store_db_column_text(st, 9, r->remote, sizeof r->remote);
 	r->dsn = sqlite3_column_int(st, 10);
 	r->warned = sqlite3_column_int(st, 11) != 0;
+	r->notify = (unsigned)sqlite3_column_int(st, 12);
+	store_db_column_text(st, 13, r->orcpt, sizeof r->orcpt);
 }
 
 int store_queue_recover(struct store *s, char *err, size_t errsz)
@@ -350,7 +463,7 @@ int store_queue_claim(struct store *s, int64_t now, size_t max, struct store_que
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
 	sqlite3_stmt *st = store_db_stmt(db,
-					 "SELECT " RCPT_COLUMNS " FROM queue_rcpts"
+					 "SELECT " RCPT_COLUMNS " FROM" RCPT_FROM
 					 " WHERE state = 'deferred' AND next_attempt <= ?1"
 					 " ORDER BY next_attempt, id LIMIT ?2",
 					 err, errsz);
@@ -407,8 +520,10 @@ int store_queue_message_get(struct store *s, int64_t id, struct store_queue_mess
 	struct store_db *db = &s->db;
 	memset(m, 0, sizeof *m);
 	sqlite3_stmt *st = store_db_stmt(db,
-					 "SELECT id, file, sender, created, msgid, received, size"
-					 " FROM queue_messages WHERE id = ?1",
+					 "SELECT id, file, sender, created, msgid, received, size,"
+					 " coalesce(ret, 0), coalesce(envid, '')"
+					 " FROM queue_messages LEFT JOIN queue_dsn_env"
+					 " ON message_id = queue_messages.id WHERE id = ?1",
 					 NULL, 0);
 	if (st == NULL)
 		return -1;
@@ -423,6 +538,8 @@ int store_queue_message_get(struct store *s, int64_t id, struct store_queue_mess
 		store_db_column_text(st, 4, m->msgid, sizeof m->msgid);
 		store_db_column_text(st, 5, m->received, sizeof m->received);
 		m->size = (uint64_t)sqlite3_column_int64(st, 6);
+		m->dsn_ret = sqlite3_column_int(st, 7);
+		store_db_column_text(st, 8, m->dsn_envid, sizeof m->dsn_envid);
 	}
 	sqlite3_reset(st);
 	return ret;
@@ -498,6 +615,9 @@ int store_queue_update(struct store *s, const struct store_queue_outcome *o, siz
 		if (o[i].attempt && log_event(db, msg, rcpt, now, "attempt", o[i].status, o[i].mx,
 					      o[i].ip, o[i].reply, err, errsz) < 0)
 			goto fail;
+		if (o[i].attempt && o[i].tls_version && o[i].tls_version[0] &&
+		    log_attempt_tls(db, &o[i], err, errsz) < 0)
+			goto fail;
 		if (log_event(db, msg, rcpt, now, o[i].state, o[i].status, o[i].mx, o[i].ip,
 			      o[i].attempt ? "" : o[i].reply, err, errsz) < 0)
 			goto fail;
@@ -545,8 +665,9 @@ int store_queue_dsn_done(struct store *s, int64_t message_id, int kind, char *er
 	sqlite3_bind_int(st, 2, kind);
 	if (store_db_run(db, st, err, errsz) < 0 ||
 	    log_event(db, message_id, "", (int64_t)time(NULL), "dsn", "", "", "",
-		      kind == STORE_DSN_DELAY ? "delay notice sent to the sender"
-					      : "failure notice sent to the sender",
+		      kind == STORE_DSN_DELAY     ? "delay notice sent to the sender"
+		      : kind == STORE_DSN_SUCCESS ? "success notice sent to the sender"
+						  : "failure notice sent to the sender",
 		      err, errsz) < 0)
 		goto fail;
 	return store_db_commit(db, err, errsz);
@@ -565,7 +686,10 @@ int store_queue_mark_delayed(struct store *s, int64_t created_before, size_t *n_
 	    db,
 	    "UPDATE queue_rcpts SET dsn = 2 WHERE state = 'deferred' AND warned = 0"
 	    " AND dsn = 0 AND attempts > 0 AND message_id IN (SELECT id FROM queue_messages"
-	    " WHERE created < ?1 AND sender != '')",
+	    " WHERE created < ?1 AND sender != '')"
+	    /* RFC 3461 5.2.5: a NOTIFY without DELAY asks for no delay notice */
+	    " AND NOT EXISTS (SELECT 1 FROM queue_dsn_rcpt WHERE rcpt_id = queue_rcpts.id"
+	    " AND notify != 0 AND (notify & 8) = 0)",
 	    err, errsz);
 	if (st == NULL)
 		return -1;
@@ -627,9 +751,9 @@ int store_queue_rcpts(struct store *s, int64_t message_id,
 {
 	struct store_db *db = &s->db;
 	const char *sql = message_id > 0
-			      ? "SELECT " RCPT_COLUMNS
-				" FROM queue_rcpts WHERE message_id = ?1 ORDER BY id"
-			      : "SELECT " RCPT_COLUMNS " FROM queue_rcpts WHERE message_id IN"
+			      ? "SELECT " RCPT_COLUMNS " FROM" RCPT_FROM
+				" WHERE message_id = ?1 ORDER BY id"
+			      : "SELECT " RCPT_COLUMNS " FROM" RCPT_FROM " WHERE message_id IN"
 				" (SELECT message_id FROM queue_rcpts WHERE state IN"
 				" ('deferred', 'sending', 'hold')) ORDER BY message_id, id";
 	sqlite3_stmt *st = NULL;
@@ -661,7 +785,8 @@ int store_queue_log(struct store *s, int64_t message_id,
 	struct store_db *db = &s->db;
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT time, rcpt, event, status, mx, ip, reply FROM queue_log"
+			       "SELECT time, rcpt, event, status, mx, ip, reply, tls_version,"
+			       " tls_cipher, tls_verified, tls_note FROM queue_log"
 			       " WHERE message_id = ?1 ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK) {
 		store_db_error(db, "queue log", err, errsz);
@@ -679,6 +804,10 @@ int store_queue_log(struct store *s, int64_t message_id,
 		store_db_column_text(st, 4, e.mx, sizeof e.mx);
 		store_db_column_text(st, 5, e.ip, sizeof e.ip);
 		store_db_column_text(st, 6, e.reply, sizeof e.reply);
+		store_db_column_text(st, 7, e.tls_version, sizeof e.tls_version);
+		store_db_column_text(st, 8, e.tls_cipher, sizeof e.tls_cipher);
+		e.tls_verified = sqlite3_column_int(st, 9) != 0;
+		store_db_column_text(st, 10, e.tls_note, sizeof e.tls_note);
 		if (cb(ctx, &e) != 0) {
 			rc = SQLITE_DONE;
 			break;

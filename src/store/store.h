@@ -194,6 +194,37 @@ int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, cha
 int store_queue_add(struct store *s, const char *path, const char *sender,
 		    char (*rcpts)[256], size_t n_rcpts, char *err, size_t errsz);
 
+/* DSN requests (RFC 3461) carried with a queued message.  NOTIFY is a bit
+ * set, 0 when the client gave none (then: failure and delay notices, no
+ * success notice); the values equal SMTP_DSN_NOTIFY_* of smtp-parse.h. */
+enum {
+	STORE_DSN_NOTIFY_NEVER = 1,
+	STORE_DSN_NOTIFY_SUCCESS = 2,
+	STORE_DSN_NOTIFY_FAILURE = 4,
+	STORE_DSN_NOTIFY_DELAY = 8,
+};
+/* RET: 0 not given (headers are returned), FULL or HDRS. */
+enum { STORE_DSN_RET_NONE = 0, STORE_DSN_RET_FULL = 1, STORE_DSN_RET_HDRS = 2 };
+
+/* One recipient for store_queue_add_dsn. */
+struct store_queue_new_rcpt {
+	const char *addr;  /* remote address (or, with delivered, the
+			    * local recipient as given in RCPT TO) */
+	unsigned notify;   /* STORE_DSN_NOTIFY_* bits, 0 if not given */
+	const char *orcpt; /* ORCPT as received ("rfc822;a+2Bb@x"), NULL/"" none */
+	bool delivered;    /* already delivered locally and asked for
+			    * NOTIFY=SUCCESS: the row starts "delivered" with
+			    * its success DSN pending, and is never sent */
+};
+
+/* store_queue_add with the DSN parameters of the transaction: ret
+ * (STORE_DSN_RET_*), envid (ENVID as received, xtext; NULL/"" none) and
+ * per recipient NOTIFY and ORCPT.  Same durability and return codes as
+ * store_queue_add (which is this with no DSN parameters). */
+int store_queue_add_dsn(struct store *s, const char *path, const char *sender, int ret,
+			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
+			char *err, size_t errsz);
+
 /* The queue runner and `tern queue`/`tern trace` (src/queue, src/cli) use
  * the functions below; the schema is in store-queue.c (docs/outbound.md).
  *
@@ -214,7 +245,13 @@ int store_queue_add(struct store *s, const char *path, const char *sender,
 #define STORE_NOTIFY_QUEUE ((int64_t)-1)
 
 /* DSN kinds pending for a recipient (struct store_queue_rcpt.dsn). */
-enum { STORE_DSN_NONE = 0, STORE_DSN_FAILURE = 1, STORE_DSN_DELAY = 2 };
+enum {
+	STORE_DSN_NONE = 0,
+	STORE_DSN_FAILURE = 1,
+	STORE_DSN_DELAY = 2,
+	STORE_DSN_SUCCESS = 3, /* delivered locally, or relayed to a server
+				* without DSN, and NOTIFY had SUCCESS */
+};
 
 struct store_queue_message {
 	int64_t id;             /* the queue id users see */
@@ -224,6 +261,8 @@ struct store_queue_message {
 	char msgid[256];        /* Message-ID header without <>, "" if none */
 	char received[512];     /* our first Received: line, unfolded */
 	uint64_t size;
+	int dsn_ret;            /* STORE_DSN_RET_* */
+	char dsn_envid[101];    /* ENVID as received (xtext), "" if none */
 };
 
 struct store_queue_rcpt {
@@ -239,6 +278,8 @@ struct store_queue_rcpt {
 	char remote[300];       /* "mx.example.net [192.0.2.1]" of the last reply */
 	int dsn;                /* STORE_DSN_* still to send */
 	bool warned;            /* a delay notice was sent */
+	unsigned notify;        /* STORE_DSN_NOTIFY_* bits, 0 if not given */
+	char orcpt[501];        /* ORCPT as received, "" if none */
 };
 
 /* What became of one recipient (store_queue_update). */
@@ -252,6 +293,14 @@ struct store_queue_outcome {
 	const char *reply;      /* remote reply or our reason (one line) */
 	const char *mx;         /* host name, "" if no connection */
 	const char *ip;         /* address, "" if none */
+	/* TLS of the attempt's connection (queue_log; NULL/"" when there
+	 * was no connection): tls_version "TLSv1.3" or "none" for
+	 * plaintext; tls_note says why a certificate was not verified, or
+	 * why a plaintext attempt had no TLS. */
+	const char *tls_version;
+	const char *tls_cipher;
+	bool tls_verified;
+	const char *tls_note;
 };
 
 /* One row of the delivery log. */
@@ -264,6 +313,13 @@ struct store_queue_event {
 	char mx[256];
 	char ip[64];
 	char reply[512];
+	/* For attempts (see store_queue_outcome): "" not recorded (no
+	 * connection, or a row older than TLS recording), "none", or the
+	 * version. */
+	char tls_version[16];
+	char tls_cipher[64];
+	bool tls_verified;
+	char tls_note[200];
 };
 
 /* Creates or upgrades the queue tables (called by store_open). */

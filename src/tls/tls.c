@@ -38,6 +38,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "config.h"
@@ -946,4 +947,154 @@ int tls_channel_binding(struct bufferevent *bev, enum tls_binding type, unsigned
 	if (md == NULL || X509_digest(x, md, out, &len) != 1)
 		return -1;
 	return (int)len;
+}
+
+/* ------------------------------------------------------------ client side */
+
+/* Outgoing connections (the queue runner's SMTP client, RFC 3207).  The
+ * context verifies the peer against the system CA store (and ca_file),
+ * but never aborts the handshake on a bad certificate: SMTP between
+ * servers is opportunistic (RFC 7435), so an unverified session still
+ * encrypts and the caller records the verification result. */
+struct tls_client {
+	SSL_CTX *ctx;
+	unsigned refs;
+};
+
+struct tls_client *tls_client_new(const char *ca_file, char *err, size_t errsz)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	if (c == NULL) {
+		ssl_err(err, errsz, "cannot create a TLS client context");
+		return NULL;
+	}
+	long opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF;
+	SSL_CTX_set_options(c, (uint64_t)opts);
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION)) {
+		ssl_err(err, errsz, "cannot set the TLS client policy");
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	/* A missing system store is not fatal: every certificate is then
+	 * "not verified", which opportunistic TLS accepts. */
+	if (SSL_CTX_set_default_verify_paths(c) != 1)
+		ERR_clear_error();
+	if (ca_file != NULL && ca_file[0] != '\0' &&
+	    SSL_CTX_load_verify_locations(c, ca_file, NULL) != 1) {
+		char what[PATH_MAX + 64];
+		snprintf(what, sizeof what, "outbound.ca_file = %s: cannot load", ca_file);
+		ssl_err(err, errsz, what);
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	/* SSL_VERIFY_NONE still runs the chain and host checks; the result is
+	 * read with SSL_get_verify_result after the handshake. */
+	SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+	struct tls_client *tc = xcalloc(1, sizeof *tc);
+	tc->ctx = c;
+	tc->refs = 1;
+	return tc;
+}
+
+struct tls_client *tls_client_ref(struct tls_client *tc)
+{
+	if (tc != NULL)
+		tc->refs++;
+	return tc;
+}
+
+void tls_client_free(struct tls_client **tcp)
+{
+	if (tcp == NULL || *tcp == NULL)
+		return;
+	struct tls_client *tc = *tcp;
+	*tcp = NULL;
+	if (--tc->refs > 0)
+		return;
+	SSL_CTX_free(tc->ctx);
+	free(tc);
+}
+
+struct bufferevent *tls_client_start(struct tls_client *tc, struct bufferevent *plain,
+				     const char *host)
+{
+	evutil_socket_t fd = bufferevent_getfd(plain);
+	struct event_base *base = bufferevent_get_base(plain);
+	bufferevent_disable(plain, EV_READ | EV_WRITE);
+	/* Anything the server sent after its 220 was sent before TLS: it
+	 * must not be taken as a reply (RFC 3207 5, the STARTTLS injection
+	 * attack). */
+	evbuffer_drain(bufferevent_get_input(plain),
+		       evbuffer_get_length(bufferevent_get_input(plain)));
+	bufferevent_setfd(plain, -1);
+	bufferevent_free(plain);
+	if (fd < 0)
+		return NULL;
+	char name[TLS_NAME_MAX + 1];
+	snprintf(name, sizeof name, "%s", host ? host : "");
+	size_t len = strlen(name);
+	while (len > 0 && name[len - 1] == '.')
+		name[--len] = '\0';
+	SSL *ssl = SSL_new(tc->ctx);
+	BIO *bio = ssl ? BIO_new_socket((int)fd, BIO_NOCLOSE) : NULL;
+	if (bio == NULL) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	SSL_set_bio(ssl, bio, bio);
+	if (len > 0) {
+		/* SNI and the name the certificate must carry (RFC 6125; no
+		 * partial wildcards like "m*.example.org"). */
+		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
+		    X509_VERIFY_PARAM_set1_host(param, name, len) != 1) {
+			ERR_clear_error();
+			SSL_free(ssl);
+			evutil_closesocket(fd);
+			return NULL;
+		}
+	}
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+bool tls_client_verified(struct bufferevent *bev, char *why, size_t whysz)
+{
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	if (whysz > 0)
+		why[0] = '\0';
+	if (ssl == NULL || !SSL_is_init_finished(ssl)) {
+		snprintf(why, whysz, "no TLS session");
+		return false;
+	}
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	if (peer == NULL) {
+		snprintf(why, whysz, "no certificate");
+		return false;
+	}
+	long r = SSL_get_verify_result(ssl);
+	if (r == X509_V_OK)
+		return true;
+	snprintf(why, whysz, "%s", X509_verify_cert_error_string(r));
+	return false;
+}
+
+void tls_send_now(struct bufferevent *bev, const void *data, size_t len)
+{
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	if (ssl == NULL || !SSL_is_init_finished(ssl) || len > INT_MAX)
+		return;
+	/* Non-blocking socket: the record goes out now or never. */
+	(void)SSL_write(ssl, data, (int)len);
+	ERR_clear_error();
 }

@@ -142,6 +142,45 @@ enum tls_binding {
 int tls_channel_binding(struct bufferevent *bev, enum tls_binding type, unsigned char *out,
 			size_t outsz);
 
+/* ------------------------------------------------------------ client side */
+
+/* A client context for outgoing connections (the queue runner's SMTP
+ * client): TLS 1.2 and 1.3, certificates checked against the system CA
+ * store (SSL_CTX_set_default_verify_paths) plus ca_file when not NULL or
+ * "".  The handshake never fails because of the certificate (opportunistic
+ * TLS, RFC 7435): tls_client_verified tells the result.  Returns NULL with
+ * err if the context cannot be made or ca_file cannot be loaded. */
+struct tls_client;
+struct tls_client *tls_client_new(const char *ca_file, char *err, size_t errsz);
+/* Another reference to tc (single-threaded count); returns tc.  Accepts
+ * NULL. */
+struct tls_client *tls_client_ref(struct tls_client *tc);
+/* Drops one reference (the last frees the context; connections made with
+ * it keep their own).  Accepts NULL and *tc == NULL; sets *tc NULL. */
+void tls_client_free(struct tls_client **tc);
+
+/* STARTTLS, client side: replaces a plain socket bufferevent by a TLS one
+ * on the same socket and starts the client handshake, with SNI and the
+ * certificate name check set to host (a trailing dot is ignored).  Input
+ * the server sent before the handshake is discarded (RFC 3207 5).  plain
+ * is freed in every case (its socket too if this fails).  Returns the new
+ * bufferevent (callbacks unset, nothing enabled; BEV_EVENT_CONNECTED once
+ * the handshake is done, BEV_EVENT_ERROR if it fails), or NULL. */
+struct bufferevent *tls_client_start(struct tls_client *tc, struct bufferevent *plain,
+				     const char *host);
+
+/* After the client handshake: true if the server's certificate chains to a
+ * trusted CA and names the host given to tls_client_start; else false with
+ * the reason ("self-signed certificate", "hostname mismatch", ...) in
+ * why. */
+bool tls_client_verified(struct bufferevent *bev, char *why, size_t whysz);
+
+/* Writes data straight into the TLS session of bev, bypassing its output
+ * buffer (which must be empty), without blocking: for a last "QUIT" just
+ * before the bufferevent is freed.  Best effort; a no-op for a plain
+ * bufferevent. */
+void tls_send_now(struct bufferevent *bev, const void *data, size_t len);
+
 /* ------------------------------------------------------- exposed for tests */
 
 /* Which certificate a server name selects: the name of the matching

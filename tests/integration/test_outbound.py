@@ -360,7 +360,8 @@ def test_remote_delivery(world):
     # B's own trace lines, then A's Received:, then the original bytes.
     # (the client does not bind a source address: the kernel picks 127.0.0.1)
     assert re.match(rb"Return-Path: <alice@a\.test>\r\nReceived: from mx\.a\.test \(\[127\.0\.0\.1\]\)"
-                    rb"\r\n\tby mx\.b\.test \(Tern\) with ESMTP id ", stored), stored[:300]
+                    rb"\r\n\tby mx\.b\.test \(Tern\) with ESMTPS\r\n"
+                    rb"\t\(using TLSv1\.3 with cipher [A-Z0-9_]+\) id ", stored), stored[:300]
     second = stored.index(b"\r\nReceived: from ") + 2
     assert stored[second:].startswith(b"Received: from ")
     assert b"by mx.a.test (Tern)" in stored[second:second + 300]
@@ -657,3 +658,23 @@ def test_delay_notice_once_then_bounce_at_lifetime(world):
     assert len(a.find_messages("alice@a.test", "Delayed Mail")) == 1
     wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
     assert a.files_under("queue") == []
+
+
+def test_unreachable_destination_is_not_hammered(world):
+    """Several messages waiting for one unreachable host: each attempt is
+    one connection per address, not a reconnect loop (a connection that
+    found every address dead used to be replaced by a new one at once)."""
+    world.peer(HOST_B, "b.test", ["bob@b.test"], start=False)
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+    for i in range(4):
+        send(a, "x@a.test", "hammer %d" % i)
+    wait_for(lambda: len([r for r in a.queue_rows() if int(r["ATTEMPTS"]) >= 1]) == 4, 10,
+             "a failed attempt for every message")
+    before = a.log().count("action=connect mx=")
+    time.sleep(3)
+    failed = a.log().count("action=connect mx=") - before
+    # retry_min 1s, retry_max 2s: a few attempts in 3 s, each one connect
+    # per waiting job at most (queue.max_per_destination = 5).
+    assert failed <= 20, "%d connection attempts in 3 s" % failed
+    assert all(r["STATE"] == "deferred" for r in a.queue_rows())
