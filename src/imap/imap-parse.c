@@ -634,7 +634,7 @@ static bool valid_day(int64_t y, unsigned m, unsigned d)
 int imap_parse_date(const char *p, size_t n, int64_t *days)
 {
 	/* d-Mon-yyyy or dd-Mon-yyyy */
-	size_t dl = n >= 1 && p[1] == '-' ? 1 : 2;
+	size_t dl = n >= 2 && p[1] == '-' ? 1 : 2;
 	if (n != dl + 9 || !digits(p, dl) || p[dl] != '-' || p[dl + 4] != '-' ||
 	    !digits(p + dl + 5, 4))
 		return -1;

@@ -373,6 +373,13 @@ TEST(imap_dates)
 	imap_format_datetime(837596665, out);
 	CHECK_STR(out, "17-Jul-1996 09:44:25 +0000");
 	int64_t d;
+	/* A one-byte token: nothing may be read past it (found by fuzzing). */
+	char *one = malloc(1);
+	CHECK(one != NULL);
+	one[0] = '1';
+	CHECK_INT(imap_parse_date(one, 1, &d), -1);
+	free(one);
+	CHECK_INT(imap_parse_date("", 0, &d), -1);
 	CHECK_INT(imap_parse_date("1-Feb-1994", 10, &d), 0);
 	CHECK_INT(d, 8797);
 	CHECK_INT(imap_parse_date("01-Feb-1994", 11, &d), 0);
