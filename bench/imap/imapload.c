@@ -43,10 +43,11 @@
  * LOGOUTs), so the server CPU covers exactly the measured commands.
  *
  * Prints one line of tab-separated key=value fields: wall, ops, op/s,
- * server CPU, client CPU, octets and checksum (sum of zlib CRC-32s) of the
- * BODY.PEEK[] literals (the same for every server serving the same
- * files), and the median latency in ms of each command.  Exit 1 on any
- * failure.
+ * rate_sum (the sum over sessions of each one's ops / its own loop time:
+ * the rate while all sessions run, which does not wait for the slowest
+ * one), fastest (the shortest session loop, s), server CPU, client CPU, octets and checksum (sum of
+ * zlib CRC-32s) of the BODY.PEEK[] literals (the same for every server serving the same files), and
+ * the median latency in ms of each command.  Exit 1 on any failure.
  *
  * Build: cc -O2 -Wall -Wextra -o imapload imapload.c -lz
  */
@@ -114,6 +115,7 @@ struct resp {
 
 struct result {
 	uint64_t ops, octets, crc, n_lat[N_OPS];
+	double secs; /* this session's loop, from the release to its last op */
 	int ok;
 };
 
@@ -374,6 +376,7 @@ static void session(const struct params *p, int s, int ready_fd, int go_fd, int 
 	while (read(go_fd, &x, 1) < 0 && errno == EINTR)
 		;
 
+	double loop0 = now();
 	uint64_t rng = 0x5eed0000ULL + (uint64_t)s;
 	long exists0 = -1;
 	char msg[1024];
@@ -494,6 +497,7 @@ static void session(const struct params *p, int s, int ready_fd, int go_fd, int 
 		res.ops += (uint64_t)(7 + p->bodies + ((p->searches & 1) != 0) +
 				      ((p->searches & 2) != 0) + ((p->searches & 4) != 0));
 	}
+	res.secs = now() - loop0;
 	for (int i = 0; i < N_OPS; i++)
 		res.n_lat[i] = n_lat[i];
 	res.ok = 1;
@@ -711,6 +715,7 @@ int main(int argc, char **argv)
 	close(go[1]);
 
 	struct result tot = {0};
+	double rate_sum = 0, fastest = 0;
 	double *all[N_OPS];
 	size_t n_all[N_OPS] = {0};
 	for (int i = 0; i < N_OPS; i++) {
@@ -725,6 +730,10 @@ int main(int argc, char **argv)
 		if (!r.ok)
 			return 1;
 		tot.ops += r.ops;
+		if (r.secs > 0)
+			rate_sum += (double)r.ops / r.secs;
+		if (s == 0 || r.secs < fastest)
+			fastest = r.secs;
 		tot.octets += r.octets;
 		tot.crc += r.crc;
 		for (int i = 0; i < N_OPS; i++) {
@@ -746,10 +755,12 @@ int main(int argc, char **argv)
 	double ccpu = tv(ru1.ru_utime) - tv(ru0.ru_utime) + tv(ru1.ru_stime) - tv(ru0.ru_stime);
 	long hz = sysconf(_SC_CLK_TCK);
 	double wall = t1 - t0;
-	printf("wall=%.3f\tops=%" PRIu64 "\tops_s=%.1f\tserver_cpu=%.3f\tclient_cpu=%.3f"
-	       "\toctets=%" PRIu64 "\tchecksum=%012" PRIx64 "\terrors=%d",
-	       wall, tot.ops, (double)tot.ops / wall, (double)(c1 - c0) / (double)hz, ccpu,
-	       tot.octets, tot.crc & (uint64_t)0xFFFFFFFFFFFF, errors);
+	printf("wall=%.3f\tops=%" PRIu64 "\tops_s=%.1f\trate_sum=%.1f\tfastest=%.3f"
+	       "\tserver_cpu=%.3f\tclient_cpu=%.3f\toctets=%" PRIu64 "\tchecksum=%012" PRIx64
+	       "\terrors=%d",
+	       wall, tot.ops, (double)tot.ops / wall, rate_sum, fastest,
+	       (double)(c1 - c0) / (double)hz, ccpu, tot.octets, tot.crc & (uint64_t)0xFFFFFFFFFFFF,
+	       errors);
 	for (int i = 0; i < N_OPS; i++) {
 		double med = 0;
 		if (n_all[i] > 0) {

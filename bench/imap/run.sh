@@ -223,14 +223,25 @@ start_tern() {
 			>>"$WORK/tern-init.out" 2>&1 \
 			|| { cat "$WORK/tern-init.out" >&2; die "tern user add failed"; }
 	done
-	"$TERN" -c "$TERN_DIR/tern.conf" serve >"$TERN_DIR/tern.log" 2>&1 &
-	TERN_PID=$!
-	wait_banner "$TERN_IMAP" 20 "* OK" || { tail -20 "$TERN_DIR/tern.log" >&2; die "Tern IMAP does not answer on $TERN_IMAP"; }
-	# another server may have taken a port between free_base and our bind:
-	# then ours has exited and the banner came from someone else's
-	sleep 0.5
-	kill -0 "$TERN_PID" 2>/dev/null || { tail -5 "$TERN_DIR/tern.log" >&2; TERN_PID=; die "Tern exited (port taken?)"; }
-	owns_port "$TERN_PID" "$TERN_IMAP" || die "port $TERN_IMAP is not Tern's (pid $TERN_PID)"
+	local try
+	for try in 1 2 3; do
+		"$TERN" -c "$TERN_DIR/tern.conf" serve >"$TERN_DIR/tern.log" 2>&1 &
+		TERN_PID=$!
+		wait_banner "$TERN_IMAP" 20 "* OK" || { tail -20 "$TERN_DIR/tern.log" >&2; die "Tern IMAP does not answer on $TERN_IMAP"; }
+		# another server may have taken a port between free_base and our
+		# bind: then ours has exited and the banner came from someone else's
+		sleep 0.5
+		if kill -0 "$TERN_PID" 2>/dev/null && owns_port "$TERN_PID" "$TERN_IMAP"; then
+			break
+		fi
+		log "tern did not get its ports (try $try): $(tail -1 "$TERN_DIR/tern.log")"
+		stop_tern
+		[ $try -lt 3 ] || die "Tern could not bind its ports"
+		base=$(free_base)
+		TERN_IMAP=$((base + 143))
+		sed -i -E "s/^([a-z0-9_.]+listen = 127\.0\.0\.1:)[0-9]+([0-9]{3})$/\1$((base / 1000))\2/; s/^(remote_smtp_port = )[0-9]+$/\1$((base + 25))/" "$TERN_DIR/tern.conf"
+		grep -q "^imap.listen = 127.0.0.1:$TERN_IMAP\$" "$TERN_DIR/tern.conf" || die "cannot move tern.conf to port base $base"
+	done
 	# the master restarts a worker that dies: remember who was there at start
 	TERN_PIDS0=$(descendants "$TERN_PID")
 }
@@ -304,6 +315,12 @@ load() {
 	"$WORK/imapload" "$1" "$USERS" "$SESSIONS" "$3" "$MAILROOT/expect.tsv" "$2" "$BODIES" "$IDLE_MS" "$QUICKACK" "$SEARCHES" \
 		>"$4" 2>"$4.err" &
 	LOAD_PID=$!
+	if [ "$2" = "${TERN_PID:-}" ]; then
+		# which worker holds each session (the sessions log in first, ~1 s)
+		sleep 1
+		log "tern sessions per worker process: $(ss -Htnp state established "sport = :$1" 2>/dev/null \
+			| grep -o 'pid=[0-9]*' | sort | uniq -c | awk '{ printf "%s%s:%s", sep, $2, $1; sep = " " }')"
+	fi
 	wait "$LOAD_PID" || rc=$?
 	LOAD_PID=
 	[ $rc = 0 ] || { cat "$4.err" >&2; die "IMAP load failed (exit $rc): $(cat "$4")"; }
@@ -311,7 +328,7 @@ load() {
 
 field() { tr '\t' '\n' <"$1" | sed -n "s/^$2=//p"; }
 
-# prints: run server op/s wall_s ops cpu_ms/op client_ms/op octets checksum ms_select ... ms_noop
+# prints: run server op/s wall_s ops cpu_ms/op client_ms/op octets checksum ms_select ... ms_noop op/s_all
 OPS="select fetch body store subject unseen since append idle noop"
 measure() { # measure SERVER RUN
 	local s=$1 run=$2 port root out=$WORK/load-$1-$2.out pids
@@ -328,13 +345,13 @@ measure() { # measure SERVER RUN
 			v["server_cpu"] * 1000 / v["ops"], v["client_cpu"] * 1000 / v["ops"], v["octets"], v["checksum"]
 		n = split(ops, op, " ")
 		for (i = 1; i <= n; i++) printf "\t%s", v["ms_" op[i]]
-		printf "\n"
+		printf "\t%.1f\n", v["rate_sum"]
 	}'
 }
 
-HEAD_FMT='%-4s %-8s %7s %6s %6s %9s %9s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n'
+HEAD_FMT='%-4s %-8s %7s %8s %6s %6s %9s %9s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n'
 print_line() {
-	awk -F'\t' -v fmt="$HEAD_FMT" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 }'
+	awk -F'\t' -v fmt="$HEAD_FMT" '{ printf fmt, $1, $2, $3, $20, $4, $5, $6, $7, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 }'
 }
 
 # --- main -------------------------------------------------------------------
@@ -371,7 +388,7 @@ fi
 
 TSV=$WORK/results.tsv
 : >"$TSV"
-printf "$HEAD_FMT" run server op/s wall_s ops cpu_ms/op client_ms select fetch body store subject unseen since append idle noop
+printf "$HEAD_FMT" run server op/s op/s_all wall_s ops cpu_ms/op client_ms select fetch body store subject unseen since append idle noop
 for run in $(seq 1 "$RUNS"); do
 	# alternate the order so neither server always goes first
 	if [ $((run % 2)) = 1 ]; then order="dovecot tern"; else order="tern dovecot"; fi
@@ -415,15 +432,16 @@ function median(arr, n,    i, j, t) {
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && arr[j-1] > arr[j]; j--) { t = arr[j]; arr[j] = arr[j-1]; arr[j-1] = t }
 	return (n % 2) ? arr[(n+1)/2] : (arr[n/2] + arr[n/2+1]) / 2
 }
-{ s = $2; n[s]++; for (c = 3; c <= 19; c++) v[s, c, n[s]] = $c }
+{ s = $2; n[s]++; for (c = 3; c <= 20; c++) v[s, c, n[s]] = $c }
 END {
 	runs = 0
 	for (s in n) if (n[s] > runs) runs = n[s]
 	printf "\nmedians over %d run(s):\n", runs
-	fmt = "%-8s %8s %9s %9s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n"
-	printf fmt, "server", "op/s", "cpu_ms/op", "client_ms", "select", "fetch", "body", "store", "subject", "unseen", "since", "append", "idle", "noop"
-	nc = split("3 6 7 10 11 12 13 14 15 16 17 18 19", cols, " ")
-	for (s in n) for (k = 1; k <= nc; k++) {
+	fmt = "%-8s %8s %8s %9s %9s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n"
+	printf fmt, "server", "op/s", "op/s_all", "cpu_ms/op", "client_ms", "select", "fetch", "body", "store", "subject", "unseen", "since", "append", "idle", "noop"
+	nc = split("3 6 7 10 11 12 13 14 15 16 17 18 19 20", cols, " ")
+	nc--    # column 20 (op/s_all) is printed apart
+	for (s in n) for (k = 1; k <= nc + 1; k++) {
 		c = cols[k]
 		for (i = 1; i <= n[s]; i++) x[i] = v[s, c, i]
 		m[s, c] = median(x, n[s])
@@ -431,16 +449,17 @@ END {
 	for (si = 1; si <= 2; si++) {
 		s = si == 1 ? "tern" : "dovecot"
 		if (!(s in n)) continue
-		printf "%-8s %8.1f %9.3f %9.3f", s, m[s, 3], m[s, 6], m[s, 7]
+		printf "%-8s %8.1f %8.1f %9.3f %9.3f", s, m[s, 3], m[s, 20], m[s, 6], m[s, 7]
 		for (k = 4; k <= nc; k++) printf " %6.2f", m[s, cols[k]]
 		printf "\n"
 	}
 	if (("tern" in n) && ("dovecot" in n) && m["dovecot", 3] > 0) {
-		printf "%-8s %8.2f %9.2f %9s", "ratio", m["tern", 3] / m["dovecot", 3], (m["dovecot", 6] > 0 ? m["tern", 6] / m["dovecot", 6] : 0), ""
+		printf "%-8s %8.2f %8.2f %9.2f %9s", "ratio", m["tern", 3] / m["dovecot", 3], (m["dovecot", 20] > 0 ? m["tern", 20] / m["dovecot", 20] : 0), (m["dovecot", 6] > 0 ? m["tern", 6] / m["dovecot", 6] : 0), ""
 		for (k = 4; k <= nc; k++) printf " %6.2f", (m["dovecot", cols[k]] > 0 ? m["tern", cols[k]] / m["dovecot", cols[k]] : 0)
 		printf "\n"
 	}
 }' "$TSV"
+echo "(op/s = ops / wall time until the last session is done; op/s_all = sum over sessions of each one's ops / its own loop time, the rate while all run)"
 echo "(ratio = Tern / Dovecot: op/s above 1, cpu_ms/op and latencies below 1 favour Tern; cpu_ms/op = server CPU per op, all processes; client_ms = load client CPU per op; latencies = median ms)"
 log "uptime: $(uptime)"
 [ -z "$RESULTS" ] || cp "$TSV" "$RESULTS"

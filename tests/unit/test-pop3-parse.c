@@ -193,7 +193,7 @@ TEST(pop3_parse_prefixes)
 static int b64(const char *s, char *out, size_t outsz, size_t *len)
 {
 	size_t n = strlen(s);
-	char *p = malloc(n > 0 ? n : 1);
+	char *p = calloc(1, n > 0 ? n : 1);
 	if (p == NULL)
 		abort();
 	memcpy(p, s, n);
