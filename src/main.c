@@ -194,7 +194,13 @@ static const struct proto_ops protocols[] = {
 struct listener {
 	const char *key;  /* config key, for messages */
 	size_t proto;     /* index in protocols[] */
-	int fd;
+	/* One socket per worker slot, all bound to the address with
+	 * SO_REUSEPORT, so the kernel spreads new connections evenly over
+	 * the workers (one shared socket let whichever worker woke first take
+	 * most of them).  The master keeps them all open: connections waiting
+	 * on the socket of a worker that died are taken by its successor.
+	 * -1 for the queue runner's slot. */
+	int fd[MAX_WORKERS];
 };
 
 struct worker_slot {
@@ -226,7 +232,8 @@ static struct master master;
 
 /* ------------------------------------------------------------- listeners */
 
-static int open_listener(const char *key, const char *spec, char *err, size_t errsz)
+static int open_listener(const char *key, const char *spec, bool reuseport, char *err,
+			 size_t errsz)
 {
 	char host[256];
 	uint16_t port;
@@ -248,7 +255,9 @@ static int open_listener(const char *key, const char *spec, char *err, size_t er
 	int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    (reuseport ? listen(fd, 4096) : 0) < 0) {
 		snprintf(err, errsz, "%s = %s: %s", key, spec, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -257,6 +266,16 @@ static int open_listener(const char *key, const char *spec, char *err, size_t er
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+static void close_listeners(struct master *m)
+{
+	for (size_t i = 0; i < m->n_listeners; i++)
+		for (size_t w = 0; w < MAX_WORKERS; w++)
+			if (m->listeners[i].fd[w] >= 0) {
+				close(m->listeners[i].fd[w]);
+				m->listeners[i].fd[w] = -1;
+			}
 }
 
 static void open_listeners(struct master *m)
@@ -291,12 +310,24 @@ static void open_listeners(struct master *m)
 			continue;
 		}
 		char err[512];
-		int fd = open_listener(keys[i].key, keys[i].value, err, sizeof err);
-		if (fd < 0)
+		/* A plain bind first: it fails if anything else (another Tern
+		 * too) holds the address, which joining a SO_REUSEPORT group
+		 * would hide. */
+		int probe = open_listener(keys[i].key, keys[i].value, false, err, sizeof err);
+		if (probe < 0)
 			fatal(1, "%s: %s", m->cfg->path, err);
-		m->listeners[m->n_listeners].key = keys[i].key;
-		m->listeners[m->n_listeners].proto = proto;
-		m->listeners[m->n_listeners].fd = fd;
+		close(probe);
+		struct listener *l = &m->listeners[m->n_listeners];
+		l->key = keys[i].key;
+		l->proto = proto;
+		for (size_t w = 0; w < MAX_WORKERS; w++) {
+			l->fd[w] = -1;
+			if (w >= m->n_workers || w == m->queue_slot)
+				continue;
+			l->fd[w] = open_listener(keys[i].key, keys[i].value, true, err, sizeof err);
+			if (l->fd[w] < 0)
+				fatal(1, "%s: %s", m->cfg->path, err);
+		}
 		m->n_listeners++;
 		log_info("listen key=%s address=%s", keys[i].key, keys[i].value);
 	}
@@ -528,9 +559,12 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	for (size_t i = 0; i < m->n_listeners; i++) {
 		w.acc[i].w = &w;
 		w.acc[i].proto = m->listeners[i].proto;
+		for (size_t k = 0; k < MAX_WORKERS; k++)
+			if (k != slot && m->listeners[i].fd[k] >= 0)
+				close(m->listeners[i].fd[k]);
 		struct evconnlistener *l = evconnlistener_new(w.base, worker_accept_cb, &w.acc[i],
 							      LEV_OPT_CLOSE_ON_FREE, 0,
-							      m->listeners[i].fd);
+							      m->listeners[i].fd[slot]);
 		if (l == NULL)
 			fatal(1, "cannot listen on %s", m->listeners[i].key);
 		evconnlistener_set_error_cb(l, worker_accept_error_cb);
@@ -644,8 +678,7 @@ static int queue_main(struct master *m, int notify_fd)
 		if (m->workers[i].tls_fd >= 0)
 			close(m->workers[i].tls_fd);
 	}
-	for (size_t i = 0; i < m->n_listeners; i++)
-		close(m->listeners[i].fd);
+	close_listeners(m);
 	tls_bundle_free(&m->tls);
 	char err[1024];
 	if (privdrop_to_user(m->cfg->user, err, sizeof err) < 0) {
@@ -1013,8 +1046,6 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	 * as the ports answer) waits instead of killing the master. */
 	control_signals(SIG_BLOCK, NULL);
 	check_store(m);
-	open_listeners(m);
-
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	m->n_workers = m->cfg->workers ? (size_t)m->cfg->workers : (ncpu > 0 ? (size_t)ncpu : 1);
 	if (m->n_workers > MAX_WORKERS)
@@ -1024,6 +1055,8 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	if (m->n_workers > MAX_WORKERS - 1)
 		m->n_workers = MAX_WORKERS - 1;
 	m->queue_slot = m->n_workers++;
+	open_listeners(m);
+
 	for (size_t i = 0; i < MAX_WORKERS; i++)
 		m->workers[i].notify_fd = -1;
 	for (size_t i = 0; i < MAX_WORKERS; i++)
@@ -1057,8 +1090,7 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 		close_slot(&m->workers[i]);
 	free_master_events(m);
 	event_base_free(m->base);
-	for (size_t i = 0; i < m->n_listeners; i++)
-		close(m->listeners[i].fd);
+	close_listeners(m);
 	log_info("master action=stopped");
 	tls_bundle_free(&m->tls);
 	config_free(&m->cfg);

@@ -278,3 +278,31 @@ def test_worker_restart(make_server):
     assert new_worker and new_worker != worker
     rows = [r for r in srv.mail_list(ALICE) if r["SUBJECT"] == "crash restart t1 n1"]
     assert len(rows) == 1
+
+
+def test_connections_spread_over_workers_and_port_not_shared(make_server):
+    """Each worker accepts on its own SO_REUSEPORT socket, so connections
+    are spread over the workers by the kernel; and a second server started
+    on the same ports is refused instead of silently joining the group."""
+    import socket
+    import subprocess
+    srv = make_server(conf={"workers": 2})
+    workers = srv.workers()
+    assert len(workers) == 2
+    socks = [socket.create_connection((srv.host, srv.smtp_port), timeout=timeout(10))
+             for _ in range(40)]
+    try:
+        for s in socks:
+            assert s.recv(512).startswith(b"220 ")
+        owners = [socket_owner(workers, srv.smtp_port, s.getsockname()[1]) for s in socks]
+        counts = {pid: owners.count(pid) for pid in workers}
+        # Hash-spread: both workers get a fair share (40 connections; a
+        # shared socket used to give one worker nearly all of them).
+        assert min(counts.values()) >= 5, counts
+    finally:
+        for s in socks:
+            s.close()
+    r = subprocess.run([srv.bin, "-c", srv.conf, "serve"], capture_output=True,
+                       timeout=timeout(20), stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r
+    assert b"Address already in use" in r.stderr, r.stderr
