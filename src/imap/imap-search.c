@@ -7,7 +7,17 @@
  * The search keys are parsed into a small tree first (bounded depth), so a
  * syntax error is BAD before any work.  Then every message of the view is
  * tested; a message's file is read and parsed only when a key needs it
- * (header, body, text and sent-date keys), and at most once.
+ * (body, text, and header or sent-date keys of a message whose header text
+ * is not cached), and at most once.
+ *
+ * Header keys (FROM, SUBJECT, HEADER..., SENT*) are answered from the
+ * decoded header text cached in the account database beside the ENVELOPE
+ * (store_imap_headers_list: one query per HDR_LIST_CHUNK messages).  The cached text
+ * is mime_search_header(t, "") of the message; it is stored only when it is
+ * small and splits back into exactly the fields mime_search_header gives
+ * for each name (a decoded value holding a newline could fake a field),
+ * otherwise a marker that sends the search to the file.  A message without
+ * cached text is parsed once and its row is written at the end.
  *
  * Matching of strings: substring after simple case folding of both sides
  * (fold_utf8), on text that mime.h has RFC 2047-decoded and converted to
@@ -83,6 +93,7 @@ struct sparse {
 	size_t n_keys;
 	const char *bad;
 	bool need_file;
+	bool need_hdr; /* header or sent-date keys */
 };
 
 static char *tok_dup(const struct imap_tok *t)
@@ -185,7 +196,7 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 			k->type = SK_HEADER;
 			k->name = xstrdup(hdr[i].field);
 			k->str = tok_folded(v);
-			p->need_file = true;
+			p->need_hdr = true;
 			return 0;
 		}
 	if (imap_tok_eq(t, "HEADER")) {
@@ -196,7 +207,7 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 		k->type = SK_HEADER;
 		k->name = tok_dup(f);
 		k->str = tok_folded(v);
-		p->need_file = true;
+		p->need_hdr = true;
 		return 0;
 	}
 	if (imap_tok_eq(t, "BODY") || imap_tok_eq(t, "TEXT")) {
@@ -233,7 +244,7 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 			}
 			k->type = dates[i].type;
 			if (k->type >= SK_SENTBEFORE)
-				p->need_file = true;
+				p->need_hdr = true;
 			return 0;
 		}
 	if (imap_tok_eq(t, "LARGER") || imap_tok_eq(t, "SMALLER")) {
@@ -294,6 +305,27 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 
 /* -------------------------------------------------------- evaluation */
 
+/* Cached header text longer than this is not stored (the marker is). */
+#define HDR_CACHE_MAX (16 * 1024)
+/* ... nor that of a header with more fields than this. */
+#define HDR_CACHE_FIELDS 256
+/* Stored instead of text that cannot answer searches (too long, or not
+ * splittable).  Real text is empty or ends with "\n". */
+#define HDR_CACHE_NONE "-"
+/* Cached header rows read per query (bounds the memory of a search). */
+#define HDR_LIST_CHUNK 512
+/* Cache rows one search writes at most (the next search fills more). */
+#define HDR_PUT_MAX 512
+
+/* Cache rows a search computed, written in one transaction when it ends
+ * (not while the store is listing messages). */
+struct hdr_put {
+	struct store_imap_cache *e;
+	char (*ids)[25];
+	struct buf (*bufs)[4];
+	size_t n;
+};
+
 struct smsg {
 	struct imap_session *s;
 	const struct store_message *m;
@@ -304,6 +336,13 @@ struct smsg {
 	bool tried;
 	struct buf body; /* decoded body text, when loaded */
 	bool body_done;
+	/* the cached header row of this message (NULL: none listed) */
+	const struct store_imap_headers *hrow;
+	struct hdr_put *put;    /* NULL: do not fill the cache */
+	bool hdr_tried, hdr_ok; /* hdr_ok: hdr_text answers header keys */
+	const char *hdr_text;
+	size_t hdr_len;
+	struct buf hdr_own; /* text computed here */
 };
 
 static struct mime_tree *smsg_tree(struct smsg *d)
@@ -483,6 +522,153 @@ static int sent_days(const char *p, size_t n, int64_t *days)
 	return imap_parse_date(date, o, days);
 }
 
+/* Appends to out the values of the fields named name (case-insensitive)
+ * of the header text hdr[0..n), each followed by "\n", as
+ * mime_search_header(t, name) does.  -1 if hdr does not split into
+ * "Name: value" lines. */
+static int hdr_filter(const char *hdr, size_t n, const char *name, struct buf *out)
+{
+	size_t i = 0;
+	while (i < n) {
+		const char *p = hdr + i;
+		const char *nl = memchr(p, '\n', n - i);
+		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
+		if (colon == NULL || colon == p || colon + 1 >= nl || colon[1] != ' ')
+			return -1;
+		if (strutil_eq_ci(p, (size_t)(colon - p), name)) {
+			if (buf_append(out, colon + 2, (size_t)(nl - colon - 2)) < 0 ||
+			    buf_putc(out, '\n') < 0)
+				return -1;
+		}
+		i = (size_t)(nl - hdr) + 1;
+	}
+	return 0;
+}
+
+/* Sets out to the header text to cache for t: mime_search_header(t, "")
+ * when it is small and hdr_filter gives back exactly mime_search_header's
+ * answer for the name of each of its lines (so for every name), else
+ * HDR_CACHE_NONE. */
+static void hdr_build(const struct mime_tree *t, struct buf *out)
+{
+	buf_reset(out);
+	struct buf want = BUF_INIT, got = BUF_INIT;
+	bool ok = mime_search_header(t, "", out) == 0 && out->len <= HDR_CACHE_MAX;
+	size_t i = 0, fields = 0;
+	while (ok && i < out->len) {
+		const char *p = out->data + i;
+		const char *nl = memchr(p, '\n', out->len - i);
+		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
+		if (++fields > HDR_CACHE_FIELDS || colon == NULL || colon == p ||
+		    memchr(p, '\0', (size_t)(colon - p)) != NULL) {
+			ok = false;
+			break;
+		}
+		char *nm = xmemdup0(p, (size_t)(colon - p));
+		buf_reset(&want);
+		buf_reset(&got);
+		ok = mime_search_header(t, nm, &want) == 0 &&
+		     hdr_filter(out->data, out->len, nm, &got) == 0 && want.len == got.len &&
+		     (want.len == 0 || memcmp(want.data, got.data, want.len) == 0);
+		free(nm);
+		i = (size_t)(nl - out->data) + 1;
+	}
+	if (!ok) {
+		buf_reset(out);
+		buf_puts(out, HDR_CACHE_NONE);
+	}
+	buf_free(&want);
+	buf_free(&got);
+}
+
+/* Queues the cache row of d's message (parsed as t), header text
+ * included. */
+static void hdr_queue(struct smsg *d, const struct mime_tree *t)
+{
+	struct hdr_put *q = d->put;
+	if (q->n == HDR_PUT_MAX)
+		return;
+	if (q->e == NULL) {
+		q->e = xcalloc(HDR_PUT_MAX, sizeof *q->e);
+		q->ids = xcalloc(HDR_PUT_MAX, sizeof *q->ids);
+		q->bufs = xcalloc(HDR_PUT_MAX, sizeof *q->bufs);
+	}
+	size_t i = q->n;
+	struct buf *b = q->bufs[i];
+	for (int k = 0; k < 4; k++)
+		buf_init(&b[k], 0);
+	if (mime_imap_envelope(t, &b[0]) < 0 || mime_imap_bodystructure(t, false, &b[1]) < 0 ||
+	    mime_imap_bodystructure(t, true, &b[2]) < 0 ||
+	    buf_append(&b[3], d->hdr_text, d->hdr_len) < 0) {
+		for (int k = 0; k < 4; k++)
+			buf_free(&b[k]);
+		return;
+	}
+	snprintf(q->ids[i], sizeof q->ids[i], "%s", d->m->file_id);
+	struct store_imap_cache *e = &q->e[i];
+	e->file_id = q->ids[i];
+	e->envelope = b[0].data ? b[0].data : "";
+	e->envelope_len = b[0].len;
+	e->body = b[1].data ? b[1].data : "";
+	e->body_len = b[1].len;
+	e->bodystructure = b[2].data ? b[2].data : "";
+	e->bodystructure_len = b[2].len;
+	e->headers = b[3].data ? b[3].data : "";
+	e->headers_len = b[3].len;
+	q->n++;
+}
+
+/* Writes the queued rows and frees the queue. */
+static void hdr_flush(struct imap_session *s, struct hdr_put *q)
+{
+	char err[256];
+	if (q->n > 0 && store_imap_cache_put(s->acct, q->e, q->n, err, sizeof err) < 0)
+		log_warn("imap session=%s action=cache_put error=\"%s\"", s->id, err);
+	for (size_t i = 0; i < q->n; i++)
+		for (int k = 0; k < 4; k++)
+			buf_free(&q->bufs[i][k]);
+	free(q->e);
+	free(q->ids);
+	free(q->bufs);
+	memset(q, 0, sizeof *q);
+}
+
+/* Appends what mime_search_header(tree of d, name) appends: from the
+ * cached header text when it can answer, else from the file (parsed once
+ * and queued for the cache).  -1 if the file cannot be read. */
+static int smsg_header(struct smsg *d, const char *name, struct buf *out)
+{
+	if (!d->hdr_tried) {
+		d->hdr_tried = true;
+		if (d->hrow != NULL && d->hrow->has) {
+			d->hdr_text = d->hrow->text;
+			d->hdr_len = d->hrow->len;
+		} else if (d->put != NULL) {
+			struct mime_tree *t = smsg_tree(d);
+			if (t != NULL) {
+				hdr_build(t, &d->hdr_own);
+				d->hdr_text = d->hdr_own.data ? d->hdr_own.data : "";
+				d->hdr_len = d->hdr_own.len;
+				hdr_queue(d, t);
+			}
+		}
+		/* real text is empty or ends with a newline; else the marker */
+		d->hdr_ok =
+		    d->hdr_text != NULL && (d->hdr_len == 0 || d->hdr_text[d->hdr_len - 1] == '\n');
+	}
+	if (d->hdr_ok) {
+		if (hdr_filter(d->hdr_text, d->hdr_len, name, out) == 0)
+			return 0;
+		d->hdr_ok = false; /* a damaged row: use the file */
+		buf_reset(out);
+	}
+	struct mime_tree *t = smsg_tree(d);
+	if (t == NULL)
+		return -1;
+	(void)mime_search_header(t, name, out);
+	return 0;
+}
+
 static bool eval(const struct skey *k, struct smsg *d)
 {
 	const struct store_message *m = d->m;
@@ -509,11 +695,11 @@ static bool eval(const struct skey *k, struct smsg *d)
 		return found != k->neg;
 	}
 	case SK_HEADER: {
-		struct mime_tree *t = smsg_tree(d);
-		if (t == NULL)
-			return false;
 		struct buf b = BUF_INIT;
-		mime_search_header(t, k->name, &b);
+		if (smsg_header(d, k->name, &b) < 0) {
+			buf_free(&b);
+			return false;
+		}
 		bool r = b.len > 0 && contains(b.data, b.len, k->str);
 		buf_free(&b);
 		return r;
@@ -553,11 +739,11 @@ static bool eval(const struct skey *k, struct smsg *d)
 	case SK_SENTBEFORE:
 	case SK_SENTON:
 	case SK_SENTSINCE: {
-		struct mime_tree *t = smsg_tree(d);
-		if (t == NULL)
-			return false;
 		struct buf b = BUF_INIT;
-		mime_search_header(t, "Date", &b);
+		if (smsg_header(d, "Date", &b) < 0) {
+			buf_free(&b);
+			return false;
+		}
 		int64_t days;
 		bool ok = b.len > 0 && sent_days(b.data, b.len, &days) == 0;
 		buf_free(&b);
@@ -594,7 +780,40 @@ struct run_ctx {
 	uint32_t *hits;
 	size_t n, cap;
 	bool uid;
+	/* cached header texts of the view, a chunk at a time in uid order,
+	 * for searches with header keys (use_hdr) */
+	bool use_hdr, hdr_end;
+	uint32_t uid_hi;
+	struct store_imap_headers *hrows;
+	size_t n_hrows, hpos;
+	struct hdr_put put;
 };
+
+/* The cached header row of uid (NULL: none), reading the next chunk of
+ * rows when uid is past the loaded ones. */
+static const struct store_imap_headers *hdr_row(struct run_ctx *c, uint32_t uid)
+{
+	while (c->hpos < c->n_hrows && c->hrows[c->hpos].uid < uid)
+		c->hpos++;
+	if (c->hpos == c->n_hrows && !c->hdr_end) {
+		store_imap_headers_free(c->hrows, c->n_hrows);
+		c->hrows = NULL;
+		c->n_hrows = c->hpos = 0;
+		char err[256];
+		if (store_imap_headers_list(c->s->acct, c->s->sel->id, uid, c->uid_hi,
+					    HDR_LIST_CHUNK, &c->hrows, &c->n_hrows, err,
+					    sizeof err) < 0) {
+			log_warn("imap session=%s action=search_headers error=\"%s\"", c->s->id,
+				 err);
+			c->hdr_end = true; /* the rest from the files */
+		} else {
+			c->hdr_end = c->n_hrows < HDR_LIST_CHUNK;
+		}
+	}
+	if (c->hpos < c->n_hrows && c->hrows[c->hpos].uid == uid)
+		return &c->hrows[c->hpos];
+	return NULL;
+}
 
 static int search_cb(void *ctx, const struct store_message *m)
 {
@@ -607,7 +826,12 @@ static int search_cb(void *ctx, const struct store_message *m)
 	d.s = c->s;
 	d.m = m;
 	d.seq = seq;
+	if (c->use_hdr) {
+		d.hrow = hdr_row(c, m->uid);
+		d.put = &c->put;
+	}
 	bool hit = eval(c->root, &d);
+	buf_free(&d.hdr_own);
 	mime_tree_free(&d.tree);
 	free(d.file);
 	if (d.body_done)
@@ -665,7 +889,7 @@ static void fail_save(struct imap_session *s, unsigned ret)
 void imap_cmd_search(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
-	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false};
+	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false};
 	unsigned ret = 0;
 	bool esearch = s->rev2;
 	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "RETURN")) {
@@ -718,12 +942,23 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		imap_bad(x, p.bad ? p.bad : "Invalid search keys");
 		return;
 	}
-	struct run_ctx c = {s, &root, NULL, 0, 0, x->uid};
+	struct run_ctx c;
+	memset(&c, 0, sizeof c);
+	c.s = s;
+	c.root = &root;
+	c.uid = x->uid;
 	char err[256];
 	struct imap_sel *sel = s->sel;
-	if (sel->v.n > 0 &&
-	    store_message_list(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
-			       search_cb, &c, err, sizeof err) < 0) {
+	c.use_hdr = p.need_hdr;
+	if (sel->v.n > 0)
+		c.uid_hi = imap_view_last(&sel->v);
+	int lr = sel->v.n > 0
+		     ? store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+					  imap_view_last(&sel->v), search_cb, &c, err, sizeof err)
+		     : 0;
+	store_imap_headers_free(c.hrows, c.n_hrows);
+	hdr_flush(s, &c.put);
+	if (lr < 0) {
 		skey_free(&root);
 		free(c.hits);
 		fail_save(s, ret);

@@ -3,7 +3,8 @@
  * generic API: compact UID lists, "changed / expunged since modseq" for
  * keeping sessions in step, batched flag changes, copies and expunges (one
  * transaction for a whole command instead of one per message), and the
- * cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings.
+ * cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings and of the
+ * decoded header text that header SEARCH keys look at.
  *
  * The cache is keyed by file id: message files never change, and a COPY
  * shares the file, so one entry serves every copy.  Cache rows are not
@@ -25,12 +26,37 @@ static const char imap_ddl[] = "CREATE TABLE IF NOT EXISTS imap_cache ("
 			       " file_id TEXT PRIMARY KEY,"
 			       " envelope TEXT NOT NULL,"
 			       " body TEXT NOT NULL,"
-			       " bodystructure TEXT NOT NULL) WITHOUT ROWID;";
+			       " bodystructure TEXT NOT NULL,"
+			       " headers BLOB) WITHOUT ROWID;";
 
 int store_imap_schema(struct store_db *db, char *err, size_t errsz);
 
 /* Called by store_account_db each time an account database is opened, so
  * a database made before this table existed gets it. */
+/* 1 if imap_cache has the column "headers" (added after the table), 0 not,
+ * -1 error. */
+static int has_headers_column(struct store_db *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(
+		db->h, "SELECT 1 FROM pragma_table_info('imap_cache') WHERE name = 'headers'", -1,
+		&st, NULL) != SQLITE_OK) {
+		store_db_error(db, "reading the imap_cache columns", err, errsz);
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "reading the imap_cache columns", err, errsz);
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
+/* Called by store_account_db each time an account database is opened, so
+ * a database made before this table (or its headers column) existed gets
+ * it.  Several processes may open the database at once: the column check
+ * is repeated under the write lock. */
 int store_imap_schema(struct store_db *db, char *err, size_t errsz)
 {
 	char *msg = NULL;
@@ -40,7 +66,24 @@ int store_imap_schema(struct store_db *db, char *err, size_t errsz)
 		sqlite3_free(msg);
 		return -1;
 	}
-	return 0;
+	int r = has_headers_column(db, err, errsz);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	r = has_headers_column(db, err, errsz);
+	if (r == 0 && sqlite3_exec(db->h, "ALTER TABLE imap_cache ADD COLUMN headers BLOB", NULL,
+				   NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: adding imap_cache.headers: %s",
+			  msg ? msg : "unknown");
+		sqlite3_free(msg);
+		r = -1;
+	}
+	if (r < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -267,11 +310,15 @@ int store_imap_cache_put(struct store_account *a, const struct store_imap_cache 
 	if (store_db_begin(db, err, errsz) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *st = store_db_stmt(db,
-						 "INSERT OR REPLACE INTO imap_cache (file_id,"
-						 " envelope, body, bodystructure)"
-						 " VALUES (?1, ?2, ?3, ?4)",
-						 err, errsz);
+		/* a NULL headers keeps the text a search stored before */
+		sqlite3_stmt *st = store_db_stmt(
+		    db,
+		    "INSERT INTO imap_cache (file_id, envelope, body, bodystructure, headers)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (file_id) DO UPDATE SET"
+		    " envelope = excluded.envelope, body = excluded.body,"
+		    " bodystructure = excluded.bodystructure,"
+		    " headers = coalesce(excluded.headers, imap_cache.headers)",
+		    err, errsz);
 		if (st == NULL)
 			goto fail;
 		store_db_bind_text(st, 1, e[i].file_id);
@@ -279,6 +326,11 @@ int store_imap_cache_put(struct store_account *a, const struct store_imap_cache 
 		sqlite3_bind_text(st, 3, e[i].body, (int)e[i].body_len, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, e[i].bodystructure, (int)e[i].bodystructure_len,
 				  SQLITE_STATIC);
+		if (e[i].headers != NULL)
+			sqlite3_bind_blob(st, 5, e[i].headers, (int)e[i].headers_len,
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 5);
 		if (store_db_run(db, st, err, errsz) < 0)
 			goto fail;
 	}
@@ -289,6 +341,64 @@ fail:
 out:
 	(void)set_sync(db, "FULL");
 	return ret;
+}
+
+void store_imap_headers_free(struct store_imap_headers *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].text);
+	free(rows);
+}
+
+int store_imap_headers_list(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
+			    uint32_t uid_hi, size_t max, struct store_imap_headers **rows,
+			    size_t *n, char *err, size_t errsz)
+{
+	*rows = NULL;
+	*n = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	sqlite3_stmt *st =
+	    db ? store_db_stmt(db,
+			       "SELECT m.uid, c.headers FROM messages m LEFT JOIN imap_cache c"
+			       " ON c.file_id = m.file_id WHERE m.mailbox_id = ?1"
+			       " AND m.uid >= ?2 AND m.uid <= ?3 ORDER BY m.uid LIMIT ?4",
+			       err, errsz)
+	       : NULL;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid_lo);
+	sqlite3_bind_int64(st, 3, uid_hi);
+	sqlite3_bind_int64(st, 4, (uint64_t)max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)max);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*rows = xreallocarray(*rows, cap, sizeof **rows);
+		}
+		struct store_imap_headers *r = &(*rows)[(*n)++];
+		r->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		r->has = sqlite3_column_type(st, 1) != SQLITE_NULL;
+		r->text = NULL;
+		r->len = 0;
+		if (r->has) {
+			const void *p = sqlite3_column_blob(st, 1);
+			int len = sqlite3_column_bytes(st, 1);
+			r->len = len > 0 ? (size_t)len : 0;
+			r->text = xmemdup0(p ? p : "", r->len);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_db_error(db, "listing cached headers", err, errsz);
+		sqlite3_reset(st);
+		store_imap_headers_free(*rows, *n);
+		*rows = NULL;
+		*n = 0;
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
 }
 
 /* ------------------------------------------------------------ batches */

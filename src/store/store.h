@@ -562,6 +562,10 @@ struct store_imap_cache {
 	const char *file_id;
 	const char *envelope, *body, *bodystructure;
 	size_t envelope_len, body_len, bodystructure_len;
+	/* Header text for SEARCH (opaque to the store, written by the IMAP
+	 * layer); NULL keeps what the row already has (or none). */
+	const char *headers;
+	size_t headers_len;
 };
 /* Appends the cached string kind (STORE_IMAP_*) to out: 1 found, 0 not
  * cached, -1 error. */
@@ -570,6 +574,20 @@ int store_imap_cache_get(struct store_account *a, const char *file_id, int kind,
 /* Stores n entries in one transaction (not fsync'ed: a cache). */
 int store_imap_cache_put(struct store_account *a, const struct store_imap_cache *e, size_t n,
 			 char *err, size_t errsz);
+/* The cached SEARCH header text of the first max messages of a mailbox
+ * with uid in [uid_lo, uid_hi], in uid order, from one query.  has = 0 when the
+ * message has no cached text (text NULL); else text is a malloc'ed copy
+ * (NUL-terminated, len bytes).  Free with store_imap_headers_free. */
+struct store_imap_headers {
+	uint32_t uid;
+	bool has;
+	char *text;
+	size_t len;
+};
+int store_imap_headers_list(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
+			    uint32_t uid_hi, size_t max, struct store_imap_headers **rows, size_t *n,
+			    char *err, size_t errsz);
+void store_imap_headers_free(struct store_imap_headers *rows, size_t n);
 
 /* STORE on many messages in one transaction: mode 0 replace, 1 add, -1
  * remove, as store_message_store_flags.  Messages that no longer exist

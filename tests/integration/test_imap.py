@@ -191,9 +191,9 @@ def append(c, mbox, msg, flags="", date=""):
     return int(m.group(2))
 
 
-def cached_structures(srv, user):
+def cached_structures(srv, user, where="1"):
     """Rows of the account's imap_cache table (cached ENVELOPE/BODY/
-    BODYSTRUCTURE strings)."""
+    BODYSTRUCTURE strings and SEARCH header text) matching where."""
     import sqlite3
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(srv.data, "server.db"), uri=True)
     try:
@@ -203,7 +203,7 @@ def cached_structures(srv, user):
     path = os.path.join(srv.data, "accounts", "%02d" % (aid % 100), str(aid), "account.db")
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
-        return db.execute("SELECT count(*) FROM imap_cache").fetchone()[0]
+        return db.execute("SELECT count(*) FROM imap_cache WHERE " + where).fetchone()[0]
     finally:
         db.close()
 
@@ -863,6 +863,72 @@ def test_search(srv):
         tag = c.tag()
         assert c.cmd("SEARCH SEEN", tag) == (
             [('* ESEARCH (TAG "%s") ALL 1' % tag).encode()], b"OK Search completed")
+
+
+def test_search_headers_cached(srv):
+    """Header keys on 200 messages with encoded-word subjects: the same UIDs
+    when the header text comes from the files (first search, or after
+    FETCH cached only the ENVELOPE) and from the cache (later searches)."""
+    user = new_user(srv)
+    with client(srv, user) as c:
+        for i in range(1, 201):
+            if i == 7:  # a decoded newline must not make a field "X-Fake"
+                subj = "=?UTF-8?Q?x=0AX-Fake:_zebra?="
+            elif i == 11:  # too big for the cache
+                subj = "big one\r\nX-Big: " + "\r\n ".join(["y" * 70] * 300)
+            elif i % 3 == 0:
+                subj = "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_n=C2=B0%d?=" % i
+            elif i % 3 == 1:
+                subj = "=?UTF-8?B?%s?=" % base64.b64encode(
+                    ("Привет %d" % i).encode()).decode()
+            else:
+                subj = "plain %d" % i
+            frm = "carol@example.org" if i % 5 == 0 else "alice@example.test"
+            msg = ("From: %s\r\nSubject: %s\r\nDate: %d Jan 2022 10:00:00 +0000\r\n"
+                   "\r\nbody %d\r\n" % (frm, subj, i % 28 + 1, i))
+            assert append(c, "INBOX", msg) == i
+        c.ok("SELECT INBOX")
+
+        def usearch(key, arg=None):
+            tag = c.tag()
+            data = ("%s UID SEARCH %s" % (tag, key)).encode()
+            if arg is not None:
+                a = arg.encode()
+                data += b" {%d+}\r\n" % len(a) + a
+            c.send(data + b"\r\n")
+            lines, done = c.until(tag)
+            assert done == b"OK Search completed", (key, lines, done)
+            assert len(lines) == 1 and lines[0].startswith(b"* SEARCH"), (key, lines)
+            return [int(x) for x in lines[0].split()[2:]]
+
+        greet = list(range(3, 201, 3))
+        privet = [i for i in range(1, 201, 3) if i != 7]
+        cases = [
+            ("CHARSET UTF-8 SUBJECT", "grüße", greet),
+            ("CHARSET UTF-8 SUBJECT", "ПРИВЕТ", privet),
+            ("CHARSET UTF-8 SUBJECT", "n°150", [150]),
+            ("SUBJECT", "plain 2", [2, 20, 23, 26, 29, 200]),
+            ("FROM", "CAROL", list(range(5, 201, 5))),
+            ("SUBJECT", "zebra", [7]),
+            ("HEADER X-Fake", "zebra", []),
+            ("HEADER X-Fake", "", []),
+            ("SUBJECT", "big one", [11]),
+            ("HEADER X-Big", "yyy yyy", [11]),
+            ("HEADER Subject", "", list(range(1, 201))),
+            ("TO", "", []),
+            ("SENTON 5-Jan-2022 SUBJECT", "", [4, 32, 60, 88, 116, 144, 172, 200]),
+            ("CHARSET UTF-8 OR FROM carol SUBJECT", "Grüße n°1",
+             sorted(set(range(5, 201, 5)) | {12, 15, 18} | set(range(102, 199, 3)))),
+        ]
+        # 1: from the files; FETCH then caches ENVELOPE without header text
+        # for 1:50; 2: those read again; 3: everything from the cache
+        for rnd in range(3):
+            for key, arg, want in cases:
+                assert (rnd, key, arg, usearch(key, arg)) == (rnd, key, arg, want)
+            if rnd == 0:
+                assert len(c.ok("FETCH 1:50 ENVELOPE")) == 50
+        # the searches filled the header text of every message's cache row
+        assert cached_structures(srv, user, "headers IS NOT NULL") == 200
 
 
 # --------------------------------------------- several sessions, IDLE

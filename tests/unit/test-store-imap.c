@@ -1,8 +1,9 @@
 /*
  * test-store-imap.c - unit tests of the IMAP additions to the store
  * (src/store/store-imap.c): uid lists, changed/expunged since a modseq,
- * batched flags, copy/move and expunge, the ENVELOPE/BODYSTRUCTURE cache,
- * and that an account database made without the cache table gets it.
+ * batched flags, copy/move and expunge, the ENVELOPE/BODYSTRUCTURE cache
+ * and its SEARCH header text, and that an account database made without
+ * the cache table (or its headers column) gets it.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -199,7 +200,7 @@ TEST(store_imap_cache)
 	struct ifx f;
 	ifx_open(&f);
 	struct store_imap_cache e = {
-	    "aaaaaaaaaaaaaaaaaaaaaaaa", "(env)", "(body)", "(bs)", 5, 6, 4};
+	    "aaaaaaaaaaaaaaaaaaaaaaaa", "(env)", "(body)", "(bs)", 5, 6, 4, NULL, 0};
 	struct buf b = BUF_INIT;
 	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_BODY, &b), 0);
 	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
@@ -229,12 +230,144 @@ TEST(store_imap_old_database_gets_cache)
 	f.s = store_open(f.dir, f.err, sizeof f.err);
 	CHECK(f.s != NULL);
 	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
-	struct store_imap_cache e = {"bbbbbbbbbbbbbbbbbbbbbbbb", "e", "b", "s", 1, 1, 1};
+	struct store_imap_cache e = {"bbbbbbbbbbbbbbbbbbbbbbbb", "e", "b", "s", 1, 1, 1, NULL, 0};
 	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
 	struct buf b = BUF_INIT;
 	CHECK_INT(store_imap_cache_get(f.a, e.file_id, STORE_IMAP_BODY, &b), 1);
 	CHECK_STR(buf_cstr(&b), "b");
 	buf_free(&b);
+	ifx_close(&f);
+}
+
+/* The file id of the message uid of INBOX. */
+static int file_id_cb(void *ctx, const struct store_message *m)
+{
+	memcpy(ctx, m->file_id, 25);
+	return 0;
+}
+
+static void file_id_of(struct ifx *f, uint32_t uid, char id[25])
+{
+	id[0] = '\0';
+	CHECK_INT(
+	    store_message_list(f->a, f->inbox, uid, uid, file_id_cb, id, f->err, sizeof f->err), 0);
+	CHECK(id[0] != '\0');
+}
+
+TEST(store_imap_cache_headers)
+{
+	struct ifx f;
+	ifx_open(&f);
+	uint32_t u1 = append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	uint32_t u2 = append(&f, "INBOX", "Subject: b\r\n\r\ny\r\n");
+	uint32_t u3 = append(&f, "INBOX", "Subject: c\r\n\r\nz\r\n");
+	char id1[25], id2[25];
+	file_id_of(&f, u1, id1);
+	file_id_of(&f, u2, id2);
+	/* text with a NUL in it, and an empty text */
+	struct store_imap_cache e[2] = {
+	    {id1, "(e1)", "(b1)", "(s1)", 4, 4, 4, "Subject: a\0z\n", 13},
+	    {id2, "(e2)", "(b2)", "(s2)", 4, 4, 4, "", 0},
+	};
+	CHECK_INT(store_imap_cache_put(f.a, e, 2, f.err, sizeof f.err), 0);
+	struct store_imap_headers *rows = NULL;
+	size_t n = 0;
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 1, 100, 10, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 3);
+	CHECK_INT(rows[0].uid, u1);
+	CHECK(rows[0].has);
+	CHECK_INT(rows[0].len, 13);
+	CHECK(memcmp(rows[0].text, "Subject: a\0z\n", 13) == 0);
+	CHECK_INT(rows[1].uid, u2);
+	CHECK(rows[1].has);
+	CHECK_INT(rows[1].len, 0);
+	CHECK_INT(rows[2].uid, u3);
+	CHECK(!rows[2].has);
+	CHECK(rows[2].text == NULL);
+	store_imap_headers_free(rows, n);
+	/* a put without headers (as FETCH does) keeps the stored text */
+	e[0].envelope = "(E1)";
+	e[0].headers = NULL;
+	CHECK_INT(store_imap_cache_put(f.a, e, 1, f.err, sizeof f.err), 0);
+	struct buf b = BUF_INIT;
+	CHECK_INT(store_imap_cache_get(f.a, id1, STORE_IMAP_ENVELOPE, &b), 1);
+	CHECK_STR(buf_cstr(&b), "(E1)");
+	buf_free(&b);
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 2, 3, 10, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 2);
+	CHECK_INT(rows[0].uid, u2);
+	store_imap_headers_free(rows, n);
+	/* at most max rows */
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 1, 3, 2, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 2);
+	CHECK_INT(rows[1].uid, u2);
+	store_imap_headers_free(rows, n);
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 1, 1, 10, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 1);
+	CHECK(rows[0].has);
+	CHECK_INT(rows[0].len, 13);
+	store_imap_headers_free(rows, n);
+	ifx_close(&f);
+}
+
+TEST(store_imap_old_cache_gets_headers_column)
+{
+	struct ifx f;
+	ifx_open(&f);
+	uint32_t u1 = append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	char id1[25];
+	file_id_of(&f, u1, id1);
+	int64_t id = store_account_id(f.a);
+	store_close(&f.s);
+	/* an account.db whose imap_cache predates the headers column, with a row */
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
+		 (long long)id);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "DROP TABLE imap_cache;"
+			       "CREATE TABLE imap_cache (file_id TEXT PRIMARY KEY,"
+			       " envelope TEXT NOT NULL, body TEXT NOT NULL,"
+			       " bodystructure TEXT NOT NULL) WITHOUT ROWID;",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db, "INSERT INTO imap_cache VALUES (?1, 'E', 'B', 'S')", -1,
+				     &st, NULL),
+		  SQLITE_OK);
+	sqlite3_bind_text(st, 1, id1, -1, SQLITE_STATIC);
+	CHECK_INT(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	/* the old row is kept, without header text */
+	struct buf b = BUF_INIT;
+	CHECK_INT(store_imap_cache_get(f.a, id1, STORE_IMAP_ENVELOPE, &b), 1);
+	CHECK_STR(buf_cstr(&b), "E");
+	buf_free(&b);
+	struct store_imap_headers *rows = NULL;
+	size_t n = 0;
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 1, 10, 10, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 1);
+	CHECK(!rows[0].has);
+	store_imap_headers_free(rows, n);
+	/* round trip through the new column */
+	struct store_imap_cache e = {id1, "E", "B", "S", 1, 1, 1, "Subject: a\n", 11};
+	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
+	CHECK_INT(store_imap_headers_list(f.a, f.inbox, 1, 10, 10, &rows, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 1);
+	CHECK(rows[0].has);
+	CHECK_STR(rows[0].text, "Subject: a\n");
+	store_imap_headers_free(rows, n);
 	ifx_close(&f);
 }
 
