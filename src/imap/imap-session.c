@@ -1387,24 +1387,10 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 {
 	struct imap_session *s = ctx;
-	if (what & BEV_EVENT_CONNECTED) {
-		/* the TLS handshake is done */
-		struct tls_info ti;
-		s->tls_pending = false;
-		if (tls_get_info(bev, &ti))
-			log_info("imap session=%s client=%s action=tls version=%s cipher=%s sni=%s "
-				 "resumed=%s",
-				 s->id, s->ip, ti.version, ti.cipher, ti.sni[0] ? ti.sni : "-",
-				 ti.resumed ? "yes" : "no");
-		return;
-	}
-	if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
-		/* nothing can be said to a client whose handshake failed */
-		char err[256];
-		tls_error_string(bev, err, sizeof err);
-		log_info("imap session=%s client=%s action=tls result=failed error=\"%s\"", s->id,
-			 s->ip, (what & BEV_EVENT_TIMEOUT) ? "timeout" : err);
-		session_kill(s);
+	int t = tls_session_event(bev, what, &s->tls_pending, "imap", s->id, s->ip);
+	if (t != 0) {
+		if (t < 0)
+			session_kill(s);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->mode != IMAP_MODE_CLOSING) {

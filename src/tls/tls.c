@@ -903,6 +903,29 @@ bool tls_get_info(struct bufferevent *bev, struct tls_info *info)
 	return true;
 }
 
+int tls_session_event(struct bufferevent *bev, short what, bool *pending, const char *proto,
+		      const char *id, const char *ip)
+{
+	if (what & BEV_EVENT_CONNECTED) {
+		struct tls_info ti;
+		*pending = false;
+		if (tls_get_info(bev, &ti))
+			log_info("%s session=%s client=%s action=tls version=%s cipher=%s sni=%s "
+				 "resumed=%s",
+				 proto, id, ip, ti.version, ti.cipher, ti.sni[0] ? ti.sni : "-",
+				 ti.resumed ? "yes" : "no");
+		return 1;
+	}
+	if (*pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+		char err[256];
+		tls_error_string(bev, err, sizeof err);
+		log_info("%s session=%s client=%s action=tls result=failed error=\"%s\"", proto, id,
+			 ip, (what & BEV_EVENT_TIMEOUT) ? "timeout" : err);
+		return -1;
+	}
+	return 0;
+}
+
 void tls_error_string(struct bufferevent *bev, char *buf, size_t bufsz)
 {
 	unsigned long e, first = 0;

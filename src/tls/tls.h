@@ -129,6 +129,17 @@ bool tls_get_info(struct bufferevent *bev, struct tls_info *info);
 /* Describes the last TLS error of bev (for a log line) into buf. */
 void tls_error_string(struct bufferevent *bev, char *buf, size_t bufsz);
 
+/* The part of a session's bufferevent event callback that concerns a TLS
+ * handshake in progress (*pending true after tls_accept/tls_starttls).
+ * Returns 1 if the event is the handshake's end (logged as "PROTO
+ * session=ID client=IP action=tls version=... cipher=... sni=...
+ * resumed=...", *pending cleared): the caller just returns; -1 if the
+ * handshake failed (error, EOF or timeout while pending; logged): the
+ * caller closes the session without a word, nothing can be said to such a
+ * client; 0 for any other event, which the caller handles. */
+int tls_session_event(struct bufferevent *bev, short what, bool *pending, const char *proto,
+		      const char *id, const char *ip);
+
 enum tls_binding {
 	TLS_BINDING_EXPORTER,         /* tls-exporter, RFC 9266 (32 octets) */
 	TLS_BINDING_SERVER_END_POINT, /* tls-server-end-point, RFC 5929 */
