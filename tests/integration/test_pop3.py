@@ -727,17 +727,21 @@ def test_in_use_across_workers(srv, user):
         assert time.monotonic() - t0 < 0.9  # the password was right: no delay
         assert c.cmd("AUTH PLAIN " + plain(user, PASSWORD)).startswith(b"-ERR [IN-USE]")
         assert c.cmd("STAT").startswith(b"-ERR")  # still in AUTHORIZATION
-    # the other worker process: stop the first one so it cannot accept
-    os.kill(owner1, signal.SIGSTOP)
-    try:
-        with POP3Raw(srv.pop3_port) as c:
-            owner = socket_owner(workers, srv.pop3_port, c.sock.getsockname()[1])
-            assert owner is not None and owner != owner1
-            c.cmd("USER " + user)
-            assert c.cmd("PASS " + PASSWORD).startswith(b"-ERR [IN-USE]")
-            assert c.cmd("AUTH PLAIN " + plain(user, PASSWORD)).startswith(b"-ERR [IN-USE]")
-    finally:
-        os.kill(owner1, signal.SIGCONT)
+    # A session on the other worker process.  Each worker accepts on its
+    # own SO_REUSEPORT socket and the kernel picks one per connection, so
+    # connect until one lands on the other worker.
+    other = None
+    for _ in range(64):
+        c = POP3Raw(srv.pop3_port)
+        if socket_owner(workers, srv.pop3_port, c.sock.getsockname()[1]) not in (None, owner1):
+            other = c
+            break
+        c.close()
+    assert other is not None, "no connection reached the second worker"
+    with other as c:
+        c.cmd("USER " + user)
+        assert c.cmd("PASS " + PASSWORD).startswith(b"-ERR [IN-USE]")
+        assert c.cmd("AUTH PLAIN " + plain(user, PASSWORD)).startswith(b"-ERR [IN-USE]")
     assert first.cmd("QUIT") == b"+OK Bye"
     first.close()
     with POP3Raw(srv.pop3_port) as c:
