@@ -424,48 +424,6 @@ static int read_message(struct store_db *db, int64_t mailbox_id, uint32_t uid,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Applies a keyword change to old: mode 0 replace, 1 add, -1 remove.
- * change is already normalised. */
-static int merge_keywords(const char *old, int mode, const char *change,
-			  char out[STORE_KEYWORDS_MAX], char *err, size_t errsz)
-{
-	if (mode == 0) {
-		snprintf(out, STORE_KEYWORDS_MAX, "%s", change);
-		return 0;
-	}
-	size_t len = 0;
-	out[0] = '\0';
-	const char *lists[2] = {old, mode > 0 ? change : ""};
-	for (int l = 0; l < 2; l++) {
-		const char *p = lists[l];
-		while (*p) {
-			while (*p == ' ')
-				p++;
-			const char *w = p;
-			while (*p && *p != ' ')
-				p++;
-			size_t wl = (size_t)(p - w);
-			if (wl == 0)
-				break;
-			if (mode < 0 && store_name_keyword_in(change, w, wl))
-				continue;
-			if (store_name_keyword_in(out, w, wl))
-				continue;
-			if (len + wl + 1 >= STORE_KEYWORDS_MAX) {
-				store_err(err, errsz, "too many keywords (at most %d bytes)",
-					  STORE_KEYWORDS_MAX - 1);
-				return -1;
-			}
-			if (len)
-				out[len++] = ' ';
-			memcpy(out + len, w, wl);
-			len += wl;
-			out[len] = '\0';
-		}
-	}
-	return 0;
-}
-
 int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
 			   size_t n, int mode, unsigned flags, const char *keywords,
 			   int (*cb)(void *ctx, const struct store_message *m), void *ctx,
@@ -495,7 +453,7 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 			continue;
 		}
 		char kw[STORE_KEYWORDS_MAX];
-		if (merge_keywords(m->keywords, mode, norm, kw, err, errsz) < 0)
+		if (store_name_keywords_merge(m->keywords, mode, norm, kw, err, errsz) < 0)
 			goto fail;
 		unsigned nf = mode == 0  ? flags
 			      : mode > 0 ? (m->flags | flags)

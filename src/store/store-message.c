@@ -363,43 +363,7 @@ static int merge_keywords(const char *old, int mode, const char *change,
 	char norm[STORE_KEYWORDS_MAX];
 	if (store_name_keywords(change, norm, err, errsz) < 0)
 		return -1;
-	if (mode == 0) {
-		memcpy(out, norm, sizeof norm);
-		return 0;
-	}
-	size_t len = 0;
-	out[0] = '\0';
-	/* Remove: keep the old words not in change.  Add: old words, then the
-	 * new ones not there yet. */
-	const char *lists[2] = {old, mode > 0 ? norm : ""};
-	for (int l = 0; l < 2; l++) {
-		const char *p = lists[l];
-		while (*p) {
-			while (*p == ' ')
-				p++;
-			const char *w = p;
-			while (*p && *p != ' ')
-				p++;
-			size_t wl = (size_t)(p - w);
-			if (wl == 0)
-				break;
-			if (mode < 0 && store_name_keyword_in(norm, w, wl))
-				continue;
-			if (store_name_keyword_in(out, w, wl))
-				continue;
-			if (len + wl + 1 >= STORE_KEYWORDS_MAX) {
-				store_err(err, errsz, "too many keywords (at most %d bytes)",
-					  STORE_KEYWORDS_MAX - 1);
-				return -1;
-			}
-			if (len)
-				out[len++] = ' ';
-			memcpy(out + len, w, wl);
-			len += wl;
-			out[len] = '\0';
-		}
-	}
-	return 0;
+	return store_name_keywords_merge(old, mode, norm, out, err, errsz);
 }
 
 int store_message_store_flags(struct store_account *a, int64_t mailbox_id, uint32_t uid,

@@ -266,3 +266,45 @@ bool store_name_is_file_id(const char *s, size_t n)
 	}
 	return true;
 }
+
+/* Remove: keep the old words not in change.  Add: old words, then the new
+ * ones not there yet. */
+int store_name_keywords_merge(const char *old, int mode, const char *change,
+			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz)
+{
+	if (mode == 0) {
+		snprintf(out, STORE_KEYWORDS_MAX, "%s", change);
+		return 0;
+	}
+	size_t len = 0;
+	out[0] = '\0';
+	const char *lists[2] = {old, mode > 0 ? change : ""};
+	for (int l = 0; l < 2; l++) {
+		const char *p = lists[l];
+		while (*p) {
+			while (*p == ' ')
+				p++;
+			const char *w = p;
+			while (*p && *p != ' ')
+				p++;
+			size_t wl = (size_t)(p - w);
+			if (wl == 0)
+				break;
+			if (mode < 0 && store_name_keyword_in(change, w, wl))
+				continue;
+			if (store_name_keyword_in(out, w, wl))
+				continue;
+			if (len + wl + 1 >= STORE_KEYWORDS_MAX) {
+				store_err(err, errsz, "too many keywords (at most %d bytes)",
+					  STORE_KEYWORDS_MAX - 1);
+				return -1;
+			}
+			if (len)
+				out[len++] = ' ';
+			memcpy(out + len, w, wl);
+			len += wl;
+			out[len] = '\0';
+		}
+	}
+	return 0;
+}

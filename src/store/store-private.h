@@ -156,6 +156,11 @@ int store_name_mailbox(const char *in, char out[512], char *err, size_t errsz);
 int store_name_keywords(const char *in, char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
 /* True if s is a word of the space-separated list (case-insensitive). */
 bool store_name_keyword_in(const char *list, const char *word, size_t wlen);
+/* Applies a keyword change (already normalised by store_name_keywords) to
+ * old into out: mode 0 replace, 1 add, -1 remove.  0, or -1 if the result
+ * would exceed STORE_KEYWORDS_MAX. */
+int store_name_keywords_merge(const char *old, int mode, const char *change,
+			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
 /* True if s is a 24-character id as made by fsutil_unique_id. */
 bool store_name_is_file_id(const char *s, size_t n);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
