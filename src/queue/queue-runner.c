@@ -48,6 +48,8 @@
 #define CLAIM_BATCH 256
 #define MAX_IN_FLIGHT 5000 /* recipients claimed at once */
 #define POLL_MAX 60        /* seconds between scans at most */
+#define SCAN_GAP_MS 10     /* milliseconds between scans at least, when kicked */
+#define DELAY_SCAN_GAP 1   /* seconds between checks for delay notices */
 #define HEAD_MAX 65536     /* original header copied into DSNs */
 /* RET=FULL returns the whole original only up to this size (RFC 3461 6.2
  * allows the header alone for a bigger one). */
@@ -101,6 +103,7 @@ struct conn {
 	struct smtp_client *c;
 	size_t host, addr;
 	struct job *job;
+	bool flush_wait; /* its last outcome is not committed yet */
 	char mx[256];
 	char ip[64];
 	/* The TLS handshake with this address failed: the next connection
@@ -121,6 +124,28 @@ struct queue_runner {
 	struct conn *conns;
 	size_t n_conns;
 	size_t in_flight;
+	/* Outcomes waiting for the next flush (group commit): every outcome
+	 * of one loop iteration goes into one transaction.  A connection
+	 * whose transaction ended waits (flush_wait) until its outcome is
+	 * committed before it sends anything else. */
+	struct rec *recs;
+	size_t n_recs, cap_recs;
+	bool recs_dsn; /* a DSN became due: send it after the commit */
+	struct event *flush_ev;
+	int64_t last_scan_ms;    /* monotonic, when scan_cb last ran */
+	int64_t last_delay_scan; /* time(), last check for delay notices */
+};
+
+/* One recipient's outcome, with copies of its strings, until the flush. */
+struct rec {
+	struct store_queue_outcome o;
+	char status[16];
+	char reply[512];
+	char mx[256];
+	char ip[64];
+	char tls_version[16];
+	char tls_cipher[64];
+	char tls_note[200];
 };
 
 static void dest_pump(struct dest *d);
@@ -146,10 +171,23 @@ static void schedule(struct queue_runner *r, int64_t when)
 	evtimer_add(r->scan_ev, &tv);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void queue_runner_kick(struct queue_runner *r)
 {
+	/* New mail arrives in bursts (a kick per commit of each worker):
+	 * one scan per SCAN_GAP_MS at most, so that a scan claims many
+	 * messages at once instead of one transaction per message. */
+	int64_t wait = r->last_scan_ms + SCAN_GAP_MS - mono_ms();
+	if (wait < 0 || wait > SCAN_GAP_MS)
+		wait = 0;
 	r->scan_at = (int64_t)time(NULL);
-	struct timeval tv = {0, 0};
+	struct timeval tv = {0, (suseconds_t)(wait * 1000)};
 	evtimer_add(r->scan_ev, &tv);
 }
 
@@ -186,78 +224,108 @@ static bool file_has_8bit(int fd)
 
 enum verdict { V_DELIVERED, V_DEFERRED, V_BOUNCED };
 
-/* Records the outcome of rcpts of a job (all of them when idx is NULL)
- * and frees the job when every recipient is done. */
+/* Adds the outcome of every recipient of job j to the runner's batch (see
+ * flush_cb): v, status and reply per recipient; mx/ip of the server that
+ * answered (""); attempt: an attempt was made (counts for back-off). */
 static void job_record(struct job *j, const enum verdict *v, const char *const *status,
 		       const char *const *reply, const char *mx, const char *ip, bool attempt)
 {
 	struct queue_runner *r = j->d->r;
 	const struct config *cfg = r->cfg;
 	int64_t now = (int64_t)time(NULL);
-	struct store_queue_outcome *o = xcalloc(j->n, sizeof *o);
-	bool any_dsn = false;
-	char(*st)[16] = xcalloc(j->n, sizeof *st);
+	if (r->n_recs + j->n > r->cap_recs) {
+		size_t cap = r->cap_recs ? r->cap_recs : 64;
+		while (cap < r->n_recs + j->n)
+			cap *= 2;
+		r->recs = xreallocarray(r->recs, cap, sizeof *r->recs);
+		r->cap_recs = cap;
+	}
 	for (size_t i = 0; i < j->n; i++) {
 		struct store_queue_rcpt *row = &j->rows[i];
+		struct rec *rc = &r->recs[r->n_recs++];
+		memset(rc, 0, sizeof *rc);
+		struct store_queue_outcome *o = &rc->o;
 		enum verdict vi = v[i];
-		snprintf(st[i], sizeof st[i], "%s", status[i]);
+		snprintf(rc->status, sizeof rc->status, "%s", status[i]);
 		if (vi == V_DEFERRED && now - j->msg.created >= (int64_t)cfg->queue_lifetime) {
 			vi = V_BOUNCED;
-			snprintf(st[i], sizeof st[i], "4.4.7");
+			snprintf(rc->status, sizeof rc->status, "4.4.7");
 		}
-		o[i].rcpt_id = row->id;
-		o[i].attempt = attempt;
-		o[i].status = st[i];
-		o[i].reply = reply[i];
-		o[i].mx = mx;
-		o[i].ip = ip;
-		o[i].tls_version = j->tls_version;
-		o[i].tls_cipher = j->tls_cipher;
-		o[i].tls_verified = j->tls_verified;
-		o[i].tls_note = j->tls_note;
+		snprintf(rc->reply, sizeof rc->reply, "%s", reply[i]);
+		snprintf(rc->mx, sizeof rc->mx, "%s", mx);
+		snprintf(rc->ip, sizeof rc->ip, "%s", ip);
+		snprintf(rc->tls_version, sizeof rc->tls_version, "%s", j->tls_version);
+		snprintf(rc->tls_cipher, sizeof rc->tls_cipher, "%s", j->tls_cipher);
+		snprintf(rc->tls_note, sizeof rc->tls_note, "%s", j->tls_note);
+		o->rcpt_id = row->id;
+		o->attempt = attempt;
+		o->tls_verified = j->tls_verified;
+		/* The string pointers are set at the flush (recs may move). */
 		/* RFC 3461 5.2.2: NOTIFY decides; without it, failures only.
 		 * The SMTP client does not relay the DSN parameters yet, so
 		 * every remote counts as one without DSN: SUCCESS gets a
 		 * "relayed" report as soon as the remote accepted. */
 		unsigned nt = row->notify;
 		if (vi == V_DELIVERED) {
-			o[i].state = "delivered";
+			o->state = "delivered";
 			if (j->msg.sender[0] && (nt & STORE_DSN_NOTIFY_SUCCESS))
-				o[i].dsn = STORE_DSN_SUCCESS;
-			any_dsn |= o[i].dsn != 0;
+				o->dsn = STORE_DSN_SUCCESS;
 		} else if (vi == V_BOUNCED) {
-			o[i].state = "bounced";
+			o->state = "bounced";
 			bool want = nt == 0 || (nt & STORE_DSN_NOTIFY_FAILURE);
-			o[i].dsn = j->msg.sender[0] && want ? STORE_DSN_FAILURE : STORE_DSN_NONE;
-			any_dsn |= o[i].dsn != 0;
+			o->dsn = j->msg.sender[0] && want ? STORE_DSN_FAILURE : STORE_DSN_NONE;
 		} else {
-			o[i].state = "deferred";
+			o->state = "deferred";
 			uint64_t delay = secs(cfg->queue_retry_min);
 			uint64_t maxd = cfg->queue_retry_max ? cfg->queue_retry_max : delay;
 			for (int64_t a = 0; a < row->attempts && delay < maxd; a++)
 				delay *= 2;
 			if (delay > maxd)
 				delay = maxd;
-			o[i].next_attempt = now + (int64_t)delay;
+			o->next_attempt = now + (int64_t)delay;
 		}
+		r->recs_dsn |= o->dsn != 0;
 		char esc[300];
-		log_escape(esc, sizeof esc, reply[i], strlen(reply[i]));
+		log_escape(esc, sizeof esc, rc->reply, strlen(rc->reply));
 		log_info("queue id=%lld rcpt=<%s> result=%s mx=%s ip=%s status=%s reply=%s",
-			 (long long)j->msg.id, row->rcpt, o[i].state, mx[0] ? mx : "-",
-			 ip[0] ? ip : "-", st[i][0] ? st[i] : "-", esc);
+			 (long long)j->msg.id, row->rcpt, o->state, mx[0] ? mx : "-",
+			 ip[0] ? ip : "-", rc->status[0] ? rc->status : "-", esc);
+	}
+	/* After the other events of this loop iteration, so that outcomes
+	 * arriving together share one commit. */
+	event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Commits the batched outcomes (one transaction; finished messages lose
+ * their file), schedules the retries, sends DSNs that became due. */
+static void flush_records(struct queue_runner *r)
+{
+	if (r->n_recs == 0)
+		return;
+	struct store_queue_outcome *o = xcalloc(r->n_recs, sizeof *o);
+	for (size_t i = 0; i < r->n_recs; i++) {
+		struct rec *rc = &r->recs[i];
+		o[i] = rc->o;
+		o[i].status = rc->status;
+		o[i].reply = rc->reply;
+		o[i].mx = rc->mx;
+		o[i].ip = rc->ip;
+		o[i].tls_version = rc->tls_version;
+		o[i].tls_cipher = rc->tls_cipher;
+		o[i].tls_note = rc->tls_note;
 	}
 	char err[512];
-	if (store_queue_update(r->store, o, j->n, err, sizeof err) < 0)
-		log_error("queue id=%lld action=update error=\"%s\"", (long long)j->msg.id, err);
-	for (size_t i = 0; i < j->n; i++)
+	if (store_queue_update(r->store, o, r->n_recs, err, sizeof err) < 0)
+		log_error("queue action=update rcpts=%zu error=\"%s\"", r->n_recs, err);
+	for (size_t i = 0; i < r->n_recs; i++)
 		if (o[i].next_attempt)
 			schedule(r, o[i].next_attempt);
 	free(o);
-	free(st);
-	if (!any_dsn && store_queue_finish(r->store, j->msg.id, NULL, err, sizeof err) < 0)
-		log_error("queue id=%lld action=finish error=\"%s\"", (long long)j->msg.id, err);
-	if (any_dsn)
+	r->n_recs = 0;
+	if (r->recs_dsn) {
+		r->recs_dsn = false;
 		dsn_run_all(r);
+	}
 }
 
 static void job_free(struct job *j)
@@ -556,10 +624,41 @@ static void on_txn_done(void *ctx, struct smtp_client *c, struct smtp_client_txn
 	struct job *j = k->job;
 	k->job = NULL;
 	job_txn_done(j, k);
-	if (smtp_client_alive(k->c))
-		conn_next(k);
-	else
-		conn_close(k);
+	/* Nothing more goes out on k until the outcome is committed
+	 * (flush_cb continues it). */
+	k->flush_wait = true;
+	reap_dests(r);
+}
+
+/* The batch of outcomes is committed; connections that waited for it take
+ * their next job. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue_runner *r = arg;
+	flush_records(r);
+	size_t n = 0;
+	for (struct conn *k = r->conns; k; k = k->next)
+		n += k->flush_wait;
+	if (n > 0) {
+		struct conn **wait = xcalloc(n, sizeof *wait);
+		size_t i = 0;
+		for (struct conn *k = r->conns; k; k = k->next)
+			if (k->flush_wait)
+				wait[i++] = k;
+		/* conn_next/conn_close free only the conn they are given, so
+		 * the others in wait stay valid. */
+		for (i = 0; i < n; i++) {
+			struct conn *k = wait[i];
+			k->flush_wait = false;
+			if (smtp_client_alive(k->c))
+				conn_next(k);
+			else
+				conn_close(k);
+		}
+		free(wait);
+	}
 	reap_dests(r);
 }
 
@@ -972,10 +1071,14 @@ static void scan_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue_runner *r = arg;
 	r->scan_at = 0;
+	r->last_scan_ms = mono_ms();
 	int64_t now = (int64_t)time(NULL);
 	char err[256];
 	const struct config *cfg = r->cfg;
-	if (cfg->queue_delay_warning > 0) {
+	/* Delay notices are due in hours, not milliseconds: checked at most
+	 * once a second. */
+	if (cfg->queue_delay_warning > 0 && now - r->last_delay_scan >= DELAY_SCAN_GAP) {
+		r->last_delay_scan = now;
 		size_t n = 0;
 		if (store_queue_mark_delayed(r->store, now - (int64_t)cfg->queue_delay_warning, &n,
 					     err, sizeof err) < 0)
@@ -1044,7 +1147,8 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	r->dns = dns;
 	r->tls = make_tls(cfg);
 	r->scan_ev = evtimer_new(base, scan_cb, r);
-	if (r->scan_ev == NULL)
+	r->flush_ev = event_new(base, -1, 0, flush_cb, r);
+	if (r->scan_ev == NULL || r->flush_ev == NULL)
 		fatal(1, "out of memory (event)");
 	char e[256];
 	if (store_queue_recover(store, e, sizeof e) < 0)
@@ -1072,6 +1176,8 @@ void queue_runner_free(struct queue_runner **rp)
 	if (rp == NULL || *rp == NULL)
 		return;
 	struct queue_runner *r = *rp;
+	/* Outcomes already known are kept. */
+	flush_records(r);
 	while (r->conns) {
 		struct conn *k = r->conns;
 		struct job *j = k->job;
@@ -1094,6 +1200,8 @@ void queue_runner_free(struct queue_runner **rp)
 	if (store_queue_recover(r->store, err, sizeof err) < 0)
 		log_error("queue action=recover error=\"%s\"", err);
 	event_free(r->scan_ev);
+	event_free(r->flush_ev);
+	free(r->recs);
 	dns_resolver_free(&r->dns);
 	tls_client_free(&r->tls);
 	free(r);

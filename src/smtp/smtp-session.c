@@ -770,10 +770,34 @@ static void txn_finish(struct smtp_session *s)
 	}
 }
 
-/* Makes the batch of finished messages durable and answers their clients:
- * fsync of each spool file, one store_deliver_batch for all local copies
- * (one folder fsync and one commit per account), queue rows for remote
- * alias targets; 250 only for a message that is durable everywhere. */
+/* The queue's recipients of t (remote targets, and local recipients whose
+ * success DSN the queue runner sends), for store_queue_add_batch.  The
+ * array points into t; free it. */
+static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t *n)
+{
+	*n = t->n_remote + t->n_ok_local;
+	struct store_queue_new_rcpt *q = xcalloc(*n ? *n : 1, sizeof *q);
+	for (size_t j = 0; j < t->n_remote; j++) {
+		q[j].addr = t->remote[j];
+		q[j].notify = t->remote_notify[j];
+		q[j].orcpt = t->remote_orcpt[j];
+	}
+	for (size_t j = 0; j < t->n_ok_local; j++) {
+		q[t->n_remote + j].addr = t->ok_local[j].addr;
+		q[t->n_remote + j].notify = SMTP_DSN_NOTIFY_SUCCESS;
+		q[t->n_remote + j].orcpt = t->ok_local_orcpt[j];
+		q[t->n_remote + j].delivered = true;
+	}
+	return q;
+}
+
+/* Makes the batch of finished messages durable and answers their clients
+ * (group commit): per message one fsync (of the spool file when it has
+ * local recipients, of its queue copy when it has remote ones; both when
+ * it has both), one store_deliver_batch for all local copies (one folder
+ * fsync and one commit per account) and one store_queue_add_batch for all
+ * queued copies (one folder fsync and one commit); 250 only for a message
+ * that is durable everywhere. */
 static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	struct smtp_server *srv = ctx;
@@ -785,14 +809,25 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		return;
 
 	bool *ok = xcalloc(n, sizeof *ok);
+	char(*qpath)[PATH_MAX] = xcalloc(n, sizeof *qpath);
 	size_t n_items = 0;
 	for (size_t i = 0; i < n; i++) {
-		ok[i] = fsync(batch[i].t->spool_fd) == 0;
-		if (!ok[i])
-			log_error("smtp id=%s action=fsync error=\"%s\"", batch[i].t->id,
+		struct smtp_txn *t = batch[i].t;
+		ok[i] = true;
+		if (t->n_remote + t->n_ok_local > 0 && make_queue_copy(t, qpath[i], PATH_MAX) < 0) {
+			log_error("smtp id=%s action=queue_copy error=\"%s\"", t->id,
 				  strerror(errno));
-		else
-			n_items += batch[i].t->n_local;
+			qpath[i][0] = '\0';
+			ok[i] = false;
+		}
+		/* A message only for the queue is durable through its copy:
+		 * the spool file itself goes away unread. */
+		if (ok[i] && t->n_local > 0 && fsync(t->spool_fd) < 0) {
+			log_error("smtp id=%s action=fsync error=\"%s\"", t->id, strerror(errno));
+			ok[i] = false;
+		}
+		if (ok[i])
+			n_items += t->n_local;
 	}
 	struct store_delivery *items = xcalloc(n_items ? n_items : 1, sizeof *items);
 	size_t k = 0;
@@ -811,47 +846,39 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 
+	/* Which messages were delivered to every local recipient, and the
+	 * queue items of those that also go to the queue. */
+	size_t *delivered = xcalloc(n, sizeof *delivered);
+	struct store_queue_item *qi = xcalloc(n, sizeof *qi);
+	size_t *qi_of = xcalloc(n, sizeof *qi_of); /* message -> qi index + 1 */
+	size_t n_qi = 0;
 	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct smtp_txn *t = batch[i].t;
+		if (!ok[i])
+			continue;
+		for (size_t j = 0; j < t->n_local; j++, k++)
+			if (items[k].status == 0)
+				delivered[i]++;
+		if (delivered[i] == t->n_local && qpath[i][0]) {
+			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
+							     t->dsn_envid, NULL, 0, -1};
+			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
+			qi_of[i] = ++n_qi;
+		}
+	}
+	char qerr[256] = "";
+	if (n_qi > 0 && store_queue_add_batch(srv->store, qi, n_qi, qerr, sizeof qerr) < 0)
+		log_error("smtp action=queue_batch items=%zu error=\"%s\"", n_qi, qerr);
+
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
 		struct smtp_session *s = batch[i].s;
 		if (!ok[i]) {
+			/* the spool file or its queue copy is not durable */
 			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
-			continue;
-		}
-		size_t delivered = 0;
-		for (size_t j = 0; j < t->n_local; j++, k++)
-			if (items[k].status == 0)
-				delivered++;
-		int r = delivered == t->n_local ? 0 : -1;
-		if (r == 0 && t->n_remote + t->n_ok_local > 0) {
-			/* Remote targets, and local recipients whose success
-			 * DSN the queue runner sends. */
-			char qpath[PATH_MAX];
-			r = make_queue_copy(t, qpath, sizeof qpath);
-			if (r == 0) {
-				size_t nq = t->n_remote + t->n_ok_local;
-				struct store_queue_new_rcpt *q = xcalloc(nq, sizeof *q);
-				for (size_t j = 0; j < t->n_remote; j++) {
-					q[j].addr = t->remote[j];
-					q[j].notify = t->remote_notify[j];
-					q[j].orcpt = t->remote_orcpt[j];
-				}
-				for (size_t j = 0; j < t->n_ok_local; j++) {
-					q[t->n_remote + j].addr = t->ok_local[j].addr;
-					q[t->n_remote + j].notify = SMTP_DSN_NOTIFY_SUCCESS;
-					q[t->n_remote + j].orcpt = t->ok_local_orcpt[j];
-					q[t->n_remote + j].delivered = true;
-				}
-				r = store_queue_add_dsn(srv->store, qpath, t->from, t->dsn_ret,
-							t->dsn_envid, q, nq, err, sizeof err);
-				free(q);
-				unlink(qpath);
-			} else {
-				snprintf(err, sizeof err, "queue copy: %s", strerror(errno));
-			}
-		}
-		if (r == 0) {
+		} else if (delivered[i] == t->n_local &&
+			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
 			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
 			txn_done(s, t, 250, line);
@@ -859,13 +886,22 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			/* Some mailboxes may already have it; the client retries
 			 * the whole message: a duplicate, never a loss. */
 			log_error("smtp id=%s action=deliver delivered=%zu of=%zu error=\"%s\"", t->id,
-				  delivered, t->n_local, err);
+				  delivered[i], t->n_local, qi_of[i] ? qerr : err);
 			txn_done(s, t, 451, "451 4.3.0 Error: local delivery failed, try again later");
 		}
 		if (s != NULL)
 			process_input(s); /* commands pipelined after the data */
 	}
+	for (size_t i = 0; i < n_qi; i++)
+		free((void *)qi[i].rcpts);
+	for (size_t i = 0; i < n; i++)
+		if (qpath[i][0])
+			unlink(qpath[i]);
+	free(qi_of);
+	free(qi);
+	free(delivered);
 	free(items);
+	free(qpath);
 	free(ok);
 	free(batch);
 }

@@ -64,6 +64,31 @@ static int exec_one(struct store_db *db, const char *sql, char *out, size_t outs
 	}
 }
 
+/* Waits for another process's write lock.  SQLite's own busy timeout
+ * sleeps 1, 2, 5, 10, ... 100 ms between tries, which costs a worker
+ * several milliseconds for a lock that is held for one commit (well under
+ * one): with the queue runner and the workers all writing server.db, that
+ * stalled every event loop.  Here: 50 us doubling to 2 ms, for up to
+ * BUSY_TIMEOUT_MS in all.  A thread waits for one lock at a time, so the
+ * start time can live in a thread-local. */
+static int busy_wait(void *arg, int count)
+{
+	static _Thread_local struct timespec start;
+	(void)arg;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (count == 0)
+		start = now;
+	long long us = (long long)(now.tv_sec - start.tv_sec) * 1000000 +
+		       (now.tv_nsec - start.tv_nsec) / 1000;
+	if (us >= (long long)BUSY_TIMEOUT_MS * 1000)
+		return 0;
+	long step = count < 6 ? 50L << count : 2000L;
+	struct timespec pause = {0, step * 1000L};
+	nanosleep(&pause, NULL);
+	return 1;
+}
+
 int store_db_open(struct store_db *db, const char *path, bool create, char *err, size_t errsz)
 {
 	memset(db, 0, sizeof *db);
@@ -79,7 +104,7 @@ int store_db_open(struct store_db *db, const char *path, bool create, char *err,
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	/* First, so that the pragmas below wait for other processes too. */
-	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(db->h, busy_wait, NULL);
 	char mode[16];
 	if (exec_one(db, "PRAGMA journal_mode=WAL", mode, sizeof mode, err, errsz) < 0)
 		goto fail;
@@ -224,6 +249,12 @@ static int run_verb(struct store_db *db, const char *sql, char *err, size_t errs
 int store_db_begin(struct store_db *db, char *err, size_t errsz)
 {
 	return run_verb(db, "BEGIN IMMEDIATE", err, errsz);
+}
+
+int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz)
+{
+	return run_verb(db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
+			errsz);
 }
 
 int store_db_begin_read(struct store_db *db, char *err, size_t errsz)

@@ -127,6 +127,13 @@ int store_db_fetch(struct store_db *db, sqlite3_stmt *st, void *rows, size_t row
  * A failed commit rolls back. */
 int store_db_begin(struct store_db *db, char *err, size_t errsz);
 int store_db_begin_read(struct store_db *db, char *err, size_t errsz);
+/* Switches the connection between synchronous=FULL (the default: every
+ * commit fsyncs the WAL) and NORMAL (commits are written but not synced;
+ * they survive a crash of the process, and the next FULL commit of any
+ * process, which syncs the whole WAL, makes them durable too).  Only for
+ * changes whose loss on power failure is harmless (see store-queue.c).
+ * Call outside a transaction.  0 or -1. */
+int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz);
 int store_db_commit(struct store_db *db, char *err, size_t errsz);
 void store_db_rollback(struct store_db *db);
 /* Writes "database error: <what>: <sqlite message>" into err. */

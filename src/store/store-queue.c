@@ -28,7 +28,8 @@
 #include "xalloc.h"
 
 /* Links path into DATA/queue/ as file_id; *created tells whether we made
- * the entry (an entry for the same inode is fine). */
+ * the entry (an entry for the same inode is fine).  The caller syncs the
+ * folder (once for a whole batch). */
 static int queue_link(struct store *s, const char *path, const char *file_id, bool *created,
 		      char *err, size_t errsz)
 {
@@ -50,14 +51,16 @@ static int queue_link(struct store *s, const char *path, const char *file_id, bo
 		store_err(err, errsz, "cannot link %s into the queue: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fsutil_fsync_dir(dir) < 0) {
-		store_err(err, errsz, "cannot sync %s: %s", dir, strerror(errno));
-		if (*created)
-			(void)unlink(dst);
-		*created = false;
-		return -1;
-	}
 	return 0;
+}
+
+/* Removes the DATA/queue/ entry queue_link made. */
+static void queue_unlink(struct store *s, const char *file_id)
+{
+	char dir[PATH_MAX], dst[PATH_MAX];
+	if (store_path(dir, sizeof dir, s->dir, "queue") == 0 &&
+	    store_path(dst, sizeof dst, dir, file_id) == 0)
+		(void)unlink(dst);
 }
 
 /* Inside a transaction: one row of the delivery log. */
@@ -202,100 +205,160 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz)
 {
-	if (n_rcpts == 0) {
+	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1};
+	if (store_queue_add_batch(s, &it, 1, err, errsz) < 0 || it.status != 0)
+		return -1;
+	return 0;
+}
+
+/* Checks one item before anything is written.  0 or -1 (err). */
+static int item_check(const struct store_queue_item *it, char *err, size_t errsz)
+{
+	if (it->n_rcpts == 0) {
 		store_err(err, errsz, "no recipients to queue");
 		return -1;
 	}
-	for (size_t i = 0; i < n_rcpts; i++) {
-		const char *a = rcpts[i].addr;
+	for (size_t i = 0; i < it->n_rcpts; i++) {
+		const char *a = it->rcpts[i].addr;
 		if (a == NULL || a[0] == '\0' || strlen(a) >= 256 ||
-		    (rcpts[i].orcpt && strlen(rcpts[i].orcpt) > 500)) {
+		    (it->rcpts[i].orcpt && strlen(it->rcpts[i].orcpt) > 500)) {
 			store_err(err, errsz, "invalid queue recipient %zu", i);
 			return -1;
 		}
 	}
-	if (envid && strlen(envid) > 100) {
+	if (it->envid && strlen(it->envid) > 100) {
 		store_err(err, errsz, "invalid envelope id");
 		return -1;
 	}
-	if (sender == NULL)
-		sender = "";
-	uint64_t size; /* also checks that path is a regular file */
-	if (store_message_file_size(path, &size, err, errsz) < 0)
-		return -1;
-	char msgid[256], received[512];
-	read_head(path, msgid, received);
-	char file_id[25];
-	store_message_file_id(path, file_id);
-	bool created;
-	if (queue_link(s, path, file_id, &created, err, errsz) < 0)
-		return -1;
+	return 0;
+}
 
-	struct store_db *db = &s->db;
-	time_t now = time(NULL);
-	if (store_db_begin(db, err, errsz) < 0)
-		goto fail_link;
+/* What the batch knows of an item once its file is linked. */
+struct item_file {
+	char file_id[25];
+	char msgid[256];
+	char received[512];
+	uint64_t size;
+	bool linked, created;
+};
+
+/* Inside a transaction: the rows of one message. */
+static int item_insert(struct store_db *db, const struct store_queue_item *it,
+		       const struct item_file *f, int64_t now, char *err, size_t errsz)
+{
+	const char *sender = it->sender ? it->sender : "";
 	sqlite3_stmt *st = store_db_stmt(
 	    db,
 	    "INSERT INTO queue_messages (file, sender, created, msgid, received, size)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	    err, errsz);
 	if (st == NULL)
-		goto fail;
-	store_db_bind_text(st, 1, file_id);
+		return -1;
+	store_db_bind_text(st, 1, f->file_id);
 	store_db_bind_text(st, 2, sender);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-	store_db_bind_text(st, 4, msgid);
-	store_db_bind_text(st, 5, received);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)size);
+	store_db_bind_text(st, 4, f->msgid);
+	store_db_bind_text(st, 5, f->received);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)f->size);
 	if (store_db_run(db, st, err, errsz) < 0)
-		goto fail;
+		return -1;
 	sqlite3_int64 msg_id = sqlite3_last_insert_rowid(db->h);
-	if (add_dsn_env(db, msg_id, ret, envid, err, errsz) < 0)
-		goto fail;
-	for (size_t i = 0; i < n_rcpts; i++) {
+	if (add_dsn_env(db, msg_id, it->ret, it->envid, err, errsz) < 0)
+		return -1;
+	for (size_t i = 0; i < it->n_rcpts; i++) {
+		const struct store_queue_new_rcpt *r = &it->rcpts[i];
 		/* A recipient delivered locally only waits for its success DSN
 		 * (dsn = STORE_DSN_SUCCESS); the runner never claims it. */
-		bool done = rcpts[i].delivered;
+		bool done = r->delivered;
 		st = store_db_stmt(db,
 				   "INSERT INTO queue_rcpts (message_id, rcpt, state, attempts,"
 				   " next_attempt, last_reply, updated, dsn, status)"
 				   " VALUES (?1, ?2, ?4, 0, ?3, ?5, ?3, ?6, ?7)",
 				   err, errsz);
 		if (st == NULL)
-			goto fail;
+			return -1;
 		sqlite3_bind_int64(st, 1, msg_id);
-		store_db_bind_text(st, 2, rcpts[i].addr);
+		store_db_bind_text(st, 2, r->addr);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
 		store_db_bind_text(st, 4, done ? "delivered" : "deferred");
 		store_db_bind_text(st, 5, done ? "delivered to the local mailbox" : "");
 		sqlite3_bind_int(st, 6, done ? STORE_DSN_SUCCESS : STORE_DSN_NONE);
 		store_db_bind_text(st, 7, done ? "2.0.0" : "");
 		if (store_db_run(db, st, err, errsz) < 0 ||
-		    add_dsn_rcpt(db, sqlite3_last_insert_rowid(db->h), &rcpts[i], err, errsz) < 0 ||
-		    log_event(db, msg_id, rcpts[i].addr, now, "queued", "", "", "", sender, err,
-			      errsz) < 0)
-			goto fail;
-		if (done && log_event(db, msg_id, rcpts[i].addr, now, "delivered", "2.0.0", "", "",
+		    add_dsn_rcpt(db, sqlite3_last_insert_rowid(db->h), r, err, errsz) < 0 ||
+		    log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err, errsz) <
+			0)
+			return -1;
+		if (done && log_event(db, msg_id, r->addr, now, "delivered", "2.0.0", "", "",
 				      "delivered to the local mailbox", err, errsz) < 0)
-			goto fail;
+			return -1;
 	}
+	return 0;
+}
+
+int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
+			  size_t errsz)
+{
+	if (n == 0)
+		return 0;
+	struct item_file *f = xcalloc(n, sizeof *f);
+	char e[256];
+	int ret = 0;
+	size_t n_linked = 0;
+	for (size_t i = 0; i < n; i++) {
+		items[i].status = -1;
+		/* store_message_file_size also checks that it is a regular file */
+		if (item_check(&items[i], e, sizeof e) < 0 ||
+		    store_message_file_size(items[i].path, &f[i].size, e, sizeof e) < 0)
+			goto item_failed;
+		read_head(items[i].path, f[i].msgid, f[i].received);
+		store_message_file_id(items[i].path, f[i].file_id);
+		if (queue_link(s, items[i].path, f[i].file_id, &f[i].created, e, sizeof e) < 0)
+			goto item_failed;
+		f[i].linked = true;
+		n_linked++;
+		continue;
+	item_failed:
+		if (ret == 0)
+			store_err(err, errsz, "%s", e);
+		ret = -1;
+	}
+	if (n_linked == 0)
+		goto out;
+	/* One folder sync for every link of the batch, before the rows that
+	 * point at them exist. */
+	char dir[PATH_MAX];
+	if (store_path(dir, sizeof dir, s->dir, "queue") < 0 || fsutil_fsync_dir(dir) < 0) {
+		store_err(err, errsz, "cannot sync the queue folder: %s", strerror(errno));
+		goto undo;
+	}
+	struct store_db *db = &s->db;
+	int64_t now = (int64_t)time(NULL);
+	if (store_db_begin(db, err, errsz) < 0)
+		goto undo;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].linked && item_insert(db, &items[i], &f[i], now, err, errsz) < 0) {
+			store_db_rollback(db);
+			goto undo;
+		}
 	if (store_db_commit(db, err, errsz) < 0)
-		goto fail;
+		goto undo;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].linked)
+			items[i].status = 0;
 	/* Wake the queue runner (the master relays this to it alone). */
 	if (s->hook)
 		s->hook(s->hook_ctx, STORE_NOTIFY_QUEUE);
-	return 0;
-fail:
-	store_db_rollback(db);
-fail_link:
-	if (created) {
-		char dir[PATH_MAX], dst[PATH_MAX];
-		if (store_path(dir, sizeof dir, s->dir, "queue") == 0 &&
-		    store_path(dst, sizeof dst, dir, file_id) == 0)
-			(void)unlink(dst);
-	}
-	return -1;
+	goto out;
+undo:
+	/* A database error fails the whole batch: nothing of it is queued. */
+	ret = -1;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].created)
+			queue_unlink(s, f[i].file_id);
+out:
+	free(f);
+	return ret;
 }
 
 /* ------------------------------------------------------------- schema */
@@ -315,6 +378,11 @@ static const char queue_ddl[] =
     " reply TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS queue_log_message ON queue_log(message_id, id);"
     "CREATE INDEX IF NOT EXISTS queue_rcpts_rcpt ON queue_rcpts(rcpt);";
+
+/* Indexes on added columns: made after queue_columns.  The runner asks
+ * for pending DSNs at every scan: without this, a scan of the history. */
+static const char index_ddl[] =
+    "CREATE INDEX IF NOT EXISTS queue_rcpts_dsn ON queue_rcpts(message_id) WHERE dsn != 0;";
 
 /* DSN parameters (RFC 3461) in tables of their own, so that the queue
  * tables keep their columns: a row only for a message with RET/ENVID and
@@ -366,6 +434,19 @@ static int has_column(struct store_db *db, const char *table, const char *column
 	return rc == SQLITE_DONE ? found : -1;
 }
 
+static int has_index(struct store_db *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	store_db_bind_text(st, 1, name);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int missing_columns(struct store_db *db)
 {
 	for (size_t i = 0; i < N_QUEUE_COLUMNS; i++) {
@@ -382,7 +463,7 @@ int store_queue_schema(struct store *s, char *err, size_t errsz)
 	/* Fast path without the write lock: usually all is there. */
 	int m = missing_columns(db);
 	if (m == 0 && has_column(db, "queue_log", "reply") == 1 &&
-	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1)
+	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1 && has_index(db, "queue_rcpts_dsn") == 1)
 		return 0;
 	/* Several processes may open a new or old data folder at once: the
 	 * write lock makes one of them upgrade and the others find it done. */
@@ -404,6 +485,8 @@ int store_queue_schema(struct store *s, char *err, size_t errsz)
 		if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK)
 			goto fail;
 	}
+	if (sqlite3_exec(db->h, index_ddl, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
 	return store_db_commit(db, err, errsz);
 fail:
 	store_err(err, errsz, "database error: queue schema: %s",
@@ -460,8 +543,13 @@ int store_queue_claim(struct store *s, int64_t now, size_t max, struct store_que
 {
 	struct store_db *db = &s->db;
 	*n_out = 0;
-	if (store_db_begin(db, err, errsz) < 0)
+	/* A claim lost to a power failure costs nothing: the rows are
+	 * "deferred" again, as store_queue_recover makes them at start
+	 * anyway.  So the claim's commit is not synced. */
+	if (store_db_set_sync(db, false, err, errsz) < 0)
 		return -1;
+	if (store_db_begin(db, err, errsz) < 0)
+		goto fail_sync;
 	sqlite3_stmt *st = store_db_stmt(db,
 					 "SELECT " RCPT_COLUMNS " FROM" RCPT_FROM
 					 " WHERE state = 'deferred' AND next_attempt <= ?1"
@@ -486,11 +574,13 @@ int store_queue_claim(struct store *s, int64_t now, size_t max, struct store_que
 		snprintf(out[i].state, sizeof out[i].state, "sending");
 	}
 	if (store_db_commit(db, err, errsz) < 0)
-		return -1;
+		goto fail_sync;
 	*n_out = n;
-	return 0;
+	return store_db_set_sync(db, true, err, errsz);
 fail:
 	store_db_rollback(db);
+fail_sync:
+	(void)store_db_set_sync(db, true, NULL, 0);
 	return -1;
 }
 
@@ -571,13 +661,83 @@ static int64_t rcpt_message(struct store_db *db, int64_t rcpt_id, char rcpt[256]
 	return id;
 }
 
+/* Inside a transaction: marks the message done when no recipient is
+ * waiting (deferred, sending, hold) and no DSN is pending; file (25 bytes)
+ * gets the name of its file in DATA/queue/, which the caller removes after
+ * the commit.  1 finished now, 0 not (still busy, gone, or done before),
+ * -1 error. */
+static int finish_in_txn(struct store *s, int64_t message_id, char *file, char *err,
+			 size_t errsz)
+{
+	struct store_db *db = &s->db;
+	sqlite3_stmt *st =
+	    store_db_stmt(db,
+			  "SELECT count(*) FROM queue_rcpts WHERE message_id = ?1 AND"
+			  " (state IN ('deferred', 'sending', 'hold') OR dsn != 0)",
+			  err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, message_id);
+	int64_t active = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		active = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (active != 0) {
+		if (active < 0)
+			store_db_error(db, "queue finish", err, errsz);
+		return active < 0 ? -1 : 0;
+	}
+	struct store_queue_message m;
+	int got = store_queue_message_get(s, message_id, &m);
+	if (got <= 0) {
+		if (got < 0)
+			store_db_error(db, "queue finish", err, errsz);
+		return got;
+	}
+	st = store_db_stmt(db, "UPDATE queue_messages SET done = 1 WHERE id = ?1 AND done = 0", err,
+			   errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, message_id);
+	if (store_db_run(db, st, err, errsz) < 0)
+		return -1;
+	if (sqlite3_changes(db->h) == 0)
+		return 0; /* someone else finished it */
+	memcpy(file, m.file, sizeof m.file);
+	return 1;
+}
+
+/* After the commit: removes a finished message's file. */
+static int finish_unlink(struct store *s, const char *file, char *err, size_t errsz)
+{
+	char path[PATH_MAX];
+	if (store_queue_path(s, file, path, sizeof path) == 0 && unlink(path) < 0 &&
+	    errno != ENOENT) {
+		store_err(err, errsz, "cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int store_queue_update(struct store *s, const struct store_queue_outcome *o, size_t n, char *err,
 		       size_t errsz)
 {
 	struct store_db *db = &s->db;
 	int64_t now = (int64_t)time(NULL);
+	if (n == 0)
+		return 0;
+	int ret = -1;
+	int64_t *msgs = xcalloc(n, sizeof *msgs);
+	char(*files)[25] = xcalloc(n, sizeof *files);
+	size_t n_files = 0;
 	if (store_db_begin(db, err, errsz) < 0)
-		return -1;
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		char rcpt[256];
 		int64_t msg = rcpt_message(db, o[i].rcpt_id, rcpt);
@@ -621,11 +781,32 @@ int store_queue_update(struct store *s, const struct store_queue_outcome *o, siz
 		if (log_event(db, msg, rcpt, now, o[i].state, o[i].status, o[i].mx, o[i].ip,
 			      o[i].attempt ? "" : o[i].reply, err, errsz) < 0)
 			goto fail;
+		msgs[i] = msg;
 	}
-	return store_db_commit(db, err, errsz);
+	/* Messages with nothing left to do are finished in the same
+	 * transaction; each distinct one once. */
+	qsort(msgs, n, sizeof *msgs, cmp_id);
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i] == 0 || (i > 0 && msgs[i] == msgs[i - 1]))
+			continue;
+		int r = finish_in_txn(s, msgs[i], files[n_files], err, errsz);
+		if (r < 0)
+			goto fail;
+		n_files += (size_t)r;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		goto out;
+	ret = 0;
+	for (size_t i = 0; i < n_files; i++)
+		if (finish_unlink(s, files[i], err, errsz) < 0)
+			ret = -1;
+	goto out;
 fail:
 	store_db_rollback(db);
-	return -1;
+out:
+	free(msgs);
+	free(files);
+	return ret;
 }
 
 int store_queue_dsn_pending(struct store *s, int (*cb)(void *ctx, int64_t message_id), void *ctx,
@@ -706,41 +887,21 @@ int store_queue_finish(struct store *s, int64_t message_id, bool *finished, char
 	struct store_db *db = &s->db;
 	if (finished)
 		*finished = false;
-	sqlite3_stmt *st =
-	    store_db_stmt(db,
-			  "SELECT count(*) FROM queue_rcpts WHERE message_id = ?1 AND"
-			  " (state IN ('deferred', 'sending', 'hold') OR dsn != 0)",
-			  err, errsz);
-	if (st == NULL)
+	char file[25];
+	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, message_id);
-	int64_t active = -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		active = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (active != 0)
-		return active < 0 ? -1 : 0;
-	struct store_queue_message m;
-	if (store_queue_message_get(s, message_id, &m) <= 0)
-		return 0;
-	st = store_db_stmt(db, "UPDATE queue_messages SET done = 1 WHERE id = ?1 AND done = 0", err,
-			   errsz);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, message_id);
-	if (store_db_run(db, st, err, errsz) < 0)
-		return -1;
-	if (sqlite3_changes(db->h) == 0)
-		return 0; /* someone else finished it */
-	char path[PATH_MAX];
-	if (store_queue_path(s, m.file, path, sizeof path) == 0 && unlink(path) < 0 &&
-	    errno != ENOENT) {
-		store_err(err, errsz, "cannot remove %s: %s", path, strerror(errno));
+	int r = finish_in_txn(s, message_id, file, err, errsz);
+	if (r < 0) {
+		store_db_rollback(db);
 		return -1;
 	}
+	if (store_db_commit(db, err, errsz) < 0)
+		return -1;
+	if (r == 0)
+		return 0;
 	if (finished)
 		*finished = true;
-	return 0;
+	return finish_unlink(s, file, err, errsz);
 }
 
 /* ------------------------------------------------------ administration */

@@ -225,6 +225,27 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz);
 
+/* One message for store_queue_add_batch: the arguments of
+ * store_queue_add_dsn, and status (out): 0 queued, -1 not. */
+struct store_queue_item {
+	const char *path;
+	const char *sender;
+	int ret;
+	const char *envid;
+	const struct store_queue_new_rcpt *rcpts;
+	size_t n_rcpts;
+	int status;
+};
+
+/* Queues several messages with one sync of DATA/queue/ and one database
+ * transaction (group commit for the SMTP receiver's batch).  Each item
+ * with status 0 is as durable as after store_queue_add_dsn; one with
+ * status -1 is not queued (an invalid item fails alone, a database error
+ * fails the whole batch).  The queue runner is woken once.  Returns 0 if
+ * every item was queued, else -1 with err describing the first failure. */
+int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
+			  size_t errsz);
+
 /* The queue runner and `tern queue`/`tern trace` (src/queue, src/cli) use
  * the functions below; the schema is in store-queue.c (docs/outbound.md).
  *
@@ -338,9 +359,14 @@ int store_queue_next_due(struct store *s, int64_t *when);
 int store_queue_message_get(struct store *s, int64_t id, struct store_queue_message *m);
 /* Path of a queued message's file. 0 or -1. */
 int store_queue_path(struct store *s, const char *file, char *out, size_t outsz);
-/* Records the outcomes of n recipients in one transaction, with a log row
- * each.  A row no longer in "sending"/"deferred" (removed or held by the
- * CLI meanwhile) keeps its state; the attempt is still logged. */
+/* Records the outcomes of n recipients (of any messages) in one
+ * transaction, with a log row each.  A row no longer in
+ * "sending"/"deferred" (removed or held by the CLI meanwhile) keeps its
+ * state; the attempt is still logged.  In the same transaction every
+ * message of o with nothing left to do (no recipient waiting, no DSN
+ * pending) is finished as store_queue_finish does; its file is removed
+ * after the commit.  0, or -1 with err (nothing recorded, unless only the
+ * removal of a finished file failed). */
 int store_queue_update(struct store *s, const struct store_queue_outcome *o, size_t n,
 		       char *err, size_t errsz);
 /* Messages with a DSN to send: calls cb for each (message id) until it

@@ -623,6 +623,7 @@ def test_old_database_is_upgraded(world):
     db = sqlite3.connect(os.path.join(a.data, "server.db"))
     db.execute("DROP TABLE queue_log")
     db.execute("DROP INDEX queue_rcpts_rcpt")
+    db.execute("DROP INDEX queue_rcpts_dsn")
     for t, cols in (("queue_messages", ("msgid", "received", "size", "done")),
                     ("queue_rcpts", ("updated", "status", "remote", "dsn", "warned"))):
         for c in cols:

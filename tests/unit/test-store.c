@@ -813,6 +813,75 @@ TEST(store_queue_add)
 	fx_close(&f);
 }
 
+/* A batch: one bad item fails alone; the rest is queued in one
+ * transaction; outcomes finish (and unlink) a message with nothing left. */
+TEST(store_queue_add_batch)
+{
+	struct fx f;
+	fx_open(&f);
+	char p1[PATH_MAX], p2[PATH_MAX];
+	write_msg(&f, "Subject: one\r\n\r\n1\r\n", p1);
+	write_msg(&f, "Subject: two\r\n\r\n2\r\n", p2);
+	struct store_queue_new_rcpt r1[] = {{"a@remote.example", 0, NULL, false},
+					    {"b@remote.example", 0, NULL, false}};
+	struct store_queue_new_rcpt r2[] = {{"c@other.example", 0, NULL, false}};
+	struct store_queue_item items[] = {
+	    {p1, "alice@example.test", 0, NULL, r1, 2, 99},
+	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99},
+	    {p2, "", 0, "env-2", r2, 1, 99},
+	    {p2, "", 0, NULL, r2, 0, 99}, /* no recipients */
+	};
+	CHECK_INT(store_queue_add_batch(f.s, items, 4, f.err, sizeof f.err), -1);
+	CHECK(strstr(f.err, "/no/such/file") != NULL);
+	CHECK_INT(items[0].status, 0);
+	CHECK_INT(items[1].status, -1);
+	CHECK_INT(items[2].status, 0);
+	CHECK_INT(items[3].status, -1);
+	CHECK_INT(store_queue_add_batch(f.s, NULL, 0, f.err, sizeof f.err), 0);
+
+	char q1[PATH_MAX], q2[PATH_MAX];
+	snprintf(q1, sizeof q1, "%s/queue/%s", f.dir, strrchr(p1, '/') + 1);
+	snprintf(q2, sizeof q2, "%s/queue/%s", f.dir, strrchr(p2, '/') + 1);
+	CHECK(file_exists(q1));
+	CHECK(file_exists(q2));
+
+	struct store_queue_rcpt got[8];
+	size_t n = 0;
+	CHECK_INT(store_queue_claim(f.s, (int64_t)time(NULL) + 1, 8, got, &n, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(n, 3);
+	/* a and c delivered, b deferred: message 1 stays, message 2 is done. */
+	struct store_queue_outcome o[3];
+	memset(o, 0, sizeof o);
+	for (size_t i = 0; i < n; i++) {
+		o[i].rcpt_id = got[i].id;
+		bool defer = !strcmp(got[i].rcpt, "b@remote.example");
+		o[i].state = defer ? "deferred" : "delivered";
+		o[i].next_attempt = (int64_t)time(NULL) + 600;
+		o[i].attempt = true;
+		o[i].status = defer ? "4.0.0" : "2.0.0";
+		o[i].reply = defer ? "451 later" : "250 ok";
+		o[i].mx = "mx.example";
+		o[i].ip = "192.0.2.1";
+	}
+	CHECK_INT(store_queue_update(f.s, o, n, f.err, sizeof f.err), 0);
+	CHECK(file_exists(q1));
+	CHECK(!file_exists(q2));
+
+	char dbpath[PATH_MAX];
+	snprintf(dbpath, sizeof dbpath, "%s/server.db", f.dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	CHECK_INT(query_int(db, "SELECT count(*) FROM queue_messages"), 2);
+	CHECK_INT(query_int(db, "SELECT count(*) FROM queue_messages WHERE done = 1"), 1);
+	CHECK_INT(query_int(db, "SELECT count(*) FROM queue_dsn_env WHERE envid = 'env-2'"), 1);
+	CHECK_INT(query_int(db, "SELECT count(*) FROM queue_rcpts WHERE state = 'deferred'"), 1);
+	sqlite3_close(db);
+	unlink(p1);
+	unlink(p2);
+	fx_close(&f);
+}
+
 /* ------------------------------------------------- messages and flags */
 
 TEST(store_append_flags_modseq)
