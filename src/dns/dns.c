@@ -317,6 +317,16 @@ static int start_sub(struct dns_query *q, const char *name, int type, size_t hos
 	return 0;
 }
 
+/* AAAA and A for every host of q->res. */
+static int start_addr_subs(struct dns_query *q)
+{
+	for (size_t i = 0; i < q->res.n_hosts; i++)
+		if (start_sub(q, q->res.hosts[i].name, RR_AAAA, i, addr_cb) < 0 ||
+		    start_sub(q, q->res.hosts[i].name, RR_A, i, addr_cb) < 0)
+			return -1;
+	return 0;
+}
+
 static void mx_cb(void *arg, int err, struct ub_result *result)
 {
 	struct dns_sub *sub = arg;
@@ -389,14 +399,8 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 		q->res.hosts[0].implicit = true;
 		q->res.n_hosts = 1;
 	}
-	for (size_t i = 0; i < q->res.n_hosts; i++) {
-		if (start_sub(q, q->res.hosts[i].name, RR_AAAA, i, addr_cb) < 0 ||
-		    start_sub(q, q->res.hosts[i].name, RR_A, i, addr_cb) < 0) {
-			snprintf(why, sizeof why, "cannot start DNS address lookups");
-			query_finish(q, DNS_TEMPFAIL, why);
-			return;
-		}
-	}
+	if (start_addr_subs(q) < 0)
+		query_finish(q, DNS_TEMPFAIL, "cannot start DNS address lookups");
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -425,26 +429,29 @@ static void ub_ready_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("dns action=process error=\"%s\"", ub_strerror(rc));
 }
 
-struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb,
-				 void *ctx, char *err, size_t errsz)
+/* A new query for name (trailing dots removed), not started yet. */
+static struct dns_query *query_new(struct dns_resolver *r, const char *name, dns_mx_cb cb,
+				   void *ctx, char *err, size_t errsz)
 {
-	size_t len = strlen(domain);
+	size_t len = strlen(name);
 	if (len == 0 || len > 253) {
 		snprintf(err, errsz, "bad domain name");
 		return NULL;
 	}
 	struct dns_query *q = xcalloc(1, sizeof *q);
 	q->r = r;
-	memcpy(q->domain, domain, len + 1);
+	memcpy(q->domain, name, len + 1);
 	while (len > 1 && q->domain[len - 1] == '.')
 		q->domain[--len] = '\0';
 	q->cb = cb;
 	q->ctx = ctx;
-	if (start_sub(q, q->domain, RR_MX, 0, mx_cb) < 0) {
-		snprintf(err, errsz, "cannot start a DNS query");
-		free(q);
-		return NULL;
-	}
+	return q;
+}
+
+/* Arms the timeout of a started query and links it into the resolver. */
+static struct dns_query *query_link(struct dns_query *q)
+{
+	struct dns_resolver *r = q->r;
 	q->timer = evtimer_new(event_get_base(r->ev), timeout_cb, q);
 	if (q->timer == NULL)
 		fatal(1, "out of memory (event)");
@@ -455,6 +462,36 @@ struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns
 		r->queries->prev = q;
 	r->queries = q;
 	return q;
+}
+
+struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb,
+				 void *ctx, char *err, size_t errsz)
+{
+	struct dns_query *q = query_new(r, domain, cb, ctx, err, errsz);
+	if (q == NULL)
+		return NULL;
+	if (start_sub(q, q->domain, RR_MX, 0, mx_cb) < 0) {
+		snprintf(err, errsz, "cannot start a DNS query");
+		query_free(q); /* not linked, no timer yet */
+		return NULL;
+	}
+	return query_link(q);
+}
+
+struct dns_query *dns_resolve_host(struct dns_resolver *r, const char *host, dns_mx_cb cb,
+				   void *ctx, char *err, size_t errsz)
+{
+	struct dns_query *q = query_new(r, host, cb, ctx, err, errsz);
+	if (q == NULL)
+		return NULL;
+	snprintf(q->res.hosts[0].name, sizeof q->res.hosts[0].name, "%s", q->domain);
+	q->res.n_hosts = 1;
+	if (start_addr_subs(q) < 0) {
+		snprintf(err, errsz, "cannot start a DNS query");
+		query_free(q); /* not linked, no timer yet */
+		return NULL;
+	}
+	return query_link(q);
 }
 
 void dns_query_cancel(struct dns_query **qp)

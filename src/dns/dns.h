@@ -85,6 +85,11 @@ void dns_resolver_free(struct dns_resolver **r);
  * started (then cb is not called; err says why). */
 struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb,
 				 void *ctx, char *err, size_t errsz);
+/* Resolves one host's AAAA and A records, without any MX lookup (the
+ * relay host, outbound.relay): the result has that one host, or
+ * DNS_NOHOST / DNS_TEMPFAIL as for the hosts of an MX lookup. */
+struct dns_query *dns_resolve_host(struct dns_resolver *r, const char *host, dns_mx_cb cb,
+				   void *ctx, char *err, size_t errsz);
 /* Cancels a pending query: its callback will not be called.  Accepts
  * NULL; sets *q to NULL. */
 void dns_query_cancel(struct dns_query **q);

@@ -77,6 +77,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"queue.timeout.dns", CFG_DURATION, STR(queue_timeout_dns), "30s", false},
 	{"outbound.tls", CFG_STR, STR(outbound_tls), "opportunistic", false},
 	{"outbound.ca_file", CFG_PATH, STR(outbound_ca_file), "", false},
+	{"outbound.relay", CFG_STR, STR(outbound_relay), "", false},
+	{"outbound.relay_user", CFG_STR, STR(outbound_relay_user), "", false},
+	{"outbound.relay_password_file", CFG_PATH, STR(outbound_relay_password_file), "", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -122,6 +125,30 @@ int config_split_hostport(const char *s, char *hostbuf, size_t hostsz, uint16_t 
 	memcpy(hostbuf, host, hostlen);
 	hostbuf[hostlen] = '\0';
 	*port = (uint16_t)p;
+	return 0;
+}
+
+int config_relay_split(const char *s, char *hostbuf, size_t hostsz, uint16_t *port)
+{
+	if (config_split_hostport(s, hostbuf, hostsz, port) == 0)
+		/* An IPv6 address needs its brackets ("::1" is no host ":"). */
+		return s[0] != '[' && strchr(hostbuf, ':') != NULL ? -1 : 0;
+	size_t n = strlen(s);
+	const char *h = s;
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		h = s + 1;
+		n -= 2;
+	} else if (strchr(s, ':') != NULL || strchr(s, '[') != NULL) {
+		return -1;
+	}
+	if (n == 0 || n >= hostsz)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)h[i] <= ' ' || h[i] == '[' || h[i] == ']')
+			return -1;
+	memcpy(hostbuf, h, n);
+	hostbuf[n] = '\0';
+	*port = 25;
 	return 0;
 }
 
@@ -244,6 +271,24 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (strcmp(c->outbound_tls, "opportunistic") != 0 && strcmp(c->outbound_tls, "off") != 0) {
 		snprintf(err, errsz, "%s: outbound.tls must be opportunistic or off", c->path);
+		return -1;
+	}
+	if (c->outbound_relay[0]) {
+		char host[256];
+		uint16_t port;
+		if (config_relay_split(c->outbound_relay, host, sizeof host, &port) < 0) {
+			snprintf(err, errsz,
+				 "%s: outbound.relay must be HOST, HOST:PORT, [IPV6] or [IPV6]:PORT",
+				 c->path);
+			return -1;
+		}
+	}
+	if ((c->outbound_relay_user[0] != '\0') != (c->outbound_relay_password_file[0] != '\0') ||
+	    (c->outbound_relay_user[0] && !c->outbound_relay[0])) {
+		snprintf(err, errsz,
+			 "%s: outbound.relay_user and outbound.relay_password_file go together, "
+			 "with outbound.relay",
+			 c->path);
 		return -1;
 	}
 	if (c->auth_block_window == 0) {

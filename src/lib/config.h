@@ -69,6 +69,11 @@ struct config {
 	/* Outbound TLS (docs/outbound.md "TLS"). */
 	char *outbound_tls;     /* "opportunistic" or "off" */
 	char *outbound_ca_file; /* extra trusted CAs (PEM); "" none */
+	/* Smarthost (docs/outbound.md "Relay host"): every message goes to
+	 * this one host instead of the recipients' MX. */
+	char *outbound_relay;               /* "HOST[:PORT]", "[IPV6][:PORT]"; "" off */
+	char *outbound_relay_user;          /* AUTH PLAIN user; "" no AUTH */
+	char *outbound_relay_password_file; /* its password (first line) */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with
@@ -84,5 +89,8 @@ const char *config_restart_key_changed(const struct config *a, const struct conf
 /* Splits "ADDR:PORT" / "[V6]:PORT" into host (NUL-terminated in hostbuf)
  * and port.  Returns 0 or -1. */
 int config_split_hostport(const char *s, char *hostbuf, size_t hostsz, uint16_t *port);
+/* The same for outbound.relay, where the port may be left out (25):
+ * "HOST", "HOST:PORT", "[IPV6]", "[IPV6]:PORT".  0 or -1. */
+int config_relay_split(const char *s, char *hostbuf, size_t hostsz, uint16_t *port);
 
 #endif

@@ -84,3 +84,18 @@ int strutil_parse_duration(const char *s, uint64_t *out)
 	static const uint64_t mult[] = {1, 60, 3600, 86400};
 	return parse_suffixed(s, "smhd", mult, out);
 }
+
+bool strutil_has_word_ci(const char *p, size_t n, const char *w)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && p[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < n && p[i] != ' ')
+			i++;
+		if (i > start && strutil_eq_ci(p + start, i - start, w))
+			return true;
+	}
+	return false;
+}

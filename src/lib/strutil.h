@@ -15,6 +15,9 @@
 int strutil_parse_u64(const char *p, size_t n, uint64_t max, uint64_t *out);
 /* Case-insensitive (ASCII) comparison of p[0..n) with the C string s. */
 bool strutil_eq_ci(const char *p, size_t n, const char *s);
+/* Whether p[0..n) holds the blank-separated word w (ASCII case-insensitive),
+ * as in an EHLO keyword's list of values ("AUTH SCRAM-SHA-256 PLAIN"). */
+bool strutil_has_word_ci(const char *p, size_t n, const char *w);
 /* True if p[0..n) starts with the C string prefix, case-insensitively. */
 bool strutil_prefix_ci(const char *p, size_t n, const char *prefix);
 /* Lower-cases ASCII letters in place. */

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "buf.h"
 #include "dns.h"
 #include "fsutil.h"
 #include "log.h"
@@ -68,6 +69,13 @@ struct job {
 	struct store_queue_rcpt *rows;
 	struct smtp_client_rcpt *cr;
 	struct smtp_client_txn txn;
+	/* The DSN parameters relayed to a server that offers DSN (RFC 3461
+	 * 5.2.1): for MAIL FROM and for each RCPT TO; NULL until then.
+	 * dsn_relayed: they went out, so the next hop reports SUCCESS and
+	 * DELAY itself and we send no "relayed" notice. */
+	char *dsn_mail;
+	char **dsn_rcpt;
+	bool dsn_relayed;
 	/* TLS of the connection that carried the attempt (queue_log);
 	 * tls_version "" until a connection took the job. */
 	char tls_version[16];
@@ -79,7 +87,9 @@ struct job {
 struct dest {
 	struct dest *next;
 	struct queue_runner *r;
-	char domain[256];
+	char domain[256]; /* or the relay host's name or address */
+	bool relay;       /* outbound.relay: domain is that host */
+	uint16_t port;    /* relay: its port */
 	struct job *head, *tail;
 	size_t n_waiting;
 	size_t n_conns;
@@ -118,6 +128,9 @@ struct queue_runner {
 	const struct config *cfg;
 	struct dns_resolver *dns;
 	struct tls_client *tls; /* NULL: outbound.tls = off (or no context) */
+	/* outbound.relay, parsed: every message goes there ("" none). */
+	char relay_host[256];
+	uint16_t relay_port;
 	struct event *scan_ev;
 	int64_t scan_at; /* when scan_ev fires, 0 if not pending */
 	struct dest *dests;
@@ -262,13 +275,13 @@ static void job_record(struct job *j, const enum verdict *v, const char *const *
 		o->tls_verified = j->tls_verified;
 		/* The string pointers are set at the flush (recs may move). */
 		/* RFC 3461 5.2.2: NOTIFY decides; without it, failures only.
-		 * The SMTP client does not relay the DSN parameters yet, so
-		 * every remote counts as one without DSN: SUCCESS gets a
-		 * "relayed" report as soon as the remote accepted. */
+		 * A remote that offers DSN got the parameters and reports
+		 * success itself (5.2.2 b); one that does not gets a
+		 * "relayed" notice from us as soon as it accepted (5.2.2 c). */
 		unsigned nt = row->notify;
 		if (vi == V_DELIVERED) {
 			o->state = "delivered";
-			if (j->msg.sender[0] && (nt & STORE_DSN_NOTIFY_SUCCESS))
+			if (j->msg.sender[0] && (nt & STORE_DSN_NOTIFY_SUCCESS) && !j->dsn_relayed)
 				o->dsn = STORE_DSN_SUCCESS;
 		} else if (vi == V_BOUNCED) {
 			o->state = "bounced";
@@ -334,6 +347,11 @@ static void job_free(struct job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	r->in_flight -= j->n;
+	if (j->dsn_rcpt)
+		for (size_t i = 0; i < j->n; i++)
+			free(j->dsn_rcpt[i]);
+	free(j->dsn_rcpt);
+	free(j->dsn_mail);
 	free(j->rows);
 	free(j->cr);
 	free(j);
@@ -385,14 +403,21 @@ static void job_txn_done(struct job *j, struct conn *k)
 
 /* ---------------------------------------------------------------- dests */
 
+/* The destination of a recipient domain, or of the relay host when one is
+ * set (then every domain shares it). */
 static struct dest *dest_get(struct queue_runner *r, const char *domain)
 {
+	bool relay = r->relay_host[0] != '\0';
+	const char *name = relay ? r->relay_host : domain;
 	for (struct dest *d = r->dests; d; d = d->next)
-		if (!strcmp(d->domain, domain))
+		if (d->relay == relay && !strcmp(d->domain, name) &&
+		    (!relay || d->port == r->relay_port))
 			return d;
 	struct dest *d = xcalloc(1, sizeof *d);
 	d->r = r;
-	snprintf(d->domain, sizeof d->domain, "%s", domain);
+	d->relay = relay;
+	d->port = r->relay_port;
+	snprintf(d->domain, sizeof d->domain, "%s", name);
 	d->next = r->dests;
 	r->dests = d;
 	return d;
@@ -528,6 +553,30 @@ static void job_note_tls(struct job *j, const struct conn *k)
 		snprintf(j->tls_note, sizeof j->tls_note, "the server does not offer STARTTLS");
 }
 
+/* Sets the DSN parameters of the job's transaction, for a server that
+ * offers DSN.  The parameters are bounded (ENVID 100, ORCPT 500 octets as
+ * stored), so a small buffer always holds them. */
+static void job_dsn_params(struct job *j)
+{
+	struct buf b;
+	buf_init(&b, 2048);
+	if (queue_dsn_mail_params(&b, j->msg.dsn_ret, j->msg.dsn_envid) == 0 && b.len > 0) {
+		j->dsn_mail = xstrdup(buf_cstr(&b));
+		j->txn.dsn_params = j->dsn_mail;
+	}
+	j->dsn_rcpt = xcalloc(j->n, sizeof *j->dsn_rcpt);
+	for (size_t i = 0; i < j->n; i++) {
+		buf_reset(&b);
+		const struct store_queue_rcpt *row = &j->rows[i];
+		if (queue_dsn_rcpt_params(&b, row->notify, row->orcpt) == 0 && b.len > 0) {
+			j->dsn_rcpt[i] = xstrdup(buf_cstr(&b));
+			j->cr[i].dsn_params = j->dsn_rcpt[i];
+		}
+	}
+	buf_free(&b);
+	j->dsn_relayed = true;
+}
+
 /* Gives the connection its next job, or closes it. */
 static void conn_next(struct conn *k)
 {
@@ -575,6 +624,8 @@ static void conn_next(struct conn *k)
 		j->txn.smtputf8 = j->need_utf8;
 		for (size_t i = 0; i < j->n; i++)
 			j->cr[i].addr = j->rows[i].rcpt;
+		if (caps->dsn)
+			job_dsn_params(j);
 		smtp_client_send(k->c, &j->txn);
 		return;
 	}
@@ -602,6 +653,15 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
 	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
 	smtp_client_free(&k->c);
+	if (res == SMTP_CLIENT_AUTH) {
+		/* The relay refused our credentials (or could not be sent them
+		 * safely): another address of it would say the same.  The
+		 * mail waits for the administrator to fix the configuration. */
+		dest_fail_all(d, V_DEFERRED, "4.7.0", why, k->mx, k->ip, true);
+		conn_close(k);
+		reap_dests(r);
+		return;
+	}
 	if (res == SMTP_CLIENT_TLS && !k->no_tls) {
 		/* Opportunistic TLS (RFC 7435): a handshake that fails is
 		 * retried at once with the same address in plaintext. */
@@ -662,6 +722,27 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	reap_dests(r);
 }
 
+/* The relay's credentials for k's client: the user from the config, the
+ * password from the first line of outbound.relay_password_file, read at
+ * each connection (it may change without a reload, and need be readable
+ * by the tern user alone).  -1 with why if the file cannot be read. */
+static int conn_set_auth(struct conn *k, char *why, size_t whysz)
+{
+	const struct config *cfg = k->d->r->cfg;
+	size_t n = 0;
+	char *pass = fsutil_read_file(cfg->outbound_relay_password_file, 4096, &n);
+	if (pass == NULL) {
+		snprintf(why, whysz, "cannot read outbound.relay_password_file %s: %s",
+			 cfg->outbound_relay_password_file, strerror(errno));
+		return -1;
+	}
+	pass[strcspn(pass, "\r\n")] = '\0';
+	smtp_client_set_auth(k->c, cfg->outbound_relay_user, pass, cfg->allow_plaintext_loopback);
+	explicit_bzero(pass, n);
+	free(pass);
+	return 0;
+}
+
 /* Connects to the next address of the MX list, or gives up. */
 static void conn_try(struct conn *k)
 {
@@ -695,7 +776,7 @@ static void conn_try(struct conn *k)
 	const struct dns_host *h = &mx->hosts[k->host];
 	struct sockaddr_storage ss;
 	memcpy(&ss, &h->addrs[k->addr], sizeof ss);
-	uint16_t port = (uint16_t)r->cfg->remote_smtp_port;
+	uint16_t port = d->relay ? d->port : (uint16_t)r->cfg->remote_smtp_port;
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)&ss;
 		a6->sin6_port = htons(port);
@@ -725,6 +806,38 @@ static void conn_try(struct conn *k)
 	}
 	if (r->tls != NULL && !k->no_tls)
 		smtp_client_set_tls(k->c, r->tls);
+	if (d->relay && cfg->outbound_relay_user[0] && conn_set_auth(k, err, sizeof err) < 0) {
+		log_error("queue action=relay_auth error=\"%s\"", err);
+		smtp_client_free(&k->c);
+		dest_fail_all(d, V_DEFERRED, "4.7.0", err, k->mx, k->ip, false);
+		conn_close(k);
+	}
+}
+
+/* A relay host given as an IP address becomes its one-host "MX list"
+ * without DNS.  True if it was one. */
+static bool relay_literal(struct dest *d)
+{
+	struct dns_host h;
+	memset(&h, 0, sizeof h);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)(void *)&h.addrs[0];
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)&h.addrs[0];
+	if (inet_pton(AF_INET, d->domain, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		h.addr_lens[0] = sizeof *a4;
+	} else if (inet_pton(AF_INET6, d->domain, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		h.addr_lens[0] = sizeof *a6;
+	} else {
+		return false;
+	}
+	h.n_addrs = 1;
+	snprintf(h.name, sizeof h.name, "%s", d->domain);
+	d->mx = xcalloc(1, sizeof *d->mx);
+	d->mx->status = DNS_OK;
+	d->mx->n_hosts = 1;
+	d->mx->hosts[0] = h;
+	return true;
 }
 
 static void dest_pump(struct dest *d)
@@ -732,10 +845,14 @@ static void dest_pump(struct dest *d)
 	struct queue_runner *r = d->r;
 	if (d->head == NULL)
 		return;
+	if (d->mx == NULL && d->relay)
+		(void)relay_literal(d); /* an address needs no DNS */
 	if (d->mx == NULL) {
 		if (d->q == NULL) {
 			char err[256];
-			d->q = dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
+			d->q = d->relay
+				   ? dns_resolve_host(r->dns, d->domain, dns_done, d, err, sizeof err)
+				   : dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
 			if (d->q == NULL)
 				dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
 		}
@@ -1026,8 +1143,11 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 	qsort(rows, n, sizeof *rows, by_message);
 	for (size_t i = 0; i < n;) {
 		size_t k = i + 1;
+		/* One job per message and domain; with a relay host, one per
+		 * message (every recipient goes to the same place). */
 		while (k < n && rows[k].message_id == rows[i].message_id &&
-		       !strcmp(domain_of(rows[k].rcpt), domain_of(rows[i].rcpt)))
+		       (r->relay_host[0] ||
+			!strcmp(domain_of(rows[k].rcpt), domain_of(rows[i].rcpt))))
 			k++;
 		struct job *j = xcalloc(1, sizeof *j);
 		j->fd = -1;
@@ -1133,6 +1253,17 @@ static struct tls_client *make_tls(const struct config *cfg)
 	return tc;
 }
 
+/* Parses outbound.relay (validated when the config was loaded). */
+static void set_relay(struct queue_runner *r)
+{
+	r->relay_host[0] = '\0';
+	r->relay_port = 0;
+	if (r->cfg->outbound_relay[0] &&
+	    config_relay_split(r->cfg->outbound_relay, r->relay_host, sizeof r->relay_host,
+			       &r->relay_port) < 0)
+		r->relay_host[0] = '\0';
+}
+
 struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
 				      const struct config *cfg, char *err, size_t errsz)
 {
@@ -1146,6 +1277,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	r->cfg = cfg;
 	r->dns = dns;
 	r->tls = make_tls(cfg);
+	set_relay(r);
 	r->scan_ev = evtimer_new(base, scan_cb, r);
 	r->flush_ev = event_new(base, -1, 0, flush_cb, r);
 	if (r->scan_ev == NULL || r->flush_ev == NULL)
@@ -1164,6 +1296,7 @@ void queue_runner_set_config(struct queue_runner *r, const struct config *cfg)
 	 * context (OpenSSL reference counts). */
 	tls_client_free(&r->tls);
 	r->tls = make_tls(cfg);
+	set_relay(r);
 }
 
 size_t queue_runner_connections(const struct queue_runner *r)

@@ -5,8 +5,10 @@
  * that changes state (enter()).  Input goes through the bounded line
  * reader and the reply parser (smtp-reply.c); output through the one
  * bufferevent.  The body is streamed from the message file in 64 KiB
- * pieces as the socket drains, dot-stuffed on the way (RFC 5321 4.5.2), so
- * a big message costs no more memory than a small one.
+ * pieces as the socket drains, so a big message costs no more memory than
+ * a small one: after DATA dot-stuffed on the way (RFC 5321 4.5.2), after
+ * "BDAT size LAST" (CHUNKING, RFC 3030: one chunk, the file's exact size)
+ * as it is.  BDAT also saves the round trip that waits for 354.
  *
  * Lifetime: the caller frees the client with smtp_client_free, also from
  * inside a callback: every event handler counts itself in c->busy, and
@@ -16,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "base64.h"
 #include "linereader.h"
 #include "log.h"
 #include "tls.h"
@@ -42,6 +46,7 @@ enum client_state {
 	ST_HELO,
 	ST_STARTTLS, /* STARTTLS sent, waiting for 220 */
 	ST_TLS,      /* TLS handshake running */
+	ST_AUTH,     /* AUTH PLAIN sent, waiting for 235 */
 	ST_READY,
 	ST_MAIL,
 	ST_RCPT,
@@ -53,7 +58,7 @@ enum client_state {
 };
 
 static const char *const state_names[] = {
-    "connecting", "greeting", "ehlo", "helo", "starttls", "tls",  "ready",
+    "connecting", "greeting", "ehlo", "helo", "starttls", "tls", "auth", "ready",
     "mail",       "rcpt",     "data", "body", "dot",      "rset", "dead",
 };
 
@@ -77,6 +82,8 @@ struct smtp_client {
 	struct tls_client *tc; /* NULL: no STARTTLS */
 	bool tls_started;
 	struct smtp_client_tls tls;
+	char *auth_user, *auth_pass; /* NULL: no AUTH */
+	bool auth_loopback_plain;    /* loopback may go without verified TLS */
 
 	/* The transaction in progress. */
 	struct smtp_client_txn *txn;
@@ -87,6 +94,8 @@ struct smtp_client {
 	bool mail_failed;
 	bool at_bol; /* body: at the start of a line */
 	bool body_eof;
+	bool bdat;           /* the body goes as one BDAT chunk */
+	uint64_t bdat_left;  /* octets of it still to send */
 	char last_byte;
 	char mail_reply[512];
 	char mail_status[16];
@@ -101,6 +110,11 @@ static void really_free(struct smtp_client *c)
 		bufferevent_free(c->bev);
 	linereader_free(&c->lr);
 	tls_client_free(&c->tc);
+	free(c->auth_user);
+	if (c->auth_pass) {
+		explicit_bzero(c->auth_pass, strlen(c->auth_pass));
+		free(c->auth_pass);
+	}
 	free(c->accepted);
 	free(c);
 }
@@ -181,7 +195,9 @@ static void conn_fail(struct smtp_client *c, enum smtp_client_result r, const ch
 
 static void send_rcpt(struct smtp_client *c, size_t i)
 {
-	sendf(c, "RCPT TO:<%s>\r\n", c->txn->rcpts[i].addr);
+	const struct smtp_client_rcpt *r = &c->txn->rcpts[i];
+	sendf(c, "RCPT TO:<%s>%s\r\n", r->addr,
+	      c->caps.dsn && r->dsn_params ? r->dsn_params : "");
 }
 
 static void send_mail(struct smtp_client *c)
@@ -195,6 +211,8 @@ static void send_mail(struct smtp_client *c)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (t->smtputf8 && c->caps.smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
+	if (t->dsn_params && c->caps.dsn)
+		evbuffer_add_printf(out, "%s", t->dsn_params);
 	evbuffer_add(out, "\r\n", 2);
 	enter(c, ST_MAIL);
 	if (c->caps.pipelining) {
@@ -244,6 +262,8 @@ static void start_rset(struct smtp_client *c)
 	arm(c, c->to.command);
 }
 
+static void start_bdat(struct smtp_client *c);
+
 static void after_rcpts(struct smtp_client *c)
 {
 	struct smtp_client_txn *t = c->txn;
@@ -260,6 +280,10 @@ static void after_rcpts(struct smtp_client *c)
 		start_rset(c);
 		return;
 	}
+	if (c->caps.chunking) {
+		start_bdat(c);
+		return;
+	}
 	sendf(c, "DATA\r\n");
 	enter(c, ST_DATA);
 	arm(c, c->to.data_init);
@@ -272,7 +296,14 @@ static void pump_body(struct smtp_client *c)
 	char in[BODY_CHUNK];
 	char stuffed[BODY_CHUNK * 2];
 	while (!c->body_eof && evbuffer_get_length(out) < OUT_HIGH) {
-		ssize_t n = read(c->txn->body_fd, in, sizeof in);
+		size_t want = sizeof in;
+		if (c->bdat && c->bdat_left < want)
+			want = (size_t)c->bdat_left;
+		if (c->bdat && want == 0) {
+			c->body_eof = true;
+			break;
+		}
+		ssize_t n = read(c->txn->body_fd, in, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -282,9 +313,19 @@ static void pump_body(struct smtp_client *c)
 			conn_fail(c, SMTP_CLIENT_NETWORK, why);
 			return;
 		}
+		if (n == 0 && c->bdat) {
+			/* The file is shorter than the BDAT size we announced. */
+			conn_fail(c, SMTP_CLIENT_NETWORK, "the message file changed while sent");
+			return;
+		}
 		if (n == 0) {
 			c->body_eof = true;
 			break;
+		}
+		if (c->bdat) {
+			c->bdat_left -= (uint64_t)n;
+			evbuffer_add(out, in, (size_t)n);
+			continue;
 		}
 		size_t o = 0;
 		for (ssize_t i = 0; i < n; i++) {
@@ -297,9 +338,10 @@ static void pump_body(struct smtp_client *c)
 		evbuffer_add(out, stuffed, o);
 	}
 	if (c->body_eof) {
-		if (c->last_byte != '\n' && c->last_byte != '\0')
+		if (!c->bdat && c->last_byte != '\n' && c->last_byte != '\0')
 			evbuffer_add(out, "\r\n", 2);
-		evbuffer_add(out, ".\r\n", 3);
+		if (!c->bdat)
+			evbuffer_add(out, ".\r\n", 3);
 		enter(c, ST_DOT);
 		arm(c, c->to.data_end);
 		return;
@@ -315,9 +357,90 @@ static void start_body(struct smtp_client *c)
 	}
 	c->at_bol = true;
 	c->body_eof = false;
+	c->bdat = false;
 	c->last_byte = '\0';
 	enter(c, ST_BODY);
 	pump_body(c);
+}
+
+/* RFC 3030: the whole message as one chunk, "BDAT size LAST"; its reply is
+ * the one answer for every accepted recipient, as the dot's is. */
+static void start_bdat(struct smtp_client *c)
+{
+	struct stat st;
+	if (fstat(c->txn->body_fd, &st) < 0 || lseek(c->txn->body_fd, 0, SEEK_SET) < 0) {
+		conn_fail(c, SMTP_CLIENT_NETWORK, "cannot read the message file");
+		return;
+	}
+	sendf(c, "BDAT %llu LAST\r\n", (unsigned long long)st.st_size);
+	c->bdat = true;
+	c->bdat_left = (uint64_t)st.st_size;
+	c->body_eof = false;
+	enter(c, ST_BODY);
+	pump_body(c);
+}
+
+/* --------------------------------------------------------------- AUTH */
+
+static void ready_ok(struct smtp_client *c, int code, const char *text)
+{
+	evtimer_del(c->timer);
+	enter(c, ST_READY);
+	c->ready_reported = true;
+	c->cbs.ready(c->ctx, c, SMTP_CLIENT_OK, code, text);
+}
+
+static bool ip_is_loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+	       strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+/* RFC 4954 4, RFC 4616: "AUTH PLAIN base64(NUL user NUL password)". */
+static void start_auth(struct smtp_client *c)
+{
+	char why[512];
+	if (!c->caps.auth_plain) {
+		snprintf(why, sizeof why, "%s [%s] does not offer AUTH PLAIN", c->peer, c->ip);
+		sendf(c, "QUIT\r\n");
+		ready_fail(c, SMTP_CLIENT_AUTH, 0, why);
+		return;
+	}
+	if (!(c->tls.on && c->tls.verified) && !(c->auth_loopback_plain && ip_is_loopback(c->ip))) {
+		/* A password over plaintext or to a server whose certificate
+		 * did not verify could go to anyone in the path. */
+		snprintf(why, sizeof why,
+			 c->tls.on ? "the certificate of %s [%s] did not verify: the relay "
+				     "password is not sent"
+				   : "%s [%s] offers no TLS: the relay password is not sent in "
+				     "the clear",
+			 c->peer, c->ip);
+		sendf(c, "QUIT\r\n");
+		ready_fail(c, SMTP_CLIENT_AUTH, 0, why);
+		return;
+	}
+	size_t ul = strlen(c->auth_user), pl = strlen(c->auth_pass);
+	size_t n = ul + pl + 2;
+	char *raw = xmalloc(n);
+	raw[0] = '\0';
+	memcpy(raw + 1, c->auth_user, ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, c->auth_pass, pl);
+	size_t el = base64_encoded_len(n) + 1;
+	char *enc = xmalloc(el);
+	long r = base64_encode(raw, n, enc, el);
+	explicit_bzero(raw, n);
+	free(raw);
+	if (r < 0) {
+		free(enc);
+		conn_fail(c, SMTP_CLIENT_AUTH, "cannot encode the credentials");
+		return;
+	}
+	sendf(c, "AUTH PLAIN %s\r\n", enc);
+	explicit_bzero(enc, el);
+	free(enc);
+	enter(c, ST_AUTH);
+	arm(c, c->to.command);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -379,6 +502,17 @@ static void on_reply(struct smtp_client *c)
 		log_info("smtp-client peer=%s ip=%s action=starttls result=refused reply=\"%s\"",
 			 c->peer, c->ip, one);
 		break;
+	case ST_AUTH:
+		if (r->code != 235) {
+			char why[1024];
+			snprintf(why, sizeof why, "%s [%s] refused our credentials: %s", c->peer,
+				 c->ip, one);
+			sendf(c, "QUIT\r\n");
+			ready_fail(c, SMTP_CLIENT_AUTH, r->code, why);
+			return;
+		}
+		ready_ok(c, r->code, one);
+		return;
 	case ST_MAIL:
 		if (r->code / 100 != 2) {
 			c->mail_failed = true;
@@ -455,10 +589,11 @@ static void on_reply(struct smtp_client *c)
 		return;
 	}
 	/* EHLO or HELO accepted (or STARTTLS refused). */
-	evtimer_del(c->timer);
-	enter(c, ST_READY);
-	c->ready_reported = true;
-	c->cbs.ready(c->ctx, c, SMTP_CLIENT_OK, r->code, one);
+	if (c->auth_user != NULL) {
+		start_auth(c);
+		return;
+	}
+	ready_ok(c, r->code, one);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);
@@ -689,6 +824,15 @@ void smtp_client_set_tls(struct smtp_client *c, struct tls_client *tc)
 {
 	tls_client_free(&c->tc);
 	c->tc = tls_client_ref(tc);
+}
+
+void smtp_client_set_auth(struct smtp_client *c, const char *user, const char *password,
+			  bool loopback_plain)
+{
+	c->auth_loopback_plain = loopback_plain;
+	free(c->auth_user);
+	c->auth_user = xstrdup(user);
+	c->auth_pass = xstrdup(password);
 }
 
 const struct smtp_client_tls *smtp_client_tls(const struct smtp_client *c)

@@ -5,10 +5,15 @@
  *
  *   smtp_client_connect(addr)  -> TCP connect, 220 greeting, EHLO (HELO
  *                                 if EHLO is refused) -> ready_cb
+ *   [smtp_client_set_auth]     -> AUTH PLAIN after EHLO (RFC 4954), over
+ *                                 TLS only (loopback excepted)
  *   smtp_client_send(txn)      -> MAIL, RCPT... (one write with
- *                                 PIPELINING), DATA and the body when a
- *                                 recipient was accepted -> txn_cb with a
- *                                 result per recipient
+ *                                 PIPELINING), then the body when a
+ *                                 recipient was accepted: "BDAT n LAST"
+ *                                 and the bytes as they are when the
+ *                                 server offers CHUNKING (RFC 3030), else
+ *                                 DATA and the dot-stuffed body ->
+ *                                 txn_cb with a result per recipient
  *   ... more smtp_client_send on the same connection (reuse) ...
  *   smtp_client_free           -> QUIT (best effort) and close
  *
@@ -58,6 +63,7 @@ enum smtp_client_result {
 	SMTP_CLIENT_TIMEOUT,
 	SMTP_CLIENT_PROTOCOL, /* malformed reply */
 	SMTP_CLIENT_TLS,      /* the TLS handshake after STARTTLS failed */
+	SMTP_CLIENT_AUTH,     /* AUTH refused, not offered, or not safe (no TLS) */
 };
 
 /* The TLS state of a connection (valid after ready). */
@@ -72,6 +78,8 @@ struct smtp_client_tls {
 /* One recipient's outcome in a transaction. */
 struct smtp_client_rcpt {
 	const char *addr; /* set by the caller */
+	const char *dsn_params; /* " NOTIFY=... ORCPT=..." for RCPT TO, sent only
+				 * when the server offers DSN; NULL: none */
 	int code;         /* 250 delivered; 4xx/5xx refused; 0 not known
 			   * (connection lost before an answer) */
 	char status[16];  /* enhanced status, "" if none */
@@ -87,6 +95,8 @@ struct smtp_client_txn {
 	uint64_t size;  /* for SIZE= */
 	bool body_8bit; /* send BODY=8BITMIME */
 	bool smtputf8;  /* send SMTPUTF8 */
+	const char *dsn_params; /* " RET=... ENVID=..." for MAIL FROM, sent only
+				 * when the server offers DSN (RFC 3461); NULL: none */
 	/* Outcome of the transaction as a whole (MAIL refused, connection
 	 * lost, ...): result and, for REPLY, the one-line reply. */
 	enum smtp_client_result result;
@@ -118,6 +128,14 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
  * runs; NULL (the default) means plaintext only. */
 struct tls_client;
 void smtp_client_set_tls(struct smtp_client *c, struct tls_client *tc);
+/* Authenticates with AUTH PLAIN (RFC 4616) after EHLO, as a client of a
+ * relay host.  The client copies both strings.  The password is only sent
+ * over TLS with a verified certificate, or, if loopback_plain (the
+ * allow_plaintext_loopback setting), to a loopback address; otherwise, or
+ * when the server does not offer AUTH PLAIN or refuses it, ready reports
+ * SMTP_CLIENT_AUTH.  Call right after smtp_client_connect. */
+void smtp_client_set_auth(struct smtp_client *c, const char *user, const char *password,
+			  bool loopback_plain);
 /* The connection's TLS state (all zero for plaintext). */
 const struct smtp_client_tls *smtp_client_tls(const struct smtp_client *c);
 /* Starts a transaction on a ready, idle client.  txn and the strings and

@@ -286,22 +286,6 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail, st
 	return SMTP_PARSE_OK;
 }
 
-/* Whether p[0..n) contains the blank-delimited word w (case-insensitive). */
-static bool has_word(const char *p, size_t n, const char *w)
-{
-	size_t i = 0;
-	while (i < n) {
-		while (i < n && p[i] == ' ')
-			i++;
-		size_t start = i;
-		while (i < n && p[i] != ' ')
-			i++;
-		if (strutil_eq_ci(p + start, i - start, w))
-			return true;
-	}
-	return false;
-}
-
 /*
  * "MAIL FROM:" / "RCPT TO:" then the path and its parameters.  rest points
  * just after the verb.  The path is parsed with UTF-8 allowed so that its
@@ -338,7 +322,7 @@ static enum smtp_parse_error parse_path_cmd(const char *rest, size_t n, bool utf
 	if (ae == ADDR_ERR_UTF8) {
 		/* Invalid UTF-8: its end is unknown, so the parameters cannot be
 		 * parsed; look for the SMTPUTF8 word to pick the better reply. */
-		if (utf8_ok || (mail && has_word(path, plen, "SMTPUTF8")))
+		if (utf8_ok || (mail && strutil_has_word_ci(path, plen, "SMTPUTF8")))
 			return SMTP_PARSE_BAD_ADDR;
 		return SMTP_PARSE_NEED_UTF8;
 	}

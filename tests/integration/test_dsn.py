@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from conftest import SMTPRaw
-from test_outbound import (HOST_A, HOST_B, World, dsn_parts, fields, inbox_with,  # noqa: F401
-                           pytestmark, wait_for, world)
+from test_outbound import (HOST_A, HOST_B, HOST_FAKE, World, dsn_parts, fields,  # noqa: F401
+                           inbox_with, normal_reply, pytestmark, wait_for, world)
 
 BAD_DSN = (501, ["5.5.4 Syntax error in DSN parameter"])
 UNSUPPORTED = (555, ["5.5.4 Unsupported parameter"])
@@ -136,18 +136,24 @@ def test_notify_never_gets_no_bounce(world):
 
 
 def test_notify_success_relayed_with_envid_and_orcpt(world):
-    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    """The next hop (fake.test) does not offer DSN: A reports "relayed"
+    itself as soon as it accepted (RFC 3461 5.2.2 c) and sends it no DSN
+    parameters."""
+    f = world.fake(lambda n, cmd: normal_reply(cmd))
     a = world.peer(HOST_A, "a.test", ["alice@a.test"])
-    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+    a.cli_ok("alias", "add", "x@a.test", "bob@fake.test")
     msg, mid = send(a, [("x@a.test", "NOTIFY=SUCCESS ORCPT=rfc822;X+2Bone@a.test")],
                     "success one", mail_params="RET=FULL ENVID=QQ+2B314+3D")
-    inbox_with(b, "bob@b.test", "success one")
     raw, hf, (text, status, orig) = report(a, "alice@a.test", "Successful Mail Delivery Report")
+    cmds = [c for _, c in f.commands]
+    i = next(k for k, c in enumerate(cmds) if c.startswith("MAIL FROM:"))
+    assert re.fullmatch(r"MAIL FROM:<alice@a\.test> SIZE=\d+", cmds[i]), cmds
+    assert cmds[i + 1:i + 3] == ["RCPT TO:<bob@fake.test>", "DATA"], cmds
     assert hf["From"] == "Mail Delivery System <MAILER-DAEMON@mx.a.test>"
     assert hf["To"] == "<alice@a.test>"
     assert hf["Auto-Submitted"] == "auto-replied"
-    assert "<bob@b.test>\r\n    Handed over to the mail server mx.b.test [%s], " \
-        "which answered:\r\n        250 2.0.0 Ok: queued as " % HOST_B in text, text
+    assert "<bob@fake.test>\r\n    Handed over to the mail server mx.fake.test [%s], " \
+        "which answered:\r\n        250 2.0.0 Ok: queued\r\n" % HOST_FAKE in text, text
     per_msg, rcpts = status_blocks(status)
     assert without_dates(per_msg) == [("Original-Envelope-Id", "QQ+314="),
                                       ("Reporting-MTA", "dns; mx.a.test")]
@@ -155,13 +161,11 @@ def test_notify_success_relayed_with_envid_and_orcpt(world):
     got = without_dates(rcpts[0])
     assert [k for k, _ in got] == ["Original-Recipient", "Final-Recipient", "Action", "Status",
                                    "Remote-MTA", "Diagnostic-Code"], got
-    got = dict(got)
-    assert got["Original-Recipient"] == "rfc822; X+one@a.test"
-    assert got["Final-Recipient"] == "rfc822; bob@b.test"
-    assert got["Action"] == "relayed"
-    assert got["Status"] == "2.0.0"
-    assert got["Remote-MTA"] == "dns; mx.b.test"
-    assert re.fullmatch(r"smtp; 250 2\.0\.0 Ok: queued as \S+", got["Diagnostic-Code"]), got
+    assert dict(got) == {"Original-Recipient": "rfc822; X+one@a.test",
+                         "Final-Recipient": "rfc822; bob@fake.test",
+                         "Action": "relayed", "Status": "2.0.0",
+                         "Remote-MTA": "dns; mx.fake.test",
+                         "Diagnostic-Code": "smtp; 250 2.0.0 Ok: queued"}
     # A success report returns the header only, even with RET=FULL.
     assert orig.startswith("Content-Description: Delivered Message Headers\r\n"
                            "Content-Type: text/rfc822-headers\r\n\r\nReceived: from ")
@@ -171,6 +175,72 @@ def test_notify_success_relayed_with_envid_and_orcpt(world):
     assert a.files_under("queue") == []
     out = a.cli_ok("trace", mid).stdout.decode()
     assert "success notice sent to the sender" in out, out
+
+
+def test_dsn_parameters_relayed_to_a_dsn_server(world):
+    """The next hop offers DSN: RET, ENVID, NOTIFY and ORCPT go along
+    exactly as received (RFC 3461 5.2.1), A sends no "relayed" notice, and
+    the message goes as one BDAT chunk (CHUNKING, RFC 3030), byte for byte."""
+    def script(n, cmd):
+        if cmd.upper().startswith("EHLO"):
+            return "250-fake.test\r\n250-PIPELINING\r\n250-DSN\r\n250-CHUNKING\r\n250 8BITMIME"
+        if cmd.upper().startswith("BDAT"):
+            return "250 2.0.0 Ok: chunk queued"
+        return normal_reply(cmd)
+    f = world.fake(script)
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "x@a.test", "bob@fake.test")
+    body = "..leading dot stays\r\nend\r\n"  # dot-stuffed by us, the SMTP client
+    msg, mid = send(a, [("x@a.test", "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;X+2Bone@a.test")],
+                    "dsn relayed", mail_params="RET=HDRS ENVID=QQ+2B314+3D", body=body)
+    wait_for(lambda: a.queue_rows() == [] and f.messages, 15, "delivery to the fake")
+    cmds = [c for _, c in f.commands]
+    i = next(k for k, c in enumerate(cmds) if c.startswith("MAIL FROM:"))
+    assert cmds[i] == "MAIL FROM:<alice@a.test> RET=HDRS ENVID=QQ+2B314+3D", cmds
+    assert cmds[i + 1] == "RCPT TO:<bob@fake.test> NOTIFY=SUCCESS,DELAY " \
+        "ORCPT=rfc822;X+2Bone@a.test", cmds
+    m = re.fullmatch(r"BDAT (\d+) LAST", cmds[i + 2])
+    assert m, cmds
+    sent = f.messages[0][1]
+    assert int(m.group(1)) == len(sent)
+    # What went out is the queued message: A's Received: field, then the
+    # message as it was, without dot-stuffing.
+    assert sent.startswith(b"Received: from ")
+    assert sent.endswith(msg.replace(b"\r\n..", b"\r\n.")), sent[-300:]
+    assert "DATA" not in cmds
+    time.sleep(1.5)  # a "relayed" notice would be here by now
+    assert a.find_messages("alice@a.test", "Successful Mail Delivery Report") == []
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert "success notice" not in out, out
+
+
+def test_success_notice_comes_from_the_final_server(world):
+    """A relays to B (which offers DSN); B delivers and sends the success
+    report, with the ENVID and ORCPT that A passed on."""
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+    msg, mid = send(a, [("x@a.test", "NOTIFY=SUCCESS ORCPT=rfc822;X+2Bone@a.test")],
+                    "success from b", mail_params="RET=FULL ENVID=QQ+2B314+3D")
+    inbox_with(b, "bob@b.test", "success from b")
+    raw, hf, (text, status, orig) = report(a, "alice@a.test", "Successful Mail Delivery Report")
+    assert hf["From"] == "Mail Delivery System <MAILER-DAEMON@mx.b.test>"
+    assert "<bob@b.test>\r\n    Delivered to the mailbox.\r\n" in text, text
+    per_msg, rcpts = status_blocks(status)
+    assert without_dates(per_msg) == [("Original-Envelope-Id", "QQ+314="),
+                                      ("Reporting-MTA", "dns; mx.b.test")]
+    assert [without_dates(r) for r in rcpts] == [[
+        ("Original-Recipient", "rfc822; X+one@a.test"),
+        ("Final-Recipient", "rfc822; bob@b.test"),
+        ("Action", "delivered"), ("Status", "2.0.0")]]
+    assert "Message-ID: %s\r\n" % mid in orig
+    assert len(a.find_messages("alice@a.test", "Successful Mail Delivery Report")) == 1
+    # The stored copy at B is the message A queued, byte for byte after
+    # B's own Received: field (it came as one BDAT chunk).
+    rows = b.find_messages("bob@b.test", "success from b")
+    stored = b.mail_cat("bob@b.test", "INBOX", rows[0]["UID"])
+    assert stored.endswith(msg), stored[-200:]
+    assert stored.count(b"Received: from ") == 2, stored[:600]
 
 
 def test_notify_success_local_delivery(world):

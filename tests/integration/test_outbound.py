@@ -239,7 +239,14 @@ class FakeSMTP:
                         cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
                         with outer.lock:
                             outer.commands.append((n, cmd))
-                        if cmd.upper() == "DATA":
+                        if cmd.upper().startswith("BDAT "):
+                            # RFC 3030: the chunk follows the command line.
+                            parts = cmd.split()
+                            chunk = self.rfile.read(int(parts[1]))
+                            with outer.lock:
+                                outer.messages.append((n, chunk))
+                            reply = outer.script(n, cmd)
+                        elif cmd.upper() == "DATA":
                             reply = outer.script(n, cmd)
                             self.wfile.write(reply.encode() + b"\r\n")
                             if not reply.startswith("354"):

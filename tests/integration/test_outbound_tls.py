@@ -7,6 +7,7 @@ a.test, Tern B on 127.0.0.3 for b.test, mx.fake.test on 127.0.0.4).
 """
 
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -16,7 +17,7 @@ import threading
 
 import pytest
 
-from test_outbound import (HOST_A, HOST_B, HOST_FAKE, inbox_with, send, wait_for,
+from test_outbound import (HOST_A, HOST_B, HOST_FAKE, PASSWORD, inbox_with, send, wait_for,
                            world)  # noqa: F401  (world is a fixture)
 
 OPENSSL = shutil.which("openssl")
@@ -240,3 +241,89 @@ def test_handshake_failure_retried_without_tls(world):
     assert re.fullmatch(r"no TLS \(TLS handshake with mx\.fake\.test \[127\.0\.0\.4\] failed: "
                         r"[^)]+; sent without TLS\)", tls[0]), trace
     assert "someone@fake.test via mx.fake.test [127.0.0.4]: 250 2.0.0 Ok: queued" in trace, trace
+
+
+# ----------------------------------------------------------- relay host
+
+def relay_world(world, pki, tmp_path, password):
+    """B (b.test, elsewhere.test and a.test's relay account alice@a.test)
+    has the test CA's certificate for mx.b.test; A sends everything through
+    B's submission port with AUTH (outbound.relay)."""
+    cert, key = pki["good"]
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"],
+                   conf={"tls.cert": cert, "tls.key": key})
+    b.cli_ok("domain", "add", "a.test")
+    b.cli_ok("domain", "add", "elsewhere.test")
+    b.cli_ok("user", "add", "alice@a.test", "--password", PASSWORD)
+    b.cli_ok("user", "add", "dave@elsewhere.test", "--password", PASSWORD)
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"], start=False)
+    # Readable by the unprivileged queue process (tests run as root).
+    pw = pathlib.Path(a.dir) / "relay.pw"
+    pw.write_text(password + "\n")
+    os.chmod(str(pw), 0o644)
+    a.set_config({"outbound.ca_file": pki["ca"],
+                  "outbound.relay": "mx.b.test:%d" % (world.base + 587),
+                  "outbound.relay_user": "alice@a.test",
+                  "outbound.relay_password_file": str(pw)})
+    a.start()
+    # elsewhere.test is in no DNS zone: only the relay host can take it.
+    a.cli_ok("alias", "add", "x@a.test", "dave@elsewhere.test")
+    return a, b, pw
+
+
+def test_relay_host_with_auth(world, pki, tmp_path):
+    a, b, pw = relay_world(world, pki, tmp_path, PASSWORD)
+    msg, mid = send(a, "x@a.test", "via the relay")
+    rows = inbox_with(b, "dave@elsewhere.test", "via the relay")
+    stored = b.mail_cat("dave@elsewhere.test", "INBOX", rows[0]["UID"])
+    assert stored.endswith(msg), stored[-300:]
+    # B took it on its submission port, over TLS, authenticated.
+    assert re.match(rb"Return-Path: <alice@a\.test>\r\nReceived: from mx\.a\.test "
+                    rb"\(\[127\.0\.0\.1\]\)\r\n\tby mx\.b\.test \(Tern\) with ESMTPSA\r\n",
+                    stored), stored[:400]
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    trace = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"attempt   dave@elsewhere\.test via mx\.b\.test \[127\.0\.0\.3\]: 250 ",
+                     trace), trace
+    assert attempt_tls_lines(trace) == [
+        "TLS 1.3, certificate verified, cipher TLS_AES_256_GCM_SHA384"], trace
+    log = open(a.logpath, "rb").read().decode("utf-8", "replace")
+    assert PASSWORD not in log
+    log = open(b.logpath, "rb").read().decode("utf-8", "replace")
+    assert re.search(r"action=auth mech=PLAIN user=alice@a\.test result=ok", log), log
+
+
+def test_relay_host_wrong_password_defers(world, pki, tmp_path):
+    a, b, pw = relay_world(world, pki, tmp_path, "not the password")
+    msg, mid = send(a, "x@a.test", "wrong password")
+
+    def deferred():
+        rows = a.queue_rows()
+        return rows if rows and "refused our credentials" in \
+            a.cli_ok("trace", mid).stdout.decode() else None
+    wait_for(deferred, 15, "a deferral for the refused credentials")
+    trace = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"mx\.b\.test \[127\.0\.0\.3\] refused our credentials: 535 5\.7\.8 ",
+                     trace), trace
+    assert "bounced" not in trace
+    # Mended: the next retry goes through.
+    pw.write_text(PASSWORD + "\n")
+    rows = inbox_with(b, "dave@elsewhere.test", "wrong password", seconds=20)
+    assert len(rows) == 1
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    assert a.find_messages("alice@a.test", "Undelivered") == []
+
+
+def test_relay_host_unverified_gets_no_password(world, pki, tmp_path):
+    """Without the CA, B's certificate does not verify: the password is
+    not sent and the mail waits."""
+    a, b, pw = relay_world(world, pki, tmp_path, PASSWORD)
+    a.stop()
+    a.set_config({"outbound.ca_file": ""})
+    a.start()
+    msg, mid = send(a, "x@a.test", "unverified relay")
+    wait_for(lambda: "did not verify: the relay password is not sent" in
+             a.cli_ok("trace", mid).stdout.decode(), 15, "the deferral")
+    assert len(a.queue_rows()) == 1
+    log = open(b.logpath, "rb").read().decode("utf-8", "replace")
+    assert "action=auth " not in log and "action=auth_fail" not in log, log

@@ -91,6 +91,33 @@ TEST(config_hostport)
 	CHECK_INT(config_split_hostport("host", host, sizeof host, &port), -1);
 }
 
+TEST(config_relay_split)
+{
+	char host[64];
+	uint16_t port = 0;
+	CHECK_INT(config_relay_split("smtp.example.net", host, sizeof host, &port), 0);
+	CHECK_STR(host, "smtp.example.net");
+	CHECK_INT(port, 25);
+	CHECK_INT(config_relay_split("smtp.example.net:587", host, sizeof host, &port), 0);
+	CHECK_STR(host, "smtp.example.net");
+	CHECK_INT(port, 587);
+	CHECK_INT(config_relay_split("[::1]", host, sizeof host, &port), 0);
+	CHECK_STR(host, "::1");
+	CHECK_INT(port, 25);
+	CHECK_INT(config_relay_split("[::1]:2525", host, sizeof host, &port), 0);
+	CHECK_INT(port, 2525);
+	CHECK_INT(config_relay_split("::1", host, sizeof host, &port), -1);
+	CHECK_INT(config_relay_split("host:0", host, sizeof host, &port), -1);
+	CHECK_INT(config_relay_split("[]", host, sizeof host, &port), -1);
+	CHECK_INT(config_relay_split("a b", host, sizeof host, &port), -1);
+	CHECK_INT(config_relay_split("", host, sizeof host, &port), -1);
+	expect_error("outbound.relay = a:b:c\n", "outbound.relay must be");
+	expect_error("outbound.relay = relay.test\noutbound.relay_user = u\n",
+		     "go together");
+	expect_error("outbound.relay_user = u\noutbound.relay_password_file = /p\n",
+		     "go together");
+}
+
 TEST(config_restart_keys)
 {
 	char *p = write_tmp("smtp.listen = 127.0.0.1:2525\n");

@@ -44,8 +44,22 @@ TEST(reply_single_and_multi)
 	struct smtp_caps c;
 	smtp_reply_caps(&r, &c);
 	CHECK(c.esmtp && c.pipelining && c.eightbitmime && c.smtputf8 && c.starttls && c.size);
-	CHECK(!c.chunking && !c.dsn);
+	CHECK(!c.chunking && !c.dsn && !c.auth_plain);
 	CHECK_INT(c.size_max, 1000);
+	/* AUTH with PLAIN anywhere in its list, any case; CHUNKING, DSN. */
+	smtp_reply_init(&r);
+	CHECK_INT(feed(&r, "250-mx.example"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250-AUTH SCRAM-SHA-256  plain LOGIN"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250-CHUNKING"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250 DSN"), SMTP_REPLY_DONE);
+	smtp_reply_caps(&r, &c);
+	CHECK(c.auth_plain && c.chunking && c.dsn && !c.pipelining);
+	smtp_reply_init(&r);
+	CHECK_INT(feed(&r, "250-mx.example"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250-AUTH PLAINX LOGIN"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250 AUTHPLAIN"), SMTP_REPLY_DONE);
+	smtp_reply_caps(&r, &c);
+	CHECK(!c.auth_plain);
 	/* "NNN" alone ends a reply; text is empty. */
 	smtp_reply_init(&r);
 	CHECK_INT(feed(&r, "354"), SMTP_REPLY_DONE);
