@@ -168,6 +168,11 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 						 "The receiving server accepted the message. It "
 						 "does not send delivery reports, so this is the "
 						 "last news about this recipient.");
+			} else if (q->action && !strcmp(q->action, "expanded")) {
+				r |= buf_puts(b, "    This address forwards to several addresses; "
+						 "the message went on to each\r\n"
+						 "    of them. There are no further reports for "
+						 "them.\r\n");
 			} else {
 				r |= buf_puts(b, "    Delivered to the mailbox.\r\n");
 			}

@@ -1037,9 +1037,11 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 			rc[i].remote = c.rows[i].remote;
 			rc[i].last_attempt = (time_t)c.rows[i].updated;
 			rc[i].orcpt = c.rows[i].orcpt;
-			/* success: our own mailbox (no remote) or relayed to
-			 * a server without DSN */
-			rc[i].action = c.rows[i].remote[0] ? "relayed" : "delivered";
+			/* success: an alias of several addresses, relayed to
+			 * a server without DSN, or our own mailbox */
+			rc[i].action = !strcmp(c.rows[i].state, "expanded") ? "expanded"
+				       : c.rows[i].remote[0]                ? "relayed"
+									    : "delivered";
 		}
 		char path[PATH_MAX];
 		size_t hlen = 0;

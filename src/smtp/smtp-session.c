@@ -108,6 +108,7 @@ struct smtp_txn {
 	 * the queue sends their "delivered" DSN (addresses as in RCPT TO). */
 	struct smtp_rcpt *ok_local;
 	char (*ok_local_orcpt)[SMTP_DSN_ORCPT_MAX + 1];
+	bool *ok_local_expanded; /* an alias of several targets: "expanded" */
 	size_t n_ok_local;
 	/* body */
 	bool bdat;                     /* BDAT used: DATA is refused */
@@ -300,6 +301,7 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->remote_orcpt);
 	free(t->ok_local);
 	free(t->ok_local_orcpt);
+	free(t->ok_local_expanded);
 	free(t);
 	*tp = NULL;
 }
@@ -363,14 +365,17 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, 
 	}
 }
 
-/* A local recipient asked for a success DSN (RFC 3461 5.2.3): remember it
- * for after delivery.  Only for one mailbox reached directly or through a
- * one-target alias, and never for the null sender. */
+/* A recipient asked for a success DSN that we send (RFC 3461 5.2.3):
+ * remember it for after delivery.  That is one local mailbox reached
+ * directly or through a one-target alias ("delivered"), or an alias of
+ * several targets, local or remote ("expanded", 5.2.7.3 c: its targets
+ * carry no SUCCESS request of their own); never for the null sender. */
 static void txn_want_success(struct smtp_txn *t, const struct store_targets *tg,
 			     const char *address, unsigned notify, const char *orcpt)
 {
-	if (!(notify & SMTP_DSN_NOTIFY_SUCCESS) || t->from[0] == '\0' || tg->n_local != 1 ||
-	    tg->n_remote != 0 || strlen(address) >= 256)
+	bool expanded = tg->n_local + tg->n_remote > 1;
+	if (!(notify & SMTP_DSN_NOTIFY_SUCCESS) || t->from[0] == '\0' ||
+	    (!expanded && (tg->n_local != 1 || tg->n_remote != 0)) || strlen(address) >= 256)
 		return;
 	for (size_t i = 0; i < t->n_ok_local; i++)
 		if (!strcmp(t->ok_local[i].addr, address))
@@ -378,6 +383,9 @@ static void txn_want_success(struct smtp_txn *t, const struct store_targets *tg,
 	t->ok_local = xreallocarray(t->ok_local, t->n_ok_local + 1, sizeof *t->ok_local);
 	t->ok_local_orcpt =
 	    xreallocarray(t->ok_local_orcpt, t->n_ok_local + 1, sizeof *t->ok_local_orcpt);
+	t->ok_local_expanded =
+	    xreallocarray(t->ok_local_expanded, t->n_ok_local + 1, sizeof *t->ok_local_expanded);
+	t->ok_local_expanded[t->n_ok_local] = expanded;
 	snprintf(t->ok_local[t->n_ok_local].addr, sizeof t->ok_local[0].addr, "%s", address);
 	snprintf(t->ok_local_orcpt[t->n_ok_local], sizeof t->ok_local_orcpt[0], "%s", orcpt);
 	t->n_ok_local++;
@@ -787,6 +795,7 @@ static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t
 		q[t->n_remote + j].notify = SMTP_DSN_NOTIFY_SUCCESS;
 		q[t->n_remote + j].orcpt = t->ok_local_orcpt[j];
 		q[t->n_remote + j].delivered = true;
+		q[t->n_remote + j].expanded = t->ok_local_expanded[j];
 	}
 	return q;
 }

@@ -280,8 +280,12 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 		sqlite3_bind_int64(st, 1, msg_id);
 		store_db_bind_text(st, 2, r->addr);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-		store_db_bind_text(st, 4, done ? "delivered" : "deferred");
-		store_db_bind_text(st, 5, done ? "delivered to the local mailbox" : "");
+		const char *state = !done ? "deferred" : r->expanded ? "expanded" : "delivered";
+		const char *note = !done	 ? ""
+				   : r->expanded ? "an alias: handed on to each of its addresses"
+						 : "delivered to the local mailbox";
+		store_db_bind_text(st, 4, state);
+		store_db_bind_text(st, 5, note);
 		sqlite3_bind_int(st, 6, done ? STORE_DSN_SUCCESS : STORE_DSN_NONE);
 		store_db_bind_text(st, 7, done ? "2.0.0" : "");
 		if (store_db_run(db, st, err, errsz) < 0 ||
@@ -289,8 +293,8 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 		    log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err, errsz) <
 			0)
 			return -1;
-		if (done && log_event(db, msg_id, r->addr, now, "delivered", "2.0.0", "", "",
-				      "delivered to the local mailbox", err, errsz) < 0)
+		if (done &&
+		    log_event(db, msg_id, r->addr, now, state, "2.0.0", "", "", note, err, errsz) < 0)
 			return -1;
 	}
 	return 0;

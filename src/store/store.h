@@ -215,6 +215,9 @@ struct store_queue_new_rcpt {
 	bool delivered;    /* already delivered locally and asked for
 			    * NOTIFY=SUCCESS: the row starts "delivered" with
 			    * its success DSN pending, and is never sent */
+	bool expanded;     /* with delivered: the address was an alias of
+			    * several targets; the row starts "expanded"
+			    * (RFC 3461 5.2.7.3 c, RFC 3464 Action: expanded) */
 };
 
 /* store_queue_add with the DSN parameters of the transaction: ret
@@ -254,7 +257,7 @@ int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_
  *   sending    claimed by the queue runner (store_queue_claim); put back to
  *              deferred by store_queue_recover when the runner starts
  *   hold       set aside by `tern queue hold` until released
- *   delivered, bounced, removed   final: kept for `tern trace` until
+ *   delivered, expanded, bounced, removed   final: kept for `tern trace` until
  *              store_queue_prune
  * A message's file stays in DATA/queue/ while a recipient is not final or
  * still waits for its DSN (bounce or delay notice); store_queue_finish

@@ -317,3 +317,37 @@ def test_delay_notice_only_with_delay(world):
                                  r"Status: 4\.4\.7\r\n", raw))
     assert finals == {"bob@b.test", "walt@implicit.test"}
     wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+
+
+def test_alias_of_several_addresses_reports_expanded(world):
+    """RFC 3461 5.2.7.3 (c): an alias with several targets passes ORCPT and
+    NOTIFY (without SUCCESS) to each, and A reports "expanded" for it."""
+    def script(n, cmd):
+        if cmd.upper().startswith("EHLO"):
+            return "250-fake.test\r\n250-PIPELINING\r\n250-DSN\r\n250 8BITMIME"
+        return normal_reply(cmd)
+    f = world.fake(script)
+    a = world.peer(HOST_A, "a.test", ["alice@a.test", "carol@a.test"])
+    a.cli_ok("alias", "add", "team@a.test", "carol@a.test", "bob@fake.test")
+    msg, mid = send(a, [("team@a.test", "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;team@a.test")],
+                    "to the team", mail_params="ENVID=team1")
+    inbox_with(a, "carol@a.test", "to the team")
+    raw, hf, (text, status, orig) = report(a, "alice@a.test", "Successful Mail Delivery Report")
+    assert "<team@a.test>\r\n    This address forwards to several addresses; the message " \
+        "went on to each\r\n    of them. There are no further reports for them.\r\n" in text, text
+    per_msg, rcpts = status_blocks(status)
+    assert without_dates(per_msg) == [("Original-Envelope-Id", "team1"),
+                                      ("Reporting-MTA", "dns; mx.a.test")]
+    assert [without_dates(r) for r in rcpts] == [[
+        ("Original-Recipient", "rfc822; team@a.test"),
+        ("Final-Recipient", "rfc822; team@a.test"),
+        ("Action", "expanded"), ("Status", "2.0.0")]]
+    wait_for(lambda: f.messages and a.queue_rows() == [], 15, "delivery to the fake")
+    cmds = [c for _, c in f.commands]
+    assert "MAIL FROM:<alice@a.test> ENVID=team1" in cmds, cmds
+    assert "RCPT TO:<bob@fake.test> NOTIFY=FAILURE ORCPT=rfc822;team@a.test" in cmds, cmds
+    time.sleep(1.5)  # no second success report (carol's, bob's) comes
+    assert len(a.find_messages("alice@a.test", "Successful Mail Delivery Report")) == 1
+    trace = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"expanded  team@a\.test an alias: handed on to each of its addresses\n",
+                     trace), trace

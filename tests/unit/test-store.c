@@ -822,9 +822,9 @@ TEST(store_queue_add_batch)
 	char p1[PATH_MAX], p2[PATH_MAX];
 	write_msg(&f, "Subject: one\r\n\r\n1\r\n", p1);
 	write_msg(&f, "Subject: two\r\n\r\n2\r\n", p2);
-	struct store_queue_new_rcpt r1[] = {{"a@remote.example", 0, NULL, false},
-					    {"b@remote.example", 0, NULL, false}};
-	struct store_queue_new_rcpt r2[] = {{"c@other.example", 0, NULL, false}};
+	struct store_queue_new_rcpt r1[] = {{"a@remote.example", 0, NULL, false, false},
+					    {"b@remote.example", 0, NULL, false, false}};
+	struct store_queue_new_rcpt r2[] = {{"c@other.example", 0, NULL, false, false}};
 	struct store_queue_item items[] = {
 	    {p1, "alice@example.test", 0, NULL, r1, 2, 99},
 	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99},
