@@ -62,6 +62,12 @@ const char *queue_explain(int code, const char *status, const char *text)
 	if (status_tail(status, ".4.7") || has(text, "expired") || has(text, "gave up"))
 		return "The message could not be delivered within the time allowed, so the server "
 		       "stopped trying.";
+	if (has(text, "relay password") || has(text, "refused our credentials") ||
+	    has(text, "relay_password_file") || has(text, "offer auth plain"))
+		return "The relay host this server sends all mail through (outbound.relay) did "
+		       "not accept its login, or could not be sent the password safely. The "
+		       "administrator must check the relay settings; the message waits and is "
+		       "retried.";
 	if (has(text, "tls") && (has(text, "fail") || has(text, "error") || has(text, "handshake")))
 		return "A secure (TLS) connection to the receiving server could not be "
 		       "established.";

@@ -306,6 +306,7 @@ def test_relay_host_wrong_password_defers(world, pki, tmp_path):
     assert re.search(r"mx\.b\.test \[127\.0\.0\.3\] refused our credentials: 535 5\.7\.8 ",
                      trace), trace
     assert "bounced" not in trace
+    assert "In plain words: The relay host this server sends all mail through" in trace, trace
     # Mended: the next retry goes through.
     pw.write_text(PASSWORD + "\n")
     rows = inbox_with(b, "dave@elsewhere.test", "wrong password", seconds=20)

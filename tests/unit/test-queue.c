@@ -143,6 +143,14 @@ TEST(explain)
 		  "The address does not exist at the receiving domain. Check the spelling of the "
 		  "address.");
 	CHECK(strstr(queue_explain(552, "5.2.2", "Mailbox full"), "mailbox is full"));
+	CHECK(strstr(queue_explain_reply("smtp.example [192.0.2.1] refused our credentials: 535 "
+					 "5.7.8 Authentication failed",
+					 "4.7.0"),
+		     "relay host"));
+	CHECK(strstr(queue_explain_reply("the certificate of smtp.example [192.0.2.1] did not "
+					 "verify: the relay password is not sent",
+					 "4.7.0"),
+		     "relay host"));
 	CHECK(strstr(queue_explain(452, "4.2.2", "Over quota"), "mailbox is full"));
 	CHECK(strstr(queue_explain(550, "5.7.1", "Message rejected as spam"), "as spam"));
 	CHECK(strstr(queue_explain(550, "5.7.1", "Rejected by policy"), "policy"));
