@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +42,7 @@
 #include "dns.h"
 #include "fsutil.h"
 #include "log.h"
+#include "mime-7bit.h"
 #include "queue-dsn.h"
 #include "smtp-client.h"
 #include "store.h"
@@ -65,6 +68,9 @@ struct job {
 	struct store_queue_message msg;
 	int fd;
 	bool body_8bit, need_utf8;
+	/* fd is a 7-bit copy for a server without 8BITMIME, of this size
+	 * (0: fd is the queued file). */
+	uint64_t converted_size;
 	size_t n;
 	struct store_queue_rcpt *rows;
 	struct smtp_client_rcpt *cr;
@@ -231,6 +237,62 @@ static bool file_has_8bit(int fd)
 		off += n;
 	}
 	return false;
+}
+
+/*
+ * For a next hop without 8BITMIME (RFC 6152 3): replaces the job's file by
+ * its 7-bit form (mime_to_7bit) in an anonymous memory file.  0; -2 when
+ * the message cannot be converted, -1 on a local error, why set.  Runs on
+ * the event loop: this costs a read and an encode of the message, which
+ * only 8-bit mail to such (now rare) servers pays.
+ */
+static int job_to_7bit(struct job *j, char *why, size_t whysz)
+{
+	struct stat st;
+	if (fstat(j->fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > (1u << 30)) {
+		snprintf(why, whysz, "cannot read the queued message");
+		return -1;
+	}
+	size_t len = (size_t)st.st_size;
+	char *msg = xmalloc(len ? len : 1);
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(j->fd, msg + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got != len) {
+		free(msg);
+		snprintf(why, whysz, "cannot read the queued message");
+		return -1;
+	}
+	/* Quoted-printable at most triples a body, base64 adds a third. */
+	struct buf out;
+	buf_init(&out, len * 3 + 65536);
+	int rc = mime_to_7bit(msg, len, &out, why, whysz);
+	free(msg);
+	int fd = -1;
+	if (rc == 0) {
+		fd = memfd_create("tern-7bit", MFD_CLOEXEC);
+		if (fd < 0 || fsutil_write_all(fd, out.data, out.len) < 0 ||
+		    lseek(fd, 0, SEEK_SET) < 0) {
+			snprintf(why, whysz, "cannot hold the 7-bit copy: %s", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			rc = -1;
+		}
+	}
+	if (rc == 0) {
+		close(j->fd);
+		j->fd = fd;
+		j->converted_size = out.len;
+		j->body_8bit = false;
+	}
+	buf_free(&out);
+	return rc;
 }
 
 /* ------------------------------------------------------------ outcomes */
@@ -607,19 +669,31 @@ static void conn_next(struct conn *k)
 			continue;
 		}
 		if (j->body_8bit && !caps->eightbitmime) {
-			char why[512];
-			snprintf(why, sizeof why,
-				 "the message has 8-bit data and %s does not support 8BITMIME",
-				 k->mx);
-			job_all(j, V_BOUNCED, "5.6.3", why, k->mx, k->ip, true);
-			continue;
+			char conv[300], why[800];
+			int rc = job_to_7bit(j, conv, sizeof conv);
+			if (rc == -2) {
+				snprintf(why, sizeof why,
+					 "the message has 8-bit data, %s does not support 8BITMIME, "
+					 "and it cannot be converted to 7-bit: %s",
+					 k->mx, conv);
+				job_all(j, V_BOUNCED, "5.6.3", why, k->mx, k->ip, true);
+				continue;
+			}
+			if (rc < 0) {
+				log_error("queue id=%lld action=7bit error=\"%s\"",
+					  (long long)j->msg.id, conv);
+				job_all(j, V_DEFERRED, "4.3.0", conv, k->mx, k->ip, false);
+				continue;
+			}
+			log_info("queue id=%lld action=7bit mx=%s size=%llu", (long long)j->msg.id,
+				 k->mx, (unsigned long long)j->converted_size);
 		}
 		k->job = j;
 		j->txn.sender = j->msg.sender;
 		j->txn.rcpts = j->cr;
 		j->txn.n_rcpts = j->n;
 		j->txn.body_fd = j->fd;
-		j->txn.size = j->msg.size;
+		j->txn.size = j->converted_size ? j->converted_size : j->msg.size;
 		j->txn.body_8bit = j->body_8bit;
 		j->txn.smtputf8 = j->need_utf8;
 		for (size_t i = 0; i < j->n; i++)

@@ -687,3 +687,53 @@ def test_unreachable_destination_is_not_hammered(world):
     assert failed <= 20, "%d connection attempts in 3 s" % failed
     rows = a.queue_rows()  # still queued (deferred, or being tried again)
     assert len(rows) == 4 and not any(r["STATE"] in ("delivered", "bounced") for r in rows), rows
+
+
+def no_8bitmime_reply(cmd):
+    if cmd.upper().startswith("EHLO"):
+        return "250-fake.test\r\n250-PIPELINING\r\n250 SIZE 1000000"
+    return normal_reply(cmd)
+
+
+def test_8bit_body_is_converted_for_a_server_without_8bitmime(world):
+    """RFC 6152 3: a relay whose next hop lacks 8BITMIME converts the
+    message to 7-bit; here a plain 8-bit text body becomes
+    quoted-printable, with the MIME fields that say so."""
+    fake = world.fake(lambda n, cmd: no_8bitmime_reply(cmd))
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "f@a.test", "carol@fake.test")
+    msg, mid = send(a, "f@a.test", "eight bit", body="Caf\u00e9 au lait = 1 \r\nend\r\n")
+    wait_for(lambda: fake.messages, 15, "the converted message")
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    n, body = fake.messages[0]
+    head, _, _ = msg.partition(b"\r\n\r\n")
+    want = (head + b"\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=unknown-8bit\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"Caf=C3=A9 au lait =3D 1=20\r\nend\r\n")
+    assert body.startswith(b"Received: "), body[:100]
+    assert body.endswith(want), body[-400:]
+    assert all(b < 0x80 for b in body)
+    mail = [c for k, c in fake.commands if k == n and c.startswith("MAIL")]
+    # No BODY=8BITMIME, and SIZE is the size of what was sent (dot-stuffing
+    # aside: no line starts with a dot here).
+    assert mail == ["MAIL FROM:<alice@a.test> SIZE=%d" % len(body)], mail
+    assert a.wait_log(r"action=7bit mx=mx\.fake\.test size=%d" % len(body))
+
+
+def test_8bit_header_for_a_server_without_8bitmime_bounces(world):
+    """An 8-bit header cannot be made 7-bit (that needs SMTPUTF8): the
+    sender gets a bounce that says so, and nothing is sent."""
+    fake = world.fake(lambda n, cmd: no_8bitmime_reply(cmd))
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "f@a.test", "carol@fake.test")
+    send(a, "f@a.test", "caf\u00e9 in the subject")
+    rows = inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=15)
+    raw = a.mail_cat("alice@a.test", "INBOX", rows[0]["UID"]).decode("utf-8", "replace")
+    assert "Final-Recipient: rfc822; carol@fake.test\r\nAction: failed\r\nStatus: 5.6.3\r\n" \
+        in raw, raw[:3000]
+    text = raw.replace("\r\n        ", " ")
+    assert "does not support 8BITMIME, and it cannot be converted to 7-bit" in text, text[:3000]
+    assert "header contains 8-bit" in text, text[:3000]
+    assert fake.messages == []
+    assert not any(c.startswith(("MAIL", "DATA", "BDAT")) for _, c in fake.commands)
