@@ -185,6 +185,12 @@ static int put_qp(struct conv *c, const char *s, size_t n)
 			if (puts_(c, "=\r\n") < 0)
 				return -1;
 			col = 0;
+			if (ch == '-') { /* now at a line start (see above) */
+				enc[0] = '=';
+				enc[1] = hex[ch >> 4];
+				enc[2] = hex[ch & 15];
+				el = 3;
+			}
 		}
 		if (put(c, enc, el) < 0)
 			return -1;

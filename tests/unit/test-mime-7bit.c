@@ -96,6 +96,18 @@ TEST(mime7_qp_soft_breaks)
 	CHECK_INT(dec.len, 84); /* 80 + 2 + CRLF */
 	CHECK(memcmp(dec.data, body, 84) == 0);
 	buf_free(&dec);
+	/* A '-' that a soft break puts at a line start is encoded: "--b1"
+	 * there could be taken for a boundary. */
+	snprintf(in, sizeof in, "Subject: x\r\n\r\n%s--b1 \xc3\xa9\r\n", a75);
+	got = conv(in, &rc, why, sizeof why);
+	CHECK_INT(rc, 0);
+	snprintf(want, sizeof want,
+		 "Subject: x\r\nMIME-Version: 1.0\r\n"
+		 "Content-Type: text/plain; charset=unknown-8bit\r\n"
+		 "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+		 "%s=\r\n=2D-b1 =C3=A9\r\n",
+		 a75);
+	CHECK_STR(got, want);
 }
 
 TEST(mime7_multipart)
