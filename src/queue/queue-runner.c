@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -43,6 +44,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mime-7bit.h"
+#include "netaddr.h"
 #include "queue-dsn.h"
 #include "smtp-client.h"
 #include "store.h"
@@ -640,12 +642,75 @@ static void job_dsn_params(struct job *j)
 }
 
 /* Gives the connection its next job, or closes it. */
+static size_t per_dest_limit(const struct queue_runner *r)
+{
+	return r->cfg->queue_max_per_destination ? r->cfg->queue_max_per_destination : 1;
+}
+
+/*
+ * Another destination whose mail k may carry (connection reuse per MX
+ * host, not only per domain: many domains share a provider's MX): k's
+ * host, by name and address, is one of that domain's most preferred MX
+ * hosts (RFC 5321 5.1: hosts are tried in preference order, so mail is
+ * never handed to a less preferred one while it may be up), jobs wait
+ * there, and it has room for one more connection.  *host and *addr: k's
+ * place in that domain's MX list.  NULL if none.
+ */
+static struct dest *dest_sharing_host(const struct conn *k, size_t *host, size_t *addr)
+{
+	struct queue_runner *r = k->d->r;
+	if (k->d->relay)
+		return NULL;
+	for (struct dest *d = r->dests; d; d = d->next) {
+		if (d == k->d || d->relay || d->head == NULL || d->mx == NULL ||
+		    d->mx->n_hosts == 0 || d->n_conns >= per_dest_limit(r))
+			continue;
+		const struct dns_mx_result *mx = d->mx;
+		for (size_t h = 0; h < mx->n_hosts && mx->hosts[h].pref == mx->hosts[0].pref; h++) {
+			if (strcasecmp(mx->hosts[h].name, k->mx) != 0)
+				continue;
+			for (size_t a = 0; a < mx->hosts[h].n_addrs; a++) {
+				char ip[64];
+				bool lo;
+				netaddr_format((const struct sockaddr *)&mx->hosts[h].addrs[a], ip,
+					       sizeof ip, &lo);
+				if (!strcmp(ip, k->ip)) {
+					*host = h;
+					*addr = a;
+					return d;
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+/* k's destination has no job left: k moves to another one it may serve
+ * (dest_sharing_host).  False if there is none. */
+static bool conn_move(struct conn *k)
+{
+	size_t host, addr;
+	struct dest *to = dest_sharing_host(k, &host, &addr);
+	if (to == NULL)
+		return false;
+	log_info("queue domain=%s action=reuse mx=%s ip=%s from=%s", to->domain, k->mx, k->ip,
+		 k->d->domain);
+	k->d->n_conns--;
+	k->d = to;
+	to->n_conns++;
+	to->failing = false;
+	k->host = host;
+	k->addr = addr;
+	return true;
+}
+
 static void conn_next(struct conn *k)
 {
-	struct dest *d = k->d;
 	const struct smtp_caps *caps = smtp_client_caps(k->c);
 	for (;;) {
-		struct job *j = dest_take(d);
+		struct job *j = dest_take(k->d);
+		if (j == NULL && conn_move(k))
+			j = dest_take(k->d);
 		if (j == NULL) {
 			conn_close(k);
 			return;
@@ -851,15 +916,12 @@ static void conn_try(struct conn *k)
 	struct sockaddr_storage ss;
 	memcpy(&ss, &h->addrs[k->addr], sizeof ss);
 	uint16_t port = d->relay ? d->port : (uint16_t)r->cfg->remote_smtp_port;
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)&ss;
-		a6->sin6_port = htons(port);
-		inet_ntop(AF_INET6, &a6->sin6_addr, k->ip, sizeof k->ip);
-	} else {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)(void *)&ss;
-		a4->sin_port = htons(port);
-		inet_ntop(AF_INET, &a4->sin_addr, k->ip, sizeof k->ip);
-	}
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)(void *)&ss)->sin_port = htons(port);
+	bool lo;
+	netaddr_format((const struct sockaddr *)&ss, k->ip, sizeof k->ip, &lo);
 	snprintf(k->mx, sizeof k->mx, "%s", h->name);
 	const struct config *cfg = r->cfg;
 	struct smtp_client_timeouts to = {
@@ -934,7 +996,7 @@ static void dest_pump(struct dest *d)
 	}
 	if (d->failing)
 		return;
-	size_t per_dest = r->cfg->queue_max_per_destination ? r->cfg->queue_max_per_destination : 1;
+	size_t per_dest = per_dest_limit(r);
 	size_t total = r->cfg->queue_max_connections ? r->cfg->queue_max_connections : 1;
 	/* One more connection while jobs wait that no connection will take
 	 * soon; never more than the limits. */

@@ -737,3 +737,32 @@ def test_8bit_header_for_a_server_without_8bitmime_bounces(world):
     assert "header contains 8-bit" in text, text[:3000]
     assert fake.messages == []
     assert not any(c.startswith(("MAIL", "DATA", "BDAT")) for _, c in fake.commands)
+
+
+def test_connection_reused_for_another_domain_on_the_same_mx(world):
+    """fake.test and slow.test both have mx.fake.test as their MX: the
+    connection that delivered one domain's mail carries the other's too
+    (reuse per MX host, as for domains hosted by one provider)."""
+    def script(n, cmd):
+        c = cmd.upper()
+        if n == 1 and c == ".":
+            time.sleep(0.5)  # both domains' jobs are waiting by now
+        if n >= 2 and c.startswith("EHLO"):
+            time.sleep(2)    # any second connection is slow to get going
+        return normal_reply(cmd)
+
+    fake = world.fake(script)
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "m@a.test", "carol@fake.test", "erin@slow.test")
+    msg, mid = send(a, "m@a.test", "shared mx")
+    wait_for(lambda: len(fake.messages) == 2, 15, "both copies")
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    assert [n for n, _ in fake.messages] == [1, 1], fake.messages
+    first = [c for n, c in fake.commands if n == 1]
+    rcpts = sorted(c for c in first if c.startswith("RCPT"))
+    assert rcpts == ["RCPT TO:<carol@fake.test>", "RCPT TO:<erin@slow.test>"], first
+    assert len([c for c in first if c.startswith("MAIL")]) == 2, first
+    assert a.wait_log(r"action=reuse mx=mx\.fake\.test ip=%s from=(fake|slow)\.test"
+                      % re.escape(HOST_FAKE))
+    for _, body in fake.messages:
+        assert body.endswith(msg)
