@@ -271,9 +271,10 @@ static int job_to_7bit(struct job *j, char *why, size_t whysz)
 		snprintf(why, whysz, "cannot read the queued message");
 		return -1;
 	}
-	/* Quoted-printable at most triples a body, base64 adds a third. */
+	/* Quoted-printable makes at most 3.12 octets of one (=XX, and a soft
+	 * break every 25 of them), base64 1.37; plus the added fields. */
 	struct buf out;
-	buf_init(&out, len * 3 + 65536);
+	buf_init(&out, len * 4 + 65536);
 	int rc = mime_to_7bit(msg, len, &out, why, whysz);
 	free(msg);
 	int fd = -1;
