@@ -110,43 +110,38 @@ TEST(mime7_qp_soft_breaks)
 	CHECK_STR(got, want);
 }
 
+/* The first, unchanged, part of the multipart test's input and output. */
+#define MP_HEAD                                                                                    \
+	"MIME-Version: 1.0\r\n"                                                                    \
+	"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"                                   \
+	"preamble\r\n"                                                                             \
+	"--b1\r\n"                                                                                 \
+	"Content-Type: text/plain\r\n\r\n"                                                         \
+	"plain ascii\r\n"                                                                          \
+	"--b1\r\n"                                                                                 \
+	"Content-Type: text/plain; charset=iso-8859-1\r\n"
+
 TEST(mime7_multipart)
 {
-	const char *in = "MIME-Version: 1.0\r\n"
-			 "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
-			 "preamble\r\n"
-			 "--b1\r\n"
-			 "Content-Type: text/plain\r\n\r\n"
-			 "plain ascii\r\n"
-			 "--b1\r\n"
-			 "Content-Type: text/plain; charset=iso-8859-1\r\n"
-			 "Content-Transfer-Encoding: 8bit\r\n\r\n"
-			 "\xe9t\xe9\r\n"
-			 "--b1\r\n"
-			 "Content-Type: application/octet-stream\r\n\r\n"
-			 "\x01\xff\xfe\x80"
-			 "\r\n--b1--\r\n"
-			 "epilogue\r\n";
+	const char *in = MP_HEAD "Content-Transfer-Encoding: 8bit\r\n\r\n"
+				 "\xe9t\xe9\r\n"
+				 "--b1\r\n"
+				 "Content-Type: application/octet-stream\r\n\r\n"
+				 "\x01\xff\xfe\x80"
+				 "\r\n--b1--\r\n"
+				 "epilogue\r\n";
 	char why[200];
 	int rc;
 	const char *got = conv(in, &rc, why, sizeof why);
 	CHECK_INT(rc, 0);
-	CHECK_STR(got, "MIME-Version: 1.0\r\n"
-		       "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
-		       "preamble\r\n"
-		       "--b1\r\n"
-		       "Content-Type: text/plain\r\n\r\n"
-		       "plain ascii\r\n"
-		       "--b1\r\n"
-		       "Content-Type: text/plain; charset=iso-8859-1\r\n"
-		       "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-		       "=E9t=E9\r\n"
-		       "--b1\r\n"
-		       "Content-Type: application/octet-stream\r\n"
-		       "Content-Transfer-Encoding: base64\r\n\r\n"
-		       "Af/+gA==\r\n"
-		       "\r\n--b1--\r\n"
-		       "epilogue\r\n");
+	CHECK_STR(got, MP_HEAD "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+			       "=E9t=E9\r\n"
+			       "--b1\r\n"
+			       "Content-Type: application/octet-stream\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\n"
+			       "Af/+gA==\r\n"
+			       "\r\n--b1--\r\n"
+			       "epilogue\r\n");
 	CHECK(all_7bit_short(got));
 	/* 8-bit in the preamble cannot be converted. */
 	CHECK(refused("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
