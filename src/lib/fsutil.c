@@ -102,20 +102,12 @@ int fsutil_write_file_atomic(const char *path, const void *data, size_t n, mode_
 	return fsutil_fsync_dir(dir);
 }
 
-char *fsutil_read_file(const char *path, size_t max, size_t *len_out)
+char *fsutil_read_fd(int fd, size_t max, size_t *len_out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
+	if (fstat(fd, &st) < 0)
 		return NULL;
-	}
 	if ((uint64_t)st.st_size > max) {
-		close(fd);
 		errno = EFBIG;
 		return NULL;
 	}
@@ -123,17 +115,33 @@ char *fsutil_read_file(const char *path, size_t max, size_t *len_out)
 	char *p = xmalloc(size + 1);
 	size_t got = 0;
 	while (got < size) {
-		ssize_t r = read(fd, p + got, size - got);
+		ssize_t r = pread(fd, p + got, size - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			break;
+		if (r <= 0) {
+			/* Shorter than fstat said: cut while being read. */
+			int e = r < 0 ? errno : EIO;
+			free(p);
+			errno = e;
+			return NULL;
+		}
 		got += (size_t)r;
 	}
-	close(fd);
 	p[got] = '\0';
 	if (len_out)
 		*len_out = got;
+	return p;
+}
+
+char *fsutil_read_file(const char *path, size_t max, size_t *len_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *p = fsutil_read_fd(fd, max, len_out);
+	int e = errno;
+	close(fd);
+	errno = e;
 	return p;
 }
 

@@ -21,6 +21,9 @@ int fsutil_write_file_atomic(const char *path, const void *data, size_t n, mode_
 /* Reads a whole file (at most max bytes) into a new NUL-terminated buffer
  * the caller frees.  Returns NULL with errno set (EFBIG if over max). */
 char *fsutil_read_file(const char *path, size_t max, size_t *len_out);
+/* The same for an open file, read from its start (pread: the file offset
+ * is left alone).  Both fail (EIO) if the file is cut while being read. */
+char *fsutil_read_fd(int fd, size_t max, size_t *len_out);
 /* Fills out with n random bytes from the kernel (getrandom). */
 int fsutil_random(void *out, size_t n);
 /* Writes a unique id (time + random, 24 lowercase hex/base32 chars + NUL)

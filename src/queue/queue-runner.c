@@ -32,7 +32,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,25 +249,10 @@ static bool file_has_8bit(int fd)
  */
 static int job_to_7bit(struct job *j, char *why, size_t whysz)
 {
-	struct stat st;
-	if (fstat(j->fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > (1u << 30)) {
-		snprintf(why, whysz, "cannot read the queued message");
-		return -1;
-	}
-	size_t len = (size_t)st.st_size;
-	char *msg = xmalloc(len ? len : 1);
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(j->fd, msg + got, len - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got != len) {
-		free(msg);
-		snprintf(why, whysz, "cannot read the queued message");
+	size_t len = 0;
+	char *msg = fsutil_read_fd(j->fd, (size_t)1 << 30, &len);
+	if (msg == NULL) {
+		snprintf(why, whysz, "cannot read the queued message: %s", strerror(errno));
 		return -1;
 	}
 	/* Quoted-printable makes at most 3.12 octets of one (=XX, and a soft
@@ -642,7 +626,6 @@ static void job_dsn_params(struct job *j)
 	j->dsn_relayed = true;
 }
 
-/* Gives the connection its next job, or closes it. */
 static size_t per_dest_limit(const struct queue_runner *r)
 {
 	return r->cfg->queue_max_per_destination ? r->cfg->queue_max_per_destination : 1;
@@ -705,6 +688,7 @@ static bool conn_move(struct conn *k)
 	return true;
 }
 
+/* Gives the connection its next job, or closes it. */
 static void conn_next(struct conn *k)
 {
 	const struct smtp_caps *caps = smtp_client_caps(k->c);
