@@ -166,6 +166,11 @@ static int lex_multiline(struct sieve_lexer *lx, struct buf *b, int line, int co
 			if (c == -1)
 				return sieve_fail(lx->err, line, col,
 						  "unterminated multi-line string");
+			/* RFC 5228 8.1: lines of a multi-line string end in
+			 * CRLF; a script saved with bare LFs gets them too. */
+			if (c == '\n' && (b->len == 0 || b->data[b->len - 1] != '\r') &&
+			    put(lx, b, '\r', line, col) < 0)
+				return -1;
 			if (put(lx, b, (char)c, line, col) < 0)
 				return -1;
 			advance(lx);
