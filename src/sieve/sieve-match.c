@@ -120,6 +120,19 @@ void sieve_address_part(const char *a, size_t n, enum sieve_part part, struct si
 	case PART_LOCAL:
 		sieve_strlist_add(out, a, at != NULL ? (size_t)(at - a) : n);
 		break;
+	case PART_USER:
+	case PART_DETAIL: {
+		/* RFC 5233 with "+" as the separator: :user is the local part
+		 * up to the first "+", :detail what follows it; an address
+		 * without "+" has no detail and yields nothing to match. */
+		size_t ln = at != NULL ? (size_t)(at - a) : n;
+		const char *plus = memchr(a, '+', ln);
+		if (part == PART_USER)
+			sieve_strlist_add(out, a, plus != NULL ? (size_t)(plus - a) : ln);
+		else if (plus != NULL)
+			sieve_strlist_add(out, plus + 1, ln - (size_t)(plus + 1 - a));
+		break;
+	}
 	case PART_DOMAIN:
 		if (at != NULL)
 			sieve_strlist_add(out, at + 1, n - (size_t)(at + 1 - a));

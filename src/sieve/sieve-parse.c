@@ -142,7 +142,10 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		len = sizeof name - 1;
 	memcpy(name, p->tok.str, len);
 	name[len] = '\0';
-	unsigned allowed = n->def->tags & enabled_tags(p);
+	unsigned groups = n->def->tags;
+	if (groups & TAGS_PART)
+		groups |= TAGS_SUBADDR;
+	unsigned allowed = groups & enabled_tags(p);
 	static const struct {
 		const char *name;
 		unsigned group;
@@ -150,8 +153,9 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	} tags[] = {
 	    {"is", TAGS_MATCH, 1},         {"contains", TAGS_MATCH, 1}, {"matches", TAGS_MATCH, 1},
 	    {"comparator", TAGS_MATCH, 2}, {"all", TAGS_PART, 4},       {"localpart", TAGS_PART, 4},
-	    {"domain", TAGS_PART, 4},      {"over", TAGS_SIZE, 8},      {"under", TAGS_SIZE, 8},
-	    {"copy", TAGS_COPY, 16},       {"create", TAGS_CREATE, 32}, {"flags", TAGS_FLAGS, 64},
+	    {"domain", TAGS_PART, 4},      {"user", TAGS_SUBADDR, 4},   {"detail", TAGS_SUBADDR, 4},
+	    {"over", TAGS_SIZE, 8},        {"under", TAGS_SIZE, 8},     {"copy", TAGS_COPY, 16},
+	    {"create", TAGS_CREATE, 32},   {"flags", TAGS_FLAGS, 64},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -181,6 +185,10 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->part = PART_LOCAL;
 	else if (!strcmp(t, "domain"))
 		n->part = PART_DOMAIN;
+	else if (!strcmp(t, "user"))
+		n->part = PART_USER;
+	else if (!strcmp(t, "detail"))
+		n->part = PART_DETAIL;
 	else if (!strcmp(t, "copy"))
 		n->copy = true;
 	else if (!strcmp(t, "create"))

@@ -66,16 +66,17 @@ struct sieve_strlist {
 
 enum sieve_match { MATCH_IS, MATCH_CONTAINS, MATCH_MATCHES };
 enum sieve_cmp { CMP_OCTET, CMP_CASEMAP };
-enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN };
+enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN, PART_USER, PART_DETAIL };
 
 /* Groups of tagged arguments a command or test accepts (sieve_def.tags). */
 enum {
-	TAGS_MATCH = 1 << 0,  /* :is :contains :matches, :comparator */
-	TAGS_PART = 1 << 1,   /* :all :localpart :domain */
-	TAGS_SIZE = 1 << 2,   /* :over :under (one, required) */
-	TAGS_COPY = 1 << 3,   /* :copy (RFC 3894) */
-	TAGS_CREATE = 1 << 4, /* :create (RFC 5490) */
-	TAGS_FLAGS = 1 << 5,  /* :flags LIST (RFC 5232) */
+	TAGS_MATCH = 1 << 0,   /* :is :contains :matches, :comparator */
+	TAGS_PART = 1 << 1,    /* :all :localpart :domain */
+	TAGS_SIZE = 1 << 2,    /* :over :under (one, required) */
+	TAGS_COPY = 1 << 3,    /* :copy (RFC 3894) */
+	TAGS_CREATE = 1 << 4,  /* :create (RFC 5490) */
+	TAGS_FLAGS = 1 << 5,   /* :flags LIST (RFC 5232) */
+	TAGS_SUBADDR = 1 << 6, /* :user :detail (RFC 5233), with TAGS_PART */
 };
 
 struct sieve_node;
@@ -116,6 +117,7 @@ extern const struct sieve_ext sieve_ext_envelope;
 extern const struct sieve_ext sieve_ext_copy;
 extern const struct sieve_ext sieve_ext_mailbox;
 extern const struct sieve_ext sieve_ext_imap4flags;
+extern const struct sieve_ext sieve_ext_subaddress;
 
 struct sieve_node {
 	const struct sieve_def *def;

@@ -216,6 +216,25 @@ TEST(sieve_run_extensions)
 	CHECK_STR(run("require \"imap4flags\"; keep :flags \"k\"; addflag \"late\";"), "keep +k|");
 }
 
+TEST(sieve_run_subaddress)
+{
+	CHECK_STR(run("if address :user \"to\" \"bob\" { discard; }"),
+		  "compile 1:12: unknown tagged argument ':user' for address");
+	CHECK_STR(run("require \"subaddress\"; if address :user \"to\" \"bob\" { discard; }"),
+		  "discard|");
+	CHECK_STR(run("require \"subaddress\"; if address :detail \"to\" \"tag\" { discard; }"),
+		  "discard|");
+	/* xy@Example.NET has no detail: nothing to match, not even "" */
+	CHECK_STR(run("require \"subaddress\"; if address :detail :is \"to\" \"\" { discard; }"),
+		  "keep*|");
+	CHECK_STR(run("require [\"subaddress\", \"envelope\"]; if envelope :detail \"to\" "
+		      "\"TAG\" { discard; }"),
+		  "discard|");
+	CHECK_STR(run("require [\"subaddress\", \"envelope\"]; if envelope :user :is \"from\" "
+		      "\"alice\" { discard; }"),
+		  "discard|");
+}
+
 TEST(sieve_run_limits)
 {
 	struct buf b = BUF_INIT;
@@ -240,6 +259,7 @@ TEST(sieve_extension_table)
 	struct buf b = BUF_INIT;
 	for (; *x != NULL; x++)
 		buf_printf(&b, "%s ", *x);
-	CHECK_STR(buf_cstr(&b), "fileinto reject ereject envelope copy mailbox imap4flags ");
+	CHECK_STR(buf_cstr(&b),
+		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress ");
 	buf_free(&b);
 }
