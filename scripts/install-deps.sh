@@ -35,6 +35,8 @@ need_file /usr/bin/python3 python3
 # and the benchmarks; installed unconfigured, the system service stays off.
 need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
+# Runs the integration tests in parallel (Makefile PYTEST_JOBS).
+/usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).
