@@ -6,7 +6,10 @@
 
 FUZZ_SECONDS ?= 20
 MESON ?= meson
-PYTEST = /usr/bin/python3 -m pytest
+# Integration tests run in parallel (pytest-xdist); each worker takes its own
+# share of port bases (tests/integration/conftest.py).
+PYTEST_JOBS ?= 4
+PYTEST = /usr/bin/python3 -m pytest -n $(PYTEST_JOBS)
 
 .PHONY: all deps build build-asan run test unit integration fuzz bench clean
 

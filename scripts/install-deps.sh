@@ -28,6 +28,9 @@ need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev
 need_pc libunbound libunbound-dev
+# The Public Suffix List for DMARC's Organizational Domain (src/mailauth/dmarc.c).
+need_pc libpsl libpsl-dev
+need_file /usr/share/publicsuffix/public_suffix_list.dafsa publicsuffix
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base
 need_file /usr/bin/python3 python3
@@ -35,6 +38,8 @@ need_file /usr/bin/python3 python3
 # and the benchmarks; installed unconfigured, the system service stays off.
 need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
+# Runs the integration tests in parallel (Makefile PYTEST_JOBS).
+/usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

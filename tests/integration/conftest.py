@@ -73,16 +73,29 @@ def _port_free(port):
         s.close()
 
 
-def pick_port_base(avoid=()):
-    """A random base in 20000..60000 (step 1000) whose listener ports are free."""
+def worker_port_bases():
+    """The port bases (20000..60000, step 1000) this test process may use.
+    Under pytest-xdist each worker gets its own share, so two workers never
+    race for one base between checking it and binding it."""
     bases = list(range(20000, 60001, 1000))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+    if worker.startswith("gw") and count > 1:
+        index = int(worker[2:])
+        bases = [b for b in bases if (b // 1000) % count == index % count]
+    return bases
+
+
+def pick_port_base(avoid=()):
+    """A random base of this worker's share whose listener ports are free."""
+    bases = worker_port_bases()
     random.shuffle(bases)
     for base in bases:
         if base in avoid:
             continue
         if all(_port_free(base + p) for p in STANDARD_PORTS):
             return base
-    raise RuntimeError("no free port base in 20000..60000")
+    raise RuntimeError("no free port base in this worker's share of 20000..60000")
 
 
 # -------------------------------------------------------------- processes
