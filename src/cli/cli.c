@@ -64,6 +64,18 @@ void cli_usage(FILE *f)
 	      f);
 }
 
+static const char *program = "tern";
+
+void cli_set_program(const char *argv0)
+{
+	program = argv0 != NULL && strchr(argv0, '/') != NULL ? argv0 : "tern";
+}
+
+const char *cli_program(void)
+{
+	return program;
+}
+
 static const struct cli_command *find_command(const char *name)
 {
 	for (size_t i = 0; i < N_COMMANDS; i++)
