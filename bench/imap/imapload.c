@@ -374,7 +374,9 @@ struct rstate {
 
 #define RANDOM_MSG_MAX (64 * 1024)
 
-/* Writes a real-looking message of one of four sizes into st->msg. */
+/* Writes a real-looking message of one of four sizes into st->msg.  Its
+ * length (and so the generator's draws) must not depend on anything but
+ * the seed: the pid goes in with a fixed width. */
 static int random_message(struct rstate *st, int user, int s, long it)
 {
 	static const char *const words[] = {"report",  "meeting", "budget", "review",
@@ -389,7 +391,7 @@ static int random_message(struct rstate *st, int user, int s, long it)
 			 "To: test%d@example.test\r\n"
 			 "Subject: %s %s %ld\r\n"
 			 "Date: Wed, 1 Jan 2020 12:%02ld:00 +0000\r\n"
-			 "Message-ID: <rnd.%d.%ld.%ld@partner.test>\r\n"
+			 "Message-ID: <rnd.%d.%ld.%07ld@partner.test>\r\n"
 			 "MIME-Version: 1.0\r\n"
 			 "Content-Type: text/plain; charset=utf-8\r\n"
 			 "\r\n",

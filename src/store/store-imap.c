@@ -437,8 +437,20 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 	if (store_name_keywords(keywords, norm, err, errsz) < 0)
 		return -1;
 	struct store_db *db = store_account_db(a, err, errsz);
-	if (db == NULL || store_db_begin(db, err, errsz) < 0)
+	if (db == NULL)
 		return -1;
+	/* Flag and keyword changes are committed without their own fsync
+	 * (docs/architecture.md, "Durability per write"): WAL keeps commits
+	 * atomic and in order, they survive any crash of Tern (the kernel has
+	 * them), and the next synced commit of the account (a delivery, an
+	 * APPEND, an expunge) or the kernel's write-back makes them durable.
+	 * Only a power loss can undo the last few seconds of them, and then
+	 * the whole tail after some commit, never a state that mixes. */
+	if (set_sync(db, "NORMAL") < 0 || store_db_begin(db, err, errsz) < 0) {
+		(void)set_sync(db, "FULL");
+		store_err(err, errsz, "cannot start a flag change");
+		return -1;
+	}
 	struct store_message *msgs = xcalloc(n ? n : 1, sizeof *msgs);
 	bool *changed = xcalloc(n ? n : 1, sizeof *changed);
 	uint64_t modseq = 0;
@@ -494,6 +506,7 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 	} else {
 		store_db_rollback(db);
 	}
+	(void)set_sync(db, "FULL");
 	if (modseq_out)
 		*modseq_out = modseq;
 	if (n_changed > 0)
@@ -506,6 +519,7 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 	return 0;
 fail:
 	store_db_rollback(db);
+	(void)set_sync(db, "FULL");
 	free(msgs);
 	free(changed);
 	return -1;

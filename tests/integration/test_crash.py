@@ -306,3 +306,31 @@ def test_connections_spread_over_workers_and_port_not_shared(make_server):
                        timeout=timeout(20), stdin=subprocess.DEVNULL)
     assert r.returncode == 1, r
     assert b"Address already in use" in r.stderr, r.stderr
+
+
+def test_kill9_keeps_flag_changes(make_server):
+    """Flag and keyword changes are committed without their own fsync
+    (docs/architecture.md): an acknowledged STORE still survives kill -9
+    of every process, and so does what was stored before and after."""
+    import imaplib
+    srv = make_server(conf={"workers": 2, "allow_plaintext_loopback": "yes"})
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=timeout(10)) as s:
+        for i in range(1, 6):
+            s.sendmail(SENDER, [ALICE], b"Subject: flags %d\r\n\r\nx\r\n" % i)
+    m = imaplib.IMAP4("127.0.0.1", srv.imap_port)
+    m.login(ALICE, "secret")
+    m.select("INBOX")
+    assert m.store("1:3", "+FLAGS", "(\\Flagged $Label1)")[0] == "OK"
+    assert m.store("2", "-FLAGS", "(\\Flagged)")[0] == "OK"
+    assert m.store("5", "+FLAGS", "(\\Answered)")[0] == "OK"
+    srv.kill9()
+    srv.start()
+    m = imaplib.IMAP4("127.0.0.1", srv.imap_port)
+    m.login(ALICE, "secret")
+    m.select("INBOX", readonly=True)
+    typ, data = m.fetch("1:5", "(FLAGS)")
+    assert typ == "OK"
+    got = sorted(d.decode() for d in data)
+    assert got == ["1 (FLAGS (\\Flagged $Label1))", "2 (FLAGS ($Label1))",
+                   "3 (FLAGS (\\Flagged $Label1))", "4 (FLAGS ())", "5 (FLAGS (\\Answered))"]
+    m.logout()
