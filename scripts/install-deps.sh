@@ -22,6 +22,8 @@ perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || pkgs="$pkgs libnet-ssleay-perl"
 need_cmd fetchmail fetchmail
 need_cmd mbsync isync
 need_cmd curl curl
+# Debian's mutt (GNU SASL) sends through submission (test_submission.py).
+need_cmd mutt mutt
 need_pc libevent_core libevent-dev
 need_pc libevent_openssl libevent-dev
 need_pc sqlite3 libsqlite3-dev

@@ -143,7 +143,7 @@ static bool mech_ok(const struct imap_session *s, enum sasl_mech m)
 	case SASL_MECH_SCRAM_SHA_256:
 		return true;
 	case SASL_MECH_SCRAM_SHA_256_PLUS:
-		return s->tls_on;
+		return s->tls_on && s->srv->cfg->auth_scram_plus;
 	}
 	return false;
 }
@@ -716,7 +716,7 @@ static void auth_start(struct imap_session *s, const char *tag, enum sasl_mech m
 	struct sasl_cbind cb[SASL_MAX_CBIND];
 	unsigned char data[SASL_MAX_CBIND][64];
 	size_t n = 0;
-	if (s->tls_on && !s->tls_pending) {
+	if (s->tls_on && !s->tls_pending && s->srv->cfg->auth_scram_plus) {
 		int l = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], sizeof data[n]);
 		if (l > 0) {
 			cb[n] = (struct sasl_cbind){"tls-exporter", data[n], (size_t)l};
@@ -811,7 +811,9 @@ static void cmd_authenticate(struct imap_cmdctx *x)
 		return;
 	}
 	if (!mech_ok(s, m)) {
-		if (m == SASL_MECH_SCRAM_SHA_256_PLUS)
+		if (m == SASL_MECH_SCRAM_SHA_256_PLUS && !s->srv->cfg->auth_scram_plus)
+			imap_reply(s, "%s NO Unsupported authentication mechanism", x->tag);
+		else if (m == SASL_MECH_SCRAM_SHA_256_PLUS)
 			imap_reply(s, "%s NO [PRIVACYREQUIRED] SCRAM-SHA-256-PLUS needs TLS",
 				   x->tag);
 		else

@@ -54,6 +54,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
 	{"auth.scram_iterations", CFG_UINT, STR(auth_scram_iterations), "4096", false},
+	{"auth.scram_plus", CFG_BOOL, STR(auth_scram_plus), "no", false},
 	{"auth.fail_delay_ms", CFG_UINT, STR(auth_fail_delay_ms), "500", false},
 	{"auth.fail_delay_max_ms", CFG_UINT, STR(auth_fail_delay_max_ms), "8000", false},
 	{"auth.block_after", CFG_UINT, STR(auth_block_after), "10", false},

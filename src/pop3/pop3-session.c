@@ -542,7 +542,7 @@ static bool mech_ok(const struct pop3_session *s, enum sasl_mech m)
 	case SASL_MECH_SCRAM_SHA_256:
 		return true;
 	case SASL_MECH_SCRAM_SHA_256_PLUS:
-		return s->tls_on && !s->tls_pending;
+		return s->tls_on && !s->tls_pending && s->srv->cfg->auth_scram_plus;
 	}
 	return false;
 }
@@ -570,7 +570,7 @@ static void auth_start(struct pop3_session *s, enum sasl_mech m, const void *ir,
 	struct sasl_cbind cb[SASL_MAX_CBIND];
 	unsigned char data[SASL_MAX_CBIND][64];
 	size_t n = 0;
-	if (s->tls_on && !s->tls_pending) {
+	if (s->tls_on && !s->tls_pending && s->srv->cfg->auth_scram_plus) {
 		int l = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], 64);
 		if (l > 0) {
 			cb[n] = (struct sasl_cbind){"tls-exporter", data[n], (size_t)l};

@@ -957,7 +957,7 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 		reply(s, "250-STARTTLS");
 	if (auth_allowed(s) && !s->authed)
 		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
-		      s->tls_on ? " SCRAM-SHA-256-PLUS" : "");
+		      s->tls_on && s->srv->cfg->auth_scram_plus ? " SCRAM-SHA-256-PLUS" : "");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -1287,7 +1287,9 @@ static size_t channel_bindings(struct smtp_session *s, struct sasl_cbind *cb,
 			       unsigned char (*data)[64])
 {
 	size_t n = 0;
-	if (!s->tls_on || s->tls_pending)
+	/* Without auth.scram_plus nothing is bound and -PLUS is not offered,
+	 * so a client's "y" flag is no downgrade (RFC 5802 6). */
+	if (!s->tls_on || s->tls_pending || !s->srv->cfg->auth_scram_plus)
 		return 0;
 	int len = tls_channel_binding(s->bev, TLS_BINDING_EXPORTER, data[n], 64);
 	if (len > 0) {

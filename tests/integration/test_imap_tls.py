@@ -28,7 +28,7 @@ import pytest
 from conftest import HOST, timeout
 
 PASSWORD = "secret"
-MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "no",
+MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "no", "auth.scram_plus": "yes",
                "auth.fail_delay_ms": "50", "auth.fail_delay_max_ms": "100",
                "auth.block_after": "0"}
 

@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -33,6 +34,9 @@ CAROL = "carol@example.org"
 # For the shared server: never block (other tests fail on purpose), short
 # delays; DNS that never answers keeps remote recipients in the queue.
 BASE_CONF = {
+    # these tests cover SCRAM-SHA-256-PLUS too, which is off by default
+    # (test_scram_plus_off_by_default)
+    "auth.scram_plus": "yes",
     "auth.fail_delay_ms": "50",
     "auth.fail_delay_max_ms": "100",
     "auth.block_after": "0",
@@ -678,3 +682,69 @@ def test_pop3_scram_plus_and_failures(srv):
                      r"user=alice@example\.test result=failed reason=credentials", log)
     assert re.search(r"pop3 session=\S+ client=127\.0\.0\.1 action=auth "
                      r"mech=SCRAM-SHA-256-PLUS user=alice@example\.test result=ok", log)
+
+
+# ------------------------------------------- SCRAM-SHA-256-PLUS, off by default
+
+def test_scram_plus_off_by_default(make_server):
+    """Without auth.scram_plus, no listener offers SCRAM-SHA-256-PLUS
+    (clients that pick it without a tls-exporter binding, such as mutt
+    with GNU SASL, would fail), and asking for it is an unknown mechanism;
+    SCRAM-SHA-256, PLAIN and LOGIN stay."""
+    s = make_server(conf={"auth.block_after": "0"})
+    for c in (sub587(s), sub465(s)):
+        with c:
+            code, lines = c.cmd("EHLO client.example")
+            assert code == 250
+            assert "AUTH PLAIN LOGIN SCRAM-SHA-256" in lines
+            assert not any("PLUS" in ln for ln in lines)
+            assert c.cmd("AUTH SCRAM-SHA-256-PLUS") == (
+                504, ["5.5.4 Error: unrecognized authentication type"])
+    import imaplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4_SSL("127.0.0.1", port_of(s, "imaps.listen"), ssl_context=ctx)
+    caps = m.capabilities
+    assert "AUTH=SCRAM-SHA-256" in caps and "AUTH=SCRAM-SHA-256-PLUS" not in caps
+    m.logout()
+
+
+@pytest.mark.parametrize("port", [587, 465])
+def test_mutt_sends_with_default_settings(make_server, tmp_path, port):
+    """Debian's mutt (GNU SASL) sends through submission with the
+    defaults of `tern init` and of mutt: STARTTLS on 587, TLS on 465."""
+    if shutil.which("mutt") is None:
+        pytest.fail("mutt is not installed (scripts/install-deps.sh installs it)")
+    s = make_server(conf={"auth.block_after": "0"})
+    key = "submission.listen" if port == 587 else "submissions.listen"
+    p = port_of(s, key)
+    scheme = "smtp" if port == 587 else "smtps"
+    cert = tmp_path / "trusted.pem"
+    shutil.copy(os.path.join(s.dir, "tls", "cert.pem"), cert)
+    rc = tmp_path / "muttrc"
+    rc.write_text(
+        'set from="%s"\n'
+        'set use_from=yes\n'
+        'set envelope_from=yes\n'
+        'set smtp_url="%s://alice%%40example.test@localhost:%d/"\n'
+        'set smtp_pass="%s"\n'
+        'set ssl_starttls=yes\n'
+        'set ssl_force_tls=yes\n'
+        'set certificate_file="%s"\n'
+        'set record=""\n'
+        'set copy=no\n' % (ALICE, scheme, p, PASSWORD, cert))
+    token = "mutt-%d-%s" % (port, uuid.uuid4().hex[:8])
+    env = dict(os.environ, HOME=str(tmp_path), TERM="dumb")
+    r = subprocess.run(["mutt", "-n", "-F", str(rc), "-s", token, BOB],
+                       input=b"Sent by mutt.\n", capture_output=True, env=env,
+                       timeout=timeout(60))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    deadline = time.monotonic() + timeout(10)
+    while not s.find_messages(BOB, token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(s.find_messages(BOB, token)) == 1
+    log = s.log()
+    assert re.search(r"mech=(SCRAM-SHA-256|PLAIN|LOGIN) user=alice@example\.test result=ok",
+                     log), "no successful AUTH line in the log"

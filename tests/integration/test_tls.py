@@ -26,7 +26,7 @@ from conftest import (HOST, HOSTNAME, SMTPRaw, make_cert, parse_received, split_
 PASSWORD = "secret"
 ALICE = "alice@example.test"
 SENDER = "sender@client.example"
-MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "no"}
+MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "no", "auth.scram_plus": "yes"}
 PLAINTEXT_REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed without TLS"
 TLS12_CIPHERS = {"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305",
                  "ECDHE-ECDSA-AES128-GCM-SHA256"}
