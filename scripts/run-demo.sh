@@ -24,6 +24,8 @@ IMAPS_PORT=$((BASE + 993))
 POP3S_PORT=$((BASE + 995))
 SUB_PORT=$((BASE + 587))
 SUBS_PORT=$((BASE + 465))
+HTTP_PORT=$((BASE + 80))
+HTTPS_PORT=$((BASE + 443))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
@@ -33,6 +35,7 @@ cat <<INFO
   Submission (sending, AUTH): 127.0.0.1 port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
   IMAP (reading, folders):    127.0.0.1 port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
   POP3 (downloading):         127.0.0.1 port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
+  Web (HTTPS):                https://127.0.0.1:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
   The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
   client.  On loopback, the demo also accepts passwords without TLS.
 
@@ -54,6 +57,11 @@ cat <<INFO
     swaks --server 127.0.0.1:$SUB_PORT --tls --auth-user $USER_ADDR --auth-password $PASSWORD --from $USER_ADDR --to $USER_ADDR
   A desktop client (Thunderbird, ...): user name $USER_ADDR, IMAP server
   127.0.0.1 port $IMAPS_PORT SSL/TLS, SMTP server 127.0.0.1 port $SUBS_PORT SSL/TLS.
+  Client auto-configuration (what Thunderbird and Apple Mail fetch):
+    curl -k 'https://127.0.0.1:$HTTPS_PORT/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=$USER_ADDR'
+    curl -k -o demo.mobileconfig 'https://127.0.0.1:$HTTPS_PORT/apple/profile.mobileconfig?email=$USER_ADDR'
+  (A demo folder made before HTTP existed has no http.listen/https.listen:
+  add them to $DIR/tern.conf or start over with rm -rf $DIR.)
   Press Ctrl-C to stop.
 
 INFO

@@ -41,12 +41,13 @@ int http_xml_element_text(const char *xml, size_t len, const char *name, char *o
 			return -1;
 		size_t ts = g + 1, te = ts;
 		while (te < len && xml[te] != '<') {
-			if (xml[te] == '&')
+			unsigned char ch = (unsigned char)xml[te];
+			if (ch == '&' || ch == 0x7f || (ch < 0x20 && !is_blank((char)ch)))
 				return -1;
 			te++;
 		}
-		if (te >= len)
-			return -1; /* no end tag */
+		if (te + 1 >= len || xml[te + 1] != '/')
+			return -1; /* no end tag, or markup (CDATA, a child) */
 		while (ts < te && is_blank(xml[ts]))
 			ts++;
 		while (te > ts && is_blank(xml[te - 1]))

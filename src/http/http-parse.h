@@ -18,8 +18,9 @@
 /* The text of the first element whose local name is `name` (any namespace
  * prefix; "<EMailAddress>" and "<a:EMailAddress>") in at most len bytes of
  * XML, blanks around it trimmed, into out (NUL-terminated).  Only the first
- * HTTP_XML_SCAN_MAX bytes are read.  Text with markup or an entity
- * reference ('<' or '&') is refused: we never expand entities.  Returns
+ * HTTP_XML_SCAN_MAX bytes are read.  Text with markup (CDATA, a child
+ * element), an entity reference ('&') or a control character is refused:
+ * we never expand entities.  Returns
  * the length, or -1 if there is no such element, it does not fit outsz, or
  * it is not plain text. */
 #define HTTP_XML_SCAN_MAX 65536
