@@ -47,24 +47,15 @@ struct service {
 	bool ssl; /* implicit TLS; else STARTTLS */
 };
 
-static unsigned port_of(const char *listen)
-{
-	char host[256];
-	uint16_t port;
-	if (listen[0] == '\0' || config_split_hostport(listen, host, sizeof host, &port) < 0)
-		return 0;
-	return port;
-}
-
 /* Implicit TLS first (RFC 8314 3.3 prefers it), then STARTTLS. */
 static bool pick(const char *implicit, const char *starttls, struct service *s)
 {
-	if ((s->port = port_of(implicit)) != 0) {
+	if ((s->port = http_listen_port(implicit)) != 0) {
 		s->ssl = true;
 		return true;
 	}
 	s->ssl = false;
-	return (s->port = port_of(starttls)) != 0;
+	return (s->port = http_listen_port(starttls)) != 0;
 }
 
 struct services {
@@ -108,6 +99,15 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
 	return ok;
 }
 
+/* A new body buffer, or NULL after answering 500. */
+static struct evbuffer *body_new(struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (b == NULL)
+		http_reply_text(req, 500, "Internal Server Error", NULL);
+	return b;
+}
+
 static void send_body(struct evhttp_request *req, struct evbuffer *b, const char *type)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -144,7 +144,8 @@ static void thunderbird(struct evhttp_request *req, const struct http_ctx *c)
 	char addr[HTTP_EMAIL_MAX + 1], dom[256];
 	struct services sv;
 	if (query_param(c->query, "emailaddress", addr, sizeof addr)) {
-		if (!http_email_valid(addr, strlen(addr)) || !our_domain(c->store, addr, dom, sizeof dom))
+		if (!http_email_valid(addr, strlen(addr)) ||
+		    !our_domain(c->store, addr, dom, sizeof dom))
 			goto notfound;
 	} else {
 		/* autoconfig.DOMAIN without an address: the host names it. */
@@ -156,9 +157,9 @@ static void thunderbird(struct evhttp_request *req, const struct http_ctx *c)
 	}
 	if (!services_get(c->cfg, &sv))
 		goto notfound;
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b = body_new(req);
 	if (b == NULL)
-		goto notfound;
+		return;
 	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 			       "<clientConfig version=\"1.1\">\n  <emailProvider id=\"");
 	http_xml_escape(b, dom);
@@ -218,7 +219,8 @@ static void autodiscover(struct evhttp_request *req, const struct http_ctx *c)
 		return;
 	}
 	/* Only Outlook's schema; mobilesync (ActiveSync) we do not speak. */
-	if (http_xml_element_text(xml, len, "AcceptableResponseSchema", schema, sizeof schema) >= 0 &&
+	if (http_xml_element_text(xml, len, "AcceptableResponseSchema", schema, sizeof schema) >=
+		0 &&
 	    strcmp(schema, AD_REQUEST_SCHEMA) != 0) {
 		http_reply_text(req, 404, "Not Found", NULL);
 		return;
@@ -228,11 +230,9 @@ static void autodiscover(struct evhttp_request *req, const struct http_ctx *c)
 		http_reply_text(req, 404, "Not Found", NULL);
 		return;
 	}
-	struct evbuffer *b = evbuffer_new();
-	if (b == NULL) {
-		http_reply_text(req, 500, "Internal Server Error", NULL);
+	struct evbuffer *b = body_new(req);
+	if (b == NULL)
 		return;
-	}
 	evbuffer_add_printf(
 	    b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
 	       "<Autodiscover "
@@ -268,10 +268,9 @@ static void profile_uuid(const char *what, const char *addr, char out[37])
 	EVP_MD_CTX_free(m);
 	h[6] = (unsigned char)((h[6] & 0x0f) | 0x80);
 	h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", h[0],
-		 h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13],
-		 h[14], h[15]);
+	snprintf(out, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+		 h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12],
+		 h[13], h[14], h[15]);
 }
 
 static void plist_str(struct evbuffer *b, const char *key, const char *val)
@@ -295,11 +294,9 @@ static void apple_profile(struct evhttp_request *req, const struct http_ctx *c)
 	char u_acct[37], u_prof[37];
 	profile_uuid("account", addr, u_acct);
 	profile_uuid("profile", addr, u_prof);
-	struct evbuffer *b = evbuffer_new();
-	if (b == NULL) {
-		http_reply_text(req, 500, "Internal Server Error", NULL);
+	struct evbuffer *b = body_new(req);
+	if (b == NULL)
 		return;
-	}
 	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 			       "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
 			       "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
@@ -362,11 +359,9 @@ static void mta_sts(struct evhttp_request *req, const struct http_ctx *c)
 		http_reply_text(req, 404, "Not Found", NULL);
 		return;
 	}
-	struct evbuffer *b = evbuffer_new();
-	if (b == NULL) {
-		http_reply_text(req, 500, "Internal Server Error", NULL);
+	struct evbuffer *b = body_new(req);
+	if (b == NULL)
 		return;
-	}
 	/* Our domains' MX is this host (the record `tern init` suggests). */
 	evbuffer_add_printf(b, "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: %" PRIu64 "\r\n",
 			    c->cfg->mta_sts_mode, c->cfg->hostname, c->cfg->mta_sts_max_age);

@@ -11,8 +11,7 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-int http_xml_element_text(const char *xml, size_t len, const char *name, char *out,
-			  size_t outsz)
+int http_xml_element_text(const char *xml, size_t len, const char *name, char *out, size_t outsz)
 {
 	if (len > HTTP_XML_SCAN_MAX)
 		len = HTTP_XML_SCAN_MAX;

@@ -24,8 +24,7 @@
  * the length, or -1 if there is no such element, it does not fit outsz, or
  * it is not plain text. */
 #define HTTP_XML_SCAN_MAX 65536
-int http_xml_element_text(const char *xml, size_t len, const char *name, char *out,
-			  size_t outsz);
+int http_xml_element_text(const char *xml, size_t len, const char *name, char *out, size_t outsz);
 
 /* A plain address LOCAL@DOMAIN: local part of atext and dots (RFC 5322
  * dot-atom, without the characters & ' that XML would need escaped),

@@ -115,8 +115,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 {
 	struct http_server *srv = arg;
-	struct bufferevent *bev = srv->https ? tls_accept_later(srv->tls, base)
-					     : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = srv->https
+				      ? tls_accept_later(srv->tls, base)
+				      : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return NULL;
 	struct http_conn *c = xcalloc(1, sizeof *c);
@@ -154,7 +155,8 @@ static void add_security_headers(struct evhttp_request *req, bool https)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	if (https)
 		evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
-	evhttp_add_header(h, "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+	evhttp_add_header(h, "Content-Security-Policy",
+			  "default-src 'self'; frame-ancestors 'none'");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 }
@@ -249,7 +251,8 @@ static void serve_static(struct evhttp_request *req, const struct http_ctx *c)
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	evhttp_add_header(oh, "ETag", etag);
 	evhttp_add_header(oh, "Cache-Control", "no-cache");
-	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+	const char *inm =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
 	if (inm != NULL && (strstr(inm, etag) != NULL || !strcmp(inm, "*"))) {
 		close(fd);
 		evhttp_send_reply(req, 304, "Not Modified", NULL);
@@ -276,8 +279,7 @@ static void serve_static(struct evhttp_request *req, const struct http_ctx *c)
 
 /* --------------------------------------------------------------- routing */
 
-/* Port of a listen value, or 0. */
-static unsigned listen_port(const char *listen)
+unsigned http_listen_port(const char *listen)
 {
 	char host[256];
 	uint16_t port;
@@ -288,7 +290,7 @@ static unsigned listen_port(const char *listen)
 
 static void redirect_https(struct evhttp_request *req, const struct http_ctx *c)
 {
-	unsigned port = listen_port(c->cfg->https_listen);
+	unsigned port = http_listen_port(c->cfg->https_listen);
 	const char *uri = evhttp_request_get_uri(req);
 	if (uri == NULL || uri[0] != '/' || c->host[0] == '\0') {
 		http_reply_text(req, 400, "Bad Request", NULL);
@@ -337,9 +339,8 @@ static void http_handle(struct evhttp_request *req, void *arg)
 	if (conn != NULL) /* the next request's deadline runs from now */
 		conn_arm(conn);
 	add_security_headers(req, srv->https);
-	if (srv->https &&
-	    bufferevent_openssl_get_ssl(
-		evhttp_connection_get_bufferevent(evhttp_request_get_connection(req))) == NULL) {
+	if (srv->https && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(
+			      evhttp_request_get_connection(req))) == NULL) {
 		/* No certificate when the connection came: no HTTPS. */
 		http_reply_text(req, 503, "Service Unavailable", NULL);
 		return;
@@ -362,7 +363,8 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		http_reply_text(req, 400, "Bad Request", NULL);
 		return;
 	}
-	struct http_ctx c = {srv->cfg, srv->store, srv->https, host, path, evhttp_uri_get_query(uri)};
+	struct http_ctx c = {srv->cfg, srv->store, srv->https,
+			     host,     path,       evhttp_uri_get_query(uri)};
 	if (!srv->https && srv->cfg->https_listen[0] &&
 	    strncmp(path, "/.well-known/acme-challenge/", 28) != 0 &&
 	    !http_autoconfig_plain_path(host, path))

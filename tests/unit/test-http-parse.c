@@ -29,8 +29,8 @@ TEST(http_xml_element_text)
 		       sizeof out),
 		  5);
 	CHECK_STR(out, "a@b.c");
-	CHECK_INT(text("<x:EMailAddress xmlns:x=\"u\">\r\n a@b.c\t</x:EMailAddress>", "EMailAddress",
-		       out, sizeof out),
+	CHECK_INT(text("<x:EMailAddress xmlns:x=\"u\">\r\n a@b.c\t</x:EMailAddress>",
+		       "EMailAddress", out, sizeof out),
 		  5);
 	CHECK_STR(out, "a@b.c");
 	/* The first element with that local name, not a longer name. */
@@ -39,9 +39,9 @@ TEST(http_xml_element_text)
 		  3);
 	CHECK_STR(out, "y@z");
 	CHECK_INT(text("<EMailAddress>&e;</EMailAddress>", "EMailAddress", out, sizeof out), -1);
-	CHECK_INT(text("<EMailAddress><![CDATA[a@b]]></EMailAddress>", "EMailAddress", out,
-		       sizeof out),
-		  -1);
+	CHECK_INT(
+	    text("<EMailAddress><![CDATA[a@b]]></EMailAddress>", "EMailAddress", out, sizeof out),
+	    -1);
 	CHECK_INT(text("<EMailAddress/>", "EMailAddress", out, sizeof out), -1);
 	CHECK_INT(text("<EMailAddress>a@b.c", "EMailAddress", out, sizeof out), -1);
 	CHECK_INT(text("<EMailAddress", "EMailAddress", out, sizeof out), -1);
