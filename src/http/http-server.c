@@ -19,9 +19,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -96,6 +99,12 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->evcon = evcon;
 		evhttp_connection_set_closecb(c->evcon, conn_closed_cb, c);
+		/* As for the mail protocols (main.c): no Nagle delay on the
+		 * last partial segment of an answer. */
+		int one = 1;
+		evutil_socket_t sock = bufferevent_getfd(c->bev);
+		if (sock >= 0)
+			(void)setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		conn_arm(c);
 		return;
 	}
