@@ -7,9 +7,11 @@
 FUZZ_SECONDS ?= 20
 MESON ?= meson
 # Integration tests run in parallel (pytest-xdist); each worker takes its own
-# share of port bases (tests/integration/conftest.py).
+# share of port bases (tests/integration/conftest.py).  --dist loadfile keeps
+# each file on one worker, in order: module-scoped servers carry state
+# (the login limiter) from one test to the next.
 PYTEST_JOBS ?= 4
-PYTEST = /usr/bin/python3 -m pytest -n $(PYTEST_JOBS)
+PYTEST = /usr/bin/python3 -m pytest -n $(PYTEST_JOBS) --dist loadfile
 
 .PHONY: all deps build build-asan run test unit integration fuzz bench clean
 

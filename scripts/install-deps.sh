@@ -30,6 +30,9 @@ need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev
 need_pc libunbound libunbound-dev
+# The Public Suffix List for DMARC's Organizational Domain (src/mailauth/dmarc.c).
+need_pc libpsl libpsl-dev
+need_file /usr/share/publicsuffix/public_suffix_list.dafsa publicsuffix
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base
 need_file /usr/bin/python3 python3

@@ -29,37 +29,38 @@ HTTPS_PORT=$((BASE + 443))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
+  Clients connect to localhost, the name the demo certificate carries.
 
   Demo user:   $USER_ADDR   password: $PASSWORD
-  SMTP (receiving, no auth):  127.0.0.1 port $SMTP_PORT
-  Submission (sending, AUTH): 127.0.0.1 port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
-  IMAP (reading, folders):    127.0.0.1 port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
-  POP3 (downloading):         127.0.0.1 port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
-  Web (HTTPS):                https://127.0.0.1:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
+  SMTP (receiving, no auth):  localhost port $SMTP_PORT
+  Submission (sending, AUTH): localhost port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
+  IMAP (reading, folders):    localhost port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
+  POP3 (downloading):         localhost port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
+  Web (HTTPS):                https://localhost:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
   The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
   client.  On loopback, the demo also accepts passwords without TLS.
 
   Send a message:
-    swaks --server 127.0.0.1:$SMTP_PORT --to $USER_ADDR --from you@elsewhere.test
+    swaks --server localhost:$SMTP_PORT --to $USER_ADDR --from you@elsewhere.test
   See it stored:
     $TERN -c $DIR/tern.conf mail list $USER_ADDR
     $TERN -c $DIR/tern.conf mail cat $USER_ADDR INBOX 1
 
   Read it with POP3 (any POP3 client, or by hand):
-    python3 -c "import poplib; p = poplib.POP3('127.0.0.1', $POP3_PORT); p.user('$USER_ADDR'); p.pass_('$PASSWORD'); print(p.stat()); p.quit()"
-    fetchmail -p POP3 -P $POP3_PORT -u $USER_ADDR --sslproto '' -k -m 'cat >> demo.mbox' 127.0.0.1
+    python3 -c "import poplib; p = poplib.POP3('localhost', $POP3_PORT); p.user('$USER_ADDR'); p.pass_('$PASSWORD'); print(p.stat()); p.quit()"
+    fetchmail -p POP3 -P $POP3_PORT -u $USER_ADDR --sslproto '' -k -m 'cat >> demo.mbox' localhost
 
   Read it with IMAP:
-    curl --user '$USER_ADDR:$PASSWORD' 'imap://127.0.0.1:$IMAP_PORT/INBOX;UID=1'
-    python3 -c "import imaplib; m = imaplib.IMAP4('127.0.0.1', $IMAP_PORT); m.login('$USER_ADDR', '$PASSWORD'); print(m.select('INBOX')); m.logout()"
+    curl --user '$USER_ADDR:$PASSWORD' 'imap://localhost:$IMAP_PORT/INBOX;UID=1'
+    python3 -c "import imaplib; m = imaplib.IMAP4('localhost', $IMAP_PORT); m.login('$USER_ADDR', '$PASSWORD'); print(m.select('INBOX')); m.logout()"
 
   Send as the demo user (submission, STARTTLS, AUTH):
-    swaks --server 127.0.0.1:$SUB_PORT --tls --auth-user $USER_ADDR --auth-password $PASSWORD --from $USER_ADDR --to $USER_ADDR
+    swaks --server localhost:$SUB_PORT --tls --auth-user $USER_ADDR --auth-password $PASSWORD --from $USER_ADDR --to $USER_ADDR
   A desktop client (Thunderbird, ...): user name $USER_ADDR, IMAP server
-  127.0.0.1 port $IMAPS_PORT SSL/TLS, SMTP server 127.0.0.1 port $SUBS_PORT SSL/TLS.
+  localhost port $IMAPS_PORT SSL/TLS, SMTP server localhost port $SUBS_PORT SSL/TLS.
   Client auto-configuration (what Thunderbird and Apple Mail fetch):
-    curl -k 'https://127.0.0.1:$HTTPS_PORT/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=$USER_ADDR'
-    curl -k -o demo.mobileconfig 'https://127.0.0.1:$HTTPS_PORT/apple/profile.mobileconfig?email=$USER_ADDR'
+    curl -k 'https://localhost:$HTTPS_PORT/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=$USER_ADDR'
+    curl -k -o demo.mobileconfig 'https://localhost:$HTTPS_PORT/apple/profile.mobileconfig?email=$USER_ADDR'
   (A demo folder made before HTTP existed has no http.listen/https.listen:
   add them to $DIR/tern.conf or start over with rm -rf $DIR.)
   Press Ctrl-C to stop.

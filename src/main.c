@@ -1151,6 +1151,7 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *cfg_path = NULL;
+	cli_set_program(argc > 0 ? argv[0] : NULL);
 	int i = 1;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "-c")) {

@@ -88,8 +88,16 @@ enum op {
 	OP_NOOP,
 	N_OPS
 };
-static const char *const op_names[N_OPS] = {"select", "fetch", "body",   "store", "subject",
-					    "unseen", "since", "append", "idle",  "noop"};
+static const char *const mixed_names[N_OPS] = {"select", "fetch", "body",   "store", "subject",
+					       "unseen", "since", "append", "idle",  "noop"};
+/* PROFILE=random uses the same ten latency slots under its own names
+ * (idle and noop stay empty). */
+#define OP_LIST OP_SUBJECT
+#define OP_STATUS OP_UNSEEN
+#define OP_EXPUNGE OP_SINCE
+static const char *const random_names[N_OPS] = {"select", "fetch",   "body",   "store", "list",
+						"status", "expunge", "append", "idle",  "noop"};
+static const char *const *op_names = mixed_names;
 
 struct expect {
 	long messages, subject, unseen, since;
@@ -107,7 +115,10 @@ struct conn {
 struct resp {
 	long exists;   /* last "* n EXISTS", -1 if none */
 	long fetches;  /* "* n FETCH" responses */
-	long flagged;  /* of which mention \Flagged */
+	long flagged;  /* of which mention want_flag (\Flagged unless set) */
+	long expunged; /* "* n EXPUNGE" responses */
+	long lists;    /* "* LIST" responses */
+	long status;   /* MESSAGES of a "* STATUS" response, -1 if none */
 	long searched; /* numbers in "* SEARCH" lines, -1 if none */
 	long literals; /* literals received */
 	uint64_t octets, crc;
@@ -120,6 +131,7 @@ struct result {
 };
 
 static int cur_session;
+static const char *want_flag = "\\Flagged";
 static bool quickack;
 static bool logging_out;
 
@@ -252,12 +264,21 @@ static void untagged(const char *l, struct resp *r)
 	if (end != l + 2) {
 		if (strcmp(end, " EXISTS") == 0)
 			r->exists = num;
+		else if (strcmp(end, " EXPUNGE") == 0)
+			r->expunged++;
 		else if (strncmp(end, " FETCH (", 8) == 0) {
 			r->fetches++;
-			if (strstr(end, "\\Flagged") != NULL)
+			if (strstr(end, want_flag) != NULL)
 				r->flagged++;
 		}
 		return;
+	}
+	if (strncmp(l, "* LIST ", 7) == 0)
+		r->lists++;
+	if (strncmp(l, "* STATUS ", 9) == 0) {
+		const char *m = strstr(l, "MESSAGES ");
+		if (m != NULL)
+			r->status = strtol(m + 9, NULL, 10);
 	}
 	if (strncmp(l, "* SEARCH", 8) == 0) {
 		long k = 0;
@@ -315,7 +336,7 @@ static void command(struct conn *c, struct resp *r, const char *tail, size_t tai
 	send_all(c, cmd, (size_t)(k + m) + 2);
 	if (tail != NULL)
 		send_all(c, tail, tail_n);
-	*r = (struct resp){.exists = -1, .searched = -1};
+	*r = (struct resp){.exists = -1, .searched = -1, .status = -1};
 	responses(c, tag, r, false, cmd + k);
 }
 
@@ -331,6 +352,7 @@ static uint64_t rng_next(uint64_t *s)
 struct params {
 	int port, users, sessions;
 	long iterations, bodies, idle_ms, searches;
+	int profile; /* 0 mixed, 1 random */
 	struct expect exp[MAX_USERS + 1];
 };
 
@@ -340,6 +362,167 @@ static size_t n_lat[N_OPS];
 static void timed(enum op op, double t0)
 {
 	lat[op][n_lat[op]++] = (now() - t0) * 1000.0;
+}
+
+/* State of one session under PROFILE=random. */
+struct rstate {
+	uint64_t rng;
+	long cur;      /* messages in the mailbox as this session knows it */
+	long appended; /* of which this session appended (and may expunge) */
+	char *msg;     /* APPEND buffer */
+};
+
+#define RANDOM_MSG_MAX (64 * 1024)
+
+/* Writes a real-looking message of one of four sizes into st->msg. */
+static int random_message(struct rstate *st, int user, int s, long it)
+{
+	static const char *const words[] = {"report",  "meeting", "budget", "review",
+					    "project", "update",  "notes",  "plan",
+					    "invoice", "travel",  "lunch",  "release"};
+	static const size_t sizes[] = {600, 2500, 9000, 30000};
+	size_t nw = sizeof words / sizeof words[0];
+	size_t want = sizes[rng_next(&st->rng) % 4];
+	int n = snprintf(st->msg, RANDOM_MSG_MAX,
+			 "Return-Path: <sender%ld@partner.test>\r\n"
+			 "From: \"Partner %ld\" <sender%ld@partner.test>\r\n"
+			 "To: test%d@example.test\r\n"
+			 "Subject: %s %s %ld\r\n"
+			 "Date: Wed, 1 Jan 2020 12:%02ld:00 +0000\r\n"
+			 "Message-ID: <rnd.%d.%ld.%ld@partner.test>\r\n"
+			 "MIME-Version: 1.0\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "\r\n",
+			 it % 50, it % 50, it % 50, user, words[rng_next(&st->rng) % nw],
+			 words[rng_next(&st->rng) % nw], it, it % 60, s, it, (long)getpid());
+	if (n < 0)
+		fail("message header");
+	size_t len = (size_t)n;
+	while (len + 80 < want) {
+		int k = snprintf(st->msg + len, RANDOM_MSG_MAX - len, "%s %s %s %s %s %s %s.\r\n",
+				 words[rng_next(&st->rng) % nw], words[rng_next(&st->rng) % nw],
+				 words[rng_next(&st->rng) % nw], words[rng_next(&st->rng) % nw],
+				 words[rng_next(&st->rng) % nw], words[rng_next(&st->rng) % nw],
+				 words[rng_next(&st->rng) % nw]);
+		if (k < 0)
+			fail("message body");
+		len += (size_t)k;
+	}
+	return (int)len;
+}
+
+/* One loop of the random concurrent profile (issue 25): the proportions
+ * are written here and drawn from the session's seeded generator, so both
+ * servers see the same command sequence.
+ *   1/2  LIST "" "*" and STATUS INBOX (MESSAGES UNSEEN UIDNEXT)
+ *   1    SELECT INBOX, FETCH of 20 messages (FLAGS ENVELOPE), UID FETCH of
+ *        one whole body (BODY.PEEK[])
+ *   1/2  STORE +FLAGS then -FLAGS of one random flag on a random message:
+ *        \Flagged, \Answered, \Draft or $Label1..$Label5 (none of which the
+ *        mail set carries, so the state comes back; \Seen is left alone
+ *        because the mixed profile counts UNSEEN)
+ *   1/4  STORE \Deleted + EXPUNGE of a message this session appended
+ *   1    APPEND of a message of 0.6, 2.5, 9 or 30 KB
+ * Every answer is checked; with one session per mailbox (strict) the
+ * counts must be exact.  Returns the number of commands sent. */
+static uint64_t random_iter(struct conn *c, const struct expect *e, bool strict, long it, int s,
+			    struct rstate *st, struct result *res)
+{
+	struct resp r;
+	uint64_t ops = 0;
+	double t;
+	if (rng_next(&st->rng) % 2 == 0) {
+		t = now();
+		command(c, &r, NULL, 0, "LIST \"\" \"*\"");
+		timed(OP_LIST, t);
+		if (r.lists < 1)
+			fail("LIST: no mailboxes");
+		t = now();
+		command(c, &r, NULL, 0, "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)");
+		timed(OP_STATUS, t);
+		if (r.status < 0 || (strict && st->cur >= 0 && r.status != st->cur))
+			fail("STATUS: MESSAGES %ld, expected %ld", r.status, st->cur);
+		ops += 2;
+	}
+	t = now();
+	command(c, &r, NULL, 0, "SELECT INBOX");
+	timed(OP_SELECT, t);
+	if (r.exists < e->messages || (strict && st->cur >= 0 && r.exists != st->cur))
+		fail("SELECT: %ld EXISTS, expected %ld", r.exists, st->cur);
+	st->cur = r.exists;
+	ops++;
+
+	long a = 1 + (long)(rng_next(&st->rng) % (uint64_t)(e->messages - 19));
+	t = now();
+	command(c, &r, NULL, 0, "FETCH %ld:%ld (FLAGS ENVELOPE)", a, a + 19);
+	timed(OP_FETCH, t);
+	if (r.fetches != 20)
+		fail("FETCH %ld:%ld: %ld FETCH responses", a, a + 19, r.fetches);
+	long uid = 1 + (long)(rng_next(&st->rng) % (uint64_t)e->messages);
+	t = now();
+	command(c, &r, NULL, 0, "UID FETCH %ld BODY.PEEK[]", uid);
+	timed(OP_BODY, t);
+	if (r.fetches != 1 || r.literals != 1 || r.octets == 0)
+		fail("UID FETCH %ld BODY.PEEK[]: %ld FETCH, %ld literals", uid, r.fetches,
+		     r.literals);
+	res->octets += r.octets;
+	res->crc += r.crc;
+	ops += 2;
+
+	if (rng_next(&st->rng) % 2 == 0) {
+		static const char *const flags[] = {"\\Flagged", "\\Answered", "\\Draft",
+						    "$Label1",   "$Label2",    "$Label3",
+						    "$Label4",   "$Label5"};
+		const char *f = flags[rng_next(&st->rng) % 8];
+		long seq = 1 + (long)(rng_next(&st->rng) % (uint64_t)e->messages);
+		want_flag = f;
+		t = now();
+		command(c, &r, NULL, 0, "STORE %ld +FLAGS (%s)", seq, f);
+		timed(OP_STORE, t);
+		if (strict && (r.fetches != 1 || r.flagged != 1))
+			fail("STORE +FLAGS (%s): %ld FETCH, %ld with it", f, r.fetches, r.flagged);
+		t = now();
+		command(c, &r, NULL, 0, "STORE %ld -FLAGS (%s)", seq, f);
+		timed(OP_STORE, t);
+		if (strict && (r.fetches != 1 || r.flagged != 0))
+			fail("STORE -FLAGS (%s): %ld FETCH, %ld with it", f, r.fetches, r.flagged);
+		want_flag = "\\Flagged";
+		ops += 2;
+	}
+
+	/* Drawn every loop so the sequence does not depend on strict. */
+	bool expunge = rng_next(&st->rng) % 4 == 0;
+	if (expunge && strict && st->appended > 0) {
+		t = now();
+		command(c, &r, NULL, 0, "STORE %ld +FLAGS.SILENT (\\Deleted)", st->cur);
+		command(c, &r, NULL, 0, "EXPUNGE");
+		timed(OP_EXPUNGE, t);
+		if (r.expunged != 1)
+			fail("EXPUNGE: %ld EXPUNGE responses, expected 1", r.expunged);
+		st->cur--;
+		st->appended--;
+		ops += 2;
+	}
+
+	int mlen = random_message(st, c->user, s, it);
+	t = now();
+	{
+		char tag[16], head[160];
+		snprintf(tag, sizeof tag, "A%u", ++c->tag);
+		int hn = snprintf(head, sizeof head,
+				  "%s APPEND INBOX \"01-Jan-2020 12:00:00 +0000\" {%d+}\r\n", tag,
+				  mlen);
+		send_all(c, head, (size_t)hn);
+		send_all(c, st->msg, (size_t)mlen);
+		send_all(c, "\r\n", 2);
+		r = (struct resp){.exists = -1, .searched = -1, .status = -1};
+		responses(c, tag, &r, false, "APPEND");
+	}
+	timed(OP_APPEND, t);
+	st->cur++;
+	st->appended++;
+	ops++;
+	return ops;
 }
 
 static void session(const struct params *p, int s, int ready_fd, int go_fd, int done_fd,
@@ -380,7 +563,15 @@ static void session(const struct params *p, int s, int ready_fd, int go_fd, int 
 	uint64_t rng = 0x5eed0000ULL + (uint64_t)s;
 	long exists0 = -1;
 	char msg[1024];
-	for (long it = 0; it < p->iterations; it++) {
+	struct rstate rs = {.rng = rng, .cur = -1};
+	if (p->profile == 1) {
+		rs.msg = malloc(RANDOM_MSG_MAX);
+		if (rs.msg == NULL)
+			fail("out of memory");
+	}
+	for (long it = 0; it < p->iterations && p->profile == 1; it++)
+		res.ops += random_iter(&c, e, strict, it, s, &rs, &res);
+	for (long it = 0; it < p->iterations && p->profile == 0; it++) {
 		double t = now();
 		command(&c, &r, NULL, 0, "SELECT INBOX");
 		timed(OP_SELECT, t);
@@ -623,9 +814,9 @@ static void read_all(int fd, void *dst, size_t n)
 
 int main(int argc, char **argv)
 {
-	if (argc < 6 || argc > 11) {
+	if (argc < 6 || argc > 12) {
 		fputs("usage: imapload PORT USERS SESSIONS ITERATIONS EXPECT [ROOTPID [BODIES "
-		      "[IDLE_MS [QUICKACK [SEARCHES]]]]]\n",
+		      "[IDLE_MS [QUICKACK [SEARCHES [PROFILE]]]]]]\n",
 		      stderr);
 		return 2;
 	}
@@ -639,6 +830,14 @@ int main(int argc, char **argv)
 	p.idle_ms = argc > 8 ? atol(argv[8]) : 0;
 	quickack = argc > 9 && atoi(argv[9]) != 0;
 	p.searches = argc > 10 ? atol(argv[10]) : 7;
+	if (argc > 11 && strcmp(argv[11], "random") == 0)
+		p.profile = 1;
+	else if (argc > 11 && strcmp(argv[11], "mixed") != 0) {
+		fputs("imapload: PROFILE is mixed or random\n", stderr);
+		return 2;
+	}
+	if (p.profile == 1)
+		op_names = random_names;
 	if (p.port <= 0 || p.port > 65535 || p.users < 1 || p.users > MAX_USERS || p.sessions < 1 ||
 	    p.sessions > 5000 || p.iterations < 1 || p.bodies < 0 || p.idle_ms < 0 ||
 	    p.searches < 0 || p.searches > 7) {

@@ -29,6 +29,13 @@
 #                  2 UNSEEN, 4 SINCE (e.g. 6: all but SUBJECT; 0: none)
 #   QUICKACK=0     1: the client sets TCP_QUICKACK before every read (never
 #                  delays its ACKs): a diagnostic for Nagle stalls, see README
+#   PROFILE=mixed  mixed: the loop above.  random: the random concurrent
+#                  profile of issue 25 (imapload.c random_iter: per loop,
+#                  1/2 LIST + STATUS, SELECT, FETCH of 20 (FLAGS ENVELOPE),
+#                  one BODY.PEEK[], 1/2 STORE +/-FLAGS of a random flag or
+#                  keyword, 1/4 STORE \Deleted + EXPUNGE of an appended
+#                  message, APPEND of a 0.6-30 KB message); columns
+#                  subject/unseen/since become list/status/expunge
 #   ONLY=both      tern | dovecot | both
 #   TERN=/work/main/build/tern
 #   TERN_CONF_EXTRA=  extra "key = value" lines appended to tern.conf
@@ -50,6 +57,12 @@ IDLE_MS=${IDLE_MS:-0}
 QUICKACK=${QUICKACK:-0}
 SEARCHES=${SEARCHES:-7}
 ONLY=${ONLY:-both}
+PROFILE=${PROFILE:-mixed}
+case $PROFILE in
+mixed) OPS="select fetch body store subject unseen since append idle noop" ;;
+random) OPS="select fetch body store list status expunge append idle noop" ;;
+*) echo "run.sh: PROFILE is mixed or random" >&2; exit 2 ;;
+esac
 TERN=${TERN:-$REPO/build/tern}
 TERN_CONF_EXTRA=${TERN_CONF_EXTRA:-}
 KEEP=${KEEP:-0}
@@ -312,7 +325,7 @@ EOF
 # load PORT ROOTPID ITERATIONS OUT: one pass; its result line goes to OUT.
 load() {
 	local rc=0
-	"$WORK/imapload" "$1" "$USERS" "$SESSIONS" "$3" "$MAILROOT/expect.tsv" "$2" "$BODIES" "$IDLE_MS" "$QUICKACK" "$SEARCHES" \
+	"$WORK/imapload" "$1" "$USERS" "$SESSIONS" "$3" "$MAILROOT/expect.tsv" "$2" "$BODIES" "$IDLE_MS" "$QUICKACK" "$SEARCHES" "$PROFILE" \
 		>"$4" 2>"$4.err" &
 	LOAD_PID=$!
 	if [ "$2" = "${TERN_PID:-}" ]; then
@@ -329,7 +342,6 @@ load() {
 field() { tr '\t' '\n' <"$1" | sed -n "s/^$2=//p"; }
 
 # prints: run server op/s wall_s ops cpu_ms/op client_ms/op octets checksum ms_select ... ms_noop op/s_all
-OPS="select fetch body store subject unseen since append idle noop"
 measure() { # measure SERVER RUN
 	local s=$1 run=$2 port root out=$WORK/load-$1-$2.out pids
 	if [ "$s" = tern ]; then port=$TERN_IMAP root=$TERN_PID; else port=$DOVECOT_IMAP root=$DOVECOT_PID; fi
@@ -359,7 +371,7 @@ print_line() {
 MAILROOT=$WORK/mail
 [ "$ONLY" = dovecot ] || log "tern: $TERN_ORIG ($("$TERN" --version 2>/dev/null | head -1 || true)), copied to $TERN"
 [ "$ONLY" = tern ] || log "dovecot: $(dovecot --version)"
-log "USERS=$USERS MESSAGES=$MESSAGES SIZE=$SIZE SESSIONS=$SESSIONS ITERATIONS=$ITERATIONS BODIES=$BODIES IDLE_MS=$IDLE_MS QUICKACK=$QUICKACK SEARCHES=$SEARCHES RUNS=$RUNS work=$WORK"
+log "USERS=$USERS MESSAGES=$MESSAGES SIZE=$SIZE SESSIONS=$SESSIONS ITERATIONS=$ITERATIONS BODIES=$BODIES IDLE_MS=$IDLE_MS QUICKACK=$QUICKACK SEARCHES=$SEARCHES PROFILE=$PROFILE RUNS=$RUNS work=$WORK"
 log "uptime: $(uptime)"
 
 log "writing $USERS x $MESSAGES messages (Maildir)"
@@ -388,7 +400,8 @@ fi
 
 TSV=$WORK/results.tsv
 : >"$TSV"
-printf "$HEAD_FMT" run server op/s op/s_all wall_s ops cpu_ms/op client_ms select fetch body store subject unseen since append idle noop
+# shellcheck disable=SC2086
+printf "$HEAD_FMT" run server op/s op/s_all wall_s ops cpu_ms/op client_ms $OPS
 for run in $(seq 1 "$RUNS"); do
 	# alternate the order so neither server always goes first
 	if [ $((run % 2)) = 1 ]; then order="dovecot tern"; else order="tern dovecot"; fi
@@ -400,7 +413,11 @@ for run in $(seq 1 "$RUNS"); do
 		sleep 1
 	done
 done
-echo "(select ... noop: median latency in ms of each command; subject/unseen/since: the three UID SEARCHes; body/store: each command of the kind)"
+if [ "$PROFILE" = random ]; then
+	echo "(select ... append: median latency in ms of each command; expunge: STORE \\Deleted + EXPUNGE together; idle/noop: not used by this profile)"
+else
+	echo "(select ... noop: median latency in ms of each command; subject/unseen/since: the three UID SEARCHes; body/store: each command of the kind)"
+fi
 
 # every run of both servers must have sent the same message bytes
 if [ "$(cut -f8,9 "$TSV" | sort -u | wc -l)" != 1 ]; then
@@ -427,7 +444,7 @@ if [ "$ONLY" != tern ] && grep -qiE 'error|fatal|panic' "$WORK/dovecot/dovecot.l
 fi
 
 # medians and ratios
-awk -F'\t' '
+awk -F'\t' -v ops="$OPS" '
 function median(arr, n,    i, j, t) {
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && arr[j-1] > arr[j]; j--) { t = arr[j]; arr[j] = arr[j-1]; arr[j-1] = t }
 	return (n % 2) ? arr[(n+1)/2] : (arr[n/2] + arr[n/2+1]) / 2
@@ -438,7 +455,8 @@ END {
 	for (s in n) if (n[s] > runs) runs = n[s]
 	printf "\nmedians over %d run(s):\n", runs
 	fmt = "%-8s %8s %8s %9s %9s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n"
-	printf fmt, "server", "op/s", "op/s_all", "cpu_ms/op", "client_ms", "select", "fetch", "body", "store", "subject", "unseen", "since", "append", "idle", "noop"
+	split(ops, on, " ")
+	printf fmt, "server", "op/s", "op/s_all", "cpu_ms/op", "client_ms", on[1], on[2], on[3], on[4], on[5], on[6], on[7], on[8], on[9], on[10]
 	nc = split("3 6 7 10 11 12 13 14 15 16 17 18 19 20", cols, " ")
 	nc--    # column 20 (op/s_all) is printed apart
 	for (s in n) for (k = 1; k <= nc + 1; k++) {

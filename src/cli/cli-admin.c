@@ -78,6 +78,29 @@ static int parse_sub(const struct cli_command *cmd, const char *what, int argc, 
 	return 0;
 }
 
+/* Takes a flag without a value (e.g. "--update") out of argv[2..argc)
+ * before the usual parsing, which knows only options with values; "--"
+ * ends the options.  Returns the remaining arguments (caller frees the
+ * array, not the strings) with their count in *n_out. */
+static char **take_flag(int argc, char **argv, const char *flag, bool *set, int *n_out)
+{
+	char **args = xcalloc((size_t)argc + 1, sizeof *args);
+	int n = 0;
+	bool dashdash = false;
+	*set = false;
+	for (int i = 0; i < argc; i++) {
+		if (i >= 2 && !dashdash && !strcmp(argv[i], flag)) {
+			*set = true;
+			continue;
+		}
+		if (i >= 2 && !strcmp(argv[i], "--"))
+			dashdash = true;
+		args[n++] = argv[i];
+	}
+	*n_out = n;
+	return args;
+}
+
 /* Maps the parse result to the exit code of the command. */
 static int parse_exit(int rc)
 {
@@ -374,8 +397,9 @@ const struct cli_command cli_admin_user_command = {
 	"  passwd   set a new password, from --password or stdin as for add\n"
 	"  import-passwd\n"
 	"           create the users of a Dovecot passwd-file (lines\n"
-	"           \"user@domain:{SCHEME}hash:...\"; SHA512-CRYPT, BLF-CRYPT and\n"
-	"           {CRYPT} with $y$, $6$, $2b$ or $2y$); users that exist are\n"
+	"           \"user@domain:{SCHEME}hash:...\"; {YESCRYPT}, {SHA512-CRYPT},\n"
+	"           {SHA256-CRYPT}, {BLF-CRYPT}, and {CRYPT} with $y$, $6$, $5$,\n"
+	"           $2b$, $2y$ or $2a$); users that exist are\n"
 	"           skipped, or get the file's hash with --update.  Nothing is\n"
 	"           changed if any line is wrong.  Imported users have no\n"
 	"           SCRAM-SHA-256 keys until their password is set again\n",
@@ -478,7 +502,8 @@ static int import_parse_line(char *line, unsigned lineno, struct import_row *row
 	if (password_import(pass, row->hash, sizeof row->hash) < 0) {
 		import_error(e, lineno,
 			     "%s: unsupported or malformed password hash \"%s\" (accepted: "
-			     "{SHA512-CRYPT}, {BLF-CRYPT}, {CRYPT} with $y$, $6$, $2b$ or $2y$)",
+			     "{YESCRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT}, {BLF-CRYPT}, {CRYPT} with "
+			     "$y$, $6$, $5$, $2b$, $2y$ or $2a$)",
 			     row->address, printable(pass, shown, 24));
 		return -1;
 	}
@@ -531,21 +556,9 @@ static void import_read(FILE *f, struct import_row **rows, size_t *n_rows,
 static int user_import(const struct cli_command *cmd, const char *what, const char *cfg_path,
 		       int argc, char **argv)
 {
-	/* --update is a flag: take it out before the usual parsing, which
-	 * knows only options with values. */
-	bool update = false;
-	char **args = xcalloc((size_t)argc + 1, sizeof *args);
-	int n_args = 0;
-	bool dashdash = false;
-	for (int i = 0; i < argc; i++) {
-		if (i >= 2 && !dashdash && !strcmp(argv[i], "--update")) {
-			update = true;
-			continue;
-		}
-		if (i >= 2 && !strcmp(argv[i], "--"))
-			dashdash = true;
-		args[n_args++] = argv[i];
-	}
+	bool update;
+	int n_args;
+	char **args = take_flag(argc, argv, "--update", &update, &n_args);
 	char *pos[1];
 	int n_pos;
 	int rc = parse_sub(cmd, what, n_args, args, NULL, 0, pos, 1, 1, &n_pos);
@@ -761,22 +774,44 @@ static int alias_run(const char *cfg_path, int argc, char **argv);
 const struct cli_command cli_admin_alias_command = {
 	"alias",
 	"add, list or remove aliases (forwarding addresses, catch-alls)",
-	"usage: tern [-c FILE] alias add ALIAS TARGET...\n"
+	"usage: tern [-c FILE] alias add [--force] ALIAS TARGET...\n"
 	"       tern [-c FILE] alias list [DOMAIN]\n"
 	"       tern [-c FILE] alias remove ALIAS [TARGET]\n"
 	"\n"
 	"  add      mail to ALIAS (local@domain, or @domain to catch every\n"
 	"           address of the domain that has no user) goes to each TARGET,\n"
-	"           local or remote; ALIAS's domain must be ours\n"
-	"  list     print \"ALIAS<tab>TARGET\" lines, of DOMAIN or of all\n"
+	"           local or remote; ALIAS's domain must be ours.  A TARGET\n"
+	"           in our domains must be a user or an alias (or reach one by\n"
+	"           plus-addressing) unless --force is given\n"
+	"  list     print \"ALIAS<tab>TARGET\" lines, of DOMAIN or of all;\n"
+	"           a local TARGET that reaches nobody gets \"<tab>(no such\n"
+	"           user or alias)\"\n"
 	"  remove   remove one TARGET of ALIAS, or all of them\n",
 	alias_run,
 };
 
-static int print_alias(void *ctx, const char *alias, const char *target)
+/* One alias row, collected before the targets are checked (the store's
+ * list callback must not call back into the store). */
+struct alias_row {
+	char alias[256];
+	char target[256];
+};
+
+struct alias_rows {
+	struct alias_row *v;
+	size_t n, cap;
+};
+
+static int collect_alias(void *ctx, const char *alias, const char *target)
 {
-	(void)ctx;
-	printf("%s\t%s\n", alias, target);
+	struct alias_rows *r = ctx;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->v = xreallocarray(r->v, r->cap, sizeof *r->v);
+	}
+	snprintf(r->v[r->n].alias, sizeof r->v[r->n].alias, "%s", alias);
+	snprintf(r->v[r->n].target, sizeof r->v[r->n].target, "%s", target);
+	r->n++;
 	return 0;
 }
 
@@ -793,6 +828,56 @@ static int find_alias(void *ctx, const char *alias, const char *target)
 	 * part; compare as it does, case-insensitively. */
 	if (!strcasecmp(alias, c->alias) && (c->target == NULL || !strcasecmp(target, c->target)))
 		c->found = true;
+	return 0;
+}
+
+/* Whether a local alias target reaches a mailbox of its own: a user or
+ * an alias of that name, the same after cutting a plus-address detail
+ * (recipient_delimiter), or postmaster (which always works, RFC 5321
+ * 4.5.1).  A catch-all does not count: an alias to a typo that lands in
+ * the catch-all is what --force is for.  Returns 1 reaches, 0 dangling,
+ * 2 not in our domains, -1 store error (printed). */
+static int local_target_state(struct store *s, const char *what, const char *delim,
+			      const char *target)
+{
+	const char *domain = domain_of(target);
+	int ours = store_domain_exists(s, domain);
+	if (ours < 0) {
+		cli_fail(what, "%s: cannot look up the domain in the store", domain);
+		return -1;
+	}
+	if (ours == 0)
+		return 2;
+	size_t local_len = (size_t)(domain - target - 1);
+	if (strutil_eq_ci(target, local_len, "postmaster"))
+		return 1;
+	char names[2][256];
+	size_t n_names = 0;
+	snprintf(names[n_names++], sizeof names[0], "%s", target);
+	if (delim != NULL && delim[0] != '\0') {
+		const char *cut = memchr(target, delim[0], local_len);
+		if (cut != NULL && cut > target)
+			snprintf(names[n_names++], sizeof names[0], "%.*s@%s", (int)(cut - target),
+				 target, domain);
+	}
+	for (size_t i = 0; i < n_names; i++) {
+		struct store_account_info info;
+		int got = store_account_get(s, names[i], &info);
+		if (got < 0) {
+			cli_fail(what, "%s: cannot look up the user in the store", names[i]);
+			return -1;
+		}
+		if (got == 1)
+			return 1;
+		char err[512];
+		struct alias_find_ctx fc = {names[i], NULL, false};
+		if (store_alias_list(s, domain, find_alias, &fc, err, sizeof err) < 0) {
+			cli_fail(what, "%s", err);
+			return -1;
+		}
+		if (fc.found)
+			return 1;
+	}
 	return 0;
 }
 
@@ -820,11 +905,18 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	if (rc != 0)
 		return parse_exit(rc);
 	bool is_list = !strcmp(sub, "list"), is_add = !strcmp(sub, "add");
-	int max_pos = argc > 2 ? argc - 2 : 1;
+	bool force = false;
+	int n_args = argc;
+	char **args = argv;
+	if (is_add)
+		args = take_flag(argc, argv, "--force", &force, &n_args);
+	int max_pos = n_args > 2 ? n_args - 2 : 1;
 	char **pos = xcalloc((size_t)max_pos, sizeof *pos);
 	int n_pos;
-	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : is_add ? 2 : 1,
+	rc = parse_sub(cmd, what, n_args, args, NULL, 0, pos, is_list ? 0 : is_add ? 2 : 1,
 		       is_list ? 1 : is_add ? max_pos : 2, &n_pos);
+	if (args != argv)
+		free(args);
 	if (rc != 0) {
 		free(pos);
 		return parse_exit(rc);
@@ -855,15 +947,41 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	}
 	char err[512];
 	if (is_list) {
+		struct alias_rows rows = {0};
 		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
 			rc = CLI_FAIL;
-		else if (store_alias_list(s, domain[0] != '\0' ? domain : NULL, print_alias, NULL,
-					  err, sizeof err) < 0)
+		else if (store_alias_list(s, domain[0] != '\0' ? domain : NULL, collect_alias,
+					  &rows, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
+		for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+			int st = local_target_state(s, what, cfg->recipient_delimiter,
+						    rows.v[i].target);
+			if (st < 0)
+				rc = CLI_FAIL;
+			else
+				printf("%s\t%s%s\n", rows.v[i].alias, rows.v[i].target,
+				       st == 0 ? "\t(no such user or alias)" : "");
+		}
+		free(rows.v);
 		rc = finish_output(what, rc);
 	} else if (require_domain(s, what, domain_of(alias)) != 1) {
 		rc = CLI_FAIL;
 	} else if (is_add) {
+		/* Every local target is checked before anything is added, so a
+		 * refused command changes nothing. */
+		for (int i = 0; i < n_targets && rc == 0 && !force; i++) {
+			int st = local_target_state(s, what, cfg->recipient_delimiter, targets[i]);
+			if (st < 0) {
+				rc = CLI_FAIL;
+			} else if (st == 0) {
+				cli_fail(what,
+					 "%s is in our domain %s but is no user or alias, so mail "
+					 "to %s would not arrive; add the user first, or give "
+					 "--force",
+					 targets[i], domain_of(targets[i]), alias);
+				rc = CLI_USAGE;
+			}
+		}
 		for (int i = 0; i < n_targets && rc == 0; i++) {
 			if (store_alias_add(s, alias, targets[i], err, sizeof err) < 0)
 				rc = cli_fail(what, "%s -> %s: %s", alias, targets[i], err);

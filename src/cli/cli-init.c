@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "cli-int.h"
+#include "cli.h"
 #include "config.h"
 #include "fsutil.h"
 #include "privdrop.h"
@@ -684,13 +685,14 @@ static void print_done(const struct init_args *a)
 	if (a->domain[0] != '\0')
 		printf("  domain %s added\n", a->domain);
 	const char *d = a->domain[0] ? a->domain : "example.org";
+	const char *t = cli_program();
 	printf("\nNext steps:\n");
 	if (a->domain[0] == '\0')
-		printf("  tern -c %s/tern.conf domain add %s\n", a->dir, d);
-	printf("  tern -c %s/tern.conf user add you@%s     (reads the password)\n"
-	       "  tern -c %s/tern.conf serve\n"
+		printf("  %s -c %s/tern.conf domain add %s\n", t, a->dir, d);
+	printf("  %s -c %s/tern.conf user add you@%s     (reads the password)\n"
+	       "  %s -c %s/tern.conf serve\n"
 	       "Read %s/tern.conf to change ports, limits and the resolver.\n",
-	       a->dir, d, a->dir, a->dir);
+	       t, a->dir, d, t, a->dir, a->dir);
 }
 
 static int init_run(const char *cfg_path, int argc, char **argv)

@@ -32,11 +32,13 @@
 /* cli-queue.c */
 extern const struct cli_command cli_queue_command;
 extern const struct cli_command cli_trace_command;
+/* cli-sieve.c */
+extern const struct cli_command cli_sieve_command;
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
 	&cli_admin_alias_command, &cli_admin_mail_command,   &cli_queue_command,
-	&cli_trace_command,
+	&cli_trace_command,       &cli_sieve_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -60,6 +62,18 @@ void cli_usage(FILE *f)
 	      "Run \"tern COMMAND --help\" for the arguments of one command.\n"
 	      "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.\n",
 	      f);
+}
+
+static const char *program = "tern";
+
+void cli_set_program(const char *argv0)
+{
+	program = argv0 != NULL && strchr(argv0, '/') != NULL ? argv0 : "tern";
+}
+
+const char *cli_program(void)
+{
+	return program;
 }
 
 static const struct cli_command *find_command(const char *name)

@@ -24,6 +24,14 @@
  * Returns the process exit code. */
 int cli_run(const char *cfg_path, int argc, char **argv);
 
+/* Remembers how tern was invoked (argv[0] of the process) so that the
+ * commands we print for the admin to run next work as printed: a path
+ * ("build/tern") is kept, a bare name becomes "tern".  The string must
+ * outlive the process's use of cli_program(). */
+void cli_set_program(const char *argv0);
+/* The program name to print in suggested commands ("tern" by default). */
+const char *cli_program(void);
+
 /* Prints the top-level usage text. */
 void cli_usage(FILE *f);
 

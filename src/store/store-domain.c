@@ -64,7 +64,7 @@ int store_domain_remove(struct store *s, const char *domain, char *err, size_t e
 	bool has_aliases = sqlite3_column_int(st, 2) != 0;
 	sqlite3_reset(st);
 	if (has_accounts || has_aliases) {
-		store_err(err, errsz, "domain %s still has %s; remove them first", name,
+		store_err(err, errsz, "still has %s; remove them first",
 			  has_accounts ? "accounts" : "aliases");
 		goto fail;
 	}

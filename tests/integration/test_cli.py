@@ -507,3 +507,65 @@ def test_mail_list_and_cat_after_delivery(workdir):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# ------------------------------------------- what a new administrator sees
+
+def test_alias_to_nobody_refused_unless_forced(inst):
+    """A local target that is no user or alias is refused (exit 2, nothing
+    added); --force adds it and `alias list` marks it."""
+    ok("user", "add", "alice@example.test", "--password", "pw", conf=inst)
+    r = tern("alias", "add", "foo@example.test", "alice@example.test", "nobody@example.test",
+             conf=inst)
+    assert r.returncode == 2
+    assert r.stderr == ("tern: alias add: nobody@example.test is in our domain example.test "
+                        "but is no user or alias, so mail to foo@example.test would not "
+                        "arrive; add the user first, or give --force\n")
+    assert r.stdout == ""
+    assert ok("alias", "list", conf=inst).stdout == ""  # nothing half-added
+    # Users, aliases, plus-addresses of users, postmaster and remote
+    # addresses are all fine targets.
+    ok("alias", "add", "team@example.test", "alice@example.test", conf=inst)
+    ok("alias", "add", "foo@example.test", "team@example.test", "alice+news@example.test",
+       "postmaster@example.test", "someone@remote.example", conf=inst)
+    r = ok("alias", "add", "--force", "bar@example.test", "ghost@example.test", conf=inst)
+    assert r.stdout == "alias bar@example.test -> ghost@example.test added\n"
+    lines = ok("alias", "list", conf=inst).stdout.splitlines()
+    assert "bar@example.test\tghost@example.test\t(no such user or alias)" in lines
+    assert "foo@example.test\tteam@example.test" in lines
+    assert "foo@example.test\talice+news@example.test" in lines
+    assert "foo@example.test\tsomeone@remote.example" in lines
+    assert len(lines) == 6
+    # Once the user exists, the mark goes away.
+    ok("user", "add", "ghost@example.test", "--password", "pw", conf=inst)
+    lines = ok("alias", "list", conf=inst).stdout.splitlines()
+    assert "bar@example.test\tghost@example.test" in lines
+
+
+def test_init_next_steps_name_the_binary_as_invoked(workdir):
+    """The commands `tern init` suggests work as printed: they use the path
+    tern was started with (build/tern is not on PATH)."""
+    d = os.path.join(workdir, "steps")
+    r = ok("init", d, "--domain", "example.test")
+    assert "  %s -c %s/tern.conf user add you@example.test" % (TERN, d) in r.stdout
+    assert "  %s -c %s/tern.conf serve\n" % (TERN, d) in r.stdout
+
+
+def test_domain_remove_names_the_domain_once(inst):
+    ok("user", "add", "alice@example.test", "--password", "pw", conf=inst)
+    r = tern("domain", "remove", "example.test", conf=inst)
+    assert r.returncode == 1
+    assert r.stderr == ("tern: domain remove: example.test: still has accounts; "
+                        "remove them first\n")
+
+
+def test_import_error_lists_every_scheme(inst, workdir):
+    path = os.path.join(workdir, "passwd")
+    with open(path, "w") as f:
+        f.write("bob@example.test:{MD5}abc::::::\n")
+    r = tern("user", "import-passwd", path, conf=inst)
+    assert r.returncode != 0
+    assert ("{YESCRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT}, {BLF-CRYPT}, {CRYPT} with "
+            "$y$, $6$, $5$, $2b$, $2y$ or $2a$") in r.stderr
+    usage = ok("user", "--help").stdout
+    assert "{YESCRYPT}, {SHA512-CRYPT}" in usage and "{SHA256-CRYPT}" in usage

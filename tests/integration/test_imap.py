@@ -969,7 +969,7 @@ def test_idle_wakes_on_smtp_delivery(srv):
     with client(srv, user) as c:
         c.ok("SELECT INBOX")
         n = 0
-        for attempt in range(6):
+        for attempt in range(20):  # (1/2)^20: never all on one of 2 workers by chance
             c.send("i IDLE\r\n")
             assert c.line() == b"+ idling"
             idle_pid = None

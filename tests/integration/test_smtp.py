@@ -73,7 +73,7 @@ def srv(module_server):
     s.cli_ok("alias", "add", "ext@example.test", ALICE, "someone@remote.example")
     s.cli_ok("domain", "add", "catch.test")
     s.cli_ok("alias", "add", "@catch.test", BOB)
-    s.cli_ok("alias", "add", "loop1@example.test", "loop2@example.test")
+    s.cli_ok("alias", "add", "--force", "loop1@example.test", "loop2@example.test")
     s.cli_ok("alias", "add", "loop2@example.test", "loop1@example.test")
     s.start()
     return s

@@ -1,0 +1,2 @@
+if header :contains "subject" "invoice" { discard; stop; }
+keep;

@@ -1,0 +1,23 @@
+/*
+ * sieve-ext.c - the one table of extensions.  Entry 0 is the base
+ * language; every other entry is an extension implemented completely,
+ * which `require` accepts and a ManageSieve SIEVE capability may list.
+ * An extension is added here only when it is whole.
+ */
+#include "sieve-private.h"
+
+const struct sieve_ext *const sieve_ext_table[] = {
+    &sieve_ext_base,    &sieve_ext_fileinto,   &sieve_ext_reject,
+    &sieve_ext_ereject, &sieve_ext_envelope,   &sieve_ext_copy,
+    &sieve_ext_mailbox, &sieve_ext_imap4flags, &sieve_ext_subaddress,
+};
+const size_t sieve_ext_count = sizeof sieve_ext_table / sizeof sieve_ext_table[0];
+
+const char *const *sieve_extensions(void)
+{
+	static const char *names[sizeof sieve_ext_table / sizeof sieve_ext_table[0]];
+	if (names[0] == NULL)
+		for (size_t i = 1; i < sieve_ext_count; i++)
+			names[i - 1] = sieve_ext_table[i]->name;
+	return names;
+}

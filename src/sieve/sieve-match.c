@@ -1,0 +1,234 @@
+/*
+ * sieve-match.c - comparators (i;octet, i;ascii-casemap: RFC 4790), match
+ * types (:is, :contains, :matches with * and ? and backslash escapes:
+ * RFC 5228 2.7.1) and address parts (RFC 5228 2.7.4).
+ *
+ * Part of src/sieve.  :matches runs in O(len(value) * len(key)) at worst
+ * (one backtrack point per '*'), so a hostile key cannot explode.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sieve-private.h"
+#include "xalloc.h"
+
+void sieve_strlist_add(struct sieve_strlist *l, const char *s, size_t n)
+{
+	l->s = xreallocarray(l->s, l->n + 1, sizeof *l->s);
+	l->s[l->n++] = xmemdup0(s, n);
+}
+
+static int fold(enum sieve_cmp c, unsigned char ch)
+{
+	if (c == CMP_CASEMAP && ch >= 'A' && ch <= 'Z')
+		return ch + ('a' - 'A');
+	return ch;
+}
+
+static bool eq(enum sieve_cmp c, char a, char b)
+{
+	return fold(c, (unsigned char)a) == fold(c, (unsigned char)b);
+}
+
+/* Glob match of v against pattern k: '*' any run, '?' one character,
+ * '\' quotes the next character. */
+static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size_t kn)
+{
+	size_t vi = 0, ki = 0;
+	size_t star_k = (size_t)-1, star_v = 0;
+	while (vi < vn) {
+		if (ki < kn && k[ki] == '*') {
+			star_k = ++ki;
+			star_v = vi;
+			continue;
+		}
+		if (ki < kn && k[ki] == '?') {
+			ki++;
+			vi++;
+			continue;
+		}
+		if (ki < kn) {
+			size_t kk = ki;
+			if (k[kk] == '\\' && kk + 1 < kn)
+				kk++;
+			if (eq(c, k[kk], v[vi])) {
+				ki = kk + 1;
+				vi++;
+				continue;
+			}
+		}
+		if (star_k == (size_t)-1)
+			return false;
+		ki = star_k;
+		vi = ++star_v;
+	}
+	while (ki < kn && k[ki] == '*')
+		ki++;
+	return ki == kn;
+}
+
+bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const char *k, size_t kn)
+{
+	switch (n->match) {
+	case MATCH_IS:
+		if (vn != kn)
+			return false;
+		for (size_t i = 0; i < vn; i++)
+			if (!eq(n->cmp, v[i], k[i]))
+				return false;
+		return true;
+	case MATCH_CONTAINS:
+		if (kn > vn)
+			return false;
+		for (size_t i = 0; i + kn <= vn; i++) {
+			size_t j = 0;
+			while (j < kn && eq(n->cmp, v[i + j], k[j]))
+				j++;
+			if (j == kn)
+				return true;
+		}
+		return false;
+	case MATCH_MATCHES:
+		return glob(n->cmp, v, vn, k, kn);
+	}
+	return false;
+}
+
+bool sieve_match_any(const struct sieve_node *n, const struct sieve_strlist *values,
+		     const struct sieve_strlist *keys)
+{
+	for (size_t i = 0; i < values->n; i++)
+		for (size_t j = 0; j < keys->n; j++)
+			if (sieve_match(n, values->s[i], strlen(values->s[i]), keys->s[j],
+					strlen(keys->s[j])))
+				return true;
+	return false;
+}
+
+void sieve_address_part(const char *a, size_t n, enum sieve_part part, struct sieve_strlist *out)
+{
+	const char *at = NULL;
+	for (size_t i = n; i > 0; i--)
+		if (a[i - 1] == '@') {
+			at = a + i - 1;
+			break;
+		}
+	switch (part) {
+	case PART_ALL:
+		sieve_strlist_add(out, a, n);
+		break;
+	case PART_LOCAL:
+		sieve_strlist_add(out, a, at != NULL ? (size_t)(at - a) : n);
+		break;
+	case PART_USER:
+	case PART_DETAIL: {
+		/* RFC 5233 with "+" as the separator: :user is the local part
+		 * up to the first "+", :detail what follows it; an address
+		 * without "+" has no detail and yields nothing to match. */
+		size_t ln = at != NULL ? (size_t)(at - a) : n;
+		const char *plus = memchr(a, '+', ln);
+		if (part == PART_USER)
+			sieve_strlist_add(out, a, plus != NULL ? (size_t)(plus - a) : ln);
+		else if (plus != NULL)
+			sieve_strlist_add(out, plus + 1, ln - (size_t)(plus + 1 - a));
+		break;
+	}
+	case PART_DOMAIN:
+		if (at != NULL)
+			sieve_strlist_add(out, at + 1, n - (size_t)(at + 1 - a));
+		else
+			sieve_strlist_add(out, "", 0);
+		break;
+	}
+}
+
+/* Trims blanks (and CR/LF) at both ends. */
+static void trim(const char **p, size_t *n)
+{
+	while (*n > 0 && strchr(" \t\r\n", (*p)[0]) != NULL) {
+		(*p)++;
+		(*n)--;
+	}
+	while (*n > 0 && strchr(" \t\r\n", (*p)[*n - 1]) != NULL)
+		(*n)--;
+}
+
+/* One address of a list: the part in <...> if any, else the text
+ * without comments. */
+static void one_address(const char *p, size_t n, enum sieve_part part, struct sieve_strlist *out)
+{
+	struct buf b;
+	buf_init(&b, n + 1);
+	const char *lt = memchr(p, '<', n);
+	if (lt != NULL) {
+		const char *gt = memchr(lt, '>', n - (size_t)(lt - p));
+		size_t len = gt != NULL ? (size_t)(gt - lt - 1) : n - (size_t)(lt - p) - 1;
+		buf_append(&b, lt + 1, len);
+	} else {
+		int depth = 0;
+		bool q = false;
+		for (size_t i = 0; i < n; i++) {
+			char c = p[i];
+			if (q) {
+				if (c == '"')
+					q = false;
+				buf_putc(&b, c);
+			} else if (c == '(') {
+				depth++;
+			} else if (c == ')' && depth > 0) {
+				depth--;
+			} else if (depth == 0) {
+				if (c == '"')
+					q = true;
+				buf_putc(&b, c);
+			}
+		}
+	}
+	const char *s = buf_cstr(&b);
+	size_t sn = b.len;
+	trim(&s, &sn);
+	/* a group "name:" prefix or ";" suffix is not part of an address */
+	const char *colon = memchr(s, ':', sn);
+	if (colon != NULL && lt == NULL && memchr(s, '@', (size_t)(colon - s)) == NULL) {
+		sn -= (size_t)(colon + 1 - s);
+		s = colon + 1;
+		trim(&s, &sn);
+	}
+	if (sn > 0 && s[sn - 1] == ';')
+		sn--;
+	trim(&s, &sn);
+	if (sn > 0)
+		sieve_address_part(s, sn, part, out);
+	buf_free(&b);
+}
+
+void sieve_address_parts(const char *v, size_t n, enum sieve_part part, struct sieve_strlist *out)
+{
+	size_t start = 0;
+	int depth = 0;
+	bool q = false, angle = false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = i < n ? v[i] : ',';
+		if (q) {
+			if (c == '\\' && i + 1 < n)
+				i++;
+			else if (c == '"')
+				q = false;
+			continue;
+		}
+		if (c == '"')
+			q = true;
+		else if (c == '(')
+			depth++;
+		else if (c == ')' && depth > 0)
+			depth--;
+		else if (c == '<')
+			angle = true;
+		else if (c == '>')
+			angle = false;
+		else if (c == ',' && depth == 0 && !angle) {
+			one_address(v + start, i - start, part, out);
+			start = i + 1;
+		}
+	}
+}

@@ -1,0 +1,458 @@
+/*
+ * sieve-parse.c - the Sieve parser (RFC 5228 section 8.2) to a checked
+ * tree: commands and tests are looked up in the extensions the script
+ * requires, and their arguments (tags, positional arguments, tests,
+ * blocks) are validated against the definition.  `require` must come
+ * first and name implemented extensions only.
+ *
+ * Part of src/sieve.  Recursion is bounded by sieve_limits.max_depth, so
+ * 10,000 nested ifs are refused with an error, not a stack overflow.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sieve-private.h"
+#include "xalloc.h"
+
+struct parser {
+	struct sieve_lexer lx;
+	struct sieve_token tok; /* the current token */
+	struct sieve_error *err;
+	const struct sieve_limits *lim;
+	bool enabled[32]; /* per sieve_ext_table entry */
+	bool past_require;
+};
+
+void sieve_strlist_free(struct sieve_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->s[i]);
+	free(l->s);
+	l->s = NULL;
+	l->n = 0;
+}
+
+static void node_free(struct sieve_node *n)
+{
+	/* blocks and alternatives iterate; tests nest at most max_depth */
+	while (n != NULL) {
+		struct sieve_node *next = n->next;
+		for (size_t i = 0; i < n->n_tests; i++)
+			node_free(n->tests[i]);
+		free(n->tests);
+		node_free(n->block);
+		node_free(n->alt);
+		sieve_strlist_free(&n->flags);
+		for (size_t i = 0; i < 3; i++)
+			sieve_strlist_free(&n->pos[i]);
+		free(n);
+		n = next;
+	}
+}
+
+void sieve_script_free(struct sieve_script **s)
+{
+	if (s == NULL || *s == NULL)
+		return;
+	node_free((*s)->top);
+	free(*s);
+	*s = NULL;
+}
+
+static int next(struct parser *p)
+{
+	free(p->tok.str);
+	p->tok.str = NULL;
+	return sieve_lex_next(&p->lx, &p->tok);
+}
+
+static int fail_tok(struct parser *p, const char *what)
+{
+	static const char *const names[] = {
+	    "end of script", "identifier", "tag", "number", "string", "'['", "']'",
+	    "'('",           "')'",        "'{'", "'}'",    "','",    "';'"};
+	return sieve_fail(p->err, p->tok.line, p->tok.col, "expected %s, found %s", what,
+			  names[p->tok.type]);
+}
+
+static const struct sieve_def *find_def(struct parser *p, const char *name, bool test,
+					bool *known_elsewhere)
+{
+	*known_elsewhere = false;
+	for (size_t e = 0; e < sieve_ext_count; e++) {
+		const struct sieve_ext *x = sieve_ext_table[e];
+		for (size_t i = 0; i < x->n_defs; i++) {
+			if (strcasecmp(x->defs[i].name, name) != 0 || x->defs[i].is_test != test)
+				continue;
+			if (e == 0 || p->enabled[e])
+				return &x->defs[i];
+			*known_elsewhere = true;
+		}
+	}
+	return NULL;
+}
+
+static unsigned enabled_tags(const struct parser *p)
+{
+	unsigned t = TAGS_MATCH | TAGS_PART | TAGS_SIZE;
+	for (size_t e = 1; e < sieve_ext_count; e++)
+		if (p->enabled[e])
+			t |= sieve_ext_table[e]->tags;
+	return t;
+}
+
+/* string-list: a string or "[" string *("," string) "]". */
+static int parse_strlist(struct parser *p, struct sieve_strlist *out, bool *was_list)
+{
+	*was_list = false;
+	if (p->tok.type == TOK_STRING) {
+		sieve_strlist_add(out, p->tok.str, p->tok.len);
+		return next(p);
+	}
+	if (p->tok.type != TOK_LBRACKET)
+		return fail_tok(p, "a string or a string list");
+	*was_list = true;
+	if (next(p) < 0)
+		return -1;
+	for (;;) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		sieve_strlist_add(out, p->tok.str, p->tok.len);
+		if (next(p) < 0)
+			return -1;
+		if (p->tok.type == TOK_RBRACKET)
+			return next(p);
+		if (p->tok.type != TOK_COMMA)
+			return fail_tok(p, "',' or ']'");
+		if (next(p) < 0)
+			return -1;
+	}
+}
+
+static int parse_test(struct parser *p, size_t depth, struct sieve_node **out);
+
+/* One tagged argument (the current token is a TOK_TAG). */
+static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
+{
+	int line = p->tok.line, col = p->tok.col;
+	char name[32];
+	size_t len = strlen(p->tok.str);
+	if (len >= sizeof name)
+		len = sizeof name - 1;
+	memcpy(name, p->tok.str, len);
+	name[len] = '\0';
+	unsigned groups = n->def->tags;
+	if (groups & TAGS_PART)
+		groups |= TAGS_SUBADDR;
+	unsigned allowed = groups & enabled_tags(p);
+	static const struct {
+		const char *name;
+		unsigned group;
+		unsigned once; /* bit in *seen: a tag of that kind given twice */
+	} tags[] = {
+	    {"is", TAGS_MATCH, 1},         {"contains", TAGS_MATCH, 1}, {"matches", TAGS_MATCH, 1},
+	    {"comparator", TAGS_MATCH, 2}, {"all", TAGS_PART, 4},       {"localpart", TAGS_PART, 4},
+	    {"domain", TAGS_PART, 4},      {"user", TAGS_SUBADDR, 4},   {"detail", TAGS_SUBADDR, 4},
+	    {"over", TAGS_SIZE, 8},        {"under", TAGS_SIZE, 8},     {"copy", TAGS_COPY, 16},
+	    {"create", TAGS_CREATE, 32},   {"flags", TAGS_FLAGS, 64},
+	};
+	size_t i;
+	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
+		if (!strcasecmp(tags[i].name, name) && (tags[i].group & allowed))
+			break;
+	if (i == sizeof tags / sizeof tags[0])
+		return sieve_fail(p->err, line, col, "unknown tagged argument ':%s' for %s", name,
+				  n->def->name);
+	if (*seen & tags[i].once)
+		return sieve_fail(p->err, line, col,
+				  "tagged argument ':%s' given twice or "
+				  "conflicting",
+				  name);
+	*seen |= tags[i].once;
+	if (next(p) < 0)
+		return -1;
+	const char *t = tags[i].name;
+	if (!strcmp(t, "is"))
+		n->match = MATCH_IS;
+	else if (!strcmp(t, "contains"))
+		n->match = MATCH_CONTAINS;
+	else if (!strcmp(t, "matches"))
+		n->match = MATCH_MATCHES;
+	else if (!strcmp(t, "all"))
+		n->part = PART_ALL;
+	else if (!strcmp(t, "localpart"))
+		n->part = PART_LOCAL;
+	else if (!strcmp(t, "domain"))
+		n->part = PART_DOMAIN;
+	else if (!strcmp(t, "user"))
+		n->part = PART_USER;
+	else if (!strcmp(t, "detail"))
+		n->part = PART_DETAIL;
+	else if (!strcmp(t, "copy"))
+		n->copy = true;
+	else if (!strcmp(t, "create"))
+		n->create = true;
+	else if (!strcmp(t, "over") || !strcmp(t, "under")) {
+		n->over = !strcmp(t, "over");
+		if (p->tok.type != TOK_NUMBER)
+			return fail_tok(p, "a number");
+		n->number = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "comparator")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a comparator name");
+		if (!strcasecmp(p->tok.str, "i;octet"))
+			n->cmp = CMP_OCTET;
+		else if (!strcasecmp(p->tok.str, "i;ascii-casemap"))
+			n->cmp = CMP_CASEMAP;
+		else
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  "unknown comparator \"%s\"", p->tok.str);
+		return next(p);
+	} else if (!strcmp(t, "flags")) {
+		bool was_list;
+		n->has_flags = true;
+		return parse_strlist(p, &n->flags, &was_list);
+	}
+	return 0;
+}
+
+/* arguments *(argument) [test / test-list], checked against n->def. */
+static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
+{
+	unsigned seen = 0;
+	size_t n_pos = 0, n_str = 0;
+	const char *sig = n->def->sig;
+	for (;;) {
+		int line = p->tok.line, col = p->tok.col;
+		if (p->tok.type == TOK_TAG) {
+			if (n_pos > 0)
+				return sieve_fail(p->err, line, col,
+						  "tagged argument after positional ones");
+			if (parse_tag(p, n, &seen) < 0)
+				return -1;
+			continue;
+		}
+		if (p->tok.type != TOK_STRING && p->tok.type != TOK_LBRACKET &&
+		    p->tok.type != TOK_NUMBER)
+			break;
+		char want = sig[n_pos];
+		if (want == '\0')
+			return sieve_fail(p->err, line, col, "too many arguments for %s",
+					  n->def->name);
+		if (want == 'n') {
+			if (p->tok.type != TOK_NUMBER)
+				return fail_tok(p, "a number");
+			n->number = p->tok.num;
+			if (next(p) < 0)
+				return -1;
+		} else {
+			bool was_list;
+			if (p->tok.type == TOK_NUMBER)
+				return fail_tok(p, want == 's' ? "a string" : "a string list");
+			if (parse_strlist(p, &n->pos[n_str], &was_list) < 0)
+				return -1;
+			if (want == 's' && was_list)
+				return sieve_fail(p->err, line, col,
+						  "%s expects a string here, not a list",
+						  n->def->name);
+			n_str++;
+		}
+		n_pos++;
+	}
+	if (sig[n_pos] != '\0')
+		return sieve_fail(p->err, p->tok.line, p->tok.col, "too few arguments for %s",
+				  n->def->name);
+	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
+		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
+	if (n->def->tests == 1) {
+		n->tests = xcalloc(1, sizeof *n->tests);
+		n->n_tests = 1;
+		return parse_test(p, depth + 1, &n->tests[0]);
+	}
+	if (n->def->tests == 2) {
+		if (p->tok.type != TOK_LPAREN)
+			return fail_tok(p, "'('");
+		if (next(p) < 0)
+			return -1;
+		for (;;) {
+			n->tests = xreallocarray(n->tests, n->n_tests + 1, sizeof *n->tests);
+			n->tests[n->n_tests] = NULL;
+			n->n_tests++;
+			if (parse_test(p, depth + 1, &n->tests[n->n_tests - 1]) < 0)
+				return -1;
+			if (p->tok.type == TOK_RPAREN)
+				return next(p);
+			if (p->tok.type != TOK_COMMA)
+				return fail_tok(p, "',' or ')'");
+			if (next(p) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_test(struct parser *p, size_t depth, struct sieve_node **out)
+{
+	*out = NULL;
+	if (depth > p->lim->max_depth)
+		return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+				  p->lim->max_depth);
+	if (p->tok.type != TOK_IDENT)
+		return fail_tok(p, "a test");
+	bool elsewhere;
+	const struct sieve_def *d = find_def(p, p->tok.str, true, &elsewhere);
+	if (d == NULL)
+		return sieve_fail(p->err, p->tok.line, p->tok.col,
+				  elsewhere ? "test '%s' needs its extension in require"
+					    : "unknown test '%s'",
+				  p->tok.str);
+	struct sieve_node *n = xcalloc(1, sizeof *n);
+	*out = n;
+	n->def = d;
+	n->line = p->tok.line;
+	n->col = p->tok.col;
+	n->cmp = CMP_CASEMAP;
+	if (next(p) < 0)
+		return -1;
+	return parse_arguments(p, n, depth);
+}
+
+static int parse_block(struct parser *p, size_t depth, struct sieve_node **first);
+
+static int parse_command(struct parser *p, size_t depth, struct sieve_node **out,
+			 struct sieve_node *prev)
+{
+	*out = NULL;
+	if (p->tok.type != TOK_IDENT)
+		return fail_tok(p, "a command");
+	int line = p->tok.line, col = p->tok.col;
+	bool is_alt = !strcasecmp(p->tok.str, "elsif") || !strcasecmp(p->tok.str, "else");
+	if (is_alt) {
+		bool ok = prev != NULL && (!strcmp(prev->def->name, "if"));
+		if (ok) {
+			while (prev->alt != NULL)
+				prev = prev->alt;
+			ok = strcmp(prev->def->name, "else") != 0;
+		}
+		if (!ok)
+			return sieve_fail(p->err, line, col, "%s without a preceding if",
+					  p->tok.str);
+	}
+	bool is_require = !strcasecmp(p->tok.str, "require");
+	if (is_require && p->past_require)
+		return sieve_fail(p->err, line, col, "require must come before other commands");
+	if (!is_require)
+		p->past_require = true;
+	bool elsewhere;
+	const struct sieve_def *d = find_def(p, p->tok.str, false, &elsewhere);
+	if (d == NULL)
+		return sieve_fail(p->err, line, col,
+				  elsewhere ? "command '%s' needs its extension in require"
+					    : "unknown command '%s'",
+				  p->tok.str);
+	struct sieve_node *n = xcalloc(1, sizeof *n);
+	n->def = d;
+	n->line = line;
+	n->col = col;
+	n->cmp = CMP_CASEMAP;
+	if (is_alt) {
+		prev->alt = n; /* owned by the if chain */
+	} else {
+		*out = n;
+	}
+	if (next(p) < 0)
+		return -1;
+	if (parse_arguments(p, n, depth) < 0)
+		return -1;
+	if (is_require) {
+		for (size_t i = 0; i < n->pos[0].n; i++) {
+			size_t e;
+			for (e = 1; e < sieve_ext_count; e++)
+				if (!strcmp(sieve_ext_table[e]->name, n->pos[0].s[i]))
+					break;
+			if (e == sieve_ext_count)
+				return sieve_fail(p->err, line, col, "unsupported extension \"%s\"",
+						  n->pos[0].s[i]);
+			p->enabled[e] = true;
+		}
+	}
+	if (d->block) {
+		if (p->tok.type != TOK_LBRACE)
+			return fail_tok(p, "'{'");
+		if (depth + 1 > p->lim->max_depth)
+			return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+					  p->lim->max_depth);
+		if (next(p) < 0)
+			return -1;
+		if (parse_block(p, depth + 1, &n->block) < 0)
+			return -1;
+		if (p->tok.type != TOK_RBRACE)
+			return fail_tok(p, "'}'");
+		return next(p);
+	}
+	if (p->tok.type != TOK_SEMI)
+		return fail_tok(p, "';'");
+	return next(p);
+}
+
+/* commands up to '}' or the end. */
+static int parse_block(struct parser *p, size_t depth, struct sieve_node **first)
+{
+	struct sieve_node *last = NULL;
+	*first = NULL;
+	while (p->tok.type != TOK_EOF && p->tok.type != TOK_RBRACE) {
+		struct sieve_node *n;
+		int rc = parse_command(p, depth, &n, last);
+		if (n != NULL) {
+			if (last == NULL)
+				*first = n;
+			else
+				last->next = n;
+			last = n;
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const struct sieve_limits sieve_default_limits = {
+    .max_script = 1024 * 1024,
+    .max_depth = 64,
+    .max_string = 64 * 1024,
+    .max_actions = 32,
+    .max_redirects = 4,
+    .max_steps = 100000,
+};
+
+int sieve_compile(const char *src, size_t n, const struct sieve_limits *lim,
+		  struct sieve_script **out, struct sieve_error *err)
+{
+	*out = NULL;
+	memset(err, 0, sizeof *err);
+	if (lim == NULL)
+		lim = &sieve_default_limits;
+	if (n > lim->max_script)
+		return sieve_fail(err, 1, 1, "script larger than %zu bytes", lim->max_script);
+	struct parser p;
+	memset(&p, 0, sizeof p);
+	p.err = err;
+	p.lim = lim;
+	sieve_lex_init(&p.lx, src, n, lim->max_string, err);
+	struct sieve_script *s = xcalloc(1, sizeof *s);
+	s->lim = *lim;
+	int rc = next(&p);
+	if (rc == 0)
+		rc = parse_block(&p, 0, &s->top);
+	if (rc == 0 && p.tok.type != TOK_EOF)
+		rc = fail_tok(&p, "a command");
+	free(p.tok.str);
+	if (rc < 0) {
+		sieve_script_free(&s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * sieve-private.h - what the files of src/sieve share: tokens, the
+ * checked tree, the command/test definitions and the extension table, and
+ * the run state.  Not for use outside src/sieve.
+ */
+#ifndef TERN_SIEVE_PRIVATE_H
+#define TERN_SIEVE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "header.h"
+#include "sieve.h"
+
+/* ---- lexer (sieve-lex.c), RFC 5228 section 8.1 ---- */
+
+enum sieve_tok {
+	TOK_EOF,
+	TOK_IDENT,
+	TOK_TAG, /* str holds the identifier without ':' */
+	TOK_NUMBER,
+	TOK_STRING, /* quoted or multi-line; str holds the decoded value */
+	TOK_LBRACKET,
+	TOK_RBRACKET,
+	TOK_LPAREN,
+	TOK_RPAREN,
+	TOK_LBRACE,
+	TOK_RBRACE,
+	TOK_COMMA,
+	TOK_SEMI,
+};
+
+struct sieve_token {
+	enum sieve_tok type;
+	int line, col;
+	char *str; /* owned, NUL-terminated (may hold NULs: see len) */
+	size_t len;
+	uint64_t num;
+};
+
+struct sieve_lexer {
+	const char *p;
+	size_t n, pos;
+	int line, col;
+	size_t max_string;
+	struct sieve_error *err;
+};
+
+void sieve_lex_init(struct sieve_lexer *lx, const char *p, size_t n, size_t max_string,
+		    struct sieve_error *err);
+/* Reads the next token into t (t->str owned by the caller: free it).
+ * Returns 0, or -1 with lx->err set (t then holds nothing to free). */
+int sieve_lex_next(struct sieve_lexer *lx, struct sieve_token *t);
+/* Sets err to line:col and a printf-style message; returns -1. */
+int sieve_fail(struct sieve_error *err, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- tree (sieve-parse.c) ---- */
+
+struct sieve_strlist {
+	char **s;
+	size_t n;
+};
+
+enum sieve_match { MATCH_IS, MATCH_CONTAINS, MATCH_MATCHES };
+enum sieve_cmp { CMP_OCTET, CMP_CASEMAP };
+enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN, PART_USER, PART_DETAIL };
+
+/* Groups of tagged arguments a command or test accepts (sieve_def.tags). */
+enum {
+	TAGS_MATCH = 1 << 0,   /* :is :contains :matches, :comparator */
+	TAGS_PART = 1 << 1,    /* :all :localpart :domain */
+	TAGS_SIZE = 1 << 2,    /* :over :under (one, required) */
+	TAGS_COPY = 1 << 3,    /* :copy (RFC 3894) */
+	TAGS_CREATE = 1 << 4,  /* :create (RFC 5490) */
+	TAGS_FLAGS = 1 << 5,   /* :flags LIST (RFC 5232) */
+	TAGS_SUBADDR = 1 << 6, /* :user :detail (RFC 5233), with TAGS_PART */
+};
+
+struct sieve_node;
+struct sieve_run;
+
+/* A command or a test.  sig lists the positional arguments in order:
+ * 's' a string, 'l' a string list (a single string is accepted), 'n' a
+ * number.  run returns for a command 0 or -1 (runtime error, r->error
+ * set); for a test 1 (true), 0 (false) or -1. */
+struct sieve_def {
+	const char *name;
+	bool is_test;
+	const char *sig;
+	int tests; /* 0: none, 1: one test, 2: a test list */
+	bool block;
+	unsigned tags;
+	int (*run)(struct sieve_run *r, const struct sieve_node *n);
+};
+
+/* One extension (RFC 5228 3.2 capability string) and what it adds. */
+struct sieve_ext {
+	const char *name;
+	const struct sieve_def *defs;
+	size_t n_defs;
+	unsigned tags;        /* tag groups it enables (TAGS_COPY, ...) */
+	unsigned comparators; /* bit per enum sieve_cmp it enables; 0 none */
+};
+
+/* The table (sieve-ext.c): index 0 is the base language (no require). */
+extern const struct sieve_ext *const sieve_ext_table[];
+extern const size_t sieve_ext_count;
+
+extern const struct sieve_ext sieve_ext_base;
+extern const struct sieve_ext sieve_ext_fileinto;
+extern const struct sieve_ext sieve_ext_reject;
+extern const struct sieve_ext sieve_ext_ereject;
+extern const struct sieve_ext sieve_ext_envelope;
+extern const struct sieve_ext sieve_ext_copy;
+extern const struct sieve_ext sieve_ext_mailbox;
+extern const struct sieve_ext sieve_ext_imap4flags;
+extern const struct sieve_ext sieve_ext_subaddress;
+
+struct sieve_node {
+	const struct sieve_def *def;
+	int line, col;
+	enum sieve_match match;
+	enum sieve_cmp cmp;
+	enum sieve_part part;
+	bool over;   /* size :over (else :under) */
+	bool copy;   /* :copy */
+	bool create; /* :create */
+	bool has_flags;
+	struct sieve_strlist flags;  /* :flags */
+	struct sieve_strlist pos[3]; /* positional strings / lists */
+	uint64_t number;             /* the positional number */
+	struct sieve_node **tests;
+	size_t n_tests;
+	struct sieve_node *block; /* first command of the block */
+	struct sieve_node *next;  /* next command in the same block */
+	struct sieve_node *alt;   /* elsif/else following an if or elsif */
+};
+
+struct sieve_script {
+	struct sieve_node *top; /* first command */
+	struct sieve_limits lim;
+};
+
+void sieve_strlist_free(struct sieve_strlist *l);
+
+/* ---- run (sieve-run.c) ---- */
+
+struct sieve_run {
+	const struct sieve_script *script;
+	const struct sieve_input *in;
+	struct header hdr;
+	bool hdr_ok;
+	struct sieve_result *res;
+	bool implicit_keep;
+	bool stopped;
+	uint64_t steps;
+	size_t redirects;
+	struct sieve_strlist flags; /* the imap4flags internal variable */
+};
+
+/* Runtime error: sets r->res->error; returns -1. */
+int sieve_run_fail(struct sieve_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds an action (arg copied, may be NULL).  Merges a duplicate keep,
+ * fileinto of the same mailbox or redirect to the same address; checks
+ * the limits and the compatibility of reject.  cancels: whether the
+ * action cancels the implicit keep.  Returns the action or NULL after
+ * sieve_run_fail. */
+struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type type,
+				   const char *arg, bool cancels);
+/* Attaches flags to a in the imap4flags way: list if given (a :flags
+ * argument), else the internal variable. */
+void sieve_run_set_flags(struct sieve_run *r, struct sieve_action *a,
+			 const struct sieve_strlist *list);
+/* Runs the commands from n on (a block). 0 or -1. */
+int sieve_run_block(struct sieve_run *r, const struct sieve_node *n);
+/* Evaluates one test. */
+int sieve_run_test(struct sieve_run *r, const struct sieve_node *t);
+
+/* ---- matching (sieve-match.c) ---- */
+
+/* Whether value matches key under the node's match type and comparator. */
+bool sieve_match(const struct sieve_node *n, const char *value, size_t vlen, const char *key,
+		 size_t klen);
+/* Whether any of values matches any of keys. */
+bool sieve_match_any(const struct sieve_node *n, const struct sieve_strlist *values,
+		     const struct sieve_strlist *keys);
+/* Splits an address header value into addresses and appends the part
+ * asked for of each (RFC 5228 2.7.4) to out. */
+void sieve_address_parts(const char *value, size_t n, enum sieve_part part,
+			 struct sieve_strlist *out);
+/* The part of one bare address (local@domain). */
+void sieve_address_part(const char *addr, size_t n, enum sieve_part part,
+			struct sieve_strlist *out);
+void sieve_strlist_add(struct sieve_strlist *l, const char *s, size_t n);
+
+/* The flag helpers of imap4flags (sieve-ext-imap4flags.c): splits each
+ * string of src on spaces and adds the flags not yet in dst. */
+void sieve_flags_add(struct sieve_strlist *dst, const struct sieve_strlist *src);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * sieve-run.c - the interpreter: walks the checked tree for one message
+ * and builds the action list, with the implicit keep and cancel rules of
+ * RFC 5228 2.10.2 and the compatibility rule of reject (RFC 5429 2.1).
+ *
+ * Part of src/sieve.  The walk recurses only into blocks and tests, whose
+ * nesting the parser bounded; the step budget bounds the work of a run.
+ * Any runtime error leaves exactly the implicit keep.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sieve-private.h"
+#include "xalloc.h"
+
+int sieve_run_fail(struct sieve_run *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->res->error, sizeof r->res->error, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void action_clear(struct sieve_action *a)
+{
+	free(a->arg);
+	for (size_t i = 0; i < a->n_flags; i++)
+		free(a->flags[i]);
+	free(a->flags);
+	memset(a, 0, sizeof *a);
+}
+
+void sieve_result_free(struct sieve_result *res)
+{
+	if (res == NULL)
+		return;
+	for (size_t i = 0; i < res->n_actions; i++)
+		action_clear(&res->actions[i]);
+	free(res->actions);
+	res->actions = NULL;
+	res->n_actions = 0;
+}
+
+static bool stores(enum sieve_action_type t)
+{
+	return t == SIEVE_ACT_KEEP || t == SIEVE_ACT_FILEINTO;
+}
+
+struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type type,
+				   const char *arg, bool cancels)
+{
+	struct sieve_result *res = r->res;
+	bool is_reject = type == SIEVE_ACT_REJECT || type == SIEVE_ACT_EREJECT;
+	for (size_t i = 0; i < res->n_actions; i++) {
+		struct sieve_action *a = &res->actions[i];
+		bool other_reject = a->type == SIEVE_ACT_REJECT || a->type == SIEVE_ACT_EREJECT;
+		/* RFC 5429 2.1: reject is incompatible with keep, fileinto,
+		 * redirect and another reject. */
+		if ((is_reject &&
+		     (other_reject || stores(a->type) || a->type == SIEVE_ACT_REDIRECT)) ||
+		    (other_reject && (stores(type) || type == SIEVE_ACT_REDIRECT)))
+			return sieve_run_fail(r, "reject conflicts with an earlier action"), NULL;
+		if (a->type == type && (arg == NULL || (a->arg != NULL && !strcmp(a->arg, arg)))) {
+			if (cancels)
+				r->implicit_keep = false;
+			if (type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_FILEINTO)
+				a->copy = a->copy && !cancels;
+			return a; /* a duplicate is done once (RFC 5228 2.10.3) */
+		}
+	}
+	if (type == SIEVE_ACT_REDIRECT && r->redirects++ >= r->script->lim.max_redirects)
+		return sieve_run_fail(r, "more than %zu redirects", r->script->lim.max_redirects),
+		       NULL;
+	if (res->n_actions >= r->script->lim.max_actions)
+		return sieve_run_fail(r, "more than %zu actions", r->script->lim.max_actions), NULL;
+	res->actions = xreallocarray(res->actions, res->n_actions + 1, sizeof *res->actions);
+	struct sieve_action *a = &res->actions[res->n_actions++];
+	memset(a, 0, sizeof *a);
+	a->type = type;
+	a->arg = arg != NULL ? xstrdup(arg) : NULL;
+	a->copy = (type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_FILEINTO) && !cancels;
+	if (cancels)
+		r->implicit_keep = false;
+	return a;
+}
+
+void sieve_run_set_flags(struct sieve_run *r, struct sieve_action *a,
+			 const struct sieve_strlist *list)
+{
+	struct sieve_strlist f = {NULL, 0};
+	sieve_flags_add(&f, list != NULL ? list : &r->flags);
+	for (size_t i = 0; i < a->n_flags; i++)
+		free(a->flags[i]);
+	free(a->flags);
+	a->flags = f.s;
+	a->n_flags = f.n;
+}
+
+int sieve_run_test(struct sieve_run *r, const struct sieve_node *t)
+{
+	if (++r->steps > r->script->lim.max_steps)
+		return sieve_run_fail(r, "step budget of %llu exceeded",
+				      (unsigned long long)r->script->lim.max_steps);
+	return t->def->run(r, t);
+}
+
+int sieve_run_block(struct sieve_run *r, const struct sieve_node *n)
+{
+	for (; n != NULL && !r->stopped; n = n->next) {
+		if (++r->steps > r->script->lim.max_steps)
+			return sieve_run_fail(r, "step budget of %llu exceeded",
+					      (unsigned long long)r->script->lim.max_steps);
+		if (n->def->run(r, n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void only_implicit_keep(struct sieve_run *r)
+{
+	sieve_result_free(r->res);
+	r->res->actions = xcalloc(1, sizeof *r->res->actions);
+	r->res->n_actions = 1;
+	r->res->actions[0].type = SIEVE_ACT_KEEP;
+	r->res->actions[0].implicit = true;
+}
+
+int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res)
+{
+	memset(res, 0, sizeof *res);
+	struct sieve_run r;
+	memset(&r, 0, sizeof r);
+	r.script = s;
+	r.in = in;
+	r.res = res;
+	r.implicit_keep = true;
+	r.hdr_ok = header_parse(in->msg, in->msg_len, &r.hdr) == HEADER_OK;
+	int rc = sieve_run_block(&r, s->top);
+	if (rc == 0 && r.implicit_keep) {
+		struct sieve_action *a = sieve_run_add(&r, SIEVE_ACT_KEEP, NULL, false);
+		if (a == NULL) {
+			rc = -1;
+		} else {
+			if (!a->implicit && a->n_flags == 0)
+				sieve_run_set_flags(&r, a, NULL);
+			a->implicit = true;
+		}
+	}
+	if (rc < 0)
+		only_implicit_keep(&r);
+	header_free(&r.hdr);
+	sieve_strlist_free(&r.flags);
+	return rc;
+}

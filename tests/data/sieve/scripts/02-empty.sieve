@@ -1,0 +1,1 @@
+/* an empty script: the implicit keep */

@@ -1,0 +1,265 @@
+/*
+ * test-sieve-run.c - unit tests for the Sieve parser (errors with
+ * positions, require, argument checks, limits) and the interpreter (each
+ * command, test and extension; implicit keep and cancel rules; runtime
+ * limits leading to the implicit keep).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "sieve.h"
+#include "test.h"
+
+static const char msg[] = "From: Alice <alice@example.org>\r\n"
+			  "To: bob+tag@example.com, \"X, Y\" <xy@Example.NET>\r\n"
+			  "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= and more\r\n"
+			  "\r\n"
+			  "body\r\n";
+
+/* Compiles s; returns "OK" or "LINE:COL: message". */
+static const char *check(const char *s)
+{
+	static char out[300];
+	struct sieve_script *sc;
+	struct sieve_error e;
+	if (sieve_compile(s, strlen(s), NULL, &sc, &e) == 0) {
+		sieve_script_free(&sc);
+		CHECK(sc == NULL);
+		return "OK";
+	}
+	snprintf(out, sizeof out, "%d:%d: %s", e.line, e.col, e.msg);
+	return out;
+}
+
+static bool box_exists(void *ctx, const char *name)
+{
+	return !strcmp(name, "Work");
+}
+
+/* Runs s on msg; returns the actions as "a|b|..." ("E:" first on error). */
+static const char *run(const char *s)
+{
+	static char out[1024];
+	struct sieve_script *sc;
+	struct sieve_error e;
+	if (sieve_compile(s, strlen(s), NULL, &sc, &e) < 0) {
+		snprintf(out, sizeof out, "compile %d:%d: %s", e.line, e.col, e.msg);
+		return out;
+	}
+	struct sieve_input in = {
+	    "alice@example.org", "bob+tag@example.com", msg, sizeof msg - 1, box_exists, NULL};
+	struct sieve_result r;
+	struct buf b = BUF_INIT;
+	if (sieve_run(sc, &in, &r) < 0)
+		buf_printf(&b, "E:%s|", r.error);
+	static const char *const names[] = {"keep",    "fileinto", "redirect",
+					    "discard", "reject",   "ereject"};
+	for (size_t i = 0; i < r.n_actions; i++) {
+		const struct sieve_action *a = &r.actions[i];
+		buf_puts(&b, names[a->type]);
+		if (a->implicit)
+			buf_puts(&b, "*");
+		if (a->arg)
+			buf_printf(&b, " %s", a->arg);
+		if (a->copy)
+			buf_puts(&b, " :copy");
+		if (a->create)
+			buf_puts(&b, " :create");
+		for (size_t k = 0; k < a->n_flags; k++)
+			buf_printf(&b, " +%s", a->flags[k]);
+		buf_puts(&b, "|");
+	}
+	snprintf(out, sizeof out, "%s", buf_cstr(&b));
+	buf_free(&b);
+	sieve_result_free(&r);
+	sieve_script_free(&sc);
+	return out;
+}
+
+TEST(sieve_parse_errors)
+{
+	CHECK_STR(check("keep;"), "OK");
+	CHECK_STR(check("keep"), "1:5: expected ';', found end of script");
+	CHECK_STR(check("\n  frob;"), "2:3: unknown command 'frob'");
+	CHECK_STR(check("fileinto \"x\";"),
+		  "1:1: command 'fileinto' needs its extension in require");
+	CHECK_STR(check("require \"nope\";"), "1:1: unsupported extension \"nope\"");
+	CHECK_STR(check("keep; require \"fileinto\";"),
+		  "1:7: require must come before other commands");
+	CHECK_STR(check("else { keep; }"), "1:1: else without a preceding if");
+	CHECK_STR(check("if true { } else { } else { }"), "1:22: else without a preceding if");
+	CHECK_STR(check("if true keep;"), "1:9: expected '{', found identifier");
+	CHECK_STR(check("if header :is \"a\" { }"), "1:19: too few arguments for header");
+	CHECK_STR(check("if size 10 { }"), "1:9: too many arguments for size");
+	CHECK_STR(check("if size { }"), "1:4: size needs :over or :under");
+	CHECK_STR(check("if header :is :contains \"a\" \"b\" { }"),
+		  "1:15: tagged argument ':contains' given twice or conflicting");
+	CHECK_STR(check("if header :foo \"a\" \"b\" { }"),
+		  "1:11: unknown tagged argument ':foo' for header");
+	CHECK_STR(check("if header :comparator \"i;nope\" \"a\" \"b\" { }"),
+		  "1:23: unknown comparator \"i;nope\"");
+	CHECK_STR(check("redirect [\"a@b\", \"c@d\"];"),
+		  "1:10: redirect expects a string here, not a list");
+	CHECK_STR(check("redirect :copy \"a@b\";"),
+		  "1:10: unknown tagged argument ':copy' for redirect");
+	CHECK_STR(check("require \"copy\"; redirect :copy \"a@b\";"), "OK");
+	CHECK_STR(check("if anyof(true, false { }"), "1:22: expected ',' or ')', found '{'");
+	CHECK_STR(check("if exists 1 { }"), "1:11: expected a string list, found number");
+}
+
+TEST(sieve_parse_depth_limit)
+{
+	struct buf b = BUF_INIT;
+	for (int i = 0; i < 10000; i++)
+		buf_puts(&b, "if true {");
+	for (int i = 0; i < 10000; i++)
+		buf_puts(&b, "}");
+	struct sieve_script *sc;
+	struct sieve_error e;
+	CHECK_INT(sieve_compile(b.data, b.len, NULL, &sc, &e), -1);
+	CHECK_STR(e.msg, "nested deeper than 64");
+	CHECK(sc == NULL);
+	buf_reset(&b);
+	for (int i = 0; i < 10000; i++)
+		buf_puts(&b, "not ");
+	buf_puts(&b, "true { }");
+	buf_consume(&b, 0);
+	struct buf c = BUF_INIT;
+	buf_puts(&c, "if ");
+	buf_append(&c, b.data, b.len);
+	CHECK_INT(sieve_compile(c.data, c.len, NULL, &sc, &e), -1);
+	CHECK_STR(e.msg, "nested deeper than 64");
+	buf_free(&c);
+	buf_free(&b);
+	struct sieve_limits lim = sieve_default_limits;
+	lim.max_script = 10;
+	CHECK_INT(sieve_compile("keep; keep; keep;", 17, &lim, &sc, &e), -1);
+	CHECK_STR(e.msg, "script larger than 10 bytes");
+}
+
+TEST(sieve_run_base)
+{
+	CHECK_STR(run(""), "keep*|");
+	CHECK_STR(run("keep; keep;"), "keep|");
+	CHECK_STR(run("discard;"), "discard|");
+	CHECK_STR(run("discard; keep;"), "discard|keep|");
+	CHECK_STR(run("redirect \"a@b.c\"; redirect \"a@b.c\";"), "redirect a@b.c|");
+	CHECK_STR(run("redirect \"nobody\";"),
+		  "E:redirect to an invalid address \"nobody\"|keep*|");
+	CHECK_STR(run("stop; discard;"), "keep*|");
+	CHECK_STR(run("if false { discard; } elsif true { redirect \"x@y.z\"; } else { keep; }"),
+		  "redirect x@y.z|");
+	CHECK_STR(run("if not anyof(false, allof(true, false)) { discard; }"), "discard|");
+	CHECK_STR(run("if header :contains \"subject\" \"Grüße\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :is \"SUBJECT\" \"grüße AND MORE\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :is :comparator \"i;octet\" \"subject\" \"grüße and more\" "
+		      "{ discard; }"),
+		  "keep*|");
+	CHECK_STR(run("if address :domain \"to\" \"example.net\" { discard; }"), "discard|");
+	CHECK_STR(run("if address :localpart :is \"to\" \"xy\" { discard; }"), "discard|");
+	CHECK_STR(run("if address :all :is \"from\" \"alice@example.org\" { discard; }"),
+		  "discard|");
+	CHECK_STR(run("if address :all :is \"from\" \"Alice\" { discard; }"), "keep*|");
+	CHECK_STR(run("if exists [\"from\", \"to\"] { discard; }"), "discard|");
+	CHECK_STR(run("if exists [\"from\", \"cc\"] { discard; }"), "keep*|");
+	CHECK_STR(run("if size :over 50 { discard; }"), "discard|");
+	CHECK_STR(run("if size :under 50 { discard; }"), "keep*|");
+}
+
+TEST(sieve_run_matches)
+{
+	CHECK_STR(run("if header :matches \"subject\" \"gr*more\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :matches \"subject\" \"gr??e*\" { discard; }"), "keep*|");
+	CHECK_STR(run("if header :matches \"subject\" \"gr????e*\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :matches \"subject\" \"*\\\\*\" { discard; }"), "keep*|");
+	CHECK_STR(run("if header :matches \"subject\" \"*\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :matches \"subject\" \"*a*a*a*a*a*a*a*a*a*a*x\" { discard; }"),
+		  "keep*|");
+	CHECK_STR(run("if header :contains \"subject\" \"\" { discard; }"), "discard|");
+	CHECK_STR(run("if header :is \"x-none\" \"\" { discard; }"), "keep*|");
+}
+
+TEST(sieve_run_extensions)
+{
+	CHECK_STR(run("require \"fileinto\"; fileinto \"A\"; fileinto \"A\";"), "fileinto A|");
+	CHECK_STR(run("require [\"fileinto\", \"copy\"]; fileinto :copy \"A\"; redirect :copy "
+		      "\"a@b.c\";"),
+		  "fileinto A :copy|redirect a@b.c :copy|keep*|");
+	CHECK_STR(run("require [\"fileinto\", \"copy\"]; fileinto :copy \"A\"; fileinto \"A\";"),
+		  "fileinto A|");
+	CHECK_STR(run("require \"reject\"; reject \"no\";"), "reject no|");
+	CHECK_STR(run("require \"ereject\"; ereject \"no\";"), "ereject no|");
+	CHECK_STR(run("require [\"reject\", \"fileinto\"]; fileinto \"A\"; reject \"no\";"),
+		  "E:reject conflicts with an earlier action|keep*|");
+	CHECK_STR(run("require \"reject\"; reject \"no\"; keep;"),
+		  "E:reject conflicts with an earlier action|keep*|");
+	CHECK_STR(run("require \"reject\"; discard; reject \"no\";"), "discard|reject no|");
+	CHECK_STR(run("require \"envelope\"; if envelope :localpart \"to\" \"bob+tag\" "
+		      "{ discard; }"),
+		  "discard|");
+	CHECK_STR(run("require \"envelope\"; if envelope :domain \"from\" \"EXAMPLE.org\" "
+		      "{ discard; }"),
+		  "discard|");
+	CHECK_STR(run("require [\"mailbox\", \"fileinto\"]; if mailboxexists \"Work\" "
+		      "{ fileinto :create \"Work\"; } if mailboxexists [\"Work\", \"No\"] "
+		      "{ discard; }"),
+		  "fileinto Work :create|");
+	CHECK_STR(run("require [\"imap4flags\", \"fileinto\"]; setflag \"a b\"; addflag "
+		      "[\"B\", \"c\"]; removeflag \"a\"; fileinto \"X\"; fileinto :flags "
+		      "\"z\" \"Y\";"),
+		  "fileinto X +b +c|fileinto Y +z|");
+	CHECK_STR(run("require \"imap4flags\"; addflag \"\\\\Seen\"; if hasflag :is "
+		      "\"\\\\seen\" { addflag \"hit\"; }"),
+		  "keep* +\\Seen +hit|");
+	CHECK_STR(run("require \"imap4flags\"; keep :flags \"k\"; addflag \"late\";"), "keep +k|");
+}
+
+TEST(sieve_run_subaddress)
+{
+	CHECK_STR(run("if address :user \"to\" \"bob\" { discard; }"),
+		  "compile 1:12: unknown tagged argument ':user' for address");
+	CHECK_STR(run("require \"subaddress\"; if address :user \"to\" \"bob\" { discard; }"),
+		  "discard|");
+	CHECK_STR(run("require \"subaddress\"; if address :detail \"to\" \"tag\" { discard; }"),
+		  "discard|");
+	/* xy@Example.NET has no detail: nothing to match, not even "" */
+	CHECK_STR(run("require \"subaddress\"; if address :detail :is \"to\" \"\" { discard; }"),
+		  "keep*|");
+	CHECK_STR(run("require [\"subaddress\", \"envelope\"]; if envelope :detail \"to\" "
+		      "\"TAG\" { discard; }"),
+		  "discard|");
+	CHECK_STR(run("require [\"subaddress\", \"envelope\"]; if envelope :user :is \"from\" "
+		      "\"alice\" { discard; }"),
+		  "discard|");
+}
+
+TEST(sieve_run_limits)
+{
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "require \"fileinto\";");
+	for (int i = 0; i < 40; i++)
+		buf_printf(&b, "fileinto \"f%d\";", i);
+	CHECK_STR(run(buf_cstr(&b)), "E:more than 32 actions|keep*|");
+	buf_reset(&b);
+	for (int i = 0; i < 5; i++)
+		buf_printf(&b, "redirect \"r%d@x.y\";", i);
+	CHECK_STR(run(buf_cstr(&b)), "E:more than 4 redirects|keep*|");
+	buf_reset(&b);
+	for (int i = 0; i < 60000; i++)
+		buf_puts(&b, "if true { } ");
+	CHECK_STR(run(buf_cstr(&b)), "E:step budget of 100000 exceeded|keep*|");
+	buf_free(&b);
+}
+
+TEST(sieve_extension_table)
+{
+	const char *const *x = sieve_extensions();
+	struct buf b = BUF_INIT;
+	for (; *x != NULL; x++)
+		buf_printf(&b, "%s ", *x);
+	CHECK_STR(buf_cstr(&b),
+		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress ");
+	buf_free(&b);
+}
