@@ -124,7 +124,10 @@ def test_static_files_and_headers(srv):
     assert r.status == 404
     check_security(r, True)
     r, data = request(srv, "DELETE", "/")
-    assert r.status in (405, 501)
+    assert r.status == 501
+    r, data = request(srv, "POST", "/sub/app.js", body=b"x")
+    assert r.status == 405 and r.getheader("allow") == "GET, HEAD"
+    check_security(r, True)
 
 
 @pytest.mark.parametrize("path", ["/../secret.txt", "/sub/../../secret.txt",
@@ -229,7 +232,8 @@ def test_oversized_headers_then_server_goes_on(srv):
         pass
     s.close()
     if data:
-        assert int(data.split(b" ", 2)[1]) in (400, 413, 431), data[:200]
+        # evhttp's own answer (docs/http.md "Security headers")
+        assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data[:200]
     r, body = request(srv, "GET", "/")
     assert r.status == 200
     # 10 MB of headers on plain HTTP too
