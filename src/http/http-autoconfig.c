@@ -280,6 +280,25 @@ static void plist_str(struct evbuffer *b, const char *key, const char *val)
 	evbuffer_add_printf(b, "</string>\n");
 }
 
+/* The five keys of one server: WHICHMailServer{Authentication,HostName,
+ * PortNumber,UseSSL,Username}. */
+static void plist_server(struct evbuffer *b, const char *which, const char *host,
+			 const struct service *s, const char *login)
+{
+	char key[64];
+	snprintf(key, sizeof key, "%sMailServerAuthentication", which);
+	plist_str(b, key, "EmailAuthPassword");
+	snprintf(key, sizeof key, "%sMailServerHostName", which);
+	plist_str(b, key, host);
+	evbuffer_add_printf(b,
+			    "\t\t\t<key>%sMailServerPortNumber</key>\n"
+			    "\t\t\t<integer>%u</integer>\n"
+			    "\t\t\t<key>%sMailServerUseSSL</key>\n\t\t\t<%s/>\n",
+			    which, s->port, which, s->ssl ? "true" : "false");
+	snprintf(key, sizeof key, "%sMailServerUsername", which);
+	plist_str(b, key, login);
+}
+
 static void apple_profile(struct evhttp_request *req, const struct http_ctx *c)
 {
 	char addr[HTTP_EMAIL_MAX + 1], dom[256];
@@ -305,22 +324,8 @@ static void apple_profile(struct evhttp_request *req, const struct http_ctx *c)
 	plist_str(b, "EmailAccountDescription", addr);
 	plist_str(b, "EmailAccountType", sv.has_imap ? "EmailTypeIMAP" : "EmailTypePOP");
 	plist_str(b, "EmailAddress", addr);
-	plist_str(b, "IncomingMailServerAuthentication", "EmailAuthPassword");
-	plist_str(b, "IncomingMailServerHostName", c->cfg->hostname);
-	evbuffer_add_printf(b,
-			    "\t\t\t<key>IncomingMailServerPortNumber</key>\n"
-			    "\t\t\t<integer>%u</integer>\n"
-			    "\t\t\t<key>IncomingMailServerUseSSL</key>\n\t\t\t<%s/>\n",
-			    in->port, in->ssl ? "true" : "false");
-	plist_str(b, "IncomingMailServerUsername", addr);
-	plist_str(b, "OutgoingMailServerAuthentication", "EmailAuthPassword");
-	plist_str(b, "OutgoingMailServerHostName", c->cfg->hostname);
-	evbuffer_add_printf(b,
-			    "\t\t\t<key>OutgoingMailServerPortNumber</key>\n"
-			    "\t\t\t<integer>%u</integer>\n"
-			    "\t\t\t<key>OutgoingMailServerUseSSL</key>\n\t\t\t<%s/>\n",
-			    sv.smtp.port, sv.smtp.ssl ? "true" : "false");
-	plist_str(b, "OutgoingMailServerUsername", addr);
+	plist_server(b, "Incoming", c->cfg->hostname, in, addr);
+	plist_server(b, "Outgoing", c->cfg->hostname, &sv.smtp, addr);
 	evbuffer_add_printf(b, "\t\t\t<key>OutgoingPasswordSameAsIncomingPassword</key>\n"
 			       "\t\t\t<true/>\n");
 	plist_str(b, "PayloadDescription", "Mail account");

@@ -87,6 +87,22 @@ def request(srv, method, path, https=True, host=None, body=None, headers=None):
     return r, data
 
 
+def read_answer(s, head_only=False):
+    """Reads from s until the server closes (or, head_only, until the end
+    of the header), tolerating a reset after the answer; closes s."""
+    data = b""
+    try:
+        while not (head_only and b"\r\n\r\n" in data):
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    s.close()
+    return data
+
+
 def check_security(r, https):
     for k, v in SEC_HEADERS.items():
         assert r.getheader(k) == v, (k, r.getheaders())
@@ -143,13 +159,7 @@ def test_path_traversal_refused(srv, path):
             s = ctx().wrap_socket(s)
         s.sendall(("GET %s HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
                    % path).encode())
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-        s.close()
+        data = read_answer(s)
         status = int(data.split(b" ", 2)[1])
         assert b"outside the web root" not in data and b"root:" not in data
         if https:
@@ -221,16 +231,7 @@ def test_oversized_headers_then_server_goes_on(srv):
     port = port_of(srv, "https.listen")
     s = ctx().wrap_socket(socket.create_connection((HOST, port), timeout=timeout(10)))
     s.sendall(b"GET / HTTP/1.1\r\nHost: example.test\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
-    data = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-    except (ConnectionResetError, ssl.SSLError):
-        pass
-    s.close()
+    data = read_answer(s)
     if data:
         # evhttp's own answer (docs/http.md "Security headers")
         assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data[:200]
@@ -405,16 +406,7 @@ def test_autodiscover_body_limit(srv):
                                                    timeout=timeout(10)))
     s.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: example.test\r\n"
               b"Content-Type: text/xml\r\nContent-Length: 100000\r\n\r\n")
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-    except (ConnectionResetError, ssl.SSLError):
-        pass
-    s.close()
+    data = read_answer(s, head_only=True)
     assert data.startswith(b"HTTP/1.1 413 "), data[:200]
     r, data = request(srv, "GET", "/")
     assert r.status == 200
