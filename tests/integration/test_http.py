@@ -11,6 +11,7 @@ import os
 import plistlib
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -27,8 +28,6 @@ SEC_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 HSTS = "max-age=31536000"
-TB_NS = None
-
 
 def port_of(srv, key):
     m = re.fullmatch(r"(.*):(\d+)", srv.read_config().get(key, ""))
@@ -37,7 +36,7 @@ def port_of(srv, key):
 
 
 @pytest.fixture(scope="module")
-def srv(module_server, tmp_path_factory):
+def srv(module_server):
     s = module_server(start=False)
     web = os.path.join(s.dir, "web")
     os.makedirs(os.path.join(web, "sub"))
@@ -477,3 +476,30 @@ def test_config_errors(make_server):
     r = s.cli("domain", "list")
     assert r.returncode != 0
     assert b"mta_sts.mode must be enforce, testing or none" in (r.stdout + r.stderr)
+
+
+def test_sighup_applies_webroot_and_policy(make_server):
+    s = make_server(conf={"workers": 1})
+    r, data = request(s, "GET", "/x.txt")
+    assert r.status == 404
+    r, data = request(s, "GET", "/.well-known/mta-sts.txt", host="mta-sts.example.test")
+    assert data == ("version: STSv1\r\nmode: testing\r\nmx: %s\r\nmax_age: 604800\r\n"
+                    % HOSTNAME).encode()
+    old = http.client.HTTPSConnection(HOST, port_of(s, "https.listen"), context=ctx(),
+                                      timeout=timeout(10))
+    old.request("GET", "/x.txt")
+    assert old.getresponse().read() == b"404 Not Found\n"
+    os.makedirs(os.path.join(s.dir, "web2"))
+    with open(os.path.join(s.dir, "web2", "x.txt"), "w") as f:
+        f.write("new root\n")
+    s.set_config({"http.webroot": "web2", "mta_sts.mode": "none"})
+    os.kill(s.pid, signal.SIGHUP)
+    assert s.wait_log(r"worker\d+\[\d+\] reload result=ok", 5)
+    # the connection opened before the reload goes on, with the new values
+    old.request("GET", "/x.txt")
+    r = old.getresponse()
+    assert r.status == 200 and r.read() == b"new root\n"
+    assert r.getheader("content-type") == "text/plain; charset=utf-8"
+    old.close()
+    r, data = request(s, "GET", "/.well-known/mta-sts.txt", host="mta-sts.example.test")
+    assert data.startswith(b"version: STSv1\r\nmode: none\r\n")
