@@ -26,6 +26,8 @@ need_cmd curl curl
 need_cmd mutt mutt
 need_pc libevent_core libevent-dev
 need_pc libevent_openssl libevent-dev
+need_pc libevent_extra libevent-dev
+need_cmd plistutil libplist-utils
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev

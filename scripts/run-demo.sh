@@ -24,6 +24,8 @@ IMAPS_PORT=$((BASE + 993))
 POP3S_PORT=$((BASE + 995))
 SUB_PORT=$((BASE + 587))
 SUBS_PORT=$((BASE + 465))
+HTTP_PORT=$((BASE + 80))
+HTTPS_PORT=$((BASE + 443))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
@@ -34,6 +36,7 @@ cat <<INFO
   Submission (sending, AUTH): localhost port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
   IMAP (reading, folders):    localhost port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
   POP3 (downloading):         localhost port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
+  Web (HTTPS):                https://localhost:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
   The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
   client.  On loopback, the demo also accepts passwords without TLS.
 
@@ -55,6 +58,11 @@ cat <<INFO
     swaks --server localhost:$SUB_PORT --tls --auth-user $USER_ADDR --auth-password $PASSWORD --from $USER_ADDR --to $USER_ADDR
   A desktop client (Thunderbird, ...): user name $USER_ADDR, IMAP server
   localhost port $IMAPS_PORT SSL/TLS, SMTP server localhost port $SUBS_PORT SSL/TLS.
+  Client auto-configuration (what Thunderbird and Apple Mail fetch):
+    curl -k 'https://localhost:$HTTPS_PORT/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=$USER_ADDR'
+    curl -k -o demo.mobileconfig 'https://localhost:$HTTPS_PORT/apple/profile.mobileconfig?email=$USER_ADDR'
+  (A demo folder made before HTTP existed has no http.listen/https.listen:
+  add them to $DIR/tern.conf or start over with rm -rf $DIR.)
   Press Ctrl-C to stop.
 
 INFO

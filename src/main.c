@@ -40,6 +40,7 @@
 #include "authlimit.h"
 #include "cli.h"
 #include "config.h"
+#include "http-server.h"
 #include "imap-session.h"
 #include "log.h"
 #include "pop3-session.h"
@@ -52,7 +53,7 @@
 
 #define TERN_VERSION "0.1.0"
 #define MAX_WORKERS 64
-#define MAX_LISTENERS 8
+#define MAX_LISTENERS 10
 
 /* A protocol served by the workers: one server object per worker, made
  * and driven through these functions (each protocol's *-session.h). */
@@ -69,6 +70,10 @@ struct proto_ops {
 	 * listeners such as pop3s), so each such listener is one row. */
 	void (*set_tls)(void *srv, struct tls *tls, bool implicit);
 	bool implicit_tls;
+	/* Servers that accept their own connections (evhttp): takes the
+	 * listener (made without a callback) instead of accepted sockets; the
+	 * server disables it on shutdown and frees it. */
+	int (*take_listener)(void *srv, struct evconnlistener *l);
 };
 
 static void *smtp_create(struct event_base *b, struct store *st, const struct config *c)
@@ -173,21 +178,55 @@ static void imap_set_tls(void *srv, struct tls *tls, bool implicit)
 	imap_server_set_tls(srv, tls, implicit);
 }
 
+static void *http_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return http_server_new(b, st, c);
+}
+static void http_set_config(void *srv, const struct config *c)
+{
+	http_server_set_config(srv, c);
+}
+static void http_shutdown(void *srv, void (*cb)(void *), void *ctx)
+{
+	http_server_shutdown(srv, cb, ctx);
+}
+static size_t http_sessions(void *srv)
+{
+	return http_server_connections(srv);
+}
+static void http_destroy(void *srv)
+{
+	struct http_server *s = srv;
+	http_server_free(&s);
+}
+static void http_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	http_server_set_tls(srv, tls, implicit);
+}
+static int http_take_listener(void *srv, struct evconnlistener *l)
+{
+	return http_server_listen(srv, l);
+}
+
 static const struct proto_ops protocols[] = {
 	{"smtp.listen", smtp_create, smtp_set_config, smtp_accept, smtp_shutdown, smtp_sessions,
-	 smtp_destroy, smtp_set_tls, false},
+	 smtp_destroy, smtp_set_tls, false, NULL},
 	{"submission.listen", submission_create, smtp_set_config, smtp_accept, smtp_shutdown,
-	 smtp_sessions, smtp_destroy, smtp_set_tls, false},
+	 smtp_sessions, smtp_destroy, smtp_set_tls, false, NULL},
 	{"submissions.listen", submission_create, smtp_set_config, smtp_accept, smtp_shutdown,
-	 smtp_sessions, smtp_destroy, smtp_set_tls, true},
+	 smtp_sessions, smtp_destroy, smtp_set_tls, true, NULL},
 	{"imap.listen", imap_create, imap_set_config, imap_accept, imap_shutdown, imap_sessions,
-	 imap_destroy, imap_set_tls, false},
+	 imap_destroy, imap_set_tls, false, NULL},
 	{"imaps.listen", imap_create, imap_set_config, imap_accept, imap_shutdown, imap_sessions,
-	 imap_destroy, imap_set_tls, true},
+	 imap_destroy, imap_set_tls, true, NULL},
 	{"pop3.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
-	 pop3_destroy, pop3_set_tls, false},
+	 pop3_destroy, pop3_set_tls, false, NULL},
 	{"pop3s.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
-	 pop3_destroy, pop3_set_tls, true},
+	 pop3_destroy, pop3_set_tls, true, NULL},
+	{"http.listen", http_create, http_set_config, NULL, http_shutdown, http_sessions,
+	 http_destroy, http_set_tls, false, http_take_listener},
+	{"https.listen", http_create, http_set_config, NULL, http_shutdown, http_sessions,
+	 http_destroy, http_set_tls, true, http_take_listener},
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 
@@ -291,6 +330,8 @@ static void open_listeners(struct master *m)
 		{"imaps.listen", m->cfg->imaps_listen},
 		{"pop3.listen", m->cfg->pop3_listen},
 		{"pop3s.listen", m->cfg->pop3s_listen},
+		{"http.listen", m->cfg->http_listen},
+		{"https.listen", m->cfg->https_listen},
 	};
 	_Static_assert(sizeof keys / sizeof keys[0] <= MAX_LISTENERS, "listener table too small");
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -562,6 +603,14 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		for (size_t k = 0; k < MAX_WORKERS; k++)
 			if (k != slot && m->listeners[i].fd[k] >= 0)
 				close(m->listeners[i].fd[k]);
+		const struct proto_ops *ops = &protocols[w.acc[i].proto];
+		if (ops->take_listener != NULL) {
+			struct evconnlistener *l = evconnlistener_new(
+			    w.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, m->listeners[i].fd[slot]);
+			if (l == NULL || ops->take_listener(w.servers[w.acc[i].proto], l) < 0)
+				fatal(1, "cannot listen on %s", m->listeners[i].key);
+			continue;
+		}
 		struct evconnlistener *l = evconnlistener_new(w.base, worker_accept_cb, &w.acc[i],
 							      LEV_OPT_CLOSE_ON_FREE, 0,
 							      m->listeners[i].fd[slot]);

@@ -40,6 +40,14 @@ static const struct cfg_key cfg_keys[] = {
 	{"imaps.listen", CFG_LISTEN, STR(imaps_listen), "", true},
 	{"pop3.listen", CFG_LISTEN, STR(pop3_listen), "", true},
 	{"pop3s.listen", CFG_LISTEN, STR(pop3s_listen), "", true},
+	{"http.listen", CFG_LISTEN, STR(http_listen), "", true},
+	{"https.listen", CFG_LISTEN, STR(https_listen), "", true},
+	{"http.webroot", CFG_PATH, STR(http_webroot), "", false},
+	{"http.max_header_size", CFG_SIZE, STR(http_max_header_size), "16K", false},
+	{"http.max_body_size", CFG_SIZE, STR(http_max_body_size), "64K", false},
+	{"http.timeout", CFG_DURATION, STR(http_timeout), "30s", false},
+	{"mta_sts.mode", CFG_STR, STR(mta_sts_mode), "testing", false},
+	{"mta_sts.max_age", CFG_DURATION, STR(mta_sts_max_age), "7d", false},
 	{"tls.cert", CFG_PATH, STR(tls_cert), "", false},
 	{"tls.key", CFG_PATH, STR(tls_key), "", false},
 	{"tls.sni_dir", CFG_PATH, STR(tls_sni_dir), "", false},
@@ -267,6 +275,23 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz,
 			 "%s: auth.fail_delay_max_ms must be at least auth.fail_delay_ms and at "
 			 "most 60000",
+			 c->path);
+		return -1;
+	}
+	if (strcmp(c->mta_sts_mode, "enforce") != 0 && strcmp(c->mta_sts_mode, "testing") != 0 &&
+	    strcmp(c->mta_sts_mode, "none") != 0) {
+		snprintf(err, errsz, "%s: mta_sts.mode must be enforce, testing or none", c->path);
+		return -1;
+	}
+	/* RFC 8461 3.2: max_age is at most 31557600 seconds (about a year). */
+	if (c->mta_sts_max_age > 31557600) {
+		snprintf(err, errsz, "%s: mta_sts.max_age must be at most 31557600s", c->path);
+		return -1;
+	}
+	if (c->http_max_header_size < 1024 || c->http_max_body_size < 1024 || c->http_timeout == 0) {
+		snprintf(err, errsz,
+			 "%s: http.max_header_size and http.max_body_size must be at least 1K, "
+			 "http.timeout at least 1s",
 			 c->path);
 		return -1;
 	}

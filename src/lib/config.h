@@ -27,6 +27,15 @@ struct config {
 	char *imaps_listen;
 	char *pop3_listen;
 	char *pop3s_listen;
+	char *http_listen;      /* plain HTTP: redirects, ACME, autoconfig */
+	char *https_listen;
+	/* HTTP (docs/http.md). */
+	char *http_webroot;     /* static files; "" none */
+	uint64_t http_max_header_size;
+	uint64_t http_max_body_size;
+	uint64_t http_timeout;  /* seconds, per request read/write */
+	char *mta_sts_mode;     /* enforce|testing|none (RFC 8461) */
+	uint64_t mta_sts_max_age;
 	char *tls_cert;
 	char *tls_key;
 	char *tls_sni_dir;         /* DOMAIN/cert.pem + key.pem per SNI name; "" off */

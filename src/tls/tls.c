@@ -850,6 +850,21 @@ struct bufferevent *tls_accept(struct tls *t, struct event_base *base, evutil_so
 	return bev;
 }
 
+struct bufferevent *tls_accept_later(struct tls *t, struct event_base *base)
+{
+	if (!tls_available(t))
+		return NULL;
+	SSL *ssl = SSL_new(t->ctx);
+	if (ssl == NULL)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL; /* libevent freed the SSL */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 struct bufferevent *tls_starttls(struct tls *t, struct bufferevent *plain)
 {
 	evutil_socket_t fd = bufferevent_getfd(plain);

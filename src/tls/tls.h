@@ -96,6 +96,12 @@ void tls_free(struct tls **t);
  * (fd left open) if TLS is not available or on allocation failure. */
 struct bufferevent *tls_accept(struct tls *t, struct event_base *base, evutil_socket_t fd);
 
+/* Implicit TLS for a socket given later (libevent's evhttp makes the
+ * bufferevent first, then sets its fd): the same as tls_accept, the
+ * BIO made by libevent once the socket is set.  Returns NULL if TLS is not
+ * available or on allocation failure. */
+struct bufferevent *tls_accept_later(struct tls *t, struct event_base *base);
+
 /* STARTTLS / STLS: replaces a plain socket bufferevent by a TLS one on the
  * same socket.  Call it once the "go ahead" reply has been written out
  * (the output buffer is empty).  Whatever the client sent after the

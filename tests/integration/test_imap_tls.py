@@ -556,7 +556,7 @@ def test_wrong_passwords_slowed_then_blocked(make_server):
 
 def test_no_certificate_no_starttls_no_rev2(make_server):
     s = make_server(conf={"tls.cert": "", "tls.key": "", "imaps.listen": "",
-                          "pop3s.listen": "", "submissions.listen": "",
+                          "pop3s.listen": "", "submissions.listen": "", "https.listen": "",
                           "allow_plaintext_loopback": "yes"})
     caps = CAPS.replace(" IMAP4rev2", "")
     with Raw(s.imap_port) as c:

@@ -605,7 +605,8 @@ def test_startup_pop3s_needs_certificate(make_server):
 
 def test_no_certificate_no_starttls(make_server):
     srv = make_server(conf={"tls.cert": "", "tls.key": "", "pop3s.listen": "",
-                            "submissions.listen": "", "imaps.listen": ""})
+                            "submissions.listen": "", "imaps.listen": "",
+                            "https.listen": ""})
     with SMTPRaw(srv.host, srv.smtp_port) as s:
         lines = s.ehlo()
         assert "STARTTLS" not in lines
