@@ -28,6 +28,8 @@ need_pc libevent_core libevent-dev
 need_pc libevent_openssl libevent-dev
 need_pc libevent_extra libevent-dev
 need_cmd plistutil libplist-utils
+# Pigeonhole's sieve-test, the oracle of tests/integration/test_sieve_diff.py.
+need_file /usr/bin/sieve-test dovecot-sieve
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev
@@ -71,5 +73,17 @@ case " $pkgs " in
 	${SUDO:-} debconf-set-selections ;;
 esac
 ${SUDO:-} apt-get update -qq
+# Daemons among the packages (postfix, dovecot) must not start as system
+# services: tests and benchmarks run their own instances in temp folders.
+# policy-rc.d answering 101 tells invoke-rc.d not to start anything.
+own_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | ${SUDO:-} tee /usr/sbin/policy-rc.d >/dev/null
+	${SUDO:-} chmod 755 /usr/sbin/policy-rc.d
+	own_policy=yes
+fi
 # shellcheck disable=SC2086
-${SUDO:-} apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+rc=0
+${SUDO:-} apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || rc=$?
+[ -z "$own_policy" ] || ${SUDO:-} rm -f /usr/sbin/policy-rc.d
+[ $rc = 0 ] || exit $rc

@@ -36,7 +36,8 @@ ENV_FROM = "alice@example.org"
 ENV_TO = "bob+lists@example.com"
 NOBODY = 65534
 
-pytestmark = pytest.mark.skipif(not os.path.exists(SIEVE_TEST), reason="no sieve-test")
+if not os.path.exists(SIEVE_TEST):
+    raise RuntimeError("%s is missing: scripts/install-deps.sh installs dovecot-sieve" % SIEVE_TEST)
 
 
 @pytest.fixture(scope="module")
