@@ -1412,8 +1412,51 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	return r;
 }
 
+/* A new dns.resolver or queue.timeout.dns on reload: a new resolver
+ * context; lookups in flight are asked again through it, and MX answers
+ * kept for idle destinations are dropped so the next message asks it. */
+static void swap_resolver(struct queue_runner *r, const struct config *old,
+			  const struct config *cfg)
+{
+	if (strcmp(old->dns_resolver, cfg->dns_resolver) == 0 &&
+	    old->queue_timeout_dns == cfg->queue_timeout_dns)
+		return;
+	char err[256];
+	struct dns_resolver *dns =
+	    dns_resolver_new(r->base, cfg->dns_resolver, secs(cfg->queue_timeout_dns), err,
+			     sizeof err);
+	if (dns == NULL) {
+		log_error("queue action=reload key=dns.resolver error=\"%s\" note=\"old resolver kept\"",
+			  err);
+		return;
+	}
+	size_t n = 0, n_again = 0;
+	for (struct dest *d = r->dests; d != NULL; d = d->next)
+		n++;
+	struct dest **again = xcalloc(n ? n : 1, sizeof *again);
+	for (struct dest *d = r->dests; d != NULL; d = d->next) {
+		if (d->q != NULL) {
+			dns_query_cancel(&d->q);
+			again[n_again++] = d;
+		} else if (d->mx != NULL && d->n_conns == 0) {
+			free(d->mx);
+			d->mx = NULL;
+		}
+	}
+	dns_resolver_free(&r->dns);
+	r->dns = dns;
+	log_info("queue action=reload key=dns.resolver resolver=%s",
+		 cfg->dns_resolver[0] ? cfg->dns_resolver : "system");
+	/* the new config first: dest_pump reads limits from r->cfg */
+	r->cfg = cfg;
+	for (size_t k = 0; k < n_again; k++)
+		dest_pump(again[k]);
+	free(again);
+}
+
 void queue_runner_set_config(struct queue_runner *r, const struct config *cfg)
 {
+	swap_resolver(r, r->cfg, cfg);
 	r->cfg = cfg;
 	/* Connections in flight hold their own reference to the old
 	 * context (OpenSSL reference counts). */

@@ -768,3 +768,24 @@ def test_connection_reused_for_another_domain_on_the_same_mx(world):
                       % re.escape(HOST_FAKE))
     for _, body in fake.messages:
         assert body.endswith(msg)
+
+
+def test_reload_applies_a_new_resolver(world):
+    """dns.resolver changed + SIGHUP: the queue runner asks the new one
+    (issue 27): a message stuck on a dead resolver is delivered after the
+    reload, without a restart."""
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    dead = "127.0.0.1:%d" % (world.base + 54)  # nothing listens there
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"],
+                   conf={"dns.resolver": dead, "queue.timeout.dns": "2s"})
+    a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+    msg, mid = send(a, "x@a.test", "resolver swap")
+    wait_for(lambda: [r for r in a.queue_rows() if int(r["ATTEMPTS"]) >= 1], 15,
+             "a failed attempt on the dead resolver")
+    a.set_config({"dns.resolver": "127.0.0.1:%d" % world.dns_port})
+    os.kill(a.pid, signal.SIGHUP)
+    assert a.wait_log(r"queue\[\d+\] queue action=reload key=dns\.resolver "
+                      r"resolver=127\.0\.0\.1:%d" % world.dns_port, 5)
+    a.cli_ok("queue", "retry", a.queue_rows()[0]["ID"])
+    inbox_with(b, "bob@b.test", "resolver swap", seconds=15)
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
