@@ -130,22 +130,31 @@ static bool tag_is(const struct dkim_tag *t, const char *s)
 
 /* Whether the colon-separated list v[0..n) holds word (case-insensitive),
  * blanks around items ignored. */
+/* The next item of the colon-separated list v[0..n) from *pos, blanks
+ * around it removed, in v[*s..*e).  Returns false after the last one. */
+static bool list_next(const char *v, size_t n, size_t *pos, size_t *s, size_t *e)
+{
+	size_t i = *pos;
+	if (i > n)
+		return false;
+	*s = i;
+	while (i < n && v[i] != ':')
+		i++;
+	*e = i;
+	while (*s < *e && is_fws(v[*s]))
+		(*s)++;
+	while (*e > *s && is_fws(v[*e - 1]))
+		(*e)--;
+	*pos = i + 1;
+	return true;
+}
+
 static bool list_has(const char *v, size_t n, const char *word)
 {
-	size_t i = 0;
-	while (i <= n) {
-		size_t s = i;
-		while (i < n && v[i] != ':')
-			i++;
-		size_t e = i;
-		while (s < e && is_fws(v[s]))
-			s++;
-		while (e > s && is_fws(v[e - 1]))
-			e--;
+	size_t pos = 0, s, e;
+	while (list_next(v, n, &pos, &s, &e))
 		if (strutil_eq_ci(v + s, e - s, word))
 			return true;
-		i++;
-	}
 	return false;
 }
 
@@ -424,16 +433,8 @@ static int add_signed_headers(struct msgview *v, const char *h, size_t hn, bool 
 {
 	for (size_t i = 0; i < v->n; i++)
 		v->f[i].used = false;
-	size_t i = 0;
-	while (i <= hn) {
-		size_t s = i;
-		while (i < hn && h[i] != ':')
-			i++;
-		size_t e = i;
-		while (s < e && is_fws(h[s]))
-			s++;
-		while (e > s && is_fws(h[e - 1]))
-			e--;
+	size_t pos = 0, s, e;
+	while (list_next(h, hn, &pos, &s, &e)) {
 		for (size_t k = v->n; k > 0 && e > s; k--) {
 			struct field *f = &v->f[k - 1];
 			if (!f->used && field_is(f, h + s, e - s)) {
@@ -443,7 +444,6 @@ static int add_signed_headers(struct msgview *v, const char *h, size_t hn, bool 
 				break;
 			}
 		}
-		i++;
 	}
 	return 0;
 }
