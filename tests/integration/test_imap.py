@@ -368,15 +368,66 @@ def test_preauth_flood(srv):
 
 
 def test_line_too_long(srv):
+    """imap.max_line (64K by default), before and after login: a longer
+    line gets a tagged BAD, its rest is skipped, and the session goes on."""
     with client(srv) as c:
-        c.send("a NOOP " + "x" * 9000 + "\r\n")
-        assert c.line() == b"* BYE Line too long"
-        assert c.closed_by_server()
+        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
     user = new_user(srv)
     with client(srv, user) as c:
-        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        # sent in pieces: the tag is kept though the line's bytes are not
+        c.send("b NOOP " + "x" * 40000)
+        c.send("y" * 40000 + "\r\n")
+        assert c.line() == b"b BAD Command line too long"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+        # a skipped line announcing a non-synchronizing literal cannot be
+        # resynchronised
+        c.send("c APPEND INBOX " + "x" * 70000 + " {5+}\r\nhello\r\n")
         assert c.line() == b"* BYE Line too long"
         assert c.closed_by_server()
+    with client(srv) as c:
+        # a client that keeps sending garbage is dropped
+        c.send("a NOOP " + "x" * (16 * 65536 + 10))
+        assert c.line() == b"* BYE Line too long"
+        assert c.closed_by_server()
+    with client(srv) as c:
+        for _ in range(MAX_ERRORS - 1):
+            c.send("a NOOP " + "x" * 70000 + "\r\n")
+            assert c.line() == b"a BAD Command line too long"
+        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
+        assert c.line() == b"* BYE Too many errors, closing connection"
+        assert c.closed_by_server()
+
+
+def test_long_id_line(srv):
+    """RFC 2971's limits (30 pairs, values of 1024 octets): a 31 KB line."""
+    pairs = " ".join('"field%02d" "%s"' % (i, chr(ord("a") + i % 26) * 1024)
+                     for i in range(30))
+    line = "ID (%s)" % pairs
+    assert 31000 < len(line) < 32 * 1024
+    with client(srv) as c:
+        lines, done = c.cmd(line)
+        assert done == b"OK ID completed"
+        assert len(lines) == 1 and lines[0].startswith(b"* ID (")
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+    user = new_user(srv)
+    with client(srv, user) as c:
+        lines, done = c.cmd(line)
+        assert done == b"OK ID completed"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+
+
+def test_max_line_configurable(make_server):
+    srv = make_server(conf=dict(MODULE_CONF, **{"imap.max_line": "128K"}))
+    with client(srv) as c:
+        lines, done = c.cmd('ID ("x" "%s")' % ("v" * 1000))
+        assert done == b"OK ID completed"
+        c.send("a NOOP " + "x" * 100000 + "\r\n")  # read and parsed whole
+        assert c.line() == b"a BAD No arguments expected"
+        c.send("a NOOP " + "x" * 140000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
 
 
 def test_literal_limits(srv):
