@@ -318,43 +318,47 @@ static int literal(const char *s, size_t n, size_t *i, size_t *start, uint64_t *
 	return 0;
 }
 
+/* A section starting at the "[" at s[*i], up to its matching "]", which
+ * it moves *i past; -1 (and *i unchanged) if there is none. */
+static int section(const char *s, size_t n, size_t *i)
+{
+	size_t j = *i;
+	int depth = 0;
+	bool inq = false;
+	for (; j < n; j++) {
+		unsigned char ch = (unsigned char)s[j];
+		if (ch == '\r' || ch == '\n' || ch == '\0' || ch == '{' || ch >= 0x80)
+			return -1;
+		if (inq) {
+			if (ch == '\\')
+				j++;
+			else if (ch == '"')
+				inq = false;
+		} else if (ch == '"') {
+			inq = true;
+		} else if (ch == '[') {
+			if (++depth > 2)
+				return -1;
+		} else if (ch == ']') {
+			if (--depth == 0) {
+				*i = j + 1;
+				return 0;
+			}
+		}
+	}
+	return -1;
+}
+
 /* An atom starting at s[*i]; a "[" inside takes everything up to its
- * matching "]" (sections: BODY[HEADER.FIELDS (A B)]). */
+ * matching "]" (sections: BODY[HEADER.FIELDS (A B)]).  A "[" without one
+ * is an ordinary ATOM-CHAR (RFC 9051 9: mailbox "a[b"). */
 static int atom(const char *s, size_t n, size_t *i)
 {
 	size_t start = *i;
 	while (*i < n) {
 		unsigned char ch = (unsigned char)s[*i];
-		if (ch == '[') {
-			int depth = 0;
-			bool inq = false;
-			for (;;) {
-				if (*i >= n)
-					return -1;
-				ch = (unsigned char)s[*i];
-				if (ch == '\r' || ch == '\n' || ch == '\0' || ch == '{' ||
-				    ch >= 0x80)
-					return -1;
-				if (inq) {
-					if (ch == '\\')
-						(*i)++;
-					else if (ch == '"')
-						inq = false;
-				} else if (ch == '"') {
-					inq = true;
-				} else if (ch == '[') {
-					if (++depth > 2)
-						return -1;
-				} else if (ch == ']') {
-					if (--depth == 0) {
-						(*i)++;
-						break;
-					}
-				}
-				(*i)++;
-			}
+		if (ch == '[' && section(s, n, i) == 0)
 			continue;
-		}
 		if (!atom_char(ch))
 			break;
 		(*i)++;

@@ -182,16 +182,12 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 
 /* ------------------------------------------------------- mailbox names */
 
-int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+int imap_mailbox_decode(const struct imap_session *s, const struct imap_tok *t, char out[512])
 {
-	if (!imap_tok_is_string(t)) {
-		imap_bad(x, "Mailbox name expected");
-		return -1;
-	}
 	struct buf b;
 	buf_init(&b, 600);
 	int r;
-	if (x->s->utf8) {
+	if (s->utf8) {
 		r = buf_append(&b, t->p, t->len);
 	} else {
 		r = imap_mutf7_decode(t->p, t->len, &b);
@@ -207,13 +203,36 @@ int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[5
 	}
 	if (r < 0 || b.len == 0 || b.len >= 500 || memchr(b.data, '\0', b.len)) {
 		buf_free(&b);
-		imap_reply(x->s, "%s NO [CANNOT] Invalid mailbox name", x->tag);
 		return -1;
 	}
 	memcpy(out, b.data, b.len);
 	out[b.len] = '\0';
 	buf_free(&b);
 	return 0;
+}
+
+static int mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512],
+		       const char *refusal)
+{
+	if (!imap_tok_is_string(t)) {
+		imap_bad(x, "Mailbox name expected");
+		return -1;
+	}
+	if (imap_mailbox_decode(x->s, t, out) < 0) {
+		imap_reply(x->s, "%s %s", x->tag, refusal);
+		return -1;
+	}
+	return 0;
+}
+
+int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+{
+	return mailbox_arg(x, t, out, "NO [CANNOT] Invalid mailbox name");
+}
+
+int imap_mailbox_arg_existing(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+{
+	return mailbox_arg(x, t, out, "NO [NONEXISTENT] Mailbox does not exist");
 }
 
 int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out)

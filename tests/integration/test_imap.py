@@ -578,6 +578,34 @@ def test_mailbox_names_mutf7_and_utf8(srv):
         assert done == b"OK [READ-WRITE] SELECT completed"
 
 
+def test_atom_mailbox_names(srv):
+    """RFC 9051 9: an atom excludes only atom-specials; "[", "}" and "~"
+    are ATOM-CHARs (and "~" alone does not start a literal8)."""
+    atom = "!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    user = new_user(srv)
+    with client(srv, user) as c:
+        assert c.cmd("SELECT " + atom) == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd("STATUS %s (MESSAGES)" % atom) == (
+            [], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd('LIST "" ' + atom + "%*") == ([], b"OK List completed")
+        assert c.cmd("SELECT ~foo") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd("EXAMINE a[b") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        # that one is not valid modified UTF-7 ("&'"), so none can exist;
+        # one that is can be created and used
+        name = "a[b}~c"
+        c.ok("CREATE " + name)
+        assert c.ok('LIST "" a[b%*') == [
+            ('* LIST (\\HasNoChildren) "/" "%s"' % name).encode()]
+        lines, done = c.cmd("SELECT " + name)
+        assert done == b"OK [READ-WRITE] SELECT completed"
+        # sections still take their brackets, with spaces inside
+        c.ok("APPEND %s {%d+}\r\n%s" % (name, len(MSG1), MSG1))
+        lines = c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")
+        assert lines == [b"* 1 FETCH (BODY[HEADER.FIELDS (Subject)] {24}\r\n"
+                         b"Subject: Lunch plans\r\n\r\n)"]
+        assert c.cmd("FETCH 1 BODY[HEADER") == ([], b"BAD Invalid FETCH items")
+
+
 def test_status_and_list_status(srv):
     user = new_user(srv)
     deliver(srv, user, "s1")
