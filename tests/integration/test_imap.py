@@ -1126,6 +1126,48 @@ def test_fetch_big_message_exact(srv):
                          % (len(msg), msg, body[:20])]
 
 
+def test_fetch_nul_bytes(srv):
+    """RFC 9051 4.3: an ordinary {n} literal carries no NUL.  Outside
+    BINARY every NUL of the stored message is sent as 0x80 (same length);
+    BINARY[] sends it as it is, in a literal8."""
+    user = new_user(srv)
+    head = b"From: a@example.test\r\nSubject: n\0l\r\nX-Z: \0\0\r\n\r\n"
+    body = b"one\0two\r\n"
+    msg = head + body
+    big = head + b"".join(b"line %06d of a big message\r\n" % i for i in range(12000)) + body
+
+    def clean(b):
+        return b.replace(b"\0", b"\x80")
+
+    with client(srv, user) as c:
+        for m in (msg, big):  # stored through APPEND's literal8 (RFC 3516)
+            c.send(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(m), m))
+            lines, done = c.until("a")
+            assert done.startswith(b"OK [APPENDUID "), done
+        c.ok("SELECT INBOX")
+        lines = c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] RFC822.SIZE)")
+        assert lines == [b"* 1 FETCH (BODY[HEADER] {%d}\r\n%s BODY[TEXT] {%d}\r\n%s"
+                         b" BODY[1] {%d}\r\n%s RFC822.SIZE %d)"
+                         % (len(head), clean(head), len(body), clean(body), len(body),
+                            clean(body), len(msg))]
+        lines = c.ok("FETCH 1 (RFC822.HEADER BODY.PEEK[HEADER.FIELDS (Subject)])")
+        subj = b"Subject: n\x80l\r\n\r\n"
+        assert lines == [b"* 1 FETCH (RFC822.HEADER {%d}\r\n%s"
+                         b" BODY[HEADER.FIELDS (Subject)] {%d}\r\n%s)"
+                         % (len(head), clean(head), len(subj), subj)]
+        lines = c.ok("FETCH 1 (BODY.PEEK[]<0.30> RFC822)")
+        assert lines == [b"* 1 FETCH (BODY[]<0> {30}\r\n%s RFC822 {%d}\r\n%s FLAGS (\\Seen))"
+                         % (clean(msg[:30]), len(msg), clean(msg))]
+        # a big message is normally sent from its file: not this one
+        lines = c.ok("FETCH 2 BODY.PEEK[]")
+        assert lines == [b"* 2 FETCH (BODY[] {%d}\r\n%s)" % (len(big), clean(big))]
+        # BINARY keeps the NULs, in a literal8
+        lines = c.ok("FETCH 1 BINARY.PEEK[1]")
+        assert lines == [b"* 1 FETCH (BINARY[1] ~{%d}\r\n%s)" % (len(body), body)]
+        for ln in lines:
+            assert b"\0" not in ln.replace(b"~{%d}\r\n%s" % (len(body), body), b"")
+
+
 def test_shutdown_says_bye(make_server):
     s = make_server(conf=MODULE_CONF)
     user = new_user(s)
