@@ -944,6 +944,33 @@ def test_search(srv):
             [('* ESEARCH (TAG "%s") ALL 1' % tag).encode()], b"OK Search completed")
 
 
+def test_search_address_comments(srv):
+    """RFC 9051 6.4.4 FROM/TO/CC/BCC: comments and folding white space
+    inside an addr-spec (RFC 5322 3.4.1) mean the same address."""
+    user = new_user(srv)
+    froms = ["Real Name <user-from@domain.org>",
+             "user-from@domain.org",
+             "user-from@domain.org (trailing)",
+             "<user-from (comment)@ (comment) domain.org>",
+             "Name <user-from\r\n (folded)@\r\n domain.org>",
+             "other@domain.org (user-from@domain.org is not this)",
+             "user-from@domain.net"]
+    with client(srv, user) as c:
+        for i, f in enumerate(froms):
+            append(c, "INBOX", "From: %s\r\nTo: x (c) @ y.example, <z@ (c)w.example>\r\n"
+                   "Cc: g: cc (a) @ (b) h.example;\r\nSubject: %d\r\n\r\nb\r\n" % (f, i))
+        c.ok("SELECT INBOX")
+        # the trailing comment itself names user-from@domain.org (substring)
+        assert c.ok("SEARCH FROM user-from@domain.org") == [b"* SEARCH 1 2 3 4 5 6"]
+        assert c.ok("SEARCH FROM <user-from@domain.org>") == [b"* SEARCH 1 2 3 4 5"]
+        assert c.ok("SEARCH FROM <user-from") == [b"* SEARCH 1 2 3 4 5 7"]
+        assert c.ok("SEARCH TO x@y.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH TO z@w.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH CC cc@h.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH FROM user-from@domain.net") == [b"* SEARCH 7"]
+        assert c.ok("SEARCH SUBJECT user-from@domain.org") == [b"* SEARCH"]
+
+
 def test_search_headers_cached(srv):
     """Header keys on 200 messages with encoded-word subjects: the same UIDs
     when the header text comes from the files (first search, or after
