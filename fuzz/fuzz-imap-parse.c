@@ -131,7 +131,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				imap_reader_next(&r);
 				break;
 			}
-			case IMAP_READ_LINE_TOO_LONG:
+			case IMAP_READ_LINE_TOO_LONG: {
+				char tag[IMAP_TAG_MAX + 1];
+				imap_reader_tag(&r, tag, sizeof tag);
+				imap_reader_next(&r);
+				break;
+			}
+			case IMAP_READ_GARBAGE:
 			case IMAP_READ_FATAL:
 				stop = true;
 				break;

@@ -136,6 +136,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_reset(&out);
 	if (mime_decode_2047(msg, size < 4096 ? size : 4096, &out) != 0)
 		abort();
+	buf_reset(&out);
+	/* the addr-specs of the input as one address field value: each is
+	 * "<local@domain>" followed by a space */
+	if (mime_addr_specs(msg, size < 4096 ? size : 4096, &out) != 0)
+		abort();
+	if (out.len > 0 &&
+	    (out.data[0] != '<' || out.data[out.len - 1] != ' ' || out.data[out.len - 2] != '>'))
+		abort();
 	buf_free(&out);
 	mime_tree_free(&t);
 	if (t != NULL)

@@ -440,7 +440,9 @@ static int get_cached(struct imap_fetch *f, struct msgdata *d)
 }
 
 /* Appends a literal for p[0..n) (literal8 "~{n}" if binary and a NUL is in
- * it), applying the partial range of it. */
+ * it), applying the partial range of it.  An ordinary literal cannot carry
+ * NUL (RFC 9051 4.3): outside BINARY each NUL is sent as 0x80, as other
+ * servers do, so sizes and offsets stay those of the stored message. */
 static void put_literal(struct buf *b, const struct item *it, const char *p, size_t n, bool binary)
 {
 	if (it->partial) {
@@ -455,7 +457,35 @@ static void put_literal(struct buf *b, const struct item *it, const char *p, siz
 	}
 	bool l8 = binary && n > 0 && memchr(p, '\0', n) != NULL;
 	buf_printf(b, "%s{%zu}\r\n", l8 ? "~" : "", n);
-	buf_append(b, p, n);
+	size_t at = b->len;
+	if (buf_append(b, p, n) < 0 || binary)
+		return;
+	char *q = b->data + at;
+	size_t left = n;
+	char *z;
+	while (left > 0 && (z = memchr(q, '\0', left)) != NULL) {
+		*z = (char)0x80;
+		left -= (size_t)(z - q) + 1;
+		q = z + 1;
+	}
+}
+
+/* True if the file fd holds a NUL byte (or cannot be read whole). */
+static bool file_has_nul(int fd, off_t size)
+{
+	char chunk[65536];
+	off_t at = 0;
+	while (at < size) {
+		ssize_t r = pread(fd, chunk, sizeof chunk, at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return true;
+		if (memchr(chunk, '\0', (size_t)r) != NULL)
+			return true;
+		at += r;
+	}
+	return false;
 }
 
 static void put_item_name(struct buf *b, const struct item *it, const char *base)
@@ -539,6 +569,11 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 						close(fd);
 					goto fail;
 				}
+				if (file_has_nul(fd, st.st_size)) {
+					/* through memory, where NULs are replaced */
+					close(fd);
+					goto whole;
+				}
 				SEP();
 				buf_printf(b, "%s {%lld}\r\n", it->name ? it->name : "BODY[]",
 					   (long long)st.st_size);
@@ -550,6 +585,7 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 						  st.st_size);
 				break;
 			}
+		whole:
 			if (it->n_path == 0 && it->sect == MIME_SECT_BODY) {
 				/* the whole message: no need to parse it */
 				if (load_file(s, d) < 0)

@@ -91,7 +91,7 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	}
 	char name[512];
 	bool was = s->sel != NULL;
-	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0)
 		return;
 	/* A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2). */
 	imap_unselect(s);
@@ -186,7 +186,7 @@ void imap_cmd_delete(struct imap_cmdctx *x)
 		return;
 	}
 	char name[512];
-	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0)
 		return;
 	struct store_mailbox mb;
 	if (need_mailbox(x, name, &mb) <= 0)
@@ -227,7 +227,8 @@ void imap_cmd_rename(struct imap_cmdctx *x)
 		return;
 	}
 	char from[512], to[512];
-	if (imap_mailbox_arg(x, &x->a[0], from) < 0 || imap_mailbox_arg(x, &x->a[1], to) < 0)
+	if (imap_mailbox_arg_existing(x, &x->a[0], from) < 0 ||
+	    imap_mailbox_arg(x, &x->a[1], to) < 0)
 		return;
 	struct store_mailbox mb, mb2;
 	if (need_mailbox(x, from, &mb) <= 0)
@@ -360,7 +361,7 @@ void imap_cmd_status(struct imap_cmdctx *x)
 		return;
 	}
 	char name[512];
-	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0)
 		return;
 	struct store_mailbox mb;
 	if (need_mailbox(x, name, &mb) <= 0)
@@ -518,10 +519,13 @@ void imap_cmd_list(struct imap_cmdctx *x)
 		if (t->len == 0)
 			continue;
 		char pat[512];
-		if (imap_mailbox_arg(x, t, pat) < 0) {
+		if (!imap_tok_is_string(t)) {
 			free(pats);
+			imap_bad(x, "Mailbox name expected");
 			return;
 		}
+		if (imap_mailbox_decode(s, t, pat) < 0)
+			continue; /* a name no mailbox has (bad modified UTF-7) */
 		snprintf(pats[np], sizeof pats[np], "%s%s", pat[0] == '/' ? "" : refname, pat);
 		canon_inbox(pats[np]);
 		np++;

@@ -24,21 +24,22 @@
  * UID set, MULTIAPPEND's small parts), and before it (LOGIN with two
  * literals), where a connection should cost little. */
 #define IMAP_CMD_EXTRA (1024 * 1024)
-#define IMAP_CMD_EXTRA_PREAUTH (2 * IMAP_PREAUTH_LINE_MAX)
 
 /* ------------------------------------------------------------- reader */
 
-static uint64_t cmd_max(uint64_t max_literal)
+static uint64_t cmd_max(size_t line_max, uint64_t max_literal)
 {
-	return max_literal +
-	       (max_literal <= IMAP_PREAUTH_LITERAL_MAX ? IMAP_CMD_EXTRA_PREAUTH : IMAP_CMD_EXTRA);
+	uint64_t extra = 2 * (uint64_t)line_max;
+	if (max_literal > IMAP_PREAUTH_LITERAL_MAX && extra < IMAP_CMD_EXTRA)
+		extra = IMAP_CMD_EXTRA;
+	return max_literal + extra;
 }
 
 void imap_reader_init(struct imap_reader *r, size_t line_max, uint64_t max_literal)
 {
 	memset(r, 0, sizeof *r);
 	linereader_init(&r->lr, line_max);
-	buf_init(&r->cmd, (size_t)cmd_max(max_literal));
+	buf_init(&r->cmd, (size_t)cmd_max(line_max, max_literal));
 	r->max_literal = max_literal;
 }
 
@@ -52,7 +53,7 @@ void imap_reader_set_limits(struct imap_reader *r, size_t line_max, uint64_t max
 {
 	linereader_set_max(&r->lr, line_max);
 	r->max_literal = max_literal;
-	r->cmd.max = (size_t)cmd_max(max_literal);
+	r->cmd.max = (size_t)cmd_max(line_max, max_literal);
 }
 
 bool imap_reader_busy(const struct imap_reader *r)
@@ -97,6 +98,10 @@ void imap_reader_tag(const struct imap_reader *r, char *out, size_t outsz)
 		p = r->lr.line.data;
 		n = r->lr.line.len;
 	}
+	if (n == 0) { /* an over-long first line: only its head is kept */
+		p = r->head;
+		n = r->head_len;
+	}
 	size_t i = 0;
 	while (i < n && i < IMAP_TAG_MAX && tag_char((unsigned char)p[i]))
 		i++;
@@ -136,6 +141,51 @@ static bool literal_at_end(const char *line, size_t n, uint64_t *size, bool *plu
 	return true;
 }
 
+/* Keeps the head and tail of the line that p[0..n) continues. */
+static void note_line_bytes(struct imap_reader *r, const char *p, size_t n)
+{
+	if (r->line_ended) {
+		r->head_len = 0;
+		r->tail_len = 0;
+		r->line_bytes = 0;
+		r->line_ended = false;
+	}
+	size_t h = sizeof r->head - r->head_len;
+	if (h > n)
+		h = n;
+	memcpy(r->head + r->head_len, p, h);
+	r->head_len += h;
+	if (n >= sizeof r->tail) {
+		memcpy(r->tail, p + n - sizeof r->tail, sizeof r->tail);
+		r->tail_len = sizeof r->tail;
+	} else {
+		size_t keep = sizeof r->tail - n;
+		if (keep > r->tail_len)
+			keep = r->tail_len;
+		memmove(r->tail, r->tail + r->tail_len - keep, keep);
+		memcpy(r->tail + keep, p, n);
+		r->tail_len = keep + n;
+	}
+	r->line_bytes += n;
+}
+
+/* An over-long line ended (its bytes were dropped).  It is answered with
+ * BAD, unless it announced a non-synchronizing literal: the literal's
+ * bytes follow at once and could not be told from commands. */
+static enum imap_read_result too_long_line(struct imap_reader *r)
+{
+	size_t n = r->tail_len;
+	if (n > 0 && r->tail[n - 1] == '\n')
+		n--;
+	if (n > 0 && r->tail[n - 1] == '\r')
+		n--;
+	uint64_t size;
+	bool plus, bad;
+	if (literal_at_end(r->tail, n, &size, &plus, &bad) && plus)
+		return IMAP_READ_GARBAGE;
+	return IMAP_READ_LINE_TOO_LONG;
+}
+
 enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 {
 	*used = 0;
@@ -152,14 +202,16 @@ enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *p, siz
 		}
 		size_t u;
 		enum lr_result lr = linereader_feed(&r->lr, p + *used, n - *used, &u);
+		note_line_bytes(r, p + *used, u);
 		*used += u;
 		if (lr == LR_NEED_MORE) {
-			if (r->lr.skipping)
-				return IMAP_READ_LINE_TOO_LONG;
+			if (r->line_bytes > (uint64_t)r->lr.max * IMAP_LINE_SKIP_FACTOR)
+				return IMAP_READ_GARBAGE;
 			continue;
 		}
+		r->line_ended = true;
 		if (lr == LR_TOO_LONG)
-			return IMAP_READ_LINE_TOO_LONG;
+			return too_long_line(r);
 		const char *line = r->lr.line.data ? r->lr.line.data : "";
 		size_t len = r->lr.line.len;
 		if (r->lr.has_nul)
@@ -266,43 +318,47 @@ static int literal(const char *s, size_t n, size_t *i, size_t *start, uint64_t *
 	return 0;
 }
 
+/* A section starting at the "[" at s[*i], up to its matching "]", which
+ * it moves *i past; -1 (and *i unchanged) if there is none. */
+static int section(const char *s, size_t n, size_t *i)
+{
+	size_t j = *i;
+	int depth = 0;
+	bool inq = false;
+	for (; j < n; j++) {
+		unsigned char ch = (unsigned char)s[j];
+		if (ch == '\r' || ch == '\n' || ch == '\0' || ch == '{' || ch >= 0x80)
+			return -1;
+		if (inq) {
+			if (ch == '\\')
+				j++;
+			else if (ch == '"')
+				inq = false;
+		} else if (ch == '"') {
+			inq = true;
+		} else if (ch == '[') {
+			if (++depth > 2)
+				return -1;
+		} else if (ch == ']') {
+			if (--depth == 0) {
+				*i = j + 1;
+				return 0;
+			}
+		}
+	}
+	return -1;
+}
+
 /* An atom starting at s[*i]; a "[" inside takes everything up to its
- * matching "]" (sections: BODY[HEADER.FIELDS (A B)]). */
+ * matching "]" (sections: BODY[HEADER.FIELDS (A B)]).  A "[" without one
+ * is an ordinary ATOM-CHAR (RFC 9051 9: mailbox "a[b"). */
 static int atom(const char *s, size_t n, size_t *i)
 {
 	size_t start = *i;
 	while (*i < n) {
 		unsigned char ch = (unsigned char)s[*i];
-		if (ch == '[') {
-			int depth = 0;
-			bool inq = false;
-			for (;;) {
-				if (*i >= n)
-					return -1;
-				ch = (unsigned char)s[*i];
-				if (ch == '\r' || ch == '\n' || ch == '\0' || ch == '{' ||
-				    ch >= 0x80)
-					return -1;
-				if (inq) {
-					if (ch == '\\')
-						(*i)++;
-					else if (ch == '"')
-						inq = false;
-				} else if (ch == '"') {
-					inq = true;
-				} else if (ch == '[') {
-					if (++depth > 2)
-						return -1;
-				} else if (ch == ']') {
-					if (--depth == 0) {
-						(*i)++;
-						break;
-					}
-				}
-				(*i)++;
-			}
+		if (ch == '[' && section(s, n, i) == 0)
 			continue;
-		}
 		if (!atom_char(ch))
 			break;
 		(*i)++;

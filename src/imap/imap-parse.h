@@ -28,9 +28,14 @@
 #include "buf.h"
 #include "linereader.h"
 
-/* Longest line outside literals (without CRLF), after login and before. */
+/* Longest line outside literals (without CRLF): the default of the
+ * imap.max_line key (docs/config.md), before and after login, and the
+ * smallest value the key takes. */
 #define IMAP_LINE_MAX 65536
-#define IMAP_PREAUTH_LINE_MAX 8192
+#define IMAP_LINE_MAX_MIN 8192
+/* An over-long line is skipped to its end and answered with a tagged BAD;
+ * one longer than this many times the limit is garbage: the session ends. */
+#define IMAP_LINE_SKIP_FACTOR 16
 /* Largest literal before login (a LOGIN password is small). */
 #define IMAP_PREAUTH_LITERAL_MAX 8192
 /* RFC 7888 LITERAL-: non-synchronizing literals up to this size only. */
@@ -54,7 +59,14 @@ enum imap_read_result {
 				    * answer "tag NO [TOOBIG]"; the command is
 				    * dropped (its tag is in r->cmd, see
 				    * imap_reader_tag) and reading goes on */
-	IMAP_READ_LINE_TOO_LONG,   /* a line over the limit: close with BYE */
+	IMAP_READ_LINE_TOO_LONG,   /* a line over the limit ended and was
+				    * skipped: answer "tag BAD" (imap_reader_tag)
+				    * and call imap_reader_next; reading goes on */
+	IMAP_READ_GARBAGE,         /* a line IMAP_LINE_SKIP_FACTOR times over the
+				    * limit, or an over-long one announcing a
+				    * non-synchronizing literal (whose bytes
+				    * cannot be told from commands): close with
+				    * BYE */
 	IMAP_READ_FATAL,           /* a non-synchronizing literal over the
 				    * limit, or too many literals / bytes in one
 				    * command: close with BYE (RFC 7888 4) */
@@ -68,6 +80,15 @@ struct imap_reader {
 	unsigned n_literals;   /* in this command */
 	bool literal_minus;    /* only LITERAL- offered (not LITERAL+) */
 	bool has_nul;          /* a NUL outside literals in this command */
+	/* The current line's first and last bytes, kept even when the line
+	 * is too long to keep: the tag to answer, and whether it announced a
+	 * literal. */
+	char head[IMAP_TAG_MAX + 2];
+	size_t head_len;
+	char tail[32];
+	size_t tail_len;
+	uint64_t line_bytes; /* bytes of the current line so far */
+	bool line_ended;     /* the last line ended: reset the above first */
 };
 
 /* max_literal: largest literal; line_max: longest line. */

@@ -149,6 +149,12 @@ void imap_capabilities(struct imap_session *s, struct buf *out);
 /* Converts a mailbox name from the client (mUTF-7 unless UTF-8 is on) to
  * UTF-8 into out[512].  0, or -1 after replying "tag BAD/NO". */
 int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512]);
+/* The same for a mailbox that must exist (SELECT, STATUS, DELETE...): a
+ * name no mailbox can have is answered NO [NONEXISTENT]. */
+int imap_mailbox_arg_existing(struct imap_cmdctx *x, const struct imap_tok *t, char out[512]);
+/* Decodes a mailbox name token (modified UTF-7 unless UTF8=ACCEPT) into
+ * out; -1, with nothing sent, if no mailbox can have that name. */
+int imap_mailbox_decode(const struct imap_session *s, const struct imap_tok *t, char out[512]);
 /* Appends a mailbox name (UTF-8) as the client wants it (mUTF-7 for rev1
  * clients), as an IMAP string. */
 int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out);

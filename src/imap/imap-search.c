@@ -48,6 +48,7 @@ enum sk_type {
 	SK_FLAG,    /* flag bit set (or not, if neg) */
 	SK_KEYWORD, /* keyword present (or not) */
 	SK_HEADER,  /* str = value, name = field */
+	SK_ADDRESS, /* SK_HEADER of an address field: the addr-specs match too */
 	SK_BODY,
 	SK_TEXT,
 	SK_BEFORE, /* internal date, days */
@@ -193,7 +194,7 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 			const struct imap_tok *v = next_arg(p);
 			if (v == NULL)
 				return -1;
-			k->type = SK_HEADER;
+			k->type = strcmp(hdr[i].name, "SUBJECT") ? SK_ADDRESS : SK_HEADER;
 			k->name = xstrdup(hdr[i].field);
 			k->str = tok_folded(v);
 			p->need_hdr = true;
@@ -461,6 +462,28 @@ static bool contains(const char *hay, size_t hn, const char *needle)
 	return r;
 }
 
+/* An address field's values (each ending in "\n") hold an address whose
+ * addr-spec, without comments and folding white space, contains needle. */
+static bool addr_specs_contain(const char *v, size_t n, const char *needle)
+{
+	struct buf specs = BUF_INIT;
+	while (n > 0) {
+		const char *nl = memchr(v, '\n', n);
+		size_t len = nl ? (size_t)(nl - v) : n;
+		if (mime_addr_specs(v, len, &specs) < 0)
+			break;
+		v += len;
+		n -= len;
+		if (n > 0) {
+			v++;
+			n--;
+		}
+	}
+	bool r = specs.len > 0 && contains(specs.data, specs.len, needle);
+	buf_free(&specs);
+	return r;
+}
+
 static char *tok_folded(const struct imap_tok *t)
 {
 	struct buf b = BUF_INIT;
@@ -694,13 +717,16 @@ static bool eval(const struct skey *k, struct smsg *d)
 		}
 		return found != k->neg;
 	}
-	case SK_HEADER: {
+	case SK_HEADER:
+	case SK_ADDRESS: {
 		struct buf b = BUF_INIT;
 		if (smsg_header(d, k->name, &b) < 0) {
 			buf_free(&b);
 			return false;
 		}
 		bool r = b.len > 0 && contains(b.data, b.len, k->str);
+		if (!r && k->type == SK_ADDRESS)
+			r = addr_specs_contain(b.data, b.len, k->str);
 		buf_free(&b);
 		return r;
 	}

@@ -85,7 +85,8 @@ static void set_state(struct imap_session *s, enum imap_state st)
 	if (st != IMAP_STATE_NOAUTH) {
 		struct timeval tv = {IMAP_TIMEOUT_AUTH, 0};
 		bufferevent_set_timeouts(s->bev, &tv, &tv);
-		imap_reader_set_limits(&s->rd, IMAP_LINE_MAX, s->srv->cfg->smtp_max_message_size);
+		imap_reader_set_limits(&s->rd, (size_t)s->srv->cfg->imap_max_line,
+				       s->srv->cfg->smtp_max_message_size);
 	}
 }
 
@@ -181,16 +182,12 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 
 /* ------------------------------------------------------- mailbox names */
 
-int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+int imap_mailbox_decode(const struct imap_session *s, const struct imap_tok *t, char out[512])
 {
-	if (!imap_tok_is_string(t)) {
-		imap_bad(x, "Mailbox name expected");
-		return -1;
-	}
 	struct buf b;
 	buf_init(&b, 600);
 	int r;
-	if (x->s->utf8) {
+	if (s->utf8) {
 		r = buf_append(&b, t->p, t->len);
 	} else {
 		r = imap_mutf7_decode(t->p, t->len, &b);
@@ -206,13 +203,36 @@ int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[5
 	}
 	if (r < 0 || b.len == 0 || b.len >= 500 || memchr(b.data, '\0', b.len)) {
 		buf_free(&b);
-		imap_reply(x->s, "%s NO [CANNOT] Invalid mailbox name", x->tag);
 		return -1;
 	}
 	memcpy(out, b.data, b.len);
 	out[b.len] = '\0';
 	buf_free(&b);
 	return 0;
+}
+
+static int mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512],
+		       const char *refusal)
+{
+	if (!imap_tok_is_string(t)) {
+		imap_bad(x, "Mailbox name expected");
+		return -1;
+	}
+	if (imap_mailbox_decode(x->s, t, out) < 0) {
+		imap_reply(x->s, "%s %s", x->tag, refusal);
+		return -1;
+	}
+	return 0;
+}
+
+int imap_mailbox_arg(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+{
+	return mailbox_arg(x, t, out, "NO [CANNOT] Invalid mailbox name");
+}
+
+int imap_mailbox_arg_existing(struct imap_cmdctx *x, const struct imap_tok *t, char out[512])
+{
+	return mailbox_arg(x, t, out, "NO [NONEXISTENT] Mailbox does not exist");
 }
 
 int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out)
@@ -1220,6 +1240,18 @@ static void process_input(struct imap_session *s)
 			client_error(s);
 			continue;
 		case IMAP_READ_LINE_TOO_LONG:
+		case IMAP_READ_GARBAGE:
+			if (r == IMAP_READ_LINE_TOO_LONG && s->mode == IMAP_MODE_READ) {
+				log_info("imap session=%s client=%s action=refuse "
+					 "reason=line_too_long",
+					 s->id, s->ip);
+				imap_reader_tag(&s->rd, tag, sizeof tag);
+				imap_reply(s, "%s BAD Command line too long", tag);
+				imap_reader_next(&s->rd);
+				client_error(s);
+				continue;
+			}
+			/* garbage, or no command to refuse (SASL, IDLE) */
 			log_info("imap session=%s client=%s action=close reason=line_too_long",
 				 s->id, s->ip);
 			close_with(s, "* BYE Line too long");
@@ -1345,7 +1377,7 @@ static void starttls_switch(struct imap_session *s)
 	s->tls_on = true;
 	s->tls_pending = true;
 	imap_reader_free(&s->rd);
-	imap_reader_init(&s->rd, IMAP_PREAUTH_LINE_MAX, IMAP_PREAUTH_LITERAL_MAX);
+	imap_reader_init(&s->rd, (size_t)s->srv->cfg->imap_max_line, IMAP_PREAUTH_LITERAL_MAX);
 	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_setwatermark(bev, EV_READ, 0, 256 * 1024);
 	bufferevent_setwatermark(bev, EV_WRITE, IMAP_OUTPUT_LOW, 0);
@@ -1412,7 +1444,7 @@ void imap_server_accept(struct imap_server *srv, evutil_socket_t fd, const struc
 	s->srv = srv;
 	fsutil_unique_id(s->id);
 	netaddr_format(sa, s->ip, sizeof s->ip, &s->loopback);
-	imap_reader_init(&s->rd, IMAP_PREAUTH_LINE_MAX, IMAP_PREAUTH_LITERAL_MAX);
+	imap_reader_init(&s->rd, (size_t)srv->cfg->imap_max_line, IMAP_PREAUTH_LITERAL_MAX);
 	if (salen > 0 && (size_t)salen <= sizeof s->sa)
 		memcpy(&s->sa, sa, (size_t)salen);
 	evutil_make_socket_nonblocking(fd);

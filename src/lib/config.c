@@ -58,6 +58,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_recipients", CFG_UINT, STR(smtp_max_recipients), "100", false},
 	{"smtp.max_connections", CFG_UINT, STR(smtp_max_connections), "5000", false},
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
+	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
@@ -315,6 +316,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "%s: outbound.relay_user and outbound.relay_password_file go together, "
 			 "with outbound.relay",
 			 c->path);
+		return -1;
+	}
+	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {
+		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
 		return -1;
 	}
 	if (c->auth_block_window == 0) {

@@ -47,6 +47,7 @@ struct config {
 	uint64_t smtp_max_connections;  /* per worker */
 	uint64_t smtp_max_errors;       /* per session before 421 */
 	bool auth_scram_plus;           /* offer SCRAM-SHA-256-PLUS (channel binding) */
+	uint64_t imap_max_line;         /* longest IMAP command line outside literals */
 	char *recipient_delimiter;      /* "" disables plus-addressing */
 	char *log_level;                /* debug|info|warn|error */
 	bool allow_plaintext_loopback;

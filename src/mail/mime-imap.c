@@ -116,6 +116,7 @@ struct addr_parser {
 	size_t n, i;
 	struct buf *out;
 	size_t count; /* addresses and group markers written */
+	bool specs;   /* write only "<local@domain> " per address (mime_addr_specs) */
 	struct buf phrase, local, domain, route, comment, tmp;
 };
 
@@ -128,11 +129,23 @@ static bool is_atext(unsigned char c)
 	return strchr("()<>[]:;@\\,\"", c) == NULL;
 }
 
+static const char MISSING_MAILBOX[] = "MISSING_MAILBOX";
+static const char MISSING_DOMAIN[] = "MISSING_DOMAIN";
+static const char SYNTAX_ERROR[] = "SYNTAX_ERROR";
+
 static int put_address(struct addr_parser *a, const struct buf *name, const struct buf *route,
 		       const char *mailbox, size_t ml, const char *host, size_t hl)
 {
 	struct buf *o = a->out;
 	a->count++;
+	if (a->specs) {
+		if (mailbox == MISSING_MAILBOX || host == MISSING_DOMAIN || host == SYNTAX_ERROR)
+			return 0;
+		if (buf_putc(o, '<') < 0 || buf_append(o, mailbox, ml) < 0 ||
+		    buf_putc(o, '@') < 0 || buf_append(o, host, hl) < 0)
+			return -1;
+		return buf_puts(o, "> ");
+	}
 	if (buf_putc(o, '(') < 0)
 		return -1;
 	if (name != NULL && name->len > 0) {
@@ -154,10 +167,6 @@ static int put_address(struct addr_parser *a, const struct buf *name, const stru
 		return -1;
 	return buf_putc(o, ')');
 }
-
-#define MISSING_MAILBOX "MISSING_MAILBOX"
-#define MISSING_DOMAIN "MISSING_DOMAIN"
-#define SYNTAX_ERROR "SYNTAX_ERROR"
 
 /* Words (atoms and quoted strings) at a->i: appended to the phrase
  * joined by single spaces, and to local without separators.  local_ok
@@ -328,8 +337,9 @@ static int parse_address(struct addr_parser *a, bool in_group)
 	}
 	if (c == ':' && !in_group) {
 		a->i++;
-		if (buf_puts(a->out, "(NIL NIL ") < 0 || put_cstr(a->out, &a->phrase) < 0 ||
-		    buf_puts(a->out, " NIL)") < 0)
+		if (!a->specs &&
+		    (buf_puts(a->out, "(NIL NIL ") < 0 || put_cstr(a->out, &a->phrase) < 0 ||
+		     buf_puts(a->out, " NIL)") < 0))
 			return -1;
 		a->count++;
 		int r = 1;
@@ -354,7 +364,7 @@ static int parse_address(struct addr_parser *a, bool in_group)
 				break;
 			}
 		}
-		if (r < 0 || buf_puts(a->out, "(NIL NIL NIL NIL)") < 0)
+		if (r < 0 || (!a->specs && buf_puts(a->out, "(NIL NIL NIL NIL)") < 0))
 			return -1;
 		a->count++;
 		return r;
@@ -393,12 +403,13 @@ static int parse_address(struct addr_parser *a, bool in_group)
 
 /* Appends the addresses of one field value to out (without the list's
  * parentheses); adds their number to *count.  0 / -1. */
-static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *count)
+static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *count, bool specs)
 {
 	struct addr_parser a;
 	int r = 0;
 
 	memset(&a, 0, sizeof a);
+	a.specs = specs;
 	mime_value_trim_start(&v, &n);
 	a.s = v;
 	a.n = n < MIME_MAX_HEADER_LINE ? n : MIME_MAX_HEADER_LINE;
@@ -431,6 +442,12 @@ static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *
 	buf_free(&a.comment);
 	buf_free(&a.tmp);
 	return r;
+}
+
+int mime_addr_specs(const char *v, size_t n, struct buf *out)
+{
+	size_t count = 0;
+	return parse_address_list(v, n, out, &count, true);
 }
 
 /* --- ENVELOPE ------------------------------------------------------------ */
@@ -470,7 +487,7 @@ static int put_envelope(const struct mime_tree *t, const struct mime_part *m, st
 			/* repeated address fields add up */
 			if (strutil_eq_ci(nm, f.name_len, addr_names[k]))
 				r = parse_address_list(t->msg + f.value_off, f.value_len, &lists[k],
-						       &counts[k]);
+						       &counts[k], false);
 		}
 	}
 

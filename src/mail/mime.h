@@ -157,6 +157,13 @@ int mime_binary(const struct mime_tree *t, const unsigned *path, size_t n, struc
  * followed by "\n".  0 / -1. */
 int mime_search_header(const struct mime_tree *t, const char *name, struct buf *out);
 
+/* For SEARCH FROM/TO/CC/BCC: appends the addr-spec of each address of the
+ * field value v[0..n) as "<local@domain>", each followed by a space, parsed as
+ * for ENVELOPE (comments and folding white space inside the addr-spec
+ * dropped, RFC 5322 3.4.1); addresses without both parts are left out.
+ * 0 / -1. */
+int mime_addr_specs(const char *v, size_t n, struct buf *out);
+
 /* For SEARCH BODY/TEXT: appends the decoded text of every text/ * leaf of
  * the message, nested messages included (transfer encoding removed,
  * converted to UTF-8 with iconv when the charset is known; an unknown

@@ -368,15 +368,66 @@ def test_preauth_flood(srv):
 
 
 def test_line_too_long(srv):
+    """imap.max_line (64K by default), before and after login: a longer
+    line gets a tagged BAD, its rest is skipped, and the session goes on."""
     with client(srv) as c:
-        c.send("a NOOP " + "x" * 9000 + "\r\n")
-        assert c.line() == b"* BYE Line too long"
-        assert c.closed_by_server()
+        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
     user = new_user(srv)
     with client(srv, user) as c:
-        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        # sent in pieces: the tag is kept though the line's bytes are not
+        c.send("b NOOP " + "x" * 40000)
+        c.send("y" * 40000 + "\r\n")
+        assert c.line() == b"b BAD Command line too long"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+        # a skipped line announcing a non-synchronizing literal cannot be
+        # resynchronised
+        c.send("c APPEND INBOX " + "x" * 70000 + " {5+}\r\nhello\r\n")
         assert c.line() == b"* BYE Line too long"
         assert c.closed_by_server()
+    with client(srv) as c:
+        # a client that keeps sending garbage is dropped
+        c.send("a NOOP " + "x" * (16 * 65536 + 10))
+        assert c.line() == b"* BYE Line too long"
+        assert c.closed_by_server()
+    with client(srv) as c:
+        for _ in range(MAX_ERRORS - 1):
+            c.send("a NOOP " + "x" * 70000 + "\r\n")
+            assert c.line() == b"a BAD Command line too long"
+        c.send("a NOOP " + "x" * 70000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
+        assert c.line() == b"* BYE Too many errors, closing connection"
+        assert c.closed_by_server()
+
+
+def test_long_id_line(srv):
+    """RFC 2971's limits (30 pairs, values of 1024 octets): a 31 KB line."""
+    pairs = " ".join('"field%02d" "%s"' % (i, chr(ord("a") + i % 26) * 1024)
+                     for i in range(30))
+    line = "ID (%s)" % pairs
+    assert 31000 < len(line) < 32 * 1024
+    with client(srv) as c:
+        lines, done = c.cmd(line)
+        assert done == b"OK ID completed"
+        assert len(lines) == 1 and lines[0].startswith(b"* ID (")
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+    user = new_user(srv)
+    with client(srv, user) as c:
+        lines, done = c.cmd(line)
+        assert done == b"OK ID completed"
+        assert c.cmd("NOOP") == ([], b"OK NOOP completed")
+
+
+def test_max_line_configurable(make_server):
+    srv = make_server(conf=dict(MODULE_CONF, **{"imap.max_line": "128K"}))
+    with client(srv) as c:
+        lines, done = c.cmd('ID ("x" "%s")' % ("v" * 1000))
+        assert done == b"OK ID completed"
+        c.send("a NOOP " + "x" * 100000 + "\r\n")  # read and parsed whole
+        assert c.line() == b"a BAD No arguments expected"
+        c.send("a NOOP " + "x" * 140000 + "\r\n")
+        assert c.line() == b"a BAD Command line too long"
 
 
 def test_literal_limits(srv):
@@ -525,6 +576,34 @@ def test_mailbox_names_mutf7_and_utf8(srv):
         c.send('a SELECT "Entw\xfcrfe"\r\n'.encode("utf-8"))
         lines, done = c.until("a")
         assert done == b"OK [READ-WRITE] SELECT completed"
+
+
+def test_atom_mailbox_names(srv):
+    """RFC 9051 9: an atom excludes only atom-specials; "[", "}" and "~"
+    are ATOM-CHARs (and "~" alone does not start a literal8)."""
+    atom = "!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    user = new_user(srv)
+    with client(srv, user) as c:
+        assert c.cmd("SELECT " + atom) == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd("STATUS %s (MESSAGES)" % atom) == (
+            [], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd('LIST "" ' + atom + "%*") == ([], b"OK List completed")
+        assert c.cmd("SELECT ~foo") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        assert c.cmd("EXAMINE a[b") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        # that one is not valid modified UTF-7 ("&'"), so none can exist;
+        # one that is can be created and used
+        name = "a[b}~c"
+        c.ok("CREATE " + name)
+        assert c.ok('LIST "" a[b%*') == [
+            ('* LIST (\\HasNoChildren) "/" "%s"' % name).encode()]
+        lines, done = c.cmd("SELECT " + name)
+        assert done == b"OK [READ-WRITE] SELECT completed"
+        # sections still take their brackets, with spaces inside
+        c.ok("APPEND %s {%d+}\r\n%s" % (name, len(MSG1), MSG1))
+        lines = c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")
+        assert lines == [b"* 1 FETCH (BODY[HEADER.FIELDS (Subject)] {24}\r\n"
+                         b"Subject: Lunch plans\r\n\r\n)"]
+        assert c.cmd("FETCH 1 BODY[HEADER") == ([], b"BAD Invalid FETCH items")
 
 
 def test_status_and_list_status(srv):
@@ -865,6 +944,33 @@ def test_search(srv):
             [('* ESEARCH (TAG "%s") ALL 1' % tag).encode()], b"OK Search completed")
 
 
+def test_search_address_comments(srv):
+    """RFC 9051 6.4.4 FROM/TO/CC/BCC: comments and folding white space
+    inside an addr-spec (RFC 5322 3.4.1) mean the same address."""
+    user = new_user(srv)
+    froms = ["Real Name <user-from@domain.org>",
+             "user-from@domain.org",
+             "user-from@domain.org (trailing)",
+             "<user-from (comment)@ (comment) domain.org>",
+             "Name <user-from\r\n (folded)@\r\n domain.org>",
+             "other@domain.org (user-from@domain.org is not this)",
+             "user-from@domain.net"]
+    with client(srv, user) as c:
+        for i, f in enumerate(froms):
+            append(c, "INBOX", "From: %s\r\nTo: x (c) @ y.example, <z@ (c)w.example>\r\n"
+                   "Cc: g: cc (a) @ (b) h.example;\r\nSubject: %d\r\n\r\nb\r\n" % (f, i))
+        c.ok("SELECT INBOX")
+        # the trailing comment itself names user-from@domain.org (substring)
+        assert c.ok("SEARCH FROM user-from@domain.org") == [b"* SEARCH 1 2 3 4 5 6"]
+        assert c.ok("SEARCH FROM <user-from@domain.org>") == [b"* SEARCH 1 2 3 4 5"]
+        assert c.ok("SEARCH FROM <user-from") == [b"* SEARCH 1 2 3 4 5 7"]
+        assert c.ok("SEARCH TO x@y.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH TO z@w.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH CC cc@h.example") == [b"* SEARCH 1 2 3 4 5 6 7"]
+        assert c.ok("SEARCH FROM user-from@domain.net") == [b"* SEARCH 7"]
+        assert c.ok("SEARCH SUBJECT user-from@domain.org") == [b"* SEARCH"]
+
+
 def test_search_headers_cached(srv):
     """Header keys on 200 messages with encoded-word subjects: the same UIDs
     when the header text comes from the files (first search, or after
@@ -1045,6 +1151,48 @@ def test_fetch_big_message_exact(srv):
         lines = c.ok("FETCH 1 (RFC822 BODY.PEEK[TEXT]<0.20>)")
         assert lines == [b"* 1 FETCH (RFC822 {%d}\r\n%s BODY[TEXT]<0> {20}\r\n%s)"
                          % (len(msg), msg, body[:20])]
+
+
+def test_fetch_nul_bytes(srv):
+    """RFC 9051 4.3: an ordinary {n} literal carries no NUL.  Outside
+    BINARY every NUL of the stored message is sent as 0x80 (same length);
+    BINARY[] sends it as it is, in a literal8."""
+    user = new_user(srv)
+    head = b"From: a@example.test\r\nSubject: n\0l\r\nX-Z: \0\0\r\n\r\n"
+    body = b"one\0two\r\n"
+    msg = head + body
+    big = head + b"".join(b"line %06d of a big message\r\n" % i for i in range(12000)) + body
+
+    def clean(b):
+        return b.replace(b"\0", b"\x80")
+
+    with client(srv, user) as c:
+        for m in (msg, big):  # stored through APPEND's literal8 (RFC 3516)
+            c.send(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(m), m))
+            lines, done = c.until("a")
+            assert done.startswith(b"OK [APPENDUID "), done
+        c.ok("SELECT INBOX")
+        lines = c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] RFC822.SIZE)")
+        assert lines == [b"* 1 FETCH (BODY[HEADER] {%d}\r\n%s BODY[TEXT] {%d}\r\n%s"
+                         b" BODY[1] {%d}\r\n%s RFC822.SIZE %d)"
+                         % (len(head), clean(head), len(body), clean(body), len(body),
+                            clean(body), len(msg))]
+        lines = c.ok("FETCH 1 (RFC822.HEADER BODY.PEEK[HEADER.FIELDS (Subject)])")
+        subj = b"Subject: n\x80l\r\n\r\n"
+        assert lines == [b"* 1 FETCH (RFC822.HEADER {%d}\r\n%s"
+                         b" BODY[HEADER.FIELDS (Subject)] {%d}\r\n%s)"
+                         % (len(head), clean(head), len(subj), subj)]
+        lines = c.ok("FETCH 1 (BODY.PEEK[]<0.30> RFC822)")
+        assert lines == [b"* 1 FETCH (BODY[]<0> {30}\r\n%s RFC822 {%d}\r\n%s FLAGS (\\Seen))"
+                         % (clean(msg[:30]), len(msg), clean(msg))]
+        # a big message is normally sent from its file: not this one
+        lines = c.ok("FETCH 2 BODY.PEEK[]")
+        assert lines == [b"* 2 FETCH (BODY[] {%d}\r\n%s)" % (len(big), clean(big))]
+        # BINARY keeps the NULs, in a literal8
+        lines = c.ok("FETCH 1 BINARY.PEEK[1]")
+        assert lines == [b"* 1 FETCH (BINARY[1] ~{%d}\r\n%s)" % (len(body), body)]
+        for ln in lines:
+            assert b"\0" not in ln.replace(b"~{%d}\r\n%s" % (len(body), body), b"")
 
 
 def test_shutdown_says_bye(make_server):
