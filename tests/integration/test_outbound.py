@@ -32,8 +32,8 @@ import uuid
 
 import pytest
 
-from conftest import (SMTPRaw, TernServer, _port_free, child_pids, sanitizer_report, timeout,
-                      worker_port_bases)
+from conftest import (STANDARD_PORTS, SMTPRaw, TernServer, _port_free, child_pids,
+                      sanitizer_report, timeout, worker_port_bases)
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 PASSWORD = "secret"
@@ -76,7 +76,7 @@ def pick_world_ports():
         base = random.choice(bases)
         ok = True
         for host in (HOST_A, HOST_B, HOST_FAKE):
-            for p in (25, 110, 587, 143):
+            for p in STANDARD_PORTS:
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 try:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,6 +152,10 @@ class Peer(TernServer):
         assert r.returncode == 0, "tern init failed: %r" % (r,)
         values = dict(FAST)
         values["remote_smtp_port"] = str(base + 25)
+        # The peers serve mail only: fewer listening ports, fewer chances
+        # that another test's outgoing connection holds one of them.
+        values["http.listen"] = ""
+        values["https.listen"] = ""
         values.update(conf or {})
         self.set_config(values)
         self.smtp_port = self._smtp_port()
