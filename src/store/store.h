@@ -173,7 +173,15 @@ struct store_delivery {
 	int64_t account_id;
 	time_t internaldate;
 	int status;            /* out: 0 delivered, -1 not (nothing visible) */
-	uint32_t uid;          /* out: its INBOX uid when delivered */
+	uint32_t uid;          /* out: its uid in the mailbox when delivered */
+	/* Where and how (Sieve, docs/sieve.md "At delivery"); all zero means
+	 * INBOX without flags.  A mailbox that does not exist (or is not a
+	 * valid name) means INBOX, unless create: then it is made. */
+	const char *mailbox;   /* NULL: INBOX */
+	bool create;
+	const char *flags;     /* space-separated IMAP flags ("\\Seen $Label1"),
+				* unknown system flags and bad keywords dropped */
+	bool filed;            /* out: it went into mailbox (not the INBOX fallback) */
 };
 
 /* Group commit: delivers several messages (say, from concurrent SMTP
