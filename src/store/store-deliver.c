@@ -27,15 +27,6 @@ struct pending {
 	bool linked;
 };
 
-static const struct {
-	const char *name;
-	unsigned bit;
-} system_flags[] = {
-    {"\\Seen", STORE_F_SEEN},       {"\\Answered", STORE_F_ANSWERED},
-    {"\\Flagged", STORE_F_FLAGGED}, {"\\Deleted", STORE_F_DELETED},
-    {"\\Draft", STORE_F_DRAFT},
-};
-
 /* Sets m's flags and keywords from a delivery's space-separated list:
  * system flags by name (any case), other words as keywords when valid;
  * the rest (unknown system flags, bad keywords, past the size) is
@@ -51,10 +42,10 @@ static void set_flags(struct store_message *m, const char *list)
 		if (n == 0)
 			break;
 		if (p[0] == '\\') {
-			for (size_t i = 0; i < sizeof system_flags / sizeof system_flags[0]; i++)
-				if (strlen(system_flags[i].name) == n &&
-				    !strncasecmp(system_flags[i].name, p, n))
-					m->flags |= system_flags[i].bit;
+			for (size_t i = 0; i < STORE_N_SYSTEM_FLAGS; i++)
+				if (strlen(store_system_flags[i].name) == n &&
+				    !strncasecmp(store_system_flags[i].name, p, n))
+					m->flags |= store_system_flags[i].bit;
 		} else if (n < 256) {
 			char word[256], kw[STORE_KEYWORDS_MAX], merged[STORE_KEYWORDS_MAX];
 			memcpy(word, p, n);

@@ -443,6 +443,14 @@ enum {
 	STORE_F_DRAFT = 1 << 4,
 };
 
+/* The system flags by IMAP name ("\\Seen"...), in that order. */
+struct store_flag_name {
+	const char *name;
+	unsigned bit;
+};
+#define STORE_N_SYSTEM_FLAGS 5
+extern const struct store_flag_name store_system_flags[STORE_N_SYSTEM_FLAGS];
+
 struct store_mailbox {
 	int64_t id;            /* stable, never reused in an account */
 	char name[512];        /* UTF-8, hierarchy delimiter '/' */
