@@ -1128,8 +1128,11 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	 * inherit, so it must exist before the first fork. */
 	struct authlimit_config alc;
 	authlimit_config_from(m->cfg, &alc);
-	if (authlimit_init(&alc, 0) < 0)
-		fatal(1, "cannot create the authentication limiter table: %s", strerror(errno));
+	char alpath[4096];
+	snprintf(alpath, sizeof alpath, "%s/%s", m->cfg->data_dir, AUTHLIMIT_FILE);
+	if (authlimit_init(&alc, 0, alpath) < 0)
+		fatal(1, "cannot create the authentication limiter table %s: %s", alpath,
+		      strerror(errno));
 	for (size_t i = 0; i < m->n_workers; i++)
 		start_worker(m, i);
 

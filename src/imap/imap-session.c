@@ -724,6 +724,12 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 		/* authlimit.h: refused without checking anything */
 		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again later", tag);
 		break;
+	case AUTHGLUE_BUSY:
+		imap_reply(s,
+			   "%s NO [UNAVAILABLE] Too many logins to this account in progress, try "
+			   "again shortly",
+			   tag);
+		break;
 	}
 	auth_resume(s, true);
 }

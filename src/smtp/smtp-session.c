@@ -1243,6 +1243,11 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 		auth_end(s);
 		reply(s, "454 4.7.0 Too many failed authentications, try again later");
 		break;
+	case AUTHGLUE_BUSY:
+		auth_end(s);
+		reply(s, "454 4.7.0 Too many authentications for this account in progress, try "
+			 "again shortly");
+		break;
 	}
 	process_input(s); /* whatever the client pipelined */
 }
