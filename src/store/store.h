@@ -584,6 +584,10 @@ int store_imap_mailbox_state(struct store_account *a, int64_t mailbox_id, uint32
 			     uint32_t *uidnext, uint64_t *highestmodseq);
 /* The lowest uid without \Seen: 1 (set), 0 none, -1 error. */
 int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_t *uid);
+/* Calls cb with the keywords (space-separated) of each distinct keyword
+ * combination among the mailbox's messages.  0 / -1. */
+int store_imap_keyword_sets(struct store_account *a, int64_t mailbox_id,
+			    void (*cb)(void *ctx, const char *keywords), void *ctx);
 
 /* Cached IMAP strings of a message file (by file id, shared by copies). */
 enum { STORE_IMAP_ENVELOPE = 0, STORE_IMAP_BODY = 1, STORE_IMAP_BODYSTRUCTURE = 2 };
