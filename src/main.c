@@ -580,6 +580,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		_exit(3);
 	}
 	store_notify_set_hook(w.store, worker_notify_hook, &w);
+	store_set_postmaster(w.store, w.cfg->postmaster, w.cfg->hostname);
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
@@ -744,6 +745,7 @@ static int queue_main(struct master *m, int notify_fd)
 		_exit(3);
 	}
 	store_notify_set_hook(q.store, queue_store_hook, &q);
+	store_set_postmaster(q.store, q.cfg->postmaster, q.cfg->hostname);
 	q.base = event_base_new();
 	if (q.base == NULL)
 		fatal(1, "cannot create event loop");

@@ -60,6 +60,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
 	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
+	{"postmaster", CFG_STR, STR(postmaster), "", true},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
 	{"auth.scram_iterations", CFG_UINT, STR(auth_scram_iterations), "4096", false},
@@ -325,6 +326,12 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {
 		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
+		return -1;
+	}
+	if (c->postmaster[0] != '\0' &&
+	    (strchr(c->postmaster, '@') == NULL || c->postmaster[0] == '@' ||
+	     strlen(c->postmaster) > 254)) {
+		snprintf(err, errsz, "%s: postmaster must be an address (local@domain)", c->path);
 		return -1;
 	}
 	if (c->auth_block_window == 0) {

@@ -49,6 +49,7 @@ struct config {
 	bool auth_scram_plus;           /* offer SCRAM-SHA-256-PLUS (channel binding) */
 	uint64_t imap_max_line;         /* longest IMAP command line outside literals */
 	char *recipient_delimiter;      /* "" disables plus-addressing */
+	char *postmaster;               /* the server's postmaster address, "" derived */
 	char *log_level;                /* debug|info|warn|error */
 	bool allow_plaintext_loopback;
 	/* Authentication (auth/sasl.h, auth/authlimit.h; docs/config.md). */

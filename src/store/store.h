@@ -129,6 +129,15 @@ struct store_targets {
 	char remote[STORE_MAX_TARGETS][256];     /* remote addresses, lower-case domain */
 };
 
+/* Where mail for the server's postmaster goes (RFC 5321 4.5.1): a bare
+ * "<postmaster>", and postmaster@ a domain of ours that has neither an
+ * alias for it nor any account.  address (config key `postmaster`) if not
+ * empty; else postmaster@ the host name, or @ its parent domains, the
+ * first that is one of our domains; else the server's oldest account.
+ * Never a mailbox of another domain chosen by name.  Copied. */
+void store_set_postmaster(struct store *s, const char *address, const char *hostname);
+
+
 /* Resolves one envelope recipient (already syntax-checked, no <>) to
  * accounts and remote addresses.  Order of rules for local@domain:
  *   1. the domain must be ours (case-insensitive), else NOT_OURS;
