@@ -25,6 +25,9 @@
 #include "cli-int.h"
 #include "fsutil.h"
 #include "sieve.h"
+#include "store.h"
+#include "strutil.h"
+#include "config.h"
 
 extern const struct cli_command cli_sieve_command;
 
@@ -45,25 +48,67 @@ static bool mailbox_exists(void *ctx, const char *name)
 	return false;
 }
 
-static int compile_file(const char *path, struct sieve_script **out)
+/* Reads stdin into b (set up with its limit by the caller): 0, 1 if it
+ * was larger than the limit, -1 on a read error (errno set). */
+static int read_stdin(struct buf *b)
 {
-	size_t len;
-	char *src = fsutil_read_file(path, sieve_default_limits.max_script, &len);
-	if (src == NULL && errno == EFBIG) {
-		fprintf(stderr, "%s:1:1: error: script larger than %zu bytes\n", path,
-			sieve_default_limits.max_script);
-		return CLI_USAGE;
+	char chunk[65536];
+	ssize_t got;
+	while ((got = read(0, chunk, sizeof chunk)) > 0)
+		if (buf_append(b, chunk, (size_t)got) < 0)
+			return 1;
+	return got < 0 ? -1 : 0;
+}
+
+/* Reads path ("-": stdin) whole, at most max bytes; NULL after printing
+ * why, with *rc set. */
+static char *read_script(const char *path, size_t max, size_t *len, int *rc)
+{
+	char *src = NULL;
+	if (!strcmp(path, "-")) {
+		struct buf b;
+		buf_init(&b, max);
+		int r = read_stdin(&b);
+		if (r == 0)
+			src = buf_steal(&b, len);
+		else if (r > 0)
+			errno = EFBIG;
+		buf_free(&b);
+	} else {
+		src = fsutil_read_file(path, max, len);
 	}
-	if (src == NULL)
-		return cli_fail(path, "cannot read: %m");
+	if (src == NULL && errno == EFBIG) {
+		fprintf(stderr, "%s:1:1: error: script larger than %zu bytes\n", path, max);
+		*rc = CLI_USAGE;
+	} else if (src == NULL) {
+		*rc = cli_fail(path, "cannot read: %m");
+	}
+	return src;
+}
+
+/* Compiles src (named path in errors) with lim; CLI_OK or CLI_USAGE after
+ * printing PATH:LINE:COLUMN: error: MESSAGE. */
+static int compile_text(const char *path, const char *src, size_t len,
+			const struct sieve_limits *lim, struct sieve_script **out)
+{
 	struct sieve_error err;
-	int rc = sieve_compile(src, len, NULL, out, &err);
-	free(src);
-	if (rc < 0) {
+	if (sieve_compile(src, len, lim, out, &err) < 0) {
 		fprintf(stderr, "%s:%d:%d: error: %s\n", path, err.line, err.col, err.msg);
 		return CLI_USAGE;
 	}
 	return CLI_OK;
+}
+
+static int compile_file(const char *path, struct sieve_script **out)
+{
+	size_t len;
+	int rc = CLI_OK;
+	char *src = read_script(path, sieve_default_limits.max_script, &len, &rc);
+	if (src == NULL)
+		return rc;
+	rc = compile_text(path, src, len, NULL, out);
+	free(src);
+	return rc;
 }
 
 static void put_text(const char *s)
@@ -137,18 +182,12 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 		return rc;
 	struct buf msg;
 	buf_init(&msg, MAX_MESSAGE);
-	char chunk[65536];
-	ssize_t got;
-	while ((got = read(0, chunk, sizeof chunk)) > 0)
-		if (buf_append(&msg, chunk, (size_t)got) < 0) {
-			sieve_script_free(&s);
-			buf_free(&msg);
-			return cli_fail("stdin", "message larger than %u bytes", MAX_MESSAGE);
-		}
-	if (got < 0) {
+	int r = read_stdin(&msg);
+	if (r != 0) {
 		sieve_script_free(&s);
 		buf_free(&msg);
-		return cli_fail("stdin", "read error: %m");
+		return r > 0 ? cli_fail("stdin", "message larger than %u bytes", MAX_MESSAGE)
+			     : cli_fail("stdin", "read error: %m");
 	}
 	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex};
 	struct sieve_result res;
@@ -163,6 +202,140 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 	sieve_script_free(&s);
 	buf_free(&msg);
 	return CLI_OK;
+}
+
+/* ------------------------------------------- scripts stored per user */
+
+struct user_ctx {
+	struct config *cfg;
+	struct store *s;
+	struct store_account *a;
+	char address[256];
+};
+
+/* Opens the store and USER's account; CLI_OK, or the exit code after
+ * printing why. */
+static int open_user(const char *cfg_path, const char *what, const char *user, struct user_ctx *u)
+{
+	int rc;
+	memset(u, 0, sizeof *u);
+	size_t n = strlen(user);
+	if (n == 0 || n >= sizeof u->address || strchr(user, '@') == NULL)
+		return cli_usage_error(&cli_sieve_command, what,
+				       "\"%s\" is not a valid address (local@domain)", user);
+	memcpy(u->address, user, n + 1);
+	strutil_lower(u->address, n);
+	u->s = cli_open_store(cfg_path, &u->cfg, &rc);
+	if (u->s == NULL)
+		return rc;
+	int e = store_account_open(u->s, u->address, &u->a);
+	if (e > 0)
+		return CLI_OK;
+	rc = e == 0 ? cli_fail(what, "no such user %s", u->address)
+		    : cli_fail(what, "%s: cannot open the account", u->address);
+	store_close(&u->s);
+	config_free(&u->cfg);
+	return rc;
+}
+
+static void close_user(struct user_ctx *u)
+{
+	store_close(&u->s);
+	config_free(&u->cfg);
+}
+
+static int print_script(void *ctx, const char *name, uint64_t size, bool active)
+{
+	(void)ctx;
+	cli_put_sanitized(stdout, name);
+	printf("\t%llu\t%s\n", (unsigned long long)size, active ? "active" : "-");
+	return 0;
+}
+
+/* put [--activate] USER NAME FILE, list USER, get USER NAME,
+ * activate USER NAME, deactivate USER, delete USER NAME. */
+static int run_store(const char *cfg_path, int argc, char **argv)
+{
+	const struct cli_command *cmd = &cli_sieve_command;
+	const char *sub = argv[1];
+	bool activate = false;
+	int first = 2;
+	if (!strcmp(sub, "put") && argc > 2 && !strcmp(argv[2], "--activate")) {
+		activate = true;
+		first = 3;
+	}
+	int want = !strcmp(sub, "put")                                  ? 3
+		   : !strcmp(sub, "list") || !strcmp(sub, "deactivate") ? 1
+									: 2;
+	char what[32];
+	snprintf(what, sizeof what, "sieve %s", sub);
+	if (argc - first != want)
+		return cli_usage_error(cmd, what, "expects %s",
+				       want == 3   ? "USER NAME FILE"
+				       : want == 2 ? "USER NAME"
+						   : "USER");
+	const char *name = want >= 2 ? argv[first + 1] : NULL;
+	char err[512];
+	if (name != NULL && store_sieve_name_ok(name, err, sizeof err) < 0)
+		return cli_usage_error(cmd, what, "%s", err);
+	struct user_ctx u;
+	int rc = open_user(cfg_path, what, argv[first], &u);
+	if (rc != CLI_OK)
+		return rc;
+	int r;
+	if (!strcmp(sub, "put")) {
+		const char *path = argv[first + 2];
+		size_t len, max = (size_t)u.cfg->sieve_max_script_size;
+		char *src = read_script(path, max, &len, &rc);
+		if (src != NULL) {
+			struct sieve_limits lim = sieve_default_limits;
+			lim.max_script = max;
+			struct sieve_script *sc;
+			rc = compile_text(path, src, len, &lim, &sc);
+			if (rc == CLI_OK) {
+				sieve_script_free(&sc);
+				if (store_sieve_put(u.a, name, src, len, u.cfg->sieve_max_scripts,
+						    err, sizeof err) < 0 ||
+				    (activate &&
+				     store_sieve_activate(u.a, name, err, sizeof err) < 0))
+					rc = cli_fail(what, "%s: %s", u.address, err);
+				else
+					printf("stored %s for %s%s\n", name, u.address,
+					       activate ? ", active" : "");
+			}
+			free(src);
+		}
+	} else if (!strcmp(sub, "list")) {
+		if (store_sieve_list(u.a, print_script, NULL, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", u.address, err);
+	} else if (!strcmp(sub, "get")) {
+		char *src;
+		size_t len;
+		r = store_sieve_get(u.a, name, &src, &len, NULL, err, sizeof err);
+		if (r < 0)
+			rc = cli_fail(what, "%s: %s", u.address, err);
+		else if (r == 0)
+			rc = cli_fail(what, "%s has no script \"%s\"", u.address, name);
+		else if (fwrite(src, 1, len, stdout) != len)
+			rc = cli_fail(what, "write error: %m");
+		free(src);
+	} else if (!strcmp(sub, "activate") || !strcmp(sub, "deactivate")) {
+		r = store_sieve_activate(u.a, name, err, sizeof err);
+		if (r < 0)
+			rc = cli_fail(what, "%s: %s", u.address, err);
+		else if (r == 0)
+			rc = cli_fail(what, "%s has no script \"%s\"", u.address, name);
+	} else {
+		r = store_sieve_delete(u.a, name, err, sizeof err);
+		if (r < 0)
+			rc = cli_fail(what, "%s: %s", u.address, err);
+		else if (r == 0)
+			rc = cli_fail(what, "%s has no script \"%s\"", u.address, name);
+	}
+	if (fflush(stdout) != 0 && rc == CLI_OK)
+		rc = cli_fail(what, "write error: %m");
+	close_user(&u);
+	return rc;
 }
 
 static int sieve_main(const char *cfg_path, int argc, char **argv)
@@ -187,22 +360,37 @@ static int sieve_main(const char *cfg_path, int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "test"))
 		return run_test(cmd, argc, argv);
+	static const char *const stored[] = {"put",      "list",       "get",
+					     "activate", "deactivate", "delete"};
+	for (size_t i = 0; i < sizeof stored / sizeof stored[0]; i++)
+		if (!strcmp(argv[1], stored[i]))
+			return run_store(cfg_path, argc, argv);
 	return cli_usage_error(cmd, argv[1], "unknown sub-command");
 }
 
 const struct cli_command cli_sieve_command = {
     "sieve",
-    "check a Sieve script, or show what it would do with a message",
+    "check a Sieve script, show what it would do, or store scripts per user",
     "usage: tern sieve check FILE\n"
     "       tern sieve test FILE [--from ENVFROM] [--to ENVTO]\n"
     "                       [--mailbox-exists NAME]... < MESSAGE\n"
+    "       tern [-c FILE] sieve put [--activate] USER NAME FILE\n"
+    "       tern [-c FILE] sieve list USER\n"
+    "       tern [-c FILE] sieve get|activate|delete USER NAME\n"
+    "       tern [-c FILE] sieve deactivate USER\n"
     "\n"
     "check   compiles FILE: prints OK, or FILE:LINE:COLUMN: error: ... and\n"
     "        exits 2\n"
     "test    runs FILE on the message on stdin with the given envelope and\n"
     "        prints the actions it would take, one a line; nothing is\n"
     "        delivered.  --mailbox-exists names a mailbox that exists (for\n"
-    "        mailboxexists); it may be repeated.\n"
-    "Needs no config file.  See docs/sieve.md.\n",
+    "        mailboxexists); it may be repeated.  These two need no config.\n"
+    "put     checks FILE (\"-\": stdin) and stores it as USER's script NAME\n"
+    "        (replacing one of that name); nothing is stored if it has an\n"
+    "        error.  --activate also makes it the active script\n"
+    "list    prints NAME, SIZE and \"active\" or \"-\", tab-separated\n"
+    "get     prints the script; activate makes NAME the one active script;\n"
+    "        deactivate leaves none active; delete removes an inactive one\n"
+    "See docs/sieve.md.\n",
     sieve_main,
 };

@@ -96,6 +96,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"outbound.relay", CFG_STR, STR(outbound_relay), "", false},
 	{"outbound.relay_user", CFG_STR, STR(outbound_relay_user), "", false},
 	{"outbound.relay_password_file", CFG_PATH, STR(outbound_relay_password_file), "", false},
+	{"sieve.max_script_size", CFG_SIZE, STR(sieve_max_script_size), "1M", false},
+	{"sieve.max_scripts", CFG_UINT, STR(sieve_max_scripts), "16", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

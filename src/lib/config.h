@@ -91,6 +91,9 @@ struct config {
 	char *outbound_relay;               /* "HOST[:PORT]", "[IPV6][:PORT]"; "" off */
 	char *outbound_relay_user;          /* AUTH PLAIN user; "" no AUTH */
 	char *outbound_relay_password_file; /* its password (first line) */
+	/* Sieve (docs/sieve.md "Limits"). */
+	uint64_t sieve_max_script_size; /* bytes of one stored script */
+	uint64_t sieve_max_scripts;     /* scripts per account */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -191,6 +191,9 @@ int store_account_next_modseq(struct store_db *db, uint64_t *modseq, char *err, 
  * max(last + 1, now), so values are unique and increase. */
 int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err,
 				   size_t errsz);
+/* store-sieve.c: creates the sieve_scripts table if missing (at every
+ * open of an account database). */
+int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 /* Closes every account database and frees every handle (store_close). */
 void store_account_free_all(struct store *s);
 

@@ -484,6 +484,34 @@ int64_t store_account_id(const struct store_account *a);
  * for JMAP).  Either pointer may be NULL.  0 or -1. */
 int store_account_state(struct store_account *a, uint64_t *modseq, uint64_t *state);
 
+/* Sieve scripts of an account (store-sieve.c, docs/sieve.md).  Names are
+ * UTF-8 without control characters, 1..STORE_SIEVE_NAME_MAX bytes; at most
+ * one script is active.  The store does not check the content: compile it
+ * before store_sieve_put. */
+#define STORE_SIEVE_NAME_MAX 128
+int store_sieve_name_ok(const char *name, char *err, size_t errsz);
+/* Stores (or replaces) a script; a new one fails if the account already
+ * has max_scripts.  0 or -1 with err. */
+int store_sieve_put(struct store_account *a, const char *name, const char *content, size_t len,
+		    uint64_t max_scripts, char *err, size_t errsz);
+/* The content of script name, or of the active script if name is NULL,
+ * into *content (malloc'ed, NUL-terminated, *len bytes without the NUL;
+ * free it).  *active (may be NULL) tells if it is the active one.
+ * 1 found, 0 none, -1 error. */
+int store_sieve_get(struct store_account *a, const char *name, char **content, size_t *len,
+		    bool *active, char *err, size_t errsz);
+/* Makes name the active script (the others inactive); NULL makes none
+ * active.  1 done, 0 no such script, -1 error. */
+int store_sieve_activate(struct store_account *a, const char *name, char *err, size_t errsz);
+/* Deletes an inactive script.  1 done, 0 no such script, -1 error
+ * (also when it is active). */
+int store_sieve_delete(struct store_account *a, const char *name, char *err, size_t errsz);
+/* Calls cb for each script in name order (cb must not use the store;
+ * nonzero stops).  0 or -1. */
+int store_sieve_list(struct store_account *a,
+		     int (*cb)(void *ctx, const char *name, uint64_t size, bool active), void *ctx,
+		     char *err, size_t errsz);
+
 /* Lists mailboxes in name order, with counts filled. */
 int store_mailbox_list(struct store_account *a,
 		       int (*cb)(void *ctx, const struct store_mailbox *mb), void *ctx, char *err,
