@@ -580,6 +580,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		_exit(3);
 	}
 	store_notify_set_hook(w.store, worker_notify_hook, &w);
+	store_set_postmaster(w.store, w.cfg->postmaster, w.cfg->hostname);
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
@@ -744,6 +745,7 @@ static int queue_main(struct master *m, int notify_fd)
 		_exit(3);
 	}
 	store_notify_set_hook(q.store, queue_store_hook, &q);
+	store_set_postmaster(q.store, q.cfg->postmaster, q.cfg->hostname);
 	q.base = event_base_new();
 	if (q.base == NULL)
 		fatal(1, "cannot create event loop");
@@ -1128,8 +1130,11 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	 * inherit, so it must exist before the first fork. */
 	struct authlimit_config alc;
 	authlimit_config_from(m->cfg, &alc);
-	if (authlimit_init(&alc, 0) < 0)
-		fatal(1, "cannot create the authentication limiter table: %s", strerror(errno));
+	char alpath[4096];
+	snprintf(alpath, sizeof alpath, "%s/%s", m->cfg->data_dir, AUTHLIMIT_FILE);
+	if (authlimit_init(&alc, 0, alpath) < 0)
+		fatal(1, "cannot create the authentication limiter table %s: %s", alpath,
+		      strerror(errno));
 	for (size_t i = 0; i < m->n_workers; i++)
 		start_worker(m, i);
 

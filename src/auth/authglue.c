@@ -52,8 +52,9 @@ struct authglue {
 	void *cb_ctx;
 	struct event *timer;
 	enum busy busy;
-	bool cancelled;    /* freed by the session while on a thread */
-	bool user_checked; /* the limiter has seen the username */
+	bool cancelled;                 /* freed by the session while on a thread */
+	bool user_checked;              /* the limiter has seen the username */
+	struct authlimit_ticket ticket; /* a credential check in flight */
 	int64_t account_id;
 	struct authglue_result res; /* the outcome the timer delivers */
 	enum sasl_status verified;  /* the pool's answer */
@@ -219,6 +220,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *ctx)
 	struct authglue_result r = x->res;
 	if (r.status == AUTHGLUE_CHALLENGE || r.status == AUTHGLUE_OK)
 		r.data = sasl_server_data(x->sasl, &r.len);
+	if (r.status != AUTHGLUE_CHALLENGE)
+		authlimit_end(&x->ticket); /* answered: the check is over */
 	/* the callback may free x: nothing touches it afterwards */
 	x->cb(x->cb_ctx, &r);
 }
@@ -250,6 +253,37 @@ static void finish_blocked(struct authglue *x, const struct authlimit_verdict *v
 	deliver(x, &r, 0);
 }
 
+/* Before checking credentials: may they be checked now (authlimit.h)?
+ * True with the pending slot held; false if the outcome is delivered. */
+static bool gate(struct authglue *x)
+{
+	if (x->ticket.ip != 0 || x->ticket.prefix != 0 || x->ticket.account != 0)
+		return true; /* this attempt holds its slot already */
+	const char *user = sasl_server_user(x->sasl);
+	struct authlimit_verdict v;
+	struct authglue_result r = {.account = ""};
+	switch (authlimit_begin(client(x), user[0] ? user : NULL, &x->ticket, &v)) {
+	case AUTHLIMIT_GO:
+		return true;
+	case AUTHLIMIT_BLOCKED:
+		finish_blocked(x, &v);
+		return false;
+	case AUTHLIMIT_REFUSE:
+		/* answered exactly like a wrong password, nothing checked */
+		log_outcome(x, "failed", "too_many_attempts");
+		r.status = AUTHGLUE_FAIL;
+		r.error = SASL_ERR_CREDENTIALS;
+		deliver(x, &r, v.delay_ms);
+		return false;
+	case AUTHLIMIT_BUSY:
+		log_outcome(x, "busy", "account_checks_in_flight");
+		r.status = AUTHGLUE_BUSY;
+		deliver(x, &r, 0);
+		return false;
+	}
+	return true;
+}
+
 /* Failures that count against the limiter: anything the client could
  * have got right.  A server-side problem (database, no SCRAM keys) is
  * not the client's guess. */
@@ -279,6 +313,8 @@ static void advance(struct authglue *x, enum sasl_status st)
 		deliver(x, &r, 0);
 		return;
 	case SASL_VERIFY:
+		if (!gate(x))
+			return;
 		if (pool_ready(x->base)) {
 			pool_submit(x);
 			return;
@@ -302,10 +338,8 @@ static void advance(struct authglue *x, enum sasl_status st)
 	unsigned delay = 0;
 	log_outcome(x, "failed", sasl_error_name(e));
 	if (counts(e)) {
-		const char *acct = user[0] ? user : NULL;
-		authlimit_fail(client(x), acct);
 		struct authlimit_verdict v;
-		authlimit_check(client(x), acct, &v);
+		authlimit_result(client(x), user[0] ? user : NULL, false, &v);
 		delay = v.delay_ms;
 	}
 	deliver(x, &r, delay);
@@ -349,6 +383,10 @@ void authglue_step(struct authglue *x, const void *resp, size_t len)
 {
 	if (x->busy != BUSY_NONE)
 		return; /* a session bug: nothing was asked for */
+	/* Once the username is known, a step may check a proof (SCRAM's
+	 * client-final) or bring the password (LOGIN): it is an attempt. */
+	if (x->user_checked && !gate(x))
+		return;
 	advance(x, sasl_server_step(x->sasl, resp, len));
 }
 
@@ -367,6 +405,7 @@ void authglue_free(struct authglue **xp)
 		x->cancelled = true; /* pool_done_cb frees it */
 		return;
 	}
+	authlimit_end(&x->ticket);
 	if (x->timer != NULL)
 		event_free(x->timer);
 	sasl_server_free(&x->sasl);

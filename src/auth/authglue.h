@@ -44,8 +44,10 @@ enum authglue_status {
 	AUTHGLUE_OK,        /* authenticated as account; data is the final
 			     * server data (SCRAM "v=..."), often empty */
 	AUTHGLUE_FAIL,      /* failed; error says why (the delay is over) */
-	AUTHGLUE_BLOCKED,   /* the limiter refuses this IP or account for now:
+	AUTHGLUE_BLOCKED,   /* the limiter refuses this address for now:
 			     * answer with the protocol's temporary failure */
+	AUTHGLUE_BUSY,      /* too many checks for this account in flight:
+			     * a temporary failure, try again shortly */
 };
 
 struct authglue_result {
@@ -58,7 +60,7 @@ struct authglue_result {
 	int64_t blocked_until; /* BLOCKED: unix time the block ends */
 };
 
-/* Called from the loop with each outcome.  After OK, FAIL or BLOCKED the
+/* Called from the loop with each outcome.  After OK, FAIL, BLOCKED or BUSY the
  * exchange is over: the callback may (and should, once it has copied what
  * it needs from r) free it with authglue_free. */
 typedef void (*authglue_cb)(void *ctx, const struct authglue_result *r);

@@ -2,12 +2,13 @@
  * authlimit.c - the brute-force limiter's shared table (see authlimit.h).
  *
  * Part of src/auth; depends on src/lib (log) and libcrypto (HMAC for the
- * keys, random bytes).  The master maps one anonymous shared region
- * before it forks; every worker inherits the mapping, so counting is one
- * locked read-modify-write on memory all processes see.  The lock is a
- * robust process-shared mutex: a worker that dies holding it (crash,
- * SIGKILL) does not wedge the others; the next locker marks it consistent
- * and goes on (the worst case is one half-updated counter).
+ * keys, random bytes).  The master maps one shared region before it
+ * forks; every worker inherits the mapping, so counting is one locked
+ * read-modify-write on memory all processes see.  The region is a file in
+ * the data folder when the master gives a path, so the CLI can map it too.
+ * The lock is a robust process-shared mutex: a process that dies holding
+ * it (crash, SIGKILL) does not wedge the others; the next locker marks it
+ * consistent and goes on (the worst case is one half-updated counter).
  *
  * If locking fails for any other reason the limiter fails open (allows,
  * counts nothing) and logs: authentication itself must keep working.
@@ -16,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -23,7 +25,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -33,8 +37,15 @@
 #define KNOWN_MS (30ull * 24 * 3600 * 1000)
 /* Longest account name hashed (longer ones are cut: still one key). */
 #define ACCOUNT_MAX 255
+/* Pending slots untouched this long belong to a process that died. */
+#define PENDING_STALE_MS (120ull * 1000)
+/* A prefix may hold this many times the per-address pending bound. */
+#define PREFIX_PENDING_FACTOR 4
+/* The per-account bound while the account is under attack. */
+#define ACCOUNT_PENDING_ATTACKED 2
+#define TABLE_MAGIC 0x31306c616e726574ull /* "ternal01" */
 
-enum kind { K_IP = 1, K_ACCOUNT = 2, K_PAIR = 3 };
+enum kind { K_IP = 1, K_ACCOUNT = 2, K_PAIR = 3, K_PREFIX = 4 };
 
 struct entry {
 	uint64_t key;           /* 0: free */
@@ -42,11 +53,16 @@ struct entry {
 	uint64_t last_ms;       /* last use, for eviction */
 	uint64_t blocked_until; /* ms; 0 if not blocked */
 	uint64_t success_ms;    /* K_PAIR: last success */
+	uint64_t pending_ms;    /* last change of pending */
 	uint32_t fails;
 	uint32_t kind;
+	uint32_t pending; /* checks in flight */
+	uint32_t pad;
 };
 
 struct table {
+	uint64_t magic;
+	uint64_t size; /* bytes mapped */
 	pthread_mutex_t lock;
 	struct authlimit_config cfg;
 	unsigned char secret[32];
@@ -83,9 +99,37 @@ void authlimit_config_from(const struct config *c, struct authlimit_config *out)
 	out->block_after = (unsigned)c->auth_block_after;
 	out->window_s = (unsigned)c->auth_block_window;
 	out->block_time_s = (unsigned)c->auth_block_time;
+	out->prefix_v4 = (unsigned)c->auth_prefix_v4;
+	out->prefix_v6 = (unsigned)c->auth_prefix_v6;
+	out->prefix_block_after = (unsigned)c->auth_prefix_block_after;
+	out->max_pending_ip = (unsigned)c->auth_max_pending_per_ip;
+	out->max_pending_account = (unsigned)c->auth_max_pending_per_account;
 }
 
-int authlimit_init(const struct authlimit_config *cfg, size_t entries)
+/* Maps size bytes of a new file at path (mode 0600), or of anonymous
+ * memory if path is NULL.  MAP_FAILED on error. */
+static void *map_new(const char *path, size_t size)
+{
+	if (path == NULL)
+		return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return MAP_FAILED;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)size) == 0)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		unlink(path);
+		errno = e;
+	}
+	return p;
+}
+
+int authlimit_init(const struct authlimit_config *cfg, size_t entries, const char *path)
 {
 	if (tab != NULL)
 		authlimit_shutdown();
@@ -97,10 +141,10 @@ int authlimit_init(const struct authlimit_config *cfg, size_t entries)
 		return -1;
 	}
 	size_t size = sizeof(struct table) + nb * WAYS * sizeof(struct entry);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	void *p = map_new(path, size);
 	if (p == MAP_FAILED)
 		return -1;
-	struct table *t = p; /* zero-filled by mmap */
+	struct table *t = p; /* zero-filled */
 	pthread_mutexattr_t attr;
 	int e = pthread_mutexattr_init(&attr);
 	if (e == 0)
@@ -114,11 +158,50 @@ int authlimit_init(const struct authlimit_config *cfg, size_t entries)
 		e = EIO;
 	if (e != 0) {
 		munmap(p, size);
+		if (path != NULL)
+			unlink(path);
 		errno = e;
 		return -1;
 	}
 	t->cfg = *cfg;
 	t->n_buckets = nb;
+	t->size = size;
+	__atomic_store_n(&t->magic, TABLE_MAGIC, __ATOMIC_RELEASE);
+	tab = t;
+	tab_size = size;
+	return 0;
+}
+
+int authlimit_attach(const char *path)
+{
+	if (tab != NULL)
+		authlimit_shutdown();
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	void *p = MAP_FAILED;
+	size_t size = 0;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(struct table)) {
+		size = (size_t)st.st_size;
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	} else {
+		errno = EINVAL;
+	}
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		errno = e;
+		return -1;
+	}
+	struct table *t = p;
+	if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != TABLE_MAGIC || t->size != size ||
+	    t->n_buckets == 0 ||
+	    t->n_buckets > (size - sizeof(struct table)) / (WAYS * sizeof(struct entry))) {
+		munmap(p, size);
+		errno = EINVAL;
+		return -1;
+	}
 	tab = t;
 	tab_size = size;
 	return 0;
@@ -164,30 +247,45 @@ void authlimit_configure(const struct authlimit_config *cfg)
 
 /* ------------------------------------------------------------- keys */
 
-/* The bytes that name ip's counter: family and address (IPv6: the /64). */
-static size_t ip_bytes(const struct sockaddr *sa, unsigned char out[17])
+/* The address bytes of sa (family tag, then 4 or 16 bytes; IPv4-mapped
+ * IPv6 is IPv4), cut to the first bits bits (all if bits is 0 or more
+ * than the address has). */
+static size_t ip_bytes(const struct sockaddr *sa, unsigned bits4, unsigned bits6,
+		       unsigned char out[18])
 {
+	const unsigned char *a;
+	size_t len;
+	unsigned bits;
 	if (sa == NULL)
 		return 0;
 	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		out[0] = 4;
-		memcpy(out + 1, &in->sin_addr, 4);
-		return 5;
-	}
-	if (sa->sa_family == AF_INET6) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)
+			->sin_addr;
+		len = 4;
+		bits = bits4;
+	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		const unsigned char *a = in6->sin6_addr.s6_addr;
+		a = in6->sin6_addr.s6_addr;
+		len = 16;
+		bits = bits6;
 		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-			out[0] = 4;
-			memcpy(out + 1, a + 12, 4);
-			return 5;
+			a += 12;
+			len = 4;
+			bits = bits4;
 		}
-		out[0] = 6;
-		memcpy(out + 1, a, 8);
-		return 9;
+	} else {
+		return 0;
 	}
-	return 0;
+	if (bits == 0 || bits > len * 8)
+		bits = (unsigned)(len * 8);
+	out[0] = len == 4 ? 4 : 6;
+	out[1] = (unsigned char)bits;
+	memset(out + 2, 0, 16);
+	size_t whole = bits / 8;
+	memcpy(out + 2, a, whole);
+	if (bits % 8)
+		out[2 + whole] = (unsigned char)(a[whole] & (0xff << (8 - bits % 8)));
+	return 2 + len;
 }
 
 /* The account lower-cased (ASCII), cut at ACCOUNT_MAX. */
@@ -206,7 +304,7 @@ static size_t account_bytes(const char *account, unsigned char out[ACCOUNT_MAX])
 static uint64_t make_key(enum kind k, const unsigned char *a, size_t alen, const unsigned char *b,
 			 size_t blen)
 {
-	unsigned char msg[1 + 17 + 1 + ACCOUNT_MAX];
+	unsigned char msg[1 + 18 + 1 + ACCOUNT_MAX];
 	size_t n = 0;
 	msg[n++] = (unsigned char)k;
 	if (alen > 0)
@@ -259,6 +357,16 @@ static uint32_t live_fails(const struct entry *e, uint64_t now)
 	return e->fails;
 }
 
+/* Checks in flight on e (stale ones forgotten). */
+static uint32_t live_pending(struct entry *e, uint64_t now)
+{
+	if (e == NULL)
+		return 0;
+	if (e->pending != 0 && now - e->pending_ms > PENDING_STALE_MS)
+		e->pending = 0;
+	return e->pending;
+}
+
 static bool is_blocked(const struct entry *e, uint64_t now)
 {
 	return e != NULL && e->blocked_until > now;
@@ -282,19 +390,74 @@ static unsigned delay_for(uint32_t fails)
 	return (unsigned)d;
 }
 
-/* The three keys for (ip, account); 0 where not applicable. */
+/* The four keys for (ip, account); 0 where not applicable. */
 struct keys {
-	uint64_t ip, account, pair;
+	uint64_t ip, prefix, account, pair;
 };
 
 static void keys_of(const struct sockaddr *ip, const char *account, struct keys *k)
 {
-	unsigned char ib[17], ab[ACCOUNT_MAX];
-	size_t il = ip_bytes(ip, ib);
+	unsigned char ib[18], pb[18], ab[ACCOUNT_MAX];
+	size_t il = ip_bytes(ip, 0, 0, ib);
+	size_t pl = ip_bytes(ip, tab->cfg.prefix_v4, tab->cfg.prefix_v6, pb);
 	size_t al = account_bytes(account, ab);
 	k->ip = il ? make_key(K_IP, ib, il, NULL, 0) : 0;
+	k->prefix = pl ? make_key(K_PREFIX, pb, pl, NULL, 0) : 0;
 	k->account = al ? make_key(K_ACCOUNT, ab, al, NULL, 0) : 0;
 	k->pair = il && al ? make_key(K_PAIR, ib, il, ab, al) : 0;
+}
+
+/* The entries of k, found (not made) under the lock. */
+struct entries {
+	struct entry *ip, *prefix, *account, *pair;
+};
+
+static void entries_of(const struct keys *k, bool create, uint64_t now, struct entries *e)
+{
+	e->ip = find(k->ip, K_IP, create, now);
+	e->prefix = find(k->prefix, K_PREFIX, create, now);
+	e->account = find(k->account, K_ACCOUNT, create, now);
+	e->pair = find(k->pair, K_PAIR, create, now);
+}
+
+/* Takes the lock and finds (or, if create, makes) the entries of (ip,
+ * account); *now gets the time.  False (nothing held) if the lock failed. */
+static bool lock_entries(const struct sockaddr *ip, const char *account, bool create, uint64_t *now,
+			 struct entries *e)
+{
+	struct keys k;
+	keys_of(ip, account, &k);
+	*now = now_ms();
+	if (!lock())
+		return false;
+	entries_of(&k, create, *now, e);
+	return true;
+}
+
+/* Under the lock: the end of a block of the address or prefix, or 0. */
+static uint64_t block_end(const struct entries *e, uint64_t now)
+{
+	uint64_t until = 0;
+	if (is_blocked(e->ip, now))
+		until = e->ip->blocked_until;
+	if (is_blocked(e->prefix, now) && e->prefix->blocked_until > until)
+		until = e->prefix->blocked_until;
+	return until;
+}
+
+/* Under the lock: the delay for an answer to (ip, account). */
+static unsigned delay_of(const struct entries *e, uint64_t now)
+{
+	uint32_t fails = live_fails(e->ip, now);
+	uint32_t pf = live_fails(e->pair, now);
+	if (pf > fails)
+		fails = pf;
+	if (!known_pair(e->pair, now)) {
+		uint32_t af = live_fails(e->account, now);
+		if (af > fails)
+			fails = af;
+	}
+	return delay_for(fails);
 }
 
 /* --------------------------------------------------------------- API */
@@ -304,30 +467,12 @@ void authlimit_check(const struct sockaddr *ip, const char *account, struct auth
 	memset(v, 0, sizeof *v);
 	if (tab == NULL)
 		return;
-	struct keys k;
-	keys_of(ip, account, &k);
-	uint64_t now = now_ms();
-	if (!lock())
+	uint64_t now;
+	struct entries e;
+	if (!lock_entries(ip, account, false, &now, &e))
 		return;
-	struct entry *ie = find(k.ip, K_IP, false, now);
-	struct entry *ae = find(k.account, K_ACCOUNT, false, now);
-	struct entry *pe = find(k.pair, K_PAIR, false, now);
-	bool known = known_pair(pe, now);
-	uint64_t until = 0;
-	if (is_blocked(ie, now))
-		until = ie->blocked_until;
-	if (!known && is_blocked(ae, now) && ae->blocked_until > until)
-		until = ae->blocked_until;
-	uint32_t fails = live_fails(ie, now);
-	uint32_t pf = live_fails(pe, now);
-	if (pf > fails)
-		fails = pf;
-	if (!known) {
-		uint32_t af = live_fails(ae, now);
-		if (af > fails)
-			fails = af;
-	}
-	v->delay_ms = delay_for(fails);
+	uint64_t until = block_end(&e, now);
+	v->delay_ms = delay_of(&e, now);
 	unlock();
 	if (until != 0) {
 		v->blocked = true;
@@ -335,10 +480,10 @@ void authlimit_check(const struct sockaddr *ip, const char *account, struct auth
 	}
 }
 
-/* Counts one failure on e (may_block: it may start a block).  Sets
- * *count to the failures counted in the window, this one included, and
- * returns true if this failure starts a block. */
-static bool count_fail(struct entry *e, bool may_block, uint64_t now, uint32_t *count)
+/* Counts one failure on e (block_after: failures that start a block, 0
+ * never).  Sets *count to the failures counted in the window, this one
+ * included, and returns true if this failure starts a block. */
+static bool count_fail(struct entry *e, unsigned block_after, uint64_t now, uint32_t *count)
 {
 	*count = 0;
 	if (e == NULL)
@@ -351,11 +496,10 @@ static bool count_fail(struct entry *e, bool may_block, uint64_t now, uint32_t *
 		e->fails++;
 	e->last_ms = now;
 	*count = e->fails;
-	unsigned after = tab->cfg.block_after;
-	if (may_block && after != 0 && e->fails >= after && !is_blocked(e, now)) {
+	if (block_after != 0 && e->fails >= block_after && !is_blocked(e, now)) {
 		e->blocked_until = now + (uint64_t)tab->cfg.block_time_s * 1000;
-		/* The block starts a new count: when it ends, the IP gets
-		 * block_after more tries, not one. */
+		/* The block starts a new count: when it ends, the address
+		 * gets block_after more tries, not one. */
 		e->fails = 0;
 		return true;
 	}
@@ -373,39 +517,147 @@ static void ip_text(const struct sockaddr *sa, char *out, size_t outsz)
 		snprintf(out, outsz, "-");
 }
 
-void authlimit_fail(const struct sockaddr *ip, const char *account)
+/* What a failure did, for the log lines written after the lock. */
+struct fail_note {
+	uint32_t ip_fails, account_fails;
+	bool ip_block, prefix_block;
+};
+
+/* Under the lock: counts a failure of the address and its prefix (and, if
+ * checked, of the account and the pair). */
+static void count_failure(struct entries *e, bool checked, uint64_t now, struct fail_note *n)
+{
+	uint32_t unused;
+	n->ip_block = count_fail(e->ip, tab->cfg.block_after, now, &n->ip_fails);
+	/* block_after 0 turns every block off, the prefix's too */
+	n->prefix_block = count_fail(
+	    e->prefix, tab->cfg.block_after ? tab->cfg.prefix_block_after : 0, now, &unused);
+	n->account_fails = 0;
+	if (checked) {
+		/* Accounts and pairs never block: the owner must still get in
+		 * from a new place; their failures only slow them down. */
+		(void)count_fail(e->account, 0, now, &n->account_fails);
+		(void)count_fail(e->pair, 0, now, &unused);
+	}
+}
+
+static void log_failure(const struct sockaddr *ip, const char *account, const struct fail_note *n,
+			const char *what)
 {
 	char ipt[INET6_ADDRSTRLEN], acct[128];
 	ip_text(ip, ipt, sizeof ipt);
 	log_escape(acct, sizeof acct, account != NULL && account[0] ? account : "-",
 		   account != NULL && account[0] ? strlen(account) : 1);
-	if (tab == NULL) {
-		log_info("action=auth_fail ip=%s account=%s", ipt, acct);
+	log_info("action=%s ip=%s account=%s ip_fails=%u account_fails=%u", what, ipt, acct,
+		 n->ip_fails, n->account_fails);
+	unsigned long long secs = tab != NULL ? tab->cfg.block_time_s : 0;
+	if (n->ip_block)
+		log_warn("action=auth_block scope=ip ip=%s account=%s seconds=%llu", ipt, acct,
+			 secs);
+	if (n->prefix_block)
+		log_warn("action=auth_block scope=prefix ip=%s prefix=/%u account=%s seconds=%llu",
+			 ipt,
+			 ip != NULL && ip->sa_family == AF_INET6 ? tab->cfg.prefix_v6
+								 : tab->cfg.prefix_v4,
+			 acct, secs);
+}
+
+static void pending_add(struct entry *e, uint64_t now, uint64_t *key)
+{
+	*key = 0;
+	if (e == NULL)
+		return;
+	(void)live_pending(e, now);
+	if (e->pending < UINT32_MAX)
+		e->pending++;
+	e->pending_ms = now;
+	e->last_ms = now;
+	*key = e->key;
+}
+
+enum authlimit_gate authlimit_begin(const struct sockaddr *ip, const char *account,
+				    struct authlimit_ticket *t, struct authlimit_verdict *v)
+{
+	memset(t, 0, sizeof *t);
+	memset(v, 0, sizeof *v);
+	if (tab == NULL)
+		return AUTHLIMIT_GO;
+	uint64_t now;
+	struct entries e;
+	if (!lock_entries(ip, account, true, &now, &e))
+		return AUTHLIMIT_GO;
+	const struct authlimit_config *c = &tab->cfg;
+	enum authlimit_gate g = AUTHLIMIT_GO;
+	uint64_t until = block_end(&e, now);
+	uint32_t ip_pending = live_pending(e.ip, now);
+	uint32_t prefix_pending = live_pending(e.prefix, now);
+	bool known = known_pair(e.pair, now);
+	uint32_t acct_pending = known ? 0 : live_pending(e.account, now);
+	unsigned acct_bound = c->max_pending_account;
+	if (acct_bound > ACCOUNT_PENDING_ATTACKED && c->block_after != 0 &&
+	    live_fails(e.account, now) >= c->block_after)
+		acct_bound = ACCOUNT_PENDING_ATTACKED;
+	struct fail_note note = {0};
+	if (until != 0) {
+		g = AUTHLIMIT_BLOCKED;
+		v->blocked = true;
+		v->blocked_until = (int64_t)(until / 1000);
+	} else if ((c->max_pending_ip != 0 &&
+		    (ip_pending >= c->max_pending_ip ||
+		     prefix_pending >= PREFIX_PENDING_FACTOR * c->max_pending_ip)) ||
+		   (c->block_after != 0 &&
+		    (uint64_t)ip_pending + live_fails(e.ip, now) >= c->block_after)) {
+		g = AUTHLIMIT_REFUSE;
+		count_failure(&e, false, now, &note);
+		v->delay_ms = delay_of(&e, now);
+	} else if (!known && acct_bound != 0 && acct_pending >= acct_bound) {
+		g = AUTHLIMIT_BUSY;
+	} else {
+		pending_add(e.ip, now, &t->ip);
+		pending_add(e.prefix, now, &t->prefix);
+		if (!known)
+			pending_add(e.account, now, &t->account);
+	}
+	unlock();
+	if (g == AUTHLIMIT_REFUSE)
+		log_failure(ip, account, &note, "auth_refused");
+	return g;
+}
+
+void authlimit_end(struct authlimit_ticket *t)
+{
+	if (tab == NULL || (t->ip == 0 && t->prefix == 0 && t->account == 0)) {
+		memset(t, 0, sizeof *t);
 		return;
 	}
-	struct keys k;
-	keys_of(ip, account, &k);
 	uint64_t now = now_ms();
-	if (!lock())
-		return;
-	struct entry *ie = find(k.ip, K_IP, true, now);
-	struct entry *ae = find(k.account, K_ACCOUNT, true, now);
-	struct entry *pe = find(k.pair, K_PAIR, true, now);
-	uint32_t ifails, afails, pfails;
-	bool ip_block = count_fail(ie, true, now, &ifails);
-	bool acct_block = count_fail(ae, true, now, &afails);
-	/* A pair never blocks by itself: the IP and account counters do. */
-	(void)count_fail(pe, false, now, &pfails);
-	uint64_t block_s = tab->cfg.block_time_s;
-	unlock();
-	log_info("action=auth_fail ip=%s account=%s ip_fails=%u account_fails=%u", ipt, acct,
-		 ifails, afails);
-	if (ip_block)
-		log_warn("action=auth_block scope=ip ip=%s account=%s seconds=%llu", ipt, acct,
-			 (unsigned long long)block_s);
-	if (acct_block)
-		log_warn("action=auth_block scope=account ip=%s account=%s seconds=%llu", ipt, acct,
-			 (unsigned long long)block_s);
+	if (lock()) {
+		uint64_t keys[3] = {t->ip, t->prefix, t->account};
+		for (size_t i = 0; i < 3; i++) {
+			/* evicted meanwhile: nothing to release */
+			struct entry *e = find(keys[i], K_IP, false, now);
+			if (e != NULL && e->pending > 0) {
+				e->pending--;
+				e->pending_ms = now;
+			}
+		}
+		unlock();
+	}
+	memset(t, 0, sizeof *t);
+}
+
+void authlimit_fail(const struct sockaddr *ip, const char *account)
+{
+	struct fail_note note = {0};
+	if (tab != NULL) {
+		uint64_t now;
+		struct entries e;
+		if (!lock_entries(ip, account, true, &now, &e))
+			return;
+		count_failure(&e, true, now, &note);
+		unlock();
+	}
+	log_failure(ip, account, &note, "auth_fail");
 }
 
 void authlimit_success(const struct sockaddr *ip, const char *account)
@@ -424,4 +676,76 @@ void authlimit_success(const struct sockaddr *ip, const char *account)
 		pe->last_ms = now;
 	}
 	unlock();
+}
+
+void authlimit_result(const struct sockaddr *ip, const char *account, bool ok,
+		      struct authlimit_verdict *v)
+{
+	memset(v, 0, sizeof *v);
+	if (ok) {
+		authlimit_success(ip, account);
+		return;
+	}
+	authlimit_fail(ip, account);
+	authlimit_check(ip, account, v);
+	v->blocked = false; /* the answer is a failure, not a block */
+}
+
+/* ------------------------------------------------------------ admin */
+
+static void state_of(const struct entry *e, uint64_t now, struct authlimit_state *out, bool prefix)
+{
+	if (e == NULL)
+		return;
+	uint32_t fails = live_fails(e, now);
+	int64_t until = is_blocked(e, now) ? (int64_t)(e->blocked_until / 1000) : 0;
+	if (prefix) {
+		out->prefix_found = true;
+		out->prefix_fails = fails;
+		out->prefix_blocked_until = until;
+	} else {
+		out->found = true;
+		out->fails = fails;
+		out->blocked_until = until;
+		out->pending = e->pending;
+	}
+}
+
+/* Looks up (and if clear, resets) ip's entries or the account's. */
+static int admin(const struct sockaddr *ip, const char *account, bool clear,
+		 struct authlimit_state *out)
+{
+	memset(out, 0, sizeof *out);
+	if (tab == NULL)
+		return -1;
+	struct keys k;
+	keys_of(ip, ip != NULL ? NULL : account, &k);
+	uint64_t now = now_ms();
+	if (!lock())
+		return -1;
+	struct entry *main_e =
+	    ip != NULL ? find(k.ip, K_IP, false, now) : find(k.account, K_ACCOUNT, false, now);
+	struct entry *prefix_e = ip != NULL ? find(k.prefix, K_PREFIX, false, now) : NULL;
+	state_of(main_e, now, out, false);
+	state_of(prefix_e, now, out, true);
+	if (clear) {
+		struct entry *es[2] = {main_e, prefix_e};
+		for (size_t i = 0; i < 2; i++)
+			if (es[i] != NULL) {
+				es[i]->fails = 0;
+				es[i]->blocked_until = 0;
+			}
+	}
+	unlock();
+	return 0;
+}
+
+int authlimit_inspect(const struct sockaddr *ip, const char *account, struct authlimit_state *out)
+{
+	return admin(ip, account, false, out);
+}
+
+int authlimit_unblock(const struct sockaddr *ip, const char *account, struct authlimit_state *out)
+{
+	return admin(ip, account, true, out);
 }

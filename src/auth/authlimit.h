@@ -2,47 +2,69 @@
  * authlimit.h - brute-force protection for every protocol's
  * authentication, shared by all worker processes.
  *
- * Failed authentications are counted per client IP (IPv4 address, IPv6
- * /64 prefix; IPv4-mapped IPv6 counts as IPv4), per account, and per
- * (IP, account) pair, within a window (auth.block_window seconds from the
- * first failure counted).  From them:
+ * Four kinds of counters, each counting failed authentications within a
+ * window (auth.block_window seconds from the first failure counted):
  *
- *   - a delay the session waits before answering a failed (or any, while
- *     failures are counted) authentication: auth.fail_delay_ms after the
- *     first failure, doubling with each further one up to
+ *   - per client address (IPv4 address, IPv6 address; IPv4-mapped IPv6
+ *     counts as IPv4);
+ *   - per network prefix of it (auth.prefix_v4, default /24, and
+ *     auth.prefix_v6, default /64);
+ *   - per account;
+ *   - per (address, account) pair, which also remembers a success, so the
+ *     places an account logged in from before are known.
+ *
+ * From them:
+ *
+ *   - a strict block of an address: after auth.block_after failures from
+ *     it, it may not authenticate for auth.block_time seconds; likewise a
+ *     prefix after auth.prefix_block_after failures from its addresses;
+ *   - an account is never refused because of others' failures: failures
+ *     on it (from addresses that have not logged in to it before) only
+ *     slow it down with delays, so an attacker cannot lock its owner out;
+ *   - a delay the session waits before answering a failed authentication:
+ *     auth.fail_delay_ms after the first failure (of the address, the
+ *     pair, or the account), doubling with each further one up to
  *     auth.fail_delay_max_ms;
- *   - a block: after auth.block_after failures from one IP, that IP may
- *     not authenticate for auth.block_time seconds; after as many failures
- *     on one account (from any IPs), the account may not authenticate for
- *     that time either, except from IPs that logged in to it successfully
- *     before (so an attacker cannot lock a user out of their usual
- *     places).
+ *   - bounds on checks in flight ("pending": queued for the password
+ *     check, running, or waiting out the failure delay): at most
+ *     auth.max_pending_per_ip per address, four times that per prefix,
+ *     and auth.max_pending_per_account per account from addresses not
+ *     known to it (two while the account has auth.block_after failures
+ *     or more).  An attempt is pending before it is queued, so attempts
+ *     sent at the same moment cannot all pass the block: once an
+ *     address's pending checks plus its failures reach auth.block_after,
+ *     or its pending checks reach the bound, a further attempt is refused
+ *     without checking it, counted as a failure of the address, and
+ *     answered like a failure (after the delay).  Beyond the account's
+ *     bound an attempt gets a temporary failure at once (not counted: it
+ *     may be the owner).
  *
- * A success resets the pair's counter (that IP's failures on that account)
- * and marks the IP as known for the account; it does not reset the IP's
- * own counter (else one valid account would unlock guessing others).
+ * A success resets the pair's counter and marks the address as known for
+ * the account; it does not reset the address's own counter (else one valid
+ * account would unlock guessing at others).
  *
- * The table lives in shared memory (MAP_SHARED | MAP_ANONYMOUS) that the
- * master creates with authlimit_init before it forks the workers, so all
- * workers see the same counts; a process-shared robust mutex guards it.
- * It has a fixed number of entries, in buckets of 8, and a full bucket
- * evicts its least recently used entry.  Keys are HMAC-SHA-256 of the IP
- * or account under a random key made at init, so clients cannot aim
- * collisions.
+ * The table lives in shared memory the master creates with authlimit_init
+ * before it forks the workers: a file (mode 0600) mapped MAP_SHARED, so
+ * `tern auth unblock` can open it too (authlimit_attach), or anonymous
+ * memory.  A process-shared robust mutex guards it.  It has a fixed number
+ * of entries, in buckets of 8, and a full bucket evicts its least recently
+ * used entry.  Keys are HMAC-SHA-256 of the address, prefix or account
+ * under a random key made at init, so clients cannot aim collisions.
+ * Pending counts of a process killed mid-check expire after two minutes.
  *
  * Without authlimit_init (CLI, tests of other layers) every call allows
  * everything and counts nothing.
  *
  * How a session uses it (no call blocks; the session waits with a timer):
  *
- *   1. when AUTH/AUTHENTICATE/USER..PASS starts: authlimit_check(ip, NULL)
- *      (and again with the username once known); if blocked, answer with
- *      the protocol's temporary failure (SMTP 454 4.7.0, IMAP NO
- *      [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) without checking anything;
- *   2. on a failed check: authlimit_fail(ip, user), then
- *      authlimit_check(ip, user) and send the failure reply after
- *      verdict.delay_ms;
- *   3. on success: authlimit_success(ip, account).
+ *   1. when AUTH/AUTHENTICATE/LOGIN/USER..PASS starts: authlimit_check;
+ *      if blocked, answer with the protocol's temporary failure (SMTP 454
+ *      4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]);
+ *   2. right before checking credentials (queueing a password check, or
+ *      checking a SCRAM proof): authlimit_begin, and act on its answer;
+ *   3. when the check is done: authlimit_result (counts; gives the delay
+ *      of a failure's answer);
+ *   4. when the answer is sent (or the session ends): authlimit_end.
  */
 #ifndef TERN_AUTHLIMIT_H
 #define TERN_AUTHLIMIT_H
@@ -53,15 +75,22 @@
 #include <sys/socket.h>
 
 #define AUTHLIMIT_DEFAULT_ENTRIES 16384
+/* The table's file in the data folder (made by serve, opened by the CLI). */
+#define AUTHLIMIT_FILE "authlimit.table"
 
 struct config;
 
 struct authlimit_config {
-	unsigned fail_delay_ms;     /* first delay; 0: no delays */
-	unsigned fail_delay_max_ms; /* cap of the doubling delay */
-	unsigned block_after;       /* failures before a block; 0: never block */
-	unsigned window_s;          /* failures older than this are forgotten */
-	unsigned block_time_s;      /* how long a block lasts */
+	unsigned fail_delay_ms;       /* first delay; 0: no delays */
+	unsigned fail_delay_max_ms;   /* cap of the doubling delay */
+	unsigned block_after;         /* failures before a block; 0: never block */
+	unsigned window_s;            /* failures older than this are forgotten */
+	unsigned block_time_s;        /* how long a block lasts */
+	unsigned prefix_v4;           /* prefix length of the IPv4 prefix counter */
+	unsigned prefix_v6;           /* prefix length of the IPv6 prefix counter */
+	unsigned prefix_block_after;  /* failures of a prefix before its block; 0 never */
+	unsigned max_pending_ip;      /* checks in flight per address; 0: no bound */
+	unsigned max_pending_account; /* per account from unknown addresses; 0: none */
 };
 
 struct authlimit_verdict {
@@ -70,30 +99,82 @@ struct authlimit_verdict {
 	unsigned delay_ms;     /* wait this long before answering */
 };
 
-/* The settings of config keys auth.fail_delay_ms, auth.fail_delay_max_ms,
- * auth.block_after, auth.block_window and auth.block_time. */
+enum authlimit_gate {
+	AUTHLIMIT_GO,      /* check it; a pending slot is held (authlimit_end) */
+	AUTHLIMIT_BLOCKED, /* the address or prefix is blocked: temporary
+			    * failure at once, nothing checked */
+	AUTHLIMIT_REFUSE,  /* too many attempts from the address: answer as a
+			    * failure after delay_ms, nothing checked (counted) */
+	AUTHLIMIT_BUSY,    /* too many checks for the account in flight:
+			    * temporary failure at once (not counted) */
+};
+
+/* A pending slot taken by authlimit_begin. */
+struct authlimit_ticket {
+	uint64_t ip, prefix, account; /* keys whose pending count it holds; 0 none */
+};
+
+/* The settings of the auth.* config keys above. */
 void authlimit_config_from(const struct config *c, struct authlimit_config *out);
 
 /* Creates the shared table with entries slots (0: the default; rounded up
- * to a multiple of 8).  Call once in the master before forking.  Returns 0,
- * or -1 (errno set) if the memory or the lock cannot be made. */
-int authlimit_init(const struct authlimit_config *cfg, size_t entries);
+ * to a multiple of 8), in a new file at path (replacing an old one) or, if
+ * path is NULL, in anonymous memory.  Call once in the master before
+ * forking.  Returns 0, or -1 (errno set). */
+int authlimit_init(const struct authlimit_config *cfg, size_t entries, const char *path);
+/* Maps the table a running server made at path (for the CLI).  Returns 0,
+ * or -1 (errno set: ENOENT if no server made one, EINVAL if the file is
+ * not such a table). */
+int authlimit_attach(const char *path);
 /* Replaces the settings (e.g. after SIGHUP); counts are kept.  No-op
- * without authlimit_init. */
+ * without a table. */
 void authlimit_configure(const struct authlimit_config *cfg);
-/* Unmaps the table (tests; processes normally just exit). */
+/* Unmaps the table (tests, the CLI; processes normally just exit). */
 void authlimit_shutdown(void);
 /* For tests: replaces the clock (milliseconds since the epoch); NULL
  * restores the real one.  Per process. */
 void authlimit_set_clock(uint64_t (*now_ms)(void));
 
-/* What to do before checking credentials for ip (may be NULL: unknown)
- * and account (NULL or "" if not known yet; case-insensitive). */
+/* Is ip (may be NULL: unknown) blocked?  account (NULL or "" if not known
+ * yet; case-insensitive) adds its failures to the delay. */
 void authlimit_check(const struct sockaddr *ip, const char *account, struct authlimit_verdict *v);
-/* Counts a failed authentication (logs it with the IP and the account,
- * and logs a block when one starts). */
+/* Before checking the credentials of account from ip (see above).  On
+ * AUTHLIMIT_GO *t holds the slot; otherwise *t holds nothing.  v gets the
+ * block's end (BLOCKED) or the delay (REFUSE). */
+enum authlimit_gate authlimit_begin(const struct sockaddr *ip, const char *account,
+				    struct authlimit_ticket *t, struct authlimit_verdict *v);
+/* The check of a begun attempt is done: ok, or a failure that counts
+ * (counted against the address, its prefix, the account and the pair; a
+ * block that starts is logged).  For a failure v gets the delay before
+ * answering.  The slot stays held until authlimit_end. */
+void authlimit_result(const struct sockaddr *ip, const char *account, bool ok,
+		      struct authlimit_verdict *v);
+/* Releases the slot (no-op for an empty ticket); empties *t. */
+void authlimit_end(struct authlimit_ticket *t);
+
+/* Counts a failed authentication outside begin/result (logs it). */
 void authlimit_fail(const struct sockaddr *ip, const char *account);
 /* Counts a success: resets the (ip, account) failures. */
 void authlimit_success(const struct sockaddr *ip, const char *account);
+
+/* What the table holds about an address (with its prefix) or an account. */
+struct authlimit_state {
+	bool found;
+	uint32_t fails;        /* within the window */
+	int64_t blocked_until; /* unix time; 0 if not blocked */
+	uint32_t pending;
+	/* for an address: its prefix */
+	bool prefix_found;
+	uint32_t prefix_fails;
+	int64_t prefix_blocked_until;
+};
+
+/* Looks up ip (if not NULL) or else account.  Returns 0, -1 without a
+ * table. */
+int authlimit_inspect(const struct sockaddr *ip, const char *account, struct authlimit_state *out);
+/* Lifts the block and clears the failures of ip and of its prefix (if ip
+ * is not NULL), or else of account (its own counter; pairs stay).  Sets
+ * *out to what was there before.  Returns 0, -1 without a table. */
+int authlimit_unblock(const struct sockaddr *ip, const char *account, struct authlimit_state *out);
 
 #endif

@@ -224,6 +224,8 @@ static int add_simple(struct imap_fetch *f, enum item_kind k)
 	struct item *it = &f->items[f->n_items++];
 	memset(it, 0, sizeof *it);
 	it->kind = k;
+	if (k == IT_FLAGS)
+		f->want_flags = true;
 	return 0;
 }
 
@@ -502,6 +504,8 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 {
 	struct imap_session *s = f->s;
 	const struct store_message *m = d->m;
+	if (f->want_flags || seen_now) /* FLAGS shown: announce new keywords first */
+		imap_keywords_announce(s, m->keywords, b);
 	size_t start = b->len;
 	bool committed = false; /* part of the response is sent already */
 	buf_printf(b, "* %lu FETCH (", (unsigned long)seq);

@@ -114,6 +114,7 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	sel->name = xstrdup(mb.name);
 	sel->uidvalidity = mb.uidvalidity;
 	sel->readonly = examine;
+	buf_init(&sel->keywords, IMAP_KEYWORDS_MAX);
 	sel->modseq_flags = sel->modseq_exp = mb.highestmodseq;
 	s->sel = sel;
 	s->state = IMAP_STATE_SELECTED;
@@ -123,12 +124,8 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	buf_printf(&b, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
 	if (!s->rev2)
 		buf_puts(&b, "* 0 RECENT\r\n");
-	buf_puts(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
-	if (examine)
-		buf_puts(&b, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-	else
-		buf_puts(&b, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
-			     "\\*)] Flags permitted\r\n");
+	imap_keywords_load(s, NULL);
+	imap_flags_lines(s, &b);
 	uint32_t first;
 	if (!s->rev2 && store_imap_first_unseen(s->acct, mb.id, &first) == 1) {
 		uint32_t seq = imap_seq_of(sel, first);

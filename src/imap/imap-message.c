@@ -60,6 +60,7 @@ static int stored_cb(void *ctx, const struct store_message *m)
 	uint32_t seq = imap_seq_of(c->x->s->sel, m->uid);
 	if (seq == 0)
 		return 0;
+	imap_keywords_announce(c->x->s, m->keywords, &c->out);
 	buf_printf(&c->out, "* %lu FETCH (", (unsigned long)seq);
 	if (c->x->uid)
 		buf_printf(&c->out, "UID %lu ", (unsigned long)m->uid);

@@ -56,6 +56,9 @@ enum imap_mode {
 };
 
 /* The selected mailbox as this session sees it. */
+/* Bytes of the keyword list announced in a mailbox's FLAGS. */
+#define IMAP_KEYWORDS_MAX 16384
+
 struct imap_sel {
 	int64_t id;
 	char *name; /* UTF-8 */
@@ -67,6 +70,7 @@ struct imap_sel {
 	uint64_t own[8];       /* modseqs of this session's own STOREs */
 	unsigned n_own;
 	struct imap_seqset saved; /* SEARCHRES "$" (RFC 5182), as UIDs */
+	struct buf keywords;      /* announced in FLAGS (space-separated) */
 };
 
 struct imap_session {
@@ -176,6 +180,19 @@ int imap_seqset_arg(struct imap_cmdctx *x, const struct imap_tok *t, struct imap
 size_t imap_set_seqs(const struct imap_sel *sel, const struct imap_seqset *set, uint32_t **seqs);
 /* Copies a resolved set. */
 void imap_seqset_copy(struct imap_seqset *dst, const struct imap_seqset *src);
+/* Before an untagged FETCH showing keywords kw: if one of them is not in
+ * the selected mailbox's FLAGS yet, adds it and appends "* FLAGS (...)"
+ * and "* OK [PERMANENTFLAGS (...)]" to out (RFC 9051 7.3.5). */
+void imap_keywords_announce(struct imap_session *s, const char *kw, struct buf *out);
+/* Adds the keywords kw (space-separated) missing from sel->keywords,
+ * setting *added if any was (the list is bounded: beyond it, none is). */
+void imap_keywords_add(struct imap_sel *sel, const char *kw, bool *added);
+/* Adds every keyword of the selected mailbox's messages to its list; if
+ * one was new and out is not NULL, appends the FLAGS lines to out.  True
+ * if one was new. */
+bool imap_keywords_load(struct imap_session *s, struct buf *out);
+/* Appends the FLAGS and PERMANENTFLAGS lines of the selected mailbox. */
+void imap_flags_lines(struct imap_session *s, struct buf *out);
 /* Appends "(\Seen \Flagged kw ...)" for flags and keywords. */
 void imap_flags_out(struct buf *out, unsigned flags, const char *keywords);
 /* Parses a flag list (or a single flag) into system bits and keywords

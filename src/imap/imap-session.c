@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -250,6 +251,90 @@ int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out)
 
 /* ------------------------------------------------------------- flags */
 
+void imap_flags_lines(struct imap_session *s, struct buf *out)
+{
+	const struct imap_sel *sel = s->sel;
+	const char *sys = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+	const char *kw = sel->keywords.len ? sel->keywords.data : "";
+	const char *sp = kw[0] ? " " : "";
+	buf_printf(out, "* FLAGS (%s%s%s)\r\n", sys, sp, kw);
+	if (sel->readonly)
+		buf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+	else
+		buf_printf(out, "* OK [PERMANENTFLAGS (%s%s%s \\*)] Flags permitted\r\n", sys, sp,
+			   kw);
+}
+
+/* True if the space-separated list holds word w[0..wl) (keywords compare
+ * case-insensitively, RFC 9051 2.3.2). */
+static bool keyword_in(const char *list, size_t n, const char *w, size_t wl)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t st = i;
+		while (i < n && list[i] != ' ')
+			i++;
+		if (i - st == wl && strncasecmp(list + st, w, wl) == 0)
+			return true;
+		i++;
+	}
+	return false;
+}
+
+void imap_keywords_add(struct imap_sel *sel, const char *kw, bool *added)
+{
+	const char *p = kw;
+	while (p && *p) {
+		while (*p == ' ')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ')
+			p++;
+		size_t wl = (size_t)(p - w);
+		if (wl == 0 || keyword_in(sel->keywords.data, sel->keywords.len, w, wl))
+			continue;
+		size_t at = sel->keywords.len;
+		if ((at && buf_putc(&sel->keywords, ' ') < 0) ||
+		    buf_append(&sel->keywords, w, wl) < 0) {
+			sel->keywords.len = at; /* full: the rest stays unannounced */
+			if (sel->keywords.data)
+				sel->keywords.data[at] = '\0';
+			return;
+		}
+		*added = true;
+	}
+}
+
+struct kw_load {
+	struct imap_sel *sel;
+	bool added;
+};
+
+static void kw_load_cb(void *ctx, const char *kw)
+{
+	struct kw_load *k = ctx;
+	imap_keywords_add(k->sel, kw, &k->added);
+}
+
+bool imap_keywords_load(struct imap_session *s, struct buf *out)
+{
+	struct kw_load k = {s->sel, false};
+	if (store_imap_keyword_sets(s->acct, s->sel->id, kw_load_cb, &k) < 0)
+		log_error("imap session=%s action=keywords error=database", s->id);
+	if (k.added && out != NULL)
+		imap_flags_lines(s, out);
+	return k.added;
+}
+
+void imap_keywords_announce(struct imap_session *s, const char *kw, struct buf *out)
+{
+	bool added = false;
+	if (s->sel != NULL && kw != NULL)
+		imap_keywords_add(s->sel, kw, &added);
+	if (added)
+		imap_flags_lines(s, out);
+}
+
 void imap_flags_out(struct buf *out, unsigned flags, const char *keywords)
 {
 	buf_putc(out, '(');
@@ -431,6 +516,7 @@ static int changed_cb(void *ctx, const struct store_message *m)
 	uint32_t seq = imap_seq_of(sel, m->uid);
 	if (seq == 0)
 		return 0;
+	imap_keywords_announce(c->s, m->keywords, &c->out);
 	buf_printf(&c->out, "* %lu FETCH (UID %lu FLAGS ", (unsigned long)seq,
 		   (unsigned long)m->uid);
 	imap_flags_out(&c->out, m->flags, m->keywords);
@@ -499,6 +585,8 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 			0 &&
 		    n_add > 0) {
 			imap_view_append(&sel->v, add, n_add);
+			/* keywords they brought (APPEND, COPY, MOVE, delivery) */
+			imap_keywords_load(s, &c.out);
 			buf_printf(&c.out, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
 			if (!s->rev2)
 				buf_puts(&c.out, "* 0 RECENT\r\n");
@@ -516,6 +604,7 @@ void imap_unselect(struct imap_session *s)
 		free(s->sel->name);
 		imap_view_free(&s->sel->v);
 		imap_seqset_free(&s->sel->saved);
+		buf_free(&s->sel->keywords);
 		free(s->sel);
 		s->sel = NULL;
 	}
@@ -714,6 +803,12 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 	case AUTHGLUE_BLOCKED:
 		/* authlimit.h: refused without checking anything */
 		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again later", tag);
+		break;
+	case AUTHGLUE_BUSY:
+		imap_reply(s,
+			   "%s NO [UNAVAILABLE] Too many logins to this account in progress, try "
+			   "again shortly",
+			   tag);
 		break;
 	}
 	auth_resume(s, true);
@@ -1308,6 +1403,7 @@ static void session_free(struct imap_session *s)
 		free(s->sel->name);
 		imap_view_free(&s->sel->v);
 		imap_seqset_free(&s->sel->saved);
+		buf_free(&s->sel->keywords);
 		free(s->sel);
 	}
 	free(s->tag);

@@ -60,6 +60,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
 	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
+	{"postmaster", CFG_STR, STR(postmaster), "", true},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
 	{"auth.scram_iterations", CFG_UINT, STR(auth_scram_iterations), "4096", false},
@@ -69,6 +70,11 @@ static const struct cfg_key cfg_keys[] = {
 	{"auth.block_after", CFG_UINT, STR(auth_block_after), "10", false},
 	{"auth.block_window", CFG_UINT, STR(auth_block_window), "600", false},
 	{"auth.block_time", CFG_UINT, STR(auth_block_time), "900", false},
+	{"auth.prefix_v4", CFG_UINT, STR(auth_prefix_v4), "24", false},
+	{"auth.prefix_v6", CFG_UINT, STR(auth_prefix_v6), "64", false},
+	{"auth.prefix_block_after", CFG_UINT, STR(auth_prefix_block_after), "50", false},
+	{"auth.max_pending_per_ip", CFG_UINT, STR(auth_max_pending_per_ip), "8", false},
+	{"auth.max_pending_per_account", CFG_UINT, STR(auth_max_pending_per_account), "8", false},
 	{"submission.domain_senders", CFG_STR, STR(submission_domain_senders), "", false},
 	{"submission.received_user", CFG_BOOL, STR(submission_received_user), "no", false},
 	{"queue.retry_min", CFG_DURATION, STR(queue_retry_min), "5m", false},
@@ -326,8 +332,27 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
 		return -1;
 	}
+	if (c->postmaster[0] != '\0' &&
+	    (strchr(c->postmaster, '@') == NULL || c->postmaster[0] == '@' ||
+	     strlen(c->postmaster) > 254)) {
+		snprintf(err, errsz, "%s: postmaster must be an address (local@domain)", c->path);
+		return -1;
+	}
 	if (c->auth_block_window == 0) {
 		snprintf(err, errsz, "%s: auth.block_window must be at least 1 (seconds)", c->path);
+		return -1;
+	}
+	if (c->auth_prefix_v4 < 8 || c->auth_prefix_v4 > 32 || c->auth_prefix_v6 < 16 ||
+	    c->auth_prefix_v6 > 128) {
+		snprintf(err, errsz, "%s: auth.prefix_v4 must be 8..32 and auth.prefix_v6 16..128",
+			 c->path);
+		return -1;
+	}
+	if (c->auth_max_pending_per_ip > 10000 || c->auth_max_pending_per_account > 10000) {
+		snprintf(err, errsz,
+			 "%s: auth.max_pending_per_ip and auth.max_pending_per_account must be at "
+			 "most 10000",
+			 c->path);
 		return -1;
 	}
 	return 0;

@@ -49,6 +49,7 @@ struct config {
 	bool auth_scram_plus;           /* offer SCRAM-SHA-256-PLUS (channel binding) */
 	uint64_t imap_max_line;         /* longest IMAP command line outside literals */
 	char *recipient_delimiter;      /* "" disables plus-addressing */
+	char *postmaster;               /* the server's postmaster address, "" derived */
 	char *log_level;                /* debug|info|warn|error */
 	bool allow_plaintext_loopback;
 	/* Authentication (auth/sasl.h, auth/authlimit.h; docs/config.md). */
@@ -58,6 +59,11 @@ struct config {
 	uint64_t auth_block_after;       /* failures before a block; 0 never */
 	uint64_t auth_block_window;      /* seconds failures are counted */
 	uint64_t auth_block_time;        /* seconds a block lasts */
+	uint64_t auth_prefix_v4;         /* prefix length of the IPv4 prefix counter */
+	uint64_t auth_prefix_v6;         /* prefix length of the IPv6 prefix counter */
+	uint64_t auth_prefix_block_after; /* failures of a prefix before a block */
+	uint64_t auth_max_pending_per_ip; /* checks in flight per client address */
+	uint64_t auth_max_pending_per_account; /* per account, unknown addresses */
 	/* Submission (docs/smtp.md "Submission"). */
 	char *submission_domain_senders; /* accounts that may send as any address of
 					 * their domain; comma/space separated */

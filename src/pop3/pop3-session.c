@@ -526,6 +526,11 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 		auth_end(s);
 		reply(s, "-ERR [SYS/TEMP] Too many failed logins, try again later");
 		break;
+	case AUTHGLUE_BUSY:
+		auth_end(s);
+		reply(s, "-ERR [SYS/TEMP] Too many logins to this account in progress, try again "
+			 "shortly");
+		break;
 	}
 	process_input(s); /* whatever the client pipelined */
 }

@@ -1058,13 +1058,6 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
-/* The domain used for a bare "<postmaster>": the first of our domains. */
-static int first_domain_cb(void *ctx, const char *domain)
-{
-	snprintf(ctx, ADDR_DOMAIN_MAX + 1, "%s", domain);
-	return 1;
-}
-
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -1078,13 +1071,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	struct addr a = c->addr;
-	if (a.domain[0] == '\0') {
-		char err[64];
-		a.domain[0] = '\0';
-		store_domain_list(s->srv->store, first_domain_cb, a.domain, err, sizeof err);
-	}
 	char address[ADDR_PATH_MAX + 1];
-	if (addr_format(&a, address, sizeof address) < 0) {
+	if (a.domain[0] == '\0') {
+		/* a bare "<postmaster>": the server's (store_set_postmaster) */
+		snprintf(address, sizeof address, "postmaster");
+	} else if (addr_format(&a, address, sizeof address) < 0) {
 		reply(s, "501 5.1.3 Bad recipient address syntax");
 		client_error(s);
 		return;
@@ -1270,6 +1261,11 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 	case AUTHGLUE_BLOCKED:
 		auth_end(s);
 		reply(s, "454 4.7.0 Too many failed authentications, try again later");
+		break;
+	case AUTHGLUE_BUSY:
+		auth_end(s);
+		reply(s, "454 4.7.0 Too many authentications for this account in progress, try "
+			 "again shortly");
 		break;
 	}
 	process_input(s); /* whatever the client pipelined */

@@ -260,6 +260,28 @@ int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_
 	return ret;
 }
 
+int store_imap_keyword_sets(struct store_account *a, int64_t mailbox_id,
+			    void (*cb)(void *ctx, const char *keywords), void *ctx)
+{
+	struct store_db *db = store_account_db(a, NULL, 0);
+	sqlite3_stmt *st = db ? store_db_stmt(db,
+					      "SELECT DISTINCT keywords FROM messages"
+					      " WHERE mailbox_id = ?1 AND keywords != ''",
+					      NULL, 0)
+			      : NULL;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kw = (const char *)sqlite3_column_text(st, 0);
+		if (kw != NULL)
+			cb(ctx, kw);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* -------------------------------------------------------------- cache */
 
 int store_imap_cache_get(struct store_account *a, const char *file_id, int kind, struct buf *out)

@@ -72,6 +72,11 @@ struct store {
 	struct store_account *lru_head, *lru_tail;
 	size_t n_open, max_open;
 
+	/* Where a bare "<postmaster>" goes (store_set_postmaster). */
+	char postmaster[256];
+	char hostname[256];
+	bool in_postmaster; /* resolving it: no second round */
+
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
 	int next_sub_id;

@@ -15,6 +15,7 @@
  * if nothing at all is left the recipient is NO_USER, or LOOP if a cycle
  * was cut on the way.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,11 +30,11 @@ struct resolve {
 	struct store *s;
 	const char *delim;
 	struct store_targets *out;
-	const char *path[MAX_DEPTH];  /* aliases being expanded, outermost first */
+	const char *path[MAX_DEPTH]; /* aliases being expanded, outermost first */
 	size_t depth;
-	bool cut;    /* a cycle was cut somewhere */
-	bool loop;   /* too deep or too wide: the answer is LOOP */
-	bool error;  /* database error: the answer is ERROR */
+	bool cut;   /* a cycle was cut somewhere */
+	bool loop;  /* too deep or too wide: the answer is LOOP */
+	bool error; /* database error: the answer is ERROR */
 };
 
 static size_t n_targets(const struct resolve *r)
@@ -114,7 +115,7 @@ static int expand(struct resolve *r, const char *addr, char (*t)[256], size_t n)
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		char *at = strrchr(t[i], '@');
 		if (at == NULL || at == t[i])
-			continue;  /* not stored by store_alias_add */
+			continue; /* not stored by store_alias_add */
 		char local[256], domain[256];
 		memcpy(local, t[i], (size_t)(at - t[i]));
 		local[at - t[i]] = '\0';
@@ -174,11 +175,11 @@ static int lookup(struct resolve *r, const char *local, const char *domain)
 	} else {
 		/* All targets are read before recursing: the recursion reuses
 		 * this cached statement. */
-		char (*t)[256] = xmalloc((STORE_MAX_TARGETS + 1) * sizeof *t);
+		char(*t)[256] = xmalloc((STORE_MAX_TARGETS + 1) * sizeof *t);
 		size_t n = 0;
 		sqlite3_stmt *st = store_db_stmt(
-			&r->s->db, "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id LIMIT ?2",
-			NULL, 0);
+		    &r->s->db, "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id LIMIT ?2",
+		    NULL, 0);
 		int rc = SQLITE_ERROR;
 		if (st) {
 			store_db_bind_text(st, 1, addr);
@@ -214,6 +215,65 @@ static int lookup(struct resolve *r, const char *local, const char *domain)
 	return (int)(n_targets(r) - before);
 }
 
+void store_set_postmaster(struct store *s, const char *address, const char *hostname)
+{
+	snprintf(s->postmaster, sizeof s->postmaster, "%s", address ? address : "");
+	snprintf(s->hostname, sizeof s->hostname, "%s", hostname ? hostname : "");
+}
+
+/* Adds the server's postmaster (store_set_postmaster) to r's targets,
+ * inside r's read transaction.  Returns 1 if one was found, 0 if none, -1
+ * on a database error. */
+static int server_postmaster(struct resolve *r)
+{
+	struct store *s = r->s;
+	int n = 0;
+	if (!s->in_postmaster) {
+		s->in_postmaster = true; /* its own rule 5 must not come back here */
+		if (s->postmaster[0] != '\0') {
+			const char *at = strrchr(s->postmaster, '@');
+			char local[256], domain[256];
+			size_t ln = at ? (size_t)(at - s->postmaster) : 0;
+			if (at != NULL && ln > 0 && ln < sizeof local &&
+			    store_name_domain(at + 1, domain, NULL, 0) == 0) {
+				memcpy(local, s->postmaster, ln);
+				local[ln] = '\0';
+				strutil_lower(local, ln);
+				int ours = domain_ours(r, domain);
+				if (ours < 0)
+					n = -1;
+				else if (ours > 0)
+					n = resolve_local(r, local, domain);
+				else
+					n = add_remote(r, s->postmaster) < 0 ? -1 : 1;
+			}
+		} else {
+			/* postmaster@ the host name or its nearest parent of ours */
+			for (const char *d = s->hostname; n == 0 && d != NULL && *d != '\0';) {
+				int ours = domain_ours(r, d);
+				if (ours < 0)
+					n = -1;
+				else if (ours > 0)
+					n = resolve_local(r, "postmaster", d);
+				if (ours != 0)
+					break;
+				d = strchr(d, '.');
+				if (d != NULL)
+					d++;
+			}
+		}
+		s->in_postmaster = false;
+		if (n != 0)
+			return n;
+	}
+	/* nothing configured or found: the server's first account */
+	int64_t id;
+	int found = query_id(r, "SELECT id FROM accounts ORDER BY created, id LIMIT 1", NULL, &id);
+	if (found <= 0)
+		return found;
+	return add_local(r, id) < 0 ? -1 : 1;
+}
+
 /* Rules 2 to 6 for local@domain, domain being ours: targets added, 0 for
  * nobody, -1 to stop. */
 static int resolve_local(struct resolve *r, const char *local, const char *domain)
@@ -239,13 +299,11 @@ static int resolve_local(struct resolve *r, const char *local, const char *domai
 		return n;
 	if (strcmp(local, "postmaster") == 0) {
 		int64_t id;
-		int found = query_id(r,
-				     "SELECT a.id FROM accounts a JOIN domains d ON d.id = a.domain_id"
-				     " WHERE d.name = ?1 ORDER BY a.created, a.id LIMIT 1",
-				     domain, &id);
-		if (found == 0)
-			found = query_id(r, "SELECT id FROM accounts ORDER BY created, id LIMIT 1",
-					 NULL, &id);
+		int found =
+		    query_id(r,
+			     "SELECT a.id FROM accounts a JOIN domains d ON d.id = a.domain_id"
+			     " WHERE d.name = ?1 ORDER BY a.created, a.id LIMIT 1",
+			     domain, &id);
 		if (found < 0)
 			return -1;
 		if (found) {
@@ -253,28 +311,33 @@ static int resolve_local(struct resolve *r, const char *local, const char *domai
 				return -1;
 			return 1;
 		}
+		/* a domain without accounts: the server's postmaster */
+		return server_postmaster(r);
 	}
 	return 0;
 }
 
-/* "<Postmaster>" with no domain (RFC 5321 4.5.1): the server's oldest
- * account, the last fallback of rule 5. */
-static enum store_rcpt_result resolve_bare_postmaster(struct store *s,
-						      struct store_targets *out)
+/* "<Postmaster>" with no domain (RFC 5321 4.5.1). */
+static enum store_rcpt_result resolve_bare_postmaster(struct store *s, struct store_targets *out)
 {
 	struct resolve r;
 	memset(&r, 0, sizeof r);
 	r.s = s;
 	r.out = out;
-	int64_t id;
-	int found = query_id(&r, "SELECT id FROM accounts ORDER BY created, id LIMIT 1", NULL,
-			     &id);
-	if (found < 0)
+	r.delim = "";
+	if (store_db_begin_read(&s->db, NULL, 0) < 0)
 		return STORE_RCPT_ERROR;
-	if (found == 0)
-		return STORE_RCPT_NO_USER;
-	out->local[out->n_local++] = id;
-	return STORE_RCPT_OK;
+	int n = server_postmaster(&r);
+	store_db_rollback(&s->db);
+	if (n < 0 || r.error) {
+		memset(out, 0, sizeof *out);
+		return STORE_RCPT_ERROR;
+	}
+	if (r.loop) {
+		memset(out, 0, sizeof *out);
+		return STORE_RCPT_LOOP;
+	}
+	return n == 0 ? STORE_RCPT_NO_USER : STORE_RCPT_OK;
 }
 
 enum store_rcpt_result store_resolve(struct store *s, const char *address, const char *delim,

@@ -129,6 +129,15 @@ struct store_targets {
 	char remote[STORE_MAX_TARGETS][256];     /* remote addresses, lower-case domain */
 };
 
+/* Where mail for the server's postmaster goes (RFC 5321 4.5.1): a bare
+ * "<postmaster>", and postmaster@ a domain of ours that has neither an
+ * alias for it nor any account.  address (config key `postmaster`) if not
+ * empty; else postmaster@ the host name, or @ its parent domains, the
+ * first that is one of our domains; else the server's oldest account.
+ * Never a mailbox of another domain chosen by name.  Copied. */
+void store_set_postmaster(struct store *s, const char *address, const char *hostname);
+
+
 /* Resolves one envelope recipient (already syntax-checked, no <>) to
  * accounts and remote addresses.  Order of rules for local@domain:
  *   1. the domain must be ours (case-insensitive), else NOT_OURS;
@@ -628,6 +637,10 @@ int store_imap_mailbox_state(struct store_account *a, int64_t mailbox_id, uint32
 			     uint32_t *uidnext, uint64_t *highestmodseq);
 /* The lowest uid without \Seen: 1 (set), 0 none, -1 error. */
 int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_t *uid);
+/* Calls cb with the keywords (space-separated) of each distinct keyword
+ * combination among the mailbox's messages.  0 / -1. */
+int store_imap_keyword_sets(struct store_account *a, int64_t mailbox_id,
+			    void (*cb)(void *ctx, const char *keywords), void *ctx);
 
 /* Cached IMAP strings of a message file (by file id, shared by copies). */
 enum { STORE_IMAP_ENVELOPE = 0, STORE_IMAP_BODY = 1, STORE_IMAP_BODYSTRUCTURE = 2 };

@@ -797,6 +797,9 @@ def test_store(srv):
             append(c, "INBOX", MSG1)
         c.ok("SELECT INBOX")
         assert c.ok("STORE 1:2 +FLAGS (\\Flagged $Label1)") == [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]"
+            b" Flags permitted",
             b"* 1 FETCH (FLAGS (\\Flagged $Label1))", b"* 2 FETCH (FLAGS (\\Flagged $Label1))"]
         assert c.ok("STORE 1 -FLAGS ($Label1)") == [b"* 1 FETCH (FLAGS (\\Flagged))"]
         assert c.ok("STORE 2 FLAGS.SILENT (\\Answered)") == []
@@ -1065,6 +1068,62 @@ def test_two_sessions_flags_and_expunge(srv):
         assert a.cmd("NOOP") == ([b"* 3 EXISTS", b"* 0 RECENT"], b"OK NOOP completed")
         assert b.cmd("UID FETCH 4 UID") == ([b"* 3 EXISTS", b"* 0 RECENT",
                                              b"* 3 FETCH (UID 4)"], b"OK Fetch completed")
+
+
+def test_keyword_announcements(srv):
+    """RFC 9051 7.3.5 / RFC 3501 7.2.6: a keyword new to the mailbox is in
+    an untagged FLAGS and PERMANENTFLAGS before any FETCH showing it, in
+    every session that has the mailbox selected."""
+    sysf = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+    def flags(kw):
+        k = "".join(" " + w for w in kw)
+        return [("* FLAGS (%s%s)" % (sysf, k)).encode(),
+                ("* OK [PERMANENTFLAGS (%s%s \\*)] Flags permitted" % (sysf, k)).encode()]
+
+    user = new_user(srv)
+    with client(srv, user) as c:
+        append(c, "INBOX", MSG1, flags="$Old")
+        append(c, "INBOX", MSG1)
+        c.ok("CREATE Other")
+        append(c, "Other", MSG1, flags="$Copied")
+    with client(srv, user) as a, client(srv, user) as b, client(srv, user) as e:
+        # SELECT and EXAMINE list the keywords already there
+        lines = a.ok("SELECT INBOX")
+        assert flags(["$Old"])[0] in lines and flags(["$Old"])[1] in lines
+        b.ok("SELECT INBOX")
+        lines = e.ok("EXAMINE INBOX")
+        assert ("* FLAGS (%s $Old)" % sysf).encode() in lines
+        assert b"* OK [PERMANENTFLAGS ()] Read-only mailbox" in lines
+        # STORE by a: its own FETCH answer comes after the announcement
+        lines = a.ok("STORE 2 +FLAGS ($Label5)")
+        assert lines == flags(["$Old", "$Label5"]) + [b"* 2 FETCH (FLAGS ($Label5))"]
+        # b (and e, read-only) learn it before the FETCH that shows it
+        assert b.ok("NOOP") == flags(["$Old", "$Label5"]) + [
+            b"* 2 FETCH (UID 2 FLAGS ($Label5))"]
+        assert e.ok("NOOP") == [("* FLAGS (%s $Old $Label5)" % sysf).encode(),
+                                b"* OK [PERMANENTFLAGS ()] Read-only mailbox",
+                                b"* 2 FETCH (UID 2 FLAGS ($Label5))"]
+        # once only
+        a.ok("STORE 1 +FLAGS.SILENT ($Label5)")
+        assert b.ok("NOOP") == [b"* 1 FETCH (UID 1 FLAGS ($Old $Label5))"]
+        # COPY into the selected mailbox by the same session
+        a.ok("SELECT Other")
+        lines = a.ok("COPY 1 INBOX")
+        a.ok("SELECT INBOX")
+        lines = b.ok("NOOP")
+        assert lines == flags(["$Old", "$Label5", "$Copied"]) + [
+            b"* 3 EXISTS", b"* 0 RECENT"]
+        b.ok("SELECT Other")
+        lines = b.ok("COPY 1 INBOX")
+        b.ok("SELECT INBOX")
+        assert a.ok("NOOP") == [b"* 4 EXISTS", b"* 0 RECENT"]
+        # APPEND by the session that has the mailbox selected
+        lines = a.ok("APPEND INBOX ($New1 $Old) {%d+}\r\n%s" % (len(MSG1), MSG1))
+        assert lines == flags(["$Old", "$Label5", "$Copied", "$New1"]) + [
+            b"* 5 EXISTS", b"* 0 RECENT"]
+        lines = a.ok("FETCH 5 FLAGS")
+        assert lines == [b"* 5 FETCH (FLAGS ($New1 $Old))"]
 
 
 def test_idle_wakes_on_smtp_delivery(srv):

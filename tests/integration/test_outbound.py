@@ -68,6 +68,22 @@ def free_udp(port):
         s.close()
 
 
+def free_dns_port(port):
+    """True if port is free on 127.0.0.1 for UDP and for TCP (dnsmasq
+    listens on both)."""
+    if not free_udp(port):
+        return False
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def pick_world_ports():
     """(port base N, dns port): N+25 and N+110 free on every test address."""
     import random
@@ -86,7 +102,7 @@ def pick_world_ports():
                 finally:
                     s.close()
         dns = base + 53
-        if ok and free_udp(dns):
+        if ok and free_dns_port(dns):
             return base, dns
     raise RuntimeError("no free ports")
 

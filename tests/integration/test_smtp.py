@@ -657,6 +657,36 @@ def test_postmaster(srv):
         queued_id(s.read_reply())
 
 
+def test_bare_postmaster_is_the_servers(make_server):
+    """RFC 5321 4.5.1: <postmaster> is the server's postmaster: postmaster@
+    the host name's domain (here mx.example.test -> example.test, whose
+    oldest account is alice), never the alphabetically first domain's
+    customer; a domain of ours with no account sends its postmaster there
+    too; the `postmaster` key names it explicitly."""
+    s = make_server(start=False)
+    s.cli_ok("domain", "add", "aaa.example")
+    s.cli_ok("user", "add", "customer@aaa.example", "--password", "secret")
+    s.cli_ok("domain", "add", "empty.example")
+    s.start()
+    for rcpt in ("postmaster", "postmaster@empty.example"):
+        tok = new_token()
+        msg = make_msg(tok, to=rcpt)
+        deliver(s, [rcpt], msg)
+        assert s.fetch_one(ALICE, tok).endswith(msg)
+    # postmaster@aaa.example is still aaa.example's own
+    tok = new_token()
+    msg = make_msg(tok, to="postmaster@aaa.example")
+    deliver(s, ["postmaster@aaa.example"], msg)
+    assert s.fetch_one("customer@aaa.example", tok).endswith(msg)
+    s.stop()
+    s.set_config({"postmaster": BOB})
+    s.start()
+    tok = new_token()
+    msg = make_msg(tok, to="postmaster")
+    deliver(s, ["postmaster"], msg)
+    assert s.fetch_one(BOB, tok).endswith(msg)
+
+
 def test_user_added_while_running(srv):
     tok = new_token()
     srv.cli_ok("user", "add", "gina@example.test", "--password", "secret")

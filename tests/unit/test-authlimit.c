@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -28,6 +29,11 @@ static const struct authlimit_config cfg = {
     .block_after = 5,
     .window_s = 600,
     .block_time_s = 900,
+    .prefix_v4 = 24,
+    .prefix_v6 = 64,
+    .prefix_block_after = 12,
+    .max_pending_ip = 3,
+    .max_pending_account = 4,
 };
 
 static void setup(size_t entries)
@@ -35,7 +41,7 @@ static void setup(size_t entries)
 	log_set_level(LOG_ERROR); /* keep the test output readable */
 	authlimit_set_clock(fake_now);
 	fake_ms = 1700000000000ull;
-	if (authlimit_init(&cfg, entries) < 0)
+	if (authlimit_init(&cfg, entries, NULL) < 0)
 		test_fail(__FILE__, __LINE__, "authlimit_init");
 }
 
@@ -123,15 +129,24 @@ TEST(authlimit_window_forgets_old_failures)
 	authlimit_shutdown();
 }
 
-TEST(authlimit_ipv6_counts_per_64)
+TEST(authlimit_ipv6_address_blocks_prefix_counts)
 {
 	setup(0);
 	struct sockaddr_storage a = v6("2001:db8:1:2::1");
 	struct sockaddr_storage b = v6("2001:db8:1:2:ffff::9");
-	struct sockaddr_storage c = v6("2001:db8:1:3::1");
 	for (int i = 0; i < 5; i++)
 		authlimit_fail(SA(a), NULL);
-	CHECK(check(SA(b), NULL).blocked);  /* same /64 */
+	CHECK(check(SA(a), NULL).blocked);
+	CHECK(!check(SA(b), NULL).blocked); /* same /64, other address */
+	/* The /64 blocks after prefix_block_after failures of its addresses. */
+	for (int i = 0; i < 7; i++) {
+		char ip[64];
+		snprintf(ip, sizeof ip, "2001:db8:1:2::%d", 100 + i);
+		struct sockaddr_storage x = v6(ip);
+		authlimit_fail(SA(x), NULL);
+	}
+	CHECK(check(SA(b), NULL).blocked);
+	struct sockaddr_storage c = v6("2001:db8:1:3::1");
 	CHECK(!check(SA(c), NULL).blocked); /* next /64 */
 	/* IPv4-mapped IPv6 is the IPv4 address. */
 	struct sockaddr_storage m = v6("::ffff:192.0.2.50");
@@ -142,7 +157,7 @@ TEST(authlimit_ipv6_counts_per_64)
 	authlimit_shutdown();
 }
 
-TEST(authlimit_account_block_spares_known_ips)
+TEST(authlimit_account_is_slowed_never_blocked)
 {
 	setup(0);
 	struct sockaddr_storage home = v4("203.0.113.5");
@@ -154,16 +169,111 @@ TEST(authlimit_account_block_spares_known_ips)
 		struct sockaddr_storage a = v4(ip);
 		authlimit_fail(SA(a), "Victim@Example.test"); /* case does not matter */
 	}
+	/* From a new place the owner is slowed, not refused. */
 	struct sockaddr_storage newcomer = v4("198.51.100.1");
 	struct authlimit_verdict v = check(SA(newcomer), "victim@example.test");
-	CHECK(v.blocked);
+	CHECK(!v.blocked);
+	CHECK_INT(v.delay_ms, 4000);
+	struct authlimit_ticket t;
+	CHECK_INT(authlimit_begin(SA(newcomer), "victim@example.test", &t, &v), AUTHLIMIT_GO);
+	authlimit_end(&t);
 	/* Other accounts from there are not affected. */
-	CHECK(!check(SA(newcomer), "other@example.test").blocked);
-	/* The user's usual IP still gets in, without a delay. */
+	CHECK_INT(check(SA(newcomer), "other@example.test").delay_ms, 0);
+	/* The user's usual IP gets in without a delay. */
 	v = check(SA(home), "victim@example.test");
 	CHECK(!v.blocked);
 	CHECK_INT(v.delay_ms, 0);
 	authlimit_shutdown();
+}
+
+TEST(authlimit_pending_counts_before_the_check)
+{
+	setup(0);
+	struct sockaddr_storage a = v4("192.0.2.1");
+	struct authlimit_ticket t[8];
+	struct authlimit_verdict v;
+	/* max_pending_ip 3: three go, the fourth is refused and counted */
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[i], &v), AUTHLIMIT_GO);
+	CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[3], &v), AUTHLIMIT_REFUSE);
+	CHECK_INT(v.delay_ms, 500);
+	/* pending 3 + failed 1 = 4 < 5: one more would go if a slot frees */
+	authlimit_end(&t[0]);
+	CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[0], &v), AUTHLIMIT_GO);
+	/* pending 3 + failed 1, a refusal makes failed 2: 5 reached */
+	CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[4], &v), AUTHLIMIT_REFUSE);
+	for (int i = 0; i < 3; i++) {
+		authlimit_result(SA(a), "u@example.test", false, &v);
+		authlimit_end(&t[i]);
+	}
+	/* 2 refusals + 3 failures: blocked, the right password is not tried */
+	CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[5], &v), AUTHLIMIT_BLOCKED);
+	CHECK(check(SA(a), NULL).blocked);
+	/* another address of the /24 still gets in */
+	struct sockaddr_storage b = v4("192.0.2.2");
+	CHECK_INT(authlimit_begin(SA(b), "u@example.test", &t[6], &v), AUTHLIMIT_GO);
+	authlimit_result(SA(b), "u@example.test", true, &v);
+	authlimit_end(&t[6]);
+	authlimit_shutdown();
+}
+
+TEST(authlimit_account_bound_is_busy_not_counted)
+{
+	setup(0);
+	struct authlimit_ticket t[6];
+	struct authlimit_verdict v;
+	for (int i = 0; i < 4; i++) {
+		char ip[32];
+		snprintf(ip, sizeof ip, "192.0.2.%d", 10 + i);
+		struct sockaddr_storage a = v4(ip);
+		CHECK_INT(authlimit_begin(SA(a), "u@example.test", &t[i], &v), AUTHLIMIT_GO);
+	}
+	struct sockaddr_storage x = v4("198.51.100.9");
+	CHECK_INT(authlimit_begin(SA(x), "u@example.test", &t[4], &v), AUTHLIMIT_BUSY);
+	CHECK_INT(check(SA(x), NULL).delay_ms, 0); /* not counted */
+	/* an address known to the account is not bound by it */
+	struct sockaddr_storage home = v4("203.0.113.5");
+	authlimit_success(SA(home), "u@example.test");
+	CHECK_INT(authlimit_begin(SA(home), "u@example.test", &t[5], &v), AUTHLIMIT_GO);
+	authlimit_end(&t[5]);
+	authlimit_end(&t[0]);
+	CHECK_INT(authlimit_begin(SA(x), "u@example.test", &t[4], &v), AUTHLIMIT_GO);
+	/* stale slots of a dead process expire */
+	fake_ms += 121 * 1000;
+	struct sockaddr_storage y = v4("198.51.100.10");
+	CHECK_INT(authlimit_begin(SA(y), "u@example.test", &t[0], &v), AUTHLIMIT_GO);
+	authlimit_shutdown();
+}
+
+TEST(authlimit_file_table_unblock)
+{
+	log_set_level(LOG_ERROR);
+	authlimit_set_clock(fake_now);
+	char path[] = "/tmp/tern-authlimit-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_INT(authlimit_init(&cfg, 0, path), 0);
+	struct sockaddr_storage a = v4("192.0.2.1");
+	for (int i = 0; i < 5; i++)
+		authlimit_fail(SA(a), "u@example.test");
+	CHECK(check(SA(a), NULL).blocked);
+	/* another process (the CLI) maps the same file and lifts the block */
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct authlimit_state st;
+		if (authlimit_attach(path) < 0 || authlimit_unblock(SA(a), NULL, &st) < 0 ||
+		    !st.found || st.blocked_until == 0)
+			_exit(1);
+		_exit(0);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!check(SA(a), NULL).blocked);
+	authlimit_shutdown();
+	CHECK_INT(authlimit_attach("/nonexistent/authlimit.table"), -1);
+	unlink(path);
 }
 
 TEST(authlimit_success_resets_pair_not_ip)
@@ -222,9 +332,9 @@ TEST(authlimit_shared_with_child_process)
 
 TEST(authlimit_zero_settings_disable)
 {
-	struct authlimit_config off = {0, 0, 0, 600, 900};
+	struct authlimit_config off = {0, 0, 0, 600, 900, 24, 64, 0, 0, 0};
 	authlimit_set_clock(fake_now);
-	CHECK_INT(authlimit_init(&off, 0), 0);
+	CHECK_INT(authlimit_init(&off, 0, NULL), 0);
 	struct sockaddr_storage a = v4("192.0.2.1");
 	for (int i = 0; i < 50; i++)
 		authlimit_fail(SA(a), "u@example.test");
