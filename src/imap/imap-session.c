@@ -251,15 +251,6 @@ int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out)
 
 /* ------------------------------------------------------------- flags */
 
-static const struct {
-	const char *name;
-	unsigned bit;
-} sysflags[] = {
-    {"\\Seen", STORE_F_SEEN},       {"\\Answered", STORE_F_ANSWERED},
-    {"\\Flagged", STORE_F_FLAGGED}, {"\\Deleted", STORE_F_DELETED},
-    {"\\Draft", STORE_F_DRAFT},
-};
-
 void imap_flags_lines(struct imap_session *s, struct buf *out)
 {
 	const struct imap_sel *sel = s->sel;
@@ -348,11 +339,11 @@ void imap_flags_out(struct buf *out, unsigned flags, const char *keywords)
 {
 	buf_putc(out, '(');
 	bool first = true;
-	for (size_t i = 0; i < sizeof sysflags / sizeof sysflags[0]; i++) {
-		if (flags & sysflags[i].bit) {
+	for (size_t i = 0; i < STORE_N_SYSTEM_FLAGS; i++) {
+		if (flags & store_system_flags[i].bit) {
 			if (!first)
 				buf_putc(out, ' ');
-			buf_puts(out, sysflags[i].name);
+			buf_puts(out, store_system_flags[i].name);
 			first = false;
 		}
 	}
@@ -375,9 +366,9 @@ static int one_flag(const struct imap_tok *t, unsigned *flags, char *kw, size_t 
 			return -1;
 	}
 	if (t->p[0] == '\\') {
-		for (size_t i = 0; i < sizeof sysflags / sizeof sysflags[0]; i++)
-			if (strutil_eq_ci(t->p, t->len, sysflags[i].name)) {
-				*flags |= sysflags[i].bit;
+		for (size_t i = 0; i < STORE_N_SYSTEM_FLAGS; i++)
+			if (strutil_eq_ci(t->p, t->len, store_system_flags[i].name)) {
+				*flags |= store_system_flags[i].bit;
 				return 0;
 			}
 		if (strutil_eq_ci(t->p, t->len, "\\Recent"))

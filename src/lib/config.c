@@ -98,6 +98,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"outbound.relay_password_file", CFG_PATH, STR(outbound_relay_password_file), "", false},
 	{"sieve.max_script_size", CFG_SIZE, STR(sieve_max_script_size), "1M", false},
 	{"sieve.max_scripts", CFG_UINT, STR(sieve_max_scripts), "16", false},
+	{"sieve.before", CFG_PATH, STR(sieve_before), "", false},
+	{"sieve.after", CFG_PATH, STR(sieve_after), "", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -94,6 +94,8 @@ struct config {
 	/* Sieve (docs/sieve.md "Limits"). */
 	uint64_t sieve_max_script_size; /* bytes of one stored script */
 	uint64_t sieve_max_scripts;     /* scripts per account */
+	char *sieve_before;             /* global script run before the user's; "" none */
+	char *sieve_after;              /* global script run after the user's; "" none */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

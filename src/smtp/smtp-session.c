@@ -39,6 +39,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "smtp-parse.h"
+#include "smtp-sieve.h"
 #include "store.h"
 #include "strutil.h"
 #include "tls.h"
@@ -98,6 +99,7 @@ struct smtp_txn {
 	size_t n_refused;
 	/* union of all accepted recipients' targets */
 	int64_t *local;
+	struct smtp_rcpt *local_to;    /* the RCPT TO that reached each local account */
 	size_t n_local;
 	char (*remote)[256];
 	size_t n_remote;
@@ -296,6 +298,7 @@ static void txn_free(struct smtp_txn **tp)
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
+	free(t->local_to);
 	free(t->remote);
 	free(t->remote_notify);
 	free(t->remote_orcpt);
@@ -329,8 +332,8 @@ _Static_assert((int)SMTP_DSN_NOTIFY_NEVER == (int)STORE_DSN_NOTIFY_NEVER &&
  * (notify, orcpt: "" none).  A recipient that expands to several targets
  * (an alias) is RFC 3461 5.2.7.3 (c): ORCPT goes to every target, NOTIFY
  * too but without SUCCESS. */
-static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, unsigned notify,
-			    const char *orcpt)
+static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, const char *rcpt,
+			    unsigned notify, const char *orcpt)
 {
 	if (tg->n_local + tg->n_remote > 1 && (notify & SMTP_DSN_NOTIFY_SUCCESS)) {
 		notify &= ~(unsigned)SMTP_DSN_NOTIFY_SUCCESS;
@@ -345,6 +348,8 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, 
 		if (dup)
 			continue;
 		t->local = xreallocarray(t->local, t->n_local + 1, sizeof *t->local);
+		t->local_to = xreallocarray(t->local_to, t->n_local + 1, sizeof *t->local_to);
+		snprintf(t->local_to[t->n_local].addr, sizeof t->local_to[0].addr, "%s", rcpt);
 		t->local[t->n_local++] = tg->local[i];
 	}
 	for (size_t i = 0; i < tg->n_remote; i++) {
@@ -835,22 +840,41 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			log_error("smtp id=%s action=fsync error=\"%s\"", t->id, strerror(errno));
 			ok[i] = false;
 		}
-		if (ok[i])
-			n_items += t->n_local;
 	}
-	struct store_delivery *items = xcalloc(n_items ? n_items : 1, sizeof *items);
-	size_t k = 0;
+	/* Sieve decides the copies of each local recipient (none: discarded). */
+	size_t *n_items_of = xcalloc(n, sizeof *n_items_of);
+	struct smtp_sieve_plan *plans = NULL;
+	size_t n_plans = 0;
+	struct store_delivery *items = NULL;
 	time_t now = time(NULL);
 	for (size_t i = 0; i < n; i++) {
-		if (!ok[i])
+		struct smtp_txn *t = batch[i].t;
+		if (!ok[i] || t->n_local == 0)
 			continue;
-		for (size_t j = 0; j < batch[i].t->n_local; j++) {
-			items[k].path = batch[i].t->spool_path;
-			items[k].account_id = batch[i].t->local[j];
-			items[k].internaldate = now;
-			k++;
+		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
+					    {NULL, NULL}};
+		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
+		for (size_t j = 0; j < t->n_local; j++) {
+			struct smtp_sieve_plan *p = &plans[n_plans++];
+			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr, p);
+			items = xreallocarray(items, n_items + p->n + 1, sizeof *items);
+			for (size_t c = 0; c < p->n; c++) {
+				struct store_delivery *d = &items[n_items++];
+				memset(d, 0, sizeof *d);
+				d->path = t->spool_path;
+				d->account_id = t->local[j];
+				d->internaldate = now;
+				d->mailbox = p->v[c].mailbox;
+				d->create = p->v[c].create;
+				d->flags = p->v[c].flags;
+				n_items_of[i]++;
+			}
 		}
+		smtp_sieve_msg_free(&sm);
 	}
+	if (items == NULL)
+		items = xcalloc(1, sizeof *items);
+	size_t k = 0;
 	char err[256] = "";
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
@@ -866,10 +890,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		struct smtp_txn *t = batch[i].t;
 		if (!ok[i])
 			continue;
-		for (size_t j = 0; j < t->n_local; j++, k++)
+		for (size_t j = 0; j < n_items_of[i]; j++, k++)
 			if (items[k].status == 0)
 				delivered[i]++;
-		if (delivered[i] == t->n_local && qpath[i][0]) {
+		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
 			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
 							     t->dsn_envid, NULL, 0, -1};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
@@ -886,7 +910,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i]) {
 			/* the spool file or its queue copy is not durable */
 			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
-		} else if (delivered[i] == t->n_local &&
+		} else if (delivered[i] == n_items_of[i] &&
 			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
 			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
@@ -895,7 +919,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			/* Some mailboxes may already have it; the client retries
 			 * the whole message: a duplicate, never a loss. */
 			log_error("smtp id=%s action=deliver delivered=%zu of=%zu error=\"%s\"", t->id,
-				  delivered[i], t->n_local, qi_of[i] ? qerr : err);
+				  delivered[i], n_items_of[i], qi_of[i] ? qerr : err);
 			txn_done(s, t, 451, "451 4.3.0 Error: local delivery failed, try again later");
 		}
 		if (s != NULL)
@@ -910,6 +934,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	free(qi);
 	free(delivered);
 	free(items);
+	for (size_t i = 0; i < n_plans; i++)
+		smtp_sieve_plan_free(&plans[i]);
+	free(plans);
+	free(n_items_of);
 	free(qpath);
 	free(ok);
 	free(batch);
@@ -1060,7 +1088,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
 		txn_want_success(t, tg, address, c->notify, c->orcpt);
-		txn_add_targets(t, tg, c->notify, c->orcpt);
+		txn_add_targets(t, tg, address, c->notify, c->orcpt);
 		reply(s, "250 2.1.5 Ok");
 		break;
 	case STORE_RCPT_NOT_OURS:
@@ -1072,7 +1100,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 			memcpy(tg->remote[0], address, strlen(address) + 1);
 			t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 			memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
-			txn_add_targets(t, tg, c->notify, c->orcpt);
+			txn_add_targets(t, tg, address, c->notify, c->orcpt);
 			reply(s, "250 2.1.5 Ok");
 			break;
 		}

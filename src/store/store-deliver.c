@@ -13,6 +13,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store-private.h"
 #include "xalloc.h"
@@ -22,9 +23,40 @@ struct pending {
 	struct store_delivery *d;
 	const char *file_id;
 	uint64_t size;
-	bool created;  /* this delivery made the msg/ entry */
+	bool created; /* this delivery made the msg/ entry */
 	bool linked;
 };
+
+/* Sets m's flags and keywords from a delivery's space-separated list:
+ * system flags by name (any case), other words as keywords when valid;
+ * the rest (unknown system flags, bad keywords, past the size) is
+ * dropped. */
+static void set_flags(struct store_message *m, const char *list)
+{
+	m->flags = 0;
+	m->keywords[0] = '\0';
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		if (n == 0)
+			break;
+		if (p[0] == '\\') {
+			for (size_t i = 0; i < STORE_N_SYSTEM_FLAGS; i++)
+				if (strlen(store_system_flags[i].name) == n &&
+				    !strncasecmp(store_system_flags[i].name, p, n))
+					m->flags |= store_system_flags[i].bit;
+		} else if (n < 256) {
+			char word[256], kw[STORE_KEYWORDS_MAX], merged[STORE_KEYWORDS_MAX];
+			memcpy(word, p, n);
+			word[n] = '\0';
+			if (store_name_keywords(word, kw, NULL, 0) == 0 &&
+			    store_name_keywords_merge(m->keywords, 1, kw, merged, NULL, 0) == 0)
+				memcpy(m->keywords, merged, sizeof merged);
+		}
+		p += n;
+	}
+}
 
 /* Delivers items p[0..n), all for account id, with one sync and one
  * transaction.  Sets each item's status; 0 if all were delivered. */
@@ -47,7 +79,7 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 	for (size_t i = 0; i < n; i++) {
 		if (store_message_link(a, p[i].d->path, p[i].file_id, &p[i].created, err, errsz) <
 		    0) {
-			ret = -1;  /* this item only */
+			ret = -1; /* this item only */
 			continue;
 		}
 		p[i].linked = true;
@@ -65,9 +97,21 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 		memcpy(m.file_id, p[i].file_id, sizeof m.file_id);
 		m.size = p[i].size;
 		m.internaldate = (int64_t)p[i].d->internaldate;
+		set_flags(&m, p[i].d->flags);
+		int64_t mailbox = a->inbox_id;
+		int found = 0;
+		if (p[i].d->mailbox != NULL &&
+		    (found = store_mailbox_delivery_id(db, p[i].d->mailbox, p[i].d->create,
+						       &mailbox, err, errsz)) < 0) {
+			store_db_rollback(db);
+			goto fail;
+		}
+		if (found == 0)
+			mailbox = a->inbox_id;
+		p[i].d->filed = found > 0;
 		uint64_t modseq;
 		if (store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
-		    store_message_insert(a, db, a->inbox_id, &m, modseq, err, errsz) < 0) {
+		    store_message_insert(a, db, mailbox, &m, modseq, err, errsz) < 0) {
 			store_db_rollback(db);
 			goto fail;
 		}
@@ -103,7 +147,8 @@ int store_deliver(struct store *s, const char *path, const int64_t *ids, size_t 
 	/* Account by account, in order, stopping at the first failure, so
 	 * that *n_done describes exactly who has the message. */
 	for (size_t i = 0; i < n_ids; i++) {
-		struct store_delivery d = {path, ids[i], internaldate, -1, 0};
+		struct store_delivery d = {path, ids[i], internaldate, -1,   0,
+					   NULL, false,  NULL,         false};
 		struct pending p = {&d, file_id, size, false, false};
 		if (deliver_account(s, ids[i], &p, 1, err, errsz) < 0)
 			return -1;
@@ -128,7 +173,7 @@ int store_deliver_batch(struct store *s, struct store_delivery *d, size_t n, cha
 	if (n == 0)
 		return 0;
 	struct pending *p = xcalloc(n, sizeof *p);
-	char (*ids)[25] = xcalloc(n, sizeof *ids);
+	char(*ids)[25] = xcalloc(n, sizeof *ids);
 	size_t n_p = 0;
 	int ret = 0;
 	char e[256];

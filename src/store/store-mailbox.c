@@ -107,6 +107,21 @@ static int create_parents(struct store_db *db, const char *name, char *err, size
 	return 0;
 }
 
+int store_mailbox_delivery_id(struct store_db *db, const char *name, bool create, int64_t *id,
+			      char *err, size_t errsz)
+{
+	char mname[512];
+	if (store_name_mailbox(name, mname, NULL, 0) < 0)
+		return 0;
+	int r = find_id(db, mname, id, err, errsz);
+	if (r != 0 || !create)
+		return r;
+	if (create_parents(db, mname, err, errsz) < 0 ||
+	    store_mailbox_insert(db, mname, 0, false, id, err, errsz) < 0)
+		return -1;
+	return 1;
+}
+
 #define LIST_CHUNK 64
 
 int store_mailbox_list(struct store_account *a,

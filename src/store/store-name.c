@@ -255,6 +255,12 @@ int store_name_keywords(const char *in, char out[STORE_KEYWORDS_MAX], char *err,
 	return 0;
 }
 
+const struct store_flag_name store_system_flags[STORE_N_SYSTEM_FLAGS] = {
+    {"\\Seen", STORE_F_SEEN},       {"\\Answered", STORE_F_ANSWERED},
+    {"\\Flagged", STORE_F_FLAGGED}, {"\\Deleted", STORE_F_DELETED},
+    {"\\Draft", STORE_F_DRAFT},
+};
+
 bool store_name_is_file_id(const char *s, size_t n)
 {
 	if (n != 24)

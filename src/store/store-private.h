@@ -197,6 +197,14 @@ int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 /* Closes every account database and frees every handle (store_close). */
 void store_account_free_all(struct store *s);
 
+/* ---------------------------------------------------- store-mailbox.c */
+
+/* Inside a write transaction: the id of mailbox name for a delivery,
+ * creating it (and its parents) if create.  1 found or made, 0 no such
+ * mailbox (or an invalid name), -1 error. */
+int store_mailbox_delivery_id(struct store_db *db, const char *name, bool create, int64_t *id,
+			      char *err, size_t errsz);
+
 /* ---------------------------------------------------- store-message.c */
 
 /* Checks that path is a regular file and sets *size to its size; 0, or -1

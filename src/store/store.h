@@ -182,7 +182,15 @@ struct store_delivery {
 	int64_t account_id;
 	time_t internaldate;
 	int status;            /* out: 0 delivered, -1 not (nothing visible) */
-	uint32_t uid;          /* out: its INBOX uid when delivered */
+	uint32_t uid;          /* out: its uid in the mailbox when delivered */
+	/* Where and how (Sieve, docs/sieve.md "At delivery"); all zero means
+	 * INBOX without flags.  A mailbox that does not exist (or is not a
+	 * valid name) means INBOX, unless create: then it is made. */
+	const char *mailbox;   /* NULL: INBOX */
+	bool create;
+	const char *flags;     /* space-separated IMAP flags ("\\Seen $Label1"),
+				* unknown system flags and bad keywords dropped */
+	bool filed;            /* out: it went into mailbox (not the INBOX fallback) */
 };
 
 /* Group commit: delivers several messages (say, from concurrent SMTP
@@ -443,6 +451,14 @@ enum {
 	STORE_F_DELETED = 1 << 3,
 	STORE_F_DRAFT = 1 << 4,
 };
+
+/* The system flags by IMAP name ("\\Seen"...), in that order. */
+struct store_flag_name {
+	const char *name;
+	unsigned bit;
+};
+#define STORE_N_SYSTEM_FLAGS 5
+extern const struct store_flag_name store_system_flags[STORE_N_SYSTEM_FLAGS];
 
 struct store_mailbox {
 	int64_t id;            /* stable, never reused in an account */

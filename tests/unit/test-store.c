@@ -734,9 +734,9 @@ TEST(store_deliver_batch)
 	write_msg(&f, "two\r\n", p2);
 	write_msg(&f, "three\r\n", p3);
 	struct store_delivery d[] = {
-		{p1, ids[0], 100, 7, 7}, {p2, ids[1], 200, 7, 7},     {p2, ids[0], 300, 7, 7},
-		{p1, ids[1], 400, 7, 7}, {p3, ids[0], 500, 7, 7},     {"/no/such/file", ids[2], 0, 7, 7},
-		{p3, 999999, 0, 7, 7},
+		{p1, ids[0], 100, 7, 7, NULL, false, NULL, false}, {p2, ids[1], 200, 7, 7, NULL, false, NULL, false},     {p2, ids[0], 300, 7, 7, NULL, false, NULL, false},
+		{p1, ids[1], 400, 7, 7, NULL, false, NULL, false}, {p3, ids[0], 500, 7, 7, NULL, false, NULL, false},     {"/no/such/file", ids[2], 0, 7, 7, NULL, false, NULL, false},
+		{p3, 999999, 0, 7, 7, NULL, false, NULL, false},
 	};
 	size_t n = sizeof d / sizeof d[0];
 	CHECK_INT(store_deliver_batch(f.s, d, n, f.err, sizeof f.err), -1);
@@ -768,7 +768,7 @@ TEST(store_deliver_batch)
 	CHECK_INT(store_mailbox_get(a, "INBOX", &mb), 1);
 	CHECK_INT(mb.messages, 0);
 	/* All good: 0. */
-	struct store_delivery ok[] = {{p3, ids[2], 0, 7, 7}, {p3, ids[2], 0, 7, 7}};
+	struct store_delivery ok[] = {{p3, ids[2], 0, 7, 7, NULL, false, NULL, false}, {p3, ids[2], 0, 7, 7, NULL, false, NULL, false}};
 	CHECK_INT(store_deliver_batch(f.s, ok, 2, f.err, sizeof f.err), 0);
 	CHECK_INT(ok[0].uid, 1);
 	CHECK_INT(ok[1].uid, 2);

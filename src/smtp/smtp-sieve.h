@@ -1,0 +1,57 @@
+/*
+ * smtp-sieve.h - Sieve at local delivery (docs/sieve.md "At delivery"):
+ * for one message and one local account, runs the global "before" script,
+ * the account's active script and the global "after" script, and turns
+ * their actions into the copies to store (mailbox, :create, flags).
+ *
+ * Mail is never lost here: a script that cannot be read, compiled or run,
+ * a message file that cannot be read and actions not performed at delivery
+ * (redirect, reject, ereject) all end in the INBOX, and are logged.
+ */
+#ifndef TERN_SMTP_SIEVE_H
+#define TERN_SMTP_SIEVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct store;
+struct sieve_script;
+
+/* One copy to store. */
+struct smtp_sieve_copy {
+	char *mailbox; /* NULL: INBOX */
+	bool create;
+	char *flags; /* space-separated IMAP flags, NULL for none */
+};
+
+/* The copies for one account: none means discarded. */
+struct smtp_sieve_plan {
+	struct smtp_sieve_copy *v;
+	size_t n;
+};
+
+/* One message, shared by its recipients: the file is read and the global
+ * scripts compiled once, when first needed.  Zero it, then set the
+ * inputs. */
+struct smtp_sieve_msg {
+	const char *path;     /* the message file */
+	const char *env_from; /* MAIL FROM, "" for the null sender */
+	const char *id;       /* for log lines */
+	/* internal */
+	char *data;
+	size_t len;
+	int loaded; /* 0 not yet, 1 read, -1 failed */
+	bool globals_done;
+	struct sieve_script *global[2]; /* before, after */
+};
+
+/* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO
+ * address env_to). */
+void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
+		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan);
+void smtp_sieve_plan_free(struct smtp_sieve_plan *plan);
+void smtp_sieve_msg_free(struct smtp_sieve_msg *m);
+
+#endif

@@ -1,0 +1,215 @@
+"""Sieve at local delivery (docs/sieve.md "At delivery"): scripts stored
+with `tern sieve put`, mail delivered over SMTP (smtplib), folders, flags
+and exact stored bytes checked over IMAP (imaplib)."""
+
+import imaplib
+import os
+import re
+import smtplib
+import tempfile
+import uuid
+
+import pytest
+
+from conftest import HOST, PASSWORD, timeout
+
+SENDER = "sender@client.example"
+CONF = {"allow_plaintext_loopback": "yes"}
+
+
+@pytest.fixture(scope="module")
+def srv(module_server):
+    return module_server(conf=CONF)
+
+
+def new_user(srv, script=None):
+    user = "u%s@example.test" % uuid.uuid4().hex[:10]
+    srv.cli_ok("user", "add", user, "--password", PASSWORD)
+    if script is not None:
+        srv.cli_ok("sieve", "put", "--activate", user, "main", "-", input=script.encode())
+    return user
+
+
+def message(rcpt, subject):
+    return ("From: Sender <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@client.example>\r\n"
+            "\r\nHello %s.\r\n" % (SENDER, rcpt, subject, uuid.uuid4().hex, subject)).encode()
+
+
+def send(srv, rcpts, msg):
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as s:
+        refused = s.sendmail(SENDER, rcpts, msg)
+    assert refused == {}
+
+
+def mailbox(srv, user, name):
+    """[(flags, bytes)] of every message in mailbox name, in UID order."""
+    c = imaplib.IMAP4(HOST, srv.imap_port, timeout=timeout(10))
+    try:
+        c.login(user, PASSWORD)
+        typ, _ = c.select('"%s"' % name, readonly=True)
+        assert typ == "OK", name
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        assert typ == "OK"
+        out = []
+        for item in data:
+            if isinstance(item, tuple):
+                flags = re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode()
+                out.append((sorted(flags.split()), item[1]))
+        return out
+    finally:
+        c.logout()
+
+
+def mailboxes(srv, user):
+    c = imaplib.IMAP4(HOST, srv.imap_port, timeout=timeout(10))
+    try:
+        c.login(user, PASSWORD)
+        typ, data = c.list()
+        assert typ == "OK"
+        return sorted(re.search(rb'"([^"]*)"$', l).group(1).decode() for l in data)
+    finally:
+        c.logout()
+
+
+def stored(copy, msg):
+    """The stored bytes are our trace lines, then exactly what was sent."""
+    assert copy.endswith(msg), copy
+    assert copy[:-len(msg)].startswith(b"Return-Path: <%s>\r\nReceived: " % SENDER.encode()) or \
+        copy[:-len(msg)].startswith(b"Received: "), copy
+    return True
+
+
+def test_fileinto_with_flags_and_implicit_keep(srv):
+    user = new_user(srv, 'require ["fileinto", "imap4flags"];\r\n'
+                         'if header :contains "subject" "invoice" {\r\n'
+                         '  fileinto :flags ["\\\\Seen", "$Invoice"] "Archive";\r\n'
+                         '} elsif header :contains "subject" "flagme" {\r\n'
+                         '  addflag "\\\\Flagged";\r\n'
+                         '}\r\n')
+    inv, plain, flag = (message(user, s) for s in ("Invoice 42", "hello", "flagme"))
+    send(srv, [user], inv)
+    send(srv, [user], plain)
+    send(srv, [user], flag)
+    archive = mailbox(srv, user, "Archive")
+    assert [f for f, _ in archive] == [["$Invoice", "\\Seen"]]
+    assert stored(archive[0][1], inv)
+    inbox = mailbox(srv, user, "INBOX")
+    assert [f for f, _ in inbox] == [[], ["\\Flagged"]]
+    assert stored(inbox[0][1], plain) and stored(inbox[1][1], flag)
+
+
+def test_fileinto_create_and_missing_mailbox(srv):
+    user = new_user(srv, 'require ["fileinto", "mailbox"];\r\n'
+                         'if header :is "subject" "list" { fileinto :create "Lists/tern"; }\r\n'
+                         'if header :is "subject" "nowhere" { fileinto "NoSuch"; }\r\n')
+    lst, nowhere = message(user, "list"), message(user, "nowhere")
+    send(srv, [user], lst)
+    send(srv, [user], nowhere)
+    boxes = mailboxes(srv, user)
+    assert "Lists" in boxes and "Lists/tern" in boxes and "NoSuch" not in boxes
+    filed = mailbox(srv, user, "Lists/tern")
+    assert len(filed) == 1 and stored(filed[0][1], lst)
+    # fileinto a mailbox that does not exist (no :create): the INBOX.
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], nowhere)
+
+
+def test_discard_and_other_recipient_unaffected(srv):
+    user = new_user(srv, 'if header :contains "subject" "spam" { discard; }\r\n')
+    other = new_user(srv)
+    spam, ham = message(user, "spam offer"), message(user, "ham")
+    send(srv, [user, other], spam)
+    send(srv, [user], ham)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], ham)
+    for box in ("Junk", "Trash", "Archive"):
+        assert mailbox(srv, user, box) == []
+    theirs = mailbox(srv, other, "INBOX")
+    assert len(theirs) == 1 and stored(theirs[0][1], spam)
+
+
+def test_runtime_error_keeps_in_inbox(srv):
+    # Five redirects pass the limit of four per run: a runtime error, so
+    # only the implicit keep remains (and nothing is redirected).
+    user = new_user(srv, 'require "fileinto";\r\nfileinto "Junk";\r\n' +
+                    "".join('redirect "x%d@elsewhere.example";\r\n' % i for i in range(5)))
+    msg = message(user, "loop")
+    send(srv, [user], msg)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], msg)
+    assert mailbox(srv, user, "Junk") == []
+    assert srv.wait_log(r"sieve id=\S+ to=<%s> script=\"\(user\)\" action=run error=" % re.escape(user),
+                 seconds=10)
+
+
+def test_redirect_not_done_keeps(srv):
+    user = new_user(srv, 'redirect "someone@elsewhere.example";\r\n')
+    msg = message(user, "fwd")
+    send(srv, [user], msg)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], msg)
+
+
+def test_inactive_script_does_nothing(srv):
+    user = new_user(srv)
+    srv.cli_ok("sieve", "put", user, "off", "-", input=b"discard;\r\n")
+    msg = message(user, "kept")
+    send(srv, [user], msg)
+    assert len(mailbox(srv, user, "INBOX")) == 1
+
+
+def test_global_scripts_before_user_after(make_server):
+    d = world_dir()
+    before = os.path.join(d, "before.sieve")
+    after = os.path.join(d, "after.sieve")
+    with open(before, "w") as f:
+        f.write('require ["fileinto", "imap4flags"];\r\n'
+                'if header :contains "subject" "junk" { fileinto "Junk"; stop; }\r\n'
+                'addflag "$Before";\r\n')
+    with open(after, "w") as f:
+        f.write('require "fileinto";\r\nif header :contains "subject" "archive" '
+                '{ fileinto "Archive"; }\r\n')
+    srv = make_server(conf=dict(CONF, **{"sieve.before": before, "sieve.after": after}))
+    user = new_user(srv, 'require ["fileinto", "imap4flags"];\r\n'
+                         'if header :contains "subject" "junk" { fileinto "Trash"; }\r\n'
+                         'addflag "$User";\r\n')
+    junk, arch, plain = (message(user, s) for s in ("junk", "archive", "plain"))
+    for m in (junk, arch, plain):
+        send(srv, [user], m)
+    # The before script's stop ends that script only; the user's script
+    # still runs; every fileinto is done and cancels the one implicit keep.
+    assert stored(mailbox(srv, user, "Junk")[0][1], junk)
+    assert stored(mailbox(srv, user, "Trash")[0][1], junk)
+    assert stored(mailbox(srv, user, "Archive")[0][1], arch)
+    # Only the plain one is kept, with the flags of both scripts that ran
+    # addflag (before, then user).
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], plain)
+    assert inbox[0][0] == ["$Before", "$User"]
+    # A user without a script gets the global ones only.
+    plain = new_user(srv)
+    m = message(plain, "junk")
+    send(srv, [plain], m)
+    assert stored(mailbox(srv, plain, "Junk")[0][1], m)
+    assert mailbox(srv, plain, "INBOX") == []
+
+
+def test_broken_global_script_is_skipped(make_server):
+    d = world_dir()
+    before = os.path.join(d, "before.sieve")
+    with open(before, "w") as f:
+        f.write("if {\r\n")
+    srv = make_server(conf=dict(CONF, **{"sieve.before": before}))
+    user = new_user(srv)
+    msg = message(user, "x")
+    send(srv, [user], msg)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], msg)
+    assert srv.wait_log(r"script=\"%s\" action=compile error=\"1:" % re.escape(before), seconds=10)
+
+
+def world_dir():
+    """A folder the workers' user can read (pytest's tmp_path is 0700)."""
+    d = tempfile.mkdtemp(prefix="tern-sieve-")
+    os.chmod(d, 0o755)
+    return d
