@@ -658,6 +658,21 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 
 /* ------------------------------------------------------------ queue runner */
 
+/* Removes the spool and queue files of transactions a crash cut short
+ * (store_spool_clean), and says so when there were any. */
+#define SPOOL_CLEAN_INTERVAL 600 /* seconds between two clean-ups */
+#define SPOOL_CLEAN_MIN_AGE 60   /* files younger than this are left alone */
+static void spool_clean(struct store *st, time_t min_age)
+{
+	char err[512];
+	size_t n_spool, n_queue;
+	if (store_spool_clean(st, min_age, &n_spool, &n_queue, err, sizeof err) < 0)
+		log_error("store action=spool_clean error=\"%s\"", err);
+	else if (n_spool + n_queue > 0)
+		log_info("store action=spool_clean spool_removed=%zu queue_removed=%zu", n_spool,
+			 n_queue);
+}
+
 /* The queue runner process (design.md: "the queue runner is its own
  * process"): unprivileged like a worker, no listeners; it wakes when the
  * master relays STORE_NOTIFY_QUEUE and on its own timers. */
@@ -667,7 +682,14 @@ struct queue_proc {
 	struct store *store;
 	struct queue_runner *runner;
 	int notify_fd;
+	struct event *clean_ev; /* spool_clean, every SPOOL_CLEAN_INTERVAL */
 };
+
+static void queue_clean_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_proc *q = ctx;
+	spool_clean(q->store, SPOOL_CLEAN_MIN_AGE);
+}
 
 static void queue_notify_cb(evutil_socket_t fd, short what, void *ctx)
 {
@@ -762,11 +784,17 @@ static int queue_main(struct master *m, int notify_fd)
 		event_add(sig[i], NULL);
 	}
 	event_add(nev, NULL);
+	q.clean_ev = event_new(q.base, -1, EV_PERSIST, queue_clean_cb, &q);
+	if (q.clean_ev == NULL)
+		fatal(1, "cannot create the clean-up timer");
+	struct timeval clean_tv = {SPOOL_CLEAN_INTERVAL, 0};
+	event_add(q.clean_ev, &clean_tv);
 	control_signals(SIG_UNBLOCK, NULL);
 	log_info("queue action=start");
 	event_base_dispatch(q.base);
 	log_info("queue action=stop");
 	queue_runner_free(&q.runner);
+	event_free(q.clean_ev);
 	event_free(nev);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sig[i]);
@@ -1037,6 +1065,9 @@ static void check_store(struct master *m)
 			fprintf(stderr, "tern: %s: data_dir: %s\n", m->cfg->path, err);
 			_exit(1);
 		}
+		/* No worker runs yet: what a crash left in the spool goes now
+		 * (files still held by a process of an earlier run stay). */
+		spool_clean(s, 0);
 		store_close(&s);
 		_exit(0);
 	}

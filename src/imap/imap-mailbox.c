@@ -586,14 +586,11 @@ void imap_cmd_list(struct imap_cmdctx *x)
 
 /* ------------------------------------------------------------ APPEND */
 
-/* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed. */
+/* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed.  Returns
+ * its descriptor, which holds the file until store_spool_drop, or -1. */
 static int spool_write(struct imap_session *s, const char *msg, size_t n, char *path, size_t pathsz)
 {
-	char id[25];
-	fsutil_unique_id(id);
-	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(s->srv->store), id) >= (int)pathsz)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = store_spool_new(s->srv->store, path, pathsz);
 	if (fd < 0)
 		return -1;
 	struct buf b;
@@ -617,11 +614,9 @@ static int spool_write(struct imap_session *s, const char *msg, size_t n, char *
 	buf_free(&b);
 	if (r == 0 && fsync(fd) < 0)
 		r = -1;
-	if (close(fd) < 0)
-		r = -1;
 	if (r < 0)
-		unlink(path);
-	return r;
+		store_spool_drop(&fd, path);
+	return fd;
 }
 
 /* One message of an APPEND. */
@@ -631,7 +626,7 @@ struct append_msg {
 	time_t date;
 	const struct imap_tok *lit;
 	char path[PATH_MAX];
-	bool spooled;
+	int fd; /* the spool file's, while it exists */
 };
 
 void imap_cmd_append(struct imap_cmdctx *x)
@@ -649,6 +644,8 @@ void imap_cmd_append(struct imap_cmdctx *x)
 		if (a[k].type == IMAP_TOK_LITERAL)
 			n_lit++;
 	struct append_msg *m = xcalloc(n_lit ? n_lit : 1, sizeof *m);
+	for (size_t k = 0; k < (n_lit ? n_lit : 1); k++)
+		m[k].fd = -1;
 	size_t nm = 0;
 	const char *bad = NULL;
 	while (i < n && bad == NULL) {
@@ -714,12 +711,12 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	char err[256] = "";
 	r = 0;
 	for (size_t k = 0; k < nm && r == 0; k++) {
-		r = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
-		if (r < 0) {
+		m[k].fd = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
+		if (m[k].fd < 0) {
 			snprintf(err, sizeof err, "spool: %s", strerror(errno));
+			r = -1;
 			break;
 		}
-		m[k].spooled = true;
 		sm[k].path = m[k].path;
 		sm[k].flags = m[k].flags;
 		sm[k].keywords = m[k].kw;
@@ -729,8 +726,7 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	if (r == 0)
 		r = store_imap_append(s->acct, mb.name, sm, nm, &uv, uids, err, sizeof err);
 	for (size_t k = 0; k < nm; k++)
-		if (m[k].spooled)
-			unlink(m[k].path);
+		store_spool_drop(&m[k].fd, m[k].path);
 	if (r < 0) {
 		if (strstr(err, "keyword"))
 			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);

@@ -1057,30 +1057,6 @@ static char *read_header(const char *path, size_t *len)
 	return buf;
 }
 
-/* Writes data to a new spool file; fills path.  0 or -1. */
-static int spool_write(struct queue_runner *r, const char *prefix, size_t prefix_len,
-		       const struct buf *b, char *path, size_t pathsz)
-{
-	char id[25];
-	fsutil_unique_id(id);
-	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(r->store), id) >= (int)pathsz)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	int rc = 0;
-	if (prefix_len)
-		rc = fsutil_write_all(fd, prefix, prefix_len);
-	if (rc == 0)
-		rc = fsutil_write_all(fd, b->data, b->len);
-	if (rc == 0)
-		rc = fsync(fd);
-	close(fd);
-	if (rc < 0)
-		unlink(path);
-	return rc;
-}
-
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
@@ -1107,7 +1083,9 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 	}
 	if (tg->n_local > 0) {
 		static const char rp[] = "Return-Path: <>\r\n";
-		if (spool_write(r, rp, sizeof rp - 1, b, path, sizeof path) < 0) {
+		int fd = store_spool_write(r->store, rp, sizeof rp - 1, b->data, b->len, path,
+					   sizeof path);
+		if (fd < 0) {
 			free(tg);
 			return -1;
 		}
@@ -1116,10 +1094,11 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			log_error("queue action=dsn_deliver error=\"%s\"", err);
 			ret = -1;
 		}
-		unlink(path);
+		store_spool_drop(&fd, path);
 	}
 	if (ret == 0 && tg->n_remote > 0) {
-		if (spool_write(r, NULL, 0, b, path, sizeof path) < 0) {
+		int fd = store_spool_write(r->store, NULL, 0, b->data, b->len, path, sizeof path);
+		if (fd < 0) {
 			free(tg);
 			return -1;
 		}
@@ -1128,7 +1107,7 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			log_error("queue action=dsn_queue error=\"%s\"", err);
 			ret = -1;
 		}
-		unlink(path);
+		store_spool_drop(&fd, path);
 		queue_runner_kick(r);
 	}
 	free(tg);

@@ -291,10 +291,7 @@ static void txn_free(struct smtp_txn **tp)
 	struct smtp_txn *t = *tp;
 	if (t == NULL)
 		return;
-	if (t->spool_fd >= 0) {
-		close(t->spool_fd);
-		unlink(t->spool_path);
-	}
+	store_spool_drop(&t->spool_fd, t->spool_path);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -448,7 +445,7 @@ static int txn_start_body(struct smtp_session *s)
 	if (snprintf(t->spool_path, sizeof t->spool_path, "%s/spool/%s", data_dir, t->id) >=
 	    (int)sizeof t->spool_path)
 		return -1;
-	t->spool_fd = open(t->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	t->spool_fd = store_spool_create(t->spool_path);
 	if (t->spool_fd < 0) {
 		log_error("smtp id=%s action=spool_open path=%s error=\"%s\"", t->id, t->spool_path,
 			  strerror(errno));
@@ -507,8 +504,9 @@ static void log_txn(const struct smtp_txn *t, int code)
 }
 
 /* Copies the spool file without its first line (our Return-Path, which
- * belongs only to final delivery) into a new spool file for the queue. */
-static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
+ * belongs only to final delivery) into a new spool file for the queue,
+ * synced.  Returns its descriptor (held until store_spool_drop) or -1. */
+static int make_queue_copy(struct store *store, struct smtp_txn *t, char *path, size_t pathsz)
 {
 	size_t len;
 	char *data = fsutil_read_file(t->spool_path, SIZE_MAX, &len);
@@ -516,22 +514,9 @@ static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
 		return -1;
 	const char *nl = memchr(data, '\n', len);
 	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
-	char qid[25];
-	fsutil_unique_id(qid);
-	snprintf(path, pathsz, "%.*s/%s", (int)(strrchr(t->spool_path, '/') - t->spool_path),
-		 t->spool_path, qid);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int r = -1;
-	if (fd >= 0) {
-		r = fsutil_write_all(fd, data + skip, len - skip);
-		if (r == 0)
-			r = fsync(fd);
-		close(fd);
-		if (r < 0)
-			unlink(path);
-	}
+	int fd = store_spool_write(store, data + skip, len - skip, NULL, 0, path, pathsz);
 	free(data);
-	return r;
+	return fd;
 }
 
 /* ----------------------------------------------------------- submission */
@@ -711,7 +696,7 @@ static int submit_check(struct smtp_session *s, struct smtp_txn *t, char *why, s
 	char tmp[PATH_MAX];
 	int fd = -1;
 	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.sub", t->spool_path) < (int)sizeof tmp)
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = store_spool_create(tmp);
 	if (fd < 0 || fsutil_write_all(fd, buf, t->trace_len) < 0 ||
 	    fsutil_write_all(fd, add.data, add.len) < 0 ||
 	    copy_rest(fd, msg, msg_len, rfd, got) < 0 || rename(tmp, t->spool_path) < 0) {
@@ -824,11 +809,14 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 
 	bool *ok = xcalloc(n, sizeof *ok);
 	char(*qpath)[PATH_MAX] = xcalloc(n, sizeof *qpath);
+	int *qfd = xcalloc(n, sizeof *qfd);
 	size_t n_items = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
 		ok[i] = true;
-		if (t->n_remote + t->n_ok_local > 0 && make_queue_copy(t, qpath[i], PATH_MAX) < 0) {
+		qfd[i] = -1;
+		if (t->n_remote + t->n_ok_local > 0 &&
+		    (qfd[i] = make_queue_copy(srv->store, t, qpath[i], PATH_MAX)) < 0) {
 			log_error("smtp id=%s action=queue_copy error=\"%s\"", t->id,
 				  strerror(errno));
 			qpath[i][0] = '\0';
@@ -928,8 +916,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n_qi; i++)
 		free((void *)qi[i].rcpts);
 	for (size_t i = 0; i < n; i++)
-		if (qpath[i][0])
-			unlink(qpath[i]);
+		store_spool_drop(&qfd[i], qpath[i]);
+	free(qfd);
 	free(qi_of);
 	free(qi);
 	free(delivered);

@@ -48,6 +48,31 @@ const char *store_data_dir(const struct store *s);
  * another must open; its handle stays valid and reopens it on use. */
 void store_set_account_cache(struct store *s, size_t max_open);
 
+/* ------------------------------------------------------------------ spool */
+
+/* Files of transactions in progress live in DATA/spool/.  Their maker
+ * keeps the descriptor these return open until it has unlinked the file
+ * (store_spool_drop): the descriptor carries a lock that tells the
+ * clean-up the file is in use.  Each returns a descriptor open for reading
+ * and writing, or -1 with errno. */
+/* Creates path (O_EXCL, mode 0600) and locks it. */
+int store_spool_create(const char *path);
+/* Creates DATA/spool/<new unique id>; path (size pathsz) gets its name. */
+int store_spool_new(const struct store *s, char *path, size_t pathsz);
+/* store_spool_new, then writes a and b (either may be empty) and fsyncs;
+ * on error nothing is left behind. */
+int store_spool_write(const struct store *s, const void *a, size_t alen, const void *b,
+		      size_t blen, char *path, size_t pathsz);
+/* Unlinks path and closes *fd (set to -1).  Accepts *fd == -1. */
+void store_spool_drop(int *fd, const char *path);
+/* Removes what crashed transactions left behind: files in DATA/spool/
+ * that no process holds, and files in DATA/queue/ that no process holds
+ * and no queue entry still to be delivered names; only files last changed
+ * at least min_age seconds ago.  The counts go to *spool_removed and
+ * *queue_removed. */
+int store_spool_clean(struct store *s, time_t min_age, size_t *spool_removed,
+		      size_t *queue_removed, char *err, size_t errsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);

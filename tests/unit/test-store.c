@@ -1534,3 +1534,92 @@ TEST(store_account_cache)
 	CHECK_INT(store_account_open_id(f.s, ids[1], &h[1]), 0);
 	fx_close(&f);
 }
+
+/* The crash clean-up: files nobody holds go, a held file and a queue file
+ * with a message still to deliver stay (issue: orphans after kill -9). */
+TEST(spool_clean_removes_only_orphans)
+{
+	struct fx f;
+	fx_open(&f);
+	char held[PATH_MAX], dropped[PATH_MAX], orphan[PATH_MAX], child_held[PATH_MAX];
+	int fd_held = store_spool_write(f.s, "a", 1, "b", 1, held, sizeof held);
+	CHECK(fd_held >= 0);
+	/* A holder's lock is per open file: another process sees it too. */
+	int fd_dropped = store_spool_new(f.s, dropped, sizeof dropped);
+	CHECK(fd_dropped >= 0);
+	store_spool_drop(&fd_dropped, dropped);
+	CHECK(fd_dropped == -1);
+	CHECK(!file_exists(dropped));
+	/* An orphan: its maker died without unlinking (closing = dying). */
+	int fd = store_spool_new(f.s, orphan, sizeof orphan);
+	CHECK(fd >= 0);
+	close(fd);
+	/* A file held by a live child process. */
+	int pipefd[2], done[2];
+	CHECK_INT(pipe(pipefd), 0);
+	CHECK_INT(pipe(done), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int cfd = store_spool_new(f.s, child_held, sizeof child_held);
+		(void)!write(pipefd[1], child_held, sizeof child_held);
+		char c;
+		(void)!read(done[0], &c, 1);
+		_exit(cfd >= 0 ? 0 : 1);
+	}
+	CHECK_INT(read(pipefd[0], child_held, sizeof child_held), (long long)sizeof child_held);
+	/* A queue file of a message still queued, and a stray one. */
+	char rcpts[1][256] = {"a@remote.example"};
+	char queued[PATH_MAX];
+	int fd_q = store_spool_write(f.s, "m", 1, NULL, 0, queued, sizeof queued);
+	CHECK(fd_q >= 0);
+	CHECK_INT(store_queue_add(f.s, queued, "s@example.test", rcpts, 1, f.err, sizeof f.err), 0);
+	store_spool_drop(&fd_q, queued);
+	char stray[PATH_MAX], id[25];
+	fsutil_unique_id(id);
+	snprintf(stray, sizeof stray, "%s/queue/%s", f.dir, id);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	char other[PATH_MAX];
+	snprintf(other, sizeof other, "%s/queue/README.admin", f.dir);
+	fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+
+	size_t n_spool = 99, n_queue = 99;
+	/* Too young for a clean-up that waits an hour: nothing goes. */
+	CHECK_INT(store_spool_clean(f.s, 3600, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 0);
+	CHECK_INT(n_queue, 0);
+	CHECK(file_exists(orphan) && file_exists(stray));
+
+	CHECK_INT(store_spool_clean(f.s, 0, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 1);
+	CHECK_INT(n_queue, 1);
+	CHECK(!file_exists(orphan));
+	CHECK(!file_exists(stray));
+	CHECK(file_exists(held));
+	CHECK(file_exists(child_held));
+	CHECK(file_exists(other)); /* not a name of ours: left alone */
+	struct store_queue_message m;
+	CHECK_INT(store_queue_message_get(f.s, 1, &m), 1);
+	char qpath[PATH_MAX];
+	CHECK_INT(store_queue_path(f.s, m.file, qpath, sizeof qpath), 0);
+	CHECK(file_exists(qpath));
+
+	/* The child dies without cleaning up: its file is an orphan now. */
+	(void)!write(done[1], "x", 1);
+	int status;
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(store_spool_clean(f.s, 0, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 1);
+	CHECK(!file_exists(child_held));
+	CHECK(file_exists(held));
+	store_spool_drop(&fd_held, held);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(done[0]);
+	close(done[1]);
+	fx_close(&f);
+}
