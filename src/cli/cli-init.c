@@ -636,6 +636,8 @@ static int create_all(const struct init_args *a, const char *dir)
 	if (a->domain[0] != '\0' && store_domain_add(s, a->domain, err, sizeof err) < 0) {
 		cli_fail("init", "--domain %s: %s", a->domain, err);
 		rc = -1;
+	} else if (a->domain[0] != '\0' && cli_dkim_make(s, "init", a->domain) != 0) {
+		rc = -1;
 	}
 	store_close(&s);
 	if (rc < 0) {

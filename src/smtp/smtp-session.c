@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "config.h"
 #include "fsutil.h"
+#include "dkim-keys.h"
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
@@ -179,6 +180,7 @@ struct smtp_server {
 	struct smtp_pending *pending;  /* messages waiting for the group commit */
 	size_t n_pending;
 	struct event *commit_ev;
+	struct dkim_keyring *dkim;     /* signs what leaves for other servers */
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
@@ -503,10 +505,64 @@ static void log_txn(const struct smtp_txn *t, int code)
 	buf_free(&rc);
 }
 
+/* The domain of the first From: address of msg into out ("" if none). */
+static void header_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
+{
+	out[0] = '\0';
+	struct header h = {0};
+	if (header_parse(msg, n, &h) != HEADER_OK)
+		return;
+	const struct header_field *f = header_find(&h, "From");
+	struct addr a;
+	if (f != NULL && smtp_parse_address_list(f->value, f->value_len, &a, 1) == 1 &&
+	    !a.domain_is_literal)
+		memcpy(out, a.domain, sizeof a.domain);
+	header_free(&h);
+}
+
+/* The domain part of an address ("" if none). */
+static const char *domain_part(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at ? at + 1 : "";
+}
+
+/* Signs a message leaving for other servers with the DKIM keys of the
+ * first of these domains that has keys: its From: domain (aligned, for
+ * DMARC), the envelope sender's, those of the recipients it came for (a
+ * forwarding alias of ours), our host name's.  Appends the signature
+ * fields to sig.  Failing to sign is logged; the message goes unsigned
+ * rather than not at all. */
+static void dkim_sign_copy(struct smtp_server *srv, const struct smtp_txn *t, const char *msg,
+			   size_t len, struct buf *sig)
+{
+	char from_domain[ADDR_DOMAIN_MAX + 1];
+	header_from_domain(msg, len, from_domain);
+	size_t max = 3 + t->n_rcpts, n = 0;
+	const char **cand = xcalloc(max, sizeof *cand);
+	cand[n++] = from_domain;
+	cand[n++] = domain_part(t->from);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		cand[n++] = domain_part(t->rcpts[i].addr);
+	cand[n++] = srv->cfg->hostname;
+	char used[256], err[256];
+	int r = dkim_keyring_sign(srv->dkim, cand, n, msg, len, time(NULL), sig, used, sizeof used,
+				  err, sizeof err);
+	if (r < 0) {
+		log_error("smtp id=%s action=dkim_sign error=\"%s\" note=\"sent unsigned\"", t->id,
+			  err);
+		buf_reset(sig);
+	} else if (r > 0) {
+		log_debug("smtp id=%s action=dkim_sign domain=%s signatures=%d", t->id, used, r);
+	}
+	free(cand);
+}
+
 /* Copies the spool file without its first line (our Return-Path, which
  * belongs only to final delivery) into a new spool file for the queue,
- * synced.  Returns its descriptor (held until store_spool_drop) or -1. */
-static int make_queue_copy(struct store *store, struct smtp_txn *t, char *path, size_t pathsz)
+ * DKIM-signed, synced.  Returns its descriptor (held until
+ * store_spool_drop) or -1. */
+static int make_queue_copy(struct smtp_server *srv, struct smtp_txn *t, char *path, size_t pathsz)
 {
 	size_t len;
 	char *data = fsutil_read_file(t->spool_path, SIZE_MAX, &len);
@@ -514,7 +570,12 @@ static int make_queue_copy(struct store *store, struct smtp_txn *t, char *path, 
 		return -1;
 	const char *nl = memchr(data, '\n', len);
 	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
-	int fd = store_spool_write(store, data + skip, len - skip, NULL, 0, path, pathsz);
+	struct buf sig;
+	buf_init(&sig, 0);
+	dkim_sign_copy(srv, t, data + skip, len - skip, &sig);
+	int fd = store_spool_write(srv->store, sig.data, sig.len, data + skip, len - skip, path,
+				   pathsz);
+	buf_free(&sig);
 	free(data);
 	return fd;
 }
@@ -816,7 +877,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		ok[i] = true;
 		qfd[i] = -1;
 		if (t->n_remote + t->n_ok_local > 0 &&
-		    (qfd[i] = make_queue_copy(srv->store, t, qpath[i], PATH_MAX)) < 0) {
+		    (qfd[i] = make_queue_copy(srv, t, qpath[i], PATH_MAX)) < 0) {
 			log_error("smtp id=%s action=queue_copy error=\"%s\"", t->id,
 				  strerror(errno));
 			qpath[i][0] = '\0';
@@ -1832,6 +1893,7 @@ struct smtp_server *smtp_server_new(struct event_base *base, struct store *store
 	srv->base = base;
 	srv->store = store;
 	srv->cfg = cfg;
+	srv->dkim = dkim_keyring_new(store);
 	srv->reaper = event_new(base, -1, 0, reaper_cb, srv);
 	srv->commit_ev = event_new(base, -1, 0, commit_cb, srv);
 	if (srv->reaper == NULL || srv->commit_ev == NULL)
@@ -1904,6 +1966,7 @@ void smtp_server_free(struct smtp_server **srvp)
 	free(srv->pending);
 	event_free(srv->commit_ev);
 	event_free(srv->reaper);
+	dkim_keyring_free(&srv->dkim);
 	free(srv);
 	*srvp = NULL;
 }

@@ -73,6 +73,41 @@ void store_spool_drop(int *fd, const char *path);
 int store_spool_clean(struct store *s, time_t min_age, size_t *spool_removed,
 		      size_t *queue_removed, char *err, size_t errsz);
 
+/* -------------------------------------------------------------- DKIM keys */
+
+/* The DKIM keys of our domains (store-dkim.c): a row in server.db and the
+ * private key in DATA/dkim/DOMAIN/SELECTOR.pem (0600).  "active" keys
+ * sign; the others ("published", rotated out) only stay in DNS until
+ * retired. */
+#define STORE_DKIM_KEYS_MAX 64 /* keys one domain may have */
+struct store_dkim_key {
+	char domain[256];
+	char selector[64];
+	char type[16]; /* "rsa" or "ed25519" */
+	bool active;
+	int64_t created;
+	char record[1024]; /* the TXT record text: v=DKIM1; k=...; p=... */
+};
+/* Keeps a new active key: writes pem to its file, then the row. */
+int store_dkim_add(struct store *s, const char *domain, const char *selector, const char *type,
+		   const void *pem, size_t pem_len, const char *record, char *err, size_t errsz);
+/* Makes every active key of domain "published", except the selectors in
+ * keep (which become or stay active), in one transaction. */
+int store_dkim_rotate_out(struct store *s, const char *domain, const char *const *keep,
+			  size_t n_keep, char *err, size_t errsz);
+/* Keys of domain (NULL: of every domain), by domain, active first, newest
+ * first; at most max. */
+int store_dkim_list(struct store *s, const char *domain, struct store_dkim_key *out, size_t max,
+		    size_t *n_out, char *err, size_t errsz);
+/* Deletes one key (row and file). */
+int store_dkim_remove(struct store *s, const char *domain, const char *selector, char *err,
+		      size_t errsz);
+/* Deletes every key of a domain. */
+int store_dkim_remove_domain(struct store *s, const char *domain, char *err, size_t errsz);
+/* The path of a key's private key file; -1 for a bad selector or domain. */
+int store_dkim_key_path(const struct store *s, const char *domain, const char *selector,
+			char *out, size_t outsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);

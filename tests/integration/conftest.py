@@ -710,6 +710,31 @@ class SMTPRaw(RawClient):
 
 # ---------------------------------------------------- stored messages
 
+_DKIM_FIELD = re.compile(rb"DKIM-Signature:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*", re.I)
+
+
+def without_dkim(data):
+    """data (a message, bytes or str) without the DKIM-Signature fields of
+    its header section (those Tern adds to what leaves for other servers;
+    tests/integration/test_dkim.py checks them), and their number."""
+    as_str = isinstance(data, str)
+    raw = data.encode("utf-8", "surrogateescape") if as_str else data
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = head + b"\r\n"
+    out, n, pos = [], 0, 0
+    while pos < len(lines):
+        m = _DKIM_FIELD.match(lines, pos)
+        if m and (pos == 0 or lines[pos - 2:pos] == b"\r\n"):
+            n += 1
+            pos = m.end()
+            continue
+        nl = lines.index(b"\n", pos) + 1
+        out.append(lines[pos:nl])
+        pos = nl
+    result = b"".join(out)[:-2] + sep + body
+    return (result.decode("utf-8", "surrogateescape") if as_str else result), n
+
+
 def split_stored(stored, sender):
     """Splits a stored message into (received_header_bytes, rest) after
     checking its first line is exactly "Return-Path: <sender>"."""
