@@ -297,3 +297,27 @@ def test_every_documented_key_reloads_as_documented(make_server):
     # no restart key was half-applied on the way
     assert _autoconfig_ports(srv, base) == ports_before
     assert srv.workers() and len(srv.children()) == n_procs - 1
+
+
+def test_worker_restarted_after_a_reload_runs_the_reloaded_config(make_server):
+    """The master keeps the config it re-read (with the running values of
+    the restart keys), so a worker that dies after a SIGHUP comes back
+    with the new values, not the ones of the start."""
+    srv = make_server(conf={"workers": 1, "smtp.max_recipients": 2})
+    assert len(srv.workers()) == 1
+    srv.set_config({"workers": 1, "smtp.max_recipients": 3, "smtp.listen": _moved(
+        srv.read_config()["smtp.listen"])})
+    mark = srv.log_mark()
+    os.kill(srv.pid, signal.SIGHUP)
+    n_procs = len(srv.children()) + 1
+    assert len(srv.wait_log(r"\] reload result=ok", 10, since=mark, count=n_procs)) == n_procs
+    assert srv.wait_log(r"reload key=smtp.listen note=", 5, since=mark)
+    assert rcpts_accepted(srv, 4) == 3
+    srv.allow_worker_deaths = True
+    (victim,) = srv.workers()
+    mark = srv.log_mark()
+    os.kill(victim, signal.SIGKILL)
+    assert srv.wait_log(r"worker1\[\d+\] worker action=start", 10, since=mark)
+    assert srv.workers() and srv.workers() != [victim]
+    # the new worker has the reloaded limit, and listens where the old did
+    assert rcpts_accepted(srv, 4) == 3
