@@ -377,7 +377,7 @@ static void open_listeners(struct master *m)
 
 }
 
-/* ---------------------------------------------------------------- worker */
+/* ---------------------------------------------------------------- reload */
 
 static enum log_level parse_level(const char *s)
 {
@@ -408,6 +408,7 @@ static struct config *reload_config(const struct config *running, bool warn)
 	return c;
 }
 
+/* ---------------------------------------------------------------- worker */
 
 struct worker {
 	struct event_base *base;
