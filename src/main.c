@@ -377,6 +377,37 @@ static void open_listeners(struct master *m)
 
 }
 
+/* ---------------------------------------------------------------- reload */
+
+static enum log_level parse_level(const char *s)
+{
+	if (!strcmp(s, "debug"))
+		return LOG_DEBUG;
+	if (!strcmp(s, "warn"))
+		return LOG_WARN;
+	if (!strcmp(s, "error"))
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+/* SIGHUP in any process (master, worker, queue runner): reads the config
+ * again and keeps the running value of every restart key (config.h), so
+ * a process never half-applies one (a worker advertising in autoconfig a
+ * port nobody listens on).  Only the master warns about those keys, once
+ * per reload.  NULL (logged) if the file does not load. */
+static struct config *reload_config(const struct config *running, bool warn)
+{
+	char err[1024];
+	struct config *c = config_load(running->path, err, sizeof err);
+	if (c == NULL) {
+		log_error("reload result=failed error=\"%s\" note=\"old config kept\"", err);
+		return NULL;
+	}
+	config_keep_restart_keys(c, running, warn);
+	log_set_level(parse_level(c->log_level));
+	return c;
+}
+
 /* ---------------------------------------------------------------- worker */
 
 struct worker {
@@ -511,20 +542,14 @@ static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
 static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 {
 	struct worker *w = ctx;
-	char err[1024];
-	struct config *c = config_load(w->cfg->path, err, sizeof err);
-	if (c == NULL) {
-		log_error("reload result=failed error=\"%s\"", err);
+	struct config *c = reload_config(w->cfg, false);
+	if (c == NULL)
 		return;
-	}
 	for (size_t p = 0; p < N_PROTOCOLS; p++)
 		protocols[p].set_config(w->servers[p], c);
+	store_set_postmaster(w->store, c->postmaster, c->hostname);
 	config_free(&w->cfg);
 	w->cfg = c;
-	log_set_level(!strcmp(c->log_level, "debug")  ? LOG_DEBUG
-		      : !strcmp(c->log_level, "warn") ? LOG_WARN
-		      : !strcmp(c->log_level, "error") ? LOG_ERROR
-						       : LOG_INFO);
 	log_info("reload result=ok");
 }
 
@@ -721,13 +746,11 @@ static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		event_base_loopexit(q->base, NULL);
 		return;
 	}
-	char err[1024];
-	struct config *c = config_load(q->cfg->path, err, sizeof err);
-	if (c == NULL) {
-		log_error("reload result=failed error=\"%s\"", err);
+	struct config *c = reload_config(q->cfg, false);
+	if (c == NULL)
 		return;
-	}
 	queue_runner_set_config(q->runner, c);
+	store_set_postmaster(q->store, c->postmaster, c->hostname);
 	config_free(&q->cfg);
 	q->cfg = c;
 	log_info("reload result=ok");
@@ -990,20 +1013,17 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		return;
 	}
 	if (sig == SIGHUP) {
-		char err[1024];
-		struct config *c = config_load(m->cfg->path, err, sizeof err);
-		if (c == NULL) {
-			log_error("reload result=failed error=\"%s\" note=\"old config kept\"", err);
+		struct config *c = reload_config(m->cfg, true);
+		if (c == NULL)
 			return;
-		}
-		const char *k = config_restart_key_changed(m->cfg, c);
-		if (k != NULL)
-			log_warn("reload key=%s note=\"changed; takes effect after a restart\"", k);
 		master_reload_tls(m, c);
 		struct authlimit_config alc;
 		authlimit_config_from(c, &alc);
 		authlimit_configure(&alc);
-		config_free(&c);
+		/* Kept, so a worker restarted later starts with the reloaded
+		 * values (and the running restart keys). */
+		config_free(&m->cfg);
+		m->cfg = c;
 		for (size_t i = 0; i < m->n_workers; i++)
 			if (m->workers[i].pid > 0)
 				kill(m->workers[i].pid, SIGHUP);
@@ -1085,17 +1105,6 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-}
-
-static enum log_level parse_level(const char *s)
-{
-	if (!strcmp(s, "debug"))
-		return LOG_DEBUG;
-	if (!strcmp(s, "warn"))
-		return LOG_WARN;
-	if (!strcmp(s, "error"))
-		return LOG_ERROR;
-	return LOG_INFO;
 }
 
 static int serve_main(const char *cfg_path, int argc, char **argv)
