@@ -301,6 +301,25 @@ def test_rfc5258_example_10_childinfo_without_children(srv):
             L("\\HasNoChildren", "foo", CHILDINFO)]
 
 
+def test_recursivematch_special_use(srv):
+    """CHILDINFO names the selection criteria a child met (RFC 5258 3.5):
+    SPECIAL-USE (RFC 6154) as well as SUBSCRIBED.  A renamed mailbox keeps
+    its special use."""
+    with fresh(srv, create=["Old"]) as c:
+        c.ok("RENAME Sent Old/Sent")
+        assert c.ok('LIST (SPECIAL-USE) "" "O*"') == [L("\\HasNoChildren \\Sent", "Old/Sent")]
+        assert c.ok('LIST (SPECIAL-USE RECURSIVEMATCH) "" "O%"') == [
+            L("\\HasChildren", "Old", ' ("CHILDINFO" ("SPECIAL-USE"))')]
+        assert c.ok('LIST (SPECIAL-USE SUBSCRIBED RECURSIVEMATCH) "" "O%"') == []
+        c.ok("SUBSCRIBE Old/Sent")
+        assert c.ok('LIST (SPECIAL-USE SUBSCRIBED RECURSIVEMATCH) "" "O%"') == [
+            L("\\HasChildren", "Old", ' ("CHILDINFO" ("SUBSCRIBED" "SPECIAL-USE"))')]
+        # a name that is only subscribed is no special-use mailbox
+        c.ok("SUBSCRIBE Old/Gone")
+        c.ok("UNSUBSCRIBE Old/Sent")
+        assert c.ok('LIST (SPECIAL-USE SUBSCRIBED) "" "*"') == []
+
+
 def test_extended_list_empty_pattern(srv):
     """RFC 5258 3: an extended LIST ignores an empty pattern; only the
     basic LIST "" "" asks for the delimiter."""
@@ -313,6 +332,37 @@ def test_extended_list_empty_pattern(srv):
 
 # ------------------------------------------------ upgrade of old accounts
 
+def account_db(srv, user):
+    db = sqlite3.connect(os.path.join(srv.data, "server.db"))
+    aid = db.execute("SELECT id FROM accounts WHERE address = ?", (user,)).fetchone()[0]
+    db.close()
+    return os.path.join(srv.data, "accounts", "%02d" % (aid % 100), str(aid), "account.db")
+
+
+def test_subscription_limit(make_server):
+    """At most 10000 subscribed names per account (store.h
+    STORE_SUBSCRIPTIONS_MAX): a new name past that is NO [LIMIT]; names
+    already subscribed and UNSUBSCRIBE still work."""
+    srv = make_server(conf=MODULE_CONF)
+    user = new_user(srv)
+    srv.stop()
+    db = sqlite3.connect(account_db(srv, user))
+    db.executemany("INSERT INTO subscriptions (name) VALUES (?)",
+                   [("n%05d" % i,) for i in range(10000 - len(DEFAULTS))])
+    db.commit()
+    db.close()
+    srv.start()
+    with client(srv, user) as c:
+        assert c.cmd("SUBSCRIBE more") == (
+            [], b"NO [LIMIT] too many subscriptions (at most 10000)")
+        assert c.cmd("SUBSCRIBE n00001") == ([], b"OK Subscribe completed")
+        assert c.cmd("SUBSCRIBE INBOX") == ([], b"OK Subscribe completed")
+        c.ok("UNSUBSCRIBE n00001")
+        assert c.cmd("SUBSCRIBE more") == ([], b"OK Subscribe completed")
+        assert c.ok('LSUB "" "m*"') == [b'* LSUB () "/" "more"']
+        assert len(c.ok('LIST (SUBSCRIBED) "" "*"')) == 10000
+
+
 def test_old_account_database_upgraded(make_server):
     """An account.db of schema version 1 (a subscribed flag on each
     mailbox row) is upgraded when the account is opened: the flags become
@@ -322,10 +372,7 @@ def test_old_account_database_upgraded(make_server):
     with client(srv, user) as c:
         c.ok("CREATE Work/Q1")
     srv.stop()
-    db = sqlite3.connect(os.path.join(srv.data, "server.db"))
-    aid = db.execute("SELECT id FROM accounts WHERE address = ?", (user,)).fetchone()[0]
-    db.close()
-    path = os.path.join(srv.data, "accounts", "%02d" % (aid % 100), str(aid), "account.db")
+    path = account_db(srv, user)
     db = sqlite3.connect(path)
     db.executescript("DROP TABLE subscriptions;"
                      "ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
