@@ -545,6 +545,11 @@ fail:
 
 #define SUB_CHUNK 64
 
+static void read_name(sqlite3_stmt *st, void *row)
+{
+	store_db_column_text(st, 0, row, 512);
+}
+
 int store_mailbox_subscriptions(struct store_account *a,
 				int (*cb)(void *ctx, const char *name), void *ctx, char *err,
 				size_t errsz)
@@ -566,17 +571,12 @@ int store_mailbox_subscriptions(struct store_account *a,
 		}
 		store_db_bind_text(st, 1, last);
 		sqlite3_bind_int(st, 2, SUB_CHUNK);
-		size_t n = 0;
-		int rc;
-		while (n < SUB_CHUNK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-			store_db_column_text(st, 0, rows[n++], sizeof rows[0]);
-		if (n < SUB_CHUNK && rc != SQLITE_DONE) {
-			store_db_error(db, "listing subscriptions", err, errsz);
-			sqlite3_reset(st);
+		size_t n;
+		if (store_db_fetch(db, st, rows, sizeof rows[0], SUB_CHUNK, read_name, &n,
+				   "listing subscriptions", err, errsz) < 0) {
 			ret = -1;
 			break;
 		}
-		sqlite3_reset(st);
 		for (size_t i = 0; i < n; i++) {
 			if (cb(ctx, rows[i]) != 0)
 				goto out;
