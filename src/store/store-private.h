@@ -24,7 +24,7 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 1
+#define STORE_ACCOUNT_SCHEMA 2 /* 2: subscriptions by name (store-account.c) */
 
 /* Open account databases kept by default (3 file descriptors each). */
 #define STORE_ACCOUNT_CACHE_DEFAULT 64
@@ -109,10 +109,20 @@ int store_remove_tree(const char *path);
 int store_db_open(struct store_db *db, const char *path, bool create, char *err, size_t errsz);
 /* Finalizes the cached statements and closes.  Accepts a closed db. */
 void store_db_close(struct store_db *db);
-/* Creates the schema (ddl) if PRAGMA user_version is 0, race-safely inside
- * BEGIN IMMEDIATE, and sets user_version to version.  Fails if the file
- * has a newer version. */
-int store_db_schema(struct store_db *db, const char *ddl, int version, char *err, size_t errsz);
+/* One upgrade of a database file's schema: the SQL that takes a file of
+ * version to - 1 to version to. */
+struct store_db_upgrade {
+	int to;
+	const char *name; /* for error messages: "v2: subscriptions by name" */
+	const char *sql;
+};
+/* Brings a database file to schema version, race-safely inside BEGIN
+ * IMMEDIATE: a new file (PRAGMA user_version 0) gets ddl, the current
+ * schema; an older one gets steps[] (in order, each from its to - 1) in
+ * one transaction.  Sets user_version.  Fails (changing nothing) if the
+ * file has a newer version or a step is missing or fails. */
+int store_db_schema(struct store_db *db, const char *ddl, int version,
+		    const struct store_db_upgrade *steps, size_t n_steps, char *err, size_t errsz);
 /* The cached statement for sql (a string literal: it is keyed by its
  * address), reset and ready to bind; NULL with err on failure. */
 sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errsz);

@@ -527,7 +527,7 @@ struct store_mailbox {
 	uint32_t uidnext;
 	uint64_t highestmodseq;
 	unsigned special_use;  /* STORE_SU_* */
-	bool subscribed;
+	bool subscribed;       /* the name is subscribed (store_mailbox_subscribe) */
 	uint32_t messages;     /* count */
 	uint32_t unseen;       /* count without \Seen */
 	uint32_t recent;       /* always 0: IMAP4rev2 drops \Recent */
@@ -599,6 +599,7 @@ int store_mailbox_get(struct store_account *a, const char *name, struct store_ma
  * '%' (LIST wildcards), no empty level (leading, trailing or double '/').
  * Create makes missing parents ("a", "a/b" for "a/b/c"); new mailboxes are
  * not subscribed.  special_use is STORE_SU_* bits. */
+bool store_mailbox_name_ok(const char *name);
 int store_mailbox_create(struct store_account *a, const char *name, unsigned special_use,
 			 char *err, size_t errsz);
 /* Deleting INBOX fails; messages of a deleted mailbox are removed. */
@@ -609,8 +610,19 @@ int store_mailbox_delete(struct store_account *a, const char *name, char *err, s
  * are renamed too.  Missing parents of the new name are created. */
 int store_mailbox_rename(struct store_account *a, const char *from, const char *to, char *err,
 			 size_t errsz);
+/* Subscriptions are names, apart from the mailboxes: a name no mailbox has
+ * may be subscribed, DELETE does not unsubscribe and RENAME does not move
+ * a subscription (RFC 9051 6.3.5-6.3.8).  Subscribing a subscribed name
+ * and unsubscribing one that is not are no-ops.  0; -1 error (bad name or
+ * database); -2 if the account has STORE_SUBSCRIPTIONS_MAX already. */
+#define STORE_SUBSCRIPTIONS_MAX 10000
 int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, char *err,
 			    size_t errsz);
+/* Calls cb for each subscribed name, in name order (cb may use the store;
+ * nonzero stops).  0 or -1. */
+int store_mailbox_subscriptions(struct store_account *a,
+				int (*cb)(void *ctx, const char *name), void *ctx, char *err,
+				size_t errsz);
 
 /* Appends a message (the file at path, CRLF lines, already fsync'ed) to a
  * mailbox; sets *uid_out.  Same durability as store_deliver. */

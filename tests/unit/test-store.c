@@ -1141,7 +1141,7 @@ TEST(store_mailbox_create_delete)
 	CHECK_INT(store_mailbox_subscribe(a, "Work/2024/Q1", false, f.err, sizeof f.err), 0);
 	CHECK_INT(store_mailbox_get(a, "Work/2024/Q1", &mb), 1);
 	CHECK(!mb.subscribed);
-	CHECK_INT(store_mailbox_subscribe(a, "Nope", true, f.err, sizeof f.err), -1);
+	CHECK_INT(store_mailbox_subscribe(a, "a*b", true, f.err, sizeof f.err), -1);
 
 	/* Delete: INBOX never; the messages and their files go. */
 	CHECK_INT(store_mailbox_delete(a, "INBOX", f.err, sizeof f.err), -1);
@@ -1248,6 +1248,121 @@ TEST(store_mailbox_rename)
 	struct msgs ms;
 	list_msgs(a, inbox1.id, &ms);
 	CHECK_INT(ms.m[0].uid, 3);
+	fx_close(&f);
+}
+
+static int collect_name(void *ctx, const char *name)
+{
+	strs_add(ctx, name);
+	return 0;
+}
+
+static void subs_are(struct store_account *a, const char *want)
+{
+	struct strs c = {.text = ""};
+	char err[256];
+	CHECK_INT(store_mailbox_subscriptions(a, collect_name, &c, err, sizeof err), 0);
+	CHECK_STR(c.text, want);
+}
+
+/* Subscriptions are names: they need no mailbox, outlive DELETE and stay
+ * with their name across RENAME (RFC 9051 6.3.5-6.3.8). */
+TEST(store_subscriptions)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	struct store_account *a;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	subs_are(a, "Archive,Drafts,INBOX,Junk,Sent,Trash");
+	CHECK_INT(store_mailbox_subscribe(a, "Nope/deep", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "Nope/deep", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "inbox/x", true, f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,Sent,Trash");
+	CHECK_INT(store_mailbox_subscribe(a, "Never", false, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "Trash", false, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "INBOX/X", false, f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,Sent");
+
+	CHECK_INT(store_mailbox_create(a, "P/q", 0, f.err, sizeof f.err), 0);
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(!mb.subscribed);
+	CHECK_INT(store_mailbox_subscribe(a, "P/q", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(mb.subscribed);
+	CHECK_INT(store_mailbox_rename(a, "P", "R", f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "R/q", &mb), 1);
+	CHECK(!mb.subscribed);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,P/q,Sent");
+	CHECK_INT(store_mailbox_create(a, "P/q", 0, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(mb.subscribed); /* the name's subscription */
+	CHECK_INT(store_mailbox_delete(a, "P/q", f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_delete(a, "Sent", f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,P/q,Sent");
+	fx_close(&f);
+}
+
+/* An account.db of schema version 1 (a subscribed flag on the mailbox
+ * row) is brought to version 2 when opened: the flags become names. */
+TEST(store_subscriptions_upgrade)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	struct store_account *a;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	CHECK_INT(store_mailbox_create(a, "Work/Q1", 0, f.err, sizeof f.err), 0);
+	store_close(&f.s);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(ids[0] % 100),
+		 (long long)ids[0]);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "DROP TABLE subscriptions;"
+			       "ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL"
+			       " DEFAULT 0;"
+			       "UPDATE mailboxes SET subscribed = 1 WHERE name IN"
+			       " ('INBOX', 'Work/Q1', 'Sent');"
+			       "PRAGMA user_version = 1;",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	subs_are(a, "INBOX,Sent,Work/Q1");
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(a, "Work/Q1", &mb), 1);
+	CHECK(mb.subscribed);
+	CHECK_INT(store_mailbox_get(a, "Work", &mb), 1);
+	CHECK(!mb.subscribed);
+	CHECK_INT(store_mailbox_subscribe(a, "Gone", true, f.err, sizeof f.err), 0);
+	subs_are(a, "Gone,INBOX,Sent,Work/Q1");
+	store_close(&f.s);
+	/* The file is version 2 now, without the old column. */
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db,
+				     "SELECT (SELECT user_version FROM pragma_user_version),"
+				     " (SELECT count(*) FROM pragma_table_info('mailboxes')"
+				     " WHERE name = 'subscribed')",
+				     -1, &st, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(st, 0), 2);
+	CHECK_INT(sqlite3_column_int(st, 1), 0);
+	sqlite3_finalize(st);
+	/* A file from a newer Tern is refused, not changed. */
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), -1);
 	fx_close(&f);
 }
 
