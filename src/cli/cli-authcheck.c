@@ -27,6 +27,7 @@ struct spf_run {
 	struct dns_resolver *res;
 	struct spf_check *check;
 	struct dns_query *q; /* the lookup in flight */
+	enum spf_qtype qtype; /* its type */
 	bool timed_out;
 	bool failed;
 	char err[256];
@@ -46,6 +47,10 @@ static void spf_dns_cb(void *ctx, const struct dns_rr_result *r)
 	enum spf_dns st = r->status == DNS_OK         ? SPF_DNS_OK
 			  : r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN
 						      : SPF_DNS_TEMPFAIL;
+	/* A TXT RRset we could not read whole might hide a second SPF
+	 * record: better a temperror than a wrong answer. */
+	if (st == SPF_DNS_OK && run->qtype == SPF_Q_TXT && r->n_dropped > 0)
+		st = SPF_DNS_TEMPFAIL;
 	spf_answer(run->check, st, rr, st == SPF_DNS_OK ? r->n : 0);
 	spf_advance(run);
 }
@@ -59,6 +64,7 @@ static void spf_advance(struct spf_run *run)
 	};
 	struct spf_query q;
 	while (spf_step(run->check, &q) == SPF_STEP_QUERY) {
+		run->qtype = q.type;
 		run->q = dns_lookup(run->res, types[q.type], q.name, spf_dns_cb, run, run->err,
 				    sizeof run->err);
 		if (run->q != NULL)

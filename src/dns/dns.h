@@ -102,7 +102,7 @@ enum dns_rrtype {
 };
 
 #define DNS_MAX_RRS 64       /* records kept per answer (the rest: n_dropped) */
-#define DNS_RR_DATA_MAX 8192 /* bytes kept per record (longer: dropped) */
+#define DNS_RR_DATA_MAX 65535 /* the RDATA maximum: no TXT record is cut */
 
 /* One record, decoded: A 4 bytes, AAAA 16 bytes, TXT its strings
  * concatenated (RFC 7208 3.3), MX the exchange's name and PTR the target

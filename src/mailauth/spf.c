@@ -921,6 +921,8 @@ void spf_answer(struct spf_check *c, enum spf_dns status, const struct spf_rr *r
 		size_t len = rr[i].len;
 		if (d == NULL && len > 0)
 			continue;
+		if (d == NULL)
+			d = "";
 		switch (m->type) {
 		case SPF_Q_TXT:
 			if (m->purpose == TXT_SPF && !is_spf_record(d, len))
