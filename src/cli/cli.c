@@ -59,9 +59,9 @@ void cli_usage(FILE *f)
 	      "\n"
 	      "Commands:\n",
 	      f);
-	fprintf(f, "  %-7s %s\n", "serve", "run the server in the foreground, logging to stderr");
+	fprintf(f, "  %-10s %s\n", "serve", "run the server in the foreground, logging to stderr");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-7s %s\n", commands[i]->name, commands[i]->summary);
+		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
 	      "Run \"tern COMMAND --help\" for the arguments of one command.\n"
 	      "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.\n",
