@@ -206,6 +206,33 @@ TEST(spf_record_syntax)
 	CHECK_INT(rec("v=spf1 redirect=a.example.com redirect=b.example.com"), -1);
 	CHECK_INT(rec("v=spf1 exp=a.example.com exp=b.example.com"), -1);
 	CHECK_INT(rec("v=spf1\t-all"), -1);
+	/* Cases from the usual SPF test suites. */
+	CHECK_INT(rec("v=spf1 a:museum"), -1);
+	CHECK_INT(rec("v=spf1 a:museum."), -1);
+	CHECK_INT(rec("v=spf1 include:e.example.com/24"), -1);
+	CHECK_INT(rec("v=spf1 ptr:example.com/24"), -1);
+	CHECK_INT(rec("v=spf1 exists:mail.example.com/24"), -1);
+	CHECK_INT(rec("v=spf1 -all."), -1);
+	CHECK_INT(rec("v=spf1 all/8"), -1);
+	CHECK_INT(rec("v=spf1 -all exp=%{r}.example.com"), -1); /* r: exp text only */
+	CHECK_INT(rec("v=spf1 -all exp="), -1);
+	CHECK_INT(rec("v=spf1 -all exp=-all"), -1);
+	CHECK_INT(rec("v=spf1 -all moo.cow-far_out=man:dog/cat"), 0);
+	CHECK_INT(rec("v=spf1 default=-"), 0); /* an obsolete modifier: unknown */
+	CHECK_INT(rec("v=spf1 ip4:1.2.3.4:8080"), -1);
+	CHECK_INT(rec("v=spf1 ip4:1.2.3.4/032"), -1);
+	CHECK_INT(rec("v=spf1 a:foo:bar/baz.example.com"), 0);
+	CHECK_INT(rec("v=spf1 a:example.com//64/24"), -1);
+	CHECK_INT(rec("v=spf1 mx:example.com//"), -1);
+	CHECK_INT(rec("v=spf1 a:111.222.33.44"), -1);
+	CHECK_INT(rec("v=spf1 a:foo.example.-com"), -1);
+	CHECK_INT(rec("v=spf1 %{d}"), -1); /* a macro is no mechanism */
+	CHECK_INT(rec(" v=spf1 -all"), -1);
+	char why[160];
+	CHECK_INT(spf_record_check("v=spf1 a:foo", 12, why, sizeof why), -1);
+	CHECK_STR(why, "syntax error in 'a:foo'");
+	CHECK_INT(spf_record_check("v=spf1 foo:x.com", 16, why, sizeof why), -1);
+	CHECK_STR(why, "unknown mechanism 'foo:x.com'");
 	CHECK_INT(rec("v=spf1 a:caf\xc3\xa9.example"), -1);
 	/* Bounds: record length and term count. */
 	char big[SPF_RECORD_MAX + 8];
@@ -224,7 +251,6 @@ TEST(spf_record_syntax)
 	CHECK_INT(spf_record_check(terms, n, NULL, 0), 0);
 	terms[n++] = ' ';
 	terms[n++] = 'a';
-	char why[160];
 	CHECK_INT(spf_record_check(terms, n, why, sizeof why), -1);
 	CHECK_STR(why, "more than 128 terms");
 }
@@ -369,6 +395,13 @@ TEST(spf_results_and_qualifiers)
 					TXT("two.example", "v=spf1 +all"),
 					TXT("syntax.example", "v=spf1 a:foo -all"),
 					TXT("after.example", "v=spf1 +all bogus"),
+					TXT("nospace.example", "v=spf1-all"),
+					TXT("lead.example", " v=spf1 -all"),
+					TXT("empty.example", "v=spf1"),
+					TXT("emptylabel.example", "v=spf1 a:foo..example.com -all"),
+					TXT("mixed.example", "google-site-verification=abc"),
+					TXT("mixed.example", "v=spf1 -all"),
+					TXT("mixed.example", "v=spf10 +all"),
 					END};
 	const char *ip = "192.0.2.1";
 	CHECK_INT(check(z, ip, "u@pass.example"), SPF_PASS);
@@ -385,6 +418,11 @@ TEST(spf_results_and_qualifiers)
 	CHECK_INT(check(z, ip, "u@two.example"), SPF_PERMERROR);
 	CHECK_INT(check(z, ip, "u@syntax.example"), SPF_PERMERROR);
 	CHECK_INT(check(z, ip, "u@after.example"), SPF_PERMERROR);
+	CHECK_INT(check(z, ip, "u@nospace.example"), SPF_NONE);
+	CHECK_INT(check(z, ip, "u@lead.example"), SPF_NONE);
+	CHECK_INT(check(z, ip, "u@empty.example"), SPF_NEUTRAL);
+	CHECK_INT(check(z, ip, "u@emptylabel.example"), SPF_PERMERROR);
+	CHECK_INT(check(z, ip, "u@mixed.example"), SPF_FAIL); /* one SPF among others */
 	/* Not a multi-label domain, or an address literal: none, no query. */
 	struct run r;
 	check_full(z, ip, "h.example", "u@localhost", SPF_ID_MAILFROM, &r);
