@@ -50,6 +50,9 @@ struct dns_query {
 	void *ctx;
 	struct event *timer;
 	struct dns_mx_result res;
+	/* A dns_lookup: its callback and answer (NULL for MX/host queries). */
+	dns_rr_cb rr_cb;
+	struct dns_rr_result *rr;
 	/* sub 0 is the MX query; then AAAA and A per host. */
 	struct dns_sub subs[1 + 2 * DNS_MAX_HOSTS];
 	size_t n_subs, n_pending;
@@ -88,13 +91,11 @@ const char *dns_status_name(enum dns_status s)
 	return "unknown";
 }
 
-int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
+/* Reads a domain name in wire format from p[*i..n) into out[256] (lower-
+ * case, labels joined by dots, "" for the root).  Returns 0 or -1. */
+static int parse_name(const unsigned char *p, size_t n, size_t *ip, char out[256])
 {
-	memset(out, 0, sizeof *out);
-	if (n < 3)
-		return -1;
-	out->pref = (unsigned)p[0] << 8 | p[1];
-	size_t i = 2, o = 0;
+	size_t i = *ip, o = 0;
 	for (;;) {
 		if (i >= n)
 			return -1;
@@ -103,23 +104,65 @@ int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
 			break;
 		if (len > 63 || i + len > n)
 			return -1; /* compression pointers do not belong in rdata here */
-		if (o + len + 2 > sizeof out->host)
+		if (o + len + 2 > 256)
 			return -1;
 		if (o > 0)
-			out->host[o++] = '.';
+			out[o++] = '.';
 		for (unsigned k = 0; k < len; k++) {
 			unsigned char c = p[i + k];
 			/* Host names are letters, digits, '-' and '_' in practice;
 			 * anything else could not be an SMTP server name. */
 			if (!(isalnum(c) || c == '-' || c == '_'))
 				return -1;
-			out->host[o++] = (char)tolower(c);
+			out[o++] = (char)tolower(c);
 		}
 		i += len;
 	}
-	if (i != n)
+	out[o] = '\0';
+	*ip = i;
+	return 0;
+}
+
+int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
+{
+	memset(out, 0, sizeof *out);
+	if (n < 3)
 		return -1;
-	out->host[o] = '\0'; /* "" is the root: a Null MX */
+	out->pref = (unsigned)p[0] << 8 | p[1];
+	size_t i = 2;
+	if (parse_name(p, n, &i, out->host) < 0 || i != n) {
+		out->host[0] = '\0';
+		return -1;
+	}
+	return 0; /* "" is the root: a Null MX */
+}
+
+int dns_parse_ptr_rdata(const unsigned char *p, size_t n, char out[256])
+{
+	size_t i = 0;
+	out[0] = '\0';
+	if (parse_name(p, n, &i, out) < 0 || i != n) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int dns_parse_txt_rdata(const unsigned char *p, size_t n, char *out, size_t outsz, size_t *outlen)
+{
+	size_t i = 0, o = 0;
+	if (outsz == 0)
+		return -1;
+	while (i < n) {
+		size_t len = p[i++];
+		if (i + len > n || o + len >= outsz)
+			return -1;
+		memcpy(out + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	out[o] = '\0';
+	*outlen = o;
 	return 0;
 }
 
@@ -206,6 +249,11 @@ static void query_free(struct dns_query *q)
 	}
 	if (q->timer)
 		event_free(q->timer);
+	if (q->rr != NULL) {
+		for (size_t i = 0; i < q->rr->n; i++)
+			free(q->rr->rr[i].data);
+		free(q->rr);
+	}
 	free(q);
 }
 
@@ -403,10 +451,109 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 		query_finish(q, DNS_TEMPFAIL, "cannot start DNS address lookups");
 }
 
+/* Ends a dns_lookup: the callback, then the query is freed. */
+static void rr_finish(struct dns_query *q, enum dns_status st, const char *why)
+{
+	q->rr->status = st;
+	if (why != NULL)
+		snprintf(q->rr->why, sizeof q->rr->why, "%.255s", why);
+	query_unlink(q);
+	for (size_t i = 0; i < q->n_subs; i++) {
+		if (q->subs[i].pending)
+			(void)ub_cancel(q->r->ub, q->subs[i].async_id);
+		q->subs[i].pending = false;
+	}
+	q->rr_cb(q->ctx, q->rr);
+	query_free(q);
+}
+
+/* Decodes one record of a dns_lookup answer into a fresh buffer. */
+static unsigned char *rr_decode(int type, const unsigned char *p, size_t n, size_t *outlen)
+{
+	char name[256];
+	switch (type) {
+	case DNS_RR_A:
+	case DNS_RR_AAAA:
+		if (n != (type == DNS_RR_A ? 4u : 16u))
+			return NULL;
+		*outlen = n;
+		return (unsigned char *)xmemdup0(p, n);
+	case DNS_RR_TXT: {
+		if (n > DNS_RR_DATA_MAX)
+			return NULL;
+		char *out = xmalloc(n + 1);
+		if (dns_parse_txt_rdata(p, n, out, n + 1, outlen) < 0) {
+			free(out);
+			return NULL;
+		}
+		return (unsigned char *)out;
+	}
+	case DNS_RR_MX: {
+		struct dns_mx mx;
+		if (dns_parse_mx_rdata(p, n, &mx) < 0)
+			return NULL;
+		*outlen = strlen(mx.host);
+		return (unsigned char *)xmemdup0(mx.host, *outlen);
+	}
+	case DNS_RR_PTR:
+		if (dns_parse_ptr_rdata(p, n, name) < 0)
+			return NULL;
+		*outlen = strlen(name);
+		return (unsigned char *)xmemdup0(name, *outlen);
+	default:
+		return NULL;
+	}
+}
+
+static void lookup_cb(void *arg, int err, struct ub_result *result)
+{
+	struct dns_sub *sub = arg;
+	struct dns_query *q = sub->q;
+	sub->pending = false;
+	q->n_pending--;
+	enum dns_status st =
+	    err != 0 || result == NULL
+		? DNS_TEMPFAIL
+		: dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
+	char why[512];
+	if (st == DNS_TEMPFAIL) {
+		snprintf(why, sizeof why, "temporary DNS failure looking up %.200s (%s)", q->domain,
+			 err != 0 ? ub_strerror(err)
+			 : result ? "server failure"
+				  : "no answer");
+	} else if (st == DNS_NXDOMAIN) {
+		snprintf(why, sizeof why, "%.200s does not exist (NXDOMAIN)", q->domain);
+	} else {
+		why[0] = '\0';
+		for (size_t i = 0; result->havedata && result->data[i] != NULL; i++) {
+			size_t len = 0;
+			unsigned char *d =
+			    q->rr->n < DNS_MAX_RRS
+				? rr_decode(sub->type, (const unsigned char *)result->data[i],
+					    (size_t)result->len[i], &len)
+				: NULL;
+			if (d == NULL) {
+				q->rr->n_dropped++;
+				continue;
+			}
+			q->rr->rr[q->rr->n].data = d;
+			q->rr->rr[q->rr->n++].len = len;
+		}
+	}
+	if (result)
+		ub_resolve_free(result);
+	rr_finish(q, st, why[0] ? why : NULL);
+}
+
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 	char why[512];
+	if (q->rr_cb != NULL) {
+		snprintf(why, sizeof why, "DNS timeout looking up %.200s", q->domain);
+		rr_finish(q, DNS_TEMPFAIL, why);
+		return;
+	}
 	snprintf(why, sizeof why, "DNS timeout looking up the mail servers of %.200s", q->domain);
 	if (q->res.n_hosts > 0) {
 		/* Addresses of some hosts may be in: use what arrived. */
@@ -487,6 +634,33 @@ struct dns_query *dns_resolve_host(struct dns_resolver *r, const char *host, dns
 	snprintf(q->res.hosts[0].name, sizeof q->res.hosts[0].name, "%s", q->domain);
 	q->res.n_hosts = 1;
 	if (start_addr_subs(q) < 0) {
+		snprintf(err, errsz, "cannot start a DNS query");
+		query_free(q); /* not linked, no timer yet */
+		return NULL;
+	}
+	return query_link(q);
+}
+
+struct dns_query *dns_lookup(struct dns_resolver *r, enum dns_rrtype type, const char *name,
+			     dns_rr_cb cb, void *ctx, char *err, size_t errsz)
+{
+	switch (type) {
+	case DNS_RR_A:
+	case DNS_RR_AAAA:
+	case DNS_RR_MX:
+	case DNS_RR_TXT:
+	case DNS_RR_PTR:
+		break;
+	default:
+		snprintf(err, errsz, "unsupported record type %d", (int)type);
+		return NULL;
+	}
+	struct dns_query *q = query_new(r, name, NULL, ctx, err, errsz);
+	if (q == NULL)
+		return NULL;
+	q->rr_cb = cb;
+	q->rr = xcalloc(1, sizeof *q->rr);
+	if (start_sub(q, q->domain, (int)type, 0, lookup_cb) < 0) {
 		snprintf(err, errsz, "cannot start a DNS query");
 		query_free(q); /* not linked, no timer yet */
 		return NULL;

@@ -90,6 +90,47 @@ struct dns_query *dns_resolve_mx(struct dns_resolver *r, const char *domain, dns
  * DNS_NOHOST / DNS_TEMPFAIL as for the hosts of an MX lookup. */
 struct dns_query *dns_resolve_host(struct dns_resolver *r, const char *host, dns_mx_cb cb,
 				   void *ctx, char *err, size_t errsz);
+/* ------------------------------------------- single lookups (TXT, ...) */
+
+/* Record types dns_lookup asks for. */
+enum dns_rrtype {
+	DNS_RR_A = 1,
+	DNS_RR_PTR = 12,
+	DNS_RR_MX = 15,
+	DNS_RR_TXT = 16,
+	DNS_RR_AAAA = 28,
+};
+
+#define DNS_MAX_RRS 64       /* records kept per answer (the rest: n_dropped) */
+#define DNS_RR_DATA_MAX 65535 /* the RDATA maximum: no TXT record is cut */
+
+/* One record, decoded: A 4 bytes, AAAA 16 bytes, TXT its strings
+ * concatenated (RFC 7208 3.3), MX the exchange's name and PTR the target
+ * name as lower-case text without the trailing dot ("" for the root). */
+struct dns_rr {
+	unsigned char *data; /* NUL-terminated for convenience */
+	size_t len;
+};
+
+struct dns_rr_result {
+	/* DNS_OK (n may be 0: the name exists without that type),
+	 * DNS_NXDOMAIN or DNS_TEMPFAIL. */
+	enum dns_status status;
+	char why[256];
+	size_t n;
+	struct dns_rr rr[DNS_MAX_RRS];
+	size_t n_dropped; /* records that did not fit or did not parse */
+};
+
+typedef void (*dns_rr_cb)(void *ctx, const struct dns_rr_result *r);
+
+/* Starts one lookup of type for name (no CNAME games beyond what the
+ * resolver does); cb gets the answer, valid during the call only.  The
+ * resolver's timeout applies.  Returns a handle (dns_query_cancel) or
+ * NULL with err. */
+struct dns_query *dns_lookup(struct dns_resolver *r, enum dns_rrtype type, const char *name,
+			     dns_rr_cb cb, void *ctx, char *err, size_t errsz);
+
 /* Cancels a pending query: its callback will not be called.  Accepts
  * NULL; sets *q to NULL. */
 void dns_query_cancel(struct dns_query **q);
@@ -105,6 +146,14 @@ int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out);
  * duplicates of the same host (keeping the lowest preference). Returns the
  * new count. */
 size_t dns_mx_sort(struct dns_mx *mx, size_t n, uint32_t (*rnd)(uint32_t bound));
+
+/* Concatenates the character-strings of one TXT record's RDATA into out
+ * (outsz bytes; NUL-terminated) and sets *outlen.  Returns 0, or -1 when
+ * the RDATA is malformed or out is too small. */
+int dns_parse_txt_rdata(const unsigned char *p, size_t n, char *out, size_t outsz, size_t *outlen);
+/* Parses the RDATA of a PTR record (an uncompressed domain name) into
+ * out (lower-case, no trailing dot).  Returns 0 or -1. */
+int dns_parse_ptr_rdata(const unsigned char *p, size_t n, char out[256]);
 
 /* True if the MX set is a Null MX (RFC 7505: one record, exchange "."). */
 bool dns_mx_is_null(const struct dns_mx *mx, size_t n);
