@@ -119,11 +119,13 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	s->sel = sel;
 	s->state = IMAP_STATE_SELECTED;
 	s->notified = false;
+	/* SELECT takes \Recent from the mailbox, EXAMINE leaves it there */
+	imap_recent_learn(s, 1);
 
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
 	if (!s->rev2)
-		buf_puts(&b, "* 0 RECENT\r\n");
+		buf_printf(&b, "* %lu RECENT\r\n", (unsigned long)imap_recent_count(s));
 	imap_keywords_load(s, NULL);
 	imap_flags_lines(s, &b);
 	uint32_t first;
@@ -341,6 +343,8 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 				       : bit == ST_UNSEEN      ? mb->unseen
 				       : bit == ST_DELETED     ? mb->deleted
 				       : bit == ST_SIZE        ? mb->size
+				       /* an IMAP4rev2 session sees no \Recent */
+				       : bit == ST_RECENT && !s->rev2 ? mb->recent
 							       : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}

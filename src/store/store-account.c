@@ -47,7 +47,8 @@ static const char account_ddl[] =
 	" highestmodseq INTEGER NOT NULL,"
 	" special_use INTEGER NOT NULL DEFAULT 0,"
 	" subscribed INTEGER NOT NULL DEFAULT 0,"
-	" created INTEGER NOT NULL);"
+	" created INTEGER NOT NULL,"
+	" recent_uid INTEGER NOT NULL DEFAULT 0);" /* highest uid claimed as recent */
 	"CREATE TABLE IF NOT EXISTS messages ("
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
 	" uid INTEGER NOT NULL,"

@@ -278,6 +278,24 @@ void store_db_rollback(struct store_db *db)
 	(void)run_verb(db, "ROLLBACK", NULL, 0);
 }
 
+int store_db_has_column(struct store_db *db, const char *table, const char *column, char *err,
+			size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+			       &st, NULL) != SQLITE_OK) {
+		store_db_error(db, "reading table columns", err, errsz);
+		return -1;
+	}
+	store_db_bind_text(st, 1, table);
+	store_db_bind_text(st, 2, column);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		store_db_error(db, "reading table columns", err, errsz);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_db_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : -1;

@@ -141,6 +141,9 @@ int store_db_begin_read(struct store_db *db, char *err, size_t errsz);
 int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz);
 int store_db_commit(struct store_db *db, char *err, size_t errsz);
 void store_db_rollback(struct store_db *db);
+/* 1 if table has a column of that name, 0 if not, -1 (err set) on error. */
+int store_db_has_column(struct store_db *db, const char *table, const char *column, char *err,
+			size_t errsz);
 /* Writes "database error: <what>: <sqlite message>" into err. */
 void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz);
 /* Binds a NUL-terminated string (kept by the caller until the statement

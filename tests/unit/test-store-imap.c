@@ -412,3 +412,90 @@ TEST(store_imap_append_batch)
 		unlink(paths[i]);
 	ifx_close(&f);
 }
+
+static uint32_t recent_count(struct ifx *f, const char *mbox)
+{
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(f->a, mbox, &mb), 1);
+	return mb.recent;
+}
+
+TEST(store_imap_recent_claims)
+{
+	struct ifx f;
+	ifx_open(&f);
+	uint32_t lo = 99;
+	/* an empty mailbox has nothing to claim */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 0, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
+	CHECK_INT(recent_count(&f, "INBOX"), 2);
+	/* looking (EXAMINE) leaves them recent */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, false, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 1);
+	CHECK_INT(recent_count(&f, "INBOX"), 2);
+	/* a claim up to uid 1 takes uid 1 only */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 1, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 1);
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	/* the next claim gets the rest, the one after that nothing */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 2);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, false, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	/* a new message is recent again; a copy is recent in its new mailbox */
+	uint32_t u3 = append(&f, "INBOX", "Subject: c\r\n\r\nx\r\n");
+	CHECK_INT(u3, 3);
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	CHECK_INT(store_mailbox_create(f.a, "Other", 0, f.err, sizeof f.err), 0);
+	struct store_mailbox other;
+	CHECK_INT(store_mailbox_get(f.a, "Other", &other), 1);
+	uint32_t one = 1, copied = 0;
+	CHECK_INT(store_imap_copy(f.a, f.inbox, &one, 1, other.id, false, &copied, NULL, f.err,
+				  sizeof f.err),
+		  0);
+	CHECK_INT(recent_count(&f, "Other"), 1);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 3, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 3);
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	/* RENAME INBOX: the new mailbox keeps INBOX's mark */
+	CHECK_INT(store_mailbox_rename(f.a, "INBOX", "Old", f.err, sizeof f.err), 0);
+	CHECK_INT(recent_count(&f, "Old"), 0);
+	ifx_close(&f);
+}
+
+TEST(store_imap_old_database_gets_recent_mark)
+{
+	struct ifx f;
+	ifx_open(&f);
+	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
+	int64_t id = store_account_id(f.a);
+	store_close(&f.s);
+	/* an account.db from before mailboxes.recent_uid */
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
+		 (long long)id);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN recent_uid", NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	/* the messages already there are not recent; new ones are */
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	uint32_t lo = 99;
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	append(&f, "INBOX", "Subject: c\r\n\r\nx\r\n");
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 3, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 3);
+	ifx_close(&f);
+}
