@@ -335,6 +335,8 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	buf_puts(b, "* STATUS ");
 	imap_mailbox_out(s, mb->name, b);
 	buf_puts(b, " (");
+	/* an IMAP4rev2 session sees no \Recent */
+	uint32_t recent = s->rev2 ? 0 : mb->recent;
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
 		unsigned long long v = bit == ST_MESSAGES      ? mb->messages
@@ -343,8 +345,7 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 				       : bit == ST_UNSEEN      ? mb->unseen
 				       : bit == ST_DELETED     ? mb->deleted
 				       : bit == ST_SIZE        ? mb->size
-				       /* an IMAP4rev2 session sees no \Recent */
-				       : bit == ST_RECENT && !s->rev2 ? mb->recent
+				       : bit == ST_RECENT      ? recent
 							       : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}

@@ -69,9 +69,9 @@ struct imap_sel {
 	uint64_t modseq_exp;   /* expunges up to here were reported */
 	uint64_t own[8];       /* modseqs of this session's own STOREs */
 	unsigned n_own;
-	struct imap_seqset saved; /* SEARCHRES "$" (RFC 5182), as UIDs */
+	struct imap_seqset saved;  /* SEARCHRES "$" (RFC 5182), as UIDs */
 	struct imap_seqset recent; /* UIDs with \Recent in this session, ascending */
-	struct buf keywords;      /* announced in FLAGS (space-separated) */
+	struct buf keywords;       /* announced in FLAGS (space-separated) */
 };
 
 struct imap_session {
@@ -194,7 +194,7 @@ void imap_keywords_add(struct imap_sel *sel, const char *kw, bool *added);
 bool imap_keywords_load(struct imap_session *s, struct buf *out);
 /* Appends the FLAGS and PERMANENTFLAGS lines of the selected mailbox. */
 void imap_flags_lines(struct imap_session *s, struct buf *out);
-/* Appends "(\Seen \Recent \Flagged kw ...)" for flags, recent and
+/* Appends "(\Seen \Flagged \Recent kw ...)" for flags, recent and
  * keywords. */
 void imap_flags_out(struct buf *out, unsigned flags, bool recent, const char *keywords);
 /* \Recent (RFC 3501 2.3.2) as this session sees it.  Finds out which of

@@ -49,8 +49,8 @@ static const struct {
 static int have_added_columns(struct store_db *db, char *err, size_t errsz)
 {
 	for (size_t i = 0; i < N_ADDED_COLUMNS; i++) {
-		int r = store_db_has_column(db, added_columns[i].table, added_columns[i].column, err,
-					    errsz);
+		int r = store_db_has_column(db, added_columns[i].table, added_columns[i].column,
+					    err, errsz);
 		if (r <= 0)
 			return r;
 	}

@@ -482,8 +482,9 @@ TEST(store_imap_old_database_gets_recent_mark)
 		 (long long)id);
 	sqlite3 *db = NULL;
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN recent_uid", NULL, NULL, NULL),
-		  SQLITE_OK);
+	CHECK_INT(
+	    sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN recent_uid", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	f.s = store_open(f.dir, f.err, sizeof f.err);
 	CHECK(f.s != NULL);
