@@ -15,12 +15,11 @@ in different processes; every test uses a fresh account.
 import os
 import re
 import sqlite3
-import time
+
+import pytest
 
 from conftest import socket_owner
 from test_imap import MODULE_CONF, PASSWORD, SYSFLAGS, IMAPRaw, append, deliver, new_user
-
-import pytest
 
 MSG = "From: a@example.test\r\nSubject: hello\r\n\r\nHi.\r\n"
 
@@ -67,16 +66,11 @@ def test_first_select_takes_recent(srv):
     deliver(srv, user, "one")
     deliver(srv, user, "two")
     with client(srv, user) as a:
+        # (test_imap.py's test_select_examine checks the whole answer)
         lines = select(a)
-        uv = re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1)
-        assert lines == [
-            b"* 2 EXISTS", b"* 2 RECENT",
-            ("* FLAGS (%s)" % SYSFLAGS).encode(),
-            ("* OK [PERMANENTFLAGS (%s \\*)] Flags permitted" % SYSFLAGS).encode(),
-            b"* OK [UNSEEN 1] First unseen",
-            b"* OK [UIDVALIDITY " + uv + b"] UIDs valid",
-            b"* OK [UIDNEXT 3] Predicted next UID",
-        ]
+        assert lines[:4] == [
+            b"* 2 EXISTS", b"* 2 RECENT", ("* FLAGS (%s)" % SYSFLAGS).encode(),
+            ("* OK [PERMANENTFLAGS (%s \\*)] Flags permitted" % SYSFLAGS).encode()]
         assert flags(a) == [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"]
         # a second session, after it: nothing is recent there
         with client(srv, user) as b:

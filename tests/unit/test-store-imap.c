@@ -213,23 +213,30 @@ TEST(store_imap_cache)
 	ifx_close(&f);
 }
 
+/* Closes the store, runs sql on the account's database (making it look
+ * like one from an older Tern) and opens the store and account again. */
+static void make_old(struct ifx *f, const char *sql)
+{
+	int64_t id = store_account_id(f->a);
+	store_close(&f->s);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f->dir, (int)(id % 100),
+		 (long long)id);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->s = store_open(f->dir, f->err, sizeof f->err);
+	CHECK(f->s != NULL);
+	CHECK_INT(store_account_open(f->s, "u@example.test", &f->a), 1);
+}
+
 TEST(store_imap_old_database_gets_cache)
 {
 	struct ifx f;
 	ifx_open(&f);
-	int64_t id = store_account_id(f.a);
-	store_close(&f.s);
 	/* an account.db made before the cache table existed */
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
-		 (long long)id);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "DROP TABLE imap_cache", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f.s = store_open(f.dir, f.err, sizeof f.err);
-	CHECK(f.s != NULL);
-	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	make_old(&f, "DROP TABLE imap_cache");
 	struct store_imap_cache e = {"bbbbbbbbbbbbbbbbbbbbbbbb", "e", "b", "s", 1, 1, 1, NULL, 0};
 	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
 	struct buf b = BUF_INIT;
@@ -474,21 +481,8 @@ TEST(store_imap_old_database_gets_recent_mark)
 	ifx_open(&f);
 	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
 	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
-	int64_t id = store_account_id(f.a);
-	store_close(&f.s);
 	/* an account.db from before mailboxes.recent_uid */
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
-		 (long long)id);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(
-	    sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN recent_uid", NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-	f.s = store_open(f.dir, f.err, sizeof f.err);
-	CHECK(f.s != NULL);
-	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	make_old(&f, "ALTER TABLE mailboxes DROP COLUMN recent_uid");
 	/* the messages already there are not recent; new ones are */
 	CHECK_INT(recent_count(&f, "INBOX"), 0);
 	uint32_t lo = 99;
