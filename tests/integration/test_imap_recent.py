@@ -43,7 +43,7 @@ def select(c, mbox="INBOX", verb="SELECT"):
     return lines
 
 
-def recent_line(lines):
+def recent_counts(lines):
     """The "* N RECENT" lines of a response, as numbers."""
     return [int(m.group(1)) for m in (re.fullmatch(rb"\* (\d+) RECENT", l) for l in lines) if m]
 
@@ -83,11 +83,11 @@ def test_first_select_takes_recent(srv):
         assert flags(a) == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))",
                             b"* 2 FETCH (FLAGS (\\Recent))"]
         # ...and loses them when it selects the mailbox again
-        assert recent_line(select(a)) == [0]
+        assert recent_counts(select(a)) == [0]
         assert flags(a, "2") == [b"* 2 FETCH (FLAGS ())"]
     # and a new session after both, too
     with client(srv, user) as c:
-        assert recent_line(select(c)) == [0]
+        assert recent_counts(select(c)) == [0]
 
 
 def test_examine_looks_without_taking(srv):
@@ -103,14 +103,14 @@ def test_examine_looks_without_taking(srv):
         assert flags(e) == [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"]
         assert status_recent(e) == (2, 2)
         with client(srv, user) as e2:
-            assert recent_line(select(e2, verb="EXAMINE")) == [2]
+            assert recent_counts(select(e2, verb="EXAMINE")) == [2]
         with client(srv, user) as a:
-            assert recent_line(select(a)) == [2]
+            assert recent_counts(select(a)) == [2]
             assert flags(a, "1") == [b"* 1 FETCH (FLAGS (\\Recent))"]
         # e's own view of \Recent does not change under it
         assert flags(e, "2") == [b"* 2 FETCH (FLAGS (\\Recent))"]
         # now taken: a new EXAMINE sees none
-        assert recent_line(select(e, verb="EXAMINE")) == [0]
+        assert recent_counts(select(e, verb="EXAMINE")) == [0]
         assert flags(e) == [b"* 1 FETCH (FLAGS ())", b"* 2 FETCH (FLAGS ())"]
 
 
@@ -150,7 +150,7 @@ def test_search_recent_new_old(srv):
         append(c, "INBOX", MSG)
         append(c, "INBOX", MSG, flags="\\Seen")
         append(c, "INBOX", MSG)
-        assert recent_line(select(c)) == [3]
+        assert recent_counts(select(c)) == [3]
         c.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
         cases = {
             "RECENT": b"* SEARCH 4 5 6",
@@ -178,8 +178,8 @@ def test_new_mail_while_selected(srv):
     user = new_user(srv)
     deliver(srv, user, "first")
     with client(srv, user) as a, client(srv, user) as b:
-        assert recent_line(select(a)) == [1]
-        assert recent_line(select(b)) == [0]
+        assert recent_counts(select(a)) == [1]
+        assert recent_counts(select(b)) == [0]
         deliver(srv, user, "second")
         assert a.cmd("NOOP") == ([b"* 2 EXISTS", b"* 2 RECENT"], b"OK NOOP completed")
         # b learns of it after a had it
@@ -207,8 +207,8 @@ def test_new_mail_while_selected(srv):
 def test_new_mail_in_idle(srv):
     user = new_user(srv)
     with client(srv, user) as a, client(srv, user) as e:
-        assert recent_line(select(a)) == [0]
-        assert recent_line(select(e, verb="EXAMINE")) == [0]
+        assert recent_counts(select(a)) == [0]
+        assert recent_counts(select(e, verb="EXAMINE")) == [0]
         a.send("i IDLE\r\n")
         assert a.line() == b"+ idling"
         deliver(srv, user, "while idle")
@@ -236,7 +236,7 @@ def test_one_session_of_many_gets_it(srv):
                   for c in sessions}
         assert len(owners - {None}) == 2, "all sessions on one worker (1 in 128)"
         for c in sessions:
-            assert recent_line(select(c)) == [0]
+            assert recent_counts(select(c)) == [0]
         counts = [0] * len(sessions)  # RECENT counts every recent message
         for round_ in range(3):
             deliver(srv, user, "race %d" % round_)
@@ -247,7 +247,7 @@ def test_one_session_of_many_gets_it(srv):
                 lines, done = c.until("n")
                 assert done == b"OK NOOP completed"
                 assert lines[0] == b"* %d EXISTS" % (round_ + 1), lines
-                got.append(recent_line(lines))
+                got.append(recent_counts(lines))
             assert [len(g) for g in got] == [1] * len(sessions), got
             gained = [g[0] - n for g, n in zip(got, counts)]
             assert sorted(gained) == [0] * 7 + [1], got
@@ -287,7 +287,7 @@ def test_rev2_session_sees_no_recent(srv):
             [b"* 2 FETCH (FLAGS (\\Seen))"], b"OK Store completed")
         # it took nothing: an IMAP4rev1 session after it gets both
         with client(srv, user) as a:
-            assert recent_line(select(a)) == [2]
+            assert recent_counts(select(a)) == [2]
         assert flags(r) == [b"* 1 FETCH (FLAGS ())", b"* 2 FETCH (FLAGS (\\Seen))"]
 
 
@@ -313,7 +313,7 @@ def test_old_account_database_gets_recent_mark(make_server):
     s.start()
     with client(s, user) as c:
         assert status_recent(c) == (0, 2)
-        assert recent_line(select(c)) == [0]
+        assert recent_counts(select(c)) == [0]
         deliver(s, user, "new")
         assert c.cmd("NOOP") == ([b"* 3 EXISTS", b"* 1 RECENT"], b"OK NOOP completed")
         assert flags(c) == [b"* 1 FETCH (FLAGS ())", b"* 2 FETCH (FLAGS ())",
