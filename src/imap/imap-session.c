@@ -656,17 +656,24 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	buf_free(&c.out);
 }
 
+/* Frees a selected mailbox's state (accepts NULL). */
+static void sel_free(struct imap_sel **selp)
+{
+	struct imap_sel *sel = *selp;
+	if (sel == NULL)
+		return;
+	free(sel->name);
+	imap_view_free(&sel->v);
+	imap_seqset_free(&sel->saved);
+	imap_seqset_free(&sel->recent);
+	buf_free(&sel->keywords);
+	free(sel);
+	*selp = NULL;
+}
+
 void imap_unselect(struct imap_session *s)
 {
-	if (s->sel) {
-		free(s->sel->name);
-		imap_view_free(&s->sel->v);
-		imap_seqset_free(&s->sel->saved);
-		imap_seqset_free(&s->sel->recent);
-		buf_free(&s->sel->keywords);
-		free(s->sel);
-		s->sel = NULL;
-	}
+	sel_free(&s->sel);
 	if (s->state == IMAP_STATE_SELECTED)
 		set_state(s, IMAP_STATE_AUTH);
 }
@@ -1458,13 +1465,7 @@ static void session_free(struct imap_session *s)
 {
 	session_release(s);
 	imap_fetch_free(s);
-	if (s->sel) {
-		free(s->sel->name);
-		imap_view_free(&s->sel->v);
-		imap_seqset_free(&s->sel->saved);
-		buf_free(&s->sel->keywords);
-		free(s->sel);
-	}
+	sel_free(&s->sel);
 	free(s->tag);
 	free(s->address);
 	imap_reader_free(&s->rd);
