@@ -2,9 +2,10 @@
  * store-imap.c - what the IMAP server needs from the store beyond the
  * generic API: compact UID lists, "changed / expunged since modseq" for
  * keeping sessions in step, batched flag changes, copies and expunges (one
- * transaction for a whole command instead of one per message), and the
- * cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings and of the
- * decoded header text that header SEARCH keys look at.
+ * transaction for a whole command instead of one per message), the
+ * per-mailbox mark that hands out \Recent (RFC 3501 2.3.2) to one session,
+ * and the cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings and of
+ * the decoded header text that header SEARCH keys look at.
  *
  * The cache is keyed by file id: message files never change, and a COPY
  * shares the file, so one entry serves every copy.  Cache rows are not
