@@ -2,8 +2,9 @@
  * test-store-imap.c - unit tests of the IMAP additions to the store
  * (src/store/store-imap.c): uid lists, changed/expunged since a modseq,
  * batched flags, copy/move and expunge, the ENVELOPE/BODYSTRUCTURE cache
- * and its SEARCH header text, and that an account database made without
- * the cache table (or its headers column) gets it.
+ * and its SEARCH header text, the \Recent mark (claims and looks), and
+ * that an account database made without the cache table (or its headers
+ * column, or mailboxes.recent_uid) gets it.
  */
 #include <fcntl.h>
 #include <ftw.h>
