@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t port;
 	if (cfg->smtp_listen != NULL && cfg->smtp_listen[0] != '\0')
 		(void)config_split_hostport(cfg->smtp_listen, host, sizeof host, &port);
-	if (config_restart_key_changed(cfg, cfg) != NULL)
+	if (config_keep_restart_keys(cfg, cfg, false) != 0)
 		abort();
 	config_free(&cfg);
 	if (cfg != NULL)

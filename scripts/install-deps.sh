@@ -46,6 +46,11 @@ need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 # Runs the integration tests in parallel (Makefile PYTEST_JOBS).
 /usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"
+# DKIM interop: dkimpy (with PyNaCl for Ed25519) and OpenDKIM verify what
+# Tern signs (tests/integration/test_dkim.py).
+/usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || pkgs="$pkgs python3-dkim"
+/usr/bin/python3 -c 'import nacl' >/dev/null 2>&1 || pkgs="$pkgs python3-nacl"
+need_file /usr/sbin/opendkim-testmsg opendkim-tools
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

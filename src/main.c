@@ -377,6 +377,37 @@ static void open_listeners(struct master *m)
 
 }
 
+/* ---------------------------------------------------------------- reload */
+
+static enum log_level parse_level(const char *s)
+{
+	if (!strcmp(s, "debug"))
+		return LOG_DEBUG;
+	if (!strcmp(s, "warn"))
+		return LOG_WARN;
+	if (!strcmp(s, "error"))
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+/* SIGHUP in any process (master, worker, queue runner): reads the config
+ * again and keeps the running value of every restart key (config.h), so
+ * a process never half-applies one (a worker advertising in autoconfig a
+ * port nobody listens on).  Only the master warns about those keys, once
+ * per reload.  NULL (logged) if the file does not load. */
+static struct config *reload_config(const struct config *running, bool warn)
+{
+	char err[1024];
+	struct config *c = config_load(running->path, err, sizeof err);
+	if (c == NULL) {
+		log_error("reload result=failed error=\"%s\" note=\"old config kept\"", err);
+		return NULL;
+	}
+	config_keep_restart_keys(c, running, warn);
+	log_set_level(parse_level(c->log_level));
+	return c;
+}
+
 /* ---------------------------------------------------------------- worker */
 
 struct worker {
@@ -511,20 +542,14 @@ static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
 static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 {
 	struct worker *w = ctx;
-	char err[1024];
-	struct config *c = config_load(w->cfg->path, err, sizeof err);
-	if (c == NULL) {
-		log_error("reload result=failed error=\"%s\"", err);
+	struct config *c = reload_config(w->cfg, false);
+	if (c == NULL)
 		return;
-	}
 	for (size_t p = 0; p < N_PROTOCOLS; p++)
 		protocols[p].set_config(w->servers[p], c);
+	store_set_postmaster(w->store, c->postmaster, c->hostname);
 	config_free(&w->cfg);
 	w->cfg = c;
-	log_set_level(!strcmp(c->log_level, "debug")  ? LOG_DEBUG
-		      : !strcmp(c->log_level, "warn") ? LOG_WARN
-		      : !strcmp(c->log_level, "error") ? LOG_ERROR
-						       : LOG_INFO);
 	log_info("reload result=ok");
 }
 
@@ -658,6 +683,21 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 
 /* ------------------------------------------------------------ queue runner */
 
+/* Removes the spool and queue files of transactions a crash cut short
+ * (store_spool_clean), and says so when there were any. */
+#define SPOOL_CLEAN_INTERVAL 600 /* seconds between two clean-ups */
+#define SPOOL_CLEAN_MIN_AGE 60   /* files younger than this are left alone */
+static void spool_clean(struct store *st, time_t min_age)
+{
+	char err[512];
+	size_t n_spool, n_queue;
+	if (store_spool_clean(st, min_age, &n_spool, &n_queue, err, sizeof err) < 0)
+		log_error("store action=spool_clean error=\"%s\"", err);
+	else if (n_spool + n_queue > 0)
+		log_info("store action=spool_clean spool_removed=%zu queue_removed=%zu", n_spool,
+			 n_queue);
+}
+
 /* The queue runner process (design.md: "the queue runner is its own
  * process"): unprivileged like a worker, no listeners; it wakes when the
  * master relays STORE_NOTIFY_QUEUE and on its own timers. */
@@ -667,7 +707,14 @@ struct queue_proc {
 	struct store *store;
 	struct queue_runner *runner;
 	int notify_fd;
+	struct event *clean_ev; /* spool_clean, every SPOOL_CLEAN_INTERVAL */
 };
+
+static void queue_clean_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_proc *q = ctx;
+	spool_clean(q->store, SPOOL_CLEAN_MIN_AGE);
+}
 
 static void queue_notify_cb(evutil_socket_t fd, short what, void *ctx)
 {
@@ -699,13 +746,11 @@ static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		event_base_loopexit(q->base, NULL);
 		return;
 	}
-	char err[1024];
-	struct config *c = config_load(q->cfg->path, err, sizeof err);
-	if (c == NULL) {
-		log_error("reload result=failed error=\"%s\"", err);
+	struct config *c = reload_config(q->cfg, false);
+	if (c == NULL)
 		return;
-	}
 	queue_runner_set_config(q->runner, c);
+	store_set_postmaster(q->store, c->postmaster, c->hostname);
 	config_free(&q->cfg);
 	q->cfg = c;
 	log_info("reload result=ok");
@@ -762,11 +807,17 @@ static int queue_main(struct master *m, int notify_fd)
 		event_add(sig[i], NULL);
 	}
 	event_add(nev, NULL);
+	q.clean_ev = event_new(q.base, -1, EV_PERSIST, queue_clean_cb, &q);
+	if (q.clean_ev == NULL)
+		fatal(1, "cannot create the clean-up timer");
+	struct timeval clean_tv = {SPOOL_CLEAN_INTERVAL, 0};
+	event_add(q.clean_ev, &clean_tv);
 	control_signals(SIG_UNBLOCK, NULL);
 	log_info("queue action=start");
 	event_base_dispatch(q.base);
 	log_info("queue action=stop");
 	queue_runner_free(&q.runner);
+	event_free(q.clean_ev);
 	event_free(nev);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sig[i]);
@@ -962,20 +1013,17 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		return;
 	}
 	if (sig == SIGHUP) {
-		char err[1024];
-		struct config *c = config_load(m->cfg->path, err, sizeof err);
-		if (c == NULL) {
-			log_error("reload result=failed error=\"%s\" note=\"old config kept\"", err);
+		struct config *c = reload_config(m->cfg, true);
+		if (c == NULL)
 			return;
-		}
-		const char *k = config_restart_key_changed(m->cfg, c);
-		if (k != NULL)
-			log_warn("reload key=%s note=\"changed; takes effect after a restart\"", k);
 		master_reload_tls(m, c);
 		struct authlimit_config alc;
 		authlimit_config_from(c, &alc);
 		authlimit_configure(&alc);
-		config_free(&c);
+		/* Kept, so a worker restarted later starts with the reloaded
+		 * values (and the running restart keys). */
+		config_free(&m->cfg);
+		m->cfg = c;
 		for (size_t i = 0; i < m->n_workers; i++)
 			if (m->workers[i].pid > 0)
 				kill(m->workers[i].pid, SIGHUP);
@@ -1037,6 +1085,9 @@ static void check_store(struct master *m)
 			fprintf(stderr, "tern: %s: data_dir: %s\n", m->cfg->path, err);
 			_exit(1);
 		}
+		/* No worker runs yet: what a crash left in the spool goes now
+		 * (files still held by a process of an earlier run stay). */
+		spool_clean(s, 0);
 		store_close(&s);
 		_exit(0);
 	}
@@ -1054,17 +1105,6 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-}
-
-static enum log_level parse_level(const char *s)
-{
-	if (!strcmp(s, "debug"))
-		return LOG_DEBUG;
-	if (!strcmp(s, "warn"))
-		return LOG_WARN;
-	if (!strcmp(s, "error"))
-		return LOG_ERROR;
-	return LOG_INFO;
 }
 
 static int serve_main(const char *cfg_path, int argc, char **argv)

@@ -61,13 +61,23 @@ struct authglue {
 	struct authglue *next;      /* pool lists */
 };
 
+/* The checks waiting for a thread, one lane per client address: the
+ * threads serve the lanes in turn (one check each, round robin), so that
+ * one address with many checks waiting delays another's by about one
+ * check, not by all of its own. */
+struct lane {
+	char ip[64];
+	struct authglue *head, *tail;
+	struct lane *next;
+};
+
 static struct {
 	bool started;
 	bool failed; /* threads could not be made: check inline */
 	pid_t pid;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct authglue *todo, *todo_tail;
+	struct lane *lanes, *lanes_tail; /* lanes with checks waiting */
 	struct authglue *done;
 	int efd;
 	struct event *ev;
@@ -82,12 +92,27 @@ static void *pool_thread(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&pool.mu);
-		while (pool.todo == NULL)
+		while (pool.lanes == NULL)
 			pthread_cond_wait(&pool.cv, &pool.mu);
-		struct authglue *x = pool.todo;
-		pool.todo = x->next;
-		if (pool.todo == NULL)
-			pool.todo_tail = NULL;
+		/* The first check of the first lane; the lane goes to the end
+		 * of the line if it has more. */
+		struct lane *l = pool.lanes;
+		pool.lanes = l->next;
+		if (pool.lanes == NULL)
+			pool.lanes_tail = NULL;
+		struct authglue *x = l->head;
+		l->head = x->next;
+		x->next = NULL;
+		if (l->head == NULL) {
+			free(l);
+		} else {
+			l->next = NULL;
+			if (pool.lanes_tail)
+				pool.lanes_tail->next = l;
+			else
+				pool.lanes = l;
+			pool.lanes_tail = l;
+		}
 		pthread_mutex_unlock(&pool.mu);
 
 		/* x->sasl belongs to this thread until the job is on the done
@@ -182,11 +207,25 @@ static void pool_submit(struct authglue *x)
 	x->busy = BUSY_THREAD;
 	x->next = NULL;
 	pthread_mutex_lock(&pool.mu);
-	if (pool.todo_tail)
-		pool.todo_tail->next = x;
+	/* Linear: the per-address bound on checks in flight (authlimit)
+	 * keeps the lanes short, and a check costs far more than this. */
+	struct lane *l = pool.lanes;
+	while (l != NULL && strcmp(l->ip, x->ip) != 0)
+		l = l->next;
+	if (l == NULL) {
+		l = xcalloc(1, sizeof *l);
+		snprintf(l->ip, sizeof l->ip, "%s", x->ip);
+		if (pool.lanes_tail)
+			pool.lanes_tail->next = l;
+		else
+			pool.lanes = l;
+		pool.lanes_tail = l;
+	}
+	if (l->tail)
+		l->tail->next = x;
 	else
-		pool.todo = x;
-	pool.todo_tail = x;
+		l->head = x;
+	l->tail = x;
 	pthread_cond_signal(&pool.cv);
 	pthread_mutex_unlock(&pool.mu);
 }

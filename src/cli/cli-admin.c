@@ -33,7 +33,6 @@
 /* How much of a message file `mail list` reads to find From and Subject. */
 #define MAIL_LIST_HEAD_MAX (64 * 1024)
 /* Size of the "<command> <sub>" label of messages. */
-#define WHAT_MAX 32
 /* Longest password accepted on stdin. */
 #define PASSWORD_MAX 1024
 
@@ -42,7 +41,7 @@
 /* Looks up the sub-command (argv[1]) of a command group.  Returns 0 with
  * *sub set and what = "<command> <sub>" (for messages), or an exit code
  * (help printed, or a usage error). */
-static int pick_sub(const struct cli_command *cmd, int argc, char **argv, const char *const *subs,
+int cli_pick_sub(const struct cli_command *cmd, int argc, char **argv, const char *const *subs,
 		    const char **sub, char what[WHAT_MAX])
 {
 	if (argc < 2)
@@ -62,7 +61,7 @@ static int pick_sub(const struct cli_command *cmd, int argc, char **argv, const 
 }
 
 /* Parses the arguments after the sub-command and checks their count. */
-static int parse_sub(const struct cli_command *cmd, const char *what, int argc, char **argv,
+int cli_parse_sub(const struct cli_command *cmd, const char *what, int argc, char **argv,
 		     const struct cli_option *opts, size_t n_opts, char **pos, int min_pos,
 		     int max_pos, int *n_pos)
 {
@@ -102,13 +101,13 @@ static char **take_flag(int argc, char **argv, const char *flag, bool *set, int 
 }
 
 /* Maps the parse result to the exit code of the command. */
-static int parse_exit(int rc)
+int cli_parse_exit(int rc)
 {
 	return rc == CLI_HELP ? CLI_OK : rc;
 }
 
 /* Checks a domain argument; on success copies it lower-cased into out. */
-static int check_domain(const struct cli_command *cmd, const char *what, const char *arg,
+int cli_check_domain(const struct cli_command *cmd, const char *what, const char *arg,
 			char *out, size_t outsz)
 {
 	size_t n = strlen(arg);
@@ -290,7 +289,7 @@ static int hash_password(const char *what, char *pw, size_t pwsz, const struct c
 }
 
 /* Flushes stdout; a failed write (disk full, closed pipe) is a failure. */
-static int finish_output(const char *what, int rc)
+int cli_finish_output(const char *what, int rc)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return cli_fail(what, "writing to stdout: %s", strerror(errno));
@@ -306,11 +305,16 @@ const struct cli_command cli_admin_domain_command = {
 	"add, list or remove the mail domains this server receives mail for",
 	"usage: tern [-c FILE] domain add DOMAIN\n"
 	"       tern [-c FILE] domain list\n"
+	"       tern [-c FILE] domain dns DOMAIN\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
-	"  add      make DOMAIN one of ours (mail for it is delivered here)\n"
+	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
+	"           with its two DKIM keys (Ed25519 and RSA-2048)\n"
 	"  list     print our domains, one a line\n"
-	"  remove   forget DOMAIN; it must have no users or aliases left\n",
+	"  dns      print the DNS records DOMAIN needs (MX, SPF, DKIM, DMARC,\n"
+	"           client SRV records), ready for its zone file\n"
+	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
+	"           aliases left\n",
 	domain_run,
 };
 
@@ -323,22 +327,22 @@ static int print_domain(void *ctx, const char *domain)
 
 static int domain_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "remove", NULL};
+	static const char *const subs[] = {"add", "list", "dns", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
-	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
+	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");
-	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : 1, is_list ? 0 : 1,
+	rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : 1, is_list ? 0 : 1,
 		       &n_pos);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	char domain[256] = "";
-	if (!is_list && (rc = check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
+	if (!is_list && (rc = cli_check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
 		return rc;
 
 	struct config *cfg;
@@ -349,7 +353,7 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 	if (is_list) {
 		if (store_domain_list(s, print_domain, NULL, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
-		rc = finish_output(what, rc);
+		rc = cli_finish_output(what, rc);
 	} else if (!strcmp(sub, "add")) {
 		int e = store_domain_exists(s, domain);
 		if (e != 0)
@@ -358,8 +362,22 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 				      domain);
 		else if (store_domain_add(s, domain, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s: %s", domain, err);
-		else
+		else {
 			printf("domain %s added\n", domain);
+			/* The domain stays even without keys: rotate makes them. */
+			if (cli_dkim_make(s, what, domain) != 0)
+				rc = cli_fail(what, "%s: added without DKIM keys; make them with "
+						    "`tern dkim rotate %s`",
+					      domain, domain);
+		}
+	} else if (!strcmp(sub, "dns")) {
+		int e = store_domain_exists(s, domain);
+		if (e <= 0)
+			rc = cli_fail(what, e == 0 ? "no such domain %s"
+						   : "%s: cannot look up the domain in the store",
+				      domain);
+		else
+			rc = cli_domain_dns(cfg, s, what, domain);
 	} else {
 		int e = store_domain_exists(s, domain);
 		if (e == 0)
@@ -561,10 +579,10 @@ static int user_import(const struct cli_command *cmd, const char *what, const ch
 	char **args = take_flag(argc, argv, "--update", &update, &n_args);
 	char *pos[1];
 	int n_pos;
-	int rc = parse_sub(cmd, what, n_args, args, NULL, 0, pos, 1, 1, &n_pos);
+	int rc = cli_parse_sub(cmd, what, n_args, args, NULL, 0, pos, 1, 1, &n_pos);
 	free(args);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	const char *path = pos[0];
 
 	FILE *f = fopen(path, "r");
@@ -650,7 +668,7 @@ static int user_import(const struct cli_command *cmd, const char *what, const ch
 	}
 	printf("imported from %s: %u added, %u updated, %u skipped%s\n", path, added, updated,
 	       skipped, skipped > 0 ? " (they exist; --update replaces their hashes)" : "");
-	rc = finish_output(what, rc);
+	rc = cli_finish_output(what, rc);
 out:
 	free(rows);
 	store_close(&s);
@@ -672,9 +690,9 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
-	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
+	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	if (!strcmp(sub, "import-passwd"))
 		return user_import(cmd, what, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
@@ -683,15 +701,15 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	const struct cli_option opts[] = {{"--password", &pw_opt}};
 	char *pos[1];
 	int n_pos;
-	rc = parse_sub(cmd, what, argc, argv, opts, takes_pw ? 1 : 0, pos, is_list ? 0 : 1, 1,
+	rc = cli_parse_sub(cmd, what, argc, argv, opts, takes_pw ? 1 : 0, pos, is_list ? 0 : 1, 1,
 		       &n_pos);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 
 	char address[256] = "";
 	char domain[256] = "";
 	if (is_list) {
-		if (n_pos == 1 && (rc = check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
+		if (n_pos == 1 && (rc = cli_check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
 			return rc;
 	} else if ((rc = check_address(cmd, what, pos[0], false, address)) != 0) {
 		return rc;
@@ -712,7 +730,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		else if (store_account_list(s, domain[0] != '\0' ? domain : NULL, print_account,
 					    NULL, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
-		rc = finish_output(what, rc);
+		rc = cli_finish_output(what, rc);
 	} else if (!strcmp(sub, "add")) {
 		int e;
 		if (require_domain(s, what, domain_of(address)) != 1) {
@@ -886,7 +904,7 @@ static int check_alias(const struct cli_command *cmd, const char *what, const ch
 		       char out[256])
 {
 	if (arg[0] == '@') {
-		int rc = check_domain(cmd, what, arg + 1, out + 1, 255);
+		int rc = cli_check_domain(cmd, what, arg + 1, out + 1, 255);
 		if (rc != 0)
 			return rc;
 		out[0] = '@';
@@ -901,9 +919,9 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	const struct cli_command *cmd = &cli_admin_alias_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
-	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
+	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	bool is_list = !strcmp(sub, "list"), is_add = !strcmp(sub, "add");
 	bool force = false;
 	int n_args = argc;
@@ -913,13 +931,13 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	int max_pos = n_args > 2 ? n_args - 2 : 1;
 	char **pos = xcalloc((size_t)max_pos, sizeof *pos);
 	int n_pos;
-	rc = parse_sub(cmd, what, n_args, args, NULL, 0, pos, is_list ? 0 : is_add ? 2 : 1,
+	rc = cli_parse_sub(cmd, what, n_args, args, NULL, 0, pos, is_list ? 0 : is_add ? 2 : 1,
 		       is_list ? 1 : is_add ? max_pos : 2, &n_pos);
 	if (args != argv)
 		free(args);
 	if (rc != 0) {
 		free(pos);
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	}
 
 	char alias[256] = "", domain[256] = "";
@@ -927,7 +945,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	int n_targets = 0;
 	if (is_list) {
 		if (n_pos == 1)
-			rc = check_domain(cmd, what, pos[0], domain, sizeof domain);
+			rc = cli_check_domain(cmd, what, pos[0], domain, sizeof domain);
 	} else {
 		rc = check_alias(cmd, what, pos[0], alias);
 		for (int i = 1; rc == 0 && i < n_pos; i++)
@@ -963,7 +981,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 				       st == 0 ? "\t(no such user or alias)" : "");
 		}
 		free(rows.v);
-		rc = finish_output(what, rc);
+		rc = cli_finish_output(what, rc);
 	} else if (require_domain(s, what, domain_of(alias)) != 1) {
 		rc = CLI_FAIL;
 	} else if (is_add) {
@@ -1184,16 +1202,16 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 	const struct cli_command *cmd = &cli_admin_mail_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
-	int rc = pick_sub(cmd, argc, argv, subs, &sub, what);
+	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	bool is_list = !strcmp(sub, "list");
 	char *pos[3];
 	int n_pos;
-	rc = parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 1 : 3, is_list ? 2 : 3,
+	rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 1 : 3, is_list ? 2 : 3,
 		       &n_pos);
 	if (rc != 0)
-		return parse_exit(rc);
+		return cli_parse_exit(rc);
 	char address[256];
 	if ((rc = check_address(cmd, what, pos[0], false, address)) != 0)
 		return rc;
@@ -1229,7 +1247,7 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 		else
 			rc = ctx.rc;
 		free(ctx.head);
-		rc = finish_output(what, rc);
+		rc = cli_finish_output(what, rc);
 	} else {
 		struct mail_find_ctx ctx = {false, {0}};
 		char path[4096];

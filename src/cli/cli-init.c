@@ -1,8 +1,9 @@
 /*
  * cli-init.c - `tern init DIR`: a new, working installation in one folder.
  *
- * Writes DIR/tern.conf (every key, each with a comment, so the file
- * documents itself), creates the data folder through the store, optionally
+ * Writes DIR/tern.conf (every key: the common ones set and explained, the
+ * rest commented out at their defaults; restart-only keys marked
+ * "(restart)" from the key table), creates the data folder through the store, optionally
  * adds a first domain, and makes a self-signed TLS certificate for the
  * hostname.  When run as root it also hands the data folder to the user
  * the workers will run as.
@@ -41,6 +42,7 @@
 #include "privdrop.h"
 #include "store.h"
 #include "strutil.h"
+#include "xalloc.h"
 
 #define CERT_DAYS 825
 /* The largest port base that keeps every planned listener, up to
@@ -56,7 +58,8 @@ const struct cli_command cli_init_command = {
 	"                     [--resolver IP[:PORT]] [--user NAME]\n"
 	"\n"
 	"Creates DIR (which must be empty or not exist) with:\n"
-	"  DIR/tern.conf      the config, every key explained in it\n"
+	"  DIR/tern.conf      the config: every key, the common ones explained;\n"
+	"                     keys marked (restart) need a restart\n"
 	"  DIR/data/          databases and mailboxes\n"
 	"  DIR/tls/cert.pem   a self-signed certificate for the hostname\n"
 	"  DIR/tls/key.pem    its private key (mode 0600)\n"
@@ -379,6 +382,48 @@ static void listen_value(const struct init_args *a, unsigned port, char *out, si
 		snprintf(out, outsz, "%s:%u", a->address, p);
 }
 
+/* The config is written one key at a time.  A key's comment ends in
+ * " (restart)" when the key table (config.c) says a change needs a
+ * restart, so this file and the reload code cannot disagree; the keys it
+ * does not set come last, commented out at their defaults, so the file
+ * names every key. */
+struct conf_writer {
+	struct buf *b;
+	bool *written; /* per key of the table */
+	int err;
+};
+
+/* "# COMMENT[ (restart)].\nKEY = VALUE\n"; value NULL: the key's default;
+ * off: the key line commented out ("# KEY = VALUE").  A key not in the
+ * table is a bug here (err set; the config is not written). */
+static void put_key(struct conf_writer *w, const char *comment, const char *key,
+		    const char *value, bool off)
+{
+	size_t i;
+	if (!config_key_find(key, &i)) {
+		w->err = -1;
+		return;
+	}
+	w->written[i] = true;
+	bool restart = config_key_restart(i);
+	int r = 0;
+	if (comment != NULL)
+		r |= buf_printf(w->b, "# %s%s.\n", comment, restart ? " (restart)" : "");
+	else if (restart)
+		r |= buf_puts(w->b, "# (restart)\n");
+	if (value == NULL)
+		value = config_key_default(i);
+	r |= buf_printf(w->b, "%s%s =%s%s\n", off ? "# " : "", key, value[0] ? " " : "", value);
+	if (r < 0)
+		w->err = -1;
+}
+
+static void put_text(struct conf_writer *w, const char *text)
+{
+	if (buf_puts(w->b, text) < 0)
+		w->err = -1;
+}
+
 static int build_config(const struct init_args *a, struct buf *b)
 {
 	char now[32] = "";
@@ -386,89 +431,104 @@ static int build_config(const struct init_args *a, struct buf *b)
 	struct tm tm;
 	if (gmtime_r(&t, &tm) != NULL)
 		strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	int r = 0;
-	r |= buf_printf(b,
-			"# tern.conf - written by `tern init` on %s.\n"
-			"#\n"
-			"# Format: one \"key = value\" a line; lines starting with '#' are comments.\n"
-			"# Relative paths are relative to the folder holding this file.  Unknown\n"
-			"# keys are errors.  After a change: `kill -HUP` the master (keys marked\n"
-			"# \"restart\" need a restart).  Every key and its default: docs/config.md.\n"
-			"\n",
-			now);
-	r |= buf_printf(b,
-			"# Our name: in the SMTP greeting, EHLO to other servers, Received:\n"
-			"# headers, and the TLS certificate.\n"
-			"hostname = %s\n\n",
-			a->hostname);
-	r |= buf_printf(b, "# Databases, mailboxes and the queue (restart).\n"
-			   "data_dir = data\n\n");
-	r |= buf_printf(b,
-			"# When started as root: the unprivileged user the workers and the\n"
-			"# admin commands run as; it must own data_dir.  Empty: keep running as\n"
-			"# the user that starts tern (which must then not be root) (restart).\n"
-			"user =%s%s\n\n",
-			a->user[0] ? " " : "", a->user);
-	r |= buf_printf(b, "# Listeners, \"ADDRESS:PORT\" (IPv6: \"[ADDRESS]:PORT\"); empty: off "
-			   "(restart).\n");
+	struct conf_writer w = {b, xcalloc(config_key_count(), sizeof(bool)), 0};
+	if (buf_printf(b,
+		       "# tern.conf - written by `tern init` on %s.\n"
+		       "#\n"
+		       "# Format: one \"key = value\" a line; lines starting with '#' are comments.\n"
+		       "# Relative paths are relative to the folder holding this file.  Unknown\n"
+		       "# keys are errors.  After a change: `kill -HUP` the master.  Keys marked\n"
+		       "# \"(restart)\" need a restart: on SIGHUP the running value stays and the\n"
+		       "# log warns.  Every key and its default: docs/config.md.\n"
+		       "\n",
+		       now) < 0)
+		w.err = -1;
+	put_key(&w,
+		"Our name: in the SMTP greeting, EHLO to other servers, Received:\n"
+		"# headers, and the TLS certificate",
+		"hostname", a->hostname, false);
+	put_text(&w, "\n");
+	put_key(&w, "Databases, mailboxes and the queue", "data_dir", "data", false);
+	put_text(&w, "\n");
+	put_key(&w,
+		"When started as root: the unprivileged user the workers and the\n"
+		"# admin commands run as; it must own data_dir.  Empty: keep running as\n"
+		"# the user that starts tern (which must then not be root)",
+		"user", a->user, false);
+	put_text(&w, "\n# Listeners, \"ADDRESS:PORT\" (IPv6: \"[ADDRESS]:PORT\"); empty: off.\n");
 	for (size_t i = 0; i < N_LISTENERS; i++) {
 		char v[80];
 		listen_value(a, listeners[i].port, v, sizeof v);
 		if (listeners[i].lands == NULL)
-			r |= buf_printf(b, "# %s.\n%s = %s\n", listeners[i].what, listeners[i].key, v);
+			put_key(&w, listeners[i].what, listeners[i].key, v, false);
 	}
 	bool noted = false;
 	for (size_t i = 0; i < N_LISTENERS; i++) {
-		char v[80];
+		char v[80], what[200];
 		listen_value(a, listeners[i].port, v, sizeof v);
 		if (listeners[i].lands == NULL)
 			continue;
 		/* Written, but commented out: the file should say what runs. */
 		if (!noted)
-			r |= buf_printf(b, "# Not served by this version yet: uncomment each once its\n"
-					   "# protocol lands.\n");
+			put_text(&w, "# Not served by this version yet: uncomment each once its\n"
+				     "# protocol lands.\n");
 		noted = true;
-		r |= buf_printf(b, "# %s (once %s lands):\n# %s = %s\n", listeners[i].what,
-				listeners[i].lands, listeners[i].key, v);
+		snprintf(what, sizeof what, "%s (once %s lands)", listeners[i].what,
+			 listeners[i].lands);
+		put_key(&w, what, listeners[i].key, v, true);
 	}
-	r |= buf_printf(b,
-			"\n# TLS certificate chain (PEM).  `tern init` made a self-signed one;\n"
-			"# replace it with one from a CA for use on the Internet.\n"
-			"tls.cert = tls/cert.pem\n"
-			"# Its private key (PEM), readable by its owner only.\n"
-			"tls.key = tls/key.pem\n"
-			"# More certificates, chosen by the name the client asks for (SNI): a\n"
-			"# folder holding one folder per name (mail.example.org or\n"
-			"# *.example.org), each with cert.pem and key.pem.  Other names get\n"
-			"# tls.cert.\n"
-			"# tls.sni_dir = tls/domains\n\n");
-	r |= buf_printf(b,
-			"# DNS resolver for MX and address lookups, \"IP\" or \"IP:PORT\";\n"
-			"# empty: the system's resolvers (/etc/resolv.conf).\n"
-			"dns.resolver =%s%s\n\n",
-			a->resolver[0] ? " " : "", a->resolver);
-	r |= buf_printf(b,
-			"# Port of other servers' SMTP service when relaying mail to them (25\n"
-			"# on the Internet; port base + 25 between test instances).\n"
-			"remote_smtp_port = %" PRIu64 "\n\n",
-			a->port_base + 25);
-	r |= buf_printf(b, "# Worker processes; 0: one per CPU (restart).\n"
-			   "workers = 0\n\n");
-	r |= buf_printf(b, "# Largest message accepted, in bytes (K, M, G suffixes).\n"
-			   "smtp.max_message_size = 50M\n\n"
-			   "# Most recipients of one message.\n"
-			   "smtp.max_recipients = 100\n\n"
-			   "# Most SMTP connections per worker.\n"
-			   "smtp.max_connections = 5000\n\n"
-			   "# Errors one SMTP session may make before it is closed.\n"
-			   "smtp.max_errors = 10\n\n");
-	r |= buf_printf(b, "# user+tag@domain is delivered to user@domain; empty: off.\n"
-			   "recipient_delimiter = +\n\n");
-	r |= buf_printf(b, "# Least important log lines shown: debug, info, warn or error.\n"
-			   "log.level = info\n\n");
-	r |= buf_printf(b, "# Allow password logins without TLS from 127.0.0.1/::1 (for tests).\n"
-			   "allow_plaintext_loopback = no\n");
-	return r < 0 ? -1 : 0;
+	put_text(&w, "\n");
+	put_key(&w,
+		"TLS certificate chain (PEM).  `tern init` made a self-signed one;\n"
+		"# replace it with one from a CA for use on the Internet",
+		"tls.cert", "tls/cert.pem", false);
+	put_key(&w, "Its private key (PEM), readable by its owner only", "tls.key", "tls/key.pem",
+		false);
+	put_key(&w,
+		"More certificates, chosen by the name the client asks for (SNI): a\n"
+		"# folder holding one folder per name (mail.example.org or\n"
+		"# *.example.org), each with cert.pem and key.pem.  Other names get\n"
+		"# tls.cert",
+		"tls.sni_dir", "tls/domains", true);
+	put_text(&w, "\n");
+	put_key(&w,
+		"DNS resolver for MX and address lookups, \"IP\" or \"IP:PORT\";\n"
+		"# empty: the system's resolvers (/etc/resolv.conf)",
+		"dns.resolver", a->resolver, false);
+	put_text(&w, "\n");
+	char port[24];
+	snprintf(port, sizeof port, "%" PRIu64, a->port_base + 25);
+	put_key(&w,
+		"Port of other servers' SMTP service when relaying mail to them (25\n"
+		"# on the Internet; port base + 25 between test instances)",
+		"remote_smtp_port", port, false);
+	put_text(&w, "\n");
+	put_key(&w, "Worker processes; 0: one per CPU", "workers", "0", false);
+	put_text(&w, "\n");
+	put_key(&w, "Largest message accepted, in bytes (K, M, G suffixes)",
+		"smtp.max_message_size", "50M", false);
+	put_text(&w, "\n");
+	put_key(&w, "Most recipients of one message", "smtp.max_recipients", "100", false);
+	put_text(&w, "\n");
+	put_key(&w, "Most SMTP connections per worker", "smtp.max_connections", "5000", false);
+	put_text(&w, "\n");
+	put_key(&w, "Errors one SMTP session may make before it is closed", "smtp.max_errors",
+		"10", false);
+	put_text(&w, "\n");
+	put_key(&w, "user+tag@domain is delivered to user@domain; empty: off",
+		"recipient_delimiter", "+", false);
+	put_text(&w, "\n");
+	put_key(&w, "Least important log lines shown: debug, info, warn or error", "log.level",
+		"info", false);
+	put_text(&w, "\n");
+	put_key(&w, "Allow password logins without TLS from 127.0.0.1/::1 (for tests)",
+		"allow_plaintext_loopback", "no", false);
+	put_text(&w, "\n# Every other key, at its default (docs/config.md says what each does).\n");
+	for (size_t i = 0; i < config_key_count(); i++)
+		if (!w.written[i])
+			put_key(&w, NULL, config_key_name(i), NULL, true);
+	free(w.written);
+	return w.err;
 }
 
 /* ---------------------------------------------------------------- TLS */
@@ -635,6 +695,8 @@ static int create_all(const struct init_args *a, const char *dir)
 	int rc = 0;
 	if (a->domain[0] != '\0' && store_domain_add(s, a->domain, err, sizeof err) < 0) {
 		cli_fail("init", "--domain %s: %s", a->domain, err);
+		rc = -1;
+	} else if (a->domain[0] != '\0' && cli_dkim_make(s, "init", a->domain) != 0) {
 		rc = -1;
 	}
 	store_close(&s);

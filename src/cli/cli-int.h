@@ -73,4 +73,32 @@ bool cli_domain_ok(const char *s);
  * (and DEL) as '?', so it fits in one field of tab-separated output. */
 void cli_put_sanitized(FILE *f, const char *s);
 
+
+/* Helpers of the command groups with sub-commands (cli-admin.c). */
+#define WHAT_MAX 32 /* size of the "<command> <sub>" label of messages */
+/* Looks up the sub-command (argv[1]) of a command group.  Returns 0 with
+ * *sub set and what = "<command> <sub>", or an exit code (help printed,
+ * or a usage error). */
+int cli_pick_sub(const struct cli_command *cmd, int argc, char **argv, const char *const *subs,
+		 const char **sub, char what[WHAT_MAX]);
+/* Parses the arguments after the sub-command and checks their count. */
+int cli_parse_sub(const struct cli_command *cmd, const char *what, int argc, char **argv,
+		  const struct cli_option *opts, size_t n_opts, char **pos, int min_pos,
+		  int max_pos, int *n_pos);
+/* Maps a parse result to the exit code of the command. */
+int cli_parse_exit(int rc);
+/* Checks a domain argument; on success copies it lower-cased into out. */
+int cli_check_domain(const struct cli_command *cmd, const char *what, const char *arg, char *out,
+		     size_t outsz);
+/* Flushes stdout; a failed write (disk full, closed pipe) is a failure. */
+int cli_finish_output(const char *what, int rc);
+
+
+/* cli-dkim.c: makes a domain's DKIM keys and says so (0 or CLI_FAIL). */
+int cli_dkim_make(struct store *s, const char *what, const char *domain);
+/* cli-dkim.c: prints the DNS records domain needs (0 or CLI_FAIL). */
+struct config;
+int cli_domain_dns(const struct config *cfg, struct store *s, const char *what, const char *domain);
+extern const struct cli_command cli_dkim_command;
+
 #endif

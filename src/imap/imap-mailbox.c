@@ -37,12 +37,11 @@ static int collect_cb(void *ctx, const struct store_mailbox *mb)
 	return 0;
 }
 
-static bool has_child(const struct mb_list *l, const char *name, bool subscribed_only)
+static bool has_child(const struct mb_list *l, const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < l->n; i++)
-		if (strncmp(l->v[i].name, name, n) == 0 && l->v[i].name[n] == '/' &&
-		    (!subscribed_only || l->v[i].subscribed))
+		if (strncmp(l->v[i].name, name, n) == 0 && l->v[i].name[n] == '/')
 			return true;
 	return false;
 }
@@ -202,7 +201,7 @@ void imap_cmd_delete(struct imap_cmdctx *x)
 	}
 	/* Deleting a parent would leave its children without one, which
 	 * LIST "%" could not show (RFC 9051 6.3.4 allows refusing). */
-	bool children = has_child(&l, mb.name, false);
+	bool children = has_child(&l, mb.name);
 	free(l.v);
 	if (children) {
 		imap_reply(s, "%s NO [HASCHILDREN] Mailbox has children, delete them first",
@@ -251,21 +250,37 @@ void imap_cmd_rename(struct imap_cmdctx *x)
 	imap_reply(s, "%s OK Rename completed", x->tag);
 }
 
+/* Subscriptions are names (store.h): SUBSCRIBE of a name no mailbox has
+ * succeeds, as does SUBSCRIBE of a subscribed name (RFC 9051 6.3.7) and
+ * UNSUBSCRIBE of any name that is not subscribed, even one no mailbox can
+ * have (6.3.8). */
 void imap_cmd_subscribe(struct imap_cmdctx *x)
 {
 	bool on = strutil_eq_ci(x->c->name, x->c->name_len, "SUBSCRIBE");
-	if (x->n != 1) {
+	if (x->n != 1 || !imap_tok_is_string(&x->a[0])) {
 		imap_bad(x, "One mailbox name expected");
 		return;
 	}
 	char name[512];
-	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+	if (on) {
+		if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+			return;
+		if (!store_mailbox_name_ok(name)) {
+			imap_reply(x->s, "%s NO [CANNOT] Invalid mailbox name", x->tag);
+			return;
+		}
+	} else if (imap_mailbox_decode(x->s, &x->a[0], name) < 0 ||
+		   !store_mailbox_name_ok(name)) {
+		imap_reply(x->s, "%s OK Unsubscribe completed", x->tag);
 		return;
-	struct store_mailbox mb;
-	if (need_mailbox(x, name, &mb) <= 0)
-		return;
+	}
 	char err[256];
-	if (store_mailbox_subscribe(x->s->acct, mb.name, on, err, sizeof err) < 0) {
+	int r = store_mailbox_subscribe(x->s->acct, name, on, err, sizeof err);
+	if (r == -2) {
+		imap_reply(x->s, "%s NO [LIMIT] %s", x->tag, err);
+		return;
+	}
+	if (r < 0) {
 		imap_no_store(x, "subscribe", err);
 		return;
 	}
@@ -416,7 +431,167 @@ enum {
 	RET_CHILDREN = 1 << 4,
 	RET_SPECIALUSE = 1 << 5,
 	RET_STATUS = 1 << 6,
+	LIST_EXTENDED = 1 << 7, /* any of RFC 5258's three extensions was used */
 };
+
+/* One name LIST or LSUB may answer for: a mailbox, a subscribed name, or
+ * a level above a subscribed name (for RECURSIVEMATCH and LSUB "%"),
+ * which need not exist. */
+struct list_name {
+	char *name;                     /* owned */
+	const struct store_mailbox *mb; /* NULL: no mailbox has this name */
+	bool subscribed;
+	bool match; /* matches one of the patterns */
+	bool meets; /* meets the selection criteria */
+};
+
+struct name_list {
+	struct list_name *v;
+	size_t n, cap;
+};
+
+static void names_add(struct name_list *nl, const char *name, size_t len,
+		      const struct store_mailbox *mb, bool subscribed)
+{
+	if (nl->n == nl->cap) {
+		nl->cap = nl->cap ? nl->cap * 2 : 64;
+		nl->v = xreallocarray(nl->v, nl->cap, sizeof *nl->v);
+	}
+	struct list_name *e = &nl->v[nl->n++];
+	memset(e, 0, sizeof *e);
+	e->name = xstrndup(name, len);
+	e->mb = mb;
+	e->subscribed = subscribed;
+}
+
+/* A subscribed name, and every level above it ("a" and "a/b" for "a/b/c")
+ * as a name that is not itself subscribed. */
+static int subscription_cb(void *ctx, const char *name)
+{
+	struct name_list *nl = ctx;
+	for (const char *p = strchr(name, '/'); p; p = strchr(p + 1, '/'))
+		names_add(nl, name, (size_t)(p - name), NULL, false);
+	names_add(nl, name, strlen(name), NULL, true);
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct list_name *)a)->name, ((const struct list_name *)b)->name);
+}
+
+/* Sorts by name and merges the entries for one name into one. */
+static void names_merge(struct name_list *nl)
+{
+	if (nl->n == 0)
+		return;
+	qsort(nl->v, nl->n, sizeof *nl->v, name_cmp);
+	size_t w = 0;
+	for (size_t r = 1; r < nl->n; r++) {
+		struct list_name *keep = &nl->v[w], *e = &nl->v[r];
+		if (strcmp(keep->name, e->name) == 0) {
+			keep->mb = keep->mb ? keep->mb : e->mb;
+			keep->subscribed |= e->subscribed;
+			free(e->name);
+		} else {
+			nl->v[++w] = *e;
+		}
+	}
+	nl->n = w + 1;
+}
+
+/* The entries below v[i] in the hierarchy, [*lo, *hi): names starting
+ * with "name/" sort together (after name, though not always right after
+ * it: "a-b" sorts between "a" and "a/b"). */
+static void names_below(const struct name_list *nl, size_t i, size_t *lo, size_t *hi)
+{
+	const char *name = nl->v[i].name;
+	size_t len = strlen(name);
+	size_t a = i + 1, b = nl->n;
+	while (a < b) { /* first entry >= "name/" */
+		size_t m = a + (b - a) / 2;
+		const char *c = nl->v[m].name;
+		int d = strncmp(c, name, len);
+		if (d < 0 || (d == 0 && (unsigned char)c[len] < '/'))
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	while (a < nl->n && strncmp(nl->v[a].name, name, len) == 0 && nl->v[a].name[len] == '/')
+		a++;
+	*hi = a;
+}
+
+static bool list_meets(const struct list_name *e, bool lsub, unsigned opts)
+{
+	if (lsub)
+		return e->subscribed;
+	if ((opts & SEL_SUBSCRIBED) ? !e->subscribed : e->mb == NULL)
+		return false;
+	return !(opts & SEL_SPECIALUSE) || (e->mb && e->mb->special_use);
+}
+
+/* The LIST or LSUB line (and RETURN (STATUS)'s STATUS line) for v[i], if
+ * it is answered for: RFC 5258 3.3 and 3.5 (RFC 9051 6.3.9.3, 6.3.9.6).
+ * A name that meets the selection criteria is listed, with CHILDINFO
+ * under RECURSIVEMATCH when a name below it meets them too; one that does
+ * not is listed (RECURSIVEMATCH only, with CHILDINFO) when a name below
+ * it meets them without matching the pattern, since otherwise that name
+ * is listed itself and the CHILDINFO would be redundant.  LSUB does the
+ * same with \Noselect for a name that is not subscribed (RFC 3501 6.3.9:
+ * LSUB "%" with only "foo/bar" subscribed answers "foo" \Noselect). */
+static void list_line(struct imap_session *s, const struct name_list *nl, size_t i, bool lsub,
+		      unsigned opts, const unsigned char *st_order, size_t st_n, struct buf *b)
+{
+	const struct list_name *e = &nl->v[i];
+	size_t lo, hi;
+	names_below(nl, i, &lo, &hi);
+	bool below_mb = false, below_meets = false, below_meets_unmatched = false;
+	for (size_t j = lo; j < hi; j++) {
+		below_mb |= nl->v[j].mb != NULL;
+		below_meets |= nl->v[j].meets;
+		below_meets_unmatched |= nl->v[j].meets && !nl->v[j].match;
+	}
+	bool recursive = lsub || (opts & SEL_RECURSIVE);
+	if (!e->meets && !(recursive && below_meets_unmatched))
+		return;
+	buf_printf(b, "* %s (", lsub ? "LSUB" : "LIST");
+	if (lsub) {
+		if (!e->meets)
+			buf_puts(b, "\\Noselect");
+	} else {
+		const char *sp = "";
+		if (e->mb == NULL) {
+			buf_puts(b, "\\NonExistent");
+			sp = " ";
+		}
+		if (e->mb || (opts & RET_CHILDREN)) {
+			buf_printf(b, "%s%s", sp, below_mb ? "\\HasChildren" : "\\HasNoChildren");
+			sp = " ";
+		}
+		if (e->subscribed && (opts & (RET_SUBSCRIBED | SEL_SUBSCRIBED)))
+			buf_printf(b, "%s\\Subscribed", sp);
+		for (unsigned bit = 1; e->mb && bit <= STORE_SU_FLAGGED; bit <<= 1)
+			if ((e->mb->special_use & bit) && su_name(bit))
+				buf_printf(b, " %s", su_name(bit));
+	}
+	buf_puts(b, ") \"/\" ");
+	imap_mailbox_out(s, e->name, b);
+	if (!lsub && (opts & SEL_RECURSIVE) && below_meets) {
+		/* The selection criteria that were met (RFC 5258 3.5). */
+		buf_puts(b, " (\"CHILDINFO\" (");
+		if (opts & SEL_SUBSCRIBED)
+			buf_puts(b, "\"SUBSCRIBED\"");
+		if (opts & SEL_SPECIALUSE)
+			buf_puts(b, (opts & SEL_SUBSCRIBED) ? " \"SPECIAL-USE\"" : "\"SPECIAL-USE\"");
+		buf_puts(b, "))");
+	}
+	buf_puts(b, "\r\n");
+	/* STATUS only for a mailbox that meets the criteria (RFC 5819 3). */
+	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets)
+		status_line(s, e->mb, st_order, st_n, b);
+}
 
 void imap_cmd_list(struct imap_cmdctx *x)
 {
@@ -430,6 +605,7 @@ void imap_cmd_list(struct imap_cmdctx *x)
 	const char *bad = NULL;
 	/* selection options */
 	if (!lsub && i < n && a[i].type == IMAP_TOK_LPAREN) {
+		opts |= LIST_EXTENDED;
 		for (i++; i < n && a[i].type != IMAP_TOK_RPAREN; i++) {
 			if (imap_tok_eq(&a[i], "SUBSCRIBED"))
 				opts |= SEL_SUBSCRIBED;
@@ -456,6 +632,7 @@ void imap_cmd_list(struct imap_cmdctx *x)
 	/* patterns: one, or a list (LIST-EXTENDED) */
 	size_t pat_first = i, pat_n = 0;
 	if (i < n && a[i].type == IMAP_TOK_LPAREN && !lsub) {
+		opts |= LIST_EXTENDED;
 		for (i++, pat_first = i; i < n && a[i].type != IMAP_TOK_RPAREN; i++, pat_n++)
 			if (!imap_tok_is_string(&a[i]))
 				bad = "Invalid mailbox pattern";
@@ -469,6 +646,7 @@ void imap_cmd_list(struct imap_cmdctx *x)
 		bad = "Mailbox pattern expected";
 	}
 	if (bad == NULL && i < n) {
+		opts |= LIST_EXTENDED;
 		if (lsub || !imap_tok_eq(&a[i], "RETURN") || i + 1 >= n ||
 		    a[i + 1].type != IMAP_TOK_LPAREN) {
 			bad = "Unexpected arguments";
@@ -505,8 +683,9 @@ void imap_cmd_list(struct imap_cmdctx *x)
 	} else if (imap_mailbox_arg(x, ref, refname) < 0) {
 		return;
 	}
-	/* LIST "" "": the hierarchy delimiter */
-	if (pat_n == 1 && a[pat_first].len == 0) {
+	/* LIST "" "": the hierarchy delimiter; not in the extended syntax,
+	 * where an empty pattern matches nothing (RFC 5258 3). */
+	if (pat_n == 1 && a[pat_first].len == 0 && !(opts & LIST_EXTENDED)) {
 		if (lsub)
 			imap_reply(s, "* LSUB (\\Noselect) \"/\" \"\"");
 		else
@@ -533,72 +712,53 @@ void imap_cmd_list(struct imap_cmdctx *x)
 		np++;
 	}
 	struct mb_list l = {NULL, 0, 0};
+	struct name_list nl = {NULL, 0, 0};
 	char err[256];
-	if (store_mailbox_list(s->acct, collect_cb, &l, err, sizeof err) < 0) {
-		free(pats);
-		free(l.v);
-		imap_no_store(x, "list", err);
-		return;
-	}
-	struct buf b = BUF_INIT;
-	for (size_t k = 0; k < l.n; k++) {
-		const struct store_mailbox *mb = &l.v[k];
-		bool match = false;
-		for (size_t p = 0; p < np && !match; p++)
-			match = wild_match(pats[p], mb->name);
-		if (!match)
-			continue;
-		bool sub_child = false;
-		bool want_sub = lsub || (opts & SEL_SUBSCRIBED);
-		if (want_sub && !mb->subscribed) {
-			if (!(opts & SEL_RECURSIVE) || !(sub_child = has_child(&l, mb->name, true)))
+	bool subs = lsub || (opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED));
+	int r = store_mailbox_list(s->acct, collect_cb, &l, err, sizeof err);
+	if (r == 0 && subs)
+		r = store_mailbox_subscriptions(s->acct, subscription_cb, &nl, err, sizeof err);
+	if (r == 0) {
+		for (size_t k = 0; k < l.n; k++)
+			names_add(&nl, l.v[k].name, strlen(l.v[k].name), &l.v[k], false);
+		names_merge(&nl);
+		for (size_t k = 0; k < nl.n; k++) {
+			struct list_name *e = &nl.v[k];
+			for (size_t p = 0; p < np && !e->match; p++)
+				e->match = wild_match(pats[p], e->name);
+			e->meets = list_meets(e, lsub, opts);
+		}
+		struct buf b = BUF_INIT;
+		for (size_t k = 0; k < nl.n; k++) {
+			if (!nl.v[k].match)
 				continue;
-		} else if (want_sub && (opts & SEL_RECURSIVE)) {
-			sub_child = has_child(&l, mb->name, true);
+			list_line(s, &nl, k, lsub, opts, st_order, st_n, &b);
+			if (b.len > 65536) {
+				imap_send(s, b.data, b.len);
+				buf_reset(&b);
+			}
 		}
-		if ((opts & SEL_SPECIALUSE) && mb->special_use == 0)
-			continue;
-		bool children = has_child(&l, mb->name, false);
-		buf_printf(&b, "* %s (", lsub ? "LSUB" : "LIST");
-		if (!lsub) {
-			buf_puts(&b, children ? "\\HasChildren" : "\\HasNoChildren");
-			if (mb->subscribed && (opts & (RET_SUBSCRIBED | SEL_SUBSCRIBED)))
-				buf_puts(&b, " \\Subscribed");
-			for (unsigned bit = 1; bit <= STORE_SU_FLAGGED; bit <<= 1)
-				if ((mb->special_use & bit) && su_name(bit))
-					buf_printf(&b, " %s", su_name(bit));
-		} else if (!mb->subscribed) {
-			buf_puts(&b, "\\Noselect");
-		}
-		buf_puts(&b, ") \"/\" ");
-		imap_mailbox_out(s, mb->name, &b);
-		if (!lsub && sub_child && (opts & SEL_RECURSIVE))
-			buf_puts(&b, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-		buf_puts(&b, "\r\n");
-		if (!lsub && (opts & RET_STATUS))
-			status_line(s, mb, st_order, st_n, &b);
-		if (b.len > 65536) {
-			imap_send(s, b.data, b.len);
-			buf_reset(&b);
-		}
+		imap_send(s, b.data, b.len);
+		buf_free(&b);
 	}
-	imap_send(s, b.data, b.len);
-	buf_free(&b);
+	for (size_t k = 0; k < nl.n; k++)
+		free(nl.v[k].name);
+	free(nl.v);
 	free(l.v);
 	free(pats);
-	imap_reply(s, "%s OK %s completed", x->tag, lsub ? "Lsub" : "List");
+	if (r < 0)
+		imap_no_store(x, "list", err);
+	else
+		imap_reply(s, "%s OK %s completed", x->tag, lsub ? "Lsub" : "List");
 }
 
 /* ------------------------------------------------------------ APPEND */
 
-/* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed. */
+/* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed.  Returns
+ * its descriptor, which holds the file until store_spool_drop, or -1. */
 static int spool_write(struct imap_session *s, const char *msg, size_t n, char *path, size_t pathsz)
 {
-	char id[25];
-	fsutil_unique_id(id);
-	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(s->srv->store), id) >= (int)pathsz)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = store_spool_new(s->srv->store, path, pathsz);
 	if (fd < 0)
 		return -1;
 	struct buf b;
@@ -622,11 +782,9 @@ static int spool_write(struct imap_session *s, const char *msg, size_t n, char *
 	buf_free(&b);
 	if (r == 0 && fsync(fd) < 0)
 		r = -1;
-	if (close(fd) < 0)
-		r = -1;
 	if (r < 0)
-		unlink(path);
-	return r;
+		store_spool_drop(&fd, path);
+	return fd;
 }
 
 /* One message of an APPEND. */
@@ -636,7 +794,7 @@ struct append_msg {
 	time_t date;
 	const struct imap_tok *lit;
 	char path[PATH_MAX];
-	bool spooled;
+	int fd; /* the spool file's, while it exists */
 };
 
 void imap_cmd_append(struct imap_cmdctx *x)
@@ -654,6 +812,8 @@ void imap_cmd_append(struct imap_cmdctx *x)
 		if (a[k].type == IMAP_TOK_LITERAL)
 			n_lit++;
 	struct append_msg *m = xcalloc(n_lit ? n_lit : 1, sizeof *m);
+	for (size_t k = 0; k < (n_lit ? n_lit : 1); k++)
+		m[k].fd = -1;
 	size_t nm = 0;
 	const char *bad = NULL;
 	while (i < n && bad == NULL) {
@@ -719,12 +879,12 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	char err[256] = "";
 	r = 0;
 	for (size_t k = 0; k < nm && r == 0; k++) {
-		r = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
-		if (r < 0) {
+		m[k].fd = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
+		if (m[k].fd < 0) {
 			snprintf(err, sizeof err, "spool: %s", strerror(errno));
+			r = -1;
 			break;
 		}
-		m[k].spooled = true;
 		sm[k].path = m[k].path;
 		sm[k].flags = m[k].flags;
 		sm[k].keywords = m[k].kw;
@@ -734,8 +894,7 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	if (r == 0)
 		r = store_imap_append(s->acct, mb.name, sm, nm, &uv, uids, err, sizeof err);
 	for (size_t k = 0; k < nm; k++)
-		if (m[k].spooled)
-			unlink(m[k].path);
+		store_spool_drop(&m[k].fd, m[k].path);
 	if (r < 0) {
 		if (strstr(err, "keyword"))
 			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);

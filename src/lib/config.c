@@ -1,8 +1,12 @@
 /*
  * config.c - parser and validator for the config file (see config.h).
  *
- * The known keys are one table: name, type, where the value lives, default.
- * Adding a key is adding a row (and a line in docs/config.md).
+ * The known keys are one table: name, type, where the value lives, default,
+ * and whether a change needs a restart.  Adding a key is adding a row (and
+ * a line in docs/config.md, whose "on SIGHUP" column must agree with the
+ * restart flag: tests/integration/test_reload.py checks every key).  The
+ * table is the one source of the restart flag: the reload code
+ * (config_keep_restart_keys) and `tern init`'s "(restart)" notes read it.
  */
 #include "config.h"
 
@@ -15,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -60,7 +65,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
 	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
-	{"postmaster", CFG_STR, STR(postmaster), "", true},
+	{"postmaster", CFG_STR, STR(postmaster), "", false},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
 	{"allow_plaintext_loopback", CFG_BOOL, STR(allow_plaintext_loopback), "no", false},
 	{"auth.scram_iterations", CFG_UINT, STR(auth_scram_iterations), "4096", false},
@@ -448,31 +453,84 @@ void config_free(struct config **cfgp)
 	*cfgp = NULL;
 }
 
-const char *config_restart_key_changed(const struct config *a, const struct config *b)
+size_t config_key_count(void)
 {
+	return N_KEYS;
+}
+
+const char *config_key_name(size_t i)
+{
+	return i < N_KEYS ? cfg_keys[i].name : NULL;
+}
+
+const char *config_key_default(size_t i)
+{
+	return i < N_KEYS ? cfg_keys[i].def : NULL;
+}
+
+bool config_key_restart(size_t i)
+{
+	return i < N_KEYS && cfg_keys[i].restart;
+}
+
+bool config_key_find(const char *name, size_t *index)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (!strcmp(cfg_keys[i].name, name)) {
+			if (index != NULL)
+				*index = i;
+			return true;
+		}
+	return false;
+}
+
+/* Whether key k has the same value in a and b. */
+static bool same_value(struct config *a, struct config *b, const struct cfg_key *k)
+{
+	switch (k->type) {
+	case CFG_STR:
+	case CFG_PATH:
+	case CFG_LISTEN:
+		return !strcmp(*str_field(a, k), *str_field(b, k));
+	case CFG_UINT:
+	case CFG_SIZE:
+	case CFG_DURATION:
+		return *u64_field(a, k) == *u64_field(b, k);
+	case CFG_BOOL:
+		return *bool_field(a, k) == *bool_field(b, k);
+	}
+	return false;
+}
+
+size_t config_keep_restart_keys(struct config *next, const struct config *running, bool warn)
+{
+	/* running is only read; the field helpers take a non-const config */
+	struct config *old = (struct config *)running;
+	size_t n = 0;
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
-		if (!k->restart)
+		if (!k->restart || same_value(next, old, k))
 			continue;
-		struct config *ma = (struct config *)a, *mb = (struct config *)b;
+		n++;
+		if (warn)
+			log_warn("reload key=%s note=\"changed; takes effect after a restart\"",
+				 k->name);
 		switch (k->type) {
 		case CFG_STR:
 		case CFG_PATH:
 		case CFG_LISTEN:
-			if (strcmp(*str_field(ma, k), *str_field(mb, k)))
-				return k->name;
+			free(*str_field(next, k));
+			*str_field(next, k) = xstrdup(*str_field(old, k));
 			break;
 		case CFG_UINT:
 		case CFG_SIZE:
 		case CFG_DURATION:
-			if (*u64_field(ma, k) != *u64_field(mb, k))
-				return k->name;
+			*u64_field(next, k) = *u64_field(old, k);
 			break;
 		case CFG_BOOL:
-			if (*bool_field(ma, k) != *bool_field(mb, k))
-				return k->name;
+			*bool_field(next, k) = *bool_field(old, k);
 			break;
 		}
 	}
-	return NULL;
+	return n;
 }

@@ -104,9 +104,22 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errsz);
 void config_free(struct config **cfg);
 
-/* Keys whose change needs a restart (listeners, data_dir, user, workers);
- * returns the name of the first such key that differs, or NULL. */
-const char *config_restart_key_changed(const struct config *a, const struct config *b);
+/* The key table (config.c), for `tern init` and tests: i < config_key_count().
+ * config_key_restart: a change needs a restart (listeners, data_dir, user,
+ * workers); every other key is applied on SIGHUP. */
+size_t config_key_count(void);
+const char *config_key_name(size_t i);
+const char *config_key_default(size_t i);
+bool config_key_restart(size_t i);
+/* Whether name is a key; its index into *index (may be NULL). */
+bool config_key_find(const char *name, size_t *index);
+
+/* On SIGHUP: for every restart key whose value in next differs from the
+ * running config, puts the running value back into next (the running
+ * process cannot apply it: its sockets are bound, its data folder open),
+ * and with warn logs `reload key=K note="changed; takes effect after a
+ * restart"`.  Returns how many keys differed. */
+size_t config_keep_restart_keys(struct config *next, const struct config *running, bool warn);
 
 /* Splits "ADDR:PORT" / "[V6]:PORT" into host (NUL-terminated in hostbuf)
  * and port.  Returns 0 or -1. */

@@ -20,6 +20,9 @@
  * transaction whose final reply had not been recorded yet).  On start,
  * rows left in "sending" become due again (store_queue_recover).
  */
+#include "dkim-keys.h"
+#include "strutil.h"
+#include "header.h"
 #include "queue-runner.h"
 
 #include <arpa/inet.h>
@@ -133,6 +136,7 @@ struct queue_runner {
 	struct event_base *base;
 	struct store *store;
 	const struct config *cfg;
+	struct dkim_keyring *dkim; /* signs our notices */
 	struct dns_resolver *dns;
 	struct tls_client *tls; /* NULL: outbound.tls = off (or no context) */
 	/* outbound.relay, parsed: every message goes there ("" none). */
@@ -240,12 +244,51 @@ static bool file_has_8bit(int fd)
 	return false;
 }
 
+/* The DKIM-Signature fields at the very top of msg (ours: added before
+ * the message was queued, above our Received: line): returns their
+ * length, with the distinct d= domains they name in doms (at most max). */
+static size_t leading_signatures(const char *msg, size_t len, char (*doms)[256], size_t max,
+				 size_t *n_doms)
+{
+	*n_doms = 0;
+	struct header h = {0};
+	if (header_parse(msg, len, &h) != HEADER_OK)
+		return 0;
+	size_t k = 0;
+	while (k < h.n_fields &&
+	       strutil_eq_ci(h.fields[k].name, h.fields[k].name_len, "DKIM-Signature")) {
+		struct dkim_taglist tl;
+		const struct dkim_tag *d;
+		if (dkim_taglist_parse(h.fields[k].value, h.fields[k].value_len, &tl, NULL, 0) ==
+			0 &&
+		    (d = dkim_taglist_get(&tl, "d")) != NULL && d->val_len < 256) {
+			bool seen = false;
+			for (size_t i = 0; i < *n_doms && !seen; i++)
+				seen = strlen(doms[i]) == d->val_len &&
+				       !strncmp(doms[i], d->val, d->val_len);
+			if (!seen && *n_doms < max) {
+				memcpy(doms[*n_doms], d->val, d->val_len);
+				doms[(*n_doms)++][d->val_len] = '\0';
+			}
+		}
+		k++;
+	}
+	/* Only fields followed by more header: the top of a header section. */
+	size_t skip = k > 0 && k < h.n_fields ? (size_t)(h.fields[k].name - msg) : 0;
+	if (skip == 0)
+		*n_doms = 0;
+	header_free(&h);
+	return skip;
+}
+
 /*
  * For a next hop without 8BITMIME (RFC 6152 3): replaces the job's file by
- * its 7-bit form (mime_to_7bit) in an anonymous memory file.  0; -2 when
- * the message cannot be converted, -1 on a local error, why set.  Runs on
- * the event loop: this costs a read and an encode of the message, which
- * only 8-bit mail to such (now rare) servers pays.
+ * its 7-bit form (mime_to_7bit) in an anonymous memory file.  Our DKIM
+ * signatures would not verify over the converted body, so they are made
+ * again over it, with the keys of the same domains.  0; -2 when the
+ * message cannot be converted, -1 on a local error, why set.  Runs on the
+ * event loop: this costs a read and an encode of the message, which only
+ * 8-bit mail to such (now rare) servers pays.
  */
 static int job_to_7bit(struct job *j, char *why, size_t whysz)
 {
@@ -255,17 +298,34 @@ static int job_to_7bit(struct job *j, char *why, size_t whysz)
 		snprintf(why, whysz, "cannot read the queued message: %s", strerror(errno));
 		return -1;
 	}
+	char doms[4][256];
+	size_t n_doms;
+	size_t skip = leading_signatures(msg, len, doms, 4, &n_doms);
 	/* Quoted-printable makes at most 3.12 octets of one (=XX, and a soft
 	 * break every 25 of them), base64 1.37; plus the added fields. */
-	struct buf out;
+	struct buf out, sig;
 	buf_init(&out, len * 4 + 65536);
-	int rc = mime_to_7bit(msg, len, &out, why, whysz);
+	buf_init(&sig, 0);
+	int rc = mime_to_7bit(msg + skip, len - skip, &out, why, whysz);
 	free(msg);
+	if (rc == 0 && skip > 0) {
+		const char *cand[4];
+		for (size_t i = 0; i < n_doms; i++)
+			cand[i] = doms[i];
+		char used[256], err[256] = "no key of the signing domain";
+		if (dkim_keyring_sign(j->d->r->dkim, cand, n_doms, out.data, out.len, time(NULL),
+				      &sig, used, sizeof used, err, sizeof err) <= 0) {
+			log_warn("queue id=%lld action=dkim_resign error=\"%s\" note=\"sent "
+				 "unsigned\"",
+				 (long long)j->msg.id, err);
+			buf_reset(&sig);
+		}
+	}
 	int fd = -1;
 	if (rc == 0) {
 		fd = memfd_create("tern-7bit", MFD_CLOEXEC);
-		if (fd < 0 || fsutil_write_all(fd, out.data, out.len) < 0 ||
-		    lseek(fd, 0, SEEK_SET) < 0) {
+		if (fd < 0 || fsutil_write_all(fd, sig.data, sig.len) < 0 ||
+		    fsutil_write_all(fd, out.data, out.len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
 			snprintf(why, whysz, "cannot hold the 7-bit copy: %s", strerror(errno));
 			if (fd >= 0)
 				close(fd);
@@ -275,9 +335,10 @@ static int job_to_7bit(struct job *j, char *why, size_t whysz)
 	if (rc == 0) {
 		close(j->fd);
 		j->fd = fd;
-		j->converted_size = out.len;
+		j->converted_size = sig.len + out.len;
 		j->body_8bit = false;
 	}
+	buf_free(&sig);
 	buf_free(&out);
 	return rc;
 }
@@ -1057,30 +1118,6 @@ static char *read_header(const char *path, size_t *len)
 	return buf;
 }
 
-/* Writes data to a new spool file; fills path.  0 or -1. */
-static int spool_write(struct queue_runner *r, const char *prefix, size_t prefix_len,
-		       const struct buf *b, char *path, size_t pathsz)
-{
-	char id[25];
-	fsutil_unique_id(id);
-	if (snprintf(path, pathsz, "%s/spool/%s", store_data_dir(r->store), id) >= (int)pathsz)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	int rc = 0;
-	if (prefix_len)
-		rc = fsutil_write_all(fd, prefix, prefix_len);
-	if (rc == 0)
-		rc = fsutil_write_all(fd, b->data, b->len);
-	if (rc == 0)
-		rc = fsync(fd);
-	close(fd);
-	if (rc < 0)
-		unlink(path);
-	return rc;
-}
-
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
@@ -1107,7 +1144,9 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 	}
 	if (tg->n_local > 0) {
 		static const char rp[] = "Return-Path: <>\r\n";
-		if (spool_write(r, rp, sizeof rp - 1, b, path, sizeof path) < 0) {
+		int fd = store_spool_write(r->store, rp, sizeof rp - 1, b->data, b->len, path,
+					   sizeof path);
+		if (fd < 0) {
 			free(tg);
 			return -1;
 		}
@@ -1116,10 +1155,24 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			log_error("queue action=dsn_deliver error=\"%s\"", err);
 			ret = -1;
 		}
-		unlink(path);
+		store_spool_drop(&fd, path);
 	}
 	if (ret == 0 && tg->n_remote > 0) {
-		if (spool_write(r, NULL, 0, b, path, sizeof path) < 0) {
+		/* Our notices are From: MAILER-DAEMON@ our host name: signed by
+		 * the keys of its nearest domain of ours that has some. */
+		struct buf sig;
+		buf_init(&sig, 0);
+		const char *cand[1] = {r->cfg->hostname};
+		char used[256];
+		if (dkim_keyring_sign(r->dkim, cand, 1, b->data, b->len, time(NULL), &sig, used,
+				      sizeof used, err, sizeof err) < 0) {
+			log_error("queue action=dkim_sign error=\"%s\" note=\"sent unsigned\"", err);
+			buf_reset(&sig);
+		}
+		int fd = store_spool_write(r->store, sig.data, sig.len, b->data, b->len, path,
+					   sizeof path);
+		buf_free(&sig);
+		if (fd < 0) {
 			free(tg);
 			return -1;
 		}
@@ -1128,7 +1181,7 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			log_error("queue action=dsn_queue error=\"%s\"", err);
 			ret = -1;
 		}
-		unlink(path);
+		store_spool_drop(&fd, path);
 		queue_runner_kick(r);
 	}
 	free(tg);
@@ -1398,6 +1451,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	r->base = base;
 	r->store = store;
 	r->cfg = cfg;
+	r->dkim = dkim_keyring_new(store);
 	r->dns = dns;
 	r->tls = make_tls(cfg);
 	set_relay(r);
@@ -1500,6 +1554,7 @@ void queue_runner_free(struct queue_runner **rp)
 		log_error("queue action=recover error=\"%s\"", err);
 	event_free(r->scan_ev);
 	event_free(r->flush_ev);
+	dkim_keyring_free(&r->dkim);
 	free(r->recs);
 	dns_resolver_free(&r->dns);
 	tls_client_free(&r->tls);

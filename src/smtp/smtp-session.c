@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "config.h"
 #include "fsutil.h"
+#include "dkim-keys.h"
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
@@ -179,6 +180,7 @@ struct smtp_server {
 	struct smtp_pending *pending;  /* messages waiting for the group commit */
 	size_t n_pending;
 	struct event *commit_ev;
+	struct dkim_keyring *dkim;     /* signs what leaves for other servers */
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
@@ -291,10 +293,7 @@ static void txn_free(struct smtp_txn **tp)
 	struct smtp_txn *t = *tp;
 	if (t == NULL)
 		return;
-	if (t->spool_fd >= 0) {
-		close(t->spool_fd);
-		unlink(t->spool_path);
-	}
+	store_spool_drop(&t->spool_fd, t->spool_path);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -448,7 +447,7 @@ static int txn_start_body(struct smtp_session *s)
 	if (snprintf(t->spool_path, sizeof t->spool_path, "%s/spool/%s", data_dir, t->id) >=
 	    (int)sizeof t->spool_path)
 		return -1;
-	t->spool_fd = open(t->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	t->spool_fd = store_spool_create(t->spool_path);
 	if (t->spool_fd < 0) {
 		log_error("smtp id=%s action=spool_open path=%s error=\"%s\"", t->id, t->spool_path,
 			  strerror(errno));
@@ -506,9 +505,64 @@ static void log_txn(const struct smtp_txn *t, int code)
 	buf_free(&rc);
 }
 
+/* The domain of the first From: address of msg into out ("" if none). */
+static void header_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
+{
+	out[0] = '\0';
+	struct header h = {0};
+	if (header_parse(msg, n, &h) != HEADER_OK)
+		return;
+	const struct header_field *f = header_find(&h, "From");
+	struct addr a;
+	if (f != NULL && smtp_parse_address_list(f->value, f->value_len, &a, 1) == 1 &&
+	    !a.domain_is_literal)
+		memcpy(out, a.domain, sizeof a.domain);
+	header_free(&h);
+}
+
+/* The domain part of an address ("" if none). */
+static const char *domain_part(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at ? at + 1 : "";
+}
+
+/* Signs a message leaving for other servers with the DKIM keys of the
+ * first of these domains that has keys: its From: domain (aligned, for
+ * DMARC), the envelope sender's, those of the recipients it came for (a
+ * forwarding alias of ours), our host name's.  Appends the signature
+ * fields to sig.  Failing to sign is logged; the message goes unsigned
+ * rather than not at all. */
+static void dkim_sign_copy(struct smtp_server *srv, const struct smtp_txn *t, const char *msg,
+			   size_t len, struct buf *sig)
+{
+	char from_domain[ADDR_DOMAIN_MAX + 1];
+	header_from_domain(msg, len, from_domain);
+	size_t max = 3 + t->n_rcpts, n = 0;
+	const char **cand = xcalloc(max, sizeof *cand);
+	cand[n++] = from_domain;
+	cand[n++] = domain_part(t->from);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		cand[n++] = domain_part(t->rcpts[i].addr);
+	cand[n++] = srv->cfg->hostname;
+	char used[256], err[256];
+	int r = dkim_keyring_sign(srv->dkim, cand, n, msg, len, time(NULL), sig, used, sizeof used,
+				  err, sizeof err);
+	if (r < 0) {
+		log_error("smtp id=%s action=dkim_sign error=\"%s\" note=\"sent unsigned\"", t->id,
+			  err);
+		buf_reset(sig);
+	} else if (r > 0) {
+		log_debug("smtp id=%s action=dkim_sign domain=%s signatures=%d", t->id, used, r);
+	}
+	free(cand);
+}
+
 /* Copies the spool file without its first line (our Return-Path, which
- * belongs only to final delivery) into a new spool file for the queue. */
-static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
+ * belongs only to final delivery) into a new spool file for the queue,
+ * DKIM-signed, synced.  Returns its descriptor (held until
+ * store_spool_drop) or -1. */
+static int make_queue_copy(struct smtp_server *srv, struct smtp_txn *t, char *path, size_t pathsz)
 {
 	size_t len;
 	char *data = fsutil_read_file(t->spool_path, SIZE_MAX, &len);
@@ -516,22 +570,14 @@ static int make_queue_copy(struct smtp_txn *t, char *path, size_t pathsz)
 		return -1;
 	const char *nl = memchr(data, '\n', len);
 	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
-	char qid[25];
-	fsutil_unique_id(qid);
-	snprintf(path, pathsz, "%.*s/%s", (int)(strrchr(t->spool_path, '/') - t->spool_path),
-		 t->spool_path, qid);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int r = -1;
-	if (fd >= 0) {
-		r = fsutil_write_all(fd, data + skip, len - skip);
-		if (r == 0)
-			r = fsync(fd);
-		close(fd);
-		if (r < 0)
-			unlink(path);
-	}
+	struct buf sig;
+	buf_init(&sig, 0);
+	dkim_sign_copy(srv, t, data + skip, len - skip, &sig);
+	int fd = store_spool_write(srv->store, sig.data, sig.len, data + skip, len - skip, path,
+				   pathsz);
+	buf_free(&sig);
 	free(data);
-	return r;
+	return fd;
 }
 
 /* ----------------------------------------------------------- submission */
@@ -711,7 +757,7 @@ static int submit_check(struct smtp_session *s, struct smtp_txn *t, char *why, s
 	char tmp[PATH_MAX];
 	int fd = -1;
 	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.sub", t->spool_path) < (int)sizeof tmp)
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = store_spool_create(tmp);
 	if (fd < 0 || fsutil_write_all(fd, buf, t->trace_len) < 0 ||
 	    fsutil_write_all(fd, add.data, add.len) < 0 ||
 	    copy_rest(fd, msg, msg_len, rfd, got) < 0 || rename(tmp, t->spool_path) < 0) {
@@ -824,11 +870,14 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 
 	bool *ok = xcalloc(n, sizeof *ok);
 	char(*qpath)[PATH_MAX] = xcalloc(n, sizeof *qpath);
+	int *qfd = xcalloc(n, sizeof *qfd);
 	size_t n_items = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
 		ok[i] = true;
-		if (t->n_remote + t->n_ok_local > 0 && make_queue_copy(t, qpath[i], PATH_MAX) < 0) {
+		qfd[i] = -1;
+		if (t->n_remote + t->n_ok_local > 0 &&
+		    (qfd[i] = make_queue_copy(srv, t, qpath[i], PATH_MAX)) < 0) {
 			log_error("smtp id=%s action=queue_copy error=\"%s\"", t->id,
 				  strerror(errno));
 			qpath[i][0] = '\0';
@@ -928,8 +977,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n_qi; i++)
 		free((void *)qi[i].rcpts);
 	for (size_t i = 0; i < n; i++)
-		if (qpath[i][0])
-			unlink(qpath[i]);
+		store_spool_drop(&qfd[i], qpath[i]);
+	free(qfd);
 	free(qi_of);
 	free(qi);
 	free(delivered);
@@ -1844,6 +1893,7 @@ struct smtp_server *smtp_server_new(struct event_base *base, struct store *store
 	srv->base = base;
 	srv->store = store;
 	srv->cfg = cfg;
+	srv->dkim = dkim_keyring_new(store);
 	srv->reaper = event_new(base, -1, 0, reaper_cb, srv);
 	srv->commit_ev = event_new(base, -1, 0, commit_cb, srv);
 	if (srv->reaper == NULL || srv->commit_ev == NULL)
@@ -1916,6 +1966,7 @@ void smtp_server_free(struct smtp_server **srvp)
 	free(srv->pending);
 	event_free(srv->commit_ev);
 	event_free(srv->reaper);
+	dkim_keyring_free(&srv->dkim);
 	free(srv);
 	*srvp = NULL;
 }

@@ -30,7 +30,11 @@
  * query) for unseen and deleted, touching only the rows counted.
  * messages_file makes "is this file still referenced" a single probe;
  * messages_modseq and expunged_modseq serve CONDSTORE/QRESYNC's "changed
- * since". */
+ * since".  subscriptions holds names, not mailbox ids: a subscription
+ * outlives DELETE and stays with its name across RENAME (RFC 9051 6.3.6,
+ * 6.3.7), and a name that no mailbox has may be subscribed. */
+#define SUBSCRIPTIONS_DDL "CREATE TABLE IF NOT EXISTS subscriptions (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+
 static const char account_ddl[] =
 	"CREATE TABLE IF NOT EXISTS counters ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -46,9 +50,9 @@ static const char account_ddl[] =
 	" uidnext INTEGER NOT NULL DEFAULT 1,"
 	" highestmodseq INTEGER NOT NULL,"
 	" special_use INTEGER NOT NULL DEFAULT 0,"
-	" subscribed INTEGER NOT NULL DEFAULT 0,"
 	" created INTEGER NOT NULL,"
 	" recent_uid INTEGER NOT NULL DEFAULT 0);" /* highest uid claimed as recent */
+	SUBSCRIPTIONS_DDL
 	"CREATE TABLE IF NOT EXISTS messages ("
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
 	" uid INTEGER NOT NULL,"
@@ -73,6 +77,24 @@ static const char account_ddl[] =
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);";
+
+/* Upgrades of an account.db made by an older Tern (store_db_schema), one
+ * per schema version, in order. */
+static const struct store_db_upgrade account_upgrades[] = {
+    /* Version 2: subscriptions by name.  Version 1 had a subscribed flag
+     * on the mailbox row, so a subscription went with DELETE and moved
+     * with RENAME, and a missing name could not be subscribed. */
+    {2, "account schema v2: subscriptions by name",
+     SUBSCRIPTIONS_DDL "INSERT OR IGNORE INTO subscriptions (name)"
+		       " SELECT name FROM mailboxes WHERE subscribed <> 0;"
+		       "ALTER TABLE mailboxes DROP COLUMN subscribed;"},
+    /* Version 3: the \Recent mark (store_imap_recent).  The messages
+     * already there are not recent: no session saw \Recent before. */
+    {3, "account schema v3: recent mark",
+     "ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE mailboxes SET recent_uid = uidnext - 1;"},
+};
+#define N_ACCOUNT_UPGRADES (sizeof account_upgrades / sizeof account_upgrades[0])
 
 /* store-imap.c: creates the IMAP cache table if missing. */
 int store_imap_schema(struct store_db *db, char *err, size_t errsz);
@@ -304,7 +326,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	}
 	if (store_db_open(&a->db, path, false, err, errsz) < 0)
 		return NULL;
-	if (store_db_schema(&a->db, account_ddl, STORE_ACCOUNT_SCHEMA, err, errsz) < 0)
+	if (store_db_schema(&a->db, account_ddl, STORE_ACCOUNT_SCHEMA, account_upgrades,
+			    N_ACCOUNT_UPGRADES, err, errsz) < 0)
 		goto fail;
 	/* IMAP's tables (store-imap.c): CREATE ... IF NOT EXISTS at every open,
 	 * so databases made before they existed get them too. */
@@ -443,7 +466,8 @@ static int create_account_files(struct store *s, int64_t id, char *err, size_t e
 	}
 	if (store_db_open(&db, path, true, err, errsz) < 0)
 		return -1;
-	if (store_db_schema(&db, account_ddl, STORE_ACCOUNT_SCHEMA, err, errsz) < 0 ||
+	if (store_db_schema(&db, account_ddl, STORE_ACCOUNT_SCHEMA, account_upgrades,
+			    N_ACCOUNT_UPGRADES, err, errsz) < 0 ||
 	    store_db_begin(&db, err, errsz) < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof default_mailboxes / sizeof default_mailboxes[0]; i++) {

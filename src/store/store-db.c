@@ -133,47 +133,79 @@ void store_db_close(struct store_db *db)
 	memset(db, 0, sizeof *db);
 }
 
-int store_db_schema(struct store_db *db, const char *ddl, int version, char *err, size_t errsz)
+/* Runs ddl (several statements) in the open transaction. */
+static int exec_ddl(struct store_db *db, const char *ddl, const char *what, char *err,
+		    size_t errsz)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, ddl, NULL, NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: %s: %s", what, msg ? msg : "unknown");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Parses PRAGMA user_version's text; -1 if it is not a small number. */
+static int parse_version(const char *v)
+{
+	int n = 0;
+	if (*v == '\0')
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9' || n > 100000)
+			return -1;
+		n = n * 10 + (*v - '0');
+	}
+	return n;
+}
+
+int store_db_schema(struct store_db *db, const char *ddl, int version,
+		    const struct store_db_upgrade *steps, size_t n_steps, char *err, size_t errsz)
 {
 	char v[32];
-	/* Fast path without the write lock: the schema is usually there. */
+	/* Fast path without the write lock: the schema is usually there and
+	 * current. */
 	if (exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
 		return -1;
-	if (strcmp(v, "0") != 0)
-		goto check;
+	int have = parse_version(v);
+	if (have == version)
+		return 0;
+	if (have > version || have < 0) {
+		store_err(err, errsz, "database schema version %s, this Tern knows %d", v, version);
+		return -1;
+	}
 	/* Two processes may get here at once: the write lock makes one of them
-	 * create the schema and the other find it done. */
+	 * create (or upgrade) the schema and the other find it done. */
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
 	if (exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
 		goto fail;
-	if (strcmp(v, "0") == 0) {
-		char *msg = NULL;
-		if (sqlite3_exec(db->h, ddl, NULL, NULL, &msg) != SQLITE_OK) {
-			store_err(err, errsz, "database error: creating schema: %s",
-				  msg ? msg : "unknown");
-			sqlite3_free(msg);
+	have = parse_version(v);
+	if (have == 0) {
+		/* A new file: ddl is the current schema. */
+		if (exec_ddl(db, ddl, "creating schema", err, errsz) < 0)
 			goto fail;
-		}
-		char sql[64];
-		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", version);
-		if (exec_one(db, sql, NULL, 0, err, errsz) < 0 ||
-		    exec_one(db, "PRAGMA user_version", v, sizeof v, err, errsz) < 0)
+		have = version;
+	}
+	/* An older file: each step takes it one version up, all in this one
+	 * transaction, so a failed step leaves the file as it was. */
+	for (size_t i = 0; i < n_steps && have >= 0 && have < version; i++) {
+		if (steps[i].to != have + 1)
+			continue;
+		if (exec_ddl(db, steps[i].sql, steps[i].name, err, errsz) < 0)
 			goto fail;
+		have = steps[i].to;
 	}
-	if (store_db_commit(db, err, errsz) < 0)
-		return -1;
-check:;
-	char want[32];
-	snprintf(want, sizeof want, "%d", version);
-	if (strcmp(v, want) != 0) {
-		/* Only version 1 exists so far; a later version adds upgrade
-		 * steps here, and refuses files from the future. */
-		store_err(err, errsz, "database schema version %s, this Tern knows %d", v,
-			  version);
-		return -1;
+	if (have != version) {
+		store_err(err, errsz, "database schema version %s, this Tern knows %d", v, version);
+		goto fail;
 	}
-	return 0;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA user_version=%d", version);
+	if (exec_one(db, sql, NULL, 0, err, errsz) < 0)
+		goto fail;
+	return store_db_commit(db, err, errsz);
 fail:
 	store_db_rollback(db);
 	return -1;
@@ -276,24 +308,6 @@ void store_db_rollback(struct store_db *db)
 	if (db->h == NULL || sqlite3_get_autocommit(db->h))
 		return;
 	(void)run_verb(db, "ROLLBACK", NULL, 0);
-}
-
-int store_db_has_column(struct store_db *db, const char *table, const char *column, char *err,
-			size_t errsz)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
-			       &st, NULL) != SQLITE_OK) {
-		store_db_error(db, "reading table columns", err, errsz);
-		return -1;
-	}
-	store_db_bind_text(st, 1, table);
-	store_db_bind_text(st, 2, column);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		store_db_error(db, "reading table columns", err, errsz);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_db_bind_text(sqlite3_stmt *st, int i, const char *s)

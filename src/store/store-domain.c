@@ -74,7 +74,11 @@ int store_domain_remove(struct store *s, const char *domain, char *err, size_t e
 	sqlite3_bind_int64(st, 1, id);
 	if (store_db_run(db, st, err, errsz) < 0)
 		goto fail;
-	return store_db_commit(db, err, errsz);
+	if (store_db_commit(db, err, errsz) < 0)
+		return -1;
+	/* Its keys go with it (a crash in between leaves keys nobody uses,
+	 * removed with the domain if it is added and removed again). */
+	return store_dkim_remove_domain(s, name, err, errsz);
 fail:
 	store_db_rollback(db);
 	return -1;

@@ -32,36 +32,32 @@ static const char imap_ddl[] = "CREATE TABLE IF NOT EXISTS imap_cache ("
 
 int store_imap_schema(struct store_db *db, char *err, size_t errsz);
 
-/* Columns added to account.db after their tables shipped, each with the
- * statement that gives the existing rows their value (NULL: the default).
- * mailboxes.recent_uid: the messages already there are not recent (no
- * session saw \Recent before the column existed). */
-static const struct {
-	const char *table, *column, *add, *fill;
-} added_columns[] = {
-    {"imap_cache", "headers", "ALTER TABLE imap_cache ADD COLUMN headers BLOB", NULL},
-    {"mailboxes", "recent_uid",
-     "ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0",
-     "UPDATE mailboxes SET recent_uid = uidnext - 1"},
-};
-#define N_ADDED_COLUMNS (sizeof added_columns / sizeof added_columns[0])
-
-/* 1 if every added column is there, 0 if one is missing, -1 error. */
-static int have_added_columns(struct store_db *db, char *err, size_t errsz)
+/* Called by store_account_db each time an account database is opened, so
+ * a database made before this table existed gets it. */
+/* 1 if imap_cache has the column "headers" (added after the table), 0 not,
+ * -1 error. */
+static int has_headers_column(struct store_db *db, char *err, size_t errsz)
 {
-	for (size_t i = 0; i < N_ADDED_COLUMNS; i++) {
-		int r = store_db_has_column(db, added_columns[i].table, added_columns[i].column,
-					    err, errsz);
-		if (r <= 0)
-			return r;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(
+		db->h, "SELECT 1 FROM pragma_table_info('imap_cache') WHERE name = 'headers'", -1,
+		&st, NULL) != SQLITE_OK) {
+		store_db_error(db, "reading the imap_cache columns", err, errsz);
+		return -1;
 	}
-	return 1;
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "reading the imap_cache columns", err, errsz);
+		return -1;
+	}
+	return rc == SQLITE_ROW;
 }
 
 /* Called by store_account_db each time an account database is opened, so
- * a database made before this table (or one of the added columns)
- * existed gets it.  Several processes may open the database at once: the
- * column checks are repeated under the write lock. */
+ * a database made before this table (or its headers column) existed gets
+ * it.  Several processes may open the database at once: the column check
+ * is repeated under the write lock. */
 int store_imap_schema(struct store_db *db, char *err, size_t errsz)
 {
 	char *msg = NULL;
@@ -71,25 +67,18 @@ int store_imap_schema(struct store_db *db, char *err, size_t errsz)
 		sqlite3_free(msg);
 		return -1;
 	}
-	int r = have_added_columns(db, err, errsz);
+	int r = has_headers_column(db, err, errsz);
 	if (r != 0)
 		return r < 0 ? -1 : 0;
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
-	for (size_t i = 0; i < N_ADDED_COLUMNS && r >= 0; i++) {
-		r = store_db_has_column(db, added_columns[i].table, added_columns[i].column, err,
-					errsz);
-		if (r != 0)
-			continue;
-		if (sqlite3_exec(db->h, added_columns[i].add, NULL, NULL, &msg) != SQLITE_OK ||
-		    (added_columns[i].fill != NULL &&
-		     sqlite3_exec(db->h, added_columns[i].fill, NULL, NULL, &msg) != SQLITE_OK)) {
-			store_err(err, errsz, "database error: adding %s.%s: %s",
-				  added_columns[i].table, added_columns[i].column,
-				  msg ? msg : "unknown");
-			sqlite3_free(msg);
-			r = -1;
-		}
+	r = has_headers_column(db, err, errsz);
+	if (r == 0 && sqlite3_exec(db->h, "ALTER TABLE imap_cache ADD COLUMN headers BLOB", NULL,
+				   NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: adding imap_cache.headers: %s",
+			  msg ? msg : "unknown");
+		sqlite3_free(msg);
+		r = -1;
 	}
 	if (r < 0) {
 		store_db_rollback(db);

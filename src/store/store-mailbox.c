@@ -19,7 +19,7 @@
 
 #define MAILBOX_COLUMNS                                                                 \
 	"m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.special_use,"       \
-	" m.subscribed,"                                                                \
+	" EXISTS (SELECT 1 FROM subscriptions s WHERE s.name = m.name),"                \
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id),"                     \
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 1 = 0),"   \
 	" (SELECT total(size) FROM messages WHERE mailbox_id = m.id),"                  \
@@ -72,7 +72,7 @@ int store_mailbox_insert(struct store_db *db, const char *name, unsigned special
 	sqlite3_stmt *st = store_db_stmt(
 		db,
 		"INSERT INTO mailboxes (name, uidvalidity, uidnext, highestmodseq, special_use,"
-		" subscribed, created) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)",
+		" created) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
 		err, errsz);
 	if (st == NULL)
 		return -1;
@@ -80,13 +80,19 @@ int store_mailbox_insert(struct store_db *db, const char *name, unsigned special
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
 	sqlite3_bind_int(st, 4, (int)special_use);
-	sqlite3_bind_int(st, 5, subscribed ? 1 : 0);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
 	if (store_db_run(db, st, err, errsz) < 0)
 		return -1;
 	if (id_out)
 		*id_out = sqlite3_last_insert_rowid(db->h);
-	return 0;
+	if (!subscribed)
+		return 0;
+	st = store_db_stmt(db, "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)", err,
+			   errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, name);
+	return store_db_run(db, st, err, errsz);
 }
 
 /* Inside a write transaction: creates every missing superior level of name
@@ -166,6 +172,12 @@ int store_mailbox_list(struct store_account *a,
 out:
 	free(rows);
 	return ret;
+}
+
+bool store_mailbox_name_ok(const char *name)
+{
+	char mname[512];
+	return store_name_mailbox(name, mname, NULL, 0) == 0;
 }
 
 int store_mailbox_get(struct store_account *a, const char *name, struct store_mailbox *mb)
@@ -465,6 +477,11 @@ fail:
 	return -1;
 }
 
+/* Subscriptions are names (store-account.c): SUBSCRIBE of a name no
+ * mailbox has succeeds (RFC 9051 6.3.7 lets a server check, and
+ * LIST-EXTENDED's \NonExistent \Subscribed exists for them), DELETE and
+ * RENAME leave them alone, and subscribing twice or unsubscribing a name
+ * not subscribed is fine (6.3.7, 6.3.8). */
 int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, char *err,
 			    size_t errsz)
 {
@@ -475,17 +492,48 @@ int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, 
 	if (db == NULL || store_db_begin(db, err, errsz) < 0)
 		return -1;
 	uint64_t modseq;
-	sqlite3_stmt *st = store_db_stmt(
-		db, "UPDATE mailboxes SET subscribed = ?2 WHERE name = ?1", err, errsz);
+	sqlite3_stmt *st;
+	if (on) {
+		/* The count is only taken when the name is new, so a full list
+		 * still takes a repeated SUBSCRIBE. */
+		st = store_db_stmt(db,
+				   "SELECT (SELECT count(*) FROM subscriptions),"
+				   " EXISTS (SELECT 1 FROM subscriptions WHERE name = ?1)",
+				   err, errsz);
+		if (st == NULL)
+			goto fail;
+		store_db_bind_text(st, 1, mname);
+		int rc = sqlite3_step(st);
+		int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		bool have = rc == SQLITE_ROW && sqlite3_column_int(st, 1) != 0;
+		if (rc != SQLITE_ROW)
+			store_db_error(db, "counting subscriptions", err, errsz);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			goto fail;
+		if (have) {
+			store_db_rollback(db);
+			return 0;
+		}
+		if (n >= STORE_SUBSCRIPTIONS_MAX) {
+			store_err(err, errsz, "too many subscriptions (at most %d)",
+				  STORE_SUBSCRIPTIONS_MAX);
+			store_db_rollback(db);
+			return -2;
+		}
+		st = store_db_stmt(db, "INSERT INTO subscriptions (name) VALUES (?1)", err,
+				   errsz);
+	} else {
+		st = store_db_stmt(db, "DELETE FROM subscriptions WHERE name = ?1", err, errsz);
+	}
 	if (st == NULL)
 		goto fail;
 	store_db_bind_text(st, 1, mname);
-	sqlite3_bind_int(st, 2, on ? 1 : 0);
 	if (store_db_run(db, st, err, errsz) < 0)
 		goto fail;
 	if (sqlite3_changes(db->h) == 0) {
-		store_err(err, errsz, "mailbox %s does not exist", mname);
-		goto fail;
+		store_db_rollback(db);
+		return 0;
 	}
 	if (store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
 	    store_db_commit(db, err, errsz) < 0)
@@ -495,4 +543,51 @@ int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, 
 fail:
 	store_db_rollback(db);
 	return -1;
+}
+
+#define SUB_CHUNK 64
+
+static void read_name(sqlite3_stmt *st, void *row)
+{
+	store_db_column_text(st, 0, row, 512);
+}
+
+int store_mailbox_subscriptions(struct store_account *a,
+				int (*cb)(void *ctx, const char *name), void *ctx, char *err,
+				size_t errsz)
+{
+	/* In chunks, as store_mailbox_list, so that cb may use the store. */
+	char(*rows)[512] = xmalloc(SUB_CHUNK * sizeof *rows);
+	char last[512] = "";
+	int ret = 0;
+	for (;;) {
+		struct store_db *db = store_account_db(a, err, errsz);
+		sqlite3_stmt *st = db ? store_db_stmt(db,
+						      "SELECT name FROM subscriptions WHERE name > ?1"
+						      " ORDER BY name LIMIT ?2",
+						      err, errsz)
+				      : NULL;
+		if (st == NULL) {
+			ret = -1;
+			break;
+		}
+		store_db_bind_text(st, 1, last);
+		sqlite3_bind_int(st, 2, SUB_CHUNK);
+		size_t n;
+		if (store_db_fetch(db, st, rows, sizeof rows[0], SUB_CHUNK, read_name, &n,
+				   "listing subscriptions", err, errsz) < 0) {
+			ret = -1;
+			break;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (cb(ctx, rows[i]) != 0)
+				goto out;
+		}
+		if (n < SUB_CHUNK)
+			break;
+		memcpy(last, rows[n - 1], sizeof last);
+	}
+out:
+	free(rows);
+	return ret;
 }

@@ -24,7 +24,7 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 1
+#define STORE_ACCOUNT_SCHEMA 3 /* 2: subscriptions by name, 3: recent mark (store-account.c) */
 
 /* Open account databases kept by default (3 file descriptors each). */
 #define STORE_ACCOUNT_CACHE_DEFAULT 64
@@ -109,10 +109,20 @@ int store_remove_tree(const char *path);
 int store_db_open(struct store_db *db, const char *path, bool create, char *err, size_t errsz);
 /* Finalizes the cached statements and closes.  Accepts a closed db. */
 void store_db_close(struct store_db *db);
-/* Creates the schema (ddl) if PRAGMA user_version is 0, race-safely inside
- * BEGIN IMMEDIATE, and sets user_version to version.  Fails if the file
- * has a newer version. */
-int store_db_schema(struct store_db *db, const char *ddl, int version, char *err, size_t errsz);
+/* One upgrade of a database file's schema: the SQL that takes a file of
+ * version to - 1 to version to. */
+struct store_db_upgrade {
+	int to;
+	const char *name; /* for error messages: "v2: subscriptions by name" */
+	const char *sql;
+};
+/* Brings a database file to schema version, race-safely inside BEGIN
+ * IMMEDIATE: a new file (PRAGMA user_version 0) gets ddl, the current
+ * schema; an older one gets steps[] (in order, each from its to - 1) in
+ * one transaction.  Sets user_version.  Fails (changing nothing) if the
+ * file has a newer version or a step is missing or fails. */
+int store_db_schema(struct store_db *db, const char *ddl, int version,
+		    const struct store_db_upgrade *steps, size_t n_steps, char *err, size_t errsz);
 /* The cached statement for sql (a string literal: it is keyed by its
  * address), reset and ready to bind; NULL with err on failure. */
 sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errsz);
@@ -141,9 +151,6 @@ int store_db_begin_read(struct store_db *db, char *err, size_t errsz);
 int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz);
 int store_db_commit(struct store_db *db, char *err, size_t errsz);
 void store_db_rollback(struct store_db *db);
-/* 1 if table has a column of that name, 0 if not, -1 (err set) on error. */
-int store_db_has_column(struct store_db *db, const char *table, const char *column, char *err,
-			size_t errsz);
 /* Writes "database error: <what>: <sqlite message>" into err. */
 void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz);
 /* Binds a NUL-terminated string (kept by the caller until the statement
@@ -178,6 +185,8 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
 /* True if s is a 24-character id as made by fsutil_unique_id. */
 bool store_name_is_file_id(const char *s, size_t n);
+/* Creates the dkim_keys table if it is not there (store_open). */
+int store_dkim_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 

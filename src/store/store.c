@@ -244,11 +244,13 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz)
 	}
 	if (store_db_open(&s->db, path, true, err, errsz) < 0)
 		goto fail;
-	if (store_db_schema(&s->db, server_ddl, STORE_SERVER_SCHEMA, err, errsz) < 0)
+	if (store_db_schema(&s->db, server_ddl, STORE_SERVER_SCHEMA, NULL, 0, err, errsz) < 0)
 		goto fail;
 	if (add_scram_column(&s->db, err, errsz) < 0)
 		goto fail;
 	if (store_queue_schema(s, err, errsz) < 0)
+		goto fail;
+	if (store_dkim_schema(s, err, errsz) < 0)
 		goto fail;
 	return s;
 fail:

@@ -48,6 +48,66 @@ const char *store_data_dir(const struct store *s);
  * another must open; its handle stays valid and reopens it on use. */
 void store_set_account_cache(struct store *s, size_t max_open);
 
+/* ------------------------------------------------------------------ spool */
+
+/* Files of transactions in progress live in DATA/spool/.  Their maker
+ * keeps the descriptor these return open until it has unlinked the file
+ * (store_spool_drop): the descriptor carries a lock that tells the
+ * clean-up the file is in use.  Each returns a descriptor open for reading
+ * and writing, or -1 with errno. */
+/* Creates path (O_EXCL, mode 0600) and locks it. */
+int store_spool_create(const char *path);
+/* Creates DATA/spool/<new unique id>; path (size pathsz) gets its name. */
+int store_spool_new(const struct store *s, char *path, size_t pathsz);
+/* store_spool_new, then writes a and b (either may be empty) and fsyncs;
+ * on error nothing is left behind. */
+int store_spool_write(const struct store *s, const void *a, size_t alen, const void *b,
+		      size_t blen, char *path, size_t pathsz);
+/* Unlinks path and closes *fd (set to -1).  Accepts *fd == -1. */
+void store_spool_drop(int *fd, const char *path);
+/* Removes what crashed transactions left behind: files in DATA/spool/
+ * that no process holds, and files in DATA/queue/ that no process holds
+ * and no queue entry still to be delivered names; only files last changed
+ * at least min_age seconds ago.  The counts go to *spool_removed and
+ * *queue_removed. */
+int store_spool_clean(struct store *s, time_t min_age, size_t *spool_removed,
+		      size_t *queue_removed, char *err, size_t errsz);
+
+/* -------------------------------------------------------------- DKIM keys */
+
+/* The DKIM keys of our domains (store-dkim.c): a row in server.db and the
+ * private key in DATA/dkim/DOMAIN/SELECTOR.pem (0600).  "active" keys
+ * sign; the others ("published", rotated out) only stay in DNS until
+ * retired. */
+#define STORE_DKIM_KEYS_MAX 64 /* keys one domain may have */
+struct store_dkim_key {
+	char domain[256];
+	char selector[64];
+	char type[16]; /* "rsa" or "ed25519" */
+	bool active;
+	int64_t created;
+	char record[1024]; /* the TXT record text: v=DKIM1; k=...; p=... */
+};
+/* Keeps a new active key: writes pem to its file, then the row. */
+int store_dkim_add(struct store *s, const char *domain, const char *selector, const char *type,
+		   const void *pem, size_t pem_len, const char *record, char *err, size_t errsz);
+/* Makes every active key of domain "published", except the selectors in
+ * keep (which become or stay active), in one transaction. */
+int store_dkim_rotate_out(struct store *s, const char *domain, const char *const *keep,
+			  size_t n_keep, char *err, size_t errsz);
+/* Keys of domain (NULL: of every domain), by domain, active first, newest
+ * first; at most max. */
+int store_dkim_list(struct store *s, const char *domain, struct store_dkim_key *out, size_t max,
+		    size_t *n_out, char *err, size_t errsz);
+/* Deletes one key (row and file). */
+int store_dkim_remove(struct store *s, const char *domain, const char *selector, char *err,
+		      size_t errsz);
+/* Deletes every key of a domain. */
+int store_dkim_remove_domain(struct store *s, const char *domain, char *err, size_t errsz);
+/* The path of a key's private key file; -1 for a bad selector or domain. */
+int store_dkim_key_path(const struct store *s, const char *domain, const char *selector,
+			char *out, size_t outsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
@@ -467,7 +527,7 @@ struct store_mailbox {
 	uint32_t uidnext;
 	uint64_t highestmodseq;
 	unsigned special_use;  /* STORE_SU_* */
-	bool subscribed;
+	bool subscribed;       /* the name is subscribed (store_mailbox_subscribe) */
 	uint32_t messages;     /* count */
 	uint32_t unseen;       /* count without \Seen */
 	uint32_t recent;       /* count above the recent mark (store_imap_recent) */
@@ -539,6 +599,7 @@ int store_mailbox_get(struct store_account *a, const char *name, struct store_ma
  * '%' (LIST wildcards), no empty level (leading, trailing or double '/').
  * Create makes missing parents ("a", "a/b" for "a/b/c"); new mailboxes are
  * not subscribed.  special_use is STORE_SU_* bits. */
+bool store_mailbox_name_ok(const char *name);
 int store_mailbox_create(struct store_account *a, const char *name, unsigned special_use,
 			 char *err, size_t errsz);
 /* Deleting INBOX fails; messages of a deleted mailbox are removed. */
@@ -549,8 +610,19 @@ int store_mailbox_delete(struct store_account *a, const char *name, char *err, s
  * are renamed too.  Missing parents of the new name are created. */
 int store_mailbox_rename(struct store_account *a, const char *from, const char *to, char *err,
 			 size_t errsz);
+/* Subscriptions are names, apart from the mailboxes: a name no mailbox has
+ * may be subscribed, DELETE does not unsubscribe and RENAME does not move
+ * a subscription (RFC 9051 6.3.5-6.3.8).  Subscribing a subscribed name
+ * and unsubscribing one that is not are no-ops.  0; -1 error (bad name or
+ * database); -2 if the account has STORE_SUBSCRIPTIONS_MAX already. */
+#define STORE_SUBSCRIPTIONS_MAX 10000
 int store_mailbox_subscribe(struct store_account *a, const char *name, bool on, char *err,
 			    size_t errsz);
+/* Calls cb for each subscribed name, in name order (cb may use the store;
+ * nonzero stops).  0 or -1. */
+int store_mailbox_subscriptions(struct store_account *a,
+				int (*cb)(void *ctx, const char *name), void *ctx, char *err,
+				size_t errsz);
 
 /* Appends a message (the file at path, CRLF lines, already fsync'ed) to a
  * mailbox; sets *uid_out.  Same durability as store_deliver. */

@@ -18,6 +18,7 @@ Helpers (import them: `from conftest import SMTPRaw, ...`)
     make_cert       makes a self-signed certificate and key with openssl
     split_stored    splits a stored message into Return-Path, Received, rest
     parse_received  checks and parses Tern's Received: header
+    doc_config_keys every key of docs/config.md and whether it needs a restart
 """
 
 import email.utils
@@ -378,13 +379,19 @@ class TernServer:
         except FileNotFoundError:
             return ""
 
-    def wait_log(self, pattern, seconds=2):
-        """Waits until the log has a line matching the regex; returns the
-        matching lines."""
+    def log_mark(self):
+        """Where the log ends now: pass it as wait_log(since=) to look only
+        at what comes after."""
+        return len(self.log())
+
+    def wait_log(self, pattern, seconds=2, since=0, count=1):
+        """Waits until the log (from offset since, see log_mark) has count
+        lines matching the regex; returns the matching lines (fewer if the
+        time ran out)."""
         deadline = time.monotonic() + timeout(seconds)
         while True:
-            lines = [l for l in self.log().splitlines() if re.search(pattern, l)]
-            if lines or time.monotonic() > deadline:
+            lines = [l for l in self.log()[since:].splitlines() if re.search(pattern, l)]
+            if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
 
@@ -591,6 +598,38 @@ def server(make_server, server_config):
     return make_server(conf=server_config)
 
 
+# ------------------------------------------------------- docs/config.md
+
+CONFIG_DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "config.md")
+
+
+def doc_config_keys():
+    """Every key of the table in docs/config.md's "Keys" section, in order:
+    {key: True if its "on SIGHUP" column says restart, else False}.  A row
+    may name several keys (`a`, `b`); every row must say either "restart"
+    or "reloaded..." (anything else fails, so the column stays checkable)."""
+    keys = {}
+    in_keys = False
+    with open(CONFIG_DOC, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                in_keys = line.strip() == "## Keys"
+                continue
+            if not in_keys or not line.startswith("| `"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            names = re.findall(r"`([^`]+)`", cells[0])
+            on_hup = cells[-1]
+            assert on_hup == "restart" or on_hup.startswith("reloaded"), \
+                "docs/config.md: %s: on SIGHUP column %r" % (names, on_hup)
+            for name in names:
+                assert name not in keys, "docs/config.md lists %s twice" % name
+                keys[name] = on_hup == "restart"
+    assert keys, "no key table found in %s" % CONFIG_DOC
+    return keys
+
+
 # ------------------------------------------------------------- raw SMTP
 
 class RawClient:
@@ -709,6 +748,31 @@ class SMTPRaw(RawClient):
 
 
 # ---------------------------------------------------- stored messages
+
+_DKIM_FIELD = re.compile(rb"DKIM-Signature:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*", re.I)
+
+
+def without_dkim(data):
+    """data (a message, bytes or str) without the DKIM-Signature fields of
+    its header section (those Tern adds to what leaves for other servers;
+    tests/integration/test_dkim.py checks them), and their number."""
+    as_str = isinstance(data, str)
+    raw = data.encode("utf-8", "surrogateescape") if as_str else data
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = head + b"\r\n"
+    out, n, pos = [], 0, 0
+    while pos < len(lines):
+        m = _DKIM_FIELD.match(lines, pos)
+        if m and (pos == 0 or lines[pos - 2:pos] == b"\r\n"):
+            n += 1
+            pos = m.end()
+            continue
+        nl = lines.index(b"\n", pos) + 1
+        out.append(lines[pos:nl])
+        pos = nl
+    result = b"".join(out)[:-2] + sep + body
+    return (result.decode("utf-8", "surrogateescape") if as_str else result), n
+
 
 def split_stored(stored, sender):
     """Splits a stored message into (received_header_bytes, rest) after

@@ -6,6 +6,7 @@ Standard library and pytest only.
 """
 
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -15,6 +16,8 @@ import tempfile
 import time
 
 import pytest
+
+from conftest import doc_config_keys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TERN = os.environ.get("TERN_BIN") or os.path.join(ROOT, "build", "tern")
@@ -152,6 +155,38 @@ def test_init_creates_files(workdir):
     # The new config works: an admin command runs against it.
     r = ok("domain", "list", conf=os.path.join(d, "tern.conf"))
     assert r.stdout == ""
+
+
+def test_init_writes_every_key_and_marks_restart_keys(workdir):
+    """The config init writes names every key of docs/config.md (set, or
+    commented out at its default) and no other, and the comment above a
+    key says "(restart)" exactly for the keys the doc says need one (init
+    takes that from the key table, the reload code's source too)."""
+    d = os.path.join(workdir, "marks")
+    ok("init", d, "--port-base", "30000")
+    doc = doc_config_keys()
+    marked = {}
+    comment = []
+    with open(os.path.join(d, "tern.conf")) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        m = re.fullmatch(r"(# )?([a-z][a-z0-9_.]*) =( .*)?", line)
+        if m:
+            key = m.group(2)
+            assert key in doc, "tern init writes %s, which docs/config.md lacks" % key
+            assert key not in marked, "tern init writes %s twice" % key
+            marked[key] = any("(restart)" in c for c in comment)
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line)
+        else:
+            comment = []
+    assert sorted(marked) == sorted(doc), "keys docs/config.md has but init does not write"
+    wrong = sorted(k for k in doc if marked[k] != doc[k])
+    assert wrong == [], "(restart) in tern.conf disagrees with docs/config.md for %s" % wrong
+    assert sum(doc.values()) >= 12  # the listeners, data_dir, user, workers
+    # the file still loads: an admin command runs against it
+    ok("domain", "list", conf=os.path.join(d, "tern.conf"))
 
 
 def test_init_in_existing_empty_dir(workdir):

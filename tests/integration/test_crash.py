@@ -334,3 +334,35 @@ def test_kill9_keeps_flag_changes(make_server):
     assert got == ["1 (FLAGS (\\Flagged $Label1))", "2 (FLAGS ($Label1))",
                    "3 (FLAGS (\\Flagged $Label1))", "4 (FLAGS ())", "5 (FLAGS (\\Answered))"]
     m.logout()
+
+
+def test_kill9_mid_data_leaves_no_spool_files(make_server):
+    """kill -9 while clients are inside DATA: the spool files of those
+    transactions (nobody will finish them) are gone after the restart, and
+    the restarted server still delivers.  (That a held file or a queue file
+    of a queued message stays: unit test spool_clean_removes_only_orphans.)"""
+    srv = make_server(conf={"workers": 2})
+    clients = []
+    body = b"".join(b"line %05d of an unfinished message .............\r\n" % i
+                    for i in range(400))  # about 20 KB each
+    for i in range(6):
+        c = SMTPRaw(srv.host, srv.smtp_port, timeout_s=timeout(10))
+        assert c.cmd("EHLO client.example")[0] == 250
+        assert c.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
+        assert c.cmd("RCPT TO:<%s>" % (ALICE if i % 2 else BOB))[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: unfinished %d\r\n\r\n" % i + body)
+        clients.append(c)
+    deadline = time.monotonic() + timeout(10)
+    while len(srv.files_under("spool")) < len(clients):
+        assert time.monotonic() < deadline, srv.files_under("spool")
+        time.sleep(0.02)
+    srv.kill9()
+    for c in clients:
+        c.close()
+    assert len(srv.files_under("spool")) >= len(clients)
+    srv.start()
+    assert srv.files_under("spool") == []
+    assert "action=spool_clean spool_removed=%d" % len(clients) in srv.log()
+    check_works_and_uids_fresh(srv, uuid.uuid4().hex[:8])
+    assert srv.files_under("spool") == []

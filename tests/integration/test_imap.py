@@ -552,7 +552,8 @@ def test_create_delete_rename_subscribe(srv):
         assert c.cmd("DELETE Work/2024") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
         c.ok("DELETE Work")
         assert c.cmd("DELETE INBOX") == ([], b"NO [CANNOT] INBOX cannot be deleted")
-        assert c.cmd("SUBSCRIBE Nope") == ([], b"NO [NONEXISTENT] Mailbox does not exist")
+        # a name no mailbox has may be subscribed (test_imap_subscriptions.py)
+        assert c.cmd("SUBSCRIBE Nope") == ([], b"OK Subscribe completed")
 
 
 def test_rename_inbox(srv):

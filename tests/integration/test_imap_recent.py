@@ -307,8 +307,8 @@ def test_old_account_database_gets_recent_mark(make_server):
     db.close()
     path = os.path.join(s.data, "accounts", "%02d" % (aid % 100), str(aid), "account.db")
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE mailboxes DROP COLUMN recent_uid")
-    db.commit()
+    db.executescript("ALTER TABLE mailboxes DROP COLUMN recent_uid;"
+                     "PRAGMA user_version = 2;")  # schema 3 added the column
     db.close()
     s.start()
     with client(s, user) as c:
@@ -320,5 +320,6 @@ def test_old_account_database_gets_recent_mark(make_server):
                             b"* 3 FETCH (FLAGS (\\Recent))"]
     db = sqlite3.connect(path)
     cols = [r[1] for r in db.execute("PRAGMA table_info(mailboxes)")]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
     db.close()
-    assert cols[-1] == "recent_uid", cols
+    assert (cols[-1], version) == ("recent_uid", 3), cols

@@ -33,7 +33,8 @@ import uuid
 import pytest
 
 from conftest import (STANDARD_PORTS, SMTPRaw, TernServer, _port_free, child_pids,
-                      sanitizer_report, timeout, worker_port_bases)
+                      sanitizer_report, timeout, without_dkim, worker_port_bases)
+from test_dkim import dns_records, verify_all
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 PASSWORD = "secret"
@@ -377,6 +378,16 @@ def fields(block):
     return out
 
 
+def unsigned_part(orig):
+    """A DSN's returned-message part with the DKIM signatures of the
+    returned message (Tern signed it when it queued it: two keys) taken
+    out."""
+    part_head, sep, inner = orig.partition("\r\n\r\n")
+    inner, n_sigs = without_dkim(inner)
+    assert n_sigs == 2, orig[:600]
+    return part_head + sep + inner
+
+
 # ------------------------------------------------------------------ tests
 
 def test_remote_delivery(world):
@@ -386,6 +397,9 @@ def test_remote_delivery(world):
     msg, mid = send(a, "x@a.test", "remote one")
     rows = inbox_with(b, "bob@b.test", "remote one")
     stored = b.mail_cat("bob@b.test", "INBOX", rows[0]["UID"])
+    # A signed it with both its keys (test_dkim.py checks the signatures).
+    stored, n_sigs = without_dkim(stored)
+    assert n_sigs == 2
     # B's own trace lines, then A's Received:, then the original bytes.
     # (the client does not bind a source address: the kernel picks 127.0.0.1)
     assert re.match(rb"Return-Path: <alice@a\.test>\r\nReceived: from mx\.a\.test \(\[127\.0\.0\.1\]\)"
@@ -450,6 +464,7 @@ def test_unknown_user_bounces_to_sender(world):
     assert rc["Status"] == "5.1.1"
     assert rc["Remote-MTA"] == "dns; mx.b.test"
     assert rc["Diagnostic-Code"] == "smtp; " + reply
+    orig = unsigned_part(orig)
     assert orig.startswith("Content-Description: Undelivered Message Headers\r\n"
                            "Content-Type: text/rfc822-headers\r\n\r\nReceived: from ")
     assert "Message-ID: %s\r\n" % mid in orig
@@ -733,14 +748,20 @@ def test_8bit_body_is_converted_for_a_server_without_8bitmime(world):
             b"Content-Type: text/plain; charset=unknown-8bit\r\n"
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
             b"Caf=C3=A9 au lait =3D 1=20\r\nend\r\n")
+    # A's signatures were made again over the converted form: they verify.
+    _, recs = dns_records(a, "a.test")
+    results = verify_all(body, recs)
+    assert len(results) == 2 and all(ok for ok, _ in results), results
+    sent = body
+    body, _ = without_dkim(body)
     assert body.startswith(b"Received: "), body[:100]
     assert body.endswith(want), body[-400:]
-    assert all(b < 0x80 for b in body)
+    assert all(b < 0x80 for b in sent)
     mail = [c for k, c in fake.commands if k == n and c.startswith("MAIL")]
     # No BODY=8BITMIME, and SIZE is the size of what was sent (dot-stuffing
     # aside: no line starts with a dot here).
-    assert mail == ["MAIL FROM:<alice@a.test> SIZE=%d" % len(body)], mail
-    assert a.wait_log(r"action=7bit mx=mx\.fake\.test size=%d" % len(body))
+    assert mail == ["MAIL FROM:<alice@a.test> SIZE=%d" % len(sent)], mail
+    assert a.wait_log(r"action=7bit mx=mx\.fake\.test size=%d" % len(sent))
 
 
 def test_8bit_header_for_a_server_without_8bitmime_bounces(world):

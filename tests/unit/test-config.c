@@ -118,6 +118,21 @@ TEST(config_relay_split)
 		     "go together");
 }
 
+TEST(config_key_table)
+{
+	size_t i;
+	CHECK(config_key_count() > 60);
+	CHECK(config_key_find("workers", &i) && config_key_restart(i));
+	CHECK_STR(config_key_name(i), "workers");
+	CHECK_STR(config_key_default(i), "0");
+	CHECK(config_key_find("smtp.listen", &i) && config_key_restart(i));
+	CHECK(config_key_find("postmaster", &i) && !config_key_restart(i));
+	CHECK(config_key_find("dns.resolver", &i) && !config_key_restart(i));
+	CHECK(!config_key_find("no.such.key", &i));
+	CHECK(config_key_name(config_key_count()) == NULL);
+	CHECK(!config_key_restart(config_key_count()));
+}
+
 TEST(config_restart_keys)
 {
 	char *p = write_tmp("smtp.listen = 127.0.0.1:2525\n");
@@ -129,9 +144,12 @@ TEST(config_restart_keys)
 	unlink(p);
 	CHECK(a && b);
 	if (a && b) {
-		const char *k = config_restart_key_changed(a, b);
-		CHECK(k != NULL && strcmp(k, "smtp.listen") == 0);
-		CHECK(config_restart_key_changed(a, a) == NULL);
+		CHECK(config_keep_restart_keys(a, a, false) == 0);
+		/* b gets a's running smtp.listen back; hostname is reloadable */
+		CHECK(config_keep_restart_keys(b, a, false) == 1);
+		CHECK_STR(b->smtp_listen, "127.0.0.1:2525");
+		CHECK_STR(b->hostname, "other");
+		CHECK(config_keep_restart_keys(b, a, false) == 0);
 	}
 	config_free(&a);
 	config_free(&b);

@@ -482,8 +482,8 @@ TEST(store_imap_old_database_gets_recent_mark)
 	ifx_open(&f);
 	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
 	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
-	/* an account.db from before mailboxes.recent_uid */
-	make_old(&f, "ALTER TABLE mailboxes DROP COLUMN recent_uid");
+	/* an account.db of schema 2, before mailboxes.recent_uid */
+	make_old(&f, "ALTER TABLE mailboxes DROP COLUMN recent_uid; PRAGMA user_version = 2;");
 	/* the messages already there are not recent; new ones are */
 	CHECK_INT(recent_count(&f, "INBOX"), 0);
 	uint32_t lo = 99;

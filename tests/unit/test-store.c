@@ -1141,7 +1141,7 @@ TEST(store_mailbox_create_delete)
 	CHECK_INT(store_mailbox_subscribe(a, "Work/2024/Q1", false, f.err, sizeof f.err), 0);
 	CHECK_INT(store_mailbox_get(a, "Work/2024/Q1", &mb), 1);
 	CHECK(!mb.subscribed);
-	CHECK_INT(store_mailbox_subscribe(a, "Nope", true, f.err, sizeof f.err), -1);
+	CHECK_INT(store_mailbox_subscribe(a, "a*b", true, f.err, sizeof f.err), -1);
 
 	/* Delete: INBOX never; the messages and their files go. */
 	CHECK_INT(store_mailbox_delete(a, "INBOX", f.err, sizeof f.err), -1);
@@ -1248,6 +1248,122 @@ TEST(store_mailbox_rename)
 	struct msgs ms;
 	list_msgs(a, inbox1.id, &ms);
 	CHECK_INT(ms.m[0].uid, 3);
+	fx_close(&f);
+}
+
+static int collect_name(void *ctx, const char *name)
+{
+	strs_add(ctx, name);
+	return 0;
+}
+
+static void subs_are(struct store_account *a, const char *want)
+{
+	struct strs c = {.text = ""};
+	char err[256];
+	CHECK_INT(store_mailbox_subscriptions(a, collect_name, &c, err, sizeof err), 0);
+	CHECK_STR(c.text, want);
+}
+
+/* Subscriptions are names: they need no mailbox, outlive DELETE and stay
+ * with their name across RENAME (RFC 9051 6.3.5-6.3.8). */
+TEST(store_subscriptions)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	struct store_account *a;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	subs_are(a, "Archive,Drafts,INBOX,Junk,Sent,Trash");
+	CHECK_INT(store_mailbox_subscribe(a, "Nope/deep", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "Nope/deep", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "inbox/x", true, f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,Sent,Trash");
+	CHECK_INT(store_mailbox_subscribe(a, "Never", false, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "Trash", false, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_subscribe(a, "INBOX/X", false, f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,Sent");
+
+	CHECK_INT(store_mailbox_create(a, "P/q", 0, f.err, sizeof f.err), 0);
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(!mb.subscribed);
+	CHECK_INT(store_mailbox_subscribe(a, "P/q", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(mb.subscribed);
+	CHECK_INT(store_mailbox_rename(a, "P", "R", f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "R/q", &mb), 1);
+	CHECK(!mb.subscribed);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,P/q,Sent");
+	CHECK_INT(store_mailbox_create(a, "P/q", 0, f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_get(a, "P/q", &mb), 1);
+	CHECK(mb.subscribed); /* the name's subscription */
+	CHECK_INT(store_mailbox_delete(a, "P/q", f.err, sizeof f.err), 0);
+	CHECK_INT(store_mailbox_delete(a, "Sent", f.err, sizeof f.err), 0);
+	subs_are(a, "Archive,Drafts,INBOX,INBOX/x,Junk,Nope/deep,P/q,Sent");
+	fx_close(&f);
+}
+
+/* An account.db of schema version 1 (a subscribed flag on the mailbox
+ * row) is brought to version 2 when opened: the flags become names. */
+TEST(store_subscriptions_upgrade)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	struct store_account *a;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	CHECK_INT(store_mailbox_create(a, "Work/Q1", 0, f.err, sizeof f.err), 0);
+	store_close(&f.s);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(ids[0] % 100),
+		 (long long)ids[0]);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "DROP TABLE subscriptions;"
+			       "ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL"
+			       " DEFAULT 0;"
+			       "UPDATE mailboxes SET subscribed = 1 WHERE name IN"
+			       " ('INBOX', 'Work/Q1', 'Sent');"
+			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
+			       "PRAGMA user_version = 1;",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	subs_are(a, "INBOX,Sent,Work/Q1");
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(a, "Work/Q1", &mb), 1);
+	CHECK(mb.subscribed);
+	CHECK_INT(store_mailbox_get(a, "Work", &mb), 1);
+	CHECK(!mb.subscribed);
+	CHECK_INT(store_mailbox_subscribe(a, "Gone", true, f.err, sizeof f.err), 0);
+	subs_are(a, "Gone,INBOX,Sent,Work/Q1");
+	store_close(&f.s);
+	/* The file is version 3 now, without the old column. */
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db,
+				     "SELECT (SELECT user_version FROM pragma_user_version),"
+				     " (SELECT count(*) FROM pragma_table_info('mailboxes')"
+				     " WHERE name = 'subscribed')",
+				     -1, &st, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(st, 0), 3);
+	CHECK_INT(sqlite3_column_int(st, 1), 0);
+	sqlite3_finalize(st);
+	/* A file from a newer Tern is refused, not changed. */
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), -1);
 	fx_close(&f);
 }
 
@@ -1532,5 +1648,94 @@ TEST(store_account_cache)
 	struct store_mailbox mb;
 	CHECK_INT(store_mailbox_get(h[2], "INBOX", &mb), 1);
 	CHECK_INT(store_account_open_id(f.s, ids[1], &h[1]), 0);
+	fx_close(&f);
+}
+
+/* The crash clean-up: files nobody holds go, a held file and a queue file
+ * with a message still to deliver stay (issue: orphans after kill -9). */
+TEST(spool_clean_removes_only_orphans)
+{
+	struct fx f;
+	fx_open(&f);
+	char held[PATH_MAX], dropped[PATH_MAX], orphan[PATH_MAX], child_held[PATH_MAX];
+	int fd_held = store_spool_write(f.s, "a", 1, "b", 1, held, sizeof held);
+	CHECK(fd_held >= 0);
+	/* A holder's lock is per open file: another process sees it too. */
+	int fd_dropped = store_spool_new(f.s, dropped, sizeof dropped);
+	CHECK(fd_dropped >= 0);
+	store_spool_drop(&fd_dropped, dropped);
+	CHECK(fd_dropped == -1);
+	CHECK(!file_exists(dropped));
+	/* An orphan: its maker died without unlinking (closing = dying). */
+	int fd = store_spool_new(f.s, orphan, sizeof orphan);
+	CHECK(fd >= 0);
+	close(fd);
+	/* A file held by a live child process. */
+	int pipefd[2], done[2];
+	CHECK_INT(pipe(pipefd), 0);
+	CHECK_INT(pipe(done), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int cfd = store_spool_new(f.s, child_held, sizeof child_held);
+		(void)!write(pipefd[1], child_held, sizeof child_held);
+		char c;
+		(void)!read(done[0], &c, 1);
+		_exit(cfd >= 0 ? 0 : 1);
+	}
+	CHECK_INT(read(pipefd[0], child_held, sizeof child_held), (long long)sizeof child_held);
+	/* A queue file of a message still queued, and a stray one. */
+	char rcpts[1][256] = {"a@remote.example"};
+	char queued[PATH_MAX];
+	int fd_q = store_spool_write(f.s, "m", 1, NULL, 0, queued, sizeof queued);
+	CHECK(fd_q >= 0);
+	CHECK_INT(store_queue_add(f.s, queued, "s@example.test", rcpts, 1, f.err, sizeof f.err), 0);
+	store_spool_drop(&fd_q, queued);
+	char stray[PATH_MAX], id[25];
+	fsutil_unique_id(id);
+	snprintf(stray, sizeof stray, "%s/queue/%s", f.dir, id);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	char other[PATH_MAX];
+	snprintf(other, sizeof other, "%s/queue/README.admin", f.dir);
+	fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+
+	size_t n_spool = 99, n_queue = 99;
+	/* Too young for a clean-up that waits an hour: nothing goes. */
+	CHECK_INT(store_spool_clean(f.s, 3600, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 0);
+	CHECK_INT(n_queue, 0);
+	CHECK(file_exists(orphan) && file_exists(stray));
+
+	CHECK_INT(store_spool_clean(f.s, 0, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 1);
+	CHECK_INT(n_queue, 1);
+	CHECK(!file_exists(orphan));
+	CHECK(!file_exists(stray));
+	CHECK(file_exists(held));
+	CHECK(file_exists(child_held));
+	CHECK(file_exists(other)); /* not a name of ours: left alone */
+	struct store_queue_message m;
+	CHECK_INT(store_queue_message_get(f.s, 1, &m), 1);
+	char qpath[PATH_MAX];
+	CHECK_INT(store_queue_path(f.s, m.file, qpath, sizeof qpath), 0);
+	CHECK(file_exists(qpath));
+
+	/* The child dies without cleaning up: its file is an orphan now. */
+	(void)!write(done[1], "x", 1);
+	int status;
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(store_spool_clean(f.s, 0, &n_spool, &n_queue, f.err, sizeof f.err), 0);
+	CHECK_INT(n_spool, 1);
+	CHECK(!file_exists(child_held));
+	CHECK(file_exists(held));
+	store_spool_drop(&fd_held, held);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(done[0]);
+	close(done[1]);
 	fx_close(&f);
 }
