@@ -24,7 +24,7 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 2 /* 2: subscriptions by name (store-account.c) */
+#define STORE_ACCOUNT_SCHEMA 3 /* 2: subscriptions by name, 3: recent mark (store-account.c) */
 
 /* Open account databases kept by default (3 file descriptors each). */
 #define STORE_ACCOUNT_CACHE_DEFAULT 64

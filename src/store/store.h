@@ -530,7 +530,7 @@ struct store_mailbox {
 	bool subscribed;       /* the name is subscribed (store_mailbox_subscribe) */
 	uint32_t messages;     /* count */
 	uint32_t unseen;       /* count without \Seen */
-	uint32_t recent;       /* always 0: IMAP4rev2 drops \Recent */
+	uint32_t recent;       /* count above the recent mark (store_imap_recent) */
 	uint64_t size;         /* sum of message sizes */
 	uint32_t deleted;      /* count with \Deleted */
 };
@@ -709,6 +709,17 @@ int store_imap_mailbox_state(struct store_account *a, int64_t mailbox_id, uint32
 			     uint32_t *uidnext, uint64_t *highestmodseq);
 /* The lowest uid without \Seen: 1 (set), 0 none, -1 error. */
 int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_t *uid);
+/* \Recent (RFC 3501 2.3.2): a mailbox keeps the highest uid claimed as
+ * recent; the messages above it are recent for the next session that
+ * claims them.  With claim, raises the mark to uid_hi atomically, so the
+ * caller alone gets uids mark+1 .. uid_hi (SELECT, and new messages a
+ * selected session learns of); without, only looks (EXAMINE: a read-only
+ * session sees \Recent and leaves it for the next one).  *lo is mark+1,
+ * or 0 if no uid up to uid_hi is above the mark.  The claim is committed
+ * without a sync of its own (a lost one makes messages recent again).
+ * 0, or -1 with err (*lo 0). */
+int store_imap_recent(struct store_account *a, int64_t mailbox_id, uint32_t uid_hi, bool claim,
+		      uint32_t *lo, char *err, size_t errsz);
 /* Calls cb with the keywords (space-separated) of each distinct keyword
  * combination among the mailbox's messages.  0 / -1. */
 int store_imap_keyword_sets(struct store_account *a, int64_t mailbox_id,

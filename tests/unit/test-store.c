@@ -1328,6 +1328,7 @@ TEST(store_subscriptions_upgrade)
 			       " DEFAULT 0;"
 			       "UPDATE mailboxes SET subscribed = 1 WHERE name IN"
 			       " ('INBOX', 'Work/Q1', 'Sent');"
+			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
 			       "PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
@@ -1344,7 +1345,7 @@ TEST(store_subscriptions_upgrade)
 	CHECK_INT(store_mailbox_subscribe(a, "Gone", true, f.err, sizeof f.err), 0);
 	subs_are(a, "Gone,INBOX,Sent,Work/Q1");
 	store_close(&f.s);
-	/* The file is version 2 now, without the old column. */
+	/* The file is version 3 now, without the old column. */
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	CHECK_INT(sqlite3_prepare_v2(db,
@@ -1354,7 +1355,7 @@ TEST(store_subscriptions_upgrade)
 				     -1, &st, NULL),
 		  SQLITE_OK);
 	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(st, 0), 2);
+	CHECK_INT(sqlite3_column_int(st, 0), 3);
 	CHECK_INT(sqlite3_column_int(st, 1), 0);
 	sqlite3_finalize(st);
 	/* A file from a newer Tern is refused, not changed. */
