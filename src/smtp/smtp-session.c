@@ -35,9 +35,11 @@
 #include "config.h"
 #include "fsutil.h"
 #include "dkim-keys.h"
+#include "dns.h"
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
+#include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
@@ -124,6 +126,7 @@ struct smtp_txn {
 	bool line_too_long;
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
+	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
 	size_t trace_len;              /* bytes of our trace lines at the spool's start */
 	struct timeval start;
@@ -146,6 +149,7 @@ struct smtp_session {
 	struct linereader lr;
 	unsigned errors;
 	struct smtp_txn *txn;
+	struct smtp_check *check;      /* SPF/DKIM/DMARC of the finished message */
 	uint64_t bdat_size;            /* octets of the current chunk */
 	uint64_t bdat_left;            /* octets of the current chunk still to read */
 	bool bdat_last;
@@ -181,6 +185,9 @@ struct smtp_server {
 	size_t n_pending;
 	struct event *commit_ev;
 	struct dkim_keyring *dkim;     /* signs what leaves for other servers */
+	struct dns_resolver *dns;      /* for the port 25 checks; made on first use */
+	char dns_for[256];             /* the dns.resolver it was made for */
+	size_t n_checks;               /* checks in flight (they use dns) */
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
@@ -795,9 +802,254 @@ static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const
 		session_enter(s, SMTP_STATE_CMD);
 }
 
+/* ------------------------------------------------- sender authentication */
+
+/* A message received on port 25 waiting for its SPF, DKIM and DMARC
+ * results (src/mailauth/msgauth.h); the session waits meanwhile. */
+struct smtp_check {
+	struct smtp_session *s;
+	struct smtp_txn *t;
+	char *msg; /* the message as received (after our trace lines) */
+	size_t len;
+	struct msgauth *ma;
+	struct msgauth_request req;
+	char from_domain[ADDR_DOMAIN_MAX + 1];
+};
+
+static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t);
+
+/* The worker's resolver for the checks, (re)made for the configured
+ * dns.resolver; NULL with a log line when it cannot be made. */
+static struct dns_resolver *check_dns(struct smtp_server *srv)
+{
+	const char *want = srv->cfg->dns_resolver;
+	if (srv->dns != NULL && strcmp(srv->dns_for, want) != 0 && srv->n_checks == 0)
+		dns_resolver_free(&srv->dns);
+	if (srv->dns == NULL) {
+		char err[256];
+		unsigned t = (unsigned)srv->cfg->mailauth_timeout;
+		srv->dns = dns_resolver_new(srv->base, want, t, err, sizeof err);
+		if (srv->dns == NULL) {
+			log_error("smtp action=mailauth error=\"%s\"", err);
+			return NULL;
+		}
+		snprintf(srv->dns_for, sizeof srv->dns_for, "%s", want);
+	}
+	return srv->dns;
+}
+
+static void check_free(struct smtp_check **cp)
+{
+	struct smtp_check *c = *cp;
+	if (c == NULL)
+		return;
+	msgauth_free(&c->ma);
+	free(c->msg);
+	c->s->srv->n_checks--;
+	free(c);
+	*cp = NULL;
+}
+
+/* The one RFC5322.From domain DMARC is about: "" when the message has no
+ * From:, several, or addresses of different domains (RFC 7489 6.6.1). */
+static void dmarc_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
+{
+	out[0] = '\0';
+	struct header h = {0};
+	if (header_parse(msg, n, &h) != HEADER_OK)
+		return;
+	const struct header_field *f = header_find(&h, "From");
+	struct addr *a = xcalloc(SMTP_MAX_HEADER_ADDRS, sizeof *a);
+	int k;
+	if (f != NULL && header_count(&h, "From") == 1 &&
+	    (k = smtp_parse_address_list(f->value, f->value_len, a, SMTP_MAX_HEADER_ADDRS)) > 0) {
+		bool same = !a[0].domain_is_literal;
+		for (int i = 1; i < k && same; i++)
+			same = strcmp(a[i].domain, a[0].domain) == 0;
+		if (same)
+			memcpy(out, a[0].domain, sizeof a[0].domain);
+	}
+	free(a);
+	header_free(&h);
+}
+
+/* Rewrites the spool file as: our Return-Path, the Authentication-Results
+ * field, our Received, then the message without any
+ * Authentication-Results field that claims to be ours (RFC 8601 5: a
+ * forgery).  0, or -1 (the message cannot be kept now). */
+static int add_auth_results(struct smtp_session *s, struct smtp_check *c, const struct buf *ar)
+{
+	struct smtp_txn *t = c->t;
+	char *trace = xmalloc(t->trace_len + 1);
+	int r = read_at(t->spool_fd, trace, t->trace_len, 0) == (ssize_t)t->trace_len ? 0 : -1;
+	const char *nl = r == 0 ? memchr(trace, '\n', t->trace_len) : NULL;
+	size_t rp = nl ? (size_t)(nl - trace) + 1 : 0;
+	char tmp[PATH_MAX];
+	int fd = -1;
+	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.auth", t->spool_path) < (int)sizeof tmp)
+		fd = store_spool_create(tmp);
+	r = fd < 0 ? -1 : 0;
+	if (r == 0)
+		r = fsutil_write_all(fd, trace, rp) | fsutil_write_all(fd, ar->data, ar->len) |
+		    fsutil_write_all(fd, trace + rp, t->trace_len - rp);
+	/* The message, forged fields left out. */
+	struct header h = {0};
+	size_t pos = 0;
+	if (r == 0 && header_parse(c->msg, c->len, &h) == HEADER_OK) {
+		for (size_t i = 0; i < h.n_fields && r == 0; i++) {
+			const struct header_field *f = &h.fields[i];
+			if (!strutil_eq_ci(f->name, f->name_len, "Authentication-Results") ||
+			    !msgauth_is_ours(f->value, f->value_len, hostname(s)))
+				continue;
+			size_t start = (size_t)(f->name - c->msg);
+			size_t end = (size_t)(f->value + f->value_len - c->msg);
+			if (end < c->len && c->msg[end] == '\r')
+				end++;
+			if (end < c->len && c->msg[end] == '\n')
+				end++;
+			r = fsutil_write_all(fd, c->msg + pos, start - pos);
+			pos = end;
+			log_warn("smtp id=%s action=mailauth note=\"removed a forged "
+				 "Authentication-Results field\"",
+				 t->id);
+		}
+	}
+	header_free(&h);
+	if (r == 0)
+		r = fsutil_write_all(fd, c->msg + pos, c->len - pos);
+	if (r == 0 && rename(tmp, t->spool_path) < 0)
+		r = -1;
+	if (r < 0) {
+		log_error("smtp id=%s action=mailauth_header error=\"%s\"", t->id, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+	} else {
+		close(t->spool_fd);
+		t->spool_fd = fd; /* commit_cb fsyncs this one */
+		t->trace_len += ar->len;
+	}
+	free(trace);
+	return r;
+}
+
+static const char *short_dkim(const struct msgauth_result *r)
+{
+	if (r->n_dkim == 0)
+		return "none";
+	for (size_t i = 0; i < r->n_dkim; i++)
+		if (r->dkim[i].status == DKIM_PASS)
+			return "pass";
+	return dkim_status_name(r->dkim[0].status);
+}
+
+/* The checks are done: refuse (DMARC p=reject), or add the
+ * Authentication-Results field and go on to the commit. */
+static void check_done(void *ctx, const struct msgauth_result *r)
+{
+	struct smtp_check *c = ctx;
+	struct smtp_session *s = c->s;
+	struct smtp_txn *t = c->t;
+	const struct config *cfg = s->srv->cfg;
+	s->check = NULL;
+	bool dmarc_fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
+	enum dmarc_policy dis = dmarc_fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
+	const char *action = dis == DMARC_POLICY_REJECT ? cfg->mailauth_dmarc_reject
+			     : dis == DMARC_POLICY_QUARANTINE ? "junk"
+							       : "deliver";
+	log_info("smtp id=%s session=%s action=mailauth spf=%s dkim=%s dmarc=%s from_domain=%s "
+		 "disposition=%s%s",
+		 t->id, s->id, spf_result_name(r->spf), short_dkim(r),
+		 r->dmarc_checked ? dmarc_result_name(r->dmarc.result) : "none",
+		 r->from_domain[0] ? r->from_domain : "-", action,
+		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
+	if (!strcmp(action, "reject")) {
+		char line[512];
+		snprintf(line, sizeof line,
+			 "550 5.7.1 Message refused: the domain %s says mail from it must pass "
+			 "DMARC (SPF or DKIM for that domain), and this one does not",
+			 r->from_domain);
+		check_free(&c);
+		txn_done(s, t, 550, line);
+		process_input(s);
+		return;
+	}
+	t->junk = !strcmp(action, "junk");
+	struct buf ar;
+	buf_init(&ar, 0);
+	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
+		 add_auth_results(s, c, &ar) == 0;
+	buf_free(&ar);
+	check_free(&c);
+	if (!ok) {
+		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+		process_input(s);
+		return;
+	}
+	commit_enqueue(s, t);
+}
+
+/* Starts the checks of a message received on port 25 from a client that
+ * is not trusted; true if they run (the session waits for check_done). */
+static bool check_start(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	const struct config *cfg = srv->cfg;
+	if (srv->submission || !cfg->mailauth_check || netaddr_in_list(s->ip, cfg->mailauth_trusted))
+		return false;
+	struct dns_resolver *dns = check_dns(srv);
+	if (dns == NULL)
+		return false;
+	struct stat st;
+	if (fstat(t->spool_fd, &st) < 0 || (size_t)st.st_size < t->trace_len)
+		return false;
+	struct smtp_check *c = xcalloc(1, sizeof *c);
+	c->len = (size_t)st.st_size - t->trace_len;
+	c->msg = xmalloc(c->len + 1);
+	if (read_at(t->spool_fd, c->msg, c->len, (off_t)t->trace_len) != (ssize_t)c->len) {
+		free(c->msg);
+		free(c);
+		return false;
+	}
+	c->s = s;
+	c->t = t;
+	srv->n_checks++;
+	dmarc_from_domain(c->msg, c->len, c->from_domain);
+	c->req = (struct msgauth_request){
+	    .ip = s->ip,
+	    .helo = s->helo,
+	    .mail_from = t->from,
+	    .from_domain = c->from_domain,
+	    .receiver = hostname(s),
+	    .msg = c->msg,
+	    .len = c->len,
+	    .timeout_s = (unsigned)cfg->mailauth_timeout,
+	};
+	s->check = c;
+	session_enter(s, SMTP_STATE_COMMIT);
+	c->ma = msgauth_start(srv->base, dns, &c->req, check_done, c);
+	return true;
+}
+
+/* Adds a finished message to the worker's commit batch. */
+static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
+	srv->pending[srv->n_pending].s = s;
+	srv->pending[srv->n_pending].t = t;
+	srv->n_pending++;
+	session_enter(s, SMTP_STATE_COMMIT);
+	/* Runs after the other sessions' callbacks of this loop iteration, so
+	 * that messages finishing together share one commit (group commit). */
+	event_active(srv->commit_ev, EV_TIMEOUT, 0);
+}
+
 /* End of data.  A message that fails a check is refused at once; a good one
- * joins the worker's commit batch, and the session waits (reading no
- * commands) until commit_cb has made it durable and replied. */
+ * is checked (port 25: SPF, DKIM, DMARC), then joins the worker's commit
+ * batch, and the session waits (reading no commands) until commit_cb has
+ * made it durable and replied. */
 static void txn_finish(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
@@ -815,18 +1067,8 @@ static void txn_finish(struct smtp_session *s)
 		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
 	else if (s->srv->submission && (code = submit_check(s, t, why, sizeof why)) != 0)
 		txn_done(s, t, code, why);
-	else {
-		struct smtp_server *srv = s->srv;
-		srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
-		srv->pending[srv->n_pending].s = s;
-		srv->pending[srv->n_pending].t = t;
-		srv->n_pending++;
-		session_enter(s, SMTP_STATE_COMMIT);
-		/* Runs after the other sessions' callbacks of this loop
-		 * iteration, so that messages finishing together share one
-		 * commit (group commit). */
-		event_active(srv->commit_ev, EV_TIMEOUT, 0);
-	}
+	else if (!check_start(s, t))
+		commit_enqueue(s, t);
 }
 
 /* The queue's recipients of t (remote targets, and local recipients whose
@@ -915,6 +1157,13 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;
 				d->create = p->v[c].create;
+				/* DMARC quarantine: what would go to the INBOX
+				 * goes to Junk (a script's folders stay). */
+				if (t->junk && (d->mailbox == NULL ||
+						strutil_eq_ci(d->mailbox, strlen(d->mailbox), "INBOX"))) {
+					d->mailbox = "Junk";
+					d->create = true;
+				}
 				d->flags = p->v[c].flags;
 				n_items_of[i]++;
 			}
@@ -1748,6 +1997,11 @@ static void session_unlink(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
+	if (s->check != NULL) {
+		struct smtp_txn *t = s->check->t;
+		check_free(&s->check);
+		txn_free(&t);
+	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	linereader_free(&s->lr);
@@ -1766,6 +2020,14 @@ static void session_kill(struct smtp_session *s)
 	for (size_t i = 0; i < s->srv->n_pending; i++)
 		if (s->srv->pending[i].s == s)
 			s->srv->pending[i].s = NULL; /* its message still gets committed */
+	if (s->check != NULL) {
+		/* No reply can reach the client: the message is dropped, as
+		 * for any transaction cut off before its 250. */
+		struct smtp_txn *t = s->check->t;
+		log_txn(t, 0);
+		check_free(&s->check);
+		txn_free(&t);
+	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	if (s->bev != NULL)
@@ -1967,6 +2229,7 @@ void smtp_server_free(struct smtp_server **srvp)
 	event_free(srv->commit_ev);
 	event_free(srv->reaper);
 	dkim_keyring_free(&srv->dkim);
+	dns_resolver_free(&srv->dns);
 	free(srv);
 	*srvp = NULL;
 }

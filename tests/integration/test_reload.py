@@ -184,6 +184,10 @@ NEW_VALUES = {
     "sieve.max_scripts": "8",
     "sieve.before": lambda srv, cur: os.path.join(_files(srv), "before.sieve"),
     "sieve.after": lambda srv, cur: os.path.join(_files(srv), "after.sieve"),
+    "mailauth.check": "no",
+    "mailauth.trusted": "127.0.0.0/8 ::1",
+    "mailauth.dmarc_reject": "junk",
+    "mailauth.timeout": "10s",
 }
 
 
