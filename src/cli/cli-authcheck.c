@@ -5,6 +5,8 @@
  * resolver (dns.resolver), on an event loop, as the SMTP receiver will.
  * For admins checking a domain's record, and for the integration tests.
  */
+#include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,10 @@
 #include "config.h"
 #include "dns.h"
 #include "spf.h"
+#include "msgauth.h"
+#include "smtp-parse.h"
+#include "buf.h"
+#include "addr.h"
 
 extern const struct cli_command cli_authcheck_command;
 
@@ -163,6 +169,107 @@ static int spf_cmd(const char *cfg_path, const char *identity, char **pos)
 	return rc;
 }
 
+/* ------------------------------------------------- a whole message */
+
+#define AUTHCHECK_MESSAGE_MAX (64u * 1024 * 1024)
+
+struct msg_run {
+	struct event_base *base;
+	struct msgauth_result res;
+	bool done;
+};
+
+static void msg_done(void *ctx, const struct msgauth_result *r)
+{
+	struct msg_run *run = ctx;
+	run->res = *r;
+	run->done = true;
+	event_base_loopbreak(run->base);
+}
+
+static int message_cmd(const char *cfg_path, const char *ip, const char *helo,
+		       const char *mail_from)
+{
+	const char *what = "auth-check message";
+	struct spf_ip parsed;
+	if (ip == NULL || spf_ip_parse(ip, &parsed) < 0)
+		return cli_usage_error(&cli_authcheck_command, what,
+				       "--ip needs an IPv4 or IPv6 address");
+	struct buf msg;
+	buf_init(&msg, AUTHCHECK_MESSAGE_MAX);
+	char chunk[65536];
+	ssize_t got;
+	while ((got = read(0, chunk, sizeof chunk)) > 0)
+		if (buf_append(&msg, chunk, (size_t)got) < 0) {
+			buf_free(&msg);
+			return cli_fail(what, "the message is larger than 64 MB");
+		}
+	if (got < 0) {
+		buf_free(&msg);
+		return cli_fail(what, "reading the message: %s", strerror(errno));
+	}
+	struct config *cfg = cli_load_config(cfg_path);
+	if (cfg == NULL) {
+		buf_free(&msg);
+		return CLI_USAGE;
+	}
+	struct msg_run run = {0};
+	char err[256];
+	run.base = event_base_new();
+	struct dns_resolver *res =
+	    run.base ? dns_resolver_new(run.base, cfg->dns_resolver,
+					(unsigned)cfg->mailauth_timeout, err, sizeof err)
+		     : NULL;
+	int rc = CLI_OK;
+	if (res == NULL) {
+		rc = cli_fail(what, "%s", run.base ? err : "cannot create an event loop");
+	} else {
+		char from_domain[ADDR_DOMAIN_MAX + 1];
+		smtp_parse_from_domain(msg.data ? msg.data : "", msg.len, from_domain);
+		const char *mf = mail_from == NULL || !strcmp(mail_from, "<>") ? "" : mail_from;
+		struct msgauth_request req = {
+		    .ip = ip,
+		    .helo = helo ? helo : "",
+		    .mail_from = mf,
+		    .from_domain = from_domain,
+		    .receiver = cfg->hostname,
+		    .msg = msg.data ? msg.data : "",
+		    .len = msg.len,
+		    .timeout_s = (unsigned)cfg->mailauth_timeout,
+		};
+		struct msgauth *m = msgauth_start(run.base, res, &req, msg_done, &run);
+		event_base_dispatch(run.base);
+		msgauth_free(&m);
+		struct buf ar;
+		buf_init(&ar, 0);
+		if (!run.done || msgauth_header(&run.res, cfg->hostname, &req, &ar) < 0) {
+			rc = cli_fail(what, "no result");
+		} else {
+			const struct msgauth_result *r = &run.res;
+			bool fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
+			enum dmarc_policy dis = fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
+			const char *action = dis == DMARC_POLICY_REJECT ? cfg->mailauth_dmarc_reject
+					     : dis == DMARC_POLICY_QUARANTINE ? "junk"
+									       : "deliver";
+			if (!strcmp(action, "tag"))
+				action = "deliver";
+			fwrite(ar.data, 1, ar.len, stdout);
+			printf("dmarc-disposition: %s\naction: %s\n", dmarc_policy_name(dis), action);
+			if (r->timed_out)
+				printf("note: some DNS answers did not come within %llu s\n",
+				       (unsigned long long)cfg->mailauth_timeout);
+			rc = cli_finish_output(what, rc);
+		}
+		buf_free(&ar);
+	}
+	dns_resolver_free(&res);
+	if (run.base)
+		event_base_free(run.base);
+	config_free(&cfg);
+	buf_free(&msg);
+	return rc;
+}
+
 static int authcheck_main(const char *cfg_path, int argc, char **argv)
 {
 	const struct cli_command *cmd = &cli_authcheck_command;
@@ -171,6 +278,22 @@ static int authcheck_main(const char *cfg_path, int argc, char **argv)
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(cmd->usage, stdout);
 		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "message")) {
+		const char *ip = NULL, *helo = NULL, *mail_from = NULL;
+		const struct cli_option mopts[] = {
+		    {"--ip", &ip}, {"--helo", &helo}, {"--mail-from", &mail_from}};
+		char *mpos[1];
+		int n_mpos = 0;
+		int mrc = cli_parse_args(cmd, "auth-check message", argc, argv, 2, mopts, 3, mpos,
+					 0, &n_mpos);
+		if (mrc == CLI_HELP) {
+			fputs(cmd->usage, stdout);
+			return CLI_OK;
+		}
+		if (mrc != 0)
+			return mrc;
+		return message_cmd(cfg_path, ip, helo, mail_from);
 	}
 	if (strcmp(argv[1], "spf") != 0)
 		return cli_usage_error(cmd, "auth-check", "unknown method \"%s\"", argv[1]);
@@ -192,8 +315,14 @@ static int authcheck_main(const char *cfg_path, int argc, char **argv)
 
 const struct cli_command cli_authcheck_command = {
     "auth-check",
-    "check a sender against its domain's SPF record, with real DNS",
+    "check a sender (SPF) or a whole message (SPF, DKIM, DMARC), with real DNS",
     "usage: tern [-c FILE] auth-check spf [--identity mailfrom|helo] IP HELO SENDER\n"
+    "       tern [-c FILE] auth-check message --ip IP [--helo NAME] [--mail-from SENDER] < MESSAGE\n"
+    "\n"
+    "message: runs every check the SMTP receiver makes on port 25 (SPF, DKIM,\n"
+    "DMARC) for the message on stdin as if IP had sent it, and prints the\n"
+    "Authentication-Results field it would add, the DMARC disposition and\n"
+    "what Tern would do (deliver, junk, reject).\n"
     "\n"
     "Runs the SPF check (RFC 7208) that the SMTP receiver makes for a client\n"
     "at IP that said HELO and gave MAIL FROM:<SENDER>; SENDER \"<>\" or \"\" is\n"

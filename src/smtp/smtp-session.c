@@ -850,29 +850,6 @@ static void check_free(struct smtp_check **cp)
 	*cp = NULL;
 }
 
-/* The one RFC5322.From domain DMARC is about: "" when the message has no
- * From:, several, or addresses of different domains (RFC 7489 6.6.1). */
-static void dmarc_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
-{
-	out[0] = '\0';
-	struct header h = {0};
-	if (header_parse(msg, n, &h) != HEADER_OK)
-		return;
-	const struct header_field *f = header_find(&h, "From");
-	struct addr *a = xcalloc(SMTP_MAX_HEADER_ADDRS, sizeof *a);
-	int k;
-	if (f != NULL && header_count(&h, "From") == 1 &&
-	    (k = smtp_parse_address_list(f->value, f->value_len, a, SMTP_MAX_HEADER_ADDRS)) > 0) {
-		bool same = !a[0].domain_is_literal;
-		for (int i = 1; i < k && same; i++)
-			same = strcmp(a[i].domain, a[0].domain) == 0;
-		if (same)
-			memcpy(out, a[0].domain, sizeof a[0].domain);
-	}
-	free(a);
-	header_free(&h);
-}
-
 /* Rewrites the spool file as: our Return-Path, the Authentication-Results
  * field, our Received, then the message without any
  * Authentication-Results field that claims to be ours (RFC 8601 5: a
@@ -1015,7 +992,7 @@ static bool check_start(struct smtp_session *s, struct smtp_txn *t)
 	c->s = s;
 	c->t = t;
 	srv->n_checks++;
-	dmarc_from_domain(c->msg, c->len, c->from_domain);
+	smtp_parse_from_domain(c->msg, c->len, c->from_domain);
 	c->req = (struct msgauth_request){
 	    .ip = s->ip,
 	    .helo = s->helo,

@@ -207,3 +207,22 @@ def test_dns_failure_is_temperror_and_the_mail_is_kept(make_server):
                   b"\tspf=temperror smtp.mailfrom=ceo@forged.test;\r\n"
                   b"\tdkim=none;\r\n"
                   b"\tdmarc=temperror (p=none dis=none) header.from=forged.test\r\n"), ar
+
+
+def test_auth_check_message_says_what_serve_would_do(srv):
+    token = "cli-%d" % os.getpid()
+    r = srv.cli_ok("auth-check", "message", "--ip", CLIENT, "--helo", "client.example",
+                   "--mail-from", "alice@good.test", input=signed("alice@good.test", token))
+    assert r.stdout.decode() == (
+        "Authentication-Results: mx.example.test;\r\n"
+        "\tspf=pass smtp.mailfrom=alice@good.test;\r\n"
+        "\tdkim=pass header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n"
+        "\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n"
+        "dmarc-disposition: none\naction: deliver\n")
+    r = srv.cli_ok("auth-check", "message", "--ip", CLIENT, "--helo", "client.example",
+                   "--mail-from", "ceo@forged.test", input=message("ceo@forged.test", token))
+    out = r.stdout.decode()
+    assert "\tdmarc=fail (p=reject dis=reject) header.from=forged.test\r\n" in out, out
+    assert out.endswith("dmarc-disposition: reject\naction: reject\n"), out
+    r = srv.cli("auth-check", "message", "--helo", "x", input=b"")
+    assert r.returncode == 2 and b"--ip needs an IPv4 or IPv6 address" in r.stderr, r
