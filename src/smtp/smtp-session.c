@@ -1070,6 +1070,35 @@ static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t
 	return q;
 }
 
+/* The envelope sender for the queue copy of t: on port 25 the queue
+ * only forwards (an alias of ours to another server), and a sender of a
+ * domain not ours is rewritten with SRS into the domain of the address it
+ * came for, so that SPF at the next hop passes (store-srs.c); else the
+ * sender as it is.  Into out. */
+static void forward_sender(struct smtp_server *srv, const struct smtp_txn *t, char *out,
+			   size_t outsz)
+{
+	snprintf(out, outsz, "%s", t->from);
+	if (srv->submission || t->from[0] == '\0' || t->n_remote == 0)
+		return;
+	const char *at = strrchr(t->from, '@');
+	if (at == NULL || store_domain_exists(srv->store, at + 1) != 0)
+		return;
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const char *rat = strrchr(t->rcpts[i].addr, '@');
+		if (rat == NULL || store_domain_exists(srv->store, rat + 1) != 1)
+			continue;
+		char srs[ADDR_PATH_MAX + 64];
+		if (store_srs_forward(srv->store, t->from, rat + 1, srs, sizeof srs) == 0 &&
+		    strlen(srs) < outsz) {
+			snprintf(out, outsz, "%s", srs);
+			log_info("smtp id=%s action=srs from=<%s> rewritten=<%s>", t->id, t->from,
+				 srs);
+		}
+		return;
+	}
+}
+
 /* Makes the batch of finished messages durable and answers their clients
  * (group commit): per message one fsync (of the spool file when it has
  * local recipients, of its queue copy when it has remote ones; both when
@@ -1159,6 +1188,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	size_t *delivered = xcalloc(n, sizeof *delivered);
 	struct store_queue_item *qi = xcalloc(n, sizeof *qi);
 	size_t *qi_of = xcalloc(n, sizeof *qi_of); /* message -> qi index + 1 */
+	char(*srs)[ADDR_PATH_MAX + 64] = xcalloc(n, sizeof *srs); /* envelope senders */
 	size_t n_qi = 0;
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -1169,7 +1199,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			if (items[k].status == 0)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
-			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
+			forward_sender(srv, t, srs[i], sizeof srs[i]);
+			qi[n_qi] = (struct store_queue_item){qpath[i], srs[i], t->dsn_ret,
 							     t->dsn_envid, NULL, 0, -1};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
 			qi_of[i] = ++n_qi;
@@ -1205,6 +1236,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n; i++)
 		store_spool_drop(&qfd[i], qpath[i]);
 	free(qfd);
+	free(srs);
 	free(qi_of);
 	free(qi);
 	free(delivered);

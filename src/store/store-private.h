@@ -74,6 +74,8 @@ struct store {
 
 	/* Where a bare "<postmaster>" goes (store_set_postmaster). */
 	char postmaster[256];
+	unsigned char srs_key[32]; /* DATA/srs.key, once read (store-srs.c) */
+	bool srs_key_ok;
 	char hostname[256];
 	bool in_postmaster; /* resolving it: no second round */
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "store-private.h"
@@ -355,6 +356,26 @@ enum store_rcpt_result store_resolve(struct store *s, const char *address, const
 		return STORE_RCPT_NOT_OURS;
 	memcpy(local, address, ln);
 	local[ln] = '\0';
+	/* A bounce to an address we wrote when forwarding (SRS) goes back to
+	 * the original sender; a forged one reaches nobody. */
+	if (strncasecmp(local, "SRS0=", 5) == 0) {
+		int ours = store_domain_exists(s, domain);
+		if (ours < 0)
+			return STORE_RCPT_ERROR;
+		if (ours > 0) {
+			char orig[256];
+			int r = store_srs_reverse(s, local, orig, sizeof orig);
+			if (r == -3)
+				return STORE_RCPT_ERROR;
+			if (r < 0)
+				return STORE_RCPT_NO_USER;
+			char *oat = strrchr(orig, '@');
+			strutil_lower(oat + 1, strlen(oat + 1));
+			out->n_remote = 1;
+			snprintf(out->remote[0], sizeof out->remote[0], "%s", orig);
+			return STORE_RCPT_OK;
+		}
+	}
 	strutil_lower(local, ln);
 
 	struct resolve r;

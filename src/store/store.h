@@ -108,6 +108,28 @@ int store_dkim_remove_domain(struct store *s, const char *domain, char *err, siz
 int store_dkim_key_path(const struct store *s, const char *domain, const char *selector,
 			char *out, size_t outsz);
 
+/* -------------------------------------------------------------------- SRS */
+
+/* The Sender Rewriting Scheme (store-srs.c) for mail an alias of ours
+ * passes on: the envelope sender alice@example.org becomes
+ * SRS0=HHHH=TT=example.org=alice@DOMAIN (HHHH an HMAC with the server's
+ * key in DATA/srs.key, TT the day).  store_resolve turns a valid such
+ * address of one of our domains back into the original (a remote target),
+ * and treats a forged or expired one (older than 21 days) as no such
+ * user.  0 or -1. */
+int store_srs_forward(struct store *s, const char *sender, const char *domain, char *out,
+		      size_t outsz);
+/* local (the local part of an address of ours): 0 with the original
+ * address in out; -1 not an SRS address; -2 forged, damaged or expired;
+ * -3 the key cannot be read. */
+int store_srs_reverse(struct store *s, const char *local, char *out, size_t outsz);
+/* The pure parts, for tests: encode with key at time now; decode the
+ * local part (same results as store_srs_reverse, without -3). */
+int store_srs_encode(const unsigned char *key, size_t keylen, const char *sender,
+		     const char *domain, time_t now, char *out, size_t outsz);
+int store_srs_decode(const unsigned char *key, size_t keylen, const char *local, time_t now,
+		     char *out, size_t outsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);

@@ -1739,3 +1739,48 @@ TEST(spool_clean_removes_only_orphans)
 	close(done[1]);
 	fx_close(&f);
 }
+
+/* SRS (store-srs.c): a round trip; case changes on the way survive; a
+ * forged hash, a damaged address or an old one does not. */
+TEST(srs_encode_decode)
+{
+	const unsigned char key[32] = "0123456789abcdef0123456789abcde";
+	time_t now = 1796000000;
+	char a[512], back[512];
+	CHECK_INT(store_srs_encode(key, sizeof key, "Alice=X@Example.ORG", "fwd.test", now, a,
+				   sizeof a),
+		  0);
+	CHECK(strncmp(a, "SRS0=", 5) == 0);
+	CHECK(strstr(a, "=example.org=Alice=X@fwd.test") != NULL);
+	char local[512];
+	snprintf(local, sizeof local, "%.*s", (int)(strrchr(a, '@') - a), a);
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now, back, sizeof back), 0);
+	CHECK_STR(back, "Alice=X@example.org");
+	/* a server on the way upper-cased it: still ours */
+	char upper[512];
+	snprintf(upper, sizeof upper, "%s", local);
+	for (char *p = upper; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	CHECK_INT(store_srs_decode(key, sizeof key, upper, now, back, sizeof back), 0);
+	/* 21 days later it still works, 22 days later not */
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now + 21 * 86400, back, sizeof back), 0);
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now + 22 * 86400, back, sizeof back),
+		  -2);
+	/* another key, a changed hash, a changed address: forged */
+	unsigned char other[32];
+	memcpy(other, key, sizeof other);
+	other[0] ^= 1;
+	CHECK_INT(store_srs_decode(other, sizeof other, local, now, back, sizeof back), -2);
+	char bad[512];
+	snprintf(bad, sizeof bad, "%s", local);
+	bad[5] = bad[5] == 'a' ? 'b' : 'a';
+	CHECK_INT(store_srs_decode(key, sizeof key, bad, now, back, sizeof back), -2);
+	snprintf(bad, sizeof bad, "%s", local);
+	*strstr(bad, "example.org") = 'x';
+	CHECK_INT(store_srs_decode(key, sizeof key, bad, now, back, sizeof back), -2);
+	CHECK_INT(store_srs_decode(key, sizeof key, "SRS0=abcd=aa", now, back, sizeof back), -2);
+	CHECK_INT(store_srs_decode(key, sizeof key, "alice", now, back, sizeof back), -1);
+	CHECK_INT(store_srs_encode(key, sizeof key, "no-at-sign", "fwd.test", now, a, sizeof a),
+		  -1);
+}
