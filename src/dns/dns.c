@@ -697,6 +697,24 @@ static int forwarder_spec(const char *in, char *out, size_t outsz)
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
+/* unbound's own empty zones (beyond the RFC 1918 ones unblock-lan-zones
+ * opens) that a forwarder answers instead; localhost, onion and invalid
+ * stay local. */
+static const char *const forwarded_zones[] = {
+    "test. transparent",
+    "0.in-addr.arpa. nodefault",
+    "254.169.in-addr.arpa. nodefault",
+    "2.0.192.in-addr.arpa. nodefault",
+    "100.51.198.in-addr.arpa. nodefault",
+    "113.0.203.in-addr.arpa. nodefault",
+    "8.b.d.0.1.0.0.2.ip6.arpa. nodefault",
+    "d.f.ip6.arpa. nodefault",
+    "8.e.f.ip6.arpa. nodefault",
+    "9.e.f.ip6.arpa. nodefault",
+    "a.e.f.ip6.arpa. nodefault",
+    "b.e.f.ip6.arpa. nodefault",
+};
+
 struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwarder,
 				      unsigned timeout_s, char *err, size_t errsz)
 {
@@ -720,10 +738,17 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 		}
 		if ((rc = ub_ctx_set_fwd(ub, spec)) != 0)
 			goto ub_fail;
-		/* unbound answers the special-use TLD "test." (RFC 6761) itself
-		 * with NXDOMAIN; with a forwarder given, ask it instead (test
-		 * setups serve their zones under .test). */
-		if ((rc = ub_ctx_set_option(ub, "local-zone:", "test. transparent")) != 0)
+		/* unbound answers some names itself, without asking anyone: the
+		 * special-use TLD "test." (RFC 6761) and the reverse zones of
+		 * private and documentation addresses (RFC 6303, RFC 5737,
+		 * RFC 3849), with NXDOMAIN.  With a forwarder given, ask it
+		 * instead: test setups serve their zones under .test, and the
+		 * forwarder is the one that knows a LAN's reverse zone (the PTR
+		 * of a 192.168.x.y client, the SPF "ptr" mechanism). */
+		for (size_t i = 0; i < sizeof forwarded_zones / sizeof forwarded_zones[0]; i++)
+			if ((rc = ub_ctx_set_option(ub, "local-zone:", forwarded_zones[i])) != 0)
+				goto ub_fail;
+		if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0)
 			goto ub_fail;
 	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
 		goto ub_fail;
