@@ -143,6 +143,12 @@ def absname(text):
     return dns.name.from_text(text if text.endswith(".") else text + ".")
 
 
+def zone_key(name):
+    """A zone key: the labels' bytes as they are (to_text would escape
+    spaces and the like), lower case."""
+    return b".".join(name.labels).decode("latin-1").lower().rstrip(".")
+
+
 def make_rdata(rtype, value):
     IN = dns.rdataclass.IN
     if rtype in ("TXT", "SPF"):
@@ -210,7 +216,7 @@ class ZoneServer:
         want = question.rdtype
         seen = set()
         while True:
-            key = name.to_text(omit_final_dot=True).lower()
+            key = zone_key(name)
             node = zone.get(key)
             if node is None:
                 if not r.answer:
@@ -224,7 +230,7 @@ class ZoneServer:
                 r.answer.append(rrset)
                 seen.add(key)
                 name = cnames[0].target
-                if name.to_text(omit_final_dot=True).lower() in seen:
+                if zone_key(name) in seen:
                     break
                 continue
             rds = [rd for t, rd in matches if t == want]

@@ -217,6 +217,22 @@ TEST(dns_ptr_rdata)
 	CHECK_INT(dns_parse_ptr_rdata(trail, sizeof trail, out), -1);
 	static const unsigned char ptr[] = {0xc0, 12};
 	CHECK_INT(dns_parse_ptr_rdata(ptr, sizeof ptr, out), -1);
+	/* Any visible byte but '.' and '\\' (an SPF target may hold them);
+	 * an MX exchange stays a host name. */
+	static const unsigned char odd[] = {7, 'F', 'o', 'o', ':', 'b', '/', 'z', 1, 'x', 0};
+	CHECK_INT(dns_parse_ptr_rdata(odd, sizeof odd, out), 0);
+	CHECK_STR(out, "foo:b/z.x");
+	static const unsigned char mx_odd[] = {0, 10, 7, 'F', 'o', 'o', ':', 'b', '/', 'z', 1, 'x', 0};
+	struct dns_mx mx;
+	CHECK_INT(dns_parse_mx_rdata(mx_odd, sizeof mx_odd, &mx), -1);
+	static const unsigned char dot[] = {3, 'a', '.', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(dot, sizeof dot, out), -1);
+	static const unsigned char bsl[] = {3, 'a', '\\', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(bsl, sizeof bsl, out), -1);
+	static const unsigned char sp[] = {3, 'a', ' ', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(sp, sizeof sp, out), -1);
+	static const unsigned char hi[] = {3, 'a', 0x80, 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(hi, sizeof hi, out), -1);
 }
 
 /* --------------------------------------------- dns_lookup, end to end */
