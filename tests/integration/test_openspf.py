@@ -50,6 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TERN = os.environ.get("TERN_BIN") or os.path.join(ROOT, "build", "tern")
 
 try:
+    import dns.exception
     import dns.flags
     import dns.message
     import dns.name
