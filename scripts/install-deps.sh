@@ -51,6 +51,11 @@ need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || pkgs="$pkgs python3-dkim"
 /usr/bin/python3 -c 'import nacl' >/dev/null 2>&1 || pkgs="$pkgs python3-nacl"
 need_file /usr/sbin/opendkim-testmsg opendkim-tools
+# The OpenSPF RFC 7208 test suite (python3-spf ships it), its YAML and the
+# DNS server that serves its zones (tests/integration/test_openspf.py).
+need_file /usr/share/doc/python3-spf/rfc7208-tests.yml.gz python3-spf
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || pkgs="$pkgs python3-yaml"
+/usr/bin/python3 -c 'import dns.message' >/dev/null 2>&1 || pkgs="$pkgs python3-dnspython"
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

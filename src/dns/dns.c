@@ -92,8 +92,12 @@ const char *dns_status_name(enum dns_status s)
 }
 
 /* Reads a domain name in wire format from p[*i..n) into out[256] (lower-
- * case, labels joined by dots, "" for the root).  Returns 0 or -1. */
-static int parse_name(const unsigned char *p, size_t n, size_t *ip, char out[256])
+ * case, labels joined by dots, "" for the root).  host_only: labels of
+ * letters, digits, '-' and '_' only; else any visible ASCII but '.' and
+ * '\\', the bytes the presentation form out could not tell apart.
+ * Returns 0 or -1. */
+static int parse_name(const unsigned char *p, size_t n, size_t *ip, bool host_only,
+		      char out[256])
 {
 	size_t i = *ip, o = 0;
 	for (;;) {
@@ -112,7 +116,8 @@ static int parse_name(const unsigned char *p, size_t n, size_t *ip, char out[256
 			unsigned char c = p[i + k];
 			/* Host names are letters, digits, '-' and '_' in practice;
 			 * anything else could not be an SMTP server name. */
-			if (!(isalnum(c) || c == '-' || c == '_'))
+			if (host_only ? !(isalnum(c) || c == '-' || c == '_')
+				      : c < 0x21 || c > 0x7e || c == '.' || c == '\\')
 				return -1;
 			out[o++] = (char)tolower(c);
 		}
@@ -130,7 +135,7 @@ int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
 		return -1;
 	out->pref = (unsigned)p[0] << 8 | p[1];
 	size_t i = 2;
-	if (parse_name(p, n, &i, out->host) < 0 || i != n) {
+	if (parse_name(p, n, &i, true, out->host) < 0 || i != n) {
 		out->host[0] = '\0';
 		return -1;
 	}
@@ -141,7 +146,7 @@ int dns_parse_ptr_rdata(const unsigned char *p, size_t n, char out[256])
 {
 	size_t i = 0;
 	out[0] = '\0';
-	if (parse_name(p, n, &i, out) < 0 || i != n) {
+	if (parse_name(p, n, &i, false, out) < 0 || i != n) {
 		out[0] = '\0';
 		return -1;
 	}
@@ -488,14 +493,18 @@ static unsigned char *rr_decode(int type, const unsigned char *p, size_t n, size
 		}
 		return (unsigned char *)out;
 	}
-	case DNS_RR_MX: {
-		struct dns_mx mx;
-		if (dns_parse_mx_rdata(p, n, &mx) < 0)
-			return NULL;
-		*outlen = strlen(mx.host);
-		return (unsigned char *)xmemdup0(mx.host, *outlen);
-	}
+	case DNS_RR_MX:
 	case DNS_RR_PTR:
+		/* The exchange of an MX (after its preference) is a name as
+		 * the PTR's is; a dns_lookup caller (SPF) takes any name the
+		 * DNS can carry, not only host names (OpenSPF mx-colon-domain:
+		 * "foo:bar/baz.example.com"). */
+		if (type == DNS_RR_MX) {
+			if (n < 3)
+				return NULL;
+			p += 2;
+			n -= 2;
+		}
 		if (dns_parse_ptr_rdata(p, n, name) < 0)
 			return NULL;
 		*outlen = strlen(name);
@@ -660,7 +669,21 @@ struct dns_query *dns_lookup(struct dns_resolver *r, enum dns_rrtype type, const
 		return NULL;
 	q->rr_cb = cb;
 	q->rr = xcalloc(1, sizeof *q->rr);
-	if (start_sub(q, q->domain, (int)type, 0, lookup_cb) < 0) {
+	/* libunbound reads the name in presentation form, where '\\' starts
+	 * an escape; an SPF target may hold that byte, a space, ':' ...
+	 * Every byte but letters, digits, '-', '_' and the dots goes as
+	 * \DDD, so the name asked is the name given. */
+	char wire_name[253 * 4 + 1];
+	size_t o = 0;
+	for (const char *c = q->domain; *c != '\0'; c++) {
+		unsigned char b = (unsigned char)*c;
+		if (isalnum(b) || b == '-' || b == '_' || b == '.')
+			wire_name[o++] = (char)b;
+		else
+			o += (size_t)snprintf(wire_name + o, sizeof wire_name - o, "\\%03u", b);
+	}
+	wire_name[o] = '\0';
+	if (start_sub(q, wire_name, (int)type, 0, lookup_cb) < 0) {
 		snprintf(err, errsz, "cannot start a DNS query");
 		query_free(q); /* not linked, no timer yet */
 		return NULL;
@@ -697,6 +720,24 @@ static int forwarder_spec(const char *in, char *out, size_t outsz)
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
+/* unbound's own empty zones (beyond the RFC 1918 ones unblock-lan-zones
+ * opens) that a forwarder answers instead; localhost, onion and invalid
+ * stay local. */
+static const char *const forwarded_zones[] = {
+    "test. transparent",
+    "0.in-addr.arpa. nodefault",
+    "254.169.in-addr.arpa. nodefault",
+    "2.0.192.in-addr.arpa. nodefault",
+    "100.51.198.in-addr.arpa. nodefault",
+    "113.0.203.in-addr.arpa. nodefault",
+    "8.b.d.0.1.0.0.2.ip6.arpa. nodefault",
+    "d.f.ip6.arpa. nodefault",
+    "8.e.f.ip6.arpa. nodefault",
+    "9.e.f.ip6.arpa. nodefault",
+    "a.e.f.ip6.arpa. nodefault",
+    "b.e.f.ip6.arpa. nodefault",
+};
+
 struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwarder,
 				      unsigned timeout_s, char *err, size_t errsz)
 {
@@ -720,10 +761,17 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 		}
 		if ((rc = ub_ctx_set_fwd(ub, spec)) != 0)
 			goto ub_fail;
-		/* unbound answers the special-use TLD "test." (RFC 6761) itself
-		 * with NXDOMAIN; with a forwarder given, ask it instead (test
-		 * setups serve their zones under .test). */
-		if ((rc = ub_ctx_set_option(ub, "local-zone:", "test. transparent")) != 0)
+		/* unbound answers some names itself, without asking anyone: the
+		 * special-use TLD "test." (RFC 6761) and the reverse zones of
+		 * private and documentation addresses (RFC 6303, RFC 5737,
+		 * RFC 3849), with NXDOMAIN.  With a forwarder given, ask it
+		 * instead: test setups serve their zones under .test, and the
+		 * forwarder is the one that knows a LAN's reverse zone (the PTR
+		 * of a 192.168.x.y client, the SPF "ptr" mechanism). */
+		for (size_t i = 0; i < sizeof forwarded_zones / sizeof forwarded_zones[0]; i++)
+			if ((rc = ub_ctx_set_option(ub, "local-zone:", forwarded_zones[i])) != 0)
+				goto ub_fail;
+		if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0)
 			goto ub_fail;
 	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
 		goto ub_fail;

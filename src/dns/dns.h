@@ -152,7 +152,9 @@ size_t dns_mx_sort(struct dns_mx *mx, size_t n, uint32_t (*rnd)(uint32_t bound))
  * the RDATA is malformed or out is too small. */
 int dns_parse_txt_rdata(const unsigned char *p, size_t n, char *out, size_t outsz, size_t *outlen);
 /* Parses the RDATA of a PTR record (an uncompressed domain name) into
- * out (lower-case, no trailing dot).  Returns 0 or -1. */
+ * out (lower-case, no trailing dot).  Unlike an MX exchange above, which
+ * must be a host name, labels may hold any visible ASCII but '.' and '\\'
+ * (SPF targets like "foo:bar/baz.example").  Returns 0 or -1. */
 int dns_parse_ptr_rdata(const unsigned char *p, size_t n, char out[256]);
 
 /* True if the MX set is a Null MX (RFC 7505: one record, exchange "."). */

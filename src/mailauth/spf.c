@@ -113,8 +113,11 @@ static bool is_unreserved(char c)
 }
 
 /* A domain name in presentation form, no trailing dot: labels of 1..63
- * visible ASCII bytes, at most 253 bytes.  ldh: only letters, digits, '-'
- * and '_' (the identity's own domain, 4.3); multi: two labels or more. */
+ * printable ASCII bytes, at most 253 bytes.  A space is printable here: a
+ * DNS label holds any byte (RFC 2181 11) and "%_" puts spaces in a target
+ * name (RFC 7208 4.8 note, 7.3; the OpenSPF suite's macro-mania-in-domain
+ * looks one up).  ldh: only letters, digits, '-' and '_' (the identity's
+ * own domain, 4.3); multi: two labels or more. */
 static bool valid_domain(const char *d, size_t n, bool ldh, bool multi)
 {
 	if (n == 0 || n > SPF_DOMAIN_MAX)
@@ -129,7 +132,7 @@ static bool valid_domain(const char *d, size_t n, bool ldh, bool multi)
 			labels++;
 			continue;
 		}
-		if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e)
+		if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e)
 			return false;
 		if (ldh && !(is_alnum(c) || c == '-' || c == '_'))
 			return false;

@@ -217,6 +217,22 @@ TEST(dns_ptr_rdata)
 	CHECK_INT(dns_parse_ptr_rdata(trail, sizeof trail, out), -1);
 	static const unsigned char ptr[] = {0xc0, 12};
 	CHECK_INT(dns_parse_ptr_rdata(ptr, sizeof ptr, out), -1);
+	/* Any visible byte but '.' and '\\' (an SPF target may hold them);
+	 * an MX exchange stays a host name. */
+	static const unsigned char odd[] = {7, 'F', 'o', 'o', ':', 'b', '/', 'z', 1, 'x', 0};
+	CHECK_INT(dns_parse_ptr_rdata(odd, sizeof odd, out), 0);
+	CHECK_STR(out, "foo:b/z.x");
+	static const unsigned char mx_odd[] = {0, 10, 7, 'F', 'o', 'o', ':', 'b', '/', 'z', 1, 'x', 0};
+	struct dns_mx mx;
+	CHECK_INT(dns_parse_mx_rdata(mx_odd, sizeof mx_odd, &mx), -1);
+	static const unsigned char dot[] = {3, 'a', '.', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(dot, sizeof dot, out), -1);
+	static const unsigned char bsl[] = {3, 'a', '\\', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(bsl, sizeof bsl, out), -1);
+	static const unsigned char sp[] = {3, 'a', ' ', 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(sp, sizeof sp, out), -1);
+	static const unsigned char hi[] = {3, 'a', 0x80, 'b', 0};
+	CHECK_INT(dns_parse_ptr_rdata(hi, sizeof hi, out), -1);
 }
 
 /* --------------------------------------------- dns_lookup, end to end */
@@ -305,6 +321,16 @@ static void fake_dns_cb(evutil_socket_t fd, short what, void *arg)
 						   'f', 4,   't', 'e', 's', 't', 0};
 		end = put_rr(a, end, DNS_RR_PTR, nm, sizeof nm);
 		an = 1;
+	} else if (!strcmp(name, "a\\b c.test") && type == DNS_RR_TXT) {
+		/* asked byte for byte, not read as an escape */
+		static const unsigned char t[] = {3, 'o', 'd', 'd'};
+		end = put_rr(a, end, DNS_RR_TXT, t, sizeof t);
+		an = 1;
+	} else if (!strcmp(name, "7.2.0.192.in-addr.arpa") && type == DNS_RR_PTR) {
+		/* a documentation address: unbound would say NXDOMAIN itself */
+		static const unsigned char nm[] = {3, 'd', 'o', 'c', 4, 't', 'e', 's', 't', 0};
+		end = put_rr(a, end, DNS_RR_PTR, nm, sizeof nm);
+		an = 1;
 	} else if (!strcmp(name, "spf.test") && type == DNS_RR_MX) {
 		static const unsigned char mx[] = {0,   10, 2,   'm', 'x', 3,   's', 'p',
 						   'f', 4,  't', 'e', 's', 't', 0};
@@ -383,10 +409,11 @@ TEST(dns_lookup_async)
 	} qs[] = {{DNS_RR_TXT, "spf.test"},  {DNS_RR_A, "spf.test."},
 		  {DNS_RR_MX, "SPF.test"},   {DNS_RR_PTR, "4.3.2.1.in-addr.arpa"},
 		  {DNS_RR_TXT, "nx.test"},   {DNS_RR_AAAA, "spf.test"},
-		  {DNS_RR_TXT, "fail.test"}, {DNS_RR_TXT, "cancelled.test"}};
-	struct lookup_out out[8];
+		  {DNS_RR_TXT, "fail.test"}, {DNS_RR_TXT, "a\\b c.test"},
+		  {DNS_RR_PTR, "7.2.0.192.in-addr.arpa"}, {DNS_RR_TXT, "cancelled.test"}};
+	struct lookup_out out[10];
 	struct dns_query *last = NULL;
-	for (size_t i = 0; i < 8; i++) {
+	for (size_t i = 0; i < 10; i++) {
 		memset(&out[i], 0, sizeof out[i]);
 		out[i].base = base;
 		out[i].pending = &pending;
@@ -425,7 +452,11 @@ TEST(dns_lookup_async)
 	CHECK_INT(out[5].status, DNS_OK); /* the name exists, no AAAA */
 	CHECK_INT(out[5].n, 0);
 	CHECK_INT(out[6].status, DNS_TEMPFAIL);
-	CHECK(!out[7].called);
+	CHECK_INT(out[7].n, 1);
+	CHECK_STR(out[7].rr[0], "odd");
+	CHECK_INT(out[8].n, 1);
+	CHECK_STR(out[8].rr[0], "doc.test");
+	CHECK(!out[9].called);
 
 	event_free(guard);
 	dns_resolver_free(&r);

@@ -632,6 +632,21 @@ TEST(spf_exists_mechanism)
 	CHECK_STR(r.log[1], "A 3.2.0.192.someuser._spf.ex.example");
 }
 
+TEST(spf_target_with_spaces)
+{
+	/* "%_" is a space and "%%" a percent sign in a target name; such a
+	 * name is looked up as it is (OpenSPF macro-mania-in-domain), not a
+	 * malformed one. */
+	static const struct zrec z[] = {
+	    TXT("sp.example", "v=spf1 a:macro%%percent%_%_space%-url-space.example -all"),
+	    A("macro%percent  space%20url-space.example", "192.0.2.1"), END};
+	CHECK_INT(check(z, "192.0.2.1", "u@sp.example"), SPF_PASS);
+	CHECK_INT(check(z, "192.0.2.2", "u@sp.example"), SPF_FAIL);
+	struct run r;
+	check_full(z, "192.0.2.1", "h.example", "u@sp.example", SPF_ID_MAILFROM, &r);
+	CHECK_STR(r.log[1], "A macro%percent  space%20url-space.example");
+}
+
 TEST(spf_include)
 {
 	static const struct zrec z[] = {
