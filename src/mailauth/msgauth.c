@@ -347,8 +347,11 @@ static void finish(struct msgauth *m)
 		    .sample = (unsigned)(rnd % 100),
 		};
 		dmarc_evaluate(&in, &o->dmarc);
-		if (m->have_rec)
+		if (m->have_rec) {
 			snprintf(o->dmarc_domain, sizeof o->dmarc_domain, "%s", m->rec_domain);
+			o->have_record = true;
+			o->record = m->rec;
+		}
 	}
 	event_active(m->done_ev, EV_TIMEOUT, 0);
 }

@@ -47,6 +47,8 @@ struct msgauth_result {
 	bool dmarc_checked;            /* a single From: domain was there */
 	struct dmarc_verdict dmarc;
 	char dmarc_domain[256];        /* where the policy record was found */
+	bool have_record;              /* ... and the record itself */
+	struct dmarc_record record;
 	bool timed_out;                /* some answers did not come in time */
 };
 

@@ -130,6 +130,50 @@ int store_srs_encode(const unsigned char *key, size_t keylen, const char *sender
 int store_srs_decode(const unsigned char *key, size_t keylen, const char *local, time_t now,
 		     char *out, size_t outsz);
 
+/* ------------------------------------------------------- DMARC evaluations */
+
+/* One DMARC evaluation of a received message (store-dmarc.c), kept until
+ * its aggregate report (RFC 7489 7.2) is queued.  Strings are copied. */
+struct store_dmarc_event {
+	int64_t time;
+	const char *policy_domain; /* where the record was found */
+	const char *from_domain;   /* RFC5322.From domain */
+	const char *ip;            /* the client */
+	const char *disposition;   /* none | quarantine | reject */
+	const char *dkim, *spf;    /* DMARC-aligned results: pass | fail */
+	const char *dkim_domain, *dkim_result; /* first signature ("" if none) */
+	const char *spf_domain, *spf_result;
+	const char *policy; /* the published policy: "p=.. sp=.. pct=.. adkim=.. aspf=.." */
+	const char *rua;    /* the rua URIs, space-separated */
+};
+int store_dmarc_record(struct store *s, const struct store_dmarc_event *e, char *err,
+		       size_t errsz);
+/* A policy domain whose oldest unreported event is older than a moment. */
+struct store_dmarc_due {
+	char policy_domain[256];
+	int64_t first;
+	char policy[256];
+	char rua[1024];
+};
+int store_dmarc_due(struct store *s, int64_t older_than, struct store_dmarc_due *out, size_t max,
+		    size_t *n, char *err, size_t errsz);
+/* One row of a report: the events that share these values, counted. */
+struct store_dmarc_row {
+	char ip[64];
+	int64_t count;
+	char disposition[16], dkim[8], spf[8];
+	char from_domain[256], dkim_domain[256], dkim_result[16], spf_domain[256], spf_result[16];
+};
+/* The unreported events of policy_domain up to until, grouped (at most
+ * max rows, the largest first); *first gets the time of the oldest. */
+int store_dmarc_rows(struct store *s, const char *policy_domain, int64_t until,
+		     struct store_dmarc_row *out, size_t max, size_t *n, int64_t *first,
+		     char *err, size_t errsz);
+/* Marks them reported, and forgets reported events older than
+ * forget_before. */
+int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,
+		     int64_t forget_before, char *err, size_t errsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
