@@ -100,6 +100,7 @@ struct smtp_txn {
 	/* union of all accepted recipients' targets */
 	int64_t *local;
 	struct smtp_rcpt *local_to;    /* the RCPT TO that reached each local account */
+	char (*local_via)[STORE_VIA_MAX]; /* and how (store_targets.local_via) */
 	size_t n_local;
 	char (*remote)[256];
 	size_t n_remote;
@@ -299,6 +300,7 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->rcpts);
 	free(t->local);
 	free(t->local_to);
+	free(t->local_via);
 	free(t->remote);
 	free(t->remote_notify);
 	free(t->remote_orcpt);
@@ -349,7 +351,9 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, 
 			continue;
 		t->local = xreallocarray(t->local, t->n_local + 1, sizeof *t->local);
 		t->local_to = xreallocarray(t->local_to, t->n_local + 1, sizeof *t->local_to);
+		t->local_via = xreallocarray(t->local_via, t->n_local + 1, sizeof *t->local_via);
 		snprintf(t->local_to[t->n_local].addr, sizeof t->local_to[0].addr, "%s", rcpt);
+		memcpy(t->local_via[t->n_local], tg->local_via[i], sizeof t->local_via[0]);
 		t->local[t->n_local++] = tg->local[i];
 	}
 	for (size_t i = 0; i < tg->n_remote; i++) {
@@ -805,6 +809,80 @@ static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t
 	return q;
 }
 
+/* Records the local deliveries of a commit batch in the delivery log for
+ * `tern trace`: per recipient account, each copy stored (its folder, and
+ * what Sieve did) or its discarding.  After the commits that made the mail
+ * durable; the record has no sync of its own, and its failure is logged
+ * and changes no reply.  plans and items are in commit_cb's order. */
+static void local_log(struct smtp_server *srv, const struct smtp_pending *batch, size_t n,
+		      const bool *ok, const struct smtp_sieve_plan *plans,
+		      const struct store_delivery *items, const struct store_queue_item *qi,
+		      const size_t *qi_of)
+{
+	size_t n_rec = 0, p = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		for (size_t j = 0; j < batch[i].t->n_local; j++, p++)
+			n_rec += plans[p].n ? plans[p].n : 1;
+	}
+	if (n_rec == 0)
+		return;
+	struct store_local_item *li = xcalloc(n, sizeof *li);
+	struct store_local_record *rec = xcalloc(n_rec, sizeof *rec);
+	char(*notes)[300] = xcalloc(n_rec, sizeof *notes);
+	size_t n_li = 0, r = 0, k = 0;
+	p = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct smtp_txn *t = batch[i].t;
+		if (!ok[i] || t->n_local == 0)
+			continue;
+		struct store_local_item *it = &li[n_li];
+		it->path = t->spool_path;
+		it->sender = t->from;
+		if (qi_of[i] && qi[qi_of[i] - 1].status == 0)
+			it->queue_id = qi[qi_of[i] - 1].id;
+		it->v = rec + r;
+		size_t first = r;
+		for (size_t j = 0; j < t->n_local; j++) {
+			const struct smtp_sieve_plan *pl = &plans[p++];
+			struct store_local_record base = {t->local_to[j].addr, t->local[j],
+							  t->local_via[j], NULL, NULL};
+			if (pl->n == 0) {
+				rec[r] = base;
+				rec[r++].note = "discarded by Sieve";
+				continue;
+			}
+			for (size_t c = 0; c < pl->n; c++) {
+				const struct store_delivery *d = &items[k++];
+				if (d->status != 0)
+					continue; /* not delivered: the client hears 451 */
+				rec[r] = base;
+				rec[r].folder = d->filed ? d->mailbox : "INBOX";
+				if (d->mailbox != NULL) {
+					if (d->filed)
+						snprintf(notes[r], sizeof notes[r], "filed there by Sieve");
+					else
+						snprintf(notes[r], sizeof notes[r],
+							 "Sieve chose the folder %s, which does not exist",
+							 d->mailbox);
+					rec[r].note = notes[r];
+				}
+				r++;
+			}
+		}
+		it->n = r - first;
+		if (it->n > 0)
+			n_li++;
+	}
+	char err[256];
+	if (n_li > 0 && store_queue_local_log(srv->store, li, n_li, err, sizeof err) < 0)
+		log_error("smtp action=local_log items=%zu error=\"%s\"", n_li, err);
+	free(notes);
+	free(rec);
+	free(li);
+}
+
 /* Makes the batch of finished messages durable and answers their clients
  * (group commit): per message one fsync (of the spool file when it has
  * local recipients, of its queue copy when it has remote ones; both when
@@ -895,7 +973,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
 			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
-							     t->dsn_envid, NULL, 0, -1};
+							     t->dsn_envid, NULL, 0, -1, 0};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
 			qi_of[i] = ++n_qi;
 		}
@@ -903,6 +981,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	char qerr[256] = "";
 	if (n_qi > 0 && store_queue_add_batch(srv->store, qi, n_qi, qerr, sizeof qerr) < 0)
 		log_error("smtp action=queue_batch items=%zu error=\"%s\"", n_qi, qerr);
+	local_log(srv, batch, n, ok, plans, items, qi, qi_of);
 
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
