@@ -330,9 +330,10 @@ static int trace_event(void *ctx, const struct store_queue_event *e)
 		trace_tls(e);
 	/* Each failed attempt gets its explanation: a retry that later
 	 * worked still says what happened (greylisting, say). */
+	char why[QUEUE_EXPLAIN_MAX];
 	if (!strcmp(e->event, "attempt") && e->reply[0] != '2' && e->reply[0] != '\0')
 		printf("                       In plain words: %s\n",
-		       queue_explain_reply(e->reply, e->status));
+		       queue_explain_reply(e->reply, e->status, why, sizeof why));
 	return 0;
 }
 
@@ -355,9 +356,10 @@ static int trace_rcpt(void *ctx, const struct store_queue_rcpt *r)
 			cli_put_sanitized(stdout, r->last_reply);
 			putchar('\n');
 		}
+		char why[QUEUE_EXPLAIN_MAX];
 		if (r->last_reply[0] || r->status[0])
 			printf("    In plain words: %s\n",
-			       queue_explain_reply(r->last_reply, r->status));
+			       queue_explain_reply(r->last_reply, r->status, why, sizeof why));
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "strutil.h"
@@ -38,7 +39,36 @@ static bool status_tail(const char *status, const char *tail)
 	return status != NULL && status[0] != '\0' && !strcmp(status + 1, tail);
 }
 
-const char *queue_explain(int code, const char *status, const char *text)
+/* Our NXDOMAIN reason names the resolver (src/dns): "the DNS resolver R
+ * says the domain D does not exist (NXDOMAIN)".  Writes the sentence
+ * naming both into buf; false for any other text. */
+static bool nxdomain_from(const char *text, char *buf, size_t bufsz)
+{
+	static const char lead[] = "the DNS resolver ", says[] = " says the domain ",
+			  tail[] = " does not exist";
+	const char *r = strstr(text, lead);
+	if (r == NULL || bufsz == 0)
+		return false;
+	r += sizeof lead - 1;
+	const char *s = strstr(r, says);
+	if (s == NULL)
+		return false;
+	const char *d = s + sizeof says - 1;
+	const char *e = strstr(d, tail);
+	if (e == NULL || s == r || e == d)
+		return false;
+	int n = snprintf(buf, bufsz,
+			 "The DNS resolver %.*s says that the recipient's domain %.*s does not "
+			 "exist in DNS. Check the part of the address after the @ for typing "
+			 "mistakes. If it is spelled correctly, that resolver is probably "
+			 "giving wrong answers: the administrator of this mail server should "
+			 "check it.",
+			 (int)(s - r > 200 ? 200 : s - r), r, (int)(e - d > 255 ? 255 : e - d), d);
+	return n > 0;
+}
+
+const char *queue_explain(int code, const char *status, const char *text, char *buf,
+			  size_t bufsz)
 {
 	if (text == NULL)
 		text = "";
@@ -50,6 +80,8 @@ const char *queue_explain(int code, const char *status, const char *text)
 	if (status_is(status, "5.1.10") || has(text, "null mx"))
 		return "The recipient's domain has declared that it accepts no email at all "
 		       "(a \"Null MX\" record). The address cannot receive mail.";
+	if (code == 0 && has(text, "nxdomain") && nxdomain_from(text, buf, bufsz))
+		return buf;
 	if (code == 0 && (has(text, "nxdomain") || has(text, "does not exist")))
 		return "The recipient's domain does not exist in DNS. Check the part of the "
 		       "address after the @ for typing mistakes.";
@@ -142,7 +174,8 @@ const char *queue_explain(int code, const char *status, const char *text)
 	return "The message was not delivered.";
 }
 
-const char *queue_explain_reply(const char *reply, const char *status)
+const char *queue_explain_reply(const char *reply, const char *status, char *buf,
+				size_t bufsz)
 {
 	int code = 0;
 	const char *text = reply ? reply : "";
@@ -151,5 +184,5 @@ const char *queue_explain_reply(const char *reply, const char *status)
 		code = (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0');
 		text += text[3] ? 4 : 3;
 	}
-	return queue_explain(code, status, text);
+	return queue_explain(code, status, text, buf, bufsz);
 }

@@ -809,15 +809,22 @@ static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t
 	return q;
 }
 
-/* Records the local deliveries of a commit batch in the delivery log for
- * `tern trace`: per recipient account, each copy stored (its folder, and
- * what Sieve did) or its discarding.  After the commits that made the mail
- * durable; the record has no sync of its own, and its failure is logged
- * and changes no reply.  plans and items are in commit_cb's order. */
-static void local_log(struct smtp_server *srv, const struct smtp_pending *batch, size_t n,
-		      const bool *ok, const struct smtp_sieve_plan *plans,
-		      const struct store_delivery *items, const struct store_queue_item *qi,
-		      const size_t *qi_of)
+/* The local deliveries of a commit batch, for the delivery log that `tern
+ * trace` reads: per message (parallel to the batch), per recipient
+ * account, each copy stored (its folder, and what Sieve did) or its
+ * discarding.  item[i].n is 0 for a message with none. */
+struct local_log {
+	struct store_local_item *item;
+	struct store_local_record *rec;
+	char (*notes)[300];
+};
+
+/* Fills lg from the outcome of store_deliver_batch (plans and items in
+ * commit_cb's order); a copy that was not delivered is not recorded (its
+ * client hears 451).  Free with local_log_free. */
+static void local_log_build(struct local_log *lg, const struct smtp_pending *batch, size_t n,
+			    const bool *ok, const struct smtp_sieve_plan *plans,
+			    const struct store_delivery *items)
 {
 	size_t n_rec = 0, p = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -826,23 +833,20 @@ static void local_log(struct smtp_server *srv, const struct smtp_pending *batch,
 		for (size_t j = 0; j < batch[i].t->n_local; j++, p++)
 			n_rec += plans[p].n ? plans[p].n : 1;
 	}
-	if (n_rec == 0)
-		return;
-	struct store_local_item *li = xcalloc(n, sizeof *li);
-	struct store_local_record *rec = xcalloc(n_rec, sizeof *rec);
-	char(*notes)[300] = xcalloc(n_rec, sizeof *notes);
-	size_t n_li = 0, r = 0, k = 0;
+	lg->item = xcalloc(n ? n : 1, sizeof *lg->item);
+	lg->rec = xcalloc(n_rec ? n_rec : 1, sizeof *lg->rec);
+	lg->notes = xcalloc(n_rec ? n_rec : 1, sizeof *lg->notes);
+	struct store_local_record *rec = lg->rec;
+	size_t r = 0, k = 0;
 	p = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct smtp_txn *t = batch[i].t;
-		if (!ok[i] || t->n_local == 0)
-			continue;
-		struct store_local_item *it = &li[n_li];
+		struct store_local_item *it = &lg->item[i];
 		it->path = t->spool_path;
 		it->sender = t->from;
-		if (qi_of[i] && qi[qi_of[i] - 1].status == 0)
-			it->queue_id = qi[qi_of[i] - 1].id;
 		it->v = rec + r;
+		if (!ok[i])
+			continue;
 		size_t first = r;
 		for (size_t j = 0; j < t->n_local; j++) {
 			const struct smtp_sieve_plan *pl = &plans[p++];
@@ -856,31 +860,50 @@ static void local_log(struct smtp_server *srv, const struct smtp_pending *batch,
 			for (size_t c = 0; c < pl->n; c++) {
 				const struct store_delivery *d = &items[k++];
 				if (d->status != 0)
-					continue; /* not delivered: the client hears 451 */
+					continue;
 				rec[r] = base;
 				rec[r].folder = d->filed ? d->mailbox : "INBOX";
 				if (d->mailbox != NULL) {
 					if (d->filed)
-						snprintf(notes[r], sizeof notes[r], "filed there by Sieve");
+						snprintf(lg->notes[r], sizeof lg->notes[r],
+							 "filed there by Sieve");
 					else
-						snprintf(notes[r], sizeof notes[r],
-							 "Sieve chose the folder %s, which does not exist",
+						snprintf(lg->notes[r], sizeof lg->notes[r],
+							 "Sieve chose the folder %s, which does not "
+							 "exist",
 							 d->mailbox);
-					rec[r].note = notes[r];
+					rec[r].note = lg->notes[r];
 				}
 				r++;
 			}
 		}
 		it->n = r - first;
-		if (it->n > 0)
-			n_li++;
 	}
+}
+
+/* Records what the queue's transaction did not (messages without queued
+ * recipients, or whose queueing failed), in a transaction of server.db
+ * without a sync of its own.  A failure is logged and changes no reply:
+ * the mail is delivered. */
+static void local_log_write(struct smtp_server *srv, struct local_log *lg, size_t n,
+			    const struct store_queue_item *qi, const size_t *qi_of)
+{
+	struct store_local_item *rest = xcalloc(n ? n : 1, sizeof *rest);
+	size_t n_rest = 0;
+	for (size_t i = 0; i < n; i++)
+		if (lg->item[i].n > 0 && (qi_of[i] == 0 || qi[qi_of[i] - 1].status != 0))
+			rest[n_rest++] = lg->item[i];
 	char err[256];
-	if (n_li > 0 && store_queue_local_log(srv->store, li, n_li, err, sizeof err) < 0)
-		log_error("smtp action=local_log items=%zu error=\"%s\"", n_li, err);
-	free(notes);
-	free(rec);
-	free(li);
+	if (n_rest > 0 && store_queue_local_log(srv->store, rest, n_rest, err, sizeof err) < 0)
+		log_error("smtp action=local_log items=%zu error=\"%s\"", n_rest, err);
+	free(rest);
+}
+
+static void local_log_free(struct local_log *lg)
+{
+	free(lg->item);
+	free(lg->rec);
+	free(lg->notes);
 }
 
 /* Makes the batch of finished messages durable and answers their clients
@@ -957,6 +980,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 
+	struct local_log lg;
+	local_log_build(&lg, batch, n, ok, plans, items);
+
 	/* Which messages were delivered to every local recipient, and the
 	 * queue items of those that also go to the queue. */
 	size_t *delivered = xcalloc(n, sizeof *delivered);
@@ -973,15 +999,18 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
 			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
-							     t->dsn_envid, NULL, 0, -1, 0};
+							     t->dsn_envid, NULL, 0, -1, 0, NULL};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
+			/* Its local deliveries go into the queue's own transaction. */
+			if (lg.item[i].n > 0)
+				qi[n_qi].local = &lg.item[i];
 			qi_of[i] = ++n_qi;
 		}
 	}
 	char qerr[256] = "";
 	if (n_qi > 0 && store_queue_add_batch(srv->store, qi, n_qi, qerr, sizeof qerr) < 0)
 		log_error("smtp action=queue_batch items=%zu error=\"%s\"", n_qi, qerr);
-	local_log(srv, batch, n, ok, plans, items, qi, qi_of);
+	local_log_write(srv, &lg, n, qi, qi_of);
 
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
@@ -1009,6 +1038,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n; i++)
 		if (qpath[i][0])
 			unlink(qpath[i]);
+	local_log_free(&lg);
 	free(qi_of);
 	free(qi);
 	free(delivered);

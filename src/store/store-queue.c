@@ -205,7 +205,7 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz)
 {
-	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1, 0};
+	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1, 0, NULL};
 	if (store_queue_add_batch(s, &it, 1, err, errsz) < 0 || it.status != 0)
 		return -1;
 	return 0;
@@ -232,6 +232,9 @@ static int item_check(const struct store_queue_item *it, char *err, size_t errsz
 	}
 	return 0;
 }
+
+static int local_record(struct store_db *db, int64_t msg_id, const struct store_local_record *r,
+			int64_t now, char *err, size_t errsz);
 
 /* What the batch knows of an item once its file is linked. */
 struct item_file {
@@ -265,6 +268,10 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 	sqlite3_int64 msg_id = sqlite3_last_insert_rowid(db->h);
 	if (add_dsn_env(db, msg_id, it->ret, it->envid, err, errsz) < 0)
 		return -1;
+	/* The local deliveries came first (they are done before queueing). */
+	for (size_t i = 0; it->local != NULL && i < it->local->n; i++)
+		if (local_record(db, msg_id, &it->local->v[i], now, err, errsz) < 0)
+			return -1;
 	for (size_t i = 0; i < it->n_rcpts; i++) {
 		const struct store_queue_new_rcpt *r = &it->rcpts[i];
 		/* A recipient delivered locally only waits for its success DSN
@@ -1209,8 +1216,11 @@ int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 		" OR (file = ?2 AND ?2 != '') OR msgid = ?2 OR lower(sender) = lower(?2)"
 		" OR (received LIKE ?3 AND ?2 != '')"
 		" OR id IN (SELECT message_id FROM queue_rcpts WHERE rcpt = lower(?2))"
+		/* Local deliveries, each through its partial index. */
 		" OR id IN (SELECT message_id FROM queue_log WHERE account != ''"
-		" AND (lower(rcpt) = lower(?2) OR account = lower(?2)))"
+		" AND lower(rcpt) = lower(?2))"
+		" OR id IN (SELECT message_id FROM queue_log WHERE account != ''"
+		" AND account = lower(?2))"
 		" ORDER BY id DESC LIMIT ?4",
 		-1, &st, NULL) != SQLITE_OK) {
 		store_db_error(db, "queue find", err, errsz);

@@ -254,28 +254,6 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz);
 
-/* One message for store_queue_add_batch: the arguments of
- * store_queue_add_dsn, status (out): 0 queued, -1 not, and id (out): its
- * queue id when queued. */
-struct store_queue_item {
-	const char *path;
-	const char *sender;
-	int ret;
-	const char *envid;
-	const struct store_queue_new_rcpt *rcpts;
-	size_t n_rcpts;
-	int status;
-	int64_t id;
-};
-
-/* Queues several messages with one sync of DATA/queue/ and one database
- * transaction (group commit for the SMTP receiver's batch).  Each item
- * with status 0 is as durable as after store_queue_add_dsn; one with
- * status -1 is not queued (an invalid item fails alone, a database error
- * fails the whole batch).  The queue runner is woken once.  Returns 0 if
- * every item was queued, else -1 with err describing the first failure. */
-int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
-			  size_t errsz);
 
 /* One local delivery of a message (or its discarding by Sieve), for the
  * delivery log that `tern trace` reads. */
@@ -299,6 +277,32 @@ struct store_local_item {
 	const struct store_local_record *v;
 	size_t n;
 };
+
+/* One message for store_queue_add_batch: the arguments of
+ * store_queue_add_dsn, status (out): 0 queued, -1 not, id (out): its
+ * queue id when queued, and local (NULL: none): the local deliveries of
+ * the same transaction, logged as store_queue_local_log does but in the
+ * queue's own (synced) transaction; local->queue_id is not used. */
+struct store_queue_item {
+	const char *path;
+	const char *sender;
+	int ret;
+	const char *envid;
+	const struct store_queue_new_rcpt *rcpts;
+	size_t n_rcpts;
+	int status;
+	int64_t id;
+	const struct store_local_item *local;
+};
+
+/* Queues several messages with one sync of DATA/queue/ and one database
+ * transaction (group commit for the SMTP receiver's batch).  Each item
+ * with status 0 is as durable as after store_queue_add_dsn; one with
+ * status -1 is not queued (an invalid item fails alone, a database error
+ * fails the whole batch).  The queue runner is woken once.  Returns 0 if
+ * every item was queued, else -1 with err describing the first failure. */
+int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
+			  size_t errsz);
 
 /* Records local deliveries in the delivery log (queue_log rows with event
  * "delivered" or "discarded", the account's address, the folder and how
