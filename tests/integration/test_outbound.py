@@ -522,6 +522,22 @@ def test_nxdomain_bounces(world):
                      r"mailbox, folder INBOX\n", out), out
 
 
+def test_special_use_name_is_not_blamed_on_the_resolver(world):
+    """libunbound answers .invalid itself: the reason says so instead of
+    naming the resolver, and the plain words point at the address."""
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "i@a.test", "someone@host.invalid")
+    msg, mid = send(a, "i@a.test", "to invalid")
+    inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=10)
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert "  Now: someone@host.invalid bounced\n    Last reply: the domain host.invalid does " \
+        "not exist: it is a special-use name (RFC 6761) that no DNS server is asked about " \
+        "(NXDOMAIN)\n    In plain words: The recipient's domain does not exist in DNS. Check " \
+        "the part of the address after the @ for typing mistakes.\n" in out, out
+    assert "resolver" not in out, out
+
+
 def test_trace_local_and_remote(world):
     """One message to an alias with a local and a remote target: its trace
     shows the local delivery (account, folder, alias) alongside the remote
