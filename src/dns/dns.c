@@ -69,7 +69,7 @@ struct dns_resolver {
 	struct event *ev;
 	unsigned timeout_s;
 	struct dns_query *queries;
-	bool forwarder;        /* dns.resolver given (else /etc/resolv.conf) */
+	bool forwarder;                   /* dns.resolver given (else /etc/resolv.conf) */
 	char name[DNS_RESOLVER_NAME_MAX]; /* dns_resolver_name */
 };
 
@@ -219,8 +219,9 @@ void dns_resolvconf_name(const char *text, size_t len, char *out, size_t outsz)
 		i = end + 1;
 	}
 	if (n_servers == 0)
-		snprintf(out, outsz, "built into Tern (recursive: /etc/resolv.conf names no "
-				     "nameserver)");
+		snprintf(out, outsz,
+			 "built into Tern (recursive: /etc/resolv.conf names no "
+			 "nameserver)");
 	else
 		snprintf(out + used, outsz - used, " (from /etc/resolv.conf)");
 }
@@ -229,9 +230,8 @@ bool dns_special_use(const char *domain, bool test_asked)
 {
 	/* The names libunbound answers itself with NXDOMAIN (its default
 	 * local zones; RFC 6761, 6762, 7686, 8375): no server is asked. */
-	static const char *const zones[] = {"localhost",     "invalid",	     "onion",
-					    "home.arpa",     "resolver.arpa", "service.arpa",
-					    "test"};
+	static const char *const zones[] = {"localhost",     "invalid",      "onion", "home.arpa",
+					    "resolver.arpa", "service.arpa", "test"};
 	size_t n = strlen(domain);
 	while (n > 0 && domain[n - 1] == '.')
 		n--;

@@ -67,8 +67,7 @@ static bool nxdomain_from(const char *text, char *buf, size_t bufsz)
 	return n > 0;
 }
 
-const char *queue_explain(int code, const char *status, const char *text, char *buf,
-			  size_t bufsz)
+const char *queue_explain(int code, const char *status, const char *text, char *buf, size_t bufsz)
 {
 	if (text == NULL)
 		text = "";
@@ -174,8 +173,7 @@ const char *queue_explain(int code, const char *status, const char *text, char *
 	return "The message was not delivered.";
 }
 
-const char *queue_explain_reply(const char *reply, const char *status, char *buf,
-				size_t bufsz)
+const char *queue_explain_reply(const char *reply, const char *status, char *buf, size_t bufsz)
 {
 	int code = 0;
 	const char *text = reply ? reply : "";

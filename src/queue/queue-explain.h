@@ -21,12 +21,10 @@
  * DNS resolver that said a domain does not exist) is written into buf
  * (bufsz bytes, QUEUE_EXPLAIN_MAX is enough) and buf is returned.  Never
  * NULL; valid as long as buf is. */
-const char *queue_explain(int code, const char *status, const char *text, char *buf,
-			  size_t bufsz);
+const char *queue_explain(int code, const char *status, const char *text, char *buf, size_t bufsz);
 
 /* Same, from a stored reply line ("550 5.1.1 text" from a remote, or our
  * own reason without a code) and its stored status. */
-const char *queue_explain_reply(const char *reply, const char *status, char *buf,
-				size_t bufsz);
+const char *queue_explain_reply(const char *reply, const char *status, char *buf, size_t bufsz);
 
 #endif

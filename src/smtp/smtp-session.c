@@ -819,6 +819,18 @@ struct local_log {
 	char (*notes)[300];
 };
 
+/* What Sieve did with one stored copy, for its log row: NULL (no
+ * fileinto), or a note written into buf. */
+static const char *copy_note(const struct store_delivery *d, char *buf, size_t bufsz)
+{
+	if (d->mailbox == NULL)
+		return NULL;
+	if (d->filed)
+		return "filed there by Sieve";
+	snprintf(buf, bufsz, "Sieve chose the folder %s, which does not exist", d->mailbox);
+	return buf;
+}
+
 /* Fills lg from the outcome of store_deliver_batch (plans and items in
  * commit_cb's order); a copy that was not delivered is not recorded (its
  * client hears 451).  Free with local_log_free. */
@@ -863,17 +875,7 @@ static void local_log_build(struct local_log *lg, const struct smtp_pending *bat
 					continue;
 				rec[r] = base;
 				rec[r].folder = d->filed ? d->mailbox : "INBOX";
-				if (d->mailbox != NULL) {
-					if (d->filed)
-						snprintf(lg->notes[r], sizeof lg->notes[r],
-							 "filed there by Sieve");
-					else
-						snprintf(lg->notes[r], sizeof lg->notes[r],
-							 "Sieve chose the folder %s, which does not "
-							 "exist",
-							 d->mailbox);
-					rec[r].note = lg->notes[r];
-				}
+				rec[r].note = copy_note(d, lg->notes[r], sizeof lg->notes[r]);
 				r++;
 			}
 		}
@@ -998,8 +1000,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			if (items[k].status == 0)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
-			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
-							     t->dsn_envid, NULL, 0, -1, 0, NULL};
+			qi[n_qi] = (struct store_queue_item){
+			    qpath[i], t->from, t->dsn_ret, t->dsn_envid, NULL, 0, -1, 0, NULL};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
 			/* Its local deliveries go into the queue's own transaction. */
 			if (lg.item[i].n > 0)

@@ -301,11 +301,12 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 		/* A local recipient's delivery is in the log through
 		 * store_queue_local_log (account, folder); an alias of several
 		 * targets says here that it was expanded. */
-		if (!done &&
-		    log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err, errsz) < 0)
+		if (!done && log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err,
+				       errsz) < 0)
 			return -1;
 		if (done && r->expanded &&
-		    log_event(db, msg_id, r->addr, now, state, "2.0.0", "", "", note, err, errsz) < 0)
+		    log_event(db, msg_id, r->addr, now, state, "2.0.0", "", "", note, err, errsz) <
+			0)
 			return -1;
 	}
 	*id = msg_id;
@@ -463,7 +464,8 @@ int store_queue_local_log(struct store *s, const struct store_local_item *items,
 		const struct store_local_item *it = &items[i];
 		if (it->n == 0)
 			continue;
-		int64_t msg = it->queue_id > 0 ? it->queue_id : local_message(db, it, now, err, errsz);
+		int64_t msg =
+		    it->queue_id > 0 ? it->queue_id : local_message(db, it, now, err, errsz);
 		if (msg < 0)
 			goto fail;
 		for (size_t j = 0; j < it->n; j++)
@@ -590,8 +592,8 @@ int store_queue_schema(struct store *s, char *err, size_t errsz)
 	/* Fast path without the write lock: usually all is there. */
 	int m = missing_columns(db);
 	if (m == 0 && has_column(db, "queue_log", "reply") == 1 &&
-	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1 && has_index(db, "queue_rcpts_dsn") == 1 &&
-	    has_index(db, "queue_log_local_account") == 1)
+	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1 &&
+	    has_index(db, "queue_rcpts_dsn") == 1 && has_index(db, "queue_log_local_account") == 1)
 		return 0;
 	/* Several processes may open a new or old data folder at once: the
 	 * write lock makes one of them upgrade and the others find it done. */

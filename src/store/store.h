@@ -254,11 +254,10 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz);
 
-
 /* One local delivery of a message (or its discarding by Sieve), for the
  * delivery log that `tern trace` reads. */
 struct store_local_record {
-	const char *rcpt;   /* the RCPT TO address that reached the account */
+	const char *rcpt; /* the RCPT TO address that reached the account */
 	int64_t account_id;
 	const char *via;    /* store_targets.local_via: "" directly */
 	const char *folder; /* the mailbox it went into ("INBOX"); NULL:

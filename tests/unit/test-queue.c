@@ -143,30 +143,29 @@ static char xb[QUEUE_EXPLAIN_MAX];
 
 TEST(explain)
 {
-	CHECK_STR(EXPLAIN_REPLY("550 5.1.1 <a@b>: Recipient address rejected: User unknown",
-				      "5.1.1"),
-		  "The address does not exist at the receiving domain. Check the spelling of the "
-		  "address.");
+	CHECK_STR(
+	    EXPLAIN_REPLY("550 5.1.1 <a@b>: Recipient address rejected: User unknown", "5.1.1"),
+	    "The address does not exist at the receiving domain. Check the spelling of the "
+	    "address.");
 	CHECK(strstr(EXPLAIN(552, "5.2.2", "Mailbox full"), "mailbox is full"));
 	CHECK(strstr(EXPLAIN_REPLY("smtp.example [192.0.2.1] refused our credentials: 535 "
-					 "5.7.8 Authentication failed",
-					 "4.7.0"),
+				   "5.7.8 Authentication failed",
+				   "4.7.0"),
 		     "relay host"));
 	CHECK(strstr(EXPLAIN_REPLY("the certificate of smtp.example [192.0.2.1] did not "
-					 "verify: the relay password is not sent",
-					 "4.7.0"),
+				   "verify: the relay password is not sent",
+				   "4.7.0"),
 		     "relay host"));
 	CHECK(strstr(EXPLAIN(452, "4.2.2", "Over quota"), "mailbox is full"));
 	CHECK(strstr(EXPLAIN(550, "5.7.1", "Message rejected as spam"), "as spam"));
 	CHECK(strstr(EXPLAIN(550, "5.7.1", "Rejected by policy"), "policy"));
 	CHECK(strstr(EXPLAIN(550, "5.7.23", "SPF check failed"), "SPF"));
 	CHECK(strstr(EXPLAIN(550, "5.7.1",
-				   "Unauthenticated email is not accepted due to "
-				   "domain's DMARC policy"),
+			     "Unauthenticated email is not accepted due to "
+			     "domain's DMARC policy"),
 		     "DMARC"));
 	CHECK(strstr(EXPLAIN(451, "4.7.1", "Greylisted, try again later"), "greylisting"));
-	CHECK(strstr(EXPLAIN(0, "5.1.10", "the domain x accepts no mail (Null MX)"),
-		     "Null MX"));
+	CHECK(strstr(EXPLAIN(0, "5.1.10", "the domain x accepts no mail (Null MX)"), "Null MX"));
 	CHECK(strstr(EXPLAIN(0, "5.1.2", "the domain x does not exist (NXDOMAIN)"),
 		     "does not exist in DNS"));
 	/* The resolver that said so is named (src/dns writes this text). */
@@ -178,20 +177,22 @@ TEST(explain)
 		  "the @ for typing mistakes. If it is spelled correctly, that resolver is "
 		  "probably giving wrong answers: the administrator of this mail server should "
 		  "check it.");
-	CHECK(EXPLAIN(0, "5.1.2", "the DNS resolver 127.0.0.1:5353 says the domain x does "
-				  "not exist (NXDOMAIN)") == xb);
+	CHECK(EXPLAIN(0, "5.1.2",
+		      "the DNS resolver 127.0.0.1:5353 says the domain x does "
+		      "not exist (NXDOMAIN)") == xb);
 	/* A special-use name: no resolver to name, the static sentence. */
 	CHECK(strstr(EXPLAIN(0, "5.1.2",
 			     "the domain x.invalid does not exist: it is a special-use name "
 			     "(RFC 6761) that no DNS server is asked about (NXDOMAIN)"),
 		     "Check the part of the address after the @"));
 	/* Malformed: no domain between the words. */
-	CHECK(strstr(EXPLAIN(0, "5.1.2", "the DNS resolver r says the domain  does not exist"
-					 " (NXDOMAIN)"),
+	CHECK(strstr(EXPLAIN(0, "5.1.2",
+			     "the DNS resolver r says the domain  does not exist"
+			     " (NXDOMAIN)"),
 		     "The recipient's domain does not exist in DNS."));
 	CHECK(strstr(EXPLAIN(0, "4.4.1",
-				   "connection to mx [1.2.3.4] failed: connection "
-				   "refused"),
+			     "connection to mx [1.2.3.4] failed: connection "
+			     "refused"),
 		     "refused the connection"));
 	CHECK(strstr(EXPLAIN(0, "4.4.2", "timeout talking to mx [1.2.3.4]"), "timeout"));
 	CHECK(strstr(EXPLAIN(0, "4.7.0", "TLS handshake failed"), "TLS"));
