@@ -294,7 +294,7 @@ static void query_finish(struct dns_query *q, enum dns_status st, const char *wh
 {
 	q->res.status = st;
 	if (why != NULL)
-		snprintf(q->res.why, sizeof q->res.why, "%.255s", why);
+		snprintf(q->res.why, sizeof q->res.why, "%.511s", why);
 	query_unlink(q);
 	dns_mx_cb cb = q->cb;
 	void *ctx = q->ctx;
@@ -338,7 +338,9 @@ static void query_addrs_done(struct dns_query *q)
 		query_finish(q, DNS_OK, NULL);
 	} else if (temp) {
 		snprintf(why, sizeof why,
-			 "temporary DNS failure looking up the mail servers of %.200s", q->domain);
+			 "the DNS resolver %s failed to look up the addresses of the mail servers "
+			 "of %.200s (temporary DNS failure)",
+			 q->r->name, q->domain);
 		query_finish(q, DNS_TEMPFAIL, why);
 	} else {
 		snprintf(why, sizeof why, "the mail servers of %.200s have no address", q->domain);
@@ -434,7 +436,9 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 				 q->r->name, q->domain);
 		else
 			snprintf(why, sizeof why,
-				 "temporary DNS failure looking up MX of %.200s (%s)", q->domain,
+				 "the DNS resolver %s failed to look up MX of %.200s (temporary DNS "
+				 "failure: %s)",
+				 q->r->name, q->domain,
 				 err != 0 ? ub_strerror(err)
 				 : result ? "server failure"
 					  : "no answer");
@@ -497,7 +501,10 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 	char why[512];
-	snprintf(why, sizeof why, "DNS timeout looking up the mail servers of %.200s", q->domain);
+	snprintf(why, sizeof why,
+		 "the DNS resolver %s did not answer in time looking up the mail servers of "
+		 "%.200s (DNS timeout)",
+		 q->r->name, q->domain);
 	if (q->res.n_hosts > 0) {
 		/* Addresses of some hosts may be in: use what arrived. */
 		for (size_t i = 0; i < q->res.n_hosts; i++)

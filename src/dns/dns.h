@@ -66,7 +66,7 @@ struct dns_host {
 
 struct dns_mx_result {
 	enum dns_status status;
-	char why[256]; /* for logs and bounces: what failed, in words */
+	char why[512]; /* for logs and bounces: what failed, in words */
 	size_t n_hosts;
 	struct dns_host hosts[DNS_MAX_HOSTS];
 };

@@ -39,23 +39,43 @@ static bool status_tail(const char *status, const char *tail)
 	return status != NULL && status[0] != '\0' && !strcmp(status + 1, tail);
 }
 
-/* Our NXDOMAIN reason names the resolver (src/dns): "the DNS resolver R
- * says the domain D does not exist (NXDOMAIN)".  Writes the sentence
- * naming both into buf; false for any other text. */
+/* Our DNS reasons name the resolver (src/dns): "the DNS resolver R says
+ * the domain D does not exist (NXDOMAIN)", "the DNS resolver R failed to
+ * look up ...", "the DNS resolver R did not answer in time ...".  Finds R
+ * (its length in *n) and the rest of the text after it (*after); NULL for
+ * a text of another kind. */
+static const char *resolver_in(const char *text, size_t *n, const char **after)
+{
+	static const char lead[] = "the DNS resolver ";
+	static const char *const ends[] = {" says the domain ", " failed to look up ",
+					   " did not answer in time "};
+	const char *r = strstr(text, lead);
+	if (r == NULL)
+		return NULL;
+	r += sizeof lead - 1;
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		const char *e = strstr(r, ends[i]);
+		if (e != NULL && e > r) {
+			*n = (size_t)(e - r) > 200 ? 200 : (size_t)(e - r);
+			*after = e;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* The NXDOMAIN sentence naming the resolver and the domain, into buf;
+ * false if text is not our NXDOMAIN reason. */
 static bool nxdomain_from(const char *text, char *buf, size_t bufsz)
 {
-	static const char lead[] = "the DNS resolver ", says[] = " says the domain ",
-			  tail[] = " does not exist";
-	const char *r = strstr(text, lead);
-	if (r == NULL || bufsz == 0)
+	static const char says[] = " says the domain ", tail[] = " does not exist";
+	size_t rn;
+	const char *after, *r = resolver_in(text, &rn, &after);
+	if (r == NULL || bufsz == 0 || strncmp(after, says, sizeof says - 1) != 0)
 		return false;
-	r += sizeof lead - 1;
-	const char *s = strstr(r, says);
-	if (s == NULL)
-		return false;
-	const char *d = s + sizeof says - 1;
+	const char *d = after + sizeof says - 1;
 	const char *e = strstr(d, tail);
-	if (e == NULL || s == r || e == d)
+	if (e == NULL || e == d)
 		return false;
 	int n = snprintf(buf, bufsz,
 			 "The DNS resolver %.*s says that the recipient's domain %.*s does not "
@@ -63,7 +83,24 @@ static bool nxdomain_from(const char *text, char *buf, size_t bufsz)
 			 "mistakes. If it is spelled correctly, that resolver is probably "
 			 "giving wrong answers: the administrator of this mail server should "
 			 "check it.",
-			 (int)(s - r > 200 ? 200 : s - r), r, (int)(e - d > 255 ? 255 : e - d), d);
+			 (int)rn, r, (int)(e - d > 255 ? 255 : e - d), d);
+	return n > 0;
+}
+
+/* The sentence for a temporary DNS failure naming the resolver, into buf;
+ * false if text names none. */
+static bool dns_temp_from(const char *text, char *buf, size_t bufsz)
+{
+	size_t rn;
+	const char *after, *r = resolver_in(text, &rn, &after);
+	if (r == NULL || bufsz == 0)
+		return false;
+	int n = snprintf(buf, bufsz,
+			 "The DNS resolver %.*s could not look up the mail servers of the "
+			 "recipient's domain right now. This is usually temporary; delivery is "
+			 "retried automatically. If it keeps happening, the administrator of "
+			 "this mail server should check that resolver.",
+			 (int)rn, r);
 	return n > 0;
 }
 
@@ -87,6 +124,8 @@ const char *queue_explain(int code, const char *status, const char *text, char *
 	if (code == 0 && has(text, "no address"))
 		return "The recipient's domain names mail servers that cannot be found in DNS; "
 		       "the domain's DNS is probably misconfigured.";
+	if (code == 0 && has(text, "dns") && dns_temp_from(text, buf, bufsz))
+		return buf;
 	if (code == 0 && has(text, "dns"))
 		return "The mail servers of the recipient's domain could not be looked up in DNS "
 		       "right now. This is usually temporary; delivery is retried automatically.";

@@ -522,6 +522,28 @@ def test_nxdomain_bounces(world):
                      r"mailbox, folder INBOX\n", out), out
 
 
+def test_resolver_failure_names_the_resolver(world):
+    """The test DNS server serves .test only and refuses the rest: the
+    deferral says which resolver failed, and the message waits."""
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "e@a.test", "someone@elsewhere.example")
+    msg, mid = send(a, "e@a.test", "to a refused domain")
+    rows = wait_for(lambda: [r for r in a.queue_rows() if int(r["ATTEMPTS"]) >= 1], 10,
+                    "a failed attempt")
+    assert rows[0]["STATE"] in ("deferred", "sending"), rows
+    resolver = "127.0.0.1:%d" % world.dns_port
+    why = ("the DNS resolver %s failed to look up MX of elsewhere.example (temporary DNS "
+           "failure: server failure)" % resolver)
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"  attempt   someone@elsewhere\.example %s\n                       "
+                     r"In plain words: The DNS resolver %s could not look up the mail servers "
+                     r"of the recipient's domain right now\. This is usually temporary; delivery "
+                     r"is retried automatically\. If it keeps happening, the administrator of "
+                     r"this mail server should check that resolver\.\n"
+                     % (re.escape(why), re.escape(resolver)), out), out
+    a.cli_ok("queue", "remove", rows[0]["ID"])
+
+
 def test_special_use_name_is_not_blamed_on_the_resolver(world):
     """libunbound answers .invalid itself: the reason says so instead of
     naming the resolver, and the plain words point at the address."""

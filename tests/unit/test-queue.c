@@ -197,6 +197,24 @@ TEST(explain)
 	CHECK(strstr(EXPLAIN(0, "4.4.2", "timeout talking to mx [1.2.3.4]"), "timeout"));
 	CHECK(strstr(EXPLAIN(0, "4.7.0", "TLS handshake failed"), "TLS"));
 	CHECK(strstr(EXPLAIN(0, "4.4.3", "temporary DNS failure looking up MX of x"), "DNS"));
+	/* A temporary failure (or timeout) names the resolver too. */
+	static const char temp[] =
+	    "The DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) could not look up "
+	    "the mail servers of the recipient's domain right now. This is usually temporary; "
+	    "delivery is retried automatically. If it keeps happening, the administrator of this "
+	    "mail server should check that resolver.";
+	CHECK_STR(EXPLAIN(0, "4.4.3",
+			  "the DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) failed to "
+			  "look up MX of x.example (temporary DNS failure: server failure)"),
+		  temp);
+	CHECK_STR(EXPLAIN(0, "4.4.3",
+			  "the DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) did not "
+			  "answer in time looking up the mail servers of x.example (DNS timeout)"),
+		  temp);
+	CHECK(strstr(EXPLAIN(0, "4.4.3",
+			     "the DNS resolver 10.0.0.1 failed to look up the addresses of the "
+			     "mail servers of x.example (temporary DNS failure)"),
+		     "The DNS resolver 10.0.0.1 could not look up"));
 	CHECK(strstr(EXPLAIN(552, "5.3.4", "Message size exceeds limit"), "larger"));
 	CHECK(strstr(EXPLAIN(550, "", "no"), "permanently"));
 	CHECK(strstr(EXPLAIN(450, "", "no"), "temporary"));
