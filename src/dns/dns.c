@@ -25,7 +25,9 @@
 #include <unbound.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 #include "xalloc.h"
 
 #define RR_A 1
@@ -70,6 +72,8 @@ struct dns_resolver {
 	struct event *ev;
 	unsigned timeout_s;
 	struct dns_query *queries;
+	bool forwarder;                   /* dns.resolver given (else /etc/resolv.conf) */
+	char name[DNS_RESOLVER_NAME_MAX]; /* dns_resolver_name */
 };
 
 /* ------------------------------------------------------------ pure parts */
@@ -214,6 +218,83 @@ bool dns_mx_is_null(const struct dns_mx *mx, size_t n)
 	return n == 1 && mx[0].host[0] == '\0';
 }
 
+void dns_resolvconf_name(const char *text, size_t len, char *out, size_t outsz)
+{
+	size_t n_servers = 0, used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < len;) {
+		size_t end = i;
+		while (end < len && text[end] != '\n')
+			end++;
+		size_t p = i;
+		while (p < end && (text[p] == ' ' || text[p] == '\t'))
+			p++;
+		if (end - p > 10 && !memcmp(text + p, "nameserver", 10) &&
+		    (text[p + 10] == ' ' || text[p + 10] == '\t')) {
+			p += 10;
+			while (p < end && (text[p] == ' ' || text[p] == '\t'))
+				p++;
+			size_t q = p;
+			while (q < end && text[q] != ' ' && text[q] != '\t' && text[q] != '\r' &&
+			       text[q] != '#' && text[q] != ';')
+				q++;
+			/* Addresses only, as the libc takes them (no names); a
+			 * fourth and later one are "...". */
+			size_t k = q - p;
+			bool ok = k > 0 && k < 64, zone = false;
+			for (size_t c = p; ok && c < q; c++) {
+				unsigned char ch = (unsigned char)text[c];
+				if (ch == '%' && !zone)
+					zone = true; /* fe80::1%eth0: an interface name */
+				else
+					ok = zone ? isalnum(ch) || ch == '-' || ch == '_'
+						  : isxdigit(ch) || ch == '.' || ch == ':';
+			}
+			if (ok && n_servers < 3) {
+				int w = snprintf(out + used, outsz - used, "%s%.*s",
+						 n_servers ? " or " : "", (int)k, text + p);
+				if (w < 0 || (size_t)w >= outsz - used)
+					break;
+				used += (size_t)w;
+				n_servers++;
+			} else if (ok && n_servers == 3) {
+				int w = snprintf(out + used, outsz - used, " or ...");
+				if (w > 0 && (size_t)w < outsz - used)
+					used += (size_t)w;
+				n_servers++;
+			}
+		}
+		i = end + 1;
+	}
+	if (n_servers == 0)
+		snprintf(out, outsz,
+			 "built into Tern (recursive: /etc/resolv.conf names no "
+			 "nameserver)");
+	else
+		snprintf(out + used, outsz - used, " (from /etc/resolv.conf)");
+}
+
+bool dns_special_use(const char *domain, bool test_asked)
+{
+	/* The names libunbound answers itself with NXDOMAIN (its default
+	 * local zones; RFC 6761, 6762, 7686, 8375): no server is asked. */
+	static const char *const zones[] = {"localhost",     "invalid",      "onion", "home.arpa",
+					    "resolver.arpa", "service.arpa", "test"};
+	size_t n = strlen(domain);
+	while (n > 0 && domain[n - 1] == '.')
+		n--;
+	for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+		if (test_asked && !strcmp(zones[i], "test"))
+			continue;
+		size_t z = strlen(zones[i]);
+		if (n < z || !strutil_eq_ci(domain + n - z, z, zones[i]))
+			continue;
+		if (n == z || domain[n - z - 1] == '.')
+			return true;
+	}
+	return false;
+}
+
 enum dns_status dns_classify(int failed, int rcode, bool havedata, bool nxdomain)
 {
 	if (failed)
@@ -266,7 +347,7 @@ static void query_finish(struct dns_query *q, enum dns_status st, const char *wh
 {
 	q->res.status = st;
 	if (why != NULL)
-		snprintf(q->res.why, sizeof q->res.why, "%.255s", why);
+		snprintf(q->res.why, sizeof q->res.why, "%.511s", why);
 	query_unlink(q);
 	dns_mx_cb cb = q->cb;
 	void *ctx = q->ctx;
@@ -310,7 +391,9 @@ static void query_addrs_done(struct dns_query *q)
 		query_finish(q, DNS_OK, NULL);
 	} else if (temp) {
 		snprintf(why, sizeof why,
-			 "temporary DNS failure looking up the mail servers of %.200s", q->domain);
+			 "the DNS resolver %s failed to look up the addresses of the mail servers "
+			 "of %.200s (temporary DNS failure)",
+			 q->r->name, q->domain);
 		query_finish(q, DNS_TEMPFAIL, why);
 	} else {
 		snprintf(why, sizeof why, "the mail servers of %.200s have no address", q->domain);
@@ -392,12 +475,23 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 		? DNS_TEMPFAIL
 		: dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
 	if (st != DNS_OK) {
-		if (st == DNS_NXDOMAIN)
-			snprintf(why, sizeof why, "the domain %.200s does not exist (NXDOMAIN)",
+		/* Name who said so: a broken resolver must not read like a
+		 * typing mistake in the address. */
+		if (st == DNS_NXDOMAIN && dns_special_use(q->domain, q->r->forwarder))
+			snprintf(why, sizeof why,
+				 "the domain %.200s does not exist: it is a special-use name "
+				 "(RFC 6761) that no DNS server is asked about (NXDOMAIN)",
 				 q->domain);
+		else if (st == DNS_NXDOMAIN)
+			snprintf(why, sizeof why,
+				 "the DNS resolver %s says the domain %.200s does not exist "
+				 "(NXDOMAIN)",
+				 q->r->name, q->domain);
 		else
 			snprintf(why, sizeof why,
-				 "temporary DNS failure looking up MX of %.200s (%s)", q->domain,
+				 "the DNS resolver %s failed to look up MX of %.200s (temporary DNS "
+				 "failure: %s)",
+				 q->r->name, q->domain,
 				 err != 0 ? ub_strerror(err)
 				 : result ? "server failure"
 					  : "no answer");
@@ -559,11 +653,16 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct dns_query *q = arg;
 	char why[512];
 	if (q->rr_cb != NULL) {
-		snprintf(why, sizeof why, "DNS timeout looking up %.200s", q->domain);
+		snprintf(why, sizeof why,
+			 "the DNS resolver %s did not answer in time looking up %.200s (DNS timeout)",
+			 q->r->name, q->domain);
 		rr_finish(q, DNS_TEMPFAIL, why);
 		return;
 	}
-	snprintf(why, sizeof why, "DNS timeout looking up the mail servers of %.200s", q->domain);
+	snprintf(why, sizeof why,
+		 "the DNS resolver %s did not answer in time looking up the mail servers of "
+		 "%.200s (DNS timeout)",
+		 q->r->name, q->domain);
 	if (q->res.n_hosts > 0) {
 		/* Addresses of some hosts may be in: use what arrived. */
 		for (size_t i = 0; i < q->res.n_hosts; i++)
@@ -751,7 +850,9 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 	 * cache, or the test DNS server): unbound refuses those by default. */
 	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) != 0)
 		goto ub_fail;
+	char name[DNS_RESOLVER_NAME_MAX];
 	if (forwarder != NULL && forwarder[0] != '\0') {
+		snprintf(name, sizeof name, "%s", forwarder);
 		char spec[300];
 		if (forwarder_spec(forwarder, spec, sizeof spec) < 0) {
 			snprintf(err, errsz, "dns.resolver \"%s\": expected IP or IP:PORT",
@@ -775,12 +876,20 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 			goto ub_fail;
 	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
 		goto ub_fail;
+	} else {
+		/* The file libunbound just read, for dns_resolver_name. */
+		size_t len = 0;
+		char *text = fsutil_read_file("/etc/resolv.conf", 64 * 1024, &len);
+		dns_resolvconf_name(text ? text : "", text ? len : 0, name, sizeof name);
+		free(text);
 	}
 	if ((rc = ub_ctx_async(ub, 1)) != 0)
 		goto ub_fail;
 	struct dns_resolver *r = xcalloc(1, sizeof *r);
 	r->ub = ub;
 	r->timeout_s = timeout_s ? timeout_s : 30;
+	r->forwarder = forwarder != NULL && forwarder[0] != '\0';
+	memcpy(r->name, name, sizeof r->name);
 	r->ev = event_new(base, ub_fd(ub), EV_READ | EV_PERSIST, ub_ready_cb, r);
 	if (r->ev == NULL || event_add(r->ev, NULL) < 0) {
 		snprintf(err, errsz, "cannot watch the DNS resolver");
@@ -795,6 +904,11 @@ ub_fail:
 	snprintf(err, errsz, "DNS resolver setup: %s", ub_strerror(rc));
 	ub_ctx_delete(ub);
 	return NULL;
+}
+
+const char *dns_resolver_name(const struct dns_resolver *r)
+{
+	return r->name;
 }
 
 void dns_resolver_free(struct dns_resolver **rp)

@@ -11,7 +11,10 @@
  *   - no MX record but the domain exists: the domain itself is the one
  *     host (the "implicit MX"), with its A/AAAA records;
  *   - a Null MX (RFC 7505: exactly one MX whose exchange is ".") and a
- *     domain that does not exist (NXDOMAIN) are permanent failures;
+ *     domain that does not exist (NXDOMAIN) are permanent failures; the
+ *     text of an NXDOMAIN names the resolver that said so
+ *     (dns_resolver_name), so that a broken resolver is not taken for a
+ *     typing mistake;
  *   - SERVFAIL, a timeout or no answer are temporary failures.
  *
  * For each host both AAAA and A are asked (IPv6 addresses first).  The
@@ -63,7 +66,7 @@ struct dns_host {
 
 struct dns_mx_result {
 	enum dns_status status;
-	char why[256]; /* for logs and bounces: what failed, in words */
+	char why[512]; /* for logs and bounces: what failed, in words */
 	size_t n_hosts;
 	struct dns_host hosts[DNS_MAX_HOSTS];
 };
@@ -76,6 +79,13 @@ typedef void (*dns_mx_cb)(void *ctx, const struct dns_mx_result *r);
  * NULL with err on failure. */
 struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwarder,
 				      unsigned timeout_s, char *err, size_t errsz);
+/* Who answers this resolver's questions, for failure texts ("the DNS
+ * resolver NAME says ..."): the forwarder as configured ("127.0.0.1:5353"),
+ * or the nameservers of /etc/resolv.conf ("10.0.0.1 or 10.0.0.2 (from
+ * /etc/resolv.conf)").  Owned by the resolver. */
+#define DNS_RESOLVER_NAME_MAX 200
+const char *dns_resolver_name(const struct dns_resolver *r);
+
 /* Cancels every pending query (their callbacks are not called) and frees
  * the resolver.  Accepts NULL. */
 void dns_resolver_free(struct dns_resolver **r);
@@ -165,6 +175,20 @@ bool dns_mx_is_null(const struct dns_mx *mx, size_t n);
  * outright (err: libunbound error, timeout).  DNS_OK means "answered, look
  * at the data (which may be empty: the name exists without that type)". */
 enum dns_status dns_classify(int failed, int rcode, bool havedata, bool nxdomain);
+
+/* The resolver name (dns_resolver_name) for the system resolvers, from
+ * the text of a resolv.conf: its first three "nameserver ADDRESS" lines,
+ * " or "-separated, then " (from /etc/resolv.conf)"; a text without any
+ * says that libunbound resolves recursively itself.  out is always
+ * NUL-terminated (truncated to outsz). */
+void dns_resolvconf_name(const char *text, size_t len, char *out, size_t outsz);
+
+/* True if domain (any case, trailing dot or not) is at or under a name
+ * that libunbound answers itself with NXDOMAIN, without asking a server:
+ * localhost, invalid, onion, home.arpa, resolver.arpa, service.arpa and,
+ * unless test_asked (a forwarder is configured: then the forwarder is
+ * asked about test.), test. */
+bool dns_special_use(const char *domain, bool test_asked);
 
 /* A short text for a status, for logs. */
 const char *dns_status_name(enum dns_status s);

@@ -103,6 +103,7 @@ struct smtp_txn {
 	/* union of all accepted recipients' targets */
 	int64_t *local;
 	struct smtp_rcpt *local_to;    /* the RCPT TO that reached each local account */
+	char (*local_via)[STORE_VIA_MAX]; /* and how (store_targets.local_via) */
 	size_t n_local;
 	char (*remote)[256];
 	size_t n_remote;
@@ -305,6 +306,7 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->rcpts);
 	free(t->local);
 	free(t->local_to);
+	free(t->local_via);
 	free(t->remote);
 	free(t->remote_notify);
 	free(t->remote_orcpt);
@@ -355,7 +357,9 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, 
 			continue;
 		t->local = xreallocarray(t->local, t->n_local + 1, sizeof *t->local);
 		t->local_to = xreallocarray(t->local_to, t->n_local + 1, sizeof *t->local_to);
+		t->local_via = xreallocarray(t->local_via, t->n_local + 1, sizeof *t->local_via);
 		snprintf(t->local_to[t->n_local].addr, sizeof t->local_to[0].addr, "%s", rcpt);
+		memcpy(t->local_via[t->n_local], tg->local_via[i], sizeof t->local_via[0]);
 		t->local[t->n_local++] = tg->local[i];
 	}
 	for (size_t i = 0; i < tg->n_remote; i++) {
@@ -1099,6 +1103,105 @@ static void forward_sender(struct smtp_server *srv, const struct smtp_txn *t, ch
 	}
 }
 
+/* The local deliveries of a commit batch, for the delivery log that `tern
+ * trace` reads: per message (parallel to the batch), per recipient
+ * account, each copy stored (its folder, and what Sieve did) or its
+ * discarding.  item[i].n is 0 for a message with none. */
+struct local_log {
+	struct store_local_item *item;
+	struct store_local_record *rec;
+	char (*notes)[300];
+};
+
+/* What Sieve did with one stored copy, for its log row: NULL (no
+ * fileinto), or a note written into buf. */
+static const char *copy_note(const struct store_delivery *d, char *buf, size_t bufsz)
+{
+	if (d->mailbox == NULL)
+		return NULL;
+	if (d->filed)
+		return "filed there by Sieve";
+	snprintf(buf, bufsz, "Sieve chose the folder %s, which does not exist", d->mailbox);
+	return buf;
+}
+
+/* Fills lg from the outcome of store_deliver_batch (plans and items in
+ * commit_cb's order); a copy that was not delivered is not recorded (its
+ * client hears 451).  Free with local_log_free. */
+static void local_log_build(struct local_log *lg, const struct smtp_pending *batch, size_t n,
+			    const bool *ok, const struct smtp_sieve_plan *plans,
+			    const struct store_delivery *items)
+{
+	size_t n_rec = 0, p = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		for (size_t j = 0; j < batch[i].t->n_local; j++, p++)
+			n_rec += plans[p].n ? plans[p].n : 1;
+	}
+	lg->item = xcalloc(n ? n : 1, sizeof *lg->item);
+	lg->rec = xcalloc(n_rec ? n_rec : 1, sizeof *lg->rec);
+	lg->notes = xcalloc(n_rec ? n_rec : 1, sizeof *lg->notes);
+	struct store_local_record *rec = lg->rec;
+	size_t r = 0, k = 0;
+	p = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct smtp_txn *t = batch[i].t;
+		struct store_local_item *it = &lg->item[i];
+		it->path = t->spool_path;
+		it->sender = t->from;
+		it->v = rec + r;
+		if (!ok[i])
+			continue;
+		size_t first = r;
+		for (size_t j = 0; j < t->n_local; j++) {
+			const struct smtp_sieve_plan *pl = &plans[p++];
+			struct store_local_record base = {t->local_to[j].addr, t->local[j],
+							  t->local_via[j], NULL, NULL};
+			if (pl->n == 0) {
+				rec[r] = base;
+				rec[r++].note = "discarded by Sieve";
+				continue;
+			}
+			for (size_t c = 0; c < pl->n; c++) {
+				const struct store_delivery *d = &items[k++];
+				if (d->status != 0)
+					continue;
+				rec[r] = base;
+				rec[r].folder = d->filed ? d->mailbox : "INBOX";
+				rec[r].note = copy_note(d, lg->notes[r], sizeof lg->notes[r]);
+				r++;
+			}
+		}
+		it->n = r - first;
+	}
+}
+
+/* Records what the queue's transaction did not (messages without queued
+ * recipients, or whose queueing failed), in a transaction of server.db
+ * without a sync of its own.  A failure is logged and changes no reply:
+ * the mail is delivered. */
+static void local_log_write(struct smtp_server *srv, struct local_log *lg, size_t n,
+			    const struct store_queue_item *qi, const size_t *qi_of)
+{
+	struct store_local_item *rest = xcalloc(n ? n : 1, sizeof *rest);
+	size_t n_rest = 0;
+	for (size_t i = 0; i < n; i++)
+		if (lg->item[i].n > 0 && (qi_of[i] == 0 || qi[qi_of[i] - 1].status != 0))
+			rest[n_rest++] = lg->item[i];
+	char err[256];
+	if (n_rest > 0 && store_queue_local_log(srv->store, rest, n_rest, err, sizeof err) < 0)
+		log_error("smtp action=local_log items=%zu error=\"%s\"", n_rest, err);
+	free(rest);
+}
+
+static void local_log_free(struct local_log *lg)
+{
+	free(lg->item);
+	free(lg->rec);
+	free(lg->notes);
+}
+
 /* Makes the batch of finished messages durable and answers their clients
  * (group commit): per message one fsync (of the spool file when it has
  * local recipients, of its queue copy when it has remote ones; both when
@@ -1183,6 +1286,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 
+	struct local_log lg;
+	local_log_build(&lg, batch, n, ok, plans, items);
+
 	/* Which messages were delivered to every local recipient, and the
 	 * queue items of those that also go to the queue. */
 	size_t *delivered = xcalloc(n, sizeof *delivered);
@@ -1200,15 +1306,19 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
 			forward_sender(srv, t, srs[i], sizeof srs[i]);
-			qi[n_qi] = (struct store_queue_item){qpath[i], srs[i], t->dsn_ret,
-							     t->dsn_envid, NULL, 0, -1};
+			qi[n_qi] = (struct store_queue_item){
+			    qpath[i], srs[i], t->dsn_ret, t->dsn_envid, NULL, 0, -1, 0, NULL};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
+			/* Its local deliveries go into the queue's own transaction. */
+			if (lg.item[i].n > 0)
+				qi[n_qi].local = &lg.item[i];
 			qi_of[i] = ++n_qi;
 		}
 	}
 	char qerr[256] = "";
 	if (n_qi > 0 && store_queue_add_batch(srv->store, qi, n_qi, qerr, sizeof qerr) < 0)
 		log_error("smtp action=queue_batch items=%zu error=\"%s\"", n_qi, qerr);
+	local_log_write(srv, &lg, n, qi, qi_of);
 
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
@@ -1237,6 +1347,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		store_spool_drop(&qfd[i], qpath[i]);
 	free(qfd);
 	free(srs);
+	local_log_free(&lg);
 	free(qi_of);
 	free(qi);
 	free(delivered);

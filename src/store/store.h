@@ -247,10 +247,19 @@ enum store_rcpt_result {
 };
 
 #define STORE_MAX_TARGETS 64
+/* Longest "how" of a local target (store_targets.local_via), with NUL. */
+#define STORE_VIA_MAX 256
 
 struct store_targets {
 	size_t n_local;
 	int64_t local[STORE_MAX_TARGETS];        /* account ids, no duplicates */
+	/* How the recipient reached each local account, in words for `tern
+	 * trace`: "" directly (the account's own address), else the rules on
+	 * the way, outermost first, ", "-separated: "plus-addressing",
+	 * "alias info@example.test", "the catch-all alias @example.test",
+	 * "postmaster: the domain's first account", "postmaster: the server's
+	 * first account" (truncated to fit). */
+	char local_via[STORE_MAX_TARGETS][STORE_VIA_MAX];
 	size_t n_remote;
 	char remote[STORE_MAX_TARGETS][256];     /* remote addresses, lower-case domain */
 };
@@ -371,8 +380,34 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz);
 
+/* One local delivery of a message (or its discarding by Sieve), for the
+ * delivery log that `tern trace` reads. */
+struct store_local_record {
+	const char *rcpt; /* the RCPT TO address that reached the account */
+	int64_t account_id;
+	const char *via;    /* store_targets.local_via: "" directly */
+	const char *folder; /* the mailbox it went into ("INBOX"); NULL:
+			     * discarded by Sieve (nothing stored) */
+	const char *note;   /* what Sieve did, in words ("filed there by
+			     * Sieve"), NULL/"" nothing to say */
+};
+
+/* The local deliveries of one message. */
+struct store_local_item {
+	const char *path;   /* the message file: its size, Message-ID and our
+			     * Received: line are read from it when queue_id is 0 */
+	const char *sender; /* MAIL FROM, "" for the null sender */
+	int64_t queue_id;   /* the queued message of the same transaction (its
+			     * remote recipients), 0 if none */
+	const struct store_local_record *v;
+	size_t n;
+};
+
 /* One message for store_queue_add_batch: the arguments of
- * store_queue_add_dsn, and status (out): 0 queued, -1 not. */
+ * store_queue_add_dsn, status (out): 0 queued, -1 not, id (out): its
+ * queue id when queued, and local (NULL: none): the local deliveries of
+ * the same transaction, logged as store_queue_local_log does but in the
+ * queue's own (synced) transaction; local->queue_id is not used. */
 struct store_queue_item {
 	const char *path;
 	const char *sender;
@@ -381,6 +416,8 @@ struct store_queue_item {
 	const struct store_queue_new_rcpt *rcpts;
 	size_t n_rcpts;
 	int status;
+	int64_t id;
+	const struct store_local_item *local;
 };
 
 /* Queues several messages with one sync of DATA/queue/ and one database
@@ -391,6 +428,18 @@ struct store_queue_item {
  * every item was queued, else -1 with err describing the first failure. */
 int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
 			  size_t errsz);
+
+/* Records local deliveries in the delivery log (queue_log rows with event
+ * "delivered" or "discarded", the account's address, the folder and how
+ * the recipient reached it).  A message without a queue_id gets a
+ * finished queue_messages row of its own (no file), so that `tern trace`
+ * finds it like a remote one and store_queue_prune forgets it after
+ * queue.history.  One transaction for all items, committed without a
+ * sync of its own (this is a record of deliveries already durable, not a
+ * promise: a power failure may lose the last records, never mail).
+ * 0 or -1 (err). */
+int store_queue_local_log(struct store *s, const struct store_local_item *items, size_t n,
+			  char *err, size_t errsz);
 
 /* The queue runner and `tern queue`/`tern trace` (src/queue, src/cli) use
  * the functions below; the schema is in store-queue.c (docs/outbound.md).
@@ -475,7 +524,8 @@ struct store_queue_event {
 	int64_t time;
 	char rcpt[256];         /* "" for message events */
 	char event[16];         /* queued, attempt, delivered, deferred, bounced,
-				 * dsn, hold, release, retry, removed */
+				 * dsn, hold, release, retry, removed,
+				 * discarded (local, by Sieve) */
 	char status[16];
 	char mx[256];
 	char ip[64];
@@ -487,6 +537,12 @@ struct store_queue_event {
 	char tls_cipher[64];
 	bool tls_verified;
 	char tls_note[200];
+	/* Local deliveries (store_queue_local_log): the account's address,
+	 * the folder ("" when discarded) and how rcpt reached it; "" for
+	 * every other event.  reply holds Sieve's note. */
+	char account[256];
+	char folder[256];
+	char via[STORE_VIA_MAX];
 };
 
 /* Creates or upgrades the queue tables (called by store_open). */
@@ -548,11 +604,14 @@ int store_queue_admin(struct store *s, int64_t message_id, const char *action,
 		      size_t *n_changed, char *err, size_t errsz);
 /* Message ids matching key for `tern trace`: a queue id (digits), the file
  * id, the SMTP id in our Received: line, a Message-ID (with or without
- * <>), or an address (sender or recipient).  Newest first, at most max. */
+ * <>), or an address (sender, recipient, local recipient as given in RCPT
+ * TO, or the account a local delivery went to).  Newest first, at most
+ * max. */
 int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 		     size_t *n_out, char *err, size_t errsz);
 /* Forgets finished messages (no active recipient, file gone) older than
- * before, with their log.  *n_out (may be NULL) counts them. */
+ * before (queued and last changed before it), with their log, local
+ * deliveries included.  *n_out (may be NULL) counts them. */
 int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
 		      size_t errsz);
 

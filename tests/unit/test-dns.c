@@ -464,3 +464,60 @@ TEST(dns_lookup_async)
 	close(f.fd);
 	event_base_free(base);
 }
+
+/* Fills out from a resolv.conf text given as a C string. */
+static const char *rc_name(const char *text, char *out, size_t outsz)
+{
+	dns_resolvconf_name(text, strlen(text), out, outsz);
+	return out;
+}
+
+TEST(dns_resolvconf_name)
+{
+	char out[DNS_RESOLVER_NAME_MAX];
+	CHECK_STR(rc_name("nameserver 127.0.0.53\noptions edns0\n", out, sizeof out),
+		  "127.0.0.53 (from /etc/resolv.conf)");
+	CHECK_STR(rc_name("# comment\nsearch example.test\n\tnameserver\t10.0.0.1 # main\n"
+			  "nameserver 2001:db8::1\r\nnameserver fe80::1%eth0",
+			  out, sizeof out),
+		  "10.0.0.1 or 2001:db8::1 or fe80::1%eth0 (from /etc/resolv.conf)");
+	CHECK_STR(rc_name("nameserver 1.1.1.1\nnameserver 2.2.2.2\nnameserver 3.3.3.3\n"
+			  "nameserver 4.4.4.4\nnameserver 5.5.5.5\n",
+			  out, sizeof out),
+		  "1.1.1.1 or 2.2.2.2 or 3.3.3.3 or ... (from /etc/resolv.conf)");
+	/* Not addresses, not the keyword, commented out: none. */
+	CHECK_STR(rc_name("nameserver dns.example\nnameservers 1.2.3.4\n#nameserver 1.2.3.4\n"
+			  "nameserver\nnameserver 1.2.3.4x",
+			  out, sizeof out),
+		  "built into Tern (recursive: /etc/resolv.conf names no nameserver)");
+	CHECK_STR(rc_name("", out, sizeof out),
+		  "built into Tern (recursive: /etc/resolv.conf names no nameserver)");
+	/* Bounded: a small buffer is truncated, always terminated. */
+	char small[12];
+	CHECK_STR(rc_name("nameserver 10.0.0.1\nnameserver 10.0.0.2\n", small, sizeof small),
+		  "10.0.0.1 (f");
+	/* Byte by byte: no read past len. */
+	const char *text = "nameserver 192.0.2.1\n";
+	for (size_t n = 0; n <= strlen(text); n++) {
+		char *copy = malloc(n ? n : 1);
+		memcpy(copy, text, n);
+		dns_resolvconf_name(copy, n, out, sizeof out);
+		free(copy);
+		CHECK(strlen(out) < sizeof out);
+	}
+}
+
+TEST(dns_special_use)
+{
+	CHECK(dns_special_use("x.invalid", false));
+	CHECK(dns_special_use("INVALID.", true));
+	CHECK(dns_special_use("a.b.onion", true));
+	CHECK(dns_special_use("localhost", true));
+	CHECK(dns_special_use("printer.home.arpa", true));
+	CHECK(dns_special_use("nowhere.test", false));
+	CHECK(!dns_special_use("nowhere.test", true)); /* the forwarder is asked */
+	CHECK(!dns_special_use("notinvalid", false));
+	CHECK(!dns_special_use("invalid.example", false));
+	CHECK(!dns_special_use("arpa", false));
+	CHECK(!dns_special_use("", false));
+}
