@@ -27,6 +27,7 @@ static void reset_command(struct managesieve_parser *p)
 	buf_reset(&p->data);
 	p->n_tokens = 0;
 	p->literal_left = 0;
+	p->literal_total = 0;
 	p->in_literal = false;
 	p->skip_literal = false;
 	p->continued = false;
@@ -103,11 +104,11 @@ static void start_literal(struct managesieve_parser *p, uint64_t len)
 {
 	p->in_literal = true;
 	p->literal_left = len;
-	size_t used = p->data.len; /* token bytes so far count against the budget too */
-	p->skip_literal = p->too_big || len > p->max_literal || used > p->max_literal ||
-			  len > p->max_literal - used;
+	p->skip_literal = p->too_big || len > p->max_literal - p->literal_total;
 	if (p->skip_literal)
 		p->too_big = true;
+	else
+		p->literal_total += (size_t)len;
 }
 
 /* A bad line: the command is over once its trailing literal (if any) is

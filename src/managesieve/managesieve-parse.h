@@ -64,6 +64,7 @@ struct managesieve_parser {
 	 * command ends: data may move while it grows) */
 	size_t off[MANAGESIEVE_MAX_TOKENS];
 	uint64_t literal_left; /* octets of the literal still to come */
+	size_t literal_total;  /* literal octets of this command stored so far */
 	bool in_literal;
 	bool skip_literal;   /* the literal is over the limit: dropped */
 	bool continued;      /* the next line continues the command (after a literal) */
