@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from conftest import HOST, PASSWORD, RawClient, timeout
+from test_imap_tls import Scram
 
 CONF = {"allow_plaintext_loopback": "yes", "sieve.max_script_size": "1K",
         "sieve.max_scripts": "3"}
@@ -198,6 +199,29 @@ def test_authenticate_continuations_and_failures(srv):
             ([], 'NO "Unsupported authentication mechanism"')
         assert c.cmd('AUTHENTICATE "PLAIN" "%%%"') == ([], 'NO "Invalid base64 data"')
         c.login(user)
+
+
+def test_scram_final_data_in_ok_sasl_code(srv):
+    user = new_user(srv)
+    b64 = lambda b: base64.b64encode(b).decode()
+    with MS(port_of(srv)) as c:
+        sc = Scram(user, PASSWORD)
+        c.send('AUTHENTICATE "SCRAM-SHA-256" "%s"\r\n' % b64(sc.first()))
+        m = re.fullmatch(r'"([A-Za-z0-9+/=]+)"', c.line())
+        assert m
+        c.send('"%s"\r\n' % b64(sc.final(base64.b64decode(m.group(1)))))
+        lines, final = c.response()
+        assert lines == []
+        m = re.fullmatch(r'OK \(SASL "([A-Za-z0-9+/=]+)"\) "Logged in"', final)
+        assert m, final
+        assert base64.b64decode(m.group(1)).decode() == sc.server_sig
+        assert c.cmd("LISTSCRIPTS") == ([], 'OK "Listscripts completed"')
+    with MS(port_of(srv)) as c:
+        sc = Scram(user, PASSWORD)
+        c.send('AUTHENTICATE "SCRAM-SHA-256" "%s"\r\n' % b64(sc.first()))
+        m = re.fullmatch(r'"([A-Za-z0-9+/=]+)"', c.line())
+        c.send('"%s"\r\n' % b64(sc.final(base64.b64decode(m.group(1)), "wrong")))
+        assert c.response() == ([], 'NO "Authentication failed"')
 
 
 # ------------------------------------------------------- script commands
