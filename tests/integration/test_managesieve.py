@@ -179,6 +179,21 @@ def test_no_plaintext_without_tls(make_server):
         assert c.cmd("LISTSCRIPTS") == ([], 'OK "Listscripts completed"')
 
 
+def test_starttls_injection_is_discarded(srv):
+    with MS(port_of(srv)) as c:
+        b = base64.b64encode(b"\0alice@example.test\0" + PASSWORD.encode()).decode()
+        c.send('STARTTLS\r\nAUTHENTICATE "PLAIN" "%s"\r\n' % b)
+        assert c.response() == ([], 'OK "Begin TLS negotiation now"')
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c.sock = ctx.wrap_socket(c.sock)
+        lines, final = c.response()
+        assert final == 'OK "TLS negotiation successful"' and "STARTTLS" not in caps(lines)
+        # the pipelined login was dropped: still not authenticated
+        assert c.cmd("LISTSCRIPTS") == ([], 'NO "Authenticate first"')
+
+
 def test_authenticate_continuations_and_failures(srv):
     user = new_user(srv)
     with MS(port_of(srv)) as c:
