@@ -30,6 +30,8 @@ need_pc libevent_extra libevent-dev
 need_cmd plistutil libplist-utils
 # Pigeonhole's sieve-test, the oracle of tests/integration/test_sieve_diff.py.
 need_file /usr/bin/sieve-test dovecot-sieve
+# A ManageSieve client (tests/integration/test_managesieve.py).
+need_cmd sieve-connect sieve-connect
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev

@@ -46,6 +46,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"imaps.listen", CFG_LISTEN, STR(imaps_listen), "", true},
 	{"pop3.listen", CFG_LISTEN, STR(pop3_listen), "", true},
 	{"pop3s.listen", CFG_LISTEN, STR(pop3s_listen), "", true},
+	{"managesieve.listen", CFG_LISTEN, STR(managesieve_listen), "", true},
 	{"http.listen", CFG_LISTEN, STR(http_listen), "", true},
 	{"https.listen", CFG_LISTEN, STR(https_listen), "", true},
 	{"http.webroot", CFG_PATH, STR(http_webroot), "", false},

@@ -27,6 +27,7 @@ struct config {
 	char *imaps_listen;
 	char *pop3_listen;
 	char *pop3s_listen;
+	char *managesieve_listen; /* RFC 5804, Sieve script management */
 	char *http_listen;      /* plain HTTP: redirects, ACME, autoconfig */
 	char *https_listen;
 	/* HTTP (docs/http.md). */

@@ -707,6 +707,11 @@ int store_sieve_activate(struct store_account *a, const char *name, char *err, s
 /* Deletes an inactive script.  1 done, 0 no such script, -1 error
  * (also when it is active). */
 int store_sieve_delete(struct store_account *a, const char *name, char *err, size_t errsz);
+/* Renames script from to to (keeping its content and active flag).
+ * 1 done, 0 no script from, -2 a script to exists (nothing changed), -1
+ * error. */
+int store_sieve_rename(struct store_account *a, const char *from, const char *to, char *err,
+		       size_t errsz);
 /* Calls cb for each script in name order (cb must not use the store;
  * nonzero stops).  0 or -1. */
 int store_sieve_list(struct store_account *a,

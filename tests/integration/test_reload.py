@@ -119,6 +119,7 @@ NEW_VALUES = {
     "smtp.listen": lambda srv, cur: _moved(cur["smtp.listen"]),
     "pop3.listen": lambda srv, cur: _moved(cur["pop3.listen"]),
     "pop3s.listen": lambda srv, cur: _moved(cur["pop3s.listen"]),
+    "managesieve.listen": lambda srv, cur: _moved(cur["managesieve.listen"]),
     "submission.listen": lambda srv, cur: _moved(cur["submission.listen"]),
     "submissions.listen": lambda srv, cur: _moved(cur["submissions.listen"]),
     "imap.listen": lambda srv, cur: _moved(cur["imap.listen"]),
