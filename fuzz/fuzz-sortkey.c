@@ -6,8 +6,8 @@
  * contracts: the base subject is no longer than the (bounded) input, has
  * no tab, CR, LF, double space or leading/trailing space, and is a fixed
  * point of the extraction; the scanner always moves forward and ends at
- * the end; Message IDs are bounded, have no brackets-level junk (no blank,
- * no NUL) and an '@' that is neither first nor last.
+ * the end; Message IDs are bounded, hold no NUL
+ * and have a last '@' that is neither first nor last.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while ((r = sortkey_msgid_next(s, size, &pos, &b)) == 1) {
 		if (pos <= prev || pos > size || b.len == 0 || b.len > SORTKEY_MSGID_MAX)
 			abort();
-		const char *at = memchr(b.data, '@', b.len);
+		/* the last '@' splits id-left (a quoted one may hold '@') */
+		const char *at = memrchr(b.data, '@', b.len);
 		if (at == NULL || at == b.data || b.data[b.len - 1] == '@' ||
 		    memchr(b.data, '\0', b.len))
 			abort();

@@ -373,7 +373,7 @@ int sortkey_msgid_next(const char *s, size_t n, size_t *pos, struct buf *out)
 		if (lt == NULL)
 			break;
 		i = (size_t)(lt - s) + 1;
-		size_t len = 0, at = 0, n_at = 0;
+		size_t len = 0;
 		bool ok = true, closed = false, restart = false;
 		while (i < n && !closed && !restart) {
 			char c = s[i];
@@ -401,10 +401,6 @@ int sortkey_msgid_next(const char *s, size_t n, size_t *pos, struct buf *out)
 			} else {
 				if (c == '\\' && i + 1 < n)
 					c = s[++i];
-				else if (c == '@') {
-					at = len;
-					n_at++;
-				}
 				if (len < sizeof id)
 					id[len++] = c;
 				else
@@ -416,9 +412,10 @@ int sortkey_msgid_next(const char *s, size_t n, size_t *pos, struct buf *out)
 			continue;
 		if (!closed)
 			break;
-		/* id-left "@" id-right, neither empty; in a quoted id-left an
-		 * '@' is data, so the last '@' splits */
-		if (ok && n_at > 0 && at > 0 && at + 1 < len && memchr(id, '\0', len) == NULL) {
+		/* id-left "@" id-right, neither empty; a quoted id-left may
+		 * hold '@', so the last '@' of the normalised form splits */
+		const char *at = ok && len > 0 ? memrchr(id, '@', len) : NULL;
+		if (at != NULL && at != id && at + 1 < id + len && memchr(id, '\0', len) == NULL) {
 			*pos = i;
 			return buf_append(out, id, len) < 0 ? -1 : 1;
 		}
