@@ -8,6 +8,7 @@ from the RFC, in the comments beside each message.
 """
 
 import imaplib
+import re
 
 import pytest
 
@@ -181,5 +182,159 @@ def test_sort_imaplib(srv):
         assert typ == "OK" and data == [b"2 3 1"]
         typ, data = m.uid("SORT", "(REVERSE SUBJECT)", "UTF-8", "ALL")
         assert typ == "OK" and data == [b"1 2 3"]
+    finally:
+        m.logout()
+
+
+# ------------------------------------------------------------------ THREAD
+
+# A conversation for THREAD (seq: what it is).  Dates are 2001, UTC.
+#  1 <a>  "Meeting"                  1 Jan 10:00
+#  2 <b>  refs <a>       "Re: Meeting"  11:00
+#  3 <c>  refs <a> <b>   "Re: Meeting"  12:00
+#  4 <d>  In-Reply-To <a> (and junk)    10:30
+#  5 <e>  refs <missing> "Lunch?"    2 Jan 09:00   \ siblings under a dummy
+#  6 <f>  refs <missing> "Re: Lunch?" 2 Jan 08:00  / that stays: ((6)(5))
+#  7 <g>  "Re: Budget"               3 Jan 00:00   subject-only thread: the
+#  8 <h>  "Budget"                   3 Jan 01:00   non-reply 8 is the parent
+#  9 <i>  refs <a> <gone> "Re: Meeting" 1 Jan 13:00   <gone> is pruned: 9
+#         becomes a child of 1
+# 10 no Message-ID, no Date: "Other", internal date 5 Jan
+# 11 <a> again (a duplicate gets a unique ID) "Meeting" 4 Jan: same subject
+#         as 1, neither a reply: both go under a new dummy
+# 12 <l1> refs <l2> "Loop"           6 Jan 10:00   \ the loop is not closed:
+# 13 <l2> refs <l1> "Re: Loop"       6 Jan 09:00   / 13 is the parent
+THREAD_MESSAGES = [
+    ["Message-ID: <a@x.example>", "Subject: Meeting", "Date: 1 Jan 2001 10:00:00 +0000"],
+    ["Message-ID: <b@x.example>", "References: <a@x.example>", "Subject: Re: Meeting",
+     "Date: 1 Jan 2001 11:00:00 +0000"],
+    ["Message-ID: <c@x.example>", "References: <a@x.example>\r\n <b@x.example>",
+     "Subject: Re: Meeting", "Date: 1 Jan 2001 12:00:00 +0000"],
+    ["Message-ID: <d@x.example>", "In-Reply-To: <\"a\"@x.example> (Alice's message)",
+     "Subject: Re: Meeting", "Date: 1 Jan 2001 11:30:00 +0100"],
+    ["Message-ID: <e@x.example>", "References: <missing@x.example>", "Subject: Lunch?",
+     "Date: 2 Jan 2001 09:00:00 +0000"],
+    ["Message-ID: <f@x.example>", "References: <missing@x.example>", "Subject: Re: Lunch?",
+     "Date: 2 Jan 2001 08:00:00 +0000"],
+    ["Message-ID: <g@x.example>", "Subject: Re: Budget", "Date: 3 Jan 2001 00:00:00 +0000"],
+    ["Message-ID: <h@x.example>", "Subject: Budget", "Date: 3 Jan 2001 01:00:00 +0000"],
+    ["Message-ID: <i@x.example>", "References: <a@x.example> <gone@x.example>",
+     "Subject: Re: Meeting", "Date: 1 Jan 2001 13:00:00 +0000"],
+    ["Subject: Other"],
+    ["Message-ID: <a@x.example>", "Subject: Meeting", "Date: 4 Jan 2001 00:00:00 +0000"],
+    ["Message-ID: <l1@x.example>", "References: <l2@x.example>", "Subject: Loop",
+     "Date: 6 Jan 2001 10:00:00 +0000"],
+    ["Message-ID: <l2@x.example>", "References: <l1@x.example>", "Subject: Re: Loop",
+     "Date: 6 Jan 2001 09:00:00 +0000"],
+]
+
+REFERENCES = "* THREAD ((1 (4)(2 3)(9))(11))((6)(5))(8 7)(10)(13 12)"
+ORDEREDSUBJECT = "* THREAD (1 (4)(2)(3)(9)(11))(6 5)(7 8)(10)(13 12)"
+
+
+def thread_box(srv, user=None):
+    c = client(srv, user or new_user(srv))
+    append(c, "INBOX", message(["Subject: gone"], 100))
+    c.ok("SELECT INBOX")
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    for headers in THREAD_MESSAGES:
+        append(c, "INBOX", message(headers, 400), date="05-Jan-2001 00:00:00 +0000")
+    c.ok("NOOP")
+    return c
+
+
+def thread(c, args, uid=False):
+    lines, done = c.cmd(("UID THREAD " if uid else "THREAD ") + args)
+    assert done == b"OK Thread completed", (args, lines, done)
+    assert len(lines) == 1 and lines[0].startswith(b"* THREAD"), lines
+    return lines[0].decode()
+
+
+def as_uids(resp):
+    return re.sub(r"\d+", lambda m: str(int(m.group(0)) + 1), resp)
+
+
+def test_thread_capability(srv):
+    with client(srv, new_user(srv)) as c:
+        caps = c.ok("CAPABILITY")[0].decode().split()
+        assert "THREAD=ORDEREDSUBJECT" in caps and "THREAD=REFERENCES" in caps
+
+
+def test_thread_references(srv):
+    with thread_box(srv) as c:
+        assert thread(c, "REFERENCES UTF-8 ALL") == REFERENCES
+        assert thread(c, "REFERENCES US-ASCII ALL", uid=True) == as_uids(REFERENCES)
+        # again, from the header cache
+        assert thread(c, "references utf-8 ALL") == REFERENCES
+        assert thread(c, "REFERENCES UTF-8 SUBJECT meeting") == "* THREAD ((1 (4)(2 3)(9))(11))"
+        # without message 1, the duplicate 11 is the first with <a@x.example>
+        assert thread(c, "REFERENCES UTF-8 NOT 1") == \
+            "* THREAD ((6)(5))(8 7)(11 (4)(2 3)(9))(10)(13 12)"
+        assert thread(c, "REFERENCES UTF-8 5:8") == "* THREAD ((6)(5))(8 7)"
+        # only one of the lunch siblings: the dummy has one child and goes
+        assert thread(c, "REFERENCES UTF-8 OR 5 7:8") == "* THREAD (5)(8 7)"
+        assert thread(c, "REFERENCES UTF-8 5") == "* THREAD (5)"
+        assert thread(c, "REFERENCES UTF-8 TEXT \"not in mailbox\"") == "* THREAD"
+
+
+def test_thread_orderedsubject(srv):
+    with thread_box(srv) as c:
+        assert thread(c, "ORDEREDSUBJECT UTF-8 ALL") == ORDEREDSUBJECT
+        assert thread(c, "ORDEREDSUBJECT UTF-8 ALL", uid=True) == as_uids(ORDEREDSUBJECT)
+        assert thread(c, "ORDEREDSUBJECT UTF-8 NOT SUBJECT meeting") == \
+            "* THREAD (6 5)(7 8)(10)(13 12)"
+        assert thread(c, "ORDEREDSUBJECT UTF-8 1:4") == "* THREAD (1 (4)(2)(3))"
+        assert thread(c, "ORDEREDSUBJECT UTF-8 1:2") == "* THREAD (1 2)"
+
+
+def test_thread_empty_mailbox(srv):
+    with client(srv, new_user(srv)) as c:
+        c.ok("SELECT INBOX")
+        assert thread(c, "REFERENCES UTF-8 ALL") == "* THREAD"
+        assert thread(c, "ORDEREDSUBJECT UTF-8 ALL") == "* THREAD"
+
+
+def test_thread_deep_chain(srv):
+    """A long reply chain: every pass over the tree is iterative."""
+    n = 300
+    with client(srv, new_user(srv)) as c:
+        c.ok("SELECT INBOX")
+        for i in range(n):
+            hdrs = ["Message-ID: <m%d@x.example>" % i, "Subject: Re: chain",
+                    "Date: 1 Jan 2001 00:00:00 +0000"]
+            if i:
+                hdrs.append("In-Reply-To: <m%d@x.example>" % (i - 1))
+            append(c, "INBOX", message(hdrs, 200))
+        c.ok("NOOP")
+        assert thread(c, "REFERENCES UTF-8 ALL") == \
+            "* THREAD (" + " ".join(str(i) for i in range(1, n + 1)) + ")"
+
+
+def test_thread_errors(srv):
+    user = new_user(srv)
+    with thread_box(srv, user) as c:
+        assert c.cmd("THREAD REFERENCES KOI8-R ALL") == (
+            [], b"NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset")
+        for args in ("", "FOO UTF-8 ALL", "REFERENCES", "REFERENCES UTF-8",
+                     "(REFERENCES) UTF-8 ALL"):
+            lines, done = c.cmd("THREAD " + args)
+            assert lines == [] and done.startswith(b"BAD "), (args, lines, done)
+        assert thread(c, "REFERENCES UTF-8 ALL") == REFERENCES
+    with client(srv, user) as c:
+        assert c.cmd("THREAD REFERENCES UTF-8 ALL") == ([], b"BAD Select a mailbox first")
+
+
+def test_thread_imaplib(srv):
+    user = new_user(srv)
+    thread_box(srv, user).close()
+    m = imaplib.IMAP4("127.0.0.1", srv.imap_port)
+    try:
+        m.login(user, PASSWORD)
+        m.select("INBOX")
+        typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+        assert typ == "OK" and data == [REFERENCES[len("* THREAD "):].encode()]
+        typ, data = m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
+        assert typ == "OK" and data == [as_uids(ORDEREDSUBJECT)[len("* THREAD "):].encode()]
     finally:
         m.logout()
