@@ -27,6 +27,7 @@ struct config {
 	char *imaps_listen;
 	char *pop3_listen;
 	char *pop3s_listen;
+	char *managesieve_listen; /* RFC 5804, Sieve script management */
 	char *http_listen;      /* plain HTTP: redirects, ACME, autoconfig */
 	char *https_listen;
 	/* HTTP (docs/http.md). */
@@ -96,6 +97,10 @@ struct config {
 	uint64_t sieve_max_scripts;     /* scripts per account */
 	char *sieve_before;             /* global script run before the user's; "" none */
 	char *sieve_after;              /* global script run after the user's; "" none */
+	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
+	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
+	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */
+	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

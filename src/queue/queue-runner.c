@@ -1118,6 +1118,22 @@ static char *read_header(const char *path, size_t *len)
 	return buf;
 }
 
+/* Records the local deliveries of a DSN for `tern trace` (a failure is
+ * logged only: the report is delivered). */
+static void dsn_local_log(struct queue_runner *r, const char *path, const char *sender,
+			  const struct store_targets *tg)
+{
+	struct store_local_record *v = xcalloc(tg->n_local, sizeof *v);
+	for (size_t i = 0; i < tg->n_local; i++)
+		v[i] = (struct store_local_record){sender, tg->local[i], tg->local_via[i], "INBOX",
+						   NULL};
+	struct store_local_item it = {path, "", 0, v, tg->n_local};
+	char err[256];
+	if (store_queue_local_log(r->store, &it, 1, err, sizeof err) < 0)
+		log_error("queue action=dsn_local_log error=\"%s\"", err);
+	free(v);
+}
+
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
@@ -1154,6 +1170,8 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 				  sizeof err) < 0) {
 			log_error("queue action=dsn_deliver error=\"%s\"", err);
 			ret = -1;
+		} else {
+			dsn_local_log(r, path, sender, tg);
 		}
 		store_spool_drop(&fd, path);
 	}

@@ -24,7 +24,7 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 2 /* 2: subscriptions by name (store-account.c) */
+#define STORE_ACCOUNT_SCHEMA 3 /* 2: subscriptions by name, 3: recent mark (store-account.c) */
 
 /* Open account databases kept by default (3 file descriptors each). */
 #define STORE_ACCOUNT_CACHE_DEFAULT 64
@@ -74,6 +74,8 @@ struct store {
 
 	/* Where a bare "<postmaster>" goes (store_set_postmaster). */
 	char postmaster[256];
+	unsigned char srs_key[32]; /* DATA/srs.key, once read (store-srs.c) */
+	bool srs_key_ok;
 	char hostname[256];
 	bool in_postmaster; /* resolving it: no second round */
 
@@ -187,6 +189,8 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 bool store_name_is_file_id(const char *s, size_t n);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
+/* Creates the dmarc_events table if it is not there (store_open). */
+int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 

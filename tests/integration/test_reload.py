@@ -119,6 +119,7 @@ NEW_VALUES = {
     "smtp.listen": lambda srv, cur: _moved(cur["smtp.listen"]),
     "pop3.listen": lambda srv, cur: _moved(cur["pop3.listen"]),
     "pop3s.listen": lambda srv, cur: _moved(cur["pop3s.listen"]),
+    "managesieve.listen": lambda srv, cur: _moved(cur["managesieve.listen"]),
     "submission.listen": lambda srv, cur: _moved(cur["submission.listen"]),
     "submissions.listen": lambda srv, cur: _moved(cur["submissions.listen"]),
     "imap.listen": lambda srv, cur: _moved(cur["imap.listen"]),
@@ -184,6 +185,10 @@ NEW_VALUES = {
     "sieve.max_scripts": "8",
     "sieve.before": lambda srv, cur: os.path.join(_files(srv), "before.sieve"),
     "sieve.after": lambda srv, cur: os.path.join(_files(srv), "after.sieve"),
+    "mailauth.check": "no",
+    "mailauth.trusted": "127.0.0.0/8 ::1",
+    "mailauth.dmarc_reject": "junk",
+    "mailauth.timeout": "10s",
 }
 
 

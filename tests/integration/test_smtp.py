@@ -615,6 +615,12 @@ def test_alias_to_remote_is_queued(srv):
     # rather than at the queue folder.
     out = srv.cli_ok("trace", "%s@client.example" % tok).stdout.decode()
     assert "queued    someone@remote.example from %s" % SENDER in out, out
+    # The local copy is in the same message's journey, with its account
+    # and folder, and the alias on the way.
+    assert re.search(r"\n  [-0-9]+ [:0-9]+  delivered ext@example\.test to %s's mailbox, "
+                     r"folder INBOX \(through alias ext@example\.test\)\n" % re.escape(ALICE),
+                     out), out
+    assert out.count("\nMessage ") == 0 and out.startswith("Message "), out
 
 
 def test_catch_all(srv):
