@@ -277,6 +277,9 @@ char *imap_sort_base_subject(const struct imap_search_hit *h, bool *reply);
 /* The hit's sent date (RFC 5256 2.2), the internal date when its Date
  * field is missing or has no valid date. */
 int64_t imap_sort_sent_date(const struct imap_search_hit *h);
+/* The first value of the hit's header field name (RFC 2047-decoded, up
+ * to its "\n") into out, which is reset first; empty when absent. */
+void imap_sort_field(const struct imap_search_hit *h, const char *name, struct buf *out);
 /* The mandatory charset argument at x->a[i]: 0 for UTF-8 and US-ASCII,
  * else -1 after replying BAD (missing) or NO [BADCHARSET]. */
 int imap_sort_charset(struct imap_cmdctx *x, size_t i);

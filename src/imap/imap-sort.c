@@ -59,8 +59,7 @@ struct sort_ctx {
 	size_t n, cap;
 };
 
-/* The first value of the hit's field name (up to its "\n") into out. */
-static void first_value(const struct imap_search_hit *h, const char *name, struct buf *out)
+void imap_sort_field(const struct imap_search_hit *h, const char *name, struct buf *out)
 {
 	buf_reset(out);
 	if (imap_search_header(h, name, out) < 0) {
@@ -90,7 +89,7 @@ static char *key_string(const char *p, size_t n)
 char *imap_sort_base_subject(const struct imap_search_hit *h, bool *reply)
 {
 	struct buf v = BUF_INIT, base = BUF_INIT;
-	first_value(h, "Subject", &v);
+	imap_sort_field(h, "Subject", &v);
 	(void)sortkey_base_subject(v.data ? v.data : "", v.len, &base, reply);
 	char *r = key_string(base.data ? base.data : "", base.len);
 	buf_free(&v);
@@ -102,7 +101,7 @@ int64_t imap_sort_sent_date(const struct imap_search_hit *h)
 {
 	struct buf v = BUF_INIT;
 	int64_t t;
-	first_value(h, "Date", &v);
+	imap_sort_field(h, "Date", &v);
 	if (v.len == 0 || sortkey_sent_date(v.data, v.len, &t) < 0)
 		t = h->m->internaldate; /* RFC 5256 2.2 */
 	buf_free(&v);
@@ -113,7 +112,7 @@ int64_t imap_sort_sent_date(const struct imap_search_hit *h)
 static char *first_mailbox(const struct imap_search_hit *h, const char *field)
 {
 	struct buf v = BUF_INIT, mb = BUF_INIT;
-	first_value(h, field, &v);
+	imap_sort_field(h, field, &v);
 	(void)mime_addr_first_mailbox(v.data ? v.data : "", v.len, &mb);
 	char *r = key_string(mb.data ? mb.data : "", mb.len);
 	buf_free(&v);

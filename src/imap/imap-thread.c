@@ -203,17 +203,6 @@ static uint32_t id_node(struct thread_ctx *t, const char *id, size_t len, bool *
 	return c;
 }
 
-/* The first value of a header field into out (up to its "\n"). */
-static void field(const struct imap_search_hit *h, const char *name, struct buf *out)
-{
-	buf_reset(out);
-	if (imap_search_header(h, name, out) < 0)
-		buf_reset(out);
-	const char *nl = out->data ? memchr(out->data, '\n', out->len) : NULL;
-	if (nl != NULL)
-		out->len = (size_t)(nl - out->data);
-}
-
 /* RFC 5256 REFERENCES step 1 for one message (idx), in sequence order. */
 static void link_message(struct thread_ctx *t, const struct imap_search_hit *h, uint32_t idx)
 {
@@ -224,7 +213,7 @@ static void link_message(struct thread_ctx *t, const struct imap_search_hit *h, 
 	/* its own container: a dummy waiting for this ID, else a new one (a
 	 * unique ID when it has none or a lower message took it) */
 	uint32_t me = NIL;
-	field(h, "Message-ID", &v);
+	imap_sort_field(h, "Message-ID", &v);
 	if (sortkey_msgid_next(v.data ? v.data : "", v.len, &pos, &id) == 1) {
 		me = id_node(t, id.data, id.len, &created);
 		if (me != NIL && !created && t->nodes[me].msg != NIL)
@@ -237,7 +226,7 @@ static void link_message(struct thread_ctx *t, const struct imap_search_hit *h, 
 	/* its references: References, else the first of In-Reply-To */
 	uint32_t refs[THREAD_MAX_REFS];
 	size_t n_refs = 0, seen = 0;
-	field(h, "References", &v);
+	imap_sort_field(h, "References", &v);
 	pos = 0;
 	buf_reset(&id);
 	while (sortkey_msgid_next(v.data ? v.data : "", v.len, &pos, &id) == 1) {
@@ -253,7 +242,7 @@ static void link_message(struct thread_ctx *t, const struct imap_search_hit *h, 
 		seen++;
 	}
 	if (seen == 0) {
-		field(h, "In-Reply-To", &v);
+		imap_sort_field(h, "In-Reply-To", &v);
 		pos = 0;
 		if (sortkey_msgid_next(v.data ? v.data : "", v.len, &pos, &id) == 1) {
 			uint32_t r = id_node(t, id.data, id.len, &created);
