@@ -111,6 +111,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
 	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},
 	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
+	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
+	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -350,6 +352,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	    strcmp(c->mailauth_dmarc_reject, "junk") != 0 &&
 	    strcmp(c->mailauth_dmarc_reject, "tag") != 0) {
 		snprintf(err, errsz, "%s: mailauth.dmarc_reject must be reject, junk or tag", c->path);
+		return -1;
+	}
+	if (c->mailauth_report_interval < 1) {
+		snprintf(err, errsz, "%s: mailauth.report_interval must be at least 1s", c->path);
 		return -1;
 	}
 	if (c->mailauth_timeout < 1 || c->mailauth_timeout > 300) {

@@ -101,6 +101,8 @@ struct config {
 	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
 	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */
 	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
+	bool mailauth_reports;          /* send DMARC aggregate reports */
+	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

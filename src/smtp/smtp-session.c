@@ -925,6 +925,49 @@ static const char *short_dkim(const struct msgauth_result *r)
 	return dkim_status_name(r->dkim[0].status);
 }
 
+/* Keeps a DMARC evaluation for the aggregate report to the domain, when
+ * its record asks for reports (rua=) and we send them. */
+static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r)
+{
+	if (!r->dmarc_checked || !r->have_record || r->record.n_rua == 0 ||
+	    !s->srv->cfg->mailauth_reports)
+		return;
+	const struct dmarc_record *rec = &r->record;
+	char policy[128], rua[1024] = "";
+	snprintf(policy, sizeof policy, "p=%s sp=%s pct=%u adkim=%c aspf=%c",
+		 dmarc_policy_name(rec->p), dmarc_policy_name(rec->sp), rec->pct,
+		 rec->adkim_strict ? 's' : 'r', rec->aspf_strict ? 's' : 'r');
+	size_t o = 0;
+	for (size_t i = 0; i < rec->n_rua && o < sizeof rua; i++) {
+		int n = rec->rua[i].max_bytes
+			    ? snprintf(rua + o, sizeof rua - o, "%s%s!%llu", o ? " " : "",
+				       rec->rua[i].uri, (unsigned long long)rec->rua[i].max_bytes)
+			    : snprintf(rua + o, sizeof rua - o, "%s%s", o ? " " : "", rec->rua[i].uri);
+		if (n < 0 || (size_t)n >= sizeof rua - o)
+			break;
+		o += (size_t)n;
+	}
+	bool fail = r->dmarc.result == DMARC_RESULT_FAIL;
+	struct store_dmarc_event e = {
+	    .time = (int64_t)time(NULL),
+	    .policy_domain = r->dmarc_domain,
+	    .from_domain = r->from_domain,
+	    .ip = s->ip,
+	    .disposition = dmarc_policy_name(fail ? r->dmarc.disposition : DMARC_POLICY_NONE),
+	    .dkim = r->dmarc.dkim_aligned ? "pass" : "fail",
+	    .spf = r->dmarc.spf_aligned ? "pass" : "fail",
+	    .dkim_domain = r->n_dkim ? r->dkim[0].domain : "",
+	    .dkim_result = r->n_dkim ? dkim_status_name(r->dkim[0].status) : "none",
+	    .spf_domain = r->spf_domain,
+	    .spf_result = spf_result_name(r->spf),
+	    .policy = policy,
+	    .rua = rua,
+	};
+	char err[256];
+	if (store_dmarc_record(s->srv->store, &e, err, sizeof err) < 0)
+		log_error("smtp action=dmarc_record error=\"%s\"", err);
+}
+
 /* The checks are done: refuse (DMARC p=reject), or add the
  * Authentication-Results field and go on to the commit. */
 static void check_done(void *ctx, const struct msgauth_result *r)
@@ -945,6 +988,7 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		 r->dmarc_checked ? dmarc_result_name(r->dmarc.result) : "none",
 		 r->from_domain[0] ? r->from_domain : "-", action,
 		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
+	dmarc_record(s, r);
 	if (!strcmp(action, "reject")) {
 		char line[512];
 		snprintf(line, sizeof line,

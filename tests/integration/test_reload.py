@@ -189,6 +189,8 @@ NEW_VALUES = {
     "mailauth.trusted": "127.0.0.0/8 ::1",
     "mailauth.dmarc_reject": "junk",
     "mailauth.timeout": "10s",
+    "mailauth.reports": "no",
+    "mailauth.report_interval": "12h",
 }
 
 
