@@ -39,6 +39,8 @@ need_pc libunbound libunbound-dev
 # The Public Suffix List for DMARC's Organizational Domain (src/mailauth/dmarc.c).
 need_pc libpsl libpsl-dev
 need_pc zlib zlib1g-dev
+need_pc expat libexpat1-dev
+need_pc libzip libzip-dev
 need_file /usr/share/publicsuffix/public_suffix_list.dafsa publicsuffix
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base

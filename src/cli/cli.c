@@ -35,6 +35,7 @@ extern const struct cli_command cli_trace_command;
 /* cli-sieve.c */
 extern const struct cli_command cli_sieve_command;
 extern const struct cli_command cli_auth_command;
+extern const struct cli_command cli_dmarc_command;
 /* cli-authcheck.c */
 extern const struct cli_command cli_authcheck_command;
 
@@ -42,7 +43,7 @@ static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
 	&cli_admin_alias_command, &cli_admin_mail_command,   &cli_queue_command,
 	&cli_trace_command,       &cli_sieve_command,       &cli_auth_command,
-	&cli_authcheck_command,   &cli_dkim_command,
+	&cli_authcheck_command,   &cli_dkim_command,         &cli_dmarc_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
