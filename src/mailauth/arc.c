@@ -156,7 +156,7 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 		if (!*bad)
 			seterr(err, errsz, "ARC-Seal i=%u: cv= is not none, pass or fail", inst);
 		*bad = true;
-		cv = ARC_FAIL;
+		cv = ARC_NONE; /* unreadable, not a cv=fail that ends the chain */
 	}
 	if (has_h) {
 		if (!*bad)
