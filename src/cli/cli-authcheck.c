@@ -191,9 +191,10 @@ static void msg_done(void *ctx, const struct msgauth_result *r)
 	event_base_loopbreak(run->base);
 }
 
-/* Reads the message on stdin into msg (buf_free it).  CLI_OK or the exit
- * code after saying why. */
-static int read_message(const char *what, struct buf *msg)
+/* Reads the message on stdin into msg (buf_free it) and loads the config
+ * (config_free it).  CLI_OK, or the exit code after saying why (nothing
+ * to free then). */
+static int read_input(const char *what, const char *cfg_path, struct buf *msg, struct config **cfg)
 {
 	buf_init(msg, AUTHCHECK_MESSAGE_MAX);
 	char chunk[65536];
@@ -207,6 +208,11 @@ static int read_message(const char *what, struct buf *msg)
 		buf_free(msg);
 		return cli_fail(what, "reading the message: %s", strerror(errno));
 	}
+	*cfg = cli_load_config(cfg_path);
+	if (*cfg == NULL) {
+		buf_free(msg);
+		return CLI_USAGE;
+	}
 	return CLI_OK;
 }
 
@@ -219,14 +225,10 @@ static int message_cmd(const char *cfg_path, const char *ip, const char *helo,
 		return cli_usage_error(&cli_authcheck_command, what,
 				       "--ip needs an IPv4 or IPv6 address");
 	struct buf msg;
-	int rrc = read_message(what, &msg);
+	struct config *cfg;
+	int rrc = read_input(what, cfg_path, &msg, &cfg);
 	if (rrc != CLI_OK)
 		return rrc;
-	struct config *cfg = cli_load_config(cfg_path);
-	if (cfg == NULL) {
-		buf_free(&msg);
-		return CLI_USAGE;
-	}
 	struct msg_run run = {0};
 	char err[256];
 	run.base = event_base_new();
@@ -349,14 +351,10 @@ static int arc_cmd(const char *cfg_path)
 {
 	const char *what = "auth-check arc";
 	struct buf msg;
-	int rc = read_message(what, &msg);
+	struct config *cfg;
+	int rc = read_input(what, cfg_path, &msg, &cfg);
 	if (rc != CLI_OK)
 		return rc;
-	struct config *cfg = cli_load_config(cfg_path);
-	if (cfg == NULL) {
-		buf_free(&msg);
-		return CLI_USAGE;
-	}
 	struct arc_result r;
 	char err[256];
 	if (arc_check(cfg, &msg, &r, err, sizeof err) < 0) {
@@ -396,16 +394,11 @@ static int arc_seal_cmd(const char *cfg_path, const char *key_path, const char *
 	if (s == NULL)
 		return cli_fail(what, "%s", err);
 	struct buf msg;
-	int rc = read_message(what, &msg);
+	struct config *cfg;
+	int rc = read_input(what, cfg_path, &msg, &cfg);
 	if (rc != CLI_OK) {
 		dkim_signer_free(&s);
 		return rc;
-	}
-	struct config *cfg = cli_load_config(cfg_path);
-	if (cfg == NULL) {
-		dkim_signer_free(&s);
-		buf_free(&msg);
-		return CLI_USAGE;
 	}
 	struct arc_result r;
 	struct buf text = BUF_INIT, out = BUF_INIT;

@@ -9,7 +9,6 @@
  */
 #include "arc.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,18 +18,6 @@
 #include "header.h"
 #include "strutil.h"
 #include "xalloc.h"
-
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	if (err == NULL || errsz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 static bool is_fws(char c)
 {
@@ -111,7 +98,7 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 		struct dkim_taglist tl;
 		if (dkim_taglist_parse(f->value, f->value_len, &tl, e, sizeof e) < 0) {
 			if (!*bad)
-				seterr(err, errsz, "%s: %.100s", kind_names[kind], e);
+				strutil_errf(err, errsz, "%s: %.100s", kind_names[kind], e);
 			*bad = true;
 			return;
 		}
@@ -122,19 +109,20 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 			cv = val_is_ci(t, "pass")   ? ARC_PASS
 			     : val_is_ci(t, "fail") ? ARC_FAIL
 			     : val_is_ci(t, "none") ? ARC_NONE
-						    : (enum arc_status)-1;
+						    : (enum arc_status) - 1;
 		}
 	}
 	if (inst == 0) {
 		if (!*bad)
-			seterr(err, errsz, "%s without a valid instance tag", kind_names[kind]);
+			strutil_errf(err, errsz, "%s without a valid instance tag",
+				     kind_names[kind]);
 		*bad = true;
 		return;
 	}
 	if (inst > ARC_SETS_MAX) {
 		if (!*bad)
-			seterr(err, errsz, "%s i=%u: more than %d ARC sets", kind_names[kind], inst,
-			       ARC_SETS_MAX);
+			strutil_errf(err, errsz, "%s i=%u: more than %d ARC sets", kind_names[kind],
+				     inst, ARC_SETS_MAX);
 		*bad = true;
 		return;
 	}
@@ -144,7 +132,7 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 	struct arc_field *slot = kind == ARC_AAR ? &s->aar : kind == ARC_AMS ? &s->ams : &s->as;
 	if (slot->p != NULL) {
 		if (!*bad)
-			seterr(err, errsz, "two %s fields with i=%u", kind_names[kind], inst);
+			strutil_errf(err, errsz, "two %s fields with i=%u", kind_names[kind], inst);
 		*bad = true;
 		return;
 	}
@@ -154,13 +142,14 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 		return;
 	if ((int)cv < 0) {
 		if (!*bad)
-			seterr(err, errsz, "ARC-Seal i=%u: cv= is not none, pass or fail", inst);
+			strutil_errf(err, errsz, "ARC-Seal i=%u: cv= is not none, pass or fail",
+				     inst);
 		*bad = true;
 		cv = ARC_NONE; /* unreadable, not a cv=fail that ends the chain */
 	}
 	if (has_h) {
 		if (!*bad)
-			seterr(err, errsz, "ARC-Seal i=%u has an h= tag", inst);
+			strutil_errf(err, errsz, "ARC-Seal i=%u has an h= tag", inst);
 		*bad = true;
 	}
 	s->cv = cv;
@@ -171,7 +160,7 @@ int arc_chain_parse(const char *msg, size_t len, struct arc_chain *c, char *err,
 	memset(c, 0, sizeof *c);
 	struct header h;
 	if (header_parse(msg, len, &h) != HEADER_OK) {
-		seterr(err, errsz, "the header section cannot be read");
+		strutil_errf(err, errsz, "the header section cannot be read");
 		return -1;
 	}
 	bool bad = false;
@@ -184,7 +173,7 @@ int arc_chain_parse(const char *msg, size_t len, struct arc_chain *c, char *err,
 	header_free(&h);
 	/* 5.2 step 2 comes before the structure: a chain that said fail. */
 	if (c->n > 0 && c->set[c->n].as.p != NULL && c->set[c->n].cv == ARC_FAIL) {
-		seterr(err, errsz, "the latest ARC-Seal (i=%u) says cv=fail", c->n);
+		strutil_errf(err, errsz, "the latest ARC-Seal (i=%u) says cv=fail", c->n);
 		return -1;
 	}
 	if (bad)
@@ -192,14 +181,16 @@ int arc_chain_parse(const char *msg, size_t len, struct arc_chain *c, char *err,
 	for (unsigned i = 1; i <= c->n; i++) {
 		const struct arc_set *s = &c->set[i];
 		if (s->aar.p == NULL || s->ams.p == NULL || s->as.p == NULL) {
-			seterr(err, errsz, "ARC set i=%u of %u is incomplete (no %s)", i, c->n,
-			       s->aar.p == NULL   ? kind_names[ARC_AAR]
-			       : s->ams.p == NULL ? kind_names[ARC_AMS]
-						  : kind_names[ARC_AS]);
+			strutil_errf(err, errsz, "ARC set i=%u of %u is incomplete (no %s)", i,
+				     c->n,
+				     s->aar.p == NULL   ? kind_names[ARC_AAR]
+				     : s->ams.p == NULL ? kind_names[ARC_AMS]
+							: kind_names[ARC_AS]);
 			return -1;
 		}
 		if (s->cv != (i == 1 ? ARC_NONE : ARC_PASS)) {
-			seterr(err, errsz, "ARC-Seal i=%u says cv=%s", i, arc_status_name(s->cv));
+			strutil_errf(err, errsz, "ARC-Seal i=%u says cv=%s", i,
+				     arc_status_name(s->cv));
 			return -1;
 		}
 	}
@@ -367,7 +358,8 @@ void arc_validate(const char *msg, size_t len, time_t now, dkim_lookup_fn lookup
 	r->status = ARC_FAIL;
 	/* step 4: the latest AMS */
 	if (ams_signs_seal(&c->set[N])) {
-		snprintf(r->reason, sizeof r->reason, "ARC-Message-Signature i=%u signs ARC-Seal", N);
+		snprintf(r->reason, sizeof r->reason, "ARC-Message-Signature i=%u signs ARC-Seal",
+			 N);
 		goto done;
 	}
 	if (dkim_verify_field(msg, len, c->set[N].ams.p, c->set[N].ams.len, DKIM_VERIFY_AMS, now,
@@ -380,8 +372,8 @@ void arc_validate(const char *msg, size_t len, time_t now, dkim_lookup_fn lookup
 	r->oldest_pass = 0;
 	for (unsigned i = N - 1; i >= 1; i--) {
 		if (ams_signs_seal(&c->set[i]) ||
-		    dkim_verify_field(msg, len, c->set[i].ams.p, c->set[i].ams.len,
-				      DKIM_VERIFY_AMS, now, lookup, ctx, &dr) != DKIM_PASS) {
+		    dkim_verify_field(msg, len, c->set[i].ams.p, c->set[i].ams.len, DKIM_VERIFY_AMS,
+				      now, lookup, ctx, &dr) != DKIM_PASS) {
 			r->oldest_pass = i + 1;
 			break;
 		}
@@ -444,28 +436,29 @@ int arc_seal(const struct dkim_signer *s, const char *msg, size_t len, const cha
 		goto done;
 	}
 	if (pr < 0 && c->n == 0) {
-		seterr(err, errsz, "%s", e);
+		strutil_errf(err, errsz, "%s", e);
 		goto done;
 	}
 	if (c->n == 0 && cv != ARC_NONE) {
-		seterr(err, errsz, "the message has no ARC chain, so cv is none");
+		strutil_errf(err, errsz, "the message has no ARC chain, so cv is none");
 		goto done;
 	}
 	if (c->n > 0 && cv == ARC_NONE) {
-		seterr(err, errsz, "the message has an ARC chain, so cv is pass or fail");
+		strutil_errf(err, errsz, "the message has an ARC chain, so cv is pass or fail");
 		goto done;
 	}
 	if (pr < 0 && cv == ARC_PASS) {
-		seterr(err, errsz, "cv=pass for a broken chain (%.100s)", e);
+		strutil_errf(err, errsz, "cv=pass for a broken chain (%.100s)", e);
 		goto done;
 	}
 	if (c->n >= ARC_SETS_MAX) {
-		seterr(err, errsz, "the message has %d ARC sets already", ARC_SETS_MAX);
+		strutil_errf(err, errsz, "the message has %d ARC sets already", ARC_SETS_MAX);
 		goto done;
 	}
 	size_t rl = strlen(results);
 	if (!authserv_ok(authserv_id) || rl > DKIM_TAGLIST_MAX || !results_ok(results, rl)) {
-		seterr(err, errsz, "the authserv-id or the results are not fit for a header field");
+		strutil_errf(err, errsz,
+			     "the authserv-id or the results are not fit for a header field");
 		goto done;
 	}
 	unsigned inst = c->n + 1;
@@ -491,12 +484,12 @@ int arc_seal(const struct dkim_signer *s, const char *msg, size_t len, const cha
 	/* 5.1.2: after a failed chain the seal covers the new set alone. */
 	if (seal_input(c, 1, cv == ARC_FAIL ? 1 : inst, &mine, &in) < 0 ||
 	    dkim_signer_sign(s, in.data, in.len, &as) < 0 || buf_puts(&as, "\r\n") < 0) {
-		seterr(err, errsz, "sealing failed");
+		strutil_errf(err, errsz, "sealing failed");
 		goto done;
 	}
 	if (buf_append(out, as.data, as.len) < 0 || buf_append(out, ams.data, ams.len) < 0 ||
 	    buf_append(out, aar.data, aar.len) < 0) {
-		seterr(err, errsz, "the ARC set does not fit");
+		strutil_errf(err, errsz, "the ARC set does not fit");
 		goto done;
 	}
 	rc = 0;

@@ -21,7 +21,7 @@
 #include "buf.h"
 #include "dkim.h"
 
-#define ARC_SETS_MAX 50 /* RFC 8617 5.2 step 1 */
+#define ARC_SETS_MAX 50                 /* RFC 8617 5.2 step 1 */
 #define ARC_KEYS_MAX (2 * ARC_SETS_MAX) /* an AMS and an AS key per set */
 
 enum arc_status { ARC_NONE, ARC_PASS, ARC_FAIL };
@@ -42,7 +42,7 @@ struct arc_set {
 };
 
 struct arc_chain {
-	unsigned n;        /* highest instance seen (0: no ARC field at all) */
+	unsigned n;                           /* highest instance seen (0: no ARC field at all) */
 	struct arc_set set[ARC_SETS_MAX + 1]; /* set[i] is instance i; [0] unused */
 };
 
@@ -69,11 +69,11 @@ size_t arc_keys_needed(const char *msg, size_t len, struct arc_key *keys, size_t
 
 struct arc_result {
 	enum arc_status status;
-	unsigned n;           /* sets in the chain */
-	unsigned oldest_pass; /* RFC 8617 5.2 step 5, for a pass: 0 when every
-			       * AMS verifies, else the oldest instance whose
-			       * AMS still does */
-	char domain[256];     /* d= of the latest AS (empty if none) */
+	unsigned n;                /* sets in the chain */
+	unsigned oldest_pass;      /* RFC 8617 5.2 step 5, for a pass: 0 when every
+				    * AMS verifies, else the oldest instance whose
+				    * AMS still does */
+	char domain[256];          /* d= of the latest AS (empty if none) */
 	char reason[DKIM_ERR_MAX]; /* why it failed; empty for pass and none */
 };
 

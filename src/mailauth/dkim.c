@@ -8,7 +8,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,18 +19,6 @@
 #include "xalloc.h"
 
 #define DKIM_MSG_MAX ((size_t)1 << 30)
-
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	if (err == NULL || errsz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 static bool is_wsp(char c)
 {
@@ -49,7 +36,7 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 {
 	out->n = 0;
 	if (n > DKIM_TAGLIST_MAX) {
-		seterr(err, errsz, "tag list longer than %d bytes", DKIM_TAGLIST_MAX);
+		strutil_errf(err, errsz, "tag list longer than %d bytes", DKIM_TAGLIST_MAX);
 		return -1;
 	}
 	size_t i = 0;
@@ -62,7 +49,8 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		}
 		size_t ns = i;
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))) {
-			seterr(err, errsz, "tag name must start with a letter at byte %zu", i);
+			strutil_errf(err, errsz, "tag name must start with a letter at byte %zu",
+				     i);
 			return -1;
 		}
 		while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
@@ -72,8 +60,8 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		while (i < n && is_fws(s[i]))
 			i++;
 		if (i == n || s[i] != '=') {
-			seterr(err, errsz, "tag '%.*s' has no '='", (int)(nl > 32 ? 32 : nl),
-			       s + ns);
+			strutil_errf(err, errsz, "tag '%.*s' has no '='", (int)(nl > 32 ? 32 : nl),
+				     s + ns);
 			return -1;
 		}
 		i++;
@@ -83,8 +71,9 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		while (i < n && s[i] != ';') {
 			unsigned char c = (unsigned char)s[i];
 			if (!is_fws(s[i]) && (c < 0x21 || c > 0x7e)) {
-				seterr(err, errsz, "byte 0x%02x not allowed in the value of '%.*s'",
-				       c, (int)(nl > 32 ? 32 : nl), s + ns);
+				strutil_errf(err, errsz,
+					     "byte 0x%02x not allowed in the value of '%.*s'", c,
+					     (int)(nl > 32 ? 32 : nl), s + ns);
 				return -1;
 			}
 			i++;
@@ -94,13 +83,13 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		for (size_t k = 0; k < out->n; k++) {
 			if (out->tags[k].name_len == nl &&
 			    memcmp(out->tags[k].name, s + ns, nl) == 0) {
-				seterr(err, errsz, "tag '%.*s' appears twice",
-				       (int)(nl > 32 ? 32 : nl), s + ns);
+				strutil_errf(err, errsz, "tag '%.*s' appears twice",
+					     (int)(nl > 32 ? 32 : nl), s + ns);
 				return -1;
 			}
 		}
 		if (out->n == DKIM_TAGS_MAX) {
-			seterr(err, errsz, "more than %d tags", DKIM_TAGS_MAX);
+			strutil_errf(err, errsz, "more than %d tags", DKIM_TAGS_MAX);
 			return -1;
 		}
 		struct dkim_tag *t = &out->tags[out->n++];
@@ -188,7 +177,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 		return -1;
 	const struct dkim_tag *t = dkim_taglist_get(&tl, "v");
 	if (t != NULL && (&tl.tags[0] != t || !tag_is(t, "DKIM1"))) {
-		seterr(err, errsz, "key record: v= must come first and be DKIM1");
+		strutil_errf(err, errsz, "key record: v= must come first and be DKIM1");
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "k");
@@ -197,8 +186,8 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	} else if (tag_is(t, "ed25519")) {
 		out->type = DKIM_KEY_ED25519;
 	} else {
-		seterr(err, errsz, "key record: unknown key type k=%.*s",
-		       (int)(t->val_len > 32 ? 32 : t->val_len), t->val);
+		strutil_errf(err, errsz, "key record: unknown key type k=%.*s",
+			     (int)(t->val_len > 32 ? 32 : t->val_len), t->val);
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "h");
@@ -206,7 +195,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	t = dkim_taglist_get(&tl, "s");
 	if (t != NULL && !list_has(t->val, t->val_len, "*") &&
 	    !list_has(t->val, t->val_len, "email")) {
-		seterr(err, errsz, "key record: not for email (s=)");
+		strutil_errf(err, errsz, "key record: not for email (s=)");
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "t");
@@ -216,7 +205,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	}
 	t = dkim_taglist_get(&tl, "p");
 	if (t == NULL) {
-		seterr(err, errsz, "key record: no p= tag");
+		strutil_errf(err, errsz, "key record: no p= tag");
 		return -1;
 	}
 	if (t->val_len == 0) {
@@ -225,12 +214,12 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	}
 	out->pub = b64_decode_fws(t->val, t->val_len, &out->pub_len);
 	if (out->pub == NULL) {
-		seterr(err, errsz, "key record: p= is not valid base64");
+		strutil_errf(err, errsz, "key record: p= is not valid base64");
 		return -1;
 	}
 	if (out->type == DKIM_KEY_ED25519 && out->pub_len != 32) {
-		seterr(err, errsz, "key record: an Ed25519 key is 32 bytes, p= has %zu",
-		       out->pub_len);
+		strutil_errf(err, errsz, "key record: an Ed25519 key is 32 bytes, p= has %zu",
+			     out->pub_len);
 		dkim_keyrec_clear(out);
 		return -1;
 	}
@@ -380,12 +369,13 @@ static int split_message(const char *m, size_t len, struct msgview *v, char *err
 		}
 		if (is_wsp(m[i])) {
 			if (v->n == 0) {
-				seterr(err, errsz, "message starts with a continuation line");
+				strutil_errf(err, errsz, "message starts with a continuation line");
 				return -1;
 			}
 		} else {
 			if (v->n == DKIM_FIELDS_MAX) {
-				seterr(err, errsz, "more than %d header fields", DKIM_FIELDS_MAX);
+				strutil_errf(err, errsz, "more than %d header fields",
+					     DKIM_FIELDS_MAX);
 				return -1;
 			}
 			v->f[v->n].p = m + i;
@@ -460,13 +450,13 @@ struct dkim_signer *dkim_signer_load(const char *domain, const char *selector, c
 {
 	FILE *fp = fopen(pem_path, "r");
 	if (fp == NULL) {
-		seterr(err, errsz, "cannot open DKIM key %s: %s", pem_path, strerror(errno));
+		strutil_errf(err, errsz, "cannot open DKIM key %s: %s", pem_path, strerror(errno));
 		return NULL;
 	}
 	EVP_PKEY *pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (pk == NULL) {
-		seterr(err, errsz, "%s is not a PEM private key", pem_path);
+		strutil_errf(err, errsz, "%s is not a PEM private key", pem_path);
 		return NULL;
 	}
 	enum dkim_keytype type;
@@ -475,8 +465,8 @@ struct dkim_signer *dkim_signer_load(const char *domain, const char *selector, c
 	} else if (EVP_PKEY_is_a(pk, "ED25519")) {
 		type = DKIM_KEY_ED25519;
 	} else {
-		seterr(err, errsz, "%s: a DKIM key is RSA of 1024 bits or more, or Ed25519",
-		       pem_path);
+		strutil_errf(err, errsz, "%s: a DKIM key is RSA of 1024 bits or more, or Ed25519",
+			     pem_path);
 		EVP_PKEY_free(pk);
 		return NULL;
 	}
@@ -599,7 +589,7 @@ int dkim_sign_field(const struct dkim_signer *s, const char *head, unsigned flag
 		goto done;
 	name_fields(v);
 	if (dkim_canon_body(v->body, v->body_len, true, &body) < 0) {
-		seterr(err, errsz, "message too large to sign");
+		strutil_errf(err, errsz, "message too large to sign");
 		goto done;
 	}
 	unsigned char bh[EVP_MAX_MD_SIZE];
@@ -607,7 +597,7 @@ int dkim_sign_field(const struct dkim_signer *s, const char *head, unsigned flag
 	char bh64[100];
 	if (digest(EVP_sha256(), body.data != NULL ? body.data : "", body.len, bh, &bhl) < 0 ||
 	    base64_encode(bh, bhl, bh64, sizeof bh64) < 0) {
-		seterr(err, errsz, "sha256 failed");
+		strutil_errf(err, errsz, "sha256 failed");
 		goto done;
 	}
 	/* h=: every recommended name present, once more than its count */
@@ -641,19 +631,18 @@ int dkim_sign_field(const struct dkim_signer *s, const char *head, unsigned flag
 		const char *he = strchr(hv, ';');
 		if (add_signed_headers(v, hv, (size_t)(he - hv), true, &hin) < 0 ||
 		    dkim_canon_header_relaxed(hdr.data, hdr.len, &hin) < 0) {
-			seterr(err, errsz, "header too large to sign");
+			strutil_errf(err, errsz, "header too large to sign");
 			goto done;
 		}
 		hin.len -= 2; /* the signature field goes in without its CRLF */
 	}
-	if (dkim_signer_sign(s, hin.data, hin.len, &hdr) < 0 ||
-	    buf_append(&hdr, "\r\n", 2) < 0) {
-		seterr(err, errsz, "signing with %s failed",
-		       s->type == DKIM_KEY_RSA ? "RSA" : "Ed25519");
+	if (dkim_signer_sign(s, hin.data, hin.len, &hdr) < 0 || buf_append(&hdr, "\r\n", 2) < 0) {
+		strutil_errf(err, errsz, "signing with %s failed",
+			     s->type == DKIM_KEY_RSA ? "RSA" : "Ed25519");
 		goto done;
 	}
 	if (buf_append(out, hdr.data, hdr.len) < 0) {
-		seterr(err, errsz, "signature does not fit");
+		strutil_errf(err, errsz, "signature does not fit");
 		goto done;
 	}
 	rc = 0;
@@ -671,7 +660,7 @@ int dkim_keygen(enum dkim_keytype type, struct buf *pem, struct buf *record, cha
 	EVP_PKEY *pk = type == DKIM_KEY_RSA ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
 					    : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (pk == NULL) {
-		seterr(err, errsz, "key generation failed");
+		strutil_errf(err, errsz, "key generation failed");
 		return -1;
 	}
 	int rc = -1;
@@ -708,7 +697,7 @@ int dkim_keygen(enum dkim_keytype type, struct buf *pem, struct buf *record, cha
 	BIO_free(bio);
 done:
 	if (rc < 0)
-		seterr(err, errsz, "key generation failed");
+		strutil_errf(err, errsz, "key generation failed");
 	OPENSSL_free(der);
 	EVP_PKEY_free(pk);
 	return rc;
@@ -877,8 +866,7 @@ out:
 /* Checks the base64 signature b64 of data with pk.  DKIM_PASS, DKIM_FAIL
  * or DKIM_NEUTRAL (b= unreadable), with r->reason. */
 static enum dkim_status check_sig(EVP_PKEY *pk, enum dkim_keytype kt, const char *b64,
-				  size_t b64_len, const void *data, size_t n,
-				  struct dkim_result *r)
+				  size_t b64_len, const void *data, size_t n, struct dkim_result *r)
 {
 	size_t siglen = 0;
 	unsigned char *sig = b64_decode_fws(b64, b64_len, &siglen);

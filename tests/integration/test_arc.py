@@ -14,13 +14,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import dkim
 import pytest
 
 from conftest import sanitizer_report, timeout
-from test_spf_cli import DNSMASQ, TERN, free_port, pick_port
+from test_spf_cli import DNSMASQ, TERN, dnsmasq
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
                                 reason="dnsmasq is not installed (scripts/install-deps.sh)")
@@ -54,20 +53,13 @@ def world():
     chunks = [rsa_rec[i:i + 200] for i in range(0, len(rsa_rec), 200)]
     records = ["--txt-record=dk._domainkey.arc.test," + ",".join(chunks),
                "--txt-record=ed._domainkey.arc.test," + ed_rec]
-    port = pick_port()
-    logpath = os.path.join(base, "dnsmasq.log")
-    log = open(logpath, "wb")
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--local=/test/"] + (["--user=root"] if os.geteuid() == 0 else []) + records
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while free_port(port):
-        assert proc.poll() is None, open(logpath).read()
-        assert time.monotonic() < deadline, "dnsmasq did not start"
-        time.sleep(0.05)
+    with dnsmasq(records) as server:
+        yield from make_world(base, server, rsa_pem, paths, rsa_rec, ed_rec)
+
+
+def make_world(base, server, rsa_pem, paths, rsa_rec, ed_rec):
     confs = {}
-    for name, resolver in (("ok", "127.0.0.1:%d" % port), ("dead", "127.0.0.1:9")):
+    for name, resolver in (("ok", server), ("dead", "127.0.0.1:9")):
         d = os.path.join(base, name)
         r = subprocess.run([TERN, "init", d, "--domain", "arc.test", "--hostname",
                             "mx.arc.test", "--resolver", resolver], capture_output=True,
@@ -80,9 +72,6 @@ def world():
     yield {"conf": confs, "rsa_pem": rsa_pem, "key": paths,
            "txt": {b"dk._domainkey.arc.test.": rsa_rec.encode(),
                    b"ed._domainkey.arc.test.": ed_rec.encode()}}
-    proc.terminate()
-    proc.wait(5)
-    log.close()
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -37,15 +37,16 @@ static int lookup(void *ctx, const char *selector, const char *domain, struct bu
 	return 1;
 }
 
-static const char msg[] = "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=x; h=from; bh=; b=\r\n"
-			  "From: Alice <alice@example.com>\r\n"
-			  "To: list@example.org\r\n"
-			  "Subject: Hello  there\r\n"
-			  "Date: Sun, 06 Dec 2026 12:00:00 +0000\r\n"
-			  "Message-ID: <1@example.com>\r\n"
-			  "\r\n"
-			  "Hi list,\r\n"
-			  "  see you.\r\n";
+static const char msg[] =
+    "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=x; h=from; bh=; b=\r\n"
+    "From: Alice <alice@example.com>\r\n"
+    "To: list@example.org\r\n"
+    "Subject: Hello  there\r\n"
+    "Date: Sun, 06 Dec 2026 12:00:00 +0000\r\n"
+    "Message-ID: <1@example.com>\r\n"
+    "\r\n"
+    "Hi list,\r\n"
+    "  see you.\r\n";
 
 #define NOW 1796558400
 
@@ -55,8 +56,8 @@ static void seal(const struct dkim_signer *s, struct buf *m, enum arc_status cv,
 {
 	struct buf out = BUF_INIT;
 	char err[DKIM_ERR_MAX] = "";
-	int rc = arc_seal(s, m->data, m->len, "mx.example.org", results, cv, NOW, &out, err,
-			  sizeof err);
+	int rc =
+	    arc_seal(s, m->data, m->len, "mx.example.org", results, cv, NOW, &out, err, sizeof err);
 	CHECK_INT(rc, 0);
 	if (rc != 0)
 		fprintf(stderr, "arc_seal: %s\n", err);
@@ -84,6 +85,21 @@ static char *altered(const struct buf *m, const char *from, const char *to)
 	return c;
 }
 
+/* Validating m with from replaced by to gives status and reason. */
+static void expect_altered(const struct buf *m, const char *from, const char *to,
+			   struct arc_keys *k, const char *status, const char *reason)
+{
+	struct buf m2 = BUF_INIT;
+	char *c = altered(m, from, to);
+	buf_append(&m2, c, m->len);
+	free(c);
+	struct arc_result r;
+	validate(&m2, k, &r);
+	CHECK_STR(arc_status_name(r.status), status);
+	CHECK_STR(r.reason, reason);
+	buf_free(&m2);
+}
+
 static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1, const char *a2)
 {
 	struct buf r1 = BUF_INIT, r2 = BUF_INIT, m = BUF_INIT;
@@ -102,10 +118,14 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 	/* hop 1 */
 	seal(s1, &m, ARC_NONE, "\r\n\tspf=pass smtp.mailfrom=alice@example.com;\r\n\tdkim=fail");
 	char want[200];
-	snprintf(want, sizeof want, "ARC-Seal: i=1; a=%s; cv=none;\r\n\t d=example.org; s=arc1; t=%d;\r\n\t b=",
-		 a1, NOW);
+	snprintf(want, sizeof want,
+		 "ARC-Seal: i=1; a=%s; cv=none;\r\n\t d=example.org; s=arc1; t=%d;\r\n\t b=", a1,
+		 NOW);
 	CHECK(strncmp(buf_cstr(&m), want, strlen(want)) == 0);
-	snprintf(want, sizeof want, "\r\nARC-Message-Signature: i=1; a=%s; c=relaxed/relaxed;\r\n\t d=example.org; s=arc1;", a1);
+	snprintf(
+	    want, sizeof want,
+	    "\r\nARC-Message-Signature: i=1; a=%s; c=relaxed/relaxed;\r\n\t d=example.org; s=arc1;",
+	    a1);
 	CHECK(strstr(buf_cstr(&m), want) != NULL);
 	CHECK(strstr(buf_cstr(&m), "\r\nARC-Authentication-Results: i=1; mx.example.org;\r\n"
 				   "\tspf=pass smtp.mailfrom=alice@example.com;\r\n\tdkim=fail\r\n"
@@ -127,7 +147,8 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 	seal(s2, &m, ARC_PASS, "arc=pass");
 	CHECK(strncmp(buf_cstr(&m), "ARC-Seal: i=2; a=", 17) == 0);
 	CHECK(strstr(buf_cstr(&m), "cv=pass;") != NULL);
-	CHECK(strstr(buf_cstr(&m), "ARC-Authentication-Results: i=2; mx.example.org; arc=pass\r\n") != NULL);
+	CHECK(strstr(buf_cstr(&m),
+		     "ARC-Authentication-Results: i=2; mx.example.org; arc=pass\r\n") != NULL);
 	validate(&m, &k, &r);
 	CHECK_STR(arc_status_name(r.status), "pass");
 	CHECK_STR(r.reason, "");
@@ -138,35 +159,19 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 	CHECK_STR(keys[1].selector, "arc1");
 	CHECK(strstr(buf_cstr(&m), a2) != NULL);
 	/* relaxed canonicalization: refolding a field still passes */
-	struct buf m2 = BUF_INIT;
-	char *c = altered(&m, "Subject: Hello  there", "Subject: Hello \tthere");
-	buf_append(&m2, c, m.len);
-	free(c);
-	validate(&m2, &k, &r);
-	CHECK_STR(arc_status_name(r.status), "pass");
-	buf_free(&m2);
-
+	expect_altered(&m, "Subject: Hello  there", "Subject: Hello \tthere", &k, "pass", "");
 	/* a changed body: the latest AMS fails */
-	c = altered(&m, "Hi list", "Hi LIST");
-	buf_append(&m2, c, m.len);
-	free(c);
-	validate(&m2, &k, &r);
-	CHECK_STR(arc_status_name(r.status), "fail");
-	CHECK_STR(r.reason, "ARC-Message-Signature i=2: body hash did not verify");
-	buf_free(&m2);
-
+	expect_altered(&m, "Hi list", "Hi LIST", &k, "fail",
+		       "ARC-Message-Signature i=2: body hash did not verify");
 	/* a changed AAR of hop 1: the seal of hop 2 (and 1) fails */
-	c = altered(&m, "spf=pass smtp", "spf=fail smtp");
-	buf_append(&m2, c, m.len);
-	free(c);
-	validate(&m2, &k, &r);
-	CHECK_STR(arc_status_name(r.status), "fail");
-	CHECK_STR(r.reason, "ARC-Seal i=2: signature did not verify");
-	buf_free(&m2);
+	expect_altered(&m, "spf=pass smtp", "spf=fail smtp", &k, "fail",
+		       "ARC-Seal i=2: signature did not verify");
+	struct buf m2 = BUF_INIT;
 
 	/* set 1 removed: the chain has a gap */
 	const char *s1start = strstr(buf_cstr(&m), "ARC-Seal: i=1;");
-	const char *s1end = strstr(buf_cstr(&m), "DKIM-Signature: v=1; a=rsa-sha256; d=example.com");
+	const char *s1end =
+	    strstr(buf_cstr(&m), "DKIM-Signature: v=1; a=rsa-sha256; d=example.com");
 	CHECK(s1start != NULL && s1end != NULL);
 	buf_append(&m2, m.data, (size_t)(s1start - m.data));
 	buf_append(&m2, s1end, m.len - (size_t)(s1end - m.data));
@@ -187,13 +192,7 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 	buf_free(&m2);
 
 	/* cv=none above i=1 */
-	c = altered(&m, "cv=pass;", "cv=none;");
-	buf_append(&m2, c, m.len);
-	free(c);
-	validate(&m2, &k, &r);
-	CHECK_STR(arc_status_name(r.status), "fail");
-	CHECK_STR(r.reason, "ARC-Seal i=2 says cv=none");
-	buf_free(&m2);
+	expect_altered(&m, "cv=pass;", "cv=none;", &k, "fail", "ARC-Seal i=2 says cv=none");
 
 	/* no key, or a DNS failure: fail (RFC 8617 5.2.1) */
 	k.rec[0] = NULL;
@@ -204,7 +203,7 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 
 	/* hop 3 says the chain failed: the seal covers its own set only, the
 	 * chain has ended, and nobody seals it again */
-	c = altered(&m, "Hi list", "Hi LIST");
+	char *c = altered(&m, "Hi list", "Hi LIST");
 	buf_reset(&m2);
 	buf_append(&m2, c, m.len);
 	free(c);
@@ -223,9 +222,9 @@ static void two_hops(enum dkim_keytype t1, enum dkim_keytype t2, const char *a1,
 	buf_free(&m2);
 
 	/* cv must fit the chain */
-	CHECK_INT(arc_seal(s1, m.data, m.len, "mx.example.org", "", ARC_NONE, NOW, &out, err,
-			   sizeof err),
-		  -1);
+	CHECK_INT(
+	    arc_seal(s1, m.data, m.len, "mx.example.org", "", ARC_NONE, NOW, &out, err, sizeof err),
+	    -1);
 	CHECK_STR(err, "the message has an ARC chain, so cv is pass or fail");
 	CHECK_INT(arc_seal(s1, msg, sizeof msg - 1, "mx.example.org", "", ARC_PASS, NOW, &out, err,
 			   sizeof err),
