@@ -155,11 +155,30 @@ static void take_field(struct arc_chain *c, enum arc_kind kind, const struct hea
 	s->cv = cv;
 }
 
+/* Whether a line of the header section of msg starts with "ARC-" (for a
+ * header the parser refused: is there a chain we cannot read?). */
+static bool mentions_arc(const char *msg, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		if (msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))
+			return false; /* the end of the header section */
+		if (strutil_prefix_ci(msg + i, len - i, "ARC-"))
+			return true;
+		const char *nl = memchr(msg + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - msg) + 1;
+	}
+	return false;
+}
+
 int arc_chain_parse(const char *msg, size_t len, struct arc_chain *c, char *err, size_t errsz)
 {
 	memset(c, 0, sizeof *c);
 	struct header h;
 	if (header_parse(msg, len, &h) != HEADER_OK) {
+		if (!mentions_arc(msg, len))
+			return 0; /* not our business: no chain */
 		strutil_errf(err, errsz, "the header section cannot be read");
 		return -1;
 	}

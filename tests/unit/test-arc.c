@@ -307,4 +307,23 @@ TEST(arc_structure)
 		buf_free(&m);
 	}
 	CHECK_STR(arc_status_name(ARC_NONE), "none");
+
+	/* a header the parser refuses (a line over 998 octets): none without
+	 * ARC fields, fail with them */
+	struct buf m = BUF_INIT;
+	buf_puts(&m, "X-Long: ");
+	for (int i = 0; i < 1000; i++)
+		buf_putc(&m, 'x');
+	buf_puts(&m, "\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	validate(&m, &k, &r);
+	CHECK_STR(arc_status_name(r.status), "none");
+	CHECK_STR(r.reason, "");
+	struct buf m2 = BUF_INIT;
+	buf_puts(&m2, "arc-seal: i=1\r\n");
+	buf_append(&m2, m.data, m.len);
+	validate(&m2, &k, &r);
+	CHECK_STR(arc_status_name(r.status), "fail");
+	CHECK_STR(r.reason, "the header section cannot be read");
+	buf_free(&m);
+	buf_free(&m2);
 }
