@@ -318,6 +318,7 @@ struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
 	m->req.mail_from = m->mail_from;
 	m->req.from_domain = m->from_domain;
 	m->req.receiver = m->receiver;
+	m->keys = dkim_fetch_new(res, key_answered, m);
 	m->timer = evtimer_new(base, timeout_cb, m);
 	m->done_ev = event_new(base, -1, 0, done_cb, m);
 	if (m->timer == NULL || m->done_ev == NULL) {
@@ -339,7 +340,6 @@ struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
 	m->spf = spf_check_new(&sr);
 	if (!m->spf_done)
 		spf_advance(m);
-	m->keys = dkim_fetch_new(res, key_answered, m);
 	keys_start(m);
 	if (m->from_domain[0] != '\0')
 		dmarc_ask(m, m->from_domain);
