@@ -434,7 +434,7 @@ static int authcheck_main(const char *cfg_path, int argc, char **argv)
 {
 	const struct cli_command *cmd = &cli_authcheck_command;
 	if (argc < 2)
-		return cli_usage_error(cmd, "auth-check", "missing method (spf)");
+		return cli_usage_error(cmd, "auth-check", "missing method (spf, message, arc, arc-seal)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(cmd->usage, stdout);
 		return CLI_OK;

@@ -204,3 +204,10 @@ def test_seal_usage_errors(world):
                      "--selector", "dk"], message("ten"))
     assert r.returncode == 1
     assert b"cannot open DKIM key /nonexistent.pem" in r.stderr
+
+
+def test_missing_method_names_arc(world):
+    r = subprocess.run([TERN, "-c", world["conf"]["ok"], "auth-check"], capture_output=True,
+                       timeout=timeout(30))
+    assert r.returncode == 2
+    assert b"missing method (spf, message, arc, arc-seal)" in r.stderr
