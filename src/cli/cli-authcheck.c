@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -18,6 +19,9 @@
 #include "config.h"
 #include "dns.h"
 #include "spf.h"
+#include "arc.h"
+#include "dkim-fetch.h"
+#include "xalloc.h"
 #include "msgauth.h"
 #include "smtp-parse.h"
 #include "buf.h"
@@ -187,6 +191,31 @@ static void msg_done(void *ctx, const struct msgauth_result *r)
 	event_base_loopbreak(run->base);
 }
 
+/* Reads the message on stdin into msg (buf_free it) and loads the config
+ * (config_free it).  CLI_OK, or the exit code after saying why (nothing
+ * to free then). */
+static int read_input(const char *what, const char *cfg_path, struct buf *msg, struct config **cfg)
+{
+	buf_init(msg, AUTHCHECK_MESSAGE_MAX);
+	char chunk[65536];
+	ssize_t got;
+	while ((got = read(0, chunk, sizeof chunk)) > 0)
+		if (buf_append(msg, chunk, (size_t)got) < 0) {
+			buf_free(msg);
+			return cli_fail(what, "the message is larger than 64 MB");
+		}
+	if (got < 0) {
+		buf_free(msg);
+		return cli_fail(what, "reading the message: %s", strerror(errno));
+	}
+	*cfg = cli_load_config(cfg_path);
+	if (*cfg == NULL) {
+		buf_free(msg);
+		return CLI_USAGE;
+	}
+	return CLI_OK;
+}
+
 static int message_cmd(const char *cfg_path, const char *ip, const char *helo,
 		       const char *mail_from)
 {
@@ -196,23 +225,10 @@ static int message_cmd(const char *cfg_path, const char *ip, const char *helo,
 		return cli_usage_error(&cli_authcheck_command, what,
 				       "--ip needs an IPv4 or IPv6 address");
 	struct buf msg;
-	buf_init(&msg, AUTHCHECK_MESSAGE_MAX);
-	char chunk[65536];
-	ssize_t got;
-	while ((got = read(0, chunk, sizeof chunk)) > 0)
-		if (buf_append(&msg, chunk, (size_t)got) < 0) {
-			buf_free(&msg);
-			return cli_fail(what, "the message is larger than 64 MB");
-		}
-	if (got < 0) {
-		buf_free(&msg);
-		return cli_fail(what, "reading the message: %s", strerror(errno));
-	}
-	struct config *cfg = cli_load_config(cfg_path);
-	if (cfg == NULL) {
-		buf_free(&msg);
-		return CLI_USAGE;
-	}
+	struct config *cfg;
+	int rrc = read_input(what, cfg_path, &msg, &cfg);
+	if (rrc != CLI_OK)
+		return rrc;
 	struct msg_run run = {0};
 	char err[256];
 	run.base = event_base_new();
@@ -270,11 +286,155 @@ static int message_cmd(const char *cfg_path, const char *ip, const char *helo,
 	return rc;
 }
 
+/* ------------------------------------------------------------- ARC */
+
+struct arc_run {
+	struct event_base *base;
+	struct dkim_fetch *keys;
+};
+
+static void arc_key_answered(void *ctx)
+{
+	struct arc_run *run = ctx;
+	if (dkim_fetch_pending(run->keys) == 0)
+		event_base_loopbreak(run->base);
+}
+
+static void arc_time_limit(evutil_socket_t fd, short what, void *arg)
+{
+	struct arc_run *run = arg;
+	event_base_loopbreak(run->base);
+}
+
+/* Validates msg's ARC chain (arc.h) with the key records looked up first,
+ * all at once, through cfg's resolver within mailauth.timeout (an answer
+ * that does not come is a failed lookup, hence a fail).  0, or -1 with
+ * err (no event loop or resolver). */
+static int arc_check(const struct config *cfg, const struct buf *msg, struct arc_result *r,
+		     char *err, size_t errsz)
+{
+	struct arc_run run = {0};
+	run.base = event_base_new();
+	if (run.base == NULL) {
+		snprintf(err, errsz, "cannot create an event loop");
+		return -1;
+	}
+	unsigned t = cfg->mailauth_timeout == 0 ? 1 : (unsigned)cfg->mailauth_timeout;
+	struct dns_resolver *res = dns_resolver_new(run.base, cfg->dns_resolver, t, err, errsz);
+	if (res == NULL) {
+		event_base_free(run.base);
+		return -1;
+	}
+	const char *m = msg->data ? msg->data : "";
+	run.keys = dkim_fetch_new(res, arc_key_answered, &run);
+	struct arc_key *keys = xcalloc(ARC_KEYS_MAX, sizeof *keys);
+	size_t n = arc_keys_needed(m, msg->len, keys, ARC_KEYS_MAX);
+	for (size_t i = 0; i < n; i++)
+		dkim_fetch_add(run.keys, keys[i].selector, strlen(keys[i].selector), keys[i].domain,
+			       strlen(keys[i].domain));
+	free(keys);
+	struct event *limit = evtimer_new(run.base, arc_time_limit, &run);
+	struct timeval tv = {(time_t)t, 0};
+	if (dkim_fetch_pending(run.keys) > 0 && limit != NULL && evtimer_add(limit, &tv) == 0)
+		event_base_dispatch(run.base);
+	dkim_fetch_cancel(run.keys);
+	arc_validate(m, msg->len, time(NULL), dkim_fetch_lookup, run.keys, r);
+	if (limit != NULL)
+		event_free(limit);
+	dkim_fetch_free(&run.keys);
+	dns_resolver_free(&res);
+	event_base_free(run.base);
+	return 0;
+}
+
+static int arc_cmd(const char *cfg_path)
+{
+	const char *what = "auth-check arc";
+	struct buf msg;
+	struct config *cfg;
+	int rc = read_input(what, cfg_path, &msg, &cfg);
+	if (rc != CLI_OK)
+		return rc;
+	struct arc_result r;
+	char err[256];
+	if (arc_check(cfg, &msg, &r, err, sizeof err) < 0) {
+		rc = cli_fail(what, "%s", err);
+	} else {
+		printf("arc: %s\nsets: %u\n", arc_status_name(r.status), r.n);
+		if (r.status == ARC_PASS)
+			printf("oldest-pass: %u\n", r.oldest_pass);
+		if (r.domain[0] != '\0') {
+			printf("domain: ");
+			cli_put_sanitized(stdout, r.domain);
+			putchar('\n');
+		}
+		if (r.reason[0] != '\0') {
+			printf("reason: ");
+			cli_put_sanitized(stdout, r.reason);
+			putchar('\n');
+		}
+		rc = cli_finish_output(what, rc);
+	}
+	config_free(&cfg);
+	buf_free(&msg);
+	return rc;
+}
+
+/* Seals the message on stdin (after validating its chain, for cv=) with
+ * the key in key_path and prints it with the new ARC set on top. */
+static int arc_seal_cmd(const char *cfg_path, const char *key_path, const char *domain,
+			const char *selector, const char *results)
+{
+	const char *what = "auth-check arc-seal";
+	if (key_path == NULL || domain == NULL || selector == NULL)
+		return cli_usage_error(&cli_authcheck_command, what,
+				       "needs --key PEM, --domain DOMAIN and --selector SELECTOR");
+	char err[256];
+	struct dkim_signer *s = dkim_signer_load(domain, selector, key_path, err, sizeof err);
+	if (s == NULL)
+		return cli_fail(what, "%s", err);
+	struct buf msg;
+	struct config *cfg;
+	int rc = read_input(what, cfg_path, &msg, &cfg);
+	if (rc != CLI_OK) {
+		dkim_signer_free(&s);
+		return rc;
+	}
+	struct arc_result r;
+	struct buf text = BUF_INIT, out = BUF_INIT;
+	if (arc_check(cfg, &msg, &r, err, sizeof err) < 0) {
+		rc = cli_fail(what, "%s", err);
+		goto done;
+	}
+	if (results != NULL && results[0] != '\0')
+		buf_printf(&text, "%s;\r\n\t", results);
+	buf_printf(&text, "arc=%s", arc_status_name(r.status));
+	const char *m = msg.data ? msg.data : "";
+	int sr = arc_seal(s, m, msg.len, cfg->hostname, buf_cstr(&text), r.status, time(NULL), &out,
+			  err, sizeof err);
+	if (sr < 0) {
+		rc = cli_fail(what, "%s", err);
+		goto done;
+	}
+	if (sr == 1)
+		fprintf(stderr, "tern: %s: the chain ended with cv=fail; not sealed\n", what);
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	fwrite(m, 1, msg.len, stdout);
+	rc = cli_finish_output(what, rc);
+done:
+	buf_free(&text);
+	buf_free(&out);
+	config_free(&cfg);
+	buf_free(&msg);
+	dkim_signer_free(&s);
+	return rc;
+}
+
 static int authcheck_main(const char *cfg_path, int argc, char **argv)
 {
 	const struct cli_command *cmd = &cli_authcheck_command;
 	if (argc < 2)
-		return cli_usage_error(cmd, "auth-check", "missing method (spf)");
+		return cli_usage_error(cmd, "auth-check", "missing method (spf, message, arc, arc-seal)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(cmd->usage, stdout);
 		return CLI_OK;
@@ -294,6 +454,26 @@ static int authcheck_main(const char *cfg_path, int argc, char **argv)
 		if (mrc != 0)
 			return mrc;
 		return message_cmd(cfg_path, ip, helo, mail_from);
+	}
+	if (!strcmp(argv[1], "arc") || !strcmp(argv[1], "arc-seal")) {
+		const char *key = NULL, *domain = NULL, *selector = NULL, *results = NULL;
+		const struct cli_option aopts[] = {{"--key", &key},
+						   {"--domain", &domain},
+						   {"--selector", &selector},
+						   {"--results", &results}};
+		bool seal = !strcmp(argv[1], "arc-seal");
+		char *apos[1];
+		int n_apos = 0;
+		int arc = cli_parse_args(cmd, seal ? "auth-check arc-seal" : "auth-check arc", argc,
+					 argv, 2, aopts, seal ? 4 : 0, apos, 0, &n_apos);
+		if (arc == CLI_HELP) {
+			fputs(cmd->usage, stdout);
+			return CLI_OK;
+		}
+		if (arc != 0)
+			return arc;
+		return seal ? arc_seal_cmd(cfg_path, key, domain, selector, results)
+			    : arc_cmd(cfg_path);
 	}
 	if (strcmp(argv[1], "spf") != 0)
 		return cli_usage_error(cmd, "auth-check", "unknown method \"%s\"", argv[1]);
@@ -315,9 +495,19 @@ static int authcheck_main(const char *cfg_path, int argc, char **argv)
 
 const struct cli_command cli_authcheck_command = {
     "auth-check",
-    "check a sender (SPF) or a whole message (SPF, DKIM, DMARC), with real DNS",
+    "check a sender (SPF), a whole message (SPF, DKIM, DMARC) or its ARC chain, with real DNS",
     "usage: tern [-c FILE] auth-check spf [--identity mailfrom|helo] IP HELO SENDER\n"
     "       tern [-c FILE] auth-check message --ip IP [--helo NAME] [--mail-from SENDER] < MESSAGE\n"
+    "       tern [-c FILE] auth-check arc < MESSAGE\n"
+    "       tern [-c FILE] auth-check arc-seal --key PEM --domain DOMAIN --selector SELECTOR\n"
+    "                [--results TEXT] < MESSAGE\n"
+    "\n"
+    "arc: validates the message's ARC chain (RFC 8617), looking the keys up\n"
+    "through dns.resolver, and prints arc: none|pass|fail, the number of sets,\n"
+    "the oldest AMS that still verifies (0: all), the sealing domain and why\n"
+    "it failed.  arc-seal: the same, then adds our ARC set (authserv-id\n"
+    "hostname; TEXT then arc=RESULT in the ARC-Authentication-Results) signed\n"
+    "with the PEM key, and prints the sealed message.\n"
     "\n"
     "message: runs every check the SMTP receiver makes on port 25 (SPF, DKIM,\n"
     "DMARC) for the message on stdin as if IP had sent it, and prints the\n"

@@ -3,6 +3,8 @@
  */
 #include "strutil.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 int strutil_parse_u64(const char *p, size_t n, uint64_t max, uint64_t *out)
@@ -98,4 +100,14 @@ bool strutil_has_word_ci(const char *p, size_t n, const char *w)
 			return true;
 	}
 	return false;
+}
+
+void strutil_errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	if (err == NULL || errsz == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
 }

@@ -24,6 +24,10 @@ bool strutil_prefix_ci(const char *p, size_t n, const char *prefix);
 void strutil_lower(char *s, size_t n);
 /* Parses a size with optional K/M/G suffix (binary units). */
 int strutil_parse_size(const char *s, uint64_t *out);
+/* Writes the formatted message into err[0..errsz) (truncated), unless err
+ * is NULL or errsz 0: for the "reason" out-parameters of parsers. */
+void strutil_errf(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Parses a duration: a number with optional s/m/h/d suffix, in seconds. */
 int strutil_parse_duration(const char *s, uint64_t *out);
 

@@ -8,7 +8,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,18 +19,6 @@
 #include "xalloc.h"
 
 #define DKIM_MSG_MAX ((size_t)1 << 30)
-
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	if (err == NULL || errsz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 static bool is_wsp(char c)
 {
@@ -49,7 +36,7 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 {
 	out->n = 0;
 	if (n > DKIM_TAGLIST_MAX) {
-		seterr(err, errsz, "tag list longer than %d bytes", DKIM_TAGLIST_MAX);
+		strutil_errf(err, errsz, "tag list longer than %d bytes", DKIM_TAGLIST_MAX);
 		return -1;
 	}
 	size_t i = 0;
@@ -62,7 +49,8 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		}
 		size_t ns = i;
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))) {
-			seterr(err, errsz, "tag name must start with a letter at byte %zu", i);
+			strutil_errf(err, errsz, "tag name must start with a letter at byte %zu",
+				     i);
 			return -1;
 		}
 		while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
@@ -72,8 +60,8 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		while (i < n && is_fws(s[i]))
 			i++;
 		if (i == n || s[i] != '=') {
-			seterr(err, errsz, "tag '%.*s' has no '='", (int)(nl > 32 ? 32 : nl),
-			       s + ns);
+			strutil_errf(err, errsz, "tag '%.*s' has no '='", (int)(nl > 32 ? 32 : nl),
+				     s + ns);
 			return -1;
 		}
 		i++;
@@ -83,8 +71,9 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		while (i < n && s[i] != ';') {
 			unsigned char c = (unsigned char)s[i];
 			if (!is_fws(s[i]) && (c < 0x21 || c > 0x7e)) {
-				seterr(err, errsz, "byte 0x%02x not allowed in the value of '%.*s'",
-				       c, (int)(nl > 32 ? 32 : nl), s + ns);
+				strutil_errf(err, errsz,
+					     "byte 0x%02x not allowed in the value of '%.*s'", c,
+					     (int)(nl > 32 ? 32 : nl), s + ns);
 				return -1;
 			}
 			i++;
@@ -94,13 +83,13 @@ int dkim_taglist_parse(const char *s, size_t n, struct dkim_taglist *out, char *
 		for (size_t k = 0; k < out->n; k++) {
 			if (out->tags[k].name_len == nl &&
 			    memcmp(out->tags[k].name, s + ns, nl) == 0) {
-				seterr(err, errsz, "tag '%.*s' appears twice",
-				       (int)(nl > 32 ? 32 : nl), s + ns);
+				strutil_errf(err, errsz, "tag '%.*s' appears twice",
+					     (int)(nl > 32 ? 32 : nl), s + ns);
 				return -1;
 			}
 		}
 		if (out->n == DKIM_TAGS_MAX) {
-			seterr(err, errsz, "more than %d tags", DKIM_TAGS_MAX);
+			strutil_errf(err, errsz, "more than %d tags", DKIM_TAGS_MAX);
 			return -1;
 		}
 		struct dkim_tag *t = &out->tags[out->n++];
@@ -188,7 +177,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 		return -1;
 	const struct dkim_tag *t = dkim_taglist_get(&tl, "v");
 	if (t != NULL && (&tl.tags[0] != t || !tag_is(t, "DKIM1"))) {
-		seterr(err, errsz, "key record: v= must come first and be DKIM1");
+		strutil_errf(err, errsz, "key record: v= must come first and be DKIM1");
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "k");
@@ -197,8 +186,8 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	} else if (tag_is(t, "ed25519")) {
 		out->type = DKIM_KEY_ED25519;
 	} else {
-		seterr(err, errsz, "key record: unknown key type k=%.*s",
-		       (int)(t->val_len > 32 ? 32 : t->val_len), t->val);
+		strutil_errf(err, errsz, "key record: unknown key type k=%.*s",
+			     (int)(t->val_len > 32 ? 32 : t->val_len), t->val);
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "h");
@@ -206,7 +195,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	t = dkim_taglist_get(&tl, "s");
 	if (t != NULL && !list_has(t->val, t->val_len, "*") &&
 	    !list_has(t->val, t->val_len, "email")) {
-		seterr(err, errsz, "key record: not for email (s=)");
+		strutil_errf(err, errsz, "key record: not for email (s=)");
 		return -1;
 	}
 	t = dkim_taglist_get(&tl, "t");
@@ -216,7 +205,7 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	}
 	t = dkim_taglist_get(&tl, "p");
 	if (t == NULL) {
-		seterr(err, errsz, "key record: no p= tag");
+		strutil_errf(err, errsz, "key record: no p= tag");
 		return -1;
 	}
 	if (t->val_len == 0) {
@@ -225,12 +214,12 @@ int dkim_keyrec_parse(const char *s, size_t n, struct dkim_keyrec *out, char *er
 	}
 	out->pub = b64_decode_fws(t->val, t->val_len, &out->pub_len);
 	if (out->pub == NULL) {
-		seterr(err, errsz, "key record: p= is not valid base64");
+		strutil_errf(err, errsz, "key record: p= is not valid base64");
 		return -1;
 	}
 	if (out->type == DKIM_KEY_ED25519 && out->pub_len != 32) {
-		seterr(err, errsz, "key record: an Ed25519 key is 32 bytes, p= has %zu",
-		       out->pub_len);
+		strutil_errf(err, errsz, "key record: an Ed25519 key is 32 bytes, p= has %zu",
+			     out->pub_len);
 		dkim_keyrec_clear(out);
 		return -1;
 	}
@@ -380,12 +369,13 @@ static int split_message(const char *m, size_t len, struct msgview *v, char *err
 		}
 		if (is_wsp(m[i])) {
 			if (v->n == 0) {
-				seterr(err, errsz, "message starts with a continuation line");
+				strutil_errf(err, errsz, "message starts with a continuation line");
 				return -1;
 			}
 		} else {
 			if (v->n == DKIM_FIELDS_MAX) {
-				seterr(err, errsz, "more than %d header fields", DKIM_FIELDS_MAX);
+				strutil_errf(err, errsz, "more than %d header fields",
+					     DKIM_FIELDS_MAX);
 				return -1;
 			}
 			v->f[v->n].p = m + i;
@@ -460,13 +450,13 @@ struct dkim_signer *dkim_signer_load(const char *domain, const char *selector, c
 {
 	FILE *fp = fopen(pem_path, "r");
 	if (fp == NULL) {
-		seterr(err, errsz, "cannot open DKIM key %s: %s", pem_path, strerror(errno));
+		strutil_errf(err, errsz, "cannot open DKIM key %s: %s", pem_path, strerror(errno));
 		return NULL;
 	}
 	EVP_PKEY *pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (pk == NULL) {
-		seterr(err, errsz, "%s is not a PEM private key", pem_path);
+		strutil_errf(err, errsz, "%s is not a PEM private key", pem_path);
 		return NULL;
 	}
 	enum dkim_keytype type;
@@ -475,8 +465,8 @@ struct dkim_signer *dkim_signer_load(const char *domain, const char *selector, c
 	} else if (EVP_PKEY_is_a(pk, "ED25519")) {
 		type = DKIM_KEY_ED25519;
 	} else {
-		seterr(err, errsz, "%s: a DKIM key is RSA of 1024 bits or more, or Ed25519",
-		       pem_path);
+		strutil_errf(err, errsz, "%s: a DKIM key is RSA of 1024 bits or more, or Ed25519",
+			     pem_path);
 		EVP_PKEY_free(pk);
 		return NULL;
 	}
@@ -532,9 +522,7 @@ static const char *const sign_names[] = {
     "Resent-Message-ID",
 };
 
-/* Signs data (the header hash input) with the key; appends base64 to out. */
-static int sign_data(const struct dkim_signer *s, const unsigned char *data, size_t n,
-		     struct buf *out)
+int dkim_signer_sign(const struct dkim_signer *s, const void *data, size_t n, struct buf *out)
 {
 	unsigned char sig[1024];
 	size_t siglen = sizeof sig;
@@ -544,7 +532,7 @@ static int sign_data(const struct dkim_signer *s, const unsigned char *data, siz
 		return -1;
 	if (s->type == DKIM_KEY_RSA) {
 		ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pkey) == 1 &&
-		     EVP_DigestSign(ctx, sig, &siglen, data, n) == 1;
+		     EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)data, n) == 1;
 	} else {
 		unsigned char h[EVP_MAX_MD_SIZE];
 		unsigned hl = 0;
@@ -572,6 +560,27 @@ static int sign_data(const struct dkim_signer *s, const unsigned char *data, siz
 int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t now, struct buf *out,
 	      char *err, size_t errsz)
 {
+	return dkim_sign_field(s, "DKIM-Signature: v=1", 0, msg, len, now, out, err, errsz);
+}
+
+/* Appends name to the h= list being built, folding before 72 columns. */
+static void h_add(struct buf *h, size_t *linelen, const char *name)
+{
+	size_t nl = strlen(name);
+	if (h->len > 0 && *linelen + nl > 72) {
+		buf_append(h, ":\r\n\t ", 5);
+		*linelen = 2;
+	} else if (h->len > 0) {
+		buf_putc(h, ':');
+		(*linelen)++;
+	}
+	buf_puts(h, name);
+	*linelen += nl;
+}
+
+int dkim_sign_field(const struct dkim_signer *s, const char *head, unsigned flags, const char *msg,
+		    size_t len, time_t now, struct buf *out, char *err, size_t errsz)
+{
 	struct msgview *v = xmalloc(sizeof *v);
 	struct buf body = BUF_INIT, hdr = BUF_INIT, hin = BUF_INIT;
 	buf_init(&body, DKIM_MSG_MAX);
@@ -580,7 +589,7 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t n
 		goto done;
 	name_fields(v);
 	if (dkim_canon_body(v->body, v->body_len, true, &body) < 0) {
-		seterr(err, errsz, "message too large to sign");
+		strutil_errf(err, errsz, "message too large to sign");
 		goto done;
 	}
 	unsigned char bh[EVP_MAX_MD_SIZE];
@@ -588,7 +597,7 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t n
 	char bh64[100];
 	if (digest(EVP_sha256(), body.data != NULL ? body.data : "", body.len, bh, &bhl) < 0 ||
 	    base64_encode(bh, bhl, bh64, sizeof bh64) < 0) {
-		seterr(err, errsz, "sha256 failed");
+		strutil_errf(err, errsz, "sha256 failed");
 		goto done;
 	}
 	/* h=: every recommended name present, once more than its count */
@@ -602,22 +611,18 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t n
 		bool always = i < 5 || strcmp(sign_names[i], "Message-ID") == 0;
 		if (count == 0 && !always)
 			continue;
-		for (size_t c = 0; c <= count; c++) {
-			if (h.len > 0 && linelen + nl > 72) {
-				buf_append(&h, ":\r\n\t ", 5);
-				linelen = 2;
-			} else if (h.len > 0) {
-				buf_putc(&h, ':');
-				linelen++;
-			}
-			buf_puts(&h, sign_names[i]);
-			linelen += nl;
-		}
+		for (size_t c = 0; c <= count; c++)
+			h_add(&h, &linelen, sign_names[i]);
 	}
+	/* Signatures already there: each once, not over-signed, so a later
+	 * signer may still add its own (RFC 8617 4.1.2). */
+	for (size_t k = 0; (flags & DKIM_SIGN_DKIM_SIGS) && k < v->n; k++)
+		if (field_is(&v->f[k], "DKIM-Signature", 14))
+			h_add(&h, &linelen, "DKIM-Signature");
 	buf_printf(&hdr,
-		   "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;\r\n\t d=%s; s=%s; t=%lld;\r\n\t"
+		   "%s; a=%s; c=relaxed/relaxed;\r\n\t d=%s; s=%s; t=%lld;\r\n\t"
 		   " h=%s;\r\n\t bh=%s;\r\n\t b=",
-		   s->type == DKIM_KEY_RSA ? "rsa-sha256" : "ed25519-sha256", s->domain,
+		   head, s->type == DKIM_KEY_RSA ? "rsa-sha256" : "ed25519-sha256", s->domain,
 		   s->selector, (long long)now, buf_cstr(&h), bh64);
 	buf_free(&h);
 	/* the signed fields, by the h= list just written */
@@ -626,19 +631,18 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t n
 		const char *he = strchr(hv, ';');
 		if (add_signed_headers(v, hv, (size_t)(he - hv), true, &hin) < 0 ||
 		    dkim_canon_header_relaxed(hdr.data, hdr.len, &hin) < 0) {
-			seterr(err, errsz, "header too large to sign");
+			strutil_errf(err, errsz, "header too large to sign");
 			goto done;
 		}
 		hin.len -= 2; /* the signature field goes in without its CRLF */
 	}
-	if (sign_data(s, (const unsigned char *)hin.data, hin.len, &hdr) < 0 ||
-	    buf_append(&hdr, "\r\n", 2) < 0) {
-		seterr(err, errsz, "signing with %s failed",
-		       s->type == DKIM_KEY_RSA ? "RSA" : "Ed25519");
+	if (dkim_signer_sign(s, hin.data, hin.len, &hdr) < 0 || buf_append(&hdr, "\r\n", 2) < 0) {
+		strutil_errf(err, errsz, "signing with %s failed",
+			     s->type == DKIM_KEY_RSA ? "RSA" : "Ed25519");
 		goto done;
 	}
 	if (buf_append(out, hdr.data, hdr.len) < 0) {
-		seterr(err, errsz, "signature does not fit");
+		strutil_errf(err, errsz, "signature does not fit");
 		goto done;
 	}
 	rc = 0;
@@ -656,7 +660,7 @@ int dkim_keygen(enum dkim_keytype type, struct buf *pem, struct buf *record, cha
 	EVP_PKEY *pk = type == DKIM_KEY_RSA ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
 					    : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (pk == NULL) {
-		seterr(err, errsz, "key generation failed");
+		strutil_errf(err, errsz, "key generation failed");
 		return -1;
 	}
 	int rc = -1;
@@ -693,7 +697,7 @@ int dkim_keygen(enum dkim_keytype type, struct buf *pem, struct buf *record, cha
 	BIO_free(bio);
 done:
 	if (rc < 0)
-		seterr(err, errsz, "key generation failed");
+		strutil_errf(err, errsz, "key generation failed");
 	OPENSSL_free(der);
 	EVP_PKEY_free(pk);
 	return rc;
@@ -728,10 +732,11 @@ static void copy_val(char *dst, size_t dsz, const struct dkim_tag *t)
 	dst[n] = '\0';
 }
 
-/* Copies field f with the value of its b= tag removed (RFC 6376 3.7). */
-static int strip_b(const char *f, size_t n, struct buf *out)
+int dkim_strip_b(const char *f, size_t n, struct buf *out)
 {
 	const char *colon = memchr(f, ':', n);
+	if (colon == NULL)
+		return -1;
 	size_t i = (size_t)(colon - f) + 1;
 	if (buf_append(out, f, i) < 0)
 		return -1;
@@ -768,12 +773,164 @@ static bool domain_within(const char *sub, size_t sn, const char *d, size_t dn)
 	return sn > dn && sub[sn - dn - 1] == '.' && strncasecmp(sub + sn - dn, d, dn) == 0;
 }
 
-static enum dkim_status verify_one(struct msgview *v, const struct field *sf, time_t now,
-				   dkim_lookup_fn lookup, void *ctx, struct dkim_result *r)
+/* The key type of an a= value; DKIM_PASS, or the status to report. */
+static enum dkim_status algo_type(const char *a, size_t n, enum dkim_keytype *kt,
+				  struct dkim_result *r)
 {
-	const char *colon = memchr(sf->p, ':', sf->len);
+	if (n == 10 && memcmp(a, "rsa-sha256", 10) == 0) {
+		*kt = DKIM_KEY_RSA;
+	} else if (n == 14 && memcmp(a, "ed25519-sha256", 14) == 0) {
+		*kt = DKIM_KEY_ED25519;
+	} else if (n == 8 && memcmp(a, "rsa-sha1", 8) == 0) {
+		snprintf(r->reason, sizeof r->reason, "rsa-sha1 is not accepted (RFC 8301)");
+		return DKIM_FAIL;
+	} else {
+		snprintf(r->reason, sizeof r->reason, "unknown algorithm");
+		return DKIM_NEUTRAL;
+	}
+	return DKIM_PASS;
+}
+
+/* Asks lookup for the key of r->selector, r->domain and checks it fits kt.
+ * DKIM_PASS with the key in *pkp (the caller frees it) and t=s in
+ * *strict, or the status to report with r->reason. */
+static enum dkim_status fetch_key(enum dkim_keytype kt, dkim_lookup_fn lookup, void *ctx,
+				  struct dkim_result *r, EVP_PKEY **pkp, bool *strict)
+{
+	char e[DKIM_ERR_MAX];
+	*pkp = NULL;
+	if (r->domain[0] == '\0' || r->selector[0] == '\0' ||
+	    strpbrk(r->domain, " \t\r\n") != NULL || strpbrk(r->selector, " \t\r\n") != NULL) {
+		snprintf(r->reason, sizeof r->reason, "bad d= or s=");
+		return DKIM_NEUTRAL;
+	}
+	struct buf rec = BUF_INIT;
+	buf_init(&rec, 65536);
+	int lr = lookup(ctx, r->selector, r->domain, &rec, e, sizeof e);
+	if (lr != 0) {
+		buf_free(&rec);
+		int w = snprintf(r->reason, sizeof r->reason, "key %.40s._domainkey.%.60s: %.40s",
+				 r->selector, r->domain, e);
+		(void)w;
+		return lr < 0 ? DKIM_TEMPERROR : DKIM_PERMERROR;
+	}
+	struct dkim_keyrec kr;
+	int pr = dkim_keyrec_parse(rec.data != NULL ? rec.data : "", rec.len, &kr, e, sizeof e);
+	buf_free(&rec);
+	if (pr < 0) {
+		snprintf(r->reason, sizeof r->reason, "%.150s", e);
+		return DKIM_PERMERROR;
+	}
+	r->testing = kr.testing;
+	*strict = kr.strict;
+	EVP_PKEY *pk = NULL;
+	if (kr.revoked) {
+		snprintf(r->reason, sizeof r->reason, "key revoked");
+		goto out;
+	}
+	if (kr.type != kt || !kr.sha256_ok) {
+		snprintf(r->reason, sizeof r->reason, "key does not fit the algorithm");
+		goto out;
+	}
+	const unsigned char *pp = kr.pub;
+	if (kt == DKIM_KEY_ED25519) {
+		pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, kr.pub, kr.pub_len);
+	} else {
+		pk = d2i_PUBKEY(NULL, &pp, (long)kr.pub_len);
+		if (pk == NULL) {
+			pp = kr.pub;
+			pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &pp, (long)kr.pub_len);
+		}
+		if (pk != NULL && !EVP_PKEY_is_a(pk, "RSA")) {
+			EVP_PKEY_free(pk);
+			pk = NULL;
+		}
+	}
+	if (pk == NULL) {
+		snprintf(r->reason, sizeof r->reason, "key record p= is not a usable key");
+		goto out;
+	}
+	if (kt == DKIM_KEY_RSA && EVP_PKEY_get_bits(pk) < 1024) {
+		snprintf(r->reason, sizeof r->reason,
+			 "RSA key of %d bits (RFC 8301: 1024 at least)", EVP_PKEY_get_bits(pk));
+		EVP_PKEY_free(pk);
+		pk = NULL;
+		goto out;
+	}
+out:
+	dkim_keyrec_clear(&kr);
+	*pkp = pk;
+	return pk != NULL ? DKIM_PASS : DKIM_PERMERROR;
+}
+
+/* Checks the base64 signature b64 of data with pk.  DKIM_PASS, DKIM_FAIL
+ * or DKIM_NEUTRAL (b= unreadable), with r->reason. */
+static enum dkim_status check_sig(EVP_PKEY *pk, enum dkim_keytype kt, const char *b64,
+				  size_t b64_len, const void *data, size_t n, struct dkim_result *r)
+{
+	size_t siglen = 0;
+	unsigned char *sig = b64_decode_fws(b64, b64_len, &siglen);
+	if (sig == NULL) {
+		snprintf(r->reason, sizeof r->reason, "b= is not base64");
+		return DKIM_NEUTRAL;
+	}
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	int ok = 0;
+	if (mctx != NULL && kt == DKIM_KEY_RSA) {
+		ok = EVP_DigestVerifyInit(mctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
+		     EVP_DigestVerify(mctx, sig, siglen, data, n) == 1;
+	} else if (mctx != NULL) {
+		unsigned char hh[EVP_MAX_MD_SIZE];
+		unsigned hhl = 0;
+		ok = digest(EVP_sha256(), data, n, hh, &hhl) == 0 &&
+		     EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, pk) == 1 &&
+		     EVP_DigestVerify(mctx, sig, siglen, hh, hhl) == 1;
+	}
+	EVP_MD_CTX_free(mctx);
+	free(sig);
+	if (!ok) {
+		snprintf(r->reason, sizeof r->reason, "signature did not verify");
+		return DKIM_FAIL;
+	}
+	r->reason[0] = '\0';
+	return DKIM_PASS;
+}
+
+enum dkim_status dkim_verify_data(const char *algo, size_t algo_len, const char *selector,
+				  const char *domain, const char *b64, size_t b64_len,
+				  const void *data, size_t n, dkim_lookup_fn lookup, void *ctx,
+				  struct dkim_result *r)
+{
+	snprintf(r->selector, sizeof r->selector, "%s", selector);
+	snprintf(r->domain, sizeof r->domain, "%s", domain);
+	snprintf(r->algo, sizeof r->algo, "%.*s", (int)(algo_len < 23 ? algo_len : 23), algo);
+	enum dkim_keytype kt;
+	enum dkim_status st = algo_type(algo, algo_len, &kt, r);
+	if (st != DKIM_PASS)
+		return st;
+	EVP_PKEY *pk;
+	bool strict;
+	st = fetch_key(kt, lookup, ctx, r, &pk, &strict);
+	if (st != DKIM_PASS)
+		return st;
+	st = check_sig(pk, kt, b64, b64_len, data, n, r);
+	EVP_PKEY_free(pk);
+	return st;
+}
+
+/* Verifies signature field sf[0..sflen) over the message v.  An AMS
+ * (RFC 8617 4.1.2) has no v= and its i= is the instance, not an AUID. */
+static enum dkim_status verify_one(struct msgview *v, const char *sf, size_t sflen, bool ams,
+				   time_t now, dkim_lookup_fn lookup, void *ctx,
+				   struct dkim_result *r)
+{
+	const char *colon = memchr(sf, ':', sflen);
+	if (colon == NULL) {
+		snprintf(r->reason, sizeof r->reason, "not a header field");
+		return DKIM_NEUTRAL;
+	}
 	const char *val = colon + 1;
-	size_t vlen = sf->len - (size_t)(val - sf->p);
+	size_t vlen = sflen - (size_t)(val - sf);
 	struct dkim_taglist tl;
 	char e[DKIM_ERR_MAX];
 	if (dkim_taglist_parse(val, vlen, &tl, e, sizeof e) < 0) {
@@ -786,30 +943,24 @@ static enum dkim_status verify_one(struct msgview *v, const struct field *sf, ti
 			      *ts = dkim_taglist_get(&tl, "s"), *tc = dkim_taglist_get(&tl, "c"),
 			      *ti = dkim_taglist_get(&tl, "i"), *tl_ = dkim_taglist_get(&tl, "l"),
 			      *tq = dkim_taglist_get(&tl, "q"), *tx = dkim_taglist_get(&tl, "x");
+	if (ams)
+		ti = NULL;
 	copy_val(r->domain, sizeof r->domain, td);
 	copy_val(r->selector, sizeof r->selector, ts);
 	copy_val(r->algo, sizeof r->algo, ta);
-	if (tv == NULL || ta == NULL || tb == NULL || tbh == NULL || td == NULL || th == NULL ||
-	    ts == NULL) {
+	if ((tv == NULL && !ams) || ta == NULL || tb == NULL || tbh == NULL || td == NULL ||
+	    th == NULL || ts == NULL) {
 		snprintf(r->reason, sizeof r->reason, "signature lacks a required tag");
 		return DKIM_NEUTRAL;
 	}
-	if (!tag_is(tv, "1")) {
+	if (!ams && !tag_is(tv, "1")) {
 		snprintf(r->reason, sizeof r->reason, "signature version is not 1");
 		return DKIM_NEUTRAL;
 	}
 	enum dkim_keytype kt;
-	if (tag_is(ta, "rsa-sha256")) {
-		kt = DKIM_KEY_RSA;
-	} else if (tag_is(ta, "ed25519-sha256")) {
-		kt = DKIM_KEY_ED25519;
-	} else if (tag_is(ta, "rsa-sha1")) {
-		snprintf(r->reason, sizeof r->reason, "rsa-sha1 is not accepted (RFC 8301)");
-		return DKIM_FAIL;
-	} else {
-		snprintf(r->reason, sizeof r->reason, "unknown algorithm");
-		return DKIM_NEUTRAL;
-	}
+	enum dkim_status ast = algo_type(ta->val, ta->val_len, &kt, r);
+	if (ast != DKIM_PASS)
+		return ast;
 	bool hrel = false, brel = false;
 	if (tc != NULL) {
 		const char *c = tc->val;
@@ -859,74 +1010,22 @@ static enum dkim_status verify_one(struct msgview *v, const struct field *sf, ti
 			return DKIM_NEUTRAL;
 		}
 	}
-	if (r->domain[0] == '\0' || r->selector[0] == '\0' ||
-	    strpbrk(r->domain, " \t\r\n") != NULL || strpbrk(r->selector, " \t\r\n") != NULL) {
-		snprintf(r->reason, sizeof r->reason, "bad d= or s=");
-		return DKIM_NEUTRAL;
-	}
 
 	/* key */
-	struct buf rec = BUF_INIT;
-	buf_init(&rec, 65536);
-	int lr = lookup(ctx, r->selector, r->domain, &rec, e, sizeof e);
-	if (lr != 0) {
-		buf_free(&rec);
-		int w = snprintf(r->reason, sizeof r->reason, "key %.40s._domainkey.%.60s: %.40s",
-				 r->selector, r->domain, e);
-		(void)w;
-		return lr < 0 ? DKIM_TEMPERROR : DKIM_PERMERROR;
-	}
-	struct dkim_keyrec kr;
-	int pr = dkim_keyrec_parse(rec.data != NULL ? rec.data : "", rec.len, &kr, e, sizeof e);
-	buf_free(&rec);
-	if (pr < 0) {
-		snprintf(r->reason, sizeof r->reason, "%.150s", e);
-		return DKIM_PERMERROR;
-	}
-	r->testing = kr.testing;
-	enum dkim_status st = DKIM_PERMERROR;
 	EVP_PKEY *pk = NULL;
-	EVP_MD_CTX *mctx = NULL;
-	unsigned char *sig = NULL;
+	bool strict = false;
+	enum dkim_status st = fetch_key(kt, lookup, ctx, r, &pk, &strict);
+	if (st != DKIM_PASS)
+		return st;
 	struct buf body = BUF_INIT, hin = BUF_INIT;
-	if (kr.revoked) {
-		snprintf(r->reason, sizeof r->reason, "key revoked");
-		goto out;
-	}
-	if (kr.type != kt || !kr.sha256_ok) {
-		snprintf(r->reason, sizeof r->reason, "key does not fit the algorithm");
-		goto out;
-	}
-	if (kr.strict && ti != NULL) {
+	st = DKIM_PERMERROR;
+	if (strict && ti != NULL) {
 		const char *at = memchr(ti->val, '@', ti->val_len);
 		size_t dl = ti->val_len - (size_t)(at + 1 - ti->val);
 		if (dl != strlen(r->domain) || !strutil_eq_ci(at + 1, dl, r->domain)) {
 			snprintf(r->reason, sizeof r->reason, "t=s key and i= is a subdomain");
 			goto out;
 		}
-	}
-	const unsigned char *pp = kr.pub;
-	if (kt == DKIM_KEY_ED25519) {
-		pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, kr.pub, kr.pub_len);
-	} else {
-		pk = d2i_PUBKEY(NULL, &pp, (long)kr.pub_len);
-		if (pk == NULL) {
-			pp = kr.pub;
-			pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &pp, (long)kr.pub_len);
-		}
-		if (pk != NULL && !EVP_PKEY_is_a(pk, "RSA")) {
-			EVP_PKEY_free(pk);
-			pk = NULL;
-		}
-	}
-	if (pk == NULL) {
-		snprintf(r->reason, sizeof r->reason, "key record p= is not a usable key");
-		goto out;
-	}
-	if (kt == DKIM_KEY_RSA && EVP_PKEY_get_bits(pk) < 1024) {
-		snprintf(r->reason, sizeof r->reason,
-			 "RSA key of %d bits (RFC 8301: 1024 at least)", EVP_PKEY_get_bits(pk));
-		goto out;
 	}
 
 	/* body hash */
@@ -963,47 +1062,35 @@ static enum dkim_status verify_one(struct msgview *v, const struct field *sf, ti
 		goto out;
 	}
 	struct buf stripped = BUF_INIT;
-	if (strip_b(sf->p, sf->len, &stripped) < 0 ||
+	if (dkim_strip_b(sf, sflen, &stripped) < 0 ||
 	    canon_field(stripped.data, stripped.len, hrel, &hin) < 0) {
 		buf_free(&stripped);
 		goto out;
 	}
 	buf_free(&stripped);
 	hin.len -= 2;
-	size_t siglen = 0;
-	sig = b64_decode_fws(tb->val, tb->val_len, &siglen);
-	if (sig == NULL) {
-		snprintf(r->reason, sizeof r->reason, "b= is not base64");
-		st = DKIM_NEUTRAL;
-		goto out;
-	}
-	mctx = EVP_MD_CTX_new();
-	int ok = 0;
-	if (mctx != NULL && kt == DKIM_KEY_RSA) {
-		ok = EVP_DigestVerifyInit(mctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
-		     EVP_DigestVerify(mctx, sig, siglen, (const unsigned char *)hin.data,
-				      hin.len) == 1;
-	} else if (mctx != NULL) {
-		unsigned char hh[EVP_MAX_MD_SIZE];
-		unsigned hhl = 0;
-		ok = digest(EVP_sha256(), hin.data, hin.len, hh, &hhl) == 0 &&
-		     EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, pk) == 1 &&
-		     EVP_DigestVerify(mctx, sig, siglen, hh, hhl) == 1;
-	}
-	if (ok) {
-		st = DKIM_PASS;
-		r->reason[0] = '\0';
-	} else {
-		snprintf(r->reason, sizeof r->reason, "signature did not verify");
-	}
+	st = check_sig(pk, kt, tb->val, tb->val_len, hin.data, hin.len, r);
 out:
-	EVP_MD_CTX_free(mctx);
 	EVP_PKEY_free(pk);
-	free(sig);
 	buf_free(&body);
 	buf_free(&hin);
-	dkim_keyrec_clear(&kr);
 	return st;
+}
+
+enum dkim_status dkim_verify_field(const char *msg, size_t len, const char *field, size_t flen,
+				   unsigned flags, time_t now, dkim_lookup_fn lookup, void *ctx,
+				   struct dkim_result *r)
+{
+	memset(r, 0, sizeof *r);
+	struct msgview *v = xmalloc(sizeof *v);
+	if (split_message(msg, len, v, r->reason, sizeof r->reason) < 0) {
+		free(v);
+		return r->status = DKIM_NEUTRAL;
+	}
+	name_fields(v);
+	r->status = verify_one(v, field, flen, (flags & DKIM_VERIFY_AMS) != 0, now, lookup, ctx, r);
+	free(v);
+	return r->status;
 }
 
 int dkim_verify(const char *msg, size_t len, time_t now, dkim_lookup_fn lookup, void *ctx,
@@ -1023,7 +1110,7 @@ int dkim_verify(const char *msg, size_t len, time_t now, dkim_lookup_fn lookup, 
 			continue;
 		struct dkim_result *r = &res[nres++];
 		memset(r, 0, sizeof *r);
-		r->status = verify_one(v, &v->f[i], now, lookup, ctx, r);
+		r->status = verify_one(v, v->f[i].p, v->f[i].len, false, now, lookup, ctx, r);
 	}
 	free(v);
 	return (int)nres;

@@ -92,6 +92,24 @@ void dkim_signer_free(struct dkim_signer **sp);
 int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, time_t now, struct buf *out,
 	      char *err, size_t errsz);
 
+/* The same with the field starting with head (name, colon and first tags:
+ * "DKIM-Signature: v=1", "ARC-Message-Signature: i=2") instead of
+ * "DKIM-Signature: v=1".  flags: DKIM_SIGN_DKIM_SIGS also signs every
+ * DKIM-Signature field present, once each (RFC 8617 4.1.2 for the AMS). */
+#define DKIM_SIGN_DKIM_SIGS 1u
+int dkim_sign_field(const struct dkim_signer *s, const char *head, unsigned flags, const char *msg,
+		    size_t len, time_t now, struct buf *out, char *err, size_t errsz);
+
+/* Signs data (a prepared header hash input) with s's key (sha256; for
+ * Ed25519 the sha256 of data, RFC 8463) and appends the signature in
+ * base64, folded for a header field, to out.  0 or -1. */
+int dkim_signer_sign(const struct dkim_signer *s, const void *data, size_t n, struct buf *out);
+
+/* Appends header field f[0..n) with the value of its b= tag removed
+ * (RFC 6376 3.7: "b=" stays, its value goes).  0, or -1 (no colon, out
+ * full). */
+int dkim_strip_b(const char *f, size_t n, struct buf *out);
+
 /* Makes a new key: type RSA (2048 bits) or Ed25519.  Writes the private key
  * as PEM to pem (mode 0600 by the caller) and the DNS TXT record text
  * ("v=DKIM1; k=...; p=...") to record.  Returns 0 or -1. */
@@ -131,5 +149,24 @@ const char *dkim_status_name(enum dkim_status st);
  * read (too many fields, no header section). */
 int dkim_verify(const char *msg, size_t len, time_t now, dkim_lookup_fn lookup, void *ctx,
 		struct dkim_result *res, size_t max, char *err, size_t errsz);
+
+/* Verifies one signature field, field[0..flen) (pointing into msg or not:
+ * its bytes are what is checked), over msg.  flags: DKIM_VERIFY_AMS for an
+ * ARC-Message-Signature (RFC 8617 4.1.2: no v=, i= is the instance).
+ * Fills r (reason set unless pass) and returns r->status. */
+#define DKIM_VERIFY_AMS 1u
+enum dkim_status dkim_verify_field(const char *msg, size_t len, const char *field, size_t flen,
+				   unsigned flags, time_t now, dkim_lookup_fn lookup, void *ctx,
+				   struct dkim_result *r);
+
+/* Verifies the base64 signature b64 (a b= value) of data, a prepared hash
+ * input, with algorithm algo (an a= value) and the key of selector,
+ * domain asked from lookup; the same key rules as dkim_verify.  Fills r
+ * (selector, domain, algo, reason) and returns the status (r->status is
+ * left to the caller). */
+enum dkim_status dkim_verify_data(const char *algo, size_t algo_len, const char *selector,
+				  const char *domain, const char *b64, size_t b64_len,
+				  const void *data, size_t n, dkim_lookup_fn lookup, void *ctx,
+				  struct dkim_result *r);
 
 #endif

@@ -18,20 +18,12 @@
 
 #include <event2/event.h>
 
+#include "dkim-fetch.h"
 #include "dns.h"
 #include "fsutil.h"
 #include "header.h"
 #include "msgauth.h"
 #include "xalloc.h"
-
-struct key_answer {
-	struct msgauth *m;
-	char selector[64];
-	char domain[256];
-	int status; /* 0 found (rec), 1 none, -1 temporary; 2 still asking */
-	struct buf rec;
-	struct dns_query *q;
-};
 
 struct msgauth {
 	struct event_base *base;
@@ -46,8 +38,7 @@ struct msgauth {
 	enum spf_qtype spf_qtype;
 	bool spf_done;
 
-	struct key_answer keys[DKIM_SIGS_MAX];
-	size_t n_keys, keys_pending;
+	struct dkim_fetch *keys; /* the key records of the signatures */
 
 	int dmarc_stage; /* 0 asking the From: domain, 1 its org domain, 2 done */
 	struct dns_query *dmarc_q;
@@ -107,33 +98,9 @@ static void spf_advance(struct msgauth *m)
 
 /* ---------------------------------------------------------------- DKIM */
 
-static void key_dns_cb(void *ctx, const struct dns_rr_result *r)
+static void key_answered(void *ctx)
 {
-	struct key_answer *k = ctx;
-	k->q = NULL;
-	if (r->status == DNS_OK && r->n > 0) {
-		/* Several records at one selector: the first that is one. */
-		k->status = 1;
-		for (size_t i = 0; i < r->n && k->status != 0; i++) {
-			struct dkim_keyrec kr;
-			if (dkim_keyrec_parse((const char *)r->rr[i].data, r->rr[i].len, &kr, NULL,
-					      0) == 0) {
-				dkim_keyrec_clear(&kr);
-				buf_reset(&k->rec);
-				if (buf_append(&k->rec, r->rr[i].data, r->rr[i].len) == 0)
-					k->status = 0;
-			}
-		}
-		if (k->status != 0) {
-			/* None parses: give the first, dkim_verify says why. */
-			buf_reset(&k->rec);
-			k->status = buf_append(&k->rec, r->rr[0].data, r->rr[0].len) == 0 ? 0 : -1;
-		}
-	} else {
-		k->status = r->status == DNS_TEMPFAIL ? -1 : 1;
-	}
-	k->m->keys_pending--;
-	maybe_finish(k->m);
+	maybe_finish(ctx);
 }
 
 /* Asks for the key record of every signature (d= and s= of each
@@ -154,53 +121,10 @@ static void keys_start(struct msgauth *m)
 			continue;
 		const struct dkim_tag *d = dkim_taglist_get(&tl, "d");
 		const struct dkim_tag *s = dkim_taglist_get(&tl, "s");
-		if (d == NULL || s == NULL || d->val_len == 0 || s->val_len == 0 ||
-		    d->val_len >= 256 || s->val_len >= 64 || d->val_len + s->val_len > 240)
-			continue;
-		bool dup = false;
-		for (size_t k = 0; k < m->n_keys && !dup; k++)
-			dup = strlen(m->keys[k].domain) == d->val_len &&
-			      strncasecmp(m->keys[k].domain, d->val, d->val_len) == 0 &&
-			      strlen(m->keys[k].selector) == s->val_len &&
-			      strncasecmp(m->keys[k].selector, s->val, s->val_len) == 0;
-		if (dup)
-			continue;
-		struct key_answer *k = &m->keys[m->n_keys];
-		memcpy(k->domain, d->val, d->val_len);
-		k->domain[d->val_len] = '\0';
-		memcpy(k->selector, s->val, s->val_len);
-		k->selector[s->val_len] = '\0';
-		k->m = m;
-		k->status = 2;
-		buf_init(&k->rec, 0);
-		m->n_keys++;
-		char name[320], err[256];
-		snprintf(name, sizeof name, "%s._domainkey.%s", k->selector, k->domain);
-		k->q = dns_lookup(m->res, DNS_RR_TXT, name, key_dns_cb, k, err, sizeof err);
-		if (k->q == NULL)
-			k->status = -1;
-		else
-			m->keys_pending++;
+		if (d != NULL && s != NULL)
+			dkim_fetch_add(m->keys, s->val, s->val_len, d->val, d->val_len);
 	}
 	header_free(&h);
-}
-
-/* dkim_verify's lookup: the answers asked for in advance. */
-static int key_lookup(void *ctx, const char *selector, const char *domain, struct buf *rec,
-		      char *err, size_t errsz)
-{
-	struct msgauth *m = ctx;
-	for (size_t i = 0; i < m->n_keys; i++) {
-		struct key_answer *k = &m->keys[i];
-		if (strcasecmp(k->selector, selector) != 0 || strcasecmp(k->domain, domain) != 0)
-			continue;
-		if (k->status == 0)
-			return buf_append(rec, k->rec.data, k->rec.len) == 0 ? 0 : -1;
-		snprintf(err, errsz, k->status == 1 ? "no key record" : "key lookup failed");
-		return k->status == 1 ? 1 : -1;
-	}
-	snprintf(err, errsz, "key not looked up");
-	return -1;
 }
 
 /* --------------------------------------------------------------- DMARC */
@@ -319,7 +243,7 @@ static void finish(struct msgauth *m)
 	snprintf(o->spf_domain, sizeof o->spf_domain, "%s", spf_domain(m->spf));
 	o->spf_helo = m->mail_from[0] == '\0';
 	/* DKIM */
-	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), key_lookup, m, o->dkim,
+	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, o->dkim,
 			    DKIM_SIGS_MAX, o->dkim_error, sizeof o->dkim_error);
 	o->n_dkim = n > 0 ? (size_t)n : 0;
 	/* DMARC */
@@ -358,7 +282,7 @@ static void finish(struct msgauth *m)
 
 static void maybe_finish(struct msgauth *m)
 {
-	if (m->spf_done && m->keys_pending == 0 && m->dmarc_stage == 2)
+	if (m->spf_done && dkim_fetch_pending(m->keys) == 0 && m->dmarc_stage == 2)
 		finish(m);
 }
 
@@ -366,12 +290,7 @@ static void cancel_queries(struct msgauth *m)
 {
 	dns_query_cancel(&m->spf_q);
 	dns_query_cancel(&m->dmarc_q);
-	for (size_t i = 0; i < m->n_keys; i++)
-		if (m->keys[i].q != NULL) {
-			dns_query_cancel(&m->keys[i].q);
-			m->keys[i].status = -1;
-		}
-	m->keys_pending = 0;
+	dkim_fetch_cancel(m->keys);
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -402,6 +321,7 @@ struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
 	m->req.mail_from = m->mail_from;
 	m->req.from_domain = m->from_domain;
 	m->req.receiver = m->receiver;
+	m->keys = dkim_fetch_new(res, key_answered, m);
 	m->timer = evtimer_new(base, timeout_cb, m);
 	m->done_ev = event_new(base, -1, 0, done_cb, m);
 	if (m->timer == NULL || m->done_ev == NULL) {
@@ -438,8 +358,7 @@ void msgauth_free(struct msgauth **mp)
 	if (m == NULL)
 		return;
 	cancel_queries(m);
-	for (size_t i = 0; i < m->n_keys; i++)
-		buf_free(&m->keys[i].rec);
+	dkim_fetch_free(&m->keys);
 	spf_check_free(&m->spf);
 	event_free(m->timer);
 	event_free(m->done_ev);

@@ -552,18 +552,6 @@ struct record {
 	bool has_all;
 };
 
-static void say(char *why, size_t whysz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t whysz, const char *fmt, ...)
-{
-	if (why == NULL || whysz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whysz, fmt, ap);
-	va_end(ap);
-}
-
 /* A CIDR length: "0" or digits without a leading zero, <= max. */
 static bool parse_cidr(const char *s, size_t n, unsigned max, unsigned *out)
 {
@@ -641,7 +629,8 @@ static int parse_term(const char *p, size_t n, struct term *t, char *why, size_t
 			if (strutil_eq_ci(p, k, "redirect") || strutil_eq_ci(p, k, "exp")) {
 				t->kind = lower(p[0]) == 'r' ? T_REDIRECT : T_EXP;
 				if (!domain_spec_valid(v, vn)) {
-					say(why, whysz, "bad domain-spec in '%.*s'", tl, p);
+					strutil_errf(why, whysz, "bad domain-spec in '%.*s'", tl,
+						     p);
 					return -1;
 				}
 				t->arg = v;
@@ -650,7 +639,7 @@ static int parse_term(const char *p, size_t n, struct term *t, char *why, size_t
 			}
 			t->kind = T_UNKNOWN_MOD;
 			if (!macro_string_valid(v, vn, false)) {
-				say(why, whysz, "bad macro-string in '%.*s'", tl, p);
+				strutil_errf(why, whysz, "bad macro-string in '%.*s'", tl, p);
 				return -1;
 			}
 			return 0;
@@ -695,7 +684,7 @@ static int parse_term(const char *p, size_t n, struct term *t, char *why, size_t
 			found = true;
 		}
 	if (!found) {
-		say(why, whysz, "unknown mechanism '%.*s'", tl, p);
+		strutil_errf(why, whysz, "unknown mechanism '%.*s'", tl, p);
 		return -1;
 	}
 	switch (t->kind) {
@@ -754,7 +743,7 @@ static int parse_term(const char *p, size_t n, struct term *t, char *why, size_t
 		break;
 	}
 bad:
-	say(why, whysz, "syntax error in '%.*s'", tl, p);
+	strutil_errf(why, whysz, "syntax error in '%.*s'", tl, p);
 	return -1;
 }
 
@@ -772,11 +761,11 @@ static int parse_record(const char *txt, size_t n, struct record *r, char *why, 
 	r->redirect = r->exp = -1;
 	r->has_all = false;
 	if (n > SPF_RECORD_MAX) {
-		say(why, whysz, "record longer than %d bytes", SPF_RECORD_MAX);
+		strutil_errf(why, whysz, "record longer than %d bytes", SPF_RECORD_MAX);
 		return -1;
 	}
 	if (!is_spf_record(txt, n)) {
-		say(why, whysz, "not a v=spf1 record");
+		strutil_errf(why, whysz, "not a v=spf1 record");
 		return -1;
 	}
 	size_t i = 6;
@@ -789,7 +778,7 @@ static int parse_record(const char *txt, size_t n, struct record *r, char *why, 
 		while (i < n && txt[i] != ' ')
 			i++;
 		if (r->n == SPF_MAX_TERMS) {
-			say(why, whysz, "more than %d terms", SPF_MAX_TERMS);
+			strutil_errf(why, whysz, "more than %d terms", SPF_MAX_TERMS);
 			return -1;
 		}
 		struct term *t = &r->t[r->n];
@@ -798,8 +787,8 @@ static int parse_record(const char *txt, size_t n, struct record *r, char *why, 
 		if (t->kind == T_REDIRECT || t->kind == T_EXP) {
 			int *slot = t->kind == T_REDIRECT ? &r->redirect : &r->exp;
 			if (*slot >= 0) {
-				say(why, whysz, "%s= given twice",
-				    t->kind == T_REDIRECT ? "redirect" : "exp");
+				strutil_errf(why, whysz, "%s= given twice",
+					     t->kind == T_REDIRECT ? "redirect" : "exp");
 				return -1;
 			}
 			*slot = (int)r->n;

@@ -6,14 +6,11 @@ receiver would: SPF for the host's address, both DKIM keys, DMARC."""
 
 import os
 import re
-import subprocess
-import tempfile
-import time
 
 import pytest
 
 from conftest import sanitizer_report, timeout
-from test_spf_cli import DNSMASQ, free_port, pick_port
+from test_spf_cli import DNSMASQ, dnsmasq
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
                                 reason="dnsmasq is not installed (scripts/install-deps.sh)")
@@ -25,23 +22,6 @@ def dkim_records(srv, domain):
     for m in re.finditer(r"^(\S+)\._domainkey\.\S+ IN TXT (\(.*?\)|\"[^\"]*\")", out, re.M | re.S):
         recs[m.group(1)] = re.findall(r'"([^"]*)"', m.group(2))
     return recs
-
-
-def start_dnsmasq(records):
-    port = pick_port()
-    logpath = tempfile.mktemp(prefix="tern-dnsmasq-dc-", suffix=".log")
-    log = open(logpath, "wb")
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--local=/test/", "--local=/example.org/", "--local=/in-addr.arpa/"] + \
-        (["--user=root"] if os.geteuid() == 0 else []) + records
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while free_port(port):
-        assert proc.poll() is None, open(logpath).read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return proc, port, log, logpath
 
 
 def test_domain_check_all_in_place_and_problems(make_server):
@@ -56,9 +36,8 @@ def test_domain_check_all_in_place_and_problems(make_server):
         "--txt-record=_dmarc.example.test,v=DMARC1; p=none; rua=mailto:postmaster@example.test",
     ] + ["--txt-record=%s._domainkey.example.test,%s" % (sel, ",".join(parts))
          for sel, parts in recs.items()]
-    proc, port, log, logpath = start_dnsmasq(records)
-    try:
-        s.set_config({"dns.resolver": "127.0.0.1:%d" % port, "mailauth.timeout": "5s"})
+    with dnsmasq(records, zones=("test", "example.org", "in-addr.arpa")) as server:
+        s.set_config({"dns.resolver": server, "mailauth.timeout": "5s"})
         r = s.cli("domain", "check", "example.test")
         assert not sanitizer_report(r.stderr.decode()), r.stderr
         out = r.stdout.decode()
@@ -88,8 +67,3 @@ def test_domain_check_all_in_place_and_problems(make_server):
                          re.M), out
         r = s.cli("domain", "check", "nosuch.example")
         assert r.returncode == 1 and b"no such domain nosuch.example" in r.stderr
-    finally:
-        proc.terminate()
-        proc.wait(5)
-        log.close()
-        os.unlink(logpath)

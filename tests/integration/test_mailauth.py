@@ -17,18 +17,14 @@ Zones:
 import atexit
 import base64
 import os
-import shutil
 import smtplib
-import subprocess
-import tempfile
-import time
 
 import dkim
 import nacl.signing
 import pytest
 
 from conftest import HOST, timeout
-from test_spf_cli import DNSMASQ, free_port, pick_port
+from test_spf_cli import DNSMASQ, dnsmasq
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
                                 reason="dnsmasq is not installed (scripts/install-deps.sh)")
@@ -51,9 +47,6 @@ ODK_RECORD = "v=DKIM1; k=rsa; p=" + base64.b64encode(_der).decode()
 
 @pytest.fixture(scope="module")
 def dns():
-    port = pick_port()
-    logpath = tempfile.mktemp(prefix="tern-dnsmasq-ma-", suffix=".log")
-    log = open(logpath, "wb")
     records = [
         "--txt-record=good.test,v=spf1 ip4:%s -all" % CLIENT,
         "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
@@ -66,20 +59,8 @@ def dns():
         "--txt-record=quar.test,v=spf1 ip4:10.9.9.9 -all",
         "--txt-record=_dmarc.quar.test,v=DMARC1; p=quarantine",
     ]
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--local=/test/"] + (["--user=root"] if os.geteuid() == 0 else []) + records
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while free_port(port):
-        assert proc.poll() is None, open(logpath).read()
-        assert time.monotonic() < deadline, "dnsmasq did not start"
-        time.sleep(0.05)
-    yield "127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(5)
-    log.close()
-    os.unlink(logpath)
+    with dnsmasq(records) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ on loopback serving these zones:
     e.test      TXT "v=spf1 include:nospf.test -all"
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -59,6 +60,32 @@ def pick_port():
     raise RuntimeError("no free port for dnsmasq")
 
 
+@contextlib.contextmanager
+def dnsmasq(records, zones=("test",)):
+    """A dnsmasq on 127.0.0.1 answering for zones from records (its
+    --txt-record=... options) and nothing else; yields "127.0.0.1:PORT"."""
+    port = pick_port()
+    log = tempfile.TemporaryFile()
+    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts"] + \
+        ["--local=/%s/" % z for z in zones] + \
+        (["--user=root"] if os.geteuid() == 0 else []) + list(records)
+    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while free_port(port):
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError("dnsmasq exited: %s" % log.read().decode(errors="replace"))
+            assert time.monotonic() < deadline, "dnsmasq did not start"
+            time.sleep(0.05)
+        yield "127.0.0.1:%d" % port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        log.close()
+
+
 RECORDS = [
     "--txt-record=a.test,v=spf1 ,ip4:1.2.3.0/24 -all exp=why.a.test",
     "--txt-record=why.a.test,%{i} may not send for %{d} (%{s})",
@@ -82,24 +109,15 @@ RECORDS = [
 
 @pytest.fixture(scope="module")
 def world():
-    port = pick_port()
-    logpath = tempfile.mktemp(prefix="tern-dnsmasq-spf-", suffix=".log")
-    log = open(logpath, "wb")
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--local=/test/"] + (["--user=root"] if os.geteuid() == 0 else []) + RECORDS
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("dnsmasq exited: %s" % open(logpath).read())
-        if not free_port(port):
-            break
-        time.sleep(0.05)
+    with dnsmasq(RECORDS) as server:
+        yield from make_world(server)
+
+
+def make_world(server):
     base = tempfile.mkdtemp(prefix="tern-spf-")
     os.chmod(base, 0o755)
     confs = {}
-    for name, resolver in (("ok", "127.0.0.1:%d" % port), ("dead", "127.0.0.1:9")):
+    for name, resolver in (("ok", server), ("dead", "127.0.0.1:9")):
         d = os.path.join(base, name)
         r = subprocess.run([TERN, "init", d, "--domain", "r.test", "--hostname", "mx.r.test",
                             "--resolver", resolver], capture_output=True, timeout=60)
@@ -109,10 +127,6 @@ def world():
             f.write("queue.timeout.dns = 2s\n")
         confs[name] = conf
     yield confs
-    proc.terminate()
-    proc.wait(5)
-    log.close()
-    os.unlink(logpath)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -13,6 +13,7 @@
 
 #include "base64.h"
 #include "dkim.h"
+#include "test-mailauth.h"
 #include "test.h"
 
 TEST(dkim_taglist_basic)
@@ -146,7 +147,7 @@ static const char msg[] = "From: Alice <alice@example.org>\r\n"
 			  "  see you.\r\n"
 			  "\r\n";
 
-static struct dkim_signer *make_signer(enum dkim_keytype type, const char *sel, struct buf *record)
+struct dkim_signer *test_make_signer(enum dkim_keytype type, const char *sel, struct buf *record)
 {
 	struct buf pem = BUF_INIT;
 	char err[DKIM_ERR_MAX];
@@ -166,7 +167,7 @@ static struct dkim_signer *make_signer(enum dkim_keytype type, const char *sel, 
 static void round_trip(enum dkim_keytype type, const char *algo)
 {
 	struct buf record = BUF_INIT, signed_msg = BUF_INIT;
-	struct dkim_signer *s = make_signer(type, "sel1", &record);
+	struct dkim_signer *s = test_make_signer(type, "sel1", &record);
 	CHECK(s != NULL);
 	if (s == NULL)
 		return;
@@ -263,8 +264,8 @@ TEST(dkim_round_trip_ed25519)
 TEST(dkim_two_signatures)
 {
 	struct buf r1 = BUF_INIT, r2 = BUF_INIT, out = BUF_INIT;
-	struct dkim_signer *a = make_signer(DKIM_KEY_ED25519, "sel1", &r1);
-	struct dkim_signer *b = make_signer(DKIM_KEY_RSA, "sel1", &r2);
+	struct dkim_signer *a = test_make_signer(DKIM_KEY_ED25519, "sel1", &r1);
+	struct dkim_signer *b = test_make_signer(DKIM_KEY_RSA, "sel1", &r2);
 	char err[DKIM_ERR_MAX];
 	CHECK(a != NULL && b != NULL);
 	CHECK_INT(dkim_sign(a, msg, sizeof msg - 1, 1, &out, err, sizeof err), 0);
