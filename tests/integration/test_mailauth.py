@@ -17,7 +17,10 @@ Zones:
 import atexit
 import base64
 import os
+import shutil
 import smtplib
+import subprocess
+import tempfile
 
 import dkim
 import nacl.signing
