@@ -169,6 +169,7 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 			add_copy(p, a->arg, a->create, join_flags(a));
 			break;
 		case SIEVE_ACT_DISCARD:
+		case SIEVE_ACT_VACATION:
 			break;
 		case SIEVE_ACT_REDIRECT:
 		case SIEVE_ACT_REJECT:
