@@ -75,7 +75,8 @@ static const char account_ddl[] =
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);";
+	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);"
+	STORE_VACATION_DDL;
 
 /* Upgrades of an account.db made by an older Tern (store_db_schema), one
  * per schema version, in order. */
@@ -87,6 +88,8 @@ static const struct store_db_upgrade account_upgrades[] = {
      SUBSCRIPTIONS_DDL "INSERT OR IGNORE INTO subscriptions (name)"
 		       " SELECT name FROM mailboxes WHERE subscribed <> 0;"
 		       "ALTER TABLE mailboxes DROP COLUMN subscribed;"},
+    /* Version 3: who got which Sieve vacation reply until when. */
+    {3, "account schema v3: vacation replies", STORE_VACATION_DDL},
 };
 #define N_ACCOUNT_UPGRADES (sizeof account_upgrades / sizeof account_upgrades[0])
 
