@@ -105,6 +105,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"sieve.max_scripts", CFG_UINT, STR(sieve_max_scripts), "16", false},
 	{"sieve.before", CFG_PATH, STR(sieve_before), "", false},
 	{"sieve.after", CFG_PATH, STR(sieve_after), "", false},
+	{"sieve.vacation_min_period", CFG_DURATION, STR(sieve_vacation_min_period), "1d", false},
+	{"sieve.vacation_max_period", CFG_DURATION, STR(sieve_vacation_max_period), "30d", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -901,7 +901,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i] || t->n_local == 0)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
-					    {NULL, NULL}};
+					    {NULL, NULL}, srv->dkim};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		for (size_t j = 0; j < t->n_local; j++) {
 			struct smtp_sieve_plan *p = &plans[n_plans++];

@@ -4,9 +4,15 @@
  * the account's active script and the global "after" script, and turns
  * their actions into the copies to store (mailbox, :create, flags).
  *
+ * Sending is done here too, before the copies are stored: a vacation
+ * reply (RFC 5230, when sieve_vacation_allowed says so and the account's
+ * tracking has no reply within the period) and redirects, each through
+ * the queue for remote addresses and delivered at once to local ones.
+ *
  * Mail is never lost here: a script that cannot be read, compiled or run,
- * a message file that cannot be read and actions not performed at delivery
- * (redirect, reject, ereject) all end in the INBOX, and are logged.
+ * a message file that cannot be read, a redirect that cannot be done and
+ * actions not performed at delivery (reject, ereject) all end in the
+ * INBOX, and are logged.
  */
 #ifndef TERN_SMTP_SIEVE_H
 #define TERN_SMTP_SIEVE_H
@@ -16,6 +22,7 @@
 #include <stdint.h>
 
 struct config;
+struct dkim_keyring;
 struct store;
 struct sieve_script;
 
@@ -45,6 +52,8 @@ struct smtp_sieve_msg {
 	int loaded; /* 0 not yet, 1 read, -1 failed */
 	bool globals_done;
 	struct sieve_script *global[2]; /* before, after */
+	/* input: signs what is sent to other servers (NULL: unsigned) */
+	struct dkim_keyring *dkim;
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO

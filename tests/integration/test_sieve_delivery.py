@@ -142,9 +142,9 @@ def test_runtime_error_keeps_in_inbox(srv):
                  seconds=10)
 
 
-def test_redirect_not_done_keeps(srv):
-    user = new_user(srv, 'redirect "someone@elsewhere.example";\r\n')
-    msg = message(user, "fwd")
+def test_reject_not_done_keeps(srv):
+    user = new_user(srv, 'require "reject";\r\nreject "go away";\r\n')
+    msg = message(user, "rej")
     send(srv, [user], msg)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], msg)
