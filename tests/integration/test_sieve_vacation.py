@@ -11,6 +11,7 @@ import re
 import shutil
 import smtplib
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -289,3 +290,23 @@ def test_redirect_to_missing_local_user_kept(srv):
     assert len(inbox(srv, user)) == 1
     assert srv.wait_log(r"to=<%s> action=redirect rcpt=<nobody-here@example\.test> "
                         r"error=\"no such local address\" result=keep" % re.escape(user))
+
+
+def test_vacation_seconds_period_ends(make_server):
+    """vacation-seconds (RFC 6131) with sieve.vacation_min_period lowered:
+    no second reply within the period, a reply again after it."""
+    s = make_server(conf=dict(CONF, **{"sieve.vacation_min_period": "1s"}))
+    user = new_user(s, 'require "vacation-seconds";\r\nvacation :seconds 3 "Away.";\r\n')
+    sender = "s%s@remote.example" % uuid.uuid4().hex[:8]
+    t0 = time.monotonic()
+    msg, mid = message(sender, user, "one")
+    send(s, sender, [user], msg)
+    assert len(queued(s, mid)) == 1
+    msg2, mid2 = message(sender, user, "two")
+    send(s, sender, [user], msg2)
+    if time.monotonic() - t0 < 2.5:  # else too slow a machine to tell
+        assert queued(s, mid2) == []
+    time.sleep(max(0, 3.5 - (time.monotonic() - t0)))
+    msg3, mid3 = message(sender, user, "three")
+    send(s, sender, [user], msg3)
+    assert len(queued(s, mid3)) == 1
