@@ -6,7 +6,10 @@
  * some script cancelled it (RFC 5228 2.10.2: an explicit keep, fileinto,
  * discard...); the same mailbox twice is stored once.  `stop` ends the
  * script it is in.  The runs are bounded by the library's limits (steps,
- * actions), so they take little time on the event loop.
+ * actions), so they take little time on the event loop.  Vacation replies
+ * and redirects are sent as each script's actions are read: delivered at
+ * once to local targets, queued for remote ones (section "vacation and
+ * redirect").
  */
 #include "smtp-sieve.h"
 
