@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "config.h"
 #include "dkim-keys.h"
@@ -138,6 +139,7 @@ struct send_ctx {
 	char account[256]; /* the account's address */
 	const struct sieve_input *in;
 	size_t redirects;
+	char sent[REDIRECT_MAX][ADDR_PATH_MAX + 1]; /* addresses redirected to */
 };
 
 static const char *domain_of(const char *address)
@@ -304,27 +306,38 @@ static const char *without_return_path(const char *data, size_t len, size_t *out
 static int redirect(struct send_ctx *c, const struct sieve_action *act)
 {
 	const char *why = NULL;
-	char err[256] = "";
+	char err[256] = "", to[ADDR_PATH_MAX + 1] = "";
+	struct addr a;
 	struct header h;
 	size_t len;
 	const char *msg = without_return_path(c->m->data, c->m->len, &len);
-	if (++c->redirects > REDIRECT_MAX) {
-		why = "more than 4 redirects";
-	} else if (header_parse(msg, len, &h) == HEADER_OK) {
+	if (addr_parse_mailbox(act->arg, strlen(act->arg), true, &a) != ADDR_OK ||
+	    addr_format(&a, to, sizeof to) < 0) {
+		why = "not a valid address";
+	} else {
+		/* the same address from two scripts: sent once */
+		for (size_t i = 0; i < c->redirects && i < REDIRECT_MAX; i++)
+			if (!strcasecmp(c->sent[i], to))
+				return 0;
+		if (c->redirects >= REDIRECT_MAX)
+			why = "more than 4 redirects";
+	}
+	if (why == NULL && header_parse(msg, len, &h) == HEADER_OK) {
 		if (header_count(&h, "Received") >= REDIRECT_MAX_HOPS)
 			why = "loop: too many Received fields";
 		header_free(&h);
 	}
-	if (why == NULL && send_one(c, c->in->env_from, act->arg, domain_of(c->env_to), msg, len, 0,
-				    err, sizeof err) < 0)
+	if (why == NULL && send_one(c, c->in->env_from, to, domain_of(c->env_to), msg, len, 0, err,
+				    sizeof err) < 0)
 		why = err;
 	if (why != NULL) {
 		log_error("sieve id=%s to=<%s> action=redirect rcpt=<%s> error=\"%s\" result=keep",
 			  c->m->id, c->env_to, act->arg, why);
 		return -1;
 	}
+	snprintf(c->sent[c->redirects++], sizeof c->sent[0], "%s", to);
 	log_info("sieve id=%s to=<%s> action=redirect rcpt=<%s>%s result=sent", c->m->id, c->env_to,
-		 act->arg, act->copy ? " copy=yes" : "");
+		 to, act->copy ? " copy=yes" : "");
 	return 0;
 }
 
@@ -436,7 +449,7 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		struct exists_ctx ec = {a};
 		struct sieve_input in = {m->env_from, env_to, m->data, m->len, mailbox_exists, &ec};
-		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0};
+		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 		if (store_account_address(st, account, sc.account) < 0)
 			sc.account[0] = '\0';
 		for (int i = 0; i < 3; i++)

@@ -251,15 +251,17 @@ def test_redirect_copy_keeps(srv):
 
 def test_redirect_limit_over_scripts(make_server):
     """Four redirects per message and recipient, whatever the scripts: the
-    global after-script's fifth is not done, and the message is kept."""
+    global after-script's fifth is not done, and the message is kept.  An
+    address redirected to already (any case) is not sent twice."""
     d = tempfile.mkdtemp(prefix="tern-sieve-")  # the workers' user reads it
     os.chmod(d, 0o755)
     after = os.path.join(d, "after.sieve")
     with open(after, "w") as f:
-        f.write('redirect "t4@remote.example";\r\n')
+        f.write('redirect "T0@Remote.Example";\r\nredirect "t3@remote.example";\r\n'
+                'redirect "t4@remote.example";\r\n')
     os.chmod(after, 0o644)
     s = make_server(conf=dict(CONF, **{"sieve.after": after}))
-    user = new_user(s, "".join('redirect "t%d@remote.example";\r\n' % i for i in range(4)))
+    user = new_user(s, "".join('redirect "t%d@remote.example";\r\n' % i for i in range(3)))
     msg, mid = message("a@remote.example", user, "Many")
     send(s, "a@remote.example", [user], msg)
     rows = [r for r, _ in queued(s, mid)]
@@ -283,13 +285,16 @@ def test_redirect_loop_kept(srv):
                         r"fields\" result=keep" % (re.escape(user), re.escape(target)))
 
 
-def test_redirect_to_missing_local_user_kept(srv):
-    user = new_user(srv, 'redirect "nobody-here@example.test";\r\n')
+@pytest.mark.parametrize("target,why", [("nobody-here@example.test", "no such local address"),
+                                        ("a..b@remote.example", "not a valid address")])
+def test_redirect_not_possible_kept(srv, target, why):
+    user = new_user(srv, 'redirect "%s";\r\n' % target)
     msg, mid = message("a@remote.example", user, "Nobody")
     send(srv, "a@remote.example", [user], msg)
     assert len(inbox(srv, user)) == 1
-    assert srv.wait_log(r"to=<%s> action=redirect rcpt=<nobody-here@example\.test> "
-                        r"error=\"no such local address\" result=keep" % re.escape(user))
+    assert queued(srv, mid) == []
+    assert srv.wait_log(r"to=<%s> action=redirect rcpt=<%s> error=\"%s\" result=keep"
+                        % (re.escape(user), re.escape(target), why))
 
 
 def test_vacation_seconds_period_ends(make_server):
