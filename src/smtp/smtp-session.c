@@ -892,6 +892,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	}
 	/* Sieve decides the copies of each local recipient (none: discarded). */
 	size_t *n_items_of = xcalloc(n, sizeof *n_items_of);
+	char(*refused)[512] = xcalloc(n, sizeof *refused); /* a Sieve reject's reply */
 	struct smtp_sieve_plan *plans = NULL;
 	size_t n_plans = 0;
 	struct store_delivery *items = NULL;
@@ -903,6 +904,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
+		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++) {
 			struct smtp_sieve_plan *p = &plans[n_plans++];
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr, p);
@@ -920,6 +922,12 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			}
 		}
 		smtp_sieve_msg_free(&sm);
+		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored. */
+		if (smtp_sieve_refuse(plans + first_plan, t->n_local, t->n_remote > 0, t->id,
+				      refused[i], sizeof refused[i])) {
+			n_items -= n_items_of[i];
+			n_items_of[i] = 0;
+		}
 	}
 	if (items == NULL)
 		items = xcalloc(1, sizeof *items);
@@ -937,7 +945,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
-		if (!ok[i])
+		if (!ok[i] || refused[i][0])
 			continue;
 		for (size_t j = 0; j < n_items_of[i]; j++, k++)
 			if (items[k].status == 0)
@@ -959,6 +967,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i]) {
 			/* the spool file or its queue copy is not durable */
 			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+		} else if (refused[i][0]) {
+			txn_done(s, t, 550, refused[i]);
 		} else if (delivered[i] == n_items_of[i] &&
 			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
@@ -987,6 +997,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		smtp_sieve_plan_free(&plans[i]);
 	free(plans);
 	free(n_items_of);
+	free(refused);
 	free(qpath);
 	free(ok);
 	free(batch);

@@ -360,6 +360,25 @@ static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create
 	p->n++;
 }
 
+/* "550 5.7.1 REASON" on one line of printable ASCII, at most 400 bytes
+ * of reason (RFC 5429 2.1: the reason goes in the SMTP reply). */
+static char *reject_reply(const char *reason)
+{
+	struct buf b;
+	buf_init(&b, 1024);
+	buf_puts(&b, "550 5.7.1 ");
+	size_t n = 0;
+	for (const char *r = reason; *r != '\0' && n < 400; r++, n++) {
+		unsigned char c = (unsigned char)*r;
+		buf_putc(&b, c == '\r' || c == '\n' || c == '\t' ? ' '
+			     : c < 0x20 || c >= 0x7f             ? '?'
+								 : *r);
+	}
+	if (n == 0)
+		buf_puts(&b, "Message rejected");
+	return buf_steal(&b, NULL);
+}
+
 /* Runs one script; adds its explicit copies to p.  Returns true if the
  * implicit keep survived, with its flags copied into *implicit_flags. */
 static bool run_one(const struct sieve_script *s, const char *what, const struct sieve_input *in,
@@ -410,12 +429,10 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 			break;
 		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
-			/* Not performed at delivery yet (docs/sieve.md): the
-			 * message stays in the INBOX instead. */
-			log_warn("sieve id=%s to=<%s> script=\"%s\" action=%s result=keep "
-				 "reason=\"not done at delivery\"",
-				 m->id, env_to, what,
-				 a->type == SIEVE_ACT_REJECT ? "reject" : "ereject");
+			/* Refused at SMTP time if the server can
+			 * (smtp_sieve_refuse); else kept in the INBOX. */
+			if (p->reject == NULL)
+				p->reject = reject_reply(a->arg);
 			add_copy(p, NULL, false, NULL);
 			break;
 		}
@@ -429,6 +446,7 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 {
 	plan->v = NULL;
 	plan->n = 0;
+	plan->reject = NULL;
 	load_globals(cfg, m);
 	struct store_account *a = NULL;
 	char *user_src = NULL;
@@ -474,8 +492,32 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
 		free(plan->v[i].flags);
 	}
 	free(plan->v);
+	free(plan->reject);
 	plan->v = NULL;
 	plan->n = 0;
+	plan->reject = NULL;
+}
+
+bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
+		       char *reply, size_t replysz)
+{
+	bool all = n > 0 && !others;
+	for (size_t i = 0; i < n; i++)
+		all = all && plans[i].reject != NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (plans[i].reject == NULL)
+			continue;
+		if (all)
+			log_info("sieve id=%s action=reject reply=\"%s\" result=refused", id,
+				 plans[i].reject);
+		else
+			log_warn("sieve id=%s action=reject result=keep reason=\"other recipients "
+				 "take the message\"",
+				 id);
+	}
+	if (all)
+		snprintf(reply, replysz, "%s", plans[0].reject);
+	return all;
 }
 
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m)

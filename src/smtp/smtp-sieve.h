@@ -11,8 +11,8 @@
  *
  * Mail is never lost here: a script that cannot be read, compiled or run,
  * a message file that cannot be read, a redirect that cannot be done and
- * actions not performed at delivery (reject, ereject) all end in the
- * INBOX, and are logged.
+ * a reject that cannot be done at SMTP time (the message has other
+ * recipients) all end in the INBOX, and are logged.
  */
 #ifndef TERN_SMTP_SIEVE_H
 #define TERN_SMTP_SIEVE_H
@@ -37,6 +37,10 @@ struct smtp_sieve_copy {
 struct smtp_sieve_plan {
 	struct smtp_sieve_copy *v;
 	size_t n;
+	/* A script rejected the message (reject, ereject: RFC 5429): the
+	 * SMTP reply "550 5.7.1 REASON".  v holds the INBOX copy to store
+	 * when the message cannot be refused (smtp_sieve_refuse). */
+	char *reject;
 };
 
 /* One message, shared by its recipients: the file is read and the global
@@ -61,6 +65,13 @@ struct smtp_sieve_msg {
 void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan);
 void smtp_sieve_plan_free(struct smtp_sieve_plan *plan);
+/* Whether the message is refused at SMTP time: when every one of its n
+ * local recipients' plans rejects it and it has no other recipients
+ * (others: remote ones).  Then reply gets the reply line (the first
+ * reason) and nothing is to be stored; else the rejecting plans keep
+ * their INBOX copy.  Logs either way. */
+bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
+		       char *reply, size_t replysz);
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m);
 
 #endif
