@@ -30,12 +30,15 @@ need_pc libevent_extra libevent-dev
 need_cmd plistutil libplist-utils
 # Pigeonhole's sieve-test, the oracle of tests/integration/test_sieve_diff.py.
 need_file /usr/bin/sieve-test dovecot-sieve
+# A ManageSieve client (tests/integration/test_managesieve.py).
+need_cmd sieve-connect sieve-connect
 need_pc sqlite3 libsqlite3-dev
 need_pc openssl libssl-dev
 need_pc libcrypt libcrypt-dev
 need_pc libunbound libunbound-dev
 # The Public Suffix List for DMARC's Organizational Domain (src/mailauth/dmarc.c).
 need_pc libpsl libpsl-dev
+need_pc zlib zlib1g-dev
 need_file /usr/share/publicsuffix/public_suffix_list.dafsa publicsuffix
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base
@@ -51,6 +54,11 @@ need_file /usr/sbin/postfix postfix
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || pkgs="$pkgs python3-dkim"
 /usr/bin/python3 -c 'import nacl' >/dev/null 2>&1 || pkgs="$pkgs python3-nacl"
 need_file /usr/sbin/opendkim-testmsg opendkim-tools
+# The OpenSPF RFC 7208 test suite (python3-spf ships it), its YAML and the
+# DNS server that serves its zones (tests/integration/test_openspf.py).
+need_file /usr/share/doc/python3-spf/rfc7208-tests.yml.gz python3-spf
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || pkgs="$pkgs python3-yaml"
+/usr/bin/python3 -c 'import dns.message' >/dev/null 2>&1 || pkgs="$pkgs python3-dnspython"
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

@@ -24,7 +24,7 @@ case $seconds in
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-targets="fuzz-addr fuzz-header fuzz-mime fuzz-mime-7bit fuzz-smtp-parse fuzz-smtp-addrlist fuzz-pop3-parse fuzz-imap-parse fuzz-linereader fuzz-config fuzz-sasl fuzz-smtp-reply fuzz-sieve fuzz-dmarc fuzz-http-parse fuzz-dkim-taglist fuzz-dkim-keyrec"
+targets="fuzz-addr fuzz-header fuzz-mime fuzz-mime-7bit fuzz-smtp-parse fuzz-smtp-addrlist fuzz-pop3-parse fuzz-imap-parse fuzz-managesieve fuzz-linereader fuzz-config fuzz-sasl fuzz-smtp-reply fuzz-sieve fuzz-dmarc fuzz-http-parse fuzz-dkim-taglist fuzz-dkim-keyrec fuzz-spf"
 artifacts=$root/fuzz/artifacts
 mkdir -p "$artifacts"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-fuzz.XXXXXX") || exit 1

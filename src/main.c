@@ -43,6 +43,7 @@
 #include "http-server.h"
 #include "imap-session.h"
 #include "log.h"
+#include "managesieve-session.h"
 #include "pop3-session.h"
 #include "privdrop.h"
 #include "queue-runner.h"
@@ -147,6 +148,37 @@ static void pop3_set_tls(void *srv, struct tls *tls, bool implicit)
 	pop3_server_set_tls(srv, tls, implicit);
 }
 
+static void *managesieve_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return managesieve_server_new(b, st, c);
+}
+static void managesieve_set_config(void *srv, const struct config *c)
+{
+	managesieve_server_set_config(srv, c);
+}
+static void managesieve_accept(void *srv, evutil_socket_t fd, const struct sockaddr *sa,
+			       int salen)
+{
+	managesieve_server_accept(srv, fd, sa, salen);
+}
+static void managesieve_shutdown(void *srv, void (*cb)(void *), void *ctx)
+{
+	managesieve_server_shutdown(srv, cb, ctx);
+}
+static size_t managesieve_sessions(void *srv)
+{
+	return managesieve_server_sessions(srv);
+}
+static void managesieve_destroy(void *srv)
+{
+	struct managesieve_server *s = srv;
+	managesieve_server_free(&s);
+}
+static void managesieve_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	managesieve_server_set_tls(srv, tls, implicit);
+}
+
 static void *imap_create(struct event_base *b, struct store *st, const struct config *c)
 {
 	return imap_server_new(b, st, c);
@@ -223,6 +255,9 @@ static const struct proto_ops protocols[] = {
 	 pop3_destroy, pop3_set_tls, false, NULL},
 	{"pop3s.listen", pop3_create, pop3_set_config, pop3_accept, pop3_shutdown, pop3_sessions,
 	 pop3_destroy, pop3_set_tls, true, NULL},
+	{"managesieve.listen", managesieve_create, managesieve_set_config, managesieve_accept,
+	 managesieve_shutdown, managesieve_sessions, managesieve_destroy, managesieve_set_tls, false,
+	 NULL},
 	{"http.listen", http_create, http_set_config, NULL, http_shutdown, http_sessions,
 	 http_destroy, http_set_tls, false, http_take_listener},
 	{"https.listen", http_create, http_set_config, NULL, http_shutdown, http_sessions,
@@ -330,6 +365,7 @@ static void open_listeners(struct master *m)
 		{"imaps.listen", m->cfg->imaps_listen},
 		{"pop3.listen", m->cfg->pop3_listen},
 		{"pop3s.listen", m->cfg->pop3s_listen},
+		{"managesieve.listen", m->cfg->managesieve_listen},
 		{"http.listen", m->cfg->http_listen},
 		{"https.listen", m->cfg->https_listen},
 	};

@@ -306,6 +306,7 @@ const struct cli_command cli_admin_domain_command = {
 	"usage: tern [-c FILE] domain add DOMAIN\n"
 	"       tern [-c FILE] domain list\n"
 	"       tern [-c FILE] domain dns DOMAIN\n"
+	"       tern [-c FILE] domain check DOMAIN\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
 	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
@@ -313,6 +314,10 @@ const struct cli_command cli_admin_domain_command = {
 	"  list     print our domains, one a line\n"
 	"  dns      print the DNS records DOMAIN needs (MX, SPF, DKIM, DMARC,\n"
 	"           client SRV records), ready for its zone file\n"
+	"  check    ask DNS (through dns.resolver) whether those records are\n"
+	"           there and right: MX, SPF for our addresses, the DKIM keys,\n"
+	"           DMARC, reverse DNS; says what is missing or wrong in plain\n"
+	"           words; exit 1 when something is\n"
 	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
 	"           aliases left\n",
 	domain_run,
@@ -327,7 +332,7 @@ static int print_domain(void *ctx, const char *domain)
 
 static int domain_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "dns", "remove", NULL};
+	static const char *const subs[] = {"add", "list", "dns", "check", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -370,14 +375,16 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 						    "`tern dkim rotate %s`",
 					      domain, domain);
 		}
-	} else if (!strcmp(sub, "dns")) {
+	} else if (!strcmp(sub, "dns") || !strcmp(sub, "check")) {
 		int e = store_domain_exists(s, domain);
 		if (e <= 0)
 			rc = cli_fail(what, e == 0 ? "no such domain %s"
 						   : "%s: cannot look up the domain in the store",
 				      domain);
-		else
+		else if (!strcmp(sub, "dns"))
 			rc = cli_domain_dns(cfg, s, what, domain);
+		else
+			rc = cli_domain_check(cfg, s, what, domain);
 	} else {
 		int e = store_domain_exists(s, domain);
 		if (e == 0)

@@ -368,6 +368,7 @@ static const struct {
 	{"imaps.listen", 993, "IMAP with implicit TLS", NULL},
 	{"pop3.listen", 110, "POP3 mail retrieval (STLS)", NULL},
 	{"pop3s.listen", 995, "POP3 with implicit TLS", NULL},
+	{"managesieve.listen", 4190, "ManageSieve: Sieve scripts from mail clients (STARTTLS)", NULL},
 	{"http.listen", 80, "HTTP: redirects to HTTPS, ACME, client auto-configuration", NULL},
 	{"https.listen", 443, "HTTPS: client auto-configuration, MTA-STS policy", NULL},
 };

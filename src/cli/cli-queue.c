@@ -2,7 +2,8 @@
  * cli-queue.c - `tern queue list|show|retry|remove|hold|release` and
  * `tern trace ID|MESSAGE-ID|ADDRESS`: the outbound queue seen and steered
  * through the store API (src/store queue section), and the journey of a
- * message told in plain words (src/queue/queue-explain.h).
+ * message (local deliveries and remote attempts, from the delivery log)
+ * told in plain words (src/queue/queue-explain.h).
  *
  * Check, then act: arguments first (exit 2), then the message must exist
  * (exit 1), then the change.  The queue runner picks up retry/release
@@ -111,7 +112,8 @@ static int show_rcpt(void *ctx, const struct store_queue_rcpt *r)
 static void show_message(const struct store_queue_message *m)
 {
 	printf("Queue-ID: %" PRId64 "\n", m->id);
-	printf("File: %s\n", m->file);
+	/* A message delivered only locally has no queue file. */
+	printf("File: %s\n", m->file[0] ? m->file : "-");
 	fputs("Sender: ", stdout);
 	cli_put_sanitized(stdout, m->sender[0] ? m->sender : "<>");
 	fputs("\nQueued: ", stdout);
@@ -269,6 +271,33 @@ static void trace_tls(const struct store_queue_event *e)
 	putchar('\n');
 }
 
+/* A local delivery: "to alice@x's mailbox, folder INBOX (through alias
+ * info@x; filed there by Sieve)", or its discarding by Sieve. */
+static void trace_local(const struct store_queue_event *e)
+{
+	if (e->folder[0]) {
+		fputs("to ", stdout);
+		cli_put_sanitized(stdout, e->account);
+		fputs("'s mailbox, folder ", stdout);
+		cli_put_sanitized(stdout, e->folder);
+	} else {
+		fputs("for ", stdout);
+		cli_put_sanitized(stdout, e->account);
+		fputs("'s mailbox: nothing stored", stdout);
+	}
+	if (e->via[0] || e->reply[0]) {
+		fputs(" (", stdout);
+		if (e->via[0]) {
+			fputs("through ", stdout);
+			cli_put_sanitized(stdout, e->via);
+			if (e->reply[0])
+				fputs("; ", stdout);
+		}
+		cli_put_sanitized(stdout, e->reply);
+		putchar(')');
+	}
+}
+
 static int trace_event(void *ctx, const struct store_queue_event *e)
 {
 	(void)ctx;
@@ -279,7 +308,9 @@ static int trace_event(void *ctx, const struct store_queue_event *e)
 		cli_put_sanitized(stdout, e->rcpt);
 		putchar(' ');
 	}
-	if (!strcmp(e->event, "queued")) {
+	if (e->account[0]) {
+		trace_local(e);
+	} else if (!strcmp(e->event, "queued")) {
 		fputs("from ", stdout);
 		cli_put_sanitized(stdout, e->reply[0] ? e->reply : "<>");
 	} else {
@@ -299,9 +330,10 @@ static int trace_event(void *ctx, const struct store_queue_event *e)
 		trace_tls(e);
 	/* Each failed attempt gets its explanation: a retry that later
 	 * worked still says what happened (greylisting, say). */
+	char why[QUEUE_EXPLAIN_MAX];
 	if (!strcmp(e->event, "attempt") && e->reply[0] != '2' && e->reply[0] != '\0')
 		printf("                       In plain words: %s\n",
-		       queue_explain_reply(e->reply, e->status));
+		       queue_explain_reply(e->reply, e->status, why, sizeof why));
 	return 0;
 }
 
@@ -324,9 +356,10 @@ static int trace_rcpt(void *ctx, const struct store_queue_rcpt *r)
 			cli_put_sanitized(stdout, r->last_reply);
 			putchar('\n');
 		}
+		char why[QUEUE_EXPLAIN_MAX];
 		if (r->last_reply[0] || r->status[0])
 			printf("    In plain words: %s\n",
-			       queue_explain_reply(r->last_reply, r->status));
+			       queue_explain_reply(r->last_reply, r->status, why, sizeof why));
 	}
 	return 0;
 }
@@ -359,8 +392,8 @@ static int trace_run(const char *cfg_path, int argc, char **argv)
 	}
 	if (n == 0) {
 		rc = cli_fail("trace",
-			      "no message matches \"%s\" (the queue remembers finished "
-			      "messages for queue.history)",
+			      "no message matches \"%s\" (finished messages, local "
+			      "deliveries included, are remembered for queue.history)",
 			      pos[0]);
 		goto done;
 	}
@@ -391,14 +424,16 @@ done:
 
 const struct cli_command cli_trace_command = {
     "trace",
-    "tell what became of an outbound message",
+    "tell what became of a message",
     "usage: tern [-c FILE] trace ID|MESSAGE-ID|ADDRESS\n"
     "\n"
     "Prints the journey of the matching messages (the 10 newest): how it\n"
-    "was received, every delivery attempt (MX host, address, the remote's\n"
-    "exact reply), the state of each recipient and, for failures, what the\n"
-    "reply means in plain words.  The key is a queue ID, the SMTP id of our\n"
+    "was received, each local delivery (the account, the folder, and the\n"
+    "alias, catch-all, plus-addressing or Sieve script on the way), every\n"
+    "remote delivery attempt (MX host, address, the remote's exact reply),\n"
+    "the state of each queued recipient and, for failures, what the reply\n"
+    "means in plain words.  The key is a queue ID, the SMTP id of our\n"
     "Received: line, a Message-ID (with or without <>), or the address of\n"
-    "the sender or a recipient.\n",
+    "the sender, a recipient or the account a local delivery went to.\n",
     trace_run,
 };

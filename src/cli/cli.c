@@ -35,12 +35,14 @@ extern const struct cli_command cli_trace_command;
 /* cli-sieve.c */
 extern const struct cli_command cli_sieve_command;
 extern const struct cli_command cli_auth_command;
+/* cli-authcheck.c */
+extern const struct cli_command cli_authcheck_command;
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
 	&cli_admin_alias_command, &cli_admin_mail_command,   &cli_queue_command,
 	&cli_trace_command,       &cli_sieve_command,       &cli_auth_command,
-	&cli_dkim_command,
+	&cli_authcheck_command,   &cli_dkim_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -57,9 +59,9 @@ void cli_usage(FILE *f)
 	      "\n"
 	      "Commands:\n",
 	      f);
-	fprintf(f, "  %-7s %s\n", "serve", "run the server in the foreground, logging to stderr");
+	fprintf(f, "  %-10s %s\n", "serve", "run the server in the foreground, logging to stderr");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-7s %s\n", commands[i]->name, commands[i]->summary);
+		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
 	      "Run \"tern COMMAND --help\" for the arguments of one command.\n"
 	      "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.\n",

@@ -25,7 +25,9 @@
 #include <unbound.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 #include "xalloc.h"
 
 #define RR_A 1
@@ -50,6 +52,9 @@ struct dns_query {
 	void *ctx;
 	struct event *timer;
 	struct dns_mx_result res;
+	/* A dns_lookup: its callback and answer (NULL for MX/host queries). */
+	dns_rr_cb rr_cb;
+	struct dns_rr_result *rr;
 	/* sub 0 is the MX query; then AAAA and A per host. */
 	struct dns_sub subs[1 + 2 * DNS_MAX_HOSTS];
 	size_t n_subs, n_pending;
@@ -67,6 +72,8 @@ struct dns_resolver {
 	struct event *ev;
 	unsigned timeout_s;
 	struct dns_query *queries;
+	bool forwarder;                   /* dns.resolver given (else /etc/resolv.conf) */
+	char name[DNS_RESOLVER_NAME_MAX]; /* dns_resolver_name */
 };
 
 /* ------------------------------------------------------------ pure parts */
@@ -88,13 +95,15 @@ const char *dns_status_name(enum dns_status s)
 	return "unknown";
 }
 
-int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
+/* Reads a domain name in wire format from p[*i..n) into out[256] (lower-
+ * case, labels joined by dots, "" for the root).  host_only: labels of
+ * letters, digits, '-' and '_' only; else any visible ASCII but '.' and
+ * '\\', the bytes the presentation form out could not tell apart.
+ * Returns 0 or -1. */
+static int parse_name(const unsigned char *p, size_t n, size_t *ip, bool host_only,
+		      char out[256])
 {
-	memset(out, 0, sizeof *out);
-	if (n < 3)
-		return -1;
-	out->pref = (unsigned)p[0] << 8 | p[1];
-	size_t i = 2, o = 0;
+	size_t i = *ip, o = 0;
 	for (;;) {
 		if (i >= n)
 			return -1;
@@ -103,23 +112,66 @@ int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
 			break;
 		if (len > 63 || i + len > n)
 			return -1; /* compression pointers do not belong in rdata here */
-		if (o + len + 2 > sizeof out->host)
+		if (o + len + 2 > 256)
 			return -1;
 		if (o > 0)
-			out->host[o++] = '.';
+			out[o++] = '.';
 		for (unsigned k = 0; k < len; k++) {
 			unsigned char c = p[i + k];
 			/* Host names are letters, digits, '-' and '_' in practice;
 			 * anything else could not be an SMTP server name. */
-			if (!(isalnum(c) || c == '-' || c == '_'))
+			if (host_only ? !(isalnum(c) || c == '-' || c == '_')
+				      : c < 0x21 || c > 0x7e || c == '.' || c == '\\')
 				return -1;
-			out->host[o++] = (char)tolower(c);
+			out[o++] = (char)tolower(c);
 		}
 		i += len;
 	}
-	if (i != n)
+	out[o] = '\0';
+	*ip = i;
+	return 0;
+}
+
+int dns_parse_mx_rdata(const unsigned char *p, size_t n, struct dns_mx *out)
+{
+	memset(out, 0, sizeof *out);
+	if (n < 3)
 		return -1;
-	out->host[o] = '\0'; /* "" is the root: a Null MX */
+	out->pref = (unsigned)p[0] << 8 | p[1];
+	size_t i = 2;
+	if (parse_name(p, n, &i, true, out->host) < 0 || i != n) {
+		out->host[0] = '\0';
+		return -1;
+	}
+	return 0; /* "" is the root: a Null MX */
+}
+
+int dns_parse_ptr_rdata(const unsigned char *p, size_t n, char out[256])
+{
+	size_t i = 0;
+	out[0] = '\0';
+	if (parse_name(p, n, &i, false, out) < 0 || i != n) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int dns_parse_txt_rdata(const unsigned char *p, size_t n, char *out, size_t outsz, size_t *outlen)
+{
+	size_t i = 0, o = 0;
+	if (outsz == 0)
+		return -1;
+	while (i < n) {
+		size_t len = p[i++];
+		if (i + len > n || o + len >= outsz)
+			return -1;
+		memcpy(out + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	out[o] = '\0';
+	*outlen = o;
 	return 0;
 }
 
@@ -166,6 +218,83 @@ bool dns_mx_is_null(const struct dns_mx *mx, size_t n)
 	return n == 1 && mx[0].host[0] == '\0';
 }
 
+void dns_resolvconf_name(const char *text, size_t len, char *out, size_t outsz)
+{
+	size_t n_servers = 0, used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < len;) {
+		size_t end = i;
+		while (end < len && text[end] != '\n')
+			end++;
+		size_t p = i;
+		while (p < end && (text[p] == ' ' || text[p] == '\t'))
+			p++;
+		if (end - p > 10 && !memcmp(text + p, "nameserver", 10) &&
+		    (text[p + 10] == ' ' || text[p + 10] == '\t')) {
+			p += 10;
+			while (p < end && (text[p] == ' ' || text[p] == '\t'))
+				p++;
+			size_t q = p;
+			while (q < end && text[q] != ' ' && text[q] != '\t' && text[q] != '\r' &&
+			       text[q] != '#' && text[q] != ';')
+				q++;
+			/* Addresses only, as the libc takes them (no names); a
+			 * fourth and later one are "...". */
+			size_t k = q - p;
+			bool ok = k > 0 && k < 64, zone = false;
+			for (size_t c = p; ok && c < q; c++) {
+				unsigned char ch = (unsigned char)text[c];
+				if (ch == '%' && !zone)
+					zone = true; /* fe80::1%eth0: an interface name */
+				else
+					ok = zone ? isalnum(ch) || ch == '-' || ch == '_'
+						  : isxdigit(ch) || ch == '.' || ch == ':';
+			}
+			if (ok && n_servers < 3) {
+				int w = snprintf(out + used, outsz - used, "%s%.*s",
+						 n_servers ? " or " : "", (int)k, text + p);
+				if (w < 0 || (size_t)w >= outsz - used)
+					break;
+				used += (size_t)w;
+				n_servers++;
+			} else if (ok && n_servers == 3) {
+				int w = snprintf(out + used, outsz - used, " or ...");
+				if (w > 0 && (size_t)w < outsz - used)
+					used += (size_t)w;
+				n_servers++;
+			}
+		}
+		i = end + 1;
+	}
+	if (n_servers == 0)
+		snprintf(out, outsz,
+			 "built into Tern (recursive: /etc/resolv.conf names no "
+			 "nameserver)");
+	else
+		snprintf(out + used, outsz - used, " (from /etc/resolv.conf)");
+}
+
+bool dns_special_use(const char *domain, bool test_asked)
+{
+	/* The names libunbound answers itself with NXDOMAIN (its default
+	 * local zones; RFC 6761, 6762, 7686, 8375): no server is asked. */
+	static const char *const zones[] = {"localhost",     "invalid",      "onion", "home.arpa",
+					    "resolver.arpa", "service.arpa", "test"};
+	size_t n = strlen(domain);
+	while (n > 0 && domain[n - 1] == '.')
+		n--;
+	for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+		if (test_asked && !strcmp(zones[i], "test"))
+			continue;
+		size_t z = strlen(zones[i]);
+		if (n < z || !strutil_eq_ci(domain + n - z, z, zones[i]))
+			continue;
+		if (n == z || domain[n - z - 1] == '.')
+			return true;
+	}
+	return false;
+}
+
 enum dns_status dns_classify(int failed, int rcode, bool havedata, bool nxdomain)
 {
 	if (failed)
@@ -206,6 +335,11 @@ static void query_free(struct dns_query *q)
 	}
 	if (q->timer)
 		event_free(q->timer);
+	if (q->rr != NULL) {
+		for (size_t i = 0; i < q->rr->n; i++)
+			free(q->rr->rr[i].data);
+		free(q->rr);
+	}
 	free(q);
 }
 
@@ -213,7 +347,7 @@ static void query_finish(struct dns_query *q, enum dns_status st, const char *wh
 {
 	q->res.status = st;
 	if (why != NULL)
-		snprintf(q->res.why, sizeof q->res.why, "%.255s", why);
+		snprintf(q->res.why, sizeof q->res.why, "%.511s", why);
 	query_unlink(q);
 	dns_mx_cb cb = q->cb;
 	void *ctx = q->ctx;
@@ -257,7 +391,9 @@ static void query_addrs_done(struct dns_query *q)
 		query_finish(q, DNS_OK, NULL);
 	} else if (temp) {
 		snprintf(why, sizeof why,
-			 "temporary DNS failure looking up the mail servers of %.200s", q->domain);
+			 "the DNS resolver %s failed to look up the addresses of the mail servers "
+			 "of %.200s (temporary DNS failure)",
+			 q->r->name, q->domain);
 		query_finish(q, DNS_TEMPFAIL, why);
 	} else {
 		snprintf(why, sizeof why, "the mail servers of %.200s have no address", q->domain);
@@ -339,12 +475,23 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 		? DNS_TEMPFAIL
 		: dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
 	if (st != DNS_OK) {
-		if (st == DNS_NXDOMAIN)
-			snprintf(why, sizeof why, "the domain %.200s does not exist (NXDOMAIN)",
+		/* Name who said so: a broken resolver must not read like a
+		 * typing mistake in the address. */
+		if (st == DNS_NXDOMAIN && dns_special_use(q->domain, q->r->forwarder))
+			snprintf(why, sizeof why,
+				 "the domain %.200s does not exist: it is a special-use name "
+				 "(RFC 6761) that no DNS server is asked about (NXDOMAIN)",
 				 q->domain);
+		else if (st == DNS_NXDOMAIN)
+			snprintf(why, sizeof why,
+				 "the DNS resolver %s says the domain %.200s does not exist "
+				 "(NXDOMAIN)",
+				 q->r->name, q->domain);
 		else
 			snprintf(why, sizeof why,
-				 "temporary DNS failure looking up MX of %.200s (%s)", q->domain,
+				 "the DNS resolver %s failed to look up MX of %.200s (temporary DNS "
+				 "failure: %s)",
+				 q->r->name, q->domain,
 				 err != 0 ? ub_strerror(err)
 				 : result ? "server failure"
 					  : "no answer");
@@ -403,11 +550,119 @@ static void mx_cb(void *arg, int err, struct ub_result *result)
 		query_finish(q, DNS_TEMPFAIL, "cannot start DNS address lookups");
 }
 
+/* Ends a dns_lookup: the callback, then the query is freed. */
+static void rr_finish(struct dns_query *q, enum dns_status st, const char *why)
+{
+	q->rr->status = st;
+	if (why != NULL)
+		snprintf(q->rr->why, sizeof q->rr->why, "%.255s", why);
+	query_unlink(q);
+	for (size_t i = 0; i < q->n_subs; i++) {
+		if (q->subs[i].pending)
+			(void)ub_cancel(q->r->ub, q->subs[i].async_id);
+		q->subs[i].pending = false;
+	}
+	q->rr_cb(q->ctx, q->rr);
+	query_free(q);
+}
+
+/* Decodes one record of a dns_lookup answer into a fresh buffer. */
+static unsigned char *rr_decode(int type, const unsigned char *p, size_t n, size_t *outlen)
+{
+	char name[256];
+	switch (type) {
+	case DNS_RR_A:
+	case DNS_RR_AAAA:
+		if (n != (type == DNS_RR_A ? 4u : 16u))
+			return NULL;
+		*outlen = n;
+		return (unsigned char *)xmemdup0(p, n);
+	case DNS_RR_TXT: {
+		if (n > DNS_RR_DATA_MAX)
+			return NULL;
+		char *out = xmalloc(n + 1);
+		if (dns_parse_txt_rdata(p, n, out, n + 1, outlen) < 0) {
+			free(out);
+			return NULL;
+		}
+		return (unsigned char *)out;
+	}
+	case DNS_RR_MX:
+	case DNS_RR_PTR:
+		/* The exchange of an MX (after its preference) is a name as
+		 * the PTR's is; a dns_lookup caller (SPF) takes any name the
+		 * DNS can carry, not only host names (OpenSPF mx-colon-domain:
+		 * "foo:bar/baz.example.com"). */
+		if (type == DNS_RR_MX) {
+			if (n < 3)
+				return NULL;
+			p += 2;
+			n -= 2;
+		}
+		if (dns_parse_ptr_rdata(p, n, name) < 0)
+			return NULL;
+		*outlen = strlen(name);
+		return (unsigned char *)xmemdup0(name, *outlen);
+	default:
+		return NULL;
+	}
+}
+
+static void lookup_cb(void *arg, int err, struct ub_result *result)
+{
+	struct dns_sub *sub = arg;
+	struct dns_query *q = sub->q;
+	sub->pending = false;
+	q->n_pending--;
+	enum dns_status st =
+	    err != 0 || result == NULL
+		? DNS_TEMPFAIL
+		: dns_classify(0, result->rcode, result->havedata != 0, result->nxdomain != 0);
+	char why[512];
+	if (st == DNS_TEMPFAIL) {
+		snprintf(why, sizeof why, "temporary DNS failure looking up %.200s (%s)", q->domain,
+			 err != 0 ? ub_strerror(err)
+			 : result ? "server failure"
+				  : "no answer");
+	} else if (st == DNS_NXDOMAIN) {
+		snprintf(why, sizeof why, "%.200s does not exist (NXDOMAIN)", q->domain);
+	} else {
+		why[0] = '\0';
+		for (size_t i = 0; result->havedata && result->data[i] != NULL; i++) {
+			size_t len = 0;
+			unsigned char *d =
+			    q->rr->n < DNS_MAX_RRS
+				? rr_decode(sub->type, (const unsigned char *)result->data[i],
+					    (size_t)result->len[i], &len)
+				: NULL;
+			if (d == NULL) {
+				q->rr->n_dropped++;
+				continue;
+			}
+			q->rr->rr[q->rr->n].data = d;
+			q->rr->rr[q->rr->n++].len = len;
+		}
+	}
+	if (result)
+		ub_resolve_free(result);
+	rr_finish(q, st, why[0] ? why : NULL);
+}
+
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 	char why[512];
-	snprintf(why, sizeof why, "DNS timeout looking up the mail servers of %.200s", q->domain);
+	if (q->rr_cb != NULL) {
+		snprintf(why, sizeof why,
+			 "the DNS resolver %s did not answer in time looking up %.200s (DNS timeout)",
+			 q->r->name, q->domain);
+		rr_finish(q, DNS_TEMPFAIL, why);
+		return;
+	}
+	snprintf(why, sizeof why,
+		 "the DNS resolver %s did not answer in time looking up the mail servers of "
+		 "%.200s (DNS timeout)",
+		 q->r->name, q->domain);
 	if (q->res.n_hosts > 0) {
 		/* Addresses of some hosts may be in: use what arrived. */
 		for (size_t i = 0; i < q->res.n_hosts; i++)
@@ -494,6 +749,47 @@ struct dns_query *dns_resolve_host(struct dns_resolver *r, const char *host, dns
 	return query_link(q);
 }
 
+struct dns_query *dns_lookup(struct dns_resolver *r, enum dns_rrtype type, const char *name,
+			     dns_rr_cb cb, void *ctx, char *err, size_t errsz)
+{
+	switch (type) {
+	case DNS_RR_A:
+	case DNS_RR_AAAA:
+	case DNS_RR_MX:
+	case DNS_RR_TXT:
+	case DNS_RR_PTR:
+		break;
+	default:
+		snprintf(err, errsz, "unsupported record type %d", (int)type);
+		return NULL;
+	}
+	struct dns_query *q = query_new(r, name, NULL, ctx, err, errsz);
+	if (q == NULL)
+		return NULL;
+	q->rr_cb = cb;
+	q->rr = xcalloc(1, sizeof *q->rr);
+	/* libunbound reads the name in presentation form, where '\\' starts
+	 * an escape; an SPF target may hold that byte, a space, ':' ...
+	 * Every byte but letters, digits, '-', '_' and the dots goes as
+	 * \DDD, so the name asked is the name given. */
+	char wire_name[253 * 4 + 1];
+	size_t o = 0;
+	for (const char *c = q->domain; *c != '\0'; c++) {
+		unsigned char b = (unsigned char)*c;
+		if (isalnum(b) || b == '-' || b == '_' || b == '.')
+			wire_name[o++] = (char)b;
+		else
+			o += (size_t)snprintf(wire_name + o, sizeof wire_name - o, "\\%03u", b);
+	}
+	wire_name[o] = '\0';
+	if (start_sub(q, wire_name, (int)type, 0, lookup_cb) < 0) {
+		snprintf(err, errsz, "cannot start a DNS query");
+		query_free(q); /* not linked, no timer yet */
+		return NULL;
+	}
+	return query_link(q);
+}
+
 void dns_query_cancel(struct dns_query **qp)
 {
 	if (qp == NULL || *qp == NULL)
@@ -523,6 +819,24 @@ static int forwarder_spec(const char *in, char *out, size_t outsz)
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
+/* unbound's own empty zones (beyond the RFC 1918 ones unblock-lan-zones
+ * opens) that a forwarder answers instead; localhost, onion and invalid
+ * stay local. */
+static const char *const forwarded_zones[] = {
+    "test. transparent",
+    "0.in-addr.arpa. nodefault",
+    "254.169.in-addr.arpa. nodefault",
+    "2.0.192.in-addr.arpa. nodefault",
+    "100.51.198.in-addr.arpa. nodefault",
+    "113.0.203.in-addr.arpa. nodefault",
+    "8.b.d.0.1.0.0.2.ip6.arpa. nodefault",
+    "d.f.ip6.arpa. nodefault",
+    "8.e.f.ip6.arpa. nodefault",
+    "9.e.f.ip6.arpa. nodefault",
+    "a.e.f.ip6.arpa. nodefault",
+    "b.e.f.ip6.arpa. nodefault",
+};
+
 struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwarder,
 				      unsigned timeout_s, char *err, size_t errsz)
 {
@@ -536,7 +850,9 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 	 * cache, or the test DNS server): unbound refuses those by default. */
 	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) != 0)
 		goto ub_fail;
+	char name[DNS_RESOLVER_NAME_MAX];
 	if (forwarder != NULL && forwarder[0] != '\0') {
+		snprintf(name, sizeof name, "%s", forwarder);
 		char spec[300];
 		if (forwarder_spec(forwarder, spec, sizeof spec) < 0) {
 			snprintf(err, errsz, "dns.resolver \"%s\": expected IP or IP:PORT",
@@ -546,19 +862,34 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 		}
 		if ((rc = ub_ctx_set_fwd(ub, spec)) != 0)
 			goto ub_fail;
-		/* unbound answers the special-use TLD "test." (RFC 6761) itself
-		 * with NXDOMAIN; with a forwarder given, ask it instead (test
-		 * setups serve their zones under .test). */
-		if ((rc = ub_ctx_set_option(ub, "local-zone:", "test. transparent")) != 0)
+		/* unbound answers some names itself, without asking anyone: the
+		 * special-use TLD "test." (RFC 6761) and the reverse zones of
+		 * private and documentation addresses (RFC 6303, RFC 5737,
+		 * RFC 3849), with NXDOMAIN.  With a forwarder given, ask it
+		 * instead: test setups serve their zones under .test, and the
+		 * forwarder is the one that knows a LAN's reverse zone (the PTR
+		 * of a 192.168.x.y client, the SPF "ptr" mechanism). */
+		for (size_t i = 0; i < sizeof forwarded_zones / sizeof forwarded_zones[0]; i++)
+			if ((rc = ub_ctx_set_option(ub, "local-zone:", forwarded_zones[i])) != 0)
+				goto ub_fail;
+		if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0)
 			goto ub_fail;
 	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
 		goto ub_fail;
+	} else {
+		/* The file libunbound just read, for dns_resolver_name. */
+		size_t len = 0;
+		char *text = fsutil_read_file("/etc/resolv.conf", 64 * 1024, &len);
+		dns_resolvconf_name(text ? text : "", text ? len : 0, name, sizeof name);
+		free(text);
 	}
 	if ((rc = ub_ctx_async(ub, 1)) != 0)
 		goto ub_fail;
 	struct dns_resolver *r = xcalloc(1, sizeof *r);
 	r->ub = ub;
 	r->timeout_s = timeout_s ? timeout_s : 30;
+	r->forwarder = forwarder != NULL && forwarder[0] != '\0';
+	memcpy(r->name, name, sizeof r->name);
 	r->ev = event_new(base, ub_fd(ub), EV_READ | EV_PERSIST, ub_ready_cb, r);
 	if (r->ev == NULL || event_add(r->ev, NULL) < 0) {
 		snprintf(err, errsz, "cannot watch the DNS resolver");
@@ -573,6 +904,11 @@ ub_fail:
 	snprintf(err, errsz, "DNS resolver setup: %s", ub_strerror(rc));
 	ub_ctx_delete(ub);
 	return NULL;
+}
+
+const char *dns_resolver_name(const struct dns_resolver *r)
+{
+	return r->name;
 }
 
 void dns_resolver_free(struct dns_resolver **rp)

@@ -535,7 +535,7 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 				break;
 			SEP();
 			buf_puts(b, "FLAGS ");
-			imap_flags_out(b, m->flags, m->keywords);
+			imap_flags_out(b, m->flags, imap_recent_has(s, m->uid), m->keywords);
 			flags_done = true;
 			break;
 		case IT_INTERNALDATE: {
@@ -653,7 +653,7 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 	if (seen_now && !flags_done) {
 		SEP();
 		buf_puts(b, "FLAGS ");
-		imap_flags_out(b, m->flags, m->keywords);
+		imap_flags_out(b, m->flags, imap_recent_has(s, m->uid), m->keywords);
 	}
 #undef SEP
 	buf_puts(b, ")\r\n");

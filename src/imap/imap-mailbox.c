@@ -118,11 +118,13 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	s->sel = sel;
 	s->state = IMAP_STATE_SELECTED;
 	s->notified = false;
+	/* SELECT takes \Recent from the mailbox, EXAMINE leaves it there */
+	imap_recent_learn(s, 1);
 
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
 	if (!s->rev2)
-		buf_puts(&b, "* 0 RECENT\r\n");
+		buf_printf(&b, "* %lu RECENT\r\n", (unsigned long)imap_recent_count(s));
 	imap_keywords_load(s, NULL);
 	imap_flags_lines(s, &b);
 	uint32_t first;
@@ -348,6 +350,8 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	buf_puts(b, "* STATUS ");
 	imap_mailbox_out(s, mb->name, b);
 	buf_puts(b, " (");
+	/* an IMAP4rev2 session sees no \Recent */
+	uint32_t recent = s->rev2 ? 0 : mb->recent;
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
 		unsigned long long v = bit == ST_MESSAGES      ? mb->messages
@@ -356,6 +360,7 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 				       : bit == ST_UNSEEN      ? mb->unseen
 				       : bit == ST_DELETED     ? mb->deleted
 				       : bit == ST_SIZE        ? mb->size
+				       : bit == ST_RECENT      ? recent
 							       : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}

@@ -65,7 +65,7 @@ static int stored_cb(void *ctx, const struct store_message *m)
 	if (c->x->uid)
 		buf_printf(&c->out, "UID %lu ", (unsigned long)m->uid);
 	buf_puts(&c->out, "FLAGS ");
-	imap_flags_out(&c->out, m->flags, m->keywords);
+	imap_flags_out(&c->out, m->flags, imap_recent_has(c->x->s, m->uid), m->keywords);
 	buf_puts(&c->out, ")\r\n");
 	if (c->out.len > 65536) {
 		imap_send(c->x->s, c->out.data, c->out.len);

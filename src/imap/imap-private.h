@@ -69,8 +69,9 @@ struct imap_sel {
 	uint64_t modseq_exp;   /* expunges up to here were reported */
 	uint64_t own[8];       /* modseqs of this session's own STOREs */
 	unsigned n_own;
-	struct imap_seqset saved; /* SEARCHRES "$" (RFC 5182), as UIDs */
-	struct buf keywords;      /* announced in FLAGS (space-separated) */
+	struct imap_seqset saved;  /* SEARCHRES "$" (RFC 5182), as UIDs */
+	struct imap_seqset recent; /* UIDs with \Recent in this session, ascending */
+	struct buf keywords;       /* announced in FLAGS (space-separated) */
 };
 
 struct imap_session {
@@ -193,8 +194,19 @@ void imap_keywords_add(struct imap_sel *sel, const char *kw, bool *added);
 bool imap_keywords_load(struct imap_session *s, struct buf *out);
 /* Appends the FLAGS and PERMANENTFLAGS lines of the selected mailbox. */
 void imap_flags_lines(struct imap_session *s, struct buf *out);
-/* Appends "(\Seen \Flagged kw ...)" for flags and keywords. */
-void imap_flags_out(struct buf *out, unsigned flags, const char *keywords);
+/* Appends "(\Seen \Flagged \Recent kw ...)" for flags, recent and
+ * keywords. */
+void imap_flags_out(struct buf *out, unsigned flags, bool recent, const char *keywords);
+/* \Recent (RFC 3501 2.3.2) as this session sees it.  Finds out which of
+ * the view's uids from `from` up are recent here: a read-write session
+ * claims those above the mailbox's mark (store_imap_recent), a read-only
+ * one only looks; IMAP4rev2 sessions do neither (RFC 9051 has no
+ * \Recent).  Called at SELECT (from 1) and when the view grows. */
+void imap_recent_learn(struct imap_session *s, uint32_t from);
+/* True if the message uid of the view has \Recent in this session. */
+bool imap_recent_has(const struct imap_session *s, uint32_t uid);
+/* How many messages of the view have \Recent in this session. */
+uint32_t imap_recent_count(const struct imap_session *s);
 /* Parses a flag list (or a single flag) into system bits and keywords
  * (out[STORE_KEYWORDS_MAX-ish], space separated).  0 or -1. */
 int imap_flags_arg(const struct imap_tok *t, size_t n, size_t *used, unsigned *flags, char *kw,

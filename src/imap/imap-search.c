@@ -44,8 +44,9 @@
 
 enum sk_type {
 	SK_ALL,
-	SK_NONE,
 	SK_FLAG,    /* flag bit set (or not, if neg) */
+	SK_RECENT,  /* \Recent in this session (or not, if neg: OLD) */
+	SK_NEW,     /* \Recent and not \Seen */
 	SK_KEYWORD, /* keyword present (or not) */
 	SK_HEADER,  /* str = value, name = field */
 	SK_ADDRESS, /* SK_HEADER of an address field: the addr-specs match too */
@@ -173,14 +174,19 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 			k->neg = flags[i].neg;
 			return 0;
 		}
-	/* \Recent is never set (RFC 9051 drops it): RECENT and NEW match
-	 * nothing, OLD everything. */
-	if (imap_tok_eq(t, "ALL") || imap_tok_eq(t, "OLD")) {
+	if (imap_tok_eq(t, "ALL")) {
 		k->type = SK_ALL;
 		return 0;
 	}
-	if (imap_tok_eq(t, "RECENT") || imap_tok_eq(t, "NEW")) {
-		k->type = SK_NONE;
+	/* RFC 3501 6.4.4; in an IMAP4rev2 session no message is recent, so
+	 * RECENT and NEW match nothing and OLD everything. */
+	if (imap_tok_eq(t, "RECENT") || imap_tok_eq(t, "OLD")) {
+		k->type = SK_RECENT;
+		k->neg = imap_tok_eq(t, "OLD");
+		return 0;
+	}
+	if (imap_tok_eq(t, "NEW")) {
+		k->type = SK_NEW;
 		return 0;
 	}
 	static const struct {
@@ -698,10 +704,12 @@ static bool eval(const struct skey *k, struct smsg *d)
 	switch (k->type) {
 	case SK_ALL:
 		return true;
-	case SK_NONE:
-		return false;
 	case SK_FLAG:
 		return ((m->flags & k->flag) != 0) != k->neg;
+	case SK_RECENT:
+		return imap_recent_has(d->s, m->uid) != k->neg;
+	case SK_NEW:
+		return imap_recent_has(d->s, m->uid) && !(m->flags & STORE_F_SEEN);
 	case SK_KEYWORD: {
 		/* keywords are space-separated, compared case-insensitively */
 		size_t wl = strlen(k->str);

@@ -335,7 +335,7 @@ void imap_keywords_announce(struct imap_session *s, const char *kw, struct buf *
 		imap_flags_lines(s, out);
 }
 
-void imap_flags_out(struct buf *out, unsigned flags, const char *keywords)
+void imap_flags_out(struct buf *out, unsigned flags, bool recent, const char *keywords)
 {
 	buf_putc(out, '(');
 	bool first = true;
@@ -346,6 +346,12 @@ void imap_flags_out(struct buf *out, unsigned flags, const char *keywords)
 			buf_puts(out, store_system_flags[i].name);
 			first = false;
 		}
+	}
+	if (recent) {
+		if (!first)
+			buf_putc(out, ' ');
+		buf_puts(out, "\\Recent");
+		first = false;
 	}
 	if (keywords && keywords[0]) {
 		if (!first)
@@ -492,6 +498,55 @@ size_t imap_set_seqs(const struct imap_sel *sel, const struct imap_seqset *set, 
 	return n;
 }
 
+/* ------------------------------------------------------------ \Recent */
+
+void imap_recent_learn(struct imap_session *s, uint32_t from)
+{
+	struct imap_sel *sel = s->sel;
+	uint32_t hi = imap_view_last(&sel->v);
+	if (s->rev2 || hi == 0 || hi < from)
+		return;
+	uint32_t lo;
+	char err[256];
+	if (store_imap_recent(s->acct, sel->id, hi, !sel->readonly, &lo, err, sizeof err) < 0) {
+		/* the messages are then just not recent in this session */
+		log_error("imap session=%s action=recent error=\"%s\"", s->id, err);
+		return;
+	}
+	if (lo == 0)
+		return;
+	if (lo < from)
+		lo = from; /* the older ones were settled when they were new */
+	struct imap_seqset *r = &sel->recent;
+	if (r->n > 0 && r->r[r->n - 1].hi + 1 == lo) {
+		r->r[r->n - 1].hi = hi;
+		return;
+	}
+	r->r = xreallocarray(r->r, r->n + 1, sizeof *r->r);
+	r->r[r->n].lo = lo;
+	r->r[r->n].hi = hi;
+	r->n++;
+}
+
+bool imap_recent_has(const struct imap_session *s, uint32_t uid)
+{
+	return s->sel != NULL && !s->rev2 && imap_seqset_has(&s->sel->recent, uid);
+}
+
+uint32_t imap_recent_count(const struct imap_session *s)
+{
+	const struct imap_sel *sel = s->sel;
+	uint32_t n = 0;
+	if (sel == NULL || s->rev2)
+		return 0;
+	for (size_t i = 0; i < sel->recent.n; i++) {
+		const struct imap_range *r = &sel->recent.r[i];
+		/* uids are below UINT32_MAX (UIDNEXT fits in 32 bits) */
+		n += imap_view_seq_from(&sel->v, r->hi + 1) - imap_view_seq_from(&sel->v, r->lo);
+	}
+	return n;
+}
+
 void imap_own_modseq(struct imap_session *s, uint64_t modseq)
 {
 	struct imap_sel *sel = s->sel;
@@ -519,7 +574,7 @@ static int changed_cb(void *ctx, const struct store_message *m)
 	imap_keywords_announce(c->s, m->keywords, &c->out);
 	buf_printf(&c->out, "* %lu FETCH (UID %lu FLAGS ", (unsigned long)seq,
 		   (unsigned long)m->uid);
-	imap_flags_out(&c->out, m->flags, m->keywords);
+	imap_flags_out(&c->out, m->flags, imap_recent_has(c->s, m->uid), m->keywords);
 	buf_puts(&c->out, ")\r\n");
 	if (c->out.len > 65536) {
 		imap_send(c->s, c->out.data, c->out.len);
@@ -585,11 +640,14 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 			0 &&
 		    n_add > 0) {
 			imap_view_append(&sel->v, add, n_add);
+			/* recent here if this session is the first to see them */
+			imap_recent_learn(s, last + 1);
 			/* keywords they brought (APPEND, COPY, MOVE, delivery) */
 			imap_keywords_load(s, &c.out);
 			buf_printf(&c.out, "* %lu EXISTS\r\n", (unsigned long)sel->v.n);
 			if (!s->rev2)
-				buf_puts(&c.out, "* 0 RECENT\r\n");
+				buf_printf(&c.out, "* %lu RECENT\r\n",
+					   (unsigned long)imap_recent_count(s));
 		}
 		free(add);
 	}
@@ -598,16 +656,24 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	buf_free(&c.out);
 }
 
+/* Frees a selected mailbox's state (accepts NULL). */
+static void sel_free(struct imap_sel **selp)
+{
+	struct imap_sel *sel = *selp;
+	if (sel == NULL)
+		return;
+	free(sel->name);
+	imap_view_free(&sel->v);
+	imap_seqset_free(&sel->saved);
+	imap_seqset_free(&sel->recent);
+	buf_free(&sel->keywords);
+	free(sel);
+	*selp = NULL;
+}
+
 void imap_unselect(struct imap_session *s)
 {
-	if (s->sel) {
-		free(s->sel->name);
-		imap_view_free(&s->sel->v);
-		imap_seqset_free(&s->sel->saved);
-		buf_free(&s->sel->keywords);
-		free(s->sel);
-		s->sel = NULL;
-	}
+	sel_free(&s->sel);
 	if (s->state == IMAP_STATE_SELECTED)
 		set_state(s, IMAP_STATE_AUTH);
 }
@@ -1399,13 +1465,7 @@ static void session_free(struct imap_session *s)
 {
 	session_release(s);
 	imap_fetch_free(s);
-	if (s->sel) {
-		free(s->sel->name);
-		imap_view_free(&s->sel->v);
-		imap_seqset_free(&s->sel->saved);
-		buf_free(&s->sel->keywords);
-		free(s->sel);
-	}
+	sel_free(&s->sel);
 	free(s->tag);
 	free(s->address);
 	imap_reader_free(&s->rd);

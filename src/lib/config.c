@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "netaddr.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -45,6 +46,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"imaps.listen", CFG_LISTEN, STR(imaps_listen), "", true},
 	{"pop3.listen", CFG_LISTEN, STR(pop3_listen), "", true},
 	{"pop3s.listen", CFG_LISTEN, STR(pop3s_listen), "", true},
+	{"managesieve.listen", CFG_LISTEN, STR(managesieve_listen), "", true},
 	{"http.listen", CFG_LISTEN, STR(http_listen), "", true},
 	{"https.listen", CFG_LISTEN, STR(https_listen), "", true},
 	{"http.webroot", CFG_PATH, STR(http_webroot), "", false},
@@ -107,6 +109,12 @@ static const struct cfg_key cfg_keys[] = {
 	{"sieve.after", CFG_PATH, STR(sieve_after), "", false},
 	{"sieve.vacation_min_period", CFG_DURATION, STR(sieve_vacation_min_period), "1d", false},
 	{"sieve.vacation_max_period", CFG_DURATION, STR(sieve_vacation_max_period), "30d", false},
+	{"mailauth.check", CFG_BOOL, STR(mailauth_check), "yes", false},
+	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
+	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},
+	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
+	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
+	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -333,6 +341,27 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "%s: outbound.relay_user and outbound.relay_password_file go together, "
 			 "with outbound.relay",
 			 c->path);
+		return -1;
+	}
+	if (netaddr_list_check(c->mailauth_trusted) < 0) {
+		snprintf(err, errsz,
+			 "%s: mailauth.trusted must list addresses or networks (192.0.2.1, "
+			 "10.0.0.0/8, ::1), separated by spaces",
+			 c->path);
+		return -1;
+	}
+	if (strcmp(c->mailauth_dmarc_reject, "reject") != 0 &&
+	    strcmp(c->mailauth_dmarc_reject, "junk") != 0 &&
+	    strcmp(c->mailauth_dmarc_reject, "tag") != 0) {
+		snprintf(err, errsz, "%s: mailauth.dmarc_reject must be reject, junk or tag", c->path);
+		return -1;
+	}
+	if (c->mailauth_report_interval < 1) {
+		snprintf(err, errsz, "%s: mailauth.report_interval must be at least 1s", c->path);
+		return -1;
+	}
+	if (c->mailauth_timeout < 1 || c->mailauth_timeout > 300) {
+		snprintf(err, errsz, "%s: mailauth.timeout must be 1s..5m", c->path);
 		return -1;
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {

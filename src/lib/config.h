@@ -27,6 +27,7 @@ struct config {
 	char *imaps_listen;
 	char *pop3_listen;
 	char *pop3s_listen;
+	char *managesieve_listen; /* RFC 5804, Sieve script management */
 	char *http_listen;      /* plain HTTP: redirects, ACME, autoconfig */
 	char *https_listen;
 	/* HTTP (docs/http.md). */
@@ -98,6 +99,12 @@ struct config {
 	char *sieve_after;              /* global script run after the user's; "" none */
 	uint64_t sieve_vacation_min_period; /* seconds: the shortest :days/:seconds used */
 	uint64_t sieve_vacation_max_period; /* seconds: the longest */
+	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
+	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
+	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */
+	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
+	bool mailauth_reports;          /* send DMARC aggregate reports */
+	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

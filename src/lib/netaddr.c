@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback)
 {
@@ -25,4 +27,92 @@ void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz, bool *lo
 	} else {
 		snprintf(out, outsz, "unknown");
 	}
+}
+
+/* Parses "IP" or "IP/LEN" (p[0..n)) into family, 16 address bytes and a
+ * prefix length.  0 or -1. */
+static int parse_net(const char *p, size_t n, int *family, unsigned char addr[16],
+		     unsigned *len)
+{
+	char text[64];
+	if (n == 0 || n >= sizeof text)
+		return -1;
+	memcpy(text, p, n);
+	text[n] = '\0';
+	char *slash = strchr(text, '/');
+	long want = -1;
+	if (slash != NULL) {
+		*slash = '\0';
+		char *end;
+		want = strtol(slash + 1, &end, 10);
+		if (*end != '\0' || end == slash + 1 || want < 0)
+			return -1;
+	}
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, text, addr) == 1) {
+		*family = AF_INET;
+		*len = want < 0 ? 32 : (unsigned)want;
+		return *len <= 32 ? 0 : -1;
+	}
+	if (inet_pton(AF_INET6, text, addr) == 1) {
+		*family = AF_INET6;
+		*len = want < 0 ? 128 : (unsigned)want;
+		return *len <= 128 ? 0 : -1;
+	}
+	return -1;
+}
+
+static bool prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	size_t whole = bits / 8;
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	unsigned rest = bits % 8;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+int netaddr_list_check(const char *list)
+{
+	const char *p = list;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " ,\t");
+		if (n == 0)
+			break;
+		int fam;
+		unsigned char a[16];
+		unsigned len;
+		if (parse_net(p, n, &fam, a, &len) < 0)
+			return -1;
+		p += n;
+	}
+	return 0;
+}
+
+bool netaddr_in_list(const char *ip, const char *list)
+{
+	int fam;
+	unsigned char a[16];
+	unsigned len;
+	if (parse_net(ip, strlen(ip), &fam, a, &len) < 0)
+		return false;
+	const char *p = list;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " ,\t");
+		if (n == 0)
+			break;
+		int nf;
+		unsigned char na[16];
+		unsigned nl;
+		if (parse_net(p, n, &nf, na, &nl) == 0 && nf == fam && prefix_eq(a, na, nl))
+			return true;
+		p += n;
+	}
+	return false;
 }

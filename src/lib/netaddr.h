@@ -13,4 +13,11 @@
  * *loopback: 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address. */
 void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz, bool *loopback);
 
+/* True if the address ip (text, IPv4 or IPv6) is in list: addresses and
+ * networks ("192.0.2.1", "10.0.0.0/8", "::1", "2001:db8::/32") separated
+ * by spaces or commas.  Entries that do not parse match nothing. */
+bool netaddr_in_list(const char *ip, const char *list);
+/* 0 if every entry of list parses, -1 if not (for the config check). */
+int netaddr_list_check(const char *list);
+
 #endif

@@ -189,7 +189,9 @@ int queue_dsn_build(struct buf *b, const struct queue_dsn *d)
 			r |= put_wrapped(b, "        ", q->reply);
 		}
 		r |= buf_puts(b, "    In plain words:\r\n");
-		r |= put_wrapped(b, "        ", queue_explain_reply(q->reply, q->status));
+		char why[QUEUE_EXPLAIN_MAX];
+		r |= put_wrapped(b, "        ",
+				 queue_explain_reply(q->reply, q->status, why, sizeof why));
 		r |= buf_puts(b, "\r\n");
 	}
 

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "strutil.h"
@@ -38,7 +39,72 @@ static bool status_tail(const char *status, const char *tail)
 	return status != NULL && status[0] != '\0' && !strcmp(status + 1, tail);
 }
 
-const char *queue_explain(int code, const char *status, const char *text)
+/* Our DNS reasons name the resolver (src/dns): "the DNS resolver R says
+ * the domain D does not exist (NXDOMAIN)", "the DNS resolver R failed to
+ * look up ...", "the DNS resolver R did not answer in time ...".  Finds R
+ * (its length in *n) and the rest of the text after it (*after); NULL for
+ * a text of another kind. */
+static const char *resolver_in(const char *text, size_t *n, const char **after)
+{
+	static const char lead[] = "the DNS resolver ";
+	static const char *const ends[] = {" says the domain ", " failed to look up ",
+					   " did not answer in time "};
+	const char *r = strstr(text, lead);
+	if (r == NULL)
+		return NULL;
+	r += sizeof lead - 1;
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		const char *e = strstr(r, ends[i]);
+		if (e != NULL && e > r) {
+			*n = (size_t)(e - r) > 200 ? 200 : (size_t)(e - r);
+			*after = e;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* The NXDOMAIN sentence naming the resolver and the domain, into buf;
+ * false if text is not our NXDOMAIN reason. */
+static bool nxdomain_from(const char *text, char *buf, size_t bufsz)
+{
+	static const char says[] = " says the domain ", tail[] = " does not exist";
+	size_t rn;
+	const char *after, *r = resolver_in(text, &rn, &after);
+	if (r == NULL || bufsz == 0 || strncmp(after, says, sizeof says - 1) != 0)
+		return false;
+	const char *d = after + sizeof says - 1;
+	const char *e = strstr(d, tail);
+	if (e == NULL || e == d)
+		return false;
+	int n = snprintf(buf, bufsz,
+			 "The DNS resolver %.*s says that the recipient's domain %.*s does not "
+			 "exist in DNS. Check the part of the address after the @ for typing "
+			 "mistakes. If it is spelled correctly, that resolver is probably "
+			 "giving wrong answers: the administrator of this mail server should "
+			 "check it.",
+			 (int)rn, r, (int)(e - d > 255 ? 255 : e - d), d);
+	return n > 0;
+}
+
+/* The sentence for a temporary DNS failure naming the resolver, into buf;
+ * false if text names none. */
+static bool dns_temp_from(const char *text, char *buf, size_t bufsz)
+{
+	size_t rn;
+	const char *after, *r = resolver_in(text, &rn, &after);
+	if (r == NULL || bufsz == 0)
+		return false;
+	int n = snprintf(buf, bufsz,
+			 "The DNS resolver %.*s could not look up the mail servers of the "
+			 "recipient's domain right now. This is usually temporary; delivery is "
+			 "retried automatically. If it keeps happening, the administrator of "
+			 "this mail server should check that resolver.",
+			 (int)rn, r);
+	return n > 0;
+}
+
+const char *queue_explain(int code, const char *status, const char *text, char *buf, size_t bufsz)
 {
 	if (text == NULL)
 		text = "";
@@ -50,12 +116,16 @@ const char *queue_explain(int code, const char *status, const char *text)
 	if (status_is(status, "5.1.10") || has(text, "null mx"))
 		return "The recipient's domain has declared that it accepts no email at all "
 		       "(a \"Null MX\" record). The address cannot receive mail.";
+	if (code == 0 && has(text, "nxdomain") && nxdomain_from(text, buf, bufsz))
+		return buf;
 	if (code == 0 && (has(text, "nxdomain") || has(text, "does not exist")))
 		return "The recipient's domain does not exist in DNS. Check the part of the "
 		       "address after the @ for typing mistakes.";
 	if (code == 0 && has(text, "no address"))
 		return "The recipient's domain names mail servers that cannot be found in DNS; "
 		       "the domain's DNS is probably misconfigured.";
+	if (code == 0 && has(text, "dns") && dns_temp_from(text, buf, bufsz))
+		return buf;
 	if (code == 0 && has(text, "dns"))
 		return "The mail servers of the recipient's domain could not be looked up in DNS "
 		       "right now. This is usually temporary; delivery is retried automatically.";
@@ -142,7 +212,7 @@ const char *queue_explain(int code, const char *status, const char *text)
 	return "The message was not delivered.";
 }
 
-const char *queue_explain_reply(const char *reply, const char *status)
+const char *queue_explain_reply(const char *reply, const char *status, char *buf, size_t bufsz)
 {
 	int code = 0;
 	const char *text = reply ? reply : "";
@@ -151,5 +221,5 @@ const char *queue_explain_reply(const char *reply, const char *status)
 		code = (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0');
 		text += text[3] ? 4 : 3;
 	}
-	return queue_explain(code, status, text);
+	return queue_explain(code, status, text, buf, bufsz);
 }

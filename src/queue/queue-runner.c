@@ -21,6 +21,7 @@
  * rows left in "sending" become due again (store_queue_recover).
  */
 #include "dkim-keys.h"
+#include "queue-dmarc.h"
 #include "strutil.h"
 #include "header.h"
 #include "queue-runner.h"
@@ -137,6 +138,8 @@ struct queue_runner {
 	struct store *store;
 	const struct config *cfg;
 	struct dkim_keyring *dkim; /* signs our notices */
+	struct queue_dmarc *dmarc; /* DMARC aggregate reports */
+	struct event *dmarc_ev;    /* their timer */
 	struct dns_resolver *dns;
 	struct tls_client *tls; /* NULL: outbound.tls = off (or no context) */
 	/* outbound.relay, parsed: every message goes there ("" none). */
@@ -1118,6 +1121,22 @@ static char *read_header(const char *path, size_t *len)
 	return buf;
 }
 
+/* Records the local deliveries of a DSN for `tern trace` (a failure is
+ * logged only: the report is delivered). */
+static void dsn_local_log(struct queue_runner *r, const char *path, const char *sender,
+			  const struct store_targets *tg)
+{
+	struct store_local_record *v = xcalloc(tg->n_local, sizeof *v);
+	for (size_t i = 0; i < tg->n_local; i++)
+		v[i] = (struct store_local_record){sender, tg->local[i], tg->local_via[i], "INBOX",
+						   NULL};
+	struct store_local_item it = {path, "", 0, v, tg->n_local};
+	char err[256];
+	if (store_queue_local_log(r->store, &it, 1, err, sizeof err) < 0)
+		log_error("queue action=dsn_local_log error=\"%s\"", err);
+	free(v);
+}
+
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
@@ -1154,6 +1173,8 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 				  sizeof err) < 0) {
 			log_error("queue action=dsn_deliver error=\"%s\"", err);
 			ret = -1;
+		} else {
+			dsn_local_log(r, path, sender, tg);
 		}
 		store_spool_drop(&fd, path);
 	}
@@ -1186,6 +1207,29 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 	}
 	free(tg);
 	return ret;
+}
+
+/* queue-dmarc.c's way out: like a DSN. */
+static int dmarc_deliver(void *ctx, const char *rcpt, const struct buf *msg)
+{
+	return dsn_deliver(ctx, rcpt, msg);
+}
+
+/* Every mailauth.report_interval (at most every 10 minutes): the DMARC
+ * reports that are due. */
+static void dmarc_timer(struct queue_runner *r)
+{
+	uint64_t s = r->cfg->mailauth_report_interval;
+	struct timeval tv = {(time_t)(s < 600 ? s : 600), 0};
+	evtimer_add(r->dmarc_ev, &tv);
+}
+
+static void dmarc_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *r = arg;
+	if (r->cfg->mailauth_reports)
+		queue_dmarc_run(r->dmarc, r->dns, r->cfg, time(NULL));
+	dmarc_timer(r);
 }
 
 /* Sends the pending DSN of one kind for a message. */
@@ -1455,6 +1499,11 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	r->dns = dns;
 	r->tls = make_tls(cfg);
 	set_relay(r);
+	r->dmarc = queue_dmarc_new(store, dmarc_deliver, r);
+	r->dmarc_ev = evtimer_new(base, dmarc_cb, r);
+	if (r->dmarc_ev == NULL)
+		fatal(1, "out of memory (event)");
+	dmarc_timer(r);
 	r->scan_ev = evtimer_new(base, scan_cb, r);
 	r->flush_ev = event_new(base, -1, 0, flush_cb, r);
 	if (r->scan_ev == NULL || r->flush_ev == NULL)
@@ -1497,6 +1546,7 @@ static void swap_resolver(struct queue_runner *r, const struct config *old,
 			d->mx = NULL;
 		}
 	}
+	queue_dmarc_cancel(r->dmarc); /* its lookups are on the old resolver */
 	dns_resolver_free(&r->dns);
 	r->dns = dns;
 	log_info("queue action=reload key=dns.resolver resolver=%s",
@@ -1555,6 +1605,8 @@ void queue_runner_free(struct queue_runner **rp)
 	event_free(r->scan_ev);
 	event_free(r->flush_ev);
 	dkim_keyring_free(&r->dkim);
+	queue_dmarc_free(&r->dmarc);
+	event_free(r->dmarc_ev);
 	free(r->recs);
 	dns_resolver_free(&r->dns);
 	tls_client_free(&r->tls);

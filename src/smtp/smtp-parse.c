@@ -10,6 +10,11 @@
  */
 #include "smtp-parse.h"
 
+#include <stdlib.h>
+
+#include "header.h"
+#include "xalloc.h"
+
 #include <string.h>
 
 #include "strutil.h"
@@ -564,4 +569,27 @@ int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t ma
 	if (in_angle || elem_finish(&e, out, max, &count) < 0)
 		return -1;
 	return (int)count;
+}
+
+/* The one RFC5322.From domain DMARC is about: "" when the message has no
+ * From:, several, or addresses of different domains (RFC 7489 6.6.1). */
+void smtp_parse_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
+{
+	out[0] = '\0';
+	struct header h = {0};
+	if (header_parse(msg, n, &h) != HEADER_OK)
+		return;
+	const struct header_field *f = header_find(&h, "From");
+	struct addr *a = xcalloc(SMTP_MAX_HEADER_ADDRS, sizeof *a);
+	int k;
+	if (f != NULL && header_count(&h, "From") == 1 &&
+	    (k = smtp_parse_address_list(f->value, f->value_len, a, SMTP_MAX_HEADER_ADDRS)) > 0) {
+		bool same = !a[0].domain_is_literal;
+		for (int i = 1; i < k && same; i++)
+			same = strcmp(a[i].domain, a[0].domain) == 0;
+		if (same)
+			memcpy(out, a[0].domain, sizeof a[0].domain);
+	}
+	free(a);
+	header_free(&h);
 }

@@ -119,4 +119,9 @@ int smtp_parse_xtext_decode(const char *p, size_t n, char *out, size_t outsz);
  * bracket, an address that is not a valid mailbox, or more than max). */
 int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t max);
 
+/* The one RFC5322.From domain DMARC is about (RFC 7489 6.6.1), from the
+ * header section at the start of msg[0..n), into out: "" when the message
+ * has no From:, several, or addresses of different domains. */
+void smtp_parse_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1]);
+
 #endif

@@ -35,9 +35,11 @@
 #include "config.h"
 #include "fsutil.h"
 #include "dkim-keys.h"
+#include "dns.h"
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
+#include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
@@ -101,6 +103,7 @@ struct smtp_txn {
 	/* union of all accepted recipients' targets */
 	int64_t *local;
 	struct smtp_rcpt *local_to;    /* the RCPT TO that reached each local account */
+	char (*local_via)[STORE_VIA_MAX]; /* and how (store_targets.local_via) */
 	size_t n_local;
 	char (*remote)[256];
 	size_t n_remote;
@@ -124,6 +127,7 @@ struct smtp_txn {
 	bool line_too_long;
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
+	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
 	size_t trace_len;              /* bytes of our trace lines at the spool's start */
 	struct timeval start;
@@ -146,6 +150,7 @@ struct smtp_session {
 	struct linereader lr;
 	unsigned errors;
 	struct smtp_txn *txn;
+	struct smtp_check *check;      /* SPF/DKIM/DMARC of the finished message */
 	uint64_t bdat_size;            /* octets of the current chunk */
 	uint64_t bdat_left;            /* octets of the current chunk still to read */
 	bool bdat_last;
@@ -181,6 +186,9 @@ struct smtp_server {
 	size_t n_pending;
 	struct event *commit_ev;
 	struct dkim_keyring *dkim;     /* signs what leaves for other servers */
+	struct dns_resolver *dns;      /* for the port 25 checks; made on first use */
+	char dns_for[256];             /* the dns.resolver it was made for */
+	size_t n_checks;               /* checks in flight (they use dns) */
 	bool shutting_down;
 	void (*shutdown_cb)(void *ctx);
 	void *shutdown_ctx;
@@ -298,6 +306,7 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->rcpts);
 	free(t->local);
 	free(t->local_to);
+	free(t->local_via);
 	free(t->remote);
 	free(t->remote_notify);
 	free(t->remote_orcpt);
@@ -348,7 +357,9 @@ static void txn_add_targets(struct smtp_txn *t, const struct store_targets *tg, 
 			continue;
 		t->local = xreallocarray(t->local, t->n_local + 1, sizeof *t->local);
 		t->local_to = xreallocarray(t->local_to, t->n_local + 1, sizeof *t->local_to);
+		t->local_via = xreallocarray(t->local_via, t->n_local + 1, sizeof *t->local_via);
 		snprintf(t->local_to[t->n_local].addr, sizeof t->local_to[0].addr, "%s", rcpt);
+		memcpy(t->local_via[t->n_local], tg->local_via[i], sizeof t->local_via[0]);
 		t->local[t->n_local++] = tg->local[i];
 	}
 	for (size_t i = 0; i < tg->n_remote; i++) {
@@ -795,9 +806,275 @@ static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const
 		session_enter(s, SMTP_STATE_CMD);
 }
 
+/* ------------------------------------------------- sender authentication */
+
+/* A message received on port 25 waiting for its SPF, DKIM and DMARC
+ * results (src/mailauth/msgauth.h); the session waits meanwhile. */
+struct smtp_check {
+	struct smtp_session *s;
+	struct smtp_txn *t;
+	char *msg; /* the message as received (after our trace lines) */
+	size_t len;
+	struct msgauth *ma;
+	struct msgauth_request req;
+	char from_domain[ADDR_DOMAIN_MAX + 1];
+};
+
+static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t);
+
+/* The worker's resolver for the checks, (re)made for the configured
+ * dns.resolver; NULL with a log line when it cannot be made. */
+static struct dns_resolver *check_dns(struct smtp_server *srv)
+{
+	const char *want = srv->cfg->dns_resolver;
+	if (srv->dns != NULL && strcmp(srv->dns_for, want) != 0 && srv->n_checks == 0)
+		dns_resolver_free(&srv->dns);
+	if (srv->dns == NULL) {
+		char err[256];
+		unsigned t = (unsigned)srv->cfg->mailauth_timeout;
+		srv->dns = dns_resolver_new(srv->base, want, t, err, sizeof err);
+		if (srv->dns == NULL) {
+			log_error("smtp action=mailauth error=\"%s\"", err);
+			return NULL;
+		}
+		snprintf(srv->dns_for, sizeof srv->dns_for, "%s", want);
+	}
+	return srv->dns;
+}
+
+static void check_free(struct smtp_check **cp)
+{
+	struct smtp_check *c = *cp;
+	if (c == NULL)
+		return;
+	msgauth_free(&c->ma);
+	free(c->msg);
+	c->s->srv->n_checks--;
+	free(c);
+	*cp = NULL;
+}
+
+/* Rewrites the spool file as: our Return-Path, the Authentication-Results
+ * field, our Received, then the message without any
+ * Authentication-Results field that claims to be ours (RFC 8601 5: a
+ * forgery).  0, or -1 (the message cannot be kept now). */
+static int add_auth_results(struct smtp_session *s, struct smtp_check *c, const struct buf *ar)
+{
+	struct smtp_txn *t = c->t;
+	char *trace = xmalloc(t->trace_len + 1);
+	int r = read_at(t->spool_fd, trace, t->trace_len, 0) == (ssize_t)t->trace_len ? 0 : -1;
+	const char *nl = r == 0 ? memchr(trace, '\n', t->trace_len) : NULL;
+	size_t rp = nl ? (size_t)(nl - trace) + 1 : 0;
+	char tmp[PATH_MAX];
+	int fd = -1;
+	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.auth", t->spool_path) < (int)sizeof tmp)
+		fd = store_spool_create(tmp);
+	r = fd < 0 ? -1 : 0;
+	if (r == 0)
+		r = fsutil_write_all(fd, trace, rp) | fsutil_write_all(fd, ar->data, ar->len) |
+		    fsutil_write_all(fd, trace + rp, t->trace_len - rp);
+	/* The message, forged fields left out. */
+	struct header h = {0};
+	size_t pos = 0;
+	if (r == 0 && header_parse(c->msg, c->len, &h) == HEADER_OK) {
+		for (size_t i = 0; i < h.n_fields && r == 0; i++) {
+			const struct header_field *f = &h.fields[i];
+			if (!strutil_eq_ci(f->name, f->name_len, "Authentication-Results") ||
+			    !msgauth_is_ours(f->value, f->value_len, hostname(s)))
+				continue;
+			size_t start = (size_t)(f->name - c->msg);
+			size_t end = (size_t)(f->value + f->value_len - c->msg);
+			if (end < c->len && c->msg[end] == '\r')
+				end++;
+			if (end < c->len && c->msg[end] == '\n')
+				end++;
+			r = fsutil_write_all(fd, c->msg + pos, start - pos);
+			pos = end;
+			log_warn("smtp id=%s action=mailauth note=\"removed a forged "
+				 "Authentication-Results field\"",
+				 t->id);
+		}
+	}
+	header_free(&h);
+	if (r == 0)
+		r = fsutil_write_all(fd, c->msg + pos, c->len - pos);
+	if (r == 0 && rename(tmp, t->spool_path) < 0)
+		r = -1;
+	if (r < 0) {
+		log_error("smtp id=%s action=mailauth_header error=\"%s\"", t->id, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+	} else {
+		close(t->spool_fd);
+		t->spool_fd = fd; /* commit_cb fsyncs this one */
+		t->trace_len += ar->len;
+	}
+	free(trace);
+	return r;
+}
+
+static const char *short_dkim(const struct msgauth_result *r)
+{
+	if (r->n_dkim == 0)
+		return "none";
+	for (size_t i = 0; i < r->n_dkim; i++)
+		if (r->dkim[i].status == DKIM_PASS)
+			return "pass";
+	return dkim_status_name(r->dkim[0].status);
+}
+
+/* Keeps a DMARC evaluation for the aggregate report to the domain, when
+ * its record asks for reports (rua=) and we send them. */
+static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r)
+{
+	if (!r->dmarc_checked || !r->have_record || r->record.n_rua == 0 ||
+	    !s->srv->cfg->mailauth_reports)
+		return;
+	const struct dmarc_record *rec = &r->record;
+	char policy[128], rua[1024] = "";
+	snprintf(policy, sizeof policy, "p=%s sp=%s pct=%u adkim=%c aspf=%c",
+		 dmarc_policy_name(rec->p), dmarc_policy_name(rec->sp), rec->pct,
+		 rec->adkim_strict ? 's' : 'r', rec->aspf_strict ? 's' : 'r');
+	size_t o = 0;
+	for (size_t i = 0; i < rec->n_rua && o < sizeof rua; i++) {
+		int n = rec->rua[i].max_bytes
+			    ? snprintf(rua + o, sizeof rua - o, "%s%s!%llu", o ? " " : "",
+				       rec->rua[i].uri, (unsigned long long)rec->rua[i].max_bytes)
+			    : snprintf(rua + o, sizeof rua - o, "%s%s", o ? " " : "", rec->rua[i].uri);
+		if (n < 0 || (size_t)n >= sizeof rua - o)
+			break;
+		o += (size_t)n;
+	}
+	bool fail = r->dmarc.result == DMARC_RESULT_FAIL;
+	struct store_dmarc_event e = {
+	    .time = (int64_t)time(NULL),
+	    .policy_domain = r->dmarc_domain,
+	    .from_domain = r->from_domain,
+	    .ip = s->ip,
+	    .disposition = dmarc_policy_name(fail ? r->dmarc.disposition : DMARC_POLICY_NONE),
+	    .dkim = r->dmarc.dkim_aligned ? "pass" : "fail",
+	    .spf = r->dmarc.spf_aligned ? "pass" : "fail",
+	    .dkim_domain = r->n_dkim ? r->dkim[0].domain : "",
+	    .dkim_result = r->n_dkim ? dkim_status_name(r->dkim[0].status) : "none",
+	    .spf_domain = r->spf_domain,
+	    .spf_result = spf_result_name(r->spf),
+	    .policy = policy,
+	    .rua = rua,
+	};
+	char err[256];
+	if (store_dmarc_record(s->srv->store, &e, err, sizeof err) < 0)
+		log_error("smtp action=dmarc_record error=\"%s\"", err);
+}
+
+/* The checks are done: refuse (DMARC p=reject), or add the
+ * Authentication-Results field and go on to the commit. */
+static void check_done(void *ctx, const struct msgauth_result *r)
+{
+	struct smtp_check *c = ctx;
+	struct smtp_session *s = c->s;
+	struct smtp_txn *t = c->t;
+	const struct config *cfg = s->srv->cfg;
+	s->check = NULL;
+	bool dmarc_fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
+	enum dmarc_policy dis = dmarc_fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
+	const char *action = dis == DMARC_POLICY_REJECT ? cfg->mailauth_dmarc_reject
+			     : dis == DMARC_POLICY_QUARANTINE ? "junk"
+							       : "deliver";
+	log_info("smtp id=%s session=%s action=mailauth spf=%s dkim=%s dmarc=%s from_domain=%s "
+		 "disposition=%s%s",
+		 t->id, s->id, spf_result_name(r->spf), short_dkim(r),
+		 r->dmarc_checked ? dmarc_result_name(r->dmarc.result) : "none",
+		 r->from_domain[0] ? r->from_domain : "-", action,
+		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
+	dmarc_record(s, r);
+	if (!strcmp(action, "reject")) {
+		char line[512];
+		snprintf(line, sizeof line,
+			 "550 5.7.1 Message refused: the domain %s says mail from it must pass "
+			 "DMARC (SPF or DKIM for that domain), and this one does not",
+			 r->from_domain);
+		check_free(&c);
+		txn_done(s, t, 550, line);
+		process_input(s);
+		return;
+	}
+	t->junk = !strcmp(action, "junk");
+	struct buf ar;
+	buf_init(&ar, 0);
+	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
+		 add_auth_results(s, c, &ar) == 0;
+	buf_free(&ar);
+	check_free(&c);
+	if (!ok) {
+		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+		process_input(s);
+		return;
+	}
+	commit_enqueue(s, t);
+}
+
+/* Starts the checks of a message received on port 25 from a client that
+ * is not trusted; true if they run (the session waits for check_done). */
+static bool check_start(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	const struct config *cfg = srv->cfg;
+	if (srv->submission || !cfg->mailauth_check || netaddr_in_list(s->ip, cfg->mailauth_trusted))
+		return false;
+	struct dns_resolver *dns = check_dns(srv);
+	if (dns == NULL)
+		return false;
+	struct stat st;
+	if (fstat(t->spool_fd, &st) < 0 || (size_t)st.st_size < t->trace_len)
+		return false;
+	struct smtp_check *c = xcalloc(1, sizeof *c);
+	c->len = (size_t)st.st_size - t->trace_len;
+	c->msg = xmalloc(c->len + 1);
+	if (read_at(t->spool_fd, c->msg, c->len, (off_t)t->trace_len) != (ssize_t)c->len) {
+		free(c->msg);
+		free(c);
+		return false;
+	}
+	c->s = s;
+	c->t = t;
+	srv->n_checks++;
+	smtp_parse_from_domain(c->msg, c->len, c->from_domain);
+	c->req = (struct msgauth_request){
+	    .ip = s->ip,
+	    .helo = s->helo,
+	    .mail_from = t->from,
+	    .from_domain = c->from_domain,
+	    .receiver = hostname(s),
+	    .msg = c->msg,
+	    .len = c->len,
+	    .timeout_s = (unsigned)cfg->mailauth_timeout,
+	};
+	s->check = c;
+	session_enter(s, SMTP_STATE_COMMIT);
+	c->ma = msgauth_start(srv->base, dns, &c->req, check_done, c);
+	return true;
+}
+
+/* Adds a finished message to the worker's commit batch. */
+static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
+	srv->pending[srv->n_pending].s = s;
+	srv->pending[srv->n_pending].t = t;
+	srv->n_pending++;
+	session_enter(s, SMTP_STATE_COMMIT);
+	/* Runs after the other sessions' callbacks of this loop iteration, so
+	 * that messages finishing together share one commit (group commit). */
+	event_active(srv->commit_ev, EV_TIMEOUT, 0);
+}
+
 /* End of data.  A message that fails a check is refused at once; a good one
- * joins the worker's commit batch, and the session waits (reading no
- * commands) until commit_cb has made it durable and replied. */
+ * is checked (port 25: SPF, DKIM, DMARC), then joins the worker's commit
+ * batch, and the session waits (reading no commands) until commit_cb has
+ * made it durable and replied. */
 static void txn_finish(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
@@ -815,18 +1092,8 @@ static void txn_finish(struct smtp_session *s)
 		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
 	else if (s->srv->submission && (code = submit_check(s, t, why, sizeof why)) != 0)
 		txn_done(s, t, code, why);
-	else {
-		struct smtp_server *srv = s->srv;
-		srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
-		srv->pending[srv->n_pending].s = s;
-		srv->pending[srv->n_pending].t = t;
-		srv->n_pending++;
-		session_enter(s, SMTP_STATE_COMMIT);
-		/* Runs after the other sessions' callbacks of this loop
-		 * iteration, so that messages finishing together share one
-		 * commit (group commit). */
-		event_active(srv->commit_ev, EV_TIMEOUT, 0);
-	}
+	else if (!check_start(s, t))
+		commit_enqueue(s, t);
 }
 
 /* The queue's recipients of t (remote targets, and local recipients whose
@@ -849,6 +1116,134 @@ static struct store_queue_new_rcpt *queue_rcpts(const struct smtp_txn *t, size_t
 		q[t->n_remote + j].expanded = t->ok_local_expanded[j];
 	}
 	return q;
+}
+
+/* The envelope sender for the queue copy of t: on port 25 the queue
+ * only forwards (an alias of ours to another server), and a sender of a
+ * domain not ours is rewritten with SRS into the domain of the address it
+ * came for, so that SPF at the next hop passes (store-srs.c); else the
+ * sender as it is.  Into out. */
+static void forward_sender(struct smtp_server *srv, const struct smtp_txn *t, char *out,
+			   size_t outsz)
+{
+	snprintf(out, outsz, "%s", t->from);
+	if (srv->submission || t->from[0] == '\0' || t->n_remote == 0)
+		return;
+	const char *at = strrchr(t->from, '@');
+	if (at == NULL || store_domain_exists(srv->store, at + 1) != 0)
+		return;
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const char *rat = strrchr(t->rcpts[i].addr, '@');
+		if (rat == NULL || store_domain_exists(srv->store, rat + 1) != 1)
+			continue;
+		char srs[ADDR_PATH_MAX + 64];
+		if (store_srs_forward(srv->store, t->from, rat + 1, srs, sizeof srs) == 0 &&
+		    strlen(srs) < outsz) {
+			snprintf(out, outsz, "%s", srs);
+			log_info("smtp id=%s action=srs from=<%s> rewritten=<%s>", t->id, t->from,
+				 srs);
+		}
+		return;
+	}
+}
+
+/* The local deliveries of a commit batch, for the delivery log that `tern
+ * trace` reads: per message (parallel to the batch), per recipient
+ * account, each copy stored (its folder, and what Sieve did) or its
+ * discarding.  item[i].n is 0 for a message with none. */
+struct local_log {
+	struct store_local_item *item;
+	struct store_local_record *rec;
+	char (*notes)[300];
+};
+
+/* What Sieve did with one stored copy, for its log row: NULL (no
+ * fileinto), or a note written into buf. */
+static const char *copy_note(const struct store_delivery *d, char *buf, size_t bufsz)
+{
+	if (d->mailbox == NULL)
+		return NULL;
+	if (d->filed)
+		return "filed there by Sieve";
+	snprintf(buf, bufsz, "Sieve chose the folder %s, which does not exist", d->mailbox);
+	return buf;
+}
+
+/* Fills lg from the outcome of store_deliver_batch (plans and items in
+ * commit_cb's order); a copy that was not delivered is not recorded (its
+ * client hears 451).  Free with local_log_free. */
+static void local_log_build(struct local_log *lg, const struct smtp_pending *batch, size_t n,
+			    const bool *ok, const struct smtp_sieve_plan *plans,
+			    const struct store_delivery *items)
+{
+	size_t n_rec = 0, p = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		for (size_t j = 0; j < batch[i].t->n_local; j++, p++)
+			n_rec += plans[p].n ? plans[p].n : 1;
+	}
+	lg->item = xcalloc(n ? n : 1, sizeof *lg->item);
+	lg->rec = xcalloc(n_rec ? n_rec : 1, sizeof *lg->rec);
+	lg->notes = xcalloc(n_rec ? n_rec : 1, sizeof *lg->notes);
+	struct store_local_record *rec = lg->rec;
+	size_t r = 0, k = 0;
+	p = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct smtp_txn *t = batch[i].t;
+		struct store_local_item *it = &lg->item[i];
+		it->path = t->spool_path;
+		it->sender = t->from;
+		it->v = rec + r;
+		if (!ok[i])
+			continue;
+		size_t first = r;
+		for (size_t j = 0; j < t->n_local; j++) {
+			const struct smtp_sieve_plan *pl = &plans[p++];
+			struct store_local_record base = {t->local_to[j].addr, t->local[j],
+							  t->local_via[j], NULL, NULL};
+			if (pl->n == 0) {
+				rec[r] = base;
+				rec[r++].note = "discarded by Sieve";
+				continue;
+			}
+			for (size_t c = 0; c < pl->n; c++) {
+				const struct store_delivery *d = &items[k++];
+				if (d->status != 0)
+					continue;
+				rec[r] = base;
+				rec[r].folder = d->filed ? d->mailbox : "INBOX";
+				rec[r].note = copy_note(d, lg->notes[r], sizeof lg->notes[r]);
+				r++;
+			}
+		}
+		it->n = r - first;
+	}
+}
+
+/* Records what the queue's transaction did not (messages without queued
+ * recipients, or whose queueing failed), in a transaction of server.db
+ * without a sync of its own.  A failure is logged and changes no reply:
+ * the mail is delivered. */
+static void local_log_write(struct smtp_server *srv, struct local_log *lg, size_t n,
+			    const struct store_queue_item *qi, const size_t *qi_of)
+{
+	struct store_local_item *rest = xcalloc(n ? n : 1, sizeof *rest);
+	size_t n_rest = 0;
+	for (size_t i = 0; i < n; i++)
+		if (lg->item[i].n > 0 && (qi_of[i] == 0 || qi[qi_of[i] - 1].status != 0))
+			rest[n_rest++] = lg->item[i];
+	char err[256];
+	if (n_rest > 0 && store_queue_local_log(srv->store, rest, n_rest, err, sizeof err) < 0)
+		log_error("smtp action=local_log items=%zu error=\"%s\"", n_rest, err);
+	free(rest);
+}
+
+static void local_log_free(struct local_log *lg)
+{
+	free(lg->item);
+	free(lg->rec);
+	free(lg->notes);
 }
 
 /* Makes the batch of finished messages durable and answers their clients
@@ -917,18 +1312,31 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;
 				d->create = p->v[c].create;
+				/* DMARC quarantine: what would go to the INBOX
+				 * goes to Junk (a script's folders stay). */
+				if (t->junk && (d->mailbox == NULL ||
+						strutil_eq_ci(d->mailbox, strlen(d->mailbox), "INBOX"))) {
+					d->mailbox = "Junk";
+					d->create = true;
+				}
 				d->flags = p->v[c].flags;
 				n_items_of[i]++;
 			}
 		}
 		smtp_sieve_msg_free(&sm);
-		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored. */
+		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
+		 * and the message leaves the plans and the delivery log. */
 		if (smtp_sieve_refuse(plans + first_plan, t->n_local, t->n_remote > 0, t->id,
 				      refused[i], sizeof refused[i])) {
 			n_items -= n_items_of[i];
 			n_items_of[i] = 0;
+			while (n_plans > first_plan)
+				smtp_sieve_plan_free(&plans[--n_plans]);
 		}
 	}
+	bool *logged = xcalloc(n, sizeof *logged);
+	for (size_t i = 0; i < n; i++)
+		logged[i] = ok[i] && !refused[i][0];
 	if (items == NULL)
 		items = xcalloc(1, sizeof *items);
 	size_t k = 0;
@@ -936,11 +1344,15 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 
+	struct local_log lg;
+	local_log_build(&lg, batch, n, logged, plans, items);
+
 	/* Which messages were delivered to every local recipient, and the
 	 * queue items of those that also go to the queue. */
 	size_t *delivered = xcalloc(n, sizeof *delivered);
 	struct store_queue_item *qi = xcalloc(n, sizeof *qi);
 	size_t *qi_of = xcalloc(n, sizeof *qi_of); /* message -> qi index + 1 */
+	char(*srs)[ADDR_PATH_MAX + 64] = xcalloc(n, sizeof *srs); /* envelope senders */
 	size_t n_qi = 0;
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -951,15 +1363,20 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			if (items[k].status == 0)
 				delivered[i]++;
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
-			qi[n_qi] = (struct store_queue_item){qpath[i], t->from, t->dsn_ret,
-							     t->dsn_envid, NULL, 0, -1};
+			forward_sender(srv, t, srs[i], sizeof srs[i]);
+			qi[n_qi] = (struct store_queue_item){
+			    qpath[i], srs[i], t->dsn_ret, t->dsn_envid, NULL, 0, -1, 0, NULL};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
+			/* Its local deliveries go into the queue's own transaction. */
+			if (lg.item[i].n > 0)
+				qi[n_qi].local = &lg.item[i];
 			qi_of[i] = ++n_qi;
 		}
 	}
 	char qerr[256] = "";
 	if (n_qi > 0 && store_queue_add_batch(srv->store, qi, n_qi, qerr, sizeof qerr) < 0)
 		log_error("smtp action=queue_batch items=%zu error=\"%s\"", n_qi, qerr);
+	local_log_write(srv, &lg, n, qi, qi_of);
 
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
@@ -989,6 +1406,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n; i++)
 		store_spool_drop(&qfd[i], qpath[i]);
 	free(qfd);
+	free(srs);
+	local_log_free(&lg);
 	free(qi_of);
 	free(qi);
 	free(delivered);
@@ -998,6 +1417,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	free(plans);
 	free(n_items_of);
 	free(refused);
+	free(logged);
 	free(qpath);
 	free(ok);
 	free(batch);
@@ -1759,6 +2179,11 @@ static void session_unlink(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
+	if (s->check != NULL) {
+		struct smtp_txn *t = s->check->t;
+		check_free(&s->check);
+		txn_free(&t);
+	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	linereader_free(&s->lr);
@@ -1777,6 +2202,14 @@ static void session_kill(struct smtp_session *s)
 	for (size_t i = 0; i < s->srv->n_pending; i++)
 		if (s->srv->pending[i].s == s)
 			s->srv->pending[i].s = NULL; /* its message still gets committed */
+	if (s->check != NULL) {
+		/* No reply can reach the client: the message is dropped, as
+		 * for any transaction cut off before its 250. */
+		struct smtp_txn *t = s->check->t;
+		log_txn(t, 0);
+		check_free(&s->check);
+		txn_free(&t);
+	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	if (s->bev != NULL)
@@ -1978,6 +2411,7 @@ void smtp_server_free(struct smtp_server **srvp)
 	event_free(srv->commit_ev);
 	event_free(srv->reaper);
 	dkim_keyring_free(&srv->dkim);
+	dns_resolver_free(&srv->dns);
 	free(srv);
 	*srvp = NULL;
 }

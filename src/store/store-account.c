@@ -50,7 +50,8 @@ static const char account_ddl[] =
 	" uidnext INTEGER NOT NULL DEFAULT 1,"
 	" highestmodseq INTEGER NOT NULL,"
 	" special_use INTEGER NOT NULL DEFAULT 0,"
-	" created INTEGER NOT NULL);"
+	" created INTEGER NOT NULL,"
+	" recent_uid INTEGER NOT NULL DEFAULT 0);" /* highest uid claimed as recent */
 	SUBSCRIPTIONS_DDL
 	"CREATE TABLE IF NOT EXISTS messages ("
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
@@ -88,8 +89,13 @@ static const struct store_db_upgrade account_upgrades[] = {
      SUBSCRIPTIONS_DDL "INSERT OR IGNORE INTO subscriptions (name)"
 		       " SELECT name FROM mailboxes WHERE subscribed <> 0;"
 		       "ALTER TABLE mailboxes DROP COLUMN subscribed;"},
-    /* Version 3: who got which Sieve vacation reply until when. */
-    {3, "account schema v3: vacation replies", STORE_VACATION_DDL},
+    /* Version 3: the \Recent mark (store_imap_recent).  The messages
+     * already there are not recent: no session saw \Recent before. */
+    {3, "account schema v3: recent mark",
+     "ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE mailboxes SET recent_uid = uidnext - 1;"},
+    /* Version 4: who got which Sieve vacation reply until when. */
+    {4, "account schema v4: vacation replies", STORE_VACATION_DDL},
 };
 #define N_ACCOUNT_UPGRADES (sizeof account_upgrades / sizeof account_upgrades[0])
 

@@ -2,9 +2,10 @@
  * store-imap.c - what the IMAP server needs from the store beyond the
  * generic API: compact UID lists, "changed / expunged since modseq" for
  * keeping sessions in step, batched flag changes, copies and expunges (one
- * transaction for a whole command instead of one per message), and the
- * cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings and of the
- * decoded header text that header SEARCH keys look at.
+ * transaction for a whole command instead of one per message), the
+ * per-mailbox mark that hands out \Recent (RFC 3501 2.3.2) to one session,
+ * and the cache of parsed ENVELOPE / BODY / BODYSTRUCTURE strings and of
+ * the decoded header text that header SEARCH keys look at.
  *
  * The cache is keyed by file id: message files never change, and a COPY
  * shares the file, so one entry serves every copy.  Cache rows are not
@@ -257,6 +258,79 @@ int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_
 		*uid = (uint32_t)sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
+	return ret;
+}
+
+/* The mailbox's recent mark, 1 read, 0 no such mailbox, -1 error. */
+static int read_recent_mark(struct store_db *db, int64_t mailbox_id, uint32_t *mark, char *err,
+			    size_t errsz)
+{
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT recent_uid FROM mailboxes WHERE id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*mark = (uint32_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		store_db_error(db, "reading the recent mark", err, errsz);
+	else
+		store_err(err, errsz, "mailbox %lld does not exist", (long long)mailbox_id);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_imap_recent(struct store_account *a, int64_t mailbox_id, uint32_t uid_hi, bool claim,
+		      uint32_t *lo, char *err, size_t errsz)
+{
+	*lo = 0;
+	uint32_t mark = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	/* Without the write lock first: usually nothing is above the mark. */
+	int r = read_recent_mark(db, mailbox_id, &mark, err, errsz);
+	if (r <= 0)
+		return r < 0 ? -1 : 0;
+	if (mark >= uid_hi)
+		return 0;
+	if (!claim) {
+		*lo = mark + 1;
+		return 0;
+	}
+	/* Losing a claim to a power failure only makes those messages recent
+	 * again for the next session: no fsync of its own (as for flags). */
+	if (store_db_set_sync(db, false, err, errsz) < 0)
+		return -1;
+	int ret = -1;
+	if (store_db_begin(db, err, errsz) < 0)
+		goto out;
+	/* Under the write lock: another session may have claimed them. */
+	r = read_recent_mark(db, mailbox_id, &mark, err, errsz);
+	if (r <= 0 || mark >= uid_hi) {
+		store_db_rollback(db);
+		ret = r < 0 ? -1 : 0;
+		goto out;
+	}
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1", err, errsz);
+	if (st == NULL) {
+		store_db_rollback(db);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid_hi);
+	if (store_db_run(db, st, err, errsz) < 0) {
+		store_db_rollback(db);
+		goto out;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		goto out;
+	*lo = mark + 1;
+	ret = 0;
+out:
+	(void)store_db_set_sync(db, true, NULL, 0);
 	return ret;
 }
 

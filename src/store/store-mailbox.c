@@ -23,7 +23,8 @@
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id),"                     \
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 1 = 0),"   \
 	" (SELECT total(size) FROM messages WHERE mailbox_id = m.id),"                  \
-	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 8 <> 0)"
+	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 8 <> 0),"  \
+	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND uid > m.recent_uid)"
 
 static void read_mailbox(sqlite3_stmt *st, void *row)
 {
@@ -40,7 +41,7 @@ static void read_mailbox(sqlite3_stmt *st, void *row)
 	mb->unseen = (uint32_t)sqlite3_column_int64(st, 8);
 	mb->size = (uint64_t)sqlite3_column_double(st, 9);
 	mb->deleted = (uint32_t)sqlite3_column_int64(st, 10);
-	mb->recent = 0;
+	mb->recent = (uint32_t)sqlite3_column_int64(st, 11);
 }
 
 /* 1 and *id set if the mailbox exists, 0 if not, -1 on error. */
@@ -322,6 +323,7 @@ static int rename_inbox(struct store_account *a, struct store_db *db, const char
 		" SELECT ?1, uid, ?3 FROM messages WHERE mailbox_id = ?1",
 		"UPDATE messages SET mailbox_id = ?2 WHERE mailbox_id = ?1",
 		"UPDATE mailboxes SET uidnext = (SELECT uidnext FROM mailboxes WHERE id = ?1),"
+		" recent_uid = (SELECT recent_uid FROM mailboxes WHERE id = ?1),"
 		" highestmodseq = ?3 WHERE id = ?2",
 		"UPDATE mailboxes SET highestmodseq = ?3 WHERE id = ?1",
 	};

@@ -24,11 +24,11 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 3 /* 2: subscriptions by name (store-account.c),
-				* 3: vacation_sent (store-vacation.c) */
+#define STORE_ACCOUNT_SCHEMA 4 /* 2: subscriptions by name, 3: recent mark (store-account.c),
+				* 4: vacation_sent (store-vacation.c) */
 
 /* Sieve vacation response tracking (store-vacation.c): part of the
- * account schema and its upgrade to version 3. */
+ * account schema and its upgrade to version 4. */
 #define STORE_VACATION_DDL                                                                         \
 	"CREATE TABLE IF NOT EXISTS vacation_sent ("                                               \
 	" sender TEXT NOT NULL,"                                                                   \
@@ -85,6 +85,8 @@ struct store {
 
 	/* Where a bare "<postmaster>" goes (store_set_postmaster). */
 	char postmaster[256];
+	unsigned char srs_key[32]; /* DATA/srs.key, once read (store-srs.c) */
+	bool srs_key_ok;
 	char hostname[256];
 	bool in_postmaster; /* resolving it: no second round */
 
@@ -198,6 +200,8 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 bool store_name_is_file_id(const char *s, size_t n);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
+/* Creates the dmarc_events table if it is not there (store_open). */
+int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 

@@ -205,7 +205,7 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz)
 {
-	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1};
+	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1, 0, NULL};
 	if (store_queue_add_batch(s, &it, 1, err, errsz) < 0 || it.status != 0)
 		return -1;
 	return 0;
@@ -233,6 +233,9 @@ static int item_check(const struct store_queue_item *it, char *err, size_t errsz
 	return 0;
 }
 
+static int local_record(struct store_db *db, int64_t msg_id, const struct store_local_record *r,
+			int64_t now, char *err, size_t errsz);
+
 /* What the batch knows of an item once its file is linked. */
 struct item_file {
 	char file_id[25];
@@ -244,7 +247,7 @@ struct item_file {
 
 /* Inside a transaction: the rows of one message. */
 static int item_insert(struct store_db *db, const struct store_queue_item *it,
-		       const struct item_file *f, int64_t now, char *err, size_t errsz)
+		       const struct item_file *f, int64_t now, int64_t *id, char *err, size_t errsz)
 {
 	const char *sender = it->sender ? it->sender : "";
 	sqlite3_stmt *st = store_db_stmt(
@@ -265,6 +268,10 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 	sqlite3_int64 msg_id = sqlite3_last_insert_rowid(db->h);
 	if (add_dsn_env(db, msg_id, it->ret, it->envid, err, errsz) < 0)
 		return -1;
+	/* The local deliveries came first (they are done before queueing). */
+	for (size_t i = 0; it->local != NULL && i < it->local->n; i++)
+		if (local_record(db, msg_id, &it->local->v[i], now, err, errsz) < 0)
+			return -1;
 	for (size_t i = 0; i < it->n_rcpts; i++) {
 		const struct store_queue_new_rcpt *r = &it->rcpts[i];
 		/* A recipient delivered locally only waits for its success DSN
@@ -289,14 +296,20 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 		sqlite3_bind_int(st, 6, done ? STORE_DSN_SUCCESS : STORE_DSN_NONE);
 		store_db_bind_text(st, 7, done ? "2.0.0" : "");
 		if (store_db_run(db, st, err, errsz) < 0 ||
-		    add_dsn_rcpt(db, sqlite3_last_insert_rowid(db->h), r, err, errsz) < 0 ||
-		    log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err, errsz) <
+		    add_dsn_rcpt(db, sqlite3_last_insert_rowid(db->h), r, err, errsz) < 0)
+			return -1;
+		/* A local recipient's delivery is in the log through
+		 * store_queue_local_log (account, folder); an alias of several
+		 * targets says here that it was expanded. */
+		if (!done && log_event(db, msg_id, r->addr, now, "queued", "", "", "", sender, err,
+				       errsz) < 0)
+			return -1;
+		if (done && r->expanded &&
+		    log_event(db, msg_id, r->addr, now, state, "2.0.0", "", "", note, err, errsz) <
 			0)
 			return -1;
-		if (done &&
-		    log_event(db, msg_id, r->addr, now, state, "2.0.0", "", "", note, err, errsz) < 0)
-			return -1;
 	}
+	*id = msg_id;
 	return 0;
 }
 
@@ -311,6 +324,7 @@ int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_
 	size_t n_linked = 0;
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = -1;
+		items[i].id = 0;
 		/* store_message_file_size also checks that it is a regular file */
 		if (item_check(&items[i], e, sizeof e) < 0 ||
 		    store_message_file_size(items[i].path, &f[i].size, e, sizeof e) < 0)
@@ -341,7 +355,8 @@ int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_
 	if (store_db_begin(db, err, errsz) < 0)
 		goto undo;
 	for (size_t i = 0; i < n; i++)
-		if (f[i].linked && item_insert(db, &items[i], &f[i], now, err, errsz) < 0) {
+		if (f[i].linked &&
+		    item_insert(db, &items[i], &f[i], now, &items[i].id, err, errsz) < 0) {
 			store_db_rollback(db);
 			goto undo;
 		}
@@ -365,6 +380,108 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------- local deliveries */
+
+/* Inside a transaction: a finished queue_messages row (no file) for a
+ * message delivered only locally.  Its id, or -1. */
+static int64_t local_message(struct store_db *db, const struct store_local_item *it, int64_t now,
+			     char *err, size_t errsz)
+{
+	struct item_file f;
+	memset(&f, 0, sizeof f);
+	if (store_message_file_size(it->path, &f.size, err, errsz) < 0)
+		return -1;
+	read_head(it->path, f.msgid, f.received);
+	sqlite3_stmt *st = store_db_stmt(
+	    db,
+	    "INSERT INTO queue_messages (file, sender, created, msgid, received, size, done)"
+	    " VALUES ('', ?1, ?2, ?3, ?4, ?5, 1)",
+	    err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, it->sender ? it->sender : "");
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	store_db_bind_text(st, 3, f.msgid);
+	store_db_bind_text(st, 4, f.received);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)f.size);
+	if (store_db_run(db, st, err, errsz) < 0)
+		return -1;
+	return sqlite3_last_insert_rowid(db->h);
+}
+
+/* Inside a transaction: the log row of one local delivery. */
+static int local_record(struct store_db *db, int64_t msg_id, const struct store_local_record *r,
+			int64_t now, char *err, size_t errsz)
+{
+	char account[256] = "";
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT address FROM accounts WHERE id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, r->account_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_db_column_text(st, 0, account, sizeof account);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "local log", err, errsz);
+		return -1;
+	}
+	if (account[0] == '\0') /* removed meanwhile: still say which */
+		snprintf(account, sizeof account, "account %lld", (long long)r->account_id);
+	st = store_db_stmt(db,
+			   "INSERT INTO queue_log (message_id, rcpt, time, event, status, reply,"
+			   " account, folder, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			   err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, msg_id);
+	store_db_bind_text(st, 2, r->rcpt ? r->rcpt : "");
+	sqlite3_bind_int64(st, 3, now);
+	store_db_bind_text(st, 4, r->folder ? "delivered" : "discarded");
+	store_db_bind_text(st, 5, r->folder ? "2.0.0" : "");
+	store_db_bind_text(st, 6, r->note ? r->note : "");
+	store_db_bind_text(st, 7, account);
+	store_db_bind_text(st, 8, r->folder ? r->folder : "");
+	store_db_bind_text(st, 9, r->via ? r->via : "");
+	return store_db_run(db, st, err, errsz);
+}
+
+int store_queue_local_log(struct store *s, const struct store_local_item *items, size_t n,
+			  char *err, size_t errsz)
+{
+	struct store_db *db = &s->db;
+	if (n == 0)
+		return 0;
+	int64_t now = (int64_t)time(NULL);
+	/* Like store_queue_claim: the commit is not synced.  The next synced
+	 * commit of server.db (the WAL is one file) makes it durable. */
+	if (store_db_set_sync(db, false, err, errsz) < 0)
+		return -1;
+	if (store_db_begin(db, err, errsz) < 0)
+		goto fail_sync;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_local_item *it = &items[i];
+		if (it->n == 0)
+			continue;
+		int64_t msg =
+		    it->queue_id > 0 ? it->queue_id : local_message(db, it, now, err, errsz);
+		if (msg < 0)
+			goto fail;
+		for (size_t j = 0; j < it->n; j++)
+			if (local_record(db, msg, &it->v[j], now, err, errsz) < 0)
+				goto fail;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		goto fail_sync;
+	return store_db_set_sync(db, true, err, errsz);
+fail:
+	store_db_rollback(db);
+fail_sync:
+	(void)store_db_set_sync(db, true, NULL, 0);
+	return -1;
+}
+
 /* ------------------------------------------------------------- schema */
 
 /* The delivery log outlives the queue rows it describes until
@@ -386,7 +503,12 @@ static const char queue_ddl[] =
 /* Indexes on added columns: made after queue_columns.  The runner asks
  * for pending DSNs at every scan: without this, a scan of the history. */
 static const char index_ddl[] =
-    "CREATE INDEX IF NOT EXISTS queue_rcpts_dsn ON queue_rcpts(message_id) WHERE dsn != 0;";
+    "CREATE INDEX IF NOT EXISTS queue_rcpts_dsn ON queue_rcpts(message_id) WHERE dsn != 0;"
+    /* `tern trace ADDRESS` for local deliveries: only their rows. */
+    "CREATE INDEX IF NOT EXISTS queue_log_local_rcpt ON queue_log(lower(rcpt))"
+    " WHERE account != '';"
+    "CREATE INDEX IF NOT EXISTS queue_log_local_account ON queue_log(account)"
+    " WHERE account != '';";
 
 /* DSN parameters (RFC 3461) in tables of their own, so that the queue
  * tables keep their columns: a row only for a message with RET/ENVID and
@@ -418,6 +540,9 @@ static const struct {
     {"queue_log", "tls_cipher", "TEXT NOT NULL DEFAULT ''"},
     {"queue_log", "tls_verified", "INTEGER NOT NULL DEFAULT 0"},
     {"queue_log", "tls_note", "TEXT NOT NULL DEFAULT ''"},
+    {"queue_log", "account", "TEXT NOT NULL DEFAULT ''"},
+    {"queue_log", "folder", "TEXT NOT NULL DEFAULT ''"},
+    {"queue_log", "via", "TEXT NOT NULL DEFAULT ''"},
 };
 #define N_QUEUE_COLUMNS (sizeof queue_columns / sizeof queue_columns[0])
 
@@ -467,7 +592,8 @@ int store_queue_schema(struct store *s, char *err, size_t errsz)
 	/* Fast path without the write lock: usually all is there. */
 	int m = missing_columns(db);
 	if (m == 0 && has_column(db, "queue_log", "reply") == 1 &&
-	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1 && has_index(db, "queue_rcpts_dsn") == 1)
+	    has_column(db, "queue_dsn_rcpt", "orcpt") == 1 &&
+	    has_index(db, "queue_rcpts_dsn") == 1 && has_index(db, "queue_log_local_account") == 1)
 		return 0;
 	/* Several processes may open a new or old data folder at once: the
 	 * write lock makes one of them upgrade and the others find it done. */
@@ -951,7 +1077,8 @@ int store_queue_log(struct store *s, int64_t message_id,
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db->h,
 			       "SELECT time, rcpt, event, status, mx, ip, reply, tls_version,"
-			       " tls_cipher, tls_verified, tls_note FROM queue_log"
+			       " tls_cipher, tls_verified, tls_note, account, folder, via"
+			       " FROM queue_log"
 			       " WHERE message_id = ?1 ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK) {
 		store_db_error(db, "queue log", err, errsz);
@@ -973,6 +1100,9 @@ int store_queue_log(struct store *s, int64_t message_id,
 		store_db_column_text(st, 8, e.tls_cipher, sizeof e.tls_cipher);
 		e.tls_verified = sqlite3_column_int(st, 9) != 0;
 		store_db_column_text(st, 10, e.tls_note, sizeof e.tls_note);
+		store_db_column_text(st, 11, e.account, sizeof e.account);
+		store_db_column_text(st, 12, e.folder, sizeof e.folder);
+		store_db_column_text(st, 13, e.via, sizeof e.via);
 		if (cb(ctx, &e) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -1085,9 +1215,14 @@ int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 	if (sqlite3_prepare_v2(
 		db->h,
 		"SELECT id FROM queue_messages WHERE (?1 AND id = CAST(?2 AS INTEGER))"
-		" OR file = ?2 OR msgid = ?2 OR lower(sender) = lower(?2)"
+		" OR (file = ?2 AND ?2 != '') OR msgid = ?2 OR lower(sender) = lower(?2)"
 		" OR (received LIKE ?3 AND ?2 != '')"
 		" OR id IN (SELECT message_id FROM queue_rcpts WHERE rcpt = lower(?2))"
+		/* Local deliveries, each through its partial index. */
+		" OR id IN (SELECT message_id FROM queue_log WHERE account != ''"
+		" AND lower(rcpt) = lower(?2))"
+		" OR id IN (SELECT message_id FROM queue_log WHERE account != ''"
+		" AND account = lower(?2))"
 		" ORDER BY id DESC LIMIT ?4",
 		-1, &st, NULL) != SQLITE_OK) {
 		store_db_error(db, "queue find", err, errsz);
@@ -1116,8 +1251,9 @@ int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
 		*n_out = 0;
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
-	const char *old = "SELECT id FROM queue_messages WHERE done = 1 AND id NOT IN"
-			  " (SELECT message_id FROM queue_rcpts WHERE updated >= ?2)";
+	/* created: a message delivered only locally has no recipient row. */
+	const char *old = "SELECT id FROM queue_messages WHERE done = 1 AND created < ?2 AND"
+			  " id NOT IN (SELECT message_id FROM queue_rcpts WHERE updated >= ?2)";
 	char sql[512];
 	snprintf(sql, sizeof sql, "DELETE FROM queue_log WHERE message_id IN (%s) AND ?1 = ?1",
 		 old);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "store-private.h"
@@ -32,6 +33,8 @@ struct resolve {
 	struct store_targets *out;
 	const char *path[MAX_DEPTH]; /* aliases being expanded, outermost first */
 	size_t depth;
+	bool plus[MAX_DEPTH + 1]; /* at that depth, the lookup is of the part
+				   * before the delimiter (plus-addressing) */
 	bool cut;   /* a cycle was cut somewhere */
 	bool loop;  /* too deep or too wide: the answer is LOOP */
 	bool error; /* database error: the answer is ERROR */
@@ -42,7 +45,36 @@ static size_t n_targets(const struct resolve *r)
 	return r->out->n_local + r->out->n_remote;
 }
 
-static int add_local(struct resolve *r, int64_t id)
+/* Appends one part of a via text ("a, b"); truncates silently. */
+static void via_add(char *via, const char *part, const char *arg)
+{
+	size_t n = strlen(via);
+	if (n + 1 >= STORE_VIA_MAX)
+		return;
+	snprintf(via + n, STORE_VIA_MAX - n, "%s%s%s", n ? ", " : "", part, arg ? arg : "");
+}
+
+/* How the walk reached the account being added (store_targets.local_via):
+ * the rules on the path, outermost first; how (NULL: none) is the rule
+ * that chose it at the end (the postmaster fallbacks). */
+static void make_via(const struct resolve *r, const char *how, char *via)
+{
+	via[0] = '\0';
+	for (size_t d = 0; d <= r->depth; d++) {
+		if (r->plus[d])
+			via_add(via, "plus-addressing", NULL);
+		if (d == r->depth)
+			break;
+		if (r->path[d][0] == '@')
+			via_add(via, "the catch-all alias ", r->path[d]);
+		else
+			via_add(via, "alias ", r->path[d]);
+	}
+	if (how != NULL)
+		via_add(via, how, NULL);
+}
+
+static int add_local(struct resolve *r, int64_t id, const char *how)
 {
 	struct store_targets *o = r->out;
 	for (size_t i = 0; i < o->n_local; i++) {
@@ -53,6 +85,7 @@ static int add_local(struct resolve *r, int64_t id)
 		r->loop = true;
 		return -1;
 	}
+	make_via(r, how, o->local_via[o->n_local]);
 	o->local[o->n_local++] = id;
 	return 0;
 }
@@ -210,7 +243,7 @@ static int lookup(struct resolve *r, const char *local, const char *domain)
 	int found = query_id(r, "SELECT id FROM accounts WHERE address = ?1", addr, &id);
 	if (found < 0)
 		return -1;
-	if (found && add_local(r, id) < 0)
+	if (found && add_local(r, id, NULL) < 0)
 		return -1;
 	return (int)(n_targets(r) - before);
 }
@@ -271,7 +304,7 @@ static int server_postmaster(struct resolve *r)
 	int found = query_id(r, "SELECT id FROM accounts ORDER BY created, id LIMIT 1", NULL, &id);
 	if (found <= 0)
 		return found;
-	return add_local(r, id) < 0 ? -1 : 1;
+	return add_local(r, id, "postmaster: the server's first account") < 0 ? -1 : 1;
 }
 
 /* Rules 2 to 6 for local@domain, domain being ours: targets added, 0 for
@@ -289,7 +322,9 @@ static int resolve_local(struct resolve *r, const char *local, const char *domai
 			char base[256];
 			memcpy(base, local, pos);
 			base[pos] = '\0';
+			r->plus[r->depth] = true;
 			n = lookup(r, base, domain);
+			r->plus[r->depth] = false;
 			if (n != 0)
 				return n;
 		}
@@ -307,7 +342,7 @@ static int resolve_local(struct resolve *r, const char *local, const char *domai
 		if (found < 0)
 			return -1;
 		if (found) {
-			if (add_local(r, id) < 0)
+			if (add_local(r, id, "postmaster: the domain's first account") < 0)
 				return -1;
 			return 1;
 		}
@@ -355,6 +390,26 @@ enum store_rcpt_result store_resolve(struct store *s, const char *address, const
 		return STORE_RCPT_NOT_OURS;
 	memcpy(local, address, ln);
 	local[ln] = '\0';
+	/* A bounce to an address we wrote when forwarding (SRS) goes back to
+	 * the original sender; a forged one reaches nobody. */
+	if (strncasecmp(local, "SRS0=", 5) == 0) {
+		int ours = store_domain_exists(s, domain);
+		if (ours < 0)
+			return STORE_RCPT_ERROR;
+		if (ours > 0) {
+			char orig[256];
+			int r = store_srs_reverse(s, local, orig, sizeof orig);
+			if (r == -3)
+				return STORE_RCPT_ERROR;
+			if (r < 0)
+				return STORE_RCPT_NO_USER;
+			char *oat = strrchr(orig, '@');
+			strutil_lower(oat + 1, strlen(oat + 1));
+			out->n_remote = 1;
+			snprintf(out->remote[0], sizeof out->remote[0], "%s", orig);
+			return STORE_RCPT_OK;
+		}
+	}
 	strutil_lower(local, ln);
 
 	struct resolve r;

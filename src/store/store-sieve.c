@@ -233,6 +233,42 @@ int store_sieve_delete(struct store_account *a, const char *name, char *err, siz
 	return store_db_commit(db, err, errsz) < 0 ? -1 : 1;
 }
 
+int store_sieve_rename(struct store_account *a, const char *from, const char *to, char *err,
+		       size_t errsz)
+{
+	if (store_sieve_name_ok(to, err, errsz) < 0)
+		return -1;
+	struct store_db *db = account_db(a, from, err, errsz);
+	if (db == NULL || store_db_begin(db, err, errsz) < 0)
+		return -1;
+	int r = script_state(db, from, NULL, err, errsz);
+	if (r == 1) {
+		int t = script_state(db, to, NULL, err, errsz);
+		if (t != 0) {
+			if (t == 1)
+				store_err(err, errsz, "a script \"%s\" exists", to);
+			r = t == 1 ? -2 : -1;
+		}
+	}
+	if (r <= 0) {
+		store_db_rollback(db);
+		return r;
+	}
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "UPDATE sieve_scripts SET name = ?2 WHERE name = ?1", err, errsz);
+	if (st == NULL) {
+		store_db_rollback(db);
+		return -1;
+	}
+	store_db_bind_text(st, 1, from);
+	store_db_bind_text(st, 2, to);
+	if (store_db_run(db, st, err, errsz) < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz) < 0 ? -1 : 1;
+}
+
 int store_sieve_list(struct store_account *a,
 		     int (*cb)(void *ctx, const char *name, uint64_t size, bool active), void *ctx,
 		     char *err, size_t errsz)

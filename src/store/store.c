@@ -250,7 +250,7 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz)
 		goto fail;
 	if (store_queue_schema(s, err, errsz) < 0)
 		goto fail;
-	if (store_dkim_schema(s, err, errsz) < 0)
+	if (store_dkim_schema(s, err, errsz) < 0 || store_dmarc_schema(s, err, errsz) < 0)
 		goto fail;
 	return s;
 fail:

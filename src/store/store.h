@@ -108,6 +108,72 @@ int store_dkim_remove_domain(struct store *s, const char *domain, char *err, siz
 int store_dkim_key_path(const struct store *s, const char *domain, const char *selector,
 			char *out, size_t outsz);
 
+/* -------------------------------------------------------------------- SRS */
+
+/* The Sender Rewriting Scheme (store-srs.c) for mail an alias of ours
+ * passes on: the envelope sender alice@example.org becomes
+ * SRS0=HHHH=TT=example.org=alice@DOMAIN (HHHH an HMAC with the server's
+ * key in DATA/srs.key, TT the day).  store_resolve turns a valid such
+ * address of one of our domains back into the original (a remote target),
+ * and treats a forged or expired one (older than 21 days) as no such
+ * user.  0 or -1. */
+int store_srs_forward(struct store *s, const char *sender, const char *domain, char *out,
+		      size_t outsz);
+/* local (the local part of an address of ours): 0 with the original
+ * address in out; -1 not an SRS address; -2 forged, damaged or expired;
+ * -3 the key cannot be read. */
+int store_srs_reverse(struct store *s, const char *local, char *out, size_t outsz);
+/* The pure parts, for tests: encode with key at time now; decode the
+ * local part (same results as store_srs_reverse, without -3). */
+int store_srs_encode(const unsigned char *key, size_t keylen, const char *sender,
+		     const char *domain, time_t now, char *out, size_t outsz);
+int store_srs_decode(const unsigned char *key, size_t keylen, const char *local, time_t now,
+		     char *out, size_t outsz);
+
+/* ------------------------------------------------------- DMARC evaluations */
+
+/* One DMARC evaluation of a received message (store-dmarc.c), kept until
+ * its aggregate report (RFC 7489 7.2) is queued.  Strings are copied. */
+struct store_dmarc_event {
+	int64_t time;
+	const char *policy_domain; /* where the record was found */
+	const char *from_domain;   /* RFC5322.From domain */
+	const char *ip;            /* the client */
+	const char *disposition;   /* none | quarantine | reject */
+	const char *dkim, *spf;    /* DMARC-aligned results: pass | fail */
+	const char *dkim_domain, *dkim_result; /* first signature ("" if none) */
+	const char *spf_domain, *spf_result;
+	const char *policy; /* the published policy: "p=.. sp=.. pct=.. adkim=.. aspf=.." */
+	const char *rua;    /* the rua URIs, space-separated */
+};
+int store_dmarc_record(struct store *s, const struct store_dmarc_event *e, char *err,
+		       size_t errsz);
+/* A policy domain whose oldest unreported event is older than a moment. */
+struct store_dmarc_due {
+	char policy_domain[256];
+	int64_t first;
+	char policy[256];
+	char rua[1024];
+};
+int store_dmarc_due(struct store *s, int64_t older_than, struct store_dmarc_due *out, size_t max,
+		    size_t *n, char *err, size_t errsz);
+/* One row of a report: the events that share these values, counted. */
+struct store_dmarc_row {
+	char ip[64];
+	int64_t count;
+	char disposition[16], dkim[8], spf[8];
+	char from_domain[256], dkim_domain[256], dkim_result[16], spf_domain[256], spf_result[16];
+};
+/* The unreported events of policy_domain up to until, grouped (at most
+ * max rows, the largest first); *first gets the time of the oldest. */
+int store_dmarc_rows(struct store *s, const char *policy_domain, int64_t until,
+		     struct store_dmarc_row *out, size_t max, size_t *n, int64_t *first,
+		     char *err, size_t errsz);
+/* Marks them reported, and forgets reported events older than
+ * forget_before. */
+int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,
+		     int64_t forget_before, char *err, size_t errsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
@@ -181,10 +247,19 @@ enum store_rcpt_result {
 };
 
 #define STORE_MAX_TARGETS 64
+/* Longest "how" of a local target (store_targets.local_via), with NUL. */
+#define STORE_VIA_MAX 256
 
 struct store_targets {
 	size_t n_local;
 	int64_t local[STORE_MAX_TARGETS];        /* account ids, no duplicates */
+	/* How the recipient reached each local account, in words for `tern
+	 * trace`: "" directly (the account's own address), else the rules on
+	 * the way, outermost first, ", "-separated: "plus-addressing",
+	 * "alias info@example.test", "the catch-all alias @example.test",
+	 * "postmaster: the domain's first account", "postmaster: the server's
+	 * first account" (truncated to fit). */
+	char local_via[STORE_MAX_TARGETS][STORE_VIA_MAX];
 	size_t n_remote;
 	char remote[STORE_MAX_TARGETS][256];     /* remote addresses, lower-case domain */
 };
@@ -305,8 +380,34 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz);
 
+/* One local delivery of a message (or its discarding by Sieve), for the
+ * delivery log that `tern trace` reads. */
+struct store_local_record {
+	const char *rcpt; /* the RCPT TO address that reached the account */
+	int64_t account_id;
+	const char *via;    /* store_targets.local_via: "" directly */
+	const char *folder; /* the mailbox it went into ("INBOX"); NULL:
+			     * discarded by Sieve (nothing stored) */
+	const char *note;   /* what Sieve did, in words ("filed there by
+			     * Sieve"), NULL/"" nothing to say */
+};
+
+/* The local deliveries of one message. */
+struct store_local_item {
+	const char *path;   /* the message file: its size, Message-ID and our
+			     * Received: line are read from it when queue_id is 0 */
+	const char *sender; /* MAIL FROM, "" for the null sender */
+	int64_t queue_id;   /* the queued message of the same transaction (its
+			     * remote recipients), 0 if none */
+	const struct store_local_record *v;
+	size_t n;
+};
+
 /* One message for store_queue_add_batch: the arguments of
- * store_queue_add_dsn, and status (out): 0 queued, -1 not. */
+ * store_queue_add_dsn, status (out): 0 queued, -1 not, id (out): its
+ * queue id when queued, and local (NULL: none): the local deliveries of
+ * the same transaction, logged as store_queue_local_log does but in the
+ * queue's own (synced) transaction; local->queue_id is not used. */
 struct store_queue_item {
 	const char *path;
 	const char *sender;
@@ -315,6 +416,8 @@ struct store_queue_item {
 	const struct store_queue_new_rcpt *rcpts;
 	size_t n_rcpts;
 	int status;
+	int64_t id;
+	const struct store_local_item *local;
 };
 
 /* Queues several messages with one sync of DATA/queue/ and one database
@@ -325,6 +428,18 @@ struct store_queue_item {
  * every item was queued, else -1 with err describing the first failure. */
 int store_queue_add_batch(struct store *s, struct store_queue_item *items, size_t n, char *err,
 			  size_t errsz);
+
+/* Records local deliveries in the delivery log (queue_log rows with event
+ * "delivered" or "discarded", the account's address, the folder and how
+ * the recipient reached it).  A message without a queue_id gets a
+ * finished queue_messages row of its own (no file), so that `tern trace`
+ * finds it like a remote one and store_queue_prune forgets it after
+ * queue.history.  One transaction for all items, committed without a
+ * sync of its own (this is a record of deliveries already durable, not a
+ * promise: a power failure may lose the last records, never mail).
+ * 0 or -1 (err). */
+int store_queue_local_log(struct store *s, const struct store_local_item *items, size_t n,
+			  char *err, size_t errsz);
 
 /* The queue runner and `tern queue`/`tern trace` (src/queue, src/cli) use
  * the functions below; the schema is in store-queue.c (docs/outbound.md).
@@ -409,7 +524,8 @@ struct store_queue_event {
 	int64_t time;
 	char rcpt[256];         /* "" for message events */
 	char event[16];         /* queued, attempt, delivered, deferred, bounced,
-				 * dsn, hold, release, retry, removed */
+				 * dsn, hold, release, retry, removed,
+				 * discarded (local, by Sieve) */
 	char status[16];
 	char mx[256];
 	char ip[64];
@@ -421,6 +537,12 @@ struct store_queue_event {
 	char tls_cipher[64];
 	bool tls_verified;
 	char tls_note[200];
+	/* Local deliveries (store_queue_local_log): the account's address,
+	 * the folder ("" when discarded) and how rcpt reached it; "" for
+	 * every other event.  reply holds Sieve's note. */
+	char account[256];
+	char folder[256];
+	char via[STORE_VIA_MAX];
 };
 
 /* Creates or upgrades the queue tables (called by store_open). */
@@ -482,11 +604,14 @@ int store_queue_admin(struct store *s, int64_t message_id, const char *action,
 		      size_t *n_changed, char *err, size_t errsz);
 /* Message ids matching key for `tern trace`: a queue id (digits), the file
  * id, the SMTP id in our Received: line, a Message-ID (with or without
- * <>), or an address (sender or recipient).  Newest first, at most max. */
+ * <>), or an address (sender, recipient, local recipient as given in RCPT
+ * TO, or the account a local delivery went to).  Newest first, at most
+ * max. */
 int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 		     size_t *n_out, char *err, size_t errsz);
 /* Forgets finished messages (no active recipient, file gone) older than
- * before, with their log.  *n_out (may be NULL) counts them. */
+ * before (queued and last changed before it), with their log, local
+ * deliveries included.  *n_out (may be NULL) counts them. */
 int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
 		      size_t errsz);
 
@@ -530,7 +655,7 @@ struct store_mailbox {
 	bool subscribed;       /* the name is subscribed (store_mailbox_subscribe) */
 	uint32_t messages;     /* count */
 	uint32_t unseen;       /* count without \Seen */
-	uint32_t recent;       /* always 0: IMAP4rev2 drops \Recent */
+	uint32_t recent;       /* count above the recent mark (store_imap_recent) */
 	uint64_t size;         /* sum of message sizes */
 	uint32_t deleted;      /* count with \Deleted */
 };
@@ -598,6 +723,11 @@ int store_sieve_activate(struct store_account *a, const char *name, char *err, s
 /* Deletes an inactive script.  1 done, 0 no such script, -1 error
  * (also when it is active). */
 int store_sieve_delete(struct store_account *a, const char *name, char *err, size_t errsz);
+/* Renames script from to to (keeping its content and active flag).
+ * 1 done, 0 no script from, -2 a script to exists (nothing changed), -1
+ * error. */
+int store_sieve_rename(struct store_account *a, const char *from, const char *to, char *err,
+		       size_t errsz);
 /* Calls cb for each script in name order (cb must not use the store;
  * nonzero stops).  0 or -1. */
 int store_sieve_list(struct store_account *a,
@@ -725,6 +855,17 @@ int store_imap_mailbox_state(struct store_account *a, int64_t mailbox_id, uint32
 			     uint32_t *uidnext, uint64_t *highestmodseq);
 /* The lowest uid without \Seen: 1 (set), 0 none, -1 error. */
 int store_imap_first_unseen(struct store_account *a, int64_t mailbox_id, uint32_t *uid);
+/* \Recent (RFC 3501 2.3.2): a mailbox keeps the highest uid claimed as
+ * recent; the messages above it are recent for the next session that
+ * claims them.  With claim, raises the mark to uid_hi atomically, so the
+ * caller alone gets uids mark+1 .. uid_hi (SELECT, and new messages a
+ * selected session learns of); without, only looks (EXAMINE: a read-only
+ * session sees \Recent and leaves it for the next one).  *lo is mark+1,
+ * or 0 if no uid up to uid_hi is above the mark.  The claim is committed
+ * without a sync of its own (a lost one makes messages recent again).
+ * 0, or -1 with err (*lo 0). */
+int store_imap_recent(struct store_account *a, int64_t mailbox_id, uint32_t uid_hi, bool claim,
+		      uint32_t *lo, char *err, size_t errsz);
 /* Calls cb with the keywords (space-separated) of each distinct keyword
  * combination among the mailbox's messages.  0 / -1. */
 int store_imap_keyword_sets(struct store_account *a, int64_t mailbox_id,

@@ -481,7 +481,7 @@ def test_select_examine(srv):
         assert done == b"OK [READ-WRITE] SELECT completed"
         uv = re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1)
         assert lines == [
-            b"* 2 EXISTS", b"* 0 RECENT",
+            b"* 2 EXISTS", b"* 2 RECENT",
             ("* FLAGS (%s)" % SYSFLAGS).encode(),
             ("* OK [PERMANENTFLAGS (%s \\*)] Flags permitted" % SYSFLAGS).encode(),
             b"* OK [UNSEEN 1] First unseen",
@@ -491,6 +491,7 @@ def test_select_examine(srv):
         lines, done = c.cmd("EXAMINE inbox")
         assert done == b"OK [READ-ONLY] EXAMINE completed"
         assert b"* OK [PERMANENTFLAGS ()] Read-only mailbox" in lines
+        assert b"* 0 RECENT" in lines  # the SELECT above took them
         assert c.cmd("STORE 1 +FLAGS (\\Seen)") == ([], b"NO [READ-ONLY] Mailbox is read-only")
         # rev2: no RECENT, no UNSEEN, a LIST line, [CLOSED] for the previous one
         c.ok("ENABLE IMAP4rev2")
@@ -637,14 +638,14 @@ def test_append(srv):
         assert uid == 1
         c.ok("SELECT INBOX")
         lines = c.ok("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)")
-        assert lines == [('* 1 FETCH (FLAGS (\\Seen $Work) INTERNALDATE "17-Jul-1996 09:44:25'
+        assert lines == [('* 1 FETCH (FLAGS (\\Seen \\Recent $Work) INTERNALDATE "17-Jul-1996 09:44:25'
                           ' +0000" RFC822.SIZE %d)' % len(MSG1)).encode()]
         # synchronizing literal; bare LF made CRLF
         c.send("a APPEND INBOX {8}\r\n")
         assert c.line() == b"+ Ready for literal data"
         c.send("x: y\n\nz\n\r\n")
         lines, done = c.until("a")
-        assert lines == [b"* 2 EXISTS", b"* 0 RECENT"]
+        assert lines == [b"* 2 EXISTS", b"* 2 RECENT"]
         assert re.fullmatch(rb"OK \[APPENDUID \d+ 2\] Append completed", done)
         lines = c.ok("FETCH 2 (RFC822.SIZE BODY.PEEK[])")
         assert lines == [b"* 2 FETCH (RFC822.SIZE 11 BODY[] {11}\r\nx: y\r\n\r\nz\r\n)"]
@@ -669,10 +670,10 @@ def test_multiappend(srv):
         assert (lines, done) == ([], b"OK [APPENDUID " + uv + b" 1:3] Append completed")
         c.ok("SELECT INBOX")
         assert c.ok("FETCH 1:3 (FLAGS INTERNALDATE)")[:2] == [
-            b'* 1 FETCH (FLAGS (\\Seen) INTERNALDATE "' +
+            b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "' +
             re.search(rb'INTERNALDATE "([^"]+)"', c.ok("FETCH 1 INTERNALDATE")[0]).group(1) +
             b'")',
-            b'* 2 FETCH (FLAGS () INTERNALDATE "01-Jan-2020 00:00:00 +0000")']
+            b'* 2 FETCH (FLAGS (\\Recent) INTERNALDATE "01-Jan-2020 00:00:00 +0000")']
         # all or nothing: a bad flag in the second message stores none
         assert c.cmd("APPEND INBOX {6+}\r\nA: 4\r\n (\\Bad) {6+}\r\nA: 5\r\n") == (
             [], b"BAD Invalid flags")
@@ -729,13 +730,13 @@ def test_fetch_items(srv):
         lines = c.ok("FETCH 1 RFC822.HEADER")
         assert lines == [("* 1 FETCH (RFC822.HEADER {%d}\r\n%s)" % (len(hdr), hdr)).encode()]
         lines = c.ok("FETCH 1 FLAGS")
-        assert lines == [b"* 1 FETCH (FLAGS ())"]
+        assert lines == [b"* 1 FETCH (FLAGS (\\Recent))"]
         # BODY[] sets \Seen and reports FLAGS in the same response
         lines = c.ok("FETCH 1 BODY[]")
-        assert lines == [("* 1 FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen))"
+        assert lines == [("* 1 FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen \\Recent))"
                           % (len(MSG1), MSG1)).encode()]
         lines = c.ok("FETCH 1 (FLAGS RFC822)")
-        assert lines == [("* 1 FETCH (FLAGS (\\Seen) RFC822 {%d}\r\n%s)"
+        assert lines == [("* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822 {%d}\r\n%s)"
                           % (len(MSG1), MSG1)).encode()]
         # MIME parts
         lines = c.ok("FETCH 2 (BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[2] BINARY.SIZE[2])")
@@ -758,12 +759,12 @@ def test_fetch_items(srv):
             b'NIL NIL NIL NIL))']
         # macros
         lines = c.ok("FETCH 1 FAST")
-        assert re.fullmatch(rb'\* 1 FETCH \(FLAGS \(\\Seen\) INTERNALDATE "[^"]+" '
+        assert re.fullmatch(rb'\* 1 FETCH \(FLAGS \(\\Seen \\Recent\) INTERNALDATE "[^"]+" '
                             rb'RFC822.SIZE %d\)' % len(MSG1), lines[0])
         lines = c.ok("FETCH 1:2 ALL")
         assert len(lines) == 2 and b"ENVELOPE (" in lines[1]
         lines = c.ok("UID FETCH 2 FLAGS")
-        assert lines == [b"* 2 FETCH (UID 2 FLAGS ())"]
+        assert lines == [b"* 2 FETCH (UID 2 FLAGS (\\Recent))"]
         lines = c.ok("UID FETCH 1:* UID")
         assert lines == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 2)"]
         # EXAMINE: nothing becomes \Seen
@@ -771,6 +772,7 @@ def test_fetch_items(srv):
         lines = c.ok("FETCH 2 (BODY[1])")
         assert lines == [b"* 2 FETCH (BODY[1] {8}\r\npart one)"]
         c.ok("SELECT INBOX")
+        # the first SELECT took \Recent: not recent in a second one
         assert c.ok("FETCH 2 FLAGS") == [b"* 2 FETCH (FLAGS ())"]
 
 
@@ -782,10 +784,10 @@ def test_fetch_imaplib_peek(srv):
     m.select("INBOX")
     typ, data = m.fetch("1", "(BODY.PEEK[])")
     assert typ == "OK" and b"Subject: peek me" in data[0][1]
-    assert m.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS ())"]
+    assert m.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]
     typ, data = m.fetch("1", "(BODY[TEXT])")
     assert data[0][1] == b"Hello.\r\n"
-    assert m.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Seen))"]
+    assert m.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Seen \\Recent))"]
     m.logout()
 
 
@@ -801,15 +803,19 @@ def test_store(srv):
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
             b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]"
             b" Flags permitted",
-            b"* 1 FETCH (FLAGS (\\Flagged $Label1))", b"* 2 FETCH (FLAGS (\\Flagged $Label1))"]
-        assert c.ok("STORE 1 -FLAGS ($Label1)") == [b"* 1 FETCH (FLAGS (\\Flagged))"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Recent $Label1))",
+            b"* 2 FETCH (FLAGS (\\Flagged \\Recent $Label1))"]
+        assert c.ok("STORE 1 -FLAGS ($Label1)") == [b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"]
         assert c.ok("STORE 2 FLAGS.SILENT (\\Answered)") == []
         assert c.ok("UID STORE 2:3 +FLAGS \\Seen") == [
-            b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Answered))", b"* 3 FETCH (UID 3 FLAGS (\\Seen))"]
-        assert c.ok("FETCH 1:3 FLAGS") == [b"* 1 FETCH (FLAGS (\\Flagged))",
-                                           b"* 2 FETCH (FLAGS (\\Seen \\Answered))",
-                                           b"* 3 FETCH (FLAGS (\\Seen))"]
+            b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Answered \\Recent))",
+            b"* 3 FETCH (UID 3 FLAGS (\\Seen \\Recent))"]
+        assert c.ok("FETCH 1:3 FLAGS") == [b"* 1 FETCH (FLAGS (\\Flagged \\Recent))",
+                                           b"* 2 FETCH (FLAGS (\\Seen \\Answered \\Recent))",
+                                           b"* 3 FETCH (FLAGS (\\Seen \\Recent))"]
         assert c.cmd("STORE 1 FROB (\\Seen)") == ([], b"BAD Unknown STORE item")
+        # \Recent cannot be stored or taken away (RFC 3501 2.3.2)
+        assert c.ok("STORE 3 FLAGS (\\Recent)") == [b"* 3 FETCH (FLAGS (\\Recent))"]
 
 
 def test_copy_move_expunge(srv):
@@ -899,9 +905,10 @@ def test_search(srv):
             "(SEEN) OR (FLAGGED) (KEYWORD $Work)": b"* SEARCH",
             "2:*": b"* SEARCH 2 3",
             "UID 1,3": b"* SEARCH 1 3",
-            "NEW": b"* SEARCH",
-            "OLD": b"* SEARCH 1 2 3",
-            "RECENT": b"* SEARCH",
+            "NEW": b"* SEARCH 2 3",
+            "OLD": b"* SEARCH",
+            "RECENT": b"* SEARCH 1 2 3",
+            "NOT OLD": b"* SEARCH 1 2 3",
             "CHARSET UTF-8 SUBJECT lunch": b"* SEARCH 1",
             "CHARSET us-ascii ALL": b"* SEARCH 1 2 3",
         }
@@ -1066,7 +1073,8 @@ def test_two_sessions_flags_and_expunge(srv):
         assert b.ok("FETCH 1:* UID") == [b"* 1 FETCH (UID 2)", b"* 2 FETCH (UID 3)"]
         # a new message shows as EXISTS in both
         deliver(srv, user, "multi new")
-        assert a.cmd("NOOP") == ([b"* 3 EXISTS", b"* 0 RECENT"], b"OK NOOP completed")
+        # (a selected first: uids 2 and 3 are recent there, and now 4)
+        assert a.cmd("NOOP") == ([b"* 3 EXISTS", b"* 3 RECENT"], b"OK NOOP completed")
         assert b.cmd("UID FETCH 4 UID") == ([b"* 3 EXISTS", b"* 0 RECENT",
                                              b"* 3 FETCH (UID 4)"], b"OK Fetch completed")
 
@@ -1097,8 +1105,10 @@ def test_keyword_announcements(srv):
         assert ("* FLAGS (%s $Old)" % sysf).encode() in lines
         assert b"* OK [PERMANENTFLAGS ()] Read-only mailbox" in lines
         # STORE by a: its own FETCH answer comes after the announcement
+        # (a selected first: the messages are recent there only)
         lines = a.ok("STORE 2 +FLAGS ($Label5)")
-        assert lines == flags(["$Old", "$Label5"]) + [b"* 2 FETCH (FLAGS ($Label5))"]
+        assert lines == flags(["$Old", "$Label5"]) + [
+            b"* 2 FETCH (FLAGS (\\Recent $Label5))"]
         # b (and e, read-only) learn it before the FETCH that shows it
         assert b.ok("NOOP") == flags(["$Old", "$Label5"]) + [
             b"* 2 FETCH (UID 2 FLAGS ($Label5))"]
@@ -1118,13 +1128,15 @@ def test_keyword_announcements(srv):
         b.ok("SELECT Other")
         lines = b.ok("COPY 1 INBOX")
         b.ok("SELECT INBOX")
-        assert a.ok("NOOP") == [b"* 4 EXISTS", b"* 0 RECENT"]
+        # a's SELECT took uid 3, b's uid 4
+        assert a.ok("NOOP") == [b"* 4 EXISTS", b"* 1 RECENT"]
         # APPEND by the session that has the mailbox selected
         lines = a.ok("APPEND INBOX ($New1 $Old) {%d+}\r\n%s" % (len(MSG1), MSG1))
         assert lines == flags(["$Old", "$Label5", "$Copied", "$New1"]) + [
-            b"* 5 EXISTS", b"* 0 RECENT"]
-        lines = a.ok("FETCH 5 FLAGS")
-        assert lines == [b"* 5 FETCH (FLAGS ($New1 $Old))"]
+            b"* 5 EXISTS", b"* 2 RECENT"]
+        lines = a.ok("FETCH 3:5 FLAGS")
+        assert lines == [b"* 3 FETCH (FLAGS (\\Recent $Copied))", b"* 4 FETCH (FLAGS ($Copied))",
+                         b"* 5 FETCH (FLAGS (\\Recent $New1 $Old))"]
 
 
 def test_idle_wakes_on_smtp_delivery(srv):
@@ -1147,7 +1159,7 @@ def test_idle_wakes_on_smtp_delivery(srv):
             s.quit()
             n += 1
             assert c.line() == b"* %d EXISTS" % n
-            assert c.line() == b"* 0 RECENT"
+            assert c.line() == b"* %d RECENT" % n  # each new one is recent here
             assert time.monotonic() - t0 < timeout(3)
             c.send("DONE\r\n")
             assert c.line() == b"i OK Idle completed"
@@ -1167,9 +1179,9 @@ def test_idle_flag_change_from_other_session(srv):
         a.send("i IDLE\r\n")
         assert a.line() == b"+ idling"
         b.ok("STORE 1 +FLAGS.SILENT (\\Answered)")
-        assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Answered))"
+        assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Recent))"
         b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
-        assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Deleted))"
+        assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Deleted \\Recent))"
         b.ok("EXPUNGE")
         assert a.line() == b"* 1 EXPUNGE"
         a.send("DONE\r\n")
@@ -1204,9 +1216,9 @@ def test_fetch_big_message_exact(srv):
         lines, done = c.cmd("FETCH 1:2 (UID RFC822.SIZE BODY[] FLAGS)")
         assert done == b"OK Fetch completed"
         assert lines == [
-            b"* 1 FETCH (UID 1 RFC822.SIZE %d BODY[] {%d}\r\n%s FLAGS (\\Seen))"
+            b"* 1 FETCH (UID 1 RFC822.SIZE %d BODY[] {%d}\r\n%s FLAGS (\\Seen \\Recent))"
             % (len(msg), len(msg), msg),
-            b"* 2 FETCH (UID 2 RFC822.SIZE %d BODY[] {%d}\r\n%s FLAGS (\\Seen))"
+            b"* 2 FETCH (UID 2 RFC822.SIZE %d BODY[] {%d}\r\n%s FLAGS (\\Seen \\Recent))"
             % (len(MSG1), len(MSG1), MSG1.encode())]
         lines = c.ok("FETCH 1 (RFC822 BODY.PEEK[TEXT]<0.20>)")
         assert lines == [b"* 1 FETCH (RFC822 {%d}\r\n%s BODY[TEXT]<0> {20}\r\n%s)"
@@ -1243,7 +1255,7 @@ def test_fetch_nul_bytes(srv):
                          b" BODY[HEADER.FIELDS (Subject)] {%d}\r\n%s)"
                          % (len(head), clean(head), len(subj), subj)]
         lines = c.ok("FETCH 1 (BODY.PEEK[]<0.30> RFC822)")
-        assert lines == [b"* 1 FETCH (BODY[]<0> {30}\r\n%s RFC822 {%d}\r\n%s FLAGS (\\Seen))"
+        assert lines == [b"* 1 FETCH (BODY[]<0> {30}\r\n%s RFC822 {%d}\r\n%s FLAGS (\\Seen \\Recent))"
                          % (clean(msg[:30]), len(msg), clean(msg))]
         # a big message is normally sent from its file: not this one
         lines = c.ok("FETCH 2 BODY.PEEK[]")

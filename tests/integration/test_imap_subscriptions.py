@@ -377,6 +377,7 @@ def test_old_account_database_upgraded(make_server):
     db.executescript("DROP TABLE subscriptions;"
                      "ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                      "UPDATE mailboxes SET subscribed = 1 WHERE name IN ('INBOX', 'Work/Q1');"
+                     "ALTER TABLE mailboxes DROP COLUMN recent_uid;"  # schema 3
                      "PRAGMA user_version = 1;")
     db.close()
     srv.start()
@@ -387,7 +388,7 @@ def test_old_account_database_upgraded(make_server):
         c.ok("DELETE Work/Q1")
         assert c.ok('LSUB "" "*"') == [b'* LSUB () "/" "INBOX"', b'* LSUB () "/" "Work/Q1"']
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # through 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4  # through 2 and 3
     assert db.execute("SELECT count(*) FROM pragma_table_info('mailboxes')"
                       " WHERE name = 'subscribed'").fetchone()[0] == 0
     db.close()

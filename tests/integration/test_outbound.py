@@ -505,13 +505,96 @@ def test_null_mx_bounces_at_once(world):
 
 
 def test_nxdomain_bounces(world):
+    """The bounce and the trace name the resolver that said the domain does
+    not exist (dns.resolver: the test's dnsmasq), so that a broken resolver
+    does not read like a typing mistake."""
     a = world.peer(HOST_A, "a.test", ["alice@a.test"])
     a.cli_ok("alias", "add", "n@a.test", "someone@nowhere.test")
-    send(a, "n@a.test", "to nxdomain")
+    msg, mid = send(a, "n@a.test", "to nxdomain")
     rows = inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=10)
     raw = a.mail_cat("alice@a.test", "INBOX", rows[0]["UID"]).decode()
+    resolver = "127.0.0.1:%d" % world.dns_port
+    why = "the DNS resolver %s says the domain nowhere.test does not exist (NXDOMAIN)" % resolver
+    plain = ("The DNS resolver %s says that the recipient's domain nowhere.test does not exist "
+             "in DNS. Check the part of the address after the @ for typing mistakes. If it is "
+             "spelled correctly, that resolver is probably giving wrong answers: the "
+             "administrator of this mail server should check it." % resolver)
     assert "Status: 5.1.2\r\n" in raw
-    assert "does not exist in DNS" in raw.replace("\r\n        ", " ")
+    assert "Diagnostic-Code: X-Tern; %s\r\n" % why in raw, raw
+    text = raw.replace("\r\n        ", " ")  # the wrapped lines joined
+    assert "<someone@nowhere.test>\r\n    What happened: %s\r\n    In plain words: %s\r\n" \
+        % (why, plain) in text, raw
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"  attempt   someone@nowhere\.test %s\n" % re.escape(why), out), out
+    assert "    In plain words: %s\n" % plain in out, out
+    # The bounce itself was delivered locally, and its journey says where.
+    dsn_id = re.search(r"\r\nMessage-ID: <([^>]+)>\r\n", raw).group(1)
+    out = a.cli_ok("trace", dsn_id).stdout.decode()
+    assert re.match(r"Message \d+ from <>, \d+ bytes, Message-ID %s\n" % re.escape(dsn_id),
+                    out), out
+    assert re.search(r"\n  [-0-9]+ [:0-9]+  delivered alice@a\.test to alice@a\.test's "
+                     r"mailbox, folder INBOX\n", out), out
+
+
+def test_resolver_failure_names_the_resolver(world):
+    """The test DNS server serves .test only and refuses the rest: the
+    deferral says which resolver failed, and the message waits."""
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "e@a.test", "someone@elsewhere.example")
+    msg, mid = send(a, "e@a.test", "to a refused domain")
+    rows = wait_for(lambda: [r for r in a.queue_rows() if int(r["ATTEMPTS"]) >= 1], 10,
+                    "a failed attempt")
+    assert rows[0]["STATE"] in ("deferred", "sending"), rows
+    resolver = "127.0.0.1:%d" % world.dns_port
+    why = ("the DNS resolver %s failed to look up MX of elsewhere.example (temporary DNS "
+           "failure: server failure)" % resolver)
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert re.search(r"  attempt   someone@elsewhere\.example %s\n                       "
+                     r"In plain words: The DNS resolver %s could not look up the mail servers "
+                     r"of the recipient's domain right now\. This is usually temporary; delivery "
+                     r"is retried automatically\. If it keeps happening, the administrator of "
+                     r"this mail server should check that resolver\.\n"
+                     % (re.escape(why), re.escape(resolver)), out), out
+    a.cli_ok("queue", "remove", rows[0]["ID"])
+
+
+def test_special_use_name_is_not_blamed_on_the_resolver(world):
+    """libunbound answers .invalid itself: the reason says so instead of
+    naming the resolver, and the plain words point at the address."""
+    a = world.peer(HOST_A, "a.test", ["alice@a.test"])
+    a.cli_ok("alias", "add", "i@a.test", "someone@host.invalid")
+    msg, mid = send(a, "i@a.test", "to invalid")
+    inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=10)
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    out = a.cli_ok("trace", mid).stdout.decode()
+    assert "  Now: someone@host.invalid bounced\n    Last reply: the domain host.invalid does " \
+        "not exist: it is a special-use name (RFC 6761) that no DNS server is asked about " \
+        "(NXDOMAIN)\n    In plain words: The recipient's domain does not exist in DNS. Check " \
+        "the part of the address after the @ for typing mistakes.\n" in out, out
+    assert "resolver" not in out, out
+
+
+def test_trace_local_and_remote(world):
+    """One message to an alias with a local and a remote target: its trace
+    shows the local delivery (account, folder, alias) alongside the remote
+    attempt."""
+    b = world.peer(HOST_B, "b.test", ["bob@b.test"])
+    a = world.peer(HOST_A, "a.test", ["alice@a.test", "carol@a.test"])
+    a.cli_ok("alias", "add", "both@a.test", "carol@a.test", "bob@b.test")
+    msg, mid = send(a, "both@a.test", "local and remote")
+    inbox_with(b, "bob@b.test", "local and remote")
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    out = a.cli_ok("trace", mid).stdout.decode()
+    lines = [re.sub(r"^  [-0-9]+ [:0-9]+  ", "", l) for l in out.split("\n")[2:]]
+    # Written in the queue's own transaction: the local delivery first.
+    assert lines[0] == "delivered both@a.test to carol@a.test's mailbox, folder INBOX " \
+        "(through alias both@a.test)", out
+    assert lines[1] == "queued    bob@b.test from alice@a.test", out
+    assert lines[2].startswith("attempt   bob@b.test via mx.b.test [%s]: 250 " % HOST_B), out
+    assert "Now: bob@b.test delivered" in out, out
+    # Found by the final account as well.
+    assert a.cli_ok("trace", "carol@a.test").stdout.decode() == out
 
 
 def test_451_is_retried(world):

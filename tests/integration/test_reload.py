@@ -119,6 +119,7 @@ NEW_VALUES = {
     "smtp.listen": lambda srv, cur: _moved(cur["smtp.listen"]),
     "pop3.listen": lambda srv, cur: _moved(cur["pop3.listen"]),
     "pop3s.listen": lambda srv, cur: _moved(cur["pop3s.listen"]),
+    "managesieve.listen": lambda srv, cur: _moved(cur["managesieve.listen"]),
     "submission.listen": lambda srv, cur: _moved(cur["submission.listen"]),
     "submissions.listen": lambda srv, cur: _moved(cur["submissions.listen"]),
     "imap.listen": lambda srv, cur: _moved(cur["imap.listen"]),
@@ -186,6 +187,12 @@ NEW_VALUES = {
     "sieve.after": lambda srv, cur: os.path.join(_files(srv), "after.sieve"),
     "sieve.vacation_min_period": "2d",
     "sieve.vacation_max_period": "60d",
+    "mailauth.check": "no",
+    "mailauth.trusted": "127.0.0.0/8 ::1",
+    "mailauth.dmarc_reject": "junk",
+    "mailauth.timeout": "10s",
+    "mailauth.reports": "no",
+    "mailauth.report_interval": "12h",
 }
 
 

@@ -54,7 +54,9 @@ def mailbox(srv, user, name):
         for item in data:
             if isinstance(item, tuple):
                 flags = re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode()
-                out.append((sorted(flags.split()), item[1]))
+                # \Recent is the session's, not a stored flag: this
+                # read-only session sees it on new mail (docs/imap.md)
+                out.append((sorted(f for f in flags.split() if f != "\\Recent"), item[1]))
         return out
     finally:
         c.logout()

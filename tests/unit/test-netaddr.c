@@ -74,3 +74,25 @@ TEST(netaddr_other_family_and_small_buffer)
 	v4("192.0.2.7", tiny, sizeof tiny, &lo);
 	CHECK_STR(tiny, "unk");
 }
+
+TEST(netaddr_in_list)
+{
+	const char *list = "127.0.0.1, 10.0.0.0/8 192.0.2.128/25 ::1 2001:db8::/32";
+	CHECK(netaddr_in_list("127.0.0.1", list));
+	CHECK(!netaddr_in_list("127.0.0.2", list));
+	CHECK(netaddr_in_list("10.200.3.4", list));
+	CHECK(!netaddr_in_list("11.0.0.1", list));
+	CHECK(netaddr_in_list("192.0.2.200", list));
+	CHECK(!netaddr_in_list("192.0.2.127", list));
+	CHECK(netaddr_in_list("::1", list));
+	CHECK(netaddr_in_list("2001:db8:ffff::7", list));
+	CHECK(!netaddr_in_list("2001:db9::1", list));
+	CHECK(!netaddr_in_list("not an address", list));
+	CHECK(!netaddr_in_list("10.0.0.1", ""));
+	CHECK(netaddr_in_list("8.8.8.8", "0.0.0.0/0"));
+	CHECK_INT(netaddr_list_check(list), 0);
+	CHECK_INT(netaddr_list_check(""), 0);
+	CHECK_INT(netaddr_list_check("10.0.0.0/33"), -1);
+	CHECK_INT(netaddr_list_check("127.0.0.1 example.com"), -1);
+	CHECK_INT(netaddr_list_check("::/129"), -1);
+}

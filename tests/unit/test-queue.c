@@ -136,48 +136,92 @@ TEST(reply_enhanced)
 	CHECK_INT(smtp_reply_enhanced("", st), 0);
 }
 
+/* The buffer queue_explain may write into. */
+static char xb[QUEUE_EXPLAIN_MAX];
+#define EXPLAIN(code, status, text) queue_explain(code, status, text, xb, sizeof xb)
+#define EXPLAIN_REPLY(reply, status) queue_explain_reply(reply, status, xb, sizeof xb)
+
 TEST(explain)
 {
-	CHECK_STR(queue_explain_reply("550 5.1.1 <a@b>: Recipient address rejected: User unknown",
-				      "5.1.1"),
-		  "The address does not exist at the receiving domain. Check the spelling of the "
-		  "address.");
-	CHECK(strstr(queue_explain(552, "5.2.2", "Mailbox full"), "mailbox is full"));
-	CHECK(strstr(queue_explain_reply("smtp.example [192.0.2.1] refused our credentials: 535 "
-					 "5.7.8 Authentication failed",
-					 "4.7.0"),
+	CHECK_STR(
+	    EXPLAIN_REPLY("550 5.1.1 <a@b>: Recipient address rejected: User unknown", "5.1.1"),
+	    "The address does not exist at the receiving domain. Check the spelling of the "
+	    "address.");
+	CHECK(strstr(EXPLAIN(552, "5.2.2", "Mailbox full"), "mailbox is full"));
+	CHECK(strstr(EXPLAIN_REPLY("smtp.example [192.0.2.1] refused our credentials: 535 "
+				   "5.7.8 Authentication failed",
+				   "4.7.0"),
 		     "relay host"));
-	CHECK(strstr(queue_explain_reply("the certificate of smtp.example [192.0.2.1] did not "
-					 "verify: the relay password is not sent",
-					 "4.7.0"),
+	CHECK(strstr(EXPLAIN_REPLY("the certificate of smtp.example [192.0.2.1] did not "
+				   "verify: the relay password is not sent",
+				   "4.7.0"),
 		     "relay host"));
-	CHECK(strstr(queue_explain(452, "4.2.2", "Over quota"), "mailbox is full"));
-	CHECK(strstr(queue_explain(550, "5.7.1", "Message rejected as spam"), "as spam"));
-	CHECK(strstr(queue_explain(550, "5.7.1", "Rejected by policy"), "policy"));
-	CHECK(strstr(queue_explain(550, "5.7.23", "SPF check failed"), "SPF"));
-	CHECK(strstr(queue_explain(550, "5.7.1",
-				   "Unauthenticated email is not accepted due to "
-				   "domain's DMARC policy"),
+	CHECK(strstr(EXPLAIN(452, "4.2.2", "Over quota"), "mailbox is full"));
+	CHECK(strstr(EXPLAIN(550, "5.7.1", "Message rejected as spam"), "as spam"));
+	CHECK(strstr(EXPLAIN(550, "5.7.1", "Rejected by policy"), "policy"));
+	CHECK(strstr(EXPLAIN(550, "5.7.23", "SPF check failed"), "SPF"));
+	CHECK(strstr(EXPLAIN(550, "5.7.1",
+			     "Unauthenticated email is not accepted due to "
+			     "domain's DMARC policy"),
 		     "DMARC"));
-	CHECK(strstr(queue_explain(451, "4.7.1", "Greylisted, try again later"), "greylisting"));
-	CHECK(strstr(queue_explain(0, "5.1.10", "the domain x accepts no mail (Null MX)"),
-		     "Null MX"));
-	CHECK(strstr(queue_explain(0, "5.1.2", "the domain x does not exist (NXDOMAIN)"),
+	CHECK(strstr(EXPLAIN(451, "4.7.1", "Greylisted, try again later"), "greylisting"));
+	CHECK(strstr(EXPLAIN(0, "5.1.10", "the domain x accepts no mail (Null MX)"), "Null MX"));
+	CHECK(strstr(EXPLAIN(0, "5.1.2", "the domain x does not exist (NXDOMAIN)"),
 		     "does not exist in DNS"));
-	CHECK(strstr(queue_explain(0, "4.4.1",
-				   "connection to mx [1.2.3.4] failed: connection "
-				   "refused"),
+	/* The resolver that said so is named (src/dns writes this text). */
+	CHECK_STR(EXPLAIN(0, "5.1.2",
+			  "the DNS resolver 127.0.0.1:5353 says the domain nosuch.example does "
+			  "not exist (NXDOMAIN)"),
+		  "The DNS resolver 127.0.0.1:5353 says that the recipient's domain "
+		  "nosuch.example does not exist in DNS. Check the part of the address after "
+		  "the @ for typing mistakes. If it is spelled correctly, that resolver is "
+		  "probably giving wrong answers: the administrator of this mail server should "
+		  "check it.");
+	CHECK(EXPLAIN(0, "5.1.2",
+		      "the DNS resolver 127.0.0.1:5353 says the domain x does "
+		      "not exist (NXDOMAIN)") == xb);
+	/* A special-use name: no resolver to name, the static sentence. */
+	CHECK(strstr(EXPLAIN(0, "5.1.2",
+			     "the domain x.invalid does not exist: it is a special-use name "
+			     "(RFC 6761) that no DNS server is asked about (NXDOMAIN)"),
+		     "Check the part of the address after the @"));
+	/* Malformed: no domain between the words. */
+	CHECK(strstr(EXPLAIN(0, "5.1.2",
+			     "the DNS resolver r says the domain  does not exist"
+			     " (NXDOMAIN)"),
+		     "The recipient's domain does not exist in DNS."));
+	CHECK(strstr(EXPLAIN(0, "4.4.1",
+			     "connection to mx [1.2.3.4] failed: connection "
+			     "refused"),
 		     "refused the connection"));
-	CHECK(strstr(queue_explain(0, "4.4.2", "timeout talking to mx [1.2.3.4]"), "timeout"));
-	CHECK(strstr(queue_explain(0, "4.7.0", "TLS handshake failed"), "TLS"));
-	CHECK(strstr(queue_explain(0, "4.4.3", "temporary DNS failure looking up MX of x"), "DNS"));
-	CHECK(strstr(queue_explain(552, "5.3.4", "Message size exceeds limit"), "larger"));
-	CHECK(strstr(queue_explain(550, "", "no"), "permanently"));
-	CHECK(strstr(queue_explain(450, "", "no"), "temporary"));
-	CHECK(strstr(queue_explain(0, "4.4.7", "last: 451 x"), "time allowed"));
+	CHECK(strstr(EXPLAIN(0, "4.4.2", "timeout talking to mx [1.2.3.4]"), "timeout"));
+	CHECK(strstr(EXPLAIN(0, "4.7.0", "TLS handshake failed"), "TLS"));
+	CHECK(strstr(EXPLAIN(0, "4.4.3", "temporary DNS failure looking up MX of x"), "DNS"));
+	/* A temporary failure (or timeout) names the resolver too. */
+	static const char temp[] =
+	    "The DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) could not look up "
+	    "the mail servers of the recipient's domain right now. This is usually temporary; "
+	    "delivery is retried automatically. If it keeps happening, the administrator of this "
+	    "mail server should check that resolver.";
+	CHECK_STR(EXPLAIN(0, "4.4.3",
+			  "the DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) failed to "
+			  "look up MX of x.example (temporary DNS failure: server failure)"),
+		  temp);
+	CHECK_STR(EXPLAIN(0, "4.4.3",
+			  "the DNS resolver 10.0.0.1 or 10.0.0.2 (from /etc/resolv.conf) did not "
+			  "answer in time looking up the mail servers of x.example (DNS timeout)"),
+		  temp);
+	CHECK(strstr(EXPLAIN(0, "4.4.3",
+			     "the DNS resolver 10.0.0.1 failed to look up the addresses of the "
+			     "mail servers of x.example (temporary DNS failure)"),
+		     "The DNS resolver 10.0.0.1 could not look up"));
+	CHECK(strstr(EXPLAIN(552, "5.3.4", "Message size exceeds limit"), "larger"));
+	CHECK(strstr(EXPLAIN(550, "", "no"), "permanently"));
+	CHECK(strstr(EXPLAIN(450, "", "no"), "temporary"));
+	CHECK(strstr(EXPLAIN(0, "4.4.7", "last: 451 x"), "time allowed"));
 	/* Never NULL, also for nothing at all. */
-	CHECK(queue_explain(0, NULL, NULL) != NULL);
-	CHECK(queue_explain_reply("", "") != NULL);
+	CHECK(EXPLAIN(0, NULL, NULL) != NULL);
+	CHECK(EXPLAIN_REPLY("", "") != NULL);
 }
 
 TEST(dsn_build)

@@ -2,8 +2,9 @@
  * test-store-imap.c - unit tests of the IMAP additions to the store
  * (src/store/store-imap.c): uid lists, changed/expunged since a modseq,
  * batched flags, copy/move and expunge, the ENVELOPE/BODYSTRUCTURE cache
- * and its SEARCH header text, and that an account database made without
- * the cache table (or its headers column) gets it.
+ * and its SEARCH header text, the \Recent mark (claims and looks), and
+ * that an account database made without the cache table (or its headers
+ * column, or mailboxes.recent_uid) gets it.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -213,23 +214,30 @@ TEST(store_imap_cache)
 	ifx_close(&f);
 }
 
+/* Closes the store, runs sql on the account's database (making it look
+ * like one from an older Tern) and opens the store and account again. */
+static void make_old(struct ifx *f, const char *sql)
+{
+	int64_t id = store_account_id(f->a);
+	store_close(&f->s);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f->dir, (int)(id % 100),
+		 (long long)id);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->s = store_open(f->dir, f->err, sizeof f->err);
+	CHECK(f->s != NULL);
+	CHECK_INT(store_account_open(f->s, "u@example.test", &f->a), 1);
+}
+
 TEST(store_imap_old_database_gets_cache)
 {
 	struct ifx f;
 	ifx_open(&f);
-	int64_t id = store_account_id(f.a);
-	store_close(&f.s);
 	/* an account.db made before the cache table existed */
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(id % 100),
-		 (long long)id);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "DROP TABLE imap_cache", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f.s = store_open(f.dir, f.err, sizeof f.err);
-	CHECK(f.s != NULL);
-	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	make_old(&f, "DROP TABLE imap_cache");
 	struct store_imap_cache e = {"bbbbbbbbbbbbbbbbbbbbbbbb", "e", "b", "s", 1, 1, 1, NULL, 0};
 	CHECK_INT(store_imap_cache_put(f.a, &e, 1, f.err, sizeof f.err), 0);
 	struct buf b = BUF_INIT;
@@ -410,5 +418,80 @@ TEST(store_imap_append_batch)
 	CHECK_INT(mb.messages, 3);
 	for (int i = 0; i < 3; i++)
 		unlink(paths[i]);
+	ifx_close(&f);
+}
+
+static uint32_t recent_count(struct ifx *f, const char *mbox)
+{
+	struct store_mailbox mb;
+	CHECK_INT(store_mailbox_get(f->a, mbox, &mb), 1);
+	return mb.recent;
+}
+
+TEST(store_imap_recent_claims)
+{
+	struct ifx f;
+	ifx_open(&f);
+	uint32_t lo = 99;
+	/* an empty mailbox has nothing to claim */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 0, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
+	CHECK_INT(recent_count(&f, "INBOX"), 2);
+	/* looking (EXAMINE) leaves them recent */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, false, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 1);
+	CHECK_INT(recent_count(&f, "INBOX"), 2);
+	/* a claim up to uid 1 takes uid 1 only */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 1, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 1);
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	/* the next claim gets the rest, the one after that nothing */
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 2);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, false, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	/* a new message is recent again; a copy is recent in its new mailbox */
+	uint32_t u3 = append(&f, "INBOX", "Subject: c\r\n\r\nx\r\n");
+	CHECK_INT(u3, 3);
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	CHECK_INT(store_mailbox_create(f.a, "Other", 0, f.err, sizeof f.err), 0);
+	struct store_mailbox other;
+	CHECK_INT(store_mailbox_get(f.a, "Other", &other), 1);
+	uint32_t one = 1, copied = 0;
+	CHECK_INT(store_imap_copy(f.a, f.inbox, &one, 1, other.id, false, &copied, NULL, f.err,
+				  sizeof f.err),
+		  0);
+	CHECK_INT(recent_count(&f, "Other"), 1);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 3, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 3);
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	/* RENAME INBOX: the new mailbox keeps INBOX's mark */
+	CHECK_INT(store_mailbox_rename(f.a, "INBOX", "Old", f.err, sizeof f.err), 0);
+	CHECK_INT(recent_count(&f, "Old"), 0);
+	ifx_close(&f);
+}
+
+TEST(store_imap_old_database_gets_recent_mark)
+{
+	struct ifx f;
+	ifx_open(&f);
+	append(&f, "INBOX", "Subject: a\r\n\r\nx\r\n");
+	append(&f, "INBOX", "Subject: b\r\n\r\nx\r\n");
+	/* an account.db of schema 2, before mailboxes.recent_uid */
+	make_old(&f, "ALTER TABLE mailboxes DROP COLUMN recent_uid; PRAGMA user_version = 2;");
+	/* the messages already there are not recent; new ones are */
+	CHECK_INT(recent_count(&f, "INBOX"), 0);
+	uint32_t lo = 99;
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 2, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 0);
+	append(&f, "INBOX", "Subject: c\r\n\r\nx\r\n");
+	CHECK_INT(recent_count(&f, "INBOX"), 1);
+	CHECK_INT(store_imap_recent(f.a, f.inbox, 3, true, &lo, f.err, sizeof f.err), 0);
+	CHECK_INT(lo, 3);
 	ifx_close(&f);
 }

@@ -432,6 +432,16 @@ static bool has_local(const struct store_targets *t, int64_t id)
 	return false;
 }
 
+/* How the walk reached account id (store_targets.local_via), or "-". */
+static const char *via_of(const struct store_targets *t, int64_t id)
+{
+	for (size_t i = 0; i < t->n_local; i++) {
+		if (t->local[i] == id)
+			return t->local_via[i];
+	}
+	return "-";
+}
+
 TEST(store_resolve_basic)
 {
 	struct fx f;
@@ -442,6 +452,7 @@ TEST(store_resolve_basic)
 	CHECK_INT(store_resolve(f.s, "alice@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.n_local, 1);
 	CHECK_INT(t.local[0], ids[0]);
+	CHECK_STR(t.local_via[0], ""); /* directly */
 	CHECK_INT(t.n_remote, 0);
 	CHECK_INT(store_resolve(f.s, "ALICE@EXAMPLE.TEST", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ids[0]);
@@ -453,6 +464,7 @@ TEST(store_resolve_basic)
 	/* Plus-addressing: the part before the first delimiter. */
 	CHECK_INT(store_resolve(f.s, "Alice+News+x@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ids[0]);
+	CHECK_STR(t.local_via[0], "plus-addressing");
 	CHECK_INT(store_resolve(f.s, "alice+news@example.test", "", &t), STORE_RCPT_NO_USER);
 	CHECK_INT(store_resolve(f.s, "alice+news@example.test", NULL, &t), STORE_RCPT_NO_USER);
 	CHECK_INT(store_resolve(f.s, "bob-lists@example.test", "+-", &t), STORE_RCPT_OK);
@@ -464,6 +476,7 @@ TEST(store_resolve_basic)
 		  0);
 	CHECK_INT(store_resolve(f.s, "alice+x@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ids[1]);
+	CHECK_STR(t.local_via[0], "alias alice+x@example.test");
 	fx_close(&f);
 }
 
@@ -489,11 +502,17 @@ TEST(store_resolve_aliases)
 	CHECK_INT(store_resolve(f.s, "TEAM@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.n_local, 3);
 	CHECK(has_local(&t, ids[0]) && has_local(&t, ids[1]) && has_local(&t, ids[2]));
+	/* Each alias on the way, outermost first; alice is reached first
+	 * directly from team. */
+	CHECK_STR(via_of(&t, ids[0]), "alias team@example.test");
+	CHECK_STR(via_of(&t, ids[1]), "alias team@example.test");
+	CHECK_STR(via_of(&t, ids[2]), "alias team@example.test, alias devs@example.test");
 	CHECK_INT(t.n_remote, 1);
 	CHECK_STR(t.remote[0], "Ext.User@remote.example");
 	/* Plus-addressing on an alias. */
 	CHECK_INT(store_resolve(f.s, "devs+ci@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.n_local, 2);
+	CHECK_STR(via_of(&t, ids[2]), "plus-addressing, alias devs@example.test");
 
 	/* Catch-all: for unknown names only. */
 	CHECK_INT(store_alias_add(f.s, "@example.test", "carol@example.test", f.err, sizeof f.err),
@@ -501,6 +520,7 @@ TEST(store_resolve_aliases)
 	CHECK_INT(store_resolve(f.s, "whoever@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.n_local, 1);
 	CHECK_INT(t.local[0], ids[2]);
+	CHECK_STR(t.local_via[0], "the catch-all alias @example.test");
 	CHECK_INT(store_resolve(f.s, "alice@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ids[0]);
 
@@ -599,25 +619,30 @@ TEST(store_resolve_postmaster)
 	CHECK_INT(store_resolve(f.s, "POSTMASTER@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.n_local, 1);
 	CHECK_INT(t.local[0], oldest);
+	CHECK_STR(t.local_via[0], "postmaster: the server's first account");
 	CHECK_INT(store_resolve(f.s, "postmaster", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], oldest);
+	CHECK_STR(t.local_via[0], "postmaster: the server's first account");
 	CHECK_INT(store_resolve(f.s, "webmaster@example.test", "+", &t), STORE_RCPT_NO_USER);
 	/* 5c: the domain's oldest account. */
 	CHECK_INT(store_account_add(f.s, "one@example.test", NULL, &ex1, f.err, sizeof f.err), 0);
 	CHECK_INT(store_account_add(f.s, "two@example.test", NULL, &ex2, f.err, sizeof f.err), 0);
 	CHECK_INT(store_resolve(f.s, "postmaster@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ex1);
+	CHECK_STR(t.local_via[0], "postmaster: the domain's first account");
 	/* 5b: the catch-all. */
 	CHECK_INT(store_alias_add(f.s, "@example.test", "two@example.test", f.err, sizeof f.err),
 		  0);
 	CHECK_INT(store_resolve(f.s, "postmaster@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], ex2);
+	CHECK_STR(t.local_via[0], "the catch-all alias @example.test");
 	/* 5a: an account postmaster@, then an alias postmaster@. */
 	CHECK_INT(store_account_add(f.s, "postmaster@example.test", NULL, &pm, f.err,
 				    sizeof f.err),
 		  0);
 	CHECK_INT(store_resolve(f.s, "PostMaster@example.test", "+", &t), STORE_RCPT_OK);
 	CHECK_INT(t.local[0], pm);
+	CHECK_STR(t.local_via[0], "");
 	CHECK_INT(store_alias_add(f.s, "postmaster@example.test", "admin@remote.example", f.err,
 				  sizeof f.err),
 		  0);
@@ -826,10 +851,10 @@ TEST(store_queue_add_batch)
 					    {"b@remote.example", 0, NULL, false, false}};
 	struct store_queue_new_rcpt r2[] = {{"c@other.example", 0, NULL, false, false}};
 	struct store_queue_item items[] = {
-	    {p1, "alice@example.test", 0, NULL, r1, 2, 99},
-	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99},
-	    {p2, "", 0, "env-2", r2, 1, 99},
-	    {p2, "", 0, NULL, r2, 0, 99}, /* no recipients */
+	    {p1, "alice@example.test", 0, NULL, r1, 2, 99, 0, NULL},
+	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99, 0, NULL},
+	    {p2, "", 0, "env-2", r2, 1, 99, 0, NULL},
+	    {p2, "", 0, NULL, r2, 0, 99, 0, NULL}, /* no recipients */
 	};
 	CHECK_INT(store_queue_add_batch(f.s, items, 4, f.err, sizeof f.err), -1);
 	CHECK(strstr(f.err, "/no/such/file") != NULL);
@@ -1328,6 +1353,7 @@ TEST(store_subscriptions_upgrade)
 			       " DEFAULT 0;"
 			       "UPDATE mailboxes SET subscribed = 1 WHERE name IN"
 			       " ('INBOX', 'Work/Q1', 'Sent');"
+			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
 			       "PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
@@ -1344,7 +1370,7 @@ TEST(store_subscriptions_upgrade)
 	CHECK_INT(store_mailbox_subscribe(a, "Gone", true, f.err, sizeof f.err), 0);
 	subs_are(a, "Gone,INBOX,Sent,Work/Q1");
 	store_close(&f.s);
-	/* The file is version 2 now, without the old column. */
+	/* The file is version 3 now, without the old column. */
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	CHECK_INT(sqlite3_prepare_v2(db,
@@ -1354,7 +1380,7 @@ TEST(store_subscriptions_upgrade)
 				     -1, &st, NULL),
 		  SQLITE_OK);
 	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(st, 0), 3); /* through 2 to the current 3 */
+	CHECK_INT(sqlite3_column_int(st, 0), 4); /* through 2 and 3 to the current 4 */
 	CHECK_INT(sqlite3_column_int(st, 1), 0);
 	sqlite3_finalize(st);
 	/* A file from a newer Tern is refused, not changed. */
@@ -1395,7 +1421,7 @@ TEST(store_vacation_tracking)
 		 (long long)ids[0]);
 	sqlite3 *db = NULL;
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "DROP TABLE vacation_sent; PRAGMA user_version = 2;", NULL, NULL,
+	CHECK_INT(sqlite3_exec(db, "DROP TABLE vacation_sent; PRAGMA user_version = 3;", NULL, NULL,
 			       NULL),
 		  SQLITE_OK);
 	sqlite3_close(db);
@@ -1779,4 +1805,49 @@ TEST(spool_clean_removes_only_orphans)
 	close(done[0]);
 	close(done[1]);
 	fx_close(&f);
+}
+
+/* SRS (store-srs.c): a round trip; case changes on the way survive; a
+ * forged hash, a damaged address or an old one does not. */
+TEST(srs_encode_decode)
+{
+	const unsigned char key[32] = "0123456789abcdef0123456789abcde";
+	time_t now = 1796000000;
+	char a[512], back[512];
+	CHECK_INT(store_srs_encode(key, sizeof key, "Alice=X@Example.ORG", "fwd.test", now, a,
+				   sizeof a),
+		  0);
+	CHECK(strncmp(a, "SRS0=", 5) == 0);
+	CHECK(strstr(a, "=example.org=Alice=X@fwd.test") != NULL);
+	char local[512];
+	snprintf(local, sizeof local, "%.*s", (int)(strrchr(a, '@') - a), a);
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now, back, sizeof back), 0);
+	CHECK_STR(back, "Alice=X@example.org");
+	/* a server on the way upper-cased it: still ours */
+	char upper[512];
+	snprintf(upper, sizeof upper, "%s", local);
+	for (char *p = upper; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	CHECK_INT(store_srs_decode(key, sizeof key, upper, now, back, sizeof back), 0);
+	/* 21 days later it still works, 22 days later not */
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now + 21 * 86400, back, sizeof back), 0);
+	CHECK_INT(store_srs_decode(key, sizeof key, local, now + 22 * 86400, back, sizeof back),
+		  -2);
+	/* another key, a changed hash, a changed address: forged */
+	unsigned char other[32];
+	memcpy(other, key, sizeof other);
+	other[0] ^= 1;
+	CHECK_INT(store_srs_decode(other, sizeof other, local, now, back, sizeof back), -2);
+	char bad[512];
+	snprintf(bad, sizeof bad, "%s", local);
+	bad[5] = bad[5] == 'a' ? 'b' : 'a';
+	CHECK_INT(store_srs_decode(key, sizeof key, bad, now, back, sizeof back), -2);
+	snprintf(bad, sizeof bad, "%s", local);
+	*strstr(bad, "example.org") = 'x';
+	CHECK_INT(store_srs_decode(key, sizeof key, bad, now, back, sizeof back), -2);
+	CHECK_INT(store_srs_decode(key, sizeof key, "SRS0=abcd=aa", now, back, sizeof back), -2);
+	CHECK_INT(store_srs_decode(key, sizeof key, "alice", now, back, sizeof back), -1);
+	CHECK_INT(store_srs_encode(key, sizeof key, "no-at-sign", "fwd.test", now, a, sizeof a),
+		  -1);
 }

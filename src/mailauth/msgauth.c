@@ -1,0 +1,518 @@
+/*
+ * msgauth.c - SPF, DKIM and DMARC for one received message, with
+ * asynchronous DNS, and its Authentication-Results field.
+ *
+ * Three parts run at once on the loop: the SPF state machine (one query at
+ * a time), the key records of every DKIM signature (all asked at once, the
+ * signatures are then verified with the answers), and the DMARC policy
+ * record (the From: domain, then its Organizational Domain).  When all
+ * have their answers, or the time limit passes (what is missing is then a
+ * temperror), DMARC is evaluated and the callback runs.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "dns.h"
+#include "fsutil.h"
+#include "header.h"
+#include "msgauth.h"
+#include "xalloc.h"
+
+struct key_answer {
+	struct msgauth *m;
+	char selector[64];
+	char domain[256];
+	int status; /* 0 found (rec), 1 none, -1 temporary; 2 still asking */
+	struct buf rec;
+	struct dns_query *q;
+};
+
+struct msgauth {
+	struct event_base *base;
+	struct dns_resolver *res;
+	struct msgauth_request req;
+	char ip[64], helo[256], mail_from[512], from_domain[256], receiver[256];
+	msgauth_cb cb;
+	void *ctx;
+
+	struct spf_check *spf;
+	struct dns_query *spf_q;
+	enum spf_qtype spf_qtype;
+	bool spf_done;
+
+	struct key_answer keys[DKIM_SIGS_MAX];
+	size_t n_keys, keys_pending;
+
+	int dmarc_stage; /* 0 asking the From: domain, 1 its org domain, 2 done */
+	struct dns_query *dmarc_q;
+	struct dmarc_record rec;
+	bool have_rec, rec_temp;
+	char rec_domain[256];
+
+	struct event *timer, *done_ev;
+	bool finished, called;
+	struct msgauth_result out;
+};
+
+static void maybe_finish(struct msgauth *m);
+
+/* ----------------------------------------------------------------- SPF */
+
+static void spf_advance(struct msgauth *m);
+
+static void spf_dns_cb(void *ctx, const struct dns_rr_result *r)
+{
+	struct msgauth *m = ctx;
+	m->spf_q = NULL;
+	struct spf_rr *rr = xcalloc(DNS_MAX_RRS, sizeof *rr);
+	for (size_t i = 0; i < r->n; i++) {
+		rr[i].data = r->rr[i].data;
+		rr[i].len = r->rr[i].len;
+	}
+	enum spf_dns st = r->status == DNS_OK         ? SPF_DNS_OK
+			  : r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN
+						      : SPF_DNS_TEMPFAIL;
+	/* A TXT RRset not read whole might hide a second SPF record. */
+	if (st == SPF_DNS_OK && m->spf_qtype == SPF_Q_TXT && r->n_dropped > 0)
+		st = SPF_DNS_TEMPFAIL;
+	spf_answer(m->spf, st, rr, st == SPF_DNS_OK ? r->n : 0);
+	free(rr);
+	spf_advance(m);
+	maybe_finish(m);
+}
+
+static void spf_advance(struct msgauth *m)
+{
+	static const enum dns_rrtype types[] = {
+	    [SPF_Q_TXT] = DNS_RR_TXT, [SPF_Q_A] = DNS_RR_A,     [SPF_Q_AAAA] = DNS_RR_AAAA,
+	    [SPF_Q_MX] = DNS_RR_MX,   [SPF_Q_PTR] = DNS_RR_PTR,
+	};
+	struct spf_query q;
+	while (spf_step(m->spf, &q) == SPF_STEP_QUERY) {
+		m->spf_qtype = q.type;
+		char err[256];
+		m->spf_q = dns_lookup(m->res, types[q.type], q.name, spf_dns_cb, m, err, sizeof err);
+		if (m->spf_q != NULL)
+			return;
+		spf_answer(m->spf, SPF_DNS_TEMPFAIL, NULL, 0);
+	}
+	m->spf_done = true;
+}
+
+/* ---------------------------------------------------------------- DKIM */
+
+static void key_dns_cb(void *ctx, const struct dns_rr_result *r)
+{
+	struct key_answer *k = ctx;
+	k->q = NULL;
+	if (r->status == DNS_OK && r->n > 0) {
+		/* Several records at one selector: the first that is one. */
+		k->status = 1;
+		for (size_t i = 0; i < r->n && k->status != 0; i++) {
+			struct dkim_keyrec kr;
+			if (dkim_keyrec_parse((const char *)r->rr[i].data, r->rr[i].len, &kr, NULL,
+					      0) == 0) {
+				dkim_keyrec_clear(&kr);
+				buf_reset(&k->rec);
+				if (buf_append(&k->rec, r->rr[i].data, r->rr[i].len) == 0)
+					k->status = 0;
+			}
+		}
+		if (k->status != 0) {
+			/* None parses: give the first, dkim_verify says why. */
+			buf_reset(&k->rec);
+			k->status = buf_append(&k->rec, r->rr[0].data, r->rr[0].len) == 0 ? 0 : -1;
+		}
+	} else {
+		k->status = r->status == DNS_TEMPFAIL ? -1 : 1;
+	}
+	k->m->keys_pending--;
+	maybe_finish(k->m);
+}
+
+/* Asks for the key record of every signature (d= and s= of each
+ * DKIM-Signature field, at most DKIM_SIGS_MAX, each name once). */
+static void keys_start(struct msgauth *m)
+{
+	struct header h = {0};
+	if (header_parse(m->req.msg, m->req.len, &h) != HEADER_OK)
+		return; /* dkim_verify says why */
+	size_t seen = 0;
+	for (size_t i = 0; i < h.n_fields && seen < DKIM_SIGS_MAX; i++) {
+		const struct header_field *f = &h.fields[i];
+		if (f->name_len != 14 || strncasecmp(f->name, "DKIM-Signature", 14) != 0)
+			continue;
+		seen++;
+		struct dkim_taglist tl;
+		if (dkim_taglist_parse(f->value, f->value_len, &tl, NULL, 0) < 0)
+			continue;
+		const struct dkim_tag *d = dkim_taglist_get(&tl, "d");
+		const struct dkim_tag *s = dkim_taglist_get(&tl, "s");
+		if (d == NULL || s == NULL || d->val_len == 0 || s->val_len == 0 ||
+		    d->val_len >= 256 || s->val_len >= 64 || d->val_len + s->val_len > 240)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < m->n_keys && !dup; k++)
+			dup = strlen(m->keys[k].domain) == d->val_len &&
+			      strncasecmp(m->keys[k].domain, d->val, d->val_len) == 0 &&
+			      strlen(m->keys[k].selector) == s->val_len &&
+			      strncasecmp(m->keys[k].selector, s->val, s->val_len) == 0;
+		if (dup)
+			continue;
+		struct key_answer *k = &m->keys[m->n_keys];
+		memcpy(k->domain, d->val, d->val_len);
+		k->domain[d->val_len] = '\0';
+		memcpy(k->selector, s->val, s->val_len);
+		k->selector[s->val_len] = '\0';
+		k->m = m;
+		k->status = 2;
+		buf_init(&k->rec, 0);
+		m->n_keys++;
+		char name[320], err[256];
+		snprintf(name, sizeof name, "%s._domainkey.%s", k->selector, k->domain);
+		k->q = dns_lookup(m->res, DNS_RR_TXT, name, key_dns_cb, k, err, sizeof err);
+		if (k->q == NULL)
+			k->status = -1;
+		else
+			m->keys_pending++;
+	}
+	header_free(&h);
+}
+
+/* dkim_verify's lookup: the answers asked for in advance. */
+static int key_lookup(void *ctx, const char *selector, const char *domain, struct buf *rec,
+		      char *err, size_t errsz)
+{
+	struct msgauth *m = ctx;
+	for (size_t i = 0; i < m->n_keys; i++) {
+		struct key_answer *k = &m->keys[i];
+		if (strcasecmp(k->selector, selector) != 0 || strcasecmp(k->domain, domain) != 0)
+			continue;
+		if (k->status == 0)
+			return buf_append(rec, k->rec.data, k->rec.len) == 0 ? 0 : -1;
+		snprintf(err, errsz, k->status == 1 ? "no key record" : "key lookup failed");
+		return k->status == 1 ? 1 : -1;
+	}
+	snprintf(err, errsz, "key not looked up");
+	return -1;
+}
+
+/* --------------------------------------------------------------- DMARC */
+
+static void dmarc_ask(struct msgauth *m, const char *domain);
+
+static void dmarc_dns_cb(void *ctx, const struct dns_rr_result *r)
+{
+	struct msgauth *m = ctx;
+	m->dmarc_q = NULL;
+	enum dmarc_select sel = DMARC_SELECT_EMPTY;
+	if (r->status == DNS_TEMPFAIL) {
+		m->rec_temp = true;
+		m->dmarc_stage = 2;
+		maybe_finish(m);
+		return;
+	}
+	if (r->status == DNS_OK && r->n > 0) {
+		const char *txt[DNS_MAX_RRS];
+		size_t len[DNS_MAX_RRS];
+		for (size_t i = 0; i < r->n; i++) {
+			txt[i] = (const char *)r->rr[i].data;
+			len[i] = r->rr[i].len;
+		}
+		sel = dmarc_select(txt, len, r->n, &m->rec);
+	}
+	if (sel == DMARC_SELECT_FOUND) {
+		m->have_rec = true;
+		m->dmarc_stage = 2;
+	} else if (sel == DMARC_SELECT_STOP) {
+		m->dmarc_stage = 2;
+	} else if (m->dmarc_stage == 0) {
+		/* RFC 7489 6.6.3 step 3: the Organizational Domain next. */
+		char org[256];
+		if (dmarc_org_domain(m->from_domain, org, sizeof org) > 0 &&
+		    strcasecmp(org, m->from_domain) != 0) {
+			m->dmarc_stage = 1;
+			snprintf(m->rec_domain, sizeof m->rec_domain, "%s", org);
+			dmarc_ask(m, org);
+		} else {
+			m->dmarc_stage = 2;
+		}
+	} else {
+		m->dmarc_stage = 2;
+	}
+	maybe_finish(m);
+}
+
+static void dmarc_ask(struct msgauth *m, const char *domain)
+{
+	char name[300], err[256];
+	snprintf(name, sizeof name, "_dmarc.%s", domain);
+	m->dmarc_q = dns_lookup(m->res, DNS_RR_TXT, name, dmarc_dns_cb, m, err, sizeof err);
+	if (m->dmarc_q == NULL) {
+		m->rec_temp = true;
+		m->dmarc_stage = 2;
+	}
+}
+
+static enum dmarc_auth spf_for_dmarc(enum spf_result r)
+{
+	switch (r) {
+	case SPF_PASS:
+		return DMARC_AUTH_PASS;
+	case SPF_NONE:
+		return DMARC_AUTH_NONE;
+	case SPF_TEMPERROR:
+		return DMARC_AUTH_TEMPERROR;
+	case SPF_PERMERROR:
+		return DMARC_AUTH_PERMERROR;
+	default:
+		return DMARC_AUTH_FAIL;
+	}
+}
+
+static enum dmarc_auth dkim_for_dmarc(enum dkim_status s)
+{
+	switch (s) {
+	case DKIM_PASS:
+		return DMARC_AUTH_PASS;
+	case DKIM_TEMPERROR:
+		return DMARC_AUTH_TEMPERROR;
+	case DKIM_PERMERROR:
+		return DMARC_AUTH_PERMERROR;
+	default:
+		return DMARC_AUTH_FAIL;
+	}
+}
+
+/* ------------------------------------------------------------- the end */
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msgauth *m = arg;
+	m->called = true;
+	m->cb(m->ctx, &m->out);
+}
+
+/* All answers in (or the time is up): verify, evaluate, call back. */
+static void finish(struct msgauth *m)
+{
+	if (m->finished)
+		return;
+	m->finished = true;
+	evtimer_del(m->timer);
+	struct msgauth_result *o = &m->out;
+	/* SPF */
+	struct spf_query q;
+	if (m->spf_done && spf_step(m->spf, &q) == SPF_STEP_DONE) {
+		o->spf = spf_result(m->spf);
+		snprintf(o->spf_reason, sizeof o->spf_reason, "%s", spf_reason(m->spf));
+	} else {
+		o->spf = SPF_TEMPERROR;
+		snprintf(o->spf_reason, sizeof o->spf_reason, "no DNS answer in time");
+	}
+	snprintf(o->spf_domain, sizeof o->spf_domain, "%s", spf_domain(m->spf));
+	o->spf_helo = m->mail_from[0] == '\0';
+	/* DKIM */
+	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), key_lookup, m, o->dkim,
+			    DKIM_SIGS_MAX, o->dkim_error, sizeof o->dkim_error);
+	o->n_dkim = n > 0 ? (size_t)n : 0;
+	/* DMARC */
+	snprintf(o->from_domain, sizeof o->from_domain, "%s", m->from_domain);
+	if (m->from_domain[0] != '\0') {
+		o->dmarc_checked = true;
+		struct dmarc_dkim_input dk[DKIM_SIGS_MAX];
+		for (size_t i = 0; i < o->n_dkim; i++) {
+			dk[i].domain = o->dkim[i].domain;
+			dk[i].result = dkim_for_dmarc(o->dkim[i].status);
+		}
+		unsigned char rnd = 0;
+		(void)fsutil_random(&rnd, 1);
+		if (m->have_rec && m->dmarc_stage != 1 && m->rec_domain[0] == '\0')
+			snprintf(m->rec_domain, sizeof m->rec_domain, "%s", m->from_domain);
+		struct dmarc_input in = {
+		    .from_domain = m->from_domain,
+		    .record = m->have_rec ? &m->rec : NULL,
+		    .record_domain = m->have_rec ? m->rec_domain : NULL,
+		    .record_temperror = m->rec_temp || (m->dmarc_stage != 2),
+		    .spf_domain = o->spf_domain,
+		    .spf = spf_for_dmarc(o->spf),
+		    .dkim = dk,
+		    .n_dkim = o->n_dkim,
+		    .sample = (unsigned)(rnd % 100),
+		};
+		dmarc_evaluate(&in, &o->dmarc);
+		if (m->have_rec) {
+			snprintf(o->dmarc_domain, sizeof o->dmarc_domain, "%s", m->rec_domain);
+			o->have_record = true;
+			o->record = m->rec;
+		}
+	}
+	event_active(m->done_ev, EV_TIMEOUT, 0);
+}
+
+static void maybe_finish(struct msgauth *m)
+{
+	if (m->spf_done && m->keys_pending == 0 && m->dmarc_stage == 2)
+		finish(m);
+}
+
+static void cancel_queries(struct msgauth *m)
+{
+	dns_query_cancel(&m->spf_q);
+	dns_query_cancel(&m->dmarc_q);
+	for (size_t i = 0; i < m->n_keys; i++)
+		if (m->keys[i].q != NULL) {
+			dns_query_cancel(&m->keys[i].q);
+			m->keys[i].status = -1;
+		}
+	m->keys_pending = 0;
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msgauth *m = arg;
+	m->out.timed_out = true;
+	cancel_queries(m);
+	finish(m);
+}
+
+struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
+			      const struct msgauth_request *req, msgauth_cb cb, void *ctx)
+{
+	struct msgauth *m = xcalloc(1, sizeof *m);
+	m->base = base;
+	m->res = res;
+	m->cb = cb;
+	m->ctx = ctx;
+	snprintf(m->ip, sizeof m->ip, "%s", req->ip);
+	snprintf(m->helo, sizeof m->helo, "%s", req->helo ? req->helo : "");
+	snprintf(m->mail_from, sizeof m->mail_from, "%s", req->mail_from ? req->mail_from : "");
+	snprintf(m->from_domain, sizeof m->from_domain, "%s",
+		 req->from_domain ? req->from_domain : "");
+	snprintf(m->receiver, sizeof m->receiver, "%s", req->receiver ? req->receiver : "");
+	m->req = *req;
+	m->req.ip = m->ip;
+	m->req.helo = m->helo;
+	m->req.mail_from = m->mail_from;
+	m->req.from_domain = m->from_domain;
+	m->req.receiver = m->receiver;
+	m->timer = evtimer_new(base, timeout_cb, m);
+	m->done_ev = event_new(base, -1, 0, done_cb, m);
+	if (m->timer == NULL || m->done_ev == NULL) {
+		fprintf(stderr, "tern: out of memory (event)\n");
+		abort();
+	}
+	struct timeval tv = {req->timeout_s ? (time_t)req->timeout_s : 20, 0};
+	evtimer_add(m->timer, &tv);
+
+	struct spf_request sr = {0};
+	if (spf_ip_parse(m->ip, &sr.ip) < 0) {
+		/* Not an IP address we can check: none, said plainly. */
+		m->spf_done = true;
+	}
+	sr.identity = SPF_ID_MAILFROM;
+	sr.helo = m->helo;
+	sr.mail_from = m->mail_from;
+	sr.receiver = m->receiver;
+	m->spf = spf_check_new(&sr);
+	if (!m->spf_done)
+		spf_advance(m);
+	keys_start(m);
+	if (m->from_domain[0] != '\0')
+		dmarc_ask(m, m->from_domain);
+	else
+		m->dmarc_stage = 2;
+	maybe_finish(m);
+	return m;
+}
+
+void msgauth_free(struct msgauth **mp)
+{
+	struct msgauth *m = *mp;
+	if (m == NULL)
+		return;
+	cancel_queries(m);
+	for (size_t i = 0; i < m->n_keys; i++)
+		buf_free(&m->keys[i].rec);
+	spf_check_free(&m->spf);
+	event_free(m->timer);
+	event_free(m->done_ev);
+	free(m);
+	*mp = NULL;
+}
+
+/* ------------------------------------------------------------ A-R field */
+
+/* True if s can stand as a header "value" token (RFC 2045 token, without
+ * the characters that would need quoting) or a domain/address. */
+static bool safe_value(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 255)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!(isalnum((unsigned char)*p) || strchr(".-_@+=", *p) != NULL))
+			return false;
+	return true;
+}
+
+static const char *spf_word(enum spf_result r)
+{
+	return spf_result_name(r);
+}
+
+int msgauth_header(const struct msgauth_result *r, const char *authserv_id,
+		   const struct msgauth_request *req, struct buf *out)
+{
+	int e = buf_printf(out, "Authentication-Results: %s", authserv_id);
+	/* SPF: smtp.mailfrom, or smtp.helo for the null sender */
+	const char *mf = req->mail_from ? req->mail_from : "";
+	e |= buf_printf(out, ";\r\n\tspf=%s", spf_word(r->spf));
+	if (!r->spf_helo && safe_value(mf))
+		e |= buf_printf(out, " smtp.mailfrom=%s", mf);
+	else if (!r->spf_helo && safe_value(r->spf_domain))
+		e |= buf_printf(out, " smtp.mailfrom=%s", r->spf_domain);
+	else if (r->spf_helo && req->helo && safe_value(req->helo))
+		e |= buf_printf(out, " smtp.helo=%s", req->helo);
+	/* DKIM: one result per signature */
+	if (r->n_dkim == 0)
+		e |= buf_printf(out, ";\r\n\tdkim=none");
+	for (size_t i = 0; i < r->n_dkim; i++) {
+		const struct dkim_result *d = &r->dkim[i];
+		e |= buf_printf(out, ";\r\n\tdkim=%s", dkim_status_name(d->status));
+		if (safe_value(d->domain))
+			e |= buf_printf(out, " header.d=%s", d->domain);
+		if (safe_value(d->selector))
+			e |= buf_printf(out, " header.s=%s", d->selector);
+		if (safe_value(d->algo))
+			e |= buf_printf(out, " header.a=%s", d->algo);
+	}
+	/* DMARC */
+	if (r->dmarc_checked) {
+		e |= buf_printf(out, ";\r\n\tdmarc=%s", dmarc_result_name(r->dmarc.result));
+		if (r->dmarc.result != DMARC_RESULT_NONE)
+			e |= buf_printf(out, " (p=%s dis=%s)", dmarc_policy_name(r->dmarc.policy),
+					dmarc_policy_name(r->dmarc.disposition));
+		if (safe_value(r->from_domain))
+			e |= buf_printf(out, " header.from=%s", r->from_domain);
+	}
+	e |= buf_puts(out, "\r\n");
+	return e ? -1 : 0;
+}
+
+bool msgauth_is_ours(const char *value, size_t n, const char *authserv_id)
+{
+	size_t i = 0;
+	while (i < n && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n'))
+		i++;
+	size_t id = strlen(authserv_id);
+	if (n - i < id || strncasecmp(value + i, authserv_id, id) != 0)
+		return false;
+	i += id;
+	return i == n || strchr(" \t\r\n;(", value[i]) != NULL;
+}

@@ -1,0 +1,228 @@
+"""Sender authentication on port 25 (issue 15 item 3): SPF, DKIM and DMARC
+for every message from a client that is not trusted, with real DNS
+(dnsmasq on loopback), one Authentication-Results field (RFC 8601) on top,
+forged ones removed; DMARC p=reject refused at the end of DATA, p=
+quarantine filed into Junk.  Messages are signed by dkimpy (Debian's
+python3-dkim, Ed25519 with python3-nacl): an implementation nobody here
+wrote.  Clients connect from 127.0.0.2 (mailauth.trusted is 127.0.0.1 and
+::1 by default).
+
+Zones:
+    good.test   SPF ip4:127.0.0.2 -all; DMARC p=reject; DKIM key sel (Ed25519)
+    forged.test SPF ip4:10.9.9.9 -all;  DMARC p=reject
+    quar.test   SPF ip4:10.9.9.9 -all;  DMARC p=quarantine
+    none.test   nothing (NXDOMAIN for every name)
+"""
+
+import base64
+import os
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+
+import dkim
+import nacl.signing
+import pytest
+
+from conftest import HOST, timeout
+from test_spf_cli import DNSMASQ, free_port, pick_port
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
+                                reason="dnsmasq is not installed (scripts/install-deps.sh)")
+
+ALICE = "alice@example.test"
+CLIENT = "127.0.0.2"
+KEY = nacl.signing.SigningKey.generate()
+PUB = base64.b64encode(bytes(KEY.verify_key)).decode()
+SEED = base64.b64encode(bytes(KEY))
+
+
+@pytest.fixture(scope="module")
+def dns():
+    port = pick_port()
+    logpath = tempfile.mktemp(prefix="tern-dnsmasq-ma-", suffix=".log")
+    log = open(logpath, "wb")
+    records = [
+        "--txt-record=good.test,v=spf1 ip4:%s -all" % CLIENT,
+        "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
+        "--txt-record=sel._domainkey.good.test,v=DKIM1; k=ed25519; p=%s" % PUB,
+        "--txt-record=forged.test,v=spf1 ip4:10.9.9.9 -all",
+        "--txt-record=_dmarc.forged.test,v=DMARC1; p=reject",
+        "--txt-record=quar.test,v=spf1 ip4:10.9.9.9 -all",
+        "--txt-record=_dmarc.quar.test,v=DMARC1; p=quarantine",
+    ]
+    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--local=/test/"] + (["--user=root"] if os.geteuid() == 0 else []) + records
+    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while free_port(port):
+        assert proc.poll() is None, open(logpath).read()
+        assert time.monotonic() < deadline, "dnsmasq did not start"
+        time.sleep(0.05)
+    yield "127.0.0.1:%d" % port
+    proc.terminate()
+    proc.wait(5)
+    log.close()
+    os.unlink(logpath)
+
+
+@pytest.fixture(scope="module")
+def srv(module_server, dns):
+    return module_server(conf={"dns.resolver": dns, "mailauth.timeout": "5s"})
+
+
+def message(frm, token, extra=b""):
+    return (b"From: <" + frm.encode() + b">\r\nTo: <" + ALICE.encode() + b">\r\n"
+            b"Subject: " + token.encode() + b"\r\nMessage-ID: <" + token.encode() +
+            b"@client.example>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n" + extra +
+            b"\r\nHello from " + frm.encode() + b".\r\n")
+
+
+def signed(frm, token, extra=b""):
+    msg = message(frm, token, extra)
+    sig = dkim.sign(msg, b"sel", b"good.test", SEED, signature_algorithm=b"ed25519-sha256",
+                    include_headers=[b"from", b"to", b"subject", b"message-id", b"date"])
+    return sig + msg
+
+
+def send(srv, sender, msg, source=CLIENT, helo="client.example"):
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                      source_address=(source, 0)) as c:
+        c.ehlo(helo)
+        c.mail(sender)
+        c.rcpt(ALICE)
+        code, text = c.data(msg)
+        return code, text.decode()
+
+
+def stored(srv, token, mbox="INBOX"):
+    return srv.fetch_one(ALICE, token, mbox)
+
+
+def auth_results(data):
+    """The Authentication-Results field right after Return-Path, raw."""
+    first, _, rest = data.partition(b"\r\n")
+    assert first.startswith(b"Return-Path: "), data[:200]
+    assert rest.startswith(b"Authentication-Results: "), data[:400]
+    end = rest.index(b"\r\nReceived: ")
+    return rest[:end + 2]
+
+
+def test_signed_and_aligned_passes(srv):
+    token = "good-%d" % os.getpid()
+    assert send(srv, "alice@good.test", signed("alice@good.test", token))[0] == 250
+    data = stored(srv, token)
+    assert auth_results(data) == (
+        b"Authentication-Results: mx.example.test;\r\n"
+        b"\tspf=pass smtp.mailfrom=alice@good.test;\r\n"
+        b"\tdkim=pass header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n"
+        b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n")
+    assert srv.wait_log(r"action=mailauth spf=pass dkim=pass dmarc=pass "
+                        r"from_domain=good\.test disposition=deliver")
+
+
+def test_forged_from_is_refused_and_the_session_goes_on(srv):
+    token = "forged-%d" % os.getpid()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                      source_address=(CLIENT, 0)) as c:
+        c.ehlo("client.example")
+        c.mail("ceo@forged.test")
+        c.rcpt(ALICE)
+        code, text = c.data(message("ceo@forged.test", token))
+        assert code == 550, text
+        assert text.startswith(b"5.7.1 Message refused: the domain forged.test says"), text
+        # the same session delivers the next (honest) message
+        c.mail("someone@none.test")
+        c.rcpt(ALICE)
+        assert c.data(message("someone@none.test", token + "-next"))[0] == 250
+    assert srv.find_messages(ALICE, token + "-next")
+    assert [r for r in srv.find_messages(ALICE, token) if r["SUBJECT"] == token] == []
+    assert srv.find_messages(ALICE, token, "Junk") == []
+
+
+def test_a_bad_signature_fails_dkim(srv):
+    token = "tampered-%d" % os.getpid()
+    msg = signed("alice@good.test", token).replace(b"Hello from", b"Hullo from")
+    # SPF still passes for good.test, so DMARC passes through SPF alignment
+    assert send(srv, "alice@good.test", msg)[0] == 250
+    ar = auth_results(stored(srv, token))
+    assert b"\tdkim=fail header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n" in ar
+    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n" in ar
+
+
+def test_quarantine_goes_to_junk(srv):
+    token = "quar-%d" % os.getpid()
+    assert send(srv, "news@quar.test", message("news@quar.test", token))[0] == 250
+    assert srv.find_messages(ALICE, token) == []
+    ar = auth_results(stored(srv, token, "Junk"))
+    assert ar == (b"Authentication-Results: mx.example.test;\r\n"
+                  b"\tspf=fail smtp.mailfrom=news@quar.test;\r\n"
+                  b"\tdkim=none;\r\n"
+                  b"\tdmarc=fail (p=quarantine dis=quarantine) header.from=quar.test\r\n")
+
+
+def test_no_records_and_forged_results_removed(srv):
+    token = "none-%d" % os.getpid()
+    extra = (b"Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=x@none.test\r\n"
+             b"Authentication-Results: other.example; dkim=pass header.d=none.test\r\n")
+    assert send(srv, "someone@none.test", message("someone@none.test", token, extra))[0] == 250
+    data = stored(srv, token)
+    assert auth_results(data) == (b"Authentication-Results: mx.example.test;\r\n"
+                                  b"\tspf=none smtp.mailfrom=someone@none.test;\r\n"
+                                  b"\tdkim=none;\r\n"
+                                  b"\tdmarc=none header.from=none.test\r\n")
+    # the forged field claiming our name is gone; another server's stays
+    assert data.count(b"Authentication-Results: mx.example.test;") == 1
+    assert b"Authentication-Results: other.example; dkim=pass header.d=none.test\r\n" in data
+    assert srv.wait_log(r"removed a forged Authentication-Results field")
+
+
+def test_null_sender_checks_helo(srv):
+    token = "bounce-%d" % os.getpid()
+    # SPF checks postmaster@HELO (RFC 7208 2.4): none.test publishes nothing
+    assert send(srv, "", message("mailer-daemon@none.test", token),
+                helo="mta.none.test")[0] == 250
+    ar = auth_results(stored(srv, token))
+    assert ar.startswith(b"Authentication-Results: mx.example.test;\r\n"
+                         b"\tspf=none smtp.helo=mta.none.test;\r\n"), ar
+
+
+def test_trusted_clients_are_not_checked(srv):
+    token = "trusted-%d" % os.getpid()
+    assert send(srv, "ceo@forged.test", message("ceo@forged.test", token),
+                source="127.0.0.1")[0] == 250
+    data = stored(srv, token)
+    assert b"Authentication-Results:" not in data
+
+
+def test_dns_failure_is_temperror_and_the_mail_is_kept(make_server):
+    s = make_server(conf={"dns.resolver": "127.0.0.1:9", "mailauth.timeout": "2s"})
+    token = "temp-%d" % os.getpid()
+    assert send(s, "ceo@forged.test", message("ceo@forged.test", token))[0] == 250
+    ar = auth_results(stored(s, token))
+    assert ar == (b"Authentication-Results: mx.example.test;\r\n"
+                  b"\tspf=temperror smtp.mailfrom=ceo@forged.test;\r\n"
+                  b"\tdkim=none;\r\n"
+                  b"\tdmarc=temperror (p=none dis=none) header.from=forged.test\r\n"), ar
+
+
+def test_auth_check_message_says_what_serve_would_do(srv):
+    token = "cli-%d" % os.getpid()
+    r = srv.cli_ok("auth-check", "message", "--ip", CLIENT, "--helo", "client.example",
+                   "--mail-from", "alice@good.test", input=signed("alice@good.test", token))
+    assert r.stdout.decode() == (
+        "Authentication-Results: mx.example.test;\r\n"
+        "\tspf=pass smtp.mailfrom=alice@good.test;\r\n"
+        "\tdkim=pass header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n"
+        "\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n"
+        "dmarc-disposition: none\naction: deliver\n")
+    r = srv.cli_ok("auth-check", "message", "--ip", CLIENT, "--helo", "client.example",
+                   "--mail-from", "ceo@forged.test", input=message("ceo@forged.test", token))
+    out = r.stdout.decode()
+    assert "\tdmarc=fail (p=reject dis=reject) header.from=forged.test\r\n" in out, out
+    assert out.endswith("dmarc-disposition: reject\naction: reject\n"), out
+    r = srv.cli("auth-check", "message", "--helo", "x", input=b"")
+    assert r.returncode == 2 and b"--ip needs an IPv4 or IPv6 address" in r.stderr, r
