@@ -165,13 +165,14 @@ static void sign(const struct send_ctx *c, const char *from_domain, const char *
 	}
 }
 
-/* Sends msg[0..len) (CRLF lines, without Return-Path) from sender to rcpt:
- * delivered at once to the INBOX of its local targets (with a
- * Return-Path, as dsn_deliver of the queue runner does), queued (DKIM-
- * signed, with NOTIFY notify) for its remote ones.  0, or -1 with err. */
-static int send_one(const struct send_ctx *c, const char *sender, const char *rcpt,
-		    const char *from_domain, const char *msg, size_t len, unsigned notify,
-		    char *err, size_t errsz)
+/* Sends msg[0..len) (CRLF lines, without Return-Path) to rcpt: delivered
+ * at once to the INBOX of its local targets (with a Return-Path of
+ * sender, as dsn_deliver of the queue runner does), queued (DKIM-signed,
+ * envelope sender qsender, NOTIFY notify) for its remote ones.  0, or -1
+ * with err. */
+static int send_one(const struct send_ctx *c, const char *sender, const char *qsender,
+		    const char *rcpt, const char *from_domain, const char *msg, size_t len,
+		    unsigned notify, char *err, size_t errsz)
 {
 	struct store_targets *tg = xcalloc(1, sizeof *tg);
 	enum store_rcpt_result res = store_resolve(c->st, rcpt, c->cfg->recipient_delimiter, tg);
@@ -218,7 +219,7 @@ static int send_one(const struct send_ctx *c, const char *sender, const char *rc
 				q[i].addr = tg->remote[i];
 				q[i].notify = notify;
 			}
-			if (store_queue_add_dsn(c->st, path, sender, STORE_DSN_RET_NONE, NULL, q,
+			if (store_queue_add_dsn(c->st, path, qsender, STORE_DSN_RET_NONE, NULL, q,
 						tg->n_remote, err, errsz) < 0)
 				ret = -1;
 			free(q);
@@ -272,7 +273,7 @@ static void vacation(struct send_ctx *c, const struct sieve_action *act)
 	if (sieve_vacation_reply(c->in, act, from, date, msgid, &reply, &why) < 0) {
 		log_error("sieve id=%s to=<%s> action=vacation error=\"%s\" result=skipped",
 			  c->m->id, c->env_to, why);
-	} else if (send_one(c, "", env_from, domain_of(c->env_to), reply.data, reply.len,
+	} else if (send_one(c, "", "", env_from, domain_of(c->env_to), reply.data, reply.len,
 			    STORE_DSN_NOTIFY_NEVER, err, sizeof err) < 0) {
 		log_error(
 		    "sieve id=%s to=<%s> action=vacation rcpt=<%s> error=\"%s\" result=skipped",
@@ -301,8 +302,29 @@ static const char *without_return_path(const char *data, size_t len, size_t *out
 	return data + skip;
 }
 
-/* Redirect (RFC 5228 4.2): the message as received, envelope sender kept
- * (no SRS).  0 done, -1 not (logged; the caller keeps the message). */
+/* The envelope sender of a redirected copy that leaves for another
+ * server: a sender of a domain not ours rewritten with SRS into the
+ * domain of the recipient address (store-srs.c, as for mail an alias
+ * forwards), so that SPF at the next hop passes; else as it is. */
+static void redirect_sender(const struct send_ctx *c, char *out, size_t outsz)
+{
+	const char *from = c->in->env_from;
+	snprintf(out, outsz, "%s", from);
+	const char *at = strrchr(from, '@');
+	const char *domain = domain_of(c->env_to);
+	if (at == NULL || domain[0] == '\0' || store_domain_exists(c->st, at + 1) != 0)
+		return;
+	char srs[ADDR_PATH_MAX + 64];
+	if (store_srs_forward(c->st, from, domain, srs, sizeof srs) == 0 && strlen(srs) < outsz) {
+		snprintf(out, outsz, "%s", srs);
+		log_info("sieve id=%s to=<%s> action=srs from=<%s> rewritten=<%s>", c->m->id,
+			 c->env_to, from, srs);
+	}
+}
+
+/* Redirect (RFC 5228 4.2): the message as received; the envelope sender
+ * kept for local targets, SRS-rewritten for remote ones (redirect_sender).
+ * 0 done, -1 not (logged; the caller keeps the message). */
 static int redirect(struct send_ctx *c, const struct sieve_action *act)
 {
 	const char *why = NULL;
@@ -327,9 +349,13 @@ static int redirect(struct send_ctx *c, const struct sieve_action *act)
 			why = "loop: too many Received fields";
 		header_free(&h);
 	}
-	if (why == NULL && send_one(c, c->in->env_from, to, domain_of(c->env_to), msg, len, 0, err,
-				    sizeof err) < 0)
-		why = err;
+	char qsender[ADDR_PATH_MAX + 64];
+	if (why == NULL) {
+		redirect_sender(c, qsender, sizeof qsender);
+		if (send_one(c, c->in->env_from, qsender, to, domain_of(c->env_to), msg, len, 0,
+			     err, sizeof err) < 0)
+			why = err;
+	}
 	if (why != NULL) {
 		log_error("sieve id=%s to=<%s> action=redirect rcpt=<%s> error=\"%s\" result=keep",
 			  c->m->id, c->env_to, act->arg, why);

@@ -229,10 +229,16 @@ def test_redirect_local_and_remote(srv):
     assert inbox(srv, user) == []
     got = inbox(srv, target)
     assert len(got) == 1 and got[0].endswith(msg)
-    # the envelope sender is kept; the trace of our first receipt too
+    # locally the envelope sender is kept; the trace of our first receipt too
     assert got[0].startswith(b"Return-Path: <%s>\r\nReceived: " % sender.encode())
+    # to another server it is rewritten with SRS into the user's domain
     (row, data), = queued(srv, mid)
-    assert row["SENDER"] == sender and row["RCPT"] == REMOTE
+    local = sender.split("@")[0]
+    assert re.match(r"SRS0=[0-9A-Za-z+/]{4}=[0-9A-Za-z]{2}=remote\.example=%s@example\.test$"
+                    % local, row["SENDER"]), row
+    assert row["RCPT"] == REMOTE
+    assert srv.wait_log(r"action=srs from=<%s> rewritten=<%s>"
+                        % (re.escape(sender), re.escape(row["SENDER"])))
     assert data.endswith(msg) and b"Return-Path" not in data
     # signed for other servers (the domain's keys of `tern init`), then the trace
     fields, _ = split(data)
@@ -243,10 +249,14 @@ def test_redirect_local_and_remote(srv):
 
 def test_redirect_copy_keeps(srv):
     target = new_user(srv)
-    user = new_user(srv, 'require "copy";\r\nredirect :copy "%s";\r\n' % target)
-    msg, mid = message("a@remote.example", user, "Copy me")
-    send(srv, "a@remote.example", [user], msg)
+    user = new_user(srv, 'require "copy";\r\nredirect :copy "%s";\r\nredirect :copy "%s";\r\n'
+                    % (target, REMOTE))
+    sender = new_user(srv)  # one of ours: not rewritten
+    msg, mid = message(sender, user, "Copy me")
+    send(srv, sender, [user], msg)
     assert len(inbox(srv, user)) == 1 and len(inbox(srv, target)) == 1
+    (row, data), = queued(srv, mid)
+    assert row["SENDER"] == sender
 
 
 def test_redirect_limit_over_scripts(make_server):
