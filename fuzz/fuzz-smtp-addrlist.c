@@ -5,6 +5,9 @@
  * Checks the promises of smtp-parse.h: the count is -1 or 0..max, every
  * address is a NUL-terminated mailbox within the struct, and a smaller
  * max either gives the same addresses or -1 (never a silent truncation).
+ * The same input as a header section goes through smtp_parse_from_domain
+ * (the From: domain DMARC is about), whose answer must be a terminated
+ * string.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ll == 0 || ll == sizeof all[i].local || dl == 0 || dl == sizeof all[i].domain)
 			abort();
 	}
+	/* The DMARC From: domain of the same bytes taken as a header section. */
+	char dom[ADDR_DOMAIN_MAX + 1];
+	smtp_parse_from_domain(v, size, dom);
+	if (strnlen(dom, sizeof dom) == sizeof dom)
+		abort();
 	int m = smtp_parse_address_list(v, size, few, 2);
 	if (n >= 0 && n <= 2) {
 		if (m != n)

@@ -240,6 +240,49 @@ void imap_cmd_copy(struct imap_cmdctx *x);    /* COPY, MOVE */
 void imap_cmd_expunge(struct imap_cmdctx *x); /* EXPUNGE, UID EXPUNGE */
 void imap_cmd_close(struct imap_cmdctx *x);   /* CLOSE (expunges) */
 void imap_cmd_search(struct imap_cmdctx *x);
+void imap_cmd_sort(struct imap_cmdctx *x);   /* SORT, UID SORT (imap-sort.c) */
+void imap_cmd_thread(struct imap_cmdctx *x); /* THREAD, UID THREAD (imap-thread.c) */
+
+/* imap-search.c: the SEARCH evaluator, for SORT and THREAD.  Parses the
+ * search keys x->a[i..x->n); 0 and *out (free with imap_search_free,
+ * which accepts NULL), or -1 after replying BAD. */
+struct imap_search;
+struct smsg;
+int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out);
+void imap_search_free(struct imap_search **q);
+/* A message that matched, valid during the callback only. */
+struct imap_search_hit {
+	const struct store_message *m;
+	uint32_t seq;
+	struct smsg *d; /* for imap_search_header */
+};
+/* Runs q over the selected mailbox's view in UID order, calling cb for
+ * each match.  want_hdr: cb calls imap_search_header (the header cache is
+ * read in chunks, and filled for messages that had no row).  0, or -1
+ * with err set (a store error). */
+int imap_search_run(struct imap_session *s, const struct imap_search *q, bool want_hdr,
+		    int (*cb)(void *ctx, const struct imap_search_hit *h), void *ctx, char *err,
+		    size_t errsz);
+/* Appends the RFC 2047-decoded values of the hit's header fields named
+ * name, each followed by "\n" (as mime_search_header).  0 or -1. */
+int imap_search_header(const struct imap_search_hit *h, const char *name, struct buf *out);
+
+/* imap-sort.c: keys shared with THREAD.  String keys are cut at this many
+ * octets (so memory stays O(messages)). */
+#define SORT_STRING_MAX 256
+/* The hit's base subject (RFC 5256 2.1), case-folded and cut at
+ * SORT_STRING_MAX; *reply (may be NULL) as sortkey_base_subject.  The
+ * caller frees the string. */
+char *imap_sort_base_subject(const struct imap_search_hit *h, bool *reply);
+/* The hit's sent date (RFC 5256 2.2), the internal date when its Date
+ * field is missing or has no valid date. */
+int64_t imap_sort_sent_date(const struct imap_search_hit *h);
+/* The first value of the hit's header field name (RFC 2047-decoded, up
+ * to its "\n") into out, which is reset first; empty when absent. */
+void imap_sort_field(const struct imap_search_hit *h, const char *name, struct buf *out);
+/* The mandatory charset argument at x->a[i]: 0 for UTF-8 and US-ASCII,
+ * else -1 after replying BAD (missing) or NO [BADCHARSET]. */
+int imap_sort_charset(struct imap_cmdctx *x, size_t i);
 
 /* Expunges the \Deleted messages of the view (in set if not NULL) and
  * sends EXPUNGE responses unless silent.  0 or -1 (err set). */

@@ -34,6 +34,7 @@
 #include "imap-private.h"
 #include "log.h"
 #include "mime.h"
+#include "sortkey.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -379,80 +380,11 @@ static struct mime_tree *smsg_tree(struct smsg *d)
 	return d->tree;
 }
 
-/* Simple case folding of one code point: ASCII, Latin-1, Latin
- * Extended-A, Greek and Cyrillic capitals to small letters (a subset of
- * Unicode's simple case folding, i;unicode-casemap without
- * normalisation). */
-static uint32_t fold_cp(uint32_t c)
-{
-	if (c < 0x80)
-		return c >= 'A' && c <= 'Z' ? c + 32 : c;
-	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
-		return c + 32;
-	if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177))
-		return c | 1;
-	if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
-		return (c & 1) ? c + 1 : c;
-	if (c == 0x178)
-		return 0xFF;
-	if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
-		return c + 32;
-	if (c == 0x3C2)
-		return 0x3C3;
-	if (c >= 0x410 && c <= 0x42F)
-		return c + 32;
-	if (c >= 0x400 && c <= 0x40F)
-		return c + 80;
-	if (c == 0x1E9E)
-		return 0xDF;
-	return c;
-}
-
-/* Appends p[0..n) case-folded to out.  Bytes that are not valid UTF-8 are
- * copied as they are (they then only match themselves). */
+/* Appends p[0..n) case-folded to out (sortkey_fold, i;unicode-casemap
+ * without normalisation). */
 static void fold_utf8(const char *p, size_t n, struct buf *out)
 {
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = (unsigned char)p[i];
-		uint32_t cp;
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 0;
-		if (len == 0 || i + len > n) {
-			buf_putc(out, (char)c);
-			i++;
-			continue;
-		}
-		if (len == 1) {
-			buf_putc(out, (char)fold_cp(c));
-			i++;
-			continue;
-		}
-		bool ok = true;
-		cp = len == 2 ? (c & 0x1Fu) : (c & 0x0Fu);
-		for (size_t k = 1; k < len; k++) {
-			unsigned char cc = (unsigned char)p[i + k];
-			ok = ok && (cc & 0xC0) == 0x80;
-			cp = (cp << 6) | (cc & 0x3Fu);
-		}
-		uint32_t f = ok ? fold_cp(cp) : cp;
-		if (!ok || f == cp) {
-			buf_append(out, p + i, ok ? len : 1);
-			i += ok ? len : 1;
-			continue;
-		}
-		char u[3];
-		if (f < 0x800) {
-			u[0] = (char)(0xC0 | (f >> 6));
-			u[1] = (char)(0x80 | (f & 0x3F));
-			buf_append(out, u, 2);
-		} else {
-			u[0] = (char)(0xE0 | (f >> 12));
-			u[1] = (char)(0x80 | ((f >> 6) & 0x3F));
-			u[2] = (char)(0x80 | (f & 0x3F));
-			buf_append(out, u, 3);
-		}
-		i += len;
-	}
+	(void)sortkey_fold(p, n, out);
 }
 
 /* Case-insensitive substring search: needle is already folded. */
@@ -821,6 +753,9 @@ struct run_ctx {
 	struct store_imap_headers *hrows;
 	size_t n_hrows, hpos;
 	struct hdr_put put;
+	/* SORT and THREAD (imap_search_run): matches go to hit_cb */
+	int (*hit_cb)(void *ctx, const struct imap_search_hit *h);
+	void *hit_ctx;
 };
 
 /* The cached header row of uid (NULL: none), reading the next chunk of
@@ -865,6 +800,11 @@ static int search_cb(void *ctx, const struct store_message *m)
 		d.put = &c->put;
 	}
 	bool hit = eval(c->root, &d);
+	if (hit && c->hit_cb != NULL) {
+		struct imap_search_hit h = {m, seq, &d};
+		(void)c->hit_cb(c->hit_ctx, &h);
+		hit = false;
+	}
 	buf_free(&d.hdr_own);
 	mime_tree_free(&d.tree);
 	free(d.file);
@@ -1046,4 +986,64 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	buf_free(&b);
 	free(c.hits);
 	imap_reply(s, "%s OK Search completed", x->tag);
+}
+
+/* ------------------------------------------- for SORT and THREAD */
+
+struct imap_search {
+	struct skey root;
+	bool need_hdr;
+};
+
+int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out)
+{
+	struct sparse p = {x, x->a, x->n, i, 0, NULL, false, false};
+	struct imap_search *q = xcalloc(1, sizeof *q);
+	*out = NULL;
+	if (p.i >= p.n || parse_list(&p, &q->root, 0, false) < 0) {
+		skey_free(&q->root);
+		free(q);
+		imap_bad(x, p.bad ? p.bad : "Invalid search keys");
+		return -1;
+	}
+	q->need_hdr = p.need_hdr;
+	*out = q;
+	return 0;
+}
+
+void imap_search_free(struct imap_search **q)
+{
+	if (q == NULL || *q == NULL)
+		return;
+	skey_free(&(*q)->root);
+	free(*q);
+	*q = NULL;
+}
+
+int imap_search_run(struct imap_session *s, const struct imap_search *q, bool want_hdr,
+		    int (*cb)(void *ctx, const struct imap_search_hit *h), void *ctx, char *err,
+		    size_t errsz)
+{
+	struct run_ctx c;
+	memset(&c, 0, sizeof c);
+	c.s = s;
+	c.root = &q->root;
+	c.use_hdr = q->need_hdr || want_hdr;
+	c.hit_cb = cb;
+	c.hit_ctx = ctx;
+	struct imap_sel *sel = s->sel;
+	if (sel->v.n == 0)
+		return 0;
+	c.uid_hi = imap_view_last(&sel->v);
+	int lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+				    imap_view_last(&sel->v), search_cb, &c, err, errsz);
+	store_imap_headers_free(c.hrows, c.n_hrows);
+	hdr_flush(s, &c.put);
+	free(c.hits);
+	return lr < 0 ? -1 : 0;
+}
+
+int imap_search_header(const struct imap_search_hit *h, const char *name, struct buf *out)
+{
+	return smsg_header(h->d, name, out);
 }

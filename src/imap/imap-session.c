@@ -165,7 +165,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_puts(out, " IMAP4rev2");
 	buf_puts(out, " LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT"
 		      " UIDPLUS MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT");
+		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT"
+		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -1261,6 +1262,8 @@ static const struct {
     {"FETCH", imap_cmd_fetch, C_SEL | C_UID | C_NOEXPUNGE},
     {"STORE", imap_cmd_store, C_SEL | C_UID | C_NOEXPUNGE},
     {"SEARCH", imap_cmd_search, C_SEL | C_UID | C_NOEXPUNGE},
+    {"SORT", imap_cmd_sort, C_SEL | C_UID | C_NOEXPUNGE},
+    {"THREAD", imap_cmd_thread, C_SEL | C_UID | C_NOEXPUNGE},
     {"COPY", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
     {"MOVE", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
 };

@@ -117,6 +117,7 @@ struct addr_parser {
 	struct buf *out;
 	size_t count; /* addresses and group markers written */
 	bool specs;   /* write only "<local@domain> " per address (mime_addr_specs) */
+	bool first;   /* write only the first entry's addr-mailbox (mime_addr_first_mailbox) */
 	struct buf phrase, local, domain, route, comment, tmp;
 };
 
@@ -138,6 +139,11 @@ static int put_address(struct addr_parser *a, const struct buf *name, const stru
 {
 	struct buf *o = a->out;
 	a->count++;
+	if (a->first) {
+		if (a->count > 1 || mailbox == MISSING_MAILBOX)
+			return 0;
+		return buf_append(o, mailbox, ml);
+	}
 	if (a->specs) {
 		if (mailbox == MISSING_MAILBOX || host == MISSING_DOMAIN || host == SYNTAX_ERROR)
 			return 0;
@@ -337,7 +343,11 @@ static int parse_address(struct addr_parser *a, bool in_group)
 	}
 	if (c == ':' && !in_group) {
 		a->i++;
-		if (!a->specs &&
+		if (a->first && a->count == 0 &&
+		    buf_append(a->out, a->phrase.data != NULL ? a->phrase.data : "",
+			       a->phrase.len) < 0)
+			return -1;
+		if (!a->specs && !a->first &&
 		    (buf_puts(a->out, "(NIL NIL ") < 0 || put_cstr(a->out, &a->phrase) < 0 ||
 		     buf_puts(a->out, " NIL)") < 0))
 			return -1;
@@ -364,7 +374,7 @@ static int parse_address(struct addr_parser *a, bool in_group)
 				break;
 			}
 		}
-		if (r < 0 || (!a->specs && buf_puts(a->out, "(NIL NIL NIL NIL)") < 0))
+		if (r < 0 || (!a->specs && !a->first && buf_puts(a->out, "(NIL NIL NIL NIL)") < 0))
 			return -1;
 		a->count++;
 		return r;
@@ -403,13 +413,15 @@ static int parse_address(struct addr_parser *a, bool in_group)
 
 /* Appends the addresses of one field value to out (without the list's
  * parentheses); adds their number to *count.  0 / -1. */
-static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *count, bool specs)
+static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *count, bool specs,
+			      bool first)
 {
 	struct addr_parser a;
 	int r = 0;
 
 	memset(&a, 0, sizeof a);
 	a.specs = specs;
+	a.first = first;
 	mime_value_trim_start(&v, &n);
 	a.s = v;
 	a.n = n < MIME_MAX_HEADER_LINE ? n : MIME_MAX_HEADER_LINE;
@@ -447,7 +459,13 @@ static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *
 int mime_addr_specs(const char *v, size_t n, struct buf *out)
 {
 	size_t count = 0;
-	return parse_address_list(v, n, out, &count, true);
+	return parse_address_list(v, n, out, &count, true, false);
+}
+
+int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out)
+{
+	size_t count = 0;
+	return parse_address_list(v, n, out, &count, false, true);
 }
 
 /* --- ENVELOPE ------------------------------------------------------------ */
@@ -487,7 +505,7 @@ static int put_envelope(const struct mime_tree *t, const struct mime_part *m, st
 			/* repeated address fields add up */
 			if (strutil_eq_ci(nm, f.name_len, addr_names[k]))
 				r = parse_address_list(t->msg + f.value_off, f.value_len, &lists[k],
-						       &counts[k], false);
+						       &counts[k], false, false);
 		}
 	}
 

@@ -164,6 +164,12 @@ int mime_search_header(const struct mime_tree *t, const char *name, struct buf *
  * 0 / -1. */
 int mime_addr_specs(const char *v, size_t n, struct buf *out);
 
+/* For SORT FROM/TO/CC (RFC 5256): appends the addr-mailbox ENVELOPE gives
+ * the first entry of the address list v[0..n): the local part of a
+ * mailbox (quotes removed, as in ENVELOPE), the name of a group; nothing
+ * when the list is empty or its first mailbox has no local part.  0 / -1. */
+int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out);
+
 /* For SEARCH BODY/TEXT: appends the decoded text of every text/ * leaf of
  * the message, nested messages included (transfer encoding removed,
  * converted to UTF-8 with iconv when the charset is known; an unknown

@@ -14,6 +14,7 @@ Zones:
     none.test   nothing (NXDOMAIN for every name)
 """
 
+import atexit
 import base64
 import os
 import shutil
@@ -38,6 +39,15 @@ KEY = nacl.signing.SigningKey.generate()
 PUB = base64.b64encode(bytes(KEY.verify_key)).decode()
 SEED = base64.b64encode(bytes(KEY))
 
+# An RSA key for OpenDKIM's signer (opendkim-testmsg), and its record.
+ODK_DIR = tempfile.mkdtemp(prefix="tern-odk-")
+atexit.register(shutil.rmtree, ODK_DIR, True)
+ODK_KEY = os.path.join(ODK_DIR, "odk.pem")
+subprocess.run(["openssl", "genrsa", "-out", ODK_KEY, "2048"], check=True, capture_output=True)
+_der = subprocess.run(["openssl", "rsa", "-in", ODK_KEY, "-pubout", "-outform", "DER"],
+                      check=True, capture_output=True).stdout
+ODK_RECORD = "v=DKIM1; k=rsa; p=" + base64.b64encode(_der).decode()
+
 
 @pytest.fixture(scope="module")
 def dns():
@@ -48,6 +58,9 @@ def dns():
         "--txt-record=good.test,v=spf1 ip4:%s -all" % CLIENT,
         "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
         "--txt-record=sel._domainkey.good.test,v=DKIM1; k=ed25519; p=%s" % PUB,
+        # dnsmasq joins the comma-separated parts as strings of one record
+        "--txt-record=odk._domainkey.good.test," + ",".join(
+            ODK_RECORD[i:i + 250] for i in range(0, len(ODK_RECORD), 250)),
         "--txt-record=forged.test,v=spf1 ip4:10.9.9.9 -all",
         "--txt-record=_dmarc.forged.test,v=DMARC1; p=reject",
         "--txt-record=quar.test,v=spf1 ip4:10.9.9.9 -all",
@@ -226,3 +239,20 @@ def test_auth_check_message_says_what_serve_would_do(srv):
     assert out.endswith("dmarc-disposition: reject\naction: reject\n"), out
     r = srv.cli("auth-check", "message", "--helo", "x", input=b"")
     assert r.returncode == 2 and b"--ip needs an IPv4 or IPv6 address" in r.stderr, r
+
+
+def test_opendkim_rsa_sha1_signature_does_not_pass(srv):
+    """OpenDKIM's test signer (opendkim-testmsg, Debian's opendkim-tools)
+    signs with rsa-sha1 and c=relaxed/simple: Tern reads the signature and
+    the key, and by RFC 8301 it does not pass; DMARC still passes by SPF."""
+    token = "odk-%d" % os.getpid()
+    msg = message("alice@good.test", token)
+    r = subprocess.run(["opendkim-testmsg", "-C", "-d", "good.test", "-s", "odk", "-k", ODK_KEY],
+                       input=msg, capture_output=True, timeout=timeout(30))
+    assert r.returncode == 0, r.stderr
+    signed_msg = r.stdout
+    assert signed_msg.startswith(b"DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/simple;")
+    assert send(srv, "alice@good.test", signed_msg)[0] == 250
+    ar = auth_results(stored(srv, token))
+    assert b"\tdkim=fail header.d=good.test header.s=odk header.a=rsa-sha1;\r\n" in ar, ar
+    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n" in ar, ar

@@ -1159,3 +1159,27 @@ TEST(mime_corpus_matches_dovecot)
 	}
 	buf_free(&out);
 }
+
+/* SORT FROM/TO/CC key: addr-mailbox of the first entry, as ENVELOPE. */
+static const char *first_mb(const char *v)
+{
+	static char out[256];
+	struct buf b = BUF_INIT;
+	CHECK_INT(mime_addr_first_mailbox(v, strlen(v), &b), 0);
+	snprintf(out, sizeof out, "%s", buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+TEST(mime_addr_first_mailbox_forms)
+{
+	CHECK_STR(first_mb(""), "");
+	CHECK_STR(first_mb("a@b.example"), "a");
+	CHECK_STR(first_mb("Zed <Zed.X@b.example>, a@b"), "Zed.X");
+	CHECK_STR(first_mb("\"quoted local\"@b.example"), "quoted local");
+	CHECK_STR(first_mb("x@y (Comment), a@b"), "x");
+	CHECK_STR(first_mb("root"), "root"); /* no domain: the mailbox still counts */
+	CHECK_STR(first_mb("Team: m@b, n@c;, z@d"), "Team"); /* a group: its name */
+	CHECK_STR(first_mb("<@route.example:r@b.example>"), "r");
+	CHECK_STR(first_mb("Name <@b>"), ""); /* no local part */
+}
