@@ -3,12 +3,15 @@
  * (src/sieve), and the interpreter on a fixed message when a script
  * compiles.  Checks that an error has a position and a message, that a
  * compiled script runs within its limits, and that a failed run leaves
- * exactly the implicit keep.
+ * exactly the implicit keep.  A vacation action is checked and its reply
+ * built (sieve_vacation_allowed, sieve_vacation_reply) on the fixed
+ * message and on the input itself read as a message.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "buf.h"
 #include "sieve.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,6 +39,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit || r.error[0] == '\0'))
 		abort();
+	for (size_t i = 0; i < r.n_actions; i++) {
+		if (r.actions[i].type != SIEVE_ACT_VACATION)
+			continue;
+		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL};
+		const struct sieve_input *ins[2] = {&in, &as_msg};
+		for (int k = 0; k < 2; k++) {
+			const char *mine[1] = {"d@e.f"};
+			const char *why = NULL;
+			if (!sieve_vacation_allowed(ins[k], &r.actions[i], mine, 1, &why) &&
+			    why == NULL)
+				abort();
+			struct buf b;
+			buf_init(&b, 1 << 20);
+			why = NULL;
+			if (sieve_vacation_reply(ins[k], &r.actions[i], "d@e.f", "date", "id@h", &b,
+						 &why) < 0 &&
+			    why == NULL)
+				abort();
+			buf_free(&b);
+		}
+	}
 	sieve_result_free(&r);
 	sieve_script_free(&s);
 	if (s != NULL)

@@ -12,6 +12,8 @@
  *   redirect ADDRESS [copy]
  *   reject REASON / ereject REASON     (line ends in the reason shown as \n)
  *   discard
+ *   vacation REASON, then "  seconds N" and, when given or computed,
+ *     "  subject S", "  from F", "  handle H", "  address A"..., "  mime"
  * and "error: MESSAGE" first if the run failed (then only the implicit
  * keep follows).
  */
@@ -125,8 +127,8 @@ static void put_text(const char *s)
 
 static void put_action(const struct sieve_action *a)
 {
-	static const char *const names[] = {"keep",    "fileinto", "redirect",
-					    "discard", "reject",   "ereject"};
+	static const char *const names[] = {"keep",   "fileinto", "redirect", "discard",
+					    "reject", "ereject",  "vacation"};
 	fputs(names[a->type], stdout);
 	if (a->arg != NULL) {
 		putchar(' ');
@@ -146,6 +148,25 @@ static void put_action(const struct sieve_action *a)
 		}
 	}
 	putchar('\n');
+	if (a->type != SIEVE_ACT_VACATION)
+		return;
+	/* the parameters, one indented line each */
+	printf("  seconds %llu\n", (unsigned long long)a->seconds);
+	const char *const name[3] = {"subject", "from", "handle"};
+	const char *const val[3] = {a->subject, a->from, a->handle};
+	for (int i = 0; i < 3; i++)
+		if (val[i] != NULL) {
+			printf("  %s ", name[i]);
+			put_text(val[i]);
+			putchar('\n');
+		}
+	for (size_t i = 0; i < a->n_addresses; i++) {
+		fputs("  address ", stdout);
+		put_text(a->addresses[i]);
+		putchar('\n');
+	}
+	if (a->mime)
+		fputs("  mime\n", stdout);
 }
 
 static int run_test(const struct cli_command *cmd, int argc, char **argv)

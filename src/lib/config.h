@@ -97,6 +97,8 @@ struct config {
 	uint64_t sieve_max_scripts;     /* scripts per account */
 	char *sieve_before;             /* global script run before the user's; "" none */
 	char *sieve_after;              /* global script run after the user's; "" none */
+	uint64_t sieve_vacation_min_period; /* seconds: the shortest :days/:seconds used */
+	uint64_t sieve_vacation_max_period; /* seconds: the longest */
 	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
 	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
 	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */

@@ -30,7 +30,7 @@ static int run_envelope(struct sieve_run *r, const struct sieve_node *n)
 }
 
 static const struct sieve_def defs[] = {
-    {"envelope", true, "ll", 0, false, TAGS_MATCH | TAGS_PART, run_envelope},
+    {"envelope", true, "ll", 0, false, TAGS_MATCH | TAGS_PART, run_envelope, NULL},
 };
 
 const struct sieve_ext sieve_ext_envelope = {"envelope", defs, 1, 0, 0};

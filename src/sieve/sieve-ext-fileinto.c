@@ -19,7 +19,7 @@ static int run_fileinto(struct sieve_run *r, const struct sieve_node *n)
 }
 
 static const struct sieve_def defs[] = {
-    {"fileinto", false, "s", 0, false, TAGS_COPY | TAGS_CREATE | TAGS_FLAGS, run_fileinto},
+    {"fileinto", false, "s", 0, false, TAGS_COPY | TAGS_CREATE | TAGS_FLAGS, run_fileinto, NULL},
 };
 
 const struct sieve_ext sieve_ext_fileinto = {"fileinto", defs, 1, 0, 0};

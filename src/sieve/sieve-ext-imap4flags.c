@@ -67,10 +67,10 @@ static int run_hasflag(struct sieve_run *r, const struct sieve_node *n)
 }
 
 static const struct sieve_def defs[] = {
-    {"setflag", false, "l", 0, false, 0, run_setflag},
-    {"addflag", false, "l", 0, false, 0, run_addflag},
-    {"removeflag", false, "l", 0, false, 0, run_removeflag},
-    {"hasflag", true, "l", 0, false, TAGS_MATCH, run_hasflag},
+    {"setflag", false, "l", 0, false, 0, run_setflag, NULL},
+    {"addflag", false, "l", 0, false, 0, run_addflag, NULL},
+    {"removeflag", false, "l", 0, false, 0, run_removeflag, NULL},
+    {"hasflag", true, "l", 0, false, TAGS_MATCH, run_hasflag, NULL},
 };
 
 const struct sieve_ext sieve_ext_imap4flags = {"imap4flags", defs, sizeof defs / sizeof defs[0],

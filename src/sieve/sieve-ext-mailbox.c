@@ -15,7 +15,7 @@ static int run_mailboxexists(struct sieve_run *r, const struct sieve_node *n)
 }
 
 static const struct sieve_def defs[] = {
-    {"mailboxexists", true, "l", 0, false, 0, run_mailboxexists},
+    {"mailboxexists", true, "l", 0, false, 0, run_mailboxexists, NULL},
 };
 
 const struct sieve_ext sieve_ext_mailbox = {"mailbox", defs, 1, TAGS_CREATE, 0};

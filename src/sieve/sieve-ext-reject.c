@@ -17,10 +17,10 @@ static int run_ereject(struct sieve_run *r, const struct sieve_node *n)
 }
 
 static const struct sieve_def reject_defs[] = {
-    {"reject", false, "s", 0, false, 0, run_reject},
+    {"reject", false, "s", 0, false, 0, run_reject, NULL},
 };
 static const struct sieve_def ereject_defs[] = {
-    {"ereject", false, "s", 0, false, 0, run_ereject},
+    {"ereject", false, "s", 0, false, 0, run_ereject, NULL},
 };
 
 const struct sieve_ext sieve_ext_reject = {"reject", reject_defs, 1, 0, 0};

@@ -44,6 +44,10 @@ static void node_free(struct sieve_node *n)
 		node_free(n->block);
 		node_free(n->alt);
 		sieve_strlist_free(&n->flags);
+		sieve_strlist_free(&n->subject);
+		sieve_strlist_free(&n->from);
+		sieve_strlist_free(&n->handle);
+		sieve_strlist_free(&n->addresses);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -156,6 +160,10 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"domain", TAGS_PART, 4},      {"user", TAGS_SUBADDR, 4},   {"detail", TAGS_SUBADDR, 4},
 	    {"over", TAGS_SIZE, 8},        {"under", TAGS_SIZE, 8},     {"copy", TAGS_COPY, 16},
 	    {"create", TAGS_CREATE, 32},   {"flags", TAGS_FLAGS, 64},
+	    {"days", TAGS_VACATION, 128},  {"seconds", TAGS_VACSEC, 128},
+	    {"subject", TAGS_VACATION, 256}, {"from", TAGS_VACATION, 512},
+	    {"addresses", TAGS_VACATION, 1024}, {"mime", TAGS_VACATION, 2048},
+	    {"handle", TAGS_VACATION, 4096},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -193,6 +201,27 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->copy = true;
 	else if (!strcmp(t, "create"))
 		n->create = true;
+	else if (!strcmp(t, "mime"))
+		n->mime = true;
+	else if (!strcmp(t, "days") || !strcmp(t, "seconds")) {
+		n->has_period = true;
+		n->period_seconds = !strcmp(t, "seconds");
+		if (p->tok.type != TOK_NUMBER)
+			return fail_tok(p, "a number");
+		n->period = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "subject") || !strcmp(t, "from") || !strcmp(t, "handle")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		struct sieve_strlist *l = !strcmp(t, "subject") ? &n->subject
+					  : !strcmp(t, "from")  ? &n->from
+								: &n->handle;
+		sieve_strlist_add(l, p->tok.str, p->tok.len);
+		return next(p);
+	} else if (!strcmp(t, "addresses")) {
+		bool was_list;
+		return parse_strlist(p, &n->addresses, &was_list);
+	}
 	else if (!strcmp(t, "over") || !strcmp(t, "under")) {
 		n->over = !strcmp(t, "over");
 		if (p->tok.type != TOK_NUMBER)
@@ -266,6 +295,8 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 				  n->def->name);
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
+	if (n->def->check != NULL && n->def->check(n, p->err) < 0)
+		return -1;
 	if (n->def->tests == 1) {
 		n->tests = xcalloc(1, sizeof *n->tests);
 		n->n_tests = 1;

@@ -77,6 +77,8 @@ enum {
 	TAGS_CREATE = 1 << 4,  /* :create (RFC 5490) */
 	TAGS_FLAGS = 1 << 5,   /* :flags LIST (RFC 5232) */
 	TAGS_SUBADDR = 1 << 6, /* :user :detail (RFC 5233), with TAGS_PART */
+	TAGS_VACATION = 1 << 7, /* :days :subject :from :addresses :mime :handle (RFC 5230) */
+	TAGS_VACSEC = 1 << 8,   /* :seconds (RFC 6131) */
 };
 
 struct sieve_node;
@@ -94,6 +96,9 @@ struct sieve_def {
 	bool block;
 	unsigned tags;
 	int (*run)(struct sieve_run *r, const struct sieve_node *n);
+	/* Checks the parsed arguments (NULL: nothing to check): 0, or -1
+	 * with err set (sieve_fail). */
+	int (*check)(const struct sieve_node *n, struct sieve_error *err);
 };
 
 /* One extension (RFC 5228 3.2 capability string) and what it adds. */
@@ -118,6 +123,8 @@ extern const struct sieve_ext sieve_ext_copy;
 extern const struct sieve_ext sieve_ext_mailbox;
 extern const struct sieve_ext sieve_ext_imap4flags;
 extern const struct sieve_ext sieve_ext_subaddress;
+extern const struct sieve_ext sieve_ext_vacation;
+extern const struct sieve_ext sieve_ext_vacation_seconds;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -132,6 +139,12 @@ struct sieve_node {
 	struct sieve_strlist flags;  /* :flags */
 	struct sieve_strlist pos[3]; /* positional strings / lists */
 	uint64_t number;             /* the positional number */
+	/* vacation (RFC 5230, 6131) */
+	bool has_period;             /* :days or :seconds given */
+	bool period_seconds;         /* it was :seconds */
+	uint64_t period;             /* its number */
+	bool mime;                   /* :mime */
+	struct sieve_strlist subject, from, handle, addresses; /* empty: not given */
 	struct sieve_node **tests;
 	size_t n_tests;
 	struct sieve_node *block; /* first command of the block */

@@ -31,6 +31,12 @@ static void action_clear(struct sieve_action *a)
 	for (size_t i = 0; i < a->n_flags; i++)
 		free(a->flags[i]);
 	free(a->flags);
+	free(a->subject);
+	free(a->from);
+	for (size_t i = 0; i < a->n_addresses; i++)
+		free(a->addresses[i]);
+	free(a->addresses);
+	free(a->handle);
 	memset(a, 0, sizeof *a);
 }
 
@@ -55,6 +61,7 @@ struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type t
 {
 	struct sieve_result *res = r->res;
 	bool is_reject = type == SIEVE_ACT_REJECT || type == SIEVE_ACT_EREJECT;
+	bool is_vacation = type == SIEVE_ACT_VACATION;
 	for (size_t i = 0; i < res->n_actions; i++) {
 		struct sieve_action *a = &res->actions[i];
 		bool other_reject = a->type == SIEVE_ACT_REJECT || a->type == SIEVE_ACT_EREJECT;
@@ -64,6 +71,11 @@ struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type t
 		     (other_reject || stores(a->type) || a->type == SIEVE_ACT_REDIRECT)) ||
 		    (other_reject && (stores(type) || type == SIEVE_ACT_REDIRECT)))
 			return sieve_run_fail(r, "reject conflicts with an earlier action"), NULL;
+		/* RFC 5230 4.7: vacation once per script, never with reject */
+		if ((is_reject && a->type == SIEVE_ACT_VACATION) || (is_vacation && other_reject))
+			return sieve_run_fail(r, "vacation conflicts with reject"), NULL;
+		if (is_vacation && a->type == SIEVE_ACT_VACATION)
+			return sieve_run_fail(r, "vacation executed twice"), NULL;
 		if (a->type == type && (arg == NULL || (a->arg != NULL && !strcmp(a->arg, arg)))) {
 			if (cancels)
 				r->implicit_keep = false;

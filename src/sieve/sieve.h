@@ -68,7 +68,13 @@ enum sieve_action_type {
 	SIEVE_ACT_DISCARD,
 	SIEVE_ACT_REJECT,
 	SIEVE_ACT_EREJECT,
+	SIEVE_ACT_VACATION, /* RFC 5230, 6131: arg is the reason */
 };
+
+/* A vacation day in seconds; the period when neither :days nor :seconds
+ * is given (RFC 5230 4.1).  The caller clamps to its site limits. */
+#define SIEVE_VACATION_DAY 86400u
+#define SIEVE_VACATION_DEFAULT (7u * SIEVE_VACATION_DAY)
 
 struct sieve_action {
 	enum sieve_action_type type;
@@ -78,6 +84,15 @@ struct sieve_action {
 	bool copy;     /* :copy (RFC 3894) */
 	bool create;   /* :create (RFC 5490) */
 	bool implicit; /* the implicit keep */
+	/* SIEVE_ACT_VACATION only (all owned): */
+	uint64_t seconds;  /* :seconds, :days x SIEVE_VACATION_DAY, or the default */
+	char *subject;     /* :subject (UTF-8, no line breaks), NULL if not given */
+	char *from;        /* :from (a checked address list), NULL if not given */
+	char **addresses;  /* :addresses */
+	size_t n_addresses;
+	bool mime;         /* :mime: arg is a MIME entity (header and body) */
+	char *handle;      /* the tracking key (RFC 5230 4.2): "h:" and :handle,
+			    * or "d:" and a hash of subject, from, mime and reason */
 };
 
 struct sieve_result {
@@ -91,6 +106,32 @@ struct sieve_result {
  * action, the implicit keep. */
 int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res);
 void sieve_result_free(struct sieve_result *res);
+
+struct buf;
+
+/* Whether a vacation reply to in->env_from may be sent (RFC 5230 4.5 and
+ * 4.6, RFC 3834 2): not to the null sender or an automated sender
+ * (MAILER-DAEMON, LISTSERV, majordomo, owner-*, *-request), nor to one of
+ * the user's own addresses; not for a message from a list (List-Id,
+ * List-Help, -Subscribe, -Unsubscribe, -Post, -Owner, -Archive; Precedence
+ * bulk, list or junk) or with Auto-Submitted other than "no"; and only if
+ * one of the user's addresses (mine[0..n_mine) and a's :addresses,
+ * compared case-insensitively) is in To, Cc, Bcc, Resent-To, Resent-Cc or
+ * Resent-Bcc.  Returns true, or false with *why a static reason. */
+bool sieve_vacation_allowed(const struct sieve_input *in, const struct sieve_action *a,
+			    const char *const *mine, size_t n_mine, const char **why);
+
+/* Appends to out the reply of RFC 5230 5 for the message of in, CRLF
+ * lines: From a->from or from_default, To in->env_from, Subject a->subject
+ * (RFC 2047-encoded when not ASCII) or "Auto: " and the original subject
+ * (or "Automated reply"), Date date, Message-ID <msgid>, In-Reply-To and
+ * References from the original Message-ID, Auto-Submitted: auto-replied,
+ * then the reason as a UTF-8 text/plain body, or with :mime as the MIME
+ * entity it is.  0, or -1 with *why (a line of the reason longer than 998
+ * bytes, out of memory). */
+int sieve_vacation_reply(const struct sieve_input *in, const struct sieve_action *a,
+			 const char *from_default, const char *date, const char *msgid,
+			 struct buf *out, const char **why);
 
 /* The extensions this build implements completely, in the order a
  * ManageSieve SIEVE capability would list them: a NULL-terminated array. */

@@ -1287,6 +1287,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	}
 	/* Sieve decides the copies of each local recipient (none: discarded). */
 	size_t *n_items_of = xcalloc(n, sizeof *n_items_of);
+	char(*refused)[512] = xcalloc(n, sizeof *refused); /* a Sieve reject's reply */
 	struct smtp_sieve_plan *plans = NULL;
 	size_t n_plans = 0;
 	struct store_delivery *items = NULL;
@@ -1296,8 +1297,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i] || t->n_local == 0)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
-					    {NULL, NULL}};
+					    {NULL, NULL}, srv->dkim};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
+		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++) {
 			struct smtp_sieve_plan *p = &plans[n_plans++];
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr, p);
@@ -1322,7 +1324,19 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			}
 		}
 		smtp_sieve_msg_free(&sm);
+		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
+		 * and the message leaves the plans and the delivery log. */
+		if (smtp_sieve_refuse(plans + first_plan, t->n_local, t->n_remote > 0, t->id,
+				      refused[i], sizeof refused[i])) {
+			n_items -= n_items_of[i];
+			n_items_of[i] = 0;
+			while (n_plans > first_plan)
+				smtp_sieve_plan_free(&plans[--n_plans]);
+		}
 	}
+	bool *logged = xcalloc(n, sizeof *logged);
+	for (size_t i = 0; i < n; i++)
+		logged[i] = ok[i] && !refused[i][0];
 	if (items == NULL)
 		items = xcalloc(1, sizeof *items);
 	size_t k = 0;
@@ -1331,7 +1345,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 
 	struct local_log lg;
-	local_log_build(&lg, batch, n, ok, plans, items);
+	local_log_build(&lg, batch, n, logged, plans, items);
 
 	/* Which messages were delivered to every local recipient, and the
 	 * queue items of those that also go to the queue. */
@@ -1343,7 +1357,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_txn *t = batch[i].t;
-		if (!ok[i])
+		if (!ok[i] || refused[i][0])
 			continue;
 		for (size_t j = 0; j < n_items_of[i]; j++, k++)
 			if (items[k].status == 0)
@@ -1370,6 +1384,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i]) {
 			/* the spool file or its queue copy is not durable */
 			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+		} else if (refused[i][0]) {
+			txn_done(s, t, 550, refused[i]);
 		} else if (delivered[i] == n_items_of[i] &&
 			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
@@ -1400,6 +1416,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		smtp_sieve_plan_free(&plans[i]);
 	free(plans);
 	free(n_items_of);
+	free(refused);
+	free(logged);
 	free(qpath);
 	free(ok);
 	free(batch);

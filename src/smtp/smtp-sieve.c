@@ -6,17 +6,27 @@
  * some script cancelled it (RFC 5228 2.10.2: an explicit keep, fileinto,
  * discard...); the same mailbox twice is stored once.  `stop` ends the
  * script it is in.  The runs are bounded by the library's limits (steps,
- * actions), so they take little time on the event loop.
+ * actions), so they take little time on the event loop.  Vacation replies
+ * and redirects are sent as each script's actions are read: delivered at
+ * once to local targets, queued for remote ones (section "vacation and
+ * redirect").
  */
 #include "smtp-sieve.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "config.h"
+#include "dkim-keys.h"
 #include "fsutil.h"
+#include "header.h"
 #include "log.h"
 #include "sieve.h"
 #include "store.h"
@@ -110,6 +120,253 @@ static char *join_flags(const struct sieve_action *a)
 	return buf_steal(&b, NULL);
 }
 
+/* ------------------------------------------------ vacation and redirect */
+
+/* Redirects of one message for one recipient, all scripts together (the
+ * library allows sieve_default_limits.max_redirects per script). */
+#define REDIRECT_MAX 4
+/* A message with this many Received: fields is not redirected again: it
+ * is going round in a loop (RFC 5321 6.3 counts hops the same way). */
+#define REDIRECT_MAX_HOPS 50
+
+/* What sending needs for one recipient. */
+struct send_ctx {
+	struct store *st;
+	const struct config *cfg;
+	const struct smtp_sieve_msg *m;
+	struct store_account *a;
+	const char *env_to;
+	char account[256]; /* the account's address */
+	const struct sieve_input *in;
+	size_t redirects;
+	char sent[REDIRECT_MAX][ADDR_PATH_MAX + 1]; /* addresses redirected to */
+};
+
+static const char *domain_of(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+/* DKIM signature fields for msg into sig (left empty if no key or on an
+ * error, logged: the mail goes unsigned rather than not at all). */
+static void sign(const struct send_ctx *c, const char *from_domain, const char *msg, size_t len,
+		 struct buf *sig)
+{
+	if (c->m->dkim == NULL)
+		return;
+	const char *cand[3] = {from_domain, domain_of(c->env_to), c->cfg->hostname};
+	char used[256], err[256];
+	if (dkim_keyring_sign(c->m->dkim, cand, 3, msg, len, time(NULL), sig, used, sizeof used,
+			      err, sizeof err) < 0) {
+		log_error("sieve id=%s action=dkim_sign error=\"%s\" note=\"sent unsigned\"",
+			  c->m->id, err);
+		buf_reset(sig);
+	}
+}
+
+/* Sends msg[0..len) (CRLF lines, without Return-Path) to rcpt: delivered
+ * at once to the INBOX of its local targets (with a Return-Path of
+ * sender, as dsn_deliver of the queue runner does), queued (DKIM-signed,
+ * envelope sender qsender, NOTIFY notify) for its remote ones.  0, or -1
+ * with err. */
+static int send_one(const struct send_ctx *c, const char *sender, const char *qsender,
+		    const char *rcpt, const char *from_domain, const char *msg, size_t len,
+		    unsigned notify, char *err, size_t errsz)
+{
+	struct store_targets *tg = xcalloc(1, sizeof *tg);
+	enum store_rcpt_result res = store_resolve(c->st, rcpt, c->cfg->recipient_delimiter, tg);
+	if (res == STORE_RCPT_NOT_OURS) {
+		tg->n_remote = 1;
+		snprintf(tg->remote[0], sizeof tg->remote[0], "%s", rcpt);
+	} else if (res != STORE_RCPT_OK) {
+		snprintf(err, errsz, "%s",
+			 res == STORE_RCPT_ERROR ? "recipient lookup failed"
+						 : "no such local address");
+		free(tg);
+		return -1;
+	}
+	char path[PATH_MAX];
+	int ret = 0;
+	if (tg->n_local > 0) {
+		struct buf rp;
+		buf_init(&rp, 1024);
+		buf_printf(&rp, "Return-Path: <%s>\r\n", sender);
+		int fd = store_spool_write(c->st, rp.data, rp.len, msg, len, path, sizeof path);
+		buf_free(&rp);
+		if (fd < 0) {
+			snprintf(err, errsz, "spool: %s", strerror(errno));
+			ret = -1;
+		} else {
+			if (store_deliver(c->st, path, tg->local, tg->n_local, time(NULL), NULL,
+					  err, errsz) < 0)
+				ret = -1;
+			store_spool_drop(&fd, path);
+		}
+	}
+	if (ret == 0 && tg->n_remote > 0) {
+		struct buf sig;
+		buf_init(&sig, 0);
+		sign(c, from_domain, msg, len, &sig);
+		int fd = store_spool_write(c->st, sig.data, sig.len, msg, len, path, sizeof path);
+		buf_free(&sig);
+		if (fd < 0) {
+			snprintf(err, errsz, "spool: %s", strerror(errno));
+			ret = -1;
+		} else {
+			struct store_queue_new_rcpt *q = xcalloc(tg->n_remote, sizeof *q);
+			for (size_t i = 0; i < tg->n_remote; i++) {
+				q[i].addr = tg->remote[i];
+				q[i].notify = notify;
+			}
+			if (store_queue_add_dsn(c->st, path, qsender, STORE_DSN_RET_NONE, NULL, q,
+						tg->n_remote, err, errsz) < 0)
+				ret = -1;
+			free(q);
+			store_spool_drop(&fd, path);
+		}
+	}
+	free(tg);
+	return ret;
+}
+
+/* RFC 5230: replies unless a rule says not to or the sender had this
+ * reply within the period; records the reply once it is sent. */
+static void vacation(struct send_ctx *c, const struct sieve_action *act)
+{
+	const char *env_from = c->in->env_from;
+	const char *mine[2] = {c->env_to, c->account};
+	const char *why = NULL;
+	if (!sieve_vacation_allowed(c->in, act, mine, 2, &why)) {
+		log_info("sieve id=%s to=<%s> action=vacation result=skipped reason=\"%s\"",
+			 c->m->id, c->env_to, why);
+		return;
+	}
+	uint64_t period = act->seconds;
+	if (period > c->cfg->sieve_vacation_max_period)
+		period = c->cfg->sieve_vacation_max_period;
+	if (period < c->cfg->sieve_vacation_min_period)
+		period = c->cfg->sieve_vacation_min_period;
+	time_t now = time(NULL);
+	char err[256] = "";
+	int seen = store_vacation_seen(c->a, env_from, act->handle, now, err, sizeof err);
+	if (seen != 0) {
+		if (seen > 0)
+			log_info("sieve id=%s to=<%s> action=vacation result=skipped "
+				 "reason=\"replied to <%s> within the period\"",
+				 c->m->id, c->env_to, env_from);
+		else
+			log_error("sieve id=%s to=<%s> action=vacation error=\"%s\" result=skipped",
+				  c->m->id, c->env_to, err);
+		return;
+	}
+	char date[64], id[25], msgid[400];
+	struct tm tm;
+	localtime_r(&now, &tm);
+	if (strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		date[0] = '\0';
+	fsutil_unique_id(id);
+	snprintf(msgid, sizeof msgid, "%s.vacation@%s", id, c->cfg->hostname);
+	struct buf reply;
+	buf_init(&reply, 1024 * 1024);
+	const char *from = c->env_to;
+	if (sieve_vacation_reply(c->in, act, from, date, msgid, &reply, &why) < 0) {
+		log_error("sieve id=%s to=<%s> action=vacation error=\"%s\" result=skipped",
+			  c->m->id, c->env_to, why);
+	} else if (send_one(c, "", "", env_from, domain_of(c->env_to), reply.data, reply.len,
+			    STORE_DSN_NOTIFY_NEVER, err, sizeof err) < 0) {
+		log_error(
+		    "sieve id=%s to=<%s> action=vacation rcpt=<%s> error=\"%s\" result=skipped",
+		    c->m->id, c->env_to, env_from, err);
+	} else {
+		log_info("sieve id=%s to=<%s> action=vacation rcpt=<%s> result=sent", c->m->id,
+			 c->env_to, env_from);
+		if (store_vacation_record(c->a, env_from, act->handle, now, now + (int64_t)period,
+					  err, sizeof err) < 0)
+			log_error("sieve id=%s to=<%s> action=vacation_record error=\"%s\"",
+				  c->m->id, c->env_to, err);
+	}
+	buf_free(&reply);
+}
+
+/* The message without our Return-Path line (it belongs to final delivery
+ * only); the Received: trace stays. */
+static const char *without_return_path(const char *data, size_t len, size_t *out_len)
+{
+	size_t skip = 0;
+	if (len > 12 && !strncasecmp(data, "Return-Path:", 12)) {
+		const char *nl = memchr(data, '\n', len);
+		skip = nl != NULL ? (size_t)(nl - data) + 1 : 0;
+	}
+	*out_len = len - skip;
+	return data + skip;
+}
+
+/* The envelope sender of a redirected copy that leaves for another
+ * server: a sender of a domain not ours rewritten with SRS into the
+ * domain of the recipient address (store-srs.c, as for mail an alias
+ * forwards), so that SPF at the next hop passes; else as it is. */
+static void redirect_sender(const struct send_ctx *c, char *out, size_t outsz)
+{
+	const char *from = c->in->env_from;
+	snprintf(out, outsz, "%s", from);
+	const char *at = strrchr(from, '@');
+	const char *domain = domain_of(c->env_to);
+	if (at == NULL || domain[0] == '\0' || store_domain_exists(c->st, at + 1) != 0)
+		return;
+	char srs[ADDR_PATH_MAX + 64];
+	if (store_srs_forward(c->st, from, domain, srs, sizeof srs) == 0 && strlen(srs) < outsz) {
+		snprintf(out, outsz, "%s", srs);
+		log_info("sieve id=%s to=<%s> action=srs from=<%s> rewritten=<%s>", c->m->id,
+			 c->env_to, from, srs);
+	}
+}
+
+/* Redirect (RFC 5228 4.2): the message as received; the envelope sender
+ * kept for local targets, SRS-rewritten for remote ones (redirect_sender).
+ * 0 done, -1 not (logged; the caller keeps the message). */
+static int redirect(struct send_ctx *c, const struct sieve_action *act)
+{
+	const char *why = NULL;
+	char err[256] = "", to[ADDR_PATH_MAX + 1] = "";
+	struct addr a;
+	struct header h;
+	size_t len;
+	const char *msg = without_return_path(c->m->data, c->m->len, &len);
+	if (addr_parse_mailbox(act->arg, strlen(act->arg), true, &a) != ADDR_OK ||
+	    addr_format(&a, to, sizeof to) < 0) {
+		why = "not a valid address";
+	} else {
+		/* the same address from two scripts: sent once */
+		for (size_t i = 0; i < c->redirects && i < REDIRECT_MAX; i++)
+			if (!strcasecmp(c->sent[i], to))
+				return 0;
+		if (c->redirects >= REDIRECT_MAX)
+			why = "more than 4 redirects";
+	}
+	if (why == NULL && header_parse(msg, len, &h) == HEADER_OK) {
+		if (header_count(&h, "Received") >= REDIRECT_MAX_HOPS)
+			why = "loop: too many Received fields";
+		header_free(&h);
+	}
+	char qsender[ADDR_PATH_MAX + 64];
+	if (why == NULL) {
+		redirect_sender(c, qsender, sizeof qsender);
+		if (send_one(c, c->in->env_from, qsender, to, domain_of(c->env_to), msg, len, 0,
+			     err, sizeof err) < 0)
+			why = err;
+	}
+	if (why != NULL) {
+		log_error("sieve id=%s to=<%s> action=redirect rcpt=<%s> error=\"%s\" result=keep",
+			  c->m->id, c->env_to, act->arg, why);
+		return -1;
+	}
+	snprintf(c->sent[c->redirects++], sizeof c->sent[0], "%s", to);
+	log_info("sieve id=%s to=<%s> action=redirect rcpt=<%s>%s result=sent", c->m->id, c->env_to,
+		 to, act->copy ? " copy=yes" : "");
+	return 0;
+}
+
 /* Adds a copy (taking flags) unless one for that mailbox is there
  * already. */
 static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create, char *flags)
@@ -129,11 +386,30 @@ static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create
 	p->n++;
 }
 
+/* "550 5.7.1 REASON" on one line of printable ASCII, at most 400 bytes
+ * of reason (RFC 5429 2.1: the reason goes in the SMTP reply). */
+static char *reject_reply(const char *reason)
+{
+	struct buf b;
+	buf_init(&b, 1024);
+	buf_puts(&b, "550 5.7.1 ");
+	size_t n = 0;
+	for (const char *r = reason; *r != '\0' && n < 400; r++, n++) {
+		unsigned char c = (unsigned char)*r;
+		buf_putc(&b, c == '\r' || c == '\n' || c == '\t' ? ' '
+			     : c < 0x20 || c >= 0x7f             ? '?'
+								 : *r);
+	}
+	if (n == 0)
+		buf_puts(&b, "Message rejected");
+	return buf_steal(&b, NULL);
+}
+
 /* Runs one script; adds its explicit copies to p.  Returns true if the
  * implicit keep survived, with its flags copied into *implicit_flags. */
 static bool run_one(const struct sieve_script *s, const char *what, const struct sieve_input *in,
 		    const struct smtp_sieve_msg *m, const char *env_to, struct smtp_sieve_plan *p,
-		    char **implicit_flags)
+		    char **implicit_flags, struct send_ctx *sc)
 {
 	struct sieve_result res;
 	if (sieve_run(s, in, &res) < 0)
@@ -170,17 +446,19 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 			break;
 		case SIEVE_ACT_DISCARD:
 			break;
+		case SIEVE_ACT_VACATION:
+			vacation(sc, a);
+			break;
 		case SIEVE_ACT_REDIRECT:
+			if (redirect(sc, a) < 0 && !a->copy)
+				add_copy(p, NULL, false, NULL); /* not sent: kept */
+			break;
 		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
-			/* Not performed at delivery yet (docs/sieve.md): the
-			 * message stays in the INBOX instead. */
-			log_warn("sieve id=%s to=<%s> script=\"%s\" action=%s result=keep "
-				 "reason=\"not done at delivery\"",
-				 m->id, env_to, what,
-				 a->type == SIEVE_ACT_REDIRECT ? "redirect"
-				 : a->type == SIEVE_ACT_REJECT ? "reject"
-							       : "ereject");
+			/* Refused at SMTP time if the server can
+			 * (smtp_sieve_refuse); else kept in the INBOX. */
+			if (p->reject == NULL)
+				p->reject = reject_reply(a->arg);
 			add_copy(p, NULL, false, NULL);
 			break;
 		}
@@ -194,6 +472,7 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 {
 	plan->v = NULL;
 	plan->n = 0;
+	plan->reject = NULL;
 	load_globals(cfg, m);
 	struct store_account *a = NULL;
 	char *user_src = NULL;
@@ -214,9 +493,12 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		struct exists_ctx ec = {a};
 		struct sieve_input in = {m->env_from, env_to, m->data, m->len, mailbox_exists, &ec};
+		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
+		if (store_account_address(st, account, sc.account) < 0)
+			sc.account[0] = '\0';
 		for (int i = 0; i < 3; i++)
 			if (run[i] != NULL &&
-			    !run_one(run[i], names[i], &in, m, env_to, plan, &implicit_flags))
+			    !run_one(run[i], names[i], &in, m, env_to, plan, &implicit_flags, &sc))
 				keep = false;
 	}
 	if (keep)
@@ -236,8 +518,32 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
 		free(plan->v[i].flags);
 	}
 	free(plan->v);
+	free(plan->reject);
 	plan->v = NULL;
 	plan->n = 0;
+	plan->reject = NULL;
+}
+
+bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
+		       char *reply, size_t replysz)
+{
+	bool all = n > 0 && !others;
+	for (size_t i = 0; i < n; i++)
+		all = all && plans[i].reject != NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (plans[i].reject == NULL)
+			continue;
+		if (all)
+			log_info("sieve id=%s action=reject reply=\"%s\" result=refused", id,
+				 plans[i].reject);
+		else
+			log_warn("sieve id=%s action=reject result=keep reason=\"other recipients "
+				 "take the message\"",
+				 id);
+	}
+	if (all)
+		snprintf(reply, replysz, "%s", plans[0].reject);
+	return all;
 }
 
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m)

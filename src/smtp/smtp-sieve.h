@@ -4,9 +4,15 @@
  * the account's active script and the global "after" script, and turns
  * their actions into the copies to store (mailbox, :create, flags).
  *
+ * Sending is done here too, before the copies are stored: a vacation
+ * reply (RFC 5230, when sieve_vacation_allowed says so and the account's
+ * tracking has no reply within the period) and redirects, each through
+ * the queue for remote addresses and delivered at once to local ones.
+ *
  * Mail is never lost here: a script that cannot be read, compiled or run,
- * a message file that cannot be read and actions not performed at delivery
- * (redirect, reject, ereject) all end in the INBOX, and are logged.
+ * a message file that cannot be read, a redirect that cannot be done and
+ * a reject that cannot be done at SMTP time (the message has other
+ * recipients) all end in the INBOX, and are logged.
  */
 #ifndef TERN_SMTP_SIEVE_H
 #define TERN_SMTP_SIEVE_H
@@ -16,6 +22,7 @@
 #include <stdint.h>
 
 struct config;
+struct dkim_keyring;
 struct store;
 struct sieve_script;
 
@@ -30,6 +37,10 @@ struct smtp_sieve_copy {
 struct smtp_sieve_plan {
 	struct smtp_sieve_copy *v;
 	size_t n;
+	/* A script rejected the message (reject, ereject: RFC 5429): the
+	 * SMTP reply "550 5.7.1 REASON".  v holds the INBOX copy to store
+	 * when the message cannot be refused (smtp_sieve_refuse). */
+	char *reject;
 };
 
 /* One message, shared by its recipients: the file is read and the global
@@ -45,6 +56,8 @@ struct smtp_sieve_msg {
 	int loaded; /* 0 not yet, 1 read, -1 failed */
 	bool globals_done;
 	struct sieve_script *global[2]; /* before, after */
+	/* input: signs what is sent to other servers (NULL: unsigned) */
+	struct dkim_keyring *dkim;
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO
@@ -52,6 +65,13 @@ struct smtp_sieve_msg {
 void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan);
 void smtp_sieve_plan_free(struct smtp_sieve_plan *plan);
+/* Whether the message is refused at SMTP time: when every one of its n
+ * local recipients' plans rejects it and it has no other recipients
+ * (others: remote ones).  Then reply gets the reply line (the first
+ * reason) and nothing is to be stored; else the rejecting plans keep
+ * their INBOX copy.  Logs either way. */
+bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
+		       char *reply, size_t replysz);
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m);
 
 #endif

@@ -76,7 +76,8 @@ static const char account_ddl[] =
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);";
+	"CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);"
+	STORE_VACATION_DDL;
 
 /* Upgrades of an account.db made by an older Tern (store_db_schema), one
  * per schema version, in order. */
@@ -93,6 +94,8 @@ static const struct store_db_upgrade account_upgrades[] = {
     {3, "account schema v3: recent mark",
      "ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
      "UPDATE mailboxes SET recent_uid = uidnext - 1;"},
+    /* Version 4: who got which Sieve vacation reply until when. */
+    {4, "account schema v4: vacation replies", STORE_VACATION_DDL},
 };
 #define N_ACCOUNT_UPGRADES (sizeof account_upgrades / sizeof account_upgrades[0])
 

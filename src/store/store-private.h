@@ -24,7 +24,18 @@
 
 /* Schema versions (PRAGMA user_version). */
 #define STORE_SERVER_SCHEMA 1
-#define STORE_ACCOUNT_SCHEMA 3 /* 2: subscriptions by name, 3: recent mark (store-account.c) */
+#define STORE_ACCOUNT_SCHEMA 4 /* 2: subscriptions by name, 3: recent mark (store-account.c),
+				* 4: vacation_sent (store-vacation.c) */
+
+/* Sieve vacation response tracking (store-vacation.c): part of the
+ * account schema and its upgrade to version 4. */
+#define STORE_VACATION_DDL                                                                         \
+	"CREATE TABLE IF NOT EXISTS vacation_sent ("                                               \
+	" sender TEXT NOT NULL,"                                                                   \
+	" handle TEXT NOT NULL,"                                                                   \
+	" expires INTEGER NOT NULL,"                                                               \
+	" PRIMARY KEY (sender, handle)) WITHOUT ROWID;"                                            \
+	"CREATE INDEX IF NOT EXISTS vacation_expires ON vacation_sent(expires);"
 
 /* Open account databases kept by default (3 file descriptors each). */
 #define STORE_ACCOUNT_CACHE_DEFAULT 64

@@ -701,6 +701,22 @@ int store_sieve_put(struct store_account *a, const char *name, const char *conte
  * 1 found, 0 none, -1 error. */
 int store_sieve_get(struct store_account *a, const char *name, char **content, size_t *len,
 		    bool *active, char *err, size_t errsz);
+/* Sieve vacation response tracking (RFC 5230 4.2; store-vacation.c): per
+ * account, which reply (handle) went to which sender until when.  Senders
+ * compare case-insensitively. */
+#define STORE_VACATION_MAX 10000 /* rows kept per account; the oldest go first */
+/* 1 if a reply with handle went to sender and its period has not ended at
+ * now, 0 if not, -1 error. */
+int store_vacation_seen(struct store_account *a, const char *sender, const char *handle,
+			int64_t now, char *err, size_t errsz);
+/* Records that it was sent, valid until `until`, in one synced
+ * transaction that also drops the rows expired at now and the oldest
+ * beyond STORE_VACATION_MAX.  0 or -1. */
+int store_vacation_record(struct store_account *a, const char *sender, const char *handle,
+			  int64_t now, int64_t until, char *err, size_t errsz);
+/* The address of account id (lower-case) into out.  1 found, 0 no such
+ * account, -1 error. */
+int store_account_address(struct store *s, int64_t id, char out[256]);
 /* Makes name the active script (the others inactive); NULL makes none
  * active.  1 done, 0 no such script, -1 error. */
 int store_sieve_activate(struct store_account *a, const char *name, char *err, size_t errsz);

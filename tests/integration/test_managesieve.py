@@ -143,7 +143,8 @@ def test_greeting_capabilities_exact(srv):
         assert cap["VERSION"] == "1.0"
         assert cap["STARTTLS"] is None
         exts = cap["SIEVE"].split()
-        for e in ("fileinto", "envelope", "copy", "imap4flags", "mailbox", "subaddress"):
+        for e in ("fileinto", "envelope", "copy", "imap4flags", "mailbox", "subaddress",
+                  "vacation", "vacation-seconds"):
             assert e in exts
         assert c.cmd("CAPABILITY") == (c.caps, 'OK "Capability completed"')
         user = new_user(srv)
@@ -155,7 +156,7 @@ def test_greeting_capabilities_exact(srv):
         for e in exts:
             assert c.cmd("CHECKSCRIPT %s" % q('require "%s";' % e)) == \
                 ([], 'OK "Script is valid"'), e
-        assert c.cmd('CHECKSCRIPT "require \\"vacation-seconds\\";"')[1].startswith("NO ")
+        assert c.cmd('CHECKSCRIPT "require \\"variables\\";"')[1].startswith("NO ")
         assert c.cmd("LOGOUT") == ([], 'OK "Logout completed"')
         assert c.closed()
 

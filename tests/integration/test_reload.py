@@ -185,6 +185,8 @@ NEW_VALUES = {
     "sieve.max_scripts": "8",
     "sieve.before": lambda srv, cur: os.path.join(_files(srv), "before.sieve"),
     "sieve.after": lambda srv, cur: os.path.join(_files(srv), "after.sieve"),
+    "sieve.vacation_min_period": "2d",
+    "sieve.vacation_max_period": "60d",
     "mailauth.check": "no",
     "mailauth.trusted": "127.0.0.0/8 ::1",
     "mailauth.dmarc_reject": "junk",

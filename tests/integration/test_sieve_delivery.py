@@ -144,12 +144,35 @@ def test_runtime_error_keeps_in_inbox(srv):
                  seconds=10)
 
 
-def test_redirect_not_done_keeps(srv):
-    user = new_user(srv, 'redirect "someone@elsewhere.example";\r\n')
-    msg = message(user, "fwd")
-    send(srv, [user], msg)
+@pytest.mark.parametrize("cmd", ["reject", "ereject"])
+def test_reject_refused_at_smtp_time(srv, cmd):
+    """RFC 5429: the only recipient's script rejects: 550 with the reason
+    (one line), nothing stored."""
+    user = new_user(srv, 'require "%s";\r\n%s "Not here.\r\nGo away.";\r\n' % (cmd, cmd))
+    msg = message(user, "rej")
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as s:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail(SENDER, [user], msg)
+        assert e.value.smtp_code == 550
+        assert e.value.smtp_error == b"5.7.1 Not here.  Go away."
+        assert s.noop()[0] == 250  # the session goes on
+    assert mailbox(srv, user, "INBOX") == []
+    assert srv.wait_log(r"sieve id=\S+ action=reject reply=\"550 5\.7\.1 Not here\.  Go "
+                        r"away\.\" result=refused")
+
+
+def test_reject_with_other_recipients_keeps(srv):
+    """One of two recipients rejects: the message cannot be refused for
+    one of them over SMTP, so it is kept in that INBOX (logged)."""
+    user = new_user(srv, 'require "reject";\r\nreject "go away";\r\n')
+    other = new_user(srv)
+    msg = message(user, "rej2")
+    send(srv, [user, other], msg)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], msg)
+    assert len(mailbox(srv, other, "INBOX")) == 1
+    assert srv.wait_log(r"sieve id=\S+ action=reject result=keep reason=\"other recipients "
+                        r"take the message\"")
 
 
 def test_inactive_script_does_nothing(srv):

@@ -8,6 +8,7 @@ must agree after both outputs are put into one canonical form:
     ("redirect", ADDRESS, copy)
     ("reject", REASON) / ("ereject", REASON)
     ("discard",)
+    ("vacation", SECONDS, SUBJECT, FROM, HANDLE, REASON)   None: not given
     ("error",)        the run failed and the implicit keep was taken
 
 sieve-test runs standalone: a tiny dovecot config in a temp folder owned
@@ -79,7 +80,22 @@ def canon_pigeonhole(out, err):
         return {("error",), ("store", "INBOX", False, frozenset())}
     cur = None
     items = []
+    body = None  # the lines of a vacation message being read
     for line in out.splitlines():
+        if body is not None:
+            if line == "END MESSAGE":
+                cur["reason"] = "\n".join(body)
+                body = None
+            else:
+                body.append(line)
+            continue
+        if line == "START MESSAGE" and cur is not None:
+            body = []
+            continue
+        m = re.match(r"^\s+=> (\w+)\s*: (.*)$", line)
+        if m and cur is not None:
+            cur[m.group(1)] = m.group(2)
+            continue
         m = re.match(r"^ \* (.*)$", line)
         if m:
             cur = {"what": m.group(1), "copy": False, "flags": frozenset()}
@@ -102,6 +118,14 @@ def canon_pigeonhole(out, err):
             acts.add(("reject", w[28:]))
         elif w.startswith("discard"):
             acts.add(("discard",))
+        elif w == "send vacation message:":
+            # a handle Pigeonhole made up from the parameters starts
+            # with the reason (and goes on over several lines)
+            handle, reason = it.get("handle"), it.get("reason", "")
+            if handle is not None and ("MIME>" in handle or reason.startswith(handle)):
+                handle = None
+            acts.add(("vacation", int(it["seconds"]), it.get("subject"), it.get("from"),
+                      handle, reason.rstrip("\n")))
         else:
             raise AssertionError("unknown sieve-test action: " + w)
     return acts
@@ -109,7 +133,23 @@ def canon_pigeonhole(out, err):
 
 def canon_tern(out):
     acts = set()
-    for line in out.splitlines():
+    vac = None
+    for line in out.splitlines() + [""]:
+        if vac is not None and line.startswith("  "):
+            key, _, val = line[2:].partition(" ")
+            vac[key] = val
+            continue
+        if vac is not None:
+            handle = vac.get("handle", "")
+            acts.add(("vacation", int(vac["seconds"]), vac.get("subject"), vac.get("from"),
+                      handle[2:] if handle.startswith("h:") else None,
+                      vac["reason"].replace("\\r\\n", "\n").replace("\\n", "\n").rstrip("\n")))
+            vac = None
+        if line == "":
+            continue
+        if line.startswith("vacation "):
+            vac = {"reason": line[9:]}
+            continue
         if line.startswith("error: "):
             acts.add(("error",))
             continue

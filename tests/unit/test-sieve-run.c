@@ -54,8 +54,8 @@ static const char *run(const char *s)
 	struct buf b = BUF_INIT;
 	if (sieve_run(sc, &in, &r) < 0)
 		buf_printf(&b, "E:%s|", r.error);
-	static const char *const names[] = {"keep",    "fileinto", "redirect",
-					    "discard", "reject",   "ereject"};
+	static const char *const names[] = {"keep",   "fileinto", "redirect", "discard",
+					    "reject", "ereject",  "vacation"};
 	for (size_t i = 0; i < r.n_actions; i++) {
 		const struct sieve_action *a = &r.actions[i];
 		buf_puts(&b, names[a->type]);
@@ -69,6 +69,17 @@ static const char *run(const char *s)
 			buf_puts(&b, " :create");
 		for (size_t k = 0; k < a->n_flags; k++)
 			buf_printf(&b, " +%s", a->flags[k]);
+		if (a->type == SIEVE_ACT_VACATION) {
+			buf_printf(&b, " %llus %s", (unsigned long long)a->seconds, a->handle);
+			if (a->subject)
+				buf_printf(&b, " s=%s", a->subject);
+			if (a->from)
+				buf_printf(&b, " f=%s", a->from);
+			for (size_t k = 0; k < a->n_addresses; k++)
+				buf_printf(&b, " a=%s", a->addresses[k]);
+			if (a->mime)
+				buf_puts(&b, " mime");
+		}
 		buf_puts(&b, "|");
 	}
 	snprintf(out, sizeof out, "%s", buf_cstr(&b));
@@ -260,6 +271,159 @@ TEST(sieve_extension_table)
 	for (; *x != NULL; x++)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
-		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress ");
+		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
+		  "vacation-seconds ");
 	buf_free(&b);
+}
+
+TEST(sieve_vacation_parse_and_run)
+{
+	CHECK_STR(run("vacation \"x\";"),
+		  "compile 1:1: command 'vacation' needs its extension in require");
+	CHECK_STR(run("require \"vacation\"; vacation :seconds 5 \"x\";"),
+		  "compile 1:30: unknown tagged argument ':seconds' for vacation");
+	CHECK_STR(run("require \"vacation-seconds\"; vacation :days 1 :seconds 5 \"x\";"),
+		  "compile 1:46: tagged argument ':seconds' given twice or conflicting");
+	CHECK_STR(run("require \"vacation\"; vacation :from \"a, <b@c.d>\" \"x\";"),
+		  "compile 1:21: vacation :from \"a, <b@c.d>\" is not a valid address");
+	CHECK_STR(run("require \"vacation\"; vacation :subject \"a\r\nBcc: x@y.z\" \"x\";"),
+		  "compile 1:21: vacation :subject has a line break");
+	CHECK_STR(run("require \"vacation\"; vacation :addresses \"me\" \"x\";"),
+		  "compile 1:21: vacation :addresses \"me\" is not an address");
+	CHECK_STR(run("require \"vacation\"; vacation :days \"1\" \"x\";"),
+		  "compile 1:36: expected a number, found string");
+	/* vacation-seconds implies vacation (RFC 6131 2); keep stays */
+	CHECK_STR(run("require \"vacation-seconds\"; vacation :seconds 60 :handle \"h\" \"x\";"),
+		  "vacation x 60s h:h|keep*|");
+	CHECK_STR(run("require \"vacation\"; vacation :days 2 :subject \"S\" :from \"Me "
+		      "<me@x.y>\" :addresses [\"a@b.c\", \"d@e.f\"] :mime \"x\"; discard;"),
+		  "vacation x 172800s d:2870af49d93151b8 s=S f=Me <me@x.y> a=a@b.c a=d@e.f "
+		  "mime|discard|");
+	/* the default handle depends on the parameters, counted */
+	const char *h1 = run("require \"vacation\"; vacation \"x\";");
+	CHECK(strstr(h1, "vacation x 604800s d:") == h1);
+	char first[128];
+	snprintf(first, sizeof first, "%s", h1);
+	CHECK(strcmp(first, run("require \"vacation\"; vacation :subject \"x\" \"x\";")) != 0);
+	CHECK_STR(first, run("require \"vacation\"; vacation \"x\";"));
+	/* RFC 5230 4.7 */
+	CHECK_STR(run("require \"vacation\"; vacation \"a\"; vacation \"b\";"),
+		  "E:vacation executed twice|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"reject\"]; reject \"r\"; vacation \"a\";"),
+		  "E:vacation conflicts with reject|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"fileinto\"]; vacation \"a\"; fileinto \"F\";"),
+		  "vacation a 604800s d:a1a425e0f6a9c606|fileinto F|");
+}
+
+static bool allowed(const char *m, const char *from, const char *addresses, const char **why)
+{
+	char src[512];
+	snprintf(src, sizeof src, "require \"vacation\"; vacation %s \"away\";", addresses);
+	struct sieve_script *sc;
+	struct sieve_error e;
+	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_result r;
+	CHECK(sieve_run(sc, &in, &r) == 0);
+	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
+	const char *mine[2] = {"bob+tag@example.com", "bob@example.com"};
+	*why = "";
+	bool ok = sieve_vacation_allowed(&in, &r.actions[0], mine, 2, why);
+	sieve_result_free(&r);
+	sieve_script_free(&sc);
+	return ok;
+}
+
+TEST(sieve_vacation_allowed)
+{
+	const char *why;
+	const char *to_bob = "From: a@x.y\r\nTo: Bob <BOB@example.com>\r\n\r\nhi\r\n";
+	CHECK(allowed(to_bob, "a@x.y", "", &why));
+	CHECK(!allowed(to_bob, "", "", &why));
+	CHECK_STR(why, "null sender");
+	static const char *const robots[] = {"MAILER-DAEMON@x.y", "owner-list@x.y",
+					     "list-request@x.y", "majordomo@x.y", "listserv@x.y"};
+	for (size_t i = 0; i < 5; i++) {
+		CHECK(!allowed(to_bob, robots[i], "", &why));
+		CHECK_STR(why, "automated sender");
+	}
+	CHECK(!allowed(to_bob, "Bob@Example.com", "", &why));
+	CHECK_STR(why, "sender is the user");
+	CHECK(!allowed("To: bob@example.com\r\nList-Id: <l.x.y>\r\n\r\n", "a@x.y", "", &why));
+	CHECK_STR(why, "mailing list");
+	CHECK(!allowed("To: bob@example.com\r\nList-Unsubscribe: <mailto:u@x.y>\r\n\r\n", "a@x.y",
+		       "", &why));
+	CHECK(!allowed("To: bob@example.com\r\nPrecedence: Bulk\r\n\r\n", "a@x.y", "", &why));
+	CHECK_STR(why, "precedence bulk, list or junk");
+	CHECK(allowed("To: bob@example.com\r\nPrecedence: first-class\r\n\r\n", "a@x.y", "", &why));
+	CHECK(!allowed("To: bob@example.com\r\nAuto-Submitted: auto-replied (v)\r\n\r\n", "a@x.y",
+		       "", &why));
+	CHECK_STR(why, "auto-submitted");
+	CHECK(allowed("To: bob@example.com\r\nAuto-Submitted: No (human)\r\n\r\n", "a@x.y", "",
+		      &why));
+	CHECK(!allowed("To: carol@example.com\r\nCc: \"bob@example.com\" <d@e.f>\r\n\r\n",
+		       "a@x.y", "", &why));
+	CHECK_STR(why, "not addressed to the user");
+	CHECK(allowed("To: carol@example.com\r\nResent-Cc: x@y.z,\r\n bob+tag@example.com\r\n\r\n",
+		      "a@x.y", "", &why));
+	CHECK(allowed("To: carol@example.com\r\nBcc: Other <b@OTHER.example>\r\n\r\n", "a@x.y",
+		      ":addresses [\"b@other.example\"]", &why));
+	CHECK(!allowed(to_bob, "b@other.example", ":addresses \"b@other.example\"", &why));
+	CHECK_STR(why, "sender is the user");
+}
+
+static const char *reply(const char *m, const char *params)
+{
+	static char out[2048];
+	char src[1400];
+	snprintf(src, sizeof src, "require \"vacation\"; vacation %s;", params);
+	struct sieve_script *sc;
+	struct sieve_error e;
+	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_result r;
+	CHECK(sieve_run(sc, &in, &r) == 0);
+	struct buf b = BUF_INIT;
+	const char *why = NULL;
+	if (sieve_vacation_reply(&in, &r.actions[0], "bob@example.com",
+				 "Sun, 6 Dec 2026 10:00:00 +0000", "id1@mx.example", &b, &why) < 0)
+		snprintf(out, sizeof out, "E:%s", why);
+	else
+		snprintf(out, sizeof out, "%s", buf_cstr(&b));
+	buf_free(&b);
+	sieve_result_free(&r);
+	sieve_script_free(&sc);
+	return out;
+}
+
+TEST(sieve_vacation_reply)
+{
+	CHECK_STR(reply("Subject: Lunch\r\nMessage-ID: <m1@x.y>\r\nReferences: <m0@x.y>\r\n\r\n",
+			"\"Away.\nBack Monday.\""),
+		  "From: bob@example.com\r\nTo: <a@x.y>\r\nSubject: Auto: Lunch\r\n"
+		  "Date: Sun, 6 Dec 2026 10:00:00 +0000\r\nMessage-ID: <id1@mx.example>\r\n"
+		  "In-Reply-To: <m1@x.y>\r\nReferences: <m0@x.y> <m1@x.y>\r\n"
+		  "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+		  "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n"
+		  "\r\nAway.\r\nBack Monday.\r\n");
+	/* no Subject, no Message-ID; :subject in UTF-8; :from; 8bit body */
+	CHECK_STR(reply("From: a@x.y\r\n\r\n", ":from \"Bob <b@x.y>\" \"Weg.\""),
+		  "From: Bob <b@x.y>\r\nTo: <a@x.y>\r\nSubject: Automated reply\r\n"
+		  "Date: Sun, 6 Dec 2026 10:00:00 +0000\r\nMessage-ID: <id1@mx.example>\r\n"
+		  "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+		  "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n"
+		  "\r\nWeg.\r\n");
+	CHECK(strstr(reply("\r\n", ":subject \"Gr\xc3\xbc\xc3\x9f\x65\" \"B\xc3\xa4r\""),
+		     "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n") != NULL);
+	CHECK(strstr(reply("\r\n", "\"B\xc3\xa4r\""),
+		     "Content-Transfer-Encoding: 8bit\r\n\r\nB\xc3\xa4r\r\n") != NULL);
+	/* :mime: the reason is the entity */
+	CHECK(strstr(reply("\r\n", ":mime \"Content-Type: text/html\n\n<b>x</b>\""),
+		     "MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n") != NULL);
+	char big[1200];
+	memset(big, 'x', 1100);
+	big[0] = '"';
+	big[1100] = '"';
+	big[1101] = '\0';
+	CHECK_STR(reply("\r\n", big), "E:a line of the reason is longer than 998 bytes");
 }

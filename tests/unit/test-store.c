@@ -1380,7 +1380,7 @@ TEST(store_subscriptions_upgrade)
 				     -1, &st, NULL),
 		  SQLITE_OK);
 	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(st, 0), 3);
+	CHECK_INT(sqlite3_column_int(st, 0), 4); /* through 2 and 3 to the current 4 */
 	CHECK_INT(sqlite3_column_int(st, 1), 0);
 	sqlite3_finalize(st);
 	/* A file from a newer Tern is refused, not changed. */
@@ -1389,6 +1389,48 @@ TEST(store_subscriptions_upgrade)
 	f.s = store_open(f.dir, f.err, sizeof f.err);
 	CHECK(f.s != NULL);
 	CHECK_INT(store_account_open_id(f.s, ids[0], &a), -1);
+	fx_close(&f);
+}
+
+/* Vacation response tracking: per (sender, handle), until its end; an
+ * account.db of version 2 gets the table when opened (version 3). */
+TEST(store_vacation_tracking)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	char addr[256];
+	CHECK_INT(store_account_address(f.s, ids[0], addr), 1);
+	CHECK(strchr(addr, '@') != NULL);
+	CHECK_INT(store_account_address(f.s, 999999, addr), 0);
+	struct store_account *a;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:a", 1000, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_record(a, "X@Y.z", "h:a", 1000, 2000, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_seen(a, "x@y.Z", "h:a", 1999, f.err, sizeof f.err), 1);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:b", 1999, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_seen(a, "w@y.z", "h:a", 1999, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:a", 2000, f.err, sizeof f.err), 0);
+	/* recording again moves the end; expired rows go */
+	CHECK_INT(store_vacation_record(a, "x@y.z", "h:a", 2500, 9000, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:a", 8999, f.err, sizeof f.err), 1);
+	store_close(&f.s);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/accounts/%02d/%lld/account.db", f.dir, (int)(ids[0] % 100),
+		 (long long)ids[0]);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "DROP TABLE vacation_sent; PRAGMA user_version = 3;", NULL, NULL,
+			       NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:a", 1, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_record(a, "x@y.z", "h:a", 1, 5, f.err, sizeof f.err), 0);
+	CHECK_INT(store_vacation_seen(a, "x@y.z", "h:a", 2, f.err, sizeof f.err), 1);
 	fx_close(&f);
 }
 
