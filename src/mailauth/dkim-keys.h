@@ -34,4 +34,12 @@ int dkim_keyring_sign(struct dkim_keyring *kr, const char *const *domains, size_
 		      const char *msg, size_t len, time_t now, struct buf *out, char *used,
 		      size_t usedsz, char *err, size_t errsz);
 
+/* The loaded key (of type prefer if it has one active) of the first of
+ * domains (or the nearest parent) that has active keys, for other
+ * signatures than DKIM's (ARC seals); NULL with err when none.  Owned by
+ * the keyring. */
+const struct dkim_signer *dkim_keyring_signer(struct dkim_keyring *kr, const char *const *domains,
+					      size_t n_domains, enum dkim_keytype prefer,
+					      char *err, size_t errsz);
+
 #endif

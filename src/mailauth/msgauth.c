@@ -125,6 +125,13 @@ static void keys_start(struct msgauth *m)
 			dkim_fetch_add(m->keys, s->val, s->val_len, d->val, d->val_len);
 	}
 	header_free(&h);
+	/* The keys of the ARC chain's signatures and seals, too. */
+	struct arc_key *ak = xcalloc(ARC_KEYS_MAX, sizeof *ak);
+	size_t n = arc_keys_needed(m->req.msg, m->req.len, ak, ARC_KEYS_MAX);
+	for (size_t i = 0; i < n; i++)
+		dkim_fetch_add(m->keys, ak[i].selector, strlen(ak[i].selector), ak[i].domain,
+			       strlen(ak[i].domain));
+	free(ak);
 }
 
 /* --------------------------------------------------------------- DMARC */
@@ -246,6 +253,8 @@ static void finish(struct msgauth *m)
 	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, o->dkim,
 			    DKIM_SIGS_MAX, o->dkim_error, sizeof o->dkim_error);
 	o->n_dkim = n > 0 ? (size_t)n : 0;
+	/* ARC */
+	arc_validate(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, &o->arc);
 	/* DMARC */
 	snprintf(o->from_domain, sizeof o->from_domain, "%s", m->from_domain);
 	if (m->from_domain[0] != '\0') {
@@ -388,10 +397,18 @@ static const char *spf_word(enum spf_result r)
 int msgauth_header(const struct msgauth_result *r, const char *authserv_id,
 		   const struct msgauth_request *req, struct buf *out)
 {
-	int e = buf_printf(out, "Authentication-Results: %s", authserv_id);
+	int e = buf_printf(out, "Authentication-Results: %s;\r\n\t", authserv_id);
+	e |= msgauth_results(r, req, out);
+	e |= buf_puts(out, "\r\n");
+	return e ? -1 : 0;
+}
+
+int msgauth_results(const struct msgauth_result *r, const struct msgauth_request *req,
+		    struct buf *out)
+{
 	/* SPF: smtp.mailfrom, or smtp.helo for the null sender */
 	const char *mf = req->mail_from ? req->mail_from : "";
-	e |= buf_printf(out, ";\r\n\tspf=%s", spf_word(r->spf));
+	int e = buf_printf(out, "spf=%s", spf_word(r->spf));
 	if (!r->spf_helo && safe_value(mf))
 		e |= buf_printf(out, " smtp.mailfrom=%s", mf);
 	else if (!r->spf_helo && safe_value(r->spf_domain))
@@ -420,7 +437,10 @@ int msgauth_header(const struct msgauth_result *r, const char *authserv_id,
 		if (safe_value(r->from_domain))
 			e |= buf_printf(out, " header.from=%s", r->from_domain);
 	}
-	e |= buf_puts(out, "\r\n");
+	/* ARC (RFC 8617 8.1: the method, and the oldest instance that passed) */
+	e |= buf_printf(out, ";\r\n\tarc=%s", arc_status_name(r->arc.status));
+	if (r->arc.status == ARC_PASS)
+		e |= buf_printf(out, " header.oldest-pass=%u", r->arc.oldest_pass);
 	return e ? -1 : 0;
 }
 
