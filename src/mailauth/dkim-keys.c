@@ -231,3 +231,14 @@ const struct dkim_signer *dkim_keyring_signer(struct dkim_keyring *kr, const cha
 	free(keys);
 	return found;
 }
+
+int dkim_keyring_arc_seal(struct dkim_keyring *kr, const char *const *domains, size_t n_domains,
+			  const char *msg, size_t len, const char *authserv_id, const char *results,
+			  enum arc_status cv, struct buf *out, char *err, size_t errsz)
+{
+	const struct dkim_signer *sg =
+	    dkim_keyring_signer(kr, domains, n_domains, DKIM_KEY_RSA, err, errsz);
+	if (sg == NULL)
+		return 1;
+	return arc_seal(sg, msg, len, authserv_id, results, cv, time(NULL), out, err, errsz);
+}

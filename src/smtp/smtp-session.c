@@ -584,20 +584,15 @@ static void arc_seal_copy(struct smtp_server *srv, const struct smtp_txn *t, con
 		cand[n++] = domain_part(t->rcpts[i].addr);
 	cand[n++] = srv->cfg->hostname;
 	char err[256];
-	const struct dkim_signer *sg =
-	    dkim_keyring_signer(srv->dkim, cand, n, DKIM_KEY_RSA, err, sizeof err);
+	int r = dkim_keyring_arc_seal(srv->dkim, cand, n, msg, len, srv->cfg->hostname,
+				      t->arc_results, t->arc_cv, out, err, sizeof err);
 	free(cand);
-	if (sg == NULL)
-		return;
-	int r = arc_seal(sg, msg, len, srv->cfg->hostname, t->arc_results, t->arc_cv, time(NULL), out,
-			 err, sizeof err);
 	if (r < 0) {
 		log_error("smtp id=%s action=arc_seal error=\"%s\" note=\"sent without\"", t->id,
 			  err);
 		buf_reset(out);
 	} else if (r == 0) {
-		log_info("smtp id=%s action=arc_seal domain=%s cv=%s", t->id, sg->domain,
-			 arc_status_name(t->arc_cv));
+		log_info("smtp id=%s action=arc_seal cv=%s", t->id, arc_status_name(t->arc_cv));
 	}
 }
 
@@ -1353,7 +1348,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i] || t->n_local == 0)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
-					    {NULL, NULL}, srv->dkim};
+					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
+					    srv->cfg->hostname};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++) {

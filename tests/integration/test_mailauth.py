@@ -281,3 +281,35 @@ def test_forwarded_mail_is_arc_sealed(srv):
     assert (cv, reason) == (dkim.CV_Pass, "success"), (results, reason)
     ours = [ok for ok, t in verify_all(data, recs) if t.get(b"d") == b"example.test"]
     assert ours == [True, True]
+
+
+def test_sieve_redirect_is_arc_sealed(srv):
+    """A Sieve redirect of a checked message to another server carries our
+    ARC set too, and dkimpy accepts it."""
+    from test_dkim import dns_records, queued_bytes
+    script = os.path.join(srv.base, "redir.sieve")  # readable by the server's user
+    with open(script, "w") as f:
+        f.write('redirect "elsewhere@remote.example";\n')
+    os.chmod(script, 0o644)
+    srv.cli_ok("user", "add", "redir@example.test", "--password", "pw")
+    srv.cli_ok("sieve", "put", "--activate", "redir@example.test", "r", str(script))
+    token = "arcredir-%d" % os.getpid()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                      source_address=(CLIENT, 0)) as c:
+        c.ehlo("client.example")
+        c.mail("alice@good.test")
+        c.rcpt("redir@example.test")
+        assert c.data(signed("alice@good.test", token))[0] == 250
+    data = queued_bytes(srv, token)
+    _, recs = dns_records(srv, "example.test")
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode().rstrip(".") + "."
+        if name in recs:
+            return recs[name].encode()
+        return ("v=DKIM1; k=ed25519; p=%s" % PUB).encode() \
+            if name == "sel._domainkey.good.test." else b""
+
+    assert b"ARC-Seal: i=1; a=rsa-sha256;" in data.split(b"\r\n\r\n", 1)[0]
+    cv, results, reason = dkim.arc_verify(data, dnsfunc=dnsfunc)
+    assert (cv, reason) == (dkim.CV_Pass, "success"), (results, reason)
