@@ -548,8 +548,9 @@ def test_bruteforce_delay_grows_then_blocks(make_server):
     # password check, whose time depends on the machine's load).
     chosen = [int(m) for m in re.findall(r"smtp session=\S+ client=127\.0\.0\.1 "
                                          r"action=auth_delay ms=(\d+)", s.log())]
-    assert chosen == [300, 600, 1200, 1200], chosen
-    for ms, dt in zip(chosen, delays):
+    # (the fourth failure blocks the address: its answer is not delayed more)
+    assert chosen[:3] == [300, 600, 1200] and len(chosen) == 4, chosen
+    for ms, dt in zip(chosen[:3], delays):
         assert dt >= ms / 1000 - 0.02, (chosen, delays)
     # blocked now, even with the right password, and without a delay
     with sub465(s) as c:
