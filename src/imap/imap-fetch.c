@@ -879,14 +879,14 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	}
 	if (s->sel->readonly)
 		f->set_seen = false;
-	if (f->want_modseq)
-		imap_condstore_enable(s);
 	struct imap_seqset set;
 	if (imap_seqset_arg(x, &x->a[0], &set) < 0) {
 		items_free(f);
 		free(f);
 		return;
 	}
+	if (f->want_modseq)
+		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	uint32_t *seqs;
 	f->n = imap_set_seqs(s->sel, &set, &seqs);
 	imap_seqset_free(&set);
