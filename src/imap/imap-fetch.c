@@ -84,7 +84,7 @@ struct imap_fetch {
 	struct item items[MAX_ITEMS];
 	size_t n_items;
 	bool need_file, need_cache, set_seen, want_flags;
-	bool expunged; /* some messages were gone */
+	bool expunged;         /* some messages were gone */
 	uint64_t changedsince; /* CHANGEDSINCE (RFC 7162 3.1.4.1); 0: none */
 	bool want_modseq;      /* MODSEQ item or CHANGEDSINCE */
 	bool bad_cte;

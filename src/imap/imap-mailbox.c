@@ -333,9 +333,10 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } status_items[] = {
-    {"MESSAGES", ST_MESSAGES}, {"UIDNEXT", ST_UIDNEXT}, {"UIDVALIDITY", ST_UIDVALIDITY},
-    {"UNSEEN", ST_UNSEEN},     {"DELETED", ST_DELETED}, {"SIZE", ST_SIZE},
-    {"RECENT", ST_RECENT},     {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
+    {"MESSAGES", ST_MESSAGES},       {"UIDNEXT", ST_UIDNEXT},
+    {"UIDVALIDITY", ST_UIDVALIDITY}, {"UNSEEN", ST_UNSEEN},
+    {"DELETED", ST_DELETED},         {"SIZE", ST_SIZE},
+    {"RECENT", ST_RECENT},           {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
 };
 
 /* Parses "(item ...)" at t; sets *items (in the order given: order[]).
@@ -374,15 +375,15 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	uint32_t recent = s->rev2 ? 0 : mb->recent;
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
-		unsigned long long v = bit == ST_MESSAGES      ? mb->messages
-				       : bit == ST_UIDNEXT     ? mb->uidnext
-				       : bit == ST_UIDVALIDITY ? mb->uidvalidity
-				       : bit == ST_UNSEEN      ? mb->unseen
-				       : bit == ST_DELETED     ? mb->deleted
-				       : bit == ST_SIZE        ? mb->size
-				       : bit == ST_RECENT      ? recent
+		unsigned long long v = bit == ST_MESSAGES        ? mb->messages
+				       : bit == ST_UIDNEXT       ? mb->uidnext
+				       : bit == ST_UIDVALIDITY   ? mb->uidvalidity
+				       : bit == ST_UNSEEN        ? mb->unseen
+				       : bit == ST_DELETED       ? mb->deleted
+				       : bit == ST_SIZE          ? mb->size
+				       : bit == ST_RECENT        ? recent
 				       : bit == ST_HIGHESTMODSEQ ? mb->highestmodseq
-							       : 0;
+								 : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}
 	buf_puts(b, ")\r\n");

@@ -56,7 +56,7 @@ struct store_ctx {
 	const uint32_t *uids; /* the STORE's uids, ascending */
 	const bool *modified; /* per uid: refused by UNCHANGEDSINCE */
 	size_t n;
-	struct buf refused; /* MODIFIED set (RFC 7162 3.1.3) */
+	struct buf refused;        /* MODIFIED set (RFC 7162 3.1.3) */
 	uint32_t last_lo, last_hi; /* open range of refused */
 };
 

@@ -82,12 +82,12 @@ struct imap_session {
 	char id[25];
 	char ip[INET6_ADDRSTRLEN];
 	bool loopback;
-	bool rev2;     /* ENABLE IMAP4rev2 */
-	bool utf8;     /* ENABLE UTF8=ACCEPT (or rev2) */
+	bool rev2;      /* ENABLE IMAP4rev2 */
+	bool utf8;      /* ENABLE UTF8=ACCEPT (or rev2) */
 	bool condstore; /* a CONDSTORE enabling command was seen (RFC 7162 3.1) */
-	bool notified; /* the store changed since the last sync */
-	bool pending;  /* on srv->pending */
-	bool uid_cmd;  /* the running command is a UID command */
+	bool notified;  /* the store changed since the last sync */
+	bool pending;   /* on srv->pending */
+	bool uid_cmd;   /* the running command is a UID command */
 
 	/* TLS and authentication */
 	bool tls_on;                /* the connection is TLS (handshake may be pending) */

@@ -272,7 +272,8 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 		if (p->i < p->n && p->a[p->i].type != IMAP_TOK_ATOM) {
 			const struct imap_tok *e = next_arg(p);
 			if (e == NULL || p->i >= p->n || p->a[p->i].type != IMAP_TOK_ATOM ||
-			    !(imap_tok_eq(&p->a[p->i], "priv") || imap_tok_eq(&p->a[p->i], "shared") ||
+			    !(imap_tok_eq(&p->a[p->i], "priv") ||
+			      imap_tok_eq(&p->a[p->i], "shared") ||
 			      imap_tok_eq(&p->a[p->i], "all"))) {
 				p->bad = "Invalid MODSEQ entry";
 				return -1;

@@ -1169,8 +1169,7 @@ static void cmd_enable(struct imap_cmdctx *x)
 			if (!s->utf8 || s->rev2)
 				buf_puts(&b, " UTF8=ACCEPT");
 			s->utf8 = true;
-		} else if (imap_tok_eq(&x->a[i], "CONDSTORE") && !s->condstore &&
-			   !condstore) {
+		} else if (imap_tok_eq(&x->a[i], "CONDSTORE") && !s->condstore && !condstore) {
 			buf_puts(&b, " CONDSTORE");
 			condstore = true;
 		}

@@ -525,8 +525,8 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 			   int (*cb)(void *ctx, const struct store_message *m), void *ctx,
 			   uint64_t *modseq_out, char *err, size_t errsz)
 {
-	return store_imap_store_flags_if(a, mailbox_id, uids, n, mode, flags, keywords,
-					 UINT64_MAX, NULL, cb, ctx, modseq_out, err, errsz);
+	return store_imap_store_flags_if(a, mailbox_id, uids, n, mode, flags, keywords, UINT64_MAX,
+					 NULL, cb, ctx, modseq_out, err, errsz);
 }
 
 int store_imap_store_flags_if(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
