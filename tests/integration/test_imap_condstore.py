@@ -159,7 +159,7 @@ def test_status_highestmodseq(srv):
         assert m and len(lines) == 1, lines
         assert int(m.group(1)) > hms
         assert highest(c) == int(m.group(1))
-        assert c.cmd("STATUS INBOX (HIGHESTMODSEQ") [1].startswith(b"BAD")
+        assert c.cmd("STATUS INBOX (HIGHESTMODSEQ")[1].startswith(b"BAD")
 
 
 # ------------------------------------------------------------ FETCH
@@ -292,9 +292,11 @@ def test_store_unchangedsince(srv):
         lines, done = a.cmd("UID STORE 1:* (UNCHANGEDSINCE 0) +FLAGS.SILENT ($MDNSent)")
         assert done == b"OK [MODIFIED %d:%d] Conditional STORE failed" % (u[0], u[2]), done
         assert lines == [
-            b"* 1 FETCH (UID %d FLAGS (\\Flagged \\Deleted \\Recent) MODSEQ (%d))" % (u[0], hms + 3),
+            b"* 1 FETCH (UID %d FLAGS (\\Flagged \\Deleted \\Recent) MODSEQ (%d))"
+            % (u[0], hms + 3),
             b"* 2 FETCH (UID %d FLAGS (\\Seen \\Recent) MODSEQ (%d))" % (u[1], ms2),
-            b"* 3 FETCH (UID %d FLAGS (\\Flagged \\Deleted \\Recent) MODSEQ (%d))" % (u[2], hms + 3),
+            b"* 3 FETCH (UID %d FLAGS (\\Flagged \\Deleted \\Recent) MODSEQ (%d))"
+            % (u[2], hms + 3),
         ]
         assert a.cmd("STORE 1,3 (UNCHANGEDSINCE 0) FLAGS.SILENT ()")[1] == \
             b"OK [MODIFIED 1,3] Conditional STORE failed"
