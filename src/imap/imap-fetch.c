@@ -48,6 +48,7 @@ enum item_kind {
 	IT_SECTION, /* BODY[...] / BODY.PEEK[...] / RFC822 / RFC822.HEADER / .TEXT */
 	IT_BINARY,  /* BINARY[...] / BINARY.PEEK[...] */
 	IT_BINARY_SIZE,
+	IT_MODSEQ, /* RFC 7162 3.1.4.2 */
 };
 
 struct item {
@@ -83,7 +84,9 @@ struct imap_fetch {
 	struct item items[MAX_ITEMS];
 	size_t n_items;
 	bool need_file, need_cache, set_seen, want_flags;
-	bool expunged; /* some messages were gone */
+	bool expunged;         /* some messages were gone */
+	uint64_t changedsince; /* CHANGEDSINCE (RFC 7162 3.1.4.1); 0: none */
+	bool want_modseq;      /* MODSEQ item or CHANGEDSINCE */
 	bool bad_cte;
 	/* cache entries to write */
 	struct store_imap_cache cache[CACHE_BATCH];
@@ -226,6 +229,8 @@ static int add_simple(struct imap_fetch *f, enum item_kind k)
 	it->kind = k;
 	if (k == IT_FLAGS)
 		f->want_flags = true;
+	if (k == IT_MODSEQ)
+		f->want_modseq = true;
 	return 0;
 }
 
@@ -246,6 +251,7 @@ static int parse_item(struct imap_fetch *f, const struct imap_tok *t)
 	    {"ENVELOPE", IT_ENVELOPE},
 	    {"BODY", IT_BODY},
 	    {"BODYSTRUCTURE", IT_BODYSTRUCTURE},
+	    {"MODSEQ", IT_MODSEQ},
 	};
 	for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
 		if (strutil_eq_ci(p, n, simple[i].name))
@@ -333,6 +339,19 @@ static int parse_items(struct imap_fetch *f, const struct imap_tok *a, size_t n)
 	for (size_t i = 1; i + 1 < n; i++)
 		if (parse_item(f, &a[i]) < 0)
 			return -1;
+	return 0;
+}
+
+/* "(CHANGEDSINCE n)" or nothing (RFC 7162 3.1.4.1). */
+static int parse_modifiers(struct imap_fetch *f, const struct imap_tok *a, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (n != 4 || a[0].type != IMAP_TOK_LPAREN || !imap_tok_eq(&a[1], "CHANGEDSINCE") ||
+	    a[1].type != IMAP_TOK_ATOM || imap_modseq_arg(&a[2], false, &f->changedsince) < 0 ||
+	    a[3].type != IMAP_TOK_RPAREN)
+		return -1;
+	f->want_modseq = true; /* implied */
 	return 0;
 }
 
@@ -511,6 +530,9 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 	buf_printf(b, "* %lu FETCH (", (unsigned long)seq);
 	bool first = true;
 	bool flags_done = false;
+	/* MODSEQ when asked for, and once CONDSTORE is on wherever FLAGS are
+	 * shown (RFC 7162 3.1: the client keeps flags and modseqs together) */
+	bool modseq_done = !(f->want_modseq || (s->condstore && (f->want_flags || seen_now)));
 #define SEP()                                                                                      \
 	do {                                                                                       \
 		if (!first)                                                                        \
@@ -530,6 +552,8 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 			SEP();
 			buf_printf(b, "UID %lu", (unsigned long)m->uid);
 			break;
+		case IT_MODSEQ:
+			break; /* at the end, once */
 		case IT_FLAGS:
 			if (flags_done)
 				break;
@@ -655,6 +679,10 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 		buf_puts(b, "FLAGS ");
 		imap_flags_out(b, m->flags, imap_recent_has(s, m->uid), m->keywords);
 	}
+	if (!modseq_done) {
+		SEP();
+		buf_printf(b, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+	}
 #undef SEP
 	buf_puts(b, ")\r\n");
 	return 0;
@@ -675,6 +703,8 @@ struct chunk_ctx {
 	size_t n;
 	const uint32_t *uids; /* the chunk's uids, ascending */
 	size_t n_uids;
+	uint64_t changedsince; /* rows not above it are left out */
+	size_t n_old;          /* rows left out for that */
 };
 
 static int chunk_cb(void *ctx, const struct store_message *m)
@@ -689,8 +719,12 @@ static int chunk_cb(void *ctx, const struct store_message *m)
 		else
 			hi = mid;
 	}
-	if (lo < c->n_uids && c->uids[lo] == m->uid)
-		c->rows[c->n++] = *m;
+	if (lo < c->n_uids && c->uids[lo] == m->uid) {
+		if (m->modseq <= c->changedsince)
+			c->n_old++;
+		else
+			c->rows[c->n++] = *m;
+	}
 	return 0;
 }
 
@@ -700,6 +734,7 @@ static int seen_cb(void *ctx, const struct store_message *m)
 	for (size_t i = 0; i < c->n; i++)
 		if (c->rows[i].uid == m->uid) {
 			c->rows[i].flags = m->flags;
+			c->rows[i].modseq = m->modseq;
 			break;
 		}
 	return 0;
@@ -723,7 +758,7 @@ static int next_chunk(struct imap_fetch *f)
 {
 	struct imap_session *s = f->s;
 	size_t cn = f->n - f->pos < FETCH_CHUNK ? f->n - f->pos : FETCH_CHUNK;
-	struct chunk_ctx c = {f->rows, 0, f->uids + f->pos, cn};
+	struct chunk_ctx c = {f->rows, 0, f->uids + f->pos, cn, f->changedsince, 0};
 	f->n_rows = f->k = 0;
 	if (store_message_list(s->acct, s->sel->id, f->uids[f->pos], f->uids[f->pos + cn - 1],
 			       chunk_cb, &c, f->err, sizeof f->err) < 0) {
@@ -731,7 +766,7 @@ static int next_chunk(struct imap_fetch *f)
 		return -1;
 	}
 	f->pos += cn;
-	if (c.n < cn)
+	if (c.n + c.n_old < cn)
 		f->expunged = true;
 	memset(f->seen_now, 0, sizeof f->seen_now);
 	if (f->set_seen) {
@@ -820,7 +855,16 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	f->s = s;
 	f->uid = x->uid;
 	snprintf(f->tag, sizeof f->tag, "%s", x->tag);
-	if (x->n < 2 || parse_items(f, x->a + 1, x->n - 1) < 0) {
+	/* the items: one atom or a list (no nested lists), then maybe the
+	 * fetch-modifiers list (RFC 4466 2.4) */
+	size_t end = 2;
+	if (x->n >= 2 && x->a[1].type == IMAP_TOK_LPAREN) {
+		while (end < x->n && x->a[end].type != IMAP_TOK_RPAREN)
+			end++;
+		end++;
+	}
+	if (x->n < 2 || end > x->n || parse_items(f, x->a + 1, end - 1) < 0 ||
+	    parse_modifiers(f, x->a + end, x->n - end) < 0) {
 		items_free(f);
 		free(f);
 		imap_bad(x, "Invalid FETCH items");
@@ -841,6 +885,8 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 		free(f);
 		return;
 	}
+	if (f->want_modseq)
+		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	uint32_t *seqs;
 	f->n = imap_set_seqs(s->sel, &set, &seqs);
 	imap_seqset_free(&set);

@@ -84,7 +84,21 @@ void imap_cmd_select(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
 	bool examine = strutil_eq_ci(x->c->name, x->c->name_len, "EXAMINE");
-	if (x->n != 1) {
+	/* select-params (RFC 4466 2.1): only CONDSTORE (RFC 7162 3.1.8) */
+	bool condstore = false;
+	if (x->n > 1) {
+		size_t i = 2;
+		if (x->a[1].type == IMAP_TOK_LPAREN)
+			for (; i < x->n && imap_tok_eq(&x->a[i], "CONDSTORE") &&
+			       x->a[i].type == IMAP_TOK_ATOM;
+			     i++)
+				condstore = true;
+		if (!condstore || i + 1 != x->n || x->a[i].type != IMAP_TOK_RPAREN) {
+			imap_bad(x, "Unknown SELECT parameters");
+			return;
+		}
+	}
+	if (x->n < 1) {
 		imap_bad(x, "SELECT needs one mailbox name");
 		return;
 	}
@@ -94,6 +108,8 @@ void imap_cmd_select(struct imap_cmdctx *x)
 		return;
 	/* A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2). */
 	imap_unselect(s);
+	if (condstore)
+		imap_condstore_enable(s); /* nothing selected: HIGHESTMODSEQ below */
 	if (was && s->rev2)
 		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
 	struct store_mailbox mb;
@@ -135,6 +151,9 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	}
 	buf_printf(&b, "* OK [UIDVALIDITY %lu] UIDs valid\r\n", (unsigned long)mb.uidvalidity);
 	buf_printf(&b, "* OK [UIDNEXT %lu] Predicted next UID\r\n", (unsigned long)mb.uidnext);
+	if (s->condstore) /* every mailbox keeps modseqs: never NOMODSEQ */
+		buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			   (unsigned long long)mb.highestmodseq);
 	if (s->rev2) {
 		buf_puts(&b, "* LIST () \"/\" ");
 		imap_mailbox_out(s, mb.name, &b);
@@ -307,15 +326,17 @@ enum {
 	ST_DELETED = 1 << 4,
 	ST_SIZE = 1 << 5,
 	ST_RECENT = 1 << 6,
+	ST_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 3.1.7 */
 };
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } status_items[] = {
-    {"MESSAGES", ST_MESSAGES}, {"UIDNEXT", ST_UIDNEXT}, {"UIDVALIDITY", ST_UIDVALIDITY},
-    {"UNSEEN", ST_UNSEEN},     {"DELETED", ST_DELETED}, {"SIZE", ST_SIZE},
-    {"RECENT", ST_RECENT},
+    {"MESSAGES", ST_MESSAGES},       {"UIDNEXT", ST_UIDNEXT},
+    {"UIDVALIDITY", ST_UIDVALIDITY}, {"UNSEEN", ST_UNSEEN},
+    {"DELETED", ST_DELETED},         {"SIZE", ST_SIZE},
+    {"RECENT", ST_RECENT},           {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
 };
 
 /* Parses "(item ...)" at t; sets *items (in the order given: order[]).
@@ -354,14 +375,15 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	uint32_t recent = s->rev2 ? 0 : mb->recent;
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
-		unsigned long long v = bit == ST_MESSAGES      ? mb->messages
-				       : bit == ST_UIDNEXT     ? mb->uidnext
-				       : bit == ST_UIDVALIDITY ? mb->uidvalidity
-				       : bit == ST_UNSEEN      ? mb->unseen
-				       : bit == ST_DELETED     ? mb->deleted
-				       : bit == ST_SIZE        ? mb->size
-				       : bit == ST_RECENT      ? recent
-							       : 0;
+		unsigned long long v = bit == ST_MESSAGES        ? mb->messages
+				       : bit == ST_UIDNEXT       ? mb->uidnext
+				       : bit == ST_UIDVALIDITY   ? mb->uidvalidity
+				       : bit == ST_UNSEEN        ? mb->unseen
+				       : bit == ST_DELETED       ? mb->deleted
+				       : bit == ST_SIZE          ? mb->size
+				       : bit == ST_RECENT        ? recent
+				       : bit == ST_HIGHESTMODSEQ ? mb->highestmodseq
+								 : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}
 	buf_puts(b, ")\r\n");
@@ -383,6 +405,8 @@ void imap_cmd_status(struct imap_cmdctx *x)
 	struct store_mailbox mb;
 	if (need_mailbox(x, name, &mb) <= 0)
 		return;
+	if (items & ST_HIGHESTMODSEQ)
+		imap_condstore_enable(x->s);
 	struct buf b = BUF_INIT;
 	status_line(x->s, &mb, order, n_order, &b);
 	imap_send(x->s, b.data, b.len);

@@ -52,20 +52,73 @@ static void uid_list(struct buf *b, const uint32_t *uids, size_t n)
 struct store_ctx {
 	struct imap_cmdctx *x;
 	struct buf out;
+	bool silent;
+	const uint32_t *uids; /* the STORE's uids, ascending */
+	const bool *modified; /* per uid: refused by UNCHANGEDSINCE */
+	size_t n;
+	struct buf refused;        /* MODIFIED set (RFC 7162 3.1.3) */
+	uint32_t last_lo, last_hi; /* open range of refused */
 };
+
+/* Adds v (ascending) to the MODIFIED set being built. */
+static void refused_add(struct store_ctx *c, uint32_t v)
+{
+	if (c->last_hi != 0 && v == c->last_hi + 1) {
+		c->last_hi = v;
+		return;
+	}
+	if (c->last_hi != 0) {
+		if (c->refused.len)
+			buf_putc(&c->refused, ',');
+		if (c->last_lo == c->last_hi)
+			buf_printf(&c->refused, "%lu", (unsigned long)c->last_lo);
+		else
+			buf_printf(&c->refused, "%lu:%lu", (unsigned long)c->last_lo,
+				   (unsigned long)c->last_hi);
+	}
+	c->last_lo = c->last_hi = v;
+}
+
+static bool was_refused(const struct store_ctx *c, uint32_t uid)
+{
+	size_t lo = 0, hi = c->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->n && c->uids[lo] == uid && c->modified[lo];
+}
 
 static int stored_cb(void *ctx, const struct store_message *m)
 {
 	struct store_ctx *c = ctx;
-	uint32_t seq = imap_seq_of(c->x->s->sel, m->uid);
+	struct imap_session *s = c->x->s;
+	uint32_t seq = imap_seq_of(s->sel, m->uid);
 	if (seq == 0)
 		return 0;
-	imap_keywords_announce(c->x->s, m->keywords, &c->out);
+	bool refused = c->modified != NULL && was_refused(c, m->uid);
+	if (refused)
+		refused_add(c, c->x->uid ? m->uid : seq);
+	/* .SILENT still answers the modseq to a CONDSTORE client (3.1.3);
+	 * a refused message shows its flags so the client need not ask */
+	bool flags = !c->silent || refused;
+	if (!flags && !s->condstore)
+		return 0;
+	if (flags)
+		imap_keywords_announce(s, m->keywords, &c->out);
 	buf_printf(&c->out, "* %lu FETCH (", (unsigned long)seq);
 	if (c->x->uid)
 		buf_printf(&c->out, "UID %lu ", (unsigned long)m->uid);
-	buf_puts(&c->out, "FLAGS ");
-	imap_flags_out(&c->out, m->flags, imap_recent_has(c->x->s, m->uid), m->keywords);
+	if (flags) {
+		buf_puts(&c->out, "FLAGS ");
+		imap_flags_out(&c->out, m->flags, imap_recent_has(s, m->uid), m->keywords);
+	}
+	if (s->condstore)
+		buf_printf(&c->out, "%sMODSEQ (%llu)", flags ? " " : "",
+			   (unsigned long long)m->modseq);
 	buf_puts(&c->out, ")\r\n");
 	if (c->out.len > 65536) {
 		imap_send(c->x->s, c->out.data, c->out.len);
@@ -78,7 +131,23 @@ void imap_cmd_store(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
 	const struct imap_tok *a = x->a;
-	if (x->n < 3 || a[1].type != IMAP_TOK_ATOM) {
+	size_t na = x->n;
+	/* store-modifiers (RFC 4466 2.5): only UNCHANGEDSINCE (RFC 7162) */
+	uint64_t unchangedsince = UINT64_MAX;
+	if (na >= 2 && a[1].type == IMAP_TOK_LPAREN) {
+		if (na < 5 || a[2].type != IMAP_TOK_ATOM || !imap_tok_eq(&a[2], "UNCHANGEDSINCE") ||
+		    imap_modseq_arg(&a[3], true, &unchangedsince) < 0 ||
+		    a[4].type != IMAP_TOK_RPAREN) {
+			imap_bad(x, "Invalid STORE modifiers");
+			return;
+		}
+		/* the set stays a[0]; the item and flags follow the modifiers */
+		na -= 4;
+	}
+	struct imap_tok set_tok = a[0];
+	if (na != x->n)
+		a += 4;
+	if (na < 3 || a[1].type != IMAP_TOK_ATOM) {
 		imap_bad(x, "STORE needs a set, an item and flags");
 		return;
 	}
@@ -101,8 +170,8 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	char kw[1024];
 	size_t used;
 	if (a[2].type == IMAP_TOK_LPAREN) {
-		if (imap_flags_arg(a + 2, x->n - 2, &used, &flags, kw, sizeof kw) < 0 ||
-		    used != x->n - 2) {
+		if (imap_flags_arg(a + 2, na - 2, &used, &flags, kw, sizeof kw) < 0 ||
+		    used != na - 2) {
 			imap_bad(x, "Invalid flags");
 			return;
 		}
@@ -110,7 +179,7 @@ void imap_cmd_store(struct imap_cmdctx *x)
 		/* RFC 3501 allows a flag list without parentheses */
 		flags = 0;
 		kw[0] = '\0';
-		for (size_t i = 2; i < x->n; i++) {
+		for (size_t i = 2; i < na; i++) {
 			unsigned f;
 			char k[1024];
 			if (imap_flags_arg(&a[i], 1, &used, &f, k, sizeof k) < 0) {
@@ -128,20 +197,30 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	}
 	uint32_t *uids;
 	size_t n;
-	if (set_uids(x, &a[0], &uids, &n) < 0)
+	if (set_uids(x, &set_tok, &uids, &n) < 0)
 		return;
 	if (s->sel->readonly) {
 		free(uids);
 		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
 		return;
 	}
-	struct store_ctx c = {x, BUF_INIT};
+	bool cond = unchangedsince != UINT64_MAX;
+	if (cond)
+		imap_condstore_enable(s);
+	bool *modified = cond ? xcalloc(n ? n : 1, sizeof *modified) : NULL;
+	struct store_ctx c = {x, BUF_INIT, silent, uids, modified, n, BUF_INIT, 0, 0};
 	char err[256];
 	uint64_t modseq = 0;
-	int r = store_imap_store_flags(s->acct, s->sel->id, uids, n, mode, flags, kw,
-				       silent ? NULL : stored_cb, &c, &modseq, err, sizeof err);
+	bool want_cb = !silent || s->condstore;
+	int r = store_imap_store_flags_if(s->acct, s->sel->id, uids, n, mode, flags, kw,
+					  unchangedsince, modified, want_cb ? stored_cb : NULL, &c,
+					  &modseq, err, sizeof err);
 	free(uids);
+	free(modified);
+	if (c.last_hi != 0)
+		refused_add(&c, 0); /* closes the last range */
 	if (r < 0) {
+		buf_free(&c.refused);
 		buf_free(&c.out);
 		if (strstr(err, "keyword"))
 			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);
@@ -153,7 +232,12 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	if (c.out.len)
 		imap_send(s, c.out.data, c.out.len);
 	buf_free(&c.out);
-	imap_reply(s, "%s OK Store completed", x->tag);
+	if (c.refused.len)
+		imap_reply(s, "%s OK [MODIFIED %s] Conditional STORE failed", x->tag,
+			   buf_cstr(&c.refused));
+	else
+		imap_reply(s, "%s OK Store completed", x->tag);
+	buf_free(&c.refused);
 }
 
 /* -------------------------------------------------------- COPY, MOVE */

@@ -82,11 +82,12 @@ struct imap_session {
 	char id[25];
 	char ip[INET6_ADDRSTRLEN];
 	bool loopback;
-	bool rev2;     /* ENABLE IMAP4rev2 */
-	bool utf8;     /* ENABLE UTF8=ACCEPT (or rev2) */
-	bool notified; /* the store changed since the last sync */
-	bool pending;  /* on srv->pending */
-	bool uid_cmd;  /* the running command is a UID command */
+	bool rev2;      /* ENABLE IMAP4rev2 */
+	bool utf8;      /* ENABLE UTF8=ACCEPT (or rev2) */
+	bool condstore; /* a CONDSTORE enabling command was seen (RFC 7162 3.1) */
+	bool notified;  /* the store changed since the last sync */
+	bool pending;   /* on srv->pending */
+	bool uid_cmd;   /* the running command is a UID command */
 
 	/* TLS and authentication */
 	bool tls_on;                /* the connection is TLS (handshake may be pending) */
@@ -168,6 +169,18 @@ int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out);
 void imap_sync(struct imap_session *s, bool allow_expunge);
 /* Leaves the selected state (CLOSE, UNSELECT, SELECT of another). */
 void imap_unselect(struct imap_session *s);
+/* RFC 7162 3.1: called by every CONDSTORE enabling command.  The first
+ * one with a mailbox selected sends "* OK [HIGHESTMODSEQ n]"; from then
+ * on untagged FETCH responses carry MODSEQ. */
+void imap_condstore_enable(struct imap_session *s);
+/* The HIGHESTMODSEQ the client may rely on for the selected mailbox: all
+ * changes up to it were reported. */
+uint64_t imap_sel_highestmodseq(const struct imap_sel *sel);
+/* Largest mod-sequence (RFC 7162: 63 bits). */
+#define IMAP_MODSEQ_MAX UINT64_C(9223372036854775807)
+/* Parses a mod-sequence token: 1..IMAP_MODSEQ_MAX, or 0.. if zero_ok
+ * (mod-sequence-valzer).  0 or -1. */
+int imap_modseq_arg(const struct imap_tok *t, bool zero_ok, uint64_t *out);
 /* Records a modseq made by this session (not echoed back by imap_sync). */
 void imap_own_modseq(struct imap_session *s, uint64_t modseq);
 /* Sequence number (1-based) of uid in the view, 0 if absent. */
@@ -250,6 +263,10 @@ struct imap_search;
 struct smsg;
 int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out);
 void imap_search_free(struct imap_search **q);
+/* True if q has a MODSEQ key (SORT then ends with "(MODSEQ n)"). */
+bool imap_search_has_modseq(const struct imap_search *q);
+/* The largest of v[0..n) (0 if n is 0). */
+uint64_t imap_modseq_highest(const uint64_t *v, size_t n);
 /* A message that matched, valid during the callback only. */
 struct imap_search_hit {
 	const struct store_message *m;

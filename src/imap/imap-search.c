@@ -61,6 +61,7 @@ enum sk_type {
 	SK_SENTSINCE,
 	SK_LARGER,
 	SK_SMALLER,
+	SK_MODSEQ, /* RFC 7162 3.1.5: modseq >= num */
 	SK_UIDSET,
 	SK_SEQSET,
 	SK_NOT,
@@ -97,6 +98,7 @@ struct sparse {
 	const char *bad;
 	bool need_file;
 	bool need_hdr; /* header or sent-date keys */
+	bool modseq;   /* a MODSEQ key (RFC 7162 3.1.5) */
 };
 
 static char *tok_dup(const struct imap_tok *t)
@@ -262,6 +264,31 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 		p->i++;
 		k->type = imap_tok_eq(t, "LARGER") ? SK_LARGER : SK_SMALLER;
 		k->num = (int64_t)v;
+		return 0;
+	}
+	if (imap_tok_eq(t, "MODSEQ")) {
+		/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer: one
+		 * modseq per message here, so the entry is ignored (3.1.5) */
+		if (p->i < p->n && p->a[p->i].type != IMAP_TOK_ATOM) {
+			const struct imap_tok *e = next_arg(p);
+			if (e == NULL || p->i >= p->n || p->a[p->i].type != IMAP_TOK_ATOM ||
+			    !(imap_tok_eq(&p->a[p->i], "priv") ||
+			      imap_tok_eq(&p->a[p->i], "shared") ||
+			      imap_tok_eq(&p->a[p->i], "all"))) {
+				p->bad = "Invalid MODSEQ entry";
+				return -1;
+			}
+			p->i++;
+		}
+		uint64_t v;
+		if (p->i >= p->n || imap_modseq_arg(&p->a[p->i], true, &v) < 0) {
+			p->bad = "Invalid mod-sequence";
+			return -1;
+		}
+		p->i++;
+		k->type = SK_MODSEQ;
+		k->num = (int64_t)v;
+		p->modseq = true;
 		return 0;
 	}
 	if (imap_tok_eq(t, "NOT")) {
@@ -723,6 +750,8 @@ static bool eval(const struct skey *k, struct smsg *d)
 		return m->size > (uint64_t)k->num;
 	case SK_SMALLER:
 		return m->size < (uint64_t)k->num;
+	case SK_MODSEQ:
+		return m->modseq >= (uint64_t)k->num;
 	case SK_UIDSET:
 		return imap_seqset_has(&k->set, m->uid);
 	case SK_SEQSET:
@@ -744,8 +773,9 @@ struct run_ctx {
 	struct imap_session *s;
 	const struct skey *root;
 	uint32_t *hits;
+	uint64_t *modseqs; /* of the hits, when a MODSEQ key asks for them */
 	size_t n, cap;
-	bool uid;
+	bool uid, want_modseq;
 	/* cached header texts of the view, a chunk at a time in uid order,
 	 * for searches with header keys (use_hdr) */
 	bool use_hdr, hdr_end;
@@ -815,7 +845,11 @@ static int search_cb(void *ctx, const struct store_message *m)
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
 		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
+		if (c->want_modseq)
+			c->modseqs = xreallocarray(c->modseqs, c->cap, sizeof *c->modseqs);
 	}
+	if (c->want_modseq)
+		c->modseqs[c->n] = m->modseq;
 	c->hits[c->n++] = c->uid ? m->uid : seq;
 	return 0;
 }
@@ -863,7 +897,7 @@ static void fail_save(struct imap_session *s, unsigned ret)
 void imap_cmd_search(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
-	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false};
+	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false, false};
 	unsigned ret = 0;
 	bool esearch = s->rev2;
 	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "RETURN")) {
@@ -916,11 +950,14 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		imap_bad(x, p.bad ? p.bad : "Invalid search keys");
 		return;
 	}
+	if (p.modseq)
+		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	struct run_ctx c;
 	memset(&c, 0, sizeof c);
 	c.s = s;
 	c.root = &root;
 	c.uid = x->uid;
+	c.want_modseq = p.modseq;
 	char err[256];
 	struct imap_sel *sel = s->sel;
 	c.use_hdr = p.need_hdr;
@@ -935,6 +972,7 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	if (lr < 0) {
 		skey_free(&root);
 		free(c.hits);
+		free(c.modseqs);
 		fail_save(s, ret);
 		imap_no_store(x, "search", err);
 		return;
@@ -945,6 +983,7 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		if ((ret & ~(unsigned)RET_SAVE) == 0) {
 			/* SAVE alone: no ESEARCH answer (RFC 5182 2.4) */
 			free(c.hits);
+			free(c.modseqs);
 			imap_reply(s, "%s OK Search completed, result saved", x->tag);
 			return;
 		}
@@ -954,6 +993,9 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		buf_puts(&b, "* SEARCH");
 		for (size_t i = 0; i < c.n; i++)
 			buf_printf(&b, " %lu", (unsigned long)c.hits[i]);
+		if (c.want_modseq && c.n > 0) /* RFC 7162 3.1.6 */
+			buf_printf(&b, " (MODSEQ %llu)",
+				   (unsigned long long)imap_modseq_highest(c.modseqs, c.n));
 	} else {
 		buf_printf(&b, "* ESEARCH (TAG \"%s\")", x->tag);
 		if (x->uid)
@@ -980,11 +1022,25 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		}
 		if (ret & RET_COUNT)
 			buf_printf(&b, " COUNT %zu", c.n);
+		if (c.want_modseq && c.n > 0 && (ret & ~(unsigned)RET_SAVE)) {
+			/* RFC 4731 3.2: of the MIN / MAX message(s) when only they
+			 * are returned, else of all */
+			uint64_t ms = imap_modseq_highest(c.modseqs, c.n);
+			if (!(ret & (RET_ALL | RET_COUNT))) {
+				ms = 0;
+				if ((ret & RET_MIN) && c.modseqs[0] > ms)
+					ms = c.modseqs[0];
+				if ((ret & RET_MAX) && c.modseqs[c.n - 1] > ms)
+					ms = c.modseqs[c.n - 1];
+			}
+			buf_printf(&b, " MODSEQ %llu", (unsigned long long)ms);
+		}
 	}
 	buf_puts(&b, "\r\n");
 	imap_send(s, b.data, b.len);
 	buf_free(&b);
 	free(c.hits);
+	free(c.modseqs);
 	imap_reply(s, "%s OK Search completed", x->tag);
 }
 
@@ -993,11 +1049,26 @@ void imap_cmd_search(struct imap_cmdctx *x)
 struct imap_search {
 	struct skey root;
 	bool need_hdr;
+	bool modseq;
 };
+
+uint64_t imap_modseq_highest(const uint64_t *v, size_t n)
+{
+	uint64_t hi = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] > hi)
+			hi = v[i];
+	return hi;
+}
+
+bool imap_search_has_modseq(const struct imap_search *q)
+{
+	return q->modseq;
+}
 
 int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out)
 {
-	struct sparse p = {x, x->a, x->n, i, 0, NULL, false, false};
+	struct sparse p = {x, x->a, x->n, i, 0, NULL, false, false, false};
 	struct imap_search *q = xcalloc(1, sizeof *q);
 	*out = NULL;
 	if (p.i >= p.n || parse_list(&p, &q->root, 0, false) < 0) {
@@ -1007,6 +1078,9 @@ int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out)
 		return -1;
 	}
 	q->need_hdr = p.need_hdr;
+	q->modseq = p.modseq;
+	if (p.modseq)
+		imap_condstore_enable(x->s);
 	*out = q;
 	return 0;
 }

@@ -165,7 +165,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_puts(out, " IMAP4rev2");
 	buf_puts(out, " LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT"
 		      " UIDPLUS MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT"
+		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE"
 		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
@@ -557,6 +557,28 @@ void imap_own_modseq(struct imap_session *s, uint64_t modseq)
 		sel->own[sel->n_own++] = modseq;
 }
 
+uint64_t imap_sel_highestmodseq(const struct imap_sel *sel)
+{
+	return sel->modseq_flags < sel->modseq_exp ? sel->modseq_flags : sel->modseq_exp;
+}
+
+void imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	if (s->sel != NULL)
+		imap_reply(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+			   (unsigned long long)imap_sel_highestmodseq(s->sel));
+}
+
+int imap_modseq_arg(const struct imap_tok *t, bool zero_ok, uint64_t *out)
+{
+	if (t->type != IMAP_TOK_ATOM || imap_tok_number(t, IMAP_MODSEQ_MAX, out) < 0)
+		return -1;
+	return *out == 0 && !zero_ok ? -1 : 0;
+}
+
 struct sync_ctx {
 	struct imap_session *s;
 	struct buf out;
@@ -576,6 +598,8 @@ static int changed_cb(void *ctx, const struct store_message *m)
 	buf_printf(&c->out, "* %lu FETCH (UID %lu FLAGS ", (unsigned long)seq,
 		   (unsigned long)m->uid);
 	imap_flags_out(&c->out, m->flags, imap_recent_has(c->s, m->uid), m->keywords);
+	if (c->s->condstore)
+		buf_printf(&c->out, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	buf_puts(&c->out, ")\r\n");
 	if (c->out.len > 65536) {
 		imap_send(c->s, c->out.data, c->out.len);
@@ -1127,6 +1151,7 @@ static void cmd_enable(struct imap_cmdctx *x)
 		return;
 	}
 	struct buf b = BUF_INIT;
+	bool condstore = false;
 	for (size_t i = 0; i < x->n; i++) {
 		if (x->a[i].type != IMAP_TOK_ATOM) {
 			buf_free(&b);
@@ -1144,10 +1169,15 @@ static void cmd_enable(struct imap_cmdctx *x)
 			if (!s->utf8 || s->rev2)
 				buf_puts(&b, " UTF8=ACCEPT");
 			s->utf8 = true;
+		} else if (imap_tok_eq(&x->a[i], "CONDSTORE") && !s->condstore && !condstore) {
+			buf_puts(&b, " CONDSTORE");
+			condstore = true;
 		}
 	}
 	imap_reply(s, "* ENABLED%s", buf_cstr(&b));
 	buf_free(&b);
+	if (condstore)
+		imap_condstore_enable(s);
 	imap_reply(s, "%s OK Enabled", x->tag);
 }
 

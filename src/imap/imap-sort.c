@@ -57,6 +57,7 @@ struct sort_ctx {
 	bool need_date;
 	struct sort_item *items;
 	size_t n, cap;
+	uint64_t modseq; /* highest of the hits (RFC 7162 3.1.9) */
 };
 
 void imap_sort_field(const struct imap_search_hit *h, const char *name, struct buf *out)
@@ -133,6 +134,8 @@ static int sort_hit(void *ctx, const struct imap_search_hit *h)
 	it->uid = h->m->uid;
 	it->arrival = h->m->internaldate;
 	it->size = h->m->size;
+	if (h->m->modseq > c->modseq)
+		c->modseq = h->m->modseq;
 	if (c->need_date)
 		it->date = imap_sort_sent_date(h);
 	if (c->need[STR_SUBJECT])
@@ -292,6 +295,7 @@ void imap_cmd_sort(struct imap_cmdctx *x)
 		   c.need[STR_CC];
 	char err[256];
 	int r = imap_search_run(s, q, hdr, sort_hit, &c, err, sizeof err);
+	bool modseq = imap_search_has_modseq(q);
 	imap_search_free(&q);
 	if (r < 0) {
 		sort_free(&c);
@@ -306,6 +310,8 @@ void imap_cmd_sort(struct imap_cmdctx *x)
 	buf_puts(&b, "* SORT");
 	for (size_t k = 0; k < c.n; k++)
 		buf_printf(&b, " %lu", (unsigned long)(x->uid ? c.items[k].uid : c.items[k].seq));
+	if (modseq && c.n > 0)
+		buf_printf(&b, " (MODSEQ %llu)", (unsigned long long)c.modseq);
 	buf_puts(&b, "\r\n");
 	imap_send(s, b.data, b.len);
 	buf_free(&b);

@@ -525,6 +525,18 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 			   int (*cb)(void *ctx, const struct store_message *m), void *ctx,
 			   uint64_t *modseq_out, char *err, size_t errsz)
 {
+	return store_imap_store_flags_if(a, mailbox_id, uids, n, mode, flags, keywords, UINT64_MAX,
+					 NULL, cb, ctx, modseq_out, err, errsz);
+}
+
+int store_imap_store_flags_if(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
+			      size_t n, int mode, unsigned flags, const char *keywords,
+			      uint64_t unchangedsince, bool *modified,
+			      int (*cb)(void *ctx, const struct store_message *m), void *ctx,
+			      uint64_t *modseq_out, char *err, size_t errsz)
+{
+	for (size_t i = 0; modified && i < n; i++)
+		modified[i] = false;
 	if (mode < -1 || mode > 1 || (flags & ~(unsigned)FLAGS_KNOWN)) {
 		store_err(err, errsz, "invalid flag change");
 		return -1;
@@ -558,6 +570,12 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 			goto fail;
 		if (r == 0) {
 			m->uid = 0; /* gone: skipped */
+			continue;
+		}
+		if (m->modseq > unchangedsince) {
+			/* changed since the client's value: left alone (RFC 7162 3.1.3) */
+			if (modified)
+				modified[i] = true;
 			continue;
 		}
 		char kw[STORE_KEYWORDS_MAX];

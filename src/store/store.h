@@ -920,6 +920,15 @@ int store_imap_store_flags(struct store_account *a, int64_t mailbox_id, const ui
 			   size_t n, int mode, unsigned flags, const char *keywords,
 			   int (*cb)(void *ctx, const struct store_message *m), void *ctx,
 			   uint64_t *modseq_out, char *err, size_t errsz);
+/* The same, conditional (RFC 7162 UNCHANGEDSINCE): a message whose modseq
+ * is above unchangedsince is not changed and gets modified[i] = true
+ * (modified has n entries; may be NULL).  UINT64_MAX: no condition.  cb
+ * still gets every message that exists (changed, unchanged or refused). */
+int store_imap_store_flags_if(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
+			      size_t n, int mode, unsigned flags, const char *keywords,
+			      uint64_t unchangedsince, bool *modified,
+			      int (*cb)(void *ctx, const struct store_message *m), void *ctx,
+			      uint64_t *modseq_out, char *err, size_t errsz);
 /* COPY (or MOVE, if move) of n messages in one transaction, all or
  * nothing; new_uids[i] gets the new uid of uids[i] (0 if that message no
  * longer exists).  The files are shared. */

@@ -166,6 +166,53 @@ TEST(store_imap_uids_and_changes)
 	ifx_close(&f);
 }
 
+/* RFC 7162 UNCHANGEDSINCE: a message whose modseq is above the value is
+ * refused (modified[i]), left as it is, and still passed to cb. */
+TEST(store_imap_store_flags_conditional)
+{
+	struct ifx f;
+	ifx_open(&f);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(append(&f, "INBOX", "Subject: x\r\n\r\nbody\r\n"), i + 1);
+	uint32_t uv, next;
+	uint64_t hms0, ms1, ms2;
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms0), 1);
+	uint32_t two[] = {2};
+	CHECK_INT(store_imap_store_flags(f.a, f.inbox, two, 1, 1, STORE_F_SEEN, NULL, NULL, NULL,
+					 &ms1, f.err, sizeof f.err),
+		  0);
+	CHECK(ms1 > hms0);
+	/* 1 and 3 unchanged since hms0, 2 changed after it, 9 does not exist */
+	uint32_t set[] = {1, 2, 3, 9};
+	bool mod[4] = {true, false, true, true};
+	struct seen sn = {{0}, {0}, 0};
+	CHECK_INT(store_imap_store_flags_if(f.a, f.inbox, set, 4, 1, STORE_F_FLAGGED, NULL, hms0,
+					    mod, seen_cb, &sn, &ms2, f.err, sizeof f.err),
+		  0);
+	CHECK(!mod[0] && mod[1] && !mod[2] && !mod[3]);
+	CHECK(ms2 > ms1);
+	CHECK_INT(sn.n, 3);
+	CHECK_INT(sn.flags[0], STORE_F_FLAGGED);
+	CHECK_INT(sn.flags[1], STORE_F_SEEN);
+	CHECK_INT(sn.flags[2], STORE_F_FLAGGED);
+	uint64_t hms1;
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms1), 1);
+	CHECK(hms1 == ms2);
+	/* the value itself passes; 0 refuses every message and changes nothing */
+	CHECK_INT(store_imap_store_flags_if(f.a, f.inbox, two, 1, 1, STORE_F_DRAFT, NULL, ms1, mod,
+					    NULL, NULL, &ms2, f.err, sizeof f.err),
+		  0);
+	CHECK(!mod[0] && ms2 > hms1);
+	CHECK_INT(store_imap_store_flags_if(f.a, f.inbox, set, 3, -1, STORE_F_FLAGGED, NULL, 0, mod,
+					    NULL, NULL, &ms1, f.err, sizeof f.err),
+		  0);
+	CHECK(mod[0] && mod[1] && mod[2]);
+	CHECK(ms1 == 0);
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms1), 1);
+	CHECK(hms1 == ms2);
+	ifx_close(&f);
+}
+
 TEST(store_imap_copy_move)
 {
 	struct ifx f;
