@@ -907,12 +907,9 @@ static int group_rcpt(struct smtp_session *s, struct smtp_txn *t, const char *ad
 		if (ok == 0 && s->srv->submission && s->authed)
 			ok = group_sender_ok(s, &g, s->account);
 	}
-	t->n_refused++;
 	if (ok < 0) {
 		reply(s, "451 4.3.0 Error: temporary failure, try again later");
-		return 1;
-	}
-	if (ok == 0) {
+	} else if (ok == 0) {
 		char esc[300];
 		log_escape(esc, sizeof esc, t->from, strlen(t->from));
 		log_info("smtp session=%s client=%s action=rcpt group=%s from=<%s> result=refused "
@@ -921,13 +918,14 @@ static int group_rcpt(struct smtp_session *s, struct smtp_txn *t, const char *ad
 		reply(s, "550 5.7.1 Only %s may post to %s",
 		      g.policy == STORE_GROUP_MEMBERS ? "members" : "senders of our domains",
 		      g.address);
-		return 1;
-	}
-	if (t->group != NULL && strcmp(t->group->address, g.address) != 0) {
+	} else if (t->group != NULL && strcmp(t->group->address, g.address) != 0) {
 		reply(s, "452 4.5.3 Error: one group per message; send to %s separately", g.address);
+		ok = 0;
+	}
+	if (ok <= 0) {
+		t->n_refused++;
 		return 1;
 	}
-	t->n_refused--;
 	if (t->group == NULL) {
 		t->group = xmalloc(sizeof *t->group);
 		*t->group = g;
@@ -935,19 +933,13 @@ static int group_rcpt(struct smtp_session *s, struct smtp_txn *t, const char *ad
 	return 0;
 }
 
-struct group_fields {
-	const struct store_group *g;
-	const struct header_field *reply_to; /* the message's first, if any */
-	const struct header_field *from;
-};
-
 /* The fields a group's copy loses: any List-Id (the copy now comes from
  * this list), and Reply-To when the group replaces it. */
 static bool group_drop(const struct header_field *f, void *ctx)
 {
-	const struct group_fields *gf = ctx;
+	const struct store_group *g = ctx;
 	return strutil_eq_ci(f->name, f->name_len, "List-Id") ||
-	       (gf->g->reply_to == STORE_GROUP_REPLY_GROUP &&
+	       (g->reply_to == STORE_GROUP_REPLY_GROUP &&
 		strutil_eq_ci(f->name, f->name_len, "Reply-To"));
 }
 
@@ -964,22 +956,23 @@ static int group_headers(struct smtp_txn *t)
 	 * ones we add come first, which is where readers look. */
 	bool parsed = got >= 0 && header_parse(msg, (size_t)got, &h) == HEADER_OK &&
 		      (h.has_body_separator || (size_t)got < cap);
-	struct group_fields gf = {g, parsed ? header_find(&h, "Reply-To") : NULL,
-				  parsed ? header_find(&h, "From") : NULL};
+	const struct header_field *reply_to = parsed ? header_find(&h, "Reply-To") : NULL;
+	const struct header_field *from = parsed ? header_find(&h, "From") : NULL;
 	struct buf add;
 	buf_init(&add, 0);
 	int r = got < 0 ? -1 : buf_printf(&add, "List-Id: <%s>\r\n", g->list_id);
 	if (g->reply_to == STORE_GROUP_REPLY_GROUP)
 		r |= buf_printf(&add, "Reply-To: <%s>\r\n", g->address);
-	else if (g->reply_to == STORE_GROUP_REPLY_SENDER && gf.reply_to == NULL && gf.from != NULL)
+	else if (g->reply_to == STORE_GROUP_REPLY_SENDER && reply_to == NULL && from != NULL)
 		r |= buf_printf(&add, "Reply-To:%s%.*s\r\n",
-				gf.from->value_len && (gf.from->value[0] == ' ' ||
-						       gf.from->value[0] == '\t') ? "" : " ",
-				(int)gf.from->value_len, gf.from->value);
+				from->value_len && (from->value[0] == ' ' || from->value[0] == '\t')
+				    ? ""
+				    : " ",
+				(int)from->value_len, from->value);
 	header_free(&h);
 	if (r == 0)
 		r = spool_rewrite(t, false, &add, msg, got < 0 ? 0 : (size_t)got,
-				  parsed ? group_drop : NULL, &gf, "group");
+				  parsed ? group_drop : NULL, (void *)g, "group");
 	if (r == 0)
 		log_info("smtp id=%s action=group group=%s list_id=<%s> reply_to=%s", t->id,
 			 g->address, g->list_id, store_group_reply_name(g->reply_to));
