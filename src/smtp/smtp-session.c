@@ -129,6 +129,8 @@ struct smtp_txn {
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	struct store_group *group;     /* the group among the recipients, or NULL */
+	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
+	enum arc_status arc_cv;        /* the chain as it arrived */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
 	size_t trace_len;              /* bytes of our trace lines at the spool's start */
 	struct timeval start;
@@ -303,6 +305,7 @@ static void txn_free(struct smtp_txn **tp)
 	if (t == NULL)
 		return;
 	store_spool_drop(&t->spool_fd, t->spool_path);
+	free(t->arc_results);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -571,6 +574,30 @@ static void dkim_sign_copy(struct smtp_server *srv, const struct smtp_txn *t, co
 	free(cand);
 }
 
+/* Our ARC set over msg into out (nothing when the chain already failed
+ * or no domain of ours has a key): sealed with an RSA key (what most
+ * validators support) of the domain the message came for. */
+static void arc_seal_copy(struct smtp_server *srv, const struct smtp_txn *t, const char *msg,
+			  size_t len, struct buf *out)
+{
+	size_t max = 1 + t->n_rcpts, n = 0;
+	const char **cand = xcalloc(max, sizeof *cand);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		cand[n++] = domain_part(t->rcpts[i].addr);
+	cand[n++] = srv->cfg->hostname;
+	char err[256];
+	int r = dkim_keyring_arc_seal(srv->dkim, cand, n, msg, len, srv->cfg->hostname,
+				      t->arc_results, t->arc_cv, out, err, sizeof err);
+	free(cand);
+	if (r < 0) {
+		log_error("smtp id=%s action=arc_seal error=\"%s\" note=\"sent without\"", t->id,
+			  err);
+		buf_reset(out);
+	} else if (r == 0) {
+		log_info("smtp id=%s action=arc_seal cv=%s", t->id, arc_status_name(t->arc_cv));
+	}
+}
+
 /* Copies the spool file without its first line (our Return-Path, which
  * belongs only to final delivery) into a new spool file for the queue,
  * DKIM-signed, synced.  Returns its descriptor (held until
@@ -583,11 +610,27 @@ static int make_queue_copy(struct smtp_server *srv, struct smtp_txn *t, char *pa
 		return -1;
 	const char *nl = memchr(data, '\n', len);
 	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
-	struct buf sig;
+	/* Mail checked on port 25 that we pass on (an alias or a redirect to
+	 * another server) gets our ARC set first (RFC 8617 5.1), so the next
+	 * hop can trust our verdict; then the DKIM signatures cover it all. */
+	struct buf arc, sig;
+	buf_init(&arc, 0);
 	buf_init(&sig, 0);
-	dkim_sign_copy(srv, t, data + skip, len - skip, &sig);
-	int fd = store_spool_write(srv->store, sig.data, sig.len, data + skip, len - skip, path,
-				   pathsz);
+	if (t->arc_results != NULL)
+		arc_seal_copy(srv, t, data + skip, len - skip, &arc);
+	struct buf whole;
+	buf_init(&whole, 0);
+	const char *body = data + skip;
+	size_t body_len = len - skip;
+	if (arc.len > 0 && buf_append(&whole, arc.data, arc.len) == 0 &&
+	    buf_append(&whole, data + skip, len - skip) == 0) {
+		body = whole.data;
+		body_len = whole.len;
+	}
+	dkim_sign_copy(srv, t, body, body_len, &sig);
+	int fd = store_spool_write(srv->store, sig.data, sig.len, body, body_len, path, pathsz);
+	buf_free(&whole);
+	buf_free(&arc);
 	buf_free(&sig);
 	free(data);
 	return fd;
@@ -1142,6 +1185,14 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		return;
 	}
 	t->junk = !strcmp(action, "junk");
+	struct buf res;
+	buf_init(&res, 0);
+	if (msgauth_results(r, &c->req, &res) == 0 && buf_putc(&res, '\0') == 0) {
+		t->arc_results = res.data; /* now t's */
+		res.data = NULL;
+	}
+	buf_free(&res);
+	t->arc_cv = r->arc.status;
 	struct buf ar;
 	buf_init(&ar, 0);
 	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
@@ -1447,7 +1498,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i] || t->n_local == 0)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
-					    {NULL, NULL}, srv->dkim};
+					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
+					    srv->cfg->hostname};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++) {
