@@ -128,6 +128,7 @@ struct smtp_txn {
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
+	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
 	struct store_group *group;     /* the group among the recipients, or NULL */
 	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
 	enum arc_status arc_cv;        /* the chain as it arrived */
@@ -306,6 +307,7 @@ static void txn_free(struct smtp_txn **tp)
 		return;
 	store_spool_drop(&t->spool_fd, t->spool_path);
 	free(t->arc_results);
+	free(t->junk_of);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -1163,9 +1165,33 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 	s->check = NULL;
 	bool dmarc_fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
 	enum dmarc_policy dis = dmarc_fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
-	const char *action = dis == DMARC_POLICY_REJECT ? cfg->mailauth_dmarc_reject
-			     : dis == DMARC_POLICY_QUARANTINE ? "junk"
-							       : "deliver";
+	/* p=reject: what each recipient's domain wants (`tern domain set
+	 * D --dmarc-reject`, else mailauth.dmarc_reject); refused only when
+	 * every recipient's domain says reject, else Junk for those that say
+	 * reject or junk. */
+	bool *junk_of = NULL;
+	const char *action = dis == DMARC_POLICY_QUARANTINE ? "junk" : "deliver";
+	if (dis == DMARC_POLICY_REJECT) {
+		junk_of = xcalloc(t->n_local ? t->n_local : 1, sizeof *junk_of);
+		size_t n_reject = 0, n_junk = 0;
+		for (size_t j = 0; j < t->n_local; j++) {
+			char want[16];
+			const char *d = domain_part(t->local_to[j].addr);
+			if (store_dmarc_action_get(s->srv->store, d, want) != 1)
+				snprintf(want, sizeof want, "%s", cfg->mailauth_dmarc_reject);
+			if (!strcmp(want, "reject"))
+				n_reject++;
+			if (strcmp(want, "tag") != 0) {
+				junk_of[j] = true;
+				n_junk++;
+			}
+		}
+		bool remote_rejects = !strcmp(cfg->mailauth_dmarc_reject, "reject");
+		if (n_reject == t->n_local && (t->n_remote == 0 || remote_rejects))
+			action = "reject";
+		else
+			action = n_junk > 0 ? "junk" : "tag";
+	}
 	log_info("smtp id=%s session=%s action=mailauth spf=%s dkim=%s dmarc=%s from_domain=%s "
 		 "disposition=%s%s",
 		 t->id, s->id, spf_result_name(r->spf), short_dkim(r),
@@ -1179,12 +1205,18 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 			 "550 5.7.1 Message refused: the domain %s says mail from it must pass "
 			 "DMARC (SPF or DKIM for that domain), and this one does not",
 			 r->from_domain);
+		free(junk_of);
 		check_free(&c);
 		txn_done(s, t, 550, line);
 		process_input(s);
 		return;
 	}
-	t->junk = !strcmp(action, "junk");
+	if (junk_of != NULL) {
+		t->junk_of = junk_of; /* per local recipient, now t's */
+		junk_of = NULL;
+	} else {
+		t->junk = !strcmp(action, "junk");
+	}
 	struct buf res;
 	buf_init(&res, 0);
 	if (msgauth_results(r, &c->req, &res) == 0 && buf_putc(&res, '\0') == 0) {
@@ -1516,7 +1548,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->create = p->v[c].create;
 				/* DMARC quarantine: what would go to the INBOX
 				 * goes to Junk (a script's folders stay). */
-				if (t->junk && (d->mailbox == NULL ||
+				if ((t->junk || (t->junk_of && t->junk_of[j])) &&
+				    (d->mailbox == NULL ||
 						strutil_eq_ci(d->mailbox, strlen(d->mailbox), "INBOX"))) {
 					d->mailbox = "Junk";
 					d->create = true;

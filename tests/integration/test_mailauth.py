@@ -313,3 +313,41 @@ def test_sieve_redirect_is_arc_sealed(srv):
     assert b"ARC-Seal: i=1; a=rsa-sha256;" in data.split(b"\r\n\r\n", 1)[0]
     cv, results, reason = dkim.arc_verify(data, dnsfunc=dnsfunc)
     assert (cv, reason) == (dkim.CV_Pass, "success"), (results, reason)
+
+
+def test_dmarc_reject_action_per_domain(srv):
+    """`tern domain set D --dmarc-reject junk|tag|default`: what mail for D
+    that fails DMARC under p=reject gets; a message is refused only when
+    every recipient's domain says reject."""
+    def forged(token, rcpts):
+        with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                          source_address=(CLIENT, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("ceo@forged.test")
+            for r in rcpts:
+                c.rcpt(r)
+            return c.data(message("ceo@forged.test", token))[0]
+
+    r = srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "junk")
+    assert r.stdout.decode() == "example.test: mail failing DMARC under p=reject: " \
+        "delivered to Junk\n"
+    token = "pdj-%d" % os.getpid()
+    assert forged(token, [ALICE]) == 250
+    assert srv.find_messages(ALICE, token) == []
+    ar = auth_results(stored(srv, token, "Junk"))
+    assert b"\tdmarc=fail (p=reject dis=reject) header.from=forged.test;\r\n" in ar, ar
+    # example.org keeps the default (reject): with a recipient of each
+    # domain the message is taken, and goes to Junk for both
+    token = "pdm-%d" % os.getpid()
+    assert forged(token, [ALICE, "carol@example.org"]) == 250
+    assert len(srv.find_messages("carol@example.org", token, "Junk")) == 1
+    assert len(srv.find_messages(ALICE, token, "Junk")) == 1
+    srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "tag")
+    token = "pdt-%d" % os.getpid()
+    assert forged(token, [ALICE]) == 250
+    assert len(srv.find_messages(ALICE, token)) == 1
+    r = srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "default")
+    assert b"as mailauth.dmarc_reject says (reject)" in r.stdout
+    assert forged("pdd-%d" % os.getpid(), [ALICE]) == 550
+    r = srv.cli("domain", "set", "example.test", "--dmarc-reject", "maybe")
+    assert r.returncode == 2 and b"--dmarc-reject is reject, junk, tag or default" in r.stderr
