@@ -81,7 +81,7 @@ int cli_parse_sub(const struct cli_command *cmd, const char *what, int argc, cha
  * before the usual parsing, which knows only options with values; "--"
  * ends the options.  Returns the remaining arguments (caller frees the
  * array, not the strings) with their count in *n_out. */
-static char **take_flag(int argc, char **argv, const char *flag, bool *set, int *n_out)
+char **cli_take_flag(int argc, char **argv, const char *flag, bool *set, int *n_out)
 {
 	char **args = xcalloc((size_t)argc + 1, sizeof *args);
 	int n = 0;
@@ -123,7 +123,7 @@ int cli_check_domain(const struct cli_command *cmd, const char *what, const char
  * literal domain (user@[192.0.2.1]) and keeps the local part's case, which
  * only the remote server may interpret; our own addresses are lower-cased
  * as the store keeps them. */
-static int check_address(const struct cli_command *cmd, const char *what, const char *arg,
+int cli_check_address(const struct cli_command *cmd, const char *what, const char *arg,
 			 bool remote_ok, char out[256])
 {
 	struct addr a;
@@ -149,7 +149,7 @@ static const char *domain_of(const char *address)
 
 /* 1 if the domain is ours; else prints why and returns 0 (or -1 on a
  * store error, also printed). */
-static int require_domain(struct store *s, const char *what, const char *domain)
+int cli_require_domain(struct store *s, const char *what, const char *domain)
 {
 	int r = store_domain_exists(s, domain);
 	if (r < 0) {
@@ -615,7 +615,7 @@ static int user_import(const struct cli_command *cmd, const char *what, const ch
 {
 	bool update;
 	int n_args;
-	char **args = take_flag(argc, argv, "--update", &update, &n_args);
+	char **args = cli_take_flag(argc, argv, "--update", &update, &n_args);
 	char *pos[1];
 	int n_pos;
 	int rc = cli_parse_sub(cmd, what, n_args, args, NULL, 0, pos, 1, 1, &n_pos);
@@ -750,7 +750,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	if (is_list) {
 		if (n_pos == 1 && (rc = cli_check_domain(cmd, what, pos[0], domain, sizeof domain)) != 0)
 			return rc;
-	} else if ((rc = check_address(cmd, what, pos[0], false, address)) != 0) {
+	} else if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0) {
 		return rc;
 	}
 
@@ -764,7 +764,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 	char hash[256];
 	char scram[SASL_SCRAM_RECORD_MAX];
 	if (is_list) {
-		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
+		if (domain[0] != '\0' && cli_require_domain(s, what, domain) != 1)
 			rc = CLI_FAIL;
 		else if (store_account_list(s, domain[0] != '\0' ? domain : NULL, print_account,
 					    NULL, err, sizeof err) < 0)
@@ -772,7 +772,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		rc = cli_finish_output(what, rc);
 	} else if (!strcmp(sub, "add")) {
 		int e;
-		if (require_domain(s, what, domain_of(address)) != 1) {
+		if (cli_require_domain(s, what, domain_of(address)) != 1) {
 			rc = CLI_FAIL;
 		} else if ((e = store_account_get(s, address, &info)) != 0) {
 			rc = cli_fail(what, e > 0 ? "user %s already exists"
@@ -894,7 +894,7 @@ static int find_alias(void *ctx, const char *alias, const char *target)
  * 4.5.1).  A catch-all does not count: an alias to a typo that lands in
  * the catch-all is what --force is for.  Returns 1 reaches, 0 dangling,
  * 2 not in our domains, -1 store error (printed). */
-static int local_target_state(struct store *s, const char *what, const char *delim,
+int cli_local_target_state(struct store *s, const char *what, const char *delim,
 			      const char *target)
 {
 	const char *domain = domain_of(target);
@@ -949,7 +949,7 @@ static int check_alias(const struct cli_command *cmd, const char *what, const ch
 		out[0] = '@';
 		return 0;
 	}
-	return check_address(cmd, what, arg, false, out);
+	return cli_check_address(cmd, what, arg, false, out);
 }
 
 static int alias_run(const char *cfg_path, int argc, char **argv)
@@ -966,7 +966,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	int n_args = argc;
 	char **args = argv;
 	if (is_add)
-		args = take_flag(argc, argv, "--force", &force, &n_args);
+		args = cli_take_flag(argc, argv, "--force", &force, &n_args);
 	int max_pos = n_args > 2 ? n_args - 2 : 1;
 	char **pos = xcalloc((size_t)max_pos, sizeof *pos);
 	int n_pos;
@@ -988,7 +988,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	} else {
 		rc = check_alias(cmd, what, pos[0], alias);
 		for (int i = 1; rc == 0 && i < n_pos; i++)
-			rc = check_address(cmd, what, pos[i], true, targets[n_targets++]);
+			rc = cli_check_address(cmd, what, pos[i], true, targets[n_targets++]);
 	}
 	free(pos);
 	if (rc != 0) {
@@ -1005,13 +1005,13 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	char err[512];
 	if (is_list) {
 		struct alias_rows rows = {0};
-		if (domain[0] != '\0' && require_domain(s, what, domain) != 1)
+		if (domain[0] != '\0' && cli_require_domain(s, what, domain) != 1)
 			rc = CLI_FAIL;
 		else if (store_alias_list(s, domain[0] != '\0' ? domain : NULL, collect_alias,
 					  &rows, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
 		for (size_t i = 0; rc == 0 && i < rows.n; i++) {
-			int st = local_target_state(s, what, cfg->recipient_delimiter,
+			int st = cli_local_target_state(s, what, cfg->recipient_delimiter,
 						    rows.v[i].target);
 			if (st < 0)
 				rc = CLI_FAIL;
@@ -1021,13 +1021,13 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 		}
 		free(rows.v);
 		rc = cli_finish_output(what, rc);
-	} else if (require_domain(s, what, domain_of(alias)) != 1) {
+	} else if (cli_require_domain(s, what, domain_of(alias)) != 1) {
 		rc = CLI_FAIL;
 	} else if (is_add) {
 		/* Every local target is checked before anything is added, so a
 		 * refused command changes nothing. */
 		for (int i = 0; i < n_targets && rc == 0 && !force; i++) {
-			int st = local_target_state(s, what, cfg->recipient_delimiter, targets[i]);
+			int st = cli_local_target_state(s, what, cfg->recipient_delimiter, targets[i]);
 			if (st < 0) {
 				rc = CLI_FAIL;
 			} else if (st == 0) {
@@ -1252,7 +1252,7 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 	if (rc != 0)
 		return cli_parse_exit(rc);
 	char address[256];
-	if ((rc = check_address(cmd, what, pos[0], false, address)) != 0)
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
 		return rc;
 	const char *mailbox = n_pos >= 2 ? pos[1] : "INBOX";
 	if (mailbox[0] == '\0')

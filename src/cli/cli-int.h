@@ -29,6 +29,7 @@ extern const struct cli_command cli_init_command;
 extern const struct cli_command cli_admin_domain_command;
 extern const struct cli_command cli_admin_user_command;
 extern const struct cli_command cli_admin_alias_command;
+extern const struct cli_command cli_group_command;
 extern const struct cli_command cli_admin_mail_command;
 
 /* An option taking a value ("--hostname H" or "--hostname=H").  *value is
@@ -92,6 +93,20 @@ int cli_check_domain(const struct cli_command *cmd, const char *what, const char
 		     size_t outsz);
 /* Flushes stdout; a failed write (disk full, closed pipe) is a failure. */
 int cli_finish_output(const char *what, int rc);
+/* Takes a flag without a value (e.g. "--force") out of argv[2..argc);
+ * returns the remaining arguments (free the array, not the strings). */
+char **cli_take_flag(int argc, char **argv, const char *flag, bool *set, int *n_out);
+/* Checks a mailbox argument and writes its canonical form into out[256]
+ * (remote_ok: an alias target, which may be an address literal and keeps
+ * its local part's case). */
+int cli_check_address(const struct cli_command *cmd, const char *what, const char *arg,
+		      bool remote_ok, char out[256]);
+/* 1 if the domain is ours; else prints why and returns 0 (or -1). */
+int cli_require_domain(struct store *s, const char *what, const char *domain);
+/* Whether a local alias target reaches a mailbox: 1 reaches, 0 dangling,
+ * 2 not in our domains, -1 store error (printed). */
+int cli_local_target_state(struct store *s, const char *what, const char *delim,
+			   const char *target);
 
 
 /* cli-dkim.c: makes a domain's DKIM keys and says so (0 or CLI_FAIL). */

@@ -129,6 +129,7 @@ struct smtp_txn {
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
+	struct store_group *group;     /* the group among the recipients, or NULL */
 	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
 	enum arc_status arc_cv;        /* the chain as it arrived */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
@@ -318,6 +319,7 @@ static void txn_free(struct smtp_txn **tp)
 	free(t->ok_local);
 	free(t->ok_local_orcpt);
 	free(t->ok_local_expanded);
+	free(t->group);
 	free(t);
 	*tp = NULL;
 }
@@ -716,6 +718,67 @@ static int copy_rest(int fd, const char *head, size_t n, int rfd, off_t off)
 	}
 }
 
+/* Rewrites t's spool file: our trace lines with add inserted (after
+ * their first line, our Return-Path, if after_return_path, else after
+ * them all), then the message without the header fields drop() picks
+ * (NULL: none), then the rest of the file.  msg[0..len) is the start of
+ * the message as read after the trace lines, its whole header section
+ * when drop is given.  The new file takes the old one's name and becomes
+ * t->spool_fd (commit_cb fsyncs it); trace_len is not changed.  0, or -1
+ * (the old file stays; the message cannot be kept now). */
+static int spool_rewrite(struct smtp_txn *t, bool after_return_path, const struct buf *add,
+			 const char *msg, size_t len,
+			 bool (*drop)(const struct header_field *f, void *ctx), void *ctx,
+			 const char *what)
+{
+	char *trace = xmalloc(t->trace_len + 1);
+	int r = read_at(t->spool_fd, trace, t->trace_len, 0) == (ssize_t)t->trace_len ? 0 : -1;
+	const char *nl = r == 0 ? memchr(trace, '\n', t->trace_len) : NULL;
+	size_t at = !after_return_path ? t->trace_len : nl ? (size_t)(nl - trace) + 1 : 0;
+	char tmp[PATH_MAX];
+	int fd = -1;
+	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.%s", t->spool_path, what) < (int)sizeof tmp)
+		fd = store_spool_create(tmp);
+	r = fd < 0 ? -1 : 0;
+	if (r == 0)
+		r = fsutil_write_all(fd, trace, at) | fsutil_write_all(fd, add->data, add->len) |
+		    fsutil_write_all(fd, trace + at, t->trace_len - at);
+	struct header h = {0};
+	size_t pos = 0;
+	if (r == 0 && drop != NULL && header_parse(msg, len, &h) == HEADER_OK) {
+		for (size_t i = 0; i < h.n_fields && r == 0; i++) {
+			const struct header_field *f = &h.fields[i];
+			if (!drop(f, ctx))
+				continue;
+			size_t start = (size_t)(f->name - msg);
+			size_t end = (size_t)(f->value + f->value_len - msg);
+			if (end < len && msg[end] == '\r')
+				end++;
+			if (end < len && msg[end] == '\n')
+				end++;
+			r = fsutil_write_all(fd, msg + pos, start - pos);
+			pos = end;
+		}
+	}
+	header_free(&h);
+	if (r == 0)
+		r = copy_rest(fd, msg + pos, len - pos, t->spool_fd, (off_t)(t->trace_len + len));
+	if (r == 0 && rename(tmp, t->spool_path) < 0)
+		r = -1;
+	if (r < 0) {
+		log_error("smtp id=%s action=%s_header error=\"%s\"", t->id, what, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+	} else {
+		close(t->spool_fd);
+		t->spool_fd = fd;
+	}
+	free(trace);
+	return r;
+}
+
 /* Checks every From: address of a submitted message.  Returns 0, or the
  * reply code with the reply in why. */
 static int check_from(struct smtp_session *s, const struct header *h, char *why, size_t whysz)
@@ -810,23 +873,10 @@ static int submit_check(struct smtp_session *s, struct smtp_txn *t, char *why, s
 		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 		r |= buf_printf(&add, "Date: %s\r\n", date);
 	}
-	char tmp[PATH_MAX];
-	int fd = -1;
-	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.sub", t->spool_path) < (int)sizeof tmp)
-		fd = store_spool_create(tmp);
-	if (fd < 0 || fsutil_write_all(fd, buf, t->trace_len) < 0 ||
-	    fsutil_write_all(fd, add.data, add.len) < 0 ||
-	    copy_rest(fd, msg, msg_len, rfd, got) < 0 || rename(tmp, t->spool_path) < 0) {
-		log_error("smtp id=%s action=submit_headers error=\"%s\"", t->id, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
+	if (r != 0 || spool_rewrite(t, false, &add, msg, msg_len, NULL, NULL, "submit") < 0) {
 		code = 451;
 		snprintf(why, whysz, "451 4.3.0 Error: could not store the message, try again later");
 	} else {
-		close(t->spool_fd);
-		t->spool_fd = fd; /* commit_cb fsyncs this one */
 		log_info("smtp id=%s session=%s action=submit added=%s%s%s", t->id, s->id,
 			 need_id ? "message-id" : "", need_id && need_date ? "," : "",
 			 need_date ? "date" : "");
@@ -849,6 +899,131 @@ static void txn_done(struct smtp_session *s, struct smtp_txn *t, int code, const
 	txn_free(&t);
 	if (s != NULL)
 		session_enter(s, SMTP_STATE_CMD);
+}
+
+/* --------------------------------------------------------------- groups */
+
+/* The group (store-group.c) that address is, directly or through
+ * plus-addressing (so that sales+x@ is no way around the policy): 1 and
+ * *g, 0 none, -1 database error. */
+static int group_of(struct smtp_session *s, const char *address, struct store_group *g)
+{
+	int r = store_group_get(s->srv->store, address, g);
+	const char *delim = s->srv->cfg->recipient_delimiter;
+	const char *at = strrchr(address, '@');
+	if (r != 0 || delim == NULL || delim[0] == '\0' || at == NULL)
+		return r;
+	size_t cut = strcspn(address, delim);
+	if (cut == 0 || cut >= (size_t)(at - address))
+		return 0;
+	char base[ADDR_PATH_MAX + 1];
+	snprintf(base, sizeof base, "%.*s%s", (int)cut, address, at);
+	return store_group_get(s->srv->store, base, g);
+}
+
+/* Is who one of the senders the group's policy lets post?  1, 0, -1. */
+static int group_sender_ok(struct smtp_session *s, const struct store_group *g, const char *who)
+{
+	if (who[0] == '\0')
+		return 0; /* the null sender is nobody's */
+	if (g->policy == STORE_GROUP_MEMBERS)
+		return store_group_is_member(s->srv->store, g->address, who);
+	const char *at = strrchr(who, '@');
+	int ours = at == NULL ? 0 : store_domain_exists(s->srv->store, at + 1);
+	return ours < 0 ? -1 : ours > 0;
+}
+
+/* RCPT TO a group: its posting policy, against the authenticated account
+ * or the envelope sender on submission, the envelope sender on port 25
+ * (which the sender states: docs/admin.md "Groups").  One group per
+ * transaction, since its List-Id and Reply-To go into the one copy of
+ * the message: another is answered 452, which makes the client send to
+ * it in a transaction of its own (RFC 5321 4.5.3.1.10).  Returns 0 to go
+ * on, or 1 after the refusal was answered. */
+static int group_rcpt(struct smtp_session *s, struct smtp_txn *t, const char *address)
+{
+	struct store_group g;
+	int r = group_of(s, address, &g);
+	if (r == 0)
+		return 0;
+	int ok = r < 0 ? -1 : 1;
+	if (ok > 0 && g.policy != STORE_GROUP_ANYONE) {
+		ok = group_sender_ok(s, &g, t->from);
+		if (ok == 0 && s->srv->submission && s->authed)
+			ok = group_sender_ok(s, &g, s->account);
+	}
+	if (ok < 0) {
+		reply(s, "451 4.3.0 Error: temporary failure, try again later");
+	} else if (ok == 0) {
+		char esc[300];
+		log_escape(esc, sizeof esc, t->from, strlen(t->from));
+		log_info("smtp session=%s client=%s action=rcpt group=%s from=<%s> result=refused "
+			 "reason=policy_%s",
+			 s->id, s->ip, g.address, esc, store_group_policy_name(g.policy));
+		reply(s, "550 5.7.1 Only %s may post to %s",
+		      g.policy == STORE_GROUP_MEMBERS ? "members" : "senders of our domains",
+		      g.address);
+	} else if (t->group != NULL && strcmp(t->group->address, g.address) != 0) {
+		reply(s, "452 4.5.3 Error: one group per message; send to %s separately", g.address);
+		ok = 0;
+	}
+	if (ok <= 0) {
+		t->n_refused++;
+		return 1;
+	}
+	if (t->group == NULL) {
+		t->group = xmalloc(sizeof *t->group);
+		*t->group = g;
+	}
+	return 0;
+}
+
+/* The fields a group's copy loses: any List-Id (the copy now comes from
+ * this list), and Reply-To when the group replaces it. */
+static bool group_drop(const struct header_field *f, void *ctx)
+{
+	const struct store_group *g = ctx;
+	return strutil_eq_ci(f->name, f->name_len, "List-Id") ||
+	       (g->reply_to == STORE_GROUP_REPLY_GROUP &&
+		strutil_eq_ci(f->name, f->name_len, "Reply-To"));
+}
+
+/* A message to a group: adds "List-Id: <list-id>" (RFC 2919) and the
+ * group's Reply-To after our trace lines.  0, or -1 (cannot keep it). */
+static int group_headers(struct smtp_txn *t)
+{
+	const struct store_group *g = t->group;
+	size_t cap = SMTP_SUBMIT_HEADER_MAX;
+	char *msg = xmalloc(cap);
+	ssize_t got = read_at(t->spool_fd, msg, cap, (off_t)t->trace_len);
+	struct header h = {0};
+	/* A header section too long to read here keeps its fields: the
+	 * ones we add come first, which is where readers look. */
+	bool parsed = got >= 0 && header_parse(msg, (size_t)got, &h) == HEADER_OK &&
+		      (h.has_body_separator || (size_t)got < cap);
+	const struct header_field *reply_to = parsed ? header_find(&h, "Reply-To") : NULL;
+	const struct header_field *from = parsed ? header_find(&h, "From") : NULL;
+	struct buf add;
+	buf_init(&add, 0);
+	int r = got < 0 ? -1 : buf_printf(&add, "List-Id: <%s>\r\n", g->list_id);
+	if (g->reply_to == STORE_GROUP_REPLY_GROUP)
+		r |= buf_printf(&add, "Reply-To: <%s>\r\n", g->address);
+	else if (g->reply_to == STORE_GROUP_REPLY_SENDER && reply_to == NULL && from != NULL)
+		r |= buf_printf(&add, "Reply-To:%s%.*s\r\n",
+				from->value_len && (from->value[0] == ' ' || from->value[0] == '\t')
+				    ? ""
+				    : " ",
+				(int)from->value_len, from->value);
+	header_free(&h);
+	if (r == 0)
+		r = spool_rewrite(t, false, &add, msg, got < 0 ? 0 : (size_t)got,
+				  parsed ? group_drop : NULL, (void *)g, "group");
+	if (r == 0)
+		log_info("smtp id=%s action=group group=%s list_id=<%s> reply_to=%s", t->id,
+			 g->address, g->list_id, store_group_reply_name(g->reply_to));
+	buf_free(&add);
+	free(msg);
+	return r;
 }
 
 /* ------------------------------------------------- sender authentication */
@@ -899,65 +1074,31 @@ static void check_free(struct smtp_check **cp)
 	*cp = NULL;
 }
 
+/* An Authentication-Results field that claims to be ours in a message
+ * from outside (RFC 8601 5: a forgery). */
+static bool forged_auth_results(const struct header_field *f, void *ctx)
+{
+	struct smtp_check *c = ctx;
+	if (!strutil_eq_ci(f->name, f->name_len, "Authentication-Results") ||
+	    !msgauth_is_ours(f->value, f->value_len, hostname(c->s)))
+		return false;
+	log_warn("smtp id=%s action=mailauth note=\"removed a forged Authentication-Results "
+		 "field\"",
+		 c->t->id);
+	return true;
+}
+
 /* Rewrites the spool file as: our Return-Path, the Authentication-Results
  * field, our Received, then the message without any
  * Authentication-Results field that claims to be ours (RFC 8601 5: a
  * forgery).  0, or -1 (the message cannot be kept now). */
 static int add_auth_results(struct smtp_session *s, struct smtp_check *c, const struct buf *ar)
 {
-	struct smtp_txn *t = c->t;
-	char *trace = xmalloc(t->trace_len + 1);
-	int r = read_at(t->spool_fd, trace, t->trace_len, 0) == (ssize_t)t->trace_len ? 0 : -1;
-	const char *nl = r == 0 ? memchr(trace, '\n', t->trace_len) : NULL;
-	size_t rp = nl ? (size_t)(nl - trace) + 1 : 0;
-	char tmp[PATH_MAX];
-	int fd = -1;
-	if (r == 0 && snprintf(tmp, sizeof tmp, "%s.auth", t->spool_path) < (int)sizeof tmp)
-		fd = store_spool_create(tmp);
-	r = fd < 0 ? -1 : 0;
-	if (r == 0)
-		r = fsutil_write_all(fd, trace, rp) | fsutil_write_all(fd, ar->data, ar->len) |
-		    fsutil_write_all(fd, trace + rp, t->trace_len - rp);
-	/* The message, forged fields left out. */
-	struct header h = {0};
-	size_t pos = 0;
-	if (r == 0 && header_parse(c->msg, c->len, &h) == HEADER_OK) {
-		for (size_t i = 0; i < h.n_fields && r == 0; i++) {
-			const struct header_field *f = &h.fields[i];
-			if (!strutil_eq_ci(f->name, f->name_len, "Authentication-Results") ||
-			    !msgauth_is_ours(f->value, f->value_len, hostname(s)))
-				continue;
-			size_t start = (size_t)(f->name - c->msg);
-			size_t end = (size_t)(f->value + f->value_len - c->msg);
-			if (end < c->len && c->msg[end] == '\r')
-				end++;
-			if (end < c->len && c->msg[end] == '\n')
-				end++;
-			r = fsutil_write_all(fd, c->msg + pos, start - pos);
-			pos = end;
-			log_warn("smtp id=%s action=mailauth note=\"removed a forged "
-				 "Authentication-Results field\"",
-				 t->id);
-		}
-	}
-	header_free(&h);
-	if (r == 0)
-		r = fsutil_write_all(fd, c->msg + pos, c->len - pos);
-	if (r == 0 && rename(tmp, t->spool_path) < 0)
-		r = -1;
-	if (r < 0) {
-		log_error("smtp id=%s action=mailauth_header error=\"%s\"", t->id, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
-	} else {
-		close(t->spool_fd);
-		t->spool_fd = fd; /* commit_cb fsyncs this one */
-		t->trace_len += ar->len;
-	}
-	free(trace);
-	return r;
+	(void)s;
+	if (spool_rewrite(c->t, true, ar, c->msg, c->len, forged_auth_results, c, "mailauth") < 0)
+		return -1;
+	c->t->trace_len += ar->len;
+	return 0;
 }
 
 static const char *short_dkim(const struct msgauth_result *r)
@@ -1170,6 +1311,15 @@ static bool check_start(struct smtp_session *s, struct smtp_txn *t)
 static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
 {
 	struct smtp_server *srv = s->srv;
+	if (t->group != NULL && group_headers(t) < 0) {
+		/* After the checks (port 25) the session is waiting, not
+		 * reading: commands pipelined after the data are read now. */
+		bool waiting = s->state == SMTP_STATE_COMMIT;
+		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+		if (waiting)
+			process_input(s);
+		return;
+	}
 	srv->pending = xreallocarray(srv->pending, srv->n_pending + 1, sizeof *srv->pending);
 	srv->pending[srv->n_pending].s = s;
 	srv->pending[srv->n_pending].t = t;
@@ -1676,6 +1826,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
 	switch (r) {
 	case STORE_RCPT_OK:
+		if (group_rcpt(s, t, address) != 0)
+			break;
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);
 		txn_want_success(t, tg, address, c->notify, c->orcpt);

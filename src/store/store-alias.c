@@ -109,9 +109,27 @@ int store_alias_remove(struct store *s, const char *alias, const char *target, c
 		store_db_bind_text(st, 2, t);
 	else
 		sqlite3_bind_null(st, 2);
-	if (store_db_run(&s->db, st, err, errsz) < 0)
+	if (store_db_begin(&s->db, err, errsz) < 0)
 		return -1;
-	if (sqlite3_changes(s->db.h) == 0) {
+	if (store_db_run(&s->db, st, err, errsz) < 0) {
+		store_db_rollback(&s->db);
+		return -1;
+	}
+	int changed = sqlite3_changes(s->db.h);
+	/* A group (store-group.c) exists while it has members. */
+	st = store_db_stmt(&s->db,
+			   "DELETE FROM groups WHERE address = ?1"
+			   " AND NOT EXISTS (SELECT 1 FROM aliases WHERE alias = ?1)",
+			   err, errsz);
+	if (st != NULL)
+		store_db_bind_text(st, 1, a);
+	if (st == NULL || store_db_run(&s->db, st, err, errsz) < 0) {
+		store_db_rollback(&s->db);
+		return -1;
+	}
+	if (store_db_commit(&s->db, err, errsz) < 0)
+		return -1;
+	if (changed == 0) {
 		if (target)
 			store_err(err, errsz, "alias %s -> %s does not exist", a, t);
 		else

@@ -200,6 +200,8 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 bool store_name_is_file_id(const char *s, size_t n);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
+/* Creates the groups table if it is not there (store_open). */
+int store_group_schema(struct store *s, char *err, size_t errsz);
 /* Creates the dmarc_events table if it is not there (store_open). */
 int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */

@@ -4,7 +4,7 @@
  *
  * Layout of the data folder (see docs/architecture.md):
  *
- *   DATA/server.db               SQLite (WAL): domains, accounts, aliases,
+ *   DATA/server.db               SQLite (WAL): domains, accounts, aliases, groups,
  *                                queue metadata
  *   DATA/spool/                  messages being received (tmp files)
  *   DATA/queue/                  message files waiting for remote delivery
@@ -242,6 +242,49 @@ int store_alias_remove(struct store *s, const char *alias, const char *target, c
 int store_alias_list(struct store *s, const char *domain,
 		     int (*cb)(void *ctx, const char *alias, const char *target), void *ctx,
 		     char *err, size_t errsz);
+
+/* ----------------------------------------------------------------- groups */
+
+/* A group address (store-group.c): an alias whose targets are its members,
+ * with who may post to it, what Reply-To its copies get, and their List-Id
+ * (RFC 2919).  Removing its last member (store_alias_remove) removes it. */
+enum store_group_policy {
+	STORE_GROUP_ANYONE,  /* any sender */
+	STORE_GROUP_DOMAINS, /* senders of our domains */
+	STORE_GROUP_MEMBERS, /* senders that are members */
+};
+enum store_group_reply {
+	STORE_GROUP_REPLY_NONE,   /* the message's Reply-To as it is */
+	STORE_GROUP_REPLY_GROUP,  /* Reply-To: the group (replacing any) */
+	STORE_GROUP_REPLY_SENDER, /* Reply-To: the From: addresses, if none */
+};
+struct store_group {
+	char address[256];
+	enum store_group_policy policy;
+	enum store_group_reply reply_to;
+	char list_id[256]; /* "sales.example.com" (no angle brackets) */
+};
+const char *store_group_policy_name(enum store_group_policy p);
+const char *store_group_reply_name(enum store_group_reply r);
+/* "anyone"... into *out: 0, or -1 for an unknown name. */
+int store_group_policy_parse(const char *name, enum store_group_policy *out);
+int store_group_reply_parse(const char *name, enum store_group_reply *out);
+/* Makes address (of one of our domains, an ASCII local part) a group if
+ * it is not one, then changes the settings given (NULL: as they are; a
+ * new group starts as anyone, none).  Members are added with
+ * store_alias_add.  0 or -1 with err. */
+int store_group_set(struct store *s, const char *address, const enum store_group_policy *policy,
+		    const enum store_group_reply *reply_to, char *err, size_t errsz);
+/* 1 and *out filled if address is a group, 0 if not, -1 on a database
+ * error. */
+int store_group_get(struct store *s, const char *address, struct store_group *out);
+/* 1 if address is a member of group (compared case-insensitively), 0 if
+ * not, -1 on a database error. */
+int store_group_is_member(struct store *s, const char *group, const char *address);
+/* Lists groups, of one domain or all (domain NULL), in address order. */
+int store_group_list(struct store *s, const char *domain,
+		     int (*cb)(void *ctx, const struct store_group *g), void *ctx, char *err,
+		     size_t errsz);
 
 /* ------------------------------------------------------ recipient lookup */
 

@@ -421,6 +421,64 @@ TEST(store_aliases)
 	fx_close(&f);
 }
 
+/* -------------------------------------------------------------- groups */
+
+TEST(store_groups)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	struct store_group g;
+	CHECK_INT(store_group_get(f.s, "team@example.test", &g), 0);
+	enum store_group_policy members = STORE_GROUP_MEMBERS;
+	CHECK_INT(store_group_set(f.s, "Team@Example.test", &members, NULL, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(store_alias_add(f.s, "team@example.test", "alice@example.test", f.err,
+				  sizeof f.err),
+		  0);
+	CHECK_INT(store_alias_add(f.s, "team@example.test", "Far@Remote.test", f.err,
+				  sizeof f.err),
+		  0);
+	CHECK_INT(store_group_get(f.s, "TEAM@example.test", &g), 1);
+	CHECK_STR(g.address, "team@example.test");
+	CHECK_STR(g.list_id, "team.example.test");
+	CHECK_INT(g.policy, STORE_GROUP_MEMBERS);
+	CHECK_INT(g.reply_to, STORE_GROUP_REPLY_NONE);
+	enum store_group_reply rt = STORE_GROUP_REPLY_GROUP;
+	CHECK_INT(store_group_set(f.s, "team@example.test", NULL, &rt, f.err, sizeof f.err), 0);
+	CHECK_INT(store_group_get(f.s, "team@example.test", &g), 1);
+	CHECK_INT(g.policy, STORE_GROUP_MEMBERS); /* kept */
+	CHECK_INT(g.reply_to, STORE_GROUP_REPLY_GROUP);
+	CHECK_INT(store_group_is_member(f.s, "team@example.test", "ALICE@example.test"), 1);
+	CHECK_INT(store_group_is_member(f.s, "team@example.test", "far@remote.test"), 1);
+	CHECK_INT(store_group_is_member(f.s, "team@example.test", "bob@example.test"), 0);
+	/* the members are resolved as an alias's targets */
+	struct store_targets *t = malloc(sizeof *t);
+	CHECK(t != NULL);
+	CHECK_INT(store_resolve(f.s, "team@example.test", "+", t), STORE_RCPT_OK);
+	CHECK_INT(t->n_local, 1);
+	CHECK_INT(t->n_remote, 1);
+	CHECK_STR(t->remote[0], "Far@remote.test");
+	free(t);
+	/* not a group: a UTF-8 local part (no List-Id), another domain */
+	CHECK_INT(store_group_set(f.s, "\xc3\xa9quipe@example.test", NULL, NULL, f.err,
+				  sizeof f.err),
+		  -1);
+	CHECK_INT(store_group_set(f.s, "x@nope.test", NULL, NULL, f.err, sizeof f.err), -1);
+	CHECK_STR(f.err, "domain nope.test does not exist");
+	/* the last member leaving removes the group */
+	CHECK_INT(store_alias_remove(f.s, "team@example.test", "alice@example.test", f.err,
+				     sizeof f.err),
+		  0);
+	CHECK_INT(store_group_get(f.s, "team@example.test", &g), 1);
+	CHECK_INT(store_alias_remove(f.s, "team@example.test", "Far@remote.test", f.err,
+				     sizeof f.err),
+		  0);
+	CHECK_INT(store_group_get(f.s, "team@example.test", &g), 0);
+	fx_close(&f);
+}
+
 /* ------------------------------------------------------------- resolve */
 
 static bool has_local(const struct store_targets *t, int64_t id)
