@@ -37,13 +37,14 @@ int dnsbl_parse_zones(const char *list, int def_weight, struct dnsbl_zone *out, 
 		if (zlen > 0 && start[zlen - 1] == '.')
 			zlen--;
 		if (zlen == 0 || zlen > DNSBL_ZONE_MAX || start[0] == '.') {
-			snprintf(err, errsz, "bad zone \"%.*s\"", (int)(len > 80 ? 80 : len), start);
+			snprintf(err, errsz, "bad zone \"%.*s\"", (int)(len > 80 ? 80 : len),
+				 start);
 			return -1;
 		}
 		for (size_t i = 0; i < zlen; i++) {
 			if (!zone_char(start[i]) || (start[i] == '.' && start[i + 1] == '.')) {
-				snprintf(err, errsz, "bad zone \"%.*s\"", (int)(zlen > 80 ? 80 : zlen),
-					 start);
+				snprintf(err, errsz, "bad zone \"%.*s\"",
+					 (int)(zlen > 80 ? 80 : zlen), start);
 				return -1;
 			}
 		}
@@ -53,8 +54,8 @@ int dnsbl_parse_zones(const char *list, int def_weight, struct dnsbl_zone *out, 
 			const char *w = eq + 1;
 			size_t nl = (size_t)(p - w);
 			if (nl == 0 || nl >= sizeof num) {
-				snprintf(err, errsz, "bad weight in \"%.*s\"", (int)(len > 80 ? 80 : len),
-					 start);
+				snprintf(err, errsz, "bad weight in \"%.*s\"",
+					 (int)(len > 80 ? 80 : len), start);
 				return -1;
 			}
 			memcpy(num, w, nl);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #define DNSBL_MAX_ZONES 16
-#define DNSBL_ZONE_MAX 200   /* longest zone name (leaves room for the address) */
+#define DNSBL_ZONE_MAX 200 /* longest zone name (leaves room for the address) */
 #define DNSBL_WEIGHT_MAX 1000
 /* "f.e.d.c...ip6.arpa" or "4.3.2.1" plus a zone: well under 256 */
 #define DNSBL_REVERSED_MAX 64

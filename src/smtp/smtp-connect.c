@@ -37,7 +37,8 @@ struct lookup {
 enum fcrdns_state { FC_UNKNOWN, FC_NONE, FC_UNCONFIRMED, FC_OK };
 
 struct smtp_connect {
-	const struct config *cfg;
+	unsigned fcrdns_weight; /* the config's values at the start (a reload may */
+	unsigned dns_timeout;   /* free that config before the answers come) */
 	struct dns_resolver *dns;
 	char ip[INET6_ADDRSTRLEN];
 	char log_id[32];
@@ -50,10 +51,10 @@ struct smtp_connect {
 	size_t n_lk;
 	size_t pending;
 	enum fcrdns_state fcrdns;
-	char ptr_name[256];      /* the first PTR name (FC_UNCONFIRMED), the confirmed one (FC_OK) */
-	size_t forward_pending;  /* forward lookups of PTR names still out */
+	char ptr_name[256];     /* the first PTR name (FC_UNCONFIRMED), the confirmed one (FC_OK) */
+	size_t forward_pending; /* forward lookups of PTR names still out */
 	bool forward_tempfail;
-	bool wait_over;          /* spam.pregreet_wait has passed */
+	bool wait_over; /* spam.pregreet_wait has passed */
 	bool timed_out;
 	struct event *ev_wait, *ev_dns, *ev_done;
 	smtp_connect_cb cb;
@@ -173,7 +174,8 @@ static void ptr_cb(void *ctx, const struct dns_rr_result *r)
 	maybe_done(c);
 }
 
-static void append(char *buf, size_t sz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t sz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t sz, const char *fmt, ...)
 {
 	size_t o = strlen(buf);
@@ -209,25 +211,31 @@ static void done_cb(evutil_socket_t fd, short what, void *ctx)
 		if (l->kind == LK_DNSBL && w > top) {
 			top = w;
 			snprintf(r.reason, sizeof r.reason,
-				 "is listed by %s (a list of addresses that send spam)", zone_of(l));
+				 "is listed by %s (a list of addresses that send spam)",
+				 zone_of(l));
 		}
 	}
-	if (c->cfg->spam_fcrdns_weight > 0) {
-		int w = (int)c->cfg->spam_fcrdns_weight;
-		const char *st = c->fcrdns == FC_OK ? "ok" : c->fcrdns == FC_NONE ? "none"
-			       : c->fcrdns == FC_UNCONFIRMED ? "unconfirmed" : "unknown";
+	if (c->fcrdns_weight > 0) {
+		int w = (int)c->fcrdns_weight;
+		const char *st = c->fcrdns == FC_OK            ? "ok"
+				 : c->fcrdns == FC_NONE        ? "none"
+				 : c->fcrdns == FC_UNCONFIRMED ? "unconfirmed"
+							       : "unknown";
 		if (c->fcrdns == FC_NONE || c->fcrdns == FC_UNCONFIRMED) {
 			r.score += w;
-			append(r.parts, sizeof r.parts, "%sfcrdns=%s:%d", r.parts[0] ? " " : "", st, w);
+			append(r.parts, sizeof r.parts, "%sfcrdns=%s:%d", r.parts[0] ? " " : "", st,
+			       w);
 			if (w > top) {
 				top = w;
 				if (c->fcrdns == FC_NONE)
-					snprintf(r.reason, sizeof r.reason, "has no reverse DNS name");
-				else
 					snprintf(r.reason, sizeof r.reason,
-						 "has the reverse DNS name %s, which does not point "
-						 "back to it",
-						 c->ptr_name);
+						 "has no reverse DNS name");
+				else
+					snprintf(
+					    r.reason, sizeof r.reason,
+					    "has the reverse DNS name %s, which does not point "
+					    "back to it",
+					    c->ptr_name);
 			}
 		} else {
 			append(r.parts, sizeof r.parts, "%sfcrdns=%s:0", r.parts[0] ? " " : "", st);
@@ -235,7 +243,7 @@ static void done_cb(evutil_socket_t fd, short what, void *ctx)
 	}
 	if (c->timed_out)
 		append(r.parts, sizeof r.parts, "%stimeout=%llus", r.parts[0] ? " " : "",
-		       (unsigned long long)c->cfg->spam_dns_timeout);
+		       (unsigned long long)c->dns_timeout);
 	c->cb(c->ctx, &r);
 }
 
@@ -259,9 +267,9 @@ static void dns_timeout_cb(evutil_socket_t fd, short what, void *ctx)
 			 "note=\"no answer in %llus; counted as not listed\"",
 			 c->log_id, c->ip,
 			 l->kind == LK_DNSBL || l->kind == LK_DNSWL ? zone_of(l)
-			 : l->kind == LK_PTR			    ? "ptr"
+			 : l->kind == LK_PTR                        ? "ptr"
 								    : "forward",
-			 (unsigned long long)c->cfg->spam_dns_timeout);
+			 (unsigned long long)c->dns_timeout);
 		dns_query_cancel(&c->lk[i].q);
 		c->lk[i].tempfail = true;
 	}
@@ -277,7 +285,8 @@ struct smtp_connect *smtp_connect_start(struct event_base *base, struct dns_reso
 					const char *log_id, smtp_connect_cb cb, void *ctx)
 {
 	struct smtp_connect *c = xcalloc(1, sizeof *c);
-	c->cfg = cfg;
+	c->fcrdns_weight = (unsigned)cfg->spam_fcrdns_weight;
+	c->dns_timeout = (unsigned)cfg->spam_dns_timeout;
 	c->dns = dns;
 	c->cb = cb;
 	c->ctx = ctx;
@@ -308,11 +317,13 @@ struct smtp_connect *smtp_connect_start(struct event_base *base, struct dns_reso
 		for (size_t i = 0; i < c->n_bl + c->n_wl; i++) {
 			bool bl = i < c->n_bl;
 			size_t z = bl ? i : i - c->n_bl;
-			snprintf(name, sizeof name, "%s.%s", c->rev, bl ? c->bl[z].name : c->wl[z].name);
+			snprintf(name, sizeof name, "%s.%s", c->rev,
+				 bl ? c->bl[z].name : c->wl[z].name);
 			add_lookup(c, bl ? LK_DNSBL : LK_DNSWL, z, DNS_RR_A, name, list_cb);
 		}
 		if (cfg->spam_fcrdns_weight > 0) {
-			snprintf(name, sizeof name, "%s.%s", c->rev, c->v6 ? "ip6.arpa" : "in-addr.arpa");
+			snprintf(name, sizeof name, "%s.%s", c->rev,
+				 c->v6 ? "ip6.arpa" : "in-addr.arpa");
 			add_lookup(c, LK_PTR, 0, DNS_RR_PTR, name, ptr_cb);
 		}
 	}
@@ -328,8 +339,7 @@ struct smtp_connect *smtp_connect_start(struct event_base *base, struct dns_reso
 	return c;
 }
 
-bool smtp_connect_helo(struct smtp_connect_result *r, const struct config *cfg,
-		       const char *helo)
+bool smtp_connect_helo(struct smtp_connect_result *r, const struct config *cfg, const char *helo)
 {
 	const char *fault = dnsbl_helo_fault(helo);
 	if (fault == NULL || cfg->spam_helo_weight == 0)
@@ -343,9 +353,10 @@ bool smtp_connect_helo(struct smtp_connect_result *r, const struct config *cfg,
 	helo = shown;
 	r->score += w;
 	append(r->parts, sizeof r->parts, "%shelo=%s:%d", r->parts[0] ? " " : "", fault, w);
-	append(r->reason, sizeof r->reason, "%ssays HELO %s, which is %s", r->reason[0] ? ", and " : "",
-	       helo, !strcmp(fault, "bare_ip") ? "an address without brackets, not a domain name"
-					       : "not a full domain name");
+	append(r->reason, sizeof r->reason, "%ssays HELO %s, which is %s",
+	       r->reason[0] ? ", and " : "", helo,
+	       !strcmp(fault, "bare_ip") ? "an address without brackets, not a domain name"
+					 : "not a full domain name");
 	return true;
 }
 

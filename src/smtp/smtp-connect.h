@@ -5,10 +5,10 @@
  * HELO check, as one score.
  *
  * Ownership: the caller owns the struct smtp_connect (smtp_connect_free);
- * the resolver and the config must outlive it.  The callback runs once,
- * from the event loop (never inside smtp_connect_start), when the lookups
- * are in (or spam.dns_timeout passed) and spam.pregreet_wait is over; it
- * may free the struct.
+ * the resolver must outlive it (the config is read at the start only).
+ * The callback runs once, from the event loop (never inside
+ * smtp_connect_start), when the lookups are in (or spam.dns_timeout
+ * passed) and spam.pregreet_wait is over; it may free the struct.
  */
 #ifndef TERN_SMTP_CONNECT_H
 #define TERN_SMTP_CONNECT_H
@@ -23,8 +23,8 @@ struct smtp_connect;
 
 struct smtp_connect_result {
 	int score;
-	char parts[1024];  /* for the log: "dnsbl=bl.example:5 fcrdns=none:1" */
-	char reason[512];  /* for the refusal: "is listed by bl.example (...)" */
+	char parts[1024]; /* for the log: "dnsbl=bl.example:5 fcrdns=none:1" */
+	char reason[512]; /* for the refusal: "is listed by bl.example (...)" */
 };
 
 typedef void (*smtp_connect_cb)(void *ctx, const struct smtp_connect_result *r);
@@ -41,8 +41,7 @@ struct smtp_connect *smtp_connect_start(struct event_base *base, struct dns_reso
 					const char *log_id, smtp_connect_cb cb, void *ctx);
 
 /* Adds the HELO check (spam.helo_weight) to r; true if it counted. */
-bool smtp_connect_helo(struct smtp_connect_result *r, const struct config *cfg,
-		       const char *helo);
+bool smtp_connect_helo(struct smtp_connect_result *r, const struct config *cfg, const char *helo);
 
 /* Cancels what is pending (the callback is not called) and frees.
  * Accepts NULL; sets *c to NULL. */
