@@ -209,6 +209,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
 static void session_kill(struct smtp_session *s);
 static void spam_log_line(struct smtp_session *s, const char *result);
+static void connect_stop(struct smtp_session *s);
 static void connect_early_input(struct smtp_session *s);
 static void connect_done(void *ctx, const struct smtp_connect_result *r);
 static void greet(struct smtp_session *s);
@@ -2203,10 +2204,7 @@ static void session_unlink(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
-	if (s->conn != NULL) {
-		smtp_connect_free(&s->conn);
-		s->srv->n_checks--;
-	}
+	connect_stop(s);
 	if (s->check != NULL) {
 		struct smtp_txn *t = s->check->t;
 		check_free(&s->check);
@@ -2240,10 +2238,7 @@ static void session_kill(struct smtp_session *s)
 	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
-	if (s->conn != NULL) {
-		smtp_connect_free(&s->conn);
-		s->srv->n_checks--;
-	}
+	connect_stop(s);
 	if (s->spam_log)
 		spam_log_line(s, "disconnected");
 	if (s->bev != NULL)
@@ -2325,6 +2320,16 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 
 /* ---------------------------------------------------- connection stage */
 
+/* Ends the connection-stage lookups of s, if any (their callback is not
+ * called). */
+static void connect_stop(struct smtp_session *s)
+{
+	if (s->conn == NULL)
+		return;
+	smtp_connect_free(&s->conn);
+	s->srv->n_checks--;
+}
+
 static void greet(struct smtp_session *s)
 {
 	session_enter(s, SMTP_STATE_CMD);
@@ -2353,8 +2358,9 @@ static void connect_done(void *ctx, const struct smtp_connect_result *r)
 {
 	struct smtp_session *s = ctx;
 	s->spam = *r;
-	smtp_connect_free(&s->conn);
-	s->srv->n_checks--;
+	connect_stop(s);
+	if (s->state != SMTP_STATE_CONNECT)
+		return; /* closing already (timeout, shutdown) */
 	if (s->srv->shutting_down) {
 		spam_log_line(s, "shutdown");
 		char line[320];
@@ -2387,8 +2393,7 @@ static void connect_early_input(struct smtp_session *s)
 	log_info("smtp session=%s client=%s action=close reason=pregreet bytes=%zu "
 		 "note=\"the client talked before the greeting\"",
 		 s->id, s->ip, evbuffer_get_length(bufferevent_get_input(s->bev)));
-	smtp_connect_free(&s->conn);
-	s->srv->n_checks--;
+	connect_stop(s);
 	close_with(s, "554 5.5.1 Error: you talked before the greeting");
 }
 

@@ -242,3 +242,28 @@ def test_blocklist_server_timeout_means_accepted(make_server):
             'result=accept' in line, line
     finally:
         mute.close()
+
+
+def test_shutdown_while_the_greeting_waits(make_server):
+    """SIGTERM during the connection stage: 421, no greeting after it."""
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    try:
+        srv = make_server(conf={
+            "dns.resolver": "127.0.0.1:%d" % mute.getsockname()[1],
+            "spam.dnsbl": "bl.example",
+            "spam.dns_timeout": "5s",
+        })
+        with connect(srv, "127.0.0.2") as s:
+            time.sleep(0.3)
+            srv.stop()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        assert data == b"421 4.3.2 %s Service shutting down\r\n" % srv.read_config()[
+            "hostname"].encode()
+    finally:
+        mute.close()
