@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import HOST, timeout
+from conftest import HOST, HOSTNAME, timeout
 from test_spf_cli import DNSMASQ, dnsmasq
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
@@ -215,6 +215,17 @@ def test_helo_check_adds_to_the_score(make_server, dns):
         cmd(s, "QUIT")
     line = spam_line(srv, "127.0.0.7", mark)
     assert 'score=2 reject_score=5 parts="fcrdns=none:2" result=accept' in line
+    # spam.pregreet_wait = 0 (this server): bytes before the greeting
+    # are no offence, they are read as commands after it
+    with connect(srv, "127.0.0.5") as s:
+        s.sendall(b"HELO mail.good.example\r\n")
+        data = b""
+        while data.count(b"\r\n") < 2:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data == b"220 %s ESMTP Tern\r\n250 %s\r\n" % ((HOSTNAME.encode(),) * 2)
+        cmd(s, "QUIT")
 
 
 def test_blocklist_server_timeout_means_accepted(make_server):
@@ -263,7 +274,6 @@ def test_shutdown_while_the_greeting_waits(make_server):
                 if not chunk:
                     break
                 data += chunk
-        assert data == b"421 4.3.2 %s Service shutting down\r\n" % srv.read_config()[
-            "hostname"].encode()
+        assert data == b"421 4.3.2 %s Service shutting down\r\n" % HOSTNAME.encode()
     finally:
         mute.close()
