@@ -26,6 +26,7 @@ SUB_PORT=$((BASE + 587))
 SUBS_PORT=$((BASE + 465))
 HTTP_PORT=$((BASE + 80))
 HTTPS_PORT=$((BASE + 443))
+SIEVE_PORT=$((BASE + 4190))
 cat <<INFO
 
   Tern is starting on 127.0.0.1 (config: $DIR/tern.conf, data: $DIR/data).
@@ -36,6 +37,7 @@ cat <<INFO
   Submission (sending, AUTH): localhost port $SUB_PORT (STARTTLS) or $SUBS_PORT (SSL/TLS)
   IMAP (reading, folders):    localhost port $IMAP_PORT (STARTTLS) or $IMAPS_PORT (SSL/TLS)
   POP3 (downloading):         localhost port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
+  Filters (ManageSieve):      localhost port $SIEVE_PORT (STARTTLS)
   Web (HTTPS):                https://localhost:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
   The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
   client.  On loopback, the demo also accepts passwords without TLS.

@@ -380,6 +380,8 @@ static void advance(struct authglue *x, enum sasl_status st)
 		struct authlimit_verdict v;
 		authlimit_result(client(x), user[0] ? user : NULL, false, &v);
 		delay = v.delay_ms;
+		log_info("%s session=%s client=%s action=auth_delay ms=%u", x->proto, x->session,
+			 x->ip, delay);
 	}
 	deliver(x, &r, delay);
 }

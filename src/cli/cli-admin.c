@@ -307,6 +307,7 @@ const struct cli_command cli_admin_domain_command = {
 	"       tern [-c FILE] domain list\n"
 	"       tern [-c FILE] domain dns DOMAIN\n"
 	"       tern [-c FILE] domain check DOMAIN\n"
+	"       tern [-c FILE] domain set DOMAIN --dmarc-reject reject|junk|tag|default\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
 	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
@@ -318,6 +319,9 @@ const struct cli_command cli_admin_domain_command = {
 	"           there and right: MX, SPF for our addresses, the DKIM keys,\n"
 	"           DMARC, reverse DNS; says what is missing or wrong in plain\n"
 	"           words; exit 1 when something is\n"
+	"  set      what mail for DOMAIN that fails DMARC under p=reject gets:\n"
+	"           reject (550 5.7.1), junk (the Junk folder), tag (delivered,\n"
+	"           the result in the header); default: mailauth.dmarc_reject\n"
 	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
 	"           aliases left\n",
 	domain_run,
@@ -332,7 +336,7 @@ static int print_domain(void *ctx, const char *domain)
 
 static int domain_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "dns", "check", "remove", NULL};
+	static const char *const subs[] = {"add", "list", "dns", "check", "set", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -342,8 +346,11 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");
-	rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, is_list ? 0 : 1, is_list ? 0 : 1,
-		       &n_pos);
+	const char *dmarc_reject = NULL;
+	const struct cli_option set_opts[] = {{"--dmarc-reject", &dmarc_reject}};
+	bool is_set = !strcmp(sub, "set");
+	rc = cli_parse_sub(cmd, what, argc, argv, is_set ? set_opts : NULL, is_set ? 1 : 0, pos,
+			   is_list ? 0 : 1, is_list ? 0 : 1, &n_pos);
 	if (rc != 0)
 		return cli_parse_exit(rc);
 	char domain[256] = "";
@@ -375,6 +382,31 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 						    "`tern dkim rotate %s`",
 					      domain, domain);
 		}
+	} else if (is_set) {
+		static const char *const ok[] = {"reject", "junk", "tag", "default"};
+		bool valid = false;
+		for (size_t i = 0; dmarc_reject && i < 4; i++)
+			valid |= !strcmp(dmarc_reject, ok[i]);
+		int e = store_domain_exists(s, domain);
+		if (!valid)
+			rc = cli_usage_error(cmd, what, "--dmarc-reject is reject, junk, tag or default");
+		else if (e <= 0)
+			rc = cli_fail(what, e == 0 ? "no such domain %s"
+						   : "%s: cannot look up the domain in the store",
+				      domain);
+		else if (store_dmarc_action_set(s, domain,
+						 strcmp(dmarc_reject, "default") ? dmarc_reject : NULL,
+						 err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", domain, err);
+		else if (!strcmp(dmarc_reject, "default"))
+			printf("%s: mail failing DMARC under p=reject: as mailauth.dmarc_reject "
+			       "says (%s)\n",
+			       domain, cfg->mailauth_dmarc_reject);
+		else
+			printf("%s: mail failing DMARC under p=reject: %s\n", domain,
+			       !strcmp(dmarc_reject, "reject") ? "refused (550 5.7.1)"
+			       : !strcmp(dmarc_reject, "junk") ? "delivered to Junk"
+							      : "delivered, the result in the header");
 	} else if (!strcmp(sub, "dns") || !strcmp(sub, "check")) {
 		int e = store_domain_exists(s, domain);
 		if (e <= 0)

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "dns.h"
 #include "spf.h"
+#include "spf-dns.h"
 #include "arc.h"
 #include "dkim-fetch.h"
 #include "xalloc.h"
@@ -36,53 +37,15 @@ struct spf_run {
 	struct event_base *base;
 	struct dns_resolver *res;
 	struct spf_check *check;
-	struct dns_query *q; /* the lookup in flight */
-	enum spf_qtype qtype; /* its type */
+	struct spf_dns_run *dns; /* the check's lookups */
 	bool timed_out;
 	bool failed;
 	char err[256];
 };
 
-static void spf_advance(struct spf_run *run);
-
-static void spf_dns_cb(void *ctx, const struct dns_rr_result *r)
+static void spf_finished(void *ctx)
 {
 	struct spf_run *run = ctx;
-	run->q = NULL;
-	struct spf_rr rr[DNS_MAX_RRS];
-	for (size_t i = 0; i < r->n; i++) {
-		rr[i].data = r->rr[i].data;
-		rr[i].len = r->rr[i].len;
-	}
-	enum spf_dns st = r->status == DNS_OK         ? SPF_DNS_OK
-			  : r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN
-						      : SPF_DNS_TEMPFAIL;
-	/* A TXT RRset we could not read whole might hide a second SPF
-	 * record: better a temperror than a wrong answer. */
-	if (st == SPF_DNS_OK && run->qtype == SPF_Q_TXT && r->n_dropped > 0)
-		st = SPF_DNS_TEMPFAIL;
-	spf_answer(run->check, st, rr, st == SPF_DNS_OK ? r->n : 0);
-	spf_advance(run);
-}
-
-/* Steps the check; starts its next lookup or ends the loop. */
-static void spf_advance(struct spf_run *run)
-{
-	static const enum dns_rrtype types[] = {
-	    [SPF_Q_TXT] = DNS_RR_TXT, [SPF_Q_A] = DNS_RR_A,     [SPF_Q_AAAA] = DNS_RR_AAAA,
-	    [SPF_Q_MX] = DNS_RR_MX,   [SPF_Q_PTR] = DNS_RR_PTR,
-	};
-	struct spf_query q;
-	while (spf_step(run->check, &q) == SPF_STEP_QUERY) {
-		run->qtype = q.type;
-		run->q = dns_lookup(run->res, types[q.type], q.name, spf_dns_cb, run, run->err,
-				    sizeof run->err);
-		if (run->q != NULL)
-			return;
-		/* Could not even ask (a name the resolver refuses): a DNS
-		 * error for this question. */
-		spf_answer(run->check, SPF_DNS_TEMPFAIL, NULL, 0);
-	}
 	event_base_loopbreak(run->base);
 }
 
@@ -137,8 +100,8 @@ static int spf_cmd(const char *cfg_path, const char *identity, char **pos)
 	if (limit == NULL || evtimer_add(limit, &tv) < 0) {
 		run.failed = true;
 	} else {
-		spf_advance(&run);
-		if (run.q != NULL)
+		run.dns = spf_dns_start(run.res, run.check, spf_finished, &run);
+		if (!spf_dns_finished(run.dns))
 			event_base_dispatch(run.base);
 	}
 	int rc = CLI_OK;
@@ -163,7 +126,7 @@ static int spf_cmd(const char *cfg_path, const char *identity, char **pos)
 		}
 		printf("queries: %zu\n", spf_queries(run.check));
 	}
-	dns_query_cancel(&run.q);
+	spf_dns_free(&run.dns);
 	if (limit != NULL)
 		event_free(limit);
 	spf_check_free(&run.check);

@@ -84,7 +84,8 @@ int cli_dkim_make(struct store *s, const char *what, const char *domain)
 	char sel[2][64], err[512];
 	if (dkim_keys_make(s, domain, time(NULL), sel, err, sizeof err) < 0)
 		return cli_fail(what, "%s: cannot make DKIM keys: %s", domain, err);
-	printf("DKIM keys for %s: %s (ed25519), %s (rsa); publish them: tern domain dns %s\n",
+	printf("DKIM keys for %s: %s (ed25519), %s (rsa); the DNS records to publish: the "
+	       "command \"domain dns %s\"\n",
 	       domain, sel[0], sel[1], domain);
 	return 0;
 }

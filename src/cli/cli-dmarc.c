@@ -18,7 +18,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <expat.h>
 #include <zip.h>
 #include <zlib.h>
 
@@ -26,15 +25,14 @@
 #include "cli-int.h"
 #include "config.h"
 #include "fsutil.h"
+#include "dmarc-report.h"
 #include "mime.h"
 #include "store.h"
 #include "xalloc.h"
 
 #define MSG_MAX (32u * 1024 * 1024) /* a report message read */
 #define XML_MAX (64u * 1024 * 1024) /* an uncompressed report */
-#define RECORDS_MAX 10000           /* records of one report looked at */
 #define PARTS_MAX 64                /* attachments of one message looked at */
-#define TEXT_MAX 512                /* one element's text */
 
 static int dmarc_run(const char *cfg_path, int argc, char **argv);
 
@@ -51,129 +49,6 @@ const struct cli_command cli_dmarc_command = {
 	"or plain XML.\n",
 	dmarc_run,
 };
-
-struct record {
-	char ip[64];
-	long long count;
-	char disposition[16], dkim[16], spf[16], from[256];
-};
-
-struct report {
-	char org[256], id[256], domain[256];
-	long long begin, end;
-	struct record *rec;
-	size_t n;
-	/* parsing */
-	char path[16][32];
-	size_t depth;
-	char text[TEXT_MAX];
-	size_t text_len;
-	struct record cur;
-	bool overflow;
-};
-
-/* Copies s into dst (size n), cut to fit. */
-static void copy(char *dst, size_t n, const char *s)
-{
-	size_t l = strlen(s);
-	if (l >= n)
-		l = n - 1;
-	memcpy(dst, s, l);
-	dst[l] = '\0';
-}
-
-static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	struct report *r = ud;
-	(void)attrs;
-	if (r->depth < 16)
-		snprintf(r->path[r->depth], sizeof r->path[0], "%s", name);
-	r->depth++;
-	r->text_len = 0;
-	if (!strcmp(name, "record"))
-		memset(&r->cur, 0, sizeof r->cur);
-}
-
-static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
-{
-	struct report *r = ud;
-	for (int i = 0; i < len && r->text_len + 1 < TEXT_MAX; i++)
-		if (!(r->text_len == 0 && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' ||
-					   s[i] == '\t')))
-			r->text[r->text_len++] = s[i];
-	r->text[r->text_len] = '\0';
-}
-
-/* Is the element just closed at path .../parent/name? */
-static bool at(const struct report *r, const char *parent, const char *name)
-{
-	return r->depth >= 2 && r->depth <= 16 && !strcmp(r->path[r->depth - 1], name) &&
-	       !strcmp(r->path[r->depth - 2], parent);
-}
-
-static void XMLCALL on_end(void *ud, const XML_Char *name)
-{
-	struct report *r = ud;
-	while (r->text_len > 0 && (r->text[r->text_len - 1] == ' ' ||
-				   r->text[r->text_len - 1] == '\n' || r->text[r->text_len - 1] == '\r' ||
-				   r->text[r->text_len - 1] == '\t'))
-		r->text[--r->text_len] = '\0';
-	const char *t = r->text;
-	if (at(r, "report_metadata", "org_name"))
-		copy(r->org, sizeof r->org, t);
-	else if (at(r, "report_metadata", "report_id"))
-		copy(r->id, sizeof r->id, t);
-	else if (at(r, "date_range", "begin"))
-		r->begin = strtoll(t, NULL, 10);
-	else if (at(r, "date_range", "end"))
-		r->end = strtoll(t, NULL, 10);
-	else if (at(r, "policy_published", "domain"))
-		copy(r->domain, sizeof r->domain, t);
-	else if (at(r, "row", "source_ip"))
-		copy(r->cur.ip, sizeof r->cur.ip, t);
-	else if (at(r, "row", "count"))
-		r->cur.count = strtoll(t, NULL, 10);
-	else if (at(r, "policy_evaluated", "disposition"))
-		copy(r->cur.disposition, sizeof r->cur.disposition, t);
-	else if (at(r, "policy_evaluated", "dkim"))
-		copy(r->cur.dkim, sizeof r->cur.dkim, t);
-	else if (at(r, "policy_evaluated", "spf"))
-		copy(r->cur.spf, sizeof r->cur.spf, t);
-	else if (at(r, "identifiers", "header_from"))
-		copy(r->cur.from, sizeof r->cur.from, t);
-	else if (!strcmp(name, "record")) {
-		if (r->n < RECORDS_MAX) {
-			r->rec = xreallocarray(r->rec, r->n + 1, sizeof *r->rec);
-			r->rec[r->n++] = r->cur;
-		} else {
-			r->overflow = true;
-		}
-	}
-	if (r->depth > 0)
-		r->depth--;
-	r->text_len = 0;
-	r->text[0] = '\0';
-}
-
-/* Parses one report's XML into r (cleared first).  0 or -1. */
-static int parse_xml(const char *xml, size_t n, struct report *r)
-{
-	memset(r, 0, sizeof *r);
-	XML_Parser p = XML_ParserCreate(NULL);
-	if (p == NULL)
-		return -1;
-	XML_SetUserData(p, r);
-	XML_SetElementHandler(p, on_start, on_end);
-	XML_SetCharacterDataHandler(p, on_text);
-	int ok = n <= INT32_MAX && XML_Parse(p, xml, (int)n, 1) == XML_STATUS_OK;
-	XML_ParserFree(p);
-	if (!ok || r->domain[0] == '\0') {
-		free(r->rec);
-		r->rec = NULL;
-		return -1;
-	}
-	return 0;
-}
 
 /* gunzip into out (bounded).  0 or -1. */
 static int gunzip(const char *in, size_t n, struct buf *out)
@@ -244,7 +119,7 @@ struct tally {
 	size_t reports;
 };
 
-static void print_report(const struct report *r)
+static void print_report(const struct dmarc_report_in *r)
 {
 	char b[32] = "?", e[32] = "?";
 	time_t tb = (time_t)r->begin, te = (time_t)r->end;
@@ -259,7 +134,7 @@ static void print_report(const struct report *r)
 	cli_put_sanitized(stdout, r->id);
 	printf(")\n");
 	for (size_t i = 0; i < r->n; i++) {
-		const struct record *c = &r->rec[i];
+		const struct dmarc_report_record *c = &r->rec[i];
 		bool pass = !strcmp(c->dkim, "pass") || !strcmp(c->spf, "pass");
 		printf("  ");
 		cli_put_sanitized(stdout, c->ip);
@@ -270,7 +145,7 @@ static void print_report(const struct report *r)
 		putchar('\n');
 	}
 	if (r->overflow)
-		printf("  (more than %d records: the rest not shown)\n", RECORDS_MAX);
+		printf("  (more than %d records: the rest not shown)\n", DMARC_REPORT_RECORDS_MAX);
 }
 
 struct scan {
@@ -300,8 +175,8 @@ static void look_at(struct scan *sc, const char *ctype, const char *data, size_t
 		return;
 	}
 	sc->files++;
-	struct report rep;
-	if (r < 0 || parse_xml(xml.data, xml.len, &rep) < 0) {
+	struct dmarc_report_in rep;
+	if (r < 0 || dmarc_report_parse(xml.data ? xml.data : "", xml.len, &rep) < 0) {
 		sc->bad++;
 		buf_free(&xml);
 		return;
@@ -319,7 +194,7 @@ static void look_at(struct scan *sc, const char *ctype, const char *data, size_t
 				t->failed += rep.rec[k].count;
 		}
 	}
-	free(rep.rec);
+	dmarc_report_in_free(&rep);
 }
 
 /* One part (path p[0..np)): a report attachment is read; a multipart is

@@ -753,9 +753,10 @@ static void print_done(const struct init_args *a)
 	if (a->domain[0] == '\0')
 		printf("  %s -c %s/tern.conf domain add %s\n", t, a->dir, d);
 	printf("  %s -c %s/tern.conf user add you@%s     (reads the password)\n"
+	       "  %s -c %s/tern.conf domain dns %s     (the DNS records to publish)\n"
 	       "  %s -c %s/tern.conf serve\n"
 	       "Read %s/tern.conf to change ports, limits and the resolver.\n",
-	       t, a->dir, d, t, a->dir, a->dir);
+	       t, a->dir, d, t, a->dir, d, t, a->dir, a->dir);
 }
 
 static int init_run(const char *cfg_path, int argc, char **argv)

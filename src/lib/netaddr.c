@@ -74,7 +74,10 @@ static bool prefix_eq(const unsigned char *a, const unsigned char *b, unsigned b
 	return (a[whole] & mask) == (b[whole] & mask);
 }
 
-int netaddr_list_check(const char *list)
+/* Goes through list: with want (family, address) set, 1 at the first
+ * entry that holds it; without, -1 at the first entry that does not parse
+ * (with want, such entries match nothing).  0 otherwise. */
+static int scan_list(const char *list, int want_family, const unsigned char *want)
 {
 	const char *p = list;
 	while (*p != '\0') {
@@ -86,11 +89,19 @@ int netaddr_list_check(const char *list)
 		int fam;
 		unsigned char a[16];
 		unsigned len;
-		if (parse_net(p, n, &fam, a, &len) < 0)
+		int ok = parse_net(p, n, &fam, a, &len);
+		if (ok < 0 && want == NULL)
 			return -1;
+		if (ok == 0 && want != NULL && fam == want_family && prefix_eq(want, a, len))
+			return 1;
 		p += n;
 	}
 	return 0;
+}
+
+int netaddr_list_check(const char *list)
+{
+	return scan_list(list, 0, NULL) < 0 ? -1 : 0;
 }
 
 bool netaddr_in_list(const char *ip, const char *list)
@@ -100,19 +111,5 @@ bool netaddr_in_list(const char *ip, const char *list)
 	unsigned len;
 	if (parse_net(ip, strlen(ip), &fam, a, &len) < 0)
 		return false;
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " ,\t");
-		if (n == 0)
-			break;
-		int nf;
-		unsigned char na[16];
-		unsigned nl;
-		if (parse_net(p, n, &nf, na, &nl) == 0 && nf == fam && prefix_eq(a, na, nl))
-			return true;
-		p += n;
-	}
-	return false;
+	return scan_list(list, fam, a) == 1;
 }

@@ -199,3 +199,46 @@ int dkim_keyring_sign(struct dkim_keyring *kr, const char *const *domains, size_
 	free(keys);
 	return ret;
 }
+
+const struct dkim_signer *dkim_keyring_signer(struct dkim_keyring *kr, const char *const *domains,
+					      size_t n_domains, enum dkim_keytype prefer,
+					      char *err, size_t errsz)
+{
+	struct store_dkim_key *keys = xcalloc(STORE_DKIM_KEYS_MAX, sizeof *keys);
+	const struct dkim_signer *found = NULL;
+	snprintf(err, errsz, "no domain with DKIM keys");
+	for (size_t d = 0; d < n_domains && found == NULL; d++) {
+		for (const char *p = domains[d];
+		     found == NULL && p != NULL && *p != '\0' && strchr(p, '.') != NULL;
+		     p = strchr(p, '.') + 1) {
+			size_t n;
+			if (store_dkim_list(kr->store, p, keys, STORE_DKIM_KEYS_MAX, &n, NULL, 0) < 0)
+				continue;
+			const struct store_dkim_key *pick = NULL;
+			for (size_t i = 0; i < n; i++) {
+				if (!keys[i].active)
+					continue;
+				bool want = !strcmp(keys[i].type, prefer == DKIM_KEY_RSA ? "rsa" : "ed25519");
+				if (pick == NULL || want)
+					pick = &keys[i];
+				if (want)
+					break;
+			}
+			if (pick != NULL)
+				found = signer_for(kr, pick, err, errsz);
+		}
+	}
+	free(keys);
+	return found;
+}
+
+int dkim_keyring_arc_seal(struct dkim_keyring *kr, const char *const *domains, size_t n_domains,
+			  const char *msg, size_t len, const char *authserv_id, const char *results,
+			  enum arc_status cv, struct buf *out, char *err, size_t errsz)
+{
+	const struct dkim_signer *sg =
+	    dkim_keyring_signer(kr, domains, n_domains, DKIM_KEY_RSA, err, errsz);
+	if (sg == NULL)
+		return 1;
+	return arc_seal(sg, msg, len, authserv_id, results, cv, time(NULL), out, err, errsz);
+}

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "arc.h"
 #include "dkim.h"
 #include "store.h"
 
@@ -33,5 +34,22 @@ void dkim_keyring_free(struct dkim_keyring **kr);
 int dkim_keyring_sign(struct dkim_keyring *kr, const char *const *domains, size_t n_domains,
 		      const char *msg, size_t len, time_t now, struct buf *out, char *used,
 		      size_t usedsz, char *err, size_t errsz);
+
+/* The loaded key (of type prefer if it has one active) of the first of
+ * domains (or the nearest parent) that has active keys, for other
+ * signatures than DKIM's (ARC seals); NULL with err when none.  Owned by
+ * the keyring. */
+const struct dkim_signer *dkim_keyring_signer(struct dkim_keyring *kr, const char *const *domains,
+					      size_t n_domains, enum dkim_keytype prefer,
+					      char *err, size_t errsz);
+
+/* Our ARC set (RFC 8617 5.1) over msg, for mail we pass on: sealed with
+ * the RSA key (else the other) of the first of domains that has keys,
+ * results (our verdict, RFC 8601 resinfo text) in the AAR, cv the chain
+ * as it arrived.  Appends to out; 0 sealed, 1 nothing to do (no key, or
+ * the chain had already failed), -1 with err. */
+int dkim_keyring_arc_seal(struct dkim_keyring *kr, const char *const *domains, size_t n_domains,
+			  const char *msg, size_t len, const char *authserv_id, const char *results,
+			  enum arc_status cv, struct buf *out, char *err, size_t errsz);
 
 #endif

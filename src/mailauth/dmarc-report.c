@@ -8,10 +8,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <expat.h>
 #include <zlib.h>
 
 #include "base64.h"
 #include "dmarc-report.h"
+#include "xalloc.h"
 
 /* Appends s with the five XML special characters escaped (and control
  * characters dropped: none can come from our own parsers, but the text
@@ -200,4 +202,116 @@ int dmarc_report_message(const struct dmarc_report_meta *m, const char *to, cons
 	free(b64);
 	e |= buf_printf(out, "\r\n--%s--\r\n", boundary);
 	return e ? -1 : 0;
+}
+
+/* ---------------------------------------------- reading reports (XML) */
+
+/* Copies s into dst (size n), cut to fit. */
+static void copy(char *dst, size_t n, const char *s)
+{
+	size_t l = strlen(s);
+	if (l >= n)
+		l = n - 1;
+	memcpy(dst, s, l);
+	dst[l] = '\0';
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct dmarc_report_in *r = ud;
+	(void)attrs;
+	if (r->depth < 16)
+		snprintf(r->path[r->depth], sizeof r->path[0], "%s", name);
+	r->depth++;
+	r->text_len = 0;
+	if (!strcmp(name, "record"))
+		memset(&r->cur, 0, sizeof r->cur);
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+	struct dmarc_report_in *r = ud;
+	for (int i = 0; i < len && r->text_len + 1 < DMARC_REPORT_TEXT_MAX; i++)
+		if (!(r->text_len == 0 && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' ||
+					   s[i] == '\t')))
+			r->text[r->text_len++] = s[i];
+	r->text[r->text_len] = '\0';
+}
+
+/* Is the element just closed at path .../parent/name? */
+static bool at(const struct dmarc_report_in *r, const char *parent, const char *name)
+{
+	return r->depth >= 2 && r->depth <= 16 && !strcmp(r->path[r->depth - 1], name) &&
+	       !strcmp(r->path[r->depth - 2], parent);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+	struct dmarc_report_in *r = ud;
+	while (r->text_len > 0 && (r->text[r->text_len - 1] == ' ' ||
+				   r->text[r->text_len - 1] == '\n' || r->text[r->text_len - 1] == '\r' ||
+				   r->text[r->text_len - 1] == '\t'))
+		r->text[--r->text_len] = '\0';
+	const char *t = r->text;
+	if (at(r, "report_metadata", "org_name"))
+		copy(r->org, sizeof r->org, t);
+	else if (at(r, "report_metadata", "report_id"))
+		copy(r->id, sizeof r->id, t);
+	else if (at(r, "date_range", "begin"))
+		r->begin = strtoll(t, NULL, 10);
+	else if (at(r, "date_range", "end"))
+		r->end = strtoll(t, NULL, 10);
+	else if (at(r, "policy_published", "domain"))
+		copy(r->domain, sizeof r->domain, t);
+	else if (at(r, "row", "source_ip"))
+		copy(r->cur.ip, sizeof r->cur.ip, t);
+	else if (at(r, "row", "count"))
+		r->cur.count = strtoll(t, NULL, 10);
+	else if (at(r, "policy_evaluated", "disposition"))
+		copy(r->cur.disposition, sizeof r->cur.disposition, t);
+	else if (at(r, "policy_evaluated", "dkim"))
+		copy(r->cur.dkim, sizeof r->cur.dkim, t);
+	else if (at(r, "policy_evaluated", "spf"))
+		copy(r->cur.spf, sizeof r->cur.spf, t);
+	else if (at(r, "identifiers", "header_from"))
+		copy(r->cur.from, sizeof r->cur.from, t);
+	else if (!strcmp(name, "record")) {
+		if (r->n < DMARC_REPORT_RECORDS_MAX) {
+			r->rec = xreallocarray(r->rec, r->n + 1, sizeof *r->rec);
+			r->rec[r->n++] = r->cur;
+		} else {
+			r->overflow = true;
+		}
+	}
+	if (r->depth > 0)
+		r->depth--;
+	r->text_len = 0;
+	r->text[0] = '\0';
+}
+
+int dmarc_report_parse(const char *xml, size_t n, struct dmarc_report_in *r)
+{
+	memset(r, 0, sizeof *r);
+	XML_Parser p = XML_ParserCreate(NULL);
+	if (p == NULL)
+		return -1;
+	XML_SetUserData(p, r);
+	XML_SetElementHandler(p, on_start, on_end);
+	XML_SetCharacterDataHandler(p, on_text);
+	int ok = n <= INT32_MAX && XML_Parse(p, xml, (int)n, 1) == XML_STATUS_OK;
+	XML_ParserFree(p);
+	if (!ok || r->domain[0] == '\0') {
+		free(r->rec);
+		r->rec = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+
+void dmarc_report_in_free(struct dmarc_report_in *r)
+{
+	free(r->rec);
+	r->rec = NULL;
+	r->n = 0;
 }

@@ -23,6 +23,7 @@
 #include "fsutil.h"
 #include "header.h"
 #include "msgauth.h"
+#include "spf-dns.h"
 #include "xalloc.h"
 
 struct msgauth {
@@ -34,8 +35,7 @@ struct msgauth {
 	void *ctx;
 
 	struct spf_check *spf;
-	struct dns_query *spf_q;
-	enum spf_qtype spf_qtype;
+	struct spf_dns_run *spf_run;
 	bool spf_done;
 
 	struct dkim_fetch *keys; /* the key records of the signatures */
@@ -55,45 +55,11 @@ static void maybe_finish(struct msgauth *m);
 
 /* ----------------------------------------------------------------- SPF */
 
-static void spf_advance(struct msgauth *m);
-
-static void spf_dns_cb(void *ctx, const struct dns_rr_result *r)
+static void spf_finished(void *ctx)
 {
 	struct msgauth *m = ctx;
-	m->spf_q = NULL;
-	struct spf_rr *rr = xcalloc(DNS_MAX_RRS, sizeof *rr);
-	for (size_t i = 0; i < r->n; i++) {
-		rr[i].data = r->rr[i].data;
-		rr[i].len = r->rr[i].len;
-	}
-	enum spf_dns st = r->status == DNS_OK         ? SPF_DNS_OK
-			  : r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN
-						      : SPF_DNS_TEMPFAIL;
-	/* A TXT RRset not read whole might hide a second SPF record. */
-	if (st == SPF_DNS_OK && m->spf_qtype == SPF_Q_TXT && r->n_dropped > 0)
-		st = SPF_DNS_TEMPFAIL;
-	spf_answer(m->spf, st, rr, st == SPF_DNS_OK ? r->n : 0);
-	free(rr);
-	spf_advance(m);
-	maybe_finish(m);
-}
-
-static void spf_advance(struct msgauth *m)
-{
-	static const enum dns_rrtype types[] = {
-	    [SPF_Q_TXT] = DNS_RR_TXT, [SPF_Q_A] = DNS_RR_A,     [SPF_Q_AAAA] = DNS_RR_AAAA,
-	    [SPF_Q_MX] = DNS_RR_MX,   [SPF_Q_PTR] = DNS_RR_PTR,
-	};
-	struct spf_query q;
-	while (spf_step(m->spf, &q) == SPF_STEP_QUERY) {
-		m->spf_qtype = q.type;
-		char err[256];
-		m->spf_q = dns_lookup(m->res, types[q.type], q.name, spf_dns_cb, m, err, sizeof err);
-		if (m->spf_q != NULL)
-			return;
-		spf_answer(m->spf, SPF_DNS_TEMPFAIL, NULL, 0);
-	}
 	m->spf_done = true;
+	maybe_finish(m);
 }
 
 /* ---------------------------------------------------------------- DKIM */
@@ -125,6 +91,13 @@ static void keys_start(struct msgauth *m)
 			dkim_fetch_add(m->keys, s->val, s->val_len, d->val, d->val_len);
 	}
 	header_free(&h);
+	/* The keys of the ARC chain's signatures and seals, too. */
+	struct arc_key *ak = xcalloc(ARC_KEYS_MAX, sizeof *ak);
+	size_t n = arc_keys_needed(m->req.msg, m->req.len, ak, ARC_KEYS_MAX);
+	for (size_t i = 0; i < n; i++)
+		dkim_fetch_add(m->keys, ak[i].selector, strlen(ak[i].selector), ak[i].domain,
+			       strlen(ak[i].domain));
+	free(ak);
 }
 
 /* --------------------------------------------------------------- DMARC */
@@ -246,6 +219,8 @@ static void finish(struct msgauth *m)
 	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, o->dkim,
 			    DKIM_SIGS_MAX, o->dkim_error, sizeof o->dkim_error);
 	o->n_dkim = n > 0 ? (size_t)n : 0;
+	/* ARC */
+	arc_validate(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, &o->arc);
 	/* DMARC */
 	snprintf(o->from_domain, sizeof o->from_domain, "%s", m->from_domain);
 	if (m->from_domain[0] != '\0') {
@@ -288,7 +263,7 @@ static void maybe_finish(struct msgauth *m)
 
 static void cancel_queries(struct msgauth *m)
 {
-	dns_query_cancel(&m->spf_q);
+	spf_dns_free(&m->spf_run);
 	dns_query_cancel(&m->dmarc_q);
 	dkim_fetch_cancel(m->keys);
 }
@@ -342,7 +317,7 @@ struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
 	sr.receiver = m->receiver;
 	m->spf = spf_check_new(&sr);
 	if (!m->spf_done)
-		spf_advance(m);
+		m->spf_run = spf_dns_start(m->res, m->spf, spf_finished, m);
 	keys_start(m);
 	if (m->from_domain[0] != '\0')
 		dmarc_ask(m, m->from_domain);
@@ -388,10 +363,18 @@ static const char *spf_word(enum spf_result r)
 int msgauth_header(const struct msgauth_result *r, const char *authserv_id,
 		   const struct msgauth_request *req, struct buf *out)
 {
-	int e = buf_printf(out, "Authentication-Results: %s", authserv_id);
+	int e = buf_printf(out, "Authentication-Results: %s;\r\n\t", authserv_id);
+	e |= msgauth_results(r, req, out);
+	e |= buf_puts(out, "\r\n");
+	return e ? -1 : 0;
+}
+
+int msgauth_results(const struct msgauth_result *r, const struct msgauth_request *req,
+		    struct buf *out)
+{
 	/* SPF: smtp.mailfrom, or smtp.helo for the null sender */
 	const char *mf = req->mail_from ? req->mail_from : "";
-	e |= buf_printf(out, ";\r\n\tspf=%s", spf_word(r->spf));
+	int e = buf_printf(out, "spf=%s", spf_word(r->spf));
 	if (!r->spf_helo && safe_value(mf))
 		e |= buf_printf(out, " smtp.mailfrom=%s", mf);
 	else if (!r->spf_helo && safe_value(r->spf_domain))
@@ -420,7 +403,10 @@ int msgauth_header(const struct msgauth_result *r, const char *authserv_id,
 		if (safe_value(r->from_domain))
 			e |= buf_printf(out, " header.from=%s", r->from_domain);
 	}
-	e |= buf_puts(out, "\r\n");
+	/* ARC (RFC 8617 8.1: the method, and the oldest instance that passed) */
+	e |= buf_printf(out, ";\r\n\tarc=%s", arc_status_name(r->arc.status));
+	if (r->arc.status == ARC_PASS)
+		e |= buf_printf(out, " header.oldest-pass=%u", r->arc.oldest_pass);
 	return e ? -1 : 0;
 }
 

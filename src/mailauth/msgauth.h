@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "arc.h"
 #include "buf.h"
 #include "dkim.h"
 #include "dmarc.h"
@@ -49,6 +50,7 @@ struct msgauth_result {
 	char dmarc_domain[256];        /* where the policy record was found */
 	bool have_record;              /* ... and the record itself */
 	struct dmarc_record record;
+	struct arc_result arc;         /* the ARC chain (RFC 8617) */
 	bool timed_out;                /* some answers did not come in time */
 };
 
@@ -65,6 +67,11 @@ struct msgauth *msgauth_start(struct event_base *base, struct dns_resolver *res,
  * whose callback ran.  Accepts NULL; sets *m to NULL. */
 void msgauth_free(struct msgauth **m);
 
+/* Appends the results of r as RFC 8601 resinfo text ("spf=pass ...;\r\n\t
+ * dkim=...", no authserv-id, no final CRLF), for the ARC-Authentication-
+ * Results field of a seal.  0 or -1. */
+int msgauth_results(const struct msgauth_result *r, const struct msgauth_request *req,
+		    struct buf *out);
 /* Appends "Authentication-Results: AUTHSERV-ID; ..." (folded, ending in
  * CRLF) for r to out.  Values that came from outside are written only if
  * they are safe in a header (domain names, selectors); 0 or -1 (out

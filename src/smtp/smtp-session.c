@@ -130,6 +130,9 @@ struct smtp_txn {
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
+	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
+	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
+	enum arc_status arc_cv;        /* the chain as it arrived */
 	bool pending_cr;               /* BDAT: chunk ended in CR */
 	size_t trace_len;              /* bytes of our trace lines at the spool's start */
 	struct timeval start;
@@ -317,6 +320,8 @@ static void txn_free(struct smtp_txn **tp)
 	if (t == NULL)
 		return;
 	store_spool_drop(&t->spool_fd, t->spool_path);
+	free(t->arc_results);
+	free(t->junk_of);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -584,6 +589,30 @@ static void dkim_sign_copy(struct smtp_server *srv, const struct smtp_txn *t, co
 	free(cand);
 }
 
+/* Our ARC set over msg into out (nothing when the chain already failed
+ * or no domain of ours has a key): sealed with an RSA key (what most
+ * validators support) of the domain the message came for. */
+static void arc_seal_copy(struct smtp_server *srv, const struct smtp_txn *t, const char *msg,
+			  size_t len, struct buf *out)
+{
+	size_t max = 1 + t->n_rcpts, n = 0;
+	const char **cand = xcalloc(max, sizeof *cand);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		cand[n++] = domain_part(t->rcpts[i].addr);
+	cand[n++] = srv->cfg->hostname;
+	char err[256];
+	int r = dkim_keyring_arc_seal(srv->dkim, cand, n, msg, len, srv->cfg->hostname,
+				      t->arc_results, t->arc_cv, out, err, sizeof err);
+	free(cand);
+	if (r < 0) {
+		log_error("smtp id=%s action=arc_seal error=\"%s\" note=\"sent without\"", t->id,
+			  err);
+		buf_reset(out);
+	} else if (r == 0) {
+		log_info("smtp id=%s action=arc_seal cv=%s", t->id, arc_status_name(t->arc_cv));
+	}
+}
+
 /* Copies the spool file without its first line (our Return-Path, which
  * belongs only to final delivery) into a new spool file for the queue,
  * DKIM-signed, synced.  Returns its descriptor (held until
@@ -596,11 +625,27 @@ static int make_queue_copy(struct smtp_server *srv, struct smtp_txn *t, char *pa
 		return -1;
 	const char *nl = memchr(data, '\n', len);
 	size_t skip = nl ? (size_t)(nl - data) + 1 : 0;
-	struct buf sig;
+	/* Mail checked on port 25 that we pass on (an alias or a redirect to
+	 * another server) gets our ARC set first (RFC 8617 5.1), so the next
+	 * hop can trust our verdict; then the DKIM signatures cover it all. */
+	struct buf arc, sig;
+	buf_init(&arc, 0);
 	buf_init(&sig, 0);
-	dkim_sign_copy(srv, t, data + skip, len - skip, &sig);
-	int fd = store_spool_write(srv->store, sig.data, sig.len, data + skip, len - skip, path,
-				   pathsz);
+	if (t->arc_results != NULL)
+		arc_seal_copy(srv, t, data + skip, len - skip, &arc);
+	struct buf whole;
+	buf_init(&whole, 0);
+	const char *body = data + skip;
+	size_t body_len = len - skip;
+	if (arc.len > 0 && buf_append(&whole, arc.data, arc.len) == 0 &&
+	    buf_append(&whole, data + skip, len - skip) == 0) {
+		body = whole.data;
+		body_len = whole.len;
+	}
+	dkim_sign_copy(srv, t, body, body_len, &sig);
+	int fd = store_spool_write(srv->store, sig.data, sig.len, body, body_len, path, pathsz);
+	buf_free(&whole);
+	buf_free(&arc);
 	buf_free(&sig);
 	free(data);
 	return fd;
@@ -994,9 +1039,33 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 	s->check = NULL;
 	bool dmarc_fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
 	enum dmarc_policy dis = dmarc_fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
-	const char *action = dis == DMARC_POLICY_REJECT ? cfg->mailauth_dmarc_reject
-			     : dis == DMARC_POLICY_QUARANTINE ? "junk"
-							       : "deliver";
+	/* p=reject: what each recipient's domain wants (`tern domain set
+	 * D --dmarc-reject`, else mailauth.dmarc_reject); refused only when
+	 * every recipient's domain says reject, else Junk for those that say
+	 * reject or junk. */
+	bool *junk_of = NULL;
+	const char *action = dis == DMARC_POLICY_QUARANTINE ? "junk" : "deliver";
+	if (dis == DMARC_POLICY_REJECT) {
+		junk_of = xcalloc(t->n_local ? t->n_local : 1, sizeof *junk_of);
+		size_t n_reject = 0, n_junk = 0;
+		for (size_t j = 0; j < t->n_local; j++) {
+			char want[16];
+			const char *d = domain_part(t->local_to[j].addr);
+			if (store_dmarc_action_get(s->srv->store, d, want) != 1)
+				snprintf(want, sizeof want, "%s", cfg->mailauth_dmarc_reject);
+			if (!strcmp(want, "reject"))
+				n_reject++;
+			if (strcmp(want, "tag") != 0) {
+				junk_of[j] = true;
+				n_junk++;
+			}
+		}
+		bool remote_rejects = !strcmp(cfg->mailauth_dmarc_reject, "reject");
+		if (n_reject == t->n_local && (t->n_remote == 0 || remote_rejects))
+			action = "reject";
+		else
+			action = n_junk > 0 ? "junk" : "tag";
+	}
 	log_info("smtp id=%s session=%s action=mailauth spf=%s dkim=%s dmarc=%s from_domain=%s "
 		 "disposition=%s%s",
 		 t->id, s->id, spf_result_name(r->spf), short_dkim(r),
@@ -1010,12 +1079,26 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 			 "550 5.7.1 Message refused: the domain %s says mail from it must pass "
 			 "DMARC (SPF or DKIM for that domain), and this one does not",
 			 r->from_domain);
+		free(junk_of);
 		check_free(&c);
 		txn_done(s, t, 550, line);
 		process_input(s);
 		return;
 	}
-	t->junk = !strcmp(action, "junk");
+	if (junk_of != NULL) {
+		t->junk_of = junk_of; /* per local recipient, now t's */
+		junk_of = NULL;
+	} else {
+		t->junk = !strcmp(action, "junk");
+	}
+	struct buf res;
+	buf_init(&res, 0);
+	if (msgauth_results(r, &c->req, &res) == 0 && buf_putc(&res, '\0') == 0) {
+		t->arc_results = res.data; /* now t's */
+		res.data = NULL;
+	}
+	buf_free(&res);
+	t->arc_cv = r->arc.status;
 	struct buf ar;
 	buf_init(&ar, 0);
 	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
@@ -1312,7 +1395,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (!ok[i] || t->n_local == 0)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
-					    {NULL, NULL}, srv->dkim};
+					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
+					    srv->cfg->hostname};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++) {
@@ -1329,7 +1413,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->create = p->v[c].create;
 				/* DMARC quarantine: what would go to the INBOX
 				 * goes to Junk (a script's folders stay). */
-				if (t->junk && (d->mailbox == NULL ||
+				if ((t->junk || (t->junk_of && t->junk_of[j])) &&
+				    (d->mailbox == NULL ||
 						strutil_eq_ci(d->mailbox, strlen(d->mailbox), "INBOX"))) {
 					d->mailbox = "Junk";
 					d->create = true;

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arc.h"
+
 struct config;
 struct dkim_keyring;
 struct store;
@@ -58,6 +60,11 @@ struct smtp_sieve_msg {
 	struct sieve_script *global[2]; /* before, after */
 	/* input: signs what is sent to other servers (NULL: unsigned) */
 	struct dkim_keyring *dkim;
+	/* input: our verdict on a message checked on port 25 (NULL: not
+	 * checked), for the ARC seal on redirects to other servers */
+	const char *arc_results;
+	enum arc_status arc_cv;
+	const char *authserv_id;
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO

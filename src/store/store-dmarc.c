@@ -32,7 +32,10 @@ static const char dmarc_ddl[] = "CREATE TABLE IF NOT EXISTS dmarc_events ("
 				" rua TEXT NOT NULL,"
 				" reported INTEGER NOT NULL DEFAULT 0);"
 				"CREATE INDEX IF NOT EXISTS dmarc_events_due"
-				" ON dmarc_events(reported, policy_domain, time);";
+				" ON dmarc_events(reported, policy_domain, time);"
+				"CREATE TABLE IF NOT EXISTS domain_dmarc ("
+				" domain TEXT PRIMARY KEY,"
+				" reject_action TEXT NOT NULL);";
 
 int store_dmarc_schema(struct store *s, char *err, size_t errsz)
 {
@@ -177,4 +180,47 @@ int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,
 		return -1;
 	sqlite3_bind_int64(st, 1, forget_before);
 	return store_db_run(db, st, err, errsz);
+}
+
+int store_dmarc_action_set(struct store *s, const char *domain, const char *action, char *err,
+			   size_t errsz)
+{
+	char name[256];
+	if (store_name_domain(domain, name, err, errsz) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (action == NULL || action[0] == '\0') {
+		st = store_db_stmt(&s->db, "DELETE FROM domain_dmarc WHERE domain = ?1", err, errsz);
+		if (st == NULL)
+			return -1;
+		store_db_bind_text(st, 1, name);
+	} else {
+		st = store_db_stmt(&s->db,
+				   "INSERT INTO domain_dmarc (domain, reject_action) VALUES (?1, ?2)"
+				   " ON CONFLICT (domain) DO UPDATE SET reject_action = ?2",
+				   err, errsz);
+		if (st == NULL)
+			return -1;
+		store_db_bind_text(st, 1, name);
+		store_db_bind_text(st, 2, action);
+	}
+	return store_db_run(&s->db, st, err, errsz);
+}
+
+int store_dmarc_action_get(struct store *s, const char *domain, char out[16])
+{
+	char name[256];
+	out[0] = '\0';
+	if (store_name_domain(domain, name, NULL, 0) < 0)
+		return 0;
+	sqlite3_stmt *st = store_db_stmt(
+	    &s->db, "SELECT reject_action FROM domain_dmarc WHERE domain = ?1", NULL, 0);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, name);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_db_column_text(st, 0, out, 16);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }

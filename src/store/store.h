@@ -169,6 +169,13 @@ struct store_dmarc_row {
 int store_dmarc_rows(struct store *s, const char *policy_domain, int64_t until,
 		     struct store_dmarc_row *out, size_t max, size_t *n, int64_t *first,
 		     char *err, size_t errsz);
+/* What to do with mail for domain (one of ours) that fails DMARC under
+ * p=reject: "reject", "junk" or "tag"; NULL or "" goes back to the
+ * server's mailauth.dmarc_reject. */
+int store_dmarc_action_set(struct store *s, const char *domain, const char *action, char *err,
+			   size_t errsz);
+/* 1 with the domain's action in out, 0 none set (the server's key), -1. */
+int store_dmarc_action_get(struct store *s, const char *domain, char out[16]);
 /* Marks them reported, and forgets reported events older than
  * forget_before. */
 int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,

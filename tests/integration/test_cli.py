@@ -586,6 +586,11 @@ def test_init_next_steps_name_the_binary_as_invoked(workdir):
     r = ok("init", d, "--domain", "example.test")
     assert "  %s -c %s/tern.conf user add you@example.test" % (TERN, d) in r.stdout
     assert "  %s -c %s/tern.conf serve\n" % (TERN, d) in r.stdout
+    assert "  %s -c %s/tern.conf domain dns example.test" % (TERN, d) in r.stdout
+    # and that one works as printed: the DNS records, the DKIM keys init made
+    out = subprocess.run([TERN, "-c", "%s/tern.conf" % d, "domain", "dns", "example.test"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "._domainkey.example.test. IN TXT" in out.stdout, out
 
 
 def test_domain_remove_names_the_domain_once(inst):

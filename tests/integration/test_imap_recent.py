@@ -322,4 +322,4 @@ def test_old_account_database_gets_recent_mark(make_server):
     cols = [r[1] for r in db.execute("PRAGMA table_info(mailboxes)")]
     version = db.execute("PRAGMA user_version").fetchone()[0]
     db.close()
-    assert (cols[-1], version) == ("recent_uid", 3), cols
+    assert "recent_uid" in cols and version >= 3, (cols, version)  # v3 added it

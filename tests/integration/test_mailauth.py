@@ -17,6 +17,7 @@ Zones:
 import atexit
 import base64
 import os
+import re
 import shutil
 import smtplib
 import subprocess
@@ -116,7 +117,8 @@ def test_signed_and_aligned_passes(srv):
         b"Authentication-Results: mx.example.test;\r\n"
         b"\tspf=pass smtp.mailfrom=alice@good.test;\r\n"
         b"\tdkim=pass header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n"
-        b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n")
+        b"\tdmarc=pass (p=reject dis=none) header.from=good.test;\r\n"
+        b"\tarc=none\r\n")
     assert srv.wait_log(r"action=mailauth spf=pass dkim=pass dmarc=pass "
                         r"from_domain=good\.test disposition=deliver")
 
@@ -147,7 +149,7 @@ def test_a_bad_signature_fails_dkim(srv):
     assert send(srv, "alice@good.test", msg)[0] == 250
     ar = auth_results(stored(srv, token))
     assert b"\tdkim=fail header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n" in ar
-    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n" in ar
+    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test;\r\n" in ar
 
 
 def test_quarantine_goes_to_junk(srv):
@@ -158,7 +160,8 @@ def test_quarantine_goes_to_junk(srv):
     assert ar == (b"Authentication-Results: mx.example.test;\r\n"
                   b"\tspf=fail smtp.mailfrom=news@quar.test;\r\n"
                   b"\tdkim=none;\r\n"
-                  b"\tdmarc=fail (p=quarantine dis=quarantine) header.from=quar.test\r\n")
+                  b"\tdmarc=fail (p=quarantine dis=quarantine) header.from=quar.test;\r\n"
+                  b"\tarc=none\r\n")
 
 
 def test_no_records_and_forged_results_removed(srv):
@@ -170,7 +173,8 @@ def test_no_records_and_forged_results_removed(srv):
     assert auth_results(data) == (b"Authentication-Results: mx.example.test;\r\n"
                                   b"\tspf=none smtp.mailfrom=someone@none.test;\r\n"
                                   b"\tdkim=none;\r\n"
-                                  b"\tdmarc=none header.from=none.test\r\n")
+                                  b"\tdmarc=none header.from=none.test;\r\n"
+                                  b"\tarc=none\r\n")
     # the forged field claiming our name is gone; another server's stays
     assert data.count(b"Authentication-Results: mx.example.test;") == 1
     assert b"Authentication-Results: other.example; dkim=pass header.d=none.test\r\n" in data
@@ -203,7 +207,8 @@ def test_dns_failure_is_temperror_and_the_mail_is_kept(make_server):
     assert ar == (b"Authentication-Results: mx.example.test;\r\n"
                   b"\tspf=temperror smtp.mailfrom=ceo@forged.test;\r\n"
                   b"\tdkim=none;\r\n"
-                  b"\tdmarc=temperror (p=none dis=none) header.from=forged.test\r\n"), ar
+                  b"\tdmarc=temperror (p=none dis=none) header.from=forged.test;\r\n"
+                  b"\tarc=none\r\n"), ar
 
 
 def test_auth_check_message_says_what_serve_would_do(srv):
@@ -214,12 +219,13 @@ def test_auth_check_message_says_what_serve_would_do(srv):
         "Authentication-Results: mx.example.test;\r\n"
         "\tspf=pass smtp.mailfrom=alice@good.test;\r\n"
         "\tdkim=pass header.d=good.test header.s=sel header.a=ed25519-sha256;\r\n"
-        "\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n"
+        "\tdmarc=pass (p=reject dis=none) header.from=good.test;\r\n"
+        "\tarc=none\r\n"
         "dmarc-disposition: none\naction: deliver\n")
     r = srv.cli_ok("auth-check", "message", "--ip", CLIENT, "--helo", "client.example",
                    "--mail-from", "ceo@forged.test", input=message("ceo@forged.test", token))
     out = r.stdout.decode()
-    assert "\tdmarc=fail (p=reject dis=reject) header.from=forged.test\r\n" in out, out
+    assert "\tdmarc=fail (p=reject dis=reject) header.from=forged.test;\r\n" in out, out
     assert out.endswith("dmarc-disposition: reject\naction: reject\n"), out
     r = srv.cli("auth-check", "message", "--helo", "x", input=b"")
     assert r.returncode == 2 and b"--ip needs an IPv4 or IPv6 address" in r.stderr, r
@@ -239,4 +245,109 @@ def test_opendkim_rsa_sha1_signature_does_not_pass(srv):
     assert send(srv, "alice@good.test", signed_msg)[0] == 250
     ar = auth_results(stored(srv, token))
     assert b"\tdkim=fail header.d=good.test header.s=odk header.a=rsa-sha1;\r\n" in ar, ar
-    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test\r\n" in ar, ar
+    assert b"\tdmarc=pass (p=reject dis=none) header.from=good.test;\r\n" in ar, ar
+
+
+def test_forwarded_mail_is_arc_sealed(srv):
+    """An alias of ours forwarding a checked message to another server adds
+    our ARC set (i=1, cv=none: no chain came in) carrying our verdict;
+    dkimpy's arc_verify accepts it with the keys `tern domain dns` prints,
+    and our DKIM signatures still verify on top."""
+    from test_dkim import dns_records, queued_bytes, verify_all
+    srv.cli_ok("alias", "add", "fwd@example.test", "someone@remote.example", "--force")
+    token = "arcfwd-%d" % os.getpid()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                      source_address=(CLIENT, 0)) as c:
+        c.ehlo("client.example")
+        c.mail("alice@good.test")
+        c.rcpt("fwd@example.test")
+        assert c.data(signed("alice@good.test", token + "b"))[0] == 250
+    data = queued_bytes(srv, token + "b")
+    _, recs = dns_records(srv, "example.test")
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode().rstrip(".") + "."
+        if name in recs:
+            return recs[name].encode()
+        if name == "sel._domainkey.good.test.":
+            return ("v=DKIM1; k=ed25519; p=%s" % PUB).encode()
+        return b""
+
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert re.search(rb"\r\nARC-Seal: i=1; a=rsa-sha256;.*cv=none", head), head[:3000]
+    assert b"ARC-Authentication-Results: i=1; mx.example.test;" in head
+    assert b"spf=pass smtp.mailfrom=alice@good.test" in head
+    cv, results, reason = dkim.arc_verify(data, dnsfunc=dnsfunc)
+    assert (cv, reason) == (dkim.CV_Pass, "success"), (results, reason)
+    ours = [ok for ok, t in verify_all(data, recs) if t.get(b"d") == b"example.test"]
+    assert ours == [True, True]
+
+
+def test_sieve_redirect_is_arc_sealed(srv):
+    """A Sieve redirect of a checked message to another server carries our
+    ARC set too, and dkimpy accepts it."""
+    from test_dkim import dns_records, queued_bytes
+    script = os.path.join(srv.base, "redir.sieve")  # readable by the server's user
+    with open(script, "w") as f:
+        f.write('redirect "elsewhere@remote.example";\n')
+    os.chmod(script, 0o644)
+    srv.cli_ok("user", "add", "redir@example.test", "--password", "pw")
+    srv.cli_ok("sieve", "put", "--activate", "redir@example.test", "r", str(script))
+    token = "arcredir-%d" % os.getpid()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                      source_address=(CLIENT, 0)) as c:
+        c.ehlo("client.example")
+        c.mail("alice@good.test")
+        c.rcpt("redir@example.test")
+        assert c.data(signed("alice@good.test", token))[0] == 250
+    data = queued_bytes(srv, token)
+    _, recs = dns_records(srv, "example.test")
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode().rstrip(".") + "."
+        if name in recs:
+            return recs[name].encode()
+        return ("v=DKIM1; k=ed25519; p=%s" % PUB).encode() \
+            if name == "sel._domainkey.good.test." else b""
+
+    assert b"ARC-Seal: i=1; a=rsa-sha256;" in data.split(b"\r\n\r\n", 1)[0]
+    cv, results, reason = dkim.arc_verify(data, dnsfunc=dnsfunc)
+    assert (cv, reason) == (dkim.CV_Pass, "success"), (results, reason)
+
+
+def test_dmarc_reject_action_per_domain(srv):
+    """`tern domain set D --dmarc-reject junk|tag|default`: what mail for D
+    that fails DMARC under p=reject gets; a message is refused only when
+    every recipient's domain says reject."""
+    def forged(token, rcpts):
+        with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(20),
+                          source_address=(CLIENT, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("ceo@forged.test")
+            for r in rcpts:
+                c.rcpt(r)
+            return c.data(message("ceo@forged.test", token))[0]
+
+    r = srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "junk")
+    assert r.stdout.decode() == "example.test: mail failing DMARC under p=reject: " \
+        "delivered to Junk\n"
+    token = "pdj-%d" % os.getpid()
+    assert forged(token, [ALICE]) == 250
+    assert srv.find_messages(ALICE, token) == []
+    ar = auth_results(stored(srv, token, "Junk"))
+    assert b"\tdmarc=fail (p=reject dis=reject) header.from=forged.test;\r\n" in ar, ar
+    # example.org keeps the default (reject): with a recipient of each
+    # domain the message is taken, and goes to Junk for both
+    token = "pdm-%d" % os.getpid()
+    assert forged(token, [ALICE, "carol@example.org"]) == 250
+    assert len(srv.find_messages("carol@example.org", token, "Junk")) == 1
+    assert len(srv.find_messages(ALICE, token, "Junk")) == 1
+    srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "tag")
+    token = "pdt-%d" % os.getpid()
+    assert forged(token, [ALICE]) == 250
+    assert len(srv.find_messages(ALICE, token)) == 1
+    r = srv.cli_ok("domain", "set", "example.test", "--dmarc-reject", "default")
+    assert b"as mailauth.dmarc_reject says (reject)" in r.stdout
+    assert forged("pdd-%d" % os.getpid(), [ALICE]) == 550
+    r = srv.cli("domain", "set", "example.test", "--dmarc-reject", "maybe")
+    assert r.returncode == 2 and b"--dmarc-reject is reject, junk, tag or default" in r.stderr
