@@ -52,10 +52,11 @@ need_file /usr/sbin/postfix postfix
 # Runs the integration tests in parallel (Makefile PYTEST_JOBS).
 /usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"
 # DKIM interop: dkimpy (with PyNaCl for Ed25519) and OpenDKIM verify what
-# Tern signs (tests/integration/test_dkim.py).
+# Tern signs (tests/integration/test_dkim.py; opendkim's test mode -t).
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || pkgs="$pkgs python3-dkim"
 /usr/bin/python3 -c 'import nacl' >/dev/null 2>&1 || pkgs="$pkgs python3-nacl"
 need_file /usr/sbin/opendkim-testmsg opendkim-tools
+need_file /usr/sbin/opendkim opendkim
 # The OpenSPF RFC 7208 test suite (python3-spf ships it), its YAML and the
 # DNS server that serves its zones (tests/integration/test_openspf.py).
 need_file /usr/share/doc/python3-spf/rfc7208-tests.yml.gz python3-spf

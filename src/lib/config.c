@@ -113,6 +113,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"mailauth.check", CFG_BOOL, STR(mailauth_check), "yes", false},
 	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
 	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},
+	{"mailauth.arc_trusted", CFG_STR, STR(mailauth_arc_trusted), "", false},
 	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
 	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
 	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},

@@ -102,6 +102,7 @@ struct config {
 	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
 	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
 	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */
+	char *mailauth_arc_trusted;     /* sealers whose ARC pass overrides a DMARC fail */
 	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
 	bool mailauth_reports;          /* send DMARC aggregate reports */
 	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */

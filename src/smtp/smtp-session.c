@@ -987,7 +987,7 @@ static const char *short_dkim(const struct msgauth_result *r)
 
 /* Keeps a DMARC evaluation for the aggregate report to the domain, when
  * its record asks for reports (rua=) and we send them. */
-static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r)
+static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r, bool override)
 {
 	if (!r->dmarc_checked || !r->have_record || r->record.n_rua == 0 ||
 	    !s->srv->cfg->mailauth_reports)
@@ -1007,7 +1007,8 @@ static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r)
 			break;
 		o += (size_t)n;
 	}
-	bool fail = r->dmarc.result == DMARC_RESULT_FAIL;
+	/* an ARC override is reported as not applying the policy */
+	bool fail = r->dmarc.result == DMARC_RESULT_FAIL && !override;
 	struct store_dmarc_event e = {
 	    .time = (int64_t)time(NULL),
 	    .policy_domain = r->dmarc_domain,
@@ -1028,6 +1029,22 @@ static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r)
 		log_error("smtp action=dmarc_record error=\"%s\"", err);
 }
 
+/* True if word is one of the space-separated words of list
+ * (case-insensitively). */
+static bool word_in_list(const char *word, const char *list)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; *p != '\0';) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t k = strcspn(p, " ,");
+		if (k == n && k > 0 && strutil_eq_ci(p, k, word))
+			return true;
+		p += k;
+	}
+	return false;
+}
+
 /* The checks are done: refuse (DMARC p=reject), or add the
  * Authentication-Results field and go on to the commit. */
 static void check_done(void *ctx, const struct msgauth_result *r)
@@ -1038,6 +1055,14 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 	const struct config *cfg = s->srv->cfg;
 	s->check = NULL;
 	bool dmarc_fail = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_FAIL;
+	/* RFC 8617 7.2: a local policy may trust the ARC chain of a sealer
+	 * it knows (a mailing list, a forwarder) over a DMARC failure. */
+	bool arc_override = false;
+	if (dmarc_fail && r->arc.status == ARC_PASS && r->arc.domain[0] != '\0' &&
+	    word_in_list(r->arc.domain, cfg->mailauth_arc_trusted)) {
+		dmarc_fail = false;
+		arc_override = true;
+	}
 	enum dmarc_policy dis = dmarc_fail ? r->dmarc.disposition : DMARC_POLICY_NONE;
 	/* p=reject: what each recipient's domain wants (`tern domain set
 	 * D --dmarc-reject`, else mailauth.dmarc_reject); refused only when
@@ -1067,12 +1092,13 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 			action = n_junk > 0 ? "junk" : "tag";
 	}
 	log_info("smtp id=%s session=%s action=mailauth spf=%s dkim=%s dmarc=%s from_domain=%s "
-		 "disposition=%s%s",
+		 "disposition=%s%s%s%s",
 		 t->id, s->id, spf_result_name(r->spf), short_dkim(r),
 		 r->dmarc_checked ? dmarc_result_name(r->dmarc.result) : "none",
 		 r->from_domain[0] ? r->from_domain : "-", action,
+		 arc_override ? " dmarc_override=arc:" : "", arc_override ? r->arc.domain : "",
 		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
-	dmarc_record(s, r);
+	dmarc_record(s, r, arc_override);
 	if (!strcmp(action, "reject")) {
 		char line[512];
 		snprintf(line, sizeof line,

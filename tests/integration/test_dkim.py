@@ -12,6 +12,7 @@ reads exactly the bytes the queue will send.
 import os
 import re
 import smtplib
+import subprocess
 import ssl
 import time
 
@@ -199,3 +200,44 @@ def test_domain_remove_removes_its_keys(make_server):
     s.cli_ok("domain", "remove", "gone.example")
     assert not os.path.exists(keydir)
     assert s.cli_ok("dkim", "list").stdout.decode().count("gone.example") == 0
+
+
+OPENDKIM = "/usr/sbin/opendkim"
+
+
+@pytest.mark.skipif(not os.path.exists(OPENDKIM), reason="opendkim is not installed")
+def test_opendkim_verifies_what_tern_signs(srv, tmp_path):
+    """OpenDKIM (Debian's opendkim, in its test mode `-t`, with the records
+    `tern domain dns` prints as TestDNSData) verifies both signatures of a
+    submitted message, and fails a tampered copy."""
+    token = "odkv-%d" % os.getpid()
+    submit(srv, token)
+    data = queued_bytes(srv, token)
+    _, recs = dns_records(srv, "example.test")
+    dnsfile = tmp_path / "dns"
+    dnsfile.write_text("".join("%s %s\n" % (name.rstrip("."), txt) for name, txt in recs.items()))
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text("Mode v\nTestDNSData file:%s\nLogResults yes\nSyslog no\n"
+                    "MinimumKeyBits 1024\nAlwaysAddARHeader yes\n" % dnsfile)
+
+    def opendkim(msg):
+        path = tmp_path / "msg.eml"
+        path.write_bytes(msg.replace(b"\r\n", b"\n"))
+        return subprocess.run([OPENDKIM, "-x", str(conf), "-t", str(path)],
+                              capture_output=True, text=True, timeout=timeout(30))
+
+    # OpenDKIM reports the first signature it finds: check each on its own
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = re.findall(rb"DKIM-Signature:[^\r]*\r\n(?:[ \t][^\r]*\r\n)*", head + b"\r\n")
+    assert len(fields) == 2
+    for keep in fields:
+        other = [f for f in fields if f is not keep][0]
+        one = data.replace(other, b"", 1)
+        sel = re.search(rb"s=([a-z0-9-]+)", keep).group(1).decode()
+        r = opendkim(one)
+        assert re.search(r"verification \(s=%s,? d=example\.test, .*\) succeeded" % sel,
+                         r.stdout + r.stderr), (r.stdout, r.stderr)
+        bad = opendkim(one.replace(b"this is " + token.encode(),
+                                   b"this is X" + token.encode()[1:]))
+        assert re.search(r"verification \(s=%s,? d=example\.test.*\) failed" % sel,
+                         bad.stdout + bad.stderr), (bad.stdout, bad.stderr)

@@ -351,3 +351,28 @@ def test_dmarc_reject_action_per_domain(srv):
     assert forged("pdd-%d" % os.getpid(), [ALICE]) == 550
     r = srv.cli("domain", "set", "example.test", "--dmarc-reject", "maybe")
     assert r.returncode == 2 and b"--dmarc-reject is reject, junk, tag or default" in r.stderr
+
+
+def test_trusted_arc_sealer_overrides_dmarc_failure(make_server, dns):
+    """mailauth.arc_trusted: a message that fails DMARC (p=reject) but has
+    a passing ARC chain sealed by a trusted domain (say a mailing list) is
+    delivered (RFC 8617 7.2 local policy); without the trust it is
+    refused."""
+    token = "arctrust-%d" % os.getpid()
+    msg = message("ceo@forged.test", token)
+    srv = make_server(conf={"dns.resolver": dns, "mailauth.timeout": "5s"})
+    # good.test seals it (its RSA key odk is published), as a list would
+    r = srv.cli("auth-check", "arc-seal", "--key", ODK_KEY, "--domain", "good.test",
+                "--selector", "odk", "--results", "spf=pass smtp.mailfrom=ceo@forged.test",
+                input=msg)
+    assert r.returncode == 0, r.stderr
+    sealed = r.stdout
+    assert sealed.startswith(b"ARC-Seal: i=1;"), sealed[:200]
+    assert send(srv, "list@good.test", sealed)[0] == 550
+    srv.set_config({"mailauth.arc_trusted": "lists.example good.test"})
+    srv.restart()
+    assert send(srv, "list@good.test", sealed)[0] == 250
+    ar = auth_results(stored(srv, token))
+    assert b"\tdmarc=fail (p=reject dis=reject) header.from=forged.test;\r\n" in ar, ar
+    assert b"\tarc=pass header.oldest-pass=0\r\n" in ar, ar
+    assert srv.wait_log(r"action=mailauth .* disposition=deliver dmarc_override=arc:good\.test")

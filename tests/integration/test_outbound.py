@@ -111,7 +111,7 @@ def pick_world_ports():
 class DNS:
     """dnsmasq serving the test zones (only local data for .test)."""
 
-    def __init__(self, port):
+    def __init__(self, port, extra=()):
         self.port = port
         self.logpath = tempfile.mktemp(prefix="tern-dnsmasq-", suffix=".log")
         args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
@@ -124,7 +124,7 @@ class DNS:
                 "--host-record=dead.two.test,%s" % HOST_DEAD,
                 "--host-record=mx.fake.test,%s" % HOST_FAKE,
                 "--mx-host=fake.test,mx.fake.test,10", "--mx-host=slow.test,mx.fake.test,10",
-                "--host-record=implicit.test,%s" % HOST_B]
+                "--host-record=implicit.test,%s" % HOST_B] + list(extra)
         self.log = open(self.logpath, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)

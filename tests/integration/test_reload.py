@@ -190,6 +190,7 @@ NEW_VALUES = {
     "mailauth.check": "no",
     "mailauth.trusted": "127.0.0.0/8 ::1",
     "mailauth.dmarc_reject": "junk",
+    "mailauth.arc_trusted": "lists.example",
     "mailauth.timeout": "10s",
     "mailauth.reports": "no",
     "mailauth.report_interval": "12h",
