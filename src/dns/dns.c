@@ -825,6 +825,7 @@ static int forwarder_spec(const char *in, char *out, size_t outsz)
 static const char *const forwarded_zones[] = {
     "test. transparent",
     "0.in-addr.arpa. nodefault",
+    "127.in-addr.arpa. transparent", /* loopback clients' names (FCrDNS tests) */
     "254.169.in-addr.arpa. nodefault",
     "2.0.192.in-addr.arpa. nodefault",
     "100.51.198.in-addr.arpa. nodefault",
@@ -864,8 +865,8 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *forwa
 			goto ub_fail;
 		/* unbound answers some names itself, without asking anyone: the
 		 * special-use TLD "test." (RFC 6761) and the reverse zones of
-		 * private and documentation addresses (RFC 6303, RFC 5737,
-		 * RFC 3849), with NXDOMAIN.  With a forwarder given, ask it
+		 * private, loopback and documentation addresses (RFC 6303,
+		 * RFC 5737, RFC 3849), with NXDOMAIN.  With a forwarder given, ask it
 		 * instead: test setups serve their zones under .test, and the
 		 * forwarder is the one that knows a LAN's reverse zone (the PTR
 		 * of a 192.168.x.y client, the SPF "ptr" mechanism). */

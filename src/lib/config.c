@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "dnsbl.h"
 #include "log.h"
 #include "netaddr.h"
 #include "strutil.h"
@@ -116,6 +117,13 @@ static const struct cfg_key cfg_keys[] = {
 	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
 	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
 	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},
+	{"spam.dnsbl", CFG_STR, STR(spam_dnsbl), "", false},
+	{"spam.dnswl", CFG_STR, STR(spam_dnswl), "", false},
+	{"spam.reject_score", CFG_UINT, STR(spam_reject_score), "5", false},
+	{"spam.pregreet_wait", CFG_DURATION, STR(spam_pregreet_wait), "1s", false},
+	{"spam.dns_timeout", CFG_DURATION, STR(spam_dns_timeout), "3s", false},
+	{"spam.fcrdns_weight", CFG_UINT, STR(spam_fcrdns_weight), "1", false},
+	{"spam.helo_weight", CFG_UINT, STR(spam_helo_weight), "1", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -363,6 +371,29 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (c->mailauth_timeout < 1 || c->mailauth_timeout > 300) {
 		snprintf(err, errsz, "%s: mailauth.timeout must be 1s..5m", c->path);
+		return -1;
+	}
+	struct dnsbl_zone zones[DNSBL_MAX_ZONES];
+	char zerr[200];
+	if (dnsbl_parse_zones(c->spam_dnsbl, 0, zones, DNSBL_MAX_ZONES, zerr, sizeof zerr) < 0 ||
+	    dnsbl_parse_zones(c->spam_dnswl, 0, zones, DNSBL_MAX_ZONES, zerr, sizeof zerr) < 0) {
+		snprintf(err, errsz,
+			 "%s: spam.dnsbl and spam.dnswl are lists of zone[=weight] "
+			 "(bl.example=5 other.example): %s",
+			 c->path, zerr);
+		return -1;
+	}
+	if (c->spam_reject_score < 1 || c->spam_reject_score > DNSBL_WEIGHT_MAX ||
+	    c->spam_fcrdns_weight > DNSBL_WEIGHT_MAX || c->spam_helo_weight > DNSBL_WEIGHT_MAX) {
+		snprintf(err, errsz,
+			 "%s: spam.reject_score must be 1..%d, spam.fcrdns_weight and "
+			 "spam.helo_weight 0..%d",
+			 c->path, DNSBL_WEIGHT_MAX, DNSBL_WEIGHT_MAX);
+		return -1;
+	}
+	if (c->spam_pregreet_wait > 30 || c->spam_dns_timeout < 1 || c->spam_dns_timeout > 30) {
+		snprintf(err, errsz, "%s: spam.pregreet_wait must be 0..30s, spam.dns_timeout 1s..30s",
+			 c->path);
 		return -1;
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {

@@ -106,6 +106,14 @@ struct config {
 	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
 	bool mailauth_reports;          /* send DMARC aggregate reports */
 	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */
+	/* Connection stage on port 25 (docs/spam.md). */
+	char *spam_dnsbl;               /* "zone[=weight] ..." block lists */
+	char *spam_dnswl;               /* allow lists (negative weights) */
+	uint64_t spam_reject_score;     /* refuse at or above this score */
+	uint64_t spam_pregreet_wait;    /* seconds before the greeting; 0: no check */
+	uint64_t spam_dns_timeout;      /* seconds the greeting waits for the lookups */
+	uint64_t spam_fcrdns_weight;    /* no forward-confirmed reverse name */
+	uint64_t spam_helo_weight;      /* HELO a bare IP or not a FQDN */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

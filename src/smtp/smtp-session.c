@@ -41,6 +41,7 @@
 #include "log.h"
 #include "msgauth.h"
 #include "netaddr.h"
+#include "smtp-connect.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
 #include "store.h"
@@ -69,6 +70,7 @@
 #define SMTP_SUBMIT_HEADER_MAX (1024 * 1024)
 
 enum smtp_state {
+	SMTP_STATE_CONNECT,  /* port 25: greeting held for the connection stage */
 	SMTP_STATE_CMD,      /* reading commands */
 	SMTP_STATE_DATA,     /* reading DATA lines until <CRLF>.<CRLF> */
 	SMTP_STATE_BDAT,     /* reading the octets of a BDAT chunk */
@@ -168,6 +170,11 @@ struct smtp_session {
 	bool authed;
 	char account[256];             /* the authenticated account */
 	int64_t account_id;
+	/* connection stage, port 25 (smtp-connect.h, docs/spam.md) */
+	struct smtp_connect *conn;     /* while the greeting waits */
+	struct smtp_connect_result spam; /* its score, until the HELO check */
+	bool spam_log;                 /* the score line is still to be logged */
+	bool refused;                  /* 554/550 given: only QUIT is answered */
 };
 
 struct smtp_pending {
@@ -205,6 +212,11 @@ static void process_input(struct smtp_session *s);
 static void commit_cb(evutil_socket_t fd, short what, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
 static void session_kill(struct smtp_session *s);
+static void spam_log_line(struct smtp_session *s, const char *result);
+static void connect_stop(struct smtp_session *s);
+static void connect_early_input(struct smtp_session *s);
+static void connect_done(void *ctx, const struct smtp_connect_result *r);
+static void greet(struct smtp_session *s);
 
 /* ------------------------------------------------------------ utilities */
 
@@ -236,8 +248,11 @@ static void session_enter(struct smtp_session *s, enum smtp_state st)
 {
 	s->state = st;
 	switch (st) {
-	case SMTP_STATE_CMD:
+	case SMTP_STATE_CONNECT:
 		set_timeout(s, SMTP_TIMEOUT_CMD);
+		break;
+	case SMTP_STATE_CMD:
+		set_timeout(s, s->refused ? 30 : SMTP_TIMEOUT_CMD);
 		if (s->srv->shutting_down) {
 			/* a transaction that was in progress at shutdown is done */
 			char line[320];
@@ -1701,11 +1716,15 @@ static bool auth_allowed(const struct smtp_session *s)
 	return s->loopback && s->srv->cfg->allow_plaintext_loopback;
 }
 
+static bool spam_helo(struct smtp_session *s);
+
 static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
 {
 	size_t n = c->arg_len < sizeof s->helo - 1 ? c->arg_len : sizeof s->helo - 1;
 	memcpy(s->helo, c->arg, n);
 	s->helo[n] = '\0';
+	if (spam_helo(s))
+		return;
 	txn_free(&s->txn); /* RFC 5321 4.1.4: EHLO resets the transaction */
 	s->greeted = true;
 	s->esmtp = esmtp;
@@ -2206,6 +2225,12 @@ static void run_command(struct smtp_session *s, const char *line, size_t n)
 	struct smtp_cmd c;
 	bool utf8 = s->txn != NULL && s->txn->smtputf8;
 	enum smtp_parse_error e = smtp_parse_command(line, n, utf8, &c);
+	if (s->refused && !(e == SMTP_PARSE_OK && c.verb == SMTP_VERB_QUIT)) {
+		/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT */
+		reply(s, "503 5.5.1 Error: mail from your address is refused; only QUIT now");
+		client_error(s);
+		return;
+	}
 	if (e != SMTP_PARSE_OK) {
 		switch (e) {
 		case SMTP_PARSE_UNKNOWN:
@@ -2442,6 +2467,7 @@ static void session_unlink(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
+	connect_stop(s);
 	if (s->check != NULL) {
 		struct smtp_txn *t = s->check->t;
 		check_free(&s->check);
@@ -2475,6 +2501,9 @@ static void session_kill(struct smtp_session *s)
 	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
+	connect_stop(s);
+	if (s->spam_log)
+		spam_log_line(s, "disconnected");
 	if (s->bev != NULL)
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	s->state = SMTP_STATE_DEAD;
@@ -2501,7 +2530,12 @@ static void reaper_cb(evutil_socket_t fd, short what, void *ctx)
 
 static void session_read_cb(struct bufferevent *bev, void *ctx)
 {
-	process_input(ctx);
+	struct smtp_session *s = ctx;
+	if (s->state == SMTP_STATE_CONNECT) {
+		connect_early_input(s);
+		return;
+	}
+	process_input(s);
 }
 
 static void session_write_cb(struct bufferevent *bev, void *ctx)
@@ -2520,7 +2554,7 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 		return;
 	}
 	if (s->state != SMTP_STATE_DEAD && s->state != SMTP_STATE_AUTH_WAIT &&
-	    !(bufferevent_get_enabled(bev) & EV_READ)) {
+	    s->state != SMTP_STATE_CONNECT && !(bufferevent_get_enabled(bev) & EV_READ)) {
 		bufferevent_enable(bev, EV_READ);
 		process_input(s);
 	}
@@ -2545,6 +2579,104 @@ static void session_event_cb(struct bufferevent *bev, short what, void *ctx)
 	if (what & BEV_EVENT_EOF)
 		log_debug("smtp session=%s client=%s action=disconnect", s->id, s->ip);
 	session_kill(s);
+}
+
+/* ---------------------------------------------------- connection stage */
+
+/* Ends the connection-stage lookups of s, if any (their callback is not
+ * called). */
+static void connect_stop(struct smtp_session *s)
+{
+	if (s->conn == NULL)
+		return;
+	smtp_connect_free(&s->conn);
+	s->srv->n_checks--;
+}
+
+static void greet(struct smtp_session *s)
+{
+	session_enter(s, SMTP_STATE_CMD);
+	reply(s, "220 %s ESMTP Tern", hostname(s));
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* The one line per checked connection with its score and the parts. */
+static void spam_log_line(struct smtp_session *s, const char *result)
+{
+	s->spam_log = false;
+	log_info("smtp session=%s client=%s action=spam_connect score=%d reject_score=%llu "
+		 "parts=\"%s\" result=%s",
+		 s->id, s->ip, s->spam.score, (unsigned long long)s->srv->cfg->spam_reject_score,
+		 s->spam.parts, result);
+}
+
+static bool spam_reached(const struct smtp_session *s)
+{
+	return s->spam.score > 0 && (uint64_t)s->spam.score >= s->srv->cfg->spam_reject_score;
+}
+
+/* The lookups are in (or timed out) and the pregreet wait is over:
+ * greet, or refuse with 554 and answer only QUIT (RFC 5321 3.1). */
+static void connect_done(void *ctx, const struct smtp_connect_result *r)
+{
+	struct smtp_session *s = ctx;
+	s->spam = *r;
+	connect_stop(s);
+	if (s->state != SMTP_STATE_CONNECT)
+		return; /* closing already (timeout, shutdown) */
+	if (s->srv->shutting_down) {
+		spam_log_line(s, "shutdown");
+		char line[320];
+		snprintf(line, sizeof line, "421 4.3.2 %s Service shutting down", hostname(s));
+		close_with(s, line);
+		return;
+	}
+	if (spam_reached(s)) {
+		spam_log_line(s, "refuse");
+		s->refused = true;
+		session_enter(s, SMTP_STATE_CMD);
+		reply(s, "554 5.7.1 Your address %s %s, so this server refuses mail from it", s->ip,
+		      s->spam.reason);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	} else {
+		s->spam_log = true; /* logged with the HELO check */
+		greet(s);
+	}
+	process_input(s); /* input kept while the greeting waited (no pregreet check) */
+}
+
+/* Bytes before the greeting: with spam.pregreet_wait the client is
+ * dropped; without, the bytes wait for the greeting. */
+static void connect_early_input(struct smtp_session *s)
+{
+	if (s->srv->cfg->spam_pregreet_wait == 0) {
+		bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+	log_info("smtp session=%s client=%s action=close reason=pregreet bytes=%zu "
+		 "note=\"the client talked before the greeting\"",
+		 s->id, s->ip, evbuffer_get_length(bufferevent_get_input(s->bev)));
+	connect_stop(s);
+	close_with(s, "554 5.5.1 Error: you talked before the greeting");
+}
+
+/* The first HELO/EHLO of a checked connection adds the HELO check and
+ * logs the score; true if the score now refuses (the reply is sent). */
+static bool spam_helo(struct smtp_session *s)
+{
+	if (!s->spam_log)
+		return false;
+	smtp_connect_helo(&s->spam, s->srv->cfg, s->helo);
+	if (!spam_reached(s)) {
+		spam_log_line(s, "accept");
+		return false;
+	}
+	spam_log_line(s, "refuse");
+	s->refused = true;
+	session_enter(s, SMTP_STATE_CMD); /* the shorter timeout of a refused session */
+	reply(s, "550 5.7.1 Your address %s %s, so this server refuses mail from it", s->ip,
+	      s->spam.reason);
+	return true;
 }
 
 void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
@@ -2588,9 +2720,16 @@ void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struc
 		close_with(s, line);
 		return;
 	}
-	session_enter(s, SMTP_STATE_CMD);
-	reply(s, "220 %s ESMTP Tern", hostname(s));
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (!srv->submission && !srv->implicit_tls && smtp_connect_wanted(srv->cfg, s->ip)) {
+		struct dns_resolver *dns = check_dns(srv);
+		s->conn = smtp_connect_start(srv->base, dns, srv->cfg, s->ip, s->id, connect_done, s);
+		srv->n_checks++; /* keeps the resolver while its lookups run */
+		session_enter(s, SMTP_STATE_CONNECT);
+		/* reading on: bytes before the greeting are the pregreet test */
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	greet(s);
 }
 
 struct smtp_server *smtp_server_new(struct event_base *base, struct store *store,
@@ -2642,7 +2781,7 @@ void smtp_server_shutdown(struct smtp_server *srv, void (*cb)(void *ctx), void *
 		if (s->state == SMTP_STATE_CLOSING) {
 			set_timeout(s, 2);
 		} else if (s->state == SMTP_STATE_CMD || s->state == SMTP_STATE_AUTH ||
-			   s->state == SMTP_STATE_AUTH_WAIT) {
+			   s->state == SMTP_STATE_AUTH_WAIT || s->state == SMTP_STATE_CONNECT) {
 			authglue_free(&s->auth);
 			close_with(s, line);
 		}

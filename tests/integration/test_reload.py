@@ -194,6 +194,13 @@ NEW_VALUES = {
     "mailauth.timeout": "10s",
     "mailauth.reports": "no",
     "mailauth.report_interval": "12h",
+    "spam.dnsbl": "bl.example=3",
+    "spam.dnswl": "wl.example",
+    "spam.reject_score": "7",
+    "spam.pregreet_wait": "2s",
+    "spam.dns_timeout": "5s",
+    "spam.fcrdns_weight": "2",
+    "spam.helo_weight": "2",
 }
 
 
