@@ -140,13 +140,6 @@ int cli_check_address(const struct cli_command *cmd, const char *what, const cha
 	return 0;
 }
 
-/* The domain part of a canonical address ("" if none). */
-static const char *domain_of(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	return at != NULL ? at + 1 : "";
-}
-
 /* 1 if the domain is ours; else prints why and returns 0 (or -1 on a
  * store error, also printed). */
 int cli_require_domain(struct store *s, const char *what, const char *domain)
@@ -662,7 +655,7 @@ static int user_import(const struct cli_command *cmd, const char *what, const ch
 		/* Check everything before changing anything. */
 		for (size_t i = 0; i < n_rows; i++) {
 			struct store_account_info info;
-			const char *dom = domain_of(rows[i].address);
+			const char *dom = addr_domain_of(rows[i].address);
 			int d = store_domain_exists(s, dom);
 			int r = d == 1 ? store_account_get(s, rows[i].address, &info) : 0;
 			if (d < 0 || r < 0)
@@ -772,7 +765,7 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		rc = cli_finish_output(what, rc);
 	} else if (!strcmp(sub, "add")) {
 		int e;
-		if (cli_require_domain(s, what, domain_of(address)) != 1) {
+		if (cli_require_domain(s, what, addr_domain_of(address)) != 1) {
 			rc = CLI_FAIL;
 		} else if ((e = store_account_get(s, address, &info)) != 0) {
 			rc = cli_fail(what, e > 0 ? "user %s already exists"
@@ -897,7 +890,7 @@ static int find_alias(void *ctx, const char *alias, const char *target)
 int cli_local_target_state(struct store *s, const char *what, const char *delim,
 			      const char *target)
 {
-	const char *domain = domain_of(target);
+	const char *domain = addr_domain_of(target);
 	int ours = store_domain_exists(s, domain);
 	if (ours < 0) {
 		cli_fail(what, "%s: cannot look up the domain in the store", domain);
@@ -1021,7 +1014,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 		}
 		free(rows.v);
 		rc = cli_finish_output(what, rc);
-	} else if (cli_require_domain(s, what, domain_of(alias)) != 1) {
+	} else if (cli_require_domain(s, what, addr_domain_of(alias)) != 1) {
 		rc = CLI_FAIL;
 	} else if (is_add) {
 		/* Every local target is checked before anything is added, so a
@@ -1035,7 +1028,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 					 "%s is in our domain %s but is no user or alias, so mail "
 					 "to %s would not arrive; add the user first, or give "
 					 "--force",
-					 targets[i], domain_of(targets[i]), alias);
+					 targets[i], addr_domain_of(targets[i]), alias);
 				rc = CLI_USAGE;
 			}
 		}
@@ -1048,7 +1041,7 @@ static int alias_run(const char *cfg_path, int argc, char **argv)
 	} else {
 		const char *target = n_targets > 0 ? targets[0] : NULL;
 		struct alias_find_ctx fc = {alias, target, false};
-		if (store_alias_list(s, domain_of(alias), find_alias, &fc, err, sizeof err) < 0)
+		if (store_alias_list(s, addr_domain_of(alias), find_alias, &fc, err, sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
 		else if (!fc.found && target != NULL)
 			rc = cli_fail(what, "alias %s has no target %s", alias, target);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "cli-int.h"
 #include "config.h"
 #include "store.h"
@@ -74,12 +75,6 @@ static void member_rows_free(struct member_rows *r)
 	free(r->target);
 }
 
-static const char *domain_part(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	return at != NULL ? at + 1 : "";
-}
-
 static int collect_group(void *ctx, const struct store_group *g)
 {
 	struct {
@@ -106,7 +101,7 @@ static int group_list(struct store *s, const char *what, const char *domain)
 	for (size_t i = 0; rc == 0 && i < groups.n; i++) {
 		const struct store_group *g = &groups.v[i];
 		struct member_rows m = {g->address, NULL, NULL, 0, 0};
-		if (store_alias_list(s, domain_part(g->address), collect_member, &m, err,
+		if (store_alias_list(s, addr_domain_of(g->address), collect_member, &m, err,
 				     sizeof err) < 0)
 			rc = cli_fail(what, "%s", err);
 		else
@@ -130,7 +125,7 @@ static int group_show(struct store *s, const struct config *cfg, const char *wha
 	struct member_rows m = {g.address, NULL, NULL, 0, 0};
 	char err[512];
 	int rc = 0;
-	if (store_alias_list(s, domain_part(g.address), collect_member, &m, err, sizeof err) < 0)
+	if (store_alias_list(s, addr_domain_of(g.address), collect_member, &m, err, sizeof err) < 0)
 		rc = cli_fail(what, "%s", err);
 	if (rc == 0)
 		printf("group:    %s\npolicy:   %s\nreply-to: %s\nlist-id:  <%s>\nmembers:  %zu\n",
@@ -160,7 +155,7 @@ static int add_check(struct store *s, const struct config *cfg, const char *what
 	struct member_rows m = {group, NULL, NULL, 0, 0};
 	char err[512];
 	int rc = 0;
-	if (store_alias_list(s, domain_part(group), collect_member, &m, err, sizeof err) < 0)
+	if (store_alias_list(s, addr_domain_of(group), collect_member, &m, err, sizeof err) < 0)
 		rc = cli_fail(what, "%s", err);
 	struct store_account_info info;
 	int acct = rc == 0 && !is_group ? store_account_get(s, group, &info) : 0;
@@ -195,7 +190,7 @@ static int add_check(struct store *s, const struct config *cfg, const char *what
 			cli_fail(what,
 				 "%s is in our domain %s but is no user or alias, so mail to %s "
 				 "would not reach it; add the user first, or give --force",
-				 members[i], domain_part(members[i]), group);
+				 members[i], addr_domain_of(members[i]), group);
 			rc = CLI_USAGE;
 		}
 	}

@@ -513,3 +513,9 @@ int addr_format(const struct addr *a, char *buf, size_t bufsz)
 	buf[need] = '\0';
 	return (int)need;
 }
+
+const char *addr_domain_of(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at != NULL ? at + 1 : "";
+}

@@ -59,6 +59,10 @@ enum addr_error addr_parse_path(const char *p, size_t n, bool utf8_ok, bool allo
  * fit (buf is then "" if bufsz > 0). */
 int addr_format(const struct addr *a, char *buf, size_t bufsz);
 
+/* The domain part of an address "local@domain" (after its last '@'), or
+ * "" when it has none. */
+const char *addr_domain_of(const char *address);
+
 /* Checks that p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool addr_utf8_valid(const char *p, size_t n);
 

@@ -20,6 +20,7 @@
  * transaction whose final reply had not been recorded yet).  On start,
  * rows left in "sending" become due again (store_queue_recover).
  */
+#include "addr.h"
 #include "dkim-keys.h"
 #include "queue-dmarc.h"
 #include "strutil.h"
@@ -216,12 +217,6 @@ void queue_runner_kick(struct queue_runner *r)
 	r->scan_at = (int64_t)time(NULL);
 	struct timeval tv = {0, (suseconds_t)(wait * 1000)};
 	evtimer_add(r->scan_ev, &tv);
-}
-
-static const char *domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	return at ? at + 1 : "";
 }
 
 static bool has_non_ascii(const char *s)
@@ -1351,7 +1346,7 @@ static int by_message(const void *a, const void *b)
 	const struct store_queue_rcpt *x = a, *y = b;
 	if (x->message_id != y->message_id)
 		return x->message_id < y->message_id ? -1 : 1;
-	int c = strcmp(domain_of(x->rcpt), domain_of(y->rcpt));
+	int c = strcmp(addr_domain_of(x->rcpt), addr_domain_of(y->rcpt));
 	if (c)
 		return c;
 	return x->id < y->id ? -1 : x->id > y->id;
@@ -1367,7 +1362,7 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 		 * message (every recipient goes to the same place). */
 		while (k < n && rows[k].message_id == rows[i].message_id &&
 		       (r->relay_host[0] ||
-			!strcmp(domain_of(rows[k].rcpt), domain_of(rows[i].rcpt))))
+			!strcmp(addr_domain_of(rows[k].rcpt), addr_domain_of(rows[i].rcpt))))
 			k++;
 		struct job *j = xcalloc(1, sizeof *j);
 		j->fd = -1;
@@ -1376,7 +1371,7 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 		memcpy(j->rows, rows + i, j->n * sizeof *j->rows);
 		j->cr = xcalloc(j->n, sizeof *j->cr);
 		r->in_flight += j->n;
-		struct dest *d = dest_get(r, domain_of(rows[i].rcpt));
+		struct dest *d = dest_get(r, addr_domain_of(rows[i].rcpt));
 		j->d = d;
 		char path[PATH_MAX];
 		int got = store_queue_message_get(r->store, rows[i].message_id, &j->msg);

@@ -538,28 +538,6 @@ static void log_txn(const struct smtp_txn *t, int code)
 	buf_free(&rc);
 }
 
-/* The domain of the first From: address of msg into out ("" if none). */
-static void header_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
-{
-	out[0] = '\0';
-	struct header h = {0};
-	if (header_parse(msg, n, &h) != HEADER_OK)
-		return;
-	const struct header_field *f = header_find(&h, "From");
-	struct addr a;
-	if (f != NULL && smtp_parse_address_list(f->value, f->value_len, &a, 1) == 1 &&
-	    !a.domain_is_literal)
-		memcpy(out, a.domain, sizeof a.domain);
-	header_free(&h);
-}
-
-/* The domain part of an address ("" if none). */
-static const char *domain_part(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	return at ? at + 1 : "";
-}
-
 /* Signs a message leaving for other servers with the DKIM keys of the
  * first of these domains that has keys: its From: domain (aligned, for
  * DMARC), the envelope sender's, those of the recipients it came for (a
@@ -570,13 +548,15 @@ static void dkim_sign_copy(struct smtp_server *srv, const struct smtp_txn *t, co
 			   size_t len, struct buf *sig)
 {
 	char from_domain[ADDR_DOMAIN_MAX + 1];
-	header_from_domain(msg, len, from_domain);
+	/* the From: domain DMARC aligns with ("" when unclear: the other
+	 * candidates then) */
+	smtp_parse_from_domain(msg, len, from_domain);
 	size_t max = 3 + t->n_rcpts, n = 0;
 	const char **cand = xcalloc(max, sizeof *cand);
 	cand[n++] = from_domain;
-	cand[n++] = domain_part(t->from);
+	cand[n++] = addr_domain_of(t->from);
 	for (size_t i = 0; i < t->n_rcpts; i++)
-		cand[n++] = domain_part(t->rcpts[i].addr);
+		cand[n++] = addr_domain_of(t->rcpts[i].addr);
 	cand[n++] = srv->cfg->hostname;
 	char used[256], err[256];
 	int r = dkim_keyring_sign(srv->dkim, cand, n, msg, len, time(NULL), sig, used, sizeof used,
@@ -600,7 +580,7 @@ static void arc_seal_copy(struct smtp_server *srv, const struct smtp_txn *t, con
 	size_t max = 1 + t->n_rcpts, n = 0;
 	const char **cand = xcalloc(max, sizeof *cand);
 	for (size_t i = 0; i < t->n_rcpts; i++)
-		cand[n++] = domain_part(t->rcpts[i].addr);
+		cand[n++] = addr_domain_of(t->rcpts[i].addr);
 	cand[n++] = srv->cfg->hostname;
 	char err[256];
 	int r = dkim_keyring_arc_seal(srv->dkim, cand, n, msg, len, srv->cfg->hostname,
@@ -1216,7 +1196,7 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		size_t n_reject = 0, n_junk = 0;
 		for (size_t j = 0; j < t->n_local; j++) {
 			char want[16];
-			const char *d = domain_part(t->local_to[j].addr);
+			const char *d = addr_domain_of(t->local_to[j].addr);
 			if (store_dmarc_action_get(s->srv->store, d, want) != 1)
 				snprintf(want, sizeof want, "%s", cfg->mailauth_dmarc_reject);
 			if (!strcmp(want, "reject"))

@@ -142,12 +142,6 @@ struct send_ctx {
 	char sent[REDIRECT_MAX][ADDR_PATH_MAX + 1]; /* addresses redirected to */
 };
 
-static const char *domain_of(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	return at != NULL ? at + 1 : "";
-}
-
 /* DKIM signature fields for msg into sig (left empty if no key or on an
  * error, logged: the mail goes unsigned rather than not at all). */
 static void sign(const struct send_ctx *c, const char *from_domain, const char *msg, size_t len,
@@ -155,7 +149,7 @@ static void sign(const struct send_ctx *c, const char *from_domain, const char *
 {
 	if (c->m->dkim == NULL)
 		return;
-	const char *cand[3] = {from_domain, domain_of(c->env_to), c->cfg->hostname};
+	const char *cand[3] = {from_domain, addr_domain_of(c->env_to), c->cfg->hostname};
 	char used[256], err[256];
 	if (dkim_keyring_sign(c->m->dkim, cand, 3, msg, len, time(NULL), sig, used, sizeof used,
 			      err, sizeof err) < 0) {
@@ -214,7 +208,7 @@ static int send_one(const struct send_ctx *c, const char *sender, const char *qs
 		const char *out = msg;
 		size_t out_len = len;
 		if (c->m->arc_results != NULL && c->m->dkim != NULL) {
-			const char *cand[2] = {domain_of(c->env_to), c->cfg->hostname};
+			const char *cand[2] = {addr_domain_of(c->env_to), c->cfg->hostname};
 			char aerr[256];
 			int a = dkim_keyring_arc_seal(c->m->dkim, cand, 2, msg, len, c->m->authserv_id,
 						      c->m->arc_results, c->m->arc_cv, &arc, aerr,
@@ -297,7 +291,7 @@ static void vacation(struct send_ctx *c, const struct sieve_action *act)
 	if (sieve_vacation_reply(c->in, act, from, date, msgid, &reply, &why) < 0) {
 		log_error("sieve id=%s to=<%s> action=vacation error=\"%s\" result=skipped",
 			  c->m->id, c->env_to, why);
-	} else if (send_one(c, "", "", env_from, domain_of(c->env_to), reply.data, reply.len,
+	} else if (send_one(c, "", "", env_from, addr_domain_of(c->env_to), reply.data, reply.len,
 			    STORE_DSN_NOTIFY_NEVER, err, sizeof err) < 0) {
 		log_error(
 		    "sieve id=%s to=<%s> action=vacation rcpt=<%s> error=\"%s\" result=skipped",
@@ -335,7 +329,7 @@ static void redirect_sender(const struct send_ctx *c, char *out, size_t outsz)
 	const char *from = c->in->env_from;
 	snprintf(out, outsz, "%s", from);
 	const char *at = strrchr(from, '@');
-	const char *domain = domain_of(c->env_to);
+	const char *domain = addr_domain_of(c->env_to);
 	if (at == NULL || domain[0] == '\0' || store_domain_exists(c->st, at + 1) != 0)
 		return;
 	char srs[ADDR_PATH_MAX + 64];
@@ -376,7 +370,7 @@ static int redirect(struct send_ctx *c, const struct sieve_action *act)
 	char qsender[ADDR_PATH_MAX + 64];
 	if (why == NULL) {
 		redirect_sender(c, qsender, sizeof qsender);
-		if (send_one(c, c->in->env_from, qsender, to, domain_of(c->env_to), msg, len, 0,
+		if (send_one(c, c->in->env_from, qsender, to, addr_domain_of(c->env_to), msg, len, 0,
 			     err, sizeof err) < 0)
 			why = err;
 	}
