@@ -1363,9 +1363,13 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	s->uid_cmd = x.uid;
 	/* Untagged updates go before the tagged reply; the handler writes its
 	 * tagged reply itself, so pending changes are flushed by the handlers
-	 * that allow them (NOOP, IDLE...) and otherwise here, before it. */
+	 * that allow them (NOOP, IDLE...) and otherwise here, before it.  The
+	 * check runs before every command, not only after a notification:
+	 * another worker process's notification arrives asynchronously, and a
+	 * change committed before this command began must be reported now
+	 * (one primary-key lookup when nothing changed). */
 	bool allow_exp = x.uid || !(commands[i].flags & C_NOEXPUNGE);
-	if (s->notified && s->sel && s->state == IMAP_STATE_SELECTED &&
+	if (s->sel && s->state == IMAP_STATE_SELECTED &&
 	    commands[i].run != cmd_noop && commands[i].run != cmd_idle)
 		imap_sync(s, allow_exp);
 	commands[i].run(&x);
