@@ -48,6 +48,31 @@ const char *store_data_dir(const struct store *s);
  * another must open; its handle stays valid and reopens it on use. */
 void store_set_account_cache(struct store *s, size_t max_open);
 
+/* ---------------------------------------------------------------- backups */
+
+/* What a backup or restore did (store-backup.c). */
+struct store_backup_stats {
+	size_t accounts;      /* accounts in the backup */
+	size_t message_files; /* message files their databases name */
+	size_t queue_files;   /* files of queued messages */
+	size_t files_new;     /* files the backup did not have before */
+	size_t files_kept;    /* already in the backup from an earlier run */
+	size_t files_removed; /* in the backup before, named no more */
+	size_t files_linked;  /* files taken as hard links (one file system) */
+	size_t files_copied;  /* files taken as copies */
+	size_t rounds;        /* databases copied again (files went away) */
+	uint64_t bytes_copied;
+};
+/* Makes dst (a folder the caller made) a consistent copy of the data
+ * folder data of a running server, incrementally when dst holds an
+ * earlier backup (see the top of store-backup.c).  0, or -1 with err. */
+int store_backup(const char *data, const char *dst, struct store_backup_stats *stats, char *err,
+		 size_t errsz);
+/* Copies the backup src into data, which must be empty or not exist
+ * (and no server may use it).  0, or -1 with err. */
+int store_restore(const char *src, const char *data, struct store_backup_stats *stats, char *err,
+		  size_t errsz);
+
 /* ------------------------------------------------------------------ spool */
 
 /* Files of transactions in progress live in DATA/spool/.  Their maker
