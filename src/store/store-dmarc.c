@@ -49,14 +49,7 @@ static const char dmarc_ddl[] = "CREATE TABLE IF NOT EXISTS dmarc_events ("
 
 int store_dmarc_schema(struct store *s, char *err, size_t errsz)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db.h, dmarc_ddl, NULL, NULL, &msg) != SQLITE_OK) {
-		store_err(err, errsz, "database error: creating dmarc_events: %s",
-			  msg ? msg : "unknown");
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
+	return store_db_exec_ddl(&s->db, dmarc_ddl, "creating dmarc_events", err, errsz);
 }
 
 int store_dmarc_record(struct store *s, const struct store_dmarc_event *e, char *err, size_t errsz)

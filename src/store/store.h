@@ -275,6 +275,47 @@ int store_account_list(struct store *s, const char *domain,
 		       int (*cb)(void *ctx, const struct store_account_info *a), void *ctx,
 		       char *err, size_t errsz);
 
+/* ------------------------------------------------------- app passwords */
+
+/* One app password of an account (store-apppass.c; its shape is
+ * auth/apppass.h's).  Strings are NUL-terminated. */
+struct store_apppass {
+	char id[8];       /* the non-secret id in the password (first group) */
+	char name[65];    /* the admin's name for it ("phone"), at most 64
+			   * bytes (auth/apppass.h, APPPASS_NAME_MAX) */
+	char pwhash[256]; /* crypt(3) hash of the canonical password text */
+	int64_t created;  /* unix time */
+	int64_t last_used; /* unix time of a login with it (to the minute), 0: never */
+};
+
+/* Extra results of store_apppass_add (besides 0 and -1). */
+#define STORE_APPPASS_NAME_TAKEN (-2) /* the account has one of that name */
+#define STORE_APPPASS_ID_TAKEN (-3)   /* ... or with that id: make another */
+#define STORE_APPPASS_FULL (-4)       /* it has max_per_account already */
+
+/* Adds an app password to the account: id and pwhash printable tokens,
+ * name printable ASCII (spaces allowed).  The count check and the insert
+ * are one transaction.  Returns 0, one of the codes above, or -1 (err
+ * says why in every failing case). */
+int store_apppass_add(struct store *s, int64_t account_id, const char *id, const char *name,
+		      const char *pwhash, size_t max_per_account, char *err, size_t errsz);
+/* The account's app passwords, oldest first, at most max into rows;
+ * *n_out is how many.  0 or -1 with err. */
+int store_apppass_list(struct store *s, int64_t account_id, struct store_apppass *rows,
+		       size_t max, size_t *n_out, char *err, size_t errsz);
+/* The app password of the account with that id.  1 found (*out filled),
+ * 0 none, -1 database error.  Called by the login path on the loop. */
+int store_apppass_find(struct store *s, int64_t account_id, const char *id,
+		       struct store_apppass *out);
+/* Deletes the app password called name.  1 removed, 0 no such name, -1
+ * with err. */
+int store_apppass_remove(struct store *s, int64_t account_id, const char *name, char *err,
+			 size_t errsz);
+/* Sets last_used to now if it is older (a commit without fsync: see
+ * store-apppass.c).  0 or -1 with err. */
+int store_apppass_touch(struct store *s, int64_t account_id, const char *id, int64_t now,
+			char *err, size_t errsz);
+
 /* ---------------------------------------------------------------- aliases */
 
 /* alias is "local@domain", or "@domain" for a catch-all; its domain must be
