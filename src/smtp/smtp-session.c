@@ -1624,9 +1624,23 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 					    srv->cfg->hostname};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		size_t first_plan = n_plans;
+		for (size_t j = 0; j < t->n_local; j++)
+			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
+					&plans[n_plans++]);
+		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
+		 * and the message leaves the plans and the delivery log; else
+		 * each rejecting recipient's notice goes to the sender. */
+		bool refuse = smtp_sieve_refuse(srv->store, srv->cfg, &sm, plans + first_plan,
+						t->n_local, t->n_remote > 0, refused[i],
+						sizeof refused[i]);
+		smtp_sieve_msg_free(&sm);
+		if (refuse) {
+			while (n_plans > first_plan)
+				smtp_sieve_plan_free(&plans[--n_plans]);
+			continue;
+		}
 		for (size_t j = 0; j < t->n_local; j++) {
-			struct smtp_sieve_plan *p = &plans[n_plans++];
-			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr, p);
+			struct smtp_sieve_plan *p = &plans[first_plan + j];
 			items = xreallocarray(items, n_items + p->n + 1, sizeof *items);
 			for (size_t c = 0; c < p->n; c++) {
 				struct store_delivery *d = &items[n_items++];
@@ -1647,16 +1661,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->flags = p->v[c].flags;
 				n_items_of[i]++;
 			}
-		}
-		smtp_sieve_msg_free(&sm);
-		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
-		 * and the message leaves the plans and the delivery log. */
-		if (smtp_sieve_refuse(plans + first_plan, t->n_local, t->n_remote > 0, t->id,
-				      refused[i], sizeof refused[i])) {
-			n_items -= n_items_of[i];
-			n_items_of[i] = 0;
-			while (n_plans > first_plan)
-				smtp_sieve_plan_free(&plans[--n_plans]);
 		}
 	}
 	bool *logged = xcalloc(n, sizeof *logged);
