@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dmarc-failure.h"
+#include "header.h"
 
 #define LINE_MAX_OUT 78 /* where folded fields are cut (RFC 5322 2.1.1) */
 
@@ -63,47 +64,6 @@ static bool plain(const char *s)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("()<>;\"\\", *p))
 			return false;
 	return true;
-}
-
-/* The original header section: CRLF line ends, bytes that are not
- * printable US-ASCII (or HT) as '?', lines over 998 octets folded, at
- * most DMARC_FAILURE_HEADERS_MAX bytes cut at a line end. */
-static int original_headers(struct buf *out, const char *h, size_t n)
-{
-	size_t end = 0;
-	for (size_t i = 0; i + 1 < n; i++)
-		if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n && h[i + 2] == '\n'))) {
-			end = i + 1;
-			break;
-		}
-	if (end == 0)
-		end = n;
-	if (end > DMARC_FAILURE_HEADERS_MAX) {
-		end = DMARC_FAILURE_HEADERS_MAX;
-		while (end > 0 && h[end - 1] != '\n')
-			end--;
-	}
-	int e = 0;
-	size_t col = 0;
-	for (size_t i = 0; i < end && e == 0; i++) {
-		unsigned char ch = (unsigned char)h[i];
-		if (ch == '\r')
-			continue;
-		if (ch == '\n') {
-			e |= buf_puts(out, "\r\n");
-			col = 0;
-			continue;
-		}
-		if (col >= 998) {
-			e |= buf_puts(out, "\r\n ");
-			col = 1;
-		}
-		e |= buf_putc(out, (ch >= 0x20 && ch < 0x7f) || ch == '\t' ? (char)ch : '?');
-		col++;
-	}
-	if (col > 0)
-		e |= buf_puts(out, "\r\n");
-	return e;
 }
 
 int dmarc_failure_message(const struct dmarc_failure_meta *m, time_t now, struct buf *out)
@@ -184,7 +144,7 @@ int dmarc_failure_message(const struct dmarc_failure_meta *m, time_t now, struct
 	}
 	/* 3: the original header section (RFC 5965 2 d allows text/rfc822-headers) */
 	e |= buf_printf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
-	e |= original_headers(out, m->headers, m->headers_len);
+	e |= header_section_copy(m->headers, m->headers_len, DMARC_FAILURE_HEADERS_MAX, true, out);
 	e |= buf_printf(out, "\r\n--%s--\r\n", boundary);
 	return e ? -1 : 0;
 }

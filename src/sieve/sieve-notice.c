@@ -57,40 +57,6 @@ static int put_field_value(struct buf *out, const char *s, size_t max)
 	return e;
 }
 
-/* The original header section (bounded, cut at a line end), CRLF lines. */
-static int put_original_headers(struct buf *out, const char *msg, size_t len)
-{
-	struct header h;
-	size_t n = len;
-	if (header_parse(msg, len, &h) == HEADER_OK) {
-		n = h.header_len;
-		header_free(&h);
-	}
-	if (n > NOTICE_HEADERS_MAX) {
-		n = NOTICE_HEADERS_MAX;
-		while (n > 0 && msg[n - 1] != '\n')
-			n--;
-	}
-	int e = 0;
-	size_t col = 0;
-	for (size_t i = 0; i < n && e == 0; i++) {
-		if (msg[i] == '\r')
-			continue;
-		if (msg[i] == '\n') {
-			if (col == 0)
-				break; /* the empty line that ends the section */
-			e |= buf_puts(out, "\r\n");
-			col = 0;
-			continue;
-		}
-		e |= buf_putc(out, msg[i]);
-		col++;
-	}
-	if (col > 0)
-		e |= buf_puts(out, "\r\n");
-	return e;
-}
-
 /* The original's Message-ID, when it is one plain <...> token. */
 static void original_id(const char *msg, size_t len, char *out, size_t outsz)
 {
@@ -165,7 +131,7 @@ int sieve_notice_build(const struct sieve_notice *n, struct buf *out)
 	}
 	/* 3: the original's header section */
 	e |= buf_printf(out, "--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", n->boundary);
-	e |= put_original_headers(out, n->msg, n->len);
+	e |= header_section_copy(n->msg, n->len, NOTICE_HEADERS_MAX, false, out);
 	e |= buf_printf(out, "\r\n--%s--\r\n", n->boundary);
 	return e ? -1 : 0;
 }
