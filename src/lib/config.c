@@ -124,6 +124,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.dns_timeout", CFG_DURATION, STR(spam_dns_timeout), "3s", false},
 	{"spam.fcrdns_weight", CFG_UINT, STR(spam_fcrdns_weight), "1", false},
 	{"spam.helo_weight", CFG_UINT, STR(spam_helo_weight), "1", false},
+	{"spam.max_connections_per_ip", CFG_UINT, STR(spam_max_connections_per_ip), "20", false},
+	{"spam.connection_rate", CFG_UINT, STR(spam_connection_rate), "0", false},
+	{"spam.message_rate", CFG_UINT, STR(spam_message_rate), "0", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -114,6 +114,9 @@ struct config {
 	uint64_t spam_dns_timeout;      /* seconds the greeting waits for the lookups */
 	uint64_t spam_fcrdns_weight;    /* no forward-confirmed reverse name */
 	uint64_t spam_helo_weight;      /* HELO a bare IP or not a FQDN */
+	uint64_t spam_max_connections_per_ip; /* port 25, open at once; 0: no bound */
+	uint64_t spam_connection_rate;  /* port 25 connections a minute per address; 0 */
+	uint64_t spam_message_rate;     /* port 25 transactions an hour per address; 0 */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

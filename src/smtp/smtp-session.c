@@ -42,6 +42,7 @@
 #include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-connect.h"
+#include "smtp-limit.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
 #include "store.h"
@@ -175,6 +176,8 @@ struct smtp_session {
 	struct smtp_connect_result spam; /* its score, until the HELO check */
 	bool spam_log;                 /* the score line is still to be logged */
 	bool refused;                  /* 554/550 given: only QUIT is answered */
+	bool limited;                  /* port 25, not trusted: rate limits apply */
+	uint64_t limit_slot;           /* its open-connection count (smtp-limit.h) */
 };
 
 struct smtp_pending {
@@ -1756,6 +1759,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
+	char limit_line[320];
+	if (s->limited && !smtp_limit_message(s->srv->cfg, (const struct sockaddr *)&s->sa, s->ip,
+					      s->id, limit_line, sizeof limit_line)) {
+		reply(s, "%s", limit_line);
+		return;
+	}
 	struct smtp_txn *t = txn_new();
 	if (!c->null_path && addr_format(&c->addr, t->from, sizeof t->from) < 0) {
 		txn_free(&t);
@@ -2448,6 +2457,7 @@ static void session_unlink(struct smtp_session *s)
 static void session_free(struct smtp_session *s)
 {
 	connect_stop(s);
+	smtp_limit_close(&s->limit_slot);
 	if (s->check != NULL) {
 		struct smtp_txn *t = s->check->t;
 		check_free(&s->check);
@@ -2697,6 +2707,13 @@ void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struc
 		char line[320];
 		snprintf(line, sizeof line, "421 4.3.2 %s Error: too many connections, try later",
 			 srv->cfg->hostname);
+		close_with(s, line);
+		return;
+	}
+	s->limited = !srv->submission && smtp_limit_applies(srv->cfg, s->ip);
+	char line[320];
+	if (s->limited && !smtp_limit_connect(srv->cfg, (const struct sockaddr *)&s->sa, s->ip,
+					      s->id, &s->limit_slot, line, sizeof line)) {
 		close_with(s, line);
 		return;
 	}

@@ -201,6 +201,9 @@ NEW_VALUES = {
     "spam.dns_timeout": "5s",
     "spam.fcrdns_weight": "2",
     "spam.helo_weight": "2",
+    "spam.max_connections_per_ip": "30",
+    "spam.connection_rate": "100",
+    "spam.message_rate": "500",
 }
 
 
