@@ -117,6 +117,12 @@ struct config {
 	uint64_t spam_max_connections_per_ip; /* port 25, open at once; 0: no bound */
 	uint64_t spam_connection_rate;  /* port 25 connections a minute per address; 0 */
 	uint64_t spam_message_rate;     /* port 25 transactions an hour per address; 0 */
+	/* Greylisting, for the domains that turn it on (docs/spam.md). */
+	uint64_t spam_greylist_delay;   /* seconds before a retry passes */
+	uint64_t spam_greylist_expire;  /* seconds an unconfirmed triplet lives */
+	uint64_t spam_greylist_keep;    /* seconds a passed triplet lives unused */
+	uint64_t spam_greylist_auto_allow; /* passes after which a network skips; 0 */
+	char *spam_greylist_allow;      /* clients, senders, sender domains never greylisted */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -42,6 +42,7 @@
 #include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-connect.h"
+#include "smtp-grey.h"
 #include "smtp-limit.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
@@ -176,7 +177,8 @@ struct smtp_session {
 	struct smtp_connect_result spam; /* its score, until the HELO check */
 	bool spam_log;                 /* the score line is still to be logged */
 	bool refused;                  /* 554/550 given: only QUIT is answered */
-	bool limited;                  /* port 25, not trusted: rate limits apply */
+	bool limited;                  /* port 25, not trusted: rate limits and
+					* greylisting apply */
 	uint64_t limit_slot;           /* its open-connection count (smtp-limit.h) */
 };
 
@@ -1807,6 +1809,23 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* Greylisting of a port 25 recipient (smtp-grey.h); false if refused (the
+ * 451 is sent). */
+static bool grey_rcpt(struct smtp_session *s, struct smtp_txn *t, const char *address,
+		      const char *domain)
+{
+	if (!s->limited)
+		return true;
+	struct smtp_grey_client gc = {s->ip, s->id, s->spam.dnswl};
+	char line[ADDR_PATH_MAX + 200];
+	if (smtp_grey_rcpt(s->srv->store, s->srv->cfg, &gc, t->from, address, domain, line,
+			   sizeof line))
+		return true;
+	t->n_refused++;
+	reply(s, "%s", line);
+	return false;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -1834,6 +1853,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
 	switch (r) {
 	case STORE_RCPT_OK:
+		if (!grey_rcpt(s, t, address, a.domain))
+			break;
 		if (group_rcpt(s, t, address) != 0)
 			break;
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);

@@ -204,6 +204,11 @@ NEW_VALUES = {
     "spam.max_connections_per_ip": "30",
     "spam.connection_rate": "100",
     "spam.message_rate": "500",
+    "spam.greylist_delay": "2m",
+    "spam.greylist_expire": "2d",
+    "spam.greylist_keep": "40d",
+    "spam.greylist_auto_allow": "3",
+    "spam.greylist_allow": "192.0.2.0/24 example.com",
 }
 
 
