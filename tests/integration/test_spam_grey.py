@@ -10,6 +10,7 @@ Every test uses its own /24 of 127.0.0.0/8 (Linux routes all of it to
 loopback), so their triplets and networks never meet."""
 
 import os
+import subprocess
 import re
 import smtplib
 import time
@@ -21,6 +22,7 @@ from test_spam_connect import cmd, connect, reply
 from test_spf_cli import DNSMASQ, dnsmasq
 
 DELAY = 2
+POSTFIX_BIN = "/usr/sbin/postfix"
 
 
 def grey(rcpt, wait):
@@ -190,3 +192,65 @@ def test_client_on_an_allow_list_is_not_greylisted(make_server):
         assert attempt(srv, "127.0.10.3", "a@b.example", "alice@example.test") == \
             grey("alice@example.test", 300)
         srv.stop()
+
+
+def _postfix_ready():
+    from test_interop_postfix import OPENSSL, POSTFIX
+    return os.path.exists(POSTFIX) and os.geteuid() == 0 and os.path.exists(DNSMASQ) \
+        and OPENSSL is not None
+
+
+@pytest.mark.skipif(not _postfix_ready(),
+                    reason="needs postfix and dnsmasq installed, root, and openssl")
+def test_postfix_retries_and_the_message_arrives_once(tern_bin, request):
+    """A real Postfix (Debian) as the sender: its first attempt is
+    greylisted, its queue retries (backoff set to 1 s here), the retry
+    after the window is accepted, and the message is stored once."""
+    from test_interop_postfix import DNS, HOST_PF, Postfix, port_free
+    from test_outbound import HOST_B, Peer, inbox_with, pick_world_ports, wait_for
+    for _ in range(20):
+        base, dns_port = pick_world_ports()
+        if port_free(HOST_PF, base + 25):
+            break
+    dns = DNS(dns_port)
+    b = pf = None
+    try:
+        b = Peer(tern_bin, HOST_B, "b.test", base, dns_port, ["bob@b.test"],
+                 conf={"spam.greylist_delay": "%ds" % DELAY})
+        b.start()
+        b.cli_ok("domain", "set", "b.test", "--greylist", "on")
+        pf = Postfix(HOST_PF, base + 25, (HOST_B, base + 25))
+        # Postfix's client leaves from its own address (127.0.0.1 is in
+        # mailauth.trusted) and retries deferred mail after a second.
+        for kv in ("smtp_bind_address = %s" % HOST_PF, "minimal_backoff_time = 1s",
+                   "maximal_backoff_time = 1s", "queue_run_delay = 1s"):
+            subprocess.run(["postconf", "-c", pf.conf, "-e", kv], check=True)
+        subprocess.run([POSTFIX_BIN, "-c", pf.conf, "reload"], check=True, capture_output=True)
+        mark = b.log_mark()
+        with smtplib.SMTP(HOST_PF, pf.port, timeout=timeout(10)) as c:
+            assert c.sendmail("carol@pf.test", ["bob@b.test"],
+                              b"From: <carol@pf.test>\r\nSubject: grey-postfix-1\r\n\r\n"
+                              b"retried\r\n") == {}
+        assert b.wait_log(r"client=127\.0\.0\.5 action=greylist net=127\.0\.0\.0/24 "
+                          r"from=<carol@pf\.test> to=<bob@b\.test> result=new wait=2",
+                          timeout(15), since=mark)
+        inbox_with(b, "bob@b.test", "grey-postfix-1", seconds=30)
+        wait_for(lambda: re.search(r"to=<bob@b\.test>.*status=sent", pf.log()), 10,
+                 "status=sent in Postfix's log")
+        log = pf.log()
+        assert re.search(r"to=<bob@b\.test>.*status=deferred \(host 127\.0\.0\.3\[127\.0\.0\.3\] "
+                         r"said: 451 4\.7\.1 <bob@b\.test>: Greylisted", log), log[-3000:]
+        assert b.wait_log(r"client=127\.0\.0\.5 action=greylist net=127\.0\.0\.0/24 "
+                          r"from=<carol@pf\.test> to=<bob@b\.test> result=pass after=[23]",
+                          since=mark)
+        assert len(b.find_messages("bob@b.test", "grey-postfix-1")) == 1
+    finally:
+        failed = request.session.testsfailed > 0
+        if pf:
+            pf.stop()
+            pf.cleanup(failed)
+        if b:
+            b.stop()
+            b.check_log()
+            b.cleanup(keep=failed)
+        dns.stop()
