@@ -132,6 +132,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.greylist_keep", CFG_DURATION, STR(spam_greylist_keep), "35d", false},
 	{"spam.greylist_auto_allow", CFG_UINT, STR(spam_greylist_auto_allow), "5", false},
 	{"spam.greylist_allow", CFG_STR, STR(spam_greylist_allow), "", false},
+	{"spam.greylist_spf_passes", CFG_UINT, STR(spam_greylist_spf_passes), "3", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

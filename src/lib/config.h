@@ -123,6 +123,7 @@ struct config {
 	uint64_t spam_greylist_keep;    /* seconds a passed triplet lives unused */
 	uint64_t spam_greylist_auto_allow; /* passes after which a network skips; 0 */
 	char *spam_greylist_allow;      /* clients, senders, sender domains never greylisted */
+	uint64_t spam_greylist_spf_passes; /* SPF-passing domain history that skips; 0 */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

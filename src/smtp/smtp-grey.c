@@ -12,15 +12,21 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "addr.h"
 #include "config.h"
 #include "log.h"
+#include "spf-dns.h"
+#include "spf.h"
 #include "netaddr.h"
 #include "store.h"
 #include "strutil.h"
+#include "xalloc.h"
 
 #define GREY_PREFIX_V4 24
 #define GREY_PREFIX_V6 64
@@ -121,13 +127,24 @@ bool smtp_grey_rcpt(struct store *st, const struct config *cfg, const struct smt
 			 c->dnswl);
 		return true;
 	}
+	int64_t now = (int64_t)time(NULL);
+	unsigned need = (unsigned)cfg->spam_greylist_spf_passes;
+	if (need != 0 && c->spf_domain != NULL) {
+		int n = store_greylist_sender_passes(st, c->spf_domain, now,
+						     (int64_t)cfg->spam_greylist_keep);
+		if (n >= 0 && (unsigned)n >= need) {
+			log_info("smtp session=%s client=%s action=greylist net=%s from=<%s> "
+				 "to=<%s> result=skip reason=spf domain=%s passes=%d",
+				 c->log_id, c->ip, net, from_log, to_log, c->spf_domain, n);
+			return true;
+		}
+	}
 	struct store_greylist_policy p = {
 	    .delay = (int64_t)cfg->spam_greylist_delay,
 	    .expire = (int64_t)cfg->spam_greylist_expire,
 	    .keep = (int64_t)cfg->spam_greylist_keep,
 	    .auto_allow = (unsigned)cfg->spam_greylist_auto_allow,
 	};
-	int64_t now = (int64_t)time(NULL);
 	static int64_t last_expire;
 	char err[256];
 	if (now - last_expire >= EXPIRE_EVERY_S) {
@@ -143,6 +160,10 @@ bool smtp_grey_rcpt(struct store *st, const struct config *cfg, const struct smt
 			 c->log_id, c->ip, net, from_log, to_log, err);
 		return true;
 	}
+	if (a.result == STORE_GREYLIST_PASS && need != 0 && c->spf_domain != NULL &&
+	    store_greylist_sender_pass(st, c->spf_domain, now, p.keep, err, sizeof err) < 0)
+		log_warn("smtp session=%s action=greylist_history domain=%s error=\"%s\"",
+			 c->log_id, c->spf_domain, err);
 	bool refuse = a.result == STORE_GREYLIST_NEW || a.result == STORE_GREYLIST_EARLY;
 	if (refuse)
 		log_info("smtp session=%s client=%s action=greylist net=%s from=<%s> to=<%s> "
@@ -161,4 +182,93 @@ bool smtp_grey_rcpt(struct store *st, const struct config *cfg, const struct smt
 		 "recipient is accepted when it is sent again; try again in %lld seconds",
 		 rcpt, (long long)a.wait);
 	return false;
+}
+
+/* ------------------------------------------------------------ SPF at RCPT */
+
+bool smtp_grey_wants_spf(struct store *st, const struct config *cfg, const char *rcpt_domain)
+{
+	return cfg->spam_greylist_spf_passes != 0 && cfg->mailauth_check &&
+	       store_greylist_domain_get(st, rcpt_domain) == 1;
+}
+
+struct smtp_grey_spf {
+	struct spf_check *check;
+	struct spf_dns_run *run;
+	struct event *ev; /* the time bound; made active when the check is done */
+	bool done;
+	smtp_grey_spf_cb cb;
+	void *ctx;
+};
+
+static void spf_finished(void *ctx)
+{
+	struct smtp_grey_spf *g = ctx;
+	g->done = true;
+	event_active(g->ev, EV_TIMEOUT, 0);
+}
+
+static void spf_event(evutil_socket_t fd, short what, void *ctx)
+{
+	(void)fd;
+	(void)what;
+	struct smtp_grey_spf *g = ctx;
+	event_del(g->ev);
+	if (!g->done)
+		spf_dns_free(&g->run); /* timed out: no answer counts */
+	g->cb(g->ctx);
+}
+
+struct smtp_grey_spf *smtp_grey_spf_start(struct event_base *base, struct dns_resolver *dns,
+					  const char *ip, const char *helo, const char *mail_from,
+					  const char *receiver, unsigned timeout_s,
+					  smtp_grey_spf_cb cb, void *ctx)
+{
+	struct smtp_grey_spf *g = xcalloc(1, sizeof *g);
+	g->cb = cb;
+	g->ctx = ctx;
+	g->ev = evtimer_new(base, spf_event, g);
+	if (g->ev == NULL)
+		fatal(1, "cannot create event");
+	struct spf_request sr = {0};
+	sr.identity = SPF_ID_MAILFROM;
+	sr.helo = helo;
+	sr.mail_from = mail_from;
+	sr.receiver = receiver;
+	bool ip_ok = spf_ip_parse(ip, &sr.ip) == 0;
+	g->check = spf_check_new(&sr);
+	struct timeval tv = {(time_t)timeout_s, 0};
+	evtimer_add(g->ev, &tv);
+	if (!ip_ok || dns == NULL)
+		spf_finished(g); /* nothing to ask: not a pass */
+	else
+		g->run = spf_dns_start(dns, g->check, spf_finished, g);
+	return g;
+}
+
+bool smtp_grey_spf_passed(const struct smtp_grey_spf *g, const char *log_id, char domain[256])
+{
+	domain[0] = '\0';
+	enum spf_result r = g->done && g->run != NULL ? spf_result(g->check) : SPF_NONE;
+	bool pass = r == SPF_PASS;
+	if (pass)
+		lower_copy(domain, 256, spf_domain(g->check));
+	log_info("smtp session=%s action=greylist_spf spf=%s domain=%s%s", log_id,
+		 g->done ? spf_result_name(r) : "timeout",
+		 spf_domain(g->check)[0] ? spf_domain(g->check) : "-",
+		 g->done ? "" : " note=\"no answer within spam.dns_timeout; not a pass\"");
+	return pass;
+}
+
+void smtp_grey_spf_free(struct smtp_grey_spf **gp)
+{
+	struct smtp_grey_spf *g = *gp;
+	if (g == NULL)
+		return;
+	spf_dns_free(&g->run);
+	if (g->ev != NULL)
+		event_free(g->ev);
+	spf_check_free(&g->check);
+	free(g);
+	*gp = NULL;
 }

@@ -3,14 +3,16 @@
  * every worker sees the same: the (client network, sender, recipient)
  * triplets seen and whether one was retried after the delay
  * (greylist), how many triplets each client network passed
- * (greylist_nets: the auto-allowlist), and which of our domains
- * greylist at all (domain_greylist).
+ * (greylist_nets: the auto-allowlist), how many triplets of each sender
+ * domain passed with SPF passing for it (greylist_senders: its history),
+ * and which of our domains greylist at all (domain_greylist).
  *
  * The decision for one triplet is one BEGIN IMMEDIATE transaction, so two
  * workers that see the same retry at once count it once.  Rows are written
  * without a sync of their own (store_db_set_sync): losing the last ones to
  * a power failure only greylists a sender once more, never loses mail.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +31,10 @@ static const char greylist_ddl[] =
     "CREATE INDEX IF NOT EXISTS greylist_age ON greylist(passed, last_seen);"
     "CREATE TABLE IF NOT EXISTS greylist_nets ("
     " net TEXT PRIMARY KEY,"
+    " passes INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS greylist_senders ("
+    " domain TEXT PRIMARY KEY,"
     " passes INTEGER NOT NULL,"
     " last_seen INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS domain_greylist ("
@@ -244,6 +250,47 @@ int store_greylist_expire(struct store *s, int64_t now, const struct store_greyl
 			sqlite3_bind_int64(st, 1, now - p->keep);
 			r = store_db_run(db, st, err, errsz);
 		}
+	}
+	(void)store_db_set_sync(db, true, NULL, 0);
+	return r;
+}
+
+int store_greylist_sender_passes(struct store *s, const char *domain, int64_t now, int64_t keep)
+{
+	sqlite3_stmt *st = store_db_stmt(
+	    &s->db, "SELECT passes FROM greylist_senders WHERE domain = ?1 AND last_seen >= ?2",
+	    NULL, 0);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, domain);
+	sqlite3_bind_int64(st, 2, now - keep);
+	int rc = sqlite3_step(st);
+	int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+int store_greylist_sender_pass(struct store *s, const char *domain, int64_t now, int64_t keep,
+			       char *err, size_t errsz)
+{
+	struct store_db *db = &s->db;
+	if (store_db_set_sync(db, false, err, errsz) < 0)
+		return -1;
+	/* a history unused longer than keep starts over */
+	sqlite3_stmt *st = store_db_stmt(
+	    db,
+	    "INSERT INTO greylist_senders (domain, passes, last_seen) VALUES (?1, 1, ?2)"
+	    " ON CONFLICT (domain) DO UPDATE SET"
+	    " passes = CASE WHEN last_seen < ?3 THEN 1 ELSE passes + 1 END, last_seen = ?2",
+	    err, errsz);
+	int r = -1;
+	if (st != NULL) {
+		store_db_bind_text(st, 1, domain);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_int64(st, 3, now - keep);
+		r = store_db_run(db, st, err, errsz);
 	}
 	(void)store_db_set_sync(db, true, NULL, 0);
 	return r;

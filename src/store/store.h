@@ -216,6 +216,12 @@ int store_greylist_check(struct store *s, const struct store_greylist_key *k, in
 /* Forgets expired triplets and networks.  0, or -1 with err. */
 int store_greylist_expire(struct store *s, int64_t now, const struct store_greylist_policy *p,
 			  char *err, size_t errsz);
+/* The passes of sender domain (lower-cased) used in the last keep
+ * seconds (0 if none), or -1 on error. */
+int store_greylist_sender_passes(struct store *s, const char *domain, int64_t now, int64_t keep);
+/* Counts one triplet of sender domain that passed with SPF passing. */
+int store_greylist_sender_pass(struct store *s, const char *domain, int64_t now, int64_t keep,
+			       char *err, size_t errsz);
 /* Turns greylisting of mail for domain on or off (off: the default). */
 int store_greylist_domain_set(struct store *s, const char *domain, bool on, char *err,
 			      size_t errsz);

@@ -209,6 +209,7 @@ NEW_VALUES = {
     "spam.greylist_keep": "40d",
     "spam.greylist_auto_allow": "3",
     "spam.greylist_allow": "192.0.2.0/24 example.com",
+    "spam.greylist_spf_passes": "2",
 }
 
 

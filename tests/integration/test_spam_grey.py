@@ -36,6 +36,8 @@ def srv(module_server):
         "spam.greylist_delay": "%ds" % DELAY,
         "spam.greylist_auto_allow": "2",
         "spam.greylist_allow": "127.0.9.0/24 friend@known.example trusted.example",
+        # no SPF at RCPT here (no DNS server): test_spf_pass_* has it
+        "spam.greylist_spf_passes": "0",
     })
     r = s.cli_ok("domain", "set", "example.test", "--greylist", "on")
     assert r.stdout.decode() == (
@@ -161,7 +163,7 @@ def test_trusted_and_submission_are_never_greylisted(srv):
 
 
 def test_domain_set_greylist_cli(make_server):
-    srv = make_server(conf={"spam.greylist_delay": "1m"})
+    srv = make_server(conf={"spam.greylist_delay": "1m", "spam.greylist_spf_passes": "0"})
     r = srv.cli("domain", "set", "example.org", "--greylist", "maybe")
     assert r.returncode == 2
     assert b"--greylist is on or off" in r.stderr, r.stderr
@@ -180,7 +182,8 @@ def test_domain_set_greylist_cli(make_server):
 def test_client_on_an_allow_list_is_not_greylisted(make_server):
     with dnsmasq(["--address=/2.10.0.127.wl.example/127.0.15.1"],
                  zones=("example",)) as dns:
-        srv = make_server(conf={"dns.resolver": dns, "spam.dnswl": "wl.example=-10"})
+        srv = make_server(conf={"dns.resolver": dns, "spam.dnswl": "wl.example=-10",
+                                "spam.greylist_spf_passes": "0"})
         srv.cli_ok("domain", "set", "example.test", "--greylist", "on")
         mark = srv.log_mark()
         assert attempt(srv, "127.0.10.2", "a@b.example", "alice@example.test") == \
@@ -192,6 +195,99 @@ def test_client_on_an_allow_list_is_not_greylisted(make_server):
         assert attempt(srv, "127.0.10.3", "a@b.example", "alice@example.test") == \
             grey("alice@example.test", 300)
         srv.stop()
+
+
+@pytest.mark.skipif(not os.path.exists(DNSMASQ), reason="dnsmasq is not installed")
+def test_spf_pass_for_a_domain_with_a_good_history_skips(make_server):
+    """spam.greylist_spf_passes = 1: once a triplet of good.example passed
+    with SPF passing for good.example, its new triplets pass at once when
+    SPF passes again; a forged good.example sender (SPF fails) and a
+    domain without that history are greylisted."""
+    records = ["--txt-record=good.example,v=spf1 ip4:127.0.11.0/24 ip4:127.0.12.0/24 -all",
+               "--txt-record=other.example,v=spf1 ip4:127.0.12.0/24 -all"]
+    with dnsmasq(records, zones=("example",)) as dns:
+        srv = make_server(conf={"dns.resolver": dns, "spam.greylist_delay": "%ds" % DELAY,
+                                "spam.greylist_spf_passes": "1",
+                                "spam.greylist_auto_allow": "0"})
+        srv.cli_ok("domain", "set", "example.test", "--greylist", "on")
+        mark = srv.log_mark()
+        # SPF passes, but good.example has no history yet
+        assert attempt(srv, "127.0.11.2", "a@good.example", "alice@example.test") == \
+            grey("alice@example.test", DELAY)
+        t0 = time.time()
+        assert srv.wait_log(r"action=greylist_spf spf=pass domain=good\.example", since=mark)
+        time.sleep(max(0.0, t0 + DELAY + 0.05 - time.time()))
+        assert attempt(srv, "127.0.11.2", "a@good.example", "alice@example.test") == \
+            "250 2.1.5 Ok"
+        # one pass with SPF: a new sender of good.example, another network
+        assert attempt(srv, "127.0.12.2", "b@good.example", "bob@example.test") == \
+            "250 2.1.5 Ok"
+        assert srv.wait_log(r"client=127\.0\.12\.2 action=greylist net=127\.0\.12\.0/24 "
+                            r"from=<b@good\.example> to=<bob@example\.test> result=skip "
+                            r"reason=spf domain=good\.example passes=1", since=mark)
+        # forged: SPF fails from 127.0.13.x
+        assert attempt(srv, "127.0.13.2", "c@good.example", "bob@example.test") == \
+            grey("bob@example.test", DELAY)
+        assert srv.wait_log(r"action=greylist_spf spf=fail domain=good\.example", since=mark)
+        # SPF passes for other.example, which has no history
+        assert attempt(srv, "127.0.12.2", "d@other.example", "bob@example.test") == \
+            grey("bob@example.test", DELAY)
+        # mail for a domain that does not greylist asks no SPF at RCPT
+        n = len(re.findall("action=greylist_spf", srv.log()[mark:]))
+        assert attempt(srv, "127.0.12.2", "e@other.example", "carol@example.org") == \
+            "250 2.1.5 Ok"
+        assert len(re.findall("action=greylist_spf", srv.log()[mark:])) == n
+        srv.stop()
+
+
+def test_spf_at_rcpt_that_never_answers_is_bounded(make_server):
+    """A resolver that never answers: the RCPT waits spam.dns_timeout (1 s)
+    for SPF, then greylists as usual; commands pipelined behind it are
+    answered in order; a client that leaves while it waits costs nothing."""
+    import socket
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))  # never read: no answer
+    try:
+        srv = make_server(conf={"dns.resolver": "127.0.0.1:%d" % mute.getsockname()[1],
+                                "spam.dns_timeout": "1s", "spam.greylist_spf_passes": "1"})
+        srv.cli_ok("domain", "set", "example.test", "--greylist", "on")
+        mark = srv.log_mark()
+        with connect(srv, "127.0.14.2") as s:
+            assert reply(s).startswith("220 ")
+            assert cmd(s, "EHLO client.example").startswith("250-")
+            t0 = time.monotonic()
+            s.sendall(b"MAIL FROM:<a@slow.example>\r\nRCPT TO:<alice@example.test>\r\n"
+                      b"RCPT TO:<bob@example.test>\r\nQUIT\r\n")
+            data = b""
+            while not data.endswith(b"\r\n221 2.0.0 Bye\r\n") and \
+                    not re.search(rb"\r\n221 [^\r\n]*\r\n$", data):
+                chunk = s.recv(4096)
+                assert chunk, data
+                data += chunk
+            took = time.monotonic() - t0
+        lines = data.decode().split("\r\n")
+        assert lines[0] == "250 2.1.0 Ok"
+        assert lines[1] == grey("alice@example.test", 300)
+        assert lines[2] == grey("bob@example.test", 300)
+        assert lines[3].startswith("221 ")
+        assert 0.9 <= took < timeout(5), took
+        assert srv.wait_log(r"action=greylist_spf spf=timeout domain=slow\.example "
+                            r"note=\"no answer within spam\.dns_timeout; not a pass\"",
+                            since=mark)
+        # one SPF check per transaction, not per recipient
+        assert len(re.findall("action=greylist_spf", srv.log()[mark:])) == 1
+        # gone while the RCPT waits
+        with connect(srv, "127.0.14.3") as s:
+            assert reply(s).startswith("220 ")
+            assert cmd(s, "EHLO client.example").startswith("250-")
+            s.sendall(b"MAIL FROM:<b@slow.example>\r\nRCPT TO:<alice@example.test>\r\n")
+        time.sleep(1.2)  # past the 1 s SPF bound: its timer must not touch the gone session
+        with connect(srv, "127.0.14.4") as s:
+            assert reply(s).startswith("220 ")
+            cmd(s, "QUIT")
+        srv.stop()
+    finally:
+        mute.close()
 
 
 def _postfix_ready():
