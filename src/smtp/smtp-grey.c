@@ -6,7 +6,7 @@
  * refusal the client retries (4.5.4.1); RFC 3463 X.7.1 "delivery not
  * authorized".  The triplet's network is the client's /24 (IPv4) or /64
  * (IPv6), so a sender whose retries leave from another address of its
- * farm is still recognised (RFC 6647 4.2).
+ * farm is still recognised.
  */
 #include "smtp-grey.h"
 
@@ -170,6 +170,10 @@ bool smtp_grey_rcpt(struct store *st, const struct config *cfg, const struct smt
 			 "result=%s wait=%lld",
 			 c->log_id, c->ip, net, from_log, to_log, result_name(a.result),
 			 (long long)a.wait);
+	else if (a.result == STORE_GREYLIST_NET)
+		log_info("smtp session=%s client=%s action=greylist net=%s from=<%s> to=<%s> "
+			 "result=network",
+			 c->log_id, c->ip, net, from_log, to_log);
 	else
 		log_info("smtp session=%s client=%s action=greylist net=%s from=<%s> to=<%s> "
 			 "result=%s after=%lld",

@@ -122,7 +122,7 @@ def test_network_auto_allowed_after_its_passes(srv):
     # two passes (spam.greylist_auto_allow): a new triplet passes at once
     assert attempt(srv, "127.0.3.7", "c@three.example", "bob@example.test") == "250 2.1.5 Ok"
     assert srv.wait_log(r"client=127\.0\.3\.7 action=greylist net=127\.0\.3\.0/24 "
-                        r"from=<c@three\.example> to=<bob@example\.test> result=network ",
+                        r"from=<c@three\.example> to=<bob@example\.test> result=network$",
                         since=mark)
     # another network is not
     assert attempt(srv, "127.0.4.2", "c@three.example", "bob@example.test") == \
