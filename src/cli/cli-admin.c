@@ -469,6 +469,9 @@ const struct cli_command cli_admin_user_command = {
 	"       tern [-c FILE] user remove ADDRESS\n"
 	"       tern [-c FILE] user passwd ADDRESS [--password P]\n"
 	"       tern [-c FILE] user import-passwd FILE [--update]\n"
+	"       tern [-c FILE] user app-password add ADDRESS NAME\n"
+	"       tern [-c FILE] user app-password list ADDRESS\n"
+	"       tern [-c FILE] user app-password revoke ADDRESS NAME\n"
 	"\n"
 	"  add      create the account ADDRESS (its domain must be ours) with\n"
 	"           the default mailboxes; the password is P, or one line read\n"
@@ -483,7 +486,17 @@ const struct cli_command cli_admin_user_command = {
 	"           $2b$, $2y$ or $2a$); users that exist are\n"
 	"           skipped, or get the file's hash with --update.  Nothing is\n"
 	"           changed if any line is wrong.  Imported users have no\n"
-	"           SCRAM-SHA-256 keys until their password is set again\n",
+	"           SCRAM-SHA-256 keys until their password is set again\n"
+	"  app-password add\n"
+	"           make a new password for one device, called NAME (\"phone\"):\n"
+	"           printed once, stored only as a hash; it logs in on every\n"
+	"           protocol as the main password does (PLAIN, LOGIN, IMAP\n"
+	"           LOGIN, POP3 USER/PASS; not SCRAM).  At most 20 per user\n"
+	"  app-password list\n"
+	"           NAME, id (its first group, not secret), created, last used\n"
+	"  app-password revoke\n"
+	"           delete it: the next login with it fails (sessions already\n"
+	"           logged in with it stay until they end)\n",
 	user_run,
 };
 
@@ -748,8 +761,8 @@ static int print_account(void *ctx, const struct store_account_info *a)
 
 static int user_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "remove", "passwd", "import-passwd",
-					   NULL};
+	static const char *const subs[] = {"add",           "list",         "remove", "passwd",
+					   "import-passwd", "app-password", NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -758,6 +771,8 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		return cli_parse_exit(rc);
 	if (!strcmp(sub, "import-passwd"))
 		return user_import(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "app-password"))
+		return cli_apppass_run(cmd, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;

@@ -1910,6 +1910,71 @@ TEST(srs_encode_decode)
 		  -1);
 }
 
+/* ------------------------------------------------------- app passwords */
+
+TEST(store_app_passwords)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kq7m", "phone", "$y$h1", 3, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "ab23", "laptop mail", "$y$h2", 3, f.err,
+				    sizeof f.err),
+		  0);
+	/* the same name, the same id: refused, nothing added */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "zz99", "phone", "$y$h3", 3, f.err, sizeof f.err),
+		  STORE_APPPASS_NAME_TAKEN);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kq7m", "tablet", "$y$h3", 3, f.err,
+				    sizeof f.err),
+		  STORE_APPPASS_ID_TAKEN);
+	/* another account may have both */
+	CHECK_INT(store_apppass_add(f.s, ids[1], "kq7m", "phone", "$y$h4", 3, f.err, sizeof f.err),
+		  0);
+	/* malformed fields */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "k q", "x", "$y$h", 3, f.err, sizeof f.err), -1);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kk22", "", "$y$h", 3, f.err, sizeof f.err), -1);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kk22", "x\n", "$y$h", 3, f.err, sizeof f.err),
+		  -1);
+	/* the bound */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "cc33", "tablet", "$y$h5", 3, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "dd44", "watch", "$y$h6", 3, f.err, sizeof f.err),
+		  STORE_APPPASS_FULL);
+
+	struct store_apppass rows[5];
+	size_t n = 0;
+	CHECK_INT(store_apppass_list(f.s, ids[0], rows, 5, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 3);
+	struct store_apppass a;
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 1);
+	CHECK_STR(a.name, "phone");
+	CHECK_STR(a.pwhash, "$y$h1");
+	CHECK_INT(a.last_used, 0);
+	CHECK(a.created > 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "zz99", &a), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[2], "kq7m", &a), 0);
+
+	/* last_used only moves forward */
+	CHECK_INT(store_apppass_touch(f.s, ids[0], "kq7m", 1000, f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_touch(f.s, ids[0], "kq7m", 900, f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 1);
+	CHECK_INT(a.last_used, 1000);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 1);
+	CHECK_INT(a.last_used, 0);
+
+	CHECK_INT(store_apppass_remove(f.s, ids[0], "phone", f.err, sizeof f.err), 1);
+	CHECK_INT(store_apppass_remove(f.s, ids[0], "phone", f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 1);
+
+	/* removing the account takes its app passwords */
+	CHECK_INT(store_account_remove(f.s, "bob@example.test", f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 0);
+	fx_close(&f);
+}
+
 /* Greylisting's memory with a given clock: delay, expiry of unconfirmed
  * and of passed triplets, the network auto-allowlist, sender history,
  * and the per-domain switch. */
