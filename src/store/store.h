@@ -227,6 +227,53 @@ int store_dmarc_failure_next(struct store *s, int64_t after, struct store_dmarc_
 int store_dmarc_failure_sent(struct store *s, int64_t id, int64_t forget_before, char *err,
 			     size_t errsz);
 
+/* ------------------------------------------------------------ greylisting */
+
+/* Greylisting's memory (store-greylist.c, docs/spam.md); the policy (what
+ * is checked, the replies) is the caller's. */
+struct store_greylist_key {
+	const char *net;    /* the client's network: "192.0.2.0/24", "2001:db8::/64" */
+	const char *sender; /* envelope sender, lower-cased; "" for <> */
+	const char *rcpt;   /* recipient, lower-cased */
+};
+struct store_greylist_policy {
+	int64_t delay;       /* seconds before a retry passes */
+	int64_t expire;      /* seconds an unconfirmed triplet waits for its retry */
+	int64_t keep;        /* seconds a passed triplet (or network) lives unused */
+	unsigned auto_allow; /* passed triplets after which a network skips; 0: never */
+};
+enum store_greylist_result {
+	STORE_GREYLIST_NEW,   /* first seen (or expired): refuse for now */
+	STORE_GREYLIST_EARLY, /* retried before the delay: refuse */
+	STORE_GREYLIST_PASS,  /* retried after the delay: accept, now known */
+	STORE_GREYLIST_KNOWN, /* passed before: accept */
+	STORE_GREYLIST_NET,   /* the network is auto-allowed: accept */
+};
+struct store_greylist_answer {
+	enum store_greylist_result result;
+	int64_t wait;  /* NEW, EARLY: seconds until a retry passes */
+	int64_t first; /* when the triplet was first seen */
+};
+/* Looks up and updates the triplet k at time now (one transaction, shared
+ * by all processes).  0, or -1 with err. */
+int store_greylist_check(struct store *s, const struct store_greylist_key *k, int64_t now,
+			 const struct store_greylist_policy *p, struct store_greylist_answer *a,
+			 char *err, size_t errsz);
+/* Forgets expired triplets and networks.  0, or -1 with err. */
+int store_greylist_expire(struct store *s, int64_t now, const struct store_greylist_policy *p,
+			  char *err, size_t errsz);
+/* The passes of sender domain (lower-cased) used in the last keep
+ * seconds (0 if none), or -1 on error. */
+int store_greylist_sender_passes(struct store *s, const char *domain, int64_t now, int64_t keep);
+/* Counts one triplet of sender domain that passed with SPF passing. */
+int store_greylist_sender_pass(struct store *s, const char *domain, int64_t now, int64_t keep,
+			       char *err, size_t errsz);
+/* Turns greylisting of mail for domain on or off (off: the default). */
+int store_greylist_domain_set(struct store *s, const char *domain, bool on, char *err,
+			      size_t errsz);
+/* 1 if mail for domain is greylisted, 0 if not, -1 on error. */
+int store_greylist_domain_get(struct store *s, const char *domain);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
