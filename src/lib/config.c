@@ -124,6 +124,12 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.dns_timeout", CFG_DURATION, STR(spam_dns_timeout), "3s", false},
 	{"spam.fcrdns_weight", CFG_UINT, STR(spam_fcrdns_weight), "1", false},
 	{"spam.helo_weight", CFG_UINT, STR(spam_helo_weight), "1", false},
+	{"spam.content_check", CFG_BOOL, STR(spam_content_check), "yes", false},
+	{"spam.junk_score", CFG_UINT, STR(spam_junk_score), "5", false},
+	{"spam.content_reject_score", CFG_UINT, STR(spam_content_reject_score), "0", false},
+	{"spam.bayes_weight", CFG_UINT, STR(spam_bayes_weight), "10", false},
+	{"spam.bayes_min_trained", CFG_UINT, STR(spam_bayes_min_trained), "10", false},
+	{"spam.max_tokens", CFG_UINT, STR(spam_max_tokens), "500000", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -394,6 +400,20 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	if (c->spam_pregreet_wait > 30 || c->spam_dns_timeout < 1 || c->spam_dns_timeout > 30) {
 		snprintf(err, errsz, "%s: spam.pregreet_wait must be 0..30s, spam.dns_timeout 1s..30s",
 			 c->path);
+		return -1;
+	}
+	if (c->spam_junk_score < 1 || c->spam_junk_score > 1000 ||
+	    c->spam_content_reject_score > 1000 || c->spam_bayes_weight > 1000 ||
+	    (c->spam_content_reject_score != 0 &&
+	     c->spam_content_reject_score < c->spam_junk_score)) {
+		snprintf(err, errsz,
+			 "%s: spam.junk_score must be 1..1000, spam.content_reject_score 0 (never) or "
+			 "spam.junk_score..1000, spam.bayes_weight 0..1000",
+			 c->path);
+		return -1;
+	}
+	if (c->spam_max_tokens < 1000 || c->spam_max_tokens > 100000000) {
+		snprintf(err, errsz, "%s: spam.max_tokens must be 1000..100000000", c->path);
 		return -1;
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {

@@ -114,6 +114,13 @@ struct config {
 	uint64_t spam_dns_timeout;      /* seconds the greeting waits for the lookups */
 	uint64_t spam_fcrdns_weight;    /* no forward-confirmed reverse name */
 	uint64_t spam_helo_weight;      /* HELO a bare IP or not a FQDN */
+	/* Content stage at the end of DATA, port 25 (docs/spam.md). */
+	bool spam_content_check;        /* score messages and file/refuse by score */
+	uint64_t spam_junk_score;       /* at or above: the recipient's Junk */
+	uint64_t spam_content_reject_score; /* at or above: 550 5.7.1; 0: never */
+	uint64_t spam_bayes_weight;     /* classifier points at certainty */
+	uint64_t spam_bayes_min_trained; /* spam and ham each before it counts */
+	uint64_t spam_max_tokens;       /* tokens kept per user (least recent go) */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -84,3 +84,10 @@ void spam_bayes_result_free(struct spam_bayes_result *r)
 	free(r->clues);
 	memset(r, 0, sizeof *r);
 }
+
+int spam_bayes_points10(double prob, uint64_t weight)
+{
+	if (weight > 1000)
+		weight = 1000;
+	return (int)lround((double)weight * 10.0 * (2.0 * prob - 1.0));
+}

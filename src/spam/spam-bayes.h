@@ -52,6 +52,11 @@ void spam_bayes_classify(const char *const *tokens, const uint32_t *spam, const 
 /* Frees out's clues and zeroes it.  Accepts a zeroed result. */
 void spam_bayes_result_free(struct spam_bayes_result *r);
 
+/* The classifier's part of a message's score, in tenths of a point:
+ * weight * (2 prob - 1), rounded: -weight (sure ham) .. +weight (sure
+ * spam), 0 without evidence. */
+int spam_bayes_points10(double prob, uint64_t weight);
+
 /* chi2Q(x2, v): the probability that a chi-square variable of v (even)
  * degrees of freedom is at least x2.  For tests. */
 double spam_bayes_chi2q(double x2, size_t v);

@@ -20,6 +20,8 @@
  * imap_cache), so older databases get them without a schema step.  SQL
  * kept portable (no MAX(a, b), no INSERT OR ...).
  */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,4 +246,32 @@ int store_spam_train(struct store_account *a, const char *key, enum store_spam_c
 		return -1;
 	}
 	return store_db_commit(db, err, errsz) < 0 ? -1 : 1;
+}
+
+struct junk_find {
+	char *out;
+	bool found, named; /* a \Junk mailbox; one named "Junk" */
+};
+
+static int junk_cb(void *ctx, const struct store_mailbox *mb)
+{
+	struct junk_find *j = ctx;
+	if ((mb->special_use & STORE_SU_JUNK) && !j->found) {
+		snprintf(j->out, 512, "%s", mb->name);
+		j->found = true;
+	}
+	if (strcmp(mb->name, "Junk") == 0)
+		j->named = true;
+	return 0;
+}
+
+int store_spam_junk_mailbox(struct store_account *a, char out[512], char *err, size_t errsz)
+{
+	struct junk_find j = {out, false, false};
+	snprintf(out, 512, "Junk");
+	if (store_mailbox_list(a, junk_cb, &j, err, errsz) < 0)
+		return -1;
+	if (j.found || j.named)
+		return 0;
+	return store_mailbox_create(a, "Junk", STORE_SU_JUNK, err, errsz) < 0 ? -1 : 0;
 }

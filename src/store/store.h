@@ -1031,5 +1031,9 @@ int store_spam_trained(struct store_account *a, const char *key, enum store_spam
 int store_spam_train(struct store_account *a, const char *key, enum store_spam_class cls,
 		     const char *const *tokens, size_t n, int64_t now, uint64_t max_tokens,
 		     char *err, size_t errsz);
+/* The account's Junk folder into out: the first mailbox with the \Junk
+ * special use (RFC 6154), else the one named "Junk", else "Junk" made now
+ * with \Junk.  0 or -1. */
+int store_spam_junk_mailbox(struct store_account *a, char out[512], char *err, size_t errsz);
 
 #endif

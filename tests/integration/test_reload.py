@@ -201,6 +201,12 @@ NEW_VALUES = {
     "spam.dns_timeout": "5s",
     "spam.fcrdns_weight": "2",
     "spam.helo_weight": "2",
+    "spam.content_check": "no",
+    "spam.junk_score": "6",
+    "spam.content_reject_score": "20",
+    "spam.bayes_weight": "8",
+    "spam.bayes_min_trained": "5",
+    "spam.max_tokens": "100000",
 }
 
 

@@ -151,6 +151,10 @@ TEST(spam_bayes_math)
 	CHECK(fabs(spam_bayes_token_prob(3, 3, 10, 10) - 0.5) < 1e-12);
 	/* ham ratios count, not raw counts: 10 of 100 ham vs 1 of 1 spam */
 	CHECK(spam_bayes_token_prob(1, 10, 1, 100) > 0.5);
+	CHECK_INT(spam_bayes_points10(0.5, 10), 0);
+	CHECK_INT(spam_bayes_points10(1.0, 10), 100);
+	CHECK_INT(spam_bayes_points10(0.0, 10), -100);
+	CHECK_INT(spam_bayes_points10(0.8, 10), 60);
 	/* no ham trained yet: H counts as 1 */
 	CHECK(spam_bayes_token_prob(5, 0, 5, 0) > 0.9);
 }

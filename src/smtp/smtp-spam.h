@@ -1,0 +1,58 @@
+/*
+ * smtp-spam.h - the content stage of port 25 at the end of DATA
+ * (docs/spam.md "Content stage"): one spam score per local recipient,
+ * from that user's own token database, and what it means for the copy
+ * (INBOX, the user's Junk folder, refused).
+ *
+ * SMTP layer: glues src/spam (tokens, classifier) to the store's counts;
+ * smtp-session.c applies the verdicts.  Runs on the event loop: the work
+ * is bounded by the tokenizer's prefix (SPAM_TOKEN_SCAN_MAX) and one
+ * indexed read per token and recipient.
+ */
+#ifndef TERN_SMTP_SPAM_H
+#define TERN_SMTP_SPAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct config;
+struct store;
+
+enum smtp_spam_verdict { SMTP_SPAM_INBOX, SMTP_SPAM_JUNK, SMTP_SPAM_REJECT };
+
+struct smtp_spam_rcpt {
+	int score10;                   /* the score in tenths of a point */
+	enum smtp_spam_verdict verdict;
+	bool failed;                   /* no score (store error): INBOX, logged */
+	char junk[512];                /* the user's Junk folder, for SMTP_SPAM_JUNK */
+	char status[700];              /* "bayes=0.9731 tokens=a:0.98,b:0.97" */
+};
+
+struct smtp_spam {
+	struct smtp_spam_rcpt *r;      /* one per local recipient; owned */
+	size_t n;
+	size_t top;                    /* the recipient with the highest score */
+	uint64_t junk_score;           /* spam.junk_score when scored */
+};
+
+/* Scores msg[0..len) (the message without our trace lines) for each of
+ * the n local accounts.  Never fails: a recipient whose score cannot be
+ * computed gets failed = true and INBOX.  Free with smtp_spam_free. */
+void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
+		     const int64_t *accounts, size_t n, struct smtp_spam *out);
+void smtp_spam_free(struct smtp_spam *s);
+
+/* True if every recipient's verdict is SMTP_SPAM_REJECT (and n > 0). */
+bool smtp_spam_all_reject(const struct smtp_spam *s);
+
+/* Appends the X-Spam-Score and X-Spam-Status fields of recipient i
+ * (CRLF-terminated lines).  0, or -1 (buffer full). */
+int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *cfg,
+		      struct buf *out);
+
+/* "7.3", "-2.0": a score in tenths as text. */
+void smtp_spam_score_text(int score10, char *out, size_t outsz);
+
+#endif
