@@ -1555,7 +1555,7 @@ static void local_log_build(struct local_log *lg, const struct smtp_pending *bat
 					char score[32];
 					smtp_spam_score_text(t->spam.r[j].score10, score, sizeof score);
 					snprintf(lg->notes[r], sizeof lg->notes[r],
-						 "spam score %s (junk from %llu): filed into %s", score,
+						 "spam score %s, at or above spam.junk_score %llu: filed into %s", score,
 						 (unsigned long long)t->spam.junk_score, d->mailbox);
 					rec[r].note = lg->notes[r];
 				}

@@ -7,10 +7,13 @@
  * set stops growing at SPAM_TOKEN_MAX, so the cost of a message has a
  * fixed ceiling whatever it holds.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "mime.h"
@@ -194,6 +197,35 @@ void spam_token_message(struct spam_tokens *t, const char *msg, size_t len)
 	}
 	if (t->n > 1)
 		qsort(t->v, t->n, sizeof *t->v, cmp);
+}
+
+int spam_token_file(struct spam_tokens *t, const char *path)
+{
+	memset(t, 0, sizeof *t);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char *msg = xmalloc(SPAM_TOKEN_SCAN_MAX);
+	size_t got = 0;
+	while (got < SPAM_TOKEN_SCAN_MAX) {
+		ssize_t r = read(fd, msg + got, SPAM_TOKEN_SCAN_MAX - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			free(msg);
+			errno = e;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	spam_token_message(t, msg, got);
+	free(msg);
+	return 0;
 }
 
 void spam_token_free(struct spam_tokens *t)

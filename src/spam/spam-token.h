@@ -42,6 +42,11 @@ struct spam_tokens {
  * exits through xalloc.  Free with spam_token_free. */
 void spam_token_message(struct spam_tokens *t, const char *msg, size_t len);
 
+/* The same for the message file at path: reads at most
+ * SPAM_TOKEN_SCAN_MAX bytes of it.  0, or -1 (errno set: cannot read;
+ * t is then empty). */
+int spam_token_file(struct spam_tokens *t, const char *path);
+
 /* Frees the tokens and zeroes t.  Accepts a zeroed t. */
 void spam_token_free(struct spam_tokens *t);
 

@@ -11,7 +11,6 @@ mail is not checked); mailauth.check is off, so no DNS is needed.
 import imaplib
 import re
 import smtplib
-import time
 
 import pytest
 
@@ -53,7 +52,61 @@ def header(msg, name):
 
 @pytest.fixture
 def server_config():
-    return {"mailauth.check": "no", "spam.bayes_min_trained": "2"}
+    return {"mailauth.check": "no", "spam.bayes_min_trained": "2",
+            "allow_plaintext_loopback": "yes"}
+
+
+def imap(srv, user=USER):
+    m = imaplib.IMAP4(srv.host, srv.imap_port)
+    m.login(user, PASSWORD)
+    return m
+
+
+def uids_of(m, subject):
+    typ, data = m.uid("SEARCH", None, "SUBJECT", '"%s"' % subject)
+    assert typ == "OK", data
+    return data[0].decode().split()
+
+
+def train(srv):
+    """Three spam and three ham messages over SMTP; the spam moved into
+    Junk with MOVE, the ham marked $NotJunk.  Returns the IMAP client
+    (INBOX selected)."""
+    for i in range(3):
+        send(srv, message("Spam %d" % i, SPAM_WORDS, "extra%d" % i))
+        send(srv, message("Ham %d" % i, HAM_WORDS, "other%d" % i))
+    m = imap(srv)
+    assert m.select("INBOX")[0] == "OK"
+    spam = uids_of(m, "Spam")
+    ham = uids_of(m, "Ham")
+    assert len(spam) == 3 and len(ham) == 3
+    mark = srv.log_mark()
+    typ, data = m.uid("MOVE", ",".join(spam), "Junk")
+    assert typ == "OK", data
+    assert srv.wait_log(r"action=spam_train class=spam reason=into_junk messages=3 trained=3",
+                        since=mark)
+    typ, data = m.uid("STORE", ",".join(ham), "+FLAGS", "($NotJunk)")
+    assert typ == "OK", data
+    assert srv.wait_log(r"action=spam_train class=ham reason=keyword_notjunk messages=3 "
+                        r"trained=3", since=mark)
+    return m
+
+
+def move_one(srv, m, src, subject, cmd, dest):
+    """UID MOVE or COPY of the message subject from src to dest; the
+    training log line it caused ("" if none: training is done before the
+    reply)."""
+    assert m.select(src)[0] == "OK"
+    uid = uids_of(m, subject)
+    assert len(uid) == 1
+    mark = srv.log_mark()
+    assert m.uid(cmd, uid[0], dest)[0] == "OK"
+    lines = [l for l in srv.log()[mark:].splitlines() if "action=spam_train" in l]
+    return lines[0] if lines else ""
+
+
+STATUS_RE = (r" (Yes|No), score=(-?\d+\.\d) junk_score=5 reject_score=(\d+) "
+             r"bayes=(0\.\d{4}|1\.0000)\r\n\ttokens=((?:[a-z0-9:.$'-]+:0\.\d\d,?)+)$")
 
 
 def test_untrained_headers_and_forged_ones_dropped(server):
@@ -76,3 +129,39 @@ def test_trusted_and_submission_not_scored(server):
     msg = stored(server, "From loopback")
     assert header(msg, "X-Spam-Score") is None
     assert header(msg, "X-Spam-Status") is None
+
+
+def test_learning_through_imap(server):
+    m = train(server)
+    # a new message like the spam: Junk, with the headers
+    send(server, message("Another offer", SPAM_WORDS, "fresh"))
+    assert server.find_messages(USER, "Another offer") == []
+    msg = stored(server, "Another offer", "Junk")
+    score = header(msg, "X-Spam-Score")
+    st = re.fullmatch(STATUS_RE, header(msg, "X-Spam-Status"))
+    assert st, header(msg, "X-Spam-Status")
+    assert st.group(1) == "Yes" and score == " " + st.group(2)
+    assert float(st.group(2)) >= 9.0 and st.group(3) == "0"
+    assert float(st.group(4)) > 0.95
+    spam_score = st.group(2)
+    tokens = st.group(5).split(",")
+    assert 1 <= len(tokens) <= 5
+    assert server.wait_log(r"action=spam rcpt=<alice@example.test> score=%s verdict=junk "
+                           % re.escape(st.group(2)))
+    # and one like the ham: INBOX
+    send(server, message("Project sync", HAM_WORDS, "fresh"))
+    st = re.fullmatch(STATUS_RE, header(stored(server, "Project sync"), "X-Spam-Status"))
+    assert st and st.group(1) == "No" and float(st.group(2)) < -9.0
+    # the trace names the score
+    out = server.cli_ok("trace", "<Anotheroffer@elsewhere.example>").stdout.decode()
+    assert ("folder Junk (spam score %s, at or above spam.junk_score 5: filed into Junk)"
+            % spam_score) in out, out
+    # moving one spam back to the INBOX trains it as ham, undoing its spam
+    assert "class=ham reason=out_of_junk messages=1 trained=1" in move_one(
+        server, m, "Junk", "Spam 0", "MOVE", "INBOX")
+    # copying it into Junk again trains spam again (once)
+    assert "class=spam reason=into_junk messages=1 trained=1" in move_one(
+        server, m, "INBOX", "Spam 0", "COPY", "Junk")
+    # out of Junk into the Trash trains nothing
+    assert move_one(server, m, "Junk", "Spam 1", "MOVE", "Trash") == ""
+    m.logout()
