@@ -36,6 +36,8 @@ extern const struct cli_command cli_trace_command;
 extern const struct cli_command cli_sieve_command;
 extern const struct cli_command cli_auth_command;
 extern const struct cli_command cli_dmarc_command;
+/* cli-spam.c */
+extern const struct cli_command cli_spam_command;
 /* cli-authcheck.c */
 extern const struct cli_command cli_authcheck_command;
 
@@ -44,7 +46,7 @@ static const struct cli_command *const commands[] = {
 	&cli_admin_alias_command, &cli_admin_mail_command,   &cli_queue_command,
 	&cli_trace_command,       &cli_sieve_command,       &cli_auth_command,
 	&cli_authcheck_command,   &cli_dkim_command,         &cli_dmarc_command,
-	&cli_group_command,
+	&cli_group_command,       &cli_spam_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

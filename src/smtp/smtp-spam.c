@@ -35,65 +35,90 @@ static bool header_safe(const char *tok)
 	return true;
 }
 
-/* The classifier's verdict for one account into r.  0 or -1. */
+int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
+			    const struct spam_tokens *tk, struct store_spam_totals *tot,
+			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz)
+{
+	memset(b, 0, sizeof *b);
+	b->prob = 0.5;
+	*points10 = 0;
+	if (store_spam_totals(a, tot, err, errsz) < 0)
+		return -1;
+	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained)
+		return 0;
+	uint32_t *s = xcalloc(tk->n ? tk->n : 1, sizeof *s);
+	uint32_t *h = xcalloc(tk->n ? tk->n : 1, sizeof *h);
+	int rc = store_spam_counts(a, (const char *const *)tk->v, tk->n, s, h, err, errsz);
+	if (rc == 0) {
+		spam_bayes_classify((const char *const *)tk->v, s, h, tk->n, tot->spam, tot->ham, b);
+		*points10 = spam_bayes_points10(b->prob, cfg->spam_bayes_weight);
+	}
+	free(s);
+	free(h);
+	return rc;
+}
+
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+{
+	uint64_t junk10 = cfg->spam_junk_score * 10, reject10 = cfg->spam_content_reject_score * 10;
+	if (reject10 > 0 && points10 >= 0 && (uint64_t)points10 >= reject10)
+		return SMTP_SPAM_REJECT;
+	if (points10 >= 0 && (uint64_t)points10 >= junk10)
+		return SMTP_SPAM_JUNK;
+	return SMTP_SPAM_INBOX;
+}
+
+/* The status text of r: the classifier's probability and its strongest
+ * clues that fit a header field. */
+static void status_text(const struct store_spam_totals *tot, const struct config *cfg,
+			const struct spam_bayes_result *b, struct smtp_spam_rcpt *r)
+{
+	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained) {
+		snprintf(r->status, sizeof r->status, "bayes=untrained");
+		return;
+	}
+	size_t o = (size_t)snprintf(r->status, sizeof r->status, "bayes=%.4f tokens=", b->prob);
+	size_t named = 0;
+	for (size_t i = 0; i < b->n_clues && named < STATUS_TOKENS; i++) {
+		if (!header_safe(b->clues[i].token))
+			continue;
+		int k = snprintf(r->status + o, sizeof r->status - o, "%s%s:%.2f", named ? "," : "",
+				 b->clues[i].token, b->clues[i].prob);
+		if (k < 0 || (size_t)k >= sizeof r->status - o)
+			break;
+		o += (size_t)k;
+		named++;
+	}
+	if (named == 0 && o < sizeof r->status - 1)
+		snprintf(r->status + o, sizeof r->status - o, "none");
+}
+
+/* The verdict for one account into r.  0 or -1. */
 static int score_one(struct store *st, const struct config *cfg, const struct spam_tokens *tk,
 		     int64_t id, struct smtp_spam_rcpt *r)
 {
 	char err[256] = "";
 	struct store_account *a = NULL;
 	struct store_spam_totals tot;
-	if (store_account_open_id(st, id, &a) != 1 || store_spam_totals(a, &tot, err, sizeof err) < 0) {
-		log_error("smtp action=spam account_id=%lld error=\"%s\"", (long long)id,
-			  err[0] ? err : "no such account");
-		return -1;
-	}
+	struct spam_bayes_result b;
 	int points10 = 0;
-	if (tot.spam < cfg->spam_bayes_min_trained || tot.ham < cfg->spam_bayes_min_trained) {
-		snprintf(r->status, sizeof r->status, "bayes=untrained");
-	} else {
-		uint32_t *s = xcalloc(tk->n ? tk->n : 1, sizeof *s);
-		uint32_t *h = xcalloc(tk->n ? tk->n : 1, sizeof *h);
-		int rc = store_spam_counts(a, (const char *const *)tk->v, tk->n, s, h, err, sizeof err);
-		if (rc == 0) {
-			struct spam_bayes_result b;
-			spam_bayes_classify((const char *const *)tk->v, s, h, tk->n, tot.spam, tot.ham,
-					    &b);
-			points10 = spam_bayes_points10(b.prob, cfg->spam_bayes_weight);
-			size_t o = (size_t)snprintf(r->status, sizeof r->status, "bayes=%.4f tokens=",
-						    b.prob);
-			size_t named = 0;
-			for (size_t i = 0; i < b.n_clues && named < STATUS_TOKENS; i++) {
-				if (!header_safe(b.clues[i].token))
-					continue;
-				int k = snprintf(r->status + o, sizeof r->status - o, "%s%s:%.2f",
-						 named ? "," : "", b.clues[i].token, b.clues[i].prob);
-				if (k < 0 || (size_t)k >= sizeof r->status - o)
-					break;
-				o += (size_t)k;
-				named++;
-			}
-			if (named == 0 && o < sizeof r->status - 1)
-				snprintf(r->status + o, sizeof r->status - o, "none");
-			spam_bayes_result_free(&b);
-		}
-		free(s);
-		free(h);
-		if (rc < 0) {
-			log_error("smtp action=spam account_id=%lld error=\"%s\"", (long long)id, err);
-			return -1;
-		}
-	}
-	r->score10 = points10;
-	uint64_t junk10 = cfg->spam_junk_score * 10, reject10 = cfg->spam_content_reject_score * 10;
-	if (reject10 > 0 && points10 >= 0 && (uint64_t)points10 >= reject10)
-		r->verdict = SMTP_SPAM_REJECT;
-	else if (points10 >= 0 && (uint64_t)points10 >= junk10)
-		r->verdict = SMTP_SPAM_JUNK;
-	if (r->verdict != SMTP_SPAM_INBOX && store_spam_junk_mailbox(a, r->junk, err, sizeof err) < 0) {
-		log_error("smtp action=spam account_id=%lld error=\"%s\"", (long long)id, err);
+	if (store_account_open_id(st, id, &a) != 1) {
+		log_error("smtp action=spam account_id=%lld error=\"no such account\"", (long long)id);
 		return -1;
 	}
-	return 0;
+	int rc = smtp_spam_account_score(a, cfg, tk, &tot, &b, &points10, err, sizeof err);
+	if (rc == 0)
+		status_text(&tot, cfg, &b, r);
+	spam_bayes_result_free(&b);
+	if (rc == 0) {
+		r->score10 = points10;
+		r->verdict = smtp_spam_verdict_of(cfg, points10);
+	}
+	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
+		rc = store_spam_junk_mailbox(a, r->junk, err, sizeof err);
+	if (rc < 0)
+		log_error("smtp action=spam account_id=%lld error=\"%s\"", (long long)id, err);
+	return rc;
 }
 
 void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,

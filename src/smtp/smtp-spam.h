@@ -16,9 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spam-bayes.h"
+#include "spam-token.h"
+#include "store.h"
+
 struct buf;
 struct config;
-struct store;
 
 enum smtp_spam_verdict { SMTP_SPAM_INBOX, SMTP_SPAM_JUNK, SMTP_SPAM_REJECT };
 
@@ -43,6 +46,17 @@ struct smtp_spam {
 void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
 		     const int64_t *accounts, size_t n, struct smtp_spam *out);
 void smtp_spam_free(struct smtp_spam *s);
+
+/* The content score of tokens tk for the account a, as the stage
+ * computes it: *tot its training, b the classifier's result (no clues
+ * and 0.5 while the user has trained fewer than spam.bayes_min_trained of
+ * either kind; free with spam_bayes_result_free, also after -1),
+ * *points10 the score in tenths.  0 or -1 with err. */
+int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
+			    const struct spam_tokens *tk, struct store_spam_totals *tot,
+			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz);
+/* What a score means under cfg's thresholds. */
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
 
 /* True if every recipient's verdict is SMTP_SPAM_REJECT (and n > 0). */
 bool smtp_spam_all_reject(const struct smtp_spam *s);

@@ -9,8 +9,10 @@ mail is not checked); mailauth.check is off, so no DNS is needed.
 """
 
 import imaplib
+import os
 import re
 import smtplib
+import time
 
 import pytest
 
@@ -105,6 +107,12 @@ def move_one(srv, m, src, subject, cmd, dest):
     return lines[0] if lines else ""
 
 
+def explain(srv, mbox, subject):
+    rows = srv.find_messages(USER, subject, mbox)
+    assert len(rows) == 1, rows
+    return srv.cli_ok("spam", "explain", USER, mbox, rows[0]["UID"]).stdout.decode()
+
+
 STATUS_RE = (r" (Yes|No), score=(-?\d+\.\d) junk_score=5 reject_score=(\d+) "
              r"bayes=(0\.\d{4}|1\.0000)\r\n\ttokens=((?:[a-z0-9:.$'-]+:0\.\d\d,?)+)$")
 
@@ -159,9 +167,111 @@ def test_learning_through_imap(server):
     # moving one spam back to the INBOX trains it as ham, undoing its spam
     assert "class=ham reason=out_of_junk messages=1 trained=1" in move_one(
         server, m, "Junk", "Spam 0", "MOVE", "INBOX")
+    out = explain(server, "INBOX", "Spam 0")
+    assert "Training of alice@example.test: 2 spam and 4 ham messages" in out, out
+    assert "\nThis message: trained as ham\n" in out
     # copying it into Junk again trains spam again (once)
     assert "class=spam reason=into_junk messages=1 trained=1" in move_one(
         server, m, "INBOX", "Spam 0", "COPY", "Junk")
+    out = explain(server, "Junk", "Spam 0")
+    assert "Training of alice@example.test: 3 spam and 3 ham messages" in out, out
+    assert "\nThis message: trained as spam\n" in out
     # out of Junk into the Trash trains nothing
     assert move_one(server, m, "Junk", "Spam 1", "MOVE", "Trash") == ""
     m.logout()
+
+
+def mbox_of(subjects, words):
+    out = ""
+    for i, subj in enumerate(subjects):
+        body = message(subj, words, "cli%d" % i).replace("\r\n", "\n")
+        out += "From sender@elsewhere.example Mon Dec  7 05:00:00 2026\n%s>From quoted\n\n" % body
+    return out.encode()
+
+
+def test_learn_cli_and_explain(server):
+    spam = mbox_of(["Spam a", "Spam b", "Spam c"], SPAM_WORDS)
+    r = server.cli_ok("spam", "learn", "--spam", USER, input=spam)
+    out = r.stdout.decode().splitlines()
+    assert out[0] == "alice@example.test: 3 messages read, 3 trained as spam, 0 already so"
+    assert re.fullmatch(r"alice@example.test has now trained 3 spam and 0 ham messages "
+                        r"\(\d+ tokens\)", out[1]), out
+    # the same again changes nothing
+    r = server.cli_ok("spam", "learn", "--spam", USER, input=spam)
+    assert r.stdout.decode().splitlines()[0] == (
+        "alice@example.test: 3 messages read, 0 trained as spam, 3 already so")
+    # a maildir folder of ham (readable by `user`, as tern drops to it)
+    md = os.path.join(server.base, "md")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(md, sub), mode=0o755)
+    for i in range(3):
+        with open(os.path.join(md, "cur" if i else "new", "m%d" % i), "wb") as f:
+            f.write(message("Ham %d" % i, HAM_WORDS, "md%d" % i).encode())
+        os.chmod(f.name, 0o644)
+    r = server.cli_ok("spam", "learn", "--ham", USER, md)
+    out = r.stdout.decode().splitlines()
+    assert out[0] == "alice@example.test: 3 messages read, 3 trained as ham, 0 already so"
+    assert out[1].startswith("alice@example.test has now trained 3 spam and 3 ham messages")
+    # bad usage
+    r = server.cli("spam", "learn", "--spam", "--ham", USER, input=b"")
+    assert r.returncode == 2 and b"give one of --spam and --ham" in r.stderr
+    r = server.cli("spam", "learn", USER, input=b"")
+    assert r.returncode == 2
+    r = server.cli("spam", "explain", USER, "INBOX", "99")
+    assert r.returncode == 1 and b'no message with UID 99 in "INBOX" of alice@example.test' in r.stderr
+    r = server.cli("spam", "learn", "--spam", "nobody@example.test", input=b"")
+    assert r.returncode == 1 and b"no such user nobody@example.test" in r.stderr
+    # a new spam goes to Junk; explain says why
+    send(server, message("Cheap again", SPAM_WORDS, "new"))
+    out = explain(server, "Junk", "Cheap again").splitlines()
+    uid = server.find_messages(USER, "Cheap again", "Junk")[0]["UID"]
+    assert out[0] == 'Message UID %s in "Junk" of alice@example.test' % uid
+    assert out[1] == "Score now: 10.0, which means the Junk folder"
+    assert out[2] == ("Thresholds: Junk from spam.junk_score = 5; never refused "
+                      "(spam.content_reject_score = 0)")
+    assert re.fullmatch(r"Training of alice@example.test: 3 spam and 3 ham messages, "
+                        r"\d+ tokens kept", out[3]), out
+    assert out[4] == "This message: not trained"
+    m = re.fullmatch(r"Classifier: spam probability (1\.0000|0\.99\d\d) from (\d+) telling "
+                     r"tokens, worth 10\.0 of spam.bayes_weight = 10 points", out[5])
+    assert m, out
+    assert out[6].startswith("Tokens that count most")
+    # viagra was in the 3 spam and no ham: (0.5 * 0.45 + 3) / 3.45
+    assert "  0.9348  viagra" + " " * 34 + "  3 spam, 0 ham" in out, out
+    assert len(out) == 7 + min(20, int(m.group(2)))
+
+
+def test_content_reject_and_big_messages(make_server):
+    server = make_server(conf={"mailauth.check": "no", "spam.bayes_min_trained": "2",
+                               "spam.content_reject_score": "9"})
+    server.cli_ok("spam", "learn", "--spam", USER, input=mbox_of(["S1", "S2"], SPAM_WORDS))
+    server.cli_ok("spam", "learn", "--ham", USER, input=mbox_of(["H1", "H2"], HAM_WORDS))
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(server, message("Refuse me", SPAM_WORDS))
+    assert e.value.smtp_code == 550
+    assert e.value.smtp_error.decode() == (
+        "5.7.1 Message refused: its content looks like spam (score 10.0; this server "
+        "refuses from 9)")
+    # to two users: alice refuses, bob has trained nothing: delivered, alice's in Junk
+    send(server, message("Two users", SPAM_WORDS), rcpts=(USER, "bob@example.test"))
+    assert server.find_messages(USER, "Two users", "Junk")
+    assert server.find_messages("bob@example.test", "Two users")
+    # 50 MB: the tokenizer reads its start only, so it is classified at once
+    big = message("Big spam", SPAM_WORDS, "x" * 10) + ("filler " * 11 + "\r\n") * 630000
+    assert len(big) > 49 * 1000 * 1000
+    t0 = time.monotonic()
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(server, big)
+    assert e.value.smtp_code == 550
+    assert time.monotonic() - t0 < timeout(60)
+    # a million tiny MIME parts (13 MB): accepted, delivered
+    many = ("From: sender@elsewhere.example\r\nTo: %s\r\nSubject: Many parts\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            "--b\r\n\r\n%s\r\n" % (USER, HAM_WORDS)
+            + "--b\r\n\r\nxyz\r\n" * 1000000 + "--b--\r\n")
+    t0 = time.monotonic()
+    send(server, many)
+    assert time.monotonic() - t0 < timeout(60)
+    assert server.find_messages(USER, "Many parts")
+    assert len(server.wait_log(r"action=spam rcpt=<alice@example.test> score=\S+ "
+                               r"verdict=\w+", count=4)) == 4
