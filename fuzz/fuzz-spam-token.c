@@ -3,13 +3,15 @@
  *
  * Tokenizes the input as a message and checks the bounds of
  * spam-token.h: at most SPAM_TOKEN_MAX tokens, each non-empty, at most
- * SPAM_TOKEN_LEN_MAX bytes, no control bytes, distinct and sorted.
+ * SPAM_TOKEN_LEN_MAX bytes, no control bytes, distinct and sorted; and
+ * runs the header and structure rules (spam-rules.c) on it.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "spam-rules.h"
 #include "spam-token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,5 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	spam_token_free(&t);
+	static const struct spam_rule_weights w = {1, 2, 4};
+	struct spam_rule_hit hits[SPAM_RULES_MAX];
+	size_t n = spam_rules_check((const char *)data, size, 1796619600, &w, hits);
+	if (n > SPAM_RULES_MAX)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (hits[i].name == NULL || hits[i].points10 <= 0)
+			abort();
 	return 0;
 }

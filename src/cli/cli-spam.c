@@ -252,15 +252,19 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 
 static void explain(const char *address, const char *mailbox, uint64_t uid,
 		    const struct config *cfg, const struct store_spam_totals *tot,
-		    const struct spam_bayes_result *b, int points10, enum store_spam_class cls)
+		    const struct spam_bayes_result *b, int points10, int rules10, const char *rules,
+		    enum store_spam_class cls)
 {
-	char score[32];
-	smtp_spam_score_text(points10, score, sizeof score);
+	char score[32], bayes[32], rpts[32];
+	smtp_spam_score_text(points10 + rules10, score, sizeof score);
+	smtp_spam_score_text(points10, bayes, sizeof bayes);
+	smtp_spam_score_text(rules10, rpts, sizeof rpts);
 	static const char *const verdicts[] = {"the INBOX", "the Junk folder",
 					       "refused at the end of DATA"};
 	printf("Message UID %" PRIu64 " in \"%s\" of %s\n", uid, mailbox, address);
 	printf("Score now: %s, which means %s\n", score,
-	       verdicts[smtp_spam_verdict_of(cfg, points10)]);
+	       verdicts[smtp_spam_verdict_of(cfg, points10 + rules10)]);
+	printf("Rules: %s points (%s; weights spam.rule_*)\n", rpts, rules);
 	printf("Thresholds: Junk from spam.junk_score = %" PRIu64 "; ", cfg->spam_junk_score);
 	if (cfg->spam_content_reject_score)
 		printf("refused from spam.content_reject_score = %" PRIu64 "\n",
@@ -281,7 +285,7 @@ static void explain(const char *address, const char *mailbox, uint64_t uid,
 	}
 	printf("Classifier: spam probability %.4f from %zu telling token%s, worth %s of "
 	       "spam.bayes_weight = %" PRIu64 " points\n",
-	       b->prob, b->n_clues, b->n_clues == 1 ? "" : "s", score, cfg->spam_bayes_weight);
+	       b->prob, b->n_clues, b->n_clues == 1 ? "" : "s", bayes, cfg->spam_bayes_weight);
 	if (b->n_clues == 0) {
 		printf("No token of this message tells spam from ham yet.\n");
 		return;
@@ -320,10 +324,16 @@ static int spam_explain(const struct cli_command *cmd, const char *what, const c
 	if ((rc = cli_open_mailbox(what, s, address, pos[1], &acct, &mb)) != CLI_OK ||
 	    (rc = cli_find_message(what, acct, &mb, address, uid, &m, path)) != CLI_OK)
 		goto out;
-	if (spam_token_file(&t, path) < 0) {
+	size_t len;
+	char *msg = spam_token_read(path, &len);
+	if (msg == NULL) {
 		rc = cli_fail(what, "UID %" PRIu64 ": cannot read its message file", uid);
 		goto out;
 	}
+	spam_token_message(&t, msg, len);
+	char rules[200];
+	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, rules, sizeof rules);
+	free(msg);
 	struct store_spam_totals tot;
 	enum store_spam_class cls;
 	int points10;
@@ -332,7 +342,7 @@ static int spam_explain(const struct cli_command *cmd, const char *what, const c
 		rc = cli_fail(what, "%s: %s", address, err);
 		goto out;
 	}
-	explain(address, pos[1], uid, cfg, &tot, &b, points10, cls);
+	explain(address, pos[1], uid, cfg, &tot, &b, points10, rules10, rules, cls);
 	rc = cli_finish_output(what, CLI_OK);
 out:
 	spam_bayes_result_free(&b);

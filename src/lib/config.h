@@ -121,6 +121,9 @@ struct config {
 	uint64_t spam_bayes_weight;     /* classifier points at certainty */
 	uint64_t spam_bayes_min_trained; /* spam and ham each before it counts */
 	uint64_t spam_max_tokens;       /* tokens kept per user (least recent go) */
+	uint64_t spam_rule_missing_message_id; /* rule weights (spam-rules.h) */
+	uint64_t spam_rule_future_date;
+	uint64_t spam_rule_executable_attachment;
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "config.h"
 #include "log.h"
 #include "spam-bayes.h"
+#include "spam-rules.h"
 #include "spam-token.h"
 #include "store.h"
 #include "xalloc.h"
@@ -68,16 +70,40 @@ enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points
 	return SMTP_SPAM_INBOX;
 }
 
-/* The status text of r: the classifier's probability and its strongest
- * clues that fit a header field. */
+int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
+		    char *text, size_t textsz)
+{
+	struct spam_rule_weights w = {cfg->spam_rule_missing_message_id, cfg->spam_rule_future_date,
+				      cfg->spam_rule_executable_attachment};
+	struct spam_rule_hit hits[SPAM_RULES_MAX];
+	size_t n = spam_rules_check(msg, len, now, &w, hits);
+	int sum = 0;
+	size_t o = (size_t)snprintf(text, textsz, "rules=%s", n ? "" : "none");
+	for (size_t i = 0; i < n; i++) {
+		char pts[32];
+		smtp_spam_score_text(hits[i].points10, pts, sizeof pts);
+		if (o < textsz)
+			o += (size_t)snprintf(text + o, textsz - o, "%s%s:%s", i ? "," : "",
+					      hits[i].name, pts);
+		sum += hits[i].points10;
+	}
+	return sum;
+}
+
+/* The status text of r: the rules that fired, the classifier's
+ * probability and its strongest clues that fit a header field. */
 static void status_text(const struct store_spam_totals *tot, const struct config *cfg,
-			const struct spam_bayes_result *b, struct smtp_spam_rcpt *r)
+			const char *rules, const struct spam_bayes_result *b,
+			struct smtp_spam_rcpt *r)
 {
 	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained) {
-		snprintf(r->status, sizeof r->status, "bayes=untrained");
+		snprintf(r->status, sizeof r->status, "%s bayes=untrained", rules);
 		return;
 	}
-	size_t o = (size_t)snprintf(r->status, sizeof r->status, "bayes=%.4f tokens=", b->prob);
+	size_t o = (size_t)snprintf(r->status, sizeof r->status, "%s bayes=%.4f tokens=", rules,
+				    b->prob);
+	if (o >= sizeof r->status)
+		return;
 	size_t named = 0;
 	for (size_t i = 0; i < b->n_clues && named < STATUS_TOKENS; i++) {
 		if (!header_safe(b->clues[i].token))
@@ -95,7 +121,7 @@ static void status_text(const struct store_spam_totals *tot, const struct config
 
 /* The verdict for one account into r.  0 or -1. */
 static int score_one(struct store *st, const struct config *cfg, const struct spam_tokens *tk,
-		     int64_t id, struct smtp_spam_rcpt *r)
+		     int rules10, const char *rules, int64_t id, struct smtp_spam_rcpt *r)
 {
 	char err[256] = "";
 	struct store_account *a = NULL;
@@ -108,9 +134,10 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 	}
 	int rc = smtp_spam_account_score(a, cfg, tk, &tot, &b, &points10, err, sizeof err);
 	if (rc == 0)
-		status_text(&tot, cfg, &b, r);
+		status_text(&tot, cfg, rules, &b, r);
 	spam_bayes_result_free(&b);
 	if (rc == 0) {
+		points10 += rules10;
 		r->score10 = points10;
 		r->verdict = smtp_spam_verdict_of(cfg, points10);
 	}
@@ -130,9 +157,11 @@ void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg
 	out->junk_score = cfg->spam_junk_score;
 	struct spam_tokens tk;
 	spam_token_message(&tk, msg, len);
+	char rules[200];
+	int rules10 = smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), rules, sizeof rules);
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_spam_rcpt *r = &out->r[i];
-		if (score_one(st, cfg, &tk, accounts[i], r) < 0) {
+		if (score_one(st, cfg, &tk, rules10, rules, accounts[i], r) < 0) {
 			memset(r, 0, sizeof *r);
 			r->failed = true; /* never lose mail: INBOX */
 		}

@@ -30,7 +30,7 @@ struct smtp_spam_rcpt {
 	enum smtp_spam_verdict verdict;
 	bool failed;                   /* no score (store error): INBOX, logged */
 	char junk[512];                /* the user's Junk folder, for SMTP_SPAM_JUNK */
-	char status[700];              /* "bayes=0.9731 tokens=a:0.98,b:0.97" */
+	char status[900];              /* "rules=none bayes=0.9731 tokens=a:0.98,b:0.97" */
 };
 
 struct smtp_spam {
@@ -55,6 +55,11 @@ void smtp_spam_free(struct smtp_spam *s);
 int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
 			    const struct spam_tokens *tk, struct store_spam_totals *tot,
 			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz);
+/* The header and structure rules (src/spam/spam-rules.h, weights from
+ * cfg) of msg[0..len) received at now: their points in tenths, and text
+ * "rules=NAME:1.0,NAME:2.0" (or "rules=none") into text. */
+int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
+		    char *text, size_t textsz);
 /* What a score means under cfg's thresholds. */
 enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
 

@@ -199,12 +199,12 @@ void spam_token_message(struct spam_tokens *t, const char *msg, size_t len)
 		qsort(t->v, t->n, sizeof *t->v, cmp);
 }
 
-int spam_token_file(struct spam_tokens *t, const char *path)
+char *spam_token_read(const char *path, size_t *len)
 {
-	memset(t, 0, sizeof *t);
+	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return NULL;
 	char *msg = xmalloc(SPAM_TOKEN_SCAN_MAX);
 	size_t got = 0;
 	while (got < SPAM_TOKEN_SCAN_MAX) {
@@ -216,14 +216,25 @@ int spam_token_file(struct spam_tokens *t, const char *path)
 			close(fd);
 			free(msg);
 			errno = e;
-			return -1;
+			return NULL;
 		}
 		if (r == 0)
 			break;
 		got += (size_t)r;
 	}
 	close(fd);
-	spam_token_message(t, msg, got);
+	*len = got;
+	return msg;
+}
+
+int spam_token_file(struct spam_tokens *t, const char *path)
+{
+	memset(t, 0, sizeof *t);
+	size_t len;
+	char *msg = spam_token_read(path, &len);
+	if (msg == NULL)
+		return -1;
+	spam_token_message(t, msg, len);
 	free(msg);
 	return 0;
 }

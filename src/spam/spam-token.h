@@ -46,6 +46,9 @@ void spam_token_message(struct spam_tokens *t, const char *msg, size_t len);
  * SPAM_TOKEN_SCAN_MAX bytes of it.  0, or -1 (errno set: cannot read;
  * t is then empty). */
 int spam_token_file(struct spam_tokens *t, const char *path);
+/* The first SPAM_TOKEN_SCAN_MAX bytes of the file at path (*len of
+ * them; the caller frees), or NULL with errno set. */
+char *spam_token_read(const char *path, size_t *len);
 
 /* Frees the tokens and zeroes t.  Accepts a zeroed t. */
 void spam_token_free(struct spam_tokens *t);

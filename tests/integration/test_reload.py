@@ -207,6 +207,9 @@ NEW_VALUES = {
     "spam.bayes_weight": "8",
     "spam.bayes_min_trained": "5",
     "spam.max_tokens": "100000",
+    "spam.rule_missing_message_id": "2",
+    "spam.rule_future_date": "3",
+    "spam.rule_executable_attachment": "5",
 }
 
 

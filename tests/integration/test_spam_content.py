@@ -8,6 +8,7 @@ Clients connect from 127.0.0.2 (127.0.0.1 is in mailauth.trusted, whose
 mail is not checked); mailauth.check is off, so no DNS is needed.
 """
 
+import email.utils
 import imaplib
 import os
 import re
@@ -29,9 +30,9 @@ HAM_WORDS = ("meeting agenda project quarterly report review schedule "
 
 def message(subject, words, extra="", headers=""):
     return ("From: sender@elsewhere.example\r\nTo: %s\r\nSubject: %s\r\n"
-            "Message-ID: <%s@elsewhere.example>\r\nDate: Mon, 07 Dec 2026 05:00:00 +0000\r\n"
-            "%s\r\n%s %s\r\n" % (USER, subject, re.sub(r"\W", "", subject), headers,
-                                 words, extra))
+            "Message-ID: <%s@elsewhere.example>\r\nDate: %s\r\n"
+            "%s\r\n%s %s\r\n" % (USER, subject, re.sub(r"\W", "", subject),
+                                 email.utils.formatdate(usegmt=True), headers, words, extra))
 
 
 def send(srv, data, rcpts=(USER,), source=SOURCE):
@@ -113,7 +114,7 @@ def explain(srv, mbox, subject):
     return srv.cli_ok("spam", "explain", USER, mbox, rows[0]["UID"]).stdout.decode()
 
 
-STATUS_RE = (r" (Yes|No), score=(-?\d+\.\d) junk_score=5 reject_score=(\d+) "
+STATUS_RE = (r" (Yes|No), score=(-?\d+\.\d) junk_score=5 reject_score=(\d+) rules=none "
              r"bayes=(0\.\d{4}|1\.0000)\r\n\ttokens=((?:[a-z0-9:.$'-]+:0\.\d\d,?)+)$")
 
 
@@ -123,13 +124,13 @@ def test_untrained_headers_and_forged_ones_dropped(server):
     msg = stored(server, "Hello one")
     assert header(msg, "X-Spam-Score") == " 0.0"
     assert header(msg, "X-Spam-Status") == (
-        " No, score=0.0 junk_score=5 reject_score=0 bayes=untrained")
+        " No, score=0.0 junk_score=5 reject_score=0 rules=none bayes=untrained")
     assert b"forged" not in msg and b"-99" not in msg
     # our fields come right after our trace lines
     assert re.search(rb"^Return-Path: <sender@elsewhere.example>\r\nReceived: .*?\r\n"
                      rb"X-Spam-Score: 0.0\r\nX-Spam-Status: ", msg, re.S)
     assert server.wait_log(r"action=spam rcpt=<alice@example.test> score=0.0 verdict=inbox "
-                           r"junk_score=5 reject_score=0 status=\"bayes=untrained\"")
+                           r"junk_score=5 reject_score=0 status=\"rules=none bayes=untrained\"")
 
 
 def test_trusted_and_submission_not_scored(server):
@@ -227,6 +228,8 @@ def test_learn_cli_and_explain(server):
     uid = server.find_messages(USER, "Cheap again", "Junk")[0]["UID"]
     assert out[0] == 'Message UID %s in "Junk" of alice@example.test' % uid
     assert out[1] == "Score now: 10.0, which means the Junk folder"
+    assert out[2] == "Rules: 0.0 points (rules=none; weights spam.rule_*)"
+    out.pop(2)
     assert out[2] == ("Thresholds: Junk from spam.junk_score = 5; never refused "
                       "(spam.content_reject_score = 0)")
     assert re.fullmatch(r"Training of alice@example.test: 3 spam and 3 ham messages, "
@@ -275,3 +278,32 @@ def test_content_reject_and_big_messages(make_server):
     assert server.find_messages(USER, "Many parts")
     assert len(server.wait_log(r"action=spam rcpt=<alice@example.test> score=\S+ "
                                r"verdict=\w+", count=4)) == 4
+
+
+def test_rules_untrained(server):
+    """Without training the rules alone count: no Message-ID (1) and an
+    .exe attachment (4) reach spam.junk_score 5."""
+    data = ("From: sender@elsewhere.example\r\nTo: %s\r\nSubject: Your invoice\r\n"
+            "Date: %s\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsee attached\r\n"
+            "--b\r\nContent-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\nTVo=\r\n--b--\r\n"
+            % (USER, email.utils.formatdate(usegmt=True)))
+    send(server, data)
+    msg = stored(server, "Your invoice", "Junk")
+    assert header(msg, "X-Spam-Score") == " 5.0"
+    assert header(msg, "X-Spam-Status") == (
+        " Yes, score=5.0 junk_score=5 reject_score=0 "
+        "rules=MISSING_MESSAGE_ID:1.0,EXECUTABLE_ATTACHMENT:4.0 bayes=untrained")
+    # a Date a week ahead: 2 points, INBOX
+    future = email.utils.formatdate(time.time() + 7 * 86400, usegmt=True)
+    send(server, message("From the future", HAM_WORDS).replace(
+        "Date: ", "Date: %s\r\nX-Old-Date: " % future, 1))
+    assert header(stored(server, "From the future"), "X-Spam-Status") == (
+        " No, score=2.0 junk_score=5 reject_score=0 rules=FUTURE_DATE:2.0 bayes=untrained")
+    uid = server.find_messages(USER, "From the future")[0]["UID"]
+    out = server.cli_ok("spam", "explain", USER, "INBOX", uid).stdout.decode().splitlines()
+    assert out[1] == "Score now: 2.0, which means the INBOX"
+    assert out[2] == "Rules: 2.0 points (rules=FUTURE_DATE:2.0; weights spam.rule_*)"
+    assert out[6] == ("Classifier: not used yet: it counts once alice@example.test has "
+                      "trained at least 2 spam and 2 ham messages (spam.bayes_min_trained)")

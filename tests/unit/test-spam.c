@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "spam-bayes.h"
+#include "spam-rules.h"
 #include "spam-token.h"
 #include "test.h"
 
@@ -217,4 +218,39 @@ TEST(spam_bayes_many_clues)
 	free(names);
 	free(s);
 	free(h);
+}
+
+static const struct spam_rule_weights weights = {1, 2, 4};
+
+TEST(spam_rules)
+{
+	struct spam_rule_hit h[SPAM_RULES_MAX];
+	int64_t now = 1796619600; /* 2026-12-07 05:00:00 UTC */
+	const char *good = "Message-ID: <a@b>\r\nDate: Mon, 07 Dec 2026 05:00:00 +0000\r\n\r\nhi\r\n";
+	CHECK_INT(spam_rules_check(good, strlen(good), now, &weights, h), 0);
+	const char *bad = "Date: Mon, 14 Dec 2026 05:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+			  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\ntext\r\n"
+			  "--b\r\nContent-Type: application/octet-stream; name=\"INVOICE.PDF.EXE\"\r\n"
+			  "Content-Transfer-Encoding: base64\r\n\r\nTVo=\r\n--b--\r\n";
+	CHECK_INT(spam_rules_check(bad, strlen(bad), now, &weights, h), 3);
+	CHECK_STR(h[0].name, "MISSING_MESSAGE_ID");
+	CHECK_INT(h[0].points10, 10);
+	CHECK_STR(h[1].name, "FUTURE_DATE");
+	CHECK_INT(h[1].points10, 20);
+	CHECK_STR(h[2].name, "EXECUTABLE_ATTACHMENT");
+	CHECK_INT(h[2].points10, 40);
+	/* a date within a day ahead is clock skew, not a rule */
+	const char *skew = "Message-ID: <a@b>\r\nDate: Mon, 07 Dec 2026 20:00:00 +0000\r\n\r\n";
+	CHECK_INT(spam_rules_check(skew, strlen(skew), now, &weights, h), 0);
+	/* a filename= of Content-Disposition; .exe only at the end counts */
+	const char *disp = "Message-ID: <a@b>\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+			   "MIME-Version: 1.0\r\n\r\n--b\r\nContent-Type: application/zip\r\n"
+			   "Content-Disposition: attachment; filename=\"run.js\"\r\n\r\nx\r\n--b\r\n"
+			   "Content-Type: text/plain; name=\"notes.exe.txt\"\r\n\r\ny\r\n--b--\r\n";
+	CHECK_INT(spam_rules_check(disp, strlen(disp), now, &weights, h), 1);
+	CHECK_STR(h[0].name, "EXECUTABLE_ATTACHMENT");
+	/* weight 0: off */
+	struct spam_rule_weights off = {0, 0, 0};
+	CHECK_INT(spam_rules_check(bad, strlen(bad), now, &off, h), 0);
+	CHECK_INT(spam_rules_check("", 0, now, &weights, h), 1); /* no Message-ID */
 }
