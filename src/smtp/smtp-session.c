@@ -1660,8 +1660,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->create = p->v[c].create;
 				/* A spam score at the junk level files the
 				 * implicit keep into Junk; a Sieve fileinto
-				 * (even into INBOX) wins. */
-				if (t->spam_scored && d->mailbox == NULL &&
+				 * or keep (even into INBOX) wins. */
+				if (t->spam_scored && d->mailbox == NULL && p->v[c].implicit &&
 				    t->spam.r[j].verdict != SMTP_SPAM_INBOX) {
 					d->mailbox = t->spam.r[j].junk;
 					d->create = true;

@@ -307,3 +307,43 @@ def test_rules_untrained(server):
     assert out[2] == "Rules: 2.0 points (rules=FUTURE_DATE:2.0; weights spam.rule_*)"
     assert out[6] == ("Classifier: not used yet: it counts once alice@example.test has "
                       "trained at least 2 spam and 2 ham messages (spam.bayes_min_trained)")
+
+
+def junk_by_rules(subject):
+    """An untrained user's Junk by the rules alone (no Message-ID, an
+    .exe attachment: 5 points)."""
+    return ("From: sender@elsewhere.example\r\nTo: %s\r\nSubject: %s\r\n"
+            "Date: %s\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsee attached\r\n"
+            "--b\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\n\r\n"
+            "TVo=\r\n--b--\r\n" % (USER, subject, email.utils.formatdate(usegmt=True)))
+
+
+def test_sieve_overrides_junk(server):
+    server.cli_ok("sieve", "put", "--activate", USER, "main", "-", input=(
+        'require "fileinto";\r\n'
+        'if header :contains "subject" "keep-me" { fileinto "INBOX"; stop; }\r\n'
+        'if header :contains "X-Spam-Status" "Yes," { fileinto "Archive"; }\r\n').encode())
+    send(server, junk_by_rules("Please keep-me"))
+    assert header(stored(server, "Please keep-me"), "X-Spam-Score") == " 5.0"
+    # the script sees our field and files by it
+    send(server, junk_by_rules("Filed by score"))
+    assert header(stored(server, "Filed by score", "Archive"), "X-Spam-Score") == " 5.0"
+    assert server.find_messages(USER, "Filed by score", "Junk") == []
+    # without a fileinto the implicit keep goes to Junk
+    server.cli_ok("sieve", "put", "--activate", USER, "main", "-",
+                  input=b'require "imap4flags";\r\naddflag "$Seen";\r\n')
+    send(server, junk_by_rules("Implicit keep"))
+    assert server.find_messages(USER, "Implicit keep", "Junk")
+
+
+def test_junk_folder_made_when_missing(server):
+    m = imap(server)
+    assert m.delete("Junk")[0] == "OK"
+    m.logout()
+    send(server, junk_by_rules("No Junk yet"))
+    assert server.find_messages(USER, "No Junk yet", "Junk")
+    m = imap(server)
+    typ, data = m.list('""', "Junk")
+    assert typ == "OK" and data == [b'(\\HasNoChildren \\Junk) "/" "Junk"'], data
+    m.logout()
