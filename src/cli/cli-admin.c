@@ -1242,6 +1242,46 @@ static int find_message(void *ctx, const struct store_message *m)
 	return 0;
 }
 
+int cli_parse_uid(const struct cli_command *cmd, const char *what, const char *arg,
+		  uint64_t *uid)
+{
+	*uid = 0;
+	if (strutil_parse_u64(arg, strlen(arg), UINT32_MAX, uid) < 0 || *uid == 0)
+		return cli_usage_error(cmd, what, "UID \"%s\" is not a number from 1 to %" PRIu32,
+				       arg, UINT32_MAX);
+	return CLI_OK;
+}
+
+int cli_open_mailbox(const char *what, struct store *s, const char *address, const char *mailbox,
+		     struct store_account **acct, struct store_mailbox *mb)
+{
+	int e = store_account_open(s, address, acct);
+	if (e <= 0)
+		return e == 0 ? cli_fail(what, "no such user %s", address)
+			      : cli_fail(what, "%s: cannot open the account", address);
+	if ((e = store_mailbox_get(*acct, mailbox, mb)) <= 0)
+		return e == 0 ? cli_fail(what, "user %s has no mailbox \"%s\"", address, mailbox)
+			      : cli_fail(what, "%s: cannot read mailbox \"%s\"", address, mailbox);
+	return CLI_OK;
+}
+
+int cli_find_message(const char *what, struct store_account *acct, const struct store_mailbox *mb,
+		     const char *address, uint64_t uid, struct store_message *m, char path[4096])
+{
+	struct mail_find_ctx ctx = {false, {0}};
+	char err[512];
+	if (store_message_list(acct, mb->id, (uint32_t)uid, (uint32_t)uid, find_message, &ctx, err,
+			       sizeof err) < 0)
+		return cli_fail(what, "%s: %s", address, err);
+	if (!ctx.found)
+		return cli_fail(what, "no message with UID %" PRIu64 " in \"%s\" of %s", uid,
+				mb->name, address);
+	if (store_message_path(acct, ctx.msg.file_id, path, 4096) < 0)
+		return cli_fail(what, "UID %" PRIu64 ": cannot find its message file", uid);
+	*m = ctx.msg;
+	return CLI_OK;
+}
+
 /* Copies the file at path to stdout, byte for byte. */
 static int cat_file(const char *what, const char *path)
 {
@@ -1297,10 +1337,8 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 	if (mailbox[0] == '\0')
 		return cli_usage_error(cmd, what, "empty mailbox name");
 	uint64_t uid = 0;
-	if (!is_list &&
-	    (strutil_parse_u64(pos[2], strlen(pos[2]), UINT32_MAX, &uid) < 0 || uid == 0))
-		return cli_usage_error(cmd, what, "UID \"%s\" is not a number from 1 to %" PRIu32,
-				       pos[2], UINT32_MAX);
+	if (!is_list && (rc = cli_parse_uid(cmd, what, pos[2], &uid)) != CLI_OK)
+		return rc;
 
 	struct config *cfg;
 	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
@@ -1309,13 +1347,9 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 	char err[512];
 	struct store_account *acct = NULL;
 	struct store_mailbox mb;
-	int e = store_account_open(s, address, &acct);
-	if (e <= 0) {
-		rc = e == 0 ? cli_fail(what, "no such user %s", address)
-			    : cli_fail(what, "%s: cannot open the account", address);
-	} else if ((e = store_mailbox_get(acct, mailbox, &mb)) <= 0) {
-		rc = e == 0 ? cli_fail(what, "user %s has no mailbox \"%s\"", address, mailbox)
-			    : cli_fail(what, "%s: cannot read mailbox \"%s\"", address, mailbox);
+	rc = cli_open_mailbox(what, s, address, mailbox, &acct, &mb);
+	if (rc != CLI_OK) {
+		/* said */
 	} else if (is_list) {
 		struct mail_list_ctx ctx = {acct, what, xmalloc(MAIL_LIST_HEAD_MAX), CLI_OK};
 		puts("UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS");
@@ -1327,17 +1361,10 @@ static int mail_run(const char *cfg_path, int argc, char **argv)
 		free(ctx.head);
 		rc = cli_finish_output(what, rc);
 	} else {
-		struct mail_find_ctx ctx = {false, {0}};
+		struct store_message m;
 		char path[4096];
-		if (store_message_list(acct, mb.id, (uint32_t)uid, (uint32_t)uid, find_message, &ctx,
-				       err, sizeof err) < 0)
-			rc = cli_fail(what, "%s: %s", address, err);
-		else if (!ctx.found)
-			rc = cli_fail(what, "no message with UID %" PRIu64 " in \"%s\" of %s", uid,
-				      mailbox, address);
-		else if (store_message_path(acct, ctx.msg.file_id, path, sizeof path) < 0)
-			rc = cli_fail(what, "UID %" PRIu64 ": cannot find its message file", uid);
-		else
+		rc = cli_find_message(what, acct, &mb, address, uid, &m, path);
+		if (rc == CLI_OK)
 			rc = cat_file(what, path);
 	}
 	store_close(&s);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct config;
@@ -101,6 +102,20 @@ char **cli_take_flag(int argc, char **argv, const char *flag, bool *set, int *n_
  * its local part's case). */
 int cli_check_address(const struct cli_command *cmd, const char *what, const char *arg,
 		      bool remote_ok, char out[256]);
+/* Checks a UID argument (1..2^32-1) into *uid; CLI_OK or a usage error. */
+int cli_parse_uid(const struct cli_command *cmd, const char *what, const char *arg,
+		  uint64_t *uid);
+/* Opens address's account and its mailbox; CLI_OK, or CLI_FAIL after
+ * saying which is missing. */
+struct store_account;
+struct store_mailbox;
+struct store_message;
+int cli_open_mailbox(const char *what, struct store *s, const char *address, const char *mailbox,
+		     struct store_account **acct, struct store_mailbox *mb);
+/* The message uid of mailbox mb and its file's path; CLI_OK, or CLI_FAIL
+ * after saying why not. */
+int cli_find_message(const char *what, struct store_account *acct, const struct store_mailbox *mb,
+		     const char *address, uint64_t uid, struct store_message *m, char path[4096]);
 /* 1 if the domain is ours; else prints why and returns 0 (or -1). */
 int cli_require_domain(struct store *s, const char *what, const char *domain);
 /* Whether a local alias target reaches a mailbox: 1 reaches, 0 dangling,

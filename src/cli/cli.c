@@ -36,6 +36,8 @@ extern const struct cli_command cli_trace_command;
 extern const struct cli_command cli_sieve_command;
 extern const struct cli_command cli_auth_command;
 extern const struct cli_command cli_dmarc_command;
+/* cli-spam.c */
+extern const struct cli_command cli_spam_command;
 /* cli-authcheck.c */
 extern const struct cli_command cli_authcheck_command;
 /* cli-backup.c */
@@ -48,6 +50,7 @@ static const struct cli_command *const commands[] = {
 	&cli_trace_command,       &cli_sieve_command,       &cli_auth_command,
 	&cli_authcheck_command,   &cli_dkim_command,         &cli_dmarc_command,
 	&cli_group_command,       &cli_backup_command,       &cli_restore_command,
+	&cli_spam_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -215,6 +215,8 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	int r = store_imap_store_flags_if(s->acct, s->sel->id, uids, n, mode, flags, kw,
 					  unchangedsince, modified, want_cb ? stored_cb : NULL, &c,
 					  &modseq, err, sizeof err);
+	if (r == 0)
+		imap_spam_stored(s, mode, kw, uids, n);
 	free(uids);
 	free(modified);
 	if (c.last_hi != 0)
@@ -290,6 +292,7 @@ void imap_cmd_copy(struct imap_cmdctx *x)
 		imap_no_store(x, move ? "move" : "copy", err);
 		return;
 	}
+	imap_spam_copied(s, &mb, nu, n);
 	/* only the messages that still existed */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)

@@ -250,6 +250,13 @@ void imap_cmd_append(struct imap_cmdctx *x);
 void imap_cmd_fetch(struct imap_cmdctx *x);
 void imap_cmd_store(struct imap_cmdctx *x);
 void imap_cmd_copy(struct imap_cmdctx *x);    /* COPY, MOVE */
+/* imap-spam.c: the spam classifier learns from COPY/MOVE (new_uids in
+ * dest, 0 entries skipped) and from STORE of $Junk / $NotJunk (mode and
+ * keywords as the STORE command's). */
+void imap_spam_copied(struct imap_session *s, const struct store_mailbox *dest,
+		      const uint32_t *new_uids, size_t n);
+void imap_spam_stored(struct imap_session *s, int mode, const char *keywords,
+		      const uint32_t *uids, size_t n);
 void imap_cmd_expunge(struct imap_cmdctx *x); /* EXPUNGE, UID EXPUNGE */
 void imap_cmd_close(struct imap_cmdctx *x);   /* CLOSE (expunges) */
 void imap_cmd_search(struct imap_cmdctx *x);

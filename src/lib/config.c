@@ -135,6 +135,16 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.greylist_auto_allow", CFG_UINT, STR(spam_greylist_auto_allow), "5", false},
 	{"spam.greylist_allow", CFG_STR, STR(spam_greylist_allow), "", false},
 	{"spam.greylist_spf_passes", CFG_UINT, STR(spam_greylist_spf_passes), "3", false},
+	{"spam.content_check", CFG_BOOL, STR(spam_content_check), "yes", false},
+	{"spam.junk_score", CFG_UINT, STR(spam_junk_score), "5", false},
+	{"spam.content_reject_score", CFG_UINT, STR(spam_content_reject_score), "0", false},
+	{"spam.bayes_weight", CFG_UINT, STR(spam_bayes_weight), "10", false},
+	{"spam.bayes_min_trained", CFG_UINT, STR(spam_bayes_min_trained), "10", false},
+	{"spam.max_tokens", CFG_UINT, STR(spam_max_tokens), "500000", false},
+	{"spam.rule_missing_message_id", CFG_UINT, STR(spam_rule_missing_message_id), "1", false},
+	{"spam.rule_future_date", CFG_UINT, STR(spam_rule_future_date), "2", false},
+	{"spam.rule_executable_attachment", CFG_UINT, STR(spam_rule_executable_attachment), "4",
+	 false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -446,6 +456,22 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "198.51.100.0/24), sender addresses (user@example.com) and sender "
 			 "domains (example.com, @example.com), separated by spaces",
 			 c->path);
+		return -1;
+	}
+	if (c->spam_junk_score < 1 || c->spam_junk_score > 1000 ||
+	    c->spam_content_reject_score > 1000 || c->spam_bayes_weight > 1000 ||
+	    c->spam_rule_missing_message_id > 1000 || c->spam_rule_future_date > 1000 ||
+	    c->spam_rule_executable_attachment > 1000 ||
+	    (c->spam_content_reject_score != 0 &&
+	     c->spam_content_reject_score < c->spam_junk_score)) {
+		snprintf(err, errsz,
+			 "%s: spam.junk_score must be 1..1000, spam.content_reject_score 0 (never) or "
+			 "spam.junk_score..1000, spam.bayes_weight and spam.rule_* 0..1000",
+			 c->path);
+		return -1;
+	}
+	if (c->spam_max_tokens < 1000 || c->spam_max_tokens > 100000000) {
+		snprintf(err, errsz, "%s: spam.max_tokens must be 1000..100000000", c->path);
 		return -1;
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {

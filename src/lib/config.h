@@ -126,6 +126,16 @@ struct config {
 	uint64_t spam_greylist_auto_allow; /* passes after which a network skips; 0 */
 	char *spam_greylist_allow;      /* clients, senders, sender domains never greylisted */
 	uint64_t spam_greylist_spf_passes; /* SPF-passing domain history that skips; 0 */
+	/* Content stage at the end of DATA, port 25 (docs/spam.md). */
+	bool spam_content_check;        /* score messages and file/refuse by score */
+	uint64_t spam_junk_score;       /* at or above: the recipient's Junk */
+	uint64_t spam_content_reject_score; /* at or above: 550 5.7.1; 0: never */
+	uint64_t spam_bayes_weight;     /* classifier points at certainty */
+	uint64_t spam_bayes_min_trained; /* spam and ham each before it counts */
+	uint64_t spam_max_tokens;       /* tokens kept per user (least recent go) */
+	uint64_t spam_rule_missing_message_id; /* rule weights (spam-rules.h) */
+	uint64_t spam_rule_future_date;
+	uint64_t spam_rule_executable_attachment;
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

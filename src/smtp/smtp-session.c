@@ -47,6 +47,8 @@
 #include "smtp-limit.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
+#include "smtp-spam.h"
+#include "spam-token.h"
 #include "store.h"
 #include "strutil.h"
 #include "tls.h"
@@ -137,6 +139,8 @@ struct smtp_txn {
 	char grey_spf_domain[256];     /* the domain it passed for */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
+	struct smtp_spam spam;         /* content stage: per local recipient (spam_scored) */
+	bool spam_scored;
 	struct store_group *group;     /* the group among the recipients, or NULL */
 	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
 	enum arc_status arc_cv;        /* the chain as it arrived */
@@ -335,6 +339,7 @@ static void txn_free(struct smtp_txn **tp)
 	store_spool_drop(&t->spool_fd, t->spool_path);
 	free(t->arc_results);
 	free(t->junk_of);
+	smtp_spam_free(&t->spam);
 	buf_free(&t->out);
 	free(t->rcpts);
 	free(t->local);
@@ -1382,10 +1387,88 @@ static bool check_start(struct smtp_session *s, struct smtp_txn *t)
 	return true;
 }
 
+/* An X-Spam-* field that came with the message: not ours, dropped. */
+static bool spam_drop(const struct header_field *f, void *ctx)
+{
+	(void)ctx;
+	return strutil_eq_ci(f->name, f->name_len, "X-Spam-Score") ||
+	       strutil_eq_ci(f->name, f->name_len, "X-Spam-Status");
+}
+
+/* The content stage (port 25, clients not in mailauth.trusted;
+ * docs/spam.md): a score per local recipient (smtp-spam.c), our X-Spam-*
+ * fields (those of the recipient with the highest score), or 550 when
+ * every recipient's score refuses.  0: go on; 1: answered (refused, or
+ * 451 when the spool file could not be rewritten).  A recipient whose
+ * score fails goes to the INBOX. */
+static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	const struct config *cfg = srv->cfg;
+	if (srv->submission || !cfg->spam_content_check || t->n_local == 0 ||
+	    netaddr_in_list(s->ip, cfg->mailauth_trusted))
+		return 0;
+	char *msg = xmalloc(SPAM_TOKEN_SCAN_MAX);
+	ssize_t got = read_at(t->spool_fd, msg, SPAM_TOKEN_SCAN_MAX, (off_t)t->trace_len);
+	if (got < 0) {
+		log_error("smtp id=%s action=spam error=\"%s\"", t->id, strerror(errno));
+		free(msg);
+		return 0;
+	}
+	smtp_spam_score(srv->store, cfg, msg, (size_t)got, t->local, t->n_local, &t->spam);
+	t->spam_scored = true;
+	static const char *const verdicts[] = {"inbox", "junk", "reject"};
+	for (size_t j = 0; j < t->n_local; j++) {
+		const struct smtp_spam_rcpt *r = &t->spam.r[j];
+		char score[32];
+		smtp_spam_score_text(r->score10, score, sizeof score);
+		log_info("smtp id=%s session=%s action=spam rcpt=<%s> score=%s verdict=%s "
+			 "junk_score=%llu reject_score=%llu status=\"%s\"",
+			 t->id, s->id, t->local_to[j].addr, r->failed ? "-" : score,
+			 r->failed ? "failed" : verdicts[r->verdict],
+			 (unsigned long long)cfg->spam_junk_score,
+			 (unsigned long long)cfg->spam_content_reject_score,
+			 r->failed ? "the classifier failed; delivered to the INBOX" : r->status);
+	}
+	bool waiting = s->state == SMTP_STATE_COMMIT;
+	int ret = 0;
+	if (smtp_spam_all_reject(&t->spam) && t->n_remote == 0) {
+		char score[32], line[256];
+		smtp_spam_score_text(t->spam.r[t->spam.top].score10, score, sizeof score);
+		snprintf(line, sizeof line,
+			 "550 5.7.1 Message refused: its content looks like spam (score %s; this "
+			 "server refuses from %llu)",
+			 score, (unsigned long long)cfg->spam_content_reject_score);
+		txn_done(s, t, 550, line);
+		ret = 1;
+	} else if (!t->spam.r[t->spam.top].failed) {
+		struct header h = {0};
+		bool parsed = header_parse(msg, (size_t)got, &h) == HEADER_OK &&
+			      (h.has_body_separator || (size_t)got < SPAM_TOKEN_SCAN_MAX);
+		header_free(&h);
+		struct buf add;
+		buf_init(&add, 0);
+		if (smtp_spam_headers(&t->spam, t->spam.top, cfg, &add) < 0 ||
+		    spool_rewrite(t, false, &add, msg, (size_t)got, parsed ? spam_drop : NULL, NULL,
+				  "spam") < 0) {
+			txn_done(s, t, 451,
+				 "451 4.3.0 Error: could not store the message, try again later");
+			ret = 1;
+		}
+		buf_free(&add);
+	}
+	free(msg);
+	if (ret == 1 && waiting)
+		process_input(s);
+	return ret;
+}
+
 /* Adds a finished message to the worker's commit batch. */
 static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
 {
 	struct smtp_server *srv = s->srv;
+	if (spam_stage(s, t) != 0)
+		return;
 	if (t->group != NULL && group_headers(t) < 0) {
 		/* After the checks (port 25) the session is waiting, not
 		 * reading: commands pipelined after the data are read now. */
@@ -1548,6 +1631,14 @@ static void local_log_build(struct local_log *lg, const struct smtp_pending *bat
 				rec[r] = base;
 				rec[r].folder = d->filed ? d->mailbox : "INBOX";
 				rec[r].note = copy_note(d, lg->notes[r], sizeof lg->notes[r]);
+				if (t->spam_scored && d->mailbox == t->spam.r[j].junk) {
+					char score[32];
+					smtp_spam_score_text(t->spam.r[j].score10, score, sizeof score);
+					snprintf(lg->notes[r], sizeof lg->notes[r],
+						 "spam score %s, at or above spam.junk_score %llu: filed into %s", score,
+						 (unsigned long long)t->spam.junk_score, d->mailbox);
+					rec[r].note = lg->notes[r];
+				}
 				r++;
 			}
 		}
@@ -1661,6 +1752,14 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;
 				d->create = p->v[c].create;
+				/* A spam score at the junk level files the
+				 * implicit keep into Junk; a Sieve fileinto
+				 * or keep (even into INBOX) wins. */
+				if (t->spam_scored && d->mailbox == NULL && p->v[c].implicit &&
+				    t->spam.r[j].verdict != SMTP_SPAM_INBOX) {
+					d->mailbox = t->spam.r[j].junk;
+					d->create = true;
+				}
 				/* DMARC quarantine: what would go to the INBOX
 				 * goes to Junk (a script's folders stay). */
 				if ((t->junk || (t->junk_of && t->junk_of[j])) &&

@@ -401,6 +401,7 @@ static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create
 	p->v[p->n].mailbox = is_inbox(mailbox) ? NULL : xstrdup(mailbox);
 	p->v[p->n].create = create;
 	p->v[p->n].flags = flags;
+	p->v[p->n].implicit = false;
 	p->n++;
 }
 
@@ -521,9 +522,12 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 			    !run_one(run[i], names[i], &in, m, env_to, plan, &implicit_flags, &sc))
 				keep = false;
 	}
-	if (keep)
+	if (keep) {
+		size_t before = plan->n;
 		add_copy(plan, NULL, false, implicit_flags);
-	else
+		if (plan->n > before)
+			plan->v[before].implicit = true;
+	} else
 		free(implicit_flags);
 	sieve_script_free(&user);
 	if (plan->n > 0 || !any)

@@ -33,6 +33,7 @@ struct smtp_sieve_copy {
 	char *mailbox; /* NULL: INBOX */
 	bool create;
 	char *flags; /* space-separated IMAP flags, NULL for none */
+	bool implicit; /* the implicit keep (no script chose this copy's folder) */
 };
 
 /* The copies for one account: none means discarded. */

@@ -232,6 +232,8 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 /* store-sieve.c: creates the sieve_scripts table if missing (at every
  * open of an account database). */
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
+/* The spam classifier's tables (store-spam.c), at every account open. */
+int store_spam_schema(struct store_db *db, char *err, size_t errsz);
 /* Closes every account database and frees every handle (store_close). */
 void store_account_free_all(struct store *s);
 

@@ -1133,4 +1133,41 @@ int store_imap_append(struct store_account *a, const char *mailbox,
 int store_imap_expunge(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
 		       size_t n, bool *done, uint64_t *modseq_out, char *err, size_t errsz);
 
+/* The spam classifier's per-user token database (store-spam.c,
+ * docs/spam.md).  The store keeps counts of tokens the caller made
+ * (src/spam); a message is trained under a key of at most
+ * STORE_SPAM_KEY_MAX bytes: the file id of a stored message, or a hash of
+ * the bytes `tern spam learn` read. */
+#define STORE_SPAM_KEY_MAX 80
+enum store_spam_class { STORE_SPAM_NONE = 0, STORE_SPAM_HAM = 1, STORE_SPAM_SPAM = 2 };
+struct store_spam_totals {
+	uint64_t spam, ham; /* messages trained */
+	uint64_t tokens;    /* tokens kept */
+};
+/* 0 or -1. */
+int store_spam_totals(struct store_account *a, struct store_spam_totals *out, char *err,
+		      size_t errsz);
+/* spam[i], ham[i]: the trained messages that had tokens[i] (0 for a token
+ * not kept).  One read transaction.  0 or -1. */
+int store_spam_counts(struct store_account *a, const char *const *tokens, size_t n,
+		      uint32_t *spam, uint32_t *ham, char *err, size_t errsz);
+/* How key was trained (*cls STORE_SPAM_NONE: not, or no longer known).
+ * 0 or -1. */
+int store_spam_trained(struct store_account *a, const char *key, enum store_spam_class *cls,
+		       char *err, size_t errsz);
+/* Trains the message key, of tokens[0..n), as cls in one transaction;
+ * STORE_SPAM_NONE forgets it.  An earlier training of key the other way
+ * is taken back first (its counts with these tokens: the same message
+ * gives the same tokens).  Then tokens no longer counted and the least
+ * recently trained beyond max_tokens (0: no bound) are dropped.  1 when
+ * something changed, 0 when key was already trained as cls, -1 error
+ * (nothing changed). */
+int store_spam_train(struct store_account *a, const char *key, enum store_spam_class cls,
+		     const char *const *tokens, size_t n, int64_t now, uint64_t max_tokens,
+		     char *err, size_t errsz);
+/* The account's Junk folder into out: the first mailbox with the \Junk
+ * special use (RFC 6154), else the one named "Junk", else "Junk" made now
+ * with \Junk.  0 or -1. */
+int store_spam_junk_mailbox(struct store_account *a, char out[512], char *err, size_t errsz);
+
 #endif

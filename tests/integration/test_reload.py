@@ -212,6 +212,15 @@ NEW_VALUES = {
     "spam.greylist_auto_allow": "3",
     "spam.greylist_allow": "192.0.2.0/24 example.com",
     "spam.greylist_spf_passes": "2",
+    "spam.content_check": "no",
+    "spam.junk_score": "6",
+    "spam.content_reject_score": "20",
+    "spam.bayes_weight": "8",
+    "spam.bayes_min_trained": "5",
+    "spam.max_tokens": "100000",
+    "spam.rule_missing_message_id": "2",
+    "spam.rule_future_date": "3",
+    "spam.rule_executable_attachment": "5",
 }
 
 

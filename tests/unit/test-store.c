@@ -2031,3 +2031,61 @@ TEST(greylist_triplets_expiry_and_networks)
 	CHECK_INT(store_greylist_domain_get(f.s, "example.test"), 0);
 	fx_close(&f);
 }
+
+/* ------------------------------------------------------- store-spam.c */
+
+TEST(store_spam_train_untrain)
+{
+	struct fx f;
+	int64_t ids[3];
+	fx_open(&f);
+	fx_basic(&f, ids);
+	struct store_account *a = NULL;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	const char *m1[] = {"cheap", "pills", "subject:offer"};
+	const char *m2[] = {"cheap", "meeting"};
+	const char *q[] = {"cheap", "pills", "meeting", "never"};
+	uint32_t s[4], h[4];
+	struct store_spam_totals tot;
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam == 0 && tot.ham == 0 && tot.tokens == 0);
+	CHECK_INT(store_spam_train(a, "f1", STORE_SPAM_SPAM, m1, 3, 100, 0, f.err, sizeof f.err), 1);
+	/* again as spam: nothing changes */
+	CHECK_INT(store_spam_train(a, "f1", STORE_SPAM_SPAM, m1, 3, 101, 0, f.err, sizeof f.err), 0);
+	CHECK_INT(store_spam_train(a, "f2", STORE_SPAM_HAM, m2, 2, 102, 0, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_counts(a, q, 4, s, h, f.err, sizeof f.err), 0);
+	CHECK(s[0] == 1 && h[0] == 1 && s[1] == 1 && h[1] == 0 && s[2] == 0 && h[2] == 1);
+	CHECK(s[3] == 0 && h[3] == 0);
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam == 1 && tot.ham == 1 && tot.tokens == 4);
+	enum store_spam_class c;
+	CHECK_INT(store_spam_trained(a, "f1", &c, f.err, sizeof f.err), 0);
+	CHECK_INT(c, STORE_SPAM_SPAM);
+	/* f1 retrained as ham: its spam counts are taken back */
+	CHECK_INT(store_spam_train(a, "f1", STORE_SPAM_HAM, m1, 3, 103, 0, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_counts(a, q, 4, s, h, f.err, sizeof f.err), 0);
+	CHECK(s[0] == 0 && h[0] == 2 && s[1] == 0 && h[1] == 1);
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam == 0 && tot.ham == 2);
+	/* forgotten: the counts go, and tokens nobody holds are dropped */
+	CHECK_INT(store_spam_train(a, "f1", STORE_SPAM_NONE, m1, 3, 104, 0, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_trained(a, "f1", &c, f.err, sizeof f.err), 0);
+	CHECK_INT(c, STORE_SPAM_NONE);
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam == 0 && tot.ham == 1 && tot.tokens == 2); /* cheap, meeting */
+	/* bounded: with max_tokens 3 the least recently trained go */
+	const char *m3[] = {"alpha", "beta"};
+	CHECK_INT(store_spam_train(a, "f3", STORE_SPAM_SPAM, m3, 2, 200, 3, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK_INT(tot.tokens, 3);
+	const char *q2[] = {"alpha", "beta", "cheap", "meeting"};
+	CHECK_INT(store_spam_counts(a, q2, 4, s, h, f.err, sizeof f.err), 0);
+	CHECK(s[0] == 1 && s[1] == 1 && h[2] + h[3] == 1); /* one of the seen-102 pair left */
+	/* a larger bound drops nothing (a negative LIMIT would drop all) */
+	const char *m4[] = {"gamma"};
+	CHECK_INT(store_spam_train(a, "f4", STORE_SPAM_HAM, m4, 1, 300, 1000, f.err, sizeof f.err),
+		  1);
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK_INT(tot.tokens, 4);
+	fx_close(&f);
+}

@@ -1,0 +1,385 @@
+/*
+ * cli-spam.c - `tern spam learn --spam|--ham USER [PATH]` and `tern spam
+ * explain USER MAILBOX UID` (docs/spam.md "Training", "Explained").
+ *
+ * learn trains the user's classifier with every message of an mbox
+ * (stdin, or the file PATH) or of a maildir folder (PATH with cur/ and
+ * new/, or any folder of message files).  An mbox is read a line at a
+ * time: a message is split at "From " lines after a blank line (or at the
+ * start), mboxrd quoting (">From ") is undone, only its first
+ * SPAM_TOKEN_SCAN_MAX bytes are kept for the tokenizer and the whole of
+ * it is hashed (SHA-256), the hash being its training key, so learning
+ * the same mbox twice changes nothing and learning it the other way
+ * takes the first training back.
+ *
+ * explain scores a stored message now, as the content stage would with
+ * what the user has trained so far, and says why, in plain words.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "cli-int.h"
+#include "config.h"
+#include "smtp-spam.h"
+#include "spam-bayes.h"
+#include "spam-token.h"
+#include "store.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+extern const struct cli_command cli_spam_command;
+
+#define EXPLAIN_TOKENS 20 /* tokens explain lists */
+
+struct learn {
+	const char *what;
+	struct store_account *acct;
+	const struct config *cfg;
+	enum store_spam_class cls;
+	size_t seen, trained, failed;
+	/* the message being read */
+	struct buf msg;      /* its first SPAM_TOKEN_SCAN_MAX bytes */
+	EVP_MD_CTX *md;
+	bool open;
+};
+
+static void msg_start(struct learn *l)
+{
+	buf_reset(&l->msg);
+	EVP_DigestInit_ex(l->md, EVP_sha256(), NULL);
+	l->open = true;
+}
+
+static void msg_add(struct learn *l, const char *p, size_t n)
+{
+	EVP_DigestUpdate(l->md, p, n);
+	size_t room = SPAM_TOKEN_SCAN_MAX - l->msg.len;
+	buf_append(&l->msg, p, n < room ? n : room);
+}
+
+/* Trains the message read so far. */
+static void msg_end(struct learn *l)
+{
+	if (!l->open)
+		return;
+	l->open = false;
+	unsigned char h[EVP_MAX_MD_SIZE];
+	unsigned hl = 0;
+	EVP_DigestFinal_ex(l->md, h, &hl);
+	char key[STORE_SPAM_KEY_MAX] = "sha256:";
+	for (unsigned i = 0; i < hl && 7 + 2 * i + 2 < sizeof key; i++)
+		snprintf(key + 7 + 2 * i, 3, "%02x", h[i]);
+	struct spam_tokens t;
+	spam_token_message(&t, l->msg.data ? l->msg.data : "", l->msg.len);
+	char err[256];
+	int r = store_spam_train(l->acct, key, l->cls, (const char *const *)t.v, t.n,
+				 (int64_t)time(NULL), l->cfg->spam_max_tokens, err, sizeof err);
+	spam_token_free(&t);
+	l->seen++;
+	if (r < 0) {
+		fprintf(stderr, "tern: %s: message %zu: %s\n", l->what, l->seen, err);
+		l->failed++;
+	} else if (r == 1) {
+		l->trained++;
+	}
+}
+
+/* An mbox from f. */
+static void learn_mbox(struct learn *l, FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	bool prev_blank = true;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (prev_blank && n >= 5 && memcmp(line, "From ", 5) == 0) {
+			msg_end(l);
+			msg_start(l);
+			prev_blank = false;
+			continue;
+		}
+		if (!l->open)
+			msg_start(l); /* no "From " line first: one message */
+		prev_blank = (n == 1 && line[0] == '\n') || (n == 2 && line[0] == '\r');
+		const char *p = line;
+		size_t k = 0;
+		while (k < (size_t)n && p[k] == '>')
+			k++;
+		if (k > 0 && (size_t)n - k >= 5 && memcmp(p + k, "From ", 5) == 0) {
+			p++; /* mboxrd: one '>' less */
+			n--;
+		}
+		msg_add(l, p, (size_t)n);
+	}
+	free(line);
+	msg_end(l);
+}
+
+/* Every regular file of folder dir. */
+static int learn_dir(struct learn *l, const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[4096];
+		struct stat st;
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
+		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		FILE *f = fopen(path, "rb");
+		if (f == NULL) {
+			fprintf(stderr, "tern: %s: %s: %s\n", l->what, path, strerror(errno));
+			l->failed++;
+			continue;
+		}
+		msg_start(l);
+		char chunk[65536];
+		size_t got;
+		while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+			msg_add(l, chunk, got);
+		fclose(f);
+		msg_end(l);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* PATH: a maildir folder (cur/ and new/), a folder of files, or an mbox. */
+static int learn_path(struct learn *l, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return cli_fail(l->what, "%s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		char sub[4096];
+		struct stat ss;
+		bool maildir = false;
+		static const char *const parts[] = {"cur", "new"};
+		for (int i = 0; i < 2; i++)
+			if (snprintf(sub, sizeof sub, "%s/%s", path, parts[i]) < (int)sizeof sub &&
+			    stat(sub, &ss) == 0 && S_ISDIR(ss.st_mode)) {
+				maildir = true;
+				if (learn_dir(l, sub) < 0)
+					return cli_fail(l->what, "%s: %s", sub, strerror(errno));
+			}
+		if (!maildir && learn_dir(l, path) < 0)
+			return cli_fail(l->what, "%s: %s", path, strerror(errno));
+		return CLI_OK;
+	}
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return cli_fail(l->what, "%s: %s", path, strerror(errno));
+	learn_mbox(l, f);
+	fclose(f);
+	return CLI_OK;
+}
+
+static int open_user(const char *what, struct store *s, const char *address,
+		     struct store_account **acct)
+{
+	int e = store_account_open(s, address, acct);
+	if (e <= 0)
+		return e == 0 ? cli_fail(what, "no such user %s", address)
+			      : cli_fail(what, "%s: cannot open the account", address);
+	return CLI_OK;
+}
+
+static int spam_learn(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		      int argc, char **argv)
+{
+	bool is_spam, is_ham;
+	int n1, n2;
+	char **a1 = cli_take_flag(argc, argv, "--spam", &is_spam, &n1);
+	char **a2 = cli_take_flag(n1, a1, "--ham", &is_ham, &n2);
+	free(a1);
+	char *pos[2];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, n2, a2, NULL, 0, pos, 1, 2, &n_pos);
+	free(a2);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	if (is_spam == is_ham)
+		return cli_usage_error(cmd, what, "give one of --spam and --ham");
+	char address[256];
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct learn l = {what, NULL, cfg, is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM, 0, 0, 0,
+			  BUF_INIT, EVP_MD_CTX_new(), false};
+	if (l.md == NULL)
+		rc = cli_fail(what, "out of memory");
+	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
+		if (n_pos == 2)
+			rc = learn_path(&l, pos[1]);
+		else
+			learn_mbox(&l, stdin);
+	}
+	struct store_spam_totals tot;
+	char err[256];
+	if (rc == CLI_OK && store_spam_totals(l.acct, &tot, err, sizeof err) < 0)
+		rc = cli_fail(what, "%s", err);
+	if (rc == CLI_OK) {
+		printf("%s: %zu message%s read, %zu trained as %s, %zu already so%s\n", address,
+		       l.seen, l.seen == 1 ? "" : "s", l.trained, is_spam ? "spam" : "ham",
+		       l.seen - l.trained - l.failed, l.failed ? ", some failed (see above)" : "");
+		printf("%s has now trained %" PRIu64 " spam and %" PRIu64 " ham messages (%" PRIu64
+		       " tokens)\n",
+		       address, tot.spam, tot.ham, tot.tokens);
+		rc = cli_finish_output(what, l.failed ? CLI_FAIL : CLI_OK);
+	}
+	EVP_MD_CTX_free(l.md);
+	buf_free(&l.msg);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+static void explain(const char *address, const char *mailbox, uint64_t uid,
+		    const struct config *cfg, const struct store_spam_totals *tot,
+		    const struct spam_bayes_result *b, int points10, int rules10, const char *rules,
+		    enum store_spam_class cls)
+{
+	char score[32], bayes[32], rpts[32];
+	smtp_spam_score_text(points10 + rules10, score, sizeof score);
+	smtp_spam_score_text(points10, bayes, sizeof bayes);
+	smtp_spam_score_text(rules10, rpts, sizeof rpts);
+	static const char *const verdicts[] = {"the INBOX", "the Junk folder",
+					       "refused at the end of DATA"};
+	printf("Message UID %" PRIu64 " in \"%s\" of %s\n", uid, mailbox, address);
+	printf("Score now: %s, which means %s\n", score,
+	       verdicts[smtp_spam_verdict_of(cfg, points10 + rules10)]);
+	printf("Rules: %s points (%s; weights spam.rule_*)\n", rpts, rules);
+	printf("Thresholds: Junk from spam.junk_score = %" PRIu64 "; ", cfg->spam_junk_score);
+	if (cfg->spam_content_reject_score)
+		printf("refused from spam.content_reject_score = %" PRIu64 "\n",
+		       cfg->spam_content_reject_score);
+	else
+		printf("never refused (spam.content_reject_score = 0)\n");
+	printf("Training of %s: %" PRIu64 " spam and %" PRIu64 " ham messages, %" PRIu64
+	       " tokens kept\n",
+	       address, tot->spam, tot->ham, tot->tokens);
+	printf("This message: %s\n", cls == STORE_SPAM_SPAM  ? "trained as spam"
+				     : cls == STORE_SPAM_HAM ? "trained as ham"
+							     : "not trained");
+	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained) {
+		printf("Classifier: not used yet: it counts once %s has trained at least %" PRIu64
+		       " spam and %" PRIu64 " ham messages (spam.bayes_min_trained)\n",
+		       address, cfg->spam_bayes_min_trained, cfg->spam_bayes_min_trained);
+		return;
+	}
+	printf("Classifier: spam probability %.4f from %zu telling token%s, worth %s of "
+	       "spam.bayes_weight = %" PRIu64 " points\n",
+	       b->prob, b->n_clues, b->n_clues == 1 ? "" : "s", bayes, cfg->spam_bayes_weight);
+	if (b->n_clues == 0) {
+		printf("No token of this message tells spam from ham yet.\n");
+		return;
+	}
+	printf("Tokens that count most (probability that a message with it is spam; "
+	       "trained spam and ham messages that had it):\n");
+	for (size_t i = 0; i < b->n_clues && i < EXPLAIN_TOKENS; i++) {
+		printf("  %.4f  %-40s  %" PRIu32 " spam, %" PRIu32 " ham\n", b->clues[i].prob,
+		       b->clues[i].token, b->clues[i].spam, b->clues[i].ham);
+	}
+}
+
+static int spam_explain(const struct cli_command *cmd, const char *what, const char *cfg_path,
+			int argc, char **argv)
+{
+	char *pos[3];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, 3, 3, &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	char address[256];
+	uint64_t uid = 0;
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0 ||
+	    (rc = cli_parse_uid(cmd, what, pos[2], &uid)) != 0)
+		return rc;
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct store_account *acct = NULL;
+	struct store_mailbox mb;
+	struct store_message m;
+	char err[256] = "", path[4096];
+	struct spam_tokens t = {0};
+	struct spam_bayes_result b = {0};
+	if ((rc = cli_open_mailbox(what, s, address, pos[1], &acct, &mb)) != CLI_OK ||
+	    (rc = cli_find_message(what, acct, &mb, address, uid, &m, path)) != CLI_OK)
+		goto out;
+	size_t len;
+	char *msg = spam_token_read(path, &len);
+	if (msg == NULL) {
+		rc = cli_fail(what, "UID %" PRIu64 ": cannot read its message file", uid);
+		goto out;
+	}
+	spam_token_message(&t, msg, len);
+	char rules[200];
+	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, rules, sizeof rules);
+	free(msg);
+	struct store_spam_totals tot;
+	enum store_spam_class cls;
+	int points10;
+	if (smtp_spam_account_score(acct, cfg, &t, &tot, &b, &points10, err, sizeof err) < 0 ||
+	    store_spam_trained(acct, m.file_id, &cls, err, sizeof err) < 0) {
+		rc = cli_fail(what, "%s: %s", address, err);
+		goto out;
+	}
+	explain(address, pos[1], uid, cfg, &tot, &b, points10, rules10, rules, cls);
+	rc = cli_finish_output(what, CLI_OK);
+out:
+	spam_bayes_result_free(&b);
+	spam_token_free(&t);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+static int spam_run(const char *cfg_path, int argc, char **argv)
+{
+	static const char *const subs[] = {"learn", "explain", NULL};
+	const struct cli_command *cmd = &cli_spam_command;
+	const char *sub = NULL;
+	char what[WHAT_MAX];
+	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	if (!strcmp(sub, "learn"))
+		return spam_learn(cmd, what, cfg_path, argc, argv);
+	return spam_explain(cmd, what, cfg_path, argc, argv);
+}
+
+const struct cli_command cli_spam_command = {
+    "spam",
+    "train a user's spam filter, or explain a message's score",
+    "usage: tern [-c FILE] spam learn --spam|--ham USER [MBOX|MAILDIR]\n"
+    "       tern [-c FILE] spam explain USER MAILBOX UID\n"
+    "\n"
+    "learn trains USER's spam classifier with every message of an mbox (standard\n"
+    "input, or the file MBOX) or of a maildir folder (a folder with cur/ and new/,\n"
+    "or any folder of message files) as spam or as ham.  A message already trained\n"
+    "that way is left alone; one trained the other way is retrained.\n"
+    "\n"
+    "explain scores the message UID of USER's MAILBOX with what USER has trained\n"
+    "so far and says why: the score, the thresholds, the tokens that count most\n"
+    "with their spam probabilities.  (The X-Spam-Status field of the message says\n"
+    "what it scored when it arrived.)\n",
+    spam_run,
+};

@@ -1,0 +1,207 @@
+/*
+ * smtp-spam.c - per-recipient spam scores of a received message and
+ * their header fields (smtp-spam.h, docs/spam.md).  The classifier counts
+ * only once the user has trained spam.bayes_min_trained messages of each
+ * kind; before that its part is 0 and the status says "untrained".
+ */
+#include "smtp-spam.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+#include "spam-bayes.h"
+#include "spam-rules.h"
+#include "spam-token.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define STATUS_TOKENS 5 /* strongest clues named in X-Spam-Status */
+
+void smtp_spam_score_text(int score10, char *out, size_t outsz)
+{
+	int a = score10 < 0 ? -score10 : score10;
+	snprintf(out, outsz, "%s%d.%d", score10 < 0 ? "-" : "", a / 10, a % 10);
+}
+
+/* Only plain tokens go into a header field: no 8-bit, no blanks. */
+static bool header_safe(const char *tok)
+{
+	for (const char *p = tok; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ',')
+			return false;
+	return true;
+}
+
+int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
+			    const struct spam_tokens *tk, struct store_spam_totals *tot,
+			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz)
+{
+	memset(b, 0, sizeof *b);
+	b->prob = 0.5;
+	*points10 = 0;
+	if (store_spam_totals(a, tot, err, errsz) < 0)
+		return -1;
+	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained)
+		return 0;
+	uint32_t *s = xcalloc(tk->n ? tk->n : 1, sizeof *s);
+	uint32_t *h = xcalloc(tk->n ? tk->n : 1, sizeof *h);
+	int rc = store_spam_counts(a, (const char *const *)tk->v, tk->n, s, h, err, errsz);
+	if (rc == 0) {
+		spam_bayes_classify((const char *const *)tk->v, s, h, tk->n, tot->spam, tot->ham, b);
+		*points10 = spam_bayes_points10(b->prob, cfg->spam_bayes_weight);
+	}
+	free(s);
+	free(h);
+	return rc;
+}
+
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+{
+	uint64_t junk10 = cfg->spam_junk_score * 10, reject10 = cfg->spam_content_reject_score * 10;
+	if (reject10 > 0 && points10 >= 0 && (uint64_t)points10 >= reject10)
+		return SMTP_SPAM_REJECT;
+	if (points10 >= 0 && (uint64_t)points10 >= junk10)
+		return SMTP_SPAM_JUNK;
+	return SMTP_SPAM_INBOX;
+}
+
+int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
+		    char *text, size_t textsz)
+{
+	struct spam_rule_weights w = {cfg->spam_rule_missing_message_id, cfg->spam_rule_future_date,
+				      cfg->spam_rule_executable_attachment};
+	struct spam_rule_hit hits[SPAM_RULES_MAX];
+	size_t n = spam_rules_check(msg, len, now, &w, hits);
+	int sum = 0;
+	size_t o = (size_t)snprintf(text, textsz, "rules=%s", n ? "" : "none");
+	for (size_t i = 0; i < n; i++) {
+		char pts[32];
+		smtp_spam_score_text(hits[i].points10, pts, sizeof pts);
+		if (o < textsz)
+			o += (size_t)snprintf(text + o, textsz - o, "%s%s:%s", i ? "," : "",
+					      hits[i].name, pts);
+		sum += hits[i].points10;
+	}
+	return sum;
+}
+
+/* The status text of r: the rules that fired, the classifier's
+ * probability and its strongest clues that fit a header field. */
+static void status_text(const struct store_spam_totals *tot, const struct config *cfg,
+			const char *rules, const struct spam_bayes_result *b,
+			struct smtp_spam_rcpt *r)
+{
+	if (tot->spam < cfg->spam_bayes_min_trained || tot->ham < cfg->spam_bayes_min_trained) {
+		snprintf(r->status, sizeof r->status, "%s bayes=untrained", rules);
+		return;
+	}
+	size_t o = (size_t)snprintf(r->status, sizeof r->status, "%s bayes=%.4f tokens=", rules,
+				    b->prob);
+	if (o >= sizeof r->status)
+		return;
+	size_t named = 0;
+	for (size_t i = 0; i < b->n_clues && named < STATUS_TOKENS; i++) {
+		if (!header_safe(b->clues[i].token))
+			continue;
+		int k = snprintf(r->status + o, sizeof r->status - o, "%s%s:%.2f", named ? "," : "",
+				 b->clues[i].token, b->clues[i].prob);
+		if (k < 0 || (size_t)k >= sizeof r->status - o)
+			break;
+		o += (size_t)k;
+		named++;
+	}
+	if (named == 0 && o < sizeof r->status - 1)
+		snprintf(r->status + o, sizeof r->status - o, "none");
+}
+
+/* The verdict for one account into r.  0 or -1. */
+static int score_one(struct store *st, const struct config *cfg, const struct spam_tokens *tk,
+		     int rules10, const char *rules, int64_t id, struct smtp_spam_rcpt *r)
+{
+	char err[256] = "";
+	struct store_account *a = NULL;
+	struct store_spam_totals tot;
+	struct spam_bayes_result b;
+	int points10 = 0;
+	if (store_account_open_id(st, id, &a) != 1) {
+		log_error("smtp action=spam account_id=%lld error=\"no such account\"", (long long)id);
+		return -1;
+	}
+	int rc = smtp_spam_account_score(a, cfg, tk, &tot, &b, &points10, err, sizeof err);
+	if (rc == 0)
+		status_text(&tot, cfg, rules, &b, r);
+	spam_bayes_result_free(&b);
+	if (rc == 0) {
+		points10 += rules10;
+		r->score10 = points10;
+		r->verdict = smtp_spam_verdict_of(cfg, points10);
+	}
+	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
+		rc = store_spam_junk_mailbox(a, r->junk, err, sizeof err);
+	if (rc < 0)
+		log_error("smtp action=spam account_id=%lld error=\"%s\"", (long long)id, err);
+	return rc;
+}
+
+void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
+		     const int64_t *accounts, size_t n, struct smtp_spam *out)
+{
+	memset(out, 0, sizeof *out);
+	out->r = xcalloc(n ? n : 1, sizeof *out->r);
+	out->n = n;
+	out->junk_score = cfg->spam_junk_score;
+	struct spam_tokens tk;
+	spam_token_message(&tk, msg, len);
+	char rules[200];
+	int rules10 = smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), rules, sizeof rules);
+	for (size_t i = 0; i < n; i++) {
+		struct smtp_spam_rcpt *r = &out->r[i];
+		if (score_one(st, cfg, &tk, rules10, rules, accounts[i], r) < 0) {
+			memset(r, 0, sizeof *r);
+			r->failed = true; /* never lose mail: INBOX */
+		}
+		if (!r->failed && (out->r[out->top].failed || r->score10 > out->r[out->top].score10))
+			out->top = i;
+	}
+	spam_token_free(&tk);
+}
+
+void smtp_spam_free(struct smtp_spam *s)
+{
+	free(s->r);
+	memset(s, 0, sizeof *s);
+}
+
+bool smtp_spam_all_reject(const struct smtp_spam *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->r[i].verdict != SMTP_SPAM_REJECT)
+			return false;
+	return s->n > 0;
+}
+
+int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *cfg,
+		      struct buf *out)
+{
+	const struct smtp_spam_rcpt *r = &s->r[i];
+	char score[32];
+	smtp_spam_score_text(r->score10, score, sizeof score);
+	/* the tokens on a continuation line keep each line short (RFC 5322
+	 * 2.1.1) */
+	const char *tokens = strstr(r->status, " tokens=");
+	int bayes_len = tokens ? (int)(tokens - r->status) : (int)strlen(r->status);
+	int rc = buf_printf(out, "X-Spam-Score: %s\r\n", score);
+	rc |= buf_printf(out, "X-Spam-Status: %s, score=%s junk_score=%llu reject_score=%llu %.*s",
+			 r->verdict == SMTP_SPAM_INBOX ? "No" : "Yes", score,
+			 (unsigned long long)cfg->spam_junk_score,
+			 (unsigned long long)cfg->spam_content_reject_score, bayes_len, r->status);
+	if (tokens != NULL)
+		rc |= buf_printf(out, "\r\n\t%s", tokens + 1);
+	rc |= buf_puts(out, "\r\n");
+	return rc;
+}

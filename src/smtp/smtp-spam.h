@@ -1,0 +1,77 @@
+/*
+ * smtp-spam.h - the content stage of port 25 at the end of DATA
+ * (docs/spam.md "Content stage"): one spam score per local recipient,
+ * from that user's own token database, and what it means for the copy
+ * (INBOX, the user's Junk folder, refused).
+ *
+ * SMTP layer: glues src/spam (tokens, classifier) to the store's counts;
+ * smtp-session.c applies the verdicts.  Runs on the event loop: the work
+ * is bounded by the tokenizer's prefix (SPAM_TOKEN_SCAN_MAX) and one
+ * indexed read per token and recipient.
+ */
+#ifndef TERN_SMTP_SPAM_H
+#define TERN_SMTP_SPAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spam-bayes.h"
+#include "spam-token.h"
+#include "store.h"
+
+struct buf;
+struct config;
+
+enum smtp_spam_verdict { SMTP_SPAM_INBOX, SMTP_SPAM_JUNK, SMTP_SPAM_REJECT };
+
+struct smtp_spam_rcpt {
+	int score10;                   /* the score in tenths of a point */
+	enum smtp_spam_verdict verdict;
+	bool failed;                   /* no score (store error): INBOX, logged */
+	char junk[512];                /* the user's Junk folder, for SMTP_SPAM_JUNK */
+	char status[900];              /* "rules=none bayes=0.9731 tokens=a:0.98,b:0.97" */
+};
+
+struct smtp_spam {
+	struct smtp_spam_rcpt *r;      /* one per local recipient; owned */
+	size_t n;
+	size_t top;                    /* the recipient with the highest score */
+	uint64_t junk_score;           /* spam.junk_score when scored */
+};
+
+/* Scores msg[0..len) (the message without our trace lines) for each of
+ * the n local accounts.  Never fails: a recipient whose score cannot be
+ * computed gets failed = true and INBOX.  Free with smtp_spam_free. */
+void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
+		     const int64_t *accounts, size_t n, struct smtp_spam *out);
+void smtp_spam_free(struct smtp_spam *s);
+
+/* The content score of tokens tk for the account a, as the stage
+ * computes it: *tot its training, b the classifier's result (no clues
+ * and 0.5 while the user has trained fewer than spam.bayes_min_trained of
+ * either kind; free with spam_bayes_result_free, also after -1),
+ * *points10 the score in tenths.  0 or -1 with err. */
+int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
+			    const struct spam_tokens *tk, struct store_spam_totals *tot,
+			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz);
+/* The header and structure rules (src/spam/spam-rules.h, weights from
+ * cfg) of msg[0..len) received at now: their points in tenths, and text
+ * "rules=NAME:1.0,NAME:2.0" (or "rules=none") into text. */
+int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
+		    char *text, size_t textsz);
+/* What a score means under cfg's thresholds. */
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
+
+/* True if every recipient's verdict is SMTP_SPAM_REJECT (and n > 0). */
+bool smtp_spam_all_reject(const struct smtp_spam *s);
+
+/* Appends the X-Spam-Score and X-Spam-Status fields of recipient i
+ * (CRLF-terminated lines).  0, or -1 (buffer full). */
+int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *cfg,
+		      struct buf *out);
+
+/* "7.3", "-2.0": a score in tenths as text. */
+void smtp_spam_score_text(int score10, char *out, size_t outsz);
+
+#endif
