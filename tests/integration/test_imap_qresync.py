@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from test_imap import HOST, MODULE_CONF, PASSWORD, IMAPRaw
+from test_imap import HOST, MODULE_CONF, PASSWORD, IMAPRaw, new_user
 from test_imap_condstore import mailbox
 
 
@@ -254,3 +254,50 @@ def test_imaplib_resync(srv):
         assert m.untagged_responses["VANISHED"] == [b"(EARLIER) 4"]
         assert m.untagged_responses["EXISTS"] == [b"3"]
         assert "FETCH" not in m.untagged_responses
+
+
+# ------------------------------------------------------------ bounded memory
+
+def append_many(c, n):
+    """n small messages into INBOX, up to 1,000 (the literal limit) per APPEND."""
+    msg = b"Subject: bulk\r\n\r\nx\r\n"
+    while n > 0:
+        k = min(n, 1000)
+        tag = c.tag()
+        c.send(tag.encode() + b" APPEND INBOX"
+               + b"".join(b" {%d+}\r\n" % len(msg) + msg for _ in range(k)) + b"\r\n")
+        lines, done = c.until(tag)
+        assert done.startswith(b"OK [APPENDUID "), done
+        n -= k
+
+
+def test_forgotten_expunges(srv):
+    """Past 10,000 remembered expunges the oldest are dropped; a client
+    modseq below what was dropped gets every uid of its set that is not
+    in the mailbox (RFC 7162 3.2.6), one at or above it the exact list."""
+    user = new_user(srv)
+    with client(srv, user, enable=False) as c:
+        append_many(c, 3)  # uids 1..3, kept (but 2)
+        uv, hms0 = state(c)
+        append_many(c, 10001)  # uids 4..10004
+        with client(srv, user) as w:  # selected before the expunges
+            w.ok("SELECT INBOX")
+            c.ok("SELECT INBOX")
+            c.ok("UID STORE 4:10004 +FLAGS.SILENT (\\Deleted)")
+            c.ok("UID EXPUNGE 4:10004")  # 10,001 > 10,000: all of them dropped
+            _, floor = state(c)
+            expunge_elsewhere(srv, user, "2")  # remembered
+            # the selected session compares its view with the mailbox
+            assert w.cmd("NOOP") == ([b"* VANISHED 2,4:10004"], b"OK NOOP completed")
+    with client(srv, user) as b:
+        lines, _ = b.cmd("SELECT INBOX (QRESYNC (%d %d))" % (uv, hms0))
+        assert b"* 2 EXISTS" in lines
+        assert after_select(lines) == [b"* VANISHED (EARLIER) 2,4:10004"]
+        # the sequence match data proves uids up to 3
+        lines, _ = b.cmd("SELECT INBOX (QRESYNC (%d %d 1:10004 (1,2 1,3)))" % (uv, hms0))
+        assert after_select(lines) == [b"* VANISHED (EARLIER) 4:10004"]
+        # at the floor: exact again
+        lines, _ = b.cmd("SELECT INBOX (QRESYNC (%d %d))" % (uv, floor))
+        assert after_select(lines) == [b"* VANISHED (EARLIER) 2"]
+        lines, _ = b.cmd("UID FETCH 1:20000 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0)
+        assert lines == [b"* VANISHED (EARLIER) 2,4:10004"]
