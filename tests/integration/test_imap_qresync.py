@@ -8,6 +8,8 @@ across processes.
 """
 
 import imaplib
+import shutil
+import subprocess
 import re
 
 import pytest
@@ -301,3 +303,54 @@ def test_forgotten_expunges(srv):
         assert after_select(lines) == [b"* VANISHED (EARLIER) 2"]
         lines, _ = b.cmd("UID FETCH 1:20000 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0)
         assert lines == [b"* VANISHED (EARLIER) 2,4:10004"]
+
+
+# ------------------------------------------------------------ interimap
+
+def interimap(srv, cfg):
+    r = subprocess.run(["interimap", "--debug", "--config=%s" % cfg, "INBOX"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stderr
+
+
+def inbox(srv, user):
+    """(subject, flags) of each message of user's INBOX, in UID order."""
+    with client(srv, user, enable=False) as c:
+        c.ok("EXAMINE INBOX")
+        lines = c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    out = []
+    for ln in lines:
+        m = re.match(rb"\* \d+ FETCH \(FLAGS \(([^)]*)\) BODY\[HEADER.FIELDS \(SUBJECT\)\] "
+                     rb"\{\d+\}\r\nSubject: (\S+)", ln)
+        assert m, ln
+        out.append((m.group(2).decode(), m.group(1).decode()))
+    return out
+
+
+@pytest.mark.skipif(shutil.which("interimap") is None, reason="interimap is not installed")
+def test_interimap_sync(srv, tmp_path):
+    """Debian's interimap, a client that needs QRESYNC (it refuses servers
+    without it), keeps two accounts' INBOX in step: the second run sees
+    one side's expunge and flag change through SELECT (QRESYNC ...)."""
+    local, remote = mailbox(srv, 3), new_user(srv)
+    cfg = tmp_path / "config"
+    cfg.write_text("database = %s\n" % (tmp_path / "interimap.db")
+                   + "".join("[%s]\ntype = imap\nhost = 127.0.0.1\nport = %d\nSTARTTLS = NO\n"
+                             "username = %s\npassword = %s\n" % (side, srv.imap_port, u, PASSWORD)
+                             for side, u in (("local", local), ("remote", remote))))
+    log = interimap(srv, cfg)
+    assert inbox(srv, remote) == [("m1", ""), ("m2", ""), ("m3", "")], log
+    with client(srv, local, enable=False) as a:
+        a.ok("SELECT INBOX")
+        a.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        a.ok("UID EXPUNGE 2")
+        a.ok("UID STORE 3 +FLAGS.SILENT (\\Flagged)")
+    log = interimap(srv, cfg)
+    # it resynchronised with QRESYNC and was told of the expunge
+    # (with sequence match data: the pair (2 2) no longer matches)
+    assert re.search(r"local: C: \d+ SELECT INBOX \(QRESYNC \(\d+ \d+ 1:3 \(1:3 1:3\)\)\)",
+                     log), log
+    assert "local: S: * VANISHED (EARLIER) 2\n" in log, log
+    assert inbox(srv, remote) == [("m1", ""), ("m3", "\\Flagged")], log
+    assert inbox(srv, local) == [("m1", ""), ("m3", "\\Flagged")], log
