@@ -683,9 +683,17 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	/* RFC 7162 3.2: FETCH responses went out while expunges wait (a
 	 * FETCH, STORE, SEARCH...): the client must not take their modseqs
 	 * as its resync point, so it is told the lower one */
-	if (s->qresync && !allow_expunge && c.out.len > flags_at && sel->modseq_exp < hms)
-		buf_printf(&c.out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-			   (unsigned long long)sel->modseq_exp);
+	if (s->qresync && !allow_expunge && c.out.len > flags_at && sel->modseq_exp < hms) {
+		uint32_t *gone;
+		size_t n_gone;
+		bool complete;
+		if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone,
+					      &complete, err, sizeof err) < 0 ||
+		    n_gone > 0 || !complete)
+			buf_printf(&c.out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+				   (unsigned long long)sel->modseq_exp);
+		free(gone);
+	}
 	uint32_t last = imap_view_last(&sel->v);
 	if (last + 1 < sel->uidnext)
 		last = sel->uidnext - 1; /* nothing between: expunged, or never there */

@@ -215,6 +215,35 @@ def test_no_vanished_during_uid_search(srv):
         assert b.cmd("NOOP") == ([b"* VANISHED 1"], b"OK NOOP completed")
 
 
+def test_lower_highestmodseq_while_expunges_wait(srv):
+    """FETCH responses with modseqs above an expunge that must wait (during
+    FETCH) come with the lower HIGHESTMODSEQ to resync from (3.2)."""
+    user = mailbox(srv, 3)
+    with client(srv, user) as b:
+        b.ok("SELECT INBOX")
+        _, hms0 = state(b)
+        with client(srv, user, enable=False) as a:
+            a.ok("SELECT INBOX")
+            a.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+            a.ok("UID EXPUNGE 2")
+            a.ok("UID STORE 1 +FLAGS.SILENT (\\Flagged)")
+            m1 = modseq_of(a, 1)
+        lines, done = b.cmd("FETCH 1 (FLAGS)")
+        assert lines == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (%d))" % m1,
+                         b"* OK [HIGHESTMODSEQ %d] Highest" % hms0,
+                         b"* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (%d))" % m1]
+        assert done == b"OK Fetch completed"
+        assert b.cmd("NOOP") == ([b"* VANISHED 2"], b"OK NOOP completed")
+        # a flag change alone (nothing waiting) needs no such line
+        with client(srv, user, enable=False) as a:
+            a.ok("SELECT INBOX")
+            a.ok("UID STORE 1 -FLAGS.SILENT (\\Flagged)")
+            m1 = modseq_of(a, 1)
+        lines, _ = b.cmd("FETCH 1 (FLAGS)")
+        assert lines == [b"* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (%d))" % m1,
+                         b"* 1 FETCH (FLAGS (\\Recent) MODSEQ (%d))" % m1]
+
+
 # ------------------------------------------------------------ UID FETCH VANISHED
 
 def test_uid_fetch_vanished(srv):
