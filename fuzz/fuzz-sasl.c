@@ -11,10 +11,14 @@
  *
  * The lookup knows "user" (the RFC 7677 keys of "pencil", no crypt hash,
  * so PLAIN/LOGIN never run a slow hash) and "imported" (a hash but no
- * SCRAM keys); the server nonce is the RFC's, so the RFC exchange in the
+ * SCRAM keys, and an app password with id "2222" whose hash is locked,
+ * so no slow hash either; id "ffff" makes the app lookup fail); the
+ * server nonce is the RFC's, so the RFC exchange in the
  * seed corpus reaches success.  Checks: statuses follow the contract
  * (data only where promised, account only after OK, error only after
- * FAIL, done is sticky).
+ * FAIL, done is sticky, an app-password name only after OK).  The
+ * whole input is also tried as an app password (apppass_parse): what it
+ * accepts must be canonical and parse again to itself.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apppass.h"
 #include "base64.h"
 #include "sasl.h"
 
@@ -48,6 +53,35 @@ static int lookup(void *ctx, const char *user, struct sasl_creds *out)
 	if (!strcmp(user, "fail"))
 		return -1;
 	return 0;
+}
+
+static int app_lookup(void *ctx, const char *address, const char *id,
+		      struct sasl_app_creds *out)
+{
+	(void)ctx;
+	if (strcmp(address, "imported") != 0)
+		abort(); /* only asked for a user the lookup knew */
+	if (strlen(id) != APPPASS_ID_LEN)
+		abort();
+	if (!strcmp(id, "ffff"))
+		return -1;
+	if (strcmp(id, "2222") != 0)
+		return 0;
+	snprintf(out->name, sizeof out->name, "phone");
+	snprintf(out->pwhash, sizeof out->pwhash, "*locked");
+	return 1;
+}
+
+static void check_apppass(const uint8_t *p, size_t n)
+{
+	char text[APPPASS_TEXT_SIZE], id[APPPASS_ID_SIZE];
+	if (!apppass_parse((const char *)p, n, text, id))
+		return;
+	char t2[APPPASS_TEXT_SIZE], id2[APPPASS_ID_SIZE];
+	if (strlen(text) != APPPASS_TEXT_SIZE - 1 || strncmp(text, id, APPPASS_ID_LEN) != 0 ||
+	    !apppass_parse(text, strlen(text), t2, id2) || strcmp(t2, text) != 0 ||
+	    strcmp(id2, id) != 0)
+		abort();
 }
 
 static void check_base64(const uint8_t *p, size_t n)
@@ -81,6 +115,8 @@ static void check_status(struct sasl_server *s, enum sasl_status st)
 		abort();
 	if ((st == SASL_OK) != (sasl_server_account(s)[0] != '\0'))
 		abort();
+	if (st != SASL_OK && sasl_server_app_name(s)[0] != '\0')
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,12 +132,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(rec);
 	}
 
+	check_apppass(data, size);
 	uint8_t ctl = data[0];
 	static const unsigned char cb1[32] = {1, 2, 3};
 	static const unsigned char cb2[48] = {4, 5, 6};
 	struct sasl_params p;
 	memset(&p, 0, sizeof p);
 	p.lookup = lookup;
+	p.app_lookup = app_lookup;
 	if (ctl & 4) {
 		p.cbind[0] = (struct sasl_cbind){"tls-exporter", cb1, sizeof cb1};
 		p.cbind[1] = (struct sasl_cbind){"tls-server-end-point", cb2, sizeof cb2};

@@ -24,14 +24,18 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "apppass.h"
 #include "authlimit.h"
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
 
 #define POOL_THREADS 2
+/* last_used of an app password is written at most this often. */
+#define APPPASS_TOUCH_SECONDS 60
 
 enum busy {
 	BUSY_NONE,   /* waiting for the session (after CHALLENGE) or finished */
@@ -46,7 +50,7 @@ struct authglue {
 	struct sockaddr_storage client;
 	bool has_client;
 	char ip[64];
-	char proto[8];
+	char proto[16]; /* "managesieve" fits */
 	char session[32];
 	authglue_cb cb;
 	void *cb_ctx;
@@ -56,6 +60,8 @@ struct authglue {
 	bool user_checked;              /* the limiter has seen the username */
 	struct authlimit_ticket ticket; /* a credential check in flight */
 	int64_t account_id;
+	char app_id[8];             /* the app password looked up, "" if none */
+	int64_t app_last_used;      /* its last_used as read */
 	struct authglue_result res; /* the outcome the timer delivers */
 	enum sasl_status verified;  /* the pool's answer */
 	struct authglue *next;      /* pool lists */
@@ -247,6 +253,37 @@ static int lookup_cb(void *ctx, const char *user, struct sasl_creds *out)
 	return 1;
 }
 
+static int app_lookup_cb(void *ctx, const char *address, const char *id,
+			 struct sasl_app_creds *out)
+{
+	(void)address; /* the account is the one lookup_cb found */
+	struct authglue *x = ctx;
+	struct store_apppass row;
+	int r = store_apppass_find(x->store, x->account_id, id, &row);
+	if (r != 1)
+		return r < 0 ? -1 : 0;
+	snprintf(out->name, sizeof out->name, "%s", row.name);
+	snprintf(out->pwhash, sizeof out->pwhash, "%s", row.pwhash);
+	snprintf(x->app_id, sizeof x->app_id, "%s", row.id);
+	x->app_last_used = row.last_used;
+	explicit_bzero(&row, sizeof row);
+	return 1;
+}
+
+/* After a login with an app password: its last_used, at most once per
+ * APPPASS_TOUCH_SECONDS (the value read at lookup says whether it is
+ * due), so a busy device does not write the database at each login. */
+static void touch_app_password(struct authglue *x)
+{
+	int64_t now = (int64_t)time(NULL);
+	if (x->app_id[0] == '\0' || now - x->app_last_used < APPPASS_TOUCH_SECONDS)
+		return;
+	char err[256];
+	if (store_apppass_touch(x->store, x->account_id, x->app_id, now, err, sizeof err) < 0)
+		log_warn("%s session=%s action=app_password_touch error=\"%s\"", x->proto,
+			 x->session, err);
+}
+
 static const struct sockaddr *client(const struct authglue *x)
 {
 	return x->has_client ? (const struct sockaddr *)&x->client : NULL;
@@ -279,9 +316,17 @@ static void log_outcome(const struct authglue *x, const char *result, const char
 	char u[128];
 	const char *user = sasl_server_user(x->sasl);
 	log_escape(u, sizeof u, user, strlen(user));
-	log_info("%s session=%s client=%s action=auth mech=%s user=%s result=%s%s%s", x->proto,
+	/* Which app password, by name, when one was used. */
+	const char *app = sasl_server_app_name(x->sasl);
+	char e[APPPASS_NAME_MAX * 4 + 1];
+	char a[sizeof e + 20] = "";
+	if (app[0] != '\0') {
+		log_escape(e, sizeof e, app, strlen(app));
+		snprintf(a, sizeof a, " app_password=%s", e);
+	}
+	log_info("%s session=%s client=%s action=auth mech=%s user=%s result=%s%s%s%s", x->proto,
 		 x->session, x->ip, sasl_mech_name(sasl_server_mech(x->sasl)), u[0] ? u : "-",
-		 result, reason ? " reason=" : "", reason ? reason : "");
+		 result, reason ? " reason=" : "", reason ? reason : "", a);
 }
 
 static void finish_blocked(struct authglue *x, const struct authlimit_verdict *v)
@@ -363,8 +408,11 @@ static void advance(struct authglue *x, enum sasl_status st)
 	case SASL_OK:
 		authlimit_success(client(x), sasl_server_account(x->sasl));
 		log_outcome(x, "ok", NULL);
+		if (sasl_server_app_name(x->sasl)[0] != '\0')
+			touch_app_password(x);
 		r.status = AUTHGLUE_OK;
 		r.account = sasl_server_account(x->sasl);
+		r.app_password = sasl_server_app_name(x->sasl);
 		r.account_id = x->account_id;
 		deliver(x, &r, 0);
 		return;
@@ -405,7 +453,7 @@ struct authglue *authglue_start(const struct authglue_params *p, const void *ir,
 	x->timer = evtimer_new(p->base, timer_cb, x);
 	if (x->timer == NULL)
 		fatal(1, "cannot create event");
-	struct sasl_params sp = {.lookup = lookup_cb, .lookup_ctx = x};
+	struct sasl_params sp = {.lookup = lookup_cb, .app_lookup = app_lookup_cb, .lookup_ctx = x};
 	for (size_t i = 0; i < p->n_cbind && i < SASL_MAX_CBIND; i++)
 		sp.cbind[sp.n_cbind++] = p->cbind[i];
 	x->sasl = sasl_server_new(p->mech, &sp);

@@ -13,8 +13,15 @@
  *     never stalls the other sessions of the worker.  Only
  *     sasl_server_verify runs there (it touches no shared state); the
  *     lookup, the limiter, logging and every callback run on the loop;
+ *   - app passwords (auth/apppass.h, store_apppass_*): the main password
+ *     or any of the user's app passwords logs in, with one hash check
+ *     either way (sasl.h); a login with one logs its name and updates its
+ *     last-used time (at most once a minute).  Every protocol that
+ *     authenticates through here (SMTP, IMAP, POP3, ManageSieve, HTTP
+ *     Basic) takes them, so new protocols should too rather than call
+ *     sasl.h themselves;
  *   - one log line per exchange outcome: proto, session, client IP, mech,
- *     user, result and reason.
+ *     user, result and reason (and app_password=NAME, escaped, when one was used).
  *
  * The session never waits inside a call: every outcome is delivered later
  * by the callback, from the event loop (never from inside authglue_start
@@ -56,6 +63,9 @@ struct authglue_result {
 	const unsigned char *data; /* CHALLENGE / OK: owned by the exchange */
 	size_t len;
 	const char *account;   /* OK: canonical address; else "" */
+	const char *app_password; /* OK: name of the app password used, "" for
+				   * the main password (owned by the exchange);
+				   * NULL in other outcomes */
 	int64_t account_id;    /* OK: the store's account id */
 	int64_t blocked_until; /* BLOCKED: unix time the block ends */
 };

@@ -43,9 +43,20 @@
 #define PREFIX_PENDING_FACTOR 4
 /* The per-account bound while the account is under attack. */
 #define ACCOUNT_PENDING_ATTACKED 2
-#define TABLE_MAGIC 0x31306c616e726574ull /* "ternal01" */
+#define TABLE_MAGIC 0x32306c616e726574ull /* "ternal02" */
 
-enum kind { K_IP = 1, K_ACCOUNT = 2, K_PAIR = 3, K_PREFIX = 4 };
+enum kind {
+	K_IP = 1,
+	K_ACCOUNT = 2,
+	K_PAIR = 3,
+	K_PREFIX = 4,
+	K_CONN = 5,     /* port 25: open connections (pending) of an address */
+	K_CONN_MIN = 6, /* connections in the minute (fails, first_ms) */
+	K_MSG_HOUR = 7, /* transactions in the hour (fails, first_ms) */
+};
+/* Open-connection slots untouched this long belong to a process that died
+ * (a live SMTP session idles at most minutes; DATA is bounded too). */
+#define CONN_STALE_MS (3600ull * 1000)
 
 struct entry {
 	uint64_t key;           /* 0: free */
@@ -66,6 +77,9 @@ struct table {
 	pthread_mutex_t lock;
 	struct authlimit_config cfg;
 	unsigned char secret[32];
+	/* n_buckets for the authentication counters, then as many for the
+	 * port 25 rates: a flood of new SMTP clients cannot evict the
+	 * failure counts of an attacker */
 	size_t n_buckets;
 	struct entry e[];
 };
@@ -136,11 +150,11 @@ int authlimit_init(const struct authlimit_config *cfg, size_t entries, const cha
 	if (entries == 0)
 		entries = AUTHLIMIT_DEFAULT_ENTRIES;
 	size_t nb = (entries + WAYS - 1) / WAYS;
-	if (nb > (SIZE_MAX - sizeof(struct table)) / (WAYS * sizeof(struct entry))) {
+	if (nb > (SIZE_MAX - sizeof(struct table)) / (2 * WAYS * sizeof(struct entry))) {
 		errno = ENOMEM;
 		return -1;
 	}
-	size_t size = sizeof(struct table) + nb * WAYS * sizeof(struct entry);
+	size_t size = sizeof(struct table) + 2 * nb * WAYS * sizeof(struct entry);
 	void *p = map_new(path, size);
 	if (p == MAP_FAILED)
 		return -1;
@@ -197,7 +211,7 @@ int authlimit_attach(const char *path)
 	struct table *t = p;
 	if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != TABLE_MAGIC || t->size != size ||
 	    t->n_buckets == 0 ||
-	    t->n_buckets > (size - sizeof(struct table)) / (WAYS * sizeof(struct entry))) {
+	    t->n_buckets > (size - sizeof(struct table)) / (2 * WAYS * sizeof(struct entry))) {
 		munmap(p, size);
 		errno = EINVAL;
 		return -1;
@@ -329,7 +343,8 @@ static struct entry *find(uint64_t key, enum kind k, bool create, uint64_t now)
 {
 	if (key == 0)
 		return NULL;
-	struct entry *b = &tab->e[(key >> 8) % tab->n_buckets * WAYS];
+	size_t first = k >= K_CONN ? tab->n_buckets : 0; /* the rates' half */
+	struct entry *b = &tab->e[(first + (key >> 8) % tab->n_buckets) * WAYS];
 	struct entry *victim = NULL;
 	for (size_t i = 0; i < WAYS; i++) {
 		if (b[i].key == key)
@@ -689,6 +704,104 @@ void authlimit_result(const struct sockaddr *ip, const char *account, bool ok,
 	authlimit_fail(ip, account);
 	authlimit_check(ip, account, v);
 	v->blocked = false; /* the answer is a failure, not a block */
+}
+
+/* ----------------------------------------- port 25 connection rates */
+
+/* The entry of kind k for the whole address ip, made if missing. */
+static struct entry *ip_entry(const struct sockaddr *ip, enum kind k, uint64_t now)
+{
+	unsigned char ib[18];
+	size_t il = ip_bytes(ip, 0, 0, ib);
+	return il ? find(make_key(k, ib, il, NULL, 0), k, true, now) : NULL;
+}
+
+/* Counts one on e's fixed window of window_ms (it starts at its first
+ * count) if fewer than limit are counted there (limit 0: always); returns
+ * whether it was counted.  *count gets the window's count. */
+static bool window_add(struct entry *e, uint64_t window_ms, unsigned limit, uint64_t now,
+		       uint32_t *count)
+{
+	if (e->fails != 0 && now - e->first_ms > window_ms)
+		e->fails = 0;
+	if (e->fails == 0)
+		e->first_ms = now;
+	e->last_ms = now;
+	bool ok = limit == 0 || e->fails < limit;
+	if (ok && e->fails < UINT32_MAX)
+		e->fails++;
+	*count = e->fails;
+	return ok;
+}
+
+enum authlimit_conn_gate authlimit_conn_open(const struct sockaddr *ip, unsigned max_open,
+					     unsigned per_minute, uint64_t *slot, uint32_t *count)
+{
+	*slot = 0;
+	*count = 0;
+	if (tab == NULL || (max_open == 0 && per_minute == 0))
+		return AUTHLIMIT_CONN_OK;
+	uint64_t now = now_ms();
+	if (!lock())
+		return AUTHLIMIT_CONN_OK;
+	enum authlimit_conn_gate g = AUTHLIMIT_CONN_OK;
+	struct entry *rate = per_minute ? ip_entry(ip, K_CONN_MIN, now) : NULL;
+	struct entry *open = ip_entry(ip, K_CONN, now);
+	uint32_t n = 0;
+	/* A refused connection counts in the minute too (limit 0: always). */
+	if (rate != NULL)
+		(void)window_add(rate, 60 * 1000, 0, now, &n);
+	if (rate != NULL && n > per_minute) {
+		g = AUTHLIMIT_CONN_TOO_FAST;
+		*count = n;
+	} else if (open != NULL) {
+		if (open->pending != 0 && now - open->pending_ms > CONN_STALE_MS)
+			open->pending = 0;
+		if (max_open != 0 && open->pending >= max_open) {
+			g = AUTHLIMIT_CONN_TOO_MANY;
+			*count = open->pending;
+		} else {
+			/* not pending_add: its two-minute staleness is for
+			 * password checks, not for connections */
+			open->pending += open->pending < UINT32_MAX;
+			open->pending_ms = now;
+			open->last_ms = now;
+			*slot = open->key;
+			*count = open->pending;
+		}
+	}
+	unlock();
+	return g;
+}
+
+void authlimit_conn_close(uint64_t *slot)
+{
+	if (tab != NULL && *slot != 0) {
+		uint64_t now = now_ms();
+		if (lock()) {
+			struct entry *e = find(*slot, K_CONN, false, now);
+			if (e != NULL && e->pending > 0) {
+				e->pending--;
+				e->pending_ms = now;
+			}
+			unlock();
+		}
+	}
+	*slot = 0;
+}
+
+bool authlimit_message(const struct sockaddr *ip, unsigned per_hour, uint32_t *count)
+{
+	*count = 0;
+	if (tab == NULL || per_hour == 0)
+		return true;
+	uint64_t now = now_ms();
+	if (!lock())
+		return true;
+	struct entry *e = ip_entry(ip, K_MSG_HOUR, now);
+	bool ok = e == NULL || window_add(e, 3600 * 1000, per_hour, now, count);
+	unlock();
+	return ok;
 }
 
 /* ------------------------------------------------------------ admin */

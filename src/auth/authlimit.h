@@ -157,6 +157,39 @@ void authlimit_fail(const struct sockaddr *ip, const char *account);
 /* Counts a success: resets the (ip, account) failures. */
 void authlimit_success(const struct sockaddr *ip, const char *account);
 
+/* ------------------------------------------------------------------
+ * Connection and message rates of port 25 (docs/spam.md), in the same
+ * shared table, so the counts are right across all workers: per client
+ * address, the connections open now, the connections opened in the
+ * current minute and the transactions (MAIL FROM) started in the current
+ * hour.  The minute and the hour are fixed windows that start at the
+ * first count.  These entries have buckets of their own (as many as the
+ * authentication counters), so a flood of new clients cannot evict the
+ * failure counts of an attacker.  A slot of a process killed with connections open is
+ * forgotten after an hour without change.  Without a table everything is
+ * allowed.
+ */
+
+enum authlimit_conn_gate {
+	AUTHLIMIT_CONN_OK,       /* go on; *slot holds the connection */
+	AUTHLIMIT_CONN_TOO_MANY, /* max_open connections of the address open */
+	AUTHLIMIT_CONN_TOO_FAST, /* per_minute connections this minute */
+};
+
+/* A new connection from ip: counted in the minute (refused ones too, so a
+ * flood stays refused) and, if allowed, held as open in *slot until
+ * authlimit_conn_close.  max_open or per_minute 0: no such bound.  *count
+ * gets the open connections (TOO_MANY, OK: this one included) or the
+ * connections this minute (TOO_FAST). */
+enum authlimit_conn_gate authlimit_conn_open(const struct sockaddr *ip, unsigned max_open,
+					     unsigned per_minute, uint64_t *slot, uint32_t *count);
+/* Releases a slot of authlimit_conn_open (no-op for 0); sets *slot to 0. */
+void authlimit_conn_close(uint64_t *slot);
+/* A new transaction from ip: true (counted) if fewer than per_hour were
+ * counted in this hour (per_hour 0: always, nothing counted).  *count
+ * gets the count of the hour, this one included if allowed. */
+bool authlimit_message(const struct sockaddr *ip, unsigned per_hour, uint32_t *count);
+
 /* What the table holds about an address (with its prefix) or an account. */
 struct authlimit_state {
 	bool found;

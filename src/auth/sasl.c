@@ -51,6 +51,7 @@ struct sasl_server {
 	enum sasl_status result; /* once ST_DONE */
 	enum sasl_error error;
 	sasl_lookup_fn lookup;
+	sasl_app_lookup_fn app_lookup;
 	void *lookup_ctx;
 	struct {
 		char type[32];
@@ -63,6 +64,12 @@ struct sasl_server {
 	char password[FIELD_MAX + 1]; /* PLAIN/LOGIN, wiped after verify */
 	struct sasl_creds creds;
 	bool found; /* the lookup knew the user */
+	/* An app password: its canonical text (wiped with password) and the
+	 * stored one with that id. */
+	char app_text[APPPASS_TEXT_SIZE];
+	struct sasl_app_creds app;
+	bool app_found; /* app holds the user's app password of that id */
+	bool app_used;  /* it matched */
 
 	/* SCRAM */
 	char test_nonce[64];
@@ -134,6 +141,7 @@ struct sasl_server *sasl_server_new(enum sasl_mech m, const struct sasl_params *
 	s->cb_index = -1;
 	if (params != NULL) {
 		s->lookup = params->lookup;
+		s->app_lookup = params->app_lookup;
 		s->lookup_ctx = params->lookup_ctx;
 		for (size_t i = 0; i < params->n_cbind && s->n_cbind < SASL_MAX_CBIND; i++) {
 			const struct sasl_cbind *c = &params->cbind[i];
@@ -178,6 +186,13 @@ const char *sasl_server_account(const struct sasl_server *s)
 	return s->creds.address[0] != '\0' ? s->creds.address : s->user;
 }
 
+const char *sasl_server_app_name(const struct sasl_server *s)
+{
+	if (s->state != ST_DONE || s->result != SASL_OK || !s->app_used)
+		return "";
+	return s->app.name;
+}
+
 const char *sasl_server_user(const struct sasl_server *s)
 {
 	return s->user;
@@ -203,6 +218,9 @@ static enum sasl_status fail(struct sasl_server *s, enum sasl_error e)
 	OPENSSL_cleanse(s->password, sizeof s->password);
 	OPENSSL_cleanse(&s->creds.pwhash, sizeof s->creds.pwhash);
 	OPENSSL_cleanse(&s->keys, sizeof s->keys);
+	OPENSSL_cleanse(s->app_text, sizeof s->app_text);
+	OPENSSL_cleanse(&s->app, sizeof s->app);
+	s->app_used = false;
 	return SASL_FAIL;
 }
 
@@ -213,6 +231,8 @@ static enum sasl_status succeed(struct sasl_server *s)
 	s->error = SASL_ERR_NONE;
 	OPENSSL_cleanse(s->password, sizeof s->password);
 	OPENSSL_cleanse(&s->keys, sizeof s->keys);
+	OPENSSL_cleanse(s->app_text, sizeof s->app_text);
+	OPENSSL_cleanse(s->app.pwhash, sizeof s->app.pwhash);
 	return SASL_OK;
 }
 
@@ -329,6 +349,19 @@ static enum sasl_status need_verify(struct sasl_server *s)
 	if (r == 0 || s->creds.pwhash[0] == '\0') {
 		s->found = false;
 		ensure_dummy_hash();
+	} else if (s->app_lookup != NULL) {
+		/* An app password is found by its id: one hash to check. */
+		char id[APPPASS_ID_SIZE];
+		if (apppass_parse(s->password, strlen(s->password), s->app_text, id)) {
+			const char *addr = s->creds.address[0] != '\0' ? s->creds.address : s->user;
+			memset(&s->app, 0, sizeof s->app);
+			int a = s->app_lookup(s->lookup_ctx, addr, id, &s->app);
+			s->app.name[sizeof s->app.name - 1] = '\0';
+			s->app.pwhash[sizeof s->app.pwhash - 1] = '\0';
+			if (a < 0)
+				return fail(s, SASL_ERR_TEMPORARY);
+			s->app_found = a == 1 && s->app.pwhash[0] != '\0';
+		}
 	}
 	s->state = ST_VERIFY;
 	s->out_len = 0;
@@ -388,7 +421,13 @@ enum sasl_status sasl_server_verify(struct sasl_server *s)
 	if (s->state != ST_VERIFY)
 		return fail(s, SASL_ERR_MALFORMED);
 	bool ok;
-	if (s->found) {
+	if (s->found && s->app_found) {
+		ok = s->app_used = password_verify(s->app_text, s->app.pwhash);
+		/* A main password that looks like this app password still
+		 * works (the one case that costs a second hash). */
+		if (!ok)
+			ok = password_verify(s->password, s->creds.pwhash);
+	} else if (s->found) {
 		ok = password_verify(s->password, s->creds.pwhash);
 	} else {
 		(void)password_verify(s->password, dummy_hash);

@@ -29,6 +29,14 @@
  * Credentials come from a lookup callback (struct sasl_params), called at
  * most once per exchange, on the caller's thread, from start or step.
  *
+ * App passwords (apppass.h): with PLAIN and LOGIN, a password of an app
+ * password's shape is looked up by its id (app_lookup) and checked
+ * against that one hash; a password of any other shape, or whose id the
+ * user has none of, against the main hash.  So a login costs one hash
+ * check either way (two only when a main password has the shape of one
+ * of the user's app passwords and is not it: then the main hash is
+ * checked too, so such a main password still works).
+ *
  * Usernames are what the client sent (full addresses); the lookup
  * canonicalises them (store_account_get does).  No SASLprep is applied to
  * usernames: they are passed on byte for byte, and control characters or
@@ -48,6 +56,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "apppass.h"
 
 /* Longest decoded client response accepted, in bytes.  A session's line
  * limit for AUTH responses should allow base64 of this (4/3 of it). */
@@ -98,6 +108,21 @@ struct sasl_creds {
  * fills *out, 0 if there is no such user, -1 on a temporary error. */
 typedef int (*sasl_lookup_fn)(void *ctx, const char *user, struct sasl_creds *out);
 
+/* An app password of the user (auth/apppass.h), for PLAIN and LOGIN. */
+struct sasl_app_creds {
+	char name[APPPASS_NAME_MAX + 1]; /* for logs and sasl_server_app_name */
+	char pwhash[256];                /* crypt(3) hash of the canonical text */
+};
+
+/* Looks up the app password with id (APPPASS_ID_LEN symbols) of the
+ * account address (the lookup's canonical address), after the password a
+ * client sent turned out to have an app password's shape.  Returns 1 and
+ * fills *out, 0 if the account has none with that id, -1 on a temporary
+ * error.  Called at most once per exchange, on the caller's thread, right
+ * after the lookup, with the same ctx. */
+typedef int (*sasl_app_lookup_fn)(void *ctx, const char *address, const char *id,
+				  struct sasl_app_creds *out);
+
 /* One channel binding the TLS layer can offer: type "tls-exporter" (TLS
  * 1.3, RFC 9266) or "tls-server-end-point" (RFC 5929), and its data. */
 struct sasl_cbind {
@@ -114,6 +139,9 @@ struct sasl_params {
 	 * downgrade); 0 on a connection without TLS. */
 	struct sasl_cbind cbind[SASL_MAX_CBIND];
 	size_t n_cbind;
+	/* App passwords (PLAIN and LOGIN only); NULL: the main password only.
+	 * SCRAM's keys come from the main password, so SCRAM ignores it. */
+	sasl_app_lookup_fn app_lookup;
 };
 
 struct sasl_server;
@@ -146,6 +174,9 @@ enum sasl_status sasl_server_verify(struct sasl_server *s);
 const unsigned char *sasl_server_data(const struct sasl_server *s, size_t *len);
 /* After SASL_OK: the authenticated account (the lookup's address). */
 const char *sasl_server_account(const struct sasl_server *s);
+/* After SASL_OK: the name of the app password that matched, or "" when
+ * it was the main password. */
+const char *sasl_server_app_name(const struct sasl_server *s);
 /* The username the client gave so far ("" if none yet), for logs and the
  * brute-force limiter; not escaped (use log_escape). */
 const char *sasl_server_user(const struct sasl_server *s);

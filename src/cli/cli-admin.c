@@ -300,7 +300,8 @@ const struct cli_command cli_admin_domain_command = {
 	"       tern [-c FILE] domain list\n"
 	"       tern [-c FILE] domain dns DOMAIN\n"
 	"       tern [-c FILE] domain check DOMAIN\n"
-	"       tern [-c FILE] domain set DOMAIN --dmarc-reject reject|junk|tag|default\n"
+	"       tern [-c FILE] domain set DOMAIN [--dmarc-reject reject|junk|tag|default]\n"
+	"                                        [--greylist on|off]\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
 	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
@@ -312,9 +313,12 @@ const struct cli_command cli_admin_domain_command = {
 	"           there and right: MX, SPF for our addresses, the DKIM keys,\n"
 	"           DMARC, reverse DNS; says what is missing or wrong in plain\n"
 	"           words; exit 1 when something is\n"
-	"  set      what mail for DOMAIN that fails DMARC under p=reject gets:\n"
-	"           reject (550 5.7.1), junk (the Junk folder), tag (delivered,\n"
-	"           the result in the header); default: mailauth.dmarc_reject\n"
+	"  set      --dmarc-reject: what mail for DOMAIN that fails DMARC under\n"
+	"           p=reject gets: reject (550 5.7.1), junk (the Junk folder), tag\n"
+	"           (delivered, the result in the header); default:\n"
+	"           mailauth.dmarc_reject.  --greylist on: mail for DOMAIN from\n"
+	"           port 25 is greylisted (451 4.7.1 until the sender retries\n"
+	"           after spam.greylist_delay; docs/spam.md); off (the default)\n"
 	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
 	"           aliases left\n",
 	domain_run,
@@ -324,6 +328,55 @@ static int print_domain(void *ctx, const char *domain)
 {
 	(void)ctx;
 	puts(domain);
+	return 0;
+}
+
+/* `domain set`: the DMARC action and/or greylisting of domain. */
+static int domain_set(const struct cli_command *cmd, const char *what, const struct config *cfg,
+		      struct store *s, const char *domain, const char *dmarc_reject,
+		      const char *greylist)
+{
+	static const char *const ok[] = {"reject", "junk", "tag", "default"};
+	bool valid = false;
+	for (size_t i = 0; dmarc_reject && i < 4; i++)
+		valid |= !strcmp(dmarc_reject, ok[i]);
+	if (dmarc_reject == NULL && greylist == NULL)
+		return cli_usage_error(cmd, what, "set needs --dmarc-reject or --greylist");
+	if (dmarc_reject != NULL && !valid)
+		return cli_usage_error(cmd, what, "--dmarc-reject is reject, junk, tag or default");
+	if (greylist != NULL && strcmp(greylist, "on") != 0 && strcmp(greylist, "off") != 0)
+		return cli_usage_error(cmd, what, "--greylist is on or off");
+	int e = store_domain_exists(s, domain);
+	if (e <= 0)
+		return cli_fail(what, e == 0 ? "no such domain %s"
+					     : "%s: cannot look up the domain in the store",
+				domain);
+	char err[512];
+	if (dmarc_reject != NULL) {
+		if (store_dmarc_action_set(s, domain,
+					   strcmp(dmarc_reject, "default") ? dmarc_reject : NULL, err,
+					   sizeof err) < 0)
+			return cli_fail(what, "%s: %s", domain, err);
+		if (!strcmp(dmarc_reject, "default"))
+			printf("%s: mail failing DMARC under p=reject: as mailauth.dmarc_reject "
+			       "says (%s)\n",
+			       domain, cfg->mailauth_dmarc_reject);
+		else
+			printf("%s: mail failing DMARC under p=reject: %s\n", domain,
+			       !strcmp(dmarc_reject, "reject") ? "refused (550 5.7.1)"
+			       : !strcmp(dmarc_reject, "junk") ? "delivered to Junk"
+							      : "delivered, the result in the header");
+	}
+	if (greylist != NULL) {
+		bool on = !strcmp(greylist, "on");
+		if (store_greylist_domain_set(s, domain, on, err, sizeof err) < 0)
+			return cli_fail(what, "%s: %s", domain, err);
+		if (on)
+			printf("%s: mail from port 25 is greylisted (retries pass after %llus)\n",
+			       domain, (unsigned long long)cfg->spam_greylist_delay);
+		else
+			printf("%s: mail is not greylisted\n", domain);
+	}
 	return 0;
 }
 
@@ -339,10 +392,11 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");
-	const char *dmarc_reject = NULL;
-	const struct cli_option set_opts[] = {{"--dmarc-reject", &dmarc_reject}};
+	const char *dmarc_reject = NULL, *greylist = NULL;
+	const struct cli_option set_opts[] = {{"--dmarc-reject", &dmarc_reject},
+					      {"--greylist", &greylist}};
 	bool is_set = !strcmp(sub, "set");
-	rc = cli_parse_sub(cmd, what, argc, argv, is_set ? set_opts : NULL, is_set ? 1 : 0, pos,
+	rc = cli_parse_sub(cmd, what, argc, argv, is_set ? set_opts : NULL, is_set ? 2 : 0, pos,
 			   is_list ? 0 : 1, is_list ? 0 : 1, &n_pos);
 	if (rc != 0)
 		return cli_parse_exit(rc);
@@ -376,30 +430,7 @@ static int domain_run(const char *cfg_path, int argc, char **argv)
 					      domain, domain);
 		}
 	} else if (is_set) {
-		static const char *const ok[] = {"reject", "junk", "tag", "default"};
-		bool valid = false;
-		for (size_t i = 0; dmarc_reject && i < 4; i++)
-			valid |= !strcmp(dmarc_reject, ok[i]);
-		int e = store_domain_exists(s, domain);
-		if (!valid)
-			rc = cli_usage_error(cmd, what, "--dmarc-reject is reject, junk, tag or default");
-		else if (e <= 0)
-			rc = cli_fail(what, e == 0 ? "no such domain %s"
-						   : "%s: cannot look up the domain in the store",
-				      domain);
-		else if (store_dmarc_action_set(s, domain,
-						 strcmp(dmarc_reject, "default") ? dmarc_reject : NULL,
-						 err, sizeof err) < 0)
-			rc = cli_fail(what, "%s: %s", domain, err);
-		else if (!strcmp(dmarc_reject, "default"))
-			printf("%s: mail failing DMARC under p=reject: as mailauth.dmarc_reject "
-			       "says (%s)\n",
-			       domain, cfg->mailauth_dmarc_reject);
-		else
-			printf("%s: mail failing DMARC under p=reject: %s\n", domain,
-			       !strcmp(dmarc_reject, "reject") ? "refused (550 5.7.1)"
-			       : !strcmp(dmarc_reject, "junk") ? "delivered to Junk"
-							      : "delivered, the result in the header");
+		rc = domain_set(cmd, what, cfg, s, domain, dmarc_reject, greylist);
 	} else if (!strcmp(sub, "dns") || !strcmp(sub, "check")) {
 		int e = store_domain_exists(s, domain);
 		if (e <= 0)
@@ -438,6 +469,9 @@ const struct cli_command cli_admin_user_command = {
 	"       tern [-c FILE] user remove ADDRESS\n"
 	"       tern [-c FILE] user passwd ADDRESS [--password P]\n"
 	"       tern [-c FILE] user import-passwd FILE [--update]\n"
+	"       tern [-c FILE] user app-password add ADDRESS NAME\n"
+	"       tern [-c FILE] user app-password list ADDRESS\n"
+	"       tern [-c FILE] user app-password revoke ADDRESS NAME\n"
 	"\n"
 	"  add      create the account ADDRESS (its domain must be ours) with\n"
 	"           the default mailboxes; the password is P, or one line read\n"
@@ -452,7 +486,17 @@ const struct cli_command cli_admin_user_command = {
 	"           $2b$, $2y$ or $2a$); users that exist are\n"
 	"           skipped, or get the file's hash with --update.  Nothing is\n"
 	"           changed if any line is wrong.  Imported users have no\n"
-	"           SCRAM-SHA-256 keys until their password is set again\n",
+	"           SCRAM-SHA-256 keys until their password is set again\n"
+	"  app-password add\n"
+	"           make a new password for one device, called NAME (\"phone\"):\n"
+	"           printed once, stored only as a hash; it logs in on every\n"
+	"           protocol as the main password does (PLAIN, LOGIN, IMAP\n"
+	"           LOGIN, POP3 USER/PASS; not SCRAM).  At most 20 per user\n"
+	"  app-password list\n"
+	"           NAME, id (its first group, not secret), created, last used\n"
+	"  app-password revoke\n"
+	"           delete it: the next login with it fails (sessions already\n"
+	"           logged in with it stay until they end)\n",
 	user_run,
 };
 
@@ -717,8 +761,8 @@ static int print_account(void *ctx, const struct store_account_info *a)
 
 static int user_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "remove", "passwd", "import-passwd",
-					   NULL};
+	static const char *const subs[] = {"add",           "list",         "remove", "passwd",
+					   "import-passwd", "app-password", NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -727,6 +771,8 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		return cli_parse_exit(rc);
 	if (!strcmp(sub, "import-passwd"))
 		return user_import(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "app-password"))
+		return cli_apppass_run(cmd, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;

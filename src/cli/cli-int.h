@@ -109,6 +109,11 @@ int cli_local_target_state(struct store *s, const char *what, const char *delim,
 			   const char *target);
 
 
+/* cli-apppass.c: `user app-password add|list|revoke` (argv[1] is
+ * "app-password"); cmd is `user`, for its usage text.  Returns the exit
+ * code. */
+int cli_apppass_run(const struct cli_command *cmd, const char *cfg_path, int argc, char **argv);
+
 /* cli-dkim.c: makes a domain's DKIM keys and says so (0 or CLI_FAIL). */
 int cli_dkim_make(struct store *s, const char *what, const char *domain);
 /* cli-dkim.c: prints the DNS records domain needs (0 or CLI_FAIL). */

@@ -38,13 +38,16 @@ extern const struct cli_command cli_auth_command;
 extern const struct cli_command cli_dmarc_command;
 /* cli-authcheck.c */
 extern const struct cli_command cli_authcheck_command;
+/* cli-backup.c */
+extern const struct cli_command cli_backup_command;
+extern const struct cli_command cli_restore_command;
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
 	&cli_admin_alias_command, &cli_admin_mail_command,   &cli_queue_command,
 	&cli_trace_command,       &cli_sieve_command,       &cli_auth_command,
 	&cli_authcheck_command,   &cli_dkim_command,         &cli_dmarc_command,
-	&cli_group_command,
+	&cli_group_command,       &cli_backup_command,       &cli_restore_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -117,6 +117,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
 	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
 	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},
+	{"mailauth.failure_reports", CFG_BOOL, STR(mailauth_failure_reports), "no", false},
+	{"mailauth.failure_report_limit", CFG_UINT, STR(mailauth_failure_report_limit), "10", false},
 	{"spam.dnsbl", CFG_STR, STR(spam_dnsbl), "", false},
 	{"spam.dnswl", CFG_STR, STR(spam_dnswl), "", false},
 	{"spam.reject_score", CFG_UINT, STR(spam_reject_score), "5", false},
@@ -124,6 +126,15 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.dns_timeout", CFG_DURATION, STR(spam_dns_timeout), "3s", false},
 	{"spam.fcrdns_weight", CFG_UINT, STR(spam_fcrdns_weight), "1", false},
 	{"spam.helo_weight", CFG_UINT, STR(spam_helo_weight), "1", false},
+	{"spam.max_connections_per_ip", CFG_UINT, STR(spam_max_connections_per_ip), "20", false},
+	{"spam.connection_rate", CFG_UINT, STR(spam_connection_rate), "0", false},
+	{"spam.message_rate", CFG_UINT, STR(spam_message_rate), "0", false},
+	{"spam.greylist_delay", CFG_DURATION, STR(spam_greylist_delay), "5m", false},
+	{"spam.greylist_expire", CFG_DURATION, STR(spam_greylist_expire), "1d", false},
+	{"spam.greylist_keep", CFG_DURATION, STR(spam_greylist_keep), "35d", false},
+	{"spam.greylist_auto_allow", CFG_UINT, STR(spam_greylist_auto_allow), "5", false},
+	{"spam.greylist_allow", CFG_STR, STR(spam_greylist_allow), "", false},
+	{"spam.greylist_spf_passes", CFG_UINT, STR(spam_greylist_spf_passes), "3", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -277,6 +288,30 @@ static char *trim(char *s)
 	return s;
 }
 
+/* spam.greylist_allow: addresses and networks, sender addresses
+ * (local@domain) and sender domains (domain, @domain). */
+static int greylist_allow_check(const char *list)
+{
+	for (const char *p = list; *p != '\0';) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,");
+		if (n == 0)
+			break;
+		const char *at = memchr(p, '@', n);
+		const char *dom = at != NULL ? at + 1 : p;
+		size_t dn = (size_t)(p + n - dom);
+		if (at == NULL && netaddr_is_net(p, n)) {
+			p += n;
+			continue;
+		}
+		if (dn == 0 || strspn(dom, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789.-") < dn)
+			return -1;
+		p += n;
+	}
+	return 0;
+}
+
 static int check_final(struct config *c, char *err, size_t errsz)
 {
 	static const char *const levels[] = {"debug", "info", "warn", "error"};
@@ -393,6 +428,23 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (c->spam_pregreet_wait > 30 || c->spam_dns_timeout < 1 || c->spam_dns_timeout > 30) {
 		snprintf(err, errsz, "%s: spam.pregreet_wait must be 0..30s, spam.dns_timeout 1s..30s",
+			 c->path);
+		return -1;
+	}
+	if (c->spam_greylist_delay < 1 || c->spam_greylist_delay > 86400 ||
+	    c->spam_greylist_expire <= c->spam_greylist_delay ||
+	    c->spam_greylist_keep < c->spam_greylist_expire) {
+		snprintf(err, errsz,
+			 "%s: spam.greylist_delay must be 1s..1d, spam.greylist_expire longer "
+			 "than it, spam.greylist_keep at least spam.greylist_expire",
+			 c->path);
+		return -1;
+	}
+	if (greylist_allow_check(c->spam_greylist_allow) < 0) {
+		snprintf(err, errsz,
+			 "%s: spam.greylist_allow lists client addresses or networks (192.0.2.1, "
+			 "198.51.100.0/24), sender addresses (user@example.com) and sender "
+			 "domains (example.com, @example.com), separated by spaces",
 			 c->path);
 		return -1;
 	}

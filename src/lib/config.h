@@ -106,6 +106,8 @@ struct config {
 	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
 	bool mailauth_reports;          /* send DMARC aggregate reports */
 	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */
+	bool mailauth_failure_reports;  /* send DMARC failure reports (ruf=) */
+	uint64_t mailauth_failure_report_limit; /* per reported domain and hour */
 	/* Connection stage on port 25 (docs/spam.md). */
 	char *spam_dnsbl;               /* "zone[=weight] ..." block lists */
 	char *spam_dnswl;               /* allow lists (negative weights) */
@@ -114,6 +116,16 @@ struct config {
 	uint64_t spam_dns_timeout;      /* seconds the greeting waits for the lookups */
 	uint64_t spam_fcrdns_weight;    /* no forward-confirmed reverse name */
 	uint64_t spam_helo_weight;      /* HELO a bare IP or not a FQDN */
+	uint64_t spam_max_connections_per_ip; /* port 25, open at once; 0: no bound */
+	uint64_t spam_connection_rate;  /* port 25 connections a minute per address; 0 */
+	uint64_t spam_message_rate;     /* port 25 transactions an hour per address; 0 */
+	/* Greylisting, for the domains that turn it on (docs/spam.md). */
+	uint64_t spam_greylist_delay;   /* seconds before a retry passes */
+	uint64_t spam_greylist_expire;  /* seconds an unconfirmed triplet lives */
+	uint64_t spam_greylist_keep;    /* seconds a passed triplet lives unused */
+	uint64_t spam_greylist_auto_allow; /* passes after which a network skips; 0 */
+	char *spam_greylist_allow;      /* clients, senders, sender domains never greylisted */
+	uint64_t spam_greylist_spf_passes; /* SPF-passing domain history that skips; 0 */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

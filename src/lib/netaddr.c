@@ -113,3 +113,43 @@ bool netaddr_in_list(const char *ip, const char *list)
 		return false;
 	return scan_list(list, fam, a) == 1;
 }
+
+bool netaddr_is_net(const char *w, size_t n)
+{
+	int fam;
+	unsigned char a[16];
+	unsigned len;
+	return parse_net(w, n, &fam, a, &len) == 0;
+}
+
+int netaddr_network(const char *ip, unsigned bits4, unsigned bits6, char *out, size_t outsz)
+{
+	unsigned char a[16];
+	int fam = AF_INET6;
+	unsigned bits = bits6;
+	if (inet_pton(AF_INET6, ip, a) == 1) {
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (memcmp(a, mapped, sizeof mapped) == 0) {
+			memmove(a, a + 12, 4);
+			fam = AF_INET;
+		}
+	} else if (inet_pton(AF_INET, ip, a) == 1) {
+		fam = AF_INET;
+	} else {
+		return -1;
+	}
+	size_t alen = fam == AF_INET ? 4 : 16;
+	if (fam == AF_INET)
+		bits = bits4;
+	if (bits > alen * 8)
+		bits = (unsigned)(alen * 8);
+	for (size_t i = 0; i < alen; i++) {
+		unsigned keep = bits >= (i + 1) * 8 ? 8 : bits > i * 8 ? bits - (unsigned)(i * 8) : 0;
+		a[i] &= (unsigned char)(0xff00u >> keep);
+	}
+	char text[INET6_ADDRSTRLEN];
+	if (inet_ntop(fam, a, text, sizeof text) == NULL)
+		return -1;
+	int w = snprintf(out, outsz, "%s/%u", text, bits);
+	return w < 0 || (size_t)w >= outsz ? -1 : 0;
+}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -138,4 +139,43 @@ size_t header_unfold(const char *value, size_t n, char *out, size_t outsz)
 			out[o++] = value[i];
 	out[o] = '\0';
 	return o;
+}
+
+int header_section_copy(const char *msg, size_t len, size_t max, bool ascii_only,
+			struct buf *out)
+{
+	size_t end = len;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
+					(msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
+			end = i + 1;
+			break;
+		}
+	if (end > max) {
+		end = max;
+		while (end > 0 && msg[end - 1] != '\n')
+			end--;
+	}
+	int e = 0;
+	size_t col = 0;
+	for (size_t i = 0; i < end && e == 0; i++) {
+		unsigned char ch = (unsigned char)msg[i];
+		if (ch == '\r')
+			continue;
+		if (ch == '\n') {
+			e |= buf_puts(out, "\r\n");
+			col = 0;
+			continue;
+		}
+		if (col >= 998) {
+			e |= buf_puts(out, "\r\n ");
+			col = 1;
+		}
+		bool plain = (ch >= 0x20 && ch < 0x7f) || ch == '\t';
+		e |= buf_putc(out, plain || !ascii_only ? (char)ch : '?');
+		col++;
+	}
+	if (col > 0)
+		e |= buf_puts(out, "\r\n");
+	return e ? -1 : 0;
 }

@@ -64,4 +64,14 @@ size_t header_count(const struct header *h, const char *name);
  * outsz-1, always NUL-terminated; nothing is written if outsz is 0). */
 size_t header_unfold(const char *value, size_t n, char *out, size_t outsz);
 
+struct buf;
+/* Appends the header section of msg[0..len) (up to the empty line that
+ * ends it) to out: CRLF line ends, lines over 998 octets folded, at most
+ * max bytes of the input cut at a line end; with ascii_only every byte
+ * that is not printable US-ASCII or HT is written as '?'.  For reports
+ * that quote a message's header (text/rfc822-headers).  0 or -1 (out's
+ * maximum). */
+int header_section_copy(const char *msg, size_t len, size_t max, bool ascii_only,
+			struct buf *out);
+
 #endif

@@ -137,4 +137,28 @@ int sieve_vacation_reply(const struct sieve_input *in, const struct sieve_action
  * ManageSieve SIEVE capability would list them: a NULL-terminated array. */
 const char *const *sieve_extensions(void);
 
+/* The notice of a reject that could not be done at SMTP time (RFC 5429
+ * 2.1.2, 2.2.1; sieve-notice.c), from MAILER-DAEMON@hostname to env_from:
+ * for ereject (dsn) a non-delivery report (RFC 3464, Action: failed,
+ * Status: 5.7.1), for reject a failure MDN (RFC 8098, Disposition:
+ * automatic-action/MDN-sent-automatically; deleted); both say in words
+ * that the recipient's filter refused the message, with the reason, and
+ * carry the original's header section.  Strings are NUL-terminated. */
+struct sieve_notice {
+	bool dsn;             /* ereject */
+	const char *hostname; /* Reporting-MTA / Reporting-UA */
+	const char *env_from; /* the original envelope sender: To: */
+	const char *env_to;   /* the recipient whose script rejected */
+	const char *reason;   /* UTF-8, as the script gave it */
+	const char *date;     /* RFC 5322 date of now */
+	const char *arrival;  /* ... of the message's arrival */
+	const char *msgid;    /* of the notice, without <> */
+	const char *boundary; /* a MIME boundary not in reason */
+	const char *msg;      /* the original message */
+	size_t len;
+};
+struct buf;
+/* Appends the notice (CRLF lines) to out.  0, or -1 (out's maximum). */
+int sieve_notice_build(const struct sieve_notice *n, struct buf *out);
+
 #endif

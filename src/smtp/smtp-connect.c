@@ -206,6 +206,8 @@ static void done_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		int w = l->kind == LK_DNSBL ? c->bl[l->zone].weight : c->wl[l->zone].weight;
 		r.score += w;
+		if (l->kind == LK_DNSWL && r.dnswl[0] == '\0')
+			snprintf(r.dnswl, sizeof r.dnswl, "%s", zone_of(l));
 		append(r.parts, sizeof r.parts, "%s%s=%s:%d", r.parts[0] ? " " : "", what_s,
 		       zone_of(l), w);
 		if (l->kind == LK_DNSBL && w > top) {

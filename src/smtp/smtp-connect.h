@@ -25,6 +25,7 @@ struct smtp_connect_result {
 	int score;
 	char parts[1024]; /* for the log: "dnsbl=bl.example:5 fcrdns=none:1" */
 	char reason[512]; /* for the refusal: "is listed by bl.example (...)" */
+	char dnswl[256];  /* the first allow list that lists the client, or "" */
 };
 
 typedef void (*smtp_connect_cb)(void *ctx, const struct smtp_connect_result *r);

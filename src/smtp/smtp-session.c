@@ -35,6 +35,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "dkim-keys.h"
+#include "dmarc-failure.h"
 #include "dns.h"
 #include "header.h"
 #include "linereader.h"
@@ -42,6 +43,8 @@
 #include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-connect.h"
+#include "smtp-grey.h"
+#include "smtp-limit.h"
 #include "smtp-parse.h"
 #include "smtp-sieve.h"
 #include "store.h"
@@ -77,6 +80,7 @@ enum smtp_state {
 	SMTP_STATE_COMMIT,   /* end of data seen; waiting for the group commit */
 	SMTP_STATE_STARTTLS, /* "220 Ready to start TLS" sent; waiting for it to drain */
 	SMTP_STATE_AUTH,     /* "334" sent: the next line is a SASL response */
+	SMTP_STATE_RCPT_WAIT, /* RCPT waits for greylisting's SPF check */
 	SMTP_STATE_AUTH_WAIT, /* the SASL exchange is working (password check,
 			       * failure delay): reading nothing */
 	SMTP_STATE_CLOSING,  /* reply sent, waiting for output to drain */
@@ -129,6 +133,8 @@ struct smtp_txn {
 	bool line_too_long;
 	bool io_error;
 	bool prev_line_bare;           /* DATA: previous line ended in bare LF */
+	int grey_spf;                  /* greylisting's SPF at RCPT: 0 not run, 1 pass, 2 not */
+	char grey_spf_domain[256];     /* the domain it passed for */
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
 	struct store_group *group;     /* the group among the recipients, or NULL */
@@ -175,6 +181,11 @@ struct smtp_session {
 	struct smtp_connect_result spam; /* its score, until the HELO check */
 	bool spam_log;                 /* the score line is still to be logged */
 	bool refused;                  /* 554/550 given: only QUIT is answered */
+	bool limited;                  /* port 25, not trusted: rate limits and
+					* greylisting apply */
+	uint64_t limit_slot;           /* its open-connection count (smtp-limit.h) */
+	struct smtp_grey_spf *grey_spf; /* greylisting's SPF check in flight */
+	struct smtp_cmd grey_cmd;      /* the RCPT that waits for it (RCPT_WAIT) */
 };
 
 struct smtp_pending {
@@ -271,6 +282,7 @@ static void session_enter(struct smtp_session *s, enum smtp_state st)
 		set_timeout(s, SMTP_TIMEOUT_CMD);
 		bufferevent_enable(s->bev, EV_READ);
 		break;
+	case SMTP_STATE_RCPT_WAIT:
 	case SMTP_STATE_AUTH_WAIT:
 		/* the exchange answers later; pipelined input waits */
 		bufferevent_disable(s->bev, EV_READ);
@@ -1150,6 +1162,73 @@ static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r,
 		log_error("smtp action=dmarc_record error=\"%s\"", err);
 }
 
+/* Keeps a DMARC failure report (RFC 7489 7.3) for the queue runner to
+ * send, when we send them, the domain's record has ruf= and its fo= asks
+ * for one; action is what we did with the message. */
+static void dmarc_failure(struct smtp_session *s, const struct smtp_check *c,
+			  const struct msgauth_result *r, const char *action)
+{
+	const struct config *cfg = s->srv->cfg;
+	if (!cfg->mailauth_failure_reports || !r->dmarc_checked || !r->have_record ||
+	    r->record.n_ruf == 0 || !dmarc_failure_wanted(r->record.fo, &r->dmarc))
+		return;
+	char ruf[1024] = "";
+	size_t o = 0;
+	for (size_t i = 0; i < r->record.n_ruf && o < sizeof ruf; i++) {
+		int n = snprintf(ruf + o, sizeof ruf - o, "%s%s", o ? " " : "", r->record.ruf[i].uri);
+		if (n < 0 || (size_t)n >= sizeof ruf - o)
+			break;
+		o += (size_t)n;
+	}
+	struct buf ar, msg;
+	buf_init(&ar, 0);
+	buf_init(&msg, 0);
+	char id[25], email[300];
+	fsutil_unique_id(id);
+	snprintf(email, sizeof email, "postmaster@%s", hostname(s));
+	struct dmarc_failure_meta m = {
+	    .org_name = hostname(s),
+	    .email = email,
+	    .report_id = id,
+	    .from_domain = r->from_domain,
+	    .ip = s->ip,
+	    .mail_from = c->t->from,
+	    .delivery = !strcmp(action, "reject") ? "reject"
+			: !strcmp(action, "junk")     ? "spam"
+						      : "delivered",
+	    .dkim = r->dkim,
+	    .n_dkim = r->n_dkim,
+	    .dkim_aligned = r->dmarc.dkim_aligned,
+	    .spf_aligned = r->dmarc.spf_aligned,
+	    .spf_domain = r->spf_domain,
+	    .spf_record = r->spf_record,
+	    .headers = c->msg,
+	    .headers_len = c->len,
+	    .arrival = time(NULL),
+	};
+	char err[256] = "";
+	int kept = -1;
+	if (msgauth_header(r, hostname(s), &c->req, &ar) == 0 && buf_putc(&ar, '\0') == 0) {
+		m.auth_results = ar.data;
+		if (dmarc_failure_message(&m, time(NULL), &msg) == 0)
+			kept = store_dmarc_failure_add(
+			    s->srv->store, (int64_t)time(NULL), r->dmarc_domain, ruf, msg.data,
+			    msg.len, (unsigned)cfg->mailauth_failure_report_limit, err, sizeof err);
+	}
+	if (kept < 0)
+		log_error("smtp id=%s action=dmarc_failure_report domain=%s error=\"%s\"", c->t->id,
+			  r->dmarc_domain, err[0] ? err : "could not make the report");
+	else if (kept == 0)
+		log_info("smtp id=%s action=dmarc_failure_report domain=%s result=limited "
+			 "why=\"mailauth.failure_report_limit reports this hour already\"",
+			 c->t->id, r->dmarc_domain);
+	else
+		log_info("smtp id=%s action=dmarc_failure_report domain=%s result=kept", c->t->id,
+			 r->dmarc_domain);
+	buf_free(&ar);
+	buf_free(&msg);
+}
+
 /* True if word is one of the space-separated words of list
  * (case-insensitively). */
 static bool word_in_list(const char *word, const char *list)
@@ -1220,6 +1299,7 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		 arc_override ? " dmarc_override=arc:" : "", arc_override ? r->arc.domain : "",
 		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
 	dmarc_record(s, r, arc_override);
+	dmarc_failure(s, c, r, action);
 	if (!strcmp(action, "reject")) {
 		char line[512];
 		snprintf(line, sizeof line,
@@ -1555,9 +1635,23 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 					    srv->cfg->hostname};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		size_t first_plan = n_plans;
+		for (size_t j = 0; j < t->n_local; j++)
+			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
+					&plans[n_plans++]);
+		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
+		 * and the message leaves the plans and the delivery log; else
+		 * each rejecting recipient's notice goes to the sender. */
+		bool refuse = smtp_sieve_refuse(srv->store, srv->cfg, &sm, plans + first_plan,
+						t->n_local, t->n_remote > 0, refused[i],
+						sizeof refused[i]);
+		smtp_sieve_msg_free(&sm);
+		if (refuse) {
+			while (n_plans > first_plan)
+				smtp_sieve_plan_free(&plans[--n_plans]);
+			continue;
+		}
 		for (size_t j = 0; j < t->n_local; j++) {
-			struct smtp_sieve_plan *p = &plans[n_plans++];
-			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr, p);
+			struct smtp_sieve_plan *p = &plans[first_plan + j];
 			items = xreallocarray(items, n_items + p->n + 1, sizeof *items);
 			for (size_t c = 0; c < p->n; c++) {
 				struct store_delivery *d = &items[n_items++];
@@ -1578,16 +1672,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 				d->flags = p->v[c].flags;
 				n_items_of[i]++;
 			}
-		}
-		smtp_sieve_msg_free(&sm);
-		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
-		 * and the message leaves the plans and the delivery log. */
-		if (smtp_sieve_refuse(plans + first_plan, t->n_local, t->n_remote > 0, t->id,
-				      refused[i], sizeof refused[i])) {
-			n_items -= n_items_of[i];
-			n_items_of[i] = 0;
-			while (n_plans > first_plan)
-				smtp_sieve_plan_free(&plans[--n_plans]);
 		}
 	}
 	bool *logged = xcalloc(n, sizeof *logged);
@@ -1756,6 +1840,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
+	char limit_line[320];
+	if (s->limited && !smtp_limit_message(s->srv->cfg, (const struct sockaddr *)&s->sa, s->ip,
+					      s->id, limit_line, sizeof limit_line)) {
+		reply(s, "%s", limit_line);
+		return;
+	}
 	struct smtp_txn *t = txn_new();
 	if (!c->null_path && addr_format(&c->addr, t->from, sizeof t->from) < 0) {
 		txn_free(&t);
@@ -1798,6 +1888,67 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c);
+
+static void grey_spf_stop(struct smtp_session *s)
+{
+	if (s->grey_spf == NULL)
+		return;
+	smtp_grey_spf_free(&s->grey_spf);
+	s->srv->n_checks--;
+}
+
+/* Greylisting's SPF check is done: the waiting RCPT runs again. */
+static void grey_spf_done(void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (s->txn != NULL) {
+		bool pass = smtp_grey_spf_passed(s->grey_spf, s->id, s->txn->grey_spf_domain);
+		s->txn->grey_spf = pass ? 1 : 2;
+	}
+	grey_spf_stop(s);
+	if (s->state != SMTP_STATE_RCPT_WAIT)
+		return;
+	session_enter(s, SMTP_STATE_CMD);
+	bufferevent_enable(s->bev, EV_READ);
+	if (s->state != SMTP_STATE_CMD)
+		return; /* shutting down: 421 sent */
+	cmd_rcpt(s, &s->grey_cmd);
+	process_input(s); /* whatever the client pipelined */
+}
+
+/* Greylisting of a port 25 recipient (smtp-grey.h): 1 to go on, 0 if
+ * refused (the 451 is sent), -1 if the RCPT waits for the SPF check (it
+ * runs again when it is done). */
+static int grey_rcpt(struct smtp_session *s, struct smtp_txn *t, const struct smtp_cmd *c,
+		     const char *address, const char *domain)
+{
+	if (!s->limited)
+		return 1;
+	struct smtp_server *srv = s->srv;
+	if (t->grey_spf == 0 && smtp_grey_wants_spf(srv->store, srv->cfg, domain)) {
+		struct dns_resolver *dns = check_dns(srv);
+		s->grey_spf = smtp_grey_spf_start(srv->base, dns, s->ip, s->helo, t->from,
+						  hostname(s), (unsigned)srv->cfg->spam_dns_timeout,
+						  grey_spf_done, s);
+		srv->n_checks++; /* keeps the resolver while it runs */
+		s->grey_cmd = *c;
+		s->grey_cmd.arg = NULL; /* points into the line, which goes */
+		s->grey_cmd.arg_len = 0;
+		session_enter(s, SMTP_STATE_RCPT_WAIT);
+		return -1;
+	}
+	struct smtp_grey_client gc = {s->ip, s->id, s->spam.dnswl,
+				      t->grey_spf == 1 ? t->grey_spf_domain : NULL};
+	char line[ADDR_PATH_MAX + 200];
+	if (smtp_grey_rcpt(srv->store, srv->cfg, &gc, t->from, address, domain, line,
+			   sizeof line))
+		return 1;
+	t->n_refused++;
+	reply(s, "%s", line);
+	return 0;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -1825,6 +1976,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
 	switch (r) {
 	case STORE_RCPT_OK:
+		if (grey_rcpt(s, t, c, address, a.domain) != 1)
+			break;
 		if (group_rcpt(s, t, address) != 0)
 			break;
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
@@ -2445,9 +2598,13 @@ static void session_unlink(struct smtp_session *s)
 	srv->n_sessions--;
 }
 
+static void grey_spf_stop(struct smtp_session *s);
+
 static void session_free(struct smtp_session *s)
 {
 	connect_stop(s);
+	grey_spf_stop(s);
+	smtp_limit_close(&s->limit_slot);
 	if (s->check != NULL) {
 		struct smtp_txn *t = s->check->t;
 		check_free(&s->check);
@@ -2482,6 +2639,7 @@ static void session_kill(struct smtp_session *s)
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	connect_stop(s);
+	grey_spf_stop(s);
 	if (s->spam_log)
 		spam_log_line(s, "disconnected");
 	if (s->bev != NULL)
@@ -2534,7 +2692,8 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 		return;
 	}
 	if (s->state != SMTP_STATE_DEAD && s->state != SMTP_STATE_AUTH_WAIT &&
-	    s->state != SMTP_STATE_CONNECT && !(bufferevent_get_enabled(bev) & EV_READ)) {
+	    s->state != SMTP_STATE_RCPT_WAIT && s->state != SMTP_STATE_CONNECT &&
+	    !(bufferevent_get_enabled(bev) & EV_READ)) {
 		bufferevent_enable(bev, EV_READ);
 		process_input(s);
 	}
@@ -2700,6 +2859,13 @@ void smtp_server_accept(struct smtp_server *srv, evutil_socket_t fd, const struc
 		close_with(s, line);
 		return;
 	}
+	s->limited = !srv->submission && smtp_limit_applies(srv->cfg, s->ip);
+	char line[320];
+	if (s->limited && !smtp_limit_connect(srv->cfg, (const struct sockaddr *)&s->sa, s->ip,
+					      s->id, &s->limit_slot, line, sizeof line)) {
+		close_with(s, line);
+		return;
+	}
 	if (!srv->submission && !srv->implicit_tls && smtp_connect_wanted(srv->cfg, s->ip)) {
 		struct dns_resolver *dns = check_dns(srv);
 		s->conn = smtp_connect_start(srv->base, dns, srv->cfg, s->ip, s->id, connect_done, s);
@@ -2761,8 +2927,10 @@ void smtp_server_shutdown(struct smtp_server *srv, void (*cb)(void *ctx), void *
 		if (s->state == SMTP_STATE_CLOSING) {
 			set_timeout(s, 2);
 		} else if (s->state == SMTP_STATE_CMD || s->state == SMTP_STATE_AUTH ||
-			   s->state == SMTP_STATE_AUTH_WAIT || s->state == SMTP_STATE_CONNECT) {
+			   s->state == SMTP_STATE_AUTH_WAIT || s->state == SMTP_STATE_CONNECT ||
+			   s->state == SMTP_STATE_RCPT_WAIT) {
 			authglue_free(&s->auth);
+			grey_spf_stop(s);
 			close_with(s, line);
 		}
 		/* in DATA, BDAT or COMMIT: the message finishes first, then

@@ -475,8 +475,12 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 		case SIEVE_ACT_EREJECT:
 			/* Refused at SMTP time if the server can
 			 * (smtp_sieve_refuse); else kept in the INBOX. */
-			if (p->reject == NULL)
+			if (p->reject == NULL) {
 				p->reject = reject_reply(a->arg);
+				p->reject_reason = xstrdup(a->arg);
+				p->reject_dsn = a->type == SIEVE_ACT_EREJECT;
+				p->reject_to = xstrdup(env_to);
+			}
 			add_copy(p, NULL, false, NULL);
 			break;
 		}
@@ -488,9 +492,7 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan)
 {
-	plan->v = NULL;
-	plan->n = 0;
-	plan->reject = NULL;
+	memset(plan, 0, sizeof *plan);
 	load_globals(cfg, m);
 	struct store_account *a = NULL;
 	char *user_src = NULL;
@@ -537,31 +539,112 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
 	}
 	free(plan->v);
 	free(plan->reject);
-	plan->v = NULL;
-	plan->n = 0;
-	plan->reject = NULL;
+	free(plan->reject_reason);
+	free(plan->reject_to);
+	memset(plan, 0, sizeof *plan);
 }
 
-bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
-		       char *reply, size_t replysz)
+/* Drops the copies of a plan: the recipient gets nothing. */
+static void plan_clear(struct smtp_sieve_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++) {
+		free(plan->v[i].mailbox);
+		free(plan->v[i].flags);
+	}
+	plan->n = 0;
+}
+
+/* Why no notice may go to the sender of m: the null sender (RFC 5429
+ * 2.1.2, 2.2.1), or one our checks on port 25 found forged (SPF or DMARC
+ * failed: a notice would be backscatter to someone who sent nothing); NULL
+ * if one may. */
+static const char *no_notice(const struct smtp_sieve_msg *m)
+{
+	if (m->env_from[0] == '\0')
+		return "the envelope sender is empty";
+	const char *r = m->arc_results;
+	if (r != NULL && (strstr(r, "spf=fail") != NULL || strstr(r, "dmarc=fail") != NULL))
+		return "the sender failed SPF or DMARC: it may be forged";
+	return NULL;
+}
+
+/* Sends the notice of one rejecting plan; 0 sent, -1 not (err). */
+static int send_notice(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
+		       const struct smtp_sieve_plan *p, char *err, size_t errsz)
+{
+	if (load_message(cfg, m) < 0) {
+		snprintf(err, errsz, "the message cannot be read");
+		return -1;
+	}
+	size_t len;
+	const char *msg = without_return_path(m->data, m->len, &len);
+	time_t now = time(NULL);
+	char date[64], id[25], msgid[400], boundary[64];
+	struct tm tm;
+	localtime_r(&now, &tm);
+	if (strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		date[0] = '\0';
+	fsutil_unique_id(id);
+	snprintf(msgid, sizeof msgid, "%s.reject@%s", id, cfg->hostname);
+	snprintf(boundary, sizeof boundary, "=_tern_reject_%s", id);
+	struct sieve_notice n = {p->reject_dsn, cfg->hostname, m->env_from, p->reject_to,
+				 p->reject_reason, date, date, msgid, boundary, msg, len};
+	struct buf out;
+	buf_init(&out, 0);
+	int rc = sieve_notice_build(&n, &out);
+	if (rc < 0)
+		snprintf(err, errsz, "the notice could not be made");
+	/* our own message: signed for our host name (its From:), no ARC seal */
+	struct smtp_sieve_msg own = *m;
+	own.arc_results = NULL;
+	struct send_ctx sc = {st, cfg, &own, NULL, p->reject_to, "", NULL, 0, {""}};
+	if (rc == 0)
+		rc = send_one(&sc, "", "", m->env_from, cfg->hostname, out.data, out.len,
+			      STORE_DSN_NOTIFY_NEVER, err, errsz);
+	buf_free(&out);
+	return rc;
+}
+
+bool smtp_sieve_refuse(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
+		       struct smtp_sieve_plan *plans, size_t n, bool others, char *reply,
+		       size_t replysz)
 {
 	bool all = n > 0 && !others;
 	for (size_t i = 0; i < n; i++)
 		all = all && plans[i].reject != NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (plans[i].reject == NULL)
-			continue;
-		if (all)
-			log_info("sieve id=%s action=reject reply=\"%s\" result=refused", id,
+	if (all) {
+		for (size_t i = 0; i < n; i++)
+			log_info("sieve id=%s action=reject reply=\"%s\" result=refused", m->id,
 				 plans[i].reject);
-		else
-			log_warn("sieve id=%s action=reject result=keep reason=\"other recipients "
-				 "take the message\"",
-				 id);
-	}
-	if (all)
 		snprintf(reply, replysz, "%s", plans[0].reject);
-	return all;
+		return true;
+	}
+	/* Other recipients take the message: one SMTP reply cannot refuse it
+	 * for some of them only (RFC 5429 2.1.2). */
+	for (size_t i = 0; i < n; i++) {
+		struct smtp_sieve_plan *p = &plans[i];
+		if (p->reject == NULL)
+			continue;
+		const char *kind = p->reject_dsn ? "dsn" : "mdn";
+		const char *why = no_notice(m);
+		char err[256] = "";
+		if (why != NULL) {
+			log_info("sieve id=%s to=<%s> action=reject result=discarded notice=none "
+				 "why=\"%s\"",
+				 m->id, p->reject_to, why);
+			plan_clear(p);
+		} else if (send_notice(st, cfg, m, p, err, sizeof err) < 0) {
+			log_error("sieve id=%s to=<%s> action=reject notice=%s rcpt=<%s> error=\"%s\" "
+				  "result=keep",
+				  m->id, p->reject_to, kind, m->env_from, err);
+		} else {
+			log_info("sieve id=%s to=<%s> action=reject notice=%s rcpt=<%s> "
+				 "result=discarded",
+				 m->id, p->reject_to, kind, m->env_from);
+			plan_clear(p);
+		}
+	}
+	return false;
 }
 
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m)

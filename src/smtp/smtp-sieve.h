@@ -11,8 +11,8 @@
  *
  * Mail is never lost here: a script that cannot be read, compiled or run,
  * a message file that cannot be read, a redirect that cannot be done and
- * a reject that cannot be done at SMTP time (the message has other
- * recipients) all end in the INBOX, and are logged.
+ * a reject whose notice cannot be sent all end in the INBOX, and are
+ * logged.
  */
 #ifndef TERN_SMTP_SIEVE_H
 #define TERN_SMTP_SIEVE_H
@@ -40,9 +40,14 @@ struct smtp_sieve_plan {
 	struct smtp_sieve_copy *v;
 	size_t n;
 	/* A script rejected the message (reject, ereject: RFC 5429): the
-	 * SMTP reply "550 5.7.1 REASON".  v holds the INBOX copy to store
-	 * when the message cannot be refused (smtp_sieve_refuse). */
+	 * SMTP reply "550 5.7.1 REASON", the reason as given, whether it was
+	 * ereject, and the recipient.  v holds the INBOX copy to store if the
+	 * message can neither be refused nor its notice sent
+	 * (smtp_sieve_refuse). */
 	char *reject;
+	char *reject_reason;
+	bool reject_dsn;
+	char *reject_to;
 };
 
 /* One message, shared by its recipients: the file is read and the global
@@ -75,10 +80,16 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan);
 /* Whether the message is refused at SMTP time: when every one of its n
  * local recipients' plans rejects it and it has no other recipients
  * (others: remote ones).  Then reply gets the reply line (the first
- * reason) and nothing is to be stored; else the rejecting plans keep
- * their INBOX copy.  Logs either way. */
-bool smtp_sieve_refuse(const struct smtp_sieve_plan *plans, size_t n, bool others, const char *id,
-		       char *reply, size_t replysz);
+ * reason) and nothing is to be stored.  Else each rejecting recipient's
+ * notice (RFC 5429 2.1.2, 2.2.1: a DSN for ereject, an MDN for reject)
+ * goes to the envelope sender and its plan stores nothing; no notice is
+ * sent to the null sender or to a sender that failed SPF or DMARC (a
+ * forgery: the notice would be backscatter), and then too nothing is
+ * stored; only a notice that cannot be sent keeps the INBOX copy.  Logs
+ * each. */
+bool smtp_sieve_refuse(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
+		       struct smtp_sieve_plan *plans, size_t n, bool others, char *reply,
+		       size_t replysz);
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m);
 
 #endif

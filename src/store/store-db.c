@@ -133,9 +133,8 @@ void store_db_close(struct store_db *db)
 	memset(db, 0, sizeof *db);
 }
 
-/* Runs ddl (several statements) in the open transaction. */
-static int exec_ddl(struct store_db *db, const char *ddl, const char *what, char *err,
-		    size_t errsz)
+int store_db_exec_ddl(struct store_db *db, const char *ddl, const char *what, char *err,
+		      size_t errsz)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(db->h, ddl, NULL, NULL, &msg) != SQLITE_OK) {
@@ -184,7 +183,7 @@ int store_db_schema(struct store_db *db, const char *ddl, int version,
 	have = parse_version(v);
 	if (have == 0) {
 		/* A new file: ddl is the current schema. */
-		if (exec_ddl(db, ddl, "creating schema", err, errsz) < 0)
+		if (store_db_exec_ddl(db, ddl, "creating schema", err, errsz) < 0)
 			goto fail;
 		have = version;
 	}
@@ -193,7 +192,7 @@ int store_db_schema(struct store_db *db, const char *ddl, int version,
 	for (size_t i = 0; i < n_steps && have >= 0 && have < version; i++) {
 		if (steps[i].to != have + 1)
 			continue;
-		if (exec_ddl(db, steps[i].sql, steps[i].name, err, errsz) < 0)
+		if (store_db_exec_ddl(db, steps[i].sql, steps[i].name, err, errsz) < 0)
 			goto fail;
 		have = steps[i].to;
 	}

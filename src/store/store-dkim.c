@@ -33,14 +33,7 @@ static const char dkim_ddl[] = "CREATE TABLE IF NOT EXISTS dkim_keys ("
 
 int store_dkim_schema(struct store *s, char *err, size_t errsz)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db.h, dkim_ddl, NULL, NULL, &msg) != SQLITE_OK) {
-		store_err(err, errsz, "database error: creating dkim_keys: %s",
-			  msg ? msg : "unknown");
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
+	return store_db_exec_ddl(&s->db, dkim_ddl, "creating dkim_keys", err, errsz);
 }
 
 /* A selector is a DNS label of ours: [a-z0-9-], 1..63, no leading '-'. */

@@ -78,7 +78,8 @@ int store_domain_remove(struct store *s, const char *domain, char *err, size_t e
 		return -1;
 	/* Its keys go with it (a crash in between leaves keys nobody uses,
 	 * removed with the domain if it is added and removed again). */
-	if (store_dmarc_action_set(s, name, NULL, err, errsz) < 0)
+	if (store_dmarc_action_set(s, name, NULL, err, errsz) < 0 ||
+	    store_greylist_domain_set(s, name, false, err, errsz) < 0)
 		return -1;
 	return store_dkim_remove_domain(s, name, err, errsz);
 fail:

@@ -26,13 +26,7 @@ static const char group_ddl[] = "CREATE TABLE IF NOT EXISTS groups ("
 
 int store_group_schema(struct store *s, char *err, size_t errsz)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db.h, group_ddl, NULL, NULL, &msg) != SQLITE_OK) {
-		store_err(err, errsz, "database error: creating groups: %s", msg ? msg : "unknown");
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
+	return store_db_exec_ddl(&s->db, group_ddl, "creating groups", err, errsz);
 }
 
 static const char *const policy_names[] = {"anyone", "domains", "members"};

@@ -137,6 +137,11 @@ struct store_db_upgrade {
  * file has a newer version or a step is missing or fails. */
 int store_db_schema(struct store_db *db, const char *ddl, int version,
 		    const struct store_db_upgrade *steps, size_t n_steps, char *err, size_t errsz);
+/* Runs ddl (one or more statements, e.g. CREATE TABLE IF NOT EXISTS),
+ * in the open transaction if there is one.  0, or -1 with err
+ * ("database error: <what>: ..."). */
+int store_db_exec_ddl(struct store_db *db, const char *ddl, const char *what, char *err,
+		      size_t errsz);
 /* The cached statement for sql (a string literal: it is keyed by its
  * address), reset and ready to bind; NULL with err on failure. */
 sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errsz);
@@ -203,8 +208,12 @@ bool store_name_is_file_id(const char *s, size_t n);
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
 /* Creates the groups table if it is not there (store_open). */
 int store_group_schema(struct store *s, char *err, size_t errsz);
+/* Creates the app_passwords table if it is not there (store_open). */
+int store_apppass_schema(struct store *s, char *err, size_t errsz);
 /* Creates the dmarc_events table if it is not there (store_open). */
 int store_dmarc_schema(struct store *s, char *err, size_t errsz);
+/* Creates the greylisting tables if they are not there (store_open). */
+int store_greylist_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 

@@ -48,6 +48,31 @@ const char *store_data_dir(const struct store *s);
  * another must open; its handle stays valid and reopens it on use. */
 void store_set_account_cache(struct store *s, size_t max_open);
 
+/* ---------------------------------------------------------------- backups */
+
+/* What a backup or restore did (store-backup.c). */
+struct store_backup_stats {
+	size_t accounts;      /* accounts in the backup */
+	size_t message_files; /* message files their databases name */
+	size_t queue_files;   /* files of queued messages */
+	size_t files_new;     /* files the backup did not have before */
+	size_t files_kept;    /* already in the backup from an earlier run */
+	size_t files_removed; /* in the backup before, named no more */
+	size_t files_linked;  /* files taken as hard links (one file system) */
+	size_t files_copied;  /* files taken as copies */
+	size_t rounds;        /* databases copied again (files went away) */
+	uint64_t bytes_copied;
+};
+/* Makes dst (a folder the caller made) a consistent copy of the data
+ * folder data of a running server, incrementally when dst holds an
+ * earlier backup (see the top of store-backup.c).  0, or -1 with err. */
+int store_backup(const char *data, const char *dst, struct store_backup_stats *stats, char *err,
+		 size_t errsz);
+/* Copies the backup src into data, which must be empty or not exist
+ * (and no server may use it).  0, or -1 with err. */
+int store_restore(const char *src, const char *data, struct store_backup_stats *stats, char *err,
+		  size_t errsz);
+
 /* ------------------------------------------------------------------ spool */
 
 /* Files of transactions in progress live in DATA/spool/.  Their maker
@@ -181,6 +206,74 @@ int store_dmarc_action_get(struct store *s, const char *domain, char out[16]);
 int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,
 		     int64_t forget_before, char *err, size_t errsz);
 
+/* DMARC failure reports (RFC 7489 7.3) waiting for the queue runner.
+ * _add keeps one (msg: the report without its To: field; ruf: the
+ * domain's ruf= URIs, space-separated) unless policy_domain already had
+ * per_hour of them in the hour before now: 1 kept, 0 over the limit, -1.
+ * _next gives the first unsent one after id `after` (its message
+ * appended to msg): 1, 0 none, -1.  _sent marks one sent (its message is
+ * dropped; the row counts for the limit until forget_before). */
+struct buf;
+struct store_dmarc_failure {
+	int64_t id;
+	char policy_domain[256];
+	char ruf[1024];
+};
+int store_dmarc_failure_add(struct store *s, int64_t now, const char *policy_domain,
+			    const char *ruf, const void *msg, size_t len, unsigned per_hour,
+			    char *err, size_t errsz);
+int store_dmarc_failure_next(struct store *s, int64_t after, struct store_dmarc_failure *out,
+			     struct buf *msg, char *err, size_t errsz);
+int store_dmarc_failure_sent(struct store *s, int64_t id, int64_t forget_before, char *err,
+			     size_t errsz);
+
+/* ------------------------------------------------------------ greylisting */
+
+/* Greylisting's memory (store-greylist.c, docs/spam.md); the policy (what
+ * is checked, the replies) is the caller's. */
+struct store_greylist_key {
+	const char *net;    /* the client's network: "192.0.2.0/24", "2001:db8::/64" */
+	const char *sender; /* envelope sender, lower-cased; "" for <> */
+	const char *rcpt;   /* recipient, lower-cased */
+};
+struct store_greylist_policy {
+	int64_t delay;       /* seconds before a retry passes */
+	int64_t expire;      /* seconds an unconfirmed triplet waits for its retry */
+	int64_t keep;        /* seconds a passed triplet (or network) lives unused */
+	unsigned auto_allow; /* passed triplets after which a network skips; 0: never */
+};
+enum store_greylist_result {
+	STORE_GREYLIST_NEW,   /* first seen (or expired): refuse for now */
+	STORE_GREYLIST_EARLY, /* retried before the delay: refuse */
+	STORE_GREYLIST_PASS,  /* retried after the delay: accept, now known */
+	STORE_GREYLIST_KNOWN, /* passed before: accept */
+	STORE_GREYLIST_NET,   /* the network is auto-allowed: accept */
+};
+struct store_greylist_answer {
+	enum store_greylist_result result;
+	int64_t wait;  /* NEW, EARLY: seconds until a retry passes */
+	int64_t first; /* when the triplet was first seen */
+};
+/* Looks up and updates the triplet k at time now (one transaction, shared
+ * by all processes).  0, or -1 with err. */
+int store_greylist_check(struct store *s, const struct store_greylist_key *k, int64_t now,
+			 const struct store_greylist_policy *p, struct store_greylist_answer *a,
+			 char *err, size_t errsz);
+/* Forgets expired triplets and networks.  0, or -1 with err. */
+int store_greylist_expire(struct store *s, int64_t now, const struct store_greylist_policy *p,
+			  char *err, size_t errsz);
+/* The passes of sender domain (lower-cased) used in the last keep
+ * seconds (0 if none), or -1 on error. */
+int store_greylist_sender_passes(struct store *s, const char *domain, int64_t now, int64_t keep);
+/* Counts one triplet of sender domain that passed with SPF passing. */
+int store_greylist_sender_pass(struct store *s, const char *domain, int64_t now, int64_t keep,
+			       char *err, size_t errsz);
+/* Turns greylisting of mail for domain on or off (off: the default). */
+int store_greylist_domain_set(struct store *s, const char *domain, bool on, char *err,
+			      size_t errsz);
+/* 1 if mail for domain is greylisted, 0 if not, -1 on error. */
+int store_greylist_domain_get(struct store *s, const char *domain);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);
@@ -228,6 +321,47 @@ int store_account_get(struct store *s, const char *address, struct store_account
 int store_account_list(struct store *s, const char *domain,
 		       int (*cb)(void *ctx, const struct store_account_info *a), void *ctx,
 		       char *err, size_t errsz);
+
+/* ------------------------------------------------------- app passwords */
+
+/* One app password of an account (store-apppass.c; its shape is
+ * auth/apppass.h's).  Strings are NUL-terminated. */
+struct store_apppass {
+	char id[8];       /* the non-secret id in the password (first group) */
+	char name[65];    /* the admin's name for it ("phone"), at most 64
+			   * bytes (auth/apppass.h, APPPASS_NAME_MAX) */
+	char pwhash[256]; /* crypt(3) hash of the canonical password text */
+	int64_t created;  /* unix time */
+	int64_t last_used; /* unix time of a login with it (to the minute), 0: never */
+};
+
+/* Extra results of store_apppass_add (besides 0 and -1). */
+#define STORE_APPPASS_NAME_TAKEN (-2) /* the account has one of that name */
+#define STORE_APPPASS_ID_TAKEN (-3)   /* ... or with that id: make another */
+#define STORE_APPPASS_FULL (-4)       /* it has max_per_account already */
+
+/* Adds an app password to the account: id and pwhash printable tokens,
+ * name printable ASCII (spaces allowed).  The count check and the insert
+ * are one transaction.  Returns 0, one of the codes above, or -1 (err
+ * says why in every failing case). */
+int store_apppass_add(struct store *s, int64_t account_id, const char *id, const char *name,
+		      const char *pwhash, size_t max_per_account, char *err, size_t errsz);
+/* The account's app passwords, oldest first, at most max into rows;
+ * *n_out is how many.  0 or -1 with err. */
+int store_apppass_list(struct store *s, int64_t account_id, struct store_apppass *rows,
+		       size_t max, size_t *n_out, char *err, size_t errsz);
+/* The app password of the account with that id.  1 found (*out filled),
+ * 0 none, -1 database error.  Called by the login path on the loop. */
+int store_apppass_find(struct store *s, int64_t account_id, const char *id,
+		       struct store_apppass *out);
+/* Deletes the app password called name.  1 removed, 0 no such name, -1
+ * with err. */
+int store_apppass_remove(struct store *s, int64_t account_id, const char *name, char *err,
+			 size_t errsz);
+/* Sets last_used to now if it is older (a commit without fsync: see
+ * store-apppass.c).  0 or -1 with err. */
+int store_apppass_touch(struct store *s, int64_t account_id, const char *id, int64_t now,
+			char *err, size_t errsz);
 
 /* ---------------------------------------------------------------- aliases */
 

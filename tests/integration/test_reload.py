@@ -194,6 +194,8 @@ NEW_VALUES = {
     "mailauth.timeout": "10s",
     "mailauth.reports": "no",
     "mailauth.report_interval": "12h",
+    "mailauth.failure_reports": "yes",
+    "mailauth.failure_report_limit": "5",
     "spam.dnsbl": "bl.example=3",
     "spam.dnswl": "wl.example",
     "spam.reject_score": "7",
@@ -201,6 +203,15 @@ NEW_VALUES = {
     "spam.dns_timeout": "5s",
     "spam.fcrdns_weight": "2",
     "spam.helo_weight": "2",
+    "spam.max_connections_per_ip": "30",
+    "spam.connection_rate": "100",
+    "spam.message_rate": "500",
+    "spam.greylist_delay": "2m",
+    "spam.greylist_expire": "2d",
+    "spam.greylist_keep": "40d",
+    "spam.greylist_auto_allow": "3",
+    "spam.greylist_allow": "192.0.2.0/24 example.com",
+    "spam.greylist_spf_passes": "2",
 }
 
 

@@ -161,18 +161,90 @@ def test_reject_refused_at_smtp_time(srv, cmd):
                         r"away\.\" result=refused")
 
 
-def test_reject_with_other_recipients_keeps(srv):
-    """One of two recipients rejects: the message cannot be refused for
-    one of them over SMTP, so it is kept in that INBOX (logged)."""
-    user = new_user(srv, 'require "reject";\r\nreject "go away";\r\n')
+def parts_of(raw):
+    """The top header and the parts of a multipart message, split at its
+    boundary (report parts as bytes, as stored)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    b = b"--" + re.search(rb'boundary="([^"]+)"', head).group(1)
+    chunks = (b"\r\n" + body).split(b"\r\n" + b)
+    assert chunks[-1].startswith(b"--"), chunks[-1]
+    return head, [c[2:].partition(b"\r\n\r\n") for c in chunks[1:-1]]
+
+
+@pytest.mark.parametrize("cmd", ["reject", "ereject"])
+def test_reject_with_other_recipients_sends_a_notice(srv, cmd):
+    """One of two recipients rejects: one SMTP reply cannot refuse the
+    message for one of them only, so it is accepted, the rejecting
+    recipient gets nothing and the sender a notice (RFC 5429 2.1.2: a
+    DSN for ereject; 2.2.1: an MDN for reject), here delivered to the
+    sender's own INBOX."""
+    user = new_user(srv, 'require "%s";\r\n%s "Not from you, sorry.\r\n'
+                         'Caf\u00e9 closed.";\r\n' % (cmd, cmd))
     other = new_user(srv)
-    msg = message(user, "rej2")
-    send(srv, [user, other], msg)
-    inbox = mailbox(srv, user, "INBOX")
-    assert len(inbox) == 1 and stored(inbox[0][1], msg)
+    sender = new_user(srv)
+    msg = message(user, "rej2-" + cmd)
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as c:
+        assert c.sendmail(sender, [user, other], msg) == {}
+    assert mailbox(srv, user, "INBOX") == []
     assert len(mailbox(srv, other, "INBOX")) == 1
-    assert srv.wait_log(r"sieve id=\S+ action=reject result=keep reason=\"other recipients "
-                        r"take the message\"")
+    kind = "dsn" if cmd == "ereject" else "mdn"
+    assert srv.wait_log(r"sieve id=\S+ to=<%s> action=reject notice=%s rcpt=<%s> "
+                        r"result=discarded" % (re.escape(user), kind, re.escape(sender)))
+    got = mailbox(srv, sender, "INBOX")
+    assert len(got) == 1
+    raw = got[0][1]
+    head, parts = parts_of(raw)
+    assert b"\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example.test>\r\n" in head
+    assert b"\r\nTo: <%s>\r\n" % sender.encode() in head
+    assert b"\r\nAuto-Submitted: auto-replied\r\n" in head
+    orig_id = re.search(rb"Message-ID: (<[^>]+>)", msg).group(1)
+    assert b"\r\nIn-Reply-To: " + orig_id + b"\r\n" in head
+    report = b"delivery-status" if cmd == "ereject" else b"disposition-notification"
+    assert b"Content-Type: multipart/report; report-type=" + report + b";" in head
+    h1, _, text = parts[0]
+    assert h1 == (b"Content-Type: text/plain; charset=utf-8\r\n"
+                  b"Content-Transfer-Encoding: 8bit")
+    assert text == (b"Your message to <%s> was refused by the recipient's mail filtering "
+                    b"program.\r\nThe reason given was as follows:\r\n\r\n"
+                    b"Not from you, sorry.\r\nCaf\xc3\xa9 closed.\r\n" % user.encode())
+    h2, _, fields = parts[1]
+    if cmd == "ereject":
+        assert h2 == b"Content-Type: message/delivery-status"
+        assert fields.startswith(b"Reporting-MTA: dns; mx.example.test\r\nArrival-Date: ")
+        assert (b"\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\n"
+                b"Status: 5.7.1\r\n" % user.encode()) in fields
+    else:
+        assert h2 == b"Content-Type: message/disposition-notification"
+        assert fields == (b"Reporting-UA: mx.example.test; Tern\r\n"
+                          b"Final-Recipient: rfc822; %s\r\nOriginal-Message-ID: %s\r\n"
+                          b"Disposition: automatic-action/MDN-sent-automatically; deleted"
+                          b"\r\n" % (user.encode(), orig_id))
+    h3, _, headers = parts[2]
+    assert h3 == b"Content-Type: text/rfc822-headers"
+    assert headers.startswith(b"Received: from ") and \
+        headers.endswith(b"\r\n" + msg.partition(b"\r\n\r\n")[0] + b"\r\n"), headers
+    assert b"Hello rej2" not in raw
+
+
+def test_reject_notice_not_to_the_null_sender_and_queued_for_remote(srv):
+    """No notice to the null sender (RFC 5429 2.1.2): the rejecting
+    recipient still gets nothing, logged; a remote sender's notice goes
+    to the queue with the null sender."""
+    user = new_user(srv, 'require "reject";\r\nreject "no";\r\n')
+    other = new_user(srv)
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as c:
+        assert c.sendmail("<>", [user, other], message(user, "rej-null")) == {}
+    assert srv.wait_log(r"sieve id=\S+ to=<%s> action=reject result=discarded notice=none "
+                        r"why=\"the envelope sender is empty\"" % re.escape(user))
+    assert mailbox(srv, user, "INBOX") == []
+    send(srv, [user, other], message(user, "rej-remote"))
+    assert srv.wait_log(r"sieve id=\S+ to=<%s> action=reject notice=mdn rcpt=<%s> "
+                        r"result=discarded" % (re.escape(user), re.escape(SENDER)))
+    # queued for the remote sender (who does not exist: it bounces, and
+    # a bounce of a message from <> goes nowhere)
+    assert srv.wait_log(r"queue id=\d+ rcpt=<%s> result=" % re.escape(SENDER),
+                        seconds=timeout(10))
+    assert mailbox(srv, user, "INBOX") == []
 
 
 def test_inactive_script_does_nothing(srv):

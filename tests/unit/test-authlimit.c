@@ -347,3 +347,53 @@ TEST(authlimit_zero_settings_disable)
 	CHECK(check(SA(a), "u@example.test").blocked);
 	authlimit_shutdown();
 }
+
+TEST(authlimit_conn_open_close_and_rate)
+{
+	setup(0);
+	struct sockaddr_storage a = v4("192.0.2.1"), b = v4("192.0.2.2");
+	uint64_t slot[3] = {0};
+	uint32_t n;
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[0], &n), AUTHLIMIT_CONN_OK);
+	CHECK_INT(n, 1);
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[1], &n), AUTHLIMIT_CONN_OK);
+	CHECK_INT(n, 2);
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[2], &n), AUTHLIMIT_CONN_TOO_MANY);
+	CHECK_INT(n, 2);
+	CHECK(slot[2] == 0);
+	CHECK_INT(authlimit_conn_open(SA(b), 2, 4, &slot[2], &n), AUTHLIMIT_CONN_OK);
+	authlimit_conn_close(&slot[2]);
+	CHECK(slot[2] == 0);
+	authlimit_conn_close(&slot[1]);
+	/* the refused one counted in the minute too: this is the fourth */
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[1], &n), AUTHLIMIT_CONN_OK);
+	authlimit_conn_close(&slot[1]);
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[1], &n), AUTHLIMIT_CONN_TOO_FAST);
+	CHECK_INT(n, 5);
+	fake_ms += 61 * 1000; /* a new minute */
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 4, &slot[1], &n), AUTHLIMIT_CONN_OK);
+	CHECK_INT(n, 2); /* slot[0] is still open */
+	authlimit_conn_close(&slot[1]);
+	/* a slot of a process that died is forgotten after an hour */
+	fake_ms += 3601 * 1000;
+	CHECK_INT(authlimit_conn_open(SA(a), 1, 0, &slot[1], &n), AUTHLIMIT_CONN_OK);
+	CHECK_INT(n, 1);
+	authlimit_shutdown();
+}
+
+TEST(authlimit_message_rate_per_hour)
+{
+	setup(0);
+	struct sockaddr_storage a = v4("192.0.2.1");
+	uint32_t n;
+	CHECK(authlimit_message(SA(a), 2, &n) && n == 1);
+	CHECK(authlimit_message(SA(a), 2, &n) && n == 2);
+	CHECK(!authlimit_message(SA(a), 2, &n));
+	CHECK_INT(n, 2); /* a refusal is not counted */
+	fake_ms += 3599 * 1000;
+	CHECK(!authlimit_message(SA(a), 2, &n));
+	fake_ms += 2 * 1000;
+	CHECK(authlimit_message(SA(a), 2, &n) && n == 1);
+	CHECK(authlimit_message(SA(a), 0, &n)); /* 0: no bound */
+	authlimit_shutdown();
+}

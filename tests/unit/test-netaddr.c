@@ -96,3 +96,25 @@ TEST(netaddr_in_list)
 	CHECK_INT(netaddr_list_check("127.0.0.1 example.com"), -1);
 	CHECK_INT(netaddr_list_check("::/129"), -1);
 }
+
+TEST(netaddr_network_and_is_net)
+{
+	char out[INET6_ADDRSTRLEN + 8];
+	CHECK_INT(netaddr_network("192.0.2.77", 24, 64, out, sizeof out), 0);
+	CHECK_STR(out, "192.0.2.0/24");
+	CHECK_INT(netaddr_network("192.0.2.77", 20, 64, out, sizeof out), 0);
+	CHECK_STR(out, "192.0.0.0/20");
+	CHECK_INT(netaddr_network("::ffff:198.51.100.9", 24, 64, out, sizeof out), 0);
+	CHECK_STR(out, "198.51.100.0/24");
+	CHECK_INT(netaddr_network("2001:db8:1:2:3:4:5:6", 24, 64, out, sizeof out), 0);
+	CHECK_STR(out, "2001:db8:1:2::/64");
+	CHECK_INT(netaddr_network("2001:db8:1:2:3:4:5:6", 24, 200, out, sizeof out), 0);
+	CHECK_STR(out, "2001:db8:1:2:3:4:5:6/128");
+	CHECK_INT(netaddr_network("example.com", 24, 64, out, sizeof out), -1);
+	char tiny[8];
+	CHECK_INT(netaddr_network("192.0.2.77", 24, 64, tiny, sizeof tiny), -1);
+	CHECK(netaddr_is_net("10.0.0.0/8", 10));
+	CHECK(netaddr_is_net("::1", 3));
+	CHECK(!netaddr_is_net("10.0.0.0/33", 11));
+	CHECK(!netaddr_is_net("123.example", 11));
+}

@@ -1909,3 +1909,125 @@ TEST(srs_encode_decode)
 	CHECK_INT(store_srs_encode(key, sizeof key, "no-at-sign", "fwd.test", now, a, sizeof a),
 		  -1);
 }
+
+/* ------------------------------------------------------- app passwords */
+
+TEST(store_app_passwords)
+{
+	struct fx f;
+	fx_open(&f);
+	int64_t ids[3];
+	fx_basic(&f, ids);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kq7m", "phone", "$y$h1", 3, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "ab23", "laptop mail", "$y$h2", 3, f.err,
+				    sizeof f.err),
+		  0);
+	/* the same name, the same id: refused, nothing added */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "zz99", "phone", "$y$h3", 3, f.err, sizeof f.err),
+		  STORE_APPPASS_NAME_TAKEN);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kq7m", "tablet", "$y$h3", 3, f.err,
+				    sizeof f.err),
+		  STORE_APPPASS_ID_TAKEN);
+	/* another account may have both */
+	CHECK_INT(store_apppass_add(f.s, ids[1], "kq7m", "phone", "$y$h4", 3, f.err, sizeof f.err),
+		  0);
+	/* malformed fields */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "k q", "x", "$y$h", 3, f.err, sizeof f.err), -1);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kk22", "", "$y$h", 3, f.err, sizeof f.err), -1);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "kk22", "x\n", "$y$h", 3, f.err, sizeof f.err),
+		  -1);
+	/* the bound */
+	CHECK_INT(store_apppass_add(f.s, ids[0], "cc33", "tablet", "$y$h5", 3, f.err, sizeof f.err),
+		  0);
+	CHECK_INT(store_apppass_add(f.s, ids[0], "dd44", "watch", "$y$h6", 3, f.err, sizeof f.err),
+		  STORE_APPPASS_FULL);
+
+	struct store_apppass rows[5];
+	size_t n = 0;
+	CHECK_INT(store_apppass_list(f.s, ids[0], rows, 5, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(n, 3);
+	struct store_apppass a;
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 1);
+	CHECK_STR(a.name, "phone");
+	CHECK_STR(a.pwhash, "$y$h1");
+	CHECK_INT(a.last_used, 0);
+	CHECK(a.created > 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "zz99", &a), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[2], "kq7m", &a), 0);
+
+	/* last_used only moves forward */
+	CHECK_INT(store_apppass_touch(f.s, ids[0], "kq7m", 1000, f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_touch(f.s, ids[0], "kq7m", 900, f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 1);
+	CHECK_INT(a.last_used, 1000);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 1);
+	CHECK_INT(a.last_used, 0);
+
+	CHECK_INT(store_apppass_remove(f.s, ids[0], "phone", f.err, sizeof f.err), 1);
+	CHECK_INT(store_apppass_remove(f.s, ids[0], "phone", f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[0], "kq7m", &a), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 1);
+
+	/* removing the account takes its app passwords */
+	CHECK_INT(store_account_remove(f.s, "bob@example.test", f.err, sizeof f.err), 0);
+	CHECK_INT(store_apppass_find(f.s, ids[1], "kq7m", &a), 0);
+	fx_close(&f);
+}
+
+/* Greylisting's memory with a given clock: delay, expiry of unconfirmed
+ * and of passed triplets, the network auto-allowlist, sender history,
+ * and the per-domain switch. */
+static enum store_greylist_result grey_at(struct fx *f, const char *net, const char *sender,
+					  int64_t now, const struct store_greylist_policy *p,
+					  int64_t *wait)
+{
+	struct store_greylist_key k = {net, sender, "alice@example.test"};
+	struct store_greylist_answer a;
+	CHECK_INT(store_greylist_check(f->s, &k, now, p, &a, f->err, sizeof f->err), 0);
+	*wait = a.wait;
+	return a.result;
+}
+
+TEST(greylist_triplets_expiry_and_networks)
+{
+	struct fx f;
+	fx_open(&f);
+	const struct store_greylist_policy p = {.delay = 300, .expire = 86400, .keep = 35 * 86400,
+						.auto_allow = 2};
+	int64_t t = 1700000000, w;
+	const char *net = "192.0.2.0/24";
+	CHECK_INT(grey_at(&f, net, "a@x.example", t, &p, &w), STORE_GREYLIST_NEW);
+	CHECK_INT(w, 300);
+	CHECK_INT(grey_at(&f, net, "a@x.example", t + 100, &p, &w), STORE_GREYLIST_EARLY);
+	CHECK_INT(w, 200);
+	CHECK_INT(grey_at(&f, net, "a@x.example", t + 300, &p, &w), STORE_GREYLIST_PASS);
+	CHECK_INT(grey_at(&f, net, "a@x.example", t + 400, &p, &w), STORE_GREYLIST_KNOWN);
+	/* unconfirmed too long: starts over */
+	CHECK_INT(grey_at(&f, net, "b@x.example", t, &p, &w), STORE_GREYLIST_NEW);
+	CHECK_INT(grey_at(&f, net, "b@x.example", t + 86401, &p, &w), STORE_GREYLIST_NEW);
+	CHECK_INT(grey_at(&f, net, "b@x.example", t + 86401 + 300, &p, &w), STORE_GREYLIST_PASS);
+	/* two passes: the network is allowed for any new triplet */
+	int64_t t2 = t + 86401 + 300;
+	CHECK_INT(grey_at(&f, net, "c@y.example", t2 + 1, &p, &w), STORE_GREYLIST_NET);
+	CHECK_INT(grey_at(&f, "198.51.100.0/24", "c@y.example", t2 + 1, &p, &w),
+		  STORE_GREYLIST_NEW);
+	/* a passed triplet unused longer than keep is forgotten, so is the
+	 * network's count */
+	int64_t t3 = t2 + 1 + 35 * 86400 + 1;
+	CHECK_INT(grey_at(&f, net, "a@x.example", t3, &p, &w), STORE_GREYLIST_NEW);
+	CHECK_INT(store_greylist_expire(f.s, t3, &p, f.err, sizeof f.err), 0);
+	/* sender history */
+	CHECK_INT(store_greylist_sender_passes(f.s, "x.example", t, p.keep), 0);
+	CHECK_INT(store_greylist_sender_pass(f.s, "x.example", t, p.keep, f.err, sizeof f.err), 0);
+	CHECK_INT(store_greylist_sender_pass(f.s, "x.example", t, p.keep, f.err, sizeof f.err), 0);
+	CHECK_INT(store_greylist_sender_passes(f.s, "x.example", t + 10, p.keep), 2);
+	CHECK_INT(store_greylist_sender_passes(f.s, "x.example", t + p.keep + 1, p.keep), 0);
+	/* the per-domain switch */
+	CHECK_INT(store_greylist_domain_get(f.s, "Example.TEST"), 0);
+	CHECK_INT(store_greylist_domain_set(f.s, "Example.TEST", true, f.err, sizeof f.err), 0);
+	CHECK_INT(store_greylist_domain_get(f.s, "example.test"), 1);
+	CHECK_INT(store_greylist_domain_set(f.s, "example.test", false, f.err, sizeof f.err), 0);
+	CHECK_INT(store_greylist_domain_get(f.s, "example.test"), 0);
+	fx_close(&f);
+}
