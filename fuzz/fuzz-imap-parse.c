@@ -5,7 +5,9 @@
  * the first byte, so resumption is exercised), parses every command it
  * collects and checks the promises of imap-parse.h: tokens lie inside the
  * command, parentheses balance, literal lengths are exact.  The input is
- * also given to the sequence-set, date, modified UTF-7 and base64 parsers;
+ * also given to the sequence-set, date, modified UTF-7 and base64 parsers,
+ * and every "(" of a command to the QRESYNC parameter parser (whose sets
+ * then go through imap_view_match and imap_view_missing);
  * modified UTF-7 must round-trip (decode then encode gives the input back).
  */
 #include <stdbool.h>
@@ -15,8 +17,40 @@
 #include <string.h>
 
 #include "imap-parse.h"
+#include "imap-view.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The sequence match data and the known uids of a parsed QRESYNC
+ * parameter against a fixed view: the answers stay in their bounds. */
+static void check_qresync(const struct imap_qresync *q)
+{
+	static const uint32_t uids[] = {1, 2, 5, 8, 9, 10, 40, 41, 1000, 4294967294u};
+	struct imap_view v = {NULL, 0, 0, 0};
+	imap_view_append(&v, uids, sizeof uids / sizeof uids[0]);
+	uint32_t from = q->seqs.n ? imap_view_match(&v, &q->seqs, &q->uids) : 1;
+	if (from == 0)
+		abort();
+	struct imap_seqset known = {NULL, 0}, miss = {NULL, 0};
+	if (q->known.n) {
+		known.r = malloc(q->known.n * sizeof *known.r);
+		if (known.r == NULL)
+			abort();
+		memcpy(known.r, q->known.r, q->known.n * sizeof *known.r);
+		known.n = q->known.n;
+		imap_seqset_resolve(&known, imap_view_last(&v));
+	}
+	imap_view_missing(&v, &known, from, 4294967295u, &miss);
+	for (size_t i = 0; i < miss.n; i++)
+		if (miss.r[i].lo < from || miss.r[i].lo > miss.r[i].hi ||
+		    !imap_seqset_has(&known, miss.r[i].lo) || !imap_seqset_has(&known, miss.r[i].hi) ||
+		    imap_view_seq(&v, miss.r[i].lo) != 0 || imap_view_seq(&v, miss.r[i].hi) != 0 ||
+		    (i > 0 && miss.r[i].lo <= miss.r[i - 1].hi))
+			abort();
+	imap_seqset_free(&miss);
+	imap_seqset_free(&known);
+	imap_view_free(&v);
+}
 
 static void check_command(char *cmd, size_t n)
 {
@@ -45,6 +79,20 @@ static void check_command(char *cmd, size_t n)
 		}
 		if (depth != 0 || c.n_tok > IMAP_MAX_TOKENS)
 			abort();
+		/* every "(" as the start of a QRESYNC select parameter, and what
+		 * it parses to against a view with holes (imap-view.h) */
+		for (size_t i = 0; i < c.n_tok; i++) {
+			struct imap_qresync q;
+			size_t used;
+			if (c.tok[i].type != IMAP_TOK_LPAREN ||
+			    imap_parse_qresync(c.tok + i, c.n_tok - i, &used, &q, &why) < 0)
+				continue;
+			if (used < 4 || used > c.n_tok - i || q.uidvalidity == 0 || q.modseq == 0 ||
+			    q.modseq > UINT64_C(9223372036854775807) || (q.seqs.n == 0) != (q.uids.n == 0))
+				abort();
+			check_qresync(&q);
+			imap_qresync_free(&q);
+		}
 	}
 	imap_command_free(&c);
 }

@@ -21,6 +21,8 @@ need_file /usr/share/perl5/IO/Socket/SSL.pm libio-socket-ssl-perl
 perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || pkgs="$pkgs libnet-ssleay-perl"
 need_cmd fetchmail fetchmail
 need_cmd mbsync isync
+# interimap: a QRESYNC client (tests/integration/test_imap_qresync.py).
+need_cmd interimap interimap
 need_cmd curl curl
 # Debian's mutt (GNU SASL) sends through submission (test_submission.py).
 need_cmd mutt mutt

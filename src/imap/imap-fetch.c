@@ -87,6 +87,8 @@ struct imap_fetch {
 	bool expunged;         /* some messages were gone */
 	uint64_t changedsince; /* CHANGEDSINCE (RFC 7162 3.1.4.1); 0: none */
 	bool want_modseq;      /* MODSEQ item or CHANGEDSINCE */
+	bool vanished;         /* VANISHED modifier (RFC 7162 3.2.6) */
+	char ok_text[48];      /* if set, the tagged OK's text (SELECT QRESYNC) */
 	bool bad_cte;
 	/* cache entries to write */
 	struct store_imap_cache cache[CACHE_BATCH];
@@ -342,16 +344,27 @@ static int parse_items(struct imap_fetch *f, const struct imap_tok *a, size_t n)
 	return 0;
 }
 
-/* "(CHANGEDSINCE n)" or nothing (RFC 7162 3.1.4.1). */
+/* Nothing, or "(" modifiers ")": CHANGEDSINCE n (RFC 7162 3.1.4.1) and
+ * VANISHED (3.2.6), each at most once, in any order. */
 static int parse_modifiers(struct imap_fetch *f, const struct imap_tok *a, size_t n)
 {
 	if (n == 0)
 		return 0;
-	if (n != 4 || a[0].type != IMAP_TOK_LPAREN || !imap_tok_eq(&a[1], "CHANGEDSINCE") ||
-	    a[1].type != IMAP_TOK_ATOM || imap_modseq_arg(&a[2], false, &f->changedsince) < 0 ||
-	    a[3].type != IMAP_TOK_RPAREN)
+	if (n < 3 || a[0].type != IMAP_TOK_LPAREN || a[n - 1].type != IMAP_TOK_RPAREN)
 		return -1;
-	f->want_modseq = true; /* implied */
+	for (size_t i = 1; i + 1 < n; i++) {
+		if (a[i].type != IMAP_TOK_ATOM)
+			return -1;
+		if (imap_tok_eq(&a[i], "CHANGEDSINCE") && f->changedsince == 0 && i + 2 < n &&
+		    imap_modseq_arg(&a[i + 1], false, &f->changedsince) == 0) {
+			i++;
+			f->want_modseq = true; /* implied */
+		} else if (imap_tok_eq(&a[i], "VANISHED") && !f->vanished) {
+			f->vanished = true;
+		} else {
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -839,6 +852,9 @@ bool imap_fetch_more(struct imap_session *s)
 		imap_reply(s, "%s NO [SERVERBUG] Internal error, try again later", f->tag);
 	} else if (f->failed == 2) {
 		imap_reply(s, "%s NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding", f->tag);
+	} else if (f->ok_text[0]) {
+		/* SELECT (QRESYNC): expunges since are told by the next sync */
+		imap_reply(s, "%s OK %s", f->tag, f->ok_text);
 	} else if (f->expunged) {
 		imap_reply(s, "%s NO [EXPUNGEISSUED] Some messages were expunged", f->tag);
 	} else {
@@ -879,6 +895,19 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	}
 	if (s->sel->readonly)
 		f->set_seen = false;
+	/* RFC 7162 3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
+	 * after ENABLE QRESYNC; each a BAD */
+	const char *bad = !f->vanished ? NULL
+			  : !x->uid    ? "VANISHED is only allowed in UID FETCH"
+			  : !s->qresync ? "VANISHED needs ENABLE QRESYNC first"
+			  : f->changedsince == 0 ? "VANISHED needs CHANGEDSINCE"
+						  : NULL;
+	if (bad != NULL) {
+		items_free(f);
+		free(f);
+		imap_bad(x, bad);
+		return;
+	}
 	struct imap_seqset set;
 	if (imap_seqset_arg(x, &x->a[0], &set) < 0) {
 		items_free(f);
@@ -887,6 +916,22 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	}
 	if (f->want_modseq)
 		imap_condstore_enable(s); /* RFC 7162 3.1 */
+	if (f->vanished) {
+		/* before any FETCH response (3.2.6) */
+		struct buf b = BUF_INIT;
+		char err[256];
+		if (imap_vanished_earlier(s, &set, 1, f->changedsince, &b, err, sizeof err) < 0) {
+			buf_free(&b);
+			imap_seqset_free(&set);
+			items_free(f);
+			free(f);
+			imap_no_store(x, "fetch", err);
+			return;
+		}
+		if (b.len)
+			imap_send(s, b.data, b.len);
+		buf_free(&b);
+	}
 	uint32_t *seqs;
 	f->n = imap_set_seqs(s->sel, &set, &seqs);
 	imap_seqset_free(&set);
@@ -894,6 +939,23 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	for (size_t i = 0; i < f->n; i++)
 		f->uids[i] = imap_view_uid(&s->sel->v, seqs[i]);
 	free(seqs);
+	s->fetch = f;
+	imap_fetch_start(s);
+}
+
+void imap_fetch_changed(struct imap_session *s, const char *tag, uint32_t *uids, size_t n,
+			uint64_t since, const char *ok_text)
+{
+	struct imap_fetch *f = xcalloc(1, sizeof *f);
+	f->s = s;
+	f->uid = true;
+	snprintf(f->tag, sizeof f->tag, "%s", tag);
+	snprintf(f->ok_text, sizeof f->ok_text, "%s", ok_text);
+	add_simple(f, IT_FLAGS);
+	f->changedsince = since;
+	f->want_modseq = true;
+	f->uids = uids;
+	f->n = n;
 	s->fetch = f;
 	imap_fetch_start(s);
 }

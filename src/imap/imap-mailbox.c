@@ -84,17 +84,39 @@ void imap_cmd_select(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
 	bool examine = strutil_eq_ci(x->c->name, x->c->name_len, "EXAMINE");
-	/* select-params (RFC 4466 2.1): only CONDSTORE (RFC 7162 3.1.8) */
-	bool condstore = false;
+	/* select-params (RFC 4466 2.1): CONDSTORE (RFC 7162 3.1.8) and
+	 * QRESYNC (...) (3.2.5), each at most once */
+	bool condstore = false, has_q = false;
+	struct imap_qresync q;
+	memset(&q, 0, sizeof q);
 	if (x->n > 1) {
+		const char *why = "Unknown SELECT parameters";
 		size_t i = 2;
-		if (x->a[1].type == IMAP_TOK_LPAREN)
-			for (; i < x->n && imap_tok_eq(&x->a[i], "CONDSTORE") &&
-			       x->a[i].type == IMAP_TOK_ATOM;
-			     i++)
+		bool ok = x->a[1].type == IMAP_TOK_LPAREN;
+		while (ok && i < x->n && x->a[i].type == IMAP_TOK_ATOM) {
+			size_t used;
+			if (imap_tok_eq(&x->a[i], "CONDSTORE") && !condstore) {
 				condstore = true;
-		if (!condstore || i + 1 != x->n || x->a[i].type != IMAP_TOK_RPAREN) {
-			imap_bad(x, "Unknown SELECT parameters");
+				i++;
+			} else if (imap_tok_eq(&x->a[i], "QRESYNC") && !has_q) {
+				if (!s->qresync) {
+					why = "QRESYNC needs ENABLE QRESYNC first";
+					ok = false;
+				} else if (imap_parse_qresync(x->a + i + 1, x->n - i - 1, &used, &q,
+							      &why) < 0) {
+					ok = false;
+				} else {
+					has_q = true;
+					i += 1 + used;
+					why = "Unknown SELECT parameters";
+				}
+			} else {
+				ok = false;
+			}
+		}
+		if (!ok || i == 2 || i + 1 != x->n || x->a[i].type != IMAP_TOK_RPAREN) {
+			imap_qresync_free(&q);
+			imap_bad(x, why);
 			return;
 		}
 	}
@@ -104,26 +126,33 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	}
 	char name[512];
 	bool was = s->sel != NULL;
-	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0)
+	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0) {
+		imap_qresync_free(&q);
 		return;
+	}
 	/* A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2). */
 	imap_unselect(s);
 	if (condstore)
 		imap_condstore_enable(s); /* nothing selected: HIGHESTMODSEQ below */
-	if (was && s->rev2)
+	/* RFC 7162 3.2.11: a server offering CONDSTORE says so in any case */
+	if (was)
 		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
 	struct store_mailbox mb;
-	if (need_mailbox(x, name, &mb) <= 0)
+	if (need_mailbox(x, name, &mb) <= 0) {
+		imap_qresync_free(&q);
 		return;
+	}
 	char err[256];
 	uint32_t *uids;
 	size_t n_uids;
 	if (store_imap_uids(s->acct, mb.id, 1, &uids, &n_uids, err, sizeof err) < 0) {
+		imap_qresync_free(&q);
 		imap_no_store(x, "select", err);
 		return;
 	}
 	struct imap_sel *sel = xcalloc(1, sizeof *sel);
 	imap_view_append(&sel->v, uids, n_uids);
+	uint32_t uids_last = n_uids > 0 ? uids[n_uids - 1] : 0;
 	free(uids);
 	sel->id = mb.id;
 	sel->name = xstrdup(mb.name);
@@ -131,6 +160,9 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	sel->readonly = examine;
 	buf_init(&sel->keywords, IMAP_KEYWORDS_MAX);
 	sel->modseq_flags = sel->modseq_exp = mb.highestmodseq;
+	sel->uidnext = mb.uidnext;
+	if (n_uids > 0 && uids_last >= sel->uidnext)
+		sel->uidnext = uids_last + 1; /* one arrived since mb was read */
 	s->sel = sel;
 	s->state = IMAP_STATE_SELECTED;
 	s->notified = false;
@@ -161,8 +193,15 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	}
 	imap_send(s, b.data, b.len);
 	buf_free(&b);
-	imap_reply(s, "%s OK [%s] %s completed", x->tag, examine ? "READ-ONLY" : "READ-WRITE",
-		   examine ? "EXAMINE" : "SELECT");
+	char ok[48];
+	snprintf(ok, sizeof ok, "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
+		 examine ? "EXAMINE" : "SELECT");
+	/* QRESYNC (3.2.5): with another UIDVALIDITY the rest is ignored */
+	if (has_q && q.uidvalidity == mb.uidvalidity)
+		imap_qresync_select(x, &q, ok);
+	else
+		imap_reply(s, "%s OK %s", x->tag, ok);
+	imap_qresync_free(&q);
 }
 
 /* ------------------------------------------- CREATE DELETE RENAME SUB */

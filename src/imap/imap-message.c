@@ -30,23 +30,6 @@ static int set_uids(struct imap_cmdctx *x, const struct imap_tok *t, uint32_t **
 	return 0;
 }
 
-/* Appends uids as a compact set ("1:3,7"); uids ascending. */
-static void uid_list(struct buf *b, const uint32_t *uids, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (i)
-			buf_putc(b, ',');
-		if (j == i)
-			buf_printf(b, "%lu", (unsigned long)uids[i]);
-		else
-			buf_printf(b, "%lu:%lu", (unsigned long)uids[i], (unsigned long)uids[j]);
-		i = j + 1;
-	}
-}
-
 /* ------------------------------------------------------------- STORE */
 
 struct store_ctx {
@@ -304,9 +287,9 @@ void imap_cmd_copy(struct imap_cmdctx *x)
 	struct buf code = BUF_INIT;
 	if (k > 0) {
 		buf_printf(&code, "[COPYUID %lu ", (unsigned long)mb.uidvalidity);
-		uid_list(&code, uids, k);
+		imap_uids_format(&code, uids, k);
 		buf_putc(&code, ' ');
-		uid_list(&code, nu, k);
+		imap_uids_format(&code, nu, k);
 		buf_puts(&code, "] ");
 	}
 	if (move) {
@@ -314,19 +297,18 @@ void imap_cmd_copy(struct imap_cmdctx *x)
 		if (k > 0)
 			imap_reply(s, "* OK %sMoved", buf_cstr(&code));
 		struct buf b = BUF_INIT;
-		for (size_t i = k; i-- > 0;) {
-			uint32_t seq = imap_seq_of(s->sel, uids[i]);
-			if (seq == 0)
-				continue;
-			imap_view_remove(&s->sel->v, seq);
-			buf_printf(&b, "* %lu EXPUNGE\r\n", (unsigned long)seq);
-		}
+		imap_expunged_out(s, uids, k, &b);
 		imap_send(s, b.data, b.len);
 		buf_free(&b);
 	}
-	if (mb.id == s->sel->id)
+	/* into the selected mailbox: EXISTS; a move: the marks move past it */
+	if (move || mb.id == s->sel->id)
 		imap_sync(s, x->uid);
-	if (move)
+	/* RFC 6851 4.4: the mailbox's new HIGHESTMODSEQ after a move */
+	if (move && k > 0 && s->qresync)
+		imap_reply(s, "%s OK [HIGHESTMODSEQ %llu] Move completed", x->tag,
+			   (unsigned long long)imap_sel_highestmodseq(s->sel));
+	else if (move)
 		imap_reply(s, "%s OK Move completed", x->tag);
 	else
 		imap_reply(s, "%s OK %sCopy completed", x->tag, buf_cstr(&code));
@@ -381,14 +363,7 @@ int imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set, 
 		return -1;
 	}
 	struct buf b = BUF_INIT;
-	for (size_t i = c.n; i-- > 0;) {
-		uint32_t seq = imap_seq_of(sel, c.uids[i]);
-		if (seq == 0)
-			continue;
-		imap_view_remove(&sel->v, seq);
-		if (!silent)
-			buf_printf(&b, "* %lu EXPUNGE\r\n", (unsigned long)seq);
-	}
+	imap_expunged_out(s, c.uids, c.n, silent ? NULL : &b);
 	if (b.len)
 		imap_send(s, b.data, b.len);
 	buf_free(&b);
@@ -415,14 +390,21 @@ void imap_cmd_expunge(struct imap_cmdctx *x)
 		return;
 	}
 	char err[256];
+	uint32_t before = s->sel->v.n;
 	int r = imap_expunge_deleted(s, x->uid ? &set : NULL, false, err, sizeof err);
 	imap_seqset_free(&set);
 	if (r < 0) {
 		imap_no_store(x, "expunge", err);
 		return;
 	}
+	bool some = s->sel->v.n < before;
 	imap_sync(s, true);
-	imap_reply(s, "%s OK Expunge completed", x->tag);
+	/* RFC 7162 3.2.7, 3.2.9: the new HIGHESTMODSEQ once QRESYNC is on */
+	if (some && s->qresync)
+		imap_reply(s, "%s OK [HIGHESTMODSEQ %llu] Expunge completed", x->tag,
+			   (unsigned long long)imap_sel_highestmodseq(s->sel));
+	else
+		imap_reply(s, "%s OK Expunge completed", x->tag);
 }
 
 void imap_cmd_close(struct imap_cmdctx *x)

@@ -637,6 +637,88 @@ int imap_seqset_format(const struct imap_seqset *s, struct buf *out)
 	return r ? -1 : 0;
 }
 
+/* ------------------------------------------------------------ QRESYNC */
+
+/* A set without "*" whose elements, in the order given (a:b from the
+ * smaller end), are strictly ascending if ascending; *count gets the
+ * number of elements. */
+static int qresync_set(const struct imap_tok *t, bool ascending, struct imap_seqset *out,
+		       uint64_t *count)
+{
+	*count = 0;
+	if (t->type != IMAP_TOK_ATOM || imap_parse_seqset(t->p, t->len, out) < 0)
+		return -1;
+	uint32_t last = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		uint32_t lo = out->r[i].lo, hi = out->r[i].hi;
+		if (lo > hi) {
+			uint32_t x = lo;
+			lo = hi;
+			hi = x;
+		}
+		if (lo == 0 || (ascending && i > 0 && lo <= last)) {
+			imap_seqset_free(out);
+			return -1;
+		}
+		last = hi;
+		*count += (uint64_t)hi - lo + 1;
+	}
+	return 0;
+}
+
+void imap_qresync_free(struct imap_qresync *q)
+{
+	imap_seqset_free(&q->known);
+	imap_seqset_free(&q->seqs);
+	imap_seqset_free(&q->uids);
+}
+
+int imap_parse_qresync(const struct imap_tok *a, size_t n, size_t *used,
+		       struct imap_qresync *out, const char **why)
+{
+	memset(out, 0, sizeof *out);
+	*used = 0;
+	uint64_t v, c1, c2;
+	*why = "QRESYNC needs (uidvalidity mod-sequence [known-uids [seq-match-data]])";
+	if (n < 4 || a[0].type != IMAP_TOK_LPAREN)
+		return -1;
+	*why = "Invalid QRESYNC UIDVALIDITY";
+	if (imap_tok_number(&a[1], UINT32_MAX, &v) < 0 || v == 0)
+		return -1;
+	out->uidvalidity = (uint32_t)v;
+	*why = "Invalid QRESYNC mod-sequence";
+	if (imap_tok_number(&a[2], UINT64_C(9223372036854775807), &out->modseq) < 0 ||
+	    out->modseq == 0)
+		return -1;
+	size_t i = 3;
+	if (i < n && a[i].type == IMAP_TOK_ATOM) {
+		*why = "Invalid QRESYNC known UIDs";
+		if (qresync_set(&a[i], false, &out->known, &c1) < 0)
+			goto fail;
+		i++;
+	}
+	if (i < n && a[i].type == IMAP_TOK_LPAREN) {
+		*why = "Invalid QRESYNC sequence match data";
+		if (i + 3 >= n || a[i + 3].type != IMAP_TOK_RPAREN ||
+		    qresync_set(&a[i + 1], true, &out->seqs, &c1) < 0 ||
+		    qresync_set(&a[i + 2], true, &out->uids, &c2) < 0)
+			goto fail;
+		*why = "QRESYNC sequence match data: the two sets differ in size";
+		if (c1 != c2)
+			goto fail;
+		i += 4;
+	}
+	*why = "Invalid QRESYNC parameter";
+	if (i >= n || a[i].type != IMAP_TOK_RPAREN)
+		goto fail;
+	*used = i + 1;
+	*why = NULL;
+	return 0;
+fail:
+	imap_qresync_free(out);
+	return -1;
+}
+
 /* --------------------------------------------------------------- dates */
 
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",

@@ -186,6 +186,27 @@ bool imap_seqset_has(const struct imap_seqset *s, uint32_t v);
 /* Appends the set as "a:b,c" (after resolve) to out. */
 int imap_seqset_format(const struct imap_seqset *s, struct buf *out);
 
+/* ------------------------------------------------------------ QRESYNC */
+
+/* The argument of the QRESYNC select parameter (RFC 7162 3.2.5):
+ * "(" uidvalidity SP mod-sequence-value [SP known-uids] [SP "("
+ * known-sequence-set SP known-uid-set ")"] ")".  The sets are kept as
+ * given (not resolved); none holds "*".  An empty known (n == 0) means
+ * the client sent none; so does an empty seqs/uids pair. */
+struct imap_qresync {
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct imap_seqset known;
+	struct imap_seqset seqs, uids; /* same number of elements, each ascending */
+};
+
+/* Parses the tokens a[0..n) from the "(" after QRESYNC; *used is set to
+ * the tokens it took (up to and including the closing ")").  0, or -1
+ * with *why set (out is then empty).  Free with imap_qresync_free. */
+int imap_parse_qresync(const struct imap_tok *a, size_t n, size_t *used,
+		       struct imap_qresync *out, const char **why);
+void imap_qresync_free(struct imap_qresync *q);
+
 /* --------------------------------------------------------------- dates */
 
 /* date-time "dd-Mon-yyyy hh:mm:ss +zzzz" (day may have a leading space)

@@ -67,6 +67,7 @@ struct imap_sel {
 	struct imap_view v;    /* sequence numbers <-> uids */
 	uint64_t modseq_flags; /* flag changes up to here were reported */
 	uint64_t modseq_exp;   /* expunges up to here were reported */
+	uint32_t uidnext;      /* the view has every message below this uid */
 	uint64_t own[8];       /* modseqs of this session's own STOREs */
 	unsigned n_own;
 	struct imap_seqset saved;  /* SEARCHRES "$" (RFC 5182), as UIDs */
@@ -85,6 +86,7 @@ struct imap_session {
 	bool rev2;      /* ENABLE IMAP4rev2 */
 	bool utf8;      /* ENABLE UTF8=ACCEPT (or rev2) */
 	bool condstore; /* a CONDSTORE enabling command was seen (RFC 7162 3.1) */
+	bool qresync;   /* ENABLE QRESYNC (RFC 7162 3.2): VANISHED, not EXPUNGE */
 	bool notified;  /* the store changed since the last sync */
 	bool pending;   /* on srv->pending */
 	bool uid_cmd;   /* the running command is a UID command */
@@ -307,6 +309,31 @@ void imap_sort_field(const struct imap_search_hit *h, const char *name, struct b
 /* The mandatory charset argument at x->a[i]: 0 for UTF-8 and US-ASCII,
  * else -1 after replying BAD (missing) or NO [BADCHARSET]. */
 int imap_sort_charset(struct imap_cmdctx *x, size_t i);
+
+/* imap-qresync.c (RFC 7162 3.2). */
+/* Removes uids (ascending, of the view) from the view and, unless out is
+ * NULL, appends what tells the client: "* VANISHED set" once QRESYNC is
+ * enabled, else one "* n EXPUNGE" per message (highest first). */
+void imap_expunged_out(struct imap_session *s, const uint32_t *uids, size_t n, struct buf *out);
+/* Appends "* VANISHED (EARLIER) set" for the uids of set (resolved) from
+ * min_uid up that were expunged with a modseq above modseq (all those not
+ * in the view, when the store no longer knows every expunge back to
+ * modseq).  Nothing when there are none.  0, or -1 (err set). */
+int imap_vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
+			  uint32_t min_uid, uint64_t modseq, struct buf *out, char *err,
+			  size_t errsz);
+/* Appends uids (ascending) as a compact set ("1:3,7"). */
+void imap_uids_format(struct buf *b, const uint32_t *uids, size_t n);
+/* imap-mailbox.c calls this at the end of SELECT/EXAMINE (QRESYNC ...):
+ * sends the VANISHED (EARLIER) and the FETCH of changed flags, then the
+ * tagged "OK ok_text".  q is the client's parameter (uidvalidity
+ * checked by the caller). */
+void imap_qresync_select(struct imap_cmdctx *x, const struct imap_qresync *q,
+			 const char *ok_text);
+/* imap-fetch.c: a UID FETCH (FLAGS) (CHANGEDSINCE since) of uids
+ * (ascending, of the view; taken) that ends with "tag OK ok_text". */
+void imap_fetch_changed(struct imap_session *s, const char *tag, uint32_t *uids, size_t n,
+			uint64_t since, const char *ok_text);
 
 /* Expunges the \Deleted messages of the view (in set if not NULL) and
  * sends EXPUNGE responses unless silent.  0 or -1 (err set). */

@@ -165,7 +165,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_puts(out, " IMAP4rev2");
 	buf_puts(out, " LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT"
 		      " UIDPLUS MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE"
+		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC"
 		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
@@ -608,6 +608,42 @@ static int changed_cb(void *ctx, const struct store_message *m)
 	return 0;
 }
 
+/* The expunges since sel->modseq_exp: from the store's list, or, when
+ * the store dropped some of the ones needed (STORE_EXPUNGED_MAX), by
+ * comparing the view with the mailbox.  Told (EXPUNGE or VANISHED) into
+ * out.  0 or -1. */
+static int sync_expunges(struct imap_session *s, struct buf *out)
+{
+	struct imap_sel *sel = s->sel;
+	char err[256];
+	uint32_t *gone, *have;
+	size_t n_gone, n_have;
+	bool complete;
+	if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone, &complete,
+				      err, sizeof err) < 0)
+		return -1;
+	if (!complete) {
+		free(gone);
+		if (store_imap_uids(s->acct, sel->id, 1, &have, &n_have, err, sizeof err) < 0)
+			return -1;
+		/* the view's uids that the mailbox no longer has */
+		gone = xcalloc(sel->v.n ? sel->v.n : 1, sizeof *gone);
+		n_gone = 0;
+		size_t j = 0;
+		for (uint32_t q = 1; q <= sel->v.n; q++) {
+			uint32_t uid = imap_view_uid(&sel->v, q);
+			while (j < n_have && have[j] < uid)
+				j++;
+			if (j == n_have || have[j] != uid)
+				gone[n_gone++] = uid;
+		}
+		free(have);
+	}
+	imap_expunged_out(s, gone, n_gone, out);
+	free(gone);
+	return 0;
+}
+
 void imap_sync(struct imap_session *s, bool allow_expunge)
 {
 	struct imap_sel *sel = s->sel;
@@ -630,22 +666,9 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	}
 	char err[256];
 	struct sync_ctx c = {s, BUF_INIT};
-	if (allow_expunge && sel->modseq_exp < hms) {
-		uint32_t *gone;
-		size_t n_gone;
-		if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone,
-					      err, sizeof err) == 0) {
-			for (size_t i = n_gone; i-- > 0;) {
-				uint32_t seq = imap_seq_of(sel, gone[i]);
-				if (seq == 0)
-					continue;
-				imap_view_remove(&sel->v, seq);
-				buf_printf(&c.out, "* %lu EXPUNGE\r\n", (unsigned long)seq);
-			}
-			free(gone);
-			sel->modseq_exp = hms;
-		}
-	}
+	if (allow_expunge && sel->modseq_exp < hms && sync_expunges(s, &c.out) == 0)
+		sel->modseq_exp = hms;
+	size_t flags_at = c.out.len;
 	if (sel->modseq_flags < hms && sel->v.n > 0) {
 		if (store_imap_changed_since(s->acct, sel->id, sel->modseq_flags,
 					     imap_view_last(&sel->v), changed_cb, &c, err,
@@ -657,13 +680,33 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		sel->modseq_flags = hms;
 		sel->n_own = 0;
 	}
+	/* RFC 7162 3.2: FETCH responses went out while expunges wait (a
+	 * FETCH, STORE, SEARCH...): the client must not take their modseqs
+	 * as its resync point, so it is told the lower one */
+	if (s->qresync && !allow_expunge && c.out.len > flags_at && sel->modseq_exp < hms) {
+		uint32_t *gone;
+		size_t n_gone;
+		bool complete;
+		if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone,
+					      &complete, err, sizeof err) < 0 ||
+		    n_gone > 0 || !complete)
+			buf_printf(&c.out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+				   (unsigned long long)sel->modseq_exp);
+		free(gone);
+	}
 	uint32_t last = imap_view_last(&sel->v);
+	if (last + 1 < sel->uidnext)
+		last = sel->uidnext - 1; /* nothing between: expunged, or never there */
 	if (uidnext > last + 1) {
 		uint32_t *add;
 		size_t n_add;
-		if (store_imap_uids(s->acct, sel->id, last + 1, &add, &n_add, err, sizeof err) ==
-			0 &&
-		    n_add > 0) {
+		int ar = store_imap_uids(s->acct, sel->id, last + 1, &add, &n_add, err, sizeof err);
+		if (ar == 0) {
+			sel->uidnext = uidnext;
+			if (n_add > 0 && add[n_add - 1] >= uidnext)
+				sel->uidnext = add[n_add - 1] + 1;
+		}
+		if (ar == 0 && n_add > 0) {
 			imap_view_append(&sel->v, add, n_add);
 			/* recent here if this session is the first to see them */
 			imap_recent_learn(s, last + 1);
@@ -1151,7 +1194,7 @@ static void cmd_enable(struct imap_cmdctx *x)
 		return;
 	}
 	struct buf b = BUF_INIT;
-	bool condstore = false;
+	bool condstore = false, cs_listed = false;
 	for (size_t i = 0; i < x->n; i++) {
 		if (x->a[i].type != IMAP_TOK_ATOM) {
 			buf_free(&b);
@@ -1169,8 +1212,13 @@ static void cmd_enable(struct imap_cmdctx *x)
 			if (!s->utf8 || s->rev2)
 				buf_puts(&b, " UTF8=ACCEPT");
 			s->utf8 = true;
-		} else if (imap_tok_eq(&x->a[i], "CONDSTORE") && !s->condstore && !condstore) {
+		} else if (imap_tok_eq(&x->a[i], "CONDSTORE") && !s->condstore && !cs_listed) {
 			buf_puts(&b, " CONDSTORE");
+			condstore = cs_listed = true;
+		} else if (imap_tok_eq(&x->a[i], "QRESYNC") && !s->qresync) {
+			/* RFC 7162 3.2.3: implies CONDSTORE; VANISHED from now on */
+			buf_puts(&b, " QRESYNC");
+			s->qresync = true;
 			condstore = true;
 		}
 	}
@@ -1255,6 +1303,9 @@ enum {
 	C_SEL = 1 << 2,
 	C_UID = 1 << 3,       /* has a UID form */
 	C_NOEXPUNGE = 1 << 4, /* no EXPUNGE responses after it (non-UID form) */
+	/* nor before the UID form: its search keys may hold sequence numbers
+	 * (RFC 9051 7.5.1, RFC 7162 3.2.10.2) */
+	C_NOEXPUNGE_UID = 1 << 5,
 };
 #define C_ANY (C_NOAUTH | C_AUTH | C_SEL)
 #define C_LOGGED (C_AUTH | C_SEL)
@@ -1291,9 +1342,9 @@ static const struct {
     {"EXPUNGE", imap_cmd_expunge, C_SEL | C_UID},
     {"FETCH", imap_cmd_fetch, C_SEL | C_UID | C_NOEXPUNGE},
     {"STORE", imap_cmd_store, C_SEL | C_UID | C_NOEXPUNGE},
-    {"SEARCH", imap_cmd_search, C_SEL | C_UID | C_NOEXPUNGE},
-    {"SORT", imap_cmd_sort, C_SEL | C_UID | C_NOEXPUNGE},
-    {"THREAD", imap_cmd_thread, C_SEL | C_UID | C_NOEXPUNGE},
+    {"SEARCH", imap_cmd_search, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
+    {"SORT", imap_cmd_sort, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
+    {"THREAD", imap_cmd_thread, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
     {"COPY", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
     {"MOVE", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
 };
@@ -1368,7 +1419,8 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	 * another worker process's notification arrives asynchronously, and a
 	 * change committed before this command began must be reported now
 	 * (one primary-key lookup when nothing changed). */
-	bool allow_exp = x.uid || !(commands[i].flags & C_NOEXPUNGE);
+	bool allow_exp = x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID)
+			       : !(commands[i].flags & C_NOEXPUNGE);
 	if (s->sel && s->state == IMAP_STATE_SELECTED &&
 	    commands[i].run != cmd_noop && commands[i].run != cmd_idle)
 		imap_sync(s, allow_exp);

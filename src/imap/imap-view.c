@@ -4,6 +4,7 @@
  */
 #include "imap-view.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,77 @@ uint32_t imap_view_first(const struct imap_view *v)
 uint32_t imap_view_last(const struct imap_view *v)
 {
 	return v->nr ? v->r[v->nr - 1].uid + v->r[v->nr - 1].len - 1 : 0;
+}
+
+/* The element at *pos (range index and offset) of a set as given, a:b
+ * from its smaller end; false past the end. */
+static bool set_next(const struct imap_seqset *s, size_t *ri, uint64_t *off, uint32_t *out)
+{
+	while (*ri < s->n) {
+		uint32_t lo = s->r[*ri].lo, hi = s->r[*ri].hi;
+		if (lo > hi) {
+			uint32_t x = lo;
+			lo = hi;
+			hi = x;
+		}
+		if ((uint64_t)lo + *off <= hi) {
+			*out = (uint32_t)(lo + *off);
+			(*off)++;
+			return true;
+		}
+		(*ri)++;
+		*off = 0;
+	}
+	return false;
+}
+
+uint32_t imap_view_match(const struct imap_view *v, const struct imap_seqset *seqs,
+			 const struct imap_seqset *uids)
+{
+	size_t si = 0, ui = 0;
+	uint64_t so = 0, uo = 0;
+	uint32_t seq, uid, from = 1;
+	/* sequence numbers ascend, so this stops within v->n + 1 pairs */
+	while (set_next(seqs, &si, &so, &seq) && set_next(uids, &ui, &uo, &uid)) {
+		if (seq > v->n || imap_view_uid(v, seq) != uid)
+			break;
+		from = uid == UINT32_MAX ? UINT32_MAX : uid + 1;
+	}
+	return from;
+}
+
+static void missing_add(struct imap_seqset *out, size_t *cap, uint32_t lo, uint32_t hi)
+{
+	if (out->n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		out->r = xreallocarray(out->r, *cap, sizeof *out->r);
+	}
+	out->r[out->n].lo = lo;
+	out->r[out->n].hi = hi;
+	out->n++;
+}
+
+void imap_view_missing(const struct imap_view *v, const struct imap_seqset *set, uint32_t lo,
+		       uint32_t hi, struct imap_seqset *out)
+{
+	size_t cap = out->n;
+	for (size_t i = 0; i < set->n; i++) {
+		uint32_t a = set->r[i].lo > lo ? set->r[i].lo : lo;
+		uint32_t b = set->r[i].hi < hi ? set->r[i].hi : hi;
+		if (a > b)
+			continue;
+		/* walk the runs that meet [a, b]; the gaps between them are missing */
+		uint64_t next = a; /* first uid not yet decided */
+		for (size_t k = run_from_uid(v, a); k < v->nr && v->r[k].uid <= b; k++) {
+			if (v->r[k].uid > next)
+				missing_add(out, &cap, (uint32_t)next, v->r[k].uid - 1);
+			next = (uint64_t)v->r[k].uid + v->r[k].len;
+			if (next > b)
+				break;
+		}
+		if (next <= b)
+			missing_add(out, &cap, (uint32_t)next, b);
+	}
 }
 
 void imap_view_free(struct imap_view *v)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imap-parse.h"
+
 struct imap_run {
 	uint32_t uid; /* first uid of the run */
 	uint32_t seq; /* its sequence number */
@@ -38,6 +40,17 @@ void imap_view_remove(struct imap_view *v, uint32_t seq);
 /* Lowest and highest uid, 0 for an empty view. */
 uint32_t imap_view_first(const struct imap_view *v);
 uint32_t imap_view_last(const struct imap_view *v);
+/* RFC 7162 3.2.5.2: the lowest uid a VANISHED (EARLIER) may name, given
+ * the client's sequence match data (seqs[i] should be the message with
+ * uids[i]; both sets as given, ascending, the same size, no "*").  The
+ * pairs are taken in order up to the first that does not match the view;
+ * the answer is one above the uid of the last that did (1 if none). */
+uint32_t imap_view_match(const struct imap_view *v, const struct imap_seqset *seqs,
+			 const struct imap_seqset *uids);
+/* The uids of set (resolved: ascending, merged ranges) from lo up to hi
+ * that are not in the view, appended to out as ranges (ascending). */
+void imap_view_missing(const struct imap_view *v, const struct imap_seqset *set, uint32_t lo,
+		       uint32_t hi, struct imap_seqset *out);
 /* Frees the runs; the view becomes empty. */
 void imap_view_free(struct imap_view *v);
 

@@ -28,7 +28,13 @@ static const char imap_ddl[] = "CREATE TABLE IF NOT EXISTS imap_cache ("
 			       " envelope TEXT NOT NULL,"
 			       " body TEXT NOT NULL,"
 			       " bodystructure TEXT NOT NULL,"
-			       " headers BLOB) WITHOUT ROWID;";
+			       " headers BLOB) WITHOUT ROWID;"
+			       /* per mailbox, the highest modseq of the expunged
+				* rows dropped by store_imap_expunged_trim: the
+				* expunged table is complete above it */
+			       "CREATE TABLE IF NOT EXISTS expunged_floor ("
+			       " mailbox_id INTEGER PRIMARY KEY,"
+			       " modseq INTEGER NOT NULL);";
 
 int store_imap_schema(struct store_db *db, char *err, size_t errsz);
 
@@ -135,13 +141,91 @@ int store_imap_uids(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo
 			 mailbox_id, uid_lo, uids, n, err, errsz);
 }
 
-int store_imap_expunged_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,
-			      uint32_t **uids, size_t *n, char *err, size_t errsz)
+/* The mailbox's expunged floor (0: nothing was ever dropped).  0 or -1. */
+static int expunged_floor(struct store_db *db, int64_t mailbox_id, uint64_t *floor, char *err,
+			  size_t errsz)
 {
+	*floor = 0;
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "SELECT modseq FROM expunged_floor WHERE mailbox_id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*floor = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		store_db_error(db, "reading the expunged floor", err, errsz);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_imap_expunged_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,
+			      uint32_t **uids, size_t *n, bool *complete, char *err,
+			      size_t errsz)
+{
+	*uids = NULL;
+	*n = 0;
+	uint64_t floor;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL || expunged_floor(db, mailbox_id, &floor, err, errsz) < 0)
+		return -1;
+	*complete = floor <= modseq;
 	return uid_query(a,
 			 "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2"
 			 " ORDER BY uid",
 			 mailbox_id, (int64_t)modseq, uids, n, err, errsz);
+}
+
+void store_set_expunged_max(struct store *s, size_t max)
+{
+	s->expunged_max = max ? max : STORE_EXPUNGED_MAX;
+}
+
+int store_imap_expunged_trim(struct store_account *a, struct store_db *db, int64_t mailbox_id,
+			     char *err, size_t errsz)
+{
+	size_t max = a->s->expunged_max ? a->s->expunged_max : STORE_EXPUNGED_MAX;
+	/* One index walk of max entries tells whether there are more; when
+	 * there are, the oldest go so that a quarter of the room is free
+	 * again (the next expunges do not trim one row each). */
+	size_t keep = max - max / 4;
+	sqlite3_stmt *st = store_db_stmt(db,
+					 "SELECT modseq FROM expunged WHERE mailbox_id = ?1"
+					 " ORDER BY modseq DESC LIMIT 1 OFFSET ?2",
+					 err, errsz);
+	if (st == NULL)
+		return -1;
+	uint64_t cut = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(pass == 0 ? max : keep));
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			cut = (uint64_t)sqlite3_column_int64(st, 0);
+		else if (rc != SQLITE_DONE)
+			store_db_error(db, "counting expunged uids", err, errsz);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rc == SQLITE_DONE ? 0 : -1;
+	}
+	/* every row at or below cut goes (rows that share the modseq too),
+	 * and the floor remembers the highest modseq dropped */
+	static const char *const steps[] = {
+	    "DELETE FROM expunged WHERE mailbox_id = ?1 AND modseq <= ?2",
+	    "INSERT INTO expunged_floor (mailbox_id, modseq) VALUES (?1, ?2)"
+	    " ON CONFLICT (mailbox_id) DO UPDATE SET modseq = max(modseq, excluded.modseq)",
+	};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		st = store_db_stmt(db, steps[i], err, errsz);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)cut);
+		if (store_db_run(db, st, err, errsz) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 #define CHUNK 64
@@ -666,7 +750,8 @@ int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t 
 						 &unref, err, errsz) < 0)
 			goto fail;
 	}
-	if (store_db_commit(db, err, errsz) < 0)
+	if ((move && store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0) ||
+	    store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	if (modseq_out)
 		*modseq_out = modseq;
@@ -704,7 +789,8 @@ int store_imap_expunge(struct store_account *a, int64_t mailbox_id, const uint32
 		if (unref)
 			memcpy(unlink_ids[n_unlink++], m.file_id, 25);
 	}
-	if (store_db_commit(db, err, errsz) < 0)
+	if (store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0 ||
+	    store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	for (size_t i = 0; i < n_unlink; i++)
 		store_message_unlink(a, unlink_ids[i]);

@@ -282,6 +282,7 @@ int store_mailbox_delete(struct store_account *a, const char *name, char *err, s
 	static const char *const deletes[] = {
 		"DELETE FROM messages WHERE mailbox_id = ?1",
 		"DELETE FROM expunged WHERE mailbox_id = ?1",
+		"DELETE FROM expunged_floor WHERE mailbox_id = ?1",
 		"DELETE FROM mailboxes WHERE id = ?1",
 	};
 	for (size_t i = 0; i < sizeof deletes / sizeof deletes[0]; i++) {
@@ -337,7 +338,7 @@ static int rename_inbox(struct store_account *a, struct store_db *db, const char
 		if (store_db_run(db, st, err, errsz) < 0)
 			return -1;
 	}
-	return 0;
+	return store_imap_expunged_trim(a, db, a->inbox_id, err, errsz);
 }
 
 struct renamed {

@@ -440,8 +440,9 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 	    store_message_insert(a, db, dest_mailbox_id, &m, modseq, err, errsz) < 0)
 		goto fail;
 	/* The copy refers to the same file, so a move never frees it. */
-	if (move && store_message_delete(a, db, mailbox_id, uid, m.file_id, modseq, &unref, err,
-					 errsz) < 0)
+	if (move && (store_message_delete(a, db, mailbox_id, uid, m.file_id, modseq, &unref, err,
+					  errsz) < 0 ||
+		     store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0))
 		goto fail;
 	if (store_db_commit(db, err, errsz) < 0)
 		goto fail;
@@ -467,6 +468,7 @@ int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t 
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
 	    store_message_delete(a, db, mailbox_id, uid, m.file_id, modseq, &unref, err,
 				 errsz) < 0 ||
+	    store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0 ||
 	    store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	if (unref)

@@ -97,6 +97,7 @@ struct store {
 	bool subs_dirty;
 	void (*hook)(void *ctx, int64_t account_id);
 	void *hook_ctx;
+	size_t expunged_max; /* store_set_expunged_max; 0: STORE_EXPUNGED_MAX */
 };
 
 /* ------------------------------------------------------------ store.c */
@@ -273,6 +274,13 @@ int store_message_insert(struct store_account *a, struct store_db *db, int64_t m
 int store_message_delete(struct store_account *a, struct store_db *db, int64_t mailbox_id,
 			 uint32_t uid, const char *file_id, uint64_t modseq, bool *unref,
 			 char *err, size_t errsz);
+/* store-imap.c.  Inside a write transaction that expunged messages from
+ * mailbox_id: if the mailbox remembers more than the bound of expunged
+ * uids (store_set_expunged_max), drops the oldest so that three quarters
+ * remain and raises the mailbox's expunged floor to the highest modseq
+ * dropped (store_imap_expunged_since then says "not complete" below it). */
+int store_imap_expunged_trim(struct store_account *a, struct store_db *db, int64_t mailbox_id,
+			     char *err, size_t errsz);
 /* After commit: unlinks a file that no row refers to any more. */
 void store_message_unlink(struct store_account *a, const char *file_id);
 

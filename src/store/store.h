@@ -1022,9 +1022,18 @@ struct buf;
 int store_imap_uids(struct store_account *a, int64_t mailbox_id, uint32_t uid_lo,
 		    uint32_t **uids, size_t *n, char *err, size_t errsz);
 /* UIDs expunged from a mailbox with a modseq above modseq, ascending, as
- * store_imap_uids. */
+ * store_imap_uids.  The store remembers at most STORE_EXPUNGED_MAX expunged
+ * uids per mailbox (the oldest are dropped, store-imap.c); *complete is
+ * false when some dropped ones had a modseq above modseq, so the list may
+ * miss uids (the caller then compares uid lists instead). */
 int store_imap_expunged_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,
-			      uint32_t **uids, size_t *n, char *err, size_t errsz);
+			      uint32_t **uids, size_t *n, bool *complete, char *err,
+			      size_t errsz);
+/* Expunged uids remembered per mailbox (with their modseq, for IMAP
+ * QRESYNC and keeping sessions in step). */
+#define STORE_EXPUNGED_MAX 10000
+/* Changes that bound for this process (tests); 0 restores it. */
+void store_set_expunged_max(struct store *s, size_t max);
 /* Calls cb (in UID order) for each message with uid <= uid_max whose
  * modseq is above modseq.  cb returns 0 to go on; it may use the store. */
 int store_imap_changed_since(struct store_account *a, int64_t mailbox_id, uint64_t modseq,

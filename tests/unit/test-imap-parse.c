@@ -592,3 +592,135 @@ TEST(imap_view_runs)
 	imap_view_free(&v);
 	CHECK(v.r == NULL && v.n == 0);
 }
+
+/* ------------------------------------------------------------ QRESYNC */
+
+/* Parses "t SELECT INBOX (QRESYNC <arg>)" and runs imap_parse_qresync on
+ * the tokens after QRESYNC; -1 on error.  *q is set on success. */
+static int qresync(const char *arg, struct imap_qresync *q)
+{
+	char line[512], copy[512];
+	snprintf(line, sizeof line, "t SELECT INBOX (QRESYNC %s)", arg);
+	struct imap_command c;
+	const char *why;
+	int r = -1;
+	if (parse(line, &c, copy, &why) == IMAP_PARSE_OK && c.n_tok >= 4) {
+		size_t used;
+		/* tokens: INBOX ( QRESYNC <arg...> ) */
+		r = imap_parse_qresync(c.tok + 3, c.n_tok - 3, &used, q, &why);
+		if (r == 0 && used + 4 != c.n_tok) {
+			imap_qresync_free(q);
+			r = -1;
+		}
+	}
+	imap_command_free(&c);
+	return r;
+}
+
+TEST(imap_qresync_param)
+{
+	struct imap_qresync q;
+	struct buf b = BUF_INIT;
+	CHECK_INT(qresync("(67890007 20050715194045000)", &q), 0);
+	CHECK_INT(q.uidvalidity, 67890007);
+	CHECK(q.modseq == UINT64_C(20050715194045000));
+	CHECK_INT(q.known.n, 0);
+	CHECK_INT(q.seqs.n, 0);
+	imap_qresync_free(&q);
+
+	CHECK_INT(qresync("(1 9223372036854775807 41,43:211,214:541)", &q), 0);
+	CHECK(q.modseq == UINT64_C(9223372036854775807));
+	CHECK_INT(q.known.n, 3);
+	imap_seqset_format(&q.known, &b);
+	CHECK_STR(buf_cstr(&b), "41,43:211,214:541");
+	imap_qresync_free(&q);
+
+	/* RFC 7162 3.2.5.2's example, and seq-match data without known uids */
+	CHECK_INT(qresync("(67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+			  "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,"
+			  "29994,29997))",
+			  &q),
+		  0);
+	CHECK_INT(q.seqs.n, 4);
+	CHECK_INT(q.uids.n, 13);
+	imap_qresync_free(&q);
+	CHECK_INT(qresync("(5 7 (1:3 10,20,30))", &q), 0);
+	CHECK_INT(q.known.n, 0);
+	CHECK_INT(q.seqs.n, 1);
+	imap_qresync_free(&q);
+
+	/* BAD: zero or too large numbers, "*", missing parts, order, sizes */
+	static const char *const bad[] = {
+	    "(0 5)",           "(1 0)",          "(4294967296 5)", "(1 9223372036854775808)",
+	    "(1)",             "()",             "1 5",            "(1 5 1:*)",
+	    "(1 5 * )",        "(1 5 1:3 (1 2 3))", "(1 5 1:3 (2,1 5,6))", "(1 5 (1:2 3:5))",
+	    "(1 5 (1 5) 7)",   "(1 5 1:3 4)",    "(\"1\" 5)",      "(1 5 (1 *))",
+	    "(1 5 (1,1 2,3))", "(1 5 (1 2)",     "(1 x)",          "(1 5 ())",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (qresync(bad[i], &q) == 0) {
+			imap_qresync_free(&q);
+			CHECK_STR(bad[i], "(refused)");
+		}
+	}
+	buf_free(&b);
+}
+
+/* RFC 7162 3.2.5.2: the pairs up to the first mismatch say which uids the
+ * client knows of; the view's missing uids inside a set. */
+TEST(imap_view_match_and_missing)
+{
+	struct imap_view v = {NULL, 0, 0, 0};
+	/* the RFC's example: the 4th message has uid 8, the 12th uid 25 */
+	uint32_t u[] = {1, 2, 5, 8, 9, 10, 11, 12, 20, 21, 22, 25, 30};
+	imap_view_append(&v, u, 13);
+	struct imap_seqset seqs, uids;
+	CHECK_INT(imap_parse_seqset("4,12", 4, &seqs), 0);
+	CHECK_INT(imap_parse_seqset("8,24", 4, &uids), 0);
+	CHECK_INT(imap_view_match(&v, &seqs, &uids), 9);
+	imap_seqset_free(&uids);
+	CHECK_INT(imap_parse_seqset("8,25", 4, &uids), 0);
+	CHECK_INT(imap_view_match(&v, &seqs, &uids), 26);
+	imap_seqset_free(&uids);
+	imap_seqset_free(&seqs);
+	/* a range of pairs, and a first pair that does not match */
+	CHECK_INT(imap_parse_seqset("1:4", 3, &seqs), 0);
+	CHECK_INT(imap_parse_seqset("1,2,5,8", 7, &uids), 0);
+	CHECK_INT(imap_view_match(&v, &seqs, &uids), 9);
+	imap_seqset_free(&uids);
+	CHECK_INT(imap_parse_seqset("2,2,5,8", 7, &uids), 0);
+	CHECK_INT(imap_view_match(&v, &seqs, &uids), 1);
+	imap_seqset_free(&uids);
+	imap_seqset_free(&seqs);
+	/* sequence numbers past the view stop the walk, however long */
+	CHECK_INT(imap_parse_seqset("13:4294967295", 13, &seqs), 0);
+	CHECK_INT(imap_parse_seqset("30:4294967282", 13, &uids), 0);
+	CHECK_INT(imap_view_match(&v, &seqs, &uids), 31);
+	imap_seqset_free(&uids);
+	imap_seqset_free(&seqs);
+
+	struct imap_seqset set, miss = {NULL, 0};
+	struct buf b = BUF_INIT;
+	CHECK_INT(imap_parse_seqset("1:40", 4, &set), 0);
+	imap_seqset_resolve(&set, 0);
+	imap_view_missing(&v, &set, 1, 32, &miss);
+	imap_seqset_format(&miss, &b);
+	CHECK_STR(buf_cstr(&b), "3:4,6:7,13:19,23:24,26:29,31:32");
+	imap_seqset_free(&miss);
+	buf_reset(&b);
+	imap_view_missing(&v, &set, 9, 21, &miss);
+	imap_seqset_format(&miss, &b);
+	CHECK_STR(buf_cstr(&b), "13:19");
+	imap_seqset_free(&miss);
+	imap_seqset_free(&set);
+	buf_reset(&b);
+	CHECK_INT(imap_parse_seqset("2,6,8,26:27", 11, &set), 0);
+	imap_seqset_resolve(&set, 0);
+	imap_view_missing(&v, &set, 1, 100, &miss);
+	imap_seqset_format(&miss, &b);
+	CHECK_STR(buf_cstr(&b), "6,26:27");
+	imap_seqset_free(&miss);
+	imap_seqset_free(&set);
+	buf_free(&b);
+	imap_view_free(&v);
+}

@@ -155,13 +155,74 @@ TEST(store_imap_uids_and_changes)
 	bool done[3];
 	CHECK_INT(store_imap_expunge(f.a, f.inbox, ex, 3, done, &ms, f.err, sizeof f.err), 0);
 	CHECK(done[0] && done[1] && !done[2]);
-	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, hms1, &uids, &n, f.err, sizeof f.err), 0);
+	bool complete = false;
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, hms1, &uids, &n, &complete, f.err,
+					    sizeof f.err),
+		  0);
+	CHECK(complete);
 	CHECK_INT(n, 2);
 	CHECK_INT(uids[0], 1);
 	CHECK_INT(uids[1], 3);
 	free(uids);
-	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, ms, &uids, &n, f.err, sizeof f.err), 0);
+	CHECK_INT(
+	    store_imap_expunged_since(f.a, f.inbox, ms, &uids, &n, &complete, f.err, sizeof f.err),
+	    0);
 	CHECK_INT(n, 0);
+	free(uids);
+	ifx_close(&f);
+}
+
+/* The expunged uids are bounded per mailbox: past the bound the oldest
+ * go, and a modseq below what was dropped is answered "not complete". */
+TEST(store_imap_expunged_bounded)
+{
+	struct ifx f;
+	ifx_open(&f);
+	store_set_expunged_max(f.s, 8);
+	for (int i = 0; i < 12; i++)
+		CHECK_INT(append(&f, "INBOX", "Subject: x\r\n\r\nbody\r\n"), i + 1);
+	uint32_t uv, next;
+	uint64_t hms0, ms[12];
+	CHECK_INT(store_imap_mailbox_state(f.a, f.inbox, &uv, &next, &hms0), 1);
+	/* 1..8 one at a time: 8 remembered, nothing dropped yet */
+	for (uint32_t u = 1; u <= 8; u++) {
+		bool done;
+		CHECK_INT(store_imap_expunge(f.a, f.inbox, &u, 1, &done, &ms[u - 1], f.err,
+					     sizeof f.err),
+			  0);
+	}
+	uint32_t *uids;
+	size_t n;
+	bool complete = false;
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, hms0, &uids, &n, &complete, f.err,
+					    sizeof f.err),
+		  0);
+	CHECK(complete);
+	CHECK_INT(n, 8);
+	free(uids);
+	/* the 9th makes 9 > 8: the oldest go until 6 (three quarters) remain */
+	uint32_t u9 = 9;
+	bool done;
+	CHECK_INT(store_imap_expunge(f.a, f.inbox, &u9, 1, &done, &ms[8], f.err, sizeof f.err), 0);
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, hms0, &uids, &n, &complete, f.err,
+					    sizeof f.err),
+		  0);
+	CHECK(!complete);
+	CHECK_INT(n, 6);
+	CHECK_INT(uids[0], 4);
+	CHECK_INT(uids[5], 9);
+	free(uids);
+	/* from the modseq of uid 3's expunge (the highest dropped) up: complete */
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, ms[2], &uids, &n, &complete, f.err,
+					    sizeof f.err),
+		  0);
+	CHECK(complete);
+	CHECK_INT(n, 6);
+	free(uids);
+	CHECK_INT(store_imap_expunged_since(f.a, f.inbox, ms[1], &uids, &n, &complete, f.err,
+					    sizeof f.err),
+		  0);
+	CHECK(!complete);
 	free(uids);
 	ifx_close(&f);
 }
