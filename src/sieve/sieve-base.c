@@ -97,7 +97,7 @@ static int run_header(struct sieve_run *r, const struct sieve_node *n)
 	struct sieve_strlist vals = {NULL, 0};
 	for (size_t i = 0; i < n->pos[0].n; i++)
 		header_values(r, n->pos[0].s[i], true, &vals);
-	bool m = sieve_match_any(n, &vals, &n->pos[1]);
+	bool m = sieve_match_any(r, n, &vals, &n->pos[1]);
 	sieve_strlist_free(&vals);
 	return m;
 }
@@ -109,7 +109,7 @@ static int run_address(struct sieve_run *r, const struct sieve_node *n)
 		header_values(r, n->pos[0].s[i], false, &raw);
 	for (size_t i = 0; i < raw.n; i++)
 		sieve_address_parts(raw.s[i], strlen(raw.s[i]), n->part, &parts);
-	bool m = sieve_match_any(n, &parts, &n->pos[1]);
+	bool m = sieve_match_any(r, n, &parts, &n->pos[1]);
 	sieve_strlist_free(&raw);
 	sieve_strlist_free(&parts);
 	return m;

@@ -24,7 +24,7 @@ static int run_envelope(struct sieve_run *r, const struct sieve_node *n)
 		else
 			sieve_address_part(v, strlen(v), n->part, &parts);
 	}
-	bool m = sieve_match_any(n, &parts, &n->pos[1]);
+	bool m = sieve_match_any(r, n, &parts, &n->pos[1]);
 	sieve_strlist_free(&parts);
 	return m;
 }

@@ -31,18 +31,26 @@ static bool eq(enum sieve_cmp c, char a, char b)
 }
 
 /* Glob match of v against pattern k: '*' any run, '?' one character,
- * '\' quotes the next character. */
-static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size_t kn)
+ * '\' quotes the next character.  One backtrack point (the last '*'), so
+ * O(vn * kn); the wildcards match as little as possible.  pos, when not
+ * NULL, has kn + 1 entries and receives for each pattern position the
+ * value offset where it matched (for the match variables). */
+static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size_t kn,
+		 size_t *pos)
 {
 	size_t vi = 0, ki = 0;
 	size_t star_k = (size_t)-1, star_v = 0;
 	while (vi < vn) {
 		if (ki < kn && k[ki] == '*') {
+			if (pos != NULL)
+				pos[ki] = vi;
 			star_k = ++ki;
 			star_v = vi;
 			continue;
 		}
 		if (ki < kn && k[ki] == '?') {
+			if (pos != NULL)
+				pos[ki] = vi;
 			ki++;
 			vi++;
 			continue;
@@ -52,6 +60,8 @@ static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size
 			if (k[kk] == '\\' && kk + 1 < kn)
 				kk++;
 			if (eq(c, k[kk], v[vi])) {
+				if (pos != NULL)
+					pos[ki] = vi;
 				ki = kk + 1;
 				vi++;
 				continue;
@@ -62,9 +72,39 @@ static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size
 		ki = star_k;
 		vi = ++star_v;
 	}
-	while (ki < kn && k[ki] == '*')
+	while (ki < kn && k[ki] == '*') {
+		if (pos != NULL)
+			pos[ki] = vn;
 		ki++;
+	}
+	if (pos != NULL)
+		pos[kn] = vn;
 	return ki == kn;
+}
+
+/* The match variables of a successful glob: ${0} the value, then one
+ * per wildcard ('*' from its offset to the next element's, '?' one
+ * character), up to ${9}. */
+static void set_captures(struct sieve_run *r, const char *v, size_t vn, const char *k, size_t kn,
+			 const size_t *pos)
+{
+	const char *cap[SIEVE_MAX_MATCHVAR + 1];
+	size_t len[SIEVE_MAX_MATCHVAR + 1];
+	size_t n = 0;
+	cap[n] = v;
+	len[n++] = vn;
+	for (size_t i = 0; i < kn && n <= SIEVE_MAX_MATCHVAR; i++) {
+		if (k[i] == '\\') {
+			i++;
+		} else if (k[i] == '*') {
+			cap[n] = v + pos[i];
+			len[n++] = pos[i + 1] - pos[i];
+		} else if (k[i] == '?') {
+			cap[n] = v + pos[i];
+			len[n++] = 1;
+		}
+	}
+	sieve_vars_set_match(r, cap, len, n);
 }
 
 bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const char *k, size_t kn)
@@ -89,19 +129,31 @@ bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const cha
 		}
 		return false;
 	case MATCH_MATCHES:
-		return glob(n->cmp, v, vn, k, kn);
+		return glob(n->cmp, v, vn, k, kn, NULL);
 	}
 	return false;
 }
 
-bool sieve_match_any(const struct sieve_node *n, const struct sieve_strlist *values,
-		     const struct sieve_strlist *keys)
+bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
+		     const struct sieve_strlist *values, const struct sieve_strlist *keys)
 {
 	for (size_t i = 0; i < values->n; i++)
-		for (size_t j = 0; j < keys->n; j++)
-			if (sieve_match(n, values->s[i], strlen(values->s[i]), keys->s[j],
-					strlen(keys->s[j])))
+		for (size_t j = 0; j < keys->n; j++) {
+			const char *v = values->s[i], *k = keys->s[j];
+			size_t vn = strlen(v), kn = strlen(k);
+			if (n->match != MATCH_MATCHES || !r->script->variables) {
+				if (sieve_match(n, v, vn, k, kn))
+					return true;
+				continue;
+			}
+			size_t *pos = xcalloc(kn + 1, sizeof *pos);
+			bool m = glob(n->cmp, v, vn, k, kn, pos);
+			if (m)
+				set_captures(r, v, vn, k, kn, pos);
+			free(pos);
+			if (m)
 				return true;
+		}
 	return false;
 }
 

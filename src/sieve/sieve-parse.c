@@ -22,6 +22,8 @@ struct parser {
 	const struct sieve_limits *lim;
 	bool enabled[32]; /* per sieve_ext_table entry */
 	bool past_require;
+	bool variables;               /* "variables" required */
+	struct sieve_strlist varnames; /* distinct names set (lowercase) */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l)
@@ -164,6 +166,9 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"subject", TAGS_VACATION, 256}, {"from", TAGS_VACATION, 512},
 	    {"addresses", TAGS_VACATION, 1024}, {"mime", TAGS_VACATION, 2048},
 	    {"handle", TAGS_VACATION, 4096},
+	    {"lower", TAGS_SET, 8192},       {"upper", TAGS_SET, 8192},
+	    {"lowerfirst", TAGS_SET, 16384}, {"upperfirst", TAGS_SET, 16384},
+	    {"quotewildcard", TAGS_SET, 32768}, {"length", TAGS_SET, 65536},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -203,6 +208,18 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->create = true;
 	else if (!strcmp(t, "mime"))
 		n->mime = true;
+	else if (!strcmp(t, "lower"))
+		n->mods |= MOD_LOWER;
+	else if (!strcmp(t, "upper"))
+		n->mods |= MOD_UPPER;
+	else if (!strcmp(t, "lowerfirst"))
+		n->mods |= MOD_LOWERFIRST;
+	else if (!strcmp(t, "upperfirst"))
+		n->mods |= MOD_UPPERFIRST;
+	else if (!strcmp(t, "quotewildcard"))
+		n->mods |= MOD_QUOTEWILDCARD;
+	else if (!strcmp(t, "length"))
+		n->mods |= MOD_LENGTH;
 	else if (!strcmp(t, "days") || !strcmp(t, "seconds")) {
 		n->has_period = true;
 		n->period_seconds = !strcmp(t, "seconds");
@@ -247,6 +264,39 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	return 0;
 }
 
+/* Variables (RFC 5229): checks the references in every string of n and
+ * notes whether it has any; the names n sets (set, and the variable
+ * names of imap4flags) must be valid and stay below SIEVE_MAX_VARIABLES. */
+static int check_variables(struct parser *p, struct sieve_node *n)
+{
+	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
+					       &n->pos[2],  &n->subject, &n->from,
+					       &n->handle,  &n->addresses};
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+		for (size_t j = 0; j < lists[i]->n; j++)
+			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
+						    &n->has_vars, p->err) < 0)
+				return -1;
+	bool sets = !strcmp(n->def->name, "set") || n->has_opt;
+	for (size_t j = 0; sets && j < n->pos[0].n; j++) {
+		const char *name = n->pos[0].s[j];
+		if (!sieve_var_name_ok(name))
+			return sieve_fail(p->err, n->line, n->col,
+					  "invalid variable name \"%.100s\"", name);
+		size_t k;
+		for (k = 0; k < p->varnames.n; k++)
+			if (!strcasecmp(p->varnames.s[k], name))
+				break;
+		if (k < p->varnames.n)
+			continue;
+		if (p->varnames.n >= SIEVE_MAX_VARIABLES)
+			return sieve_fail(p->err, n->line, n->col, "more than %d variables",
+					  SIEVE_MAX_VARIABLES);
+		sieve_strlist_add(&p->varnames, name, strlen(name));
+	}
+	return 0;
+}
+
 /* arguments *(argument) [test / test-list], checked against n->def. */
 static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 {
@@ -266,7 +316,7 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		if (p->tok.type != TOK_STRING && p->tok.type != TOK_LBRACKET &&
 		    p->tok.type != TOK_NUMBER)
 			break;
-		char want = sig[n_pos];
+		char want = sig[n_pos] == 'o' ? 'l' : sig[n_pos];
 		if (want == '\0')
 			return sieve_fail(p->err, line, col, "too many arguments for %s",
 					  n->def->name);
@@ -290,9 +340,25 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		}
 		n_pos++;
 	}
+	if (sig[0] == 'o') {
+		/* the optional leading variable list (RFC 5232 3) */
+		if (n_pos == strlen(sig) && !p->variables)
+			return sieve_fail(p->err, n->line, n->col, "too many arguments for %s",
+					  n->def->name);
+		if (n_pos == strlen(sig)) {
+			n->has_opt = true;
+		} else if (n_pos + 1 == strlen(sig)) {
+			for (size_t i = n_str; i > 0; i--)
+				n->pos[i] = n->pos[i - 1];
+			n->pos[0] = (struct sieve_strlist){NULL, 0};
+			n_pos++;
+		}
+	}
 	if (sig[n_pos] != '\0')
 		return sieve_fail(p->err, p->tok.line, p->tok.col, "too few arguments for %s",
 				  n->def->name);
+	if (p->variables && check_variables(p, n) < 0)
+		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
 	if (n->def->check != NULL && n->def->check(n, p->err) < 0)
@@ -407,6 +473,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 				return sieve_fail(p->err, line, col, "unsupported extension \"%s\"",
 						  n->pos[0].s[i]);
 			p->enabled[e] = true;
+			if (sieve_ext_table[e] == &sieve_ext_variables)
+				p->variables = true;
 		}
 	}
 	if (d->block) {
@@ -480,6 +548,8 @@ int sieve_compile(const char *src, size_t n, const struct sieve_limits *lim,
 	if (rc == 0 && p.tok.type != TOK_EOF)
 		rc = fail_tok(&p, "a command");
 	free(p.tok.str);
+	sieve_strlist_free(&p.varnames);
+	s->variables = p.variables;
 	if (rc < 0) {
 		sieve_script_free(&s);
 		return -1;

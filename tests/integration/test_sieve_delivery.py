@@ -238,3 +238,23 @@ def world_dir():
     d = tempfile.mkdtemp(prefix="tern-sieve-")
     os.chmod(d, 0o755)
     return d
+
+
+def test_variables_file_by_subject_tag(srv):
+    """variables (RFC 5229): a match variable names the folder, set
+    :lower changes its case; mail without the tag stays in the INBOX."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "variables", "imap4flags"];\r\n'
+                         'if header :matches "Subject" "[*] *" {\r\n'
+                         '  set :lower "list" "${1}";\r\n'
+                         '  set "fl" "\\\\Flagged";\r\n'
+                         '  fileinto :create :flags "${fl}" "Lists/${list}";\r\n'
+                         '}\r\n')
+    tagged, plain = message(user, "[Tern-Users] hello"), message(user, "no tag")
+    send(srv, [user], tagged)
+    send(srv, [user], plain)
+    assert "Lists/tern-users" in mailboxes(srv, user)
+    filed = mailbox(srv, user, "Lists/tern-users")
+    assert len(filed) == 1 and stored(filed[0][1], tagged)
+    assert filed[0][0] == ["\\Flagged"]
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], plain)

@@ -272,7 +272,7 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds ");
+		  "vacation-seconds variables ");
 	buf_free(&b);
 }
 
@@ -426,4 +426,154 @@ TEST(sieve_vacation_reply)
 	big[1100] = '"';
 	big[1101] = '\0';
 	CHECK_STR(reply("\r\n", big), "E:a line of the reason is longer than 998 bytes");
+}
+
+TEST(sieve_variables_parse)
+{
+	CHECK_STR(check("set \"a\" \"b\";"), "1:1: command 'set' needs its extension in require");
+	CHECK_STR(check("require \"variables\"; set \"a\" \"b\";"), "OK");
+	CHECK_STR(check("require \"variables\"; set \"a.b\" \"x\";"),
+		  "1:22: invalid variable name \"a.b\"");
+	CHECK_STR(check("require \"variables\"; set \"1\" \"x\";"),
+		  "1:22: invalid variable name \"1\"");
+	CHECK_STR(check("require \"variables\"; set \"\" \"x\";"), "1:22: invalid variable name \"\"");
+	CHECK_STR(check("require \"variables\"; set :lower :upper \"a\" \"x\";"),
+		  "1:33: tagged argument ':upper' given twice or conflicting");
+	CHECK_STR(check("require \"variables\"; set :lowerfirst :upperfirst \"a\" \"x\";"),
+		  "1:38: tagged argument ':upperfirst' given twice or conflicting");
+	CHECK_STR(check("require \"variables\"; set :lower :upperfirst :quotewildcard :length "
+			"\"a\" \"x\";"),
+		  "OK");
+	CHECK_STR(check("require \"variables\"; set :frob \"a\" \"x\";"),
+		  "1:26: unknown tagged argument ':frob' for set");
+	CHECK_STR(check("require \"variables\"; set \"a\";"), "1:29: too few arguments for set");
+	CHECK_STR(check("require \"variables\"; set [\"a\"] \"b\";"),
+		  "1:26: set expects a string here, not a list");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${a.b}\";"),
+		  "1:36: variable namespace in \"${a.b}\" is not supported");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${10}\";"),
+		  "1:36: match variable \"${10}\" beyond ${9}");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${009}${x}${}${a!}\";"),
+		  "OK");
+	/* without variables, "${a.b}" is an ordinary string */
+	CHECK_STR(check("require \"fileinto\"; fileinto \"${a.b}\";"), "OK");
+	CHECK_STR(check("require \"variables\"; if string :is \"a\" \"b\" { }"), "OK");
+	CHECK_STR(check("if string :is \"a\" \"b\" { }"),
+		  "1:4: test 'string' needs its extension in require");
+	/* imap4flags: the variable name argument needs variables */
+	CHECK_STR(check("require \"imap4flags\"; setflag \"v\" \"x\";"),
+		  "1:23: too many arguments for setflag");
+	CHECK_STR(check("require [\"imap4flags\", \"variables\"]; setflag \"v\" \"x\";"), "OK");
+	CHECK_STR(check("require [\"imap4flags\", \"variables\"]; addflag \"v.w\" \"x\";"),
+		  "1:38: invalid variable name \"v.w\"");
+	/* the number of distinct names is bounded at compile time */
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "require \"variables\";\n");
+	for (int i = 0; i < 256; i++)
+		buf_printf(&b, "set \"v%d\" \"x\"; set \"V%d\" \"y\";\n", i, i);
+	CHECK_STR(check(buf_cstr(&b)), "OK");
+	buf_puts(&b, "set \"one_more\" \"x\";\n");
+	CHECK_STR(check(buf_cstr(&b)), "258:1: more than 256 variables");
+	buf_free(&b);
+	/* a constant value longer than a variable holds */
+	buf_puts(&b, "require \"variables\"; set \"a\" \"");
+	for (int i = 0; i < 4097; i++)
+		buf_putc(&b, 'x');
+	buf_puts(&b, "\";");
+	CHECK_STR(check(buf_cstr(&b)), "1:22: value longer than 4096 bytes");
+	buf_free(&b);
+}
+
+TEST(sieve_variables_run)
+{
+	const char *req = "require [\"variables\", \"fileinto\", \"imap4flags\"];\n";
+	char s[2048];
+#define RUNV(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* RFC 5229 4.1's examples */
+	CHECK_STR(RUNV("set \"a\" \"juMBlEd lETteRS\"; set :length \"b\" \"${a}\";"
+		       "set :lower \"c\" \"${a}\"; set :upperfirst \"d\" \"${a}\";"
+		       "set :upperfirst :lower \"e\" \"${a}\"; set :quotewildcard \"f\" \"Rock*\";"
+		       "fileinto \"${b}|${c}|${d}|${e}|${f}\";"),
+		  "fileinto 15|jumbled letters|JuMBlEd lETteRS|Jumbled letters|Rock\\*|");
+	/* :upper, :lowerfirst, :quotewildcard of ? and \, then :length of that */
+	CHECK_STR(RUNV("set :upper \"a\" \"abc\"; set :lowerfirst \"b\" \"ABC\";"
+		       "set :quotewildcard :length \"c\" \"a?\\\\\";"
+		       "set :length \"d\" \"Gr\xc3\xbc\xc3\x9f\x65\"; set :upper \"e\" \"\xc3\xa4x\";"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto ABC|aBC|5|5|\xc3\xa4X|");
+	/* RFC 5229 3's examples; names are case-insensitive; one pass */
+	CHECK_STR(RUNV("set \"company\" \"ACME\"; set \"x\" \"${company}\";"
+		       "fileinto \"${full}|${COMPANY}|${BAD${Company}|${President, ${Company} Inc.}"
+		       "|&%${}!|${doh!}\";"),
+		  "fileinto |ACME|${BADACME|${President, ACME Inc.}|&%${}!|${doh!}|");
+	CHECK_STR(RUNV("set \"a\" \"${b}\"; set \"b\" \"${a}x\"; set \"c\" \"$\";"
+		       "fileinto \"${b}${c}{a}\";"),
+		  "fileinto x${a}|");
+	CHECK_STR(RUNV("set \"dollar\" \"$\"; set \"t\" \"${dollar}{beep}\"; fileinto \"${t}\";"),
+		  "fileinto ${beep}|");
+	/* match variables: non-greedy, ${0} the whole value, a failed match
+	 * leaves them, out of range is empty */
+	CHECK_STR(RUNV("if address :matches \"From\" \"*@*.*\" {"
+		       " fileinto \"${0}|${1}|${2}|${3}|${4}|${9}\"; }"),
+		  "fileinto alice@example.org|alice|example|org|||");
+	CHECK_STR(RUNV("if header :matches \"Subject\" \"Gr?*e *\" {}"
+		       "if header :matches \"Subject\" \"nothing*\" {}"
+		       "fileinto \"${1}|${2}|${3}|${00003}\";"),
+		  "fileinto \xc3|\xbc\xc3\x9f|and more|and more|");
+	CHECK_STR(RUNV("if address :all :matches \"To\" [\"*@**.net\", \"x*\"] {"
+		       " fileinto \"${0}|${1}|${2}|${3}\"; }"),
+		  "fileinto xy@Example.NET|xy||Example|");
+	/* the second test is never evaluated (short-circuit): no match vars */
+	CHECK_STR(RUNV("if anyof (true, header :matches \"Subject\" \"*\") {"
+		       " fileinto \"[${0}]\"; }"),
+		  "fileinto []|");
+	/* :matches on a variable's value: expansion first, wildcards then */
+	CHECK_STR(RUNV("set \"p\" \"*b*\"; if string :matches \"abc\" \"${p}\" {"
+		       " fileinto \"m-${1}-${2}\"; }"),
+		  "fileinto m-a-c|");
+	CHECK_STR(RUNV("set :quotewildcard \"p\" \"*b*\";"
+		       "if string :matches \"abc\" \"${p}\" { fileinto \"yes\"; }"
+		       "if string :matches \"*b*\" \"${p}\" { fileinto \"literal\"; }"),
+		  "fileinto literal|");
+	/* string: lists, :contains, the comparator; no whitespace stripping */
+	CHECK_STR(RUNV("set \"st\" \" a \"; if string :is [\"x\", \"${st}\"] \" a \" {"
+		       " fileinto \"yes\"; } if string :is \"${st}\" \"a\" { fileinto \"no\"; }"),
+		  "fileinto yes|");
+	CHECK_STR(RUNV("if string :contains :comparator \"i;octet\" \"ABC\" \"b\" {"
+		       " fileinto \"no\"; } if string :contains \"ABC\" \"b\" { fileinto \"yes\"; }"),
+		  "fileinto yes|");
+	/* variables in every argument: redirect, flags, vacation-free */
+	CHECK_STR(RUNV("set \"u\" \"carol\"; set \"f\" \"\\\\Seen\";"
+		       "redirect \"${u}@example.net\"; fileinto :flags \"${f} x\" \"${u}\";"),
+		  "redirect carol@example.net|fileinto carol +\\Seen +x|");
+	/* imap4flags with variables (RFC 5232 3) */
+	CHECK_STR(RUNV("setflag \"v\" \"\\\\Seen  b\"; addflag \"v\" [\"c\", \"b\"];"
+		       "removeflag \"v\" \"B\"; addflag \"intern\";"
+		       "if hasflag :is \"v\" \"c\" { fileinto :flags \"${v}\" \"F-${v}\"; }"
+		       "if hasflag \"c\" { fileinto \"no\"; } if hasflag [\"w\", \"v\"] \"\\\\seen\" {"
+		       " keep; }"),
+		  "fileinto F-\\Seen c +\\Seen +c|keep +intern|");
+	/* values are truncated at 4096 bytes (at a character boundary) */
+	struct buf b = BUF_INIT;
+	buf_puts(&b, req);
+	buf_puts(&b, "set \"h\" \"");
+	for (int i = 0; i < 1050; i++)
+		buf_puts(&b, "\xc3\xa4");
+	buf_puts(&b, "\"; set \"a\" \"x${h}${h}\"; set :length \"l\" \"${a}\"; set \"b\" \"${a}${a}\";"
+		     "set :length \"m\" \"${b}\"; fileinto \"${l}-${m}\";");
+	CHECK_STR(run(buf_cstr(&b)), "fileinto 2048-2049|");
+	buf_free(&b);
+	/* an expanded string is bounded by max_string */
+	buf_puts(&b, req);
+	buf_puts(&b, "set \"a\" \"");
+	for (int i = 0; i < 4000; i++)
+		buf_putc(&b, 'y');
+	buf_puts(&b, "\"; set \"b\" \"");
+	for (int i = 0; i < 40; i++)
+		buf_puts(&b, "${a}");
+	buf_puts(&b, "\"; set :length \"n\" \"${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}"
+		     "${a}${a}${a}${a}${a}\"; fileinto \"${n}\";");
+	CHECK_STR(run(buf_cstr(&b)), "fileinto 65536|");
+	buf_free(&b);
+#undef RUNV
 }
