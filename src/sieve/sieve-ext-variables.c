@@ -279,7 +279,16 @@ static int run_set(struct sieve_run *r, const struct sieve_node *n)
 
 static int run_string(struct sieve_run *r, const struct sieve_node *n)
 {
-	return sieve_match_any(r, n, &n->pos[0], &n->pos[1]);
+	if (n->match != MATCH_COUNT)
+		return sieve_match_any(r, n, &n->pos[0], &n->pos[1]);
+	/* RFC 5229 5: the empty string counts 0 */
+	struct sieve_strlist src = {NULL, 0};
+	for (size_t i = 0; i < n->pos[0].n; i++)
+		if (n->pos[0].s[i][0] != '\0')
+			sieve_strlist_add(&src, n->pos[0].s[i], strlen(n->pos[0].s[i]));
+	bool m = sieve_match_any(r, n, &src, &n->pos[1]);
+	sieve_strlist_free(&src);
+	return m;
 }
 
 static const struct sieve_def defs[] = {

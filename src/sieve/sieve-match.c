@@ -1,11 +1,13 @@
 /*
- * sieve-match.c - comparators (i;octet, i;ascii-casemap: RFC 4790), match
- * types (:is, :contains, :matches with * and ? and backslash escapes:
- * RFC 5228 2.7.1) and address parts (RFC 5228 2.7.4).
+ * sieve-match.c - comparators (i;octet, i;ascii-casemap, i;ascii-numeric:
+ * RFC 4790), match types (:is, :contains, :matches with * and ? and
+ * backslash escapes: RFC 5228 2.7.1; :count and :value: RFC 5231) and
+ * address parts (RFC 5228 2.7.4).
  *
  * Part of src/sieve.  :matches runs in O(len(value) * len(key)) at worst
  * (one backtrack point per '*'), so a hostile key cannot explode.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,10 +109,74 @@ static void set_captures(struct sieve_run *r, const char *v, size_t vn, const ch
 	sieve_vars_set_match(r, cap, len, n);
 }
 
+/* Digits at the start of s (leading zeroes skipped): *len of them, or
+ * false when s does not start with a digit. */
+static bool leading_number(const char *s, size_t n, const char **num, size_t *len)
+{
+	if (n == 0 || s[0] < '0' || s[0] > '9')
+		return false;
+	size_t i = 0;
+	while (i + 1 < n && s[i] == '0' && s[i + 1] >= '0' && s[i + 1] <= '9')
+		i++;
+	size_t j = i;
+	while (j < n && s[j] >= '0' && s[j] <= '9')
+		j++;
+	*num = s + i;
+	*len = j - i;
+	return true;
+}
+
+int sieve_compare(enum sieve_cmp c, const char *a, size_t an, const char *b, size_t bn)
+{
+	if (c == CMP_NUMERIC) {
+		const char *x, *y;
+		size_t xn, yn;
+		bool xa = leading_number(a, an, &x, &xn), yb = leading_number(b, bn, &y, &yn);
+		if (!xa || !yb) /* infinity */
+			return (int)!xa - (int)!yb;
+		if (xn != yn)
+			return xn < yn ? -1 : 1;
+		int r = memcmp(x, y, xn);
+		return (r > 0) - (r < 0);
+	}
+	size_t m = an < bn ? an : bn;
+	for (size_t i = 0; i < m; i++) {
+		int d = fold(c, (unsigned char)a[i]) - fold(c, (unsigned char)b[i]);
+		if (d != 0)
+			return d < 0 ? -1 : 1;
+	}
+	return an == bn ? 0 : an < bn ? -1 : 1;
+}
+
+static bool relation(enum sieve_rel rel, int order)
+{
+	switch (rel) {
+	case REL_GT:
+		return order > 0;
+	case REL_GE:
+		return order >= 0;
+	case REL_LT:
+		return order < 0;
+	case REL_LE:
+		return order <= 0;
+	case REL_EQ:
+		return order == 0;
+	case REL_NE:
+		return order != 0;
+	}
+	return false;
+}
+
 bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const char *k, size_t kn)
 {
 	switch (n->match) {
+	case MATCH_COUNT: /* sieve_match_any counts */
+		return false;
+	case MATCH_VALUE:
+		return relation(n->rel, sieve_compare(n->cmp, v, vn, k, kn));
 	case MATCH_IS:
+		if (n->cmp == CMP_NUMERIC)
+			return sieve_compare(n->cmp, v, vn, k, kn) == 0;
 		if (vn != kn)
 			return false;
 		for (size_t i = 0; i < vn; i++)
@@ -137,6 +203,17 @@ bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const cha
 bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
 		     const struct sieve_strlist *values, const struct sieve_strlist *keys)
 {
+	if (n->match == MATCH_COUNT) {
+		/* RFC 5231 4.2: the number of values, compared to each key */
+		char num[24];
+		int len = snprintf(num, sizeof num, "%zu", values->n);
+		for (size_t j = 0; j < keys->n; j++)
+			if (relation(n->rel,
+				     sieve_compare(n->cmp, num, (size_t)len, keys->s[j],
+						   strlen(keys->s[j]))))
+				return true;
+		return false;
+	}
 	for (size_t i = 0; i < values->n; i++)
 		for (size_t j = 0; j < keys->n; j++) {
 			const char *v = values->s[i], *k = keys->s[j];

@@ -108,6 +108,15 @@ static unsigned enabled_tags(const struct parser *p)
 	return t;
 }
 
+static unsigned enabled_comparators(const struct parser *p)
+{
+	unsigned c = 0;
+	for (size_t e = 1; e < sieve_ext_count; e++)
+		if (p->enabled[e])
+			c |= sieve_ext_table[e]->comparators;
+	return c;
+}
+
 /* string-list: a string or "[" string *("," string) "]". */
 static int parse_strlist(struct parser *p, struct sieve_strlist *out, bool *was_list)
 {
@@ -151,6 +160,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	unsigned groups = n->def->tags;
 	if (groups & TAGS_PART)
 		groups |= TAGS_SUBADDR;
+	if (groups & TAGS_MATCH)
+		groups |= TAGS_REL;
 	unsigned allowed = groups & enabled_tags(p);
 	static const struct {
 		const char *name;
@@ -158,6 +169,7 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		unsigned once; /* bit in *seen: a tag of that kind given twice */
 	} tags[] = {
 	    {"is", TAGS_MATCH, 1},         {"contains", TAGS_MATCH, 1}, {"matches", TAGS_MATCH, 1},
+	    {"count", TAGS_REL, 1},        {"value", TAGS_REL, 1},
 	    {"comparator", TAGS_MATCH, 2}, {"all", TAGS_PART, 4},       {"localpart", TAGS_PART, 4},
 	    {"domain", TAGS_PART, 4},      {"user", TAGS_SUBADDR, 4},   {"detail", TAGS_SUBADDR, 4},
 	    {"over", TAGS_SIZE, 8},        {"under", TAGS_SIZE, 8},     {"copy", TAGS_COPY, 16},
@@ -192,6 +204,21 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->match = MATCH_CONTAINS;
 	else if (!strcmp(t, "matches"))
 		n->match = MATCH_MATCHES;
+	else if (!strcmp(t, "count") || !strcmp(t, "value")) {
+		static const char *const rels[] = {"gt", "ge", "lt", "le", "eq", "ne"};
+		n->match = !strcmp(t, "count") ? MATCH_COUNT : MATCH_VALUE;
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a relational operator");
+		size_t r;
+		for (r = 0; r < sizeof rels / sizeof rels[0]; r++)
+			if (!strcasecmp(p->tok.str, rels[r]))
+				break;
+		if (r == sizeof rels / sizeof rels[0])
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  "unknown relational operator \"%.32s\"", p->tok.str);
+		n->rel = (enum sieve_rel)r;
+		return next(p);
+	}
 	else if (!strcmp(t, "all"))
 		n->part = PART_ALL;
 	else if (!strcmp(t, "localpart"))
@@ -252,6 +279,13 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 			n->cmp = CMP_OCTET;
 		else if (!strcasecmp(p->tok.str, "i;ascii-casemap"))
 			n->cmp = CMP_CASEMAP;
+		else if (!strcasecmp(p->tok.str, "i;ascii-numeric") &&
+			 (enabled_comparators(p) & (1u << CMP_NUMERIC)))
+			n->cmp = CMP_NUMERIC;
+		else if (!strcasecmp(p->tok.str, "i;ascii-numeric"))
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  "comparator \"i;ascii-numeric\" needs "
+					  "comparator-i;ascii-numeric in require");
 		else
 			return sieve_fail(p->err, p->tok.line, p->tok.col,
 					  "unknown comparator \"%s\"", p->tok.str);
@@ -361,6 +395,11 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
+	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
+	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))
+		return sieve_fail(p->err, n->line, n->col,
+				  "comparator i;ascii-numeric does not support :%s",
+				  n->match == MATCH_CONTAINS ? "contains" : "matches");
 	if (n->def->check != NULL && n->def->check(n, p->err) < 0)
 		return -1;
 	if (n->def->tests == 1) {

@@ -64,8 +64,10 @@ struct sieve_strlist {
 	size_t n;
 };
 
-enum sieve_match { MATCH_IS, MATCH_CONTAINS, MATCH_MATCHES };
-enum sieve_cmp { CMP_OCTET, CMP_CASEMAP };
+enum sieve_match { MATCH_IS, MATCH_CONTAINS, MATCH_MATCHES, MATCH_COUNT, MATCH_VALUE };
+enum sieve_cmp { CMP_OCTET, CMP_CASEMAP, CMP_NUMERIC };
+/* the relation of :count and :value (RFC 5231 4) */
+enum sieve_rel { REL_GT, REL_GE, REL_LT, REL_LE, REL_EQ, REL_NE };
 enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN, PART_USER, PART_DETAIL };
 
 /* Groups of tagged arguments a command or test accepts (sieve_def.tags). */
@@ -80,6 +82,7 @@ enum {
 	TAGS_VACATION = 1 << 7, /* :days :subject :from :addresses :mime :handle (RFC 5230) */
 	TAGS_VACSEC = 1 << 8,   /* :seconds (RFC 6131) */
 	TAGS_SET = 1 << 9,      /* :lower :upper ... :length (RFC 5229 4.1) */
+	TAGS_REL = 1 << 10,     /* :count :value (RFC 5231), with TAGS_MATCH */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -147,12 +150,15 @@ extern const struct sieve_ext sieve_ext_subaddress;
 extern const struct sieve_ext sieve_ext_vacation;
 extern const struct sieve_ext sieve_ext_vacation_seconds;
 extern const struct sieve_ext sieve_ext_variables;
+extern const struct sieve_ext sieve_ext_relational;
+extern const struct sieve_ext sieve_ext_numeric;
 
 struct sieve_node {
 	const struct sieve_def *def;
 	int line, col;
 	enum sieve_match match;
 	enum sieve_cmp cmp;
+	enum sieve_rel rel; /* with MATCH_COUNT, MATCH_VALUE */
 	enum sieve_part part;
 	bool over;   /* size :over (else :under) */
 	bool copy;   /* :copy */
@@ -224,7 +230,13 @@ int sieve_run_test(struct sieve_run *r, const struct sieve_node *t);
 
 /* ---- matching (sieve-match.c) ---- */
 
-/* Whether value matches key under the node's match type and comparator. */
+/* The comparator's order of a and b (RFC 4790): <0, 0 or >0.  For
+ * i;ascii-numeric a string is the number of its leading digits, one
+ * without a leading digit is infinity (greater than every number). */
+int sieve_compare(enum sieve_cmp c, const char *a, size_t an, const char *b, size_t bn);
+
+/* Whether value matches key under the node's match type and comparator
+ * (:value included; not :count, which sieve_match_any does). */
 bool sieve_match(const struct sieve_node *n, const char *value, size_t vlen, const char *key,
 		 size_t klen);
 /* Whether any of values matches any of keys.  A successful :matches

@@ -144,7 +144,8 @@ def test_greeting_capabilities_exact(srv):
         assert cap["STARTTLS"] is None
         exts = cap["SIEVE"].split()
         for e in ("fileinto", "envelope", "copy", "imap4flags", "mailbox", "subaddress",
-                  "vacation", "vacation-seconds", "variables"):
+                  "vacation", "vacation-seconds", "variables", "relational",
+                  "comparator-i;ascii-numeric"):
             assert e in exts
         assert c.cmd("CAPABILITY") == (c.caps, 'OK "Capability completed"')
         user = new_user(srv)

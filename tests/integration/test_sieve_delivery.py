@@ -258,3 +258,29 @@ def test_variables_file_by_subject_tag(srv):
     assert filed[0][0] == ["\\Flagged"]
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], plain)
+
+
+def test_relational_numeric_threshold(srv):
+    """relational (RFC 5231) with i;ascii-numeric (RFC 4790): a score of
+    12 is over 5 numerically (not as text), 3 is not; :count of the To
+    addresses."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "relational",'
+                         ' "comparator-i;ascii-numeric"];\r\n'
+                         'if header :value "ge" :comparator "i;ascii-numeric"'
+                         ' "X-Score" "5" { fileinto :create "Junk"; stop; }\r\n'
+                         'if address :count "ge" :comparator "i;ascii-numeric"'
+                         ' "To" "2" { fileinto :create "Many"; }\r\n')
+
+    def scored(score, to):
+        return message(to, "score %s" % score).replace(
+            b"\r\n\r\n", b"\r\nX-Score: %s\r\n\r\n" % score.encode(), 1)
+    high, low = scored("12", user), scored("3", user)
+    many = scored("3", "%s, other@example.test" % user)
+    for m in (high, low, many):
+        send(srv, [user], m)
+    junk = mailbox(srv, user, "Junk")
+    assert len(junk) == 1 and stored(junk[0][1], high)
+    lots = mailbox(srv, user, "Many")
+    assert len(lots) == 1 and stored(lots[0][1], many)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], low)

@@ -272,7 +272,7 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds variables ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric ");
 	buf_free(&b);
 }
 
@@ -576,4 +576,103 @@ TEST(sieve_variables_run)
 	CHECK_STR(run(buf_cstr(&b)), "fileinto 65536|");
 	buf_free(&b);
 #undef RUNV
+}
+
+TEST(sieve_relational)
+{
+	CHECK_STR(check("if header :count \"eq\" \"to\" \"1\" { }"),
+		  "1:11: unknown tagged argument ':count' for header");
+	CHECK_STR(check("require \"relational\"; if header :count \"eq\" :comparator "
+			"\"i;ascii-numeric\" \"to\" \"1\" { }"),
+		  "1:57: comparator \"i;ascii-numeric\" needs comparator-i;ascii-numeric in require");
+	CHECK_STR(check("require \"relational\"; if header :count \"xx\" \"to\" \"1\" { }"),
+		  "1:40: unknown relational operator \"xx\"");
+	CHECK_STR(check("require \"relational\"; if header :value { }"),
+		  "1:40: expected a relational operator, found '{'");
+	CHECK_STR(check("require \"relational\"; if header :value \"eq\" :is \"to\" \"1\" { }"),
+		  "1:45: tagged argument ':is' given twice or conflicting");
+	/* ABNF literals are case-insensitive (RFC 5234 2.3); Pigeonhole differs */
+	CHECK_STR(check("require \"relational\"; if header :value \"EQ\" \"to\" \"1\" { }"), "OK");
+	CHECK_STR(check("require \"comparator-i;ascii-numeric\"; if header :contains :comparator "
+			"\"i;ascii-numeric\" \"to\" \"1\" { }"),
+		  "1:42: comparator i;ascii-numeric does not support :contains");
+	CHECK_STR(check("require \"comparator-i;ascii-numeric\"; if header :comparator "
+			"\"i;ascii-numeric\" :matches \"to\" \"1\" { }"),
+		  "1:42: comparator i;ascii-numeric does not support :matches");
+	const char *req = "require [\"relational\", \"comparator-i;ascii-numeric\", \"fileinto\","
+			  " \"envelope\", \"variables\", \"imap4flags\"];\n";
+	char s[2048];
+#define RUNR(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* :count: addresses of To (2) and From (1); fields; RFC 5231 6 */
+	CHECK_STR(RUNR("if address :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\", \"from\"]"
+		       " \"3\" { fileinto \"a\"; }"
+		       "if address :count \"ge\" :comparator \"i;ascii-numeric\" \"to\" \"3\" {"
+		       " fileinto \"b\"; }"
+		       "if header :count \"eq\" :comparator \"i;ascii-numeric\" [\"to\", \"from\","
+		       " \"x-none\"] [\"7\", \"2\"] { fileinto \"c\"; }"),
+		  "fileinto a|fileinto c|");
+	/* the default comparator compares the count as text: "10" < "9" */
+	CHECK_STR(RUNR("if string :count \"gt\" [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\","
+		       "\"9\",\"10\"] \"9\" { fileinto \"num\"; } else { fileinto \"text\"; }"),
+		  "fileinto text|");
+	/* the empty string counts 0 (RFC 5229 5); the envelope to counts 1 */
+	CHECK_STR(RUNR("if string :count \"eq\" :comparator \"i;ascii-numeric\" [\"\", \"x\", \"\"]"
+		       " \"1\" { fileinto \"one\"; }"
+		       "if envelope :count \"eq\" :comparator \"i;ascii-numeric\" \"to\" \"1\" {"
+		       " fileinto \"env\"; }"),
+		  "fileinto one|fileinto env|");
+	/* :value with i;ascii-numeric: leading digits, leading zeroes,
+	 * non-numbers are infinity (RFC 4790 9.1), numbers beyond 64 bits */
+	CHECK_STR(RUNR("if string :value \"lt\" :comparator \"i;ascii-numeric\" \"9\" \"10\" {"
+		       " fileinto \"a\"; }"
+		       "if string :value \"eq\" :comparator \"i;ascii-numeric\" \"007abc\" \"7\" {"
+		       " fileinto \"b\"; }"
+		       "if string :value \"gt\" :comparator \"i;ascii-numeric\" \"x\""
+		       " \"99999999999999999999999\" { fileinto \"c\"; }"
+		       "if string :value \"eq\" :comparator \"i;ascii-numeric\" \"x\" \"y\" {"
+		       " fileinto \"d\"; }"
+		       "if string :is :comparator \"i;ascii-numeric\" \"x\" \"y\" { fileinto \"e\"; }"
+		       "if string :value \"lt\" :comparator \"i;ascii-numeric\""
+		       " \"18446744073709551616\" \"18446744073709551617\" { fileinto \"f\"; }"
+		       "if string :value \"ne\" :comparator \"i;ascii-numeric\" \"0\" \"00\" {"
+		       " fileinto \"no\"; }"),
+		  "fileinto a|fileinto b|fileinto c|fileinto d|fileinto e|fileinto f|");
+	/* :value with the text comparators; each relation */
+	CHECK_STR(RUNR("if address :value \"gt\" :all \"from\" \"M\" { fileinto \"N-Z\"; }"
+		       "if address :value \"lt\" :all \"from\" \"B\" { fileinto \"A\"; }"
+		       "if string :value \"lt\" :comparator \"i;octet\" \"B\" \"a\" { fileinto \"o\"; }"
+		       "if string :value \"lt\" \"B\" \"a\" { fileinto \"c\"; }"
+		       "if string :value \"le\" \"ab\" \"AB\" { fileinto \"le\"; }"
+		       "if string :value \"ge\" \"ab\" \"a\" { fileinto \"ge\"; }"
+		       "if string :value \"ne\" \"a\" \"A\" { fileinto \"ne\"; }"
+		       "if string :value \"eq\" \"a\" \"A\" { fileinto \"eq\"; }"),
+		  "fileinto A|fileinto o|fileinto le|fileinto ge|fileinto eq|");
+	/* neither sets match variables; hasflag :count counts flags */
+	CHECK_STR(RUNR("if header :matches \"From\" \"*\" {}"
+		       "if header :value \"ge\" \"From\" \"A\" { fileinto \"${0}\"; }"
+		       "addflag \"a b\"; if hasflag :count \"eq\" :comparator \"i;ascii-numeric\""
+		       " \"2\" { fileinto \"two\"; }"),
+		  "fileinto Alice <alice@example.org>|fileinto two +a +b|");
+#undef RUNR
+}
+
+TEST(sieve_relational_null_sender)
+{
+	const char *src = "require [\"relational\", \"comparator-i;ascii-numeric\", \"envelope\"];"
+			  "if envelope :count \"eq\" :comparator \"i;ascii-numeric\" \"from\" \"0\""
+			  " { discard; }";
+	struct sieve_script *sc;
+	struct sieve_error e;
+	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL};
+	struct sieve_result r;
+	CHECK_INT(sieve_run(sc, &in, &r), 0);
+	CHECK_INT((int)r.n_actions, 1);
+	CHECK_INT(r.actions[0].type, SIEVE_ACT_DISCARD);
+	sieve_result_free(&r);
+	in.env_from = "a@b.c";
+	CHECK_INT(sieve_run(sc, &in, &r), 0);
+	CHECK_INT(r.actions[0].type, SIEVE_ACT_KEEP);
+	sieve_result_free(&r);
+	sieve_script_free(&sc);
 }
