@@ -200,8 +200,9 @@ bool sieve_match(const struct sieve_node *n, const char *v, size_t vn, const cha
 	return false;
 }
 
-bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
-		     const struct sieve_strlist *values, const struct sieve_strlist *keys)
+static bool match_any(struct sieve_run *r, const struct sieve_node *n,
+		      const struct sieve_strlist *values, const struct sieve_strlist *keys,
+		      bool capture)
 {
 	if (n->match == MATCH_COUNT) {
 		/* RFC 5231 4.2: the number of values, compared to each key */
@@ -218,7 +219,7 @@ bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
 		for (size_t j = 0; j < keys->n; j++) {
 			const char *v = values->s[i], *k = keys->s[j];
 			size_t vn = strlen(v), kn = strlen(k);
-			if (n->match != MATCH_MATCHES || !r->script->variables) {
+			if (n->match != MATCH_MATCHES || !r->script->variables || !capture) {
 				if (sieve_match(n, v, vn, k, kn))
 					return true;
 				continue;
@@ -232,6 +233,18 @@ bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
 				return true;
 		}
 	return false;
+}
+
+bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
+		     const struct sieve_strlist *values, const struct sieve_strlist *keys)
+{
+	return match_any(r, n, values, keys, true);
+}
+
+bool sieve_match_any_nocapture(struct sieve_run *r, const struct sieve_node *n,
+			       const struct sieve_strlist *values, const struct sieve_strlist *keys)
+{
+	return match_any(r, n, values, keys, false);
 }
 
 void sieve_address_part(const char *a, size_t n, enum sieve_part part, struct sieve_strlist *out)

@@ -50,6 +50,7 @@ static void node_free(struct sieve_node *n)
 		sieve_strlist_free(&n->from);
 		sieve_strlist_free(&n->handle);
 		sieve_strlist_free(&n->addresses);
+		sieve_strlist_free(&n->content);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -181,6 +182,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"lower", TAGS_SET, 8192},       {"upper", TAGS_SET, 8192},
 	    {"lowerfirst", TAGS_SET, 16384}, {"upperfirst", TAGS_SET, 16384},
 	    {"quotewildcard", TAGS_SET, 32768}, {"length", TAGS_SET, 65536},
+	    {"raw", TAGS_BODY, 131072},      {"content", TAGS_BODY, 131072},
+	    {"text", TAGS_BODY, 131072},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -235,7 +238,15 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->create = true;
 	else if (!strcmp(t, "mime"))
 		n->mime = true;
-	else if (!strcmp(t, "lower"))
+	else if (!strcmp(t, "raw"))
+		n->body = BODY_RAW;
+	else if (!strcmp(t, "text"))
+		n->body = BODY_TEXT;
+	else if (!strcmp(t, "content")) {
+		bool was_list;
+		n->body = BODY_CONTENT;
+		return parse_strlist(p, &n->content, &was_list);
+	} else if (!strcmp(t, "lower"))
 		n->mods |= MOD_LOWER;
 	else if (!strcmp(t, "upper"))
 		n->mods |= MOD_UPPER;
@@ -305,7 +316,7 @@ static int check_variables(struct parser *p, struct sieve_node *n)
 {
 	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
 					       &n->pos[2],  &n->subject, &n->from,
-					       &n->handle,  &n->addresses};
+					       &n->handle,  &n->addresses, &n->content};
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		for (size_t j = 0; j < lists[i]->n; j++)
 			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
@@ -563,6 +574,7 @@ const struct sieve_limits sieve_default_limits = {
     .max_actions = 32,
     .max_redirects = 4,
     .max_steps = 100000,
+    .max_body = 1024 * 1024,
 };
 
 int sieve_compile(const char *src, size_t n, const struct sieve_limits *lim,

@@ -66,6 +66,8 @@ struct sieve_strlist {
 
 enum sieve_match { MATCH_IS, MATCH_CONTAINS, MATCH_MATCHES, MATCH_COUNT, MATCH_VALUE };
 enum sieve_cmp { CMP_OCTET, CMP_CASEMAP, CMP_NUMERIC };
+/* the body transform (RFC 5173 5) */
+enum sieve_body { BODY_TEXT, BODY_RAW, BODY_CONTENT };
 /* the relation of :count and :value (RFC 5231 4) */
 enum sieve_rel { REL_GT, REL_GE, REL_LT, REL_LE, REL_EQ, REL_NE };
 enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN, PART_USER, PART_DETAIL };
@@ -83,6 +85,7 @@ enum {
 	TAGS_VACSEC = 1 << 8,   /* :seconds (RFC 6131) */
 	TAGS_SET = 1 << 9,      /* :lower :upper ... :length (RFC 5229 4.1) */
 	TAGS_REL = 1 << 10,     /* :count :value (RFC 5231), with TAGS_MATCH */
+	TAGS_BODY = 1 << 11,    /* :raw :content :text (RFC 5173) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -152,6 +155,7 @@ extern const struct sieve_ext sieve_ext_vacation_seconds;
 extern const struct sieve_ext sieve_ext_variables;
 extern const struct sieve_ext sieve_ext_relational;
 extern const struct sieve_ext sieve_ext_numeric;
+extern const struct sieve_ext sieve_ext_body;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -159,6 +163,8 @@ struct sieve_node {
 	enum sieve_match match;
 	enum sieve_cmp cmp;
 	enum sieve_rel rel; /* with MATCH_COUNT, MATCH_VALUE */
+	enum sieve_body body;         /* body transform */
+	struct sieve_strlist content; /* :content types */
 	enum sieve_part part;
 	bool over;   /* size :over (else :under) */
 	bool copy;   /* :copy */
@@ -208,6 +214,10 @@ struct sieve_run {
 	 * distinct names the script sets (checked at compile time) */
 	struct sieve_strlist var_names, var_values;
 	char *match[SIEVE_MAX_MATCHVAR + 1]; /* ${0}..${9}; NULL: empty */
+	/* body (RFC 5173), read once per run: the raw body, and each
+	 * entity's content type and text */
+	bool body_loaded;
+	struct sieve_strlist body_raw, body_types, body_texts;
 };
 
 /* Runtime error: sets r->res->error; returns -1. */
@@ -244,6 +254,10 @@ bool sieve_match(const struct sieve_node *n, const char *value, size_t vlen, con
  * uses variables. */
 bool sieve_match_any(struct sieve_run *r, const struct sieve_node *n,
 		     const struct sieve_strlist *values, const struct sieve_strlist *keys);
+/* The same without setting match variables (the body test: RFC 5173 6). */
+bool sieve_match_any_nocapture(struct sieve_run *r, const struct sieve_node *n,
+			       const struct sieve_strlist *values,
+			       const struct sieve_strlist *keys);
 /* Splits an address header value into addresses and appends the part
  * asked for of each (RFC 5228 2.7.4) to out. */
 void sieve_address_parts(const char *value, size_t n, enum sieve_part part,

@@ -132,7 +132,7 @@ static int run_node(struct sieve_run *r, const struct sieve_node *n)
 		return n->def->run(r, n);
 	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
 	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1], &x.pos[2], &x.subject,
-					 &x.from,  &x.handle,  &x.addresses};
+					 &x.from,  &x.handle,  &x.addresses, &x.content};
 	size_t nl = sizeof lists / sizeof lists[0];
 	for (size_t i = 0; i < nl; i++)
 		expand_list(r, lists[i]);
@@ -197,5 +197,8 @@ int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct
 	header_free(&r.hdr);
 	sieve_strlist_free(&r.flags);
 	sieve_vars_free(&r);
+	sieve_strlist_free(&r.body_raw);
+	sieve_strlist_free(&r.body_types);
+	sieve_strlist_free(&r.body_texts);
 	return rc;
 }

@@ -27,6 +27,7 @@ struct sieve_limits {
 	size_t max_actions;   /* actions one run may take */
 	size_t max_redirects; /* redirect actions one run may take */
 	uint64_t max_steps;   /* commands and tests one run may evaluate */
+	size_t max_body;      /* octets of the body (raw or decoded) body tests see */
 };
 
 /* The defaults (docs/sieve.md lists them). */

@@ -284,3 +284,31 @@ def test_relational_numeric_threshold(srv):
     assert len(lots) == 1 and stored(lots[0][1], many)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], low)
+
+
+def test_body_decoded_text(srv):
+    """body (RFC 5173): a word in a base64 text part files the message
+    (decoded, not in the raw body); :raw sees the encoded form; a
+    message without the word stays in the INBOX."""
+    import base64
+    user = new_user(srv, 'require ["fileinto", "mailbox", "body"];\r\n'
+                         'if body :text :contains "quarterly report" {'
+                         ' fileinto :create "Reports"; }\r\n'
+                         'elsif body :raw :contains "cXVhcnRlcmx5" {'
+                         ' fileinto :create "Raw"; }\r\n')
+
+    def mime(text):
+        enc = base64.b64encode(text.encode()).decode()
+        return ("From: Sender <%s>\r\nTo: %s\r\nSubject: numbers\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--xx--\r\n"
+                % (SENDER, user, enc)).encode()
+    report, other = mime("Here is the quarterly report."), mime("Nothing to see.")
+    send(srv, [user], report)
+    send(srv, [user], other)
+    filed = mailbox(srv, user, "Reports")
+    assert len(filed) == 1 and stored(filed[0][1], report)
+    assert "Raw" not in mailboxes(srv, user)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], other)

@@ -38,18 +38,19 @@ static bool box_exists(void *ctx, const char *name)
 	return !strcmp(name, "Work");
 }
 
-/* Runs s on msg; returns the actions as "a|b|..." ("E:" first on error). */
-static const char *run(const char *s)
+/* Runs s on message m with limits lim (NULL: the defaults); returns the
+ * actions as "a|b|..." ("E:" first on error). */
+static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
 {
 	static char out[1024];
 	struct sieve_script *sc;
 	struct sieve_error e;
-	if (sieve_compile(s, strlen(s), NULL, &sc, &e) < 0) {
+	if (sieve_compile(s, strlen(s), lim, &sc, &e) < 0) {
 		snprintf(out, sizeof out, "compile %d:%d: %s", e.line, e.col, e.msg);
 		return out;
 	}
 	struct sieve_input in = {
-	    "alice@example.org", "bob+tag@example.com", msg, sizeof msg - 1, box_exists, NULL};
+	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run(sc, &in, &r) < 0)
@@ -87,6 +88,12 @@ static const char *run(const char *s)
 	sieve_result_free(&r);
 	sieve_script_free(&sc);
 	return out;
+}
+
+/* Runs s on msg. */
+static const char *run(const char *s)
+{
+	return run_on(s, msg, NULL);
 }
 
 TEST(sieve_parse_errors)
@@ -272,7 +279,7 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds variables relational comparator-i;ascii-numeric ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric body ");
 	buf_free(&b);
 }
 
@@ -675,4 +682,92 @@ TEST(sieve_relational_null_sender)
 	CHECK_INT(r.actions[0].type, SIEVE_ACT_KEEP);
 	sieve_result_free(&r);
 	sieve_script_free(&sc);
+}
+
+static const char mime_msg[] =
+    "From: c@example.net\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+    "Prologue here.\r\n"
+    "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\nK=F6ln =3D city\r\n"
+    "--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "UERGIGJ5dGVz\r\n"
+    "--b1\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n"
+    "--b2\r\nContent-Type: TEXT/HTML\r\n\r\n<p>Inner html</p>\r\n--b2--\r\n"
+    "--b1\r\nContent-Type: message/rfc822\r\n\r\n"
+    "Subject: inner subject\r\n\r\ninner body\r\n"
+    "--b1--\r\nThe epilogue.\r\n";
+
+TEST(sieve_body)
+{
+	CHECK_STR(check("if body \"x\" { }"), "1:4: test 'body' needs its extension in require");
+	CHECK_STR(check("require \"body\"; if body :raw :text \"x\" { }"),
+		  "1:30: tagged argument ':text' given twice or conflicting");
+	CHECK_STR(check("require \"body\"; if body :content \"x\" { }"),
+		  "1:38: too few arguments for body");
+	CHECK_STR(check("require \"body\"; if body :content 1 \"x\" { }"),
+		  "1:34: expected a string or a string list, found number");
+	CHECK_STR(check("require \"body\"; if header :raw \"a\" \"b\" { }"),
+		  "1:27: unknown tagged argument ':raw' for header");
+	CHECK_STR(check("require \"body\"; if body :comparator \"i;octet\" :matches :text \"*\" { }"),
+		  "OK");
+	const char *req = "require [\"body\", \"fileinto\", \"variables\"];\n";
+	char s[2048];
+#define RUNB(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, mime_msg, NULL))
+	/* :raw: undecoded, boundaries and part headers included */
+	CHECK_STR(RUNB("if body :raw :contains \"UERGIGJ5dGVz\" { fileinto \"a\"; }"
+		       "if body :raw :contains \"PDF bytes\" { fileinto \"b\"; }"
+		       "if body :raw :contains \"--b1--\" { fileinto \"c\"; }"
+		       "if body :raw :matches \"Prologue*epilogue.\r\n\" { fileinto \"d\"; }"
+		       "if body :raw :contains \"Subject: s\" { fileinto \"no\"; }"),
+		  "fileinto a|fileinto c|fileinto d|");
+	/* :content: decoded, text to UTF-8; type, type/subtype, case,
+	 * bad specs match nothing */
+	CHECK_STR(RUNB("if body :content \"application\" :is \"PDF bytes\" { fileinto \"a\"; }"
+		       "if body :content \"text/plain\" :contains \"K\xc3\xb6ln = city\" {"
+		       " fileinto \"b\"; }"
+		       "if body :content \"Text/HTML\" :contains \"Inner html\" { fileinto \"c\"; }"
+		       "if body :content [\"/plain\", \"text/\", \"text/plain/x\", \"tex\"]"
+		       " :contains \"city\" { fileinto \"no\"; }"
+		       "if body :content \"image\" :contains \"\" { fileinto \"no2\"; }"),
+		  "fileinto a|fileinto b|fileinto c|");
+	/* multipart: only prologue and epilogue; message/rfc822: the header */
+	CHECK_STR(RUNB("if body :content \"multipart/mixed\" :is \"Prologue here.\" {"
+		       " fileinto \"a\"; }"
+		       "if body :content \"multipart\" :is \"The epilogue.\r\n\" { fileinto \"b\"; }"
+		       "if body :content \"multipart\" :contains \"city\" { fileinto \"no\"; }"
+		       "if body :content \"message\" :contains \"inner subject\" { fileinto \"c\"; }"
+		       "if body :content \"message\" :contains \"inner body\" { fileinto \"no2\"; }"
+		       "if body :content \"text\" :contains \"inner body\" { fileinto \"d\"; }"),
+		  "fileinto a|fileinto b|fileinto c|fileinto d|");
+	/* :text (the default) is the text parts: html too, as it is */
+	CHECK_STR(RUNB("if body :contains \"city\" { fileinto \"a\"; }"
+		       "if body :text :contains \"<p>Inner\" { fileinto \"b\"; }"
+		       "if body :text :contains \"PDF\" { fileinto \"no\"; }"
+		       "if body :text :contains \"Prologue\" { fileinto \"no2\"; }"),
+		  "fileinto a|fileinto b|");
+	/* :matches sets no match variables (RFC 5173 6); variables expand */
+	CHECK_STR(RUNB("if header :matches \"Subject\" \"*\" {}"
+		       "if body :matches \"K*n*\" { fileinto \"m-${1}-${0}\"; }"
+		       "set \"ct\" \"application\"; if body :content \"${ct}\" :contains \"PDF\" {"
+		       " fileinto \"v\"; }"),
+		  "fileinto m-s-s|fileinto v|");
+	/* a message without MIME: its body is text/plain */
+	CHECK_STR(run("require [\"body\", \"fileinto\"]; if body :is \"body\r\n\" { fileinto "
+		      "\"a\"; } if body :raw :is \"body\r\n\" { fileinto \"b\"; }"),
+		  "fileinto a|fileinto b|");
+	/* the bound: only the first max_body octets are seen */
+	struct sieve_limits lim = sieve_default_limits;
+	lim.max_body = 40;
+	CHECK_STR(run_on("require [\"body\", \"fileinto\"]; if body :raw :contains \"Prologue\""
+			 " { fileinto \"a\"; } if body :raw :contains \"K=F6ln\" { fileinto \"b\"; }",
+			 mime_msg, &lim),
+		  "fileinto a|");
+	lim.max_body = 20;
+	CHECK_STR(run_on("require [\"body\", \"fileinto\"]; if body :content \"\" :contains"
+			 " \"Prologue\" { fileinto \"a\"; } if body :content \"text\" :contains"
+			 " \"city\" { fileinto \"b\"; }",
+			 mime_msg, &lim),
+		  "fileinto a|");
+#undef RUNB
 }
