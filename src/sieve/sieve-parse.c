@@ -51,6 +51,7 @@ static void node_free(struct sieve_node *n)
 		sieve_strlist_free(&n->handle);
 		sieve_strlist_free(&n->addresses);
 		sieve_strlist_free(&n->content);
+		sieve_strlist_free(&n->zone);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -184,6 +185,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"quotewildcard", TAGS_SET, 32768}, {"length", TAGS_SET, 65536},
 	    {"raw", TAGS_BODY, 131072},      {"content", TAGS_BODY, 131072},
 	    {"text", TAGS_BODY, 131072},
+	    {"index", TAGS_INDEX, 262144},   {"last", TAGS_INDEX, 524288},
+	    {"zone", TAGS_ZONE, 1048576},    {"originalzone", TAGS_ORIGZONE, 1048576},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -238,7 +241,24 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->create = true;
 	else if (!strcmp(t, "mime"))
 		n->mime = true;
-	else if (!strcmp(t, "raw"))
+	else if (!strcmp(t, "last"))
+		n->last = true;
+	else if (!strcmp(t, "originalzone"))
+		n->origzone = true;
+	else if (!strcmp(t, "index")) {
+		if (p->tok.type != TOK_NUMBER)
+			return fail_tok(p, "a number");
+		if (p->tok.num == 0)
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  ":index counts from 1");
+		n->index = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "zone")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		sieve_strlist_add(&n->zone, p->tok.str, p->tok.len);
+		return next(p);
+	} else if (!strcmp(t, "raw"))
 		n->body = BODY_RAW;
 	else if (!strcmp(t, "text"))
 		n->body = BODY_TEXT;
@@ -316,7 +336,8 @@ static int check_variables(struct parser *p, struct sieve_node *n)
 {
 	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
 					       &n->pos[2],  &n->subject, &n->from,
-					       &n->handle,  &n->addresses, &n->content};
+					       &n->handle,  &n->addresses, &n->content,
+					       &n->zone};
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		for (size_t j = 0; j < lists[i]->n; j++)
 			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
@@ -406,6 +427,8 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
+	if (n->last && n->index == 0)
+		return sieve_fail(p->err, n->line, n->col, ":last without :index");
 	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
 	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))
 		return sieve_fail(p->err, n->line, n->col,

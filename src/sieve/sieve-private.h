@@ -86,6 +86,9 @@ enum {
 	TAGS_SET = 1 << 9,      /* :lower :upper ... :length (RFC 5229 4.1) */
 	TAGS_REL = 1 << 10,     /* :count :value (RFC 5231), with TAGS_MATCH */
 	TAGS_BODY = 1 << 11,    /* :raw :content :text (RFC 5173) */
+	TAGS_INDEX = 1 << 12,   /* :index N :last (RFC 5260 6) */
+	TAGS_ZONE = 1 << 13,    /* :zone Z (RFC 5260 4.1) */
+	TAGS_ORIGZONE = 1 << 14, /* :originalzone (RFC 5260 4.1) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -156,6 +159,8 @@ extern const struct sieve_ext sieve_ext_variables;
 extern const struct sieve_ext sieve_ext_relational;
 extern const struct sieve_ext sieve_ext_numeric;
 extern const struct sieve_ext sieve_ext_body;
+extern const struct sieve_ext sieve_ext_date;
+extern const struct sieve_ext sieve_ext_index;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -165,6 +170,10 @@ struct sieve_node {
 	enum sieve_rel rel; /* with MATCH_COUNT, MATCH_VALUE */
 	enum sieve_body body;         /* body transform */
 	struct sieve_strlist content; /* :content types */
+	uint64_t index;               /* :index (RFC 5260 6); 0: not given */
+	bool last;                    /* :last */
+	bool origzone;                /* :originalzone */
+	struct sieve_strlist zone;    /* :zone (one string); empty: not given */
 	enum sieve_part part;
 	bool over;   /* size :over (else :under) */
 	bool copy;   /* :copy */
@@ -218,6 +227,7 @@ struct sieve_run {
 	 * entity's content type and text */
 	bool body_loaded;
 	struct sieve_strlist body_raw, body_types, body_texts;
+	int64_t now; /* currentdate's instant (RFC 5260 5), fixed per run; 0: unset */
 };
 
 /* Runtime error: sets r->res->error; returns -1. */
@@ -266,6 +276,14 @@ void sieve_address_parts(const char *value, size_t n, enum sieve_part part,
 void sieve_address_part(const char *addr, size_t n, enum sieve_part part,
 			struct sieve_strlist *out);
 void sieve_strlist_add(struct sieve_strlist *l, const char *s, size_t n);
+
+/* The unfolded (and if decode RFC 2047-decoded) values of the fields
+ * named name, in message order, appended to out (sieve-base.c). */
+void sieve_header_values(struct sieve_run *r, const char *name, bool decode,
+			 struct sieve_strlist *out);
+/* With :index (RFC 5260 6), keeps only the field it names (none when
+ * there are fewer); without, leaves fields alone. */
+void sieve_pick_index(const struct sieve_node *n, struct sieve_strlist *fields);
 
 /* The flag helpers of imap4flags (sieve-ext-imap4flags.c): splits each
  * string of src on spaces and adds the flags not yet in dst. */

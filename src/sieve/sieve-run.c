@@ -132,7 +132,7 @@ static int run_node(struct sieve_run *r, const struct sieve_node *n)
 		return n->def->run(r, n);
 	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
 	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1], &x.pos[2], &x.subject,
-					 &x.from,  &x.handle,  &x.addresses, &x.content};
+					 &x.from,  &x.handle,  &x.addresses, &x.content, &x.zone};
 	size_t nl = sizeof lists / sizeof lists[0];
 	for (size_t i = 0; i < nl; i++)
 		expand_list(r, lists[i]);
@@ -173,6 +173,12 @@ static void only_implicit_keep(struct sieve_run *r)
 
 int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res)
 {
+	return sieve_run_at(s, in, 0, res);
+}
+
+int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int64_t now,
+		 struct sieve_result *res)
+{
 	memset(res, 0, sizeof *res);
 	struct sieve_run r;
 	memset(&r, 0, sizeof r);
@@ -180,6 +186,7 @@ int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct
 	r.in = in;
 	r.res = res;
 	r.implicit_keep = true;
+	r.now = now;
 	r.hdr_ok = header_parse(in->msg, in->msg_len, &r.hdr) == HEADER_OK;
 	int rc = sieve_run_block(&r, s->top);
 	if (rc == 0 && r.implicit_keep) {

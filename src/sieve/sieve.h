@@ -106,6 +106,10 @@ struct sieve_result {
  * or -1 on a runtime error: res->error says why and res holds exactly one
  * action, the implicit keep. */
 int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res);
+/* sieve_run with currentdate (RFC 5260 5) seeing the instant now
+ * (seconds since the epoch) instead of the clock: for tests. */
+int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int64_t now,
+		 struct sieve_result *res);
 void sieve_result_free(struct sieve_result *res);
 
 struct buf;

@@ -312,3 +312,30 @@ def test_body_decoded_text(srv):
     assert "Raw" not in mailboxes(srv, user)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], other)
+
+
+def test_date_and_index(srv):
+    """date, index (RFC 5260): the first Received field (ours, added at
+    delivery) carries today's date as currentdate sees it; :index 2 is
+    the client's own Received field; the Date field read in its own zone."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "date", "index", "variables",'
+                         ' "imap4flags"];\r\n'
+                         'if currentdate :zone "+0000" :matches "date" "*" { set "today" "${0}"; }\r\n'
+                         'if date :index 1 :zone "+0000" "received" "date" "${today}" {'
+                         ' addflag "today"; }\r\n'
+                         'if date :originalzone "date" "hour" "23" { addflag "late"; }\r\n'
+                         'if header :index 2 :contains "received" "relay.example" {'
+                         ' fileinto :create "Relayed"; }\r\n')
+    relayed = ("Received: from relay.example by client.example; Sun, 6 Dec 2026 08:00:00 +0000\r\n"
+               "From: Sender <%s>\r\nTo: %s\r\nSubject: dated\r\n"
+               "Date: Sun, 6 Dec 2026 23:30:00 -0800\r\n\r\nHi.\r\n" % (SENDER, user)).encode()
+    direct = ("From: Sender <%s>\r\nTo: %s\r\nSubject: direct\r\n"
+              "Date: Sun, 6 Dec 2026 22:30:00 +0000\r\n\r\nHi.\r\n" % (SENDER, user)).encode()
+    send(srv, [user], relayed)
+    send(srv, [user], direct)
+    filed = mailbox(srv, user, "Relayed")
+    assert len(filed) == 1 and stored(filed[0][1], relayed)
+    assert filed[0][0] == ["late", "today"]
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], direct)
+    assert inbox[0][0] == ["today"]

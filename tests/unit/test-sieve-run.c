@@ -40,6 +40,8 @@ static bool box_exists(void *ctx, const char *name)
 
 /* Runs s on message m with limits lim (NULL: the defaults); returns the
  * actions as "a|b|..." ("E:" first on error). */
+static int64_t run_now; /* currentdate's instant for run_on; 0: the clock */
+
 static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
 {
 	static char out[1024];
@@ -53,7 +55,7 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
-	if (sieve_run(sc, &in, &r) < 0)
+	if (sieve_run_at(sc, &in, run_now, &r) < 0)
 		buf_printf(&b, "E:%s|", r.error);
 	static const char *const names[] = {"keep",   "fileinto", "redirect", "discard",
 					    "reject", "ereject",  "vacation"};
@@ -279,7 +281,7 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds variables relational comparator-i;ascii-numeric body ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index ");
 	buf_free(&b);
 }
 
@@ -770,4 +772,122 @@ TEST(sieve_body)
 			 mime_msg, &lim),
 		  "fileinto a|");
 #undef RUNB
+}
+
+static const char dated_msg[] =
+    "Received: from a by b; Mon, 7 Dec 2026 01:30:00 +0100\r\n"
+    "Received: from c\r\n by d; Sun, 6 Dec 2026 23:59:59 -0500 (EST)\r\n"
+    "Received: from e; not a date\r\n"
+    "Date: Sat, 29 Feb 2025 10:00:00 +0000\r\n"
+    "X-Leap: 29 Feb 2024 23:00 -0130\r\n"
+    "X-Obs: Mon, 1 Mar 99 12:00:60 PDT\r\n"
+    "X-Three: 1 Jan 105 00:00 GMT\r\n"
+    "X-Bad1: 31 Apr 2026 10:00 +0000\r\n"
+    "X-Bad2: 1 Jan 2026 24:00 +0000\r\n"
+    "X-Bad3: 1 Jan 2026 10:00 +0060\r\n"
+    "X-Bad4: 1 Jan 2026 10:00 +0000 trailing\r\n"
+    "X-Bad5: Mon, 1 Jan 2026 10:00 +0000\r\n"
+    "\r\nb\r\n";
+
+TEST(sieve_date)
+{
+	CHECK_STR(check("require \"date\"; if date \"date\" \"year\" \"2026\" { }"), "OK");
+	CHECK_STR(check("require \"date\"; if date \"date\" \"yearly\" \"2026\" { }"),
+		  "1:20: unknown date part \"yearly\"");
+	CHECK_STR(check("require \"date\"; if date :zone \"0100\" \"date\" \"year\" \"x\" { }"),
+		  "1:20: invalid :zone \"0100\" (+hhmm or -hhmm)");
+	CHECK_STR(check("require \"date\"; if date :zone \"+0160\" \"date\" \"year\" \"x\" { }"),
+		  "1:20: invalid :zone \"+0160\" (+hhmm or -hhmm)");
+	CHECK_STR(check("require \"date\"; if date :zone \"+0100\" :originalzone \"date\" \"year\""
+			" \"x\" { }"),
+		  "1:39: tagged argument ':originalzone' given twice or conflicting");
+	CHECK_STR(check("require \"date\"; if currentdate :originalzone \"year\" \"x\" { }"),
+		  "1:32: unknown tagged argument ':originalzone' for currentdate");
+	CHECK_STR(check("require \"date\"; if date \"date\" [\"year\"] \"x\" { }"),
+		  "1:32: date expects a string here, not a list");
+	CHECK_STR(check("require \"date\"; if date :index 1 \"date\" \"year\" \"x\" { }"),
+		  "1:25: unknown tagged argument ':index' for date");
+	CHECK_STR(check("require \"index\"; if header :last \"a\" \"b\" { }"),
+		  "1:21: :last without :index");
+	CHECK_STR(check("require \"index\"; if header :index 0 \"a\" \"b\" { }"),
+		  "1:35: :index counts from 1");
+	CHECK_STR(check("require [\"index\", \"variables\", \"date\"]; set \"z\" \"x\";"
+			" if date :zone \"${z}\" \"date\" \"${z}\" \"x\" { }"),
+		  "OK");
+	const char *req = "require [\"date\", \"index\", \"fileinto\", \"variables\", \"relational\","
+			  " \"comparator-i;ascii-numeric\"];\n";
+	char s[4096];
+#define RUND(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, dated_msg, NULL))
+	/* each date part of the first Received field in its own zone */
+	CHECK_STR(RUND("if date :matches :originalzone \"received\" \"std11\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"iso8601\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"julian\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"weekday\" \"*\" { set \"d\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"zone\" \"*\" { set \"e\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"time\" \"*\" { set \"f\" \"${0}\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}|${f}\";"),
+		  "fileinto Mon, 07 Dec 2026 01:30:00 +0100|2026-12-07T01:30:00+01:00|61381|1|"
+		  "+0100|01:30:00|");
+	/* shifted to other zones: the day changes, Z for zero */
+	CHECK_STR(RUND("if date :matches :zone \"+0000\" \"received\" \"iso8601\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"date\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"hour\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"minute\" \"*\" { set \"d\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"weekday\" \"*\" { set \"e\" \"${0}\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto 2026-12-07T00:30:00Z|2026-12-06|22|00|0|");
+	/* :index on date (Pigeonhole 2.3 ignores it), :last; an invalid field */
+	CHECK_STR(RUND("if date :index 2 :originalzone \"received\" \"zone\" \"-0500\" {"
+		       " fileinto \"i2\"; }"
+		       "if date :index 2 :last :originalzone \"received\" \"second\" \"59\" {"
+		       " fileinto \"last2\"; }"
+		       "if date :index 1 :last \"received\" \"year\" \"2026\" { fileinto \"no\"; }"
+		       "if date :index 3 :count \"eq\" :comparator \"i;ascii-numeric\" \"received\""
+		       " \"year\" \"0\" { fileinto \"c0\"; }"
+		       "if date :index 4 \"received\" \"year\" \"2026\" { fileinto \"no2\"; }"),
+		  "fileinto i2|fileinto last2|fileinto c0|");
+	/* calendar rules, obsolete forms, leap years */
+	CHECK_STR(RUND("if date \"date\" \"year\" \"2025\" { fileinto \"feb29-2025\"; }"
+		       "if date :originalzone \"x-leap\" \"date\" \"2024-02-29\" { fileinto \"leap\"; }"
+		       "if date :zone \"+0000\" \"x-leap\" \"iso8601\" \"2024-03-01T00:30:00Z\" {"
+		       " fileinto \"leap-utc\"; }"
+		       "if date :zone \"+0000\" \"x-obs\" \"iso8601\" \"1999-03-01T19:01:00Z\" {"
+		       " fileinto \"obs\"; }"
+		       "if date :originalzone \"x-three\" \"year\" \"2005\" { fileinto \"three\"; }"
+		       "if date :originalzone \"x-three\" \"zone\" \"+0000\" { fileinto \"gmt\"; }"
+		       "if anyof (date \"x-bad1\" \"year\" \"2026\", date \"x-bad2\" \"year\" \"2026\","
+		       " date \"x-bad3\" \"year\" \"2026\", date \"x-bad4\" \"year\" \"2026\","
+		       " date \"x-bad5\" \"year\" \"2026\", date \"x-none\" \"year\" \"2026\") {"
+		       " fileinto \"bad\"; }"),
+		  "fileinto leap|fileinto leap-utc|fileinto obs|fileinto three|fileinto gmt|");
+	/* relational on dates */
+	CHECK_STR(RUND("if date :value \"lt\" :zone \"+0000\" \"received\" \"date\" \"2026-12-08\" {"
+		       " fileinto \"before\"; }"
+		       "if date :value \"ge\" :comparator \"i;ascii-numeric\" :zone \"+0000\""
+		       " \"received\" \"julian\" \"61381\" { fileinto \"mjd\"; }"),
+		  "fileinto before|fileinto mjd|");
+	/* currentdate: one instant per run (2026-12-06 10:00:00 UTC, a Sunday);
+	 * the local zone is the server's */
+	run_now = 1796551200;
+	CHECK_STR(RUND("if currentdate :zone \"+0000\" :matches \"std11\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if currentdate :zone \"+1400\" :matches \"date\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if currentdate :zone \"-1000\" :matches \"iso8601\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if currentdate :zone \"+0000\" \"weekday\" \"0\" { set \"d\" \"sunday\"; }"
+		       "if currentdate :count \"eq\" :comparator \"i;ascii-numeric\" \"year\" \"1\" {"
+		       " set \"e\" \"one\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto Sun, 06 Dec 2026 10:00:00 +0000|2026-12-07|2026-12-06T00:00:00-10:00|"
+		  "sunday|one|");
+	run_now = 0;
+	CHECK_STR(RUND("if currentdate :value \"ge\" \"year\" \"2024\" { fileinto \"clock\"; }"),
+		  "fileinto clock|");
+	/* index on header and address, counted over the names in order */
+	CHECK_STR(RUND("if header :index 2 :contains \"received\" \"by d\" { fileinto \"h2\"; }"
+		       "if header :index 1 :last :contains \"received\" \"not a date\" {"
+		       " fileinto \"hl\"; }"
+		       "if header :index 5 :matches [\"received\", \"date\", \"x-leap\"] \"29 Feb*\" {"
+		       " fileinto \"h5\"; }"
+		       "if header :index 4 :contains \"received\" \"\" { fileinto \"no\"; }"),
+		  "fileinto h2|fileinto hl|fileinto h5|");
+#undef RUND
 }
