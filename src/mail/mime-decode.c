@@ -592,8 +592,8 @@ static void body_ctype(struct body_ctx *c, const struct mime_part *p, struct buf
 	buf_reset(&c->tmp);
 	buf_puts(cs, "us-ascii");
 	if (!p->opaque && p->type_valid && mime_part_field(c->t, p, MIME_FLD_TYPE, &c->tmp) &&
-	    mime_ctype_parse(c->tmp.data != NULL ? c->tmp.data : "", c->tmp.len, &to, &tl, &so,
-			     &sl, &params)) {
+	    mime_ctype_parse(c->tmp.data != NULL ? c->tmp.data : "", c->tmp.len, &to, &tl, &so, &sl,
+			     &params)) {
 		buf_append(out, c->tmp.data + to, tl);
 		buf_putc(out, '/');
 		buf_append(out, c->tmp.data + so, sl);
@@ -625,7 +625,8 @@ static size_t body_delim(const char *m, size_t from, size_t end, const char *bnd
 {
 	size_t bl = strlen(bnd);
 	for (size_t i = from; i < end;) {
-		if (end - i >= bl + 2 && m[i] == '-' && m[i + 1] == '-' && !memcmp(m + i + 2, bnd, bl) &&
+		if (end - i >= bl + 2 && m[i] == '-' && m[i + 1] == '-' &&
+		    !memcmp(m + i + 2, bnd, bl) &&
 		    (!close || (end - i >= bl + 4 && m[i + bl + 2] == '-' && m[i + bl + 3] == '-')))
 			return i;
 		const char *nl = memchr(m + i, '\n', end - i);
@@ -656,10 +657,10 @@ static int body_part(struct body_ctx *c, const struct mime_part *p)
 		r = body_emit(c, buf_cstr(&ctype), m + b, pe - b);
 		for (const struct mime_part *k = p->children; r == 0 && k != NULL; k = k->next)
 			r = body_part(c, k);
-		size_t from = p->last_child != NULL ? p->last_child->body_off + p->last_child->body_len
-						    : b;
-		size_t close = p->boundary != NULL ? body_delim(m, from, e, p->boundary, true)
-						   : SIZE_MAX;
+		size_t from =
+		    p->last_child != NULL ? p->last_child->body_off + p->last_child->body_len : b;
+		size_t close =
+		    p->boundary != NULL ? body_delim(m, from, e, p->boundary, true) : SIZE_MAX;
 		if (r == 0 && close != SIZE_MAX) {
 			const char *nl = memchr(m + close, '\n', e - close);
 			size_t ep = nl != NULL ? (size_t)(nl - m) + 1 : e;
@@ -678,7 +679,8 @@ static int body_part(struct body_ctx *c, const struct mime_part *p)
 		int d = decode_part(c->t, p, c->room, &c->dec);
 		if (d == -2) { /* unknown encoding: as it is */
 			buf_reset(&c->dec);
-			d = buf_append(&c->dec, m + b, p->body_len < c->room ? p->body_len : c->room);
+			d = buf_append(&c->dec, m + b,
+				       p->body_len < c->room ? p->body_len : c->room);
 		}
 		const char *s = c->dec.data != NULL ? c->dec.data : "";
 		size_t n = c->dec.len;

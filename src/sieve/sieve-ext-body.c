@@ -7,8 +7,8 @@
  * own: a leaf's decoded body (text converted to UTF-8), a multipart's
  * prologue and epilogue, a message/rfc822 part's encapsulated header
  * (src/mail mime_body_walk); :text, the default, is :content "text".
- * Its :matches sets no match variables (RFC 5173 6).  Bounded: only the first sieve_limits.max_body octets of the body (raw)
- * or of the decoded text (all entities together) are looked at; the
+ * Its :matches sets no match variables (RFC 5173 6).  Bounded: only the first sieve_limits.max_body
+ * octets of the body (raw) or of the decoded text (all entities together) are looked at; the
  * message is walked once per run, however many body tests there are.
  */
 #include <stdlib.h>

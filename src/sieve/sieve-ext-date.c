@@ -135,7 +135,7 @@ static bool parse_datetime(const char *s, size_t n, struct dt *out)
 	char w[8];
 	cfws(&c);
 	size_t save = c.i;
-	int dow = -1; /* 0 Sunday */
+	int dow = -1;                    /* 0 Sunday */
 	if (word(&c, w, sizeof w) > 0) { /* day-of-week "," */
 		static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 		for (int i = 0; i < 7; i++)
@@ -217,9 +217,9 @@ static int local_zone(int64_t t)
 	return (int)(tm.tm_gmtoff / 60);
 }
 
-static const char *const date_parts[] = {"year",   "month", "day",     "date",   "julian",
-					 "hour",   "minute", "second", "time",   "iso8601",
-					 "std11",  "zone",  "weekday"};
+static const char *const date_parts[] = {"year",  "month",  "day",    "date", "julian",
+					 "hour",  "minute", "second", "time", "iso8601",
+					 "std11", "zone",   "weekday"};
 
 static bool part_known(const char *p)
 {

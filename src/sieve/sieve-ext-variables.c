@@ -91,8 +91,7 @@ int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct 
 					  "variable namespace in \"${%.*s}\" is not supported",
 					  (int)(n > 64 ? 64 : n), p + 2);
 		if (numeric && match_index(p + 2, n) > SIEVE_MAX_MATCHVAR)
-			return sieve_fail(err, line, col,
-					  "match variable \"${%.*s}\" beyond ${%d}",
+			return sieve_fail(err, line, col, "match variable \"${%.*s}\" beyond ${%d}",
 					  (int)(n > 64 ? 64 : n), p + 2, SIEVE_MAX_MATCHVAR);
 	}
 	return 0;
@@ -296,5 +295,5 @@ static const struct sieve_def defs[] = {
     {"string", true, "ll", 0, false, TAGS_MATCH, run_string, NULL},
 };
 
-const struct sieve_ext sieve_ext_variables = {"variables", defs, sizeof defs / sizeof defs[0], TAGS_SET,
-					      0};
+const struct sieve_ext sieve_ext_variables = {"variables", defs, sizeof defs / sizeof defs[0],
+					      TAGS_SET, 0};

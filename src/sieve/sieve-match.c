@@ -37,8 +37,7 @@ static bool eq(enum sieve_cmp c, char a, char b)
  * O(vn * kn); the wildcards match as little as possible.  pos, when not
  * NULL, has kn + 1 entries and receives for each pattern position the
  * value offset where it matched (for the match variables). */
-static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size_t kn,
-		 size_t *pos)
+static bool glob(enum sieve_cmp c, const char *v, size_t vn, const char *k, size_t kn, size_t *pos)
 {
 	size_t vi = 0, ki = 0;
 	size_t star_k = (size_t)-1, star_v = 0;
@@ -209,9 +208,8 @@ static bool match_any(struct sieve_run *r, const struct sieve_node *n,
 		char num[24];
 		int len = snprintf(num, sizeof num, "%zu", values->n);
 		for (size_t j = 0; j < keys->n; j++)
-			if (relation(n->rel,
-				     sieve_compare(n->cmp, num, (size_t)len, keys->s[j],
-						   strlen(keys->s[j]))))
+			if (relation(n->rel, sieve_compare(n->cmp, num, (size_t)len, keys->s[j],
+							   strlen(keys->s[j]))))
 				return true;
 		return false;
 	}

@@ -74,20 +74,20 @@ enum sieve_part { PART_ALL, PART_LOCAL, PART_DOMAIN, PART_USER, PART_DETAIL };
 
 /* Groups of tagged arguments a command or test accepts (sieve_def.tags). */
 enum {
-	TAGS_MATCH = 1 << 0,   /* :is :contains :matches, :comparator */
-	TAGS_PART = 1 << 1,    /* :all :localpart :domain */
-	TAGS_SIZE = 1 << 2,    /* :over :under (one, required) */
-	TAGS_COPY = 1 << 3,    /* :copy (RFC 3894) */
-	TAGS_CREATE = 1 << 4,  /* :create (RFC 5490) */
-	TAGS_FLAGS = 1 << 5,   /* :flags LIST (RFC 5232) */
-	TAGS_SUBADDR = 1 << 6, /* :user :detail (RFC 5233), with TAGS_PART */
-	TAGS_VACATION = 1 << 7, /* :days :subject :from :addresses :mime :handle (RFC 5230) */
-	TAGS_VACSEC = 1 << 8,   /* :seconds (RFC 6131) */
-	TAGS_SET = 1 << 9,      /* :lower :upper ... :length (RFC 5229 4.1) */
-	TAGS_REL = 1 << 10,     /* :count :value (RFC 5231), with TAGS_MATCH */
-	TAGS_BODY = 1 << 11,    /* :raw :content :text (RFC 5173) */
-	TAGS_INDEX = 1 << 12,   /* :index N :last (RFC 5260 6) */
-	TAGS_ZONE = 1 << 13,    /* :zone Z (RFC 5260 4.1) */
+	TAGS_MATCH = 1 << 0,     /* :is :contains :matches, :comparator */
+	TAGS_PART = 1 << 1,      /* :all :localpart :domain */
+	TAGS_SIZE = 1 << 2,      /* :over :under (one, required) */
+	TAGS_COPY = 1 << 3,      /* :copy (RFC 3894) */
+	TAGS_CREATE = 1 << 4,    /* :create (RFC 5490) */
+	TAGS_FLAGS = 1 << 5,     /* :flags LIST (RFC 5232) */
+	TAGS_SUBADDR = 1 << 6,   /* :user :detail (RFC 5233), with TAGS_PART */
+	TAGS_VACATION = 1 << 7,  /* :days :subject :from :addresses :mime :handle (RFC 5230) */
+	TAGS_VACSEC = 1 << 8,    /* :seconds (RFC 6131) */
+	TAGS_SET = 1 << 9,       /* :lower :upper ... :length (RFC 5229 4.1) */
+	TAGS_REL = 1 << 10,      /* :count :value (RFC 5231), with TAGS_MATCH */
+	TAGS_BODY = 1 << 11,     /* :raw :content :text (RFC 5173) */
+	TAGS_INDEX = 1 << 12,    /* :index N :last (RFC 5260 6) */
+	TAGS_ZONE = 1 << 13,     /* :zone Z (RFC 5260 4.1) */
 	TAGS_ORIGZONE = 1 << 14, /* :originalzone (RFC 5260 4.1) */
 };
 
@@ -102,10 +102,10 @@ enum {
 };
 
 /* Bounds of the variables extension (docs/sieve.md "Limits"). */
-#define SIEVE_MAX_VARIABLES 256   /* distinct variable names in a script */
-#define SIEVE_MAX_VARNAME 64      /* bytes of a variable name */
-#define SIEVE_MAX_VARVALUE 4096   /* bytes a variable holds (longer: truncated) */
-#define SIEVE_MAX_MATCHVAR 9      /* ${0} to ${9} */
+#define SIEVE_MAX_VARIABLES 256 /* distinct variable names in a script */
+#define SIEVE_MAX_VARNAME 64    /* bytes of a variable name */
+#define SIEVE_MAX_VARVALUE 4096 /* bytes a variable holds (longer: truncated) */
+#define SIEVE_MAX_MATCHVAR 9    /* ${0} to ${9} */
 
 struct sieve_node;
 struct sieve_run;
@@ -167,7 +167,7 @@ struct sieve_node {
 	int line, col;
 	enum sieve_match match;
 	enum sieve_cmp cmp;
-	enum sieve_rel rel; /* with MATCH_COUNT, MATCH_VALUE */
+	enum sieve_rel rel;           /* with MATCH_COUNT, MATCH_VALUE */
 	enum sieve_body body;         /* body transform */
 	struct sieve_strlist content; /* :content types */
 	uint64_t index;               /* :index (RFC 5260 6); 0: not given */
@@ -179,17 +179,17 @@ struct sieve_node {
 	bool copy;   /* :copy */
 	bool create; /* :create */
 	bool has_flags;
-	bool has_vars; /* some string holds a variable reference: expand at run */
-	bool has_opt;  /* the optional leading argument of an 'o' sig was given */
-	unsigned mods; /* set modifiers, MOD_* */
+	bool has_vars;               /* some string holds a variable reference: expand at run */
+	bool has_opt;                /* the optional leading argument of an 'o' sig was given */
+	unsigned mods;               /* set modifiers, MOD_* */
 	struct sieve_strlist flags;  /* :flags */
 	struct sieve_strlist pos[3]; /* positional strings / lists */
 	uint64_t number;             /* the positional number */
 	/* vacation (RFC 5230, 6131) */
-	bool has_period;             /* :days or :seconds given */
-	bool period_seconds;         /* it was :seconds */
-	uint64_t period;             /* its number */
-	bool mime;                   /* :mime */
+	bool has_period;                                       /* :days or :seconds given */
+	bool period_seconds;                                   /* it was :seconds */
+	uint64_t period;                                       /* its number */
+	bool mime;                                             /* :mime */
 	struct sieve_strlist subject, from, handle, addresses; /* empty: not given */
 	struct sieve_node **tests;
 	size_t n_tests;
@@ -293,8 +293,7 @@ void sieve_flags_add(struct sieve_strlist *dst, const struct sieve_strlist *src)
 
 /* Compile time: checks every variable reference in s (no namespace,
  * match variables up to ${9}); sets *has when s holds one.  0 or -1. */
-int sieve_vars_check_string(const char *s, int line, int col, bool *has,
-			    struct sieve_error *err);
+int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct sieve_error *err);
 /* Whether s is a valid name for set (an identifier of at most
  * SIEVE_MAX_VARNAME bytes). */
 bool sieve_var_name_ok(const char *s);

@@ -131,8 +131,8 @@ static int run_node(struct sieve_run *r, const struct sieve_node *n)
 	if (!n->has_vars)
 		return n->def->run(r, n);
 	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
-	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1], &x.pos[2], &x.subject,
-					 &x.from,  &x.handle,  &x.addresses, &x.content, &x.zone};
+	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1],    &x.pos[2],  &x.subject,
+					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone};
 	size_t nl = sizeof lists / sizeof lists[0];
 	for (size_t i = 0; i < nl; i++)
 		expand_list(r, lists[i]);

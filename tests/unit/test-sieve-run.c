@@ -891,3 +891,23 @@ TEST(sieve_date)
 		  "fileinto h2|fileinto hl|fileinto h5|");
 #undef RUND
 }
+
+TEST(sieve_vacation_with_variables)
+{
+	/* the compile-time checks of vacation apply to expanded values */
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"s\" text:\r\nHi\r\nBcc: x@y.z\r\n"
+		      ".\r\n; vacation :subject \"${s}\" \"x\";"),
+		  "E:vacation :subject has a line break|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"f\" \"nobody\";"
+		      " vacation :from \"${f}\" \"x\";"),
+		  "E:vacation :from \"nobody\" is not a valid address|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"a\" \"me\";"
+		      " vacation :addresses [\"${a}@x.y\", \"${a}\"] \"x\";"),
+		  "E:vacation :addresses \"me\" is not an address|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"h\" \"Subject: \xc3\xa4\";"
+		      " vacation :mime \"${h}\n\nbody\";"),
+		  "E:vacation :mime header has 8-bit characters|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; if header :matches \"From\" \"*<*>\" {"
+		      " vacation :subject \"Re: ${1}\" :from \"${2}\" :handle \"${2}\" \"Away\"; }"),
+		  "vacation Away 604800s h:alice@example.org s=Re: Alice  f=alice@example.org|keep*|");
+}
