@@ -5,7 +5,8 @@
  * compiled script runs within its limits, and that a failed run leaves
  * exactly the implicit keep.  A vacation action is checked and its reply
  * built (sieve_vacation_allowed, sieve_vacation_reply) on the fixed
- * message and on the input itself read as a message.
+ * message and on the input itself read as a message.  The script also
+ * runs on the input read as a message (for the body test's MIME walk).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			buf_free(&b);
 		}
 	}
+	sieve_result_free(&r);
+	/* the input read as a message too, so that body tests (RFC 5173)
+	 * walk a fuzzed MIME structure */
+	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, NULL};
+	rc = sieve_run(s, &self, &r);
+	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
+		abort();
 	sieve_result_free(&r);
 	sieve_script_free(&s);
 	if (s != NULL)

@@ -570,3 +570,146 @@ int mime_search_body(const struct mime_tree *t, size_t max_bytes, struct buf *ou
 	buf_free(&c.tmp);
 	return r;
 }
+
+/* --- Sieve body test (RFC 5173) ------------------------------------------ */
+
+struct body_ctx {
+	const struct mime_tree *t;
+	size_t room;
+	mime_body_fn fn;
+	void *ctx;
+	struct buf dec, text, tmp;
+};
+
+/* The content type of p, lowercase "type/subtype", into out (the RFC
+ * 2045 5.2 defaults for a missing or broken one); the charset parameter's
+ * value into cs ("us-ascii" when absent). */
+static void body_ctype(struct body_ctx *c, const struct mime_part *p, struct buf *out,
+		       struct buf *cs)
+{
+	struct mime_params params = {0};
+	size_t to, tl, so, sl;
+	buf_reset(&c->tmp);
+	buf_puts(cs, "us-ascii");
+	if (!p->opaque && p->type_valid && mime_part_field(c->t, p, MIME_FLD_TYPE, &c->tmp) &&
+	    mime_ctype_parse(c->tmp.data != NULL ? c->tmp.data : "", c->tmp.len, &to, &tl, &so, &sl,
+			     &params)) {
+		buf_append(out, c->tmp.data + to, tl);
+		buf_putc(out, '/');
+		buf_append(out, c->tmp.data + so, sl);
+		for (size_t i = 0; i < out->len; i++)
+			if (out->data[i] >= 'A' && out->data[i] <= 'Z')
+				out->data[i] = (char)(out->data[i] - 'A' + 'a');
+		const struct mime_param *pc = mime_params_find(&params, "charset");
+		if (pc != NULL) {
+			buf_reset(cs);
+			buf_append(cs, pc->value, pc->value_len);
+		}
+	} else {
+		buf_puts(out, p->in_digest && !p->opaque ? "message/rfc822" : "text/plain");
+	}
+	mime_params_free(&params);
+}
+
+static int body_emit(struct body_ctx *c, const char *ctype, const char *s, size_t n)
+{
+	if (n > c->room)
+		n = c->room;
+	c->room -= n;
+	return c->fn(c->ctx, ctype, s, n);
+}
+
+/* Offset of the first line at or after from (a line start) that starts
+ * with "--" boundary (and, if close, is followed by "--"), or SIZE_MAX. */
+static size_t body_delim(const char *m, size_t from, size_t end, const char *bnd, bool close)
+{
+	size_t bl = strlen(bnd);
+	for (size_t i = from; i < end;) {
+		if (end - i >= bl + 2 && m[i] == '-' && m[i + 1] == '-' &&
+		    !memcmp(m + i + 2, bnd, bl) &&
+		    (!close || (end - i >= bl + 4 && m[i + bl + 2] == '-' && m[i + bl + 3] == '-')))
+			return i;
+		const char *nl = memchr(m + i, '\n', end - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - m) + 1;
+	}
+	return SIZE_MAX;
+}
+
+static int body_part(struct body_ctx *c, const struct mime_part *p)
+{
+	if (c->room == 0)
+		return 0;
+	struct buf ctype = BUF_INIT, cs = BUF_INIT;
+	body_ctype(c, p, &ctype, &cs);
+	const char *m = c->t->msg;
+	size_t b = p->body_off, e = p->body_off + p->body_len;
+	int r = 0;
+	if (!p->opaque && p->kind == MIME_KIND_MULTIPART) {
+		/* the prologue and the epilogue; the parts between go on their own */
+		size_t d = p->boundary != NULL ? body_delim(m, b, e, p->boundary, false) : SIZE_MAX;
+		size_t pe = d == SIZE_MAX ? e : d;
+		if (pe > b && m[pe - 1] == '\n')
+			pe--;
+		if (pe > b && m[pe - 1] == '\r')
+			pe--;
+		r = body_emit(c, buf_cstr(&ctype), m + b, pe - b);
+		for (const struct mime_part *k = p->children; r == 0 && k != NULL; k = k->next)
+			r = body_part(c, k);
+		size_t from =
+		    p->last_child != NULL ? p->last_child->body_off + p->last_child->body_len : b;
+		size_t close =
+		    p->boundary != NULL ? body_delim(m, from, e, p->boundary, true) : SIZE_MAX;
+		if (r == 0 && close != SIZE_MAX) {
+			const char *nl = memchr(m + close, '\n', e - close);
+			size_t ep = nl != NULL ? (size_t)(nl - m) + 1 : e;
+			r = body_emit(c, buf_cstr(&ctype), m + ep, e - ep);
+		}
+	} else if (!p->opaque && p->kind == MIME_KIND_MESSAGE) {
+		/* the encapsulated message's header, then its parts */
+		const struct mime_part *k = p->children;
+		if (k != NULL) {
+			r = body_emit(c, buf_cstr(&ctype), m + k->start, k->hdr_len);
+			if (r == 0)
+				r = body_part(c, k);
+		}
+	} else {
+		buf_reset(&c->dec);
+		int d = decode_part(c->t, p, c->room, &c->dec);
+		if (d == -2) { /* unknown encoding: as it is */
+			buf_reset(&c->dec);
+			d = buf_append(&c->dec, m + b,
+				       p->body_len < c->room ? p->body_len : c->room);
+		}
+		const char *s = c->dec.data != NULL ? c->dec.data : "";
+		size_t n = c->dec.len;
+		buf_reset(&c->text);
+		if (d == 0 && !strncmp(buf_cstr(&ctype), "text/", 5)) {
+			int u = convert_utf8(buf_cstr(&cs), cs.len, s, n, c->room, &c->text);
+			if (u == 0) {
+				s = c->text.data != NULL ? c->text.data : "";
+				n = c->text.len;
+			}
+		}
+		r = d < 0 ? 0 : body_emit(c, buf_cstr(&ctype), s, n);
+	}
+	buf_free(&ctype);
+	buf_free(&cs);
+	return r;
+}
+
+int mime_body_walk(const struct mime_tree *t, size_t max_bytes, mime_body_fn fn, void *ctx)
+{
+	if (t == NULL || fn == NULL)
+		return -1;
+	struct body_ctx c = {.t = t, .room = max_bytes, .fn = fn, .ctx = ctx};
+	buf_init(&c.dec, 0);
+	buf_init(&c.text, 0);
+	buf_init(&c.tmp, MIME_MAX_HEADER_LINE + 1);
+	int r = body_part(&c, t->root);
+	buf_free(&c.dec);
+	buf_free(&c.text);
+	buf_free(&c.tmp);
+	return r;
+}

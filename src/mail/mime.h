@@ -195,4 +195,18 @@ int mime_imap_string(struct buf *out, const char *s, size_t n);
  * as one); for tests and limits. */
 size_t mime_tree_parts(const struct mime_tree *t);
 
+/* For the Sieve body test (RFC 5173 5): calls fn for each entity of the
+ * message, depth first in message order, with its content type (lowercase
+ * "type/subtype"; text/plain when missing or broken) and a text: for a
+ * multipart its prologue, then its parts, then its epilogue (when it has
+ * a close delimiter); for a message/rfc822 part the header of the message
+ * it encapsulates, then that message's entities; for any other part its
+ * body with the transfer encoding removed and, for text/ *, converted to
+ * UTF-8 (an unknown encoding or charset is passed as it is).  At most
+ * max_bytes octets of text are passed in all (the text is cut there and
+ * the entities after it are left out).  fn returns 0 to go on; anything else stops
+ * the walk and is returned.  -1 on a bad argument. */
+typedef int (*mime_body_fn)(void *ctx, const char *ctype, const char *text, size_t len);
+int mime_body_walk(const struct mime_tree *t, size_t max_bytes, mime_body_fn fn, void *ctx);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "caldate.h"
 
 /* ------------------------------------------------------------ folding */
 
@@ -257,17 +258,6 @@ static bool is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* The zone at s[*i] in seconds east of UTC; 0 for a missing or invalid
  * one (RFC 5256 2.2) and for military zones (RFC 5322 4.3: -0000). */
 static int64_t zone_offset(const char *s, size_t n, size_t i)
@@ -333,7 +323,7 @@ int sortkey_sent_date(const char *s, size_t n, int64_t *t)
 	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 	if (day > mdays[mon] || (mon == 1 && day == 29 && !leap))
 		return -1;
-	int64_t secs = days_from_civil(year, mon + 1, day) * 86400;
+	int64_t secs = caldate_days_from_civil(year, mon + 1, day) * 86400;
 
 	/* time-of-day and zone: 00:00:00 UTC when invalid */
 	skip_cfws(s, n, &i);

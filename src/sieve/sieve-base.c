@@ -68,9 +68,8 @@ static int run_redirect(struct sieve_run *r, const struct sieve_node *n)
 	return a != NULL ? 0 : -1;
 }
 
-/* The unfolded, RFC 2047-decoded values of the fields named name. */
-static void header_values(struct sieve_run *r, const char *name, bool decode,
-			  struct sieve_strlist *out)
+void sieve_header_values(struct sieve_run *r, const char *name, bool decode,
+			 struct sieve_strlist *out)
 {
 	if (!r->hdr_ok)
 		return;
@@ -96,8 +95,9 @@ static int run_header(struct sieve_run *r, const struct sieve_node *n)
 {
 	struct sieve_strlist vals = {NULL, 0};
 	for (size_t i = 0; i < n->pos[0].n; i++)
-		header_values(r, n->pos[0].s[i], true, &vals);
-	bool m = sieve_match_any(n, &vals, &n->pos[1]);
+		sieve_header_values(r, n->pos[0].s[i], true, &vals);
+	sieve_pick_index(n, &vals);
+	bool m = sieve_match_any(r, n, &vals, &n->pos[1]);
 	sieve_strlist_free(&vals);
 	return m;
 }
@@ -106,13 +106,27 @@ static int run_address(struct sieve_run *r, const struct sieve_node *n)
 {
 	struct sieve_strlist raw = {NULL, 0}, parts = {NULL, 0};
 	for (size_t i = 0; i < n->pos[0].n; i++)
-		header_values(r, n->pos[0].s[i], false, &raw);
+		sieve_header_values(r, n->pos[0].s[i], false, &raw);
+	sieve_pick_index(n, &raw);
 	for (size_t i = 0; i < raw.n; i++)
 		sieve_address_parts(raw.s[i], strlen(raw.s[i]), n->part, &parts);
-	bool m = sieve_match_any(n, &parts, &n->pos[1]);
+	bool m = sieve_match_any(r, n, &parts, &n->pos[1]);
 	sieve_strlist_free(&raw);
 	sieve_strlist_free(&parts);
 	return m;
+}
+
+void sieve_pick_index(const struct sieve_node *n, struct sieve_strlist *fields)
+{
+	if (n->index == 0)
+		return;
+	struct sieve_strlist one = {NULL, 0};
+	if (n->index <= fields->n) {
+		size_t i = n->last ? fields->n - n->index : n->index - 1;
+		sieve_strlist_add(&one, fields->s[i], strlen(fields->s[i]));
+	}
+	sieve_strlist_free(fields);
+	*fields = one;
 }
 
 static int run_exists(struct sieve_run *r, const struct sieve_node *n)
@@ -174,8 +188,8 @@ static const struct sieve_def base_defs[] = {
     {"keep", false, "", 0, false, TAGS_FLAGS, run_keep, NULL},
     {"discard", false, "", 0, false, 0, run_discard, NULL},
     {"redirect", false, "s", 0, false, TAGS_COPY, run_redirect, NULL},
-    {"address", true, "ll", 0, false, TAGS_MATCH | TAGS_PART, run_address, NULL},
-    {"header", true, "ll", 0, false, TAGS_MATCH, run_header, NULL},
+    {"address", true, "ll", 0, false, TAGS_MATCH | TAGS_PART | TAGS_INDEX, run_address, NULL},
+    {"header", true, "ll", 0, false, TAGS_MATCH | TAGS_INDEX, run_header, NULL},
     {"exists", true, "l", 0, false, 0, run_exists, NULL},
     {"size", true, "", 0, false, TAGS_SIZE, run_size, NULL},
     {"allof", true, "", 2, false, 0, run_allof, NULL},

@@ -19,12 +19,13 @@ static int run_envelope(struct sieve_run *r, const struct sieve_node *n)
 			v = r->in->env_to != NULL ? r->in->env_to : "";
 		if (v == NULL)
 			continue;
-		if (v[0] == '\0') /* the null path has no parts but "" */
-			sieve_strlist_add(&parts, "", 0);
-		else
+		if (v[0] == '\0') {                  /* the null path has no parts but "" */
+			if (n->match != MATCH_COUNT) /* and counts 0: RFC 5231 4.2 */
+				sieve_strlist_add(&parts, "", 0);
+		} else
 			sieve_address_part(v, strlen(v), n->part, &parts);
 	}
-	bool m = sieve_match_any(n, &parts, &n->pos[1]);
+	bool m = sieve_match_any(r, n, &parts, &n->pos[1]);
 	sieve_strlist_free(&parts);
 	return m;
 }

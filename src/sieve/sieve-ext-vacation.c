@@ -69,6 +69,13 @@ static int check_vacation(const struct sieve_node *n, struct sieve_error *err)
 	return 0;
 }
 
+/* At compile time; arguments with variables are checked once expanded
+ * (run_vacation). */
+static int check_vacation_compile(const struct sieve_node *n, struct sieve_error *err)
+{
+	return n->has_vars ? 0 : check_vacation(n, err);
+}
+
 /* FNV-1a, 64 bits, over a counted string (so that "ab","c" and "a","bc"
  * differ, RFC 5230 4.2's implementation note). */
 static uint64_t hash_add(uint64_t h, const char *s, bool present)
@@ -100,6 +107,11 @@ static char *default_handle(const struct sieve_node *n)
 
 static int run_vacation(struct sieve_run *r, const struct sieve_node *n)
 {
+	/* values from variables get the compile-time checks now: no line
+	 * break in :subject, valid :from and :addresses, an ASCII :mime header */
+	struct sieve_error e;
+	if (n->has_vars && check_vacation(n, &e) < 0)
+		return sieve_run_fail(r, "%s", e.msg);
 	struct sieve_action *a = sieve_run_add(r, SIEVE_ACT_VACATION, n->pos[0].s[0], false);
 	if (a == NULL)
 		return -1;
@@ -355,7 +367,8 @@ int sieve_vacation_reply(const struct sieve_input *in, const struct sieve_action
 }
 
 static const struct sieve_def defs[] = {
-    {"vacation", false, "s", 0, false, TAGS_VACATION | TAGS_VACSEC, run_vacation, check_vacation},
+    {"vacation", false, "s", 0, false, TAGS_VACATION | TAGS_VACSEC, run_vacation,
+     check_vacation_compile},
 };
 
 const struct sieve_ext sieve_ext_vacation = {"vacation", defs, 1, TAGS_VACATION, 0};

@@ -22,6 +22,8 @@ struct parser {
 	const struct sieve_limits *lim;
 	bool enabled[32]; /* per sieve_ext_table entry */
 	bool past_require;
+	bool variables;               /* "variables" required */
+	struct sieve_strlist varnames; /* distinct names set (lowercase) */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l)
@@ -48,6 +50,8 @@ static void node_free(struct sieve_node *n)
 		sieve_strlist_free(&n->from);
 		sieve_strlist_free(&n->handle);
 		sieve_strlist_free(&n->addresses);
+		sieve_strlist_free(&n->content);
+		sieve_strlist_free(&n->zone);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -106,6 +110,15 @@ static unsigned enabled_tags(const struct parser *p)
 	return t;
 }
 
+static unsigned enabled_comparators(const struct parser *p)
+{
+	unsigned c = 0;
+	for (size_t e = 1; e < sieve_ext_count; e++)
+		if (p->enabled[e])
+			c |= sieve_ext_table[e]->comparators;
+	return c;
+}
+
 /* string-list: a string or "[" string *("," string) "]". */
 static int parse_strlist(struct parser *p, struct sieve_strlist *out, bool *was_list)
 {
@@ -149,6 +162,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	unsigned groups = n->def->tags;
 	if (groups & TAGS_PART)
 		groups |= TAGS_SUBADDR;
+	if (groups & TAGS_MATCH)
+		groups |= TAGS_REL;
 	unsigned allowed = groups & enabled_tags(p);
 	static const struct {
 		const char *name;
@@ -156,6 +171,7 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		unsigned once; /* bit in *seen: a tag of that kind given twice */
 	} tags[] = {
 	    {"is", TAGS_MATCH, 1},         {"contains", TAGS_MATCH, 1}, {"matches", TAGS_MATCH, 1},
+	    {"count", TAGS_REL, 1},        {"value", TAGS_REL, 1},
 	    {"comparator", TAGS_MATCH, 2}, {"all", TAGS_PART, 4},       {"localpart", TAGS_PART, 4},
 	    {"domain", TAGS_PART, 4},      {"user", TAGS_SUBADDR, 4},   {"detail", TAGS_SUBADDR, 4},
 	    {"over", TAGS_SIZE, 8},        {"under", TAGS_SIZE, 8},     {"copy", TAGS_COPY, 16},
@@ -164,6 +180,13 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"subject", TAGS_VACATION, 256}, {"from", TAGS_VACATION, 512},
 	    {"addresses", TAGS_VACATION, 1024}, {"mime", TAGS_VACATION, 2048},
 	    {"handle", TAGS_VACATION, 4096},
+	    {"lower", TAGS_SET, 8192},       {"upper", TAGS_SET, 8192},
+	    {"lowerfirst", TAGS_SET, 16384}, {"upperfirst", TAGS_SET, 16384},
+	    {"quotewildcard", TAGS_SET, 32768}, {"length", TAGS_SET, 65536},
+	    {"raw", TAGS_BODY, 131072},      {"content", TAGS_BODY, 131072},
+	    {"text", TAGS_BODY, 131072},
+	    {"index", TAGS_INDEX, 262144},   {"last", TAGS_INDEX, 524288},
+	    {"zone", TAGS_ZONE, 1048576},    {"originalzone", TAGS_ORIGZONE, 1048576},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -187,6 +210,21 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->match = MATCH_CONTAINS;
 	else if (!strcmp(t, "matches"))
 		n->match = MATCH_MATCHES;
+	else if (!strcmp(t, "count") || !strcmp(t, "value")) {
+		static const char *const rels[] = {"gt", "ge", "lt", "le", "eq", "ne"};
+		n->match = !strcmp(t, "count") ? MATCH_COUNT : MATCH_VALUE;
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a relational operator");
+		size_t r;
+		for (r = 0; r < sizeof rels / sizeof rels[0]; r++)
+			if (!strcasecmp(p->tok.str, rels[r]))
+				break;
+		if (r == sizeof rels / sizeof rels[0])
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  "unknown relational operator \"%.32s\"", p->tok.str);
+		n->rel = (enum sieve_rel)r;
+		return next(p);
+	}
 	else if (!strcmp(t, "all"))
 		n->part = PART_ALL;
 	else if (!strcmp(t, "localpart"))
@@ -203,6 +241,43 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->create = true;
 	else if (!strcmp(t, "mime"))
 		n->mime = true;
+	else if (!strcmp(t, "last"))
+		n->last = true;
+	else if (!strcmp(t, "originalzone"))
+		n->origzone = true;
+	else if (!strcmp(t, "index")) {
+		if (p->tok.type != TOK_NUMBER)
+			return fail_tok(p, "a number");
+		if (p->tok.num == 0)
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  ":index counts from 1");
+		n->index = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "zone")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		sieve_strlist_add(&n->zone, p->tok.str, p->tok.len);
+		return next(p);
+	} else if (!strcmp(t, "raw"))
+		n->body = BODY_RAW;
+	else if (!strcmp(t, "text"))
+		n->body = BODY_TEXT;
+	else if (!strcmp(t, "content")) {
+		bool was_list;
+		n->body = BODY_CONTENT;
+		return parse_strlist(p, &n->content, &was_list);
+	} else if (!strcmp(t, "lower"))
+		n->mods |= MOD_LOWER;
+	else if (!strcmp(t, "upper"))
+		n->mods |= MOD_UPPER;
+	else if (!strcmp(t, "lowerfirst"))
+		n->mods |= MOD_LOWERFIRST;
+	else if (!strcmp(t, "upperfirst"))
+		n->mods |= MOD_UPPERFIRST;
+	else if (!strcmp(t, "quotewildcard"))
+		n->mods |= MOD_QUOTEWILDCARD;
+	else if (!strcmp(t, "length"))
+		n->mods |= MOD_LENGTH;
 	else if (!strcmp(t, "days") || !strcmp(t, "seconds")) {
 		n->has_period = true;
 		n->period_seconds = !strcmp(t, "seconds");
@@ -235,6 +310,13 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 			n->cmp = CMP_OCTET;
 		else if (!strcasecmp(p->tok.str, "i;ascii-casemap"))
 			n->cmp = CMP_CASEMAP;
+		else if (!strcasecmp(p->tok.str, "i;ascii-numeric") &&
+			 (enabled_comparators(p) & (1u << CMP_NUMERIC)))
+			n->cmp = CMP_NUMERIC;
+		else if (!strcasecmp(p->tok.str, "i;ascii-numeric"))
+			return sieve_fail(p->err, p->tok.line, p->tok.col,
+					  "comparator \"i;ascii-numeric\" needs "
+					  "comparator-i;ascii-numeric in require");
 		else
 			return sieve_fail(p->err, p->tok.line, p->tok.col,
 					  "unknown comparator \"%s\"", p->tok.str);
@@ -243,6 +325,40 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		bool was_list;
 		n->has_flags = true;
 		return parse_strlist(p, &n->flags, &was_list);
+	}
+	return 0;
+}
+
+/* Variables (RFC 5229): checks the references in every string of n and
+ * notes whether it has any; the names n sets (set, and the variable
+ * names of imap4flags) must be valid and stay below SIEVE_MAX_VARIABLES. */
+static int check_variables(struct parser *p, struct sieve_node *n)
+{
+	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
+					       &n->pos[2],  &n->subject, &n->from,
+					       &n->handle,  &n->addresses, &n->content,
+					       &n->zone};
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+		for (size_t j = 0; j < lists[i]->n; j++)
+			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
+						    &n->has_vars, p->err) < 0)
+				return -1;
+	bool sets = !strcmp(n->def->name, "set") || n->has_opt;
+	for (size_t j = 0; sets && j < n->pos[0].n; j++) {
+		const char *name = n->pos[0].s[j];
+		if (!sieve_var_name_ok(name))
+			return sieve_fail(p->err, n->line, n->col,
+					  "invalid variable name \"%.100s\"", name);
+		size_t k;
+		for (k = 0; k < p->varnames.n; k++)
+			if (!strcasecmp(p->varnames.s[k], name))
+				break;
+		if (k < p->varnames.n)
+			continue;
+		if (p->varnames.n >= SIEVE_MAX_VARIABLES)
+			return sieve_fail(p->err, n->line, n->col, "more than %d variables",
+					  SIEVE_MAX_VARIABLES);
+		sieve_strlist_add(&p->varnames, name, strlen(name));
 	}
 	return 0;
 }
@@ -266,7 +382,7 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		if (p->tok.type != TOK_STRING && p->tok.type != TOK_LBRACKET &&
 		    p->tok.type != TOK_NUMBER)
 			break;
-		char want = sig[n_pos];
+		char want = sig[n_pos] == 'o' ? 'l' : sig[n_pos];
 		if (want == '\0')
 			return sieve_fail(p->err, line, col, "too many arguments for %s",
 					  n->def->name);
@@ -290,11 +406,34 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		}
 		n_pos++;
 	}
+	if (sig[0] == 'o') {
+		/* the optional leading variable list (RFC 5232 3) */
+		if (n_pos == strlen(sig) && !p->variables)
+			return sieve_fail(p->err, n->line, n->col, "too many arguments for %s",
+					  n->def->name);
+		if (n_pos == strlen(sig)) {
+			n->has_opt = true;
+		} else if (n_pos + 1 == strlen(sig)) {
+			for (size_t i = n_str; i > 0; i--)
+				n->pos[i] = n->pos[i - 1];
+			n->pos[0] = (struct sieve_strlist){NULL, 0};
+			n_pos++;
+		}
+	}
 	if (sig[n_pos] != '\0')
 		return sieve_fail(p->err, p->tok.line, p->tok.col, "too few arguments for %s",
 				  n->def->name);
+	if (p->variables && check_variables(p, n) < 0)
+		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
+	if (n->last && n->index == 0)
+		return sieve_fail(p->err, n->line, n->col, ":last without :index");
+	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
+	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))
+		return sieve_fail(p->err, n->line, n->col,
+				  "comparator i;ascii-numeric does not support :%s",
+				  n->match == MATCH_CONTAINS ? "contains" : "matches");
 	if (n->def->check != NULL && n->def->check(n, p->err) < 0)
 		return -1;
 	if (n->def->tests == 1) {
@@ -407,6 +546,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 				return sieve_fail(p->err, line, col, "unsupported extension \"%s\"",
 						  n->pos[0].s[i]);
 			p->enabled[e] = true;
+			if (sieve_ext_table[e] == &sieve_ext_variables)
+				p->variables = true;
 		}
 	}
 	if (d->block) {
@@ -456,6 +597,7 @@ const struct sieve_limits sieve_default_limits = {
     .max_actions = 32,
     .max_redirects = 4,
     .max_steps = 100000,
+    .max_body = 1024 * 1024,
 };
 
 int sieve_compile(const char *src, size_t n, const struct sieve_limits *lim,
@@ -480,6 +622,8 @@ int sieve_compile(const char *src, size_t n, const struct sieve_limits *lim,
 	if (rc == 0 && p.tok.type != TOK_EOF)
 		rc = fail_tok(&p, "a command");
 	free(p.tok.str);
+	sieve_strlist_free(&p.varnames);
+	s->variables = p.variables;
 	if (rc < 0) {
 		sieve_script_free(&s);
 		return -1;

@@ -112,12 +112,42 @@ void sieve_run_set_flags(struct sieve_run *r, struct sieve_action *a,
 	a->n_flags = f.n;
 }
 
+static void expand_list(struct sieve_run *r, struct sieve_strlist *l)
+{
+	struct sieve_strlist e = {NULL, 0};
+	for (size_t i = 0; i < l->n; i++) {
+		size_t len;
+		char *s = sieve_vars_expand(r, l->s[i], &len);
+		e.s = xreallocarray(e.s, e.n + 1, sizeof *e.s);
+		e.s[e.n++] = s;
+	}
+	*l = e;
+}
+
+/* Runs n, with its strings expanded first when they refer to variables
+ * (RFC 5229 3: the values current when control reaches the command). */
+static int run_node(struct sieve_run *r, const struct sieve_node *n)
+{
+	if (!n->has_vars)
+		return n->def->run(r, n);
+	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
+	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1],    &x.pos[2],  &x.subject,
+					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone};
+	size_t nl = sizeof lists / sizeof lists[0];
+	for (size_t i = 0; i < nl; i++)
+		expand_list(r, lists[i]);
+	int rc = n->def->run(r, &x);
+	for (size_t i = 0; i < nl; i++)
+		sieve_strlist_free(lists[i]);
+	return rc;
+}
+
 int sieve_run_test(struct sieve_run *r, const struct sieve_node *t)
 {
 	if (++r->steps > r->script->lim.max_steps)
 		return sieve_run_fail(r, "step budget of %llu exceeded",
 				      (unsigned long long)r->script->lim.max_steps);
-	return t->def->run(r, t);
+	return run_node(r, t);
 }
 
 int sieve_run_block(struct sieve_run *r, const struct sieve_node *n)
@@ -126,7 +156,7 @@ int sieve_run_block(struct sieve_run *r, const struct sieve_node *n)
 		if (++r->steps > r->script->lim.max_steps)
 			return sieve_run_fail(r, "step budget of %llu exceeded",
 					      (unsigned long long)r->script->lim.max_steps);
-		if (n->def->run(r, n) < 0)
+		if (run_node(r, n) < 0)
 			return -1;
 	}
 	return 0;
@@ -143,6 +173,12 @@ static void only_implicit_keep(struct sieve_run *r)
 
 int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res)
 {
+	return sieve_run_at(s, in, 0, res);
+}
+
+int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int64_t now,
+		 struct sieve_result *res)
+{
 	memset(res, 0, sizeof *res);
 	struct sieve_run r;
 	memset(&r, 0, sizeof r);
@@ -150,6 +186,7 @@ int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct
 	r.in = in;
 	r.res = res;
 	r.implicit_keep = true;
+	r.now = now;
 	r.hdr_ok = header_parse(in->msg, in->msg_len, &r.hdr) == HEADER_OK;
 	int rc = sieve_run_block(&r, s->top);
 	if (rc == 0 && r.implicit_keep) {
@@ -166,5 +203,9 @@ int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct
 		only_implicit_keep(&r);
 	header_free(&r.hdr);
 	sieve_strlist_free(&r.flags);
+	sieve_vars_free(&r);
+	sieve_strlist_free(&r.body_raw);
+	sieve_strlist_free(&r.body_types);
+	sieve_strlist_free(&r.body_texts);
 	return rc;
 }

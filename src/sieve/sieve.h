@@ -27,6 +27,7 @@ struct sieve_limits {
 	size_t max_actions;   /* actions one run may take */
 	size_t max_redirects; /* redirect actions one run may take */
 	uint64_t max_steps;   /* commands and tests one run may evaluate */
+	size_t max_body;      /* octets of the body (raw or decoded) body tests see */
 };
 
 /* The defaults (docs/sieve.md lists them). */
@@ -105,6 +106,10 @@ struct sieve_result {
  * or -1 on a runtime error: res->error says why and res holds exactly one
  * action, the implicit keep. */
 int sieve_run(const struct sieve_script *s, const struct sieve_input *in, struct sieve_result *res);
+/* sieve_run with currentdate (RFC 5260 5) seeing the instant now
+ * (seconds since the epoch) instead of the clock: for tests. */
+int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int64_t now,
+		 struct sieve_result *res);
 void sieve_result_free(struct sieve_result *res);
 
 struct buf;

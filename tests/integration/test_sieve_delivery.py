@@ -310,3 +310,104 @@ def world_dir():
     d = tempfile.mkdtemp(prefix="tern-sieve-")
     os.chmod(d, 0o755)
     return d
+
+
+def test_variables_file_by_subject_tag(srv):
+    """variables (RFC 5229): a match variable names the folder, set
+    :lower changes its case; mail without the tag stays in the INBOX."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "variables", "imap4flags"];\r\n'
+                         'if header :matches "Subject" "[*] *" {\r\n'
+                         '  set :lower "list" "${1}";\r\n'
+                         '  set "fl" "\\\\Flagged";\r\n'
+                         '  fileinto :create :flags "${fl}" "Lists/${list}";\r\n'
+                         '}\r\n')
+    tagged, plain = message(user, "[Tern-Users] hello"), message(user, "no tag")
+    send(srv, [user], tagged)
+    send(srv, [user], plain)
+    assert "Lists/tern-users" in mailboxes(srv, user)
+    filed = mailbox(srv, user, "Lists/tern-users")
+    assert len(filed) == 1 and stored(filed[0][1], tagged)
+    assert filed[0][0] == ["\\Flagged"]
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], plain)
+
+
+def test_relational_numeric_threshold(srv):
+    """relational (RFC 5231) with i;ascii-numeric (RFC 4790): a score of
+    12 is over 5 numerically (not as text), 3 is not; :count of the To
+    addresses."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "relational",'
+                         ' "comparator-i;ascii-numeric"];\r\n'
+                         'if header :value "ge" :comparator "i;ascii-numeric"'
+                         ' "X-Score" "5" { fileinto :create "Junk"; stop; }\r\n'
+                         'if address :count "ge" :comparator "i;ascii-numeric"'
+                         ' "To" "2" { fileinto :create "Many"; }\r\n')
+
+    def scored(score, to):
+        return message(to, "score %s" % score).replace(
+            b"\r\n\r\n", b"\r\nX-Score: %s\r\n\r\n" % score.encode(), 1)
+    high, low = scored("12", user), scored("3", user)
+    many = scored("3", "%s, other@example.test" % user)
+    for m in (high, low, many):
+        send(srv, [user], m)
+    junk = mailbox(srv, user, "Junk")
+    assert len(junk) == 1 and stored(junk[0][1], high)
+    lots = mailbox(srv, user, "Many")
+    assert len(lots) == 1 and stored(lots[0][1], many)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], low)
+
+
+def test_body_decoded_text(srv):
+    """body (RFC 5173): a word in a base64 text part files the message
+    (decoded, not in the raw body); :raw sees the encoded form; a
+    message without the word stays in the INBOX."""
+    import base64
+    user = new_user(srv, 'require ["fileinto", "mailbox", "body"];\r\n'
+                         'if body :text :contains "quarterly report" {'
+                         ' fileinto :create "Reports"; }\r\n'
+                         'elsif body :raw :contains "cXVhcnRlcmx5" {'
+                         ' fileinto :create "Raw"; }\r\n')
+
+    def mime(text):
+        enc = base64.b64encode(text.encode()).decode()
+        return ("From: Sender <%s>\r\nTo: %s\r\nSubject: numbers\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--xx--\r\n"
+                % (SENDER, user, enc)).encode()
+    report, other = mime("Here is the quarterly report."), mime("Nothing to see.")
+    send(srv, [user], report)
+    send(srv, [user], other)
+    filed = mailbox(srv, user, "Reports")
+    assert len(filed) == 1 and stored(filed[0][1], report)
+    assert "Raw" not in mailboxes(srv, user)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], other)
+
+
+def test_date_and_index(srv):
+    """date, index (RFC 5260): the first Received field (ours, added at
+    delivery) carries today's date as currentdate sees it; :index 2 is
+    the client's own Received field; the Date field read in its own zone."""
+    user = new_user(srv, 'require ["fileinto", "mailbox", "date", "index", "variables",'
+                         ' "imap4flags"];\r\n'
+                         'if currentdate :zone "+0000" :matches "date" "*" { set "today" "${0}"; }\r\n'
+                         'if date :index 1 :zone "+0000" "received" "date" "${today}" {'
+                         ' addflag "today"; }\r\n'
+                         'if date :originalzone "date" "hour" "23" { addflag "late"; }\r\n'
+                         'if header :index 2 :contains "received" "relay.example" {'
+                         ' fileinto :create "Relayed"; }\r\n')
+    relayed = ("Received: from relay.example by client.example; Sun, 6 Dec 2026 08:00:00 +0000\r\n"
+               "From: Sender <%s>\r\nTo: %s\r\nSubject: dated\r\n"
+               "Date: Sun, 6 Dec 2026 23:30:00 -0800\r\n\r\nHi.\r\n" % (SENDER, user)).encode()
+    direct = ("From: Sender <%s>\r\nTo: %s\r\nSubject: direct\r\n"
+              "Date: Sun, 6 Dec 2026 22:30:00 +0000\r\n\r\nHi.\r\n" % (SENDER, user)).encode()
+    send(srv, [user], relayed)
+    send(srv, [user], direct)
+    filed = mailbox(srv, user, "Relayed")
+    assert len(filed) == 1 and stored(filed[0][1], relayed)
+    assert filed[0][0] == ["late", "today"]
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], direct)
+    assert inbox[0][0] == ["today"]

@@ -38,21 +38,24 @@ static bool box_exists(void *ctx, const char *name)
 	return !strcmp(name, "Work");
 }
 
-/* Runs s on msg; returns the actions as "a|b|..." ("E:" first on error). */
-static const char *run(const char *s)
+/* Runs s on message m with limits lim (NULL: the defaults); returns the
+ * actions as "a|b|..." ("E:" first on error). */
+static int64_t run_now; /* currentdate's instant for run_on; 0: the clock */
+
+static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
 {
 	static char out[1024];
 	struct sieve_script *sc;
 	struct sieve_error e;
-	if (sieve_compile(s, strlen(s), NULL, &sc, &e) < 0) {
+	if (sieve_compile(s, strlen(s), lim, &sc, &e) < 0) {
 		snprintf(out, sizeof out, "compile %d:%d: %s", e.line, e.col, e.msg);
 		return out;
 	}
 	struct sieve_input in = {
-	    "alice@example.org", "bob+tag@example.com", msg, sizeof msg - 1, box_exists, NULL};
+	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
-	if (sieve_run(sc, &in, &r) < 0)
+	if (sieve_run_at(sc, &in, run_now, &r) < 0)
 		buf_printf(&b, "E:%s|", r.error);
 	static const char *const names[] = {"keep",   "fileinto", "redirect", "discard",
 					    "reject", "ereject",  "vacation"};
@@ -87,6 +90,12 @@ static const char *run(const char *s)
 	sieve_result_free(&r);
 	sieve_script_free(&sc);
 	return out;
+}
+
+/* Runs s on msg. */
+static const char *run(const char *s)
+{
+	return run_on(s, msg, NULL);
 }
 
 TEST(sieve_parse_errors)
@@ -272,7 +281,7 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index ");
 	buf_free(&b);
 }
 
@@ -426,4 +435,479 @@ TEST(sieve_vacation_reply)
 	big[1100] = '"';
 	big[1101] = '\0';
 	CHECK_STR(reply("\r\n", big), "E:a line of the reason is longer than 998 bytes");
+}
+
+TEST(sieve_variables_parse)
+{
+	CHECK_STR(check("set \"a\" \"b\";"), "1:1: command 'set' needs its extension in require");
+	CHECK_STR(check("require \"variables\"; set \"a\" \"b\";"), "OK");
+	CHECK_STR(check("require \"variables\"; set \"a.b\" \"x\";"),
+		  "1:22: invalid variable name \"a.b\"");
+	CHECK_STR(check("require \"variables\"; set \"1\" \"x\";"),
+		  "1:22: invalid variable name \"1\"");
+	CHECK_STR(check("require \"variables\"; set \"\" \"x\";"), "1:22: invalid variable name \"\"");
+	CHECK_STR(check("require \"variables\"; set :lower :upper \"a\" \"x\";"),
+		  "1:33: tagged argument ':upper' given twice or conflicting");
+	CHECK_STR(check("require \"variables\"; set :lowerfirst :upperfirst \"a\" \"x\";"),
+		  "1:38: tagged argument ':upperfirst' given twice or conflicting");
+	CHECK_STR(check("require \"variables\"; set :lower :upperfirst :quotewildcard :length "
+			"\"a\" \"x\";"),
+		  "OK");
+	CHECK_STR(check("require \"variables\"; set :frob \"a\" \"x\";"),
+		  "1:26: unknown tagged argument ':frob' for set");
+	CHECK_STR(check("require \"variables\"; set \"a\";"), "1:29: too few arguments for set");
+	CHECK_STR(check("require \"variables\"; set [\"a\"] \"b\";"),
+		  "1:26: set expects a string here, not a list");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${a.b}\";"),
+		  "1:36: variable namespace in \"${a.b}\" is not supported");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${10}\";"),
+		  "1:36: match variable \"${10}\" beyond ${9}");
+	CHECK_STR(check("require [\"variables\", \"fileinto\"]; fileinto \"${009}${x}${}${a!}\";"),
+		  "OK");
+	/* without variables, "${a.b}" is an ordinary string */
+	CHECK_STR(check("require \"fileinto\"; fileinto \"${a.b}\";"), "OK");
+	CHECK_STR(check("require \"variables\"; if string :is \"a\" \"b\" { }"), "OK");
+	CHECK_STR(check("if string :is \"a\" \"b\" { }"),
+		  "1:4: test 'string' needs its extension in require");
+	/* imap4flags: the variable name argument needs variables */
+	CHECK_STR(check("require \"imap4flags\"; setflag \"v\" \"x\";"),
+		  "1:23: too many arguments for setflag");
+	CHECK_STR(check("require [\"imap4flags\", \"variables\"]; setflag \"v\" \"x\";"), "OK");
+	CHECK_STR(check("require [\"imap4flags\", \"variables\"]; addflag \"v.w\" \"x\";"),
+		  "1:38: invalid variable name \"v.w\"");
+	/* the number of distinct names is bounded at compile time */
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "require \"variables\";\n");
+	for (int i = 0; i < 256; i++)
+		buf_printf(&b, "set \"v%d\" \"x\"; set \"V%d\" \"y\";\n", i, i);
+	CHECK_STR(check(buf_cstr(&b)), "OK");
+	buf_puts(&b, "set \"one_more\" \"x\";\n");
+	CHECK_STR(check(buf_cstr(&b)), "258:1: more than 256 variables");
+	buf_free(&b);
+	/* a constant value longer than a variable holds */
+	buf_puts(&b, "require \"variables\"; set \"a\" \"");
+	for (int i = 0; i < 4097; i++)
+		buf_putc(&b, 'x');
+	buf_puts(&b, "\";");
+	CHECK_STR(check(buf_cstr(&b)), "1:22: value longer than 4096 bytes");
+	buf_free(&b);
+}
+
+TEST(sieve_variables_run)
+{
+	const char *req = "require [\"variables\", \"fileinto\", \"imap4flags\"];\n";
+	char s[2048];
+#define RUNV(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* RFC 5229 4.1's examples */
+	CHECK_STR(RUNV("set \"a\" \"juMBlEd lETteRS\"; set :length \"b\" \"${a}\";"
+		       "set :lower \"c\" \"${a}\"; set :upperfirst \"d\" \"${a}\";"
+		       "set :upperfirst :lower \"e\" \"${a}\"; set :quotewildcard \"f\" \"Rock*\";"
+		       "fileinto \"${b}|${c}|${d}|${e}|${f}\";"),
+		  "fileinto 15|jumbled letters|JuMBlEd lETteRS|Jumbled letters|Rock\\*|");
+	/* :upper, :lowerfirst, :quotewildcard of ? and \, then :length of that */
+	CHECK_STR(RUNV("set :upper \"a\" \"abc\"; set :lowerfirst \"b\" \"ABC\";"
+		       "set :quotewildcard :length \"c\" \"a?\\\\\";"
+		       "set :length \"d\" \"Gr\xc3\xbc\xc3\x9f\x65\"; set :upper \"e\" \"\xc3\xa4x\";"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto ABC|aBC|5|5|\xc3\xa4X|");
+	/* RFC 5229 3's examples; names are case-insensitive; one pass */
+	CHECK_STR(RUNV("set \"company\" \"ACME\"; set \"x\" \"${company}\";"
+		       "fileinto \"${full}|${COMPANY}|${BAD${Company}|${President, ${Company} Inc.}"
+		       "|&%${}!|${doh!}\";"),
+		  "fileinto |ACME|${BADACME|${President, ACME Inc.}|&%${}!|${doh!}|");
+	CHECK_STR(RUNV("set \"a\" \"${b}\"; set \"b\" \"${a}x\"; set \"c\" \"$\";"
+		       "fileinto \"${b}${c}{a}\";"),
+		  "fileinto x${a}|");
+	CHECK_STR(RUNV("set \"dollar\" \"$\"; set \"t\" \"${dollar}{beep}\"; fileinto \"${t}\";"),
+		  "fileinto ${beep}|");
+	/* match variables: non-greedy, ${0} the whole value, a failed match
+	 * leaves them, out of range is empty */
+	CHECK_STR(RUNV("if address :matches \"From\" \"*@*.*\" {"
+		       " fileinto \"${0}|${1}|${2}|${3}|${4}|${9}\"; }"),
+		  "fileinto alice@example.org|alice|example|org|||");
+	CHECK_STR(RUNV("if header :matches \"Subject\" \"Gr?*e *\" {}"
+		       "if header :matches \"Subject\" \"nothing*\" {}"
+		       "fileinto \"${1}|${2}|${3}|${00003}\";"),
+		  "fileinto \xc3|\xbc\xc3\x9f|and more|and more|");
+	CHECK_STR(RUNV("if address :all :matches \"To\" [\"*@**.net\", \"x*\"] {"
+		       " fileinto \"${0}|${1}|${2}|${3}\"; }"),
+		  "fileinto xy@Example.NET|xy||Example|");
+	/* the second test is never evaluated (short-circuit): no match vars */
+	CHECK_STR(RUNV("if anyof (true, header :matches \"Subject\" \"*\") {"
+		       " fileinto \"[${0}]\"; }"),
+		  "fileinto []|");
+	/* :matches on a variable's value: expansion first, wildcards then */
+	CHECK_STR(RUNV("set \"p\" \"*b*\"; if string :matches \"abc\" \"${p}\" {"
+		       " fileinto \"m-${1}-${2}\"; }"),
+		  "fileinto m-a-c|");
+	CHECK_STR(RUNV("set :quotewildcard \"p\" \"*b*\";"
+		       "if string :matches \"abc\" \"${p}\" { fileinto \"yes\"; }"
+		       "if string :matches \"*b*\" \"${p}\" { fileinto \"literal\"; }"),
+		  "fileinto literal|");
+	/* string: lists, :contains, the comparator; no whitespace stripping */
+	CHECK_STR(RUNV("set \"st\" \" a \"; if string :is [\"x\", \"${st}\"] \" a \" {"
+		       " fileinto \"yes\"; } if string :is \"${st}\" \"a\" { fileinto \"no\"; }"),
+		  "fileinto yes|");
+	CHECK_STR(RUNV("if string :contains :comparator \"i;octet\" \"ABC\" \"b\" {"
+		       " fileinto \"no\"; } if string :contains \"ABC\" \"b\" { fileinto \"yes\"; }"),
+		  "fileinto yes|");
+	/* variables in every argument: redirect, flags, vacation-free */
+	CHECK_STR(RUNV("set \"u\" \"carol\"; set \"f\" \"\\\\Seen\";"
+		       "redirect \"${u}@example.net\"; fileinto :flags \"${f} x\" \"${u}\";"),
+		  "redirect carol@example.net|fileinto carol +\\Seen +x|");
+	/* imap4flags with variables (RFC 5232 3) */
+	CHECK_STR(RUNV("setflag \"v\" \"\\\\Seen  b\"; addflag \"v\" [\"c\", \"b\"];"
+		       "removeflag \"v\" \"B\"; addflag \"intern\";"
+		       "if hasflag :is \"v\" \"c\" { fileinto :flags \"${v}\" \"F-${v}\"; }"
+		       "if hasflag \"c\" { fileinto \"no\"; } if hasflag [\"w\", \"v\"] \"\\\\seen\" {"
+		       " keep; }"),
+		  "fileinto F-\\Seen c +\\Seen +c|keep +intern|");
+	/* values are truncated at 4096 bytes (at a character boundary) */
+	struct buf b = BUF_INIT;
+	buf_puts(&b, req);
+	buf_puts(&b, "set \"h\" \"");
+	for (int i = 0; i < 1050; i++)
+		buf_puts(&b, "\xc3\xa4");
+	buf_puts(&b, "\"; set \"a\" \"x${h}${h}\"; set :length \"l\" \"${a}\"; set \"b\" \"${a}${a}\";"
+		     "set :length \"m\" \"${b}\"; fileinto \"${l}-${m}\";");
+	CHECK_STR(run(buf_cstr(&b)), "fileinto 2048-2049|");
+	buf_free(&b);
+	/* an expanded string is bounded by max_string */
+	buf_puts(&b, req);
+	buf_puts(&b, "set \"a\" \"");
+	for (int i = 0; i < 4000; i++)
+		buf_putc(&b, 'y');
+	buf_puts(&b, "\"; set \"b\" \"");
+	for (int i = 0; i < 40; i++)
+		buf_puts(&b, "${a}");
+	buf_puts(&b, "\"; set :length \"n\" \"${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}"
+		     "${a}${a}${a}${a}${a}\"; fileinto \"${n}\";");
+	CHECK_STR(run(buf_cstr(&b)), "fileinto 65536|");
+	buf_free(&b);
+#undef RUNV
+}
+
+TEST(sieve_relational)
+{
+	CHECK_STR(check("if header :count \"eq\" \"to\" \"1\" { }"),
+		  "1:11: unknown tagged argument ':count' for header");
+	CHECK_STR(check("require \"relational\"; if header :count \"eq\" :comparator "
+			"\"i;ascii-numeric\" \"to\" \"1\" { }"),
+		  "1:57: comparator \"i;ascii-numeric\" needs comparator-i;ascii-numeric in require");
+	CHECK_STR(check("require \"relational\"; if header :count \"xx\" \"to\" \"1\" { }"),
+		  "1:40: unknown relational operator \"xx\"");
+	CHECK_STR(check("require \"relational\"; if header :value { }"),
+		  "1:40: expected a relational operator, found '{'");
+	CHECK_STR(check("require \"relational\"; if header :value \"eq\" :is \"to\" \"1\" { }"),
+		  "1:45: tagged argument ':is' given twice or conflicting");
+	/* ABNF literals are case-insensitive (RFC 5234 2.3); Pigeonhole differs */
+	CHECK_STR(check("require \"relational\"; if header :value \"EQ\" \"to\" \"1\" { }"), "OK");
+	CHECK_STR(check("require \"comparator-i;ascii-numeric\"; if header :contains :comparator "
+			"\"i;ascii-numeric\" \"to\" \"1\" { }"),
+		  "1:42: comparator i;ascii-numeric does not support :contains");
+	CHECK_STR(check("require \"comparator-i;ascii-numeric\"; if header :comparator "
+			"\"i;ascii-numeric\" :matches \"to\" \"1\" { }"),
+		  "1:42: comparator i;ascii-numeric does not support :matches");
+	const char *req = "require [\"relational\", \"comparator-i;ascii-numeric\", \"fileinto\","
+			  " \"envelope\", \"variables\", \"imap4flags\"];\n";
+	char s[2048];
+#define RUNR(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* :count: addresses of To (2) and From (1); fields; RFC 5231 6 */
+	CHECK_STR(RUNR("if address :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\", \"from\"]"
+		       " \"3\" { fileinto \"a\"; }"
+		       "if address :count \"ge\" :comparator \"i;ascii-numeric\" \"to\" \"3\" {"
+		       " fileinto \"b\"; }"
+		       "if header :count \"eq\" :comparator \"i;ascii-numeric\" [\"to\", \"from\","
+		       " \"x-none\"] [\"7\", \"2\"] { fileinto \"c\"; }"),
+		  "fileinto a|fileinto c|");
+	/* the default comparator compares the count as text: "10" < "9" */
+	CHECK_STR(RUNR("if string :count \"gt\" [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\","
+		       "\"9\",\"10\"] \"9\" { fileinto \"num\"; } else { fileinto \"text\"; }"),
+		  "fileinto text|");
+	/* the empty string counts 0 (RFC 5229 5); the envelope to counts 1 */
+	CHECK_STR(RUNR("if string :count \"eq\" :comparator \"i;ascii-numeric\" [\"\", \"x\", \"\"]"
+		       " \"1\" { fileinto \"one\"; }"
+		       "if envelope :count \"eq\" :comparator \"i;ascii-numeric\" \"to\" \"1\" {"
+		       " fileinto \"env\"; }"),
+		  "fileinto one|fileinto env|");
+	/* :value with i;ascii-numeric: leading digits, leading zeroes,
+	 * non-numbers are infinity (RFC 4790 9.1), numbers beyond 64 bits */
+	CHECK_STR(RUNR("if string :value \"lt\" :comparator \"i;ascii-numeric\" \"9\" \"10\" {"
+		       " fileinto \"a\"; }"
+		       "if string :value \"eq\" :comparator \"i;ascii-numeric\" \"007abc\" \"7\" {"
+		       " fileinto \"b\"; }"
+		       "if string :value \"gt\" :comparator \"i;ascii-numeric\" \"x\""
+		       " \"99999999999999999999999\" { fileinto \"c\"; }"
+		       "if string :value \"eq\" :comparator \"i;ascii-numeric\" \"x\" \"y\" {"
+		       " fileinto \"d\"; }"
+		       "if string :is :comparator \"i;ascii-numeric\" \"x\" \"y\" { fileinto \"e\"; }"
+		       "if string :value \"lt\" :comparator \"i;ascii-numeric\""
+		       " \"18446744073709551616\" \"18446744073709551617\" { fileinto \"f\"; }"
+		       "if string :value \"ne\" :comparator \"i;ascii-numeric\" \"0\" \"00\" {"
+		       " fileinto \"no\"; }"),
+		  "fileinto a|fileinto b|fileinto c|fileinto d|fileinto e|fileinto f|");
+	/* :value with the text comparators; each relation */
+	CHECK_STR(RUNR("if address :value \"gt\" :all \"from\" \"M\" { fileinto \"N-Z\"; }"
+		       "if address :value \"lt\" :all \"from\" \"B\" { fileinto \"A\"; }"
+		       "if string :value \"lt\" :comparator \"i;octet\" \"B\" \"a\" { fileinto \"o\"; }"
+		       "if string :value \"lt\" \"B\" \"a\" { fileinto \"c\"; }"
+		       "if string :value \"le\" \"ab\" \"AB\" { fileinto \"le\"; }"
+		       "if string :value \"ge\" \"ab\" \"a\" { fileinto \"ge\"; }"
+		       "if string :value \"ne\" \"a\" \"A\" { fileinto \"ne\"; }"
+		       "if string :value \"eq\" \"a\" \"A\" { fileinto \"eq\"; }"),
+		  "fileinto A|fileinto o|fileinto le|fileinto ge|fileinto eq|");
+	/* neither sets match variables; hasflag :count counts flags */
+	CHECK_STR(RUNR("if header :matches \"From\" \"*\" {}"
+		       "if header :value \"ge\" \"From\" \"A\" { fileinto \"${0}\"; }"
+		       "addflag \"a b\"; if hasflag :count \"eq\" :comparator \"i;ascii-numeric\""
+		       " \"2\" { fileinto \"two\"; }"),
+		  "fileinto Alice <alice@example.org>|fileinto two +a +b|");
+#undef RUNR
+}
+
+TEST(sieve_relational_null_sender)
+{
+	const char *src = "require [\"relational\", \"comparator-i;ascii-numeric\", \"envelope\"];"
+			  "if envelope :count \"eq\" :comparator \"i;ascii-numeric\" \"from\" \"0\""
+			  " { discard; }";
+	struct sieve_script *sc;
+	struct sieve_error e;
+	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL};
+	struct sieve_result r;
+	CHECK_INT(sieve_run(sc, &in, &r), 0);
+	CHECK_INT((int)r.n_actions, 1);
+	CHECK_INT(r.actions[0].type, SIEVE_ACT_DISCARD);
+	sieve_result_free(&r);
+	in.env_from = "a@b.c";
+	CHECK_INT(sieve_run(sc, &in, &r), 0);
+	CHECK_INT(r.actions[0].type, SIEVE_ACT_KEEP);
+	sieve_result_free(&r);
+	sieve_script_free(&sc);
+}
+
+static const char mime_msg[] =
+    "From: c@example.net\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+    "Prologue here.\r\n"
+    "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\nK=F6ln =3D city\r\n"
+    "--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "UERGIGJ5dGVz\r\n"
+    "--b1\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n"
+    "--b2\r\nContent-Type: TEXT/HTML\r\n\r\n<p>Inner html</p>\r\n--b2--\r\n"
+    "--b1\r\nContent-Type: message/rfc822\r\n\r\n"
+    "Subject: inner subject\r\n\r\ninner body\r\n"
+    "--b1--\r\nThe epilogue.\r\n";
+
+TEST(sieve_body)
+{
+	CHECK_STR(check("if body \"x\" { }"), "1:4: test 'body' needs its extension in require");
+	CHECK_STR(check("require \"body\"; if body :raw :text \"x\" { }"),
+		  "1:30: tagged argument ':text' given twice or conflicting");
+	CHECK_STR(check("require \"body\"; if body :content \"x\" { }"),
+		  "1:38: too few arguments for body");
+	CHECK_STR(check("require \"body\"; if body :content 1 \"x\" { }"),
+		  "1:34: expected a string or a string list, found number");
+	CHECK_STR(check("require \"body\"; if header :raw \"a\" \"b\" { }"),
+		  "1:27: unknown tagged argument ':raw' for header");
+	CHECK_STR(check("require \"body\"; if body :comparator \"i;octet\" :matches :text \"*\" { }"),
+		  "OK");
+	const char *req = "require [\"body\", \"fileinto\", \"variables\"];\n";
+	char s[2048];
+#define RUNB(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, mime_msg, NULL))
+	/* :raw: undecoded, boundaries and part headers included */
+	CHECK_STR(RUNB("if body :raw :contains \"UERGIGJ5dGVz\" { fileinto \"a\"; }"
+		       "if body :raw :contains \"PDF bytes\" { fileinto \"b\"; }"
+		       "if body :raw :contains \"--b1--\" { fileinto \"c\"; }"
+		       "if body :raw :matches \"Prologue*epilogue.\r\n\" { fileinto \"d\"; }"
+		       "if body :raw :contains \"Subject: s\" { fileinto \"no\"; }"),
+		  "fileinto a|fileinto c|fileinto d|");
+	/* :content: decoded, text to UTF-8; type, type/subtype, case,
+	 * bad specs match nothing */
+	CHECK_STR(RUNB("if body :content \"application\" :is \"PDF bytes\" { fileinto \"a\"; }"
+		       "if body :content \"text/plain\" :contains \"K\xc3\xb6ln = city\" {"
+		       " fileinto \"b\"; }"
+		       "if body :content \"Text/HTML\" :contains \"Inner html\" { fileinto \"c\"; }"
+		       "if body :content [\"/plain\", \"text/\", \"text/plain/x\", \"tex\"]"
+		       " :contains \"city\" { fileinto \"no\"; }"
+		       "if body :content \"image\" :contains \"\" { fileinto \"no2\"; }"),
+		  "fileinto a|fileinto b|fileinto c|");
+	/* multipart: only prologue and epilogue; message/rfc822: the header */
+	CHECK_STR(RUNB("if body :content \"multipart/mixed\" :is \"Prologue here.\" {"
+		       " fileinto \"a\"; }"
+		       "if body :content \"multipart\" :is \"The epilogue.\r\n\" { fileinto \"b\"; }"
+		       "if body :content \"multipart\" :contains \"city\" { fileinto \"no\"; }"
+		       "if body :content \"message\" :contains \"inner subject\" { fileinto \"c\"; }"
+		       "if body :content \"message\" :contains \"inner body\" { fileinto \"no2\"; }"
+		       "if body :content \"text\" :contains \"inner body\" { fileinto \"d\"; }"),
+		  "fileinto a|fileinto b|fileinto c|fileinto d|");
+	/* :text (the default) is the text parts: html too, as it is */
+	CHECK_STR(RUNB("if body :contains \"city\" { fileinto \"a\"; }"
+		       "if body :text :contains \"<p>Inner\" { fileinto \"b\"; }"
+		       "if body :text :contains \"PDF\" { fileinto \"no\"; }"
+		       "if body :text :contains \"Prologue\" { fileinto \"no2\"; }"),
+		  "fileinto a|fileinto b|");
+	/* :matches sets no match variables (RFC 5173 6); variables expand */
+	CHECK_STR(RUNB("if header :matches \"Subject\" \"*\" {}"
+		       "if body :matches \"K*n*\" { fileinto \"m-${1}-${0}\"; }"
+		       "set \"ct\" \"application\"; if body :content \"${ct}\" :contains \"PDF\" {"
+		       " fileinto \"v\"; }"),
+		  "fileinto m-s-s|fileinto v|");
+	/* a message without MIME: its body is text/plain */
+	CHECK_STR(run("require [\"body\", \"fileinto\"]; if body :is \"body\r\n\" { fileinto "
+		      "\"a\"; } if body :raw :is \"body\r\n\" { fileinto \"b\"; }"),
+		  "fileinto a|fileinto b|");
+	/* the bound: only the first max_body octets are seen */
+	struct sieve_limits lim = sieve_default_limits;
+	lim.max_body = 40;
+	CHECK_STR(run_on("require [\"body\", \"fileinto\"]; if body :raw :contains \"Prologue\""
+			 " { fileinto \"a\"; } if body :raw :contains \"K=F6ln\" { fileinto \"b\"; }",
+			 mime_msg, &lim),
+		  "fileinto a|");
+	lim.max_body = 20;
+	CHECK_STR(run_on("require [\"body\", \"fileinto\"]; if body :content \"\" :contains"
+			 " \"Prologue\" { fileinto \"a\"; } if body :content \"text\" :contains"
+			 " \"city\" { fileinto \"b\"; }",
+			 mime_msg, &lim),
+		  "fileinto a|");
+#undef RUNB
+}
+
+static const char dated_msg[] =
+    "Received: from a by b; Mon, 7 Dec 2026 01:30:00 +0100\r\n"
+    "Received: from c\r\n by d; Sun, 6 Dec 2026 23:59:59 -0500 (EST)\r\n"
+    "Received: from e; not a date\r\n"
+    "Date: Sat, 29 Feb 2025 10:00:00 +0000\r\n"
+    "X-Leap: 29 Feb 2024 23:00 -0130\r\n"
+    "X-Obs: Mon, 1 Mar 99 12:00:60 PDT\r\n"
+    "X-Three: 1 Jan 105 00:00 GMT\r\n"
+    "X-Bad1: 31 Apr 2026 10:00 +0000\r\n"
+    "X-Bad2: 1 Jan 2026 24:00 +0000\r\n"
+    "X-Bad3: 1 Jan 2026 10:00 +0060\r\n"
+    "X-Bad4: 1 Jan 2026 10:00 +0000 trailing\r\n"
+    "X-Bad5: Mon, 1 Jan 2026 10:00 +0000\r\n"
+    "\r\nb\r\n";
+
+TEST(sieve_date)
+{
+	CHECK_STR(check("require \"date\"; if date \"date\" \"year\" \"2026\" { }"), "OK");
+	CHECK_STR(check("require \"date\"; if date \"date\" \"yearly\" \"2026\" { }"),
+		  "1:20: unknown date part \"yearly\"");
+	CHECK_STR(check("require \"date\"; if date :zone \"0100\" \"date\" \"year\" \"x\" { }"),
+		  "1:20: invalid :zone \"0100\" (+hhmm or -hhmm)");
+	CHECK_STR(check("require \"date\"; if date :zone \"+0160\" \"date\" \"year\" \"x\" { }"),
+		  "1:20: invalid :zone \"+0160\" (+hhmm or -hhmm)");
+	CHECK_STR(check("require \"date\"; if date :zone \"+0100\" :originalzone \"date\" \"year\""
+			" \"x\" { }"),
+		  "1:39: tagged argument ':originalzone' given twice or conflicting");
+	CHECK_STR(check("require \"date\"; if currentdate :originalzone \"year\" \"x\" { }"),
+		  "1:32: unknown tagged argument ':originalzone' for currentdate");
+	CHECK_STR(check("require \"date\"; if date \"date\" [\"year\"] \"x\" { }"),
+		  "1:32: date expects a string here, not a list");
+	CHECK_STR(check("require \"date\"; if date :index 1 \"date\" \"year\" \"x\" { }"),
+		  "1:25: unknown tagged argument ':index' for date");
+	CHECK_STR(check("require \"index\"; if header :last \"a\" \"b\" { }"),
+		  "1:21: :last without :index");
+	CHECK_STR(check("require \"index\"; if header :index 0 \"a\" \"b\" { }"),
+		  "1:35: :index counts from 1");
+	CHECK_STR(check("require [\"index\", \"variables\", \"date\"]; set \"z\" \"x\";"
+			" if date :zone \"${z}\" \"date\" \"${z}\" \"x\" { }"),
+		  "OK");
+	const char *req = "require [\"date\", \"index\", \"fileinto\", \"variables\", \"relational\","
+			  " \"comparator-i;ascii-numeric\"];\n";
+	char s[4096];
+#define RUND(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, dated_msg, NULL))
+	/* each date part of the first Received field in its own zone */
+	CHECK_STR(RUND("if date :matches :originalzone \"received\" \"std11\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"iso8601\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"julian\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"weekday\" \"*\" { set \"d\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"zone\" \"*\" { set \"e\" \"${0}\"; }"
+		       "if date :matches :originalzone \"received\" \"time\" \"*\" { set \"f\" \"${0}\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}|${f}\";"),
+		  "fileinto Mon, 07 Dec 2026 01:30:00 +0100|2026-12-07T01:30:00+01:00|61381|1|"
+		  "+0100|01:30:00|");
+	/* shifted to other zones: the day changes, Z for zero */
+	CHECK_STR(RUND("if date :matches :zone \"+0000\" \"received\" \"iso8601\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"date\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"hour\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"minute\" \"*\" { set \"d\" \"${0}\"; }"
+		       "if date :matches :zone \"-0230\" \"received\" \"weekday\" \"*\" { set \"e\" \"${0}\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto 2026-12-07T00:30:00Z|2026-12-06|22|00|0|");
+	/* :index on date (Pigeonhole 2.3 ignores it), :last; an invalid field */
+	CHECK_STR(RUND("if date :index 2 :originalzone \"received\" \"zone\" \"-0500\" {"
+		       " fileinto \"i2\"; }"
+		       "if date :index 2 :last :originalzone \"received\" \"second\" \"59\" {"
+		       " fileinto \"last2\"; }"
+		       "if date :index 1 :last \"received\" \"year\" \"2026\" { fileinto \"no\"; }"
+		       "if date :index 3 :count \"eq\" :comparator \"i;ascii-numeric\" \"received\""
+		       " \"year\" \"0\" { fileinto \"c0\"; }"
+		       "if date :index 4 \"received\" \"year\" \"2026\" { fileinto \"no2\"; }"),
+		  "fileinto i2|fileinto last2|fileinto c0|");
+	/* calendar rules, obsolete forms, leap years */
+	CHECK_STR(RUND("if date \"date\" \"year\" \"2025\" { fileinto \"feb29-2025\"; }"
+		       "if date :originalzone \"x-leap\" \"date\" \"2024-02-29\" { fileinto \"leap\"; }"
+		       "if date :zone \"+0000\" \"x-leap\" \"iso8601\" \"2024-03-01T00:30:00Z\" {"
+		       " fileinto \"leap-utc\"; }"
+		       "if date :zone \"+0000\" \"x-obs\" \"iso8601\" \"1999-03-01T19:01:00Z\" {"
+		       " fileinto \"obs\"; }"
+		       "if date :originalzone \"x-three\" \"year\" \"2005\" { fileinto \"three\"; }"
+		       "if date :originalzone \"x-three\" \"zone\" \"+0000\" { fileinto \"gmt\"; }"
+		       "if anyof (date \"x-bad1\" \"year\" \"2026\", date \"x-bad2\" \"year\" \"2026\","
+		       " date \"x-bad3\" \"year\" \"2026\", date \"x-bad4\" \"year\" \"2026\","
+		       " date \"x-bad5\" \"year\" \"2026\", date \"x-none\" \"year\" \"2026\") {"
+		       " fileinto \"bad\"; }"),
+		  "fileinto leap|fileinto leap-utc|fileinto obs|fileinto three|fileinto gmt|");
+	/* relational on dates */
+	CHECK_STR(RUND("if date :value \"lt\" :zone \"+0000\" \"received\" \"date\" \"2026-12-08\" {"
+		       " fileinto \"before\"; }"
+		       "if date :value \"ge\" :comparator \"i;ascii-numeric\" :zone \"+0000\""
+		       " \"received\" \"julian\" \"61381\" { fileinto \"mjd\"; }"),
+		  "fileinto before|fileinto mjd|");
+	/* currentdate: one instant per run (2026-12-06 10:00:00 UTC, a Sunday);
+	 * the local zone is the server's */
+	run_now = 1796551200;
+	CHECK_STR(RUND("if currentdate :zone \"+0000\" :matches \"std11\" \"*\" { set \"a\" \"${0}\"; }"
+		       "if currentdate :zone \"+1400\" :matches \"date\" \"*\" { set \"b\" \"${0}\"; }"
+		       "if currentdate :zone \"-1000\" :matches \"iso8601\" \"*\" { set \"c\" \"${0}\"; }"
+		       "if currentdate :zone \"+0000\" \"weekday\" \"0\" { set \"d\" \"sunday\"; }"
+		       "if currentdate :count \"eq\" :comparator \"i;ascii-numeric\" \"year\" \"1\" {"
+		       " set \"e\" \"one\"; }"
+		       "fileinto \"${a}|${b}|${c}|${d}|${e}\";"),
+		  "fileinto Sun, 06 Dec 2026 10:00:00 +0000|2026-12-07|2026-12-06T00:00:00-10:00|"
+		  "sunday|one|");
+	run_now = 0;
+	CHECK_STR(RUND("if currentdate :value \"ge\" \"year\" \"2024\" { fileinto \"clock\"; }"),
+		  "fileinto clock|");
+	/* index on header and address, counted over the names in order */
+	CHECK_STR(RUND("if header :index 2 :contains \"received\" \"by d\" { fileinto \"h2\"; }"
+		       "if header :index 1 :last :contains \"received\" \"not a date\" {"
+		       " fileinto \"hl\"; }"
+		       "if header :index 5 :matches [\"received\", \"date\", \"x-leap\"] \"29 Feb*\" {"
+		       " fileinto \"h5\"; }"
+		       "if header :index 4 :contains \"received\" \"\" { fileinto \"no\"; }"),
+		  "fileinto h2|fileinto hl|fileinto h5|");
+#undef RUND
+}
+
+TEST(sieve_vacation_with_variables)
+{
+	/* the compile-time checks of vacation apply to expanded values */
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"s\" text:\r\nHi\r\nBcc: x@y.z\r\n"
+		      ".\r\n; vacation :subject \"${s}\" \"x\";"),
+		  "E:vacation :subject has a line break|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"f\" \"nobody\";"
+		      " vacation :from \"${f}\" \"x\";"),
+		  "E:vacation :from \"nobody\" is not a valid address|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"a\" \"me\";"
+		      " vacation :addresses [\"${a}@x.y\", \"${a}\"] \"x\";"),
+		  "E:vacation :addresses \"me\" is not an address|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; set \"h\" \"Subject: \xc3\xa4\";"
+		      " vacation :mime \"${h}\n\nbody\";"),
+		  "E:vacation :mime header has 8-bit characters|keep*|");
+	CHECK_STR(run("require [\"vacation\", \"variables\"]; if header :matches \"From\" \"*<*>\" {"
+		      " vacation :subject \"Re: ${1}\" :from \"${2}\" :handle \"${2}\" \"Away\"; }"),
+		  "vacation Away 604800s h:alice@example.org s=Re: Alice  f=alice@example.org|keep*|");
 }
