@@ -438,6 +438,7 @@ const struct cli_command cli_admin_user_command = {
 	"       tern [-c FILE] user remove ADDRESS\n"
 	"       tern [-c FILE] user passwd ADDRESS [--password P]\n"
 	"       tern [-c FILE] user import-passwd FILE [--update]\n"
+	"       tern [-c FILE] user quota ADDRESS [SIZE|none|default] [--messages N|none|default]\n"
 	"\n"
 	"  add      create the account ADDRESS (its domain must be ours) with\n"
 	"           the default mailboxes; the password is P, or one line read\n"
@@ -452,7 +453,12 @@ const struct cli_command cli_admin_user_command = {
 	"           $2b$, $2y$ or $2a$); users that exist are\n"
 	"           skipped, or get the file's hash with --update.  Nothing is\n"
 	"           changed if any line is wrong.  Imported users have no\n"
-	"           SCRAM-SHA-256 keys until their password is set again\n",
+	"           SCRAM-SHA-256 keys until their password is set again\n"
+	"  quota    print the storage and messages the user has and may have;\n"
+	"           with SIZE (bytes, or with K, M, G: 500M, 2G) set the user's\n"
+	"           own storage limit, none: unlimited, default: the server's\n"
+	"           quota.default_storage again; --messages likewise for the\n"
+	"           number of messages (quota.default_messages)\n",
 	user_run,
 };
 
@@ -718,7 +724,7 @@ static int print_account(void *ctx, const struct store_account_info *a)
 static int user_run(const char *cfg_path, int argc, char **argv)
 {
 	static const char *const subs[] = {"add", "list", "remove", "passwd", "import-passwd",
-					   NULL};
+					   "quota", NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -727,6 +733,8 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		return cli_parse_exit(rc);
 	if (!strcmp(sub, "import-passwd"))
 		return user_import(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "quota"))
+		return cli_user_quota(cmd, what, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;

@@ -124,6 +124,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.dns_timeout", CFG_DURATION, STR(spam_dns_timeout), "3s", false},
 	{"spam.fcrdns_weight", CFG_UINT, STR(spam_fcrdns_weight), "1", false},
 	{"spam.helo_weight", CFG_UINT, STR(spam_helo_weight), "1", false},
+	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
+	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -114,6 +114,9 @@ struct config {
 	uint64_t spam_dns_timeout;      /* seconds the greeting waits for the lookups */
 	uint64_t spam_fcrdns_weight;    /* no forward-confirmed reverse name */
 	uint64_t spam_helo_weight;      /* HELO a bare IP or not a FQDN */
+	/* Quotas (docs/admin.md "Quotas"): limits of accounts without their own, 0 none. */
+	uint64_t quota_default_storage;  /* bytes */
+	uint64_t quota_default_messages;
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

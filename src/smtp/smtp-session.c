@@ -1798,6 +1798,37 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* Quotas (docs/smtp.md "Quotas"): a recipient whose every mailbox is full
+ * (and that has no remote target) is refused at RCPT, the clean way to
+ * defer one recipient: 452 4.2.2 (RFC 3463 mailbox full) while the
+ * account is at its limit or the declared SIZE= would take it over, 552
+ * 5.2.2 when the declared size alone is over a limit.  A recipient with
+ * room in one of its mailboxes is accepted, and its message delivered to
+ * all of them (it may go over a limit by that message: mail accepted is
+ * never lost).  An unreadable quota accepts.  0 to go on, 1 answered. */
+static int rcpt_quota(struct smtp_session *s, struct smtp_txn *t,
+		      const struct store_targets *tg, const char *address)
+{
+	if (tg->n_local == 0 || tg->n_remote > 0)
+		return 0;
+	size_t never = 0;
+	for (size_t i = 0; i < tg->n_local; i++) {
+		enum store_quota_fit f =
+			store_quota_fits(s->srv->store, tg->local[i], t->declared_size, 1);
+		if (f == STORE_QUOTA_FITS || f == STORE_QUOTA_UNKNOWN)
+			return 0;
+		never += f == STORE_QUOTA_NEVER;
+	}
+	t->n_refused++;
+	log_info("smtp session=%s action=rcpt_quota rcpt=%s size=%llu result=%s", s->id, address,
+		 (unsigned long long)t->declared_size, never == tg->n_local ? "never" : "full");
+	if (never == tg->n_local)
+		reply(s, "552 5.2.2 <%s>: Mailbox full: the message is larger than its quota", address);
+	else
+		reply(s, "452 4.2.2 <%s>: Mailbox full, try again later", address);
+	return 1;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -1825,7 +1856,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
 	switch (r) {
 	case STORE_RCPT_OK:
-		if (group_rcpt(s, t, address) != 0)
+		if (group_rcpt(s, t, address) != 0 || rcpt_quota(s, t, tg, address) != 0)
 			break;
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);

@@ -201,6 +201,8 @@ NEW_VALUES = {
     "spam.dns_timeout": "5s",
     "spam.fcrdns_weight": "2",
     "spam.helo_weight": "2",
+    "quota.default_storage": "1G",
+    "quota.default_messages": "100000",
 }
 
 

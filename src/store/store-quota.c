@@ -1,0 +1,258 @@
+/*
+ * store-quota.c - storage quotas: what an account uses and what it may use.
+ *
+ * Usage lives in the account's own database, in the one-row table
+ * quota_usage (bytes: the sum of the sizes of its message rows, each copy
+ * counted; and the number of rows).  Two triggers on messages keep it, so
+ * every insert and delete (delivery, APPEND, COPY, MOVE, EXPUNGE, DELETE of
+ * a mailbox) changes it in the same transaction as the rows themselves: it
+ * is exact and reading it is one row, never a scan.  The table and its
+ * triggers are made, and filled from the rows already there, in one write
+ * transaction the first time a database without them is opened (so older
+ * account databases get them without a schema version of their own).
+ *
+ * Limits live in server.db (account_quotas: NULL or no row = the server's
+ * default from the config, 0 = unlimited, N = N bytes or messages).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store-private.h"
+
+static const char usage_ddl[] =
+    "CREATE TABLE IF NOT EXISTS quota_usage ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " storage INTEGER NOT NULL,"
+    " messages INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO quota_usage (id, storage, messages)"
+    " SELECT 1, coalesce(sum(size), 0), count(*) FROM messages;"
+    "CREATE TRIGGER IF NOT EXISTS quota_usage_add AFTER INSERT ON messages BEGIN"
+    " UPDATE quota_usage SET storage = storage + NEW.size, messages = messages + 1"
+    " WHERE id = 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS quota_usage_del AFTER DELETE ON messages BEGIN"
+    " UPDATE quota_usage SET storage = storage - OLD.size, messages = messages - 1"
+    " WHERE id = 1; END;";
+
+static const char limits_ddl[] =
+    "CREATE TABLE IF NOT EXISTS account_quotas ("
+    " account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+    " storage INTEGER," /* NULL: the default */
+    " messages INTEGER);";
+
+int store_quota_schema(struct store_db *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(
+		db->h,
+		"SELECT count(*) FROM sqlite_master WHERE"
+		" (type = 'table' AND name = 'quota_usage') OR"
+		" (type = 'trigger' AND name IN ('quota_usage_add', 'quota_usage_del'))",
+		-1, &st, NULL) != SQLITE_OK) {
+		store_db_error(db, "looking for quota_usage", err, errsz);
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	int have = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (have < 0) {
+		store_db_error(db, "looking for quota_usage", err, errsz);
+		return -1;
+	}
+	if (have == 3)
+		return 0;
+	/* Table, first count and triggers in one write transaction: another
+	 * process doing the same waits, then finds them and changes nothing. */
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, usage_ddl, NULL, NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: creating quota_usage: %s",
+			  msg ? msg : "unknown");
+		sqlite3_free(msg);
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
+}
+
+int store_quota_server_schema(struct store *s, char *err, size_t errsz)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db.h, limits_ddl, NULL, NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: creating account_quotas: %s",
+			  msg ? msg : "unknown");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+void store_set_quota_default(struct store *s, uint64_t storage, uint64_t messages)
+{
+	s->quota_storage = storage;
+	s->quota_messages = messages;
+}
+
+/* The limits of account id (0 unlimited) and whether they are its own. */
+static int read_limits(struct store *s, int64_t id, struct store_quota *q, char *err, size_t errsz)
+{
+	q->storage_limit = s->quota_storage;
+	q->messages_limit = s->quota_messages;
+	q->storage_own = q->messages_own = false;
+	sqlite3_stmt *st = store_db_stmt(
+	    &s->db, "SELECT storage, messages FROM account_quotas WHERE account_id = ?1", err,
+	    errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			q->storage_limit = (uint64_t)sqlite3_column_int64(st, 0);
+			q->storage_own = true;
+		}
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			q->messages_limit = (uint64_t)sqlite3_column_int64(st, 1);
+			q->messages_own = true;
+		}
+	} else if (rc != SQLITE_DONE) {
+		store_db_error(&s->db, "reading quota limits", err, errsz);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The usage from the account's open database (inside a transaction or
+ * not). */
+static int read_usage(struct store_db *db, uint64_t *storage, uint64_t *messages, char *err,
+		      size_t errsz)
+{
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT storage, messages FROM quota_usage WHERE id = 1", err, errsz);
+	if (st == NULL)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		sqlite3_int64 a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+		*storage = a > 0 ? (uint64_t)a : 0;
+		*messages = b > 0 ? (uint64_t)b : 0;
+	} else {
+		store_db_error(db, "reading quota usage", err, errsz);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_quota_get(struct store_account *a, struct store_quota *q, char *err, size_t errsz)
+{
+	memset(q, 0, sizeof *q);
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL || read_usage(db, &q->storage, &q->messages, err, errsz) < 0)
+		return -1;
+	return read_limits(a->s, a->id, q, err, errsz);
+}
+
+/* Over a limit (0 = none)? */
+static bool over(uint64_t used, uint64_t limit)
+{
+	return limit != 0 && used > limit;
+}
+
+enum store_quota_fit store_quota_fits(struct store *s, int64_t account_id, uint64_t bytes,
+				      uint64_t messages)
+{
+	struct store_account *a;
+	struct store_quota q;
+	char err[256];
+	if (store_account_open_id(s, account_id, &a) <= 0 ||
+	    store_quota_get(a, &q, err, sizeof err) < 0)
+		return STORE_QUOTA_UNKNOWN;
+	if (over(bytes, q.storage_limit) || over(messages, q.messages_limit))
+		return STORE_QUOTA_NEVER;
+	/* Full already (usage at the limit) counts even for a message of
+	 * unknown size (bytes 0). */
+	bool full = (q.storage_limit != 0 && q.storage >= q.storage_limit) ||
+		    (q.messages_limit != 0 && q.messages >= q.messages_limit);
+	if (full || over(q.storage + bytes, q.storage_limit) ||
+	    over(q.messages + messages, q.messages_limit))
+		return STORE_QUOTA_FULL;
+	return STORE_QUOTA_FITS;
+}
+
+int store_quota_begin(struct store_account *a, struct store_db *db, struct store_quota_mark *m,
+		      char *err, size_t errsz)
+{
+	(void)a;
+	return read_usage(db, &m->storage, &m->messages, err, errsz);
+}
+
+int store_quota_check(struct store_account *a, struct store_db *db,
+		      const struct store_quota_mark *m, char *err, size_t errsz)
+{
+	struct store_quota q;
+	if (read_usage(db, &q.storage, &q.messages, err, errsz) < 0 ||
+	    read_limits(a->s, a->id, &q, err, errsz) < 0)
+		return -1;
+	/* Only growth is refused: a MOVE (no growth) in an account that is
+	 * over its limit (lowered by the admin) still works. */
+	if ((q.storage > m->storage && over(q.storage, q.storage_limit)) ||
+	    (q.messages > m->messages && over(q.messages, q.messages_limit))) {
+		store_err(err, errsz, "over quota");
+		return 1;
+	}
+	return 0;
+}
+
+/* Binds a limit: NULL for the default, else the value. */
+static void bind_limit(sqlite3_stmt *st, int i, uint64_t v)
+{
+	if (v == STORE_QUOTA_DEFAULT)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage,
+		    const uint64_t *messages, char *err, size_t errsz)
+{
+	for (int i = 0; i < 2; i++) {
+		const uint64_t *v = i == 0 ? storage : messages;
+		if (v != NULL && *v != STORE_QUOTA_DEFAULT && *v > (uint64_t)INT64_MAX) {
+			store_err(err, errsz, "limit too large");
+			return -1;
+		}
+	}
+	if (store_db_begin(&s->db, err, errsz) < 0)
+		return -1;
+	struct store_quota q;
+	if (read_limits(s, account_id, &q, err, errsz) < 0)
+		goto fail;
+	uint64_t st_v = storage ? *storage : q.storage_own ? q.storage_limit : STORE_QUOTA_DEFAULT;
+	uint64_t msg_v = messages         ? *messages
+			 : q.messages_own ? q.messages_limit
+					  : STORE_QUOTA_DEFAULT;
+	sqlite3_stmt *st;
+	if (st_v == STORE_QUOTA_DEFAULT && msg_v == STORE_QUOTA_DEFAULT) {
+		st = store_db_stmt(&s->db, "DELETE FROM account_quotas WHERE account_id = ?1", err,
+				   errsz);
+		if (st == NULL)
+			goto fail;
+	} else {
+		st = store_db_stmt(&s->db,
+				   "INSERT INTO account_quotas (account_id, storage, messages)"
+				   " VALUES (?1, ?2, ?3) ON CONFLICT (account_id) DO UPDATE"
+				   " SET storage = ?2, messages = ?3",
+				   err, errsz);
+		if (st == NULL)
+			goto fail;
+		bind_limit(st, 2, st_v);
+		bind_limit(st, 3, msg_v);
+	}
+	sqlite3_bind_int64(st, 1, account_id);
+	if (store_db_run(&s->db, st, err, errsz) < 0)
+		goto fail;
+	return store_db_commit(&s->db, err, errsz);
+fail:
+	store_db_rollback(&s->db);
+	return -1;
+}
