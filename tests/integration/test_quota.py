@@ -259,13 +259,41 @@ def test_smtp_size_hint(srv):
         assert c.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 1)']
 
 
-def test_smtp_accepted_is_delivered_even_past_the_limit(srv):
+def test_smtp_end_of_data_refuses_what_cannot_fit(srv):
     """Without SIZE=, RCPT can only see that the account is not full yet;
-    the message accepted is stored (and logged), never lost."""
+    at the end of DATA a message for full accounts only is refused whole,
+    before anything is stored or acknowledged."""
     user = new_user(srv)
     set_quota(srv, user, "2K")
+    with client(srv, user) as c:
+        append(c, "INBOX", message(1500))
     mark = srv.log_mark()
-    assert smtp_send(srv, user, message(3000, "big"))[0] == 250
+    assert smtp_send(srv, user, message(1000)) == (
+        452, b"4.2.2 Mailbox full, try again later")
+    srv.wait_log(r"action=data_quota size=\d+ result=full", since=mark)
+    # larger than the limit itself: never
+    fresh = new_user(srv)
+    set_quota(srv, fresh, "2K")
+    assert smtp_send(srv, fresh, message(3000)) == (
+        552, b"5.2.2 Mailbox full: the message is larger than its quota")
+    for u, n in ((user, 1), (fresh, 0)):
+        with client(srv, u) as c:
+            assert c.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES %d)' % n]
+
+
+def test_smtp_accepted_is_delivered_even_past_the_limit(srv):
+    """A message that also goes to an account with room is delivered to
+    every recipient: SMTP has no per-recipient answer after DATA, and a
+    message acknowledged is never lost.  The store logs the overshoot."""
+    user, other = new_user(srv), new_user(srv)
+    set_quota(srv, user, "2K")
+    mark = srv.log_mark()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as s:
+        s.ehlo("client.example")
+        assert s.mail(SENDER)[0] == 250
+        assert s.rcpt(user)[0] == 250
+        assert s.rcpt(other)[0] == 250
+        assert s.data(message(3000, "big"))[0] == 250
     srv.wait_log(r"action=deliver account=\d+ result=over_quota", since=mark)
     with client(srv, user) as c:
         st = c.ok("STATUS INBOX (MESSAGES SIZE)")[0]
@@ -273,6 +301,8 @@ def test_smtp_accepted_is_delivered_even_past_the_limit(srv):
         assert m and int(m.group(1)) > 3000, st
         kib = (int(m.group(1)) + 1023) // 1024
         assert getquota(c) == b'* QUOTA "" (STORAGE %d 2)' % kib
+    with client(srv, other) as c:
+        assert c.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 1)']
     assert smtp_rcpt(srv, user)[0] == 452
 
 
