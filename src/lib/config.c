@@ -117,6 +117,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"mailauth.timeout", CFG_DURATION, STR(mailauth_timeout), "20s", false},
 	{"mailauth.reports", CFG_BOOL, STR(mailauth_reports), "yes", false},
 	{"mailauth.report_interval", CFG_DURATION, STR(mailauth_report_interval), "1d", false},
+	{"mailauth.failure_reports", CFG_BOOL, STR(mailauth_failure_reports), "no", false},
+	{"mailauth.failure_report_limit", CFG_UINT, STR(mailauth_failure_report_limit), "10", false},
 	{"spam.dnsbl", CFG_STR, STR(spam_dnsbl), "", false},
 	{"spam.dnswl", CFG_STR, STR(spam_dnswl), "", false},
 	{"spam.reject_score", CFG_UINT, STR(spam_reject_score), "5", false},

@@ -106,6 +106,8 @@ struct config {
 	uint64_t mailauth_timeout;      /* seconds for all the checks of a message */
 	bool mailauth_reports;          /* send DMARC aggregate reports */
 	uint64_t mailauth_report_interval; /* seconds between two reports to a domain */
+	bool mailauth_failure_reports;  /* send DMARC failure reports (ruf=) */
+	uint64_t mailauth_failure_report_limit; /* per reported domain and hour */
 	/* Connection stage on port 25 (docs/spam.md). */
 	char *spam_dnsbl;               /* "zone[=weight] ..." block lists */
 	char *spam_dnswl;               /* allow lists (negative weights) */

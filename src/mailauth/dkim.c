@@ -948,6 +948,7 @@ static enum dkim_status verify_one(struct msgview *v, const char *sf, size_t sfl
 	copy_val(r->domain, sizeof r->domain, td);
 	copy_val(r->selector, sizeof r->selector, ts);
 	copy_val(r->algo, sizeof r->algo, ta);
+	copy_val(r->identity, sizeof r->identity, ti);
 	if ((tv == NULL && !ams) || ta == NULL || tb == NULL || tbh == NULL || td == NULL ||
 	    th == NULL || ts == NULL) {
 		snprintf(r->reason, sizeof r->reason, "signature lacks a required tag");

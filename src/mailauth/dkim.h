@@ -136,6 +136,8 @@ struct dkim_result {
 	char domain[256];
 	char selector[64];
 	char algo[24];
+	char identity[320]; /* i= as given (may hold any bytes: check before
+			     * printing), "" when absent */
 	char reason[DKIM_ERR_MAX];
 };
 

@@ -214,6 +214,10 @@ static void finish(struct msgauth *m)
 		snprintf(o->spf_reason, sizeof o->spf_reason, "no DNS answer in time");
 	}
 	snprintf(o->spf_domain, sizeof o->spf_domain, "%s", spf_domain(m->spf));
+	size_t rec_len;
+	const char *rec = spf_record(m->spf, &rec_len);
+	if (rec != NULL && rec_len < sizeof o->spf_record)
+		snprintf(o->spf_record, sizeof o->spf_record, "%.*s", (int)rec_len, rec);
 	o->spf_helo = m->mail_from[0] == '\0';
 	/* DKIM */
 	int n = dkim_verify(m->req.msg, m->req.len, time(NULL), dkim_fetch_lookup, m->keys, o->dkim,

@@ -41,6 +41,8 @@ struct msgauth_result {
 	bool spf_helo;              /* the identity checked was HELO (null sender) */
 	char spf_domain[256];       /* the domain checked */
 	char spf_reason[256];
+	char spf_record[SPF_RECORD_MAX + 1]; /* the domain's SPF record, "" if none
+					      * (for DMARC failure reports) */
 	size_t n_dkim;              /* signatures checked (0: not signed) */
 	struct dkim_result dkim[DKIM_SIGS_MAX];
 	char dkim_error[DKIM_ERR_MAX]; /* the message could not be read for DKIM */

@@ -1499,6 +1499,20 @@ const char *spf_domain(const struct spf_check *c)
 	return c->odomain;
 }
 
+const char *spf_record(const struct spf_check *c, size_t *len)
+{
+	for (size_t i = 0; c->odomain != NULL && i < c->n_memo; i++) {
+		const struct memo *m = &c->memo[i];
+		if (m->type == SPF_Q_TXT && m->purpose == TXT_SPF && m->status == SPF_DNS_OK &&
+		    m->n == 1 && m->text != NULL && strcasecmp(m->name, c->odomain) == 0) {
+			*len = m->text_len;
+			return m->text;
+		}
+	}
+	*len = 0;
+	return NULL;
+}
+
 size_t spf_queries(const struct spf_check *c)
 {
 	return c->n_memo;

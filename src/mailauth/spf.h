@@ -139,6 +139,10 @@ const char *spf_reason(const struct spf_check *c);
 const char *spf_explanation(const struct spf_check *c);
 /* The domain that was checked first (the sender's domain or HELO), "". */
 const char *spf_domain(const struct spf_check *c);
+/* The SPF record of that first domain as its TXT answer gave it (the
+ * strings joined; not NUL-terminated, *len bytes), or NULL when it had
+ * none or not exactly one.  It belongs to c. */
+const char *spf_record(const struct spf_check *c, size_t *len);
 /* How many questions the check asked so far. */
 size_t spf_queries(const struct spf_check *c);
 

@@ -8,6 +8,9 @@
  * (7.1: a "v=DMARC1" TXT record at DOMAIN._report._dmarc.RUA-DOMAIN).
  * Reports are best effort: one that cannot be made or sent is logged and
  * not tried again (the next one covers the new evaluations).
+ *
+ * The same run sends the failure reports (RFC 7489 7.3) the SMTP sessions
+ * have kept in the store, to the ruf= addresses, under the same rules.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +27,27 @@
 
 #define ROWS_MAX 2000 /* rows in one report */
 #define DUE_MAX 64    /* domains per run */
+#define FAILURES_MAX 200 /* failure reports per run */
+
+/* What is sent: an aggregate report (rua=) or a failure report (ruf=);
+ * the words of its log lines. */
+struct kind {
+	const char *action; /* "dmarc_report", "dmarc_failure_report" */
+	const char *tag;    /* "rua", "ruf" */
+};
+static const struct kind AGGREGATE = {"dmarc_report", "rua"};
+static const struct kind FAILURE = {"dmarc_failure_report", "ruf"};
+
+/* Makes the message of a report for the address to (appended to out).
+ * 0 or -1. */
+typedef int (*make_fn)(const void *arg, const char *to, struct buf *out);
 
 /* A report waiting for the answer of its external-destination check. */
 struct pending {
 	struct queue_dmarc *qd;
 	struct pending *next;
 	struct dns_query *q;
+	const struct kind *kind;
 	char to[DMARC_URI_MAX + 32];
 	char policy_domain[256];
 	struct buf msg;
@@ -66,9 +84,10 @@ static void pending_unlink(struct queue_dmarc *qd, struct pending *p)
 void queue_dmarc_cancel(struct queue_dmarc *qd)
 {
 	while (qd->pending) {
-		log_warn("queue action=dmarc_report domain=%s rua=<%s> result=skipped "
+		log_warn("queue action=%s domain=%s %s=<%s> result=skipped "
 			 "why=\"stopped while checking the address\"",
-			 qd->pending->policy_domain, qd->pending->to);
+			 qd->pending->kind->action, qd->pending->policy_domain,
+			 qd->pending->kind->tag, qd->pending->to);
 		dns_query_cancel(&qd->pending->q);
 		pending_unlink(qd, qd->pending);
 	}
@@ -84,14 +103,15 @@ void queue_dmarc_free(struct queue_dmarc **qdp)
 	*qdp = NULL;
 }
 
-static void send_one(struct queue_dmarc *qd, const char *to, const char *domain,
-		     const struct buf *msg)
+static void send_one(struct queue_dmarc *qd, const struct kind *k, const char *to,
+		     const char *domain, const struct buf *msg)
 {
 	if (qd->deliver(qd->ctx, to, msg) < 0)
-		log_error("queue action=dmarc_report domain=%s rua=<%s> result=failed", domain, to);
+		log_error("queue action=%s domain=%s %s=<%s> result=failed", k->action, domain,
+			  k->tag, to);
 	else
-		log_info("queue action=dmarc_report domain=%s rua=<%s> size=%zu result=sent", domain,
-			 to, msg->len);
+		log_info("queue action=%s domain=%s %s=<%s> size=%zu result=sent", k->action,
+			 domain, k->tag, to, msg->len);
 }
 
 static void ext_cb(void *ctx, const struct dns_rr_result *r)
@@ -102,24 +122,26 @@ static void ext_cb(void *ctx, const struct dns_rr_result *r)
 	for (size_t i = 0; r->status == DNS_OK && i < r->n && !ok; i++)
 		ok = r->rr[i].len >= 8 && strncasecmp((const char *)r->rr[i].data, "v=DMARC1", 8) == 0;
 	if (ok)
-		send_one(p->qd, p->to, p->policy_domain, &p->msg);
+		send_one(p->qd, p->kind, p->to, p->policy_domain, &p->msg);
 	else
-		log_warn("queue action=dmarc_report domain=%s rua=<%s> result=skipped why=\"the "
+		log_warn("queue action=%s domain=%s %s=<%s> result=skipped why=\"the "
 			 "address is outside the domain and its domain does not accept reports for "
 			 "it (RFC 7489 7.1)\"",
-			 p->policy_domain, p->to);
+			 p->kind->action, p->policy_domain, p->kind->tag, p->to);
 	pending_unlink(p->qd, p);
 }
 
-/* Sends the report in msg (its To: is written per address) for due. */
-static void send_report(struct queue_dmarc *qd, struct dns_resolver *dns,
-			const struct dmarc_report_meta *meta, const struct buf *gz,
-			const char *rua_list)
+/* Sends a report about policy_domain to each mailto: URI of list (its
+ * rua= or ruf=, space-separated, each maybe with "!size"), the message
+ * made per address by make. */
+static void send_report(struct queue_dmarc *qd, struct dns_resolver *dns, const struct kind *k,
+			const char *policy_domain, const char *list, make_fn make,
+			const void *arg)
 {
 	char org_policy[256];
-	if (dmarc_org_domain(meta->policy_domain, org_policy, sizeof org_policy) < 0)
+	if (dmarc_org_domain(policy_domain, org_policy, sizeof org_policy) < 0)
 		return;
-	const char *p = rua_list;
+	const char *p = list;
 	while (*p != '\0') {
 		while (*p == ' ')
 			p++;
@@ -143,40 +165,88 @@ static void send_report(struct queue_dmarc *qd, struct dns_resolver *dns,
 			continue;
 		struct buf msg;
 		buf_init(&msg, 0);
-		if (dmarc_report_message(meta, to, gz->data, gz->len, time(NULL), &msg) < 0) {
+		if (make(arg, to, &msg) < 0) {
 			buf_free(&msg);
 			continue;
 		}
 		if (limit != 0 && msg.len > limit) {
-			log_warn("queue action=dmarc_report domain=%s rua=<%s> result=skipped "
+			log_warn("queue action=%s domain=%s %s=<%s> result=skipped "
 				 "why=\"larger than the %llu bytes the address accepts\"",
-				 meta->policy_domain, to, (unsigned long long)limit);
+				 k->action, policy_domain, k->tag, to, (unsigned long long)limit);
 			buf_free(&msg);
 			continue;
 		}
 		char org_rua[256];
 		if (dmarc_org_domain(at + 1, org_rua, sizeof org_rua) > 0 &&
 		    strcasecmp(org_rua, org_policy) == 0) {
-			send_one(qd, to, meta->policy_domain, &msg);
+			send_one(qd, k, to, policy_domain, &msg);
 			buf_free(&msg);
 			continue;
 		}
 		struct pending *pd = xcalloc(1, sizeof *pd);
 		pd->qd = qd;
+		pd->kind = k;
 		snprintf(pd->to, sizeof pd->to, "%s", to);
-		snprintf(pd->policy_domain, sizeof pd->policy_domain, "%s", meta->policy_domain);
+		snprintf(pd->policy_domain, sizeof pd->policy_domain, "%s", policy_domain);
 		pd->msg = msg;
 		char name[600], err[256];
-		snprintf(name, sizeof name, "%s._report._dmarc.%s", meta->policy_domain, at + 1);
+		snprintf(name, sizeof name, "%s._report._dmarc.%s", policy_domain, at + 1);
 		pd->next = qd->pending;
 		qd->pending = pd;
 		pd->q = dns_lookup(dns, DNS_RR_TXT, name, ext_cb, pd, err, sizeof err);
 		if (pd->q == NULL) {
-			log_warn("queue action=dmarc_report domain=%s rua=<%s> result=skipped "
-				 "why=\"%s\"",
-				 meta->policy_domain, to, err);
+			log_warn("queue action=%s domain=%s %s=<%s> result=skipped why=\"%s\"",
+				 k->action, policy_domain, k->tag, to, err);
 			pending_unlink(qd, pd);
 		}
+	}
+}
+
+/* An aggregate report's message for one address. */
+struct aggregate {
+	const struct dmarc_report_meta *meta;
+	const struct buf *gz;
+};
+
+static int make_aggregate(const void *arg, const char *to, struct buf *out)
+{
+	const struct aggregate *a = arg;
+	return dmarc_report_message(a->meta, to, a->gz->data, a->gz->len, time(NULL), out);
+}
+
+/* A failure report's message for one address: the one kept, with To:. */
+static int make_failure(const void *arg, const char *to, struct buf *out)
+{
+	const struct buf *kept = arg;
+	int e = buf_printf(out, "To: <%s>\r\n", to);
+	e |= buf_append(out, kept->data, kept->len);
+	return e ? -1 : 0;
+}
+
+/* Sends the failure reports the sessions have kept (RFC 7489 7.3:
+ * "almost immediately"; at the latest at the next run). */
+static void send_failures(struct queue_dmarc *qd, struct dns_resolver *dns, time_t now)
+{
+	int64_t after = 0;
+	char err[256];
+	for (size_t i = 0; i < FAILURES_MAX; i++) {
+		struct store_dmarc_failure f;
+		struct buf msg;
+		buf_init(&msg, 0);
+		int r = store_dmarc_failure_next(qd->store, after, &f, &msg, err, sizeof err);
+		if (r <= 0) {
+			if (r < 0)
+				log_error("queue action=dmarc_failure_reports error=\"%s\"", err);
+			buf_free(&msg);
+			return;
+		}
+		after = f.id;
+		send_report(qd, dns, &FAILURE, f.policy_domain, f.ruf, make_failure, &msg);
+		buf_free(&msg);
+		/* sent (or given up on) either way; the row counts towards
+		 * mailauth.failure_report_limit for the hour */
+		if (store_dmarc_failure_sent(qd->store, f.id, (int64_t)now - 3600, err, sizeof err) < 0)
+			log_error("queue action=dmarc_failure_reports error=\"%s\"", err);
 	}
 }
 
@@ -187,7 +257,8 @@ void queue_dmarc_run(struct queue_dmarc *qd, struct dns_resolver *dns, const str
 	struct store_dmarc_row *rows = xcalloc(ROWS_MAX, sizeof *rows);
 	size_t n_due = 0;
 	char err[256];
-	if (store_dmarc_due(qd->store, (int64_t)now - (int64_t)cfg->mailauth_report_interval, due,
+	if (cfg->mailauth_reports &&
+	    store_dmarc_due(qd->store, (int64_t)now - (int64_t)cfg->mailauth_report_interval, due,
 			    DUE_MAX, &n_due, err, sizeof err) < 0)
 		log_error("queue action=dmarc_reports error=\"%s\"", err);
 	for (size_t i = 0; i < n_due; i++) {
@@ -208,7 +279,8 @@ void queue_dmarc_run(struct queue_dmarc *qd, struct dns_resolver *dns, const str
 		buf_init(&gz, 0);
 		if (n > 0 && dmarc_report_xml(&meta, rows, n, &xml) == 0 &&
 		    dmarc_report_gzip(xml.data, xml.len, &gz) == 0)
-			send_report(qd, dns, &meta, &gz, due[i].rua);
+			send_report(qd, dns, &AGGREGATE, meta.policy_domain, due[i].rua,
+				    make_aggregate, &(struct aggregate){&meta, &gz});
 		buf_free(&xml);
 		buf_free(&gz);
 		/* Reported (or given up on) either way; evaluations are kept
@@ -219,4 +291,5 @@ void queue_dmarc_run(struct queue_dmarc *qd, struct dns_resolver *dns, const str
 	}
 	free(rows);
 	free(due);
+	send_failures(qd, dns, now);
 }

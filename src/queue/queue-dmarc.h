@@ -1,6 +1,6 @@
 /*
- * queue-dmarc.h - the DMARC aggregate reports the queue runner sends
- * (queue-dmarc.c, RFC 7489 7.2).
+ * queue-dmarc.h - the DMARC reports the queue runner sends (queue-dmarc.c):
+ * aggregate reports (RFC 7489 7.2) and failure reports (7.3).
  */
 #ifndef TERN_QUEUE_DMARC_H
 #define TERN_QUEUE_DMARC_H
@@ -25,7 +25,8 @@ struct queue_dmarc *queue_dmarc_new(struct store *store, queue_dmarc_deliver_fn 
 void queue_dmarc_free(struct queue_dmarc **qd);
 /* The same, without freeing qd (before its resolver goes away). */
 void queue_dmarc_cancel(struct queue_dmarc *qd);
-/* Sends the reports that are due at now. */
+/* Sends the aggregate reports that are due at now (when
+ * mailauth.reports) and the failure reports kept so far. */
 void queue_dmarc_run(struct queue_dmarc *qd, struct dns_resolver *dns, const struct config *cfg,
 		     time_t now);
 

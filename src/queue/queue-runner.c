@@ -1210,19 +1210,19 @@ static int dmarc_deliver(void *ctx, const char *rcpt, const struct buf *msg)
 	return dsn_deliver(ctx, rcpt, msg);
 }
 
-/* Every mailauth.report_interval (at most every 10 minutes): the DMARC
- * reports that are due. */
+/* Every mailauth.report_interval (at most every minute, for the failure
+ * reports): the DMARC reports that are due. */
 static void dmarc_timer(struct queue_runner *r)
 {
 	uint64_t s = r->cfg->mailauth_report_interval;
-	struct timeval tv = {(time_t)(s < 600 ? s : 600), 0};
+	struct timeval tv = {(time_t)(s < 60 ? s : 60), 0};
 	evtimer_add(r->dmarc_ev, &tv);
 }
 
 static void dmarc_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue_runner *r = arg;
-	if (r->cfg->mailauth_reports)
+	if (r->cfg->mailauth_reports || r->cfg->mailauth_failure_reports)
 		queue_dmarc_run(r->dmarc, r->dns, r->cfg, time(NULL));
 	dmarc_timer(r);
 }

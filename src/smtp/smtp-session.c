@@ -35,6 +35,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "dkim-keys.h"
+#include "dmarc-failure.h"
 #include "dns.h"
 #include "header.h"
 #include "linereader.h"
@@ -1150,6 +1151,73 @@ static void dmarc_record(struct smtp_session *s, const struct msgauth_result *r,
 		log_error("smtp action=dmarc_record error=\"%s\"", err);
 }
 
+/* Keeps a DMARC failure report (RFC 7489 7.3) for the queue runner to
+ * send, when we send them, the domain's record has ruf= and its fo= asks
+ * for one; action is what we did with the message. */
+static void dmarc_failure(struct smtp_session *s, const struct smtp_check *c,
+			  const struct msgauth_result *r, const char *action)
+{
+	const struct config *cfg = s->srv->cfg;
+	if (!cfg->mailauth_failure_reports || !r->dmarc_checked || !r->have_record ||
+	    r->record.n_ruf == 0 || !dmarc_failure_wanted(r->record.fo, &r->dmarc))
+		return;
+	char ruf[1024] = "";
+	size_t o = 0;
+	for (size_t i = 0; i < r->record.n_ruf && o < sizeof ruf; i++) {
+		int n = snprintf(ruf + o, sizeof ruf - o, "%s%s", o ? " " : "", r->record.ruf[i].uri);
+		if (n < 0 || (size_t)n >= sizeof ruf - o)
+			break;
+		o += (size_t)n;
+	}
+	struct buf ar, msg;
+	buf_init(&ar, 0);
+	buf_init(&msg, 0);
+	char id[25], email[300];
+	fsutil_unique_id(id);
+	snprintf(email, sizeof email, "postmaster@%s", hostname(s));
+	struct dmarc_failure_meta m = {
+	    .org_name = hostname(s),
+	    .email = email,
+	    .report_id = id,
+	    .from_domain = r->from_domain,
+	    .ip = s->ip,
+	    .mail_from = c->t->from,
+	    .delivery = !strcmp(action, "reject") ? "reject"
+			: !strcmp(action, "junk")     ? "spam"
+						      : "delivered",
+	    .dkim = r->dkim,
+	    .n_dkim = r->n_dkim,
+	    .dkim_aligned = r->dmarc.dkim_aligned,
+	    .spf_aligned = r->dmarc.spf_aligned,
+	    .spf_domain = r->spf_domain,
+	    .spf_record = r->spf_record,
+	    .headers = c->msg,
+	    .headers_len = c->len,
+	    .arrival = time(NULL),
+	};
+	char err[256] = "";
+	int kept = -1;
+	if (msgauth_header(r, hostname(s), &c->req, &ar) == 0 && buf_putc(&ar, '\0') == 0) {
+		m.auth_results = ar.data;
+		if (dmarc_failure_message(&m, time(NULL), &msg) == 0)
+			kept = store_dmarc_failure_add(
+			    s->srv->store, (int64_t)time(NULL), r->dmarc_domain, ruf, msg.data,
+			    msg.len, (unsigned)cfg->mailauth_failure_report_limit, err, sizeof err);
+	}
+	if (kept < 0)
+		log_error("smtp id=%s action=dmarc_failure_report domain=%s error=\"%s\"", c->t->id,
+			  r->dmarc_domain, err[0] ? err : "could not make the report");
+	else if (kept == 0)
+		log_info("smtp id=%s action=dmarc_failure_report domain=%s result=limited "
+			 "why=\"mailauth.failure_report_limit reports this hour already\"",
+			 c->t->id, r->dmarc_domain);
+	else
+		log_info("smtp id=%s action=dmarc_failure_report domain=%s result=kept", c->t->id,
+			 r->dmarc_domain);
+	buf_free(&ar);
+	buf_free(&msg);
+}
+
 /* True if word is one of the space-separated words of list
  * (case-insensitively). */
 static bool word_in_list(const char *word, const char *list)
@@ -1220,6 +1288,7 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		 arc_override ? " dmarc_override=arc:" : "", arc_override ? r->arc.domain : "",
 		 r->timed_out ? " note=\"some DNS answers did not come in time\"" : "");
 	dmarc_record(s, r, arc_override);
+	dmarc_failure(s, c, r, action);
 	if (!strcmp(action, "reject")) {
 		char line[512];
 		snprintf(line, sizeof line,

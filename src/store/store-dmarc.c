@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "store-private.h"
 #include "xalloc.h"
 
@@ -33,6 +34,15 @@ static const char dmarc_ddl[] = "CREATE TABLE IF NOT EXISTS dmarc_events ("
 				" reported INTEGER NOT NULL DEFAULT 0);"
 				"CREATE INDEX IF NOT EXISTS dmarc_events_due"
 				" ON dmarc_events(reported, policy_domain, time);"
+				"CREATE TABLE IF NOT EXISTS dmarc_failures ("
+				" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+				" time INTEGER NOT NULL,"
+				" policy_domain TEXT NOT NULL,"
+				" ruf TEXT NOT NULL,"
+				" message BLOB NOT NULL,"
+				" sent INTEGER NOT NULL DEFAULT 0);"
+				"CREATE INDEX IF NOT EXISTS dmarc_failures_domain"
+				" ON dmarc_failures(policy_domain, time);"
 				"CREATE TABLE IF NOT EXISTS domain_dmarc ("
 				" domain TEXT PRIMARY KEY,"
 				" reject_action TEXT NOT NULL);";
@@ -223,4 +233,83 @@ int store_dmarc_action_get(struct store *s, const char *domain, char out[16])
 		store_db_column_text(st, 0, out, 16);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ------------------------------------------------------ failure reports */
+
+int store_dmarc_failure_add(struct store *s, int64_t now, const char *policy_domain,
+			    const char *ruf, const void *msg, size_t len, unsigned per_hour,
+			    char *err, size_t errsz)
+{
+	struct store_db *db = &s->db;
+	if (store_db_set_sync(db, false, err, errsz) < 0)
+		return -1;
+	/* One statement counts and inserts, so that workers racing for the
+	 * last report of the hour cannot both get it. */
+	sqlite3_stmt *st = store_db_stmt(
+	    db,
+	    "INSERT INTO dmarc_failures (time, policy_domain, ruf, message)"
+	    " SELECT ?1, ?2, ?3, ?4 WHERE (SELECT count(*) FROM dmarc_failures"
+	    "  WHERE policy_domain = ?2 AND time > ?1 - 3600) < ?5",
+	    err, errsz);
+	int r = -1;
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, now);
+		store_db_bind_text(st, 2, policy_domain);
+		store_db_bind_text(st, 3, ruf);
+		sqlite3_bind_blob64(st, 4, msg, len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, per_hour);
+		r = store_db_run(db, st, err, errsz);
+		if (r == 0)
+			r = sqlite3_changes(db->h) > 0 ? 1 : 0;
+	}
+	(void)store_db_set_sync(db, true, NULL, 0);
+	return r;
+}
+
+int store_dmarc_failure_next(struct store *s, int64_t after, struct store_dmarc_failure *out,
+			     struct buf *msg, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = store_db_stmt(&s->db,
+					 "SELECT id, policy_domain, ruf, message FROM dmarc_failures"
+					 " WHERE sent = 0 AND id > ?1 ORDER BY id LIMIT 1",
+					 err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	int rc = sqlite3_step(st), r = 0;
+	if (rc == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		store_db_column_text(st, 1, out->policy_domain, sizeof out->policy_domain);
+		store_db_column_text(st, 2, out->ruf, sizeof out->ruf);
+		const void *b = sqlite3_column_blob(st, 3);
+		size_t n = (size_t)sqlite3_column_bytes(st, 3);
+		r = buf_append(msg, b != NULL ? b : "", n) == 0 ? 1 : -1;
+		if (r < 0)
+			store_err(err, errsz, "out of memory reading a DMARC failure report");
+	} else if (rc != SQLITE_DONE) {
+		store_db_error(&s->db, "reading DMARC failure reports", err, errsz);
+		r = -1;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_dmarc_failure_sent(struct store *s, int64_t id, int64_t forget_before, char *err,
+			     size_t errsz)
+{
+	struct store_db *db = &s->db;
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "UPDATE dmarc_failures SET sent = 1, message = x'' WHERE id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (store_db_run(db, st, err, errsz) < 0)
+		return -1;
+	st = store_db_stmt(db, "DELETE FROM dmarc_failures WHERE sent = 1 AND time < ?1", err,
+			   errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, forget_before);
+	return store_db_run(db, st, err, errsz);
 }

@@ -181,6 +181,27 @@ int store_dmarc_action_get(struct store *s, const char *domain, char out[16]);
 int store_dmarc_done(struct store *s, const char *policy_domain, int64_t until,
 		     int64_t forget_before, char *err, size_t errsz);
 
+/* DMARC failure reports (RFC 7489 7.3) waiting for the queue runner.
+ * _add keeps one (msg: the report without its To: field; ruf: the
+ * domain's ruf= URIs, space-separated) unless policy_domain already had
+ * per_hour of them in the hour before now: 1 kept, 0 over the limit, -1.
+ * _next gives the first unsent one after id `after` (its message
+ * appended to msg): 1, 0 none, -1.  _sent marks one sent (its message is
+ * dropped; the row counts for the limit until forget_before). */
+struct buf;
+struct store_dmarc_failure {
+	int64_t id;
+	char policy_domain[256];
+	char ruf[1024];
+};
+int store_dmarc_failure_add(struct store *s, int64_t now, const char *policy_domain,
+			    const char *ruf, const void *msg, size_t len, unsigned per_hour,
+			    char *err, size_t errsz);
+int store_dmarc_failure_next(struct store *s, int64_t after, struct store_dmarc_failure *out,
+			     struct buf *msg, char *err, size_t errsz);
+int store_dmarc_failure_sent(struct store *s, int64_t id, int64_t forget_before, char *err,
+			     size_t errsz);
+
 /* ---------------------------------------------------------------- domains */
 
 int store_domain_add(struct store *s, const char *domain, char *err, size_t errsz);

@@ -18,8 +18,6 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 import os
-import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 
@@ -27,7 +25,7 @@ import pytest
 
 from conftest import HOST, timeout
 from test_mailauth import CLIENT, message, send
-from test_spf_cli import DNSMASQ, free_port, pick_port
+from test_spf_cli import DNSMASQ, dnsmasq
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DNSMASQ),
                                 reason="dnsmasq is not installed (scripts/install-deps.sh)")
@@ -37,9 +35,6 @@ ALICE = "alice@example.test"
 
 @pytest.fixture(scope="module")
 def dns():
-    port = pick_port()
-    logpath = tempfile.mktemp(prefix="tern-dnsmasq-rep-", suffix=".log")
-    log = open(logpath, "wb")
     records = [
         "--txt-record=rep.test,v=spf1 ip4:%s -all" % CLIENT,
         "--txt-record=_dmarc.rep.test,v=DMARC1; p=none; rua=mailto:reports@example.test",
@@ -49,20 +44,8 @@ def dns():
         "--txt-record=example.test,v=spf1 ip4:%s -all" % CLIENT,
         "--txt-record=_dmarc.example.test,v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test",
     ]
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--local=/test/"] + (["--user=root"] if os.geteuid() == 0 else []) + records
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while free_port(port):
-        assert proc.poll() is None, open(logpath).read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield "127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(5)
-    log.close()
-    os.unlink(logpath)
+    with dnsmasq(records) as addr:
+        yield addr
 
 
 def test_aggregate_report_sent_to_an_authorized_rua(make_server, dns):

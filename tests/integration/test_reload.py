@@ -194,6 +194,8 @@ NEW_VALUES = {
     "mailauth.timeout": "10s",
     "mailauth.reports": "no",
     "mailauth.report_interval": "12h",
+    "mailauth.failure_reports": "yes",
+    "mailauth.failure_report_limit": "5",
     "spam.dnsbl": "bl.example=3",
     "spam.dnswl": "wl.example",
     "spam.reject_score": "7",

@@ -1,7 +1,9 @@
 /* Unit tests for src/mailauth/dmarc.c (RFC 7489). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "dmarc-failure.h"
 #include "dmarc.h"
 #include "test.h"
 
@@ -344,4 +346,96 @@ TEST(dmarc_evaluate_temperror_and_none)
 	dmarc_evaluate(&in, &v);
 	CHECK_INT(v.result, DMARC_RESULT_NONE);
 	CHECK_STR(dmarc_result_name(v.result), "none");
+}
+
+/* ---------------------------------------------- failure reports (7.3) */
+
+TEST(dmarc_failure_fo_options)
+{
+	struct dmarc_verdict fail = {.result = DMARC_RESULT_FAIL};
+	struct dmarc_verdict half = {.result = DMARC_RESULT_PASS, .spf_aligned = true};
+	struct dmarc_verdict both = {
+	    .result = DMARC_RESULT_PASS, .spf_aligned = true, .dkim_aligned = true};
+	struct dmarc_verdict temp = {.result = DMARC_RESULT_TEMPERROR};
+	CHECK(dmarc_failure_wanted(DMARC_FO_0, &fail));
+	CHECK(!dmarc_failure_wanted(DMARC_FO_0, &half));
+	CHECK(dmarc_failure_wanted(DMARC_FO_1, &fail));
+	CHECK(dmarc_failure_wanted(DMARC_FO_1, &half));
+	CHECK(!dmarc_failure_wanted(DMARC_FO_1, &both));
+	CHECK(!dmarc_failure_wanted(DMARC_FO_0 | DMARC_FO_1, &temp));
+	/* d and s alone ask for DKIM/SPF reports, which are not sent */
+	CHECK(!dmarc_failure_wanted(DMARC_FO_D | DMARC_FO_S, &fail));
+}
+
+/* Every line of b ends in CRLF and is at most max octets long. */
+static bool lines_within(const struct buf *b, size_t max)
+{
+	size_t col = 0;
+	for (size_t i = 0; i < b->len; i++) {
+		if (b->data[i] == '\n') {
+			if (i == 0 || b->data[i - 1] != '\r')
+				return false;
+			col = 0;
+		} else if (++col > max + 1) {
+			return false;
+		}
+	}
+	return col == 0;
+}
+
+TEST(dmarc_failure_message_bounded_and_clean)
+{
+	/* a long SPF record, headers with 8-bit bytes and bare LFs, a body */
+	char rec[3000];
+	size_t o = (size_t)snprintf(rec, sizeof rec, "v=spf1");
+	while (o + 30 < sizeof rec)
+		o += (size_t)snprintf(rec + o, sizeof rec - o, " ip4:192.0.2.%zu", o % 250);
+	const char hdrs[] = "From: <a@x.example>\nSubject: caf\xc3\xa9\r\n\r\nthe body\r\n";
+	struct dkim_result dk = {.status = DKIM_FAIL};
+	snprintf(dk.domain, sizeof dk.domain, "x.example");
+	snprintf(dk.selector, sizeof dk.selector, "s1");
+	struct dmarc_failure_meta m = {
+	    .org_name = "mx.example.net",
+	    .email = "postmaster@mx.example.net",
+	    .report_id = "id1",
+	    .from_domain = "x.example",
+	    .ip = "192.0.2.9",
+	    .mail_from = "a@x.example",
+	    .delivery = "reject",
+	    .auth_results = "Authentication-Results: mx.example.net;\r\n\tdmarc=fail\r\n",
+	    .dkim = &dk,
+	    .n_dkim = 1,
+	    .spf_domain = "x.example",
+	    .spf_record = rec,
+	    .headers = hdrs,
+	    .headers_len = sizeof hdrs - 1,
+	    .arrival = 0,
+	};
+	struct buf out;
+	buf_init(&out, 0);
+	CHECK_INT(dmarc_failure_message(&m, 0, &out), 0);
+	CHECK(lines_within(&out, 998));
+	CHECK(buf_putc(&out, '\0') == 0);
+	CHECK(strstr(out.data, "\r\nDKIM-Domain: x.example\r\nDKIM-Identity: @x.example\r\n"
+			       "DKIM-Selector: s1\r\n") != NULL);
+	CHECK(strstr(out.data, "\r\nSPF-DNS: txt : x.example : v=spf1 ip4:") != NULL);
+	CHECK(strstr(out.data, "\r\nArrival-Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n") != NULL);
+	CHECK(strstr(out.data, "From: <a@x.example>\r\nSubject: caf??\r\n\r\n--") != NULL);
+	CHECK(strstr(out.data, "the body") == NULL);
+	CHECK(strstr(out.data, "\xc3") == NULL);
+	buf_free(&out);
+	/* a header section over the bound is cut at a line end */
+	size_t big = DMARC_FAILURE_HEADERS_MAX + 4000;
+	char *h = malloc(big);
+	CHECK(h != NULL);
+	for (size_t i = 0; i < big; i++)
+		h[i] = i % 50 == 49 ? '\n' : 'a';
+	m.headers = h;
+	m.headers_len = big;
+	buf_init(&out, 0);
+	CHECK_INT(dmarc_failure_message(&m, 0, &out), 0);
+	CHECK(out.len < DMARC_FAILURE_HEADERS_MAX + 8000);
+	CHECK(lines_within(&out, 998));
+	buf_free(&out);
+	free(h);
 }
