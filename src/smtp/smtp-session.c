@@ -44,6 +44,7 @@
 #include "netaddr.h"
 #include "smtp-connect.h"
 #include "smtp-parse.h"
+#include "smtp-quota.h"
 #include "smtp-sieve.h"
 #include "store.h"
 #include "strutil.h"
@@ -1709,6 +1710,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	char err[256] = "";
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
+	smtp_quota_warn(srv->store, srv->cfg, items, n_items);
 
 	struct local_log lg;
 	local_log_build(&lg, batch, n, logged, plans, items);

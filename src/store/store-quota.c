@@ -23,7 +23,8 @@ static const char usage_ddl[] =
     "CREATE TABLE IF NOT EXISTS quota_usage ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " storage INTEGER NOT NULL,"
-    " messages INTEGER NOT NULL);"
+    " messages INTEGER NOT NULL,"
+    " warned INTEGER NOT NULL DEFAULT 0);" /* store_quota_warn_claim */
     "INSERT OR IGNORE INTO quota_usage (id, storage, messages)"
     " SELECT 1, coalesce(sum(size), 0), count(*) FROM messages;"
     "CREATE TRIGGER IF NOT EXISTS quota_usage_add AFTER INSERT ON messages BEGIN"
@@ -255,4 +256,43 @@ int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage
 fail:
 	store_db_rollback(&s->db);
 	return -1;
+}
+
+/* At or above percent of a limit? */
+static bool above(uint64_t used, uint64_t limit, unsigned percent)
+{
+	return limit != 0 && (long double)used * 100.0L >= (long double)limit * percent;
+}
+
+int store_quota_warn_claim(struct store *s, int64_t account_id, unsigned percent,
+			   struct store_quota *q)
+{
+	struct store_account *a;
+	char err[256];
+	if (percent == 0)
+		return 0;
+	if (store_account_open_id(s, account_id, &a) <= 0 ||
+	    store_quota_get(a, q, err, sizeof err) < 0)
+		return -1;
+	bool high = above(q->storage, q->storage_limit, percent) ||
+		    above(q->messages, q->messages_limit, percent);
+	struct store_db *db = store_account_db(a, err, sizeof err);
+	if (db == NULL)
+		return -1;
+	/* One statement: of two deliveries that cross the mark at once, only
+	 * the one whose update changes the row gets 1. */
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "UPDATE quota_usage SET warned = ?1 WHERE id = 1 AND warned <> ?1 RETURNING 1", err,
+	    sizeof err);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, high ? 1 : 0);
+	int rc = sqlite3_step(st);
+	bool changed = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return changed && high ? 1 : 0;
 }

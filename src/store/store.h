@@ -287,6 +287,13 @@ enum store_quota_fit {
 };
 enum store_quota_fit store_quota_fits(struct store *s, int64_t account_id, uint64_t bytes,
 				      uint64_t messages);
+/* The warning of a nearly full account (quota.warning_percent): 1 when
+ * account id has just reached percent of a limit and has not been warned
+ * since it was last below it (the caller sends the warning now: of
+ * concurrent callers only one gets 1), 0 not (also percent 0), -1 error.
+ * q gets the usage and limits. */
+int store_quota_warn_claim(struct store *s, int64_t account_id, unsigned percent,
+			   struct store_quota *q);
 
 /* ---------------------------------------------------------------- aliases */
 

@@ -296,10 +296,13 @@ def test_smtp_accepted_is_delivered_even_past_the_limit(srv):
         assert s.data(message(3000, "big"))[0] == 250
     srv.wait_log(r"action=deliver account=\d+ result=over_quota", since=mark)
     with client(srv, user) as c:
-        st = c.ok("STATUS INBOX (MESSAGES SIZE)")[0]
-        m = re.fullmatch(rb'\* STATUS "INBOX" \(MESSAGES 1 SIZE (\d+)\)', st)
-        assert m and int(m.group(1)) > 3000, st
-        kib = (int(m.group(1)) + 1023) // 1024
+        # the message, and the warning of quota.warning_percent (90)
+        c.ok("SELECT INBOX")
+        lines = c.ok("FETCH 1:* (RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        sizes = [int(re.search(rb"RFC822.SIZE (\d+)", ln).group(1)) for ln in lines]
+        assert len(sizes) == 2 and sizes[0] > 3000, lines
+        assert b"Subject: Your mailbox is almost full" in lines[1], lines
+        kib = (sum(sizes) + 1023) // 1024
         assert getquota(c) == b'* QUOTA "" (STORAGE %d 2)' % kib
     with client(srv, other) as c:
         assert c.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 1)']
@@ -406,3 +409,36 @@ def test_default_from_config(make_server):
     with client(s, user) as c:
         append(c, "INBOX", message(100))
         assert getquota(c) == b'* QUOTA "" (MESSAGE 2 50)'
+
+
+def test_warning_at_the_configured_percentage(make_server):
+    s = make_server(conf=dict(MODULE_CONF, **{"quota.warning_percent": "50"}))
+    user = new_user(s)
+    set_quota(s, user, "8K", "--messages", "100")
+    mark = s.log_mark()
+    assert smtp_send(s, user, message(2000, "one"))[0] == 250  # about 30%: no notice
+    assert smtp_send(s, user, message(2000, "two"))[0] == 250  # over 50%: the notice
+    s.wait_log(r"action=quota_warning account=\d+ address=%s" % re.escape(user), since=mark)
+    assert smtp_send(s, user, message(500, "three"))[0] == 250  # still over: no second one
+    with client(s, user) as c:
+        c.ok("SELECT INBOX")
+        subjects = [ln for ln in c.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")]
+        assert [re.search(rb"Subject: ([^\r]*)", ln).group(1) for ln in subjects] == [
+            b"one", b"two", b"Your mailbox is almost full", b"three"]
+        text = c.ok("FETCH 3 (BODY.PEEK[])")[0]
+        assert b"From: Mail System <MAILER-DAEMON@mx.example.test>" in text
+        assert ("To: <%s>" % user).encode() in text and b"Auto-Submitted: auto-generated" in text
+        assert re.search(rb"storage: [0-9.]+ KB of 8.0 KB \(\d+%; \d+ of 8192 bytes\)", text)
+        assert b"messages: 2 of 100 (2%)" in text
+        # below the mark again: the next crossing warns again
+        c.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+        c.ok("EXPUNGE")
+    assert smtp_send(s, user, message(1000, "four"))[0] == 250
+    assert smtp_send(s, user, message(3500, "five"))[0] == 250
+    s.wait_log(r"action=quota_warning account=\d+ address=%s" % re.escape(user), since=mark,
+               count=2)
+    with client(s, user) as c:
+        c.ok("SELECT INBOX")
+        subjects = c.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert [re.search(rb"Subject: ([^\r]*)", ln).group(1) for ln in subjects] == [
+            b"four", b"five", b"Your mailbox is almost full"]

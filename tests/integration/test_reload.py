@@ -205,6 +205,7 @@ NEW_VALUES = {
     "spam.helo_weight": "2",
     "quota.default_storage": "1G",
     "quota.default_messages": "100000",
+    "quota.warning_percent": "80",
 }
 
 
