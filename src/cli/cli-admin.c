@@ -301,6 +301,7 @@ const struct cli_command cli_admin_domain_command = {
 	"       tern [-c FILE] domain dns DOMAIN\n"
 	"       tern [-c FILE] domain check DOMAIN\n"
 	"       tern [-c FILE] domain set DOMAIN --dmarc-reject reject|junk|tag|default\n"
+	"       tern [-c FILE] domain quota DOMAIN [SIZE|none|default] [--messages N|none|default]\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
 	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
@@ -315,6 +316,10 @@ const struct cli_command cli_admin_domain_command = {
 	"  set      what mail for DOMAIN that fails DMARC under p=reject gets:\n"
 	"           reject (550 5.7.1), junk (the Junk folder), tag (delivered,\n"
 	"           the result in the header); default: mailauth.dmarc_reject\n"
+	"  quota    print the limits DOMAIN's users have when they have none\n"
+	"           of their own; with SIZE (500M, 2G) or --messages set them\n"
+	"           (each user still has its own usage); none: unlimited,\n"
+	"           default: quota.default_storage / quota.default_messages\n"
 	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
 	"           aliases left\n",
 	domain_run,
@@ -329,13 +334,16 @@ static int print_domain(void *ctx, const char *domain)
 
 static int domain_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "dns", "check", "set", "remove", NULL};
+	static const char *const subs[] = {"add",   "list",   "dns", "check",
+					   "set", "quota", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
 	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return cli_parse_exit(rc);
+	if (!strcmp(sub, "quota"))
+		return cli_domain_quota(cmd, what, cfg_path, argc, argv);
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");

@@ -123,5 +123,8 @@ extern const struct cli_command cli_dkim_command;
  * sub-commands). */
 int cli_user_quota(const struct cli_command *cmd, const char *what, const char *cfg_path,
 		   int argc, char **argv);
+/* cli-quota.c: `tern domain quota`. */
+int cli_domain_quota(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		     int argc, char **argv);
 
 #endif

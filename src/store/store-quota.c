@@ -37,7 +37,11 @@ static const char usage_ddl[] =
 static const char limits_ddl[] =
     "CREATE TABLE IF NOT EXISTS account_quotas ("
     " account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
-    " storage INTEGER," /* NULL: the default */
+    " storage INTEGER," /* NULL: the domain's, else the server's default */
+    " messages INTEGER);"
+    "CREATE TABLE IF NOT EXISTS domain_quotas ("
+    " domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,"
+    " storage INTEGER," /* NULL: the server's default */
     " messages INTEGER);";
 
 int store_quota_schema(struct store_db *db, char *err, size_t errsz)
@@ -94,28 +98,38 @@ void store_set_quota_default(struct store *s, uint64_t storage, uint64_t message
 	s->quota_messages = messages;
 }
 
-/* The limits of account id (0 unlimited) and whether they are its own. */
+/* Column i (a limit, or NULL) over *limit with its source. */
+static void take_limit(sqlite3_stmt *st, int i, enum store_quota_source src, uint64_t *limit,
+		       enum store_quota_source *from)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return;
+	*limit = (uint64_t)sqlite3_column_int64(st, i);
+	*from = src;
+}
+
+/* The limits of account id (0 unlimited): its own, else its domain's,
+ * else the server's, per resource. */
 static int read_limits(struct store *s, int64_t id, struct store_quota *q, char *err, size_t errsz)
 {
 	q->storage_limit = s->quota_storage;
 	q->messages_limit = s->quota_messages;
-	q->storage_own = q->messages_own = false;
+	q->storage_from = q->messages_from = STORE_QUOTA_SERVER;
 	sqlite3_stmt *st = store_db_stmt(
-	    &s->db, "SELECT storage, messages FROM account_quotas WHERE account_id = ?1", err,
-	    errsz);
+	    &s->db,
+	    "SELECT d.storage, d.messages, q.storage, q.messages FROM accounts a"
+	    " LEFT JOIN domain_quotas d ON d.domain_id = a.domain_id"
+	    " LEFT JOIN account_quotas q ON q.account_id = a.id WHERE a.id = ?1",
+	    err, errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
-			q->storage_limit = (uint64_t)sqlite3_column_int64(st, 0);
-			q->storage_own = true;
-		}
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-			q->messages_limit = (uint64_t)sqlite3_column_int64(st, 1);
-			q->messages_own = true;
-		}
+		take_limit(st, 0, STORE_QUOTA_DOMAIN, &q->storage_limit, &q->storage_from);
+		take_limit(st, 1, STORE_QUOTA_DOMAIN, &q->messages_limit, &q->messages_from);
+		take_limit(st, 2, STORE_QUOTA_ACCOUNT, &q->storage_limit, &q->storage_from);
+		take_limit(st, 3, STORE_QUOTA_ACCOUNT, &q->messages_limit, &q->messages_from);
 	} else if (rc != SQLITE_DONE) {
 		store_db_error(&s->db, "reading quota limits", err, errsz);
 	}
@@ -213,8 +227,10 @@ static void bind_limit(sqlite3_stmt *st, int i, uint64_t v)
 		sqlite3_bind_int64(st, i, (sqlite3_int64)v);
 }
 
-int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage,
-		    const uint64_t *messages, char *err, size_t errsz)
+/* Sets (set_*) or keeps each limit of one row of account_quotas
+ * (domain false) or domain_quotas, and drops a row left all NULL. */
+static int set_row(struct store *s, bool domain, int64_t id, const uint64_t *storage,
+		   const uint64_t *messages, char *err, size_t errsz)
 {
 	for (int i = 0; i < 2; i++) {
 		const uint64_t *v = i == 0 ? storage : messages;
@@ -223,39 +239,105 @@ int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage
 			return -1;
 		}
 	}
+	static const char *const upsert[2] = {
+	    "INSERT INTO account_quotas (account_id, storage, messages) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (account_id) DO UPDATE SET"
+	    " storage = CASE WHEN ?4 THEN ?2 ELSE storage END,"
+	    " messages = CASE WHEN ?5 THEN ?3 ELSE messages END",
+	    "INSERT INTO domain_quotas (domain_id, storage, messages) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (domain_id) DO UPDATE SET"
+	    " storage = CASE WHEN ?4 THEN ?2 ELSE storage END,"
+	    " messages = CASE WHEN ?5 THEN ?3 ELSE messages END",
+	};
+	static const char *const prune[2] = {
+	    "DELETE FROM account_quotas WHERE account_id = ?1 AND storage IS NULL"
+	    " AND messages IS NULL",
+	    "DELETE FROM domain_quotas WHERE domain_id = ?1 AND storage IS NULL"
+	    " AND messages IS NULL",
+	};
 	if (store_db_begin(&s->db, err, errsz) < 0)
 		return -1;
-	struct store_quota q;
-	if (read_limits(s, account_id, &q, err, errsz) < 0)
+	sqlite3_stmt *st = store_db_stmt(&s->db, upsert[domain], err, errsz);
+	if (st == NULL)
 		goto fail;
-	uint64_t st_v = storage ? *storage : q.storage_own ? q.storage_limit : STORE_QUOTA_DEFAULT;
-	uint64_t msg_v = messages         ? *messages
-			 : q.messages_own ? q.messages_limit
-					  : STORE_QUOTA_DEFAULT;
-	sqlite3_stmt *st;
-	if (st_v == STORE_QUOTA_DEFAULT && msg_v == STORE_QUOTA_DEFAULT) {
-		st = store_db_stmt(&s->db, "DELETE FROM account_quotas WHERE account_id = ?1", err,
-				   errsz);
-		if (st == NULL)
-			goto fail;
-	} else {
-		st = store_db_stmt(&s->db,
-				   "INSERT INTO account_quotas (account_id, storage, messages)"
-				   " VALUES (?1, ?2, ?3) ON CONFLICT (account_id) DO UPDATE"
-				   " SET storage = ?2, messages = ?3",
-				   err, errsz);
-		if (st == NULL)
-			goto fail;
-		bind_limit(st, 2, st_v);
-		bind_limit(st, 3, msg_v);
-	}
-	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 1, id);
+	bind_limit(st, 2, storage ? *storage : STORE_QUOTA_DEFAULT);
+	bind_limit(st, 3, messages ? *messages : STORE_QUOTA_DEFAULT);
+	sqlite3_bind_int(st, 4, storage != NULL);
+	sqlite3_bind_int(st, 5, messages != NULL);
+	if (store_db_run(&s->db, st, err, errsz) < 0)
+		goto fail;
+	st = store_db_stmt(&s->db, prune[domain], err, errsz);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
 	if (store_db_run(&s->db, st, err, errsz) < 0)
 		goto fail;
 	return store_db_commit(&s->db, err, errsz);
 fail:
 	store_db_rollback(&s->db);
 	return -1;
+}
+
+int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage,
+		    const uint64_t *messages, char *err, size_t errsz)
+{
+	return set_row(s, false, account_id, storage, messages, err, errsz);
+}
+
+/* The id of domain (checked, lower-cased): 1, 0 not ours (err), -1. */
+static int domain_id(struct store *s, const char *domain, int64_t *id, char *err, size_t errsz)
+{
+	char dom[256];
+	if (store_name_domain(domain, dom, err, errsz) < 0)
+		return 0;
+	sqlite3_stmt *st = store_db_stmt(&s->db, "SELECT id FROM domains WHERE name = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, dom);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		store_err(err, errsz, "domain %s does not exist", dom);
+	else
+		store_db_error(&s->db, "looking up domain", err, errsz);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_quota_domain_set(struct store *s, const char *domain, const uint64_t *storage,
+			   const uint64_t *messages, char *err, size_t errsz)
+{
+	int64_t id;
+	if (domain_id(s, domain, &id, err, errsz) <= 0)
+		return -1;
+	return set_row(s, true, id, storage, messages, err, errsz);
+}
+
+int store_quota_domain_get(struct store *s, const char *domain, uint64_t *storage,
+			   uint64_t *messages, char *err, size_t errsz)
+{
+	int64_t id;
+	if (domain_id(s, domain, &id, err, errsz) <= 0)
+		return -1;
+	*storage = *messages = STORE_QUOTA_DEFAULT;
+	sqlite3_stmt *st = store_db_stmt(
+	    &s->db, "SELECT storage, messages FROM domain_quotas WHERE domain_id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*storage = (uint64_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			*messages = (uint64_t)sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		store_db_error(&s->db, "reading quota limits", err, errsz);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* At or above percent of a limit? */

@@ -260,18 +260,32 @@ struct store_quota {
 	uint64_t messages;       /* messages, in all mailboxes */
 	uint64_t storage_limit;  /* bytes, 0 unlimited */
 	uint64_t messages_limit; /* 0 unlimited */
-	bool storage_own;        /* the limit is the account's own (else the default) */
-	bool messages_own;
+	enum store_quota_source {
+		STORE_QUOTA_SERVER,  /* quota.default_* */
+		STORE_QUOTA_DOMAIN,  /* the account's domain's (store_quota_domain_set) */
+		STORE_QUOTA_ACCOUNT, /* the account's own (store_quota_set) */
+	} storage_from, messages_from; /* where each limit comes from */
 };
 /* A limit value for store_quota_set: back to the server's default. */
 #define STORE_QUOTA_DEFAULT UINT64_MAX
 /* The server's default limits (config quota.default_storage and
- * quota.default_messages), for accounts without their own. */
+ * quota.default_messages), for accounts without their own whose domain
+ * has none either. */
 void store_set_quota_default(struct store *s, uint64_t storage, uint64_t messages);
 /* Sets an account's own limits: NULL leaves one as it is,
- * STORE_QUOTA_DEFAULT makes it the default again, 0 unlimited. */
+ * STORE_QUOTA_DEFAULT makes it its domain's (or the server's) again, 0
+ * unlimited. */
 int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage,
 		    const uint64_t *messages, char *err, size_t errsz);
+/* The same for a domain's limits, which its accounts without their own
+ * have (each account has its own usage: not a pool shared by the
+ * domain); STORE_QUOTA_DEFAULT the server's.  -1 (err) for a domain that
+ * is not ours. */
+int store_quota_domain_set(struct store *s, const char *domain, const uint64_t *storage,
+			   const uint64_t *messages, char *err, size_t errsz);
+/* A domain's limits, STORE_QUOTA_DEFAULT where it has none.  0 or -1. */
+int store_quota_domain_get(struct store *s, const char *domain, uint64_t *storage,
+			   uint64_t *messages, char *err, size_t errsz);
 struct store_account;
 /* Usage and limits of an account.  0 or -1. */
 int store_quota_get(struct store_account *a, struct store_quota *q, char *err, size_t errsz);

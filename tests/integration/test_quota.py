@@ -442,3 +442,37 @@ def test_warning_at_the_configured_percentage(make_server):
         subjects = c.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert [re.search(rb"Subject: ([^\r]*)", ln).group(1) for ln in subjects] == [
             b"four", b"five", b"Your mailbox is almost full"]
+
+
+def test_domain_limits(srv):
+    """A domain's limits are those of its users without their own (each
+    user keeps its own usage)."""
+    domain = "quota%s.test" % new_user(srv).split("@")[0]
+    srv.cli_ok("domain", "add", domain)
+    a, b = "a@" + domain, "b@" + domain
+    for u in (a, b):
+        srv.cli_ok("user", "add", u, "--password", PASSWORD)
+    r = srv.cli_ok("domain", "quota", domain, "3K", "--messages", "10").stdout.decode()
+    assert r == ("%s\nstorage: 3072 bytes for each user without a limit of its own"
+                 " (set for this domain)\nmessages: 10 for each user without a limit of its own"
+                 " (set for this domain)\n" % domain)
+    set_quota(srv, b, "none")
+    assert set_quota(srv, a) == ("%s\nstorage: 0 bytes used of 3072 bytes (0%%) (the domain's"
+                                 " default)\nmessages: 0 used of 10 (0%%) (the domain's default)\n"
+                                 % a)
+    with client(srv, a) as c:
+        append(c, "INBOX", message(2500))
+        assert getquota(c) == b'* QUOTA "" (STORAGE 3 3 MESSAGE 1 10)'
+        assert append_no(c, "INBOX", message(600))[1].startswith(b"NO [OVERQUOTA]")
+    with client(srv, b) as c:  # its own (none) wins for storage, the domain's for messages
+        append(c, "INBOX", message(2500))
+        append(c, "INBOX", message(2500))
+        assert getquota(c) == b'* QUOTA "" (MESSAGE 2 10)'
+    srv.cli_ok("domain", "quota", domain, "default", "--messages", "default")
+    with client(srv, a) as c:
+        assert getquota(c) == b'* QUOTA "" ()'
+    r = srv.cli("domain", "quota", "nope.example")
+    assert r.returncode == 1
+    for u in (a, b):
+        srv.cli_ok("user", "remove", u)
+    srv.cli_ok("domain", "remove", domain)

@@ -589,11 +589,24 @@ TEST(store_quota_usage_and_limits)
 	usage(&f, 52, 3);
 	struct store_quota q;
 	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
-	CHECK(q.storage_own && q.storage_limit == 52 && !q.messages_own && q.messages_limit == 0);
+	CHECK(q.storage_from == STORE_QUOTA_ACCOUNT && q.storage_limit == 52 &&
+	      q.messages_from == STORE_QUOTA_SERVER && q.messages_limit == 0);
 	uint64_t two = 2, def = STORE_QUOTA_DEFAULT;
 	CHECK_INT(store_quota_set(f.s, id, &def, &two, f.err, sizeof f.err), 0);
 	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
-	CHECK(!q.storage_own && q.storage_limit == 60 && q.messages_own && q.messages_limit == 2);
+	CHECK(q.storage_from == STORE_QUOTA_SERVER && q.storage_limit == 60 &&
+	      q.messages_from == STORE_QUOTA_ACCOUNT && q.messages_limit == 2);
+	/* a domain's limits come between */
+	uint64_t dom = 40;
+	CHECK_INT(store_quota_domain_set(f.s, "EXAMPLE.test", &dom, NULL, f.err, sizeof f.err), 0);
+	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
+	CHECK(q.storage_from == STORE_QUOTA_DOMAIN && q.storage_limit == 40 &&
+	      q.messages_from == STORE_QUOTA_ACCOUNT && q.messages_limit == 2);
+	uint64_t ds, dm;
+	CHECK_INT(store_quota_domain_get(f.s, "example.test", &ds, &dm, f.err, sizeof f.err), 0);
+	CHECK(ds == 40 && dm == STORE_QUOTA_DEFAULT);
+	CHECK_INT(store_quota_domain_set(f.s, "nope.test", &dom, NULL, f.err, sizeof f.err), -1);
+	CHECK_INT(store_quota_domain_set(f.s, "example.test", &def, NULL, f.err, sizeof f.err), 0);
 	/* expunge and mailbox delete give it back */
 	bool done[1];
 	CHECK_INT(store_imap_expunge(f.a, arch.id, nu, 1, done, NULL, f.err, sizeof f.err), 0);
@@ -604,6 +617,7 @@ TEST(store_quota_usage_and_limits)
 	store_set_quota_default(f.s, 0, 0);
 	CHECK_INT(store_quota_set(f.s, id, &def, &def, f.err, sizeof f.err), 0);
 	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
-	CHECK(!q.storage_own && q.storage_limit == 0 && q.messages_limit == 0);
+	CHECK(q.storage_from == STORE_QUOTA_SERVER && q.storage_limit == 0 &&
+	      q.messages_limit == 0);
 	ifx_close(&f);
 }
