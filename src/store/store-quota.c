@@ -115,12 +115,12 @@ static int read_limits(struct store *s, int64_t id, struct store_quota *q, char 
 	q->storage_limit = s->quota_storage;
 	q->messages_limit = s->quota_messages;
 	q->storage_from = q->messages_from = STORE_QUOTA_SERVER;
-	sqlite3_stmt *st = store_db_stmt(
-	    &s->db,
-	    "SELECT d.storage, d.messages, q.storage, q.messages FROM accounts a"
-	    " LEFT JOIN domain_quotas d ON d.domain_id = a.domain_id"
-	    " LEFT JOIN account_quotas q ON q.account_id = a.id WHERE a.id = ?1",
-	    err, errsz);
+	sqlite3_stmt *st =
+	    store_db_stmt(&s->db,
+			  "SELECT d.storage, d.messages, q.storage, q.messages FROM accounts a"
+			  " LEFT JOIN domain_quotas d ON d.domain_id = a.domain_id"
+			  " LEFT JOIN account_quotas q ON q.account_id = a.id WHERE a.id = ?1",
+			  err, errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -291,7 +291,8 @@ static int domain_id(struct store *s, const char *domain, int64_t *id, char *err
 	char dom[256];
 	if (store_name_domain(domain, dom, err, errsz) < 0)
 		return 0;
-	sqlite3_stmt *st = store_db_stmt(&s->db, "SELECT id FROM domains WHERE name = ?1", err, errsz);
+	sqlite3_stmt *st =
+	    store_db_stmt(&s->db, "SELECT id FROM domains WHERE name = ?1", err, errsz);
 	if (st == NULL)
 		return -1;
 	store_db_bind_text(st, 1, dom);
@@ -361,15 +362,27 @@ int store_quota_warn_claim(struct store *s, int64_t account_id, unsigned percent
 	struct store_db *db = store_account_db(a, err, sizeof err);
 	if (db == NULL)
 		return -1;
+	/* The common case (no change of state) writes nothing. */
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT warned FROM quota_usage WHERE id = 1", err, sizeof err);
+	if (st == NULL)
+		return -1;
+	int rc = sqlite3_step(st);
+	bool warned = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (warned == high)
+		return 0;
 	/* One statement: of two deliveries that cross the mark at once, only
 	 * the one whose update changes the row gets 1. */
-	sqlite3_stmt *st = store_db_stmt(
+	st = store_db_stmt(
 	    db, "UPDATE quota_usage SET warned = ?1 WHERE id = 1 AND warned <> ?1 RETURNING 1", err,
 	    sizeof err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int(st, 1, high ? 1 : 0);
-	int rc = sqlite3_step(st);
+	rc = sqlite3_step(st);
 	bool changed = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);
