@@ -138,12 +138,12 @@ static int read_limits(struct store *s, int64_t id, struct store_quota *q, char 
 }
 
 /* The usage from the account's open database (inside a transaction or
- * not). */
-static int read_usage(struct store_db *db, uint64_t *storage, uint64_t *messages, char *err,
-		      size_t errsz)
+ * not), and the warning flag (warned may be NULL). */
+static int read_usage_warned(struct store_db *db, uint64_t *storage, uint64_t *messages,
+			     bool *warned, char *err, size_t errsz)
 {
-	sqlite3_stmt *st =
-	    store_db_stmt(db, "SELECT storage, messages FROM quota_usage WHERE id = 1", err, errsz);
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "SELECT storage, messages, warned FROM quota_usage WHERE id = 1", err, errsz);
 	if (st == NULL)
 		return -1;
 	int rc = sqlite3_step(st);
@@ -151,11 +151,19 @@ static int read_usage(struct store_db *db, uint64_t *storage, uint64_t *messages
 		sqlite3_int64 a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
 		*storage = a > 0 ? (uint64_t)a : 0;
 		*messages = b > 0 ? (uint64_t)b : 0;
+		if (warned)
+			*warned = sqlite3_column_int(st, 2) != 0;
 	} else {
 		store_db_error(db, "reading quota usage", err, errsz);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int read_usage(struct store_db *db, uint64_t *storage, uint64_t *messages, char *err,
+		      size_t errsz)
+{
+	return read_usage_warned(db, storage, messages, NULL, err, errsz);
 }
 
 int store_quota_get(struct store_account *a, struct store_quota *q, char *err, size_t errsz)
@@ -180,7 +188,14 @@ enum store_quota_fit store_quota_fits(struct store *s, int64_t account_id, uint6
 	struct store_quota q;
 	char err[256];
 	if (store_account_open_id(s, account_id, &a) <= 0 ||
-	    store_quota_get(a, &q, err, sizeof err) < 0)
+	    read_limits(s, account_id, &q, err, sizeof err) < 0)
+		return STORE_QUOTA_UNKNOWN;
+	/* Unlimited (the common case): no need to read the usage.  Each
+	 * read of a database outside a transaction costs its locks. */
+	if (q.storage_limit == 0 && q.messages_limit == 0)
+		return STORE_QUOTA_FITS;
+	struct store_db *db = store_account_db(a, err, sizeof err);
+	if (db == NULL || read_usage(db, &q.storage, &q.messages, err, sizeof err) < 0)
 		return STORE_QUOTA_UNKNOWN;
 	if (over(bytes, q.storage_limit) || over(messages, q.messages_limit))
 		return STORE_QUOTA_NEVER;
@@ -352,37 +367,30 @@ int store_quota_warn_claim(struct store *s, int64_t account_id, unsigned percent
 {
 	struct store_account *a;
 	char err[256];
+	memset(q, 0, sizeof *q);
 	if (percent == 0)
 		return 0;
+	bool warned = false;
+	struct store_db *db;
 	if (store_account_open_id(s, account_id, &a) <= 0 ||
-	    store_quota_get(a, q, err, sizeof err) < 0)
+	    read_limits(s, account_id, q, err, sizeof err) < 0 ||
+	    (db = store_account_db(a, err, sizeof err)) == NULL ||
+	    read_usage_warned(db, &q->storage, &q->messages, &warned, err, sizeof err) < 0)
 		return -1;
 	bool high = above(q->storage, q->storage_limit, percent) ||
 		    above(q->messages, q->messages_limit, percent);
-	struct store_db *db = store_account_db(a, err, sizeof err);
-	if (db == NULL)
-		return -1;
 	/* The common case (no change of state) writes nothing. */
-	sqlite3_stmt *st =
-	    store_db_stmt(db, "SELECT warned FROM quota_usage WHERE id = 1", err, sizeof err);
-	if (st == NULL)
-		return -1;
-	int rc = sqlite3_step(st);
-	bool warned = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return -1;
 	if (warned == high)
 		return 0;
 	/* One statement: of two deliveries that cross the mark at once, only
 	 * the one whose update changes the row gets 1. */
-	st = store_db_stmt(
+	sqlite3_stmt *st = store_db_stmt(
 	    db, "UPDATE quota_usage SET warned = ?1 WHERE id = 1 AND warned <> ?1 RETURNING 1", err,
 	    sizeof err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int(st, 1, high ? 1 : 0);
-	rc = sqlite3_step(st);
+	int rc = sqlite3_step(st);
 	bool changed = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);
