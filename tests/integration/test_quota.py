@@ -190,6 +190,8 @@ def test_status_deleted_storage(srv):
         c.ok("STORE 1,3 +FLAGS.SILENT (\\Deleted)")
         assert c.ok("STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)") == [
             b'* STATUS "INBOX" (MESSAGES 3 DELETED 2 DELETED-STORAGE 1000)']
+        lines = c.ok('LIST "" INBOX RETURN (STATUS (DELETED-STORAGE))')
+        assert lines[-1] == b'* STATUS "INBOX" (DELETED-STORAGE 1000)', lines
 
 
 def test_expunge_frees_usage(srv):
