@@ -584,6 +584,8 @@ static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 	for (size_t p = 0; p < N_PROTOCOLS; p++)
 		protocols[p].set_config(w->servers[p], c);
 	store_set_postmaster(w->store, c->postmaster, c->hostname);
+	store_set_quota_default(w->store, c->quota_default_storage,
+					c->quota_default_messages);
 	config_free(&w->cfg);
 	w->cfg = c;
 	log_info("reload result=ok");
@@ -642,6 +644,8 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	}
 	store_notify_set_hook(w.store, worker_notify_hook, &w);
 	store_set_postmaster(w.store, w.cfg->postmaster, w.cfg->hostname);
+	store_set_quota_default(w.store, w.cfg->quota_default_storage,
+					w.cfg->quota_default_messages);
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
@@ -787,6 +791,8 @@ static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		return;
 	queue_runner_set_config(q->runner, c);
 	store_set_postmaster(q->store, c->postmaster, c->hostname);
+	store_set_quota_default(q->store, c->quota_default_storage,
+					c->quota_default_messages);
 	config_free(&q->cfg);
 	q->cfg = c;
 	log_info("reload result=ok");
@@ -827,6 +833,8 @@ static int queue_main(struct master *m, int notify_fd)
 	}
 	store_notify_set_hook(q.store, queue_store_hook, &q);
 	store_set_postmaster(q.store, q.cfg->postmaster, q.cfg->hostname);
+	store_set_quota_default(q.store, q.cfg->quota_default_storage,
+					q.cfg->quota_default_messages);
 	q.base = event_base_new();
 	if (q.base == NULL)
 		fatal(1, "cannot create event loop");

@@ -302,6 +302,7 @@ const struct cli_command cli_admin_domain_command = {
 	"       tern [-c FILE] domain check DOMAIN\n"
 	"       tern [-c FILE] domain set DOMAIN [--dmarc-reject reject|junk|tag|default]\n"
 	"                                        [--greylist on|off]\n"
+	"       tern [-c FILE] domain quota DOMAIN [SIZE|none|default] [--messages N|none|default]\n"
 	"       tern [-c FILE] domain remove DOMAIN\n"
 	"\n"
 	"  add      make DOMAIN one of ours (mail for it is delivered here),\n"
@@ -319,6 +320,10 @@ const struct cli_command cli_admin_domain_command = {
 	"           mailauth.dmarc_reject.  --greylist on: mail for DOMAIN from\n"
 	"           port 25 is greylisted (451 4.7.1 until the sender retries\n"
 	"           after spam.greylist_delay; docs/spam.md); off (the default)\n"
+	"  quota    print the limits DOMAIN's users have when they have none\n"
+	"           of their own; with SIZE (500M, 2G) or --messages set them\n"
+	"           (each user still has its own usage); none: unlimited,\n"
+	"           default: quota.default_storage / quota.default_messages\n"
 	"  remove   forget DOMAIN and its DKIM keys; it must have no users or\n"
 	"           aliases left\n",
 	domain_run,
@@ -382,13 +387,16 @@ static int domain_set(const struct cli_command *cmd, const char *what, const str
 
 static int domain_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"add", "list", "dns", "check", "set", "remove", NULL};
+	static const char *const subs[] = {"add",   "list",   "dns", "check",
+					   "set", "quota", "remove", NULL};
 	const struct cli_command *cmd = &cli_admin_domain_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
 	int rc = cli_pick_sub(cmd, argc, argv, subs, &sub, what);
 	if (rc != 0)
 		return cli_parse_exit(rc);
+	if (!strcmp(sub, "quota"))
+		return cli_domain_quota(cmd, what, cfg_path, argc, argv);
 	char *pos[1];
 	int n_pos;
 	bool is_list = !strcmp(sub, "list");
@@ -472,6 +480,7 @@ const struct cli_command cli_admin_user_command = {
 	"       tern [-c FILE] user app-password add ADDRESS NAME\n"
 	"       tern [-c FILE] user app-password list ADDRESS\n"
 	"       tern [-c FILE] user app-password revoke ADDRESS NAME\n"
+	"       tern [-c FILE] user quota ADDRESS [SIZE|none|default] [--messages N|none|default]\n"
 	"\n"
 	"  add      create the account ADDRESS (its domain must be ours) with\n"
 	"           the default mailboxes; the password is P, or one line read\n"
@@ -496,7 +505,12 @@ const struct cli_command cli_admin_user_command = {
 	"           NAME, id (its first group, not secret), created, last used\n"
 	"  app-password revoke\n"
 	"           delete it: the next login with it fails (sessions already\n"
-	"           logged in with it stay until they end)\n",
+	"           logged in with it stay until they end)\n"
+	"  quota    print the storage and messages the user has and may have;\n"
+	"           with SIZE (bytes, or with K, M, G: 500M, 2G) set the user's\n"
+	"           own storage limit, none: unlimited, default: the server's\n"
+	"           quota.default_storage again; --messages likewise for the\n"
+	"           number of messages (quota.default_messages)\n",
 	user_run,
 };
 
@@ -762,7 +776,7 @@ static int print_account(void *ctx, const struct store_account_info *a)
 static int user_run(const char *cfg_path, int argc, char **argv)
 {
 	static const char *const subs[] = {"add",           "list",         "remove", "passwd",
-					   "import-passwd", "app-password", NULL};
+					   "import-passwd", "app-password", "quota",  NULL};
 	const struct cli_command *cmd = &cli_admin_user_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -773,6 +787,8 @@ static int user_run(const char *cfg_path, int argc, char **argv)
 		return user_import(cmd, what, cfg_path, argc, argv);
 	if (!strcmp(sub, "app-password"))
 		return cli_apppass_run(cmd, cfg_path, argc, argv);
+	if (!strcmp(sub, "quota"))
+		return cli_user_quota(cmd, what, cfg_path, argc, argv);
 	bool is_list = !strcmp(sub, "list");
 	bool takes_pw = !strcmp(sub, "add") || !strcmp(sub, "passwd");
 	const char *pw_opt = NULL;

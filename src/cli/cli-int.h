@@ -139,5 +139,12 @@ int cli_domain_dns(const struct config *cfg, struct store *s, const char *what, 
 int cli_domain_check(const struct config *cfg, struct store *s, const char *what,
 		     const char *domain);
 extern const struct cli_command cli_dkim_command;
+/* cli-quota.c: `tern user quota` (argv as for the other user
+ * sub-commands). */
+int cli_user_quota(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		   int argc, char **argv);
+/* cli-quota.c: `tern domain quota`. */
+int cli_domain_quota(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		     int argc, char **argv);
 
 #endif

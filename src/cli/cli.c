@@ -274,6 +274,7 @@ struct store *cli_open_store(const char *cfg_path, struct config **cfg_out, int 
 		config_free(&cfg);
 		return NULL;
 	}
+	store_set_quota_default(s, cfg->quota_default_storage, cfg->quota_default_messages);
 	*cfg_out = cfg;
 	*rc = CLI_OK;
 	return s;

@@ -366,6 +366,7 @@ enum {
 	ST_SIZE = 1 << 5,
 	ST_RECENT = 1 << 6,
 	ST_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 3.1.7 */
+	ST_DELETED_STORAGE = 1 << 8, /* RFC 9208 4.1.4 */
 };
 
 static const struct {
@@ -376,6 +377,7 @@ static const struct {
     {"UIDVALIDITY", ST_UIDVALIDITY}, {"UNSEEN", ST_UNSEEN},
     {"DELETED", ST_DELETED},         {"SIZE", ST_SIZE},
     {"RECENT", ST_RECENT},           {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
+    {"DELETED-STORAGE", ST_DELETED_STORAGE},
 };
 
 /* Parses "(item ...)" at t; sets *items (in the order given: order[]).
@@ -422,6 +424,7 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 				       : bit == ST_SIZE          ? mb->size
 				       : bit == ST_RECENT        ? recent
 				       : bit == ST_HIGHESTMODSEQ ? mb->highestmodseq
+				       : bit == ST_DELETED_STORAGE ? mb->deleted_size
 								 : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}
@@ -958,7 +961,9 @@ void imap_cmd_append(struct imap_cmdctx *x)
 		r = store_imap_append(s->acct, mb.name, sm, nm, &uv, uids, err, sizeof err);
 	for (size_t k = 0; k < nm; k++)
 		store_spool_drop(&m[k].fd, m[k].path);
-	if (r < 0) {
+	if (r == -2) {
+		imap_reply(s, "%s NO [OVERQUOTA] Quota exceeded, nothing was stored", x->tag);
+	} else if (r < 0) {
 		if (strstr(err, "keyword"))
 			imap_reply(s, "%s NO [LIMIT] %s", x->tag, err);
 		else

@@ -268,11 +268,16 @@ void imap_cmd_copy(struct imap_cmdctx *x)
 	uint32_t *nu = xcalloc(n, sizeof *nu);
 	char err[256];
 	uint64_t modseq = 0;
-	if (store_imap_copy(s->acct, s->sel->id, uids, n, mb.id, move, nu, &modseq, err,
-			    sizeof err) < 0) {
+	int cr = store_imap_copy(s->acct, s->sel->id, uids, n, mb.id, move, nu, &modseq, err,
+				 sizeof err);
+	if (cr < 0) {
 		free(uids);
 		free(nu);
-		imap_no_store(x, move ? "move" : "copy", err);
+		if (cr == -2)
+			imap_reply(s, "%s NO [OVERQUOTA] Quota exceeded, nothing was %s", x->tag,
+				   move ? "moved" : "copied");
+		else
+			imap_no_store(x, move ? "move" : "copy", err);
 		return;
 	}
 	imap_spam_copied(s, &mb, nu, n);

@@ -264,6 +264,10 @@ void imap_cmd_close(struct imap_cmdctx *x);   /* CLOSE (expunges) */
 void imap_cmd_search(struct imap_cmdctx *x);
 void imap_cmd_sort(struct imap_cmdctx *x);   /* SORT, UID SORT (imap-sort.c) */
 void imap_cmd_thread(struct imap_cmdctx *x); /* THREAD, UID THREAD (imap-thread.c) */
+/* imap-quota.c (RFC 9208) */
+void imap_cmd_getquotaroot(struct imap_cmdctx *x);
+void imap_cmd_getquota(struct imap_cmdctx *x);
+void imap_cmd_setquota(struct imap_cmdctx *x);
 
 /* imap-search.c: the SEARCH evaluator, for SORT and THREAD.  Parses the
  * search keys x->a[i..x->n); 0 and *out (free with imap_search_free,

@@ -167,6 +167,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		      " UIDPLUS MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
 		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC"
 		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	buf_puts(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"); /* imap-quota.c */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -1347,6 +1348,9 @@ static const struct {
     {"THREAD", imap_cmd_thread, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
     {"COPY", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
     {"MOVE", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
+    {"GETQUOTAROOT", imap_cmd_getquotaroot, C_LOGGED},
+    {"GETQUOTA", imap_cmd_getquota, C_LOGGED},
+    {"SETQUOTA", imap_cmd_setquota, C_LOGGED},
 };
 
 static void run_command(struct imap_session *s, char *line, size_t n)

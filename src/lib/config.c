@@ -145,6 +145,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.rule_future_date", CFG_UINT, STR(spam_rule_future_date), "2", false},
 	{"spam.rule_executable_attachment", CFG_UINT, STR(spam_rule_executable_attachment), "4",
 	 false},
+	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
+	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
+	{"quota.warning_percent", CFG_UINT, STR(quota_warning_percent), "90", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -476,6 +479,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	}
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {
 		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
+		return -1;
+	}
+	if (c->quota_warning_percent > 100) {
+		snprintf(err, errsz, "%s: quota.warning_percent must be 0..100", c->path);
 		return -1;
 	}
 	if (c->postmaster[0] != '\0' &&

@@ -136,6 +136,10 @@ struct config {
 	uint64_t spam_rule_missing_message_id; /* rule weights (spam-rules.h) */
 	uint64_t spam_rule_future_date;
 	uint64_t spam_rule_executable_attachment;
+	/* Quotas (docs/admin.md "Quotas"): limits of accounts without their own, 0 none. */
+	uint64_t quota_default_storage;  /* bytes */
+	uint64_t quota_default_messages;
+	uint64_t quota_warning_percent;  /* notice at this % of a limit, 0 none */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -46,6 +46,7 @@
 #include "smtp-grey.h"
 #include "smtp-limit.h"
 #include "smtp-parse.h"
+#include "smtp-quota.h"
 #include "smtp-sieve.h"
 #include "smtp-spam.h"
 #include "spam-token.h"
@@ -1488,6 +1489,45 @@ static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
 	event_active(srv->commit_ev, EV_TIMEOUT, 0);
 }
 
+/* Whether a message of size bytes fits none of the accounts ids[0..n):
+ * 0 one has room (or its quota cannot be read: accept), STORE_QUOTA_FULL
+ * all are full, STORE_QUOTA_NEVER it is larger than every limit. */
+static int quota_none_fits(struct smtp_session *s, const int64_t *ids, size_t n, uint64_t size)
+{
+	size_t never = 0;
+	for (size_t i = 0; i < n; i++) {
+		enum store_quota_fit f = store_quota_fits(s->srv->store, ids[i], size, 1);
+		if (f == STORE_QUOTA_FITS || f == STORE_QUOTA_UNKNOWN)
+			return 0;
+		never += f == STORE_QUOTA_NEVER;
+	}
+	return n == 0 ? 0 : never == n ? STORE_QUOTA_NEVER : STORE_QUOTA_FULL;
+}
+
+/* End of data, quotas (docs/smtp.md "Quotas"): now that the size is
+ * known, a message none of whose local accounts has room for it (and
+ * that has no remote recipient) is refused whole, 452 4.2.2 (552 5.2.2
+ * when it is larger than every limit itself), before anything is stored
+ * or acknowledged; the other recipients of the transaction, if any, are
+ * in the same state, so nobody else waits.  Otherwise it is delivered
+ * to all, even past a limit.  0, or the reply code with why filled. */
+static int quota_refusal(struct smtp_session *s, const struct smtp_txn *t, char *why,
+			 size_t whysz)
+{
+	uint64_t size = t->size + t->trace_len;
+	int r = t->n_remote > 0 ? 0 : quota_none_fits(s, t->local, t->n_local, size);
+	if (r == 0)
+		return 0;
+	log_info("smtp id=%s action=data_quota size=%llu result=%s", t->id,
+		 (unsigned long long)size, r == STORE_QUOTA_NEVER ? "never" : "full");
+	if (r == STORE_QUOTA_NEVER) {
+		snprintf(why, whysz, "552 5.2.2 Mailbox full: the message is larger than its quota");
+		return 552;
+	}
+	snprintf(why, whysz, "452 4.2.2 Mailbox full, try again later");
+	return 452;
+}
+
 /* End of data.  A message that fails a check is refused at once; a good one
  * is checked (port 25: SPF, DKIM, DMARC), then joins the worker's commit
  * batch, and the session waits (reading no commands) until commit_cb has
@@ -1507,6 +1547,8 @@ static void txn_finish(struct smtp_session *s)
 		txn_done(s, t, 554, "554 5.5.2 Error: line too long");
 	else if (t->io_error)
 		txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+	else if ((code = quota_refusal(s, t, why, sizeof why)) != 0)
+		txn_done(s, t, code, why);
 	else if (s->srv->submission && (code = submit_check(s, t, why, sizeof why)) != 0)
 		txn_done(s, t, code, why);
 	else if (!check_start(s, t))
@@ -1782,6 +1824,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	char err[256] = "";
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
+	smtp_quota_warn(srv->store, srv->cfg, items, n_items);
 
 	struct local_log lg;
 	local_log_build(&lg, batch, n, logged, plans, items);
@@ -2048,6 +2091,30 @@ static int grey_rcpt(struct smtp_session *s, struct smtp_txn *t, const struct sm
 	return 0;
 }
 
+/* Quotas (docs/smtp.md "Quotas"): a recipient whose every mailbox is full
+ * (and that has no remote target) is refused at RCPT, the clean way to
+ * defer one recipient: 452 4.2.2 (RFC 3463 mailbox full) while the
+ * account is at its limit or the declared SIZE= would take it over, 552
+ * 5.2.2 when the declared size alone is over a limit.  A recipient with
+ * room in one of its mailboxes is accepted, and its message delivered to
+ * all of them (it may go over a limit by that message: mail accepted is
+ * never lost).  An unreadable quota accepts.  0 to go on, 1 answered. */
+static int rcpt_quota(struct smtp_session *s, struct smtp_txn *t,
+		      const struct store_targets *tg, const char *address)
+{
+	int r = tg->n_remote > 0 ? 0 : quota_none_fits(s, tg->local, tg->n_local, t->declared_size);
+	if (r == 0)
+		return 0;
+	t->n_refused++;
+	log_info("smtp session=%s action=rcpt_quota rcpt=%s size=%llu result=%s", s->id, address,
+		 (unsigned long long)t->declared_size, r == STORE_QUOTA_NEVER ? "never" : "full");
+	if (r == STORE_QUOTA_NEVER)
+		reply(s, "552 5.2.2 <%s>: Mailbox full: the message is larger than its quota", address);
+	else
+		reply(s, "452 4.2.2 <%s>: Mailbox full, try again later", address);
+	return 1;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -2077,7 +2144,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	case STORE_RCPT_OK:
 		if (grey_rcpt(s, t, c, address, a.domain) != 1)
 			break;
-		if (group_rcpt(s, t, address) != 0)
+		if (group_rcpt(s, t, address) != 0 || rcpt_quota(s, t, tg, address) != 0)
 			break;
 		t->rcpts = xreallocarray(t->rcpts, t->n_rcpts + 1, sizeof *t->rcpts);
 		memcpy(t->rcpts[t->n_rcpts++].addr, address, sizeof address);

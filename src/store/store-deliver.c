@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "store-private.h"
 #include "xalloc.h"
 
@@ -87,8 +88,13 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 	}
 	if (n_linked == 0)
 		return ret;
+	struct store_quota_mark qm;
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto fail;
+	if (store_quota_begin(a, db, &qm, err, errsz) < 0) {
+		store_db_rollback(db);
+		goto fail;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!p[i].linked)
 			continue;
@@ -117,6 +123,14 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 		}
 		p[i].d->uid = m.uid;
 	}
+	/* The quota was checked when the mail was accepted (SMTP RCPT):
+	 * what is delivered now is kept even over a limit (mail accepted is
+	 * never lost: Sieve fileinto, redirects, DSNs), but not silently. */
+	char qerr[64];
+	if (store_quota_check(a, db, &qm, qerr, sizeof qerr) > 0)
+		log_warn("action=deliver account=%lld result=over_quota"
+			 " note=\"delivered anyway: accepted mail is kept\"",
+			 (long long)id);
 	if (store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {

@@ -731,7 +731,10 @@ int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t 
 	if (db == NULL || store_db_begin(db, err, errsz) < 0)
 		return -1;
 	uint64_t modseq;
-	if (store_account_next_modseq(db, &modseq, err, errsz) < 0)
+	struct store_quota_mark qm;
+	int ret = -1;
+	if (store_quota_begin(a, db, &qm, err, errsz) < 0 ||
+	    store_account_next_modseq(db, &modseq, err, errsz) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct store_message m;
@@ -750,6 +753,12 @@ int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t 
 						 &unref, err, errsz) < 0)
 			goto fail;
 	}
+	int q = store_quota_check(a, db, &qm, err, errsz);
+	if (q != 0) {
+		if (q > 0)
+			ret = -2;
+		goto fail;
+	}
 	if ((move && store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0) ||
 	    store_db_commit(db, err, errsz) < 0)
 		goto fail;
@@ -759,7 +768,7 @@ int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t 
 	return 0;
 fail:
 	store_db_rollback(db);
-	return -1;
+	return ret;
 }
 
 int store_imap_expunge(struct store_account *a, int64_t mailbox_id, const uint32_t *uids, size_t n,
@@ -853,11 +862,19 @@ int store_imap_append(struct store_account *a, const char *mailbox,
 	if (rc != SQLITE_ROW)
 		goto rollback;
 	uint64_t modseq;
-	if (store_account_next_modseq(db, &modseq, err, errsz) < 0)
+	struct store_quota_mark qm;
+	if (store_quota_begin(a, db, &qm, err, errsz) < 0 ||
+	    store_account_next_modseq(db, &modseq, err, errsz) < 0)
 		goto rollback;
 	for (size_t i = 0; i < n; i++)
 		if (store_message_insert(a, db, mailbox_id, &m[i], modseq, err, errsz) < 0)
 			goto rollback;
+	int q = store_quota_check(a, db, &qm, err, errsz);
+	if (q != 0) {
+		if (q > 0)
+			ret = -2;
+		goto rollback;
+	}
 	if (store_db_commit(db, err, errsz) < 0)
 		goto rollback;
 	for (size_t i = 0; i < n; i++)

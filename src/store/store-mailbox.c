@@ -24,7 +24,8 @@
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 1 = 0),"   \
 	" (SELECT total(size) FROM messages WHERE mailbox_id = m.id),"                  \
 	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND flags & 8 <> 0),"  \
-	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND uid > m.recent_uid)"
+	" (SELECT count(*) FROM messages WHERE mailbox_id = m.id AND uid > m.recent_uid),"  \
+	" (SELECT total(size) FROM messages WHERE mailbox_id = m.id AND flags & 8 <> 0)"
 
 static void read_mailbox(sqlite3_stmt *st, void *row)
 {
@@ -42,6 +43,7 @@ static void read_mailbox(sqlite3_stmt *st, void *row)
 	mb->size = (uint64_t)sqlite3_column_double(st, 9);
 	mb->deleted = (uint32_t)sqlite3_column_int64(st, 10);
 	mb->recent = (uint32_t)sqlite3_column_int64(st, 11);
+	mb->deleted_size = (uint64_t)sqlite3_column_double(st, 12);
 }
 
 /* 1 and *id set if the mailbox exists, 0 if not, -1 on error. */

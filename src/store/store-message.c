@@ -242,12 +242,20 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 		return -1;
 	int64_t mailbox_id;
 	uint64_t modseq;
+	struct store_quota_mark qm;
+	int ret = -1, q;
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto fail_link;
 	if (find_mailbox(db, mname, &mailbox_id, err, errsz) < 0 ||
+	    store_quota_begin(a, db, &qm, err, errsz) < 0 ||
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
-	    store_message_insert(a, db, mailbox_id, &m, modseq, err, errsz) < 0 ||
-	    store_db_commit(db, err, errsz) < 0)
+	    store_message_insert(a, db, mailbox_id, &m, modseq, err, errsz) < 0)
+		goto fail;
+	if ((q = store_quota_check(a, db, &qm, err, errsz)) != 0) {
+		ret = q > 0 ? -2 : -1;
+		goto fail;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	if (uid_out)
 		*uid_out = m.uid;
@@ -258,7 +266,7 @@ fail:
 fail_link:
 	if (created)
 		store_message_unlink(a, m.file_id);
-	return -1;
+	return ret;
 }
 
 #define LIST_CHUNK 64
@@ -435,7 +443,10 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 	struct store_message m;
 	uint64_t modseq;
 	bool unref = false;
+	struct store_quota_mark qm;
+	int ret = -1, q;
 	if (read_message(db, mailbox_id, uid, &m, err, errsz) <= 0 ||
+	    store_quota_begin(a, db, &qm, err, errsz) < 0 ||
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
 	    store_message_insert(a, db, dest_mailbox_id, &m, modseq, err, errsz) < 0)
 		goto fail;
@@ -444,6 +455,10 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 					  errsz) < 0 ||
 		     store_imap_expunged_trim(a, db, mailbox_id, err, errsz) < 0))
 		goto fail;
+	if ((q = store_quota_check(a, db, &qm, err, errsz)) != 0) {
+		ret = q > 0 ? -2 : -1;
+		goto fail;
+	}
 	if (store_db_commit(db, err, errsz) < 0)
 		goto fail;
 	if (new_uid)
@@ -452,7 +467,7 @@ int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid
 	return 0;
 fail:
 	store_db_rollback(db);
-	return -1;
+	return ret;
 }
 
 int store_message_expunge(struct store_account *a, int64_t mailbox_id, uint32_t uid, char *err,

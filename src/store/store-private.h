@@ -89,6 +89,7 @@ struct store {
 	bool srs_key_ok;
 	char hostname[256];
 	bool in_postmaster; /* resolving it: no second round */
+	uint64_t quota_storage, quota_messages; /* default limits, 0 none (store-quota.c) */
 
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
@@ -237,6 +238,24 @@ int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
 /* Closes every account database and frees every handle (store_close). */
 void store_account_free_all(struct store *s);
+
+/* ------------------------------------------------------ store-quota.c */
+
+/* Creates quota_usage and its triggers in an account database that lacks
+ * them, counting what is there (at every open).  0 or -1. */
+int store_quota_schema(struct store_db *db, char *err, size_t errsz);
+/* Creates the account_quotas table of server.db if missing (store_open). */
+int store_quota_server_schema(struct store *s, char *err, size_t errsz);
+/* Usage at the start of a write transaction that adds messages... */
+struct store_quota_mark {
+	uint64_t storage, messages;
+};
+int store_quota_begin(struct store_account *a, struct store_db *db, struct store_quota_mark *m,
+		      char *err, size_t errsz);
+/* ... and, before its commit, whether it grew the usage past a limit:
+ * 0 fine, 1 over quota (err says so; the caller rolls back), -1 error. */
+int store_quota_check(struct store_account *a, struct store_db *db,
+		      const struct store_quota_mark *m, char *err, size_t errsz);
 
 /* ---------------------------------------------------- store-mailbox.c */
 

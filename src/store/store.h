@@ -363,6 +363,65 @@ int store_apppass_remove(struct store *s, int64_t account_id, const char *name, 
 int store_apppass_touch(struct store *s, int64_t account_id, const char *id, int64_t now,
 			char *err, size_t errsz);
 
+/* ----------------------------------------------------------------- quotas */
+
+/* Storage quotas (store-quota.c, docs/admin.md "Quotas").  Usage is kept
+ * exact by the store in the same transaction as every message row that
+ * comes or goes, so reading it costs one row.  A limit of 0 is unlimited. */
+struct store_quota {
+	uint64_t storage;        /* bytes: the sizes of all messages, each copy counted */
+	uint64_t messages;       /* messages, in all mailboxes */
+	uint64_t storage_limit;  /* bytes, 0 unlimited */
+	uint64_t messages_limit; /* 0 unlimited */
+	enum store_quota_source {
+		STORE_QUOTA_SERVER,  /* quota.default_* */
+		STORE_QUOTA_DOMAIN,  /* the account's domain's (store_quota_domain_set) */
+		STORE_QUOTA_ACCOUNT, /* the account's own (store_quota_set) */
+	} storage_from, messages_from; /* where each limit comes from */
+};
+/* A limit value for store_quota_set: back to the server's default. */
+#define STORE_QUOTA_DEFAULT UINT64_MAX
+/* The server's default limits (config quota.default_storage and
+ * quota.default_messages), for accounts without their own whose domain
+ * has none either. */
+void store_set_quota_default(struct store *s, uint64_t storage, uint64_t messages);
+/* Sets an account's own limits: NULL leaves one as it is,
+ * STORE_QUOTA_DEFAULT makes it its domain's (or the server's) again, 0
+ * unlimited. */
+int store_quota_set(struct store *s, int64_t account_id, const uint64_t *storage,
+		    const uint64_t *messages, char *err, size_t errsz);
+/* The same for a domain's limits, which its accounts without their own
+ * have (each account has its own usage: not a pool shared by the
+ * domain); STORE_QUOTA_DEFAULT the server's.  -1 (err) for a domain that
+ * is not ours. */
+int store_quota_domain_set(struct store *s, const char *domain, const uint64_t *storage,
+			   const uint64_t *messages, char *err, size_t errsz);
+/* A domain's limits, STORE_QUOTA_DEFAULT where it has none.  0 or -1. */
+int store_quota_domain_get(struct store *s, const char *domain, uint64_t *storage,
+			   uint64_t *messages, char *err, size_t errsz);
+struct store_account;
+/* Usage and limits of an account.  0 or -1. */
+int store_quota_get(struct store_account *a, struct store_quota *q, char *err, size_t errsz);
+/* Whether `messages` more messages of `bytes` bytes (0: unknown) fit in
+ * account id now (SMTP RCPT): FITS; FULL (at or over a limit now, or
+ * would be with them: try later); NEVER (larger than a limit itself);
+ * UNKNOWN (the account or its database could not be read). */
+enum store_quota_fit {
+	STORE_QUOTA_FITS,
+	STORE_QUOTA_FULL,
+	STORE_QUOTA_NEVER,
+	STORE_QUOTA_UNKNOWN,
+};
+enum store_quota_fit store_quota_fits(struct store *s, int64_t account_id, uint64_t bytes,
+				      uint64_t messages);
+/* The warning of a nearly full account (quota.warning_percent): 1 when
+ * account id has just reached percent of a limit and has not been warned
+ * since it was last below it (the caller sends the warning now: of
+ * concurrent callers only one gets 1), 0 not (also percent 0), -1 error.
+ * q gets the usage and limits. */
+int store_quota_warn_claim(struct store *s, int64_t account_id, unsigned percent,
+			   struct store_quota *q);
+
 /* ---------------------------------------------------------------- aliases */
 
 /* alias is "local@domain", or "@domain" for a catch-all; its domain must be
@@ -842,6 +901,7 @@ struct store_mailbox {
 	uint32_t recent;       /* count above the recent mark (store_imap_recent) */
 	uint64_t size;         /* sum of message sizes */
 	uint32_t deleted;      /* count with \Deleted */
+	uint64_t deleted_size; /* sum of their sizes */
 };
 
 struct store_message {
@@ -955,7 +1015,8 @@ int store_mailbox_subscriptions(struct store_account *a,
 				size_t errsz);
 
 /* Appends a message (the file at path, CRLF lines, already fsync'ed) to a
- * mailbox; sets *uid_out.  Same durability as store_deliver. */
+ * mailbox; sets *uid_out.  Same durability as store_deliver.  -2 (nothing
+ * stored) over a quota limit, as store_imap_append. */
 int store_message_append(struct store_account *a, const char *mailbox, const char *path,
 			 unsigned flags, const char *keywords, time_t internaldate,
 			 uint32_t *uid_out, char *err, size_t errsz);
@@ -971,7 +1032,7 @@ int store_message_store_flags(struct store_account *a, int64_t mailbox_id, uint3
 			      int mode, unsigned flags, const char *keywords,
 			      uint64_t *modseq_out, char *err, size_t errsz);
 /* Copies (or moves, if move) one message to another mailbox; sets the new
- * uid.  The file is shared, not copied. */
+ * uid.  The file is shared, not copied.  -2 over a quota limit. */
 int store_message_copy(struct store_account *a, int64_t mailbox_id, uint32_t uid,
 		       int64_t dest_mailbox_id, bool move, uint32_t *new_uid, char *err,
 		       size_t errsz);
@@ -1117,7 +1178,8 @@ int store_imap_store_flags_if(struct store_account *a, int64_t mailbox_id, const
 			      uint64_t *modseq_out, char *err, size_t errsz);
 /* COPY (or MOVE, if move) of n messages in one transaction, all or
  * nothing; new_uids[i] gets the new uid of uids[i] (0 if that message no
- * longer exists).  The files are shared. */
+ * longer exists).  The files are shared.  -2 (nothing changed) if it would
+ * take the account over a quota limit (store_quota). */
 int store_imap_copy(struct store_account *a, int64_t mailbox_id, const uint32_t *uids,
 		    size_t n, int64_t dest_mailbox_id, bool move, uint32_t *new_uids,
 		    uint64_t *modseq_out, char *err, size_t errsz);
@@ -1132,7 +1194,8 @@ struct store_imap_append_msg {
  * nothing: the files are linked, the folder synced once and the rows
  * committed in one transaction (same durability as store_message_append).
  * uids[i] gets the uid of msgs[i]; *uidvalidity (may be NULL) the
- * mailbox's.  The caller still owns (and unlinks) the paths. */
+ * mailbox's.  The caller still owns (and unlinks) the paths.  -2
+ * (nothing stored) if they would take the account over a quota limit. */
 int store_imap_append(struct store_account *a, const char *mailbox,
 		      const struct store_imap_append_msg *msgs, size_t n, uint32_t *uidvalidity,
 		      uint32_t *uids, char *err, size_t errsz);

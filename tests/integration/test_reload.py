@@ -221,6 +221,9 @@ NEW_VALUES = {
     "spam.rule_missing_message_id": "2",
     "spam.rule_future_date": "3",
     "spam.rule_executable_attachment": "5",
+    "quota.default_storage": "1G",
+    "quota.default_messages": "100000",
+    "quota.warning_percent": "80",
 }
 
 

@@ -603,3 +603,82 @@ TEST(store_imap_old_database_gets_recent_mark)
 	CHECK_INT(lo, 3);
 	ifx_close(&f);
 }
+
+/* Quotas (store-quota.c): usage follows every row that comes or goes, in
+ * the same transaction; limits refuse growth only; fits for SMTP. */
+static void usage(struct ifx *f, uint64_t storage, uint64_t messages)
+{
+	struct store_quota q;
+	CHECK_INT(store_quota_get(f->a, &q, f->err, sizeof f->err), 0);
+	CHECK(q.storage == storage);
+	CHECK(q.messages == messages);
+}
+
+TEST(store_quota_usage_and_limits)
+{
+	struct ifx f;
+	ifx_open(&f);
+	int64_t id = store_account_id(f.a);
+	usage(&f, 0, 0);
+	uint32_t u1 = append(&f, "INBOX", "A: b\r\n\r\n0123456789\r\n"); /* 20 bytes */
+	append(&f, "Sent", "A: b\r\n\r\nxy\r\n");                        /* 12 */
+	usage(&f, 32, 2);
+	struct store_mailbox arch;
+	CHECK_INT(store_mailbox_get(f.a, "Archive", &arch), 1);
+	uint32_t nu[1];
+	CHECK_INT(store_imap_copy(f.a, f.inbox, &u1, 1, arch.id, false, nu, NULL, f.err,
+				  sizeof f.err),
+		  0);
+	usage(&f, 52, 3); /* a copy counts again, though the file is shared */
+	/* limits: 0 unlimited, the default, an account's own */
+	CHECK_INT(store_quota_fits(f.s, id, 1000000, 1), STORE_QUOTA_FITS);
+	store_set_quota_default(f.s, 60, 0);
+	CHECK_INT(store_quota_fits(f.s, id, 8, 1), STORE_QUOTA_FITS);
+	CHECK_INT(store_quota_fits(f.s, id, 9, 1), STORE_QUOTA_FULL);
+	CHECK_INT(store_quota_fits(f.s, id, 61, 1), STORE_QUOTA_NEVER);
+	CHECK_INT(store_imap_copy(f.a, f.inbox, &u1, 1, arch.id, false, nu, NULL, f.err,
+				  sizeof f.err),
+		  -2);
+	usage(&f, 52, 3);
+	/* a move adds nothing: fine even at the limit */
+	uint64_t own = 52;
+	CHECK_INT(store_quota_set(f.s, id, &own, NULL, f.err, sizeof f.err), 0);
+	CHECK_INT(store_quota_fits(f.s, id, 0, 1), STORE_QUOTA_FULL);
+	CHECK_INT(store_imap_copy(f.a, f.inbox, &u1, 1, arch.id, true, nu, NULL, f.err,
+				  sizeof f.err),
+		  0);
+	usage(&f, 52, 3);
+	struct store_quota q;
+	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
+	CHECK(q.storage_from == STORE_QUOTA_ACCOUNT && q.storage_limit == 52 &&
+	      q.messages_from == STORE_QUOTA_SERVER && q.messages_limit == 0);
+	uint64_t two = 2, def = STORE_QUOTA_DEFAULT;
+	CHECK_INT(store_quota_set(f.s, id, &def, &two, f.err, sizeof f.err), 0);
+	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
+	CHECK(q.storage_from == STORE_QUOTA_SERVER && q.storage_limit == 60 &&
+	      q.messages_from == STORE_QUOTA_ACCOUNT && q.messages_limit == 2);
+	/* a domain's limits come between */
+	uint64_t dom = 40;
+	CHECK_INT(store_quota_domain_set(f.s, "EXAMPLE.test", &dom, NULL, f.err, sizeof f.err), 0);
+	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
+	CHECK(q.storage_from == STORE_QUOTA_DOMAIN && q.storage_limit == 40 &&
+	      q.messages_from == STORE_QUOTA_ACCOUNT && q.messages_limit == 2);
+	uint64_t ds, dm;
+	CHECK_INT(store_quota_domain_get(f.s, "example.test", &ds, &dm, f.err, sizeof f.err), 0);
+	CHECK(ds == 40 && dm == STORE_QUOTA_DEFAULT);
+	CHECK_INT(store_quota_domain_set(f.s, "nope.test", &dom, NULL, f.err, sizeof f.err), -1);
+	CHECK_INT(store_quota_domain_set(f.s, "example.test", &def, NULL, f.err, sizeof f.err), 0);
+	/* expunge and mailbox delete give it back */
+	bool done[1];
+	CHECK_INT(store_imap_expunge(f.a, arch.id, nu, 1, done, NULL, f.err, sizeof f.err), 0);
+	CHECK(done[0]);
+	usage(&f, 32, 2);
+	CHECK_INT(store_mailbox_delete(f.a, "Sent", f.err, sizeof f.err), 0);
+	usage(&f, 20, 1);
+	store_set_quota_default(f.s, 0, 0);
+	CHECK_INT(store_quota_set(f.s, id, &def, &def, f.err, sizeof f.err), 0);
+	CHECK_INT(store_quota_get(f.a, &q, f.err, sizeof f.err), 0);
+	CHECK(q.storage_from == STORE_QUOTA_SERVER && q.storage_limit == 0 &&
+	      q.messages_limit == 0);
+	ifx_close(&f);
+}

@@ -33,6 +33,23 @@ TEST(strutil_sizes_and_durations)
 	CHECK_INT(strutil_parse_size("M", &v), -1);
 	CHECK_INT(strutil_parse_size("5X", &v), -1);
 	CHECK_INT(strutil_parse_size("99999999999999999G", &v), -1);
+	/* quota sizes (tern user quota, quota.default_storage) */
+	CHECK_INT(strutil_parse_size("500M", &v), 0);
+	CHECK(v == 524288000ull);
+	CHECK_INT(strutil_parse_size("2G", &v), 0);
+	CHECK(v == 2147483648ull);
+	CHECK_INT(strutil_parse_size("2g", &v), 0);
+	CHECK(v == 2147483648ull);
+	CHECK_INT(strutil_parse_size("0", &v), 0);
+	CHECK_INT(v, 0);
+	CHECK_INT(strutil_parse_size("", &v), -1);
+	CHECK_INT(strutil_parse_size("-1M", &v), -1);
+	CHECK_INT(strutil_parse_size("1.5G", &v), -1);
+	CHECK_INT(strutil_parse_size("1 G", &v), -1);
+	CHECK_INT(strutil_parse_size("1GB", &v), -1);
+	CHECK_INT(strutil_parse_size("17179869183G", &v), 0); /* largest that fits */
+	CHECK(v == 17179869183ull * 1024 * 1024 * 1024);
+	CHECK_INT(strutil_parse_size("17179869184G", &v), -1);
 	CHECK_INT(strutil_parse_duration("5m", &v), 0);
 	CHECK_INT(v, 300);
 	CHECK_INT(strutil_parse_duration("4h", &v), 0);
