@@ -334,7 +334,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 		goto fail;
 	/* IMAP's tables (store-imap.c): CREATE ... IF NOT EXISTS at every open,
 	 * so databases made before they existed get them too. */
-	if (store_imap_schema(&a->db, err, errsz) < 0 || store_sieve_schema(&a->db, err, errsz) < 0)
+	if (store_imap_schema(&a->db, err, errsz) < 0 || store_sieve_schema(&a->db, err, errsz) < 0 ||
+	    store_blob_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);
