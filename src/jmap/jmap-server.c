@@ -693,6 +693,8 @@ static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http
 	    .cb = auth_cb,
 	    .cb_ctx = p,
 	};
+	log_debug("jmap id=%s client=%s action=auth_start user=%s requests=%u uploads=%u", p->id,
+		  p->client_ip, user, u->requests, u->uploads);
 	p->auth = authglue_start(&ap, plain, (size_t)plen);
 	OPENSSL_cleanse(plain, sizeof plain);
 	return true;

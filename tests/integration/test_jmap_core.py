@@ -28,7 +28,7 @@ BOB = "bob@example.test"
 @pytest.fixture(scope="module")
 def srv(module_server):
     s = module_server(start=False)
-    s.set_config({"jmap.max_calls_in_request": "16", "jmap.max_size_request": "64K",
+    s.set_config({"jmap.max_calls_in_request": "16", "jmap.max_size_request": "512K",
                   "jmap.max_size_upload": "1M", "workers": 2,
                   "auth.fail_delay_ms": "10", "auth.fail_delay_max_ms": "20"})
     s.start()
@@ -100,7 +100,7 @@ def test_session_object_exact(srv):
     assert re.fullmatch(r"[0-9a-f]{16}", state)
     assert s == {
         "capabilities": {CORE: {
-            "maxSizeUpload": 1048576, "maxConcurrentUpload": 4, "maxSizeRequest": 65536,
+            "maxSizeUpload": 1048576, "maxConcurrentUpload": 4, "maxSizeRequest": 524288,
             "maxConcurrentRequests": 4, "maxCallsInRequest": 16, "maxObjectsInGet": 500,
             "maxObjectsInSet": 500, "collationAlgorithms": []}},
         "accounts": {aid: {"name": ALICE, "isPersonal": True, "isReadOnly": False,
@@ -245,8 +245,9 @@ def test_unknown_capability(srv):
     # Mail is not served this session: not a capability of ours.
     st, h, data = api(srv, {"using": [CORE, "urn:ietf:params:jmap:mail"], "methodCalls": []})
     assert st == 400
-    p = problem(data, h, "unknownCapability")
-    assert "urn:ietf:params:jmap:mail" in p["detail"]
+    assert problem(data, h, "unknownCapability") == {
+        "type": "urn:ietf:params:jmap:error:unknownCapability", "status": 400,
+        "detail": "unknown capability urn:ietf:params:jmap:mail"}
 
 
 def test_too_many_calls(srv):
@@ -258,22 +259,23 @@ def test_too_many_calls(srv):
     assert api(srv, {"using": [CORE], "methodCalls": calls[:16]})[0] == 200
 
 
-def test_ten_thousand_calls_still_limited(srv):
+def test_ten_thousand_calls(srv):
     calls = [["Core/echo", {}, "c"]] * 10000
-    body = json.dumps({"using": [CORE], "methodCalls": calls}).encode()
-    assert len(body) < 65536 * 4
-    st, h, data = api(srv, None, raw=body)
-    # Bigger than maxSizeRequest (64K here) or more calls: either limit.
+    st, h, data = api(srv, {"using": [CORE], "methodCalls": calls})
     assert st == 400
-    assert problem(data, h, "limit")["limit"] in ("maxSizeRequest", "maxCallsInRequest")
+    p = problem(data, h, "limit")
+    assert p == {"type": "urn:ietf:params:jmap:error:limit", "status": 400,
+                 "limit": "maxCallsInRequest", "detail": "more than 16 method calls"}
 
 
 def test_oversized_request(srv):
-    body = json.dumps({"using": [CORE], "methodCalls": [["Core/echo", {"x": "y" * 70000},
+    body = json.dumps({"using": [CORE], "methodCalls": [["Core/echo", {"x": "y" * 600000},
                                                          "c"]]}).encode()
     st, h, data = api(srv, None, raw=body)
     assert st == 400
-    assert problem(data, h, "limit")["limit"] == "maxSizeRequest"
+    assert json.loads(data) == {"type": "urn:ietf:params:jmap:error:limit", "status": 400,
+                                "limit": "maxSizeRequest",
+                                "detail": "the request is larger than 524288 bytes"}
 
 
 def test_deep_json(srv):
@@ -282,7 +284,8 @@ def test_deep_json(srv):
     st, h, data = api(srv, None, raw=deep)
     assert st == 400
     p = problem(data, h, "notJSON")
-    assert "nested deeper than 64" in p["detail"]
+    assert p == {"type": "urn:ietf:params:jmap:error:notJSON", "status": 400,
+                 "detail": "the request is not I-JSON: nested deeper than 64 levels"}
     # 60 levels are fine.
     ok = b'{"using": ["' + CORE.encode() + b'"], "methodCalls": [["Core/echo", {"a": ' \
         + b"[" * 60 + b"]" * 60 + b'}, "c"]]}'
@@ -421,3 +424,65 @@ def test_server_still_serving_after_everything(srv):
     assert st == 200
     assert srv.alive()
     srv.check_log()
+
+
+def test_not_request_exact(srv):
+    st, h, data = api(srv, {"using": [CORE]})
+    assert json.loads(data) == {"type": "urn:ietf:params:jmap:error:notRequest", "status": 400,
+                                "detail": "\"methodCalls\" must be an array of Invocations"}
+    st, h, data = api(srv, None, raw=b"{", ctype="application/json")
+    assert json.loads(data) == {"type": "urn:ietf:params:jmap:error:notJSON", "status": 400,
+                                "detail": "the request is not I-JSON: string or '}' expected"
+                                          " near end of file at byte 1"}
+
+
+def test_loopback_dev_mode_over_plain_http(make_server):
+    """allow_plaintext_loopback: JMAP on plain HTTP for loopback clients,
+    as the mail ports allow password logins without TLS there."""
+    s = make_server({"allow_plaintext_loopback": "yes"})
+    st, _, data = request(s, "GET", "/jmap/session", https=False)
+    assert st == 200
+    base = "http://%s:%d" % (HOSTNAME, port_of(s, "http.listen"))
+    assert json.loads(data)["apiUrl"] == base + "/jmap/api/"
+    st, _, data = api_on(s, {"using": [CORE], "methodCalls": [["Core/echo", {"a": 1}, "c"]]},
+                         https=False)
+    assert st == 200
+    assert json.loads(data)["methodResponses"] == [["Core/echo", {"a": 1}, "c"]]
+
+
+def test_no_https_listener_is_403(make_server):
+    s = make_server({"https.listen": ""})
+    st, _, data = request(s, "GET", "/jmap/session", https=False)
+    assert st == 403
+    assert data == b"JMAP is served over HTTPS only\n"
+
+
+def api_on(srv, obj, https=True):
+    return request(srv, "POST", "/jmap/api/", body=json.dumps(obj).encode(),
+                   headers={"Content-Type": "application/json"}, https=https)
+
+
+def test_concurrent_requests_limit(make_server):
+    """A fifth request of a user while four wait for their password
+    check in the same worker: the limit error; after them, served."""
+    s = make_server({"workers": 1, "log.level": "debug", "auth.fail_delay_ms": "1500",
+                     "auth.fail_delay_max_ms": "1500", "auth.block_after": "0"})
+    mark = s.log_mark()
+    conns = []
+    for _ in range(4):
+        c = http.client.HTTPSConnection(HOST, port_of(s, "https.listen"), context=ctx(),
+                                        timeout=timeout(10))
+        c.request("GET", "/jmap/session", headers={"Authorization": basic(ALICE, "wrong")})
+        conns.append(c)
+    s.wait_log(r"action=auth_start user=alice@example.test requests=4", since=mark)
+    st, h, data = request(s, "GET", "/jmap/session")
+    assert st == 400
+    assert json.loads(data) == {"type": "urn:ietf:params:jmap:error:limit", "status": 400,
+                                "limit": "maxConcurrentRequests",
+                                "detail": "too many requests of this account at once"}
+    # Bob is not Alice.
+    assert request(s, "GET", "/jmap/session", auth=basic(BOB))[0] == 200
+    for c in conns:
+        assert c.getresponse().status == 401
+        c.close()
+    assert request(s, "GET", "/jmap/session")[0] == 200
