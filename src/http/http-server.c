@@ -77,7 +77,10 @@ static void conn_free(struct http_conn *c)
 
 static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
-	conn_free(arg);
+	struct http_conn *c = arg;
+	if (c->srv->hook.closed != NULL)
+		c->srv->hook.closed(c->srv->hook.arg, evcon);
+	conn_free(c);
 }
 
 static void conn_arm(struct http_conn *c)
@@ -382,7 +385,8 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	/* evhttp's own bound may be higher for the hook's paths. */
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > srv->cfg->http_max_body_size) {
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+	    srv->cfg->http_max_body_size) {
 		free(path);
 		http_reply_text(req, 413, "Payload Too Large", NULL);
 		return;
@@ -483,7 +487,8 @@ void http_server_free(struct http_server **srvp)
 		return;
 	if (srv->hook.release != NULL)
 		srv->hook.release(srv->hook.arg);
-	evhttp_free(srv->http); /* closes connections: conn_closed_cb */
+	memset(&srv->hook, 0, sizeof srv->hook); /* nothing more to tell it */
+	evhttp_free(srv->http);                  /* closes connections: conn_closed_cb */
 	while (srv->conns)
 		conn_free(srv->conns);
 	free(srv);

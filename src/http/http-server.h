@@ -52,12 +52,16 @@ unsigned http_listen_port(const char *listen);
  * http.max_body_size.  abort(arg, evcon) is called before the server
  * frees a connection itself (its whole-request timer): the hook must
  * forget every request of evcon it has not answered, without touching
- * them.  release(arg) is called first thing in http_server_free: the hook
- * forgets (and may free) everything. */
+ * them.  closed(arg, evcon) is called when a connection has ended
+ * otherwise (the client went away): evhttp has then detached the request
+ * still waiting for its answer, which stays valid, and answering it only
+ * frees it.  release(arg) is called first thing in http_server_free: the
+ * hook forgets (and may free) everything. */
 struct http_hook {
 	bool (*handle)(void *arg, struct evhttp_request *req, const struct http_ctx *c);
 	uint64_t (*configure)(void *arg, const struct config *cfg);
 	void (*abort)(void *arg, struct evhttp_connection *evcon);
+	void (*closed)(void *arg, struct evhttp_connection *evcon);
 	void (*release)(void *arg);
 	void *arg;
 };

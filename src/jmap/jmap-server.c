@@ -722,6 +722,16 @@ static void jmap_abort(void *arg, struct evhttp_connection *evcon)
 	}
 }
 
+/* The client went away: its request, detached by evhttp, still gets our
+ * answer (which frees it); only the connection is gone. */
+static void jmap_closed(void *arg, struct evhttp_connection *evcon)
+{
+	struct jmap_server *js = arg;
+	for (struct jmap_pending *p = js->pending; p; p = p->next)
+		if (p->evcon == evcon)
+			p->evcon = NULL;
+}
+
 static void jmap_release(void *arg)
 {
 	struct jmap_server *js = arg;
@@ -737,7 +747,8 @@ struct jmap_server *jmap_server_attach(struct http_server *srv, struct event_bas
 	struct jmap_server *js = xcalloc(1, sizeof *js);
 	js->base = base;
 	js->store = store;
-	struct http_hook h = {jmap_handle, jmap_configure, jmap_abort, jmap_release, js};
+	struct http_hook h = {jmap_handle, jmap_configure, jmap_abort,
+			      jmap_closed, jmap_release,   js};
 	http_server_set_hook(srv, &h);
 	return js;
 }

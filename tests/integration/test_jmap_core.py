@@ -127,7 +127,8 @@ def test_authentication_required_and_checked(srv):
         assert h["content-type"] == "application/problem+json"
     st, _, _ = api(srv, {"using": [CORE], "methodCalls": []}, auth=basic(ALICE, "wrong"))
     assert st == 401
-    srv.wait_log(r"proto=jmap .*result=fail|jmap.*fail", seconds=2)
+    assert srv.wait_log(r"jmap session=\S+ client=127.0.0.1 action=auth mech=PLAIN"
+                        r" user=alice@example.test result=failed reason=credentials")
 
 
 def test_plain_http_gets_no_jmap(srv):
@@ -474,7 +475,7 @@ def test_concurrent_requests_limit(make_server):
                                         timeout=timeout(10))
         c.request("GET", "/jmap/session", headers={"Authorization": basic(ALICE, "wrong")})
         conns.append(c)
-    s.wait_log(r"action=auth_start user=alice@example.test requests=4", since=mark)
+    assert s.wait_log(r"action=auth_start user=alice@example.test requests=4", since=mark)
     st, h, data = request(s, "GET", "/jmap/session")
     assert st == 400
     assert json.loads(data) == {"type": "urn:ietf:params:jmap:error:limit", "status": 400,
@@ -486,3 +487,24 @@ def test_concurrent_requests_limit(make_server):
         assert c.getresponse().status == 401
         c.close()
     assert request(s, "GET", "/jmap/session")[0] == 200
+
+
+def test_client_gone_while_password_checked(make_server):
+    """The client closes its connection while its request waits for the
+    password check (and the failure delay): the answer goes nowhere and
+    the server goes on."""
+    s = make_server({"workers": 1, "log.level": "debug", "auth.fail_delay_ms": "500",
+                     "auth.fail_delay_max_ms": "500"})
+    for password in ("wrong", PASSWORD):
+        mark = s.log_mark()
+        c = http.client.HTTPSConnection(HOST, port_of(s, "https.listen"), context=ctx(),
+                                        timeout=timeout(10))
+        c.request("GET", "/jmap/session", headers={"Authorization": basic(ALICE, password)})
+        assert s.wait_log(r"action=auth_start user=alice@example.test", since=mark)
+        c.sock.shutdown(socket.SHUT_RDWR)
+        c.close()
+        assert s.wait_log(r"jmap session=\S+ .*action=auth mech=PLAIN user=alice@example.test"
+                          r" result=(failed|ok)", since=mark, seconds=5)
+    assert request(s, "GET", "/jmap/session")[0] == 200
+    assert s.alive()
+    s.check_log()
