@@ -348,6 +348,8 @@ def test_upload_download_round_trip(srv):
     assert st == 200 and got == data
     assert h["content-type"] == "application/octet-stream"
     assert h["content-disposition"] == "attachment; filename=\"plain.bin\"; filename*=UTF-8''plain.bin"
+    st, h, got = request(srv, "HEAD", "/jmap/download/%s/%s/plain.bin" % (aid, blob))
+    assert st == 200 and got == b"" and h["content-length"] == str(len(data))
     # The same bytes again: the same blob.
     assert json.loads(upload(srv, data, "text/plain")[2])["blobId"] == blob
     # Stored once, byte for byte, under the account's folder.
