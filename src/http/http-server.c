@@ -278,15 +278,18 @@ static void serve_static(struct evhttp_request *req, const struct http_ctx *c)
 	char clen[32];
 	snprintf(clen, sizeof clen, "%" PRIu64, (uint64_t)st.st_size);
 	evhttp_add_header(oh, "Content-Length", clen);
+	/* evhttp sends whatever body it is given, also for HEAD. */
+	bool head = cmd == EVHTTP_REQ_HEAD;
 	struct evbuffer *b = evbuffer_new();
-	if (b == NULL || (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) < 0)) {
+	if (b == NULL ||
+	    (!head && st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) < 0)) {
 		if (b)
 			evbuffer_free(b);
 		close(fd);
 		http_reply_text(req, 500, "Internal Server Error", NULL);
 		return;
 	}
-	if (st.st_size == 0)
+	if (head || st.st_size == 0)
 		close(fd);
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);

@@ -78,6 +78,14 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
 	evhttp_remove_header(h, "Content-Type");
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-cache, no-store, must-revalidate");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp would send a body given for HEAD: give none. */
+		char clen[32];
+		snprintf(clen, sizeof clen, "%zu", len);
+		evhttp_add_header(h, "Content-Length", clen);
+		evhttp_send_reply(req, code, reason, NULL);
+		return;
+	}
 	struct evbuffer *b = evbuffer_new();
 	if (b == NULL) {
 		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
@@ -452,18 +460,23 @@ static void serve_download(struct jmap_pending *p, int64_t account, struct store
 	evhttp_clear_headers(&q);
 	struct evbuffer *cd = evbuffer_new();
 	struct evbuffer *b = evbuffer_new();
+	/* evhttp would send a body given for HEAD: give none. */
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	if (head)
+		close(fd);
 	if (cd == NULL || b == NULL ||
-	    (size > 0 && evbuffer_add_file(b, fd, 0, (ev_off_t)size) < 0)) {
+	    (!head && size > 0 && evbuffer_add_file(b, fd, 0, (ev_off_t)size) < 0)) {
 		if (cd)
 			evbuffer_free(cd);
 		if (b)
 			evbuffer_free(b);
-		close(fd);
+		if (!head)
+			close(fd);
 		reply_problem(req, 500, "Internal Server Error", "about:blank", "out of memory",
 			      NULL);
 		return;
 	}
-	if (size == 0)
+	if (!head && size == 0)
 		close(fd);
 	disposition(cd, name);
 	evhttp_add_header(oh, "Content-Disposition", (const char *)evbuffer_pullup(cd, -1));

@@ -133,6 +133,16 @@ def test_static_files_and_headers(srv):
     r, data = request(srv, "HEAD", "/sub/app.js")
     assert r.status == 200 and data == b""
     assert r.getheader("content-length") == "16"
+    # No body after a HEAD answer: the next answer on the connection parses.
+    conn = http.client.HTTPSConnection(HOST, port_of(srv, "https.listen"), context=ctx(),
+                                       timeout=timeout(10))
+    conn.request("HEAD", "/sub/app.js")
+    r = conn.getresponse()
+    assert r.status == 200 and r.read() == b""
+    conn.request("GET", "/sub/app.js")
+    r = conn.getresponse()
+    assert r.status == 200 and r.read() == b"console.log(1);\n"
+    conn.close()
     r, data = request(srv, "GET", "/inside.js")  # a symlink inside the root
     assert r.status == 200 and data == b"console.log(1);\n"
     r, data = request(srv, "GET", "/nope.html")

@@ -510,3 +510,26 @@ def test_client_gone_while_password_checked(make_server):
     assert request(s, "GET", "/jmap/session")[0] == 200
     assert s.alive()
     s.check_log()
+
+
+def test_head_sends_no_body_on_keep_alive(srv):
+    """HEAD answers carry the length but no body, so the next answer on
+    the same connection is read right (RFC 9110 9.3.2)."""
+    aid = session(srv)["primaryAccountsHelper"]
+    blob = json.loads(upload(srv, b"0123456789")[2])["blobId"]
+    c = http.client.HTTPSConnection(HOST, port_of(srv, "https.listen"), context=ctx(),
+                                    timeout=timeout(10))
+    h = {"Authorization": basic()}
+    for path, length in (("/jmap/download/%s/%s/n" % (aid, blob), "10"),
+                         ("/jmap/session", None)):
+        c.request("HEAD", path, headers=h)
+        r = c.getresponse()
+        assert r.status == 200 and r.read() == b""
+        if length:
+            assert r.getheader("content-length") == length
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        got = r.read()
+        assert r.status == 200
+        assert got == b"0123456789" or json.loads(got)["username"] == ALICE
+    c.close()
