@@ -40,6 +40,8 @@ need_pc libcrypt libcrypt-dev
 need_pc libunbound libunbound-dev
 # The Public Suffix List for DMARC's Organizational Domain (src/mailauth/dmarc.c).
 need_pc libpsl libpsl-dev
+# JSON for JMAP (src/jmap, docs/dependencies.md).
+need_pc jansson libjansson-dev
 need_pc zlib zlib1g-dev
 need_pc expat libexpat1-dev
 need_pc libzip libzip-dev

@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http-server.h"
+#include "jmap-server.h"
 #include "imap-session.h"
 #include "log.h"
 #include "managesieve-session.h"
@@ -212,7 +213,10 @@ static void imap_set_tls(void *srv, struct tls *tls, bool implicit)
 
 static void *http_create(struct event_base *b, struct store *st, const struct config *c)
 {
-	return http_server_new(b, st, c);
+	struct http_server *srv = http_server_new(b, st, c);
+	/* JMAP answers on the same listeners (src/jmap); srv owns it. */
+	jmap_server_attach(srv, b, st);
+	return srv;
 }
 static void http_set_config(void *srv, const struct config *c)
 {

@@ -10,25 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http-server.h"
+
 struct config;
 struct store;
-
-/* What a handler knows about the request beyond evhttp's object. */
-struct http_ctx {
-	const struct config *cfg;
-	struct store *store;
-	bool https;        /* arrived over TLS */
-	const char *host;  /* Host without port, lower-cased, valid; "" none */
-	const char *path;  /* percent-decoded path */
-	const char *query; /* raw query string or NULL */
-};
-
-/* Sends a short text/plain answer (code and reason, or body when not
- * NULL). */
-void http_reply_text(struct evhttp_request *req, int code, const char *reason, const char *body);
-
-/* Port of a listen value ("ADDR:PORT"), or 0 when empty or invalid. */
-unsigned http_listen_port(const char *listen);
 
 /* Appends s to b with the five XML special characters escaped. */
 void http_xml_escape(struct evbuffer *b, const char *s);

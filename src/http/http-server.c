@@ -56,6 +56,7 @@ struct http_server {
 	size_t n_conns;
 	struct evhttp_bound_socket *bound[4];
 	size_t n_bound;
+	struct http_hook hook; /* handle NULL: none */
 };
 
 /* ------------------------------------------------------------ connections */
@@ -76,7 +77,10 @@ static void conn_free(struct http_conn *c)
 
 static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
-	conn_free(arg);
+	struct http_conn *c = arg;
+	if (c->srv->hook.closed != NULL)
+		c->srv->hook.closed(c->srv->hook.arg, evcon);
+	conn_free(c);
 }
 
 static void conn_arm(struct http_conn *c)
@@ -118,6 +122,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_get_peer(c->evcon, &ip, &port);
 	log_info("http client=%s action=timeout note=\"no whole request within %" PRIu64 "s\"",
 		 ip ? ip : "?", c->srv->cfg->http_timeout);
+	if (c->srv->hook.abort != NULL)
+		c->srv->hook.abort(c->srv->hook.arg, c->evcon);
 	evhttp_connection_free(c->evcon); /* calls conn_closed_cb */
 }
 
@@ -272,15 +278,18 @@ static void serve_static(struct evhttp_request *req, const struct http_ctx *c)
 	char clen[32];
 	snprintf(clen, sizeof clen, "%" PRIu64, (uint64_t)st.st_size);
 	evhttp_add_header(oh, "Content-Length", clen);
+	/* evhttp sends whatever body it is given, also for HEAD. */
+	bool head = cmd == EVHTTP_REQ_HEAD;
 	struct evbuffer *b = evbuffer_new();
-	if (b == NULL || (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) < 0)) {
+	if (b == NULL ||
+	    (!head && st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) < 0)) {
 		if (b)
 			evbuffer_free(b);
 		close(fd);
 		http_reply_text(req, 500, "Internal Server Error", NULL);
 		return;
 	}
-	if (st.st_size == 0)
+	if (head || st.st_size == 0)
 		close(fd);
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
@@ -374,6 +383,17 @@ static void http_handle(struct evhttp_request *req, void *arg)
 	}
 	struct http_ctx c = {srv->cfg, srv->store, srv->https,
 			     host,     path,       evhttp_uri_get_query(uri)};
+	if (srv->hook.handle != NULL && srv->hook.handle(srv->hook.arg, req, &c)) {
+		free(path);
+		return;
+	}
+	/* evhttp's own bound may be higher for the hook's paths. */
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+	    srv->cfg->http_max_body_size) {
+		free(path);
+		http_reply_text(req, 413, "Payload Too Large", NULL);
+		return;
+	}
 	if (!srv->https && srv->cfg->https_listen[0] &&
 	    strncmp(path, "/.well-known/acme-challenge/", 28) != 0 &&
 	    !http_autoconfig_plain_path(host, path))
@@ -388,7 +408,13 @@ static void http_handle(struct evhttp_request *req, void *arg)
 static void apply_config(struct http_server *srv)
 {
 	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->cfg->http_max_header_size);
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->cfg->http_max_body_size);
+	uint64_t body = srv->cfg->http_max_body_size;
+	if (srv->hook.configure != NULL) {
+		uint64_t h = srv->hook.configure(srv->hook.arg, srv->cfg);
+		if (h > body)
+			body = h;
+	}
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)body);
 	evhttp_set_timeout(srv->http, (int)srv->cfg->http_timeout);
 }
 
@@ -415,6 +441,12 @@ struct http_server *http_server_new(struct event_base *base, struct store *store
 void http_server_set_config(struct http_server *srv, const struct config *cfg)
 {
 	srv->cfg = cfg;
+	apply_config(srv);
+}
+
+void http_server_set_hook(struct http_server *srv, const struct http_hook *hook)
+{
+	srv->hook = *hook;
 	apply_config(srv);
 }
 
@@ -456,7 +488,10 @@ void http_server_free(struct http_server **srvp)
 	struct http_server *srv = *srvp;
 	if (srv == NULL)
 		return;
-	evhttp_free(srv->http); /* closes connections: conn_closed_cb */
+	if (srv->hook.release != NULL)
+		srv->hook.release(srv->hook.arg);
+	memset(&srv->hook, 0, sizeof srv->hook); /* nothing more to tell it */
+	evhttp_free(srv->http);                  /* closes connections: conn_closed_cb */
 	while (srv->conns)
 		conn_free(srv->conns);
 	free(srv);

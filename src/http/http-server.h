@@ -13,14 +13,60 @@
 #define TERN_HTTP_SERVER_H
 
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct store;
 struct tls;
 struct http_server;
+
+/* What a handler knows about the request beyond evhttp's object. */
+struct http_ctx {
+	const struct config *cfg;
+	struct store *store;
+	bool https;        /* arrived over TLS */
+	const char *host;  /* Host without port, lower-cased, valid; "" none */
+	const char *path;  /* percent-decoded path */
+	const char *query; /* raw query string or NULL */
+};
+
+/* Sends a short text/plain answer (code and reason, or body when not
+ * NULL). */
+void http_reply_text(struct evhttp_request *req, int code, const char *reason, const char *body);
+
+/* Port of a listen value ("ADDR:PORT"), or 0 when empty or invalid. */
+unsigned http_listen_port(const char *listen);
+
+/* A layer above (src/jmap) serving some paths.  handle is called for
+ * every request, after the security headers are set and the Host and
+ * path checked, before anything else: it returns true if it answers the
+ * request (now, or later from the loop with evhttp_send_reply), false to
+ * let the server go on as without it.  configure(arg, cfg) is called with
+ * every config (when the hook is set, on reload) and returns the largest
+ * body the hook takes: evhttp's bound is the larger of it and
+ * http.max_body_size, and paths the hook does not take are held to
+ * http.max_body_size.  abort(arg, evcon) is called before the server
+ * frees a connection itself (its whole-request timer): the hook must
+ * forget every request of evcon it has not answered, without touching
+ * them.  closed(arg, evcon) is called when a connection has ended
+ * otherwise (the client went away): evhttp has then detached the request
+ * still waiting for its answer, which stays valid, and answering it only
+ * frees it.  release(arg) is called first thing in http_server_free: the
+ * hook forgets (and may free) everything. */
+struct http_hook {
+	bool (*handle)(void *arg, struct evhttp_request *req, const struct http_ctx *c);
+	uint64_t (*configure)(void *arg, const struct config *cfg);
+	void (*abort)(void *arg, struct evhttp_connection *evcon);
+	void (*closed)(void *arg, struct evhttp_connection *evcon);
+	void (*release)(void *arg);
+	void *arg;
+};
+/* Sets the hook (copied); at most one. */
+void http_server_set_hook(struct http_server *srv, const struct http_hook *hook);
 
 /* cfg and store stay owned by the caller and outlive the server. */
 struct http_server *http_server_new(struct event_base *base, struct store *store,

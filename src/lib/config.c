@@ -56,6 +56,12 @@ static const struct cfg_key cfg_keys[] = {
 	{"http.timeout", CFG_DURATION, STR(http_timeout), "30s", false},
 	{"mta_sts.mode", CFG_STR, STR(mta_sts_mode), "testing", false},
 	{"mta_sts.max_age", CFG_DURATION, STR(mta_sts_max_age), "7d", false},
+	{"jmap.max_size_request", CFG_SIZE, STR(jmap_max_size_request), "10M", false},
+	{"jmap.max_calls_in_request", CFG_UINT, STR(jmap_max_calls_in_request), "64", false},
+	{"jmap.max_concurrent_requests", CFG_UINT, STR(jmap_max_concurrent_requests), "4", false},
+	{"jmap.max_size_upload", CFG_SIZE, STR(jmap_max_size_upload), "20M", false},
+	{"jmap.max_concurrent_upload", CFG_UINT, STR(jmap_max_concurrent_upload), "4", false},
+	{"jmap.upload_expiry", CFG_DURATION, STR(jmap_upload_expiry), "1d", false},
 	{"tls.cert", CFG_PATH, STR(tls_cert), "", false},
 	{"tls.key", CFG_PATH, STR(tls_key), "", false},
 	{"tls.sni_dir", CFG_PATH, STR(tls_sni_dir), "", false},
@@ -375,6 +381,18 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz,
 			 "%s: http.max_header_size and http.max_body_size must be at least 1K, "
 			 "http.timeout at least 1s",
+			 c->path);
+		return -1;
+	}
+	/* RFC 8620 6.1: an unused upload is kept at least an hour. */
+	if (c->jmap_max_size_request < 1024 || c->jmap_max_size_upload < 1024 ||
+	    c->jmap_max_size_request > (1u << 30) || c->jmap_max_size_upload > (1u << 30) ||
+	    c->jmap_max_calls_in_request == 0 || c->jmap_max_concurrent_requests == 0 ||
+	    c->jmap_max_concurrent_upload == 0 || c->jmap_upload_expiry < 3600) {
+		snprintf(err, errsz,
+			 "%s: jmap.max_size_request and jmap.max_size_upload must be 1K..1G, "
+			 "jmap.max_calls_in_request, jmap.max_concurrent_requests and "
+			 "jmap.max_concurrent_upload at least 1, jmap.upload_expiry at least 1h",
 			 c->path);
 		return -1;
 	}

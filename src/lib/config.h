@@ -37,6 +37,13 @@ struct config {
 	uint64_t http_timeout;  /* seconds, per request read/write */
 	char *mta_sts_mode;     /* enforce|testing|none (RFC 8461) */
 	uint64_t mta_sts_max_age;
+	/* JMAP (docs/jmap.md). */
+	uint64_t jmap_max_size_request;     /* bytes of one API request */
+	uint64_t jmap_max_calls_in_request; /* method calls in one request */
+	uint64_t jmap_max_concurrent_requests; /* per account and worker */
+	uint64_t jmap_max_size_upload;      /* bytes of one uploaded blob */
+	uint64_t jmap_max_concurrent_upload;   /* per account and worker */
+	uint64_t jmap_upload_expiry;        /* seconds an unused upload is kept */
 	char *tls_cert;
 	char *tls_key;
 	char *tls_sni_dir;         /* DOMAIN/cert.pem + key.pem per SNI name; "" off */

@@ -236,6 +236,11 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 /* The spam classifier's tables (store-spam.c), at every account open. */
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
+/* store-blob.c: creates the blobs table if missing (at every open of an
+ * account database). */
+int store_blob_schema(struct store_db *db, char *err, size_t errsz);
+/* Path of a blob's file (id checked); 0 or -1. */
+int store_blob_path(struct store_account *a, const char *id, char *out, size_t outsz);
 /* Closes every account database and frees every handle (store_close). */
 void store_account_free_all(struct store *s);
 

@@ -929,6 +929,23 @@ int64_t store_account_id(const struct store_account *a);
  * for JMAP).  Either pointer may be NULL.  0 or -1. */
 int store_account_state(struct store_account *a, uint64_t *modseq, uint64_t *state);
 
+/* Uploaded blobs of an account (store-blob.c, JMAP RFC 8620 6.1): ids
+ * are "G" + the SHA-256 of the bytes in hex. */
+#define STORE_BLOB_ID_LEN 65
+/* True if id has the form of a blob id. */
+bool store_blob_id_ok(const char *id);
+/* Stores data[0..len) (fsync'ed before it returns) as a blob kept until
+ * expires (unix time; the same bytes again: the later of the two expiries)
+ * and writes its id into id_out.  Also drops a few blobs expired at now.
+ * 0 or -1 with err. */
+int store_blob_put(struct store_account *a, const void *data, size_t len, int64_t now,
+		   int64_t expires, char id_out[STORE_BLOB_ID_LEN + 1], char *err, size_t errsz);
+/* Opens a blob not expired at now for reading: returns the descriptor
+ * (the caller closes it) and sets *size; -2 if there is no such blob (or
+ * id is not a blob id); -1 with err on error. */
+int store_blob_open(struct store_account *a, const char *id, int64_t now, uint64_t *size,
+		    char *err, size_t errsz);
+
 /* Sieve scripts of an account (store-sieve.c, docs/sieve.md).  Names are
  * UTF-8 without control characters, 1..STORE_SIEVE_NAME_MAX bytes; at most
  * one script is active.  The store does not check the content: compile it

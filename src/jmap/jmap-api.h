@@ -1,0 +1,50 @@
+/*
+ * jmap-api.h - the JMAP API request (RFC 8620 3): one Request object in,
+ * one Response object (or a request-level problem, RFC 7807) out, with
+ * result references (3.7), createdIds (3.3) and the core capability's
+ * methods, Core/echo (4) and Blob/copy (6.3).
+ *
+ * It knows no HTTP, no authentication and no store: jmap-server.c
+ * authenticates, reads the body and gives what the methods need through
+ * struct jmap_api_env; the fuzz target (fuzz/fuzz-jmap-json.c) and the
+ * unit tests call it directly.
+ */
+#ifndef TERN_JMAP_API_H
+#define TERN_JMAP_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JMAP_CAP_CORE "urn:ietf:params:jmap:core"
+/* The "maxObjectsInGet" / "maxObjectsInSet" of the core capability: no
+ * core method reads or writes objects in bulk, so these are the bounds
+ * any /get or /set will have. */
+#define JMAP_MAX_OBJECTS_IN_GET 500
+#define JMAP_MAX_OBJECTS_IN_SET 500
+
+struct jmap_api_env {
+	uint64_t max_size_request; /* bytes; the caller has checked it */
+	uint64_t max_calls_in_request;
+	const char *account_id;    /* the one account the user may use */
+	const char *session_state; /* the Session object's state */
+	/* Is blob_id a blob of the account?  1 yes, 0 no, -1 error. */
+	int (*blob_exists)(void *ctx, const char *blob_id);
+	void *ctx;
+};
+
+/* Runs the request body[0..len).  Returns the HTTP status: 200 with a
+ * Response object, or 400 with a problem details object (RFC 8620 3.6.1:
+ * notJSON, notRequest, unknownCapability, limit); *problem says which.
+ * *out (malloc'd, NUL-terminated, *outlen bytes) is the body to send. */
+int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t len, char **out,
+		     size_t *outlen, bool *problem);
+
+/* A problem details object (RFC 7807) for a JMAP request-level error:
+ * type is the last part of urn:ietf:params:jmap:error:TYPE, or a full
+ * URI when it has a ':'; limit (may be NULL) is the "limit" member.
+ * Returns a malloc'd string (*len bytes). */
+char *jmap_api_problem(const char *type, int status, const char *detail, const char *limit,
+		       size_t *len);
+
+#endif

@@ -1,0 +1,767 @@
+/*
+ * jmap-server.c - see jmap-server.h.  The top of src/jmap: HTTP routing,
+ * authentication, the Session object (RFC 8620 2), upload and download
+ * (6.1, 6.2); the API request itself is jmap-api.c.
+ *
+ * A request waits for its password check (authglue, on the worker's
+ * thread pool) as a struct jmap_pending; evhttp keeps the request until
+ * we answer it.  If the client goes away meanwhile evhttp detaches the
+ * request, and our answer then only frees it; if the HTTP server frees
+ * the connection itself it tells us first (the hook's abort), and we
+ * drop the pending request without touching it.
+ */
+#include "jmap-server.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "authglue.h"
+#include "base64.h"
+#include "config.h"
+#include "http-server.h"
+#include "jmap-api.h"
+#include "jmap-json.h"
+#include "log.h"
+#include "netaddr.h"
+#include "store.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+enum route { R_SESSION, R_API, R_UPLOAD, R_DOWNLOAD };
+
+/* Requests in flight of one user in this worker (maxConcurrentRequests,
+ * maxConcurrentUpload). */
+struct jmap_user {
+	char name[256];
+	unsigned requests, uploads;
+	struct jmap_user *next;
+};
+
+struct jmap_pending {
+	struct jmap_server *js;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	enum route route;
+	struct authglue *auth;
+	struct jmap_user *user;
+	bool https;
+	char host[256];
+	char *rest; /* the path after /jmap/upload/ or /jmap/download/ */
+	char client_ip[64];
+	char id[24];
+	struct jmap_pending *prev, *next;
+};
+
+struct jmap_server {
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct jmap_pending *pending;
+	struct jmap_user *users;
+	uint64_t next_id;
+};
+
+/* --------------------------------------------------------------- answers */
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+		       const char *body, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(h, "Content-Type");
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-cache, no-store, must-revalidate");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp would send a body given for HEAD: give none. */
+		char clen[32];
+		snprintf(clen, sizeof clen, "%zu", len);
+		evhttp_add_header(h, "Content-Length", clen);
+		evhttp_send_reply(req, code, reason, NULL);
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (b == NULL) {
+		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	evbuffer_add(b, body, len);
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+/* A problem details answer (RFC 7807, RFC 8620 3.6.1). */
+static void reply_problem(struct evhttp_request *req, int code, const char *reason,
+			  const char *type, const char *detail, const char *limit)
+{
+	size_t len;
+	char *s = jmap_api_problem(type, code, detail, limit, &len);
+	reply_json(req, code, reason, "application/problem+json", s, len);
+	free(s);
+}
+
+static void reply_unauthorized(struct evhttp_request *req)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Basic realm=\"JMAP\", charset=\"UTF-8\"");
+	reply_problem(req, 401, "Unauthorized", "about:blank",
+		      "authentication required: HTTP Basic with the account's address and password",
+		      NULL);
+}
+
+/* ----------------------------------------------------------------- users */
+
+static struct jmap_user *user_get(struct jmap_server *js, const char *name)
+{
+	for (struct jmap_user *u = js->users; u; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	struct jmap_user *u = xcalloc(1, sizeof *u);
+	snprintf(u->name, sizeof u->name, "%s", name);
+	u->next = js->users;
+	js->users = u;
+	return u;
+}
+
+static void user_put(struct jmap_server *js, struct jmap_user *u)
+{
+	if (u->requests > 0 || u->uploads > 0)
+		return;
+	for (struct jmap_user **p = &js->users; *p; p = &(*p)->next) {
+		if (*p == u) {
+			*p = u->next;
+			free(u);
+			return;
+		}
+	}
+}
+
+/* -------------------------------------------------------------- pending */
+
+static void pending_free(struct jmap_pending *p)
+{
+	struct jmap_server *js = p->js;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		js->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	authglue_free(&p->auth);
+	if (p->route == R_UPLOAD)
+		p->user->uploads--;
+	else
+		p->user->requests--;
+	user_put(js, p->user);
+	free(p->rest);
+	free(p);
+}
+
+/* ------------------------------------------------------------ session */
+
+/* "https://HOST[:PORT]" of the request's listener. */
+static void base_url(const struct jmap_pending *p, char *out, size_t outsz)
+{
+	const struct config *cfg = p->js->cfg;
+	unsigned port = http_listen_port(p->https ? cfg->https_listen : cfg->http_listen);
+	const char *host = p->host[0] ? p->host : cfg->hostname;
+	if (port == (p->https ? 443u : 80u) || port == 0)
+		snprintf(out, outsz, "%s://%s", p->https ? "https" : "http", host);
+	else
+		snprintf(out, outsz, "%s://%s:%u", p->https ? "https" : "http", host, port);
+}
+
+static void account_id_of(int64_t id, char out[32])
+{
+	snprintf(out, 32, "A%" PRId64, id);
+}
+
+/* The Session object (RFC 8620 2) with its state, a hash of the rest:
+ * it changes exactly when something in it does. */
+static json_t *session_object(const struct jmap_pending *p, const char *username, int64_t account,
+			      char state[17])
+{
+	const struct config *cfg = p->js->cfg;
+	char base[400], url[600], aid[32];
+	base_url(p, base, sizeof base);
+	account_id_of(account, aid);
+	json_t *core = json_object();
+	json_object_set_new(core, "maxSizeUpload",
+			    json_integer((json_int_t)cfg->jmap_max_size_upload));
+	json_object_set_new(core, "maxConcurrentUpload",
+			    json_integer((json_int_t)cfg->jmap_max_concurrent_upload));
+	json_object_set_new(core, "maxSizeRequest",
+			    json_integer((json_int_t)cfg->jmap_max_size_request));
+	json_object_set_new(core, "maxConcurrentRequests",
+			    json_integer((json_int_t)cfg->jmap_max_concurrent_requests));
+	json_object_set_new(core, "maxCallsInRequest",
+			    json_integer((json_int_t)cfg->jmap_max_calls_in_request));
+	json_object_set_new(core, "maxObjectsInGet", json_integer(JMAP_MAX_OBJECTS_IN_GET));
+	json_object_set_new(core, "maxObjectsInSet", json_integer(JMAP_MAX_OBJECTS_IN_SET));
+	/* No core method sorts or filters: no collation is used anywhere. */
+	json_object_set_new(core, "collationAlgorithms", json_array());
+	json_t *caps = json_object();
+	json_object_set_new(caps, JMAP_CAP_CORE, core);
+	json_t *acct = json_object();
+	json_object_set_new(acct, "name", json_string(username));
+	json_object_set_new(acct, "isPersonal", json_true());
+	json_object_set_new(acct, "isReadOnly", json_false());
+	json_object_set_new(acct, "accountCapabilities", json_object());
+	json_t *accounts = json_object();
+	json_object_set_new(accounts, aid, acct);
+	json_t *s = json_object();
+	json_object_set_new(s, "capabilities", caps);
+	json_object_set_new(s, "accounts", accounts);
+	json_object_set_new(s, "primaryAccounts", json_object());
+	json_object_set_new(s, "username", json_string(username));
+	snprintf(url, sizeof url, "%s/jmap/api/", base);
+	json_object_set_new(s, "apiUrl", json_string(url));
+	snprintf(url, sizeof url, "%s/jmap/download/{accountId}/{blobId}/{name}?type={type}", base);
+	json_object_set_new(s, "downloadUrl", json_string(url));
+	snprintf(url, sizeof url, "%s/jmap/upload/{accountId}/", base);
+	json_object_set_new(s, "uploadUrl", json_string(url));
+	size_t len;
+	char *text = jmap_json_dump(s, &len);
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL);
+	free(text);
+	for (size_t i = 0; i < 8; i++)
+		snprintf(state + 2 * i, 3, "%02x", md[i]);
+	json_object_set_new(s, "state", json_string(state));
+	return s;
+}
+
+static void serve_session(struct jmap_pending *p, const char *username, int64_t account)
+{
+	char state[17];
+	json_t *s = session_object(p, username, account, state);
+	size_t len;
+	char *text = jmap_json_dump(s, &len);
+	json_decref(s);
+	reply_json(p->req, 200, "OK", "application/json", text, len);
+	free(text);
+}
+
+/* --------------------------------------------------------------- api */
+
+struct blob_ctx {
+	struct store_account *a;
+};
+
+static int blob_exists(void *ctx, const char *blob_id)
+{
+	struct blob_ctx *b = ctx;
+	char err[256];
+	uint64_t size;
+	int fd = store_blob_open(b->a, blob_id, (int64_t)time(NULL), &size, err, sizeof err);
+	if (fd == -1)
+		log_error("jmap action=blob_lookup error=\"%s\"", err);
+	if (fd < 0)
+		return fd == -2 ? 0 : -1;
+	close(fd);
+	return 1;
+}
+
+/* "application/json", optionally with parameters (RFC 8620 3.1). */
+static bool is_json_type(const char *ct)
+{
+	if (ct == NULL)
+		return false;
+	size_t n = strcspn(ct, "; \t");
+	return strutil_eq_ci(ct, n, "application/json");
+}
+
+static void serve_api(struct jmap_pending *p, const char *username, int64_t account,
+		      struct store_account *a)
+{
+	struct evhttp_request *req = p->req;
+	if (!is_json_type(
+		evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"))) {
+		reply_problem(req, 400, "Bad Request", "notJSON",
+			      "the request's Content-Type is not application/json", NULL);
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	char aid[32], state[17];
+	account_id_of(account, aid);
+	json_decref(session_object(p, username, account, state));
+	struct blob_ctx bc = {a};
+	struct jmap_api_env env = {p->js->cfg->jmap_max_size_request,
+				   p->js->cfg->jmap_max_calls_in_request,
+				   aid,
+				   state,
+				   blob_exists,
+				   &bc};
+	char *out = NULL;
+	size_t outlen = 0;
+	bool problem = false;
+	int st = jmap_api_request(&env, body, len, &out, &outlen, &problem);
+	log_info("jmap id=%s client=%s user=%s action=api bytes=%zu status=%d", p->id, p->client_ip,
+		 username, len, st);
+	reply_json(req, st, st == 200 ? "OK" : "Bad Request",
+		   problem ? "application/problem+json" : "application/json", out, outlen);
+	free(out);
+}
+
+/* ------------------------------------------------------------ blobs */
+
+/* A media type we repeat in a header: printable ASCII, 1..255 bytes. */
+static bool type_ok(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* The account id segment of p->rest (up to '/'), checked against ours. */
+static bool account_matches(const char *seg, size_t n, int64_t account)
+{
+	char aid[32];
+	account_id_of(account, aid);
+	return strlen(aid) == n && memcmp(seg, aid, n) == 0;
+}
+
+static void serve_upload(struct jmap_pending *p, int64_t account, struct store_account *a)
+{
+	struct evhttp_request *req = p->req;
+	const struct config *cfg = p->js->cfg;
+	size_t n = strcspn(p->rest, "/");
+	if (!account_matches(p->rest, n, account) || (p->rest[n] && p->rest[n + 1])) {
+		reply_problem(req, 404, "Not Found", "about:blank", "no such account", NULL);
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > cfg->jmap_max_size_upload) {
+		char d[96];
+		snprintf(d, sizeof d, "the upload is larger than %" PRIu64 " bytes",
+			 cfg->jmap_max_size_upload);
+		reply_problem(req, 413, "Payload Too Large", "limit", d, "maxSizeUpload");
+		return;
+	}
+	const char *type =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	if (type == NULL)
+		type = "application/octet-stream";
+	if (!type_ok(type)) {
+		reply_problem(req, 400, "Bad Request", "about:blank", "unusable Content-Type",
+			      NULL);
+		return;
+	}
+	const void *data = len ? (const void *)evbuffer_pullup(in, -1) : (const void *)"";
+	char id[STORE_BLOB_ID_LEN + 1], err[256];
+	int64_t now = (int64_t)time(NULL);
+	if (store_blob_put(a, data, len, now, now + (int64_t)cfg->jmap_upload_expiry, id, err,
+			   sizeof err) < 0) {
+		log_error("jmap id=%s action=upload error=\"%s\"", p->id, err);
+		reply_problem(req, 500, "Internal Server Error", "about:blank",
+			      "the blob could not be stored", NULL);
+		return;
+	}
+	char aid[32];
+	account_id_of(account, aid);
+	json_t *o = json_object();
+	json_object_set_new(o, "accountId", json_string(aid));
+	json_object_set_new(o, "blobId", json_string(id));
+	json_object_set_new(o, "type", json_string(type));
+	json_object_set_new(o, "size", json_integer((json_int_t)len));
+	size_t olen;
+	char *text = jmap_json_dump(o, &olen);
+	json_decref(o);
+	log_info("jmap id=%s client=%s action=upload blob=%s size=%zu", p->id, p->client_ip, id,
+		 len);
+	reply_json(req, 201, "Created", "application/json", text, olen);
+	free(text);
+}
+
+/* Content-Disposition with the name (RFC 6266, RFC 8187 for UTF-8). */
+static void disposition(struct evbuffer *b, const char *name)
+{
+	evbuffer_add_printf(b, "attachment");
+	bool plain = name[0] != '\0';
+	for (const char *s = name; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
+			plain = false;
+	if (plain)
+		evbuffer_add_printf(b, "; filename=\"%s\"", name);
+	evbuffer_add_printf(b, "; filename*=UTF-8''");
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || strchr("!#$&+-.^_`|~", *s) != NULL)
+			evbuffer_add(b, s, 1);
+		else
+			evbuffer_add_printf(b, "%%%c%c", hex[*s >> 4], hex[*s & 15]);
+	}
+	evbuffer_add(b, "", 1);
+}
+
+static void serve_download(struct jmap_pending *p, int64_t account, struct store_account *a)
+{
+	struct evhttp_request *req = p->req;
+	const char *rest = p->rest;
+	size_t n = strcspn(rest, "/");
+	if (!account_matches(rest, n, account) || rest[n] != '/') {
+		reply_problem(req, 404, "Not Found", "about:blank", "no such account", NULL);
+		return;
+	}
+	const char *blob = rest + n + 1;
+	size_t bn = strcspn(blob, "/");
+	if (blob[bn] != '/' || bn > STORE_BLOB_ID_LEN) {
+		reply_problem(req, 404, "Not Found", "about:blank", "no such blob", NULL);
+		return;
+	}
+	char id[STORE_BLOB_ID_LEN + 1];
+	memcpy(id, blob, bn);
+	id[bn] = '\0';
+	const char *name = blob + bn + 1;
+	struct evkeyvalq q = {NULL, &q.tqh_first};
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (query != NULL && evhttp_parse_query_str(query, &q) < 0) {
+		reply_problem(req, 400, "Bad Request", "about:blank", "malformed query", NULL);
+		return;
+	}
+	const char *type = evhttp_find_header(&q, "type");
+	if (type == NULL)
+		type = "application/octet-stream";
+	if (!type_ok(type)) {
+		evhttp_clear_headers(&q);
+		reply_problem(req, 400, "Bad Request", "about:blank", "unusable type", NULL);
+		return;
+	}
+	char err[256];
+	uint64_t size = 0;
+	int fd = store_blob_open(a, id, (int64_t)time(NULL), &size, err, sizeof err);
+	if (fd < 0) {
+		evhttp_clear_headers(&q);
+		if (fd == -1)
+			log_error("jmap id=%s action=download error=\"%s\"", p->id, err);
+		reply_problem(req, fd == -2 ? 404 : 500,
+			      fd == -2 ? "Not Found" : "Internal Server Error", "about:blank",
+			      fd == -2 ? "no such blob" : "the blob could not be read", NULL);
+		return;
+	}
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(oh, "Content-Type");
+	evhttp_add_header(oh, "Content-Type", type);
+	evhttp_clear_headers(&q);
+	struct evbuffer *cd = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
+	/* evhttp would send a body given for HEAD: give none. */
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	if (head)
+		close(fd);
+	if (cd == NULL || b == NULL ||
+	    (!head && size > 0 && evbuffer_add_file(b, fd, 0, (ev_off_t)size) < 0)) {
+		if (cd)
+			evbuffer_free(cd);
+		if (b)
+			evbuffer_free(b);
+		if (!head)
+			close(fd);
+		reply_problem(req, 500, "Internal Server Error", "about:blank", "out of memory",
+			      NULL);
+		return;
+	}
+	if (!head && size == 0)
+		close(fd);
+	disposition(cd, name);
+	evhttp_add_header(oh, "Content-Disposition", (const char *)evbuffer_pullup(cd, -1));
+	evbuffer_free(cd);
+	evhttp_add_header(oh, "Cache-Control", "private, immutable, max-age=31536000");
+	char clen[32];
+	snprintf(clen, sizeof clen, "%" PRIu64, size);
+	evhttp_add_header(oh, "Content-Length", clen);
+	log_info("jmap id=%s client=%s action=download blob=%s size=%" PRIu64, p->id, p->client_ip,
+		 id, size);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------ auth */
+
+static void auth_cb(void *ctx, const struct authglue_result *r)
+{
+	struct jmap_pending *p = ctx;
+	struct evhttp_request *req = p->req;
+	switch (r->status) {
+	case AUTHGLUE_OK: {
+		struct store_account *a = NULL;
+		if (store_account_open_id(p->js->store, r->account_id, &a) != 1) {
+			reply_problem(req, 503, "Service Unavailable", "about:blank",
+				      "the account cannot be opened", NULL);
+			break;
+		}
+		char username[256];
+		snprintf(username, sizeof username, "%s", r->account);
+		int64_t account = r->account_id;
+		authglue_free(&p->auth);
+		switch (p->route) {
+		case R_SESSION:
+			serve_session(p, username, account);
+			break;
+		case R_API:
+			serve_api(p, username, account, a);
+			break;
+		case R_UPLOAD:
+			serve_upload(p, account, a);
+			break;
+		case R_DOWNLOAD:
+			serve_download(p, account, a);
+			break;
+		}
+		break;
+	}
+	case AUTHGLUE_FAIL:
+		if (r->error == SASL_ERR_TEMPORARY) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+					  "5");
+			reply_problem(req, 503, "Service Unavailable", "about:blank",
+				      "temporary failure, try again", NULL);
+		} else {
+			reply_unauthorized(req);
+		}
+		break;
+	case AUTHGLUE_BLOCKED: {
+		char ra[32];
+		int64_t wait = r->blocked_until - (int64_t)time(NULL);
+		snprintf(ra, sizeof ra, "%" PRId64, wait > 0 ? wait : 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		reply_problem(req, 429, "Too Many Requests", "about:blank",
+			      "too many failed logins from this address", NULL);
+		break;
+	}
+	case AUTHGLUE_BUSY:
+	default:
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		reply_problem(req, 503, "Service Unavailable", "about:blank",
+			      "too many logins in progress for this account", NULL);
+		break;
+	case AUTHGLUE_CHALLENGE: /* PLAIN with an initial response has none */
+		reply_unauthorized(req);
+		break;
+	}
+	pending_free(p);
+}
+
+/* user and password from "Authorization: Basic B64" (RFC 7617) as a SASL
+ * PLAIN initial response "\0user\0password" into out; its length, or -1. */
+static long basic_to_plain(const char *h, char *out, size_t outsz, char user[256])
+{
+	if (h == NULL || !strutil_prefix_ci(h, strlen(h), "Basic "))
+		return -1;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	size_t n = strlen(h);
+	if (n == 0 || n > 2048)
+		return -1;
+	char dec[1600];
+	long dn = base64_decode(h, n, dec, sizeof dec);
+	if (dn <= 0)
+		return -1;
+	const char *colon = memchr(dec, ':', (size_t)dn);
+	if (colon == NULL || colon == dec || memchr(dec, '\0', (size_t)dn) != NULL)
+		return -1;
+	size_t un = (size_t)(colon - dec), pn = (size_t)dn - un - 1;
+	if (un > 255 || un + pn + 2 > outsz)
+		return -1;
+	memcpy(user, dec, un);
+	user[un] = '\0';
+	strutil_lower(user, un);
+	out[0] = '\0';
+	memcpy(out + 1, dec, un);
+	out[1 + un] = '\0';
+	memcpy(out + 2 + un, colon + 1, pn);
+	OPENSSL_cleanse(dec, sizeof dec);
+	return (long)(un + pn + 2);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static bool route_of(const char *path, enum route *r, const char **rest)
+{
+	*rest = NULL;
+	if (strcmp(path, "/jmap/session") == 0)
+		*r = R_SESSION;
+	else if (strcmp(path, "/jmap/api/") == 0 || strcmp(path, "/jmap/api") == 0)
+		*r = R_API;
+	else if (strncmp(path, "/jmap/upload/", 13) == 0)
+		*r = R_UPLOAD, *rest = path + 13;
+	else if (strncmp(path, "/jmap/download/", 15) == 0)
+		*r = R_DOWNLOAD, *rest = path + 15;
+	else
+		return false;
+	return true;
+}
+
+static bool method_ok(struct evhttp_request *req, enum route r)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	bool post = r == R_API || r == R_UPLOAD;
+	if (post ? cmd == EVHTTP_REQ_POST : (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+			  post ? "POST" : "GET, HEAD");
+	http_reply_text(req, 405, "Method Not Allowed", NULL);
+	return false;
+}
+
+static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http_ctx *c)
+{
+	struct jmap_server *js = arg;
+	enum route r = R_SESSION;
+	const char *rest = NULL;
+	bool wellknown = strcmp(c->path, "/.well-known/jmap") == 0;
+	if (!wellknown && !route_of(c->path, &r, &rest))
+		return false;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
+	char ip[64] = "?";
+	bool loopback = false;
+	if (sa != NULL)
+		netaddr_format(sa, ip, sizeof ip, &loopback);
+	/* Passwords only over TLS; plain HTTP as the mail ports have it. */
+	if (!c->https && !(js->cfg->allow_plaintext_loopback && loopback)) {
+		if (js->cfg->https_listen[0])
+			return false; /* the server redirects to HTTPS */
+		http_reply_text(req, 403, "Forbidden", "JMAP is served over HTTPS only\n");
+		return true;
+	}
+	if (wellknown) {
+		/* RFC 8620 2.2: the session resource is elsewhere. */
+		enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  "GET, HEAD");
+			http_reply_text(req, 405, "Method Not Allowed", NULL);
+			return true;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+				  "/jmap/session");
+		http_reply_text(req, 307, "Temporary Redirect", NULL);
+		return true;
+	}
+	if (!method_ok(req, r))
+		return true;
+	char user[256], plain[1600];
+	long plen = basic_to_plain(
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"), plain,
+	    sizeof plain, user);
+	if (plen < 0) {
+		reply_unauthorized(req);
+		return true;
+	}
+	struct jmap_user *u = user_get(js, user);
+	if (r == R_UPLOAD ? u->uploads >= js->cfg->jmap_max_concurrent_upload
+			  : u->requests >= js->cfg->jmap_max_concurrent_requests) {
+		OPENSSL_cleanse(plain, sizeof plain);
+		user_put(js, u);
+		reply_problem(req, 400, "Bad Request", "limit",
+			      r == R_UPLOAD ? "too many uploads of this account at once"
+					    : "too many requests of this account at once",
+			      r == R_UPLOAD ? "maxConcurrentUpload" : "maxConcurrentRequests");
+		return true;
+	}
+	struct jmap_pending *p = xcalloc(1, sizeof *p);
+	p->js = js;
+	p->req = req;
+	p->evcon = evcon;
+	p->route = r;
+	p->user = u;
+	if (r == R_UPLOAD)
+		u->uploads++;
+	else
+		u->requests++;
+	p->https = c->https;
+	snprintf(p->host, sizeof p->host, "%s", c->host);
+	p->rest = rest ? xstrdup(rest) : NULL;
+	snprintf(p->client_ip, sizeof p->client_ip, "%s", ip);
+	snprintf(p->id, sizeof p->id, "j%" PRIx64 "%lx", js->next_id++, (unsigned long)getpid());
+	p->next = js->pending;
+	if (js->pending)
+		js->pending->prev = p;
+	js->pending = p;
+	struct authglue_params ap = {
+	    .base = js->base,
+	    .store = js->store,
+	    .mech = SASL_MECH_PLAIN,
+	    .client = sa,
+	    .client_ip = p->client_ip,
+	    .proto = "jmap",
+	    .session_id = p->id,
+	    .cb = auth_cb,
+	    .cb_ctx = p,
+	};
+	log_debug("jmap id=%s client=%s action=auth_start user=%s requests=%u uploads=%u", p->id,
+		  p->client_ip, user, u->requests, u->uploads);
+	p->auth = authglue_start(&ap, plain, (size_t)plen);
+	OPENSSL_cleanse(plain, sizeof plain);
+	return true;
+}
+
+static uint64_t jmap_configure(void *arg, const struct config *cfg)
+{
+	struct jmap_server *js = arg;
+	js->cfg = cfg;
+	/* One byte more than our limits, so a body just over them reaches us
+	 * and gets its JMAP "limit" answer; beyond that evhttp says 413. */
+	uint64_t m = cfg->jmap_max_size_upload > cfg->jmap_max_size_request
+			 ? cfg->jmap_max_size_upload
+			 : cfg->jmap_max_size_request;
+	return m + 1;
+}
+
+static void jmap_abort(void *arg, struct evhttp_connection *evcon)
+{
+	struct jmap_server *js = arg;
+	for (struct jmap_pending *p = js->pending, *next; p; p = next) {
+		next = p->next;
+		if (p->evcon == evcon)
+			pending_free(p);
+	}
+}
+
+/* The client went away: its request, detached by evhttp, still gets our
+ * answer (which frees it); only the connection is gone. */
+static void jmap_closed(void *arg, struct evhttp_connection *evcon)
+{
+	struct jmap_server *js = arg;
+	for (struct jmap_pending *p = js->pending; p; p = p->next)
+		if (p->evcon == evcon)
+			p->evcon = NULL;
+}
+
+static void jmap_release(void *arg)
+{
+	struct jmap_server *js = arg;
+	while (js->pending)
+		pending_free(js->pending);
+	free(js);
+}
+
+struct jmap_server *jmap_server_attach(struct http_server *srv, struct event_base *base,
+				       struct store *store)
+{
+	jmap_json_init();
+	struct jmap_server *js = xcalloc(1, sizeof *js);
+	js->base = base;
+	js->store = store;
+	struct http_hook h = {jmap_handle, jmap_configure, jmap_abort,
+			      jmap_closed, jmap_release,   js};
+	http_server_set_hook(srv, &h);
+	return js;
+}
