@@ -63,6 +63,8 @@ cat <<INFO
   Client auto-configuration (what Thunderbird and Apple Mail fetch):
     curl -k 'https://localhost:$HTTPS_PORT/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=$USER_ADDR'
     curl -k -o demo.mobileconfig 'https://localhost:$HTTPS_PORT/apple/profile.mobileconfig?email=$USER_ADDR'
+  JMAP (Core only so far: the session and Core/echo):
+    curl -k -u '$USER_ADDR:$PASSWORD' https://localhost:$HTTPS_PORT/jmap/session
   (A demo folder made before HTTP existed has no http.listen/https.listen:
   add them to $DIR/tern.conf or start over with rm -rf $DIR.)
   Press Ctrl-C to stop.
