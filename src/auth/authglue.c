@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "apppass.h"
 #include "authlimit.h"
 #include "log.h"
@@ -62,6 +64,8 @@ struct authglue {
 	int64_t account_id;
 	char app_id[8];             /* the app password looked up, "" if none */
 	int64_t app_last_used;      /* its last_used as read */
+	unsigned char tag_main[32]; /* SHA-256 of the main password's hash */
+	unsigned char tag_app[32];  /* ... of the app password's looked up */
 	struct authglue_result res; /* the outcome the timer delivers */
 	enum sasl_status verified;  /* the pool's answer */
 	struct authglue *next;      /* pool lists */
@@ -238,6 +242,13 @@ static void pool_submit(struct authglue *x)
 
 /* ------------------------------------------------------------ exchange */
 
+void authglue_cred_tag(const char *pwhash, unsigned char out[32])
+{
+	unsigned len = 0;
+	if (!EVP_Digest(pwhash, strlen(pwhash), out, &len, EVP_sha256(), NULL))
+		memset(out, 0, 32); /* all zero: callers cache no such login */
+}
+
 static int lookup_cb(void *ctx, const char *user, struct sasl_creds *out)
 {
 	struct authglue *x = ctx;
@@ -249,6 +260,7 @@ static int lookup_cb(void *ctx, const char *user, struct sasl_creds *out)
 	snprintf(out->pwhash, sizeof out->pwhash, "%s", info.pwhash);
 	snprintf(out->scram, sizeof out->scram, "%s", info.scram);
 	x->account_id = info.id;
+	authglue_cred_tag(info.pwhash, x->tag_main);
 	explicit_bzero(&info, sizeof info);
 	return 1;
 }
@@ -266,22 +278,24 @@ static int app_lookup_cb(void *ctx, const char *address, const char *id,
 	snprintf(out->pwhash, sizeof out->pwhash, "%s", row.pwhash);
 	snprintf(x->app_id, sizeof x->app_id, "%s", row.id);
 	x->app_last_used = row.last_used;
+	authglue_cred_tag(row.pwhash, x->tag_app);
 	explicit_bzero(&row, sizeof row);
 	return 1;
 }
 
-/* After a login with an app password: its last_used, at most once per
- * APPPASS_TOUCH_SECONDS (the value read at lookup says whether it is
- * due), so a busy device does not write the database at each login. */
-static void touch_app_password(struct authglue *x)
+void authglue_app_used(struct store *s, const char *proto, const char *session,
+		       int64_t account_id, const char *app_id, int64_t last_used)
 {
+	/* last_used is written at most once per APPPASS_TOUCH_SECONDS (the
+	 * value read at lookup says whether it is due), so a busy device does
+	 * not write the database at each login. */
 	int64_t now = (int64_t)time(NULL);
-	if (x->app_id[0] == '\0' || now - x->app_last_used < APPPASS_TOUCH_SECONDS)
+	if (app_id[0] == '\0' || now - last_used < APPPASS_TOUCH_SECONDS)
 		return;
 	char err[256];
-	if (store_apppass_touch(x->store, x->account_id, x->app_id, now, err, sizeof err) < 0)
-		log_warn("%s session=%s action=app_password_touch error=\"%s\"", x->proto,
-			 x->session, err);
+	if (store_apppass_touch(s, account_id, app_id, now, err, sizeof err) < 0)
+		log_warn("%s session=%s action=app_password_touch error=\"%s\"", proto, session,
+			 err);
 }
 
 static const struct sockaddr *client(const struct authglue *x)
@@ -409,11 +423,15 @@ static void advance(struct authglue *x, enum sasl_status st)
 		authlimit_success(client(x), sasl_server_account(x->sasl));
 		log_outcome(x, "ok", NULL);
 		if (sasl_server_app_name(x->sasl)[0] != '\0')
-			touch_app_password(x);
+			authglue_app_used(x->store, x->proto, x->session, x->account_id,
+					  x->app_id, x->app_last_used);
 		r.status = AUTHGLUE_OK;
 		r.account = sasl_server_account(x->sasl);
 		r.app_password = sasl_server_app_name(x->sasl);
 		r.account_id = x->account_id;
+		r.app_id = r.app_password[0] != '\0' ? x->app_id : "";
+		memcpy(r.cred_tag, r.app_password[0] != '\0' ? x->tag_app : x->tag_main,
+		       sizeof r.cred_tag);
 		deliver(x, &r, 0);
 		return;
 	case SASL_FAIL:

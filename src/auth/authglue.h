@@ -67,6 +67,13 @@ struct authglue_result {
 				   * the main password (owned by the exchange);
 				   * NULL in other outcomes */
 	int64_t account_id;    /* OK: the store's account id */
+	const char *app_id;    /* OK: the id of the app password used, "" for
+				* the main password (owned by the exchange) */
+	/* OK: SHA-256 of the stored hash (crypt string) that matched, the
+	 * main password's or the app password's: a credential cache keeps
+	 * it and compares it with the store's current one, so a new password
+	 * or a revoked app password ends a cached login at once. */
+	unsigned char cred_tag[32];
 	int64_t blocked_until; /* BLOCKED: unix time the block ends */
 };
 
@@ -102,6 +109,18 @@ void authglue_step(struct authglue *x, const void *resp, size_t len);
 
 /* The username the client gave so far ("" if none yet; not escaped). */
 const char *authglue_user(const struct authglue *x);
+
+/* The credential tag of a stored password hash (crypt string): what
+ * authglue_result.cred_tag holds for the one that matched.  All zero if
+ * the digest could not be made (cache nothing then). */
+void authglue_cred_tag(const char *pwhash, unsigned char out[32]);
+
+/* A login with app password app_id of the account that skipped the check
+ * (a credential cache's hit): updates its last-used time as a checked
+ * login does (at most once a minute; last_used as just read from the
+ * store).  Errors are logged. */
+void authglue_app_used(struct store *s, const char *proto, const char *session,
+		       int64_t account_id, const char *app_id, int64_t last_used);
 
 /* Ends the exchange (cancel, session closed, or after a final outcome):
  * nothing more is delivered.  A password check running on a thread is

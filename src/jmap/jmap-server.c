@@ -28,6 +28,7 @@
 #include "config.h"
 #include "http-server.h"
 #include "jmap-api.h"
+#include "jmap-authcache.h"
 #include "jmap-json.h"
 #include "log.h"
 #include "netaddr.h"
@@ -57,6 +58,9 @@ struct jmap_pending {
 	char *rest; /* the path after /jmap/upload/ or /jmap/download/ */
 	char client_ip[64];
 	char id[24];
+	char login[256]; /* the user as given in Authorization (lower-cased) */
+	bool cache_key_set;
+	unsigned char cache_key[JMAP_AUTHCACHE_KEY_LEN]; /* of user and password */
 	struct jmap_pending *prev, *next;
 };
 
@@ -66,8 +70,13 @@ struct jmap_server {
 	const struct config *cfg;
 	struct jmap_pending *pending;
 	struct jmap_user *users;
+	struct jmap_authcache *cache; /* NULL: every request is checked */
 	uint64_t next_id;
 };
+
+/* Logins remembered per worker (jmap.auth_cache_ttl): users times the
+ * passwords they use at once (main, app passwords). */
+#define AUTH_CACHE_ENTRIES 1024
 
 /* --------------------------------------------------------------- answers */
 
@@ -493,36 +502,138 @@ static void serve_download(struct jmap_pending *p, int64_t account, struct store
 
 /* ------------------------------------------------------------ auth */
 
+/* Answers an authenticated request. */
+static void serve_authed(struct jmap_pending *p, const char *account, int64_t account_id)
+{
+	struct store_account *a = NULL;
+	if (store_account_open_id(p->js->store, account_id, &a) != 1) {
+		reply_problem(p->req, 503, "Service Unavailable", "about:blank",
+			      "the account cannot be opened", NULL);
+		return;
+	}
+	char username[256];
+	snprintf(username, sizeof username, "%s", account);
+	switch (p->route) {
+	case R_SESSION:
+		serve_session(p, username, account_id);
+		break;
+	case R_API:
+		serve_api(p, username, account_id, a);
+		break;
+	case R_UPLOAD:
+		serve_upload(p, account_id, a);
+		break;
+	case R_DOWNLOAD:
+		serve_download(p, account_id, a);
+		break;
+	}
+}
+
+static bool tag_set(const unsigned char tag[32])
+{
+	for (size_t i = 0; i < 32; i++)
+		if (tag[i])
+			return true;
+	return false;
+}
+
+/* After a checked login: remember it (never a failure). */
+static void cache_put(struct jmap_pending *p, const struct authglue_result *r)
+{
+	struct jmap_server *js = p->js;
+	if (js->cache == NULL || !p->cache_key_set || js->cfg->jmap_auth_cache_ttl == 0 ||
+	    !tag_set(r->cred_tag))
+		return;
+	struct jmap_authcache_entry e = {.account_id = r->account_id, .at = (int64_t)time(NULL)};
+	snprintf(e.user, sizeof e.user, "%s", p->login);
+	memcpy(e.key, p->cache_key, sizeof e.key);
+	snprintf(e.account, sizeof e.account, "%s", r->account);
+	snprintf(e.app_id, sizeof e.app_id, "%s", r->app_id ? r->app_id : "");
+	snprintf(e.app_name, sizeof e.app_name, "%s", r->app_password ? r->app_password : "");
+	memcpy(e.cred_tag, r->cred_tag, sizeof e.cred_tag);
+	jmap_authcache_put(js->cache, &e);
+	OPENSSL_cleanse(&e, sizeof e);
+}
+
+/* A cached login still valid: the stored hash it matched is still the
+ * account's (main password) or the app password's (not revoked).  One
+ * query of server.db.  1 valid, 0 not (changed, revoked, removed), -1 a
+ * database error. */
+static int cache_valid(struct jmap_server *js, const struct jmap_authcache_entry *e,
+		       int64_t *last_used)
+{
+	unsigned char tag[32];
+	*last_used = 0;
+	if (e->app_id[0] != '\0') {
+		struct store_apppass row;
+		int r = store_apppass_find(js->store, e->account_id, e->app_id, &row);
+		if (r == 1) {
+			authglue_cred_tag(row.pwhash, tag);
+			*last_used = row.last_used;
+		}
+		OPENSSL_cleanse(&row, sizeof row);
+		if (r != 1)
+			return r;
+	} else {
+		struct store_account_info info;
+		int r = store_account_get(js->store, e->account, &info);
+		if (r == 1 && info.id != e->account_id)
+			r = 0; /* removed and made again */
+		if (r == 1)
+			authglue_cred_tag(info.pwhash, tag);
+		OPENSSL_cleanse(&info, sizeof info);
+		if (r != 1)
+			return r;
+	}
+	return tag_set(tag) && CRYPTO_memcmp(tag, e->cred_tag, sizeof tag) == 0;
+}
+
+/* Serves p at once if its credentials are in the cache and still valid;
+ * false if they must be checked. */
+static bool cache_serve(struct jmap_pending *p)
+{
+	struct jmap_server *js = p->js;
+	if (js->cache == NULL || !p->cache_key_set || js->cfg->jmap_auth_cache_ttl == 0)
+		return false;
+	const struct jmap_authcache_entry *e =
+	    jmap_authcache_find(js->cache, p->login, p->cache_key, (int64_t)time(NULL),
+				(int64_t)js->cfg->jmap_auth_cache_ttl);
+	if (e == NULL)
+		return false;
+	int64_t last_used = 0;
+	int v = cache_valid(js, e, &last_used);
+	if (v != 1) {
+		log_info("jmap id=%s client=%s action=auth_cache_drop user=%s reason=%s", p->id,
+			 p->client_ip, p->login, v == 0 ? "credentials_changed" : "database");
+		jmap_authcache_drop(js->cache, p->login, p->cache_key);
+		return false;
+	}
+	char account[256], app[sizeof e->app_name * 4 + 1] = "";
+	int64_t account_id = e->account_id;
+	snprintf(account, sizeof account, "%s", e->account);
+	if (e->app_name[0] != '\0')
+		log_escape(app, sizeof app, e->app_name, strlen(e->app_name));
+	log_info("jmap id=%s client=%s action=auth result=ok cached=yes user=%s%s%s", p->id,
+		 p->client_ip, account, app[0] ? " app_password=" : "", app);
+	if (e->app_id[0] != '\0')
+		authglue_app_used(js->store, "jmap", p->id, account_id, e->app_id, last_used);
+	serve_authed(p, account, account_id);
+	pending_free(p);
+	return true;
+}
+
 static void auth_cb(void *ctx, const struct authglue_result *r)
 {
 	struct jmap_pending *p = ctx;
 	struct evhttp_request *req = p->req;
 	switch (r->status) {
 	case AUTHGLUE_OK: {
-		struct store_account *a = NULL;
-		if (store_account_open_id(p->js->store, r->account_id, &a) != 1) {
-			reply_problem(req, 503, "Service Unavailable", "about:blank",
-				      "the account cannot be opened", NULL);
-			break;
-		}
-		char username[256];
-		snprintf(username, sizeof username, "%s", r->account);
-		int64_t account = r->account_id;
+		char account[256];
+		snprintf(account, sizeof account, "%s", r->account);
+		int64_t account_id = r->account_id;
+		cache_put(p, r);
 		authglue_free(&p->auth);
-		switch (p->route) {
-		case R_SESSION:
-			serve_session(p, username, account);
-			break;
-		case R_API:
-			serve_api(p, username, account, a);
-			break;
-		case R_UPLOAD:
-			serve_upload(p, account, a);
-			break;
-		case R_DOWNLOAD:
-			serve_download(p, account, a);
-			break;
-		}
+		serve_authed(p, account, account_id);
 		break;
 	}
 	case AUTHGLUE_FAIL:
@@ -691,10 +802,22 @@ static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http
 	p->rest = rest ? xstrdup(rest) : NULL;
 	snprintf(p->client_ip, sizeof p->client_ip, "%s", ip);
 	snprintf(p->id, sizeof p->id, "j%" PRIx64 "%lx", js->next_id++, (unsigned long)getpid());
+	snprintf(p->login, sizeof p->login, "%s", user);
 	p->next = js->pending;
 	if (js->pending)
 		js->pending->prev = p;
 	js->pending = p;
+	if (js->cache != NULL && js->cfg->jmap_auth_cache_ttl > 0) {
+		/* the password is plain[2 + strlen(user)...] */
+		size_t un = strlen(user);
+		jmap_authcache_key(js->cache, user, plain + 2 + un, (size_t)plen - 2 - un,
+				   p->cache_key);
+		p->cache_key_set = true;
+		if (cache_serve(p)) {
+			OPENSSL_cleanse(plain, sizeof plain);
+			return true;
+		}
+	}
 	struct authglue_params ap = {
 	    .base = js->base,
 	    .store = js->store,
@@ -750,6 +873,7 @@ static void jmap_release(void *arg)
 	struct jmap_server *js = arg;
 	while (js->pending)
 		pending_free(js->pending);
+	jmap_authcache_free(&js->cache);
 	free(js);
 }
 
@@ -760,6 +884,7 @@ struct jmap_server *jmap_server_attach(struct http_server *srv, struct event_bas
 	struct jmap_server *js = xcalloc(1, sizeof *js);
 	js->base = base;
 	js->store = store;
+	js->cache = jmap_authcache_new(AUTH_CACHE_ENTRIES);
 	struct http_hook h = {jmap_handle, jmap_configure, jmap_abort,
 			      jmap_closed, jmap_release,   js};
 	http_server_set_hook(srv, &h);

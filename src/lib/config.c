@@ -62,6 +62,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"jmap.max_size_upload", CFG_SIZE, STR(jmap_max_size_upload), "20M", false},
 	{"jmap.max_concurrent_upload", CFG_UINT, STR(jmap_max_concurrent_upload), "4", false},
 	{"jmap.upload_expiry", CFG_DURATION, STR(jmap_upload_expiry), "1d", false},
+	{"jmap.auth_cache_ttl", CFG_DURATION, STR(jmap_auth_cache_ttl), "5m", false},
 	{"tls.cert", CFG_PATH, STR(tls_cert), "", false},
 	{"tls.key", CFG_PATH, STR(tls_key), "", false},
 	{"tls.sni_dir", CFG_PATH, STR(tls_sni_dir), "", false},
@@ -394,6 +395,12 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "jmap.max_calls_in_request, jmap.max_concurrent_requests and "
 			 "jmap.max_concurrent_upload at least 1, jmap.upload_expiry at least 1h",
 			 c->path);
+		return -1;
+	}
+	/* A cached login skips the password check and the limiter: keep the
+	 * time it is trusted short. */
+	if (c->jmap_auth_cache_ttl > 3600) {
+		snprintf(err, errsz, "%s: jmap.auth_cache_ttl must be at most 1h (0: off)", c->path);
 		return -1;
 	}
 	if (strcmp(c->outbound_tls, "opportunistic") != 0 && strcmp(c->outbound_tls, "off") != 0) {

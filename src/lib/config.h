@@ -44,6 +44,7 @@ struct config {
 	uint64_t jmap_max_size_upload;      /* bytes of one uploaded blob */
 	uint64_t jmap_max_concurrent_upload;   /* per account and worker */
 	uint64_t jmap_upload_expiry;        /* seconds an unused upload is kept */
+	uint64_t jmap_auth_cache_ttl;       /* seconds a checked password is trusted, 0: off */
 	char *tls_cert;
 	char *tls_key;
 	char *tls_sni_dir;         /* DOMAIN/cert.pem + key.pem per SNI name; "" off */

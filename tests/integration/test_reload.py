@@ -139,6 +139,7 @@ NEW_VALUES = {
     "jmap.max_size_upload": "10M",
     "jmap.max_concurrent_upload": "2",
     "jmap.upload_expiry": "2h",
+    "jmap.auth_cache_ttl": "1m",
     "tls.cert": lambda srv, cur: os.path.join(_files(srv), "cert.pem"),
     "tls.key": lambda srv, cur: os.path.join(_files(srv), "key.pem"),
     "tls.sni_dir": lambda srv, cur: os.path.join(_files(srv), "sni"),

@@ -3,10 +3,12 @@
  * with the "*" extension (RFC 6901, RFC 8620 3.7), the bounded parser
  * (depth, duplicates, UTF-8) and the API request checks (jmap-api.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jmap-api.h"
+#include "jmap-authcache.h"
 #include "jmap-json.h"
 #include "test.h"
 
@@ -179,4 +181,82 @@ TEST(jmap_api_requests)
 	CHECK_RUN(big, 400,
 		  "{\"type\":\"urn:ietf:params:jmap:error:limit\",\"status\":400,\"limit\":"
 		  "\"maxSizeRequest\",\"detail\":\"the request is larger than 1000 bytes\"}");
+}
+
+/* ------------------------------------------------- the credential cache */
+
+static struct jmap_authcache_entry entry(struct jmap_authcache *c, const char *user,
+					 const char *pw, int64_t at)
+{
+	struct jmap_authcache_entry e = {.account_id = 7, .at = at};
+	snprintf(e.user, sizeof e.user, "%s", user);
+	snprintf(e.account, sizeof e.account, "%s", user);
+	jmap_authcache_key(c, user, pw, strlen(pw), e.key);
+	e.cred_tag[0] = 1;
+	return e;
+}
+
+TEST(jmap_authcache_find_ttl)
+{
+	struct jmap_authcache *c = jmap_authcache_new(4);
+	CHECK(c != NULL);
+	struct jmap_authcache_entry e = entry(c, "a@x", "secret", 1000);
+	jmap_authcache_put(c, &e);
+	unsigned char k[JMAP_AUTHCACHE_KEY_LEN];
+	jmap_authcache_key(c, "a@x", "secret", 6, k);
+	const struct jmap_authcache_entry *f = jmap_authcache_find(c, "a@x", k, 1299, 300);
+	CHECK(f != NULL && f->account_id == 7);
+	/* another password, another user with that password: no hit */
+	jmap_authcache_key(c, "a@x", "secreT", 6, k);
+	CHECK(jmap_authcache_find(c, "a@x", k, 1000, 300) == NULL);
+	jmap_authcache_key(c, "b@x", "secret", 6, k);
+	CHECK(jmap_authcache_find(c, "b@x", k, 1000, 300) == NULL);
+	/* "a@x" + "\0b" is not "a@x\0" + "b": the user's end is in the MAC */
+	unsigned char k1[JMAP_AUTHCACHE_KEY_LEN], k2[JMAP_AUTHCACHE_KEY_LEN];
+	jmap_authcache_key(c, "ab", "c", 1, k1);
+	jmap_authcache_key(c, "a", "bc", 2, k2);
+	CHECK(memcmp(k1, k2, sizeof k1) != 0);
+	/* at the TTL, or with the clock stepped back: gone for good */
+	jmap_authcache_key(c, "a@x", "secret", 6, k);
+	CHECK(jmap_authcache_find(c, "a@x", k, 1300, 300) == NULL);
+	CHECK_INT(jmap_authcache_count(c), 0);
+	jmap_authcache_put(c, &e);
+	CHECK(jmap_authcache_find(c, "a@x", k, 999, 300) == NULL);
+	CHECK_INT(jmap_authcache_count(c), 0);
+	/* a second cache has another key */
+	struct jmap_authcache *d = jmap_authcache_new(4);
+	jmap_authcache_key(d, "a@x", "secret", 6, k2);
+	CHECK(memcmp(k, k2, sizeof k) != 0);
+	jmap_authcache_free(&d);
+	jmap_authcache_free(&c);
+	CHECK(c == NULL);
+	jmap_authcache_free(&c);
+}
+
+TEST(jmap_authcache_bounded)
+{
+	struct jmap_authcache *c = jmap_authcache_new(3);
+	char u[16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(u, sizeof u, "u%d", i);
+		struct jmap_authcache_entry e = entry(c, u, "pw", 100 + i);
+		jmap_authcache_put(c, &e);
+	}
+	/* the same user and password again replaces, does not add */
+	struct jmap_authcache_entry e = entry(c, "u0", "pw", 110);
+	jmap_authcache_put(c, &e);
+	CHECK_INT(jmap_authcache_count(c), 3);
+	/* full: the oldest (u1, checked at 101) goes */
+	e = entry(c, "u3", "pw", 111);
+	jmap_authcache_put(c, &e);
+	CHECK_INT(jmap_authcache_count(c), 3);
+	unsigned char k[JMAP_AUTHCACHE_KEY_LEN];
+	jmap_authcache_key(c, "u1", "pw", 2, k);
+	CHECK(jmap_authcache_find(c, "u1", k, 112, 300) == NULL);
+	jmap_authcache_key(c, "u0", "pw", 2, k);
+	CHECK(jmap_authcache_find(c, "u0", k, 112, 300) != NULL);
+	jmap_authcache_drop(c, "u0", k);
+	CHECK(jmap_authcache_find(c, "u0", k, 112, 300) == NULL);
+	CHECK_INT(jmap_authcache_count(c), 2);
+	jmap_authcache_free(&c);
 }
