@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(p, data, size);
 
-	struct jmap_api_env env = {1 << 20, 64, "A1", "s0", blob_exists, NULL};
+	struct jmap_api_env env = {.max_size_request = 1 << 20, .max_calls_in_request = 64, .account_id = "A1", .session_state = "s0", .blob_exists = blob_exists};
 	char *out = NULL;
 	size_t len = 0;
 	bool problem = false;

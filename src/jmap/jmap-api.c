@@ -39,8 +39,7 @@ char *jmap_api_problem(const char *type, int status, const char *detail, const c
 	return s;
 }
 
-/* A method-level error (3.6.2): {"type": type[, "description": d]}. */
-static json_t *method_error(const char *type, const char *description)
+json_t *jmap_api_error(const char *type, const char *description)
 {
 	json_t *e = json_object();
 	json_object_set_new(e, "type", json_string(type));
@@ -79,7 +78,7 @@ static json_t *method_blob_copy(const struct jmap_api_env *env, json_t *args, js
 		    strcmp(key, "blobIds") != 0) {
 			char d[320];
 			snprintf(d, sizeof d, "unknown argument %.256s", key);
-			*error = method_error("invalidArguments", d);
+			*error = jmap_api_error("invalidArguments", d);
 			return NULL;
 		}
 	}
@@ -87,7 +86,7 @@ static json_t *method_blob_copy(const struct jmap_api_env *env, json_t *args, js
 	json_t *to = json_object_get(args, "accountId");
 	json_t *ids = json_object_get(args, "blobIds");
 	if (!json_is_string(from) || !json_is_string(to) || !json_is_array(ids)) {
-		*error = method_error(
+		*error = jmap_api_error(
 		    "invalidArguments",
 		    "fromAccountId and accountId (Id) and blobIds (Id[]) are required");
 		return NULL;
@@ -96,20 +95,20 @@ static json_t *method_blob_copy(const struct jmap_api_env *env, json_t *args, js
 	json_array_foreach(ids, i, v)
 	{
 		if (!json_is_string(v)) {
-			*error = method_error("invalidArguments", "blobIds must be strings");
+			*error = jmap_api_error("invalidArguments", "blobIds must be strings");
 			return NULL;
 		}
 	}
 	if (our_account(env, from) < 0) {
-		*error = method_error("fromAccountNotFound", NULL);
+		*error = jmap_api_error("fromAccountNotFound", NULL);
 		return NULL;
 	}
 	if (our_account(env, to) < 0) {
-		*error = method_error("accountNotFound", NULL);
+		*error = jmap_api_error("accountNotFound", NULL);
 		return NULL;
 	}
 	if (json_array_size(ids) > JMAP_MAX_OBJECTS_IN_SET) {
-		*error = method_error("requestTooLarge", "more than maxObjectsInSet blob ids");
+		*error = jmap_api_error("requestTooLarge", "more than maxObjectsInSet blob ids");
 		return NULL;
 	}
 	json_t *copied = json_object(), *not_copied = json_object();
@@ -120,13 +119,13 @@ static json_t *method_blob_copy(const struct jmap_api_env *env, json_t *args, js
 		if (r < 0) {
 			json_decref(copied);
 			json_decref(not_copied);
-			*error = method_error("serverFail", "the store failed");
+			*error = jmap_api_error("serverFail", "the store failed");
 			return NULL;
 		}
 		if (r > 0)
 			json_object_set_new(copied, id, json_string(id));
 		else
-			json_object_set_new(not_copied, id, method_error("blobNotFound", NULL));
+			json_object_set_new(not_copied, id, jmap_api_error("blobNotFound", NULL));
 	}
 	json_t *res = json_object();
 	json_object_set(res, "fromAccountId", from);
@@ -172,7 +171,7 @@ static json_t *resolve_refs(json_t *args, json_t *responses, json_t **error)
 			char d[320];
 			snprintf(d, sizeof d, "%.256s given both plain and as a result reference",
 				 key + 1);
-			*error = method_error("invalidArguments", d);
+			*error = jmap_api_error("invalidArguments", d);
 			goto fail;
 		}
 		json_t *of = json_object_get(v, "resultOf");
@@ -181,7 +180,7 @@ static json_t *resolve_refs(json_t *args, json_t *responses, json_t **error)
 		if (!json_is_object(v) || !json_is_string(of) || !json_is_string(name) ||
 		    !json_is_string(path)) {
 			*error =
-			    method_error("invalidResultReference",
+			    jmap_api_error("invalidResultReference",
 					 "a ResultReference has resultOf, name and path strings");
 			goto fail;
 		}
@@ -197,14 +196,14 @@ static json_t *resolve_refs(json_t *args, json_t *responses, json_t **error)
 		}
 		if (found == NULL || !json_equal(json_array_get(found, 0), name)) {
 			*error =
-			    method_error("invalidResultReference",
+			    jmap_api_error("invalidResultReference",
 					 found ? "the response named by resultOf has another name"
 					       : "no earlier response has that resultOf id");
 			goto fail;
 		}
 		json_t *val = jmap_json_pointer(json_array_get(found, 1), json_string_value(path));
 		if (val == NULL) {
-			*error = method_error("invalidResultReference",
+			*error = jmap_api_error("invalidResultReference",
 					      "the path names nothing in that response");
 			goto fail;
 		}
@@ -266,8 +265,10 @@ static const char *check_request(json_t *req)
 	return NULL;
 }
 
-static bool known_capability(const char *uri)
+static bool known_capability(const struct jmap_api_env *env, const char *uri)
 {
+	if (env->capability != NULL && strcmp(uri, env->capability) == 0)
+		return true;
 	for (size_t i = 0; i < sizeof capabilities / sizeof capabilities[0]; i++)
 		if (strcmp(uri, capabilities[i]) == 0)
 			return true;
@@ -293,16 +294,21 @@ static void run_call(const struct jmap_api_env *env, json_t *using, json_t *call
 	json_t *args = json_array_get(call, 1);
 	json_t *call_id = json_array_get(call, 2);
 	json_t *error = NULL, *res = NULL;
-	size_t m = 0;
-	while (m < sizeof methods / sizeof methods[0] && strcmp(methods[m].name, name) != 0)
-		m++;
+	const char *cap = NULL;
+	method_fn run = NULL;
+	for (size_t m = 0; m < sizeof methods / sizeof methods[0] && run == NULL; m++)
+		if (strcmp(methods[m].name, name) == 0)
+			cap = methods[m].capability, run = methods[m].run;
+	for (size_t m = 0; m < env->n_methods && run == NULL; m++)
+		if (strcmp(env->methods[m].name, name) == 0)
+			cap = env->methods[m].capability, run = env->methods[m].run;
 	/* 3.3: a method of a capability the request did not name is unknown. */
-	if (m == sizeof methods / sizeof methods[0] || !in_using(using, methods[m].capability)) {
-		error = method_error("unknownMethod", NULL);
+	if (run == NULL || !in_using(using, cap)) {
+		error = jmap_api_error("unknownMethod", NULL);
 	} else {
 		json_t *resolved = resolve_refs(args, responses, &error);
 		if (resolved != NULL) {
-			res = methods[m].run(env, resolved, &error);
+			res = run(env, resolved, &error);
 			json_decref(resolved);
 		}
 	}
@@ -346,7 +352,7 @@ int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t le
 	json_t *v;
 	json_array_foreach(using, i, v)
 	{
-		if (!known_capability(json_string_value(v))) {
+		if (!known_capability(env, json_string_value(v))) {
 			char d[320];
 			snprintf(d, sizeof d, "unknown capability %.256s", json_string_value(v));
 			int st =

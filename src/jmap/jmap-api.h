@@ -17,11 +17,25 @@
 #include <stdint.h>
 
 #define JMAP_CAP_CORE "urn:ietf:params:jmap:core"
+#define JMAP_CAP_MAIL "urn:ietf:params:jmap:mail"
 /* The "maxObjectsInGet" / "maxObjectsInSet" of the core capability: no
  * core method reads or writes objects in bulk, so these are the bounds
  * any /get or /set will have. */
 #define JMAP_MAX_OBJECTS_IN_GET 500
 #define JMAP_MAX_OBJECTS_IN_SET 500
+
+struct jmap_api_env;
+typedef struct json_t json_t;
+
+/* A method of another capability (jmap-mail.c): run gets the arguments
+ * with result references resolved and returns the response arguments (a
+ * new reference), or NULL with *error set to a method-level error object
+ * (jmap_api_error). */
+struct jmap_method {
+	const char *name;
+	const char *capability;
+	json_t *(*run)(const struct jmap_api_env *env, json_t *args, json_t **error);
+};
 
 struct jmap_api_env {
 	uint64_t max_size_request; /* bytes; the caller has checked it */
@@ -31,7 +45,17 @@ struct jmap_api_env {
 	/* Is blob_id a blob of the account?  1 yes, 0 no, -1 error. */
 	int (*blob_exists)(void *ctx, const char *blob_id);
 	void *ctx;
+	/* More methods (may be NULL), and the capability they belong to, which
+	 * "using" may then name (NULL: none). */
+	const struct jmap_method *methods;
+	size_t n_methods;
+	const char *capability;
+	void *methods_ctx; /* for the methods */
 };
+
+/* A method-level error (RFC 8620 3.6.2): {"type": type[, "description":
+ * description]} (description may be NULL).  A new reference. */
+json_t *jmap_api_error(const char *type, const char *description);
 
 /* Runs the request body[0..len).  Returns the HTTP status: 200 with a
  * Response object, or 400 with a problem details object (RFC 8620 3.6.1:

@@ -108,21 +108,28 @@ static char *token_decode(const char *p, size_t n)
 	return t;
 }
 
-/* RFC 6901 4: an array index is "0" or digits without a leading zero. */
-static bool array_index(const char *t, size_t size, size_t *out)
+bool jmap_json_decimal(const char *t, uint64_t *out)
 {
 	size_t n = strlen(t);
 	if (n == 0 || n > 19 || (n > 1 && t[0] == '0'))
 		return false;
-	size_t v = 0;
+	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (t[i] < '0' || t[i] > '9')
 			return false;
-		v = v * 10 + (size_t)(t[i] - '0');
+		v = v * 10 + (uint64_t)(t[i] - '0');
 	}
-	if (v >= size)
-		return false;
 	*out = v;
+	return true;
+}
+
+/* RFC 6901 4: an array index is "0" or digits without a leading zero. */
+static bool array_index(const char *t, size_t size, size_t *out)
+{
+	uint64_t v;
+	if (!jmap_json_decimal(t, &v) || v >= size)
+		return false;
+	*out = (size_t)v;
 	return true;
 }
 

@@ -12,7 +12,9 @@
 #define TERN_JMAP_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Deepest nesting of arrays and objects a request may have.  RFC 8259 9
  * lets a parser bound it; JMAP's own objects are a few levels deep. */
@@ -46,6 +48,10 @@ json_t *jmap_json_pointer(json_t *root, const char *ptr);
 /* True if s is a JMAP Id (RFC 8620 1.2): 1..255 characters of the
  * base64url alphabet "A-Za-z0-9-_". */
 int jmap_json_is_id(const char *s);
+
+/* A decimal number without sign or leading zero ("0", "17"), at most 19
+ * digits, into *out: JSON Pointer array indexes, our state strings. */
+bool jmap_json_decimal(const char *s, uint64_t *out);
 
 /* Compact UTF-8 serialisation (malloc'd, NUL-terminated; *len may be
  * NULL).  Never NULL for a valid value. */

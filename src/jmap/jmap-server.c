@@ -30,6 +30,7 @@
 #include "jmap-api.h"
 #include "jmap-authcache.h"
 #include "jmap-json.h"
+#include "jmap-mail.h"
 #include "log.h"
 #include "netaddr.h"
 #include "store.h"
@@ -304,12 +305,17 @@ static void serve_api(struct jmap_pending *p, const char *username, int64_t acco
 	account_id_of(account, aid);
 	json_decref(session_object(p, username, account, state));
 	struct blob_ctx bc = {a};
-	struct jmap_api_env env = {p->js->cfg->jmap_max_size_request,
-				   p->js->cfg->jmap_max_calls_in_request,
-				   aid,
-				   state,
-				   blob_exists,
-				   &bc};
+	struct jmap_mail_ctx mc = {a};
+	struct jmap_api_env env = {.max_size_request = p->js->cfg->jmap_max_size_request,
+				   .max_calls_in_request = p->js->cfg->jmap_max_calls_in_request,
+				   .account_id = aid,
+				   .session_state = state,
+				   .blob_exists = blob_exists,
+				   .ctx = &bc,
+				   .methods = jmap_mail_methods,
+				   .n_methods = jmap_mail_n_methods,
+				   .capability = JMAP_CAP_MAIL,
+				   .methods_ctx = &mc};
 	char *out = NULL;
 	size_t outlen = 0;
 	bool problem = false;

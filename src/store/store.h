@@ -1259,4 +1259,48 @@ int store_spam_train(struct store_account *a, const char *key, enum store_spam_c
  * with \Junk.  0 or -1. */
 int store_spam_junk_mailbox(struct store_account *a, char out[512], char *err, size_t errsz);
 
+/* ------------------------------------------------ JMAP (store-jmap.c) */
+/* What JMAP Mail needs besides the IMAP view: thread ids and a change log
+ * of mailboxes, kept in tables of their own and brought up to date by
+ * store_jmap_sync at the start of each JMAP read (docs/jmap.md "Mail"). */
+
+/* A mailbox with JMAP's counts (RFC 8621 2): an Email is a message file
+ * (copies in one mailbox count once); unread means neither \Seen nor
+ * \Draft; unread_threads counts threads with an unread Email in the
+ * mailbox. */
+struct store_jmap_mailbox {
+	int64_t id;
+	char name[512];
+	unsigned special_use; /* STORE_SU_* */
+	bool subscribed;
+	uint32_t total_emails, unread_emails, total_threads, unread_threads;
+};
+
+/* Gives every message without a thread id one, and records the changes
+ * of the mailboxes since the last call under a new mailbox state; sets
+ * *mailbox_state to the state now.  0 or -1 with err. */
+int store_jmap_sync(struct store_account *a, uint64_t *mailbox_state, char *err, size_t errsz);
+
+/* The mailboxes now (call store_jmap_sync first), in id order, into a new
+ * array (*out, caller frees; *n entries).  0 or -1 with err. */
+int store_jmap_mailboxes(struct store_account *a, struct store_jmap_mailbox **out, size_t *n,
+			 char *err, size_t errsz);
+
+enum store_jmap_change_kind {
+	STORE_JMAP_CREATED = 0,
+	STORE_JMAP_UPDATED = 1,
+	STORE_JMAP_DESTROYED = 2,
+};
+struct store_jmap_change {
+	int64_t id;
+	enum store_jmap_change_kind kind;
+	bool props; /* UPDATED: more than the counts changed */
+};
+
+/* The mailboxes changed after state since (not above the current state:
+ * the caller checks), in id order, into a new array (*out, caller frees;
+ * *n entries); one created and destroyed since is left out.  0 or -1. */
+int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
+			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz);
+
 #endif

@@ -123,7 +123,7 @@ static int no_blob(void *ctx, const char *id)
 
 static char *run(const char *body, int *status, bool *problem)
 {
-	struct jmap_api_env env = {1000, 3, "A1", "st", no_blob, NULL};
+	struct jmap_api_env env = {.max_size_request = 1000, .max_calls_in_request = 3, .account_id = "A1", .session_state = "st", .blob_exists = no_blob};
 	char *out = NULL;
 	size_t len;
 	jmap_json_init();

@@ -1,0 +1,505 @@
+/*
+ * store-jmap.c - what JMAP Mail (RFC 8621) needs of an account that IMAP
+ * does not: thread ids and a change log of mailboxes (see store.h,
+ * "JMAP").  Its own tables, so the code IMAP and delivery run is left as
+ * it is:
+ *
+ *   jmap_refs(msgid, thread_id)      every Message-ID, In-Reply-To and
+ *                                    References id seen, and its thread
+ *   jmap_mailboxes(id, ...)          each mailbox as JMAP last saw it,
+ *                                    with the state of its creation, last
+ *                                    change and last change of anything
+ *                                    but its counts; rows of deleted
+ *                                    mailboxes stay (destroyed = 1)
+ *   jmap_counters(mailbox_state, thread_next)
+ *
+ * Both are brought up to date at the start of every JMAP read
+ * (store_jmap_sync), not by the writers: a message whose thread_id is
+ * still 0 gets one, and the mailboxes are compared with the log; any
+ * difference is a new mailbox state.  A state handed out is therefore
+ * always that of a sync, and every change after it is found by a later
+ * one, whoever made it (IMAP, delivery, another process).
+ *
+ * Threads: a message joins the thread of the first id among its
+ * Message-ID, In-Reply-To and References that is known, else starts a
+ * new one; copies (same file) share the thread of the file.  Threads are
+ * never merged afterwards, so a thread id never changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "header.h"
+#include "sortkey.h"
+#include "store-private.h"
+#include "xalloc.h"
+
+static const char jmap_ddl[] = "CREATE TABLE IF NOT EXISTS jmap_refs ("
+			       " msgid TEXT PRIMARY KEY,"
+			       " thread_id INTEGER NOT NULL) WITHOUT ROWID;"
+			       "CREATE TABLE IF NOT EXISTS jmap_mailboxes ("
+			       " id INTEGER PRIMARY KEY,"
+			       " name TEXT NOT NULL,"
+			       " special_use INTEGER NOT NULL,"
+			       " subscribed INTEGER NOT NULL,"
+			       " counts TEXT NOT NULL,"
+			       " created INTEGER NOT NULL,"
+			       " changed INTEGER NOT NULL,"
+			       " props_changed INTEGER NOT NULL,"
+			       " destroyed INTEGER NOT NULL DEFAULT 0);"
+			       "CREATE TABLE IF NOT EXISTS jmap_counters ("
+			       " id INTEGER PRIMARY KEY CHECK (id = 1),"
+			       " mailbox_state INTEGER NOT NULL,"
+			       " thread_next INTEGER NOT NULL);"
+			       "INSERT INTO jmap_counters (id, mailbox_state, thread_next)"
+			       " VALUES (1, 0, 1) ON CONFLICT DO NOTHING;";
+
+/* The header section read to find a message's ids. */
+#define HEADER_READ_MAX (256 * 1024)
+/* Ids of one message used for threading. */
+#define THREAD_IDS_MAX 64
+/* Messages threaded per statement round. */
+#define THREAD_BATCH 256
+
+/* ------------------------------------------------------------- threads */
+
+struct unthreaded {
+	int64_t mailbox_id;
+	uint32_t uid;
+	char file_id[25];
+};
+
+static void read_unthreaded(sqlite3_stmt *st, void *row)
+{
+	struct unthreaded *u = row;
+	u->mailbox_id = sqlite3_column_int64(st, 0);
+	u->uid = (uint32_t)sqlite3_column_int64(st, 1);
+	store_db_column_text(st, 2, u->file_id, sizeof u->file_id);
+}
+
+/* The normalised msg-ids of Message-ID, In-Reply-To and References (in
+ * that order) of a message file into ids (NUL-separated in b); *n of
+ * them.  A file that cannot be read or parsed has none. */
+static void message_ids(struct store_account *a, const char *file_id, struct buf *b, size_t *off,
+			size_t *n)
+{
+	*n = 0;
+	char path[4096];
+	if (store_message_path(a, file_id, path, sizeof path) < 0)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char *data = xmalloc(HEADER_READ_MAX);
+	size_t len = 0;
+	while (len < HEADER_READ_MAX) {
+		ssize_t r = pread(fd, data + len, HEADER_READ_MAX - len, (off_t)len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	struct header h;
+	if (header_parse(data, len, &h) == HEADER_OK) {
+		static const char *const names[] = {"Message-ID", "In-Reply-To", "References"};
+		for (size_t k = 0; k < 3; k++) {
+			for (size_t i = 0; i < h.n_fields && *n < THREAD_IDS_MAX; i++) {
+				const struct header_field *f = &h.fields[i];
+				if (f->name_len != strlen(names[k]) ||
+				    strncasecmp(f->name, names[k], f->name_len) != 0)
+					continue;
+				size_t pos = 0;
+				while (*n < THREAD_IDS_MAX) {
+					size_t start = b->len;
+					if (sortkey_msgid_next(f->value, f->value_len, &pos, b) !=
+						1 ||
+					    buf_putc(b, '\0') < 0) {
+						b->len = start;
+						break;
+					}
+					off[(*n)++] = start;
+					if (k == 0)
+						break; /* one Message-ID */
+				}
+			}
+		}
+		header_free(&h);
+	}
+	free(data);
+}
+
+/* In the open write transaction: the thread of one message. */
+static int thread_one(struct store_account *a, struct store_db *db, const struct unthreaded *u,
+		      char *err, size_t errsz)
+{
+	int64_t thread = 0;
+	/* A copy of a threaded file: the same thread. */
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "SELECT thread_id FROM messages WHERE file_id = ?1 AND thread_id <> 0 LIMIT 1", err,
+	    errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, u->file_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		thread = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	struct buf b = BUF_INIT;
+	size_t off[THREAD_IDS_MAX], n = 0;
+	if (thread == 0) {
+		message_ids(a, u->file_id, &b, off, &n);
+		for (size_t i = 0; i < n && thread == 0; i++) {
+			st = store_db_stmt(db, "SELECT thread_id FROM jmap_refs WHERE msgid = ?1",
+					   err, errsz);
+			if (st == NULL)
+				goto fail;
+			store_db_bind_text(st, 1, b.data + off[i]);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				thread = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+		}
+		if (thread == 0) {
+			st = store_db_stmt(db,
+					   "UPDATE jmap_counters SET thread_next = thread_next + 1"
+					   " WHERE id = 1 RETURNING thread_next - 1",
+					   err, errsz);
+			if (st == NULL)
+				goto fail;
+			if (sqlite3_step(st) == SQLITE_ROW)
+				thread = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			if (thread == 0) {
+				store_db_error(db, "new thread id", err, errsz);
+				goto fail;
+			}
+		}
+		for (size_t i = 0; i < n; i++) {
+			st =
+			    store_db_stmt(db,
+					  "INSERT INTO jmap_refs (msgid, thread_id) VALUES (?1, ?2)"
+					  " ON CONFLICT DO NOTHING",
+					  err, errsz);
+			if (st == NULL)
+				goto fail;
+			store_db_bind_text(st, 1, b.data + off[i]);
+			sqlite3_bind_int64(st, 2, thread);
+			if (store_db_run(db, st, err, errsz) < 0)
+				goto fail;
+		}
+	}
+	buf_free(&b);
+	/* Not a change IMAP sees: no modseq. */
+	st = store_db_stmt(db, "UPDATE messages SET thread_id = ?1 WHERE file_id = ?2", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, thread);
+	store_db_bind_text(st, 2, u->file_id);
+	return store_db_run(db, st, err, errsz);
+fail:
+	buf_free(&b);
+	return -1;
+}
+
+static int thread_all(struct store_account *a, struct store_db *db, char *err, size_t errsz)
+{
+	for (;;) {
+		struct unthreaded *rows = xcalloc(THREAD_BATCH, sizeof *rows);
+		size_t n = 0;
+		sqlite3_stmt *st = store_db_stmt(
+		    db,
+		    "SELECT mailbox_id, uid, file_id FROM messages WHERE thread_id = 0"
+		    " ORDER BY internaldate, mailbox_id, uid LIMIT 256",
+		    err, errsz);
+		int r = st ? store_db_fetch(db, st, rows, sizeof *rows, THREAD_BATCH,
+					    read_unthreaded, &n, "unthreaded messages", err, errsz)
+			   : -1;
+		for (size_t i = 0; r == 0 && i < n; i++)
+			r = thread_one(a, db, &rows[i], err, errsz);
+		free(rows);
+		if (r < 0)
+			return -1;
+		if (n < THREAD_BATCH)
+			return 0;
+	}
+}
+
+/* ------------------------------------------------------------ mailboxes */
+
+static void read_mailbox(sqlite3_stmt *st, void *row)
+{
+	struct store_jmap_mailbox *m = row;
+	m->id = sqlite3_column_int64(st, 0);
+	store_db_column_text(st, 1, m->name, sizeof m->name);
+	m->special_use = (unsigned)sqlite3_column_int64(st, 2);
+	m->subscribed = sqlite3_column_int64(st, 3) != 0;
+	m->total_emails = (uint32_t)sqlite3_column_int64(st, 4);
+	m->unread_emails = (uint32_t)sqlite3_column_int64(st, 5);
+	m->total_threads = (uint32_t)sqlite3_column_int64(st, 6);
+	m->unread_threads = (uint32_t)sqlite3_column_int64(st, 7);
+}
+
+/* The mailboxes now, with JMAP's counts: an Email is a message file
+ * (copies in one mailbox count once), unread is neither \Seen nor \Draft
+ * (RFC 8621 2), an unread thread one with an unread Email in the mailbox
+ * (the simple rule 2 allows). */
+static int current_mailboxes(struct store_db *db, struct store_jmap_mailbox **out, size_t *n,
+			     char *err, size_t errsz)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = store_db_stmt(db, "SELECT COUNT(*) FROM mailboxes", err, errsz);
+	if (st == NULL)
+		return -1;
+	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	st = store_db_stmt(db,
+			   "SELECT b.id, b.name, b.special_use, s.name IS NOT NULL,"
+			   " COUNT(DISTINCT m.file_id),"
+			   " COUNT(DISTINCT CASE WHEN m.flags & 17 = 0 THEN m.file_id END),"
+			   " COUNT(DISTINCT m.thread_id),"
+			   " COUNT(DISTINCT CASE WHEN m.flags & 17 = 0 THEN m.thread_id END)"
+			   " FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id"
+			   " LEFT JOIN subscriptions s ON s.name = b.name"
+			   " GROUP BY b.id ORDER BY b.id",
+			   err, errsz);
+	if (st == NULL)
+		return -1;
+	*out = xcalloc(count + 1, sizeof **out);
+	if (store_db_fetch(db, st, *out, sizeof **out, count + 1, read_mailbox, n, "mailboxes", err,
+			   errsz) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+struct logged {
+	int64_t id;
+	char name[512];
+	unsigned special_use;
+	bool subscribed;
+	char counts[64];
+	bool destroyed;
+};
+
+static void read_logged(sqlite3_stmt *st, void *row)
+{
+	struct logged *l = row;
+	l->id = sqlite3_column_int64(st, 0);
+	store_db_column_text(st, 1, l->name, sizeof l->name);
+	l->special_use = (unsigned)sqlite3_column_int64(st, 2);
+	l->subscribed = sqlite3_column_int64(st, 3) != 0;
+	store_db_column_text(st, 4, l->counts, sizeof l->counts);
+	l->destroyed = sqlite3_column_int64(st, 5) != 0;
+}
+
+static void counts_of(const struct store_jmap_mailbox *m, char out[64])
+{
+	snprintf(out, 64, "%u %u %u %u", m->total_emails, m->unread_emails, m->total_threads,
+		 m->unread_threads);
+}
+
+/* Writes a mailbox's row as changed at state next (in more than its
+ * counts if props); a new row is created at next. */
+static int upsert(struct store_db *db, const struct store_jmap_mailbox *m, const char *counts,
+		  uint64_t next, bool props, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = store_db_stmt(
+	    db,
+	    "INSERT INTO jmap_mailboxes (id, name, special_use, subscribed, counts, created,"
+	    " changed, props_changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)"
+	    " ON CONFLICT (id) DO UPDATE SET name = ?2, special_use = ?3, subscribed = ?4,"
+	    " counts = ?5, changed = ?6,"
+	    " props_changed = CASE WHEN ?7 THEN ?6 ELSE props_changed END",
+	    err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, m->id);
+	store_db_bind_text(st, 2, m->name);
+	sqlite3_bind_int64(st, 3, m->special_use);
+	sqlite3_bind_int(st, 4, m->subscribed);
+	store_db_bind_text(st, 5, counts);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)next);
+	sqlite3_bind_int(st, 7, props);
+	return store_db_run(db, st, err, errsz);
+}
+
+/* In the open write transaction: compares the mailboxes with the log and
+ * records the differences under state + 1 (*state then bumped). */
+static int log_mailboxes(struct store_db *db, uint64_t *state, char *err, size_t errsz)
+{
+	struct store_jmap_mailbox *cur = NULL;
+	size_t n = 0, nl = 0;
+	if (current_mailboxes(db, &cur, &n, err, errsz) < 0)
+		return -1;
+	int rc = -1;
+	sqlite3_stmt *st = store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes", err, errsz);
+	if (st == NULL) {
+		free(cur);
+		return -1;
+	}
+	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	struct logged *log = xcalloc(count + 1, sizeof *log);
+	st = store_db_stmt(db,
+			   "SELECT id, name, special_use, subscribed, counts, destroyed"
+			   " FROM jmap_mailboxes ORDER BY id",
+			   err, errsz);
+	if (st == NULL || store_db_fetch(db, st, log, sizeof *log, count + 1, read_logged, &nl,
+					 "mailbox log", err, errsz) < 0)
+		goto out;
+	uint64_t next = *state + 1;
+	bool changed = false;
+	/* Both lists are in id order: one merge. */
+	size_t i = 0, j = 0;
+	while (i < n || j < nl) {
+		const struct store_jmap_mailbox *m = i < n ? &cur[i] : NULL;
+		const struct logged *l = j < nl ? &log[j] : NULL;
+		char counts[64] = "";
+		if (m != NULL)
+			counts_of(m, counts);
+		if (m != NULL && (l == NULL || m->id < l->id)) {
+			if (upsert(db, m, counts, next, true, err, errsz) < 0)
+				goto out;
+			changed = true;
+			i++;
+			continue;
+		}
+		if (m == NULL || l->id < m->id) {
+			if (!l->destroyed) {
+				st = store_db_stmt(db,
+						   "UPDATE jmap_mailboxes SET destroyed = 1,"
+						   " changed = ?2 WHERE id = ?1",
+						   err, errsz);
+				if (st == NULL)
+					goto out;
+				sqlite3_bind_int64(st, 1, l->id);
+				sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
+				if (store_db_run(db, st, err, errsz) < 0)
+					goto out;
+				changed = true;
+			}
+			j++;
+			continue;
+		}
+		/* The same id (ids are never reused, so never destroyed). */
+		bool props = strcmp(m->name, l->name) != 0 || m->special_use != l->special_use ||
+			     m->subscribed != l->subscribed;
+		if (props || strcmp(counts, l->counts) != 0) {
+			if (upsert(db, m, counts, next, props, err, errsz) < 0)
+				goto out;
+			changed = true;
+		}
+		i++;
+		j++;
+	}
+	if (changed) {
+		st = store_db_stmt(db, "UPDATE jmap_counters SET mailbox_state = ?1 WHERE id = 1",
+				   err, errsz);
+		if (st == NULL)
+			goto out;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)next);
+		if (store_db_run(db, st, err, errsz) < 0)
+			goto out;
+		*state = next;
+	}
+	rc = 0;
+out:
+	free(log);
+	free(cur);
+	return rc;
+}
+
+/* The mailbox state as recorded. */
+static int read_state(struct store_db *db, uint64_t *state, char *err, size_t errsz)
+{
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT mailbox_state FROM jmap_counters WHERE id = 1", err, errsz);
+	if (st == NULL)
+		return -1;
+	int r = sqlite3_step(st);
+	*state = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (r != SQLITE_ROW) {
+		store_db_error(db, "reading the JMAP state", err, errsz);
+		return -1;
+	}
+	return 0;
+}
+
+int store_jmap_sync(struct store_account *a, uint64_t *mailbox_state, char *err, size_t errsz)
+{
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL ||
+	    store_db_exec_ddl(db, jmap_ddl, "creating the JMAP tables", err, errsz) < 0)
+		return -1;
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	uint64_t state = 0;
+	if (read_state(db, &state, err, errsz) < 0 || thread_all(a, db, err, errsz) < 0 ||
+	    log_mailboxes(db, &state, err, errsz) < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		return -1;
+	*mailbox_state = state;
+	return 0;
+}
+
+int store_jmap_mailboxes(struct store_account *a, struct store_jmap_mailbox **out, size_t *n,
+			 char *err, size_t errsz)
+{
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	return current_mailboxes(db, out, n, err, errsz);
+}
+
+static void read_change(sqlite3_stmt *st, void *row)
+{
+	struct store_jmap_change *c = row;
+	c->id = sqlite3_column_int64(st, 0);
+	c->kind = (enum store_jmap_change_kind)sqlite3_column_int(st, 1);
+	c->props = sqlite3_column_int(st, 2) != 0;
+}
+
+int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
+			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
+{
+	*out = NULL;
+	*n = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes WHERE changed > ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	/* Created and destroyed since: nothing the client must hear of. */
+	st = store_db_stmt(db,
+			   "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
+			   " ELSE 1 END, props_changed > ?1 FROM jmap_mailboxes"
+			   " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed) ORDER BY id",
+			   err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	*out = xcalloc(count + 1, sizeof **out);
+	if (store_db_fetch(db, st, *out, sizeof **out, count + 1, read_change, n, "mailbox changes",
+			   err, errsz) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
