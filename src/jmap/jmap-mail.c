@@ -3,7 +3,9 @@
  * thread ids, counts and the mailbox change log) and jmap-api.c.
  *
  * Ids: a Mailbox is "M" and the store's mailbox id (stable, never
- * reused).  States are the store's mailbox state in decimal.  Every
+ * reused), a Thread "T" and the store's thread id, an Email "E" and its
+ * message file's id (shared by IMAP copies: one Email in several
+ * mailboxes).  States are the store's JMAP state in decimal.  Every
  * method first syncs the store's JMAP view (store_jmap_sync), so the
  * state it hands out covers every change made before, by any protocol.
  */
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "jmap-json.h"
 #include "log.h"
 #include "store.h"
@@ -259,11 +262,15 @@ static json_t *mailbox_json(const struct mbox *b, json_t *props)
 	return o;
 }
 
-/* "ids": null or Id[] of at most JMAP_MAX_OBJECTS_IN_GET; "properties":
- * null or names of known. */
-static bool get_args(json_t *args, const char *const *known, json_t **ids, json_t **props,
-		     json_t **error)
+/* The arguments of a /get (RFC 8620 5.1): accountId, "ids" null or Id[]
+ * of at most JMAP_MAX_OBJECTS_IN_GET, "properties" null or names of
+ * known. */
+static bool get_args(const struct jmap_api_env *env, json_t *args, const char *const *known,
+		     json_t **ids, json_t **props, json_t **error)
 {
+	static const char *const allowed[] = {"accountId", "ids", "properties", NULL};
+	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
+		return false;
 	*ids = json_object_get(args, "ids");
 	*props = json_object_get(args, "properties");
 	if (*ids != NULL && json_is_null(*ids))
@@ -310,14 +317,23 @@ static bool get_args(json_t *args, const char *const *known, json_t **ids, json_
 	return true;
 }
 
+/* The response of a /get; takes list and not_found. */
+static json_t *get_result(json_t *args, const char *state, json_t *list, json_t *not_found)
+{
+	json_t *r = json_object();
+	json_object_set(r, "accountId", json_object_get(args, "accountId"));
+	json_object_set_new(r, "state", json_string(state));
+	json_object_set_new(r, "list", list);
+	json_object_set_new(r, "notFound", not_found);
+	return r;
+}
+
 /* --------------------------------------------------------- Mailbox/get */
 
 static json_t *mailbox_get(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
-	static const char *const allowed[] = {"accountId", "ids", "properties", NULL};
 	json_t *ids, *props;
-	if (!args_known(args, allowed, error) || !account_ok(env, args, error) ||
-	    !get_args(args, mailbox_props, &ids, &props, error))
+	if (!get_args(env, args, mailbox_props, &ids, &props, error))
 		return NULL;
 	char state[24];
 	struct mview v;
@@ -340,17 +356,13 @@ static json_t *mailbox_get(const struct jmap_api_env *env, json_t *args, json_t 
 		}
 	}
 	view_free(&v);
-	json_t *r = json_object();
-	json_object_set(r, "accountId", json_object_get(args, "accountId"));
-	json_object_set_new(r, "state", json_string(state));
-	json_object_set_new(r, "list", list);
-	json_object_set_new(r, "notFound", not_found);
-	return r;
+	return get_result(args, state, list, not_found);
 }
 
 /* ----------------------------------------------------- Mailbox/changes */
 
-static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
+/* Mailbox/changes and Thread/changes (RFC 8620 5.2): one state for both. */
+static json_t *changes(const struct jmap_api_env *env, json_t *args, bool threads, json_t **error)
 {
 	static const char *const allowed[] = {"accountId", "sinceState", "maxChanges", NULL};
 	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
@@ -373,8 +385,9 @@ static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, jso
 	struct store_jmap_change *ch = NULL;
 	size_t n = 0;
 	char err[256];
-	if (store_jmap_mailbox_changes(c->account, old, &ch, &n, err, sizeof err) < 0) {
-		log_error("jmap action=mailbox_changes error=\"%s\"", err);
+	if ((threads ? store_jmap_thread_changes(c->account, old, &ch, &n, err, sizeof err)
+		     : store_jmap_mailbox_changes(c->account, old, &ch, &n, err, sizeof err)) < 0) {
+		log_error("jmap action=changes error=\"%s\"", err);
 		return fail(error, "serverFail", "the store failed");
 	}
 	/* One state step can hold any number of changes: no intermediate
@@ -388,7 +401,7 @@ static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, jso
 	bool counts_only = true;
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
-		mailbox_id(ch[i].id, id);
+		snprintf(id, sizeof id, "%c%" PRId64, threads ? 'T' : 'M', ch[i].id);
 		json_t *a = ch[i].kind == STORE_JMAP_CREATED     ? created
 			    : ch[i].kind == STORE_JMAP_DESTROYED ? destroyed
 								 : updated;
@@ -405,6 +418,8 @@ static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, jso
 	json_object_set_new(r, "created", created);
 	json_object_set_new(r, "updated", updated);
 	json_object_set_new(r, "destroyed", destroyed);
+	if (threads)
+		return r;
 	json_t *up = json_null();
 	if (counts_only && json_array_size(updated) > 0) {
 		json_decref(up);
@@ -413,6 +428,126 @@ static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, jso
 	}
 	json_object_set_new(r, "updatedProperties", up);
 	return r;
+}
+
+static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
+{
+	return changes(env, args, false, error);
+}
+
+static json_t *thread_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
+{
+	return changes(env, args, true, error);
+}
+
+/* ---------------------------------------------------------- Thread/get */
+
+static const char *const thread_props[] = {"id", "emailIds", NULL};
+
+/* "T<digits>" of a thread: its store id, else 0. */
+static int64_t parse_thread_id(const char *s)
+{
+	uint64_t v;
+	if (s[0] != 'T' || !jmap_json_decimal(s + 1, &v) || v == 0 || v > INT64_MAX)
+		return 0;
+	return (int64_t)v;
+}
+
+/* The Thread object of id (RFC 8621 3): 1 found (*out set), 0 none, -1. */
+static int thread_json(struct store_account *a, int64_t id, json_t *props, json_t **out)
+{
+	struct buf b = BUF_INIT;
+	size_t n = 0;
+	char err[256];
+	int r = store_jmap_thread_get(a, id, &b, &n, err, sizeof err);
+	if (r < 0)
+		log_error("jmap action=thread_get error=\"%s\"", err);
+	if (r != 1) {
+		buf_free(&b);
+		return r;
+	}
+	json_t *o = json_object();
+	char tid[32];
+	snprintf(tid, sizeof tid, "T%" PRId64, id);
+	json_object_set_new(o, "id", json_string(tid));
+	bool emails = props == NULL;
+	size_t i;
+	json_t *p;
+	json_array_foreach(props, i, p)
+	{
+		if (strcmp(json_string_value(p), "emailIds") == 0)
+			emails = true;
+	}
+	if (emails) {
+		json_t *ids = json_array();
+		for (size_t k = 0, off = 0; k < n; k++) {
+			char eid[32];
+			snprintf(eid, sizeof eid, "E%s", b.data + off);
+			json_array_append_new(ids, json_string(eid));
+			off += strlen(b.data + off) + 1;
+		}
+		json_object_set_new(o, "emailIds", ids);
+	}
+	buf_free(&b);
+	*out = o;
+	return 1;
+}
+
+static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t **error)
+{
+	json_t *ids, *props;
+	if (!get_args(env, args, thread_props, &ids, &props, error))
+		return NULL;
+	const struct jmap_mail_ctx *c = env->methods_ctx;
+	char state[24], err[256];
+	if (!sync_state(env, state, NULL, error))
+		return NULL;
+	json_t *want = NULL;
+	if (ids == NULL) {
+		/* RFC 8620 5.1: all of them, if not more than maxObjectsInGet */
+		int64_t *all = NULL;
+		size_t n = 0;
+		if (store_jmap_thread_ids(c->account, JMAP_MAX_OBJECTS_IN_GET, &all, &n, err,
+					  sizeof err) < 0) {
+			log_error("jmap action=thread_ids error=\"%s\"", err);
+			return fail(error, "serverFail", "the store failed");
+		}
+		if (n > JMAP_MAX_OBJECTS_IN_GET) {
+			free(all);
+			return fail(error, "requestTooLarge",
+				    "more threads than maxObjectsInGet: give ids");
+		}
+		want = json_array();
+		for (size_t i = 0; i < n; i++) {
+			char tid[32];
+			snprintf(tid, sizeof tid, "T%" PRId64, all[i]);
+			json_array_append_new(want, json_string(tid));
+		}
+		free(all);
+	} else {
+		want = json_incref(ids);
+	}
+	json_t *list = json_array(), *not_found = json_array();
+	size_t i;
+	json_t *id;
+	json_array_foreach(want, i, id)
+	{
+		int64_t t = parse_thread_id(json_string_value(id));
+		json_t *o = NULL;
+		int r = t ? thread_json(c->account, t, props, &o) : 0;
+		if (r < 0) {
+			json_decref(want);
+			json_decref(list);
+			json_decref(not_found);
+			return fail(error, "serverFail", "the store failed");
+		}
+		if (r == 1)
+			json_array_append_new(list, o);
+		else
+			json_array_append(not_found, id);
+	}
+	json_decref(want);
+	return get_result(args, state, list, not_found);
 }
 
 /* ------------------------------------------------------- Mailbox/query */
@@ -753,5 +888,7 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Mailbox/changes", JMAP_CAP_MAIL, mailbox_changes},
     {"Mailbox/query", JMAP_CAP_MAIL, mailbox_query},
     {"Mailbox/queryChanges", JMAP_CAP_MAIL, mailbox_query_changes},
+    {"Thread/get", JMAP_CAP_MAIL, thread_get},
+    {"Thread/changes", JMAP_CAP_MAIL, thread_changes},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

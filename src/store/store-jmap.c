@@ -11,7 +11,10 @@
  *                                    change and last change of anything
  *                                    but its counts; rows of deleted
  *                                    mailboxes stay (destroyed = 1)
- *   jmap_counters(mailbox_state, thread_next)
+ *   jmap_threads(id, sig, ...)       each thread as JMAP last saw it (a
+ *                                    hash of its Email ids in order), with
+ *                                    the same three states and destroyed
+ *   jmap_counters(state, thread_next) the account's JMAP state
  *
  * Both are brought up to date at the start of every JMAP read
  * (store_jmap_sync), not by the writers: a message whose thread_id is
@@ -51,11 +54,17 @@ static const char jmap_ddl[] = "CREATE TABLE IF NOT EXISTS jmap_refs ("
 			       " changed INTEGER NOT NULL,"
 			       " props_changed INTEGER NOT NULL,"
 			       " destroyed INTEGER NOT NULL DEFAULT 0);"
+			       "CREATE TABLE IF NOT EXISTS jmap_threads ("
+			       " id INTEGER PRIMARY KEY,"
+			       " sig INTEGER NOT NULL,"
+			       " created INTEGER NOT NULL,"
+			       " changed INTEGER NOT NULL,"
+			       " destroyed INTEGER NOT NULL DEFAULT 0);"
 			       "CREATE TABLE IF NOT EXISTS jmap_counters ("
 			       " id INTEGER PRIMARY KEY CHECK (id = 1),"
-			       " mailbox_state INTEGER NOT NULL,"
+			       " state INTEGER NOT NULL,"
 			       " thread_next INTEGER NOT NULL);"
-			       "INSERT INTO jmap_counters (id, mailbox_state, thread_next)"
+			       "INSERT INTO jmap_counters (id, state, thread_next)"
 			       " VALUES (1, 0, 1) ON CONFLICT DO NOTHING;";
 
 /* The header section read to find a message's ids. */
@@ -305,6 +314,25 @@ static void counts_of(const struct store_jmap_mailbox *m, char out[64])
 		 m->unread_threads);
 }
 
+/* Marks a row of the mailbox or thread log destroyed at state next. */
+static int mark_destroyed(struct store_db *db, bool thread, int64_t id, uint64_t next, char *err,
+			  size_t errsz)
+{
+	sqlite3_stmt *st =
+	    thread
+		? store_db_stmt(db,
+				"UPDATE jmap_threads SET destroyed = 1, changed = ?2 WHERE id = ?1",
+				err, errsz)
+		: store_db_stmt(
+		      db, "UPDATE jmap_mailboxes SET destroyed = 1, changed = ?2 WHERE id = ?1",
+		      err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
+	return store_db_run(db, st, err, errsz);
+}
+
 /* Writes a mailbox's row as changed at state next (in more than its
  * counts if props); a new row is created at next. */
 static int upsert(struct store_db *db, const struct store_jmap_mailbox *m, const char *counts,
@@ -331,8 +359,8 @@ static int upsert(struct store_db *db, const struct store_jmap_mailbox *m, const
 }
 
 /* In the open write transaction: compares the mailboxes with the log and
- * records the differences under state + 1 (*state then bumped). */
-static int log_mailboxes(struct store_db *db, uint64_t *state, char *err, size_t errsz)
+ * records the differences under state next (*changed then set). */
+static int log_mailboxes(struct store_db *db, uint64_t next, bool *changed, char *err, size_t errsz)
 {
 	struct store_jmap_mailbox *cur = NULL;
 	size_t n = 0, nl = 0;
@@ -354,8 +382,6 @@ static int log_mailboxes(struct store_db *db, uint64_t *state, char *err, size_t
 	if (st == NULL || store_db_fetch(db, st, log, sizeof *log, count + 1, read_logged, &nl,
 					 "mailbox log", err, errsz) < 0)
 		goto out;
-	uint64_t next = *state + 1;
-	bool changed = false;
 	/* Both lists are in id order: one merge. */
 	size_t i = 0, j = 0;
 	while (i < n || j < nl) {
@@ -367,23 +393,15 @@ static int log_mailboxes(struct store_db *db, uint64_t *state, char *err, size_t
 		if (m != NULL && (l == NULL || m->id < l->id)) {
 			if (upsert(db, m, counts, next, true, err, errsz) < 0)
 				goto out;
-			changed = true;
+			*changed = true;
 			i++;
 			continue;
 		}
 		if (m == NULL || l->id < m->id) {
 			if (!l->destroyed) {
-				st = store_db_stmt(db,
-						   "UPDATE jmap_mailboxes SET destroyed = 1,"
-						   " changed = ?2 WHERE id = ?1",
-						   err, errsz);
-				if (st == NULL)
+				if (mark_destroyed(db, false, l->id, next, err, errsz) < 0)
 					goto out;
-				sqlite3_bind_int64(st, 1, l->id);
-				sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
-				if (store_db_run(db, st, err, errsz) < 0)
-					goto out;
-				changed = true;
+				*changed = true;
 			}
 			j++;
 			continue;
@@ -394,20 +412,10 @@ static int log_mailboxes(struct store_db *db, uint64_t *state, char *err, size_t
 		if (props || strcmp(counts, l->counts) != 0) {
 			if (upsert(db, m, counts, next, props, err, errsz) < 0)
 				goto out;
-			changed = true;
+			*changed = true;
 		}
 		i++;
 		j++;
-	}
-	if (changed) {
-		st = store_db_stmt(db, "UPDATE jmap_counters SET mailbox_state = ?1 WHERE id = 1",
-				   err, errsz);
-		if (st == NULL)
-			goto out;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)next);
-		if (store_db_run(db, st, err, errsz) < 0)
-			goto out;
-		*state = next;
 	}
 	rc = 0;
 out:
@@ -420,7 +428,7 @@ out:
 static int read_state(struct store_db *db, uint64_t *state, char *err, size_t errsz)
 {
 	sqlite3_stmt *st =
-	    store_db_stmt(db, "SELECT mailbox_state FROM jmap_counters WHERE id = 1", err, errsz);
+	    store_db_stmt(db, "SELECT state FROM jmap_counters WHERE id = 1", err, errsz);
 	if (st == NULL)
 		return -1;
 	int r = sqlite3_step(st);
@@ -433,7 +441,145 @@ static int read_state(struct store_db *db, uint64_t *state, char *err, size_t er
 	return 0;
 }
 
-int store_jmap_sync(struct store_account *a, uint64_t *mailbox_state, char *err, size_t errsz)
+static int set_state(struct store_db *db, uint64_t state, char *err, size_t errsz)
+{
+	sqlite3_stmt *st =
+	    store_db_stmt(db, "UPDATE jmap_counters SET state = ?1 WHERE id = 1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)state);
+	return store_db_run(db, st, err, errsz);
+}
+
+/* ------------------------------------------------------------- threads */
+
+struct thread_sig {
+	int64_t id;
+	int64_t sig;
+	bool destroyed;
+};
+
+/* FNV-1a over a thread's Email ids in order: changes when one joins,
+ * leaves or the order does. */
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return (h ^ 0xff) * 1099511628211u;
+}
+
+/* The threads now, in id order, each with its signature. */
+static int current_threads(struct store_db *db, struct thread_sig **out, size_t *n, char *err,
+			   size_t errsz)
+{
+	*out = NULL;
+	*n = 0;
+	size_t cap = 0;
+	sqlite3_stmt *st =
+	    store_db_stmt(db,
+			  "SELECT thread_id, file_id, MIN(internaldate) AS d"
+			  " FROM messages WHERE thread_id <> 0"
+			  " GROUP BY thread_id, file_id ORDER BY thread_id, d, file_id",
+			  err, errsz);
+	if (st == NULL)
+		return -1;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t t = sqlite3_column_int64(st, 0);
+		const char *f = (const char *)sqlite3_column_text(st, 1);
+		if (*n == 0 || (*out)[*n - 1].id != t) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 64;
+				*out = xreallocarray(*out, cap, sizeof **out);
+			}
+			(*out)[(*n)++] =
+			    (struct thread_sig){t, (int64_t)14695981039346656037u, false};
+		}
+		struct thread_sig *ts = &(*out)[*n - 1];
+		ts->sig = (int64_t)fnv((uint64_t)ts->sig, f ? f : "");
+	}
+	sqlite3_reset(st);
+	if (r != SQLITE_DONE) {
+		store_db_error(db, "threads", err, errsz);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void read_thread_sig(sqlite3_stmt *st, void *row)
+{
+	struct thread_sig *t = row;
+	t->id = sqlite3_column_int64(st, 0);
+	t->sig = sqlite3_column_int64(st, 1);
+	t->destroyed = sqlite3_column_int(st, 2) != 0;
+}
+
+/* In the open write transaction: as log_mailboxes, for threads. */
+static int log_threads(struct store_db *db, uint64_t next, bool *changed, char *err, size_t errsz)
+{
+	struct thread_sig *cur = NULL, *log = NULL;
+	size_t n = 0, nl = 0;
+	if (current_threads(db, &cur, &n, err, errsz) < 0)
+		return -1;
+	int rc = -1;
+	sqlite3_stmt *st = store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads", err, errsz);
+	if (st == NULL)
+		goto out;
+	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	log = xcalloc(count + 1, sizeof *log);
+	st = store_db_stmt(db, "SELECT id, sig, destroyed FROM jmap_threads ORDER BY id", err,
+			   errsz);
+	if (st == NULL || store_db_fetch(db, st, log, sizeof *log, count + 1, read_thread_sig, &nl,
+					 "thread log", err, errsz) < 0)
+		goto out;
+	size_t i = 0, j = 0;
+	while (i < n || j < nl) {
+		const struct thread_sig *c = i < n ? &cur[i] : NULL;
+		const struct thread_sig *l = j < nl ? &log[j] : NULL;
+		if (c != NULL && l != NULL && c->id == l->id && c->sig == l->sig && !l->destroyed) {
+			i++, j++;
+			continue;
+		}
+		if (c != NULL && (l == NULL || c->id <= l->id)) {
+			/* new, changed, or back (a thread id is kept by its
+			 * references: a new message may join an emptied one) */
+			st = store_db_stmt(db,
+					   "INSERT INTO jmap_threads (id, sig, created, changed)"
+					   " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET"
+					   " sig = ?2, changed = ?3, created = CASE WHEN destroyed"
+					   " THEN ?3 ELSE created END, destroyed = 0",
+					   err, errsz);
+			if (st == NULL)
+				goto out;
+			sqlite3_bind_int64(st, 1, c->id);
+			sqlite3_bind_int64(st, 2, c->sig);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)next);
+			if (store_db_run(db, st, err, errsz) < 0)
+				goto out;
+			*changed = true;
+			if (l != NULL && c->id == l->id)
+				j++;
+			i++;
+			continue;
+		}
+		if (!l->destroyed) {
+			if (mark_destroyed(db, true, l->id, next, err, errsz) < 0)
+				goto out;
+			*changed = true;
+		}
+		j++;
+	}
+	rc = 0;
+out:
+	free(cur);
+	free(log);
+	return rc;
+}
+
+int store_jmap_sync(struct store_account *a, uint64_t *state_out, char *err, size_t errsz)
 {
 	struct store_db *db = store_account_db(a, err, errsz);
 	if (db == NULL ||
@@ -442,14 +588,17 @@ int store_jmap_sync(struct store_account *a, uint64_t *mailbox_state, char *err,
 	if (store_db_begin(db, err, errsz) < 0)
 		return -1;
 	uint64_t state = 0;
+	bool changed = false;
 	if (read_state(db, &state, err, errsz) < 0 || thread_all(a, db, err, errsz) < 0 ||
-	    log_mailboxes(db, &state, err, errsz) < 0) {
+	    log_mailboxes(db, state + 1, &changed, err, errsz) < 0 ||
+	    log_threads(db, state + 1, &changed, err, errsz) < 0 ||
+	    (changed && set_state(db, ++state, err, errsz) < 0)) {
 		store_db_rollback(db);
 		return -1;
 	}
 	if (store_db_commit(db, err, errsz) < 0)
 		return -1;
-	*mailbox_state = state;
+	*state_out = state;
 	return 0;
 }
 
@@ -470,8 +619,10 @@ static void read_change(sqlite3_stmt *st, void *row)
 	c->props = sqlite3_column_int(st, 2) != 0;
 }
 
-int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
-			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
+/* The changes of a log table after since: mailboxes (with props) or
+ * threads. */
+static int changes(struct store_account *a, bool threads, uint64_t since,
+		   struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
 {
 	*out = NULL;
 	*n = 0;
@@ -479,27 +630,110 @@ int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
 	if (db == NULL)
 		return -1;
 	sqlite3_stmt *st =
-	    store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes WHERE changed > ?1", err, errsz);
+	    threads ? store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads WHERE changed > ?1", err,
+				    errsz)
+		    : store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes WHERE changed > ?1",
+				    err, errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
 	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
 	/* Created and destroyed since: nothing the client must hear of. */
-	st = store_db_stmt(db,
-			   "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
-			   " ELSE 1 END, props_changed > ?1 FROM jmap_mailboxes"
-			   " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed) ORDER BY id",
-			   err, errsz);
+	st = threads
+		 ? store_db_stmt(db,
+				 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
+				 " ELSE 1 END, 1 FROM jmap_threads"
+				 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
+				 " ORDER BY id",
+				 err, errsz)
+		 : store_db_stmt(db,
+				 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
+				 " ELSE 1 END, props_changed > ?1 FROM jmap_mailboxes"
+				 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
+				 " ORDER BY id",
+				 err, errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
 	*out = xcalloc(count + 1, sizeof **out);
-	if (store_db_fetch(db, st, *out, sizeof **out, count + 1, read_change, n, "mailbox changes",
-			   err, errsz) < 0) {
+	if (store_db_fetch(db, st, *out, sizeof **out, count + 1, read_change, n, "changes", err,
+			   errsz) < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
 	}
 	return 0;
+}
+
+int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
+			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
+{
+	return changes(a, false, since, out, n, err, errsz);
+}
+
+int store_jmap_thread_changes(struct store_account *a, uint64_t since,
+			      struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
+{
+	return changes(a, true, since, out, n, err, errsz);
+}
+
+int store_jmap_thread_ids(struct store_account *a, size_t max, int64_t **out, size_t *n, char *err,
+			  size_t errsz)
+{
+	*out = NULL;
+	*n = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "SELECT id FROM jmap_threads WHERE destroyed = 0 ORDER BY id LIMIT ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max + 1);
+	*out = xcalloc(max + 2, sizeof **out);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n <= max)
+		(*out)[(*n)++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (r != SQLITE_DONE && r != SQLITE_ROW) {
+		store_db_error(db, "thread ids", err, errsz);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int store_jmap_thread_get(struct store_account *a, int64_t thread_id, struct buf *out, size_t *n,
+			  char *err, size_t errsz)
+{
+	*n = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	sqlite3_stmt *st =
+	    store_db_stmt(db,
+			  "SELECT file_id, MIN(internaldate) AS d FROM messages"
+			  " WHERE thread_id = ?1 GROUP BY file_id ORDER BY d, file_id",
+			  err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, thread_id);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f = (const char *)sqlite3_column_text(st, 0);
+		if (buf_puts(out, f ? f : "") < 0 || buf_putc(out, '\0') < 0) {
+			sqlite3_reset(st);
+			store_err(err, errsz, "thread too large");
+			return -1;
+		}
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	if (r != SQLITE_DONE) {
+		store_db_error(db, "thread", err, errsz);
+		return -1;
+	}
+	return *n > 0;
 }

@@ -1277,9 +1277,10 @@ struct store_jmap_mailbox {
 };
 
 /* Gives every message without a thread id one, and records the changes
- * of the mailboxes since the last call under a new mailbox state; sets
- * *mailbox_state to the state now.  0 or -1 with err. */
-int store_jmap_sync(struct store_account *a, uint64_t *mailbox_state, char *err, size_t errsz);
+ * of the mailboxes and threads since the last call under a new state (one
+ * counter per account for both); sets *state to the state now.  0 or -1
+ * with err. */
+int store_jmap_sync(struct store_account *a, uint64_t *state, char *err, size_t errsz);
 
 /* The mailboxes now (call store_jmap_sync first), in id order, into a new
  * array (*out, caller frees; *n entries).  0 or -1 with err. */
@@ -1302,5 +1303,18 @@ struct store_jmap_change {
  * *n entries); one created and destroyed since is left out.  0 or -1. */
 int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
 			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz);
+/* The same for threads (props is always true). */
+int store_jmap_thread_changes(struct store_account *a, uint64_t since,
+			      struct store_jmap_change **out, size_t *n, char *err, size_t errsz);
+/* The ids of the threads now (after store_jmap_sync), ascending, at most
+ * max + 1 of them (so the caller sees "more than max"), into a new array
+ * (*out, caller frees; *n).  0 or -1. */
+int store_jmap_thread_ids(struct store_account *a, size_t max, int64_t **out, size_t *n,
+			  char *err, size_t errsz);
+/* The Emails (message file ids) of a thread, oldest first (by the
+ * earliest internal date of the file's copies), appended to out each
+ * NUL-terminated; *n of them.  1 found, 0 no such thread, -1 error. */
+int store_jmap_thread_get(struct store_account *a, int64_t thread_id, struct buf *out,
+			  size_t *n, char *err, size_t errsz);
 
 #endif

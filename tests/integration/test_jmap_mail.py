@@ -1,7 +1,7 @@
 """JMAP Mail (RFC 8621, docs/jmap.md "Mail") over HTTPS against a real
 server: what is served so far, Mailbox/get, Mailbox/changes,
-Mailbox/query and Mailbox/queryChanges, with exact results; counts and
-threads after SMTP delivery; changes made over IMAP (flags, CREATE,
+Mailbox/query, Mailbox/queryChanges, Thread/get and Thread/changes, with
+exact results; counts and threads after SMTP delivery and IMAP APPEND; changes made over IMAP (flags, CREATE,
 DELETE, RENAME, SUBSCRIBE) seen by Mailbox/changes; bad arguments as the
 RFC's method-level errors.  The capability is not advertised in the
 Session object yet (no Email or Thread methods)."""
@@ -315,7 +315,8 @@ def test_account_and_capability(srv):
     user = new_user(srv)
     aid = account(srv, user)
     extra = {"Mailbox/get": {}, "Mailbox/changes": {"sinceState": "1"}, "Mailbox/query": {},
-             "Mailbox/queryChanges": {"sinceQueryState": "1"}}
+             "Mailbox/queryChanges": {"sinceQueryState": "1"}, "Thread/get": {},
+             "Thread/changes": {"sinceState": "1"}}
     for name in extra:
         assert error(srv, user, name, dict(accountId="A999999", **extra[name])) == {
             "type": "accountNotFound"}
@@ -323,3 +324,85 @@ def test_account_and_capability(srv):
         # without the mail capability in "using": unknown
         n, a = call(srv, user, name, {"accountId": aid}, using=(CORE,))
         assert (n, a) == ("error", {"type": "unknownMethod"})
+
+
+def append(m, mbox, msgid, date, refs=""):
+    msg = ("From: <%s>\r\nSubject: t\r\nMessage-ID: <%s>\r\n%s\r\nBody.\r\n"
+           % (SENDER, msgid, refs)).encode()
+    typ, _ = m.append(mbox, None, imaplib.Time2Internaldate(date), msg)
+    assert typ == "OK"
+
+
+def threads(srv, user, aid, ids=None):
+    r = ok(srv, user, "Thread/get", {"accountId": aid, "ids": ids})
+    return r, {t["id"]: t["emailIds"] for t in r["list"]}
+
+
+def test_threads(srv):
+    user = new_user(srv)
+    aid = account(srv, user)
+    r, got = threads(srv, user, aid)
+    assert got == {} and r["notFound"] == []
+    state = r["state"]
+    m = imap(srv, user)
+    # the reply arrives first (an older date comes later): ordering is by date
+    append(m, "INBOX", "a2@x", 1_700_000_200, "In-Reply-To: <a1@x>\r\n")
+    append(m, "INBOX", "a1@x", 1_700_000_100)
+    append(m, "INBOX", "b1@x", 1_700_000_300)
+    append(m, "INBOX", "a3@x", 1_700_000_400, "References: <a1@x> <a2@x>\r\n")
+    r, got = threads(srv, user, aid)
+    assert sorted(len(v) for v in got.values()) == [1, 3]
+    for v in got.values():
+        for e in v:
+            assert len(e) == 25 and e[0] == "E", e
+    ta = next(t for t, v in got.items() if len(v) == 3)
+    tb = next(t for t, v in got.items() if len(v) == 1)
+    # a2 came first and named a1, which then joined a2's thread
+    c = ok(srv, user, "Thread/changes", {"accountId": aid, "sinceState": state})
+    assert sorted(c["created"]) == sorted([ta, tb])
+    assert c["updated"] == [] and c["destroyed"] == [] and c["hasMoreChanges"] is False
+    assert "updatedProperties" not in c
+    state = c["newState"]
+    # A copy is the same Email: the thread does not change.
+    m.select("INBOX")
+    m.uid("COPY", "1:4", "Archive")
+    r2, got2 = threads(srv, user, aid)
+    assert got2 == got
+    c = ok(srv, user, "Thread/changes", {"accountId": aid, "sinceState": state})
+    assert c["created"] == [] and c["updated"] == [] and c["destroyed"] == []
+    # the mailbox counts did change: the two methods share one state
+    assert c["newState"] != state
+    state = c["newState"]
+    # expunged everywhere: the thread is destroyed
+    m.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    m.select("Archive")
+    m.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    c = ok(srv, user, "Thread/changes", {"accountId": aid, "sinceState": state})
+    assert c["destroyed"] == [tb] and c["created"] == [] and c["updated"] == []
+    # a reply joins thread a: updated
+    state = c["newState"]
+    append(m, "INBOX", "a4@x", 1_700_000_500, "In-Reply-To: <a3@x>\r\n")
+    c = ok(srv, user, "Thread/changes", {"accountId": aid, "sinceState": state})
+    assert c["updated"] == [ta] and c["created"] == [] and c["destroyed"] == []
+    r, got = threads(srv, user, aid, [ta, tb, "T0", "bogus"])
+    assert list(got) == [ta] and len(got[ta]) == 4
+    assert r["notFound"] == [tb, "T0", "bogus"]
+    r = ok(srv, user, "Thread/get", {"accountId": aid, "ids": [ta], "properties": ["id"]})
+    assert r["list"] == [{"id": ta}]
+    m.logout()
+    # the mailbox counts know the threads too
+    _, by_name = mailboxes(srv, user, aid)
+    assert [by_name["INBOX"][k] for k in COUNTS] == [4, 4, 1, 1]
+
+
+@pytest.mark.parametrize("args,want", [
+    ({"ids": ["T%d" % i for i in range(501)]}, "requestTooLarge"),
+    ({"properties": ["subject"]}, "invalidArguments"),
+    ({"ids": None, "extra": 1}, "invalidArguments"),
+])
+def test_thread_get_errors(srv, args, want):
+    user = ALICE_USER.get("u") or ALICE_USER.setdefault("u", new_user(srv))
+    aid = account(srv, user)
+    assert error(srv, user, "Thread/get", dict(accountId=aid, **args))["type"] == want
