@@ -361,8 +361,11 @@ static json_t *mailbox_get(const struct jmap_api_env *env, json_t *args, json_t 
 
 /* ----------------------------------------------------- Mailbox/changes */
 
-/* Mailbox/changes and Thread/changes (RFC 8620 5.2): one state for both. */
-static json_t *changes(const struct jmap_api_env *env, json_t *args, bool threads, json_t **error)
+enum kind { K_MAILBOX, K_THREAD, K_EMAIL };
+
+/* Mailbox/changes, Thread/changes and Email/changes (RFC 8620 5.2): one
+ * state for the three. */
+static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind kind, json_t **error)
 {
 	static const char *const allowed[] = {"accountId", "sinceState", "maxChanges", NULL};
 	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
@@ -385,8 +388,11 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, bool thread
 	struct store_jmap_change *ch = NULL;
 	size_t n = 0;
 	char err[256];
-	if ((threads ? store_jmap_thread_changes(c->account, old, &ch, &n, err, sizeof err)
-		     : store_jmap_mailbox_changes(c->account, old, &ch, &n, err, sizeof err)) < 0) {
+	int (*get)(struct store_account *, uint64_t, struct store_jmap_change **, size_t *, char *,
+		   size_t) = kind == K_EMAIL    ? store_jmap_email_changes
+			     : kind == K_THREAD ? store_jmap_thread_changes
+						: store_jmap_mailbox_changes;
+	if (get(c->account, old, &ch, &n, err, sizeof err) < 0) {
 		log_error("jmap action=changes error=\"%s\"", err);
 		return fail(error, "serverFail", "the store failed");
 	}
@@ -395,13 +401,17 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, bool thread
 	if (max != NULL && json_is_integer(max) && (json_int_t)n > json_integer_value(max)) {
 		free(ch);
 		return fail(error, "cannotCalculateChanges",
-			    "more changes than maxChanges; get the mailboxes again");
+			    "more changes than maxChanges; get the objects again");
 	}
 	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
 	bool counts_only = true;
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
-		snprintf(id, sizeof id, "%c%" PRId64, threads ? 'T' : 'M', ch[i].id);
+		if (kind == K_EMAIL)
+			snprintf(id, sizeof id, "E%s", ch[i].key);
+		else
+			snprintf(id, sizeof id, "%c%" PRId64, kind == K_THREAD ? 'T' : 'M',
+				 ch[i].id);
 		json_t *a = ch[i].kind == STORE_JMAP_CREATED     ? created
 			    : ch[i].kind == STORE_JMAP_DESTROYED ? destroyed
 								 : updated;
@@ -418,7 +428,7 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, bool thread
 	json_object_set_new(r, "created", created);
 	json_object_set_new(r, "updated", updated);
 	json_object_set_new(r, "destroyed", destroyed);
-	if (threads)
+	if (kind != K_MAILBOX)
 		return r;
 	json_t *up = json_null();
 	if (counts_only && json_array_size(updated) > 0) {
@@ -432,12 +442,17 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, bool thread
 
 static json_t *mailbox_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
-	return changes(env, args, false, error);
+	return changes(env, args, K_MAILBOX, error);
 }
 
 static json_t *thread_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
-	return changes(env, args, true, error);
+	return changes(env, args, K_THREAD, error);
+}
+
+static json_t *email_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
+{
+	return changes(env, args, K_EMAIL, error);
 }
 
 /* ---------------------------------------------------------- Thread/get */
@@ -890,5 +905,6 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Mailbox/queryChanges", JMAP_CAP_MAIL, mailbox_query_changes},
     {"Thread/get", JMAP_CAP_MAIL, thread_get},
     {"Thread/changes", JMAP_CAP_MAIL, thread_changes},
+    {"Email/changes", JMAP_CAP_MAIL, email_changes},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

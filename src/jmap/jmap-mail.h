@@ -1,7 +1,7 @@
 /*
  * jmap-mail.h - the methods of JMAP Mail (RFC 8621) served so far:
  * Mailbox/get, Mailbox/changes, Mailbox/query, Mailbox/queryChanges,
- * Thread/get, Thread/changes (docs/jmap.md "Mail").  Run by jmap-api.c through its method table
+ * Thread/get, Thread/changes, Email/changes (docs/jmap.md "Mail").  Run by jmap-api.c through its method table
  * (struct jmap_method) with env->methods_ctx a struct jmap_mail_ctx.
  *
  * The capability is accepted in "using" but not advertised in the Session

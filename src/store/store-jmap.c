@@ -14,6 +14,9 @@
  *   jmap_threads(id, sig, ...)       each thread as JMAP last saw it (a
  *                                    hash of its Email ids in order), with
  *                                    the same three states and destroyed
+ *   jmap_emails(id, sig, ...)        each Email (message file) likewise (a
+ *                                    hash of the mailboxes and flags of its
+ *                                    copies)
  *   jmap_counters(state, thread_next) the account's JMAP state
  *
  * Both are brought up to date at the start of every JMAP read
@@ -60,6 +63,12 @@ static const char jmap_ddl[] = "CREATE TABLE IF NOT EXISTS jmap_refs ("
 			       " created INTEGER NOT NULL,"
 			       " changed INTEGER NOT NULL,"
 			       " destroyed INTEGER NOT NULL DEFAULT 0);"
+			       "CREATE TABLE IF NOT EXISTS jmap_emails ("
+			       " id TEXT PRIMARY KEY,"
+			       " sig INTEGER NOT NULL,"
+			       " created INTEGER NOT NULL,"
+			       " changed INTEGER NOT NULL,"
+			       " destroyed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
 			       "CREATE TABLE IF NOT EXISTS jmap_counters ("
 			       " id INTEGER PRIMARY KEY CHECK (id = 1),"
 			       " state INTEGER NOT NULL,"
@@ -451,16 +460,21 @@ static int set_state(struct store_db *db, uint64_t state, char *err, size_t errs
 	return store_db_run(db, st, err, errsz);
 }
 
-/* ------------------------------------------------------------- threads */
+/* ------------------------------------------------- threads and Emails */
 
-struct thread_sig {
-	int64_t id;
+/* A thread (by num) or an Email (by key, its file id) with a signature
+ * of what JMAP shows of it. */
+struct log_sig {
+	int64_t num;
+	char key[25];
 	int64_t sig;
 	bool destroyed;
 };
 
-/* FNV-1a over a thread's Email ids in order: changes when one joins,
- * leaves or the order does. */
+#define FNV_START ((int64_t)14695981039346656037u)
+
+/* FNV-1a over a text and a separator: a thread's Email ids in order, an
+ * Email's mailboxes and flags. */
 static uint64_t fnv(uint64_t h, const char *s)
 {
 	for (; *s; s++)
@@ -468,39 +482,53 @@ static uint64_t fnv(uint64_t h, const char *s)
 	return (h ^ 0xff) * 1099511628211u;
 }
 
-/* The threads now, in id order, each with its signature. */
-static int current_threads(struct store_db *db, struct thread_sig **out, size_t *n, char *err,
-			   size_t errsz)
+static int cmp_sig(const struct log_sig *a, const struct log_sig *b)
+{
+	if (a->num != b->num)
+		return a->num < b->num ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
+/* The threads (emails false: each a hash of its Email ids, oldest first)
+ * or the Emails (a hash of the mailboxes, flags and keywords of each
+ * copy) now, in the order of their log table. */
+static int current_sigs(struct store_db *db, bool emails, struct log_sig **out, size_t *n,
+			char *err, size_t errsz)
 {
 	*out = NULL;
 	*n = 0;
 	size_t cap = 0;
 	sqlite3_stmt *st =
-	    store_db_stmt(db,
-			  "SELECT thread_id, file_id, MIN(internaldate) AS d"
-			  " FROM messages WHERE thread_id <> 0"
-			  " GROUP BY thread_id, file_id ORDER BY thread_id, d, file_id",
-			  err, errsz);
+	    emails
+		? store_db_stmt(db,
+				"SELECT 0, file_id, mailbox_id || ' ' || flags || ' ' || keywords"
+				" FROM messages ORDER BY file_id, mailbox_id, uid",
+				err, errsz)
+		: store_db_stmt(db,
+				"SELECT thread_id, '', file_id, MIN(internaldate) AS d"
+				" FROM messages WHERE thread_id <> 0"
+				" GROUP BY thread_id, file_id ORDER BY thread_id, d, file_id",
+				err, errsz);
 	if (st == NULL)
 		return -1;
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t t = sqlite3_column_int64(st, 0);
-		const char *f = (const char *)sqlite3_column_text(st, 1);
-		if (*n == 0 || (*out)[*n - 1].id != t) {
+		struct log_sig x = {.num = sqlite3_column_int64(st, 0), .sig = FNV_START};
+		store_db_column_text(st, 1, x.key, sizeof x.key);
+		const char *v = (const char *)sqlite3_column_text(st, 2);
+		if (*n == 0 || cmp_sig(&(*out)[*n - 1], &x) != 0) {
 			if (*n == cap) {
 				cap = cap ? cap * 2 : 64;
 				*out = xreallocarray(*out, cap, sizeof **out);
 			}
-			(*out)[(*n)++] =
-			    (struct thread_sig){t, (int64_t)14695981039346656037u, false};
+			(*out)[(*n)++] = x;
 		}
-		struct thread_sig *ts = &(*out)[*n - 1];
-		ts->sig = (int64_t)fnv((uint64_t)ts->sig, f ? f : "");
+		struct log_sig *ls = &(*out)[*n - 1];
+		ls->sig = (int64_t)fnv((uint64_t)ls->sig, v ? v : "");
 	}
 	sqlite3_reset(st);
 	if (r != SQLITE_DONE) {
-		store_db_error(db, "threads", err, errsz);
+		store_db_error(db, emails ? "emails" : "threads", err, errsz);
 		free(*out);
 		*out = NULL;
 		return -1;
@@ -508,65 +536,103 @@ static int current_threads(struct store_db *db, struct thread_sig **out, size_t 
 	return 0;
 }
 
-static void read_thread_sig(sqlite3_stmt *st, void *row)
+static void read_log_sig(sqlite3_stmt *st, void *row)
 {
-	struct thread_sig *t = row;
-	t->id = sqlite3_column_int64(st, 0);
-	t->sig = sqlite3_column_int64(st, 1);
-	t->destroyed = sqlite3_column_int(st, 2) != 0;
+	struct log_sig *t = row;
+	t->num = sqlite3_column_int64(st, 0);
+	store_db_column_text(st, 1, t->key, sizeof t->key);
+	t->sig = sqlite3_column_int64(st, 2);
+	t->destroyed = sqlite3_column_int(st, 3) != 0;
 }
 
-/* In the open write transaction: as log_mailboxes, for threads. */
-static int log_threads(struct store_db *db, uint64_t next, bool *changed, char *err, size_t errsz)
+/* A row of the thread or Email log, new, changed or back (a thread id is
+ * kept by its references, so a new message may join an emptied thread;
+ * an Email expunged everywhere may be appended again by its file). */
+static int sig_upsert(struct store_db *db, bool emails, const struct log_sig *c, uint64_t next,
+		      char *err, size_t errsz)
 {
-	struct thread_sig *cur = NULL, *log = NULL;
+	sqlite3_stmt *st =
+	    emails ? store_db_stmt(db,
+				   "INSERT INTO jmap_emails (id, sig, created, changed)"
+				   " VALUES (?4, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET"
+				   " sig = ?2, changed = ?3, created = CASE WHEN destroyed"
+				   " THEN ?3 ELSE created END, destroyed = 0",
+				   err, errsz)
+		   : store_db_stmt(db,
+				   "INSERT INTO jmap_threads (id, sig, created, changed)"
+				   " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET"
+				   " sig = ?2, changed = ?3, created = CASE WHEN destroyed"
+				   " THEN ?3 ELSE created END, destroyed = 0",
+				   err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->num);
+	sqlite3_bind_int64(st, 2, c->sig);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)next);
+	store_db_bind_text(st, 4, c->key);
+	return store_db_run(db, st, err, errsz);
+}
+
+static int sig_destroy(struct store_db *db, bool emails, const struct log_sig *l, uint64_t next,
+		       char *err, size_t errsz)
+{
+	if (!emails)
+		return mark_destroyed(db, true, l->num, next, err, errsz);
+	sqlite3_stmt *st = store_db_stmt(
+	    db, "UPDATE jmap_emails SET destroyed = 1, changed = ?2 WHERE id = ?1", err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, l->key);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
+	return store_db_run(db, st, err, errsz);
+}
+
+/* In the open write transaction: as log_mailboxes, for threads or
+ * Emails. */
+static int log_sigs(struct store_db *db, bool emails, uint64_t next, bool *changed, char *err,
+		    size_t errsz)
+{
+	struct log_sig *cur = NULL, *log = NULL;
 	size_t n = 0, nl = 0;
-	if (current_threads(db, &cur, &n, err, errsz) < 0)
+	if (current_sigs(db, emails, &cur, &n, err, errsz) < 0)
 		return -1;
 	int rc = -1;
-	sqlite3_stmt *st = store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads", err, errsz);
+	sqlite3_stmt *st = emails
+			       ? store_db_stmt(db, "SELECT COUNT(*) FROM jmap_emails", err, errsz)
+			       : store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads", err, errsz);
 	if (st == NULL)
 		goto out;
 	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
 	log = xcalloc(count + 1, sizeof *log);
-	st = store_db_stmt(db, "SELECT id, sig, destroyed FROM jmap_threads ORDER BY id", err,
-			   errsz);
-	if (st == NULL || store_db_fetch(db, st, log, sizeof *log, count + 1, read_thread_sig, &nl,
-					 "thread log", err, errsz) < 0)
+	st = emails
+		 ? store_db_stmt(db, "SELECT 0, id, sig, destroyed FROM jmap_emails ORDER BY id",
+				 err, errsz)
+		 : store_db_stmt(db, "SELECT id, '', sig, destroyed FROM jmap_threads ORDER BY id",
+				 err, errsz);
+	if (st == NULL || store_db_fetch(db, st, log, sizeof *log, count + 1, read_log_sig, &nl,
+					 "change log", err, errsz) < 0)
 		goto out;
 	size_t i = 0, j = 0;
 	while (i < n || j < nl) {
-		const struct thread_sig *c = i < n ? &cur[i] : NULL;
-		const struct thread_sig *l = j < nl ? &log[j] : NULL;
-		if (c != NULL && l != NULL && c->id == l->id && c->sig == l->sig && !l->destroyed) {
+		const struct log_sig *c = i < n ? &cur[i] : NULL;
+		const struct log_sig *l = j < nl ? &log[j] : NULL;
+		int d = c == NULL ? 1 : l == NULL ? -1 : cmp_sig(c, l);
+		if (d == 0 && c->sig == l->sig && !l->destroyed) {
 			i++, j++;
 			continue;
 		}
-		if (c != NULL && (l == NULL || c->id <= l->id)) {
-			/* new, changed, or back (a thread id is kept by its
-			 * references: a new message may join an emptied one) */
-			st = store_db_stmt(db,
-					   "INSERT INTO jmap_threads (id, sig, created, changed)"
-					   " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET"
-					   " sig = ?2, changed = ?3, created = CASE WHEN destroyed"
-					   " THEN ?3 ELSE created END, destroyed = 0",
-					   err, errsz);
-			if (st == NULL)
-				goto out;
-			sqlite3_bind_int64(st, 1, c->id);
-			sqlite3_bind_int64(st, 2, c->sig);
-			sqlite3_bind_int64(st, 3, (sqlite3_int64)next);
-			if (store_db_run(db, st, err, errsz) < 0)
+		if (d <= 0) {
+			if (sig_upsert(db, emails, c, next, err, errsz) < 0)
 				goto out;
 			*changed = true;
-			if (l != NULL && c->id == l->id)
+			if (d == 0)
 				j++;
 			i++;
 			continue;
 		}
 		if (!l->destroyed) {
-			if (mark_destroyed(db, true, l->id, next, err, errsz) < 0)
+			if (sig_destroy(db, emails, l, next, err, errsz) < 0)
 				goto out;
 			*changed = true;
 		}
@@ -591,7 +657,8 @@ int store_jmap_sync(struct store_account *a, uint64_t *state_out, char *err, siz
 	bool changed = false;
 	if (read_state(db, &state, err, errsz) < 0 || thread_all(a, db, err, errsz) < 0 ||
 	    log_mailboxes(db, state + 1, &changed, err, errsz) < 0 ||
-	    log_threads(db, state + 1, &changed, err, errsz) < 0 ||
+	    log_sigs(db, false, state + 1, &changed, err, errsz) < 0 ||
+	    log_sigs(db, true, state + 1, &changed, err, errsz) < 0 ||
 	    (changed && set_state(db, ++state, err, errsz) < 0)) {
 		store_db_rollback(db);
 		return -1;
@@ -617,11 +684,12 @@ static void read_change(sqlite3_stmt *st, void *row)
 	c->id = sqlite3_column_int64(st, 0);
 	c->kind = (enum store_jmap_change_kind)sqlite3_column_int(st, 1);
 	c->props = sqlite3_column_int(st, 2) != 0;
+	store_db_column_text(st, 3, c->key, sizeof c->key);
 }
 
-/* The changes of a log table after since: mailboxes (with props) or
- * threads. */
-static int changes(struct store_account *a, bool threads, uint64_t since,
+/* The changes of a log table after since: mailboxes (kind 0, with
+ * props), threads (1) or Emails (2). */
+static int changes(struct store_account *a, int kind, uint64_t since,
 		   struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
 {
 	*out = NULL;
@@ -630,29 +698,38 @@ static int changes(struct store_account *a, bool threads, uint64_t since,
 	if (db == NULL)
 		return -1;
 	sqlite3_stmt *st =
-	    threads ? store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads WHERE changed > ?1", err,
-				    errsz)
-		    : store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes WHERE changed > ?1",
-				    err, errsz);
+	    kind == 2 ? store_db_stmt(db, "SELECT COUNT(*) FROM jmap_emails WHERE changed > ?1",
+				      err, errsz)
+	    : kind == 1
+		? store_db_stmt(db, "SELECT COUNT(*) FROM jmap_threads WHERE changed > ?1", err,
+				errsz)
+		: store_db_stmt(db, "SELECT COUNT(*) FROM jmap_mailboxes WHERE changed > ?1", err,
+				errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
 	size_t count = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
 	/* Created and destroyed since: nothing the client must hear of. */
-	st = threads
-		 ? store_db_stmt(db,
-				 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
-				 " ELSE 1 END, 1 FROM jmap_threads"
-				 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
-				 " ORDER BY id",
-				 err, errsz)
-		 : store_db_stmt(db,
-				 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed THEN 2"
-				 " ELSE 1 END, props_changed > ?1 FROM jmap_mailboxes"
-				 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
-				 " ORDER BY id",
-				 err, errsz);
+	st = kind == 2   ? store_db_stmt(db,
+					 "SELECT 0, CASE WHEN created > ?1 THEN 0 WHEN destroyed"
+					   " THEN 2 ELSE 1 END, 1, id FROM jmap_emails"
+					   " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
+					   " ORDER BY id",
+					 err, errsz)
+	     : kind == 1 ? store_db_stmt(db,
+					 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed"
+					 " THEN 2 ELSE 1 END, 1, '' FROM jmap_threads"
+					 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
+					 " ORDER BY id",
+					 err, errsz)
+			 : store_db_stmt(db,
+					 "SELECT id, CASE WHEN created > ?1 THEN 0 WHEN destroyed"
+					 " THEN 2 ELSE 1 END, props_changed > ?1, ''"
+					 " FROM jmap_mailboxes"
+					 " WHERE changed > ?1 AND NOT (created > ?1 AND destroyed)"
+					 " ORDER BY id",
+					 err, errsz);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
@@ -669,13 +746,19 @@ static int changes(struct store_account *a, bool threads, uint64_t since,
 int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
 			       struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
 {
-	return changes(a, false, since, out, n, err, errsz);
+	return changes(a, 0, since, out, n, err, errsz);
 }
 
 int store_jmap_thread_changes(struct store_account *a, uint64_t since,
 			      struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
 {
-	return changes(a, true, since, out, n, err, errsz);
+	return changes(a, 1, since, out, n, err, errsz);
+}
+
+int store_jmap_email_changes(struct store_account *a, uint64_t since,
+			     struct store_jmap_change **out, size_t *n, char *err, size_t errsz)
+{
+	return changes(a, 2, since, out, n, err, errsz);
 }
 
 int store_jmap_thread_ids(struct store_account *a, size_t max, int64_t **out, size_t *n, char *err,

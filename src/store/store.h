@@ -1277,7 +1277,7 @@ struct store_jmap_mailbox {
 };
 
 /* Gives every message without a thread id one, and records the changes
- * of the mailboxes and threads since the last call under a new state (one
+ * of the mailboxes, threads and Emails since the last call under a new state (one
  * counter per account for both); sets *state to the state now.  0 or -1
  * with err. */
 int store_jmap_sync(struct store_account *a, uint64_t *state, char *err, size_t errsz);
@@ -1293,7 +1293,8 @@ enum store_jmap_change_kind {
 	STORE_JMAP_DESTROYED = 2,
 };
 struct store_jmap_change {
-	int64_t id;
+	int64_t id;   /* mailboxes and threads */
+	char key[25]; /* Emails: the message file id */
 	enum store_jmap_change_kind kind;
 	bool props; /* UPDATED: more than the counts changed */
 };
@@ -1306,6 +1307,10 @@ int store_jmap_mailbox_changes(struct store_account *a, uint64_t since,
 /* The same for threads (props is always true). */
 int store_jmap_thread_changes(struct store_account *a, uint64_t since,
 			      struct store_jmap_change **out, size_t *n, char *err, size_t errsz);
+/* The same for Emails (key set; props always true): an Email changes when
+ * a copy is added or expunged or its flags change. */
+int store_jmap_email_changes(struct store_account *a, uint64_t since,
+			     struct store_jmap_change **out, size_t *n, char *err, size_t errsz);
 /* The ids of the threads now (after store_jmap_sync), ascending, at most
  * max + 1 of them (so the caller sees "more than max"), into a new array
  * (*out, caller frees; *n).  0 or -1. */

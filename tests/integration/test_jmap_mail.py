@@ -1,6 +1,7 @@
 """JMAP Mail (RFC 8621, docs/jmap.md "Mail") over HTTPS against a real
 server: what is served so far, Mailbox/get, Mailbox/changes,
-Mailbox/query, Mailbox/queryChanges, Thread/get and Thread/changes, with
+Mailbox/query, Mailbox/queryChanges, Thread/get, Thread/changes and
+Email/changes, with
 exact results; counts and threads after SMTP delivery and IMAP APPEND; changes made over IMAP (flags, CREATE,
 DELETE, RENAME, SUBSCRIBE) seen by Mailbox/changes; bad arguments as the
 RFC's method-level errors.  The capability is not advertised in the
@@ -316,7 +317,7 @@ def test_account_and_capability(srv):
     aid = account(srv, user)
     extra = {"Mailbox/get": {}, "Mailbox/changes": {"sinceState": "1"}, "Mailbox/query": {},
              "Mailbox/queryChanges": {"sinceQueryState": "1"}, "Thread/get": {},
-             "Thread/changes": {"sinceState": "1"}}
+             "Thread/changes": {"sinceState": "1"}, "Email/changes": {"sinceState": "1"}}
     for name in extra:
         assert error(srv, user, name, dict(accountId="A999999", **extra[name])) == {
             "type": "accountNotFound"}
@@ -406,3 +407,63 @@ def test_thread_get_errors(srv, args, want):
     user = ALICE_USER.get("u") or ALICE_USER.setdefault("u", new_user(srv))
     aid = account(srv, user)
     assert error(srv, user, "Thread/get", dict(accountId=aid, **args))["type"] == want
+
+
+def test_email_changes(srv):
+    user = new_user(srv)
+    aid = account(srv, user)
+    state = ok(srv, user, "Mailbox/get", {"accountId": aid, "ids": []})["state"]
+    m = imap(srv, user)
+    append(m, "INBOX", "e1@x", 1_700_000_100)
+    append(m, "INBOX", "e2@x", 1_700_000_200)
+    deliver(srv, user, "by smtp", "Message-ID: <e3@x>\r\n")
+
+    def since(st, **kw):
+        return ok(srv, user, "Email/changes", dict(accountId=aid, sinceState=st, **kw))
+
+    c = since(state)
+    assert len(c["created"]) == 3 and c["updated"] == [] and c["destroyed"] == []
+    assert "updatedProperties" not in c
+    # the same ids as the threads name
+    _, got = threads(srv, user, aid)
+    assert sorted(c["created"]) == sorted(e for v in got.values() for e in v)
+    by_uid = {}
+    m.select("INBOX")
+    for uid in (1, 2, 3):
+        state = c["newState"]
+        # an IMAP flag change: that Email is updated, nothing else
+        m.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
+        c = since(state)
+        assert c["created"] == [] and c["destroyed"] == [] and len(c["updated"]) == 1
+        by_uid[uid] = c["updated"][0]
+    assert sorted(by_uid.values()) == sorted(e for v in got.values() for e in v)
+    # a keyword, a copy, an expunge of one copy: updated
+    for act in (lambda: m.uid("STORE", "1", "+FLAGS", "(custom)"),
+                lambda: m.uid("COPY", "1", "Archive"),
+                lambda: (m.uid("STORE", "1", "+FLAGS", "(\\Deleted)"), m.expunge())):
+        state = c["newState"]
+        act()
+        c = since(state)
+        assert c["updated"] == [by_uid[1]] and c["created"] == [] and c["destroyed"] == []
+    # expunged from its last mailbox: destroyed
+    state = c["newState"]
+    m.select("Archive")
+    m.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    c = since(state)
+    assert c["destroyed"] == [by_uid[1]] and c["updated"] == [] and c["created"] == []
+    # created and destroyed since: not mentioned (seen by a sync between)
+    state = c["newState"]
+    append(m, "Archive", "e4@x", 1_700_000_300)
+    assert len(since(state)["created"]) == 1
+    m.uid("STORE", "1:*", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    c = since(state)
+    assert c == {"accountId": aid, "oldState": state, "newState": c["newState"],
+                 "hasMoreChanges": False, "created": [], "updated": [], "destroyed": []}
+    # from the start: the two Emails left
+    assert len(since("0")["created"]) == 2
+    e = error(srv, user, "Email/changes", {"accountId": aid, "sinceState": "0",
+                                           "maxChanges": 1})
+    assert e["type"] == "cannotCalculateChanges"
+    m.logout()
