@@ -648,14 +648,14 @@ out:
 int store_jmap_sync(struct store_account *a, uint64_t *state_out, char *err, size_t errsz)
 {
 	struct store_db *db = store_account_db(a, err, errsz);
-	if (db == NULL ||
-	    store_db_exec_ddl(db, jmap_ddl, "creating the JMAP tables", err, errsz) < 0)
+	if (db == NULL || store_db_begin(db, err, errsz) < 0)
 		return -1;
-	if (store_db_begin(db, err, errsz) < 0)
-		return -1;
+	/* In the transaction: the tables' first creation races no other
+	 * process, and the counters row is not written on its own. */
 	uint64_t state = 0;
 	bool changed = false;
-	if (read_state(db, &state, err, errsz) < 0 || thread_all(a, db, err, errsz) < 0 ||
+	if (store_db_exec_ddl(db, jmap_ddl, "creating the JMAP tables", err, errsz) < 0 ||
+	    read_state(db, &state, err, errsz) < 0 || thread_all(a, db, err, errsz) < 0 ||
 	    log_mailboxes(db, state + 1, &changed, err, errsz) < 0 ||
 	    log_sigs(db, false, state + 1, &changed, err, errsz) < 0 ||
 	    log_sigs(db, true, state + 1, &changed, err, errsz) < 0 ||
