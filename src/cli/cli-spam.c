@@ -332,7 +332,7 @@ static int spam_explain(const struct cli_command *cmd, const char *what, const c
 	}
 	spam_token_message(&t, msg, len);
 	char rules[200];
-	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, rules, sizeof rules);
+	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, NULL, rules, sizeof rules);
 	free(msg);
 	struct store_spam_totals tot;
 	enum store_spam_class cls;
@@ -352,9 +352,76 @@ out:
 	return rc;
 }
 
+static int print_entry(void *ctx, const struct store_spamlist_entry *e)
+{
+	(void)ctx;
+	char when[32] = "";
+	time_t t = (time_t)(e->origin == STORE_SPAMLIST_SENT ? e->used : e->added);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof when, "%Y-%m-%d", &tm);
+	printf("%-5s  %-40s  %s %s\n", e->kind == STORE_SPAMLIST_BLOCK ? "block" : "allow",
+	       e->pattern, e->origin == STORE_SPAMLIST_SENT ? "wrote to, last" : "added", when);
+	return 0;
+}
+
+/* allow|block|unlist USER PATTERN, senders USER. */
+static int spam_list(const struct cli_command *cmd, const char *what, const char *sub,
+		     const char *cfg_path, int argc, char **argv)
+{
+	bool show = !strcmp(sub, "senders");
+	char *pos[2];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, show ? 1 : 2, show ? 1 : 2,
+			       &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	char address[256], pattern[STORE_SPAMLIST_PATTERN_MAX], err[256];
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	if (!show && store_spamlist_pattern(pos[1], pattern, err, sizeof err) < 0)
+		return cli_usage_error(cmd, what, "%s (give user@domain or @domain)", err);
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct store_account *acct = NULL;
+	if ((rc = open_user(what, s, address, &acct)) != CLI_OK)
+		goto out;
+	if (show) {
+		if (store_spamlist_each(acct, print_entry, NULL, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			rc = cli_finish_output(what, CLI_OK);
+	} else if (!strcmp(sub, "unlist")) {
+		int r = store_spamlist_remove(acct, pattern, err, sizeof err);
+		if (r < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else if (r == 0)
+			rc = cli_fail(what, "%s: %s is not on the sender lists", address, pattern);
+		else
+			printf("%s: %s removed from the sender lists\n", address, pattern);
+	} else {
+		bool block = !strcmp(sub, "block");
+		if (store_spamlist_set(acct, pattern,
+				       block ? STORE_SPAMLIST_BLOCK : STORE_SPAMLIST_ALLOW,
+				       (int64_t)time(NULL), err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			printf("%s: %s %s\n", address, pattern,
+			       block ? "blocked (its mail goes to Junk)"
+				     : "allowed (its authenticated mail never goes to Junk)");
+	}
+out:
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
 static int spam_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"learn", "explain", NULL};
+	static const char *const subs[] = {"learn",  "explain", "allow", "block",
+					   "unlist", "senders", NULL};
 	const struct cli_command *cmd = &cli_spam_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -363,14 +430,18 @@ static int spam_run(const char *cfg_path, int argc, char **argv)
 		return cli_parse_exit(rc);
 	if (!strcmp(sub, "learn"))
 		return spam_learn(cmd, what, cfg_path, argc, argv);
-	return spam_explain(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "explain"))
+		return spam_explain(cmd, what, cfg_path, argc, argv);
+	return spam_list(cmd, what, sub, cfg_path, argc, argv);
 }
 
 const struct cli_command cli_spam_command = {
     "spam",
-    "train a user's spam filter, or explain a message's score",
+    "train a user's spam filter, explain a message's score, list senders",
     "usage: tern [-c FILE] spam learn --spam|--ham USER [MBOX|MAILDIR]\n"
     "       tern [-c FILE] spam explain USER MAILBOX UID\n"
+    "       tern [-c FILE] spam allow|block|unlist USER ADDRESS|@DOMAIN\n"
+    "       tern [-c FILE] spam senders USER\n"
     "\n"
     "learn trains USER's spam classifier with every message of an mbox (standard\n"
     "input, or the file MBOX) or of a maildir folder (a folder with cur/ and new/,\n"
@@ -380,6 +451,13 @@ const struct cli_command cli_spam_command = {
     "explain scores the message UID of USER's MAILBOX with what USER has trained\n"
     "so far and says why: the score, the thresholds, the tokens that count most\n"
     "with their spam probabilities.  (The X-Spam-Status field of the message says\n"
-    "what it scored when it arrived.)\n",
+    "what it scored when it arrived.)\n"
+    "\n"
+    "allow and block put a sender (an address, or @domain for a domain and its\n"
+    "subdomains) on USER's lists: mail from an allowed sender never goes to Junk\n"
+    "when its address is verified (From: by DMARC, the envelope sender by SPF);\n"
+    "mail from a blocked sender always goes to Junk.  unlist removes an entry.\n"
+    "senders shows both lists, with the addresses USER wrote to, which are\n"
+    "allowed too (spam.allow_sent_recipients).\n",
     spam_run,
 };

@@ -151,6 +151,10 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.rule_future_date", CFG_UINT, STR(spam_rule_future_date), "2", false},
 	{"spam.rule_executable_attachment", CFG_UINT, STR(spam_rule_executable_attachment), "4",
 	 false},
+	{"spam.rule_spf_fail", CFG_UINT, STR(spam_rule_spf_fail), "2", false},
+	{"spam.rule_spf_softfail", CFG_UINT, STR(spam_rule_spf_softfail), "1", false},
+	{"spam.rule_dmarc_fail", CFG_UINT, STR(spam_rule_dmarc_fail), "3", false},
+	{"spam.allow_sent_recipients", CFG_BOOL, STR(spam_allow_sent_recipients), "yes", false},
 	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
 	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
 	{"quota.warning_percent", CFG_UINT, STR(quota_warning_percent), "90", false},
@@ -482,7 +486,8 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	if (c->spam_junk_score < 1 || c->spam_junk_score > 1000 ||
 	    c->spam_content_reject_score > 1000 || c->spam_bayes_weight > 1000 ||
 	    c->spam_rule_missing_message_id > 1000 || c->spam_rule_future_date > 1000 ||
-	    c->spam_rule_executable_attachment > 1000 ||
+	    c->spam_rule_executable_attachment > 1000 || c->spam_rule_spf_fail > 1000 ||
+	    c->spam_rule_spf_softfail > 1000 || c->spam_rule_dmarc_fail > 1000 ||
 	    (c->spam_content_reject_score != 0 &&
 	     c->spam_content_reject_score < c->spam_junk_score)) {
 		snprintf(err, errsz,

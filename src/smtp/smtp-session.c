@@ -141,6 +141,7 @@ struct smtp_txn {
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
 	struct smtp_spam spam;         /* content stage: per local recipient (spam_scored) */
+	struct smtp_spam_sender sender; /* ... and who sent it (filled by the checks) */
 	bool spam_scored;
 	struct store_group *group;     /* the group among the recipients, or NULL */
 	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
@@ -1332,6 +1333,20 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 	}
 	buf_free(&res);
 	t->arc_cv = r->arc.status;
+	/* for the content stage: what was verified of the sender */
+	struct smtp_spam_sender *snd = &t->sender;
+	smtp_parse_from_address(c->msg, c->len, snd->from);
+	snprintf(snd->mail_from, sizeof snd->mail_from, "%s", t->from);
+	snd->checked = true;
+	snd->spf = r->spf;
+	/* with p=quarantine or p=reject the policy itself decides (Junk,
+	 * refusal, or what the domain's --dmarc-reject says) */
+	snd->dmarc_fail = dmarc_fail && dis == DMARC_POLICY_NONE;
+	snd->from_verified = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_PASS &&
+			     snd->from[0] != '\0' &&
+			     !strcasecmp(addr_domain_of(snd->from), r->from_domain);
+	snd->mail_from_verified = r->spf == SPF_PASS && !r->spf_helo && t->from[0] != '\0' &&
+				  !strcasecmp(addr_domain_of(t->from), r->spf_domain);
 	struct buf ar;
 	buf_init(&ar, 0);
 	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
@@ -1416,7 +1431,12 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 		free(msg);
 		return 0;
 	}
-	smtp_spam_score(srv->store, cfg, msg, (size_t)got, t->local, t->n_local, &t->spam);
+	if (!t->sender.checked) {
+		smtp_parse_from_address(msg, (size_t)got, t->sender.from);
+		snprintf(t->sender.mail_from, sizeof t->sender.mail_from, "%s", t->from);
+	}
+	smtp_spam_score(srv->store, cfg, msg, (size_t)got, &t->sender, t->local, t->n_local,
+			&t->spam);
 	t->spam_scored = true;
 	static const char *const verdicts[] = {"inbox", "junk", "reject"};
 	for (size_t j = 0; j < t->n_local; j++) {
@@ -1462,6 +1482,27 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 	if (ret == 1 && waiting)
 		process_input(s);
 	return ret;
+}
+
+/* A user's message is accepted on submission: its recipients go on the
+ * user's spam allow list (spam.allow_sent_recipients; docs/spam.md
+ * "Sender lists").  A failure is logged and changes nothing else. */
+static void note_sent(struct smtp_session *s, const struct smtp_txn *t)
+{
+	if (!s->srv->submission || !s->authed || !s->srv->cfg->spam_allow_sent_recipients ||
+	    t->n_rcpts == 0)
+		return;
+	struct store_account *a = NULL;
+	if (store_account_open_id(s->srv->store, s->account_id, &a) != 1)
+		return;
+	const char **addrs = xcalloc(t->n_rcpts, sizeof *addrs);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		addrs[i] = t->rcpts[i].addr;
+	char err[256];
+	if (store_spamlist_note_sent(a, addrs, t->n_rcpts, (int64_t)time(NULL), err, sizeof err) < 0)
+		log_warn("smtp id=%s session=%s action=spam_allow_sent error=\"%s\"", t->id, s->id,
+			 err);
+	free(addrs);
 }
 
 /* Adds a finished message to the worker's commit batch. */
@@ -1872,6 +1913,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
 			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
+			if (s != NULL)
+				note_sent(s, t);
 			txn_done(s, t, 250, line);
 		} else {
 			/* Some mailboxes may already have it; the client retries

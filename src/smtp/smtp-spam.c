@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
@@ -70,13 +71,32 @@ enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points
 	return SMTP_SPAM_INBOX;
 }
 
+/* The sender-authentication rules (docs/spam.md "Rules") into hits[n..),
+ * at most 2; the new count. */
+static size_t auth_rules(const struct config *cfg, const struct smtp_spam_sender *snd,
+			 struct spam_rule_hit *hits, size_t n)
+{
+	if (snd == NULL || !snd->checked)
+		return n;
+	uint64_t spf = snd->spf == SPF_FAIL ? cfg->spam_rule_spf_fail
+		       : snd->spf == SPF_SOFTFAIL ? cfg->spam_rule_spf_softfail
+						  : 0;
+	if (spf > 0)
+		hits[n++] = (struct spam_rule_hit){snd->spf == SPF_FAIL ? "SPF_FAIL" : "SPF_SOFTFAIL",
+						   (int)spf * 10};
+	if (snd->dmarc_fail && cfg->spam_rule_dmarc_fail > 0)
+		hits[n++] = (struct spam_rule_hit){"DMARC_FAIL", (int)cfg->spam_rule_dmarc_fail * 10};
+	return n;
+}
+
 int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
-		    char *text, size_t textsz)
+		    const struct smtp_spam_sender *snd, char *text, size_t textsz)
 {
 	struct spam_rule_weights w = {cfg->spam_rule_missing_message_id, cfg->spam_rule_future_date,
 				      cfg->spam_rule_executable_attachment};
-	struct spam_rule_hit hits[SPAM_RULES_MAX];
+	struct spam_rule_hit hits[SPAM_RULES_MAX + 2];
 	size_t n = spam_rules_check(msg, len, now, &w, hits);
+	n = auth_rules(cfg, snd, hits, n);
 	int sum = 0;
 	size_t o = (size_t)snprintf(text, textsz, "rules=%s", n ? "" : "none");
 	for (size_t i = 0; i < n; i++) {
@@ -119,9 +139,61 @@ static void status_text(const struct store_spam_totals *tot, const struct config
 		snprintf(r->status + o, sizeof r->status - o, "none");
 }
 
+enum list_effect { LIST_NONE, LIST_ALLOW, LIST_BLOCK };
+
+/* "sender=WHAT:PATTERN" into text ("" if it does not fit). */
+static void listed_text(char *text, size_t textsz, const char *what, const char *pattern)
+{
+	int k = snprintf(text, textsz, "sender=%s:%s", what, pattern);
+	if (k < 0 || (size_t)k >= textsz)
+		text[0] = '\0';
+}
+
+/* What the account's sender lists say of snd (docs/spam.md "Sender
+ * lists"), and "sender=allowed:PATTERN" (or blocked:, or
+ * allowed_unverified:) into text.  A block of either address wins; an
+ * allow counts only for an address that is verified (From: by DMARC,
+ * MAIL FROM by SPF), since anyone can write any address.  0 or -1. */
+static int sender_lists(struct store_account *a, const struct smtp_spam_sender *snd,
+			enum list_effect *eff, char *text, size_t textsz, char *err, size_t errsz)
+{
+	*eff = LIST_NONE;
+	text[0] = '\0';
+	if (snd == NULL)
+		return 0;
+	const char *who[2] = {snd->from, snd->mail_from};
+	bool verified[2] = {snd->from_verified, snd->mail_from_verified};
+	struct store_spamlist_entry e[2];
+	int found[2] = {0, 0};
+	for (size_t i = 0; i < 2; i++) {
+		if (who[i][0] == '\0' || (i == 1 && !strcasecmp(who[1], who[0])))
+			continue;
+		found[i] = store_spamlist_lookup(a, who[i], &e[i], err, errsz);
+		if (found[i] < 0)
+			return -1;
+		if (found[i] == 1 && e[i].kind == STORE_SPAMLIST_BLOCK) {
+			*eff = LIST_BLOCK;
+			listed_text(text, textsz, "blocked", e[i].pattern);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < 2; i++) {
+		if (found[i] == 1 && verified[i]) {
+			*eff = LIST_ALLOW;
+			listed_text(text, textsz, "allowed", e[i].pattern);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (found[i] == 1)
+			listed_text(text, textsz, "allowed_unverified", e[i].pattern);
+	return 0;
+}
+
 /* The verdict for one account into r.  0 or -1. */
 static int score_one(struct store *st, const struct config *cfg, const struct spam_tokens *tk,
-		     int rules10, const char *rules, int64_t id, struct smtp_spam_rcpt *r)
+		     int rules10, const char *rules, const struct smtp_spam_sender *snd, int64_t id,
+		     struct smtp_spam_rcpt *r)
 {
 	char err[256] = "";
 	struct store_account *a = NULL;
@@ -133,13 +205,28 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 		return -1;
 	}
 	int rc = smtp_spam_account_score(a, cfg, tk, &tot, &b, &points10, err, sizeof err);
+	enum list_effect eff = LIST_NONE;
+	char listed[STORE_SPAMLIST_PATTERN_MAX + 32];
 	if (rc == 0)
-		status_text(&tot, cfg, rules, &b, r);
+		rc = sender_lists(a, snd, &eff, listed, sizeof listed, err, sizeof err);
+	if (rc == 0) {
+		char rl[STORE_SPAMLIST_PATTERN_MAX + 256];
+		int k = snprintf(rl, sizeof rl, "%s%s%s", rules, listed[0] ? " " : "", listed);
+		if (k < 0 || (size_t)k >= sizeof rl)
+			snprintf(rl, sizeof rl, "%s", rules);
+		status_text(&tot, cfg, rl, &b, r);
+	}
 	spam_bayes_result_free(&b);
 	if (rc == 0) {
 		points10 += rules10;
 		r->score10 = points10;
 		r->verdict = smtp_spam_verdict_of(cfg, points10);
+		/* an allowed sender is never junked or refused; a blocked one
+		 * goes to Junk at least */
+		if (eff == LIST_ALLOW)
+			r->verdict = SMTP_SPAM_INBOX;
+		else if (eff == LIST_BLOCK && r->verdict == SMTP_SPAM_INBOX)
+			r->verdict = SMTP_SPAM_JUNK;
 	}
 	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
 		rc = store_spam_junk_mailbox(a, r->junk, err, sizeof err);
@@ -149,7 +236,8 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 }
 
 void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
-		     const int64_t *accounts, size_t n, struct smtp_spam *out)
+		     const struct smtp_spam_sender *snd, const int64_t *accounts, size_t n,
+		     struct smtp_spam *out)
 {
 	memset(out, 0, sizeof *out);
 	out->r = xcalloc(n ? n : 1, sizeof *out->r);
@@ -158,10 +246,11 @@ void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg
 	struct spam_tokens tk;
 	spam_token_message(&tk, msg, len);
 	char rules[200];
-	int rules10 = smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), rules, sizeof rules);
+	int rules10 =
+	    smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), snd, rules, sizeof rules);
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_spam_rcpt *r = &out->r[i];
-		if (score_one(st, cfg, &tk, rules10, rules, accounts[i], r) < 0) {
+		if (score_one(st, cfg, &tk, rules10, rules, snd, accounts[i], r) < 0) {
 			memset(r, 0, sizeof *r);
 			r->failed = true; /* never lose mail: INBOX */
 		}

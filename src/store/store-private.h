@@ -236,6 +236,7 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 /* The spam classifier's tables (store-spam.c), at every account open. */
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
+int store_spamlist_schema(struct store_db *db, char *err, size_t errsz);
 /* store-blob.c: creates the blobs table if missing (at every open of an
  * account database). */
 int store_blob_schema(struct store_db *db, char *err, size_t errsz);
