@@ -50,7 +50,39 @@ struct learn {
 	struct buf msg;      /* its first SPAM_TOKEN_SCAN_MAX bytes */
 	EVP_MD_CTX *md;
 	bool open;
+	/* spam score: score instead of training */
+	bool score;
+	const char *name;      /* the file being read, NULL in an mbox */
+	size_t verdicts[3];    /* enum smtp_spam_verdict */
 };
+
+/* Scores the message read (spam score): one line "SCORE VERDICT NAME". */
+static void score_msg(struct learn *l, const struct spam_tokens *t)
+{
+	struct store_spam_totals tot;
+	struct spam_bayes_result b;
+	int points10;
+	char err[256], rules[200], score[32];
+	const char *msg = l->msg.data ? l->msg.data : "";
+	int rules10 = smtp_spam_rules(l->cfg, msg, l->msg.len, (int64_t)time(NULL), NULL, rules,
+				      sizeof rules);
+	int r = smtp_spam_account_score(l->acct, l->cfg, t, &tot, &b, &points10, err, sizeof err);
+	spam_bayes_result_free(&b);
+	l->seen++;
+	if (r < 0) {
+		fprintf(stderr, "tern: %s: message %zu: %s\n", l->what, l->seen, err);
+		l->failed++;
+		return;
+	}
+	enum smtp_spam_verdict v = smtp_spam_verdict_of(l->cfg, points10 + rules10);
+	static const char *const names[] = {"inbox", "junk", "reject"};
+	l->verdicts[v]++;
+	smtp_spam_score_text(points10 + rules10, score, sizeof score);
+	if (l->name != NULL)
+		printf("%s\t%s\t%s\n", score, names[v], l->name);
+	else
+		printf("%s\t%s\tmessage %zu\n", score, names[v], l->seen);
+}
 
 static void msg_start(struct learn *l)
 {
@@ -80,6 +112,11 @@ static void msg_end(struct learn *l)
 		snprintf(key + 7 + 2 * i, 3, "%02x", h[i]);
 	struct spam_tokens t;
 	spam_token_message(&t, l->msg.data ? l->msg.data : "", l->msg.len);
+	if (l->score) {
+		score_msg(l, &t);
+		spam_token_free(&t);
+		return;
+	}
 	char err[256];
 	int r = store_spam_train(l->acct, key, l->cls, (const char *const *)t.v, t.n,
 				 (int64_t)time(NULL), l->cfg->spam_max_tokens, err, sizeof err);
@@ -151,7 +188,9 @@ static int learn_dir(struct learn *l, const char *dir)
 		while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
 			msg_add(l, chunk, got);
 		fclose(f);
+		l->name = path;
 		msg_end(l);
+		l->name = NULL;
 	}
 	closedir(d);
 	return 0;
@@ -220,8 +259,11 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
 	if (s == NULL)
 		return rc;
-	struct learn l = {what, NULL, cfg, is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM, 0, 0, 0,
-			  BUF_INIT, EVP_MD_CTX_new(), false};
+	struct learn l = {.what = what,
+			  .cfg = cfg,
+			  .cls = is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM,
+			  .msg = BUF_INIT,
+			  .md = EVP_MD_CTX_new()};
 	if (l.md == NULL)
 		rc = cli_fail(what, "out of memory");
 	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
@@ -241,6 +283,46 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 		printf("%s has now trained %" PRIu64 " spam and %" PRIu64 " ham messages (%" PRIu64
 		       " tokens)\n",
 		       address, tot.spam, tot.ham, tot.tokens);
+		rc = cli_finish_output(what, l.failed ? CLI_FAIL : CLI_OK);
+	}
+	EVP_MD_CTX_free(l.md);
+	buf_free(&l.msg);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* spam score USER [MBOX|MAILDIR]: what each message would score for USER
+ * now, without storing or training anything. */
+static int spam_score(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		      int argc, char **argv)
+{
+	char *pos[2];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, 1, 2, &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	char address[256];
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct learn l = {.what = what, .cfg = cfg, .msg = BUF_INIT, .md = EVP_MD_CTX_new(),
+			  .score = true};
+	if (l.md == NULL)
+		rc = cli_fail(what, "out of memory");
+	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
+		if (n_pos == 2)
+			rc = learn_path(&l, pos[1]);
+		else
+			learn_mbox(&l, stdin);
+	}
+	if (rc == CLI_OK) {
+		printf("%s: %zu message%s scored: %zu inbox, %zu junk, %zu refused\n", address,
+		       l.seen - l.failed, l.seen - l.failed == 1 ? "" : "s", l.verdicts[0],
+		       l.verdicts[1], l.verdicts[2]);
 		rc = cli_finish_output(what, l.failed ? CLI_FAIL : CLI_OK);
 	}
 	EVP_MD_CTX_free(l.md);
@@ -420,8 +502,8 @@ out:
 
 static int spam_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"learn",  "explain", "allow", "block",
-					   "unlist", "senders", NULL};
+	static const char *const subs[] = {"learn", "score",  "explain", "allow",
+					   "block", "unlist", "senders", NULL};
 	const struct cli_command *cmd = &cli_spam_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -432,6 +514,8 @@ static int spam_run(const char *cfg_path, int argc, char **argv)
 		return spam_learn(cmd, what, cfg_path, argc, argv);
 	if (!strcmp(sub, "explain"))
 		return spam_explain(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "score"))
+		return spam_score(cmd, what, cfg_path, argc, argv);
 	return spam_list(cmd, what, sub, cfg_path, argc, argv);
 }
 
@@ -439,6 +523,7 @@ const struct cli_command cli_spam_command = {
     "spam",
     "train a user's spam filter, explain a message's score, list senders",
     "usage: tern [-c FILE] spam learn --spam|--ham USER [MBOX|MAILDIR]\n"
+    "       tern [-c FILE] spam score USER [MBOX|MAILDIR]\n"
     "       tern [-c FILE] spam explain USER MAILBOX UID\n"
     "       tern [-c FILE] spam allow|block|unlist USER ADDRESS|@DOMAIN\n"
     "       tern [-c FILE] spam senders USER\n"
@@ -447,6 +532,11 @@ const struct cli_command cli_spam_command = {
     "input, or the file MBOX) or of a maildir folder (a folder with cur/ and new/,\n"
     "or any folder of message files) as spam or as ham.  A message already trained\n"
     "that way is left alone; one trained the other way is retrained.\n"
+    "\n"
+    "score prints what each message of an mbox or folder (read as learn reads\n"
+    "them) would score for USER now, a line each: SCORE, inbox|junk|reject,\n"
+    "the file; nothing is stored or trained.  The sender checks of port 25\n"
+    "(SPF, DMARC, sender lists) are not made.\n"
     "\n"
     "explain scores the message UID of USER's MAILBOX with what USER has trained\n"
     "so far and says why: the score, the thresholds, the tokens that count most\n"

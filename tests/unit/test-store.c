@@ -2125,19 +2125,36 @@ TEST(store_spam_train_untrain)
 	CHECK_INT(c, STORE_SPAM_NONE);
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
 	CHECK(tot.spam == 0 && tot.ham == 1 && tot.tokens == 2); /* cheap, meeting */
-	/* bounded: with max_tokens 3 the least recently trained go */
+	/* bounded: every 64th training (spam + ham), with max_tokens 3 the
+	 * least recently trained go; in between nothing is dropped */
+	char key[16], tok[16];
+	const char *one[] = {tok};
+	for (int i = 0; i < 62; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(tok, sizeof tok, "t%d", i);
+		CHECK_INT(store_spam_train(a, key, STORE_SPAM_SPAM, one, 1, 200 + i, 3, f.err,
+					   sizeof f.err),
+			  1);
+	}
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam + tot.ham == 63 && tot.tokens == 64);
 	const char *m3[] = {"alpha", "beta"};
-	CHECK_INT(store_spam_train(a, "f3", STORE_SPAM_SPAM, m3, 2, 200, 3, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_train(a, "f3", STORE_SPAM_SPAM, m3, 2, 300, 3, f.err, sizeof f.err), 1);
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
 	CHECK_INT(tot.tokens, 3);
-	const char *q2[] = {"alpha", "beta", "cheap", "meeting"};
+	const char *q2[] = {"alpha", "beta", "t61", "cheap"};
 	CHECK_INT(store_spam_counts(a, q2, 4, s, h, f.err, sizeof f.err), 0);
-	CHECK(s[0] == 1 && s[1] == 1 && h[2] + h[3] == 1); /* one of the seen-102 pair left */
+	CHECK(s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0 && h[3] == 0);
 	/* a larger bound drops nothing (a negative LIMIT would drop all) */
-	const char *m4[] = {"gamma"};
-	CHECK_INT(store_spam_train(a, "f4", STORE_SPAM_HAM, m4, 1, 300, 1000, f.err, sizeof f.err),
-		  1);
+	for (int i = 0; i < 64; i++) {
+		snprintf(key, sizeof key, "g%d", i);
+		snprintf(tok, sizeof tok, "g%d", i);
+		CHECK_INT(store_spam_train(a, key, STORE_SPAM_HAM, one, 1, 400 + i, 1000, f.err,
+					   sizeof f.err),
+			  1);
+	}
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
-	CHECK_INT(tot.tokens, 4);
+	CHECK(tot.spam + tot.ham == 128);
+	CHECK_INT(tot.tokens, 67);
 	fx_close(&f);
 }
