@@ -4,6 +4,7 @@ parsed by prometheus_client's parser, exact counter deltas after real mail,
 logins and a deferred delivery, counters that outlive a worker, and the
 status command's lines and exit codes."""
 import imaplib
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HOST, PASSWORD, make_cert, timeout
+from conftest import HOST, HOSTNAME, PASSWORD, make_cert, timeout
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -26,14 +27,19 @@ def metrics_port(srv):
     return int(m.group(1))
 
 
-def scrape(srv, path="/metrics", source=None, user=None, password=None, method="GET"):
+def scrape(srv, path="/metrics", source=None, user=None, password=None, method="GET",
+           scheme="http"):
     """curl against the admin listener: (status, headers text, body)."""
     args = ["curl", "-s", "-S", "-X", method, "-D", "-", "--max-time", str(timeout(10))]
+    if scheme == "https":  # tern init's self-signed certificate
+        args += ["--cacert", os.path.join(srv.dir, "tls", "cert.pem"),
+                 "--resolve", "%s:%d:%s" % (HOSTNAME, metrics_port(srv), HOST)]
     if source:
         args += ["--interface", source]
     if user is not None:
         args += ["-u", "%s:%s" % (user, password)]
-    args.append("http://%s:%d%s" % (HOST, metrics_port(srv), path))
+    args.append("%s://%s:%d%s" % (scheme, HOSTNAME if scheme == "https" else HOST,
+                                  metrics_port(srv), path))
     r = subprocess.run(args, capture_output=True, timeout=timeout(20))
     assert r.returncode == 0, r.stderr
     head, _, body = r.stdout.decode("utf-8").partition("\r\n\r\n")
@@ -142,6 +148,26 @@ def test_promtool_check_metrics(srv):
     r = subprocess.run(["promtool", "check", "metrics"], input=body.encode(),
                        capture_output=True, timeout=timeout(30))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_grafana_dashboard_uses_served_names(srv):
+    """contrib/grafana-tern.json is valid JSON and every series its panels
+    ask for is one the server serves."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "contrib", "grafana-tern.json")
+    with open(path, encoding="utf-8") as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(dash["panels"]) >= 10 and all(exprs)
+    served = {name for name, _ in values(srv)}
+    asked = set(re.findall(r"\b(tern_[a-z_]+)", " ".join(exprs)))
+    assert asked and asked <= served, asked - served
+    # the main series each have a panel
+    for name in ("tern_connections_open", "tern_messages_received_total",
+                 "tern_queue_messages", "tern_auth_attempts_total",
+                 "tern_dns_lookup_duration_seconds_bucket",
+                 "tern_store_commit_duration_seconds_bucket",
+                 "tern_process_resident_memory_bytes"):
+        assert name in asked, name
 
 
 def test_mail_received_and_delivered_counts(srv):
@@ -322,3 +348,17 @@ def test_status_exit_codes_when_not_running(make_server):
     assert srv.cli("status", "extra").returncode == 2
     r = srv.cli("status", "--help")
     assert r.returncode == 0 and r.stdout.decode().startswith("usage: tern [-c FILE] status\n")
+
+
+def test_https_with_metrics_tls(make_server):
+    srv = new_server(make_server, **{"metrics.tls": "yes", "metrics.password": "sesame"})
+    srv.start()
+    status, head, body = scrape(srv, scheme="https", user="metrics", password="sesame")
+    assert status == 200 and "tern_build_info" in body
+    assert re.search(r"(?im)^strict-transport-security: ", head), head
+    assert scrape(srv, scheme="https")[0] == 401
+    # plain HTTP on it gets no answer: the TLS handshake comes first
+    r = subprocess.run(["curl", "-s", "--max-time", str(timeout(2)),
+                        "http://%s:%d/metrics" % (HOST, metrics_port(srv))],
+                       capture_output=True, timeout=timeout(20))
+    assert r.returncode != 0 and b"tern_" not in r.stdout
