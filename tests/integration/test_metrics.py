@@ -72,7 +72,8 @@ def new_server(make, conf=None, **extra):
     return srv
 
 
-MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "yes", "auth.fail_delay_ms": "0"}
+MODULE_CONF = {"workers": 2, "allow_plaintext_loopback": "yes", "auth.fail_delay_ms": "0",
+               "spam.greylist_spf_passes": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def srv(module_server):
               days=5)
     s.set_config({"tls.sni_dir": "tls/domains"})
     s.cli_ok("alias", "add", "fwd@example.test", "someone@remote.test")
+    s.cli_ok("domain", "set", "example.org", "--greylist", "on")
     s.start()
     return s
 
@@ -172,7 +174,9 @@ def test_grafana_dashboard_uses_served_names(srv):
 
 def test_mail_received_and_delivered_counts(srv):
     before = values(srv)
-    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as c:
+    # not from 127.0.0.1, which is trusted (mailauth.trusted): not scored
+    with smtplib.SMTP(HOST, srv.smtp_port, source_address=("127.0.1.5", 0),
+                      timeout=timeout(10)) as c:
         for i in range(3):
             c.sendmail("someone@remote.test", ["alice@example.test"],
                        "Subject: metrics %d\r\n\r\nbody\r\n" % i)
@@ -182,12 +186,30 @@ def test_mail_received_and_delivered_counts(srv):
     assert d("tern_messages_received_total", via="submission") == 0
     assert d("tern_messages_delivered_total") == 3
     assert d("tern_messages_relayed_total") == 0
+    assert d("tern_spam_verdicts_total", verdict="ham") == 3
+    assert d("tern_spam_verdicts_total", verdict="junk") == 0
     assert d("tern_connections_total", protocol="smtp", listener="smtp") == 1
     assert d("tern_connections_total", protocol="imap", listener="imap") == 0
     # each delivery committed account.db at least once, with its fsync
     assert d("tern_store_commit_duration_seconds_count") >= 3
     assert d("tern_store_commit_duration_seconds_sum") > 0
     assert len(srv.find_messages("alice@example.test", "metrics 2")) == 1
+
+
+def test_greylisting_counted(srv):
+    before = values(srv)
+    # 127.0.0.1 is trusted (mailauth.trusted): never greylisted
+    with smtplib.SMTP(HOST, srv.smtp_port, source_address=("127.0.1.2", 0),
+                      timeout=timeout(10)) as c:
+        c.ehlo("client.example.net")
+        c.mail("news@sender.example")
+        code, text = c.rcpt("carol@example.org")
+        assert code == 451 and b"Greylisted" in text
+        c.rset()
+    after = values(srv)
+    assert v(after, "tern_greylist_deferrals_total") - v(before, "tern_greylist_deferrals_total") == 1
+    assert v(after, "tern_connections_total", protocol="smtp", listener="smtp") - \
+        v(before, "tern_connections_total", protocol="smtp", listener="smtp") == 1
 
 
 def test_connections_open_gauge(srv):
