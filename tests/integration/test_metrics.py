@@ -384,3 +384,33 @@ def test_https_with_metrics_tls(make_server):
                         "http://%s:%d/metrics" % (HOST, metrics_port(srv))],
                        capture_output=True, timeout=timeout(20))
     assert r.returncode != 0 and b"tern_" not in r.stdout
+
+
+def test_dns_lookups_timed_and_failures_counted(make_server):
+    """The queue's MX lookup through a resolver that never answers: one
+    lookup in the histogram, one DNS failure, one deferral."""
+    srv = new_server(make_server, **{"queue.timeout.dns": "2s"})
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind((HOST, 0))  # takes the queries, answers none
+    try:
+        srv.set_config({"dns.resolver": "%s:%d" % (HOST, dead.getsockname()[1])})
+        srv.cli_ok("alias", "add", "fwd@example.test", "someone@remote.test")
+        srv.start()
+        before = values(srv)
+        mark = srv.log_mark()
+        with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as c:
+            c.sendmail("a@remote.test", ["fwd@example.test"], "Subject: dns\r\n\r\nx\r\n")
+        assert srv.wait_log(r"rcpt=<someone@remote.test> result=deferred", 20, since=mark)
+        after = values(srv)
+    finally:
+        dead.close()
+    d = lambda name: v(after, name) - v(before, name)  # noqa: E731
+    assert d("tern_dns_lookup_duration_seconds_count") == 1
+    assert d("tern_dns_failures_total") == 1
+    assert d("tern_messages_deferred_total") == 1
+    # it waited the 2 s of queue.timeout.dns: in the buckets above 1 s
+    assert v(after, "tern_dns_lookup_duration_seconds_bucket", le="1") == \
+        v(before, "tern_dns_lookup_duration_seconds_bucket", le="1")
+    assert v(after, "tern_dns_lookup_duration_seconds_bucket", le="+Inf") - \
+        v(before, "tern_dns_lookup_duration_seconds_bucket", le="+Inf") == 1
+    assert 1.5 < d("tern_dns_lookup_duration_seconds_sum") < 10
