@@ -304,6 +304,25 @@ def test_status_while_running(srv):
     assert re.search(r"(?m)^  warning: \S+soon\.example\.test/cert\.pem expires in less than "
                      r"14 days: renew it$", out), out
     assert len(re.findall(r"(?m)^  warning:", out)) == 1, out
+    # the same as JSON
+    r = srv.cli("status", "--json")
+    assert r.returncode == 0
+    j = json.loads(r.stdout)
+    assert j["running"] is True and j["version"] == "0.1.0" and j["master_pid"] == srv.pid
+    assert sorted(p["pid"] for p in j["processes"] if p["process"] == "worker") == \
+        sorted(srv.workers())
+    assert all(p["rss_bytes"] > 1 << 20 for p in j["processes"])
+    smtp = [l for l in j["listeners"] if l["listener"] == "smtp"]
+    assert smtp == [{"listener": "smtp", "address": "127.0.0.1:%d" % srv.smtp_port,
+                     "open": smtp[0]["open"], "total": smtp[0]["total"]}]
+    assert j["queue"]["messages"] == 1 and j["queue"]["recipients"] == 1
+    assert j["messages"] == {"received_last_hour": 4, "received_smtp": 4,
+                             "received_submission": 0, "delivered": 3, "relayed": 0,
+                             "deferred": 1, "bounced": 0}
+    assert j["logins"]["imap"] == {"success": 1, "failure": 2, "blocked": 0}
+    soon = [c for c in j["certificates"] if "soon.example.test" in c["path"]]
+    assert len(soon) == 1 and soon[0]["warning"] is True and soon[0]["days_left"] in (4, 5)
+    assert [c["warning"] for c in j["certificates"]].count(True) == 1
 
 
 def test_counters_survive_a_worker_restart(srv):
@@ -360,6 +379,7 @@ def test_status_exit_codes_when_not_running(make_server):
     assert r.returncode == 1
     assert r.stdout.decode() == "tern is not running (no %s/metrics.table: `tern serve` " \
         "makes it)\n" % srv.data
+    assert json.loads(srv.cli("status", "--json").stdout)["running"] is False
     srv.start()
     pid = srv.pid
     assert srv.cli("status").returncode == 0
@@ -369,7 +389,13 @@ def test_status_exit_codes_when_not_running(make_server):
     assert r.stdout.decode() == "tern is not running (its master, pid %d, is gone)\n" % pid
     assert srv.cli("status", "extra").returncode == 2
     r = srv.cli("status", "--help")
-    assert r.returncode == 0 and r.stdout.decode().startswith("usage: tern [-c FILE] status\n")
+    assert r.returncode == 0
+    assert r.stdout.decode().startswith("usage: tern [-c FILE] status [--json]\n")
+    r = srv.cli("status", "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {
+        "running": False, "reason": "its master, pid %d, is gone" % pid}
+    assert srv.cli("status", "--json", "--bogus").returncode == 2
 
 
 def test_https_with_metrics_tls(make_server):

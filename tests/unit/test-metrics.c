@@ -42,6 +42,9 @@ static const char *line_of(const char *text, const char *prefix)
 	return "";
 }
 
+/* The sample of series in text has the value want. */
+#define EXPECT(text, series, want) CHECK_STR(line_of(text, series), series " " want)
+
 TEST(metrics_without_table_counts_nothing)
 {
 	metrics_shutdown();
@@ -71,23 +74,15 @@ TEST(metrics_counters_and_text)
 	metrics_set_open(1, METRICS_L_SMTP, 1);
 	metrics_set_proc(1, 0, METRICS_P_NONE); /* gone: its gauges go too */
 	const char *t = render();
-	CHECK_STR(line_of(t, "tern_build_info{version=\"9.9.9\"}"),
-		  "tern_build_info{version=\"9.9.9\"} 1");
-	CHECK_STR(line_of(t, "tern_messages_received_total{via=\"smtp\"}"),
-		  "tern_messages_received_total{via=\"smtp\"} 2");
-	CHECK_STR(line_of(t, "tern_messages_received_total{via=\"submission\"}"),
-		  "tern_messages_received_total{via=\"submission\"} 1");
-	CHECK_STR(line_of(t, "tern_messages_delivered_total"), "tern_messages_delivered_total 3");
-	CHECK_STR(line_of(t, "tern_connections_total{protocol=\"imap\",listener=\"imaps\"}"),
-		  "tern_connections_total{protocol=\"imap\",listener=\"imaps\"} 1");
-	CHECK_STR(line_of(t, "tern_connections_open{protocol=\"smtp\",listener=\"smtp\"}"),
-		  "tern_connections_open{protocol=\"smtp\",listener=\"smtp\"} 4");
-	CHECK_STR(line_of(t, "tern_auth_attempts_total{protocol=\"imap\",result=\"failure\"}"),
-		  "tern_auth_attempts_total{protocol=\"imap\",result=\"failure\"} 2");
-	CHECK_STR(line_of(t, "tern_auth_attempts_total{protocol=\"pop3\",result=\"success\"}"),
-		  "tern_auth_attempts_total{protocol=\"pop3\",result=\"success\"} 1");
-	CHECK_STR(line_of(t, "tern_auth_attempts_total{protocol=\"smtp\",result=\"blocked\"}"),
-		  "tern_auth_attempts_total{protocol=\"smtp\",result=\"blocked\"} 1");
+	EXPECT(t, "tern_build_info{version=\"9.9.9\"}", "1");
+	EXPECT(t, "tern_messages_received_total{via=\"smtp\"}", "2");
+	EXPECT(t, "tern_messages_received_total{via=\"submission\"}", "1");
+	EXPECT(t, "tern_messages_delivered_total", "3");
+	EXPECT(t, "tern_connections_total{protocol=\"imap\",listener=\"imaps\"}", "1");
+	EXPECT(t, "tern_connections_open{protocol=\"smtp\",listener=\"smtp\"}", "4");
+	EXPECT(t, "tern_auth_attempts_total{protocol=\"imap\",result=\"failure\"}", "2");
+	EXPECT(t, "tern_auth_attempts_total{protocol=\"pop3\",result=\"success\"}", "1");
+	EXPECT(t, "tern_auth_attempts_total{protocol=\"smtp\",result=\"blocked\"}", "1");
 	CHECK(strstr(t, "# TYPE tern_messages_received_total counter\n") != NULL);
 	CHECK(strstr(t, "# TYPE tern_connections_open gauge\n") != NULL);
 	/* the queue gauges only when the caller read the queue */
@@ -98,10 +93,9 @@ TEST(metrics_counters_and_text)
 	snap.queue_oldest = snap.now - 90;
 	struct buf b = BUF_INIT;
 	CHECK_INT(metrics_render(&snap, &b), 0);
-	CHECK_STR(line_of(buf_cstr(&b), "tern_queue_messages"), "tern_queue_messages 2");
-	CHECK_STR(line_of(buf_cstr(&b), "tern_queue_recipients"), "tern_queue_recipients 5");
-	CHECK_STR(line_of(buf_cstr(&b), "tern_queue_oldest_age_seconds"),
-		  "tern_queue_oldest_age_seconds 90");
+	EXPECT(buf_cstr(&b), "tern_queue_messages", "2");
+	EXPECT(buf_cstr(&b), "tern_queue_recipients", "5");
+	EXPECT(buf_cstr(&b), "tern_queue_oldest_age_seconds", "90");
 	buf_free(&b);
 	/* processes: the master (this process, from init) and worker 1 */
 	CHECK_INT(snap.n_proc, 2);
@@ -129,24 +123,15 @@ TEST(metrics_histogram_buckets)
 	metrics_observe(METRICS_H_DNS, 300000);   /* le=0.5 */
 	metrics_observe(METRICS_H_DNS, 60000000); /* 60 s: only +Inf */
 	const char *t = render();
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.001\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"0.001\"} 1");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.0025\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"0.0025\"} 2");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.25\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"0.25\"} 2");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.5\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"0.5\"} 3");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"10\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"10\"} 3");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_bucket{le=\"+Inf\"}"),
-		  "tern_dns_lookup_duration_seconds_bucket{le=\"+Inf\"} 4");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_sum"),
-		  "tern_dns_lookup_duration_seconds_sum 60.302001");
-	CHECK_STR(line_of(t, "tern_dns_lookup_duration_seconds_count"),
-		  "tern_dns_lookup_duration_seconds_count 4");
-	CHECK_STR(line_of(t, "tern_store_commit_duration_seconds_count"),
-		  "tern_store_commit_duration_seconds_count 0");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.001\"}", "1");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.0025\"}", "2");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.25\"}", "2");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"0.5\"}", "3");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"10\"}", "3");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_bucket{le=\"+Inf\"}", "4");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_sum", "60.302001");
+	EXPECT(t, "tern_dns_lookup_duration_seconds_count", "4");
+	EXPECT(t, "tern_store_commit_duration_seconds_count", "0");
 	CHECK(strstr(t, "# TYPE tern_dns_lookup_duration_seconds histogram\n") != NULL);
 	metrics_shutdown();
 }
