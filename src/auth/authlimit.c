@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define WAYS 8
@@ -130,29 +131,6 @@ void authlimit_config_from(const struct config *c, struct authlimit_config *out)
 	out->max_pending_account = (unsigned)c->auth_max_pending_per_account;
 }
 
-/* Maps size bytes of a new file at path (mode 0600), or of anonymous
- * memory if path is NULL.  MAP_FAILED on error. */
-static void *map_new(const char *path, size_t size)
-{
-	if (path == NULL)
-		return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return MAP_FAILED;
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return MAP_FAILED;
-	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)size) == 0)
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int e = errno;
-	close(fd);
-	if (p == MAP_FAILED) {
-		unlink(path);
-		errno = e;
-	}
-	return p;
-}
-
 int authlimit_init(const struct authlimit_config *cfg, size_t entries, const char *path)
 {
 	if (tab != NULL)
@@ -165,7 +143,7 @@ int authlimit_init(const struct authlimit_config *cfg, size_t entries, const cha
 		return -1;
 	}
 	size_t size = sizeof(struct table) + 2 * nb * WAYS * sizeof(struct entry);
-	void *p = map_new(path, size);
+	void *p = fsutil_map_new(path, size);
 	if (p == MAP_FAILED)
 		return -1;
 	struct table *t = p; /* zero-filled */
@@ -200,24 +178,10 @@ int authlimit_attach(const char *path)
 {
 	if (tab != NULL)
 		authlimit_shutdown();
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	size_t size;
+	void *p = fsutil_map_existing(path, true, sizeof(struct table), &size);
+	if (p == MAP_FAILED)
 		return -1;
-	struct stat st;
-	void *p = MAP_FAILED;
-	size_t size = 0;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(struct table)) {
-		size = (size_t)st.st_size;
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	} else {
-		errno = EINVAL;
-	}
-	int e = errno;
-	close(fd);
-	if (p == MAP_FAILED) {
-		errno = e;
-		return -1;
-	}
 	struct table *t = p;
 	if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != TABLE_MAGIC || t->size != size ||
 	    t->n_buckets == 0 ||

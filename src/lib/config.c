@@ -158,6 +158,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
 	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
 	{"quota.warning_percent", CFG_UINT, STR(quota_warning_percent), "90", false},
+	{"metrics.listen", CFG_LISTEN, STR(metrics_listen), "", true},
+	{"metrics.tls", CFG_BOOL, STR(metrics_tls), "no", true},
+	{"metrics.password", CFG_STR, STR(metrics_password), "", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -386,6 +389,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "%s: http.max_header_size and http.max_body_size must be at least 1K, "
 			 "http.timeout at least 1s",
 			 c->path);
+		return -1;
+	}
+	if (c->metrics_tls && !c->tls_cert[0]) {
+		snprintf(err, errsz, "%s: metrics.tls needs a certificate (tls.cert)", c->path);
 		return -1;
 	}
 	/* RFC 8620 6.1: an unused upload is kept at least an hour. */

@@ -151,6 +151,10 @@ struct config {
 	uint64_t quota_default_storage;  /* bytes */
 	uint64_t quota_default_messages;
 	uint64_t quota_warning_percent;  /* notice at this % of a limit, 0 none */
+	/* Metrics (docs/admin.md "Monitoring"). */
+	char *metrics_listen;            /* the admin listener of GET /metrics; "" off */
+	bool metrics_tls;                /* HTTPS on it */
+	char *metrics_password;          /* HTTP Basic for user "metrics"; "" loopback only */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -40,6 +40,7 @@
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
+#include "metrics.h"
 #include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-connect.h"
@@ -1915,6 +1916,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
 			if (s != NULL)
 				note_sent(s, t);
+			metrics_inc(srv->submission ? M_RECEIVED_SUBMISSION : M_RECEIVED_SMTP);
 			txn_done(s, t, 250, line);
 		} else {
 			/* Some mailboxes may already have it; the client retries

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "spam-bayes.h"
 #include "spam-rules.h"
 #include "spam-token.h"
@@ -227,6 +228,7 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 			r->verdict = SMTP_SPAM_INBOX;
 		else if (eff == LIST_BLOCK && r->verdict == SMTP_SPAM_INBOX)
 			r->verdict = SMTP_SPAM_JUNK;
+		metrics_inc(r->verdict == SMTP_SPAM_REJECT ? M_SPAM_REJECT : r->verdict == SMTP_SPAM_JUNK ? M_SPAM_JUNK : M_SPAM_HAM);
 	}
 	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
 		rc = store_spam_junk_mailbox(a, r->junk, err, sizeof err);

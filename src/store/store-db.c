@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "store-private.h"
 
 #define BUSY_TIMEOUT_MS 10000
@@ -304,10 +305,12 @@ int store_db_begin_read(struct store_db *db, char *err, size_t errsz)
 
 int store_db_commit(struct store_db *db, char *err, size_t errsz)
 {
+	uint64_t start_us = metrics_now_us();
 	if (run_verb(db, "COMMIT", err, errsz) < 0) {
 		store_db_rollback(db);
 		return -1;
 	}
+	metrics_observe_since(METRICS_H_STORE_COMMIT, start_us);
 	return 0;
 }
 

@@ -858,6 +858,17 @@ int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
 		      size_t errsz);
 
+/* The queue at a glance (store-queue-stats.c; metrics, `tern status`):
+ * messages with a recipient still to deliver, those recipients (deferred,
+ * sending, hold), and the unix time the oldest of those messages was
+ * queued (0: none).  0, or -1 with err. */
+struct store_queue_stats {
+	uint64_t messages;
+	uint64_t recipients;
+	int64_t oldest;
+};
+int store_queue_stats(struct store *s, struct store_queue_stats *out, char *err, size_t errsz);
+
 /* ------------------------------------------------- mailboxes and messages */
 
 /* Special-use bits (RFC 6154). */
