@@ -26,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "cli-int.h"
 #include "config.h"
@@ -500,10 +501,129 @@ out:
 	return rc;
 }
 
+/* "7", "default" (-1) or, for the reject score, "never" (0). */
+static int parse_level(const char *arg, bool reject, int64_t *out)
+{
+	if (!strcmp(arg, "default")) {
+		*out = -1;
+		return 0;
+	}
+	if (reject && !strcmp(arg, "never")) {
+		*out = 0;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 1000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One threshold for the printout: "5 (spam.junk_score)", "7 (set for D)". */
+static void print_level(const char *what, uint64_t v, const char *from, const char *key)
+{
+	if (v == 0)
+		printf("%s: never", what);
+	else
+		printf("%s: from %llu", what, (unsigned long long)v);
+	if (from[0] != '\0')
+		printf(" (set for %s)\n", from);
+	else
+		printf(" (%s)\n", key);
+}
+
+/* spam thresholds USER|DOMAIN [--junk N|default] [--reject N|never|default] */
+static int spam_thresholds(const struct cli_command *cmd, const char *what, const char *cfg_path,
+			   int argc, char **argv)
+{
+	const char *junk_opt = NULL, *reject_opt = NULL;
+	const struct cli_option opts[] = {{"--junk", &junk_opt}, {"--reject", &reject_opt}};
+	char *pos[1];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, opts, 2, pos, 1, 1, &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	bool is_user = strchr(pos[0], '@') != NULL;
+	char name[256];
+	if (is_user) {
+		if ((rc = cli_check_address(cmd, what, pos[0], false, name)) != 0)
+			return rc;
+	} else if ((rc = cli_check_domain(cmd, what, pos[0], name, sizeof name)) != 0) {
+		return rc;
+	}
+	int64_t junk = -2, reject = -2; /* -2: not given */
+	if (junk_opt != NULL && parse_level(junk_opt, false, &junk) < 0)
+		return cli_usage_error(cmd, what, "--junk: \"%s\" is not 1..1000 or default",
+				       junk_opt);
+	if (reject_opt != NULL && parse_level(reject_opt, true, &reject) < 0)
+		return cli_usage_error(cmd, what,
+				       "--reject: \"%s\" is not 1..1000, never or default",
+				       reject_opt);
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	char err[256];
+	struct store_spamlevel l;
+	if (is_user) {
+		struct store_account *acct = NULL;
+		if ((rc = open_user(what, s, name, &acct)) != CLI_OK)
+			goto out;
+	} else if (store_domain_exists(s, name) != 1) {
+		rc = cli_fail(what, "no such domain %s", name);
+		goto out;
+	}
+	if (store_spamlevel_get(s, name, &l, err, sizeof err) < 0) {
+		rc = cli_fail(what, "%s", err);
+		goto out;
+	}
+	if (junk != -2 || reject != -2) {
+		if (junk != -2)
+			l.junk = junk;
+		if (reject != -2)
+			l.reject = reject;
+		if (l.junk >= 1 && l.reject >= 1 && l.reject < l.junk) {
+			rc = cli_usage_error(cmd, what, "the reject score must not be below the junk score");
+			goto out;
+		}
+		if (store_spamlevel_set(s, name, &l, err, sizeof err) < 0) {
+			rc = cli_fail(what, "%s", err);
+			goto out;
+		}
+	}
+	/* what applies now */
+	uint64_t ej = cfg->spam_junk_score, er = cfg->spam_content_reject_score;
+	char from_j[256] = "", from_r[256] = "";
+	const char *names[2] = {name, is_user ? addr_domain_of(name) : ""};
+	for (int i = 1; i >= 0; i--) {
+		struct store_spamlevel v;
+		if (names[i][0] == '\0' || store_spamlevel_get(s, names[i], &v, err, sizeof err) != 1)
+			continue;
+		if (v.junk >= 1) {
+			ej = (uint64_t)v.junk;
+			snprintf(from_j, sizeof from_j, "%s", names[i]);
+		}
+		if (v.reject >= 0) {
+			er = (uint64_t)v.reject;
+			snprintf(from_r, sizeof from_r, "%s", names[i]);
+		}
+	}
+	printf("%s\n", name);
+	print_level("  junk", ej, from_j, "spam.junk_score");
+	print_level("  refused", er, from_r, "spam.content_reject_score");
+	rc = cli_finish_output(what, CLI_OK);
+out:
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
 static int spam_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"learn", "score",  "explain", "allow",
-					   "block", "unlist", "senders", NULL};
+	static const char *const subs[] = {"learn",  "score",   "explain",    "allow", "block",
+					   "unlist", "senders", "thresholds", NULL};
 	const struct cli_command *cmd = &cli_spam_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -516,6 +636,8 @@ static int spam_run(const char *cfg_path, int argc, char **argv)
 		return spam_explain(cmd, what, cfg_path, argc, argv);
 	if (!strcmp(sub, "score"))
 		return spam_score(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "thresholds"))
+		return spam_thresholds(cmd, what, cfg_path, argc, argv);
 	return spam_list(cmd, what, sub, cfg_path, argc, argv);
 }
 
@@ -527,6 +649,8 @@ const struct cli_command cli_spam_command = {
     "       tern [-c FILE] spam explain USER MAILBOX UID\n"
     "       tern [-c FILE] spam allow|block|unlist USER ADDRESS|@DOMAIN\n"
     "       tern [-c FILE] spam senders USER\n"
+    "       tern [-c FILE] spam thresholds USER|DOMAIN [--junk N|default]\n"
+    "                                   [--reject N|never|default]\n"
     "\n"
     "learn trains USER's spam classifier with every message of an mbox (standard\n"
     "input, or the file MBOX) or of a maildir folder (a folder with cur/ and new/,\n"
@@ -548,6 +672,11 @@ const struct cli_command cli_spam_command = {
     "when its address is verified (From: by DMARC, the envelope sender by SPF);\n"
     "mail from a blocked sender always goes to Junk.  unlist removes an entry.\n"
     "senders shows both lists, with the addresses USER wrote to, which are\n"
-    "allowed too (spam.allow_sent_recipients).\n",
+    "allowed too (spam.allow_sent_recipients).\n"
+    "\n"
+    "thresholds sets the scores from which a user's (or a domain's users') mail\n"
+    "goes to Junk and is refused (1..1000; never: not refused; default: the\n"
+    "domain's, else spam.junk_score / spam.content_reject_score), and prints\n"
+    "what applies.\n",
     spam_run,
 };

@@ -1448,8 +1448,9 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 			 "junk_score=%llu reject_score=%llu status=\"%s\"",
 			 t->id, s->id, t->local_to[j].addr, r->failed ? "-" : score,
 			 r->failed ? "failed" : verdicts[r->verdict],
-			 (unsigned long long)cfg->spam_junk_score,
-			 (unsigned long long)cfg->spam_content_reject_score,
+			 (unsigned long long)(r->failed ? cfg->spam_junk_score : r->junk_at),
+			 (unsigned long long)(r->failed ? cfg->spam_content_reject_score
+							: r->reject_at),
 			 r->failed ? "the classifier failed; delivered to the INBOX" : r->status);
 	}
 	bool waiting = s->state == SMTP_STATE_COMMIT;
@@ -1460,7 +1461,7 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 		snprintf(line, sizeof line,
 			 "550 5.7.1 Message refused: its content looks like spam (score %s; this "
 			 "server refuses from %llu)",
-			 score, (unsigned long long)cfg->spam_content_reject_score);
+			 score, (unsigned long long)t->spam.r[t->spam.top].reject_at);
 		txn_done(s, t, 550, line);
 		ret = 1;
 	} else if (!t->spam.r[t->spam.top].failed) {
@@ -1655,7 +1656,7 @@ static void forward_sender(struct smtp_server *srv, const struct smtp_txn *t, ch
 struct local_log {
 	struct store_local_item *item;
 	struct store_local_record *rec;
-	char (*notes)[300];
+	char (*notes)[700];
 };
 
 /* What Sieve did with one stored copy, for its log row: NULL (no
@@ -1719,8 +1720,8 @@ static void local_log_build(struct local_log *lg, const struct smtp_pending *bat
 					char score[32];
 					smtp_spam_score_text(t->spam.r[j].score10, score, sizeof score);
 					snprintf(lg->notes[r], sizeof lg->notes[r],
-						 "spam score %s, at or above spam.junk_score %llu: filed into %s", score,
-						 (unsigned long long)t->spam.junk_score, d->mailbox);
+						 "spam score %s, %s: filed into %s", score,
+						 t->spam.r[j].why, d->mailbox);
 					rec[r].note = lg->notes[r];
 				}
 				r++;

@@ -62,14 +62,48 @@ int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
 	return rc;
 }
 
-enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int points10)
 {
-	uint64_t junk10 = cfg->spam_junk_score * 10, reject10 = cfg->spam_content_reject_score * 10;
-	if (reject10 > 0 && points10 >= 0 && (uint64_t)points10 >= reject10)
+	if (reject > 0 && points10 >= 0 && (uint64_t)points10 >= reject * 10)
 		return SMTP_SPAM_REJECT;
-	if (points10 >= 0 && (uint64_t)points10 >= junk10)
+	if (points10 >= 0 && (uint64_t)points10 >= junk * 10)
 		return SMTP_SPAM_JUNK;
 	return SMTP_SPAM_INBOX;
+}
+
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+{
+	return smtp_spam_verdict_at(cfg->spam_junk_score, cfg->spam_content_reject_score,
+				    points10);
+}
+
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
+		      uint64_t *reject, char from[256])
+{
+	*junk = cfg->spam_junk_score;
+	*reject = cfg->spam_content_reject_score;
+	from[0] = '\0';
+	char addr[256], err[256];
+	if (store_account_address(st, id, addr) != 1)
+		return;
+	const char *names[2] = {addr, addr_domain_of(addr)};
+	bool junk_set = false, reject_set = false;
+	for (size_t i = 0; i < 2 && !(junk_set && reject_set); i++) {
+		struct store_spamlevel l;
+		if (names[i][0] == '\0' || store_spamlevel_get(st, names[i], &l, err, sizeof err) != 1)
+			continue;
+		if (!junk_set && l.junk >= 1) {
+			*junk = (uint64_t)l.junk;
+			junk_set = true;
+			snprintf(from, 256, "%s", names[i]);
+		}
+		if (!reject_set && l.reject >= 0) {
+			*reject = (uint64_t)l.reject;
+			reject_set = true;
+			if (from[0] == '\0')
+				snprintf(from, 256, "%s", names[i]);
+		}
+	}
 }
 
 /* The sender-authentication rules (docs/spam.md "Rules") into hits[n..),
@@ -219,15 +253,28 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 	}
 	spam_bayes_result_free(&b);
 	if (rc == 0) {
+		char from[256];
+		smtp_spam_levels(st, cfg, id, &r->junk_at, &r->reject_at, from);
 		points10 += rules10;
 		r->score10 = points10;
-		r->verdict = smtp_spam_verdict_of(cfg, points10);
+		r->verdict = smtp_spam_verdict_at(r->junk_at, r->reject_at, points10);
+		bool rej = r->verdict == SMTP_SPAM_REJECT;
+		unsigned long long at = rej ? r->reject_at : r->junk_at;
+		if (from[0] == '\0')
+			snprintf(r->why, sizeof r->why, "at or above %s %llu",
+				 rej ? "spam.content_reject_score" : "spam.junk_score", at);
+		else
+			snprintf(r->why, sizeof r->why, "at or above the %s score %llu set for %s",
+				 rej ? "reject" : "junk", at, from);
 		/* an allowed sender is never junked or refused; a blocked one
 		 * goes to Junk at least */
-		if (eff == LIST_ALLOW)
+		if (eff == LIST_ALLOW) {
 			r->verdict = SMTP_SPAM_INBOX;
-		else if (eff == LIST_BLOCK && r->verdict == SMTP_SPAM_INBOX)
+		} else if (eff == LIST_BLOCK && r->verdict == SMTP_SPAM_INBOX) {
 			r->verdict = SMTP_SPAM_JUNK;
+			snprintf(r->why, sizeof r->why, "the sender is on the block list (%s)",
+				 listed + strlen("sender=blocked:"));
+		}
 		metrics_inc(r->verdict == SMTP_SPAM_REJECT ? M_SPAM_REJECT : r->verdict == SMTP_SPAM_JUNK ? M_SPAM_JUNK : M_SPAM_HAM);
 	}
 	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
@@ -289,8 +336,8 @@ int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *
 	int rc = buf_printf(out, "X-Spam-Score: %s\r\n", score);
 	rc |= buf_printf(out, "X-Spam-Status: %s, score=%s junk_score=%llu reject_score=%llu %.*s",
 			 r->verdict == SMTP_SPAM_INBOX ? "No" : "Yes", score,
-			 (unsigned long long)cfg->spam_junk_score,
-			 (unsigned long long)cfg->spam_content_reject_score, bayes_len, r->status);
+			 (unsigned long long)r->junk_at, (unsigned long long)r->reject_at, bayes_len,
+			 r->status);
 	if (tokens != NULL)
 		rc |= buf_printf(out, "\r\n\t%s", tokens + 1);
 	rc |= buf_puts(out, "\r\n");

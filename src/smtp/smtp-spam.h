@@ -33,6 +33,8 @@ struct smtp_spam_rcpt {
 	bool failed;                   /* no score (store error): INBOX, logged */
 	char junk[512];                /* the user's Junk folder, for SMTP_SPAM_JUNK */
 	char status[900];              /* "rules=none bayes=0.9731 tokens=a:0.98,b:0.97" */
+	uint64_t junk_at, reject_at;   /* the thresholds that applied (reject 0: never) */
+	char why[400];                 /* why it is junk/reject, for the trace */
 };
 
 /* What the content stage knows of who sent the message. */
@@ -76,6 +78,14 @@ int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
  * "rules=NAME:1.0,NAME:2.0" (or "rules=none") into text. */
 int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
 		    const struct smtp_spam_sender *snd, char *text, size_t textsz);
+/* What a score in tenths means with these thresholds (reject 0: never). */
+enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int points10);
+/* The thresholds for the account id (its own, else its domain's, else
+ * cfg's; docs/spam.md "Thresholds per domain and per user") and where
+ * they come from ("" for the config, else the address or domain) into
+ * from[256].  On a store error, cfg's. */
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
+		      uint64_t *reject, char from[256]);
 /* What a score means under cfg's thresholds. */
 enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
 

@@ -215,6 +215,7 @@ int store_apppass_schema(struct store *s, char *err, size_t errsz);
 int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* Creates the greylisting tables if they are not there (store_open). */
 int store_greylist_schema(struct store *s, char *err, size_t errsz);
+int store_spamlevel_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 

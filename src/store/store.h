@@ -1310,4 +1310,18 @@ int store_spamlist_each(struct store_account *a,
 			int (*cb)(void *ctx, const struct store_spamlist_entry *e), void *ctx,
 			char *err, size_t errsz);
 
+/* Spam thresholds of a domain or a user's address (store-spamlevel.c,
+ * docs/spam.md): -1 where that level sets nothing. */
+struct store_spamlevel {
+	int64_t junk;   /* 1..1000 */
+	int64_t reject; /* 0 (never) or 1..1000 */
+};
+/* 1 found (*out), 0 none (*out all -1), -1 error. */
+int store_spamlevel_get(struct store *s, const char *name, struct store_spamlevel *out,
+			char *err, size_t errsz);
+/* Sets both of name's values (-1: unset; both -1 removes the entry).  The
+ * caller checks the ranges.  0 or -1. */
+int store_spamlevel_set(struct store *s, const char *name, const struct store_spamlevel *l,
+			char *err, size_t errsz);
+
 #endif

@@ -166,3 +166,40 @@ def test_sent_recipients_not_kept_when_off(make_server, dns):
     s = make_server(conf={"dns.resolver": dns, "spam.allow_sent_recipients": "no"})
     submit(s, "friend@good.test", "to-friend-off")
     assert s.cli_ok("spam", "senders", ALICE).stdout == b""
+
+
+def test_thresholds_per_domain_and_user(srv):
+    out = srv.cli_ok("spam", "thresholds", ALICE).stdout.decode()
+    assert out == ("%s\n  junk: from 5 (spam.junk_score)\n"
+                   "  refused: never (spam.content_reject_score)\n" % ALICE), out
+    out = srv.cli_ok("spam", "thresholds", "example.test", "--junk", "3").stdout.decode()
+    assert out == ("example.test\n  junk: from 3 (set for example.test)\n"
+                   "  refused: never (spam.content_reject_score)\n"), out
+    # the domain's junk score: a DMARC failure (3 points) goes to Junk
+    send(srv, "x@mail.good.test", message("x@mail.good.test", "dom-junk"))
+    assert status(srv, "dom-junk", "Junk").startswith(
+        "Yes, score=3.0 junk_score=3 reject_score=0 rules=DMARC_FAIL:3.0 ")
+    # the user's own wins over the domain's
+    out = srv.cli_ok("spam", "thresholds", ALICE, "--junk", "1", "--reject", "4").stdout.decode()
+    assert out == ("%s\n  junk: from 1 (set for %s)\n  refused: from 4 (set for %s)\n"
+                   % (ALICE, ALICE, ALICE)), out
+    send(srv, "news@soft.test", message("news@soft.test", "user-junk"))
+    assert status(srv, "user-junk", "Junk").startswith(
+        "Yes, score=1.0 junk_score=1 reject_score=4 rules=SPF_SOFTFAIL:1.0 ")
+    trace = srv.cli_ok("trace", "<user-junk@client.example>").stdout.decode()
+    assert ("folder Junk (spam score 1.0, at or above the junk score 1 set for %s: "
+            "filed into Junk)" % ALICE) in trace, trace
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(srv, "boss@bad.test", message("boss@bad.test", "user-reject"))
+    assert e.value.smtp_code == 550 and b"score 5.0" in e.value.smtp_error, e.value
+    # bad values, and back to the defaults
+    r = srv.cli("spam", "thresholds", ALICE, "--junk", "5", "--reject", "2")
+    assert r.returncode == 2 and b"must not be below the junk score" in r.stderr, r
+    r = srv.cli("spam", "thresholds", ALICE, "--junk", "0")
+    assert r.returncode == 2, r
+    r = srv.cli("spam", "thresholds", "nowhere.test", "--junk", "4")
+    assert r.returncode == 1 and b"no such domain nowhere.test" in r.stderr, r
+    srv.cli_ok("spam", "thresholds", ALICE, "--junk", "default", "--reject", "default")
+    out = srv.cli_ok("spam", "thresholds", ALICE).stdout.decode()
+    assert out == ("%s\n  junk: from 3 (set for example.test)\n"
+                   "  refused: never (spam.content_reject_score)\n" % ALICE), out
