@@ -6,7 +6,8 @@
  * path mapping, and checks the promises of http-parse.h: extracted text
  * fits its buffer, holds no markup or entity, has no blanks at its ends;
  * a valid address has an '@' and no XML special character; a mapped path
- * never climbs out ("..", leading '/', hidden segments) and has no NUL.
+ * never climbs out ("..", leading '/', hidden segments) and has no NUL;
+ * Basic credentials fit their buffers and the user holds no ':'.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,6 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (http_hostname_valid(in, size) && (size > 253 || memchr(in, '_', size)))
 		abort();
 	check_path(in, size);
+	char user[64], pass[256];
+	if (http_basic_credentials(in, size, user, sizeof user, pass, sizeof pass) == 0 &&
+	    (strlen(user) >= sizeof user || strchr(user, ':') || strlen(pass) >= sizeof pass))
+		abort();
 	free(in);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,11 +41,13 @@
 #include "authlimit.h"
 #include "cli.h"
 #include "config.h"
+#include "http-metrics.h"
 #include "http-server.h"
 #include "jmap-server.h"
 #include "imap-session.h"
 #include "log.h"
 #include "managesieve-session.h"
+#include "metrics.h"
 #include "pop3-session.h"
 #include "privdrop.h"
 #include "queue-runner.h"
@@ -55,7 +58,7 @@
 
 #define TERN_VERSION "0.1.0"
 #define MAX_WORKERS 64
-#define MAX_LISTENERS 10
+#define MAX_LISTENERS 11
 
 /* A protocol served by the workers: one server object per worker, made
  * and driven through these functions (each protocol's *-session.h). */
@@ -244,6 +247,16 @@ static int http_take_listener(void *srv, struct evconnlistener *l)
 	return http_server_listen(srv, l);
 }
 
+/* metrics.listen: the admin listener (src/http/http-metrics.c). */
+static void *metrics_create(struct event_base *b, struct store *st, const struct config *c)
+{
+	return http_metrics_new(b, st, c);
+}
+static void metrics_set_tls(void *srv, struct tls *tls, bool implicit)
+{
+	http_metrics_set_tls(srv, tls);
+}
+
 static const struct proto_ops protocols[] = {
 	{"smtp.listen", smtp_create, smtp_set_config, smtp_accept, smtp_shutdown, smtp_sessions,
 	 smtp_destroy, smtp_set_tls, false, NULL},
@@ -266,8 +279,14 @@ static const struct proto_ops protocols[] = {
 	 http_destroy, http_set_tls, false, http_take_listener},
 	{"https.listen", http_create, http_set_config, NULL, http_shutdown, http_sessions,
 	 http_destroy, http_set_tls, true, http_take_listener},
+	/* Last: not one of the counted listeners (enum metrics_listener). */
+	{"metrics.listen", metrics_create, http_set_config, NULL, http_shutdown, http_sessions,
+	 http_destroy, metrics_set_tls, false, http_take_listener},
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
+/* The rows before the metrics one are the listeners of metrics.h, in
+ * order: a row's index is its enum metrics_listener. */
+_Static_assert(N_PROTOCOLS == METRICS_L_COUNT + 1, "protocols[] and enum metrics_listener differ");
 
 struct listener {
 	const char *key;  /* config key, for messages */
@@ -372,6 +391,7 @@ static void open_listeners(struct master *m)
 		{"managesieve.listen", m->cfg->managesieve_listen},
 		{"http.listen", m->cfg->http_listen},
 		{"https.listen", m->cfg->https_listen},
+		{"metrics.listen", m->cfg->metrics_listen},
 	};
 	_Static_assert(sizeof keys / sizeof keys[0] <= MAX_LISTENERS, "listener table too small");
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -469,6 +489,8 @@ struct worker {
 	struct event *tls_ev;
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *deadline;
+	size_t slot;            /* the master's slot of this worker */
+	struct event *gauge_ev; /* open connections into the metrics table */
 };
 
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -482,6 +504,22 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	protocols[a->proto].accept(a->w->servers[a->proto], fd, sa, salen);
+	if (a->proto < METRICS_L_COUNT) {
+		metrics_conn((enum metrics_listener)a->proto);
+		metrics_set_open(a->w->slot, (enum metrics_listener)a->proto,
+				 protocols[a->proto].sessions(a->w->servers[a->proto]));
+	}
+}
+
+/* Every second: each listener's open connections into this worker's slot
+ * of the metrics table (closes are not seen one by one; a sample is). */
+#define GAUGE_INTERVAL 1
+static void worker_gauge_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	for (size_t p = 0; p < METRICS_L_COUNT; p++)
+		metrics_set_open(w->slot, (enum metrics_listener)p,
+				 protocols[p].sessions(w->servers[p]));
 }
 
 static void worker_accept_error_cb(struct evconnlistener *l, void *ctx)
@@ -689,6 +727,12 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		evconnlistener_set_error_cb(l, worker_accept_error_cb);
 		w.lev[w.n_lev++] = l;
 	}
+	w.slot = slot;
+	w.gauge_ev = event_new(w.base, -1, EV_PERSIST, worker_gauge_cb, &w);
+	if (w.gauge_ev == NULL)
+		fatal(1, "cannot create the metrics timer");
+	struct timeval gauge_tv = {GAUGE_INTERVAL, 0};
+	event_add(w.gauge_ev, &gauge_tv);
 	w.notify_ev = event_new(w.base, notify_fd, EV_READ | EV_PERSIST, worker_notify_cb, &w);
 	w.tls_ev = event_new(w.base, w.tls_fd, EV_READ | EV_PERSIST, worker_tls_cb, &w);
 	event_add(w.tls_ev, NULL);
@@ -709,6 +753,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		protocols[p].destroy(w.servers[p]);
 	for (size_t i = 0; i < w.n_lev; i++)
 		evconnlistener_free(w.lev[i]);
+	event_free(w.gauge_ev);
 	event_free(w.notify_ev);
 	event_free(w.tls_ev);
 	close(w.tls_fd);
@@ -915,6 +960,7 @@ static void start_worker(struct master *m, size_t slot)
 	ws->started = time(NULL);
 	ws->notify_ev = event_new(m->base, sv[0], EV_READ | EV_PERSIST, master_notify_cb, ws);
 	event_add(ws->notify_ev, NULL);
+	metrics_set_proc(slot, pid, slot == m->queue_slot ? METRICS_P_QUEUE : METRICS_P_WORKER);
 	log_info("worker slot=%zu pid=%d action=started", slot + 1, (int)pid);
 }
 
@@ -1003,6 +1049,7 @@ static void master_sigchld(struct master *m)
 			if (ws->quick_deaths > 1)
 				delay = 1; /* crash loop: slow down restarts */
 			close_slot(ws);
+			metrics_set_proc(i, 0, METRICS_P_NONE);
 			need_restart = true;
 		}
 	}
@@ -1146,6 +1193,18 @@ static void check_store(struct master *m)
 		exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
+/* Started as root with `user` set: path (a table in the data folder)
+ * goes to that user, so `tern status` run as it can read it. */
+static void give_to_user(const struct config *cfg, const char *path)
+{
+	if (geteuid() != 0 || cfg->user[0] == '\0')
+		return;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (pw == NULL || chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		log_warn("master action=chown path=%s user=%s error=\"%s\"", path, cfg->user,
+			 pw == NULL ? "no such user" : strerror(errno));
+}
+
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -1223,6 +1282,12 @@ static int serve_main(const char *cfg_path, int argc, char **argv)
 	if (authlimit_init(&alc, 0, alpath) < 0)
 		fatal(1, "cannot create the authentication limiter table %s: %s", alpath,
 		      strerror(errno));
+	/* The shared counters, likewise inherited by every child. */
+	char mpath[4096];
+	snprintf(mpath, sizeof mpath, "%s/%s", m->cfg->data_dir, METRICS_FILE);
+	if (metrics_init(mpath, TERN_VERSION) < 0)
+		fatal(1, "cannot create the metrics table %s: %s", mpath, strerror(errno));
+	give_to_user(m->cfg, mpath);
 	for (size_t i = 0; i < m->n_workers; i++)
 		start_worker(m, i);
 

@@ -32,6 +32,7 @@
 #include "apppass.h"
 #include "authlimit.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -338,6 +339,7 @@ static void log_outcome(const struct authglue *x, const char *result, const char
 		log_escape(e, sizeof e, app, strlen(app));
 		snprintf(a, sizeof a, " app_password=%s", e);
 	}
+	metrics_auth(x->proto, result);
 	log_info("%s session=%s client=%s action=auth mech=%s user=%s result=%s%s%s%s", x->proto,
 		 x->session, x->ip, sasl_mech_name(sasl_server_mech(x->sasl)), u[0] ? u : "-",
 		 result, reason ? " reason=" : "", reason ? reason : "", a);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define WAYS 8
@@ -95,9 +96,19 @@ static uint64_t real_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The clock is read under the table's lock: a time read before waiting
+ * for the lock can be older than one another process stored meanwhile. */
 static uint64_t now_ms(void)
 {
 	return clock_fn != NULL ? clock_fn() : real_now_ms();
+}
+
+/* How long ago then was, 0 if it is not in the past (the wall clock can
+ * step back; an unsigned difference would wrap and make a live count
+ * look stale). */
+static uint64_t age_ms(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
 }
 
 void authlimit_set_clock(uint64_t (*fn)(void))
@@ -120,29 +131,6 @@ void authlimit_config_from(const struct config *c, struct authlimit_config *out)
 	out->max_pending_account = (unsigned)c->auth_max_pending_per_account;
 }
 
-/* Maps size bytes of a new file at path (mode 0600), or of anonymous
- * memory if path is NULL.  MAP_FAILED on error. */
-static void *map_new(const char *path, size_t size)
-{
-	if (path == NULL)
-		return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return MAP_FAILED;
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return MAP_FAILED;
-	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)size) == 0)
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int e = errno;
-	close(fd);
-	if (p == MAP_FAILED) {
-		unlink(path);
-		errno = e;
-	}
-	return p;
-}
-
 int authlimit_init(const struct authlimit_config *cfg, size_t entries, const char *path)
 {
 	if (tab != NULL)
@@ -155,7 +143,7 @@ int authlimit_init(const struct authlimit_config *cfg, size_t entries, const cha
 		return -1;
 	}
 	size_t size = sizeof(struct table) + 2 * nb * WAYS * sizeof(struct entry);
-	void *p = map_new(path, size);
+	void *p = fsutil_map_new(path, size);
 	if (p == MAP_FAILED)
 		return -1;
 	struct table *t = p; /* zero-filled */
@@ -190,24 +178,10 @@ int authlimit_attach(const char *path)
 {
 	if (tab != NULL)
 		authlimit_shutdown();
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	size_t size;
+	void *p = fsutil_map_existing(path, true, sizeof(struct table), &size);
+	if (p == MAP_FAILED)
 		return -1;
-	struct stat st;
-	void *p = MAP_FAILED;
-	size_t size = 0;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(struct table)) {
-		size = (size_t)st.st_size;
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	} else {
-		errno = EINVAL;
-	}
-	int e = errno;
-	close(fd);
-	if (p == MAP_FAILED) {
-		errno = e;
-		return -1;
-	}
 	struct table *t = p;
 	if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != TABLE_MAGIC || t->size != size ||
 	    t->n_buckets == 0 ||
@@ -367,7 +341,7 @@ static uint32_t live_fails(const struct entry *e, uint64_t now)
 {
 	if (e == NULL || e->fails == 0)
 		return 0;
-	if (now - e->first_ms > (uint64_t)tab->cfg.window_s * 1000)
+	if (age_ms(now, e->first_ms) > (uint64_t)tab->cfg.window_s * 1000)
 		return 0;
 	return e->fails;
 }
@@ -377,7 +351,7 @@ static uint32_t live_pending(struct entry *e, uint64_t now)
 {
 	if (e == NULL)
 		return 0;
-	if (e->pending != 0 && now - e->pending_ms > PENDING_STALE_MS)
+	if (e->pending != 0 && age_ms(now, e->pending_ms) > PENDING_STALE_MS)
 		e->pending = 0;
 	return e->pending;
 }
@@ -389,7 +363,7 @@ static bool is_blocked(const struct entry *e, uint64_t now)
 
 static bool known_pair(const struct entry *pair, uint64_t now)
 {
-	return pair != NULL && pair->success_ms != 0 && now - pair->success_ms < KNOWN_MS;
+	return pair != NULL && pair->success_ms != 0 && age_ms(now, pair->success_ms) < KNOWN_MS;
 }
 
 static unsigned delay_for(uint32_t fails)
@@ -442,9 +416,9 @@ static bool lock_entries(const struct sockaddr *ip, const char *account, bool cr
 {
 	struct keys k;
 	keys_of(ip, account, &k);
-	*now = now_ms();
 	if (!lock())
 		return false;
+	*now = now_ms();
 	entries_of(&k, create, *now, e);
 	return true;
 }
@@ -645,8 +619,8 @@ void authlimit_end(struct authlimit_ticket *t)
 		memset(t, 0, sizeof *t);
 		return;
 	}
-	uint64_t now = now_ms();
 	if (lock()) {
+		uint64_t now = now_ms();
 		uint64_t keys[3] = {t->ip, t->prefix, t->account};
 		for (size_t i = 0; i < 3; i++) {
 			/* evicted meanwhile: nothing to release */
@@ -681,9 +655,9 @@ void authlimit_success(const struct sockaddr *ip, const char *account)
 		return;
 	struct keys k;
 	keys_of(ip, account, &k);
-	uint64_t now = now_ms();
 	if (!lock())
 		return;
+	uint64_t now = now_ms();
 	struct entry *pe = find(k.pair, K_PAIR, true, now);
 	if (pe != NULL) {
 		pe->fails = 0;
@@ -722,7 +696,7 @@ static struct entry *ip_entry(const struct sockaddr *ip, enum kind k, uint64_t n
 static bool window_add(struct entry *e, uint64_t window_ms, unsigned limit, uint64_t now,
 		       uint32_t *count)
 {
-	if (e->fails != 0 && now - e->first_ms > window_ms)
+	if (e->fails != 0 && age_ms(now, e->first_ms) > window_ms)
 		e->fails = 0;
 	if (e->fails == 0)
 		e->first_ms = now;
@@ -741,9 +715,9 @@ enum authlimit_conn_gate authlimit_conn_open(const struct sockaddr *ip, unsigned
 	*count = 0;
 	if (tab == NULL || (max_open == 0 && per_minute == 0))
 		return AUTHLIMIT_CONN_OK;
-	uint64_t now = now_ms();
 	if (!lock())
 		return AUTHLIMIT_CONN_OK;
+	uint64_t now = now_ms();
 	enum authlimit_conn_gate g = AUTHLIMIT_CONN_OK;
 	struct entry *rate = per_minute ? ip_entry(ip, K_CONN_MIN, now) : NULL;
 	struct entry *open = ip_entry(ip, K_CONN, now);
@@ -755,7 +729,7 @@ enum authlimit_conn_gate authlimit_conn_open(const struct sockaddr *ip, unsigned
 		g = AUTHLIMIT_CONN_TOO_FAST;
 		*count = n;
 	} else if (open != NULL) {
-		if (open->pending != 0 && now - open->pending_ms > CONN_STALE_MS)
+		if (open->pending != 0 && age_ms(now, open->pending_ms) > CONN_STALE_MS)
 			open->pending = 0;
 		if (max_open != 0 && open->pending >= max_open) {
 			g = AUTHLIMIT_CONN_TOO_MANY;
@@ -777,8 +751,8 @@ enum authlimit_conn_gate authlimit_conn_open(const struct sockaddr *ip, unsigned
 void authlimit_conn_close(uint64_t *slot)
 {
 	if (tab != NULL && *slot != 0) {
-		uint64_t now = now_ms();
 		if (lock()) {
+			uint64_t now = now_ms();
 			struct entry *e = find(*slot, K_CONN, false, now);
 			if (e != NULL && e->pending > 0) {
 				e->pending--;
@@ -795,9 +769,9 @@ bool authlimit_message(const struct sockaddr *ip, unsigned per_hour, uint32_t *c
 	*count = 0;
 	if (tab == NULL || per_hour == 0)
 		return true;
-	uint64_t now = now_ms();
 	if (!lock())
 		return true;
+	uint64_t now = now_ms();
 	struct entry *e = ip_entry(ip, K_MSG_HOUR, now);
 	bool ok = e == NULL || window_add(e, 3600 * 1000, per_hour, now, count);
 	unlock();
@@ -833,9 +807,9 @@ static int admin(const struct sockaddr *ip, const char *account, bool clear,
 		return -1;
 	struct keys k;
 	keys_of(ip, ip != NULL ? NULL : account, &k);
-	uint64_t now = now_ms();
 	if (!lock())
 		return -1;
+	uint64_t now = now_ms();
 	struct entry *main_e =
 	    ip != NULL ? find(k.ip, K_IP, false, now) : find(k.account, K_ACCOUNT, false, now);
 	struct entry *prefix_e = ip != NULL ? find(k.prefix, K_PREFIX, false, now) : NULL;

@@ -524,6 +524,20 @@ static int build_config(const struct init_args *a, struct buf *b)
 	put_text(&w, "\n");
 	put_key(&w, "Allow password logins without TLS from 127.0.0.1/::1 (for tests)",
 		"allow_plaintext_loopback", "no", false);
+	put_text(&w, "\n");
+	/* N+9100 (Prometheus exporters' habit), or 9100 if that is no port */
+	char mlisten[80];
+	unsigned mport = a->port_base + 9100 <= 65535 ? (unsigned)a->port_base + 9100 : 9100;
+	snprintf(mlisten, sizeof mlisten, a->address_v6 ? "[%s]:%u" : "%s:%u", a->address, mport);
+	put_key(&w,
+		"Metrics for Prometheus: GET /metrics on this admin listener\n"
+		"# (docs/admin.md \"Monitoring\"); uncomment to turn it on",
+		"metrics.listen", mlisten, true);
+	put_key(&w,
+		"Who may scrape: empty, only 127.0.0.1 and ::1; else HTTP Basic as\n"
+		"# user \"metrics\" with this password, from anywhere",
+		"metrics.password", "", true);
+	put_key(&w, "HTTPS on the admin listener (with tls.cert)", "metrics.tls", "no", true);
 	put_text(&w, "\n# Every other key, at its default (docs/config.md says what each does).\n");
 	for (size_t i = 0; i < config_key_count(); i++)
 		if (!w.written[i])

@@ -26,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "cli-int.h"
 #include "config.h"
@@ -50,7 +51,39 @@ struct learn {
 	struct buf msg;      /* its first SPAM_TOKEN_SCAN_MAX bytes */
 	EVP_MD_CTX *md;
 	bool open;
+	/* spam score: score instead of training */
+	bool score;
+	const char *name;      /* the file being read, NULL in an mbox */
+	size_t verdicts[3];    /* enum smtp_spam_verdict */
 };
+
+/* Scores the message read (spam score): one line "SCORE VERDICT NAME". */
+static void score_msg(struct learn *l, const struct spam_tokens *t)
+{
+	struct store_spam_totals tot;
+	struct spam_bayes_result b;
+	int points10;
+	char err[256], rules[200], score[32];
+	const char *msg = l->msg.data ? l->msg.data : "";
+	int rules10 = smtp_spam_rules(l->cfg, msg, l->msg.len, (int64_t)time(NULL), NULL, rules,
+				      sizeof rules);
+	int r = smtp_spam_account_score(l->acct, l->cfg, t, &tot, &b, &points10, err, sizeof err);
+	spam_bayes_result_free(&b);
+	l->seen++;
+	if (r < 0) {
+		fprintf(stderr, "tern: %s: message %zu: %s\n", l->what, l->seen, err);
+		l->failed++;
+		return;
+	}
+	enum smtp_spam_verdict v = smtp_spam_verdict_of(l->cfg, points10 + rules10);
+	static const char *const names[] = {"inbox", "junk", "reject"};
+	l->verdicts[v]++;
+	smtp_spam_score_text(points10 + rules10, score, sizeof score);
+	if (l->name != NULL)
+		printf("%s\t%s\t%s\n", score, names[v], l->name);
+	else
+		printf("%s\t%s\tmessage %zu\n", score, names[v], l->seen);
+}
 
 static void msg_start(struct learn *l)
 {
@@ -80,6 +113,11 @@ static void msg_end(struct learn *l)
 		snprintf(key + 7 + 2 * i, 3, "%02x", h[i]);
 	struct spam_tokens t;
 	spam_token_message(&t, l->msg.data ? l->msg.data : "", l->msg.len);
+	if (l->score) {
+		score_msg(l, &t);
+		spam_token_free(&t);
+		return;
+	}
 	char err[256];
 	int r = store_spam_train(l->acct, key, l->cls, (const char *const *)t.v, t.n,
 				 (int64_t)time(NULL), l->cfg->spam_max_tokens, err, sizeof err);
@@ -151,7 +189,9 @@ static int learn_dir(struct learn *l, const char *dir)
 		while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
 			msg_add(l, chunk, got);
 		fclose(f);
+		l->name = path;
 		msg_end(l);
+		l->name = NULL;
 	}
 	closedir(d);
 	return 0;
@@ -220,8 +260,11 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
 	if (s == NULL)
 		return rc;
-	struct learn l = {what, NULL, cfg, is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM, 0, 0, 0,
-			  BUF_INIT, EVP_MD_CTX_new(), false};
+	struct learn l = {.what = what,
+			  .cfg = cfg,
+			  .cls = is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM,
+			  .msg = BUF_INIT,
+			  .md = EVP_MD_CTX_new()};
 	if (l.md == NULL)
 		rc = cli_fail(what, "out of memory");
 	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
@@ -241,6 +284,46 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 		printf("%s has now trained %" PRIu64 " spam and %" PRIu64 " ham messages (%" PRIu64
 		       " tokens)\n",
 		       address, tot.spam, tot.ham, tot.tokens);
+		rc = cli_finish_output(what, l.failed ? CLI_FAIL : CLI_OK);
+	}
+	EVP_MD_CTX_free(l.md);
+	buf_free(&l.msg);
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* spam score USER [MBOX|MAILDIR]: what each message would score for USER
+ * now, without storing or training anything. */
+static int spam_score(const struct cli_command *cmd, const char *what, const char *cfg_path,
+		      int argc, char **argv)
+{
+	char *pos[2];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, 1, 2, &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	char address[256];
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct learn l = {.what = what, .cfg = cfg, .msg = BUF_INIT, .md = EVP_MD_CTX_new(),
+			  .score = true};
+	if (l.md == NULL)
+		rc = cli_fail(what, "out of memory");
+	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
+		if (n_pos == 2)
+			rc = learn_path(&l, pos[1]);
+		else
+			learn_mbox(&l, stdin);
+	}
+	if (rc == CLI_OK) {
+		printf("%s: %zu message%s scored: %zu inbox, %zu junk, %zu refused\n", address,
+		       l.seen - l.failed, l.seen - l.failed == 1 ? "" : "s", l.verdicts[0],
+		       l.verdicts[1], l.verdicts[2]);
 		rc = cli_finish_output(what, l.failed ? CLI_FAIL : CLI_OK);
 	}
 	EVP_MD_CTX_free(l.md);
@@ -332,7 +415,7 @@ static int spam_explain(const struct cli_command *cmd, const char *what, const c
 	}
 	spam_token_message(&t, msg, len);
 	char rules[200];
-	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, rules, sizeof rules);
+	int rules10 = smtp_spam_rules(cfg, msg, len, m.internaldate, NULL, rules, sizeof rules);
 	free(msg);
 	struct store_spam_totals tot;
 	enum store_spam_class cls;
@@ -352,9 +435,195 @@ out:
 	return rc;
 }
 
+static int print_entry(void *ctx, const struct store_spamlist_entry *e)
+{
+	(void)ctx;
+	char when[32] = "";
+	time_t t = (time_t)(e->origin == STORE_SPAMLIST_SENT ? e->used : e->added);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof when, "%Y-%m-%d", &tm);
+	printf("%-5s  %-40s  %s %s\n", e->kind == STORE_SPAMLIST_BLOCK ? "block" : "allow",
+	       e->pattern, e->origin == STORE_SPAMLIST_SENT ? "wrote to, last" : "added", when);
+	return 0;
+}
+
+/* allow|block|unlist USER PATTERN, senders USER. */
+static int spam_list(const struct cli_command *cmd, const char *what, const char *sub,
+		     const char *cfg_path, int argc, char **argv)
+{
+	bool show = !strcmp(sub, "senders");
+	char *pos[2];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, NULL, 0, pos, show ? 1 : 2, show ? 1 : 2,
+			       &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	char address[256], pattern[STORE_SPAMLIST_PATTERN_MAX], err[256];
+	if ((rc = cli_check_address(cmd, what, pos[0], false, address)) != 0)
+		return rc;
+	if (!show && store_spamlist_pattern(pos[1], pattern, err, sizeof err) < 0)
+		return cli_usage_error(cmd, what, "%s (give user@domain or @domain)", err);
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	struct store_account *acct = NULL;
+	if ((rc = open_user(what, s, address, &acct)) != CLI_OK)
+		goto out;
+	if (show) {
+		if (store_spamlist_each(acct, print_entry, NULL, err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			rc = cli_finish_output(what, CLI_OK);
+	} else if (!strcmp(sub, "unlist")) {
+		int r = store_spamlist_remove(acct, pattern, err, sizeof err);
+		if (r < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else if (r == 0)
+			rc = cli_fail(what, "%s: %s is not on the sender lists", address, pattern);
+		else
+			printf("%s: %s removed from the sender lists\n", address, pattern);
+	} else {
+		bool block = !strcmp(sub, "block");
+		if (store_spamlist_set(acct, pattern,
+				       block ? STORE_SPAMLIST_BLOCK : STORE_SPAMLIST_ALLOW,
+				       (int64_t)time(NULL), err, sizeof err) < 0)
+			rc = cli_fail(what, "%s: %s", address, err);
+		else
+			printf("%s: %s %s\n", address, pattern,
+			       block ? "blocked (its mail goes to Junk)"
+				     : "allowed (its authenticated mail never goes to Junk)");
+	}
+out:
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
+/* "7", "default" (-1) or, for the reject score, "never" (0). */
+static int parse_level(const char *arg, bool reject, int64_t *out)
+{
+	if (!strcmp(arg, "default")) {
+		*out = -1;
+		return 0;
+	}
+	if (reject && !strcmp(arg, "never")) {
+		*out = 0;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 1000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One threshold for the printout: "5 (spam.junk_score)", "7 (set for D)". */
+static void print_level(const char *what, uint64_t v, const char *from, const char *key)
+{
+	if (v == 0)
+		printf("%s: never", what);
+	else
+		printf("%s: from %llu", what, (unsigned long long)v);
+	if (from[0] != '\0')
+		printf(" (set for %s)\n", from);
+	else
+		printf(" (%s)\n", key);
+}
+
+/* spam thresholds USER|DOMAIN [--junk N|default] [--reject N|never|default] */
+static int spam_thresholds(const struct cli_command *cmd, const char *what, const char *cfg_path,
+			   int argc, char **argv)
+{
+	const char *junk_opt = NULL, *reject_opt = NULL;
+	const struct cli_option opts[] = {{"--junk", &junk_opt}, {"--reject", &reject_opt}};
+	char *pos[1];
+	int n_pos;
+	int rc = cli_parse_sub(cmd, what, argc, argv, opts, 2, pos, 1, 1, &n_pos);
+	if (rc != 0)
+		return cli_parse_exit(rc);
+	bool is_user = strchr(pos[0], '@') != NULL;
+	char name[256];
+	if (is_user) {
+		if ((rc = cli_check_address(cmd, what, pos[0], false, name)) != 0)
+			return rc;
+	} else if ((rc = cli_check_domain(cmd, what, pos[0], name, sizeof name)) != 0) {
+		return rc;
+	}
+	int64_t junk = -2, reject = -2; /* -2: not given */
+	if (junk_opt != NULL && parse_level(junk_opt, false, &junk) < 0)
+		return cli_usage_error(cmd, what, "--junk: \"%s\" is not 1..1000 or default",
+				       junk_opt);
+	if (reject_opt != NULL && parse_level(reject_opt, true, &reject) < 0)
+		return cli_usage_error(cmd, what,
+				       "--reject: \"%s\" is not 1..1000, never or default",
+				       reject_opt);
+	struct config *cfg;
+	struct store *s = cli_open_store(cfg_path, &cfg, &rc);
+	if (s == NULL)
+		return rc;
+	char err[256];
+	struct store_spamlevel l;
+	if (is_user) {
+		struct store_account *acct = NULL;
+		if ((rc = open_user(what, s, name, &acct)) != CLI_OK)
+			goto out;
+	} else if (store_domain_exists(s, name) != 1) {
+		rc = cli_fail(what, "no such domain %s", name);
+		goto out;
+	}
+	if (store_spamlevel_get(s, name, &l, err, sizeof err) < 0) {
+		rc = cli_fail(what, "%s", err);
+		goto out;
+	}
+	if (junk != -2 || reject != -2) {
+		if (junk != -2)
+			l.junk = junk;
+		if (reject != -2)
+			l.reject = reject;
+		if (l.junk >= 1 && l.reject >= 1 && l.reject < l.junk) {
+			rc = cli_usage_error(cmd, what, "the reject score must not be below the junk score");
+			goto out;
+		}
+		if (store_spamlevel_set(s, name, &l, err, sizeof err) < 0) {
+			rc = cli_fail(what, "%s", err);
+			goto out;
+		}
+	}
+	/* what applies now */
+	uint64_t ej = cfg->spam_junk_score, er = cfg->spam_content_reject_score;
+	char from_j[256] = "", from_r[256] = "";
+	const char *names[2] = {name, is_user ? addr_domain_of(name) : ""};
+	for (int i = 1; i >= 0; i--) {
+		struct store_spamlevel v;
+		if (names[i][0] == '\0' || store_spamlevel_get(s, names[i], &v, err, sizeof err) != 1)
+			continue;
+		if (v.junk >= 1) {
+			ej = (uint64_t)v.junk;
+			snprintf(from_j, sizeof from_j, "%s", names[i]);
+		}
+		if (v.reject >= 0) {
+			er = (uint64_t)v.reject;
+			snprintf(from_r, sizeof from_r, "%s", names[i]);
+		}
+	}
+	printf("%s\n", name);
+	print_level("  junk", ej, from_j, "spam.junk_score");
+	print_level("  refused", er, from_r, "spam.content_reject_score");
+	rc = cli_finish_output(what, CLI_OK);
+out:
+	store_close(&s);
+	config_free(&cfg);
+	return rc;
+}
+
 static int spam_run(const char *cfg_path, int argc, char **argv)
 {
-	static const char *const subs[] = {"learn", "explain", NULL};
+	static const char *const subs[] = {"learn",  "score",   "explain",    "allow", "block",
+					   "unlist", "senders", "thresholds", NULL};
 	const struct cli_command *cmd = &cli_spam_command;
 	const char *sub = NULL;
 	char what[WHAT_MAX];
@@ -363,23 +632,51 @@ static int spam_run(const char *cfg_path, int argc, char **argv)
 		return cli_parse_exit(rc);
 	if (!strcmp(sub, "learn"))
 		return spam_learn(cmd, what, cfg_path, argc, argv);
-	return spam_explain(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "explain"))
+		return spam_explain(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "score"))
+		return spam_score(cmd, what, cfg_path, argc, argv);
+	if (!strcmp(sub, "thresholds"))
+		return spam_thresholds(cmd, what, cfg_path, argc, argv);
+	return spam_list(cmd, what, sub, cfg_path, argc, argv);
 }
 
 const struct cli_command cli_spam_command = {
     "spam",
-    "train a user's spam filter, or explain a message's score",
+    "train a user's spam filter, explain a message's score, list senders",
     "usage: tern [-c FILE] spam learn --spam|--ham USER [MBOX|MAILDIR]\n"
+    "       tern [-c FILE] spam score USER [MBOX|MAILDIR]\n"
     "       tern [-c FILE] spam explain USER MAILBOX UID\n"
+    "       tern [-c FILE] spam allow|block|unlist USER ADDRESS|@DOMAIN\n"
+    "       tern [-c FILE] spam senders USER\n"
+    "       tern [-c FILE] spam thresholds USER|DOMAIN [--junk N|default]\n"
+    "                                   [--reject N|never|default]\n"
     "\n"
     "learn trains USER's spam classifier with every message of an mbox (standard\n"
     "input, or the file MBOX) or of a maildir folder (a folder with cur/ and new/,\n"
     "or any folder of message files) as spam or as ham.  A message already trained\n"
     "that way is left alone; one trained the other way is retrained.\n"
     "\n"
+    "score prints what each message of an mbox or folder (read as learn reads\n"
+    "them) would score for USER now, a line each: SCORE, inbox|junk|reject,\n"
+    "the file; nothing is stored or trained.  The sender checks of port 25\n"
+    "(SPF, DMARC, sender lists) are not made.\n"
+    "\n"
     "explain scores the message UID of USER's MAILBOX with what USER has trained\n"
     "so far and says why: the score, the thresholds, the tokens that count most\n"
     "with their spam probabilities.  (The X-Spam-Status field of the message says\n"
-    "what it scored when it arrived.)\n",
+    "what it scored when it arrived.)\n"
+    "\n"
+    "allow and block put a sender (an address, or @domain for a domain and its\n"
+    "subdomains) on USER's lists: mail from an allowed sender never goes to Junk\n"
+    "when its address is verified (From: by DMARC, the envelope sender by SPF);\n"
+    "mail from a blocked sender always goes to Junk.  unlist removes an entry.\n"
+    "senders shows both lists, with the addresses USER wrote to, which are\n"
+    "allowed too (spam.allow_sent_recipients).\n"
+    "\n"
+    "thresholds sets the scores from which a user's (or a domain's users') mail\n"
+    "goes to Junk and is refused (1..1000; never: not refused; default: the\n"
+    "domain's, else spam.junk_score / spam.content_reject_score), and prints\n"
+    "what applies.\n",
     spam_run,
 };

@@ -43,6 +43,8 @@ extern const struct cli_command cli_authcheck_command;
 /* cli-backup.c */
 extern const struct cli_command cli_backup_command;
 extern const struct cli_command cli_restore_command;
+/* cli-status.c */
+extern const struct cli_command cli_status_command;
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
@@ -51,6 +53,7 @@ static const struct cli_command *const commands[] = {
 	&cli_authcheck_command,   &cli_dkim_command,         &cli_dmarc_command,
 	&cli_group_command,       &cli_backup_command,       &cli_restore_command,
 	&cli_spam_command,
+	&cli_status_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

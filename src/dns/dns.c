@@ -27,6 +27,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -47,6 +48,7 @@ struct dns_sub {
 struct dns_query {
 	struct dns_resolver *r;
 	struct dns_query *prev, *next; /* the resolver's list */
+	uint64_t started_us;           /* metrics_now_us() when made */
 	char domain[256];
 	dns_mx_cb cb;
 	void *ctx;
@@ -348,6 +350,8 @@ static void query_finish(struct dns_query *q, enum dns_status st, const char *wh
 	q->res.status = st;
 	if (why != NULL)
 		snprintf(q->res.why, sizeof q->res.why, "%.511s", why);
+	metrics_observe_since(METRICS_H_DNS, q->started_us);
+	metrics_add(M_DNS_FAILURES, st == DNS_TEMPFAIL);
 	query_unlink(q);
 	dns_mx_cb cb = q->cb;
 	void *ctx = q->ctx;
@@ -556,6 +560,8 @@ static void rr_finish(struct dns_query *q, enum dns_status st, const char *why)
 	q->rr->status = st;
 	if (why != NULL)
 		snprintf(q->rr->why, sizeof q->rr->why, "%.255s", why);
+	metrics_observe_since(METRICS_H_DNS, q->started_us);
+	metrics_add(M_DNS_FAILURES, st == DNS_TEMPFAIL);
 	query_unlink(q);
 	for (size_t i = 0; i < q->n_subs; i++) {
 		if (q->subs[i].pending)
@@ -700,6 +706,7 @@ static struct dns_query *query_new(struct dns_resolver *r, const char *name, dns
 		q->domain[--len] = '\0';
 	q->cb = cb;
 	q->ctx = ctx;
+	q->started_us = metrics_now_us();
 	return q;
 }
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
+
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -185,4 +187,33 @@ const char *http_content_type(const char *name)
 			if (strcasecmp(dot + 1, types[i].ext) == 0)
 				return types[i].type;
 	return "application/octet-stream";
+}
+
+int http_basic_credentials(const char *h, size_t n, char *user, size_t usersz, char *pass,
+			   size_t passsz)
+{
+	if (n > HTTP_BASIC_MAX || n < 6 || strncasecmp(h, "Basic ", 6) != 0)
+		return -1;
+	size_t i = 6;
+	while (i < n && h[i] == ' ')
+		i++;
+	unsigned char dec[HTTP_BASIC_MAX];
+	long len = base64_decode(h + i, n - i, dec, sizeof dec);
+	if (len <= 0)
+		return -1;
+	size_t colon = (size_t)len;
+	for (size_t k = 0; k < (size_t)len; k++) {
+		if (dec[k] < 0x20 || dec[k] == 0x7f)
+			return -1;
+		if (dec[k] == ':' && colon == (size_t)len)
+			colon = k;
+	}
+	size_t plen = colon < (size_t)len ? (size_t)len - colon - 1 : 0;
+	if (colon == (size_t)len || colon >= usersz || plen >= passsz)
+		return -1;
+	memcpy(user, dec, colon);
+	user[colon] = '\0';
+	memcpy(pass, dec + colon + 1, plen);
+	pass[plen] = '\0';
+	return 0;
 }

@@ -42,6 +42,16 @@ bool http_hostname_valid(const char *s, size_t n);
  * ".well-known", and results that do not fit outsz.  Returns the length. */
 int http_path_relative(const char *path, size_t n, char *out, size_t outsz);
 
+/* The user and password of an "Authorization: Basic B64" value (RFC 7617)
+ * of n bytes: the scheme (any case), one or more spaces, canonical base64
+ * of "USER:PASSWORD" (the first ':' splits; the user may not hold one).
+ * Both are NUL-terminated into user and pass; a decoded NUL or control
+ * character, a value over HTTP_BASIC_MAX bytes or a part that does not fit
+ * is refused.  Returns 0, or -1. */
+#define HTTP_BASIC_MAX 1024
+int http_basic_credentials(const char *h, size_t n, char *user, size_t usersz, char *pass,
+			   size_t passsz);
+
 /* Content-Type for a file name by its extension (lower/upper case alike);
  * "application/octet-stream" when unknown. */
 const char *http_content_type(const char *name);

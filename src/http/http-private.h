@@ -15,6 +15,12 @@
 struct config;
 struct store;
 
+/* Marks srv as the metrics listener's server (http-metrics.c): its
+ * connections are not counted as HTTP ones. */
+void http_server_set_admin(struct http_server *srv);
+/* The config srv runs with. */
+const struct config *http_server_config(const struct http_server *srv);
+
 /* Appends s to b with the five XML special characters escaped. */
 void http_xml_escape(struct evbuffer *b, const char *s);
 

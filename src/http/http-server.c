@@ -33,6 +33,7 @@
 #include "http-parse.h"
 #include "http-private.h"
 #include "log.h"
+#include "metrics.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -57,6 +58,7 @@ struct http_server {
 	struct evhttp_bound_socket *bound[4];
 	size_t n_bound;
 	struct http_hook hook; /* handle NULL: none */
+	bool admin;            /* the metrics listener: not counted as HTTP */
 };
 
 /* ------------------------------------------------------------ connections */
@@ -135,6 +137,8 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 				      : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return NULL;
+	if (!srv->admin)
+		metrics_conn(srv->https ? METRICS_L_HTTPS : METRICS_L_HTTP);
 	struct http_conn *c = xcalloc(1, sizeof *c);
 	c->srv = srv;
 	c->bev = bev;
@@ -448,6 +452,16 @@ void http_server_set_hook(struct http_server *srv, const struct http_hook *hook)
 {
 	srv->hook = *hook;
 	apply_config(srv);
+}
+
+void http_server_set_admin(struct http_server *srv)
+{
+	srv->admin = true;
+}
+
+const struct config *http_server_config(const struct http_server *srv)
+{
+	return srv->cfg;
 }
 
 void http_server_set_tls(struct http_server *srv, struct tls *tls, bool implicit)

@@ -152,9 +152,16 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.rule_future_date", CFG_UINT, STR(spam_rule_future_date), "2", false},
 	{"spam.rule_executable_attachment", CFG_UINT, STR(spam_rule_executable_attachment), "4",
 	 false},
+	{"spam.rule_spf_fail", CFG_UINT, STR(spam_rule_spf_fail), "2", false},
+	{"spam.rule_spf_softfail", CFG_UINT, STR(spam_rule_spf_softfail), "1", false},
+	{"spam.rule_dmarc_fail", CFG_UINT, STR(spam_rule_dmarc_fail), "3", false},
+	{"spam.allow_sent_recipients", CFG_BOOL, STR(spam_allow_sent_recipients), "yes", false},
 	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
 	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
 	{"quota.warning_percent", CFG_UINT, STR(quota_warning_percent), "90", false},
+	{"metrics.listen", CFG_LISTEN, STR(metrics_listen), "", true},
+	{"metrics.tls", CFG_BOOL, STR(metrics_tls), "no", true},
+	{"metrics.password", CFG_STR, STR(metrics_password), "", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -385,6 +392,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 c->path);
 		return -1;
 	}
+	if (c->metrics_tls && !c->tls_cert[0]) {
+		snprintf(err, errsz, "%s: metrics.tls needs a certificate (tls.cert)", c->path);
+		return -1;
+	}
 	/* RFC 8620 6.1: an unused upload is kept at least an hour. */
 	if (c->jmap_max_size_request < 1024 || c->jmap_max_size_upload < 1024 ||
 	    c->jmap_max_size_request > (1u << 30) || c->jmap_max_size_upload > (1u << 30) ||
@@ -489,7 +500,8 @@ static int check_final(struct config *c, char *err, size_t errsz)
 	if (c->spam_junk_score < 1 || c->spam_junk_score > 1000 ||
 	    c->spam_content_reject_score > 1000 || c->spam_bayes_weight > 1000 ||
 	    c->spam_rule_missing_message_id > 1000 || c->spam_rule_future_date > 1000 ||
-	    c->spam_rule_executable_attachment > 1000 ||
+	    c->spam_rule_executable_attachment > 1000 || c->spam_rule_spf_fail > 1000 ||
+	    c->spam_rule_spf_softfail > 1000 || c->spam_rule_dmarc_fail > 1000 ||
 	    (c->spam_content_reject_score != 0 &&
 	     c->spam_content_reject_score < c->spam_junk_score)) {
 		snprintf(err, errsz,

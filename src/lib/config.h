@@ -144,10 +144,18 @@ struct config {
 	uint64_t spam_rule_missing_message_id; /* rule weights (spam-rules.h) */
 	uint64_t spam_rule_future_date;
 	uint64_t spam_rule_executable_attachment;
+	uint64_t spam_rule_spf_fail;      /* sender authentication in the score */
+	uint64_t spam_rule_spf_softfail;
+	uint64_t spam_rule_dmarc_fail;
+	bool spam_allow_sent_recipients;  /* addresses a user wrote to are allowed */
 	/* Quotas (docs/admin.md "Quotas"): limits of accounts without their own, 0 none. */
 	uint64_t quota_default_storage;  /* bytes */
 	uint64_t quota_default_messages;
 	uint64_t quota_warning_percent;  /* notice at this % of a limit, 0 none */
+	/* Metrics (docs/admin.md "Monitoring"). */
+	char *metrics_listen;            /* the admin listener of GET /metrics; "" off */
+	bool metrics_tls;                /* HTTPS on it */
+	char *metrics_password;          /* HTTP Basic for user "metrics"; "" loopback only */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -183,4 +184,46 @@ void fsutil_unique_id(char out[25])
 		r >>= 5;
 	}
 	out[24] = '\0';
+}
+
+void *fsutil_map_new(const char *path, size_t size)
+{
+	if (path == NULL)
+		return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return MAP_FAILED;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)size) == 0)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		unlink(path);
+		errno = e;
+	}
+	return p;
+}
+
+void *fsutil_map_existing(const char *path, bool writable, size_t min, size_t *size)
+{
+	*size = 0;
+	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return MAP_FAILED;
+	struct stat st;
+	void *p = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && (size_t)st.st_size >= min) {
+		*size = (size_t)st.st_size;
+		p = mmap(NULL, *size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+			 0);
+	} else {
+		errno = EINVAL;
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return p;
 }

@@ -7,6 +7,7 @@
 #ifndef TERN_FSUTIL_H
 #define TERN_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -24,6 +25,16 @@ char *fsutil_read_file(const char *path, size_t max, size_t *len_out);
 /* The same for an open file, read from its start (pread: the file offset
  * is left alone).  Both fail (EIO) if the file is cut while being read. */
 char *fsutil_read_fd(int fd, size_t max, size_t *len_out);
+/* Shared memory for the tables all processes of a server see (authlimit,
+ * metrics): size bytes mapped MAP_SHARED read-write from a new file at
+ * path (mode 0600; an old file there is replaced), or anonymous memory if
+ * path is NULL.  MAP_FAILED on error (errno set; no file left). */
+void *fsutil_map_new(const char *path, size_t size);
+/* Maps the whole existing file at path MAP_SHARED (read-write if
+ * writable, else read-only); *size gets its size.  A file smaller than
+ * min is refused (EINVAL).  MAP_FAILED on error (errno set). */
+void *fsutil_map_existing(const char *path, bool writable, size_t min, size_t *size);
+
 /* Fills out with n random bytes from the kernel (getrandom). */
 int fsutil_random(void *out, size_t n);
 /* Writes a unique id (time + random, 24 lowercase hex/base32 chars + NUL)

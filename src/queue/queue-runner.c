@@ -47,6 +47,7 @@
 #include "dns.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime-7bit.h"
 #include "netaddr.h"
 #include "queue-dsn.h"
@@ -389,14 +390,17 @@ static void job_record(struct job *j, const enum verdict *v, const char *const *
 		unsigned nt = row->notify;
 		if (vi == V_DELIVERED) {
 			o->state = "delivered";
+			metrics_inc(M_RELAYED);
 			if (j->msg.sender[0] && (nt & STORE_DSN_NOTIFY_SUCCESS) && !j->dsn_relayed)
 				o->dsn = STORE_DSN_SUCCESS;
 		} else if (vi == V_BOUNCED) {
 			o->state = "bounced";
+			metrics_inc(M_BOUNCED);
 			bool want = nt == 0 || (nt & STORE_DSN_NOTIFY_FAILURE);
 			o->dsn = j->msg.sender[0] && want ? STORE_DSN_FAILURE : STORE_DSN_NONE;
 		} else {
 			o->state = "deferred";
+			metrics_inc(M_DEFERRED);
 			uint64_t delay = secs(cfg->queue_retry_min);
 			uint64_t maxd = cfg->queue_retry_max ? cfg->queue_retry_max : delay;
 			for (int64_t a = 0; a < row->attempts && delay < maxd; a++)

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "spf-dns.h"
 #include "spf.h"
 #include "netaddr.h"
@@ -181,6 +182,7 @@ bool smtp_grey_rcpt(struct store *st, const struct config *cfg, const struct smt
 			 (long long)(now - a.first));
 	if (!refuse)
 		return true;
+	metrics_inc(M_GREYLIST_DEFER);
 	snprintf(line, linesz,
 		 "451 4.7.1 <%s>: Greylisted: a first message from this sender to this "
 		 "recipient is accepted when it is sent again; try again in %lld seconds",

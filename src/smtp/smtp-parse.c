@@ -573,6 +573,21 @@ int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t ma
 
 /* The one RFC5322.From domain DMARC is about: "" when the message has no
  * From:, several, or addresses of different domains (RFC 7489 6.6.1). */
+void smtp_parse_from_address(const char *msg, size_t n, char out[ADDR_PATH_MAX + 1])
+{
+	out[0] = '\0';
+	struct header h = {0};
+	if (header_parse(msg, n, &h) != HEADER_OK)
+		return;
+	const struct header_field *f = header_find(&h, "From");
+	struct addr a[2];
+	if (f != NULL && header_count(&h, "From") == 1 &&
+	    smtp_parse_address_list(f->value, f->value_len, a, 2) == 1 && !a[0].domain_is_literal &&
+	    a[0].domain[0] != '\0')
+		(void)addr_format(&a[0], out, ADDR_PATH_MAX + 1);
+	header_free(&h);
+}
+
 void smtp_parse_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1])
 {
 	out[0] = '\0';

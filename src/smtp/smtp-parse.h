@@ -123,5 +123,9 @@ int smtp_parse_address_list(const char *v, size_t n, struct addr *out, size_t ma
  * header section at the start of msg[0..n), into out: "" when the message
  * has no From:, several, or addresses of different domains. */
 void smtp_parse_from_domain(const char *msg, size_t n, char out[ADDR_DOMAIN_MAX + 1]);
+/* The RFC5322.From address of msg[0..n) ("user@domain", as addr_format
+ * writes it), when the header section has exactly one From: field holding
+ * exactly one address with a domain name; else "". */
+void smtp_parse_from_address(const char *msg, size_t n, char out[ADDR_PATH_MAX + 1]);
 
 #endif

@@ -40,6 +40,7 @@
 #include "header.h"
 #include "linereader.h"
 #include "log.h"
+#include "metrics.h"
 #include "msgauth.h"
 #include "netaddr.h"
 #include "smtp-connect.h"
@@ -141,6 +142,7 @@ struct smtp_txn {
 	bool junk;                     /* DMARC says quarantine: INBOX copies go to Junk */
 	bool *junk_of;                 /* the same per local recipient (p=reject, per domain) */
 	struct smtp_spam spam;         /* content stage: per local recipient (spam_scored) */
+	struct smtp_spam_sender sender; /* ... and who sent it (filled by the checks) */
 	bool spam_scored;
 	struct store_group *group;     /* the group among the recipients, or NULL */
 	char *arc_results;             /* port 25: our verdict, for an ARC seal (owned) */
@@ -1332,6 +1334,20 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 	}
 	buf_free(&res);
 	t->arc_cv = r->arc.status;
+	/* for the content stage: what was verified of the sender */
+	struct smtp_spam_sender *snd = &t->sender;
+	smtp_parse_from_address(c->msg, c->len, snd->from);
+	snprintf(snd->mail_from, sizeof snd->mail_from, "%s", t->from);
+	snd->checked = true;
+	snd->spf = r->spf;
+	/* with p=quarantine or p=reject the policy itself decides (Junk,
+	 * refusal, or what the domain's --dmarc-reject says) */
+	snd->dmarc_fail = dmarc_fail && dis == DMARC_POLICY_NONE;
+	snd->from_verified = r->dmarc_checked && r->dmarc.result == DMARC_RESULT_PASS &&
+			     snd->from[0] != '\0' &&
+			     !strcasecmp(addr_domain_of(snd->from), r->from_domain);
+	snd->mail_from_verified = r->spf == SPF_PASS && !r->spf_helo && t->from[0] != '\0' &&
+				  !strcasecmp(addr_domain_of(t->from), r->spf_domain);
 	struct buf ar;
 	buf_init(&ar, 0);
 	int ok = msgauth_header(r, hostname(s), &c->req, &ar) == 0 &&
@@ -1416,7 +1432,12 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 		free(msg);
 		return 0;
 	}
-	smtp_spam_score(srv->store, cfg, msg, (size_t)got, t->local, t->n_local, &t->spam);
+	if (!t->sender.checked) {
+		smtp_parse_from_address(msg, (size_t)got, t->sender.from);
+		snprintf(t->sender.mail_from, sizeof t->sender.mail_from, "%s", t->from);
+	}
+	smtp_spam_score(srv->store, cfg, msg, (size_t)got, &t->sender, t->local, t->n_local,
+			&t->spam);
 	t->spam_scored = true;
 	static const char *const verdicts[] = {"inbox", "junk", "reject"};
 	for (size_t j = 0; j < t->n_local; j++) {
@@ -1427,8 +1448,9 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 			 "junk_score=%llu reject_score=%llu status=\"%s\"",
 			 t->id, s->id, t->local_to[j].addr, r->failed ? "-" : score,
 			 r->failed ? "failed" : verdicts[r->verdict],
-			 (unsigned long long)cfg->spam_junk_score,
-			 (unsigned long long)cfg->spam_content_reject_score,
+			 (unsigned long long)(r->failed ? cfg->spam_junk_score : r->junk_at),
+			 (unsigned long long)(r->failed ? cfg->spam_content_reject_score
+							: r->reject_at),
 			 r->failed ? "the classifier failed; delivered to the INBOX" : r->status);
 	}
 	bool waiting = s->state == SMTP_STATE_COMMIT;
@@ -1439,7 +1461,7 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 		snprintf(line, sizeof line,
 			 "550 5.7.1 Message refused: its content looks like spam (score %s; this "
 			 "server refuses from %llu)",
-			 score, (unsigned long long)cfg->spam_content_reject_score);
+			 score, (unsigned long long)t->spam.r[t->spam.top].reject_at);
 		txn_done(s, t, 550, line);
 		ret = 1;
 	} else if (!t->spam.r[t->spam.top].failed) {
@@ -1462,6 +1484,27 @@ static int spam_stage(struct smtp_session *s, struct smtp_txn *t)
 	if (ret == 1 && waiting)
 		process_input(s);
 	return ret;
+}
+
+/* A user's message is accepted on submission: its recipients go on the
+ * user's spam allow list (spam.allow_sent_recipients; docs/spam.md
+ * "Sender lists").  A failure is logged and changes nothing else. */
+static void note_sent(struct smtp_session *s, const struct smtp_txn *t)
+{
+	if (!s->srv->submission || !s->authed || !s->srv->cfg->spam_allow_sent_recipients ||
+	    t->n_rcpts == 0)
+		return;
+	struct store_account *a = NULL;
+	if (store_account_open_id(s->srv->store, s->account_id, &a) != 1)
+		return;
+	const char **addrs = xcalloc(t->n_rcpts, sizeof *addrs);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		addrs[i] = t->rcpts[i].addr;
+	char err[256];
+	if (store_spamlist_note_sent(a, addrs, t->n_rcpts, (int64_t)time(NULL), err, sizeof err) < 0)
+		log_warn("smtp id=%s session=%s action=spam_allow_sent error=\"%s\"", t->id, s->id,
+			 err);
+	free(addrs);
 }
 
 /* Adds a finished message to the worker's commit batch. */
@@ -1613,7 +1656,7 @@ static void forward_sender(struct smtp_server *srv, const struct smtp_txn *t, ch
 struct local_log {
 	struct store_local_item *item;
 	struct store_local_record *rec;
-	char (*notes)[300];
+	char (*notes)[700];
 };
 
 /* What Sieve did with one stored copy, for its log row: NULL (no
@@ -1677,8 +1720,8 @@ static void local_log_build(struct local_log *lg, const struct smtp_pending *bat
 					char score[32];
 					smtp_spam_score_text(t->spam.r[j].score10, score, sizeof score);
 					snprintf(lg->notes[r], sizeof lg->notes[r],
-						 "spam score %s, at or above spam.junk_score %llu: filed into %s", score,
-						 (unsigned long long)t->spam.junk_score, d->mailbox);
+						 "spam score %s, %s: filed into %s", score,
+						 t->spam.r[j].why, d->mailbox);
 					rec[r].note = lg->notes[r];
 				}
 				r++;
@@ -1872,6 +1915,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			   (qi_of[i] == 0 || qi[qi_of[i] - 1].status == 0)) {
 			char line[80];
 			snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
+			if (s != NULL)
+				note_sent(s, t);
+			metrics_inc(srv->submission ? M_RECEIVED_SUBMISSION : M_RECEIVED_SMTP);
 			txn_done(s, t, 250, line);
 		} else {
 			/* Some mailboxes may already have it; the client retries

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "spam-bayes.h"
 #include "spam-rules.h"
 #include "spam-token.h"
@@ -60,23 +62,76 @@ int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
 	return rc;
 }
 
-enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int points10)
 {
-	uint64_t junk10 = cfg->spam_junk_score * 10, reject10 = cfg->spam_content_reject_score * 10;
-	if (reject10 > 0 && points10 >= 0 && (uint64_t)points10 >= reject10)
+	if (reject > 0 && points10 >= 0 && (uint64_t)points10 >= reject * 10)
 		return SMTP_SPAM_REJECT;
-	if (points10 >= 0 && (uint64_t)points10 >= junk10)
+	if (points10 >= 0 && (uint64_t)points10 >= junk * 10)
 		return SMTP_SPAM_JUNK;
 	return SMTP_SPAM_INBOX;
 }
 
+enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+{
+	return smtp_spam_verdict_at(cfg->spam_junk_score, cfg->spam_content_reject_score,
+				    points10);
+}
+
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
+		      uint64_t *reject, char from[256])
+{
+	*junk = cfg->spam_junk_score;
+	*reject = cfg->spam_content_reject_score;
+	from[0] = '\0';
+	char addr[256], err[256];
+	if (store_account_address(st, id, addr) != 1)
+		return;
+	const char *names[2] = {addr, addr_domain_of(addr)};
+	bool junk_set = false, reject_set = false;
+	for (size_t i = 0; i < 2 && !(junk_set && reject_set); i++) {
+		struct store_spamlevel l;
+		if (names[i][0] == '\0' || store_spamlevel_get(st, names[i], &l, err, sizeof err) != 1)
+			continue;
+		if (!junk_set && l.junk >= 1) {
+			*junk = (uint64_t)l.junk;
+			junk_set = true;
+			snprintf(from, 256, "%s", names[i]);
+		}
+		if (!reject_set && l.reject >= 0) {
+			*reject = (uint64_t)l.reject;
+			reject_set = true;
+			if (from[0] == '\0')
+				snprintf(from, 256, "%s", names[i]);
+		}
+	}
+}
+
+/* The sender-authentication rules (docs/spam.md "Rules") into hits[n..),
+ * at most 2; the new count. */
+static size_t auth_rules(const struct config *cfg, const struct smtp_spam_sender *snd,
+			 struct spam_rule_hit *hits, size_t n)
+{
+	if (snd == NULL || !snd->checked)
+		return n;
+	uint64_t spf = snd->spf == SPF_FAIL ? cfg->spam_rule_spf_fail
+		       : snd->spf == SPF_SOFTFAIL ? cfg->spam_rule_spf_softfail
+						  : 0;
+	if (spf > 0)
+		hits[n++] = (struct spam_rule_hit){snd->spf == SPF_FAIL ? "SPF_FAIL" : "SPF_SOFTFAIL",
+						   (int)spf * 10};
+	if (snd->dmarc_fail && cfg->spam_rule_dmarc_fail > 0)
+		hits[n++] = (struct spam_rule_hit){"DMARC_FAIL", (int)cfg->spam_rule_dmarc_fail * 10};
+	return n;
+}
+
 int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
-		    char *text, size_t textsz)
+		    const struct smtp_spam_sender *snd, char *text, size_t textsz)
 {
 	struct spam_rule_weights w = {cfg->spam_rule_missing_message_id, cfg->spam_rule_future_date,
 				      cfg->spam_rule_executable_attachment};
-	struct spam_rule_hit hits[SPAM_RULES_MAX];
+	struct spam_rule_hit hits[SPAM_RULES_MAX + 2];
 	size_t n = spam_rules_check(msg, len, now, &w, hits);
+	n = auth_rules(cfg, snd, hits, n);
 	int sum = 0;
 	size_t o = (size_t)snprintf(text, textsz, "rules=%s", n ? "" : "none");
 	for (size_t i = 0; i < n; i++) {
@@ -119,9 +174,61 @@ static void status_text(const struct store_spam_totals *tot, const struct config
 		snprintf(r->status + o, sizeof r->status - o, "none");
 }
 
+enum list_effect { LIST_NONE, LIST_ALLOW, LIST_BLOCK };
+
+/* "sender=WHAT:PATTERN" into text ("" if it does not fit). */
+static void listed_text(char *text, size_t textsz, const char *what, const char *pattern)
+{
+	int k = snprintf(text, textsz, "sender=%s:%s", what, pattern);
+	if (k < 0 || (size_t)k >= textsz)
+		text[0] = '\0';
+}
+
+/* What the account's sender lists say of snd (docs/spam.md "Sender
+ * lists"), and "sender=allowed:PATTERN" (or blocked:, or
+ * allowed_unverified:) into text.  A block of either address wins; an
+ * allow counts only for an address that is verified (From: by DMARC,
+ * MAIL FROM by SPF), since anyone can write any address.  0 or -1. */
+static int sender_lists(struct store_account *a, const struct smtp_spam_sender *snd,
+			enum list_effect *eff, char *text, size_t textsz, char *err, size_t errsz)
+{
+	*eff = LIST_NONE;
+	text[0] = '\0';
+	if (snd == NULL)
+		return 0;
+	const char *who[2] = {snd->from, snd->mail_from};
+	bool verified[2] = {snd->from_verified, snd->mail_from_verified};
+	struct store_spamlist_entry e[2];
+	int found[2] = {0, 0};
+	for (size_t i = 0; i < 2; i++) {
+		if (who[i][0] == '\0' || (i == 1 && !strcasecmp(who[1], who[0])))
+			continue;
+		found[i] = store_spamlist_lookup(a, who[i], &e[i], err, errsz);
+		if (found[i] < 0)
+			return -1;
+		if (found[i] == 1 && e[i].kind == STORE_SPAMLIST_BLOCK) {
+			*eff = LIST_BLOCK;
+			listed_text(text, textsz, "blocked", e[i].pattern);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < 2; i++) {
+		if (found[i] == 1 && verified[i]) {
+			*eff = LIST_ALLOW;
+			listed_text(text, textsz, "allowed", e[i].pattern);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (found[i] == 1)
+			listed_text(text, textsz, "allowed_unverified", e[i].pattern);
+	return 0;
+}
+
 /* The verdict for one account into r.  0 or -1. */
 static int score_one(struct store *st, const struct config *cfg, const struct spam_tokens *tk,
-		     int rules10, const char *rules, int64_t id, struct smtp_spam_rcpt *r)
+		     int rules10, const char *rules, const struct smtp_spam_sender *snd, int64_t id,
+		     struct smtp_spam_rcpt *r)
 {
 	char err[256] = "";
 	struct store_account *a = NULL;
@@ -133,13 +240,42 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 		return -1;
 	}
 	int rc = smtp_spam_account_score(a, cfg, tk, &tot, &b, &points10, err, sizeof err);
+	enum list_effect eff = LIST_NONE;
+	char listed[STORE_SPAMLIST_PATTERN_MAX + 32];
 	if (rc == 0)
-		status_text(&tot, cfg, rules, &b, r);
+		rc = sender_lists(a, snd, &eff, listed, sizeof listed, err, sizeof err);
+	if (rc == 0) {
+		char rl[STORE_SPAMLIST_PATTERN_MAX + 256];
+		int k = snprintf(rl, sizeof rl, "%s%s%s", rules, listed[0] ? " " : "", listed);
+		if (k < 0 || (size_t)k >= sizeof rl)
+			snprintf(rl, sizeof rl, "%s", rules);
+		status_text(&tot, cfg, rl, &b, r);
+	}
 	spam_bayes_result_free(&b);
 	if (rc == 0) {
+		char from[256];
+		smtp_spam_levels(st, cfg, id, &r->junk_at, &r->reject_at, from);
 		points10 += rules10;
 		r->score10 = points10;
-		r->verdict = smtp_spam_verdict_of(cfg, points10);
+		r->verdict = smtp_spam_verdict_at(r->junk_at, r->reject_at, points10);
+		bool rej = r->verdict == SMTP_SPAM_REJECT;
+		unsigned long long at = rej ? r->reject_at : r->junk_at;
+		if (from[0] == '\0')
+			snprintf(r->why, sizeof r->why, "at or above %s %llu",
+				 rej ? "spam.content_reject_score" : "spam.junk_score", at);
+		else
+			snprintf(r->why, sizeof r->why, "at or above the %s score %llu set for %s",
+				 rej ? "reject" : "junk", at, from);
+		/* an allowed sender is never junked or refused; a blocked one
+		 * goes to Junk at least */
+		if (eff == LIST_ALLOW) {
+			r->verdict = SMTP_SPAM_INBOX;
+		} else if (eff == LIST_BLOCK && r->verdict == SMTP_SPAM_INBOX) {
+			r->verdict = SMTP_SPAM_JUNK;
+			snprintf(r->why, sizeof r->why, "the sender is on the block list (%s)",
+				 listed + strlen("sender=blocked:"));
+		}
+		metrics_inc(r->verdict == SMTP_SPAM_REJECT ? M_SPAM_REJECT : r->verdict == SMTP_SPAM_JUNK ? M_SPAM_JUNK : M_SPAM_HAM);
 	}
 	if (rc == 0 && r->verdict != SMTP_SPAM_INBOX)
 		rc = store_spam_junk_mailbox(a, r->junk, err, sizeof err);
@@ -149,7 +285,8 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 }
 
 void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
-		     const int64_t *accounts, size_t n, struct smtp_spam *out)
+		     const struct smtp_spam_sender *snd, const int64_t *accounts, size_t n,
+		     struct smtp_spam *out)
 {
 	memset(out, 0, sizeof *out);
 	out->r = xcalloc(n ? n : 1, sizeof *out->r);
@@ -158,10 +295,11 @@ void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg
 	struct spam_tokens tk;
 	spam_token_message(&tk, msg, len);
 	char rules[200];
-	int rules10 = smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), rules, sizeof rules);
+	int rules10 =
+	    smtp_spam_rules(cfg, msg, len, (int64_t)time(NULL), snd, rules, sizeof rules);
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_spam_rcpt *r = &out->r[i];
-		if (score_one(st, cfg, &tk, rules10, rules, accounts[i], r) < 0) {
+		if (score_one(st, cfg, &tk, rules10, rules, snd, accounts[i], r) < 0) {
 			memset(r, 0, sizeof *r);
 			r->failed = true; /* never lose mail: INBOX */
 		}
@@ -198,8 +336,8 @@ int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *
 	int rc = buf_printf(out, "X-Spam-Score: %s\r\n", score);
 	rc |= buf_printf(out, "X-Spam-Status: %s, score=%s junk_score=%llu reject_score=%llu %.*s",
 			 r->verdict == SMTP_SPAM_INBOX ? "No" : "Yes", score,
-			 (unsigned long long)cfg->spam_junk_score,
-			 (unsigned long long)cfg->spam_content_reject_score, bayes_len, r->status);
+			 (unsigned long long)r->junk_at, (unsigned long long)r->reject_at, bayes_len,
+			 r->status);
 	if (tokens != NULL)
 		rc |= buf_printf(out, "\r\n\t%s", tokens + 1);
 	rc |= buf_puts(out, "\r\n");

@@ -16,8 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "spam-bayes.h"
 #include "spam-token.h"
+#include "spf.h"
 #include "store.h"
 
 struct buf;
@@ -31,6 +33,20 @@ struct smtp_spam_rcpt {
 	bool failed;                   /* no score (store error): INBOX, logged */
 	char junk[512];                /* the user's Junk folder, for SMTP_SPAM_JUNK */
 	char status[900];              /* "rules=none bayes=0.9731 tokens=a:0.98,b:0.97" */
+	uint64_t junk_at, reject_at;   /* the thresholds that applied (reject 0: never) */
+	char why[400];                 /* why it is junk/reject, for the trace */
+};
+
+/* What the content stage knows of who sent the message. */
+struct smtp_spam_sender {
+	char from[ADDR_PATH_MAX + 1];      /* the one RFC5322.From address, or "" */
+	char mail_from[ADDR_PATH_MAX + 1]; /* the envelope sender, "" for <> */
+	bool checked;                      /* sender authentication ran */
+	bool from_verified;                /* DMARC passed for the From: domain */
+	bool mail_from_verified;           /* SPF passed for the MAIL FROM domain */
+	enum spf_result spf;
+	bool dmarc_fail;                   /* failed under p=none (or outside pct=),
+					    * and no trusted ARC sealer vouched */
 };
 
 struct smtp_spam {
@@ -44,7 +60,8 @@ struct smtp_spam {
  * the n local accounts.  Never fails: a recipient whose score cannot be
  * computed gets failed = true and INBOX.  Free with smtp_spam_free. */
 void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg, size_t len,
-		     const int64_t *accounts, size_t n, struct smtp_spam *out);
+		     const struct smtp_spam_sender *snd, const int64_t *accounts, size_t n,
+		     struct smtp_spam *out);
 void smtp_spam_free(struct smtp_spam *s);
 
 /* The content score of tokens tk for the account a, as the stage
@@ -56,10 +73,19 @@ int smtp_spam_account_score(struct store_account *a, const struct config *cfg,
 			    const struct spam_tokens *tk, struct store_spam_totals *tot,
 			    struct spam_bayes_result *b, int *points10, char *err, size_t errsz);
 /* The header and structure rules (src/spam/spam-rules.h, weights from
- * cfg) of msg[0..len) received at now: their points in tenths, and text
+ * cfg) of msg[0..len) received at now, and the sender-authentication
+ * rules of snd (NULL: not known): their points in tenths, and text
  * "rules=NAME:1.0,NAME:2.0" (or "rules=none") into text. */
 int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64_t now,
-		    char *text, size_t textsz);
+		    const struct smtp_spam_sender *snd, char *text, size_t textsz);
+/* What a score in tenths means with these thresholds (reject 0: never). */
+enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int points10);
+/* The thresholds for the account id (its own, else its domain's, else
+ * cfg's; docs/spam.md "Thresholds per domain and per user") and where
+ * they come from ("" for the config, else the address or domain) into
+ * from[256].  On a store error, cfg's. */
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
+		      uint64_t *reject, char from[256]);
 /* What a score means under cfg's thresholds. */
 enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
 

@@ -336,6 +336,7 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	 * so databases made before they existed get them too. */
 	if (store_imap_schema(&a->db, err, errsz) < 0 || store_sieve_schema(&a->db, err, errsz) < 0 ||
 	    store_spam_schema(&a->db, err, errsz) < 0 ||
+	    store_spamlist_schema(&a->db, err, errsz) < 0 ||
 	    store_quota_schema(&a->db, err, errsz) < 0 ||
 	    store_blob_schema(&a->db, err, errsz) < 0)
 		goto fail;

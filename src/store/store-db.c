@@ -15,9 +15,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "store-private.h"
 
 #define BUSY_TIMEOUT_MS 10000
+/* Pages are read through a memory map of up to this many bytes of the
+ * file (SQLite maps no more than the file's size), not copied by pread
+ * into each connection's small page cache: random lookups in a database
+ * larger than that cache (a user's spam tokens, a big mailbox's index)
+ * cost a memory access instead of a system call each.  Measured: scoring
+ * 1,950 messages against a 4.9 MB token database, 11-13 s before, 2.4-3.7 s
+ * after (bench/spam). */
+#define STORE_DB_MMAP_SIZE "268435456"
 
 void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz)
 {
@@ -113,7 +122,8 @@ int store_db_open(struct store_db *db, const char *path, bool create, char *err,
 		goto fail;
 	}
 	if (exec_one(db, "PRAGMA synchronous=FULL", NULL, 0, err, errsz) < 0 ||
-	    exec_one(db, "PRAGMA foreign_keys=ON", NULL, 0, err, errsz) < 0)
+	    exec_one(db, "PRAGMA foreign_keys=ON", NULL, 0, err, errsz) < 0 ||
+	    exec_one(db, "PRAGMA mmap_size=" STORE_DB_MMAP_SIZE, NULL, 0, err, errsz) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -295,10 +305,12 @@ int store_db_begin_read(struct store_db *db, char *err, size_t errsz)
 
 int store_db_commit(struct store_db *db, char *err, size_t errsz)
 {
+	uint64_t start_us = metrics_now_us();
 	if (run_verb(db, "COMMIT", err, errsz) < 0) {
 		store_db_rollback(db);
 		return -1;
 	}
+	metrics_observe_since(METRICS_H_STORE_COMMIT, start_us);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store-private.h"
 #include "xalloc.h"
 
@@ -136,6 +137,7 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 	for (size_t i = 0; i < n; i++) {
 		if (p[i].linked)
 			p[i].d->status = 0;
+		metrics_add(M_DELIVERED_LOCAL, p[i].linked);
 	}
 	store_notify(s, id);
 	return ret;

@@ -215,6 +215,7 @@ int store_apppass_schema(struct store *s, char *err, size_t errsz);
 int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* Creates the greylisting tables if they are not there (store_open). */
 int store_greylist_schema(struct store *s, char *err, size_t errsz);
+int store_spamlevel_schema(struct store *s, char *err, size_t errsz);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool store_name_utf8(const char *p, size_t n);
 
@@ -236,6 +237,7 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
 /* The spam classifier's tables (store-spam.c), at every account open. */
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
+int store_spamlist_schema(struct store_db *db, char *err, size_t errsz);
 /* store-blob.c: creates the blobs table if missing (at every open of an
  * account database). */
 int store_blob_schema(struct store_db *db, char *err, size_t errsz);

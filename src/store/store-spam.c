@@ -12,10 +12,11 @@
  *                 trained as what, so that training it the other way, or
  *                 forgetting it, first takes its earlier counts back.
  *
- * Bounded: after each training the least recently seen tokens beyond the
- * caller's max_tokens are dropped, and spam_trained keeps at most
- * STORE_SPAM_TRAINED_MAX rows (the oldest go first: such a message can
- * no longer be un-trained, only trained again).  The tables are made with
+ * Bounded: every STORE_SPAM_PRUNE_EVERY trainings the least recently seen
+ * tokens beyond the caller's max_tokens are dropped, and spam_trained is
+ * cut to STORE_SPAM_TRAINED_MAX rows (the oldest go first: such a message
+ * can no longer be un-trained, only trained again); a token whose counts
+ * drop to zero goes at once.  The tables are made with
  * CREATE ... IF NOT EXISTS when the account database opens (like
  * imap_cache), so older databases get them without a schema step.  SQL
  * kept portable (no MAX(a, b), no INSERT OR ...).
@@ -28,6 +29,7 @@
 #include "store-private.h"
 
 #define STORE_SPAM_TRAINED_MAX 200000
+#define STORE_SPAM_PRUNE_EVERY 64
 
 static const char spam_ddl[] =
 	"CREATE TABLE IF NOT EXISTS spam_tokens ("
@@ -168,18 +170,42 @@ static int train_counts(struct store_db *db, enum store_spam_class cls, int delt
 		if (store_db_run(db, st, err, errsz) < 0)
 			return -1;
 	}
+	/* tokens no training holds any more go (only those taken back can
+	 * have dropped to nothing) */
+	if (delta < 0) {
+		st = store_db_stmt(db,
+				   "DELETE FROM spam_tokens WHERE token = ?1 AND spam = 0 AND ham = 0",
+				   err, errsz);
+		for (size_t i = 0; st != NULL && i < n; i++) {
+			store_db_bind_text(st, 1, tokens[i]);
+			if (store_db_run(db, st, err, errsz) < 0)
+				return -1;
+		}
+		if (st == NULL)
+			return -1;
+	}
 	st = store_db_stmt(db, total_sql[delta > 0][k], err, errsz);
 	return st == NULL ? -1 : store_db_run(db, st, err, errsz);
 }
 
-/* Drops tokens no training holds any more and the oldest beyond the
- * bounds. */
+/* Drops the oldest tokens and training records beyond the bounds.  They
+ * are counted (a scan of each table) only every STORE_SPAM_PRUNE_EVERY
+ * trainings, so a table may pass its bound by the tokens of that many
+ * messages in between. */
 static int prune(struct store_db *db, uint64_t max_tokens, char *err, size_t errsz)
 {
-	sqlite3_stmt *st =
-	    store_db_stmt(db, "DELETE FROM spam_tokens WHERE spam = 0 AND ham = 0", err, errsz);
-	if (st == NULL || store_db_run(db, st, err, errsz) < 0)
+	sqlite3_stmt *st = store_db_stmt(db, "SELECT spam + ham FROM spam_totals", err, errsz);
+	if (st == NULL)
 		return -1;
+	int rc = sqlite3_step(st);
+	int64_t trained = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "reading spam_totals", err, errsz);
+		return -1;
+	}
+	if (trained % STORE_SPAM_PRUNE_EVERY != 0)
+		return 0;
 	if (max_tokens > 0) {
 		st = store_db_stmt(db,
 				   "DELETE FROM spam_tokens WHERE token IN (SELECT token FROM"

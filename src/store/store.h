@@ -858,6 +858,17 @@ int store_queue_find(struct store *s, const char *key, int64_t *ids, size_t max,
 int store_queue_prune(struct store *s, int64_t before, size_t *n_out, char *err,
 		      size_t errsz);
 
+/* The queue at a glance (store-queue-stats.c; metrics, `tern status`):
+ * messages with a recipient still to deliver, those recipients (deferred,
+ * sending, hold), and the unix time the oldest of those messages was
+ * queued (0: none).  0, or -1 with err. */
+struct store_queue_stats {
+	uint64_t messages;
+	uint64_t recipients;
+	int64_t oldest;
+};
+int store_queue_stats(struct store *s, struct store_queue_stats *out, char *err, size_t errsz);
+
 /* ------------------------------------------------- mailboxes and messages */
 
 /* Special-use bits (RFC 6154). */
@@ -1258,6 +1269,60 @@ int store_spam_train(struct store_account *a, const char *key, enum store_spam_c
  * special use (RFC 6154), else the one named "Junk", else "Junk" made now
  * with \Junk.  0 or -1. */
 int store_spam_junk_mailbox(struct store_account *a, char out[512], char *err, size_t errsz);
+
+/* A user's sender lists for the spam filter (store-spamlist.c,
+ * docs/spam.md "Sender lists"): patterns "user@domain" or "@domain" (the
+ * domain and its subdomains), lower-cased. */
+#define STORE_SPAMLIST_PATTERN_MAX 322
+enum store_spamlist_kind { STORE_SPAMLIST_ALLOW = 1, STORE_SPAMLIST_BLOCK = 2 };
+enum store_spamlist_origin {
+	STORE_SPAMLIST_MANUAL = 0, /* tern spam allow|block */
+	STORE_SPAMLIST_SENT = 1,   /* the user wrote to it (submission) */
+};
+struct store_spamlist_entry {
+	char pattern[STORE_SPAMLIST_PATTERN_MAX];
+	enum store_spamlist_kind kind;
+	enum store_spamlist_origin origin;
+	int64_t added, used; /* unix seconds */
+};
+/* Checks and normalises a pattern ("a@b.example", "@b.example"). 0 or -1. */
+int store_spamlist_pattern(const char *in, char out[STORE_SPAMLIST_PATTERN_MAX], char *err,
+			   size_t errsz);
+/* Puts pattern on the list as kind, by hand (replaces an entry from sent
+ * mail or of the other kind).  0 or -1 (bad pattern, list full, store). */
+int store_spamlist_set(struct store_account *a, const char *pattern,
+		       enum store_spamlist_kind kind, int64_t now, char *err, size_t errsz);
+/* 1 removed, 0 it was not there, -1 error. */
+int store_spamlist_remove(struct store_account *a, const char *pattern, char *err, size_t errsz);
+/* The most specific entry for address (the address, its domain, each
+ * parent domain): 1 found (*out), 0 none, -1 error. */
+int store_spamlist_lookup(struct store_account *a, const char *address,
+			  struct store_spamlist_entry *out, char *err, size_t errsz);
+/* The user sent mail to addrs[0..n): each becomes (or stays, and is marked
+ * used at now) an allow entry from sent mail, unless an entry made by hand
+ * is there; bounded (least recently used dropped).  Not synced: losing
+ * the last ones on a power failure is harmless.  0 or -1. */
+int store_spamlist_note_sent(struct store_account *a, const char *const *addrs, size_t n,
+			     int64_t now, char *err, size_t errsz);
+/* Calls cb for every entry (by hand first, allow before block, by
+ * pattern); a non-zero return of cb stops and is returned. */
+int store_spamlist_each(struct store_account *a,
+			int (*cb)(void *ctx, const struct store_spamlist_entry *e), void *ctx,
+			char *err, size_t errsz);
+
+/* Spam thresholds of a domain or a user's address (store-spamlevel.c,
+ * docs/spam.md): -1 where that level sets nothing. */
+struct store_spamlevel {
+	int64_t junk;   /* 1..1000 */
+	int64_t reject; /* 0 (never) or 1..1000 */
+};
+/* 1 found (*out), 0 none (*out all -1), -1 error. */
+int store_spamlevel_get(struct store *s, const char *name, struct store_spamlevel *out,
+			char *err, size_t errsz);
+/* Sets both of name's values (-1: unset; both -1 removes the entry).  The
+ * caller checks the ranges.  0 or -1. */
+int store_spamlevel_set(struct store *s, const char *name, const struct store_spamlevel *l,
+			char *err, size_t errsz);
 
 /* ------------------------------------------------ JMAP (store-jmap.c) */
 /* What JMAP Mail needs besides the IMAP view: thread ids and a change log

@@ -228,9 +228,16 @@ NEW_VALUES = {
     "spam.rule_missing_message_id": "2",
     "spam.rule_future_date": "3",
     "spam.rule_executable_attachment": "5",
+    "spam.rule_spf_fail": "3",
+    "spam.rule_spf_softfail": "2",
+    "spam.rule_dmarc_fail": "4",
+    "spam.allow_sent_recipients": "no",
     "quota.default_storage": "1G",
     "quota.default_messages": "100000",
     "quota.warning_percent": "80",
+    "metrics.listen": lambda srv, cur: "127.0.0.1:%d" % (srv.port_base + 5101),
+    "metrics.tls": "yes",
+    "metrics.password": "scrape-secret",
 }
 
 
@@ -281,6 +288,10 @@ def _check_in_effect(srv, key, value, cur, autoconfig_ports):
         status, data = _http_get(_listen_port(cur["http.listen"])[1],
                                  "/.well-known/acme-challenge/tok", HOSTNAME)
         assert (status, data) == (200, b"webroot-reloaded\n")
+    elif key == "metrics.listen":
+        # off at the start (init leaves it commented out): still nothing there
+        with pytest.raises(OSError):
+            socket.create_connection((HOST, _listen_port(value)[1]), timeout=timeout(5)).close()
     elif key.endswith(".listen"):
         # the old port still serves; nothing was opened on the new one
         # (nor advertised: autoconfig still names the running ports)

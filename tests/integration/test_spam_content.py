@@ -213,6 +213,22 @@ def test_learn_cli_and_explain(server):
     out = r.stdout.decode().splitlines()
     assert out[0] == "alice@example.test: 3 messages read, 3 trained as ham, 0 already so"
     assert out[1].startswith("alice@example.test has now trained 3 spam and 3 ham messages")
+    # spam score: what messages would score now, nothing stored or trained
+    mixed = (mbox_of(["Probe spam"], SPAM_WORDS) + mbox_of(["Probe ham"], HAM_WORDS))
+    r = server.cli_ok("spam", "score", USER, input=mixed)
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"(9|10)\.\d\tjunk\tmessage 1", lines[0]), lines
+    assert re.fullmatch(r"-(9|10)\.\d\tinbox\tmessage 2", lines[1]), lines
+    assert lines[2] == "alice@example.test: 2 messages scored: 1 inbox, 1 junk, 0 refused"
+    r = server.cli_ok("spam", "score", USER, md)
+    lines = r.stdout.decode().splitlines()
+    assert lines[-1] == "alice@example.test: 3 messages scored: 3 inbox, 0 junk, 0 refused"
+    assert sorted(l.split("\t")[1:] for l in lines[:-1]) == [
+        ["inbox", os.path.join(md, "cur", "m1")], ["inbox", os.path.join(md, "cur", "m2")],
+        ["inbox", os.path.join(md, "new", "m0")]], lines
+    assert "3 spam and 3 ham messages" in server.cli_ok(
+        "spam", "learn", "--ham", USER, md).stdout.decode()  # score trained nothing
     # bad usage
     r = server.cli("spam", "learn", "--spam", "--ham", USER, input=b"")
     assert r.returncode == 2 and b"give one of --spam and --ham" in r.stderr

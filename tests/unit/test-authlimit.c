@@ -381,6 +381,29 @@ TEST(authlimit_conn_open_close_and_rate)
 	authlimit_shutdown();
 }
 
+/* A time older than the one stored (another process read the clock
+ * later but took the lock first, or the wall clock stepped back) is not
+ * an hour-old slot: the open count and the failures stay. */
+TEST(authlimit_older_time_keeps_counts)
+{
+	setup(0);
+	struct sockaddr_storage a = v4("192.0.2.1");
+	uint64_t slot[3] = {0};
+	uint32_t n;
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 0, &slot[0], &n), AUTHLIMIT_CONN_OK);
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 0, &slot[1], &n), AUTHLIMIT_CONN_OK);
+	fake_ms -= 5;
+	CHECK_INT(authlimit_conn_open(SA(a), 2, 0, &slot[2], &n), AUTHLIMIT_CONN_TOO_MANY);
+	CHECK_INT(n, 2);
+	for (unsigned i = 0; i < cfg.block_after; i++)
+		authlimit_fail(SA(a), "u@example.test");
+	fake_ms -= 1000;
+	CHECK(check(SA(a), "u@example.test").blocked);
+	authlimit_conn_close(&slot[0]);
+	authlimit_conn_close(&slot[1]);
+	authlimit_shutdown();
+}
+
 TEST(authlimit_message_rate_per_hour)
 {
 	setup(0);

@@ -110,3 +110,43 @@ TEST(http_xml_element_text_controls)
 	CHECK_INT(http_xml_element_text(in, sizeof in - 1, "EMailAddress", out, sizeof out), -1);
 	CHECK_INT(text("<EMailAddress>a<b/>c</EMailAddress>", "EMailAddress", out, sizeof out), -1);
 }
+
+static int basic(const char *h, char *user, size_t usersz, char *pass, size_t passsz)
+{
+	size_t n = strlen(h);
+	char *p = malloc(n ? n : 1);
+	if (p == NULL)
+		abort();
+	memcpy(p, h, n);
+	int r = http_basic_credentials(p, n, user, usersz, pass, passsz);
+	free(p);
+	return r;
+}
+
+TEST(http_basic_credentials)
+{
+	char u[16], p[16];
+	/* "metrics:s3cret" */
+	CHECK_INT(basic("Basic bWV0cmljczpzM2NyZXQ=", u, sizeof u, p, sizeof p), 0);
+	CHECK_STR(u, "metrics");
+	CHECK_STR(p, "s3cret");
+	CHECK_INT(basic("basic   bWV0cmljczpzM2NyZXQ=", u, sizeof u, p, sizeof p), 0);
+	/* the first ':' splits: "a:b:c" */
+	CHECK_INT(basic("Basic YTpiOmM=", u, sizeof u, p, sizeof p), 0);
+	CHECK_STR(u, "a");
+	CHECK_STR(p, "b:c");
+	/* empty password "u:" */
+	CHECK_INT(basic("Basic dTo=", u, sizeof u, p, sizeof p), 0);
+	CHECK_STR(p, "");
+	/* no colon ("metrics"), other schemes, bad base64, NUL inside
+	 * ("a\0:b"), a user that does not fit */
+	CHECK_INT(basic("Basic bWV0cmljcw==", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Bearer bWV0cmljczpzM2NyZXQ=", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Basic bWV0cmljczpzM2NyZXQ", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Basic !!!!", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Basic YQA6Yg==", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Basic", u, sizeof u, p, sizeof p), -1);
+	CHECK_INT(basic("Basic bWV0cmljczpzM2NyZXQ=", u, 7, p, sizeof p), -1);
+	CHECK_INT(basic("Basic bWV0cmljczpzM2NyZXQ=", u, 8, p, 6), -1);
+	CHECK_INT(basic("Basic bWV0cmljczpzM2NyZXQ=", u, 8, p, 7), 0);
+}

@@ -2032,6 +2032,58 @@ TEST(greylist_triplets_expiry_and_networks)
 	fx_close(&f);
 }
 
+/* --------------------------------------------------- store-spamlist.c */
+
+TEST(store_spamlist_patterns_and_lookup)
+{
+	struct fx f;
+	int64_t ids[3];
+	fx_open(&f);
+	fx_basic(&f, ids);
+	struct store_account *a = NULL;
+	CHECK_INT(store_account_open_id(f.s, ids[0], &a), 1);
+	char p[STORE_SPAMLIST_PATTERN_MAX];
+	CHECK_INT(store_spamlist_pattern("Bob@Example.ORG", p, f.err, sizeof f.err), 0);
+	CHECK_STR(p, "bob@example.org");
+	CHECK_INT(store_spamlist_pattern("@Example.ORG", p, f.err, sizeof f.err), 0);
+	CHECK_STR(p, "@example.org");
+	CHECK_INT(store_spamlist_pattern("nobody", p, f.err, sizeof f.err), -1);
+	CHECK_INT(store_spamlist_pattern("@", p, f.err, sizeof f.err), -1);
+	CHECK_INT(store_spamlist_set(a, "@example.org", STORE_SPAMLIST_BLOCK, 10, f.err,
+				     sizeof f.err), 0);
+	CHECK_INT(store_spamlist_set(a, "bob@example.org", STORE_SPAMLIST_ALLOW, 11, f.err,
+				     sizeof f.err), 0);
+	struct store_spamlist_entry e;
+	/* the address beats its domain; a domain covers its subdomains */
+	CHECK_INT(store_spamlist_lookup(a, "BOB@example.org", &e, f.err, sizeof f.err), 1);
+	CHECK(e.kind == STORE_SPAMLIST_ALLOW && e.origin == STORE_SPAMLIST_MANUAL);
+	CHECK_STR(e.pattern, "bob@example.org");
+	CHECK_INT(store_spamlist_lookup(a, "eve@mail.Example.org", &e, f.err, sizeof f.err), 1);
+	CHECK(e.kind == STORE_SPAMLIST_BLOCK);
+	CHECK_STR(e.pattern, "@example.org");
+	CHECK_INT(store_spamlist_lookup(a, "eve@example.net", &e, f.err, sizeof f.err), 0);
+	CHECK_INT(store_spamlist_lookup(a, "", &e, f.err, sizeof f.err), 0);
+	/* sent mail: added, but never over an entry made by hand */
+	const char *to[] = {"Carol@Example.NET", "bob@example.org", "@bad", "not an address"};
+	CHECK_INT(store_spamlist_note_sent(a, to, 4, 20, f.err, sizeof f.err), 0);
+	CHECK_INT(store_spamlist_lookup(a, "carol@example.net", &e, f.err, sizeof f.err), 1);
+	CHECK(e.kind == STORE_SPAMLIST_ALLOW && e.origin == STORE_SPAMLIST_SENT && e.used == 20);
+	CHECK_INT(store_spamlist_lookup(a, "bob@example.org", &e, f.err, sizeof f.err), 1);
+	CHECK(e.origin == STORE_SPAMLIST_MANUAL && e.used == 11);
+	CHECK_INT(store_spamlist_note_sent(a, to, 1, 30, f.err, sizeof f.err), 0);
+	CHECK_INT(store_spamlist_lookup(a, "carol@example.net", &e, f.err, sizeof f.err), 1);
+	CHECK(e.used == 30 && e.added == 20);
+	/* by hand over one from sent mail */
+	CHECK_INT(store_spamlist_set(a, "carol@example.net", STORE_SPAMLIST_BLOCK, 40, f.err,
+				     sizeof f.err), 0);
+	CHECK_INT(store_spamlist_lookup(a, "carol@example.net", &e, f.err, sizeof f.err), 1);
+	CHECK(e.kind == STORE_SPAMLIST_BLOCK && e.origin == STORE_SPAMLIST_MANUAL);
+	CHECK_INT(store_spamlist_remove(a, "@example.org", f.err, sizeof f.err), 1);
+	CHECK_INT(store_spamlist_remove(a, "@example.org", f.err, sizeof f.err), 0);
+	CHECK_INT(store_spamlist_lookup(a, "eve@mail.example.org", &e, f.err, sizeof f.err), 0);
+	fx_close(&f);
+}
+
 /* ------------------------------------------------------- store-spam.c */
 
 TEST(store_spam_train_untrain)
@@ -2073,19 +2125,36 @@ TEST(store_spam_train_untrain)
 	CHECK_INT(c, STORE_SPAM_NONE);
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
 	CHECK(tot.spam == 0 && tot.ham == 1 && tot.tokens == 2); /* cheap, meeting */
-	/* bounded: with max_tokens 3 the least recently trained go */
+	/* bounded: every 64th training (spam + ham), with max_tokens 3 the
+	 * least recently trained go; in between nothing is dropped */
+	char key[16], tok[16];
+	const char *one[] = {tok};
+	for (int i = 0; i < 62; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(tok, sizeof tok, "t%d", i);
+		CHECK_INT(store_spam_train(a, key, STORE_SPAM_SPAM, one, 1, 200 + i, 3, f.err,
+					   sizeof f.err),
+			  1);
+	}
+	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
+	CHECK(tot.spam + tot.ham == 63 && tot.tokens == 64);
 	const char *m3[] = {"alpha", "beta"};
-	CHECK_INT(store_spam_train(a, "f3", STORE_SPAM_SPAM, m3, 2, 200, 3, f.err, sizeof f.err), 1);
+	CHECK_INT(store_spam_train(a, "f3", STORE_SPAM_SPAM, m3, 2, 300, 3, f.err, sizeof f.err), 1);
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
 	CHECK_INT(tot.tokens, 3);
-	const char *q2[] = {"alpha", "beta", "cheap", "meeting"};
+	const char *q2[] = {"alpha", "beta", "t61", "cheap"};
 	CHECK_INT(store_spam_counts(a, q2, 4, s, h, f.err, sizeof f.err), 0);
-	CHECK(s[0] == 1 && s[1] == 1 && h[2] + h[3] == 1); /* one of the seen-102 pair left */
+	CHECK(s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0 && h[3] == 0);
 	/* a larger bound drops nothing (a negative LIMIT would drop all) */
-	const char *m4[] = {"gamma"};
-	CHECK_INT(store_spam_train(a, "f4", STORE_SPAM_HAM, m4, 1, 300, 1000, f.err, sizeof f.err),
-		  1);
+	for (int i = 0; i < 64; i++) {
+		snprintf(key, sizeof key, "g%d", i);
+		snprintf(tok, sizeof tok, "g%d", i);
+		CHECK_INT(store_spam_train(a, key, STORE_SPAM_HAM, one, 1, 400 + i, 1000, f.err,
+					   sizeof f.err),
+			  1);
+	}
 	CHECK_INT(store_spam_totals(a, &tot, f.err, sizeof f.err), 0);
-	CHECK_INT(tot.tokens, 4);
+	CHECK(tot.spam + tot.ham == 128);
+	CHECK_INT(tot.tokens, 67);
 	fx_close(&f);
 }
