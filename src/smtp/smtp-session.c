@@ -1487,8 +1487,8 @@ static void milter_done(void *ctx, struct smtp_milter_result *r)
 			code = (r->reply[0] - '0') * 100 + (r->reply[1] - '0') * 10 + (r->reply[2] - '0');
 		log_info("smtp id=%s session=%s action=milter milter=%s result=%s reply=\"%s\"", t->id,
 			 s->id, r->by, r->verdict == SMTP_MILTER_REJECT ? "reject" : "tempfail", esc);
+		txn_done(s, t, code, r->reply); /* r is the milter's: free it after */
 		smtp_milter_free(&s->milter);
-		txn_done(s, t, code, r->reply);
 		if (code == 421)
 			close_with(s, NULL); /* RFC 5321 4.2.3: 421 closes */
 		else

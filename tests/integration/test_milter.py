@@ -508,3 +508,129 @@ def test_bad_config(make_server):
     r = srv.cli_noconf("-c", srv.conf, "serve")
     assert r.returncode == 2
     assert b"milter.servers lists at most 8 endpoints" in r.stderr
+
+
+# ------------------------------------------------------------- rspamd
+
+RSPAMD = "/usr/bin/rspamd"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+RSPAMD_CONF = """\
+.include "$CONFDIR/common.conf"
+options {
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    .include(try=true; priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
+}
+logging {
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    level = "info";
+}
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:%d";
+    milter = yes;
+    timeout = 60s;
+    upstream "local" {
+        default = yes;
+        self_scan = yes;
+    }
+    count = 1;
+}
+"""
+
+# No internet: DNS goes to a port where nothing answers (fast errors).
+RSPAMD_OPTIONS = """\
+dns {
+    nameserver = ["127.0.0.1:1"];
+    timeout = 0.5s;
+    retransmits = 1;
+}
+"""
+
+RSPAMD_HEADERS = """\
+use = ["x-spamd-result", "x-rspamd-queue-id"];
+skip_local = false;
+skip_authenticated = false;
+"""
+
+
+@pytest.fixture(scope="module")
+def rspamd():
+    """Debian's rspamd in milter mode (its proxy worker scanning itself),
+    self-contained: its own config, run, data and log folder, on a free
+    loopback port, no system service, no network."""
+    if not os.path.exists(RSPAMD):
+        pytest.skip("rspamd is not installed (scripts/install-deps.sh)")
+    d = tempfile.mkdtemp(prefix="tern-rspamd-")
+    os.makedirs(os.path.join(d, "local.d"))
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    with open(os.path.join(d, "rspamd.conf"), "w") as f:
+        f.write(RSPAMD_CONF % port)
+    with open(os.path.join(d, "local.d", "options.inc"), "w") as f:
+        f.write(RSPAMD_OPTIONS)
+    with open(os.path.join(d, "local.d", "milter_headers.conf"), "w") as f:
+        f.write(RSPAMD_HEADERS)
+    args = [RSPAMD, "-f", "-c", os.path.join(d, "rspamd.conf"), "--var=CONFDIR=/etc/rspamd",
+            "--var=LOCAL_CONFDIR=" + d, "--var=RUNDIR=" + d, "--var=DBDIR=" + d,
+            "--var=LOGDIR=" + d]
+    if os.geteuid() == 0:
+        args[2:2] = ["-i", "-u", "root", "-g", "root"]
+    out = open(os.path.join(d, "stdout.txt"), "wb")
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # rspamd compiles its rules and the TLD list first (a minute on a
+        # busy machine); it is up when the proxy port accepts.
+        deadline = time.monotonic() + timeout(240)
+        while True:
+            assert proc.poll() is None, open(os.path.join(d, "stdout.txt")).read()[-3000:]
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "rspamd did not listen on %d" % port
+            time.sleep(0.5)
+        yield "inet:%s:%d" % (HOST, port)
+    finally:
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout(20))
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        out.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_rspamd_gtube_rejected(make_server, rspamd):
+    srv = start_tern(make_server, rspamd, **{"milter.timeout_command": "60s"})
+    e = send_refused(srv, "Gtube", data=MSG.replace("the body.", GTUBE) % ("Gtube", "Gtube"))
+    assert (e.smtp_code, e.smtp_error) == (554, b"5.7.1 Gtube pattern")
+    assert srv.wait_log(r"action=milter milter=%s result=reject" % re.escape(rspamd))
+    assert imap_fetch(srv, "Gtube") is None
+
+
+def test_rspamd_normal_passes_with_its_headers(make_server, rspamd):
+    srv = start_tern(make_server, rspamd, **{"milter.timeout_command": "60s"})
+    send(srv, "Normal mail")
+    line = srv.wait_log(r"action=milter result=accept modified=yes")
+    assert line, srv.log()[-2000:]
+    qid = re.search(r" id=(\S+)", line[0]).group(1)
+    stored = imap_fetch(srv, "Normal mail")
+    _, rest = trace_split(stored)
+    head, body = rest.split(b"\r\n\r\n", 1)
+    # the message as sent, then rspamd's two fields (in either order)
+    sent = (b"From: Bob <bob@elsewhere.example>\r\nTo: alice@example.test\r\n"
+            b"Subject: Normal mail\r\nX-Remove: this goes\r\n"
+            b"Message-ID: <Normalmail@elsewhere.example>\r\n")
+    assert head.startswith(sent), head
+    added = re.split(rb"\r\n(?![ \t])", head[len(sent):])
+    assert sorted(f.split(b":", 1)[0] for f in added) == [b"X-Rspamd-Queue-Id",
+                                                          b"X-Spamd-Result"], added
+    assert b"X-Rspamd-Queue-Id: " + qid.encode() in added
+    assert [f for f in added if f.startswith(b"X-Spamd-Result: default: False [")]
+    assert body == b"Hello Alice,\r\nthe body.\r\n"
