@@ -355,8 +355,12 @@ static void advance(struct smtp_milter *m)
 			continue;
 		}
 		if (m->step == ST_BODY &&
-		    evbuffer_get_length(bufferevent_get_output(m->bev)) > MILTER_OUT_HIGH)
-			break; /* the write callback goes on */
+		    evbuffer_get_length(bufferevent_get_output(m->bev)) > MILTER_OUT_HIGH) {
+			/* the write callback goes on; a milter that stops
+			 * reading (no replies to wait for: NR_BODY) times out */
+			arm(m, m->timeout_command);
+			break;
+		}
 		int r = build_step(m, &b);
 		if (r == 1) {
 			m->step = ST_EOB;
@@ -367,12 +371,13 @@ static void advance(struct smtp_milter *m)
 			fail(m, "could not build or send a command");
 			return;
 		}
-		if (m->step == ST_EOB || !step_no_reply(m, m->step)) {
+		/* the timer runs while something is due: a reply, or the
+		 * milter reading what was sent without one */
+		arm(m, m->timeout_command);
+		if (m->step == ST_EOB || !step_no_reply(m, m->step))
 			m->waiting = true;
-			arm(m, m->timeout_command);
-		} else {
+		else
 			step_next(m);
-		}
 	}
 	buf_free(&b);
 }
@@ -433,6 +438,7 @@ static void on_reply(struct smtp_milter *m, char cmd, const unsigned char *d, si
 		m->neg.actions &= MILTER_OFFER_ACTIONS;
 		m->neg.protocol &= MILTER_OFFER_PROTOCOL;
 		m->waiting = false;
+		event_del(m->timer);
 		m->step = ST_CONNECT;
 		advance(m);
 		return;
@@ -440,6 +446,7 @@ static void on_reply(struct smtp_milter *m, char cmd, const unsigned char *d, si
 	switch (cmd) {
 	case MILTER_R_CONTINUE:
 		m->waiting = false;
+		event_del(m->timer);
 		if (m->step == ST_EOB) {
 			milter_ok(m);
 			return;
@@ -451,6 +458,7 @@ static void on_reply(struct smtp_milter *m, char cmd, const unsigned char *d, si
 		if (m->step != ST_BODY || !(m->neg.protocol & MILTER_P_SKIP))
 			break;
 		m->waiting = false;
+		event_del(m->timer);
 		m->step = ST_EOB;
 		advance(m);
 		return;

@@ -27,7 +27,7 @@ USER = "alice@example.test"
 
 # SMFIF_* and SMFIP_*
 ADDHDRS, CHGHDRS, QUARANTINE = 0x01, 0x10, 0x20
-NOBODY, NR_HDR, SKIP = 0x10, 0x80, 0x400
+NOBODY, NR_HDR, SKIP, NR_BODY = 0x10, 0x80, 0x400, 0x80000
 
 
 def packet(cmd, data=b""):
@@ -338,6 +338,16 @@ def test_no_reply_and_skip_flags(make_server, milter_factory):
     cmds = m2.cmds()
     assert cmds.count(b"B") == 1 and cmds[-2:] == [b"E", b"Q"], cmds
     assert len(m2.data(b"B")[0]) == 65535
+
+
+def test_no_reply_body_milter_stops_reading(make_server, milter_factory):
+    # NR_BODY: Tern sends the body without waiting for replies, but a
+    # milter that stops reading it still times out.
+    m = milter_factory(protocol=NR_BODY, replies={"body": "hang"})
+    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "1s"})
+    big = MSG % ("Big", "Big") + ("y" * 998 + "\r\n") * 12000
+    assert send_refused(srv, "Big", data=big).smtp_code == 451
+    assert srv.wait_log(r"step=body error=\"no reply in time")
 
 
 def test_two_milters_in_order(make_server, milter_factory):
