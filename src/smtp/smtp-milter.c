@@ -39,6 +39,7 @@
 #define MILTER_MAX_OPS 1000              /* header changes, all milters */
 #define MILTER_MAX_ADDED (256 * 1024)    /* bytes of added or changed fields */
 #define MILTER_OUT_HIGH (256 * 1024)     /* body bytes queued before waiting */
+#define MILTER_MAX_PROGRESS 60           /* "progress" replies per milter */
 
 enum step {
 	ST_CONNECTING,
@@ -85,6 +86,7 @@ struct smtp_milter {
 	bool quarantine_pending;
 	char quarantine_reason[256];
 	unsigned gen;                     /* counts conversations (read_cb's guard) */
+	unsigned progress;                /* its "progress" replies */
 	struct smtp_milter_result res;
 	smtp_milter_cb cb;
 	void *ctx;
@@ -427,6 +429,11 @@ static void on_reply(struct smtp_milter *m, char cmd, const unsigned char *d, si
 		return;
 	}
 	if (cmd == MILTER_R_PROGRESS) {
+		/* bounded, so that a milter cannot hold a message forever */
+		if (++m->progress > MILTER_MAX_PROGRESS) {
+			fail(m, "too many progress replies");
+			return;
+		}
 		arm(m, m->timeout_command);
 		return;
 	}
@@ -589,6 +596,7 @@ static void next_milter(struct smtp_milter *m)
 	m->step = ST_CONNECTING;
 	m->waiting = false;
 	m->quarantine_pending = false;
+	m->progress = 0;
 	buf_reset(&m->pending);
 	m->index = 0;
 	m->neg = (struct milter_optneg){0};

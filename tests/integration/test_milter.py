@@ -120,11 +120,20 @@ class Milter(threading.Thread):
                 if r == "hang":
                     time.sleep(timeout(30))
                     break
+                if isinstance(r, str) and r.startswith("progress:"):
+                    _, count, pause = r.split(":")
+                    for _ in range(int(count)):
+                        time.sleep(float(pause))
+                        c.sendall(packet(b"p"))
+                    c.sendall(packet(b"c"))
+                    continue
                 if isinstance(r, bytes):
                     c.sendall(r)
                     continue
                 for k, d in (r or [(b"c", b"")]):
                     c.sendall(packet(k, d))
+        except OSError:
+            pass  # Tern closed the connection (a timeout, garbage)
         finally:
             c.close()
             self.done.set()
@@ -348,6 +357,19 @@ def test_no_reply_body_milter_stops_reading(make_server, milter_factory):
     big = MSG % ("Big", "Big") + ("y" * 998 + "\r\n") * 12000
     assert send_refused(srv, "Big", data=big).smtp_code == 451
     assert srv.wait_log(r"step=body error=\"no reply in time")
+
+
+def test_progress(make_server, milter_factory):
+    # progress restarts the timeout: 3 s of work with a 1 s timeout passes
+    m = milter_factory(replies={"eom": "progress:6:0.5"})
+    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "1s"})
+    send(srv, "Slow scan")
+    assert imap_fetch(srv, "Slow scan") is not None
+    # ... but not forever
+    m.replies = {"eom": "progress:70:0.05"}
+    e = send_refused(srv, "Endless scan")
+    assert e.smtp_code == 451
+    assert srv.wait_log(r"step=eom error=\"too many progress replies\"")
 
 
 def test_two_milters_in_order(make_server, milter_factory):
