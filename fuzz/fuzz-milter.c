@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t sl;
 		switch (cmd) {
 		case MILTER_R_OPTNEG:
-			if (milter_proto_parse_optneg(d, n, &o) == 0 && (o.version < 2 || o.version > 6))
+			if (milter_proto_parse_optneg(d, n, &o) == 0 &&
+			    (o.version < 2 || o.version > 6))
 				abort();
 			break;
 		case MILTER_R_REPLYCODE: {
@@ -86,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		default:
 			if (milter_proto_parse_header_op(cmd, d, n, &op) == 0) {
 				if (op.name_len == 0 || op.name_len > 76 ||
-				    op.name < (const char *)d || op.value + op.value_len > (const char *)d + n)
+				    op.name < (const char *)d ||
+				    op.value + op.value_len > (const char *)d + n)
 					abort();
 				if (fs.n < 200)
 					milter_fields_apply(&fs, &op);

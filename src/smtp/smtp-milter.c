@@ -56,19 +56,18 @@ enum step {
 	ST_DONE,
 };
 
-static const char *const step_names[] = {"connect", "negotiate", "connect", "helo",
-					 "mail",    "rcpt",      "data",    "header",
-					 "eoh",     "body",      "eom",     "done"};
+static const char *const step_names[] = {"connect", "negotiate", "connect", "helo", "mail", "rcpt",
+					 "data",    "header",    "eoh",     "body", "eom",  "done"};
 
 struct smtp_milter {
 	struct event_base *base;
-	struct smtp_milter_request req;   /* strings below are owned copies */
-	char *strs;                       /* all the request's strings */
+	struct smtp_milter_request req; /* strings below are owned copies */
+	char *strs;                     /* all the request's strings */
 	char **rcpts;
 	char log_id[32];
-	char *servers;                    /* milter.servers at the start */
-	const char *next_server;          /* in servers */
-	char endpoint[128];               /* the current one */
+	char *servers;           /* milter.servers at the start */
+	const char *next_server; /* in servers */
+	char endpoint[128];      /* the current one */
 	bool accept_on_failure;
 	unsigned timeout_connect, timeout_command;
 	/* the current conversation */
@@ -76,17 +75,17 @@ struct smtp_milter {
 	struct event *timer;
 	struct event *done_ev;
 	enum step step;
-	bool waiting;                     /* a reply is due */
-	size_t index;                     /* ST_RCPT, ST_HEADER: which one */
-	off_t body_off, body_end;         /* ST_BODY: what is left to send */
+	bool waiting;             /* a reply is due */
+	size_t index;             /* ST_RCPT, ST_HEADER: which one */
+	off_t body_off, body_end; /* ST_BODY: what is left to send */
 	struct milter_optneg neg;
-	size_t ops;                       /* header changes so far (all milters) */
-	size_t added;                     /* bytes they added */
-	struct buf pending;               /* this milter's changes: cmd, len, data */
+	size_t ops;         /* header changes so far (all milters) */
+	size_t added;       /* bytes they added */
+	struct buf pending; /* this milter's changes: cmd, len, data */
 	bool quarantine_pending;
 	char quarantine_reason[256];
-	unsigned gen;                     /* counts conversations (read_cb's guard) */
-	unsigned progress;                /* its "progress" replies */
+	unsigned gen;      /* counts conversations (read_cb's guard) */
+	unsigned progress; /* its "progress" replies */
 	struct smtp_milter_result res;
 	smtp_milter_cb cb;
 	void *ctx;
@@ -246,9 +245,15 @@ static int build_step(struct smtp_milter *m, struct buf *b)
 		char port[8], us[160];
 		snprintf(port, sizeof port, "%u", (unsigned)q->client_port);
 		snprintf(us, sizeof us, "unknown [%s]", q->client_ip);
-		const char *n[] = {"j", "{daemon_name}", "v", "_", "{client_addr}", "{client_name}",
+		const char *n[] = {"j",
+				   "{daemon_name}",
+				   "v",
+				   "_",
+				   "{client_addr}",
+				   "{client_name}",
 				   "{client_port}"};
-		const char *v[] = {q->hostname, q->daemon, "Tern", us, q->client_ip, "unknown", port};
+		const char *v[] = {q->hostname,  q->daemon, "Tern", us,
+				   q->client_ip, "unknown", port};
 		if (milter_proto_macros(b, MILTER_C_CONNECT, n, v, 7) < 0)
 			return -1;
 		return milter_proto_connect(b, client, strchr(q->client_ip, ':') != NULL,
@@ -262,7 +267,8 @@ static int build_step(struct smtp_milter *m, struct buf *b)
 		char from[600];
 		snprintf(from, sizeof from, "<%s>", q->from);
 		const char *n[] = {"i", "{mail_addr}", "{auth_authen}", "{auth_type}"};
-		const char *v[] = {q->queue_id, q->from, q->auth_user, q->auth_user[0] ? "PLAIN" : ""};
+		const char *v[] = {q->queue_id, q->from, q->auth_user,
+				   q->auth_user[0] ? "PLAIN" : ""};
 		if (milter_proto_macros(b, MILTER_C_MAIL, n, v, q->auth_user[0] ? 4 : 2) < 0)
 			return -1;
 		const char *s[] = {from};
@@ -413,8 +419,8 @@ static int eom_action(struct smtp_milter *m, char cmd, const unsigned char *d, s
 	}
 	/* kept until the milter's final reply: a milter that fails
 	 * meanwhile changes nothing */
-	unsigned char h[5] = {(unsigned char)cmd, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
-			      (unsigned char)(n >> 8), (unsigned char)n};
+	unsigned char h[5] = {(unsigned char)cmd, (unsigned char)(n >> 24),
+			      (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n};
 	m->added += op.name_len + op.value_len;
 	return buf_append(&m->pending, h, sizeof h) | buf_append(&m->pending, d, n);
 }
@@ -523,7 +529,9 @@ static void read_cb(struct bufferevent *bev, void *ctx)
 		char cmd;
 		const unsigned char *d;
 		size_t n, used;
-		int r = p == NULL ? 0 : milter_proto_frame(p, look, MILTER_REPLY_MAX, &cmd, &d, &n, &used);
+		int r = p == NULL
+			    ? 0
+			    : milter_proto_frame(p, look, MILTER_REPLY_MAX, &cmd, &d, &n, &used);
 		if (r == 0)
 			return;
 		if (r < 0) {
@@ -579,8 +587,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *ctx)
 	(void)fd;
 	(void)what;
 	struct smtp_milter *m = ctx;
-	fail(m, m->step <= ST_OPTNEG ? "no connection or negotiation in time (milter.timeout_connect)"
-				      : "no reply in time (milter.timeout_command)");
+	fail(m, m->step <= ST_OPTNEG
+		    ? "no connection or negotiation in time (milter.timeout_connect)"
+		    : "no reply in time (milter.timeout_command)");
 }
 
 /* Starts the conversation with the next milter, or finishes. */
@@ -638,8 +647,8 @@ static int read_header(struct smtp_milter *m)
 	char *h = xmalloc(MILTER_HEADER_READ);
 	size_t got = 0;
 	while (got < MILTER_HEADER_READ) {
-		ssize_t r = pread(q->spool_fd, h + got, MILTER_HEADER_READ - got,
-				  (off_t)(q->skip + got));
+		ssize_t r =
+		    pread(q->spool_fd, h + got, MILTER_HEADER_READ - got, (off_t)(q->skip + got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -676,8 +685,8 @@ struct smtp_milter *smtp_milter_start(struct event_base *base, const struct conf
 	m->accept_on_failure = !strcmp(cfg->milter_default_action, "accept");
 	m->timeout_connect = (unsigned)cfg->milter_timeout_connect;
 	m->timeout_command = (unsigned)cfg->milter_timeout_command;
-	const char *strs[] = {req->queue_id, req->hostname, req->daemon,
-			      req->client_ip, req->helo, req->from, req->auth_user};
+	const char *strs[] = {req->queue_id, req->hostname, req->daemon,   req->client_ip,
+			      req->helo,     req->from,     req->auth_user};
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		total += strlen(strs[i]) + 1;
@@ -750,7 +759,8 @@ int smtp_milter_rewrite(int fd, const char *path, size_t skip, const struct smtp
 	struct buf head;
 	buf_init(&head, 0);
 	char *first = xmalloc(skip + 1);
-	int ok = pread(fd, first, skip, 0) == (ssize_t)skip && buf_append(&head, first, skip) == 0 &&
+	int ok = pread(fd, first, skip, 0) == (ssize_t)skip &&
+		 buf_append(&head, first, skip) == 0 &&
 		 milter_fields_write(&r->fields, &head) == 0 &&
 		 (!r->has_sep || buf_append(&head, "\r\n", 2) == 0);
 	free(first);

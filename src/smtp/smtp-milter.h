@@ -27,19 +27,19 @@ struct event_base;
 struct smtp_milter;
 
 struct smtp_milter_request {
-	const char *queue_id;    /* our transaction id, macro i */
-	const char *hostname;    /* ours, macro j */
-	const char *daemon;      /* "smtp" or "submission", {daemon_name} */
+	const char *queue_id; /* our transaction id, macro i */
+	const char *hostname; /* ours, macro j */
+	const char *daemon;   /* "smtp" or "submission", {daemon_name} */
 	const char *client_ip;
 	uint16_t client_port;
 	const char *helo;
-	const char *from;        /* envelope sender, "" for <> */
-	const char *auth_user;   /* "" when not authenticated */
+	const char *from;      /* envelope sender, "" for <> */
+	const char *auth_user; /* "" when not authenticated */
 	const char *const *rcpts;
 	size_t n_rcpts;
-	int spool_fd;            /* read only (pread) */
-	size_t skip;             /* spool bytes the milters do not see (Return-Path) */
-	size_t trace_len;        /* spool bytes of our trace fields */
+	int spool_fd;     /* read only (pread) */
+	size_t skip;      /* spool bytes the milters do not see (Return-Path) */
+	size_t trace_len; /* spool bytes of our trace fields */
 };
 
 enum smtp_milter_verdict {
@@ -51,15 +51,15 @@ enum smtp_milter_verdict {
 
 struct smtp_milter_result {
 	enum smtp_milter_verdict verdict;
-	char reply[600];      /* REJECT, TEMPFAIL: the whole SMTP reply line */
-	char by[128];         /* the endpoint that decided (REJECT, TEMPFAIL, DISCARD) */
-	bool quarantine;      /* keep it, but in Junk */
+	char reply[600]; /* REJECT, TEMPFAIL: the whole SMTP reply line */
+	char by[128];    /* the endpoint that decided (REJECT, TEMPFAIL, DISCARD) */
+	bool quarantine; /* keep it, but in Junk */
 	char quarantine_reason[256];
 	char quarantine_by[128];
-	bool modified;        /* fields differ from the message's */
+	bool modified;               /* fields differ from the message's */
 	struct milter_fields fields; /* the header section as the milters left it */
-	size_t hdr_len;       /* bytes of the original header section after skip */
-	bool has_sep;         /* it ended with an empty line */
+	size_t hdr_len;              /* bytes of the original header section after skip */
+	bool has_sep;                /* it ended with an empty line */
 };
 
 typedef void (*smtp_milter_cb)(void *ctx, struct smtp_milter_result *r);

@@ -284,8 +284,8 @@ int milter_fields_split(const char *msg, size_t len, size_t max, struct milter_f
 				break;
 		}
 		size_t name_len = colon == NULL ? 0 : (size_t)(colon - (msg + start));
-		while (name_len > 0 && (msg[start + name_len - 1] == ' ' ||
-					msg[start + name_len - 1] == '\t'))
+		while (name_len > 0 &&
+		       (msg[start + name_len - 1] == ' ' || msg[start + name_len - 1] == '\t'))
 			name_len--; /* obsolete blanks before the colon */
 		if (end == start || name_len == 0 || out->n >= max ||
 		    memchr(msg + start, ' ', name_len) != NULL)

@@ -104,11 +104,12 @@ enum {
  * (RCPT_REJ and HDR_LEADSPC are not offered: we never send rejected
  * recipients, and header values go without their leading space). */
 #define MILTER_OFFER_ACTIONS (MILTER_A_ADDHDRS | MILTER_A_CHGHDRS | MILTER_A_QUARANTINE)
-#define MILTER_OFFER_PROTOCOL                                                                     \
-	(MILTER_P_NOCONNECT | MILTER_P_NOHELO | MILTER_P_NOMAIL | MILTER_P_NORCPT |                 \
-	 MILTER_P_NOBODY | MILTER_P_NOHDRS | MILTER_P_NOEOH | MILTER_P_NR_HDR | MILTER_P_NOUNKNOWN | \
-	 MILTER_P_NODATA | MILTER_P_SKIP | MILTER_P_NR_CONN | MILTER_P_NR_HELO | MILTER_P_NR_MAIL | \
-	 MILTER_P_NR_RCPT | MILTER_P_NR_DATA | MILTER_P_NR_UNKN | MILTER_P_NR_EOH | MILTER_P_NR_BODY)
+#define MILTER_OFFER_PROTOCOL                                                                      \
+	(MILTER_P_NOCONNECT | MILTER_P_NOHELO | MILTER_P_NOMAIL | MILTER_P_NORCPT |                \
+	 MILTER_P_NOBODY | MILTER_P_NOHDRS | MILTER_P_NOEOH | MILTER_P_NR_HDR |                    \
+	 MILTER_P_NOUNKNOWN | MILTER_P_NODATA | MILTER_P_SKIP | MILTER_P_NR_CONN |                 \
+	 MILTER_P_NR_HELO | MILTER_P_NR_MAIL | MILTER_P_NR_RCPT | MILTER_P_NR_DATA |               \
+	 MILTER_P_NR_UNKN | MILTER_P_NR_EOH | MILTER_P_NR_BODY)
 
 /* ------------------------------------------------------------ building */
 
@@ -156,9 +157,9 @@ int milter_proto_parse_replycode(const unsigned char *d, size_t n, char *out, si
 int milter_proto_parse_string(const unsigned char *d, size_t n, const char **s, size_t *slen);
 
 struct milter_header_op {
-	char cmd;        /* MILTER_R_ADDHEADER, _INSHEADER or _CHGHEADER */
-	uint32_t index;  /* INSHEADER: position (0 first); CHGHEADER: the
-			  * index-th field of that name (1 first) */
+	char cmd;         /* MILTER_R_ADDHEADER, _INSHEADER or _CHGHEADER */
+	uint32_t index;   /* INSHEADER: position (0 first); CHGHEADER: the
+			   * index-th field of that name (1 first) */
 	const char *name; /* into the packet; not NUL-terminated here */
 	size_t name_len;
 	const char *value; /* as sent; "" with CHGHEADER deletes */
@@ -178,7 +179,7 @@ int milter_proto_parse_header_op(char cmd, const unsigned char *d, size_t n,
  * field, its bytes as they will be stored ("Name: value" with its CRLF
  * and folds).  Unchanged fields keep their bytes exactly. */
 struct milter_field {
-	char *raw;       /* owned */
+	char *raw; /* owned */
 	size_t raw_len;
 	size_t name_len; /* raw[0..name_len) is the name */
 	bool trace;      /* one of our trace fields (not a milter's) */
@@ -186,7 +187,7 @@ struct milter_field {
 struct milter_fields {
 	struct milter_field *f; /* owned */
 	size_t n;
-	size_t bytes;    /* sum of raw_len */
+	size_t bytes; /* sum of raw_len */
 };
 
 /* Splits the header section at the start of msg[0..len) into fields

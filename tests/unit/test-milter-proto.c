@@ -28,16 +28,27 @@ TEST(milter_packets)
 	buf_reset(&b);
 	const char *n[] = {"i", "{mail_addr}"}, *v[] = {"Q1", "a@b"};
 	CHECK_INT(milter_proto_macros(&b, MILTER_C_MAIL, n, v, 2), 0);
-	CHECK(!memcmp(b.data, "\0\0\0\x17" "DMi\0Q1\0{mail_addr}\0a@b\0", 27));
+	CHECK(!memcmp(b.data,
+		      "\0\0\0\x17"
+		      "DMi\0Q1\0{mail_addr}\0a@b\0",
+		      27));
 	buf_reset(&b);
 	CHECK_INT(milter_proto_connect(&b, "[192.0.2.1]", false, 2525, "192.0.2.1"), 0);
-	CHECK(!memcmp(b.data, "\0\0\0\x1a" "C[192.0.2.1]\0" "4\x09\xdd" "192.0.2.1\0", 30));
+	CHECK(!memcmp(b.data,
+		      "\0\0\0\x1a"
+		      "C[192.0.2.1]\0"
+		      "4\x09\xdd"
+		      "192.0.2.1\0",
+		      30));
 	buf_free(&b);
 }
 
 TEST(milter_frame)
 {
-	const unsigned char in[] = "\0\0\0\x01" "c" "\0\0\0\x05" "yabcd";
+	const unsigned char in[] = "\0\0\0\x01"
+				   "c"
+				   "\0\0\0\x05"
+				   "yabcd";
 	size_t n = sizeof in - 1;
 	char cmd;
 	const unsigned char *d;
@@ -55,14 +66,15 @@ TEST(milter_frame)
 	CHECK_INT(cmd, 'y');
 	CHECK_INT(dl, 4);
 	CHECK(!memcmp(d, "abcd", 4));
-	CHECK_INT(milter_proto_frame((const unsigned char *)"\0\0\0\0", 4, 100, &cmd, &d, &dl, &used),
-		  -1);
-	CHECK_INT(milter_proto_frame((const unsigned char *)"\0\0\0\x65", 4, 100, &cmd, &d, &dl,
-				     &used),
-		  -1);
-	CHECK_INT(milter_proto_frame((const unsigned char *)"\0\0\0\x64", 4, 100, &cmd, &d, &dl,
-				     &used),
-		  0);
+	CHECK_INT(
+	    milter_proto_frame((const unsigned char *)"\0\0\0\0", 4, 100, &cmd, &d, &dl, &used),
+	    -1);
+	CHECK_INT(
+	    milter_proto_frame((const unsigned char *)"\0\0\0\x65", 4, 100, &cmd, &d, &dl, &used),
+	    -1);
+	CHECK_INT(
+	    milter_proto_frame((const unsigned char *)"\0\0\0\x64", 4, 100, &cmd, &d, &dl, &used),
+	    0);
 }
 
 TEST(milter_optneg)
@@ -74,12 +86,12 @@ TEST(milter_optneg)
 	CHECK_INT(o.version, 6);
 	CHECK_INT(o.actions, 0x11);
 	CHECK_INT(o.protocol, 0x80);
-	CHECK_INT(milter_proto_parse_optneg((const unsigned char *)"\0\0\0\x07\0\0\0\0\0\0\0\0", 12,
-					    &o),
-		  -1);
-	CHECK_INT(milter_proto_parse_optneg((const unsigned char *)"\0\0\0\x06\0\0\0\0\0\0\0", 11,
-					    &o),
-		  -1);
+	CHECK_INT(
+	    milter_proto_parse_optneg((const unsigned char *)"\0\0\0\x07\0\0\0\0\0\0\0\0", 12, &o),
+	    -1);
+	CHECK_INT(
+	    milter_proto_parse_optneg((const unsigned char *)"\0\0\0\x06\0\0\0\0\0\0\0", 11, &o),
+	    -1);
 }
 
 static int code_of(const char *s, char *out)
@@ -107,7 +119,8 @@ TEST(milter_replycode)
 	CHECK_INT(milter_proto_parse_replycode((const unsigned char *)"550 x", 5, out, 100), -1);
 	CHECK_INT(milter_proto_parse_replycode((const unsigned char *)"550\0x\0", 6, out, 100), -1);
 	/* cut to the buffer */
-	CHECK_INT(milter_proto_parse_replycode((const unsigned char *)"550 abcdef", 11, out, 6), 550);
+	CHECK_INT(milter_proto_parse_replycode((const unsigned char *)"550 abcdef", 11, out, 6),
+		  550);
 	CHECK_STR(out, "550 a");
 }
 
@@ -124,9 +137,9 @@ TEST(milter_header_ops)
 	CHECK_INT(op.value_len, 1);
 	CHECK_INT(op_of('h', "X-A\0line\n\tmore\0", 15, &op), 0);
 	CHECK_INT(op_of('h', "X-A\0line\r\n more\0", 16, &op), 0);
-	CHECK_INT(op_of('h', "X-A\0line\nmore\0", 14, &op), -1);  /* not a fold */
+	CHECK_INT(op_of('h', "X-A\0line\nmore\0", 14, &op), -1); /* not a fold */
 	CHECK_INT(op_of('h', "X-A\0bare\rcr\0", 12, &op), -1);
-	CHECK_INT(op_of('h', "X-A\0v\n\0", 7, &op), -1);          /* fold to nothing */
+	CHECK_INT(op_of('h', "X-A\0v\n\0", 7, &op), -1); /* fold to nothing */
 	CHECK_INT(op_of('h', "X A\0v\0", 6, &op), -1);
 	CHECK_INT(op_of('h', "X:A\0v\0", 6, &op), -1);
 	CHECK_INT(op_of('h', "\0v\0", 3, &op), -1);
@@ -143,7 +156,8 @@ TEST(milter_header_ops)
 
 TEST(milter_fields)
 {
-	const char *msg = "Received: from x\r\n\tby y\r\nSubject: Hi\r\nsubject:  two\r\n\r\nbody\r\n";
+	const char *msg =
+	    "Received: from x\r\n\tby y\r\nSubject: Hi\r\nsubject:  two\r\n\r\nbody\r\n";
 	struct milter_fields fs;
 	size_t hl;
 	bool sep;
