@@ -353,16 +353,16 @@ def test_no_reply_body_milter_stops_reading(make_server, milter_factory):
     # NR_BODY: Tern sends the body without waiting for replies, but a
     # milter that stops reading it still times out.
     m = milter_factory(protocol=NR_BODY, replies={"body": "hang"})
-    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "1s"})
+    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "3s"})
     big = MSG % ("Big", "Big") + ("y" * 998 + "\r\n") * 12000
     assert send_refused(srv, "Big", data=big).smtp_code == 451
     assert srv.wait_log(r"step=body error=\"no reply in time")
 
 
 def test_progress(make_server, milter_factory):
-    # progress restarts the timeout: 3 s of work with a 1 s timeout passes
-    m = milter_factory(replies={"eom": "progress:6:0.5"})
-    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "1s"})
+    # progress restarts the timeout: 4 s of work with a 2 s timeout passes
+    m = milter_factory(replies={"eom": "progress:8:0.5"})
+    srv = start_tern(make_server, m.endpoint, **{"milter.timeout_command": "2s"})
     send(srv, "Slow scan")
     assert imap_fetch(srv, "Slow scan") is not None
     # ... but not forever
@@ -430,7 +430,7 @@ def test_unix_socket_down(make_server):
 def test_milter_hangs(make_server, milter_factory, action):
     m = milter_factory(replies={"body": "hang"})
     srv = start_tern(make_server, m.endpoint, **{"milter.default_action": action,
-                                                 "milter.timeout_command": "1s"})
+                                                 "milter.timeout_command": "2s"})
     subject = "Hang %s" % action
     t0 = time.monotonic()
     if action == "tempfail":
