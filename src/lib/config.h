@@ -147,6 +147,12 @@ struct config {
 	uint64_t spam_rule_spf_softfail;
 	uint64_t spam_rule_dmarc_fail;
 	bool spam_allow_sent_recipients;  /* addresses a user wrote to are allowed */
+	/* External filters (milters) at the end of DATA (docs/spam.md). */
+	char *milter_servers;           /* "inet:HOST:PORT unix:/path ..."; "": none */
+	char *milter_default_action;    /* "tempfail" or "accept" when one fails */
+	uint64_t milter_timeout_connect; /* seconds to connect and negotiate */
+	uint64_t milter_timeout_command; /* seconds for each reply */
+	bool milter_apply_to_submission; /* submission's messages too */
 	/* Quotas (docs/admin.md "Quotas"): limits of accounts without their own, 0 none. */
 	uint64_t quota_default_storage;  /* bytes */
 	uint64_t quota_default_messages;
