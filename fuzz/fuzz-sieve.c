@@ -15,11 +15,25 @@
 #include "buf.h"
 #include "sieve.h"
 
+/* duplicate (RFC 7352): some IDs seen, some not, one list error */
+static int dup_seen(void *ctx, const char *handle, const char *id)
+{
+	size_t n = strlen(handle) + strlen(id);
+	return n % 7 == 6 ? -1 : (int)(n % 2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool exists(void *ctx, const char *name)
 {
 	return name[0] == 'A';
+}
+
+/* duplicate (RFC 7352): some IDs seen, some not, one list error */
+static int dup_seen(void *ctx, const char *handle, const char *id)
+{
+	size_t n = strlen(handle) + strlen(id);
+	return n % 7 == 6 ? -1 : (int)(n % 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -33,17 +47,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	struct sieve_input in = {"a@b.c", "d+x@e.f", msg, sizeof msg - 1, exists, NULL};
+	struct sieve_input in = {"a@b.c", "d+x@e.f", msg, sizeof msg - 1, exists, NULL, dup_seen};
 	struct sieve_result r;
 	int rc = sieve_run(s, &in, &r);
 	if (r.n_actions == 0 || r.n_actions > sieve_default_limits.max_actions)
 		abort();
 	if (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit || r.error[0] == '\0'))
 		abort();
+	if ((rc < 0 && r.n_dups != 0) || r.n_dups > sieve_default_limits.max_actions)
+		abort();
 	for (size_t i = 0; i < r.n_actions; i++) {
 		if (r.actions[i].type != SIEVE_ACT_VACATION)
 			continue;
-		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL};
+		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL, NULL};
 		const struct sieve_input *ins[2] = {&in, &as_msg};
 		for (int k = 0; k < 2; k++) {
 			const char *mine[1] = {"d@e.f"};
@@ -64,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sieve_result_free(&r);
 	/* the input read as a message too, so that body tests (RFC 5173)
 	 * walk a fuzzed MIME structure */
-	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, NULL};
+	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, NULL, dup_seen};
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();

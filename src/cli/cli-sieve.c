@@ -14,6 +14,8 @@
  *   discard
  *   vacation REASON, then "  seconds N" and, when given or computed,
  *     "  subject S", "  from F", "  handle H", "  address A"..., "  mime"
+ *   duplicate ID, after the actions, one per entry delivery would record
+ *     (RFC 7352), then "  handle H", "  seconds N", "  last" when given
  * and "error: MESSAGE" first if the run failed (then only the implicit
  * keep follows).
  */
@@ -210,7 +212,7 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 		return r > 0 ? cli_fail("stdin", "message larger than %u bytes", MAX_MESSAGE)
 			     : cli_fail("stdin", "read error: %m");
 	}
-	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex};
+	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex, NULL};
 	struct sieve_result res;
 	if (sieve_run(s, &in, &res) < 0) {
 		fputs("error: ", stdout);
@@ -219,6 +221,23 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 	}
 	for (size_t i = 0; i < res.n_actions; i++)
 		put_action(&res.actions[i]);
+	/* the duplicate entries delivery would record (RFC 7352); the list
+	 * is empty here, so none was seen */
+	for (size_t i = 0; i < res.n_dups; i++) {
+		const struct sieve_duplicate *d = &res.dups[i];
+		fputs("duplicate ", stdout);
+		put_text(d->id);
+		putchar('\n');
+		if (d->handle[0] != '\0') {
+			fputs("  handle ", stdout);
+			put_text(d->handle);
+			putchar('\n');
+		}
+		if (d->seconds > 0)
+			printf("  seconds %llu\n", (unsigned long long)d->seconds);
+		if (d->last)
+			fputs("  last\n", stdout);
+	}
 	sieve_result_free(&res);
 	sieve_script_free(&s);
 	buf_free(&msg);

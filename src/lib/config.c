@@ -116,6 +116,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"sieve.after", CFG_PATH, STR(sieve_after), "", false},
 	{"sieve.vacation_min_period", CFG_DURATION, STR(sieve_vacation_min_period), "1d", false},
 	{"sieve.vacation_max_period", CFG_DURATION, STR(sieve_vacation_max_period), "30d", false},
+	{"sieve.duplicate_period", CFG_DURATION, STR(sieve_duplicate_period), "7d", false},
+	{"sieve.duplicate_max_period", CFG_DURATION, STR(sieve_duplicate_max_period), "30d", false},
 	{"mailauth.check", CFG_BOOL, STR(mailauth_check), "yes", false},
 	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
 	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},

@@ -52,6 +52,7 @@ static void node_free(struct sieve_node *n)
 		sieve_strlist_free(&n->addresses);
 		sieve_strlist_free(&n->content);
 		sieve_strlist_free(&n->zone);
+		sieve_strlist_free(&n->dupid);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -187,6 +188,9 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"text", TAGS_BODY, 131072},
 	    {"index", TAGS_INDEX, 262144},   {"last", TAGS_INDEX, 524288},
 	    {"zone", TAGS_ZONE, 1048576},    {"originalzone", TAGS_ORIGZONE, 1048576},
+	    {"handle", TAGS_DUPLICATE, 4096}, {"seconds", TAGS_DUPLICATE, 128},
+	    {"last", TAGS_DUPLICATE, 524288}, {"header", TAGS_DUPLICATE, 2097152},
+	    {"uniqueid", TAGS_DUPLICATE, 2097152},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -252,6 +256,12 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 			return sieve_fail(p->err, p->tok.line, p->tok.col,
 					  ":index counts from 1");
 		n->index = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "header") || !strcmp(t, "uniqueid")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		n->dupid_header = !strcmp(t, "header");
+		sieve_strlist_add(&n->dupid, p->tok.str, p->tok.len);
 		return next(p);
 	} else if (!strcmp(t, "zone")) {
 		if (p->tok.type != TOK_STRING)
@@ -337,7 +347,7 @@ static int check_variables(struct parser *p, struct sieve_node *n)
 	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
 					       &n->pos[2],  &n->subject, &n->from,
 					       &n->handle,  &n->addresses, &n->content,
-					       &n->zone};
+					       &n->zone,    &n->dupid};
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		for (size_t j = 0; j < lists[i]->n; j++)
 			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
@@ -427,7 +437,7 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
-	if (n->last && n->index == 0)
+	if (n->last && n->index == 0 && (n->def->tags & TAGS_INDEX))
 		return sieve_fail(p->err, n->line, n->col, ":last without :index");
 	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
 	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))

@@ -89,6 +89,7 @@ enum {
 	TAGS_INDEX = 1 << 12,    /* :index N :last (RFC 5260 6) */
 	TAGS_ZONE = 1 << 13,     /* :zone Z (RFC 5260 4.1) */
 	TAGS_ORIGZONE = 1 << 14, /* :originalzone (RFC 5260 4.1) */
+	TAGS_DUPLICATE = 1 << 15, /* :handle :header/:uniqueid :seconds :last (RFC 7352) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -161,6 +162,7 @@ extern const struct sieve_ext sieve_ext_numeric;
 extern const struct sieve_ext sieve_ext_body;
 extern const struct sieve_ext sieve_ext_date;
 extern const struct sieve_ext sieve_ext_index;
+extern const struct sieve_ext sieve_ext_duplicate;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -191,6 +193,9 @@ struct sieve_node {
 	uint64_t period;                                       /* its number */
 	bool mime;                                             /* :mime */
 	struct sieve_strlist subject, from, handle, addresses; /* empty: not given */
+	/* duplicate (RFC 7352): :header NAME or :uniqueid VALUE; empty: neither */
+	struct sieve_strlist dupid;
+	bool dupid_header; /* dupid is a :header name */
 	struct sieve_node **tests;
 	size_t n_tests;
 	struct sieve_node *block; /* first command of the block */

@@ -49,6 +49,13 @@ void sieve_result_free(struct sieve_result *res)
 	free(res->actions);
 	res->actions = NULL;
 	res->n_actions = 0;
+	for (size_t i = 0; i < res->n_dups; i++) {
+		free(res->dups[i].handle);
+		free(res->dups[i].id);
+	}
+	free(res->dups);
+	res->dups = NULL;
+	res->n_dups = 0;
 }
 
 static bool stores(enum sieve_action_type t)
@@ -132,7 +139,8 @@ static int run_node(struct sieve_run *r, const struct sieve_node *n)
 		return n->def->run(r, n);
 	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
 	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1],    &x.pos[2],  &x.subject,
-					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone};
+					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone,
+					 &x.dupid};
 	size_t nl = sizeof lists / sizeof lists[0];
 	for (size_t i = 0; i < nl; i++)
 		expand_list(r, lists[i]);

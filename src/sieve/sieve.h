@@ -60,6 +60,10 @@ struct sieve_input {
 	size_t msg_len;
 	bool (*mailbox_exists)(void *ctx, const char *mailbox);
 	void *ctx;
+	/* duplicate (RFC 7352): whether the tracking list holds (handle, id)
+	 * unexpired: 1 yes, 0 no, -1 error (a runtime error).  NULL: the list
+	 * is empty (every test is false). */
+	int (*duplicate_seen)(void *ctx, const char *handle, const char *id);
 };
 
 enum sieve_action_type {
@@ -96,9 +100,22 @@ struct sieve_action {
 			    * or "d:" and a hash of subject, from, mime and reason */
 };
 
+/* An entry a successful run asks to add to or refresh in the duplicate
+ * tracking list (RFC 7352 3) once the message is delivered; one per
+ * distinct (handle, id) the script tested. */
+struct sieve_duplicate {
+	char *handle;     /* :handle, "" when not given (owned) */
+	char *id;         /* the unique ID (owned) */
+	uint64_t seconds; /* :seconds; 0 when not given: the caller's default */
+	bool last;        /* :last: the expiry moves on each test, seen or not */
+	bool seen;        /* what the test answered */
+};
+
 struct sieve_result {
 	struct sieve_action *actions; /* owned */
 	size_t n_actions;
+	struct sieve_duplicate *dups; /* owned; none after a runtime error */
+	size_t n_dups;
 	char error[256]; /* the runtime error when sieve_run returned -1 */
 };
 

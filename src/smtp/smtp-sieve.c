@@ -93,7 +93,41 @@ static int load_message(const struct config *cfg, struct smtp_sieve_msg *m)
 
 struct exists_ctx {
 	struct store_account *a;
+	time_t now;
+	const struct smtp_sieve_msg *m;
 };
+
+/* duplicate (RFC 7352): asks the account's tracking list. */
+static int duplicate_seen(void *ctx, const char *handle, const char *id)
+{
+	struct exists_ctx *c = ctx;
+	char err[256] = "";
+	int r = store_duplicate_seen(c->a, handle, id, c->now, err, sizeof err);
+	if (r < 0)
+		log_error("sieve id=%s action=duplicate error=\"%s\"", c->m->id, err);
+	return r;
+}
+
+/* Keeps a successful run's duplicate entries in the plan, to be recorded
+ * once the message is delivered (smtp_sieve_delivered). */
+static void plan_dups(struct smtp_sieve_plan *p, const struct config *cfg,
+		      const struct sieve_result *res, time_t now)
+{
+	if (res->n_dups == 0)
+		return;
+	p->dups = xreallocarray(p->dups, p->n_dups + res->n_dups, sizeof *p->dups);
+	for (size_t i = 0; i < res->n_dups; i++) {
+		const struct sieve_duplicate *d = &res->dups[i];
+		uint64_t period = d->seconds > 0 ? d->seconds : cfg->sieve_duplicate_period;
+		if (period > cfg->sieve_duplicate_max_period)
+			period = cfg->sieve_duplicate_max_period;
+		if (period > INT32_MAX)
+			period = INT32_MAX;
+		p->dups[p->n_dups++] = (struct smtp_sieve_dup){xstrdup(d->handle), xstrdup(d->id),
+							       (int64_t)now + (int64_t)period,
+							       d->last};
+	}
+}
 
 static bool mailbox_exists(void *ctx, const char *name)
 {
@@ -434,6 +468,7 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 	if (sieve_run(s, in, &res) < 0)
 		log_error("sieve id=%s to=<%s> script=\"%s\" action=run error=\"%s\" result=keep",
 			  m->id, env_to, what, res.error);
+	plan_dups(p, sc->cfg, &res, ((const struct exists_ctx *)in->ctx)->now);
 	bool keep = false;
 	for (size_t i = 0; i < res.n_actions; i++) {
 		const struct sieve_action *a = &res.actions[i];
@@ -494,6 +529,7 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan)
 {
 	memset(plan, 0, sizeof *plan);
+	plan->account = account;
 	load_globals(cfg, m);
 	struct store_account *a = NULL;
 	char *user_src = NULL;
@@ -512,8 +548,9 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	bool keep = true;
 	char *implicit_flags = NULL;
 	if (any && a != NULL && load_message(cfg, m) == 0) {
-		struct exists_ctx ec = {a};
-		struct sieve_input in = {m->env_from, env_to, m->data, m->len, mailbox_exists, &ec};
+		struct exists_ctx ec = {a, time(NULL), m};
+		struct sieve_input in = {m->env_from, env_to, m->data, m->len,
+					 mailbox_exists, &ec,    duplicate_seen};
 		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 		if (store_account_address(st, account, sc.account) < 0)
 			sc.account[0] = '\0';
@@ -542,6 +579,11 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
 		free(plan->v[i].flags);
 	}
 	free(plan->v);
+	for (size_t i = 0; i < plan->n_dups; i++) {
+		free(plan->dups[i].handle);
+		free(plan->dups[i].id);
+	}
+	free(plan->dups);
 	free(plan->reject);
 	free(plan->reject_reason);
 	free(plan->reject_to);
@@ -649,6 +691,24 @@ bool smtp_sieve_refuse(struct store *st, const struct config *cfg, struct smtp_s
 		}
 	}
 	return false;
+}
+
+void smtp_sieve_delivered(struct store *st, const struct smtp_sieve_plan *plan, const char *id)
+{
+	if (plan->n_dups == 0)
+		return;
+	struct store_account *a = NULL;
+	char err[256] = "";
+	struct store_duplicate *e = xcalloc(plan->n_dups, sizeof *e);
+	for (size_t i = 0; i < plan->n_dups; i++)
+		e[i] = (struct store_duplicate){plan->dups[i].handle, plan->dups[i].id,
+						plan->dups[i].expires, plan->dups[i].last};
+	int rc = store_account_open_id(st, plan->account, &a);
+	if (rc <= 0 ||
+	    store_duplicate_record(a, e, plan->n_dups, time(NULL), err, sizeof err) < 0)
+		log_error("sieve id=%s action=duplicate_record entries=%zu error=\"%s\"", id,
+			  plan->n_dups, rc <= 0 ? "no account" : err);
+	free(e);
 }
 
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m)

@@ -193,6 +193,8 @@ NEW_VALUES = {
     "sieve.after": lambda srv, cur: os.path.join(_files(srv), "after.sieve"),
     "sieve.vacation_min_period": "2d",
     "sieve.vacation_max_period": "60d",
+    "sieve.duplicate_period": "3d",
+    "sieve.duplicate_max_period": "10d",
     "mailauth.check": "no",
     "mailauth.trusted": "127.0.0.0/8 ::1",
     "mailauth.dmarc_reject": "junk",

@@ -38,8 +38,23 @@ static bool box_exists(void *ctx, const char *name)
 	return !strcmp(name, "Work");
 }
 
+/* The duplicate tracking list of run_on: "handle/id" entries that are
+ * seen; "err/..." fails. */
+static const char *dup_list[4];
+
+static int dup_seen(void *ctx, const char *handle, const char *id)
+{
+	char key[512];
+	snprintf(key, sizeof key, "%s/%s", handle, id);
+	for (size_t i = 0; i < 4 && dup_list[i] != NULL; i++)
+		if (!strcmp(dup_list[i], key))
+			return !strncmp(key, "err/", 4) ? -1 : 1;
+	return 0;
+}
+
 /* Runs s on message m with limits lim (NULL: the defaults); returns the
- * actions as "a|b|..." ("E:" first on error). */
+ * actions as "a|b|..." ("E:" first on error), then the duplicate entries
+ * as "dup HANDLE/ID Ns [last] [seen]|". */
 static int64_t run_now; /* currentdate's instant for run_on; 0: the clock */
 
 static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
@@ -52,7 +67,7 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 		return out;
 	}
 	struct sieve_input in = {
-	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL};
+	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run_at(sc, &in, run_now, &r) < 0)
@@ -85,6 +100,10 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 		}
 		buf_puts(&b, "|");
 	}
+	for (size_t i = 0; i < r.n_dups; i++)
+		buf_printf(&b, "dup %s/%s %llus%s%s|", r.dups[i].handle, r.dups[i].id,
+			   (unsigned long long)r.dups[i].seconds, r.dups[i].last ? " last" : "",
+			   r.dups[i].seen ? " seen" : "");
 	snprintf(out, sizeof out, "%s", buf_cstr(&b));
 	buf_free(&b);
 	sieve_result_free(&r);
@@ -281,7 +300,8 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
+		  "duplicate ");
 	buf_free(&b);
 }
 
@@ -331,7 +351,7 @@ static bool allowed(const char *m, const char *from, const char *addresses, cons
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
@@ -389,7 +409,7 @@ static const char *reply(const char *m, const char *params)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	struct buf b = BUF_INIT;
@@ -673,7 +693,7 @@ TEST(sieve_relational_null_sender)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
-	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL};
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK_INT(sieve_run(sc, &in, &r), 0);
 	CHECK_INT((int)r.n_actions, 1);
@@ -910,4 +930,53 @@ TEST(sieve_vacation_with_variables)
 	CHECK_STR(run("require [\"vacation\", \"variables\"]; if header :matches \"From\" \"*<*>\" {"
 		      " vacation :subject \"Re: ${1}\" :from \"${2}\" :handle \"${2}\" \"Away\"; }"),
 		  "vacation Away 604800s h:alice@example.org s=Re: Alice  f=alice@example.org|keep*|");
+}
+
+static const char dup_msg[] = "From: a@example.org\r\n"
+			      "Message-ID:  <m1@example.org> \r\n"
+			      "X-List: one\r\n"
+			      "\r\n"
+			      "body\r\n";
+
+TEST(sieve_duplicate)
+{
+	const char *req = "require [\"duplicate\", \"fileinto\", \"variables\"];";
+	char s[1024];
+#define RUNDUP(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, dup_msg, NULL))
+	memset(dup_list, 0, sizeof dup_list);
+	/* not seen: false, the Message-ID (trimmed) to record */
+	CHECK_STR(RUNDUP("if duplicate { discard; }"), "keep*|dup /<m1@example.org> 0s|");
+	dup_list[0] = "/<m1@example.org>";
+	CHECK_STR(RUNDUP("if duplicate { discard; }"), "discard|dup /<m1@example.org> 0s seen|");
+	/* handles are independent; :seconds and :last kept */
+	CHECK_STR(RUNDUP("if duplicate :handle \"h\" :seconds 60 :last { discard; }"),
+		  "keep*|dup h/<m1@example.org> 60s last|");
+	/* :header and :uniqueid; the same ID twice in a run answers the same
+	 * and is one entry, a later :last refreshing it */
+	CHECK_STR(RUNDUP("if duplicate :header \"x-list\" { fileinto \"a\"; }"
+			 "if duplicate :uniqueid \"one\" :seconds 5 :last { fileinto \"b\"; }"),
+		  "keep*|dup /one 5s last|");
+	dup_list[1] = "/one";
+	CHECK_STR(RUNDUP("if duplicate :uniqueid \"${x}one\" { fileinto \"a\"; }"),
+		  "fileinto a|dup /one 0s seen|");
+	/* no such field: no ID, false, nothing recorded */
+	CHECK_STR(RUNDUP("if duplicate :header \"X-None\" { discard; }"), "keep*|");
+	/* a runtime error records nothing; a list error is a runtime error */
+	dup_list[2] = "err/x";
+	CHECK_STR(RUNDUP("if duplicate :handle \"err\" :uniqueid \"x\" { discard; }"),
+		  "E:duplicate: the tracking list cannot be read|keep*|");
+	CHECK_STR(RUNDUP("if duplicate { fileinto \"\"; }"), "E:fileinto an empty mailbox name|keep*|");
+	/* compile errors */
+	CHECK_STR(check("require \"duplicate\"; if duplicate :header \"a\" :uniqueid \"b\" {}"),
+		  "1:47: tagged argument ':uniqueid' given twice or conflicting");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :days 1 {}"),
+		  "1:35: unknown tagged argument ':days' for duplicate");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :header \"\" {}"),
+		  "1:25: duplicate :header needs a field name");
+	CHECK_STR(check("require \"duplicate\"; if duplicate \"x\" {}"),
+		  "1:35: too many arguments for duplicate");
+	CHECK_STR(check("if duplicate {}"), "1:4: test 'duplicate' needs its extension in require");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :last :seconds 0 :handle \"\" {}"), "OK");
+	memset(dup_list, 0, sizeof dup_list);
+#undef RUNDUP
 }
