@@ -6,21 +6,19 @@
  * exactly the implicit keep.  A vacation action is checked and its reply
  * built (sieve_vacation_allowed, sieve_vacation_reply) on the fixed
  * message and on the input itself read as a message.  The script also
- * runs on the input read as a message (for the body test's MIME walk).
+ * runs on the input read as a message (for the body test's MIME walk,
+ * and editheader on a fuzzed header).  The duplicate test sees a list
+ * answering by the ID's length, an error included.  An action's edited
+ * header must be a header section that parses.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "buf.h"
+#include "header.h"
 #include "sieve.h"
-
-/* duplicate (RFC 7352): some IDs seen, some not, one list error */
-static int dup_seen(void *ctx, const char *handle, const char *id)
-{
-	size_t n = strlen(handle) + strlen(id);
-	return n % 7 == 6 ? -1 : (int)(n % 2);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +32,18 @@ static int dup_seen(void *ctx, const char *handle, const char *id)
 {
 	size_t n = strlen(handle) + strlen(id);
 	return n % 7 == 6 ? -1 : (int)(n % 2);
+}
+
+/* An edited header parses, with no more fields than allowed, and ends
+ * with the empty line when the message's did. */
+static bool header_ok(const struct sieve_action *a)
+{
+	struct header h;
+	if (header_parse(a->header, a->header_len, &h) != HEADER_OK)
+		return false;
+	bool ok = h.header_len == a->header_len;
+	header_free(&h);
+	return ok;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,6 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((rc < 0 && r.n_dups != 0) || r.n_dups > sieve_default_limits.max_actions)
 		abort();
+	for (size_t i = 0; i < r.n_actions; i++)
+		if (r.actions[i].header != NULL && !header_ok(&r.actions[i]))
+			abort();
 	for (size_t i = 0; i < r.n_actions; i++) {
 		if (r.actions[i].type != SIEVE_ACT_VACATION)
 			continue;
@@ -84,6 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();
+	for (size_t i = 0; i < r.n_actions; i++)
+		if (r.actions[i].header != NULL && !header_ok(&r.actions[i]))
+			abort();
 	sieve_result_free(&r);
 	sieve_script_free(&s);
 	if (s != NULL)

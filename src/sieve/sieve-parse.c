@@ -191,6 +191,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"handle", TAGS_DUPLICATE, 4096}, {"seconds", TAGS_DUPLICATE, 128},
 	    {"last", TAGS_DUPLICATE, 524288}, {"header", TAGS_DUPLICATE, 2097152},
 	    {"uniqueid", TAGS_DUPLICATE, 2097152},
+	    {"last", TAGS_ADDLAST, 524288},  {"index", TAGS_DELINDEX, 262144},
+	    {"last", TAGS_DELINDEX, 524288},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -392,7 +394,7 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		if (p->tok.type != TOK_STRING && p->tok.type != TOK_LBRACKET &&
 		    p->tok.type != TOK_NUMBER)
 			break;
-		char want = sig[n_pos] == 'o' ? 'l' : sig[n_pos];
+		char want = sig[n_pos] == 'o' || sig[n_pos] == 'L' ? 'l' : sig[n_pos];
 		if (want == '\0')
 			return sieve_fail(p->err, line, col, "too many arguments for %s",
 					  n->def->name);
@@ -430,14 +432,14 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 			n_pos++;
 		}
 	}
-	if (sig[n_pos] != '\0')
+	if (sig[n_pos] != '\0' && !(sig[n_pos] == 'L' && sig[n_pos + 1] == '\0'))
 		return sieve_fail(p->err, p->tok.line, p->tok.col, "too few arguments for %s",
 				  n->def->name);
 	if (p->variables && check_variables(p, n) < 0)
 		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
-	if (n->last && n->index == 0 && (n->def->tags & TAGS_INDEX))
+	if (n->last && n->index == 0 && (n->def->tags & (TAGS_INDEX | TAGS_DELINDEX)))
 		return sieve_fail(p->err, n->line, n->col, ":last without :index");
 	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
 	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))

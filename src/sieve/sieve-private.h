@@ -90,6 +90,8 @@ enum {
 	TAGS_ZONE = 1 << 13,     /* :zone Z (RFC 5260 4.1) */
 	TAGS_ORIGZONE = 1 << 14, /* :originalzone (RFC 5260 4.1) */
 	TAGS_DUPLICATE = 1 << 15, /* :handle :header/:uniqueid :seconds :last (RFC 7352) */
+	TAGS_ADDLAST = 1 << 16,   /* :last of addheader (RFC 5293 4) */
+	TAGS_DELINDEX = 1 << 17,  /* :index N :last of deleteheader (RFC 5293 5) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -128,7 +130,8 @@ struct sieve_def {
 	int (*check)(const struct sieve_node *n, struct sieve_error *err);
 };
 
-/* sig: a leading 'o' is an optional string list (imap4flags' variable
+/* sig: a trailing 'L' is an optional string list (deleteheader's value
+ * patterns, RFC 5293 5).  A leading 'o' is an optional string list (imap4flags' variable
  * name, RFC 5232 3), present only when all positional arguments are
  * given and the variables extension is required; n->has_opt says so. */
 
@@ -163,6 +166,7 @@ extern const struct sieve_ext sieve_ext_body;
 extern const struct sieve_ext sieve_ext_date;
 extern const struct sieve_ext sieve_ext_index;
 extern const struct sieve_ext sieve_ext_duplicate;
+extern const struct sieve_ext sieve_ext_editheader;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -233,7 +237,18 @@ struct sieve_run {
 	bool body_loaded;
 	struct sieve_strlist body_raw, body_types, body_texts;
 	int64_t now; /* currentdate's instant (RFC 5260 5), fixed per run; 0: unset */
+	/* editheader (RFC 5293): hdr was changed; the texts of added fields */
+	bool edited;
+	struct sieve_strlist added;
+	size_t added_bytes;
 };
+
+/* Bytes addheader may add in one run (docs/sieve.md "Limits"). */
+#define SIEVE_MAX_ADDED 65536
+
+/* editheader: gives a the header section as edited so far (nothing when
+ * unedited: a then stores or sends the message as received). */
+void sieve_edit_snapshot(struct sieve_run *r, struct sieve_action *a);
 
 /* Runtime error: sets r->res->error; returns -1. */
 int sieve_run_fail(struct sieve_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

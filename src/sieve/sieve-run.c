@@ -37,6 +37,7 @@ static void action_clear(struct sieve_action *a)
 		free(a->addresses[i]);
 	free(a->addresses);
 	free(a->handle);
+	free(a->header);
 	memset(a, 0, sizeof *a);
 }
 
@@ -104,6 +105,9 @@ struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type t
 	a->copy = (type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_FILEINTO) && !cancels;
 	if (cancels)
 		r->implicit_keep = false;
+	/* RFC 5293 7: what is stored or sent has the header as it is now */
+	if (stores(type) || type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_VACATION)
+		sieve_edit_snapshot(r, a);
 	return a;
 }
 
@@ -209,7 +213,9 @@ int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int
 	}
 	if (rc < 0)
 		only_implicit_keep(&r);
+	res->header_len = r.hdr_ok ? r.hdr.header_len : 0;
 	header_free(&r.hdr);
+	sieve_strlist_free(&r.added);
 	sieve_strlist_free(&r.flags);
 	sieve_vars_free(&r);
 	sieve_strlist_free(&r.body_raw);

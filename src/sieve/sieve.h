@@ -98,6 +98,13 @@ struct sieve_action {
 	bool mime;         /* :mime: arg is a MIME entity (header and body) */
 	char *handle;      /* the tracking key (RFC 5230 4.2): "h:" and :handle,
 			    * or "d:" and a hash of subject, from, mime and reason */
+	/* editheader (RFC 5293): for keep, fileinto, redirect and vacation,
+	 * the header section (fields and the empty line) as the script had
+	 * edited it when it took the action, to use instead of the message's
+	 * own first result.header_len bytes; NULL: the message as received.
+	 * Fields the script kept are there byte for byte. */
+	char *header;
+	size_t header_len;
 };
 
 /* An entry a successful run asks to add to or refresh in the duplicate
@@ -116,6 +123,8 @@ struct sieve_result {
 	size_t n_actions;
 	struct sieve_duplicate *dups; /* owned; none after a runtime error */
 	size_t n_dups;
+	size_t header_len; /* bytes of the message's own header section (the
+			    * part an action's header replaces) */
 	char error[256]; /* the runtime error when sieve_run returned -1 */
 };
 

@@ -1795,7 +1795,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			for (size_t c = 0; c < p->n; c++) {
 				struct store_delivery *d = &items[n_items++];
 				memset(d, 0, sizeof *d);
-				d->path = t->spool_path;
+				/* a copy whose header a script edited has
+				 * its own file (RFC 5293) */
+				d->path = p->v[c].path != NULL ? p->v[c].path : t->spool_path;
 				d->account_id = t->local[j];
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;

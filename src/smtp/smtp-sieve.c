@@ -282,9 +282,48 @@ static int send_one(const struct send_ctx *c, const char *sender, const char *qs
 	return ret;
 }
 
+/* The message as a script edited its header (editheader, RFC 5293): the
+ * header section hdr replacing the first hdr_skip bytes of the message
+ * file's content. */
+struct edit {
+	const char *hdr;
+	size_t len, skip;
+};
+
+/* The message of e as one buffer (malloc'ed, *len bytes). */
+static char *edited_message(const struct smtp_sieve_msg *m, const struct edit *e, size_t *len)
+{
+	size_t skip = e->skip <= m->len ? e->skip : m->len;
+	*len = e->len + (m->len - skip);
+	char *out = xmalloc(*len + 1);
+	memcpy(out, e->hdr, e->len);
+	memcpy(out + e->len, m->data + skip, m->len - skip);
+	out[*len] = '\0';
+	return out;
+}
+
 /* RFC 5230: replies unless a rule says not to or the sender had this
  * reply within the period; records the reply once it is sent. */
-static void vacation(struct send_ctx *c, const struct sieve_action *act)
+static void vacation_send(struct send_ctx *c, const struct sieve_action *act);
+
+static void vacation(struct send_ctx *c, const struct sieve_action *act, const struct edit *e)
+{
+	/* the header as the script had edited it (RFC 5293 7) */
+	struct sieve_input edited;
+	char *buf = NULL;
+	const struct sieve_input *orig = c->in;
+	if (e->hdr != NULL) {
+		edited = *c->in;
+		buf = edited_message(c->m, e, &edited.msg_len);
+		edited.msg = buf;
+		c->in = &edited;
+	}
+	vacation_send(c, act);
+	c->in = orig;
+	free(buf);
+}
+
+static void vacation_send(struct send_ctx *c, const struct sieve_action *act)
 {
 	const char *env_from = c->in->env_from;
 	const char *mine[2] = {c->env_to, c->account};
@@ -377,14 +416,13 @@ static void redirect_sender(const struct send_ctx *c, char *out, size_t outsz)
 /* Redirect (RFC 5228 4.2): the message as received; the envelope sender
  * kept for local targets, SRS-rewritten for remote ones (redirect_sender).
  * 0 done, -1 not (logged; the caller keeps the message). */
-static int redirect(struct send_ctx *c, const struct sieve_action *act)
+static int redirect_msg(struct send_ctx *c, const struct sieve_action *act, const char *msg,
+			size_t len)
 {
 	const char *why = NULL;
 	char err[256] = "", to[ADDR_PATH_MAX + 1] = "";
 	struct addr a;
 	struct header h;
-	size_t len;
-	const char *msg = without_return_path(c->m->data, c->m->len, &len);
 	if (addr_parse_mailbox(act->arg, strlen(act->arg), true, &a) != ADDR_OK ||
 	    addr_format(&a, to, sizeof to) < 0) {
 		why = "not a valid address";
@@ -419,9 +457,25 @@ static int redirect(struct send_ctx *c, const struct sieve_action *act)
 	return 0;
 }
 
+/* The message to redirect: as received, or with the header as the script
+ * had edited it (RFC 5293 7); without our Return-Path either way. */
+static int redirect(struct send_ctx *c, const struct sieve_action *act, const struct edit *e)
+{
+	size_t len, elen = 0;
+	char *ebuf = e->hdr != NULL ? edited_message(c->m, e, &elen) : NULL;
+	const char *msg = ebuf != NULL ? without_return_path(ebuf, elen, &len)
+				       : without_return_path(c->m->data, c->m->len, &len);
+	int rc = redirect_msg(c, act, msg, len);
+	free(ebuf);
+	return rc;
+}
+
 /* Adds a copy (taking flags) unless one for that mailbox is there
- * already. */
-static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create, char *flags)
+ * already.  With an edited header (e not NULL) the copy is a file of its
+ * own in the spool, the edited header and the body exactly as received;
+ * if it cannot be written the copy is the message as received (logged). */
+static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create, char *flags,
+		     const struct send_ctx *sc, const struct edit *e)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		const char *have = p->v[i].mailbox;
@@ -432,11 +486,24 @@ static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create
 		}
 	}
 	p->v = xreallocarray(p->v, p->n + 1, sizeof *p->v);
-	p->v[p->n].mailbox = is_inbox(mailbox) ? NULL : xstrdup(mailbox);
-	p->v[p->n].create = create;
-	p->v[p->n].flags = flags;
-	p->v[p->n].implicit = false;
-	p->n++;
+	struct smtp_sieve_copy *c = &p->v[p->n++];
+	memset(c, 0, sizeof *c);
+	c->mailbox = is_inbox(mailbox) ? NULL : xstrdup(mailbox);
+	c->create = create;
+	c->flags = flags;
+	c->fd = -1;
+	if (e == NULL || e->hdr == NULL || sc == NULL)
+		return;
+	char path[PATH_MAX];
+	size_t skip = e->skip <= sc->m->len ? e->skip : sc->m->len;
+	c->fd = store_spool_write(sc->st, e->hdr, e->len, sc->m->data + skip, sc->m->len - skip,
+				  path, sizeof path);
+	if (c->fd < 0)
+		log_error("sieve id=%s to=<%s> action=editheader error=\"spool: %s\" "
+			  "result=unedited",
+			  sc->m->id, sc->env_to, strerror(errno));
+	else
+		c->path = xstrdup(path);
 }
 
 /* "550 5.7.1 REASON" on one line of printable ASCII, at most 400 bytes
@@ -458,11 +525,19 @@ static char *reject_reply(const char *reason)
 	return buf_steal(&b, NULL);
 }
 
+/* The implicit keep's edited header: that of the last script whose
+ * implicit keep had one (each script sees the message as received). */
+struct implicit_edit {
+	char *hdr;
+	size_t len, skip;
+};
+
 /* Runs one script; adds its explicit copies to p.  Returns true if the
- * implicit keep survived, with its flags copied into *implicit_flags. */
+ * implicit keep survived, with its flags copied into *implicit_flags and
+ * its edited header, if any, into *ie. */
 static bool run_one(const struct sieve_script *s, const char *what, const struct sieve_input *in,
 		    const struct smtp_sieve_msg *m, const char *env_to, struct smtp_sieve_plan *p,
-		    char **implicit_flags, struct send_ctx *sc)
+		    char **implicit_flags, struct implicit_edit *ie, struct send_ctx *sc)
 {
 	struct sieve_result res;
 	if (sieve_run(s, in, &res) < 0)
@@ -472,10 +547,17 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 	bool keep = false;
 	for (size_t i = 0; i < res.n_actions; i++) {
 		const struct sieve_action *a = &res.actions[i];
+		struct edit e = {a->header, a->header_len, res.header_len};
 		switch (a->type) {
 		case SIEVE_ACT_KEEP:
 			if (a->implicit) {
 				keep = true;
+				if (a->header != NULL) {
+					free(ie->hdr);
+					ie->hdr = xmemdup0(a->header, a->header_len);
+					ie->len = a->header_len;
+					ie->skip = res.header_len;
+				}
 				char *f = join_flags(a);
 				if (f != NULL && *implicit_flags != NULL) {
 					/* every script's flags go with the one implicit keep */
@@ -492,20 +574,20 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 					*implicit_flags = f;
 				}
 			} else {
-				add_copy(p, NULL, false, join_flags(a));
+				add_copy(p, NULL, false, join_flags(a), sc, &e);
 			}
 			break;
 		case SIEVE_ACT_FILEINTO:
-			add_copy(p, a->arg, a->create, join_flags(a));
+			add_copy(p, a->arg, a->create, join_flags(a), sc, &e);
 			break;
 		case SIEVE_ACT_DISCARD:
 			break;
 		case SIEVE_ACT_VACATION:
-			vacation(sc, a);
+			vacation(sc, a, &e);
 			break;
 		case SIEVE_ACT_REDIRECT:
-			if (redirect(sc, a) < 0 && !a->copy)
-				add_copy(p, NULL, false, NULL); /* not sent: kept */
+			if (redirect(sc, a, &e) < 0 && !a->copy)
+				add_copy(p, NULL, false, NULL, NULL, NULL); /* not sent: kept */
 			break;
 		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
@@ -517,7 +599,7 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 				p->reject_dsn = a->type == SIEVE_ACT_EREJECT;
 				p->reject_to = xstrdup(env_to);
 			}
-			add_copy(p, NULL, false, NULL);
+			add_copy(p, NULL, false, NULL, NULL, NULL);
 			break;
 		}
 	}
@@ -547,37 +629,52 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	bool any = run[0] != NULL || run[1] != NULL || run[2] != NULL;
 	bool keep = true;
 	char *implicit_flags = NULL;
+	struct implicit_edit ie = {NULL, 0, 0};
+	struct exists_ctx ec = {a, time(NULL), m};
+	struct sieve_input in = {m->env_from, env_to, m->data, m->len,
+				 mailbox_exists, &ec,    duplicate_seen};
+	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
-		struct exists_ctx ec = {a, time(NULL), m};
-		struct sieve_input in = {m->env_from, env_to, m->data, m->len,
-					 mailbox_exists, &ec,    duplicate_seen};
-		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
+		in.msg = m->data;
+		in.msg_len = m->len;
 		if (store_account_address(st, account, sc.account) < 0)
 			sc.account[0] = '\0';
 		for (int i = 0; i < 3; i++)
-			if (run[i] != NULL &&
-			    !run_one(run[i], names[i], &in, m, env_to, plan, &implicit_flags, &sc))
+			if (run[i] != NULL && !run_one(run[i], names[i], &in, m, env_to, plan,
+						       &implicit_flags, &ie, &sc))
 				keep = false;
 	}
 	if (keep) {
 		size_t before = plan->n;
-		add_copy(plan, NULL, false, implicit_flags);
+		struct edit e = {ie.hdr, ie.len, ie.skip};
+		add_copy(plan, NULL, false, implicit_flags, &sc, &e);
 		if (plan->n > before)
 			plan->v[before].implicit = true;
 	} else
 		free(implicit_flags);
+	free(ie.hdr);
 	sieve_script_free(&user);
 	if (plan->n > 0 || !any)
 		return;
 	log_info("sieve id=%s to=<%s> action=discard", m->id, env_to);
 }
 
-void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
+/* Drops the copies of a plan: the recipient gets nothing. */
+static void plan_clear(struct smtp_sieve_plan *plan)
 {
 	for (size_t i = 0; i < plan->n; i++) {
 		free(plan->v[i].mailbox);
 		free(plan->v[i].flags);
+		if (plan->v[i].path != NULL)
+			store_spool_drop(&plan->v[i].fd, plan->v[i].path);
+		free(plan->v[i].path);
 	}
+	plan->n = 0;
+}
+
+void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
+{
+	plan_clear(plan);
 	free(plan->v);
 	for (size_t i = 0; i < plan->n_dups; i++) {
 		free(plan->dups[i].handle);
@@ -590,15 +687,6 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
 	memset(plan, 0, sizeof *plan);
 }
 
-/* Drops the copies of a plan: the recipient gets nothing. */
-static void plan_clear(struct smtp_sieve_plan *plan)
-{
-	for (size_t i = 0; i < plan->n; i++) {
-		free(plan->v[i].mailbox);
-		free(plan->v[i].flags);
-	}
-	plan->n = 0;
-}
 
 /* Why no notice may go to the sender of m: the null sender (RFC 5429
  * 2.1.2, 2.2.1), or one our checks on port 25 found forged (SPF or DMARC

@@ -34,6 +34,11 @@ struct smtp_sieve_copy {
 	bool create;
 	char *flags; /* space-separated IMAP flags, NULL for none */
 	bool implicit; /* the implicit keep (no script chose this copy's folder) */
+	/* editheader (RFC 5293): a spool file of this copy alone, its header
+	 * as the script edited it (NULL: the message file as received); the
+	 * plan owns it and drops it when freed */
+	char *path;
+	int fd;
 };
 
 /* A duplicate tracking entry (RFC 7352) to record once delivered. */

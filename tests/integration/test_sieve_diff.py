@@ -49,8 +49,10 @@ def pigeonhole_dir():
     d = tempfile.mkdtemp(prefix="tern-sieve-diff-")
     os.chmod(d, 0o755)
     with open(os.path.join(d, "dovecot.conf"), "w") as f:
+        # editheader is off by default in Pigeonhole
         f.write("mail_location = maildir:%s/mail\n"
-                "log_path = /dev/stderr\n" % d)
+                "log_path = /dev/stderr\n"
+                "plugin {\n  sieve_extensions = +editheader\n}\n" % d)
     for sub in ("scripts", "messages"):
         shutil.copytree(os.path.join(DATA, sub), os.path.join(d, sub))
     if os.geteuid() == 0:

@@ -89,3 +89,79 @@ def test_duplicate_without_message_id(srv):
     send(srv, [user], m)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 2 and all(stored(c, m) for _, c in inbox)
+
+
+# ------------------------------------------------------------- editheader
+
+def trace_split(copy):
+    """(trace lines, the rest): our Return-Path and Received lines first."""
+    lines = copy.split(b"\r\n")
+    i = 0
+    while lines[i].startswith(b"Return-Path:") or lines[i].startswith(b"Received:") or \
+            (i > 0 and lines[i][:1] in (b" ", b"\t") and lines[i - 1] != b""):
+        i += 1
+    return b"\r\n".join(lines[:i]) + b"\r\n", b"\r\n".join(lines[i:])
+
+
+def test_editheader_per_recipient_copy_exact(srv):
+    # one message for two users: the editing script changes only its own
+    # copy; the other's is the message file as received
+    edit = new_user(srv, 'require ["editheader", "fileinto", "mailbox"];\r\n'
+                         'addheader "X-Tag" "tagged";\r\n'
+                         'addheader :last "X-Last" "at the end";\r\n'
+                         'deleteheader :index 1 "X-Drop";\r\n'
+                         'deleteheader "Received";\r\n'
+                         'if header :is "X-Tag" "tagged" { fileinto :create "Tagged"; }\r\n')
+    plain = new_user(srv)
+    msg = ("From: Sender <%s>\r\nTo: %s, %s\r\nX-Drop: first\r\nSubject: edit me\r\n"
+           "X-Drop: second\r\nMessage-ID: <%s@client.example>\r\n\r\nBody line.\r\n"
+           % (SENDER, edit, plain, uuid.uuid4().hex)).encode()
+    send(srv, [edit, plain], msg)
+    orig = mailbox(srv, plain, "INBOX")
+    assert len(orig) == 1 and stored(orig[0][1], msg)
+    tagged = mailbox(srv, edit, "Tagged")
+    assert len(tagged) == 1 and mailbox(srv, edit, "INBOX") == []
+    trace, rest = trace_split(orig[0][1])
+    assert rest == msg
+    # Received is protected (RFC 5293 6): still there
+    assert b"\r\nReceived: " in b"\r\n" + trace
+    if trace.startswith(b"Return-Path:"):
+        rp, _, received = trace.partition(b"\r\n")
+        want_trace = rp + b"\r\nX-Tag: tagged\r\n" + received
+    else:
+        want_trace = b"X-Tag: tagged\r\n" + trace
+    head, body = msg.split(b"\r\n\r\n", 1)
+    want = want_trace + head.replace(b"X-Drop: first\r\n", b"") + \
+        b"\r\nX-Last: at the end\r\n\r\n" + body
+    assert tagged[0][1] == want
+
+
+def test_editheader_encoded_value_and_redirect(srv):
+    target = new_user(srv)
+    user = new_user(srv, 'require ["editheader", "variables", "copy"];\r\n'
+                         'if header :matches "subject" "*" { set "s" "${1}"; }\r\n'
+                         'deleteheader "subject";\r\n'
+                         'addheader :last "Subject" "[gr\u00fc\u00df] ${s}";\r\n'
+                         'addheader :last "X-Fwd" "yes";\r\n'
+                         'redirect :copy "%s";\r\n' % target)
+    m = message(user, "hello")
+    send(srv, [user], m)
+    head, body = m.split(b"\r\n\r\n", 1)
+    edited = head.replace(b"Subject: hello\r\n", b"") + \
+        b"\r\nSubject: =?UTF-8?B?W2dyw7zDn10gaGVsbG8=?=\r\nX-Fwd: yes\r\n\r\n" + body
+    mine = mailbox(srv, user, "INBOX")
+    assert len(mine) == 1 and trace_split(mine[0][1])[1] == edited
+    # the redirected copy has the edited header too (RFC 5293 7), with
+    # the trace of its own delivery before it
+    theirs = mailbox(srv, target, "INBOX")
+    assert len(theirs) == 1 and trace_split(theirs[0][1])[1] == edited
+
+
+def test_editheader_runtime_error_keeps_original(srv):
+    user = new_user(srv, 'require ["editheader", "fileinto"];\r\n'
+                         'addheader "X-Tag" "x";\r\n'
+                         'fileinto "";\r\n')
+    m = message(user, "err")
+    send(srv, [user], m)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and trace_split(inbox[0][1])[1] == m
