@@ -46,8 +46,36 @@ static bool header_ok(const struct sieve_action *a)
 	return ok;
 }
 
+/* include (RFC 6609): "self" is the input itself (so loops happen), "b"
+ * a fixed script, "err" fails, anything else is missing. */
+struct src {
+	const char *p;
+	size_t n;
+};
+
+static int inc_get(void *ctx, bool global, const char *name, char **out, size_t *len)
+{
+	const struct src *s = ctx;
+	static const char b[] = "require [\"include\", \"variables\"]; global \"g\";"
+				" set \"g\" \"${g}x\"; if true { return; } discard;";
+	if (!strcmp(name, "err"))
+		return -1;
+	if (!strcmp(name, "self") || !strcmp(name, "b")) {
+		const char *p = name[0] == 's' ? s->p : b;
+		*len = name[0] == 's' ? s->n : sizeof b - 1;
+		*out = malloc(*len + 1);
+		if (*out == NULL)
+			abort();
+		memcpy(*out, p, *len);
+		(*out)[*len] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct src self_src = {(const char *)data, size};
 	static const char msg[] = "From: A <a@b.c>\r\nTo: d@e.f, \"G\" <g@h>\r\nSubject: "
 				  "=?utf-8?q?x=C3=A9?=\r\n\r\nbody\r\n";
 	struct sieve_script *s;
@@ -57,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	struct sieve_input in = {"a@b.c", "d+x@e.f", msg, sizeof msg - 1, exists, NULL, dup_seen};
+	struct sieve_input in = {"a@b.c", "d+x@e.f", msg, sizeof msg - 1, exists, &self_src, dup_seen, inc_get};
 	struct sieve_result r;
 	int rc = sieve_run(s, &in, &r);
 	if (r.n_actions == 0 || r.n_actions > sieve_default_limits.max_actions)
@@ -72,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < r.n_actions; i++) {
 		if (r.actions[i].type != SIEVE_ACT_VACATION)
 			continue;
-		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL, NULL};
+		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL, NULL, NULL};
 		const struct sieve_input *ins[2] = {&in, &as_msg};
 		for (int k = 0; k < 2; k++) {
 			const char *mine[1] = {"d@e.f"};
@@ -93,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sieve_result_free(&r);
 	/* the input read as a message too, so that body tests (RFC 5173)
 	 * walk a fuzzed MIME structure */
-	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, NULL, dup_seen};
+	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, &self_src, dup_seen, inc_get};
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();

@@ -38,10 +38,24 @@ extern const struct cli_command cli_sieve_command;
 #define MAX_MESSAGE (64u * 1024 * 1024)
 #define MAX_EXISTS 64
 
+/* What `test` knows of the world: the mailboxes that exist, and the
+ * folders of included scripts (RFC 6609: DIR/NAME.sieve; NULL: none). */
 struct exists_list {
 	const char *names[MAX_EXISTS];
 	size_t n;
+	const char *dirs[2]; /* personal, global */
 };
+
+static int include_file(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	const struct exists_list *l = ctx;
+	const char *dir = l->dirs[global ? 1 : 0];
+	char path[4096];
+	if (dir == NULL || (size_t)snprintf(path, sizeof path, "%s/%s.sieve", dir, name) >= sizeof path)
+		return 0;
+	*src = fsutil_read_file(path, sieve_default_limits.max_script, len);
+	return *src != NULL ? 1 : errno == ENOENT ? 0 : -1;
+}
 
 static bool mailbox_exists(void *ctx, const char *name)
 {
@@ -174,17 +188,22 @@ static void put_action(const struct sieve_action *a)
 static int run_test(const struct cli_command *cmd, int argc, char **argv)
 {
 	const char *path = NULL, *from = "", *to = "";
-	struct exists_list ex = {{NULL}, 0};
+	struct exists_list ex = {{NULL}, 0, {NULL, NULL}};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if ((!strcmp(a, "--from") || !strcmp(a, "--to") ||
-		     !strcmp(a, "--mailbox-exists")) &&
+		     !strcmp(a, "--mailbox-exists") || !strcmp(a, "--include-dir") ||
+		     !strcmp(a, "--global-dir")) &&
 		    i + 1 >= argc)
 			return cli_usage_error(cmd, a, "needs a value");
 		if (!strcmp(a, "--from")) {
 			from = argv[++i];
 		} else if (!strcmp(a, "--to")) {
 			to = argv[++i];
+		} else if (!strcmp(a, "--include-dir")) {
+			ex.dirs[0] = argv[++i];
+		} else if (!strcmp(a, "--global-dir")) {
+			ex.dirs[1] = argv[++i];
 		} else if (!strcmp(a, "--mailbox-exists")) {
 			if (ex.n == MAX_EXISTS)
 				return cli_usage_error(cmd, a, "at most %d mailboxes", MAX_EXISTS);
@@ -212,7 +231,7 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 		return r > 0 ? cli_fail("stdin", "message larger than %u bytes", MAX_MESSAGE)
 			     : cli_fail("stdin", "read error: %m");
 	}
-	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex, NULL};
+	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex, NULL, include_file};
 	struct sieve_result res;
 	if (sieve_run(s, &in, &res) < 0) {
 		fputs("error: ", stdout);
@@ -413,7 +432,8 @@ const struct cli_command cli_sieve_command = {
     "check a Sieve script, show what it would do, or store scripts per user",
     "usage: tern sieve check FILE\n"
     "       tern sieve test FILE [--from ENVFROM] [--to ENVTO]\n"
-    "                       [--mailbox-exists NAME]... < MESSAGE\n"
+    "                       [--mailbox-exists NAME]... [--include-dir DIR]\n"
+    "                       [--global-dir DIR] < MESSAGE\n"
     "       tern [-c FILE] sieve put [--activate] USER NAME FILE\n"
     "       tern [-c FILE] sieve list USER\n"
     "       tern [-c FILE] sieve get|activate|delete USER NAME\n"
@@ -424,7 +444,9 @@ const struct cli_command cli_sieve_command = {
     "test    runs FILE on the message on stdin with the given envelope and\n"
     "        prints the actions it would take, one a line; nothing is\n"
     "        delivered.  --mailbox-exists names a mailbox that exists (for\n"
-    "        mailboxexists); it may be repeated.  These two need no config.\n"
+    "        mailboxexists); it may be repeated.  include finds personal\n"
+    "        scripts as DIR/NAME.sieve in --include-dir, global ones in\n"
+    "        --global-dir (else none).  These two need no config.\n"
     "put     checks FILE (\"-\": stdin) and stores it as USER's script NAME\n"
     "        (replacing one of that name); nothing is stored if it has an\n"
     "        error.  --activate also makes it the active script\n"

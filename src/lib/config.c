@@ -118,6 +118,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"sieve.vacation_max_period", CFG_DURATION, STR(sieve_vacation_max_period), "30d", false},
 	{"sieve.duplicate_period", CFG_DURATION, STR(sieve_duplicate_period), "7d", false},
 	{"sieve.duplicate_max_period", CFG_DURATION, STR(sieve_duplicate_max_period), "30d", false},
+	{"sieve.global_dir", CFG_PATH, STR(sieve_global_dir), "", false},
 	{"mailauth.check", CFG_BOOL, STR(mailauth_check), "yes", false},
 	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
 	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},

@@ -23,7 +23,9 @@ struct parser {
 	bool enabled[32]; /* per sieve_ext_table entry */
 	bool past_require;
 	bool variables;               /* "variables" required */
+	bool include;                 /* "include" required: the global namespace */
 	struct sieve_strlist varnames; /* distinct names set (lowercase) */
+	bool globals[SIEVE_MAX_VARIABLES]; /* per varnames entry: declared global */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l)
@@ -193,6 +195,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"uniqueid", TAGS_DUPLICATE, 2097152},
 	    {"last", TAGS_ADDLAST, 524288},  {"index", TAGS_DELINDEX, 262144},
 	    {"last", TAGS_DELINDEX, 524288},
+	    {"personal", TAGS_INCLUDE, 4194304}, {"global", TAGS_INCLUDE, 4194304},
+	    {"once", TAGS_INCLUDE, 8388608},     {"optional", TAGS_INCLUDE, 16777216},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -251,6 +255,12 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->last = true;
 	else if (!strcmp(t, "originalzone"))
 		n->origzone = true;
+	else if (!strcmp(t, "personal") || !strcmp(t, "global"))
+		n->inc_global = !strcmp(t, "global");
+	else if (!strcmp(t, "once"))
+		n->inc_once = true;
+	else if (!strcmp(t, "optional"))
+		n->inc_optional = true;
 	else if (!strcmp(t, "index")) {
 		if (p->tok.type != TOK_NUMBER)
 			return fail_tok(p, "a number");
@@ -352,24 +362,33 @@ static int check_variables(struct parser *p, struct sieve_node *n)
 					       &n->zone,    &n->dupid};
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		for (size_t j = 0; j < lists[i]->n; j++)
-			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
+			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col, p->include,
 						    &n->has_vars, p->err) < 0)
 				return -1;
-	bool sets = !strcmp(n->def->name, "set") || n->has_opt;
+	bool global = !strcmp(n->def->name, "global");
+	bool sets = !strcmp(n->def->name, "set") || n->has_opt || global;
 	for (size_t j = 0; sets && j < n->pos[0].n; j++) {
 		const char *name = n->pos[0].s[j];
-		if (!sieve_var_name_ok(name))
+		bool in_ns = !global && p->include && sieve_var_global_name(name);
+		if (!sieve_var_name_ok(name) && !in_ns)
 			return sieve_fail(p->err, n->line, n->col,
 					  "invalid variable name \"%.100s\"", name);
+		if (in_ns)
+			continue; /* a global: not one of this script's names */
 		size_t k;
 		for (k = 0; k < p->varnames.n; k++)
 			if (!strcasecmp(p->varnames.s[k], name))
 				break;
+		/* RFC 6609: declared global before its first use */
+		if (k < p->varnames.n && global && !p->globals[k])
+			return sieve_fail(p->err, n->line, n->col,
+					  "variable \"%.100s\" declared global after its use", name);
 		if (k < p->varnames.n)
 			continue;
 		if (p->varnames.n >= SIEVE_MAX_VARIABLES)
 			return sieve_fail(p->err, n->line, n->col, "more than %d variables",
 					  SIEVE_MAX_VARIABLES);
+		p->globals[p->varnames.n] = global;
 		sieve_strlist_add(&p->varnames, name, strlen(name));
 	}
 	return 0;
@@ -534,6 +553,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 				  elsewhere ? "command '%s' needs its extension in require"
 					    : "unknown command '%s'",
 				  p->tok.str);
+	if (!strcmp(d->name, "global") && !p->variables)
+		return sieve_fail(p->err, line, col, "global needs \"variables\" in require");
 	struct sieve_node *n = xcalloc(1, sizeof *n);
 	n->def = d;
 	n->line = line;
@@ -560,6 +581,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 			p->enabled[e] = true;
 			if (sieve_ext_table[e] == &sieve_ext_variables)
 				p->variables = true;
+			if (sieve_ext_table[e] == &sieve_ext_include)
+				p->include = true;
 		}
 	}
 	if (d->block) {

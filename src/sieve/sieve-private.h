@@ -92,6 +92,7 @@ enum {
 	TAGS_DUPLICATE = 1 << 15, /* :handle :header/:uniqueid :seconds :last (RFC 7352) */
 	TAGS_ADDLAST = 1 << 16,   /* :last of addheader (RFC 5293 4) */
 	TAGS_DELINDEX = 1 << 17,  /* :index N :last of deleteheader (RFC 5293 5) */
+	TAGS_INCLUDE = 1 << 18,   /* :personal/:global :once :optional (RFC 6609) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -167,6 +168,7 @@ extern const struct sieve_ext sieve_ext_date;
 extern const struct sieve_ext sieve_ext_index;
 extern const struct sieve_ext sieve_ext_duplicate;
 extern const struct sieve_ext sieve_ext_editheader;
+extern const struct sieve_ext sieve_ext_include;
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -200,6 +202,8 @@ struct sieve_node {
 	/* duplicate (RFC 7352): :header NAME or :uniqueid VALUE; empty: neither */
 	struct sieve_strlist dupid;
 	bool dupid_header; /* dupid is a :header name */
+	/* include (RFC 6609) */
+	bool inc_global, inc_once, inc_optional;
 	struct sieve_node **tests;
 	size_t n_tests;
 	struct sieve_node *block; /* first command of the block */
@@ -211,6 +215,19 @@ struct sieve_script {
 	struct sieve_node *top; /* first command */
 	struct sieve_limits lim;
 	bool variables; /* "variables" required: :matches sets match variables */
+};
+
+/* Bounds of include (docs/sieve.md "Limits"). */
+#define SIEVE_MAX_INCLUDE_DEPTH 10 /* scripts including scripts */
+#define SIEVE_MAX_INCLUDES 32      /* distinct scripts included in one run */
+
+/* A script included during a run (RFC 6609), compiled once per run. */
+struct sieve_inc {
+	bool global;
+	char *name;
+	struct sieve_script *script;
+	bool active; /* running now (an include of it again is a loop) */
+	bool ran;    /* has run (for :once) */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l);
@@ -241,6 +258,13 @@ struct sieve_run {
 	bool edited;
 	struct sieve_strlist added;
 	size_t added_bytes;
+	/* include (RFC 6609): the scripts included so far, the depth, a
+	 * `return` in progress; the global variables and the names the
+	 * running script declared global */
+	struct sieve_inc *incs;
+	size_t n_incs, inc_depth;
+	bool returned;
+	struct sieve_strlist gvar_names, gvar_values, gdecl;
 };
 
 /* Bytes addheader may add in one run (docs/sieve.md "Limits"). */
@@ -313,7 +337,11 @@ void sieve_flags_add(struct sieve_strlist *dst, const struct sieve_strlist *src)
 
 /* Compile time: checks every variable reference in s (no namespace,
  * match variables up to ${9}); sets *has when s holds one.  0 or -1. */
-int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct sieve_error *err);
+int sieve_vars_check_string(const char *s, int line, int col, bool global_ns, bool *has,
+			    struct sieve_error *err);
+/* Whether s is "global." and a valid name: a variable of the global
+ * namespace of include (RFC 6609). */
+bool sieve_var_global_name(const char *s);
 /* Whether s is a valid name for set (an identifier of at most
  * SIEVE_MAX_VARNAME bytes). */
 bool sieve_var_name_ok(const char *s);

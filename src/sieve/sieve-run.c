@@ -164,7 +164,7 @@ int sieve_run_test(struct sieve_run *r, const struct sieve_node *t)
 
 int sieve_run_block(struct sieve_run *r, const struct sieve_node *n)
 {
-	for (; n != NULL && !r->stopped; n = n->next) {
+	for (; n != NULL && !r->stopped && !r->returned; n = n->next) {
 		if (++r->steps > r->script->lim.max_steps)
 			return sieve_run_fail(r, "step budget of %llu exceeded",
 					      (unsigned long long)r->script->lim.max_steps);
@@ -216,6 +216,14 @@ int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int
 	res->header_len = r.hdr_ok ? r.hdr.header_len : 0;
 	header_free(&r.hdr);
 	sieve_strlist_free(&r.added);
+	for (size_t i = 0; i < r.n_incs; i++) {
+		free(r.incs[i].name);
+		sieve_script_free(&r.incs[i].script);
+	}
+	free(r.incs);
+	sieve_strlist_free(&r.gvar_names);
+	sieve_strlist_free(&r.gvar_values);
+	sieve_strlist_free(&r.gdecl);
 	sieve_strlist_free(&r.flags);
 	sieve_vars_free(&r);
 	sieve_strlist_free(&r.body_raw);

@@ -64,6 +64,11 @@ struct sieve_input {
 	 * unexpired: 1 yes, 0 no, -1 error (a runtime error).  NULL: the list
 	 * is empty (every test is false). */
 	int (*duplicate_seen)(void *ctx, const char *handle, const char *id);
+	/* include (RFC 6609): the source of script name among the account's
+	 * personal scripts (global false) or the global ones: 1 found (*src
+	 * malloc'ed, *len bytes), 0 no such script, -1 error.  NULL: no
+	 * script exists. */
+	int (*include)(void *ctx, bool global, const char *name, char **src, size_t *len);
 };
 
 enum sieve_action_type {

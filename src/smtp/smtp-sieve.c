@@ -95,7 +95,39 @@ struct exists_ctx {
 	struct store_account *a;
 	time_t now;
 	const struct smtp_sieve_msg *m;
+	const struct config *cfg;
 };
+
+/* include (RFC 6609): a personal script is one of the account's stored
+ * scripts, a global one the file NAME.sieve in sieve.global_dir (none
+ * when that is not set).  The library checked the name (no '/', no
+ * leading '.'). */
+static int include_get(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	struct exists_ctx *c = ctx;
+	char err[256] = "";
+	if (!global) {
+		int r = store_sieve_get(c->a, name, src, len, NULL, err, sizeof err);
+		if (r < 0)
+			log_error("sieve id=%s action=include script=\"%s\" error=\"%s\"", c->m->id,
+				  name, err);
+		return r;
+	}
+	const char *dir = c->cfg->sieve_global_dir;
+	if (dir[0] == '\0')
+		return 0;
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof path, "%s/%s.sieve", dir, name) >= sizeof path)
+		return 0;
+	*src = fsutil_read_file(path, sieve_default_limits.max_script, len);
+	if (*src != NULL)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	log_error("sieve id=%s action=include script=\"%s\" key=sieve.global_dir error=\"%m\"",
+		  c->m->id, path);
+	return -1;
+}
 
 /* duplicate (RFC 7352): asks the account's tracking list. */
 static int duplicate_seen(void *ctx, const char *handle, const char *id)
@@ -630,9 +662,9 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	bool keep = true;
 	char *implicit_flags = NULL;
 	struct implicit_edit ie = {NULL, 0, 0};
-	struct exists_ctx ec = {a, time(NULL), m};
-	struct sieve_input in = {m->env_from, env_to, m->data, m->len,
-				 mailbox_exists, &ec,    duplicate_seen};
+	struct exists_ctx ec = {a, time(NULL), m, cfg};
+	struct sieve_input in = {m->env_from, env_to, m->data,       m->len,
+				 mailbox_exists, &ec,    duplicate_seen, include_get};
 	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		in.msg = m->data;

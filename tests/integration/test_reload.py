@@ -195,6 +195,7 @@ NEW_VALUES = {
     "sieve.vacation_max_period": "60d",
     "sieve.duplicate_period": "3d",
     "sieve.duplicate_max_period": "10d",
+    "sieve.global_dir": lambda srv, cur: _files(srv),
     "mailauth.check": "no",
     "mailauth.trusted": "127.0.0.0/8 ::1",
     "mailauth.dmarc_reject": "junk",

@@ -14,6 +14,11 @@ must agree after both outputs are put into one canonical form:
 sieve-test runs standalone: a tiny dovecot config in a temp folder owned
 by nobody (Dovecot refuses mail access as root), `-c` that config.
 
+Includes (RFC 6609) come from tests/data/sieve/include/personal and
+global, given to sieve-test as its script folders.  Include errors are
+not in the corpus (Pigeonhole finds a missing script or a loop when it
+compiles, Tern when it runs, as RFC 6609 allows): tests/unit covers them.
+
 The duplicate test (RFC 7352) is compared by the entries it would record
 ("track", HANDLE, LAST): both tools run with an empty tracking list.
 
@@ -52,8 +57,10 @@ def pigeonhole_dir():
         # editheader is off by default in Pigeonhole
         f.write("mail_location = maildir:%s/mail\n"
                 "log_path = /dev/stderr\n"
-                "plugin {\n  sieve_extensions = +editheader\n}\n" % d)
-    for sub in ("scripts", "messages"):
+                "plugin {\n  sieve_extensions = +editheader\n"
+                "  sieve = file:%s/include/personal;active=%s/active.sieve\n"
+                "  sieve_global = %s/include/global\n}\n" % (d, d, d, d))
+    for sub in ("scripts", "messages", "include"):
         shutil.copytree(os.path.join(DATA, sub), os.path.join(d, sub))
     if os.geteuid() == 0:
         for root, dirs, files in os.walk(d):
@@ -202,7 +209,9 @@ def test_same_actions(tern_bin, pigeonhole_dir, script, message):
     out, err = run_pigeonhole(pigeonhole_dir, script, message)
     with open(os.path.join(DATA, "messages", message), "rb") as f:
         p = subprocess.run([tern_bin, "sieve", "test", os.path.join(DATA, "scripts", script),
-                            "--from", ENV_FROM, "--to", ENV_TO],
+                            "--from", ENV_FROM, "--to", ENV_TO,
+                            "--include-dir", os.path.join(DATA, "include", "personal"),
+                            "--global-dir", os.path.join(DATA, "include", "global")],
                            stdin=f, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     want = canon_pigeonhole(out, err)

@@ -1,13 +1,22 @@
 """Sieve extensions at delivery, through SMTP (smtplib) and IMAP
-(imaplib), with the exact stored bytes checked: duplicate (RFC 7352)."""
+(imaplib), with the exact stored bytes checked: duplicate (RFC 7352),
+editheader (RFC 5293), include (RFC 6609, scripts uploaded over
+ManageSieve and a global script folder)."""
 
+import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
 
+from test_managesieve import MS, caps, port_of, putscript
 from test_sieve_delivery import SENDER, mailbox, message, new_user, send, stored
 
 CONF = {"allow_plaintext_loopback": "yes"}
+JUNK = ('require ["fileinto", "mailbox"];\r\n'
+        'if header :contains "subject" "offer" { fileinto :create "Junk"; stop; }\r\n')
+
 
 DUP = ('require ["duplicate", "fileinto", "mailbox"];\r\n'
        'if duplicate { fileinto :create "Dups"; }\r\n')
@@ -15,7 +24,14 @@ DUP = ('require ["duplicate", "fileinto", "mailbox"];\r\n'
 
 @pytest.fixture(scope="module")
 def srv(module_server):
-    return module_server(conf=CONF)
+    # the folder of global scripts (sieve.global_dir), readable by workers
+    d = tempfile.mkdtemp(prefix="tern-sieve-global-")
+    os.chmod(d, 0o755)
+    with open(os.path.join(d, "junk.sieve"), "w") as f:
+        f.write(JUNK)
+    os.chmod(os.path.join(d, "junk.sieve"), 0o644)
+    yield module_server(conf=dict(CONF, **{"sieve.global_dir": d}))
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def with_id(rcpt, subject, msgid):
@@ -165,3 +181,56 @@ def test_editheader_runtime_error_keeps_original(srv):
     send(srv, [user], m)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and trace_split(inbox[0][1])[1] == m
+
+
+# ---------------------------------------------------------------- include
+
+MAIN = ('require ["include", "variables", "fileinto", "mailbox"];\r\n'
+        'global "box";\r\n'
+        'include :global "junk";\r\n'
+        'set "box" "Lists";\r\n'
+        'include :optional "not-uploaded";\r\n'
+        'include "lists";\r\n')
+LISTS = ('require ["include", "variables", "fileinto", "mailbox"];\r\n'
+         'global "box";\r\n'
+         'if not header :contains "subject" "list" { return; }\r\n'
+         'fileinto :create "${box}";\r\n')
+
+
+def test_include_over_managesieve_and_delivery(srv):
+    user = new_user(srv)
+    with MS(port_of(srv)) as c:
+        assert "include" in caps(c.caps)["SIEVE"].split()
+        c.login(user)
+        # a missing include is no upload error (RFC 6609): it is found
+        # when the script runs
+        assert putscript(c, "main", MAIN) == ([], 'OK "Script stored"')
+        assert c.cmd('SETACTIVE "main"') == ([], 'OK "Script activated"')
+        spam, lst, plain = (message(user, s) for s in ("an offer", "list news", "hello"))
+        send(srv, [user], plain)
+        # not uploaded yet: a runtime error, the implicit keep
+        since = srv.log_mark()
+        send(srv, [user], lst)
+        srv.wait_log(r'error="include: no personal script \\"lists\\""', since=since)
+        assert putscript(c, "lists", LISTS) == ([], 'OK "Script stored"')
+        # an include with an error in its name is refused at upload
+        lines, final = putscript(c, "bad", 'require "include"; include "a/b";')
+        assert final.startswith('NO "1:20: error: include: ') and "not a script name" in final
+    send(srv, [user], lst)
+    send(srv, [user], spam)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 2 and stored(inbox[0][1], plain) and stored(inbox[1][1], lst)
+    lists = mailbox(srv, user, "Lists")
+    assert len(lists) == 1 and stored(lists[0][1], lst)
+    junk = mailbox(srv, user, "Junk")
+    assert len(junk) == 1 and stored(junk[0][1], spam)
+
+
+def test_include_loop_is_kept(srv):
+    user = new_user(srv, 'require "include";\r\ninclude "main";\r\n')
+    m = message(user, "loop")
+    since = srv.log_mark()
+    send(srv, [user], m)
+    srv.wait_log(r'error="include: personal script \\"main\\" includes itself"', since=since)
+    inbox = mailbox(srv, user, "INBOX")
+    assert len(inbox) == 1 and stored(inbox[0][1], m)

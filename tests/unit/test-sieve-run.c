@@ -38,6 +38,25 @@ static bool box_exists(void *ctx, const char *name)
 	return !strcmp(name, "Work");
 }
 
+/* The scripts include finds for run_on: "p:NAME" personal, "g:NAME"
+ * global, then the source; "p:err" fails. */
+static const char *inc_scripts[8][2];
+
+static int inc_get(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	char key[200];
+	snprintf(key, sizeof key, "%s:%s", global ? "g" : "p", name);
+	if (!strcmp(key, "p:err"))
+		return -1;
+	for (size_t i = 0; i < 8 && inc_scripts[i][0] != NULL; i++)
+		if (!strcmp(inc_scripts[i][0], key)) {
+			*src = strdup(inc_scripts[i][1]);
+			*len = strlen(*src);
+			return 1;
+		}
+	return 0;
+}
+
 /* The duplicate tracking list of run_on: "handle/id" entries that are
  * seen; "err/..." fails. */
 static const char *dup_list[4];
@@ -67,7 +86,8 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 		return out;
 	}
 	struct sieve_input in = {
-	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen};
+	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen,
+	    inc_get};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run_at(sc, &in, run_now, &r) < 0)
@@ -311,7 +331,7 @@ TEST(sieve_extension_table)
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
 		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
-		  "duplicate editheader ");
+		  "duplicate editheader include ");
 	buf_free(&b);
 }
 
@@ -361,7 +381,7 @@ static bool allowed(const char *m, const char *from, const char *addresses, cons
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL};
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
@@ -419,7 +439,7 @@ static const char *reply(const char *m, const char *params)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL};
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	struct buf b = BUF_INIT;
@@ -703,7 +723,7 @@ TEST(sieve_relational_null_sender)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
-	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL, NULL};
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK_INT(sieve_run(sc, &in, &r), 0);
 	CHECK_INT((int)r.n_actions, 1);
@@ -1108,4 +1128,78 @@ TEST(sieve_editheader_limit)
 	CHECK_STR(run_on(buf_cstr(&b), edit_msg, NULL),
 		  "E:addheader: more than 65536 bytes added|keep*|");
 	buf_free(&b);
+}
+
+TEST(sieve_include)
+{
+	memset(inc_scripts, 0, sizeof inc_scripts);
+	inc_scripts[0][0] = "p:lib";
+	inc_scripts[0][1] = "require [\"fileinto\", \"include\", \"variables\"];"
+			    " global \"box\"; if string :is \"${box}\" \"\" { return; }"
+			    " fileinto \"${box}\"; set \"local\" \"lib\";";
+	inc_scripts[1][0] = "g:spam";
+	inc_scripts[1][1] = "require [\"fileinto\", \"include\"];"
+			    " if header :contains \"subject\" \"more\" { fileinto \"Spam\"; stop; }";
+	inc_scripts[2][0] = "p:loop";
+	inc_scripts[2][1] = "require \"include\"; include \"loop\";";
+	inc_scripts[3][0] = "p:bad";
+	inc_scripts[3][1] = "require \"include\"; frob;";
+	inc_scripts[4][0] = "p:count";
+	inc_scripts[4][1] = "require [\"include\", \"variables\"];"
+			    " set \"global.n\" \"${global.n}x\";";
+	inc_scripts[5][0] = "p:deep";
+	inc_scripts[5][1] = "require [\"include\", \"variables\"]; set \"global.d\" \"${global.d}.\";"
+			    " include \"deep2\";";
+	inc_scripts[6][0] = "p:deep2";
+	inc_scripts[6][1] = "require \"include\"; include \"deep\";";
+	const char *req = "require [\"include\", \"variables\", \"fileinto\"];";
+	char s[2048];
+#define RUNI(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* globals shared, locals not; actions add up, one implicit keep */
+	CHECK_STR(RUNI("global \"box\"; set \"box\" \"Lists\"; set \"local\" \"main\";"
+		       " include \"lib\"; fileinto \"${local}\";"),
+		  "fileinto Lists|fileinto main|");
+	/* return ends the included script only; without the global set */
+	CHECK_STR(RUNI("include :personal \"lib\"; fileinto \"after\";"), "fileinto after|");
+	/* stop in an included script ends everything; :global */
+	CHECK_STR(RUNI("include :global \"spam\"; fileinto \"not-reached\";"), "fileinto Spam|");
+	/* :once; the global namespace without declaring */
+	CHECK_STR(RUNI("include \"count\"; include :once \"count\"; include \"count\";"
+		       " fileinto \"n${global.n}\";"),
+		  "fileinto nxx|");
+	/* :optional skips a missing script; missing is a runtime error */
+	CHECK_STR(RUNI("include :optional \"none\"; fileinto \"ok\";"), "fileinto ok|");
+	CHECK_STR(RUNI("include \"none\"; fileinto \"ok\";"),
+		  "E:include: no personal script \"none\"|keep*|");
+	CHECK_STR(RUNI("include :global :optional \"lib\";"), "keep*|");
+	/* loops, errors in included scripts, a read error */
+	CHECK_STR(RUNI("include \"loop\";"),
+		  "E:include: personal script \"loop\" includes itself|keep*|");
+	CHECK_STR(RUNI("include \"deep\";"),
+		  "E:include: personal script \"deep\" includes itself|keep*|");
+	CHECK_STR(RUNI("include \"bad\";"),
+		  "E:include: personal script \"bad\" 1:20: unknown command 'frob'|keep*|");
+	CHECK_STR(RUNI("include :optional \"err\";"),
+		  "E:include: the personal script \"err\" cannot be read|keep*|");
+	/* return at the top is stop */
+	CHECK_STR(RUNI("fileinto \"a\"; return; fileinto \"b\";"), "fileinto a|");
+	/* compile errors */
+	CHECK_STR(check("require \"include\"; include :personal :global \"a\";"),
+		  "1:38: tagged argument ':global' given twice or conflicting");
+	CHECK_STR(check("require [\"include\", \"variables\"]; include \"${a}\";"),
+		  "1:35: include takes a constant script name");
+	CHECK_STR(check("require \"include\"; include \"a/b\";"),
+		  "1:20: include: \"a/b\" is not a script name");
+	CHECK_STR(check("require \"include\"; global \"a\";"),
+		  "1:20: global needs \"variables\" in require");
+	CHECK_STR(check("require [\"include\", \"variables\"]; set \"a\" \"1\"; global \"a\";"),
+		  "1:48: variable \"a\" declared global after its use");
+	CHECK_STR(check("require [\"include\", \"variables\"]; global [\"a\", \"b\"]; set \"a\" \"1\";"
+			" set \"global.c\" \"${global.c}\";"),
+		  "OK");
+	CHECK_STR(check("require \"variables\"; set \"global.c\" \"1\";"),
+		  "1:22: invalid variable name \"global.c\"");
+	CHECK_STR(check("require \"include\"; include :once :optional \"a\"; return;"), "OK");
+	memset(inc_scripts, 0, sizeof inc_scripts);
+#undef RUNI
 }
