@@ -85,7 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	struct sieve_input in = {"a@b.c", "d+x@e.f", msg, sizeof msg - 1, exists, &self_src, dup_seen, inc_get};
+	static const char *const env[] = {"host", "h.e.f", "phase", "during", NULL};
+	struct sieve_input in = {"a@b.c",  "d+x@e.f", msg,	sizeof msg - 1, exists,
+				 &self_src, dup_seen,  inc_get, env};
 	struct sieve_result r;
 	int rc = sieve_run(s, &in, &r);
 	if (r.n_actions == 0 || r.n_actions > sieve_default_limits.max_actions)
@@ -100,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < r.n_actions; i++) {
 		if (r.actions[i].type != SIEVE_ACT_VACATION)
 			continue;
-		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL, NULL, NULL, NULL};
+		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL,
+					     NULL,    NULL,    NULL,		      NULL};
 		const struct sieve_input *ins[2] = {&in, &as_msg};
 		for (int k = 0; k < 2; k++) {
 			const char *mine[1] = {"d@e.f"};
@@ -121,7 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sieve_result_free(&r);
 	/* the input read as a message too, so that body tests (RFC 5173)
 	 * walk a fuzzed MIME structure */
-	struct sieve_input self = {"a@b.c", "d@e.f", (const char *)data, size, exists, &self_src, dup_seen, inc_get};
+	struct sieve_input self = {"a@b.c",   "d@e.f",  (const char *)data, size, exists,
+				   &self_src, dup_seen, inc_get,	    env};
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();

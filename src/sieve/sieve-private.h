@@ -169,6 +169,7 @@ extern const struct sieve_ext sieve_ext_index;
 extern const struct sieve_ext sieve_ext_duplicate;
 extern const struct sieve_ext sieve_ext_editheader;
 extern const struct sieve_ext sieve_ext_include;
+extern const struct sieve_ext sieve_ext_environment;
 
 struct sieve_node {
 	const struct sieve_def *def;

@@ -69,6 +69,9 @@ struct sieve_input {
 	 * malloc'ed, *len bytes), 0 no such script, -1 error.  NULL: no
 	 * script exists. */
 	int (*include)(void *ctx, bool global, const char *name, char **src, size_t *len);
+	/* environment (RFC 5183): the items known, name and value pairs
+	 * ("host", "mail.example.com", ...), ended by a NULL name; NULL: none */
+	const char *const *env;
 };
 
 enum sieve_action_type {

@@ -1767,7 +1767,7 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
-					    srv->cfg->hostname};
+					    srv->cfg->hostname, t->client};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		plan_item = xreallocarray(plan_item, n_plans + t->n_local, sizeof *plan_item);
 		plan_msg = xreallocarray(plan_msg, n_plans + t->n_local, sizeof *plan_msg);

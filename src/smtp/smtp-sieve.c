@@ -663,8 +663,20 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	char *implicit_flags = NULL;
 	struct implicit_edit ie = {NULL, 0, 0};
 	struct exists_ctx ec = {a, time(NULL), m, cfg};
-	struct sieve_input in = {m->env_from, env_to, m->data,       m->len,
-				 mailbox_exists, &ec,    duplicate_seen, include_get};
+	/* environment (RFC 5183): Sieve runs at final delivery ("MDA"), in
+	 * the SMTP transaction ("during"); the client's host name is not
+	 * known ("") */
+	const char *const env[] = {"domain",	  addr_domain_of(env_to),
+				   "host",	  cfg->hostname,
+				   "location",	  "MDA",
+				   "name",	  "Tern",
+				   "phase",	  "during",
+				   "remote-host", "",
+				   "remote-ip",	  m->remote_ip != NULL ? m->remote_ip : "",
+				   "version",	  TERN_VERSION,
+				   NULL};
+	struct sieve_input in = {m->env_from, env_to, m->data,	      m->len,
+				 mailbox_exists, &ec,	 duplicate_seen, include_get, env};
 	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		in.msg = m->data;

@@ -87,6 +87,9 @@ struct smtp_sieve_msg {
 	const char *arc_results;
 	enum arc_status arc_cv;
 	const char *authserv_id;
+	/* input: the SMTP client's IP address (Sieve environment "remote-ip",
+	 * RFC 5183); NULL: not known */
+	const char *remote_ip;
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from conftest import HOST, HOSTNAME
 from test_managesieve import MS, caps, port_of, putscript
 from test_sieve_delivery import SENDER, mailbox, message, new_user, send, stored
 
@@ -234,3 +235,26 @@ def test_include_loop_is_kept(srv):
     srv.wait_log(r'error="include: personal script \\"main\\" includes itself"', since=since)
     inbox = mailbox(srv, user, "INBOX")
     assert len(inbox) == 1 and stored(inbox[0][1], m)
+
+
+# ------------------------------------------------------------ environment
+
+def test_environment_items(srv):
+    # RFC 5183 at delivery: our host name, the client's address (smtplib
+    # connects from loopback), Sieve at final delivery during the SMTP
+    # transaction; an item we do not know is false
+    user = new_user(srv, 'require ["environment", "fileinto", "mailbox", "variables"];\r\n'
+                         'set "f" "";\r\n'
+                         'if environment :is "host" "%s" { set "f" "${f}host,"; }\r\n'
+                         'if environment :is "domain" "example.test" { set "f" "${f}domain,"; }\r\n'
+                         'if environment :is "remote-ip" "%s" { set "f" "${f}ip,"; }\r\n'
+                         'if environment :is "location" "MDA" { set "f" "${f}mda,"; }\r\n'
+                         'if environment :is "phase" "during" { set "f" "${f}during,"; }\r\n'
+                         'if environment :is "name" "Tern" { set "f" "${f}tern,"; }\r\n'
+                         'if environment :matches "version" "*.*" { set "f" "${f}version,"; }\r\n'
+                         'if environment :contains "x-unknown" "" { set "f" "${f}unknown,"; }\r\n'
+                         'fileinto :create "${f}";\r\n' % (HOSTNAME, HOST))
+    m = message(user, "env")
+    send(srv, [user], m)
+    box = mailbox(srv, user, "host,domain,ip,mda,during,tern,version,")
+    assert len(box) == 1 and stored(box[0][1], m)

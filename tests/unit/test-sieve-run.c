@@ -57,6 +57,10 @@ static int inc_get(void *ctx, bool global, const char *name, char **src, size_t 
 	return 0;
 }
 
+/* The environment items of run_on (RFC 5183). */
+static const char *const test_env[] = {"host", "mx.example.com", "location", "MDA",
+				       "remote-host", "", NULL};
+
 /* The duplicate tracking list of run_on: "handle/id" entries that are
  * seen; "err/..." fails. */
 static const char *dup_list[4];
@@ -87,7 +91,7 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 	}
 	struct sieve_input in = {
 	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen,
-	    inc_get};
+	    inc_get, test_env};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run_at(sc, &in, run_now, &r) < 0)
@@ -331,7 +335,7 @@ TEST(sieve_extension_table)
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
 		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
-		  "duplicate editheader include ");
+		  "duplicate editheader include environment ");
 	buf_free(&b);
 }
 
@@ -381,7 +385,7 @@ static bool allowed(const char *m, const char *from, const char *addresses, cons
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL};
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
@@ -439,7 +443,7 @@ static const char *reply(const char *m, const char *params)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL};
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	struct buf b = BUF_INIT;
@@ -723,7 +727,8 @@ TEST(sieve_relational_null_sender)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
-	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL, NULL, NULL};
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1,
+				 NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK_INT(sieve_run(sc, &in, &r), 0);
 	CHECK_INT((int)r.n_actions, 1);
@@ -1202,4 +1207,25 @@ TEST(sieve_include)
 	CHECK_STR(check("require \"include\"; include :once :optional \"a\"; return;"), "OK");
 	memset(inc_scripts, 0, sizeof inc_scripts);
 #undef RUNI
+}
+
+TEST(sieve_environment)
+{
+	const char *req = "require [\"environment\", \"fileinto\", \"variables\", \"relational\"];";
+	char s[1024];
+#define RUNV(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	CHECK_STR(RUNV("if environment :is \"host\" \"mx.example.com\" { fileinto \"h\"; }"
+		       "if environment \"LOCATION\" \"mda\" { fileinto \"l\"; }"
+		       "if environment :matches \"host\" \"*.example.com\" { fileinto \"${1}\"; }"
+		       "if environment :is \"remote-host\" \"\" { fileinto \"rh\"; }"),
+		  "fileinto h|fileinto l|fileinto mx|fileinto rh|");
+	/* an item not given is unknown: false, a count of 0 */
+	CHECK_STR(RUNV("if environment :contains \"version\" \"\" { fileinto \"v\"; }"
+		       "if environment :count \"eq\" \"version\" \"0\" { fileinto \"none\"; }"),
+		  "fileinto none|");
+	CHECK_STR(check("if environment \"host\" \"x\" {}"),
+		  "1:4: test 'environment' needs its extension in require");
+	CHECK_STR(check("require \"environment\"; if environment \"host\" {}"),
+		  "1:46: too few arguments for environment");
+#undef RUNV
 }
