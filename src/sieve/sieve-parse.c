@@ -522,6 +522,147 @@ static int parse_test(struct parser *p, size_t depth, struct sieve_node **out)
 
 static int parse_block(struct parser *p, size_t depth, struct sieve_node **first);
 
+/* ---- ihave (RFC 5463) ---- */
+
+/* The extensions enabled around an ihave-guarded block. */
+struct guard {
+	bool enabled[32];
+	bool include;
+};
+
+/* The table index of extension name, or sieve_ext_count. */
+static size_t ext_index(const char *name)
+{
+	size_t e;
+	for (e = 1; e < sieve_ext_count; e++)
+		if (!strcmp(sieve_ext_table[e]->name, name))
+			break;
+	return e;
+}
+
+static void enable(struct parser *p, size_t e)
+{
+	p->enabled[e] = true;
+	if (sieve_ext_table[e] == &sieve_ext_include)
+		p->include = true;
+}
+
+/* For the block of n (an if or elsif): -1 no ihave guards it; 1 every
+ * extension its ihave tests name (n's test, or the tests of an allof
+ * that is n's test) is supported and now enabled (*g holds what was
+ * before); 0 one is not. */
+static int ihave_guard(struct parser *p, const struct sieve_node *n, struct guard *g)
+{
+	if (n->n_tests != 1)
+		return -1;
+	const struct sieve_node *t = n->tests[0];
+	struct sieve_node *const *list = n->tests;
+	size_t count = 1;
+	if (!strcmp(t->def->name, "allof")) {
+		list = t->tests;
+		count = t->n_tests;
+	}
+	int r = -1;
+	for (size_t i = 0; i < count && r != 0; i++) {
+		if (strcmp(list[i]->def->name, "ihave") != 0)
+			continue;
+		r = 1;
+		for (size_t k = 0; k < list[i]->pos[0].n; k++)
+			if (!sieve_ihave_ok(list[i]->pos[0].s[k]))
+				r = 0;
+	}
+	if (r <= 0)
+		return r;
+	memcpy(g->enabled, p->enabled, sizeof g->enabled);
+	g->include = p->include;
+	for (size_t i = 0; i < count; i++)
+		if (!strcmp(list[i]->def->name, "ihave"))
+			for (size_t k = 0; k < list[i]->pos[0].n; k++)
+				enable(p, ext_index(list[i]->pos[0].s[k]));
+	return 1;
+}
+
+static void ihave_end(struct parser *p, const struct guard *g)
+{
+	memcpy(p->enabled, g->enabled, sizeof p->enabled);
+	p->include = g->include;
+}
+
+static int skip_test(struct parser *p, size_t depth);
+
+/* Arguments of any kind, then an optional test or test list (syntax
+ * only: RFC 5228 8.2). */
+static int skip_arguments(struct parser *p, size_t depth)
+{
+	for (;;) {
+		bool was_list;
+		struct sieve_strlist l = {NULL, 0};
+		if (p->tok.type == TOK_TAG || p->tok.type == TOK_NUMBER) {
+			if (next(p) < 0)
+				return -1;
+		} else if (p->tok.type == TOK_STRING || p->tok.type == TOK_LBRACKET) {
+			int rc = parse_strlist(p, &l, &was_list);
+			sieve_strlist_free(&l);
+			if (rc < 0)
+				return -1;
+		} else {
+			break;
+		}
+	}
+	if (p->tok.type == TOK_IDENT)
+		return skip_test(p, depth + 1);
+	if (p->tok.type != TOK_LPAREN)
+		return 0;
+	for (;;) {
+		if (next(p) < 0 || skip_test(p, depth + 1) < 0)
+			return -1;
+		if (p->tok.type == TOK_RPAREN)
+			return next(p);
+		if (p->tok.type != TOK_COMMA)
+			return fail_tok(p, "',' or ')'");
+	}
+}
+
+static int skip_test(struct parser *p, size_t depth)
+{
+	if (depth > p->lim->max_depth)
+		return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+				  p->lim->max_depth);
+	if (p->tok.type != TOK_IDENT)
+		return fail_tok(p, "a test");
+	if (next(p) < 0)
+		return -1;
+	return skip_arguments(p, depth);
+}
+
+/* Commands up to '}' or the end, read for syntax only. */
+static int skip_commands(struct parser *p, size_t depth)
+{
+	while (p->tok.type != TOK_EOF && p->tok.type != TOK_RBRACE) {
+		if (p->tok.type != TOK_IDENT)
+			return fail_tok(p, "a command");
+		if (next(p) < 0 || skip_arguments(p, depth) < 0)
+			return -1;
+		if (p->tok.type == TOK_SEMI) {
+			if (next(p) < 0)
+				return -1;
+			continue;
+		}
+		if (p->tok.type != TOK_LBRACE)
+			return fail_tok(p, "';'");
+		if (depth + 1 > p->lim->max_depth)
+			return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+					  p->lim->max_depth);
+		if (next(p) < 0 || skip_commands(p, depth + 1) < 0)
+			return -1;
+		if (p->tok.type != TOK_RBRACE)
+			return fail_tok(p, "'}'");
+		if (next(p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_command(struct parser *p, size_t depth, struct sieve_node **out,
 			 struct sieve_node *prev)
 {
@@ -593,7 +734,15 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 					  p->lim->max_depth);
 		if (next(p) < 0)
 			return -1;
-		if (parse_block(p, depth + 1, &n->block) < 0)
+		/* ihave (RFC 5463 4): the block of a test that checks for
+		 * extensions may use them; if one is missing it is only read
+		 * for syntax and never runs */
+		struct guard g;
+		int have = ihave_guard(p, n, &g);
+		int rc = have == 0 ? skip_commands(p, depth + 1) : parse_block(p, depth + 1, &n->block);
+		if (have > 0)
+			ihave_end(p, &g);
+		if (rc < 0)
 			return -1;
 		if (p->tok.type != TOK_RBRACE)
 			return fail_tok(p, "'}'");

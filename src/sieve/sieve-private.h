@@ -170,6 +170,9 @@ extern const struct sieve_ext sieve_ext_duplicate;
 extern const struct sieve_ext sieve_ext_editheader;
 extern const struct sieve_ext sieve_ext_include;
 extern const struct sieve_ext sieve_ext_environment;
+extern const struct sieve_ext sieve_ext_ihave;
+/* Whether ihave (RFC 5463) reports extension name as available. */
+bool sieve_ihave_ok(const char *name);
 
 struct sieve_node {
 	const struct sieve_def *def;

@@ -335,7 +335,7 @@ TEST(sieve_extension_table)
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
 		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
-		  "duplicate editheader include environment ");
+		  "duplicate editheader include environment ihave ");
 	buf_free(&b);
 }
 
@@ -1228,4 +1228,37 @@ TEST(sieve_environment)
 	CHECK_STR(check("require \"environment\"; if environment \"host\" {}"),
 		  "1:46: too few arguments for environment");
 #undef RUNV
+}
+
+TEST(sieve_ihave)
+{
+	/* supported: true, and the block may use the extension unrequired */
+	CHECK_STR(run("require \"ihave\"; if ihave \"fileinto\" { fileinto \"a\"; }"), "fileinto a|");
+	CHECK_STR(run("require \"ihave\"; if allof (true, ihave [\"fileinto\", \"copy\"]) {"
+		      " fileinto :copy \"B\"; }"),
+		  "fileinto B :copy|keep*|");
+	/* variables must be required: ihave says it is missing */
+	CHECK_STR(run("require [\"ihave\", \"variables\"]; if ihave \"variables\" { frob; }"
+		      " else { set \"a\" \"b\"; }"),
+		  "keep*|");
+	/* outside the block the extension is not enabled */
+	CHECK_STR(check("require \"ihave\"; if ihave \"fileinto\" { } fileinto \"a\";"),
+		  "1:42: command 'fileinto' needs its extension in require");
+	/* not supported: false; the block is read for syntax only */
+	CHECK_STR(run("require [\"ihave\", \"fileinto\"]; if ihave \"x-frobnicate\" {"
+		      " frobnicate :fast 3 [\"a\", \"b\"] { deeper (x, y :z \"q\"); } }"
+		      " elsif ihave [\"fileinto\", \"x-nope\"] { fileinto :nope \"n\"; }"
+		      " else { fileinto \"else\"; }"),
+		  "fileinto else|");
+	CHECK_STR(check("require \"ihave\"; if ihave \"x-frob\" { frob \"a\" }"),
+		  "1:47: expected ';', found '}'");
+	CHECK_STR(check("require \"ihave\"; if not ihave \"x-frob\" { frob; }"),
+		  "1:42: unknown command 'frob'");
+	/* error ends the run: the implicit keep */
+	CHECK_STR(run("require [\"ihave\", \"fileinto\"]; fileinto \"a\";"
+		      " if not ihave \"x-frob\" { error \"no frob here\"; }"),
+		  "E:error: no frob here|keep*|");
+	CHECK_STR(check("if ihave \"fileinto\" {}"), "1:4: test 'ihave' needs its extension in require");
+	CHECK_STR(check("require [\"ihave\", \"variables\"]; if ihave \"${x}\" {}"),
+		  "1:36: ihave takes constant names");
 }
