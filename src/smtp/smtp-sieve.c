@@ -336,10 +336,72 @@ static char *edited_message(const struct smtp_sieve_msg *m, const struct edit *e
 
 /* RFC 5230: replies unless a rule says not to or the sender had this
  * reply within the period; records the reply once it is sent. */
+/* Whether addr (a bare address) reaches this account: its own address,
+ * a subaddress of it, an alias or group with it among the targets. */
+static bool reaches_account(const struct send_ctx *c, const char *addr)
+{
+	struct store_targets *tg = xcalloc(1, sizeof *tg);
+	bool ok = false;
+	if (store_resolve(c->st, addr, c->cfg->recipient_delimiter, tg) == STORE_RCPT_OK)
+		for (size_t i = 0; i < tg->n_local && !ok; i++)
+			ok = tg->local[i] == store_account_id(c->a);
+	free(tg);
+	return ok;
+}
+
+/* Whether every address of a vacation :from (an address list the
+ * library checked: "Name <a@b>" or bare addresses) is the user's. */
+static bool from_is_users(const struct send_ctx *c, const char *from)
+{
+	bool any = false;
+	const char *p = from;
+	while (*p != '\0') {
+		char addr[ADDR_PATH_MAX + 1];
+		const char *lt = strchr(p, '<'), *comma = strchr(p, ',');
+		size_t n;
+		if (lt != NULL && (comma == NULL || lt < comma)) {
+			const char *gt = strchr(lt, '>');
+			if (gt == NULL)
+				return false;
+			p = lt + 1;
+			n = (size_t)(gt - p);
+			comma = strchr(gt, ',');
+		} else {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+			while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+				n--;
+		}
+		if (n == 0 || n >= sizeof addr)
+			return false;
+		memcpy(addr, p, n);
+		addr[n] = '\0';
+		if (!reaches_account(c, addr))
+			return false;
+		any = true;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return any;
+}
+
 static void vacation_send(struct send_ctx *c, const struct sieve_action *act);
 
 static void vacation(struct send_ctx *c, const struct sieve_action *act, const struct edit *e)
 {
+	/* a :from that is not one of the user's addresses (RFC 5230 4.3
+	 * lets the server refuse it) gives way to the recipient address */
+	struct sieve_action own;
+	if (act->from != NULL && !from_is_users(c, act->from)) {
+		log_info("sieve id=%s to=<%s> action=vacation from=\"%s\" note=\"not the user's "
+			 "address: the reply is from <%s>\"",
+			 c->m->id, c->env_to, act->from, c->env_to);
+		own = *act;
+		own.from = NULL;
+		act = &own;
+	}
 	/* the header as the script had edited it (RFC 5293 7) */
 	struct sieve_input edited;
 	char *buf = NULL;
