@@ -349,42 +349,46 @@ static bool reaches_account(const struct send_ctx *c, const char *addr)
 	return ok;
 }
 
+/* Whether addr[0..n) is a non-empty address that reaches the account. */
+static bool part_is_users(const struct send_ctx *c, const char *addr, size_t n)
+{
+	while (n > 0 && (*addr == ' ' || *addr == '\t'))
+		addr++, n--;
+	while (n > 0 && (addr[n - 1] == ' ' || addr[n - 1] == '\t'))
+		n--;
+	char a[ADDR_PATH_MAX + 1];
+	if (n == 0 || n >= sizeof a)
+		return false;
+	memcpy(a, addr, n);
+	a[n] = '\0';
+	return reaches_account(c, a);
+}
+
 /* Whether every address of a vacation :from (an address list the
- * library checked: "Name <a@b>" or bare addresses) is the user's. */
+ * library checked) is the user's: each <...> when it has angle
+ * brackets ("Doe, John" <j@x> included), else each comma-separated one. */
 static bool from_is_users(const struct send_ctx *c, const char *from)
 {
 	bool any = false;
-	const char *p = from;
-	while (*p != '\0') {
-		char addr[ADDR_PATH_MAX + 1];
-		const char *lt = strchr(p, '<'), *comma = strchr(p, ',');
-		size_t n;
-		if (lt != NULL && (comma == NULL || lt < comma)) {
+	if (strchr(from, '<') != NULL) {
+		for (const char *lt = strchr(from, '<'); lt != NULL; lt = strchr(lt + 1, '<')) {
 			const char *gt = strchr(lt, '>');
-			if (gt == NULL)
+			if (gt == NULL || !part_is_users(c, lt + 1, (size_t)(gt - lt - 1)))
 				return false;
-			p = lt + 1;
-			n = (size_t)(gt - p);
-			comma = strchr(gt, ',');
-		} else {
-			while (*p == ' ' || *p == '\t')
-				p++;
-			n = comma != NULL ? (size_t)(comma - p) : strlen(p);
-			while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-				n--;
+			any = true;
 		}
-		if (n == 0 || n >= sizeof addr)
-			return false;
-		memcpy(addr, p, n);
-		addr[n] = '\0';
-		if (!reaches_account(c, addr))
+		return any;
+	}
+	for (const char *p = from;; p++) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (!part_is_users(c, p, n))
 			return false;
 		any = true;
 		if (comma == NULL)
-			break;
-		p = comma + 1;
+			return any;
+		p = comma;
 	}
-	return any;
 }
 
 static void vacation_send(struct send_ctx *c, const struct sieve_action *act);

@@ -350,3 +350,17 @@ def test_vacation_from_not_the_users_ignored(srv):
     assert dict(reply_fields(data)[0])[b"From"] == user.encode()
     srv.wait_log(r'action=vacation from="CEO <ceo@elsewhere.example>" note="not the user',
                  since=since)
+
+
+def test_vacation_from_subaddress_kept(srv):
+    # a +detail of the user's own address reaches the account: kept
+    user = new_user(srv)
+    local = user.split("@")[0]
+    away = "%s+away@example.test" % local
+    srv.cli_ok("sieve", "put", "--activate", user, "main", "-",
+               input=('require "vacation";\r\nvacation :from "%s" "Away.";\r\n' % away).encode())
+    sender = "s%s@remote.example" % uuid.uuid4().hex[:8]
+    msg, mid = message(sender, user, "hello")
+    send(srv, sender, [user], msg)
+    (row, data), = queued(srv, mid)
+    assert dict(reply_fields(data)[0])[b"From"] == away.encode()
