@@ -106,6 +106,9 @@ struct config {
 	char *sieve_after;              /* global script run after the user's; "" none */
 	uint64_t sieve_vacation_min_period; /* seconds: the shortest :days/:seconds used */
 	uint64_t sieve_vacation_max_period; /* seconds: the longest */
+	uint64_t sieve_duplicate_period;     /* seconds a duplicate ID is kept without :seconds */
+	uint64_t sieve_duplicate_max_period; /* seconds: the longest :seconds used */
+	char *sieve_global_dir;              /* include :global finds NAME.sieve here; "" none */
 	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
 	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
 	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */

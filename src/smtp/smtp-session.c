@@ -1914,6 +1914,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	char(*refused)[512] = xcalloc(n, sizeof *refused); /* a Sieve reject's reply */
 	struct smtp_sieve_plan *plans = NULL;
 	size_t n_plans = 0;
+	size_t *plan_item = NULL; /* plan -> its first item */
+	size_t *plan_msg = NULL;  /* plan -> its message */
 	struct store_delivery *items = NULL;
 	time_t now = time(NULL);
 	for (size_t i = 0; i < n; i++) {
@@ -1922,8 +1924,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
-					    srv->cfg->hostname};
+					    srv->cfg->hostname, t->client};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
+		plan_item = xreallocarray(plan_item, n_plans + t->n_local, sizeof *plan_item);
+		plan_msg = xreallocarray(plan_msg, n_plans + t->n_local, sizeof *plan_msg);
 		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++)
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
@@ -1942,11 +1946,15 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		}
 		for (size_t j = 0; j < t->n_local; j++) {
 			struct smtp_sieve_plan *p = &plans[first_plan + j];
+			plan_item[first_plan + j] = n_items;
+			plan_msg[first_plan + j] = i;
 			items = xreallocarray(items, n_items + p->n + 1, sizeof *items);
 			for (size_t c = 0; c < p->n; c++) {
 				struct store_delivery *d = &items[n_items++];
 				memset(d, 0, sizeof *d);
-				d->path = t->spool_path;
+				/* a copy whose header a script edited has
+				 * its own file (RFC 5293) */
+				d->path = p->v[c].path != NULL ? p->v[c].path : t->spool_path;
 				d->account_id = t->local[j];
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;
@@ -1982,6 +1990,14 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 	smtp_quota_warn(srv->store, srv->cfg, items, n_items);
+	/* Sieve duplicate IDs count once every copy of a recipient is stored. */
+	for (size_t p = 0; p < n_plans; p++) {
+		bool all = true;
+		for (size_t c = 0; c < plans[p].n; c++)
+			all = all && items[plan_item[p] + c].status == 0;
+		if (all)
+			smtp_sieve_delivered(srv->store, &plans[p], batch[plan_msg[p]].t->id);
+	}
 
 	struct local_log lg;
 	local_log_build(&lg, batch, n, logged, plans, items);
@@ -2057,6 +2073,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n_plans; i++)
 		smtp_sieve_plan_free(&plans[i]);
 	free(plans);
+	free(plan_item);
+	free(plan_msg);
 	free(n_items_of);
 	free(refused);
 	free(logged);

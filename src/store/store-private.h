@@ -235,6 +235,8 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 /* store-sieve.c: creates the sieve_scripts table if missing (at every
  * open of an account database). */
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
+/* The sieve_duplicate table (store-duplicate.c), made by store_sieve_schema. */
+extern const char store_duplicate_ddl[];
 /* The spam classifier's tables (store-spam.c), at every account open. */
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
 int store_spamlist_schema(struct store_db *db, char *err, size_t errsz);

@@ -986,6 +986,22 @@ int store_vacation_seen(struct store_account *a, const char *sender, const char 
  * beyond STORE_VACATION_MAX.  0 or -1. */
 int store_vacation_record(struct store_account *a, const char *sender, const char *handle,
 			  int64_t now, int64_t until, char *err, size_t errsz);
+/* The Sieve duplicate tracking list (RFC 7352; store-duplicate.c): per
+ * account, which (handle, unique ID) was delivered, until when. */
+#define STORE_DUPLICATE_MAX 10000 /* rows kept per account; the soonest to expire go first */
+/* 1 if (handle, id) is in the list unexpired at now, 0 if not, -1 error. */
+int store_duplicate_seen(struct store_account *a, const char *handle, const char *id,
+			 int64_t now, char *err, size_t errsz);
+struct store_duplicate {
+	const char *handle, *id;
+	int64_t expires; /* for a new (or expired) entry, or with last */
+	bool last;       /* refresh a live entry's expiry too (RFC 7352 :last) */
+};
+/* Records entries e[0..n) in one synced transaction that also drops the
+ * rows expired at now and the soonest to expire beyond
+ * STORE_DUPLICATE_MAX.  0 or -1. */
+int store_duplicate_record(struct store_account *a, const struct store_duplicate *e, size_t n,
+			   int64_t now, char *err, size_t errsz);
 /* The address of account id (lower-case) into out.  1 found, 0 no such
  * account, -1 error. */
 int store_account_address(struct store *s, int64_t id, char out[256]);
