@@ -54,6 +54,10 @@ struct mime_tree;
 #define MIME_MAX_HEADER_LINE 65536 /* octets of one field value looked at */
 #define MIME_MAX_PARAMS 64         /* Content-Type/-Disposition parameters kept */
 #define MIME_MAX_BOUNDARY 200      /* longer boundaries (RFC 2046: <= 70) are ignored */
+/* Decoded body text SEARCH BODY/TEXT looks at per message (the scan of
+ * src/imap/imap-search.c and the full-text index of src/store/store-fts.c
+ * both: their answers must be the same). */
+#define MIME_SEARCH_BODY_MAX ((size_t)4 * 1024 * 1024)
 
 /* Parses a whole message msg[0..len).  Never fails on malformed input;
  * returns NULL only on out of memory (which xalloc turns into an exit, so

@@ -337,7 +337,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	if (store_imap_schema(&a->db, err, errsz) < 0 || store_sieve_schema(&a->db, err, errsz) < 0 ||
 	    store_spam_schema(&a->db, err, errsz) < 0 ||
 	    store_quota_schema(&a->db, err, errsz) < 0 ||
-	    store_blob_schema(&a->db, err, errsz) < 0)
+	    store_blob_schema(&a->db, err, errsz) < 0 ||
+	    store_fts_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);
