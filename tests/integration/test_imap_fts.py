@@ -14,6 +14,7 @@ import quopri
 import random
 import re
 import smtplib
+import sqlite3
 
 import pytest
 
@@ -158,6 +159,42 @@ def test_unindexable_message_is_scanned(srv):
     assert search(c, "BODY", b"\xe9t\xe9") == [1]
     assert search(c, "BODY", "nothing") == []
     assert status(srv, user)["not indexable"] == 1
+    c.logout()
+
+
+def test_index_error_never_refuses_mail(srv):
+    """An SQLite error while indexing (here a trigger the test adds, which
+    makes every index row fail) loses nothing: SMTP and APPEND succeed,
+    the log says so, the messages are searched in their files, and a
+    rebuild indexes them once the error is gone."""
+    user = new_user(srv)
+    c = imap(srv, user)
+    append(c, "INBOX", plain("a", "first walrus\r\n"))
+    [f] = srv.message_files_with("first walrus")
+    db = os.path.join(os.path.dirname(os.path.dirname(f)), "account.db")
+    con = sqlite3.connect(db, timeout=10)
+    con.execute("CREATE TRIGGER fts_broken BEFORE INSERT ON fts_docs BEGIN"
+                " SELECT RAISE(ABORT, 'index broken for the test'); END")
+    con.commit()
+    mark = srv.log_mark()
+    smtp_send(srv, user, plain("b", "second walrus\r\n"))
+    append(c, "INBOX", plain("c", "third walrus\r\n"))
+    lines = srv.wait_log(r"action=index .*result=unindexed error=.*index broken for the test",
+                         since=mark, count=2)
+    assert len(lines) == 2, srv.log()[mark:]
+    c.select("INBOX")
+    assert search(c, "BODY", "walrus") == [1, 2, 3]
+    assert search(c, "BODY", "third") == [3]
+    st = status(srv, user)
+    assert (st["indexed"], st["not indexed"], st["messages"]) == (1, 2, 3), st
+    con.execute("DROP TRIGGER fts_broken")
+    con.commit()
+    con.close()
+    srv.cli_ok("index", "rebuild", user)
+    st = status(srv, user)
+    assert (st["indexed"], st["not indexed"]) == (3, 0), st
+    assert search(c, "BODY", "walrus") == [1, 2, 3]
+    assert search(c, "BODY", "second") == [2]
     c.logout()
 
 
