@@ -55,10 +55,11 @@ enum { FTS_COMPLETE = 0, FTS_PARTIAL = 1, FTS_FAILED = 2 };
 static const char fts_ddl[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS fts_text USING fts5("
     " hdr, body, tokenize = 'trigram case_sensitive 1');"
+    /* docid is the fts_text rowid (no fts_text row when FAILED) */
     "CREATE TABLE IF NOT EXISTS fts_docs ("
-    " file_id TEXT PRIMARY KEY,"
-    " docid INTEGER," /* fts_text rowid; NULL when FAILED */
-    " state INTEGER NOT NULL) WITHOUT ROWID;"
+    " docid INTEGER PRIMARY KEY,"
+    " file_id TEXT NOT NULL UNIQUE,"
+    " state INTEGER NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS fts_docs_gone AFTER DELETE ON messages"
     " WHEN NOT EXISTS (SELECT 1 FROM messages WHERE file_id = OLD.file_id) BEGIN"
     " DELETE FROM fts_text WHERE rowid ="
@@ -247,30 +248,23 @@ static int put_rows(struct store_db *db, const char *file_id, const struct store
 	sqlite3_reset(st);
 	if (want <= 0)
 		return want;
-	sqlite3_int64 docid = 0;
-	if (d->state != FTS_FAILED) {
-		st = store_db_stmt(db, "INSERT INTO fts_text (hdr, body) VALUES (?1, ?2)", err,
-				   errsz);
-		if (st == NULL)
-			return -1;
-		sqlite3_bind_text(st, 1, d->hdr.data ? d->hdr.data : "", (int)d->hdr.len,
-				  SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, d->body.data ? d->body.data : "", (int)d->body.len,
-				  SQLITE_STATIC);
-		if (store_db_run(db, st, err, errsz) < 0)
-			return -1;
-		docid = sqlite3_last_insert_rowid(db->h);
-	}
-	st = store_db_stmt(db, "INSERT INTO fts_docs (file_id, docid, state) VALUES (?1, ?2, ?3)",
-			   err, errsz);
+	st = store_db_stmt(db, "INSERT INTO fts_docs (file_id, state) VALUES (?1, ?2)", err, errsz);
 	if (st == NULL)
 		return -1;
 	store_db_bind_text(st, 1, file_id);
+	sqlite3_bind_int(st, 2, d->state);
+	if (store_db_run(db, st, err, errsz) < 0)
+		return -1;
 	if (d->state == FTS_FAILED)
-		sqlite3_bind_null(st, 2);
-	else
-		sqlite3_bind_int64(st, 2, docid);
-	sqlite3_bind_int(st, 3, d->state);
+		return 0;
+	sqlite3_int64 docid = sqlite3_last_insert_rowid(db->h);
+	st = store_db_stmt(db, "INSERT INTO fts_text (rowid, hdr, body) VALUES (?1, ?2, ?3)", err,
+			   errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, docid);
+	sqlite3_bind_text(st, 2, d->hdr.data ? d->hdr.data : "", (int)d->hdr.len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->body.data ? d->body.data : "", (int)d->body.len, SQLITE_STATIC);
 	return store_db_run(db, st, err, errsz);
 }
 
@@ -343,11 +337,14 @@ static int search_one(struct store_db *db, int64_t mailbox_id, uint32_t lo, uint
 		return -1;
 	}
 	sqlite3_stmt *st = store_db_stmt(db,
-					 "SELECT m.uid FROM fts_text"
-					 " JOIN fts_docs d ON d.docid = fts_text.rowid"
-					 " JOIN messages m ON m.file_id = d.file_id"
-					 " WHERE fts_text MATCH ?1 AND m.mailbox_id = ?2"
-					 " AND m.uid BETWEEN ?3 AND ?4 ORDER BY m.uid",
+					 /* the index first, then its hits' rows: never
+					  * the MATCH once per message row */
+					 "WITH h AS MATERIALIZED"
+					 " (SELECT rowid AS docid FROM fts_text WHERE fts_text MATCH ?1)"
+					 " SELECT m.uid FROM h CROSS JOIN fts_docs d ON d.docid = h.docid"
+					 " CROSS JOIN messages m ON m.file_id = d.file_id"
+					 " WHERE m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4"
+					 " ORDER BY m.uid",
 					 err, errsz);
 	if (st == NULL) {
 		buf_free(&m);
