@@ -814,7 +814,7 @@ static bool eval(const struct skey *k, struct smsg *d)
 		if (!d->body_done) {
 			struct buf raw = BUF_INIT;
 			buf_init(&d->body, 0);
-			mime_search_body(t, MIME_SEARCH_BODY_MAX, &raw);
+			(void)mime_search_text(t, &raw);
 			fold_utf8(raw.data ? raw.data : "", raw.len, &d->body);
 			buf_free(&raw);
 			d->body_done = true;

@@ -181,6 +181,15 @@ int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out);
  * max_bytes octets in total.  0 / -1. */
 int mime_search_body(const struct mime_tree *t, size_t max_bytes, struct buf *out);
 
+/* What SEARCH BODY (and TEXT, with the header) compares: the text of
+ * mime_search_body(t, MIME_SEARCH_BODY_MAX), then the file name of each
+ * leaf part that has one (Content-Disposition filename, else Content-Type
+ * name; RFC 2231 values percent-decoded and converted to UTF-8, plain
+ * ones RFC 2047-decoded), each followed by "\n", until the names take
+ * 64 KiB.  The IMAP scan and the
+ * full-text index both use this.  0 / -1. */
+int mime_search_text(const struct mime_tree *t, struct buf *out);
+
 /* RFC 2047 decoding of one header value s[0..len) into UTF-8: encoded
  * words (B and Q, any charset iconv knows; RFC 2231 "*lang" suffixes are
  * skipped) are decoded, blanks between two adjacent encoded words dropped

@@ -8,7 +8,7 @@
  * scan of src/imap/imap-search.c computes it, case-folded with
  * sortkey_fold: column hdr holds mime_search_header(t, "") (every header
  * field, "Name: value" lines, RFC 2047-decoded), column body holds
- * mime_search_body(t, MIME_SEARCH_BODY_MAX) (decoded text parts).  The
+ * mime_search_text(t) (decoded text parts, then attachment file names).  The
  * tokenizer is "trigram case_sensitive 1": the text is folded already, and
  * folding it a second, different way (SQLite's) would change the answers.
  *
@@ -172,7 +172,7 @@ void store_fts_extract(const char *msg, size_t len, size_t max, struct store_fts
 		r = sortkey_fold(raw.data ? raw.data : "", raw.len, &d->hdr);
 	buf_reset(&raw);
 	if (r == 0)
-		r = mime_search_body(t, MIME_SEARCH_BODY_MAX, &raw);
+		r = mime_search_text(t, &raw);
 	if (r == 0)
 		r = sortkey_fold(raw.data ? raw.data : "", raw.len, &d->body);
 	buf_free(&raw);

@@ -116,6 +116,28 @@ def test_delivered_appended_copied_expunged(srv):
     c.logout()
 
 
+def test_attachment_names(srv):
+    """BODY matches attachment file names (RFC 2231 and RFC 2047 values
+    decoded), the same with the index and without it."""
+    user = new_user(srv)
+    c = imap(srv, user)
+    msg = ("From: a@b.example\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=xx\r\n\r\n"
+           "--xx\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+           "--xx\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment;"
+           " filename*=UTF-8''Quartalsbericht-%C3%84rger.pdf\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+           "--xx\r\nContent-Type: text/csv; name=\"=?UTF-8?B?w6l0w6kuY3N2?=\"\r\n\r\na,b\r\n"
+           "--xx--\r\n")
+    append(c, "INBOX", msg)
+    c.select("INBOX")
+    assert search(c, "BODY", "ärger.pdf") == [1]
+    assert search(c, "BODY", "ÉTÉ.CSV") == [1]
+    assert search(c, "BODY", "%C3") == []
+    assert status(srv, user)["indexed"] == 1
+    c.logout()
+
+
 def test_index_answers_without_the_file(srv):
     """An indexed message is answered from its row: with its file changed
     behind the store's back, SEARCH still answers what was indexed (a scan

@@ -71,6 +71,23 @@ TEST(store_fts_extract)
 	CHECK_INT(d.body.len, 0);
 	store_fts_doc_free(&d);
 
+	/* attachment names after the text: RFC 2231 (percent-decoded,
+	 * converted from latin-1 here), RFC 2047 in a plain value, Content-Type
+	 * name when there is no filename */
+	static const char m3[] =
+	    "Subject: a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+	    "--b\r\nContent-Type: text/plain\r\n\r\nSee Files\r\n"
+	    "--b\r\nContent-Type: application/pdf\r\n"
+	    "Content-Disposition: attachment; filename*=iso-8859-1'de'%C4rger%20Q1.PDF\r\n\r\nx\r\n"
+	    "--b\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Disposition: attachment; filename=\"=?UTF-8?Q?caf=C3=A9?=.txt\"\r\n\r\nx\r\n"
+	    "--b\r\nContent-Type: image/png; name=\"Logo.PNG\"\r\n\r\nx\r\n"
+	    "--b--\r\n";
+	store_fts_extract(m3, sizeof m3 - 1, 1024, &d);
+	CHECK_INT(d.state, 0);
+	CHECK_STR(text(&d.body), "see files\n\xc3\xa4rger q1.pdf\ncaf\xc3\xa9.txt\nlogo.png\n");
+	store_fts_doc_free(&d);
+
 	/* an unknown charset passes the bytes as they are: not UTF-8 */
 	static const char m2[] = "Subject: x\r\nContent-Type: text/plain; charset=bogus\r\n\r\n"
 				 "caf\xe9\r\n";
