@@ -916,6 +916,19 @@ static const struct store_imap_headers *hdr_row(struct run_ctx *c, uint32_t uid)
 	return NULL;
 }
 
+static void push_hit(struct run_ctx *c, uint32_t uid, uint32_t seq, uint64_t modseq)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
+		if (c->want_modseq)
+			c->modseqs = xreallocarray(c->modseqs, c->cap, sizeof *c->modseqs);
+	}
+	if (c->want_modseq)
+		c->modseqs[c->n] = modseq;
+	c->hits[c->n++] = c->uid ? uid : seq;
+}
+
 static int search_cb(void *ctx, const struct store_message *m)
 {
 	struct run_ctx *c = ctx;
@@ -943,18 +956,48 @@ static int search_cb(void *ctx, const struct store_message *m)
 	free(d.file);
 	if (d.body_done)
 		buf_free(&d.body);
-	if (!hit)
-		return 0;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
-		if (c->want_modseq)
-			c->modseqs = xreallocarray(c->modseqs, c->cap, sizeof *c->modseqs);
-	}
-	if (c->want_modseq)
-		c->modseqs[c->n] = m->modseq;
-	c->hits[c->n++] = c->uid ? m->uid : seq;
+	if (hit)
+		push_hit(c, m->uid, seq, m->modseq);
 	return 0;
+}
+
+/* Messages whose files a search answered from the index may read at most
+ * (beyond: every message of the view is gone through). */
+#define FTS_FAST_UNSURE 256
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A search of one BODY or TEXT key the index answers, without going
+ * through every message of the view: its hits, and the few unsure
+ * messages read from their files.  1 done (c filled), 0 not such a
+ * search, -1 store error (err set). */
+static int search_fast(struct run_ctx *c, const struct skey *root, char *err, size_t errsz)
+{
+	const struct fts_state *f = &c->fts;
+	if (root->type != SK_AND || root->n_kids != 1 || f->n_keys != 1 ||
+	    f->keys[0].k != &root->kids[0] || c->want_modseq || c->use_hdr ||
+	    f->n_unsure > FTS_FAST_UNSURE)
+		return 0;
+	struct imap_sel *sel = c->s->sel;
+	for (size_t i = 0; i < f->keys[0].n; i++) {
+		uint32_t uid = f->keys[0].uids[i], seq = imap_seq_of(sel, uid);
+		if (seq != 0)
+			push_hit(c, uid, seq, 0);
+	}
+	for (size_t i = 0; i < f->n_unsure; i++) {
+		uint32_t uid = f->unsure[i];
+		if (uid_listed(f->keys[0].uids, f->keys[0].n, uid))
+			continue;
+		if (store_message_list(c->s->acct, sel->id, uid, uid, search_cb, c, err, errsz) < 0)
+			return -1;
+	}
+	/* uids and sequence numbers rise together in a view */
+	qsort(c->hits, c->n, sizeof *c->hits, cmp_u32);
+	return 1;
 }
 
 enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
@@ -1067,10 +1110,10 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	if (sel->v.n > 0)
 		c.uid_hi = imap_view_last(&sel->v);
 	fts_load(s, &c.fts, &root);
-	int lr = sel->v.n > 0
-		     ? store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
-					  imap_view_last(&sel->v), search_cb, &c, err, sizeof err)
-		     : 0;
+	int lr = search_fast(&c, &root, err, sizeof err);
+	if (lr == 0 && sel->v.n > 0)
+		lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+					imap_view_last(&sel->v), search_cb, &c, err, sizeof err);
 	fts_free(&c.fts);
 	store_imap_headers_free(c.hrows, c.n_hrows);
 	hdr_flush(s, &c.put);

@@ -60,16 +60,68 @@ static const char fts_ddl[] =
     " docid INTEGER PRIMARY KEY,"
     " file_id TEXT NOT NULL UNIQUE,"
     " state INTEGER NOT NULL);"
+    /* the files without a COMPLETE row, whichever path stored them (so a
+     * search lists its unsure messages without probing every message) */
+    "CREATE TABLE IF NOT EXISTS fts_pending (file_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TRIGGER IF NOT EXISTS fts_pending_add AFTER INSERT ON messages"
+    " WHEN NOT EXISTS (SELECT 1 FROM fts_docs WHERE file_id = NEW.file_id AND state = 0)"
+    " BEGIN INSERT OR IGNORE INTO fts_pending (file_id) VALUES (NEW.file_id); END;"
     "CREATE TRIGGER IF NOT EXISTS fts_docs_gone AFTER DELETE ON messages"
     " WHEN NOT EXISTS (SELECT 1 FROM messages WHERE file_id = OLD.file_id) BEGIN"
     " DELETE FROM fts_text WHERE rowid ="
     "  (SELECT docid FROM fts_docs WHERE file_id = OLD.file_id);"
     " DELETE FROM fts_docs WHERE file_id = OLD.file_id;"
+    " DELETE FROM fts_pending WHERE file_id = OLD.file_id;"
     " END;";
 
+/* 1 if the database has fts_pending, 0 not, -1 error. */
+static int has_pending(struct store_db *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+			       " AND name = 'fts_pending'",
+			       -1, &st, NULL) != SQLITE_OK) {
+		store_db_error(db, "reading the schema", err, errsz);
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_db_error(db, "reading the schema", err, errsz);
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
+/* At each open (CREATE ... IF NOT EXISTS).  A database made before the
+ * index gets the tables, and every file it holds goes into fts_pending
+ * (not indexed: searched in the file until store_fts_rebuild), under the
+ * write lock, so that two processes opening it at once do this once. */
 int store_fts_schema(struct store_db *db, char *err, size_t errsz)
 {
-	return store_db_exec_ddl(db, fts_ddl, "creating the full-text index", err, errsz);
+	int r = has_pending(db, err, errsz);
+	if (r != 0)
+		return r < 0 ? -1
+			     : store_db_exec_ddl(db, fts_ddl, "creating the full-text index", err,
+						 errsz);
+	if (store_db_begin(db, err, errsz) < 0)
+		return -1;
+	r = has_pending(db, err, errsz);
+	if (r == 0 &&
+	    (store_db_exec_ddl(db, fts_ddl, "creating the full-text index", err, errsz) < 0 ||
+	     store_db_exec_ddl(db,
+			       "INSERT OR IGNORE INTO fts_pending (file_id)"
+			       " SELECT file_id FROM messages m WHERE NOT EXISTS"
+			       " (SELECT 1 FROM fts_docs d WHERE d.file_id = m.file_id"
+			       " AND d.state = 0);",
+			       "listing the messages to index", err, errsz) < 0))
+		r = -1;
+	if (r < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
 }
 
 void store_set_fts_max_text(struct store *s, size_t max)
@@ -255,9 +307,19 @@ static int put_rows(struct store_db *db, const char *file_id, const struct store
 	sqlite3_bind_int(st, 2, d->state);
 	if (store_db_run(db, st, err, errsz) < 0)
 		return -1;
+	sqlite3_int64 docid = sqlite3_last_insert_rowid(db->h);
+	st = store_db_stmt(db,
+			   d->state == FTS_COMPLETE
+			       ? "DELETE FROM fts_pending WHERE file_id = ?1"
+			       : "INSERT OR IGNORE INTO fts_pending (file_id) VALUES (?1)",
+			   err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, file_id);
+	if (store_db_run(db, st, err, errsz) < 0)
+		return -1;
 	if (d->state == FTS_FAILED)
 		return 0;
-	sqlite3_int64 docid = sqlite3_last_insert_rowid(db->h);
 	st = store_db_stmt(db, "INSERT INTO fts_text (rowid, hdr, body) VALUES (?1, ?2, ?3)", err,
 			   errsz);
 	if (st == NULL)
@@ -382,10 +444,10 @@ int store_fts_search(struct store_account *a, int64_t mailbox_id, uint32_t lo, u
 	sqlite3_stmt *st = NULL;
 	if (r == 0) {
 		st = store_db_stmt(db,
-				   "SELECT m.uid FROM messages m"
-				   " LEFT JOIN fts_docs d ON d.file_id = m.file_id"
+				   "SELECT m.uid FROM fts_pending p"
+				   " CROSS JOIN messages m ON m.file_id = p.file_id"
 				   " WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3"
-				   " AND (d.state IS NULL OR d.state <> 0) ORDER BY m.uid",
+				   " ORDER BY m.uid",
 				   err, errsz);
 		r = st == NULL ? -1 : 0;
 	}
@@ -478,8 +540,9 @@ static int rebuild_batch(struct store_account *a, struct store_db *db, char (*id
 		    "DELETE FROM fts_text WHERE rowid ="
 		    " (SELECT docid FROM fts_docs WHERE file_id = ?1)",
 		    "DELETE FROM fts_docs WHERE file_id = ?1",
+		    "INSERT OR IGNORE INTO fts_pending (file_id) VALUES (?1)",
 		};
-		for (size_t k = 0; k < 2; k++) {
+		for (size_t k = 0; k < 3; k++) {
 			sqlite3_stmt *st = store_db_stmt(db, drop[k], err, errsz);
 			if (st == NULL)
 				goto rollback;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,36 @@ TEST(store_fts_rows)
 	CHECK_INT(store_fts_status(f.a, &st, f.err, sizeof f.err), 0);
 	CHECK_INT(st.complete, 3);
 	CHECK_INT(st.unindexed + st.partial + st.failed, 0);
+
+	/* a database made before the index: at its next open every file is
+	 * pending (searched in the file) until a rebuild */
+	char dbpath[PATH_MAX];
+	snprintf(dbpath, sizeof dbpath, "%s/accounts/01/1/account.db", f.dir);
+	store_close(&f.s);
+	sqlite3 *h = NULL;
+	CHECK_INT(sqlite3_open(dbpath, &h), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(h,
+			       "DROP TRIGGER fts_docs_gone; DROP TRIGGER fts_pending_add;"
+			       "DROP TABLE fts_pending; DROP TABLE fts_docs; DROP TABLE fts_text;",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(h);
+	f.s = store_open(f.dir, f.err, sizeof f.err);
+	CHECK(f.s != NULL);
+	CHECK_INT(store_account_open(f.s, "u@example.test", &f.a), 1);
+	ask(&f, f.inbox, STORE_FTS_BODY, "walrus", got, sizeof got);
+	CHECK_STR(got, "|2 3 4");
+	CHECK_INT(store_fts_status(f.a, &st, f.err, sizeof f.err), 0);
+	CHECK_INT(st.unindexed, 3);
+	CHECK_INT(store_fts_rebuild(f.a, 0, &n, f.err, sizeof f.err), 0);
+	ask(&f, f.inbox, STORE_FTS_BODY, "walrus", got, sizeof got);
+	CHECK_STR(got, "3 4|");
+
+	/* rebuilt with indexing off: the files are pending again, not lost */
+	store_set_fts_max_text(f.s, 0);
+	CHECK_INT(store_fts_rebuild(f.a, 0, &n, f.err, sizeof f.err), 0);
+	ask(&f, f.inbox, STORE_FTS_BODY, "walrus", got, sizeof got);
+	CHECK_STR(got, "|2 3 4");
 
 	store_close(&f.s);
 	nftw(f.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
