@@ -537,8 +537,8 @@ static int rebuild_batch(struct store_account *a, struct store_db *db, char (*id
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		static const char *const drop[] = {
-		    "DELETE FROM fts_text WHERE rowid ="
-		    " (SELECT docid FROM fts_docs WHERE file_id = ?1)",
+		    ("DELETE FROM fts_text WHERE rowid ="
+		     " (SELECT docid FROM fts_docs WHERE file_id = ?1)"),
 		    "DELETE FROM fts_docs WHERE file_id = ?1",
 		    "INSERT OR IGNORE INTO fts_pending (file_id) VALUES (?1)",
 		};
