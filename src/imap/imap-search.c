@@ -996,7 +996,8 @@ static int search_fast(struct run_ctx *c, const struct skey *root, char *err, si
 			return -1;
 	}
 	/* uids and sequence numbers rise together in a view */
-	qsort(c->hits, c->n, sizeof *c->hits, cmp_u32);
+	if (c->n > 1)
+		qsort(c->hits, c->n, sizeof *c->hits, cmp_u32);
 	return 1;
 }
 
