@@ -628,6 +628,7 @@ static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 	store_set_postmaster(w->store, c->postmaster, c->hostname);
 	store_set_quota_default(w->store, c->quota_default_storage,
 					c->quota_default_messages);
+	store_set_fts_max_text(w->store, (size_t)c->search_index_max_text);
 	config_free(&w->cfg);
 	w->cfg = c;
 	log_info("reload result=ok");
@@ -688,6 +689,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	store_set_postmaster(w.store, w.cfg->postmaster, w.cfg->hostname);
 	store_set_quota_default(w.store, w.cfg->quota_default_storage,
 					w.cfg->quota_default_messages);
+	store_set_fts_max_text(w.store, (size_t)w.cfg->search_index_max_text);
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
@@ -842,6 +844,7 @@ static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
 	store_set_postmaster(q->store, c->postmaster, c->hostname);
 	store_set_quota_default(q->store, c->quota_default_storage,
 					c->quota_default_messages);
+	store_set_fts_max_text(q->store, (size_t)c->search_index_max_text);
 	config_free(&q->cfg);
 	q->cfg = c;
 	log_info("reload result=ok");
@@ -884,6 +887,7 @@ static int queue_main(struct master *m, int notify_fd)
 	store_set_postmaster(q.store, q.cfg->postmaster, q.cfg->hostname);
 	store_set_quota_default(q.store, q.cfg->quota_default_storage,
 					q.cfg->quota_default_messages);
+	store_set_fts_max_text(q.store, (size_t)q.cfg->search_index_max_text);
 	q.base = event_base_new();
 	if (q.base == NULL)
 		fatal(1, "cannot create event loop");

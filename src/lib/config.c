@@ -74,6 +74,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_connections", CFG_UINT, STR(smtp_max_connections), "5000", false},
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
 	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
+	{"search.index_max_text", CFG_SIZE, STR(search_index_max_text), "1M", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
 	{"postmaster", CFG_STR, STR(postmaster), "", false},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
@@ -551,6 +552,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		return -1;
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {
 		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
+		return -1;
+	}
+	if (c->search_index_max_text > 64 * 1024 * 1024) {
+		snprintf(err, errsz, "%s: search.index_max_text must be 0..64M", c->path);
 		return -1;
 	}
 	if (c->quota_warning_percent > 100) {

@@ -56,6 +56,7 @@ struct config {
 	uint64_t smtp_max_errors;       /* per session before 421 */
 	bool auth_scram_plus;           /* offer SCRAM-SHA-256-PLUS (channel binding) */
 	uint64_t imap_max_line;         /* longest IMAP command line outside literals */
+	uint64_t search_index_max_text; /* full-text index: text per message, 0 off */
 	char *recipient_delimiter;      /* "" disables plus-addressing */
 	char *postmaster;               /* the server's postmaster address, "" derived */
 	char *log_level;                /* debug|info|warn|error */

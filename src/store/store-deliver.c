@@ -89,6 +89,11 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 	}
 	if (n_linked == 0)
 		return ret;
+	/* the index text, before the write lock is taken (store-fts.c) */
+	struct store_fts_doc *docs = xcalloc(n, sizeof *docs);
+	for (size_t i = 0; i < n; i++)
+		if (p[i].linked)
+			store_fts_prepare(a, p[i].d->path, &docs[i]);
 	struct store_quota_mark qm;
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto fail;
@@ -122,6 +127,7 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 			store_db_rollback(db);
 			goto fail;
 		}
+		store_fts_put(a, db, m.file_id, &docs[i]);
 		p[i].d->uid = m.uid;
 	}
 	/* The quota was checked when the mail was accepted (SMTP RCPT):
@@ -140,6 +146,7 @@ static int deliver_account(struct store *s, int64_t id, struct pending *p, size_
 		metrics_add(M_DELIVERED_LOCAL, p[i].linked);
 	}
 	store_notify(s, id);
+	store_fts_docs_free(docs, n);
 	return ret;
 fail:
 	for (size_t i = 0; i < n; i++) {
@@ -147,6 +154,7 @@ fail:
 			store_message_unlink(a, p[i].file_id);
 		p[i].created = p[i].linked = false;
 	}
+	store_fts_docs_free(docs, n);
 	return -1;
 }
 

@@ -244,6 +244,8 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	uint64_t modseq;
 	struct store_quota_mark qm;
 	int ret = -1, q;
+	struct store_fts_doc doc; /* before the write lock (store-fts.c) */
+	store_fts_prepare(a, path, &doc);
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto fail_link;
 	if (find_mailbox(db, mname, &mailbox_id, err, errsz) < 0 ||
@@ -251,6 +253,7 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
 	    store_message_insert(a, db, mailbox_id, &m, modseq, err, errsz) < 0)
 		goto fail;
+	store_fts_put(a, db, m.file_id, &doc);
 	if ((q = store_quota_check(a, db, &qm, err, errsz)) != 0) {
 		ret = q > 0 ? -2 : -1;
 		goto fail;
@@ -260,12 +263,14 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	if (uid_out)
 		*uid_out = m.uid;
 	store_notify(a->s, a->id);
+	store_fts_doc_free(&doc);
 	return 0;
 fail:
 	store_db_rollback(db);
 fail_link:
 	if (created)
 		store_message_unlink(a, m.file_id);
+	store_fts_doc_free(&doc);
 	return ret;
 }
 

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "store.h"
 
 /* Schema versions (PRAGMA user_version). */
@@ -99,6 +100,8 @@ struct store {
 	void (*hook)(void *ctx, int64_t account_id);
 	void *hook_ctx;
 	size_t expunged_max; /* store_set_expunged_max; 0: STORE_EXPUNGED_MAX */
+	size_t fts_max_text; /* store_set_fts_max_text, when fts_max_set */
+	bool fts_max_set;
 };
 
 /* ------------------------------------------------------------ store.c */
@@ -319,5 +322,31 @@ void store_message_unlink(struct store_account *a, const char *file_id);
  * *id_out may be NULL. */
 int store_mailbox_insert(struct store_db *db, const char *name, unsigned special_use,
 			 bool subscribed, int64_t *id_out, char *err, size_t errsz);
+
+/* ------------------------------------------------------- store-fts.c */
+
+/* Creates the full-text index tables and trigger if missing (each open). */
+int store_fts_schema(struct store_db *db, char *err, size_t errsz);
+/* What one message file gives the index, computed outside a transaction. */
+struct store_fts_doc {
+	bool ready;      /* false: write nothing (indexing off) */
+	int state;       /* store-fts.c: complete, partial, failed */
+	const char *why; /* when failed (static text) */
+	struct buf hdr, body;
+};
+/* Extracts the indexed text of msg[0..len), at most max octets. */
+void store_fts_extract(const char *msg, size_t len, size_t max, struct store_fts_doc *d);
+/* The same for the file at path, with the store's bound. */
+void store_fts_prepare(struct store_account *a, const char *path, struct store_fts_doc *d);
+/* Inside the write transaction that inserted a message row for file_id:
+ * writes d's rows unless the file has some already (a copy).  Never fails
+ * the transaction: an error is logged and undone alone (savepoint), the
+ * file is marked failed if possible, else left without a row; both are
+ * searched in the file. */
+void store_fts_put(struct store_account *a, struct store_db *db, const char *file_id,
+		   const struct store_fts_doc *d);
+void store_fts_doc_free(struct store_fts_doc *d);
+/* Frees docs[0..n) and the array (NULL is fine). */
+void store_fts_docs_free(struct store_fts_doc *docs, size_t n);
 
 #endif

@@ -1339,5 +1339,48 @@ int store_spamlevel_get(struct store *s, const char *name, struct store_spamleve
  * caller checks the ranges.  0 or -1. */
 int store_spamlevel_set(struct store *s, const char *name, const struct store_spamlevel *l,
 			char *err, size_t errsz);
+/* ------------------------------------------------ full-text index
+ * (store-fts.c; docs/imap.md "Full-text index") */
+
+/* Text indexed per message file by default (search.index_max_text). */
+#define STORE_FTS_MAX_TEXT_DEFAULT ((size_t)1024 * 1024)
+/* Octets of folded text indexed per message file (header and body text
+ * together); beyond it the file is marked partial and a miss is checked in
+ * the file.  0: new messages are not indexed. */
+void store_set_fts_max_text(struct store *s, size_t max);
+/* True if needle (case-folded as SEARCH folds it) can be asked of the
+ * index: strict UTF-8 of at least 3 characters (see store-fts.c). */
+bool store_fts_needle_ok(const char *needle);
+enum store_fts_field {
+	STORE_FTS_BODY, /* the decoded text parts */
+	STORE_FTS_TEXT, /* those or the header fields */
+};
+/* One string asked of the index: the uids (ascending, a new array) of the
+ * messages whose indexed text holds needle (folded; store_fts_needle_ok). */
+struct store_fts_query {
+	enum store_fts_field field;
+	const char *needle;
+	uint32_t *uids; /* set by store_fts_search */
+	size_t n;
+};
+/* Asks q[0..n_q) for the messages of mailbox_id in lo..hi, and lists in
+ * *unsure (ascending, a new array) those the index cannot answer for
+ * alone: not indexed (yet, or because indexing failed) or indexed in part.
+ * A search must read the file of an unsure message that a query did not
+ * list.  All in one read transaction.  0, or -1 with nothing allocated. */
+int store_fts_search(struct store_account *a, int64_t mailbox_id, uint32_t lo, uint32_t hi,
+		     struct store_fts_query *q, size_t n_q, uint32_t **unsure, size_t *n_unsure,
+		     char *err, size_t errsz);
+struct store_fts_status {
+	uint64_t messages; /* rows in all mailboxes */
+	uint64_t files;    /* message files they refer to (copies share one) */
+	uint64_t complete, partial, failed, unindexed; /* files, by index state */
+};
+int store_fts_status(struct store_account *a, struct store_fts_status *st, char *err,
+		     size_t errsz);
+/* Indexes again every message file of mailbox_id (0: of every mailbox),
+ * in batches of one transaction each; *done counts the files.  0 / -1. */
+int store_fts_rebuild(struct store_account *a, int64_t mailbox_id, uint64_t *done, char *err,
+		      size_t errsz);
 
 #endif

@@ -127,6 +127,7 @@ NEW_VALUES = {
     "http.listen": lambda srv, cur: _moved(cur["http.listen"]),
     "https.listen": lambda srv, cur: _moved(cur["https.listen"]),
     "imap.max_line": "32K",
+    "search.index_max_text": "2M",
     "http.webroot": lambda srv, cur: os.path.join(_files(srv), "webroot"),
     "http.max_header_size": "32K",
     "http.max_body_size": "128K",
