@@ -53,9 +53,10 @@ struct store_commit {
 	/* written by the thread before done */
 	int rc;
 	char err[256];
-	bool done;                                /* under the pool's mutex */
-	bool finished;                            /* the loop ran the store's part */
-	struct store_commit *next;                /* on todo or done */
+	bool waited;               /* store_commit_run_all's: its caller waits, no callbacks */
+	bool done;                 /* under the pool's mutex */
+	bool finished;             /* the loop ran the store's part */
+	struct store_commit *next; /* on todo or done */
 	struct store_commit *all_prev, *all_next; /* loop only: every job not freed */
 };
 
@@ -119,6 +120,10 @@ static void *commit_thread(void *arg)
 		commit_run(c);
 		pthread_mutex_lock(&p->mu);
 		c->done = true;
+		if (c->waited) {
+			pthread_cond_broadcast(&p->done_cv);
+			continue;
+		}
 		if (p->done_tail)
 			p->done_tail->next = c;
 		else
@@ -375,6 +380,36 @@ void store_commit_shutdown(struct store *s)
 	close(p->pipe[1]);
 	free(p);
 	s->pool = NULL;
+}
+
+int store_commit_run_all(struct store_account **a, size_t n, int *rc, char (*err)[256])
+{
+	if (n == 0 || a[0]->s->pool == NULL)
+		return -1;
+	struct store_pool *p = a[0]->s->pool;
+	struct store_commit *c = xcalloc(n, sizeof *c);
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n; i++) {
+		c[i].a = a[i];
+		c[i].sync_dir = true;
+		c[i].waited = true;
+		if (p->todo_tail)
+			p->todo_tail->next = &c[i];
+		else
+			p->todo = &c[i];
+		p->todo_tail = &c[i];
+	}
+	pthread_cond_broadcast(&p->work);
+	for (size_t i = 0; i < n; i++)
+		while (!c[i].done)
+			pthread_cond_wait(&p->done_cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < n; i++) {
+		rc[i] = c[i].rc;
+		memcpy(err[i], c[i].err, sizeof err[i]);
+	}
+	free(c);
+	return 0;
 }
 
 /* ------------------------------------------------ held while armed */

@@ -142,6 +142,11 @@ bool store_commit_hold_notify(struct store *s, int64_t account_id);
 /* Waits (blocking) for a's commit in flight, if any, and runs the store's
  * part of its completion. */
 void store_commit_wait_sync(struct store_account *a);
+/* Commits the open transactions of accounts a[0..n) (all of one store) on
+ * the commit threads, each after a sync of its msg/, in parallel, and
+ * waits for all of them: rc[i] 0 (durable) or -1 (rolled back, err[i]).
+ * -1 without commit threads (nothing done). */
+int store_commit_run_all(struct store_account **a, size_t n, int *rc, char (*err)[256]);
 /* Waits for every commit in flight and stops the threads (store_close). */
 void store_commit_shutdown(struct store *s);
 
