@@ -23,8 +23,10 @@
 #include "store-private.h"
 #include "xalloc.h"
 
-/* Accounts whose commits one parallel round of a batch runs. */
-#define PARALLEL_ACCOUNTS 16
+/* Accounts whose commits one parallel round of a batch runs: one per
+ * thread, so that no account holds its write lock while it waits for a
+ * thread (another worker may be waiting for that lock). */
+#define PARALLEL_ACCOUNTS STORE_COMMIT_THREADS
 
 /* One item on its way into an account. */
 struct pending {

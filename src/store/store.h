@@ -1118,7 +1118,7 @@ void store_notify_local(struct store *s, int64_t account_id);
  * (store_account_db) waits for the commit, so callers that cannot wait
  * (IMAP sessions) check store_account_busy first and store_commit_wait.
  * Commits of different accounts run in parallel (STORE_COMMIT_THREADS). */
-#define STORE_COMMIT_THREADS 4
+#define STORE_COMMIT_THREADS 8
 /* ok: 0 committed and durable; -1 not (nothing of it happened), err says
  * why. */
 typedef void (*store_commit_cb)(void *ctx, int ok, const char *err);
