@@ -470,6 +470,8 @@ int store_imap_cache_get(struct store_account *a, const char *file_id, int kind,
 
 static int set_sync(struct store_db *db, const char *mode)
 {
+	if (db->batch)
+		return 0; /* store_db_set_sync: the batch commits FULL */
 	char sql[64];
 	snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", mode);
 	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;

@@ -59,6 +59,9 @@ int store_message_link(struct store_account *a, const char *path, const char *fi
 	}
 	if (link(path, dst) == 0) {
 		*created = true;
+		/* armed: the commit thread syncs it (the caller did not) */
+		if (store_commit_armed(a))
+			store_commit_hold_file(a, dst);
 	} else if (errno == EEXIST) {
 		/* Fine if it is this very file (delivered twice, or appended
 		 * from the store itself); never overwrite another one. */
@@ -81,6 +84,10 @@ int store_message_link(struct store_account *a, const char *path, const char *fi
 
 int store_message_sync(struct store_account *a, char *err, size_t errsz)
 {
+	if (store_commit_armed(a)) {
+		store_commit_hold_dir(a); /* on the commit thread, before COMMIT */
+		return 0;
+	}
 	if (fsutil_fsync_dir(a->msgdir) < 0) {
 		store_err(err, errsz, "cannot sync %s: %s", a->msgdir, strerror(errno));
 		return -1;
@@ -93,6 +100,10 @@ void store_message_unlink(struct store_account *a, const char *file_id)
 	char path[PATH_MAX];
 	if (store_message_path(a, file_id, path, sizeof path) < 0)
 		return;
+	if (store_commit_armed(a)) {
+		store_commit_hold_unlink(a, file_id); /* once the commit is durable */
+		return;
+	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("action=unlink account=%lld file=%s error=\"%s\"", (long long)a->id,
 			 file_id, strerror(errno));

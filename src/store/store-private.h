@@ -53,6 +53,12 @@ struct store_db {
 	const char *sql[STORE_DB_STMT_SLOTS];
 	sqlite3_stmt *stmt[STORE_DB_STMT_SLOTS];
 	size_t n_stmt;
+	/* store_commit_arm: begin / commit / rollback are savepoints of one
+	 * transaction, committed later by a commit thread (store-commit.c). */
+	bool batch;
+	bool batch_open;       /* that transaction has begun */
+	bool batch_owed;       /* a savepoint was released into it */
+	unsigned batch_depth;  /* savepoints open */
 };
 
 struct store_account {
@@ -62,6 +68,7 @@ struct store_account {
 	char *msgdir;         /* DATA/accounts/NN/ID/msg */
 	struct store_db db;   /* db.h NULL while closed */
 	int64_t inbox_id;     /* INBOX is never deleted, so its id is stable */
+	struct store_commit *commit; /* in flight on a commit thread, NULL none */
 	struct store_account *hash_next;
 	struct store_account *lru_prev, *lru_next;  /* only while db is open */
 };
@@ -102,6 +109,9 @@ struct store {
 	size_t expunged_max; /* store_set_expunged_max; 0: STORE_EXPUNGED_MAX */
 	size_t fts_max_text; /* store_set_fts_max_text, when fts_max_set */
 	bool fts_max_set;
+	struct store_pool *pool;     /* commit threads (store-commit.c), NULL: none */
+	struct store_account *armed; /* store_commit_arm, until launch */
+	struct store_commit *arming; /* what the armed section collects */
 };
 
 /* ------------------------------------------------------------ store.c */
@@ -119,6 +129,29 @@ int store_path(char *out, size_t outsz, const char *dir, const char *name);
 bool store_same_file(const char *a, const char *b);
 /* Removes a folder tree (like rm -rf); a missing folder is fine. */
 int store_remove_tree(const char *path);
+
+/* ----------------------------------------------------- store-commit.c */
+
+/* While a is armed: these queue what store-message.c would do now. */
+/* path (a new link in msg/) is fdatasync'ed before the commit. */
+void store_commit_hold_file(struct store_account *a, const char *path);
+/* msg/ is synced before the commit. */
+void store_commit_hold_dir(struct store_account *a);
+/* file_id is unlinked after the commit is durable. */
+void store_commit_hold_unlink(struct store_account *a, const char *file_id);
+/* True (and the notification is held until the commit is durable) if
+ * account_id is armed or busy. */
+bool store_commit_hold_notify(struct store *s, int64_t account_id);
+/* Waits (blocking) for a's commit in flight, if any, and runs the store's
+ * part of its completion. */
+void store_commit_wait_sync(struct store_account *a);
+/* Commits the open transactions of accounts a[0..n) (all of one store) on
+ * the commit threads, each after a sync of its msg/, in parallel, and
+ * waits for all of them: rc[i] 0 (durable) or -1 (rolled back, err[i]).
+ * -1 without commit threads (nothing done). */
+int store_commit_run_all(struct store_account **a, size_t n, int *rc, char (*err)[256]);
+/* Waits for every commit in flight and stops the threads (store_close). */
+void store_commit_shutdown(struct store *s);
 
 /* --------------------------------------------------------- store-db.c */
 

@@ -1117,6 +1117,66 @@ void store_notify(struct store *s, int64_t account_id);
 /* Calls local subscribers only (for notifications from other processes). */
 void store_notify_local(struct store *s, int64_t account_id);
 
+/* ------------------------------------------- commits off the loop (store-commit.c)
+ *
+ * A worker's event loop must not wait for a disk sync.  A caller that can
+ * park its reply arms the account, calls the usual store write functions
+ * (store_imap_append, store_imap_expunge, store_imap_copy,
+ * store_mailbox_create ...: their API does not change) and launches:
+ *
+ *     if (store_commit_arm(a)) {
+ *             r = store_imap_expunge(a, ...);   (replies are built, held)
+ *             if (store_commit_launch(a, done_cb, ctx))
+ *                     park;                     (done_cb sends them)
+ *             else
+ *                     send now;                 (nothing to commit)
+ *     }
+ *
+ * While armed, every begin/commit of the account's database is a savepoint
+ * of one open transaction (the caller reads its own changes); the commit
+ * of that transaction, after fdatasync of the message files linked and a
+ * sync of msg/ (so a row never becomes durable before its file), runs on
+ * a commit thread with synchronous=FULL.  SQLite makes a FULL commit
+ * visible to readers (this process's and others') only after its WAL sync,
+ * so nobody ever sees a state that a power loss could take back.  What
+ * must follow a durable commit (unlinking expunged files, store_notify)
+ * is held and runs on the loop when it is done, before done_cb.
+ * Until then the account is busy: any other use of it in this process
+ * (store_account_db) waits for the commit, so callers that cannot wait
+ * (IMAP sessions) check store_account_busy first and store_commit_wait.
+ * Commits of different accounts run in parallel (STORE_COMMIT_THREADS). */
+#define STORE_COMMIT_THREADS 8
+/* ok: 0 committed and durable; -1 not (nothing of it happened), err says
+ * why. */
+typedef void (*store_commit_cb)(void *ctx, int ok, const char *err);
+/* Starts the commit threads (once, in a worker, after fork) and returns
+ * the descriptor the loop must watch for reading: when it is readable,
+ * call store_commit_dispatch.  -1 with err on failure (then nothing is
+ * ever deferred: arm returns false). */
+int store_commit_enable(struct store *s, char *err, size_t errsz);
+/* Runs the completions of the commits that are done: held actions, then
+ * each callback (which may arm and launch again). */
+void store_commit_dispatch(struct store *s);
+/* Arms a (waiting for its commit in flight, if any).  False if commits are
+ * not enabled, another account is armed, or a's database cannot open: the
+ * store then works as usual, synced on the caller's thread. */
+bool store_commit_arm(struct store_account *a);
+/* True while a is armed (store internals and callers that sync files of
+ * their own: while armed, the store fdatasyncs the files it links). */
+bool store_commit_armed(const struct store_account *a);
+/* Ends the armed section.  True: a commit was handed to a thread and
+ * cb(ctx, ...) will be called from store_commit_dispatch (unless
+ * store_commit_forget(ctx)).  False: there was nothing to commit (all
+ * work was rolled back or read only); cb is never called. */
+bool store_commit_launch(struct store_account *a, store_commit_cb cb, void *ctx);
+/* True while a commit of a is in flight. */
+bool store_account_busy(const struct store_account *a);
+/* If a is busy: cb(ctx, ...) is called when its commit is done, 1.  Else
+ * 0 and cb is never called. */
+int store_commit_wait(struct store_account *a, store_commit_cb cb, void *ctx);
+/* ctx goes away: no callback will be made with it. */
+void store_commit_forget(struct store *s, void *ctx);
+
 /* ------------------------------------------------ IMAP (store-imap.c) */
 /* Added for the IMAP server; same conventions as above. */
 
