@@ -134,6 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mime_search_body(t, 4096, &out) != 0 || out.len > 4096)
 		abort();
 	buf_reset(&out);
+	/* the body text and attachment names (RFC 2231 / 2047 decoding) */
+	if (mime_search_text(t, &out) != 0)
+		abort();
+	buf_reset(&out);
 	if (mime_decode_2047(msg, size < 4096 ? size : 4096, &out) != 0)
 		abort();
 	buf_reset(&out);

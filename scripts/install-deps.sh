@@ -68,6 +68,9 @@ need_file /usr/share/doc/python3-spf/rfc7208-tests.yml.gz python3-spf
 /usr/bin/python3 -c 'import dns.message' >/dev/null 2>&1 || pkgs="$pkgs python3-dnspython"
 # The Prometheus text format parser that checks GET /metrics (tests/integration/test_metrics.py).
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || pkgs="$pkgs python3-prometheus-client"
+# rspamd in milter mode, the peer of the milter interop tests
+# (tests/integration/test_milter.py runs its own instance; no service).
+need_file /usr/bin/rspamd rspamd
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

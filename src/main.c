@@ -484,6 +484,7 @@ struct worker {
 	size_t n_lev;
 	int notify_fd;
 	struct event *notify_ev;
+	struct event *commit_ev; /* commits made durable off the loop (store.h) */
 	struct tls *tls;        /* contexts for new TLS connections */
 	int tls_fd;             /* new certificates from the master (SIGHUP) */
 	struct event *tls_ev;
@@ -536,6 +537,14 @@ static void worker_notify_hook(void *ctx, int64_t account_id)
 	 * drop the notice rather than block (IDLE clients then see it on
 	 * their next poll). */
 	(void)!send(w->notify_fd, &account_id, sizeof account_id, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void worker_commit_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct worker *w = ctx;
+	(void)fd;
+	(void)what;
+	store_commit_dispatch(w->store);
 }
 
 static void worker_notify_cb(evutil_socket_t fd, short what, void *ctx)
@@ -628,6 +637,7 @@ static void worker_hup_cb(evutil_socket_t sig, short what, void *ctx)
 	store_set_postmaster(w->store, c->postmaster, c->hostname);
 	store_set_quota_default(w->store, c->quota_default_storage,
 					c->quota_default_messages);
+	store_set_fts_max_text(w->store, (size_t)c->search_index_max_text);
 	config_free(&w->cfg);
 	w->cfg = c;
 	log_info("reload result=ok");
@@ -688,9 +698,19 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	store_set_postmaster(w.store, w.cfg->postmaster, w.cfg->hostname);
 	store_set_quota_default(w.store, w.cfg->quota_default_storage,
 					w.cfg->quota_default_messages);
+	store_set_fts_max_text(w.store, (size_t)w.cfg->search_index_max_text);
 	w.base = event_base_new();
 	if (w.base == NULL)
 		fatal(1, "cannot create event loop");
+	/* Without the commit threads, commits are synced on the loop. */
+	int commit_fd = store_commit_enable(w.store, err, sizeof err);
+	if (commit_fd < 0) {
+		log_warn("worker action=commit_threads error=\"%s\"", err);
+	} else {
+		w.commit_ev = event_new(w.base, commit_fd, EV_READ | EV_PERSIST, worker_commit_cb, &w);
+		if (w.commit_ev == NULL || event_add(w.commit_ev, NULL) < 0)
+			fatal(1, "cannot watch the commit threads");
+	}
 	/* Contexts from the bundle the master read (as root) before forking;
 	 * then the key bytes are wiped from this process's copy. */
 	w.tls = tls_new();
@@ -755,6 +775,8 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		evconnlistener_free(w.lev[i]);
 	event_free(w.gauge_ev);
 	event_free(w.notify_ev);
+	if (w.commit_ev)
+		event_free(w.commit_ev);
 	event_free(w.tls_ev);
 	close(w.tls_fd);
 	event_free(w.sig_term);
@@ -842,6 +864,7 @@ static void queue_signal_cb(evutil_socket_t sig, short what, void *ctx)
 	store_set_postmaster(q->store, c->postmaster, c->hostname);
 	store_set_quota_default(q->store, c->quota_default_storage,
 					c->quota_default_messages);
+	store_set_fts_max_text(q->store, (size_t)c->search_index_max_text);
 	config_free(&q->cfg);
 	q->cfg = c;
 	log_info("reload result=ok");
@@ -884,6 +907,7 @@ static int queue_main(struct master *m, int notify_fd)
 	store_set_postmaster(q.store, q.cfg->postmaster, q.cfg->hostname);
 	store_set_quota_default(q.store, q.cfg->quota_default_storage,
 					q.cfg->quota_default_messages);
+	store_set_fts_max_text(q.store, (size_t)q.cfg->search_index_max_text);
 	q.base = event_base_new();
 	if (q.base == NULL)
 		fatal(1, "cannot create event loop");

@@ -41,6 +41,11 @@
 #   TERN_CONF_EXTRA=  extra "key = value" lines appended to tern.conf
 #   KEEP=0         1: keep the temp folder (logs, mail) after the run
 #   RESULTS=FILE   also write the per-run figures as TSV to FILE
+#   STRACE=FILE    count the sync calls of Tern's processes during run 1
+#                  (strace -f -c -e trace=fsync,fdatasync,sync_file_range
+#                  attached for that pass only) into FILE, and print them
+#                  per command: a figure that does not depend on the
+#                  machine's noise
 # Needs root (Dovecot, vmail user, Tern's privilege drop).
 set -euo pipefail
 
@@ -67,6 +72,7 @@ TERN=${TERN:-$REPO/build/tern}
 TERN_CONF_EXTRA=${TERN_CONF_EXTRA:-}
 KEEP=${KEEP:-0}
 RESULTS=${RESULTS:-}
+STRACE=${STRACE:-}
 PY=/usr/bin/python3
 GEN=$HERE/mailgen.py
 
@@ -345,7 +351,22 @@ field() { tr '\t' '\n' <"$1" | sed -n "s/^$2=//p"; }
 measure() { # measure SERVER RUN
 	local s=$1 run=$2 port root out=$WORK/load-$1-$2.out pids
 	if [ "$s" = tern ]; then port=$TERN_IMAP root=$TERN_PID; else port=$DOVECOT_IMAP root=$DOVECOT_PID; fi
+	local strace_pid=
+	if [ "$s" = tern ] && [ -n "$STRACE" ] && [ "$run" = 1 ]; then
+		# shellcheck disable=SC2046
+		strace -f -c -e trace=fsync,fdatasync,sync_file_range -o "$STRACE" \
+			$(for p in $(descendants "$TERN_PID"); do printf -- '-p %s ' "$p"; done) 2>/dev/null &
+		strace_pid=$!
+		sleep 1 # attached before the load starts
+	fi
 	load "$port" "$root" "$ITERATIONS" "$out"
+	if [ -n "$strace_pid" ]; then
+		kill -INT "$strace_pid"
+		wait "$strace_pid" || true
+		log "tern run 1: sync calls (strace) per command: $(awk -v ops="$(field "$out" ops)" \
+			'$NF ~ /^(fsync|fdatasync|sync_file_range)$/ { printf "%s %s (%.3f/op) ", $NF, $4, $4 / ops; t += $4 }
+			 END { printf "total %d (%.3f/op) over %d commands", t, t / ops, ops }' "$STRACE")"
+	fi
 	if [ "$s" = tern ]; then
 		pids=$(descendants "$TERN_PID")
 		[ "$pids" = "$TERN_PIDS0" ] || log "tern run $run: process set changed: was [$TERN_PIDS0], now [$pids] (worker died?)"

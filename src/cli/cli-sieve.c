@@ -14,6 +14,8 @@
  *   discard
  *   vacation REASON, then "  seconds N" and, when given or computed,
  *     "  subject S", "  from F", "  handle H", "  address A"..., "  mime"
+ *   duplicate ID, after the actions, one per entry delivery would record
+ *     (RFC 7352), then "  handle H", "  seconds N", "  last" when given
  * and "error: MESSAGE" first if the run failed (then only the implicit
  * keep follows).
  */
@@ -35,11 +37,28 @@ extern const struct cli_command cli_sieve_command;
 
 #define MAX_MESSAGE (64u * 1024 * 1024)
 #define MAX_EXISTS 64
+#define MAX_ENV 16
 
+/* What `test` knows of the world: the mailboxes that exist, and the
+ * folders of included scripts (RFC 6609: DIR/NAME.sieve; NULL: none). */
 struct exists_list {
 	const char *names[MAX_EXISTS];
 	size_t n;
+	const char *dirs[2]; /* personal, global */
+	const char *env[2 * MAX_ENV + 1]; /* environment items (RFC 5183), NULL-ended */
+	size_t n_env;
 };
+
+static int include_file(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	const struct exists_list *l = ctx;
+	const char *dir = l->dirs[global ? 1 : 0];
+	char path[4096];
+	if (dir == NULL || (size_t)snprintf(path, sizeof path, "%s/%s.sieve", dir, name) >= sizeof path)
+		return 0;
+	*src = fsutil_read_file(path, sieve_default_limits.max_script, len);
+	return *src != NULL ? 1 : errno == ENOENT ? 0 : -1;
+}
 
 static bool mailbox_exists(void *ctx, const char *name)
 {
@@ -172,17 +191,32 @@ static void put_action(const struct sieve_action *a)
 static int run_test(const struct cli_command *cmd, int argc, char **argv)
 {
 	const char *path = NULL, *from = "", *to = "";
-	struct exists_list ex = {{NULL}, 0};
+	struct exists_list ex = {{NULL}, 0, {NULL, NULL}, {NULL}, 0};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if ((!strcmp(a, "--from") || !strcmp(a, "--to") ||
-		     !strcmp(a, "--mailbox-exists")) &&
+		     !strcmp(a, "--mailbox-exists") || !strcmp(a, "--include-dir") ||
+		     !strcmp(a, "--global-dir") || !strcmp(a, "--env")) &&
 		    i + 1 >= argc)
 			return cli_usage_error(cmd, a, "needs a value");
 		if (!strcmp(a, "--from")) {
 			from = argv[++i];
 		} else if (!strcmp(a, "--to")) {
 			to = argv[++i];
+		} else if (!strcmp(a, "--env")) {
+			char *eq = strchr(argv[++i], '=');
+			if (eq == NULL || eq == argv[i])
+				return cli_usage_error(cmd, argv[i], "expected NAME=VALUE");
+			if (ex.n_env == MAX_ENV)
+				return cli_usage_error(cmd, a, "at most %d items", MAX_ENV);
+			*eq = '\0';
+			ex.env[2 * ex.n_env] = argv[i];
+			ex.env[2 * ex.n_env + 1] = eq + 1;
+			ex.n_env++;
+		} else if (!strcmp(a, "--include-dir")) {
+			ex.dirs[0] = argv[++i];
+		} else if (!strcmp(a, "--global-dir")) {
+			ex.dirs[1] = argv[++i];
 		} else if (!strcmp(a, "--mailbox-exists")) {
 			if (ex.n == MAX_EXISTS)
 				return cli_usage_error(cmd, a, "at most %d mailboxes", MAX_EXISTS);
@@ -210,7 +244,8 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 		return r > 0 ? cli_fail("stdin", "message larger than %u bytes", MAX_MESSAGE)
 			     : cli_fail("stdin", "read error: %m");
 	}
-	struct sieve_input in = {from, to, buf_cstr(&msg), msg.len, mailbox_exists, &ex};
+	struct sieve_input in = {from,		 to,   buf_cstr(&msg), msg.len, mailbox_exists,
+				 &ex,		 NULL, include_file,   ex.env};
 	struct sieve_result res;
 	if (sieve_run(s, &in, &res) < 0) {
 		fputs("error: ", stdout);
@@ -219,6 +254,23 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 	}
 	for (size_t i = 0; i < res.n_actions; i++)
 		put_action(&res.actions[i]);
+	/* the duplicate entries delivery would record (RFC 7352); the list
+	 * is empty here, so none was seen */
+	for (size_t i = 0; i < res.n_dups; i++) {
+		const struct sieve_duplicate *d = &res.dups[i];
+		fputs("duplicate ", stdout);
+		put_text(d->id);
+		putchar('\n');
+		if (d->handle[0] != '\0') {
+			fputs("  handle ", stdout);
+			put_text(d->handle);
+			putchar('\n');
+		}
+		if (d->seconds > 0)
+			printf("  seconds %llu\n", (unsigned long long)d->seconds);
+		if (d->last)
+			fputs("  last\n", stdout);
+	}
 	sieve_result_free(&res);
 	sieve_script_free(&s);
 	buf_free(&msg);
@@ -394,7 +446,8 @@ const struct cli_command cli_sieve_command = {
     "check a Sieve script, show what it would do, or store scripts per user",
     "usage: tern sieve check FILE\n"
     "       tern sieve test FILE [--from ENVFROM] [--to ENVTO]\n"
-    "                       [--mailbox-exists NAME]... < MESSAGE\n"
+    "                       [--mailbox-exists NAME]... [--include-dir DIR]\n"
+    "                       [--global-dir DIR] [--env NAME=VALUE]... < MESSAGE\n"
     "       tern [-c FILE] sieve put [--activate] USER NAME FILE\n"
     "       tern [-c FILE] sieve list USER\n"
     "       tern [-c FILE] sieve get|activate|delete USER NAME\n"
@@ -405,7 +458,10 @@ const struct cli_command cli_sieve_command = {
     "test    runs FILE on the message on stdin with the given envelope and\n"
     "        prints the actions it would take, one a line; nothing is\n"
     "        delivered.  --mailbox-exists names a mailbox that exists (for\n"
-    "        mailboxexists); it may be repeated.  These two need no config.\n"
+    "        mailboxexists); it may be repeated.  include finds personal\n"
+    "        scripts as DIR/NAME.sieve in --include-dir, global ones in\n"
+    "        --global-dir (else none); --env gives an environment item\n"
+    "        (else it is unknown).  These two need no config.\n"
     "put     checks FILE (\"-\": stdin) and stores it as USER's script NAME\n"
     "        (replacing one of that name); nothing is stored if it has an\n"
     "        error.  --activate also makes it the active script\n"

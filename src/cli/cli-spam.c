@@ -51,8 +51,9 @@ struct learn {
 	struct buf msg;      /* its first SPAM_TOKEN_SCAN_MAX bytes */
 	EVP_MD_CTX *md;
 	bool open;
-	/* spam score: score instead of training */
+	/* spam score: score instead of training, with these thresholds */
 	bool score;
+	uint64_t junk, reject;
 	const char *name;      /* the file being read, NULL in an mbox */
 	size_t verdicts[3];    /* enum smtp_spam_verdict */
 };
@@ -75,7 +76,7 @@ static void score_msg(struct learn *l, const struct spam_tokens *t)
 		l->failed++;
 		return;
 	}
-	enum smtp_spam_verdict v = smtp_spam_verdict_of(l->cfg, points10 + rules10);
+	enum smtp_spam_verdict v = smtp_spam_verdict_at(l->junk, l->reject, points10 + rules10);
 	static const char *const names[] = {"inbox", "junk", "reject"};
 	l->verdicts[v]++;
 	smtp_spam_score_text(points10 + rules10, score, sizeof score);
@@ -315,6 +316,10 @@ static int spam_score(const struct cli_command *cmd, const char *what, const cha
 	if (l.md == NULL)
 		rc = cli_fail(what, "out of memory");
 	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
+		struct smtp_spam_levels lv;
+		smtp_spam_levels(s, cfg, store_account_id(l.acct), &lv);
+		l.junk = lv.junk;
+		l.reject = lv.reject;
 		if (n_pos == 2)
 			rc = learn_path(&l, pos[1]);
 		else
@@ -333,8 +338,8 @@ static int spam_score(const struct cli_command *cmd, const char *what, const cha
 	return rc;
 }
 
-static void explain(const char *address, const char *mailbox, uint64_t uid,
-		    const struct config *cfg, const struct store_spam_totals *tot,
+static void explain(struct store *st, int64_t id, const char *address, const char *mailbox,
+		    uint64_t uid, const struct config *cfg, const struct store_spam_totals *tot,
 		    const struct spam_bayes_result *b, int points10, int rules10, const char *rules,
 		    enum store_spam_class cls)
 {
@@ -345,13 +350,21 @@ static void explain(const char *address, const char *mailbox, uint64_t uid,
 	static const char *const verdicts[] = {"the INBOX", "the Junk folder",
 					       "refused at the end of DATA"};
 	printf("Message UID %" PRIu64 " in \"%s\" of %s\n", uid, mailbox, address);
+	struct smtp_spam_levels lv;
+	smtp_spam_levels(st, cfg, id, &lv);
 	printf("Score now: %s, which means %s\n", score,
-	       verdicts[smtp_spam_verdict_of(cfg, points10 + rules10)]);
+	       verdicts[smtp_spam_verdict_at(lv.junk, lv.reject, points10 + rules10)]);
 	printf("Rules: %s points (%s; weights spam.rule_*)\n", rpts, rules);
-	printf("Thresholds: Junk from spam.junk_score = %" PRIu64 "; ", cfg->spam_junk_score);
-	if (cfg->spam_content_reject_score)
-		printf("refused from spam.content_reject_score = %" PRIu64 "\n",
-		       cfg->spam_content_reject_score);
+	if (lv.junk_from[0] != '\0')
+		printf("Thresholds: Junk from %" PRIu64 " (set for %s); ", lv.junk, lv.junk_from);
+	else
+		printf("Thresholds: Junk from spam.junk_score = %" PRIu64 "; ", lv.junk);
+	if (lv.reject_from[0] != '\0' && lv.reject)
+		printf("refused from %" PRIu64 " (set for %s)\n", lv.reject, lv.reject_from);
+	else if (lv.reject_from[0] != '\0')
+		printf("never refused (set for %s)\n", lv.reject_from);
+	else if (lv.reject)
+		printf("refused from spam.content_reject_score = %" PRIu64 "\n", lv.reject);
 	else
 		printf("never refused (spam.content_reject_score = 0)\n");
 	printf("Training of %s: %" PRIu64 " spam and %" PRIu64 " ham messages, %" PRIu64
@@ -425,7 +438,8 @@ static int spam_explain(const struct cli_command *cmd, const char *what, const c
 		rc = cli_fail(what, "%s: %s", address, err);
 		goto out;
 	}
-	explain(address, pos[1], uid, cfg, &tot, &b, points10, rules10, rules, cls);
+	explain(s, store_account_id(acct), address, pos[1], uid, cfg, &tot, &b, points10, rules10,
+		rules, cls);
 	rc = cli_finish_output(what, CLI_OK);
 out:
 	spam_bayes_result_free(&b);
@@ -594,25 +608,11 @@ static int spam_thresholds(const struct cli_command *cmd, const char *what, cons
 		}
 	}
 	/* what applies now */
-	uint64_t ej = cfg->spam_junk_score, er = cfg->spam_content_reject_score;
-	char from_j[256] = "", from_r[256] = "";
-	const char *names[2] = {name, is_user ? addr_domain_of(name) : ""};
-	for (int i = 1; i >= 0; i--) {
-		struct store_spamlevel v;
-		if (names[i][0] == '\0' || store_spamlevel_get(s, names[i], &v, err, sizeof err) != 1)
-			continue;
-		if (v.junk >= 1) {
-			ej = (uint64_t)v.junk;
-			snprintf(from_j, sizeof from_j, "%s", names[i]);
-		}
-		if (v.reject >= 0) {
-			er = (uint64_t)v.reject;
-			snprintf(from_r, sizeof from_r, "%s", names[i]);
-		}
-	}
+	struct smtp_spam_levels lv;
+	smtp_spam_levels_of(s, cfg, name, &lv);
 	printf("%s\n", name);
-	print_level("  junk", ej, from_j, "spam.junk_score");
-	print_level("  refused", er, from_r, "spam.content_reject_score");
+	print_level("  junk", lv.junk, lv.junk_from, "spam.junk_score");
+	print_level("  refused", lv.reject, lv.reject_from, "spam.content_reject_score");
 	rc = cli_finish_output(what, CLI_OK);
 out:
 	store_close(&s);

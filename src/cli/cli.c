@@ -38,6 +38,8 @@ extern const struct cli_command cli_auth_command;
 extern const struct cli_command cli_dmarc_command;
 /* cli-spam.c */
 extern const struct cli_command cli_spam_command;
+/* cli-index.c */
+extern const struct cli_command cli_index_command;
 /* cli-authcheck.c */
 extern const struct cli_command cli_authcheck_command;
 /* cli-backup.c */
@@ -54,6 +56,7 @@ static const struct cli_command *const commands[] = {
 	&cli_group_command,       &cli_backup_command,       &cli_restore_command,
 	&cli_spam_command,
 	&cli_status_command,
+	&cli_index_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -278,6 +281,7 @@ struct store *cli_open_store(const char *cfg_path, struct config **cfg_out, int 
 		return NULL;
 	}
 	store_set_quota_default(s, cfg->quota_default_storage, cfg->quota_default_messages);
+	store_set_fts_max_text(s, (size_t)cfg->search_index_max_text);
 	*cfg_out = cfg;
 	*rc = CLI_OK;
 	return s;

@@ -846,7 +846,8 @@ static int spool_write(struct imap_session *s, const char *msg, size_t n, char *
 	if (r == 0 && fsutil_write_all(fd, b.data, b.len) < 0)
 		r = -1;
 	buf_free(&b);
-	if (r == 0 && fsync(fd) < 0)
+	/* armed (store_commit_arm): the commit thread syncs the file */
+	if (r == 0 && !store_commit_armed(s->acct) && fsync(fd) < 0)
 		r = -1;
 	if (r < 0)
 		store_spool_drop(&fd, path);

@@ -51,6 +51,9 @@ enum imap_mode {
 	IMAP_MODE_TLS,     /* STARTTLS answered: switch to TLS once the OK is
 			    * written; read nothing */
 	IMAP_MODE_FETCH,   /* a FETCH is being sent; commands wait */
+	IMAP_MODE_COMMIT,  /* a write's commit is being made durable off the
+			    * loop (store_commit_launch), or the account's is:
+			    * its reply is held, commands wait */
 	IMAP_MODE_CLOSING, /* last reply sent, waiting for it to drain */
 	IMAP_MODE_DEAD,    /* waiting to be reaped */
 };
@@ -114,6 +117,10 @@ struct imap_session {
 	int sub_id;                 /* store notification subscription, 0 none */
 	struct imap_sel *sel;
 	struct imap_fetch *fetch; /* a FETCH in progress (IMAP_MODE_FETCH) */
+	/* A write command's responses, held until its commit is durable
+	 * (docs/architecture.md "Durability per write"). */
+	bool holding;
+	struct evbuffer *held;
 };
 
 struct imap_server {

@@ -40,8 +40,6 @@
 
 #define SEARCH_MAX_DEPTH 16
 #define SEARCH_MAX_KEYS 1000
-/* Decoded body text looked at per message. */
-#define SEARCH_BODY_MAX (4 * 1024 * 1024)
 
 enum sk_type {
 	SK_ALL,
@@ -361,8 +359,25 @@ struct hdr_put {
 	size_t n;
 };
 
+/* BODY and TEXT keys answered from the full-text index (store-fts.c): the
+ * uids the index lists for each key, and the uids it cannot answer for
+ * alone (not indexed, or in part), whose files are read on a miss. */
+#define FTS_KEYS_MAX 16
+struct fts_key {
+	const struct skey *k;
+	uint32_t *uids;
+	size_t n;
+};
+struct fts_state {
+	struct fts_key keys[FTS_KEYS_MAX];
+	size_t n_keys;
+	uint32_t *unsure;
+	size_t n_unsure;
+};
+
 struct smsg {
 	struct imap_session *s;
+	const struct fts_state *fts;
 	const struct store_message *m;
 	uint32_t seq;
 	char *file;
@@ -657,6 +672,84 @@ static int smsg_header(struct smsg *d, const char *name, struct buf *out)
 	return 0;
 }
 
+static bool uid_listed(const uint32_t *v, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid] == uid)
+			return true;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* What the index says of key k for uid: 1 a match, 0 none, -1 it cannot
+ * tell (the file must be read). */
+static int fts_answer(const struct fts_state *f, const struct skey *k, uint32_t uid)
+{
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < f->n_keys; i++) {
+		if (f->keys[i].k != k)
+			continue;
+		if (uid_listed(f->keys[i].uids, f->keys[i].n, uid))
+			return 1;
+		return uid_listed(f->unsure, f->n_unsure, uid) ? -1 : 0;
+	}
+	return -1;
+}
+
+/* The BODY and TEXT keys of the tree at k that the index can answer. */
+static void fts_collect(struct fts_state *f, const struct skey *k)
+{
+	if ((k->type == SK_BODY || k->type == SK_TEXT) && f->n_keys < FTS_KEYS_MAX &&
+	    store_fts_needle_ok(k->str))
+		f->keys[f->n_keys++].k = k;
+	for (size_t i = 0; i < k->n_kids; i++)
+		fts_collect(f, &k->kids[i]);
+}
+
+static void fts_free(struct fts_state *f)
+{
+	for (size_t i = 0; i < f->n_keys; i++)
+		free(f->keys[i].uids);
+	free(f->unsure);
+	memset(f, 0, sizeof *f);
+}
+
+/* Fills f for the search root over the selected mailbox's view; on an
+ * index error every key is answered from the files. */
+static void fts_load(struct imap_session *s, struct fts_state *f, const struct skey *root)
+{
+	memset(f, 0, sizeof *f);
+	struct imap_sel *sel = s->sel;
+	if (sel->v.n == 0)
+		return;
+	fts_collect(f, root);
+	if (f->n_keys == 0)
+		return;
+	struct store_fts_query q[FTS_KEYS_MAX];
+	for (size_t i = 0; i < f->n_keys; i++) {
+		q[i].field = f->keys[i].k->type == SK_BODY ? STORE_FTS_BODY : STORE_FTS_TEXT;
+		q[i].needle = f->keys[i].k->str;
+	}
+	char err[256];
+	if (store_fts_search(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
+			     q, f->n_keys, &f->unsure, &f->n_unsure, err, sizeof err) < 0) {
+		log_warn("imap session=%s action=search_index error=\"%s\"", s->id, err);
+		memset(f, 0, sizeof *f);
+		return;
+	}
+	for (size_t i = 0; i < f->n_keys; i++) {
+		f->keys[i].uids = q[i].uids;
+		f->keys[i].n = q[i].n;
+	}
+}
+
 static bool eval(const struct skey *k, struct smsg *d)
 {
 	const struct store_message *m = d->m;
@@ -699,6 +792,14 @@ static bool eval(const struct skey *k, struct smsg *d)
 	}
 	case SK_BODY:
 	case SK_TEXT: {
+		switch (fts_answer(d->fts, k, m->uid)) {
+		case 1:
+			return true;
+		case 0:
+			return false;
+		default:
+			break; /* read the file */
+		}
 		struct mime_tree *t = smsg_tree(d);
 		if (t == NULL)
 			return false;
@@ -713,7 +814,7 @@ static bool eval(const struct skey *k, struct smsg *d)
 		if (!d->body_done) {
 			struct buf raw = BUF_INIT;
 			buf_init(&d->body, 0);
-			mime_search_body(t, SEARCH_BODY_MAX, &raw);
+			(void)mime_search_text(t, &raw);
 			fold_utf8(raw.data ? raw.data : "", raw.len, &d->body);
 			buf_free(&raw);
 			d->body_done = true;
@@ -783,6 +884,7 @@ struct run_ctx {
 	struct store_imap_headers *hrows;
 	size_t n_hrows, hpos;
 	struct hdr_put put;
+	struct fts_state fts;
 	/* SORT and THREAD (imap_search_run): matches go to hit_cb */
 	int (*hit_cb)(void *ctx, const struct imap_search_hit *h);
 	void *hit_ctx;
@@ -814,6 +916,19 @@ static const struct store_imap_headers *hdr_row(struct run_ctx *c, uint32_t uid)
 	return NULL;
 }
 
+static void push_hit(struct run_ctx *c, uint32_t uid, uint32_t seq, uint64_t modseq)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
+		if (c->want_modseq)
+			c->modseqs = xreallocarray(c->modseqs, c->cap, sizeof *c->modseqs);
+	}
+	if (c->want_modseq)
+		c->modseqs[c->n] = modseq;
+	c->hits[c->n++] = c->uid ? uid : seq;
+}
+
 static int search_cb(void *ctx, const struct store_message *m)
 {
 	struct run_ctx *c = ctx;
@@ -823,6 +938,7 @@ static int search_cb(void *ctx, const struct store_message *m)
 	struct smsg d;
 	memset(&d, 0, sizeof d);
 	d.s = c->s;
+	d.fts = &c->fts;
 	d.m = m;
 	d.seq = seq;
 	if (c->use_hdr) {
@@ -840,18 +956,49 @@ static int search_cb(void *ctx, const struct store_message *m)
 	free(d.file);
 	if (d.body_done)
 		buf_free(&d.body);
-	if (!hit)
-		return 0;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->hits = xreallocarray(c->hits, c->cap, sizeof *c->hits);
-		if (c->want_modseq)
-			c->modseqs = xreallocarray(c->modseqs, c->cap, sizeof *c->modseqs);
-	}
-	if (c->want_modseq)
-		c->modseqs[c->n] = m->modseq;
-	c->hits[c->n++] = c->uid ? m->uid : seq;
+	if (hit)
+		push_hit(c, m->uid, seq, m->modseq);
 	return 0;
+}
+
+/* Messages whose files a search answered from the index may read at most
+ * (beyond: every message of the view is gone through). */
+#define FTS_FAST_UNSURE 256
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A search of one BODY or TEXT key the index answers, without going
+ * through every message of the view: its hits, and the few unsure
+ * messages read from their files.  1 done (c filled), 0 not such a
+ * search, -1 store error (err set). */
+static int search_fast(struct run_ctx *c, const struct skey *root, char *err, size_t errsz)
+{
+	const struct fts_state *f = &c->fts;
+	if (root->type != SK_AND || root->n_kids != 1 || f->n_keys != 1 ||
+	    f->keys[0].k != &root->kids[0] || c->want_modseq || c->use_hdr ||
+	    f->n_unsure > FTS_FAST_UNSURE)
+		return 0;
+	struct imap_sel *sel = c->s->sel;
+	for (size_t i = 0; i < f->keys[0].n; i++) {
+		uint32_t uid = f->keys[0].uids[i], seq = imap_seq_of(sel, uid);
+		if (seq != 0)
+			push_hit(c, uid, seq, 0);
+	}
+	for (size_t i = 0; i < f->n_unsure; i++) {
+		uint32_t uid = f->unsure[i];
+		if (uid_listed(f->keys[0].uids, f->keys[0].n, uid))
+			continue;
+		if (store_message_list(c->s->acct, sel->id, uid, uid, search_cb, c, err, errsz) < 0)
+			return -1;
+	}
+	/* uids and sequence numbers rise together in a view */
+	if (c->n > 1)
+		qsort(c->hits, c->n, sizeof *c->hits, cmp_u32);
+	return 1;
 }
 
 enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
@@ -963,10 +1110,12 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	c.use_hdr = p.need_hdr;
 	if (sel->v.n > 0)
 		c.uid_hi = imap_view_last(&sel->v);
-	int lr = sel->v.n > 0
-		     ? store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
-					  imap_view_last(&sel->v), search_cb, &c, err, sizeof err)
-		     : 0;
+	fts_load(s, &c.fts, &root);
+	int lr = search_fast(&c, &root, err, sizeof err);
+	if (lr == 0 && sel->v.n > 0)
+		lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+					imap_view_last(&sel->v), search_cb, &c, err, sizeof err);
+	fts_free(&c.fts);
 	store_imap_headers_free(c.hrows, c.n_hrows);
 	hdr_flush(s, &c.put);
 	if (lr < 0) {
@@ -1109,8 +1258,10 @@ int imap_search_run(struct imap_session *s, const struct imap_search *q, bool wa
 	if (sel->v.n == 0)
 		return 0;
 	c.uid_hi = imap_view_last(&sel->v);
+	fts_load(s, &c.fts, &q->root);
 	int lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
 				    imap_view_last(&sel->v), search_cb, &c, err, errsz);
+	fts_free(&c.fts);
 	store_imap_headers_free(c.hrows, c.n_hrows);
 	hdr_flush(s, &c.put);
 	free(c.hits);

@@ -55,9 +55,16 @@ static void process_input(struct imap_session *s);
 
 /* ------------------------------------------------------------ utilities */
 
+/* Where a response goes: the socket, or the held responses of a write
+ * whose commit is not durable yet. */
+static struct evbuffer *output(struct imap_session *s)
+{
+	return s->holding ? s->held : bufferevent_get_output(s->bev);
+}
+
 void imap_reply(struct imap_session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = output(s);
 	va_list ap;
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
@@ -67,7 +74,7 @@ void imap_reply(struct imap_session *s, const char *fmt, ...)
 
 void imap_send(struct imap_session *s, const void *p, size_t n)
 {
-	evbuffer_add(bufferevent_get_output(s->bev), p, n);
+	evbuffer_add(output(s), p, n);
 }
 
 static void session_enter(struct imap_session *s, enum imap_mode m)
@@ -96,6 +103,12 @@ static void close_with(struct imap_session *s, const char *line)
 {
 	if (s->mode == IMAP_MODE_CLOSING || s->mode == IMAP_MODE_DEAD)
 		return;
+	if (s->holding) {
+		/* not acknowledged: the client may retry (a duplicate, never
+		 * a loss) */
+		evbuffer_drain(s->held, evbuffer_get_length(s->held));
+		s->holding = false;
+	}
 	if (line != NULL)
 		imap_reply(s, "%s", line);
 	session_enter(s, IMAP_MODE_CLOSING);
@@ -1307,6 +1320,9 @@ enum {
 	/* nor before the UID form: its search keys may hold sequence numbers
 	 * (RFC 9051 7.5.1, RFC 7162 3.2.10.2) */
 	C_NOEXPUNGE_UID = 1 << 5,
+	/* writes with a synced commit: made durable off the loop, the
+	 * responses held until then (store_commit_arm) */
+	C_WRITE = 1 << 6,
 };
 #define C_ANY (C_NOAUTH | C_AUTH | C_SEL)
 #define C_LOGGED (C_AUTH | C_SEL)
@@ -1326,32 +1342,90 @@ static const struct {
     {"ENABLE", cmd_enable, C_LOGGED},
     {"SELECT", imap_cmd_select, C_LOGGED},
     {"EXAMINE", imap_cmd_select, C_LOGGED},
-    {"CREATE", imap_cmd_create, C_LOGGED},
-    {"DELETE", imap_cmd_delete, C_LOGGED},
-    {"RENAME", imap_cmd_rename, C_LOGGED},
-    {"SUBSCRIBE", imap_cmd_subscribe, C_LOGGED},
-    {"UNSUBSCRIBE", imap_cmd_subscribe, C_LOGGED},
+    {"CREATE", imap_cmd_create, C_LOGGED | C_WRITE},
+    {"DELETE", imap_cmd_delete, C_LOGGED | C_WRITE},
+    {"RENAME", imap_cmd_rename, C_LOGGED | C_WRITE},
+    {"SUBSCRIBE", imap_cmd_subscribe, C_LOGGED | C_WRITE},
+    {"UNSUBSCRIBE", imap_cmd_subscribe, C_LOGGED | C_WRITE},
     {"LIST", imap_cmd_list, C_LOGGED},
     {"LSUB", imap_cmd_list, C_LOGGED},
     {"NAMESPACE", imap_cmd_namespace, C_LOGGED},
     {"STATUS", imap_cmd_status, C_LOGGED},
-    {"APPEND", imap_cmd_append, C_LOGGED},
+    {"APPEND", imap_cmd_append, C_LOGGED | C_WRITE},
     {"IDLE", cmd_idle, C_LOGGED},
     {"CHECK", cmd_noop, C_SEL},
-    {"CLOSE", imap_cmd_close, C_SEL},
+    {"CLOSE", imap_cmd_close, C_SEL | C_WRITE},
     {"UNSELECT", cmd_unselect, C_SEL},
-    {"EXPUNGE", imap_cmd_expunge, C_SEL | C_UID},
+    {"EXPUNGE", imap_cmd_expunge, C_SEL | C_UID | C_WRITE},
     {"FETCH", imap_cmd_fetch, C_SEL | C_UID | C_NOEXPUNGE},
     {"STORE", imap_cmd_store, C_SEL | C_UID | C_NOEXPUNGE},
     {"SEARCH", imap_cmd_search, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
     {"SORT", imap_cmd_sort, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
     {"THREAD", imap_cmd_thread, C_SEL | C_UID | C_NOEXPUNGE | C_NOEXPUNGE_UID},
-    {"COPY", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
-    {"MOVE", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE},
+    {"COPY", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE | C_WRITE},
+    {"MOVE", imap_cmd_copy, C_SEL | C_UID | C_NOEXPUNGE | C_WRITE},
     {"GETQUOTAROOT", imap_cmd_getquotaroot, C_LOGGED},
     {"GETQUOTA", imap_cmd_getquota, C_LOGGED},
     {"SETQUOTA", imap_cmd_setquota, C_LOGGED},
 };
+
+/* ------------------------------------------------- commits off the loop */
+
+/* The session's write is durable (ok 0): its held responses go out, and
+ * the commands pipelined behind it run.  If it failed, nothing of it
+ * happened but the session's view may say otherwise: the client gets no
+ * OK and reconnects. */
+static void commit_done(void *ctx, int ok, const char *err)
+{
+	struct imap_session *s = ctx;
+	if (!s->holding)
+		return; /* closed meanwhile */
+	if (ok < 0) {
+		log_error("imap session=%s user=%s action=commit error=\"%s\"", s->id, s->address,
+			  err);
+		close_with(s, "* BYE [UNAVAILABLE] Cannot store the change, try again");
+		return;
+	}
+	s->holding = false;
+	evbuffer_add_buffer(bufferevent_get_output(s->bev), s->held);
+	if (s->mode != IMAP_MODE_COMMIT)
+		return;
+	session_enter(s, IMAP_MODE_READ);
+	bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+}
+
+/* Another session's commit of the account is done: commands run again. */
+static void commit_resume(void *ctx, int ok, const char *err)
+{
+	struct imap_session *s = ctx;
+	(void)ok;
+	(void)err;
+	if (s->mode != IMAP_MODE_COMMIT)
+		return;
+	session_enter(s, IMAP_MODE_READ);
+	bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+}
+
+/* After a C_WRITE command ran armed: park the session until its commit
+ * is durable, or send the responses now if nothing was left to commit. */
+static void commit_launch(struct imap_session *s)
+{
+	bool parked = store_commit_launch(s->acct, commit_done, s);
+	if (!s->holding)
+		return; /* closed meanwhile: nothing to send */
+	if (parked) {
+		/* held until commit_done */
+		if (s->mode == IMAP_MODE_READ) {
+			session_enter(s, IMAP_MODE_COMMIT);
+			bufferevent_disable(s->bev, EV_READ);
+		}
+		return;
+	}
+	s->holding = false;
+	evbuffer_add_buffer(bufferevent_get_output(s->bev), s->held);
+}
 
 static void run_command(struct imap_session *s, char *line, size_t n)
 {
@@ -1428,7 +1502,15 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	if (s->sel && s->state == IMAP_STATE_SELECTED &&
 	    commands[i].run != cmd_noop && commands[i].run != cmd_idle)
 		imap_sync(s, allow_exp);
-	commands[i].run(&x);
+	if (s->held == NULL)
+		s->held = evbuffer_new(); /* NULL: the write is synced here */
+	if ((commands[i].flags & C_WRITE) && s->acct && s->held && store_commit_arm(s->acct)) {
+		s->holding = true;
+		commands[i].run(&x);
+		commit_launch(s);
+	} else {
+		commands[i].run(&x);
+	}
 	imap_command_free(&c);
 }
 
@@ -1462,6 +1544,14 @@ static void process_input(struct imap_session *s)
 	while (s->mode == IMAP_MODE_READ || s->mode == IMAP_MODE_SASL ||
 	       s->mode == IMAP_MODE_IDLE) {
 		if (evbuffer_get_length(out) > IMAP_OUTPUT_HIGH) {
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		/* Another session's commit has the account's connection: wait
+		 * for it rather than block the loop (store_account_db would). */
+		if (s->mode == IMAP_MODE_READ && store_account_busy(s->acct) &&
+		    store_commit_wait(s->acct, commit_resume, s) == 1) {
+			session_enter(s, IMAP_MODE_COMMIT);
 			bufferevent_disable(s->bev, EV_READ);
 			return;
 		}
@@ -1547,6 +1637,7 @@ static void session_unlink(struct imap_session *s)
 static void session_release(struct imap_session *s)
 {
 	pending_remove(s);
+	store_commit_forget(s->srv->store, s);
 	if (s->sub_id > 0) {
 		store_notify_unsubscribe(s->srv->store, s->sub_id);
 		s->sub_id = 0;
@@ -1562,6 +1653,8 @@ static void session_free(struct imap_session *s)
 	free(s->tag);
 	free(s->address);
 	imap_reader_free(&s->rd);
+	if (s->held)
+		evbuffer_free(s->held);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s);

@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "dnsbl.h"
+#include "endpoint.h"
 #include "log.h"
 #include "netaddr.h"
 #include "strutil.h"
@@ -74,6 +75,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"smtp.max_connections", CFG_UINT, STR(smtp_max_connections), "5000", false},
 	{"smtp.max_errors", CFG_UINT, STR(smtp_max_errors), "10", false},
 	{"imap.max_line", CFG_SIZE, STR(imap_max_line), "64K", false},
+	{"search.index_max_text", CFG_SIZE, STR(search_index_max_text), "1M", false},
 	{"recipient_delimiter", CFG_STR, STR(recipient_delimiter), "+", false},
 	{"postmaster", CFG_STR, STR(postmaster), "", false},
 	{"log.level", CFG_STR, STR(log_level), "info", false},
@@ -117,6 +119,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"sieve.after", CFG_PATH, STR(sieve_after), "", false},
 	{"sieve.vacation_min_period", CFG_DURATION, STR(sieve_vacation_min_period), "1d", false},
 	{"sieve.vacation_max_period", CFG_DURATION, STR(sieve_vacation_max_period), "30d", false},
+	{"sieve.duplicate_period", CFG_DURATION, STR(sieve_duplicate_period), "7d", false},
+	{"sieve.duplicate_max_period", CFG_DURATION, STR(sieve_duplicate_max_period), "30d", false},
+	{"sieve.global_dir", CFG_PATH, STR(sieve_global_dir), "", false},
 	{"mailauth.check", CFG_BOOL, STR(mailauth_check), "yes", false},
 	{"mailauth.trusted", CFG_STR, STR(mailauth_trusted), "127.0.0.1 ::1", false},
 	{"mailauth.dmarc_reject", CFG_STR, STR(mailauth_dmarc_reject), "reject", false},
@@ -156,6 +161,11 @@ static const struct cfg_key cfg_keys[] = {
 	{"spam.rule_spf_softfail", CFG_UINT, STR(spam_rule_spf_softfail), "1", false},
 	{"spam.rule_dmarc_fail", CFG_UINT, STR(spam_rule_dmarc_fail), "3", false},
 	{"spam.allow_sent_recipients", CFG_BOOL, STR(spam_allow_sent_recipients), "yes", false},
+	{"milter.servers", CFG_STR, STR(milter_servers), "", false},
+	{"milter.default_action", CFG_STR, STR(milter_default_action), "tempfail", false},
+	{"milter.timeout_connect", CFG_DURATION, STR(milter_timeout_connect), "5s", false},
+	{"milter.timeout_command", CFG_DURATION, STR(milter_timeout_command), "10s", false},
+	{"milter.apply_to_submission", CFG_BOOL, STR(milter_apply_to_submission), "no", false},
 	{"quota.default_storage", CFG_SIZE, STR(quota_default_storage), "0", false},
 	{"quota.default_messages", CFG_UINT, STR(quota_default_messages), "0", false},
 	{"quota.warning_percent", CFG_UINT, STR(quota_warning_percent), "90", false},
@@ -339,6 +349,37 @@ static int greylist_allow_check(const char *list)
 	return 0;
 }
 
+/* milter.*: endpoints, the default action, timeouts of 1s..1h. */
+static int milter_check(const struct config *c, char *err, size_t errsz)
+{
+	const char *p = c->milter_servers, *w;
+	size_t n, count = 0;
+	while ((n = endpoint_next(&p, &w)) > 0) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (endpoint_parse(w, n, &ss, &len) < 0 || ++count > 8) {
+			snprintf(err, errsz,
+				 "%s: milter.servers lists at most 8 endpoints inet:ADDRESS:PORT "
+				 "(an IPv4 address, [IPv6] or localhost) or unix:/path, not \"%.*s\"",
+				 c->path, (int)(n > 100 ? 100 : n), w);
+			return -1;
+		}
+	}
+	if (strcmp(c->milter_default_action, "tempfail") != 0 &&
+	    strcmp(c->milter_default_action, "accept") != 0) {
+		snprintf(err, errsz, "%s: milter.default_action must be tempfail or accept", c->path);
+		return -1;
+	}
+	if (c->milter_timeout_connect < 1 || c->milter_timeout_connect > 3600 ||
+	    c->milter_timeout_command < 1 || c->milter_timeout_command > 3600) {
+		snprintf(err, errsz,
+			 "%s: milter.timeout_connect and milter.timeout_command must be 1s..1h",
+			 c->path);
+		return -1;
+	}
+	return 0;
+}
+
 static int check_final(struct config *c, char *err, size_t errsz)
 {
 	static const char *const levels[] = {"debug", "info", "warn", "error"};
@@ -514,8 +555,14 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: spam.max_tokens must be 1000..100000000", c->path);
 		return -1;
 	}
+	if (milter_check(c, err, errsz) < 0)
+		return -1;
 	if (c->imap_max_line < 8192 || c->imap_max_line > 16 * 1024 * 1024) {
 		snprintf(err, errsz, "%s: imap.max_line must be 8K..16M", c->path);
+		return -1;
+	}
+	if (c->search_index_max_text > 64 * 1024 * 1024) {
+		snprintf(err, errsz, "%s: search.index_max_text must be 0..64M", c->path);
 		return -1;
 	}
 	if (c->quota_warning_percent > 100) {

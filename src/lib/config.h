@@ -57,6 +57,7 @@ struct config {
 	uint64_t smtp_max_errors;       /* per session before 421 */
 	bool auth_scram_plus;           /* offer SCRAM-SHA-256-PLUS (channel binding) */
 	uint64_t imap_max_line;         /* longest IMAP command line outside literals */
+	uint64_t search_index_max_text; /* full-text index: text per message, 0 off */
 	char *recipient_delimiter;      /* "" disables plus-addressing */
 	char *postmaster;               /* the server's postmaster address, "" derived */
 	char *log_level;                /* debug|info|warn|error */
@@ -107,6 +108,9 @@ struct config {
 	char *sieve_after;              /* global script run after the user's; "" none */
 	uint64_t sieve_vacation_min_period; /* seconds: the shortest :days/:seconds used */
 	uint64_t sieve_vacation_max_period; /* seconds: the longest */
+	uint64_t sieve_duplicate_period;     /* seconds a duplicate ID is kept without :seconds */
+	uint64_t sieve_duplicate_max_period; /* seconds: the longest :seconds used */
+	char *sieve_global_dir;              /* include :global finds NAME.sieve here; "" none */
 	bool mailauth_check;            /* SPF, DKIM, DMARC on port 25 */
 	char *mailauth_trusted;         /* clients not checked (addresses, networks) */
 	char *mailauth_dmarc_reject;    /* reject | junk | tag: DMARC fail under p=reject */
@@ -148,6 +152,12 @@ struct config {
 	uint64_t spam_rule_spf_softfail;
 	uint64_t spam_rule_dmarc_fail;
 	bool spam_allow_sent_recipients;  /* addresses a user wrote to are allowed */
+	/* External filters (milters) at the end of DATA (docs/spam.md). */
+	char *milter_servers;           /* "inet:HOST:PORT unix:/path ..."; "": none */
+	char *milter_default_action;    /* "tempfail" or "accept" when one fails */
+	uint64_t milter_timeout_connect; /* seconds to connect and negotiate */
+	uint64_t milter_timeout_command; /* seconds for each reply */
+	bool milter_apply_to_submission; /* submission's messages too */
 	/* Quotas (docs/admin.md "Quotas"): limits of accounts without their own, 0 none. */
 	uint64_t quota_default_storage;  /* bytes */
 	uint64_t quota_default_messages;

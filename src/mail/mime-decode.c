@@ -713,3 +713,123 @@ int mime_body_walk(const struct mime_tree *t, size_t max_bytes, mime_body_fn fn,
 	buf_free(&c.tmp);
 	return r;
 }
+
+/* --- attachment file names (SEARCH BODY/TEXT) ---------------------------- */
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Appends the value of parameter pm decoded to UTF-8: an RFC 2231
+ * extended value (name ends in '*': charset'language'%XX) is
+ * percent-decoded and converted from its charset (an unknown one passed as
+ * it is); a plain one is RFC 2047-decoded (clients write encoded words
+ * there too).  0 / -1. */
+static int name_value(const struct mime_param *pm, struct buf *dec, struct buf *out)
+{
+	const char *v = pm->value;
+	size_t n = pm->value_len;
+	if (pm->name_len == 0 || pm->name[pm->name_len - 1] != '*')
+		return mime_decode_2047(v, n, out);
+	const char *q1 = memchr(v, '\'', n);
+	const char *q2 = q1 != NULL ? memchr(q1 + 1, '\'', n - (size_t)(q1 + 1 - v)) : NULL;
+	if (q2 == NULL)
+		return buf_append(out, v, n);
+	buf_reset(dec);
+	for (const char *p = q2 + 1; p < v + n; p++) {
+		int hi, lo;
+		if (*p == '%' && v + n - p >= 3 && (hi = hexval(p[1])) >= 0 &&
+		    (lo = hexval(p[2])) >= 0) {
+			if (buf_putc(dec, (char)(hi * 16 + lo)) < 0)
+				return -1;
+			p += 2;
+		} else if (buf_putc(dec, *p) < 0) {
+			return -1;
+		}
+	}
+	const char *d = dec->data != NULL ? dec->data : "";
+	int r = convert_utf8(v, (size_t)(q1 - v), d, dec->len, SIZE_MAX, out);
+	return r == 1 ? buf_append(out, d, dec->len) : r;
+}
+
+/* The first of the parameters named in names[] that p has. */
+static const struct mime_param *find_any(const struct mime_params *p, const char *const *names)
+{
+	for (size_t i = 0; names[i] != NULL; i++) {
+		const struct mime_param *pm = mime_params_find(p, names[i]);
+		if (pm != NULL)
+			return pm;
+	}
+	return NULL;
+}
+
+/* Appends p's file name and "\n": Content-Disposition's filename, else
+ * Content-Type's name; nothing if it has neither.  0 / -1. */
+static int part_name(const struct mime_tree *t, const struct mime_part *p, struct buf *tmp,
+		     struct buf *dec, struct buf *out)
+{
+	static const char *const disp_names[] = {"filename*", "filename", NULL};
+	static const char *const type_names[] = {"name*", "name", NULL};
+	struct mime_params params = {0};
+	const struct mime_param *pm = NULL;
+	buf_reset(tmp);
+	if (mime_part_field(t, p, MIME_FLD_DISP, tmp)) {
+		const char *s = tmp->data != NULL ? tmp->data : "";
+		size_t i = 0;
+		mime_skip_cfws(s, tmp->len, &i, NULL);
+		(void)mime_read_token(s, tmp->len, &i);
+		mime_params_parse(s, tmp->len, &i, &params);
+		pm = find_any(&params, disp_names);
+	}
+	size_t to, tl, so, sl;
+	if (pm == NULL) {
+		mime_params_free(&params);
+		buf_reset(tmp);
+		if (p->type_valid && mime_part_field(t, p, MIME_FLD_TYPE, tmp) &&
+		    mime_ctype_parse(tmp->data != NULL ? tmp->data : "", tmp->len, &to, &tl, &so, &sl,
+				     &params))
+			pm = find_any(&params, type_names);
+	}
+	int r = 0;
+	if (pm != NULL && pm->value_len > 0) {
+		r = name_value(pm, dec, out);
+		if (r == 0)
+			r = buf_putc(out, '\n');
+	}
+	mime_params_free(&params);
+	return r;
+}
+
+/* File names appended per message at most (then the rest are left out). */
+#define SEARCH_NAMES_MAX ((size_t)64 * 1024)
+
+static int names_part(const struct mime_tree *t, const struct mime_part *p, struct buf *tmp,
+		      struct buf *dec, struct buf *out, size_t start)
+{
+	if (out->len - start >= SEARCH_NAMES_MAX)
+		return 0;
+	if (!p->opaque && (p->kind == MIME_KIND_MULTIPART || p->kind == MIME_KIND_MESSAGE)) {
+		for (const struct mime_part *k = p->children; k != NULL; k = k->next)
+			if (names_part(t, k, tmp, dec, out, start) < 0)
+				return -1;
+		return 0;
+	}
+	return part_name(t, p, tmp, dec, out);
+}
+
+int mime_search_text(const struct mime_tree *t, struct buf *out)
+{
+	if (t == NULL || out == NULL || mime_search_body(t, MIME_SEARCH_BODY_MAX, out) < 0)
+		return -1;
+	struct buf tmp, dec;
+	buf_init(&tmp, MIME_MAX_HEADER_LINE + 1);
+	buf_init(&dec, 0);
+	int r = names_part(t, t->root, &tmp, &dec, out, out->len);
+	buf_free(&tmp);
+	buf_free(&dec);
+	return r;
+}

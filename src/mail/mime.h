@@ -54,6 +54,10 @@ struct mime_tree;
 #define MIME_MAX_HEADER_LINE 65536 /* octets of one field value looked at */
 #define MIME_MAX_PARAMS 64         /* Content-Type/-Disposition parameters kept */
 #define MIME_MAX_BOUNDARY 200      /* longer boundaries (RFC 2046: <= 70) are ignored */
+/* Decoded body text SEARCH BODY/TEXT looks at per message (the scan of
+ * src/imap/imap-search.c and the full-text index of src/store/store-fts.c
+ * both: their answers must be the same). */
+#define MIME_SEARCH_BODY_MAX ((size_t)4 * 1024 * 1024)
 
 /* Parses a whole message msg[0..len).  Never fails on malformed input;
  * returns NULL only on out of memory (which xalloc turns into an exit, so
@@ -176,6 +180,15 @@ int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out);
  * charset is passed as it is), each leaf followed by "\n", stopping after
  * max_bytes octets in total.  0 / -1. */
 int mime_search_body(const struct mime_tree *t, size_t max_bytes, struct buf *out);
+
+/* What SEARCH BODY (and TEXT, with the header) compares: the text of
+ * mime_search_body(t, MIME_SEARCH_BODY_MAX), then the file name of each
+ * leaf part that has one (Content-Disposition filename, else Content-Type
+ * name; RFC 2231 values percent-decoded and converted to UTF-8, plain
+ * ones RFC 2047-decoded), each followed by "\n", until the names take
+ * 64 KiB.  The IMAP scan and the
+ * full-text index both use this.  0 / -1. */
+int mime_search_text(const struct mime_tree *t, struct buf *out);
 
 /* RFC 2047 decoding of one header value s[0..len) into UTF-8: encoded
  * words (B and Q, any charset iconv knows; RFC 2231 "*lang" suffixes are

@@ -77,7 +77,14 @@ static size_t match_index(const char *s, size_t n)
 	return v;
 }
 
-int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct sieve_error *err)
+/* Whether s (a reference's text) starts with the "global." namespace. */
+static bool global_prefix(const char *s)
+{
+	return !strncasecmp(s, "global.", 7);
+}
+
+int sieve_vars_check_string(const char *s, int line, int col, bool global_ns, bool *has,
+			    struct sieve_error *err)
 {
 	for (const char *p = strstr(s, "${"); p != NULL; p = strstr(p + 2, "${")) {
 		size_t dots;
@@ -86,6 +93,8 @@ int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct 
 		if (n == 0)
 			continue;
 		*has = true;
+		if (dots == 1 && global_ns && global_prefix(p + 2))
+			continue;
 		if (dots > 0)
 			return sieve_fail(err, line, col,
 					  "variable namespace in \"${%.*s}\" is not supported",
@@ -108,6 +117,11 @@ bool sieve_var_name_ok(const char *s)
 	return true;
 }
 
+bool sieve_var_global_name(const char *s)
+{
+	return global_prefix(s) && sieve_var_name_ok(s + 7);
+}
+
 /* n shortened so that it does not end inside a UTF-8 sequence. */
 static size_t utf8_cut(const char *s, size_t n, size_t max)
 {
@@ -119,34 +133,62 @@ static size_t utf8_cut(const char *s, size_t n, size_t max)
 	return n;
 }
 
-static ssize_t var_find(const struct sieve_run *r, const char *name, size_t n)
+static ssize_t find_in(const struct sieve_strlist *names, const char *name, size_t n)
 {
-	for (size_t i = 0; i < r->var_names.n; i++)
-		if (strlen(r->var_names.s[i]) == n && !strncasecmp(r->var_names.s[i], name, n))
+	for (size_t i = 0; i < names->n; i++)
+		if (strlen(names->s[i]) == n && !strncasecmp(names->s[i], name, n))
 			return (ssize_t)i;
 	return -1;
 }
 
+/* The space of variable name[0..*n): the global variables (RFC 6609) for
+ * "global.NAME" (*name and *n then past the prefix) and for a name the
+ * running script declared global; else the script's own. */
+static bool var_global(const struct sieve_run *r, const char **name, size_t *n)
+{
+	if (*n > 7 && global_prefix(*name)) {
+		*name += 7;
+		*n -= 7;
+		return true;
+	}
+	return find_in(&r->gdecl, *name, *n) >= 0;
+}
+
+/* The index of name[0..n) in *names (its space), or -1. */
+static ssize_t var_find(struct sieve_run *r, const char *name, size_t n,
+			struct sieve_strlist **names, struct sieve_strlist **values)
+{
+	bool g = var_global(r, &name, &n);
+	*names = g ? &r->gvar_names : &r->var_names;
+	*values = g ? &r->gvar_values : &r->var_values;
+	return find_in(*names, name, n);
+}
+
 const char *sieve_var_get(struct sieve_run *r, const char *name)
 {
-	ssize_t i = var_find(r, name, strlen(name));
-	return i < 0 ? "" : r->var_values.s[i];
+	struct sieve_strlist *names, *values;
+	ssize_t i = var_find(r, name, strlen(name), &names, &values);
+	return i < 0 ? "" : values->s[i];
 }
 
 void sieve_var_set(struct sieve_run *r, const char *name, const char *value, size_t n)
 {
 	n = utf8_cut(value, n, SIEVE_MAX_VARVALUE);
-	ssize_t i = var_find(r, name, strlen(name));
+	struct sieve_strlist *names, *values;
+	ssize_t i = var_find(r, name, strlen(name), &names, &values);
 	if (i >= 0) {
-		free(r->var_values.s[i]);
-		r->var_values.s[i] = xmemdup0(value, n);
+		free(values->s[i]);
+		values->s[i] = xmemdup0(value, n);
 		return;
 	}
-	/* the compiler bounded the distinct names; this is a safety net */
-	if (r->var_names.n >= SIEVE_MAX_VARIABLES)
+	/* the compiler bounded the distinct names of a script; this bounds
+	 * the globals several scripts share too */
+	if (names->n >= SIEVE_MAX_VARIABLES)
 		return;
-	sieve_strlist_add(&r->var_names, name, strlen(name));
-	sieve_strlist_add(&r->var_values, value, n);
+	if (global_prefix(name))
+		name += 7;
+	sieve_strlist_add(names, name, strlen(name));
+	sieve_strlist_add(values, value, n);
 }
 
 void sieve_vars_set_match(struct sieve_run *r, const char *const *cap, const size_t *cap_len,
@@ -197,10 +239,11 @@ char *sieve_vars_expand(struct sieve_run *r, const char *s, size_t *len)
 			size_t k = match_index(d + 2, n);
 			if (k <= SIEVE_MAX_MATCHVAR && r->match[k] != NULL)
 				v = r->match[k];
-		} else if (dots == 0) {
-			ssize_t i = var_find(r, d + 2, n);
+		} else if (dots == 0 || (dots == 1 && global_prefix(d + 2))) {
+			struct sieve_strlist *names, *values;
+			ssize_t i = var_find(r, d + 2, n, &names, &values);
 			if (i >= 0)
-				v = r->var_values.s[i];
+				v = values->s[i];
 		}
 		buf_append(&b, v, strlen(v));
 		p = d + 2 + n + 1;
@@ -217,9 +260,7 @@ char *sieve_vars_expand(struct sieve_run *r, const char *s, size_t *len)
 
 static int check_set(const struct sieve_node *n, struct sieve_error *err)
 {
-	const char *name = n->pos[0].s[0];
-	if (!sieve_var_name_ok(name))
-		return sieve_fail(err, n->line, n->col, "invalid variable name \"%.100s\"", name);
+	/* the name is checked with the others a script sets (sieve-parse.c) */
 	if (strlen(n->pos[1].s[0]) > SIEVE_MAX_VARVALUE && !n->has_vars)
 		return sieve_fail(err, n->line, n->col, "value longer than %d bytes",
 				  SIEVE_MAX_VARVALUE);

@@ -12,7 +12,8 @@ const struct sieve_ext *const sieve_ext_table[] = {
     &sieve_ext_mailbox, &sieve_ext_imap4flags, &sieve_ext_subaddress,
     &sieve_ext_vacation, &sieve_ext_vacation_seconds, &sieve_ext_variables,
     &sieve_ext_relational, &sieve_ext_numeric, &sieve_ext_body,
-    &sieve_ext_date, &sieve_ext_index,
+    &sieve_ext_date, &sieve_ext_index, &sieve_ext_duplicate, &sieve_ext_editheader,
+    &sieve_ext_include, &sieve_ext_environment, &sieve_ext_ihave,
 };
 const size_t sieve_ext_count = sizeof sieve_ext_table / sizeof sieve_ext_table[0];
 

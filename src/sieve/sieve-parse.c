@@ -23,7 +23,9 @@ struct parser {
 	bool enabled[32]; /* per sieve_ext_table entry */
 	bool past_require;
 	bool variables;               /* "variables" required */
+	bool include;                 /* "include" required: the global namespace */
 	struct sieve_strlist varnames; /* distinct names set (lowercase) */
+	bool globals[SIEVE_MAX_VARIABLES]; /* per varnames entry: declared global */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l)
@@ -52,6 +54,7 @@ static void node_free(struct sieve_node *n)
 		sieve_strlist_free(&n->addresses);
 		sieve_strlist_free(&n->content);
 		sieve_strlist_free(&n->zone);
+		sieve_strlist_free(&n->dupid);
 		for (size_t i = 0; i < 3; i++)
 			sieve_strlist_free(&n->pos[i]);
 		free(n);
@@ -187,6 +190,13 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"text", TAGS_BODY, 131072},
 	    {"index", TAGS_INDEX, 262144},   {"last", TAGS_INDEX, 524288},
 	    {"zone", TAGS_ZONE, 1048576},    {"originalzone", TAGS_ORIGZONE, 1048576},
+	    {"handle", TAGS_DUPLICATE, 4096}, {"seconds", TAGS_DUPLICATE, 128},
+	    {"last", TAGS_DUPLICATE, 524288}, {"header", TAGS_DUPLICATE, 2097152},
+	    {"uniqueid", TAGS_DUPLICATE, 2097152},
+	    {"last", TAGS_ADDLAST, 524288},  {"index", TAGS_DELINDEX, 262144},
+	    {"last", TAGS_DELINDEX, 524288},
+	    {"personal", TAGS_INCLUDE, 4194304}, {"global", TAGS_INCLUDE, 4194304},
+	    {"once", TAGS_INCLUDE, 8388608},     {"optional", TAGS_INCLUDE, 16777216},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -245,6 +255,12 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->last = true;
 	else if (!strcmp(t, "originalzone"))
 		n->origzone = true;
+	else if (!strcmp(t, "personal") || !strcmp(t, "global"))
+		n->inc_global = !strcmp(t, "global");
+	else if (!strcmp(t, "once"))
+		n->inc_once = true;
+	else if (!strcmp(t, "optional"))
+		n->inc_optional = true;
 	else if (!strcmp(t, "index")) {
 		if (p->tok.type != TOK_NUMBER)
 			return fail_tok(p, "a number");
@@ -252,6 +268,12 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 			return sieve_fail(p->err, p->tok.line, p->tok.col,
 					  ":index counts from 1");
 		n->index = p->tok.num;
+		return next(p);
+	} else if (!strcmp(t, "header") || !strcmp(t, "uniqueid")) {
+		if (p->tok.type != TOK_STRING)
+			return fail_tok(p, "a string");
+		n->dupid_header = !strcmp(t, "header");
+		sieve_strlist_add(&n->dupid, p->tok.str, p->tok.len);
 		return next(p);
 	} else if (!strcmp(t, "zone")) {
 		if (p->tok.type != TOK_STRING)
@@ -337,27 +359,36 @@ static int check_variables(struct parser *p, struct sieve_node *n)
 	const struct sieve_strlist *lists[] = {&n->flags,   &n->pos[0], &n->pos[1],
 					       &n->pos[2],  &n->subject, &n->from,
 					       &n->handle,  &n->addresses, &n->content,
-					       &n->zone};
+					       &n->zone,    &n->dupid};
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		for (size_t j = 0; j < lists[i]->n; j++)
-			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col,
+			if (sieve_vars_check_string(lists[i]->s[j], n->line, n->col, p->include,
 						    &n->has_vars, p->err) < 0)
 				return -1;
-	bool sets = !strcmp(n->def->name, "set") || n->has_opt;
+	bool global = !strcmp(n->def->name, "global");
+	bool sets = !strcmp(n->def->name, "set") || n->has_opt || global;
 	for (size_t j = 0; sets && j < n->pos[0].n; j++) {
 		const char *name = n->pos[0].s[j];
-		if (!sieve_var_name_ok(name))
+		bool in_ns = !global && p->include && sieve_var_global_name(name);
+		if (!sieve_var_name_ok(name) && !in_ns)
 			return sieve_fail(p->err, n->line, n->col,
 					  "invalid variable name \"%.100s\"", name);
+		if (in_ns)
+			continue; /* a global: not one of this script's names */
 		size_t k;
 		for (k = 0; k < p->varnames.n; k++)
 			if (!strcasecmp(p->varnames.s[k], name))
 				break;
+		/* RFC 6609: declared global before its first use */
+		if (k < p->varnames.n && global && !p->globals[k])
+			return sieve_fail(p->err, n->line, n->col,
+					  "variable \"%.100s\" declared global after its use", name);
 		if (k < p->varnames.n)
 			continue;
 		if (p->varnames.n >= SIEVE_MAX_VARIABLES)
 			return sieve_fail(p->err, n->line, n->col, "more than %d variables",
 					  SIEVE_MAX_VARIABLES);
+		p->globals[p->varnames.n] = global;
 		sieve_strlist_add(&p->varnames, name, strlen(name));
 	}
 	return 0;
@@ -382,7 +413,7 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 		if (p->tok.type != TOK_STRING && p->tok.type != TOK_LBRACKET &&
 		    p->tok.type != TOK_NUMBER)
 			break;
-		char want = sig[n_pos] == 'o' ? 'l' : sig[n_pos];
+		char want = sig[n_pos] == 'o' || sig[n_pos] == 'L' ? 'l' : sig[n_pos];
 		if (want == '\0')
 			return sieve_fail(p->err, line, col, "too many arguments for %s",
 					  n->def->name);
@@ -420,14 +451,14 @@ static int parse_arguments(struct parser *p, struct sieve_node *n, size_t depth)
 			n_pos++;
 		}
 	}
-	if (sig[n_pos] != '\0')
+	if (sig[n_pos] != '\0' && !(sig[n_pos] == 'L' && sig[n_pos + 1] == '\0'))
 		return sieve_fail(p->err, p->tok.line, p->tok.col, "too few arguments for %s",
 				  n->def->name);
 	if (p->variables && check_variables(p, n) < 0)
 		return -1;
 	if ((n->def->tags & TAGS_SIZE) && !(seen & 8))
 		return sieve_fail(p->err, n->line, n->col, "size needs :over or :under");
-	if (n->last && n->index == 0)
+	if (n->last && n->index == 0 && (n->def->tags & (TAGS_INDEX | TAGS_DELINDEX)))
 		return sieve_fail(p->err, n->line, n->col, ":last without :index");
 	/* RFC 4790 9.1: i;ascii-numeric has no substring operation */
 	if (n->cmp == CMP_NUMERIC && (n->match == MATCH_CONTAINS || n->match == MATCH_MATCHES))
@@ -491,6 +522,147 @@ static int parse_test(struct parser *p, size_t depth, struct sieve_node **out)
 
 static int parse_block(struct parser *p, size_t depth, struct sieve_node **first);
 
+/* ---- ihave (RFC 5463) ---- */
+
+/* The extensions enabled around an ihave-guarded block. */
+struct guard {
+	bool enabled[32];
+	bool include;
+};
+
+/* The table index of extension name, or sieve_ext_count. */
+static size_t ext_index(const char *name)
+{
+	size_t e;
+	for (e = 1; e < sieve_ext_count; e++)
+		if (!strcmp(sieve_ext_table[e]->name, name))
+			break;
+	return e;
+}
+
+static void enable(struct parser *p, size_t e)
+{
+	p->enabled[e] = true;
+	if (sieve_ext_table[e] == &sieve_ext_include)
+		p->include = true;
+}
+
+/* For the block of n (an if or elsif): -1 no ihave guards it; 1 every
+ * extension its ihave tests name (n's test, or the tests of an allof
+ * that is n's test) is supported and now enabled (*g holds what was
+ * before); 0 one is not. */
+static int ihave_guard(struct parser *p, const struct sieve_node *n, struct guard *g)
+{
+	if (n->n_tests != 1)
+		return -1;
+	const struct sieve_node *t = n->tests[0];
+	struct sieve_node *const *list = n->tests;
+	size_t count = 1;
+	if (!strcmp(t->def->name, "allof")) {
+		list = t->tests;
+		count = t->n_tests;
+	}
+	int r = -1;
+	for (size_t i = 0; i < count && r != 0; i++) {
+		if (strcmp(list[i]->def->name, "ihave") != 0)
+			continue;
+		r = 1;
+		for (size_t k = 0; k < list[i]->pos[0].n; k++)
+			if (!sieve_ihave_ok(list[i]->pos[0].s[k]))
+				r = 0;
+	}
+	if (r <= 0)
+		return r;
+	memcpy(g->enabled, p->enabled, sizeof g->enabled);
+	g->include = p->include;
+	for (size_t i = 0; i < count; i++)
+		if (!strcmp(list[i]->def->name, "ihave"))
+			for (size_t k = 0; k < list[i]->pos[0].n; k++)
+				enable(p, ext_index(list[i]->pos[0].s[k]));
+	return 1;
+}
+
+static void ihave_end(struct parser *p, const struct guard *g)
+{
+	memcpy(p->enabled, g->enabled, sizeof p->enabled);
+	p->include = g->include;
+}
+
+static int skip_test(struct parser *p, size_t depth);
+
+/* Arguments of any kind, then an optional test or test list (syntax
+ * only: RFC 5228 8.2). */
+static int skip_arguments(struct parser *p, size_t depth)
+{
+	for (;;) {
+		bool was_list;
+		struct sieve_strlist l = {NULL, 0};
+		if (p->tok.type == TOK_TAG || p->tok.type == TOK_NUMBER) {
+			if (next(p) < 0)
+				return -1;
+		} else if (p->tok.type == TOK_STRING || p->tok.type == TOK_LBRACKET) {
+			int rc = parse_strlist(p, &l, &was_list);
+			sieve_strlist_free(&l);
+			if (rc < 0)
+				return -1;
+		} else {
+			break;
+		}
+	}
+	if (p->tok.type == TOK_IDENT)
+		return skip_test(p, depth + 1);
+	if (p->tok.type != TOK_LPAREN)
+		return 0;
+	for (;;) {
+		if (next(p) < 0 || skip_test(p, depth + 1) < 0)
+			return -1;
+		if (p->tok.type == TOK_RPAREN)
+			return next(p);
+		if (p->tok.type != TOK_COMMA)
+			return fail_tok(p, "',' or ')'");
+	}
+}
+
+static int skip_test(struct parser *p, size_t depth)
+{
+	if (depth > p->lim->max_depth)
+		return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+				  p->lim->max_depth);
+	if (p->tok.type != TOK_IDENT)
+		return fail_tok(p, "a test");
+	if (next(p) < 0)
+		return -1;
+	return skip_arguments(p, depth);
+}
+
+/* Commands up to '}' or the end, read for syntax only. */
+static int skip_commands(struct parser *p, size_t depth)
+{
+	while (p->tok.type != TOK_EOF && p->tok.type != TOK_RBRACE) {
+		if (p->tok.type != TOK_IDENT)
+			return fail_tok(p, "a command");
+		if (next(p) < 0 || skip_arguments(p, depth) < 0)
+			return -1;
+		if (p->tok.type == TOK_SEMI) {
+			if (next(p) < 0)
+				return -1;
+			continue;
+		}
+		if (p->tok.type != TOK_LBRACE)
+			return fail_tok(p, "';'");
+		if (depth + 1 > p->lim->max_depth)
+			return sieve_fail(p->err, p->tok.line, p->tok.col, "nested deeper than %zu",
+					  p->lim->max_depth);
+		if (next(p) < 0 || skip_commands(p, depth + 1) < 0)
+			return -1;
+		if (p->tok.type != TOK_RBRACE)
+			return fail_tok(p, "'}'");
+		if (next(p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_command(struct parser *p, size_t depth, struct sieve_node **out,
 			 struct sieve_node *prev)
 {
@@ -522,6 +694,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 				  elsewhere ? "command '%s' needs its extension in require"
 					    : "unknown command '%s'",
 				  p->tok.str);
+	if (!strcmp(d->name, "global") && !p->variables)
+		return sieve_fail(p->err, line, col, "global needs \"variables\" in require");
 	struct sieve_node *n = xcalloc(1, sizeof *n);
 	n->def = d;
 	n->line = line;
@@ -548,6 +722,8 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 			p->enabled[e] = true;
 			if (sieve_ext_table[e] == &sieve_ext_variables)
 				p->variables = true;
+			if (sieve_ext_table[e] == &sieve_ext_include)
+				p->include = true;
 		}
 	}
 	if (d->block) {
@@ -558,7 +734,15 @@ static int parse_command(struct parser *p, size_t depth, struct sieve_node **out
 					  p->lim->max_depth);
 		if (next(p) < 0)
 			return -1;
-		if (parse_block(p, depth + 1, &n->block) < 0)
+		/* ihave (RFC 5463 4): the block of a test that checks for
+		 * extensions may use them; if one is missing it is only read
+		 * for syntax and never runs */
+		struct guard g;
+		int have = ihave_guard(p, n, &g);
+		int rc = have == 0 ? skip_commands(p, depth + 1) : parse_block(p, depth + 1, &n->block);
+		if (have > 0)
+			ihave_end(p, &g);
+		if (rc < 0)
 			return -1;
 		if (p->tok.type != TOK_RBRACE)
 			return fail_tok(p, "'}'");

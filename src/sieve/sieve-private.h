@@ -89,6 +89,10 @@ enum {
 	TAGS_INDEX = 1 << 12,    /* :index N :last (RFC 5260 6) */
 	TAGS_ZONE = 1 << 13,     /* :zone Z (RFC 5260 4.1) */
 	TAGS_ORIGZONE = 1 << 14, /* :originalzone (RFC 5260 4.1) */
+	TAGS_DUPLICATE = 1 << 15, /* :handle :header/:uniqueid :seconds :last (RFC 7352) */
+	TAGS_ADDLAST = 1 << 16,   /* :last of addheader (RFC 5293 4) */
+	TAGS_DELINDEX = 1 << 17,  /* :index N :last of deleteheader (RFC 5293 5) */
+	TAGS_INCLUDE = 1 << 18,   /* :personal/:global :once :optional (RFC 6609) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -127,7 +131,8 @@ struct sieve_def {
 	int (*check)(const struct sieve_node *n, struct sieve_error *err);
 };
 
-/* sig: a leading 'o' is an optional string list (imap4flags' variable
+/* sig: a trailing 'L' is an optional string list (deleteheader's value
+ * patterns, RFC 5293 5).  A leading 'o' is an optional string list (imap4flags' variable
  * name, RFC 5232 3), present only when all positional arguments are
  * given and the variables extension is required; n->has_opt says so. */
 
@@ -161,6 +166,13 @@ extern const struct sieve_ext sieve_ext_numeric;
 extern const struct sieve_ext sieve_ext_body;
 extern const struct sieve_ext sieve_ext_date;
 extern const struct sieve_ext sieve_ext_index;
+extern const struct sieve_ext sieve_ext_duplicate;
+extern const struct sieve_ext sieve_ext_editheader;
+extern const struct sieve_ext sieve_ext_include;
+extern const struct sieve_ext sieve_ext_environment;
+extern const struct sieve_ext sieve_ext_ihave;
+/* Whether ihave (RFC 5463) reports extension name as available. */
+bool sieve_ihave_ok(const char *name);
 
 struct sieve_node {
 	const struct sieve_def *def;
@@ -191,6 +203,11 @@ struct sieve_node {
 	uint64_t period;                                       /* its number */
 	bool mime;                                             /* :mime */
 	struct sieve_strlist subject, from, handle, addresses; /* empty: not given */
+	/* duplicate (RFC 7352): :header NAME or :uniqueid VALUE; empty: neither */
+	struct sieve_strlist dupid;
+	bool dupid_header; /* dupid is a :header name */
+	/* include (RFC 6609) */
+	bool inc_global, inc_once, inc_optional;
 	struct sieve_node **tests;
 	size_t n_tests;
 	struct sieve_node *block; /* first command of the block */
@@ -202,6 +219,19 @@ struct sieve_script {
 	struct sieve_node *top; /* first command */
 	struct sieve_limits lim;
 	bool variables; /* "variables" required: :matches sets match variables */
+};
+
+/* Bounds of include (docs/sieve.md "Limits"). */
+#define SIEVE_MAX_INCLUDE_DEPTH 10 /* scripts including scripts */
+#define SIEVE_MAX_INCLUDES 32      /* distinct scripts included in one run */
+
+/* A script included during a run (RFC 6609), compiled once per run. */
+struct sieve_inc {
+	bool global;
+	char *name;
+	struct sieve_script *script;
+	bool active; /* running now (an include of it again is a loop) */
+	bool ran;    /* has run (for :once) */
 };
 
 void sieve_strlist_free(struct sieve_strlist *l);
@@ -228,7 +258,25 @@ struct sieve_run {
 	bool body_loaded;
 	struct sieve_strlist body_raw, body_types, body_texts;
 	int64_t now; /* currentdate's instant (RFC 5260 5), fixed per run; 0: unset */
+	/* editheader (RFC 5293): hdr was changed; the texts of added fields */
+	bool edited;
+	struct sieve_strlist added;
+	size_t added_bytes;
+	/* include (RFC 6609): the scripts included so far, the depth, a
+	 * `return` in progress; the global variables and the names the
+	 * running script declared global */
+	struct sieve_inc *incs;
+	size_t n_incs, inc_depth;
+	bool returned;
+	struct sieve_strlist gvar_names, gvar_values, gdecl;
 };
+
+/* Bytes addheader may add in one run (docs/sieve.md "Limits"). */
+#define SIEVE_MAX_ADDED 65536
+
+/* editheader: gives a the header section as edited so far (nothing when
+ * unedited: a then stores or sends the message as received). */
+void sieve_edit_snapshot(struct sieve_run *r, struct sieve_action *a);
 
 /* Runtime error: sets r->res->error; returns -1. */
 int sieve_run_fail(struct sieve_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -293,7 +341,11 @@ void sieve_flags_add(struct sieve_strlist *dst, const struct sieve_strlist *src)
 
 /* Compile time: checks every variable reference in s (no namespace,
  * match variables up to ${9}); sets *has when s holds one.  0 or -1. */
-int sieve_vars_check_string(const char *s, int line, int col, bool *has, struct sieve_error *err);
+int sieve_vars_check_string(const char *s, int line, int col, bool global_ns, bool *has,
+			    struct sieve_error *err);
+/* Whether s is "global." and a valid name: a variable of the global
+ * namespace of include (RFC 6609). */
+bool sieve_var_global_name(const char *s);
 /* Whether s is a valid name for set (an identifier of at most
  * SIEVE_MAX_VARNAME bytes). */
 bool sieve_var_name_ok(const char *s);

@@ -37,6 +37,7 @@ static void action_clear(struct sieve_action *a)
 		free(a->addresses[i]);
 	free(a->addresses);
 	free(a->handle);
+	free(a->header);
 	memset(a, 0, sizeof *a);
 }
 
@@ -49,6 +50,13 @@ void sieve_result_free(struct sieve_result *res)
 	free(res->actions);
 	res->actions = NULL;
 	res->n_actions = 0;
+	for (size_t i = 0; i < res->n_dups; i++) {
+		free(res->dups[i].handle);
+		free(res->dups[i].id);
+	}
+	free(res->dups);
+	res->dups = NULL;
+	res->n_dups = 0;
 }
 
 static bool stores(enum sieve_action_type t)
@@ -97,6 +105,9 @@ struct sieve_action *sieve_run_add(struct sieve_run *r, enum sieve_action_type t
 	a->copy = (type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_FILEINTO) && !cancels;
 	if (cancels)
 		r->implicit_keep = false;
+	/* RFC 5293 7: what is stored or sent has the header as it is now */
+	if (stores(type) || type == SIEVE_ACT_REDIRECT || type == SIEVE_ACT_VACATION)
+		sieve_edit_snapshot(r, a);
 	return a;
 }
 
@@ -132,7 +143,8 @@ static int run_node(struct sieve_run *r, const struct sieve_node *n)
 		return n->def->run(r, n);
 	struct sieve_node x = *n; /* shallow: tests and blocks stay shared */
 	struct sieve_strlist *lists[] = {&x.flags, &x.pos[0], &x.pos[1],    &x.pos[2],  &x.subject,
-					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone};
+					 &x.from,  &x.handle, &x.addresses, &x.content, &x.zone,
+					 &x.dupid};
 	size_t nl = sizeof lists / sizeof lists[0];
 	for (size_t i = 0; i < nl; i++)
 		expand_list(r, lists[i]);
@@ -152,7 +164,7 @@ int sieve_run_test(struct sieve_run *r, const struct sieve_node *t)
 
 int sieve_run_block(struct sieve_run *r, const struct sieve_node *n)
 {
-	for (; n != NULL && !r->stopped; n = n->next) {
+	for (; n != NULL && !r->stopped && !r->returned; n = n->next) {
 		if (++r->steps > r->script->lim.max_steps)
 			return sieve_run_fail(r, "step budget of %llu exceeded",
 					      (unsigned long long)r->script->lim.max_steps);
@@ -201,7 +213,17 @@ int sieve_run_at(const struct sieve_script *s, const struct sieve_input *in, int
 	}
 	if (rc < 0)
 		only_implicit_keep(&r);
+	res->header_len = r.hdr_ok ? r.hdr.header_len : 0;
 	header_free(&r.hdr);
+	sieve_strlist_free(&r.added);
+	for (size_t i = 0; i < r.n_incs; i++) {
+		free(r.incs[i].name);
+		sieve_script_free(&r.incs[i].script);
+	}
+	free(r.incs);
+	sieve_strlist_free(&r.gvar_names);
+	sieve_strlist_free(&r.gvar_values);
+	sieve_strlist_free(&r.gdecl);
 	sieve_strlist_free(&r.flags);
 	sieve_vars_free(&r);
 	sieve_strlist_free(&r.body_raw);

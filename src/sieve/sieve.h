@@ -60,6 +60,18 @@ struct sieve_input {
 	size_t msg_len;
 	bool (*mailbox_exists)(void *ctx, const char *mailbox);
 	void *ctx;
+	/* duplicate (RFC 7352): whether the tracking list holds (handle, id)
+	 * unexpired: 1 yes, 0 no, -1 error (a runtime error).  NULL: the list
+	 * is empty (every test is false). */
+	int (*duplicate_seen)(void *ctx, const char *handle, const char *id);
+	/* include (RFC 6609): the source of script name among the account's
+	 * personal scripts (global false) or the global ones: 1 found (*src
+	 * malloc'ed, *len bytes), 0 no such script, -1 error.  NULL: no
+	 * script exists. */
+	int (*include)(void *ctx, bool global, const char *name, char **src, size_t *len);
+	/* environment (RFC 5183): the items known, name and value pairs
+	 * ("host", "mail.example.com", ...), ended by a NULL name; NULL: none */
+	const char *const *env;
 };
 
 enum sieve_action_type {
@@ -94,11 +106,33 @@ struct sieve_action {
 	bool mime;         /* :mime: arg is a MIME entity (header and body) */
 	char *handle;      /* the tracking key (RFC 5230 4.2): "h:" and :handle,
 			    * or "d:" and a hash of subject, from, mime and reason */
+	/* editheader (RFC 5293): for keep, fileinto, redirect and vacation,
+	 * the header section (fields and the empty line) as the script had
+	 * edited it when it took the action, to use instead of the message's
+	 * own first result.header_len bytes; NULL: the message as received.
+	 * Fields the script kept are there byte for byte. */
+	char *header;
+	size_t header_len;
+};
+
+/* An entry a successful run asks to add to or refresh in the duplicate
+ * tracking list (RFC 7352 3) once the message is delivered; one per
+ * distinct (handle, id) the script tested. */
+struct sieve_duplicate {
+	char *handle;     /* :handle, "" when not given (owned) */
+	char *id;         /* the unique ID (owned) */
+	uint64_t seconds; /* :seconds; 0 when not given: the caller's default */
+	bool last;        /* :last: the expiry moves on each test, seen or not */
+	bool seen;        /* what the test answered */
 };
 
 struct sieve_result {
 	struct sieve_action *actions; /* owned */
 	size_t n_actions;
+	struct sieve_duplicate *dups; /* owned; none after a runtime error */
+	size_t n_dups;
+	size_t header_len; /* bytes of the message's own header section (the
+			    * part an action's header replaces) */
 	char error[256]; /* the runtime error when sieve_run returned -1 */
 };
 

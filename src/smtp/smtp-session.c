@@ -49,6 +49,7 @@
 #include "smtp-parse.h"
 #include "smtp-quota.h"
 #include "smtp-sieve.h"
+#include "smtp-milter.h"
 #include "smtp-spam.h"
 #include "spam-token.h"
 #include "store.h"
@@ -193,6 +194,9 @@ struct smtp_session {
 	uint64_t limit_slot;           /* its open-connection count (smtp-limit.h) */
 	struct smtp_grey_spf *grey_spf; /* greylisting's SPF check in flight */
 	struct smtp_cmd grey_cmd;      /* the RCPT that waits for it (RCPT_WAIT) */
+	struct smtp_milter *milter;    /* the milters of the finished message */
+	struct smtp_txn *milter_txn;   /* that message, while they run */
+	size_t milter_skip;            /* its spool bytes they do not see */
 };
 
 struct smtp_pending {
@@ -1056,6 +1060,7 @@ struct smtp_check {
 };
 
 static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t);
+static void milter_stage(struct smtp_session *s, struct smtp_txn *t);
 
 /* The worker's resolver for the checks, (re)made for the configured
  * dns.resolver; NULL with a log line when it cannot be made. */
@@ -1359,7 +1364,7 @@ static void check_done(void *ctx, const struct msgauth_result *r)
 		process_input(s);
 		return;
 	}
-	commit_enqueue(s, t);
+	milter_stage(s, t);
 }
 
 /* Starts the checks of a message received on port 25 from a client that
@@ -1507,6 +1512,115 @@ static void note_sent(struct smtp_session *s, const struct smtp_txn *t)
 	free(addrs);
 }
 
+/* ---------------------------------------------------------- milters */
+
+/* The milters have spoken (smtp-milter.h): refuse, discard, or apply
+ * their header changes and quarantine, then the content stage and the
+ * commit. */
+static void milter_done(void *ctx, struct smtp_milter_result *r)
+{
+	struct smtp_session *s = ctx;
+	struct smtp_txn *t = s->milter_txn;
+	s->milter_txn = NULL;
+	char esc[640];
+	log_escape(esc, sizeof esc, r->reply, strlen(r->reply));
+	if (r->verdict == SMTP_MILTER_REJECT || r->verdict == SMTP_MILTER_TEMPFAIL) {
+		int code = r->verdict == SMTP_MILTER_REJECT ? 550 : 451;
+		if (r->reply[0] >= '4' && r->reply[0] <= '5')
+			code = (r->reply[0] - '0') * 100 + (r->reply[1] - '0') * 10 + (r->reply[2] - '0');
+		log_info("smtp id=%s session=%s action=milter milter=%s result=%s reply=\"%s\"", t->id,
+			 s->id, r->by, r->verdict == SMTP_MILTER_REJECT ? "reject" : "tempfail", esc);
+		txn_done(s, t, code, r->reply); /* r is the milter's: free it after */
+		smtp_milter_free(&s->milter);
+		if (code == 421)
+			close_with(s, NULL); /* RFC 5321 4.2.3: 421 closes */
+		else
+			process_input(s);
+		return;
+	}
+	if (r->verdict == SMTP_MILTER_DISCARD) {
+		log_info("smtp id=%s session=%s action=milter milter=%s result=discard", t->id, s->id,
+			 r->by);
+		smtp_milter_free(&s->milter);
+		char line[80];
+		snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", t->id);
+		txn_done(s, t, 250, line);
+		process_input(s);
+		return;
+	}
+	if (r->modified) {
+		size_t tl;
+		int fd = smtp_milter_rewrite(t->spool_fd, t->spool_path, s->milter_skip, r, &tl);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			log_error("smtp id=%s action=milter_header error=\"%s\"", t->id, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			smtp_milter_free(&s->milter);
+			txn_done(s, t, 451, "451 4.3.0 Error: could not store the message, try again later");
+			process_input(s);
+			return;
+		}
+		close(t->spool_fd);
+		t->spool_fd = fd;
+		t->trace_len = tl;
+		t->size = (uint64_t)st.st_size - tl;
+	}
+	if (r->quarantine) {
+		t->junk = true; /* what would go to the INBOX goes to Junk */
+		log_info("smtp id=%s session=%s action=milter milter=%s result=quarantine "
+			 "reason=\"%s\"",
+			 t->id, s->id, r->quarantine_by, r->quarantine_reason);
+	}
+	log_info("smtp id=%s session=%s action=milter result=accept modified=%s", t->id, s->id,
+		 r->modified ? "yes" : "no");
+	smtp_milter_free(&s->milter);
+	commit_enqueue(s, t);
+}
+
+/* The milters (milter.servers), when there are any for this listener:
+ * the session waits for milter_done; else straight on. */
+static void milter_stage(struct smtp_session *s, struct smtp_txn *t)
+{
+	struct smtp_server *srv = s->srv;
+	if (!smtp_milter_wanted(srv->cfg, srv->submission)) {
+		commit_enqueue(s, t);
+		return;
+	}
+	/* The milters see the message after our Return-Path line: our
+	 * Authentication-Results and Received fields, then the message. */
+	char first[1200];
+	ssize_t got = read_at(t->spool_fd, first, sizeof first, 0);
+	const char *nl = got > 0 ? memchr(first, '\n', (size_t)got) : NULL;
+	s->milter_skip = nl == NULL ? 0 : (size_t)(nl - first) + 1;
+	const char **rcpts = xcalloc(t->n_rcpts ? t->n_rcpts : 1, sizeof *rcpts);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		rcpts[i] = t->rcpts[i].addr;
+	struct sockaddr_storage *sa = &s->sa;
+	uint16_t port = sa->ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)sa)->sin_port)
+			: sa->ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)sa)->sin6_port)
+						    : 0;
+	struct smtp_milter_request req = {
+	    .queue_id = t->id,
+	    .hostname = hostname(s),
+	    .daemon = srv->submission ? "submission" : "smtp",
+	    .client_ip = s->ip,
+	    .client_port = port,
+	    .helo = s->helo,
+	    .from = t->from,
+	    .auth_user = s->authed ? s->account : "",
+	    .rcpts = rcpts,
+	    .n_rcpts = t->n_rcpts,
+	    .spool_fd = t->spool_fd,
+	    .skip = s->milter_skip,
+	    .trace_len = t->trace_len,
+	};
+	s->milter_txn = t;
+	session_enter(s, SMTP_STATE_COMMIT);
+	s->milter = smtp_milter_start(srv->base, srv->cfg, &req, s->id, milter_done, s);
+	free(rcpts);
+}
+
 /* Adds a finished message to the worker's commit batch. */
 static void commit_enqueue(struct smtp_session *s, struct smtp_txn *t)
 {
@@ -1595,7 +1709,7 @@ static void txn_finish(struct smtp_session *s)
 	else if (s->srv->submission && (code = submit_check(s, t, why, sizeof why)) != 0)
 		txn_done(s, t, code, why);
 	else if (!check_start(s, t))
-		commit_enqueue(s, t);
+		milter_stage(s, t);
 }
 
 /* The queue's recipients of t (remote targets, and local recipients whose
@@ -1800,6 +1914,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	char(*refused)[512] = xcalloc(n, sizeof *refused); /* a Sieve reject's reply */
 	struct smtp_sieve_plan *plans = NULL;
 	size_t n_plans = 0;
+	size_t *plan_item = NULL; /* plan -> its first item */
+	size_t *plan_msg = NULL;  /* plan -> its message */
 	struct store_delivery *items = NULL;
 	time_t now = time(NULL);
 	for (size_t i = 0; i < n; i++) {
@@ -1808,8 +1924,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
-					    srv->cfg->hostname};
+					    srv->cfg->hostname, t->client};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
+		plan_item = xreallocarray(plan_item, n_plans + t->n_local, sizeof *plan_item);
+		plan_msg = xreallocarray(plan_msg, n_plans + t->n_local, sizeof *plan_msg);
 		size_t first_plan = n_plans;
 		for (size_t j = 0; j < t->n_local; j++)
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
@@ -1828,11 +1946,15 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		}
 		for (size_t j = 0; j < t->n_local; j++) {
 			struct smtp_sieve_plan *p = &plans[first_plan + j];
+			plan_item[first_plan + j] = n_items;
+			plan_msg[first_plan + j] = i;
 			items = xreallocarray(items, n_items + p->n + 1, sizeof *items);
 			for (size_t c = 0; c < p->n; c++) {
 				struct store_delivery *d = &items[n_items++];
 				memset(d, 0, sizeof *d);
-				d->path = t->spool_path;
+				/* a copy whose header a script edited has
+				 * its own file (RFC 5293) */
+				d->path = p->v[c].path != NULL ? p->v[c].path : t->spool_path;
 				d->account_id = t->local[j];
 				d->internaldate = now;
 				d->mailbox = p->v[c].mailbox;
@@ -1868,6 +1990,14 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	if (n_items > 0 && store_deliver_batch(srv->store, items, n_items, err, sizeof err) < 0)
 		log_error("smtp action=deliver_batch items=%zu error=\"%s\"", n_items, err);
 	smtp_quota_warn(srv->store, srv->cfg, items, n_items);
+	/* Sieve duplicate IDs count once every copy of a recipient is stored. */
+	for (size_t p = 0; p < n_plans; p++) {
+		bool all = true;
+		for (size_t c = 0; c < plans[p].n; c++)
+			all = all && items[plan_item[p] + c].status == 0;
+		if (all)
+			smtp_sieve_delivered(srv->store, &plans[p], batch[plan_msg[p]].t->id);
+	}
 
 	struct local_log lg;
 	local_log_build(&lg, batch, n, logged, plans, items);
@@ -1943,6 +2073,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 	for (size_t i = 0; i < n_plans; i++)
 		smtp_sieve_plan_free(&plans[i]);
 	free(plans);
+	free(plan_item);
+	free(plan_msg);
 	free(n_items_of);
 	free(refused);
 	free(logged);
@@ -2822,6 +2954,8 @@ static void session_free(struct smtp_session *s)
 		check_free(&s->check);
 		txn_free(&t);
 	}
+	smtp_milter_free(&s->milter);
+	txn_free(&s->milter_txn);
 	txn_free(&s->txn);
 	authglue_free(&s->auth);
 	linereader_free(&s->lr);
@@ -2847,6 +2981,11 @@ static void session_kill(struct smtp_session *s)
 		log_txn(t, 0);
 		check_free(&s->check);
 		txn_free(&t);
+	}
+	if (s->milter_txn != NULL) {
+		log_txn(s->milter_txn, 0); /* cut off before its 250, as above */
+		smtp_milter_free(&s->milter);
+		txn_free(&s->milter_txn);
 	}
 	txn_free(&s->txn);
 	authglue_free(&s->auth);

@@ -93,7 +93,73 @@ static int load_message(const struct config *cfg, struct smtp_sieve_msg *m)
 
 struct exists_ctx {
 	struct store_account *a;
+	time_t now;
+	const struct smtp_sieve_msg *m;
+	const struct config *cfg;
 };
+
+/* include (RFC 6609): a personal script is one of the account's stored
+ * scripts, a global one the file NAME.sieve in sieve.global_dir (none
+ * when that is not set).  The library checked the name (no '/', no
+ * leading '.'). */
+static int include_get(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	struct exists_ctx *c = ctx;
+	char err[256] = "";
+	if (!global) {
+		int r = store_sieve_get(c->a, name, src, len, NULL, err, sizeof err);
+		if (r < 0)
+			log_error("sieve id=%s action=include script=\"%s\" error=\"%s\"", c->m->id,
+				  name, err);
+		return r;
+	}
+	const char *dir = c->cfg->sieve_global_dir;
+	if (dir[0] == '\0')
+		return 0;
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof path, "%s/%s.sieve", dir, name) >= sizeof path)
+		return 0;
+	*src = fsutil_read_file(path, sieve_default_limits.max_script, len);
+	if (*src != NULL)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	log_error("sieve id=%s action=include script=\"%s\" key=sieve.global_dir error=\"%m\"",
+		  c->m->id, path);
+	return -1;
+}
+
+/* duplicate (RFC 7352): asks the account's tracking list. */
+static int duplicate_seen(void *ctx, const char *handle, const char *id)
+{
+	struct exists_ctx *c = ctx;
+	char err[256] = "";
+	int r = store_duplicate_seen(c->a, handle, id, c->now, err, sizeof err);
+	if (r < 0)
+		log_error("sieve id=%s action=duplicate error=\"%s\"", c->m->id, err);
+	return r;
+}
+
+/* Keeps a successful run's duplicate entries in the plan, to be recorded
+ * once the message is delivered (smtp_sieve_delivered). */
+static void plan_dups(struct smtp_sieve_plan *p, const struct config *cfg,
+		      const struct sieve_result *res, time_t now)
+{
+	if (res->n_dups == 0)
+		return;
+	p->dups = xreallocarray(p->dups, p->n_dups + res->n_dups, sizeof *p->dups);
+	for (size_t i = 0; i < res->n_dups; i++) {
+		const struct sieve_duplicate *d = &res->dups[i];
+		uint64_t period = d->seconds > 0 ? d->seconds : cfg->sieve_duplicate_period;
+		if (period > cfg->sieve_duplicate_max_period)
+			period = cfg->sieve_duplicate_max_period;
+		if (period > INT32_MAX)
+			period = INT32_MAX;
+		p->dups[p->n_dups++] = (struct smtp_sieve_dup){xstrdup(d->handle), xstrdup(d->id),
+							       (int64_t)now + (int64_t)period,
+							       d->last};
+	}
+}
 
 static bool mailbox_exists(void *ctx, const char *name)
 {
@@ -248,9 +314,114 @@ static int send_one(const struct send_ctx *c, const char *sender, const char *qs
 	return ret;
 }
 
+/* The message as a script edited its header (editheader, RFC 5293): the
+ * header section hdr replacing the first hdr_skip bytes of the message
+ * file's content. */
+struct edit {
+	const char *hdr;
+	size_t len, skip;
+};
+
+/* The message of e as one buffer (malloc'ed, *len bytes). */
+static char *edited_message(const struct smtp_sieve_msg *m, const struct edit *e, size_t *len)
+{
+	size_t skip = e->skip <= m->len ? e->skip : m->len;
+	*len = e->len + (m->len - skip);
+	char *out = xmalloc(*len + 1);
+	memcpy(out, e->hdr, e->len);
+	memcpy(out + e->len, m->data + skip, m->len - skip);
+	out[*len] = '\0';
+	return out;
+}
+
 /* RFC 5230: replies unless a rule says not to or the sender had this
  * reply within the period; records the reply once it is sent. */
-static void vacation(struct send_ctx *c, const struct sieve_action *act)
+/* Whether addr (a bare address) reaches this account: its own address,
+ * a subaddress of it, an alias or group with it among the targets. */
+static bool reaches_account(const struct send_ctx *c, const char *addr)
+{
+	struct store_targets *tg = xcalloc(1, sizeof *tg);
+	bool ok = false;
+	if (store_resolve(c->st, addr, c->cfg->recipient_delimiter, tg) == STORE_RCPT_OK)
+		for (size_t i = 0; i < tg->n_local && !ok; i++)
+			ok = tg->local[i] == store_account_id(c->a);
+	free(tg);
+	return ok;
+}
+
+/* Whether addr[0..n) is a non-empty address that reaches the account. */
+static bool part_is_users(const struct send_ctx *c, const char *addr, size_t n)
+{
+	while (n > 0 && (*addr == ' ' || *addr == '\t'))
+		addr++, n--;
+	while (n > 0 && (addr[n - 1] == ' ' || addr[n - 1] == '\t'))
+		n--;
+	char a[ADDR_PATH_MAX + 1];
+	if (n == 0 || n >= sizeof a)
+		return false;
+	memcpy(a, addr, n);
+	a[n] = '\0';
+	return reaches_account(c, a);
+}
+
+/* Whether every address of a vacation :from (an address list the
+ * library checked) is the user's: each <...> when it has angle
+ * brackets ("Doe, John" <j@x> included), else each comma-separated one. */
+static bool from_is_users(const struct send_ctx *c, const char *from)
+{
+	bool any = false;
+	if (strchr(from, '<') != NULL) {
+		for (const char *lt = strchr(from, '<'); lt != NULL; lt = strchr(lt + 1, '<')) {
+			const char *gt = strchr(lt, '>');
+			if (gt == NULL || !part_is_users(c, lt + 1, (size_t)(gt - lt - 1)))
+				return false;
+			any = true;
+		}
+		return any;
+	}
+	for (const char *p = from;; p++) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (!part_is_users(c, p, n))
+			return false;
+		any = true;
+		if (comma == NULL)
+			return any;
+		p = comma;
+	}
+}
+
+static void vacation_send(struct send_ctx *c, const struct sieve_action *act);
+
+static void vacation(struct send_ctx *c, const struct sieve_action *act, const struct edit *e)
+{
+	/* a :from that is not one of the user's addresses (RFC 5230 4.3
+	 * lets the server refuse it) gives way to the recipient address */
+	struct sieve_action own;
+	if (act->from != NULL && !from_is_users(c, act->from)) {
+		log_info("sieve id=%s to=<%s> action=vacation from=\"%s\" note=\"not the user's "
+			 "address: the reply is from <%s>\"",
+			 c->m->id, c->env_to, act->from, c->env_to);
+		own = *act;
+		own.from = NULL;
+		act = &own;
+	}
+	/* the header as the script had edited it (RFC 5293 7) */
+	struct sieve_input edited;
+	char *buf = NULL;
+	const struct sieve_input *orig = c->in;
+	if (e->hdr != NULL) {
+		edited = *c->in;
+		buf = edited_message(c->m, e, &edited.msg_len);
+		edited.msg = buf;
+		c->in = &edited;
+	}
+	vacation_send(c, act);
+	c->in = orig;
+	free(buf);
+}
+
+static void vacation_send(struct send_ctx *c, const struct sieve_action *act)
 {
 	const char *env_from = c->in->env_from;
 	const char *mine[2] = {c->env_to, c->account};
@@ -343,14 +514,13 @@ static void redirect_sender(const struct send_ctx *c, char *out, size_t outsz)
 /* Redirect (RFC 5228 4.2): the message as received; the envelope sender
  * kept for local targets, SRS-rewritten for remote ones (redirect_sender).
  * 0 done, -1 not (logged; the caller keeps the message). */
-static int redirect(struct send_ctx *c, const struct sieve_action *act)
+static int redirect_msg(struct send_ctx *c, const struct sieve_action *act, const char *msg,
+			size_t len)
 {
 	const char *why = NULL;
 	char err[256] = "", to[ADDR_PATH_MAX + 1] = "";
 	struct addr a;
 	struct header h;
-	size_t len;
-	const char *msg = without_return_path(c->m->data, c->m->len, &len);
 	if (addr_parse_mailbox(act->arg, strlen(act->arg), true, &a) != ADDR_OK ||
 	    addr_format(&a, to, sizeof to) < 0) {
 		why = "not a valid address";
@@ -385,9 +555,25 @@ static int redirect(struct send_ctx *c, const struct sieve_action *act)
 	return 0;
 }
 
+/* The message to redirect: as received, or with the header as the script
+ * had edited it (RFC 5293 7); without our Return-Path either way. */
+static int redirect(struct send_ctx *c, const struct sieve_action *act, const struct edit *e)
+{
+	size_t len, elen = 0;
+	char *ebuf = e->hdr != NULL ? edited_message(c->m, e, &elen) : NULL;
+	const char *msg = ebuf != NULL ? without_return_path(ebuf, elen, &len)
+				       : without_return_path(c->m->data, c->m->len, &len);
+	int rc = redirect_msg(c, act, msg, len);
+	free(ebuf);
+	return rc;
+}
+
 /* Adds a copy (taking flags) unless one for that mailbox is there
- * already. */
-static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create, char *flags)
+ * already.  With an edited header (e not NULL) the copy is a file of its
+ * own in the spool, the edited header and the body exactly as received;
+ * if it cannot be written the copy is the message as received (logged). */
+static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create, char *flags,
+		     const struct send_ctx *sc, const struct edit *e)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		const char *have = p->v[i].mailbox;
@@ -398,11 +584,24 @@ static void add_copy(struct smtp_sieve_plan *p, const char *mailbox, bool create
 		}
 	}
 	p->v = xreallocarray(p->v, p->n + 1, sizeof *p->v);
-	p->v[p->n].mailbox = is_inbox(mailbox) ? NULL : xstrdup(mailbox);
-	p->v[p->n].create = create;
-	p->v[p->n].flags = flags;
-	p->v[p->n].implicit = false;
-	p->n++;
+	struct smtp_sieve_copy *c = &p->v[p->n++];
+	memset(c, 0, sizeof *c);
+	c->mailbox = is_inbox(mailbox) ? NULL : xstrdup(mailbox);
+	c->create = create;
+	c->flags = flags;
+	c->fd = -1;
+	if (e == NULL || e->hdr == NULL || sc == NULL)
+		return;
+	char path[PATH_MAX];
+	size_t skip = e->skip <= sc->m->len ? e->skip : sc->m->len;
+	c->fd = store_spool_write(sc->st, e->hdr, e->len, sc->m->data + skip, sc->m->len - skip,
+				  path, sizeof path);
+	if (c->fd < 0)
+		log_error("sieve id=%s to=<%s> action=editheader error=\"spool: %s\" "
+			  "result=unedited",
+			  sc->m->id, sc->env_to, strerror(errno));
+	else
+		c->path = xstrdup(path);
 }
 
 /* "550 5.7.1 REASON" on one line of printable ASCII, at most 400 bytes
@@ -424,23 +623,39 @@ static char *reject_reply(const char *reason)
 	return buf_steal(&b, NULL);
 }
 
+/* The implicit keep's edited header: that of the last script whose
+ * implicit keep had one (each script sees the message as received). */
+struct implicit_edit {
+	char *hdr;
+	size_t len, skip;
+};
+
 /* Runs one script; adds its explicit copies to p.  Returns true if the
- * implicit keep survived, with its flags copied into *implicit_flags. */
+ * implicit keep survived, with its flags copied into *implicit_flags and
+ * its edited header, if any, into *ie. */
 static bool run_one(const struct sieve_script *s, const char *what, const struct sieve_input *in,
 		    const struct smtp_sieve_msg *m, const char *env_to, struct smtp_sieve_plan *p,
-		    char **implicit_flags, struct send_ctx *sc)
+		    char **implicit_flags, struct implicit_edit *ie, struct send_ctx *sc)
 {
 	struct sieve_result res;
 	if (sieve_run(s, in, &res) < 0)
 		log_error("sieve id=%s to=<%s> script=\"%s\" action=run error=\"%s\" result=keep",
 			  m->id, env_to, what, res.error);
+	plan_dups(p, sc->cfg, &res, ((const struct exists_ctx *)in->ctx)->now);
 	bool keep = false;
 	for (size_t i = 0; i < res.n_actions; i++) {
 		const struct sieve_action *a = &res.actions[i];
+		struct edit e = {a->header, a->header_len, res.header_len};
 		switch (a->type) {
 		case SIEVE_ACT_KEEP:
 			if (a->implicit) {
 				keep = true;
+				if (a->header != NULL) {
+					free(ie->hdr);
+					ie->hdr = xmemdup0(a->header, a->header_len);
+					ie->len = a->header_len;
+					ie->skip = res.header_len;
+				}
 				char *f = join_flags(a);
 				if (f != NULL && *implicit_flags != NULL) {
 					/* every script's flags go with the one implicit keep */
@@ -457,20 +672,20 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 					*implicit_flags = f;
 				}
 			} else {
-				add_copy(p, NULL, false, join_flags(a));
+				add_copy(p, NULL, false, join_flags(a), sc, &e);
 			}
 			break;
 		case SIEVE_ACT_FILEINTO:
-			add_copy(p, a->arg, a->create, join_flags(a));
+			add_copy(p, a->arg, a->create, join_flags(a), sc, &e);
 			break;
 		case SIEVE_ACT_DISCARD:
 			break;
 		case SIEVE_ACT_VACATION:
-			vacation(sc, a);
+			vacation(sc, a, &e);
 			break;
 		case SIEVE_ACT_REDIRECT:
-			if (redirect(sc, a) < 0 && !a->copy)
-				add_copy(p, NULL, false, NULL); /* not sent: kept */
+			if (redirect(sc, a, &e) < 0 && !a->copy)
+				add_copy(p, NULL, false, NULL, NULL, NULL); /* not sent: kept */
 			break;
 		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
@@ -482,7 +697,7 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 				p->reject_dsn = a->type == SIEVE_ACT_EREJECT;
 				p->reject_to = xstrdup(env_to);
 			}
-			add_copy(p, NULL, false, NULL);
+			add_copy(p, NULL, false, NULL, NULL, NULL);
 			break;
 		}
 	}
@@ -494,6 +709,7 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan)
 {
 	memset(plan, 0, sizeof *plan);
+	plan->account = account;
 	load_globals(cfg, m);
 	struct store_account *a = NULL;
 	char *user_src = NULL;
@@ -511,41 +727,46 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	bool any = run[0] != NULL || run[1] != NULL || run[2] != NULL;
 	bool keep = true;
 	char *implicit_flags = NULL;
+	struct implicit_edit ie = {NULL, 0, 0};
+	struct exists_ctx ec = {a, time(NULL), m, cfg};
+	/* environment (RFC 5183): Sieve runs at final delivery ("MDA"), in
+	 * the SMTP transaction ("during"); the client's host name is not
+	 * known ("") */
+	const char *const env[] = {"domain",	  addr_domain_of(env_to),
+				   "host",	  cfg->hostname,
+				   "location",	  "MDA",
+				   "name",	  "Tern",
+				   "phase",	  "during",
+				   "remote-host", "",
+				   "remote-ip",	  m->remote_ip != NULL ? m->remote_ip : "",
+				   "version",	  TERN_VERSION,
+				   NULL};
+	struct sieve_input in = {m->env_from, env_to, m->data,	      m->len,
+				 mailbox_exists, &ec,	 duplicate_seen, include_get, env};
+	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
-		struct exists_ctx ec = {a};
-		struct sieve_input in = {m->env_from, env_to, m->data, m->len, mailbox_exists, &ec};
-		struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
+		in.msg = m->data;
+		in.msg_len = m->len;
 		if (store_account_address(st, account, sc.account) < 0)
 			sc.account[0] = '\0';
 		for (int i = 0; i < 3; i++)
-			if (run[i] != NULL &&
-			    !run_one(run[i], names[i], &in, m, env_to, plan, &implicit_flags, &sc))
+			if (run[i] != NULL && !run_one(run[i], names[i], &in, m, env_to, plan,
+						       &implicit_flags, &ie, &sc))
 				keep = false;
 	}
 	if (keep) {
 		size_t before = plan->n;
-		add_copy(plan, NULL, false, implicit_flags);
+		struct edit e = {ie.hdr, ie.len, ie.skip};
+		add_copy(plan, NULL, false, implicit_flags, &sc, &e);
 		if (plan->n > before)
 			plan->v[before].implicit = true;
 	} else
 		free(implicit_flags);
+	free(ie.hdr);
 	sieve_script_free(&user);
 	if (plan->n > 0 || !any)
 		return;
 	log_info("sieve id=%s to=<%s> action=discard", m->id, env_to);
-}
-
-void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
-{
-	for (size_t i = 0; i < plan->n; i++) {
-		free(plan->v[i].mailbox);
-		free(plan->v[i].flags);
-	}
-	free(plan->v);
-	free(plan->reject);
-	free(plan->reject_reason);
-	free(plan->reject_to);
-	memset(plan, 0, sizeof *plan);
 }
 
 /* Drops the copies of a plan: the recipient gets nothing. */
@@ -554,9 +775,28 @@ static void plan_clear(struct smtp_sieve_plan *plan)
 	for (size_t i = 0; i < plan->n; i++) {
 		free(plan->v[i].mailbox);
 		free(plan->v[i].flags);
+		if (plan->v[i].path != NULL)
+			store_spool_drop(&plan->v[i].fd, plan->v[i].path);
+		free(plan->v[i].path);
 	}
 	plan->n = 0;
 }
+
+void smtp_sieve_plan_free(struct smtp_sieve_plan *plan)
+{
+	plan_clear(plan);
+	free(plan->v);
+	for (size_t i = 0; i < plan->n_dups; i++) {
+		free(plan->dups[i].handle);
+		free(plan->dups[i].id);
+	}
+	free(plan->dups);
+	free(plan->reject);
+	free(plan->reject_reason);
+	free(plan->reject_to);
+	memset(plan, 0, sizeof *plan);
+}
+
 
 /* Why no notice may go to the sender of m: the null sender (RFC 5429
  * 2.1.2, 2.2.1), or one our checks on port 25 found forged (SPF or DMARC
@@ -649,6 +889,24 @@ bool smtp_sieve_refuse(struct store *st, const struct config *cfg, struct smtp_s
 		}
 	}
 	return false;
+}
+
+void smtp_sieve_delivered(struct store *st, const struct smtp_sieve_plan *plan, const char *id)
+{
+	if (plan->n_dups == 0)
+		return;
+	struct store_account *a = NULL;
+	char err[256] = "";
+	struct store_duplicate *e = xcalloc(plan->n_dups, sizeof *e);
+	for (size_t i = 0; i < plan->n_dups; i++)
+		e[i] = (struct store_duplicate){plan->dups[i].handle, plan->dups[i].id,
+						plan->dups[i].expires, plan->dups[i].last};
+	int rc = store_account_open_id(st, plan->account, &a);
+	if (rc <= 0 ||
+	    store_duplicate_record(a, e, plan->n_dups, time(NULL), err, sizeof err) < 0)
+		log_error("sieve id=%s action=duplicate_record entries=%zu error=\"%s\"", id,
+			  plan->n_dups, rc <= 0 ? "no account" : err);
+	free(e);
 }
 
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m)

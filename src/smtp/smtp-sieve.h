@@ -34,12 +34,28 @@ struct smtp_sieve_copy {
 	bool create;
 	char *flags; /* space-separated IMAP flags, NULL for none */
 	bool implicit; /* the implicit keep (no script chose this copy's folder) */
+	/* editheader (RFC 5293): a spool file of this copy alone, its header
+	 * as the script edited it (NULL: the message file as received); the
+	 * plan owns it and drops it when freed */
+	char *path;
+	int fd;
+};
+
+/* A duplicate tracking entry (RFC 7352) to record once delivered. */
+struct smtp_sieve_dup {
+	char *handle, *id;
+	int64_t expires;
+	bool last;
 };
 
 /* The copies for one account: none means discarded. */
 struct smtp_sieve_plan {
+	int64_t account;
 	struct smtp_sieve_copy *v;
 	size_t n;
+	/* the duplicate entries of the runs that ended without error */
+	struct smtp_sieve_dup *dups;
+	size_t n_dups;
 	/* A script rejected the message (reject, ereject: RFC 5429): the
 	 * SMTP reply "550 5.7.1 REASON", the reason as given, whether it was
 	 * ereject, and the recipient.  v holds the INBOX copy to store if the
@@ -71,6 +87,9 @@ struct smtp_sieve_msg {
 	const char *arc_results;
 	enum arc_status arc_cv;
 	const char *authserv_id;
+	/* input: the SMTP client's IP address (Sieve environment "remote-ip",
+	 * RFC 5183); NULL: not known */
+	const char *remote_ip;
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO
@@ -91,6 +110,12 @@ void smtp_sieve_plan_free(struct smtp_sieve_plan *plan);
 bool smtp_sieve_refuse(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
 		       struct smtp_sieve_plan *plans, size_t n, bool others, char *reply,
 		       size_t replysz);
+/* After every copy of plan was stored (or there were none to store):
+ * records its duplicate entries in the account's tracking list (RFC 7352
+ * 3: an ID counts once its message is delivered).  A failure is logged:
+ * the next copy of the message is then delivered again, never lost.  id:
+ * for the log. */
+void smtp_sieve_delivered(struct store *st, const struct smtp_sieve_plan *plan, const char *id);
 void smtp_sieve_msg_free(struct smtp_sieve_msg *m);
 
 #endif

@@ -71,39 +71,38 @@ enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int 
 	return SMTP_SPAM_INBOX;
 }
 
-enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10)
+void smtp_spam_levels_of(struct store *st, const struct config *cfg, const char *name,
+			 struct smtp_spam_levels *out)
 {
-	return smtp_spam_verdict_at(cfg->spam_junk_score, cfg->spam_content_reject_score,
-				    points10);
-}
-
-void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
-		      uint64_t *reject, char from[256])
-{
-	*junk = cfg->spam_junk_score;
-	*reject = cfg->spam_content_reject_score;
-	from[0] = '\0';
-	char addr[256], err[256];
-	if (store_account_address(st, id, addr) != 1)
-		return;
-	const char *names[2] = {addr, addr_domain_of(addr)};
-	bool junk_set = false, reject_set = false;
-	for (size_t i = 0; i < 2 && !(junk_set && reject_set); i++) {
+	out->junk = cfg->spam_junk_score;
+	out->reject = cfg->spam_content_reject_score;
+	out->junk_from[0] = out->reject_from[0] = '\0';
+	char err[256];
+	const char *at = strchr(name, '@');
+	/* the domain's first, then the user's over it */
+	const char *names[2] = {at != NULL ? at + 1 : name, at != NULL ? name : ""};
+	for (size_t i = 0; i < 2; i++) {
 		struct store_spamlevel l;
 		if (names[i][0] == '\0' || store_spamlevel_get(st, names[i], &l, err, sizeof err) != 1)
 			continue;
-		if (!junk_set && l.junk >= 1) {
-			*junk = (uint64_t)l.junk;
-			junk_set = true;
-			snprintf(from, 256, "%s", names[i]);
+		if (l.junk >= 1) {
+			out->junk = (uint64_t)l.junk;
+			snprintf(out->junk_from, sizeof out->junk_from, "%s", names[i]);
 		}
-		if (!reject_set && l.reject >= 0) {
-			*reject = (uint64_t)l.reject;
-			reject_set = true;
-			if (from[0] == '\0')
-				snprintf(from, 256, "%s", names[i]);
+		if (l.reject >= 0) {
+			out->reject = (uint64_t)l.reject;
+			snprintf(out->reject_from, sizeof out->reject_from, "%s", names[i]);
 		}
 	}
+}
+
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id,
+		      struct smtp_spam_levels *out)
+{
+	char addr[256];
+	if (store_account_address(st, id, addr) != 1)
+		addr[0] = '\0';
+	smtp_spam_levels_of(st, cfg, addr[0] ? addr : "", out);
 }
 
 /* The sender-authentication rules (docs/spam.md "Rules") into hits[n..),
@@ -253,13 +252,16 @@ static int score_one(struct store *st, const struct config *cfg, const struct sp
 	}
 	spam_bayes_result_free(&b);
 	if (rc == 0) {
-		char from[256];
-		smtp_spam_levels(st, cfg, id, &r->junk_at, &r->reject_at, from);
+		struct smtp_spam_levels lv;
+		smtp_spam_levels(st, cfg, id, &lv);
+		r->junk_at = lv.junk;
+		r->reject_at = lv.reject;
 		points10 += rules10;
 		r->score10 = points10;
 		r->verdict = smtp_spam_verdict_at(r->junk_at, r->reject_at, points10);
 		bool rej = r->verdict == SMTP_SPAM_REJECT;
 		unsigned long long at = rej ? r->reject_at : r->junk_at;
+		const char *from = rej ? lv.reject_from : lv.junk_from;
 		if (from[0] == '\0')
 			snprintf(r->why, sizeof r->why, "at or above %s %llu",
 				 rej ? "spam.content_reject_score" : "spam.junk_score", at);
@@ -291,7 +293,6 @@ void smtp_spam_score(struct store *st, const struct config *cfg, const char *msg
 	memset(out, 0, sizeof *out);
 	out->r = xcalloc(n ? n : 1, sizeof *out->r);
 	out->n = n;
-	out->junk_score = cfg->spam_junk_score;
 	struct spam_tokens tk;
 	spam_token_message(&tk, msg, len);
 	char rules[200];

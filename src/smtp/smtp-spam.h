@@ -53,7 +53,6 @@ struct smtp_spam {
 	struct smtp_spam_rcpt *r;      /* one per local recipient; owned */
 	size_t n;
 	size_t top;                    /* the recipient with the highest score */
-	uint64_t junk_score;           /* spam.junk_score when scored */
 };
 
 /* Scores msg[0..len) (the message without our trace lines) for each of
@@ -80,14 +79,19 @@ int smtp_spam_rules(const struct config *cfg, const char *msg, size_t len, int64
 		    const struct smtp_spam_sender *snd, char *text, size_t textsz);
 /* What a score in tenths means with these thresholds (reject 0: never). */
 enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int points10);
-/* The thresholds for the account id (its own, else its domain's, else
- * cfg's; docs/spam.md "Thresholds per domain and per user") and where
- * they come from ("" for the config, else the address or domain) into
- * from[256].  On a store error, cfg's. */
-void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id, uint64_t *junk,
-		      uint64_t *reject, char from[256]);
-/* What a score means under cfg's thresholds. */
-enum smtp_spam_verdict smtp_spam_verdict_of(const struct config *cfg, int points10);
+/* The thresholds that apply to a user or a domain's users: the user's
+ * own, else the domain's, else cfg's (docs/spam.md "Thresholds per domain
+ * and per user"), each with where it comes from ("" for the config, else
+ * the address or domain).  A level that cannot be read counts as unset. */
+struct smtp_spam_levels {
+	uint64_t junk, reject; /* reject 0: never */
+	char junk_from[256], reject_from[256];
+};
+void smtp_spam_levels_of(struct store *st, const struct config *cfg, const char *name,
+			 struct smtp_spam_levels *out);
+/* The same for the account id. */
+void smtp_spam_levels(struct store *st, const struct config *cfg, int64_t id,
+		      struct smtp_spam_levels *out);
 
 /* True if every recipient's verdict is SMTP_SPAM_REJECT (and n > 0). */
 bool smtp_spam_all_reject(const struct smtp_spam *s);

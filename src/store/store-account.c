@@ -263,6 +263,7 @@ static void handle_close_db(struct store *s, struct store_account *a)
 {
 	if (a->db.h == NULL)
 		return;
+	store_commit_wait_sync(a);
 	lru_unlink(s, a);
 	store_db_close(&a->db);
 	s->n_open--;
@@ -312,6 +313,10 @@ void store_account_free_all(struct store *s)
 struct store_db *store_account_db(struct store_account *a, char *err, size_t errsz)
 {
 	struct store *s = a->s;
+	/* A commit thread has the connection: wait for it (store-commit.c;
+	 * callers on an event loop check store_account_busy first). */
+	if (a->commit)
+		store_commit_wait_sync(a);
 	if (a->db.h) {
 		if (s->lru_head != a) {
 			lru_unlink(s, a);
@@ -338,7 +343,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	    store_spam_schema(&a->db, err, errsz) < 0 ||
 	    store_spamlist_schema(&a->db, err, errsz) < 0 ||
 	    store_quota_schema(&a->db, err, errsz) < 0 ||
-	    store_blob_schema(&a->db, err, errsz) < 0)
+	    store_blob_schema(&a->db, err, errsz) < 0 ||
+	    store_fts_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);

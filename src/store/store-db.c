@@ -287,24 +287,55 @@ static int run_verb(struct store_db *db, const char *sql, char *err, size_t errs
 	return store_db_run(db, st, err, errsz);
 }
 
+/* Armed (store-commit.c): every transaction of the caller is a savepoint
+ * of one transaction begun with the first of them, which a commit thread
+ * commits (synchronous=FULL) once the armed section is over. */
+static int batch_begin(struct store_db *db, char *err, size_t errsz)
+{
+	if (!db->batch_open) {
+		if (run_verb(db, "BEGIN IMMEDIATE", err, errsz) < 0)
+			return -1;
+		db->batch_open = true;
+	}
+	if (run_verb(db, "SAVEPOINT store_w", err, errsz) < 0)
+		return -1;
+	db->batch_depth++;
+	return 0;
+}
+
 int store_db_begin(struct store_db *db, char *err, size_t errsz)
 {
+	if (db->batch)
+		return batch_begin(db, err, errsz);
 	return run_verb(db, "BEGIN IMMEDIATE", err, errsz);
 }
 
 int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz)
 {
+	if (db->batch)
+		return 0; /* the batch commits FULL (and covers these writes) */
 	return run_verb(db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
 			errsz);
 }
 
 int store_db_begin_read(struct store_db *db, char *err, size_t errsz)
 {
+	if (db->batch)
+		return batch_begin(db, err, errsz);
 	return run_verb(db, "BEGIN", err, errsz);
 }
 
 int store_db_commit(struct store_db *db, char *err, size_t errsz)
 {
+	if (db->batch && db->batch_depth > 0) {
+		if (run_verb(db, "RELEASE store_w", err, errsz) < 0) {
+			store_db_rollback(db);
+			return -1;
+		}
+		db->batch_depth--;
+		db->batch_owed = true;
+		return 0;
+	}
 	uint64_t start_us = metrics_now_us();
 	if (run_verb(db, "COMMIT", err, errsz) < 0) {
 		store_db_rollback(db);
@@ -316,6 +347,15 @@ int store_db_commit(struct store_db *db, char *err, size_t errsz)
 
 void store_db_rollback(struct store_db *db)
 {
+	if (db->batch) {
+		/* only the caller's own savepoint: the rest of the batch stays */
+		if (db->batch_depth == 0 || db->h == NULL)
+			return;
+		(void)run_verb(db, "ROLLBACK TO store_w", NULL, 0);
+		(void)run_verb(db, "RELEASE store_w", NULL, 0);
+		db->batch_depth--;
+		return;
+	}
 	if (db->h == NULL || sqlite3_get_autocommit(db->h))
 		return;
 	(void)run_verb(db, "ROLLBACK", NULL, 0);

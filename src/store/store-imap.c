@@ -470,6 +470,8 @@ int store_imap_cache_get(struct store_account *a, const char *file_id, int kind,
 
 static int set_sync(struct store_db *db, const char *mode)
 {
+	if (db->batch)
+		return 0; /* store_db_set_sync: the batch commits FULL */
 	char sql[64];
 	snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", mode);
 	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
@@ -823,6 +825,7 @@ int store_imap_append(struct store_account *a, const char *mailbox,
 		return n == 0 ? 0 : -1;
 	struct store_message *m = xcalloc(n, sizeof *m);
 	bool *created = xcalloc(n, sizeof *created);
+	struct store_fts_doc *docs = NULL;
 	size_t linked = 0;
 	int ret = -1;
 	struct store_db *db = store_account_db(a, err, errsz);
@@ -843,6 +846,10 @@ int store_imap_append(struct store_account *a, const char *mailbox,
 			goto unlink;
 		linked = i + 1;
 	}
+	/* the index text, before the write lock is taken (store-fts.c) */
+	docs = xcalloc(n, sizeof *docs);
+	for (size_t i = 0; i < n; i++)
+		store_fts_prepare(a, msgs[i].path, &docs[i]);
 	/* every file is linked before one folder sync and one transaction */
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto unlink;
@@ -866,9 +873,11 @@ int store_imap_append(struct store_account *a, const char *mailbox,
 	if (store_quota_begin(a, db, &qm, err, errsz) < 0 ||
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0)
 		goto rollback;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (store_message_insert(a, db, mailbox_id, &m[i], modseq, err, errsz) < 0)
 			goto rollback;
+		store_fts_put(a, db, m[i].file_id, &docs[i]);
+	}
 	int q = store_quota_check(a, db, &qm, err, errsz);
 	if (q != 0) {
 		if (q > 0)
@@ -891,6 +900,7 @@ unlink:
 		if (created[i])
 			store_message_unlink(a, m[i].file_id);
 out:
+	store_fts_docs_free(docs, n);
 	free(m);
 	free(created);
 	return ret;

@@ -59,6 +59,9 @@ int store_message_link(struct store_account *a, const char *path, const char *fi
 	}
 	if (link(path, dst) == 0) {
 		*created = true;
+		/* armed: the commit thread syncs it (the caller did not) */
+		if (store_commit_armed(a))
+			store_commit_hold_file(a, dst);
 	} else if (errno == EEXIST) {
 		/* Fine if it is this very file (delivered twice, or appended
 		 * from the store itself); never overwrite another one. */
@@ -81,6 +84,10 @@ int store_message_link(struct store_account *a, const char *path, const char *fi
 
 int store_message_sync(struct store_account *a, char *err, size_t errsz)
 {
+	if (store_commit_armed(a)) {
+		store_commit_hold_dir(a); /* on the commit thread, before COMMIT */
+		return 0;
+	}
 	if (fsutil_fsync_dir(a->msgdir) < 0) {
 		store_err(err, errsz, "cannot sync %s: %s", a->msgdir, strerror(errno));
 		return -1;
@@ -93,6 +100,10 @@ void store_message_unlink(struct store_account *a, const char *file_id)
 	char path[PATH_MAX];
 	if (store_message_path(a, file_id, path, sizeof path) < 0)
 		return;
+	if (store_commit_armed(a)) {
+		store_commit_hold_unlink(a, file_id); /* once the commit is durable */
+		return;
+	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("action=unlink account=%lld file=%s error=\"%s\"", (long long)a->id,
 			 file_id, strerror(errno));
@@ -244,6 +255,8 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	uint64_t modseq;
 	struct store_quota_mark qm;
 	int ret = -1, q;
+	struct store_fts_doc doc; /* before the write lock (store-fts.c) */
+	store_fts_prepare(a, path, &doc);
 	if (store_message_sync(a, err, errsz) < 0 || store_db_begin(db, err, errsz) < 0)
 		goto fail_link;
 	if (find_mailbox(db, mname, &mailbox_id, err, errsz) < 0 ||
@@ -251,6 +264,7 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	    store_account_next_modseq(db, &modseq, err, errsz) < 0 ||
 	    store_message_insert(a, db, mailbox_id, &m, modseq, err, errsz) < 0)
 		goto fail;
+	store_fts_put(a, db, m.file_id, &doc);
 	if ((q = store_quota_check(a, db, &qm, err, errsz)) != 0) {
 		ret = q > 0 ? -2 : -1;
 		goto fail;
@@ -260,12 +274,14 @@ int store_message_append(struct store_account *a, const char *mailbox, const cha
 	if (uid_out)
 		*uid_out = m.uid;
 	store_notify(a->s, a->id);
+	store_fts_doc_free(&doc);
 	return 0;
 fail:
 	store_db_rollback(db);
 fail_link:
 	if (created)
 		store_message_unlink(a, m.file_id);
+	store_fts_doc_free(&doc);
 	return ret;
 }
 

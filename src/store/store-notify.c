@@ -78,6 +78,8 @@ void store_notify_local(struct store *s, int64_t account_id)
 
 void store_notify(struct store *s, int64_t account_id)
 {
+	if (store_commit_hold_notify(s, account_id))
+		return; /* sent when the armed commit is durable */
 	store_notify_local(s, account_id);
 	if (s->hook)
 		s->hook(s->hook_ctx, account_id);

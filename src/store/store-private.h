@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "store.h"
 
 /* Schema versions (PRAGMA user_version). */
@@ -52,6 +53,12 @@ struct store_db {
 	const char *sql[STORE_DB_STMT_SLOTS];
 	sqlite3_stmt *stmt[STORE_DB_STMT_SLOTS];
 	size_t n_stmt;
+	/* store_commit_arm: begin / commit / rollback are savepoints of one
+	 * transaction, committed later by a commit thread (store-commit.c). */
+	bool batch;
+	bool batch_open;       /* that transaction has begun */
+	bool batch_owed;       /* a savepoint was released into it */
+	unsigned batch_depth;  /* savepoints open */
 };
 
 struct store_account {
@@ -61,6 +68,7 @@ struct store_account {
 	char *msgdir;         /* DATA/accounts/NN/ID/msg */
 	struct store_db db;   /* db.h NULL while closed */
 	int64_t inbox_id;     /* INBOX is never deleted, so its id is stable */
+	struct store_commit *commit; /* in flight on a commit thread, NULL none */
 	struct store_account *hash_next;
 	struct store_account *lru_prev, *lru_next;  /* only while db is open */
 };
@@ -99,6 +107,11 @@ struct store {
 	void (*hook)(void *ctx, int64_t account_id);
 	void *hook_ctx;
 	size_t expunged_max; /* store_set_expunged_max; 0: STORE_EXPUNGED_MAX */
+	size_t fts_max_text; /* store_set_fts_max_text, when fts_max_set */
+	bool fts_max_set;
+	struct store_pool *pool;     /* commit threads (store-commit.c), NULL: none */
+	struct store_account *armed; /* store_commit_arm, until launch */
+	struct store_commit *arming; /* what the armed section collects */
 };
 
 /* ------------------------------------------------------------ store.c */
@@ -116,6 +129,29 @@ int store_path(char *out, size_t outsz, const char *dir, const char *name);
 bool store_same_file(const char *a, const char *b);
 /* Removes a folder tree (like rm -rf); a missing folder is fine. */
 int store_remove_tree(const char *path);
+
+/* ----------------------------------------------------- store-commit.c */
+
+/* While a is armed: these queue what store-message.c would do now. */
+/* path (a new link in msg/) is fdatasync'ed before the commit. */
+void store_commit_hold_file(struct store_account *a, const char *path);
+/* msg/ is synced before the commit. */
+void store_commit_hold_dir(struct store_account *a);
+/* file_id is unlinked after the commit is durable. */
+void store_commit_hold_unlink(struct store_account *a, const char *file_id);
+/* True (and the notification is held until the commit is durable) if
+ * account_id is armed or busy. */
+bool store_commit_hold_notify(struct store *s, int64_t account_id);
+/* Waits (blocking) for a's commit in flight, if any, and runs the store's
+ * part of its completion. */
+void store_commit_wait_sync(struct store_account *a);
+/* Commits the open transactions of accounts a[0..n) (all of one store) on
+ * the commit threads, each after a sync of its msg/, in parallel, and
+ * waits for all of them: rc[i] 0 (durable) or -1 (rolled back, err[i]).
+ * -1 without commit threads (nothing done). */
+int store_commit_run_all(struct store_account **a, size_t n, int *rc, char (*err)[256]);
+/* Waits for every commit in flight and stops the threads (store_close). */
+void store_commit_shutdown(struct store *s);
 
 /* --------------------------------------------------------- store-db.c */
 
@@ -235,6 +271,8 @@ int store_account_next_uidvalidity(struct store_db *db, uint32_t *out, char *err
 /* store-sieve.c: creates the sieve_scripts table if missing (at every
  * open of an account database). */
 int store_sieve_schema(struct store_db *db, char *err, size_t errsz);
+/* The sieve_duplicate table (store-duplicate.c), made by store_sieve_schema. */
+extern const char store_duplicate_ddl[];
 /* The spam classifier's tables (store-spam.c), at every account open. */
 int store_spam_schema(struct store_db *db, char *err, size_t errsz);
 int store_spamlist_schema(struct store_db *db, char *err, size_t errsz);
@@ -317,5 +355,31 @@ void store_message_unlink(struct store_account *a, const char *file_id);
  * *id_out may be NULL. */
 int store_mailbox_insert(struct store_db *db, const char *name, unsigned special_use,
 			 bool subscribed, int64_t *id_out, char *err, size_t errsz);
+
+/* ------------------------------------------------------- store-fts.c */
+
+/* Creates the full-text index tables and trigger if missing (each open). */
+int store_fts_schema(struct store_db *db, char *err, size_t errsz);
+/* What one message file gives the index, computed outside a transaction. */
+struct store_fts_doc {
+	bool ready;      /* false: write nothing (indexing off) */
+	int state;       /* store-fts.c: complete, partial, failed */
+	const char *why; /* when failed (static text) */
+	struct buf hdr, body;
+};
+/* Extracts the indexed text of msg[0..len), at most max octets. */
+void store_fts_extract(const char *msg, size_t len, size_t max, struct store_fts_doc *d);
+/* The same for the file at path, with the store's bound. */
+void store_fts_prepare(struct store_account *a, const char *path, struct store_fts_doc *d);
+/* Inside the write transaction that inserted a message row for file_id:
+ * writes d's rows unless the file has some already (a copy).  Never fails
+ * the transaction: an error is logged and undone alone (savepoint), the
+ * file is marked failed if possible, else left without a row; both are
+ * searched in the file. */
+void store_fts_put(struct store_account *a, struct store_db *db, const char *file_id,
+		   const struct store_fts_doc *d);
+void store_fts_doc_free(struct store_fts_doc *d);
+/* Frees docs[0..n) and the array (NULL is fine). */
+void store_fts_docs_free(struct store_fts_doc *docs, size_t n);
 
 #endif

@@ -30,6 +30,12 @@ int store_sieve_schema(struct store_db *db, char *err, size_t errsz)
 		sqlite3_free(msg);
 		return -1;
 	}
+	if (sqlite3_exec(db->h, store_duplicate_ddl, NULL, NULL, &msg) != SQLITE_OK) {
+		store_err(err, errsz, "database error: creating sieve_duplicate: %s",
+			  msg ? msg : "unknown");
+		sqlite3_free(msg);
+		return -1;
+	}
 	return 0;
 }
 

@@ -986,6 +986,22 @@ int store_vacation_seen(struct store_account *a, const char *sender, const char 
  * beyond STORE_VACATION_MAX.  0 or -1. */
 int store_vacation_record(struct store_account *a, const char *sender, const char *handle,
 			  int64_t now, int64_t until, char *err, size_t errsz);
+/* The Sieve duplicate tracking list (RFC 7352; store-duplicate.c): per
+ * account, which (handle, unique ID) was delivered, until when. */
+#define STORE_DUPLICATE_MAX 10000 /* rows kept per account; the soonest to expire go first */
+/* 1 if (handle, id) is in the list unexpired at now, 0 if not, -1 error. */
+int store_duplicate_seen(struct store_account *a, const char *handle, const char *id,
+			 int64_t now, char *err, size_t errsz);
+struct store_duplicate {
+	const char *handle, *id;
+	int64_t expires; /* for a new (or expired) entry, or with last */
+	bool last;       /* refresh a live entry's expiry too (RFC 7352 :last) */
+};
+/* Records entries e[0..n) in one synced transaction that also drops the
+ * rows expired at now and the soonest to expire beyond
+ * STORE_DUPLICATE_MAX.  0 or -1. */
+int store_duplicate_record(struct store_account *a, const struct store_duplicate *e, size_t n,
+			   int64_t now, char *err, size_t errsz);
 /* The address of account id (lower-case) into out.  1 found, 0 no such
  * account, -1 error. */
 int store_account_address(struct store *s, int64_t id, char out[256]);
@@ -1100,6 +1116,66 @@ void store_notify_set_hook(struct store *s, void (*hook)(void *ctx, int64_t acco
 void store_notify(struct store *s, int64_t account_id);
 /* Calls local subscribers only (for notifications from other processes). */
 void store_notify_local(struct store *s, int64_t account_id);
+
+/* ------------------------------------------- commits off the loop (store-commit.c)
+ *
+ * A worker's event loop must not wait for a disk sync.  A caller that can
+ * park its reply arms the account, calls the usual store write functions
+ * (store_imap_append, store_imap_expunge, store_imap_copy,
+ * store_mailbox_create ...: their API does not change) and launches:
+ *
+ *     if (store_commit_arm(a)) {
+ *             r = store_imap_expunge(a, ...);   (replies are built, held)
+ *             if (store_commit_launch(a, done_cb, ctx))
+ *                     park;                     (done_cb sends them)
+ *             else
+ *                     send now;                 (nothing to commit)
+ *     }
+ *
+ * While armed, every begin/commit of the account's database is a savepoint
+ * of one open transaction (the caller reads its own changes); the commit
+ * of that transaction, after fdatasync of the message files linked and a
+ * sync of msg/ (so a row never becomes durable before its file), runs on
+ * a commit thread with synchronous=FULL.  SQLite makes a FULL commit
+ * visible to readers (this process's and others') only after its WAL sync,
+ * so nobody ever sees a state that a power loss could take back.  What
+ * must follow a durable commit (unlinking expunged files, store_notify)
+ * is held and runs on the loop when it is done, before done_cb.
+ * Until then the account is busy: any other use of it in this process
+ * (store_account_db) waits for the commit, so callers that cannot wait
+ * (IMAP sessions) check store_account_busy first and store_commit_wait.
+ * Commits of different accounts run in parallel (STORE_COMMIT_THREADS). */
+#define STORE_COMMIT_THREADS 8
+/* ok: 0 committed and durable; -1 not (nothing of it happened), err says
+ * why. */
+typedef void (*store_commit_cb)(void *ctx, int ok, const char *err);
+/* Starts the commit threads (once, in a worker, after fork) and returns
+ * the descriptor the loop must watch for reading: when it is readable,
+ * call store_commit_dispatch.  -1 with err on failure (then nothing is
+ * ever deferred: arm returns false). */
+int store_commit_enable(struct store *s, char *err, size_t errsz);
+/* Runs the completions of the commits that are done: held actions, then
+ * each callback (which may arm and launch again). */
+void store_commit_dispatch(struct store *s);
+/* Arms a (waiting for its commit in flight, if any).  False if commits are
+ * not enabled, another account is armed, or a's database cannot open: the
+ * store then works as usual, synced on the caller's thread. */
+bool store_commit_arm(struct store_account *a);
+/* True while a is armed (store internals and callers that sync files of
+ * their own: while armed, the store fdatasyncs the files it links). */
+bool store_commit_armed(const struct store_account *a);
+/* Ends the armed section.  True: a commit was handed to a thread and
+ * cb(ctx, ...) will be called from store_commit_dispatch (unless
+ * store_commit_forget(ctx)).  False: there was nothing to commit (all
+ * work was rolled back or read only); cb is never called. */
+bool store_commit_launch(struct store_account *a, store_commit_cb cb, void *ctx);
+/* True while a commit of a is in flight. */
+bool store_account_busy(const struct store_account *a);
+/* If a is busy: cb(ctx, ...) is called when its commit is done, 1.  Else
+ * 0 and cb is never called. */
+int store_commit_wait(struct store_account *a, store_commit_cb cb, void *ctx);
+/* ctx goes away: no callback will be made with it. */
+void store_commit_forget(struct store *s, void *ctx);
 
 /* ------------------------------------------------ IMAP (store-imap.c) */
 /* Added for the IMAP server; same conventions as above. */
@@ -1323,6 +1399,49 @@ int store_spamlevel_get(struct store *s, const char *name, struct store_spamleve
  * caller checks the ranges.  0 or -1. */
 int store_spamlevel_set(struct store *s, const char *name, const struct store_spamlevel *l,
 			char *err, size_t errsz);
+/* ------------------------------------------------ full-text index
+ * (store-fts.c; docs/imap.md "Full-text index") */
+
+/* Text indexed per message file by default (search.index_max_text). */
+#define STORE_FTS_MAX_TEXT_DEFAULT ((size_t)1024 * 1024)
+/* Octets of folded text indexed per message file (header and body text
+ * together); beyond it the file is marked partial and a miss is checked in
+ * the file.  0: new messages are not indexed. */
+void store_set_fts_max_text(struct store *s, size_t max);
+/* True if needle (case-folded as SEARCH folds it) can be asked of the
+ * index: strict UTF-8 of at least 3 characters (see store-fts.c). */
+bool store_fts_needle_ok(const char *needle);
+enum store_fts_field {
+	STORE_FTS_BODY, /* the decoded text parts */
+	STORE_FTS_TEXT, /* those or the header fields */
+};
+/* One string asked of the index: the uids (ascending, a new array) of the
+ * messages whose indexed text holds needle (folded; store_fts_needle_ok). */
+struct store_fts_query {
+	enum store_fts_field field;
+	const char *needle;
+	uint32_t *uids; /* set by store_fts_search */
+	size_t n;
+};
+/* Asks q[0..n_q) for the messages of mailbox_id in lo..hi, and lists in
+ * *unsure (ascending, a new array) those the index cannot answer for
+ * alone: not indexed (yet, or because indexing failed) or indexed in part.
+ * A search must read the file of an unsure message that a query did not
+ * list.  All in one read transaction.  0, or -1 with nothing allocated. */
+int store_fts_search(struct store_account *a, int64_t mailbox_id, uint32_t lo, uint32_t hi,
+		     struct store_fts_query *q, size_t n_q, uint32_t **unsure, size_t *n_unsure,
+		     char *err, size_t errsz);
+struct store_fts_status {
+	uint64_t messages; /* rows in all mailboxes */
+	uint64_t files;    /* message files they refer to (copies share one) */
+	uint64_t complete, partial, failed, unindexed; /* files, by index state */
+};
+int store_fts_status(struct store_account *a, struct store_fts_status *st, char *err,
+		     size_t errsz);
+/* Indexes again every message file of mailbox_id (0: of every mailbox),
+ * in batches of one transaction each; *done counts the files.  0 / -1. */
+int store_fts_rebuild(struct store_account *a, int64_t mailbox_id, uint64_t *done, char *err,
+		      size_t errsz);
 
 /* ------------------------------------------------ JMAP (store-jmap.c) */
 /* What JMAP Mail needs besides the IMAP view: thread ids and a change log

@@ -366,3 +366,120 @@ def test_kill9_mid_data_leaves_no_spool_files(make_server):
     assert "action=spool_clean spool_removed=%d" % len(clients) in srv.log()
     check_works_and_uids_fresh(srv, uuid.uuid4().hex[:8])
     assert srv.files_under("spool") == []
+
+
+APPEND_USERS = ["append%d@example.test" % i for i in range(6)]
+APPEND_THREADS = 12
+APPENDUID_RE = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+
+
+def append_msg(run, t, n):
+    lines = 3 + ((t * 13 + n * 7) % 11) * 40  # 0.1 .. 20 KB
+    body = b"".join(b"append line %05d of t%d n%d ..........................\r\n" % (i, t, n)
+                    for i in range(lines))
+    return (b"From: <load@client.example>\r\nSubject: append %s t%d n%d\r\n\r\n"
+            % (run.encode(), t, n) + body)
+
+
+def test_kill9_under_concurrent_appends(make_server):
+    """12 IMAP clients on 6 accounts APPEND in a loop (and now and then
+    EXPUNGE one of their messages) while every process gets SIGKILL.
+    APPEND and EXPUNGE are made durable off the event loop (store-commit.c)
+    with their replies held: after the restart every APPEND that got OK is
+    there with its bytes under the UID its APPENDUID said, every EXPUNGE
+    that got OK took its message away, and new UIDs are above all of
+    them."""
+    import imaplib
+    srv = make_server(conf={"workers": 2, "allow_plaintext_loopback": "yes",
+                            "auth.max_pending_per_ip": "0", "auth.block_after": "0"})
+    for u in APPEND_USERS:
+        srv.cli_ok("user", "add", u, "--password", "secret")
+    run = uuid.uuid4().hex[:8]
+    lock = threading.Lock()
+    chaos = threading.Event()
+    acked = {}      # (user, subject) -> (uid, bytes)       APPEND OK
+    expunged = {}   # (user, subject) -> uid                EXPUNGE OK
+    errors = []
+
+    def client(t):
+        user = APPEND_USERS[t % len(APPEND_USERS)]
+        try:
+            m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=timeout(20))
+            m.login(user, "secret")
+            m.select("INBOX")
+        except Exception as e:  # noqa: BLE001
+            if not chaos.is_set():
+                with lock:
+                    errors.append("t%d login: %r" % (t, e))
+            return
+        mine = []
+        n = 0
+        while not chaos.is_set() or n < 3:
+            n += 1
+            msg = append_msg(run, t, n)
+            subject = "append %s t%d n%d" % (run, t, n)
+            try:
+                typ, data = m.append("INBOX", None, None, msg)
+                if typ != "OK":
+                    with lock:
+                        errors.append("t%d APPEND: %r %r" % (t, typ, data))
+                    return
+                uid = int(APPENDUID_RE.search(data[0]).group(2))
+                with lock:
+                    acked[(user, subject)] = (uid, msg)
+                mine.append((subject, uid))
+                if n % 4 == 0:
+                    subject, uid = mine.pop(0)
+                    typ, _ = m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+                    assert typ == "OK"
+                    # UID EXPUNGE: only this session's message (another
+                    # session on the account may have one marked too)
+                    typ, data = m.uid("EXPUNGE", str(uid))
+                    assert typ == "OK", data
+                    with lock:
+                        expunged[(user, subject)] = uid
+            except Exception as e:  # noqa: BLE001
+                if not chaos.is_set():
+                    with lock:
+                        errors.append("t%d: %r" % (t, e))
+                return
+            if chaos.is_set() and n > 1000:
+                return
+
+    threads = [threading.Thread(target=client, args=(t,), daemon=True)
+               for t in range(APPEND_THREADS)]
+    for th in threads:
+        th.start()
+    time.sleep(RUN_SECONDS)
+    chaos.set()
+    srv.kill9()
+    for th in threads:
+        th.join(timeout(30))
+    assert errors == [], "failures before the kill:\n" + "\n".join(errors[:20])
+    assert len(acked) >= 20, "only %d APPENDs acknowledged" % len(acked)
+    srv.start()
+
+    stored = {}  # (user, subject) -> row
+    for u in APPEND_USERS:
+        for row in srv.mail_list(u):
+            stored[(u, row["SUBJECT"])] = row
+    print("acknowledged %d appends, %d expunges; %d stored" % (
+        len(acked), len(expunged), len(stored)))
+    for key, (uid, msg) in acked.items():
+        if key in expunged:
+            assert key not in stored, "expunged (OK) but back after the crash: %r" % (key,)
+            continue
+        assert key in stored, "APPEND got OK but is gone after kill -9: %r" % (key,)
+        row = stored[key]
+        assert int(row["UID"]) == uid, (key, row, uid)
+        assert srv.mail_cat(key[0], "INBOX", uid) == msg, "bytes differ: %r" % (key,)
+    # UIDs are never given out twice: a new APPEND lands above all of them
+    for u in APPEND_USERS:
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=timeout(20))
+        m.login(u, "secret")
+        typ, data = m.append("INBOX", None, None, append_msg(run, 99, 1))
+        assert typ == "OK", data
+        uid = int(APPENDUID_RE.search(data[0]).group(2))
+        seen = [v[0] for k, v in acked.items() if k[0] == u]
+        assert uid > max(seen, default=0), (u, uid, max(seen, default=0))
+        m.logout()

@@ -65,7 +65,7 @@ def test_script_with_error_is_not_stored(inst):
     assert r.returncode == 2
     assert r.stderr.startswith(b"-:3:"), r.stderr
     assert b"error:" in r.stderr
-    r = put(inst, "bad", b'require "editheader";\n')
+    r = put(inst, "bad", b'require "x-tern-unknown";\n')
     assert r.returncode == 2 and r.stderr.startswith(b"-:1:"), r.stderr
     assert listing(inst) == []
     # A failed replacement leaves the old script as it was.

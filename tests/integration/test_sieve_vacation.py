@@ -200,19 +200,29 @@ def test_vacation_null_sender_and_not_addressed(srv):
     assert len(inbox(srv, user)) == 3
 
 
+def user_with_alias(srv, user, alias, script):
+    srv.cli_ok("alias", "add", alias, user)
+    srv.cli_ok("sieve", "put", "--activate", user, "main", "-", input=script.encode())
+    return user
+
+
 def test_vacation_subject_from_handle(srv):
-    user = new_user(srv, 'require "vacation";\r\n'
-                         'if header :contains "subject" "urgent" {\r\n'
-                         '  vacation :subject "Away (urgent)" :from "Boss <boss@example.test>"'
-                         ' :handle "u" "Call me.";\r\n'
-                         '} else { vacation :handle "u" "Later."; }\r\n')
+    script = ('require "vacation";\r\n'
+              'if header :contains "subject" "urgent" {\r\n'
+              '  vacation :subject "Away (urgent)" :from "Boss <boss@example.test>"'
+              ' :handle "u" "Call me.";\r\n'
+              '} else { vacation :handle "u" "Later."; }\r\n')
+    user = new_user(srv)
+    # :from must be one of the user's addresses: here an alias of theirs
+    boss = "boss%s@example.test" % uuid.uuid4().hex[:8]
+    user = user_with_alias(srv, user, boss, script.replace("boss@example.test", boss))
     sender = "s%s@remote.example" % uuid.uuid4().hex[:8]
     msg, mid = message(sender, user, "urgent: help")
     send(srv, sender, [user], msg)
     (row, data), = queued(srv, mid)
     d = dict(reply_fields(data)[0])
     assert d[b"Subject"] == b"Away (urgent)"
-    assert d[b"From"] == b"Boss <boss@example.test>"
+    assert d[b"From"] == b"Boss <%s>" % boss.encode()
     # the other branch has the same :handle: no second reply
     msg2, mid2 = message(sender, user, "normal")
     send(srv, sender, [user], msg2)
@@ -325,3 +335,32 @@ def test_vacation_seconds_period_ends(make_server):
     msg3, mid3 = message(sender, user, "three")
     send(s, sender, [user], msg3)
     assert len(queued(s, mid3)) == 1
+
+
+def test_vacation_from_not_the_users_ignored(srv):
+    # RFC 5230 4.3: a :from the server refuses is ignored, not an error:
+    # the reply is from the recipient address
+    user = new_user(srv, 'require "vacation";\r\n'
+                         'vacation :from "CEO <ceo@elsewhere.example>" "Away.";\r\n')
+    sender = "s%s@remote.example" % uuid.uuid4().hex[:8]
+    since = srv.log_mark()
+    msg, mid = message(sender, user, "hello")
+    send(srv, sender, [user], msg)
+    (row, data), = queued(srv, mid)
+    assert dict(reply_fields(data)[0])[b"From"] == user.encode()
+    srv.wait_log(r'action=vacation from="CEO <ceo@elsewhere.example>" note="not the user',
+                 since=since)
+
+
+def test_vacation_from_subaddress_kept(srv):
+    # a +detail of the user's own address reaches the account: kept
+    user = new_user(srv)
+    local = user.split("@")[0]
+    away = "%s+away@example.test" % local
+    srv.cli_ok("sieve", "put", "--activate", user, "main", "-",
+               input=('require "vacation";\r\nvacation :from "%s" "Away.";\r\n' % away).encode())
+    sender = "s%s@remote.example" % uuid.uuid4().hex[:8]
+    msg, mid = message(sender, user, "hello")
+    send(srv, sender, [user], msg)
+    (row, data), = queued(srv, mid)
+    assert dict(reply_fields(data)[0])[b"From"] == away.encode()

@@ -186,6 +186,10 @@ def test_thresholds_per_domain_and_user(srv):
     send(srv, "news@soft.test", message("news@soft.test", "user-junk"))
     assert status(srv, "user-junk", "Junk").startswith(
         "Yes, score=1.0 junk_score=1 reject_score=4 rules=SPF_SOFTFAIL:1.0 ")
+    uid = srv.find_messages(ALICE, "user-junk", "Junk")[0]["UID"]
+    out = srv.cli_ok("spam", "explain", ALICE, "Junk", str(uid)).stdout.decode()
+    assert ("\nThresholds: Junk from 1 (set for %s); refused from 4 (set for %s)\n"
+            % (ALICE, ALICE)) in out, out
     trace = srv.cli_ok("trace", "<user-junk@client.example>").stdout.decode()
     assert ("folder Junk (spam score 1.0, at or above the junk score 1 set for %s: "
             "filed into Junk)" % ALICE) in trace, trace

@@ -38,8 +38,46 @@ static bool box_exists(void *ctx, const char *name)
 	return !strcmp(name, "Work");
 }
 
+/* The scripts include finds for run_on: "p:NAME" personal, "g:NAME"
+ * global, then the source; "p:err" fails. */
+static const char *inc_scripts[8][2];
+
+static int inc_get(void *ctx, bool global, const char *name, char **src, size_t *len)
+{
+	char key[200];
+	snprintf(key, sizeof key, "%s:%s", global ? "g" : "p", name);
+	if (!strcmp(key, "p:err"))
+		return -1;
+	for (size_t i = 0; i < 8 && inc_scripts[i][0] != NULL; i++)
+		if (!strcmp(inc_scripts[i][0], key)) {
+			*src = strdup(inc_scripts[i][1]);
+			*len = strlen(*src);
+			return 1;
+		}
+	return 0;
+}
+
+/* The environment items of run_on (RFC 5183). */
+static const char *const test_env[] = {"host", "mx.example.com", "location", "MDA",
+				       "remote-host", "", NULL};
+
+/* The duplicate tracking list of run_on: "handle/id" entries that are
+ * seen; "err/..." fails. */
+static const char *dup_list[4];
+
+static int dup_seen(void *ctx, const char *handle, const char *id)
+{
+	char key[512];
+	snprintf(key, sizeof key, "%s/%s", handle, id);
+	for (size_t i = 0; i < 4 && dup_list[i] != NULL; i++)
+		if (!strcmp(dup_list[i], key))
+			return !strncmp(key, "err/", 4) ? -1 : 1;
+	return 0;
+}
+
 /* Runs s on message m with limits lim (NULL: the defaults); returns the
- * actions as "a|b|..." ("E:" first on error). */
+ * actions as "a|b|..." ("E:" first on error), then the duplicate entries
+ * as "dup HANDLE/ID Ns [last] [seen]|". */
 static int64_t run_now; /* currentdate's instant for run_on; 0: the clock */
 
 static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
@@ -52,7 +90,8 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 		return out;
 	}
 	struct sieve_input in = {
-	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL};
+	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen,
+	    inc_get, test_env};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run_at(sc, &in, run_now, &r) < 0)
@@ -83,8 +122,22 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 			if (a->mime)
 				buf_puts(&b, " mime");
 		}
+		if (a->header != NULL) {
+			/* the edited header, line ends shown as '/' */
+			buf_puts(&b, " {");
+			for (size_t k = 0; k < a->header_len; k++)
+				if (a->header[k] == '\n')
+					buf_putc(&b, '/');
+				else if (a->header[k] != '\r')
+					buf_putc(&b, a->header[k]);
+			buf_puts(&b, "}");
+		}
 		buf_puts(&b, "|");
 	}
+	for (size_t i = 0; i < r.n_dups; i++)
+		buf_printf(&b, "dup %s/%s %llus%s%s|", r.dups[i].handle, r.dups[i].id,
+			   (unsigned long long)r.dups[i].seconds, r.dups[i].last ? " last" : "",
+			   r.dups[i].seen ? " seen" : "");
 	snprintf(out, sizeof out, "%s", buf_cstr(&b));
 	buf_free(&b);
 	sieve_result_free(&r);
@@ -281,7 +334,8 @@ TEST(sieve_extension_table)
 		buf_printf(&b, "%s ", *x);
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
-		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index ");
+		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
+		  "duplicate editheader include environment ihave ");
 	buf_free(&b);
 }
 
@@ -331,7 +385,7 @@ static bool allowed(const char *m, const char *from, const char *addresses, cons
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
@@ -389,7 +443,7 @@ static const char *reply(const char *m, const char *params)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL};
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	struct buf b = BUF_INIT;
@@ -673,7 +727,8 @@ TEST(sieve_relational_null_sender)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
-	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1, NULL, NULL};
+	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1,
+				 NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK_INT(sieve_run(sc, &in, &r), 0);
 	CHECK_INT((int)r.n_actions, 1);
@@ -910,4 +965,300 @@ TEST(sieve_vacation_with_variables)
 	CHECK_STR(run("require [\"vacation\", \"variables\"]; if header :matches \"From\" \"*<*>\" {"
 		      " vacation :subject \"Re: ${1}\" :from \"${2}\" :handle \"${2}\" \"Away\"; }"),
 		  "vacation Away 604800s h:alice@example.org s=Re: Alice  f=alice@example.org|keep*|");
+}
+
+static const char dup_msg[] = "From: a@example.org\r\n"
+			      "Message-ID:  <m1@example.org> \r\n"
+			      "X-List: one\r\n"
+			      "\r\n"
+			      "body\r\n";
+
+TEST(sieve_duplicate)
+{
+	const char *req = "require [\"duplicate\", \"fileinto\", \"variables\"];";
+	char s[1024];
+#define RUNDUP(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, dup_msg, NULL))
+	memset(dup_list, 0, sizeof dup_list);
+	/* not seen: false, the Message-ID (trimmed) to record */
+	CHECK_STR(RUNDUP("if duplicate { discard; }"), "keep*|dup /<m1@example.org> 0s|");
+	dup_list[0] = "/<m1@example.org>";
+	CHECK_STR(RUNDUP("if duplicate { discard; }"), "discard|dup /<m1@example.org> 0s seen|");
+	/* handles are independent; :seconds and :last kept */
+	CHECK_STR(RUNDUP("if duplicate :handle \"h\" :seconds 60 :last { discard; }"),
+		  "keep*|dup h/<m1@example.org> 60s last|");
+	/* :header and :uniqueid; the same ID twice in a run answers the same
+	 * and is one entry, a later :last refreshing it */
+	CHECK_STR(RUNDUP("if duplicate :header \"x-list\" { fileinto \"a\"; }"
+			 "if duplicate :uniqueid \"one\" :seconds 5 :last { fileinto \"b\"; }"),
+		  "keep*|dup /one 5s last|");
+	dup_list[1] = "/one";
+	CHECK_STR(RUNDUP("if duplicate :uniqueid \"${x}one\" { fileinto \"a\"; }"),
+		  "fileinto a|dup /one 0s seen|");
+	/* no such field: no ID, false, nothing recorded */
+	CHECK_STR(RUNDUP("if duplicate :header \"X-None\" { discard; }"), "keep*|");
+	/* a runtime error records nothing; a list error is a runtime error */
+	dup_list[2] = "err/x";
+	CHECK_STR(RUNDUP("if duplicate :handle \"err\" :uniqueid \"x\" { discard; }"),
+		  "E:duplicate: the tracking list cannot be read|keep*|");
+	CHECK_STR(RUNDUP("if duplicate { fileinto \"\"; }"), "E:fileinto an empty mailbox name|keep*|");
+	/* compile errors */
+	CHECK_STR(check("require \"duplicate\"; if duplicate :header \"a\" :uniqueid \"b\" {}"),
+		  "1:47: tagged argument ':uniqueid' given twice or conflicting");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :days 1 {}"),
+		  "1:35: unknown tagged argument ':days' for duplicate");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :header \"\" {}"),
+		  "1:25: duplicate :header needs a field name");
+	CHECK_STR(check("require \"duplicate\"; if duplicate \"x\" {}"),
+		  "1:35: too many arguments for duplicate");
+	CHECK_STR(check("if duplicate {}"), "1:4: test 'duplicate' needs its extension in require");
+	CHECK_STR(check("require \"duplicate\"; if duplicate :last :seconds 0 :handle \"\" {}"), "OK");
+	memset(dup_list, 0, sizeof dup_list);
+#undef RUNDUP
+}
+
+static const char edit_msg[] = "Return-Path: <a@example.org>\r\n"
+			       "Received: from x by y; Mon, 7 Dec 2026 10:00:00 +0000\r\n"
+			       "X-A: one\r\n"
+			       "Subject: hi\r\n"
+			       "X-A: two\r\n"
+			       "X-A:  three\r\n"
+			       "\t folded\r\n"
+			       "Auto-Submitted: auto-generated\r\n"
+			       "\r\n"
+			       "body\r\n";
+
+TEST(sieve_editheader)
+{
+	const char *req = "require [\"editheader\", \"fileinto\", \"variables\"];";
+	char s[2048];
+#define RUNE(body) (snprintf(s, sizeof s, "%s%s", req, body), run_on(s, edit_msg, NULL))
+	/* addheader goes first (after Return-Path), :last at the end; later
+	 * tests see it; the implicit keep gets the final header; kept fields
+	 * byte for byte */
+	CHECK_STR(RUNE("addheader \"X-New\" \"v1\"; addheader :last \"X-End\" \"v2\";"
+		       "if header :is \"x-new\" \"v1\" { addheader \"X-Seen\" \"yes\"; }"),
+		  "keep* {Return-Path: <a@example.org>/X-Seen: yes/X-New: v1/Received: from x by y;"
+		  " Mon, 7 Dec 2026 10:00:00 +0000/X-A: one/Subject: hi/X-A: two/X-A:  three/\t "
+		  "folded/Auto-Submitted: auto-generated/X-End: v2//}|");
+	/* an action before an edit has the header as it was then (here: as
+	 * received, so none); RFC 5293 7's example leaves the message as is */
+	CHECK_STR(RUNE("fileinto \"a\"; addheader \"X-Hello\" \"World\";"
+		       "deleteheader :index 1 \"X-Hello\"; fileinto \"b\";"),
+		  "fileinto a|fileinto b {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 "
+		  "Dec 2026 10:00:00 +0000/X-A: one/Subject: hi/X-A: two/X-A:  three/\t folded/"
+		  "Auto-Submitted: auto-generated//}|");
+	/* deleteheader: all, :index, :index :last, value patterns (unfolded,
+	 * as the header test sees them), the first and third of three */
+	CHECK_STR(RUNE("deleteheader \"x-a\"; if not exists \"X-A\" { fileinto \"gone\"; }"),
+		  "fileinto gone {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/Subject: hi/Auto-Submitted: auto-generated//}|");
+	CHECK_STR(RUNE("deleteheader :index 1 \"X-A\"; deleteheader :index 2 \"X-A\";"
+		       "if header :is \"X-A\" \"two\" { fileinto \"t\"; }"),
+		  "fileinto t {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/Subject: hi/X-A: two/Auto-Submitted: auto-generated//}|");
+	CHECK_STR(RUNE("deleteheader :index 1 :last :contains \"X-A\" \"three\";"
+		       "deleteheader :index 1 :contains \"X-A\" \"two\";"
+		       "deleteheader :matches \"subject\" \"h*\"; if exists \"subject\" { fileinto \"s\"; }"),
+		  "keep* {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/X-A: one/X-A: two/Auto-Submitted: auto-generated//}|");
+	CHECK_STR(RUNE("deleteheader :is \"X-A\" \"three\t folded\"; deleteheader :index 9 \"X-A\";"),
+		  "keep* {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/X-A: one/Subject: hi/X-A: two/Auto-Submitted: auto-generated//}|");
+	/* protected: ignored, so nothing changes */
+	CHECK_STR(RUNE("deleteheader \"received\"; deleteheader \"Auto-Submitted\";"
+		       "deleteheader \"return-path\"; addheader \"Received\" \"forged\";"),
+		  "keep*|");
+	/* UTF-8 values as RFC 2047 words, long values folded at 78; the
+	 * header test decodes them again */
+	CHECK_STR(RUNE("deleteheader \"x-a\"; deleteheader \"subject\";"
+		       "addheader \"Subject\" \"Gr\xc3\xbc\xc3\x9f""e\";"
+		       "if header :is \"subject\" \"Gr\xc3\xbc\xc3\x9f""e\" { fileinto \"u\"; }"),
+		  "fileinto u {Return-Path: <a@example.org>/Subject: =?UTF-8?B?R3LDvMOfZQ==?=/"
+		  "Received: from x by y; Mon, 7 Dec 2026 10:00:00 +0000/"
+		  "Auto-Submitted: auto-generated//}|");
+	CHECK_STR(RUNE("deleteheader \"x-a\"; addheader :last \"X-Long\" \"aaaa bbbb cccc dddd eeee "
+		       "ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp\";"),
+		  "keep* {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/Subject: hi/Auto-Submitted: auto-generated/X-Long: aaaa bbbb cccc "
+		  "dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn/ oooo pppp//}|");
+	/* a line break in a value is encoded, never a new field */
+	CHECK_STR(RUNE("deleteheader \"x-a\"; addheader :last \"X-B\" \"a\r\nBcc: x@y\";"
+		       "if header :is \"x-b\" \"a\r\nBcc: x@y\" { fileinto \"b\"; }"
+		       "if exists \"bcc\" { fileinto \"bad\"; }"),
+		  "fileinto b {Return-Path: <a@example.org>/Received: from x by y; Mon, 7 Dec 2026 "
+		  "10:00:00 +0000/Subject: hi/Auto-Submitted: auto-generated/"
+		  "X-B: =?UTF-8?B?YQ0KQmNjOiB4QHk=?=//}|");
+	/* keep; addheader; keep: one copy (RFC 5293 7) */
+	CHECK_STR(RUNE("keep; addheader \"X-Flavor\" \"vanilla\"; keep;"), "keep|");
+	/* a runtime error: the implicit keep with the message as received */
+	CHECK_STR(RUNE("addheader \"X-A\" \"b\"; fileinto \"\";"),
+		  "E:fileinto an empty mailbox name|keep*|");
+	/* names: checked at compile time, or at run time from a variable */
+	CHECK_STR(check("require \"editheader\"; addheader \"X A\" \"v\";"),
+		  "1:23: addheader: \"X A\" is not a valid field name");
+	CHECK_STR(check("require \"editheader\"; deleteheader \"a:b\";"),
+		  "1:23: deleteheader: \"a:b\" is not a valid field name");
+	CHECK_STR(RUNE("set \"n\" \"bad name\"; addheader \"${n}\" \"v\";"),
+		  "E:addheader: \"bad name\" is not a valid field name|keep*|");
+	CHECK_STR(check("require \"editheader\"; deleteheader :last \"a\";"),
+		  "1:23: :last without :index");
+	CHECK_STR(check("require \"editheader\"; addheader :index 1 \"a\" \"b\";"),
+		  "1:33: unknown tagged argument ':index' for addheader");
+	CHECK_STR(check("require \"editheader\"; addheader \"a\";"),
+		  "1:36: too few arguments for addheader");
+	CHECK_STR(check("require \"editheader\"; deleteheader \"a\" [\"b\", \"c\"];"), "OK");
+	CHECK_STR(check("require \"editheader\"; if header :index 1 \"a\" \"b\" {}"),
+		  "1:33: unknown tagged argument ':index' for header");
+	/* a word longer than a line stays whole on its own line */
+	CHECK_STR(RUNE("deleteheader \"x-a\"; addheader \"X-P\" \"a "
+		       "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+		       " b\";"),
+		  "keep* {Return-Path: <a@example.org>/X-P: a/ "
+		  "01234567890123456789012345678901234567890123456789012345678901234567890123456789/"
+		  " b/Received: from x by y; Mon, 7 Dec 2026 10:00:00 +0000/Subject: hi/"
+		  "Auto-Submitted: auto-generated//}|");
+#undef RUNE
+}
+
+TEST(sieve_editheader_limit)
+{
+	/* 4096-byte values (the variable limit) added until 64 KiB is passed */
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "require [\"editheader\", \"variables\"]; set \"v\" \"");
+	for (int i = 0; i < 4000; i++)
+		buf_putc(&b, 'a' + i % 26);
+	buf_puts(&b, "\";");
+	for (int i = 0; i < 17; i++)
+		buf_puts(&b, "addheader \"X-Big\" \"${v}\";");
+	CHECK_STR(run_on(buf_cstr(&b), edit_msg, NULL),
+		  "E:addheader: more than 65536 bytes added|keep*|");
+	buf_free(&b);
+}
+
+TEST(sieve_include)
+{
+	memset(inc_scripts, 0, sizeof inc_scripts);
+	inc_scripts[0][0] = "p:lib";
+	inc_scripts[0][1] = "require [\"fileinto\", \"include\", \"variables\"];"
+			    " global \"box\"; if string :is \"${box}\" \"\" { return; }"
+			    " fileinto \"${box}\"; set \"local\" \"lib\";";
+	inc_scripts[1][0] = "g:spam";
+	inc_scripts[1][1] = "require [\"fileinto\", \"include\"];"
+			    " if header :contains \"subject\" \"more\" { fileinto \"Spam\"; stop; }";
+	inc_scripts[2][0] = "p:loop";
+	inc_scripts[2][1] = "require \"include\"; include \"loop\";";
+	inc_scripts[3][0] = "p:bad";
+	inc_scripts[3][1] = "require \"include\"; frob;";
+	inc_scripts[4][0] = "p:count";
+	inc_scripts[4][1] = "require [\"include\", \"variables\"];"
+			    " set \"global.n\" \"${global.n}x\";";
+	inc_scripts[5][0] = "p:deep";
+	inc_scripts[5][1] = "require [\"include\", \"variables\"]; set \"global.d\" \"${global.d}.\";"
+			    " include \"deep2\";";
+	inc_scripts[6][0] = "p:deep2";
+	inc_scripts[6][1] = "require \"include\"; include \"deep\";";
+	const char *req = "require [\"include\", \"variables\", \"fileinto\"];";
+	char s[2048];
+#define RUNI(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* globals shared, locals not; actions add up, one implicit keep */
+	CHECK_STR(RUNI("global \"box\"; set \"box\" \"Lists\"; set \"local\" \"main\";"
+		       " include \"lib\"; fileinto \"${local}\";"),
+		  "fileinto Lists|fileinto main|");
+	/* return ends the included script only; without the global set */
+	CHECK_STR(RUNI("include :personal \"lib\"; fileinto \"after\";"), "fileinto after|");
+	/* stop in an included script ends everything; :global */
+	CHECK_STR(RUNI("include :global \"spam\"; fileinto \"not-reached\";"), "fileinto Spam|");
+	/* :once; the global namespace without declaring */
+	CHECK_STR(RUNI("include \"count\"; include :once \"count\"; include \"count\";"
+		       " fileinto \"n${global.n}\";"),
+		  "fileinto nxx|");
+	/* :optional skips a missing script; missing is a runtime error */
+	CHECK_STR(RUNI("include :optional \"none\"; fileinto \"ok\";"), "fileinto ok|");
+	CHECK_STR(RUNI("include \"none\"; fileinto \"ok\";"),
+		  "E:include: no personal script \"none\"|keep*|");
+	CHECK_STR(RUNI("include :global :optional \"lib\";"), "keep*|");
+	/* loops, errors in included scripts, a read error */
+	CHECK_STR(RUNI("include \"loop\";"),
+		  "E:include: personal script \"loop\" includes itself|keep*|");
+	CHECK_STR(RUNI("include \"deep\";"),
+		  "E:include: personal script \"deep\" includes itself|keep*|");
+	CHECK_STR(RUNI("include \"bad\";"),
+		  "E:include: personal script \"bad\" 1:20: unknown command 'frob'|keep*|");
+	CHECK_STR(RUNI("include :optional \"err\";"),
+		  "E:include: the personal script \"err\" cannot be read|keep*|");
+	/* return at the top is stop */
+	CHECK_STR(RUNI("fileinto \"a\"; return; fileinto \"b\";"), "fileinto a|");
+	/* compile errors */
+	CHECK_STR(check("require \"include\"; include :personal :global \"a\";"),
+		  "1:38: tagged argument ':global' given twice or conflicting");
+	CHECK_STR(check("require [\"include\", \"variables\"]; include \"${a}\";"),
+		  "1:35: include takes a constant script name");
+	CHECK_STR(check("require \"include\"; include \"a/b\";"),
+		  "1:20: include: \"a/b\" is not a script name");
+	CHECK_STR(check("require \"include\"; global \"a\";"),
+		  "1:20: global needs \"variables\" in require");
+	CHECK_STR(check("require [\"include\", \"variables\"]; set \"a\" \"1\"; global \"a\";"),
+		  "1:48: variable \"a\" declared global after its use");
+	CHECK_STR(check("require [\"include\", \"variables\"]; global [\"a\", \"b\"]; set \"a\" \"1\";"
+			" set \"global.c\" \"${global.c}\";"),
+		  "OK");
+	CHECK_STR(check("require \"variables\"; set \"global.c\" \"1\";"),
+		  "1:22: invalid variable name \"global.c\"");
+	CHECK_STR(check("require \"include\"; include :once :optional \"a\"; return;"), "OK");
+	memset(inc_scripts, 0, sizeof inc_scripts);
+#undef RUNI
+}
+
+TEST(sieve_environment)
+{
+	const char *req = "require [\"environment\", \"fileinto\", \"variables\", \"relational\"];";
+	char s[1024];
+#define RUNV(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	CHECK_STR(RUNV("if environment :is \"host\" \"mx.example.com\" { fileinto \"h\"; }"
+		       "if environment \"LOCATION\" \"mda\" { fileinto \"l\"; }"
+		       "if environment :matches \"host\" \"*.example.com\" { fileinto \"${1}\"; }"
+		       "if environment :is \"remote-host\" \"\" { fileinto \"rh\"; }"),
+		  "fileinto h|fileinto l|fileinto mx|fileinto rh|");
+	/* an item not given is unknown: false, a count of 0 */
+	CHECK_STR(RUNV("if environment :contains \"version\" \"\" { fileinto \"v\"; }"
+		       "if environment :count \"eq\" \"version\" \"0\" { fileinto \"none\"; }"),
+		  "fileinto none|");
+	CHECK_STR(check("if environment \"host\" \"x\" {}"),
+		  "1:4: test 'environment' needs its extension in require");
+	CHECK_STR(check("require \"environment\"; if environment \"host\" {}"),
+		  "1:46: too few arguments for environment");
+#undef RUNV
+}
+
+TEST(sieve_ihave)
+{
+	/* supported: true, and the block may use the extension unrequired */
+	CHECK_STR(run("require \"ihave\"; if ihave \"fileinto\" { fileinto \"a\"; }"), "fileinto a|");
+	CHECK_STR(run("require \"ihave\"; if allof (true, ihave [\"fileinto\", \"copy\"]) {"
+		      " fileinto :copy \"B\"; }"),
+		  "fileinto B :copy|keep*|");
+	/* variables must be required: ihave says it is missing */
+	CHECK_STR(run("require [\"ihave\", \"variables\"]; if ihave \"variables\" { frob; }"
+		      " else { set \"a\" \"b\"; }"),
+		  "keep*|");
+	/* outside the block the extension is not enabled */
+	CHECK_STR(check("require \"ihave\"; if ihave \"fileinto\" { } fileinto \"a\";"),
+		  "1:42: command 'fileinto' needs its extension in require");
+	/* not supported: false; the block is read for syntax only */
+	CHECK_STR(run("require [\"ihave\", \"fileinto\"]; if ihave \"x-frobnicate\" {"
+		      " frobnicate :fast 3 [\"a\", \"b\"] { deeper (x, y :z \"q\"); } }"
+		      " elsif ihave [\"fileinto\", \"x-nope\"] { fileinto :nope \"n\"; }"
+		      " else { fileinto \"else\"; }"),
+		  "fileinto else|");
+	CHECK_STR(check("require \"ihave\"; if ihave \"x-frob\" { frob \"a\" }"),
+		  "1:47: expected ';', found '}'");
+	CHECK_STR(check("require \"ihave\"; if not ihave \"x-frob\" { frob; }"),
+		  "1:42: unknown command 'frob'");
+	/* error ends the run: the implicit keep */
+	CHECK_STR(run("require [\"ihave\", \"fileinto\"]; fileinto \"a\";"
+		      " if not ihave \"x-frob\" { error \"no frob here\"; }"),
+		  "E:error: no frob here|keep*|");
+	CHECK_STR(check("if ihave \"fileinto\" {}"), "1:4: test 'ihave' needs its extension in require");
+	CHECK_STR(check("require [\"ihave\", \"variables\"]; if ihave \"${x}\" {}"),
+		  "1:36: ihave takes constant names");
 }

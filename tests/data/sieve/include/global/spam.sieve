@@ -1,0 +1,2 @@
+require ["fileinto", "include"];
+if header :contains "subject" "offer" { fileinto "Spam"; stop; }
