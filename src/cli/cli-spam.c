@@ -238,6 +238,28 @@ static int open_user(const char *what, struct store *s, const char *address,
 	return CLI_OK;
 }
 
+/* Opens USER and reads the messages of pos[1] (or standard input) into l:
+ * trained, or scored with USER's thresholds (l->score). */
+static int read_input(struct learn *l, struct store *s, const char *address, int n_pos,
+		      char **pos)
+{
+	if (l->md == NULL)
+		return cli_fail(l->what, "out of memory");
+	int rc = open_user(l->what, s, address, &l->acct);
+	if (rc != CLI_OK)
+		return rc;
+	if (l->score) {
+		struct smtp_spam_levels lv;
+		smtp_spam_levels(s, l->cfg, store_account_id(l->acct), &lv);
+		l->junk = lv.junk;
+		l->reject = lv.reject;
+	}
+	if (n_pos == 2)
+		return learn_path(l, pos[1]);
+	learn_mbox(l, stdin);
+	return CLI_OK;
+}
+
 static int spam_learn(const struct cli_command *cmd, const char *what, const char *cfg_path,
 		      int argc, char **argv)
 {
@@ -266,14 +288,7 @@ static int spam_learn(const struct cli_command *cmd, const char *what, const cha
 			  .cls = is_spam ? STORE_SPAM_SPAM : STORE_SPAM_HAM,
 			  .msg = BUF_INIT,
 			  .md = EVP_MD_CTX_new()};
-	if (l.md == NULL)
-		rc = cli_fail(what, "out of memory");
-	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
-		if (n_pos == 2)
-			rc = learn_path(&l, pos[1]);
-		else
-			learn_mbox(&l, stdin);
-	}
+	rc = read_input(&l, s, address, n_pos, pos);
 	struct store_spam_totals tot;
 	char err[256];
 	if (rc == CLI_OK && store_spam_totals(l.acct, &tot, err, sizeof err) < 0)
@@ -313,18 +328,7 @@ static int spam_score(const struct cli_command *cmd, const char *what, const cha
 		return rc;
 	struct learn l = {.what = what, .cfg = cfg, .msg = BUF_INIT, .md = EVP_MD_CTX_new(),
 			  .score = true};
-	if (l.md == NULL)
-		rc = cli_fail(what, "out of memory");
-	else if ((rc = open_user(what, s, address, &l.acct)) == CLI_OK) {
-		struct smtp_spam_levels lv;
-		smtp_spam_levels(s, cfg, store_account_id(l.acct), &lv);
-		l.junk = lv.junk;
-		l.reject = lv.reject;
-		if (n_pos == 2)
-			rc = learn_path(&l, pos[1]);
-		else
-			learn_mbox(&l, stdin);
-	}
+	rc = read_input(&l, s, address, n_pos, pos);
 	if (rc == CLI_OK) {
 		printf("%s: %zu message%s scored: %zu inbox, %zu junk, %zu refused\n", address,
 		       l.seen - l.failed, l.seen - l.failed == 1 ? "" : "s", l.verdicts[0],
