@@ -128,8 +128,15 @@ def test_mbsync_1000_both_ways(srv, tmp_path):
 
     # server -> local: flag 10 messages on the server
     imap_cmds(srv, user, "SELECT INBOX", "STORE 1:10 +FLAGS.SILENT (\\Flagged)")
-    # local -> server: mark 5 seen, 1 trashed (deleted + expunged), add one
-    names = sorted(files)
+    # local -> server: mark 5 seen, 1 trashed (deleted + expunged), add one.
+    # The local files are chosen by their subject, never among the 10 the
+    # server flags (file names sort by the time mbsync wrote them, so a
+    # position in that order could land on a flagged message).
+    def subject_no(path):
+        with open(path, "rb") as f:
+            m = re.search(rb"Subject: message (\d+)", f.read())
+        return int(m.group(1))
+    names = sorted(files, key=lambda n: subject_no(files[n]))
     seen_names = []
     for name in names[100:105]:
         path = files[name]
