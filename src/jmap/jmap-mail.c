@@ -20,186 +20,12 @@
 
 #include "buf.h"
 #include "jmap-json.h"
+#include "jmap-mail-util.h"
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
 
-/* ------------------------------------------------------------- helpers */
-
-static json_t *fail(json_t **error, const char *type, const char *description)
-{
-	*error = jmap_api_error(type, description);
-	return NULL;
-}
-
-/* Only the names in allowed (NULL-terminated): else invalidArguments. */
-static bool args_known(json_t *args, const char *const *allowed, json_t **error)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(args, key, v)
-	{
-		size_t i = 0;
-		while (allowed[i] != NULL && strcmp(allowed[i], key) != 0)
-			i++;
-		if (allowed[i] == NULL) {
-			char d[320];
-			snprintf(d, sizeof d, "unknown argument %.256s", key);
-			*error = jmap_api_error("invalidArguments", d);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* accountId: required, and ours. */
-static bool account_ok(const struct jmap_api_env *env, json_t *args, json_t **error)
-{
-	json_t *v = json_object_get(args, "accountId");
-	if (!json_is_string(v)) {
-		*error = jmap_api_error("invalidArguments", "accountId (Id) is required");
-		return false;
-	}
-	if (strcmp(json_string_value(v), env->account_id) != 0) {
-		*error = jmap_api_error("accountNotFound", NULL);
-		return false;
-	}
-	return true;
-}
-
-/* Syncs the store's JMAP view; the mailbox state as a string into state. */
-static bool sync_state(const struct jmap_api_env *env, char state[24], uint64_t *num,
-		       json_t **error)
-{
-	const struct jmap_mail_ctx *c = env->methods_ctx;
-	char err[256];
-	uint64_t s = 0;
-	if (store_jmap_sync(c->account, &s, err, sizeof err) < 0) {
-		log_error("jmap action=sync error=\"%s\"", err);
-		*error = jmap_api_error("serverFail", "the store failed");
-		return false;
-	}
-	snprintf(state, 24, "%" PRIu64, s);
-	if (num)
-		*num = s;
-	return true;
-}
-
-/* A state string of ours: decimal digits, no leading zero. */
-static bool parse_state(const char *s, uint64_t *out)
-{
-	return jmap_json_decimal(s, out);
-}
-
 /* ------------------------------------------------------- mailbox view */
-
-struct mbox {
-	const struct store_jmap_mailbox *m;
-	int64_t parent;   /* store id of the parent, 0 none */
-	const char *name; /* the last part of the path (after the parent's) */
-	const char *role; /* NULL none */
-	size_t depth;
-};
-
-struct mview {
-	struct store_jmap_mailbox *rows;
-	struct mbox *b;
-	size_t n;
-};
-
-static const struct {
-	unsigned bit;
-	const char *role;
-} roles[] = {
-    {STORE_SU_SENT, "sent"},       {STORE_SU_DRAFTS, "drafts"},   {STORE_SU_TRASH, "trash"},
-    {STORE_SU_JUNK, "junk"},       {STORE_SU_ARCHIVE, "archive"}, {STORE_SU_ALL, "all"},
-    {STORE_SU_FLAGGED, "flagged"},
-};
-
-static bool is_inbox(const struct store_jmap_mailbox *m)
-{
-	return strcmp(m->name, "INBOX") == 0;
-}
-
-static struct mbox *find_mbox(const struct mview *v, int64_t id)
-{
-	for (size_t i = 0; i < v->n; i++)
-		if (v->b[i].m->id == id)
-			return &v->b[i];
-	return NULL;
-}
-
-/* The mailboxes as JMAP sees them: a tree by the '/' of the names (the
- * nearest existing ancestor is the parent: IMAP may delete a parent and
- * keep its children), one role per mailbox and per role (RFC 8621 2: the
- * first mailbox with the special use has it). */
-static bool view_load(const struct jmap_api_env *env, struct mview *v, json_t **error)
-{
-	const struct jmap_mail_ctx *c = env->methods_ctx;
-	char err[256];
-	memset(v, 0, sizeof *v);
-	if (store_jmap_mailboxes(c->account, &v->rows, &v->n, err, sizeof err) < 0) {
-		log_error("jmap action=mailboxes error=\"%s\"", err);
-		*error = jmap_api_error("serverFail", "the store failed");
-		return false;
-	}
-	v->b = xcalloc(v->n + 1, sizeof *v->b);
-	unsigned taken = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		struct mbox *b = &v->b[i];
-		b->m = &v->rows[i];
-		b->name = b->m->name;
-		const char *nm = b->m->name;
-		/* the longest proper prefix "P/" that is a mailbox */
-		size_t best = 0;
-		for (size_t j = 0; j < v->n; j++) {
-			size_t l = strlen(v->rows[j].name);
-			if (j != i && l > best && strncmp(nm, v->rows[j].name, l) == 0 &&
-			    nm[l] == '/') {
-				best = l;
-				b->parent = v->rows[j].id;
-			}
-		}
-		if (best)
-			b->name = nm + best + 1;
-		if (is_inbox(b->m)) {
-			b->role = "inbox";
-			continue;
-		}
-		for (size_t r = 0; r < sizeof roles / sizeof roles[0] && b->role == NULL; r++)
-			if ((b->m->special_use & roles[r].bit) && !(taken & roles[r].bit)) {
-				taken |= roles[r].bit;
-				b->role = roles[r].role;
-			}
-	}
-	for (size_t i = 0; i < v->n; i++) {
-		/* depth by the parents (names have a bounded number of levels) */
-		struct mbox *p = &v->b[i];
-		while (p->parent != 0 && (p = find_mbox(v, p->parent)) != NULL)
-			v->b[i].depth++;
-	}
-	return true;
-}
-
-static void view_free(struct mview *v)
-{
-	free(v->rows);
-	free(v->b);
-}
-
-static void mailbox_id(int64_t id, char out[32])
-{
-	snprintf(out, 32, "M%" PRId64, id);
-}
-
-/* "M<digits>" of a mailbox: its store id, else 0. */
-static int64_t parse_mailbox_id(const char *s)
-{
-	uint64_t v;
-	if (s[0] != 'M' || !parse_state(s + 1, &v) || v == 0 || v > INT64_MAX)
-		return 0;
-	return (int64_t)v;
-}
 
 static const char *const mailbox_props[] = {
     "id",           "name",         "parentId",      "role",     "sortOrder",    "totalEmails",
@@ -220,16 +46,16 @@ static json_t *rights(bool inbox)
 	return r;
 }
 
-static json_t *mailbox_json(const struct mbox *b, json_t *props)
+static json_t *mailbox_json(const struct jmap_mbox *b, json_t *props)
 {
 	char id[32];
 	json_t *o = json_object();
-	mailbox_id(b->m->id, id);
+	jmap_mail_mailbox_id(b->m->id, id);
 	json_object_set_new(o, "id", json_string(id));
 	json_object_set_new(o, "name", json_string(b->name));
 	if (b->parent) {
 		char pid[32];
-		mailbox_id(b->parent, pid);
+		jmap_mail_mailbox_id(b->parent, pid);
 		json_object_set_new(o, "parentId", json_string(pid));
 	} else {
 		json_object_set_new(o, "parentId", json_null());
@@ -240,7 +66,7 @@ static json_t *mailbox_json(const struct mbox *b, json_t *props)
 	json_object_set_new(o, "unreadEmails", json_integer(b->m->unread_emails));
 	json_object_set_new(o, "totalThreads", json_integer(b->m->total_threads));
 	json_object_set_new(o, "unreadThreads", json_integer(b->m->unread_threads));
-	json_object_set_new(o, "myRights", rights(is_inbox(b->m)));
+	json_object_set_new(o, "myRights", rights(jmap_mail_is_inbox(b->m)));
 	json_object_set_new(o, "isSubscribed", json_boolean(b->m->subscribed));
 	if (props != NULL) {
 		const char *key;
@@ -262,82 +88,16 @@ static json_t *mailbox_json(const struct mbox *b, json_t *props)
 	return o;
 }
 
-/* The arguments of a /get (RFC 8620 5.1): accountId, "ids" null or Id[]
- * of at most JMAP_MAX_OBJECTS_IN_GET, "properties" null or names of
- * known. */
-static bool get_args(const struct jmap_api_env *env, json_t *args, const char *const *known,
-		     json_t **ids, json_t **props, json_t **error)
-{
-	static const char *const allowed[] = {"accountId", "ids", "properties", NULL};
-	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
-		return false;
-	*ids = json_object_get(args, "ids");
-	*props = json_object_get(args, "properties");
-	if (*ids != NULL && json_is_null(*ids))
-		*ids = NULL;
-	if (*props != NULL && json_is_null(*props))
-		*props = NULL;
-	size_t i;
-	json_t *v;
-	if (*ids != NULL) {
-		if (!json_is_array(*ids)) {
-			*error = jmap_api_error("invalidArguments", "ids must be null or Id[]");
-			return false;
-		}
-		json_array_foreach(*ids, i, v)
-		{
-			if (!json_is_string(v)) {
-				*error = jmap_api_error("invalidArguments", "ids must be strings");
-				return false;
-			}
-		}
-		if (json_array_size(*ids) > JMAP_MAX_OBJECTS_IN_GET) {
-			*error = jmap_api_error("requestTooLarge", "more than maxObjectsInGet ids");
-			return false;
-		}
-	}
-	if (*props != NULL) {
-		if (!json_is_array(*props)) {
-			*error = jmap_api_error("invalidArguments",
-						"properties must be null or String[]");
-			return false;
-		}
-		json_array_foreach(*props, i, v)
-		{
-			size_t k = 0;
-			while (json_is_string(v) && known[k] != NULL &&
-			       strcmp(known[k], json_string_value(v)) != 0)
-				k++;
-			if (!json_is_string(v) || known[k] == NULL) {
-				*error = jmap_api_error("invalidArguments", "unknown property");
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
-/* The response of a /get; takes list and not_found. */
-static json_t *get_result(json_t *args, const char *state, json_t *list, json_t *not_found)
-{
-	json_t *r = json_object();
-	json_object_set(r, "accountId", json_object_get(args, "accountId"));
-	json_object_set_new(r, "state", json_string(state));
-	json_object_set_new(r, "list", list);
-	json_object_set_new(r, "notFound", not_found);
-	return r;
-}
-
 /* --------------------------------------------------------- Mailbox/get */
 
 static json_t *mailbox_get(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	json_t *ids, *props;
-	if (!get_args(env, args, mailbox_props, &ids, &props, error))
+	if (!jmap_mail_get_args(env, args, mailbox_props, &ids, &props, error))
 		return NULL;
 	char state[24];
-	struct mview v;
-	if (!sync_state(env, state, NULL, error) || !view_load(env, &v, error))
+	struct jmap_mview v;
+	if (!jmap_mail_sync_state(env, state, NULL, error) || !jmap_mail_view_load(env, &v, error))
 		return NULL;
 	json_t *list = json_array(), *not_found = json_array();
 	if (ids == NULL) {
@@ -348,15 +108,16 @@ static json_t *mailbox_get(const struct jmap_api_env *env, json_t *args, json_t 
 		json_t *id;
 		json_array_foreach(ids, i, id)
 		{
-			struct mbox *b = find_mbox(&v, parse_mailbox_id(json_string_value(id)));
+			struct jmap_mbox *b = jmap_mail_find_mbox(
+			    &v, jmap_mail_parse_mailbox_id(json_string_value(id)));
 			if (b != NULL)
 				json_array_append_new(list, mailbox_json(b, props));
 			else
 				json_array_append(not_found, id);
 		}
 	}
-	view_free(&v);
-	return get_result(args, state, list, not_found);
+	jmap_mail_view_free(&v);
+	return jmap_mail_get_result(args, state, list, not_found);
 }
 
 /* ----------------------------------------------------- Mailbox/changes */
@@ -368,22 +129,23 @@ enum kind { K_MAILBOX, K_THREAD, K_EMAIL };
 static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind kind, json_t **error)
 {
 	static const char *const allowed[] = {"accountId", "sinceState", "maxChanges", NULL};
-	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
+	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
 		return NULL;
 	json_t *since = json_object_get(args, "sinceState");
 	json_t *max = json_object_get(args, "maxChanges");
 	if (!json_is_string(since))
-		return fail(error, "invalidArguments", "sinceState (String) is required");
+		return jmap_mail_fail(error, "invalidArguments", "sinceState (String) is required");
 	if (max != NULL && !json_is_null(max) &&
 	    (!json_is_integer(max) || json_integer_value(max) <= 0))
-		return fail(error, "invalidArguments",
-			    "maxChanges must be null or a positive integer");
+		return jmap_mail_fail(error, "invalidArguments",
+				      "maxChanges must be null or a positive integer");
 	char state[24];
 	uint64_t now, old;
-	if (!sync_state(env, state, &now, error))
+	if (!jmap_mail_sync_state(env, state, &now, error))
 		return NULL;
-	if (!parse_state(json_string_value(since), &old) || old > now)
-		return fail(error, "cannotCalculateChanges", "not a state of this server");
+	if (!jmap_mail_parse_state(json_string_value(since), &old) || old > now)
+		return jmap_mail_fail(error, "cannotCalculateChanges",
+				      "not a state of this server");
 	const struct jmap_mail_ctx *c = env->methods_ctx;
 	struct store_jmap_change *ch = NULL;
 	size_t n = 0;
@@ -394,14 +156,14 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind k
 						: store_jmap_mailbox_changes;
 	if (get(c->account, old, &ch, &n, err, sizeof err) < 0) {
 		log_error("jmap action=changes error=\"%s\"", err);
-		return fail(error, "serverFail", "the store failed");
+		return jmap_mail_fail(error, "serverFail", "the store failed");
 	}
 	/* One state step can hold any number of changes: no intermediate
 	 * state to stop at (docs/jmap.md). */
 	if (max != NULL && json_is_integer(max) && (json_int_t)n > json_integer_value(max)) {
 		free(ch);
-		return fail(error, "cannotCalculateChanges",
-			    "more changes than maxChanges; get the objects again");
+		return jmap_mail_fail(error, "cannotCalculateChanges",
+				      "more changes than maxChanges; get the objects again");
 	}
 	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
 	bool counts_only = true;
@@ -459,15 +221,6 @@ static json_t *email_changes(const struct jmap_api_env *env, json_t *args, json_
 
 static const char *const thread_props[] = {"id", "emailIds", NULL};
 
-/* "T<digits>" of a thread: its store id, else 0. */
-static int64_t parse_thread_id(const char *s)
-{
-	uint64_t v;
-	if (s[0] != 'T' || !jmap_json_decimal(s + 1, &v) || v == 0 || v > INT64_MAX)
-		return 0;
-	return (int64_t)v;
-}
-
 /* The Thread object of id (RFC 8621 3): 1 found (*out set), 0 none, -1. */
 static int thread_json(struct store_account *a, int64_t id, json_t *props, json_t **out)
 {
@@ -511,11 +264,11 @@ static int thread_json(struct store_account *a, int64_t id, json_t *props, json_
 static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	json_t *ids, *props;
-	if (!get_args(env, args, thread_props, &ids, &props, error))
+	if (!jmap_mail_get_args(env, args, thread_props, &ids, &props, error))
 		return NULL;
 	const struct jmap_mail_ctx *c = env->methods_ctx;
 	char state[24], err[256];
-	if (!sync_state(env, state, NULL, error))
+	if (!jmap_mail_sync_state(env, state, NULL, error))
 		return NULL;
 	json_t *want = NULL;
 	if (ids == NULL) {
@@ -525,12 +278,12 @@ static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t *
 		if (store_jmap_thread_ids(c->account, JMAP_MAX_OBJECTS_IN_GET, &all, &n, err,
 					  sizeof err) < 0) {
 			log_error("jmap action=thread_ids error=\"%s\"", err);
-			return fail(error, "serverFail", "the store failed");
+			return jmap_mail_fail(error, "serverFail", "the store failed");
 		}
 		if (n > JMAP_MAX_OBJECTS_IN_GET) {
 			free(all);
-			return fail(error, "requestTooLarge",
-				    "more threads than maxObjectsInGet: give ids");
+			return jmap_mail_fail(error, "requestTooLarge",
+					      "more threads than maxObjectsInGet: give ids");
 		}
 		want = json_array();
 		for (size_t i = 0; i < n; i++) {
@@ -547,14 +300,14 @@ static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t *
 	json_t *id;
 	json_array_foreach(want, i, id)
 	{
-		int64_t t = parse_thread_id(json_string_value(id));
+		int64_t t = jmap_mail_parse_thread_id(json_string_value(id));
 		json_t *o = NULL;
 		int r = t ? thread_json(c->account, t, props, &o) : 0;
 		if (r < 0) {
 			json_decref(want);
 			json_decref(list);
 			json_decref(not_found);
-			return fail(error, "serverFail", "the store failed");
+			return jmap_mail_fail(error, "serverFail", "the store failed");
 		}
 		if (r == 1)
 			json_array_append_new(list, o);
@@ -562,7 +315,7 @@ static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t *
 			json_array_append(not_found, id);
 	}
 	json_decref(want);
-	return get_result(args, state, list, not_found);
+	return jmap_mail_get_result(args, state, list, not_found);
 }
 
 /* ------------------------------------------------------- Mailbox/query */
@@ -630,7 +383,7 @@ static bool contains_ci(const char *hay, const char *needle)
 	return n == 0;
 }
 
-static bool filter_match(json_t *f, const struct mbox *b)
+static bool filter_match(json_t *f, const struct jmap_mbox *b)
 {
 	json_t *op = json_object_get(f, "operator");
 	if (op != NULL) {
@@ -654,7 +407,7 @@ static bool filter_match(json_t *f, const struct mbox *b)
 	if ((v = json_object_get(f, "parentId")) != NULL &&
 	    (json_is_null(v)
 		 ? b->parent != 0
-		 : parse_mailbox_id(json_string_value(v)) != b->parent || b->parent == 0))
+		 : jmap_mail_parse_mailbox_id(json_string_value(v)) != b->parent || b->parent == 0))
 		return false;
 	if ((v = json_object_get(f, "role")) != NULL &&
 	    (json_is_null(v) ? b->role != NULL
@@ -679,7 +432,7 @@ struct sort_ctx {
 	size_t n;
 };
 
-static int cmp_mbox(const struct mbox *a, const struct mbox *b, const struct sort_ctx *s)
+static int cmp_mbox(const struct jmap_mbox *a, const struct jmap_mbox *b, const struct sort_ctx *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		int c = 0;
@@ -696,10 +449,10 @@ static int cmp_mbox(const struct mbox *a, const struct mbox *b, const struct sor
 
 /* qsort has no context argument in C17: sort by insertion (a user's
  * mailboxes number in the hundreds at most). */
-static void sort_mboxes(struct mbox **v, size_t n, const struct sort_ctx *s)
+static void sort_mboxes(struct jmap_mbox **v, size_t n, const struct sort_ctx *s)
 {
 	for (size_t i = 1; i < n; i++) {
-		struct mbox *x = v[i];
+		struct jmap_mbox *x = v[i];
 		size_t j = i;
 		while (j > 0 && cmp_mbox(v[j - 1], x, s) > 0) {
 			v[j] = v[j - 1];
@@ -712,8 +465,8 @@ static void sort_mboxes(struct mbox **v, size_t n, const struct sort_ctx *s)
 /* Appends the mailboxes of sorted (n) under parent, each followed by its
  * children (sortAsTree); with filter_tree, only those whose ancestors all
  * matched. */
-static void tree_order(struct mbox **sorted, const bool *match, size_t n, int64_t parent,
-		       bool filter_tree, struct mbox **out, size_t *k, size_t depth)
+static void tree_order(struct jmap_mbox **sorted, const bool *match, size_t n, int64_t parent,
+		       bool filter_tree, struct jmap_mbox **out, size_t *k, size_t depth)
 {
 	for (size_t i = 0; i < n && depth <= 64; i++) {
 		if (sorted[i]->parent != parent)
@@ -726,29 +479,12 @@ static void tree_order(struct mbox **sorted, const bool *match, size_t n, int64_
 	}
 }
 
-static bool uint_arg(json_t *args, const char *name, bool allow_negative, json_int_t *out,
-		     json_t **error)
-{
-	json_t *v = json_object_get(args, name);
-	if (v == NULL || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || (!allow_negative && json_integer_value(v) < 0)) {
-		char d[96];
-		snprintf(d, sizeof d, "%s must be an integer%s", name,
-			 allow_negative ? "" : " >= 0");
-		*error = jmap_api_error("invalidArguments", d);
-		return false;
-	}
-	*out = json_integer_value(v);
-	return true;
-}
-
 static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	static const char *const allowed[] = {
 	    "accountId", "filter",         "sort",       "position",     "anchor", "anchorOffset",
 	    "limit",     "calculateTotal", "sortAsTree", "filterAsTree", NULL};
-	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
+	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
 		return NULL;
 	json_t *filter = json_object_get(args, "filter");
 	json_t *sort = json_object_get(args, "sort");
@@ -761,7 +497,8 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 	struct sort_ctx sc = {keys, 0};
 	if (sort != NULL && !json_is_null(sort)) {
 		if (!json_is_array(sort))
-			return fail(error, "invalidArguments", "sort must be null or Comparator[]");
+			return jmap_mail_fail(error, "invalidArguments",
+					      "sort must be null or Comparator[]");
 		size_t i;
 		json_t *c;
 		json_array_foreach(sort, i, c)
@@ -779,41 +516,44 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 			}
 			if (!json_is_object(c) || !json_is_string(p) || extra ||
 			    (asc != NULL && !json_is_boolean(asc)))
-				return fail(error, "invalidArguments",
-					    "a Comparator has property, isAscending, collation");
+				return jmap_mail_fail(
+				    error, "invalidArguments",
+				    "a Comparator has property, isAscending, collation");
 			if (json_object_get(c, "collation") != NULL)
-				return fail(error, "unsupportedSort", "no collation is supported");
+				return jmap_mail_fail(error, "unsupportedSort",
+						      "no collation is supported");
 			const char *pn = json_string_value(p);
 			if (strcmp(pn, "name") != 0 && strcmp(pn, "sortOrder") != 0)
-				return fail(error, "unsupportedSort",
-					    "Mailboxes sort by sortOrder and name");
+				return jmap_mail_fail(error, "unsupportedSort",
+						      "Mailboxes sort by sortOrder and name");
 			if (sc.n < sizeof keys / sizeof keys[0])
 				keys[sc.n++] = (struct sort_key){strcmp(pn, "name") == 0,
 								 asc == NULL || json_is_true(asc)};
 		}
 	}
 	json_int_t position = 0, anchor_offset = 0, limit = -1;
-	if (!uint_arg(args, "position", true, &position, error) ||
-	    !uint_arg(args, "anchorOffset", true, &anchor_offset, error) ||
-	    !uint_arg(args, "limit", false, &limit, error))
+	if (!jmap_mail_uint_arg(args, "position", true, &position, error) ||
+	    !jmap_mail_uint_arg(args, "anchorOffset", true, &anchor_offset, error) ||
+	    !jmap_mail_uint_arg(args, "limit", false, &limit, error))
 		return NULL;
 	if (anchor != NULL && !json_is_null(anchor) && !json_is_string(anchor))
-		return fail(error, "invalidArguments", "anchor must be null or an Id");
+		return jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
 	static const char *const bools[] = {"calculateTotal", "sortAsTree", "filterAsTree"};
 	for (size_t i = 0; i < 3; i++) {
 		json_t *b = json_object_get(args, bools[i]);
 		if (b != NULL && !json_is_boolean(b))
-			return fail(error, "invalidArguments",
-				    "calculateTotal, sortAsTree and filterAsTree are Booleans");
+			return jmap_mail_fail(
+			    error, "invalidArguments",
+			    "calculateTotal, sortAsTree and filterAsTree are Booleans");
 	}
 	bool as_tree = json_is_true(json_object_get(args, "sortAsTree"));
 	bool filter_tree = json_is_true(json_object_get(args, "filterAsTree"));
 	char state[24];
-	struct mview v;
-	if (!sync_state(env, state, NULL, error) || !view_load(env, &v, error))
+	struct jmap_mview v;
+	if (!jmap_mail_sync_state(env, state, NULL, error) || !jmap_mail_view_load(env, &v, error))
 		return NULL;
-	struct mbox **sorted = xcalloc(v.n + 1, sizeof *sorted);
-	struct mbox **res = xcalloc(v.n + 1, sizeof *res);
+	struct jmap_mbox **sorted = xcalloc(v.n + 1, sizeof *sorted);
+	struct jmap_mbox **res = xcalloc(v.n + 1, sizeof *res);
 	bool *match = xcalloc(v.n + 1, sizeof *match);
 	for (size_t i = 0; i < v.n; i++)
 		sorted[i] = &v.b[i];
@@ -842,7 +582,7 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 	json_int_t start;
 	bool anchored = anchor != NULL && json_is_string(anchor);
 	if (anchored) {
-		int64_t aid = parse_mailbox_id(json_string_value(anchor));
+		int64_t aid = jmap_mail_parse_mailbox_id(json_string_value(anchor));
 		size_t i = 0;
 		while (i < total && res[i]->m->id != aid)
 			i++;
@@ -850,8 +590,8 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 			free(sorted);
 			free(res);
 			free(match);
-			view_free(&v);
-			return fail(error, "anchorNotFound", NULL);
+			jmap_mail_view_free(&v);
+			return jmap_mail_fail(error, "anchorNotFound", NULL);
 		}
 		start = (json_int_t)i + anchor_offset;
 	} else {
@@ -862,13 +602,13 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 	json_t *ids = json_array();
 	for (json_int_t i = start; i < (json_int_t)total && (limit < 0 || i - start < limit); i++) {
 		char id[32];
-		mailbox_id(res[i]->m->id, id);
+		jmap_mail_mailbox_id(res[i]->m->id, id);
 		json_array_append_new(ids, json_string(id));
 	}
 	free(sorted);
 	free(res);
 	free(match);
-	view_free(&v);
+	jmap_mail_view_free(&v);
 	json_t *r = json_object();
 	json_object_set(r, "accountId", json_object_get(args, "accountId"));
 	json_object_set_new(r, "queryState", json_string(state));
@@ -887,15 +627,16 @@ static json_t *mailbox_query_changes(const struct jmap_api_env *env, json_t *arg
 	static const char *const allowed[] = {
 	    "accountId", "filter",         "sort",       "sinceQueryState", "maxChanges",
 	    "upToId",    "calculateTotal", "sortAsTree", "filterAsTree",    NULL};
-	if (!args_known(args, allowed, error) || !account_ok(env, args, error))
+	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
 		return NULL;
 	if (!json_is_string(json_object_get(args, "sinceQueryState")))
-		return fail(error, "invalidArguments", "sinceQueryState (String) is required");
+		return jmap_mail_fail(error, "invalidArguments",
+				      "sinceQueryState (String) is required");
 	json_t *filter = json_object_get(args, "filter");
 	if (filter != NULL && !json_is_null(filter) && !filter_check(filter, 0, error))
 		return NULL;
-	return fail(error, "cannotCalculateChanges",
-		    "query results are not kept: run Mailbox/query again");
+	return jmap_mail_fail(error, "cannotCalculateChanges",
+			      "query results are not kept: run Mailbox/query again");
 }
 
 const struct jmap_method jmap_mail_methods[] = {

@@ -820,3 +820,50 @@ int store_jmap_thread_get(struct store_account *a, int64_t thread_id, struct buf
 	}
 	return *n > 0;
 }
+
+int store_jmap_email_copies(struct store_account *a, const char *file_id,
+			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz)
+{
+	*out = NULL;
+	*n = 0;
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL)
+		return -1;
+	sqlite3_stmt *st =
+	    store_db_stmt(db,
+			  "SELECT mailbox_id, uid, size, internaldate, flags, keywords,"
+			  " modseq, thread_id FROM messages WHERE file_id = ?1"
+			  " ORDER BY mailbox_id, uid",
+			  err, errsz);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, file_id, -1, SQLITE_STATIC);
+	size_t cap = 0;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 4;
+			*out = xreallocarray(*out, cap, sizeof **out);
+		}
+		struct store_jmap_copy *c = &(*out)[(*n)++];
+		memset(c, 0, sizeof *c);
+		c->mailbox_id = sqlite3_column_int64(st, 0);
+		c->uid = (uint32_t)sqlite3_column_int64(st, 1);
+		c->size = (uint64_t)sqlite3_column_int64(st, 2);
+		c->internaldate = sqlite3_column_int64(st, 3);
+		c->flags = (unsigned)sqlite3_column_int64(st, 4);
+		const char *k = (const char *)sqlite3_column_text(st, 5);
+		snprintf(c->keywords, sizeof c->keywords, "%s", k ? k : "");
+		c->modseq = (uint64_t)sqlite3_column_int64(st, 6);
+		c->thread_id = sqlite3_column_int64(st, 7);
+	}
+	sqlite3_reset(st);
+	if (r != SQLITE_DONE) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		store_db_error(db, "email copies", err, errsz);
+		return -1;
+	}
+	return *n > 0;
+}

@@ -239,8 +239,6 @@ bool store_name_keyword_in(const char *list, const char *word, size_t wlen);
  * would exceed STORE_KEYWORDS_MAX. */
 int store_name_keywords_merge(const char *old, int mode, const char *change,
 			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
-/* True if s is a 24-character id as made by fsutil_unique_id. */
-bool store_name_is_file_id(const char *s, size_t n);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
 /* Creates the groups table if it is not there (store_open). */

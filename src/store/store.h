@@ -1506,4 +1506,24 @@ int store_jmap_thread_ids(struct store_account *a, size_t max, int64_t **out, si
 int store_jmap_thread_get(struct store_account *a, int64_t thread_id, struct buf *out,
 			  size_t *n, char *err, size_t errsz);
 
+/* True if s is a 24-character id as made by fsutil_unique_id. */
+bool store_name_is_file_id(const char *s, size_t n);
+
+/* One IMAP copy of an Email (a message file in one mailbox). */
+struct store_jmap_copy {
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t size;
+	int64_t internaldate; /* unix time */
+	unsigned flags;       /* STORE_F_* */
+	char keywords[1024];  /* space-separated, "" if none */
+	uint64_t modseq;
+	int64_t thread_id; /* 0 until store_jmap_sync gave one */
+};
+/* The copies of the Email file_id (a message file id), in mailbox id and
+ * uid order, into a new array (*out, caller frees; *n).  1 found, 0 no
+ * such Email (no copy left), -1 error. */
+int store_jmap_email_copies(struct store_account *a, const char *file_id,
+			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
+
 #endif

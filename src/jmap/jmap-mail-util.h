@@ -1,0 +1,89 @@
+/*
+ * jmap-mail-util.h - what the JMAP Mail method files share: argument
+ * checks of RFC 8620 5 (/get, /query), the account and state checks, the
+ * ids of our objects ("M" mailbox, "T" thread, "E" email: jmap-mail.c's
+ * header says what they are) and the mailbox view (the mailbox tree
+ * and roles as JMAP sees them, RFC 8621 2).
+ *
+ * Every function that can fail sets *error to a method-level error
+ * (jmap_api_error) and returns false/NULL; the caller returns that error.
+ */
+#ifndef TERN_JMAP_MAIL_UTIL_H
+#define TERN_JMAP_MAIL_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jmap-api.h"
+
+struct store_jmap_mailbox;
+
+struct jmap_mbox {
+	const struct store_jmap_mailbox *m;
+	int64_t parent;   /* store id of the parent, 0 none */
+	const char *name; /* the last part of the path (after the parent's) */
+	const char *role; /* NULL none */
+	size_t depth;
+};
+
+struct jmap_mview {
+	struct store_jmap_mailbox *rows;
+	struct jmap_mbox *b;
+	size_t n;
+};
+
+json_t *jmap_mail_fail(json_t **error, const char *type, const char *description);
+
+/* Only the names in allowed (NULL-terminated): else invalidArguments. */
+bool jmap_mail_args_known(json_t *args, const char *const *allowed, json_t **error);
+
+/* accountId: required, and ours. */
+bool jmap_mail_account_ok(const struct jmap_api_env *env, json_t *args, json_t **error);
+
+/* Syncs the store's JMAP view; the mailbox state as a string into state. */
+bool jmap_mail_sync_state(const struct jmap_api_env *env, char state[24], uint64_t *num,
+			  json_t **error);
+
+/* A state string of ours: decimal digits, no leading zero. */
+bool jmap_mail_parse_state(const char *s, uint64_t *out);
+
+bool jmap_mail_is_inbox(const struct store_jmap_mailbox *m);
+
+struct jmap_mbox *jmap_mail_find_mbox(const struct jmap_mview *v, int64_t id);
+
+/* The mailboxes as JMAP sees them: a tree by the '/' of the names (the
+ * nearest existing ancestor is the parent: IMAP may delete a parent and
+ * keep its children), one role per mailbox and per role (RFC 8621 2: the
+ * first mailbox with the special use has it). */
+bool jmap_mail_view_load(const struct jmap_api_env *env, struct jmap_mview *v, json_t **error);
+
+void jmap_mail_view_free(struct jmap_mview *v);
+
+void jmap_mail_mailbox_id(int64_t id, char out[32]);
+
+/* "M<digits>" of a mailbox: its store id, else 0. */
+int64_t jmap_mail_parse_mailbox_id(const char *s);
+
+/* The arguments of a /get (RFC 8620 5.1): accountId, "ids" null or Id[]
+ * of at most JMAP_MAX_OBJECTS_IN_GET, "properties" null or names of
+ * known. */
+bool jmap_mail_get_args(const struct jmap_api_env *env, json_t *args, const char *const *known,
+			json_t **ids, json_t **props, json_t **error);
+
+/* The response of a /get; takes list and not_found. */
+json_t *jmap_mail_get_result(json_t *args, const char *state, json_t *list, json_t *not_found);
+
+bool jmap_mail_uint_arg(json_t *args, const char *name, bool allow_negative, json_int_t *out,
+			json_t **error);
+
+/* "T<digits>" of a thread: its store id, else 0. */
+int64_t jmap_mail_parse_thread_id(const char *s);
+
+/* "E" and a message file id (store_name_is_file_id): the id,
+ * NUL-terminated, into file_id, and true; else false.  Whether the Email
+ * exists is store_jmap_email_copies's answer. */
+bool jmap_mail_parse_email_id(const char *s, char file_id[25]);
+
+#endif
