@@ -371,15 +371,19 @@ int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t le
 		return st;
 	}
 	json_t *responses = json_array();
+	json_t *created = json_object_get(req, "createdIds");
+	struct jmap_api_env e = *env;
+	e.created_ids = created != NULL ? json_deep_copy(created) : json_object();
 	json_array_foreach(calls, i, v)
 	{
-		run_call(env, using, v, responses);
+		run_call(&e, using, v, responses);
 	}
 	json_t *resp = json_object();
 	json_object_set_new(resp, "methodResponses", responses);
-	json_t *created = json_object_get(req, "createdIds");
+	/* 3.4: createdIds comes back only if the request had it */
 	if (created != NULL)
-		json_object_set(resp, "createdIds", created);
+		json_object_set(resp, "createdIds", e.created_ids);
+	json_decref(e.created_ids);
 	json_object_set_new(resp, "sessionState", json_string(env->session_state));
 	*out = jmap_json_dump(resp, outlen);
 	json_decref(resp);

@@ -51,6 +51,11 @@ struct jmap_api_env {
 	size_t n_methods;
 	const char *capability;
 	void *methods_ctx; /* for the methods */
+	/* The creation ids of the request (RFC 8620 3.3, 5.3): creation id
+	 * to Id, those the request gave in createdIds and those a /set or
+	 * /import created so far.  jmap_api_request sets it; a method adds
+	 * to it (it is a new object per request, never shared). */
+	json_t *created_ids;
 };
 
 /* A method-level error (RFC 8620 3.6.2): {"type": type[, "description":

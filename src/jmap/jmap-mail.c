@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "jmap-email-set.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "log.h"
@@ -647,5 +648,9 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Thread/get", JMAP_CAP_MAIL, thread_get},
     {"Thread/changes", JMAP_CAP_MAIL, thread_changes},
     {"Email/changes", JMAP_CAP_MAIL, email_changes},
+    {"Mailbox/set", JMAP_CAP_MAIL, jmap_mailbox_set},
+    {"Email/set", JMAP_CAP_MAIL, jmap_email_set},
+    {"Email/copy", JMAP_CAP_MAIL, jmap_email_copy},
+    {"Email/import", JMAP_CAP_MAIL, jmap_email_import},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

@@ -1526,4 +1526,16 @@ struct store_jmap_copy {
 int store_jmap_email_copies(struct store_account *a, const char *file_id,
 			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
 
+/* ---------------------------------- JMAP set (store-jmapset.c) */
+/* Email/import (RFC 8621 4.8): the message data[0..len) (CRLF lines:
+ * the caller checked) into the mailboxes mailbox_ids[0..n) (n >= 1) with
+ * flags (STORE_F_*), keywords (space-separated, or NULL) and
+ * internaldate: an APPEND to the first, a COPY of it to each other, all
+ * or nothing.  file_id gets the new message file's id (the Email).  0;
+ * -2 over a quota limit (nothing stored); -3 a mailbox does not exist;
+ * -1 error with err. */
+int store_jmapset_import(struct store_account *a, const char *data, size_t len,
+			 const int64_t *mailbox_ids, size_t n, unsigned flags, const char *keywords,
+			 time_t internaldate, char file_id[25], char *err, size_t errsz);
+
 #endif
