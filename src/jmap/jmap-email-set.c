@@ -21,8 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "caldate.h"
 #include "header.h"
+#include "jmap-email-create.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-mail.h"
@@ -419,6 +421,10 @@ static json_t *destroy_one(const struct jmap_api_env *env, const char *id, void 
 	return e;
 }
 
+static json_t *create_one(const struct jmap_api_env *env, const char *cid, json_t *o,
+			  json_t **created);
+static void thread_ids(const struct jmap_api_env *env, json_t *created);
+
 json_t *jmap_email_set(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	static const char *const allowed[] = {"accountId", "ifInState", "create",
@@ -430,11 +436,20 @@ json_t *jmap_email_set(const struct jmap_api_env *env, json_t *args, json_t **er
 	json_t *val;
 	json_object_foreach(s.create, key, val)
 	{
-		json_object_set_new(s.not_created, key,
-				    jmap_set_error("forbidden",
-						   "creating Emails from properties is not "
-						   "supported yet: upload the message and use "
-						   "Email/import"));
+		json_t *c = NULL, *e = create_one(env, key, val, &c);
+		if (e != NULL)
+			json_object_set_new(s.not_created, key, e);
+		else
+			json_object_set_new(s.created, key, c);
+	}
+	if (json_object_size(s.created) > 0) {
+		/* the sync gives the new Emails their threads */
+		char st[24];
+		if (!jmap_mail_sync_state(env, st, NULL, error)) {
+			jmap_set_free(&s);
+			return NULL;
+		}
+		thread_ids(env, s.created);
 	}
 	jmap_set_run(env, &s, update_one, destroy_one, NULL);
 	return jmap_set_finish(env, args, &s, error);
@@ -474,32 +489,12 @@ json_t *jmap_email_copy(const struct jmap_api_env *env, json_t *args, json_t **e
  * unix time; false if it is not one. */
 static bool utc_date(const char *s, time_t *out)
 {
-	int64_t f[6];
-	static const char seps[] = "--T::";
-	static const int widths[] = {4, 2, 2, 2, 2, 2};
-	const char *p = s;
-	for (int i = 0; i < 6; i++) {
-		f[i] = 0;
-		for (int k = 0; k < widths[i]; k++, p++) {
-			if (*p < '0' || *p > '9')
-				return false;
-			f[i] = f[i] * 10 + (*p - '0');
-		}
-		if (i < 5 && *p++ != seps[i])
-			return false;
-	}
-	if (*p == '.') {
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (strcmp(p, "Z") != 0 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 ||
-	    f[4] > 59 || f[5] > 60)
+	int v[6];
+	const char *rest;
+	if (!jmap_set_date_fields(s, v, &rest) || strcmp(rest, "Z") != 0)
 		return false;
-	int64_t days = caldate_days_from_civil(f[0], (int)f[1], (int)f[2]);
-	*out = (time_t)(days * 86400 + f[3] * 3600 + f[4] * 60 + f[5]);
+	int64_t days = caldate_days_from_civil(v[0], v[1], v[2]);
+	*out = (time_t)(days * 86400 + (int64_t)v[3] * 3600 + v[4] * 60 + v[5]);
 	return true;
 }
 
@@ -538,10 +533,11 @@ static time_t received_at(const struct header *h, time_t now)
 	return (time_t)t;
 }
 
-/* Reads blob id into *data (malloc'ed; *len).  1, 0 no such blob, -1. */
-static int read_blob(struct store_account *a, const char *id, char **data, size_t *len)
+/* Appends the uploaded blob id to out.  1, 0 no such blob, -1. */
+static int read_blob(void *ctx, const char *id, struct buf *out)
 {
-	char err[256];
+	struct store_account *a = ctx;
+	char err[256], chunk[65536];
 	uint64_t size = 0;
 	int fd = store_blob_open(a, id, (int64_t)time(NULL), &size, err, sizeof err);
 	if (fd == -2)
@@ -550,22 +546,97 @@ static int read_blob(struct store_account *a, const char *id, char **data, size_
 		log_error("jmap action=import op=blob error=\"%s\"", err);
 		return -1;
 	}
-	*data = xmalloc(size ? size : 1);
-	size_t got = 0;
-	while (got < size) {
-		ssize_t r = read(fd, *data + got, size - got);
-		if (r <= 0)
+	uint64_t got = 0;
+	ssize_t r;
+	while (got < size && (r = read(fd, chunk, sizeof chunk)) > 0) {
+		if (buf_append(out, chunk, (size_t)r) < 0)
 			break;
-		got += (size_t)r;
+		got += (uint64_t)r;
 	}
 	close(fd);
-	if (got != size) {
-		free(*data);
-		*data = NULL;
-		return -1;
+	return got == size ? 1 : -1;
+}
+
+/* What an imported or created Email gets besides its bytes: mailboxIds
+ * (required), keywords, receivedAt (given: it was there). */
+struct meta {
+	int64_t mbs[MAX_MAILBOXES];
+	size_t n_mb;
+	unsigned flags;
+	char kw[KW_MAX];
+	time_t when;
+	bool given;
+};
+
+/* NULL, or the SetError. */
+static json_t *email_meta(const struct jmap_api_env *env, json_t *o, struct meta *m)
+{
+	json_t *kws = json_object_get(o, "keywords");
+	json_t *recv = json_object_get(o, "receivedAt");
+	json_t *e = NULL;
+	m->n_mb = mailbox_ids(env, json_object_get(o, "mailboxIds"), m->mbs, &e);
+	if (m->n_mb == 0)
+		return e;
+	m->flags = 0;
+	m->kw[0] = '\0';
+	const char *bad;
+	if (kws != NULL && !json_is_null(kws) &&
+	    !jmap_set_keywords_imap(kws, &m->flags, m->kw, sizeof m->kw, &bad))
+		return bad && json_is_true(json_object_get(kws, bad)) && jmap_set_keyword_ok(bad)
+			   ? jmap_set_error("tooManyKeywords", NULL)
+			   : jmap_set_invalid("keywords",
+					      "String[Boolean] of keywords, values true");
+	m->when = time(NULL);
+	m->given = recv != NULL && !json_is_null(recv);
+	if (m->given && (!json_is_string(recv) || !utc_date(json_string_value(recv), &m->when)))
+		return jmap_set_invalid("receivedAt", "a UTCDate");
+	return NULL;
+}
+
+/* Stores data[0..len) as a new Email (cid its creation id): NULL and
+ * *created (id, blobId, size; threadId comes with thread_ids), or the
+ * SetError. */
+static json_t *store_new(const struct jmap_api_env *env, const char *cid, const char *data,
+			 size_t len, const struct meta *m, json_t **created)
+{
+	char fid[25], err[256];
+	int r = store_jmapset_import(jmap_set_account(env), data, len, m->mbs, m->n_mb, m->flags,
+				     m->kw, m->when, fid, err, sizeof err);
+	if (r == -2)
+		return jmap_set_error("overQuota", NULL);
+	if (r == -3)
+		return jmap_set_invalid("mailboxIds", "no such mailbox");
+	if (r < 0)
+		return keyword_error("import", err);
+	char id[32], blob[32];
+	snprintf(id, sizeof id, "E%s", fid);
+	/* the Email's blob: "F" and its file id (Email/get's, docs/jmap.md) */
+	snprintf(blob, sizeof blob, "F%s", fid);
+	jmap_set_created_id(env, cid, id);
+	*created = json_pack("{s:s, s:s, s:I}", "id", id, "blobId", blob, "size", (json_int_t)len);
+	return NULL;
+}
+
+/* After a sync: the threadId of each created Email. */
+static void thread_ids(const struct jmap_api_env *env, json_t *created)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(created, key, v)
+	{
+		char fid[25], err[256];
+		struct store_jmap_copy *c = NULL;
+		size_t n = 0;
+		if (jmap_mail_parse_email_id(json_string_value(json_object_get(v, "id")), fid) &&
+		    store_jmap_email_copies(jmap_set_account(env), fid, &c, &n, err, sizeof err) >
+			0 &&
+		    c[0].thread_id != 0) {
+			char tid[32];
+			snprintf(tid, sizeof tid, "T%" PRId64, c[0].thread_id);
+			json_object_set_new(v, "threadId", json_string(tid));
+		}
+		free(c);
 	}
-	*len = got;
-	return 1;
 }
 
 static json_t *import_one(const struct jmap_api_env *env, const char *cid, json_t *o,
@@ -584,65 +655,46 @@ static json_t *import_one(const struct jmap_api_env *env, const char *cid, json_
 			return jmap_set_invalid(key, "not an EmailImport property");
 	}
 	json_t *blob = json_object_get(o, "blobId");
-	json_t *kws = json_object_get(o, "keywords");
-	json_t *recv = json_object_get(o, "receivedAt");
 	if (!json_is_string(blob))
 		return jmap_set_invalid("blobId", "blobId (Id) is required");
-	int64_t mbs[MAX_MAILBOXES];
-	json_t *e = NULL;
-	size_t n_mb = mailbox_ids(env, json_object_get(o, "mailboxIds"), mbs, &e);
-	if (n_mb == 0)
+	struct meta m;
+	json_t *e = email_meta(env, o, &m);
+	if (e != NULL)
 		return e;
-	unsigned flags = 0;
-	char kw[KW_MAX];
-	kw[0] = '\0';
-	const char *bad;
-	if (kws != NULL && !json_is_null(kws) &&
-	    !jmap_set_keywords_imap(kws, &flags, kw, sizeof kw, &bad))
-		return bad && json_is_true(json_object_get(kws, bad)) && jmap_set_keyword_ok(bad)
-			   ? jmap_set_error("tooManyKeywords", NULL)
-			   : jmap_set_invalid("keywords",
-					      "String[Boolean] of keywords, values true");
-	time_t when = time(NULL);
-	bool given = recv != NULL && !json_is_null(recv);
-	if (given && (!json_is_string(recv) || !utc_date(json_string_value(recv), &when)))
-		return jmap_set_invalid("receivedAt", "a UTCDate");
-	char *data = NULL;
-	size_t len = 0;
-	int r = read_blob(a, json_string_value(blob), &data, &len);
-	if (r <= 0)
+	struct buf data = BUF_INIT;
+	int r = read_blob(a, json_string_value(blob), &data);
+	if (r <= 0) {
+		buf_free(&data);
 		/* RFC 8621 4.8: a blobId not found is invalidProperties */
 		return r == 0 ? jmap_set_invalid("blobId", "no such blob")
 			      : jmap_set_error("serverFail", "the store failed");
-	struct header h = {0};
-	const char *why = message_problem(data, len, &h);
-	if (why != NULL) {
-		header_free(&h);
-		free(data);
-		return jmap_set_error("invalidEmail", why);
 	}
-	if (!given)
-		when = received_at(&h, when);
+	struct header h = {0};
+	const char *why = message_problem(buf_cstr(&data), data.len, &h);
+	if (why == NULL && !m.given)
+		m.when = received_at(&h, m.when);
 	header_free(&h);
-	char fid[25], err[256];
-	r = store_jmapset_import(a, data, len, mbs, n_mb, flags, kw, when, fid, err, sizeof err);
-	free(data);
-	if (r == -2)
-		return jmap_set_error("overQuota", NULL);
-	if (r == -3)
-		return jmap_set_invalid("mailboxIds", "no such mailbox");
-	if (r < 0)
-		return keyword_error("import", err);
-	char id[32];
-	snprintf(id, sizeof id, "E%s", fid);
-	jmap_set_created_id(env, cid, id);
-	json_t *c = json_object();
-	json_object_set_new(c, "id", json_string(id));
-	/* the stored bytes are the blob's, unchanged */
-	json_object_set(c, "blobId", blob);
-	json_object_set_new(c, "size", json_integer((json_int_t)len));
-	*created = c;
-	return NULL;
+	e = why ? jmap_set_error("invalidEmail", why)
+		: store_new(env, cid, buf_cstr(&data), data.len, &m, created);
+	buf_free(&data);
+	return e;
+}
+
+/* Email/set create (RFC 8621 4.6): the message built from the
+ * properties (jmap-email-create.c), stored as an import is. */
+static json_t *create_one(const struct jmap_api_env *env, const char *cid, json_t *o,
+			  json_t **created)
+{
+	struct meta m;
+	json_t *e = email_meta(env, o, &m);
+	if (e != NULL)
+		return e;
+	struct buf msg = BUF_INIT;
+	e = jmap_email_build(o, read_blob, jmap_set_account(env), time(NULL), &msg);
+	if (e == NULL)
+		e = store_new(env, cid, buf_cstr(&msg), msg.len, &m, created);
+	buf_free(&msg);
+	return e;
 }
 
 json_t *jmap_email_import(const struct jmap_api_env *env, json_t *args, json_t **error)
@@ -688,21 +740,7 @@ json_t *jmap_email_import(const struct jmap_api_env *env, json_t *args, json_t *
 		json_decref(not_created);
 		return NULL;
 	}
-	json_object_foreach(created, key, v)
-	{
-		char fid[25], err[256];
-		struct store_jmap_copy *c = NULL;
-		size_t n = 0;
-		if (jmap_mail_parse_email_id(json_string_value(json_object_get(v, "id")), fid) &&
-		    store_jmap_email_copies(jmap_set_account(env), fid, &c, &n, err, sizeof err) >
-			0 &&
-		    c[0].thread_id != 0) {
-			char tid[32];
-			snprintf(tid, sizeof tid, "T%" PRId64, c[0].thread_id);
-			json_object_set_new(v, "threadId", json_string(tid));
-		}
-		free(c);
-	}
+	thread_ids(env, created);
 	json_t *r = json_object();
 	json_object_set(r, "accountId", json_object_get(args, "accountId"));
 	json_object_set_new(r, "oldState", json_string(old));

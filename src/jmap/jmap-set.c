@@ -274,3 +274,29 @@ bool jmap_set_keywords_imap(json_t *map, unsigned *flags, char *kw, size_t n, co
 	}
 	return true;
 }
+
+bool jmap_set_date_fields(const char *s, int v[6], const char **rest)
+{
+	static const char seps[] = "--T::";
+	static const int widths[] = {4, 2, 2, 2, 2, 2};
+	const char *p = s;
+	for (int i = 0; i < 6; i++) {
+		v[i] = 0;
+		for (int k = 0; k < widths[i]; k++, p++) {
+			if (*p < '0' || *p > '9')
+				return false;
+			v[i] = v[i] * 10 + (*p - '0');
+		}
+		if (i < 5 && *p++ != seps[i])
+			return false;
+	}
+	if (*p == '.') {
+		if (p[1] < '0' || p[1] > '9')
+			return false;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	}
+	*rest = p;
+	return v[1] >= 1 && v[1] <= 12 && v[2] >= 1 && v[2] <= 31 && v[3] <= 23 && v[4] <= 59 &&
+	       v[5] <= 60;
+}

@@ -85,4 +85,10 @@ bool jmap_set_keywords_imap(json_t *map, unsigned *flags, char *kw, size_t n, co
  * lower-cased into kw (n bytes).  False if it is not a keyword. */
 bool jmap_set_keyword_imap(const char *k, unsigned *flag, char *kw, size_t n);
 
+/* The date and time of an RFC 3339 date-time (RFC 8620 1.4: Date,
+ * UTCDate) "YYYY-MM-DDTHH:MM:SS[.frac]" into v (year, month, day, hour,
+ * minute, second, in range); *rest points at what follows (the offset).
+ * False if s does not start with one. */
+bool jmap_set_date_fields(const char *s, int v[6], const char **rest);
+
 #endif

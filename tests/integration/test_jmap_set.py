@@ -356,16 +356,143 @@ def test_email_set_mailboxes_and_destroy(srv):
     m.logout()
 
 
-def test_email_set_create_is_refused(srv):
+def fetch_body(m, mailbox, uid):
+    m.select(mailbox)
+    typ, d = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
+    assert typ == "OK"
+    return d[0][1]
+
+
+def test_email_set_create_text(srv):
+    user, aid = new_user(srv)
+    state, b = boxes(srv, user, aid)
+    drafts = b["Drafts"]["id"]
+    r = ok(srv, user, "Email/set", {"accountId": aid, "create": {"d": {
+        "mailboxIds": {drafts: True}, "keywords": {"$draft": True, "$seen": True},
+        "from": [{"name": "Zoë Example", "email": "zoe@example.net"}],
+        "to": [{"name": "Bob, Jr.", "email": "bob@example.test"},
+               {"email": "carol@example.test"}],
+        "subject": "Grüße aus Köln",
+        "sentAt": "2024-05-06T07:08:09+02:00",
+        "messageId": ["m1@example.net"],
+        "header:X-Mailer:asText": "Tern test",
+        "textBody": [{"partId": "t", "type": "text/plain"}],
+        "bodyValues": {"t": {"value": "H\u00e9llo\nw\u00f6rld = 1\n"}}}}})
+    c = r["created"]["d"]
+    assert r == {"accountId": aid, "oldState": state, "newState": r["newState"],
+                 "created": {"d": {"id": c["id"], "blobId": "F" + c["id"][1:],
+                                   "threadId": c["threadId"], "size": c["size"]}},
+                 "updated": None, "destroyed": None, "notCreated": None,
+                 "notUpdated": None, "notDestroyed": None}
+    want = (b"From: =?UTF-8?B?Wm/DqyBFeGFtcGxl?= <zoe@example.net>\r\n"
+            b'To: "Bob, Jr." <bob@example.test>, carol@example.test\r\n'
+            b"Subject: =?UTF-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n"
+            b"Date: Mon, 6 May 2024 07:08:09 +0200\r\n"
+            b"Message-ID: <m1@example.net>\r\n"
+            b"X-Mailer: Tern test\r\n"
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n"
+            b"\r\n"
+            b"H=C3=A9llo\r\nw=C3=B6rld =3D 1\r\n")
+    m = imap(srv, user)
+    assert flags_of(m, "Drafts") == {1: ["\\Draft", "\\Seen"]}
+    assert fetch_body(m, "Drafts", 1) == want
+    assert c["size"] == len(want)
+    ch = ok(srv, user, "Email/changes", {"accountId": aid, "sinceState": state})
+    assert ch["created"] == [c["id"]]
+    # Date and Message-ID made when not given; ASCII text stays 7bit
+    r = ok(srv, user, "Email/set", {"accountId": aid, "create": {"e": {
+        "mailboxIds": {drafts: True}, "from": [{"email": "me@example.org"}],
+        "subject": "plain", "bodyValues": {"1": {"value": "hi\r\n", "isTruncated": False}},
+        "textBody": [{"partId": "1"}]}}})
+    assert r["notCreated"] is None
+    got = fetch_body(m, "Drafts", 2)
+    assert re.fullmatch(
+        rb"From: me@example.org\r\nSubject: plain\r\n"
+        rb"Date: \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n"
+        rb"Message-ID: <[0-9a-z]{24}@example.org>\r\nMIME-Version: 1.0\r\n"
+        rb"Content-Type: text/plain; charset=utf-8\r\n"
+        rb"Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n", got), got
+    m.logout()
+
+
+def test_email_set_create_multipart(srv):
+    import email
+    import email.policy
     user, aid = new_user(srv)
     _, b = boxes(srv, user, aid)
+    pdf = bytes(range(256)) * 3
+    blob = upload_blob(srv, user, aid, pdf)
     r = ok(srv, user, "Email/set", {"accountId": aid, "create": {"d": {
-        "mailboxIds": {b["Drafts"]["id"]: True}, "subject": "draft"}}})
-    assert r["notCreated"] == {"d": {
-        "type": "forbidden",
-        "description": "creating Emails from properties is not supported yet: upload the "
-                       "message and use Email/import"}}
-    assert r["created"] is None and r["newState"] == r["oldState"]
+        "mailboxIds": {b["Drafts"]["id"]: True}, "subject": "with attachment",
+        "textBody": [{"partId": "t"}], "htmlBody": [{"partId": "h"}],
+        "attachments": [{"blobId": blob, "type": "application/pdf",
+                         "name": "r\u00e9sum\u00e9.pdf"}],
+        "bodyValues": {"t": {"value": "text"}, "h": {"value": "<p>html</p>"}}}}})
+    assert r["notCreated"] is None, r
+    m = imap(srv, user)
+    raw = fetch_body(m, "Drafts", 1)
+    m.logout()
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/mixed"
+    alt, att = msg.get_payload()
+    assert alt.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alt.get_payload()] == ["text/plain", "text/html"]
+    assert [p.get_content() for p in alt.get_payload()] == ["text", "<p>html</p>"]
+    assert att.get_content_type() == "application/pdf"
+    assert att["Content-Transfer-Encoding"] == "base64"
+    assert att.get_filename() == "r\u00e9sum\u00e9.pdf"
+    assert att.get_content() == pdf
+    # bodyStructure, nested
+    r = ok(srv, user, "Email/set", {"accountId": aid, "create": {"s": {
+        "mailboxIds": {b["Drafts"]["id"]: True},
+        "bodyStructure": {"type": "multipart/related", "subParts": [
+            {"partId": "h", "type": "text/html"},
+            {"blobId": blob, "type": "image/png", "cid": "img1@x", "disposition": "inline"}]},
+        "bodyValues": {"h": {"value": "<img src=cid:img1@x>"}}}}})
+    assert r["notCreated"] is None, r
+
+
+def test_email_set_create_errors(srv):
+    user, aid = new_user(srv)
+    _, b = boxes(srv, user, aid)
+    mb = {b["Drafts"]["id"]: True}
+    body = {"textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": "x"}}}
+    cases = {
+        "headers": ({"headers": [{"name": "X", "value": "y"}]}, ["headers"]),
+        "content": ({"header:Content-Type": " text/plain"}, ["header:Content-Type"]),
+        "twice": ({"subject": "a", "header:Subject:asText": "b"}, ["header:Subject:asText"]),
+        "form": ({"header:From:asText": "x"}, ["header:From:asText"]),
+        "addr": ({"from": [{"email": "a b@c"}]}, ["from"]),
+        "server": ({"size": 5}, ["size"]),
+        "unknown": ({"colour": 1}, ["colour"]),
+        "inject": ({"header:X-A": " a\r\nBcc: x@y"}, ["header:X-A"]),
+        "mb": ({"mailboxIds": {}}, ["mailboxIds"]),
+    }
+    create = {k: dict(dict(mailboxIds=mb, **body), **v[0]) for k, v in cases.items()}
+    create["two"] = {"mailboxIds": mb, "textBody": [{"partId": "t"}, {"partId": "t"}],
+                     "bodyValues": {"t": {"value": "x"}}}
+    create["nopart"] = {"mailboxIds": mb, "textBody": [{"partId": "zz"}],
+                        "bodyValues": {"t": {"value": "x"}}}
+    create["both"] = dict(body, mailboxIds=mb, bodyStructure={"partId": "t"})
+    create["trunc"] = {"mailboxIds": mb, "textBody": [{"partId": "t"}],
+                       "bodyValues": {"t": {"value": "x", "isTruncated": True}}}
+    create["blob"] = {"mailboxIds": mb, "attachments": [{"blobId": "G" + "1" * 64}]}
+    r = ok(srv, user, "Email/set", {"accountId": aid, "create": create})
+    nc = r["notCreated"]
+    assert r["created"] is None and sorted(nc) == sorted(create)
+    for k, (_, props) in cases.items():
+        assert nc[k]["type"] == "invalidProperties" and nc[k]["properties"] == props, (k, nc[k])
+    assert nc["two"]["properties"] == ["textBody"]
+    assert nc["nopart"]["properties"] == ["textBody"]
+    assert nc["both"]["properties"] == ["bodyStructure"]
+    assert nc["trunc"]["properties"] == ["bodyValues"]
+    assert nc["blob"] == {"type": "blobNotFound", "notFound": ["G" + "1" * 64]}
+    m = imap(srv, user)
+    assert flags_of(m, "Drafts") == {}
+    m.logout()
 
 
 def test_idle_wakes_on_jmap_keyword_change(srv):
@@ -401,10 +528,10 @@ def test_email_import(srv):
               "receivedAt": "2024-02-29T12:34:56Z"}}})
     a, bb = r["created"]["a"], r["created"]["b"]
     assert r == {"accountId": aid, "oldState": state, "newState": r["newState"],
-                 "created": {"a": {"id": a["id"], "blobId": blob, "size": len(data),
-                                   "threadId": a["threadId"]},
-                             "b": {"id": bb["id"], "blobId": blob, "size": len(data),
-                                   "threadId": bb["threadId"]}},
+                 "created": {"a": {"id": a["id"], "blobId": "F" + a["id"][1:],
+                                   "size": len(data), "threadId": a["threadId"]},
+                             "b": {"id": bb["id"], "blobId": "F" + bb["id"][1:],
+                                   "size": len(data), "threadId": bb["threadId"]}},
                  "notCreated": None}
     assert a["id"] != bb["id"] and a["id"].startswith("E") and a["threadId"].startswith("T")
     ch = ok(srv, user, "Email/changes", {"accountId": aid, "sinceState": state})
