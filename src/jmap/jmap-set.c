@@ -108,21 +108,26 @@ void jmap_set_run(const struct jmap_api_env *env, struct jmap_set *s,
 	const char *key;
 	json_t *val;
 	size_t i;
+	/* the answers name the ids, "#cid" resolved (when it names one) */
 	json_object_foreach(s->update, key, val)
 	{
 		json_t *e = update(env, key, val);
+		const char *id = jmap_set_resolve(env, key);
+		id = id ? id : key;
 		if (e != NULL)
-			json_object_set_new(s->not_updated, key, e);
+			json_object_set_new(s->not_updated, id, e);
 		else
-			json_object_set_new(s->updated, key, json_null());
+			json_object_set_new(s->updated, id, json_null());
 	}
 	json_array_foreach(s->destroy, i, val)
 	{
-		json_t *e = destroy(env, json_string_value(val), ctx);
+		const char *key2 = json_string_value(val), *id = jmap_set_resolve(env, key2);
+		json_t *e = destroy(env, key2, ctx);
+		id = id ? id : key2;
 		if (e != NULL)
-			json_object_set_new(s->not_destroyed, json_string_value(val), e);
+			json_object_set_new(s->not_destroyed, id, e);
 		else
-			json_array_append(s->destroyed, val);
+			json_array_append_new(s->destroyed, json_string(id));
 	}
 }
 

@@ -39,8 +39,8 @@ json_t *jmap_set_finish(const struct jmap_api_env *env, json_t *args, struct jma
 			json_t **error);
 
 /* Runs s's updates, then its destroys, in order, filling updated /
- * notUpdated and destroyed / notDestroyed: each function returns NULL
- * when done, else the SetError. */
+ * notUpdated and destroyed / notDestroyed under the ids ("#cid"
+ * resolved): each function returns NULL when done, else the SetError. */
 void jmap_set_run(const struct jmap_api_env *env, struct jmap_set *s,
 		  json_t *(*update)(const struct jmap_api_env *env, const char *id, json_t *patch),
 		  json_t *(*destroy)(const struct jmap_api_env *env, const char *id, void *ctx),

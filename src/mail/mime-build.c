@@ -23,12 +23,15 @@ void mime_hdr_start(struct mime_hdr *h, struct buf *out, const char *name)
 
 void mime_hdr_word(struct mime_hdr *h, const char *sep, const char *w, size_t n)
 {
-	if (h->first) {
+	/* the first word stays on the field's line (a fold there would
+	 * make the value start with a blank) */
+	bool first = h->first;
+	if (first) {
 		sep = " ";
 		h->first = false;
 	}
 	size_t sl = strlen(sep);
-	if (sl > 0 && n > 0 && h->col + sl + n > FOLD_AT && h->col > 1) {
+	if (!first && sl > 0 && n > 0 && h->col + sl + n > FOLD_AT) {
 		(void)buf_puts(h->out, "\r\n");
 		h->col = 0;
 	}

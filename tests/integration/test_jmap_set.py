@@ -240,10 +240,34 @@ def test_creation_ids_across_calls(srv):
     ], created_ids={})
     top = r["methodResponses"][0][1]["created"]["top"]["id"]
     sub = r["methodResponses"][1][1]["created"]["sub"]["id"]
-    assert r["methodResponses"][1][1]["updated"] == {"#top": None}
+    assert r["methodResponses"][1][1]["updated"] == {top: None}
     assert r["createdIds"] == {"top": top, "sub": sub}
     _, b = boxes(srv, user, aid)
     assert b["Sub"]["parentId"] == top and b["Top"]["isSubscribed"] is True
+
+
+def test_creation_ids_mailbox_then_import_then_update(srv):
+    user, aid = new_user(srv)
+    blob = upload_blob(srv, user, aid, message("ref"))
+    full = calls(srv, user, [
+        ["Mailbox/set", {"accountId": aid, "create": {"mb": {"name": "Fresh"}}}, "0"],
+        ["Email/import", {"accountId": aid, "emails": {
+            "em": {"blobId": blob, "mailboxIds": {"#mb": True}}}}, "1"],
+        ["Email/set", {"accountId": aid, "update": {"#em": {"keywords/$seen": True}},
+                       "destroy": ["#nothing"]}, "2"],
+    ])
+    r = full["methodResponses"]
+    mb = r[0][1]["created"]["mb"]["id"]
+    em = r[1][1]["created"]["em"]["id"]
+    assert r[2][1]["updated"] == {em: None}
+    assert r[2][1]["notDestroyed"] == {"#nothing": {"type": "notFound"}}
+    # (createdIds comes back only when the request had it, RFC 8620 3.4)
+    assert sorted(full) == ["methodResponses", "sessionState"]
+    m = imap(srv, user)
+    assert flags_of(m, "Fresh") == {1: ["\\Seen"]}
+    m.logout()
+    _, b = boxes(srv, user, aid)
+    assert b["Fresh"]["id"] == mb and b["Fresh"]["totalEmails"] == 1
 
 
 # ------------------------------------------------------------- Email/set
@@ -415,6 +439,39 @@ def test_email_set_create_text(srv):
         rb"Content-Type: text/plain; charset=utf-8\r\n"
         rb"Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n", got), got
     m.logout()
+
+
+def test_email_set_create_folds_and_encodes(srv):
+    import email
+    import email.policy
+    user, aid = new_user(srv)
+    _, b = boxes(srv, user, aid)
+    subject = " ".join("word%d" % i for i in range(40))
+    long_word = "x" * 950
+    text = "a" * 2000 + "\n--not a boundary\n.\ntrailing space \n" + "\u00e9" * 300 + "\n"
+    r = ok(srv, user, "Email/set", {"accountId": aid, "create": {"d": {
+        "mailboxIds": {b["Drafts"]["id"]: True}, "subject": subject,
+        "header:X-Long:asText": long_word,
+        "to": [{"name": "N%d" % i, "email": "n%d@example.test" % i} for i in range(20)],
+        "textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": text}}}}})
+    assert r["notCreated"] is None, r
+    m = imap(srv, user)
+    raw = fetch_body(m, "Drafts", 1)
+    m.logout()
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert max(len(x) for x in body.split(b"\r\n")) <= 76
+    # (78 but for a field name and a first encoded word that fill more)
+    assert max(len(x) for x in head.split(b"\r\n")) <= 80
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == subject
+    assert msg["X-Long"] == long_word
+    assert [a.addr_spec for a in msg["To"].addresses] == ["n%d@example.test" % i
+                                                          for i in range(20)]
+    assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+    assert msg.get_content() == text.replace("\n", "\r\n")
+    # no line of the encoded body starts a boundary or is a lone "."
+    assert not [x for x in body.split(b"\r\n") if x.startswith(b"-") or x == b"."]
 
 
 def test_email_set_create_multipart(srv):
