@@ -184,7 +184,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC"
 		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	buf_puts(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"); /* imap-quota.c */
-	buf_puts(out, " COMPRESS=DEFLATE");                         /* imap-compress.c */
+	buf_puts(out, " COMPRESS=DEFLATE");                          /* imap-compress.c */
+	buf_puts(out, " OBJECTID CREATE-SPECIAL-USE");               /* RFC 8474, RFC 6154 3 */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -1553,10 +1554,10 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	 * another worker process's notification arrives asynchronously, and a
 	 * change committed before this command began must be reported now
 	 * (one primary-key lookup when nothing changed). */
-	bool allow_exp = x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID)
-			       : !(commands[i].flags & C_NOEXPUNGE);
-	if (s->sel && s->state == IMAP_STATE_SELECTED &&
-	    commands[i].run != cmd_noop && commands[i].run != cmd_idle)
+	bool allow_exp =
+	    x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID) : !(commands[i].flags & C_NOEXPUNGE);
+	if (s->sel && s->state == IMAP_STATE_SELECTED && commands[i].run != cmd_noop &&
+	    commands[i].run != cmd_idle)
 		imap_sync(s, allow_exp);
 	if (s->held == NULL)
 		s->held = evbuffer_new(); /* NULL: the write is synced here */

@@ -1525,5 +1525,9 @@ struct store_jmap_copy {
  * such Email (no copy left), -1 error. */
 int store_jmap_email_copies(struct store_account *a, const char *file_id,
 			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
+/* Gives every message without a thread id one (what store_jmap_sync does
+ * first, without the change log): IMAP's THREADID (RFC 8474) is the same
+ * thread id.  0 or -1. */
+int store_jmap_thread_assign(struct store_account *a, char *err, size_t errsz);
 
 #endif
