@@ -460,6 +460,17 @@ def test_remove_keeps_config_and_data(chroot):
     assert c.exists("/etc/tern/tern.conf") and c.exists("/var/lib/tern/server.db")
 
 
+def test_reinstall_after_the_config_was_deleted_keeps_the_data(chroot):
+    """The package removed (not purged) and /etc/tern deleted by hand: the
+    next install writes a new config over the mail that stayed."""
+    c = chroot
+    c.run("rm", "-r", "/etc/tern")
+    c.run("dpkg", "-i", "/tern-test/tern.deb")
+    assert conf_keys(c.read("/etc/tern/tern.conf"))["data_dir"] == "/var/lib/tern"
+    assert c.run("tern", "domain", "list").stdout == "example.test\n"
+    c.run("dpkg", "-r", "tern")
+
+
 def test_purge_removes_config_and_data(chroot):
     c = chroot
     c.run("dpkg", "-P", "tern")
