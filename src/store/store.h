@@ -1526,4 +1526,11 @@ struct store_jmap_copy {
 int store_jmap_email_copies(struct store_account *a, const char *file_id,
 			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
 
+/* --------------------------------- JMAP Email/get (store-jmapget.c) */
+/* The account's Emails (message file ids, NUL-terminated), ascending, at
+ * most max + 1 of them (so the caller sees "more than max"), into a new
+ * array (*out, caller frees; *n).  0 or -1 with err. */
+int store_jmapget_email_ids(struct store_account *a, size_t max, char (**out)[25], size_t *n,
+			    char *err, size_t errsz);
+
 #endif
