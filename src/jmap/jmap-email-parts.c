@@ -60,15 +60,22 @@ static void unfold(const char *s, size_t n, struct buf *out)
 }
 
 /* The Text form: unfolded, RFC 2047 decoded, control characters from
- * the decoding dropped. */
+ * the decoding dropped.  (Not done: NFC normalisation, step 5.) */
 static json_t *text_form(const char *v, size_t n)
 {
 	struct buf u = BUF_INIT, d = BUF_INIT;
-	unfold(v, n, &u);
+	/* RFC 8621 4.1.2.2: unfolded, then the SP at the start removed (the
+	 * end is kept) */
+	size_t i = 0;
+	while (i < n && (v[i] == ' ' || v[i] == '\r' || v[i] == '\n'))
+		i++;
+	for (; i < n; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			(void)buf_putc(&u, v[i]);
 	(void)mime_decode_2047(buf_cstr(&u), u.len, &d);
 	size_t k = 0;
-	for (size_t i = 0; i < d.len; i++) {
-		unsigned char c = (unsigned char)d.data[i];
+	for (size_t x = 0; x < d.len; x++) {
+		unsigned char c = (unsigned char)d.data[x];
 		if (c >= 0x20 || c == '\t')
 			d.data[k++] = (char)c;
 	}
