@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
 
 #include "buf.h"
 #include "mime-part.h"
@@ -39,6 +41,46 @@ static json_t *jstr(const char *s, size_t n)
 	return j != NULL ? j : json_string("");
 }
 
+/* A JSON string of the valid UTF-8 s[0..n) in Unicode Normalization
+ * Form C (RFC 8621 4.1.2.2 step 5), through ICU's UTF-16.  On any ICU
+ * failure the text is given as it is (already valid UTF-8). */
+static json_t *jstr_nfc(const char *s, size_t n)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	const UNormalizer2 *nfc = unorm2_getNFCInstance(&e);
+	if (U_FAILURE(e) || n > INT32_MAX / 4)
+		return jstr(s, n);
+	int32_t n16 = 0;
+	u_strFromUTF8(NULL, 0, &n16, s, (int32_t)n, &e);
+	if (e != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(e))
+		return jstr(s, n);
+	e = U_ZERO_ERROR;
+	UChar *u = xcalloc((size_t)n16 + 1, sizeof *u);
+	u_strFromUTF8(u, n16 + 1, NULL, s, (int32_t)n, &e);
+	if (U_FAILURE(e) || unorm2_isNormalized(nfc, u, n16, &e)) {
+		free(u);
+		return jstr(s, n);
+	}
+	/* NFC of a string is at most 3 times as long in UTF-16 units */
+	int32_t cap = n16 * 3 + 1;
+	UChar *v = xcalloc((size_t)cap, sizeof *v);
+	e = U_ZERO_ERROR;
+	int32_t nv = unorm2_normalize(nfc, u, n16, v, cap, &e);
+	json_t *j = NULL;
+	if (U_SUCCESS(e)) {
+		int32_t n8 = 0;
+		size_t cap8 = (size_t)nv * 3 + 1;
+		char *o = xmalloc(cap8);
+		u_strToUTF8(o, (int32_t)cap8, &n8, v, nv, &e);
+		if (U_SUCCESS(e))
+			j = json_stringn(o, (size_t)n8);
+		free(o);
+	}
+	free(u);
+	free(v);
+	return j != NULL ? j : jstr(s, n);
+}
+
 /* Unfolded s[0..n): line breaks dropped (RFC 5322 2.2.3), then blanks
  * trimmed at both ends. */
 static void unfold(const char *s, size_t n, struct buf *out)
@@ -60,7 +102,7 @@ static void unfold(const char *s, size_t n, struct buf *out)
 }
 
 /* The Text form: unfolded, RFC 2047 decoded, control characters from
- * the decoding dropped.  (Not done: NFC normalisation, step 5.) */
+ * the decoding dropped, then NFC. */
 static json_t *text_form(const char *v, size_t n)
 {
 	struct buf u = BUF_INIT, d = BUF_INIT;
@@ -80,7 +122,11 @@ static json_t *text_form(const char *v, size_t n)
 			d.data[k++] = (char)c;
 	}
 	d.len = k;
-	json_t *j = jstr(buf_cstr(&d), d.len);
+	struct buf clean = BUF_INIT;
+	bool problem = false;
+	(void)mime_part_to_utf8("utf-8", 5, buf_cstr(&d), d.len, &clean, &problem);
+	json_t *j = jstr_nfc(buf_cstr(&clean), clean.len);
+	buf_free(&clean);
 	buf_free(&u);
 	buf_free(&d);
 	return j;
@@ -110,8 +156,12 @@ static json_t *name_json(struct buf *raw)
 	if (a == e)
 		return json_null();
 	(void)mime_decode_2047(s + a, e - a, &d);
-	json_t *j = jstr(buf_cstr(&d), d.len);
+	struct buf clean = BUF_INIT;
+	bool problem = false;
+	(void)mime_part_to_utf8("utf-8", 5, buf_cstr(&d), d.len, &clean, &problem);
+	json_t *j = jstr_nfc(buf_cstr(&clean), clean.len);
 	buf_free(&d);
+	buf_free(&clean);
 	return j;
 }
 

@@ -76,6 +76,20 @@ TEST(jmap_email_addresses_rfc_example)
 	CHECK_EMAIL("Cc:\r\n\r\n", "cc,bcc", NULL, 0, "{\"cc\":[],\"bcc\":null}");
 }
 
+TEST(jmap_email_text_nfc)
+{
+	/* RFC 8621 4.1.2.2 step 5: "e" + U+0301 becomes U+00E9, in the Text
+	 * form and in address names (also after RFC 2047 decoding); Raw is
+	 * left alone */
+	CHECK_EMAIL("Subject: Caf"
+		    "e\xcc\x81 =?utf-8?q?e=CC=81?=\r\n"
+		    "From: Jose\xcc\x81 <j@x>\r\n\r\n",
+		    "subject,from,header:Subject", NULL, 0,
+		    "{\"subject\":\"Caf\xc3\xa9 \xc3\xa9\","
+		    "\"from\":[{\"name\":\"Jos\xc3\xa9\",\"email\":\"j@x\"}],"
+		    "\"header:Subject\":\" Cafe\xcc\x81 =?utf-8?q?e=CC=81?=\"}");
+}
+
 TEST(jmap_email_dates)
 {
 	struct {
