@@ -15,7 +15,7 @@ import pytest
 
 from conftest import HOST, PASSWORD, timeout
 from test_jmap_core import basic, request
-from test_jmap_mail import error as err, imap, ok  # noqa: F401 (helpers)
+from test_jmap_mail import call, error as err, imap, ok  # noqa: F401 (helpers)
 
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
@@ -148,6 +148,13 @@ def test_download_message_and_part_bytes(srv, user):
                 "F%s__1" % eid[1:]):
         st, _, _ = download(srv, u, aid, bad)
         assert st == 404, bad
+    # Blob/copy knows these blobs (a user has one account: copied under the same id)
+    blobs = ["F" + eid[1:], "F%s_1" % eid[1:], "F%s_9" % eid[1:]]
+    n, a = call(srv, u, "Blob/copy", {"fromAccountId": aid, "accountId": aid,
+                                      "blobIds": blobs})
+    assert (n, a) == ("Blob/copy", {"fromAccountId": aid, "accountId": aid,
+                                    "copied": {blobs[0]: blobs[0], blobs[1]: blobs[1]},
+                                    "notCopied": {blobs[2]: {"type": "blobNotFound"}}})
     # another user cannot read it
     other, oaid = new_user(srv)
     st, _, _ = request(srv, "GET", "/jmap/download/%s/F%s/x" % (oaid, eid[1:]),
