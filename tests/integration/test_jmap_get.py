@@ -7,6 +7,7 @@ and large messages (10,000 parts, 100,000 header fields)."""
 import base64
 import json
 import smtplib
+import socket
 import time
 import urllib.parse
 import uuid
@@ -539,3 +540,30 @@ def test_huge_messages_are_bounded(srv, user):
     assert e["subject"] == "fields"
     assert len(e["header:X-F:all"]) == 99998  # 100,000 fields per part are looked at
     assert e["header:X-F"] == " 99997"
+
+
+def multiappend(srv, user, msgs):
+    """One MULTIAPPEND (RFC 3502) of msgs with LITERAL+ literals."""
+    with socket.create_connection((HOST, srv.imap_port), timeout=timeout(60)) as c:
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(b'a LOGIN "%s" "%s"\r\n' % (user.encode(), PASSWORD.encode()))
+        while not f.readline().startswith(b"a "):
+            pass
+        cmd = b"b APPEND INBOX" + b"".join(b" {%d+}\r\n%s" % (len(m), m) for m in msgs)
+        c.sendall(cmd + b"\r\n")
+        line = f.readline()
+        while not line.startswith(b"b "):
+            line = f.readline()
+        assert line.startswith(b"b OK"), line
+
+
+def test_ids_null_gives_all_up_to_max_objects(srv, user):
+    u, aid = user
+    multiappend(srv, u, [b"Subject: n%d\r\n\r\nx\r\n" % i for i in range(500)])
+    r = ok(srv, u, "Email/get", {"accountId": aid, "ids": None, "properties": ["subject"]})
+    assert sorted(e["subject"] for e in r["list"]) == sorted("n%d" % i for i in range(500))
+    assert r["notFound"] == []
+    multiappend(srv, u, [b"Subject: one more\r\n\r\nx\r\n"])
+    a = err(srv, u, "Email/get", {"accountId": aid, "ids": None, "properties": ["id"]})
+    assert a["type"] == "requestTooLarge"
