@@ -561,8 +561,14 @@ def multiappend(srv, user, msgs):
 def test_ids_null_gives_all_up_to_max_objects(srv, user):
     u, aid = user
     multiappend(srv, u, [b"Subject: n%d\r\n\r\nx\r\n" % i for i in range(500)])
+    t0 = time.monotonic()
     r = ok(srv, u, "Email/get", {"accountId": aid, "ids": None, "properties": ["subject"]})
     assert sorted(e["subject"] for e in r["list"]) == sorted("n%d" % i for i in range(500))
+    print("500 Emails, subject: %.2f s" % (time.monotonic() - t0))
+    t0 = time.monotonic()
+    r = ok(srv, u, "Email/get", {"accountId": aid, "ids": None})
+    print("500 Emails, default properties: %.2f s" % (time.monotonic() - t0))
+    assert len(r["list"]) == 500
     assert r["notFound"] == []
     multiappend(srv, u, [b"Subject: one more\r\n\r\nx\r\n"])
     a = err(srv, u, "Email/get", {"accountId": aid, "ids": None, "properties": ["id"]})

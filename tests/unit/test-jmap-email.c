@@ -14,22 +14,27 @@
 #include "jmap-json.h"
 #include "test.h"
 
+/* Appends the comma-separated names of list to a. */
+static void add_names(json_t *a, const char *list)
+{
+	while (*list) {
+		size_t n = strcspn(list, ",");
+		json_array_append_new(a, json_stringn(list, n));
+		list += n;
+		if (*list == ',')
+			list++;
+	}
+}
+
 /* The properties props (comma-separated) of msg as compact JSON, with
  * the body properties bprops (NULL: the default). */
 static char *email(const char *msg, const char *props, const char *bprops, size_t max)
 {
 	jmap_json_init();
 	json_t *p = json_array(), *bp = bprops ? json_array() : NULL;
-	char tmp[1024];
-	snprintf(tmp, sizeof tmp, "%s", props);
-	for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		json_array_append_new(p, json_string(t));
-	if (bprops) {
-		snprintf(tmp, sizeof tmp, "%s", bprops);
-		for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t;
-		     t = strtok_r(NULL, ",", &save))
-			json_array_append_new(bp, json_string(t));
-	}
+	add_names(p, props);
+	if (bprops)
+		add_names(bp, bprops);
 	struct jmap_email_opts o = {.props = p,
 				    .body_props = bp,
 				    .fetch_all = true,
