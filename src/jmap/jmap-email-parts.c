@@ -1383,14 +1383,74 @@ bool jmap_email_parts_path(const char *s, unsigned *path, size_t max, size_t *n)
 	return *s == '\0' && *n > 0;
 }
 
+/* The part of t that the section numbers path[0..*used) name, walking
+ * multiparts only (as part ids are made: a single-part message's body is
+ * 1); *used says how many were taken.  NULL when there is none. */
+static const struct mime_part *part_walk(const struct mime_tree *t, const unsigned *path, size_t n,
+					 size_t *used)
+{
+	const struct mime_part *p = mime_part_root(t);
+	size_t i = 0;
+	if (!mime_part_is_multipart(p)) {
+		*used = 1;
+		return path[0] == 1 ? p : NULL;
+	}
+	while (i < n && p != NULL && mime_part_is_multipart(p)) {
+		const struct mime_part *c = mime_part_first(p);
+		for (unsigned k = 1; c != NULL && k < path[i]; k++)
+			c = mime_part_next(c);
+		p = c;
+		i++;
+	}
+	*used = i;
+	return p;
+}
+
 int jmap_email_parts_blob(const char *msg, size_t len, const unsigned *path, size_t n,
 			  struct buf *out)
 {
-	struct mime_tree *t = mime_parse(msg, len);
-	const struct mime_part *p = mime_part_at(t, path, n);
+	/* Numbers past an attached message (message/rfc822 or message/global)
+	 * go on in that message as Email/parse of its blob numbers it: a
+	 * message of its own. */
+	struct buf inner = BUF_INIT, type = BUF_INIT, cs = BUF_INIT;
 	int r = 0;
-	if (p != NULL && !mime_part_is_multipart(p))
-		r = mime_part_content(t, p, SIZE_MAX, out) == -1 ? -1 : 1;
-	mime_tree_free(&t);
+	while (n > 0) {
+		struct mime_tree *t = mime_parse(msg, len);
+		size_t used = 0;
+		const struct mime_part *p = part_walk(t, path, n, &used);
+		bool has_cs;
+		buf_reset(&type);
+		if (p == NULL || mime_part_is_multipart(p)) {
+			mime_tree_free(&t);
+			break;
+		}
+		if (used == n) {
+			r = mime_part_content(t, p, SIZE_MAX, out) == -1 ? -1 : 1;
+			mime_tree_free(&t);
+			break;
+		}
+		(void)mime_part_type(t, p, &type, &cs, &has_cs);
+		if (strcmp(buf_cstr(&type), "message/rfc822") != 0 &&
+		    strcmp(buf_cstr(&type), "message/global") != 0) {
+			mime_tree_free(&t);
+			break;
+		}
+		struct buf next = BUF_INIT;
+		int c = mime_part_content(t, p, SIZE_MAX, &next);
+		mime_tree_free(&t);
+		buf_free(&inner);
+		inner = next;
+		if (c == -1) {
+			r = -1;
+			break;
+		}
+		msg = buf_cstr(&inner);
+		len = inner.len;
+		path += used;
+		n -= used;
+	}
+	buf_free(&inner);
+	buf_free(&type);
+	buf_free(&cs);
 	return r;
 }

@@ -60,7 +60,10 @@ bool jmap_email_parts_path(const char *s, unsigned *path, size_t max, size_t *n)
 
 /* Appends the content of the part at path[0..n) of msg[0..len) (transfer
  * encoding removed: what the part's blobId names) to out: 1, 0 no such
- * part (or a multipart: no blob), -1 full buffer. */
+ * part (or a multipart: no blob), -1 full buffer.  The numbers walk
+ * multiparts; past a message/rfc822 (or message/global) part they go on
+ * in the attached message taken as a message of its own, as Email/parse
+ * of that part's blob numbers its parts. */
 int jmap_email_parts_blob(const char *msg, size_t len, const unsigned *path, size_t n,
 			  struct buf *out);
 

@@ -260,5 +260,22 @@ TEST(jmap_email_prop_names_and_paths)
 	CHECK_INT(jmap_email_parts_blob(m, strlen(m), one, 1, &out), 1);
 	CHECK_STR(buf_cstr(&out), "hi");
 	CHECK_INT(jmap_email_parts_blob(m, strlen(m), two, 1, &out), 0);
+	/* past an attached message the numbers are those of that message */
+	const char *f = "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+			"--b\r\n\r\ntext\r\n"
+			"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+			"Content-Type: multipart/mixed; boundary=c\r\n\r\n"
+			"--c\r\n\r\nin1\r\n--c\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			"aW4y\r\n--c--\r\n"
+			"--b--\r\n";
+	unsigned p22[] = {2, 2}, p21[] = {2, 1}, p12[] = {1, 2}, p23[] = {2, 3};
+	buf_reset(&out);
+	CHECK_INT(jmap_email_parts_blob(f, strlen(f), p22, 2, &out), 1);
+	CHECK_STR(buf_cstr(&out), "in2");
+	buf_reset(&out);
+	CHECK_INT(jmap_email_parts_blob(f, strlen(f), p21, 2, &out), 1);
+	CHECK_STR(buf_cstr(&out), "in1");
+	CHECK_INT(jmap_email_parts_blob(f, strlen(f), p12, 2, &out), 0);
+	CHECK_INT(jmap_email_parts_blob(f, strlen(f), p23, 2, &out), 0);
 	buf_free(&out);
 }
