@@ -52,6 +52,8 @@ need_pc libunbound libunbound-dev
 need_pc libpsl libpsl-dev
 # JSON for JMAP (src/jmap, docs/dependencies.md).
 need_pc jansson libjansson-dev
+# ICU: NFC for JMAP header values (src/jmap/jmap-email-parts.c).
+need_pc icu-uc libicu-dev
 need_pc zlib zlib1g-dev
 need_pc expat libexpat1-dev
 need_pc libzip libzip-dev

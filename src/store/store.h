@@ -1530,4 +1530,11 @@ int store_jmap_email_copies(struct store_account *a, const char *file_id,
  * thread id.  0 or -1. */
 int store_jmap_thread_assign(struct store_account *a, char *err, size_t errsz);
 
+/* --------------------------------- JMAP Email/get (store-jmapget.c) */
+/* The account's Emails (message file ids, NUL-terminated), ascending, at
+ * most max + 1 of them (so the caller sees "more than max"), into a new
+ * array (*out, caller frees; *n).  0 or -1 with err. */
+int store_jmapget_email_ids(struct store_account *a, size_t max, char (**out)[25], size_t *n,
+			    char *err, size_t errsz);
+
 #endif
