@@ -50,6 +50,7 @@ integration: build build-asan
 # build and survive a few seconds of input.
 test: unit integration
 	$(MAKE) fuzz FUZZ_SECONDS=5
+	$(MAKE) test-deb
 
 fuzz: deps
 	@test -f build-fuzz/build.ninja || CC=clang $(MESON) setup build-fuzz -Dfuzz=true \
