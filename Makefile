@@ -3,6 +3,8 @@
 #   make test   install what is missing, build (gcc, and clang with ASan+UBSan),
 #               run unit and integration tests in both builds
 #   make fuzz   build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make deb    build the Debian package in build-deb/ (docs/install.md)
+#   make test-deb  build it and check it (tests/deb/test_deb.py)
 
 FUZZ_SECONDS ?= 20
 MESON ?= meson
@@ -13,7 +15,7 @@ MESON ?= meson
 PYTEST_JOBS ?= 4
 PYTEST = /usr/bin/python3 -m pytest -n $(PYTEST_JOBS) --dist loadfile
 
-.PHONY: all deps build build-asan run test unit integration fuzz bench clean
+.PHONY: all deps build build-asan run test unit integration fuzz bench deb test-deb clean
 
 all: build
 
@@ -48,6 +50,7 @@ integration: build build-asan
 # build and survive a few seconds of input.
 test: unit integration
 	$(MAKE) fuzz FUZZ_SECONDS=5
+	$(MAKE) test-deb
 
 fuzz: deps
 	@test -f build-fuzz/build.ninja || CC=clang $(MESON) setup build-fuzz -Dfuzz=true \
@@ -55,8 +58,25 @@ fuzz: deps
 	@ninja -C build-fuzz
 	@sh scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
+# The package is built out of tree: the files git knows (committed or
+# not, never ignored ones) are copied to build-deb/src, and
+# dpkg-buildpackage writes the .deb next to it, build-deb/tern_*.deb.
+deb: deps
+	@rm -rf build-deb && mkdir -p build-deb/src
+	@git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar -cf - --null -T - | tar -xf - -C build-deb/src
+	@cd build-deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -40 ../build.log; echo "make deb: failed, build-deb/build.log"; exit 1; }
+	@ls build-deb/*.deb
+
+# Not part of `make test`: building the package takes longer than the
+# rest of the fast checks (docs/install.md "Testing the package").
+test-deb: deb
+	/usr/bin/python3 -m pytest -q tests/deb
+
 bench: build
 	@bash bench/smtp/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb

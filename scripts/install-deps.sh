@@ -14,6 +14,16 @@ need_cmd meson meson
 need_cmd ninja ninja-build
 need_cmd gcc gcc
 need_cmd clang clang
+# `make deb` (dpkg-buildpackage with debhelper, out of tree) and the
+# checks of `make test-deb` (tests/deb/test_deb.py: lintian, the unit
+# verified by systemd-analyze, man pages rendered by man-db, iproute2 for
+# the private network the packaged server runs in).
+need_cmd dpkg-buildpackage dpkg-dev
+need_cmd dh debhelper
+need_cmd lintian lintian
+need_cmd systemd-analyze systemd
+need_cmd man man-db
+need_cmd ip iproute2
 need_cmd openssl openssl
 need_cmd swaks swaks
 # swaks needs these for STARTTLS and implicit TLS (tests/integration/test_submission.py).
@@ -42,6 +52,8 @@ need_pc libunbound libunbound-dev
 need_pc libpsl libpsl-dev
 # JSON for JMAP (src/jmap, docs/dependencies.md).
 need_pc jansson libjansson-dev
+# ICU: NFC for JMAP header values (src/jmap/jmap-email-parts.c).
+need_pc icu-uc libicu-dev
 need_pc zlib zlib1g-dev
 need_pc expat libexpat1-dev
 need_pc libzip libzip-dev

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -170,13 +171,26 @@ class Imap:
     def __init__(self, port, timeout):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
+        self.comp = self.decomp = None
+
+    def send(self, data):
+        if self.comp is not None:
+            data = self.comp.compress(data) + self.comp.flush(zlib.Z_SYNC_FLUSH)
+        self.s.sendall(data)
+
+    def deflate(self):
+        """After the tagged OK of COMPRESS DEFLATE (RFC 4978)."""
+        self.comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.decomp = zlib.decompressobj(-15)
+        if self.buf:
+            self.buf = self.decomp.decompress(self.buf)
 
     def line(self):
         while b"\r\n" not in self.buf:
             d = self.s.recv(65536)
             if not d:
                 raise ConnectionError("closed by the server")
-            self.buf += d
+            self.buf += self.decomp.decompress(d) if self.decomp else d
         l, self.buf = self.buf.split(b"\r\n", 1)
         return l
 
@@ -194,7 +208,7 @@ class Imap:
                 return l
 
 
-def open_idle(port, count, users, batch, timeout=60.0):
+def open_idle(port, count, users, batch, timeout=60.0, compress=False):
     conns = []
     t0 = time.monotonic()
     for start in range(0, count, batch):
@@ -210,10 +224,17 @@ def open_idle(port, count, users, batch, timeout=60.0):
                 c.s.sendall(b"a LOGIN test%d@example.test pass\r\n" % c.user)
             for c in group:
                 c.until(b"a")
-                c.s.sendall(b"b SELECT INBOX\r\n")
+                if compress:
+                    c.send(b"z COMPRESS DEFLATE\r\n")
+            for c in group:
+                if compress:
+                    # the OK is the last plain line; nothing follows it yet
+                    c.until(b"z")
+                    c.deflate()
+                c.send(b"b SELECT INBOX\r\n")
             for c in group:
                 c.until(b"b")
-                c.s.sendall(b"c IDLE\r\n")
+                c.send(b"c IDLE\r\n")
             for c in group:
                 c.until(b"+")
         except (OSError, ConnectionError) as e:
@@ -239,12 +260,12 @@ def still_open(conns):
     return alive
 
 
-def measure(name, root, port, count, users, batch, settle):
+def measure(name, root, port, count, users, batch, settle, compress=False):
     k0 = tcp_mem_kib()
     before = memory(root)
     log("%s: %d processes before, %d KiB RSS, %d KiB PSS"
         % (name, sum(before[2].values()), before[0], before[1]))
-    conns, took = open_idle(port, count, users, batch)
+    conns, took = open_idle(port, count, users, batch, compress=compress)
     log("%s: %d connections logged in, INBOX selected, in IDLE, in %.1f s" % (name, len(conns), took))
     time.sleep(settle)
     after = memory(root)
@@ -467,10 +488,17 @@ def main():
     ap.add_argument("--messages", type=int, default=100, help="messages in each INBOX")
     ap.add_argument("--batch", type=int, default=100, help="connections logging in together")
     ap.add_argument("--tern", default=os.path.join(REPO, "build", "tern"))
-    ap.add_argument("--tern-conf-extra", default="smtp.max_connections = 20000",
+    ap.add_argument("--tern-conf-extra",
+                    default="smtp.max_connections = 20000\nauth.max_pending_per_ip = 0\n"
+                            "auth.max_pending_per_account = 0\nauth.block_after = 0\n"
+                            "auth.prefix_block_after = 0",
                     help="lines appended to tern.conf (default raises the per-worker "
-                         "session cap of 5,000, so one worker may hold all connections)")
+                         "session cap of 5,000, so one worker may hold all connections, and "
+                         "lifts the login limiter's bounds on checks in flight: %d logins "
+                         "at once from one address look like an attack to it)" % 100)
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--compress", action="store_true",
+                    help="COMPRESS=DEFLATE (RFC 4978) on every connection before SELECT")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     a = ap.parse_args()
 
@@ -500,7 +528,8 @@ def main():
             shutil.copy2(a.tern, binary)
             t = Tern(binary, work, mail, a.users, a.tern_conf_extra)
             servers.append(t)
-            results.append(measure("tern", t.pid, t.port, a.connections, a.users, a.batch, a.settle))
+            results.append(measure("tern+deflate" if a.compress else "tern", t.pid, t.port,
+                                   a.connections, a.users, a.batch, a.settle, a.compress))
             t.stop()
             servers.remove(t)
         if a.dovecot_connections > 0:

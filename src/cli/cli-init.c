@@ -55,7 +55,7 @@ const struct cli_command cli_init_command = {
 	"init",
 	"create a config, data folder and TLS certificate in a new folder",
 	"usage: tern init DIR [--hostname H] [--domain D] [--address A] [--port-base N]\n"
-	"                     [--resolver IP[:PORT]] [--user NAME]\n"
+	"                     [--resolver IP[:PORT]] [--user NAME] [--data-dir PATH]\n"
 	"\n"
 	"Creates DIR (which must be empty or not exist) with:\n"
 	"  DIR/tern.conf      the config: every key, the common ones explained;\n"
@@ -76,7 +76,10 @@ const struct cli_command cli_init_command = {
 	"                     IPv6 as [ADDRESS]:PORT\n"
 	"  --user NAME        unprivileged user the workers run as when tern is\n"
 	"                     started as root (default as root: tern if it exists,\n"
-	"                     else nobody)\n",
+	"                     else nobody)\n"
+	"  --data-dir PATH    the data folder (absolute; default DIR/data): a new\n"
+	"                     or empty folder, or the data folder of an earlier\n"
+	"                     installation, which is kept\n",
 	init_run,
 };
 
@@ -88,6 +91,7 @@ struct init_args {
 	const char *port_base_opt;
 	const char *resolver_opt;
 	const char *user_opt;
+	const char *data_dir_opt;
 
 	/* checked and derived */
 	char hostname[65];
@@ -101,6 +105,7 @@ struct init_args {
 	uid_t uid;
 	gid_t gid;
 	bool as_root;
+	bool data_kept; /* --data-dir held an earlier installation's data */
 };
 
 /* dir + "/" + name into out[PATH_MAX].  init_run keeps DIR short enough
@@ -141,6 +146,23 @@ static bool resolver_ok(const char *s)
 	if (!ip_literal(host, &v6))
 		return false;
 	return v6 == (s[0] == '['); /* "::1:53" is ambiguous: IPv6 needs [] */
+}
+
+/* --data-dir: absolute (a relative one would be read relative to DIR,
+ * which is surprising on a command line), no ".." component, bounded, and
+ * writable as a config value (no newline; the config trims blanks). */
+static bool data_dir_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || s[0] != '/' || n > PATH_MAX - 512 || s[n - 1] == ' ' || s[n - 1] == '\t')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\n' || s[i] == '\r')
+			return false;
+	for (const char *p = s; (p = strstr(p, "..")) != NULL; p += 2)
+		if (p[-1] == '/' && (p[2] == '/' || p[2] == '\0'))
+			return false;
+	return true;
 }
 
 static int pick_user(const struct cli_command *cmd, struct init_args *a)
@@ -233,6 +255,11 @@ static int check_args(const struct cli_command *cmd, struct init_args *a)
 		return cli_usage_error(cmd, "init",
 				       "--resolver \"%s\": expected IPv4, IPv4:PORT or [IPv6]:PORT",
 				       a->resolver_opt);
+	if (a->data_dir_opt != NULL && !data_dir_ok(a->data_dir_opt))
+		return cli_usage_error(cmd, "init",
+				       "--data-dir \"%s\": expected an absolute path without "
+				       "\"..\" and with no blank at either end",
+				       a->data_dir_opt);
 	return pick_user(cmd, a);
 }
 
@@ -449,7 +476,8 @@ static int build_config(const struct init_args *a, struct buf *b)
 		"# headers, and the TLS certificate",
 		"hostname", a->hostname, false);
 	put_text(&w, "\n");
-	put_key(&w, "Databases, mailboxes and the queue", "data_dir", "data", false);
+	put_key(&w, "Databases, mailboxes and the queue", "data_dir",
+		a->data_dir_opt != NULL ? a->data_dir_opt : "data", false);
 	put_text(&w, "\n");
 	put_key(&w,
 		"When started as root: the unprivileged user the workers and the\n"
@@ -753,12 +781,18 @@ static void print_done(const struct init_args *a)
 	char smtp[80];
 	listen_value(a, 25, smtp, sizeof smtp);
 	printf("Created %s:\n"
-	       "  tern.conf       the config (hostname %s, SMTP on %s)\n"
-	       "  data/           databases and mailboxes%s%s\n"
+	       "  tern.conf       the config (hostname %s, SMTP on %s)\n",
+	       a->dir, a->hostname, smtp);
+	if (a->data_dir_opt != NULL)
+		printf("  %s%s databases and mailboxes", a->data_dir_opt,
+		       a->data_kept ? " (kept)" : "");
+	else
+		printf("  data/           databases and mailboxes");
+	printf("%s%s\n"
 	       "  tls/cert.pem    self-signed certificate for %s, valid %d days\n"
 	       "  tls/key.pem     its private key (mode 0600)\n",
-	       a->dir, a->hostname, smtp, a->as_root && a->user[0] ? ", owned by " : "",
-	       a->as_root && a->user[0] ? a->user : "", a->hostname, CERT_DAYS);
+	       a->as_root && a->user[0] ? ", owned by " : "", a->as_root && a->user[0] ? a->user : "",
+	       a->hostname, CERT_DAYS);
 	if (a->domain[0] != '\0')
 		printf("  domain %s added\n", a->domain);
 	const char *d = a->domain[0] ? a->domain : "example.org";
@@ -783,6 +817,7 @@ static int init_run(const char *cfg_path, int argc, char **argv)
 		{"--hostname", &a.hostname_opt}, {"--domain", &a.domain_opt},
 		{"--address", &a.address_opt},   {"--port-base", &a.port_base_opt},
 		{"--resolver", &a.resolver_opt}, {"--user", &a.user_opt},
+		{"--data-dir", &a.data_dir_opt},
 	};
 	char *pos[1];
 	int n_pos;
@@ -800,8 +835,33 @@ static int init_run(const char *cfg_path, int argc, char **argv)
 	if ((rc = check_args(cmd, &a)) != 0)
 		return rc;
 
-	/* DIR: new, or an empty folder. */
 	struct stat st;
+	/* --data-dir: new, empty, or an earlier installation's (kept). */
+	bool data_created = false, data_new = false;
+	if (a.data_dir_opt != NULL) {
+		if (stat(a.data_dir_opt, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				return cli_usage_error(cmd, "init", "--data-dir %s: exists and is not a folder",
+						       a.data_dir_opt);
+			int e = dir_is_empty(a.data_dir_opt);
+			char db[PATH_MAX];
+			if (e < 0 || path_join(db, a.data_dir_opt, "server.db") < 0)
+				return cli_fail("init", "%s: %s", a.data_dir_opt, strerror(errno));
+			if (e == 0 && access(db, F_OK) < 0)
+				return cli_usage_error(cmd, "init",
+						       "--data-dir %s: folder is not empty and holds no "
+						       "server.db (give a new or empty folder, or a Tern data folder)",
+						       a.data_dir_opt);
+			data_new = e == 1;
+			a.data_kept = e == 0;
+		} else if (errno != ENOENT) {
+			return cli_fail("init", "%s: %s", a.data_dir_opt, strerror(errno));
+		} else {
+			data_created = data_new = true;
+		}
+	}
+
+	/* DIR: new, or an empty folder. */
 	bool created = false;
 	if (stat(a.dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
@@ -851,6 +911,8 @@ static int init_run(const char *cfg_path, int argc, char **argv)
 
 	if (create_all(&a, dir) < 0) {
 		cleanup(dir, created);
+		if (data_new)
+			cleanup(a.data_dir_opt, data_created);
 		return CLI_FAIL;
 	}
 	print_done(&a);

@@ -48,7 +48,9 @@ enum item_kind {
 	IT_SECTION, /* BODY[...] / BODY.PEEK[...] / RFC822 / RFC822.HEADER / .TEXT */
 	IT_BINARY,  /* BINARY[...] / BINARY.PEEK[...] */
 	IT_BINARY_SIZE,
-	IT_MODSEQ, /* RFC 7162 3.1.4.2 */
+	IT_MODSEQ,  /* RFC 7162 3.1.4.2 */
+	IT_EMAILID, /* RFC 8474 5.3 */
+	IT_THREADID,
 };
 
 struct item {
@@ -254,6 +256,8 @@ static int parse_item(struct imap_fetch *f, const struct imap_tok *t)
 	    {"BODY", IT_BODY},
 	    {"BODYSTRUCTURE", IT_BODYSTRUCTURE},
 	    {"MODSEQ", IT_MODSEQ},
+	    {"EMAILID", IT_EMAILID},
+	    {"THREADID", IT_THREADID},
 	};
 	for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
 		if (strutil_eq_ci(p, n, simple[i].name))
@@ -586,6 +590,17 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 			SEP();
 			buf_printf(b, "RFC822.SIZE %llu", (unsigned long long)m->size);
 			break;
+		case IT_EMAILID: /* the JMAP Email id: the message file's */
+			SEP();
+			buf_printf(b, "EMAILID (E%s)", m->file_id);
+			break;
+		case IT_THREADID: /* the JMAP Thread id (given before the FETCH) */
+			SEP();
+			if (m->thread_id > 0)
+				buf_printf(b, "THREADID (T%lld)", (long long)m->thread_id);
+			else
+				buf_puts(b, "THREADID NIL");
+			break;
 		case IT_ENVELOPE:
 		case IT_BODY:
 		case IT_BODYSTRUCTURE: {
@@ -895,13 +910,25 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	}
 	if (s->sel->readonly)
 		f->set_seen = false;
+	bool want_thread = false;
+	for (size_t i = 0; i < f->n_items; i++)
+		want_thread |= f->items[i].kind == IT_THREADID;
+	char terr[256];
+	if (want_thread && store_jmap_thread_assign(s->acct, terr, sizeof terr) < 0) {
+		/* messages not threaded yet would show THREADID NIL and then
+		 * an id: RFC 8474 5.2 forbids a THREADID to change */
+		items_free(f);
+		free(f);
+		imap_no_store(x, "fetch", terr);
+		return;
+	}
 	/* RFC 7162 3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
 	 * after ENABLE QRESYNC; each a BAD */
-	const char *bad = !f->vanished ? NULL
-			  : !x->uid    ? "VANISHED is only allowed in UID FETCH"
-			  : !s->qresync ? "VANISHED needs ENABLE QRESYNC first"
+	const char *bad = !f->vanished           ? NULL
+			  : !x->uid              ? "VANISHED is only allowed in UID FETCH"
+			  : !s->qresync          ? "VANISHED needs ENABLE QRESYNC first"
 			  : f->changedsince == 0 ? "VANISHED needs CHANGEDSINCE"
-						  : NULL;
+						 : NULL;
 	if (bad != NULL) {
 		items_free(f);
 		free(f);

@@ -182,6 +182,7 @@ void imap_cmd_select(struct imap_cmdctx *x)
 			buf_printf(&b, "* OK [UNSEEN %lu] First unseen\r\n", (unsigned long)seq);
 	}
 	buf_printf(&b, "* OK [UIDVALIDITY %lu] UIDs valid\r\n", (unsigned long)mb.uidvalidity);
+	buf_printf(&b, "* OK [MAILBOXID (M%lld)] Ok\r\n", (long long)mb.id); /* RFC 8474 4.2 */
 	buf_printf(&b, "* OK [UIDNEXT %lu] Predicted next UID\r\n", (unsigned long)mb.uidnext);
 	if (s->condstore) /* every mailbox keeps modseqs: never NOMODSEQ */
 		buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
@@ -206,14 +207,56 @@ void imap_cmd_select(struct imap_cmdctx *x)
 
 /* ------------------------------------------- CREATE DELETE RENAME SUB */
 
+/* The create-params of RFC 4466 2.2 we know: USE (RFC 6154 3,
+ * CREATE-SPECIAL-USE).  Sets *su; 0, or -1 after answering. */
+static int create_params(struct imap_cmdctx *x, unsigned *su)
+{
+	*su = 0;
+	if (x->n == 1)
+		return 0;
+	const struct imap_tok *t = x->a + 1;
+	size_t n = x->n - 1;
+	/* "(" "USE" SP "(" [attr *(SP attr)] ")" ")" */
+	if (n < 5 || t[0].type != IMAP_TOK_LPAREN || t[n - 1].type != IMAP_TOK_RPAREN ||
+	    t[1].type != IMAP_TOK_ATOM || !imap_tok_eq(&t[1], "USE") ||
+	    t[2].type != IMAP_TOK_LPAREN || t[n - 2].type != IMAP_TOK_RPAREN) {
+		imap_bad(x, "CREATE takes a mailbox name and (USE (attributes))");
+		return -1;
+	}
+	for (size_t i = 3; i + 2 < n; i++) {
+		unsigned bit = 0;
+		if (t[i].type == IMAP_TOK_ATOM)
+			for (unsigned b = STORE_SU_SENT; b <= STORE_SU_FLAGGED && bit == 0;
+			     b <<= 1) {
+				const char *nm = su_name(b);
+				if (nm != NULL && strutil_eq_ci(t[i].p, t[i].len, nm))
+					bit = b;
+			}
+		if (bit == 0) {
+			imap_bad(x, "Unknown special-use attribute");
+			return -1;
+		}
+		if (bit == STORE_SU_ALL || bit == STORE_SU_FLAGGED) {
+			/* virtual collections: a real mailbox cannot be one */
+			imap_reply(
+			    x->s, "%s NO [USEATTR] \\All and \\Flagged mailboxes cannot be created",
+			    x->tag);
+			return -1;
+		}
+		*su |= bit;
+	}
+	return 0;
+}
+
 void imap_cmd_create(struct imap_cmdctx *x)
 {
-	if (x->n != 1) {
+	if (x->n < 1) {
 		imap_bad(x, "CREATE needs one mailbox name");
 		return;
 	}
 	char name[512];
-	if (imap_mailbox_arg(x, &x->a[0], name) < 0)
+	unsigned su;
+	if (imap_mailbox_arg(x, &x->a[0], name) < 0 || create_params(x, &su) < 0)
 		return;
 	size_t len = strlen(name);
 	if (len > 1 && name[len - 1] == '/')
@@ -225,13 +268,18 @@ void imap_cmd_create(struct imap_cmdctx *x)
 		return;
 	}
 	char err[256];
-	if (r < 0 || store_mailbox_create(x->s->acct, name, 0, err, sizeof err) < 0) {
+	if (r < 0 || store_mailbox_create(x->s->acct, name, su, err, sizeof err) < 0) {
 		if (r < 0)
 			snprintf(err, sizeof err, "database error");
 		imap_reply(x->s, "%s NO [CANNOT] %s", x->tag, err);
 		return;
 	}
-	imap_reply(x->s, "%s OK Create completed", x->tag);
+	/* RFC 8474 4.1: the new mailbox's id in the tagged OK */
+	if (store_mailbox_get(x->s->acct, name, &mb) == 1)
+		imap_reply(x->s, "%s OK [MAILBOXID (M%lld)] Create completed", x->tag,
+			   (long long)mb.id);
+	else /* removed at once by another session: created all the same */
+		imap_reply(x->s, "%s OK Create completed", x->tag);
 }
 
 void imap_cmd_delete(struct imap_cmdctx *x)
@@ -327,8 +375,7 @@ void imap_cmd_subscribe(struct imap_cmdctx *x)
 			imap_reply(x->s, "%s NO [CANNOT] Invalid mailbox name", x->tag);
 			return;
 		}
-	} else if (imap_mailbox_decode(x->s, &x->a[0], name) < 0 ||
-		   !store_mailbox_name_ok(name)) {
+	} else if (imap_mailbox_decode(x->s, &x->a[0], name) < 0 || !store_mailbox_name_ok(name)) {
 		imap_reply(x->s, "%s OK Unsubscribe completed", x->tag);
 		return;
 	}
@@ -365,19 +412,25 @@ enum {
 	ST_DELETED = 1 << 4,
 	ST_SIZE = 1 << 5,
 	ST_RECENT = 1 << 6,
-	ST_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 3.1.7 */
+	ST_HIGHESTMODSEQ = 1 << 7,   /* RFC 7162 3.1.7 */
 	ST_DELETED_STORAGE = 1 << 8, /* RFC 9208 4.1.4 */
+	ST_MAILBOXID = 1 << 9,       /* RFC 8474 4.3 */
 };
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } status_items[] = {
-    {"MESSAGES", ST_MESSAGES},       {"UIDNEXT", ST_UIDNEXT},
-    {"UIDVALIDITY", ST_UIDVALIDITY}, {"UNSEEN", ST_UNSEEN},
-    {"DELETED", ST_DELETED},         {"SIZE", ST_SIZE},
-    {"RECENT", ST_RECENT},           {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
+    {"MESSAGES", ST_MESSAGES},
+    {"UIDNEXT", ST_UIDNEXT},
+    {"UIDVALIDITY", ST_UIDVALIDITY},
+    {"UNSEEN", ST_UNSEEN},
+    {"DELETED", ST_DELETED},
+    {"SIZE", ST_SIZE},
+    {"RECENT", ST_RECENT},
+    {"HIGHESTMODSEQ", ST_HIGHESTMODSEQ},
     {"DELETED-STORAGE", ST_DELETED_STORAGE},
+    {"MAILBOXID", ST_MAILBOXID},
 };
 
 /* Parses "(item ...)" at t; sets *items (in the order given: order[]).
@@ -416,16 +469,20 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	uint32_t recent = s->rev2 ? 0 : mb->recent;
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
-		unsigned long long v = bit == ST_MESSAGES        ? mb->messages
-				       : bit == ST_UIDNEXT       ? mb->uidnext
-				       : bit == ST_UIDVALIDITY   ? mb->uidvalidity
-				       : bit == ST_UNSEEN        ? mb->unseen
-				       : bit == ST_DELETED       ? mb->deleted
-				       : bit == ST_SIZE          ? mb->size
-				       : bit == ST_RECENT        ? recent
-				       : bit == ST_HIGHESTMODSEQ ? mb->highestmodseq
+		if (bit == ST_MAILBOXID) {
+			buf_printf(b, "%sMAILBOXID (M%lld)", i ? " " : "", (long long)mb->id);
+			continue;
+		}
+		unsigned long long v = bit == ST_MESSAGES          ? mb->messages
+				       : bit == ST_UIDNEXT         ? mb->uidnext
+				       : bit == ST_UIDVALIDITY     ? mb->uidvalidity
+				       : bit == ST_UNSEEN          ? mb->unseen
+				       : bit == ST_DELETED         ? mb->deleted
+				       : bit == ST_SIZE            ? mb->size
+				       : bit == ST_RECENT          ? recent
+				       : bit == ST_HIGHESTMODSEQ   ? mb->highestmodseq
 				       : bit == ST_DELETED_STORAGE ? mb->deleted_size
-								 : 0;
+								   : 0;
 		buf_printf(b, "%s%s %llu", i ? " " : "", status_items[order[i]].name, v);
 	}
 	buf_puts(b, ")\r\n");
@@ -650,7 +707,8 @@ static void list_line(struct imap_session *s, const struct name_list *nl, size_t
 		if (opts & SEL_SUBSCRIBED)
 			buf_puts(b, "\"SUBSCRIBED\"");
 		if (opts & SEL_SPECIALUSE)
-			buf_puts(b, (opts & SEL_SUBSCRIBED) ? " \"SPECIAL-USE\"" : "\"SPECIAL-USE\"");
+			buf_puts(b,
+				 (opts & SEL_SUBSCRIBED) ? " \"SPECIAL-USE\"" : "\"SPECIAL-USE\"");
 		buf_puts(b, "))");
 	}
 	buf_puts(b, "\r\n");

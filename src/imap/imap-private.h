@@ -78,11 +78,14 @@ struct imap_sel {
 	struct buf keywords;       /* announced in FLAGS (space-separated) */
 };
 
+struct imap_compress;
+
 struct imap_session {
 	struct imap_server *srv;
 	struct imap_session *next, *prev;
 	struct imap_session *pending_next; /* on srv->pending (notified in IDLE) */
 	struct bufferevent *bev;           /* all socket I/O (STARTTLS may replace it) */
+	struct imap_compress *z;           /* COMPRESS=DEFLATE: s->bev is its filter */
 	char id[25];
 	char ip[INET6_ADDRSTRLEN];
 	bool loopback;

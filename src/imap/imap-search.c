@@ -59,7 +59,9 @@ enum sk_type {
 	SK_SENTSINCE,
 	SK_LARGER,
 	SK_SMALLER,
-	SK_MODSEQ, /* RFC 7162 3.1.5: modseq >= num */
+	SK_MODSEQ,   /* RFC 7162 3.1.5: modseq >= num */
+	SK_EMAILID,  /* RFC 8474 6: str = the message file id */
+	SK_THREADID, /* num = the thread id (-1: none of ours) */
 	SK_UIDSET,
 	SK_SEQSET,
 	SK_NOT,
@@ -97,6 +99,7 @@ struct sparse {
 	bool need_file;
 	bool need_hdr; /* header or sent-date keys */
 	bool modseq;   /* a MODSEQ key (RFC 7162 3.1.5) */
+	bool threads;  /* thread ids given (a THREADID key) */
 };
 
 static char *tok_dup(const struct imap_tok *t)
@@ -287,6 +290,47 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 		k->type = SK_MODSEQ;
 		k->num = (int64_t)v;
 		p->modseq = true;
+		return 0;
+	}
+	if (imap_tok_eq(t, "EMAILID") || imap_tok_eq(t, "THREADID")) {
+		/* objectid = 1*255(ALPHA / DIGIT / "_" / "-"), case-sensitive */
+		bool email = imap_tok_eq(t, "EMAILID");
+		const struct imap_tok *v = p->i < p->n ? &p->a[p->i] : NULL;
+		bool ok = v != NULL && v->type == IMAP_TOK_ATOM && v->len >= 1 && v->len <= 255;
+		for (size_t j = 0; ok && j < v->len; j++) {
+			char ch = v->p[j];
+			ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+		}
+		if (!ok) {
+			p->bad = "Invalid object id";
+			return -1;
+		}
+		p->i++;
+		if (email) {
+			k->type = SK_EMAILID;
+			k->str = v->p[0] == 'E' ? xmemdup0(v->p + 1, v->len - 1) : xstrdup("");
+			return 0;
+		}
+		k->type = SK_THREADID;
+		k->num = -1;
+		uint64_t id = 0;
+		size_t j = 1;
+		for (; v->p[0] == 'T' && j < v->len && v->p[j] >= '0' && v->p[j] <= '9' &&
+		       id < (uint64_t)INT64_MAX / 10;
+		     j++)
+			id = id * 10 + (uint64_t)(v->p[j] - '0');
+		if (v->p[0] == 'T' && j == v->len && j > 1 && v->p[1] != '0')
+			k->num = (int64_t)id;
+		if (!p->threads) {
+			/* THREADID compares the store's thread ids: give the
+			 * unthreaded messages theirs first (as FETCH THREADID) */
+			char err[256];
+			p->threads = true;
+			if (store_jmap_thread_assign(p->x->s->acct, err, sizeof err) < 0)
+				log_error("imap session=%s action=thread_assign error=\"%s\"",
+					  p->x->s->id, err);
+		}
 		return 0;
 	}
 	if (imap_tok_eq(t, "NOT")) {
@@ -738,8 +782,8 @@ static void fts_load(struct imap_session *s, struct fts_state *f, const struct s
 		q[i].needle = f->keys[i].k->str;
 	}
 	char err[256];
-	if (store_fts_search(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
-			     q, f->n_keys, &f->unsure, &f->n_unsure, err, sizeof err) < 0) {
+	if (store_fts_search(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v), q,
+			     f->n_keys, &f->unsure, &f->n_unsure, err, sizeof err) < 0) {
 		log_warn("imap session=%s action=search_index error=\"%s\"", s->id, err);
 		memset(f, 0, sizeof *f);
 		return;
@@ -853,6 +897,10 @@ static bool eval(const struct skey *k, struct smsg *d)
 		return m->size < (uint64_t)k->num;
 	case SK_MODSEQ:
 		return m->modseq >= (uint64_t)k->num;
+	case SK_EMAILID:
+		return strcmp(m->file_id, k->str) == 0;
+	case SK_THREADID:
+		return k->num > 0 && m->thread_id == k->num;
 	case SK_UIDSET:
 		return imap_seqset_has(&k->set, m->uid);
 	case SK_SEQSET:
@@ -1044,7 +1092,7 @@ static void fail_save(struct imap_session *s, unsigned ret)
 void imap_cmd_search(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
-	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false, false};
+	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false, false, false};
 	unsigned ret = 0;
 	bool esearch = s->rev2;
 	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "RETURN")) {
@@ -1217,7 +1265,7 @@ bool imap_search_has_modseq(const struct imap_search *q)
 
 int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out)
 {
-	struct sparse p = {x, x->a, x->n, i, 0, NULL, false, false, false};
+	struct sparse p = {x, x->a, x->n, i, 0, NULL, false, false, false, false};
 	struct imap_search *q = xcalloc(1, sizeof *q);
 	*out = NULL;
 	if (p.i >= p.n || parse_list(&p, &q->root, 0, false) < 0) {

@@ -34,6 +34,7 @@
 #include "authglue.h"
 #include "base64.h"
 #include "fsutil.h"
+#include "imap-compress.h"
 #include "imap-private.h"
 #include "log.h"
 #include "netaddr.h"
@@ -51,6 +52,8 @@
 
 static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
+static void session_read_cb(struct bufferevent *bev, void *ctx);
+static void session_kill(struct imap_session *s);
 static void process_input(struct imap_session *s);
 
 /* ------------------------------------------------------------ utilities */
@@ -181,6 +184,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		      " ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC"
 		      " THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	buf_puts(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"); /* imap-quota.c */
+	buf_puts(out, " COMPRESS=DEFLATE");                          /* imap-compress.c */
+	buf_puts(out, " OBJECTID CREATE-SPECIAL-USE");               /* RFC 8474, RFC 6154 3 */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -1162,6 +1167,55 @@ static void cmd_starttls(struct imap_cmdctx *x)
 	bufferevent_disable(s->bev, EV_READ);
 }
 
+/* COMPRESS DEFLATE (RFC 4978 3): compression starts right after the CRLF
+ * of the tagged OK.  The OK goes into the output of the bufferevent
+ * below (uncompressed), the filter is put above it, and whatever the
+ * client sent behind the command (it must wait for the OK, so only a
+ * client that did not) is read through the filter. */
+static void cmd_compress(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 1 || x->a[0].type != IMAP_TOK_ATOM || x->a[0].len != 7 ||
+	    strncasecmp(x->a[0].p, "DEFLATE", 7) != 0) {
+		imap_bad(x, "COMPRESS takes one argument: DEFLATE");
+		return;
+	}
+	if (s->z != NULL) {
+		imap_bad(x, "COMPRESS is already active");
+		return;
+	}
+	if (s->holding) {
+		/* cannot happen (input waits for a commit): refuse rather
+		 * than compress responses still held */
+		imap_reply(s, "%s NO Responses are pending; try again", x->tag);
+		return;
+	}
+	struct bufferevent *under = s->bev;
+	imap_reply(s, "%s OK DEFLATE active", x->tag);
+	struct imap_compress *z = NULL;
+	struct bufferevent *f = imap_compress_wrap(under, &z);
+	if (f == NULL) {
+		/* the OK is out: without compression the stream is broken */
+		log_error("imap session=%s client=%s action=compress error=\"no memory\"", s->id,
+			  s->ip);
+		session_kill(s);
+		return;
+	}
+	s->bev = f;
+	s->z = z;
+	bufferevent_set_timeouts(under, NULL, NULL); /* the filter's count now */
+	bufferevent_setwatermark(under, EV_WRITE, IMAP_OUTPUT_LOW / 4, IMAP_OUTPUT_LOW);
+	bufferevent_setcb(f, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(f, EV_READ, 0, 256 * 1024);
+	bufferevent_setwatermark(f, EV_WRITE, IMAP_OUTPUT_LOW, 0);
+	struct timeval tv = {IMAP_TIMEOUT_AUTH, 0};
+	bufferevent_set_timeouts(f, &tv, &tv);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+	log_info("imap session=%s client=%s action=compress mechanism=DEFLATE", s->id, s->ip);
+	if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+		bufferevent_flush(f, EV_READ, BEV_FLUSH);
+}
+
 /* ---------------------------------------------------- simple commands */
 
 static void cmd_capability(struct imap_cmdctx *x)
@@ -1291,6 +1345,8 @@ static void cmd_idle(struct imap_cmdctx *x)
 	session_enter(s, IMAP_MODE_IDLE);
 	imap_reply(s, "+ idling");
 	imap_sync(s, true);
+	if (s->z != NULL) /* the reply is flushed: nothing pending in zlib */
+		imap_compress_shrink(s->z);
 }
 
 static void idle_line(struct imap_session *s, const char *p, size_t n)
@@ -1353,6 +1409,7 @@ static const struct {
     {"STATUS", imap_cmd_status, C_LOGGED},
     {"APPEND", imap_cmd_append, C_LOGGED | C_WRITE},
     {"IDLE", cmd_idle, C_LOGGED},
+    {"COMPRESS", cmd_compress, C_LOGGED},
     {"CHECK", cmd_noop, C_SEL},
     {"CLOSE", imap_cmd_close, C_SEL | C_WRITE},
     {"UNSELECT", cmd_unselect, C_SEL},
@@ -1497,10 +1554,10 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	 * another worker process's notification arrives asynchronously, and a
 	 * change committed before this command began must be reported now
 	 * (one primary-key lookup when nothing changed). */
-	bool allow_exp = x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID)
-			       : !(commands[i].flags & C_NOEXPUNGE);
-	if (s->sel && s->state == IMAP_STATE_SELECTED &&
-	    commands[i].run != cmd_noop && commands[i].run != cmd_idle)
+	bool allow_exp =
+	    x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID) : !(commands[i].flags & C_NOEXPUNGE);
+	if (s->sel && s->state == IMAP_STATE_SELECTED && commands[i].run != cmd_noop &&
+	    commands[i].run != cmd_idle)
 		imap_sync(s, allow_exp);
 	if (s->held == NULL)
 		s->held = evbuffer_new(); /* NULL: the write is synced here */
@@ -1539,10 +1596,11 @@ void imap_fetch_start(struct imap_session *s)
 
 static void process_input(struct imap_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	while (s->mode == IMAP_MODE_READ || s->mode == IMAP_MODE_SASL ||
 	       s->mode == IMAP_MODE_IDLE) {
+		/* each round: COMPRESS puts a new bufferevent in s->bev */
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		struct evbuffer *out = bufferevent_get_output(s->bev);
 		if (evbuffer_get_length(out) > IMAP_OUTPUT_HIGH) {
 			bufferevent_disable(s->bev, EV_READ);
 			return;
@@ -1655,8 +1713,10 @@ static void session_free(struct imap_session *s)
 	imap_reader_free(&s->rd);
 	if (s->held)
 		evbuffer_free(s->held);
+	if (s->z != NULL)
+		imap_compress_cancel(s->z);
 	if (s->bev)
-		bufferevent_free(s->bev);
+		bufferevent_free(s->bev); /* with COMPRESS: the filter and what is below */
 	free(s);
 }
 
@@ -1720,14 +1780,29 @@ static void starttls_switch(struct imap_session *s)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* COMPRESS, closing: the last compressed bytes have left. */
+static void compressed_closed(void *arg)
+{
+	struct imap_session *s = arg;
+	if (s->mode != IMAP_MODE_CLOSING)
+		return;
+	tls_close_notify(imap_compress_under(s->z));
+	session_kill(s);
+}
+
 static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct imap_session *s = ctx;
 	if (s->mode == IMAP_MODE_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-			tls_close_notify(bev);
-			session_kill(s);
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+			return;
+		if (s->z != NULL) {
+			/* compressed, still below the filter: wait for the socket */
+			imap_compress_when_drained(s->z, compressed_closed, s);
+			return;
 		}
+		tls_close_notify(bev);
+		session_kill(s);
 		return;
 	}
 	if (s->mode == IMAP_MODE_TLS) {

@@ -19,12 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "caldate.h"
 #include "header.h"
 #include "jmap-email-create.h"
+#include "jmap-email-get.h"
+#include "jmap-email-parts.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-mail.h"
@@ -155,31 +156,8 @@ static bool kw_append(char *list, const char *k)
 /* Parses a patch into ch: NULL, or the SetError. */
 static json_t *parse_patch(const struct jmap_api_env *env, json_t *patch, struct change *ch)
 {
-	static const char *const immutable[] = {"id",
-						"blobId",
-						"threadId",
-						"size",
-						"receivedAt",
-						"messageId",
-						"inReplyTo",
-						"references",
-						"sender",
-						"from",
-						"to",
-						"cc",
-						"bcc",
-						"replyTo",
-						"subject",
-						"sentAt",
-						"hasAttachment",
-						"preview",
-						"bodyValues",
-						"textBody",
-						"htmlBody",
-						"attachments",
-						"headers",
-						"bodyStructure",
-						NULL};
+	static const char *const metadata[] = {"id",   "blobId",     "threadId",
+					       "size", "receivedAt", NULL};
 	memset(ch, 0, sizeof *ch);
 	const char *key;
 	json_t *v;
@@ -247,9 +225,11 @@ static json_t *parse_patch(const struct jmap_api_env *env, json_t *patch, struct
 		}
 		const char *slash = strchr(key, '/');
 		size_t l = slash ? (size_t)(slash - key) : strlen(key);
-		bool known = strncmp(key, "header:", 7) == 0;
-		for (size_t i = 0; immutable[i] && !known; i++)
-			known = strlen(immutable[i]) == l && strncmp(immutable[i], key, l) == 0;
+		char prop[256], why[128];
+		snprintf(prop, sizeof prop, "%.*s", (int)(l < 255 ? l : 255), key);
+		bool known = jmap_email_prop_ok(prop, false, why, sizeof why);
+		for (size_t i = 0; metadata[i] && !known; i++)
+			known = strcmp(metadata[i], prop) == 0;
 		if (slash && !known)
 			return jmap_set_error("invalidPatch", "no such property to patch");
 		return jmap_set_invalid(key, known ? "immutable: only keywords and mailboxIds "
@@ -533,28 +513,15 @@ static time_t received_at(const struct header *h, time_t now)
 	return (time_t)t;
 }
 
-/* Appends the uploaded blob id to out.  1, 0 no such blob, -1. */
+/* Appends the bytes of blob id to out: an upload, an Email or a part
+ * (jmap-email-get.c).  1, 0 no such blob, -1. */
 static int read_blob(void *ctx, const char *id, struct buf *out)
 {
-	struct store_account *a = ctx;
-	char err[256], chunk[65536];
-	uint64_t size = 0;
-	int fd = store_blob_open(a, id, (int64_t)time(NULL), &size, err, sizeof err);
-	if (fd == -2)
-		return 0;
-	if (fd < 0) {
-		log_error("jmap action=import op=blob error=\"%s\"", err);
-		return -1;
-	}
-	uint64_t got = 0;
-	ssize_t r;
-	while (got < size && (r = read(fd, chunk, sizeof chunk)) > 0) {
-		if (buf_append(out, chunk, (size_t)r) < 0)
-			break;
-		got += (uint64_t)r;
-	}
-	close(fd);
-	return got == size ? 1 : -1;
+	char err[256];
+	int r = jmap_email_blob_read(ctx, id, out, err, sizeof err);
+	if (r < 0)
+		log_error("jmap action=email_set op=blob error=\"%s\"", err);
+	return r;
 }
 
 /* What an imported or created Email gets besides its bytes: mailboxIds

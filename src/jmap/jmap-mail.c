@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "jmap-email-get.h"
 #include "jmap-email-set.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
@@ -648,6 +649,8 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Thread/get", JMAP_CAP_MAIL, thread_get},
     {"Thread/changes", JMAP_CAP_MAIL, thread_changes},
     {"Email/changes", JMAP_CAP_MAIL, email_changes},
+    {"Email/get", JMAP_CAP_MAIL, jmap_email_get},
+    {"Email/parse", JMAP_CAP_MAIL, jmap_email_parse},
     {"Mailbox/set", JMAP_CAP_MAIL, jmap_mailbox_set},
     {"Email/set", JMAP_CAP_MAIL, jmap_email_set},
     {"Email/copy", JMAP_CAP_MAIL, jmap_email_copy},

@@ -25,10 +25,12 @@
 
 #include "authglue.h"
 #include "base64.h"
+#include "buf.h"
 #include "config.h"
 #include "http-server.h"
 #include "jmap-api.h"
 #include "jmap-authcache.h"
+#include "jmap-email-get.h"
 #include "jmap-json.h"
 #include "jmap-mail.h"
 #include "log.h"
@@ -270,6 +272,14 @@ static int blob_exists(void *ctx, const char *blob_id)
 	struct blob_ctx *b = ctx;
 	char err[256];
 	uint64_t size;
+	if (jmap_email_blob_id_ours(blob_id)) {
+		struct buf data = BUF_INIT;
+		int r = jmap_email_blob_read(b->a, blob_id, &data, err, sizeof err);
+		buf_free(&data);
+		if (r < 0)
+			log_error("jmap action=blob_lookup error=\"%s\"", err);
+		return r;
+	}
 	int fd = store_blob_open(b->a, blob_id, (int64_t)time(NULL), &size, err, sizeof err);
 	if (fd == -1)
 		log_error("jmap action=blob_lookup error=\"%s\"", err);
@@ -424,6 +434,56 @@ static void disposition(struct evbuffer *b, const char *name)
 	evbuffer_add(b, "", 1);
 }
 
+/* A download of an Email's message or of a part (jmap-email-get.h):
+ * read into memory, then sent with the same headers as an upload's. */
+static void serve_email_blob(struct jmap_pending *p, struct store_account *a, const char *id,
+			     const char *type, const char *name, struct evkeyvalq *q)
+{
+	struct evhttp_request *req = p->req;
+	struct buf data = BUF_INIT;
+	char err[256];
+	int r = jmap_email_blob_read(a, id, &data, err, sizeof err);
+	if (r <= 0) {
+		evhttp_clear_headers(q);
+		buf_free(&data);
+		if (r < 0)
+			log_error("jmap id=%s action=download error=\"%s\"", p->id, err);
+		reply_problem(req, r == 0 ? 404 : 500,
+			      r == 0 ? "Not Found" : "Internal Server Error", "about:blank",
+			      r == 0 ? "no such blob" : "the blob could not be read", NULL);
+		return;
+	}
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(oh, "Content-Type");
+	evhttp_add_header(oh, "Content-Type", type);
+	evhttp_clear_headers(q);
+	struct evbuffer *cd = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	if (cd == NULL || b == NULL || (!head && evbuffer_add(b, buf_cstr(&data), data.len) < 0)) {
+		if (cd)
+			evbuffer_free(cd);
+		if (b)
+			evbuffer_free(b);
+		buf_free(&data);
+		reply_problem(req, 500, "Internal Server Error", "about:blank", "out of memory",
+			      NULL);
+		return;
+	}
+	disposition(cd, name);
+	evhttp_add_header(oh, "Content-Disposition", (const char *)evbuffer_pullup(cd, -1));
+	evbuffer_free(cd);
+	evhttp_add_header(oh, "Cache-Control", "private, immutable, max-age=31536000");
+	char clen[32];
+	snprintf(clen, sizeof clen, "%zu", data.len);
+	evhttp_add_header(oh, "Content-Length", clen);
+	log_info("jmap id=%s client=%s action=download blob=%s size=%zu", p->id, p->client_ip, id,
+		 data.len);
+	buf_free(&data);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
 static void serve_download(struct jmap_pending *p, int64_t account, struct store_account *a)
 {
 	struct evhttp_request *req = p->req;
@@ -435,11 +495,11 @@ static void serve_download(struct jmap_pending *p, int64_t account, struct store
 	}
 	const char *blob = rest + n + 1;
 	size_t bn = strcspn(blob, "/");
-	if (blob[bn] != '/' || bn > STORE_BLOB_ID_LEN) {
+	if (blob[bn] != '/' || bn > 255) {
 		reply_problem(req, 404, "Not Found", "about:blank", "no such blob", NULL);
 		return;
 	}
-	char id[STORE_BLOB_ID_LEN + 1];
+	char id[256];
 	memcpy(id, blob, bn);
 	id[bn] = '\0';
 	const char *name = blob + bn + 1;
@@ -459,6 +519,10 @@ static void serve_download(struct jmap_pending *p, int64_t account, struct store
 	}
 	char err[256];
 	uint64_t size = 0;
+	if (jmap_email_blob_id_ours(id)) {
+		serve_email_blob(p, a, id, type, name, &q);
+		return;
+	}
 	int fd = store_blob_open(a, id, (int64_t)time(NULL), &size, err, sizeof err);
 	if (fd < 0) {
 		evhttp_clear_headers(&q);

@@ -10,6 +10,7 @@
  * lines (6.7 rules 3 and the notes on robustness).
  */
 #include "mime-private.h"
+#include "mime-part.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -831,5 +832,133 @@ int mime_search_text(const struct mime_tree *t, struct buf *out)
 	int r = names_part(t, t->root, &tmp, &dec, out, out->len);
 	buf_free(&tmp);
 	buf_free(&dec);
+	return r;
+}
+
+/* --- JMAP body parts (mime-part.h) ----------------------------------------- */
+
+int mime_part_name(const struct mime_tree *t, const struct mime_part *p, struct buf *out)
+{
+	struct buf tmp, dec;
+	buf_init(&tmp, MIME_MAX_HEADER_LINE + 1);
+	buf_init(&dec, 0);
+	size_t from = out->len;
+	int r = part_name(t, p, &tmp, &dec, out);
+	buf_free(&tmp);
+	buf_free(&dec);
+	if (r < 0)
+		return -1;
+	if (out->len == from)
+		return 0;
+	out->len--; /* part_name's "\n" */
+	out->data[out->len] = '\0';
+	return 1;
+}
+
+int mime_part_content(const struct mime_tree *t, const struct mime_part *p, size_t max,
+		      struct buf *out)
+{
+	int r = decode_part(t, p, max, out);
+	if (r == -2) {
+		size_t n = p->body_len < max ? p->body_len : max;
+		return buf_append(out, t->msg + p->body_off, n) < 0 ? -1 : -2;
+	}
+	return r;
+}
+
+/* Length of a valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs,
+ * no surrogates, at most U+10FFFF), 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (c == 0xe0 && s[1] < 0xa0)
+		return 0;
+	if (c == 0xed && s[1] > 0x9f)
+		return 0;
+	if (c == 0xf0 && s[1] < 0x90)
+		return 0;
+	if (c == 0xf4 && s[1] > 0x8f)
+		return 0;
+	return len;
+}
+
+/* Appends in[0..n) as valid UTF-8 without NUL: each octet of an invalid
+ * sequence becomes U+FFFD (and sets *problem).  0 / -1. */
+static int utf8_clean(const char *in, size_t n, struct buf *out, bool *problem)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0, run = 0;
+	while (i < n) {
+		size_t l = s[i] == 0 ? 0 : utf8_seq(s + i, n - i);
+		if (l > 0) {
+			run += l;
+			i += l;
+			continue;
+		}
+		if (run > 0 && buf_append(out, s + i - run, run) < 0)
+			return -1;
+		run = 0;
+		if (s[i] != 0) {
+			*problem = true;
+			if (buf_append(out, "\xef\xbf\xbd", 3) < 0)
+				return -1;
+		}
+		i++;
+	}
+	return run > 0 ? buf_append(out, s + n - run, run) : 0;
+}
+
+int mime_part_to_utf8(const char *cs, size_t csl, const char *in, size_t n, struct buf *out,
+		      bool *problem)
+{
+	if (charset_is_utf8(cs, csl))
+		return utf8_clean(in, n, out, problem);
+	char name[48];
+	iconv_t cd = (iconv_t)-1;
+	if (charset_ok(cs, csl)) {
+		memcpy(name, cs, csl);
+		name[csl] = '\0';
+		cd = iconv_open("UTF-8", name);
+	}
+	if (cd == (iconv_t)-1) {
+		*problem = true;
+		return utf8_clean(in, n, out, problem);
+	}
+	char chunk[4096];
+	char *ip = (char *)in;
+	size_t il = n;
+	int r = 0;
+	while (il > 0 && r == 0) {
+		char *op = chunk;
+		size_t ol = sizeof chunk;
+		size_t rc = iconv(cd, &ip, &il, &op, &ol);
+		int e = errno;
+		r = utf8_clean(chunk, sizeof chunk - ol, out, problem);
+		if (r < 0 || rc != (size_t)-1 || e == E2BIG)
+			continue;
+		/* EILSEQ, EINVAL: mark and skip one octet */
+		*problem = true;
+		r = buf_append(out, "\xef\xbf\xbd", 3);
+		ip++;
+		il--;
+		(void)iconv(cd, NULL, NULL, NULL, NULL);
+	}
+	iconv_close(cd);
 	return r;
 }

@@ -867,3 +867,16 @@ int store_jmap_email_copies(struct store_account *a, const char *file_id,
 	}
 	return *n > 0;
 }
+
+int store_jmap_thread_assign(struct store_account *a, char *err, size_t errsz)
+{
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL || store_db_begin(db, err, errsz) < 0)
+		return -1;
+	if (store_db_exec_ddl(db, jmap_ddl, "creating the JMAP tables", err, errsz) < 0 ||
+	    thread_all(a, db, err, errsz) < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
+}

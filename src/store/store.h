@@ -1525,6 +1525,17 @@ struct store_jmap_copy {
  * such Email (no copy left), -1 error. */
 int store_jmap_email_copies(struct store_account *a, const char *file_id,
 			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
+/* Gives every message without a thread id one (what store_jmap_sync does
+ * first, without the change log): IMAP's THREADID (RFC 8474) is the same
+ * thread id.  0 or -1. */
+int store_jmap_thread_assign(struct store_account *a, char *err, size_t errsz);
+
+/* --------------------------------- JMAP Email/get (store-jmapget.c) */
+/* The account's Emails (message file ids, NUL-terminated), ascending, at
+ * most max + 1 of them (so the caller sees "more than max"), into a new
+ * array (*out, caller frees; *n).  0 or -1 with err. */
+int store_jmapget_email_ids(struct store_account *a, size_t max, char (**out)[25], size_t *n,
+			    char *err, size_t errsz);
 
 /* ---------------------------------- JMAP set (store-jmapset.c) */
 /* Email/import (RFC 8621 4.8): the message data[0..len) (CRLF lines:

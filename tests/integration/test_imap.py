@@ -32,7 +32,8 @@ MAX_ERRORS = 10  # smtp.max_errors as written by `tern init`
 CAPS = ("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
         " MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES"
         " STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
-        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE")
+        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE OBJECTID"
+        " CREATE-SPECIAL-USE")
 SYSFLAGS = r"\Answered \Flagged \Deleted \Seen \Draft"
 
 
@@ -481,12 +482,14 @@ def test_select_examine(srv):
         lines, done = c.cmd("SELECT INBOX")
         assert done == b"OK [READ-WRITE] SELECT completed"
         uv = re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1)
+        mid = re.search(rb"MAILBOXID \((M\d+)\)", b"\n".join(lines)).group(1)
         assert lines == [
             b"* 2 EXISTS", b"* 2 RECENT",
             ("* FLAGS (%s)" % SYSFLAGS).encode(),
             ("* OK [PERMANENTFLAGS (%s \\*)] Flags permitted" % SYSFLAGS).encode(),
             b"* OK [UNSEEN 1] First unseen",
             b"* OK [UIDVALIDITY " + uv + b"] UIDs valid",
+            b"* OK [MAILBOXID (" + mid + b")] Ok",
             b"* OK [UIDNEXT 3] Predicted next UID",
         ]
         lines, done = c.cmd("EXAMINE inbox")
@@ -510,7 +513,8 @@ def test_create_delete_rename_subscribe(srv):
     user = new_user(srv)
     with client(srv, user) as c:
         c.ok("CREATE Projects/2024/")
-        assert c.cmd("CREATE projects/2024") == ([], b"OK Create completed")  # case matters
+        lines, done = c.cmd("CREATE projects/2024")  # case matters
+        assert lines == [] and re.fullmatch(rb"OK \[MAILBOXID \(M\d+\)\] Create completed", done)
         assert c.cmd("CREATE Projects") == ([], b"NO [ALREADYEXISTS] Mailbox already exists")
         assert c.cmd("CREATE inbox") == ([], b"NO [ALREADYEXISTS] Mailbox already exists")
         lines = c.ok('LIST "" "Projects*"')

@@ -119,6 +119,8 @@ def test_mbsync_1000_both_ways(srv, tmp_path):
 
     took = mbsync()
     assert took < timeout(30), "first sync took %.1f s" % took
+    # mbsync (isync 1.4) switches on COMPRESS=DEFLATE when offered
+    srv.wait_log(r"action=compress mechanism=DEFLATE")
     inbox = str(local / "INBOX")
     files = maildir_files(inbox)
     assert len(files) == 1000

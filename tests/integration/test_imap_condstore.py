@@ -114,12 +114,14 @@ def test_select_condstore_parameter(srv):
         lines, done = c.cmd("SELECT INBOX (CONDSTORE)")
         assert done == b"OK [READ-WRITE] SELECT completed"
         uv = re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1)
+        mid = re.search(rb"MAILBOXID \((M\d+)\)", b"\n".join(lines)).group(1)
         assert lines == [
             b"* 2 EXISTS", b"* 2 RECENT",
             ("* FLAGS (%s)" % SYSFLAGS).encode(),
             ("* OK [PERMANENTFLAGS (%s \\*)] Flags permitted" % SYSFLAGS).encode(),
             b"* OK [UNSEEN 1] First unseen",
             b"* OK [UIDVALIDITY " + uv + b"] UIDs valid",
+            b"* OK [MAILBOXID (" + mid + b")] Ok",
             b"* OK [UIDNEXT 3] Predicted next UID",
             ok_hms(hms),
         ]

@@ -70,8 +70,8 @@ def upload_blob(srv, user, aid, data):
     return json.loads(body)["blobId"]
 
 
-def import_one(srv, user, aid, data, mailbox_ids, **extra):
-    blob = upload_blob(srv, user, aid, data)
+def import_one(srv, user, aid, data, mailbox_ids, blob=None, **extra):
+    blob = blob or upload_blob(srv, user, aid, data)
     e = dict(blobId=blob, mailboxIds={m: True for m in mailbox_ids}, **extra)
     r = ok(srv, user, "Email/import", {"accountId": aid, "emails": {"k": e}})
     assert r["notCreated"] is None, r
@@ -603,6 +603,10 @@ def test_email_import(srv):
     assert b'INTERNALDATE "01-Jul-2025 10:00:00 +0000"' in d[0][0]
     assert d[0][1] == data
     assert b'INTERNALDATE "29-Feb-2024 12:34:56 +0000"' in d[2][0]
+    # an Email's own blob (F...) imports as another Email with the same bytes
+    c2, _ = import_one(srv, user, aid, None, [archive], blob=a["blobId"])
+    assert c2["id"] != a["id"] and c2["size"] == len(data)
+    assert fetch_body(m, "Archive", 2) == data
     m.logout()
     # errors
     bad_lf = upload_blob(srv, user, aid, b"Subject: x\n\nbody\n")
