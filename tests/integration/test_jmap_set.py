@@ -78,6 +78,12 @@ def import_one(srv, user, aid, data, mailbox_ids, blob=None, **extra):
     return r["created"]["k"], r
 
 
+def email_get(srv, user, aid, eid, prop):
+    r = ok(srv, user, "Email/get", {"accountId": aid, "ids": [eid], "properties": [prop]})
+    assert r["notFound"] == [], r
+    return r["list"][0][prop]
+
+
 def flags_of(m, mailbox):
     typ, _ = m.select(mailbox)
     assert typ == "OK"
@@ -290,6 +296,7 @@ def test_email_set_keywords_and_imap(srv):
                  "created": None, "updated": {eid: None}, "destroyed": None,
                  "notCreated": None, "notUpdated": None, "notDestroyed": None}
     assert flags_of(m, "INBOX") == {1: ["$x/y", "\\Flagged"]}
+    assert email_get(srv, user, aid, eid, "keywords") == {"$flagged": True, "$x/y": True}
     ch = ok(srv, user, "Email/changes", {"accountId": aid, "sinceState": state})
     assert ch["updated"] == [eid] and ch["created"] == [] and ch["destroyed"] == []
     state = r["newState"]
@@ -307,6 +314,13 @@ def test_email_set_keywords_and_imap(srv):
         "keywords/$seen": True}}})
     assert flags_of(m, "INBOX") == {1: ["\\Answered", "\\Draft", "\\Seen", "label"]}
     assert flags_of(m, "Archive") == {1: ["\\Answered", "\\Draft", "\\Seen", "label"]}
+    # the reverse: a keyword set over IMAP on one copy is in the union
+    m.select("Archive")
+    m.uid("STORE", "1", "+FLAGS", "(Extra)")
+    assert email_get(srv, user, aid, eid, "keywords") == {
+        "$answered": True, "$draft": True, "$seen": True, "label": True, "extra": True}
+    assert email_get(srv, user, aid, eid, "mailboxIds") == {inbox: True,
+                                                           b["Archive"]["id"]: True}
     # errors
     r = ok(srv, user, "Email/set", {"accountId": aid, "update": {
         eid: {"keywords": {"a": True}, "keywords/b": True},
@@ -356,6 +370,7 @@ def test_email_set_mailboxes_and_destroy(srv):
     assert r["updated"] == {eid: None}
     assert flags_of(m, "Trash") == {1: []}
     assert flags_of(m, "INBOX") == {} and flags_of(m, "Archive") == {}
+    assert email_get(srv, user, aid, eid, "mailboxIds") == {trash: True}
     _, b = boxes(srv, user, aid)
     assert [b[n]["totalEmails"] for n in ("INBOX", "Archive", "Trash")] == [0, 0, 1]
     # left in no mailbox: refused, nothing changes
