@@ -36,6 +36,7 @@
 #include "mime.h"
 #include "sortkey.h"
 #include "strutil.h"
+#include "textmatch.h"
 #include "xalloc.h"
 
 #define SEARCH_MAX_DEPTH 16
@@ -429,55 +430,9 @@ static void fold_utf8(const char *p, size_t n, struct buf *out)
 	(void)sortkey_fold(p, n, out);
 }
 
-/* Case-insensitive substring search: needle is already folded. */
-static bool contains(const char *hay, size_t hn, const char *needle)
-{
-	size_t nn = strlen(needle);
-	if (nn == 0)
-		return true;
-	struct buf f = BUF_INIT;
-	fold_utf8(hay, hn, &f);
-	bool r = f.len >= nn && memmem(f.data, f.len, needle, nn) != NULL;
-	buf_free(&f);
-	return r;
-}
-
-/* An address field's values (each ending in "\n") hold an address whose
- * addr-spec, without comments and folding white space, contains needle. */
-static bool addr_specs_contain(const char *v, size_t n, const char *needle)
-{
-	struct buf specs = BUF_INIT;
-	while (n > 0) {
-		const char *nl = memchr(v, '\n', n);
-		size_t len = nl ? (size_t)(nl - v) : n;
-		if (mime_addr_specs(v, len, &specs) < 0)
-			break;
-		v += len;
-		n -= len;
-		if (n > 0) {
-			v++;
-			n--;
-		}
-	}
-	bool r = specs.len > 0 && contains(specs.data, specs.len, needle);
-	buf_free(&specs);
-	return r;
-}
-
 static char *tok_folded(const struct imap_tok *t)
 {
-	struct buf b = BUF_INIT;
-	fold_utf8(t->p, t->len, &b);
-	if (memchr(b.data ? b.data : "", '\0', b.len)) /* NUL ends the needle */
-		b.len = strlen(b.data);
-	return buf_steal(&b, NULL);
-}
-
-/* As contains, for a haystack folded already. */
-static bool contains_folded(const struct buf *hay, const char *needle)
-{
-	size_t nn = strlen(needle);
-	return nn == 0 || (hay->len >= nn && memmem(hay->data, hay->len, needle, nn) != NULL);
+	return textmatch_needle(t->p, t->len);
 }
 
 /* Days since the epoch of an RFC 5322 date ("[Day, ]d Mon yyyy ..."),
@@ -525,31 +480,8 @@ static int sent_days(const char *p, size_t n, int64_t *days)
 	return imap_parse_date(date, o, days);
 }
 
-/* Appends to out the values of the fields named name (case-insensitive)
- * of the header text hdr[0..n), each followed by "\n", as
- * mime_search_header(t, name) does.  -1 if hdr does not split into
- * "Name: value" lines. */
-static int hdr_filter(const char *hdr, size_t n, const char *name, struct buf *out)
-{
-	size_t i = 0;
-	while (i < n) {
-		const char *p = hdr + i;
-		const char *nl = memchr(p, '\n', n - i);
-		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
-		if (colon == NULL || colon == p || colon + 1 >= nl || colon[1] != ' ')
-			return -1;
-		if (strutil_eq_ci(p, (size_t)(colon - p), name)) {
-			if (buf_append(out, colon + 2, (size_t)(nl - colon - 2)) < 0 ||
-			    buf_putc(out, '\n') < 0)
-				return -1;
-		}
-		i = (size_t)(nl - hdr) + 1;
-	}
-	return 0;
-}
-
 /* Sets out to the header text to cache for t: mime_search_header(t, "")
- * when it is small and hdr_filter gives back exactly mime_search_header's
+ * when it is small and textmatch_header_fields gives back exactly mime_search_header's
  * answer for the name of each of its lines (so for every name), else
  * HDR_CACHE_NONE. */
 static void hdr_build(const struct mime_tree *t, struct buf *out)
@@ -571,7 +503,8 @@ static void hdr_build(const struct mime_tree *t, struct buf *out)
 		buf_reset(&want);
 		buf_reset(&got);
 		ok = mime_search_header(t, nm, &want) == 0 &&
-		     hdr_filter(out->data, out->len, nm, &got) == 0 && want.len == got.len &&
+		     textmatch_header_fields(out->data, out->len, nm, &got) == 0 &&
+		     want.len == got.len &&
 		     (want.len == 0 || memcmp(want.data, got.data, want.len) == 0);
 		free(nm);
 		i = (size_t)(nl - out->data) + 1;
@@ -660,7 +593,7 @@ static int smsg_header(struct smsg *d, const char *name, struct buf *out)
 		    d->hdr_text != NULL && (d->hdr_len == 0 || d->hdr_text[d->hdr_len - 1] == '\n');
 	}
 	if (d->hdr_ok) {
-		if (hdr_filter(d->hdr_text, d->hdr_len, name, out) == 0)
+		if (textmatch_header_fields(d->hdr_text, d->hdr_len, name, out) == 0)
 			return 0;
 		d->hdr_ok = false; /* a damaged row: use the file */
 		buf_reset(out);
@@ -784,9 +717,9 @@ static bool eval(const struct skey *k, struct smsg *d)
 			buf_free(&b);
 			return false;
 		}
-		bool r = b.len > 0 && contains(b.data, b.len, k->str);
+		bool r = b.len > 0 && textmatch_contains(b.data, b.len, k->str);
 		if (!r && k->type == SK_ADDRESS)
-			r = addr_specs_contain(b.data, b.len, k->str);
+			r = textmatch_addr_specs_contain(b.data, b.len, k->str);
 		buf_free(&b);
 		return r;
 	}
@@ -806,7 +739,7 @@ static bool eval(const struct skey *k, struct smsg *d)
 		if (k->type == SK_TEXT) {
 			struct buf b = BUF_INIT;
 			mime_search_header(t, "", &b);
-			bool r = contains(b.data ? b.data : "", b.len, k->str);
+			bool r = textmatch_contains(b.data ? b.data : "", b.len, k->str);
 			buf_free(&b);
 			if (r)
 				return true;
@@ -819,7 +752,8 @@ static bool eval(const struct skey *k, struct smsg *d)
 			buf_free(&raw);
 			d->body_done = true;
 		}
-		return contains_folded(&d->body, k->str);
+		return textmatch_contains_folded(d->body.data ? d->body.data : "", d->body.len,
+						 k->str);
 	}
 	case SK_BEFORE:
 	case SK_ON:

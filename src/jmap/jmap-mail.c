@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "jmap-email-query.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "log.h"
@@ -647,5 +648,7 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Thread/get", JMAP_CAP_MAIL, thread_get},
     {"Thread/changes", JMAP_CAP_MAIL, thread_changes},
     {"Email/changes", JMAP_CAP_MAIL, email_changes},
+    {"Email/query", JMAP_CAP_MAIL, jmap_email_query},
+    {"Email/queryChanges", JMAP_CAP_MAIL, jmap_email_query_changes},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

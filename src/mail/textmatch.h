@@ -1,0 +1,44 @@
+/*
+ * textmatch.h - how SEARCH-like commands match strings against message
+ * text (IMAP SEARCH in src/imap/imap-search.c, JMAP Email/query and
+ * SearchSnippet/get in src/jmap/jmap-email-query.c): substring after the
+ * simple case folding of sortkey_fold (i;unicode-casemap without
+ * normalisation) of both sides, on header values and body text that
+ * mime.h has RFC 2047-decoded and converted to UTF-8; and the decoded
+ * header text "Name: value" lines that mime_search_header(t, "") gives
+ * and the IMAP header cache keeps, split back by field name.
+ *
+ * Mail layer.  Pure functions of their input; bounded by it.
+ */
+#ifndef TERN_TEXTMATCH_H
+#define TERN_TEXTMATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf; /* src/lib/buf.h */
+
+/* A needle: s[0..n) folded, cut at its first NUL (NUL ends a needle), as
+ * a new NUL-terminated string. */
+char *textmatch_needle(const char *s, size_t n);
+
+/* hay[0..hn) folded contains needle (folded already; "" is in
+ * everything). */
+bool textmatch_contains(const char *hay, size_t hn, const char *needle);
+
+/* As textmatch_contains, for a haystack folded already. */
+bool textmatch_contains_folded(const char *hay, size_t hn, const char *needle);
+
+/* An address field's values v[0..n) (each ending in "\n") hold an address
+ * whose addr-spec ("<local@domain>", comments and folding white space
+ * removed: mime_addr_specs) contains needle. */
+bool textmatch_addr_specs_contain(const char *v, size_t n, const char *needle);
+
+/* Appends to out the values of the fields named name (case-insensitive)
+ * of the header text hdr[0..n) ("Name: value" lines, as
+ * mime_search_header(t, "") makes), each followed by "\n", as
+ * mime_search_header(t, name) does.  -1 if hdr does not split into
+ * "Name: value" lines (or out is full). */
+int textmatch_header_fields(const char *hdr, size_t n, const char *name, struct buf *out);
+
+#endif
