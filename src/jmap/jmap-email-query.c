@@ -1188,3 +1188,234 @@ json_t *jmap_email_query_changes(const struct jmap_api_env *env, json_t *args, j
 	return jmap_mail_fail(error, "cannotCalculateChanges",
 			      "query results are not kept: run Email/query again");
 }
+
+/* ----------------------------------------------------- SearchSnippet/get */
+
+struct terms {
+	char *subject[FILTER_MAX_NODES]; /* text and subject needles */
+	size_t n_subject;
+	char *body[FILTER_MAX_NODES]; /* text and body needles */
+	size_t n_body;
+};
+
+/* The needles of f that a match must hold (not those under a NOT). */
+static void collect_terms(const struct fnode *f, struct terms *t)
+{
+	if (f->k == F_NOT)
+		return;
+	if (f->str != NULL && (f->k == F_TEXT || f->k == F_SUBJECT) &&
+	    t->n_subject < FILTER_MAX_NODES)
+		t->subject[t->n_subject++] = f->str;
+	if (f->str != NULL && (f->k == F_TEXT || f->k == F_BODY) && t->n_body < FILTER_MAX_NODES)
+		t->body[t->n_body++] = f->str;
+	for (size_t i = 0; i < f->n_kids; i++)
+		collect_terms(&f->kids[i], t);
+}
+
+/* Appends text[from..to) HTML-escaped (RFC 8621 5.1), the spans wrapped
+ * in <mark></mark>, stopping before the output would pass max octets (at
+ * a character boundary, never inside a mark).  Whether a mark was
+ * written. */
+static bool render(const char *text, size_t from, size_t to, const struct textmatch_span *sp,
+		   size_t n_sp, size_t max, struct buf *out)
+{
+	bool marked = false;
+	size_t k = 0;
+	while (k < n_sp && sp[k].end <= from)
+		k++;
+	size_t i = from;
+	while (i < to) {
+		bool in = k < n_sp && sp[k].start <= i;
+		size_t end = in                             ? (sp[k].end < to ? sp[k].end : to)
+			     : k < n_sp && sp[k].start < to ? sp[k].start
+							    : to;
+		struct buf piece = BUF_INIT;
+		if (in)
+			(void)buf_puts(&piece, "<mark>");
+		size_t j = i;
+		while (j < end) {
+			char c = text[j];
+			size_t before = piece.len;
+			(void)(c == '&'   ? buf_puts(&piece, "&amp;")
+			       : c == '<' ? buf_puts(&piece, "&lt;")
+			       : c == '>' ? buf_puts(&piece, "&gt;")
+					  : buf_putc(&piece, c));
+			j++;
+			/* outside a mark, stop at the last character that fits */
+			if (!in && out->len + piece.len > max) {
+				piece.len = before;
+				j--;
+				while (piece.len > 0 && j > i &&
+				       ((unsigned char)text[j] & 0xC0) == 0x80) {
+					piece.len--;
+					j--;
+				}
+				break;
+			}
+		}
+		if (in)
+			(void)buf_puts(&piece, "</mark>");
+		bool fits = out->len + piece.len <= max;
+		if (fits)
+			(void)buf_append(out, piece.data ? piece.data : "", piece.len);
+		buf_free(&piece);
+		if (!fits || j < end)
+			break;
+		if (in) {
+			marked = true;
+			k++;
+		}
+		i = end;
+	}
+	return marked;
+}
+
+struct body_text {
+	struct buf b;
+};
+
+static int body_part(void *ctx, const char *ctype, const char *text, size_t len)
+{
+	struct body_text *bt = ctx;
+	if (strncmp(ctype, "text/", 5) != 0)
+		return 0;
+	if (strcmp(ctype, "text/html") == 0)
+		(void)textmatch_html_text(text, len, &bt->b);
+	else
+		(void)buf_append(&bt->b, text, len);
+	(void)buf_putc(&bt->b, ' ');
+	return 0;
+}
+
+/* The text parts of t with white space runs made one space. */
+static void preview_text(const struct mime_tree *t, struct buf *out)
+{
+	struct body_text bt = {BUF_INIT};
+	(void)mime_body_walk(t, MIME_SEARCH_BODY_MAX, body_part, &bt);
+	bool space = true;
+	for (size_t i = 0; i < bt.b.len; i++) {
+		char c = bt.b.data[i];
+		bool ws = c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+		if (ws && space)
+			continue;
+		(void)buf_putc(out, ws ? ' ' : c);
+		space = ws;
+	}
+	while (out->len > 0 && out->data[out->len - 1] == ' ')
+		out->len--;
+	buf_free(&bt.b);
+}
+
+/* The SearchSnippet of the Email file_id (its file parsed). */
+static json_t *snippet(struct store_account *a, const char *file_id, const struct terms *t)
+{
+	json_t *o = json_object();
+	char eid[32];
+	snprintf(eid, sizeof eid, "E%s", file_id);
+	json_object_set_new(o, "emailId", json_string(eid));
+	json_t *subject = json_null(), *preview = json_null();
+	struct store_jmapq_email e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.file_id, sizeof e.file_id, "%s", file_id);
+	struct ectx x = {.a = a, .e = &e};
+	struct mime_tree *tree = ectx_tree(&x);
+	struct buf v = BUF_INIT, out = BUF_INIT;
+	struct textmatch_span *sp = NULL;
+	size_t n_sp = 0;
+	if (tree != NULL && t->n_subject > 0) {
+		ectx_field(&x, "Subject", &v);
+		textmatch_find(v.data ? v.data : "", v.len, t->subject, t->n_subject, &sp, &n_sp);
+		if (n_sp > 0 && render(v.data, 0, v.len, sp, n_sp, SIZE_MAX, &out))
+			subject = json_stringn(out.data, out.len);
+		free(sp);
+		sp = NULL;
+	}
+	if (tree != NULL && t->n_body > 0) {
+		buf_reset(&v);
+		buf_reset(&out);
+		preview_text(tree, &v);
+		textmatch_find(v.data ? v.data : "", v.len, t->body, t->n_body, &sp, &n_sp);
+		if (n_sp > 0) {
+			/* from a little before the first match, at a word start */
+			size_t from = sp[0].start > 40 ? sp[0].start - 40 : 0;
+			while (from > 0 && from < sp[0].start && v.data[from - 1] != ' ')
+				from++;
+			if (render(v.data, from, v.len, sp, n_sp, PREVIEW_MAX, &out))
+				preview = json_stringn(out.data, out.len);
+		}
+		free(sp);
+	}
+	/* a value that is not UTF-8 cannot be a JSON string: null */
+	json_object_set_new(o, "subject", subject != NULL ? subject : json_null());
+	json_object_set_new(o, "preview", preview != NULL ? preview : json_null());
+	buf_free(&v);
+	buf_free(&out);
+	ectx_free(&x);
+	return o;
+}
+
+json_t *jmap_search_snippet_get(const struct jmap_api_env *env, json_t *args, json_t **error)
+{
+	static const char *const allowed[] = {"accountId", "filter", "emailIds", NULL};
+	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
+		return NULL;
+	json_t *ids = json_object_get(args, "emailIds");
+	if (!json_is_array(ids))
+		return jmap_mail_fail(error, "invalidArguments", "emailIds (Id[]) is required");
+	size_t i;
+	json_t *id;
+	json_array_foreach(ids, i, id)
+	{
+		if (!json_is_string(id))
+			return jmap_mail_fail(error, "invalidArguments", "emailIds is Id[]");
+	}
+	if (json_array_size(ids) > JMAP_MAX_OBJECTS_IN_GET)
+		return jmap_mail_fail(error, "requestTooLarge",
+				      "more emailIds than maxObjectsInGet");
+	struct query q;
+	struct sort s;
+	if (!parse_query(args, &q, &s, error)) {
+		query_free(&q);
+		sort_free(&s);
+		return NULL;
+	}
+	sort_free(&s);
+	const struct jmap_mail_ctx *c = env->methods_ctx;
+	char state[24];
+	if (!jmap_mail_sync_state(env, state, NULL, error)) {
+		query_free(&q);
+		return NULL;
+	}
+	struct terms t;
+	memset(&t, 0, sizeof t);
+	if (q.has_filter)
+		collect_terms(&q.root, &t);
+	json_t *list = json_array(), *not_found = json_array();
+	json_array_foreach(ids, i, id)
+	{
+		char fid[25], err[256];
+		struct store_jmap_copy *copies = NULL;
+		size_t n = 0;
+		int r = jmap_mail_parse_email_id(json_string_value(id), fid)
+			    ? store_jmap_email_copies(c->account, fid, &copies, &n, err, sizeof err)
+			    : 0;
+		free(copies);
+		if (r < 0) {
+			log_error("jmap action=search_snippet error=\"%s\"", err);
+			json_decref(list);
+			json_decref(not_found);
+			query_free(&q);
+			return jmap_mail_fail(error, "serverFail", "the store failed");
+		}
+		if (r == 0)
+			json_array_append(not_found, id);
+		else
+			json_array_append_new(list, snippet(c->account, fid, &t));
+	}
+	query_free(&q);
+	json_t *r = json_object();
+	json_object_set(r, "accountId", json_object_get(args, "accountId"));
+	json_object_set_new(r, "list", list);
+	json_object_set_new(r, "notFound", not_found);
+	return r;
+}

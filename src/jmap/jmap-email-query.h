@@ -13,5 +13,6 @@
 
 json_t *jmap_email_query(const struct jmap_api_env *env, json_t *args, json_t **error);
 json_t *jmap_email_query_changes(const struct jmap_api_env *env, json_t *args, json_t **error);
+json_t *jmap_search_snippet_get(const struct jmap_api_env *env, json_t *args, json_t **error);
 
 #endif

@@ -650,5 +650,6 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Email/changes", JMAP_CAP_MAIL, email_changes},
     {"Email/query", JMAP_CAP_MAIL, jmap_email_query},
     {"Email/queryChanges", JMAP_CAP_MAIL, jmap_email_query_changes},
+    {"SearchSnippet/get", JMAP_CAP_MAIL, jmap_search_snippet_get},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

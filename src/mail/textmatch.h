@@ -41,4 +41,20 @@ bool textmatch_addr_specs_contain(const char *v, size_t n, const char *needle);
  * "Name: value" lines (or out is full). */
 int textmatch_header_fields(const char *hdr, size_t n, const char *name, struct buf *out);
 
+/* The text of an HTML body p[0..n) for showing (a search snippet): tags,
+ * comments and the content of <script> and <style> removed, the
+ * character references &amp; &lt; &gt; &quot; &apos; &nbsp; and numeric
+ * ones decoded, appended to out.  0 / -1. */
+int textmatch_html_text(const char *p, size_t n, struct buf *out);
+
+/* Where the folded needles occur in text[0..n) (not folded): the byte
+ * ranges of text they match (by case folding each character, so a range
+ * starts and ends at character boundaries), sorted and merged where they
+ * overlap or touch, into a new array (*out, *n_out). */
+struct textmatch_span {
+	size_t start, end;
+};
+void textmatch_find(const char *text, size_t n, char *const *needles, size_t n_needles,
+		    struct textmatch_span **out, size_t *n_out);
+
 #endif

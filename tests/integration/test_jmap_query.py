@@ -458,3 +458,105 @@ def test_imap_changes_seen(srv):
     m.logout()
     r4 = ok(srv, b.user, "Email/query", {"accountId": b.aid})
     assert r4["ids"] == []
+
+
+def snippets(srv, b, flt, which):
+    r = ok(srv, b.user, "SearchSnippet/get",
+           {"accountId": b.aid, "filter": flt, "emailIds": [b.ids[n] for n in which]})
+    assert r["accountId"] == b.aid and r["notFound"] == []
+    return [(b.by_id[s["emailId"]], s["subject"], s["preview"]) for s in r["list"]]
+
+
+def test_search_snippets(srv, box):
+    assert snippets(srv, box, {"text": "pizza"}, ["m1", "m6", "m3"]) == [
+        ("m1", None, "Shall we meet for <mark>pizza</mark>?"),
+        ("m6", None, "Use the <mark>pizza</mark> oven &amp; &lt;keep&gt; it hot."),
+        ("m3", None, None)]
+    # the subject HTML-escaped, the match marked
+    assert snippets(srv, box, {"subject": "tricks"}, ["m6"]) == [
+        ("m6", "Tips &amp; &lt;<mark>tricks</mark>&gt;", None)]
+    assert snippets(srv, box, {"text": "<TRICKS>"}, ["m6"]) == [
+        ("m6", "Tips &amp; <mark>&lt;tricks&gt;</mark>", None)]
+    # decoded, matched with case folding, the original case kept
+    assert snippets(srv, box, {"text": "r\u00c9union"}, ["m4"]) == [
+        ("m4", "<mark>R\u00e9union</mark>", "<mark>R\u00e9union</mark> demain \u00e0 midi.")]
+    # several needles, every match marked; NOT's needles are not
+    flt = {"operator": "AND", "conditions": [
+        {"body": "meet"}, {"text": "pizza"},
+        {"operator": "NOT", "conditions": [{"text": "shall"}]}]}
+    assert snippets(srv, box, flt, ["m1"]) == [
+        ("m1", None, "Shall we <mark>meet</mark> for <mark>pizza</mark>?")]
+    # from/to needles are not in snippets; no filter: nothing to mark
+    assert snippets(srv, box, {"from": "alice"}, ["m1"]) == [("m1", None, None)]
+    assert snippets(srv, box, None, ["m1"]) == [("m1", None, None)]
+    r = ok(srv, box.user, "SearchSnippet/get",
+           {"accountId": box.aid, "filter": {"text": "pizza"},
+            "emailIds": [box.ids["m2"], "Enope", "E" + "a" * 24]})
+    assert [s["emailId"] for s in r["list"]] == [box.ids["m2"]]
+    assert r["list"][0]["preview"] == "<mark>Pizza</mark> sounds great."
+    assert r["notFound"] == ["Enope", "E" + "a" * 24]
+
+
+def test_search_snippet_preview_bounded(srv, box):
+    """A preview is at most 255 octets, cut at a character, never inside
+    a mark, and starts a little before the first match."""
+    text = "The quarterly numbers are in. " + "padding line " * 200
+    words = text.split(" ")
+    out = ""
+    for w in words:
+        piece = ("<mark>%s</mark>" % w) if w == "padding" else w
+        sep = " " if out else ""
+        if len((out + sep + piece).encode()) > 255:
+            # the rest of the text up to the limit (not inside a mark)
+            if w != "padding":
+                room = 255 - len(out.encode())
+                out = (out + sep + piece)[:len(out) + room]
+            elif len((out + sep).encode()) <= 255:
+                out = out + sep
+            break
+        out = out + sep + piece
+    want = out
+    r = snippets(srv, box, {"body": "PADDING"}, ["m3"])
+    assert r == [("m3", None, want)]
+    assert len(want.encode()) <= 255 and want.endswith("line ")
+    # a match in the first 40 octets: the preview starts with the body
+    s = snippets(srv, box, {"text": "quarterly"}, ["m3"])[0][2]
+    assert s.startswith("The <mark>quarterly</mark> numbers")
+
+
+def test_search_snippet_html(srv):
+    b = Box()
+    b.user = new_user(srv)
+    b.aid = account(srv, b.user)
+    token = "tok-h-%s" % uuid.uuid4().hex[:12]
+    msg = ("From: a@b.example\r\nSubject: html\r\nX-Token: %s\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/html; charset=utf-8\r\n\r\n"
+           "<html><head><style>p {color: red}</style></head><body>"
+           "<p>Hello <b>world</b> &amp; friends&#33;</p><!-- world --></body></html>\r\n"
+           % token)
+    m = imap(srv, b.user)
+    assert m.append("INBOX", "()", None, msg.encode())[0] == "OK"
+    m.logout()
+    eid = "E" + os.path.basename(srv.message_files_with(token)[0])
+    r = ok(srv, b.user, "SearchSnippet/get",
+           {"accountId": b.aid, "filter": {"body": "world"}, "emailIds": [eid]})
+    assert r["list"] == [{"emailId": eid, "subject": None,
+                          "preview": "Hello <mark>world</mark> &amp; friends!"}]
+
+
+SNIPPET_BAD = [
+    ({}, "invalidArguments"),
+    ({"emailIds": "E1"}, "invalidArguments"),
+    ({"emailIds": [1]}, "invalidArguments"),
+    ({"emailIds": ["E%d" % i for i in range(501)]}, "requestTooLarge"),
+    ({"emailIds": [], "filter": {"bogus": 1}}, "unsupportedFilter"),
+    ({"emailIds": [], "sort": []}, "invalidArguments"),
+    ({"emailIds": [], "accountId": "A0"}, "accountNotFound"),
+]
+
+
+@pytest.mark.parametrize("args,err", SNIPPET_BAD, ids=[str(b[1]) + str(i)
+                                                      for i, b in enumerate(SNIPPET_BAD)])
+def test_search_snippet_errors(srv, box, args, err):
+    e = error(srv, box.user, "SearchSnippet/get", dict({"accountId": box.aid}, **args))
+    assert e["type"] == err
