@@ -339,26 +339,10 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 
 /* -------------------------------------------------------- evaluation */
 
-/* Cached header text longer than this is not stored (the marker is). */
-#define HDR_CACHE_MAX (16 * 1024)
-/* ... nor that of a header with more fields than this. */
-#define HDR_CACHE_FIELDS 256
-/* Stored instead of text that cannot answer searches (too long, or not
- * splittable).  Real text is empty or ends with "\n". */
-#define HDR_CACHE_NONE "-"
 /* Cached header rows read per query (bounds the memory of a search). */
 #define HDR_LIST_CHUNK 512
 /* Cache rows one search writes at most (the next search fills more). */
 #define HDR_PUT_MAX 512
-
-/* Cache rows a search computed, written in one transaction when it ends
- * (not while the store is listing messages). */
-struct hdr_put {
-	struct store_imap_cache *e;
-	char (*ids)[25];
-	struct buf (*bufs)[4];
-	size_t n;
-};
 
 /* BODY and TEXT keys answered from the full-text index (store-fts.c): the
  * uids the index lists for each key, and the uids it cannot answer for
@@ -389,7 +373,7 @@ struct smsg {
 	bool body_done;
 	/* the cached header row of this message (NULL: none listed) */
 	const struct store_imap_headers *hrow;
-	struct hdr_put *put;    /* NULL: do not fill the cache */
+	struct store_imapfill *put; /* NULL: do not fill the cache */
 	bool hdr_tried, hdr_ok; /* hdr_ok: hdr_text answers header keys */
 	const char *hdr_text;
 	size_t hdr_len;
@@ -480,93 +464,12 @@ static int sent_days(const char *p, size_t n, int64_t *days)
 	return imap_parse_date(date, o, days);
 }
 
-/* Sets out to the header text to cache for t: mime_search_header(t, "")
- * when it is small and textmatch_header_fields gives back exactly mime_search_header's
- * answer for the name of each of its lines (so for every name), else
- * HDR_CACHE_NONE. */
-static void hdr_build(const struct mime_tree *t, struct buf *out)
-{
-	buf_reset(out);
-	struct buf want = BUF_INIT, got = BUF_INIT;
-	bool ok = mime_search_header(t, "", out) == 0 && out->len <= HDR_CACHE_MAX;
-	size_t i = 0, fields = 0;
-	while (ok && i < out->len) {
-		const char *p = out->data + i;
-		const char *nl = memchr(p, '\n', out->len - i);
-		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
-		if (++fields > HDR_CACHE_FIELDS || colon == NULL || colon == p ||
-		    memchr(p, '\0', (size_t)(colon - p)) != NULL) {
-			ok = false;
-			break;
-		}
-		char *nm = xmemdup0(p, (size_t)(colon - p));
-		buf_reset(&want);
-		buf_reset(&got);
-		ok = mime_search_header(t, nm, &want) == 0 &&
-		     textmatch_header_fields(out->data, out->len, nm, &got) == 0 &&
-		     want.len == got.len &&
-		     (want.len == 0 || memcmp(want.data, got.data, want.len) == 0);
-		free(nm);
-		i = (size_t)(nl - out->data) + 1;
-	}
-	if (!ok) {
-		buf_reset(out);
-		buf_puts(out, HDR_CACHE_NONE);
-	}
-	buf_free(&want);
-	buf_free(&got);
-}
-
-/* Queues the cache row of d's message (parsed as t), header text
- * included. */
-static void hdr_queue(struct smsg *d, const struct mime_tree *t)
-{
-	struct hdr_put *q = d->put;
-	if (q->n == HDR_PUT_MAX)
-		return;
-	if (q->e == NULL) {
-		q->e = xcalloc(HDR_PUT_MAX, sizeof *q->e);
-		q->ids = xcalloc(HDR_PUT_MAX, sizeof *q->ids);
-		q->bufs = xcalloc(HDR_PUT_MAX, sizeof *q->bufs);
-	}
-	size_t i = q->n;
-	struct buf *b = q->bufs[i];
-	for (int k = 0; k < 4; k++)
-		buf_init(&b[k], 0);
-	if (mime_imap_envelope(t, &b[0]) < 0 || mime_imap_bodystructure(t, false, &b[1]) < 0 ||
-	    mime_imap_bodystructure(t, true, &b[2]) < 0 ||
-	    buf_append(&b[3], d->hdr_text, d->hdr_len) < 0) {
-		for (int k = 0; k < 4; k++)
-			buf_free(&b[k]);
-		return;
-	}
-	snprintf(q->ids[i], sizeof q->ids[i], "%s", d->m->file_id);
-	struct store_imap_cache *e = &q->e[i];
-	e->file_id = q->ids[i];
-	e->envelope = b[0].data ? b[0].data : "";
-	e->envelope_len = b[0].len;
-	e->body = b[1].data ? b[1].data : "";
-	e->body_len = b[1].len;
-	e->bodystructure = b[2].data ? b[2].data : "";
-	e->bodystructure_len = b[2].len;
-	e->headers = b[3].data ? b[3].data : "";
-	e->headers_len = b[3].len;
-	q->n++;
-}
-
-/* Writes the queued rows and frees the queue. */
-static void hdr_flush(struct imap_session *s, struct hdr_put *q)
+/* Writes the queued cache rows. */
+static void hdr_flush(struct imap_session *s, struct store_imapfill *q)
 {
 	char err[256];
-	if (q->n > 0 && store_imap_cache_put(s->acct, q->e, q->n, err, sizeof err) < 0)
+	if (store_imapfill_flush(s->acct, q, err, sizeof err) < 0)
 		log_warn("imap session=%s action=cache_put error=\"%s\"", s->id, err);
-	for (size_t i = 0; i < q->n; i++)
-		for (int k = 0; k < 4; k++)
-			buf_free(&q->bufs[i][k]);
-	free(q->e);
-	free(q->ids);
-	free(q->bufs);
-	memset(q, 0, sizeof *q);
 }
 
 /* Appends what mime_search_header(tree of d, name) appends: from the
@@ -582,10 +485,11 @@ static int smsg_header(struct smsg *d, const char *name, struct buf *out)
 		} else if (d->put != NULL) {
 			struct mime_tree *t = smsg_tree(d);
 			if (t != NULL) {
-				hdr_build(t, &d->hdr_own);
+				textmatch_header_text(t, &d->hdr_own);
 				d->hdr_text = d->hdr_own.data ? d->hdr_own.data : "";
 				d->hdr_len = d->hdr_own.len;
-				hdr_queue(d, t);
+				store_imapfill_add(d->put, d->m->file_id, t, d->hdr_text,
+						   d->hdr_len);
 			}
 		}
 		/* real text is empty or ends with a newline; else the marker */
@@ -817,7 +721,7 @@ struct run_ctx {
 	uint32_t uid_hi;
 	struct store_imap_headers *hrows;
 	size_t n_hrows, hpos;
-	struct hdr_put put;
+	struct store_imapfill put;
 	struct fts_state fts;
 	/* SORT and THREAD (imap_search_run): matches go to hit_cb */
 	int (*hit_cb)(void *ctx, const struct imap_search_hit *h);
@@ -1035,6 +939,7 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	struct run_ctx c;
 	memset(&c, 0, sizeof c);
+	c.put.max = HDR_PUT_MAX;
 	c.s = s;
 	c.root = &root;
 	c.uid = x->uid;
@@ -1183,6 +1088,7 @@ int imap_search_run(struct imap_session *s, const struct imap_search *q, bool wa
 {
 	struct run_ctx c;
 	memset(&c, 0, sizeof c);
+	c.put.max = HDR_PUT_MAX;
 	c.s = s;
 	c.root = &q->root;
 	c.use_hdr = q->need_hdr || want_hdr;

@@ -51,6 +51,8 @@
 #define SORT_STRING_MAX 256
 /* Largest message file read for a search. */
 #define FILE_MAX ((size_t)256 * 1024 * 1024)
+/* Header cache rows one query writes at most (the next one writes more). */
+#define CACHE_FILL_MAX 2048
 /* SearchSnippet: the most octets of a preview (RFC 8621 5.1). */
 #define PREVIEW_MAX 255
 
@@ -89,8 +91,9 @@ struct fnode {
 	size_t kw_slot;   /* thread keywords: its slot */
 	const char *name; /* header field name (static or owned below) */
 	char *name_own;
-	char *str; /* the needle, folded */
-	int fts;   /* the index query of str, -1 none */
+	char *str;   /* the needle, folded */
+	int fts;     /* the index query of str in the body, -1 none */
+	int fts_all; /* text: that of str in header and body, -1 none */
 };
 
 static void fnode_free(struct fnode *f)
@@ -240,12 +243,21 @@ static bool parse_filter(struct query *q, json_t *f, size_t depth, struct fnode 
 static void set_needle(struct query *q, struct fnode *n, const char *s, bool fts_field)
 {
 	n->str = textmatch_needle(s, strlen(s));
-	n->fts = -1;
-	if (fts_field && q->n_fts < sizeof q->fts / sizeof q->fts[0] &&
-	    store_fts_needle_ok(n->str)) {
+	n->fts = n->fts_all = -1;
+	if (!fts_field || !store_fts_needle_ok(n->str))
+		return;
+	size_t max = sizeof q->fts / sizeof q->fts[0];
+	if (q->n_fts < max) {
 		q->fts[q->n_fts].field = STORE_FTS_BODY;
 		q->fts[q->n_fts].needle = n->str;
 		n->fts = (int)q->n_fts++;
+	}
+	/* text: the index of every header field and the body tells which
+	 * Emails cannot match, without their header fields */
+	if (n->k == F_TEXT && q->n_fts < max) {
+		q->fts[q->n_fts].field = STORE_FTS_TEXT;
+		q->fts[q->n_fts].needle = n->str;
+		n->fts_all = (int)q->n_fts++;
 	}
 }
 
@@ -253,7 +265,7 @@ static void set_needle(struct query *q, struct fnode *n, const char *s, bool fts
 static bool parse_cond(struct query *q, const char *key, json_t *v, struct fnode *n, json_t **error)
 {
 	memset(n, 0, sizeof *n);
-	n->fts = -1;
+	n->fts = n->fts_all = -1;
 	static const struct {
 		const char *name;
 		enum fk k;
@@ -392,7 +404,7 @@ static bool parse_filter(struct query *q, json_t *f, size_t depth, struct fnode 
 			 json_t **error)
 {
 	memset(out, 0, sizeof *out);
-	out->fts = -1;
+	out->fts = out->fts_all = -1;
 	out->k = F_AND;
 	if (!json_is_object(f)) {
 		fail(error, "invalidArguments", "a filter is an object", "");
@@ -675,6 +687,9 @@ struct ectx {
 	bool body_done;
 	struct buf body; /* mime_search_text, folded */
 	bool hdr_bad;    /* the cached text cannot answer */
+	bool own_done;
+	struct buf own;             /* the header text made from the file */
+	struct store_imapfill *put; /* NULL: do not fill the IMAP cache */
 };
 
 static void ectx_free(struct ectx *x)
@@ -682,6 +697,7 @@ static void ectx_free(struct ectx *x)
 	mime_tree_free(&x->tree);
 	free(x->file);
 	buf_free(&x->body);
+	buf_free(&x->own);
 }
 
 static struct mime_tree *ectx_tree(struct ectx *x)
@@ -701,7 +717,8 @@ static struct mime_tree *ectx_tree(struct ectx *x)
 }
 
 /* What mime_search_header(tree, name) appends (each value followed by
- * "\n"): from the cached header text when it answers, else the file. */
+ * "\n"): from the cached header text when it answers, else from the
+ * file, whose header text is then queued for the cache. */
 static void ectx_header(struct ectx *x, const char *name, struct buf *out)
 {
 	const struct store_jmapq_email *e = x->e;
@@ -713,8 +730,20 @@ static void ectx_header(struct ectx *x, const char *name, struct buf *out)
 	}
 	x->hdr_bad = true;
 	struct mime_tree *t = ectx_tree(x);
-	if (t != NULL)
-		(void)mime_search_header(t, name, out);
+	if (t == NULL)
+		return;
+	if (!x->own_done) {
+		x->own_done = true;
+		textmatch_header_text(t, &x->own);
+		if (x->put != NULL)
+			store_imapfill_add(x->put, e->file_id, t, x->own.data ? x->own.data : "",
+					   x->own.len);
+	}
+	if (x->own.len > 0 && x->own.data[x->own.len - 1] == '\n' &&
+	    textmatch_header_fields(x->own.data, x->own.len, name, out) == 0)
+		return;
+	buf_reset(out);
+	(void)mime_search_header(t, name, out);
 }
 
 /* The first value of a header field (unfolded, decoded), into out. */
@@ -842,9 +871,16 @@ static bool eval(const struct fnode *f, struct ectx *x)
 	case F_TEXT: {
 		/* RFC 8621 4.4.1: From, To, Cc, Bcc, Subject, or the text parts */
 		static const char *const fields[] = {"From", "To", "Cc", "Bcc", "Subject"};
+		if (f->fts_all >= 0) {
+			const struct store_jmapq_fts *q = &x->q->fts[f->fts_all];
+			if (!uid_listed(q->ids, q->n, e->file_id) &&
+			    !uid_listed(x->q->unsure, x->q->n_unsure, e->file_id))
+				return false; /* in no header field, nor the body */
+		}
 		struct fnode h = *f;
 		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-			h.k = i < 4 ? F_ADDRESS : F_SUBJECT;
+			/* the decoded field's text (what the index holds) */
+			h.k = F_HEADER;
 			h.name = fields[i];
 			if (header_match(x, &h))
 				return true;
@@ -1001,7 +1037,7 @@ static int run_query(struct store_account *a, struct query *q, const struct sort
 		stack[sp++] = &q->root;
 		while (sp > 0) {
 			struct fnode *f = stack[--sp];
-			f->fts = -1;
+			f->fts = f->fts_all = -1;
 			for (size_t i = 0; i < f->n_kids && sp < sizeof stack / sizeof stack[0];
 			     i++)
 				stack[sp++] = &f->kids[i];
@@ -1009,13 +1045,16 @@ static int run_query(struct store_account *a, struct query *q, const struct sort
 	}
 	thread_info_load(th, v, nv, q);
 	struct item *items = xcalloc(nv + 1, sizeof *items);
+	struct store_imapfill put = {.max = CACHE_FILL_MAX};
 	size_t k = 0;
 	for (size_t i = 0; i < nv; i++) {
-		struct ectx x = {.a = a, .e = &v[i], .idx = i, .th = th, .q = q};
+		struct ectx x = {.a = a, .e = &v[i], .idx = i, .th = th, .q = q, .put = &put};
 		if (!q->has_filter || eval(&q->root, &x))
 			item_keys(&items[k++], &x, s);
 		ectx_free(&x);
 	}
+	if (store_imapfill_flush(a, &put, err, sizeof err) < 0)
+		log_warn("jmap action=cache_put error=\"%s\"", err);
 	sort_current = s;
 	qsort(items, k, sizeof *items, cmp_items);
 	*out = xcalloc(k + 1, sizeof **out);
@@ -1041,7 +1080,7 @@ static bool parse_query(json_t *args, struct query *q, struct sort *s, json_t **
 	memset(q, 0, sizeof *q);
 	memset(s, 0, sizeof *s);
 	q->root.k = F_AND;
-	q->root.fts = -1;
+	q->root.fts = q->root.fts_all = -1;
 	json_t *filter = json_object_get(args, "filter");
 	if (filter != NULL && !json_is_null(filter)) {
 		q->has_filter = true;

@@ -78,6 +78,39 @@ int textmatch_header_fields(const char *hdr, size_t n, const char *name, struct 
 	return 0;
 }
 
+void textmatch_header_text(const struct mime_tree *t, struct buf *out)
+{
+	buf_reset(out);
+	struct buf want = BUF_INIT, got = BUF_INIT;
+	bool ok = mime_search_header(t, "", out) == 0 && out->len <= TEXTMATCH_HDR_MAX;
+	size_t i = 0, fields = 0;
+	while (ok && i < out->len) {
+		const char *p = out->data + i;
+		const char *nl = memchr(p, '\n', out->len - i);
+		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
+		if (++fields > TEXTMATCH_HDR_FIELDS || colon == NULL || colon == p ||
+		    memchr(p, '\0', (size_t)(colon - p)) != NULL) {
+			ok = false;
+			break;
+		}
+		char *nm = xmemdup0(p, (size_t)(colon - p));
+		buf_reset(&want);
+		buf_reset(&got);
+		ok = mime_search_header(t, nm, &want) == 0 &&
+		     textmatch_header_fields(out->data, out->len, nm, &got) == 0 &&
+		     want.len == got.len &&
+		     (want.len == 0 || memcmp(want.data, got.data, want.len) == 0);
+		free(nm);
+		i = (size_t)(nl - out->data) + 1;
+	}
+	if (!ok) {
+		buf_reset(out);
+		buf_puts(out, TEXTMATCH_HDR_NONE);
+	}
+	buf_free(&want);
+	buf_free(&got);
+}
+
 /* Appends code point c as UTF-8 (U+FFFD for what is not a scalar). */
 static int put_utf8(struct buf *out, unsigned long c)
 {

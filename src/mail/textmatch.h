@@ -16,7 +16,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct buf; /* src/lib/buf.h */
+struct buf;       /* src/lib/buf.h */
+struct mime_tree; /* mime.h */
+
+/* The header text of a message kept for searches (the IMAP header cache,
+ * store-imap.c): mime_search_header(t, "") when it is at most
+ * TEXTMATCH_HDR_MAX octets of at most TEXTMATCH_HDR_FIELDS fields and
+ * textmatch_header_fields gives back exactly mime_search_header's answer
+ * for the name of each of its lines (so for every name); else the marker
+ * TEXTMATCH_HDR_NONE (real text is empty or ends with "\n"). */
+#define TEXTMATCH_HDR_MAX (16 * 1024)
+#define TEXTMATCH_HDR_FIELDS 256
+#define TEXTMATCH_HDR_NONE "-"
+void textmatch_header_text(const struct mime_tree *t, struct buf *out);
 
 /* A needle: s[0..n) folded, cut at its first NUL (NUL ends a needle), as
  * a new NUL-terminated string. */

@@ -1527,6 +1527,28 @@ int store_jmap_email_copies(struct store_account *a, const char *file_id,
 			    struct store_jmap_copy **out, size_t *n, char *err, size_t errsz);
 
 /* ------------------------------------------ JMAP query (store-jmapquery.c) */
+
+/* Cache rows (store_imap_cache_put) made from parsed messages by a search
+ * (IMAP SEARCH, JMAP Email/query), written when it ends
+ * (store-imapfill.c).  Zero it and set max (the most rows one search
+ * writes: the next search fills more). */
+struct mime_tree; /* src/mail/mime.h */
+struct store_imapfill {
+	size_t max;
+	struct store_imap_cache *e;
+	char (*ids)[25];
+	struct buf *bufs; /* 4 per row */
+	size_t n;
+};
+/* Queues the row of file_id (parsed as t) with the header text
+ * headers[0..headers_len) (textmatch_header_text); nothing when full. */
+void store_imapfill_add(struct store_imapfill *q, const char *file_id, const struct mime_tree *t,
+			const char *headers, size_t headers_len);
+/* Writes the queued rows in one transaction and empties the queue (max
+ * kept).  0 or -1 with err (the rows are dropped: a cache). */
+int store_imapfill_flush(struct store_account *a, struct store_imapfill *q, char *err,
+			 size_t errsz);
+
 /* What Email/query and SearchSnippet/get read (docs/jmap.md "Email/query"). */
 
 /* An Email (a message file) as its copies describe it. */
