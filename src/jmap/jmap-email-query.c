@@ -735,7 +735,8 @@ static void ectx_header(struct ectx *x, const char *name, struct buf *out)
 	if (!x->own_done) {
 		x->own_done = true;
 		textmatch_header_text(t, &x->own);
-		if (x->put != NULL)
+		/* a row with the marker is there already: not again */
+		if (x->put != NULL && e->headers == NULL)
 			store_imapfill_add(x->put, e->file_id, t, x->own.data ? x->own.data : "",
 					   x->own.len);
 	}
