@@ -14,6 +14,8 @@
  * on the full-text index (the file is read only for a file the index
  * cannot answer for alone).  The matches are sorted with their keys
  * computed once each, then collapsed by thread and windowed.
+ * Email/queryChanges runs the query again and tells the changes from the
+ * Email change log (store-jmap.c; see jmap_email_query_changes).
  */
 #include "jmap-email-query.h"
 
@@ -1091,6 +1093,81 @@ static bool parse_query(json_t *args, struct query *q, struct sort *s, json_t **
 	return parse_sort(q, json_object_get(args, "sort"), s, error);
 }
 
+/* The complete results of a query now: the Emails (v), the matches in
+ * order (res, total), the threads (th) and the state they are of. */
+struct results {
+	struct store_jmapq_email *v;
+	size_t nv;
+	size_t *res, total;
+	struct thread_info th;
+	char state[24];
+	uint64_t state_num;
+	bool thread_dep; /* other Emails of a thread decide (collapse, thread keywords) */
+};
+
+static void results_free(struct results *r)
+{
+	free(r->res);
+	store_jmapq_emails_free(r->v, r->nv);
+	thread_info_free(&r->th);
+	memset(r, 0, sizeof *r);
+}
+
+/* Checks collapseThreads and calculateTotal, parses filter and sort,
+ * syncs the state and runs the query into r (results_free it on
+ * success). */
+static bool results_get(const struct jmap_api_env *env, json_t *args, struct results *r,
+			json_t **error)
+{
+	memset(r, 0, sizeof *r);
+	static const char *const bools[] = {"calculateTotal", "collapseThreads"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *b = json_object_get(args, bools[i]);
+		if (b != NULL && !json_is_boolean(b)) {
+			jmap_mail_fail(error, "invalidArguments",
+				       "calculateTotal and collapseThreads are Booleans");
+			return false;
+		}
+	}
+	bool collapse = json_is_true(json_object_get(args, "collapseThreads"));
+	struct query q;
+	struct sort s;
+	const struct jmap_mail_ctx *c = env->methods_ctx;
+	char err[256];
+	if (!parse_query(args, &q, &s, error) ||
+	    !jmap_mail_sync_state(env, r->state, &r->state_num, error)) {
+		query_free(&q);
+		sort_free(&s);
+		return false;
+	}
+	r->thread_dep = collapse || q.n_thread_kw > 0;
+	if (store_jmapq_emails(c->account, q.need_hdr, &r->v, &r->nv, err, sizeof err) < 0) {
+		log_error("jmap action=email_query error=\"%s\"", err);
+		query_free(&q);
+		sort_free(&s);
+		jmap_mail_fail(error, "serverFail", "the store failed");
+		return false;
+	}
+	(void)run_query(c->account, &q, &s, r->v, r->nv, &r->th, &r->res, &r->total);
+	query_free(&q);
+	sort_free(&s);
+	if (collapse) {
+		/* the first Email of each thread in the sorted list */
+		bool *seen = xcalloc(r->nv + 1, sizeof *seen);
+		size_t k = 0;
+		for (size_t i = 0; i < r->total; i++) {
+			size_t t = r->th.dense[r->res[i]];
+			if (!seen[t]) {
+				seen[t] = true;
+				r->res[k++] = r->res[i];
+			}
+		}
+		r->total = k;
+		free(seen);
+	}
+	return true;
+}
+
 json_t *jmap_email_query(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	static const char *const allowed[] = {
@@ -1106,102 +1183,83 @@ json_t *jmap_email_query(const struct jmap_api_env *env, json_t *args, json_t **
 	json_t *anchor = json_object_get(args, "anchor");
 	if (anchor != NULL && !json_is_null(anchor) && !json_is_string(anchor))
 		return jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
-	static const char *const bools[] = {"calculateTotal", "collapseThreads"};
-	for (size_t i = 0; i < 2; i++) {
-		json_t *b = json_object_get(args, bools[i]);
-		if (b != NULL && !json_is_boolean(b))
-			return jmap_mail_fail(error, "invalidArguments",
-					      "calculateTotal and collapseThreads are Booleans");
-	}
-	bool collapse = json_is_true(json_object_get(args, "collapseThreads"));
-	struct query q;
-	struct sort s;
-	if (!parse_query(args, &q, &s, error)) {
-		query_free(&q);
-		sort_free(&s);
+	struct results q;
+	if (!results_get(env, args, &q, error))
 		return NULL;
-	}
-	const struct jmap_mail_ctx *c = env->methods_ctx;
-	char state[24], err[256];
-	struct store_jmapq_email *v = NULL;
-	size_t nv = 0, *res = NULL, total = 0;
-	struct thread_info th;
-	if (!jmap_mail_sync_state(env, state, NULL, error)) {
-		query_free(&q);
-		sort_free(&s);
-		return NULL;
-	}
-	if (store_jmapq_emails(c->account, q.need_hdr, &v, &nv, err, sizeof err) < 0) {
-		log_error("jmap action=email_query error=\"%s\"", err);
-		query_free(&q);
-		sort_free(&s);
-		return jmap_mail_fail(error, "serverFail", "the store failed");
-	}
-	(void)run_query(c->account, &q, &s, v, nv, &th, &res, &total);
-	query_free(&q);
-	sort_free(&s);
-	if (collapse) {
-		/* the first Email of each thread in the sorted list */
-		bool *seen = xcalloc(nv + 1, sizeof *seen);
-		size_t k = 0;
-		for (size_t i = 0; i < total; i++) {
-			size_t t = th.dense[res[i]];
-			if (!seen[t]) {
-				seen[t] = true;
-				res[k++] = res[i];
-			}
-		}
-		total = k;
-		free(seen);
-	}
-	thread_info_free(&th);
 	json_int_t start;
 	if (anchor != NULL && json_is_string(anchor)) {
 		char fid[25];
 		size_t i = 0;
 		if (jmap_mail_parse_email_id(json_string_value(anchor), fid))
-			while (i < total && strcmp(v[res[i]].file_id, fid) != 0)
+			while (i < q.total && strcmp(q.v[q.res[i]].file_id, fid) != 0)
 				i++;
 		else
-			i = total;
-		if (i == total) {
-			free(res);
-			store_jmapq_emails_free(v, nv);
+			i = q.total;
+		if (i == q.total) {
+			results_free(&q);
 			return jmap_mail_fail(error, "anchorNotFound", NULL);
 		}
 		start = (json_int_t)i + anchor_offset;
 	} else {
-		start = position < 0 ? (json_int_t)total + position : position;
+		start = position < 0 ? (json_int_t)q.total + position : position;
 	}
 	if (start < 0)
 		start = 0;
-	if (start > (json_int_t)total)
-		start = (json_int_t)total;
+	if (start > (json_int_t)q.total)
+		start = (json_int_t)q.total;
 	bool capped = limit < 0 || limit > QUERY_LIMIT_MAX;
 	if (capped)
 		limit = QUERY_LIMIT_MAX;
 	json_t *ids = json_array();
-	for (json_int_t i = start; i < (json_int_t)total && i - start < limit; i++) {
+	for (json_int_t i = start; i < (json_int_t)q.total && i - start < limit; i++) {
 		char id[32];
-		email_id(&v[res[i]], id);
+		email_id(&q.v[q.res[i]], id);
 		json_array_append_new(ids, json_string(id));
 	}
-	free(res);
-	store_jmapq_emails_free(v, nv);
 	json_t *r = json_object();
 	json_object_set(r, "accountId", json_object_get(args, "accountId"));
-	json_object_set_new(r, "queryState", json_string(state));
-	json_object_set_new(r, "canCalculateChanges", json_false());
+	json_object_set_new(r, "queryState", json_string(q.state));
+	json_object_set_new(r, "canCalculateChanges", json_true());
 	json_object_set_new(r, "position", json_integer(start));
 	json_object_set_new(r, "ids", ids);
 	if (json_is_true(json_object_get(args, "calculateTotal")))
-		json_object_set_new(r, "total", json_integer((json_int_t)total));
+		json_object_set_new(r, "total", json_integer((json_int_t)q.total));
 	if (capped)
 		json_object_set_new(r, "limit", json_integer(QUERY_LIMIT_MAX));
+	results_free(&q);
 	return r;
 }
 
-/* RFC 8620 5.6: old results are not kept, so no changes can be told. */
+static int cmp_change_key(const void *a, const void *b)
+{
+	return strcmp(((const struct store_jmap_change *)a)->key,
+		      ((const struct store_jmap_change *)b)->key);
+}
+
+static int cmp_change_id(const void *a, const void *b)
+{
+	int64_t x = ((const struct store_jmap_change *)a)->id,
+		y = ((const struct store_jmap_change *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* The change of file_id in ch (sorted by key), else NULL. */
+static const struct store_jmap_change *find_change(const struct store_jmap_change *ch, size_t n,
+						   const char *file_id)
+{
+	struct store_jmap_change k;
+	memset(&k, 0, sizeof k);
+	snprintf(k.key, sizeof k.key, "%s", file_id);
+	return n == 0 ? NULL : bsearch(&k, ch, n, sizeof *ch, cmp_change_key);
+}
+
+/* RFC 8620 5.6, from the Email change log instead of old results: every
+ * Email changed since the old state (and, when other Emails of a thread
+ * decide, every Email of a thread that changed or holds a changed Email)
+ * is removed and, if in the results now, added at its index.  The others
+ * did not change, nor did anything their place depends on, so they keep
+ * their order: the client's list with these changes applied is the new
+ * one.  upToId is not used (the changes after it are sent too). */
 json_t *jmap_email_query_changes(const struct jmap_api_env *env, json_t *args, json_t **error)
 {
 	static const char *const allowed[] = {"accountId",       "filter",          "sort",
@@ -1209,24 +1267,118 @@ json_t *jmap_email_query_changes(const struct jmap_api_env *env, json_t *args, j
 					      "calculateTotal",  "collapseThreads", NULL};
 	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
 		return NULL;
-	if (!json_is_string(json_object_get(args, "sinceQueryState")))
+	json_t *since = json_object_get(args, "sinceQueryState");
+	if (!json_is_string(since))
 		return jmap_mail_fail(error, "invalidArguments",
 				      "sinceQueryState (String) is required");
-	json_int_t max = 0;
-	if (!jmap_mail_uint_arg(args, "maxChanges", false, &max, error))
-		return NULL;
+	json_t *maxv = json_object_get(args, "maxChanges");
+	if (maxv != NULL && !json_is_null(maxv) &&
+	    (!json_is_integer(maxv) || json_integer_value(maxv) <= 0))
+		return jmap_mail_fail(error, "invalidArguments",
+				      "maxChanges must be null or a positive integer");
 	json_t *up = json_object_get(args, "upToId");
 	if (up != NULL && !json_is_null(up) && !json_is_string(up))
 		return jmap_mail_fail(error, "invalidArguments", "upToId must be null or an Id");
-	struct query q;
-	struct sort s;
-	bool ok = parse_query(args, &q, &s, error);
-	query_free(&q);
-	sort_free(&s);
-	if (!ok)
-		return NULL;
-	return jmap_mail_fail(error, "cannotCalculateChanges",
-			      "query results are not kept: run Email/query again");
+	struct results q;
+	/* the results must be exactly those of the new state: read again
+	 * when something changed meanwhile */
+	for (int attempt = 0;; attempt++) {
+		if (!results_get(env, args, &q, error))
+			return NULL;
+		char now[24];
+		uint64_t num;
+		if (!jmap_mail_sync_state(env, now, &num, error)) {
+			results_free(&q);
+			return NULL;
+		}
+		if (num == q.state_num)
+			break;
+		results_free(&q);
+		if (attempt == 2)
+			return jmap_mail_fail(error, "cannotCalculateChanges",
+					      "the mailbox is changing: try again");
+	}
+	uint64_t old;
+	if (!jmap_mail_parse_state(json_string_value(since), &old) || old > q.state_num) {
+		results_free(&q);
+		return jmap_mail_fail(error, "cannotCalculateChanges",
+				      "not a state of this server");
+	}
+	const struct jmap_mail_ctx *c = env->methods_ctx;
+	struct store_jmap_change *ch = NULL, *tch = NULL;
+	size_t n = 0, tn = 0;
+	char err[256];
+	if (store_jmap_email_changes(c->account, old, &ch, &n, err, sizeof err) < 0 ||
+	    (q.thread_dep &&
+	     store_jmap_thread_changes(c->account, old, &tch, &tn, err, sizeof err) < 0)) {
+		log_error("jmap action=email_query_changes error=\"%s\"", err);
+		free(ch);
+		results_free(&q);
+		return jmap_mail_fail(error, "serverFail", "the store failed");
+	}
+	if (n > 1)
+		qsort(ch, n, sizeof *ch, cmp_change_key);
+	if (tn > 1)
+		qsort(tch, tn, sizeof *tch, cmp_change_id);
+	/* which Emails of now count as changed */
+	bool *changed = xcalloc(q.nv + 1, sizeof *changed);
+	bool *thread_hit = xcalloc(q.th.n_threads + 1, sizeof *thread_hit);
+	for (size_t i = 0; i < q.nv; i++) {
+		changed[i] = find_change(ch, n, q.v[i].file_id) != NULL;
+		if (!q.thread_dep)
+			continue;
+		struct store_jmap_change k = {.id = q.v[i].thread_id};
+		if (changed[i] || (q.v[i].thread_id != 0 && tn > 0 &&
+				   bsearch(&k, tch, tn, sizeof *tch, cmp_change_id) != NULL))
+			thread_hit[q.th.dense[i]] = true;
+	}
+	for (size_t i = 0; q.thread_dep && i < q.nv; i++)
+		if (thread_hit[q.th.dense[i]])
+			changed[i] = true;
+	json_t *removed = json_array(), *added = json_array();
+	char id[32];
+	/* removed: what may have been in the old results; those created
+	 * since too, as the old results may be younger than their state (an
+	 * Email stored between a query's sync and its reading shows in it) */
+	for (size_t i = 0; i < n; i++) {
+		if (ch[i].kind == STORE_JMAP_DESTROYED) {
+			snprintf(id, sizeof id, "E%s", ch[i].key);
+			json_array_append_new(removed, json_string(id));
+		}
+	}
+	for (size_t i = 0; i < q.nv; i++) {
+		if (changed[i]) {
+			email_id(&q.v[i], id);
+			json_array_append_new(removed, json_string(id));
+		}
+	}
+	for (size_t p = 0; p < q.total; p++) {
+		if (!changed[q.res[p]])
+			continue;
+		email_id(&q.v[q.res[p]], id);
+		json_array_append_new(added, json_pack("{sssI}", "id", id, "index", (json_int_t)p));
+	}
+	free(changed);
+	free(thread_hit);
+	free(ch);
+	free(tch);
+	size_t count = json_array_size(removed) + json_array_size(added);
+	if (maxv != NULL && json_is_integer(maxv) && (json_int_t)count > json_integer_value(maxv)) {
+		json_decref(removed);
+		json_decref(added);
+		results_free(&q);
+		return jmap_mail_fail(error, "tooManyChanges", "more changes than maxChanges");
+	}
+	json_t *r = json_object();
+	json_object_set(r, "accountId", json_object_get(args, "accountId"));
+	json_object_set(r, "oldQueryState", since);
+	json_object_set_new(r, "newQueryState", json_string(q.state));
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(r, "total", json_integer((json_int_t)q.total));
+	json_object_set_new(r, "removed", removed);
+	json_object_set_new(r, "added", added);
+	results_free(&q);
+	return r;
 }
 
 /* ----------------------------------------------------- SearchSnippet/get */

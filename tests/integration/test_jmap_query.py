@@ -7,6 +7,7 @@ lists, compared with what IMAP SEARCH and SORT answer for the same
 criteria; collapseThreads; position, anchor and limit at their edges;
 the errors; changes made over IMAP seen by the next query."""
 import imaplib
+import json
 import os
 import uuid
 
@@ -140,7 +141,7 @@ def test_query_all_by_received(srv, box):
     r = query(srv, box, calculateTotal=True)
     assert [box.by_id[i] for i in r["ids"]] == NAMES
     assert r["total"] == 6 and r["position"] == 0
-    assert r["canCalculateChanges"] is False
+    assert r["canCalculateChanges"] is True
     assert r["accountId"] == box.aid
     assert r["limit"] == 1000  # no limit asked: the server's cap
     # the queryState is the account's state (Email/changes says the same)
@@ -420,16 +421,89 @@ def test_filter_too_deep(srv, box):
     assert names(srv, box, filter=f) == ["m1", "m2", "m6"]  # 16 deep
 
 
-def test_query_changes(srv, box):
-    r = query(srv, box)
-    e = error(srv, box.user, "Email/queryChanges",
-              {"accountId": box.aid, "sinceQueryState": r["queryState"],
-               "sort": [{"property": "receivedAt"}]})
-    assert e["type"] == "cannotCalculateChanges"
-    e = error(srv, box.user, "Email/queryChanges", {"accountId": box.aid})
-    assert e["type"] == "invalidArguments"
-    e = error(srv, box.user, "Email/queryChanges",
-              {"accountId": box.aid, "sinceQueryState": "1", "filter": {"bogus": 1}})
+def apply_changes(old, ch):
+    """RFC 8620 5.6: the client's old ids with removed taken out and
+    added put in, by ascending index."""
+    ids = [i for i in old if i not in set(ch["removed"])]
+    for a in sorted(ch["added"], key=lambda a: a["index"]):
+        ids.insert(a["index"], a["id"])
+    return ids
+
+
+QC_VARIANTS = [
+    {"sort": [{"property": "receivedAt"}]},
+    {"sort": [{"property": "receivedAt", "isAscending": False}], "collapseThreads": True},
+    {"filter": {"notKeyword": "$seen"}, "sort": [{"property": "subject"}]},
+    {"filter": {"someInThreadHaveKeyword": "$flagged"}},
+    {"sort": [{"property": "hasKeyword", "keyword": "$flagged"},
+              {"property": "size", "isAscending": False}]},
+    {"sort": [{"property": "allInThreadHaveKeyword", "keyword": "$seen"}],
+     "filter": {"inMailbox": None}},
+]
+
+
+def test_query_changes(srv):
+    """Changes made over IMAP (flags, an APPEND into a thread, an
+    EXPUNGE) applied to the old ids give exactly the new ones."""
+    b = fill(srv)
+    variants = []
+    for v in QC_VARIANTS:
+        v = json.loads(json.dumps(v))
+        if "filter" in v and v["filter"].get("inMailbox", 1) is None:
+            v["filter"]["inMailbox"] = b.mbox["INBOX"]
+        variants.append(v)
+    before = [ok(srv, b.user, "Email/query", dict(v, accountId=b.aid)) for v in variants]
+    for r in before:
+        assert r["canCalculateChanges"] is True
+    m = imap(srv, b.user)
+    m.select("INBOX")
+    m.uid("STORE", str(b.uids["m4"]), "+FLAGS", r"(\Seen)")
+    m.uid("STORE", str(b.uids["m1"]), "-FLAGS", r"(\Seen)")
+    m.uid("STORE", str(b.uids["m5"]), "+FLAGS", r"(\Flagged)")
+    m.uid("STORE", str(b.uids["m2"]), "+FLAGS", r"(\Deleted)")
+    m.expunge()
+    msg = ("From: Dave <dave@d.example>\r\nSubject: Re: Budget 2024\r\n"
+           "In-Reply-To: <m3@q.test>\r\nMessage-ID: <m7@q.test>\r\n\r\nAgreed.\r\n")
+    assert m.append("INBOX", r"(\Seen)", '"08-Jan-2024 00:00:00 +0000"',
+                    msg.encode())[0] == "OK"
+    m.logout()
+    for v, old in zip(variants, before):
+        new = ok(srv, b.user, "Email/query", dict(v, accountId=b.aid, calculateTotal=True))
+        ch = ok(srv, b.user, "Email/queryChanges",
+                dict(v, accountId=b.aid, sinceQueryState=old["queryState"],
+                     calculateTotal=True))
+        assert ch["oldQueryState"] == old["queryState"]
+        assert ch["newQueryState"] == new["queryState"] != old["queryState"]
+        assert ch["total"] == new["total"]
+        assert apply_changes(old["ids"], ch) == new["ids"], v
+        # every entry of added is in the new results at its index
+        for a in ch["added"]:
+            assert new["ids"][a["index"]] == a["id"]
+        # nothing changed since: nothing to tell
+        ch = ok(srv, b.user, "Email/queryChanges",
+                dict(v, accountId=b.aid, sinceQueryState=new["queryState"]))
+        assert ch["removed"] == [] and ch["added"] == []
+    # the Emails that did not change are not in the changes
+    v = variants[0]
+    ch = ok(srv, b.user, "Email/queryChanges",
+            dict(v, accountId=b.aid, sinceQueryState=before[0]["queryState"]))
+    touched = {b.ids[n] for n in ("m1", "m2", "m4", "m5")}
+    assert touched <= set(ch["removed"])
+    assert b.ids["m3"] not in ch["removed"] and b.ids["m6"] not in ch["removed"]
+    assert len(ch["added"]) == 4  # m1, m4, m5 and the new one
+    e = error(srv, b.user, "Email/queryChanges",
+              dict(v, accountId=b.aid, sinceQueryState=before[0]["queryState"], maxChanges=2))
+    assert e["type"] == "tooManyChanges"
+    for st in ("x", "01", "999999999"):
+        e = error(srv, b.user, "Email/queryChanges",
+                  dict(v, accountId=b.aid, sinceQueryState=st))
+        assert e["type"] == "cannotCalculateChanges"
+    for bad in ({}, {"sinceQueryState": 1}, {"sinceQueryState": "1", "maxChanges": 0},
+                {"sinceQueryState": "1", "upToId": 5}, {"sinceQueryState": "1", "bogus": 1}):
+        e = error(srv, b.user, "Email/queryChanges", dict(bad, accountId=b.aid))
+        assert e["type"] == "invalidArguments", bad
+    e = error(srv, b.user, "Email/queryChanges",
+              {"accountId": b.aid, "sinceQueryState": "1", "filter": {"bogus": 1}})
     assert e["type"] == "unsupportedFilter"
 
 
