@@ -154,8 +154,16 @@ def main():
             ("sort by from (first 5 runs fill the header cache)", "Email/query",
              {"sort": [{"property": "from"}], "limit": 50}),
             ("SearchSnippet/get of 50", None, None),
+            ("Email/queryChanges of the first, nothing changed", "changes", None),
         ]
         for label, name, args in cases:
+            if name == "changes":
+                a = {"sort": desc, "collapseThreads": True}
+                r = api.call("Email/query", dict(a, accountId=api.aid, limit=50))
+                med, mx, _ = timed(api, "Email/queryChanges",
+                                   dict(a, sinceQueryState=r["queryState"]), o.reps)
+                print("%-52s median %8.1f ms  max %8.1f ms" % (label, med, mx))
+                continue
             if name is None:
                 r = api.call("Email/query", {"accountId": api.aid, "sort": desc, "limit": 50,
                                              "filter": {"text": "zq0042"}})

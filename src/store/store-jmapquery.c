@@ -17,6 +17,7 @@
 void store_jmapq_emails_free(struct store_jmapq_email *v, size_t n)
 {
 	for (size_t i = 0; v != NULL && i < n; i++) {
+		free(v[i].keywords);
 		free(v[i].mailboxes);
 		free(v[i].headers);
 	}
@@ -51,6 +52,7 @@ static int read_emails(struct store_db *db, sqlite3_stmt *st, struct store_jmapq
 			e->thread_id = sqlite3_column_int64(st, 1);
 			e->size = (uint64_t)sqlite3_column_int64(st, 2);
 			e->received = sqlite3_column_int64(st, 3);
+			e->keywords = xstrdup("");
 		}
 		int64_t date = sqlite3_column_int64(st, 3);
 		if (date < e->received)
@@ -60,8 +62,11 @@ static int read_emails(struct store_db *db, sqlite3_stmt *st, struct store_jmapq
 		char merged[STORE_KEYWORDS_MAX], why[64];
 		/* copies normally agree; a union too long keeps what fits */
 		if (kw != NULL && *kw &&
-		    store_name_keywords_merge(e->keywords, 1, kw, merged, why, sizeof why) == 0)
-			snprintf(e->keywords, sizeof e->keywords, "%s", merged);
+		    store_name_keywords_merge(e->keywords, 1, kw, merged, why, sizeof why) == 0 &&
+		    strcmp(merged, e->keywords) != 0) {
+			free(e->keywords);
+			e->keywords = xstrdup(merged);
+		}
 		int64_t mb = sqlite3_column_int64(st, 6);
 		if (e->n_mailboxes == 0 || e->mailboxes[e->n_mailboxes - 1] != mb) {
 			e->mailboxes =

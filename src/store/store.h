@@ -1558,7 +1558,7 @@ struct store_jmapq_email {
 	uint64_t size;
 	int64_t received;   /* the earliest internal date of its copies */
 	unsigned flags;     /* STORE_F_* set on any copy */
-	char keywords[1024]; /* the keywords of any copy, space-separated ("" none) */
+	char *keywords; /* the keywords of any copy, space-separated ("" none) */
 	int64_t *mailboxes; /* the mailboxes of its copies, ascending, distinct */
 	size_t n_mailboxes;
 	char *headers; /* the IMAP cache's decoded header text (store-imap.c), or NULL */
