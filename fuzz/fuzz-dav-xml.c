@@ -36,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strlen(n->text) > n->text_len)
 			abort();
 		text += n->text_len;
+		if (n->n_attrs > DAV_XML_ATTRS_MAX)
+			abort();
+		for (size_t k = 0; k < n->n_attrs; k++) {
+			if (dav_xml_attr(n, n->attrs[k].ns, n->attrs[k].name) == NULL)
+				abort();
+			text += strlen(n->attrs[k].value);
+		}
 		size_t depth = 0, kids = 0;
 		for (const struct dav_xml_node *p = n; p; p = p->parent)
 			depth++;

@@ -30,12 +30,12 @@ struct state {
 	char why[128];
 };
 
-/* A node's strings live in one allocation after it: ns, name. */
+/* A node's attributes and strings live in one allocation after it. */
 struct node_mem {
 	struct dav_xml_node node;
 	char *text; /* owned, grown as data comes */
 	size_t text_cap;
-	char strings[];
+	_Alignas(struct dav_xml_attr) char strings[];
 };
 
 static void stop(struct state *s, enum dav_xml_error e, const char *why)
@@ -45,6 +45,22 @@ static void stop(struct state *s, enum dav_xml_error e, const char *why)
 		snprintf(s->why, sizeof s->why, "%s", why);
 	}
 	XML_StopParser(s->p, XML_FALSE);
+}
+
+/* Copies "URI NAME" (or "NAME") to *w as two strings: URI ("" none), NAME. */
+static void split_name(const char *qname, char **w, const char **ns, const char **name)
+{
+	const char *sp = strchr(qname, ' ');
+	size_t nslen = sp ? (size_t)(sp - qname) : 0;
+	const char *local = sp ? sp + 1 : qname;
+	size_t llen = strlen(local);
+	memcpy(*w, qname, nslen);
+	(*w)[nslen] = '\0';
+	*ns = *w;
+	*w += nslen + 1;
+	memcpy(*w, local, llen + 1);
+	*name = *w;
+	*w += llen + 1;
 }
 
 static void on_start(void *arg, const XML_Char *qname, const XML_Char **attrs)
@@ -60,17 +76,37 @@ static void on_start(void *arg, const XML_Char *qname, const XML_Char **attrs)
 		stop(s, DAV_XML_ERR_SIZE, "too many elements");
 		return;
 	}
-	const char *sp = strchr(qname, ' ');
-	size_t nslen = sp ? (size_t)(sp - qname) : 0;
-	const char *local = sp ? sp + 1 : qname;
-	size_t llen = strlen(local);
-	struct node_mem *m = xcalloc(1, sizeof *m + nslen + 1 + llen + 1);
-	memcpy(m->strings, qname, nslen);
-	m->strings[nslen] = '\0';
-	memcpy(m->strings + nslen + 1, local, llen + 1);
+	/* Sizes first: the strings of the element and of its attributes go
+	 * into one allocation after the node, the attributes before them. */
+	size_t na = 0, bytes = strlen(qname) + 2, attr_text = 0;
+	for (; attrs[2 * na] != NULL; na++) {
+		size_t vl = strlen(attrs[2 * na + 1]);
+		bytes += strlen(attrs[2 * na]) + 2 + vl + 1;
+		attr_text += vl;
+	}
+	if (na > DAV_XML_ATTRS_MAX) {
+		stop(s, DAV_XML_ERR_SIZE, "too many attributes");
+		return;
+	}
+	if (attr_text > s->lim->max_text - s->text_total) {
+		stop(s, DAV_XML_ERR_SIZE, "too much text");
+		return;
+	}
+	s->text_total += attr_text;
+	struct node_mem *m = xcalloc(1, sizeof *m + na * sizeof(struct dav_xml_attr) + bytes);
+	struct dav_xml_attr *av = (struct dav_xml_attr *)m->strings;
+	char *w = m->strings + na * sizeof(struct dav_xml_attr);
 	struct dav_xml_node *n = &m->node;
-	n->ns = m->strings;
-	n->name = m->strings + nslen + 1;
+	split_name(qname, &w, &n->ns, &n->name);
+	for (size_t i = 0; i < na; i++) {
+		split_name(attrs[2 * i], &w, &av[i].ns, &av[i].name);
+		size_t vl = strlen(attrs[2 * i + 1]);
+		memcpy(w, attrs[2 * i + 1], vl + 1);
+		av[i].value = w;
+		w += vl + 1;
+	}
+	n->attrs = na ? av : NULL;
+	n->n_attrs = na;
 	n->text = "";
 	n->parent = s->cur;
 	if (s->cur != NULL) {
@@ -205,6 +241,14 @@ enum dav_xml_error dav_xml_parse(const char *data, size_t len, const struct dav_
 bool dav_xml_is(const struct dav_xml_node *n, const char *ns, const char *name)
 {
 	return n != NULL && strcmp(n->ns, ns) == 0 && strcmp(n->name, name) == 0;
+}
+
+const char *dav_xml_attr(const struct dav_xml_node *n, const char *ns, const char *name)
+{
+	for (size_t i = 0; n != NULL && i < n->n_attrs; i++)
+		if (strcmp(n->attrs[i].ns, ns) == 0 && strcmp(n->attrs[i].name, name) == 0)
+			return n->attrs[i].value;
+	return NULL;
 }
 
 const struct dav_xml_node *dav_xml_child(const struct dav_xml_node *n, const char *ns,

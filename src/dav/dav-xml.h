@@ -33,9 +33,20 @@ enum dav_xml_error {
 	DAV_XML_ERR_SYNTAX, /* not well-formed (expat's message), or empty */
 };
 
+/* Attributes per element at most. */
+#define DAV_XML_ATTRS_MAX 16
+
+struct dav_xml_attr {
+	const char *ns;   /* "" for an unprefixed attribute (the usual case) */
+	const char *name;
+	const char *value;
+};
+
 struct dav_xml_node {
 	const char *ns;   /* namespace URI; "" for none */
 	const char *name; /* local name */
+	struct dav_xml_attr *attrs;
+	size_t n_attrs;
 	const char *text; /* the element's own character data, joined; "" none */
 	size_t text_len;
 	struct dav_xml_node *parent, *child, *next; /* child: the first */
@@ -57,6 +68,8 @@ void dav_xml_free(struct dav_xml_doc **doc);
 
 /* True if n is element ns:name. */
 bool dav_xml_is(const struct dav_xml_node *n, const char *ns, const char *name);
+/* The value of n's attribute ns:name ("" ns: unprefixed), or NULL. */
+const char *dav_xml_attr(const struct dav_xml_node *n, const char *ns, const char *name);
 /* The first child of n named ns:name, or NULL (n may be NULL). */
 const struct dav_xml_node *dav_xml_child(const struct dav_xml_node *n, const char *ns,
 					 const char *name);

@@ -62,6 +62,35 @@ TEST(dav_xml_default_namespace)
 	dav_xml_free(&d);
 }
 
+TEST(dav_xml_attributes)
+{
+	static const char body[] =
+	    "<C:filter xmlns:C=\"urn:ietf:params:xml:ns:carddav\" xmlns:x=\"urn:x\" test=\"allof\">"
+	    "<C:text-match collation='i;octet' match-type=\"equals\" x:odd=\"a&amp;b\">A</C:text-match>"
+	    "</C:filter>";
+	struct dav_xml_doc *d;
+	char err[128] = "";
+	CHECK_INT(parse(body, &d, err, sizeof err), DAV_XML_OK);
+	CHECK_STR(dav_xml_attr(d->root, "", "test"), "allof");
+	CHECK(dav_xml_attr(d->root, "", "none") == NULL);
+	const struct dav_xml_node *t = dav_xml_child(d->root, DAV_NS_CARDDAV, "text-match");
+	CHECK_INT(t->n_attrs, 3);
+	CHECK_STR(dav_xml_attr(t, "", "collation"), "i;octet");
+	CHECK_STR(dav_xml_attr(t, "", "match-type"), "equals");
+	CHECK_STR(dav_xml_attr(t, "urn:x", "odd"), "a&b");
+	CHECK(dav_xml_attr(t, "", "odd") == NULL);
+	dav_xml_free(&d);
+	struct dav_xml_limits lim = {1000, 8, 8, 4};
+	CHECK_INT(dav_xml_parse("<a b=\"12345\"/>", 14, &lim, &d, err, sizeof err),
+		  DAV_XML_ERR_SIZE);
+	CHECK_STR(err, "too much text");
+	CHECK_INT(parse("<a a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9='' b1='' b2='' "
+			"b3='' b4='' b5='' b6='' b7='' b8=''/>",
+			&d, err, sizeof err),
+		  DAV_XML_ERR_SIZE);
+	CHECK_STR(err, "too many attributes");
+}
+
 static void check_error(const char *body, enum dav_xml_error want, const char *msg)
 {
 	struct dav_xml_doc *d = (struct dav_xml_doc *)1;
