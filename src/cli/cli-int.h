@@ -139,6 +139,8 @@ int cli_domain_dns(const struct config *cfg, struct store *s, const char *what, 
 int cli_domain_check(const struct config *cfg, struct store *s, const char *what,
 		     const char *domain);
 extern const struct cli_command cli_dkim_command;
+/* cli-contacts.c: `tern contacts`. */
+extern const struct cli_command cli_contacts_command;
 /* cli-quota.c: `tern user quota` (argv as for the other user
  * sub-commands). */
 int cli_user_quota(const struct cli_command *cmd, const char *what, const char *cfg_path,

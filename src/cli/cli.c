@@ -57,6 +57,7 @@ static const struct cli_command *const commands[] = {
 	&cli_spam_command,
 	&cli_status_command,
 	&cli_index_command,
+	&cli_contacts_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -36,6 +36,7 @@
 #include "mime.h"
 #include "sortkey.h"
 #include "strutil.h"
+#include "textmatch.h"
 #include "xalloc.h"
 
 #define SEARCH_MAX_DEPTH 16
@@ -382,26 +383,10 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 
 /* -------------------------------------------------------- evaluation */
 
-/* Cached header text longer than this is not stored (the marker is). */
-#define HDR_CACHE_MAX (16 * 1024)
-/* ... nor that of a header with more fields than this. */
-#define HDR_CACHE_FIELDS 256
-/* Stored instead of text that cannot answer searches (too long, or not
- * splittable).  Real text is empty or ends with "\n". */
-#define HDR_CACHE_NONE "-"
 /* Cached header rows read per query (bounds the memory of a search). */
 #define HDR_LIST_CHUNK 512
 /* Cache rows one search writes at most (the next search fills more). */
 #define HDR_PUT_MAX 512
-
-/* Cache rows a search computed, written in one transaction when it ends
- * (not while the store is listing messages). */
-struct hdr_put {
-	struct store_imap_cache *e;
-	char (*ids)[25];
-	struct buf (*bufs)[4];
-	size_t n;
-};
 
 /* BODY and TEXT keys answered from the full-text index (store-fts.c): the
  * uids the index lists for each key, and the uids it cannot answer for
@@ -432,7 +417,7 @@ struct smsg {
 	bool body_done;
 	/* the cached header row of this message (NULL: none listed) */
 	const struct store_imap_headers *hrow;
-	struct hdr_put *put;    /* NULL: do not fill the cache */
+	struct store_imapfill *put; /* NULL: do not fill the cache */
 	bool hdr_tried, hdr_ok; /* hdr_ok: hdr_text answers header keys */
 	const char *hdr_text;
 	size_t hdr_len;
@@ -473,55 +458,9 @@ static void fold_utf8(const char *p, size_t n, struct buf *out)
 	(void)sortkey_fold(p, n, out);
 }
 
-/* Case-insensitive substring search: needle is already folded. */
-static bool contains(const char *hay, size_t hn, const char *needle)
-{
-	size_t nn = strlen(needle);
-	if (nn == 0)
-		return true;
-	struct buf f = BUF_INIT;
-	fold_utf8(hay, hn, &f);
-	bool r = f.len >= nn && memmem(f.data, f.len, needle, nn) != NULL;
-	buf_free(&f);
-	return r;
-}
-
-/* An address field's values (each ending in "\n") hold an address whose
- * addr-spec, without comments and folding white space, contains needle. */
-static bool addr_specs_contain(const char *v, size_t n, const char *needle)
-{
-	struct buf specs = BUF_INIT;
-	while (n > 0) {
-		const char *nl = memchr(v, '\n', n);
-		size_t len = nl ? (size_t)(nl - v) : n;
-		if (mime_addr_specs(v, len, &specs) < 0)
-			break;
-		v += len;
-		n -= len;
-		if (n > 0) {
-			v++;
-			n--;
-		}
-	}
-	bool r = specs.len > 0 && contains(specs.data, specs.len, needle);
-	buf_free(&specs);
-	return r;
-}
-
 static char *tok_folded(const struct imap_tok *t)
 {
-	struct buf b = BUF_INIT;
-	fold_utf8(t->p, t->len, &b);
-	if (memchr(b.data ? b.data : "", '\0', b.len)) /* NUL ends the needle */
-		b.len = strlen(b.data);
-	return buf_steal(&b, NULL);
-}
-
-/* As contains, for a haystack folded already. */
-static bool contains_folded(const struct buf *hay, const char *needle)
-{
-	size_t nn = strlen(needle);
-	return nn == 0 || (hay->len >= nn && memmem(hay->data, hay->len, needle, nn) != NULL);
+	return textmatch_needle(t->p, t->len);
 }
 
 /* Days since the epoch of an RFC 5322 date ("[Day, ]d Mon yyyy ..."),
@@ -569,115 +508,12 @@ static int sent_days(const char *p, size_t n, int64_t *days)
 	return imap_parse_date(date, o, days);
 }
 
-/* Appends to out the values of the fields named name (case-insensitive)
- * of the header text hdr[0..n), each followed by "\n", as
- * mime_search_header(t, name) does.  -1 if hdr does not split into
- * "Name: value" lines. */
-static int hdr_filter(const char *hdr, size_t n, const char *name, struct buf *out)
-{
-	size_t i = 0;
-	while (i < n) {
-		const char *p = hdr + i;
-		const char *nl = memchr(p, '\n', n - i);
-		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
-		if (colon == NULL || colon == p || colon + 1 >= nl || colon[1] != ' ')
-			return -1;
-		if (strutil_eq_ci(p, (size_t)(colon - p), name)) {
-			if (buf_append(out, colon + 2, (size_t)(nl - colon - 2)) < 0 ||
-			    buf_putc(out, '\n') < 0)
-				return -1;
-		}
-		i = (size_t)(nl - hdr) + 1;
-	}
-	return 0;
-}
-
-/* Sets out to the header text to cache for t: mime_search_header(t, "")
- * when it is small and hdr_filter gives back exactly mime_search_header's
- * answer for the name of each of its lines (so for every name), else
- * HDR_CACHE_NONE. */
-static void hdr_build(const struct mime_tree *t, struct buf *out)
-{
-	buf_reset(out);
-	struct buf want = BUF_INIT, got = BUF_INIT;
-	bool ok = mime_search_header(t, "", out) == 0 && out->len <= HDR_CACHE_MAX;
-	size_t i = 0, fields = 0;
-	while (ok && i < out->len) {
-		const char *p = out->data + i;
-		const char *nl = memchr(p, '\n', out->len - i);
-		const char *colon = nl ? memchr(p, ':', (size_t)(nl - p)) : NULL;
-		if (++fields > HDR_CACHE_FIELDS || colon == NULL || colon == p ||
-		    memchr(p, '\0', (size_t)(colon - p)) != NULL) {
-			ok = false;
-			break;
-		}
-		char *nm = xmemdup0(p, (size_t)(colon - p));
-		buf_reset(&want);
-		buf_reset(&got);
-		ok = mime_search_header(t, nm, &want) == 0 &&
-		     hdr_filter(out->data, out->len, nm, &got) == 0 && want.len == got.len &&
-		     (want.len == 0 || memcmp(want.data, got.data, want.len) == 0);
-		free(nm);
-		i = (size_t)(nl - out->data) + 1;
-	}
-	if (!ok) {
-		buf_reset(out);
-		buf_puts(out, HDR_CACHE_NONE);
-	}
-	buf_free(&want);
-	buf_free(&got);
-}
-
-/* Queues the cache row of d's message (parsed as t), header text
- * included. */
-static void hdr_queue(struct smsg *d, const struct mime_tree *t)
-{
-	struct hdr_put *q = d->put;
-	if (q->n == HDR_PUT_MAX)
-		return;
-	if (q->e == NULL) {
-		q->e = xcalloc(HDR_PUT_MAX, sizeof *q->e);
-		q->ids = xcalloc(HDR_PUT_MAX, sizeof *q->ids);
-		q->bufs = xcalloc(HDR_PUT_MAX, sizeof *q->bufs);
-	}
-	size_t i = q->n;
-	struct buf *b = q->bufs[i];
-	for (int k = 0; k < 4; k++)
-		buf_init(&b[k], 0);
-	if (mime_imap_envelope(t, &b[0]) < 0 || mime_imap_bodystructure(t, false, &b[1]) < 0 ||
-	    mime_imap_bodystructure(t, true, &b[2]) < 0 ||
-	    buf_append(&b[3], d->hdr_text, d->hdr_len) < 0) {
-		for (int k = 0; k < 4; k++)
-			buf_free(&b[k]);
-		return;
-	}
-	snprintf(q->ids[i], sizeof q->ids[i], "%s", d->m->file_id);
-	struct store_imap_cache *e = &q->e[i];
-	e->file_id = q->ids[i];
-	e->envelope = b[0].data ? b[0].data : "";
-	e->envelope_len = b[0].len;
-	e->body = b[1].data ? b[1].data : "";
-	e->body_len = b[1].len;
-	e->bodystructure = b[2].data ? b[2].data : "";
-	e->bodystructure_len = b[2].len;
-	e->headers = b[3].data ? b[3].data : "";
-	e->headers_len = b[3].len;
-	q->n++;
-}
-
-/* Writes the queued rows and frees the queue. */
-static void hdr_flush(struct imap_session *s, struct hdr_put *q)
+/* Writes the queued cache rows. */
+static void hdr_flush(struct imap_session *s, struct store_imapfill *q)
 {
 	char err[256];
-	if (q->n > 0 && store_imap_cache_put(s->acct, q->e, q->n, err, sizeof err) < 0)
+	if (store_imapfill_flush(s->acct, q, err, sizeof err) < 0)
 		log_warn("imap session=%s action=cache_put error=\"%s\"", s->id, err);
-	for (size_t i = 0; i < q->n; i++)
-		for (int k = 0; k < 4; k++)
-			buf_free(&q->bufs[i][k]);
-	free(q->e);
-	free(q->ids);
-	free(q->bufs);
-	memset(q, 0, sizeof *q);
 }
 
 /* Appends what mime_search_header(tree of d, name) appends: from the
@@ -693,10 +529,11 @@ static int smsg_header(struct smsg *d, const char *name, struct buf *out)
 		} else if (d->put != NULL) {
 			struct mime_tree *t = smsg_tree(d);
 			if (t != NULL) {
-				hdr_build(t, &d->hdr_own);
+				textmatch_header_text(t, &d->hdr_own);
 				d->hdr_text = d->hdr_own.data ? d->hdr_own.data : "";
 				d->hdr_len = d->hdr_own.len;
-				hdr_queue(d, t);
+				store_imapfill_add(d->put, d->m->file_id, t, d->hdr_text,
+						   d->hdr_len);
 			}
 		}
 		/* real text is empty or ends with a newline; else the marker */
@@ -704,7 +541,7 @@ static int smsg_header(struct smsg *d, const char *name, struct buf *out)
 		    d->hdr_text != NULL && (d->hdr_len == 0 || d->hdr_text[d->hdr_len - 1] == '\n');
 	}
 	if (d->hdr_ok) {
-		if (hdr_filter(d->hdr_text, d->hdr_len, name, out) == 0)
+		if (textmatch_header_fields(d->hdr_text, d->hdr_len, name, out) == 0)
 			return 0;
 		d->hdr_ok = false; /* a damaged row: use the file */
 		buf_reset(out);
@@ -828,9 +665,9 @@ static bool eval(const struct skey *k, struct smsg *d)
 			buf_free(&b);
 			return false;
 		}
-		bool r = b.len > 0 && contains(b.data, b.len, k->str);
+		bool r = b.len > 0 && textmatch_contains(b.data, b.len, k->str);
 		if (!r && k->type == SK_ADDRESS)
-			r = addr_specs_contain(b.data, b.len, k->str);
+			r = textmatch_addr_specs_contain(b.data, b.len, k->str);
 		buf_free(&b);
 		return r;
 	}
@@ -850,7 +687,7 @@ static bool eval(const struct skey *k, struct smsg *d)
 		if (k->type == SK_TEXT) {
 			struct buf b = BUF_INIT;
 			mime_search_header(t, "", &b);
-			bool r = contains(b.data ? b.data : "", b.len, k->str);
+			bool r = textmatch_contains(b.data ? b.data : "", b.len, k->str);
 			buf_free(&b);
 			if (r)
 				return true;
@@ -863,7 +700,8 @@ static bool eval(const struct skey *k, struct smsg *d)
 			buf_free(&raw);
 			d->body_done = true;
 		}
-		return contains_folded(&d->body, k->str);
+		return textmatch_contains_folded(d->body.data ? d->body.data : "", d->body.len,
+						 k->str);
 	}
 	case SK_BEFORE:
 	case SK_ON:
@@ -931,7 +769,7 @@ struct run_ctx {
 	uint32_t uid_hi;
 	struct store_imap_headers *hrows;
 	size_t n_hrows, hpos;
-	struct hdr_put put;
+	struct store_imapfill put;
 	struct fts_state fts;
 	/* SORT and THREAD (imap_search_run): matches go to hit_cb */
 	int (*hit_cb)(void *ctx, const struct imap_search_hit *h);
@@ -1149,6 +987,7 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	struct run_ctx c;
 	memset(&c, 0, sizeof c);
+	c.put.max = HDR_PUT_MAX;
 	c.s = s;
 	c.root = &root;
 	c.uid = x->uid;
@@ -1297,6 +1136,7 @@ int imap_search_run(struct imap_session *s, const struct imap_search *q, bool wa
 {
 	struct run_ctx c;
 	memset(&c, 0, sizeof c);
+	c.put.max = HDR_PUT_MAX;
 	c.s = s;
 	c.root = &q->root;
 	c.use_hdr = q->need_hdr || want_hdr;

@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "jmap-email-get.h"
+#include "jmap-email-query.h"
 #include "jmap-email-set.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
@@ -651,6 +652,9 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Email/changes", JMAP_CAP_MAIL, email_changes},
     {"Email/get", JMAP_CAP_MAIL, jmap_email_get},
     {"Email/parse", JMAP_CAP_MAIL, jmap_email_parse},
+    {"Email/query", JMAP_CAP_MAIL, jmap_email_query},
+    {"Email/queryChanges", JMAP_CAP_MAIL, jmap_email_query_changes},
+    {"SearchSnippet/get", JMAP_CAP_MAIL, jmap_search_snippet_get},
     {"Mailbox/set", JMAP_CAP_MAIL, jmap_mailbox_set},
     {"Email/set", JMAP_CAP_MAIL, jmap_email_set},
     {"Email/copy", JMAP_CAP_MAIL, jmap_email_copy},

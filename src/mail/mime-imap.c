@@ -118,6 +118,7 @@ struct addr_parser {
 	size_t count; /* addresses and group markers written */
 	bool specs;   /* write only "<local@domain> " per address (mime_addr_specs) */
 	bool first;   /* write only the first entry's addr-mailbox (mime_addr_first_mailbox) */
+	bool display; /* with first: its name, else local@domain (mime_addr_first_display) */
 	struct buf phrase, local, domain, route, comment, tmp;
 };
 
@@ -142,7 +143,13 @@ static int put_address(struct addr_parser *a, const struct buf *name, const stru
 	if (a->first) {
 		if (a->count > 1 || mailbox == MISSING_MAILBOX)
 			return 0;
-		return buf_append(o, mailbox, ml);
+		if (a->display && name != NULL && name->len > 0)
+			return buf_append(o, name->data, name->len);
+		if (buf_append(o, mailbox, ml) < 0)
+			return -1;
+		if (!a->display || host == MISSING_DOMAIN || host == SYNTAX_ERROR)
+			return 0;
+		return buf_putc(o, '@') < 0 ? -1 : buf_append(o, host, hl);
 	}
 	if (a->specs) {
 		if (mailbox == MISSING_MAILBOX || host == MISSING_DOMAIN || host == SYNTAX_ERROR)
@@ -414,7 +421,7 @@ static int parse_address(struct addr_parser *a, bool in_group)
 /* Appends the addresses of one field value to out (without the list's
  * parentheses); adds their number to *count.  0 / -1. */
 static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *count, bool specs,
-			      bool first)
+			      bool first, bool display)
 {
 	struct addr_parser a;
 	int r = 0;
@@ -422,6 +429,7 @@ static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *
 	memset(&a, 0, sizeof a);
 	a.specs = specs;
 	a.first = first;
+	a.display = display;
 	mime_value_trim_start(&v, &n);
 	a.s = v;
 	a.n = n < MIME_MAX_HEADER_LINE ? n : MIME_MAX_HEADER_LINE;
@@ -459,13 +467,19 @@ static int parse_address_list(const char *v, size_t n, struct buf *out, size_t *
 int mime_addr_specs(const char *v, size_t n, struct buf *out)
 {
 	size_t count = 0;
-	return parse_address_list(v, n, out, &count, true, false);
+	return parse_address_list(v, n, out, &count, true, false, false);
 }
 
 int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out)
 {
 	size_t count = 0;
-	return parse_address_list(v, n, out, &count, false, true);
+	return parse_address_list(v, n, out, &count, false, true, false);
+}
+
+int mime_addr_first_display(const char *v, size_t n, struct buf *out)
+{
+	size_t count = 0;
+	return parse_address_list(v, n, out, &count, false, true, true);
 }
 
 /* --- ENVELOPE ------------------------------------------------------------ */
@@ -505,7 +519,7 @@ static int put_envelope(const struct mime_tree *t, const struct mime_part *m, st
 			/* repeated address fields add up */
 			if (strutil_eq_ci(nm, f.name_len, addr_names[k]))
 				r = parse_address_list(t->msg + f.value_off, f.value_len, &lists[k],
-						       &counts[k], false, false);
+						       &counts[k], false, false, false);
 		}
 	}
 

@@ -174,6 +174,12 @@ int mime_addr_specs(const char *v, size_t n, struct buf *out);
  * when the list is empty or its first mailbox has no local part.  0 / -1. */
 int mime_addr_first_mailbox(const char *v, size_t n, struct buf *out);
 
+/* For JMAP's from / to sort (RFC 8621 4.4.2): appends the name of the
+ * first mailbox of the address list v[0..n) when it has one, else its
+ * "local@domain" (just the local part when the domain is missing);
+ * otherwise as mime_addr_first_mailbox.  0 / -1. */
+int mime_addr_first_display(const char *v, size_t n, struct buf *out);
+
 /* For SEARCH BODY/TEXT: appends the decoded text of every text/ * leaf of
  * the message, nested messages included (transfer encoding removed,
  * converted to UTF-8 with iconv when the charset is known; an unknown

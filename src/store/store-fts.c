@@ -380,6 +380,21 @@ static int list_uids(struct store_db *db, sqlite3_stmt *st, struct uid_list *l, 
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int store_fts_match_string(enum store_fts_field field, const char *needle, struct buf *m,
+			   char *err, size_t errsz)
+{
+	/* an FTS5 string: the needle in double quotes, its quotes doubled */
+	int br = buf_puts(m, field == STORE_FTS_BODY ? "body : \"" : "\"");
+	for (const char *p = needle; *p && br == 0; p++)
+		br = *p == '"' ? buf_puts(m, "\"\"") : buf_putc(m, *p);
+	if (br < 0 || buf_putc(m, '"') < 0) {
+		buf_free(m);
+		store_err(err, errsz, "search string too long");
+		return -1;
+	}
+	return 0;
+}
+
 /* The uids of mailbox_id in lo..hi whose indexed text holds q's needle. */
 static int search_one(struct store_db *db, int64_t mailbox_id, uint32_t lo, uint32_t hi,
 		      struct store_fts_query *q, char *err, size_t errsz)
@@ -388,16 +403,9 @@ static int search_one(struct store_db *db, int64_t mailbox_id, uint32_t lo, uint
 		store_err(err, errsz, "search string not indexable");
 		return -1;
 	}
-	/* an FTS5 string: the needle in double quotes, its quotes doubled */
 	struct buf m = BUF_INIT;
-	int br = buf_puts(&m, q->field == STORE_FTS_BODY ? "body : \"" : "\"");
-	for (const char *p = q->needle; *p && br == 0; p++)
-		br = *p == '"' ? buf_puts(&m, "\"\"") : buf_putc(&m, *p);
-	if (br < 0 || buf_putc(&m, '"') < 0) {
-		buf_free(&m);
-		store_err(err, errsz, "search string too long");
+	if (store_fts_match_string(q->field, q->needle, &m, err, errsz) < 0)
 		return -1;
-	}
 	sqlite3_stmt *st = store_db_stmt(db,
 					 /* the index first, then its hits' rows: never
 					  * the MATCH once per message row */

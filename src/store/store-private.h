@@ -215,6 +215,11 @@ int store_db_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Copies column i into out (size outsz), truncating. */
 void store_db_column_text(sqlite3_stmt *st, int i, char *out, size_t outsz);
 
+/* store-fts.c: the FTS5 MATCH string of needle (store_fts_needle_ok) in
+ * field, into m (empty); 0, or -1 with err (m freed). */
+int store_fts_match_string(enum store_fts_field field, const char *needle, struct buf *m,
+			   char *err, size_t errsz);
+
 /* ------------------------------------------------------- store-name.c */
 
 /* Validates and lower-cases a domain into out[256]. */

@@ -1537,6 +1537,68 @@ int store_jmap_thread_assign(struct store_account *a, char *err, size_t errsz);
 int store_jmapget_email_ids(struct store_account *a, size_t max, char (**out)[25], size_t *n,
 			    char *err, size_t errsz);
 
+/* ------------------------------------------ JMAP query (store-jmapquery.c) */
+
+/* Cache rows (store_imap_cache_put) made from parsed messages by a search
+ * (IMAP SEARCH, JMAP Email/query), written when it ends
+ * (store-imapfill.c).  Zero it and set max (the most rows one search
+ * writes: the next search fills more). */
+struct mime_tree; /* src/mail/mime.h */
+struct store_imapfill {
+	size_t max;
+	struct store_imap_cache *e;
+	char (*ids)[25];
+	struct buf *bufs; /* 4 per row */
+	size_t n;
+};
+/* Queues the row of file_id (parsed as t) with the header text
+ * headers[0..headers_len) (textmatch_header_text); nothing when full. */
+void store_imapfill_add(struct store_imapfill *q, const char *file_id, const struct mime_tree *t,
+			const char *headers, size_t headers_len);
+/* Writes the queued rows in one transaction and empties the queue (max
+ * kept).  0 or -1 with err (the rows are dropped: a cache). */
+int store_imapfill_flush(struct store_account *a, struct store_imapfill *q, char *err,
+			 size_t errsz);
+
+/* What Email/query and SearchSnippet/get read (docs/jmap.md "Email/query"). */
+
+/* An Email (a message file) as its copies describe it. */
+struct store_jmapq_email {
+	char file_id[25];
+	int64_t thread_id; /* 0 until store_jmap_sync gave one */
+	uint64_t size;
+	int64_t received;   /* the earliest internal date of its copies */
+	unsigned flags;     /* STORE_F_* set on any copy */
+	char *keywords; /* the keywords of any copy, space-separated ("" none) */
+	int64_t *mailboxes; /* the mailboxes of its copies, ascending, distinct */
+	size_t n_mailboxes;
+	char *headers; /* the IMAP cache's decoded header text (store-imap.c), or NULL */
+	size_t headers_len;
+};
+/* Every Email of the account, in file id order, into a new array (*out,
+ * free with store_jmapq_emails_free; *n); with headers, each with the
+ * cached header text when there is a row.  0 or -1 with err. */
+int store_jmapq_emails(struct store_account *a, bool headers, struct store_jmapq_email **out,
+		       size_t *n, char *err, size_t errsz);
+void store_jmapq_emails_free(struct store_jmapq_email *v, size_t n);
+/* kw is a word of the space-separated list (case-insensitive). */
+bool store_jmapq_keyword_in(const char *list, const char *kw);
+
+/* One string asked of the full-text index: the message files (file ids,
+ * sorted, a new array) whose indexed text holds needle (folded;
+ * store_fts_needle_ok). */
+struct store_jmapq_fts {
+	enum store_fts_field field;
+	const char *needle;
+	char (*ids)[25]; /* set by store_jmapq_fts */
+	size_t n;
+};
+/* Asks q[0..n_q) of the whole account's index, and lists in *unsure
+ * (sorted, a new array) the files it cannot answer for alone (as
+ * store_fts_search).  0 or -1 with err. */
+int store_jmapq_fts(struct store_account *a, struct store_jmapq_fts *q, size_t n_q,
+		    char (**unsure)[25], size_t *n_unsure, char *err, size_t errsz);
+
 /* ---------------------------------- JMAP set (store-jmapset.c) */
 /* Email/import (RFC 8621 4.8): the message data[0..len) (CRLF lines:
  * the caller checked) into the mailboxes mailbox_ids[0..n) (n >= 1) with
