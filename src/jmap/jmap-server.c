@@ -32,6 +32,7 @@
 #include "jmap-authcache.h"
 #include "jmap-email-get.h"
 #include "jmap-json.h"
+#include "jmap-email-create.h"
 #include "jmap-mail.h"
 #include "log.h"
 #include "netaddr.h"
@@ -216,21 +217,53 @@ static json_t *session_object(const struct jmap_pending *p, const char *username
 			    json_integer((json_int_t)cfg->jmap_max_calls_in_request));
 	json_object_set_new(core, "maxObjectsInGet", json_integer(JMAP_MAX_OBJECTS_IN_GET));
 	json_object_set_new(core, "maxObjectsInSet", json_integer(JMAP_MAX_OBJECTS_IN_SET));
-	/* No core method sorts or filters: no collation is used anywhere. */
-	json_object_set_new(core, "collationAlgorithms", json_array());
+	/* the collations Email/query sorts and filters with (RFC 4790) */
+	json_t *coll = json_array();
+	json_array_append_new(coll, json_string("i;ascii-casemap"));
+	json_array_append_new(coll, json_string("i;octet"));
+	json_array_append_new(coll, json_string("i;unicode-casemap"));
+	json_object_set_new(core, "collationAlgorithms", coll);
 	json_t *caps = json_object();
 	json_object_set_new(caps, JMAP_CAP_CORE, core);
+	json_object_set_new(caps, JMAP_CAP_MAIL, json_object()); /* RFC 8621 1.3.1: {} */
+	/* the Mail account capability (RFC 8621 1.3.1) */
+	json_t *mail = json_object();
+	json_object_set_new(mail, "maxMailboxesPerEmail", json_null());
+	json_object_set_new(mail, "maxMailboxDepth", json_null());
+	json_object_set_new(mail, "maxSizeMailboxName", json_integer(255));
+	/* Email/set create builds at most JMAP_EMAIL_CREATE_MAX bytes: base64
+	 * makes 57 bytes 78 (with CRLF), and 1 MiB is left for the rest */
+	json_object_set_new(mail, "maxSizeAttachmentsPerEmail",
+			    json_integer((json_int_t)(JMAP_EMAIL_CREATE_MAX / 78 * 57 - 1048576)));
+	static const char *const sorts[] = {"receivedAt",
+					    "size",
+					    "from",
+					    "to",
+					    "subject",
+					    "sentAt",
+					    "hasKeyword",
+					    "allInThreadHaveKeyword",
+					    "someInThreadHaveKeyword"};
+	json_t *so = json_array();
+	for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++)
+		json_array_append_new(so, json_string(sorts[i]));
+	json_object_set_new(mail, "emailQuerySortOptions", so);
+	json_object_set_new(mail, "mayCreateTopLevelMailbox", json_true());
+	json_t *acaps = json_object();
+	json_object_set_new(acaps, JMAP_CAP_MAIL, mail);
 	json_t *acct = json_object();
 	json_object_set_new(acct, "name", json_string(username));
 	json_object_set_new(acct, "isPersonal", json_true());
 	json_object_set_new(acct, "isReadOnly", json_false());
-	json_object_set_new(acct, "accountCapabilities", json_object());
+	json_object_set_new(acct, "accountCapabilities", acaps);
 	json_t *accounts = json_object();
 	json_object_set_new(accounts, aid, acct);
 	json_t *s = json_object();
 	json_object_set_new(s, "capabilities", caps);
 	json_object_set_new(s, "accounts", accounts);
-	json_object_set_new(s, "primaryAccounts", json_object());
+	json_t *primary = json_object();
+	json_object_set_new(primary, JMAP_CAP_MAIL, json_string(aid));
+	json_object_set_new(s, "primaryAccounts", primary);
 	json_object_set_new(s, "username", json_string(username));
 	snprintf(url, sizeof url, "%s/jmap/api/", base);
 	json_object_set_new(s, "apiUrl", json_string(url));

@@ -98,14 +98,27 @@ def test_session_object_exact(srv):
     base = "https://%s:%d" % (HOSTNAME, port_of(srv, "https.listen"))
     state = s.pop("state")
     assert re.fullmatch(r"[0-9a-f]{16}", state)
+    mail = "urn:ietf:params:jmap:mail"
     assert s == {
         "capabilities": {CORE: {
             "maxSizeUpload": 1048576, "maxConcurrentUpload": 4, "maxSizeRequest": 524288,
             "maxConcurrentRequests": 4, "maxCallsInRequest": 16, "maxObjectsInGet": 500,
-            "maxObjectsInSet": 500, "collationAlgorithms": []}},
+            "maxObjectsInSet": 500,
+            "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"]},
+            mail: {}},
         "accounts": {aid: {"name": ALICE, "isPersonal": True, "isReadOnly": False,
-                           "accountCapabilities": {}}},
-        "primaryAccounts": {},
+                           "accountCapabilities": {mail: {
+                               "maxMailboxesPerEmail": None, "maxMailboxDepth": None,
+                               "maxSizeMailboxName": 255,
+                               # 25 MiB built at most: base64 of 57 bytes is 78
+                               "maxSizeAttachmentsPerEmail": 25 * 1024 * 1024 // 78 * 57
+                               - 1048576,
+                               "emailQuerySortOptions": [
+                                   "receivedAt", "size", "from", "to", "subject", "sentAt",
+                                   "hasKeyword", "allInThreadHaveKeyword",
+                                   "someInThreadHaveKeyword"],
+                               "mayCreateTopLevelMailbox": True}}}},
+        "primaryAccounts": {mail: aid},
         "username": ALICE,
         "apiUrl": base + "/jmap/api/",
         "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?type={type}",
@@ -243,8 +256,7 @@ def test_not_request(srv):
 
 
 def test_unknown_capability(srv):
-    # Contacts are not served: not a capability of ours.  (Mail is known,
-    # though not advertised yet: test_jmap_mail.py.)
+    # Contacts are not served: not a capability of ours.
     st, h, data = api(srv, {"using": [CORE, "urn:ietf:params:jmap:contacts"],
                             "methodCalls": []})
     assert st == 400

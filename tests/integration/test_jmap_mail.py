@@ -4,8 +4,9 @@ Mailbox/query, Mailbox/queryChanges, Thread/get, Thread/changes and
 Email/changes, with
 exact results; counts and threads after SMTP delivery and IMAP APPEND; changes made over IMAP (flags, CREATE,
 DELETE, RENAME, SUBSCRIBE) seen by Mailbox/changes; bad arguments as the
-RFC's method-level errors.  The capability is not advertised in the
-Session object yet (no Email or Thread methods)."""
+RFC's method-level errors.  The Session advertises the capability (all
+of RFC 8621's Mailbox, Thread, Email and SearchSnippet methods are
+served: test_jmap_get.py, test_jmap_query.py, test_jmap_set.py)."""
 import imaplib
 import json
 import smtplib
@@ -86,12 +87,19 @@ def mailboxes(srv, user, aid):
     return r, {m["name"]: m for m in r["list"]}
 
 
-def test_session_does_not_advertise_mail(srv):
+def test_session_advertises_mail(srv):
     user = new_user(srv)
     st, _, data = request(srv, "GET", "/jmap/session", auth=basic(user))
     s = json.loads(data)
-    assert list(s["capabilities"]) == [CORE]
-    assert s["primaryAccounts"] == {}
+    assert list(s["capabilities"]) == [CORE, MAIL]
+    aid = next(iter(s["accounts"]))
+    assert s["primaryAccounts"] == {MAIL: aid}
+    assert list(s["accounts"][aid]["accountCapabilities"]) == [MAIL]
+    # a Mail method without the capability in "using" is unknown (RFC 8620 3.6.2)
+    body = json.dumps({"using": [CORE], "methodCalls": [["Mailbox/get", {"accountId": aid}, "c"]]})
+    st, _, data = request(srv, "POST", "/jmap/api/", body=body.encode(),
+                          headers={"Content-Type": "application/json"}, auth=basic(user))
+    assert json.loads(data)["methodResponses"][0][1]["type"] == "unknownMethod"
 
 
 def test_mailbox_get_default_mailboxes(srv):
