@@ -49,6 +49,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "mime-7bit.h"
+#include "mta-sts-fetch.h"
+#include "mta-sts.h"
 #include "netaddr.h"
 #include "queue-dsn.h"
 #include "smtp-client.h"
@@ -110,9 +112,20 @@ struct dest {
 	struct dns_mx_result *mx; /* NULL until resolved */
 	/* The last connection failure, for deferring the jobs when every
 	 * host failed. */
-	char last_err[512];
+	char last_err[1024];
 	char last_mx[256];
 	char last_ip[64];
+	char last_status[8]; /* the status for last_err, "" to guess */
+	/* MTA-STS (RFC 8461): the policy is found before the first
+	 * connection (TXT record, cache, HTTPS fetch); sts is the one that
+	 * applies (NULL: none, or mode none). */
+	enum { STS_TODO, STS_WAIT, STS_DONE } sts_state;
+	struct dns_query *sts_q; /* the TXT record, then the policy host */
+	struct mtasts_fetch *sts_fetch;
+	char sts_id[MTASTS_ID_MAX + 1];
+	struct mtasts_policy *sts;
+	struct mtasts_policy *sts_cached; /* the unexpired cached one, or NULL */
+	char sts_cached_id[MTASTS_ID_MAX + 1];
 	/* A connection went through every address without reaching a
 	 * server: open no new connection to this destination until one
 	 * connects, or the last one gives up and defers the jobs (otherwise
@@ -541,12 +554,15 @@ static void reap_dests(struct queue_runner *r)
 {
 	for (struct dest **p = &r->dests; *p;) {
 		struct dest *d = *p;
-		if (d->head != NULL || d->n_conns > 0 || d->q != NULL) {
+		if (d->head != NULL || d->n_conns > 0 || d->q != NULL || d->sts_q != NULL ||
+		    d->sts_fetch != NULL) {
 			p = &d->next;
 			continue;
 		}
 		*p = d->next;
 		free(d->mx);
+		free(d->sts);
+		free(d->sts_cached);
 		free(d);
 	}
 }
@@ -600,6 +616,226 @@ static void dns_done(void *ctx, const struct dns_mx_result *res)
 		break;
 	}
 	reap_dests(d->r);
+}
+
+/* -------------------------------------------------------------- MTA-STS */
+
+/* The policy that applies to d in enforce mode, or NULL. */
+static const struct mtasts_policy *sts_enforced(const struct dest *d)
+{
+	return d->sts != NULL && d->sts->mode == MTASTS_ENFORCE ? d->sts : NULL;
+}
+
+/* Discovery is over: p (owned, may be NULL) applies from now on. */
+static void sts_finish(struct dest *d, struct mtasts_policy *p, const char *source)
+{
+	if (p != NULL && p->mode == MTASTS_NONE) {
+		free(p);
+		p = NULL;
+		source = "mode none";
+	}
+	if (p != d->sts_cached)
+		free(d->sts_cached);
+	d->sts_cached = NULL;
+	free(d->sts);
+	d->sts = p;
+	d->sts_state = STS_DONE;
+	if (p != NULL) {
+		char mx[512];
+		mtasts_mx_list(p, mx, sizeof mx);
+		log_info("queue domain=%s action=mta-sts mode=%s source=%s id=%s mx=\"%s\"",
+			 d->domain, mtasts_mode_name(p->mode), source, d->sts_id, mx);
+	} else {
+		log_info("queue domain=%s action=mta-sts mode=- source=\"%s\"", d->domain, source);
+	}
+}
+
+/* No live policy (why): the unexpired cached one applies, if any (RFC
+ * 8461 3.3, 5.1). */
+static void sts_use_cache(struct dest *d, const char *why)
+{
+	struct mtasts_policy *p = d->sts_cached;
+	if (p != NULL)
+		snprintf(d->sts_id, sizeof d->sts_id, "%s", d->sts_cached_id);
+	char source[600];
+	snprintf(source, sizeof source, "%s%s", why, p ? "; the cached policy applies" : "");
+	d->sts_cached = NULL;
+	sts_finish(d, p, p ? "cache" : why);
+	if (p != NULL)
+		log_info("queue domain=%s action=mta-sts note=\"%s\"", d->domain, source);
+}
+
+static void sts_continue(struct dest *d)
+{
+	dest_pump(d);
+	reap_dests(d->r);
+}
+
+static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
+{
+	struct dest *d = ctx;
+	d->sts_fetch = NULL;
+	char why[600];
+	if (!res->ok) {
+		log_warn("queue domain=%s action=mta-sts result=fetch_failed why=\"%s\"", d->domain,
+			 res->why);
+		sts_use_cache(d, res->why);
+		sts_continue(d);
+		return;
+	}
+	struct mtasts_policy *p = xmalloc(sizeof *p);
+	char perr[200];
+	if (mtasts_policy_parse(res->body, res->len, p, perr, sizeof perr) < 0) {
+		free(p);
+		snprintf(why, sizeof why, "the MTA-STS policy of %s is not valid: %s", d->domain,
+			 perr);
+		log_warn("queue domain=%s action=mta-sts result=invalid why=\"%s\"", d->domain, why);
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	int64_t now = (int64_t)time(NULL);
+	char err[256];
+	if (store_mtasts_put(d->r->store, d->domain, d->sts_id, res->body, res->len, now,
+			     now + (int64_t)p->max_age, err, sizeof err) < 0)
+		log_error("queue domain=%s action=mta-sts_cache error=\"%s\"", d->domain, err);
+	sts_finish(d, p, "fetched");
+	sts_continue(d);
+}
+
+/* The policy host's address is known: fetch. */
+static void sts_host_done(void *ctx, const struct dns_mx_result *res)
+{
+	struct dest *d = ctx;
+	struct queue_runner *r = d->r;
+	d->sts_q = NULL;
+	char why[600], err[256];
+	if (res->status != DNS_OK || res->n_hosts == 0 || res->hosts[0].n_addrs == 0) {
+		snprintf(why, sizeof why, "the policy host mta-sts.%s has no address: %.300s",
+			 d->domain, res->why);
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	unsigned to = secs(r->cfg->queue_timeout_command);
+	d->sts_fetch = mtasts_fetch_start(r->base, d->domain, (uint16_t)r->cfg->outbound_mta_sts_port,
+					  (const struct sockaddr *)&res->hosts[0].addrs[0],
+					  r->cfg->outbound_ca_file, to < 60 ? to : 60, sts_fetched,
+					  d, err, sizeof err);
+	if (d->sts_fetch == NULL) {
+		snprintf(why, sizeof why, "cannot fetch the MTA-STS policy: %s", err);
+		sts_use_cache(d, why);
+		sts_continue(d);
+	}
+}
+
+/* The _mta-sts TXT record (RFC 8461 3.1). */
+static void sts_txt_done(void *ctx, const struct dns_rr_result *res)
+{
+	struct dest *d = ctx;
+	struct queue_runner *r = d->r;
+	d->sts_q = NULL;
+	char why[600], err[256];
+	size_t n_sts = 0;
+	bool valid = false;
+	if (res->status == DNS_OK)
+		for (size_t i = 0; i < res->n; i++) {
+			char id[MTASTS_ID_MAX + 1];
+			int v = mtasts_txt_parse((const char *)res->rr[i].data, res->rr[i].len, id);
+			if (v != 0)
+				n_sts++;
+			if (v == 1) {
+				valid = true;
+				snprintf(d->sts_id, sizeof d->sts_id, "%s", id);
+			}
+		}
+	if (res->status != DNS_OK || n_sts != 1 || !valid) {
+		snprintf(why, sizeof why, "%s",
+			 res->status == DNS_TEMPFAIL ? "no answer for _mta-sts"
+			 : n_sts == 0		     ? "no MTA-STS record"
+			 : n_sts > 1		     ? "more than one MTA-STS record"
+						     : "the MTA-STS record is not valid");
+		d->sts_id[0] = '\0';
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	if (d->sts_cached != NULL && strcmp(d->sts_cached_id, d->sts_id) == 0) {
+		sts_finish(d, d->sts_cached, "cache");
+		sts_continue(d);
+		return;
+	}
+	char host[300];
+	snprintf(host, sizeof host, "mta-sts.%s", d->domain);
+	d->sts_q = dns_resolve_host(r->dns, host, sts_host_done, d, err, sizeof err);
+	if (d->sts_q == NULL) {
+		snprintf(why, sizeof why, "cannot look up %s: %s", host, err);
+		sts_use_cache(d, why);
+		sts_continue(d);
+	}
+}
+
+/* Starts the discovery of d's policy (the unexpired cached one is read
+ * first), unless it is done or off.  True once it is done. */
+static bool sts_ready(struct dest *d)
+{
+	struct queue_runner *r = d->r;
+	if (d->sts_state == STS_DONE)
+		return true;
+	if (d->relay || !r->cfg->outbound_mta_sts) {
+		d->sts_state = STS_DONE;
+		return true;
+	}
+	if (d->sts_state == STS_WAIT)
+		return false;
+	d->sts_state = STS_WAIT;
+	char err[256];
+	struct store_mtasts c;
+	int got = store_mtasts_get(r->store, d->domain, &c, err, sizeof err);
+	if (got < 0)
+		log_error("queue domain=%s action=mta-sts_cache error=\"%s\"", d->domain, err);
+	free(d->sts_cached);
+	d->sts_cached = NULL;
+	if (got > 0 && c.expires > (int64_t)time(NULL)) {
+		struct mtasts_policy *p = xmalloc(sizeof *p);
+		if (mtasts_policy_parse(c.policy, c.policy_len, p, err, sizeof err) == 0) {
+			d->sts_cached = p;
+			snprintf(d->sts_cached_id, sizeof d->sts_cached_id, "%.32s", c.id);
+		} else {
+			free(p);
+		}
+	}
+	if (got > 0)
+		store_mtasts_free(&c);
+	char name[300];
+	snprintf(name, sizeof name, "_mta-sts.%s", d->domain);
+	d->sts_q = dns_lookup(r->dns, DNS_RR_TXT, name, sts_txt_done, d, err, sizeof err);
+	if (d->sts_q == NULL) {
+		char why[600];
+		snprintf(why, sizeof why, "cannot look up %s: %s", name, err);
+		sts_use_cache(d, why);
+	}
+	return d->sts_state == STS_DONE;
+}
+
+/* Why the TLS of k's session fails d's policy (RFC 8461 4.2), or NULL. */
+static const char *sts_tls_failure(const struct conn *k, char *why, size_t whysz)
+{
+	const struct smtp_client_tls *t = smtp_client_tls(k->c);
+	if (t->on && t->verified)
+		return NULL;
+	const struct queue_runner *r = k->d->r;
+	if (t->on)
+		snprintf(why, whysz, "the certificate of %.200s [%s] is not valid for it: %s", k->mx,
+			 k->ip, t->why);
+	else if (r->tls == NULL)
+		snprintf(why, whysz, "outbound TLS is off (outbound.tls), so %s [%s] was reached "
+				     "without TLS", k->mx, k->ip);
+	else if (smtp_client_caps(k->c)->starttls)
+		snprintf(why, whysz, "%s [%s] refused STARTTLS", k->mx, k->ip);
+	else
+		snprintf(why, whysz, "%s [%s] does not offer STARTTLS", k->mx, k->ip);
+	return why;
 }
 
 /* ---------------------------------------------------------------- conns */
@@ -716,6 +952,12 @@ static struct dest *dest_sharing_host(const struct conn *k, size_t *host, size_t
 		for (size_t h = 0; h < mx->n_hosts && mx->hosts[h].pref == mx->hosts[0].pref; h++) {
 			if (strcasecmp(mx->hosts[h].name, k->mx) != 0)
 				continue;
+			/* An enforced policy wants its own hosts over verified
+			 * TLS (RFC 8461 4). */
+			char tmp[600];
+			if (sts_enforced(d) != NULL && (!mtasts_mx_match(d->sts, k->mx) ||
+							 sts_tls_failure(k, tmp, sizeof tmp) != NULL))
+				continue;
 			for (size_t a = 0; a < mx->hosts[h].n_addrs; a++) {
 				char ip[64];
 				bool lo;
@@ -823,6 +1065,34 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 {
 	struct conn *k = ctx;
 	struct queue_runner *r = k->d->r;
+	char stswhy[600];
+	if (res == SMTP_CLIENT_OK && k->d->sts != NULL &&
+	    sts_tls_failure(k, stswhy, sizeof stswhy) != NULL) {
+		if (sts_enforced(k->d) == NULL) {
+			log_info("queue domain=%s action=mta-sts mode=testing mx=%s ip=%s "
+				 "result=fail why=\"%s\" note=\"delivered anyway\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+		} else {
+			/* RFC 8461 5: never to this host; the next one may do. */
+			char why2[1024];
+			snprintf(why2, sizeof why2, "MTA-STS policy of %s (enforce): %s", k->d->domain,
+				 stswhy);
+			log_info("queue domain=%s action=mta-sts mode=enforce mx=%s ip=%s result=fail "
+				 "why=\"%s\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+			struct dest *d = k->d;
+			snprintf(d->last_err, sizeof d->last_err, "%s", why2);
+			snprintf(d->last_status, sizeof d->last_status, "4.7.5");
+			snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
+			snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+			smtp_client_free(&k->c);
+			k->no_tls = false;
+			k->addr++;
+			conn_try(k);
+			reap_dests(r);
+			return;
+		}
+	}
 	if (res == SMTP_CLIENT_OK) {
 		k->d->failing = false;
 		log_info("queue domain=%s action=connected mx=%s ip=%s", k->d->domain, k->mx,
@@ -839,7 +1109,14 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	snprintf(d->last_err, sizeof d->last_err, "%s", why);
 	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
 	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+	d->last_status[0] = '\0';
 	smtp_client_free(&k->c);
+	if (res == SMTP_CLIENT_TLS && sts_enforced(d) != NULL) {
+		/* No plaintext fallback under an enforced policy. */
+		snprintf(d->last_err, sizeof d->last_err, "MTA-STS policy of %s (enforce): %s",
+			 d->domain, why);
+		snprintf(d->last_status, sizeof d->last_status, "4.7.5");
+	}
 	if (res == SMTP_CLIENT_AUTH) {
 		/* The relay refused our credentials (or could not be sent them
 		 * safely): another address of it would say the same.  The
@@ -849,7 +1126,7 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 		reap_dests(r);
 		return;
 	}
-	if (res == SMTP_CLIENT_TLS && !k->no_tls) {
+	if (res == SMTP_CLIENT_TLS && !k->no_tls && sts_enforced(d) == NULL) {
 		/* Opportunistic TLS (RFC 7435): a handshake that fails is
 		 * retried at once with the same address in plaintext. */
 		k->no_tls = true;
@@ -930,13 +1207,47 @@ static int conn_set_auth(struct conn *k, char *why, size_t whysz)
 	return 0;
 }
 
+/* RFC 8461 4.1: may k try its current MX host?  Under an enforced
+ * policy a host none of the mx patterns matches is skipped (the reason is
+ * kept for the deferral); in testing mode it is tried and logged.  note:
+ * log (once per host). */
+static bool sts_host_allowed(struct conn *k, bool note)
+{
+	struct dest *d = k->d;
+	const char *host = d->mx->hosts[k->host].name;
+	if (d->sts == NULL || mtasts_mx_match(d->sts, host))
+		return true;
+	char pats[300];
+	mtasts_mx_list(d->sts, pats, sizeof pats);
+	if (sts_enforced(d) == NULL) {
+		if (note)
+			log_info("queue domain=%s action=mta-sts mode=testing mx=%s result=fail "
+				 "why=\"not an mx of the policy (%s)\" note=\"tried anyway\"",
+				 d->domain, host, pats);
+		return true;
+	}
+	if (note)
+		log_info("queue domain=%s action=mta-sts mode=enforce mx=%s result=skipped "
+			 "why=\"not an mx of the policy (%s)\"",
+			 d->domain, host, pats);
+	snprintf(d->last_err, sizeof d->last_err,
+		 "MTA-STS policy of %s (enforce): the MX host %s is not one the policy allows "
+		 "(mx: %s)",
+		 d->domain, host, pats);
+	snprintf(d->last_status, sizeof d->last_status, "4.7.5");
+	snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+	d->last_ip[0] = '\0';
+	return false;
+}
+
 /* Connects to the next address of the MX list, or gives up. */
 static void conn_try(struct conn *k)
 {
 	struct dest *d = k->d;
 	struct queue_runner *r = d->r;
 	const struct dns_mx_result *mx = d->mx;
-	while (k->host < mx->n_hosts && k->addr >= mx->hosts[k->host].n_addrs) {
+	while (k->host < mx->n_hosts &&
+	       (k->addr >= mx->hosts[k->host].n_addrs || !sts_host_allowed(k, k->addr == 0))) {
 		k->host++;
 		k->addr = 0;
 	}
@@ -952,9 +1263,10 @@ static void conn_try(struct conn *k)
 			/* RFC 5321: a 5xx greeting from every host is still no
 			 * reason to give up on the domain; retry. */
 			dest_fail_all(d, V_DEFERRED,
-				      timeout ? "4.4.2"
-				      : reply ? "4.3.0"
-					      : "4.4.1",
+				      d->last_status[0] ? d->last_status
+				      : timeout		? "4.4.2"
+				      : reply		? "4.3.0"
+							: "4.4.1",
 				      why, d->last_mx, d->last_ip, true);
 		}
 		conn_close(k);
@@ -983,6 +1295,7 @@ static void conn_try(struct conn *k)
 				   cfg->hostname, &to, &cbs, k, err, sizeof err);
 	if (k->c == NULL) {
 		snprintf(d->last_err, sizeof d->last_err, "%s", err);
+		d->last_status[0] = '\0';
 		k->no_tls = false;
 		k->addr++;
 		conn_try(k); /* bounded: addr grows every time */
@@ -1031,17 +1344,19 @@ static void dest_pump(struct dest *d)
 		return;
 	if (d->mx == NULL && d->relay)
 		(void)relay_literal(d); /* an address needs no DNS */
-	if (d->mx == NULL) {
+	if (d->mx == NULL && d->q == NULL) {
+		char err[256];
+		d->q = d->relay ? dns_resolve_host(r->dns, d->domain, dns_done, d, err, sizeof err)
+				: dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
 		if (d->q == NULL) {
-			char err[256];
-			d->q = d->relay
-				   ? dns_resolve_host(r->dns, d->domain, dns_done, d, err, sizeof err)
-				   : dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
-			if (d->q == NULL)
-				dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
+			dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
+			return;
 		}
-		return;
 	}
+	/* The MTA-STS policy is looked up while the MX is (both are needed
+	 * before the first connection). */
+	if (!sts_ready(d) || d->mx == NULL)
+		return;
 	if (d->failing)
 		return;
 	size_t per_dest = per_dest_limit(r);
@@ -1490,6 +1805,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	    dns_resolver_new(base, cfg->dns_resolver, secs(cfg->queue_timeout_dns), err, errsz);
 	if (dns == NULL)
 		return NULL;
+	mtasts_fetch_init();
 	struct queue_runner *r = xcalloc(1, sizeof *r);
 	r->base = base;
 	r->store = store;
@@ -1537,7 +1853,12 @@ static void swap_resolver(struct queue_runner *r, const struct config *old,
 		n++;
 	struct dest **again = xcalloc(n ? n : 1, sizeof *again);
 	for (struct dest *d = r->dests; d != NULL; d = d->next) {
-		if (d->q != NULL) {
+		if (d->sts_q != NULL) {
+			/* discovery starts again on the new resolver */
+			dns_query_cancel(&d->sts_q);
+			d->sts_state = STS_TODO;
+		}
+		if (d->q != NULL || d->sts_state == STS_TODO) {
 			dns_query_cancel(&d->q);
 			again[n_again++] = d;
 		} else if (d->mx != NULL && d->n_conns == 0) {
@@ -1595,7 +1916,11 @@ void queue_runner_free(struct queue_runner **rp)
 		while ((j = dest_take(d)) != NULL)
 			job_free(j);
 		dns_query_cancel(&d->q);
+		dns_query_cancel(&d->sts_q);
+		mtasts_fetch_cancel(&d->sts_fetch);
 		free(d->mx);
+		free(d->sts);
+		free(d->sts_cached);
 		free(d);
 	}
 	char err[256];

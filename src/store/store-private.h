@@ -241,6 +241,8 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
+/* Creates the mta_sts_policies table if it is not there (store_open). */
+int store_mtasts_schema(struct store *s, char *err, size_t errsz);
 /* Creates the groups table if it is not there (store_open). */
 int store_group_schema(struct store *s, char *err, size_t errsz);
 /* Creates the app_passwords table if it is not there (store_open). */

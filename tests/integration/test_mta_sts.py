@@ -1,0 +1,368 @@
+"""MTA-STS (RFC 8461) for outgoing mail: Tern A looks up _mta-sts.DOMAIN
+through its resolver (dnsmasq), fetches the policy over HTTPS from a local
+policy server (Python http.server + ssl, certificate from a test CA that A
+trusts through outbound.ca_file, port outbound.mta_sts_port), caches it in
+server.db, and applies it to the delivery to Tern B (b.test, mx.b.test on
+127.0.0.3) or to a scripted fake without STARTTLS (fake.test, mx.fake.test
+on 127.0.0.4).
+
+The world of test_outbound.py, plus:
+
+    _mta-sts.b.test     TXT "v=STSv1; id=ID"   (ID per test, changeable)
+    _mta-sts.fake.test  TXT "v=STSv1; id=ID"
+    mta-sts.b.test, mta-sts.fake.test  A 127.0.0.6 (the policy server)
+"""
+
+import http.server
+import os
+import re
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+
+import pytest
+
+from test_outbound import (DNS, HOST_A, HOST_B, PASSWORD, World, inbox_with,  # noqa: F401
+                           normal_reply, send, wait_for)
+from test_outbound_tls import OPENSSL, attempt_tls_lines, openssl
+
+HOST_POLICY = "127.0.0.6"
+
+pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
+
+
+@pytest.fixture
+def pki():
+    """A test CA; certificates for mx.b.test, a wrong name, and the policy
+    hosts; and a second CA that A does not trust."""
+    d = tempfile.mkdtemp(prefix="tern-sts-pki-")
+    os.chmod(d, 0o755)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    out = {"dir": d}
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                "-subj", "/CN=Tern Test " + ca, "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+        os.chmod(os.path.join(d, ca + ".pem"), 0o644)
+        out[ca] = os.path.join(d, ca + ".pem")
+    for tag, names, ca in (("mx", "DNS:mx.b.test", "ca"), ("wrong", "DNS:other.example", "ca"),
+                           ("sts", "DNS:mta-sts.b.test,DNS:mta-sts.fake.test", "ca"),
+                           ("sts-untrusted", "DNS:mta-sts.b.test", "other-ca")):
+        with open(os.path.join(d, tag + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n"
+                    "basicConstraints=CA:FALSE\n" % names)
+        openssl("req", *ec, "-keyout", tag + ".key", "-out", tag + ".csr",
+                "-subj", "/CN=" + tag, cwd=d)
+        openssl("x509", "-req", "-in", tag + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                "-CAcreateserial", "-out", tag + ".pem", "-days", "2",
+                "-extfile", tag + ".ext", cwd=d)
+        for ext in ("key", "pem"):
+            os.chmod(os.path.join(d, "%s.%s" % (tag, ext)), 0o644)
+        out[tag] = (os.path.join(d, tag + ".pem"), os.path.join(d, tag + ".key"))
+    yield out
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class PolicyServer:
+    """HTTPS on 127.0.0.6: GET /.well-known/mta-sts.txt answers
+    policies[Host without port] (404 if none) with content_type; counts
+    the requests per host."""
+
+    def __init__(self, cert):
+        self.policies = {}
+        self.content_type = "text/plain"
+        self.status = 200
+        self.requests = []  # (host, path)
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                host = (self.headers.get("Host") or "").split(":")[0]
+                with outer.lock:
+                    outer.requests.append((host, self.path))
+                    body = outer.policies.get(host)
+                    status, ctype = outer.status, outer.content_type
+                if body is None or self.path != "/.well-known/mta-sts.txt":
+                    status, body = 404, "not here\n"
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client refusing our certificate, on purpose
+
+            def get_request(self):
+                # TLS per connection, the handshake in the handler's thread.
+                sock, addr = self.socket.accept()
+                return outer.ctx.wrap_socket(sock, server_side=True,
+                                             do_handshake_on_connect=False), addr
+
+        self.httpd = Server((HOST_POLICY, 0), Handler)
+        self.set_cert(cert)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set_cert(self, cert):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert[0], cert[1])
+        self.ctx = ctx
+
+    def count(self, host):
+        with self.lock:
+            return sum(1 for h, _ in self.requests if h == host)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def sts_records(ids):
+    recs = []
+    for dom, i in ids.items():
+        recs.append("--txt-record=_mta-sts.%s,v=STSv1; id=%s" % (dom, i))
+        recs.append("--host-record=mta-sts.%s,%s" % (dom, HOST_POLICY))
+    return recs
+
+
+class StsWorld(World):
+    def __init__(self, tern_bin, pki):
+        super().__init__(tern_bin)
+        self.pki = pki
+        self.policy = PolicyServer(pki["sts"])
+        self.set_ids({"b.test": "1", "fake.test": "1"})
+
+    def set_ids(self, ids):
+        """(Re)starts dnsmasq with these _mta-sts ids."""
+        self.dns.stop()
+        self.dns = DNS(self.dns_port, extra=sts_records(ids))
+
+    def a(self, conf=None):
+        c = {"outbound.ca_file": self.pki["ca"],
+             "outbound.mta_sts_port": str(self.policy.port)}
+        c.update(conf or {})
+        a = self.peer(HOST_A, "a.test", ["alice@a.test"], conf=c)
+        a.cli_ok("alias", "add", "x@a.test", "bob@b.test")
+        a.cli_ok("alias", "add", "f@a.test", "someone@fake.test")
+        return a
+
+    def b(self, cert="mx"):
+        c, k = self.pki[cert]
+        return self.peer(HOST_B, "b.test", ["bob@b.test"], conf={"tls.cert": c, "tls.key": k})
+
+    def finish(self, failed):
+        self.policy.stop()
+        super().finish(failed)
+
+
+@pytest.fixture
+def sts(tern_bin, pki, request):
+    w = StsWorld(tern_bin, pki)
+    yield w
+    w.finish(request.session.testsfailed > 0)
+
+
+def policy(mode, *mx, max_age=86400):
+    return "version: STSv1\r\nmode: %s\r\n%smax_age: %d\r\n" % (
+        mode, "".join("mx: %s\r\n" % m for m in mx), max_age)
+
+
+def relay(a, b, subject):
+    msg, mid = send(a, "x@a.test", subject)
+    rows = inbox_with(b, "bob@b.test", subject)
+    stored = b.mail_cat("bob@b.test", "INBOX", rows[0]["UID"])
+    assert stored.endswith(msg), stored[-300:]
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    return a.cli_ok("trace", mid).stdout.decode()
+
+
+def deferred(a, rcpt):
+    """The queue row of rcpt once it has failed an attempt."""
+    rows = wait_for(lambda: [r for r in a.queue_rows()
+                             if r["RCPT"] == rcpt and int(r["ATTEMPTS"]) >= 1], 15,
+                    "a failed attempt for %s" % rcpt)
+    assert rows[0]["STATE"] == "deferred", rows
+    return rows[0]
+
+
+VERIFIED = "TLS 1.3, certificate verified, cipher TLS_AES_256_GCM_SHA384"
+
+
+def test_enforce_delivers_over_verified_tls_and_caches(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test")
+    b = sts.b()
+    a = sts.a()
+    trace = relay(a, b, "sts enforce one")
+    assert attempt_tls_lines(trace) == [VERIFIED], trace
+    assert sts.policy.requests == [("mta-sts.b.test", "/.well-known/mta-sts.txt")]
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=enforce source=fetched id=1 '
+                      r'mx="mx\.b\.test"')
+    # The second message: the cached policy (server.db), no fetch.
+    trace = relay(a, b, "sts enforce two")
+    assert attempt_tls_lines(trace) == [VERIFIED], trace
+    assert sts.policy.count("mta-sts.b.test") == 1
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=enforce source=cache id=1 ')
+    # It survives a restart of the server.
+    a.restart()
+    relay(a, b, "sts enforce three")
+    assert sts.policy.count("mta-sts.b.test") == 1
+
+
+def test_enforce_mx_not_in_policy_defers(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.other.test", "*.b2.test")
+    b = sts.b()
+    a = sts.a()
+    send(a, "x@a.test", "sts wrong mx")
+    row = deferred(a, "bob@b.test")
+    assert row["LAST_REPLY"] == ("MTA-STS policy of b.test (enforce): the MX host mx.b.test is "
+                                 "not one the policy allows (mx: mx.other.test *.b2.test)"), row
+    assert a.wait_log(r"queue domain=b\.test action=mta-sts mode=enforce mx=mx\.b\.test "
+                      r"result=skipped")
+    # Never connected to B.
+    assert not re.search(r"action=connected mx=mx\.b\.test", a.log())
+    assert b.find_messages("bob@b.test", "sts wrong mx") == []
+    show = a.cli_ok("queue", "list").stdout.decode()
+    assert "the MX host mx.b.test is not one the policy allows" in show, show
+
+
+def test_enforce_without_starttls_defers(sts):
+    sts.policy.policies["mta-sts.fake.test"] = policy("enforce", "mx.fake.test")
+    fake = sts.fake(lambda n, cmd: normal_reply(cmd))  # no STARTTLS in its EHLO
+    a = sts.a()
+    send(a, "f@a.test", "sts no starttls")
+    row = deferred(a, "someone@fake.test")
+    assert row["LAST_REPLY"] == ("MTA-STS policy of fake.test (enforce): mx.fake.test "
+                                 "[127.0.0.4] does not offer STARTTLS"), row
+    # EHLO and QUIT only: no mail went out in plaintext.
+    cmds = [c.split()[0].upper() for _, c in fake.commands]
+    assert "MAIL" not in cmds and cmds[0] == "EHLO", fake.commands
+    assert fake.messages == []
+
+
+def test_enforce_wrong_certificate_defers_then_bounces(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test")
+    b = sts.b(cert="wrong")
+    a = sts.a({"queue.lifetime": "4s"})
+    send(a, "x@a.test", "sts wrong cert")
+    row = deferred(a, "bob@b.test")
+    assert row["LAST_REPLY"] == ("MTA-STS policy of b.test (enforce): the certificate of "
+                                 "mx.b.test [127.0.0.3] is not valid for it: hostname "
+                                 "mismatch"), row
+    assert b.find_messages("bob@b.test", "sts wrong cert") == []
+    # At the end of queue.lifetime it bounces as usual, with the reason.
+    dsn = inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=20)
+    raw = a.mail_cat("alice@a.test", "INBOX", dsn[0]["UID"]).decode()
+    assert "Status: 4.4.7" in raw, raw
+    assert "the certificate of mx.b.test [127.0.0.3] is not valid for it" in raw, raw
+    assert b.find_messages("bob@b.test", "sts wrong cert") == []
+
+
+def test_testing_mode_delivers_and_logs(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("testing", "mx.other.test")
+    b = sts.b(cert="wrong")
+    a = sts.a()
+    trace = relay(a, b, "sts testing")
+    assert attempt_tls_lines(trace) == [
+        "TLS 1.3, certificate not verified: hostname mismatch, cipher TLS_AES_256_GCM_SHA384"]
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=testing mx=mx\.b\.test '
+                      r'result=fail why="not an mx of the policy \(mx\.other\.test\)" '
+                      r'note="tried anyway"')
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=testing mx=mx\.b\.test '
+                      r'ip=127\.0\.0\.3 result=fail why="the certificate of mx\.b\.test '
+                      r'\[127\.0\.0\.3\] is not valid for it: hostname mismatch" '
+                      r'note="delivered anyway"')
+
+
+def test_max_age_and_id_change_refetch(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test", max_age=1)
+    b = sts.b()
+    a = sts.a()
+    relay(a, b, "sts age one")
+    assert sts.policy.count("mta-sts.b.test") == 1
+    time.sleep(1.2)  # max_age 1: the cached policy expires with time alone
+    relay(a, b, "sts age two")
+    assert sts.policy.count("mta-sts.b.test") == 2
+    # A long max_age: cached...
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test")
+    time.sleep(1.2)
+    relay(a, b, "sts age three")
+    assert sts.policy.count("mta-sts.b.test") == 3
+    relay(a, b, "sts age four")
+    assert sts.policy.count("mta-sts.b.test") == 3
+    # ...until the TXT record's id changes.
+    sts.set_ids({"b.test": "20261207a", "fake.test": "1"})
+    relay(a, b, "sts age five")
+    assert sts.policy.count("mta-sts.b.test") == 4
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=enforce source=fetched '
+                      r'id=20261207a ')
+
+
+@pytest.mark.parametrize("broken", ["untrusted", "404", "text/html", "invalid"])
+def test_unusable_policy_means_no_policy(sts, broken):
+    # RFC 8461 3.3: no policy can be fetched and none is cached: deliver
+    # as though the domain had none (here: the policy would refuse B).
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.other.test")
+    if broken == "untrusted":
+        sts.policy.set_cert(sts.pki["sts-untrusted"])
+    elif broken == "404":
+        sts.policy.status = 404
+    elif broken == "text/html":
+        sts.policy.content_type = "text/html"
+    else:
+        sts.policy.policies["mta-sts.b.test"] = "version: STSv1\r\nmode: enforce\r\n"
+    b = sts.b()
+    a = sts.a()
+    relay(a, b, "sts broken " + broken)
+    why = {"untrusted": r"cannot fetch https://mta-sts\.b\.test:\d+/\.well-known/mta-sts\.txt: "
+                        r"SSL certificate problem: unable to get local issuer certificate",
+           "404": r"https://mta-sts\.b\.test:\d+/\.well-known/mta-sts\.txt answered HTTP 404, "
+                  r"not 200",
+           "text/html": r"https://mta-sts\.b\.test:\d+/\.well-known/mta-sts\.txt is served as "
+                        r"text/html, not text/plain",
+           "invalid": r"the MTA-STS policy of b\.test is not valid: no max_age"}[broken]
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts result=\w+ why="%s"' % why), \
+        a.log()[-3000:]
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=- source="')
+    # An untrusted certificate ends the handshake before any request.
+    assert sts.policy.count("mta-sts.b.test") == (0 if broken == "untrusted" else 1)
+
+
+def test_cached_policy_applies_when_the_record_is_gone(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test")
+    b = sts.b(cert="wrong")
+    a = sts.a()
+    # First fetched while B's certificate is wrong: deferred.
+    send(a, "x@a.test", "sts gone")
+    deferred(a, "bob@b.test")
+    assert sts.policy.count("mta-sts.b.test") == 1
+    # The TXT record disappears and the policy host is down: the cached
+    # policy still applies (RFC 8461 5.1).
+    sts.set_ids({})
+    sts.policy.policies.clear()
+    mark = a.log_mark()
+    assert a.wait_log(r"queue domain=b\.test action=mta-sts note=\"no MTA-STS record; the cached "
+                      r"policy applies\"", seconds=10, since=mark)
+    assert a.wait_log(r"queue id=\d+ rcpt=<bob@b\.test> result=deferred mx=mx\.b\.test",
+                      seconds=10, since=mark)
+    assert b.find_messages("bob@b.test", "sts gone") == []
+
+
+def test_mta_sts_off(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.other.test")
+    b = sts.b()
+    a = sts.a({"outbound.mta_sts": "no"})
+    relay(a, b, "sts off")
+    assert sts.policy.requests == []
+    assert "action=mta-sts" not in a.log()
