@@ -104,6 +104,11 @@ struct dest {
 	struct queue_runner *r;
 	char domain[256]; /* or the relay host's name or address */
 	bool relay;       /* outbound.relay: domain is that host */
+	/* What the mail of this destination asks of the transport: as usual
+	 * (MTA-STS applies); REQUIRETLS (RFC 8689 4.2.1: an MX validated by
+	 * MTA-STS, verified TLS, a next hop that offers REQUIRETLS); or
+	 * "TLS-Required: No" (4.2.2: STARTTLS when offered, no policy). */
+	enum tls_mode { TM_NORMAL, TM_REQUIRETLS, TM_OPTIONAL } tls_mode;
 	uint16_t port;    /* relay: its port */
 	struct job *head, *tail;
 	size_t n_waiting;
@@ -125,6 +130,8 @@ struct dest {
 	char sts_id[MTASTS_ID_MAX + 1];
 	struct mtasts_policy *sts;
 	struct mtasts_policy *sts_cached; /* the unexpired cached one, or NULL */
+	char sts_note[200]; /* why no policy applies */
+	bool sts_tempfail;  /* ... and whether that may change soon */
 	char sts_cached_id[MTASTS_ID_MAX + 1];
 	/* A connection went through every address without reaching a
 	 * server: open no new connection to this destination until one
@@ -530,16 +537,17 @@ static void job_txn_done(struct job *j, struct conn *k)
 
 /* The destination of a recipient domain, or of the relay host when one is
  * set (then every domain shares it). */
-static struct dest *dest_get(struct queue_runner *r, const char *domain)
+static struct dest *dest_get(struct queue_runner *r, const char *domain, enum tls_mode mode)
 {
 	bool relay = r->relay_host[0] != '\0';
 	const char *name = relay ? r->relay_host : domain;
 	for (struct dest *d = r->dests; d; d = d->next)
 		if (d->relay == relay && !strcmp(d->domain, name) &&
-		    (!relay || d->port == r->relay_port))
+		    (!relay || d->port == r->relay_port) && d->tls_mode == mode)
 			return d;
 	struct dest *d = xcalloc(1, sizeof *d);
 	d->r = r;
+	d->tls_mode = mode;
 	d->relay = relay;
 	d->port = r->relay_port;
 	snprintf(d->domain, sizeof d->domain, "%s", name);
@@ -646,6 +654,7 @@ static void sts_finish(struct dest *d, struct mtasts_policy *p, const char *sour
 		log_info("queue domain=%s action=mta-sts mode=%s source=%s id=%s mx=\"%s\"",
 			 d->domain, mtasts_mode_name(p->mode), source, d->sts_id, mx);
 	} else {
+		snprintf(d->sts_note, sizeof d->sts_note, "%s", source);
 		log_info("queue domain=%s action=mta-sts mode=- source=\"%s\"", d->domain, source);
 	}
 }
@@ -677,6 +686,7 @@ static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
 	d->sts_fetch = NULL;
 	char why[600];
 	if (!res->ok) {
+		d->sts_tempfail = true;
 		log_warn("queue domain=%s action=mta-sts result=fetch_failed why=\"%s\"", d->domain,
 			 res->why);
 		sts_use_cache(d, res->why);
@@ -711,6 +721,7 @@ static void sts_host_done(void *ctx, const struct dns_mx_result *res)
 	d->sts_q = NULL;
 	char why[600], err[256];
 	if (res->status != DNS_OK || res->n_hosts == 0 || res->hosts[0].n_addrs == 0) {
+		d->sts_tempfail = true;
 		snprintf(why, sizeof why, "the policy host mta-sts.%s has no address: %.300s",
 			 d->domain, res->why);
 		sts_use_cache(d, why);
@@ -750,6 +761,7 @@ static void sts_txt_done(void *ctx, const struct dns_rr_result *res)
 			}
 		}
 	if (res->status != DNS_OK || n_sts != 1 || !valid) {
+		d->sts_tempfail = res->status == DNS_TEMPFAIL;
 		snprintf(why, sizeof why, "%s",
 			 res->status == DNS_TEMPFAIL ? "no answer for _mta-sts"
 			 : n_sts == 0		     ? "no MTA-STS record"
@@ -782,7 +794,16 @@ static bool sts_ready(struct dest *d)
 	struct queue_runner *r = d->r;
 	if (d->sts_state == STS_DONE)
 		return true;
-	if (d->relay || !r->cfg->outbound_mta_sts) {
+	if (d->relay || !r->cfg->outbound_mta_sts || d->tls_mode == TM_OPTIONAL) {
+		/* "TLS-Required: No" ignores the recipient's policy (RFC 8689
+		 * 4.2.2) */
+		snprintf(d->sts_note, sizeof d->sts_note, "%s",
+			 d->relay			? "a relay host"
+			 : d->tls_mode == TM_OPTIONAL ? "the message says TLS-Required: No"
+						      : "outbound.mta_sts is off");
+		if (d->tls_mode == TM_OPTIONAL)
+			log_info("queue domain=%s action=mta-sts mode=- source=\"%s\"", d->domain,
+				 d->sts_note);
 		d->sts_state = STS_DONE;
 		return true;
 	}
@@ -946,7 +967,8 @@ static struct dest *dest_sharing_host(const struct conn *k, size_t *host, size_t
 		return NULL;
 	for (struct dest *d = r->dests; d; d = d->next) {
 		if (d == k->d || d->relay || d->head == NULL || d->mx == NULL ||
-		    d->mx->n_hosts == 0 || d->n_conns >= per_dest_limit(r))
+		    d->mx->n_hosts == 0 || d->n_conns >= per_dest_limit(r) ||
+		    d->tls_mode != k->d->tls_mode || d->tls_mode == TM_REQUIRETLS)
 			continue;
 		const struct dns_mx_result *mx = d->mx;
 		for (size_t h = 0; h < mx->n_hosts && mx->hosts[h].pref == mx->hosts[0].pref; h++) {
@@ -1051,6 +1073,8 @@ static void conn_next(struct conn *k)
 		j->txn.size = j->converted_size ? j->converted_size : j->msg.size;
 		j->txn.body_8bit = j->body_8bit;
 		j->txn.smtputf8 = j->need_utf8;
+		/* RFC 8689: passed on (a bounce, from <>, too, when offered) */
+		j->txn.requiretls = j->msg.requiretls;
 		for (size_t i = 0; i < j->n; i++)
 			j->cr[i].addr = j->rows[i].rcpt;
 		if (caps->dsn)
@@ -1060,14 +1084,53 @@ static void conn_next(struct conn *k)
 	}
 }
 
+/* k's server does not meet what its mail needs (MTA-STS, REQUIRETLS):
+ * QUIT before MAIL, keep why and status for the deferral or bounce, try
+ * the next address. */
+static void conn_refuse(struct conn *k, const char *why, const char *status)
+{
+	struct dest *d = k->d;
+	struct queue_runner *r = d->r;
+	snprintf(d->last_err, sizeof d->last_err, "%s", why);
+	snprintf(d->last_status, sizeof d->last_status, "%s", status);
+	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
+	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+	smtp_client_free(&k->c);
+	k->no_tls = false;
+	k->addr++;
+	conn_try(k);
+	reap_dests(r);
+}
+
 static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result res, int code,
 		     const char *why)
 {
 	struct conn *k = ctx;
 	struct queue_runner *r = k->d->r;
 	char stswhy[600];
-	if (res == SMTP_CLIENT_OK && k->d->sts != NULL &&
-	    sts_tls_failure(k, stswhy, sizeof stswhy) != NULL) {
+	if (res == SMTP_CLIENT_OK && k->d->tls_mode == TM_REQUIRETLS) {
+		/* RFC 8689 4.2.1 steps 4, 5: verified TLS, then REQUIRETLS in
+		 * the EHLO reply after STARTTLS */
+		const char *st = "5.7.10";
+		if (sts_tls_failure(k, stswhy, sizeof stswhy) == NULL) {
+			st = "5.7.30";
+			if (smtp_client_caps(k->c)->requiretls)
+				st = NULL;
+			else
+				snprintf(stswhy, sizeof stswhy, "%s [%s] does not offer REQUIRETLS",
+					 k->mx, k->ip);
+		}
+		if (st != NULL) {
+			log_info("queue domain=%s action=requiretls mx=%s ip=%s result=fail "
+				 "why=\"%s\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+			char why2[1024];
+			snprintf(why2, sizeof why2, "REQUIRETLS: %s", stswhy);
+			conn_refuse(k, why2, st);
+			return;
+		}
+	} else if (res == SMTP_CLIENT_OK && k->d->sts != NULL &&
+		   sts_tls_failure(k, stswhy, sizeof stswhy) != NULL) {
 		if (sts_enforced(k->d) == NULL) {
 			log_info("queue domain=%s action=mta-sts mode=testing mx=%s ip=%s "
 				 "result=fail why=\"%s\" note=\"delivered anyway\"",
@@ -1080,16 +1143,7 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 			log_info("queue domain=%s action=mta-sts mode=enforce mx=%s ip=%s result=fail "
 				 "why=\"%s\"",
 				 k->d->domain, k->mx, k->ip, stswhy);
-			struct dest *d = k->d;
-			snprintf(d->last_err, sizeof d->last_err, "%s", why2);
-			snprintf(d->last_status, sizeof d->last_status, "4.7.5");
-			snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
-			snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
-			smtp_client_free(&k->c);
-			k->no_tls = false;
-			k->addr++;
-			conn_try(k);
-			reap_dests(r);
+			conn_refuse(k, why2, "4.7.5");
 			return;
 		}
 	}
@@ -1111,7 +1165,10 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
 	d->last_status[0] = '\0';
 	smtp_client_free(&k->c);
-	if (res == SMTP_CLIENT_TLS && sts_enforced(d) != NULL) {
+	if (res == SMTP_CLIENT_TLS && d->tls_mode == TM_REQUIRETLS) {
+		snprintf(d->last_err, sizeof d->last_err, "REQUIRETLS: %s", why);
+		snprintf(d->last_status, sizeof d->last_status, "5.7.10");
+	} else if (res == SMTP_CLIENT_TLS && sts_enforced(d) != NULL) {
 		/* No plaintext fallback under an enforced policy. */
 		snprintf(d->last_err, sizeof d->last_err, "MTA-STS policy of %s (enforce): %s",
 			 d->domain, why);
@@ -1126,7 +1183,8 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 		reap_dests(r);
 		return;
 	}
-	if (res == SMTP_CLIENT_TLS && !k->no_tls && sts_enforced(d) == NULL) {
+	if (res == SMTP_CLIENT_TLS && !k->no_tls && sts_enforced(d) == NULL &&
+	    d->tls_mode != TM_REQUIRETLS) {
 		/* Opportunistic TLS (RFC 7435): a handshake that fails is
 		 * retried at once with the same address in plaintext. */
 		k->no_tls = true;
@@ -1215,10 +1273,33 @@ static bool sts_host_allowed(struct conn *k, bool note)
 {
 	struct dest *d = k->d;
 	const char *host = d->mx->hosts[k->host].name;
+	if (d->tls_mode == TM_REQUIRETLS && !d->relay && d->sts == NULL) {
+		/* RFC 8689 4.2.1 step 2: without DNSSEC (not checked here),
+		 * only an MTA-STS policy validates the MX host. */
+		snprintf(d->last_err, sizeof d->last_err,
+			 "REQUIRETLS: the MX host %s of %s cannot be validated: no MTA-STS policy "
+			 "(%s), and DNSSEC is not checked",
+			 host, d->domain, d->sts_note);
+		snprintf(d->last_status, sizeof d->last_status, "%s",
+			 d->sts_tempfail ? "4.7.10" : "5.7.10");
+		snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+		d->last_ip[0] = '\0';
+		return false;
+	}
 	if (d->sts == NULL || mtasts_mx_match(d->sts, host))
 		return true;
 	char pats[300];
 	mtasts_mx_list(d->sts, pats, sizeof pats);
+	if (d->tls_mode == TM_REQUIRETLS) {
+		snprintf(d->last_err, sizeof d->last_err,
+			 "REQUIRETLS: the MX host %s is not one the MTA-STS policy of %s allows "
+			 "(mx: %s)",
+			 host, d->domain, pats);
+		snprintf(d->last_status, sizeof d->last_status, "5.7.10");
+		snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+		d->last_ip[0] = '\0';
+		return false;
+	}
 	if (sts_enforced(d) == NULL) {
 		if (note)
 			log_info("queue domain=%s action=mta-sts mode=testing mx=%s result=fail "
@@ -1262,7 +1343,7 @@ static void conn_try(struct conn *k)
 			bool reply = why[0] >= '2' && why[0] <= '5' && why[3] == ' ';
 			/* RFC 5321: a 5xx greeting from every host is still no
 			 * reason to give up on the domain; retry. */
-			dest_fail_all(d, V_DEFERRED,
+			dest_fail_all(d, d->last_status[0] == '5' ? V_BOUNCED : V_DEFERRED,
 				      d->last_status[0] ? d->last_status
 				      : timeout		? "4.4.2"
 				      : reply		? "4.3.0"
@@ -1454,7 +1535,8 @@ static void dsn_local_log(struct queue_runner *r, const char *path, const char *
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
-static int dsn_deliver(struct queue_runner *r, const char *sender, const struct buf *b)
+static int dsn_deliver(struct queue_runner *r, const char *sender, const struct buf *b,
+		       bool requiretls)
 {
 	struct store_targets *tg = xcalloc(1, sizeof *tg);
 	enum store_rcpt_result res =
@@ -1511,8 +1593,15 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			free(tg);
 			return -1;
 		}
-		if (store_queue_add(r->store, path, "", tg->remote, tg->n_remote, err, sizeof err) <
-		    0) {
+		/* RFC 8689 5: the notice of a REQUIRETLS message carries it too */
+		struct store_queue_new_rcpt *nr = xcalloc(tg->n_remote, sizeof *nr);
+		for (size_t i = 0; i < tg->n_remote; i++)
+			nr[i].addr = tg->remote[i];
+		struct store_queue_item it = {path, "", STORE_DSN_RET_NONE, NULL, nr, tg->n_remote,
+					      -1, 0, NULL, requiretls};
+		int qr = store_queue_add_batch(r->store, &it, 1, err, sizeof err);
+		free(nr);
+		if (qr < 0 || it.status != 0) {
 			log_error("queue action=dsn_queue error=\"%s\"", err);
 			ret = -1;
 		}
@@ -1526,7 +1615,7 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 /* queue-dmarc.c's way out: like a DSN. */
 static int dmarc_deliver(void *ctx, const char *rcpt, const struct buf *msg)
 {
-	return dsn_deliver(ctx, rcpt, msg);
+	return dsn_deliver(ctx, rcpt, msg, false);
 }
 
 /* Every mailauth.report_interval (at most every minute, for the failure
@@ -1582,7 +1671,9 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 		char *full = NULL;
 		if (store_queue_path(r->store, m->file, path, sizeof path) == 0) {
 			head = read_header(path, &hlen);
-			if (kind == STORE_DSN_FAILURE && m->dsn_ret == STORE_DSN_RET_FULL)
+			/* RFC 8689 5: a REQUIRETLS message bounces as with RET=HDRS */
+			if (kind == STORE_DSN_FAILURE && m->dsn_ret == STORE_DSN_RET_FULL &&
+			    !m->requiretls)
 				full = read_full(path, &flen);
 		}
 		char boundary[64], msgid[400], id[25];
@@ -1615,7 +1706,7 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 		if (queue_dsn_build(&b, &d) < 0)
 			log_error("queue id=%lld action=dsn error=\"too big\"", (long long)m->id);
 		else
-			ret = dsn_deliver(r, m->sender, &b);
+			ret = dsn_deliver(r, m->sender, &b, m->requiretls);
 		if (ret == 0)
 			log_info("queue id=%lld action=dsn kind=%s to=<%s> rcpts=%zu",
 				 (long long)m->id,
@@ -1660,6 +1751,36 @@ static void dsn_run_all(struct queue_runner *r)
 
 /* ----------------------------------------------------------------- scan */
 
+/* RFC 8689 3: the message's header has "TLS-Required: No" (once). */
+static bool tls_required_no(const char *path)
+{
+	size_t len = 0;
+	char *head = read_header(path, &len);
+	if (head == NULL)
+		return false;
+	struct header h = {0};
+	size_t n_no = 0, n_field = 0;
+	if (header_parse(head, len, &h) == HEADER_OK) {
+		for (size_t i = 0; i < h.n_fields; i++) {
+			if (!strutil_eq_ci(h.fields[i].name, h.fields[i].name_len, "TLS-Required"))
+				continue;
+			n_field++;
+			char v[64];
+			size_t vl = header_unfold(h.fields[i].value, h.fields[i].value_len, v,
+						  sizeof v);
+			size_t a = 0;
+			while (a < vl && (v[a] == ' ' || v[a] == '\t'))
+				a++;
+			while (vl > a && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			n_no += strutil_eq_ci(v + a, vl - a, "No");
+		}
+		header_free(&h);
+	}
+	free(head);
+	return n_field == 1 && n_no == 1;
+}
+
 static int by_message(const void *a, const void *b)
 {
 	const struct store_queue_rcpt *x = a, *y = b;
@@ -1690,7 +1811,7 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 		memcpy(j->rows, rows + i, j->n * sizeof *j->rows);
 		j->cr = xcalloc(j->n, sizeof *j->cr);
 		r->in_flight += j->n;
-		struct dest *d = dest_get(r, addr_domain_of(rows[i].rcpt));
+		struct dest *d = dest_get(r, addr_domain_of(rows[i].rcpt), TM_NORMAL);
 		j->d = d;
 		char path[PATH_MAX];
 		int got = store_queue_message_get(r->store, rows[i].message_id, &j->msg);
@@ -1706,6 +1827,13 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 				job_free(j);
 			i = k;
 			continue;
+		}
+		enum tls_mode mode = j->msg.requiretls && j->msg.sender[0] ? TM_REQUIRETLS
+				     : !j->msg.requiretls && tls_required_no(path) ? TM_OPTIONAL
+										: TM_NORMAL;
+		if (mode != TM_NORMAL) {
+			d = dest_get(r, addr_domain_of(rows[i].rcpt), mode);
+			j->d = d;
 		}
 		j->body_8bit = file_has_8bit(j->fd);
 		j->need_utf8 = has_non_ascii(j->msg.sender);

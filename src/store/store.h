@@ -680,6 +680,7 @@ struct store_queue_item {
 	int status;
 	int64_t id;
 	const struct store_local_item *local;
+	bool requiretls; /* MAIL FROM ... REQUIRETLS (RFC 8689; store-requiretls.c) */
 };
 
 /* Queues several messages with one sync of DATA/queue/ and one database
@@ -741,6 +742,7 @@ struct store_queue_message {
 	uint64_t size;
 	int dsn_ret;            /* STORE_DSN_RET_* */
 	char dsn_envid[101];    /* ENVID as received (xtext), "" if none */
+	bool requiretls;        /* received with REQUIRETLS (RFC 8689) */
 };
 
 struct store_queue_rcpt {

@@ -17,10 +17,12 @@ import http.server
 import os
 import re
 import shutil
+import smtplib
 import ssl
 import tempfile
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -366,3 +368,149 @@ def test_mta_sts_off(sts):
     relay(a, b, "sts off")
     assert sts.policy.requests == []
     assert "action=mta-sts" not in a.log()
+
+
+# ------------------------------------------------------- REQUIRETLS (RFC 8689)
+
+def insecure_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def send_requiretls(peer, rcpt, subject, mail_params=("REQUIRETLS",), extra=""):
+    """Sends one message to peer over STARTTLS with MAIL FROM params;
+    returns (message bytes, Message-ID)."""
+    mid = "<%s@a.test>" % uuid.uuid4().hex
+    msg = ("From: <alice@a.test>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: %s\r\n%s\r\n"
+           "Hello there.\r\n" % (rcpt, subject, mid, extra)).encode()
+    with smtplib.SMTP(peer.host, peer.smtp_port, timeout=10) as c:
+        c.ehlo("client.a.test")
+        c.starttls(context=insecure_ctx())
+        c.ehlo("client.a.test")
+        assert c.has_extn("requiretls")
+        code, resp = c.mail("alice@a.test", list(mail_params))
+        assert code == 250, resp
+        code, resp = c.rcpt(rcpt)
+        assert code == 250, resp
+        code, resp = c.data(msg)
+        assert code == 250, resp
+    return msg, mid
+
+
+def test_requiretls_ehlo_keyword_after_starttls_only(sts):
+    b = sts.b()
+    with smtplib.SMTP(b.host, b.smtp_port, timeout=10) as c:
+        code, resp = c.ehlo("client.a.test")
+        assert code == 250 and b"STARTTLS" in resp and b"REQUIRETLS" not in resp, resp
+        # Not advertised, so not accepted in plaintext.
+        assert c.mail("alice@a.test", ["REQUIRETLS"]) == (555, b"5.5.4 Unsupported parameter")
+        c.rset()
+        c.starttls(context=insecure_ctx())
+        code, resp = c.ehlo("client.a.test")
+        assert code == 250 and b"\nREQUIRETLS\n" in resp, resp
+        # No value allowed, once only.
+        assert c.mail("alice@a.test", ["REQUIRETLS=YES"])[0] == 555
+        assert c.mail("alice@a.test", ["REQUIRETLS", "REQUIRETLS"])[0] == 555
+        assert c.mail("alice@a.test", ["REQUIRETLS"]) == (250, b"2.1.0 Ok")
+
+
+def dsn_of(a, subject):
+    rows = inbox_with(a, "alice@a.test", "Undelivered Mail", seconds=20)
+    return a.mail_cat("alice@a.test", "INBOX", rows[0]["UID"]).decode()
+
+
+def test_requiretls_to_peer_without_tls_bounces(sts):
+    sts.policy.policies["mta-sts.fake.test"] = policy("enforce", "mx.fake.test")
+    fake = sts.fake(lambda n, cmd: normal_reply(cmd))  # no STARTTLS
+    a = sts.a()
+    send_requiretls(a, "f@a.test", "rt no tls", ("REQUIRETLS", "RET=FULL"))
+    assert a.wait_log(r"smtp id=\w+ .* requiretls=yes")
+    raw = dsn_of(a, "rt no tls")
+    # RFC 8689 4.2.1: 5.7.10 at once (no retries), with the reason.
+    assert "Status: 5.7.10" in raw, raw
+    assert ("REQUIRETLS: mx.fake.test [127.0.0.4] does not offer STARTTLS" in raw), raw
+    assert "Action: failed" in raw, raw
+    # RFC 8689 5: as with RET=HDRS, though RET=FULL was asked.
+    assert "text/rfc822-headers" in raw and "message/rfc822" not in raw, raw
+    assert "Hello there." not in raw.split("text/rfc822-headers", 1)[1], raw
+    cmds = [c.split()[0].upper() for _, c in fake.commands]
+    assert "MAIL" not in cmds, fake.commands
+    assert a.queue_rows() == []
+
+
+def test_requiretls_without_policy_bounces(sts):
+    # No MTA-STS record, no DNSSEC: the MX cannot be validated, for good.
+    sts.set_ids({"fake.test": "1"})
+    b = sts.b()
+    a = sts.a()
+    send_requiretls(a, "x@a.test", "rt no policy")
+    raw = dsn_of(a, "rt no policy")
+    assert "Status: 5.7.10" in raw, raw
+    assert re.search(r"REQUIRETLS: the MX host mx\.b\.test of b\.test cannot be validated: "
+                     r"no MTA-STS\s+policy \(no MTA-STS record\), and DNSSEC is not\s+checked",
+                     raw), raw
+    assert b.find_messages("bob@b.test", "rt no policy") == []
+    assert not re.search(r"action=connected mx=mx\.b\.test", a.log())
+
+
+def test_requiretls_policy_fetch_failure_defers(sts):
+    # A record but no policy to be had (404): that may mend, so it waits.
+    b = sts.b()
+    a = sts.a()
+    send_requiretls(a, "x@a.test", "rt fetch fails")
+    row = deferred(a, "bob@b.test")
+    assert re.match(r"REQUIRETLS: the MX host mx\.b\.test of b\.test cannot be validated: no "
+                    r"MTA-STS policy \(https://mta-sts\.b\.test:\d+/\.well-known/mta-sts\.txt "
+                    r"answered HTTP 404, not 200\), and DNSSEC is not checked$",
+                    row["LAST_REPLY"]), row
+    assert b.find_messages("bob@b.test", "rt fetch fails") == []
+
+
+def test_requiretls_relayed_with_requiretls(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("testing", "mx.b.test")
+    b = sts.b()
+    a = sts.a()
+    msg, mid = send_requiretls(a, "x@a.test", "rt relayed")
+    rows = inbox_with(b, "bob@b.test", "rt relayed")
+    assert b.mail_cat("bob@b.test", "INBOX", rows[0]["UID"]).endswith(msg)
+    # B got it with REQUIRETLS on MAIL FROM, over verified TLS.
+    assert b.wait_log(r"smtp id=\w+ session=\w+ client=127\.0\.0\.1 helo=mx\.a\.test "
+                      r"from=<alice@a\.test> rcpt=<bob@b\.test> .*tls=TLSv1\.3 result=250 "
+                      r"ms=\d+ requiretls=yes$")
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    trace = a.cli_ok("trace", mid).stdout.decode()
+    assert attempt_tls_lines(trace) == [VERIFIED], trace
+
+
+def test_requiretls_wrong_certificate_bounces(sts):
+    sts.policy.policies["mta-sts.b.test"] = policy("testing", "mx.b.test")
+    b = sts.b(cert="wrong")
+    a = sts.a()
+    send_requiretls(a, "x@a.test", "rt wrong cert")
+    raw = dsn_of(a, "rt wrong cert")
+    assert "Status: 5.7.10" in raw, raw
+    assert re.search(r"REQUIRETLS: the certificate of mx\.b\.test \[127\.0\.0\.3\] is not\s+"
+                     r"valid for it: hostname mismatch", raw), raw
+    assert b.find_messages("bob@b.test", "rt wrong cert") == []
+
+
+def test_tls_required_no_ignores_the_policy(sts):
+    # RFC 8689 4.2.2: "TLS-Required: No" goes despite an enforced policy
+    # the MX fails (a wrong certificate), still encrypted.
+    sts.policy.policies["mta-sts.b.test"] = policy("enforce", "mx.b.test")
+    b = sts.b(cert="wrong")
+    a = sts.a()
+    msg, mid = send(a, "x@a.test", "rt optional", extra="TLS-Required: No\r\n")
+    rows = inbox_with(b, "bob@b.test", "rt optional")
+    assert b.mail_cat("bob@b.test", "INBOX", rows[0]["UID"]).endswith(msg)
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=- source="the message says '
+                      r'TLS-Required: No"')
+    wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+    trace = a.cli_ok("trace", mid).stdout.decode()
+    assert attempt_tls_lines(trace) == [
+        "TLS 1.3, certificate not verified: hostname mismatch, cipher TLS_AES_256_GCM_SHA384"]
+    # Without the header the same mail waits (enforce).
+    send(a, "x@a.test", "rt not optional")
+    assert "not valid for it" in deferred(a, "bob@b.test")["LAST_REPLY"]
