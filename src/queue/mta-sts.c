@@ -283,6 +283,14 @@ void mtasts_mx_list(const struct mtasts_policy *pol, char *out, size_t outsz)
 	}
 }
 
+size_t mtasts_policy_format(const char *mode, const char *mx, uint64_t max_age, char *out,
+			    size_t outsz)
+{
+	int n = snprintf(out, outsz, "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: %llu\r\n",
+			 mode, mx, (unsigned long long)max_age);
+	return n < 0 || (size_t)n >= outsz ? 0 : (size_t)n;
+}
+
 const char *mtasts_mode_name(enum mtasts_mode m)
 {
 	return m == MTASTS_ENFORCE ? "enforce" : m == MTASTS_TESTING ? "testing" : "none";

@@ -62,6 +62,12 @@ bool mtasts_mx_match(const struct mtasts_policy *pol, const char *host);
 /* The patterns " "-separated, for log lines and failure texts. */
 void mtasts_mx_list(const struct mtasts_policy *pol, char *out, size_t outsz);
 
+/* The policy we serve for our domains (src/http/http-autoconfig.c writes
+ * the same bytes): "version: STSv1", mode, one mx (our host name),
+ * max_age, CRLF lines.  Returns its length, or 0 if outsz is too small. */
+size_t mtasts_policy_format(const char *mode, const char *mx, uint64_t max_age, char *out,
+			    size_t outsz);
+
 /* "enforce", "testing", "none". */
 const char *mtasts_mode_name(enum mtasts_mode m);
 

@@ -13,11 +13,13 @@ The world of test_outbound.py, plus:
     mta-sts.b.test, mta-sts.fake.test  A 127.0.0.6 (the policy server)
 """
 
+import hashlib
 import http.server
 import os
 import re
 import shutil
 import smtplib
+import socket
 import ssl
 import tempfile
 import threading
@@ -26,9 +28,9 @@ import uuid
 
 import pytest
 
-from test_outbound import (DNS, HOST_A, HOST_B, PASSWORD, World, inbox_with,  # noqa: F401
-                           normal_reply, send, wait_for)
-from test_outbound_tls import OPENSSL, attempt_tls_lines, openssl
+from test_outbound import (DNS, HOST_A, HOST_B, HOST_FAKE, World, inbox_with, normal_reply,
+                           send, wait_for)
+from test_outbound_tls import OPENSSL, BrokenTLS, attempt_tls_lines, openssl
 
 HOST_POLICY = "127.0.0.6"
 
@@ -50,6 +52,8 @@ def pki():
         os.chmod(os.path.join(d, ca + ".pem"), 0o644)
         out[ca] = os.path.join(d, ca + ".pem")
     for tag, names, ca in (("mx", "DNS:mx.b.test", "ca"), ("wrong", "DNS:other.example", "ca"),
+                           ("fake", "DNS:mx.fake.test", "ca"),
+                           ("mx-sts", "DNS:mx.b.test,DNS:mta-sts.b.test", "ca"),
                            ("sts", "DNS:mta-sts.b.test,DNS:mta-sts.fake.test", "ca"),
                            ("sts-untrusted", "DNS:mta-sts.b.test", "other-ca")):
         with open(os.path.join(d, tag + ".ext"), "w") as f:
@@ -131,11 +135,11 @@ class PolicyServer:
         self.httpd.server_close()
 
 
-def sts_records(ids):
+def sts_records(ids, hosts=None):
     recs = []
     for dom, i in ids.items():
         recs.append("--txt-record=_mta-sts.%s,v=STSv1; id=%s" % (dom, i))
-        recs.append("--host-record=mta-sts.%s,%s" % (dom, HOST_POLICY))
+        recs.append("--host-record=mta-sts.%s,%s" % (dom, (hosts or {}).get(dom, HOST_POLICY)))
     return recs
 
 
@@ -146,10 +150,11 @@ class StsWorld(World):
         self.policy = PolicyServer(pki["sts"])
         self.set_ids({"b.test": "1", "fake.test": "1"})
 
-    def set_ids(self, ids):
-        """(Re)starts dnsmasq with these _mta-sts ids."""
+    def set_ids(self, ids, hosts=None):
+        """(Re)starts dnsmasq with these _mta-sts ids (and policy host
+        addresses other than the policy server's)."""
         self.dns.stop()
-        self.dns = DNS(self.dns_port, extra=sts_records(ids))
+        self.dns = DNS(self.dns_port, extra=sts_records(ids, hosts))
 
     def a(self, conf=None):
         c = {"outbound.ca_file": self.pki["ca"],
@@ -514,3 +519,129 @@ def test_tls_required_no_ignores_the_policy(sts):
     # Without the header the same mail waits (enforce).
     send(a, "x@a.test", "rt not optional")
     assert "not valid for it" in deferred(a, "bob@b.test")["LAST_REPLY"]
+
+
+class TLSFake(BrokenTLS):
+    """mx.fake.test with STARTTLS (the test CA's certificate for its name)
+    that does not offer REQUIRETLS: records commands per connection as
+    (connection number, under TLS, line) and accepts messages."""
+
+    def __init__(self, host, port, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert[0], cert[1])
+        super().__init__(host, port)  # ssl.SSLError is an OSError: its run() copes
+
+    def serve(self, n, c):
+        c.settimeout(10)
+        tls = False
+        f = c.makefile("rb")
+        c.sendall(b"220 fake.test ESMTP\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            cmd = line.rstrip(b"\r\n").decode("latin-1")
+            self.commands.append((n, tls, cmd))
+            u = cmd.upper()
+            if u.startswith("EHLO"):
+                c.sendall(b"250-fake.test\r\n250-PIPELINING\r\n" +
+                          (b"" if tls else b"250-STARTTLS\r\n") + b"250 8BITMIME\r\n")
+            elif u == "STARTTLS" and not tls:
+                c.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                c = self.ctx.wrap_socket(c, server_side=True)
+                f = c.makefile("rb")
+                tls = True
+            elif u == "DATA":
+                c.sendall(b"354 go ahead\r\n")
+                body = b""
+                while True:
+                    l = f.readline()
+                    if not l or l == b".\r\n":
+                        break
+                    body += l
+                self.messages.append((n, tls, body))
+                c.sendall(b"250 2.0.0 Ok: queued\r\n")
+            elif u == "QUIT":
+                c.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 2.1.0 Ok\r\n")
+
+
+def test_requiretls_peer_without_requiretls_bounces_5730(sts):
+    sts.policy.policies["mta-sts.fake.test"] = policy("enforce", "mx.fake.test")
+    fake = TLSFake(HOST_FAKE, sts.base + 25, sts.pki["fake"])
+    try:
+        a = sts.a()
+        # An ordinary message goes: verified TLS, as the policy asks.
+        msg, mid = send(a, "f@a.test", "rt plain to fake")
+        wait_for(lambda: fake.messages, 15, "the message at the fake server")
+        assert fake.messages[0][1] is True and fake.messages[0][2].endswith(msg)
+        wait_for(lambda: a.queue_rows() == [], 5, "empty queue")
+        assert attempt_tls_lines(a.cli_ok("trace", mid).stdout.decode()) == [VERIFIED]
+        # A REQUIRETLS one does not: the fake does not offer REQUIRETLS.
+        send_requiretls(a, "f@a.test", "rt to fake")
+        raw = dsn_of(a, "rt to fake")
+    finally:
+        fake.stop()
+    assert "Status: 5.7.30" in raw, raw
+    assert "REQUIRETLS: mx.fake.test [127.0.0.4] does not offer REQUIRETLS" in raw, raw
+    assert len(fake.messages) == 1, fake.messages
+    # Its connection: EHLO, STARTTLS, EHLO under TLS, then QUIT: no MAIL.
+    last = max(n for n, _, _ in fake.commands)
+    assert [(t, c) for n, t, c in fake.commands if n == last] == [
+        (False, "EHLO mx.a.test"), (False, "STARTTLS"), (True, "EHLO mx.a.test"),
+        (True, "QUIT")], fake.commands
+
+
+def fetch_policy(host, port, name, ca):
+    """GET /.well-known/mta-sts.txt from host:port as name (SNI, Host),
+    the certificate checked against ca: (status line, body bytes)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as c:
+            c.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: %s\r\n\r\n" %
+                      name.encode())
+            data = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
+def test_policy_served_by_tern_itself(sts):
+    # B serves its own policy (docs/http.md, mta_sts.mode) on its HTTPS
+    # port with a certificate for mx.b.test and mta-sts.b.test, and
+    # `tern domain dns` prints the records for it; A finds them, fetches
+    # the policy, parses it and enforces it.
+    cert, key = sts.pki["mx-sts"]
+    https = sts.base + 443
+    b = sts.peer(HOST_B, "b.test", ["bob@b.test"],
+                 conf={"tls.cert": cert, "tls.key": key, "https.listen": "%s:%d" % (HOST_B, https),
+                       "mta_sts.mode": "enforce", "mta_sts.max_age": "2d"})
+    out = b.cli_ok("domain", "dns", "b.test").stdout.decode()
+    m = re.search(r'^_mta-sts\.b\.test\. IN TXT "v=STSv1; id=([0-9a-f]{32})"$', out, re.M)
+    assert m, out
+    assert re.search(r"^mta-sts\.b\.test\. IN CNAME mx\.b\.test\.$", out, re.M), out
+    assert re.search(r'^_smtp\._tls\.b\.test\. IN TXT "v=TLSRPTv1; '
+                     r'rua=mailto:postmaster@b\.test"$', out, re.M), out
+    # The id is the SHA-256 of the policy B serves.
+    status, body = fetch_policy(HOST_B, https, "mta-sts.b.test", sts.pki["ca"])
+    assert status == b"HTTP/1.0 200 OK" or status == b"HTTP/1.1 200 OK", status
+    assert body == b"version: STSv1\r\nmode: enforce\r\nmx: mx.b.test\r\nmax_age: 172800\r\n"
+    assert hashlib.sha256(body).hexdigest()[:32] == m.group(1)
+    sts.set_ids({"b.test": m.group(1), "fake.test": "1"}, hosts={"b.test": HOST_B})
+    a = sts.a({"outbound.mta_sts_port": str(https)})
+    trace = relay(a, b, "sts from tern")
+    assert attempt_tls_lines(trace) == [VERIFIED], trace
+    assert a.wait_log(r'queue domain=b\.test action=mta-sts mode=enforce source=fetched id=%s '
+                      r'mx="mx\.b\.test"' % m.group(1))
+    assert sts.policy.requests == []
+    # Without an HTTPS listener the MTA-STS records are commented out.
+    out = a.cli_ok("domain", "dns", "a.test").stdout.decode()
+    assert re.search(r'^; _mta-sts\.a\.test\. IN TXT "v=STSv1; id=[0-9a-f]{32}"$', out, re.M), out
+    assert "; (commented out: https.listen is off, so the policy is not served)" in out
+    assert re.search(r'^_smtp\._tls\.a\.test\. IN TXT ', out, re.M), out

@@ -180,5 +180,13 @@ TEST(mtasts_mx_match)
 	CHECK(!mtasts_mx_match(p, "xexample.net"));
 	CHECK(!mtasts_mx_match(p, ""));
 	CHECK_STR(mtasts_mode_name(MTASTS_TESTING), "testing");
+	/* what we serve parses back to itself */
+	char out[300];
+	size_t n = mtasts_policy_format("enforce", "mx.example.org", 604800, out, sizeof out);
+	CHECK_STR(out, "version: STSv1\r\nmode: enforce\r\nmx: mx.example.org\r\nmax_age: 604800\r\n");
+	CHECK_INT(n, strlen(out));
+	CHECK_INT(mtasts_policy_parse(out, n, p, err, sizeof err), 0);
+	CHECK(p->mode == MTASTS_ENFORCE && p->max_age == 604800 && mtasts_mx_match(p, "MX.example.org"));
+	CHECK_INT(mtasts_policy_format("enforce", "mx.example.org", 604800, out, 20), 0);
 	free(p);
 }
