@@ -64,6 +64,10 @@
 #define SCAN_GAP_MS 10     /* milliseconds between scans at least, when kicked */
 #define DELAY_SCAN_GAP 1   /* seconds between checks for delay notices */
 #define HEAD_MAX 65536     /* original header copied into DSNs */
+/* RFC 8461 3.3: after a failed policy fetch, the same id is not fetched
+ * again for five minutes; remembered for this many domains at most. */
+#define STS_FAIL_PAUSE 300
+#define STS_FAIL_MAX 256
 /* RET=FULL returns the whole original only up to this size (RFC 3461 6.2
  * allows the header alone for a bigger one). */
 #define RET_FULL_MAX (10 << 20)
@@ -182,6 +186,14 @@ struct queue_runner {
 	bool recs_dsn; /* a DSN became due: send it after the commit */
 	struct event *flush_ev;
 	int64_t last_scan_ms;    /* monotonic, when scan_cb last ran */
+	/* Failed policy fetches (a ring): domain, id, when, why. */
+	struct sts_fail {
+		char domain[256];
+		char id[MTASTS_ID_MAX + 1];
+		int64_t at;
+		char why[400];
+	} *sts_fails;
+	size_t n_sts_fails, next_sts_fail;
 	int64_t last_delay_scan; /* time(), last check for delay notices */
 };
 
@@ -680,6 +692,43 @@ static void sts_continue(struct dest *d)
 	reap_dests(d->r);
 }
 
+/* Remembers that fetching d's policy for its current id failed. */
+static void sts_fail_note(struct dest *d, const char *why)
+{
+	struct queue_runner *r = d->r;
+	if (r->sts_fails == NULL)
+		r->sts_fails = xcalloc(STS_FAIL_MAX, sizeof *r->sts_fails);
+	struct sts_fail *f = NULL;
+	for (size_t i = 0; i < r->n_sts_fails && f == NULL; i++)
+		if (!strcmp(r->sts_fails[i].domain, d->domain))
+			f = &r->sts_fails[i];
+	if (f == NULL) {
+		f = &r->sts_fails[r->next_sts_fail];
+		r->next_sts_fail = (r->next_sts_fail + 1) % STS_FAIL_MAX;
+		if (r->n_sts_fails < STS_FAIL_MAX)
+			r->n_sts_fails++;
+	}
+	snprintf(f->domain, sizeof f->domain, "%s", d->domain);
+	snprintf(f->id, sizeof f->id, "%s", d->sts_id);
+	f->at = (int64_t)time(NULL);
+	snprintf(f->why, sizeof f->why, "%.399s", why);
+}
+
+/* A fetch for d's current id failed less than STS_FAIL_PAUSE ago: its
+ * reason, else NULL. */
+static const char *sts_fail_recent(const struct dest *d)
+{
+	const struct queue_runner *r = d->r;
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < r->n_sts_fails; i++) {
+		const struct sts_fail *f = &r->sts_fails[i];
+		if (!strcmp(f->domain, d->domain) && !strcmp(f->id, d->sts_id) &&
+		    now - f->at < STS_FAIL_PAUSE && now >= f->at)
+			return f->why;
+	}
+	return NULL;
+}
+
 static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
 {
 	struct dest *d = ctx;
@@ -689,6 +738,7 @@ static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
 		d->sts_tempfail = true;
 		log_warn("queue domain=%s action=mta-sts result=fetch_failed why=\"%s\"", d->domain,
 			 res->why);
+		sts_fail_note(d, res->why);
 		sts_use_cache(d, res->why);
 		sts_continue(d);
 		return;
@@ -700,6 +750,7 @@ static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
 		snprintf(why, sizeof why, "the MTA-STS policy of %s is not valid: %s", d->domain,
 			 perr);
 		log_warn("queue domain=%s action=mta-sts result=invalid why=\"%s\"", d->domain, why);
+		sts_fail_note(d, why);
 		sts_use_cache(d, why);
 		sts_continue(d);
 		return;
@@ -774,6 +825,14 @@ static void sts_txt_done(void *ctx, const struct dns_rr_result *res)
 	}
 	if (d->sts_cached != NULL && strcmp(d->sts_cached_id, d->sts_id) == 0) {
 		sts_finish(d, d->sts_cached, "cache");
+		sts_continue(d);
+		return;
+	}
+	const char *failed = sts_fail_recent(d);
+	if (failed != NULL) {
+		/* RFC 8461 3.3: not again within five minutes for this id */
+		d->sts_tempfail = true;
+		sts_use_cache(d, failed);
 		sts_continue(d);
 		return;
 	}
@@ -2060,6 +2119,7 @@ void queue_runner_free(struct queue_runner **rp)
 	queue_dmarc_free(&r->dmarc);
 	event_free(r->dmarc_ev);
 	free(r->recs);
+	free(r->sts_fails);
 	dns_resolver_free(&r->dns);
 	tls_client_free(&r->tls);
 	free(r);

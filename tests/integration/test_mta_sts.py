@@ -471,6 +471,17 @@ def test_requiretls_policy_fetch_failure_defers(sts):
                     r"answered HTTP 404, not 200\), and DNSSEC is not checked$",
                     row["LAST_REPLY"]), row
     assert b.find_messages("bob@b.test", "rt fetch fails") == []
+    # RFC 8461 3.3: the retries do not fetch that id again for five
+    # minutes; the reason stays the same.
+    rows = wait_for(lambda: [r for r in a.queue_rows() if int(r["ATTEMPTS"]) >= 3], 15,
+                    "three attempts")
+    assert rows[0]["LAST_REPLY"] == row["LAST_REPLY"], rows
+    assert sts.policy.count("mta-sts.b.test") == 1
+    # A new id is fetched at once.
+    sts.policy.policies["mta-sts.b.test"] = policy("testing", "mx.b.test")
+    sts.set_ids({"b.test": "2", "fake.test": "1"})
+    inbox_with(b, "bob@b.test", "rt fetch fails", seconds=20)
+    assert sts.policy.count("mta-sts.b.test") == 2
 
 
 def test_requiretls_relayed_with_requiretls(sts):
