@@ -656,3 +656,21 @@ def test_policy_served_by_tern_itself(sts):
     assert re.search(r'^; _mta-sts\.a\.test\. IN TXT "v=STSv1; id=[0-9a-f]{32}"$', out, re.M), out
     assert "; (commented out: https.listen is off, so the policy is not served)" in out
     assert re.search(r'^_smtp\._tls\.a\.test\. IN TXT ', out, re.M), out
+
+
+def test_enforce_failed_handshake_is_not_retried_in_plaintext(sts):
+    # Opportunistic TLS would reconnect at once without STARTTLS
+    # (test_outbound_tls.py); an enforced policy never does.
+    sts.policy.policies["mta-sts.fake.test"] = policy("enforce", "mx.fake.test")
+    fake = BrokenTLS(HOST_FAKE, sts.base + 25)
+    try:
+        a = sts.a()
+        send(a, "f@a.test", "sts broken tls")
+        row = deferred(a, "someone@fake.test")
+    finally:
+        fake.stop()
+    assert re.fullmatch(r"MTA-STS policy of fake\.test \(enforce\): TLS handshake with "
+                        r"mx\.fake\.test \[127\.0\.0\.4\] failed: .+", row["LAST_REPLY"]), row
+    assert [c for n, c in fake.commands if n == 1] == ["EHLO mx.a.test", "STARTTLS"]
+    assert not [c for n, c in fake.commands if c.startswith("MAIL")], fake.commands
+    assert fake.messages == []
