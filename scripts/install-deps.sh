@@ -57,6 +57,8 @@ need_pc icu-uc libicu-dev
 need_pc zlib zlib1g-dev
 need_pc expat libexpat1-dev
 need_pc libzip libzip-dev
+# HTTPS for MTA-STS policy fetches (src/queue/mta-sts-fetch.c, docs/dependencies.md).
+curl-config --ssl-backends 2>/dev/null | grep -q OpenSSL || pkgs="$pkgs libcurl4-openssl-dev"
 need_file /usr/share/publicsuffix/public_suffix_list.dafsa publicsuffix
 # The DNS server the outbound tests serve their zones from (tests/integration/test_outbound.py).
 need_file /usr/sbin/dnsmasq dnsmasq-base

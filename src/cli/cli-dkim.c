@@ -266,6 +266,8 @@ int cli_domain_dns(const struct config *cfg, struct store *s, const char *what, 
 			printf("%s.%s. IN SRV 0 0 0 .\n", srv[i].label, domain);
 	}
 
+	cli_domain_dns_transport(cfg, domain);
+
 	printf("\n; Reverse DNS: every address %s sends from needs a PTR record\n"
 	       "; naming %s, and %s must resolve back to it (ask whoever\n"
 	       "; runs the address block, usually your hosting provider).\n",

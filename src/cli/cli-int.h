@@ -134,6 +134,8 @@ int cli_dkim_make(struct store *s, const char *what, const char *domain);
 /* cli-dkim.c: prints the DNS records domain needs (0 or CLI_FAIL). */
 struct config;
 int cli_domain_dns(const struct config *cfg, struct store *s, const char *what, const char *domain);
+/* Its MTA-STS and TLS-RPT records (cli-tls.c). */
+void cli_domain_dns_transport(const struct config *cfg, const char *domain);
 /* cli-dkim.c: checks what DNS says of domain against what it needs
  * (exit 0: all in place, 1: problems, each said in plain words). */
 int cli_domain_check(const struct config *cfg, struct store *s, const char *what,

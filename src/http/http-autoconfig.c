@@ -367,7 +367,9 @@ static void mta_sts(struct evhttp_request *req, const struct http_ctx *c)
 	struct evbuffer *b = body_new(req);
 	if (b == NULL)
 		return;
-	/* Our domains' MX is this host (the record `tern init` suggests). */
+	/* Our domains' MX is this host (the record `tern init` suggests).
+	 * The same bytes as mtasts_policy_format (src/queue/mta-sts.c), whose
+	 * hash is the id `tern domain dns` prints. */
 	evbuffer_add_printf(b, "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: %" PRIu64 "\r\n",
 			    c->cfg->mta_sts_mode, c->cfg->hostname, c->cfg->mta_sts_max_age);
 	send_body(req, b, "text/plain");

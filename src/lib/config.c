@@ -113,6 +113,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"outbound.relay", CFG_STR, STR(outbound_relay), "", false},
 	{"outbound.relay_user", CFG_STR, STR(outbound_relay_user), "", false},
 	{"outbound.relay_password_file", CFG_PATH, STR(outbound_relay_password_file), "", false},
+	{"outbound.mta_sts", CFG_BOOL, STR(outbound_mta_sts), "yes", false},
+	{"outbound.mta_sts_port", CFG_UINT, STR(outbound_mta_sts_port), "443", false},
 	{"sieve.max_script_size", CFG_SIZE, STR(sieve_max_script_size), "1M", false},
 	{"sieve.max_scripts", CFG_UINT, STR(sieve_max_scripts), "16", false},
 	{"sieve.before", CFG_PATH, STR(sieve_before), "", false},
@@ -475,6 +477,10 @@ static int check_final(struct config *c, char *err, size_t errsz)
 			 "%s: outbound.relay_user and outbound.relay_password_file go together, "
 			 "with outbound.relay",
 			 c->path);
+		return -1;
+	}
+	if (c->outbound_mta_sts_port == 0 || c->outbound_mta_sts_port > 65535) {
+		snprintf(err, errsz, "%s: outbound.mta_sts_port must be 1..65535", c->path);
 		return -1;
 	}
 	if (netaddr_list_check(c->mailauth_trusted) < 0) {

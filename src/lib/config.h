@@ -101,6 +101,9 @@ struct config {
 	char *outbound_relay;               /* "HOST[:PORT]", "[IPV6][:PORT]"; "" off */
 	char *outbound_relay_user;          /* AUTH PLAIN user; "" no AUTH */
 	char *outbound_relay_password_file; /* its password (first line) */
+	/* MTA-STS (RFC 8461, docs/operations.md "Outgoing transport security") */
+	bool outbound_mta_sts;          /* look up and apply policies */
+	uint64_t outbound_mta_sts_port; /* the policy host's HTTPS port (443; tests) */
 	/* Sieve (docs/sieve.md "Limits"). */
 	uint64_t sieve_max_script_size; /* bytes of one stored script */
 	uint64_t sieve_max_scripts;     /* scripts per account */

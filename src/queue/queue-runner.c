@@ -49,6 +49,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "mime-7bit.h"
+#include "mta-sts-fetch.h"
+#include "mta-sts.h"
 #include "netaddr.h"
 #include "queue-dsn.h"
 #include "smtp-client.h"
@@ -62,6 +64,10 @@
 #define SCAN_GAP_MS 10     /* milliseconds between scans at least, when kicked */
 #define DELAY_SCAN_GAP 1   /* seconds between checks for delay notices */
 #define HEAD_MAX 65536     /* original header copied into DSNs */
+/* RFC 8461 3.3: after a failed policy fetch, the same id is not fetched
+ * again for five minutes; remembered for this many domains at most. */
+#define STS_FAIL_PAUSE 300
+#define STS_FAIL_MAX 256
 /* RET=FULL returns the whole original only up to this size (RFC 3461 6.2
  * allows the header alone for a bigger one). */
 #define RET_FULL_MAX (10 << 20)
@@ -102,6 +108,11 @@ struct dest {
 	struct queue_runner *r;
 	char domain[256]; /* or the relay host's name or address */
 	bool relay;       /* outbound.relay: domain is that host */
+	/* What the mail of this destination asks of the transport: as usual
+	 * (MTA-STS applies); REQUIRETLS (RFC 8689 4.2.1: an MX validated by
+	 * MTA-STS, verified TLS, a next hop that offers REQUIRETLS); or
+	 * "TLS-Required: No" (4.2.2: STARTTLS when offered, no policy). */
+	enum tls_mode { TM_NORMAL, TM_REQUIRETLS, TM_OPTIONAL } tls_mode;
 	uint16_t port;    /* relay: its port */
 	struct job *head, *tail;
 	size_t n_waiting;
@@ -110,9 +121,22 @@ struct dest {
 	struct dns_mx_result *mx; /* NULL until resolved */
 	/* The last connection failure, for deferring the jobs when every
 	 * host failed. */
-	char last_err[512];
+	char last_err[1024];
 	char last_mx[256];
 	char last_ip[64];
+	char last_status[8]; /* the status for last_err, "" to guess */
+	/* MTA-STS (RFC 8461): the policy is found before the first
+	 * connection (TXT record, cache, HTTPS fetch); sts is the one that
+	 * applies (NULL: none, or mode none). */
+	enum { STS_TODO, STS_WAIT, STS_DONE } sts_state;
+	struct dns_query *sts_q; /* the TXT record, then the policy host */
+	struct mtasts_fetch *sts_fetch;
+	char sts_id[MTASTS_ID_MAX + 1];
+	struct mtasts_policy *sts;
+	struct mtasts_policy *sts_cached; /* the unexpired cached one, or NULL */
+	char sts_note[200]; /* why no policy applies */
+	bool sts_tempfail;  /* ... and whether that may change soon */
+	char sts_cached_id[MTASTS_ID_MAX + 1];
 	/* A connection went through every address without reaching a
 	 * server: open no new connection to this destination until one
 	 * connects, or the last one gives up and defers the jobs (otherwise
@@ -162,6 +186,14 @@ struct queue_runner {
 	bool recs_dsn; /* a DSN became due: send it after the commit */
 	struct event *flush_ev;
 	int64_t last_scan_ms;    /* monotonic, when scan_cb last ran */
+	/* Failed policy fetches (a ring): domain, id, when, why. */
+	struct sts_fail {
+		char domain[256];
+		char id[MTASTS_ID_MAX + 1];
+		int64_t at;
+		char why[400];
+	} *sts_fails;
+	size_t n_sts_fails, next_sts_fail;
 	int64_t last_delay_scan; /* time(), last check for delay notices */
 };
 
@@ -517,16 +549,17 @@ static void job_txn_done(struct job *j, struct conn *k)
 
 /* The destination of a recipient domain, or of the relay host when one is
  * set (then every domain shares it). */
-static struct dest *dest_get(struct queue_runner *r, const char *domain)
+static struct dest *dest_get(struct queue_runner *r, const char *domain, enum tls_mode mode)
 {
 	bool relay = r->relay_host[0] != '\0';
 	const char *name = relay ? r->relay_host : domain;
 	for (struct dest *d = r->dests; d; d = d->next)
 		if (d->relay == relay && !strcmp(d->domain, name) &&
-		    (!relay || d->port == r->relay_port))
+		    (!relay || d->port == r->relay_port) && d->tls_mode == mode)
 			return d;
 	struct dest *d = xcalloc(1, sizeof *d);
 	d->r = r;
+	d->tls_mode = mode;
 	d->relay = relay;
 	d->port = r->relay_port;
 	snprintf(d->domain, sizeof d->domain, "%s", name);
@@ -541,12 +574,15 @@ static void reap_dests(struct queue_runner *r)
 {
 	for (struct dest **p = &r->dests; *p;) {
 		struct dest *d = *p;
-		if (d->head != NULL || d->n_conns > 0 || d->q != NULL) {
+		if (d->head != NULL || d->n_conns > 0 || d->q != NULL || d->sts_q != NULL ||
+		    d->sts_fetch != NULL) {
 			p = &d->next;
 			continue;
 		}
 		*p = d->next;
 		free(d->mx);
+		free(d->sts);
+		free(d->sts_cached);
 		free(d);
 	}
 }
@@ -600,6 +636,286 @@ static void dns_done(void *ctx, const struct dns_mx_result *res)
 		break;
 	}
 	reap_dests(d->r);
+}
+
+/* -------------------------------------------------------------- MTA-STS */
+
+/* The policy that applies to d in enforce mode, or NULL. */
+static const struct mtasts_policy *sts_enforced(const struct dest *d)
+{
+	return d->sts != NULL && d->sts->mode == MTASTS_ENFORCE ? d->sts : NULL;
+}
+
+/* Discovery is over: p (owned, may be NULL) applies from now on. */
+static void sts_finish(struct dest *d, struct mtasts_policy *p, const char *source)
+{
+	if (p != NULL && p->mode == MTASTS_NONE) {
+		free(p);
+		p = NULL;
+		source = "mode none";
+	}
+	if (p != d->sts_cached)
+		free(d->sts_cached);
+	d->sts_cached = NULL;
+	free(d->sts);
+	d->sts = p;
+	d->sts_state = STS_DONE;
+	if (p != NULL) {
+		char mx[512];
+		mtasts_mx_list(p, mx, sizeof mx);
+		log_info("queue domain=%s action=mta-sts mode=%s source=%s id=%s mx=\"%s\"",
+			 d->domain, mtasts_mode_name(p->mode), source, d->sts_id, mx);
+	} else {
+		snprintf(d->sts_note, sizeof d->sts_note, "%s", source);
+		log_info("queue domain=%s action=mta-sts mode=- source=\"%s\"", d->domain, source);
+	}
+}
+
+/* No live policy (why): the unexpired cached one applies, if any (RFC
+ * 8461 3.3, 5.1). */
+static void sts_use_cache(struct dest *d, const char *why)
+{
+	struct mtasts_policy *p = d->sts_cached;
+	if (p != NULL)
+		snprintf(d->sts_id, sizeof d->sts_id, "%s", d->sts_cached_id);
+	char source[600];
+	snprintf(source, sizeof source, "%s%s", why, p ? "; the cached policy applies" : "");
+	d->sts_cached = NULL;
+	sts_finish(d, p, p ? "cache" : why);
+	if (p != NULL)
+		log_info("queue domain=%s action=mta-sts note=\"%s\"", d->domain, source);
+}
+
+static void sts_continue(struct dest *d)
+{
+	dest_pump(d);
+	reap_dests(d->r);
+}
+
+/* Remembers that fetching d's policy for its current id failed. */
+static void sts_fail_note(struct dest *d, const char *why)
+{
+	struct queue_runner *r = d->r;
+	if (r->sts_fails == NULL)
+		r->sts_fails = xcalloc(STS_FAIL_MAX, sizeof *r->sts_fails);
+	struct sts_fail *f = NULL;
+	for (size_t i = 0; i < r->n_sts_fails && f == NULL; i++)
+		if (!strcmp(r->sts_fails[i].domain, d->domain))
+			f = &r->sts_fails[i];
+	if (f == NULL) {
+		f = &r->sts_fails[r->next_sts_fail];
+		r->next_sts_fail = (r->next_sts_fail + 1) % STS_FAIL_MAX;
+		if (r->n_sts_fails < STS_FAIL_MAX)
+			r->n_sts_fails++;
+	}
+	snprintf(f->domain, sizeof f->domain, "%s", d->domain);
+	snprintf(f->id, sizeof f->id, "%s", d->sts_id);
+	f->at = (int64_t)time(NULL);
+	snprintf(f->why, sizeof f->why, "%.399s", why);
+}
+
+/* A fetch for d's current id failed less than STS_FAIL_PAUSE ago: its
+ * reason, else NULL. */
+static const char *sts_fail_recent(const struct dest *d)
+{
+	const struct queue_runner *r = d->r;
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < r->n_sts_fails; i++) {
+		const struct sts_fail *f = &r->sts_fails[i];
+		if (!strcmp(f->domain, d->domain) && !strcmp(f->id, d->sts_id) &&
+		    now - f->at < STS_FAIL_PAUSE && now >= f->at)
+			return f->why;
+	}
+	return NULL;
+}
+
+static void sts_fetched(void *ctx, const struct mtasts_fetch_result *res)
+{
+	struct dest *d = ctx;
+	d->sts_fetch = NULL;
+	char why[600];
+	if (!res->ok) {
+		d->sts_tempfail = true;
+		log_warn("queue domain=%s action=mta-sts result=fetch_failed why=\"%s\"", d->domain,
+			 res->why);
+		sts_fail_note(d, res->why);
+		sts_use_cache(d, res->why);
+		sts_continue(d);
+		return;
+	}
+	struct mtasts_policy *p = xmalloc(sizeof *p);
+	char perr[200];
+	if (mtasts_policy_parse(res->body, res->len, p, perr, sizeof perr) < 0) {
+		free(p);
+		snprintf(why, sizeof why, "the MTA-STS policy of %s is not valid: %s", d->domain,
+			 perr);
+		log_warn("queue domain=%s action=mta-sts result=invalid why=\"%s\"", d->domain, why);
+		sts_fail_note(d, why);
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	int64_t now = (int64_t)time(NULL);
+	char err[256];
+	if (store_mtasts_put(d->r->store, d->domain, d->sts_id, res->body, res->len, now,
+			     now + (int64_t)p->max_age, err, sizeof err) < 0)
+		log_error("queue domain=%s action=mta-sts_cache error=\"%s\"", d->domain, err);
+	sts_finish(d, p, "fetched");
+	sts_continue(d);
+}
+
+/* The policy host's address is known: fetch. */
+static void sts_host_done(void *ctx, const struct dns_mx_result *res)
+{
+	struct dest *d = ctx;
+	struct queue_runner *r = d->r;
+	d->sts_q = NULL;
+	char why[600], err[256];
+	if (res->status != DNS_OK || res->n_hosts == 0 || res->hosts[0].n_addrs == 0) {
+		d->sts_tempfail = true;
+		snprintf(why, sizeof why, "the policy host mta-sts.%s has no address: %.300s",
+			 d->domain, res->why);
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	unsigned to = secs(r->cfg->queue_timeout_command);
+	d->sts_fetch = mtasts_fetch_start(r->base, d->domain, (uint16_t)r->cfg->outbound_mta_sts_port,
+					  (const struct sockaddr *)&res->hosts[0].addrs[0],
+					  r->cfg->outbound_ca_file, to < 60 ? to : 60, sts_fetched,
+					  d, err, sizeof err);
+	if (d->sts_fetch == NULL) {
+		snprintf(why, sizeof why, "cannot fetch the MTA-STS policy: %s", err);
+		sts_use_cache(d, why);
+		sts_continue(d);
+	}
+}
+
+/* The _mta-sts TXT record (RFC 8461 3.1). */
+static void sts_txt_done(void *ctx, const struct dns_rr_result *res)
+{
+	struct dest *d = ctx;
+	struct queue_runner *r = d->r;
+	d->sts_q = NULL;
+	char why[600], err[256];
+	size_t n_sts = 0;
+	bool valid = false;
+	if (res->status == DNS_OK)
+		for (size_t i = 0; i < res->n; i++) {
+			char id[MTASTS_ID_MAX + 1];
+			int v = mtasts_txt_parse((const char *)res->rr[i].data, res->rr[i].len, id);
+			if (v != 0)
+				n_sts++;
+			if (v == 1) {
+				valid = true;
+				snprintf(d->sts_id, sizeof d->sts_id, "%s", id);
+			}
+		}
+	if (res->status != DNS_OK || n_sts != 1 || !valid) {
+		d->sts_tempfail = res->status == DNS_TEMPFAIL;
+		snprintf(why, sizeof why, "%s",
+			 res->status == DNS_TEMPFAIL ? "no answer for _mta-sts"
+			 : n_sts == 0		     ? "no MTA-STS record"
+			 : n_sts > 1		     ? "more than one MTA-STS record"
+						     : "the MTA-STS record is not valid");
+		d->sts_id[0] = '\0';
+		sts_use_cache(d, why);
+		sts_continue(d);
+		return;
+	}
+	if (d->sts_cached != NULL && strcmp(d->sts_cached_id, d->sts_id) == 0) {
+		sts_finish(d, d->sts_cached, "cache");
+		sts_continue(d);
+		return;
+	}
+	const char *failed = sts_fail_recent(d);
+	if (failed != NULL) {
+		/* RFC 8461 3.3: not again within five minutes for this id */
+		d->sts_tempfail = true;
+		sts_use_cache(d, failed);
+		sts_continue(d);
+		return;
+	}
+	char host[300];
+	snprintf(host, sizeof host, "mta-sts.%s", d->domain);
+	d->sts_q = dns_resolve_host(r->dns, host, sts_host_done, d, err, sizeof err);
+	if (d->sts_q == NULL) {
+		snprintf(why, sizeof why, "cannot look up %s: %s", host, err);
+		sts_use_cache(d, why);
+		sts_continue(d);
+	}
+}
+
+/* Starts the discovery of d's policy (the unexpired cached one is read
+ * first), unless it is done or off.  True once it is done. */
+static bool sts_ready(struct dest *d)
+{
+	struct queue_runner *r = d->r;
+	if (d->sts_state == STS_DONE)
+		return true;
+	if (d->relay || !r->cfg->outbound_mta_sts || d->tls_mode == TM_OPTIONAL) {
+		/* "TLS-Required: No" ignores the recipient's policy (RFC 8689
+		 * 4.2.2) */
+		snprintf(d->sts_note, sizeof d->sts_note, "%s",
+			 d->relay			? "a relay host"
+			 : d->tls_mode == TM_OPTIONAL ? "the message says TLS-Required: No"
+						      : "outbound.mta_sts is off");
+		if (d->tls_mode == TM_OPTIONAL)
+			log_info("queue domain=%s action=mta-sts mode=- source=\"%s\"", d->domain,
+				 d->sts_note);
+		d->sts_state = STS_DONE;
+		return true;
+	}
+	if (d->sts_state == STS_WAIT)
+		return false;
+	d->sts_state = STS_WAIT;
+	char err[256];
+	struct store_mtasts c;
+	int got = store_mtasts_get(r->store, d->domain, &c, err, sizeof err);
+	if (got < 0)
+		log_error("queue domain=%s action=mta-sts_cache error=\"%s\"", d->domain, err);
+	free(d->sts_cached);
+	d->sts_cached = NULL;
+	if (got > 0 && c.expires > (int64_t)time(NULL)) {
+		struct mtasts_policy *p = xmalloc(sizeof *p);
+		if (mtasts_policy_parse(c.policy, c.policy_len, p, err, sizeof err) == 0) {
+			d->sts_cached = p;
+			snprintf(d->sts_cached_id, sizeof d->sts_cached_id, "%.32s", c.id);
+		} else {
+			free(p);
+		}
+	}
+	if (got > 0)
+		store_mtasts_free(&c);
+	char name[300];
+	snprintf(name, sizeof name, "_mta-sts.%s", d->domain);
+	d->sts_q = dns_lookup(r->dns, DNS_RR_TXT, name, sts_txt_done, d, err, sizeof err);
+	if (d->sts_q == NULL) {
+		char why[600];
+		snprintf(why, sizeof why, "cannot look up %s: %s", name, err);
+		sts_use_cache(d, why);
+	}
+	return d->sts_state == STS_DONE;
+}
+
+/* Why the TLS of k's session fails d's policy (RFC 8461 4.2), or NULL. */
+static const char *sts_tls_failure(const struct conn *k, char *why, size_t whysz)
+{
+	const struct smtp_client_tls *t = smtp_client_tls(k->c);
+	if (t->on && t->verified)
+		return NULL;
+	const struct queue_runner *r = k->d->r;
+	if (t->on)
+		snprintf(why, whysz, "the certificate of %.200s [%s] is not valid for it: %s", k->mx,
+			 k->ip, t->why);
+	else if (r->tls == NULL)
+		snprintf(why, whysz, "outbound TLS is off (outbound.tls), so %s [%s] was reached "
+				     "without TLS", k->mx, k->ip);
+	else if (smtp_client_caps(k->c)->starttls)
+		snprintf(why, whysz, "%s [%s] refused STARTTLS", k->mx, k->ip);
+	else
+		snprintf(why, whysz, "%s [%s] does not offer STARTTLS", k->mx, k->ip);
+	return why;
 }
 
 /* ---------------------------------------------------------------- conns */
@@ -710,11 +1026,18 @@ static struct dest *dest_sharing_host(const struct conn *k, size_t *host, size_t
 		return NULL;
 	for (struct dest *d = r->dests; d; d = d->next) {
 		if (d == k->d || d->relay || d->head == NULL || d->mx == NULL ||
-		    d->mx->n_hosts == 0 || d->n_conns >= per_dest_limit(r))
+		    d->mx->n_hosts == 0 || d->n_conns >= per_dest_limit(r) ||
+		    d->tls_mode != k->d->tls_mode || d->tls_mode == TM_REQUIRETLS)
 			continue;
 		const struct dns_mx_result *mx = d->mx;
 		for (size_t h = 0; h < mx->n_hosts && mx->hosts[h].pref == mx->hosts[0].pref; h++) {
 			if (strcasecmp(mx->hosts[h].name, k->mx) != 0)
+				continue;
+			/* An enforced policy wants its own hosts over verified
+			 * TLS (RFC 8461 4). */
+			char tmp[600];
+			if (sts_enforced(d) != NULL && (!mtasts_mx_match(d->sts, k->mx) ||
+							 sts_tls_failure(k, tmp, sizeof tmp) != NULL))
 				continue;
 			for (size_t a = 0; a < mx->hosts[h].n_addrs; a++) {
 				char ip[64];
@@ -809,6 +1132,8 @@ static void conn_next(struct conn *k)
 		j->txn.size = j->converted_size ? j->converted_size : j->msg.size;
 		j->txn.body_8bit = j->body_8bit;
 		j->txn.smtputf8 = j->need_utf8;
+		/* RFC 8689: passed on (a bounce, from <>, too, when offered) */
+		j->txn.requiretls = j->msg.requiretls;
 		for (size_t i = 0; i < j->n; i++)
 			j->cr[i].addr = j->rows[i].rcpt;
 		if (caps->dsn)
@@ -818,11 +1143,69 @@ static void conn_next(struct conn *k)
 	}
 }
 
+/* k's server does not meet what its mail needs (MTA-STS, REQUIRETLS):
+ * QUIT before MAIL, keep why and status for the deferral or bounce, try
+ * the next address. */
+static void conn_refuse(struct conn *k, const char *why, const char *status)
+{
+	struct dest *d = k->d;
+	struct queue_runner *r = d->r;
+	snprintf(d->last_err, sizeof d->last_err, "%s", why);
+	snprintf(d->last_status, sizeof d->last_status, "%s", status);
+	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
+	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+	smtp_client_free(&k->c);
+	k->no_tls = false;
+	k->addr++;
+	conn_try(k);
+	reap_dests(r);
+}
+
 static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result res, int code,
 		     const char *why)
 {
 	struct conn *k = ctx;
 	struct queue_runner *r = k->d->r;
+	char stswhy[600];
+	if (res == SMTP_CLIENT_OK && k->d->tls_mode == TM_REQUIRETLS) {
+		/* RFC 8689 4.2.1 steps 4, 5: verified TLS, then REQUIRETLS in
+		 * the EHLO reply after STARTTLS */
+		const char *st = "5.7.10";
+		if (sts_tls_failure(k, stswhy, sizeof stswhy) == NULL) {
+			st = "5.7.30";
+			if (smtp_client_caps(k->c)->requiretls)
+				st = NULL;
+			else
+				snprintf(stswhy, sizeof stswhy, "%s [%s] does not offer REQUIRETLS",
+					 k->mx, k->ip);
+		}
+		if (st != NULL) {
+			log_info("queue domain=%s action=requiretls mx=%s ip=%s result=fail "
+				 "why=\"%s\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+			char why2[1024];
+			snprintf(why2, sizeof why2, "REQUIRETLS: %s", stswhy);
+			conn_refuse(k, why2, st);
+			return;
+		}
+	} else if (res == SMTP_CLIENT_OK && k->d->sts != NULL &&
+		   sts_tls_failure(k, stswhy, sizeof stswhy) != NULL) {
+		if (sts_enforced(k->d) == NULL) {
+			log_info("queue domain=%s action=mta-sts mode=testing mx=%s ip=%s "
+				 "result=fail why=\"%s\" note=\"delivered anyway\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+		} else {
+			/* RFC 8461 5: never to this host; the next one may do. */
+			char why2[1024];
+			snprintf(why2, sizeof why2, "MTA-STS policy of %s (enforce): %s", k->d->domain,
+				 stswhy);
+			log_info("queue domain=%s action=mta-sts mode=enforce mx=%s ip=%s result=fail "
+				 "why=\"%s\"",
+				 k->d->domain, k->mx, k->ip, stswhy);
+			conn_refuse(k, why2, "4.7.5");
+			return;
+		}
+	}
 	if (res == SMTP_CLIENT_OK) {
 		k->d->failing = false;
 		log_info("queue domain=%s action=connected mx=%s ip=%s", k->d->domain, k->mx,
@@ -839,7 +1222,17 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 	snprintf(d->last_err, sizeof d->last_err, "%s", why);
 	snprintf(d->last_mx, sizeof d->last_mx, "%s", k->mx);
 	snprintf(d->last_ip, sizeof d->last_ip, "%s", k->ip);
+	d->last_status[0] = '\0';
 	smtp_client_free(&k->c);
+	if (res == SMTP_CLIENT_TLS && d->tls_mode == TM_REQUIRETLS) {
+		snprintf(d->last_err, sizeof d->last_err, "REQUIRETLS: %s", why);
+		snprintf(d->last_status, sizeof d->last_status, "5.7.10");
+	} else if (res == SMTP_CLIENT_TLS && sts_enforced(d) != NULL) {
+		/* No plaintext fallback under an enforced policy. */
+		snprintf(d->last_err, sizeof d->last_err, "MTA-STS policy of %s (enforce): %s",
+			 d->domain, why);
+		snprintf(d->last_status, sizeof d->last_status, "4.7.5");
+	}
 	if (res == SMTP_CLIENT_AUTH) {
 		/* The relay refused our credentials (or could not be sent them
 		 * safely): another address of it would say the same.  The
@@ -849,7 +1242,8 @@ static void on_ready(void *ctx, struct smtp_client *c, enum smtp_client_result r
 		reap_dests(r);
 		return;
 	}
-	if (res == SMTP_CLIENT_TLS && !k->no_tls) {
+	if (res == SMTP_CLIENT_TLS && !k->no_tls && sts_enforced(d) == NULL &&
+	    d->tls_mode != TM_REQUIRETLS) {
 		/* Opportunistic TLS (RFC 7435): a handshake that fails is
 		 * retried at once with the same address in plaintext. */
 		k->no_tls = true;
@@ -930,13 +1324,70 @@ static int conn_set_auth(struct conn *k, char *why, size_t whysz)
 	return 0;
 }
 
+/* RFC 8461 4.1: may k try its current MX host?  Under an enforced
+ * policy a host none of the mx patterns matches is skipped (the reason is
+ * kept for the deferral); in testing mode it is tried and logged.  note:
+ * log (once per host). */
+static bool sts_host_allowed(struct conn *k, bool note)
+{
+	struct dest *d = k->d;
+	const char *host = d->mx->hosts[k->host].name;
+	if (d->tls_mode == TM_REQUIRETLS && !d->relay && d->sts == NULL) {
+		/* RFC 8689 4.2.1 step 2: without DNSSEC (not checked here),
+		 * only an MTA-STS policy validates the MX host. */
+		snprintf(d->last_err, sizeof d->last_err,
+			 "REQUIRETLS: the MX host %s of %s cannot be validated: no MTA-STS policy "
+			 "(%s), and DNSSEC is not checked",
+			 host, d->domain, d->sts_note);
+		snprintf(d->last_status, sizeof d->last_status, "%s",
+			 d->sts_tempfail ? "4.7.10" : "5.7.10");
+		snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+		d->last_ip[0] = '\0';
+		return false;
+	}
+	if (d->sts == NULL || mtasts_mx_match(d->sts, host))
+		return true;
+	char pats[300];
+	mtasts_mx_list(d->sts, pats, sizeof pats);
+	if (d->tls_mode == TM_REQUIRETLS) {
+		snprintf(d->last_err, sizeof d->last_err,
+			 "REQUIRETLS: the MX host %s is not one the MTA-STS policy of %s allows "
+			 "(mx: %s)",
+			 host, d->domain, pats);
+		snprintf(d->last_status, sizeof d->last_status, "5.7.10");
+		snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+		d->last_ip[0] = '\0';
+		return false;
+	}
+	if (sts_enforced(d) == NULL) {
+		if (note)
+			log_info("queue domain=%s action=mta-sts mode=testing mx=%s result=fail "
+				 "why=\"not an mx of the policy (%s)\" note=\"tried anyway\"",
+				 d->domain, host, pats);
+		return true;
+	}
+	if (note)
+		log_info("queue domain=%s action=mta-sts mode=enforce mx=%s result=skipped "
+			 "why=\"not an mx of the policy (%s)\"",
+			 d->domain, host, pats);
+	snprintf(d->last_err, sizeof d->last_err,
+		 "MTA-STS policy of %s (enforce): the MX host %s is not one the policy allows "
+		 "(mx: %s)",
+		 d->domain, host, pats);
+	snprintf(d->last_status, sizeof d->last_status, "4.7.5");
+	snprintf(d->last_mx, sizeof d->last_mx, "%s", host);
+	d->last_ip[0] = '\0';
+	return false;
+}
+
 /* Connects to the next address of the MX list, or gives up. */
 static void conn_try(struct conn *k)
 {
 	struct dest *d = k->d;
 	struct queue_runner *r = d->r;
 	const struct dns_mx_result *mx = d->mx;
-	while (k->host < mx->n_hosts && k->addr >= mx->hosts[k->host].n_addrs) {
+	while (k->host < mx->n_hosts &&
+	       (k->addr >= mx->hosts[k->host].n_addrs || !sts_host_allowed(k, k->addr == 0))) {
 		k->host++;
 		k->addr = 0;
 	}
@@ -951,10 +1402,11 @@ static void conn_try(struct conn *k)
 			bool reply = why[0] >= '2' && why[0] <= '5' && why[3] == ' ';
 			/* RFC 5321: a 5xx greeting from every host is still no
 			 * reason to give up on the domain; retry. */
-			dest_fail_all(d, V_DEFERRED,
-				      timeout ? "4.4.2"
-				      : reply ? "4.3.0"
-					      : "4.4.1",
+			dest_fail_all(d, d->last_status[0] == '5' ? V_BOUNCED : V_DEFERRED,
+				      d->last_status[0] ? d->last_status
+				      : timeout		? "4.4.2"
+				      : reply		? "4.3.0"
+							: "4.4.1",
 				      why, d->last_mx, d->last_ip, true);
 		}
 		conn_close(k);
@@ -983,6 +1435,7 @@ static void conn_try(struct conn *k)
 				   cfg->hostname, &to, &cbs, k, err, sizeof err);
 	if (k->c == NULL) {
 		snprintf(d->last_err, sizeof d->last_err, "%s", err);
+		d->last_status[0] = '\0';
 		k->no_tls = false;
 		k->addr++;
 		conn_try(k); /* bounded: addr grows every time */
@@ -1031,17 +1484,19 @@ static void dest_pump(struct dest *d)
 		return;
 	if (d->mx == NULL && d->relay)
 		(void)relay_literal(d); /* an address needs no DNS */
-	if (d->mx == NULL) {
+	if (d->mx == NULL && d->q == NULL) {
+		char err[256];
+		d->q = d->relay ? dns_resolve_host(r->dns, d->domain, dns_done, d, err, sizeof err)
+				: dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
 		if (d->q == NULL) {
-			char err[256];
-			d->q = d->relay
-				   ? dns_resolve_host(r->dns, d->domain, dns_done, d, err, sizeof err)
-				   : dns_resolve_mx(r->dns, d->domain, dns_done, d, err, sizeof err);
-			if (d->q == NULL)
-				dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
+			dest_fail_all(d, V_DEFERRED, "4.4.3", err, "", "", false);
+			return;
 		}
-		return;
 	}
+	/* The MTA-STS policy is looked up while the MX is (both are needed
+	 * before the first connection). */
+	if (!sts_ready(d) || d->mx == NULL)
+		return;
 	if (d->failing)
 		return;
 	size_t per_dest = per_dest_limit(r);
@@ -1139,7 +1594,8 @@ static void dsn_local_log(struct queue_runner *r, const char *path, const char *
 /* Delivers a built DSN to sender: local accounts get it in their INBOX,
  * remote addresses through the queue with sender <>.  0 done (or dropped:
  * nobody to give it to), -1 try again later. */
-static int dsn_deliver(struct queue_runner *r, const char *sender, const struct buf *b)
+static int dsn_deliver(struct queue_runner *r, const char *sender, const struct buf *b,
+		       bool requiretls)
 {
 	struct store_targets *tg = xcalloc(1, sizeof *tg);
 	enum store_rcpt_result res =
@@ -1196,8 +1652,15 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 			free(tg);
 			return -1;
 		}
-		if (store_queue_add(r->store, path, "", tg->remote, tg->n_remote, err, sizeof err) <
-		    0) {
+		/* RFC 8689 5: the notice of a REQUIRETLS message carries it too */
+		struct store_queue_new_rcpt *nr = xcalloc(tg->n_remote, sizeof *nr);
+		for (size_t i = 0; i < tg->n_remote; i++)
+			nr[i].addr = tg->remote[i];
+		struct store_queue_item it = {path, "", STORE_DSN_RET_NONE, NULL, nr, tg->n_remote,
+					      -1, 0, NULL, requiretls};
+		int qr = store_queue_add_batch(r->store, &it, 1, err, sizeof err);
+		free(nr);
+		if (qr < 0 || it.status != 0) {
 			log_error("queue action=dsn_queue error=\"%s\"", err);
 			ret = -1;
 		}
@@ -1211,7 +1674,7 @@ static int dsn_deliver(struct queue_runner *r, const char *sender, const struct 
 /* queue-dmarc.c's way out: like a DSN. */
 static int dmarc_deliver(void *ctx, const char *rcpt, const struct buf *msg)
 {
-	return dsn_deliver(ctx, rcpt, msg);
+	return dsn_deliver(ctx, rcpt, msg, false);
 }
 
 /* Every mailauth.report_interval (at most every minute, for the failure
@@ -1267,7 +1730,9 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 		char *full = NULL;
 		if (store_queue_path(r->store, m->file, path, sizeof path) == 0) {
 			head = read_header(path, &hlen);
-			if (kind == STORE_DSN_FAILURE && m->dsn_ret == STORE_DSN_RET_FULL)
+			/* RFC 8689 5: a REQUIRETLS message bounces as with RET=HDRS */
+			if (kind == STORE_DSN_FAILURE && m->dsn_ret == STORE_DSN_RET_FULL &&
+			    !m->requiretls)
 				full = read_full(path, &flen);
 		}
 		char boundary[64], msgid[400], id[25];
@@ -1300,7 +1765,7 @@ static int dsn_send(struct queue_runner *r, const struct store_queue_message *m,
 		if (queue_dsn_build(&b, &d) < 0)
 			log_error("queue id=%lld action=dsn error=\"too big\"", (long long)m->id);
 		else
-			ret = dsn_deliver(r, m->sender, &b);
+			ret = dsn_deliver(r, m->sender, &b, m->requiretls);
 		if (ret == 0)
 			log_info("queue id=%lld action=dsn kind=%s to=<%s> rcpts=%zu",
 				 (long long)m->id,
@@ -1345,6 +1810,36 @@ static void dsn_run_all(struct queue_runner *r)
 
 /* ----------------------------------------------------------------- scan */
 
+/* RFC 8689 3: the message's header has "TLS-Required: No" (once). */
+static bool tls_required_no(const char *path)
+{
+	size_t len = 0;
+	char *head = read_header(path, &len);
+	if (head == NULL)
+		return false;
+	struct header h = {0};
+	size_t n_no = 0, n_field = 0;
+	if (header_parse(head, len, &h) == HEADER_OK) {
+		for (size_t i = 0; i < h.n_fields; i++) {
+			if (!strutil_eq_ci(h.fields[i].name, h.fields[i].name_len, "TLS-Required"))
+				continue;
+			n_field++;
+			char v[64];
+			size_t vl = header_unfold(h.fields[i].value, h.fields[i].value_len, v,
+						  sizeof v);
+			size_t a = 0;
+			while (a < vl && (v[a] == ' ' || v[a] == '\t'))
+				a++;
+			while (vl > a && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			n_no += strutil_eq_ci(v + a, vl - a, "No");
+		}
+		header_free(&h);
+	}
+	free(head);
+	return n_field == 1 && n_no == 1;
+}
+
 static int by_message(const void *a, const void *b)
 {
 	const struct store_queue_rcpt *x = a, *y = b;
@@ -1375,7 +1870,7 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 		memcpy(j->rows, rows + i, j->n * sizeof *j->rows);
 		j->cr = xcalloc(j->n, sizeof *j->cr);
 		r->in_flight += j->n;
-		struct dest *d = dest_get(r, addr_domain_of(rows[i].rcpt));
+		struct dest *d = dest_get(r, addr_domain_of(rows[i].rcpt), TM_NORMAL);
 		j->d = d;
 		char path[PATH_MAX];
 		int got = store_queue_message_get(r->store, rows[i].message_id, &j->msg);
@@ -1391,6 +1886,13 @@ static void make_jobs(struct queue_runner *r, struct store_queue_rcpt *rows, siz
 				job_free(j);
 			i = k;
 			continue;
+		}
+		enum tls_mode mode = j->msg.requiretls && j->msg.sender[0] ? TM_REQUIRETLS
+				     : !j->msg.requiretls && tls_required_no(path) ? TM_OPTIONAL
+										: TM_NORMAL;
+		if (mode != TM_NORMAL) {
+			d = dest_get(r, addr_domain_of(rows[i].rcpt), mode);
+			j->d = d;
 		}
 		j->body_8bit = file_has_8bit(j->fd);
 		j->need_utf8 = has_non_ascii(j->msg.sender);
@@ -1490,6 +1992,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
 	    dns_resolver_new(base, cfg->dns_resolver, secs(cfg->queue_timeout_dns), err, errsz);
 	if (dns == NULL)
 		return NULL;
+	mtasts_fetch_init();
 	struct queue_runner *r = xcalloc(1, sizeof *r);
 	r->base = base;
 	r->store = store;
@@ -1537,7 +2040,12 @@ static void swap_resolver(struct queue_runner *r, const struct config *old,
 		n++;
 	struct dest **again = xcalloc(n ? n : 1, sizeof *again);
 	for (struct dest *d = r->dests; d != NULL; d = d->next) {
-		if (d->q != NULL) {
+		if (d->sts_q != NULL) {
+			/* discovery starts again on the new resolver */
+			dns_query_cancel(&d->sts_q);
+			d->sts_state = STS_TODO;
+		}
+		if (d->q != NULL || d->sts_state == STS_TODO) {
 			dns_query_cancel(&d->q);
 			again[n_again++] = d;
 		} else if (d->mx != NULL && d->n_conns == 0) {
@@ -1595,7 +2103,11 @@ void queue_runner_free(struct queue_runner **rp)
 		while ((j = dest_take(d)) != NULL)
 			job_free(j);
 		dns_query_cancel(&d->q);
+		dns_query_cancel(&d->sts_q);
+		mtasts_fetch_cancel(&d->sts_fetch);
 		free(d->mx);
+		free(d->sts);
+		free(d->sts_cached);
 		free(d);
 	}
 	char err[256];
@@ -1607,6 +2119,7 @@ void queue_runner_free(struct queue_runner **rp)
 	queue_dmarc_free(&r->dmarc);
 	event_free(r->dmarc_ev);
 	free(r->recs);
+	free(r->sts_fails);
 	dns_resolver_free(&r->dns);
 	tls_client_free(&r->tls);
 	free(r);

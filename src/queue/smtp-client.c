@@ -213,6 +213,8 @@ static void send_mail(struct smtp_client *c)
 		evbuffer_add_printf(out, " SMTPUTF8");
 	if (t->dsn_params && c->caps.dsn)
 		evbuffer_add_printf(out, "%s", t->dsn_params);
+	if (t->requiretls && c->caps.requiretls)
+		evbuffer_add_printf(out, " REQUIRETLS");
 	evbuffer_add(out, "\r\n", 2);
 	enter(c, ST_MAIL);
 	if (c->caps.pipelining) {

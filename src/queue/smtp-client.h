@@ -97,6 +97,7 @@ struct smtp_client_txn {
 	bool smtputf8;  /* send SMTPUTF8 */
 	const char *dsn_params; /* " RET=... ENVID=..." for MAIL FROM, sent only
 				 * when the server offers DSN (RFC 3461); NULL: none */
+	bool requiretls; /* send REQUIRETLS (RFC 8689), when the server offers it */
 	/* Outcome of the transaction as a whole (MAIL refused, connection
 	 * lost, ...): result and, for REPLY, the one-line reply. */
 	enum smtp_client_result result;

@@ -88,6 +88,8 @@ void smtp_reply_caps(const struct smtp_reply *r, struct smtp_caps *caps)
 				caps->enhancedstatuscodes = true;
 			else if (strutil_eq_ci(p, kw, "DSN"))
 				caps->dsn = true;
+			else if (strutil_eq_ci(p, kw, "REQUIRETLS"))
+				caps->requiretls = true;
 			else if (strutil_eq_ci(p, kw, "AUTH"))
 				caps->auth_plain |= strutil_has_word_ci(arg, argn, "PLAIN");
 			else if (strutil_eq_ci(p, kw, "SIZE")) {

@@ -46,6 +46,7 @@ struct smtp_caps {
 	bool chunking;
 	bool enhancedstatuscodes;
 	bool dsn;
+	bool requiretls;   /* REQUIRETLS (RFC 8689) */
 	bool auth_plain;   /* AUTH with the PLAIN mechanism (RFC 4954, 4616) */
 	bool size;         /* SIZE offered */
 	uint64_t size_max; /* 0: no limit given */

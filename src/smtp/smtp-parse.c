@@ -187,7 +187,8 @@ static unsigned parse_notify(const char *val, size_t val_len)
 /*
  * Parameters after a path: *( SP esmtp-param ).  Blanks between them are
  * tolerated; the line's trailing blanks were already cut off.  MAIL takes
- * SIZE, BODY, SMTPUTF8, RET and ENVID; RCPT takes NOTIFY and ORCPT.  A
+ * SIZE, BODY, SMTPUTF8, REQUIRETLS, RET and ENVID; RCPT takes NOTIFY and
+ * ORCPT.  A
  * DSN parameter that is repeated or whose value is bad is
  * SMTP_PARSE_BAD_DSN (501, RFC 3461 5.1); any other problem
  * SMTP_PARSE_BAD_PARAM.  Nothing is written to cmd before the whole list
@@ -195,7 +196,7 @@ static unsigned parse_notify(const char *val, size_t val_len)
  */
 static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail, struct smtp_cmd *cmd)
 {
-	bool has_size = false, has_body = false, smtputf8 = false;
+	bool has_size = false, has_body = false, smtputf8 = false, requiretls = false;
 	uint64_t size = 0;
 	enum smtp_body_type body = SMTP_BODY_DEFAULT;
 	enum smtp_dsn_ret ret = SMTP_DSN_RET_NONE;
@@ -275,6 +276,10 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail, st
 			if (smtputf8 || val != NULL)
 				return SMTP_PARSE_BAD_PARAM;
 			smtputf8 = true;
+		} else if (strutil_eq_ci(kw, kw_len, "REQUIRETLS")) {
+			if (requiretls || val != NULL)
+				return SMTP_PARSE_BAD_PARAM;
+			requiretls = true;
 		} else {
 			/* Unknown, or not advertised: AUTH's AUTH=, MT-PRIORITY, ... */
 			return SMTP_PARSE_BAD_PARAM;
@@ -284,6 +289,7 @@ static enum smtp_parse_error parse_params(const char *p, size_t n, bool mail, st
 	cmd->size = size;
 	cmd->body = body;
 	cmd->smtputf8 = smtputf8;
+	cmd->requiretls = requiretls;
 	cmd->ret = ret;
 	cmd->notify = notify;
 	memcpy(cmd->envid, envid, sizeof envid);

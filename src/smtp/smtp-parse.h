@@ -76,6 +76,7 @@ struct smtp_cmd {
 	uint64_t size;             /* SIZE= */
 	enum smtp_body_type body;  /* BODY= */
 	bool smtputf8;             /* SMTPUTF8 parameter */
+	bool requiretls;           /* REQUIRETLS parameter (RFC 8689) */
 	/* DSN parameters (RFC 3461), kept exactly as sent (xtext, validated:
 	 * the decoded text is printable US-ASCII), "" when absent.  MAIL:
 	 * ret, envid; RCPT: notify, orcpt ("addr-type;xtext"). */

@@ -108,6 +108,7 @@ struct smtp_txn {
 	/* DSN (RFC 3461): MAIL's RET and ENVID (xtext as received) */
 	int dsn_ret;
 	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];
+	bool requiretls; /* MAIL FROM ... REQUIRETLS (RFC 8689) */
 	struct smtp_rcpt *rcpts;       /* accepted recipients, as given */
 	size_t n_rcpts;
 	size_t n_refused;
@@ -556,9 +557,10 @@ static void log_txn(const struct smtp_txn *t, int code)
 	log_escape(from, sizeof from, t->from, strlen(t->from));
 	log_escape(rcpts, sizeof rcpts, buf_cstr(&rc), rc.len);
 	log_info("smtp id=%s session=%s client=%s helo=%s from=<%s> rcpt=%s local=%zu remote=%zu "
-		 "size=%llu tls=%s result=%d ms=%ld",
+		 "size=%llu tls=%s result=%d ms=%ld%s",
 		 t->id, t->session_id, t->client, helo, from, rcpts, t->n_local, t->n_remote,
-		 (unsigned long long)t->size, t->tls[0] ? t->tls : "no", code, ms);
+		 (unsigned long long)t->size, t->tls[0] ? t->tls : "no", code, ms,
+		 t->requiretls ? " requiretls=yes" : "");
 	buf_free(&rc);
 }
 
@@ -2020,7 +2022,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 		if (delivered[i] == n_items_of[i] && qpath[i][0]) {
 			forward_sender(srv, t, srs[i], sizeof srs[i]);
 			qi[n_qi] = (struct store_queue_item){
-			    qpath[i], srs[i], t->dsn_ret, t->dsn_envid, NULL, 0, -1, 0, NULL};
+			    qpath[i], srs[i], t->dsn_ret, t->dsn_envid, NULL, 0, -1, 0, NULL,
+			    t->requiretls};
 			qi[n_qi].rcpts = queue_rcpts(t, &qi[n_qi].n_rcpts);
 			/* Its local deliveries go into the queue's own transaction. */
 			if (lg.item[i].n > 0)
@@ -2127,6 +2130,10 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	reply(s, "250-DSN");
 	if (tls_available(s->srv->tls) && !s->tls_on)
 		reply(s, "250-STARTTLS");
+	/* RFC 8689 2: only in a TLS session (the queue keeps the mark and
+	 * the runner enforces it, docs/operations.md). */
+	if (s->tls_on && !s->tls_pending)
+		reply(s, "250-REQUIRETLS");
 	if (auth_allowed(s) && !s->authed)
 		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
 		      s->tls_on && s->srv->cfg->auth_scram_plus ? " SCRAM-SHA-256-PLUS" : "");
@@ -2147,6 +2154,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (c->body == SMTP_BODY_BINARYMIME) {
 		/* RFC 3030 BINARYMIME is not advertised */
+		reply(s, "555 5.5.4 Unsupported parameter");
+		client_error(s);
+		return;
+	}
+	if (c->requiretls && !(s->tls_on && !s->tls_pending)) {
+		/* not advertised without TLS (RFC 8689 4.1) */
 		reply(s, "555 5.5.4 Unsupported parameter");
 		client_error(s);
 		return;
@@ -2204,6 +2217,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	t->declared_size = c->has_size ? c->size : 0;
 	t->dsn_ret = (int)c->ret;
 	memcpy(t->dsn_envid, c->envid, sizeof t->dsn_envid);
+	t->requiretls = c->requiretls;
 	s->txn = t;
 	reply(s, "250 2.1.0 Ok");
 }

@@ -246,6 +246,14 @@ int store_name_keywords_merge(const char *old, int mode, const char *change,
 			      char out[STORE_KEYWORDS_MAX], char *err, size_t errsz);
 /* Creates the dkim_keys table if it is not there (store_open). */
 int store_dkim_schema(struct store *s, char *err, size_t errsz);
+/* Creates the mta_sts_policies table if it is not there (store_open). */
+int store_mtasts_schema(struct store *s, char *err, size_t errsz);
+/* REQUIRETLS marks of queued messages (store-requiretls.c): the table
+ * (store_open); a mark, inside the queueing transaction; 1 marked, 0 not,
+ * -1 error. */
+int store_requiretls_schema(struct store *s, char *err, size_t errsz);
+int store_requiretls_mark(struct store_db *db, int64_t msg_id, char *err, size_t errsz);
+int store_requiretls_get(struct store *s, int64_t msg_id);
 /* Creates the groups table if it is not there (store_open). */
 int store_group_schema(struct store *s, char *err, size_t errsz);
 /* Creates the app_passwords table if it is not there (store_open). */

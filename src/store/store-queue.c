@@ -205,7 +205,7 @@ int store_queue_add_dsn(struct store *s, const char *path, const char *sender, i
 			const char *envid, const struct store_queue_new_rcpt *rcpts, size_t n_rcpts,
 			char *err, size_t errsz)
 {
-	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1, 0, NULL};
+	struct store_queue_item it = {path, sender, ret, envid, rcpts, n_rcpts, -1, 0, NULL, false};
 	if (store_queue_add_batch(s, &it, 1, err, errsz) < 0 || it.status != 0)
 		return -1;
 	return 0;
@@ -267,6 +267,8 @@ static int item_insert(struct store_db *db, const struct store_queue_item *it,
 		return -1;
 	sqlite3_int64 msg_id = sqlite3_last_insert_rowid(db->h);
 	if (add_dsn_env(db, msg_id, it->ret, it->envid, err, errsz) < 0)
+		return -1;
+	if (it->requiretls && store_requiretls_mark(db, msg_id, err, errsz) < 0)
 		return -1;
 	/* The local deliveries came first (they are done before queueing). */
 	for (size_t i = 0; it->local != NULL && i < it->local->n; i++)
@@ -762,6 +764,12 @@ int store_queue_message_get(struct store *s, int64_t id, struct store_queue_mess
 		store_db_column_text(st, 8, m->dsn_envid, sizeof m->dsn_envid);
 	}
 	sqlite3_reset(st);
+	if (ret == 1) {
+		int rt = store_requiretls_get(s, id);
+		if (rt < 0)
+			return -1;
+		m->requiretls = rt == 1;
+	}
 	return ret;
 }
 

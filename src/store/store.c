@@ -252,6 +252,8 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz)
 		goto fail;
 	if (store_dkim_schema(s, err, errsz) < 0 || store_dmarc_schema(s, err, errsz) < 0)
 		goto fail;
+	if (store_mtasts_schema(s, err, errsz) < 0 || store_requiretls_schema(s, err, errsz) < 0)
+		goto fail;
 	if (store_group_schema(s, err, errsz) < 0 || store_apppass_schema(s, err, errsz) < 0 ||
 	    store_greylist_schema(s, err, errsz) < 0 ||
 	    store_spamlevel_schema(s, err, errsz) < 0 ||

@@ -133,6 +133,25 @@ int store_dkim_remove_domain(struct store *s, const char *domain, char *err, siz
 int store_dkim_key_path(const struct store *s, const char *domain, const char *selector,
 			char *out, size_t outsz);
 
+/* ----------------------------------------------- MTA-STS policy cache */
+
+/* One cached MTA-STS policy (RFC 8461 5.1; store-mtasts.c).  policy is
+ * the text as served, NUL-terminated, owned (store_mtasts_free). */
+struct store_mtasts {
+	char id[40];       /* the TXT record's id it was fetched for */
+	char *policy;
+	size_t policy_len;
+	int64_t fetched;   /* time() of the fetch */
+	int64_t expires;   /* fetched + max_age */
+};
+/* The cached policy of domain (lower-case): 1 found, 0 none, -1 err. */
+int store_mtasts_get(struct store *s, const char *domain, struct store_mtasts *out, char *err,
+		     size_t errsz);
+/* Replaces the cached policy of domain.  0 or -1 with err. */
+int store_mtasts_put(struct store *s, const char *domain, const char *id, const char *policy,
+		     size_t policy_len, int64_t fetched, int64_t expires, char *err, size_t errsz);
+void store_mtasts_free(struct store_mtasts *m);
+
 /* -------------------------------------------------------------------- SRS */
 
 /* The Sender Rewriting Scheme (store-srs.c) for mail an alias of ours
@@ -661,6 +680,7 @@ struct store_queue_item {
 	int status;
 	int64_t id;
 	const struct store_local_item *local;
+	bool requiretls; /* MAIL FROM ... REQUIRETLS (RFC 8689; store-requiretls.c) */
 };
 
 /* Queues several messages with one sync of DATA/queue/ and one database
@@ -722,6 +742,7 @@ struct store_queue_message {
 	uint64_t size;
 	int dsn_ret;            /* STORE_DSN_RET_* */
 	char dsn_envid[101];    /* ENVID as received (xtext), "" if none */
+	bool requiretls;        /* received with REQUIRETLS (RFC 8689) */
 };
 
 struct store_queue_rcpt {

@@ -189,6 +189,8 @@ NEW_VALUES = {
     "outbound.relay": "relay.test:2525",
     "outbound.relay_user": lambda srv, cur: _relay(srv),
     "outbound.relay_password_file": lambda srv, cur: _relay(srv),
+    "outbound.mta_sts": "no",
+    "outbound.mta_sts_port": "8443",
     "sieve.max_script_size": "2M",
     "sieve.max_scripts": "8",
     "sieve.before": lambda srv, cur: os.path.join(_files(srv), "before.sieve"),

@@ -53,7 +53,12 @@ TEST(reply_single_and_multi)
 	CHECK_INT(feed(&r, "250-CHUNKING"), SMTP_REPLY_MORE);
 	CHECK_INT(feed(&r, "250 DSN"), SMTP_REPLY_DONE);
 	smtp_reply_caps(&r, &c);
-	CHECK(c.auth_plain && c.chunking && c.dsn && !c.pipelining);
+	CHECK(c.auth_plain && c.chunking && c.dsn && !c.pipelining && !c.requiretls);
+	smtp_reply_init(&r);
+	CHECK_INT(feed(&r, "250-mx.example"), SMTP_REPLY_MORE);
+	CHECK_INT(feed(&r, "250 requiretls"), SMTP_REPLY_DONE);
+	smtp_reply_caps(&r, &c);
+	CHECK(c.requiretls);
 	smtp_reply_init(&r);
 	CHECK_INT(feed(&r, "250-mx.example"), SMTP_REPLY_MORE);
 	CHECK_INT(feed(&r, "250-AUTH PLAINX LOGIN"), SMTP_REPLY_MORE);

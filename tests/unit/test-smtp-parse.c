@@ -287,6 +287,20 @@ TEST(smtp_parse_mail_smtputf8)
 	CHECK_INT(parse("MAIL FROM:<a@b> SMTPUTF8 SMTPUTF8", &c), SMTP_PARSE_BAD_PARAM);
 }
 
+TEST(smtp_parse_mail_requiretls)
+{
+	struct smtp_cmd c;
+	CHECK_INT(parse("MAIL FROM:<a@b> REQUIRETLS", &c), SMTP_PARSE_OK);
+	CHECK(c.requiretls);
+	CHECK_INT(parse("MAIL FROM:<> requiretls RET=HDRS", &c), SMTP_PARSE_OK);
+	CHECK(c.requiretls);
+	CHECK_INT(parse("MAIL FROM:<a@b>", &c), SMTP_PARSE_OK);
+	CHECK(!c.requiretls);
+	CHECK_INT(parse("MAIL FROM:<a@b> REQUIRETLS=YES", &c), SMTP_PARSE_BAD_PARAM);
+	CHECK_INT(parse("MAIL FROM:<a@b> REQUIRETLS REQUIRETLS", &c), SMTP_PARSE_BAD_PARAM);
+	CHECK_INT(parse("RCPT TO:<a@b> REQUIRETLS", &c), SMTP_PARSE_BAD_PARAM);
+}
+
 TEST(smtp_parse_mail_all_params)
 {
 	struct smtp_cmd c;

@@ -909,10 +909,10 @@ TEST(store_queue_add_batch)
 					    {"b@remote.example", 0, NULL, false, false}};
 	struct store_queue_new_rcpt r2[] = {{"c@other.example", 0, NULL, false, false}};
 	struct store_queue_item items[] = {
-	    {p1, "alice@example.test", 0, NULL, r1, 2, 99, 0, NULL},
-	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99, 0, NULL},
-	    {p2, "", 0, "env-2", r2, 1, 99, 0, NULL},
-	    {p2, "", 0, NULL, r2, 0, 99, 0, NULL}, /* no recipients */
+	    {p1, "alice@example.test", 0, NULL, r1, 2, 99, 0, NULL, false},
+	    {"/no/such/file", "alice@example.test", 0, NULL, r2, 1, 99, 0, NULL, false},
+	    {p2, "", 0, "env-2", r2, 1, 99, 0, NULL, false},
+	    {p2, "", 0, NULL, r2, 0, 99, 0, NULL, false}, /* no recipients */
 	};
 	CHECK_INT(store_queue_add_batch(f.s, items, 4, f.err, sizeof f.err), -1);
 	CHECK(strstr(f.err, "/no/such/file") != NULL);
