@@ -469,13 +469,7 @@ json_t *jmap_email_copy(const struct jmap_api_env *env, json_t *args, json_t **e
  * unix time; false if it is not one. */
 static bool utc_date(const char *s, time_t *out)
 {
-	int v[6];
-	const char *rest;
-	if (!jmap_set_date_fields(s, v, &rest) || strcmp(rest, "Z") != 0)
-		return false;
-	int64_t days = caldate_days_from_civil(v[0], v[1], v[2]);
-	*out = (time_t)(days * 86400 + (int64_t)v[3] * 3600 + v[4] * 60 + v[5]);
-	return true;
+	return jmap_set_utc_date(s, out);
 }
 
 /* Why data[0..len) is not a message we store (RFC 5322: CRLF lines, no

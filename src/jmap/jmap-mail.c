@@ -24,6 +24,7 @@
 #include "jmap-email-set.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
+#include "jmap-vacation.h"
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
@@ -659,5 +660,7 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Email/set", JMAP_CAP_MAIL, jmap_email_set},
     {"Email/copy", JMAP_CAP_MAIL, jmap_email_copy},
     {"Email/import", JMAP_CAP_MAIL, jmap_email_import},
+    {"VacationResponse/get", JMAP_CAP_VACATION, jmap_vacation_get},
+    {"VacationResponse/set", JMAP_CAP_VACATION, jmap_vacation_set},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

@@ -8,14 +8,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "caldate.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-mail.h"
 #include "log.h"
 #include "store.h"
 
-bool jmap_set_begin(const struct jmap_api_env *env, json_t *args, const char *const *allowed,
-		    struct jmap_set *s, json_t **error)
+bool jmap_set_check_args(const struct jmap_api_env *env, json_t *args, const char *const *allowed,
+			 struct jmap_set *s, json_t **error)
 {
 	memset(s, 0, sizeof *s);
 	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
@@ -84,19 +85,37 @@ bool jmap_set_begin(const struct jmap_api_env *env, json_t *args, const char *co
 		*error = jmap_api_error("requestTooLarge", "more than maxObjectsInSet objects");
 		return false;
 	}
-	if (!jmap_mail_sync_state(env, s->old_state, NULL, error))
-		return false;
-	if (if_in != NULL && json_is_string(if_in) &&
-	    strcmp(json_string_value(if_in), s->old_state) != 0) {
+	return true;
+}
+
+bool jmap_set_state_ok(json_t *args, const char *state, json_t **error)
+{
+	json_t *if_in = json_object_get(args, "ifInState");
+	if (if_in != NULL && json_is_string(if_in) && strcmp(json_string_value(if_in), state) != 0) {
 		*error = jmap_api_error("stateMismatch", NULL);
 		return false;
 	}
+	return true;
+}
+
+void jmap_set_start(struct jmap_set *s)
+{
 	s->created = json_object();
 	s->updated = json_object();
 	s->destroyed = json_array();
 	s->not_created = json_object();
 	s->not_updated = json_object();
 	s->not_destroyed = json_object();
+}
+
+bool jmap_set_begin(const struct jmap_api_env *env, json_t *args, const char *const *allowed,
+		    struct jmap_set *s, json_t **error)
+{
+	if (!jmap_set_check_args(env, args, allowed, s, error) ||
+	    !jmap_mail_sync_state(env, s->old_state, NULL, error) ||
+	    !jmap_set_state_ok(args, s->old_state, error))
+		return false;
+	jmap_set_start(s);
 	return true;
 }
 
@@ -155,6 +174,11 @@ json_t *jmap_set_finish(const struct jmap_api_env *env, json_t *args, struct jma
 		jmap_set_free(s);
 		return NULL;
 	}
+	return jmap_set_response(args, s, state);
+}
+
+json_t *jmap_set_response(json_t *args, struct jmap_set *s, const char *state)
+{
 	json_t *r = json_object();
 	json_object_set(r, "accountId", json_object_get(args, "accountId"));
 	json_object_set_new(r, "oldState", json_string(s->old_state));
@@ -304,4 +328,15 @@ bool jmap_set_date_fields(const char *s, int v[6], const char **rest)
 	*rest = p;
 	return v[1] >= 1 && v[1] <= 12 && v[2] >= 1 && v[2] <= 31 && v[3] <= 23 && v[4] <= 59 &&
 	       v[5] <= 60;
+}
+
+bool jmap_set_utc_date(const char *s, time_t *out)
+{
+	int v[6];
+	const char *rest;
+	if (!jmap_set_date_fields(s, v, &rest) || strcmp(rest, "Z") != 0)
+		return false;
+	int64_t days = caldate_days_from_civil(v[0], v[1], v[2]);
+	*out = (time_t)(days * 86400 + (int64_t)v[3] * 3600 + v[4] * 60 + v[5]);
+	return true;
 }

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "jmap-api.h"
 
@@ -37,6 +38,16 @@ bool jmap_set_begin(const struct jmap_api_env *env, json_t *args, const char *co
  * (also on failure). */
 json_t *jmap_set_finish(const struct jmap_api_env *env, json_t *args, struct jmap_set *s,
 			json_t **error);
+
+/* jmap_set_begin in parts, for a type with a state of its own: the
+ * argument checks (s filled but for old_state and the maps; nothing to
+ * free on false); ifInState against state (stateMismatch); the maps made. */
+bool jmap_set_check_args(const struct jmap_api_env *env, json_t *args, const char *const *allowed,
+			 struct jmap_set *s, json_t **error);
+bool jmap_set_state_ok(json_t *args, const char *state, json_t **error);
+void jmap_set_start(struct jmap_set *s);
+/* jmap_set_finish with the new state given. */
+json_t *jmap_set_response(json_t *args, struct jmap_set *s, const char *state);
 
 /* Runs s's updates, then its destroys, in order, filling updated /
  * notUpdated and destroyed / notDestroyed under the ids ("#cid"
@@ -90,5 +101,9 @@ bool jmap_set_keyword_imap(const char *k, unsigned *flag, char *kw, size_t n);
  * minute, second, in range); *rest points at what follows (the offset).
  * False if s does not start with one. */
 bool jmap_set_date_fields(const char *s, int v[6], const char **rest);
+
+/* A UTCDate (RFC 8620 1.4: "2014-10-30T06:12:00Z", secfrac allowed) to
+ * Unix time; false if it is not one. */
+bool jmap_set_utc_date(const char *s, time_t *out);
 
 #endif

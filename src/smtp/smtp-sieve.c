@@ -206,6 +206,7 @@ struct send_ctx {
 	const struct sieve_input *in;
 	size_t redirects;
 	char sent[REDIRECT_MAX][ADDR_PATH_MAX + 1]; /* addresses redirected to */
+	bool jmap_vacation; /* the JMAP VacationResponse answered this message */
 };
 
 /* DKIM signature fields for msg into sig (left empty if no key or on an
@@ -681,7 +682,12 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 		case SIEVE_ACT_DISCARD:
 			break;
 		case SIEVE_ACT_VACATION:
-			vacation(sc, a, &e);
+			if (sc->jmap_vacation)
+				log_info("sieve id=%s to=<%s> script=\"%s\" action=vacation "
+					 "result=skipped reason=\"the JMAP VacationResponse is on\"",
+					 m->id, env_to, what);
+			else
+				vacation(sc, a, &e);
 			break;
 		case SIEVE_ACT_REDIRECT:
 			if (redirect(sc, a, &e) < 0 && !a->copy)
@@ -705,6 +711,46 @@ static bool run_one(const struct sieve_script *s, const char *what, const struct
 	return keep;
 }
 
+/* The JMAP VacationResponse (docs/jmap.md "VacationResponse") as the
+ * vacation action of a script run before the user's: the reply and its
+ * rules are a Sieve vacation's (RFC 5230 with the default period, the
+ * handle "j:" and the object's state, so that a changed response is
+ * sent again).  True if it is on for a message arriving now (*v then
+ * holds it). */
+static bool jmap_vacation_load(struct store_account *a, const struct smtp_sieve_msg *m,
+			       const char *env_to, time_t now, struct store_jmapvacation *v)
+{
+	char err[256] = "";
+	if (a == NULL)
+		return false;
+	if (store_jmapvacation_get(a, v, err, sizeof err) < 0) {
+		log_error("sieve id=%s to=<%s> action=jmap_vacation error=\"%s\" result=skipped",
+			  m->id, env_to, err);
+		return false;
+	}
+	if (store_jmapvacation_active(v, (int64_t)now))
+		return true;
+	store_jmapvacation_free(v);
+	return false;
+}
+
+static void jmap_vacation_run(struct send_ctx *sc, struct store_jmapvacation *v)
+{
+	char handle[32];
+	snprintf(handle, sizeof handle, "j:%llu", (unsigned long long)v->state);
+	struct sieve_action act = {.type = SIEVE_ACT_VACATION,
+				   .arg = v->reason,
+				   .seconds = SIEVE_VACATION_DEFAULT,
+				   .subject = v->subject,
+				   .mime = v->mime,
+				   .handle = handle};
+	struct edit none = {NULL, 0, 0};
+	log_info("sieve id=%s to=<%s> script=\"(jmap-vacation)\" action=vacation", sc->m->id,
+		 sc->env_to);
+	vacation(sc, &act, &none);
+	sc->jmap_vacation = true;
+}
+
 void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sieve_msg *m,
 		     int64_t account, const char *env_to, struct smtp_sieve_plan *plan)
 {
@@ -724,7 +770,9 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 	free(user_src);
 	const struct sieve_script *run[3] = {m->global[0], user, m->global[1]};
 	const char *names[3] = {global_path(cfg, 0), "(user)", global_path(cfg, 1)};
-	bool any = run[0] != NULL || run[1] != NULL || run[2] != NULL;
+	struct store_jmapvacation jv;
+	bool jv_on = jmap_vacation_load(a, m, env_to, time(NULL), &jv);
+	bool any = run[0] != NULL || run[1] != NULL || run[2] != NULL || jv_on;
 	bool keep = true;
 	char *implicit_flags = NULL;
 	struct implicit_edit ie = {NULL, 0, 0};
@@ -743,17 +791,22 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 				   NULL};
 	struct sieve_input in = {m->env_from, env_to, m->data,	      m->len,
 				 mailbox_exists, &ec,	 duplicate_seen, include_get, env};
-	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}};
+	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}, false};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		in.msg = m->data;
 		in.msg_len = m->len;
 		if (store_account_address(st, account, sc.account) < 0)
 			sc.account[0] = '\0';
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 3; i++) {
+			if (i == 1 && jv_on)
+				jmap_vacation_run(&sc, &jv);
 			if (run[i] != NULL && !run_one(run[i], names[i], &in, m, env_to, plan,
 						       &implicit_flags, &ie, &sc))
 				keep = false;
+		}
 	}
+	if (jv_on)
+		store_jmapvacation_free(&jv);
 	if (keep) {
 		size_t before = plan->n;
 		struct edit e = {ie.hdr, ie.len, ie.skip};
@@ -841,7 +894,7 @@ static int send_notice(struct store *st, const struct config *cfg, struct smtp_s
 	/* our own message: signed for our host name (its From:), no ARC seal */
 	struct smtp_sieve_msg own = *m;
 	own.arc_results = NULL;
-	struct send_ctx sc = {st, cfg, &own, NULL, p->reject_to, "", NULL, 0, {""}};
+	struct send_ctx sc = {st, cfg, &own, NULL, p->reject_to, "", NULL, 0, {""}, false};
 	if (rc == 0)
 		rc = send_one(&sc, "", "", m->env_from, cfg->hostname, out.data, out.len,
 			      STORE_DSN_NOTIFY_NEVER, err, errsz);

@@ -1632,4 +1632,32 @@ int store_jmapset_import(struct store_account *a, const char *data, size_t len,
 			 const int64_t *mailbox_ids, size_t n, unsigned flags, const char *keywords,
 			 time_t internaldate, char file_id[25], char *err, size_t errsz);
 
+/* ------------------------- JMAP VacationResponse (store-jmapvacation.c) */
+/* The VacationResponse (RFC 8621 8) of an account.  The JMAP properties
+ * as given (NULL: null; dates as UTCDate strings, from_time / to_time
+ * their Unix times), and what delivery sends: reason (the text, or a
+ * MIME entity when mime) as a Sieve vacation's.  A new account's is all
+ * zero (disabled, state 0). */
+struct store_jmapvacation {
+	bool enabled;
+	char *from_date, *to_date;
+	int64_t from_time, to_time;
+	char *subject, *text_body, *html_body;
+	char *reason;
+	bool mime;
+	uint64_t state; /* 0 until first set, then one more at each set */
+};
+/* Reads v (free with store_jmapvacation_free).  0 or -1 with err. */
+int store_jmapvacation_get(struct store_account *a, struct store_jmapvacation *v, char *err,
+			   size_t errsz);
+/* Replaces it with v (its state ignored) if the state is still
+ * old_state, the state becoming old_state + 1: 0; -2 the state moved
+ * (nothing written); -1 error with err. */
+int store_jmapvacation_put(struct store_account *a, const struct store_jmapvacation *v,
+			   uint64_t old_state, char *err, size_t errsz);
+/* Whether it answers a message arriving at now (enabled, within the
+ * dates). */
+bool store_jmapvacation_active(const struct store_jmapvacation *v, int64_t now);
+void store_jmapvacation_free(struct store_jmapvacation *v);
+
 #endif

@@ -99,13 +99,14 @@ def test_session_object_exact(srv):
     state = s.pop("state")
     assert re.fullmatch(r"[0-9a-f]{16}", state)
     mail = "urn:ietf:params:jmap:mail"
+    vacation = "urn:ietf:params:jmap:vacationresponse"
     assert s == {
         "capabilities": {CORE: {
             "maxSizeUpload": 1048576, "maxConcurrentUpload": 4, "maxSizeRequest": 524288,
             "maxConcurrentRequests": 4, "maxCallsInRequest": 16, "maxObjectsInGet": 500,
             "maxObjectsInSet": 500,
             "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"]},
-            mail: {}},
+            mail: {}, vacation: {}},
         "accounts": {aid: {"name": ALICE, "isPersonal": True, "isReadOnly": False,
                            "accountCapabilities": {mail: {
                                "maxMailboxesPerEmail": None, "maxMailboxDepth": None,
@@ -117,8 +118,9 @@ def test_session_object_exact(srv):
                                    "receivedAt", "size", "from", "to", "subject", "sentAt",
                                    "hasKeyword", "allInThreadHaveKeyword",
                                    "someInThreadHaveKeyword"],
-                               "mayCreateTopLevelMailbox": True}}}},
-        "primaryAccounts": {mail: aid},
+                               "mayCreateTopLevelMailbox": True},
+                               vacation: {}}}},
+        "primaryAccounts": {mail: aid, vacation: aid},
         "username": ALICE,
         "apiUrl": base + "/jmap/api/",
         "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?type={type}",
