@@ -167,6 +167,18 @@ static struct http_conn *conn_of(struct http_server *srv, struct evhttp_request 
 	return NULL;
 }
 
+void http_server_hold(struct http_server *srv, struct evhttp_request *req)
+{
+	struct http_conn *c = conn_of(srv, req);
+	if (c == NULL)
+		return;
+	evtimer_del(c->timer);
+	/* no read timeout either (the client sends nothing while it
+	 * listens); a write that does not drain still times out */
+	struct timeval wtv = {(time_t)srv->cfg->http_timeout, 0};
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+}
+
 /* --------------------------------------------------------------- answers */
 
 static void add_security_headers(struct evhttp_request *req, bool https)

@@ -82,6 +82,10 @@ int http_server_listen(struct http_server *srv, struct evconnlistener *l);
  * ends (HTTP clients retry an interrupted request).  cb is called at
  * once. */
 void http_server_shutdown(struct http_server *srv, void (*cb)(void *ctx), void *ctx);
+/* The answer to req is a long-lived stream (JMAP's event source): its
+ * connection has no request deadline (http.timeout) and no read timeout
+ * any more: answer it with "Connection: close". */
+void http_server_hold(struct http_server *srv, struct evhttp_request *req);
 /* Connections open now. */
 size_t http_server_connections(const struct http_server *srv);
 void http_server_free(struct http_server **srv);

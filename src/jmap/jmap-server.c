@@ -33,6 +33,7 @@
 #include "jmap-email-get.h"
 #include "jmap-json.h"
 #include "jmap-email-create.h"
+#include "jmap-eventsource.h"
 #include "jmap-mail.h"
 #include "log.h"
 #include "netaddr.h"
@@ -40,7 +41,7 @@
 #include "strutil.h"
 #include "xalloc.h"
 
-enum route { R_SESSION, R_API, R_UPLOAD, R_DOWNLOAD };
+enum route { R_SESSION, R_API, R_UPLOAD, R_DOWNLOAD, R_EVENTSOURCE };
 
 /* Requests in flight of one user in this worker (maxConcurrentRequests,
  * maxConcurrentUpload). */
@@ -65,6 +66,7 @@ struct jmap_pending {
 	char login[256]; /* the user as given in Authorization (lower-cased) */
 	bool cache_key_set;
 	unsigned char cache_key[JMAP_AUTHCACHE_KEY_LEN]; /* of user and password */
+	struct jmap_authcache_entry cred; /* what the login proved (for streams) */
 	struct jmap_pending *prev, *next;
 };
 
@@ -75,6 +77,7 @@ struct jmap_server {
 	struct jmap_pending *pending;
 	struct jmap_user *users;
 	struct jmap_authcache *cache; /* NULL: every request is checked */
+	struct jmap_es *es;           /* the event streams (jmap-eventsource.c) */
 	uint64_t next_id;
 };
 
@@ -173,6 +176,7 @@ static void pending_free(struct jmap_pending *p)
 		p->user->requests--;
 	user_put(js, p->user);
 	free(p->rest);
+	OPENSSL_cleanse(&p->cred, sizeof p->cred);
 	free(p);
 }
 
@@ -274,6 +278,9 @@ static json_t *session_object(const struct jmap_pending *p, const char *username
 	json_object_set_new(s, "downloadUrl", json_string(url));
 	snprintf(url, sizeof url, "%s/jmap/upload/{accountId}/", base);
 	json_object_set_new(s, "uploadUrl", json_string(url));
+	snprintf(url, sizeof url,
+		 "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}", base);
+	json_object_set_new(s, "eventSourceUrl", json_string(url));
 	size_t len;
 	char *text = jmap_json_dump(s, &len);
 	unsigned char md[32];
@@ -632,6 +639,9 @@ static void serve_authed(struct jmap_pending *p, const char *account, int64_t ac
 	case R_DOWNLOAD:
 		serve_download(p, account_id, a);
 		break;
+	case R_EVENTSOURCE:
+		jmap_es_start(p->js->es, p->req, &p->cred, p->id, p->client_ip);
+		break;
 	}
 }
 
@@ -641,6 +651,18 @@ static bool tag_set(const unsigned char tag[32])
 		if (tag[i])
 			return true;
 	return false;
+}
+
+/* What a checked login proved, for a stream's later checks (cache_valid). */
+static void cred_of(struct jmap_pending *p, const struct authglue_result *r)
+{
+	struct jmap_authcache_entry *e = &p->cred;
+	e->account_id = r->account_id;
+	snprintf(e->user, sizeof e->user, "%s", p->login);
+	snprintf(e->account, sizeof e->account, "%s", r->account);
+	snprintf(e->app_id, sizeof e->app_id, "%s", r->app_id ? r->app_id : "");
+	memcpy(e->cred_tag, r->cred_tag, sizeof e->cred_tag);
+	e->at = (int64_t)time(NULL);
 }
 
 /* After a checked login: remember it (never a failure). */
@@ -694,6 +716,13 @@ static int cache_valid(struct jmap_server *js, const struct jmap_authcache_entry
 	return tag_set(tag) && CRYPTO_memcmp(tag, e->cred_tag, sizeof tag) == 0;
 }
 
+/* A stream's login still holds (jmap-eventsource.h). */
+static int es_cred_ok(void *ctx, const struct jmap_authcache_entry *e)
+{
+	int64_t last_used;
+	return cache_valid(ctx, e, &last_used);
+}
+
 /* Serves p at once if its credentials are in the cache and still valid;
  * false if they must be checked. */
 static bool cache_serve(struct jmap_pending *p)
@@ -723,6 +752,7 @@ static bool cache_serve(struct jmap_pending *p)
 		 p->client_ip, account, app[0] ? " app_password=" : "", app);
 	if (e->app_id[0] != '\0')
 		authglue_app_used(js->store, "jmap", p->id, account_id, e->app_id, last_used);
+	p->cred = *e;
 	serve_authed(p, account, account_id);
 	pending_free(p);
 	return true;
@@ -738,6 +768,7 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 		snprintf(account, sizeof account, "%s", r->account);
 		int64_t account_id = r->account_id;
 		cache_put(p, r);
+		cred_of(p, r);
 		authglue_free(&p->auth);
 		serve_authed(p, account, account_id);
 		break;
@@ -820,6 +851,8 @@ static bool route_of(const char *path, enum route *r, const char **rest)
 		*r = R_UPLOAD, *rest = path + 13;
 	else if (strncmp(path, "/jmap/download/", 15) == 0)
 		*r = R_DOWNLOAD, *rest = path + 15;
+	else if (strcmp(path, "/jmap/eventsource/") == 0 || strcmp(path, "/jmap/eventsource") == 0)
+		*r = R_EVENTSOURCE;
 	else
 		return false;
 	return true;
@@ -829,10 +862,12 @@ static bool method_ok(struct evhttp_request *req, enum route r)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	bool post = r == R_API || r == R_UPLOAD;
-	if (post ? cmd == EVHTTP_REQ_POST : (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD))
+	bool head = r != R_EVENTSOURCE; /* a stream has no HEAD */
+	if (post ? cmd == EVHTTP_REQ_POST
+		 : (cmd == EVHTTP_REQ_GET || (head && cmd == EVHTTP_REQ_HEAD)))
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-			  post ? "POST" : "GET, HEAD");
+			  post ? "POST" : head ? "GET, HEAD" : "GET");
 	http_reply_text(req, 405, "Method Not Allowed", NULL);
 	return false;
 }
@@ -972,6 +1007,7 @@ static void jmap_closed(void *arg, struct evhttp_connection *evcon)
 	for (struct jmap_pending *p = js->pending; p; p = p->next)
 		if (p->evcon == evcon)
 			p->evcon = NULL;
+	jmap_es_closed(js->es, evcon);
 }
 
 static void jmap_release(void *arg)
@@ -979,6 +1015,7 @@ static void jmap_release(void *arg)
 	struct jmap_server *js = arg;
 	while (js->pending)
 		pending_free(js->pending);
+	jmap_es_free(&js->es);
 	jmap_authcache_free(&js->cache);
 	free(js);
 }
@@ -991,6 +1028,7 @@ struct jmap_server *jmap_server_attach(struct http_server *srv, struct event_bas
 	js->base = base;
 	js->store = store;
 	js->cache = jmap_authcache_new(AUTH_CACHE_ENTRIES);
+	js->es = jmap_es_new(base, store, srv, es_cred_ok, js);
 	struct http_hook h = {jmap_handle, jmap_configure, jmap_abort,
 			      jmap_closed, jmap_release,   js};
 	http_server_set_hook(srv, &h);

@@ -125,6 +125,8 @@ def test_session_object_exact(srv):
         "apiUrl": base + "/jmap/api/",
         "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?type={type}",
         "uploadUrl": base + "/jmap/upload/{accountId}/",
+        "eventSourceUrl": base + "/jmap/eventsource/?types={types}&closeafter={closeafter}"
+                                 "&ping={ping}",
     }
     # The same session again: the same state; another user: another one.
     assert json.loads(request(srv, "GET", "/jmap/session")[2])["state"] == state
