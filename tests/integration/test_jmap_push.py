@@ -272,3 +272,19 @@ def test_password_change_ends_the_stream(srv):
     assert srv.wait_log(r"user=%s action=eventsource_end reason=credentials_changed"
                         % re.escape(user))
     s.close()
+
+
+def test_shutdown_with_open_streams(make_server):
+    s = make_server(start=False)
+    s.set_config({"allow_plaintext_loopback": "yes"})
+    s.start()
+    user = "jp%s@example.test" % uuid.uuid4().hex[:10]
+    s.cli_ok("user", "add", user, "--password", PASSWORD)
+    streams = [open_stream(s, user, "types=*&closeafter=no&ping=%d" % p) for p in (0, 1)]
+    t0 = time.monotonic()
+    s.stop()  # SIGTERM: every process gone within 10 s, no sanitizer report
+    assert time.monotonic() - t0 < 5
+    for st in streams:
+        while (ev := st.event(timeout(5))) is not None:
+            assert ev["event"] == "ping"
+        st.close()
