@@ -289,6 +289,19 @@ static bool parse_ping(const char *v, unsigned *out)
 	return true;
 }
 
+const char *jmap_es_parse_params(const char *types, const char *closeafter, const char *ping,
+				 unsigned *types_out, bool *close_after, unsigned *ping_out)
+{
+	if (types == NULL || !parse_types(types, types_out))
+		return "types must be \"*\" or a comma-separated list of type names";
+	if (closeafter == NULL || (strcmp(closeafter, "state") != 0 && strcmp(closeafter, "no") != 0))
+		return "closeafter must be \"state\" or \"no\"";
+	if (ping == NULL || !parse_ping(ping, ping_out))
+		return "ping must be a non-negative integer";
+	*close_after = strcmp(closeafter, "state") == 0;
+	return NULL;
+}
+
 static void refuse(struct evhttp_request *req, int code, const char *reason, const char *detail)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -313,15 +326,8 @@ static const char *parse_query(struct evhttp_request *req, struct jmap_es_stream
 	const char *types = evhttp_find_header(&kv, "types");
 	const char *close = evhttp_find_header(&kv, "closeafter");
 	const char *ping = evhttp_find_header(&kv, "ping");
-	const char *bad = NULL;
-	if (types == NULL || !parse_types(types, &s->types))
-		bad = "types must be \"*\" or a comma-separated list of type names";
-	else if (close == NULL || (strcmp(close, "state") != 0 && strcmp(close, "no") != 0))
-		bad = "closeafter must be \"state\" or \"no\"";
-	else if (ping == NULL || !parse_ping(ping, &s->ping))
-		bad = "ping must be a non-negative integer";
-	else
-		s->close_after = strcmp(close, "state") == 0;
+	const char *bad = jmap_es_parse_params(types, close, ping, &s->types, &s->close_after,
+					       &s->ping);
 	evhttp_clear_headers(&kv);
 	return bad;
 }

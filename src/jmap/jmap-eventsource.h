@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,13 @@ void jmap_es_free(struct jmap_es **es);
  * or the credentials no longer hold.  id names it in the log. */
 void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 		   const struct jmap_authcache_entry *cred, const char *id, const char *client_ip);
+
+/* The parameters of the event source URL (RFC 8620 7.3; NULL: absent):
+ * types as bits (1 Mailbox, 2 Thread, 4 Email; names we do not push are
+ * ignored), closeafter=state, ping in seconds (0: none; else clamped to
+ * JMAP_ES_PING_MIN..JMAP_ES_PING_MAX).  NULL, or what is wrong. */
+const char *jmap_es_parse_params(const char *types, const char *closeafter, const char *ping,
+				 unsigned *types_out, bool *close_after, unsigned *ping_out);
 
 /* The connection evcon is closing: its stream, if any, ends. */
 void jmap_es_closed(struct jmap_es *es, struct evhttp_connection *evcon);
