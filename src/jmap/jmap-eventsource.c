@@ -43,7 +43,11 @@ struct jmap_es_stream {
 	struct jmap_es *es;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
-	struct jmap_authcache_entry cred;
+	/* what the login proved (as a jmap_authcache_entry's, kept small) */
+	int64_t account_id;
+	char *account;
+	char app_id[8];
+	unsigned char cred_tag[32];
 	char id[24];
 	char state[24]; /* the state last seen (sent, or not of interest) */
 	unsigned types;
@@ -99,10 +103,11 @@ static void stream_free(struct jmap_es_stream *s, bool end, const char *why)
 	event_free(s->check_ev);
 	event_free(s->notify_ev);
 	log_info("jmap id=%s user=%s action=eventsource_end reason=%s streams=%zu", s->id,
-		 s->cred.account, why, es->n);
+		 s->account, why, es->n);
 	if (end)
 		evhttp_send_reply_end(s->req);
-	OPENSSL_cleanse(&s->cred, sizeof s->cred);
+	free(s->account);
+	OPENSSL_cleanse(s, sizeof *s);
 	free(s);
 }
 
@@ -160,7 +165,7 @@ static bool current_state(struct jmap_es_stream *s, char out[24])
 	struct store_account *a = NULL;
 	char err[256] = "";
 	uint64_t n = 0;
-	if (store_account_open_id(s->es->store, s->cred.account_id, &a) != 1 ||
+	if (store_account_open_id(s->es->store, s->account_id, &a) != 1 ||
 	    store_jmap_sync(a, &n, err, sizeof err) < 0) {
 		log_error("jmap id=%s action=eventsource_state error=\"%s\"", s->id,
 			  err[0] ? err : "the account cannot be opened");
@@ -179,7 +184,7 @@ static bool send_state(struct jmap_es_stream *s)
 	int n = snprintf(buf, sizeof buf,
 			 "event: state\r\nid: %s\r\ndata: {\"@type\":\"StateChange\","
 			 "\"changed\":{\"A%" PRId64 "\":{",
-			 s->state, s->cred.account_id);
+			 s->state, s->account_id);
 	bool first = true;
 	for (int i = 0; i < N_TYPES; i++) {
 		if (!(s->types & (1u << i)))
@@ -191,7 +196,7 @@ static bool send_state(struct jmap_es_stream *s)
 	n += snprintf(buf + n, sizeof buf - (size_t)n, "}}}\r\n\r\n");
 	if (!send_event(s, buf, (size_t)n))
 		return false;
-	log_info("jmap id=%s user=%s action=eventsource_state state=%s", s->id, s->cred.account,
+	log_info("jmap id=%s user=%s action=eventsource_state state=%s", s->id, s->account,
 		 s->state);
 	if (s->close_after) {
 		stream_free(s, true, "closeafter");
@@ -235,7 +240,15 @@ static void check_fire(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct jmap_es_stream *s = arg;
-	if (s->es->cred_ok(s->es->cred_ctx, &s->cred) == 0) {
+	struct jmap_authcache_entry e;
+	memset(&e, 0, sizeof e);
+	e.account_id = s->account_id;
+	snprintf(e.account, sizeof e.account, "%s", s->account);
+	memcpy(e.app_id, s->app_id, sizeof e.app_id);
+	memcpy(e.cred_tag, s->cred_tag, sizeof e.cred_tag);
+	int ok = s->es->cred_ok(s->es->cred_ctx, &e);
+	OPENSSL_cleanse(&e, sizeof e);
+	if (ok == 0) {
 		stream_free(s, true, "credentials_changed");
 		return;
 	}
@@ -344,7 +357,7 @@ void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 	}
 	size_t mine = 0;
 	for (struct jmap_es_stream *o = es->streams; o; o = o->next)
-		mine += o->cred.account_id == cred->account_id;
+		mine += o->account_id == cred->account_id;
 	if (mine >= JMAP_ES_PER_USER || es->n >= JMAP_ES_PER_WORKER) {
 		free(s);
 		log_info("jmap id=%s client=%s user=%s action=eventsource result=refused "
@@ -358,10 +371,14 @@ void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 	s->es = es;
 	s->req = req;
 	s->evcon = evhttp_request_get_connection(req);
-	s->cred = *cred;
+	s->account_id = cred->account_id;
+	s->account = xstrdup(cred->account);
+	memcpy(s->app_id, cred->app_id, sizeof s->app_id);
+	memcpy(s->cred_tag, cred->cred_tag, sizeof s->cred_tag);
 	snprintf(s->id, sizeof s->id, "%s", id);
 	if (!current_state(s, s->state)) {
-		OPENSSL_cleanse(&s->cred, sizeof s->cred);
+		free(s->account);
+		OPENSSL_cleanse(s, sizeof *s);
 		free(s);
 		refuse(req, 503, "Service Unavailable", "the account cannot be read");
 		return;
@@ -379,7 +396,8 @@ void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 			event_free(s->check_ev);
 		if (s->notify_ev)
 			event_free(s->notify_ev);
-		OPENSSL_cleanse(&s->cred, sizeof s->cred);
+		free(s->account);
+		OPENSSL_cleanse(s, sizeof *s);
 		free(s);
 		refuse(req, 503, "Service Unavailable", "out of resources");
 		return;
@@ -403,9 +421,17 @@ void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 	evhttp_add_header(h, "Connection", "close");
 	http_server_hold(es->http, req);
 	evhttp_send_reply_start(req, 200, "OK");
+	/* The request's header stays in memory as long as the stream: drop
+	 * it, wiping the password in Authorization first (the output says
+	 * Connection: close, so evhttp needs nothing of it). */
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	char *auth = (char *)evhttp_find_header(in, "Authorization");
+	if (auth != NULL)
+		OPENSSL_cleanse(auth, strlen(auth));
+	evhttp_clear_headers(in);
 	log_info("jmap id=%s client=%s user=%s action=eventsource types=%u closeafter=%s ping=%u "
 		 "state=%s streams=%zu",
-		 s->id, client_ip, s->cred.account, s->types, s->close_after ? "state" : "no",
+		 s->id, client_ip, s->account, s->types, s->close_after ? "state" : "no",
 		 s->ping, s->state, es->n);
 	struct timeval tv = {JMAP_ES_RECHECK, 0};
 	evtimer_add(s->check_ev, &tv);
