@@ -271,3 +271,24 @@ bool jmap_mail_parse_email_id(const char *s, char file_id[25])
 	memcpy(file_id, s + 1, 25);
 	return true;
 }
+
+int jmap_mail_filter_operator(json_t *f, json_t **conds, int *op, json_t **error)
+{
+	json_t *o = json_object_get(f, "operator");
+	if (o == NULL)
+		return 0;
+	const char *s = json_string_value(o);
+	*conds = json_object_get(f, "conditions");
+	*op = s == NULL               ? -1
+	      : strcmp(s, "AND") == 0 ? 0
+	      : strcmp(s, "OR") == 0  ? 1
+	      : strcmp(s, "NOT") == 0 ? 2
+				      : -1;
+	if (*op < 0 || !json_is_array(*conds) || json_object_size(f) != 2) {
+		*error =
+		    jmap_api_error("invalidArguments",
+				   "a FilterOperator has operator AND, OR or NOT and conditions");
+		return -1;
+	}
+	return 1;
+}

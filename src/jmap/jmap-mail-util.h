@@ -86,4 +86,10 @@ int64_t jmap_mail_parse_thread_id(const char *s);
  * exists is store_jmap_email_copies's answer. */
 bool jmap_mail_parse_email_id(const char *s, char file_id[25]);
 
+/* f a FilterOperator (RFC 8620 5.5)?  1 with *conds (an array) and *op
+ * (0 AND, 1 OR, 2 NOT); 0 when f has no "operator" (a FilterCondition);
+ * -1 with *error invalidArguments when it is malformed (RFC 8620 5.5:
+ * unsupportedFilter is for a valid filter the server cannot run). */
+int jmap_mail_filter_operator(json_t *f, json_t **conds, int *op, json_t **error);
+
 #endif

@@ -328,22 +328,16 @@ static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t *
 static bool filter_check(json_t *f, size_t depth, json_t **error)
 {
 	if (!json_is_object(f) || depth > 16) {
-		*error = jmap_api_error("unsupportedFilter", depth > 16 ? "filter nested too deep"
-									: "a filter is an object");
+		*error = depth > 16 ? jmap_api_error("unsupportedFilter", "filter nested too deep")
+				    : jmap_api_error("invalidArguments", "a filter is an object");
 		return false;
 	}
-	json_t *op = json_object_get(f, "operator");
-	if (op != NULL) {
-		json_t *conds = json_object_get(f, "conditions");
-		const char *o = json_string_value(op);
-		if (o == NULL ||
-		    (strcmp(o, "AND") != 0 && strcmp(o, "OR") != 0 && strcmp(o, "NOT") != 0) ||
-		    !json_is_array(conds) || json_object_size(f) != 2) {
-			*error = jmap_api_error("unsupportedFilter",
-						"a FilterOperator has operator AND, OR or NOT and "
-						"conditions");
-			return false;
-		}
+	json_t *conds;
+	int opk;
+	int r = jmap_mail_filter_operator(f, &conds, &opk, error);
+	if (r < 0)
+		return false;
+	if (r > 0) {
 		size_t i;
 		json_t *c;
 		json_array_foreach(conds, i, c)
@@ -357,7 +351,7 @@ static bool filter_check(json_t *f, size_t depth, json_t **error)
 	json_t *v;
 	json_object_foreach(f, key, v)
 	{
-		bool ok;
+		bool ok, known = true;
 		if (strcmp(key, "parentId") == 0 || strcmp(key, "role") == 0)
 			ok = json_is_null(v) || json_is_string(v);
 		else if (strcmp(key, "name") == 0)
@@ -365,11 +359,15 @@ static bool filter_check(json_t *f, size_t depth, json_t **error)
 		else if (strcmp(key, "hasAnyRole") == 0 || strcmp(key, "isSubscribed") == 0)
 			ok = json_is_boolean(v);
 		else
-			ok = false;
+			ok = known = false;
 		if (!ok) {
+			/* RFC 8620 5.5: a condition we do not know is
+			 * unsupportedFilter, a known one of the wrong type an
+			 * invalid argument */
 			char d[320];
-			snprintf(d, sizeof d, "unsupported filter condition %.256s", key);
-			*error = jmap_api_error("unsupportedFilter", d);
+			snprintf(d, sizeof d, "%s filter condition %.256s",
+				 known ? "wrong type for the" : "unsupported", key);
+			*error = jmap_api_error(known ? "invalidArguments" : "unsupportedFilter", d);
 			return false;
 		}
 	}
