@@ -169,12 +169,16 @@ def test_may_send_as(srv):
 def test_cli(srv):
     user, aid = new_user(srv)
     other, _ = new_user(srv)
+    state0 = identities(srv, user, aid)[0]
     r = srv.cli_ok("identity", "add", user, user, "--name", "Ada L",
                    "--reply-to", "desk@example.test", "--text-signature", "Ada\nLondon")
     out = r.stdout.decode()
     assert out.startswith("identity I") and out.endswith(" (%s) added for %s\n" % (user, user))
     iid = out.split()[1]
-    lst = identities(srv, user, aid)[1]
+    state1, lst = identities(srv, user, aid)
+    r = ok(srv, user, "Identity/changes", {"accountId": aid, "sinceState": state0})
+    assert (r["created"], r["updated"], r["destroyed"], r["newState"]) == (
+        [iid], [], [], state1)
     assert lst[1] == {"id": iid, "name": "Ada L", "email": user,
                       "replyTo": [{"name": None, "email": "desk@example.test"}],
                       "bcc": None, "textSignature": "Ada\nLondon", "htmlSignature": "",
