@@ -272,6 +272,10 @@ static bool known_capability(const struct jmap_api_env *env, const char *uri)
 	for (size_t i = 0; i < sizeof capabilities / sizeof capabilities[0]; i++)
 		if (strcmp(uri, capabilities[i]) == 0)
 			return true;
+	/* a capability of one of the methods served (JMAP_CAP_SUBMISSION) */
+	for (size_t m = 0; m < env->n_methods; m++)
+		if (strcmp(uri, env->methods[m].capability) == 0)
+			return true;
 	return false;
 }
 

@@ -92,4 +92,19 @@ bool jmap_mail_parse_email_id(const char *s, char file_id[25]);
  * unsupportedFilter is for a valid filter the server cannot run). */
 int jmap_mail_filter_operator(json_t *f, json_t **conds, int *op, json_t **error);
 
+/* The arguments of a /changes (RFC 8620 5.2): accountId; sinceState, a
+ * state of ours (else cannotCalculateChanges) into *since; maxChanges
+ * into *max (0: none). */
+bool jmap_mail_changes_args(const struct jmap_api_env *env, json_t *args, uint64_t *since,
+			    json_int_t *max, json_t **error);
+
+/* False (cannotCalculateChanges) if n changes are more than max (0:
+ * no limit): one state step can hold any number of changes, so there is
+ * no state between to stop at (docs/jmap.md). */
+bool jmap_mail_changes_fit(json_int_t max, size_t n, json_t **error);
+
+/* The response of a /changes (hasMoreChanges false); takes the arrays. */
+json_t *jmap_mail_changes_result(json_t *args, const char *state, json_t *created,
+				 json_t *updated, json_t *destroyed);
+
 #endif
