@@ -186,6 +186,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	buf_puts(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"); /* imap-quota.c */
 	buf_puts(out, " COMPRESS=DEFLATE");                          /* imap-compress.c */
 	buf_puts(out, " OBJECTID CREATE-SPECIAL-USE");               /* RFC 8474, RFC 6154 3 */
+	buf_puts(out, " WITHIN SORT=DISPLAY ESORT");                 /* RFC 5032, 5957, 5267 3 */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
