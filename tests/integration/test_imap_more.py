@@ -4,6 +4,7 @@ with ESEARCH) through the real protocol: exact responses with a raw client
 and with imaplib.
 """
 
+import base64
 import contextlib
 import imaplib
 import re
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from test_imap import MODULE_CONF, PASSWORD, append, client, new_user
+from test_imap import CAPS, MODULE_CONF, PASSWORD, append, client, new_user
 from test_imap_sort import EXPECT, message, sort_box
 
 
@@ -42,7 +43,7 @@ def imaplib_inbox(srv, box):
 def test_capabilities_listed(srv):
     with client(srv, new_user(srv)) as c:
         caps = c.ok("CAPABILITY")[0].decode().split()
-        assert caps[-3:] == ["WITHIN", "SORT=DISPLAY", "ESORT"]
+        assert caps[-4:] == ["WITHIN", "SORT=DISPLAY", "ESORT", "UNAUTHENTICATE"]
 
 
 # ------------------------------------------------------------------ WITHIN
@@ -241,3 +242,124 @@ def test_esort_imaplib(srv):
         typ, data = m.response("ESEARCH")
         assert len(data) == 1 and re.fullmatch(
             rb'\(TAG "[A-Z]+\d+"\) UID MIN 6 MAX 5 COUNT 6', data[0]), data
+
+
+# ---------------------------------------------------------- UNAUTHENTICATE
+
+PRELOGIN = " STARTTLS AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256"  # this server's
+
+
+def two_users(srv):
+    """A with one message, B with two (distinct subjects)."""
+    a, b = new_user(srv), new_user(srv)
+    with client(srv, a) as c:
+        append(c, "INBOX", message(["Subject: for a"], 200))
+    with client(srv, b) as c:
+        append(c, "INBOX", message(["Subject: for b 1"], 200))
+        append(c, "INBOX", message(["Subject: for b 2"], 200))
+    return a, b
+
+
+def test_unauthenticate_then_another_user(srv):
+    a, b = two_users(srv)
+    mark = srv.log_mark()
+    with client(srv, a) as c:
+        assert c.cmd("ENABLE IMAP4rev2") == ([b"* ENABLED IMAP4rev2"], b"OK Enabled")
+        c.ok("SELECT INBOX")
+        c.ok("SEARCH RETURN (SAVE) ALL")
+        assert c.cmd("SEARCH ALL", tag="s1") == (
+            [b'* ESEARCH (TAG "s1") ALL 1'], b"OK Search completed")
+        # no EXPUNGE, nothing untagged: the mailbox just stops being selected
+        assert c.cmd("UNAUTHENTICATE") == ([], b"OK Unauthenticated")
+        assert srv.wait_log(r"action=unauthenticate user=%s" % re.escape(a), since=mark)
+        assert c.cmd("SELECT INBOX") == ([], b"BAD Log in first")
+        assert c.cmd("CAPABILITY") == (
+            [("* CAPABILITY %s%s" % (CAPS, PRELOGIN)).encode()],
+            b"OK Capability completed")
+        assert c.login(b) == ("OK [CAPABILITY %s] Logged in" % CAPS).encode()
+        lines = c.ok("SELECT INBOX")
+        assert b"* 2 EXISTS" in lines
+        # ENABLE and the saved result are gone: rev1 answers, $ is empty
+        assert c.cmd("SEARCH ALL") == ([b"* SEARCH 1 2"], b"OK Search completed")
+        assert c.cmd("SEARCH $") == ([b"* SEARCH"], b"OK Search completed")
+        assert c.cmd("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])") == (
+            [b"* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {20}\r\nSubject: for b 2\r\n\r\n)"],
+            b"OK Fetch completed")
+
+
+def test_unauthenticate_releases_notifications(srv):
+    a, b = two_users(srv)
+    with client(srv, a) as c:
+        c.ok("SELECT INBOX")
+        assert c.cmd("UNAUTHENTICATE") == ([], b"OK Unauthenticated")
+        c.login(b)
+        c.ok("SELECT INBOX")
+        tag = c.tag()
+        c.send("%s IDLE\r\n" % tag)
+        assert c.line() == b"+ idling"
+        # mail for A must not reach this session; mail for B must
+        with client(srv, a) as o:
+            append(o, "INBOX", message(["Subject: a again"], 200))
+        with client(srv, b) as o:
+            append(o, "INBOX", message(["Subject: b again"], 200))
+        assert c.line() == b"* 3 EXISTS"
+        assert c.line() == b"* 3 RECENT"  # a rev1 session again
+        c.send("DONE\r\n")
+        assert c.until(tag) == ([], b"OK Idle completed")
+
+
+def test_unauthenticate_pipelined_login_and_errors(srv):
+    a, b = two_users(srv)
+    with client(srv) as c:
+        assert c.cmd("UNAUTHENTICATE") == ([], b"BAD Log in first")
+        c.login(a)
+        assert c.cmd("UNAUTHENTICATE now") == ([], b"BAD No arguments expected")
+        # RFC 8437 3: UNAUTHENTICATE and the next login in one round trip
+        c.send("u1 UNAUTHENTICATE\r\nu2 LOGIN %s %s\r\nu3 STATUS INBOX (MESSAGES)\r\n"
+               % (b, PASSWORD))
+        assert c.until("u1") == ([], b"OK Unauthenticated")
+        assert c.until("u2") == ([], ("OK [CAPABILITY %s] Logged in" % CAPS).encode())
+        assert c.until("u3") == ([b'* STATUS "INBOX" (MESSAGES 2)'], b"OK Status completed")
+        # and back to A, through AUTHENTICATE PLAIN with an initial response
+        assert c.cmd("UNAUTHENTICATE") == ([], b"OK Unauthenticated")
+        ir = base64.b64encode(("\0%s\0%s" % (a, PASSWORD)).encode()).decode()
+        assert c.cmd("AUTHENTICATE PLAIN " + ir) == (
+            [], ("OK [CAPABILITY %s] Logged in" % CAPS).encode())
+        assert c.cmd("STATUS INBOX (MESSAGES)") == (
+            [b'* STATUS "INBOX" (MESSAGES 1)'], b"OK Status completed")
+
+
+def test_unauthenticate_imaplib(srv):
+    a, b = two_users(srv)
+    imaplib.Commands.setdefault("UNAUTHENTICATE", ("AUTH", "SELECTED"))
+    m = imaplib.IMAP4("127.0.0.1", srv.imap_port)
+    try:
+        m.login(a, PASSWORD)
+        assert m.select("INBOX") == ("OK", [b"1"])
+        assert m._simple_command("UNAUTHENTICATE") == ("OK", [b"Unauthenticated"])
+        m.state = "NONAUTH"
+        m.login(b, PASSWORD)
+        assert m.select("INBOX") == ("OK", [b"2"])
+        assert m.search(None, "ALL") == ("OK", [b"1 2"])
+    finally:
+        m.logout()
+
+
+def test_unauthenticate_not_under_compress(srv):
+    # RFC 8437 4.1 would end the DEFLATE layer at the client's CRLF; it is
+    # not offered under COMPRESS, so the BAD of RFC 8437 3 is the answer
+    import test_imap_compress as tc
+    user = new_user(srv)
+    c = tc.Client(srv.imap_port)
+    try:
+        tc.login(c, user)
+        c.start_deflate()
+        caps = c.cmd(b"c", b"CAPABILITY")
+        assert caps[0] == ("* CAPABILITY %s\r\n" % CAPS.replace(" UNAUTHENTICATE", "")).encode()
+        assert c.cmd(b"u", b"UNAUTHENTICATE") == [
+            b"u BAD UNAUTHENTICATE is not available after COMPRESS\r\n"]
+        # still logged in, still compressed
+        assert c.cmd(b"n", b"STATUS INBOX (MESSAGES)") == [
+            b'* STATUS "INBOX" (MESSAGES 0)\r\n', b"n OK Status completed\r\n"]
+    finally:
+        c.close()
