@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	static const char *const env[] = {"host", "h.e.f", "phase", "during", NULL};
 	struct sieve_input in = {"a@b.c",  "d+x@e.f", msg,	sizeof msg - 1, exists,
-				 &self_src, dup_seen,  inc_get, env};
+				 &self_src, dup_seen,  inc_get, env, "5", "50", NULL};
 	struct sieve_result r;
 	int rc = sieve_run(s, &in, &r);
 	if (r.n_actions == 0 || r.n_actions > sieve_default_limits.max_actions)
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the input read as a message too, so that body tests (RFC 5173)
 	 * walk a fuzzed MIME structure */
 	struct sieve_input self = {"a@b.c",   "d@e.f",  (const char *)data, size, exists,
-				   &self_src, dup_seen, inc_get,	    env};
+				   &self_src, dup_seen, inc_get,	    env, NULL, NULL, NULL};
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();

@@ -245,7 +245,8 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 			     : cli_fail("stdin", "read error: %m");
 	}
 	struct sieve_input in = {from,		 to,   buf_cstr(&msg), msg.len, mailbox_exists,
-				 &ex,		 NULL, include_file,   ex.env};
+				 &ex,		 NULL, include_file,   ex.env,
+				 NULL,		 NULL, NULL}; /* spamtest: not tested */
 	struct sieve_result res;
 	if (sieve_run(s, &in, &res) < 0) {
 		fputs("error: ", stdout);
