@@ -6,10 +6,11 @@
  * and that a failed run leaves exactly the implicit keep.  A vacation
  * action is checked and its reply built (sieve_vacation_allowed,
  * sieve_vacation_reply) on the fixed message and on the input itself
- * read as a message.  The script also runs on the input read as a message (for the body test's MIME walk,
- * and editheader on a fuzzed header).  The duplicate test sees a list
- * answering by the ID's length, an error included.  An action's edited
- * header must be a header section that parses.
+ * read as a message.  The script also runs on the input read as a
+ * message (for the body test's MIME walk, and editheader on a fuzzed
+ * header).  The duplicate test sees a list answering by the ID's length,
+ * an error included.  An action's edited header must be a header section
+ * that parses.
  */
 #include <stddef.h>
 #include <stdint.h>
