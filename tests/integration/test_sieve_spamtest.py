@@ -4,7 +4,8 @@ this recipient (docs/spam.md), mapped onto 1..10 and 0..100 % by the
 recipient's junk and reject scores; mail that was not scored (a trusted
 client, submission) is "0", not tested.  Mail goes in over SMTP
 (smtplib), scripts with `tern sieve put`, the mailboxes are read over
-IMAP (imaplib) and `tern mail cat`.
+IMAP (imaplib) and `tern mail cat`; `tern sieve test` takes the results
+as options.
 
 Clients connect from 127.0.0.2 (127.0.0.1 is in mailauth.trusted, whose
 mail is not scored); mailauth.check is off, so no DNS is needed.
@@ -14,6 +15,7 @@ import email.utils
 import imaplib
 import re
 import smtplib
+import subprocess
 import time
 import uuid
 
@@ -190,3 +192,26 @@ def test_percent_needs_spamtestplus(srv):
                 input=b'require "spamtest";\r\nif spamtest :percent "0" { discard; }\r\n')
     assert p.returncode == 2
     assert p.stderr == b"-:2:13: error: unknown tagged argument ':percent' for spamtest\n"
+
+
+def test_sieve_test_cli_results(tern_bin, tmp_path):
+    """`tern sieve test` is "not tested" unless --spamtest and
+    --spamtest-percent give the results."""
+    script = tmp_path / "s.sieve"
+    script.write_bytes(BY_SCORE.encode())
+    msg = clean("bob@example.test", "Cli")
+
+    def run(*opts):
+        return subprocess.run([tern_bin, "sieve", "test", str(script)] + list(opts),
+                              input=msg, capture_output=True, timeout=60)
+
+    assert run().stdout == b"fileinto untested create\n"
+    assert run("--spamtest", "7", "--spamtest-percent", "73").stdout == \
+        b"fileinto st7-p73 create\n"
+    # given one, the other is not tested: "0" for :matches
+    assert run("--spamtest", "10").stdout == b"fileinto st10-p0 create\n"
+    for bad in (("--spamtest", "11"), ("--spamtest-percent", "101"), ("--spamtest", "05"),
+                ("--spamtest", "-1"), ("--spamtest",)):
+        p = run(*bad)
+        assert p.returncode == 2 and p.stdout == b"", bad
+    assert run("--spamtest", "x").stderr.startswith(b"tern: x: expected a number 0..10\n")
