@@ -17,6 +17,9 @@ const struct sieve_ext *const sieve_ext_table[] = {
     &sieve_ext_encoded, &sieve_ext_spamtest, &sieve_ext_spamtestplus, &sieve_ext_virustest,
 };
 const size_t sieve_ext_count = sizeof sieve_ext_table / sizeof sieve_ext_table[0];
+/* the parser keeps one flag per entry in a bool[32] (sieve-parse.c) */
+_Static_assert(sizeof sieve_ext_table / sizeof sieve_ext_table[0] <= 32,
+	       "more extensions than the parser's enabled[] holds");
 
 const char *const *sieve_extensions(void)
 {
