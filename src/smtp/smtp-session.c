@@ -1895,14 +1895,20 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
-					    srv->cfg->hostname, t->client};
+					    srv->cfg->hostname, t->client, "", ""};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		plan_item = xreallocarray(plan_item, n_plans + t->n_local, sizeof *plan_item);
 		plan_msg = xreallocarray(plan_msg, n_plans + t->n_local, sizeof *plan_msg);
 		size_t first_plan = n_plans;
-		for (size_t j = 0; j < t->n_local; j++)
+		for (size_t j = 0; j < t->n_local; j++) {
+			/* spamtest (RFC 5235): this recipient's content score */
+			sm.spamtest[0] = sm.spamtest_percent[0] = '\0';
+			if (t->spam_scored)
+				smtp_spam_sieve_results(&t->spam.r[j], sm.spamtest,
+							sm.spamtest_percent);
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
 					&plans[n_plans++]);
+		}
 		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
 		 * and the message leaves the plans and the delivery log; else
 		 * each rejecting recipient's notice goes to the sender. */
