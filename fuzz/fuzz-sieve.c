@@ -1,15 +1,16 @@
 /*
  * fuzz-sieve.c - libFuzzer target for the Sieve lexer and parser
  * (src/sieve), and the interpreter on a fixed message when a script
- * compiles.  Checks that an error has a position and a message, that a
- * compiled script runs within its limits, and that a failed run leaves
- * exactly the implicit keep.  A vacation action is checked and its reply
- * built (sieve_vacation_allowed, sieve_vacation_reply) on the fixed
- * message and on the input itself read as a message.  The script also
- * runs on the input read as a message (for the body test's MIME walk,
- * and editheader on a fuzzed header).  The duplicate test sees a list
- * answering by the ID's length, an error included.  An action's edited
- * header must be a header section that parses.
+ * compiles (spamtest giving "5" and "50").  Checks that an error has a
+ * position and a message, that a compiled script runs within its limits,
+ * and that a failed run leaves exactly the implicit keep.  A vacation
+ * action is checked and its reply built (sieve_vacation_allowed,
+ * sieve_vacation_reply) on the fixed message and on the input itself
+ * read as a message.  The script also runs on the input read as a
+ * message (for the body test's MIME walk, and editheader on a fuzzed
+ * header).  The duplicate test sees a list answering by the ID's length,
+ * an error included.  An action's edited header must be a header section
+ * that parses.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -87,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	static const char *const env[] = {"host", "h.e.f", "phase", "during", NULL};
 	struct sieve_input in = {"a@b.c",  "d+x@e.f", msg,	sizeof msg - 1, exists,
-				 &self_src, dup_seen,  inc_get, env};
+				 &self_src, dup_seen,  inc_get, env, "5", "50", NULL};
 	struct sieve_result r;
 	int rc = sieve_run(s, &in, &r);
 	if (r.n_actions == 0 || r.n_actions > sieve_default_limits.max_actions)
@@ -103,7 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r.actions[i].type != SIEVE_ACT_VACATION)
 			continue;
 		struct sieve_input as_msg = {"a@b.c", "d@e.f", (const char *)data, size, NULL,
-					     NULL,    NULL,    NULL,		      NULL};
+					     NULL,    NULL,    NULL,		      NULL,
+					     NULL,    NULL,    NULL};
 		const struct sieve_input *ins[2] = {&in, &as_msg};
 		for (int k = 0; k < 2; k++) {
 			const char *mine[1] = {"d@e.f"};
@@ -125,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the input read as a message too, so that body tests (RFC 5173)
 	 * walk a fuzzed MIME structure */
 	struct sieve_input self = {"a@b.c",   "d@e.f",  (const char *)data, size, exists,
-				   &self_src, dup_seen, inc_get,	    env};
+				   &self_src, dup_seen, inc_get,	    env, NULL, NULL, NULL};
 	rc = sieve_run(s, &self, &r);
 	if (r.n_actions == 0 || (rc < 0 && (r.n_actions != 1 || !r.actions[0].implicit)))
 		abort();

@@ -191,12 +191,15 @@ static void put_action(const struct sieve_action *a)
 static int run_test(const struct cli_command *cmd, int argc, char **argv)
 {
 	const char *path = NULL, *from = "", *to = "";
+	/* spamtest results (RFC 5235): NULL, not tested, unless given */
+	const char *spam[2] = {NULL, NULL};
 	struct exists_list ex = {{NULL}, 0, {NULL, NULL}, {NULL}, 0};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if ((!strcmp(a, "--from") || !strcmp(a, "--to") ||
 		     !strcmp(a, "--mailbox-exists") || !strcmp(a, "--include-dir") ||
-		     !strcmp(a, "--global-dir") || !strcmp(a, "--env")) &&
+		     !strcmp(a, "--global-dir") || !strcmp(a, "--env") ||
+		     !strcmp(a, "--spamtest") || !strcmp(a, "--spamtest-percent")) &&
 		    i + 1 >= argc)
 			return cli_usage_error(cmd, a, "needs a value");
 		if (!strcmp(a, "--from")) {
@@ -213,6 +216,14 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 			ex.env[2 * ex.n_env] = argv[i];
 			ex.env[2 * ex.n_env + 1] = eq + 1;
 			ex.n_env++;
+		} else if (!strcmp(a, "--spamtest") || !strcmp(a, "--spamtest-percent")) {
+			bool pc = !strcmp(a, "--spamtest-percent");
+			uint64_t v;
+			const char *val = argv[++i];
+			if (strutil_parse_u64(val, strlen(val), pc ? 100 : 10, &v) < 0 ||
+			    (val[0] == '0' && val[1] != '\0'))
+				return cli_usage_error(cmd, val, "expected a number 0..%d", pc ? 100 : 10);
+			spam[pc] = val;
 		} else if (!strcmp(a, "--include-dir")) {
 			ex.dirs[0] = argv[++i];
 		} else if (!strcmp(a, "--global-dir")) {
@@ -245,7 +256,8 @@ static int run_test(const struct cli_command *cmd, int argc, char **argv)
 			     : cli_fail("stdin", "read error: %m");
 	}
 	struct sieve_input in = {from,		 to,   buf_cstr(&msg), msg.len, mailbox_exists,
-				 &ex,		 NULL, include_file,   ex.env};
+				 &ex,		 NULL, include_file,   ex.env,
+				 spam[0],	 spam[1], NULL};
 	struct sieve_result res;
 	if (sieve_run(s, &in, &res) < 0) {
 		fputs("error: ", stdout);
@@ -447,7 +459,8 @@ const struct cli_command cli_sieve_command = {
     "usage: tern sieve check FILE\n"
     "       tern sieve test FILE [--from ENVFROM] [--to ENVTO]\n"
     "                       [--mailbox-exists NAME]... [--include-dir DIR]\n"
-    "                       [--global-dir DIR] [--env NAME=VALUE]... < MESSAGE\n"
+    "                       [--global-dir DIR] [--env NAME=VALUE]...\n"
+    "                       [--spamtest N] [--spamtest-percent N] < MESSAGE\n"
     "       tern [-c FILE] sieve put [--activate] USER NAME FILE\n"
     "       tern [-c FILE] sieve list USER\n"
     "       tern [-c FILE] sieve get|activate|delete USER NAME\n"
@@ -461,7 +474,9 @@ const struct cli_command cli_sieve_command = {
     "        mailboxexists); it may be repeated.  include finds personal\n"
     "        scripts as DIR/NAME.sieve in --include-dir, global ones in\n"
     "        --global-dir (else none); --env gives an environment item\n"
-    "        (else it is unknown).  These two need no config.\n"
+    "        (else it is unknown); --spamtest and --spamtest-percent give\n"
+    "        the spamtest results 0..10 and 0..100 (else not tested).\n"
+    "        These two need no config.\n"
     "put     checks FILE (\"-\": stdin) and stores it as USER's script NAME\n"
     "        (replacing one of that name); nothing is stored if it has an\n"
     "        error.  --activate also makes it the active script\n"

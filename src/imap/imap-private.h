@@ -282,6 +282,23 @@ void imap_cmd_setquota(struct imap_cmdctx *x);
 /* imap-search.c: the SEARCH evaluator, for SORT and THREAD.  Parses the
  * search keys x->a[i..x->n); 0 and *out (free with imap_search_free,
  * which accepts NULL), or -1 after replying BAD. */
+/* ESEARCH return options (RFC 4731, RFC 5182 SAVE), for SEARCH and SORT
+ * (ESORT, RFC 5267 3). */
+enum {
+	IMAP_RET_MIN = 1,
+	IMAP_RET_MAX = 2,
+	IMAP_RET_ALL = 4,
+	IMAP_RET_COUNT = 8,
+	IMAP_RET_SAVE = 16,
+};
+/* "RETURN (opt ...)" at x->a[*i]: 1 with *ret set (RETURN () is ALL) and
+ * *i past it, 0 when there is none (*ret 0), -1 after replying BAD. */
+int imap_search_return(struct imap_cmdctx *x, size_t *i, unsigned *ret);
+/* Appends the ESEARCH response (with CRLF) for the hits in answer order
+ * (MIN is hits[0], MAX hits[n - 1]); modseqs: theirs, or NULL for no
+ * MODSEQ item. */
+void imap_esearch_put(struct buf *b, const struct imap_cmdctx *x, unsigned ret,
+		      const uint32_t *hits, const uint64_t *modseqs, size_t n);
 struct imap_search;
 struct smsg;
 int imap_search_parse(struct imap_cmdctx *x, size_t i, struct imap_search **out);

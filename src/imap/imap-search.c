@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "imap-private.h"
@@ -58,6 +59,8 @@ enum sk_type {
 	SK_SENTBEFORE,
 	SK_SENTON,
 	SK_SENTSINCE,
+	SK_OLDER,   /* RFC 5032: internal date before num (now - interval) */
+	SK_YOUNGER, /* RFC 5032: internal date at or after num */
 	SK_LARGER,
 	SK_SMALLER,
 	SK_MODSEQ,   /* RFC 7162 3.1.5: modseq >= num */
@@ -259,6 +262,19 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 				p->need_hdr = true;
 			return 0;
 		}
+	if (imap_tok_eq(t, "OLDER") || imap_tok_eq(t, "YOUNGER")) {
+		/* RFC 5032: "OLDER" / "YOUNGER" SP nz-number, in seconds
+		 * before now, against the internal date */
+		uint64_t v;
+		if (p->i >= p->n || imap_tok_number(&p->a[p->i], UINT32_MAX, &v) < 0 || v == 0) {
+			p->bad = "Invalid interval";
+			return -1;
+		}
+		p->i++;
+		k->type = imap_tok_eq(t, "OLDER") ? SK_OLDER : SK_YOUNGER;
+		k->num = (int64_t)time(NULL) - (int64_t)v;
+		return 0;
+	}
 	if (imap_tok_eq(t, "LARGER") || imap_tok_eq(t, "SMALLER")) {
 		uint64_t v;
 		if (p->i >= p->n || imap_tok_number(&p->a[p->i], UINT32_MAX, &v) < 0)
@@ -729,6 +745,10 @@ static bool eval(const struct skey *k, struct smsg *d)
 		       : k->type == SK_SENTON   ? days == k->num
 						: days >= k->num;
 	}
+	case SK_OLDER:
+		return m->internaldate < k->num;
+	case SK_YOUNGER:
+		return m->internaldate >= k->num;
 	case SK_LARGER:
 		return m->size > (uint64_t)k->num;
 	case SK_SMALLER:
@@ -887,7 +907,96 @@ static int search_fast(struct run_ctx *c, const struct skey *root, char *err, si
 	return 1;
 }
 
-enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
+enum {
+	RET_MIN = IMAP_RET_MIN,
+	RET_MAX = IMAP_RET_MAX,
+	RET_ALL = IMAP_RET_ALL,
+	RET_COUNT = IMAP_RET_COUNT,
+	RET_SAVE = IMAP_RET_SAVE,
+};
+
+int imap_search_return(struct imap_cmdctx *x, size_t *i, unsigned *ret)
+{
+	const struct imap_tok *a = x->a;
+	size_t j = *i;
+	*ret = 0;
+	if (j >= x->n || !imap_tok_eq(&a[j], "RETURN") || a[j].type != IMAP_TOK_ATOM)
+		return 0;
+	j++;
+	if (j >= x->n || a[j].type != IMAP_TOK_LPAREN) {
+		imap_bad(x, "RETURN needs a list");
+		return -1;
+	}
+	for (j++; j < x->n && a[j].type != IMAP_TOK_RPAREN; j++) {
+		if (imap_tok_eq(&a[j], "MIN"))
+			*ret |= RET_MIN;
+		else if (imap_tok_eq(&a[j], "MAX"))
+			*ret |= RET_MAX;
+		else if (imap_tok_eq(&a[j], "ALL"))
+			*ret |= RET_ALL;
+		else if (imap_tok_eq(&a[j], "COUNT"))
+			*ret |= RET_COUNT;
+		else if (imap_tok_eq(&a[j], "SAVE"))
+			*ret |= RET_SAVE;
+		else {
+			imap_bad(x, "Unknown RETURN option");
+			return -1;
+		}
+	}
+	if (j >= x->n) {
+		imap_bad(x, "RETURN needs a list");
+		return -1;
+	}
+	*i = j + 1;
+	if (*ret == 0)
+		*ret = RET_ALL; /* RETURN () */
+	return 1;
+}
+
+void imap_esearch_put(struct buf *b, const struct imap_cmdctx *x, unsigned ret,
+		      const uint32_t *hits, const uint64_t *modseqs, size_t n)
+{
+	buf_printf(b, "* ESEARCH (TAG \"%s\")", x->tag);
+	if (x->uid)
+		buf_puts(b, " UID");
+	if (n > 0 && (ret & RET_MIN))
+		buf_printf(b, " MIN %lu", (unsigned long)hits[0]);
+	if (n > 0 && (ret & RET_MAX))
+		buf_printf(b, " MAX %lu", (unsigned long)hits[n - 1]);
+	if (n > 0 && (ret & RET_ALL)) {
+		/* ranges only upwards (RFC 5267 3.2, for a sorted result) */
+		buf_puts(b, " ALL ");
+		for (size_t i = 0; i < n;) {
+			size_t j = i;
+			while (j + 1 < n && hits[j + 1] == hits[j] + 1)
+				j++;
+			if (i)
+				buf_putc(b, ',');
+			if (i == j)
+				buf_printf(b, "%lu", (unsigned long)hits[i]);
+			else
+				buf_printf(b, "%lu:%lu", (unsigned long)hits[i],
+					   (unsigned long)hits[j]);
+			i = j + 1;
+		}
+	}
+	if (ret & RET_COUNT)
+		buf_printf(b, " COUNT %zu", n);
+	if (modseqs != NULL && n > 0 && (ret & ~(unsigned)RET_SAVE)) {
+		/* RFC 4731 3.2: of the MIN / MAX message(s) when only they
+		 * are returned, else of all */
+		uint64_t ms = imap_modseq_highest(modseqs, n);
+		if (!(ret & (RET_ALL | RET_COUNT))) {
+			ms = 0;
+			if ((ret & RET_MIN) && modseqs[0] > ms)
+				ms = modseqs[0];
+			if ((ret & RET_MAX) && modseqs[n - 1] > ms)
+				ms = modseqs[n - 1];
+		}
+		buf_printf(b, " MODSEQ %llu", (unsigned long long)ms);
+	}
+	buf_puts(b, "\r\n");
+}
 
 /* RFC 5182: the result saved by RETURN (SAVE), as UIDs; with MIN and/or
  * MAX only those messages are saved. */
@@ -932,34 +1041,12 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	struct imap_session *s = x->s;
 	struct sparse p = {x, x->a, x->n, 0, 0, NULL, false, false, false, false};
 	unsigned ret = 0;
-	bool esearch = s->rev2;
-	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "RETURN")) {
-		p.i++;
-		if (p.i >= p.n || p.a[p.i].type != IMAP_TOK_LPAREN) {
-			imap_bad(x, "RETURN needs a list");
-			return;
-		}
-		for (p.i++; p.i < p.n && p.a[p.i].type != IMAP_TOK_RPAREN; p.i++) {
-			if (imap_tok_eq(&p.a[p.i], "MIN"))
-				ret |= RET_MIN;
-			else if (imap_tok_eq(&p.a[p.i], "MAX"))
-				ret |= RET_MAX;
-			else if (imap_tok_eq(&p.a[p.i], "ALL"))
-				ret |= RET_ALL;
-			else if (imap_tok_eq(&p.a[p.i], "COUNT"))
-				ret |= RET_COUNT;
-			else if (imap_tok_eq(&p.a[p.i], "SAVE"))
-				ret |= RET_SAVE;
-			else {
-				imap_bad(x, "Unknown RETURN option");
-				return;
-			}
-		}
-		p.i++;
-		esearch = true;
-	}
+	int rr = imap_search_return(x, &p.i, &ret);
+	if (rr < 0)
+		return;
+	bool esearch = s->rev2 || rr > 0;
 	if (esearch && ret == 0)
-		ret = RET_ALL; /* RETURN () and rev2 SEARCH; RETURN (SAVE) stays SAVE */
+		ret = RET_ALL; /* rev2 SEARCH; RETURN (SAVE) stays SAVE */
 	if (p.i < p.n && imap_tok_eq(&p.a[p.i], "CHARSET")) {
 		p.i++;
 		if (p.i >= p.n || !imap_tok_is_string(&p.a[p.i])) {
@@ -1032,47 +1119,10 @@ void imap_cmd_search(struct imap_cmdctx *x)
 		if (c.want_modseq && c.n > 0) /* RFC 7162 3.1.6 */
 			buf_printf(&b, " (MODSEQ %llu)",
 				   (unsigned long long)imap_modseq_highest(c.modseqs, c.n));
+		buf_puts(&b, "\r\n");
 	} else {
-		buf_printf(&b, "* ESEARCH (TAG \"%s\")", x->tag);
-		if (x->uid)
-			buf_puts(&b, " UID");
-		if (c.n > 0 && (ret & RET_MIN))
-			buf_printf(&b, " MIN %lu", (unsigned long)c.hits[0]);
-		if (c.n > 0 && (ret & RET_MAX))
-			buf_printf(&b, " MAX %lu", (unsigned long)c.hits[c.n - 1]);
-		if (c.n > 0 && (ret & RET_ALL)) {
-			buf_puts(&b, " ALL ");
-			for (size_t i = 0; i < c.n;) {
-				size_t j = i;
-				while (j + 1 < c.n && c.hits[j + 1] == c.hits[j] + 1)
-					j++;
-				if (i)
-					buf_putc(&b, ',');
-				if (i == j)
-					buf_printf(&b, "%lu", (unsigned long)c.hits[i]);
-				else
-					buf_printf(&b, "%lu:%lu", (unsigned long)c.hits[i],
-						   (unsigned long)c.hits[j]);
-				i = j + 1;
-			}
-		}
-		if (ret & RET_COUNT)
-			buf_printf(&b, " COUNT %zu", c.n);
-		if (c.want_modseq && c.n > 0 && (ret & ~(unsigned)RET_SAVE)) {
-			/* RFC 4731 3.2: of the MIN / MAX message(s) when only they
-			 * are returned, else of all */
-			uint64_t ms = imap_modseq_highest(c.modseqs, c.n);
-			if (!(ret & (RET_ALL | RET_COUNT))) {
-				ms = 0;
-				if ((ret & RET_MIN) && c.modseqs[0] > ms)
-					ms = c.modseqs[0];
-				if ((ret & RET_MAX) && c.modseqs[c.n - 1] > ms)
-					ms = c.modseqs[c.n - 1];
-			}
-			buf_printf(&b, " MODSEQ %llu", (unsigned long long)ms);
-		}
+		imap_esearch_put(&b, x, ret, c.hits, c.want_modseq ? c.modseqs : NULL, c.n);
 	}
-	buf_puts(&b, "\r\n");
 	imap_send(s, b.data, b.len);
 	buf_free(&b);
 	free(c.hits);

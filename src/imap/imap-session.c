@@ -54,6 +54,7 @@ static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short what, void *ctx);
 static void session_read_cb(struct bufferevent *bev, void *ctx);
 static void session_kill(struct imap_session *s);
+static void session_release(struct imap_session *s);
 static void process_input(struct imap_session *s);
 
 /* ------------------------------------------------------------ utilities */
@@ -98,6 +99,12 @@ static void set_state(struct imap_session *s, enum imap_state st)
 		bufferevent_set_timeouts(s->bev, &tv, &tv);
 		imap_reader_set_limits(&s->rd, (size_t)s->srv->cfg->imap_max_line,
 				       s->srv->cfg->smtp_max_message_size);
+	} else { /* back there by UNAUTHENTICATE: the limits of a new connection */
+		struct timeval tv = {IMAP_TIMEOUT_PREAUTH, 0};
+		bufferevent_set_timeouts(s->bev, &tv, &tv);
+		imap_reader_set_limits(&s->rd, (size_t)s->srv->cfg->imap_max_line,
+				       IMAP_PREAUTH_LITERAL_MAX);
+		s->preauth_cmds = 0;
 	}
 }
 
@@ -186,6 +193,10 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	buf_puts(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"); /* imap-quota.c */
 	buf_puts(out, " COMPRESS=DEFLATE");                          /* imap-compress.c */
 	buf_puts(out, " OBJECTID CREATE-SPECIAL-USE");               /* RFC 8474, RFC 6154 3 */
+	buf_puts(out, " WITHIN SORT=DISPLAY ESORT");                 /* RFC 5032, 5957, 5267 3 */
+	/* RFC 8437: not under COMPRESS (see cmd_unauthenticate) */
+	if (s->z == NULL)
+		buf_puts(out, " UNAUTHENTICATE");
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -1333,6 +1344,36 @@ static void cmd_unselect(struct imap_cmdctx *x)
 	imap_reply(x->s, "%s OK Unselect completed", x->tag);
 }
 
+/* RFC 8437: back to the not authenticated state, everything of the user
+ * released (the selected mailbox without expunge events, the store's
+ * notifications, the account handle, what ENABLE and CONDSTORE turned on,
+ * SEARCHRES's saved result); TLS and the ID stay.  RFC 8437 4.1 ends a
+ * COMPRESS layer after the OK, at the client's CRLF, which our filter
+ * cannot find in a pipelined stream: under COMPRESS UNAUTHENTICATE is
+ * not advertised, so BAD is the answer RFC 8437 3 allows. */
+static void cmd_unauthenticate(struct imap_cmdctx *x)
+{
+	struct imap_session *s = x->s;
+	if (x->n != 0) {
+		imap_bad(x, "No arguments expected");
+		return;
+	}
+	if (s->z != NULL) {
+		imap_bad(x, "UNAUTHENTICATE is not available after COMPRESS");
+		return;
+	}
+	log_info("imap session=%s client=%s action=unauthenticate user=%s", s->id, s->ip,
+		 s->address);
+	session_release(s);
+	sel_free(&s->sel);
+	s->acct = NULL; /* owned by the store */
+	free(s->address);
+	s->address = NULL;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = s->notified = false;
+	set_state(s, IMAP_STATE_NOAUTH);
+	imap_reply(s, "%s OK Unauthenticated", x->tag);
+}
+
 static void cmd_idle(struct imap_cmdctx *x)
 {
 	struct imap_session *s = x->s;
@@ -1410,6 +1451,7 @@ static const struct {
     {"APPEND", imap_cmd_append, C_LOGGED | C_WRITE},
     {"IDLE", cmd_idle, C_LOGGED},
     {"COMPRESS", cmd_compress, C_LOGGED},
+    {"UNAUTHENTICATE", cmd_unauthenticate, C_LOGGED},
     {"CHECK", cmd_noop, C_SEL},
     {"CLOSE", imap_cmd_close, C_SEL | C_WRITE},
     {"UNSELECT", cmd_unselect, C_SEL},

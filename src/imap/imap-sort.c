@@ -1,5 +1,6 @@
 /*
- * imap-sort.c - SORT and UID SORT (RFC 5256 BASE.6.4.SORT), and the sort
+ * imap-sort.c - SORT and UID SORT (RFC 5256 BASE.6.4.SORT; SORT=DISPLAY, RFC
+ * 5957; ESORT, RFC 5267 3, through imap_esearch_put), and the sort
  * keys THREAD (imap-thread.c) shares.  Protocol layer (imap-private.h).
  *
  * The search keys go through the SEARCH evaluator (imap_search_parse /
@@ -30,13 +31,15 @@ enum sort_key {
 	SORT_ARRIVAL,
 	SORT_CC,
 	SORT_DATE,
+	SORT_DISPLAYFROM,
+	SORT_DISPLAYTO,
 	SORT_FROM,
 	SORT_SIZE,
 	SORT_SUBJECT,
 	SORT_TO,
 };
 /* String keys are stored in this order in struct sort_item. */
-enum { STR_SUBJECT, STR_FROM, STR_TO, STR_CC, STR_N };
+enum { STR_SUBJECT, STR_FROM, STR_TO, STR_CC, STR_DFROM, STR_DTO, STR_N };
 
 struct sort_crit {
 	enum sort_key key;
@@ -46,7 +49,7 @@ struct sort_crit {
 struct sort_item {
 	uint32_t seq, uid;
 	int64_t arrival, date;
-	uint64_t size;
+	uint64_t size, modseq;
 	char *str[STR_N]; /* folded, NUL-terminated; NULL when not a criterion */
 };
 
@@ -109,12 +112,16 @@ int64_t imap_sort_sent_date(const struct imap_search_hit *h)
 	return t;
 }
 
-/* addr-mailbox of the first address of a field, folded. */
-static char *first_mailbox(const struct imap_search_hit *h, const char *field)
+/* addr-mailbox of the first address of a field, folded; with display,
+ * the RFC 5957 display name (ENVELOPE's addr-name, else local@domain). */
+static char *first_mailbox(const struct imap_search_hit *h, const char *field, bool display)
 {
 	struct buf v = BUF_INIT, mb = BUF_INIT;
 	imap_sort_field(h, field, &v);
-	(void)mime_addr_first_mailbox(v.data ? v.data : "", v.len, &mb);
+	if (display)
+		(void)mime_addr_first_display(v.data ? v.data : "", v.len, &mb);
+	else
+		(void)mime_addr_first_mailbox(v.data ? v.data : "", v.len, &mb);
 	char *r = key_string(mb.data ? mb.data : "", mb.len);
 	buf_free(&v);
 	buf_free(&mb);
@@ -134,16 +141,17 @@ static int sort_hit(void *ctx, const struct imap_search_hit *h)
 	it->uid = h->m->uid;
 	it->arrival = h->m->internaldate;
 	it->size = h->m->size;
+	it->modseq = h->m->modseq;
 	if (h->m->modseq > c->modseq)
 		c->modseq = h->m->modseq;
 	if (c->need_date)
 		it->date = imap_sort_sent_date(h);
 	if (c->need[STR_SUBJECT])
 		it->str[STR_SUBJECT] = imap_sort_base_subject(h, NULL);
-	static const char *const fields[STR_N] = {NULL, "From", "To", "Cc"};
+	static const char *const fields[STR_N] = {NULL, "From", "To", "Cc", "From", "To"};
 	for (int k = STR_FROM; k < STR_N; k++)
 		if (c->need[k])
-			it->str[k] = first_mailbox(h, fields[k]);
+			it->str[k] = first_mailbox(h, fields[k], k >= STR_DFROM);
 	return 0;
 }
 
@@ -183,6 +191,12 @@ static int cmp_items(const void *pa, const void *pb)
 		case SORT_CC:
 			r = strcmp(a->str[STR_CC], b->str[STR_CC]);
 			break;
+		case SORT_DISPLAYFROM:
+			r = strcmp(a->str[STR_DFROM], b->str[STR_DFROM]);
+			break;
+		case SORT_DISPLAYTO:
+			r = strcmp(a->str[STR_DTO], b->str[STR_DTO]);
+			break;
 		}
 		if (r != 0)
 			return c->crit[i].reverse ? -r : r;
@@ -204,23 +218,30 @@ int imap_sort_charset(struct imap_cmdctx *x, size_t i)
 }
 
 /* The sort program "(" sort-criterion *(SP sort-criterion) ")" at
- * x->a[0..]: 0 and *next (index after it), or -1 after replying BAD. */
+ * x->a[*next..]: 0 and *next (index after it), or -1 after replying BAD. */
 static int parse_criteria(struct imap_cmdctx *x, struct sort_ctx *c, size_t *next)
 {
+	size_t i0 = *next;
 	static const struct {
 		const char *name;
 		enum sort_key key;
 	} keys[] = {
-	    {"ARRIVAL", SORT_ARRIVAL}, {"CC", SORT_CC},     {"DATE", SORT_DATE},
-	    {"FROM", SORT_FROM},       {"SIZE", SORT_SIZE}, {"SUBJECT", SORT_SUBJECT},
+	    {"ARRIVAL", SORT_ARRIVAL},
+	    {"CC", SORT_CC},
+	    {"DATE", SORT_DATE},
+	    {"DISPLAYFROM", SORT_DISPLAYFROM}, /* RFC 5957 */
+	    {"DISPLAYTO", SORT_DISPLAYTO},
+	    {"FROM", SORT_FROM},
+	    {"SIZE", SORT_SIZE},
+	    {"SUBJECT", SORT_SUBJECT},
 	    {"TO", SORT_TO},
 	};
-	size_t i = 0;
-	if (x->n == 0 || x->a[0].type != IMAP_TOK_LPAREN) {
+	size_t i = i0;
+	if (i0 >= x->n || x->a[i0].type != IMAP_TOK_LPAREN) {
 		imap_bad(x, "SORT needs a list of sort criteria");
 		return -1;
 	}
-	for (i = 1; i < x->n && x->a[i].type != IMAP_TOK_RPAREN; i++) {
+	for (i = i0 + 1; i < x->n && x->a[i].type != IMAP_TOK_RPAREN; i++) {
 		bool rev = false;
 		if (imap_tok_eq(&x->a[i], "REVERSE") && x->a[i].type == IMAP_TOK_ATOM) {
 			rev = true;
@@ -255,6 +276,12 @@ static int parse_criteria(struct imap_cmdctx *x, struct sort_ctx *c, size_t *nex
 		case SORT_CC:
 			c->need[STR_CC] = true;
 			break;
+		case SORT_DISPLAYFROM:
+			c->need[STR_DFROM] = true;
+			break;
+		case SORT_DISPLAYTO:
+			c->need[STR_DTO] = true;
+			break;
 		case SORT_DATE:
 			c->need_date = true;
 			break;
@@ -285,14 +312,23 @@ void imap_cmd_sort(struct imap_cmdctx *x)
 	struct imap_session *s = x->s;
 	struct sort_ctx c;
 	memset(&c, 0, sizeof c);
-	size_t i;
+	size_t i = 0;
+	unsigned ret = 0;
+	int rr = imap_search_return(x, &i, &ret); /* ESORT (RFC 5267 3.1) */
+	if (rr < 0)
+		return;
+	if (ret & IMAP_RET_SAVE) {
+		imap_bad(x, "SAVE is not supported in SORT");
+		return;
+	}
 	if (parse_criteria(x, &c, &i) < 0 || imap_sort_charset(x, i) < 0)
 		return;
 	struct imap_search *q;
 	if (imap_search_parse(x, i + 1, &q) < 0)
 		return;
-	bool hdr = c.need_date || c.need[STR_SUBJECT] || c.need[STR_FROM] || c.need[STR_TO] ||
-		   c.need[STR_CC];
+	bool hdr = c.need_date;
+	for (int k = 0; k < STR_N; k++)
+		hdr = hdr || c.need[k];
 	char err[256];
 	int r = imap_search_run(s, q, hdr, sort_hit, &c, err, sizeof err);
 	bool modseq = imap_search_has_modseq(q);
@@ -307,12 +343,25 @@ void imap_cmd_sort(struct imap_cmdctx *x)
 		qsort(c.items, c.n, sizeof *c.items, cmp_items);
 	sort_current = NULL;
 	struct buf b = BUF_INIT;
-	buf_puts(&b, "* SORT");
-	for (size_t k = 0; k < c.n; k++)
-		buf_printf(&b, " %lu", (unsigned long)(x->uid ? c.items[k].uid : c.items[k].seq));
-	if (modseq && c.n > 0)
-		buf_printf(&b, " (MODSEQ %llu)", (unsigned long long)c.modseq);
-	buf_puts(&b, "\r\n");
+	if (rr > 0) {
+		uint32_t *hits = xcalloc(c.n ? c.n : 1, sizeof *hits);
+		uint64_t *ms = xcalloc(c.n ? c.n : 1, sizeof *ms);
+		for (size_t k = 0; k < c.n; k++) {
+			hits[k] = x->uid ? c.items[k].uid : c.items[k].seq;
+			ms[k] = c.items[k].modseq;
+		}
+		imap_esearch_put(&b, x, ret, hits, modseq ? ms : NULL, c.n);
+		free(hits);
+		free(ms);
+	} else {
+		buf_puts(&b, "* SORT");
+		for (size_t k = 0; k < c.n; k++)
+			buf_printf(&b, " %lu",
+				   (unsigned long)(x->uid ? c.items[k].uid : c.items[k].seq));
+		if (modseq && c.n > 0)
+			buf_printf(&b, " (MODSEQ %llu)", (unsigned long long)c.modseq);
+		buf_puts(&b, "\r\n");
+	}
 	imap_send(s, b.data, b.len);
 	buf_free(&b);
 	sort_free(&c);

@@ -269,11 +269,13 @@ static bool known_capability(const struct jmap_api_env *env, const char *uri)
 {
 	if (env->capability != NULL && strcmp(uri, env->capability) == 0)
 		return true;
-	for (size_t i = 0; i < env->n_methods; i++)
-		if (strcmp(uri, env->methods[i].capability) == 0)
-			return true;
 	for (size_t i = 0; i < sizeof capabilities / sizeof capabilities[0]; i++)
 		if (strcmp(uri, capabilities[i]) == 0)
+			return true;
+	/* a capability of one of the methods served (JMAP_CAP_SUBMISSION,
+	 * JMAP_CAP_VACATION) */
+	for (size_t m = 0; m < env->n_methods; m++)
+		if (strcmp(uri, env->methods[m].capability) == 0)
 			return true;
 	return false;
 }

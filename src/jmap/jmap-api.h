@@ -19,6 +19,7 @@
 #define JMAP_CAP_CORE "urn:ietf:params:jmap:core"
 #define JMAP_CAP_MAIL "urn:ietf:params:jmap:mail"
 #define JMAP_CAP_VACATION "urn:ietf:params:jmap:vacationresponse"
+#define JMAP_CAP_SUBMISSION "urn:ietf:params:jmap:submission"
 /* The "maxObjectsInGet" / "maxObjectsInSet" of the core capability: no
  * core method reads or writes objects in bulk, so these are the bounds
  * any /get or /set will have. */
@@ -47,8 +48,8 @@ struct jmap_api_env {
 	int (*blob_exists)(void *ctx, const char *blob_id);
 	void *ctx;
 	/* More methods (may be NULL), and the capability they belong to, which
-	 * "using" may then name (NULL: none); the capabilities of the methods
-	 * themselves may be named too. */
+	 * "using" may then name (NULL: none); "using" may name the capability
+	 * of any of them too. */
 	const struct jmap_method *methods;
 	size_t n_methods;
 	const char *capability;

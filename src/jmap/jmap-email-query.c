@@ -425,18 +425,13 @@ static bool parse_filter(struct query *q, json_t *f, size_t depth, struct fnode 
 		fail(error, "unsupportedFilter", "the filter is nested too deep or too large", "");
 		return false;
 	}
-	json_t *op = json_object_get(f, "operator");
-	if (op != NULL) {
-		json_t *conds = json_object_get(f, "conditions");
-		const char *o = json_string_value(op);
-		if (o == NULL ||
-		    (strcmp(o, "AND") != 0 && strcmp(o, "OR") != 0 && strcmp(o, "NOT") != 0) ||
-		    !json_is_array(conds) || json_object_size(f) != 2) {
-			fail(error, "invalidArguments",
-			     "a FilterOperator has operator AND, OR or NOT and conditions", "");
-			return false;
-		}
-		out->k = strcmp(o, "AND") == 0 ? F_AND : strcmp(o, "OR") == 0 ? F_OR : F_NOT;
+	json_t *conds;
+	int opk;
+	int r = jmap_mail_filter_operator(f, &conds, &opk, error);
+	if (r < 0)
+		return false;
+	if (r > 0) {
+		out->k = opk == 0 ? F_AND : opk == 1 ? F_OR : F_NOT;
 		out->kids = xcalloc(json_array_size(conds) + 1, sizeof *out->kids);
 		size_t i;
 		json_t *c;

@@ -271,3 +271,73 @@ bool jmap_mail_parse_email_id(const char *s, char file_id[25])
 	memcpy(file_id, s + 1, 25);
 	return true;
 }
+
+int jmap_mail_filter_operator(json_t *f, json_t **conds, int *op, json_t **error)
+{
+	json_t *o = json_object_get(f, "operator");
+	if (o == NULL)
+		return 0;
+	const char *s = json_string_value(o);
+	*conds = json_object_get(f, "conditions");
+	*op = s == NULL               ? -1
+	      : strcmp(s, "AND") == 0 ? 0
+	      : strcmp(s, "OR") == 0  ? 1
+	      : strcmp(s, "NOT") == 0 ? 2
+				      : -1;
+	if (*op < 0 || !json_is_array(*conds) || json_object_size(f) != 2) {
+		*error =
+		    jmap_api_error("invalidArguments",
+				   "a FilterOperator has operator AND, OR or NOT and conditions");
+		return -1;
+	}
+	return 1;
+}
+
+bool jmap_mail_changes_args(const struct jmap_api_env *env, json_t *args, uint64_t *since,
+			    json_int_t *max, json_t **error)
+{
+	static const char *const allowed[] = {"accountId", "sinceState", "maxChanges", NULL};
+	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
+		return false;
+	json_t *s = json_object_get(args, "sinceState");
+	json_t *m = json_object_get(args, "maxChanges");
+	if (!json_is_string(s)) {
+		*error = jmap_api_error("invalidArguments", "sinceState (String) is required");
+		return false;
+	}
+	if (m != NULL && !json_is_null(m) && (!json_is_integer(m) || json_integer_value(m) <= 0)) {
+		*error = jmap_api_error("invalidArguments",
+					"maxChanges must be null or a positive integer");
+		return false;
+	}
+	*max = json_is_integer(m) ? json_integer_value(m) : 0;
+	if (!jmap_mail_parse_state(json_string_value(s), since)) {
+		*error = jmap_api_error("cannotCalculateChanges", "not a state of this server");
+		return false;
+	}
+	return true;
+}
+
+bool jmap_mail_changes_fit(json_int_t max, size_t n, json_t **error)
+{
+	if (max > 0 && (json_int_t)n > max) {
+		*error = jmap_api_error("cannotCalculateChanges",
+					"more changes than maxChanges; get the objects again");
+		return false;
+	}
+	return true;
+}
+
+json_t *jmap_mail_changes_result(json_t *args, const char *state, json_t *created,
+				 json_t *updated, json_t *destroyed)
+{
+	json_t *r = json_object();
+	json_object_set(r, "accountId", json_object_get(args, "accountId"));
+	json_object_set(r, "oldState", json_object_get(args, "sinceState"));
+	json_object_set_new(r, "newState", json_string(state));
+	json_object_set_new(r, "hasMoreChanges", json_false());
+	json_object_set_new(r, "created", created);
+	json_object_set_new(r, "updated", updated);
+	json_object_set_new(r, "destroyed", destroyed);
+	return r;
+}

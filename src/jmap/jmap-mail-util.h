@@ -86,4 +86,25 @@ int64_t jmap_mail_parse_thread_id(const char *s);
  * exists is store_jmap_email_copies's answer. */
 bool jmap_mail_parse_email_id(const char *s, char file_id[25]);
 
+/* f a FilterOperator (RFC 8620 5.5)?  1 with *conds (an array) and *op
+ * (0 AND, 1 OR, 2 NOT); 0 when f has no "operator" (a FilterCondition);
+ * -1 with *error invalidArguments when it is malformed (RFC 8620 5.5:
+ * unsupportedFilter is for a valid filter the server cannot run). */
+int jmap_mail_filter_operator(json_t *f, json_t **conds, int *op, json_t **error);
+
+/* The arguments of a /changes (RFC 8620 5.2): accountId; sinceState, a
+ * state of ours (else cannotCalculateChanges) into *since; maxChanges
+ * into *max (0: none). */
+bool jmap_mail_changes_args(const struct jmap_api_env *env, json_t *args, uint64_t *since,
+			    json_int_t *max, json_t **error);
+
+/* False (cannotCalculateChanges) if n changes are more than max (0:
+ * no limit): one state step can hold any number of changes, so there is
+ * no state between to stop at (docs/jmap.md). */
+bool jmap_mail_changes_fit(json_int_t max, size_t n, json_t **error);
+
+/* The response of a /changes (hasMoreChanges false); takes the arrays. */
+json_t *jmap_mail_changes_result(json_t *args, const char *state, json_t *created,
+				 json_t *updated, json_t *destroyed);
+
 #endif

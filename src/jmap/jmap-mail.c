@@ -22,6 +22,7 @@
 #include "jmap-email-get.h"
 #include "jmap-email-query.h"
 #include "jmap-email-set.h"
+#include "jmap-identity.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-vacation.h"
@@ -132,22 +133,14 @@ enum kind { K_MAILBOX, K_THREAD, K_EMAIL };
  * state for the three. */
 static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind kind, json_t **error)
 {
-	static const char *const allowed[] = {"accountId", "sinceState", "maxChanges", NULL};
-	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
-		return NULL;
-	json_t *since = json_object_get(args, "sinceState");
-	json_t *max = json_object_get(args, "maxChanges");
-	if (!json_is_string(since))
-		return jmap_mail_fail(error, "invalidArguments", "sinceState (String) is required");
-	if (max != NULL && !json_is_null(max) &&
-	    (!json_is_integer(max) || json_integer_value(max) <= 0))
-		return jmap_mail_fail(error, "invalidArguments",
-				      "maxChanges must be null or a positive integer");
-	char state[24];
 	uint64_t now, old;
+	json_int_t max;
+	if (!jmap_mail_changes_args(env, args, &old, &max, error))
+		return NULL;
+	char state[24];
 	if (!jmap_mail_sync_state(env, state, &now, error))
 		return NULL;
-	if (!jmap_mail_parse_state(json_string_value(since), &old) || old > now)
+	if (old > now)
 		return jmap_mail_fail(error, "cannotCalculateChanges",
 				      "not a state of this server");
 	const struct jmap_mail_ctx *c = env->methods_ctx;
@@ -162,12 +155,9 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind k
 		log_error("jmap action=changes error=\"%s\"", err);
 		return jmap_mail_fail(error, "serverFail", "the store failed");
 	}
-	/* One state step can hold any number of changes: no intermediate
-	 * state to stop at (docs/jmap.md). */
-	if (max != NULL && json_is_integer(max) && (json_int_t)n > json_integer_value(max)) {
+	if (!jmap_mail_changes_fit(max, n, error)) {
 		free(ch);
-		return jmap_mail_fail(error, "cannotCalculateChanges",
-				      "more changes than maxChanges; get the objects again");
+		return NULL;
 	}
 	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
 	bool counts_only = true;
@@ -186,14 +176,7 @@ static json_t *changes(const struct jmap_api_env *env, json_t *args, enum kind k
 			counts_only = false;
 	}
 	free(ch);
-	json_t *r = json_object();
-	json_object_set(r, "accountId", json_object_get(args, "accountId"));
-	json_object_set(r, "oldState", since);
-	json_object_set_new(r, "newState", json_string(state));
-	json_object_set_new(r, "hasMoreChanges", json_false());
-	json_object_set_new(r, "created", created);
-	json_object_set_new(r, "updated", updated);
-	json_object_set_new(r, "destroyed", destroyed);
+	json_t *r = jmap_mail_changes_result(args, state, created, updated, destroyed);
 	if (kind != K_MAILBOX)
 		return r;
 	json_t *up = json_null();
@@ -329,22 +312,16 @@ static json_t *thread_get(const struct jmap_api_env *env, json_t *args, json_t *
 static bool filter_check(json_t *f, size_t depth, json_t **error)
 {
 	if (!json_is_object(f) || depth > 16) {
-		*error = jmap_api_error("unsupportedFilter", depth > 16 ? "filter nested too deep"
-									: "a filter is an object");
+		*error = depth > 16 ? jmap_api_error("unsupportedFilter", "filter nested too deep")
+				    : jmap_api_error("invalidArguments", "a filter is an object");
 		return false;
 	}
-	json_t *op = json_object_get(f, "operator");
-	if (op != NULL) {
-		json_t *conds = json_object_get(f, "conditions");
-		const char *o = json_string_value(op);
-		if (o == NULL ||
-		    (strcmp(o, "AND") != 0 && strcmp(o, "OR") != 0 && strcmp(o, "NOT") != 0) ||
-		    !json_is_array(conds) || json_object_size(f) != 2) {
-			*error = jmap_api_error("unsupportedFilter",
-						"a FilterOperator has operator AND, OR or NOT and "
-						"conditions");
-			return false;
-		}
+	json_t *conds;
+	int opk;
+	int r = jmap_mail_filter_operator(f, &conds, &opk, error);
+	if (r < 0)
+		return false;
+	if (r > 0) {
 		size_t i;
 		json_t *c;
 		json_array_foreach(conds, i, c)
@@ -358,7 +335,7 @@ static bool filter_check(json_t *f, size_t depth, json_t **error)
 	json_t *v;
 	json_object_foreach(f, key, v)
 	{
-		bool ok;
+		bool ok, known = true;
 		if (strcmp(key, "parentId") == 0 || strcmp(key, "role") == 0)
 			ok = json_is_null(v) || json_is_string(v);
 		else if (strcmp(key, "name") == 0)
@@ -366,11 +343,15 @@ static bool filter_check(json_t *f, size_t depth, json_t **error)
 		else if (strcmp(key, "hasAnyRole") == 0 || strcmp(key, "isSubscribed") == 0)
 			ok = json_is_boolean(v);
 		else
-			ok = false;
+			ok = known = false;
 		if (!ok) {
+			/* RFC 8620 5.5: a condition we do not know is
+			 * unsupportedFilter, a known one of the wrong type an
+			 * invalid argument */
 			char d[320];
-			snprintf(d, sizeof d, "unsupported filter condition %.256s", key);
-			*error = jmap_api_error("unsupportedFilter", d);
+			snprintf(d, sizeof d, "%s filter condition %.256s",
+				 known ? "wrong type for the" : "unsupported", key);
+			*error = jmap_api_error(known ? "invalidArguments" : "unsupportedFilter", d);
 			return false;
 		}
 	}
@@ -662,5 +643,8 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Email/import", JMAP_CAP_MAIL, jmap_email_import},
     {"VacationResponse/get", JMAP_CAP_VACATION, jmap_vacation_get},
     {"VacationResponse/set", JMAP_CAP_VACATION, jmap_vacation_set},
+    {"Identity/get", JMAP_CAP_SUBMISSION, jmap_identity_get},
+    {"Identity/changes", JMAP_CAP_SUBMISSION, jmap_identity_changes},
+    {"Identity/set", JMAP_CAP_SUBMISSION, jmap_identity_set},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

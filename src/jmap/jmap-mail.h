@@ -15,9 +15,14 @@
 #include "jmap-api.h"
 
 struct store_account;
+struct store;
+struct config;
 
 struct jmap_mail_ctx {
 	struct store_account *account; /* the user's one account */
+	/* for Identity (jmap-identity.c): who may send as what */
+	struct store *store;
+	const struct config *cfg;
 };
 
 extern const struct jmap_method jmap_mail_methods[];

@@ -358,7 +358,7 @@ static void serve_api(struct jmap_pending *p, const char *username, int64_t acco
 	account_id_of(account, aid);
 	json_decref(session_object(p, username, account, state));
 	struct blob_ctx bc = {a};
-	struct jmap_mail_ctx mc = {a};
+	struct jmap_mail_ctx mc = {a, p->js->store, p->js->cfg};
 	struct jmap_api_env env = {.max_size_request = p->js->cfg->jmap_max_size_request,
 				   .max_calls_in_request = p->js->cfg->jmap_max_calls_in_request,
 				   .account_id = aid,

@@ -14,8 +14,12 @@ const struct sieve_ext *const sieve_ext_table[] = {
     &sieve_ext_relational, &sieve_ext_numeric, &sieve_ext_body,
     &sieve_ext_date, &sieve_ext_index, &sieve_ext_duplicate, &sieve_ext_editheader,
     &sieve_ext_include, &sieve_ext_environment, &sieve_ext_ihave,
+    &sieve_ext_encoded, &sieve_ext_spamtest, &sieve_ext_spamtestplus, &sieve_ext_virustest,
 };
 const size_t sieve_ext_count = sizeof sieve_ext_table / sizeof sieve_ext_table[0];
+/* the parser keeps one flag per entry in a bool[32] (sieve-parse.c) */
+_Static_assert(sizeof sieve_ext_table / sizeof sieve_ext_table[0] <= 32,
+	       "more extensions than the parser's enabled[] holds");
 
 const char *const *sieve_extensions(void)
 {

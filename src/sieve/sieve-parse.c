@@ -71,11 +71,34 @@ void sieve_script_free(struct sieve_script **s)
 	*s = NULL;
 }
 
+/* Whether extension x is enabled (required, or by ihave). */
+static bool enabled_ext(const struct parser *p, const struct sieve_ext *x)
+{
+	for (size_t e = 1; e < sieve_ext_count; e++)
+		if (sieve_ext_table[e] == x)
+			return p->enabled[e];
+	return false;
+}
+
 static int next(struct parser *p)
 {
 	free(p->tok.str);
 	p->tok.str = NULL;
-	return sieve_lex_next(&p->lx, &p->tok);
+	if (sieve_lex_next(&p->lx, &p->tok) < 0)
+		return -1;
+	/* encoded-character (RFC 5228 2.4.2.4): after the lexer's escapes */
+	int rc = 0;
+	if (p->tok.type == TOK_STRING && enabled_ext(p, &sieve_ext_encoded))
+		rc = sieve_encoded_decode(&p->tok.str, &p->tok.len);
+	if (rc < 0) {
+		sieve_fail(p->err, p->tok.line, p->tok.col,
+			   rc == -1 ? "encoded character outside 0..D7FF and E000..10FFFF"
+				    : "encoded NUL character not supported");
+		free(p->tok.str);
+		p->tok.str = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 static int fail_tok(struct parser *p, const char *what)
@@ -197,6 +220,7 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 	    {"last", TAGS_DELINDEX, 524288},
 	    {"personal", TAGS_INCLUDE, 4194304}, {"global", TAGS_INCLUDE, 4194304},
 	    {"once", TAGS_INCLUDE, 8388608},     {"optional", TAGS_INCLUDE, 16777216},
+	    {"percent", TAGS_PERCENT, 33554432},
 	};
 	size_t i;
 	for (i = 0; i < sizeof tags / sizeof tags[0]; i++)
@@ -261,6 +285,8 @@ static int parse_tag(struct parser *p, struct sieve_node *n, unsigned *seen)
 		n->inc_once = true;
 	else if (!strcmp(t, "optional"))
 		n->inc_optional = true;
+	else if (!strcmp(t, "percent"))
+		n->percent = true;
 	else if (!strcmp(t, "index")) {
 		if (p->tok.type != TOK_NUMBER)
 			return fail_tok(p, "a number");

@@ -93,6 +93,7 @@ enum {
 	TAGS_ADDLAST = 1 << 16,   /* :last of addheader (RFC 5293 4) */
 	TAGS_DELINDEX = 1 << 17,  /* :index N :last of deleteheader (RFC 5293 5) */
 	TAGS_INCLUDE = 1 << 18,   /* :personal/:global :once :optional (RFC 6609) */
+	TAGS_PERCENT = 1 << 19,   /* :percent of spamtest (RFC 5235 3.2) */
 };
 
 /* set modifiers (RFC 5229 4.1), n->mods */
@@ -171,6 +172,15 @@ extern const struct sieve_ext sieve_ext_editheader;
 extern const struct sieve_ext sieve_ext_include;
 extern const struct sieve_ext sieve_ext_environment;
 extern const struct sieve_ext sieve_ext_ihave;
+extern const struct sieve_ext sieve_ext_encoded;
+extern const struct sieve_ext sieve_ext_spamtest;
+extern const struct sieve_ext sieve_ext_spamtestplus;
+extern const struct sieve_ext sieve_ext_virustest;
+/* encoded-character (RFC 5228 2.4.2.4, sieve-ext-encoded.c): replaces
+ * the sequences of (*s)[0..*len) by what they encode (*s reallocated,
+ * NUL-terminated).  0; -1 a well-formed ${unicode:...} out of range; -2
+ * a well-formed sequence giving a NUL (not supported). */
+int sieve_encoded_decode(char **s, size_t *len);
 /* Whether ihave (RFC 5463) reports extension name as available. */
 bool sieve_ihave_ok(const char *name);
 
@@ -208,6 +218,8 @@ struct sieve_node {
 	bool dupid_header; /* dupid is a :header name */
 	/* include (RFC 6609) */
 	bool inc_global, inc_once, inc_optional;
+	/* spamtest :percent (RFC 5235 3.2.2) */
+	bool percent;
 	struct sieve_node **tests;
 	size_t n_tests;
 	struct sieve_node *block; /* first command of the block */

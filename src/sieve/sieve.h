@@ -72,6 +72,13 @@ struct sieve_input {
 	/* environment (RFC 5183): the items known, name and value pairs
 	 * ("host", "mail.example.com", ...), ended by a NULL name; NULL: none */
 	const char *const *env;
+	/* spamtest, spamtestplus, virustest (RFC 5235): the normalized
+	 * results, a number "0".."10" (spamtest), "0".."100" (spamtest
+	 * :percent), "0".."5" (virustest); NULL: not tested ("0", and a
+	 * :count of 0) */
+	const char *spamtest;
+	const char *spamtest_percent;
+	const char *virustest;
 };
 
 enum sieve_action_type {

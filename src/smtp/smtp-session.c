@@ -661,46 +661,15 @@ static int make_queue_copy(struct smtp_server *srv, struct smtp_txn *t, char *pa
 
 /* ----------------------------------------------------------- submission */
 
-/* True if the authenticated account is listed in
- * submission.domain_senders and address is in the account's domain. */
-static bool domain_sender(const struct smtp_session *s, const char *address)
-{
-	const char *p = s->srv->cfg->submission_domain_senders;
-	bool listed = false;
-	while (*p != '\0') {
-		while (*p == ',' || *p == ' ' || *p == '\t')
-			p++;
-		const char *q = p;
-		while (*q != '\0' && *q != ',' && *q != ' ' && *q != '\t')
-			q++;
-		if (q > p && strutil_eq_ci(p, (size_t)(q - p), s->account))
-			listed = true;
-		p = q;
-	}
-	const char *d1 = strrchr(s->account, '@');
-	const char *d2 = strrchr(address, '@');
-	return listed && d1 != NULL && d2 != NULL && strcasecmp(d1, d2) == 0;
-}
-
-/* May the authenticated user send as address (envelope or From:)?  Its
- * own address, any address that resolves to its account (aliases,
- * plus-addressing: store_resolve), or any address of its domain for the
- * accounts in submission.domain_senders.  Returns 1 yes, 0 no, -1 on a
- * database error. */
+/* May the authenticated user send as address (envelope or From:)?  The
+ * rule of store_may_send_as (its own address, its aliases, its domain for
+ * submission.domain_senders).  Returns 1 yes, 0 no, -1 on a database
+ * error. */
 static int sender_allowed(struct smtp_session *s, const char *address)
 {
-	if (strcasecmp(address, s->account) == 0 || domain_sender(s, address))
-		return 1;
-	struct store_targets *tg = xmalloc(sizeof *tg);
-	enum store_rcpt_result r =
-		store_resolve(s->srv->store, address, s->srv->cfg->recipient_delimiter, tg);
-	int ok = r == STORE_RCPT_ERROR ? -1 : 0;
-	if (r == STORE_RCPT_OK)
-		for (size_t i = 0; i < tg->n_local; i++)
-			if (tg->local[i] == s->account_id)
-				ok = 1;
-	free(tg);
-	return ok;
+	return store_may_send_as(s->srv->store, s->account_id, address,
+				 s->srv->cfg->recipient_delimiter,
+				 s->srv->cfg->submission_domain_senders);
 }
 
 /* Reads up to n bytes at offset off of fd.  Returns the count or -1. */
@@ -1926,14 +1895,20 @@ static void commit_cb(evutil_socket_t fd, short what, void *ctx)
 			continue;
 		struct smtp_sieve_msg sm = {t->spool_path, t->from, t->id, NULL, 0, 0, false,
 					    {NULL, NULL}, srv->dkim, t->arc_results, t->arc_cv,
-					    srv->cfg->hostname, t->client};
+					    srv->cfg->hostname, t->client, "", ""};
 		plans = xreallocarray(plans, n_plans + t->n_local, sizeof *plans);
 		plan_item = xreallocarray(plan_item, n_plans + t->n_local, sizeof *plan_item);
 		plan_msg = xreallocarray(plan_msg, n_plans + t->n_local, sizeof *plan_msg);
 		size_t first_plan = n_plans;
-		for (size_t j = 0; j < t->n_local; j++)
+		for (size_t j = 0; j < t->n_local; j++) {
+			/* spamtest (RFC 5235): this recipient's content score */
+			sm.spamtest[0] = sm.spamtest_percent[0] = '\0';
+			if (t->spam_scored)
+				smtp_spam_sieve_results(&t->spam.r[j], sm.spamtest,
+							sm.spamtest_percent);
 			smtp_sieve_plan(srv->store, srv->cfg, &sm, t->local[j], t->local_to[j].addr,
 					&plans[n_plans++]);
+		}
 		/* Sieve reject (RFC 5429) at SMTP time: nothing is stored,
 		 * and the message leaves the plans and the delivery log; else
 		 * each rejecting recipient's notice goes to the sender. */

@@ -789,8 +789,20 @@ void smtp_sieve_plan(struct store *st, const struct config *cfg, struct smtp_sie
 				   "remote-ip",	  m->remote_ip != NULL ? m->remote_ip : "",
 				   "version",	  TERN_VERSION,
 				   NULL};
-	struct sieve_input in = {m->env_from, env_to, m->data,	      m->len,
-				 mailbox_exists, &ec,	 duplicate_seen, include_get, env};
+	/* spamtest (RFC 5235): our content score, when the message had one;
+	 * virustest: Tern scans for no viruses, so always "not tested" */
+	struct sieve_input in = {m->env_from,
+				 env_to,
+				 m->data,
+				 m->len,
+				 mailbox_exists,
+				 &ec,
+				 duplicate_seen,
+				 include_get,
+				 env,
+				 m->spamtest[0] != '\0' ? m->spamtest : NULL,
+				 m->spamtest_percent[0] != '\0' ? m->spamtest_percent : NULL,
+				 NULL};
 	struct send_ctx sc = {st, cfg, m, a, env_to, "", &in, 0, {""}, false};
 	if (any && a != NULL && load_message(cfg, m) == 0) {
 		in.msg = m->data;

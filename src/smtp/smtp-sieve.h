@@ -90,6 +90,10 @@ struct smtp_sieve_msg {
 	/* input: the SMTP client's IP address (Sieve environment "remote-ip",
 	 * RFC 5183); NULL: not known */
 	const char *remote_ip;
+	/* input, set before each recipient's smtp_sieve_plan: the spamtest
+	 * results of the content stage for that recipient (RFC 5235;
+	 * smtp_spam_sieve_results), "" when it was not scored */
+	char spamtest[4], spamtest_percent[4];
 };
 
 /* Fills plan (free with smtp_sieve_plan_free) for account (its RCPT TO

@@ -71,6 +71,38 @@ enum smtp_spam_verdict smtp_spam_verdict_at(uint64_t junk, uint64_t reject, int 
 	return SMTP_SPAM_INBOX;
 }
 
+void smtp_spam_sieve_results(const struct smtp_spam_rcpt *r, char spamtest[4], char percent[4])
+{
+	spamtest[0] = percent[0] = '\0';
+	if (r->failed)
+		return;
+	int64_t s = r->score10, j = (int64_t)r->junk_at * 10;
+	int64_t top = r->reject_at > 0 ? (int64_t)r->reject_at * 10 : 2 * j;
+	int64_t v, pc;
+	if (s <= 0) {
+		v = 1;
+		pc = 0;
+	} else if (s < j) {
+		v = 1 + 4 * s / j;
+		pc = 50 * s / j;
+	} else if (s < top) {
+		v = 5 + 5 * (s - j) / (top - j);
+		pc = 50 + 50 * (s - j) / (top - j);
+	} else {
+		v = 10;
+		pc = 100;
+	}
+	if (r->verdict == SMTP_SPAM_INBOX) {
+		v = v > 4 ? 4 : v;
+		pc = pc > 49 ? 49 : pc;
+	} else {
+		v = v < 5 ? 5 : v;
+		pc = pc < 50 ? 50 : pc;
+	}
+	snprintf(spamtest, 4, "%d", (int)v);
+	snprintf(percent, 4, "%d", (int)pc);
+}
+
 void smtp_spam_levels_of(struct store *st, const struct config *cfg, const char *name,
 			 struct smtp_spam_levels *out)
 {

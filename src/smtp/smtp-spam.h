@@ -101,6 +101,17 @@ bool smtp_spam_all_reject(const struct smtp_spam *s);
 int smtp_spam_headers(const struct smtp_spam *s, size_t i, const struct config *cfg,
 		      struct buf *out);
 
+/* The normalized results of the Sieve spamtest test (RFC 5235 3.2) for
+ * recipient r, as decimal strings: spamtest "1".."10", and with :percent
+ * "0".."100" (docs/sieve.md "Spamtest").  With J the junk score and T
+ * the reject score (2 J when never refused), a score s <= 0 is 1 and 0 %,
+ * 0 < s < J is 1..4 and 0..49 %, J <= s < T is 5..9 and 50..99 %, s >= T
+ * is 10 and 100 %; then a verdict of INBOX (an allowed sender) caps them
+ * at 4 and 49 %, and one of Junk or refuse (a blocked sender) raises
+ * them to 5 and 50 %: 5 and above, 50 % and above, is exactly the Junk
+ * verdict.  A recipient whose score failed gets "" (not tested). */
+void smtp_spam_sieve_results(const struct smtp_spam_rcpt *r, char spamtest[4], char percent[4]);
+
 /* "7.3", "-2.0": a score in tenths as text. */
 void smtp_spam_score_text(int score10, char *out, size_t outsz);
 

@@ -133,20 +133,6 @@ static struct store_db *begin(struct store_account *a, char *err, size_t errsz)
 	return db;
 }
 
-/* Commits, or rolls back when rc is -1; returns rc, or -1 if the commit
- * fails.  (Other negative values are refusals: the tables and default
- * books made on the way are kept.) */
-static int end(struct store_db *db, int rc, char *err, size_t errsz)
-{
-	if (rc == -1) {
-		store_db_rollback(db);
-		return -1;
-	}
-	if (store_db_commit(db, err, errsz) < 0)
-		return -1;
-	return rc;
-}
-
 static void read_book(sqlite3_stmt *st, void *row)
 {
 	struct store_book *b = row;
@@ -246,7 +232,7 @@ int store_contacts_books(struct store_account *a, struct store_book **out, size_
 	int rc = st ? fetch_all(db, cst, st, (void **)out, sizeof **out, read_book, n,
 				"address books", err, errsz)
 		    : -1;
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 int store_contacts_book(struct store_account *a, const char *name, struct store_book *out,
@@ -255,7 +241,7 @@ int store_contacts_book(struct store_account *a, const char *name, struct store_
 	struct store_db *db = begin(a, err, errsz);
 	if (db == NULL)
 		return -1;
-	return end(db, find_book(db, name, out, err, errsz), err, errsz);
+	return store_db_end(db, find_book(db, name, out, err, errsz), err, errsz);
 }
 
 int store_contacts_book_create(struct store_account *a, const char *name,
@@ -278,7 +264,7 @@ int store_contacts_book_create(struct store_account *a, const char *name,
 	struct store_book b;
 	int rc = find_book(db, name, &b, err, errsz);
 	if (rc != 0)
-		return end(db, rc < 0 ? -1 : 0, err, errsz);
+		return store_db_end(db, rc < 0 ? -1 : 0, err, errsz);
 	uint64_t modseq;
 	sqlite3_stmt *st = NULL;
 	if (store_account_next_modseq(db, &modseq, err, errsz) == 0)
@@ -287,7 +273,7 @@ int store_contacts_book_create(struct store_account *a, const char *name,
 				   " VALUES (?1, ?2, ?3, ?4)",
 				   err, errsz);
 	if (st == NULL)
-		return end(db, -1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
 	store_db_bind_text(st, 1, name);
 	store_db_bind_text(st, 2, displayname);
 	store_db_bind_text(st, 3, description);
@@ -295,7 +281,7 @@ int store_contacts_book_create(struct store_account *a, const char *name,
 	rc = store_db_run(db, st, err, errsz);
 	if (rc == 0)
 		rc = find_book(db, name, out ? out : &b, err, errsz) == 1 ? 1 : -1;
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 int store_contacts_book_delete(struct store_account *a, const char *name, char *err,
@@ -319,7 +305,7 @@ int store_contacts_book_delete(struct store_account *a, const char *name, char *
 			rc = store_db_run(db, st, err, errsz) < 0 ? -1 : 1;
 		}
 	}
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 /* ----------------------------------------------------------- contacts */
@@ -356,7 +342,7 @@ int store_contacts_list(struct store_account *a, int64_t book_id,
 	int rc = st ? fetch_all(db, cst, st, (void **)out, sizeof **out, read_info, n, "contacts",
 				err, errsz)
 		    : -1;
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 int store_contacts_changes(struct store_account *a, int64_t book_id, uint64_t since,
@@ -371,9 +357,9 @@ int store_contacts_changes(struct store_account *a, int64_t book_id, uint64_t si
 	struct store_book b;
 	int rc = book_by_id(db, book_id, &b, err, errsz);
 	if (rc == 0 || (rc == 1 && since != 0 && (since < b.floor || since > b.modseq)))
-		return end(db, -2, err, errsz);
+		return store_db_end(db, -2, err, errsz);
 	if (rc < 0)
-		return end(db, -1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
 	*now = b.modseq;
 	sqlite3_stmt *cst = store_db_stmt(
 	    db,
@@ -400,7 +386,7 @@ int store_contacts_changes(struct store_account *a, int64_t book_id, uint64_t si
 	rc = st ? fetch_all(db, cst, st, (void **)out, sizeof **out, read_info, n, "changes", err,
 			    errsz)
 		: -1;
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 int store_contacts_get(struct store_account *a, int64_t book_id, const char *name,
@@ -415,7 +401,7 @@ int store_contacts_get(struct store_account *a, int64_t book_id, const char *nam
 					 " FROM contacts WHERE book_id = ?1 AND name = ?2",
 					 err, errsz);
 	if (st == NULL)
-		return end(db, -1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
 	sqlite3_bind_int64(st, 1, book_id);
 	store_db_bind_text(st, 2, name);
 	int rc = 0, r = sqlite3_step(st);
@@ -435,7 +421,7 @@ int store_contacts_get(struct store_account *a, int64_t book_id, const char *nam
 		rc = -1;
 	}
 	sqlite3_reset(st);
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 int store_contacts_each_fields(struct store_account *a, int64_t book_id,
@@ -452,7 +438,7 @@ int store_contacts_each_fields(struct store_account *a, int64_t book_id,
 	    " categories, uid FROM contacts WHERE book_id = ?1 ORDER BY name",
 	    err, errsz);
 	if (st == NULL)
-		return end(db, -1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
 	sqlite3_bind_int64(st, 1, book_id);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -471,7 +457,7 @@ int store_contacts_each_fields(struct store_account *a, int64_t book_id,
 		rc = -1;
 	}
 	sqlite3_reset(st);
-	return end(db, rc, err, errsz);
+	return store_db_end(db, rc, err, errsz);
 }
 
 /* The fields of a parsed vCard into f[STORE_CONTACT_NFIELDS] (bufs
@@ -786,7 +772,7 @@ int store_contacts_delete(struct store_account *a, int64_t book_id, const char *
 	if (rc == 1 && cond != NULL && cond->if_match != NULL && !cond_holds(cond, true, &cur))
 		rc = -2;
 	if (rc != 1)
-		return end(db, rc, err, errsz);
+		return store_db_end(db, rc, err, errsz);
 	uint64_t modseq;
 	sqlite3_stmt *del = NULL, *tomb = NULL;
 	if (store_account_next_modseq(db, &modseq, err, errsz) == 0)
@@ -803,13 +789,13 @@ int store_contacts_delete(struct store_account *a, int64_t book_id, const char *
 					     err, errsz);
 	}
 	if (tomb == NULL)
-		return end(db, -1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
 	sqlite3_bind_int64(tomb, 1, book_id);
 	store_db_bind_text(tomb, 2, name);
 	sqlite3_bind_int64(tomb, 3, (int64_t)modseq);
 	if (store_db_run(db, tomb, err, errsz) < 0 ||
 	    set_book_modseq(db, book_id, modseq, err, errsz) < 0 ||
 	    trim_tombstones(db, book_id, err, errsz) < 0)
-		return end(db, -1, err, errsz);
-	return end(db, 1, err, errsz);
+		return store_db_end(db, -1, err, errsz);
+	return store_db_end(db, 1, err, errsz);
 }

@@ -378,3 +378,14 @@ void store_db_column_text(sqlite3_stmt *st, int i, char *out, size_t outsz)
 		memcpy(out, t, n);
 	out[n] = '\0';
 }
+
+int store_db_end(struct store_db *db, int rc, char *err, size_t errsz)
+{
+	if (rc == -1) {
+		store_db_rollback(db);
+		return -1;
+	}
+	if (store_db_commit(db, err, errsz) < 0)
+		return -1;
+	return rc;
+}

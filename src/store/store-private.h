@@ -207,6 +207,10 @@ int store_db_begin_read(struct store_db *db, char *err, size_t errsz);
 int store_db_set_sync(struct store_db *db, bool full, char *err, size_t errsz);
 int store_db_commit(struct store_db *db, char *err, size_t errsz);
 void store_db_rollback(struct store_db *db);
+/* Ends a transaction: rolls back when rc is -1, else commits; returns
+ * rc, or -1 if the commit fails.  (Other negative values are refusals:
+ * what the transaction did on the way, such as tables made, is kept.) */
+int store_db_end(struct store_db *db, int rc, char *err, size_t errsz);
 /* Writes "database error: <what>: <sqlite message>" into err. */
 void store_db_error(struct store_db *db, const char *what, char *err, size_t errsz);
 /* Binds a NUL-terminated string (kept by the caller until the statement

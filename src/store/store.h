@@ -1659,5 +1659,59 @@ int store_jmapvacation_put(struct store_account *a, const struct store_jmapvacat
  * dates). */
 bool store_jmapvacation_active(const struct store_jmapvacation *v, int64_t now);
 void store_jmapvacation_free(struct store_jmapvacation *v);
+/* ---------------------------------- identities (store-identity.c) */
+/* A sending identity (RFC 8621 6).  reply_to and bcc are NULL (none) or
+ * EmailAddress lists as the caller writes them (jmap-identity.c: one
+ * "email<TAB>name" line each, no TAB when the name is null); the store
+ * only keeps and bounds them.  Strings are owned (store_identity_free). */
+#define STORE_IDENTITY_MAX 100                    /* per account */
+#define STORE_IDENTITY_NAME_MAX 256               /* bytes */
+#define STORE_IDENTITY_ADDRS_MAX 8192             /* bytes of reply_to, of bcc */
+#define STORE_IDENTITY_SIGNATURE_MAX (64 * 1024)  /* bytes of each signature */
+struct store_identity {
+	int64_t id;
+	bool is_default; /* the user's own address: never removed */
+	char *name, *email, *reply_to, *bcc, *text_signature, *html_signature;
+	uint64_t created, modseq;
+};
+void store_identity_free(struct store_identity *v, size_t n);
+/* Every identity of the account, by id (the default one made on the
+ * first call), into a new array; *state the identities' state.  0 or -1. */
+int store_identity_list(struct store_account *a, struct store_identity **out, size_t *n,
+			uint64_t *state, char *err, size_t errsz);
+enum store_identity_change_kind {
+	STORE_IDENTITY_CREATED,
+	STORE_IDENTITY_UPDATED,
+	STORE_IDENTITY_DESTROYED,
+};
+struct store_identity_change {
+	int64_t id;
+	enum store_identity_change_kind kind;
+};
+/* The identities changed since state since, by id, into a new array;
+ * *state the state now.  0 or -1. */
+int store_identity_changes(struct store_account *a, uint64_t since,
+			   struct store_identity_change **out, size_t *n, uint64_t *state, char *err,
+			   size_t errsz);
+/* Adds in (email required; NULL strings empty; whether in->email may be
+ * sent as is the caller's check: store_may_send_as).  0 with *id; -2 a
+ * field too long, -3 the account has STORE_IDENTITY_MAX; -1 error. */
+int store_identity_add(struct store_account *a, const struct store_identity *in, int64_t *id,
+		       char *err, size_t errsz);
+/* Changes identity id: every non-NULL string of in but email; reply_to
+ * and bcc when set_reply_to / set_bcc (NULL then clears).  1 done, 0 no
+ * such identity, -2 a field too long, -1 error. */
+int store_identity_update(struct store_account *a, int64_t id, const struct store_identity *in,
+			  bool set_reply_to, bool set_bcc, char *err, size_t errsz);
+/* Removes identity id.  1 done, 0 none, -2 the default identity, -1. */
+int store_identity_remove(struct store_account *a, int64_t id, char *err, size_t errsz);
+/* May account_id send as address (RFC 6409 8.1, docs/jmap.md
+ * "Submission")?  Its own address; any address that resolves to it
+ * (aliases, plus-addressing with delim: store_resolve); any address of
+ * its domain when it is listed in domain_senders (the config key
+ * submission.domain_senders); "*@domain" when domain_senders lets it or
+ * the domain's catch-all alias delivers to it.  1 yes, 0 no, -1 error. */
+int store_may_send_as(struct store *s, int64_t account_id, const char *address,
+		      const char *delim, const char *domain_senders);
 
 #endif

@@ -24,7 +24,9 @@ def srv(module_server):
 
 
 def client(srv, user, enable=True):
-    c = IMAPRaw(srv.imap_port)
+    # 60 s per answer: the tests below store and expunge 10,000 messages in
+    # one command, which takes more than 10 s on a loaded 2-core machine
+    c = IMAPRaw(srv.imap_port, timeout_s=60)
     c.login(user)
     if enable:
         assert c.cmd("ENABLE QRESYNC") == ([b"* ENABLED QRESYNC"], b"OK Enabled")

@@ -146,7 +146,8 @@ def test_greeting_capabilities_exact(srv):
         for e in ("fileinto", "envelope", "copy", "imap4flags", "mailbox", "subaddress",
                   "vacation", "vacation-seconds", "variables", "relational",
                   "comparator-i;ascii-numeric", "body", "date", "index", "duplicate",
-                  "editheader", "include", "environment", "ihave"):
+                  "editheader", "include", "environment", "ihave", "encoded-character",
+                  "spamtest", "spamtestplus", "virustest"):
             assert e in exts
         assert c.cmd("CAPABILITY") == (c.caps, 'OK "Capability completed"')
         user = new_user(srv)

@@ -80,7 +80,7 @@ def test_capability_lists_quota_not_quotaset(srv):
         m.login(user, PASSWORD)
         typ, data = m.capability()
         caps = data[0].decode().split()
-        assert caps[-6:-2] == ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE"]
+        assert caps[-10:-6] == ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE"]
         assert "QUOTASET" not in caps
     finally:
         m.logout()

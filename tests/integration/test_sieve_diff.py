@@ -27,6 +27,11 @@ ereject (Debian's Pigeonhole does not know it), and `fileinto :copy "A";
 fileinto "A";`, where Pigeonhole keeps the implicit keep although the
 second fileinto lacks :copy; Tern follows RFC 3894 and RFC 5228 2.10.3
 (one copy in A, the implicit keep cancelled).
+
+spamtest and virustest (RFC 5235) are compared with no spam or virus
+result given (Pigeonhole without a status header, `tern sieve test`):
+both say "0".  Not compared: the :count of such an untested result, which
+RFC 5235 3.1 says is 0 (Tern) and Pigeonhole counts as 1.
 """
 import os
 import re
@@ -54,10 +59,12 @@ def pigeonhole_dir():
     d = tempfile.mkdtemp(prefix="tern-sieve-diff-")
     os.chmod(d, 0o755)
     with open(os.path.join(d, "dovecot.conf"), "w") as f:
-        # editheader is off by default in Pigeonhole
+        # editheader, spamtest, spamtestplus and virustest are off by
+        # default in Pigeonhole; without a status header configured its
+        # spamtest and virustest say "not tested", as Tern's `sieve test` does
         f.write("mail_location = maildir:%s/mail\n"
                 "log_path = /dev/stderr\n"
-                "plugin {\n  sieve_extensions = +editheader\n"
+                "plugin {\n  sieve_extensions = +editheader +spamtest +spamtestplus +virustest\n"
                 "  sieve = file:%s/include/personal;active=%s/active.sieve\n"
                 "  sieve_global = %s/include/global\n}\n" % (d, d, d, d))
     for sub in ("scripts", "messages", "include"):

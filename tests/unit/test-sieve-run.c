@@ -79,6 +79,9 @@ static int dup_seen(void *ctx, const char *handle, const char *id)
  * actions as "a|b|..." ("E:" first on error), then the duplicate entries
  * as "dup HANDLE/ID Ns [last] [seen]|". */
 static int64_t run_now; /* currentdate's instant for run_on; 0: the clock */
+/* spamtest, spamtest :percent and virustest results for run_on (RFC 5235);
+ * NULL: not tested */
+static const char *spam_in[3];
 
 static const char *run_on(const char *s, const char *m, const struct sieve_limits *lim)
 {
@@ -91,7 +94,7 @@ static const char *run_on(const char *s, const char *m, const struct sieve_limit
 	}
 	struct sieve_input in = {
 	    "alice@example.org", "bob+tag@example.com", m, strlen(m), box_exists, NULL, dup_seen,
-	    inc_get, test_env};
+	    inc_get, test_env, spam_in[0], spam_in[1], spam_in[2]};
 	struct sieve_result r;
 	struct buf b = BUF_INIT;
 	if (sieve_run_at(sc, &in, run_now, &r) < 0)
@@ -335,7 +338,8 @@ TEST(sieve_extension_table)
 	CHECK_STR(buf_cstr(&b),
 		  "fileinto reject ereject envelope copy mailbox imap4flags subaddress vacation "
 		  "vacation-seconds variables relational comparator-i;ascii-numeric body date index "
-		  "duplicate editheader include environment ihave ");
+		  "duplicate editheader include environment ihave encoded-character spamtest "
+		  "spamtestplus virustest ");
 	buf_free(&b);
 }
 
@@ -385,7 +389,8 @@ static bool allowed(const char *m, const char *from, const char *addresses, cons
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
+	struct sieve_input in = {from, "bob+tag@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL,
+				 NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	CHECK(r.n_actions == 2 && r.actions[0].type == SIEVE_ACT_VACATION);
@@ -443,7 +448,8 @@ static const char *reply(const char *m, const char *params)
 	struct sieve_script *sc;
 	struct sieve_error e;
 	CHECK(sieve_compile(src, strlen(src), NULL, &sc, &e) == 0);
-	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL};
+	struct sieve_input in = {"a@x.y", "bob@example.com", m, strlen(m), NULL, NULL, NULL, NULL, NULL,
+				 NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK(sieve_run(sc, &in, &r) == 0);
 	struct buf b = BUF_INIT;
@@ -728,7 +734,7 @@ TEST(sieve_relational_null_sender)
 	struct sieve_error e;
 	CHECK_INT(sieve_compile(src, strlen(src), NULL, &sc, &e), 0);
 	struct sieve_input in = {"", "bob@example.com", msg, sizeof msg - 1,
-				 NULL, NULL, NULL, NULL, NULL};
+				 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	struct sieve_result r;
 	CHECK_INT(sieve_run(sc, &in, &r), 0);
 	CHECK_INT((int)r.n_actions, 1);
@@ -1261,4 +1267,145 @@ TEST(sieve_ihave)
 	CHECK_STR(check("if ihave \"fileinto\" {}"), "1:4: test 'ihave' needs its extension in require");
 	CHECK_STR(check("require [\"ihave\", \"variables\"]; if ihave \"${x}\" {}"),
 		  "1:36: ihave takes constant names");
+}
+
+TEST(sieve_encoded_character)
+{
+	const char *req = "require [\"encoded-character\", \"fileinto\", \"imap4flags\"];";
+	char s[1024];
+#define RUNE(body) (snprintf(s, sizeof s, "%s%s", req, body), run(s))
+	/* the examples of RFC 5228 2.4.2.4, as the mailbox name */
+	CHECK_STR(RUNE("fileinto \"$${hex:40}\";"), "fileinto $@|");
+	CHECK_STR(RUNE("fileinto \"${hex: 40 }\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${HEX: 40}\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${hex:40\";"), "fileinto ${hex:40|");
+	CHECK_STR(RUNE("fileinto \"${hex:400}\";"), "fileinto ${hex:400}|");
+	CHECK_STR(RUNE("fileinto \"${hex:4${hex:30}}\";"), "fileinto ${hex:40}|");
+	CHECK_STR(RUNE("fileinto \"${unicode:40}\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${ unicode:40}\";"), "fileinto ${ unicode:40}|");
+	CHECK_STR(RUNE("fileinto \"${UNICODE:40}\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${UnICoDE:0000040}\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${Unicode:40}\";"), "fileinto @|");
+	CHECK_STR(RUNE("fileinto \"${Unicode:Cool}\";"), "fileinto ${Unicode:Cool}|");
+	CHECK_STR(check("require \"encoded-character\";\nif header \"x\" \"${unicode:200000}\" {}"),
+		  "2:15: encoded character outside 0..D7FF and E000..10FFFF");
+	CHECK_STR(check("require \"encoded-character\"; redirect \"${Unicode:DF01}\";"),
+		  "1:39: encoded character outside 0..D7FF and E000..10FFFF");
+	/* a NUL: refused (Tern's strings would end there) */
+	CHECK_STR(check("require \"encoded-character\";\r\nredirect \"a${hex:41 0}@b.c\";"),
+		  "2:10: encoded NUL character not supported");
+	CHECK_STR(check("require \"encoded-character\"; redirect \"${unicode:0000}\";"),
+		  "1:39: encoded NUL character not supported");
+	CHECK_STR(RUNE("fileinto \"${hex:00 x}\";"), "fileinto ${hex:00 x}|");
+	/* an out-of-range value in a sequence that is not well-formed is no error */
+	CHECK_STR(RUNE("fileinto \"${unicode:DF01 x}\";"), "fileinto ${unicode:DF01 x}|");
+	CHECK_STR(RUNE("fileinto \"${unicode:FFFFFFFFFFFFFFFFFF\";"),
+		  "fileinto ${unicode:FFFFFFFFFFFFFFFFFF|");
+	/* several values, blanks (SP, HTAB, CRLF) around and between them */
+	CHECK_STR(RUNE("fileinto \"a${hex:62\t63 \r\n 64}e${unicode: 263a 10FFFF E000 }\";"),
+		  "fileinto abcde\xe2\x98\xba\xf4\x8f\xbf\xbf\xee\x80\x80|");
+	CHECK_STR(RUNE("fileinto \"${hex:}${hex: }${unicode:}${hex:4 }${hex:4\n1}\";"),
+		  "fileinto ${hex:}${hex: }${unicode:}\x04${hex:4\n1}|");
+	/* after escapes, in multi-line strings, in every argument; not in the
+	 * require itself, nor in a script that does not require it */
+	CHECK_STR(RUNE("fileinto \"\\${hex:41}\";"), "fileinto A|");
+	CHECK_STR(RUNE("fileinto text:\r\n${hex:41 42}\r\n.\r\n;"), "fileinto AB\r\n|");
+	CHECK_STR(RUNE("if header :contains \"${hex:53 75 62 6a 65 63 74}\" \"${unicode:fc}\" "
+		       "{ fileinto :flags \"${hex:5c}Seen\" \"x\"; }"),
+		  "fileinto x +\\Seen|");
+	CHECK_STR(run("require \"fileinto\"; fileinto \"${hex:41}\";"), "fileinto ${hex:41}|");
+	CHECK_STR(check("require \"encoded-character${hex:00}\";"),
+		  "1:1: unsupported extension \"encoded-character${hex:00}\"");
+	/* decoded before variables are expanded; a decoded "${" refers to a variable */
+	CHECK_STR(run("require [\"encoded-character\", \"variables\", \"fileinto\"];"
+		      "set \"a\" \"x\"; fileinto \"${hex:24}{a}-${a}\";"),
+		  "fileinto x-x|");
+	/* ihave (RFC 5463) enables it for the block */
+	CHECK_STR(run("require [\"ihave\", \"fileinto\"]; if ihave \"encoded-character\" "
+		      "{ fileinto \"${hex:41}\"; } fileinto \"${hex:42}\";"),
+		  "fileinto A|fileinto ${hex:42}|");
+#undef RUNE
+}
+
+TEST(sieve_spamtest)
+{
+	const char *req = "require [\"spamtest\", \"fileinto\", \"relational\", "
+			  "\"comparator-i;ascii-numeric\"];";
+	const char *reqp = "require [\"spamtestplus\", \"fileinto\", \"relational\", "
+			   "\"comparator-i;ascii-numeric\"];";
+	char s[1024];
+#define RUNS(r, body) (snprintf(s, sizeof s, "%s%s", r, body), run(s))
+	const char *rfc = /* RFC 5235 3.2.1 */
+	    "if spamtest :value \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+	    " { fileinto \"INBOX.unclassified\"; }"
+	    " elsif spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"3\""
+	    " { fileinto \"INBOX.spam-trap\"; }";
+	memset(spam_in, 0, sizeof spam_in);
+	CHECK_STR(RUNS(req, rfc), "fileinto INBOX.unclassified|");
+	spam_in[0] = "7";
+	spam_in[1] = "70";
+	CHECK_STR(RUNS(req, rfc), "fileinto INBOX.spam-trap|");
+	spam_in[0] = "2";
+	CHECK_STR(RUNS(req, rfc), "keep*|");
+	/* not tested: "0" for :is and :value, a :count of 0; tested: 1 */
+	memset(spam_in, 0, sizeof spam_in);
+	CHECK_STR(RUNS(req, "if spamtest \"0\" { fileinto \"is0\"; }"
+			    "if spamtest :count \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+			    " { fileinto \"count0\"; }"),
+		  "fileinto is0|fileinto count0|");
+	spam_in[0] = "10";
+	spam_in[1] = "100";
+	CHECK_STR(RUNS(reqp, "if spamtest :count \"eq\" :comparator \"i;ascii-numeric\" \"1\""
+			     " { fileinto \"count1\"; }"
+			     "if spamtest :percent :is \"100\" { fileinto \"p100\"; }"
+			     "if spamtest :matches \"1?\" { fileinto \"m\"; }"
+			     "if spamtest :percent :value \"lt\" :comparator \"i;ascii-numeric\" \"37\""
+			     " { fileinto \"low\"; }"),
+		  "fileinto count1|fileinto p100|fileinto m|");
+	/* RFC 5235 3.2.2's example */
+	const char *rfcp =
+	    "if spamtest :value \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+	    " { fileinto \"INBOX.unclassified\"; }"
+	    " elsif spamtest :percent :value \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+	    " { fileinto \"INBOX.not-spam\"; }"
+	    " elsif spamtest :percent :value \"lt\" :comparator \"i;ascii-numeric\" \"37\""
+	    " { fileinto \"INBOX.spam-trap\"; } else { discard; }";
+	spam_in[0] = "1";
+	spam_in[1] = "0";
+	CHECK_STR(RUNS(reqp, rfcp), "fileinto INBOX.not-spam|");
+	spam_in[0] = "4";
+	spam_in[1] = "36";
+	CHECK_STR(RUNS(reqp, rfcp), "fileinto INBOX.spam-trap|");
+	spam_in[1] = "37";
+	CHECK_STR(RUNS(reqp, rfcp), "discard|");
+	memset(spam_in, 0, sizeof spam_in);
+	CHECK_STR(RUNS(reqp, rfcp), "fileinto INBOX.unclassified|");
+	/* :percent needs spamtestplus (RFC 5235 3.2) */
+	CHECK_STR(check("require \"spamtest\"; if spamtest :percent \"0\" {}"),
+		  "1:33: unknown tagged argument ':percent' for spamtest");
+	CHECK_STR(check("require [\"spamtest\", \"spamtestplus\"]; if spamtest :percent \"0\" {}"),
+		  "OK");
+	CHECK_STR(check("if spamtest \"0\" {}"), "1:4: test 'spamtest' needs its extension in require");
+	CHECK_STR(check("require \"spamtestplus\"; if spamtest :percent :percent \"0\" {}"),
+		  "1:46: tagged argument ':percent' given twice or conflicting");
+	CHECK_STR(check("require \"spamtest\"; if spamtest [\"1\", \"2\"] {}"),
+		  "1:33: spamtest expects a string here, not a list");
+	/* virustest: Tern's callers give none, "not tested" */
+	const char *reqv = "require [\"virustest\", \"fileinto\", \"relational\", "
+			   "\"comparator-i;ascii-numeric\"];";
+	CHECK_STR(RUNS(reqv, "if virustest :value \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+			     " { fileinto \"unclassified\"; }"
+			     "if virustest :count \"eq\" :comparator \"i;ascii-numeric\" \"0\""
+			     " { fileinto \"notdone\"; }"
+			     "if virustest :value \"ge\" :comparator \"i;ascii-numeric\" \"4\""
+			     " { discard; }"),
+		  "fileinto unclassified|fileinto notdone|");
+	spam_in[2] = "5";
+	CHECK_STR(RUNS(reqv, "if virustest :value \"ge\" :comparator \"i;ascii-numeric\" \"4\""
+			     " { discard; }"),
+		  "discard|");
+	CHECK_STR(check("require \"virustest\"; if virustest :percent \"0\" {}"),
+		  "1:35: unknown tagged argument ':percent' for virustest");
+	memset(spam_in, 0, sizeof spam_in);
+#undef RUNS
 }
