@@ -128,7 +128,8 @@ struct dest {
 	/* MTA-STS (RFC 8461): the policy is found before the first
 	 * connection (TXT record, cache, HTTPS fetch); sts is the one that
 	 * applies (NULL: none, or mode none). */
-	enum { STS_TODO, STS_WAIT, STS_DONE } sts_state;
+	/* not looked up yet, being looked up, known */
+	enum { STS_UNKNOWN, STS_WAIT, STS_DONE } sts_state;
 	struct dns_query *sts_q; /* the TXT record, then the policy host */
 	struct mtasts_fetch *sts_fetch;
 	char sts_id[MTASTS_ID_MAX + 1];
@@ -2043,9 +2044,9 @@ static void swap_resolver(struct queue_runner *r, const struct config *old,
 		if (d->sts_q != NULL) {
 			/* discovery starts again on the new resolver */
 			dns_query_cancel(&d->sts_q);
-			d->sts_state = STS_TODO;
+			d->sts_state = STS_UNKNOWN;
 		}
-		if (d->q != NULL || d->sts_state == STS_TODO) {
+		if (d->q != NULL || d->sts_state == STS_UNKNOWN) {
 			dns_query_cancel(&d->q);
 			again[n_again++] = d;
 		} else if (d->mx != NULL && d->n_conns == 0) {
