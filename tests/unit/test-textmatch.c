@@ -26,7 +26,7 @@ TEST(textmatch_contains_folds)
 {
 	char *n = textmatch_needle("R\xc3\x89UNION", 8);
 	CHECK_STR(n, "r\xc3\xa9union");
-	CHECK(textmatch_contains("La R\xc3\xa9union", 13, n));
+	CHECK(textmatch_contains("La R\xc3\xa9union", 11, n)); /* 11 bytes */
 	CHECK(!textmatch_contains("Reunion", 7, n));
 	free(n);
 	n = textmatch_needle("ab\0cd", 5); /* NUL ends a needle */
