@@ -65,6 +65,12 @@ def test_sighup_restart_key_is_reported(make_server):
 
 # ------------------------------------------------ every key, one at a time
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
 def _listen_port(value):
     m = re.fullmatch(r"(.*):(\d+)", value)
     assert m, value
@@ -246,7 +252,8 @@ NEW_VALUES = {
     "quota.default_storage": "1G",
     "quota.default_messages": "100000",
     "quota.warning_percent": "80",
-    "metrics.listen": lambda srv, cur: "127.0.0.1:%d" % (srv.port_base + 5101),
+    # a port free now (base + N could be inside another test server's share)
+    "metrics.listen": lambda srv, cur: "127.0.0.1:%d" % _free_port(),
     "metrics.tls": "yes",
     "metrics.password": "scrape-secret",
 }
