@@ -17,6 +17,13 @@
 #   accepted/s = MESSAGES / wall time of smtp-source
 # Reported: medians over RUNS and the ratio Tern/Postfix.  smtp-sink offers
 # no STARTTLS, so both relay in plaintext.
+# Tern DKIM-signs every relayed message (Ed25519 and RSA-2048 keys of
+# example.test).  SIGN=1 makes it a like-for-like signed relay (issue 15):
+# the sender is bench@example.test (From: too) and Postfix passes every
+# message through OpenDKIM signing with an RSA-2048 key
+# (bench/mailauth/stack.sh); after run 1 a sample of SAMPLE messages of
+# each server is caught by a dumping smtp-sink and every signature checked
+# with dkimpy against the published keys.
 #
 # Environment (all optional):
 #   MESSAGES=20000 SESSIONS=20 SIZE=4096 RUNS=3
@@ -26,6 +33,8 @@
 #   TIMEOUT=600    seconds to wait for the sink to have everything
 #   KEEP=0         1: keep the temp folder (logs) after the run
 #   RESULTS=FILE   also write the per-run figures as TSV to FILE
+#   SIGN=0         1: Postfix signs with OpenDKIM too, samples verified
+#   SAMPLE=5       messages per server in that sample
 # Needs root (Postfix; smtp-sink -u; Tern's privilege drop) and dnsmasq.
 set -euo pipefail
 
@@ -45,7 +54,11 @@ SOURCE=/usr/sbin/smtp-source
 SINK_BIN=/usr/sbin/smtp-sink
 DNSMASQ=/usr/sbin/dnsmasq
 PEERSH=$REPO/bench/smtp/postfix-peer.sh
+STACKSH=$REPO/bench/mailauth/stack.sh
+SIGN=${SIGN:-0}
+SAMPLE=${SAMPLE:-5}
 FROM=bench@client.test
+[ "$SIGN" = 0 ] || FROM=bench@example.test
 RCPT=x@example.test
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -101,7 +114,9 @@ cleanup() {
 	stop_tern
 	stop_sink
 	stop_pid "$DNS_PID"
-	[ $POSTFIX_UP = 1 ] && sh "$PEERSH" stop "$WORK/postfix"
+	if [ $POSTFIX_UP = 1 ]; then
+		if [ "$SIGN" = 1 ]; then sh "$STACKSH" peer-stop "$WORK/postfix"; else sh "$PEERSH" stop "$WORK/postfix"; fi
+	fi
 	if [ "$KEEP" = 1 ] || [ $rc != 0 ]; then
 		log "kept $WORK (logs: postfix/postfix.log, tern-*/tern.log, sink-*.out)"
 	else
@@ -172,9 +187,11 @@ start_dns() {
 	die "dnsmasq does not listen on $DNS_PORT"
 }
 
-start_sink() { # start_sink TAG: a fresh smtp-sink (counter at 0)
+start_sink() { # start_sink TAG [DUMPDIR]: a fresh smtp-sink (counter at 0)
 	SINK_OUT=$WORK/sink-$1.out
-	"$SINK_BIN" -u nobody -c "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>&1 &
+	local dump=()
+	[ $# -lt 2 ] || dump=(-d "$2/%M.")
+	"$SINK_BIN" -u nobody -c "${dump[@]}" "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>&1 &
 	SINK_PID=$!
 	wait_banner "$SINK_PORT" 10 || die "smtp-sink does not answer on $SINK_PORT"
 }
@@ -193,8 +210,14 @@ start_postfix() {
 	postconf -c "$WORK/postfix/postfix-conf" -e \
 		"virtual_alias_maps = inline:{ $RCPT=y@sink.test }" \
 		"transport_maps = inline:{ sink.test=smtp:[127.0.0.1]:$SINK_PORT }"
-	sh "$PEERSH" start "$WORK/postfix"
 	POSTFIX_UP=1
+	if [ "$SIGN" = 1 ]; then
+		# no DNS is asked for signing: the namespace's resolv.conf is moot
+		sh "$STACKSH" peer-setup "$WORK/postfix" 127.0.0.1 sign
+		sh "$STACKSH" peer-start "$WORK/postfix"
+	else
+		sh "$PEERSH" start "$WORK/postfix"
+	fi
 	wait_banner "$PF_PORT" 10 || die "Postfix does not answer on $PF_PORT"
 }
 
@@ -243,12 +266,35 @@ measure() {
 		'BEGIN { printf "%.1f %.1f %.3f %.3f\n", m / (c - a), m / (b - a), c - a, b - a }'
 }
 
+# sample_check NAME PORT ZONE: relay SAMPLE messages to a sink that keeps
+# them, and check every DKIM signature of each against ZONE (dkimpy)
+sample_check() {
+	local name=$1 port=$2 zone=$3 dir=$WORK/sample-$1 n i
+	mkdir -p "$dir"
+	chown nobody "$dir"
+	start_sink "sample-$name" "$dir"
+	"$SOURCE" -s 1 -m "$SAMPLE" -l "$SIZE" -f "$FROM" -t "$RCPT" "127.0.0.1:$port" \
+		>"$WORK/source-sample-$name.out" 2>&1 || die "smtp-source (sample) to $name failed"
+	for i in $(seq 1 200); do
+		n=$(find "$dir" -type f | wc -l)
+		[ "$n" -ge "$SAMPLE" ] && [ "$(sink_count)" -ge "$SAMPLE" ] && break
+		sleep 0.05
+	done
+	stop_sink
+	[ "$n" -ge "$SAMPLE" ] || die "$name: only $n of $SAMPLE sample messages at the sink"
+	# the sink writes its own envelope lines (X-Client-Addr: ...) above the message
+	/usr/bin/python3 "$REPO/bench/mailauth/dkimtool.py" verify "$zone" "$dir"/* >"$WORK/verify-$name.out" \
+		|| { cat "$WORK/verify-$name.out" >&2; die "$name: a sample message does not verify"; }
+	log "$name: $(wc -l <"$WORK/verify-$name.out") signatures on $n sample messages verify: $(awk '{ print $2, $3, $4 }' "$WORK/verify-$name.out" | sort | uniq -c | tr -s ' \n' ' ')"
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- main ---------------------------------------------------------------------
 
 command -v bc >/dev/null || die "bc is needed"
-log "MESSAGES=$MESSAGES SIZE=$SIZE SESSIONS=$SESSIONS RUNS=$RUNS sink=127.0.0.1:$SINK_PORT"
+log "MESSAGES=$MESSAGES SIZE=$SIZE SESSIONS=$SESSIONS RUNS=$RUNS SIGN=$SIGN from=$FROM sink=127.0.0.1:$SINK_PORT"
+log "uptime: $(uptime)"
 start_dns
 [ "$ONLY" = tern ] || start_postfix
 [ -z "$RESULTS" ] || printf 'run\tserver\trelayed_per_s\taccepted_per_s\trelay_s\taccept_s\n' >"$RESULTS"
@@ -263,6 +309,10 @@ for run in $(seq 1 "$RUNS"); do
 		# the queue must be empty: every message relayed, nothing left
 		left=$("$TERN" -c "$TERN_DIR/tern.conf" queue list | tail -n +2 | wc -l)
 		[ "$left" = 0 ] || log "tern: $left queue rows left after the run"
+		if [ "$SIGN" = 1 ] && [ "$run" = 1 ]; then
+			"$TERN" -c "$TERN_DIR/tern.conf" domain dns example.test >"$WORK/tern.zone"
+			sample_check tern "$TERN_PORT" "$WORK/tern.zone"
+		fi
 		stop_tern
 		log "run $run tern:    relayed/s=$rel accepted/s=$acc (relay ${rs}s, inject ${as}s)"
 		TERN_R+=("$rel")
@@ -272,6 +322,7 @@ for run in $(seq 1 "$RUNS"); do
 		start_sink "postfix-$run"
 		read -r rel acc rs as < <(measure postfix "$PF_PORT")
 		stop_sink
+		[ "$SIGN" = 0 ] || [ "$run" != 1 ] || sample_check postfix "$PF_PORT" "$WORK/postfix/example.zone"
 		log "run $run postfix: relayed/s=$rel accepted/s=$acc (relay ${rs}s, inject ${as}s)"
 		PF_R+=("$rel")
 		[ -z "$RESULTS" ] || printf '%s\tpostfix\t%s\t%s\t%s\t%s\n' "$run" "$rel" "$acc" "$rs" "$as" >>"$RESULTS"
@@ -290,3 +341,4 @@ fi
 if [ "$ONLY" = both ]; then
 	echo "ratio    $(awk -v t="$T" -v p="$P" 'BEGIN { printf "%.2f", t / p }') (tern/postfix)"
 fi
+log "uptime (end): $(uptime)"

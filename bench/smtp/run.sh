@@ -28,6 +28,11 @@
 #   POLL=0.1       Maildir poll interval (s)
 #   KEEP=0         1: keep the temp folder (logs, mail) after the run
 #   RESULTS=FILE   also write the per-run figures as TSV to FILE
+#   MAILAUTH=0     1: sender authentication on both (bench/mailauth/run.sh):
+#                  a DKIM-signed message of SIZE body bytes (smtp-source -F),
+#                  every client checked, SPF/DKIM/DMARC from a local unbound;
+#                  Postfix with OpenDKIM + OpenDMARC + policyd-spf
+#   DNS_ADDR=127.53.0.1  where that unbound listens (port 53)
 # Needs root (Postfix and its vmail user; Tern's privilege drop).
 set -euo pipefail
 
@@ -45,8 +50,11 @@ TERN_CONF_EXTRA=${TERN_CONF_EXTRA:-}
 POLL=${POLL:-0.1}
 KEEP=${KEEP:-0}
 RESULTS=${RESULTS:-}
+MAILAUTH=${MAILAUTH:-0}
+DNS_ADDR=${DNS_ADDR:-127.53.0.1}
 SOURCE=/usr/sbin/smtp-source
 PEERSH=$HERE/postfix-peer.sh
+STACKSH=$REPO/bench/mailauth/stack.sh
 FROM=bench@client.test
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -66,6 +74,7 @@ chmod 755 "$WORK"     # Postfix and Tern workers run as other users
 TERN_PID=
 TERN_DIR=
 POSTFIX_UP=0
+DNS_UP=0
 if [ "$ONLY" != postfix ]; then
 	# a private copy: others may rebuild build/tern while this runs
 	cp "$TERN" "$WORK/tern.bin"
@@ -89,15 +98,17 @@ descendants() {
 		}'
 }
 
-# cpu_of ROOTPID: clock ticks of CPU used by the live tree under ROOTPID,
-# plus what its reaped children used (cutime/cstime of the root)
+# cpu_of ROOTPID...: clock ticks of CPU used by the live trees under the
+# ROOTPIDs, plus what their reaped children used (cutime/cstime of every
+# live process: Postfix's spawn(8) reaps the policy servers it started)
 cpu_of() {
-	local p total=0 f
-	for p in $(descendants "$1"); do
-		f=$(cat /proc/$p/stat 2>/dev/null) || continue
-		f=${f##*) }   # fields after "(comm) ": state ppid ... utime(12) stime(13) cutime(14) cstime(15)
-		total=$((total + $(echo "$f" | awk -v root=$([ "$p" = "$1" ] && echo 1 || echo 0) \
-			'{ print $12 + $13 + (root ? $14 + $15 : 0) }')))
+	local r p total=0 f
+	for r in "$@"; do
+		for p in $(descendants "$r"); do
+			f=$(cat /proc/$p/stat 2>/dev/null) || continue
+			f=${f##*) }   # fields after "(comm) ": state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+			total=$((total + $(echo "$f" | awk '{ print $12 + $13 + $14 + $15 }')))
+		done
 	done
 	echo $total
 }
@@ -119,7 +130,10 @@ cleanup() {
 	trap - EXIT INT TERM
 	for p in $SRC_PIDS; do kill "$p" 2>/dev/null || true; done
 	stop_tern
-	[ $POSTFIX_UP = 1 ] && sh "$PEERSH" stop "$WORK/postfix"
+	if [ $POSTFIX_UP = 1 ]; then
+		if [ "$MAILAUTH" = 1 ]; then sh "$STACKSH" peer-stop "$WORK/postfix"; else sh "$PEERSH" stop "$WORK/postfix"; fi
+	fi
+	[ $DNS_UP = 0 ] || sh "$STACKSH" dns-stop "$WORK/dns"
 	if [ "$KEEP" = 1 ] || [ $rc != 0 ]; then
 		log "kept $WORK (logs: postfix/postfix.log, tern-*/tern.log)"
 	else
@@ -173,9 +187,17 @@ wait_banner() { # wait_banner PORT SECONDS
 start_postfix() {
 	PF_PORT=$(free_port 2525)
 	sh "$PEERSH" setup "$WORK/postfix" "$WORK/postfix-mail" "$PF_PORT"
-	sh "$PEERSH" start "$WORK/postfix"
-	POSTFIX_UP=1
+	if [ "$MAILAUTH" = 1 ]; then
+		sh "$STACKSH" peer-setup "$WORK/postfix" "$DNS_ADDR" verify
+		POSTFIX_UP=1
+		sh "$STACKSH" peer-start "$WORK/postfix"
+	else
+		POSTFIX_UP=1
+		sh "$PEERSH" start "$WORK/postfix"
+	fi
 	PF_MASTER=$(tr -dc 0-9 <"$WORK/postfix/queue/pid/master.pid")
+	# the milters run beside Postfix: their CPU counts for it
+	PF_PIDS="$PF_MASTER $([ "$MAILAUTH" = 0 ] || sh "$STACKSH" milter-pids "$WORK/postfix" | tr '\n' ' ')"
 	wait_banner "$PF_PORT" 10 || die "Postfix does not answer on $PF_PORT"
 }
 
@@ -187,8 +209,15 @@ start_tern() { # start_tern RUN
 	base=$(free_base)
 	TERN_PORT=$((base + 25))
 	"$TERN" init "$TERN_DIR" --port-base "$base" --domain example.test \
-		--hostname mx.example.test >"$TERN_DIR.init.out" 2>&1 \
+		--hostname mx.example.test $([ "$MAILAUTH" = 0 ] || echo "--resolver $DNS_ADDR") \
+		>"$TERN_DIR.init.out" 2>&1 \
 		|| { cat "$TERN_DIR.init.out" >&2; die "tern init failed"; }
+	if [ "$MAILAUTH" = 1 ]; then
+		# every client is checked; no greeting delay (Postfix has no
+		# postscreen here) and no per-address connection cap (one client)
+		printf '%s\n' "mailauth.trusted = 192.0.2.1" "spam.pregreet_wait = 0" \
+			"spam.max_connections_per_ip = 0" >>"$TERN_DIR/tern.conf"
+	fi
 	[ -z "$TERN_CONF_EXTRA" ] || printf '%b\n' "$TERN_CONF_EXTRA" >>"$TERN_DIR/tern.conf"
 	for i in $(seq 1 20); do
 		"$TERN" -c "$TERN_DIR/tern.conf" user add "test$i@example.test" --password pass \
@@ -220,6 +249,66 @@ postfix_count() {
 	echo $total
 }
 
+# --- sender authentication (MAILAUTH=1) ---------------------------------------
+
+DNS_PID=
+dns_cpu() { if [ -n "$DNS_PID" ]; then cpu_of "$DNS_PID"; else echo 0; fi; }
+dns_note() { # dns_note SERVER RUN TICKS0 TICKS1: unbound's CPU during the run
+	[ "$MAILAUTH" = 1 ] || return 0
+	log "$1 run $2: unbound (shared DNS, not in cpu_ms/msg) used $(awk -v c=$(($4 - $3)) -v hz="$HZ" -v m="$MESSAGES" 'BEGIN { printf "%.3f", c * 1000 / hz / m }') ms/msg"
+}
+
+# the header section of a stored message, its Authentication-Results fields
+# unfolded, one per line
+ar_fields() { sed -n '1,/^\r\?$/p' | tr -d '\r' | awk '
+	/^[ \t]/ { if (ar) cur = cur " " $0; next }
+	{ if (ar) print cur; ar = tolower($0) ~ /^authentication-results:/; cur = $0 }
+	END { if (ar) print cur }' | tr -s ' \t' ' '; }
+
+# auth_verdict SERVER RUN PASSED TOTAL SAMPLEFILE: log the counts; a
+# message without all three passes keeps the temp folder
+auth_verdict() {
+	log "$1 run $2: $3 of $4 messages with spf=pass, dkim=pass and dmarc=pass"
+	if [ "$2" = 1 ]; then sed 's/^/#   /' "$5" >&2; fi
+	local k
+	for k in spf dkim dmarc; do
+		grep -q "$k=pass" "$5" || { log "$1 run $2: no $k=pass in the sample's Authentication-Results"; KEEP=1; }
+	done
+	[ "$3" = "$4" ] || { log "$1 run $2: not every message passed every check"; KEEP=1; }
+}
+
+auth_check_postfix() {
+	[ "$MAILAUTH" = 1 ] || return 0
+	local n f
+	# Postfix's three fields: policyd-spf's, OpenDKIM's and OpenDMARC's
+	n=$(find "$WORK/postfix-mail" -path '*/Maildir/new/*' -type f -print0 \
+		| xargs -0 -r awk 'FNR == 1 { s = k = d = 0 } /^\r?$/ { if (s && k && d) ok++; nextfile }
+			/spf=pass/ { s = 1 } /dkim=pass/ { k = 1 } /dmarc=pass/ { d = 1 }
+			END { print ok + 0 }' | awk '{ t += $1 } END { print t + 0 }')
+	f=$(find "$WORK/postfix-mail/test1/Maildir/new" -type f | head -1)
+	ar_fields <"$f" >"$WORK/ar-postfix-$1"
+	auth_verdict postfix "$1" "$n" "$MESSAGES" "$WORK/ar-postfix-$1"
+}
+
+auth_check_tern() {
+	[ "$MAILAUTH" = 1 ] || return 0
+	local n
+	n=$(grep -c ' action=mailauth spf=pass dkim=pass dmarc=pass ' "$TERN_DIR/tern.log" || true)
+	"$TERN" -c "$TERN_DIR/tern.conf" mail cat test1@example.test INBOX 1 2>&1 | ar_fields >"$WORK/ar-tern-$1"
+	auth_verdict tern "$1" "$n" "$MESSAGES" "$WORK/ar-tern-$1"
+}
+
+BODY_OPTS="-l $SIZE"
+if [ "$MAILAUTH" = 1 ]; then
+	sh "$STACKSH" keys "$WORK/dns"
+	DNS_UP=1
+	sh "$STACKSH" dns-start "$WORK/dns" "$DNS_ADDR" "$WORK/dns/client.zone"
+	DNS_PID=$(tr -dc 0-9 <"$WORK/dns/unbound.pid")
+	sh "$STACKSH" message "$WORK/dns" "$SIZE" "$WORK/message.eml"
+	# the signed message as it is; HELO client.test (its SPF record too)
+	BODY_OPTS="-F $WORK/message.eml -M client.test"
+fi
+
 # --- one measurement ----------------------------------------------------------
 
 # source_load PORT OUTPREFIX: run the load; returns smtp-source's worst exit
@@ -232,7 +321,7 @@ source_load() {
 	SRC_PIDS=
 	for k in $(seq 1 "$RCPTS"); do
 		# shellcheck disable=SC2086
-		"$SOURCE" $SOURCE_OPTS -s "$s" -m "$m" -l "$SIZE" -f "$FROM" \
+		"$SOURCE" $SOURCE_OPTS -s "$s" -m "$m" $BODY_OPTS -f "$FROM" \
 			-t "test$k@example.test" "127.0.0.1:$port" >"$out.$k" 2>&1 &
 		SRC_PIDS="$SRC_PIDS $!"
 	done
@@ -248,7 +337,7 @@ fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else 
 measure_postfix() {
 	local run=$1 t0 t1 t2 c0 c1 n rc=0 last lastn=0 stall
 	sh "$PEERSH" clear "$WORK/postfix-mail"
-	c0=$(cpu_of "$PF_MASTER")
+	c0=$(cpu_of $PF_PIDS) d0=$(dns_cpu)
 	t0=$EPOCHREALTIME
 	source_load "$PF_PORT" "$WORK/source-postfix-$run" || rc=$?
 	t1=$EPOCHREALTIME
@@ -266,7 +355,9 @@ measure_postfix() {
 		fi
 		sleep "$POLL"
 	done
-	c1=$(cpu_of "$PF_MASTER")
+	c1=$(cpu_of $PF_PIDS) d1=$(dns_cpu)
+	auth_check_postfix "$run"
+	dns_note postfix "$run" "$d0" "$d1"
 	[ $rc = 0 ] || log "postfix run $run: smtp-source exit $rc: $(tail -2 "$WORK/source-postfix-$run".* | tr '\n' ' ')"
 	printf '%s\tpostfix\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" \
 		"$(fdiv "$MESSAGES" "$(fsub "$t1" "$t0")")" "$(fdiv "$MESSAGES" "$(fsub "$t2" "$t0")")" \
@@ -278,16 +369,18 @@ measure_postfix() {
 measure_tern() {
 	local run=$1 t0 t1 c0 c1 n rc=0 pids
 	start_tern "$run"
-	c0=$(cpu_of "$TERN_PID")
+	c0=$(cpu_of "$TERN_PID") d0=$(dns_cpu)
 	t0=$EPOCHREALTIME
 	source_load "$TERN_PORT" "$WORK/source-tern-$run" || rc=$?
 	t1=$EPOCHREALTIME
-	c1=$(cpu_of "$TERN_PID")
+	c1=$(cpu_of "$TERN_PID") d1=$(dns_cpu)
 	pids=$(descendants "$TERN_PID")
 	[ "$pids" = "$TERN_PIDS0" ] || log "tern run $run: process set changed: was [$TERN_PIDS0], now [$pids] (worker died?)"
 	kill -0 "$TERN_PID" 2>/dev/null || log "tern run $run: master process is gone"
 	stop_tern
 	n=$(tern_count)
+	auth_check_tern "$run"
+	dns_note tern "$run" "$d0" "$d1"
 	[ $rc = 0 ] || log "tern run $run: smtp-source exit $rc: $(tail -2 "$WORK/source-tern-$run".* | tr '\n' ' ')"
 	[ "$n" = "$MESSAGES" ] || log "tern run $run: mail list shows $n of $MESSAGES messages"
 	# anything not at level info/debug (warn, error, a crash's output), and a
@@ -310,7 +403,8 @@ measure_tern() {
 
 [ "$ONLY" = postfix ] || log "tern: $TERN_ORIG ($("$TERN" --version 2>/dev/null | head -1 || true)), copied to $TERN"
 log "MESSAGES=$MESSAGES SESSIONS=$SESSIONS SIZE=$SIZE RUNS=$RUNS RCPTS=$RCPTS SOURCE_OPTS='$SOURCE_OPTS' work=$WORK"
-if [ "$RCPTS" = 1 ]; then log "smtp-source $SOURCE_OPTS -s $SESSIONS -m $MESSAGES -l $SIZE -f $FROM -t test1@example.test 127.0.0.1:PORT"; else log "$RCPTS x smtp-source $SOURCE_OPTS -s $((SESSIONS / RCPTS)) -m $((MESSAGES / RCPTS)) -l $SIZE -f $FROM -t testK@example.test 127.0.0.1:PORT (K = 1..$RCPTS)"; fi
+if [ "$RCPTS" = 1 ]; then log "smtp-source $SOURCE_OPTS -s $SESSIONS -m $MESSAGES $BODY_OPTS -f $FROM -t test1@example.test 127.0.0.1:PORT"; else log "$RCPTS x smtp-source $SOURCE_OPTS -s $((SESSIONS / RCPTS)) -m $((MESSAGES / RCPTS)) $BODY_OPTS -f $FROM -t testK@example.test 127.0.0.1:PORT (K = 1..$RCPTS)"; fi
+log "uptime: $(uptime)"
 [ "$ONLY" = tern ] || start_postfix
 TSV=$WORK/results.tsv
 : >"$TSV"
@@ -349,4 +443,5 @@ END {
 		printf "%-8s %12.2f %12.2f %11.2f\n", "ratio", ma["tern"] / ma["postfix"], md["tern"] / md["postfix"], (mc["postfix"] > 0 ? mc["tern"] / mc["postfix"] : 0)
 }' "$TSV"
 echo "(ratio = Tern / Postfix; cpu_ms/msg = server CPU time per message, all processes)"
+log "uptime (end): $(uptime)"
 [ -z "$RESULTS" ] || cp "$TSV" "$RESULTS"
