@@ -188,7 +188,7 @@ start_postfix() {
 	PF_PORT=$(free_port 2525)
 	sh "$PEERSH" setup "$WORK/postfix" "$WORK/postfix-mail" "$PF_PORT"
 	if [ "$MAILAUTH" = 1 ]; then
-		sh "$STACKSH" peer-setup "$WORK/postfix" "$DNS_ADDR" verify
+		sh "$STACKSH" peer-setup "$WORK/postfix" "$DNS_ADDR" verify "$WORK/dns/client.zone"
 		POSTFIX_UP=1
 		sh "$STACKSH" peer-start "$WORK/postfix"
 	else
@@ -285,8 +285,8 @@ auth_check_postfix() {
 		| xargs -0 -r awk 'FNR == 1 { s = k = d = 0 } /^\r?$/ { if (s && k && d) ok++; nextfile }
 			/spf=pass/ { s = 1 } /dkim=pass/ { k = 1 } /dmarc=pass/ { d = 1 }
 			END { print ok + 0 }' | awk '{ t += $1 } END { print t + 0 }')
-	f=$(find "$WORK/postfix-mail/test1/Maildir/new" -type f | head -1)
-	ar_fields <"$f" >"$WORK/ar-postfix-$1"
+	f=$(find "$WORK/postfix-mail/test1/Maildir/new" -type f -print -quit)
+	if [ -n "$f" ]; then ar_fields <"$f"; fi >"$WORK/ar-postfix-$1"
 	auth_verdict postfix "$1" "$n" "$MESSAGES" "$WORK/ar-postfix-$1"
 }
 
