@@ -39,6 +39,8 @@ need_cmd mutt mutt
 need_pc libevent_core libevent-dev
 need_pc libevent_openssl libevent-dev
 need_pc libevent_extra libevent-dev
+# HTTP/1.1 request parsing (src/http/http-wire.c); the package has no .pc file.
+need_file /usr/include/http_parser.h libhttp-parser-dev
 need_cmd plistutil libplist-utils
 # Pigeonhole's sieve-test, the oracle of tests/integration/test_sieve_diff.py.
 need_file /usr/bin/sieve-test dovecot-sieve
