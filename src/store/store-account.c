@@ -344,7 +344,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	    store_spamlist_schema(&a->db, err, errsz) < 0 ||
 	    store_quota_schema(&a->db, err, errsz) < 0 ||
 	    store_blob_schema(&a->db, err, errsz) < 0 ||
-	    store_fts_schema(&a->db, err, errsz) < 0)
+	    store_fts_schema(&a->db, err, errsz) < 0 ||
+	    store_acl_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);
