@@ -588,6 +588,12 @@ int store_account_remove(struct store *s, const char *address, char *err, size_t
 	if (canonical_address(address, addr, domain, err, errsz) < 0)
 		return -1;
 	struct store_db *db = &s->db;
+	/* its entries in others' ACLs first (store-acl.c): if that fails,
+	 * nothing is removed */
+	struct store_account *gone = NULL;
+	if (store_account_open(s, addr, &gone) == 1 &&
+	    store_acl_forget(s, store_account_id(gone), addr, err, errsz) < 0)
+		return -1;
 	sqlite3_stmt *st = store_db_stmt(db, "DELETE FROM accounts WHERE address = ?1 RETURNING id",
 					 err, errsz);
 	if (st == NULL)

@@ -320,3 +320,60 @@ int store_acl_owners(struct store *s, const char *ident,
 	free(ids);
 	return r;
 }
+
+/* Removes ident's entries from a's ACLs. */
+static int forget_in(struct store_account *a, const char *ident, char *err, size_t errsz)
+{
+	struct store_db *db = store_account_db(a, err, errsz);
+	if (db == NULL || store_db_begin(db, err, errsz) < 0)
+		return -1;
+	sqlite3_stmt *st = store_db_stmt(db, "DELETE FROM acl WHERE ident = ?1", err, errsz);
+	if (st == NULL)
+		goto fail;
+	store_db_bind_text(st, 1, ident);
+	if (store_db_run(db, st, err, errsz) < 0 || store_db_commit(db, err, errsz) < 0)
+		goto fail;
+	store_notify(a->s, a->id);
+	return 0;
+fail:
+	store_db_rollback(db);
+	return -1;
+}
+
+int store_acl_forget(struct store *s, int64_t id, const char *address, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = store_db_stmt(&s->db, "SELECT owner_id FROM acl_grants WHERE grantee = ?1",
+					 err, errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, address);
+	int64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			ids = xreallocarray(ids, cap, sizeof *ids);
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		store_db_error(&s->db, "reading acl_grants", err, errsz);
+	sqlite3_reset(st);
+	int r = rc == SQLITE_DONE ? 0 : -1;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct store_account *a = NULL;
+		if (ids[i] != id && store_account_open_id(s, ids[i], &a) == 1)
+			r = forget_in(a, address, err, errsz);
+	}
+	free(ids);
+	if (r < 0)
+		return -1;
+	st = store_db_stmt(&s->db, "DELETE FROM acl_grants WHERE grantee = ?1 OR owner_id = ?2", err,
+			   errsz);
+	if (st == NULL)
+		return -1;
+	store_db_bind_text(st, 1, address);
+	sqlite3_bind_int64(st, 2, id);
+	return store_db_run(&s->db, st, err, errsz);
+}

@@ -221,3 +221,16 @@ def test_cli(srv):
         assert out.stdout.decode() == '%s "Sales": %s removed\n' % (alice, bob)
         assert b.cmd("MYRIGHTS " + box)[1] == b"NO [NONEXISTENT] Mailbox does not exist"
     assert srv.cli_ok("acl", "list", alice, "Sales").stdout.decode() == "%s lrswipkxtea\n" % alice
+
+
+def test_removed_user_leaves_no_rights(srv):
+    """A new account with a removed user's address inherits nothing."""
+    alice, bob, box = shared_box(srv)
+    srv.cli_ok("acl", "set", alice, "Sales", bob, "lr")
+    srv.cli_ok("user", "remove", bob)
+    assert srv.cli_ok("acl", "list", alice, "Sales").stdout.decode() == \
+        "%s lrswipkxtea\n" % alice
+    srv.cli_ok("user", "add", bob, "--password", PASSWORD)
+    with client(srv, bob) as b:
+        assert b.ok('LIST "" "Other Users/%s/*"' % alice) == []
+        assert b.cmd("SELECT " + box)[1] == b"NO [NONEXISTENT] Mailbox does not exist"
