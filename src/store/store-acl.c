@@ -291,6 +291,26 @@ int store_acl_granted(struct store_account *a, const char *ident,
 	return r;
 }
 
+/* The owner ids a bound statement on acl_grants returns, into *ids (the
+ * caller frees it), so callbacks may use the database.  0 or -1. */
+static int read_ids(struct store *s, sqlite3_stmt *st, int64_t **ids, size_t *n, char *err,
+		    size_t errsz)
+{
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*ids = xreallocarray(*ids, cap, sizeof **ids);
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		store_db_error(&s->db, "reading acl_grants", err, errsz);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_acl_owners(struct store *s, const char *ident,
 		     int (*cb)(void *ctx, int64_t owner_id), void *ctx, char *err, size_t errsz)
 {
@@ -302,19 +322,8 @@ int store_acl_owners(struct store *s, const char *ident,
 		return -1;
 	store_db_bind_text(st, 1, ident);
 	int64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			ids = xreallocarray(ids, cap, sizeof *ids);
-		}
-		ids[n++] = sqlite3_column_int64(st, 0);
-	}
-	if (rc != SQLITE_DONE)
-		store_db_error(&s->db, "reading acl_grants", err, errsz);
-	sqlite3_reset(st);
-	int r = rc == SQLITE_DONE ? 0 : -1;
+	size_t n = 0;
+	int r = read_ids(s, st, &ids, &n, err, errsz);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = cb(ctx, ids[i]);
 	free(ids);
@@ -348,19 +357,8 @@ int store_acl_forget(struct store *s, int64_t id, const char *address, char *err
 		return -1;
 	store_db_bind_text(st, 1, address);
 	int64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			ids = xreallocarray(ids, cap, sizeof *ids);
-		}
-		ids[n++] = sqlite3_column_int64(st, 0);
-	}
-	if (rc != SQLITE_DONE)
-		store_db_error(&s->db, "reading acl_grants", err, errsz);
-	sqlite3_reset(st);
-	int r = rc == SQLITE_DONE ? 0 : -1;
+	size_t n = 0;
+	int r = read_ids(s, st, &ids, &n, err, errsz);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct store_account *a = NULL;
 		if (ids[i] != id && store_account_open_id(s, ids[i], &a) == 1)
