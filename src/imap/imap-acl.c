@@ -434,6 +434,25 @@ void imap_cmd_listrights(struct imap_cmdctx *x)
 	imap_reply(x->s, "%s OK Listrights completed", x->tag);
 }
 
+static void myrights_line(struct imap_session *s, const char *name, const char *rights,
+			  struct buf *b)
+{
+	buf_puts(b, "* MYRIGHTS ");
+	imap_mailbox_out(s, name, b);
+	buf_printf(b, " %s\r\n", rights[0] ? rights : "\"\"");
+}
+
+void imap_acl_myrights_out(struct imap_session *s, const char *name, int64_t mailbox_id,
+			   struct buf *b)
+{
+	struct store_account *owner;
+	char mbname[512], rights[STORE_ACL_RIGHTS_LEN + 1];
+	if (imap_acl_split(s, name, &owner, mbname) < 0 ||
+	    imap_acl_myrights(s, owner, mailbox_id, rights) < 0)
+		return; /* gone meanwhile: its LIST line was the last word */
+	myrights_line(s, name, rights, b);
+}
+
 /* MYRIGHTS mailbox (3.5) */
 void imap_cmd_myrights(struct imap_cmdctx *x)
 {
@@ -445,9 +464,7 @@ void imap_cmd_myrights(struct imap_cmdctx *x)
 	if (acl_target(x, 0, &m) == 0)
 		return;
 	struct buf b = BUF_INIT;
-	buf_puts(&b, "* MYRIGHTS ");
-	imap_mailbox_out(x->s, m.mb.name, &b);
-	buf_printf(&b, " %s\r\n", m.rights[0] ? m.rights : "\"\"");
+	myrights_line(x->s, m.mb.name, m.rights, &b);
 	imap_send(x->s, b.data, b.len);
 	buf_free(&b);
 	imap_reply(x->s, "%s OK Myrights completed", x->tag);

@@ -611,6 +611,7 @@ enum {
 	RET_SPECIALUSE = 1 << 5,
 	RET_STATUS = 1 << 6,
 	LIST_EXTENDED = 1 << 7, /* any of RFC 5258's three extensions was used */
+	RET_MYRIGHTS = 1 << 8,  /* RFC 8440 LIST-MYRIGHTS (imap-acl.c) */
 };
 
 /* One name LIST or LSUB may answer for: a mailbox, a subscribed name, or
@@ -771,6 +772,9 @@ static void list_line(struct imap_session *s, const struct name_list *nl, size_t
 	/* STATUS only for a mailbox that meets the criteria (RFC 5819 3). */
 	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets)
 		status_line(s, e->mb, st_order, st_n, b);
+	/* RFC 8440 3: MYRIGHTS after the LIST line of each mailbox */
+	if (!lsub && (opts & RET_MYRIGHTS) && e->mb && e->meets)
+		imap_acl_myrights_out(s, e->name, e->mb->id, b);
 }
 
 void imap_cmd_list(struct imap_cmdctx *x)
@@ -838,6 +842,8 @@ void imap_cmd_list(struct imap_cmdctx *x)
 					opts |= RET_CHILDREN;
 				} else if (imap_tok_eq(&a[i], "SPECIAL-USE")) {
 					opts |= RET_SPECIALUSE;
+				} else if (imap_tok_eq(&a[i], "MYRIGHTS")) {
+					opts |= RET_MYRIGHTS;
 				} else if (imap_tok_eq(&a[i], "STATUS")) {
 					size_t used = parse_status_items(
 					    a + i + 1, n - i - 1, &st_items, st_order, &st_n);

@@ -197,7 +197,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	/* RFC 8437: not under COMPRESS (see cmd_unauthenticate) */
 	if (s->z == NULL)
 		buf_puts(out, " UNAUTHENTICATE");
-	buf_puts(out, " ACL"); /* RFC 4314, imap-acl.c */
+	buf_puts(out, " ACL LIST-MYRIGHTS"); /* RFC 4314, 8440: imap-acl.c */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */

@@ -33,7 +33,7 @@ def test_namespace_and_capability(srv):
     with client(srv, new_user(srv)) as c:
         assert c.cmd("NAMESPACE") == (
             [b'* NAMESPACE (("" "/")) (("Other Users/" "/")) NIL'], b"OK Namespace completed")
-        assert c.ok("CAPABILITY")[0].split()[-1] == b"ACL"
+        assert c.ok("CAPABILITY")[0].split()[-2:] == [b"ACL", b"LIST-MYRIGHTS"]
 
 
 def test_read_only_share(srv):
@@ -234,3 +234,20 @@ def test_removed_user_leaves_no_rights(srv):
     with client(srv, bob) as b:
         assert b.ok('LIST "" "Other Users/%s/*"' % alice) == []
         assert b.cmd("SELECT " + box)[1] == b"NO [NONEXISTENT] Mailbox does not exist"
+
+
+def test_list_myrights(srv):
+    """RFC 8440: LIST ... RETURN (MYRIGHTS) adds a MYRIGHTS line after each
+    mailbox's LIST line."""
+    alice, bob, box = shared_box(srv)
+    with client(srv, alice) as a, client(srv, bob) as b:
+        a.ok("SETACL Sales %s lrs" % bob)
+        assert b.cmd('LIST "" "Other Users/%s/*" RETURN (MYRIGHTS)' % alice) == (
+            [b'* LIST (\\HasNoChildren) "/" ' + box.encode(),
+             b"* MYRIGHTS " + box.encode() + b" lrs"],
+            b"OK List completed")
+        assert a.cmd('LIST "" "Sales" RETURN (MYRIGHTS STATUS (MESSAGES))') == (
+            [b'* LIST (\\HasNoChildren) "/" "Sales"',
+             b'* STATUS "Sales" (MESSAGES 1)',
+             b'* MYRIGHTS "Sales" lrswipkxtea'],
+            b"OK List completed")
