@@ -157,8 +157,6 @@ static int granted_cb(void *ctx, int64_t mailbox_id, const char *rights)
 	if (k < 0 || (size_t)k >= sizeof full - 12)
 		return 0; /* longer than a name can be */
 	snprintf(mb.name, sizeof mb.name, "%s", full);
-	if (!imap_acl_has(r, 'r')) /* no counts without 'r' (RFC 4314 4) */
-		mb.messages = mb.unseen = mb.recent = mb.deleted = 0, mb.size = 0;
 	mb.subscribed = false;
 	mb.special_use = 0;
 	if (*c->n == *c->cap) {
@@ -432,6 +430,17 @@ void imap_cmd_listrights(struct imap_cmdctx *x)
 	imap_send(x->s, b.data, b.len);
 	buf_free(&b);
 	imap_reply(x->s, "%s OK Listrights completed", x->tag);
+}
+
+bool imap_acl_may(struct imap_session *s, const char *name, int64_t mailbox_id, char right)
+{
+	struct store_account *owner;
+	char mbname[512], rights[STORE_ACL_RIGHTS_LEN + 1];
+	int shared = imap_acl_split(s, name, &owner, mbname);
+	if (shared == 0)
+		return true;
+	return shared == 1 && imap_acl_myrights(s, owner, mailbox_id, rights) == 0 &&
+	       imap_acl_has(rights, right);
 }
 
 static void myrights_line(struct imap_session *s, const char *name, const char *rights,

@@ -770,7 +770,9 @@ static void list_line(struct imap_session *s, const struct name_list *nl, size_t
 	}
 	buf_puts(b, "\r\n");
 	/* STATUS only for a mailbox that meets the criteria (RFC 5819 3). */
-	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets)
+	/* of another user's mailbox, only with 'r' (RFC 4314 4) */
+	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets &&
+	    imap_acl_may(s, e->name, e->mb->id, 'r'))
 		status_line(s, e->mb, st_order, st_n, b);
 	/* RFC 8440 3: MYRIGHTS after the LIST line of each mailbox */
 	if (!lsub && (opts & RET_MYRIGHTS) && e->mb && e->meets)

@@ -319,6 +319,9 @@ int imap_acl_myrights(struct imap_session *s, struct store_account *owner, int64
  * on (0: none): 1 with m filled; 0 after NO [NONEXISTENT] (also when the
  * session may not know it exists) or NO [NOPERM]; -1 after an error. */
 int imap_acl_mailbox(struct imap_cmdctx *x, const char *name, char need, struct imap_acl_mb *m);
+/* True if the session has right on mailbox mailbox_id listed as name
+ * (always for its own). */
+bool imap_acl_may(struct imap_session *s, const char *name, int64_t mailbox_id, char right);
 /* Appends "* MYRIGHTS name rights" for mailbox mailbox_id listed as
  * name (RFC 8440 LIST RETURN (MYRIGHTS)). */
 void imap_acl_myrights_out(struct imap_session *s, const char *name, int64_t mailbox_id,

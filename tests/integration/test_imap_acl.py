@@ -241,7 +241,14 @@ def test_list_myrights(srv):
     mailbox's LIST line."""
     alice, bob, box = shared_box(srv)
     with client(srv, alice) as a, client(srv, bob) as b:
+        a.ok("SETACL Sales %s l" % bob)
+        # LIST-STATUS only with 'r'
+        assert b.cmd('LIST "" "Other Users/%s/*" RETURN (STATUS (MESSAGES))' % alice) == (
+            [b'* LIST (\\HasNoChildren) "/" ' + box.encode()], b"OK List completed")
         a.ok("SETACL Sales %s lrs" % bob)
+        assert b.cmd('LIST "" "Other Users/%s/*" RETURN (STATUS (MESSAGES))' % alice) == (
+            [b'* LIST (\\HasNoChildren) "/" ' + box.encode(),
+             b"* STATUS " + box.encode() + b" (MESSAGES 1)"], b"OK List completed")
         assert b.cmd('LIST "" "Other Users/%s/*" RETURN (MYRIGHTS)' % alice) == (
             [b'* LIST (\\HasNoChildren) "/" ' + box.encode(),
              b"* MYRIGHTS " + box.encode() + b" lrs"],
@@ -251,3 +258,16 @@ def test_list_myrights(srv):
              b'* STATUS "Sales" (MESSAGES 1)',
              b'* MYRIGHTS "Sales" lrswipkxtea'],
             b"OK List completed")
+
+
+def test_search_and_examine_shared(srv):
+    alice, bob, box = shared_box(srv)
+    with client(srv, alice) as a, client(srv, bob) as b:
+        append(a, "Sales", b"Subject: other\r\n\r\nNothing here.\r\n")
+        a.ok("SETACL Sales %s lrswite" % bob)
+        # EXAMINE is read-only whatever the rights
+        assert b.cmd("EXAMINE " + box)[1] == b"OK [READ-ONLY] EXAMINE completed"
+        assert b.cmd("STORE 1 +FLAGS (\\Seen)")[1] == b"NO [READ-ONLY] Mailbox is read-only"
+        assert b.cmd("SEARCH TEXT team") == ([b"* SEARCH 1"], b"OK Search completed")
+        assert b.cmd("UID SEARCH SUBJECT other") == ([b"* SEARCH 2"], b"OK Search completed")
+        assert b.cmd("SEARCH UNSEEN") == ([b"* SEARCH 1 2"], b"OK Search completed")
