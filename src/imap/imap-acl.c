@@ -117,13 +117,8 @@ int imap_acl_mailbox(struct imap_cmdctx *x, const char *name, char need, struct 
 		imap_reply(s, "%s NO [NOPERM] Permission denied", x->tag);
 		return 0;
 	}
-	if (m->shared) {
-		/* the name as the client knows it */
-		char full[512];
-		if (snprintf(full, sizeof full, "%s", name) >= (int)sizeof full)
-			return 0;
-		snprintf(m->mb.name, sizeof m->mb.name, "%s", full);
-	}
+	if (m->shared) /* the name as the client knows it (< 500 bytes) */
+		snprintf(m->mb.name, sizeof m->mb.name, "%s", name);
 	return 1;
 }
 
