@@ -49,6 +49,8 @@ extern const struct cli_command cli_restore_command;
 extern const struct cli_command cli_status_command;
 /* cli-identity.c */
 extern const struct cli_command cli_identity_command;
+/* cli-acl.c */
+extern const struct cli_command cli_acl_command;
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,        &cli_admin_domain_command, &cli_admin_user_command,
@@ -61,6 +63,7 @@ static const struct cli_command *const commands[] = {
 	&cli_index_command,
 	&cli_contacts_command,
 	&cli_identity_command,
+	&cli_acl_command,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

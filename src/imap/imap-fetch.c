@@ -386,7 +386,7 @@ struct msgdata {
 static int open_message(struct imap_session *s, const struct store_message *m)
 {
 	char path[PATH_MAX];
-	if (store_message_path(s->acct, m->file_id, path, sizeof path) < 0)
+	if (store_message_path(s->sel->acct, m->file_id, path, sizeof path) < 0)
 		return -1;
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
@@ -427,7 +427,7 @@ static void flush_cache(struct imap_fetch *f)
 	if (f->n_cache == 0)
 		return;
 	char err[256];
-	if (store_imap_cache_put(f->s->acct, f->cache, f->n_cache, err, sizeof err) < 0)
+	if (store_imap_cache_put(f->s->sel->acct, f->cache, f->n_cache, err, sizeof err) < 0)
 		log_warn("imap session=%s action=cache_put error=\"%s\"", f->s->id, err);
 	for (size_t i = 0; i < f->n_cache; i++)
 		for (int k = 0; k < 3; k++)
@@ -446,7 +446,7 @@ static int get_cached(struct imap_fetch *f, struct msgdata *d)
 		buf_init(&d->cached[k], 0);
 	bool hit = true;
 	for (int k = 0; k < 3 && hit; k++)
-		hit = store_imap_cache_get(s->acct, d->m->file_id, k, &d->cached[k]) == 1;
+		hit = store_imap_cache_get(s->sel->acct, d->m->file_id, k, &d->cached[k]) == 1;
 	if (!hit) {
 		for (int k = 0; k < 3; k++)
 			buf_reset(&d->cached[k]);
@@ -788,7 +788,7 @@ static int next_chunk(struct imap_fetch *f)
 	size_t cn = f->n - f->pos < FETCH_CHUNK ? f->n - f->pos : FETCH_CHUNK;
 	struct chunk_ctx c = {f->rows, 0, f->uids + f->pos, cn, f->changedsince, 0};
 	f->n_rows = f->k = 0;
-	if (store_message_list(s->acct, s->sel->id, f->uids[f->pos], f->uids[f->pos + cn - 1],
+	if (store_message_list(s->sel->acct, s->sel->id, f->uids[f->pos], f->uids[f->pos + cn - 1],
 			       chunk_cb, &c, f->err, sizeof f->err) < 0) {
 		f->failed = 1;
 		return -1;
@@ -807,7 +807,7 @@ static int next_chunk(struct imap_fetch *f)
 			}
 		uint64_t modseq = 0;
 		if (nn > 0 &&
-		    store_imap_store_flags(s->acct, s->sel->id, need, nn, 1, STORE_F_SEEN, NULL,
+		    store_imap_store_flags(s->sel->acct, s->sel->id, need, nn, 1, STORE_F_SEEN, NULL,
 					   seen_cb, &c, &modseq, f->err, sizeof f->err) < 0) {
 			f->failed = 1;
 			return -1;
@@ -908,13 +908,13 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 		if ((it->kind == IT_SECTION || it->kind == IT_BINARY) && !it->peek)
 			f->set_seen = true;
 	}
-	if (s->sel->readonly)
-		f->set_seen = false;
+	if (s->sel->readonly || !imap_acl_has(s->sel->rights, 's'))
+		f->set_seen = false; /* RFC 4314 4: setting \Seen needs 's' */
 	bool want_thread = false;
 	for (size_t i = 0; i < f->n_items; i++)
 		want_thread |= f->items[i].kind == IT_THREADID;
 	char terr[256];
-	if (want_thread && store_jmap_thread_assign(s->acct, terr, sizeof terr) < 0) {
+	if (want_thread && store_jmap_thread_assign(s->sel->acct, terr, sizeof terr) < 0) {
 		/* messages not threaded yet would show THREADID NIL and then
 		 * an id: RFC 8474 5.2 forbids a THREADID to change */
 		items_free(f);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,12 +50,42 @@ static bool has_child(const struct mb_list *l, const char *name)
 /* 1 exists (mb filled), 0 not (NO [NONEXISTENT] sent), -1 error (sent). */
 static int need_mailbox(struct imap_cmdctx *x, const char *name, struct store_mailbox *mb)
 {
+	struct store_account *owner;
+	char mbname[512];
+	if (imap_acl_split(x->s, name, &owner, mbname) != 0) {
+		/* DELETE, RENAME of another user's mailbox: 'x', which only
+		 * the owner has (imap-acl.c) */
+		struct imap_acl_mb am;
+		if (imap_acl_mailbox(x, name, 'x', &am) == 1)
+			imap_reply(x->s, "%s NO [NOPERM] Permission denied", x->tag);
+		return 0;
+	}
 	int r = store_mailbox_get(x->s->acct, name, mb);
 	if (r == 0)
 		imap_reply(x->s, "%s NO [NONEXISTENT] Mailbox does not exist", x->tag);
 	else if (r < 0)
 		imap_no_store(x, "mailbox_get", "database error");
 	return r;
+}
+
+/* True if name is in the Other Users namespace (or is its top), where
+ * nobody creates mailboxes (imap-acl.c). */
+static bool in_others(const char *name)
+{
+	size_t n = strlen(IMAP_ACL_NS_OTHERS) - 1;
+	return strncasecmp(name, IMAP_ACL_NS_OTHERS, n) == 0 && (name[n] == '\0' || name[n] == '/');
+}
+
+/* RFC 8474 MAILBOXID: "M<id>"; ids are per account, so a shared mailbox
+ * (imap-acl.c) is "M<owner id>-<id>". */
+static void mailbox_objectid(struct imap_session *s, const char *name, int64_t id, struct buf *b)
+{
+	struct store_account *owner;
+	char mbname[512];
+	if (imap_acl_split(s, name, &owner, mbname) == 1)
+		buf_printf(b, "M%lld-%lld", (long long)store_account_id(owner), (long long)id);
+	else
+		buf_printf(b, "M%lld", (long long)id);
 }
 
 static const char *su_name(unsigned bit)
@@ -137,15 +168,17 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	/* RFC 7162 3.2.11: a server offering CONDSTORE says so in any case */
 	if (was)
 		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
-	struct store_mailbox mb;
-	if (need_mailbox(x, name, &mb) <= 0) {
+	/* a shared mailbox (imap-acl.c) needs 'r' */
+	struct imap_acl_mb am;
+	if (imap_acl_mailbox(x, name, 'r', &am) <= 0) {
 		imap_qresync_free(&q);
 		return;
 	}
+	struct store_mailbox mb = am.mb;
 	char err[256];
 	uint32_t *uids;
 	size_t n_uids;
-	if (store_imap_uids(s->acct, mb.id, 1, &uids, &n_uids, err, sizeof err) < 0) {
+	if (store_imap_uids(am.owner, mb.id, 1, &uids, &n_uids, err, sizeof err) < 0) {
 		imap_qresync_free(&q);
 		imap_no_store(x, "select", err);
 		return;
@@ -157,7 +190,15 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	sel->id = mb.id;
 	sel->name = xstrdup(mb.name);
 	sel->uidvalidity = mb.uidvalidity;
-	sel->readonly = examine;
+	/* RFC 4314 4: read-write only with a right to change something */
+	sel->readonly = examine || !(imap_acl_has(am.rights, 's') || imap_acl_has(am.rights, 'w') ||
+				     imap_acl_has(am.rights, 't') || imap_acl_has(am.rights, 'e'));
+	sel->acct = am.owner;
+	sel->shared = am.shared;
+	snprintf(sel->rights, sizeof sel->rights, "%s", am.rights);
+	if (am.shared) /* IDLE wakes for the owner's changes too */
+		sel->sub_id = store_notify_subscribe(s->srv->store, store_account_id(am.owner),
+						     imap_notify_cb, s);
 	buf_init(&sel->keywords, IMAP_KEYWORDS_MAX);
 	sel->modseq_flags = sel->modseq_exp = mb.highestmodseq;
 	sel->uidnext = mb.uidnext;
@@ -176,13 +217,15 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	imap_keywords_load(s, NULL);
 	imap_flags_lines(s, &b);
 	uint32_t first;
-	if (!s->rev2 && store_imap_first_unseen(s->acct, mb.id, &first) == 1) {
+	if (!s->rev2 && store_imap_first_unseen(am.owner, mb.id, &first) == 1) {
 		uint32_t seq = imap_seq_of(sel, first);
 		if (seq)
 			buf_printf(&b, "* OK [UNSEEN %lu] First unseen\r\n", (unsigned long)seq);
 	}
 	buf_printf(&b, "* OK [UIDVALIDITY %lu] UIDs valid\r\n", (unsigned long)mb.uidvalidity);
-	buf_printf(&b, "* OK [MAILBOXID (M%lld)] Ok\r\n", (long long)mb.id); /* RFC 8474 4.2 */
+	buf_puts(&b, "* OK [MAILBOXID (");
+	mailbox_objectid(s, name, mb.id, &b);
+	buf_puts(&b, ")] Ok\r\n"); /* RFC 8474 4.2 */
 	buf_printf(&b, "* OK [UIDNEXT %lu] Predicted next UID\r\n", (unsigned long)mb.uidnext);
 	if (s->condstore) /* every mailbox keeps modseqs: never NOMODSEQ */
 		buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
@@ -195,7 +238,7 @@ void imap_cmd_select(struct imap_cmdctx *x)
 	imap_send(s, b.data, b.len);
 	buf_free(&b);
 	char ok[48];
-	snprintf(ok, sizeof ok, "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
+	snprintf(ok, sizeof ok, "[%s] %s completed", sel->readonly ? "READ-ONLY" : "READ-WRITE",
 		 examine ? "EXAMINE" : "SELECT");
 	/* QRESYNC (3.2.5): with another UIDVALIDITY the rest is ignored */
 	if (has_q && q.uidvalidity == mb.uidvalidity)
@@ -261,6 +304,10 @@ void imap_cmd_create(struct imap_cmdctx *x)
 	size_t len = strlen(name);
 	if (len > 1 && name[len - 1] == '/')
 		name[len - 1] = '\0'; /* "foo/" declares intent to have children */
+	if (in_others(name)) {
+		imap_reply(x->s, "%s NO [NOPERM] Permission denied", x->tag);
+		return;
+	}
 	struct store_mailbox mb;
 	int r = store_mailbox_get(x->s->acct, name, &mb);
 	if (r == 1) {
@@ -314,7 +361,7 @@ void imap_cmd_delete(struct imap_cmdctx *x)
 			   x->tag);
 		return;
 	}
-	if (s->sel && s->sel->id == mb.id)
+	if (s->sel && s->sel->acct == s->acct && s->sel->id == mb.id)
 		imap_unselect(s);
 	if (store_mailbox_delete(s->acct, mb.name, err, sizeof err) < 0) {
 		imap_reply(s, "%s NO [CANNOT] %s", x->tag, err);
@@ -337,6 +384,10 @@ void imap_cmd_rename(struct imap_cmdctx *x)
 	struct store_mailbox mb, mb2;
 	if (need_mailbox(x, from, &mb) <= 0)
 		return;
+	if (in_others(to)) {
+		imap_reply(s, "%s NO [NOPERM] Permission denied", x->tag);
+		return;
+	}
 	int r = store_mailbox_get(s->acct, to, &mb2);
 	if (r == 1) {
 		imap_reply(s, "%s NO [ALREADYEXISTS] Target mailbox already exists", x->tag);
@@ -349,7 +400,8 @@ void imap_cmd_rename(struct imap_cmdctx *x)
 		imap_reply(s, "%s NO [CANNOT] %s", x->tag, err);
 		return;
 	}
-	if (s->sel && s->sel->id == mb.id && strcmp(mb.name, "INBOX") != 0) {
+	if (s->sel && s->sel->acct == s->acct && s->sel->id == mb.id &&
+	    strcmp(mb.name, "INBOX") != 0) {
 		free(s->sel->name);
 		s->sel->name = xstrdup(to);
 	}
@@ -398,7 +450,8 @@ void imap_cmd_namespace(struct imap_cmdctx *x)
 		imap_bad(x, "NAMESPACE takes no arguments");
 		return;
 	}
-	imap_reply(x->s, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	/* RFC 2342: personal, other users (imap-acl.c), no shared */
+	imap_reply(x->s, "* NAMESPACE ((\"\" \"/\")) ((\"%s\" \"/\")) NIL", IMAP_ACL_NS_OTHERS);
 	imap_reply(x->s, "%s OK Namespace completed", x->tag);
 }
 
@@ -470,7 +523,9 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb,
 	for (size_t i = 0; i < n_order; i++) {
 		unsigned bit = status_items[order[i]].bit;
 		if (bit == ST_MAILBOXID) {
-			buf_printf(b, "%sMAILBOXID (M%lld)", i ? " " : "", (long long)mb->id);
+			buf_printf(b, "%sMAILBOXID (", i ? " " : "");
+			mailbox_objectid(s, mb->name, mb->id, b);
+			buf_puts(b, ")");
 			continue;
 		}
 		unsigned long long v = bit == ST_MESSAGES          ? mb->messages
@@ -501,9 +556,10 @@ void imap_cmd_status(struct imap_cmdctx *x)
 	char name[512];
 	if (imap_mailbox_arg_existing(x, &x->a[0], name) < 0)
 		return;
-	struct store_mailbox mb;
-	if (need_mailbox(x, name, &mb) <= 0)
+	struct imap_acl_mb am; /* RFC 4314 4: STATUS needs 'r' */
+	if (imap_acl_mailbox(x, name, 'r', &am) <= 0)
 		return;
+	struct store_mailbox mb = am.mb;
 	if (items & ST_HIGHESTMODSEQ)
 		imap_condstore_enable(x->s);
 	struct buf b = BUF_INIT;
@@ -555,6 +611,7 @@ enum {
 	RET_SPECIALUSE = 1 << 5,
 	RET_STATUS = 1 << 6,
 	LIST_EXTENDED = 1 << 7, /* any of RFC 5258's three extensions was used */
+	RET_MYRIGHTS = 1 << 8,  /* RFC 8440 LIST-MYRIGHTS (imap-acl.c) */
 };
 
 /* One name LIST or LSUB may answer for: a mailbox, a subscribed name, or
@@ -713,8 +770,13 @@ static void list_line(struct imap_session *s, const struct name_list *nl, size_t
 	}
 	buf_puts(b, "\r\n");
 	/* STATUS only for a mailbox that meets the criteria (RFC 5819 3). */
-	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets)
+	/* of another user's mailbox, only with 'r' (RFC 4314 4) */
+	if (!lsub && (opts & RET_STATUS) && e->mb && e->meets &&
+	    imap_acl_may(s, e->name, e->mb->id, 'r'))
 		status_line(s, e->mb, st_order, st_n, b);
+	/* RFC 8440 3: MYRIGHTS after the LIST line of each mailbox */
+	if (!lsub && (opts & RET_MYRIGHTS) && e->mb && e->meets)
+		imap_acl_myrights_out(s, e->name, e->mb->id, b);
 }
 
 void imap_cmd_list(struct imap_cmdctx *x)
@@ -782,6 +844,8 @@ void imap_cmd_list(struct imap_cmdctx *x)
 					opts |= RET_CHILDREN;
 				} else if (imap_tok_eq(&a[i], "SPECIAL-USE")) {
 					opts |= RET_SPECIALUSE;
+				} else if (imap_tok_eq(&a[i], "MYRIGHTS")) {
+					opts |= RET_MYRIGHTS;
 				} else if (imap_tok_eq(&a[i], "STATUS")) {
 					size_t used = parse_status_items(
 					    a + i + 1, n - i - 1, &st_items, st_order, &st_n);
@@ -840,6 +904,8 @@ void imap_cmd_list(struct imap_cmdctx *x)
 	char err[256];
 	bool subs = lsub || (opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED));
 	int r = store_mailbox_list(s->acct, collect_cb, &l, err, sizeof err);
+	if (r == 0) /* other users' mailboxes shared with this one */
+		r = imap_acl_list_shared(s, &l.v, &l.n, &l.cap, err, sizeof err);
 	if (r == 0 && subs)
 		r = store_mailbox_subscriptions(s->acct, subscription_cb, &nl, err, sizeof err);
 	if (r == 0) {
@@ -880,7 +946,8 @@ void imap_cmd_list(struct imap_cmdctx *x)
 
 /* Writes msg (bare LF made CRLF) to a new spool file, fsync'ed.  Returns
  * its descriptor, which holds the file until store_spool_drop, or -1. */
-static int spool_write(struct imap_session *s, const char *msg, size_t n, char *path, size_t pathsz)
+static int spool_write(struct imap_session *s, struct store_account *target, const char *msg,
+		       size_t n, char *path, size_t pathsz)
 {
 	int fd = store_spool_new(s->srv->store, path, pathsz);
 	if (fd < 0)
@@ -905,7 +972,7 @@ static int spool_write(struct imap_session *s, const char *msg, size_t n, char *
 		r = -1;
 	buf_free(&b);
 	/* armed (store_commit_arm): the commit thread syncs the file */
-	if (r == 0 && !store_commit_armed(s->acct) && fsync(fd) < 0)
+	if (r == 0 && !store_commit_armed(target) && fsync(fd) < 0)
 		r = -1;
 	if (r < 0)
 		store_spool_drop(&fd, path);
@@ -984,7 +1051,22 @@ void imap_cmd_append(struct imap_cmdctx *x)
 		return;
 	}
 	struct store_mailbox mb;
-	int r = store_mailbox_get(s->acct, name, &mb);
+	struct store_account *target = s->acct;
+	char tname[512];
+	int r;
+	if (imap_acl_split(s, name, &target, tname) != 0) {
+		/* into another user's mailbox: 'i' (RFC 4314 4) */
+		struct imap_acl_mb am;
+		if (imap_acl_mailbox(x, name, 'i', &am) <= 0) {
+			free(m);
+			return;
+		}
+		mb = am.mb;
+		snprintf(mb.name, sizeof mb.name, "%s", tname);
+		r = 1;
+	} else {
+		r = store_mailbox_get(s->acct, name, &mb);
+	}
 	if (r <= 0) {
 		free(m);
 		if (r == 0)
@@ -1004,7 +1086,7 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	char err[256] = "";
 	r = 0;
 	for (size_t k = 0; k < nm && r == 0; k++) {
-		m[k].fd = spool_write(s, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
+		m[k].fd = spool_write(s, target, m[k].lit->p, m[k].lit->len, m[k].path, sizeof m[k].path);
 		if (m[k].fd < 0) {
 			snprintf(err, sizeof err, "spool: %s", strerror(errno));
 			r = -1;
@@ -1017,7 +1099,7 @@ void imap_cmd_append(struct imap_cmdctx *x)
 	}
 	uint32_t uv = mb.uidvalidity;
 	if (r == 0)
-		r = store_imap_append(s->acct, mb.name, sm, nm, &uv, uids, err, sizeof err);
+		r = store_imap_append(target, mb.name, sm, nm, &uv, uids, err, sizeof err);
 	for (size_t k = 0; k < nm; k++)
 		store_spool_drop(&m[k].fd, m[k].path);
 	if (r == -2) {
@@ -1034,7 +1116,7 @@ void imap_cmd_append(struct imap_cmdctx *x)
 		log_info("imap session=%s user=%s action=append mailbox_id=%lld messages=%zu "
 			 "first_uid=%lu size=%zu",
 			 s->id, s->address, (long long)mb.id, nm, (unsigned long)uids[0], total);
-		if (s->sel && s->sel->id == mb.id)
+		if (s->sel && s->sel->acct == target && s->sel->id == mb.id)
 			imap_sync(s, true);
 		struct buf b = BUF_INIT;
 		for (size_t k = 0; k < nm;) {

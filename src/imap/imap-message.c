@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "imap-private.h"
 #include "log.h"
@@ -182,6 +183,19 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	size_t n;
 	if (set_uids(x, &set_tok, &uids, &n) < 0)
 		return;
+	/* RFC 4314 4: \Seen needs 's', \Deleted 't', the other flags 'w';
+	 * replacing all of them needs the three */
+	const char *rg = s->sel->rights;
+	if (((flags & STORE_F_SEEN || mode == 0) && !imap_acl_has(rg, 's')) ||
+	    (mode == 0 && !imap_acl_has(rg, 't')) ||
+	    ((flags & STORE_F_DELETED) && !imap_acl_has(rg, 't')) ||
+	    (((flags & ~(unsigned)(STORE_F_SEEN | STORE_F_DELETED)) || kw[0] != '\0' ||
+	      mode == 0) &&
+	     !imap_acl_has(rg, 'w'))) {
+		free(uids);
+		imap_reply(s, "%s NO [NOPERM] Permission denied", x->tag);
+		return;
+	}
 	if (s->sel->readonly) {
 		free(uids);
 		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
@@ -195,7 +209,7 @@ void imap_cmd_store(struct imap_cmdctx *x)
 	char err[256];
 	uint64_t modseq = 0;
 	bool want_cb = !silent || s->condstore;
-	int r = store_imap_store_flags_if(s->acct, s->sel->id, uids, n, mode, flags, kw,
+	int r = store_imap_store_flags_if(s->sel->acct, s->sel->id, uids, n, mode, flags, kw,
 					  unchangedsince, modified, want_cb ? stored_cb : NULL, &c,
 					  &modseq, err, sizeof err);
 	if (r == 0)
@@ -248,6 +262,12 @@ void imap_cmd_copy(struct imap_cmdctx *x)
 	if (move && s->sel->readonly) {
 		free(uids);
 		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
+		return;
+	}
+	if (s->sel->shared || strncasecmp(name, IMAP_ACL_NS_OTHERS, strlen(IMAP_ACL_NS_OTHERS)) == 0) {
+		/* the store copies within one account */
+		free(uids);
+		imap_reply(s, "%s NO [CANNOT] Copying between accounts is not supported", x->tag);
 		return;
 	}
 	struct store_mailbox mb;
@@ -353,7 +373,7 @@ int imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set, 
 	struct del_ctx c = {sel, set, NULL, 0, 0};
 	if (sel->v.n == 0)
 		return 0;
-	if (store_message_list(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
+	if (store_message_list(s->sel->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v),
 			       deleted_cb, &c, err, errsz) < 0) {
 		free(c.uids);
 		return -1;
@@ -362,7 +382,7 @@ int imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set, 
 		return 0;
 	bool *done = xcalloc(c.n, sizeof *done);
 	uint64_t modseq;
-	if (store_imap_expunge(s->acct, sel->id, c.uids, c.n, done, &modseq, err, errsz) < 0) {
+	if (store_imap_expunge(s->sel->acct, sel->id, c.uids, c.n, done, &modseq, err, errsz) < 0) {
 		free(done);
 		free(c.uids);
 		return -1;
@@ -389,6 +409,11 @@ void imap_cmd_expunge(struct imap_cmdctx *x)
 	}
 	if (x->uid && imap_seqset_arg(x, &x->a[0], &set) < 0)
 		return;
+	if (!imap_acl_has(s->sel->rights, 'e')) {
+		imap_seqset_free(&set);
+		imap_reply(s, "%s NO [NOPERM] Permission denied", x->tag);
+		return;
+	}
 	if (s->sel->readonly) {
 		imap_seqset_free(&set);
 		imap_reply(s, "%s NO [READ-ONLY] Mailbox is read-only", x->tag);
@@ -420,7 +445,8 @@ void imap_cmd_close(struct imap_cmdctx *x)
 		return;
 	}
 	char err[256];
-	if (!s->sel->readonly && imap_expunge_deleted(s, NULL, true, err, sizeof err) < 0)
+	/* without 'e' CLOSE expunges nothing (RFC 4314 4) */
+	if (!s->sel->readonly && imap_acl_has(s->sel->rights, 'e') && imap_expunge_deleted(s, NULL, true, err, sizeof err) < 0)
 		log_error("imap session=%s action=close_expunge error=\"%s\"", s->id, err);
 	imap_unselect(s);
 	imap_reply(s, "%s OK Close completed", x->tag);

@@ -76,6 +76,13 @@ struct imap_sel {
 	struct imap_seqset saved;  /* SEARCHRES "$" (RFC 5182), as UIDs */
 	struct imap_seqset recent; /* UIDs with \Recent in this session, ascending */
 	struct buf keywords;       /* announced in FLAGS (space-separated) */
+	/* imap-acl.c: whose mailbox it is (s->acct, or the owner of a
+	 * shared one), the session's rights on it (read again before each
+	 * command) and the subscription to the owner's notifications */
+	struct store_account *acct;
+	bool shared;
+	char rights[STORE_ACL_RIGHTS_LEN + 1];
+	int sub_id;
 };
 
 struct imap_compress;
@@ -179,6 +186,9 @@ int imap_mailbox_out(struct imap_session *s, const char *name, struct buf *out);
 /* Brings the session's view of the selected mailbox up to date and sends
  * what changed: EXISTS, FETCH FLAGS and (if allow_expunge) EXPUNGE. */
 void imap_sync(struct imap_session *s, bool allow_expunge);
+/* The store notification callback of a session (ctx): its view is
+ * synced at the next point that allows it. */
+void imap_notify_cb(void *ctx, int64_t account_id);
 /* Leaves the selected state (CLOSE, UNSELECT, SELECT of another). */
 void imap_unselect(struct imap_session *s);
 /* RFC 7162 3.1: called by every CONDSTORE enabling command.  The first
@@ -278,6 +288,48 @@ void imap_cmd_thread(struct imap_cmdctx *x); /* THREAD, UID THREAD (imap-thread.
 void imap_cmd_getquotaroot(struct imap_cmdctx *x);
 void imap_cmd_getquota(struct imap_cmdctx *x);
 void imap_cmd_setquota(struct imap_cmdctx *x);
+
+/* imap-acl.c (RFC 4314 ACL, RFC 2342 Other Users namespace) */
+#define IMAP_ACL_NS_OTHERS "Other Users/"
+void imap_cmd_setacl(struct imap_cmdctx *x);
+void imap_cmd_deleteacl(struct imap_cmdctx *x);
+void imap_cmd_getacl(struct imap_cmdctx *x);
+void imap_cmd_listrights(struct imap_cmdctx *x);
+void imap_cmd_myrights(struct imap_cmdctx *x);
+/* A mailbox as a command names it, with the session's rights on it. */
+struct imap_acl_mb {
+	struct store_account *owner; /* s->acct, or the sharing account */
+	struct store_mailbox mb;     /* its name as the client gave it */
+	char rights[STORE_ACL_RIGHTS_LEN + 1];
+	bool shared;
+};
+/* The session's account's address (as the store spells it).  0 or -1. */
+int imap_acl_me(struct imap_session *s, char out[256]);
+/* True if right r is in rights. */
+bool imap_acl_has(const char *rights, char r);
+/* Splits "Other Users/<address>/<mailbox>": 1 with *owner and mbname set,
+ * 0 for a name of the session's own account (*owner s->acct, mbname the
+ * name), -1 for a name in the namespace that names no other account. */
+int imap_acl_split(struct imap_session *s, const char *name, struct store_account **owner,
+		   char mbname[512]);
+/* The session's rights on a mailbox of owner (all, for its own).  0/-1. */
+int imap_acl_myrights(struct imap_session *s, struct store_account *owner, int64_t mailbox_id,
+		      char out[STORE_ACL_RIGHTS_LEN + 1]);
+/* Finds mailbox name (own or shared) that the command needs right need
+ * on (0: none): 1 with m filled; 0 after NO [NONEXISTENT] (also when the
+ * session may not know it exists) or NO [NOPERM]; -1 after an error. */
+int imap_acl_mailbox(struct imap_cmdctx *x, const char *name, char need, struct imap_acl_mb *m);
+/* True if the session has right on mailbox mailbox_id listed as name
+ * (always for its own). */
+bool imap_acl_may(struct imap_session *s, const char *name, int64_t mailbox_id, char right);
+/* Appends "* MYRIGHTS name rights" for mailbox mailbox_id listed as
+ * name (RFC 8440 LIST RETURN (MYRIGHTS)). */
+void imap_acl_myrights_out(struct imap_session *s, const char *name, int64_t mailbox_id,
+			   struct buf *b);
+/* Adds to v[0..*n) the mailboxes of other accounts the session may list,
+ * named "Other Users/<address>/<mailbox>".  0, or -1 with err. */
+int imap_acl_list_shared(struct imap_session *s, struct store_mailbox **v, size_t *n, size_t *cap,
+			 char *err, size_t errsz);
 
 /* imap-search.c: the SEARCH evaluator, for SORT and THREAD.  Parses the
  * search keys x->a[i..x->n); 0 and *out (free with imap_search_free,

@@ -76,7 +76,7 @@ int imap_vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
 	bool complete;
 	if (set->n == 0)
 		return 0;
-	if (store_imap_expunged_since(s->acct, sel->id, modseq, &gone, &n, &complete, err,
+	if (store_imap_expunged_since(s->sel->acct, sel->id, modseq, &gone, &n, &complete, err,
 				      errsz) < 0)
 		return -1;
 	size_t start = out->len;

@@ -344,7 +344,7 @@ static int parse_key(struct sparse *p, struct skey *k, int depth)
 			 * unthreaded messages theirs first (as FETCH THREADID) */
 			char err[256];
 			p->threads = true;
-			if (store_jmap_thread_assign(p->x->s->acct, err, sizeof err) < 0)
+			if (store_jmap_thread_assign(p->x->s->sel->acct, err, sizeof err) < 0)
 				log_error("imap session=%s action=thread_assign error=\"%s\"",
 					  p->x->s->id, err);
 		}
@@ -446,7 +446,7 @@ static struct mime_tree *smsg_tree(struct smsg *d)
 		return d->tree;
 	d->tried = true;
 	char path[PATH_MAX];
-	if (store_message_path(d->s->acct, d->m->file_id, path, sizeof path) < 0)
+	if (store_message_path(d->s->sel->acct, d->m->file_id, path, sizeof path) < 0)
 		return NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -528,7 +528,7 @@ static int sent_days(const char *p, size_t n, int64_t *days)
 static void hdr_flush(struct imap_session *s, struct store_imapfill *q)
 {
 	char err[256];
-	if (store_imapfill_flush(s->acct, q, err, sizeof err) < 0)
+	if (store_imapfill_flush(s->sel->acct, q, err, sizeof err) < 0)
 		log_warn("imap session=%s action=cache_put error=\"%s\"", s->id, err);
 }
 
@@ -635,7 +635,7 @@ static void fts_load(struct imap_session *s, struct fts_state *f, const struct s
 		q[i].needle = f->keys[i].k->str;
 	}
 	char err[256];
-	if (store_fts_search(s->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v), q,
+	if (store_fts_search(s->sel->acct, sel->id, imap_view_first(&sel->v), imap_view_last(&sel->v), q,
 			     f->n_keys, &f->unsure, &f->n_unsure, err, sizeof err) < 0) {
 		log_warn("imap session=%s action=search_index error=\"%s\"", s->id, err);
 		memset(f, 0, sizeof *f);
@@ -807,7 +807,7 @@ static const struct store_imap_headers *hdr_row(struct run_ctx *c, uint32_t uid)
 		c->hrows = NULL;
 		c->n_hrows = c->hpos = 0;
 		char err[256];
-		if (store_imap_headers_list(c->s->acct, c->s->sel->id, uid, c->uid_hi,
+		if (store_imap_headers_list(c->s->sel->acct, c->s->sel->id, uid, c->uid_hi,
 					    HDR_LIST_CHUNK, &c->hrows, &c->n_hrows, err,
 					    sizeof err) < 0) {
 			log_warn("imap session=%s action=search_headers error=\"%s\"", c->s->id,
@@ -898,7 +898,7 @@ static int search_fast(struct run_ctx *c, const struct skey *root, char *err, si
 		uint32_t uid = f->unsure[i];
 		if (uid_listed(f->keys[0].uids, f->keys[0].n, uid))
 			continue;
-		if (store_message_list(c->s->acct, sel->id, uid, uid, search_cb, c, err, errsz) < 0)
+		if (store_message_list(c->s->sel->acct, sel->id, uid, uid, search_cb, c, err, errsz) < 0)
 			return -1;
 	}
 	/* uids and sequence numbers rise together in a view */
@@ -1087,7 +1087,7 @@ void imap_cmd_search(struct imap_cmdctx *x)
 	fts_load(s, &c.fts, &root);
 	int lr = search_fast(&c, &root, err, sizeof err);
 	if (lr == 0 && sel->v.n > 0)
-		lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+		lr = store_message_list(s->sel->acct, sel->id, imap_view_first(&sel->v),
 					imap_view_last(&sel->v), search_cb, &c, err, sizeof err);
 	fts_free(&c.fts);
 	store_imap_headers_free(c.hrows, c.n_hrows);
@@ -1197,7 +1197,7 @@ int imap_search_run(struct imap_session *s, const struct imap_search *q, bool wa
 		return 0;
 	c.uid_hi = imap_view_last(&sel->v);
 	fts_load(s, &c.fts, &q->root);
-	int lr = store_message_list(s->acct, sel->id, imap_view_first(&sel->v),
+	int lr = store_message_list(s->sel->acct, sel->id, imap_view_first(&sel->v),
 				    imap_view_last(&sel->v), search_cb, &c, err, errsz);
 	fts_free(&c.fts);
 	store_imap_headers_free(c.hrows, c.n_hrows);

@@ -197,6 +197,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	/* RFC 8437: not under COMPRESS (see cmd_unauthenticate) */
 	if (s->z == NULL)
 		buf_puts(out, " UNAUTHENTICATE");
+	buf_puts(out, " ACL LIST-MYRIGHTS"); /* RFC 4314, 8440: imap-acl.c */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;
 	/* before login: how to get there */
@@ -289,11 +290,27 @@ void imap_flags_lines(struct imap_session *s, struct buf *out)
 	const char *kw = sel->keywords.len ? sel->keywords.data : "";
 	const char *sp = kw[0] ? " " : "";
 	buf_printf(out, "* FLAGS (%s%s%s)\r\n", sys, sp, kw);
-	if (sel->readonly)
+	if (sel->readonly) {
 		buf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-	else
+	} else if (sel->shared && strcmp(sel->rights, STORE_ACL_RIGHTS) != 0) {
+		/* RFC 4314 4: the flags this user's rights let them change */
+		bool w = imap_acl_has(sel->rights, 'w');
+		struct buf p = BUF_INIT;
+		if (w)
+			buf_puts(&p, " \\Answered \\Flagged \\Draft");
+		if (imap_acl_has(sel->rights, 't'))
+			buf_puts(&p, " \\Deleted");
+		if (imap_acl_has(sel->rights, 's'))
+			buf_puts(&p, " \\Seen");
+		if (w)
+			buf_printf(&p, "%s%s \\*", sp, kw);
+		buf_printf(out, "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n",
+			   p.len ? buf_cstr(&p) + 1 : "");
+		buf_free(&p);
+	} else {
 		buf_printf(out, "* OK [PERMANENTFLAGS (%s%s%s \\*)] Flags permitted\r\n", sys, sp,
 			   kw);
+	}
 }
 
 /* True if the space-separated list holds word w[0..wl) (keywords compare
@@ -350,7 +367,7 @@ static void kw_load_cb(void *ctx, const char *kw)
 bool imap_keywords_load(struct imap_session *s, struct buf *out)
 {
 	struct kw_load k = {s->sel, false};
-	if (store_imap_keyword_sets(s->acct, s->sel->id, kw_load_cb, &k) < 0)
+	if (store_imap_keyword_sets(s->sel->acct, s->sel->id, kw_load_cb, &k) < 0)
 		log_error("imap session=%s action=keywords error=database", s->id);
 	if (k.added && out != NULL)
 		imap_flags_lines(s, out);
@@ -539,7 +556,9 @@ void imap_recent_learn(struct imap_session *s, uint32_t from)
 		return;
 	uint32_t lo;
 	char err[256];
-	if (store_imap_recent(s->acct, sel->id, hi, !sel->readonly, &lo, err, sizeof err) < 0) {
+	/* another user's session never takes \Recent from the owner */
+	bool claim = !sel->readonly && !sel->shared;
+	if (store_imap_recent(s->sel->acct, sel->id, hi, claim, &lo, err, sizeof err) < 0) {
 		/* the messages are then just not recent in this session */
 		log_error("imap session=%s action=recent error=\"%s\"", s->id, err);
 		return;
@@ -649,12 +668,12 @@ static int sync_expunges(struct imap_session *s, struct buf *out)
 	uint32_t *gone, *have;
 	size_t n_gone, n_have;
 	bool complete;
-	if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone, &complete,
+	if (store_imap_expunged_since(s->sel->acct, sel->id, sel->modseq_exp, &gone, &n_gone, &complete,
 				      err, sizeof err) < 0)
 		return -1;
 	if (!complete) {
 		free(gone);
-		if (store_imap_uids(s->acct, sel->id, 1, &have, &n_have, err, sizeof err) < 0)
+		if (store_imap_uids(s->sel->acct, sel->id, 1, &have, &n_have, err, sizeof err) < 0)
 			return -1;
 		/* the view's uids that the mailbox no longer has */
 		gone = xcalloc(sel->v.n ? sel->v.n : 1, sizeof *gone);
@@ -682,7 +701,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		return;
 	uint32_t uidvalidity, uidnext;
 	uint64_t hms;
-	int r = store_imap_mailbox_state(s->acct, sel->id, &uidvalidity, &uidnext, &hms);
+	int r = store_imap_mailbox_state(s->sel->acct, sel->id, &uidvalidity, &uidnext, &hms);
 	if (r < 0) {
 		log_error("imap session=%s action=sync error=database", s->id);
 		return;
@@ -700,7 +719,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		sel->modseq_exp = hms;
 	size_t flags_at = c.out.len;
 	if (sel->modseq_flags < hms && sel->v.n > 0) {
-		if (store_imap_changed_since(s->acct, sel->id, sel->modseq_flags,
+		if (store_imap_changed_since(s->sel->acct, sel->id, sel->modseq_flags,
 					     imap_view_last(&sel->v), changed_cb, &c, err,
 					     sizeof err) == 0) {
 			sel->modseq_flags = hms;
@@ -717,7 +736,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		uint32_t *gone;
 		size_t n_gone;
 		bool complete;
-		if (store_imap_expunged_since(s->acct, sel->id, sel->modseq_exp, &gone, &n_gone,
+		if (store_imap_expunged_since(s->sel->acct, sel->id, sel->modseq_exp, &gone, &n_gone,
 					      &complete, err, sizeof err) < 0 ||
 		    n_gone > 0 || !complete)
 			buf_printf(&c.out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
@@ -730,7 +749,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	if (uidnext > last + 1) {
 		uint32_t *add;
 		size_t n_add;
-		int ar = store_imap_uids(s->acct, sel->id, last + 1, &add, &n_add, err, sizeof err);
+		int ar = store_imap_uids(s->sel->acct, sel->id, last + 1, &add, &n_add, err, sizeof err);
 		if (ar == 0) {
 			sel->uidnext = uidnext;
 			if (n_add > 0 && add[n_add - 1] >= uidnext)
@@ -755,13 +774,15 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 }
 
 /* Frees a selected mailbox's state (accepts NULL). */
-static void sel_free(struct imap_sel **selp)
+static void sel_free(struct store *st, struct imap_sel **selp)
 {
 	struct imap_sel *sel = *selp;
 	if (sel == NULL)
 		return;
 	free(sel->name);
 	imap_view_free(&sel->v);
+	if (sel->sub_id > 0)
+		store_notify_unsubscribe(st, sel->sub_id);
 	imap_seqset_free(&sel->saved);
 	imap_seqset_free(&sel->recent);
 	buf_free(&sel->keywords);
@@ -771,7 +792,7 @@ static void sel_free(struct imap_sel **selp)
 
 void imap_unselect(struct imap_session *s)
 {
-	sel_free(&s->sel);
+	sel_free(s->srv->store, &s->sel);
 	if (s->state == IMAP_STATE_SELECTED)
 		set_state(s, IMAP_STATE_AUTH);
 }
@@ -791,7 +812,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *ctx)
 	}
 }
 
-static void notify_cb(void *ctx, int64_t account_id)
+void imap_notify_cb(void *ctx, int64_t account_id)
 {
 	struct imap_session *s = ctx;
 	s->notified = true;
@@ -875,7 +896,7 @@ static void login_ok(struct imap_session *s, const char *tag, const char *addres
 	}
 	s->acct = a;
 	s->address = xstrdup(address);
-	s->sub_id = store_notify_subscribe(srv->store, id, notify_cb, s);
+	s->sub_id = store_notify_subscribe(srv->store, id, imap_notify_cb, s);
 	if (s->sub_id < 0)
 		s->sub_id = 0;
 	set_state(s, IMAP_STATE_AUTH);
@@ -1365,7 +1386,7 @@ static void cmd_unauthenticate(struct imap_cmdctx *x)
 	log_info("imap session=%s client=%s action=unauthenticate user=%s", s->id, s->ip,
 		 s->address);
 	session_release(s);
-	sel_free(&s->sel);
+	sel_free(s->srv->store, &s->sel);
 	s->acct = NULL; /* owned by the store */
 	free(s->address);
 	s->address = NULL;
@@ -1466,6 +1487,11 @@ static const struct {
     {"GETQUOTAROOT", imap_cmd_getquotaroot, C_LOGGED},
     {"GETQUOTA", imap_cmd_getquota, C_LOGGED},
     {"SETQUOTA", imap_cmd_setquota, C_LOGGED},
+    {"SETACL", imap_cmd_setacl, C_LOGGED},
+    {"DELETEACL", imap_cmd_deleteacl, C_LOGGED},
+    {"GETACL", imap_cmd_getacl, C_LOGGED},
+    {"LISTRIGHTS", imap_cmd_listrights, C_LOGGED},
+    {"MYRIGHTS", imap_cmd_myrights, C_LOGGED},
 };
 
 /* ------------------------------------------------- commits off the loop */
@@ -1596,6 +1622,20 @@ static void run_command(struct imap_session *s, char *line, size_t n)
 	 * another worker process's notification arrives asynchronously, and a
 	 * change committed before this command began must be reported now
 	 * (one primary-key lookup when nothing changed). */
+	if (s->sel && s->sel->shared && s->state == IMAP_STATE_SELECTED) {
+		/* rights may have changed since the last command (RFC 4314 4:
+		 * a shared mailbox's commands check them as they run) */
+		char r[STORE_ACL_RIGHTS_LEN + 1];
+		if (imap_acl_myrights(s, s->sel->acct, s->sel->id, r) == 0)
+			snprintf(s->sel->rights, sizeof s->sel->rights, "%s", r);
+		bool sel_only = !(commands[i].flags & (C_NOAUTH | C_AUTH));
+		if (!imap_acl_has(s->sel->rights, 'r') && sel_only &&
+		    commands[i].run != cmd_unselect && commands[i].run != imap_cmd_close) {
+			imap_reply(s, "%s NO [NOPERM] Permission denied", tag);
+			imap_command_free(&c);
+			return;
+		}
+	}
 	bool allow_exp =
 	    x.uid ? !(commands[i].flags & C_NOEXPUNGE_UID) : !(commands[i].flags & C_NOEXPUNGE);
 	if (s->sel && s->state == IMAP_STATE_SELECTED && commands[i].run != cmd_noop &&
@@ -1651,6 +1691,14 @@ static void process_input(struct imap_session *s)
 		 * for it rather than block the loop (store_account_db would). */
 		if (s->mode == IMAP_MODE_READ && store_account_busy(s->acct) &&
 		    store_commit_wait(s->acct, commit_resume, s) == 1) {
+			session_enter(s, IMAP_MODE_COMMIT);
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		/* the same for the owner of a shared mailbox (imap-acl.c) */
+		if (s->mode == IMAP_MODE_READ && s->sel && s->sel->acct != s->acct &&
+		    store_account_busy(s->sel->acct) &&
+		    store_commit_wait(s->sel->acct, commit_resume, s) == 1) {
 			session_enter(s, IMAP_MODE_COMMIT);
 			bufferevent_disable(s->bev, EV_READ);
 			return;
@@ -1749,7 +1797,7 @@ static void session_free(struct imap_session *s)
 {
 	session_release(s);
 	imap_fetch_free(s);
-	sel_free(&s->sel);
+	sel_free(s->srv->store, &s->sel);
 	free(s->tag);
 	free(s->address);
 	imap_reader_free(&s->rd);

@@ -79,7 +79,7 @@ void imap_spam_copied(struct imap_session *s, const struct store_mailbox *dest,
 {
 	char name[512];
 	struct store_mailbox src;
-	if (n == 0 || store_imap_mailbox_by_id(s->acct, s->sel->id, name) != 1 ||
+	if (n == 0 || s->sel->shared || store_imap_mailbox_by_id(s->acct, s->sel->id, name) != 1 ||
 	    store_mailbox_get(s->acct, name, &src) != 1)
 		return;
 	if (is_junk(dest) && !is_junk(&src))
@@ -91,7 +91,7 @@ void imap_spam_copied(struct imap_session *s, const struct store_mailbox *dest,
 void imap_spam_stored(struct imap_session *s, int mode, const char *keywords,
 		      const uint32_t *uids, size_t n)
 {
-	if (mode < 0 || keywords == NULL)
+	if (mode < 0 || keywords == NULL || s->sel->shared) /* another user's mail */
 		return;
 	size_t kl = strlen(keywords);
 	bool junk = strutil_has_word_ci(keywords, kl, "$Junk");

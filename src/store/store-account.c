@@ -344,7 +344,8 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 	    store_spamlist_schema(&a->db, err, errsz) < 0 ||
 	    store_quota_schema(&a->db, err, errsz) < 0 ||
 	    store_blob_schema(&a->db, err, errsz) < 0 ||
-	    store_fts_schema(&a->db, err, errsz) < 0)
+	    store_fts_schema(&a->db, err, errsz) < 0 ||
+	    store_acl_schema(&a->db, err, errsz) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_db_stmt(&a->db, "SELECT id FROM mailboxes WHERE name = 'INBOX'",
 					 err, errsz);
@@ -587,6 +588,12 @@ int store_account_remove(struct store *s, const char *address, char *err, size_t
 	if (canonical_address(address, addr, domain, err, errsz) < 0)
 		return -1;
 	struct store_db *db = &s->db;
+	/* its entries in others' ACLs first (store-acl.c): if that fails,
+	 * nothing is removed */
+	struct store_account *gone = NULL;
+	if (store_account_open(s, addr, &gone) == 1 &&
+	    store_acl_forget(s, store_account_id(gone), addr, err, errsz) < 0)
+		return -1;
 	sqlite3_stmt *st = store_db_stmt(db, "DELETE FROM accounts WHERE address = ?1 RETURNING id",
 					 err, errsz);
 	if (st == NULL)

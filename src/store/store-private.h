@@ -306,6 +306,13 @@ void store_account_free_all(struct store *s);
 int store_quota_schema(struct store_db *db, char *err, size_t errsz);
 /* Creates the account_quotas table of server.db if missing (store_open). */
 int store_quota_server_schema(struct store *s, char *err, size_t errsz);
+/* store-acl.c: acl in account.db, acl_grants in server.db */
+int store_acl_schema(struct store_db *db, char *err, size_t errsz);
+int store_acl_server_schema(struct store *s, char *err, size_t errsz);
+/* Account id (address) is being removed: its entries go from every ACL
+ * (a new account with that address must not inherit them), and the hints
+ * about it.  0 or -1. */
+int store_acl_forget(struct store *s, int64_t id, const char *address, char *err, size_t errsz);
 /* Usage at the start of a write transaction that adds messages... */
 struct store_quota_mark {
 	uint64_t storage, messages;

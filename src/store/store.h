@@ -1714,4 +1714,48 @@ int store_identity_remove(struct store_account *a, int64_t id, char *err, size_t
 int store_may_send_as(struct store *s, int64_t account_id, const char *address,
 		      const char *delim, const char *domain_senders);
 
+/* ------------------------------------------- mailbox ACLs (store-acl.c)
+ *
+ * RFC 4314 access control lists, in the owner's account.db.  Rights are
+ * letters of STORE_ACL_RIGHTS, kept in that order; identifiers are
+ * "anyone" or an account address (the caller checks which exist).  The
+ * owner's own rights are implicit and never stored. */
+#define STORE_ACL_RIGHTS "lrswipkxtea"
+#define STORE_ACL_RIGHTS_LEN 11
+/* What an identifier other than the owner can be granted: 'k' (create
+ * below), 'x' (delete) and 'a' (administer) stay the owner's, so nobody
+ * else renames, deletes or re-shares a mailbox. */
+#define STORE_ACL_OTHERS_RIGHTS "lrswipte"
+#define STORE_ACL_IDENT_MAX 255
+#define STORE_ACL_MAX 64 /* identifiers per mailbox */
+/* 1..STORE_ACL_IDENT_MAX bytes of visible characters. */
+bool store_acl_ident_ok(const char *ident);
+/* The rights of rights in canonical order into out; -1 if a letter is not
+ * a right (out then has the known ones). */
+int store_acl_canon(const char *rights, char out[STORE_ACL_RIGHTS_LEN + 1]);
+/* Sets ident's rights on mailbox_id (replacing them; only letters of
+ * STORE_ACL_OTHERS_RIGHTS); "" removes the entry.  Notifies the account.  0, -2 (the ACL has STORE_ACL_MAX
+ * identifiers), -1 with err. */
+int store_acl_set(struct store_account *a, int64_t mailbox_id, const char *ident,
+		  const char *rights, char *err, size_t errsz);
+/* cb for each entry of the mailbox's ACL, by identifier; a negative
+ * return stops and is returned.  0 or -1. */
+int store_acl_list(struct store_account *a, int64_t mailbox_id,
+		   int (*cb)(void *ctx, const char *ident, const char *rights), void *ctx,
+		   char *err, size_t errsz);
+/* The rights ident has on mailbox_id (its entry and anyone's), canonical,
+ * "" for none.  0 or -1. */
+int store_acl_rights(struct store_account *a, int64_t mailbox_id, const char *ident,
+		     char out[STORE_ACL_RIGHTS_LEN + 1], char *err, size_t errsz);
+/* cb for each mailbox of a where ident (or anyone) has some right, with
+ * those rights (canonical).  0, cb's negative return, or -1. */
+int store_acl_granted(struct store_account *a, const char *ident,
+		      int (*cb)(void *ctx, int64_t mailbox_id, const char *rights), void *ctx,
+		      char *err, size_t errsz);
+/* cb with the id of each account that may have granted ident (or anyone)
+ * a right (a superset: check with store_acl_granted).  0, cb's negative
+ * return, or -1. */
+int store_acl_owners(struct store *s, const char *ident,
+		     int (*cb)(void *ctx, int64_t owner_id), void *ctx, char *err, size_t errsz);
+
 #endif

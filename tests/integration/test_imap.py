@@ -33,7 +33,7 @@ CAPS = ("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT 
         " MULTIAPPEND MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES"
         " STATUS=SIZE UTF8=ACCEPT SORT CONDSTORE QRESYNC THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
         " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE OBJECTID"
-        " CREATE-SPECIAL-USE WITHIN SORT=DISPLAY ESORT UNAUTHENTICATE")
+        " CREATE-SPECIAL-USE WITHIN SORT=DISPLAY ESORT UNAUTHENTICATE ACL LIST-MYRIGHTS")
 SYSFLAGS = r"\Answered \Flagged \Deleted \Seen \Draft"
 
 
@@ -468,7 +468,7 @@ def test_enable_id_namespace(srv):
             [b'* ID ("name" "Tern")'], b"OK ID completed")
         assert c.cmd("ID NIL") == ([b'* ID ("name" "Tern")'], b"OK ID completed")
         assert c.cmd("ID (\"name\")") == ([], b"BAD Invalid ID parameters")
-        assert c.cmd("NAMESPACE") == ([b'* NAMESPACE (("" "/")) NIL NIL'],
+        assert c.cmd("NAMESPACE") == ([b'* NAMESPACE (("" "/")) (("Other Users/" "/")) NIL'],
                                       b"OK Namespace completed")
 
 

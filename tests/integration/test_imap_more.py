@@ -43,7 +43,8 @@ def imaplib_inbox(srv, box):
 def test_capabilities_listed(srv):
     with client(srv, new_user(srv)) as c:
         caps = c.ok("CAPABILITY")[0].decode().split()
-        assert caps[-4:] == ["WITHIN", "SORT=DISPLAY", "ESORT", "UNAUTHENTICATE"]
+        assert caps[-6:] == ["WITHIN", "SORT=DISPLAY", "ESORT", "UNAUTHENTICATE", "ACL",
+                            "LIST-MYRIGHTS"]
 
 
 # ------------------------------------------------------------------ WITHIN
