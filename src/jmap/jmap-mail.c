@@ -23,6 +23,7 @@
 #include "jmap-email-query.h"
 #include "jmap-email-set.h"
 #include "jmap-identity.h"
+#include "jmap-submission.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-vacation.h"
@@ -646,5 +647,10 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Identity/get", JMAP_CAP_SUBMISSION, jmap_identity_get},
     {"Identity/changes", JMAP_CAP_SUBMISSION, jmap_identity_changes},
     {"Identity/set", JMAP_CAP_SUBMISSION, jmap_identity_set},
+    {"EmailSubmission/get", JMAP_CAP_SUBMISSION, jmap_submission_get},
+    {"EmailSubmission/changes", JMAP_CAP_SUBMISSION, jmap_submission_changes},
+    {"EmailSubmission/query", JMAP_CAP_SUBMISSION, jmap_submission_query},
+    {"EmailSubmission/queryChanges", JMAP_CAP_SUBMISSION, jmap_submission_query_changes},
+    {"EmailSubmission/set", JMAP_CAP_SUBMISSION, jmap_submission_set},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];
