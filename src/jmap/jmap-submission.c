@@ -78,21 +78,6 @@ static void utc_date(int64_t t, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The records and their state; false with *error. */
-static bool load(const struct jmap_api_env *env, struct store_submission **v, size_t *n,
-		 char state[24], json_t **error)
-{
-	char err[256];
-	uint64_t st = 0;
-	if (store_submission_list(ctx_of(env)->account, v, n, &st, err, sizeof err) < 0) {
-		log_error("jmap action=submission_list error=\"%s\"", err);
-		*error = jmap_api_error("serverFail", "the store failed");
-		return false;
-	}
-	snprintf(state, 24, "%" PRIu64, st);
-	return true;
-}
-
 /* ------------------------------------------------------ deliveryStatus */
 
 /* The queue's recipients of one queued message. */
@@ -245,6 +230,51 @@ static json_t *submission_json(const struct jmap_api_env *env, const struct stor
 	return o;
 }
 
+/* The records and their state; false with *error.  First each record
+ * whose remote recipients were still queued when last seen gets its
+ * deliveryStatus from the queue, and a changed one a new modseq (the
+ * record is "updated" for /changes, RFC 8621 7), as the mail state is
+ * brought up to date before each Mail method. */
+static bool load(const struct jmap_api_env *env, struct store_submission **v, size_t *n,
+		 char state[24], json_t **error)
+{
+	char err[256];
+	uint64_t st = 0;
+	struct store_account *a = ctx_of(env)->account;
+	if (store_submission_list(a, v, n, &st, err, sizeof err) < 0) {
+		log_error("jmap action=submission_list error=\"%s\"", err);
+		*error = jmap_api_error("serverFail", "the store failed");
+		return false;
+	}
+	bool changed = false;
+	for (size_t i = 0; i < *n; i++) {
+		struct store_submission *s = &(*v)[i];
+		if (s->queue_id == 0 || (s->status[0] != '\0' && strstr(s->status, "\"queued\"") == NULL))
+			continue;
+		json_t *d = delivery_status(env, s);
+		char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(d);
+		if (text != NULL && strcmp(text, s->status) != 0) {
+			if (store_submission_set_status(a, s->id, text, err, sizeof err) < 0)
+				log_error("jmap action=submission_status error=\"%s\"", err);
+			changed = true;
+		}
+		free(text);
+	}
+	if (changed) {
+		store_submission_free(*v, *n);
+		if (store_submission_list(a, v, n, &st, err, sizeof err) < 0) {
+			log_error("jmap action=submission_list error=\"%s\"", err);
+			*error = jmap_api_error("serverFail", "the store failed");
+			return false;
+		}
+	}
+	snprintf(state, 24, "%" PRIu64, st);
+	return true;
+}
+
+static bool submission_state(const struct jmap_api_env *env, char state[24], json_t **error);
+
 /* ------------------------------------------------- EmailSubmission/get */
 
 json_t *jmap_submission_get(const struct jmap_api_env *env, json_t *args, json_t **error)
@@ -301,7 +331,8 @@ json_t *jmap_submission_changes(const struct jmap_api_env *env, json_t *args, js
 {
 	uint64_t old, now;
 	json_int_t max;
-	if (!jmap_mail_changes_args(env, args, &old, &max, error))
+	if (!jmap_mail_changes_args(env, args, &old, &max, error) ||
+	    !submission_state(env, NULL, error))
 		return NULL;
 	struct store_submission_change *ch = NULL;
 	size_t n = 0;
@@ -1199,11 +1230,14 @@ static json_t *destroy_one(const struct jmap_api_env *env, const char *key, void
 	return NULL;
 }
 
+/* Brings the records up to date (load); their state into state (may be
+ * NULL).  False with *error. */
 static bool submission_state(const struct jmap_api_env *env, char state[24], json_t **error)
 {
 	struct store_submission *v;
 	size_t n;
-	if (!load(env, &v, &n, state, error))
+	char buf[24];
+	if (!load(env, &v, &n, state ? state : buf, error))
 		return false;
 	store_submission_free(v, n);
 	return true;

@@ -28,7 +28,8 @@ static const char submission_ddl[] = "CREATE TABLE IF NOT EXISTS jmap_submission
 				     " local_reply TEXT NOT NULL,"
 				     " created_modseq INTEGER NOT NULL,"
 				     " modseq INTEGER NOT NULL,"
-				     " destroyed INTEGER NOT NULL DEFAULT 0);";
+				     " destroyed INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL DEFAULT '');";
 
 static struct store_db *submission_db(struct store_account *a, char *err, size_t errsz)
 {
@@ -112,7 +113,7 @@ int store_submission_list(struct store_account *a, struct store_submission **out
 	    r < 0 ? NULL
 		  : store_db_stmt(db,
 				  "SELECT id, identity_id, email_id, thread_id, send_at, mail_from,"
-				  " rcpts, queue_id, local_reply, modseq FROM jmap_submission"
+				  " rcpts, queue_id, local_reply, modseq, status FROM jmap_submission"
 				  " WHERE destroyed = 0 ORDER BY id",
 				  err, errsz);
 	if (st == NULL)
@@ -137,6 +138,7 @@ int store_submission_list(struct store_account *a, struct store_submission **out
 		v->queue_id = sqlite3_column_int64(st, 7);
 		v->local_reply = text_dup(st, 8);
 		v->modseq = (uint64_t)sqlite3_column_int64(st, 9);
+		v->status = text_dup(st, 10);
 	}
 	if (r == 0 && rc != SQLITE_DONE) {
 		store_db_error(db, "reading jmap_submission", err, errsz);
@@ -232,12 +234,40 @@ int store_submission_destroy(struct store_account *a, int64_t id, char *err, siz
 	return changed > 0 ? 1 : 0;
 }
 
+int store_submission_set_status(struct store_account *a, int64_t id, const char *status,
+				char *err, size_t errsz)
+{
+	struct store_db *db = submission_db(a, err, errsz);
+	if (db == NULL || store_db_begin(db, err, errsz) < 0)
+		return -1;
+	uint64_t state = 0;
+	sqlite3_stmt *st = NULL;
+	if (state_of(db, &state, err, errsz) == 0)
+		st = store_db_stmt(db,
+				   "UPDATE jmap_submission SET status = ?2, modseq = ?3"
+				   " WHERE id = ?1 AND destroyed = 0 AND status != ?2",
+				   err, errsz);
+	if (st == NULL) {
+		store_db_rollback(db);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	store_db_bind_text(st, 2, status);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(state + 1));
+	if (store_db_run(db, st, err, errsz) < 0) {
+		store_db_rollback(db);
+		return -1;
+	}
+	return store_db_commit(db, err, errsz);
+}
+
 void store_submission_free(struct store_submission *v, size_t n)
 {
 	for (size_t i = 0; i < n && v != NULL; i++) {
 		free(v[i].mail_from);
 		free(v[i].rcpts);
 		free(v[i].local_reply);
+		free(v[i].status);
 	}
 	free(v);
 }

@@ -1731,6 +1731,8 @@ struct store_submission {
 	int64_t queue_id;   /* the queue entry of the remote targets, 0 none */
 	char *local_reply;  /* the reply local delivery gave ("250 ...") */
 	uint64_t modseq;
+	char *status;       /* the deliveryStatus last seen (the JMAP layer's
+			     * text), "" not yet */
 };
 enum store_submission_change_kind {
 	STORE_SUBMISSION_CREATED,
@@ -1753,6 +1755,10 @@ int store_submission_list(struct store_account *a, struct store_submission **out
 int store_submission_changes(struct store_account *a, uint64_t since,
 			     struct store_submission_change **out, size_t *n, uint64_t *state,
 			     char *err, size_t errsz);
+/* Records status as the deliveryStatus of id, with a new modseq when it
+ * differs from the one recorded (so /changes reports it).  0 or -1. */
+int store_submission_set_status(struct store_account *a, int64_t id, const char *status,
+				char *err, size_t errsz);
 /* Destroys the record id: 1, 0 no such record, -1 error. */
 int store_submission_destroy(struct store_account *a, int64_t id, char *err, size_t errsz);
 void store_submission_free(struct store_submission *v, size_t n);
