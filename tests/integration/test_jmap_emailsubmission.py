@@ -259,6 +259,16 @@ def test_changes_query_update_destroy(srv):
     assert r[0][0] == "error" and r[0][1]["type"] == "stateMismatch"
 
 
+def test_session_advertises_submission(srv):
+    user, aid = new_user(srv)
+    st, _, data = request(srv, "GET", "/jmap/session", auth=basic(user))
+    s = json.loads(data)
+    assert s["capabilities"][SUBMISSION] == {}
+    assert s["accounts"][aid]["accountCapabilities"][SUBMISSION] == {
+        "maxDelayedSend": 0, "submissionExtensions": {}}
+    assert s["primaryAccounts"][SUBMISSION] == aid
+
+
 def test_capability_needed(srv):
     user, aid = new_user(srv)
     req = {"using": [CORE, MAIL], "methodCalls": [
