@@ -111,6 +111,16 @@ static int target_status(const struct qrows *q, const char *target, const char *
 	return -1; /* not in the queue (any more): unknown */
 }
 
+/* One DeliveryStatus (MDNs are not tracked: displayed "unknown"). */
+static json_t *status_json(const char *reply, const char *delivered)
+{
+	json_t *d = json_object();
+	json_object_set_new(d, "smtpReply", json_string(reply));
+	json_object_set_new(d, "delivered", json_string(delivered));
+	json_object_set_new(d, "displayed", json_string("unknown"));
+	return d;
+}
+
 /* The DeliveryStatus of every rcptTo address of v (RFC 8621 7). */
 static json_t *delivery_status(const struct jmap_api_env *env, const struct store_submission *v)
 {
@@ -161,19 +171,11 @@ static json_t *delivery_status(const struct jmap_api_env *env, const struct stor
 			} else {
 				reply = yesreply ? yesreply : v->local_reply;
 			}
-			/* the reply as stored lost its copy: make it a string now */
-			json_t *d = json_object();
-			json_object_set_new(d, "smtpReply", json_string(reply));
-			json_object_set_new(d, "delivered", json_string(delivered));
-			json_object_set_new(d, "displayed", json_string("unknown"));
-			json_object_set_new(out, addr, d);
+			/* the reply points into q or targets: made a string now */
+			json_object_set_new(out, addr, status_json(reply, delivered));
 			free(targets);
 		} else {
-			json_t *d = json_object();
-			json_object_set_new(d, "smtpReply", json_string(reply));
-			json_object_set_new(d, "delivered", json_string(delivered));
-			json_object_set_new(d, "displayed", json_string("unknown"));
-			json_object_set_new(out, addr, d);
+			json_object_set_new(out, addr, status_json(reply, delivered));
 		}
 		free(addr);
 		p += len;
@@ -249,7 +251,8 @@ static bool load(const struct jmap_api_env *env, struct store_submission **v, si
 	bool changed = false;
 	for (size_t i = 0; i < *n; i++) {
 		struct store_submission *s = &(*v)[i];
-		if (s->queue_id == 0 || (s->status[0] != '\0' && strstr(s->status, "\"queued\"") == NULL))
+		if (s->queue_id == 0 ||
+		    (s->status[0] != '\0' && strstr(s->status, "\"queued\"") == NULL))
 			continue;
 		json_t *d = delivery_status(env, s);
 		char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
@@ -287,42 +290,16 @@ json_t *jmap_submission_get(const struct jmap_api_env *env, json_t *args, json_t
 	char state[24];
 	if (!load(env, &v, &n, state, error))
 		return NULL;
-	json_t *list = json_array(), *not_found = json_array();
-	size_t k;
-	json_t *x;
+	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
-		bool want = ids == NULL;
-		json_array_foreach(ids, k, x)
-		{
-			want = want || parse_id(json_string_value(x)) == v[i].id;
-		}
-		if (!want)
-			continue;
-		json_t *o = submission_json(env, &v[i]);
-		if (props != NULL) {
-			json_t *keep = json_object();
-			json_object_set(keep, "id", json_object_get(o, "id"));
-			json_array_foreach(props, k, x)
-			{
-				const char *p = json_string_value(x);
-				json_object_set(keep, p, json_object_get(o, p));
-			}
-			json_decref(o);
-			o = keep;
-		}
-		json_array_append_new(list, o);
-	}
-	json_array_foreach(ids, k, x)
-	{
-		int64_t want = parse_id(json_string_value(x));
-		bool found = false;
-		for (size_t i = 0; i < n && !found; i++)
-			found = want != 0 && v[i].id == want;
-		if (!found)
-			json_array_append(not_found, x);
+		char id[32];
+		format_id(v[i].id, id);
+		if (jmap_mail_id_wanted(ids, id))
+			json_array_append_new(list,
+					      jmap_mail_pick(submission_json(env, &v[i]), props));
 	}
 	store_submission_free(v, n);
-	return jmap_mail_get_result(args, state, list, not_found);
+	return jmap_mail_get_result(args, state, list, jmap_mail_not_found(ids, list));
 }
 
 /* --------------------------------------------- EmailSubmission/changes */
@@ -583,14 +560,9 @@ json_t *jmap_submission_query(const struct jmap_api_env *env, json_t *args, json
 	size_t n_keys;
 	if (!sort_parse(json_object_get(args, "sort"), keys, &n_keys, error))
 		return NULL;
-	json_int_t position = 0, anchor_offset = 0, limit = -1;
-	if (!jmap_mail_uint_arg(args, "position", true, &position, error) ||
-	    !jmap_mail_uint_arg(args, "anchorOffset", true, &anchor_offset, error) ||
-	    !jmap_mail_uint_arg(args, "limit", false, &limit, error))
+	struct jmap_mail_window w;
+	if (!jmap_mail_window_args(args, &w, error))
 		return NULL;
-	json_t *anchor = json_object_get(args, "anchor");
-	if (anchor != NULL && !json_is_null(anchor) && !json_is_string(anchor))
-		return jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
 	json_t *ct = json_object_get(args, "calculateTotal");
 	if (ct != NULL && !json_is_boolean(ct))
 		return jmap_mail_fail(error, "invalidArguments", "calculateTotal is a Boolean");
@@ -605,25 +577,19 @@ json_t *jmap_submission_query(const struct jmap_api_env *env, json_t *args, json
 		if (filter == NULL || filter_match(filter, &v[i]))
 			idx[total++] = i;
 	sort_rows(v, idx, total, keys, n_keys);
+	size_t at = 0;
+	int64_t aid = w.anchor != NULL ? parse_id(json_string_value(w.anchor)) : 0;
+	while (at < total && v[idx[at]].id != aid)
+		at++;
 	json_int_t start;
-	if (anchor != NULL && json_is_string(anchor)) {
-		int64_t aid = parse_id(json_string_value(anchor));
-		size_t i = 0;
-		while (i < total && v[idx[i]].id != aid)
-			i++;
-		if (i == total) {
-			free(idx);
-			store_submission_free(v, n);
-			return jmap_mail_fail(error, "anchorNotFound", NULL);
-		}
-		start = (json_int_t)i + anchor_offset;
-	} else {
-		start = position < 0 ? (json_int_t)total + position : position;
+	if (!jmap_mail_window_start(&w, total, at, &start, error)) {
+		free(idx);
+		store_submission_free(v, n);
+		return NULL;
 	}
-	if (start < 0)
-		start = 0;
 	json_t *ids = json_array();
-	for (json_int_t i = start; i < (json_int_t)total && (limit < 0 || i - start < limit); i++) {
+	for (json_int_t i = start; i < (json_int_t)total && (w.limit < 0 || i - start < w.limit);
+	     i++) {
 		char id[32];
 		format_id(v[idx[i]].id, id);
 		json_array_append_new(ids, json_string(id));

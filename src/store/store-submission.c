@@ -29,7 +29,7 @@ static const char submission_ddl[] = "CREATE TABLE IF NOT EXISTS jmap_submission
 				     " created_modseq INTEGER NOT NULL,"
 				     " modseq INTEGER NOT NULL,"
 				     " destroyed INTEGER NOT NULL DEFAULT 0,"
-    " status TEXT NOT NULL DEFAULT '');";
+				     " status TEXT NOT NULL DEFAULT '');";
 
 static struct store_db *submission_db(struct store_account *a, char *err, size_t errsz)
 {
@@ -110,12 +110,13 @@ int store_submission_list(struct store_account *a, struct store_submission **out
 		return -1;
 	int r = state_of(db, state, err, errsz);
 	sqlite3_stmt *st =
-	    r < 0 ? NULL
-		  : store_db_stmt(db,
-				  "SELECT id, identity_id, email_id, thread_id, send_at, mail_from,"
-				  " rcpts, queue_id, local_reply, modseq, status FROM jmap_submission"
-				  " WHERE destroyed = 0 ORDER BY id",
-				  err, errsz);
+	    r < 0
+		? NULL
+		: store_db_stmt(db,
+				"SELECT id, identity_id, email_id, thread_id, send_at, mail_from,"
+				" rcpts, queue_id, local_reply, modseq, status FROM jmap_submission"
+				" WHERE destroyed = 0 ORDER BY id",
+				err, errsz);
 	if (st == NULL)
 		r = -1;
 	size_t cap = 0;
@@ -234,8 +235,8 @@ int store_submission_destroy(struct store_account *a, int64_t id, char *err, siz
 	return changed > 0 ? 1 : 0;
 }
 
-int store_submission_set_status(struct store_account *a, int64_t id, const char *status,
-				char *err, size_t errsz)
+int store_submission_set_status(struct store_account *a, int64_t id, const char *status, char *err,
+				size_t errsz)
 {
 	struct store_db *db = submission_db(a, err, errsz);
 	if (db == NULL || store_db_begin(db, err, errsz) < 0)
