@@ -327,6 +327,24 @@ static void run_call(const struct jmap_api_env *env, json_t *using, json_t *call
 	}
 	json_array_append(r, call_id);
 	json_array_append_new(responses, r);
+	/* the implicit calls the method made (RFC 8621 7.5): their responses
+	 * follow its own, with its call id */
+	size_t k;
+	json_t *x;
+	json_array_foreach(env->implicit, k, x)
+	{
+		json_array_append(x, call_id);
+		json_array_append(responses, x);
+	}
+	json_array_clear(env->implicit);
+}
+
+void jmap_api_implicit(const struct jmap_api_env *env, const char *name, json_t *args)
+{
+	json_t *r = json_array();
+	json_array_append_new(r, json_string(name));
+	json_array_append_new(r, args);
+	json_array_append_new(env->implicit, r);
 }
 
 int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t len, char **out,
@@ -379,6 +397,7 @@ int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t le
 	json_t *created = json_object_get(req, "createdIds");
 	struct jmap_api_env e = *env;
 	e.created_ids = created != NULL ? json_deep_copy(created) : json_object();
+	e.implicit = json_array();
 	json_array_foreach(calls, i, v)
 	{
 		run_call(&e, using, v, responses);
@@ -389,6 +408,7 @@ int jmap_api_request(const struct jmap_api_env *env, const char *body, size_t le
 	if (created != NULL)
 		json_object_set(resp, "createdIds", e.created_ids);
 	json_decref(e.created_ids);
+	json_decref(e.implicit);
 	json_object_set_new(resp, "sessionState", json_string(env->session_state));
 	*out = jmap_json_dump(resp, outlen);
 	json_decref(resp);

@@ -59,11 +59,19 @@ struct jmap_api_env {
 	 * /import created so far.  jmap_api_request sets it; a method adds
 	 * to it (it is a new object per request, never shared). */
 	json_t *created_ids;
+	/* The responses of implicit calls (RFC 8621 7.5's Email/set after
+	 * EmailSubmission/set): jmap_api_request sets it; a method adds to it
+	 * with jmap_api_implicit, and they follow the method's response. */
+	json_t *implicit;
 };
 
 /* A method-level error (RFC 8620 3.6.2): {"type": type[, "description":
  * description]} (description may be NULL).  A new reference. */
 json_t *jmap_api_error(const char *type, const char *description);
+
+/* Adds the response [name, args] (takes args) of an implicit call of the
+ * running method; it gets the method's call id. */
+void jmap_api_implicit(const struct jmap_api_env *env, const char *name, json_t *args);
 
 /* Runs the request body[0..len).  Returns the HTTP status: 200 with a
  * Response object, or 400 with a problem details object (RFC 8620 3.6.1:

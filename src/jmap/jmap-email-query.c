@@ -1186,36 +1186,25 @@ json_t *jmap_email_query(const struct jmap_api_env *env, json_t *args, json_t **
 	    "anchorOffset", "limit",  "calculateTotal", "collapseThreads", NULL};
 	if (!jmap_mail_args_known(args, allowed, error) || !jmap_mail_account_ok(env, args, error))
 		return NULL;
-	json_int_t position = 0, anchor_offset = 0, limit = -1;
-	if (!jmap_mail_uint_arg(args, "position", true, &position, error) ||
-	    !jmap_mail_uint_arg(args, "anchorOffset", true, &anchor_offset, error) ||
-	    !jmap_mail_uint_arg(args, "limit", false, &limit, error))
+	struct jmap_mail_window w;
+	if (!jmap_mail_window_args(args, &w, error))
 		return NULL;
-	json_t *anchor = json_object_get(args, "anchor");
-	if (anchor != NULL && !json_is_null(anchor) && !json_is_string(anchor))
-		return jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
+	json_int_t limit = w.limit;
 	struct results q;
 	if (!results_get(env, args, &q, error))
 		return NULL;
+	char fid[25];
+	size_t at = 0;
+	if (w.anchor != NULL && jmap_mail_parse_email_id(json_string_value(w.anchor), fid))
+		while (at < q.total && strcmp(q.v[q.res[at]].file_id, fid) != 0)
+			at++;
+	else
+		at = q.total;
 	json_int_t start;
-	if (anchor != NULL && json_is_string(anchor)) {
-		char fid[25];
-		size_t i = 0;
-		if (jmap_mail_parse_email_id(json_string_value(anchor), fid))
-			while (i < q.total && strcmp(q.v[q.res[i]].file_id, fid) != 0)
-				i++;
-		else
-			i = q.total;
-		if (i == q.total) {
-			results_free(&q);
-			return jmap_mail_fail(error, "anchorNotFound", NULL);
-		}
-		start = (json_int_t)i + anchor_offset;
-	} else {
-		start = position < 0 ? (json_int_t)q.total + position : position;
+	if (!jmap_mail_window_start(&w, q.total, at, &start, error)) {
+		results_free(&q);
+		return NULL;
 	}
-	if (start < 0)
-		start = 0;
 	if (start > (json_int_t)q.total)
 		start = (json_int_t)q.total;
 	bool capped = limit < 0 || limit > QUERY_LIMIT_MAX;

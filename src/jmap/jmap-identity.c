@@ -170,47 +170,15 @@ json_t *jmap_identity_get(const struct jmap_api_env *env, json_t *args, json_t *
 	char state[24];
 	if (!load(env, &v, &n, state, error))
 		return NULL;
-	json_t *list = json_array(), *not_found = json_array();
+	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
 		snprintf(id, sizeof id, "I%" PRId64, v[i].id);
-		bool want = ids == NULL;
-		size_t k;
-		json_t *x;
-		json_array_foreach(ids, k, x)
-		{
-			if (strcmp(json_string_value(x), id) == 0)
-				want = true;
-		}
-		if (!want)
-			continue;
-		json_t *o = identity_json(&v[i]);
-		if (props != NULL) {
-			json_t *keep = json_object();
-			json_object_set(keep, "id", json_object_get(o, "id"));
-			json_array_foreach(props, k, x)
-			{
-				const char *p = json_string_value(x);
-				json_object_set(keep, p, json_object_get(o, p));
-			}
-			json_decref(o);
-			o = keep;
-		}
-		json_array_append_new(list, o);
-	}
-	size_t k;
-	json_t *x;
-	json_array_foreach(ids, k, x)
-	{
-		int64_t want = parse_id(json_string_value(x));
-		bool found = false;
-		for (size_t i = 0; i < n && !found; i++)
-			found = want != 0 && v[i].id == want;
-		if (!found)
-			json_array_append(not_found, x);
+		if (jmap_mail_id_wanted(ids, id))
+			json_array_append_new(list, jmap_mail_pick(identity_json(&v[i]), props));
 	}
 	store_identity_free(v, n);
-	return jmap_mail_get_result(args, state, list, not_found);
+	return jmap_mail_get_result(args, state, list, jmap_mail_not_found(ids, list));
 }
 
 /* --------------------------------------------------- Identity/changes */

@@ -341,3 +341,88 @@ json_t *jmap_mail_changes_result(json_t *args, const char *state, json_t *create
 	json_object_set_new(r, "destroyed", destroyed);
 	return r;
 }
+
+bool jmap_mail_id_wanted(json_t *ids, const char *id)
+{
+	if (ids == NULL)
+		return true;
+	size_t i;
+	json_t *x;
+	json_array_foreach(ids, i, x)
+	{
+		if (strcmp(json_string_value(x), id) == 0)
+			return true;
+	}
+	return false;
+}
+
+json_t *jmap_mail_pick(json_t *o, json_t *props)
+{
+	if (props == NULL)
+		return o;
+	json_t *keep = json_object();
+	json_object_set(keep, "id", json_object_get(o, "id"));
+	size_t i;
+	json_t *x;
+	json_array_foreach(props, i, x)
+	{
+		const char *p = json_string_value(x);
+		json_object_set(keep, p, json_object_get(o, p));
+	}
+	json_decref(o);
+	return keep;
+}
+
+bool jmap_mail_window_args(json_t *args, struct jmap_mail_window *w, json_t **error)
+{
+	w->position = 0;
+	w->anchor_offset = 0;
+	w->limit = -1;
+	w->anchor = json_object_get(args, "anchor");
+	if (!jmap_mail_uint_arg(args, "position", true, &w->position, error) ||
+	    !jmap_mail_uint_arg(args, "anchorOffset", true, &w->anchor_offset, error) ||
+	    !jmap_mail_uint_arg(args, "limit", false, &w->limit, error))
+		return false;
+	if (w->anchor != NULL && !json_is_null(w->anchor) && !json_is_string(w->anchor)) {
+		jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
+		return false;
+	}
+	if (w->anchor != NULL && json_is_null(w->anchor))
+		w->anchor = NULL;
+	return true;
+}
+
+bool jmap_mail_window_start(const struct jmap_mail_window *w, size_t total, size_t anchor_at,
+			    json_int_t *start, json_t **error)
+{
+	if (w->anchor != NULL) {
+		if (anchor_at >= total) {
+			jmap_mail_fail(error, "anchorNotFound", NULL);
+			return false;
+		}
+		*start = (json_int_t)anchor_at + w->anchor_offset;
+	} else {
+		*start = w->position < 0 ? (json_int_t)total + w->position : w->position;
+	}
+	if (*start < 0)
+		*start = 0;
+	return true;
+}
+
+json_t *jmap_mail_not_found(json_t *ids, json_t *list)
+{
+	json_t *nf = json_array();
+	size_t i, k;
+	json_t *x, *o;
+	json_array_foreach(ids, i, x)
+	{
+		bool found = false;
+		json_array_foreach(list, k, o)
+		{
+			found = found || json_equal(json_object_get(o, "id"), x);
+		}
+		if (!found)
+			json_array_append(nf, x);
+	}
+	return nf;
+}

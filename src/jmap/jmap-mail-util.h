@@ -107,4 +107,29 @@ bool jmap_mail_changes_fit(json_int_t max, size_t n, json_t **error);
 json_t *jmap_mail_changes_result(json_t *args, const char *state, json_t *created,
 				 json_t *updated, json_t *destroyed);
 
+/* Is id in ids (a checked Id[] of a /get; NULL: every id is)? */
+bool jmap_mail_id_wanted(json_t *ids, const char *id);
+
+/* o cut down to "id" and the properties props (NULL: o whole); takes o
+ * and returns the result. */
+json_t *jmap_mail_pick(json_t *o, json_t *props);
+
+/* The window of a /query (RFC 8620 5.5): position, anchorOffset, limit
+ * (-1: none) and anchor (a String, NULL none; borrowed from args). */
+struct jmap_mail_window {
+	json_int_t position, anchor_offset, limit;
+	json_t *anchor;
+};
+bool jmap_mail_window_args(json_t *args, struct jmap_mail_window *w, json_t **error);
+
+/* The window's first index in total results, the anchor (if any) being
+ * result anchor_at (total or more: not found, anchorNotFound); at least
+ * 0, may pass total.  False with *error. */
+bool jmap_mail_window_start(const struct jmap_mail_window *w, size_t total, size_t anchor_at,
+			    json_int_t *start, json_t **error);
+
+/* The ids of ids (an Id[], NULL none) that no object of list has as
+ * its "id": a /get's notFound (a new array). */
+json_t *jmap_mail_not_found(json_t *ids, json_t *list);
+
 #endif

@@ -23,6 +23,7 @@
 #include "jmap-email-query.h"
 #include "jmap-email-set.h"
 #include "jmap-identity.h"
+#include "jmap-submission.h"
 #include "jmap-json.h"
 #include "jmap-mail-util.h"
 #include "jmap-vacation.h"
@@ -473,7 +474,6 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 		return NULL;
 	json_t *filter = json_object_get(args, "filter");
 	json_t *sort = json_object_get(args, "sort");
-	json_t *anchor = json_object_get(args, "anchor");
 	if (filter != NULL && json_is_null(filter))
 		filter = NULL;
 	if (filter != NULL && !filter_check(filter, 0, error))
@@ -516,13 +516,9 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 								 asc == NULL || json_is_true(asc)};
 		}
 	}
-	json_int_t position = 0, anchor_offset = 0, limit = -1;
-	if (!jmap_mail_uint_arg(args, "position", true, &position, error) ||
-	    !jmap_mail_uint_arg(args, "anchorOffset", true, &anchor_offset, error) ||
-	    !jmap_mail_uint_arg(args, "limit", false, &limit, error))
+	struct jmap_mail_window w;
+	if (!jmap_mail_window_args(args, &w, error))
 		return NULL;
-	if (anchor != NULL && !json_is_null(anchor) && !json_is_string(anchor))
-		return jmap_mail_fail(error, "invalidArguments", "anchor must be null or an Id");
 	static const char *const bools[] = {"calculateTotal", "sortAsTree", "filterAsTree"};
 	for (size_t i = 0; i < 3; i++) {
 		json_t *b = json_object_get(args, bools[i]);
@@ -564,28 +560,20 @@ static json_t *mailbox_query(const struct jmap_api_env *env, json_t *args, json_
 			if (match[i])
 				res[total++] = sorted[i];
 	}
+	size_t at = 0;
+	int64_t aid = w.anchor != NULL ? jmap_mail_parse_mailbox_id(json_string_value(w.anchor)) : 0;
+	while (at < total && res[at]->m->id != aid)
+		at++;
 	json_int_t start;
-	bool anchored = anchor != NULL && json_is_string(anchor);
-	if (anchored) {
-		int64_t aid = jmap_mail_parse_mailbox_id(json_string_value(anchor));
-		size_t i = 0;
-		while (i < total && res[i]->m->id != aid)
-			i++;
-		if (i == total) {
-			free(sorted);
-			free(res);
-			free(match);
-			jmap_mail_view_free(&v);
-			return jmap_mail_fail(error, "anchorNotFound", NULL);
-		}
-		start = (json_int_t)i + anchor_offset;
-	} else {
-		start = position < 0 ? (json_int_t)total + position : position;
+	if (!jmap_mail_window_start(&w, total, at, &start, error)) {
+		free(sorted);
+		free(res);
+		free(match);
+		jmap_mail_view_free(&v);
+		return NULL;
 	}
-	if (start < 0)
-		start = 0;
 	json_t *ids = json_array();
-	for (json_int_t i = start; i < (json_int_t)total && (limit < 0 || i - start < limit); i++) {
+	for (json_int_t i = start; i < (json_int_t)total && (w.limit < 0 || i - start < w.limit); i++) {
 		char id[32];
 		jmap_mail_mailbox_id(res[i]->m->id, id);
 		json_array_append_new(ids, json_string(id));
@@ -646,5 +634,10 @@ const struct jmap_method jmap_mail_methods[] = {
     {"Identity/get", JMAP_CAP_SUBMISSION, jmap_identity_get},
     {"Identity/changes", JMAP_CAP_SUBMISSION, jmap_identity_changes},
     {"Identity/set", JMAP_CAP_SUBMISSION, jmap_identity_set},
+    {"EmailSubmission/get", JMAP_CAP_SUBMISSION, jmap_submission_get},
+    {"EmailSubmission/changes", JMAP_CAP_SUBMISSION, jmap_submission_changes},
+    {"EmailSubmission/query", JMAP_CAP_SUBMISSION, jmap_submission_query},
+    {"EmailSubmission/queryChanges", JMAP_CAP_SUBMISSION, jmap_submission_query_changes},
+    {"EmailSubmission/set", JMAP_CAP_SUBMISSION, jmap_submission_set},
 };
 const size_t jmap_mail_n_methods = sizeof jmap_mail_methods / sizeof jmap_mail_methods[0];

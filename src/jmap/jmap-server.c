@@ -231,6 +231,7 @@ static json_t *session_object(const struct jmap_pending *p, const char *username
 	json_object_set_new(caps, JMAP_CAP_CORE, core);
 	json_object_set_new(caps, JMAP_CAP_MAIL, json_object()); /* RFC 8621 1.3.1: {} */
 	json_object_set_new(caps, JMAP_CAP_VACATION, json_object()); /* RFC 8621 1.3.3: {} */
+	json_object_set_new(caps, JMAP_CAP_SUBMISSION, json_object()); /* RFC 8621 1.3.2: {} */
 	/* the Mail account capability (RFC 8621 1.3.1) */
 	json_t *mail = json_object();
 	json_object_set_new(mail, "maxMailboxesPerEmail", json_null());
@@ -257,6 +258,12 @@ static json_t *session_object(const struct jmap_pending *p, const char *username
 	json_t *acaps = json_object();
 	json_object_set_new(acaps, JMAP_CAP_MAIL, mail);
 	json_object_set_new(acaps, JMAP_CAP_VACATION, json_object());
+	/* RFC 8621 1.3.2: no delayed sending, no SMTP extensions in envelopes
+	 * (docs/jmap.md "Submission") */
+	json_t *sub = json_object();
+	json_object_set_new(sub, "maxDelayedSend", json_integer(0));
+	json_object_set_new(sub, "submissionExtensions", json_object());
+	json_object_set_new(acaps, JMAP_CAP_SUBMISSION, sub);
 	json_t *acct = json_object();
 	json_object_set_new(acct, "name", json_string(username));
 	json_object_set_new(acct, "isPersonal", json_true());
@@ -270,6 +277,7 @@ static json_t *session_object(const struct jmap_pending *p, const char *username
 	json_t *primary = json_object();
 	json_object_set_new(primary, JMAP_CAP_MAIL, json_string(aid));
 	json_object_set_new(primary, JMAP_CAP_VACATION, json_string(aid));
+	json_object_set_new(primary, JMAP_CAP_SUBMISSION, json_string(aid));
 	json_object_set_new(s, "primaryAccounts", primary);
 	json_object_set_new(s, "username", json_string(username));
 	snprintf(url, sizeof url, "%s/jmap/api/", base);

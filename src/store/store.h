@@ -1757,5 +1757,53 @@ int store_acl_granted(struct store_account *a, const char *ident,
  * return, or -1. */
 int store_acl_owners(struct store *s, const char *ident,
 		     int (*cb)(void *ctx, int64_t owner_id), void *ctx, char *err, size_t errsz);
+/* ------------------- JMAP EmailSubmission records (store-submission.c) */
+
+/* One EmailSubmission (RFC 8621 7), as sent. */
+struct store_submission {
+	int64_t id;
+	int64_t identity_id;
+	char email_id[25];  /* the Email's message file id */
+	int64_t thread_id;
+	int64_t send_at;    /* unix time */
+	char *mail_from;    /* the envelope's mailFrom */
+	/* one line per rcptTo address: "ADDRESS" alone when it reached only
+	 * local accounts, else "ADDRESS<TAB>REMOTE,REMOTE..." its remote
+	 * targets (the queue's recipients) */
+	char *rcpts;
+	int64_t queue_id;   /* the queue entry of the remote targets, 0 none */
+	char *local_reply;  /* the reply local delivery gave ("250 ...") */
+	uint64_t modseq;
+	char *status;       /* the deliveryStatus last seen (the JMAP layer's
+			     * text), "" not yet */
+};
+enum store_submission_change_kind {
+	STORE_SUBMISSION_CREATED,
+	STORE_SUBMISSION_UPDATED,
+	STORE_SUBMISSION_DESTROYED,
+};
+struct store_submission_change {
+	int64_t id;
+	enum store_submission_change_kind kind;
+};
+/* Adds in (id and modseq are set here) with *id.  0 or -1. */
+int store_submission_add(struct store_account *a, const struct store_submission *in,
+			 int64_t *id, char *err, size_t errsz);
+/* The records not destroyed, by id, into a new array (free with
+ * store_submission_free); *state the largest modseq.  0 or -1. */
+int store_submission_list(struct store_account *a, struct store_submission **out, size_t *n,
+			  uint64_t *state, char *err, size_t errsz);
+/* The records changed since the state since, by id, into a new array
+ * (free()); *state the state now.  0 or -1. */
+int store_submission_changes(struct store_account *a, uint64_t since,
+			     struct store_submission_change **out, size_t *n, uint64_t *state,
+			     char *err, size_t errsz);
+/* Records status as the deliveryStatus of id, with a new modseq when it
+ * differs from the one recorded (so /changes reports it).  0 or -1. */
+int store_submission_set_status(struct store_account *a, int64_t id, const char *status,
+				char *err, size_t errsz);
+/* Destroys the record id: 1, 0 no such record, -1 error. */
+int store_submission_destroy(struct store_account *a, int64_t id, char *err, size_t errsz);
+void store_submission_free(struct store_submission *v, size_t n);
 
 #endif

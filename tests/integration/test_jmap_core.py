@@ -100,13 +100,14 @@ def test_session_object_exact(srv):
     assert re.fullmatch(r"[0-9a-f]{16}", state)
     mail = "urn:ietf:params:jmap:mail"
     vacation = "urn:ietf:params:jmap:vacationresponse"
+    submission = "urn:ietf:params:jmap:submission"
     assert s == {
         "capabilities": {CORE: {
             "maxSizeUpload": 1048576, "maxConcurrentUpload": 4, "maxSizeRequest": 524288,
             "maxConcurrentRequests": 4, "maxCallsInRequest": 16, "maxObjectsInGet": 500,
             "maxObjectsInSet": 500,
             "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"]},
-            mail: {}, vacation: {}},
+            mail: {}, vacation: {}, submission: {}},
         "accounts": {aid: {"name": ALICE, "isPersonal": True, "isReadOnly": False,
                            "accountCapabilities": {mail: {
                                "maxMailboxesPerEmail": None, "maxMailboxDepth": None,
@@ -119,8 +120,10 @@ def test_session_object_exact(srv):
                                    "hasKeyword", "allInThreadHaveKeyword",
                                    "someInThreadHaveKeyword"],
                                "mayCreateTopLevelMailbox": True},
-                               vacation: {}}}},
-        "primaryAccounts": {mail: aid, vacation: aid},
+                               vacation: {},
+                               submission: {"maxDelayedSend": 0,
+                                            "submissionExtensions": {}}}}},
+        "primaryAccounts": {mail: aid, vacation: aid, submission: aid},
         "username": ALICE,
         "apiUrl": base + "/jmap/api/",
         "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?type={type}",

@@ -92,10 +92,11 @@ def test_session_advertises_mail(srv):
     st, _, data = request(srv, "GET", "/jmap/session", auth=basic(user))
     s = json.loads(data)
     vacation = "urn:ietf:params:jmap:vacationresponse"
-    assert list(s["capabilities"]) == [CORE, MAIL, vacation]
+    submission = "urn:ietf:params:jmap:submission"
+    assert list(s["capabilities"]) == [CORE, MAIL, vacation, submission]
     aid = next(iter(s["accounts"]))
-    assert s["primaryAccounts"] == {MAIL: aid, vacation: aid}
-    assert list(s["accounts"][aid]["accountCapabilities"]) == [MAIL, vacation]
+    assert s["primaryAccounts"] == {MAIL: aid, vacation: aid, submission: aid}
+    assert list(s["accounts"][aid]["accountCapabilities"]) == [MAIL, vacation, submission]
     # a Mail method without the capability in "using" is unknown (RFC 8620 3.6.2)
     body = json.dumps({"using": [CORE], "methodCalls": [["Mailbox/get", {"accountId": aid}, "c"]]})
     st, _, data = request(srv, "POST", "/jmap/api/", body=body.encode(),
