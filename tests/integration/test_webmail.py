@@ -158,3 +158,23 @@ def test_app_password_signs_in(srv):
     # revoking the app password ends the session it opened
     srv.cli_ok("user", "app-password", "revoke", ALICE, "web")
     assert echo(srv, cookie, csrf)[0] == 401
+
+
+# ------------------------------------------------------------ the web app
+
+import os
+import shutil
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEBROOT = os.path.join(ROOT, "build", "web")
+
+
+def test_sanitizer_unit_tests():
+    """tests/web/sanitize.test.mjs under node's test runner (jsdom)."""
+    if not os.path.isdir(os.path.join(ROOT, "web", "node_modules")):
+        pytest.fail("web/node_modules missing: run `make build`")
+    r = subprocess.run(["node", "--test", os.path.join(ROOT, "tests", "web")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "# fail 0" in r.stdout
