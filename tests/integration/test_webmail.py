@@ -6,6 +6,7 @@ JMAP by cookie with the CSRF header (and refused without it), GET
 Client: Python's http.client (Debian's python3, no extra package).
 """
 import json
+import re
 
 import pytest
 
@@ -178,3 +179,110 @@ def test_sanitizer_unit_tests():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "# fail 0" in r.stdout
+
+
+HTML_MAIL = """<html><head><script>document.title = 'XSS';</script></head>
+<body onload="document.body.setAttribute('data-ran', 'onload')">
+<p>Hello in <b>HTML</b>.</p>
+<img src="https://img.remote.test/pixel.png" alt="">
+<img src="x" onerror="document.body.setAttribute('data-ran', 'onerror')">
+</body></html>
+"""
+
+
+def smtp_send(srv, rcpt, subject, body, headers=""):
+    import smtplib
+    from conftest import HOST, timeout
+    msg = ("From: Carol <carol@elsewhere.test>\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s"
+           % (rcpt, subject, headers, body.replace("\n", "\r\n")))
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=timeout(10)) as s:
+        s.sendmail("carol@elsewhere.test", [rcpt], msg.encode())
+
+
+@pytest.fixture
+def web_srv(make_server):
+    if not os.path.isfile(os.path.join(WEBROOT, "app.js")):
+        pytest.fail("no web app in %s: run `make build`" % WEBROOT)
+    if shutil.which("chromium") is None:
+        pytest.fail("chromium missing: scripts/install-deps.sh installs it")
+    s = make_server(start=False)
+    s.set_config({"http.webroot": WEBROOT, "allow_plaintext_loopback": "yes"})
+    s.start()
+    return s
+
+
+def test_browser(web_srv, tmp_path):
+    import imaplib
+    from conftest import HOST, HOSTNAME, timeout
+    from test_http import port_of
+    srv = web_srv
+    user = "web@example.test"
+    srv.cli_ok("user", "add", user, "--password", PASSWORD)
+    smtp_send(srv, user, "HTML test", HTML_MAIL,
+              "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n")
+    refs = ""
+    for i in range(3):
+        mid = "<t%d@elsewhere.test>" % i
+        smtp_send(srv, user, "Thread topic" if i == 0 else "Re: Thread topic",
+                  "Message %d of the thread, see https://example.org/%d\n" % (i + 1, i),
+                  "Message-ID: %s\r\n%s" % (mid, refs))
+        refs = "In-Reply-To: %s\r\nReferences: %s\r\n" % (mid, mid)
+    m = imaplib.IMAP4(HOST, srv.imap_port, timeout=timeout(10))
+    m.login(user, PASSWORD)
+    m.select("INBOX")
+    for _ in range(100):
+        if len(m.search(None, "ALL")[1][0].split()) == 4:
+            break
+        m.noop()
+    assert len(m.search(None, "UNSEEN")[1][0].split()) == 4
+
+    art = tmp_path / "screens"
+    art.mkdir()
+    url = "https://%s:%d/" % (HOSTNAME, port_of(srv, "https.listen"))
+    r = subprocess.run(["node", os.path.join(ROOT, "tests", "web", "browser.mjs"), url, user,
+                        PASSWORD, str(art)], capture_output=True, text=True, timeout=timeout(120))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "error" not in out, (out["error"], out.get("rows"))
+    assert out["whoami"] == user
+    assert out["inbox"]["unread"] == "4", out["inbox"]
+    assert out["inbox"]["label"] == out["inbox"]["name"] + ", 4 unread"
+    # one row per thread (the same second: either may come first)
+    assert sorted((x["from"], x["subj"].replace("Re: ", "")) for x in out["rows"]) == [
+        ("Carol", "HTML test"), ("Carol (3)", "Thread topic")], out["rows"]
+    assert all(x["unread"] for x in out["rows"])
+    # the cookie: HttpOnly (invisible to scripts), Secure, SameSite=Strict
+    [c] = out["cookies"]
+    assert (c["name"], c["httpOnly"], c["secure"], c["sameSite"]) == (COOKIE, True, True, "Strict")
+    assert COOKIE not in out["documentCookie"]
+    # all three messages of the thread, in order; all were unread: none collapsed
+    assert [t["text"].split(",")[0] for t in out["thread"]] == [
+        "Message 1 of the thread", "Message 2 of the thread", "Message 3 of the thread"]
+    assert not any(t["collapsed"] for t in out["thread"])
+    i = out["keyboard"][0]
+    assert out["keyboard"] == [i, min(i + 1, 1), max(min(i + 1, 1) - 1, 0)]
+    h = out["html"]
+    assert h["sandbox"] == "allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+    assert "Hello in HTML." in h["text"]
+    assert h["scripts"] == 0 and h["ran"] == "" and h["parentTitle"] == "Tern Mail", h
+    assert h["remoteBefore"] == 0
+    assert h["notice"].startswith("Remote images are blocked.")
+    assert h["remoteAfter"] == ["https://img.remote.test/pixel.png"]
+    assert out["phone"] == {"menu": "block", "folders": "none"}
+    assert out["afterLogout"] == "Signed out."
+    assert not re.search(r"\son\w+=|<script", h["body"], re.I), h["body"]
+    # expected: the first /jmap/web/session (not signed in yet), the
+    # favicon, the remote image's host (nothing listens); inline handlers
+    # that CSP refused to run (see docs/webmail.md) are counted apart
+    expected = ("status of 401", "status of 404", "ERR_CONNECTION_REFUSED",
+                "Executing inline event handler violates")
+    assert [e for e in out["errors"] if not any(x in e for x in expected)] == [], out["errors"]
+    # what the app did is in the store: the thread and the HTML mail read
+    m.noop()
+    assert m.search(None, "UNSEEN")[1] == [b""]
+    m.logout()
+    for name in ("1-list", "2-thread", "3-html-blocked", "4-html-allowed", "5-phone"):
+        assert (art / (name + ".png")).stat().st_size > 1000
+    # signed out: that cookie opens nothing
+    st, _, _ = echo(srv, "%s=%s" % (COOKIE, c["value"]), "0" * 64)
+    assert st == 401

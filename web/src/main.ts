@@ -34,9 +34,10 @@ let total = 0;
 let ids: (string | undefined)[] = [];   // the list: first Email of each thread, by position
 const emails = new Map<string, Email>();
 const threadSize = new Map<string, number>();
-const loading = new Set<number>();
+const loading = new Map<number, Promise<void>>();
 let selected = -1;
 let openThread = "";
+let openSig = "";   // the Emails shown in the reader
 let events: EventSource | null = null;
 const allowed = new Set<string>();     // Emails whose remote images the user allowed
 
@@ -135,11 +136,19 @@ function query(position: number) {
 const LIST_PROPS = ["threadId", "mailboxIds", "keywords", "from", "subject", "preview",
   "receivedAt", "hasAttachment"];
 
-async function loadPage(page: number) {
-  if (loading.has(page)) return;
-  loading.add(page);
+// One fetch per page at a time: the same promise to every caller.
+function loadPage(page: number): Promise<void> {
+  let p = loading.get(page);
+  if (!p) {
+    p = fetchPage(page).finally(() => loading.delete(page));
+    loading.set(page, p);
+  }
+  return p;
+}
+
+async function fetchPage(page: number) {
   const box = current;
-  try {
+  {
     const r = await jmap.call(S, [
       ["Email/query", query(page * PAGE), "q"],
       ["Email/get", { accountId: S.accountId, properties: LIST_PROPS,
@@ -153,8 +162,6 @@ async function loadPage(page: number) {
     (q.ids as string[]).forEach((id, i) => { ids[(q.position as number) + i] = id; });
     for (const e of g.list as Email[]) emails.set(e.id, e);
     for (const th of t.list as { id: string; emailIds: string[] }[]) threadSize.set(th.id, th.emailIds.length);
-  } finally {
-    loading.delete(page);
   }
 }
 
@@ -181,7 +188,8 @@ function render() {
   rows.replaceChildren();
   for (let i = first; i < last; i++) {
     const id = ids[i];
-    if (id === undefined) { loadPage(Math.floor(i / PAGE)).then(render, fail); }
+    const pg = Math.floor(i / PAGE);
+    if (id === undefined && !loading.has(pg)) loadPage(pg).then(render, fail);
     const e = id ? emails.get(id) : undefined;
     const li = el("li", "row");
     li.setAttribute("role", "option");
@@ -245,6 +253,13 @@ async function showThread(threadId: string, markRead: boolean) {
   if (openThread !== threadId) return;
   const msgs = (r[1][1].list as Email[]);
   const reader = $("reader");
+  const sig = msgs.map((m) => m.id).join(" ");
+  if (!markRead && sig === openSig && reader.querySelector(".actions")) {
+    // a change elsewhere or to these flags: new buttons, the bodies stay
+    reader.querySelector(".actions")!.replaceWith(actions(msgs));
+    return;
+  }
+  openSig = sig;
   reader.replaceChildren();
   if (!msgs.length) { openThread = ""; return; }
   const h = el("h2", "", msgs[0].subject || "(no subject)");
