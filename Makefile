@@ -25,6 +25,7 @@ deps:
 build: deps
 	@test -f build/build.ninja || CC=gcc $(MESON) setup build --buildtype=debugoptimized >/dev/null
 	@ninja -C build
+	@sh scripts/build-web.sh build/web
 
 build-asan: deps
 	@test -f build-asan/build.ninja || CC=clang $(MESON) setup build-asan \

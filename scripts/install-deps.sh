@@ -87,6 +87,12 @@ need_file /usr/share/doc/python3-spf/rfc7208-tests.yml.gz python3-spf
 # rspamd in milter mode, the peer of the milter interop tests
 # (tests/integration/test_milter.py runs its own instance; no service).
 need_file /usr/bin/rspamd rspamd
+# The web app (web/, docs/webmail.md): Node.js and npm build it (Debian
+# 12 ships node 18); Debian's chromium runs its browser tests
+# (tests/integration/test_webmail.py, through puppeteer-core).
+need_cmd node nodejs
+need_cmd npm npm
+need_cmd chromium chromium
 
 # The unprivileged account the workers run as when Tern starts as root
 # (`tern init` picks it up).

@@ -14,6 +14,8 @@ if [ ! -f "$DIR/tern.conf" ]; then
 	"$TERN" init "$DIR" --port-base "$BASE" --domain "$DOMAIN" --hostname mail.$DOMAIN
 	# Demo convenience: password logins without TLS from loopback too.
 	sed -i 's/^allow_plaintext_loopback = no$/allow_plaintext_loopback = yes/' "$DIR/tern.conf"
+	# The web app that `make build` bundled (docs/webmail.md).
+	sed -i "s|^#* *http.webroot =.*\$|http.webroot = $(pwd)/build/web|" "$DIR/tern.conf"
 	"$TERN" -c "$DIR/tern.conf" user add "$USER_ADDR" --password "$PASSWORD"
 	"$TERN" -c "$DIR/tern.conf" alias add "postmaster@$DOMAIN" "$USER_ADDR"
 fi
@@ -39,6 +41,7 @@ cat <<INFO
   POP3 (downloading):         localhost port $POP3_PORT (STARTTLS) or $POP3S_PORT (SSL/TLS)
   Filters (ManageSieve):      localhost port $SIEVE_PORT (STARTTLS)
   Web (HTTPS):                https://localhost:$HTTPS_PORT/ (HTTP $HTTP_PORT redirects)
+  Webmail:                    https://localhost:$HTTPS_PORT/ (sign in as the demo user)
   The certificate is self-signed ($DIR/tls/cert.pem): accept it in your
   client.  On loopback, the demo also accepts passwords without TLS.
 

@@ -35,13 +35,14 @@
 #include "jmap-email-create.h"
 #include "jmap-eventsource.h"
 #include "jmap-mail.h"
+#include "jmap-websession.h"
 #include "log.h"
 #include "netaddr.h"
 #include "store.h"
 #include "strutil.h"
 #include "xalloc.h"
 
-enum route { R_SESSION, R_API, R_UPLOAD, R_DOWNLOAD, R_EVENTSOURCE };
+enum route { R_SESSION, R_API, R_UPLOAD, R_DOWNLOAD, R_EVENTSOURCE, R_WEBLOGIN };
 
 /* Requests in flight of one user in this worker (maxConcurrentRequests,
  * maxConcurrentUpload). */
@@ -623,6 +624,24 @@ static void serve_download(struct jmap_pending *p, int64_t account, struct store
 
 /* ------------------------------------------------------------ auth */
 
+/* A web sign-in's password was right: its session, cookie and token. */
+static void web_login_done(struct jmap_pending *p, const char *username)
+{
+	char cookie[JMAP_WEB_SET_COOKIE_MAX], csrf[JMAP_WEB_CSRF_LEN + 1];
+	if (jmap_web_create(p->js->store, &p->cred, (int64_t)time(NULL), cookie, csrf) < 0) {
+		reply_problem(p->req, 503, "Service Unavailable", "about:blank",
+			      "the session cannot be stored", NULL);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(p->req), "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof cookie);
+	size_t len;
+	char *body = jmap_web_session_json(username, csrf, &len);
+	log_info("jmap id=%s client=%s action=web_login user=%s", p->id, p->client_ip, username);
+	reply_json(p->req, 200, "OK", "application/json", body, len);
+	free(body);
+}
+
 /* Answers an authenticated request. */
 static void serve_authed(struct jmap_pending *p, const char *account, int64_t account_id)
 {
@@ -649,6 +668,9 @@ static void serve_authed(struct jmap_pending *p, const char *account, int64_t ac
 		break;
 	case R_EVENTSOURCE:
 		jmap_es_start(p->js->es, p->req, &p->cred, p->id, p->client_ip);
+		break;
+	case R_WEBLOGIN:
+		web_login_done(p, username);
 		break;
 	}
 }
@@ -787,6 +809,9 @@ static void auth_cb(void *ctx, const struct authglue_result *r)
 					  "5");
 			reply_problem(req, 503, "Service Unavailable", "about:blank",
 				      "temporary failure, try again", NULL);
+		} else if (p->route == R_WEBLOGIN) {
+			reply_problem(req, 401, "Unauthorized", "about:blank",
+				      "wrong address or password", NULL);
 		} else {
 			reply_unauthorized(req);
 		}
@@ -833,17 +858,9 @@ static long basic_to_plain(const char *h, char *out, size_t outsz, char user[256
 	if (colon == NULL || colon == dec || memchr(dec, '\0', (size_t)dn) != NULL)
 		return -1;
 	size_t un = (size_t)(colon - dec), pn = (size_t)dn - un - 1;
-	if (un > 255 || un + pn + 2 > outsz)
-		return -1;
-	memcpy(user, dec, un);
-	user[un] = '\0';
-	strutil_lower(user, un);
-	out[0] = '\0';
-	memcpy(out + 1, dec, un);
-	out[1 + un] = '\0';
-	memcpy(out + 2 + un, colon + 1, pn);
+	long r = jmap_web_plain(dec, un, colon + 1, pn, out, outsz, user);
 	OPENSSL_cleanse(dec, sizeof dec);
-	return (long)(un + pn + 2);
+	return r;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -869,7 +886,7 @@ static bool route_of(const char *path, enum route *r, const char **rest)
 static bool method_ok(struct evhttp_request *req, enum route r)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	bool post = r == R_API || r == R_UPLOAD;
+	bool post = r == R_API || r == R_UPLOAD || r == R_WEBLOGIN;
 	bool head = r != R_EVENTSOURCE; /* a stream has no HEAD */
 	if (post ? cmd == EVHTTP_REQ_POST
 		 : (cmd == EVHTTP_REQ_GET || (head && cmd == EVHTTP_REQ_HEAD)))
@@ -880,13 +897,174 @@ static bool method_ok(struct evhttp_request *req, enum route r)
 	return false;
 }
 
+/* A request in flight of user: NULL (answered) if the user has too
+ * many. */
+static struct jmap_pending *pending_new(struct jmap_server *js, struct evhttp_request *req,
+					const struct http_ctx *c, enum route r, const char *rest,
+					const char *ip, const char *user)
+{
+	struct jmap_user *u = user_get(js, user);
+	if (r == R_UPLOAD ? u->uploads >= js->cfg->jmap_max_concurrent_upload
+			  : u->requests >= js->cfg->jmap_max_concurrent_requests) {
+		user_put(js, u);
+		reply_problem(req, 400, "Bad Request", "limit",
+			      r == R_UPLOAD ? "too many uploads of this account at once"
+					    : "too many requests of this account at once",
+			      r == R_UPLOAD ? "maxConcurrentUpload" : "maxConcurrentRequests");
+		return NULL;
+	}
+	struct jmap_pending *p = xcalloc(1, sizeof *p);
+	p->js = js;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->route = r;
+	p->user = u;
+	if (r == R_UPLOAD)
+		u->uploads++;
+	else
+		u->requests++;
+	p->https = c->https;
+	snprintf(p->host, sizeof p->host, "%s", c->host);
+	p->rest = rest ? xstrdup(rest) : NULL;
+	snprintf(p->client_ip, sizeof p->client_ip, "%s", ip);
+	snprintf(p->id, sizeof p->id, "j%" PRIx64 "%lx", js->next_id++, (unsigned long)getpid());
+	snprintf(p->login, sizeof p->login, "%s", user);
+	p->next = js->pending;
+	if (js->pending)
+		js->pending->prev = p;
+	js->pending = p;
+	return p;
+}
+
+/* 401 for the web app: no WWW-Authenticate (a browser would ask for a
+ * password itself), and the cookie deleted. */
+static void web_unauthorized(struct evhttp_request *req, const char *detail)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie",
+			  jmap_web_clear_cookie());
+	reply_problem(req, 401, "Unauthorized", "about:blank", detail, NULL);
+}
+
+/* The /jmap/web/ routes other than login, for a valid session. */
+static void web_serve(struct jmap_server *js, struct evhttp_request *req, enum jmap_web_route web,
+		      const struct store_websession *ws, const unsigned char id[JMAP_WEB_ID_LEN])
+{
+	char err[256];
+	long n = 0;
+	if (web == JMAP_WEB_SESSION) {
+		char csrf[JMAP_WEB_CSRF_LEN + 1];
+		jmap_web_csrf(id, csrf);
+		size_t len;
+		char *body = jmap_web_session_json(ws->account, csrf, &len);
+		reply_json(req, 200, "OK", "application/json", body, len);
+		free(body);
+		return;
+	}
+	if (web == JMAP_WEB_LOGOUT)
+		n = store_websession_remove(js->store, ws->id_hash, err, sizeof err);
+	else
+		n = store_websession_remove_account(js->store, ws->account_id, err, sizeof err);
+	if (n < 0) {
+		log_error("jmap action=web_logout user=%s error=\"%s\"", ws->account, err);
+		reply_problem(req, 503, "Service Unavailable", "about:blank",
+			      "the session cannot be removed", NULL);
+		return;
+	}
+	log_info("jmap action=web_logout user=%s sessions=%ld", ws->account, n);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie",
+			  jmap_web_clear_cookie());
+	reply_json(req, 200, "OK", "application/json", "{}", 2);
+}
+
+/* A request without Authorization: authenticated by the web session's
+ * cookie, if any, and (all but downloads, the event stream and the
+ * session's own GET) by its CSRF header (jmap-websession.h). */
+static void web_cookie_serve(struct jmap_server *js, struct evhttp_request *req,
+			     const struct http_ctx *c, enum route r, enum jmap_web_route web,
+			     const char *rest, const char *ip)
+{
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	unsigned char id[JMAP_WEB_ID_LEN], hash[32];
+	int k = jmap_web_cookie_id(evhttp_find_header(ih, "Cookie"), id);
+	if (k == 0 && web == JMAP_WEB_NONE) {
+		reply_unauthorized(req);
+		return;
+	}
+	if (k != 1) {
+		web_unauthorized(req, "not signed in");
+		return;
+	}
+	jmap_web_id_hash(id, hash);
+	struct store_websession ws;
+	int f = store_websession_find(js->store, hash, (int64_t)time(NULL), &ws);
+	struct jmap_authcache_entry cred = {.account_id = ws.account_id, .at = (int64_t)time(NULL)};
+	int64_t last_used = 0;
+	if (f == 1) {
+		snprintf(cred.user, sizeof cred.user, "%s", ws.account);
+		snprintf(cred.account, sizeof cred.account, "%s", ws.account);
+		snprintf(cred.app_id, sizeof cred.app_id, "%s", ws.app_id);
+		memcpy(cred.cred_tag, ws.cred_tag, sizeof cred.cred_tag);
+		f = cache_valid(js, &cred, &last_used);
+		if (f == 0) { /* a new password, or the app password revoked */
+			char err[256];
+			if (store_websession_remove(js->store, hash, err, sizeof err) < 0)
+				log_error("jmap action=web_session_drop error=\"%s\"", err);
+		}
+	}
+	if (f < 0) {
+		OPENSSL_cleanse(id, sizeof id);
+		reply_problem(req, 503, "Service Unavailable", "about:blank",
+			      "the session cannot be read", NULL);
+		return;
+	}
+	if (f == 0) {
+		OPENSSL_cleanse(id, sizeof id);
+		web_unauthorized(req, "the session has ended: sign in again");
+		return;
+	}
+	bool need_csrf = r != R_DOWNLOAD && r != R_EVENTSOURCE && web != JMAP_WEB_SESSION;
+	if (need_csrf && !jmap_web_csrf_ok(id, evhttp_find_header(ih, JMAP_WEB_CSRF_HEADER))) {
+		OPENSSL_cleanse(id, sizeof id);
+		log_info("jmap client=%s action=csrf_refused user=%s", ip, ws.account);
+		reply_problem(req, 403, "Forbidden", "about:blank",
+			      "the " JMAP_WEB_CSRF_HEADER " header is missing or wrong", NULL);
+		return;
+	}
+	if (web != JMAP_WEB_NONE) {
+		web_serve(js, req, web, &ws, id);
+		OPENSSL_cleanse(id, sizeof id);
+		return;
+	}
+	OPENSSL_cleanse(id, sizeof id);
+	struct jmap_pending *p = pending_new(js, req, c, r, rest, ip, ws.account);
+	if (p == NULL)
+		return;
+	p->cred = cred;
+	serve_authed(p, ws.account, ws.account_id);
+	pending_free(p);
+}
+
+/* The method of a /jmap/web/ route: login and logout are POST, the
+ * session GET. */
+static bool web_method_ok(struct evhttp_request *req, enum jmap_web_route web)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	bool get = web == JMAP_WEB_SESSION;
+	if (get ? cmd == EVHTTP_REQ_GET : cmd == EVHTTP_REQ_POST)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", get ? "GET" : "POST");
+	http_reply_text(req, 405, "Method Not Allowed", NULL);
+	return false;
+}
+
 static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http_ctx *c)
 {
 	struct jmap_server *js = arg;
 	enum route r = R_SESSION;
 	const char *rest = NULL;
 	bool wellknown = strcmp(c->path, "/.well-known/jmap") == 0;
-	if (!wellknown && !route_of(c->path, &r, &rest))
+	enum jmap_web_route web = jmap_web_route_of(c->path);
+	if (!wellknown && web == JMAP_WEB_NONE && !route_of(c->path, &r, &rest))
 		return false;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
@@ -915,48 +1093,47 @@ static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http
 		http_reply_text(req, 307, "Temporary Redirect", NULL);
 		return true;
 	}
-	if (!method_ok(req, r))
+	if (web != JMAP_WEB_NONE ? !web_method_ok(req, web) : !method_ok(req, r))
 		return true;
+	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (web == JMAP_WEB_LOGIN) {
+		r = R_WEBLOGIN;
+	} else if (authz == NULL || web != JMAP_WEB_NONE) {
+		web_cookie_serve(js, req, c, r, web, rest, ip);
+		return true;
+	}
 	char user[256], plain[1600];
-	long plen = basic_to_plain(
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"), plain,
-	    sizeof plain, user);
-	if (plen < 0) {
-		reply_unauthorized(req);
-		return true;
+	long plen;
+	if (r == R_WEBLOGIN) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t n = evbuffer_get_length(in);
+		const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+						    "Content-Type");
+		/* application/json: a cross-site form cannot send it without
+		 * a CORS preflight, which this server never allows. */
+		plen = is_json_type(ct) && n <= 4096
+			   ? jmap_web_login_plain((const char *)evbuffer_pullup(in, -1), n, plain,
+						  sizeof plain, user)
+			   : -1;
+		if (plen < 0) {
+			reply_problem(req, 400, "Bad Request", "about:blank",
+				      "expected JSON {\"username\": ..., \"password\": ...}", NULL);
+			return true;
+		}
+	} else {
+		plen = basic_to_plain(authz, plain, sizeof plain, user);
+		if (plen < 0) {
+			reply_unauthorized(req);
+			return true;
+		}
 	}
-	struct jmap_user *u = user_get(js, user);
-	if (r == R_UPLOAD ? u->uploads >= js->cfg->jmap_max_concurrent_upload
-			  : u->requests >= js->cfg->jmap_max_concurrent_requests) {
+	struct jmap_pending *p = pending_new(js, req, c, r, rest, ip, user);
+	if (p == NULL) {
 		OPENSSL_cleanse(plain, sizeof plain);
-		user_put(js, u);
-		reply_problem(req, 400, "Bad Request", "limit",
-			      r == R_UPLOAD ? "too many uploads of this account at once"
-					    : "too many requests of this account at once",
-			      r == R_UPLOAD ? "maxConcurrentUpload" : "maxConcurrentRequests");
 		return true;
 	}
-	struct jmap_pending *p = xcalloc(1, sizeof *p);
-	p->js = js;
-	p->req = req;
-	p->evcon = evcon;
-	p->route = r;
-	p->user = u;
-	if (r == R_UPLOAD)
-		u->uploads++;
-	else
-		u->requests++;
-	p->https = c->https;
-	snprintf(p->host, sizeof p->host, "%s", c->host);
-	p->rest = rest ? xstrdup(rest) : NULL;
-	snprintf(p->client_ip, sizeof p->client_ip, "%s", ip);
-	snprintf(p->id, sizeof p->id, "j%" PRIx64 "%lx", js->next_id++, (unsigned long)getpid());
-	snprintf(p->login, sizeof p->login, "%s", user);
-	p->next = js->pending;
-	if (js->pending)
-		js->pending->prev = p;
-	js->pending = p;
-	if (js->cache != NULL && js->cfg->jmap_auth_cache_ttl > 0) {
+	/* A sign-in always checks the password. */
+	if (js->cache != NULL && js->cfg->jmap_auth_cache_ttl > 0 && r != R_WEBLOGIN) {
 		/* the password is plain[2 + strlen(user)...] */
 		size_t un = strlen(user);
 		jmap_authcache_key(js->cache, user, plain + 2 + un, (size_t)plen - 2 - un,
@@ -979,7 +1156,7 @@ static bool jmap_handle(void *arg, struct evhttp_request *req, const struct http
 	    .cb_ctx = p,
 	};
 	log_debug("jmap id=%s client=%s action=auth_start user=%s requests=%u uploads=%u", p->id,
-		  p->client_ip, user, u->requests, u->uploads);
+		  p->client_ip, user, p->user->requests, p->user->uploads);
 	p->auth = authglue_start(&ap, plain, (size_t)plen);
 	OPENSSL_cleanse(plain, sizeof plain);
 	return true;

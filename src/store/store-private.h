@@ -262,6 +262,7 @@ int store_requiretls_get(struct store *s, int64_t msg_id);
 int store_group_schema(struct store *s, char *err, size_t errsz);
 /* Creates the app_passwords table if it is not there (store_open). */
 int store_apppass_schema(struct store *s, char *err, size_t errsz);
+int store_websession_schema(struct store *s, char *err, size_t errsz);
 /* Creates the dmarc_events table if it is not there (store_open). */
 int store_dmarc_schema(struct store *s, char *err, size_t errsz);
 /* Creates the greylisting tables if they are not there (store_open). */

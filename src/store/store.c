@@ -259,7 +259,8 @@ struct store *store_open(const char *data_dir, char *err, size_t errsz)
 	    store_spamlevel_schema(s, err, errsz) < 0 ||
 	    store_quota_server_schema(s, err, errsz) < 0)
 		goto fail;
-	if (store_acl_server_schema(s, err, errsz) < 0)
+	if (store_acl_server_schema(s, err, errsz) < 0 ||
+	    store_websession_schema(s, err, errsz) < 0)
 		goto fail;
 	return s;
 fail:

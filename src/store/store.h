@@ -1805,5 +1805,30 @@ int store_submission_set_status(struct store_account *a, int64_t id, const char 
 /* Destroys the record id: 1, 0 no such record, -1 error. */
 int store_submission_destroy(struct store_account *a, int64_t id, char *err, size_t errsz);
 void store_submission_free(struct store_submission *v, size_t n);
+/* ------------------------------------------------------- web sessions */
+
+/* One sign-in of the web app (store-websession.c, docs/webmail.md). */
+struct store_websession {
+	unsigned char id_hash[32];   /* SHA-256 of the session id (the cookie) */
+	int64_t account_id;
+	char app_id[8];              /* the app password signed in with, "" main */
+	unsigned char cred_tag[32];  /* authglue_result's cred_tag at sign-in */
+	int64_t created, expires;    /* unix times */
+	char account[256];           /* find: the account's address */
+};
+
+/* Stores a new session (and deletes the expired ones).  0 or -1 with err. */
+int store_websession_add(struct store *s, const struct store_websession *ws, char *err,
+			 size_t errsz);
+/* The unexpired session whose id hashes to id_hash.  1 found (*out
+ * filled), 0 none, -1 database error (logged). */
+int store_websession_find(struct store *s, const unsigned char id_hash[32], int64_t now,
+			  struct store_websession *out);
+/* Deletes one session: 1 done, 0 none, -1 with err. */
+int store_websession_remove(struct store *s, const unsigned char id_hash[32], char *err,
+			    size_t errsz);
+/* Deletes all the account's sessions: how many, or -1 with err. */
+long store_websession_remove_account(struct store *s, int64_t account_id, char *err,
+				     size_t errsz);
 
 #endif
