@@ -710,6 +710,12 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		w.commit_ev = event_new(w.base, commit_fd, EV_READ | EV_PERSIST, worker_commit_cb, &w);
 		if (w.commit_ev == NULL || event_add(w.commit_ev, NULL) < 0)
 			fatal(1, "cannot watch the commit threads");
+		/* the full-text index in the background, each account by one
+		 * worker (docs/imap.md "Full-text index") */
+		if (store_indexer_start(w.store, slot, m->queue_slot, err, sizeof err) < 0)
+			log_warn("worker action=indexer error=\"%s\""
+				 " note=\"messages indexed as they are stored\"",
+				 err);
 	}
 	/* Contexts from the bundle the master read (as root) before forking;
 	 * then the key bytes are wiped from this process's copy. */

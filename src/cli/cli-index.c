@@ -23,7 +23,7 @@ static void print_status(const char *address, const struct store_fts_status *st)
 	       " (text over search.index_max_text: a miss is checked in the file)\n",
 	       st->partial);
 	printf("not indexable: %" PRIu64 " (searched in the file; the log says why)\n", st->failed);
-	printf("not indexed: %" PRIu64 " (searched in the file until `tern index rebuild`)\n",
+	printf("not indexed: %" PRIu64 " (searched in the file until indexed)\n",
 	       st->unindexed);
 }
 
@@ -97,8 +97,9 @@ const struct cli_command cli_index_command = {
     "\n"
     "status counts USER's message files by the state of their full-text index\n"
     "entry: indexed, indexed in part (text beyond search.index_max_text),\n"
-    "not indexable (the log says why), not indexed (stored before the index\n"
-    "existed). SEARCH reads the files of all but the first kind.\n"
+    "not indexable (the log says why), not indexed (not yet done by the\n"
+    "background indexer, or stored before the index existed). SEARCH reads\n"
+    "the files of all but the first kind.\n"
     "\n"
     "rebuild indexes again every message file of USER (or of USER's MAILBOX),\n"
     "in batches of one transaction each, while the server runs.\n",

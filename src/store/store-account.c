@@ -124,6 +124,11 @@ static int account_dir(const struct store *s, int64_t id, bool id_level, char *o
 	return (n < 0 || (size_t)n >= outsz) ? -1 : 0;
 }
 
+int store_account_dir(const struct store *s, int64_t id, char *out, size_t outsz)
+{
+	return account_dir(s, id, true, out, outsz);
+}
+
 /* ------------------------------------------------------------ counters */
 
 int store_account_next_modseq(struct store_db *db, uint64_t *modseq, char *err, size_t errsz)
@@ -363,6 +368,7 @@ struct store_db *store_account_db(struct store_account *a, char *err, size_t err
 		goto fail;
 	lru_push_front(s, a);
 	s->n_open++;
+	store_indexer_resume(a);
 	return &a->db;
 fail:
 	store_db_close(&a->db);

@@ -128,6 +128,7 @@ void store_set_fts_max_text(struct store *s, size_t max)
 {
 	s->fts_max_text = max;
 	s->fts_max_set = true;
+	store_indexer_set_max_text(s, max);
 }
 
 static size_t max_text(const struct store *s)
@@ -255,9 +256,8 @@ failed:
 	buf_free(&d->body);
 }
 
-void store_fts_prepare(struct store_account *a, const char *path, struct store_fts_doc *d)
+void store_fts_prepare_path(const char *path, size_t max, struct store_fts_doc *d)
 {
-	size_t max = max_text(a->s);
 	memset(d, 0, sizeof *d);
 	if (max == 0)
 		return; /* indexing off: not ready, no row (searched in the file) */
@@ -271,6 +271,21 @@ void store_fts_prepare(struct store_account *a, const char *path, struct store_f
 	}
 	store_fts_extract(msg, len, max, d);
 	free(msg);
+}
+
+void store_fts_prepare(struct store_account *a, const char *path, struct store_fts_doc *d)
+{
+	size_t max = max_text(a->s);
+	if (max != 0 && store_indexer_defers(a->s)) {
+		memset(d, 0, sizeof *d); /* the indexer's, after the commit */
+		return;
+	}
+	store_fts_prepare_path(path, max, d);
+}
+
+size_t store_fts_max_text(const struct store *s)
+{
+	return max_text(s);
 }
 
 /* ------------------------------------------------------------ rows */
@@ -333,20 +348,28 @@ static int put_rows(struct store_db *db, const char *file_id, const struct store
 void store_fts_put(struct store_account *a, struct store_db *db, const char *file_id,
 		   const struct store_fts_doc *d)
 {
+	(void)store_fts_put_id(a->id, db, file_id, d);
+}
+
+bool store_fts_put_id(int64_t account_id, struct store_db *db, const char *file_id,
+		      const struct store_fts_doc *d)
+{
 	if (!d->ready)
-		return;
+		return true;
 	char err[256] = "";
 	if (d->state == FTS_FAILED)
 		log_warn("action=index account=%lld file=%s result=unindexed reason=\"%s\"",
-			 (long long)a->id, file_id, d->why ? d->why : "unknown");
+			 (long long)account_id, file_id, d->why ? d->why : "unknown");
 	if (run_sql(db, "SAVEPOINT fts", err, sizeof err) < 0) {
 		log_warn("action=index account=%lld file=%s result=unindexed error=\"%s\"",
-			 (long long)a->id, file_id, err);
-		return;
+			 (long long)account_id, file_id, err);
+		return false;
 	}
+	bool ok = true;
 	if (put_rows(db, file_id, d, err, sizeof err) < 0) {
+		ok = false;
 		log_warn("action=index account=%lld file=%s result=unindexed error=\"%s\"",
-			 (long long)a->id, file_id, err);
+			 (long long)account_id, file_id, err);
 		(void)run_sql(db, "ROLLBACK TO fts", NULL, 0);
 		/* the mark, so that status counts it and rebuild retries it */
 		struct store_fts_doc failed = {.ready = true, .state = FTS_FAILED};
@@ -354,6 +377,7 @@ void store_fts_put(struct store_account *a, struct store_db *db, const char *fil
 			(void)run_sql(db, "ROLLBACK TO fts", NULL, 0);
 	}
 	(void)run_sql(db, "RELEASE fts", NULL, 0);
+	return ok;
 }
 
 /* ------------------------------------------------------------ search */
@@ -538,7 +562,7 @@ static int rebuild_batch(struct store_account *a, struct store_db *db, char (*id
 							 .why = "invalid file id"};
 			continue;
 		}
-		store_fts_prepare(a, path, &docs[i]);
+		store_fts_prepare_path(path, max_text(a->s), &docs[i]);
 	}
 	int ret = -1;
 	if (store_db_begin(db, err, errsz) < 0)

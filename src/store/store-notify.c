@@ -63,6 +63,7 @@ void store_notify_set_hook(struct store *s, void (*hook)(void *ctx, int64_t acco
 
 void store_notify_local(struct store *s, int64_t account_id)
 {
+	store_indexer_changed(s, account_id);
 	size_t n = s->n_subs;
 	s->notify_depth++;
 	for (size_t i = 0; i < n; i++) {

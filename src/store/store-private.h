@@ -110,6 +110,7 @@ struct store {
 	size_t fts_max_text; /* store_set_fts_max_text, when fts_max_set */
 	bool fts_max_set;
 	struct store_pool *pool;     /* commit threads (store-commit.c), NULL: none */
+	struct store_indexer *indexer; /* store-indexer.c, NULL: none */
 	struct store_account *armed; /* store_commit_arm, until launch */
 	struct store_commit *arming; /* what the armed section collects */
 };
@@ -392,7 +393,13 @@ struct store_fts_doc {
 };
 /* Extracts the indexed text of msg[0..len), at most max octets. */
 void store_fts_extract(const char *msg, size_t len, size_t max, struct store_fts_doc *d);
-/* The same for the file at path, with the store's bound. */
+/* The same for the file at path, at most max octets (0: indexing off,
+ * d not ready). */
+void store_fts_prepare_path(const char *path, size_t max, struct store_fts_doc *d);
+/* The same with the store's bound, for a message being stored in a: with
+ * a background indexer (store-indexer.c), d is left not ready and the file
+ * stays in fts_pending for the indexer, told once the commit is durable
+ * (store_indexer_changed); without one, the text now. */
 void store_fts_prepare(struct store_account *a, const char *path, struct store_fts_doc *d);
 /* Inside the write transaction that inserted a message row for file_id:
  * writes d's rows unless the file has some already (a copy).  Never fails
@@ -401,8 +408,32 @@ void store_fts_prepare(struct store_account *a, const char *path, struct store_f
  * searched in the file. */
 void store_fts_put(struct store_account *a, struct store_db *db, const char *file_id,
 		   const struct store_fts_doc *d);
+/* The same for account account_id (logs name it), on any connection;
+ * false if the rows could not be written (logged). */
+bool store_fts_put_id(int64_t account_id, struct store_db *db, const char *file_id,
+		      const struct store_fts_doc *d);
+
 void store_fts_doc_free(struct store_fts_doc *d);
 /* Frees docs[0..n) and the array (NULL is fine). */
 void store_fts_docs_free(struct store_fts_doc *docs, size_t n);
+/* The store's search.index_max_text. */
+size_t store_fts_max_text(const struct store *s);
+
+/* --------------------------------------------------- store-indexer.c */
+
+/* Stops the indexer (store_indexer_start, store.h): the batch in progress ends, what is queued stays pending. */
+void store_indexer_stop(struct store *s);
+/* search.index_max_text changed (a reload). */
+void store_indexer_set_max_text(struct store *s, size_t max);
+/* Whether messages stored through s are left for an indexer. */
+bool store_indexer_defers(const struct store *s);
+/* account_id changed, durably (a notification from this worker or
+ * another): queued for indexing if this worker indexes it. */
+void store_indexer_changed(struct store *s, int64_t account_id);
+/* a's database was just opened: queued if files are pending (a worker
+ * stopped, a store without an indexer, a database older than the index). */
+void store_indexer_resume(struct store_account *a);
+/* DATA/accounts/NN/ID of account id.  0 or -1 (too long). */
+int store_account_dir(const struct store *s, int64_t id, char *out, size_t outsz);
 
 #endif

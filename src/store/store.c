@@ -273,6 +273,7 @@ void store_close(struct store **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	struct store *s = *sp;
+	store_indexer_stop(s);
 	store_commit_shutdown(s);
 	store_account_free_all(s);
 	store_db_close(&s->db);

@@ -1429,6 +1429,12 @@ int store_spamlevel_set(struct store *s, const char *name, const struct store_sp
  * together); beyond it the file is marked partial and a miss is checked in
  * the file.  0: new messages are not indexed. */
 void store_set_fts_max_text(struct store *s, size_t max);
+/* Starts the background indexer thread of s (store-indexer.c), the store
+ * of worker slot of n_slots: the worker indexes the accounts with
+ * id % n_slots == slot, the others leave theirs pending for it.  0, or -1
+ * with err (then messages are indexed in their transaction). */
+int store_indexer_start(struct store *s, size_t slot, size_t n_slots, char *err,
+			size_t errsz);
 /* True if needle (case-folded as SEARCH folds it) can be asked of the
  * index: strict UTF-8 of at least 3 characters (see store-fts.c). */
 bool store_fts_needle_ok(const char *needle);
