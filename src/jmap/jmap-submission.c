@@ -1091,11 +1091,13 @@ static json_t *create_one(const struct jmap_api_env *env, const char *cid, json_
 		struct dkim_keyring *dkim = dkim_keyring_new(c->store);
 		smtp_commit_batch(c->store, c->cfg, dkim, &cm, 1, &res);
 		dkim_keyring_free(&dkim);
+		char from_log[256];
 		log_info("jmap action=submit id=%s account=%" PRId64
 			 " from=<%s> rcpts=%zu local=%zu "
 			 "remote=%zu result=%d",
-			 m.id, store_account_id(c->account), m.from, m.n_rcpts, m.n_local,
-			 m.n_remote, res.code);
+			 m.id, store_account_id(c->account),
+			 log_escape(from_log, sizeof from_log, m.from, strlen(m.from)), m.n_rcpts,
+			 m.n_local, m.n_remote, res.code);
 		if (res.code == 550)
 			e = jmap_set_error("forbiddenToSend", res.reply);
 		else if (res.code != 250)
