@@ -26,6 +26,8 @@ need_cmd man man-db
 need_cmd ip iproute2
 need_cmd openssl openssl
 need_cmd swaks swaks
+# a real load balancer in front (tests/integration/test_health.py: option httpchk)
+need_cmd haproxy haproxy
 # swaks needs these for STARTTLS and implicit TLS (tests/integration/test_submission.py).
 need_file /usr/share/perl5/IO/Socket/SSL.pm libio-socket-ssl-perl
 perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || pkgs="$pkgs libnet-ssleay-perl"

@@ -34,6 +34,7 @@
 #include "http-private.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -371,6 +372,29 @@ static int request_host(struct evhttp_request *req, char *out, size_t outsz)
 	return 0;
 }
 
+/* GET /health on every HTTP listener, before the listener's own paths: a
+ * load balancer's check (docs/admin.md "Health checks").  No credentials,
+ * nothing about the data beyond what failed. */
+static void reply_health(struct evhttp_request *req, const struct http_server *srv)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		http_reply_text(req, 405, "Method Not Allowed", NULL);
+		return;
+	}
+	struct store_health h;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if (store_health(srv->store, srv->cfg->health_min_free_space, &h) == 0) {
+		http_reply_text(req, 200, "OK", "ok\n");
+		return;
+	}
+	char body[400];
+	snprintf(body, sizeof body, "unavailable: %s\n", h.why);
+	log_warn("http action=health result=503 reason=\"%s\"", h.why);
+	http_reply_text(req, 503, "Service Unavailable", body);
+}
+
 static void http_handle(struct evhttp_request *req, void *arg)
 {
 	struct http_server *srv = arg;
@@ -400,6 +424,11 @@ static void http_handle(struct evhttp_request *req, void *arg)
 	if (path == NULL || strlen(path) != plen) {
 		free(path);
 		http_reply_text(req, 400, "Bad Request", NULL);
+		return;
+	}
+	if (strcmp(path, "/health") == 0) {
+		free(path);
+		reply_health(req, srv);
 		return;
 	}
 	struct http_ctx c = {srv->cfg, srv->store, srv->https,

@@ -174,6 +174,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"metrics.listen", CFG_LISTEN, STR(metrics_listen), "", true},
 	{"metrics.tls", CFG_BOOL, STR(metrics_tls), "no", true},
 	{"metrics.password", CFG_STR, STR(metrics_password), "", false},
+	{"health.min_free_space", CFG_SIZE, STR(health_min_free_space), "256M", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])

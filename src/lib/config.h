@@ -169,6 +169,7 @@ struct config {
 	char *metrics_listen;            /* the admin listener of GET /metrics; "" off */
 	bool metrics_tls;                /* HTTPS on it */
 	char *metrics_password;          /* HTTP Basic for user "metrics"; "" loopback only */
+	uint64_t health_min_free_space;  /* GET /health: 503 below this many free octets */
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with

@@ -1429,6 +1429,14 @@ int store_spamlevel_set(struct store *s, const char *name, const struct store_sp
  * together); beyond it the file is marked partial and a miss is checked in
  * the file.  0: new messages are not indexed. */
 void store_set_fts_max_text(struct store *s, size_t max);
+/* What GET /health reports (store-health.c). */
+struct store_health {
+	bool database, spool, disk; /* each check: passed */
+	uint64_t free_bytes;        /* available in the data folder */
+	char why[320];              /* the first failure, in words */
+};
+/* 0 if the node can take mail now, -1 (h says why). */
+int store_health(struct store *s, uint64_t min_free, struct store_health *h);
 /* Starts the background indexer thread of s (store-indexer.c), the store
  * of worker slot of n_slots: the worker indexes the accounts with
  * id % n_slots == slot, the others leave theirs pending for it.  0, or -1

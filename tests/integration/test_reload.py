@@ -256,6 +256,7 @@ NEW_VALUES = {
     "metrics.listen": lambda srv, cur: "127.0.0.1:%d" % _free_port(),
     "metrics.tls": "yes",
     "metrics.password": "scrape-secret",
+    "health.min_free_space": "1M",
 }
 
 
