@@ -23,10 +23,14 @@
 #include "imap-private.h"
 #include "log.h"
 #include "mime.h"
+#include "preview.h"
 #include "strutil.h"
 #include "xalloc.h"
 
 #define FETCH_CHUNK 128
+/* Characters of a FETCH PREVIEW: RFC 8970 3.3 says SHOULD 200 (256 at
+ * most). */
+#define IMAP_PREVIEW_CHARS 200
 #define MAX_ITEMS 64
 #define MAX_PATH_DEPTH 32
 #define MAX_FIELDS 64
@@ -51,6 +55,7 @@ enum item_kind {
 	IT_MODSEQ,  /* RFC 7162 3.1.4.2 */
 	IT_EMAILID, /* RFC 8474 5.3 */
 	IT_THREADID,
+	IT_PREVIEW, /* RFC 8970 */
 };
 
 struct item {
@@ -258,6 +263,7 @@ static int parse_item(struct imap_fetch *f, const struct imap_tok *t)
 	    {"MODSEQ", IT_MODSEQ},
 	    {"EMAILID", IT_EMAILID},
 	    {"THREADID", IT_THREADID},
+	    {"PREVIEW", IT_PREVIEW},
 	};
 	for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
 		if (strutil_eq_ci(p, n, simple[i].name))
@@ -324,8 +330,37 @@ static int parse_item(struct imap_fetch *f, const struct imap_tok *t)
 	return 0;
 }
 
+/* The preview-mod list "(LAZY ...)" (RFC 8970 6) at a[0..n): its
+ * token count, or 0 when a does not start with one. */
+static size_t preview_mods(const struct imap_tok *a, size_t n)
+{
+	if (n < 3 || a[0].type != IMAP_TOK_LPAREN)
+		return 0;
+	size_t i = 1;
+	while (i < n && a[i].type == IMAP_TOK_ATOM && imap_tok_eq(&a[i], "LAZY"))
+		i++;
+	return i > 1 && i < n && a[i].type == IMAP_TOK_RPAREN ? i + 1 : 0;
+}
+
+/* The item at a[*i] and, after PREVIEW, its modifiers; *i moves past. */
+static int parse_item_at(struct imap_fetch *f, const struct imap_tok *a, size_t n, size_t *i)
+{
+	if (parse_item(f, &a[*i]) < 0)
+		return -1;
+	(*i)++;
+	/* LAZY lets the server say NIL rather than wait (RFC 8970 4.1): a
+	 * preview here is always made, so it changes nothing */
+	if (f->items[f->n_items - 1].kind == IT_PREVIEW)
+		*i += preview_mods(a + *i, n - *i);
+	return 0;
+}
+
 static int parse_items(struct imap_fetch *f, const struct imap_tok *a, size_t n)
 {
+	if (n >= 1 && a[0].type == IMAP_TOK_ATOM && imap_tok_eq(&a[0], "PREVIEW")) {
+		size_t i = 0;
+		return parse_item_at(f, a, n, &i) == 0 && i == n ? 0 : -1;
+	}
 	if (n == 1 && a[0].type == IMAP_TOK_ATOM) {
 		if (imap_tok_eq(&a[0], "ALL") || imap_tok_eq(&a[0], "FAST") ||
 		    imap_tok_eq(&a[0], "FULL")) {
@@ -342,8 +377,8 @@ static int parse_items(struct imap_fetch *f, const struct imap_tok *a, size_t n)
 	}
 	if (n < 3 || a[0].type != IMAP_TOK_LPAREN || a[n - 1].type != IMAP_TOK_RPAREN)
 		return -1;
-	for (size_t i = 1; i + 1 < n; i++)
-		if (parse_item(f, &a[i]) < 0)
+	for (size_t i = 1; i + 1 < n;)
+		if (parse_item_at(f, a, n - 1, &i) < 0)
 			return -1;
 	return 0;
 }
@@ -601,6 +636,19 @@ static int fetch_one(struct imap_fetch *f, struct msgdata *d, uint32_t seq, bool
 			else
 				buf_puts(b, "THREADID NIL");
 			break;
+		case IT_PREVIEW: { /* "" when there is no text (RFC 8970 3.2) */
+			struct mime_tree *t = tree_of(s, d);
+			struct buf pv = BUF_INIT;
+			if (t == NULL || preview_message(t, IMAP_PREVIEW_CHARS, &pv) < 0) {
+				buf_free(&pv);
+				goto fail;
+			}
+			SEP();
+			buf_puts(b, "PREVIEW ");
+			mime_imap_string(b, pv.data != NULL ? pv.data : "", pv.len);
+			buf_free(&pv);
+			break;
+		}
 		case IT_ENVELOPE:
 		case IT_BODY:
 		case IT_BODYSTRUCTURE: {
@@ -886,13 +934,22 @@ void imap_cmd_fetch(struct imap_cmdctx *x)
 	f->s = s;
 	f->uid = x->uid;
 	snprintf(f->tag, sizeof f->tag, "%s", x->tag);
-	/* the items: one atom or a list (no nested lists), then maybe the
-	 * fetch-modifiers list (RFC 4466 2.4) */
+	/* the items: one atom (PREVIEW with its modifiers) or a list (nested
+	 * only for those), then maybe the fetch-modifiers list (RFC 4466 2.4) */
 	size_t end = 2;
 	if (x->n >= 2 && x->a[1].type == IMAP_TOK_LPAREN) {
-		while (end < x->n && x->a[end].type != IMAP_TOK_RPAREN)
+		size_t depth = 1;
+		while (end < x->n && depth > 0) {
+			if (x->a[end].type == IMAP_TOK_LPAREN)
+				depth++;
+			else if (x->a[end].type == IMAP_TOK_RPAREN)
+				depth--;
 			end++;
-		end++;
+		}
+		if (depth > 0)
+			end = x->n + 1;
+	} else if (x->n >= 2 && imap_tok_eq(&x->a[1], "PREVIEW")) {
+		end += preview_mods(x->a + 2, x->n - 2);
 	}
 	if (x->n < 2 || end > x->n || parse_items(f, x->a + 1, end - 1) < 0 ||
 	    parse_modifiers(f, x->a + end, x->n - end) < 0) {

@@ -197,6 +197,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	/* RFC 8437: not under COMPRESS (see cmd_unauthenticate) */
 	if (s->z == NULL)
 		buf_puts(out, " UNAUTHENTICATE");
+	buf_puts(out, " PREVIEW");           /* RFC 8970: imap-fetch.c */
 	buf_puts(out, " ACL LIST-MYRIGHTS"); /* RFC 4314, 8440: imap-acl.c */
 	if (s->state != IMAP_STATE_NOAUTH)
 		return;

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "mime-part.h"
 #include "mime.h"
+#include "preview.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -1191,86 +1192,22 @@ static void add_value(const struct email *e, size_t idx, size_t max, json_t *val
 	buf_free(&t);
 }
 
-/* Text of HTML for the preview: tags dropped (and the content of style
- * and script), the common entities decoded. */
-static void html_text(const char *s, size_t n, struct buf *out)
-{
-	static const struct {
-		const char *ent, *rep;
-	} ents[] = {{"&amp;", "&"},   {"&lt;", "<"},  {"&gt;", ">"},
-		    {"&quot;", "\""}, {"&#39;", "'"}, {"&nbsp;", " "}};
-	for (size_t i = 0; i < n;) {
-		if (s[i] == '<') {
-			bool skip = strutil_prefix_ci(s + i, n - i, "<style") ||
-				    strutil_prefix_ci(s + i, n - i, "<script");
-			const char *gt = memchr(s + i, '>', n - i);
-			i = gt ? (size_t)(gt - s) + 1 : n;
-			if (skip) {
-				while (i < n && !(s[i] == '<' && i + 1 < n && s[i + 1] == '/'))
-					i++;
-			}
-			(void)buf_putc(out, ' ');
-			continue;
-		}
-		if (s[i] == '&') {
-			size_t k = 0;
-			while (k < sizeof ents / sizeof ents[0] &&
-			       !strutil_prefix_ci(s + i, n - i, ents[k].ent))
-				k++;
-			if (k < sizeof ents / sizeof ents[0]) {
-				(void)buf_puts(out, ents[k].rep);
-				i += strlen(ents[k].ent);
-				continue;
-			}
-		}
-		(void)buf_putc(out, s[i++]);
-	}
-}
-
+/* The preview (preview.h) of the text parts of textBody. */
 static json_t *preview_json(const struct email *e)
 {
 	struct buf out = BUF_INIT;
-	for (size_t i = 0; i < e->n_text && out.len < 4 * JMAP_EMAIL_PREVIEW_CHARS; i++) {
+	for (size_t i = 0; i < e->n_text && !preview_full(&out, JMAP_EMAIL_PREVIEW_CHARS); i++) {
 		const struct bpart *b = &e->parts[e->text[i]];
 		bool html = strcmp(b->type, "text/html") == 0;
 		if (strcmp(b->type, "text/plain") != 0 && !html)
 			continue;
-		struct buf t = BUF_INIT, h = BUF_INIT;
+		struct buf t = BUF_INIT;
 		bool problem = false;
 		part_text(e, b, &t, &problem);
-		const char *s = buf_cstr(&t);
-		size_t n = t.len;
-		if (html) {
-			html_text(s, n, &h);
-			s = buf_cstr(&h);
-			n = h.len;
-		}
-		/* white space collapsed, at most 256 code points */
-		for (size_t k = 0; k < n; k++) {
-			bool ws = is_wsp(s[k]) || s[k] == '\f' || s[k] == '\v';
-			if (ws) {
-				if (out.len > 0 && out.data[out.len - 1] != ' ')
-					(void)buf_putc(&out, ' ');
-			} else {
-				(void)buf_putc(&out, s[k]);
-			}
-		}
-		if (out.len > 0 && out.data[out.len - 1] != ' ')
-			(void)buf_putc(&out, ' ');
+		preview_add(&out, buf_cstr(&t), t.len, html, JMAP_EMAIL_PREVIEW_CHARS);
 		buf_free(&t);
-		buf_free(&h);
 	}
-	size_t chars = 0, k = 0;
-	const char *s = buf_cstr(&out);
-	while (k < out.len && chars < JMAP_EMAIL_PREVIEW_CHARS) {
-		k++;
-		while (k < out.len && ((unsigned char)s[k] & 0xc0) == 0x80)
-			k++;
-		chars++;
-	}
-	while (k > 0 && s[k - 1] == ' ')
-		k--;
-	json_t *j = jstr(s, k);
+	json_t *j = jstr(buf_cstr(&out), preview_len(&out, JMAP_EMAIL_PREVIEW_CHARS));
 	buf_free(&out);
 	return j;
 }

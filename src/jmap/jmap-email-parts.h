@@ -22,12 +22,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "preview.h"
+
 struct buf;
 
 /* Header fields looked at per part (more are left out of every view). */
 #define JMAP_EMAIL_MAX_FIELDS 100000
 /* Octets of a preview (RFC 8621: at most 256 characters). */
-#define JMAP_EMAIL_PREVIEW_CHARS 256
+#define JMAP_EMAIL_PREVIEW_CHARS PREVIEW_MAX_CHARS
 
 struct jmap_email_opts {
 	json_t *props;      /* Email property names (checked with jmap_email_prop_ok) */

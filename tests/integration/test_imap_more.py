@@ -43,8 +43,8 @@ def imaplib_inbox(srv, box):
 def test_capabilities_listed(srv):
     with client(srv, new_user(srv)) as c:
         caps = c.ok("CAPABILITY")[0].decode().split()
-        assert caps[-6:] == ["WITHIN", "SORT=DISPLAY", "ESORT", "UNAUTHENTICATE", "ACL",
-                            "LIST-MYRIGHTS"]
+        assert caps[-7:] == ["WITHIN", "SORT=DISPLAY", "ESORT", "UNAUTHENTICATE", "PREVIEW",
+                            "ACL", "LIST-MYRIGHTS"]
 
 
 # ------------------------------------------------------------------ WITHIN
