@@ -37,6 +37,10 @@ struct jmap_authcache_entry {
 	char app_name[65]; /* its name, for logs; "" for the main password */
 	unsigned char cred_tag[32];
 	int64_t at; /* unix time the password was checked */
+	/* a web app sign-in (never in the cache): the SHA-256 of its session
+	 * id, so that its event streams end when the session does */
+	bool web;
+	unsigned char web_hash[32];
 };
 
 /* A cache of at most max (>= 1) entries with a fresh random key.  NULL

@@ -48,6 +48,8 @@ struct jmap_es_stream {
 	char *account;
 	char app_id[8];
 	unsigned char cred_tag[32];
+	bool web;
+	unsigned char web_hash[32];
 	char id[24];
 	char state[24]; /* the state last seen (sent, or not of interest) */
 	unsigned types;
@@ -246,6 +248,8 @@ static void check_fire(evutil_socket_t fd, short what, void *arg)
 	snprintf(e.account, sizeof e.account, "%s", s->account);
 	memcpy(e.app_id, s->app_id, sizeof e.app_id);
 	memcpy(e.cred_tag, s->cred_tag, sizeof e.cred_tag);
+	e.web = s->web;
+	memcpy(e.web_hash, s->web_hash, sizeof e.web_hash);
 	int ok = s->es->cred_ok(s->es->cred_ctx, &e);
 	OPENSSL_cleanse(&e, sizeof e);
 	if (ok == 0) {
@@ -375,6 +379,8 @@ void jmap_es_start(struct jmap_es *es, struct evhttp_request *req,
 	s->account = xstrdup(cred->account);
 	memcpy(s->app_id, cred->app_id, sizeof s->app_id);
 	memcpy(s->cred_tag, cred->cred_tag, sizeof s->cred_tag);
+	s->web = cred->web;
+	memcpy(s->web_hash, cred->web_hash, sizeof s->web_hash);
 	snprintf(s->id, sizeof s->id, "%s", id);
 	if (!current_state(s, s->state)) {
 		free(s->account);

@@ -746,11 +746,19 @@ static int cache_valid(struct jmap_server *js, const struct jmap_authcache_entry
 	return tag_set(tag) && CRYPTO_memcmp(tag, e->cred_tag, sizeof tag) == 0;
 }
 
-/* A stream's login still holds (jmap-eventsource.h). */
+/* A stream's login still holds (jmap-eventsource.h): for a web sign-in,
+ * its session is also still there (not signed out, not expired). */
 static int es_cred_ok(void *ctx, const struct jmap_authcache_entry *e)
 {
+	struct jmap_server *js = ctx;
+	if (e->web) {
+		struct store_websession ws;
+		int f = store_websession_find(js->store, e->web_hash, (int64_t)time(NULL), &ws);
+		if (f != 1)
+			return f;
+	}
 	int64_t last_used;
-	return cache_valid(ctx, e, &last_used);
+	return cache_valid(js, e, &last_used);
 }
 
 /* Serves p at once if its credentials are in the cache and still valid;
@@ -997,7 +1005,9 @@ static void web_cookie_serve(struct jmap_server *js, struct evhttp_request *req,
 	jmap_web_id_hash(id, hash);
 	struct store_websession ws;
 	int f = store_websession_find(js->store, hash, (int64_t)time(NULL), &ws);
-	struct jmap_authcache_entry cred = {.account_id = ws.account_id, .at = (int64_t)time(NULL)};
+	struct jmap_authcache_entry cred = {.account_id = ws.account_id, .at = (int64_t)time(NULL),
+					    .web = true};
+	memcpy(cred.web_hash, hash, sizeof cred.web_hash);
 	int64_t last_used = 0;
 	if (f == 1) {
 		snprintf(cred.user, sizeof cred.user, "%s", ws.account);

@@ -53,12 +53,15 @@ def account(srv, user):
 class Stream:
     """One event-source connection: status, headers, then events."""
 
-    def __init__(self, srv, user, query, password=PASSWORD, last_id=None):
+    def __init__(self, srv, user, query, password=PASSWORD, last_id=None, cookie=None):
         port = port_of(srv, "https.listen")
         self.conn = http.client.HTTPSConnection(HOST, port, context=ctx(),
                                                 timeout=timeout(10))
-        h = {"Host": "%s:%d" % (HOSTNAME, port), "Authorization": basic(user, password),
-             "Accept": "text/event-stream"}
+        h = {"Host": "%s:%d" % (HOSTNAME, port), "Accept": "text/event-stream"}
+        if cookie is None:
+            h["Authorization"] = basic(user, password)
+        else:  # a web app session (test_webmail_push.py)
+            h["Cookie"] = cookie
         if last_id is not None:
             h["Last-Event-ID"] = last_id
         self.conn.request("GET", "/jmap/eventsource/?" + query, headers=h)

@@ -2,6 +2,7 @@
 // tests/integration/test_webmail.py: node browser.mjs URL USER PASSWORD
 // ARTIFACTS.  Prints one JSON object of what it saw; the Python test
 // asserts on it and on the server's state (IMAP) around it.
+import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +21,9 @@ const browser = await puppeteer.launch({
   acceptInsecureCerts: true,
   args: ["--no-sandbox", `--host-resolver-rules=MAP ${host} 127.0.0.1, MAP *.remote.test 127.0.0.1`],
 });
+// puppeteer starts chromium in a process group of its own: the Python
+// test kills that group too if this script times out (test_webmail.py)
+writeFileSync(join(artifacts, "chromium.pid"), String(browser.process().pid));
 const shot = (page, name) => page.screenshot({ path: join(artifacts, name + ".png") });
 try {
   const page = await browser.newPage();

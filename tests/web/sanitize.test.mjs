@@ -21,7 +21,7 @@ process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 const out = join(dir, "sanitize.mjs");
 esbuild.buildSync({ entryPoints: [join(web, "src", "sanitize.ts")], bundle: true,
   format: "esm", platform: "node", outfile: out, external: ["dompurify"], logLevel: "error" });
-const { sanitizeHtml, linkify } = await import(out);
+const { sanitizeHtml, linkify, defuseHandlers } = await import(out);
 
 const window = new JSDOM("").window;
 const purify = createDOMPurify(window);
@@ -113,6 +113,17 @@ test("links open outside the app without referrer; text kept", () => {
   assert.equal(a.getAttribute("rel"), "noopener noreferrer");
   assert.equal(a.getAttribute("href"), "https://example.org/a");
   assert.equal(doc.querySelector("b").textContent, "world");
+});
+
+test("handler attributes are renamed before parsing, text kept", () => {
+  assert.equal(defuseHandlers('<body onload="x()"><img src=x onerror=y() /><p class=a onclick>go on now</p>'),
+    '<body x-onload="x()"><img src=x x-onerror=y() /><p class=a x-onclick>go on now</p>');
+  assert.equal(defuseHandlers('<svg/onload=1><a\tONmouseover = 2 title="on">'),
+    '<svg/x-onload=1><a\tx-ONmouseover = 2 title="on">');
+  assert.equal(defuseHandlers("a < b onclick=1, 3>2"), "a < b onclick=1, 3>2");
+  const { doc } = clean('<img src="x" onerror="y()"><p onclick="z()">a</p>');
+  noActive(doc);
+  assert.equal(doc.body.innerHTML, '<img><p>a</p>');
 });
 
 test("linkify makes text nodes and http(s) links only", () => {
