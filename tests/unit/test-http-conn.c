@@ -263,6 +263,24 @@ TEST(http_conn_bad_input)
 	teardown(c);
 
 	c = setup(M_ECHO, 10, 10);
+	const char *unknown = "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n";
+	got = talk(unknown, strlen(unknown), NULL);
+	CHECK(strncmp(got, "HTTP/1.1 501 Not Implemented\r\n", 30) == 0);
+	CHECK(t.eof && server_closed());
+	teardown(c);
+
+	c = setup(M_ECHO, 10, 10);
+	buf_init(&in, 0);
+	buf_puts(&in, "GET /");
+	for (int i = 0; i < 2000; i++)
+		buf_putc(&in, 'p');
+	buf_puts(&in, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	got = talk(in.data, in.len, NULL);
+	CHECK(strncmp(got, "HTTP/1.1 414 URI Too Long\r\n", 27) == 0);
+	buf_free(&in);
+	teardown(c);
+
+	c = setup(M_ECHO, 10, 10);
 	const char *v2 = "GET / HTTP/2.0\r\nHost: x\r\n\r\n";
 	got = talk(v2, strlen(v2), NULL);
 	CHECK(strncmp(got, "HTTP/1.1 505 ", 13) == 0);
