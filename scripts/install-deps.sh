@@ -68,6 +68,9 @@ need_file /usr/bin/python3 python3
 # Postfix for the interop tests (tests/integration/test_interop_postfix.py)
 # and the benchmarks; installed unconfigured, the system service stays off.
 need_file /usr/sbin/postfix postfix
+# HAProxy in front of Tern with send-proxy-v2 (tests/integration/test_proxy_protocol.py);
+# installed unconfigured, the system service stays off.
+need_file /usr/sbin/haproxy haproxy
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 # Runs the integration tests in parallel (Makefile PYTEST_JOBS).
 /usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"

@@ -3,10 +3,15 @@ load balancer", docs/config.md proxy.*): a trusted proxy's header gives the
 client address the protocols use; anyone else's bytes are protocol input;
 a bad or missing header closes only that connection."""
 
+import os
 import re
+import shutil
+import smtplib
 import socket
 import ssl
 import struct
+import subprocess
+import time
 
 import pytest
 
@@ -184,3 +189,53 @@ def test_submissions_header_then_tls(srv):
     assert f.readline().startswith(b"221 ")
     s.close()
     assert srv.wait_log(r"client=192\.0\.2\.46", since=mark)
+
+
+@pytest.fixture
+def haproxy(srv, tmp_path):
+    """HAProxy (Debian's) in TCP mode in front of smtp.listen, connecting
+    from the trusted 127.0.0.2 with send-proxy-v2; yields its port."""
+    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(exe):
+        pytest.skip("haproxy not installed (scripts/install-deps.sh)")
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        "global\n  maxconn 20\n"
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+        "  timeout server 30s\n"
+        "frontend in\n  bind %s:%d\n  default_backend tern\n"
+        "backend tern\n  server t %s:%d send-proxy-v2 source %s\n"
+        % (HOST, port, HOST, srv.smtp_port, PROXY))
+    proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout(10)
+        while True:  # until its listener is bound
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "haproxy did not listen"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_haproxy_send_proxy_v2_in_front_of_smtp(srv, haproxy):
+    """smtplib from 127.0.0.3 through HAProxy (which connects from
+    127.0.0.2): Tern sees and records 127.0.0.3."""
+    token = "pphaproxy"
+    with smtplib.SMTP(HOST, haproxy, timeout=timeout(10),
+                      source_address=("127.0.0.3", 0)) as c:
+        c.sendmail("x@example.net", ["alice@example.test"],
+                   b"Subject: " + token.encode() + b"\r\n\r\nvia haproxy\r\n")
+    stored = srv.fetch_one("alice@example.test", token)
+    m = re.search(rb"\r\n(Received: [^\r]*\r\n(?:[ \t][^\r]*\r\n)*)", stored)
+    assert parse_received(m.group(1))["ip"] == "127.0.0.3"
