@@ -637,6 +637,9 @@ static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
 		return;
 	for (size_t i = 0; i < w->n_lev; i++)
 		evconnlistener_disable(w->lev[i]);
+	/* Connections still sending their PROXY header never reach a
+	 * session: closed now, not handed to a server that is stopping. */
+	proxy_accept_free(&w->proxy);
 	w->deadline = evtimer_new(w->base, worker_deadline_cb, w);
 	struct timeval tv = {10, 0};
 	evtimer_add(w->deadline, &tv);
