@@ -26,8 +26,6 @@ need_cmd man man-db
 need_cmd ip iproute2
 need_cmd openssl openssl
 need_cmd swaks swaks
-# a real load balancer in front (tests/integration/test_health.py: option httpchk)
-need_cmd haproxy haproxy
 # swaks needs these for STARTTLS and implicit TLS (tests/integration/test_submission.py).
 need_file /usr/share/perl5/IO/Socket/SSL.pm libio-socket-ssl-perl
 perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || pkgs="$pkgs libnet-ssleay-perl"
@@ -70,6 +68,10 @@ need_file /usr/bin/python3 python3
 # Postfix for the interop tests (tests/integration/test_interop_postfix.py)
 # and the benchmarks; installed unconfigured, the system service stays off.
 need_file /usr/sbin/postfix postfix
+# HAProxy in front of Tern with send-proxy-v2 (tests/integration/test_proxy_protocol.py)
+# and option httpchk on GET /health (test_health.py);
+# installed unconfigured, the system service stays off.
+need_file /usr/sbin/haproxy haproxy
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest"
 # Runs the integration tests in parallel (Makefile PYTEST_JOBS).
 /usr/bin/python3 -c 'import xdist' >/dev/null 2>&1 || pkgs="$pkgs python3-pytest-xdist"

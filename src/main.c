@@ -50,6 +50,7 @@
 #include "metrics.h"
 #include "pop3-session.h"
 #include "privdrop.h"
+#include "proxy-accept.h"
 #include "queue-runner.h"
 #include "smtp-session.h"
 #include "store.h"
@@ -492,7 +493,10 @@ struct worker {
 	struct event *deadline;
 	size_t slot;            /* the master's slot of this worker */
 	struct event *gauge_ev; /* open connections into the metrics table */
+	struct proxy_accept *proxy; /* PROXY protocol headers being read */
 };
+
+static void worker_hand_on(void *ctx, evutil_socket_t fd, const struct sockaddr *csa, int salen);
 
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			     int salen, void *ctx)
@@ -504,6 +508,20 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 	int one = 1;
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* From a trusted proxy: its header first (proxy-accept.h). */
+	if (proxy_accept_begin(a->w->proxy, a->w->cfg, protocols[a->proto].listen_key, fd, sa,
+			       salen, worker_hand_on, a))
+		return;
+	worker_hand_on(a, fd, sa, salen);
+}
+
+/* Gives an accepted connection to its protocol, with the client's address. */
+static void worker_hand_on(void *ctx, evutil_socket_t fd, const struct sockaddr *csa, int salen)
+{
+	struct worker_accept *a = ctx;
+	struct sockaddr_storage ss;
+	memcpy(&ss, csa, (size_t)salen);
+	struct sockaddr *sa = (struct sockaddr *)&ss;
 	protocols[a->proto].accept(a->w->servers[a->proto], fd, sa, salen);
 	if (a->proto < METRICS_L_COUNT) {
 		metrics_conn((enum metrics_listener)a->proto);
@@ -619,6 +637,9 @@ static void worker_term_cb(evutil_socket_t sig, short what, void *ctx)
 		return;
 	for (size_t i = 0; i < w->n_lev; i++)
 		evconnlistener_disable(w->lev[i]);
+	/* Connections still sending their PROXY header never reach a
+	 * session: closed now, not handed to a server that is stopping. */
+	proxy_accept_free(&w->proxy);
 	w->deadline = evtimer_new(w->base, worker_deadline_cb, w);
 	struct timeval tv = {10, 0};
 	evtimer_add(w->deadline, &tv);
@@ -754,6 +775,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 		w.lev[w.n_lev++] = l;
 	}
 	w.slot = slot;
+	w.proxy = proxy_accept_new(w.base);
 	w.gauge_ev = event_new(w.base, -1, EV_PERSIST, worker_gauge_cb, &w);
 	if (w.gauge_ev == NULL)
 		fatal(1, "cannot create the metrics timer");
@@ -775,6 +797,7 @@ static int worker_main(struct master *m, size_t slot, int notify_fd)
 	event_base_dispatch(w.base);
 
 	log_info("worker action=stop");
+	proxy_accept_free(&w.proxy);
 	for (size_t p = 0; p < N_PROTOCOLS; p++)
 		protocols[p].destroy(w.servers[p]);
 	for (size_t i = 0; i < w.n_lev; i++)

@@ -175,6 +175,19 @@ static const struct cfg_key cfg_keys[] = {
 	{"metrics.tls", CFG_BOOL, STR(metrics_tls), "no", true},
 	{"metrics.password", CFG_STR, STR(metrics_password), "", false},
 	{"health.min_free_space", CFG_SIZE, STR(health_min_free_space), "256M", false},
+	/* PROXY protocol (docs/admin.md "Behind a load balancer"): a listener
+	 * kind's row is "KIND.proxy_protocol" for "KIND.listen"
+	 * (config_proxy_protocol finds it by that name). */
+	{"proxy.trusted", CFG_STR, STR(proxy_trusted), "", false},
+	{"proxy.timeout", CFG_DURATION, STR(proxy_timeout), "5s", false},
+	{"smtp.proxy_protocol", CFG_BOOL, STR(smtp_proxy_protocol), "no", false},
+	{"submission.proxy_protocol", CFG_BOOL, STR(submission_proxy_protocol), "no", false},
+	{"submissions.proxy_protocol", CFG_BOOL, STR(submissions_proxy_protocol), "no", false},
+	{"imap.proxy_protocol", CFG_BOOL, STR(imap_proxy_protocol), "no", false},
+	{"imaps.proxy_protocol", CFG_BOOL, STR(imaps_proxy_protocol), "no", false},
+	{"pop3.proxy_protocol", CFG_BOOL, STR(pop3_proxy_protocol), "no", false},
+	{"pop3s.proxy_protocol", CFG_BOOL, STR(pop3s_proxy_protocol), "no", false},
+	{"managesieve.proxy_protocol", CFG_BOOL, STR(managesieve_proxy_protocol), "no", false},
 };
 #undef STR
 #define N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -484,6 +497,17 @@ static int check_final(struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: outbound.mta_sts_port must be 1..65535", c->path);
 		return -1;
 	}
+	if (netaddr_list_check(c->proxy_trusted) < 0) {
+		snprintf(err, errsz,
+			 "%s: proxy.trusted must list addresses or networks (192.0.2.1, "
+			 "10.0.0.0/8, ::1), separated by spaces",
+			 c->path);
+		return -1;
+	}
+	if (c->proxy_timeout < 1 || c->proxy_timeout > 3600) {
+		snprintf(err, errsz, "%s: proxy.timeout must be 1s..1h", c->path);
+		return -1;
+	}
 	if (netaddr_list_check(c->mailauth_trusted) < 0) {
 		snprintf(err, errsz,
 			 "%s: mailauth.trusted must list addresses or networks (192.0.2.1, "
@@ -721,6 +745,21 @@ bool config_key_find(const char *name, size_t *index)
 			return true;
 		}
 	return false;
+}
+
+bool config_proxy_protocol(const struct config *c, const char *listen_key)
+{
+	const char *dot = strrchr(listen_key, '.');
+	if (dot == NULL || strcmp(dot, ".listen") != 0)
+		return false;
+	char name[64];
+	int n = snprintf(name, sizeof name, "%.*s.proxy_protocol", (int)(dot - listen_key),
+			 listen_key);
+	size_t i;
+	if (n < 0 || (size_t)n >= sizeof name || !config_key_find(name, &i) ||
+	    cfg_keys[i].type != CFG_BOOL)
+		return false;
+	return *(const bool *)(const void *)((const char *)c + cfg_keys[i].offset);
 }
 
 /* Whether key k has the same value in a and b. */

@@ -170,6 +170,17 @@ struct config {
 	bool metrics_tls;                /* HTTPS on it */
 	char *metrics_password;          /* HTTP Basic for user "metrics"; "" loopback only */
 	uint64_t health_min_free_space;  /* GET /health: 503 below this many free octets */
+	/* PROXY protocol (docs/admin.md "Behind a load balancer"). */
+	char *proxy_trusted;             /* proxies that must send a header; "" none */
+	uint64_t proxy_timeout;          /* seconds a proxy has to send it */
+	bool smtp_proxy_protocol;        /* per listener: read it from proxy.trusted */
+	bool submission_proxy_protocol;
+	bool submissions_proxy_protocol;
+	bool imap_proxy_protocol;
+	bool imaps_proxy_protocol;
+	bool pop3_proxy_protocol;
+	bool pop3s_proxy_protocol;
+	bool managesieve_proxy_protocol;
 };
 
 /* Reads and validates path.  Returns a new config (caller frees with
@@ -187,6 +198,11 @@ const char *config_key_default(size_t i);
 bool config_key_restart(size_t i);
 /* Whether name is a key; its index into *index (may be NULL). */
 bool config_key_find(const char *name, size_t *index);
+
+/* Whether the listener of listen_key ("smtp.listen") reads a PROXY
+ * protocol header from the proxies of proxy.trusted: the value of its
+ * "KIND.proxy_protocol" key; false for a listener without one. */
+bool config_proxy_protocol(const struct config *c, const char *listen_key);
 
 /* On SIGHUP: for every restart key whose value in next differs from the
  * running config, puts the running value back into next (the running

@@ -486,6 +486,10 @@ int metrics_render(const struct metrics_snapshot *s, struct buf *out)
 		       &s->hist[METRICS_H_DNS]);
 	r |= one(out, "tern_dns_failures_total", "counter",
 		 "DNS lookups that ended in a temporary failure or a timeout.", c[M_DNS_FAILURES]);
+	r |= one(out, "tern_proxy_header_failures_total", "counter",
+		 "Connections from proxy.trusted closed for a missing, malformed or late PROXY "
+		 "protocol header.",
+		 c[M_PROXY_FAILURES]);
 	r |= histogram(out, "tern_store_commit_duration_seconds",
 		       "Database commits of the store (with their fsync).",
 		       &s->hist[METRICS_H_STORE_COMMIT]);

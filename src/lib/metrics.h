@@ -34,7 +34,7 @@ struct buf;
 #define METRICS_FILE "metrics.table"
 /* Layout version: bump it when the layout or the meaning of an index
  * changes (a reader refuses another version). */
-#define METRICS_VERSION 1
+#define METRICS_VERSION 2
 
 /* Listeners, in the order of main.c's protocol table (which asserts it):
  * the `listener` label is the config key without ".listen". */
@@ -83,7 +83,10 @@ enum metrics_counter {
 	M_GREYLIST_DEFER, /* RCPTs answered 451 by greylisting */
 	M_DNS_FAILURES,   /* lookups that ended in a temporary failure */
 	M_AUTH_FIRST,     /* + 3 * enum metrics_auth_proto + result */
-	M_COUNT = M_AUTH_FIRST + 3 * METRICS_A_COUNT
+	/* connections from proxy.trusted closed for a missing, malformed or
+	 * late PROXY protocol header */
+	M_PROXY_FAILURES = M_AUTH_FIRST + 3 * METRICS_A_COUNT,
+	M_COUNT
 };
 
 /* Histograms of durations. */

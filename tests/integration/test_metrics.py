@@ -120,6 +120,7 @@ def test_exposition_parses_with_types_and_histograms(srv):
         "tern_queue_recipients": "gauge", "tern_queue_oldest_age_seconds": "gauge",
         "tern_auth_attempts": "counter", "tern_spam_verdicts": "counter",
         "tern_greylist_deferrals": "counter", "tern_dns_failures": "counter",
+        "tern_proxy_header_failures": "counter",
         "tern_dns_lookup_duration_seconds": "histogram",
         "tern_store_commit_duration_seconds": "histogram",
         "tern_process_resident_memory_bytes": "gauge",

@@ -257,6 +257,17 @@ NEW_VALUES = {
     "metrics.tls": "yes",
     "metrics.password": "scrape-secret",
     "health.min_free_space": "1M",
+    # not the tests' own address: every listener keeps working unproxied
+    "proxy.trusted": "192.0.2.0/24 2001:db8::1",
+    "proxy.timeout": "10s",
+    "smtp.proxy_protocol": "yes",
+    "submission.proxy_protocol": "yes",
+    "submissions.proxy_protocol": "yes",
+    "imap.proxy_protocol": "yes",
+    "imaps.proxy_protocol": "yes",
+    "pop3.proxy_protocol": "yes",
+    "pop3s.proxy_protocol": "yes",
+    "managesieve.proxy_protocol": "yes",
 }
 
 
