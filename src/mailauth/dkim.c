@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "base64.h"
+#include "dkim-keycache.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -814,16 +815,28 @@ static enum dkim_status fetch_key(enum dkim_keytype kt, dkim_lookup_fn lookup, v
 		(void)w;
 		return lr < 0 ? DKIM_TEMPERROR : DKIM_PERMERROR;
 	}
+	const char *rd = rec.data != NULL ? rec.data : "";
+	struct dkim_keycache *kc = dkim_keycache_process();
+	time_t now = time(NULL);
+	bool testing = false;
+	EVP_PKEY *pk = dkim_keycache_get(kc, r->selector, r->domain, (int)kt, rd, rec.len, now,
+					 &testing, strict);
+	if (pk != NULL) {
+		buf_free(&rec);
+		r->testing = testing;
+		*pkp = pk;
+		return DKIM_PASS;
+	}
 	struct dkim_keyrec kr;
-	int pr = dkim_keyrec_parse(rec.data != NULL ? rec.data : "", rec.len, &kr, e, sizeof e);
-	buf_free(&rec);
+	int pr = dkim_keyrec_parse(rd, rec.len, &kr, e, sizeof e);
+	if (pr < 0)
+		buf_free(&rec);
 	if (pr < 0) {
 		snprintf(r->reason, sizeof r->reason, "%.150s", e);
 		return DKIM_PERMERROR;
 	}
 	r->testing = kr.testing;
 	*strict = kr.strict;
-	EVP_PKEY *pk = NULL;
 	if (kr.revoked) {
 		snprintf(r->reason, sizeof r->reason, "key revoked");
 		goto out;
@@ -857,8 +870,11 @@ static enum dkim_status fetch_key(enum dkim_keytype kt, dkim_lookup_fn lookup, v
 		pk = NULL;
 		goto out;
 	}
+	dkim_keycache_put(kc, r->selector, r->domain, (int)kt, rd, rec.len, pk, kr.testing,
+			  kr.strict, now);
 out:
 	dkim_keyrec_clear(&kr);
+	buf_free(&rec);
 	*pkp = pk;
 	return pk != NULL ? DKIM_PASS : DKIM_PERMERROR;
 }
