@@ -42,11 +42,7 @@ static const struct jmap_mail_ctx *ctx_of(const struct jmap_api_env *env)
 /* "I<digits>" of an identity: its store id, else 0. */
 static int64_t parse_id(const char *s)
 {
-	uint64_t v;
-	if (s == NULL || s[0] != 'I' || !jmap_json_decimal(s + 1, &v) || v == 0 ||
-	    v > (uint64_t)INT64_MAX)
-		return 0;
-	return (int64_t)v;
+	return jmap_mail_prefixed_id(s, 'I');
 }
 
 /* -------------------------------------------------- EmailAddress lists */

@@ -426,3 +426,12 @@ json_t *jmap_mail_not_found(json_t *ids, json_t *list)
 	}
 	return nf;
 }
+
+int64_t jmap_mail_prefixed_id(const char *s, char prefix)
+{
+	uint64_t v;
+	if (s == NULL || s[0] != prefix || !jmap_json_decimal(s + 1, &v) || v == 0 ||
+	    v > (uint64_t)INT64_MAX)
+		return 0;
+	return (int64_t)v;
+}

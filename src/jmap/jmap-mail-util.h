@@ -131,5 +131,8 @@ bool jmap_mail_window_start(const struct jmap_mail_window *w, size_t total, size
 /* The ids of ids (an Id[], NULL none) that no object of list has as
  * its "id": a /get's notFound (a new array). */
 json_t *jmap_mail_not_found(json_t *ids, json_t *list);
+/* An id of the form "<prefix><decimal>" (Identity "I1", EmailSubmission
+ * "S1"): its store id, else 0. */
+int64_t jmap_mail_prefixed_id(const char *s, char prefix);
 
 #endif

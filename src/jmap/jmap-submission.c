@@ -58,11 +58,7 @@ static const struct jmap_mail_ctx *ctx_of(const struct jmap_api_env *env)
 /* "S<digits>": the store id, else 0. */
 static int64_t parse_id(const char *s)
 {
-	uint64_t v;
-	if (s == NULL || s[0] != 'S' || !jmap_json_decimal(s + 1, &v) || v == 0 ||
-	    v > (uint64_t)INT64_MAX)
-		return 0;
-	return (int64_t)v;
+	return jmap_mail_prefixed_id(s, 'S');
 }
 
 static void format_id(int64_t id, char out[32])

@@ -207,7 +207,11 @@ int store_submission_changes(struct store_account *a, uint64_t since,
 	return r;
 }
 
-int store_submission_destroy(struct store_account *a, int64_t id, char *err, size_t errsz)
+/* Runs sql (?1 the id, ?2 text when text, the next parameter the new
+ * modseq) in its own transaction, the account's submission state bumped.
+ * The rows changed, or -1 with err. */
+static int update_row(struct store_account *a, const char *sql, int64_t id, const char *text,
+		      char *err, size_t errsz)
 {
 	struct store_db *db = submission_db(a, err, errsz);
 	if (db == NULL || store_db_begin(db, err, errsz) < 0)
@@ -215,16 +219,16 @@ int store_submission_destroy(struct store_account *a, int64_t id, char *err, siz
 	uint64_t state = 0;
 	sqlite3_stmt *st = NULL;
 	if (state_of(db, &state, err, errsz) == 0)
-		st = store_db_stmt(db,
-				   "UPDATE jmap_submission SET destroyed = 1, modseq = ?2"
-				   " WHERE id = ?1 AND destroyed = 0",
-				   err, errsz);
+		st = store_db_stmt(db, sql, err, errsz);
 	if (st == NULL) {
 		store_db_rollback(db);
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)(state + 1));
+	int n = 1;
+	sqlite3_bind_int64(st, n++, id);
+	if (text != NULL)
+		store_db_bind_text(st, n++, text);
+	sqlite3_bind_int64(st, n, (sqlite3_int64)(state + 1));
 	if (store_db_run(db, st, err, errsz) < 0) {
 		store_db_rollback(db);
 		return -1;
@@ -232,34 +236,27 @@ int store_submission_destroy(struct store_account *a, int64_t id, char *err, siz
 	int changed = sqlite3_changes(db->h);
 	if (store_db_commit(db, err, errsz) < 0)
 		return -1;
-	return changed > 0 ? 1 : 0;
+	return changed;
+}
+
+int store_submission_destroy(struct store_account *a, int64_t id, char *err, size_t errsz)
+{
+	int r = update_row(a,
+			   "UPDATE jmap_submission SET destroyed = 1, modseq = ?2"
+			   " WHERE id = ?1 AND destroyed = 0",
+			   id, NULL, err, errsz);
+	return r < 0 ? -1 : r > 0 ? 1 : 0;
 }
 
 int store_submission_set_status(struct store_account *a, int64_t id, const char *status, char *err,
 				size_t errsz)
 {
-	struct store_db *db = submission_db(a, err, errsz);
-	if (db == NULL || store_db_begin(db, err, errsz) < 0)
-		return -1;
-	uint64_t state = 0;
-	sqlite3_stmt *st = NULL;
-	if (state_of(db, &state, err, errsz) == 0)
-		st = store_db_stmt(db,
-				   "UPDATE jmap_submission SET status = ?2, modseq = ?3"
-				   " WHERE id = ?1 AND destroyed = 0 AND status != ?2",
-				   err, errsz);
-	if (st == NULL) {
-		store_db_rollback(db);
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, id);
-	store_db_bind_text(st, 2, status);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)(state + 1));
-	if (store_db_run(db, st, err, errsz) < 0) {
-		store_db_rollback(db);
-		return -1;
-	}
-	return store_db_commit(db, err, errsz);
+	return update_row(a,
+			  "UPDATE jmap_submission SET status = ?2, modseq = ?3"
+			  " WHERE id = ?1 AND destroyed = 0 AND status != ?2",
+			  id, status, err, errsz) < 0
+		   ? -1
+		   : 0;
 }
 
 void store_submission_free(struct store_submission *v, size_t n)
